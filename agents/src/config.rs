@@ -1,0 +1,92 @@
+//! The agent's data directory and `agent.toml`, written by enrolment and read by `run`.
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+pub const CONFIG_FILE: &str = "agent.toml";
+
+/// Where everything lives in an agent's data directory.
+#[derive(Debug, Clone)]
+pub struct AgentPaths {
+    pub root: PathBuf,
+}
+
+impl AgentPaths {
+    pub fn new(root: &Path) -> Self {
+        AgentPaths {
+            root: root.to_owned(),
+        }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.root.join("pki").join("ca.crt")
+    }
+    /// The node's certificate and private key in one 0600 file, so a renewal replaces
+    /// both with one atomic rename.
+    pub fn identity(&self) -> PathBuf {
+        self.root.join("pki").join("node.pem")
+    }
+    pub fn spool(&self) -> PathBuf {
+        self.root.join("spool.db")
+    }
+    pub fn captures(&self) -> PathBuf {
+        self.root.join("spool-captures")
+    }
+    /// The last configuration the core pushed, so services run while the core is away.
+    pub fn node_config(&self) -> PathBuf {
+        self.root.join("node-config.bin")
+    }
+}
+
+/// `agent.toml` as written on disk.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct AgentConfig {
+    /// This node's id, as the core issued it.
+    pub node_id: String,
+    pub trust_domain: String,
+    /// The core's `host:port`; the host may be a DNS name.
+    pub core: String,
+    /// Most events kept in the spool while the core is unreachable.
+    #[serde(default = "d_spool")]
+    pub spool_max_events: u64,
+}
+
+fn d_spool() -> u64 {
+    1_000_000
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentConfigError {
+    #[error("cannot read {path}: {source} (enrol first: `honeybee agent enroll --token … --data-dir …`)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+}
+
+impl AgentConfig {
+    pub fn load(paths: &AgentPaths) -> Result<AgentConfig, AgentConfigError> {
+        let path = paths.config();
+        let text = std::fs::read_to_string(&path).map_err(|source| AgentConfigError::Read {
+            path: path.clone(),
+            source,
+        })?;
+        toml::from_str(&text).map_err(|e| AgentConfigError::Parse {
+            path,
+            message: e.to_string(),
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        format!(
+            "# HoneyBee agent configuration, written by `honeybee agent enroll`.\n{}",
+            toml::to_string_pretty(self).unwrap_or_default()
+        )
+    }
+}

@@ -1,0 +1,12 @@
+//! HoneyBee agent: enrolment, the connection to the core, the disk spool and the honeypot
+//! services. The `honeybee-agent` binary and `honeybee agent …` both run this.
+
+pub mod config;
+pub mod enroll;
+pub mod health;
+pub mod resolve;
+pub mod runtime;
+pub mod services;
+pub mod sink;
+pub mod spool;
+pub mod transport;

@@ -1,0 +1,460 @@
+//! `honeybee agent run`: keeps the node's services running, journals their events, and
+//! keeps one connection to the core — reconnecting with jittered backoff — over which it
+//! sends telemetry, answers commands, applies configuration and renews its certificate.
+
+use crate::config::{AgentConfig, AgentPaths};
+use crate::enroll::load_identity;
+use crate::health::{HealthSampler, rss_bytes};
+use crate::services::{Limits, ServiceManager};
+use crate::sink::{EventSink, now_ms};
+use crate::spool::Spool;
+use crate::transport::{FrameIoError, client_config, endpoint_for, read_frame, write_frame};
+use honeybee_pki::files::{der_to_pem_cert, write_private};
+use honeybee_pki::keys::{KeyPair, make_csr};
+use honeybee_proto::codec::FrameLimit;
+use honeybee_proto::config::NodeConfig;
+use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Health, Hello, NodeMode};
+use honeybee_proto::event::EventBatch;
+use honeybee_proto::stream::{StreamKind, close};
+use honeybee_proto::{Role, WIRE_VERSION, alpn};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::sync::{Mutex, mpsc};
+
+/// How often health goes to the core.
+pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
+/// Events per telemetry batch.
+const BATCH_EVENTS: usize = 512;
+/// Batches sent and not yet acknowledged before the sender waits.
+const WINDOW_BATCHES: usize = 32;
+/// With batches outstanding and no ack for this long, the connection is presumed broken.
+const ACK_STALL: Duration = Duration::from_secs(60);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum AgentError {
+    #[error(transparent)]
+    Config(#[from] crate::config::AgentConfigError),
+    #[error("identity: {0}")]
+    Identity(String),
+    #[error(transparent)]
+    Spool(#[from] crate::spool::SpoolError),
+    #[error("the node's certificate has expired; enrol again with a new token")]
+    Expired,
+}
+
+/// How to run an agent.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    pub data_dir: PathBuf,
+    pub mode: NodeMode,
+    pub limits: Limits,
+}
+
+/// The node's current certificate and key, replaced on renewal.
+struct Identity {
+    ca_der: Vec<u8>,
+    cert_der: Vec<u8>,
+    key: KeyPair,
+    not_before_ms: i64,
+    not_after_ms: i64,
+}
+
+impl Identity {
+    fn load(paths: &AgentPaths) -> Result<Identity, AgentError> {
+        let (ca_der, cert_der, key) = load_identity(paths).map_err(AgentError::Identity)?;
+        let (not_before_ms, not_after_ms) = honeybee_pki::identity::validity_ms(&cert_der)
+            .map_err(|e| AgentError::Identity(e.to_string()))?;
+        Ok(Identity {
+            ca_der,
+            cert_der,
+            key,
+            not_before_ms,
+            not_after_ms,
+        })
+    }
+
+    fn quic_config(&self) -> Result<quinn::ClientConfig, String> {
+        let tls = honeybee_pki::tls::client_config(
+            &self.ca_der,
+            vec![self.cert_der.clone().into()],
+            self.key.private_key_der(),
+            Role::Core,
+            alpn::NODE,
+        )
+        .map_err(|e| e.to_string())?;
+        client_config(tls)
+    }
+
+    /// When to renew: about 2/3 into the lifetime, with jitter so a fleet enrolled
+    /// together does not renew together.
+    fn renew_at_ms(&self) -> i64 {
+        let life = (self.not_after_ms - self.not_before_ms).max(1);
+        let jitter = (rand::random::<u64>() % (life as u64 / 15 + 1)) as i64;
+        self.not_before_ms + life * 2 / 3 - jitter
+    }
+}
+
+/// Everything the connection loop shares with the rest of the agent.
+struct State {
+    paths: AgentPaths,
+    cfg: AgentConfig,
+    mode: NodeMode,
+    spool: Spool,
+    services: Mutex<ServiceManager>,
+    identity: std::sync::RwLock<Identity>,
+    health: std::sync::Mutex<HealthSampler>,
+}
+
+/// Runs the agent until `shutdown` completes.
+pub async fn run(opts: AgentOptions, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
+    honeybee_pki::install_crypto_provider();
+    let paths = AgentPaths::new(&opts.data_dir);
+    let cfg = AgentConfig::load(&paths)?;
+    let identity = Identity::load(&paths)?;
+    if identity.not_after_ms <= now_ms() {
+        return Err(AgentError::Expired);
+    }
+    let spool = Spool::open(&paths.spool(), cfg.spool_max_events)?;
+    let (sink, rx) = EventSink::channel(4096);
+    let ingest = tokio::spawn(spool.clone().ingest(rx));
+    let mut services = ServiceManager::new(sink, opts.data_dir.clone(), opts.limits.clone());
+    // Keep honeypotting with the last known configuration while the core is away.
+    if let Some(last) = load_node_config(&paths) {
+        services.apply(&last).await;
+    }
+    let state = Arc::new(State {
+        paths,
+        cfg,
+        mode: opts.mode,
+        spool: spool.clone(),
+        services: Mutex::new(services),
+        identity: std::sync::RwLock::new(identity),
+        health: std::sync::Mutex::new(HealthSampler::new()),
+    });
+    tracing::info!(node = state.cfg.node_id, core = state.cfg.core, "agent starting");
+
+    tokio::select! {
+        r = connection_loop(state.clone()) => r?,
+        _ = shutdown => tracing::info!("agent shutting down"),
+    }
+    state.services.lock().await.shutdown().await;
+    // Every service sender is gone once the manager has shut down: let the ingest task
+    // flush what they reported into the spool before it closes.
+    drop(state.services.lock().await);
+    let _ = tokio::time::timeout(Duration::from_secs(5), ingest).await;
+    spool.close().await;
+    Ok(())
+}
+
+fn load_node_config(paths: &AgentPaths) -> Option<NodeConfig> {
+    let bytes = std::fs::read(paths.node_config()).ok()?;
+    postcard::from_bytes(&bytes).ok()
+}
+
+fn save_node_config(paths: &AgentPaths, cfg: &NodeConfig) {
+    if let Ok(bytes) = postcard::to_allocvec(cfg)
+        && let Err(e) = honeybee_pki::files::write_public(&paths.node_config(), &bytes)
+    {
+        tracing::warn!(error = %e, "could not persist node config");
+    }
+}
+
+/// Connects, serves, and reconnects with jittered exponential backoff, forever.
+async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
+    let mut backoff = Duration::from_millis(250);
+    let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
+    loop {
+        if state.identity.read().map(|i| i.not_after_ms).unwrap_or(0) <= now_ms() {
+            return Err(AgentError::Expired);
+        }
+        let addrs = match crate::resolve::resolve(&state.cfg.core).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot resolve the core");
+                Vec::new()
+            }
+        };
+        for addr in addrs {
+            let ep = match endpoints.iter().find(|(v4, _)| *v4 == addr.is_ipv4()) {
+                Some((_, ep)) => ep.clone(),
+                None => match endpoint_for(addr) {
+                    Ok(ep) => {
+                        endpoints.push((addr.is_ipv4(), ep.clone()));
+                        ep
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot open a UDP socket");
+                        continue;
+                    }
+                },
+            };
+            match connect(&ep, addr, &state).await {
+                Ok(conn) => {
+                    backoff = Duration::from_millis(250);
+                    tracing::info!(%addr, "connected to core");
+                    let why = serve(conn, &state).await;
+                    tracing::warn!(%addr, reason = why, "disconnected from core");
+                    break;
+                }
+                Err(e) => tracing::warn!(%addr, error = e, "cannot connect to core"),
+            }
+        }
+        let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+async fn connect(ep: &quinn::Endpoint, addr: SocketAddr, state: &State) -> Result<quinn::Connection, String> {
+    let cfg = state
+        .identity
+        .read()
+        .map_err(|_| "identity lock poisoned".to_string())?
+        .quic_config()?;
+    let connecting = ep.connect_with(cfg, addr, "honeybee-core").map_err(|e| e.to_string())?;
+    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+        Ok(Ok(c)) => Ok(c),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("handshake timed out".into()),
+    }
+}
+
+/// Serves one connection until it ends; returns why it ended.
+async fn serve(conn: quinn::Connection, state: &Arc<State>) -> String {
+    let result = serve_inner(&conn, state).await;
+    conn.close(close::NORMAL.into(), b"bye");
+    match result {
+        Ok(()) => conn
+            .close_reason()
+            .map(|r| r.to_string())
+            .unwrap_or_else(|| "closed".into()),
+        Err(e) => e,
+    }
+}
+
+async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(), String> {
+    let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
+    let hello = AgentMsg::Hello(Hello {
+        wire_version: WIRE_VERSION,
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        mode: state.mode,
+        hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_default(),
+    });
+    write_frame(&mut send, &hello, FrameLimit::CONTROL)
+        .await
+        .map_err(|e| e.to_string())?;
+    let welcome = tokio::time::timeout(Duration::from_secs(10), read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL))
+        .await
+        .map_err(|_| "no welcome within 10 s".to_string())?
+        .map_err(|e| format!("welcome: {e}"))?;
+    let CoreMsg::Welcome { config, last_seq, .. } = welcome else {
+        return Err("the core did not welcome us".into());
+    };
+    state.spool.ensure_after(last_seq);
+    apply_config(state, &config).await;
+
+    let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
+    let writer = async move {
+        while let Some(msg) = out_rx.recv().await {
+            if write_frame(&mut send, &msg, FrameLimit::CONTROL).await.is_err() {
+                break;
+            }
+        }
+    };
+    let inflight = Arc::new(AtomicUsize::new(0));
+    let acked = Arc::new(tokio::sync::Notify::new());
+    let telemetry = send_telemetry(conn, state, inflight.clone(), acked.clone());
+    let periodic = periodic(state, out_tx.clone());
+    let control = async {
+        let mut pending_key: Option<KeyPair> = None;
+        let mut last_ack = tokio::time::Instant::now();
+        let mut renew_tick = tokio::time::interval(Duration::from_secs(1));
+        loop {
+            let stall = tokio::time::sleep_until(last_ack + ACK_STALL);
+            let msg = tokio::select! {
+                m = read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL) => Some(m),
+                _ = stall, if inflight.load(Ordering::Relaxed) > 0 => {
+                    return Err("no acknowledgement from the core for 60 s".to_string());
+                }
+                _ = renew_tick.tick() => None,
+            };
+            let msg = match msg {
+                None => None,
+                Some(Ok(m)) => Some(m),
+                Some(Err(FrameIoError::Closed)) | Some(Err(FrameIoError::Io(_))) => return Ok(()),
+                Some(Err(e)) => return Err(format!("control stream: {e}")),
+            };
+            if inflight.load(Ordering::Relaxed) == 0 {
+                last_ack = tokio::time::Instant::now();
+            }
+            if let Some(msg) = msg { match msg {
+                CoreMsg::Ack { first, last } => {
+                    state.spool.ack(first, last);
+                    let _ = inflight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
+                    last_ack = tokio::time::Instant::now();
+                    acked.notify_one();
+                }
+                CoreMsg::Config(cfg) => apply_config(state, &cfg).await,
+                CoreMsg::Command { id, command } => {
+                    let result = run_command(state, command).await;
+                    let _ = out_tx.send(AgentMsg::CommandResult { id, result }).await;
+                }
+                CoreMsg::Renewed(Ok(cert)) => match pending_key.take() {
+                    Some(key) => install_renewed(state, key, cert.cert_der)?,
+                    None => tracing::warn!("unsolicited certificate ignored"),
+                },
+                CoreMsg::Renewed(Err(e)) => {
+                    tracing::error!(error = e, "certificate renewal refused");
+                    pending_key = None;
+                }
+                _ => {}
+            } }
+            if pending_key.is_none() && renewal_due(state) {
+                match renewal_request() {
+                    Ok((key, csr_der)) => {
+                        pending_key = Some(key);
+                        let _ = out_tx.send(AgentMsg::RenewRequest { csr_der }).await;
+                    }
+                    Err(e) => tracing::error!(error = e, "cannot make a renewal request"),
+                }
+            }
+        }
+    };
+    tokio::select! {
+        r = control => r,
+        r = telemetry => r,
+        _ = periodic => Ok(()),
+        _ = writer => Ok(()),
+        e = conn.closed() => Err(e.to_string()),
+    }
+}
+
+fn renewal_due(state: &State) -> bool {
+    state
+        .identity
+        .read()
+        .map(|i| now_ms() >= i.renew_at_ms())
+        .unwrap_or(false)
+}
+
+fn renewal_request() -> Result<(KeyPair, Vec<u8>), String> {
+    let key = KeyPair::generate().map_err(|e| e.to_string())?;
+    let csr = make_csr(&key).map_err(|e| e.to_string())?;
+    Ok((key, csr))
+}
+
+/// Writes the renewed certificate and its key in one atomic file replacement, then uses
+/// them for every later connection. The live connection carries on untouched.
+fn install_renewed(state: &State, key: KeyPair, cert_der: Vec<u8>) -> Result<(), String> {
+    let (not_before_ms, not_after_ms) =
+        honeybee_pki::identity::validity_ms(&cert_der).map_err(|e| e.to_string())?;
+    let pem = format!("{}{}", key.to_pem(), der_to_pem_cert(&cert_der));
+    write_private(&state.paths.identity(), pem.as_bytes()).map_err(|e| format!("cannot store renewed certificate: {e}"))?;
+    let mut id = state.identity.write().map_err(|_| "identity lock poisoned")?;
+    id.cert_der = cert_der;
+    id.key = key;
+    id.not_before_ms = not_before_ms;
+    id.not_after_ms = not_after_ms;
+    tracing::info!(not_after_ms, "certificate renewed");
+    Ok(())
+}
+
+async fn apply_config(state: &State, cfg: &NodeConfig) {
+    if let Err(e) = cfg.validate() {
+        tracing::error!(error = %e, "configuration from the core refused");
+        return;
+    }
+    save_node_config(&state.paths, cfg);
+    state.services.lock().await.apply(cfg).await;
+}
+
+async fn run_command(state: &State, command: Command) -> Result<String, String> {
+    match command {
+        Command::Ping => Ok("pong".into()),
+        Command::Status => {
+            let h = health(state).await;
+            Ok(format!(
+                "{{\"uptime_s\":{},\"rss_bytes\":{},\"spool_depth\":{},\"spool_dropped\":{},\"services\":{}}}",
+                h.uptime_s,
+                h.rss_bytes,
+                h.spool_depth,
+                h.spool_dropped,
+                h.services.len()
+            ))
+        }
+        _ => Err("command not supported by this agent".into()),
+    }
+}
+
+async fn health(state: &State) -> Health {
+    let services = state.services.lock().await.status();
+    let (uptime_s, cpu_percent) = match state.health.lock() {
+        Ok(mut h) => (h.uptime_s(), h.cpu_percent()),
+        Err(_) => (0, 0.0),
+    };
+    Health {
+        uptime_s,
+        cpu_percent,
+        rss_bytes: rss_bytes(),
+        services,
+        spool_depth: state.spool.depth(),
+        spool_dropped: state.spool.dropped(),
+        cert_not_after_ms: state.identity.read().map(|i| i.not_after_ms).unwrap_or(0),
+    }
+}
+
+/// Health now and every interval; also wakes the control loop's renewal check.
+async fn periodic(state: &State, out: mpsc::Sender<AgentMsg>) {
+    let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+    loop {
+        tick.tick().await;
+        if out.send(AgentMsg::Health(health(state).await)).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Sends every unacknowledged event in the spool, oldest first, then follows new ones.
+async fn send_telemetry(
+    conn: &quinn::Connection,
+    state: &State,
+    inflight: Arc<AtomicUsize>,
+    acked: Arc<tokio::sync::Notify>,
+) -> Result<(), String> {
+    // Everything unacknowledged is resent on a new connection; the core dedupes.
+    let mut cursor = 0u64;
+    loop {
+        while inflight.load(Ordering::Relaxed) >= WINDOW_BATCHES {
+            acked.notified().await;
+        }
+        let appended = state.spool.appended.notified();
+        let events = state
+            .spool
+            .read_after(cursor, BATCH_EVENTS)
+            .await
+            .map_err(|e| e.to_string())?;
+        let Some(last) = events.last().map(|e| e.seq) else {
+            // Nothing new: wait for the spool, with a timeout in case a wakeup was missed.
+            let _ = tokio::time::timeout(Duration::from_secs(1), appended).await;
+            continue;
+        };
+        let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+        stream
+            .write_all(&[StreamKind::Telemetry as u8])
+            .await
+            .map_err(|e| e.to_string())?;
+        write_frame(&mut stream, &EventBatch { events }, FrameLimit::TELEMETRY)
+            .await
+            .map_err(|e| e.to_string())?;
+        let _ = stream.finish();
+        inflight.fetch_add(1, Ordering::Relaxed);
+        cursor = last;
+    }
+}

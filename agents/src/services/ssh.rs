@@ -1,0 +1,494 @@
+//! SSH honeypot on russh: looks like OpenSSH, records every login attempt (password,
+//! public key, keyboard-interactive) and never lets anyone in.
+
+use super::SHUTDOWN_GRACE;
+use super::conn::{Session, Tap};
+use honeybee_proto::config::SshOptions;
+use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::ssh_key::{self, LineEnding};
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::{Auth, Config, Handle, PublicKeyOffer, Response, run_stream};
+use russh::{Disconnect, MethodKind, MethodSet, SshId};
+use std::borrow::Cow;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::sync::watch;
+
+/// File name of the persisted host key inside the agent's data directory.
+pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
+
+/// Larger files cannot be an ed25519 key; refusing them bounds the read.
+const MAX_HOST_KEY_FILE: u64 = 64 * 1024;
+
+/// The longest client identification line kept (RFC 4253 allows 255 bytes with CRLF).
+const MAX_CLIENT_VERSION: usize = 255;
+
+/// What a client sees as the prompt of keyboard-interactive, as from OpenSSH with PAM.
+const KBD_PROMPT: &str = "Password: ";
+
+/// Why the SSH host key could not be loaded or created.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum HostKeyError {
+    #[error("SSH host key {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("SSH host key {path} is not an OpenSSH private key: {source}")]
+    Parse {
+        path: PathBuf,
+        #[source]
+        source: ssh_key::Error,
+    },
+    #[error("SSH host key {path} must be an unencrypted ssh-ed25519 key (found {found})")]
+    Unsupported { path: PathBuf, found: String },
+    #[error("SSH host key {path} is larger than {MAX_HOST_KEY_FILE} bytes")]
+    TooLarge { path: PathBuf },
+    #[error("cannot generate an SSH host key: no system randomness")]
+    Random,
+}
+
+/// Loads the node's SSH host key from `dir`, creating it (mode 0600) on first use, so
+/// that a honeypot keeps one identity across restarts as a real server does.
+pub fn load_or_create_host_key(dir: &Path) -> Result<PrivateKey, HostKeyError> {
+    let path = dir.join(HOST_KEY_FILE);
+    match read_host_key(&path) {
+        Err(HostKeyError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
+            create_host_key(dir, &path)
+        }
+        r => r,
+    }
+}
+
+fn read_host_key(path: &Path) -> Result<PrivateKey, HostKeyError> {
+    let io_err = |source| HostKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file = std::fs::File::open(path).map_err(io_err)?;
+    let meta = file.metadata().map_err(io_err)?;
+    if meta.len() > MAX_HOST_KEY_FILE {
+        return Err(HostKeyError::TooLarge {
+            path: path.to_owned(),
+        });
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            tracing::warn!(path = %path.display(), "SSH host key is readable by group or others");
+        }
+    }
+    let mut pem = String::new();
+    file.take(MAX_HOST_KEY_FILE)
+        .read_to_string(&mut pem)
+        .map_err(io_err)?;
+    let key = PrivateKey::from_openssh(pem.as_bytes()).map_err(|source| HostKeyError::Parse {
+        path: path.to_owned(),
+        source,
+    })?;
+    if key.is_encrypted() || key.algorithm() != ssh_key::Algorithm::Ed25519 {
+        return Err(HostKeyError::Unsupported {
+            path: path.to_owned(),
+            found: if key.is_encrypted() {
+                "an encrypted key".into()
+            } else {
+                key.algorithm().to_string()
+            },
+        });
+    }
+    Ok(key)
+}
+
+fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> {
+    let io_err = |source| HostKeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| HostKeyError::Random)?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    seed.fill(0);
+    let pem = key
+        .to_openssh(LineEnding::LF)
+        .map_err(|source| HostKeyError::Parse {
+            path: path.to_owned(),
+            source,
+        })?;
+
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir).map_err(io_err)?;
+
+    // Written whole under a temporary name, then linked into place: a crash never leaves
+    // a half-written key, and of two racing agents the first wins and both use its key.
+    let tmp = dir.join(format!(
+        "{HOST_KEY_FILE}.tmp-{}",
+        hex::encode(rand::random::<[u8; 8]>())
+    ));
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
+    let written = (|| {
+        let mut f = opts.open(&tmp)?;
+        f.write_all(pem.as_bytes())?;
+        f.sync_all()?;
+        std::fs::hard_link(&tmp, path)
+    })();
+    let _ = std::fs::remove_file(&tmp);
+    match written {
+        Ok(()) => {
+            tracing::info!(path = %path.display(), "created SSH host key");
+            Ok(key)
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_host_key(path),
+        Err(e) => Err(io_err(e)),
+    }
+}
+
+/// A configured SSH service: the russh server configuration built from its options.
+pub(crate) struct SshService {
+    config: Arc<Config>,
+    max_auth_attempts: u32,
+}
+
+impl std::fmt::Debug for SshService {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SshService")
+            .field("server_id", &self.config.server_id)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The methods offered, in OpenSSH's order, as a client sees them after each failure.
+fn offered_methods() -> MethodSet {
+    MethodSet::from(
+        &[
+            MethodKind::PublicKey,
+            MethodKind::Password,
+            MethodKind::KeyboardInteractive,
+        ][..],
+    )
+}
+
+impl SshService {
+    /// Checks the options beyond what the wire validation does and builds the server
+    /// configuration.
+    pub(crate) fn new(
+        opts: &SshOptions,
+        host_key: PrivateKey,
+        idle_timeout: Duration,
+    ) -> Result<Self, String> {
+        let id = &opts.server_id;
+        if !id.starts_with("SSH-2.0-") || id.len() > 253 {
+            return Err("server_id must start with SSH-2.0- and be at most 253 bytes".into());
+        }
+        if !id.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err("server_id must be printable ASCII".into());
+        }
+        if opts.max_auth_attempts == 0 {
+            return Err("max_auth_attempts must be at least 1".into());
+        }
+        let delay = Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000)));
+        let config = Config {
+            server_id: SshId::Standard(Cow::Owned(id.clone())),
+            methods: offered_methods(),
+            auth_rejection_time: delay,
+            // OpenSSH answers the client's initial "none" probe at once.
+            auth_rejection_time_initial: Some(Duration::ZERO),
+            keys: vec![host_key],
+            // A backstop only: the handler counts failures as OpenSSH does (the first
+            // "none" probe is free) and disconnects itself. russh counts that probe.
+            max_auth_attempts: opts.max_auth_attempts as usize + 1,
+            inactivity_timeout: Some(idle_timeout),
+            keepalive_interval: None,
+            nodelay: true,
+            ..Config::default()
+        };
+        Ok(SshService {
+            config: Arc::new(config),
+            max_auth_attempts: opts.max_auth_attempts,
+        })
+    }
+
+    /// Serves one connection until the client leaves, the session is killed through the
+    /// stream, or the service stops (then the client gets a disconnect message first).
+    pub(crate) async fn serve<S>(
+        &self,
+        session: &Session,
+        stream: S,
+        tap: Arc<Tap>,
+        mut stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let handle = Arc::new(OnceLock::new());
+        let handler = SshHandler {
+            session: session.clone(),
+            tap,
+            client_version: None,
+            handle: Arc::clone(&handle),
+            requests: 0,
+            failures: 0,
+            max_failures: self.max_auth_attempts,
+        };
+        let mut running = tokio::select! {
+            r = run_stream(Arc::clone(&self.config), stream, handler) => match r {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::debug!(session = %session.id, error = %e, "ssh handshake failed");
+                    return;
+                }
+            },
+            // The stream's kill switch ends the handshake shortly after anyway.
+            () = super::stopped(&mut stop) => return,
+        };
+        let _ = handle.set(running.handle());
+        tokio::select! {
+            r = &mut running => {
+                if let Err(e) = r {
+                    tracing::debug!(session = %session.id, error = %e, "ssh session ended");
+                }
+            }
+            () = super::stopped(&mut stop) => {
+                let h = running.handle();
+                let bye = h.disconnect(Disconnect::ByApplication, String::new(), String::new());
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE / 2, bye).await;
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
+            }
+        }
+    }
+}
+
+/// Per-connection russh handler: records, delays (through russh's rejection time), rejects.
+struct SshHandler {
+    session: Session,
+    tap: Arc<Tap>,
+    client_version: Option<Option<String>>,
+    handle: Arc<OnceLock<Handle>>,
+    /// Authentication requests seen, of any method.
+    requests: u32,
+    /// Failures as OpenSSH counts them: all but an initial "none".
+    failures: u32,
+    max_failures: u32,
+}
+
+/// The client's identification line from the first bytes it sent, if they hold one.
+fn parse_client_version(head: &[u8]) -> Option<String> {
+    let end = head.iter().position(|&b| b == b'\n')?;
+    let line = head[..end].strip_suffix(b"\r").unwrap_or(&head[..end]);
+    if !line.starts_with(b"SSH-") {
+        return None;
+    }
+    Some(clamp(&String::from_utf8_lossy(line), MAX_CLIENT_VERSION))
+}
+
+impl SshHandler {
+    fn client_version(&mut self) -> Option<String> {
+        let tap = &self.tap;
+        self.client_version
+            .get_or_insert_with(|| parse_client_version(&tap.head()))
+            .clone()
+    }
+
+    /// Records one attempt and decides the answer: always a rejection that keeps every
+    /// method on offer, and the end of the connection once the failures reach the cap.
+    async fn reject(
+        &mut self,
+        method: AuthMethod,
+        user: &str,
+        password: Option<String>,
+        key: Option<(String, String)>,
+    ) -> Result<Auth, russh::Error> {
+        self.requests = self.requests.saturating_add(1);
+        let (key_fingerprint, key_algorithm) = key.unzip();
+        let attempt = AuthAttempt {
+            method,
+            username: clamp(user, MAX_FIELD_LEN),
+            password,
+            key_fingerprint,
+            key_algorithm,
+            client_version: self.client_version(),
+            success: false,
+        };
+        tracing::debug!(
+            session = %self.session.id,
+            src = %self.session.src,
+            method = method.name(),
+            username = %attempt.username,
+            "ssh auth attempt"
+        );
+        self.session.emit(EventKind::AuthAttempt(attempt)).await;
+
+        if method != AuthMethod::None || self.requests > 1 {
+            self.failures = self.failures.saturating_add(1);
+        }
+        if self.failures >= self.max_failures {
+            // Queued now, sent by russh right after this rejection (and its delay).
+            match self.handle.get() {
+                Some(h) => {
+                    let bye = h.disconnect(
+                        Disconnect::ProtocolError,
+                        "Too many authentication failures".into(),
+                        String::new(),
+                    );
+                    if tokio::time::timeout(Duration::from_secs(1), bye).await.is_err() {
+                        return Err(russh::Error::Disconnect);
+                    }
+                }
+                None => return Err(russh::Error::Disconnect),
+            }
+        }
+        Ok(Auth::Reject {
+            proceed_with_methods: Some(offered_methods()),
+            partial_success: false,
+        })
+    }
+}
+
+impl russh::server::Handler for SshHandler {
+    type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        self.reject(AuthMethod::None, user, None, None).await
+    }
+
+    async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
+        let password = Some(clamp(password, MAX_FIELD_LEN));
+        self.reject(AuthMethod::Password, user, password, None).await
+    }
+
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
+        let key = offer.public_key;
+        let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
+        let algorithm = clamp(key.algorithm().as_str(), MAX_FIELD_LEN);
+        self.reject(
+            AuthMethod::PublicKey,
+            user,
+            None,
+            Some((fingerprint, algorithm)),
+        )
+        .await
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        response: Option<Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        let Some(mut response) = response else {
+            // The prompt round trip is no attempt yet, but it still counts toward the
+            // request cap so a client cannot loop on it for free.
+            self.requests = self.requests.saturating_add(1);
+            if self.requests > self.max_failures.saturating_mul(4).saturating_add(4) {
+                return Err(russh::Error::Disconnect);
+            }
+            return Ok(Auth::Partial {
+                name: Cow::Borrowed(""),
+                instructions: Cow::Borrowed(""),
+                prompts: Cow::Owned(vec![(Cow::Borrowed(KBD_PROMPT), false)]),
+            });
+        };
+        let password = response
+            .next()
+            .map(|b| clamp(&String::from_utf8_lossy(&b), MAX_FIELD_LEN));
+        self.reject(AuthMethod::KeyboardInteractive, user, password, None)
+            .await
+    }
+}
+
+/// Loads the host key once per manager; a failure is reported and retried at next apply.
+#[derive(Debug)]
+pub(crate) struct HostKeyCache {
+    dir: PathBuf,
+    key: Option<PrivateKey>,
+}
+
+impl HostKeyCache {
+    pub(crate) fn new(dir: PathBuf) -> Self {
+        HostKeyCache { dir, key: None }
+    }
+
+    pub(crate) async fn get(&mut self) -> Result<PrivateKey, HostKeyError> {
+        if let Some(k) = &self.key {
+            return Ok(k.clone());
+        }
+        let dir = self.dir.clone();
+        let key = tokio::task::spawn_blocking(move || load_or_create_host_key(&dir))
+            .await
+            .map_err(|e| HostKeyError::Io {
+                path: self.dir.join(HOST_KEY_FILE),
+                source: io::Error::other(e.to_string()),
+            })??;
+        self.key = Some(key.clone());
+        Ok(key)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn client_version_parsing() {
+        assert_eq!(
+            parse_client_version(b"SSH-2.0-OpenSSH_9.6\r\n\x00\x00garbage").as_deref(),
+            Some("SSH-2.0-OpenSSH_9.6")
+        );
+        assert_eq!(
+            parse_client_version(b"SSH-2.0-Go\n").as_deref(),
+            Some("SSH-2.0-Go")
+        );
+        assert_eq!(parse_client_version(b"GET / HTTP/1.1\r\n"), None);
+        assert_eq!(parse_client_version(b"SSH-2.0-no-newline"), None);
+    }
+
+    #[test]
+    fn host_key_created_once_with_mode_0600() {
+        let dir = tempfile::tempdir().unwrap();
+        let sub = dir.path().join("data");
+        let a = load_or_create_host_key(&sub).unwrap();
+        let b = load_or_create_host_key(&sub).unwrap();
+        assert_eq!(a.public_key(), b.public_key());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(sub.join(HOST_KEY_FILE))
+                .unwrap()
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        // No temporary files are left behind.
+        assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn garbage_host_key_is_an_error_not_overwritten() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(HOST_KEY_FILE), "not a key").unwrap();
+        assert!(matches!(
+            load_or_create_host_key(dir.path()),
+            Err(HostKeyError::Parse { .. })
+        ));
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join(HOST_KEY_FILE)).unwrap(),
+            "not a key"
+        );
+    }
+}

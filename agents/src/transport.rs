@@ -1,0 +1,79 @@
+//! The agent's QUIC plumbing: a client endpoint, connecting with a given rustls config,
+//! and reading and writing one frame on a stream (the thin driver around the codec).
+
+use honeybee_proto::codec::{self, FrameDecoder, FrameLimit, HEADER_LEN};
+use serde::{Serialize, de::DeserializeOwned};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+
+/// Same as the core's: keep-alive 10 s, idle timeout 30 s.
+pub fn transport_config() -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_secs(10)));
+    t.max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("fits")));
+    t
+}
+
+/// A quinn client config from a rustls one.
+pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, String> {
+    let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
+        .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
+    let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config()));
+    Ok(cfg)
+}
+
+/// A client endpoint on an ephemeral port of `target`'s address family.
+pub fn endpoint_for(target: SocketAddr) -> std::io::Result<quinn::Endpoint> {
+    let bind: SocketAddr = if target.is_ipv4() {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    };
+    quinn::Endpoint::client(bind)
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FrameIoError {
+    #[error("stream ended")]
+    Closed,
+    #[error("timed out waiting for the core")]
+    Timeout,
+    #[error("stream error: {0}")]
+    Io(#[from] std::io::Error),
+    #[error(transparent)]
+    Decode(#[from] codec::DecodeError),
+    #[error(transparent)]
+    Encode(#[from] codec::EncodeError),
+}
+
+/// Reads one frame, refusing a length over `limit` before allocating.
+pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
+    r: &mut R,
+    limit: FrameLimit,
+) -> Result<T, FrameIoError> {
+    let mut header = [0u8; HEADER_LEN];
+    if let Err(e) = r.read_exact(&mut header).await {
+        return Err(if e.kind() == std::io::ErrorKind::UnexpectedEof {
+            FrameIoError::Closed
+        } else {
+            e.into()
+        });
+    }
+    let mut body = vec![0u8; FrameDecoder::new(limit).body_len(header)?];
+    r.read_exact(&mut body).await?;
+    Ok(codec::decode_body(&body)?)
+}
+
+/// Writes one frame.
+pub async fn write_frame<T: Serialize, W: AsyncWrite + Unpin>(
+    w: &mut W,
+    msg: &T,
+    limit: FrameLimit,
+) -> Result<(), FrameIoError> {
+    w.write_all(&codec::encode(msg, limit)?).await?;
+    Ok(())
+}

@@ -1,0 +1,119 @@
+//! The admin API on `honeybee-admin/1`: one bidirectional stream per request.
+
+use crate::config::NodeConfig;
+use crate::control::Health;
+use crate::event::Event;
+use crate::ids::{NodeId, Role, Serial, TokenId};
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdminRequest {
+    Status,
+    ListNodes,
+    ListEvents(EventQuery),
+    RevokeNode { node: NodeId },
+    GetNodeConfig { node: NodeId },
+    SetNodeConfig { node: NodeId, config: NodeConfig },
+    SendCommand { node: NodeId, command: crate::control::Command },
+    Audit { limit: u32 },
+    CreateToken(TokenSpec),
+    ListTokens,
+    RevokeToken { id: TokenId },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AdminResponse {
+    Status(CoreStatus),
+    Nodes(Vec<NodeInfo>),
+    Events(Vec<StoredEvent>),
+    NodeConfig(NodeConfig),
+    Audit(Vec<AuditEntry>),
+    Token { id: TokenId, token: String },
+    Tokens(Vec<TokenInfo>),
+    CommandResult(Result<String, String>),
+    Done,
+    Error(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventQuery {
+    pub node: Option<NodeId>,
+    pub service: Option<String>,
+    pub kind: Option<String>,
+    /// Only events observed at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Most events returned, newest first; the core caps it.
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenSpec {
+    pub role: Role,
+    pub name: String,
+    pub ttl_s: u64,
+    pub uses: u32,
+    pub labels: Vec<(String, String)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreStatus {
+    pub version: String,
+    pub trust_domain: String,
+    pub listen: String,
+    pub advertise: String,
+    pub uptime_s: u64,
+    pub nodes_online: u32,
+    pub nodes_total: u32,
+    pub events_total: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub id: NodeId,
+    pub name: String,
+    pub role: Role,
+    pub labels: Vec<(String, String)>,
+    pub serial: Serial,
+    pub cert_not_after_ms: i64,
+    pub first_seen_ms: i64,
+    pub last_seen_ms: i64,
+    pub addr: Option<String>,
+    pub online: bool,
+    pub revoked: bool,
+    pub health: Option<Health>,
+}
+
+/// An event as stored by the core: the agent's event plus what the core knows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StoredEvent {
+    pub node: NodeId,
+    pub received_ms: i64,
+    pub event: Event,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub time_ms: i64,
+    /// Who acted: `admin:<id>`, `token:<id>`, `node:<id>`, `core`.
+    pub actor: String,
+    pub action: String,
+    /// `ok` or the reason for failure.
+    pub outcome: String,
+    pub source: Option<String>,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub id: TokenId,
+    pub role: Role,
+    pub name: String,
+    pub labels: Vec<(String, String)>,
+    pub created_ms: i64,
+    pub expires_ms: i64,
+    pub uses_total: u32,
+    pub uses_left: u32,
+    pub revoked: bool,
+}

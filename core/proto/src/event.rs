@@ -1,0 +1,217 @@
+//! Typed events: what an agent saw, with the fields every event shares.
+
+use crate::ids::SessionId;
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+
+/// Longest string field the core accepts in an event (usernames, command lines, …).
+pub const MAX_FIELD_LEN: usize = 4096;
+/// Most raw bytes an event may carry (first bytes of a banner connection).
+pub const MAX_DATA_LEN: usize = 4096;
+/// Most events in one telemetry batch.
+pub const MAX_BATCH_EVENTS: usize = 4096;
+
+/// One observation by one node. The node id is not carried: the core takes it from the
+/// authenticated connection, so an agent cannot speak for another.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Per-node sequence number assigned by the agent's spool; the core dedupes on it.
+    pub seq: u64,
+    /// When the agent observed it, milliseconds since the Unix epoch.
+    pub time_ms: i64,
+    /// Service instance that saw it (`ssh`, `banner`, …).
+    pub service: String,
+    /// The attacker session it belongs to, if any.
+    pub session: Option<SessionId>,
+    /// The attacker's address.
+    pub src: Option<SocketAddr>,
+    /// The honeypot address that was contacted.
+    pub dst: Option<SocketAddr>,
+    pub kind: EventKind,
+}
+
+/// What happened. New variants go at the end: postcard encodes the variant index.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum EventKind {
+    /// A peer connected to a service.
+    Connect,
+    /// The session ended.
+    Disconnect {
+        duration_ms: u64,
+        bytes_in: u64,
+        bytes_out: u64,
+    },
+    /// A login attempt.
+    AuthAttempt(AuthAttempt),
+    /// A command line typed or executed in an emulated shell.
+    Command { line: String },
+    /// The first bytes a peer sent to a banner or unknown service (bounded).
+    Data { bytes: Vec<u8>, truncated: bool },
+    /// A safety cap was hit (connections per source, total, upload size, …).
+    LimitReached { limit: String, detail: String },
+    /// A service could not do what it was configured to (bind failed, …).
+    ServiceError { message: String },
+}
+
+impl EventKind {
+    /// Stable name used for storage, filters and JSON output.
+    pub fn name(&self) -> &'static str {
+        match self {
+            EventKind::Connect => "connect",
+            EventKind::Disconnect { .. } => "disconnect",
+            EventKind::AuthAttempt(_) => "auth_attempt",
+            EventKind::Command { .. } => "command",
+            EventKind::Data { .. } => "data",
+            EventKind::LimitReached { .. } => "limit_reached",
+            EventKind::ServiceError { .. } => "service_error",
+        }
+    }
+
+    /// Every kind name, for validating filters.
+    pub const NAMES: [&'static str; 7] = [
+        "connect",
+        "disconnect",
+        "auth_attempt",
+        "command",
+        "data",
+        "limit_reached",
+        "service_error",
+    ];
+}
+
+/// How a login was attempted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum AuthMethod {
+    None,
+    Password,
+    PublicKey,
+    KeyboardInteractive,
+}
+
+impl AuthMethod {
+    pub fn name(self) -> &'static str {
+        match self {
+            AuthMethod::None => "none",
+            AuthMethod::Password => "password",
+            AuthMethod::PublicKey => "publickey",
+            AuthMethod::KeyboardInteractive => "keyboard-interactive",
+        }
+    }
+}
+
+/// A login attempt on a honeypot service.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuthAttempt {
+    pub method: AuthMethod,
+    pub username: String,
+    pub password: Option<String>,
+    /// `SHA256:…` fingerprint of an offered public key.
+    pub key_fingerprint: Option<String>,
+    pub key_algorithm: Option<String>,
+    /// The client's software version string, where the protocol has one.
+    pub client_version: Option<String>,
+    pub success: bool,
+}
+
+/// Why the core refused an event.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("event field {field} is invalid: {why}")]
+pub struct InvalidEvent {
+    pub field: &'static str,
+    pub why: &'static str,
+}
+
+impl Event {
+    /// Checks the bounds the core relies on; the agent applies the same caps when it
+    /// builds events, so a refusal means a broken or hostile agent.
+    pub fn validate(&self) -> Result<(), InvalidEvent> {
+        let long = |field, s: &str| {
+            if s.len() > MAX_FIELD_LEN {
+                Err(InvalidEvent { field, why: "too long" })
+            } else {
+                Ok(())
+            }
+        };
+        if self.service.is_empty() || self.service.len() > 64 {
+            return Err(InvalidEvent {
+                field: "service",
+                why: "must be 1 to 64 bytes",
+            });
+        }
+        match &self.kind {
+            EventKind::AuthAttempt(a) => {
+                long("username", &a.username)?;
+                long("password", a.password.as_deref().unwrap_or(""))?;
+                long("key_fingerprint", a.key_fingerprint.as_deref().unwrap_or(""))?;
+                long("key_algorithm", a.key_algorithm.as_deref().unwrap_or(""))?;
+                long("client_version", a.client_version.as_deref().unwrap_or(""))?;
+            }
+            EventKind::Command { line } => long("line", line)?,
+            EventKind::Data { bytes, .. } if bytes.len() > MAX_DATA_LEN => {
+                return Err(InvalidEvent {
+                    field: "bytes",
+                    why: "too long",
+                });
+            }
+            EventKind::LimitReached { limit, detail } => {
+                long("limit", limit)?;
+                long("detail", detail)?;
+            }
+            EventKind::ServiceError { message } => long("message", message)?,
+            _ => {}
+        }
+        Ok(())
+    }
+}
+
+/// Truncates `s` to at most `max` bytes on a character boundary; agents use it on every
+/// attacker-controlled string before it becomes an event.
+pub fn clamp(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+/// A batch of events on one telemetry stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EventBatch {
+    pub events: Vec<Event>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn clamp_respects_char_boundaries() {
+        assert_eq!(clamp("héllo", 2), "h");
+        assert_eq!(clamp("abc", 10), "abc");
+    }
+
+    #[test]
+    fn validate_caps_fields() {
+        let mut e = Event {
+            seq: 1,
+            time_ms: 0,
+            service: "ssh".into(),
+            session: None,
+            src: None,
+            dst: None,
+            kind: EventKind::Command {
+                line: "x".repeat(MAX_FIELD_LEN + 1),
+            },
+        };
+        assert!(e.validate().is_err());
+        e.kind = EventKind::Connect;
+        assert!(e.validate().is_ok());
+        e.service.clear();
+        assert!(e.validate().is_err());
+    }
+}

@@ -1,0 +1,167 @@
+//! The admin API (`honeybee-admin/1`): each bidirectional stream carries one request and
+//! its response. Only certificates with role `admin` reach this handler.
+
+use crate::frame_io::{FrameIoError, read_frame_within, write_frame};
+use crate::server::Shared;
+use crate::store::NodeRecord;
+use honeybee_pki::identity::PeerIdentity;
+use honeybee_proto::admin::{AdminRequest, AdminResponse, CoreStatus, NodeInfo};
+use honeybee_proto::codec::FrameLimit;
+use honeybee_proto::control::CoreMsg;
+use honeybee_proto::stream::close;
+use std::sync::Arc;
+use std::time::Duration;
+
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Shared>) {
+    let actor = format!("admin:{}", peer.spiffe.id);
+    let remote = conn.remote_address().to_string();
+    loop {
+        let (mut send, mut recv) = match conn.accept_bi().await {
+            Ok(s) => s,
+            Err(_) => return,
+        };
+        let req: AdminRequest = match read_frame_within(&mut recv, FrameLimit::ADMIN_REQUEST, REQUEST_DEADLINE).await {
+            Ok(r) => r,
+            Err(FrameIoError::Closed) => continue,
+            Err(e) => {
+                tracing::warn!(%remote, error = %e, "malformed admin request");
+                conn.close(close::PROTOCOL.into(), format!("malformed request: {e}").as_bytes());
+                return;
+            }
+        };
+        let resp = dispatch(req, &actor, &remote, shared).await;
+        let resp = match honeybee_proto::codec::encode(&resp, FrameLimit::ADMIN_RESPONSE) {
+            Ok(_) => resp,
+            Err(e) => AdminResponse::Error(format!("response too large ({e}); narrow the query")),
+        };
+        if write_frame(&mut send, &resp, FrameLimit::ADMIN_RESPONSE).await.is_ok() {
+            let _ = send.finish();
+        }
+    }
+}
+
+fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
+    NodeInfo {
+        id: rec.id,
+        name: rec.name,
+        role: rec.role,
+        labels: rec.labels,
+        serial: rec.serial,
+        cert_not_after_ms: rec.cert_not_after_ms,
+        first_seen_ms: rec.first_seen_ms,
+        last_seen_ms: rec.last_seen_ms,
+        addr: rec.addr,
+        online,
+        revoked: rec.revoked,
+        health: rec.health,
+    }
+}
+
+async fn dispatch(req: AdminRequest, actor: &str, remote: &str, shared: &Arc<Shared>) -> AdminResponse {
+    use AdminResponse as R;
+    let err = |e: &dyn std::fmt::Display| R::Error(e.to_string());
+    match req {
+        AdminRequest::Status => {
+            let nodes = shared.store.list_nodes().await.map(|n| n.len()).unwrap_or(0);
+            R::Status(CoreStatus {
+                version: env!("CARGO_PKG_VERSION").into(),
+                trust_domain: shared.cfg.trust_domain.clone(),
+                listen: shared.cfg.listen.to_string(),
+                advertise: shared.cfg.advertise.clone(),
+                uptime_s: shared.started.elapsed().as_secs(),
+                nodes_online: shared.registry.online_count() as u32,
+                nodes_total: nodes as u32,
+                events_total: shared.store.count_events(None).await.unwrap_or(0),
+            })
+        }
+        AdminRequest::ListNodes => match shared.store.list_nodes().await {
+            Ok(nodes) => R::Nodes(
+                nodes
+                    .into_iter()
+                    .map(|n| {
+                        let online = shared.registry.is_online(&n.id);
+                        node_info(n, online)
+                    })
+                    .collect(),
+            ),
+            Err(e) => err(&e),
+        },
+        AdminRequest::ListEvents(q) => match shared.store.query_events(&q).await {
+            Ok(ev) => R::Events(ev),
+            Err(e) => err(&e),
+        },
+        AdminRequest::RevokeNode { node } => {
+            let serials = match shared.store.revoke_node(&node, crate::now_ms()).await {
+                Ok(s) => s,
+                Err(e) => return err(&e),
+            };
+            if serials.is_empty() && !matches!(shared.store.get_node(&node).await, Ok(Some(_))) {
+                return R::Error(format!("no node {node}; see `honeybee nodes`"));
+            }
+            for s in &serials {
+                shared.revocations.revoke_serial(*s);
+            }
+            shared.revocations.revoke_node(node.clone());
+            let was_online = shared.registry.close(&node, close::REVOKED, "revoked");
+            shared.audit(
+                actor,
+                "node.revoke",
+                "ok",
+                Some(remote.into()),
+                &format!("node={node} serials={} was_online={was_online}", serials.len()),
+            );
+            R::Done
+        }
+        AdminRequest::GetNodeConfig { node } => match shared.store.get_node(&node).await {
+            Ok(Some(n)) => R::NodeConfig(n.config),
+            Ok(None) => R::Error(format!("no node {node}; see `honeybee nodes`")),
+            Err(e) => err(&e),
+        },
+        AdminRequest::SetNodeConfig { node, config } => {
+            if let Err(e) = config.validate() {
+                return err(&e);
+            }
+            match shared.store.set_node_config(&node, &config).await {
+                Ok(true) => {}
+                Ok(false) => return R::Error(format!("no node {node}; see `honeybee nodes`")),
+                Err(e) => return err(&e),
+            }
+            let pushed = shared.registry.send(&node, CoreMsg::Config(config)).is_ok();
+            shared.audit(
+                actor,
+                "node.config",
+                "ok",
+                Some(remote.into()),
+                &format!("node={node} pushed_live={pushed}"),
+            );
+            R::Done
+        }
+        AdminRequest::SendCommand { node, command } => match shared.registry.command(&node, command).await {
+            Ok(r) => R::CommandResult(r),
+            Err(e) => err(&e),
+        },
+        AdminRequest::Audit { limit } => match shared.store.list_audit(limit.clamp(1, 10_000)).await {
+            Ok(a) => R::Audit(a),
+            Err(e) => err(&e),
+        },
+        AdminRequest::CreateToken(spec) => match shared.create_token(&spec, actor).await {
+            Ok((id, token)) => R::Token { id, token },
+            Err(e) => R::Error(e),
+        },
+        AdminRequest::ListTokens => match shared.store.list_tokens().await {
+            Ok(t) => R::Tokens(t),
+            Err(e) => err(&e),
+        },
+        AdminRequest::RevokeToken { id } => match shared.store.revoke_token(id).await {
+            Ok(true) => {
+                shared.audit(actor, "token.revoke", "ok", Some(remote.into()), &format!("id={id}"));
+                R::Done
+            }
+            Ok(false) => R::Error(format!("no token {id}; see `honeybee token list`")),
+            Err(e) => err(&e),
+        },
+        _ => R::Error("request not supported by this core".into()),
+    }
+}

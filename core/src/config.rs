@@ -1,0 +1,370 @@
+//! Core configuration: the raw `core.toml` as written by people, and the validated
+//! runtime form the core runs on (parse, don't validate).
+
+use honeybee_proto::config::{BannerOptions, NodeConfig, ServiceConfig, ServiceKind, SshOptions};
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// File name of the core's configuration inside the data directory.
+pub const CONFIG_FILE: &str = "core.toml";
+
+/// `core.toml` as written on disk.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCoreConfig {
+    pub trust_domain: String,
+    /// UDP address the QUIC endpoint binds.
+    pub listen: String,
+    /// `host:port` that agents are told to reach (IP or DNS name); goes into tokens.
+    pub advertise: String,
+    #[serde(default)]
+    pub certs: RawCerts,
+    #[serde(default)]
+    pub limits: RawLimits,
+    /// Services a newly enrolled agent runs until an operator changes them.
+    #[serde(default = "default_services")]
+    pub default_services: Vec<RawService>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawCerts {
+    #[serde(default = "d_agent_lifetime")]
+    pub agent_lifetime: String,
+    #[serde(default = "d_admin_lifetime")]
+    pub admin_lifetime: String,
+    #[serde(default = "d_core_lifetime")]
+    pub core_lifetime: String,
+}
+
+impl Default for RawCerts {
+    fn default() -> Self {
+        RawCerts {
+            agent_lifetime: d_agent_lifetime(),
+            admin_lifetime: d_admin_lifetime(),
+            core_lifetime: d_core_lifetime(),
+        }
+    }
+}
+
+fn d_agent_lifetime() -> String {
+    "24h".into()
+}
+fn d_admin_lifetime() -> String {
+    "365days".into()
+}
+fn d_core_lifetime() -> String {
+    "365days".into()
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawLimits {
+    #[serde(default = "d_max_connections")]
+    pub max_connections: u32,
+    #[serde(default = "d_enroll_failures")]
+    pub enroll_failures_per_minute: u32,
+    #[serde(default = "d_max_capture")]
+    pub max_capture_bytes: u64,
+    #[serde(default = "d_streams")]
+    pub max_streams_per_node: u32,
+}
+
+impl Default for RawLimits {
+    fn default() -> Self {
+        RawLimits {
+            max_connections: d_max_connections(),
+            enroll_failures_per_minute: d_enroll_failures(),
+            max_capture_bytes: d_max_capture(),
+            max_streams_per_node: d_streams(),
+        }
+    }
+}
+
+fn d_max_connections() -> u32 {
+    10_000
+}
+fn d_enroll_failures() -> u32 {
+    5
+}
+fn d_max_capture() -> u64 {
+    honeybee_proto::capture::DEFAULT_MAX_CAPTURE_BYTES
+}
+fn d_streams() -> u32 {
+    64
+}
+
+/// One default service, in the shape people write.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawService {
+    pub name: String,
+    /// `ssh` or `banner`.
+    pub kind: String,
+    pub listen: String,
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// For `banner`: the text sent on connect.
+    #[serde(default)]
+    pub banner: Option<String>,
+    /// For `ssh`: the identification string.
+    #[serde(default)]
+    pub server_id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn default_services() -> Vec<RawService> {
+    vec![
+        RawService {
+            name: "ssh".into(),
+            kind: "ssh".into(),
+            listen: "0.0.0.0:2222".into(),
+            enabled: true,
+            banner: None,
+            server_id: None,
+        },
+        RawService {
+            name: "banner".into(),
+            kind: "banner".into(),
+            listen: "0.0.0.0:2525".into(),
+            enabled: true,
+            banner: None,
+            server_id: None,
+        },
+    ]
+}
+
+/// Why a configuration could not be used; says which key and what to do.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    #[error("cannot read {path}: {source} (run `honeybee core init --data-dir …` first?)")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path} is not valid: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("{key} = {value:?} is not valid: {why}")]
+    Invalid {
+        key: &'static str,
+        value: String,
+        why: String,
+    },
+}
+
+/// The validated configuration the core runs on.
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    pub data_dir: PathBuf,
+    pub trust_domain: String,
+    pub listen: SocketAddr,
+    pub advertise: String,
+    pub agent_cert_lifetime: Duration,
+    pub admin_cert_lifetime: Duration,
+    pub core_cert_lifetime: Duration,
+    pub max_connections: u32,
+    pub enroll_failures_per_minute: u32,
+    pub max_capture_bytes: u64,
+    pub max_streams_per_node: u32,
+    pub default_node_config: NodeConfig,
+}
+
+fn duration(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
+    let d = humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
+        key,
+        value: v.into(),
+        why: format!("{e} (examples: 90s, 15m, 24h, 30days)"),
+    })?;
+    if d < Duration::from_secs(3) {
+        return Err(ConfigError::Invalid {
+            key,
+            value: v.into(),
+            why: "must be at least 3s".into(),
+        });
+    }
+    Ok(d)
+}
+
+impl RawCoreConfig {
+    /// The defaults `core init` writes.
+    pub fn new(trust_domain: &str, listen: SocketAddr, advertise: &str) -> Self {
+        let host = if listen.ip().is_loopback() {
+            listen.ip().to_string()
+        } else {
+            "0.0.0.0".into()
+        };
+        let mut services = default_services();
+        for s in &mut services {
+            let port = s.listen.rsplit(':').next().unwrap_or("0").to_owned();
+            s.listen = format!("{host}:{port}");
+        }
+        RawCoreConfig {
+            trust_domain: trust_domain.into(),
+            listen: listen.to_string(),
+            advertise: advertise.into(),
+            certs: RawCerts::default(),
+            limits: RawLimits::default(),
+            default_services: services,
+        }
+    }
+
+    pub fn validate(self, data_dir: &Path) -> Result<CoreConfig, ConfigError> {
+        let listen: SocketAddr = self.listen.parse().map_err(|e| ConfigError::Invalid {
+            key: "listen",
+            value: self.listen.clone(),
+            why: format!("{e}; expected IP:PORT such as 0.0.0.0:7443"),
+        })?;
+        validate_host_port("advertise", &self.advertise)?;
+        let mut services = Vec::new();
+        for s in self.default_services {
+            services.push(raw_service(s)?);
+        }
+        let default_node_config = NodeConfig { services };
+        default_node_config
+            .validate()
+            .map_err(|e| ConfigError::Invalid {
+                key: "default_services",
+                value: e.service.clone(),
+                why: e.why,
+            })?;
+        if self.limits.max_connections == 0 {
+            return Err(ConfigError::Invalid {
+                key: "limits.max_connections",
+                value: "0".into(),
+                why: "must be at least 1".into(),
+            });
+        }
+        Ok(CoreConfig {
+            data_dir: data_dir.to_owned(),
+            trust_domain: self.trust_domain,
+            listen,
+            advertise: self.advertise,
+            agent_cert_lifetime: duration("certs.agent_lifetime", &self.certs.agent_lifetime)?,
+            admin_cert_lifetime: duration("certs.admin_lifetime", &self.certs.admin_lifetime)?,
+            core_cert_lifetime: duration("certs.core_lifetime", &self.certs.core_lifetime)?,
+            max_connections: self.limits.max_connections,
+            enroll_failures_per_minute: self.limits.enroll_failures_per_minute.max(1),
+            max_capture_bytes: self.limits.max_capture_bytes,
+            max_streams_per_node: self.limits.max_streams_per_node.max(4),
+            default_node_config,
+        })
+    }
+}
+
+fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
+    let listen: SocketAddr = s.listen.parse().map_err(|e| ConfigError::Invalid {
+        key: "default_services.listen",
+        value: s.listen.clone(),
+        why: format!("{e}"),
+    })?;
+    let kind = match s.kind.as_str() {
+        "ssh" => {
+            let mut o = SshOptions::default();
+            if let Some(id) = s.server_id {
+                o.server_id = id;
+            }
+            ServiceKind::Ssh(o)
+        }
+        "banner" => {
+            let mut o = BannerOptions::default();
+            if let Some(b) = s.banner {
+                o.banner = b;
+            }
+            ServiceKind::Banner(o)
+        }
+        other => {
+            return Err(ConfigError::Invalid {
+                key: "default_services.kind",
+                value: other.into(),
+                why: "supported kinds: ssh, banner".into(),
+            });
+        }
+    };
+    Ok(ServiceConfig {
+        name: s.name,
+        listen,
+        enabled: s.enabled,
+        kind,
+    })
+}
+
+/// A service list file (`[[service]]` tables, see `configs/services.toml`) as a node config.
+pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
+    #[derive(Deserialize)]
+    #[serde(deny_unknown_fields)]
+    struct File {
+        #[serde(default)]
+        service: Vec<RawService>,
+    }
+    let file: File = toml::from_str(text).map_err(|e| ConfigError::Parse {
+        path: PathBuf::from("services file"),
+        message: e.to_string(),
+    })?;
+    let services = file.service.into_iter().map(raw_service).collect::<Result<Vec<_>, _>>()?;
+    let cfg = NodeConfig { services };
+    cfg.validate().map_err(|e| ConfigError::Invalid {
+        key: "service",
+        value: e.service.clone(),
+        why: e.why,
+    })?;
+    Ok(cfg)
+}
+
+/// Checks a `host:port` string where host may be a DNS name, an IPv4 or a bracketed IPv6.
+pub fn validate_host_port(key: &'static str, v: &str) -> Result<(), ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid {
+        key,
+        value: v.into(),
+        why: why.into(),
+    };
+    let (host, port) = v.rsplit_once(':').ok_or_else(|| bad("expected HOST:PORT"))?;
+    port.parse::<u16>().map_err(|_| bad("port must be 1-65535"))?;
+    if host.is_empty() {
+        return Err(bad("host is empty"));
+    }
+    Ok(())
+}
+
+/// Loads and validates `D/core.toml`.
+pub fn load(data_dir: &Path) -> Result<CoreConfig, ConfigError> {
+    let path = data_dir.join(CONFIG_FILE);
+    let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::Read {
+        path: path.clone(),
+        source,
+    })?;
+    let raw: RawCoreConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+        path: path.clone(),
+        message: e.to_string(),
+    })?;
+    raw.validate(data_dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_validate() {
+        let raw = RawCoreConfig::new("example.org", "127.0.0.1:7443".parse().unwrap(), "127.0.0.1:7443");
+        let text = toml::to_string(&raw).unwrap();
+        let back: RawCoreConfig = toml::from_str(&text).unwrap();
+        let c = back.validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.agent_cert_lifetime, Duration::from_secs(86400));
+        assert_eq!(c.default_node_config.services.len(), 2);
+        assert!(c.default_node_config.services[0].listen.ip().is_loopback());
+    }
+
+    #[test]
+    fn bad_values_say_which_key() {
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        raw.certs.agent_lifetime = "soon".into();
+        let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(e.contains("certs.agent_lifetime"), "{e}");
+    }
+}

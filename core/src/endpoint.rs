@@ -1,0 +1,145 @@
+//! The QUIC endpoint: one UDP port, every ALPN, and the router that hands each accepted
+//! connection to the handler for its ALPN after checking the peer's role.
+
+use crate::server::Shared;
+use honeybee_pki::identity::{PeerIdentity, peer_identity};
+use honeybee_proto::stream::close;
+use honeybee_proto::{Role, alpn};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+/// Keep-alive interval and idle timeout of every connection.
+pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Handshakes in flight above which unvalidated addresses must first answer a Retry.
+const RETRY_ABOVE_HANDSHAKES: usize = 256;
+
+/// Transport settings shared by the core and its clients.
+pub fn transport_config(max_uni_streams: u32) -> quinn::TransportConfig {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(KEEP_ALIVE));
+    t.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("30 s fits a VarInt")));
+    t.max_concurrent_uni_streams(max_uni_streams.into());
+    t.max_concurrent_bidi_streams(16u32.into());
+    t
+}
+
+/// Builds the server side of the endpoint from the core's rustls configuration.
+pub fn server_config(
+    tls: rustls::ServerConfig,
+    max_uni_streams: u32,
+) -> Result<quinn::ServerConfig, String> {
+    let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
+        .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
+    let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
+    cfg.transport_config(Arc::new(transport_config(max_uni_streams)));
+    cfg.migration(true);
+    Ok(cfg)
+}
+
+/// Accepts connections until the endpoint closes.
+pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+    while let Some(incoming) = endpoint.accept().await {
+        let live = shared.connections.load(Ordering::Relaxed);
+        if live >= shared.cfg.max_connections as usize {
+            tracing::warn!(remote = %incoming.remote_address(), live, "connection refused: at max_connections");
+            incoming.refuse();
+            continue;
+        }
+        let handshaking = shared.handshaking.load(Ordering::Relaxed);
+        if handshaking > RETRY_ABOVE_HANDSHAKES && !incoming.remote_address_validated() {
+            // Under a burst, make unvalidated sources prove their address first so
+            // spoofed Initials cost us one packet, not a handshake.
+            let _ = incoming.retry();
+            continue;
+        }
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            shared.handshaking.fetch_add(1, Ordering::Relaxed);
+            let remote = incoming.remote_address();
+            let conn = match tokio::time::timeout(Duration::from_secs(10), incoming).await {
+                Ok(Ok(c)) => Some(c),
+                Ok(Err(e)) => {
+                    tracing::info!(%remote, error = %e, "handshake failed");
+                    None
+                }
+                Err(_) => {
+                    tracing::info!(%remote, "handshake timed out");
+                    None
+                }
+            };
+            shared.handshaking.fetch_sub(1, Ordering::Relaxed);
+            if let Some(conn) = conn {
+                shared.connections.fetch_add(1, Ordering::Relaxed);
+                route(conn, &shared).await;
+                shared.connections.fetch_sub(1, Ordering::Relaxed);
+            }
+        });
+    }
+}
+
+/// The ALPN the peer negotiated.
+fn negotiated_alpn(conn: &quinn::Connection) -> Option<Vec<u8>> {
+    conn.handshake_data()?
+        .downcast::<quinn::crypto::rustls::HandshakeData>()
+        .ok()?
+        .protocol
+}
+
+/// The verified identity of the peer's client certificate, if it sent one.
+fn client_identity(conn: &quinn::Connection) -> Option<PeerIdentity> {
+    let certs = conn
+        .peer_identity()?
+        .downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+        .ok()?;
+    peer_identity(certs.first()?.as_ref()).ok()
+}
+
+async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
+    let remote = conn.remote_address();
+    let Some(alpn) = negotiated_alpn(&conn) else {
+        conn.close(close::PROTOCOL.into(), b"no ALPN");
+        return;
+    };
+    if alpn == alpn::ENROLL {
+        crate::enroll::handle(conn, shared).await;
+        return;
+    }
+    // Every other ALPN is mutual TLS: the chain was verified by rustls; authorisation
+    // comes from the SAN alone, here.
+    let Some(peer) = client_identity(&conn) else {
+        tracing::info!(%remote, "refused: no client certificate on an mTLS ALPN");
+        conn.close(close::FORBIDDEN.into(), b"client certificate required");
+        return;
+    };
+    if peer.spiffe.trust_domain != shared.cfg.trust_domain {
+        conn.close(close::FORBIDDEN.into(), b"wrong trust domain");
+        return;
+    }
+    let role = peer.spiffe.role;
+    let allowed: &[Role] = if alpn == alpn::NODE {
+        &[Role::Agent, Role::Relay]
+    } else if alpn == alpn::ADMIN {
+        &[Role::Admin]
+    } else {
+        &[]
+    };
+    if !allowed.contains(&role) {
+        tracing::warn!(%remote, peer = %peer.spiffe, alpn = %String::from_utf8_lossy(&alpn), "refused: role not allowed on this ALPN");
+        shared.audit(
+            &format!("{}:{}", role, peer.spiffe.id),
+            "connect",
+            "forbidden role for ALPN",
+            Some(remote.to_string()),
+            &String::from_utf8_lossy(&alpn),
+        );
+        conn.close(close::FORBIDDEN.into(), b"role not allowed on this ALPN");
+        return;
+    }
+    if alpn == alpn::NODE {
+        crate::node::handle(conn, peer, shared).await;
+    } else {
+        crate::admin::handle(conn, peer, shared).await;
+    }
+}

@@ -1,0 +1,168 @@
+//! The enrolment handler (`honeybee-enroll/1`): a one-time token and a CSR in, a
+//! certificate out. Server authentication only; failures are rate limited per source.
+
+use crate::frame_io::{read_frame_within, write_frame};
+use crate::server::Shared;
+use crate::store::{NodeRecord, TokenRefusal};
+use honeybee_pki::ca::IssueRequest;
+use honeybee_pki::token::hash_secret;
+use honeybee_proto::codec::FrameLimit;
+use honeybee_proto::enroll::{EnrollRefusal, EnrollRequest, EnrollResponse, Enrolled};
+use honeybee_proto::stream::close;
+use honeybee_proto::{NodeId, WIRE_VERSION};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How long an enrolling peer has to send its request.
+const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
+
+pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>) {
+    let remote = conn.remote_address();
+    let (mut send, mut recv) = match tokio::time::timeout(REQUEST_DEADLINE, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        _ => {
+            conn.close(close::PROTOCOL.into(), b"expected an enrolment request");
+            return;
+        }
+    };
+    let req: EnrollRequest = match read_frame_within(&mut recv, FrameLimit::ENROLL, REQUEST_DEADLINE).await {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::info!(%remote, error = %e, "malformed enrolment request");
+            shared.enroll_limiter.failed(remote.ip(), Instant::now());
+            conn.close(close::PROTOCOL.into(), b"malformed enrolment request");
+            return;
+        }
+    };
+    let response = match enroll(&req, remote, shared).await {
+        Ok(e) => EnrollResponse::Enrolled(e),
+        Err(r) => EnrollResponse::Refused(r),
+    };
+    if write_frame(&mut send, &response, FrameLimit::ENROLL).await.is_ok() {
+        let _ = send.finish();
+    }
+    // Let the client read the answer and close; don't wait on a silent peer.
+    let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
+}
+
+async fn enroll(
+    req: &EnrollRequest,
+    remote: std::net::SocketAddr,
+    shared: &Arc<Shared>,
+) -> Result<Enrolled, EnrollRefusal> {
+    let actor = format!("token:{}", req.token_id);
+    let source = Some(remote.to_string());
+    let refuse = |r: EnrollRefusal| {
+        shared.audit(&actor, "enroll", &format!("refused: {r}"), source.clone(), &req.hostname);
+        r
+    };
+    if !shared.enroll_limiter.allowed(remote.ip(), Instant::now()) {
+        return Err(refuse(EnrollRefusal::RateLimited));
+    }
+    if req.wire_version != WIRE_VERSION {
+        return Err(refuse(EnrollRefusal::BadRequest(format!(
+            "wire version {} is not supported (core speaks {WIRE_VERSION})",
+            req.wire_version
+        ))));
+    }
+    let now = crate::now_ms();
+    let token = match shared
+        .store
+        .consume_token(req.token_id, hash_secret(&req.secret), now)
+        .await
+    {
+        Ok(Ok(t)) => t,
+        Ok(Err(refusal)) => {
+            let r = match refusal {
+                TokenRefusal::Unknown => EnrollRefusal::UnknownToken,
+                TokenRefusal::BadSecret => EnrollRefusal::BadSecret,
+                TokenRefusal::Revoked => EnrollRefusal::Revoked,
+                TokenRefusal::Expired => EnrollRefusal::Expired,
+                TokenRefusal::UsedUp => EnrollRefusal::UsedUp,
+            };
+            if matches!(r, EnrollRefusal::UnknownToken | EnrollRefusal::BadSecret) {
+                shared.enroll_limiter.failed(remote.ip(), Instant::now());
+            }
+            return Err(refuse(r));
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "token lookup failed");
+            return Err(refuse(EnrollRefusal::Internal));
+        }
+    };
+
+    let node_id = pick_node_id(shared, &token.name, token.uses_total).await?;
+    let issued = shared
+        .ca
+        .sign_csr(
+            &req.csr_der,
+            &IssueRequest {
+                role: token.role,
+                id: node_id.clone(),
+                lifetime: shared.cfg.agent_cert_lifetime,
+            },
+        )
+        .map_err(|e| refuse(EnrollRefusal::BadCsr(e.to_string())))?;
+
+    let hostname = honeybee_proto::event::clamp(&req.hostname, 255);
+    let record = NodeRecord {
+        id: node_id.clone(),
+        name: if hostname.is_empty() { token.name.clone() } else { hostname.clone() },
+        role: token.role,
+        labels: token.labels.clone(),
+        serial: issued.serial,
+        cert_not_after_ms: issued.not_after_ms,
+        first_seen_ms: now,
+        last_seen_ms: now,
+        addr: Some(remote.to_string()),
+        online: false,
+        revoked: false,
+        health: None,
+        config: shared.cfg.default_node_config.clone(),
+        via_relay: None,
+    };
+    let stored = async {
+        shared.store.upsert_node(record).await?;
+        shared
+            .store
+            .record_cert(issued.serial, &node_id, token.role, now, issued.not_after_ms)
+            .await
+    }
+    .await;
+    if let Err(e) = stored {
+        tracing::error!(error = %e, "could not record enrolled node");
+        return Err(refuse(EnrollRefusal::Internal));
+    }
+    shared.audit(
+        &actor,
+        "enroll",
+        "ok",
+        source.clone(),
+        &format!("node={node_id} role={} serial={} host={hostname}", token.role, issued.serial),
+    );
+    Ok(Enrolled {
+        node_id,
+        role: token.role,
+        cert_der: issued.der,
+        ca_der: shared.ca.cert_der().to_vec(),
+        not_after_ms: issued.not_after_ms,
+    })
+}
+
+/// The token's name for a single-use token whose name is free; otherwise the name with
+/// a random suffix, so multi-use tokens give every node its own id.
+async fn pick_node_id(shared: &Shared, name: &str, uses_total: u32) -> Result<NodeId, EnrollRefusal> {
+    let base = NodeId::new(name).map_err(|e| EnrollRefusal::BadRequest(e.to_string()))?;
+    if uses_total == 1 && matches!(shared.store.get_node(&base).await, Ok(None)) {
+        return Ok(base);
+    }
+    for _ in 0..8 {
+        let stem: String = name.chars().take(NodeId::MAX_LEN - 7).collect();
+        let candidate = NodeId::new(format!("{stem}-{:06x}", rand::random::<u32>() & 0xff_ffff))
+            .map_err(|e| EnrollRefusal::BadRequest(e.to_string()))?;
+        if matches!(shared.store.get_node(&candidate).await, Ok(None)) {
+            return Ok(candidate);
+        }
+    }
+    Err(EnrollRefusal::Internal)
+}

@@ -1,0 +1,199 @@
+//! `honeybee core init`: a new CA, the core's and the admin CLI's certificates, and
+//! `core.toml`, in a data directory that must not already hold a deployment.
+
+use crate::config::{CONFIG_FILE, RawCoreConfig};
+use honeybee_pki::ca::{Ca, IssueRequest};
+use honeybee_pki::files::{write_private, write_public};
+use honeybee_proto::{NodeId, Role};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Where everything lives in a core's data directory.
+#[derive(Debug, Clone)]
+pub struct CorePaths {
+    pub root: PathBuf,
+}
+
+impl CorePaths {
+    pub fn new(root: &Path) -> Self {
+        CorePaths {
+            root: root.to_owned(),
+        }
+    }
+    pub fn config(&self) -> PathBuf {
+        self.root.join(CONFIG_FILE)
+    }
+    pub fn pki(&self) -> PathBuf {
+        self.root.join("pki")
+    }
+    pub fn ca_cert(&self) -> PathBuf {
+        self.pki().join("ca.crt")
+    }
+    pub fn ca_key(&self) -> PathBuf {
+        self.pki().join("ca.key")
+    }
+    pub fn core_cert(&self) -> PathBuf {
+        self.pki().join("core.crt")
+    }
+    pub fn core_key(&self) -> PathBuf {
+        self.pki().join("core.key")
+    }
+    pub fn admin_cert(&self) -> PathBuf {
+        self.pki().join("admin.crt")
+    }
+    pub fn admin_key(&self) -> PathBuf {
+        self.pki().join("admin.key")
+    }
+    pub fn database(&self) -> PathBuf {
+        self.root.join("honeybee.db")
+    }
+    pub fn captures(&self) -> PathBuf {
+        self.root.join("captures")
+    }
+    /// Where the running core records the address it actually bound, for the CLI.
+    pub fn addr_file(&self) -> PathBuf {
+        self.root.join("core.addr")
+    }
+    /// True when this directory already holds a deployment.
+    pub fn is_initialised(&self) -> bool {
+        self.config().exists() || self.ca_key().exists()
+    }
+}
+
+/// What `init` is asked to make.
+#[derive(Debug, Clone)]
+pub struct InitOptions {
+    pub trust_domain: String,
+    pub listen: SocketAddr,
+    /// Defaults to the listen address (with 127.0.0.1 for an unspecified IP).
+    pub advertise: Option<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum InitError {
+    #[error(
+        "{0} already holds a HoneyBee deployment (core.toml or pki/ca.key exists); refusing to overwrite its CA. Use another --data-dir, or delete it deliberately"
+    )]
+    AlreadyInitialised(PathBuf),
+    #[error("invalid trust domain {0:?}: use lowercase letters, digits, '.' and '-'")]
+    TrustDomain(String),
+    #[error("cannot write {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("certificate authority: {0}")]
+    Pki(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+}
+
+/// What `init` made, for the operator.
+#[derive(Debug, Clone)]
+pub struct InitReport {
+    pub data_dir: PathBuf,
+    pub trust_domain: String,
+    pub ca_pin_hex: String,
+    pub listen: SocketAddr,
+    pub advertise: String,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
+    move |source| InitError::Io {
+        path: path.to_owned(),
+        source,
+    }
+}
+
+/// Creates a deployment in `data_dir`.
+pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError> {
+    let paths = CorePaths::new(data_dir);
+    if paths.is_initialised() {
+        return Err(InitError::AlreadyInitialised(data_dir.to_owned()));
+    }
+    let td = &opts.trust_domain;
+    if td.is_empty()
+        || td.len() > 255
+        || !td
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
+        return Err(InitError::TrustDomain(td.clone()));
+    }
+    let advertise = opts.advertise.clone().unwrap_or_else(|| {
+        let ip = if opts.listen.ip().is_unspecified() {
+            "127.0.0.1".to_string()
+        } else {
+            opts.listen.ip().to_string()
+        };
+        let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
+        format!("{ip}:{}", opts.listen.port())
+    });
+    let raw = RawCoreConfig::new(td, opts.listen, &advertise);
+    // Validate before writing anything so a bad flag leaves no half-made directory.
+    let cfg = raw.clone().validate(data_dir)?;
+
+    std::fs::create_dir_all(paths.pki()).map_err(io(&paths.pki()))?;
+    std::fs::create_dir_all(paths.captures()).map_err(io(&paths.captures()))?;
+
+    let pki = |e: &dyn std::fmt::Display| InitError::Pki(e.to_string());
+    let ca = Ca::generate(td).map_err(|e| pki(&e))?;
+    write_private(&paths.ca_key(), ca.key_pem().as_bytes()).map_err(io(&paths.ca_key()))?;
+    write_public(&paths.ca_cert(), ca.cert_pem().as_bytes()).map_err(io(&paths.ca_cert()))?;
+    issue_core_cert(&ca, &paths, cfg.core_cert_lifetime)?;
+    issue_admin_cert(&ca, &paths, cfg.admin_cert_lifetime)?;
+
+    let text = format!(
+        "# HoneyBee core configuration. Reference: configs/core.toml in the source tree.\n{}",
+        toml::to_string_pretty(&raw).map_err(|e| pki(&e))?
+    );
+    write_public(&paths.config(), text.as_bytes()).map_err(io(&paths.config()))?;
+
+    Ok(InitReport {
+        data_dir: data_dir.to_owned(),
+        trust_domain: td.clone(),
+        ca_pin_hex: hex::encode(ca.pin()),
+        listen: opts.listen,
+        advertise,
+    })
+}
+
+/// Issues (or re-issues) the core's server certificate.
+pub fn issue_core_cert(ca: &Ca, paths: &CorePaths, lifetime: Duration) -> Result<(), InitError> {
+    issue_to_files(ca, Role::Core, "core", lifetime, &paths.core_cert(), &paths.core_key())
+}
+
+/// Issues (or re-issues) the admin CLI's client certificate.
+pub fn issue_admin_cert(ca: &Ca, paths: &CorePaths, lifetime: Duration) -> Result<(), InitError> {
+    issue_to_files(ca, Role::Admin, "cli", lifetime, &paths.admin_cert(), &paths.admin_key())
+}
+
+fn issue_to_files(
+    ca: &Ca,
+    role: Role,
+    id: &str,
+    lifetime: Duration,
+    cert_path: &Path,
+    key_path: &Path,
+) -> Result<(), InitError> {
+    let req = IssueRequest {
+        role,
+        id: NodeId::new(id).map_err(|e| InitError::Pki(e.to_string()))?,
+        lifetime,
+    };
+    let (key, cert) = ca
+        .issue_with_new_key(&req)
+        .map_err(|e| InitError::Pki(e.to_string()))?;
+    write_private(key_path, key.to_pem().as_bytes()).map_err(io(key_path))?;
+    write_public(cert_path, cert.pem().as_bytes()).map_err(io(cert_path))?;
+    Ok(())
+}
+
+/// Loads the CA of an initialised data directory.
+pub fn load_ca(paths: &CorePaths, trust_domain: &str) -> Result<Ca, InitError> {
+    let cert = std::fs::read_to_string(paths.ca_cert()).map_err(io(&paths.ca_cert()))?;
+    let key = std::fs::read_to_string(paths.ca_key()).map_err(io(&paths.ca_key()))?;
+    Ca::from_pem(&cert, &key, trust_domain).map_err(|e| InitError::Pki(e.to_string()))
+}

@@ -1,0 +1,112 @@
+//! JSON and one-line text views of stored events for the CLI, with Elastic Common Schema
+//! field names where ECS has one (`source.ip`, `user.name`, `event.action`, …).
+
+use honeybee_proto::admin::StoredEvent;
+use honeybee_proto::event::EventKind;
+use serde_json::{Map, Value, json};
+use std::time::{Duration, UNIX_EPOCH};
+
+/// RFC 3339 UTC time with milliseconds.
+pub fn rfc3339(ms: i64) -> String {
+    let t = UNIX_EPOCH + Duration::from_millis(ms.max(0) as u64);
+    humantime::format_rfc3339_millis(t).to_string()
+}
+
+fn addr(a: Option<std::net::SocketAddr>) -> Value {
+    match a {
+        Some(a) => json!({"ip": a.ip().to_string(), "port": a.port()}),
+        None => Value::Null,
+    }
+}
+
+/// The JSON document for one event.
+pub fn event_json(e: &StoredEvent) -> Value {
+    let ev = &e.event;
+    let mut doc = Map::new();
+    doc.insert("@timestamp".into(), rfc3339(ev.time_ms).into());
+    doc.insert(
+        "event".into(),
+        json!({"action": ev.kind.name(), "sequence": ev.seq, "ingested": rfc3339(e.received_ms)}),
+    );
+    doc.insert("observer".into(), json!({"name": e.node.as_str()}));
+    doc.insert("service".into(), json!({"name": ev.service}));
+    if let Some(s) = ev.session {
+        doc.insert("session".into(), json!({"id": s.to_hex()}));
+    }
+    doc.insert("source".into(), addr(ev.src));
+    doc.insert("destination".into(), addr(ev.dst));
+    let detail = match &ev.kind {
+        EventKind::AuthAttempt(a) => {
+            doc.insert("user".into(), json!({"name": a.username}));
+            json!({
+                "method": a.method.name(),
+                "password": a.password,
+                "key_fingerprint": a.key_fingerprint,
+                "key_algorithm": a.key_algorithm,
+                "client_version": a.client_version,
+                "success": a.success,
+            })
+        }
+        EventKind::Command { line } => {
+            doc.insert("process".into(), json!({"command_line": line}));
+            Value::Null
+        }
+        EventKind::Data { bytes, truncated } => json!({
+            "data_hex": hex::encode(bytes),
+            "data_text": String::from_utf8_lossy(bytes),
+            "truncated": truncated,
+        }),
+        EventKind::Disconnect {
+            duration_ms,
+            bytes_in,
+            bytes_out,
+        } => json!({"duration_ms": duration_ms, "bytes_in": bytes_in, "bytes_out": bytes_out}),
+        EventKind::LimitReached { limit, detail } => json!({"limit": limit, "detail": detail}),
+        EventKind::ServiceError { message } => json!({"error": message}),
+        _ => Value::Null,
+    };
+    if !detail.is_null() {
+        doc.insert("honeybee".into(), detail);
+    }
+    Value::Object(doc)
+}
+
+/// One human-readable line for one event.
+pub fn event_line(e: &StoredEvent) -> String {
+    let ev = &e.event;
+    let src = ev.src.map(|a| a.to_string()).unwrap_or_else(|| "-".into());
+    let what = match &ev.kind {
+        EventKind::AuthAttempt(a) => {
+            let cred = match (&a.password, &a.key_fingerprint) {
+                (Some(p), _) => format!("password={p:?}"),
+                (None, Some(k)) => format!("key={k}"),
+                _ => String::new(),
+            };
+            let outcome = if a.success { "accepted" } else { "failed" };
+            format!("user={:?} {cred} ({}, {outcome})", a.username, a.method.name())
+        }
+        EventKind::Command { line } => format!("cmd={line:?}"),
+        EventKind::Data { bytes, truncated } => format!(
+            "data={:?}{}",
+            String::from_utf8_lossy(&bytes[..bytes.len().min(80)]),
+            if *truncated { " (truncated)" } else { "" }
+        ),
+        EventKind::Disconnect {
+            duration_ms,
+            bytes_in,
+            bytes_out,
+        } => format!("after {duration_ms} ms, {bytes_in} B in, {bytes_out} B out"),
+        EventKind::LimitReached { limit, detail } => format!("{limit}: {detail}"),
+        EventKind::ServiceError { message } => message.clone(),
+        _ => String::new(),
+    };
+    format!(
+        "{} {} {} {} {} {}",
+        rfc3339(ev.time_ms),
+        e.node,
+        ev.service,
+        ev.kind.name(),
+        src,
+        what
+    )
+}

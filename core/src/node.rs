@@ -1,0 +1,411 @@
+//! One node's connection: the control stream (hello, config, commands, health, renewal),
+//! telemetry batches acknowledged after they are durable, and capture uploads.
+
+use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
+use crate::registry::LiveNode;
+use crate::server::Shared;
+use crate::store::CaptureRecord;
+use honeybee_pki::ca::IssueRequest;
+use honeybee_pki::identity::PeerIdentity;
+use honeybee_proto::capture::CaptureHeader;
+use honeybee_proto::codec::FrameLimit;
+use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
+use honeybee_proto::event::{EventBatch, MAX_BATCH_EVENTS};
+use honeybee_proto::stream::{StreamKind, close};
+use honeybee_proto::{NodeId, Serial};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Semaphore, mpsc};
+
+/// How long a node has to open its control stream and say hello.
+const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// How long a unidirectional stream may stay silent before it is abandoned.
+const STREAM_STALL: Duration = Duration::from_secs(30);
+
+/// Why a node's connection is being closed.
+#[derive(Debug)]
+struct Close(u32, String);
+
+impl Close {
+    fn protocol(why: impl std::fmt::Display) -> Self {
+        Close(close::PROTOCOL, why.to_string())
+    }
+}
+
+pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Shared>) {
+    let node = peer.spiffe.id.clone();
+    let remote = conn.remote_address();
+    if let Err(Close(code, why)) = admit(&node, peer.serial, shared).await {
+        tracing::warn!(%node, %remote, why, "node connection refused");
+        shared.audit(&format!("node:{node}"), "connect", &format!("refused: {why}"), Some(remote.to_string()), "");
+        conn.close(code.into(), why.as_bytes());
+        return;
+    }
+    let conn_id = shared.registry.next_conn_id();
+    let result = session(&conn, &node, &peer, conn_id, shared).await;
+    let still_current = shared.registry.remove(&node, conn_id);
+    if still_current {
+        let _ = shared
+            .store
+            .set_node_online(&node, false, Some(remote.to_string()), crate::now_ms())
+            .await;
+    }
+    match result {
+        Ok(()) => tracing::info!(%node, %remote, "node disconnected"),
+        Err(Close(code, why)) => {
+            tracing::warn!(%node, %remote, code, why, "node connection closed");
+            conn.close(code.into(), why.as_bytes());
+        }
+    }
+}
+
+/// The certificate must belong to a known, unrevoked node.
+async fn admit(node: &NodeId, serial: Serial, shared: &Shared) -> Result<(), Close> {
+    let internal = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
+    if shared.revocations.is_node_revoked(node) || shared.revocations.is_serial_revoked(&serial) {
+        return Err(Close(close::REVOKED, "revoked".into()));
+    }
+    let rec = shared.store.get_node(node).await.map_err(internal)?;
+    let Some(rec) = rec else {
+        return Err(Close(close::FORBIDDEN, "unknown node; enrol again".into()));
+    };
+    if rec.revoked {
+        return Err(Close(close::REVOKED, "revoked".into()));
+    }
+    match shared.store.cert(serial).await.map_err(internal)? {
+        Some(c) if &c.node == node && !c.revoked => Ok(()),
+        Some(c) if c.revoked => Err(Close(close::REVOKED, "certificate revoked".into())),
+        _ => Err(Close(close::FORBIDDEN, "certificate not issued to this node".into())),
+    }
+}
+
+async fn session(
+    conn: &quinn::Connection,
+    node: &NodeId,
+    peer: &PeerIdentity,
+    conn_id: u64,
+    shared: &Arc<Shared>,
+) -> Result<(), Close> {
+    let (mut ctl_send, mut ctl_recv) = match tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()).await {
+        Ok(Ok(s)) => s,
+        Ok(Err(_)) => return Ok(()),
+        Err(_) => return Err(Close::protocol("no control stream")),
+    };
+    let hello = match read_frame_within::<AgentMsg, _>(&mut ctl_recv, FrameLimit::CONTROL, HELLO_DEADLINE).await {
+        Ok(AgentMsg::Hello(h)) => h,
+        Ok(_) => return Err(Close::protocol("first control message must be hello")),
+        Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
+    };
+    let store_err = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
+    let rec = shared
+        .store
+        .get_node(node)
+        .await
+        .map_err(store_err)?
+        .ok_or_else(|| Close(close::FORBIDDEN, "unknown node".into()))?;
+    let last_seq = shared.store.max_seq(node).await.map_err(store_err)?;
+    let welcome = CoreMsg::Welcome {
+        node_id: node.clone(),
+        config: rec.config,
+        last_seq,
+    };
+    write_frame(&mut ctl_send, &welcome, FrameLimit::CONTROL)
+        .await
+        .map_err(|_| Close(close::NORMAL, "gone".into()))?;
+
+    let (tx, mut rx) = mpsc::channel::<CoreMsg>(1024);
+    shared.registry.insert(
+        node.clone(),
+        LiveNode {
+            conn_id,
+            conn: conn.clone(),
+            tx: tx.clone(),
+            serial: peer.serial,
+            not_after_ms: peer.not_after_ms,
+        },
+    );
+    let remote = conn.remote_address().to_string();
+    let _ = shared
+        .store
+        .set_node_online(node, true, Some(remote.clone()), crate::now_ms())
+        .await;
+    tracing::info!(%node, %remote, agent = hello.agent_version, mode = ?hello.mode, "node connected");
+
+    let writer = async move {
+        while let Some(msg) = rx.recv().await {
+            if write_frame(&mut ctl_send, &msg, FrameLimit::CONTROL).await.is_err() {
+                break;
+            }
+        }
+    };
+    let streams = accept_streams(conn, node, shared, tx.clone());
+    let control = control_loop(&mut ctl_recv, node, peer, shared, tx);
+    tokio::select! {
+        r = control => r,
+        r = streams => r,
+        _ = writer => Ok(()),
+        _ = conn.closed() => Ok(()),
+    }
+}
+
+/// Reads control messages until the stream ends.
+async fn control_loop(
+    recv: &mut quinn::RecvStream,
+    node: &NodeId,
+    peer: &PeerIdentity,
+    shared: &Arc<Shared>,
+    tx: mpsc::Sender<CoreMsg>,
+) -> Result<(), Close> {
+    let mut serial = peer.serial;
+    loop {
+        let msg: AgentMsg = match read_frame(recv, FrameLimit::CONTROL).await {
+            Ok(m) => m,
+            Err(FrameIoError::Closed) => return Ok(()),
+            Err(FrameIoError::Io(_)) => return Ok(()),
+            Err(e) => return Err(Close::protocol(format!("control stream: {e}"))),
+        };
+        match msg {
+            AgentMsg::Health(h) => {
+                let _ = shared.store.set_node_health(node, &h, crate::now_ms()).await;
+            }
+            AgentMsg::CommandResult { id, result } => shared.registry.command_result(id, result),
+            AgentMsg::RenewRequest { csr_der } => {
+                let answer = renew(node, peer, &mut serial, &csr_der, shared).await;
+                if tx.send(CoreMsg::Renewed(answer)).await.is_err() {
+                    return Ok(());
+                }
+            }
+            AgentMsg::Hello(_) => return Err(Close::protocol("hello sent twice")),
+            _ => return Err(Close::protocol("unexpected control message")),
+        }
+    }
+}
+
+/// Issues a fresh certificate for the same identity; the SPIFFE id comes from the live
+/// connection's certificate, never from the CSR.
+async fn renew(
+    node: &NodeId,
+    peer: &PeerIdentity,
+    serial: &mut Serial,
+    csr_der: &[u8],
+    shared: &Shared,
+) -> Result<RenewedCert, String> {
+    if shared.revocations.is_node_revoked(node) {
+        return Err("node is revoked".into());
+    }
+    let issued = shared
+        .ca
+        .sign_csr(
+            csr_der,
+            &IssueRequest {
+                role: peer.spiffe.role,
+                id: node.clone(),
+                lifetime: shared.cfg.agent_cert_lifetime,
+            },
+        )
+        .map_err(|e| format!("renewal refused: {e}"))?;
+    let now = crate::now_ms();
+    let recorded = async {
+        shared
+            .store
+            .record_cert(issued.serial, node, peer.spiffe.role, now, issued.not_after_ms)
+            .await?;
+        shared
+            .store
+            .supersede_cert(node, *serial, issued.serial, issued.not_after_ms, now)
+            .await
+    }
+    .await;
+    if let Err(e) = recorded {
+        tracing::error!(%node, error = %e, "could not record renewed certificate");
+        return Err("core could not record the certificate".into());
+    }
+    shared.registry.update_cert(node, issued.serial, issued.not_after_ms);
+    shared.audit(
+        &format!("node:{node}"),
+        "cert.renew",
+        "ok",
+        None,
+        &format!("old={} new={}", serial, issued.serial),
+    );
+    *serial = issued.serial;
+    Ok(RenewedCert {
+        cert_der: issued.der,
+        not_after_ms: issued.not_after_ms,
+    })
+}
+
+/// Accepts unidirectional streams and reads each on its own task, a bounded number at once.
+async fn accept_streams(
+    conn: &quinn::Connection,
+    node: &NodeId,
+    shared: &Arc<Shared>,
+    tx: mpsc::Sender<CoreMsg>,
+) -> Result<(), Close> {
+    let permits = Arc::new(Semaphore::new(shared.cfg.max_streams_per_node as usize));
+    let (fail_tx, mut fail_rx) = mpsc::channel::<Close>(1);
+    loop {
+        let recv = tokio::select! {
+            r = conn.accept_uni() => match r {
+                Ok(r) => r,
+                Err(_) => return Ok(()),
+            },
+            Some(fail) = fail_rx.recv() => return Err(fail),
+        };
+        let Ok(permit) = permits.clone().acquire_owned().await else {
+            return Ok(());
+        };
+        let (node, shared, tx, fail_tx) = (node.clone(), shared.clone(), tx.clone(), fail_tx.clone());
+        tokio::spawn(async move {
+            if let Err(close) = uni_stream(recv, &node, &shared, &tx).await {
+                let _ = fail_tx.try_send(close);
+            }
+            drop(permit);
+        });
+    }
+}
+
+async fn uni_stream(
+    mut recv: quinn::RecvStream,
+    node: &NodeId,
+    shared: &Shared,
+    tx: &mpsc::Sender<CoreMsg>,
+) -> Result<(), Close> {
+    let mut kind = [0u8; 1];
+    match tokio::time::timeout(STREAM_STALL, recv.read_exact(&mut kind)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(_)) | Err(_) => return Ok(()),
+    }
+    match StreamKind::from_byte(kind[0]).map_err(Close::protocol)? {
+        StreamKind::Telemetry => telemetry(recv, node, shared, tx).await,
+        StreamKind::Capture => capture(recv, node, shared, tx).await,
+    }
+}
+
+async fn telemetry(
+    mut recv: quinn::RecvStream,
+    node: &NodeId,
+    shared: &Shared,
+    tx: &mpsc::Sender<CoreMsg>,
+) -> Result<(), Close> {
+    let batch: EventBatch = match read_frame_within(&mut recv, FrameLimit::TELEMETRY, STREAM_STALL).await {
+        Ok(b) => b,
+        // A stream cut by a lost connection is normal: the agent resends.
+        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+        Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
+    };
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(Close(close::LIMIT, "telemetry batch has too many events".into()));
+    }
+    let (Some(first), Some(last)) = (
+        batch.events.iter().map(|e| e.seq).min(),
+        batch.events.iter().map(|e| e.seq).max(),
+    ) else {
+        return Ok(());
+    };
+    let total = batch.events.len();
+    let valid: Vec<_> = batch
+        .events
+        .into_iter()
+        .filter(|e| match e.validate() {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(%node, seq = e.seq, error = %err, "event refused");
+                false
+            }
+        })
+        .collect();
+    if valid.len() != total {
+        shared.audit(
+            &format!("node:{node}"),
+            "telemetry",
+            "events refused",
+            None,
+            &format!("{} of {total} events in seq {first}..={last} were invalid", total - valid.len()),
+        );
+    }
+    let outcome = shared
+        .store
+        .insert_events(node, crate::now_ms(), valid)
+        .await
+        .map_err(|e| Close(close::PROTOCOL, format!("store: {e}")))?;
+    if outcome.duplicates > 0 {
+        tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
+    }
+    // Invalid events are acknowledged too: resending them would never succeed.
+    let _ = tx.send(CoreMsg::Ack { first, last }).await;
+    Ok(())
+}
+
+async fn capture(
+    mut recv: quinn::RecvStream,
+    node: &NodeId,
+    shared: &Shared,
+    tx: &mpsc::Sender<CoreMsg>,
+) -> Result<(), Close> {
+    let header: CaptureHeader = match read_frame_within(&mut recv, FrameLimit::CAPTURE_HEADER, STREAM_STALL).await {
+        Ok(h) => h,
+        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+        Err(e) => return Err(Close::protocol(format!("capture header: {e}"))),
+    };
+    let reject = |reason: String| async move {
+        tracing::warn!(%node, sha256 = %hex::encode(header.sha256), reason, "capture rejected");
+        let _ = tx
+            .send(CoreMsg::CaptureRejected {
+                sha256: header.sha256,
+                reason,
+            })
+            .await;
+    };
+    if header.size > shared.cfg.max_capture_bytes {
+        let _ = recv.stop(close::CAPTURE_REJECTED.into());
+        reject(format!(
+            "capture of {} bytes is over the core's limit of {} bytes",
+            header.size, shared.cfg.max_capture_bytes
+        ))
+        .await;
+        return Ok(());
+    }
+    let mut pending = match shared.captures.begin(header.size).await {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!(error = %e, "capture storage unavailable");
+            return Ok(());
+        }
+    };
+    loop {
+        let chunk = match tokio::time::timeout(STREAM_STALL, recv.read_chunk(64 * 1024, true)).await {
+            Ok(Ok(Some(c))) => c,
+            Ok(Ok(None)) => break,
+            // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        };
+        if let Err(e) = pending.write(&chunk.bytes).await {
+            let _ = recv.stop(close::CAPTURE_REJECTED.into());
+            reject(e.to_string()).await;
+            return Ok(());
+        }
+    }
+    match pending.finish(&header.sha256).await {
+        Ok(new) => {
+            let rec = CaptureRecord {
+                sha256: header.sha256,
+                size: header.size,
+                kind: header.kind.name().to_owned(),
+                node: node.clone(),
+                service: honeybee_proto::event::clamp(&header.service, 64),
+                session: header.session,
+                time_ms: header.time_ms,
+                meta: header.meta.clone(),
+            };
+            if let Err(e) = shared.store.insert_capture(rec).await {
+                tracing::error!(error = %e, "capture metadata not stored");
+                return Ok(());
+            }
+            tracing::info!(%node, sha256 = %hex::encode(header.sha256), size = header.size, new, "capture stored");
+            let _ = tx.send(CoreMsg::CaptureStored { sha256: header.sha256 }).await;
+        }
+        Err(e) => reject(e.to_string()).await,
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! Live node connections: who is online now, how to reach them, and how to cut them off.
+
+use honeybee_pki::revocation::RevocationList;
+use honeybee_proto::control::{Command, CoreMsg};
+use honeybee_proto::stream::close;
+use honeybee_proto::{NodeId, Serial};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::{mpsc, oneshot};
+
+/// How long an admin waits for a node to answer a command.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// One online node.
+#[derive(Debug)]
+pub struct LiveNode {
+    /// Distinguishes this connection from a later one of the same node.
+    pub conn_id: u64,
+    pub conn: quinn::Connection,
+    /// Messages for the node's control stream.
+    pub tx: mpsc::Sender<CoreMsg>,
+    pub serial: Serial,
+    pub not_after_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SendError {
+    #[error("node {0} is not online")]
+    Offline(NodeId),
+    #[error("node {0} did not answer within {1:?}")]
+    Timeout(NodeId, Duration),
+    #[error("node {0} went away before answering")]
+    Gone(NodeId),
+}
+
+#[derive(Debug, Default)]
+pub struct Registry {
+    nodes: Mutex<HashMap<NodeId, LiveNode>>,
+    pending: Mutex<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    next_id: AtomicU64,
+}
+
+impl Registry {
+    pub fn new() -> Self {
+        Registry::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, LiveNode>> {
+        self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// A fresh connection id.
+    pub fn next_conn_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Registers a node's connection; an older connection of the same node is closed, so
+    /// there is one connection per node.
+    pub fn insert(&self, node: NodeId, live: LiveNode) {
+        if let Some(old) = self.lock().insert(node, live) {
+            old.conn
+                .close(close::REPLACED.into(), b"replaced by a newer connection");
+        }
+    }
+
+    /// Forgets `node` if `conn_id` is still its current connection.
+    pub fn remove(&self, node: &NodeId, conn_id: u64) -> bool {
+        let mut nodes = self.lock();
+        if nodes.get(node).is_some_and(|l| l.conn_id == conn_id) {
+            nodes.remove(node);
+            return true;
+        }
+        false
+    }
+
+    pub fn is_online(&self, node: &NodeId) -> bool {
+        self.lock().contains_key(node)
+    }
+
+    pub fn online_count(&self) -> usize {
+        self.lock().len()
+    }
+
+    /// Closes a node's connection now.
+    pub fn close(&self, node: &NodeId, code: u32, reason: &str) -> bool {
+        match self.lock().remove(node) {
+            Some(live) => {
+                live.conn.close(code.into(), reason.as_bytes());
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Records a renewed certificate for a live node.
+    pub fn update_cert(&self, node: &NodeId, serial: Serial, not_after_ms: i64) {
+        if let Some(l) = self.lock().get_mut(node) {
+            l.serial = serial;
+            l.not_after_ms = not_after_ms;
+        }
+    }
+
+    /// Queues a control message for a node.
+    pub fn send(&self, node: &NodeId, msg: CoreMsg) -> Result<(), SendError> {
+        let tx = self
+            .lock()
+            .get(node)
+            .map(|l| l.tx.clone())
+            .ok_or_else(|| SendError::Offline(node.clone()))?;
+        tx.try_send(msg).map_err(|_| SendError::Gone(node.clone()))
+    }
+
+    /// Sends a command and waits for the node's answer.
+    pub async fn command(
+        &self,
+        node: &NodeId,
+        command: Command,
+    ) -> Result<Result<String, String>, SendError> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, tx);
+        let sent = self.send(node, CoreMsg::Command { id, command });
+        let out = match sent {
+            Err(e) => Err(e),
+            Ok(()) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+                Ok(Ok(r)) => Ok(r),
+                Ok(Err(_)) => Err(SendError::Gone(node.clone())),
+                Err(_) => Err(SendError::Timeout(node.clone(), COMMAND_TIMEOUT)),
+            },
+        };
+        self.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id);
+        out
+    }
+
+    /// Delivers a node's answer to whoever is waiting for command `id`.
+    pub fn command_result(&self, id: u64, result: Result<String, String>) {
+        if let Some(tx) = self
+            .pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&id)
+        {
+            let _ = tx.send(result);
+        }
+    }
+
+    /// Closes every connection whose node or certificate is revoked, or whose certificate
+    /// has expired. Returns the nodes cut off.
+    pub fn sweep(&self, revocations: &RevocationList, now_ms: i64) -> Vec<NodeId> {
+        let mut nodes = self.lock();
+        let doomed: Vec<(NodeId, u32, &'static str)> = nodes
+            .iter()
+            .filter_map(|(id, l)| {
+                if revocations.is_node_revoked(id) || revocations.is_serial_revoked(&l.serial) {
+                    Some((id.clone(), close::REVOKED, "revoked"))
+                } else if l.not_after_ms <= now_ms {
+                    Some((id.clone(), close::REVOKED, "certificate expired; enrol again"))
+                } else {
+                    None
+                }
+            })
+            .collect();
+        for (id, code, why) in &doomed {
+            if let Some(l) = nodes.remove(id) {
+                l.conn.close((*code).into(), why.as_bytes());
+            }
+        }
+        doomed.into_iter().map(|(id, _, _)| id).collect()
+    }
+
+    /// Closes every connection (shutdown).
+    pub fn close_all(&self, code: u32, reason: &str) {
+        for (_, l) in self.lock().drain() {
+            l.conn.close(code.into(), reason.as_bytes());
+        }
+    }
+}

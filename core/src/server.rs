@@ -1,0 +1,274 @@
+//! The running core: loads its data directory, opens the store, binds the endpoint and
+//! supervises the tasks behind it until shutdown.
+
+use crate::captures::CaptureStore;
+use crate::config::{self, CoreConfig};
+use crate::init::{self, CorePaths};
+use crate::ratelimit::FailureLimiter;
+use crate::registry::Registry;
+use crate::store::{SqliteStore, TokenRecord};
+use honeybee_pki::ca::Ca;
+use honeybee_pki::revocation::RevocationList;
+use honeybee_pki::token::Token;
+use honeybee_proto::admin::{AuditEntry, TokenSpec};
+use honeybee_proto::stream::close;
+use honeybee_proto::{Role, TokenId, alpn};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::{Duration, Instant};
+use tokio::task::JoinSet;
+
+/// How often live connections are re-checked against the denylist and cert expiry.
+pub const REVOCATION_SWEEP: Duration = Duration::from_millis(500);
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CoreError {
+    #[error(transparent)]
+    Config(#[from] config::ConfigError),
+    #[error(transparent)]
+    Init(#[from] init::InitError),
+    #[error("store: {0}")]
+    Store(#[from] crate::store::StoreError),
+    #[error("TLS: {0}")]
+    Tls(String),
+    #[error("cannot bind UDP {addr}: {source} (is another core running? change `listen` in core.toml)")]
+    Bind {
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Other(String),
+}
+
+/// State shared by every task of the core.
+pub struct Shared {
+    pub cfg: CoreConfig,
+    pub paths: CorePaths,
+    pub ca: Ca,
+    pub store: SqliteStore,
+    pub registry: Registry,
+    pub revocations: RevocationList,
+    pub captures: CaptureStore,
+    pub enroll_limiter: FailureLimiter,
+    pub started: Instant,
+    pub connections: AtomicUsize,
+    pub handshaking: AtomicUsize,
+}
+
+impl Shared {
+    /// Appends to the audit log without waiting for the write.
+    pub fn audit(&self, actor: &str, action: &str, outcome: &str, source: Option<String>, detail: &str) {
+        tracing::info!(target: "honeybee::audit", actor, action, outcome, source = source.as_deref().unwrap_or(""), detail);
+        let entry = AuditEntry {
+            time_ms: crate::now_ms(),
+            actor: actor.into(),
+            action: action.into(),
+            outcome: outcome.into(),
+            source,
+            detail: detail.into(),
+        };
+        let store = self.store.clone();
+        tokio::spawn(async move {
+            if let Err(e) = store.audit(entry).await {
+                tracing::error!(error = %e, "audit write failed");
+            }
+        });
+    }
+
+    /// Creates a one-time token and returns its id and the line to hand to the operator.
+    pub async fn create_token(&self, spec: &TokenSpec, actor: &str) -> Result<(TokenId, String), String> {
+        if !matches!(spec.role, Role::Agent | Role::Relay) {
+            return Err(format!(
+                "tokens for role {} are not supported yet; use agent or relay",
+                spec.role
+            ));
+        }
+        honeybee_proto::NodeId::new(spec.name.clone()).map_err(|e| e.to_string())?;
+        if spec.uses == 0 || spec.uses > 10_000 {
+            return Err("uses must be between 1 and 10000".into());
+        }
+        if spec.ttl_s == 0 || spec.ttl_s > 30 * 86_400 {
+            return Err("ttl must be between 1s and 30 days".into());
+        }
+        let token = Token::generate(self.ca.pin(), self.cfg.advertise.clone()).map_err(|e| e.to_string())?;
+        let now = crate::now_ms();
+        let rec = TokenRecord {
+            id: token.id,
+            secret_hash: token.secret_hash(),
+            role: spec.role,
+            name: spec.name.clone(),
+            labels: spec.labels.clone(),
+            created_ms: now,
+            expires_ms: now + (spec.ttl_s as i64) * 1000,
+            uses_total: spec.uses,
+            uses_left: spec.uses,
+            revoked: false,
+        };
+        self.store.create_token(rec).await.map_err(|e| e.to_string())?;
+        self.audit(
+            actor,
+            "token.create",
+            "ok",
+            None,
+            &format!("id={} role={} name={} uses={} ttl={}s", token.id, spec.role, spec.name, spec.uses, spec.ttl_s),
+        );
+        Ok((token.id, token.encode()))
+    }
+}
+
+/// A running core.
+pub struct Core {
+    shared: Arc<Shared>,
+    endpoint: quinn::Endpoint,
+    tasks: JoinSet<()>,
+}
+
+impl Core {
+    /// Starts the core of an initialised data directory.
+    pub async fn start(data_dir: &Path) -> Result<Core, CoreError> {
+        let cfg = config::load(data_dir)?;
+        Self::start_with(cfg).await
+    }
+
+    /// Starts the core with an already validated configuration.
+    pub async fn start_with(cfg: CoreConfig) -> Result<Core, CoreError> {
+        honeybee_pki::install_crypto_provider();
+        let paths = CorePaths::new(&cfg.data_dir);
+        let ca = init::load_ca(&paths, &cfg.trust_domain)?;
+        renew_core_cert_if_due(&ca, &paths, &cfg)?;
+        let store = SqliteStore::open(&paths.database())?;
+        store.mark_all_offline().await?;
+        let (serials, nodes) = store.revoked().await?;
+        let revocations = RevocationList::new();
+        revocations.load(serials, nodes);
+
+        let chain = vec![
+            load_cert(&paths.core_cert())?,
+            rustls::pki_types::CertificateDer::from(ca.cert_der().to_vec()),
+        ];
+        let key = load_key(&paths.core_key())?;
+        let tls = honeybee_pki::tls::server_config(
+            ca.cert_der(),
+            chain,
+            key,
+            revocations.clone(),
+            &[alpn::NODE, alpn::ENROLL, alpn::ADMIN],
+        )
+        .map_err(|e| CoreError::Tls(e.to_string()))?;
+        let server = crate::endpoint::server_config(tls, cfg.max_streams_per_node)
+            .map_err(CoreError::Tls)?;
+        let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|source| CoreError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+        let endpoint = quinn::Endpoint::new(
+            quinn::EndpointConfig::default(),
+            Some(server),
+            socket,
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|source| CoreError::Bind {
+            addr: cfg.listen,
+            source,
+        })?;
+
+        let captures = CaptureStore::new(&paths.captures()).map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
+        let enroll_limiter = FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
+        let shared = Arc::new(Shared {
+            cfg,
+            paths,
+            ca,
+            store,
+            registry: Registry::new(),
+            revocations,
+            captures,
+            enroll_limiter,
+            started: Instant::now(),
+            connections: AtomicUsize::new(0),
+            handshaking: AtomicUsize::new(0),
+        });
+        let mut tasks = JoinSet::new();
+        tasks.spawn(crate::endpoint::accept_loop(endpoint.clone(), shared.clone()));
+        let sweeper = shared.clone();
+        tasks.spawn(async move {
+            let mut tick = tokio::time::interval(REVOCATION_SWEEP);
+            loop {
+                tick.tick().await;
+                for node in sweeper.registry.sweep(&sweeper.revocations, crate::now_ms()) {
+                    tracing::warn!(%node, "connection closed by sweep (revoked or expired)");
+                }
+            }
+        });
+        if let Ok(mut bound) = endpoint.local_addr() {
+            if bound.ip().is_unspecified() {
+                bound.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+            }
+            let _ = honeybee_pki::files::write_public(&shared.paths.addr_file(), bound.to_string().as_bytes());
+        }
+        tracing::info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), "core listening");
+        Ok(Core {
+            shared,
+            endpoint,
+            tasks,
+        })
+    }
+
+    pub fn shared(&self) -> &Arc<Shared> {
+        &self.shared
+    }
+
+    /// The UDP address actually bound (useful with port 0).
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Stops accepting, closes every connection, flushes the store.
+    pub async fn shutdown(mut self) {
+        self.shared.registry.close_all(close::SHUTDOWN, "core shutting down");
+        self.endpoint.close(close::SHUTDOWN.into(), b"core shutting down");
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+        // Give node handlers a moment to record that their nodes went offline.
+        let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        let _ = std::fs::remove_file(self.shared.paths.addr_file());
+        if let Err(e) = self.shared.store.close().await {
+            tracing::error!(error = %e, "store did not close cleanly");
+        }
+        tracing::info!("core stopped");
+    }
+}
+
+fn load_cert(path: &Path) -> Result<rustls::pki_types::CertificateDer<'static>, CoreError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| CoreError::Other(format!("cannot read {}: {e}", path.display())))?;
+    honeybee_pki::files::pem_to_der_certs(&pem)
+        .map_err(|e| CoreError::Other(format!("{}: {e}", path.display())))?
+        .into_iter()
+        .next()
+        .ok_or_else(|| CoreError::Other(format!("{} holds no certificate", path.display())))
+}
+
+fn load_key(path: &Path) -> Result<rustls::pki_types::PrivateKeyDer<'static>, CoreError> {
+    let pem = std::fs::read_to_string(path)
+        .map_err(|e| CoreError::Other(format!("cannot read {}: {e}", path.display())))?;
+    let key = honeybee_pki::keys::KeyPair::from_pem(&pem)
+        .map_err(|e| CoreError::Other(format!("{}: {e}", path.display())))?;
+    Ok(key.private_key_der())
+}
+
+/// Re-issues the core's own certificate when less than a third of its life is left, so a
+/// long-running deployment never serves an expired certificate after a restart.
+fn renew_core_cert_if_due(ca: &Ca, paths: &CorePaths, cfg: &CoreConfig) -> Result<(), CoreError> {
+    let cert = load_cert(&paths.core_cert())?;
+    let not_after = honeybee_pki::identity::not_after_ms(cert.as_ref())
+        .map_err(|e| CoreError::Other(format!("core certificate: {e}")))?;
+    let remaining = not_after - crate::now_ms();
+    if remaining < (cfg.core_cert_lifetime.as_millis() / 3) as i64 {
+        tracing::info!("core certificate is due for renewal; issuing a new one");
+        init::issue_core_cert(ca, paths, cfg.core_cert_lifetime)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,1436 @@
+//! The embedded SQLite store: one writer thread that commits queued writes in batches,
+//! and a small pool of read-only connections.
+//!
+//! Why this shape: SQLite allows one writer at a time, and a transaction's commit is the
+//! expensive part. A single thread that drains everything queued and commits it as one
+//! transaction turns many small writes (event batches from many nodes, audit entries,
+//! token uses) into one commit, and makes read-modify-write operations such as consuming
+//! a token atomic without any locking: they run one after another on that thread.
+//! Each write runs inside its own SAVEPOINT, so a failing write is undone without undoing
+//! its neighbours, and every caller is answered only after COMMIT.
+
+use super::{
+    CaptureRecord, CertRecord, InsertOutcome, NodeRecord, Store, StoreError, TokenRecord,
+    TokenRefusal, effective_limit,
+};
+use honeybee_proto::admin::{AuditEntry, EventQuery, StoredEvent, TokenInfo};
+use honeybee_proto::config::NodeConfig;
+use honeybee_proto::control::Health;
+use honeybee_proto::event::{Event, EventKind};
+use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
+use rusqlite::types::Value;
+use rusqlite::{
+    Connection, ErrorCode, OpenFlags, OptionalExtension, Row, TransactionBehavior, params,
+    params_from_iter,
+};
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, TryLockError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, oneshot};
+
+/// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+/// The schema version this binary writes.
+const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+const READERS: usize = 2;
+/// A batch stops growing at this many writes …
+const MAX_BATCH_OPS: usize = 4096;
+/// … or at this many events, so one commit never grows without bound.
+const MAX_BATCH_WEIGHT: usize = 10_000;
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+const STATEMENT_CACHE: usize = 64;
+
+/// The SQLite store. Cheap to clone; all clones share one writer thread and reader pool.
+/// Dropping the last clone flushes queued writes and waits for the writer thread.
+#[derive(Clone)]
+pub struct SqliteStore {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for SqliteStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteStore")
+            .field("path", &self.inner.path)
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    path: PathBuf,
+    // Field order matters: `tx` drops before `writer`, and a closed channel is what tells
+    // the writer thread to finish, which `writer`'s drop then waits for.
+    tx: mpsc::UnboundedSender<Msg>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+    writer: WriterThread,
+}
+
+struct WriterThread(Mutex<Option<JoinHandle<()>>>);
+
+impl Drop for WriterThread {
+    fn drop(&mut self) {
+        let handle = self
+            .0
+            .get_mut()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle
+            && h.join().is_err()
+        {
+            tracing::error!("store writer thread panicked");
+        }
+    }
+}
+
+/// What the writer thread receives. The channel is unbounded on purpose: every caller but
+/// [`SqliteStore::audit_nowait`] waits for its answer, so the queue is bounded by the
+/// number of concurrent callers, and a bounded queue would make fire-and-forget writes
+/// either block or drop.
+enum Msg {
+    Op(Box<dyn WriteOp>),
+    Shutdown,
+}
+
+/// One queued write, type-erased so a batch can hold writes with different results.
+trait WriteOp: Send {
+    /// How much this write counts against [`MAX_BATCH_WEIGHT`].
+    fn weight(&self) -> usize;
+    /// Runs the write inside the batch transaction; false if it failed and must be undone.
+    fn apply(&mut self, conn: &Connection) -> bool;
+    /// Answers the caller once the batch's fate is known.
+    fn finish(self: Box<Self>, committed: Result<(), &str>);
+}
+
+struct Job<T, F> {
+    weight: usize,
+    run: Option<F>,
+    out: Option<Result<T, StoreError>>,
+    /// None for fire-and-forget writes.
+    reply: Option<oneshot::Sender<Result<T, StoreError>>>,
+}
+
+impl<T, F> WriteOp for Job<T, F>
+where
+    T: Send,
+    F: FnOnce(&Connection) -> Result<T, StoreError> + Send,
+{
+    fn weight(&self) -> usize {
+        self.weight
+    }
+
+    fn apply(&mut self, conn: &Connection) -> bool {
+        let Some(run) = self.run.take() else {
+            return false;
+        };
+        // A bug in one write must not take the writer thread, and every later write, down.
+        let out = std::panic::catch_unwind(AssertUnwindSafe(|| run(conn)))
+            .unwrap_or_else(|_| Err(StoreError::Worker("a store write panicked".into())));
+        let ok = out.is_ok();
+        self.out = Some(out);
+        ok
+    }
+
+    fn finish(self: Box<Self>, committed: Result<(), &str>) {
+        let result = match (self.out, committed) {
+            (Some(Err(e)), _) => Err(e),
+            (Some(Ok(v)), Ok(())) => Ok(v),
+            (_, Err(why)) => Err(StoreError::BatchFailed(why.to_owned())),
+            (None, Ok(())) => Err(StoreError::Worker("write was not applied".into())),
+        };
+        match self.reply {
+            // The caller may have gone away; the write stands regardless.
+            Some(reply) => drop(reply.send(result)),
+            None => {
+                if let Err(e) = result {
+                    tracing::warn!(error = %e, "fire-and-forget store write failed");
+                }
+            }
+        }
+    }
+}
+
+impl SqliteStore {
+    /// Opens (creating if needed) the database at `path`, brings its schema up to date and
+    /// starts the writer thread. Refuses a database whose schema is newer than this binary,
+    /// and a database another live store (in any process) has open.
+    ///
+    /// Synchronous: it is a start-up step, does a little file I/O and fails fast when the
+    /// database is locked, so it is fine to call from async code once.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        Self::open_blocking(path.to_owned())
+    }
+
+    fn open_blocking(path: PathBuf) -> Result<SqliteStore, StoreError> {
+        let lock = take_lock(&path)?;
+        let mut conn = Connection::open(&path).map_err(|e| open_err(&path, e))?;
+        conn.busy_timeout(BUSY_TIMEOUT)
+            .map_err(|e| open_err(&path, e))?;
+        let mode: String = conn
+            .query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))
+            .map_err(|e| open_err(&path, e))?;
+        if !mode.eq_ignore_ascii_case("wal") {
+            tracing::warn!(path = %path.display(), mode, "store could not switch to WAL mode");
+        }
+        // In WAL mode NORMAL never corrupts; it may lose the last commits on power loss,
+        // not on a process crash, and it saves an fsync per commit.
+        conn.pragma_update(None, "synchronous", "NORMAL")
+            .map_err(|e| open_err(&path, e))?;
+        migrate(&mut conn, &path)?;
+        conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+
+        let readers = (0..READERS)
+            .map(|_| open_reader(&path).map(Mutex::new))
+            .collect::<Result<Vec<_>, _>>()?;
+
+        let (tx, rx) = mpsc::unbounded_channel();
+        let thread = std::thread::Builder::new()
+            .name("honeybee-store".into())
+            .spawn(move || writer_main(conn, lock, rx))
+            .map_err(|e| StoreError::Worker(format!("cannot start writer thread: {e}")))?;
+        tracing::info!(path = %path.display(), schema = SCHEMA_VERSION, "store opened");
+        Ok(SqliteStore {
+            inner: Arc::new(Inner {
+                path,
+                tx,
+                readers,
+                next_reader: AtomicUsize::new(0),
+                writer: WriterThread(Mutex::new(Some(thread))),
+            }),
+        })
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.path
+    }
+
+    /// Commits everything queued so far and stops the writer thread; returns when it has
+    /// ended and released the database. Later writes fail with [`StoreError::Closed`];
+    /// reads keep working until the last clone is dropped.
+    pub async fn close(&self) -> Result<(), StoreError> {
+        // Fails only if the writer is already gone, which is what we want anyway.
+        let _ = self.inner.tx.send(Msg::Shutdown);
+        let handle = self
+            .inner
+            .writer
+            .0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(h) = handle {
+            tokio::task::spawn_blocking(move || h.join())
+                .await
+                .map_err(|e| StoreError::Worker(format!("close task failed: {e}")))?
+                .map_err(|_| StoreError::Worker("store writer thread panicked".into()))?;
+        }
+        Ok(())
+    }
+
+    /// Queues a write and waits until it is committed.
+    async fn write<T, F>(&self, weight: usize, run: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let (reply, answer) = oneshot::channel();
+        let job = Job {
+            weight,
+            run: Some(run),
+            out: None,
+            reply: Some(reply),
+        };
+        self.inner
+            .tx
+            .send(Msg::Op(Box::new(job)))
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Runs `f` on a pooled read-only connection off the async threads.
+    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        let inner = self.inner.clone();
+        tokio::task::spawn_blocking(move || {
+            let n = inner.readers.len();
+            let start = inner.next_reader.fetch_add(1, Ordering::Relaxed) % n;
+            for i in 0..n {
+                match inner.readers[(start + i) % n].try_lock() {
+                    Ok(conn) => return f(&conn),
+                    // A panic while reading leaves the connection usable.
+                    Err(TryLockError::Poisoned(p)) => return f(&p.into_inner()),
+                    Err(TryLockError::WouldBlock) => {}
+                }
+            }
+            let conn = inner.readers[start]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            f(&conn)
+        })
+        .await
+        .map_err(|e| StoreError::Worker(format!("read task failed: {e}")))?
+    }
+
+    // ---------------------------------------------------------------- events
+
+    pub async fn insert_events(
+        &self,
+        node: &NodeId,
+        received_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<InsertOutcome, StoreError> {
+        if events.is_empty() {
+            return Ok(InsertOutcome::default());
+        }
+        // Encoding happens on the caller's task so the single writer thread only writes.
+        let rows = events
+            .into_iter()
+            .map(EventRow::new)
+            .collect::<Result<Vec<_>, _>>()?;
+        let node = node.as_str().to_owned();
+        self.write(rows.len(), move |c| {
+            let mut stmt = c.prepare_cached(
+                "INSERT OR IGNORE INTO events (node, seq, time_ms, received_ms, service, kind, \
+                 src_ip, src_port, session, username, body) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+            )?;
+            let mut out = InsertOutcome::default();
+            for r in &rows {
+                let n = stmt.execute(params![
+                    node,
+                    r.seq,
+                    r.time_ms,
+                    received_ms,
+                    r.service,
+                    r.kind,
+                    r.src_ip,
+                    r.src_port,
+                    r.session,
+                    r.username,
+                    r.body,
+                ])?;
+                if n == 1 {
+                    out.inserted += 1;
+                } else {
+                    out.duplicates += 1;
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// The highest seq stored for `node`, 0 if none.
+    pub async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
+        let node = node.as_str().to_owned();
+        self.read(move |c| {
+            let max: Option<i64> = c
+                .prepare_cached("SELECT MAX(seq) FROM events WHERE node = ?1")?
+                .query_row([node], |r| r.get(0))?;
+            Ok(max.unwrap_or(0).max(0) as u64)
+        })
+        .await
+    }
+
+    pub async fn query_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        if let Some(kind) = &q.kind
+            && !EventKind::NAMES.contains(&kind.as_str())
+        {
+            return Err(StoreError::InvalidQuery(format!(
+                "unknown event kind {kind:?}; expected one of {}",
+                EventKind::NAMES.join(", ")
+            )));
+        }
+        let mut sql = String::from("SELECT node, received_ms, body, id FROM events");
+        let mut clauses = Vec::new();
+        let mut args = Vec::new();
+        if let Some(node) = &q.node {
+            clauses.push("node = ?");
+            args.push(Value::Text(node.as_str().to_owned()));
+        }
+        if let Some(service) = &q.service {
+            clauses.push("service = ?");
+            args.push(Value::Text(service.clone()));
+        }
+        if let Some(kind) = &q.kind {
+            clauses.push("kind = ?");
+            args.push(Value::Text(kind.clone()));
+        }
+        if let Some(since) = q.since_ms {
+            clauses.push("time_ms >= ?");
+            args.push(Value::Integer(since));
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY time_ms DESC, id DESC LIMIT ?");
+        args.push(Value::Integer(effective_limit(q.limit).into()));
+
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(&sql)?;
+            let mut rows = stmt.query(params_from_iter(args))?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(3)?;
+                match stored_event_from_row(row) {
+                    Ok(ev) => out.push(ev),
+                    Err(StoreError::Corrupt { why, .. }) => {
+                        tracing::warn!(row = id, why, "skipping unreadable stored event");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
+        let node = node.map(|n| n.as_str().to_owned());
+        self.read(move |c| {
+            let n: i64 = match node {
+                Some(node) => c
+                    .prepare_cached("SELECT COUNT(*) FROM events WHERE node = ?1")?
+                    .query_row([node], |r| r.get(0))?,
+                None => c
+                    .prepare_cached("SELECT COUNT(*) FROM events")?
+                    .query_row([], |r| r.get(0))?,
+            };
+            Ok(n.max(0) as u64)
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- nodes
+
+    pub async fn upsert_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
+        let labels = labels_to_json(&rec.labels)?;
+        let health = rec
+            .health
+            .as_ref()
+            .map(|h| encode("node health", h))
+            .transpose()?;
+        let config = encode("node config", &rec.config)?;
+        self.write(1, move |c| {
+            // A node on the denylist stays revoked whatever the caller says: un-revoking
+            // must be a deliberate act, not a side effect of a registry refresh.
+            c.prepare_cached(
+                "INSERT INTO nodes (id, name, role, labels, serial, cert_not_after_ms, \
+                 first_seen_ms, last_seen_ms, addr, online, revoked, health, config, via_relay) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, \
+                   ?10 AND NOT EXISTS (SELECT 1 FROM revoked_nodes WHERE node = ?1), \
+                   ?11 OR EXISTS (SELECT 1 FROM revoked_nodes WHERE node = ?1), \
+                   ?12, ?13, ?14) \
+                 ON CONFLICT (id) DO UPDATE SET name = excluded.name, role = excluded.role, \
+                   labels = excluded.labels, serial = excluded.serial, \
+                   cert_not_after_ms = excluded.cert_not_after_ms, \
+                   first_seen_ms = excluded.first_seen_ms, last_seen_ms = excluded.last_seen_ms, \
+                   addr = excluded.addr, online = excluded.online, revoked = excluded.revoked, \
+                   health = excluded.health, config = excluded.config, \
+                   via_relay = excluded.via_relay",
+            )?
+            .execute(params![
+                rec.id.as_str(),
+                rec.name,
+                rec.role.as_str(),
+                labels,
+                rec.serial.to_hex(),
+                rec.cert_not_after_ms,
+                rec.first_seen_ms,
+                rec.last_seen_ms,
+                rec.addr,
+                rec.online,
+                rec.revoked,
+                health,
+                config,
+                rec.via_relay.as_ref().map(NodeId::as_str),
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes WHERE id = ?1"))?;
+            let mut rows = stmt.query([id])?;
+            match rows.next()? {
+                Some(row) => node_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        self.read(|c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {NODE_COLS} FROM nodes ORDER BY id"))?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut out, node_from_row(row))?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn set_node_online(
+        &self,
+        id: &NodeId,
+        online: bool,
+        addr: Option<String>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        self.write(1, move |c| {
+            let n = c
+                .prepare_cached(
+                    "UPDATE nodes SET online = (?2 AND NOT revoked), addr = COALESCE(?3, addr), \
+                     last_seen_ms = ?4 WHERE id = ?1",
+                )?
+                .execute(params![id, online, addr, now_ms])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub async fn set_node_health(
+        &self,
+        id: &NodeId,
+        health: &Health,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        let health = encode("node health", health)?;
+        self.write(1, move |c| {
+            let n = c
+                .prepare_cached("UPDATE nodes SET health = ?2, last_seen_ms = ?3 WHERE id = ?1")?
+                .execute(params![id, health, now_ms])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub async fn set_node_config(
+        &self,
+        id: &NodeId,
+        config: &NodeConfig,
+    ) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        let config = encode("node config", config)?;
+        self.write(1, move |c| {
+            let n = c
+                .prepare_cached("UPDATE nodes SET config = ?2 WHERE id = ?1")?
+                .execute(params![id, config])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    pub async fn mark_all_offline(&self) -> Result<u64, StoreError> {
+        self.write(1, |c| {
+            let n = c
+                .prepare_cached("UPDATE nodes SET online = 0 WHERE online != 0")?
+                .execute([])?;
+            Ok(n as u64)
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- certificates
+
+    pub async fn record_cert(
+        &self,
+        serial: Serial,
+        node: &NodeId,
+        role: Role,
+        issued_ms: i64,
+        not_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        let node = node.as_str().to_owned();
+        self.write(1, move |c| {
+            // Born revoked if its node already is: closes the race where a renewal is
+            // signed just before the revocation commits and recorded just after.
+            c.prepare_cached(
+                "INSERT INTO certs (serial, node, role, issued_ms, not_after_ms, revoked) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, EXISTS (SELECT 1 FROM revoked_nodes WHERE node = ?2))",
+            )?
+            .execute(params![
+                serial.to_hex(),
+                node,
+                role.as_str(),
+                issued_ms,
+                not_after_ms
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn supersede_cert(
+        &self,
+        node: &NodeId,
+        old: Serial,
+        new: Serial,
+        new_not_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        let node = node.clone();
+        self.write(1, move |c| {
+            let owner: Option<String> = c
+                .prepare_cached("SELECT node FROM certs WHERE serial = ?1")?
+                .query_row([old.to_hex()], |r| r.get(0))
+                .optional()?;
+            if owner.as_deref() != Some(node.as_str()) {
+                return Err(StoreError::UnknownCert { serial: old, node });
+            }
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO certs (serial, node, role, issued_ms, not_after_ms, revoked) \
+                 SELECT ?2, node, role, ?3, ?4, \
+                   EXISTS (SELECT 1 FROM revoked_nodes WHERE node = certs.node) \
+                 FROM certs WHERE serial = ?1",
+            )?
+            .execute(params![old.to_hex(), new.to_hex(), now_ms, new_not_after_ms])?;
+            c.prepare_cached("UPDATE certs SET superseded_by = ?2 WHERE serial = ?1")?
+                .execute(params![old.to_hex(), new.to_hex()])?;
+            c.prepare_cached(
+                "UPDATE nodes SET serial = ?2, cert_not_after_ms = ?3 WHERE id = ?1",
+            )?
+            .execute(params![node.as_str(), new.to_hex(), new_not_after_ms])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn cert(&self, serial: Serial) -> Result<Option<CertRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT serial, node, role, issued_ms, not_after_ms, superseded_by, revoked \
+                 FROM certs WHERE serial = ?1",
+            )?;
+            let mut rows = stmt.query([serial.to_hex()])?;
+            match rows.next()? {
+                Some(row) => cert_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- revocation
+
+    pub async fn revoke_node(&self, id: &NodeId, now_ms: i64) -> Result<Vec<Serial>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.write(1, move |c| {
+            c.prepare_cached(
+                "INSERT OR IGNORE INTO revoked_nodes (node, revoked_ms) VALUES (?1, ?2)",
+            )?
+            .execute(params![id, now_ms])?;
+            c.prepare_cached("UPDATE nodes SET revoked = 1, online = 0 WHERE id = ?1")?
+                .execute([&id])?;
+            c.prepare_cached("UPDATE certs SET revoked = 1 WHERE node = ?1")?
+                .execute([&id])?;
+            let mut stmt = c.prepare_cached(
+                "SELECT serial FROM certs WHERE node = ?1 \
+                 UNION SELECT serial FROM nodes WHERE id = ?1",
+            )?;
+            let mut rows = stmt.query([&id])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut out, serial_col(row, 0, "certificate"))?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn revoked(&self) -> Result<(Vec<Serial>, Vec<NodeId>), StoreError> {
+        self.read(|c| {
+            let mut serials = Vec::new();
+            let mut stmt = c.prepare_cached(
+                "SELECT serial FROM certs WHERE revoked != 0 \
+                 UNION SELECT serial FROM nodes WHERE revoked != 0",
+            )?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut serials, serial_col(row, 0, "certificate"))?;
+            }
+            let mut nodes = Vec::new();
+            let mut stmt = c.prepare_cached("SELECT node FROM revoked_nodes ORDER BY node")?;
+            let mut rows = stmt.query([])?;
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut nodes, node_id_col(row, 0, "revoked node"))?;
+            }
+            Ok((serials, nodes))
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- tokens
+
+    pub async fn create_token(&self, rec: TokenRecord) -> Result<(), StoreError> {
+        let labels = labels_to_json(&rec.labels)?;
+        self.write(1, move |c| {
+            c.prepare_cached(
+                "INSERT INTO tokens (id, secret_hash, role, name, labels, created_ms, \
+                 expires_ms, uses_total, uses_left, revoked) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+            )?
+            .execute(params![
+                rec.id.to_hex(),
+                rec.secret_hash,
+                rec.role.as_str(),
+                rec.name,
+                labels,
+                rec.created_ms,
+                rec.expires_ms,
+                rec.uses_total,
+                rec.uses_left,
+                rec.revoked,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    pub async fn consume_token(
+        &self,
+        id: TokenId,
+        presented_secret_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Result<TokenRecord, TokenRefusal>, StoreError> {
+        // Atomic because every write runs in turn on the one writer thread: nothing can
+        // use the token between the check and the decrement.
+        self.write(1, move |c| {
+            let mut stmt =
+                c.prepare_cached(&format!("SELECT {TOKEN_COLS} FROM tokens WHERE id = ?1"))?;
+            let mut rows = stmt.query([id.to_hex()])?;
+            let Some(row) = rows.next()? else {
+                return Ok(Err(TokenRefusal::Unknown));
+            };
+            let mut rec = token_from_row(row)?;
+            drop(rows);
+            if !ct_eq(&rec.secret_hash, &presented_secret_hash) {
+                return Ok(Err(TokenRefusal::BadSecret));
+            }
+            if rec.revoked {
+                return Ok(Err(TokenRefusal::Revoked));
+            }
+            if now_ms >= rec.expires_ms {
+                return Ok(Err(TokenRefusal::Expired));
+            }
+            if rec.uses_left == 0 {
+                return Ok(Err(TokenRefusal::UsedUp));
+            }
+            c.prepare_cached("UPDATE tokens SET uses_left = uses_left - 1 WHERE id = ?1")?
+                .execute([id.to_hex()])?;
+            rec.uses_left -= 1;
+            Ok(Ok(rec))
+        })
+        .await
+    }
+
+    pub async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        self.read(|c| {
+            let mut stmt = c.prepare_cached(&format!(
+                "SELECT {TOKEN_COLS} FROM tokens ORDER BY created_ms DESC, id"
+            ))?;
+            let mut rows = stmt.query([])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut out, token_from_row(row).map(|t| t.info()))?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn revoke_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        self.write(1, move |c| {
+            let n = c
+                .prepare_cached("UPDATE tokens SET revoked = 1 WHERE id = ?1")?
+                .execute([id.to_hex()])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- audit
+
+    pub async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        self.write(1, move |c| insert_audit(c, &entry)).await
+    }
+
+    /// Queues an audit entry without waiting for it to be committed. A failure is logged.
+    /// Never blocks, so it may be called from synchronous code and from `Drop`.
+    pub fn audit_nowait(&self, entry: AuditEntry) {
+        let job = Job {
+            weight: 1,
+            run: Some(move |c: &Connection| insert_audit(c, &entry)),
+            out: None,
+            reply: None,
+        };
+        if self.inner.tx.send(Msg::Op(Box::new(job))).is_err() {
+            tracing::warn!("store is closed; audit entry dropped");
+        }
+    }
+
+    pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        let limit = i64::from(effective_limit(limit));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT time_ms, actor, action, outcome, source, detail FROM audit \
+                 ORDER BY id DESC LIMIT ?1",
+            )?;
+            let rows = stmt.query_map([limit], |r| {
+                Ok(AuditEntry {
+                    time_ms: r.get(0)?,
+                    actor: r.get(1)?,
+                    action: r.get(2)?,
+                    outcome: r.get(3)?,
+                    source: r.get(4)?,
+                    detail: r.get(5)?,
+                })
+            })?;
+            Ok(rows.collect::<Result<Vec<_>, _>>()?)
+        })
+        .await
+    }
+
+    // ---------------------------------------------------------------- captures
+
+    pub async fn insert_capture(&self, rec: CaptureRecord) -> Result<bool, StoreError> {
+        let meta = labels_to_json(&rec.meta)?;
+        let size = i64::try_from(rec.size).map_err(|_| StoreError::Encode {
+            what: "capture size",
+            why: format!("{} does not fit a signed 64-bit integer", rec.size),
+        })?;
+        self.write(1, move |c| {
+            let sha = hex::encode(rec.sha256);
+            let session = rec.session.map(|s| s.to_hex());
+            let new =
+                c.prepare_cached(
+                    "INSERT OR IGNORE INTO captures (sha256, size, kind, node, service, session, \
+                     time_ms, meta) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )?
+                .execute(params![
+                    sha,
+                    size,
+                    rec.kind,
+                    rec.node.as_str(),
+                    rec.service,
+                    session,
+                    rec.time_ms,
+                    meta
+                ])? == 1;
+            c.prepare_cached(
+                "INSERT INTO capture_sightings (sha256, node, service, session, time_ms, meta) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?
+            .execute(params![
+                sha,
+                rec.node.as_str(),
+                rec.service,
+                session,
+                rec.time_ms,
+                meta
+            ])?;
+            Ok(new)
+        })
+        .await
+    }
+
+    pub async fn list_captures(&self, limit: u32) -> Result<Vec<CaptureRecord>, StoreError> {
+        let limit = i64::from(effective_limit(limit));
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT sha256, size, kind, node, service, session, time_ms, meta FROM captures \
+                 ORDER BY time_ms DESC, rowid DESC LIMIT ?1",
+            )?;
+            let mut rows = stmt.query([limit])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut out, capture_from_row(row))?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    pub async fn get_capture(&self, sha256: [u8; 32]) -> Result<Option<CaptureRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT sha256, size, kind, node, service, session, time_ms, meta FROM captures \
+                 WHERE sha256 = ?1",
+            )?;
+            let mut rows = stmt.query([hex::encode(sha256)])?;
+            match rows.next()? {
+                Some(row) => capture_from_row(row).map(Some),
+                None => Ok(None),
+            }
+        })
+        .await
+    }
+
+    pub async fn capture_sightings(
+        &self,
+        sha256: [u8; 32],
+    ) -> Result<Vec<CaptureRecord>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(
+                "SELECT s.sha256, c.size, c.kind, s.node, s.service, s.session, s.time_ms, s.meta \
+                 FROM capture_sightings s JOIN captures c ON c.sha256 = s.sha256 \
+                 WHERE s.sha256 = ?1 ORDER BY s.time_ms, s.id",
+            )?;
+            let mut rows = stmt.query([hex::encode(sha256)])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                push_or_skip(&mut out, capture_from_row(row))?;
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+impl Store for SqliteStore {
+    fn open(path: &Path) -> Result<Self, StoreError> {
+        SqliteStore::open(path)
+    }
+    async fn close(&self) -> Result<(), StoreError> {
+        SqliteStore::close(self).await
+    }
+    async fn insert_events(
+        &self,
+        node: &NodeId,
+        received_ms: i64,
+        events: Vec<Event>,
+    ) -> Result<InsertOutcome, StoreError> {
+        SqliteStore::insert_events(self, node, received_ms, events).await
+    }
+    async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
+        SqliteStore::max_seq(self, node).await
+    }
+    async fn query_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
+        SqliteStore::query_events(self, q).await
+    }
+    async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
+        SqliteStore::count_events(self, node).await
+    }
+    async fn upsert_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
+        SqliteStore::upsert_node(self, rec).await
+    }
+    async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
+        SqliteStore::get_node(self, id).await
+    }
+    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
+        SqliteStore::list_nodes(self).await
+    }
+    async fn set_node_online(
+        &self,
+        id: &NodeId,
+        online: bool,
+        addr: Option<String>,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        SqliteStore::set_node_online(self, id, online, addr, now_ms).await
+    }
+    async fn set_node_health(
+        &self,
+        id: &NodeId,
+        health: &Health,
+        now_ms: i64,
+    ) -> Result<bool, StoreError> {
+        SqliteStore::set_node_health(self, id, health, now_ms).await
+    }
+    async fn set_node_config(&self, id: &NodeId, config: &NodeConfig) -> Result<bool, StoreError> {
+        SqliteStore::set_node_config(self, id, config).await
+    }
+    async fn mark_all_offline(&self) -> Result<u64, StoreError> {
+        SqliteStore::mark_all_offline(self).await
+    }
+    async fn record_cert(
+        &self,
+        serial: Serial,
+        node: &NodeId,
+        role: Role,
+        issued_ms: i64,
+        not_after_ms: i64,
+    ) -> Result<(), StoreError> {
+        SqliteStore::record_cert(self, serial, node, role, issued_ms, not_after_ms).await
+    }
+    async fn supersede_cert(
+        &self,
+        node: &NodeId,
+        old: Serial,
+        new: Serial,
+        new_not_after_ms: i64,
+        now_ms: i64,
+    ) -> Result<(), StoreError> {
+        SqliteStore::supersede_cert(self, node, old, new, new_not_after_ms, now_ms).await
+    }
+    async fn cert(&self, serial: Serial) -> Result<Option<CertRecord>, StoreError> {
+        SqliteStore::cert(self, serial).await
+    }
+    async fn revoke_node(&self, id: &NodeId, now_ms: i64) -> Result<Vec<Serial>, StoreError> {
+        SqliteStore::revoke_node(self, id, now_ms).await
+    }
+    async fn revoked(&self) -> Result<(Vec<Serial>, Vec<NodeId>), StoreError> {
+        SqliteStore::revoked(self).await
+    }
+    async fn create_token(&self, rec: TokenRecord) -> Result<(), StoreError> {
+        SqliteStore::create_token(self, rec).await
+    }
+    async fn consume_token(
+        &self,
+        id: TokenId,
+        presented_secret_hash: [u8; 32],
+        now_ms: i64,
+    ) -> Result<Result<TokenRecord, TokenRefusal>, StoreError> {
+        SqliteStore::consume_token(self, id, presented_secret_hash, now_ms).await
+    }
+    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
+        SqliteStore::list_tokens(self).await
+    }
+    async fn revoke_token(&self, id: TokenId) -> Result<bool, StoreError> {
+        SqliteStore::revoke_token(self, id).await
+    }
+    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
+        SqliteStore::audit(self, entry).await
+    }
+    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
+        SqliteStore::list_audit(self, limit).await
+    }
+    async fn insert_capture(&self, rec: CaptureRecord) -> Result<bool, StoreError> {
+        SqliteStore::insert_capture(self, rec).await
+    }
+    async fn list_captures(&self, limit: u32) -> Result<Vec<CaptureRecord>, StoreError> {
+        SqliteStore::list_captures(self, limit).await
+    }
+    async fn get_capture(&self, sha256: [u8; 32]) -> Result<Option<CaptureRecord>, StoreError> {
+        SqliteStore::get_capture(self, sha256).await
+    }
+    async fn capture_sightings(&self, sha256: [u8; 32]) -> Result<Vec<CaptureRecord>, StoreError> {
+        SqliteStore::capture_sightings(self, sha256).await
+    }
+}
+
+// -------------------------------------------------------------------- opening
+
+fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseBusy | ErrorCode::DatabaseLocked) => StoreError::Locked {
+            path: path.to_owned(),
+        },
+        _ => StoreError::Open {
+            path: path.to_owned(),
+            source: e,
+        },
+    }
+}
+
+/// Takes an exclusive lock that lives as long as the writer thread, so a second store on
+/// the same file — another core process, or a second `open` in this one — is refused
+/// with a clear error instead of silently interleaving writes. It is an OS file lock, so a
+/// crashed process leaves nothing stale behind.
+///
+/// Why a side file: SQLite's exclusive locking mode on the database itself would also
+/// shut out this store's own read connections.
+fn take_lock(path: &Path) -> Result<Connection, StoreError> {
+    let mut lock_path = path.as_os_str().to_owned();
+    lock_path.push("-lock");
+    let lock = Connection::open(PathBuf::from(lock_path)).map_err(|e| open_err(path, e))?;
+    let locked = (|| -> rusqlite::Result<()> {
+        // No busy timeout: a held lock means a live holder, waiting would not help.
+        lock.busy_timeout(Duration::ZERO)?;
+        lock.query_row("PRAGMA journal_mode = MEMORY", [], |_| Ok(()))?;
+        lock.pragma_update(None, "locking_mode", "EXCLUSIVE")?;
+        lock.execute_batch(
+            "BEGIN EXCLUSIVE; \
+             CREATE TABLE IF NOT EXISTS holder (id INTEGER PRIMARY KEY, pid INTEGER, since_ms INTEGER);",
+        )?;
+        lock.execute(
+            "INSERT OR REPLACE INTO holder (id, pid, since_ms) VALUES (1, ?1, ?2)",
+            params![std::process::id(), crate::now_ms()],
+        )?;
+        // In exclusive locking mode the lock outlives the commit.
+        lock.execute_batch("COMMIT")
+    })();
+    locked.map_err(|e| open_err(path, e))?;
+    Ok(lock)
+}
+
+fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
+    let err = |e| open_err(path, e);
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(err)?;
+    tx.execute_batch("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+        .map_err(err)?;
+    let found: Option<i64> = tx
+        .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
+        .map_err(err)?;
+    let found = found.unwrap_or(0);
+    if found > SCHEMA_VERSION {
+        return Err(StoreError::SchemaTooNew {
+            path: path.to_owned(),
+            found,
+            supported: SCHEMA_VERSION,
+        });
+    }
+    if found < SCHEMA_VERSION {
+        for sql in &MIGRATIONS[found.max(0) as usize..] {
+            tx.execute_batch(sql).map_err(err)?;
+        }
+        tx.execute("DELETE FROM schema_version", []).map_err(err)?;
+        tx.execute(
+            "INSERT INTO schema_version (version) VALUES (?1)",
+            [SCHEMA_VERSION],
+        )
+        .map_err(err)?;
+        tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "store schema migrated");
+    }
+    tx.commit().map_err(err)
+}
+
+fn open_reader(path: &Path) -> Result<Connection, StoreError> {
+    let conn = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI,
+    )
+    .map_err(|e| open_err(path, e))?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+        .map_err(|e| open_err(path, e))?;
+    conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    Ok(conn)
+}
+
+// -------------------------------------------------------------------- the writer thread
+
+fn writer_main(conn: Connection, lock: Connection, mut rx: mpsc::UnboundedReceiver<Msg>) {
+    let mut batch: Vec<Box<dyn WriteOp>> = Vec::new();
+    let mut stopping = false;
+    while !stopping {
+        match rx.blocking_recv() {
+            Some(Msg::Op(op)) => batch.push(op),
+            Some(Msg::Shutdown) | None => break,
+        }
+        let mut weight = batch[0].weight();
+        while batch.len() < MAX_BATCH_OPS && weight < MAX_BATCH_WEIGHT {
+            match rx.try_recv() {
+                Ok(Msg::Op(op)) => {
+                    weight += op.weight();
+                    batch.push(op);
+                }
+                Ok(Msg::Shutdown) => {
+                    stopping = true;
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        run_batch(&conn, &mut batch);
+    }
+    // Writes queued after a shutdown are dropped here; their callers see `Closed`.
+    rx.close();
+    drop(rx);
+    // Fold the WAL back into the database so a stopped store is one tidy file.
+    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(())) {
+        tracing::warn!(error = %e, "store checkpoint at close failed");
+    }
+    drop(conn);
+    drop(lock);
+    tracing::debug!("store writer stopped");
+}
+
+/// Runs a batch in one transaction, each write in its own savepoint, then answers every
+/// caller with the outcome of the commit.
+fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteOp>>) {
+    let started = Instant::now();
+    let exec = |sql: &str| conn.prepare_cached(sql)?.execute([]).map(drop);
+    let mut failed = 0usize;
+    let result = (|| -> rusqlite::Result<()> {
+        exec("BEGIN IMMEDIATE")?;
+        for op in batch.iter_mut() {
+            exec("SAVEPOINT op")?;
+            if !op.apply(conn) {
+                failed += 1;
+                exec("ROLLBACK TO op")?;
+            }
+            exec("RELEASE op")?;
+        }
+        exec("COMMIT")
+    })();
+    let committed = match result {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            if !conn.is_autocommit()
+                && let Err(e) = conn.execute_batch("ROLLBACK")
+            {
+                tracing::error!(error = %e, "store rollback failed");
+            }
+            tracing::error!(error = %e, ops = batch.len(), "store write batch failed");
+            Err(e.to_string())
+        }
+    };
+    tracing::trace!(
+        ops = batch.len(),
+        failed,
+        elapsed_us = started.elapsed().as_micros() as u64,
+        "store batch committed"
+    );
+    for op in batch.drain(..) {
+        op.finish(committed.as_ref().map(|_| ()).map_err(String::as_str));
+    }
+}
+
+// -------------------------------------------------------------------- row mapping
+
+/// An event prepared for insertion: indexed columns plus its postcard body.
+struct EventRow {
+    seq: i64,
+    time_ms: i64,
+    service: String,
+    kind: &'static str,
+    src_ip: Option<String>,
+    src_port: Option<u16>,
+    session: Option<String>,
+    username: Option<String>,
+    body: Vec<u8>,
+}
+
+impl EventRow {
+    fn new(ev: Event) -> Result<EventRow, StoreError> {
+        let body = encode("event", &ev)?;
+        let kind = ev.kind.name();
+        let Event {
+            seq,
+            time_ms,
+            service,
+            session,
+            src,
+            kind: event_kind,
+            ..
+        } = ev;
+        let username = match event_kind {
+            EventKind::AuthAttempt(a) => Some(a.username),
+            _ => None,
+        };
+        Ok(EventRow {
+            seq: i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))?,
+            time_ms,
+            service,
+            kind,
+            src_ip: src.map(|a| a.ip().to_string()),
+            src_port: src.map(|a| a.port()),
+            session: session.map(|s| s.to_hex()),
+            username,
+            body,
+        })
+    }
+}
+
+const NODE_COLS: &str = "id, name, role, labels, serial, cert_not_after_ms, first_seen_ms, \
+    last_seen_ms, addr, online, revoked, health, config, via_relay";
+
+const TOKEN_COLS: &str = "id, secret_hash, role, name, labels, created_ms, expires_ms, \
+    uses_total, uses_left, revoked";
+
+fn corrupt(what: &'static str, key: impl Into<String>, why: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        what,
+        key: key.into(),
+        why: why.to_string(),
+    }
+}
+
+/// Adds a decoded row to a list, or skips it with a warning if it does not decode: one bad
+/// row must not hide all the others. Database errors still fail the whole read.
+fn push_or_skip<T>(out: &mut Vec<T>, item: Result<T, StoreError>) -> Result<(), StoreError> {
+    match item {
+        Ok(v) => out.push(v),
+        Err(e @ StoreError::Corrupt { .. }) => {
+            tracing::warn!(error = %e, "skipping unreadable stored row");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
+}
+
+fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
+    postcard::to_allocvec(v).map_err(|e| StoreError::Encode {
+        what,
+        why: e.to_string(),
+    })
+}
+
+fn labels_to_json(labels: &[(String, String)]) -> Result<String, StoreError> {
+    serde_json::to_string(labels).map_err(|e| StoreError::Encode {
+        what: "labels",
+        why: e.to_string(),
+    })
+}
+
+fn labels_from_json(
+    what: &'static str,
+    key: &str,
+    s: &str,
+) -> Result<Vec<(String, String)>, StoreError> {
+    serde_json::from_str(s).map_err(|e| corrupt(what, key, format!("labels: {e}")))
+}
+
+fn role_col(what: &'static str, key: &str, s: &str) -> Result<Role, StoreError> {
+    s.parse().map_err(|e| corrupt(what, key, e))
+}
+
+fn serial_col(row: &Row<'_>, idx: usize, what: &'static str) -> Result<Serial, StoreError> {
+    let s: String = row.get(idx)?;
+    Serial::from_hex(&s).map_err(|e| corrupt(what, s.clone(), e))
+}
+
+fn node_id_col(row: &Row<'_>, idx: usize, what: &'static str) -> Result<NodeId, StoreError> {
+    let s: String = row.get(idx)?;
+    NodeId::new(s.clone()).map_err(|e| corrupt(what, s, e))
+}
+
+fn stored_event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
+    let id: i64 = row.get(3)?;
+    let node = node_id_col(row, 0, "event")?;
+    let body: Vec<u8> = row.get(2)?;
+    let event: Event =
+        postcard::from_bytes(&body).map_err(|e| corrupt("event", id.to_string(), e))?;
+    Ok(StoredEvent {
+        node,
+        received_ms: row.get(1)?,
+        event,
+    })
+}
+
+fn node_from_row(row: &Row<'_>) -> Result<NodeRecord, StoreError> {
+    const W: &str = "node";
+    let id = node_id_col(row, 0, W)?;
+    let key = id.as_str();
+    let role: String = row.get(2)?;
+    let labels: String = row.get(3)?;
+    let health: Option<Vec<u8>> = row.get(11)?;
+    let config: Vec<u8> = row.get(12)?;
+    let via_relay: Option<String> = row.get(13)?;
+    Ok(NodeRecord {
+        name: row.get(1)?,
+        role: role_col(W, key, &role)?,
+        labels: labels_from_json(W, key, &labels)?,
+        serial: serial_col(row, 4, W)?,
+        cert_not_after_ms: row.get(5)?,
+        first_seen_ms: row.get(6)?,
+        last_seen_ms: row.get(7)?,
+        addr: row.get(8)?,
+        online: row.get(9)?,
+        revoked: row.get(10)?,
+        health: health
+            .map(|h| postcard::from_bytes(&h))
+            .transpose()
+            .map_err(|e| corrupt(W, key, format!("health: {e}")))?,
+        config: postcard::from_bytes(&config)
+            .map_err(|e| corrupt(W, key, format!("config: {e}")))?,
+        via_relay: via_relay
+            .map(NodeId::new)
+            .transpose()
+            .map_err(|e| corrupt(W, key, format!("via_relay: {e}")))?,
+        id,
+    })
+}
+
+fn cert_from_row(row: &Row<'_>) -> Result<CertRecord, StoreError> {
+    const W: &str = "certificate";
+    let serial = serial_col(row, 0, W)?;
+    let key = serial.to_hex();
+    let role: String = row.get(2)?;
+    let superseded_by: Option<String> = row.get(5)?;
+    Ok(CertRecord {
+        serial,
+        node: node_id_col(row, 1, W)?,
+        role: role_col(W, &key, &role)?,
+        issued_ms: row.get(3)?,
+        not_after_ms: row.get(4)?,
+        superseded_by: superseded_by
+            .map(|s| Serial::from_hex(&s))
+            .transpose()
+            .map_err(|e| corrupt(W, key, e))?,
+        revoked: row.get(6)?,
+    })
+}
+
+fn token_from_row(row: &Row<'_>) -> Result<TokenRecord, StoreError> {
+    const W: &str = "token";
+    let id: String = row.get(0)?;
+    let hash: Vec<u8> = row.get(1)?;
+    let role: String = row.get(2)?;
+    let labels: String = row.get(4)?;
+    Ok(TokenRecord {
+        id: TokenId::from_hex(&id).map_err(|e| corrupt(W, id.clone(), e))?,
+        secret_hash: hash
+            .try_into()
+            .map_err(|_| corrupt(W, id.clone(), "secret hash is not 32 bytes"))?,
+        role: role_col(W, &id, &role)?,
+        name: row.get(3)?,
+        labels: labels_from_json(W, &id, &labels)?,
+        created_ms: row.get(5)?,
+        expires_ms: row.get(6)?,
+        uses_total: row.get(7)?,
+        uses_left: row.get(8)?,
+        revoked: row.get(9)?,
+    })
+}
+
+fn capture_from_row(row: &Row<'_>) -> Result<CaptureRecord, StoreError> {
+    const W: &str = "capture";
+    let sha: String = row.get(0)?;
+    let size: i64 = row.get(1)?;
+    let session: Option<String> = row.get(5)?;
+    let meta: String = row.get(7)?;
+    let mut sha256 = [0u8; 32];
+    hex::decode_to_slice(&sha, &mut sha256).map_err(|e| corrupt(W, sha.clone(), e))?;
+    Ok(CaptureRecord {
+        sha256,
+        size: u64::try_from(size).map_err(|e| corrupt(W, sha.clone(), e))?,
+        kind: row.get(2)?,
+        node: node_id_col(row, 3, W)?,
+        service: row.get(4)?,
+        session: session
+            .map(|s| SessionId::from_hex(&s))
+            .transpose()
+            .map_err(|e| corrupt(W, sha.clone(), e))?,
+        time_ms: row.get(6)?,
+        meta: labels_from_json(W, &sha, &meta)?,
+    })
+}
+
+fn insert_audit(c: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
+    c.prepare_cached(
+        "INSERT INTO audit (time_ms, actor, action, outcome, source, detail) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        e.time_ms, e.actor, e.action, e.outcome, e.source, e.detail
+    ])?;
+    Ok(())
+}
+
+/// Compares secret hashes in time independent of where they differ.
+fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
+}

@@ -1,0 +1,727 @@
+//! Tests of the SQLite store against real database files in temporary directories.
+
+use super::*;
+use honeybee_proto::control::ServiceStatus;
+use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind};
+use std::path::Path;
+
+fn node(s: &str) -> NodeId {
+    NodeId::new(s).unwrap()
+}
+
+fn ev(seq: u64, time_ms: i64, service: &str, kind: EventKind) -> Event {
+    Event {
+        seq,
+        time_ms,
+        service: service.into(),
+        session: Some(SessionId([seq as u8; 8])),
+        src: Some("203.0.113.7:40022".parse().unwrap()),
+        dst: Some("192.0.2.1:2222".parse().unwrap()),
+        kind,
+    }
+}
+
+fn auth(user: &str) -> EventKind {
+    EventKind::AuthAttempt(AuthAttempt {
+        method: AuthMethod::Password,
+        username: user.into(),
+        password: Some("123456".into()),
+        key_fingerprint: None,
+        key_algorithm: None,
+        client_version: Some("SSH-2.0-libssh_0.9.6".into()),
+        success: false,
+    })
+}
+
+fn node_rec(id: &str, serial: Serial) -> NodeRecord {
+    NodeRecord {
+        id: node(id),
+        name: format!("{id} name"),
+        role: Role::Agent,
+        labels: vec![("site".into(), "lab".into())],
+        serial,
+        cert_not_after_ms: 5_000,
+        first_seen_ms: 100,
+        last_seen_ms: 200,
+        addr: Some("198.51.100.3:5000".into()),
+        online: true,
+        revoked: false,
+        health: None,
+        config: NodeConfig::default(),
+        via_relay: None,
+    }
+}
+
+fn token(id: u8, uses: u32, expires_ms: i64) -> TokenRecord {
+    TokenRecord {
+        id: TokenId([id; 8]),
+        secret_hash: [id; 32],
+        role: Role::Agent,
+        name: format!("tok{id}"),
+        labels: vec![("k".into(), "v".into())],
+        created_ms: 1_000,
+        expires_ms,
+        uses_total: uses,
+        uses_left: uses,
+        revoked: false,
+    }
+}
+
+fn open(dir: &Path) -> SqliteStore {
+    SqliteStore::open(&dir.join("honeybee.db")).unwrap()
+}
+
+#[tokio::test]
+async fn events_dedupe_by_node_and_seq() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = node("a");
+    let b = node("b");
+    let batch = |seqs: std::ops::Range<u64>| {
+        seqs.map(|i| ev(i, i as i64, "ssh", EventKind::Connect))
+            .collect::<Vec<_>>()
+    };
+
+    let out = s.insert_events(&a, 10, batch(1..4)).await.unwrap();
+    assert_eq!(
+        out,
+        InsertOutcome {
+            inserted: 3,
+            duplicates: 0
+        }
+    );
+    let out = s.insert_events(&a, 11, batch(2..5)).await.unwrap();
+    assert_eq!(
+        out,
+        InsertOutcome {
+            inserted: 1,
+            duplicates: 2
+        }
+    );
+    // The same seq from another node is another event.
+    let out = s.insert_events(&b, 12, batch(1..3)).await.unwrap();
+    assert_eq!(
+        out,
+        InsertOutcome {
+            inserted: 2,
+            duplicates: 0
+        }
+    );
+    // The largest seq SQLite can hold works; one above is refused, and nothing of its
+    // batch is stored.
+    let top = i64::MAX as u64;
+    let out = s.insert_events(&b, 12, batch(top..top + 1)).await.unwrap();
+    assert_eq!(out.inserted, 1);
+    let err = s
+        .insert_events(
+            &b,
+            12,
+            batch(7..9)
+                .into_iter()
+                .chain(batch(top + 1..top + 2))
+                .collect(),
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::SeqOutOfRange(_)), "{err}");
+    assert_eq!(
+        s.insert_events(&b, 12, vec![]).await.unwrap(),
+        InsertOutcome::default()
+    );
+
+    assert_eq!(s.count_events(None).await.unwrap(), 7);
+    assert_eq!(s.count_events(Some(&a)).await.unwrap(), 4);
+    assert_eq!(s.count_events(Some(&b)).await.unwrap(), 3);
+
+    // The first copy stays: received_ms is the one of the first delivery.
+    let got = s
+        .query_events(&EventQuery {
+            node: Some(a.clone()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let seq2 = got.iter().find(|e| e.event.seq == 2).unwrap();
+    assert_eq!(seq2.received_ms, 10);
+    let max = s
+        .query_events(&EventQuery {
+            node: Some(b),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert!(max.iter().any(|e| e.event.seq == top));
+    assert_eq!(s.max_seq(&node("b")).await.unwrap(), top);
+    assert_eq!(s.max_seq(&a).await.unwrap(), 4);
+    assert_eq!(s.max_seq(&node("none")).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn events_query_filters_and_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = node("a");
+    let b = node("b");
+    s.insert_events(
+        &a,
+        1,
+        vec![
+            ev(1, 100, "ssh", EventKind::Connect),
+            ev(2, 300, "ssh", auth("root")),
+            ev(3, 200, "banner", EventKind::Command { line: "ls".into() }),
+        ],
+    )
+    .await
+    .unwrap();
+    s.insert_events(
+        &b,
+        1,
+        vec![
+            ev(1, 250, "ssh", auth("admin")),
+            ev(2, 50, "ssh", EventKind::Connect),
+        ],
+    )
+    .await
+    .unwrap();
+
+    let times = |v: &[StoredEvent]| v.iter().map(|e| e.event.time_ms).collect::<Vec<_>>();
+    let all = s.query_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(times(&all), [300, 250, 200, 100, 50]);
+    assert_eq!(all[0].node, a);
+    assert_eq!(all[0].event, ev(2, 300, "ssh", auth("root")));
+
+    let q = |f: fn(&mut EventQuery)| {
+        let mut q = EventQuery::default();
+        f(&mut q);
+        q
+    };
+    let by_node = s
+        .query_events(&q(|q| q.node = Some(node("b"))))
+        .await
+        .unwrap();
+    assert_eq!(times(&by_node), [250, 50]);
+    assert!(by_node.iter().all(|e| e.node == b));
+    let by_service = s
+        .query_events(&q(|q| q.service = Some("banner".into())))
+        .await
+        .unwrap();
+    assert_eq!(times(&by_service), [200]);
+    let by_kind = s
+        .query_events(&q(|q| q.kind = Some("auth_attempt".into())))
+        .await
+        .unwrap();
+    assert_eq!(times(&by_kind), [300, 250]);
+    let since = s
+        .query_events(&q(|q| q.since_ms = Some(200)))
+        .await
+        .unwrap();
+    assert_eq!(times(&since), [300, 250, 200]);
+    let limited = s.query_events(&q(|q| q.limit = 2)).await.unwrap();
+    assert_eq!(times(&limited), [300, 250]);
+    let combined = s
+        .query_events(&q(|q| {
+            q.node = Some(NodeId::new("a").unwrap());
+            q.service = Some("ssh".into());
+            q.since_ms = Some(150);
+        }))
+        .await
+        .unwrap();
+    assert_eq!(times(&combined), [300]);
+
+    let err = s
+        .query_events(&q(|q| q.kind = Some("nope".into())))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::InvalidQuery(_)), "{err}");
+}
+
+#[tokio::test]
+async fn events_query_default_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let events = (0..150)
+        .map(|i| ev(i, i as i64, "ssh", EventKind::Connect))
+        .collect();
+    s.insert_events(&node("a"), 1, events).await.unwrap();
+    let got = s.query_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(got.len(), DEFAULT_QUERY_LIMIT as usize);
+    assert_eq!(got[0].event.seq, 149);
+    assert_eq!(effective_limit(0), 100);
+    assert_eq!(effective_limit(7), 7);
+    assert_eq!(effective_limit(u32::MAX), MAX_QUERY_LIMIT);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_writers_are_batched_and_all_acked() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut tasks = Vec::new();
+    for n in 0..20u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = node(&format!("n{n}"));
+            for b in 0..5u64 {
+                let events = (0..50)
+                    .map(|i| ev(b * 50 + i, i as i64, "ssh", EventKind::Connect))
+                    .collect();
+                let out = s.insert_events(&id, 1, events).await.unwrap();
+                assert_eq!(out.inserted, 50);
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(s.count_events(None).await.unwrap(), 20 * 5 * 50);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn token_consume_race_has_one_winner() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let t = token(1, 1, i64::MAX);
+    s.create_token(t.clone()).await.unwrap();
+    let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
+    let mut tasks = Vec::new();
+    for _ in 0..8 {
+        let s = s.clone();
+        let barrier = barrier.clone();
+        tasks.push(tokio::spawn(async move {
+            barrier.wait().await;
+            s.consume_token(TokenId([1; 8]), [1; 32], 2_000)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut wins = Vec::new();
+    let mut refusals = Vec::new();
+    for t in tasks {
+        match t.await.unwrap() {
+            Ok(rec) => wins.push(rec),
+            Err(r) => refusals.push(r),
+        }
+    }
+    assert_eq!(wins.len(), 1, "refusals: {refusals:?}");
+    assert_eq!(wins[0].uses_left, 0);
+    assert_eq!(wins[0].name, t.name);
+    assert!(refusals.iter().all(|r| *r == TokenRefusal::UsedUp));
+    let listed = s.list_tokens().await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].uses_left, 0);
+}
+
+#[tokio::test]
+async fn token_refusal_reasons() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let now = 2_000;
+    s.create_token(token(1, 2, 10_000)).await.unwrap();
+    s.create_token(token(2, 1, 10_000)).await.unwrap();
+    s.create_token(token(3, 1, now)).await.unwrap();
+
+    let consume = |id: u8, secret: u8| s.consume_token(TokenId([id; 8]), [secret; 32], now);
+    assert_eq!(consume(9, 9).await.unwrap(), Err(TokenRefusal::Unknown));
+    assert_eq!(consume(1, 2).await.unwrap(), Err(TokenRefusal::BadSecret));
+    // Expiry is inclusive: a token that expires now is expired.
+    assert_eq!(consume(3, 3).await.unwrap(), Err(TokenRefusal::Expired));
+
+    let first = consume(1, 1).await.unwrap().unwrap();
+    assert_eq!((first.uses_total, first.uses_left), (2, 1));
+    assert_eq!(first.labels, vec![("k".to_string(), "v".to_string())]);
+    let second = consume(1, 1).await.unwrap().unwrap();
+    assert_eq!(second.uses_left, 0);
+    assert_eq!(consume(1, 1).await.unwrap(), Err(TokenRefusal::UsedUp));
+
+    assert!(s.revoke_token(TokenId([2; 8])).await.unwrap());
+    assert!(!s.revoke_token(TokenId([8; 8])).await.unwrap());
+    assert_eq!(consume(2, 2).await.unwrap(), Err(TokenRefusal::Revoked));
+    // A wrong secret learns nothing about the token's state.
+    assert_eq!(consume(2, 1).await.unwrap(), Err(TokenRefusal::BadSecret));
+
+    let listed = s.list_tokens().await.unwrap();
+    let t2 = listed.iter().find(|t| t.id == TokenId([2; 8])).unwrap();
+    assert!(t2.revoked);
+    assert_eq!(t2.uses_left, 1);
+    assert_eq!(
+        TokenRefusal::UsedUp.to_string(),
+        "token has already been used"
+    );
+}
+
+#[tokio::test]
+async fn nodes_round_trip_and_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let mut rec = node_rec("a", Serial([1; 16]));
+    rec.via_relay = Some(node("relay-1"));
+    s.upsert_node(rec.clone()).await.unwrap();
+    s.upsert_node(node_rec("b", Serial([2; 16]))).await.unwrap();
+    assert_eq!(s.get_node(&node("a")).await.unwrap(), Some(rec.clone()));
+    assert_eq!(s.get_node(&node("zz")).await.unwrap(), None);
+
+    let health = Health {
+        uptime_s: 5,
+        cpu_percent: 1.5,
+        rss_bytes: 1 << 20,
+        services: vec![ServiceStatus {
+            name: "ssh".into(),
+            kind: "ssh".into(),
+            listen: "0.0.0.0:2222".into(),
+            running: true,
+            error: None,
+            active_sessions: 2,
+        }],
+        spool_depth: 3,
+        spool_dropped: 0,
+        cert_not_after_ms: 9,
+    };
+    assert!(s.set_node_health(&node("a"), &health, 300).await.unwrap());
+    let mut config = NodeConfig::default();
+    config.services.push(honeybee_proto::config::ServiceConfig {
+        name: "ssh".into(),
+        listen: "127.0.0.1:2222".parse().unwrap(),
+        enabled: true,
+        kind: honeybee_proto::config::ServiceKind::Ssh(Default::default()),
+    });
+    assert!(s.set_node_config(&node("a"), &config).await.unwrap());
+    assert!(!s.set_node_config(&node("zz"), &config).await.unwrap());
+    assert!(
+        s.set_node_online(&node("a"), false, None, 400)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_node_online(&node("zz"), true, None, 400)
+            .await
+            .unwrap()
+    );
+
+    let got = s.get_node(&node("a")).await.unwrap().unwrap();
+    assert_eq!(got.health, Some(health));
+    assert_eq!(got.config, config);
+    assert!(!got.online);
+    assert_eq!(got.last_seen_ms, 400);
+    assert_eq!(got.addr, rec.addr, "None keeps the last known address");
+    s.set_node_online(&node("a"), true, Some("198.51.100.9:1".into()), 500)
+        .await
+        .unwrap();
+    let got = s.get_node(&node("a")).await.unwrap().unwrap();
+    assert!(got.online);
+    assert_eq!(got.addr.as_deref(), Some("198.51.100.9:1"));
+    assert_eq!(got.to_info().health, got.health);
+
+    assert_eq!(s.mark_all_offline().await.unwrap(), 2);
+    let all = s.list_nodes().await.unwrap();
+    assert_eq!(
+        all.iter().map(|n| n.id.as_str()).collect::<Vec<_>>(),
+        ["a", "b"]
+    );
+    assert!(all.iter().all(|n| !n.online));
+
+    // Upsert replaces every field.
+    let mut replaced = node_rec("a", Serial([7; 16]));
+    replaced.name = "renamed".into();
+    s.upsert_node(replaced.clone()).await.unwrap();
+    assert_eq!(s.get_node(&node("a")).await.unwrap(), Some(replaced));
+}
+
+#[tokio::test]
+async fn revoke_node_revokes_every_cert_and_sticks() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = node("a");
+    let (s1, s2, other) = (Serial([1; 16]), Serial([2; 16]), Serial([9; 16]));
+    s.record_cert(s1, &a, Role::Agent, 10, 100).await.unwrap();
+    s.record_cert(s2, &a, Role::Agent, 20, 200).await.unwrap();
+    s.record_cert(other, &node("b"), Role::Agent, 10, 100)
+        .await
+        .unwrap();
+    s.upsert_node(node_rec("a", s2)).await.unwrap();
+
+    let mut serials = s.revoke_node(&a, 1_000).await.unwrap();
+    serials.sort();
+    assert_eq!(serials, [s1, s2]);
+    assert!(s.cert(s1).await.unwrap().unwrap().revoked);
+    assert!(s.cert(s2).await.unwrap().unwrap().revoked);
+    assert!(!s.cert(other).await.unwrap().unwrap().revoked);
+    let n = s.get_node(&a).await.unwrap().unwrap();
+    assert!(n.revoked && !n.online);
+
+    let (mut rs, rn) = s.revoked().await.unwrap();
+    rs.sort();
+    assert_eq!(rs, [s1, s2]);
+    assert_eq!(rn, std::slice::from_ref(&a));
+
+    // Neither a registry refresh nor coming online undoes a revocation …
+    s.upsert_node(node_rec("a", s2)).await.unwrap();
+    s.set_node_online(&a, true, None, 1_100).await.unwrap();
+    let n = s.get_node(&a).await.unwrap().unwrap();
+    assert!(n.revoked && !n.online);
+    // … and a certificate recorded afterwards (a renewal that raced) is born revoked.
+    let late = Serial([3; 16]);
+    s.record_cert(late, &a, Role::Agent, 1_001, 2_000)
+        .await
+        .unwrap();
+    assert!(s.cert(late).await.unwrap().unwrap().revoked);
+
+    // Revoking a node the store has never seen still denylists it.
+    assert!(
+        s.revoke_node(&node("ghost"), 1_000)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(s.revoked().await.unwrap().1.contains(&node("ghost")));
+}
+
+#[tokio::test]
+async fn supersede_cert_moves_the_node_to_the_new_cert() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = node("a");
+    let (old, new) = (Serial([1; 16]), Serial([2; 16]));
+    s.record_cert(old, &a, Role::Relay, 10, 100).await.unwrap();
+    s.upsert_node(node_rec("a", old)).await.unwrap();
+    assert_eq!(
+        s.cert(old).await.unwrap(),
+        Some(CertRecord {
+            serial: old,
+            node: a.clone(),
+            role: Role::Relay,
+            issued_ms: 10,
+            not_after_ms: 100,
+            superseded_by: None,
+            revoked: false,
+        })
+    );
+
+    s.supersede_cert(&a, old, new, 500, 70).await.unwrap();
+    assert_eq!(s.cert(old).await.unwrap().unwrap().superseded_by, Some(new));
+    let n = s.cert(new).await.unwrap().unwrap();
+    assert_eq!(
+        (n.node, n.role, n.issued_ms, n.not_after_ms),
+        (a.clone(), Role::Relay, 70, 500)
+    );
+    assert_eq!(n.superseded_by, None);
+    let rec = s.get_node(&a).await.unwrap().unwrap();
+    assert_eq!((rec.serial, rec.cert_not_after_ms), (new, 500));
+
+    // A serial the node does not own is refused and changes nothing.
+    let err = s
+        .supersede_cert(&node("b"), new, Serial([3; 16]), 900, 80)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownCert { .. }), "{err}");
+    let err = s
+        .supersede_cert(&a, Serial([5; 16]), Serial([3; 16]), 900, 80)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::UnknownCert { .. }), "{err}");
+    assert_eq!(s.cert(Serial([3; 16])).await.unwrap(), None);
+    assert_eq!(s.cert(new).await.unwrap().unwrap().superseded_by, None);
+}
+
+#[tokio::test]
+async fn captures_dedupe_and_keep_every_sighting() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let rec = |n: &str, t: i64| CaptureRecord {
+        sha256: [0xab; 32],
+        size: 42,
+        kind: "upload".into(),
+        node: node(n),
+        service: "ftp".into(),
+        session: Some(SessionId([4; 8])),
+        time_ms: t,
+        meta: vec![("filename".into(), "x.sh".into())],
+    };
+    assert!(s.insert_capture(rec("a", 10)).await.unwrap());
+    assert!(!s.insert_capture(rec("b", 20)).await.unwrap());
+    let other = CaptureRecord {
+        sha256: [0xcd; 32],
+        session: None,
+        meta: vec![],
+        ..rec("a", 30)
+    };
+    assert!(s.insert_capture(other.clone()).await.unwrap());
+
+    assert_eq!(s.get_capture([0xab; 32]).await.unwrap(), Some(rec("a", 10)));
+    assert_eq!(s.get_capture([0x00; 32]).await.unwrap(), None);
+    assert_eq!(
+        s.capture_sightings([0xab; 32]).await.unwrap(),
+        vec![rec("a", 10), rec("b", 20)]
+    );
+    assert_eq!(s.list_captures(0).await.unwrap(), vec![other, rec("a", 10)]);
+    assert_eq!(s.list_captures(1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn audit_newest_first() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let entry = |i: i64| AuditEntry {
+        time_ms: i,
+        actor: "admin:alice".into(),
+        action: format!("action{i}"),
+        outcome: "ok".into(),
+        source: (i % 2 == 0).then(|| "127.0.0.1".into()),
+        detail: String::new(),
+    };
+    for i in 0..3 {
+        s.audit(entry(i)).await.unwrap();
+    }
+    s.audit_nowait(entry(3));
+    // A later awaited write is committed after (or with) the queued one.
+    s.audit(entry(4)).await.unwrap();
+    let got = s.list_audit(0).await.unwrap();
+    assert_eq!(got, (0..5).rev().map(entry).collect::<Vec<_>>());
+    assert_eq!(s.list_audit(2).await.unwrap(), vec![entry(4), entry(3)]);
+}
+
+#[tokio::test]
+async fn data_survives_close_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let a = node("a");
+    s.insert_events(&a, 5, vec![ev(1, 100, "ssh", auth("root"))])
+        .await
+        .unwrap();
+    s.upsert_node(node_rec("a", Serial([1; 16]))).await.unwrap();
+    s.record_cert(Serial([1; 16]), &a, Role::Agent, 1, 2)
+        .await
+        .unwrap();
+    s.create_token(token(1, 3, 10_000)).await.unwrap();
+    s.consume_token(TokenId([1; 8]), [1; 32], 5)
+        .await
+        .unwrap()
+        .unwrap();
+    s.revoke_node(&node("bad"), 7).await.unwrap();
+    s.audit_nowait(AuditEntry {
+        time_ms: 1,
+        actor: "core".into(),
+        action: "start".into(),
+        outcome: "ok".into(),
+        source: None,
+        detail: "queued just before close".into(),
+    });
+    s.close().await.unwrap();
+
+    let err = s.audit(audit_entry()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
+    s.close().await.unwrap(); // idempotent
+
+    let s2 = open(dir.path());
+    let got = s2.query_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event, ev(1, 100, "ssh", auth("root")));
+    assert_eq!(got[0].received_ms, 5);
+    assert_eq!(
+        s2.get_node(&a).await.unwrap(),
+        Some(node_rec("a", Serial([1; 16])))
+    );
+    assert!(s2.cert(Serial([1; 16])).await.unwrap().is_some());
+    assert_eq!(s2.list_tokens().await.unwrap()[0].uses_left, 2);
+    assert_eq!(s2.revoked().await.unwrap().1, [node("bad")]);
+    assert_eq!(
+        s2.list_audit(0).await.unwrap()[0].detail,
+        "queued just before close"
+    );
+    // Dedupe state survives too.
+    let out = s2
+        .insert_events(&a, 6, vec![ev(1, 100, "ssh", auth("root"))])
+        .await
+        .unwrap();
+    assert_eq!(out.duplicates, 1);
+
+    // Dropping the last handle also flushes and releases the file.
+    s2.audit_nowait(audit_entry());
+    drop(s2);
+    let s3 = open(dir.path());
+    assert_eq!(s3.list_audit(0).await.unwrap().len(), 2);
+    drop(s);
+}
+
+fn audit_entry() -> AuditEntry {
+    AuditEntry {
+        time_ms: 2,
+        actor: "core".into(),
+        action: "x".into(),
+        outcome: "ok".into(),
+        source: None,
+        detail: String::new(),
+    }
+}
+
+#[tokio::test]
+async fn second_open_is_refused_while_the_first_is_live() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    let s = SqliteStore::open(&path).unwrap();
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(matches!(err, StoreError::Locked { .. }), "{err}");
+    assert!(
+        err.to_string().contains("locked by another process"),
+        "{err}"
+    );
+    s.close().await.unwrap();
+    SqliteStore::open(&path).unwrap();
+}
+
+#[tokio::test]
+async fn newer_schema_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    SqliteStore::open(&path).unwrap().close().await.unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute("UPDATE schema_version SET version = 99", [])
+            .unwrap();
+    }
+    let err = SqliteStore::open(&path).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            StoreError::SchemaTooNew {
+                found: 99,
+                supported: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert!(err.to_string().contains("newer than this binary"), "{err}");
+}
+
+#[tokio::test]
+async fn unreadable_rows_are_skipped_or_reported_never_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    let s = SqliteStore::open(&path).unwrap();
+    let a = node("a");
+    s.insert_events(&a, 1, vec![ev(1, 100, "ssh", EventKind::Connect)])
+        .await
+        .unwrap();
+    s.upsert_node(node_rec("a", Serial([1; 16]))).await.unwrap();
+    s.upsert_node(node_rec("b", Serial([2; 16]))).await.unwrap();
+    {
+        // Damage rows behind the store's back (WAL lets a second connection write).
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        c.execute(
+            "INSERT INTO events (node, seq, time_ms, received_ms, service, kind, body) \
+             VALUES ('a', 2, 200, 1, 'ssh', 'connect', x'ffffffff')",
+            [],
+        )
+        .unwrap();
+        c.execute("UPDATE nodes SET config = x'ff' WHERE id = 'b'", [])
+            .unwrap();
+    }
+    let got = s.query_events(&EventQuery::default()).await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].event.seq, 1);
+    let err = s.get_node(&node("b")).await.unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err}");
+    let nodes = s.list_nodes().await.unwrap();
+    assert_eq!(nodes.len(), 1);
+    assert_eq!(nodes[0].id, a);
+}

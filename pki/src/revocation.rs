@@ -1,0 +1,85 @@
+//! The revocation denylist (by serial and by node id) that the TLS verifiers consult.
+//!
+//! The core owns persistence; this is the in-memory view shared between the store, the
+//! listener's verifier and the live-connection sweep.
+
+use std::collections::HashSet;
+use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
+
+use honeybee_proto::ids::{NodeId, Serial};
+
+#[derive(Debug, Default)]
+struct Inner {
+    serials: RwLock<HashSet<Serial>>,
+    nodes: RwLock<HashSet<NodeId>>,
+}
+
+/// A shared, thread-safe denylist. Clones share the same lists.
+#[derive(Debug, Clone, Default)]
+pub struct RevocationList {
+    inner: Arc<Inner>,
+}
+
+// A panic while holding one of these locks cannot leave a HashSet half-updated in a way
+// that matters (insert and contains are the only operations), so a poisoned lock is still
+// safe to use; failing open or crashing the listener would both be worse.
+fn read<T>(l: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    l.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn write<T>(l: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    l.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl RevocationList {
+    pub fn new() -> RevocationList {
+        RevocationList::default()
+    }
+
+    pub fn revoke_serial(&self, serial: Serial) {
+        write(&self.inner.serials).insert(serial);
+    }
+
+    pub fn revoke_node(&self, node: NodeId) {
+        write(&self.inner.nodes).insert(node);
+    }
+
+    pub fn is_serial_revoked(&self, serial: &Serial) -> bool {
+        read(&self.inner.serials).contains(serial)
+    }
+
+    pub fn is_node_revoked(&self, node: &NodeId) -> bool {
+        read(&self.inner.nodes).contains(node)
+    }
+
+    /// Adds persisted entries (at start-up); existing entries stay.
+    pub fn load(
+        &self,
+        serials: impl IntoIterator<Item = Serial>,
+        nodes: impl IntoIterator<Item = NodeId>,
+    ) {
+        write(&self.inner.serials).extend(serials);
+        write(&self.inner.nodes).extend(nodes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_between_clones() {
+        let a = RevocationList::new();
+        let b = a.clone();
+        let n = NodeId::new("n1").unwrap();
+        assert!(!b.is_node_revoked(&n));
+        a.revoke_node(n.clone());
+        a.revoke_serial(Serial([1; 16]));
+        assert!(b.is_node_revoked(&n));
+        assert!(b.is_serial_revoked(&Serial([1; 16])));
+        assert!(!b.is_serial_revoked(&Serial([2; 16])));
+        b.load([Serial([2; 16])], [NodeId::new("n2").unwrap()]);
+        assert!(a.is_serial_revoked(&Serial([2; 16])));
+        assert!(a.is_node_revoked(&NodeId::new("n2").unwrap()));
+    }
+}

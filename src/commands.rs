@@ -1,0 +1,416 @@
+//! What each CLI command does: a request to the running core over `honeybee-admin/1`
+//! (never the database directly), and the output, as a table or as JSON.
+
+use anyhow::{Context, bail};
+use honeybee_core::admin_client::AdminClient;
+use honeybee_core::json::{event_json, event_line, rfc3339};
+use honeybee_proto::admin::{AdminRequest, AdminResponse, EventQuery, NodeInfo, TokenSpec};
+use honeybee_proto::control::Command;
+use honeybee_proto::{NodeId, Role, TokenId};
+use serde_json::json;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+async fn ask(data_dir: &Path, req: AdminRequest) -> anyhow::Result<AdminResponse> {
+    let client = AdminClient::connect(data_dir).await?;
+    let resp = client.request(&req).await;
+    client.close().await;
+    Ok(resp?)
+}
+
+fn node_id(s: &str) -> anyhow::Result<NodeId> {
+    NodeId::new(s).map_err(|e| anyhow::anyhow!("{e}"))
+}
+
+fn unexpected(r: AdminResponse) -> anyhow::Error {
+    anyhow::anyhow!("unexpected answer from the core: {r:?}")
+}
+
+pub fn core_init(
+    data_dir: &Path,
+    trust_domain: String,
+    listen: SocketAddr,
+    advertise: Option<String>,
+) -> anyhow::Result<()> {
+    let r = honeybee_core::init::init(
+        data_dir,
+        &honeybee_core::init::InitOptions {
+            trust_domain,
+            listen,
+            advertise,
+        },
+    )?;
+    println!("initialised {}", r.data_dir.display());
+    println!("  trust domain  {}", r.trust_domain);
+    println!("  QUIC listen   {} (udp)", r.listen);
+    println!("  advertised    {}", r.advertise);
+    println!("  CA pin        sha256:{}", r.ca_pin_hex);
+    println!("next: honeybee core run --data-dir {}", data_dir.display());
+    Ok(())
+}
+
+pub async fn core_run(data_dir: &Path) -> anyhow::Result<()> {
+    let core = honeybee_core::Core::start(data_dir).await?;
+    eprintln!(
+        "core running on {} (udp); Ctrl-C to stop",
+        core.local_addr()?
+    );
+    crate::up::wait_for_signal().await;
+    core.shutdown().await;
+    Ok(())
+}
+
+fn parse_labels(s: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
+    let Some(s) = s else { return Ok(Vec::new()) };
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            let (k, v) = p
+                .split_once('=')
+                .with_context(|| format!("label {p:?} is not k=v"))?;
+            let (k, v) = (k.trim(), v.trim());
+            if k.is_empty() || k.len() > 64 || v.len() > 256 {
+                bail!("label {p:?}: key 1-64 bytes, value at most 256 bytes");
+            }
+            Ok((k.to_owned(), v.to_owned()))
+        })
+        .collect()
+}
+
+pub async fn token_create(
+    data_dir: &Path,
+    role: &str,
+    name: String,
+    ttl: &str,
+    uses: u32,
+    labels: Option<&str>,
+) -> anyhow::Result<()> {
+    let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let ttl = humantime::parse_duration(ttl).with_context(|| format!("--ttl {ttl:?} (examples: 15m, 1h)"))?;
+    let spec = TokenSpec {
+        role,
+        name,
+        ttl_s: ttl.as_secs().max(1),
+        uses,
+        labels: parse_labels(labels)?,
+    };
+    match ask(data_dir, AdminRequest::CreateToken(spec)).await? {
+        AdminResponse::Token { token, .. } => {
+            println!("{token}");
+            Ok(())
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
+pub async fn token_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let AdminResponse::Tokens(tokens) = ask(data_dir, AdminRequest::ListTokens).await? else {
+        bail!("unexpected answer from the core");
+    };
+    let now = honeybee_core::now_ms();
+    let state = |t: &honeybee_proto::admin::TokenInfo| {
+        if t.revoked {
+            "revoked"
+        } else if t.expires_ms <= now {
+            "expired"
+        } else if t.uses_left == 0 {
+            "used"
+        } else {
+            "active"
+        }
+    };
+    if json {
+        let v: Vec<_> = tokens
+            .iter()
+            .map(|t| {
+                json!({"id": t.id.to_hex(), "role": t.role.as_str(), "name": t.name, "labels": t.labels,
+                       "created": rfc3339(t.created_ms), "expires": rfc3339(t.expires_ms),
+                       "uses_total": t.uses_total, "uses_left": t.uses_left, "revoked": t.revoked, "state": state(t)})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  expires", "ID", "ROLE", "NAME", "STATE", "USES LEFT");
+        for t in &tokens {
+            println!(
+                "{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  {}",
+                t.id,
+                t.role,
+                t.name,
+                state(t),
+                t.uses_left,
+                rfc3339(t.expires_ms)
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn token_revoke(data_dir: &Path, id: &str) -> anyhow::Result<()> {
+    let id = TokenId::from_hex(id).map_err(|e| anyhow::anyhow!("{e}"))?;
+    ask(data_dir, AdminRequest::RevokeToken { id }).await?;
+    println!("token {id} revoked");
+    Ok(())
+}
+
+pub async fn agent_enroll(token: &str, data_dir: &Path) -> anyhow::Result<()> {
+    let r = honeybee_agent::enroll::enroll(token, data_dir).await?;
+    println!(
+        "enrolled as {} (role {}) with core {}; certificate valid until {}",
+        r.node_id,
+        r.role,
+        r.core,
+        rfc3339(r.not_after_ms)
+    );
+    println!("next: honeybee agent run --data-dir {}", data_dir.display());
+    Ok(())
+}
+
+pub async fn agent_run(data_dir: &Path) -> anyhow::Result<()> {
+    let opts = honeybee_agent::runtime::AgentOptions {
+        data_dir: data_dir.to_owned(),
+        mode: honeybee_proto::control::NodeMode::Full,
+        limits: honeybee_agent::services::Limits::default(),
+    };
+    honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
+    Ok(())
+}
+
+fn node_json(n: &NodeInfo) -> serde_json::Value {
+    json!({
+        "id": n.id.as_str(), "name": n.name, "role": n.role.as_str(), "labels": n.labels,
+        "serial": n.serial.to_hex(), "cert_not_after": rfc3339(n.cert_not_after_ms),
+        "first_seen": rfc3339(n.first_seen_ms), "last_seen": rfc3339(n.last_seen_ms),
+        "addr": n.addr, "online": n.online, "revoked": n.revoked,
+        "health": n.health.as_ref().map(|h| json!({
+            "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
+            "spool_depth": h.spool_depth, "spool_dropped": h.spool_dropped,
+            "services": h.services.iter().map(|s| json!({"name": s.name, "kind": s.kind, "listen": s.listen,
+                "running": s.running, "error": s.error, "active_sessions": s.active_sessions})).collect::<Vec<_>>(),
+        })),
+    })
+}
+
+pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let AdminResponse::Nodes(nodes) = ask(data_dir, AdminRequest::ListNodes).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = nodes.iter().map(node_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    println!("{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  services", "NODE", "ROLE", "STATE", "ADDRESS", "LAST SEEN");
+    for n in &nodes {
+        let state = if n.revoked {
+            "revoked"
+        } else if n.online {
+            "online"
+        } else {
+            "offline"
+        };
+        let services = n
+            .health
+            .as_ref()
+            .map(|h| {
+                h.services
+                    .iter()
+                    .map(|s| format!("{}@{}{}", s.name, s.listen, if s.running { "" } else { "(down)" }))
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            })
+            .unwrap_or_default();
+        println!(
+            "{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  {}",
+            n.id,
+            n.role,
+            state,
+            n.addr.as_deref().unwrap_or("-"),
+            rfc3339(n.last_seen_ms),
+            services
+        );
+    }
+    Ok(())
+}
+
+pub async fn node_revoke(data_dir: &Path, node: &str) -> anyhow::Result<()> {
+    let node = node_id(node)?;
+    ask(data_dir, AdminRequest::RevokeNode { node: node.clone() }).await?;
+    println!("node {node} revoked; its connection is closed and its certificates no longer work");
+    Ok(())
+}
+
+/// Edits requested by `honeybee node config`.
+pub struct ConfigChange {
+    pub file: Option<PathBuf>,
+    pub enable: Vec<String>,
+    pub disable: Vec<String>,
+    pub listen: Vec<String>,
+}
+
+impl ConfigChange {
+    fn is_empty(&self) -> bool {
+        self.file.is_none() && self.enable.is_empty() && self.disable.is_empty() && self.listen.is_empty()
+    }
+}
+
+pub async fn node_config(data_dir: &Path, node: &str, change: ConfigChange, json: bool) -> anyhow::Result<()> {
+    let node = node_id(node)?;
+    let client = AdminClient::connect(data_dir).await?;
+    let AdminResponse::NodeConfig(mut cfg) = client
+        .request(&AdminRequest::GetNodeConfig { node: node.clone() })
+        .await?
+    else {
+        bail!("unexpected answer from the core");
+    };
+    if !change.is_empty() {
+        if let Some(f) = &change.file {
+            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            cfg = honeybee_core::config::services_from_toml(&text)?;
+        }
+        for (names, enabled) in [(&change.enable, true), (&change.disable, false)] {
+            for name in names {
+                cfg.service_mut(name)
+                    .with_context(|| format!("node {node} has no service {name:?}"))?
+                    .enabled = enabled;
+            }
+        }
+        for l in &change.listen {
+            let (name, addr) = l.split_once('=').context("--listen takes NAME=IP:PORT")?;
+            let addr: SocketAddr = addr.parse().with_context(|| format!("--listen {l:?}: bad IP:PORT"))?;
+            cfg.service_mut(name)
+                .with_context(|| format!("node {node} has no service {name:?}"))?
+                .listen = addr;
+        }
+        client
+            .request(&AdminRequest::SetNodeConfig {
+                node: node.clone(),
+                config: cfg.clone(),
+            })
+            .await?;
+    }
+    client.close().await;
+    if json {
+        let v: Vec<_> = cfg
+            .services
+            .iter()
+            .map(|s| json!({"name": s.name, "kind": s.kind.name(), "listen": s.listen.to_string(), "enabled": s.enabled}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for s in &cfg.services {
+            println!(
+                "{:<12} {:<8} {:<22} {}",
+                s.name,
+                s.kind.name(),
+                s.listen,
+                if s.enabled { "enabled" } else { "disabled" }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn node_command(data_dir: &Path, node: &str, command: &str) -> anyhow::Result<()> {
+    let command = match command {
+        "ping" => Command::Ping,
+        "status" => Command::Status,
+        other => bail!("unknown command {other:?}; known: ping, status"),
+    };
+    match ask(data_dir, AdminRequest::SendCommand { node: node_id(node)?, command }).await? {
+        AdminResponse::CommandResult(Ok(out)) => {
+            println!("{out}");
+            Ok(())
+        }
+        AdminResponse::CommandResult(Err(e)) => bail!("the node answered with an error: {e}"),
+        r => Err(unexpected(r)),
+    }
+}
+
+/// Filters for `honeybee events`.
+pub struct EventFilter {
+    pub node: Option<String>,
+    pub service: Option<String>,
+    pub kind: Option<String>,
+    pub since: Option<String>,
+    pub limit: u32,
+}
+
+pub async fn events(data_dir: &Path, f: EventFilter, json: bool) -> anyhow::Result<()> {
+    if let Some(k) = &f.kind
+        && !honeybee_proto::event::EventKind::NAMES.contains(&k.as_str())
+    {
+        bail!("unknown --kind {k:?}; known: {}", honeybee_proto::event::EventKind::NAMES.join(", "));
+    }
+    let since_ms = match &f.since {
+        Some(s) => {
+            let d = humantime::parse_duration(s).with_context(|| format!("--since {s:?} (examples: 10m, 2h)"))?;
+            Some(honeybee_core::now_ms() - d.as_millis() as i64)
+        }
+        None => None,
+    };
+    let q = EventQuery {
+        node: f.node.as_deref().map(node_id).transpose()?,
+        service: f.service,
+        kind: f.kind,
+        since_ms,
+        limit: f.limit,
+    };
+    let AdminResponse::Events(events) = ask(data_dir, AdminRequest::ListEvents(q)).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = events.iter().map(event_json).collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for e in &events {
+            println!("{}", event_line(e));
+        }
+    }
+    Ok(())
+}
+
+pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()> {
+    let AdminResponse::Audit(entries) = ask(data_dir, AdminRequest::Audit { limit }).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = entries
+            .iter()
+            .map(|a| json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
+                            "outcome": a.outcome, "source": a.source, "detail": a.detail}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for a in &entries {
+            println!(
+                "{} {:<24} {:<14} {:<30} {} {}",
+                rfc3339(a.time_ms),
+                a.actor,
+                a.action,
+                a.outcome,
+                a.source.as_deref().unwrap_or("-"),
+                a.detail
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let AdminResponse::Status(s) = ask(data_dir, AdminRequest::Status).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        println!(
+            "{}",
+            json!({"version": s.version, "trust_domain": s.trust_domain, "listen": s.listen, "advertise": s.advertise,
+                   "uptime_s": s.uptime_s, "nodes_online": s.nodes_online, "nodes_total": s.nodes_total, "events_total": s.events_total})
+        );
+    } else {
+        println!("HoneyBee core {} ({}), up {} s", s.version, s.trust_domain, s.uptime_s);
+        println!("  listen {} (udp), advertised as {}", s.listen, s.advertise);
+        println!("  nodes {} online of {}, {} events stored", s.nodes_online, s.nodes_total, s.events_total);
+    }
+    Ok(())
+}

@@ -1,0 +1,288 @@
+//! The `honeybee` command: argument parsing and dispatch only. The work happens in the
+//! library crates; `commands` and `up` hold the glue and the output formatting.
+
+mod commands;
+mod up;
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "honeybee", version, about = "HoneyBee: modular honeypot orchestration")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+/// Where the core's data lives; every command takes it.
+#[derive(Args, Clone)]
+pub struct DataDir {
+    /// The core's data directory.
+    #[arg(long, env = "HONEYBEE_DATA_DIR", default_value = "./honeybee-data")]
+    pub data_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// First look: initialise if needed, then run the core and a local honeypot node.
+    Up {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Set up or run the core.
+    #[command(subcommand)]
+    Core(CoreCmd),
+    /// One-time enrolment tokens.
+    #[command(subcommand)]
+    Token(TokenCmd),
+    /// Run a node (agent) on this machine.
+    #[command(subcommand)]
+    Agent(AgentCmd),
+    /// List nodes.
+    Nodes {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Act on one node.
+    #[command(subcommand)]
+    Node(NodeCmd),
+    /// List events, newest first.
+    Events {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+        #[arg(long)]
+        node: Option<String>,
+        #[arg(long)]
+        service: Option<String>,
+        /// Event kind: connect, disconnect, auth_attempt, command, data, limit_reached, service_error.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Only events newer than this (e.g. 10m, 2h, 7days).
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// The audit log, newest first.
+    Audit {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// The running core's status.
+    Status {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum CoreCmd {
+    /// Create the CA, the core's and the admin CLI's certificates, and core.toml.
+    Init {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long, default_value = "honeybee.local")]
+        trust_domain: String,
+        /// UDP address for QUIC.
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        listen: SocketAddr,
+        /// HOST:PORT agents use to reach the core (IP or DNS name); goes into tokens.
+        #[arg(long)]
+        advertise: Option<String>,
+    },
+    /// Run the core in the foreground.
+    Run {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+}
+
+#[derive(Subcommand)]
+enum TokenCmd {
+    /// Create a token; prints exactly one line, the token.
+    Create {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long, default_value = "agent")]
+        role: String,
+        /// Name of the node (its id, if free).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+        #[arg(long, default_value_t = 1)]
+        uses: u32,
+        /// Labels for the node: k=v,k2=v2
+        #[arg(long)]
+        labels: Option<String>,
+    },
+    /// List tokens (secrets are never shown again).
+    List {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token so it can no longer enrol anything.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDir,
+        id: String,
+    },
+}
+
+#[derive(Subcommand)]
+enum AgentCmd {
+    /// Enrol this machine with a token; writes the agent's data directory.
+    Enroll {
+        #[arg(long)]
+        token: String,
+        #[arg(long, default_value = "./honeybee-agent-data")]
+        data_dir: PathBuf,
+    },
+    /// Run the agent in the foreground.
+    Run {
+        #[arg(long, default_value = "./honeybee-agent-data")]
+        data_dir: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
+enum NodeCmd {
+    /// Revoke a node: its connection closes at once and its certificates stop working.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDir,
+        node: String,
+    },
+    /// Show or change a node's services; a running agent applies changes without restart.
+    Config {
+        #[command(flatten)]
+        dir: DataDir,
+        node: String,
+        /// Replace the whole service list with this TOML file (see configs/services.toml).
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Enable a service by name.
+        #[arg(long)]
+        enable: Vec<String>,
+        /// Disable a service by name.
+        #[arg(long)]
+        disable: Vec<String>,
+        /// Move a service: NAME=IP:PORT.
+        #[arg(long)]
+        listen: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Send a command to a live node (ping, status) and print its answer.
+    Command {
+        #[command(flatten)]
+        dir: DataDir,
+        node: String,
+        command: String,
+    },
+}
+
+fn main() -> std::process::ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,quinn=warn,russh=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(dispatch(Cli::parse().cmd)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
+    use commands as c;
+    match cmd {
+        Cmd::Up { dir } => up::up(&dir.data_dir).await,
+        Cmd::Core(CoreCmd::Init {
+            dir,
+            trust_domain,
+            listen,
+            advertise,
+        }) => c::core_init(&dir.data_dir, trust_domain, listen, advertise),
+        Cmd::Core(CoreCmd::Run { dir }) => c::core_run(&dir.data_dir).await,
+        Cmd::Token(TokenCmd::Create {
+            dir,
+            role,
+            name,
+            ttl,
+            uses,
+            labels,
+        }) => c::token_create(&dir.data_dir, &role, name, &ttl, uses, labels.as_deref()).await,
+        Cmd::Token(TokenCmd::List { dir, json }) => c::token_list(&dir.data_dir, json).await,
+        Cmd::Token(TokenCmd::Revoke { dir, id }) => c::token_revoke(&dir.data_dir, &id).await,
+        Cmd::Agent(AgentCmd::Enroll { token, data_dir }) => c::agent_enroll(&token, &data_dir).await,
+        Cmd::Agent(AgentCmd::Run { data_dir }) => c::agent_run(&data_dir).await,
+        Cmd::Nodes { dir, json } => c::nodes(&dir.data_dir, json).await,
+        Cmd::Node(NodeCmd::Revoke { dir, node }) => c::node_revoke(&dir.data_dir, &node).await,
+        Cmd::Node(NodeCmd::Config {
+            dir,
+            node,
+            file,
+            enable,
+            disable,
+            listen,
+            json,
+        }) => {
+            let change = c::ConfigChange {
+                file,
+                enable,
+                disable,
+                listen,
+            };
+            c::node_config(&dir.data_dir, &node, change, json).await
+        }
+        Cmd::Node(NodeCmd::Command { dir, node, command }) => {
+            c::node_command(&dir.data_dir, &node, &command).await
+        }
+        Cmd::Events {
+            dir,
+            json,
+            node,
+            service,
+            kind,
+            since,
+            limit,
+        } => {
+            let filter = c::EventFilter {
+                node,
+                service,
+                kind,
+                since,
+                limit,
+            };
+            c::events(&dir.data_dir, filter, json).await
+        }
+        Cmd::Audit { dir, json, limit } => c::audit(&dir.data_dir, json, limit).await,
+        Cmd::Status { dir, json } => c::status(&dir.data_dir, json).await,
+    }
+}

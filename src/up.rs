@@ -1,0 +1,103 @@
+//! `honeybee up`: the one command for a first look. Initialises the data directory if it
+//! is empty, runs the core, enrols a local full node through a real one-time token over
+//! QUIC + mTLS on loopback, runs it, and says what runs where. Ctrl-C stops it all cleanly.
+
+use anyhow::Context;
+use honeybee_agent::runtime::AgentOptions;
+use honeybee_core::init::{CorePaths, InitOptions};
+use honeybee_proto::admin::TokenSpec;
+use honeybee_proto::{Role, control::NodeMode};
+use std::path::Path;
+use std::time::Duration;
+
+/// Waits for Ctrl-C or SIGTERM.
+pub async fn wait_for_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {},
+        _ = term => {},
+    }
+}
+
+pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
+    let paths = CorePaths::new(data_dir);
+    if !paths.is_initialised() {
+        let r = honeybee_core::init::init(
+            data_dir,
+            &InitOptions {
+                trust_domain: "honeybee.local".into(),
+                listen: "127.0.0.1:7443".parse().expect("literal"),
+                advertise: None,
+            },
+        )?;
+        eprintln!("initialised {} (CA pin sha256:{})", data_dir.display(), r.ca_pin_hex);
+    }
+    let core = honeybee_core::Core::start(data_dir).await?;
+    let core_addr = core.local_addr()?;
+
+    let agent_dir = data_dir.join("local-agent");
+    if !agent_dir.join(honeybee_agent::config::CONFIG_FILE).exists() {
+        let spec = TokenSpec {
+            role: Role::Agent,
+            name: "local".into(),
+            ttl_s: 300,
+            uses: 1,
+            labels: vec![("site".into(), "local".into())],
+        };
+        let (_, token) = core
+            .shared()
+            .create_token(&spec, "core:up")
+            .await
+            .map_err(|e| anyhow::anyhow!(e))?;
+        let r = honeybee_agent::enroll::enroll(&token, &agent_dir)
+            .await
+            .context("enrolling the local node")?;
+        eprintln!("enrolled local node {} over QUIC + mTLS", r.node_id);
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let agent = tokio::spawn(honeybee_agent::runtime::run(
+        AgentOptions {
+            data_dir: agent_dir.clone(),
+            mode: NodeMode::Full,
+            limits: honeybee_agent::services::Limits::default(),
+        },
+        async {
+            let _ = stop_rx.await;
+        },
+    ));
+
+    let cfg = &core.shared().cfg;
+    let d = data_dir.display();
+    println!();
+    println!("HoneyBee is up.");
+    println!("  core (QUIC, udp)   {core_addr}");
+    println!("  local node         local  (data in {})", agent_dir.display());
+    for s in cfg.default_node_config.services.iter().filter(|s| s.enabled) {
+        println!("  honeypot {:<9} {} ({})", s.name, s.listen, s.kind.name());
+    }
+    println!();
+    println!("Try it:   ssh -p 2222 root@127.0.0.1        (any password; every attempt is recorded)");
+    println!("Watch:    honeybee events --data-dir {d}");
+    println!("Nodes:    honeybee nodes --data-dir {d}");
+    println!("Enrol another machine:  honeybee token create --data-dir {d} --name NAME");
+    println!("Stop:     Ctrl-C");
+    println!();
+
+    wait_for_signal().await;
+    eprintln!("stopping: flushing the local node's spool, then the core");
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(Duration::from_secs(15), agent).await {
+        Ok(Ok(Err(e))) => eprintln!("local node stopped with an error: {e}"),
+        Err(_) => eprintln!("local node did not stop within 15 s"),
+        _ => {}
+    }
+    core.shutdown().await;
+    Ok(())
+}

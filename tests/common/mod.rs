@@ -1,0 +1,260 @@
+//! Shared helpers for the end-to-end tests: run the real `honeybee` binary, wait for
+//! conditions, read its JSON output. Every process is killed when its guard drops.
+
+#![allow(dead_code)]
+
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_honeybee")
+}
+
+/// Runs `honeybee ARGS` to completion.
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .env("RUST_LOG", "info,quinn=warn")
+        .output()
+        .expect("honeybee binary runs")
+}
+
+/// Runs `honeybee ARGS`, requiring success; returns stdout.
+pub fn ok(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(
+        out.status.success(),
+        "honeybee {args:?} failed:\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("utf-8 output")
+}
+
+/// Runs `honeybee ARGS`, requiring failure; returns stderr.
+pub fn fails(args: &[&str]) -> String {
+    let out = run(args);
+    assert!(!out.status.success(), "honeybee {args:?} unexpectedly succeeded");
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// A background `honeybee` process, killed on drop; its output goes to a log file.
+pub struct Proc {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Proc {
+    pub fn spawn(args: &[&str], log: &Path) -> Proc {
+        let file = std::fs::File::create(log).expect("log file");
+        let child = Command::new(bin())
+            .args(args)
+            .env("RUST_LOG", "info,quinn=warn")
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn honeybee");
+        Proc {
+            child,
+            log: log.to_owned(),
+        }
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// SIGKILL: no chance to flush anything.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// SIGTERM, then wait for a clean exit.
+    pub fn terminate(&mut self) -> std::process::ExitStatus {
+        unsafe_kill(self.child.id(), 15);
+        wait_child(&mut self.child, Duration::from_secs(20))
+    }
+}
+
+fn unsafe_kill(pid: u32, sig: i32) {
+    let _ = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status();
+}
+
+fn wait_child(child: &mut Child, limit: Duration) -> std::process::ExitStatus {
+    let start = Instant::now();
+    loop {
+        if let Ok(Some(s)) = child.try_wait() {
+            return s;
+        }
+        if start.elapsed() > limit {
+            let _ = child.kill();
+            return child.wait().expect("wait");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Polls `f` until it returns Some, or panics after `limit` with `what`.
+pub fn wait_for<T>(what: &str, limit: Duration, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A UDP port that was free a moment ago.
+pub fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}
+
+/// A deployment under test: a data directory with an initialised core.
+pub struct Deployment {
+    pub dir: tempfile::TempDir,
+    pub core: Option<Proc>,
+    pub port: u16,
+}
+
+impl Deployment {
+    /// `core init` on loopback with services on ephemeral ports; `edit` may change core.toml.
+    pub fn init(edit: impl FnOnce(String) -> String) -> Deployment {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let port = free_udp_port();
+        let d = dir.path().join("core");
+        ok(&[
+            "core",
+            "init",
+            "--data-dir",
+            d.to_str().unwrap(),
+            "--listen",
+            &format!("127.0.0.1:{port}"),
+            "--trust-domain",
+            "test.honeybee",
+        ]);
+        let cfg_path = d.join("core.toml");
+        let text = std::fs::read_to_string(&cfg_path).unwrap();
+        let text = text.replace(":2222\"", ":0\"").replace(":2525\"", ":0\"");
+        std::fs::write(&cfg_path, edit(text)).unwrap();
+        Deployment {
+            dir,
+            core: None,
+            port,
+        }
+    }
+
+    pub fn core_dir(&self) -> PathBuf {
+        self.dir.path().join("core")
+    }
+
+    pub fn d(&self) -> String {
+        self.core_dir().to_str().unwrap().to_owned()
+    }
+
+    pub fn start_core(&mut self) {
+        let log = self.dir.path().join(format!("core-{}.log", rand_suffix()));
+        let d = self.d();
+        self.core = Some(Proc::spawn(&["core", "run", "--data-dir", &d], &log));
+        let d = self.d();
+        wait_for("core to answer", Duration::from_secs(20), || {
+            run(&["status", "--data-dir", &d]).status.success().then_some(())
+        });
+    }
+
+    pub fn token(&self, name: &str, extra: &[&str]) -> String {
+        let d = self.d();
+        let mut args = vec!["token", "create", "--data-dir", &d, "--name", name];
+        args.extend_from_slice(extra);
+        let out = ok(&args);
+        assert_eq!(out.lines().count(), 1, "token create prints one line: {out:?}");
+        out.trim().to_owned()
+    }
+
+    pub fn agent_dir(&self, name: &str) -> PathBuf {
+        self.dir.path().join(format!("agent-{name}"))
+    }
+
+    /// Enrols an agent named `name` and starts it.
+    pub fn start_agent(&self, name: &str) -> Proc {
+        let token = self.token(name, &[]);
+        let a = self.agent_dir(name);
+        ok(&["agent", "enroll", "--token", &token, "--data-dir", a.to_str().unwrap()]);
+        self.run_agent(name)
+    }
+
+    pub fn run_agent(&self, name: &str) -> Proc {
+        let a = self.agent_dir(name);
+        let log = self.dir.path().join(format!("agent-{name}-{}.log", rand_suffix()));
+        Proc::spawn(&["agent", "run", "--data-dir", a.to_str().unwrap()], &log)
+    }
+
+    pub fn nodes(&self) -> Vec<Value> {
+        let out = ok(&["nodes", "--json", "--data-dir", &self.d()]);
+        serde_json::from_str(&out).expect("nodes json")
+    }
+
+    pub fn node(&self, id: &str) -> Option<Value> {
+        self.nodes().into_iter().find(|n| n["id"] == id)
+    }
+
+    /// Waits until `id` is online and reports `service` listening; returns its port.
+    pub fn service_port(&self, id: &str, service: &str) -> u16 {
+        wait_for(&format!("{id} online with {service}"), Duration::from_secs(30), || {
+            let n = self.node(id)?;
+            if n["online"] != true {
+                return None;
+            }
+            let s = n["health"]["services"]
+                .as_array()?
+                .iter()
+                .find(|s| s["name"] == service && s["running"] == true)?
+                .clone();
+            let listen: std::net::SocketAddr = s["listen"].as_str()?.parse().ok()?;
+            (listen.port() != 0).then_some(listen.port())
+        })
+    }
+
+    pub fn events(&self, extra: &[&str]) -> Vec<Value> {
+        let d = self.d();
+        let mut args = vec!["events", "--json", "--data-dir", &d];
+        args.extend_from_slice(extra);
+        serde_json::from_str(&ok(&args)).expect("events json")
+    }
+
+    pub fn audit(&self) -> Vec<Value> {
+        serde_json::from_str(&ok(&["audit", "--json", "--limit", "1000", "--data-dir", &self.d()]))
+            .expect("audit json")
+    }
+}
+
+pub fn rand_suffix() -> String {
+    format!(
+        "{:x}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            & 0xffffff
+    )
+}
