@@ -60,7 +60,9 @@ struct Identity {
     ca_der: Vec<u8>,
     cert_der: Vec<u8>,
     key: KeyPair,
-    not_before_ms: i64,
+    /// When this certificate was obtained. The CA backdates notBefore for clock skew, so
+    /// the lifetime that renewal is scheduled on runs from here, not from notBefore.
+    obtained_ms: i64,
     not_after_ms: i64,
 }
 
@@ -69,11 +71,19 @@ impl Identity {
         let (ca_der, cert_der, key) = load_identity(paths).map_err(AgentError::Identity)?;
         let (not_before_ms, not_after_ms) = honeybee_pki::identity::validity_ms(&cert_der)
             .map_err(|e| AgentError::Identity(e.to_string()))?;
+        // The identity file is rewritten exactly when a certificate arrives.
+        let obtained_ms = std::fs::metadata(paths.identity())
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map(|d| d.as_millis() as i64)
+            .unwrap_or(not_before_ms)
+            .clamp(not_before_ms, not_after_ms);
         Ok(Identity {
             ca_der,
             cert_der,
             key,
-            not_before_ms,
+            obtained_ms,
             not_after_ms,
         })
     }
@@ -93,9 +103,9 @@ impl Identity {
     /// When to renew: about 2/3 into the lifetime, with jitter so a fleet enrolled
     /// together does not renew together.
     fn renew_at_ms(&self) -> i64 {
-        let life = (self.not_after_ms - self.not_before_ms).max(1);
+        let life = (self.not_after_ms - self.obtained_ms).max(1);
         let jitter = (rand::random::<u64>() % (life as u64 / 15 + 1)) as i64;
-        self.not_before_ms + life * 2 / 3 - jitter
+        self.obtained_ms + life * 2 / 3 - jitter
     }
 }
 
@@ -353,14 +363,14 @@ fn renewal_request() -> Result<(KeyPair, Vec<u8>), String> {
 /// Writes the renewed certificate and its key in one atomic file replacement, then uses
 /// them for every later connection. The live connection carries on untouched.
 fn install_renewed(state: &State, key: KeyPair, cert_der: Vec<u8>) -> Result<(), String> {
-    let (not_before_ms, not_after_ms) =
+    let (_, not_after_ms) =
         honeybee_pki::identity::validity_ms(&cert_der).map_err(|e| e.to_string())?;
     let pem = format!("{}{}", key.to_pem(), der_to_pem_cert(&cert_der));
     write_private(&state.paths.identity(), pem.as_bytes()).map_err(|e| format!("cannot store renewed certificate: {e}"))?;
     let mut id = state.identity.write().map_err(|_| "identity lock poisoned")?;
     id.cert_der = cert_der;
     id.key = key;
-    id.not_before_ms = not_before_ms;
+    id.obtained_ms = now_ms();
     id.not_after_ms = not_after_ms;
     tracing::info!(not_after_ms, "certificate renewed");
     Ok(())

@@ -122,7 +122,9 @@ async fn capture_is_truncated_at_the_cap() {
     c.write_all(&payload).await.unwrap();
     // The server stops reading at the cap and closes without waiting for the deadline.
     let started = std::time::Instant::now();
-    let _ = tokio::time::timeout(WAIT, c.read(&mut [0u8; 16])).await.unwrap();
+    let _ = tokio::time::timeout(WAIT, c.read(&mut [0u8; 16]))
+        .await
+        .unwrap();
     assert!(started.elapsed() < Duration::from_secs(4));
 
     let ev = session_events(&mut rx).await;
@@ -165,7 +167,10 @@ async fn shutdown_closes_sessions_and_emits_disconnect() {
     let (mut mgr, mut rx, addr) = start(&banner_config("", 64, 60_000)).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
     c.write_all(b"partial").await.unwrap();
-    let first = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(WAIT, rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.kind, EventKind::Connect);
     // Wait until the bytes have been read by the service.
     tokio::time::sleep(Duration::from_millis(100)).await;

@@ -104,7 +104,10 @@ async fn apply_restarts_changed_and_stops_disabled() {
     assert_eq!(st[0].name, "a");
     assert!(!st[0].running);
     assert_eq!(st[0].error, None);
-    assert!(TcpStream::connect(new).await.is_err(), "disabled port still open");
+    assert!(
+        TcpStream::connect(new).await.is_err(),
+        "disabled port still open"
+    );
 
     // Removed entirely.
     cfg.services.remove(0);
@@ -115,6 +118,16 @@ async fn apply_restarts_changed_and_stops_disabled() {
     assert!(st[0].running);
     mgr.shutdown().await;
     assert!(TcpStream::connect(b1).await.is_err());
+}
+
+#[test]
+fn manager_futures_are_send() {
+    // The runtime drives the manager from spawned tasks.
+    fn send<T: Send>(_: &T) {}
+    let (mut mgr, _rx) = manager(Limits::default());
+    let cfg = NodeConfig::default();
+    send(&mgr.apply(&cfg));
+    send(&mgr.shutdown());
 }
 
 #[tokio::test]
@@ -132,8 +145,8 @@ async fn bind_failure_is_reported_not_fatal() {
     assert!(st[1].running);
     let ev = drain(&mut rx);
     assert!(
-        ev.iter().any(|e| e.service == "clash"
-            && matches!(e.kind, EventKind::ServiceError { .. })),
+        ev.iter()
+            .any(|e| e.service == "clash" && matches!(e.kind, EventKind::ServiceError { .. })),
         "{ev:?}"
     );
 
@@ -177,7 +190,10 @@ async fn per_source_cap_refuses_and_reports_once() {
         let r = tokio::time::timeout(WAIT, c.read_to_end(&mut buf))
             .await
             .unwrap();
-        assert!(r.is_err() || buf.is_empty(), "refused connection got {buf:?}");
+        assert!(
+            r.is_err() || buf.is_empty(),
+            "refused connection got {buf:?}"
+        );
     }
     assert_eq!(mgr.status()[0].active_sessions, 2);
 
@@ -193,10 +209,7 @@ async fn per_source_cap_refuses_and_reports_once() {
     assert_eq!(limits.len(), 1, "rate limited to one report: {limits:?}");
     assert_eq!(limits[0].0, "sessions_per_source");
     assert!(limits[0].1.contains("127.0.0.1"));
-    let connects = ev
-        .iter()
-        .filter(|e| e.kind == EventKind::Connect)
-        .count();
+    let connects = ev.iter().filter(|e| e.kind == EventKind::Connect).count();
     assert_eq!(connects, 2, "refused connections are not sessions");
 
     // A slot freed is a slot available again.
@@ -214,7 +227,10 @@ async fn total_cap_applies_across_services() {
     };
     let (mut mgr, mut rx) = manager(limits);
     mgr.apply(&NodeConfig {
-        services: vec![banner("x", any_port(), 30_000), banner("y", any_port(), 30_000)],
+        services: vec![
+            banner("x", any_port(), 30_000),
+            banner("y", any_port(), 30_000),
+        ],
     })
     .await;
     let mut held = TcpStream::connect(listen_of(&mgr, "x")).await.unwrap();
@@ -252,7 +268,10 @@ async fn session_timeout_is_a_hard_deadline() {
         .expect("closed by the session deadline");
     let mut kinds = Vec::new();
     while kinds.last() != Some(&"disconnect") {
-        let e = tokio::time::timeout(WAIT, rx.recv()).await.unwrap().unwrap();
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .unwrap()
+            .unwrap();
         kinds.push(e.kind.name());
     }
     assert_eq!(kinds, ["connect", "disconnect"]);

@@ -65,7 +65,8 @@ impl Tap {
     }
 
     fn record_in(&self, data: &[u8]) {
-        self.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
+        self.bytes_in
+            .fetch_add(data.len() as u64, Ordering::Relaxed);
         let mut head = self.head.lock().unwrap_or_else(|e| e.into_inner());
         let room = HEAD_CAP.saturating_sub(head.len());
         if room > 0 {

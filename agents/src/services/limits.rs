@@ -123,7 +123,11 @@ impl ConnLimiter {
     }
 
     /// Takes a slot for a connection from `ip`, or says which cap refused it.
-    pub(crate) fn try_acquire(self: &Arc<Self>, ip: IpAddr, now: Instant) -> Result<Permit, Refused> {
+    pub(crate) fn try_acquire(
+        self: &Arc<Self>,
+        ip: IpAddr,
+        now: Instant,
+    ) -> Result<Permit, Refused> {
         let key = SourceKey::of(ip);
         let mut inner = self.lock();
         let from_source = inner.per_source.get(&key).copied().unwrap_or(0);
@@ -142,7 +146,10 @@ impl ConnLimiter {
         let (report_key, what) = match cap {
             Cap::Total => (
                 ReportKey::Total,
-                format!("{} sessions open on this node (cap {})", inner.total, self.max_total),
+                format!(
+                    "{} sessions open on this node (cap {})",
+                    inner.total, self.max_total
+                ),
             ),
             Cap::PerSource => (
                 ReportKey::Source(key),
@@ -182,7 +189,10 @@ fn should_report(
             return None;
         }
         let suppressed = r.suppressed;
-        *r = Report { at: now, suppressed: 0 };
+        *r = Report {
+            at: now,
+            suppressed: 0,
+        };
         return Some(suppressed);
     }
     if reports.len() >= PRUNE_AT {
@@ -191,7 +201,13 @@ fn should_report(
     if reports.len() >= MAX_REPORT_KEYS {
         return None;
     }
-    reports.insert(key, Report { at: now, suppressed: 0 });
+    reports.insert(
+        key,
+        Report {
+            at: now,
+            suppressed: 0,
+        },
+    );
     Some(0)
 }
 
@@ -254,14 +270,28 @@ mod tests {
     fn reports_are_rate_limited() {
         let l = ConnLimiter::new(10, 0);
         let t = Instant::now();
-        assert!(l.try_acquire(ip("10.0.0.1"), t).unwrap_err().report.is_some());
+        assert!(
+            l.try_acquire(ip("10.0.0.1"), t)
+                .unwrap_err()
+                .report
+                .is_some()
+        );
         for i in 1..5 {
-            let r = l.try_acquire(ip("10.0.0.1"), t + Duration::from_secs(i)).unwrap_err();
+            let r = l
+                .try_acquire(ip("10.0.0.1"), t + Duration::from_secs(i))
+                .unwrap_err();
             assert!(r.report.is_none());
         }
         // Another source gets its own report.
-        assert!(l.try_acquire(ip("10.0.0.9"), t).unwrap_err().report.is_some());
-        let r = l.try_acquire(ip("10.0.0.1"), t + REPORT_INTERVAL).unwrap_err();
+        assert!(
+            l.try_acquire(ip("10.0.0.9"), t)
+                .unwrap_err()
+                .report
+                .is_some()
+        );
+        let r = l
+            .try_acquire(ip("10.0.0.1"), t + REPORT_INTERVAL)
+            .unwrap_err();
         assert!(r.report.unwrap().contains("4 more refused"));
     }
 
@@ -275,8 +305,14 @@ mod tests {
             SourceKey::of(ip("2001:db8::1")),
             SourceKey::of(ip("2001:db8:0:1::1"))
         );
-        assert_eq!(SourceKey::of(ip("::ffff:10.0.0.1")), SourceKey::of(ip("10.0.0.1")));
-        assert_eq!(SourceKey::of(ip("2001:db8::1")).to_string(), "2001:db8::/64");
+        assert_eq!(
+            SourceKey::of(ip("::ffff:10.0.0.1")),
+            SourceKey::of(ip("10.0.0.1"))
+        );
+        assert_eq!(
+            SourceKey::of(ip("2001:db8::1")).to_string(),
+            "2001:db8::/64"
+        );
     }
 
     #[test]
@@ -289,7 +325,12 @@ mod tests {
         assert!(l.lock().reports.len() <= MAX_REPORT_KEYS);
         // Once the interval has passed, stale entries are pruned and reporting resumes.
         let later = t + REPORT_INTERVAL;
-        assert!(l.try_acquire(ip("192.0.2.1"), later).unwrap_err().report.is_some());
+        assert!(
+            l.try_acquire(ip("192.0.2.1"), later)
+                .unwrap_err()
+                .report
+                .is_some()
+        );
         assert!(l.lock().reports.len() < 10);
     }
 }

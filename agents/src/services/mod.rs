@@ -108,7 +108,8 @@ struct Entry {
 /// Runs the honeypot services of one node.
 #[derive(Debug)]
 pub struct ServiceManager {
-    sink: EventSink,
+    /// `None` once shut down, so the spool writer sees every sender gone.
+    sink: Option<EventSink>,
     limits: Limits,
     limiter: Arc<ConnLimiter>,
     host_key: HostKeyCache,
@@ -121,7 +122,7 @@ impl ServiceManager {
     /// `data_dir` holds per-node state that must survive restarts (the SSH host key).
     pub fn new(sink: EventSink, data_dir: PathBuf, limits: Limits) -> Self {
         ServiceManager {
-            sink,
+            sink: Some(sink),
             limiter: ConnLimiter::new(limits.max_sessions_total, limits.max_sessions_per_source),
             limits,
             host_key: HostKeyCache::new(data_dir),
@@ -134,7 +135,13 @@ impl ServiceManager {
     /// removed or disabled, restarts those whose configuration changed. A service that
     /// cannot start is reported in its status and as a `ServiceError` event; the others
     /// are unaffected.
+    ///
+    /// Does nothing after [`ServiceManager::shutdown`].
     pub async fn apply(&mut self, config: &NodeConfig) {
+        let Some(sink) = self.sink.clone() else {
+            tracing::warn!("service configuration ignored: the services are shut down");
+            return;
+        };
         let mut wanted: Vec<&ServiceConfig> = Vec::new();
         let mut names = HashSet::new();
         for s in &config.services {
@@ -176,15 +183,7 @@ impl ServiceManager {
             if !want.enabled || entry.running.is_some() {
                 continue;
             }
-            match start(
-                want,
-                &self.sink,
-                &self.limits,
-                &self.limiter,
-                &mut self.host_key,
-            )
-            .await
-            {
+            match start(want, &sink, &self.limits, &self.limiter, &mut self.host_key).await {
                 Ok(r) => {
                     tracing::info!(service = %want.name, kind = want.kind.name(), listen = %r.bound, "service started");
                     entry.running = Some(r);
@@ -225,7 +224,8 @@ impl ServiceManager {
     }
 
     /// Stops every listener and session. Sessions get [`SHUTDOWN_GRACE`] to close and
-    /// emit their `Disconnect`; stragglers are aborted.
+    /// emit their `Disconnect`; stragglers are aborted. The manager is spent afterwards:
+    /// it has dropped its event sink, so once this returns no service holds a sender.
     pub async fn shutdown(&mut self) {
         let running: Vec<Running> = self
             .entries
@@ -238,20 +238,21 @@ impl ServiceManager {
         for r in running {
             join_listener(r.task).await;
         }
+        self.sink = None;
     }
 
     async fn emit_error(&self, s: &ServiceConfig, message: &str) {
-        self.sink
-            .emit(NewEvent::now(
-                &s.name,
-                None,
-                None,
-                Some(s.listen),
-                EventKind::ServiceError {
-                    message: clamp(message, MAX_FIELD_LEN),
-                },
-            ))
-            .await;
+        let Some(sink) = &self.sink else { return };
+        sink.emit(NewEvent::now(
+            &s.name,
+            None,
+            None,
+            Some(s.listen),
+            EventKind::ServiceError {
+                message: clamp(message, MAX_FIELD_LEN),
+            },
+        ))
+        .await;
     }
 }
 

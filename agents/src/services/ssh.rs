@@ -342,7 +342,10 @@ impl SshHandler {
                         "Too many authentication failures".into(),
                         String::new(),
                     );
-                    if tokio::time::timeout(Duration::from_secs(1), bye).await.is_err() {
+                    if tokio::time::timeout(Duration::from_secs(1), bye)
+                        .await
+                        .is_err()
+                    {
                         return Err(russh::Error::Disconnect);
                     }
                 }
@@ -365,7 +368,8 @@ impl russh::server::Handler for SshHandler {
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let password = Some(clamp(password, MAX_FIELD_LEN));
-        self.reject(AuthMethod::Password, user, password, None).await
+        self.reject(AuthMethod::Password, user, password, None)
+            .await
     }
 
     async fn auth_publickey_offered(

@@ -110,7 +110,8 @@ impl NodeConfig {
             if !names.insert(&s.name) {
                 return Err(bad("duplicate service name"));
             }
-            if s.enabled && !addrs.insert(s.listen) {
+            // Port 0 asks the OS for a free port, so two such services never collide.
+            if s.enabled && s.listen.port() != 0 && !addrs.insert(s.listen) {
                 return Err(bad("another enabled service listens on the same address"));
             }
             match &s.kind {

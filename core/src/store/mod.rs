@@ -241,11 +241,10 @@ pub struct CaptureRecord {
     pub meta: Vec<(String, String)>,
 }
 
-/// The persistent store. All methods are cancellation-safe in the sense that a dropped
+/// The persistent store. Construction is backend-specific (a file path for SQLite, a URL
+/// for a future PostgreSQL backend), so it is not part of the trait. All methods are cancellation-safe in the sense that a dropped
 /// future never leaves a half-applied write: a write is applied whole or not at all.
 pub trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
-    /// Opens the store at `path` (creating it), failing if another store has it open.
-    fn open(path: &std::path::Path) -> Result<Self, StoreError>;
     /// Flushes queued writes and stops the store; later calls fail with
     /// [`StoreError::Closed`].
     fn close(&self) -> impl Future<Output = Result<(), StoreError>> + Send;

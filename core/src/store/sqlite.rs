@@ -905,9 +905,6 @@ impl SqliteStore {
 }
 
 impl Store for SqliteStore {
-    fn open(path: &Path) -> Result<Self, StoreError> {
-        SqliteStore::open(path)
-    }
     async fn close(&self) -> Result<(), StoreError> {
         SqliteStore::close(self).await
     }
@@ -1236,7 +1233,7 @@ impl EventRow {
             kind,
             src_ip: src.map(|a| a.ip().to_string()),
             src_port: src.map(|a| a.port()),
-            session: session.map(|s| s.to_hex()),
+            session: session.map(|s| hex::encode(s.0)),
             username,
             body,
         })

@@ -246,9 +246,17 @@ async fn events_query_default_limit() {
     let got = s.query_events(&EventQuery::default()).await.unwrap();
     assert_eq!(got.len(), DEFAULT_QUERY_LIMIT as usize);
     assert_eq!(got[0].event.seq, 149);
+    assert_eq!(via_trait(s.clone()).await, 150);
     assert_eq!(effective_limit(0), 100);
     assert_eq!(effective_limit(7), 7);
     assert_eq!(effective_limit(u32::MAX), MAX_QUERY_LIMIT);
+}
+
+/// The trait's futures are `Send`, so generic code can spawn them.
+async fn via_trait<S: Store>(s: S) -> u64 {
+    tokio::spawn(async move { s.count_events(None).await.unwrap() })
+        .await
+        .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

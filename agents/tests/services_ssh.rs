@@ -1,0 +1,468 @@
+//! SSH honeypot over real sockets, driven by the russh client and, where installed, by
+//! the OpenSSH client: every attempt is recorded exactly, none succeeds, the host key
+//! persists.
+
+use honeybee_agent::services::{HOST_KEY_FILE, Limits, ServiceManager};
+use honeybee_agent::sink::{EventSink, NewEvent};
+use honeybee_proto::config::{NodeConfig, ServiceConfig, ServiceKind, SshOptions};
+use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind};
+use russh::client;
+use russh::keys::ssh_key::private::Ed25519Keypair;
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKeyOrCertificate};
+use russh::{MethodKind, SshId};
+use std::borrow::Cow;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+
+const WAIT: Duration = Duration::from_secs(15);
+const SERVER_ID: &str = "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3";
+const CLIENT_ID: &str = "SSH-2.0-HoneyBeeTest_1.0";
+
+fn ssh_config(delay_ms: u32, max_auth_attempts: u32) -> NodeConfig {
+    NodeConfig {
+        services: vec![ServiceConfig {
+            name: "ssh".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            enabled: true,
+            kind: ServiceKind::Ssh(SshOptions {
+                server_id: SERVER_ID.into(),
+                auth_failure_delay_ms: delay_ms,
+                max_auth_attempts,
+            }),
+        }],
+    }
+}
+
+async fn start(
+    dir: &Path,
+    config: &NodeConfig,
+) -> (ServiceManager, mpsc::Receiver<NewEvent>, SocketAddr) {
+    let (sink, rx) = EventSink::channel(1024);
+    let mut mgr = ServiceManager::new(sink, dir.to_owned(), Limits::default());
+    mgr.apply(config).await;
+    let st = mgr.status();
+    assert!(st[0].running, "{st:?}");
+    let addr = st[0].listen.parse().unwrap();
+    (mgr, rx, addr)
+}
+
+/// A russh client that accepts any host key and remembers its fingerprint.
+#[derive(Clone, Default)]
+struct Client {
+    host_key: Arc<Mutex<Option<String>>>,
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(
+        &mut self,
+        key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
+        if let PublicKeyOrCertificate::PublicKey { key, .. } = key {
+            *self.host_key.lock().unwrap() = Some(key.fingerprint(HashAlg::Sha256).to_string());
+        }
+        Ok(true)
+    }
+}
+
+async fn connect(addr: SocketAddr) -> (client::Handle<Client>, Client) {
+    let config = client::Config {
+        client_id: SshId::Standard(Cow::Borrowed(CLIENT_ID)),
+        inactivity_timeout: Some(WAIT),
+        ..Default::default()
+    };
+    let c = Client::default();
+    let h = tokio::time::timeout(WAIT, client::connect(Arc::new(config), addr, c.clone()))
+        .await
+        .expect("handshake in time")
+        .expect("handshake");
+    (h, c)
+}
+
+/// Collects events until the session's Disconnect.
+async fn until_disconnect(rx: &mut mpsc::Receiver<NewEvent>) -> Vec<NewEvent> {
+    let mut out = Vec::new();
+    loop {
+        let e = tokio::time::timeout(WAIT, rx.recv())
+            .await
+            .expect("event in time")
+            .expect("sink open");
+        let end = matches!(e.kind, EventKind::Disconnect { .. });
+        out.push(e);
+        if end {
+            return out;
+        }
+    }
+}
+
+/// Login attempts, leaving out the "none" probe clients send first.
+fn attempts(events: &[NewEvent]) -> Vec<AuthAttempt> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AuthAttempt(a) if a.method != AuthMethod::None => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+fn test_key(seed: u8) -> PrivateKey {
+    PrivateKey::from(Ed25519Keypair::from_seed(&[seed; 32]))
+}
+
+#[tokio::test]
+async fn records_password_and_publickey_attempts_and_never_lets_in() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(100, 6)).await;
+
+    // The identification line is the configured one, as ssh-keyscan and nmap read it.
+    let mut raw = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut line = vec![0u8; SERVER_ID.len() + 2];
+    raw.read_exact(&mut line).await.unwrap();
+    assert_eq!(line, format!("{SERVER_ID}\r\n").as_bytes());
+    drop(raw);
+    let ev = until_disconnect(&mut rx).await;
+    assert!(attempts(&ev).is_empty());
+
+    let (mut h, _) = connect(addr).await;
+    let t = Instant::now();
+    let r = h.authenticate_password("root", "123456").await.unwrap();
+    assert!(t.elapsed() >= Duration::from_millis(90), "no failure delay");
+    match r {
+        client::AuthResult::Failure {
+            remaining_methods,
+            partial_success,
+        } => {
+            assert!(!partial_success);
+            assert_eq!(
+                &remaining_methods[..],
+                [
+                    MethodKind::PublicKey,
+                    MethodKind::Password,
+                    MethodKind::KeyboardInteractive
+                ]
+            );
+        }
+        client::AuthResult::Success => panic!("login succeeded"),
+    }
+    let r = h
+        .authenticate_password("admin", "pässwörd \u{1f41d}")
+        .await
+        .unwrap();
+    assert!(!r.success());
+    let key = test_key(7);
+    let fingerprint = key.public_key().fingerprint(HashAlg::Sha256).to_string();
+    let r = h
+        .authenticate_publickey("deploy", PrivateKeyWithHashAlg::new(Arc::new(key), None))
+        .await
+        .unwrap();
+    assert!(!r.success());
+    let _ = h
+        .disconnect(russh::Disconnect::ByApplication, "", "en")
+        .await;
+
+    let ev = until_disconnect(&mut rx).await;
+    assert_eq!(ev[0].kind, EventKind::Connect);
+    let sid = ev[0].session.unwrap();
+    assert!(
+        ev.iter()
+            .all(|e| e.session == Some(sid) && e.service == "ssh")
+    );
+    assert!(ev.iter().all(|e| e.dst == Some(addr)));
+    let a = attempts(&ev);
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert_eq!(a[0].method, AuthMethod::Password);
+    assert_eq!(
+        (a[0].username.as_str(), a[0].password.as_deref()),
+        ("root", Some("123456"))
+    );
+    assert_eq!(
+        (a[1].username.as_str(), a[1].password.as_deref()),
+        ("admin", Some("pässwörd \u{1f41d}"))
+    );
+    assert_eq!(a[2].method, AuthMethod::PublicKey);
+    assert_eq!(a[2].username, "deploy");
+    assert_eq!(a[2].password, None);
+    assert_eq!(a[2].key_fingerprint.as_deref(), Some(fingerprint.as_str()));
+    assert!(fingerprint.starts_with("SHA256:"));
+    assert_eq!(a[2].key_algorithm.as_deref(), Some("ssh-ed25519"));
+    for x in &a {
+        assert!(!x.success);
+        assert_eq!(x.client_version.as_deref(), Some(CLIENT_ID));
+    }
+    match ev.last().unwrap().kind {
+        EventKind::Disconnect {
+            bytes_in,
+            bytes_out,
+            ..
+        } => assert!(bytes_in > 0 && bytes_out > 0),
+        ref k => panic!("{k:?}"),
+    }
+    mgr.shutdown().await;
+}
+
+#[tokio::test]
+async fn shutdown_ends_open_sessions_and_releases_the_sink() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(0, 6)).await;
+    let (mut h, _) = connect(addr).await;
+    assert!(!h.authenticate_password("root", "x").await.unwrap().success());
+    let t = Instant::now();
+    mgr.shutdown().await;
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let ev = until_disconnect(&mut rx).await;
+    assert_eq!(attempts(&ev).len(), 1);
+    // Every sender is gone: the spool writer would see its channel close.
+    let end = tokio::time::timeout(Duration::from_secs(2), rx.recv()).await;
+    assert!(matches!(end, Ok(None)), "{end:?}");
+    // The client was told to go away.
+    assert!(h.authenticate_password("root", "y").await.is_err());
+}
+
+#[tokio::test]
+async fn keyboard_interactive_response_is_recorded() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(0, 6)).await;
+    let (mut h, _) = connect(addr).await;
+    let r = h
+        .authenticate_keyboard_interactive_start("oracle", None)
+        .await
+        .unwrap();
+    match r {
+        client::KeyboardInteractiveAuthResponse::InfoRequest { prompts, .. } => {
+            assert_eq!(prompts.len(), 1);
+            assert_eq!(prompts[0].prompt, "Password: ");
+            assert!(!prompts[0].echo);
+        }
+        other => panic!("{other:?}"),
+    }
+    let r = h
+        .authenticate_keyboard_interactive_respond(vec!["oracle123".into()])
+        .await
+        .unwrap();
+    assert!(matches!(
+        r,
+        client::KeyboardInteractiveAuthResponse::Failure { .. }
+    ));
+    drop(h);
+    let a = attempts(&until_disconnect(&mut rx).await);
+    assert_eq!(a.len(), 1);
+    assert_eq!(a[0].method, AuthMethod::KeyboardInteractive);
+    assert_eq!(a[0].username, "oracle");
+    assert_eq!(a[0].password.as_deref(), Some("oracle123"));
+    mgr.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_closed_after_max_attempts() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(0, 3)).await;
+    let (mut h, _) = connect(addr).await;
+    let mut failures = 0;
+    for i in 0..10 {
+        match h.authenticate_password("root", format!("pw{i}")).await {
+            Ok(r) => {
+                assert!(!r.success());
+                failures += 1;
+            }
+            Err(_) => break,
+        }
+    }
+    assert!(failures <= 3, "{failures} attempts answered, cap is 3");
+    let a = attempts(&until_disconnect(&mut rx).await);
+    assert_eq!(a.len(), 3);
+    mgr.shutdown().await;
+}
+
+#[tokio::test]
+async fn host_key_persists_across_managers() {
+    let dir = tempfile::tempdir().unwrap();
+    let fp = |c: &Client| c.host_key.lock().unwrap().clone().expect("host key seen");
+
+    let (mut m1, _rx1, addr) = start(dir.path(), &ssh_config(0, 6)).await;
+    let (h, c1) = connect(addr).await;
+    drop(h);
+    m1.shutdown().await;
+    drop(m1);
+
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(dir.path().join(HOST_KEY_FILE))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    let (mut m2, _rx2, addr) = start(dir.path(), &ssh_config(0, 6)).await;
+    let (h, c2) = connect(addr).await;
+    drop(h);
+    assert_eq!(fp(&c1), fp(&c2));
+    m2.shutdown().await;
+
+    let other = tempfile::tempdir().unwrap();
+    let (mut m3, _rx3, addr) = start(other.path(), &ssh_config(0, 6)).await;
+    let (h, c3) = connect(addr).await;
+    drop(h);
+    assert_ne!(fp(&c1), fp(&c3), "a fresh data dir has a fresh key");
+    m3.shutdown().await;
+}
+
+fn have(tool: &str) -> bool {
+    std::process::Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false)
+}
+
+fn openssh_args(addr: SocketAddr, user: &str) -> Vec<String> {
+    [
+        "-F",
+        "/dev/null",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+        "-o",
+        "GlobalKnownHostsFile=/dev/null",
+        "-o",
+        "PreferredAuthentications=password",
+        "-o",
+        "PubkeyAuthentication=no",
+        "-o",
+        "ConnectTimeout=10",
+        "-o",
+        "NumberOfPasswordPrompts=3",
+        "-p",
+        &addr.port().to_string(),
+        "-l",
+        user,
+        "127.0.0.1",
+        "true",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
+#[tokio::test]
+async fn openssh_client_sees_permission_denied() {
+    if !(have("ssh") && have("sshpass")) {
+        eprintln!("skipped: ssh and sshpass are not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(100, 6)).await;
+
+    // sshpass answers the first prompt and gives up (exit 5) at the re-prompt.
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("sshpass")
+            .args(["-p", "hunter2", "ssh"])
+            .args(openssh_args(addr, "pi"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh finished in time")
+    .unwrap();
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    let ev = until_disconnect(&mut rx).await;
+    let a = attempts(&ev);
+    assert!(!a.is_empty());
+    assert_eq!(a[0].method, AuthMethod::Password);
+    assert_eq!(a[0].username, "pi");
+    assert_eq!(a[0].password.as_deref(), Some("hunter2"));
+    let version = a[0].client_version.as_deref().unwrap();
+    assert!(version.starts_with("SSH-2.0-OpenSSH_"), "{version}");
+    // OpenSSH probes with "none" first; it is recorded too.
+    assert!(ev.iter().any(
+        |e| matches!(&e.kind, EventKind::AuthAttempt(a) if a.method == AuthMethod::None && a.username == "pi")
+    ));
+
+    // Through SSH_ASKPASS the client goes through all its prompts, as a person would.
+    let askpass = dir.path().join("askpass.sh");
+    std::fs::write(&askpass, "#!/bin/sh\necho letmein\n").unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    }
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("ssh")
+            .args(openssh_args(addr, "admin"))
+            .env("SSH_ASKPASS", &askpass)
+            .env("SSH_ASKPASS_REQUIRE", "force")
+            .env("DISPLAY", ":0")
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh finished in time")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(255), "{stderr}");
+    assert_eq!(
+        stderr
+            .matches("Permission denied, please try again.")
+            .count(),
+        2,
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains(
+            "admin@127.0.0.1: Permission denied (publickey,password,keyboard-interactive)."
+        ),
+        "{stderr}"
+    );
+    let a = attempts(&until_disconnect(&mut rx).await);
+    assert_eq!(a.len(), 3, "{a:?}");
+    assert!(a.iter().all(|x| x.password.as_deref() == Some("letmein")));
+
+    mgr.shutdown().await;
+}
+
+#[tokio::test]
+async fn ssh_keyscan_sees_the_host_key() {
+    if !have("ssh-keyscan") {
+        eprintln!("skipped: ssh-keyscan is not installed");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, _rx, addr) = start(dir.path(), &ssh_config(0, 6)).await;
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("ssh-keyscan")
+            .args([
+                "-T",
+                "5",
+                "-t",
+                "ed25519",
+                "-p",
+                &addr.port().to_string(),
+                "127.0.0.1",
+            ])
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let pem = std::fs::read_to_string(dir.path().join(HOST_KEY_FILE)).unwrap();
+    let key = PrivateKey::from_openssh(pem).unwrap();
+    let want = key.public_key().to_openssh().unwrap();
+    assert!(stdout.contains(&want), "stdout {stdout} stderr {stderr}");
+    assert!(stderr.contains(&SERVER_ID["SSH-2.0-".len()..]), "{stderr}");
+    mgr.shutdown().await;
+}
