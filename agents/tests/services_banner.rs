@@ -29,8 +29,9 @@ fn banner_config(banner: &str, max_capture_bytes: u32, read_timeout_ms: u32) -> 
 
 async fn start(config: &NodeConfig) -> (ServiceManager, mpsc::Receiver<NewEvent>, SocketAddr) {
     let (sink, rx) = EventSink::channel(1024);
-    let dir = tempfile::tempdir().unwrap();
-    let mut mgr = ServiceManager::new(sink, dir.keep(), Limits::default());
+    // Only SSH keeps state in the data directory; banner services never touch it.
+    let unused = std::env::temp_dir().join("honeybee-banner-test-unused");
+    let mut mgr = ServiceManager::new(sink, unused, Limits::default());
     mgr.apply(config).await;
     let st = mgr.status();
     assert_eq!(st.len(), 1);

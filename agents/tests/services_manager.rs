@@ -31,8 +31,9 @@ fn any_port() -> SocketAddr {
 
 fn manager(limits: Limits) -> (ServiceManager, mpsc::Receiver<NewEvent>) {
     let (sink, rx) = EventSink::channel(4096);
-    let dir = tempfile::tempdir().unwrap();
-    (ServiceManager::new(sink, dir.keep(), limits), rx)
+    // Only SSH keeps state in the data directory; these tests run banner services.
+    let unused = std::env::temp_dir().join("honeybee-manager-test-unused");
+    (ServiceManager::new(sink, unused, limits), rx)
 }
 
 fn listen_of(mgr: &ServiceManager, name: &str) -> SocketAddr {

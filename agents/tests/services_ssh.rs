@@ -211,7 +211,12 @@ async fn shutdown_ends_open_sessions_and_releases_the_sink() {
     let dir = tempfile::tempdir().unwrap();
     let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(0, 6)).await;
     let (mut h, _) = connect(addr).await;
-    assert!(!h.authenticate_password("root", "x").await.unwrap().success());
+    assert!(
+        !h.authenticate_password("root", "x")
+            .await
+            .unwrap()
+            .success()
+    );
     let t = Instant::now();
     mgr.shutdown().await;
     assert!(t.elapsed() < Duration::from_secs(3));
@@ -427,6 +432,29 @@ async fn openssh_client_sees_permission_denied() {
     let a = attempts(&until_disconnect(&mut rx).await);
     assert_eq!(a.len(), 3, "{a:?}");
     assert!(a.iter().all(|x| x.password.as_deref() == Some("letmein")));
+
+    // The algorithm lists are OpenSSH 9.2's, not russh's own.
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("ssh")
+            .arg("-vv")
+            .args(["-o", "BatchMode=yes", "-o", "PreferredAuthentications=none"])
+            .args(openssh_args(addr, "probe"))
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh finished in time")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let kex = stderr
+        .lines()
+        .skip_while(|l| !l.contains("peer server KEXINIT proposal"))
+        .find(|l| l.contains("KEX algorithms:"))
+        .unwrap_or_else(|| panic!("{stderr}"));
+    assert!(kex.contains("KEX algorithms: curve25519-sha256,"), "{kex}");
+    assert!(!kex.contains("mlkem"), "{kex}");
+    let _ = until_disconnect(&mut rx).await;
 
     mgr.shutdown().await;
 }

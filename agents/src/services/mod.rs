@@ -180,6 +180,10 @@ impl ServiceManager {
                     running: None,
                     error: None,
                 });
+            // A listener that ended on its own (it never should) is started again.
+            if entry.running.as_ref().is_some_and(|r| r.task.is_finished()) {
+                entry.running = None;
+            }
             if !want.enabled || entry.running.is_some() {
                 continue;
             }

@@ -9,7 +9,7 @@ use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::{self, LineEnding};
 use russh::keys::{HashAlg, PrivateKey};
 use russh::server::{Auth, Config, Handle, PublicKeyOffer, Response, run_stream};
-use russh::{Disconnect, MethodKind, MethodSet, SshId};
+use russh::{Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use std::borrow::Cow;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -170,6 +170,46 @@ impl std::fmt::Debug for SshService {
     }
 }
 
+/// Algorithm lists in OpenSSH 9.2's server order, less what russh lacks (sntrup761, umac),
+/// so the KEXINIT looks like the release the identification string names rather than
+/// like russh's (which, for one, offers ML-KEM, new in OpenSSH 9.9).
+fn openssh_like_algorithms() -> Preferred {
+    use russh::{cipher, compression, kex, mac};
+    Preferred {
+        kex: Cow::Borrowed(&[
+            kex::CURVE25519,
+            kex::CURVE25519_PRE_RFC_8731,
+            kex::ECDH_SHA2_NISTP256,
+            kex::ECDH_SHA2_NISTP384,
+            kex::ECDH_SHA2_NISTP521,
+            kex::DH_GEX_SHA256,
+            kex::DH_G16_SHA512,
+            kex::DH_G18_SHA512,
+            kex::DH_G14_SHA256,
+            kex::EXTENSION_SUPPORT_AS_SERVER,
+            kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]),
+        cipher: Cow::Borrowed(&[
+            cipher::CHACHA20_POLY1305,
+            cipher::AES_128_CTR,
+            cipher::AES_192_CTR,
+            cipher::AES_256_CTR,
+            cipher::AES_128_GCM,
+            cipher::AES_256_GCM,
+        ]),
+        mac: Cow::Borrowed(&[
+            mac::HMAC_SHA256_ETM,
+            mac::HMAC_SHA512_ETM,
+            mac::HMAC_SHA1_ETM,
+            mac::HMAC_SHA256,
+            mac::HMAC_SHA512,
+            mac::HMAC_SHA1,
+        ]),
+        compression: Cow::Borrowed(&[compression::NONE, compression::ZLIB_LEGACY]),
+        ..Preferred::default()
+    }
+}
+
 /// The methods offered, in OpenSSH's order, as a client sees them after each failure.
 fn offered_methods() -> MethodSet {
     MethodSet::from(
@@ -213,6 +253,7 @@ impl SshService {
             inactivity_timeout: Some(idle_timeout),
             keepalive_interval: None,
             nodelay: true,
+            preferred: openssh_like_algorithms(),
             ..Config::default()
         };
         Ok(SshService {

@@ -1,0 +1,116 @@
+//! A node's life over time with real processes: certificate renewal over the live
+//! connection, revocation of a running agent, and a core killed mid-stream while the
+//! agent keeps recording — every event must arrive exactly once.
+
+mod common;
+use common::*;
+use std::collections::HashMap;
+use std::io::Write;
+use std::time::Duration;
+
+#[test]
+fn agent_renews_its_certificate_over_the_live_connection() {
+    let mut dep = Deployment::init(|t| t.replace("agent_lifetime = \"24h\"", "agent_lifetime = \"6s\""));
+    dep.start_core();
+    let agent = dep.start_agent("short-lived");
+    dep.service_port("short-lived", "ssh");
+    let first_serial = dep.node("short-lived").unwrap()["serial"].as_str().unwrap().to_owned();
+
+    // Past the first certificate's expiry: renewed (at ~4 s), and still the same connection.
+    let renewal = wait_for("a certificate renewal", Duration::from_secs(30), || {
+        dep.audit()
+            .into_iter()
+            .find(|a| a["action"] == "cert.renew" && a["actor"] == "node:short-lived")
+    });
+    assert!(renewal["detail"].as_str().unwrap().contains(&format!("old={first_serial}")));
+    std::thread::sleep(Duration::from_secs(7));
+    let node = dep.node("short-lived").unwrap();
+    assert_eq!(node["online"], true, "the node outlived its first certificate");
+    assert_ne!(node["serial"].as_str().unwrap(), first_serial, "the registry holds the new serial");
+    let log = agent.log_text();
+    assert!(log.contains("certificate renewed"), "{log}");
+    assert!(!log.contains("disconnected from core"), "renewal must not drop the connection:\n{log}");
+    let connects = dep
+        .audit()
+        .iter()
+        .filter(|a| a["action"] == "connect" && a["actor"] == "node:short-lived")
+        .count();
+    assert_eq!(connects, 0, "no refused reconnects");
+
+    // The renewed certificate and key on disk work for a fresh connection too.
+    drop(agent);
+    let _again = dep.run_agent("short-lived");
+    wait_for("reconnect with the renewed certificate", Duration::from_secs(30), || {
+        (dep.node("short-lived")?["online"] == true).then_some(())
+    });
+}
+
+#[test]
+fn a_revoked_agent_goes_offline_and_stays_out() {
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let agent = dep.start_agent("rogue");
+    dep.service_port("rogue", "ssh");
+    ok(&["node", "revoke", "rogue", "--data-dir", &dep.d()]);
+    let node = dep.node("rogue").unwrap();
+    assert_eq!(node["revoked"], true);
+    assert_eq!(node["online"], false);
+    // Its reconnects fail at the handshake: still offline a few seconds later.
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(dep.node("rogue").unwrap()["online"], false);
+    assert!(agent.log_text().contains("disconnected from core"));
+    let revokes = dep.audit().into_iter().filter(|a| a["action"] == "node.revoke").count();
+    assert_eq!(revokes, 1);
+}
+
+/// Opens one banner connection and sends a numbered payload.
+fn hit(port: u16, i: usize) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("banner up");
+    s.write_all(format!("probe-{i:04}\n").as_bytes()).unwrap();
+    // Let the service read it before we go.
+    std::thread::sleep(Duration::from_millis(20));
+}
+
+#[test]
+fn core_killed_and_restarted_mid_stream_loses_and_duplicates_nothing() {
+    const N: usize = 90;
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let _agent = dep.start_agent("steady");
+    let port = dep.service_port("steady", "banner");
+
+    for i in 0..N {
+        if i == N / 3 {
+            // SIGKILL: no chance for the core to flush or say goodbye.
+            dep.core.as_mut().unwrap().kill();
+        }
+        if i == 2 * N / 3 {
+            dep.start_core();
+        }
+        hit(port, i);
+    }
+
+    let events = wait_for("every probe to arrive", Duration::from_secs(90), || {
+        let evs = dep.events(&["--node", "steady", "--kind", "data", "--limit", "10000"]);
+        (evs.len() >= N).then_some(evs)
+    });
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for e in &events {
+        *seen.entry(e["honeybee"]["data_text"].as_str().unwrap().trim().to_owned()).or_default() += 1;
+    }
+    for i in 0..N {
+        assert_eq!(seen.get(&format!("probe-{i:04}")), Some(&1), "probe {i} must be stored exactly once");
+    }
+    assert_eq!(events.len(), N, "no duplicates");
+    let connects = dep.events(&["--node", "steady", "--kind", "connect", "--limit", "10000"]);
+    assert_eq!(connects.len(), N);
+    let mut seqs: Vec<u64> = dep
+        .events(&["--node", "steady", "--limit", "10000"])
+        .iter()
+        .map(|e| e["event"]["sequence"].as_u64().unwrap())
+        .collect();
+    let total = seqs.len();
+    seqs.sort();
+    seqs.dedup();
+    assert_eq!(seqs.len(), total, "sequence numbers unique per node");
+}
