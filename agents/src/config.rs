@@ -90,3 +90,16 @@ impl AgentConfig {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_example_parses() {
+        let c: AgentConfig = toml::from_str(include_str!("../../configs/agent.toml")).unwrap();
+        assert_eq!(c.core, "core.example.org:7443");
+        let again: AgentConfig = toml::from_str(&c.to_toml()).unwrap();
+        assert_eq!(again, c);
+    }
+}

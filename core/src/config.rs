@@ -361,6 +361,16 @@ mod tests {
     }
 
     #[test]
+    fn shipped_examples_are_valid() {
+        let raw: RawCoreConfig = toml::from_str(include_str!("../../configs/core.toml")).unwrap();
+        let c = raw.validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.advertise, "core.example.org:7443");
+        let svc = services_from_toml(include_str!("../../configs/services.toml")).unwrap();
+        assert_eq!(svc.services.len(), 3);
+        assert!(!svc.services[2].enabled);
+    }
+
+    #[test]
     fn bad_values_say_which_key() {
         let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
         raw.certs.agent_lifetime = "soon".into();
