@@ -86,7 +86,8 @@ pub async fn token_create(
     labels: Option<&str>,
 ) -> anyhow::Result<()> {
     let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
-    let ttl = humantime::parse_duration(ttl).with_context(|| format!("--ttl {ttl:?} (examples: 15m, 1h)"))?;
+    let ttl = humantime::parse_duration(ttl)
+        .with_context(|| format!("--ttl {ttl:?} (examples: 15m, 1h)"))?;
     let spec = TokenSpec {
         role,
         name,
@@ -130,7 +131,10 @@ pub async fn token_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!("{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  expires", "ID", "ROLE", "NAME", "STATE", "USES LEFT");
+        println!(
+            "{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  expires",
+            "ID", "ROLE", "NAME", "STATE", "USES LEFT"
+        );
         for t in &tokens {
             println!(
                 "{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  {}",
@@ -167,11 +171,7 @@ pub async fn agent_enroll(token: &str, data_dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn agent_run(data_dir: &Path) -> anyhow::Result<()> {
-    let opts = honeybee_agent::runtime::AgentOptions {
-        data_dir: data_dir.to_owned(),
-        mode: honeybee_proto::control::NodeMode::Full,
-        limits: honeybee_agent::services::Limits::default(),
-    };
+    let opts = honeybee_agent::runtime::AgentOptions::full(data_dir.to_owned());
     honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
     Ok(())
 }
@@ -200,7 +200,10 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!("{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  services", "NODE", "ROLE", "STATE", "ADDRESS", "LAST SEEN");
+    println!(
+        "{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  services",
+        "NODE", "ROLE", "STATE", "ADDRESS", "LAST SEEN"
+    );
     for n in &nodes {
         let state = if n.revoked {
             "revoked"
@@ -215,7 +218,14 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .map(|h| {
                 h.services
                     .iter()
-                    .map(|s| format!("{}@{}{}", s.name, s.listen, if s.running { "" } else { "(down)" }))
+                    .map(|s| {
+                        format!(
+                            "{}@{}{}",
+                            s.name,
+                            s.listen,
+                            if s.running { "" } else { "(down)" }
+                        )
+                    })
                     .collect::<Vec<_>>()
                     .join(" ")
             })
@@ -250,11 +260,19 @@ pub struct ConfigChange {
 
 impl ConfigChange {
     fn is_empty(&self) -> bool {
-        self.file.is_none() && self.enable.is_empty() && self.disable.is_empty() && self.listen.is_empty()
+        self.file.is_none()
+            && self.enable.is_empty()
+            && self.disable.is_empty()
+            && self.listen.is_empty()
     }
 }
 
-pub async fn node_config(data_dir: &Path, node: &str, change: ConfigChange, json: bool) -> anyhow::Result<()> {
+pub async fn node_config(
+    data_dir: &Path,
+    node: &str,
+    change: ConfigChange,
+    json: bool,
+) -> anyhow::Result<()> {
     let node = node_id(node)?;
     let client = AdminClient::connect(data_dir).await?;
     let AdminResponse::NodeConfig(mut cfg) = client
@@ -265,7 +283,8 @@ pub async fn node_config(data_dir: &Path, node: &str, change: ConfigChange, json
     };
     if !change.is_empty() {
         if let Some(f) = &change.file {
-            let text = std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
+            let text =
+                std::fs::read_to_string(f).with_context(|| format!("reading {}", f.display()))?;
             cfg = honeybee_core::config::services_from_toml(&text)?;
         }
         for (names, enabled) in [(&change.enable, true), (&change.disable, false)] {
@@ -277,7 +296,9 @@ pub async fn node_config(data_dir: &Path, node: &str, change: ConfigChange, json
         }
         for l in &change.listen {
             let (name, addr) = l.split_once('=').context("--listen takes NAME=IP:PORT")?;
-            let addr: SocketAddr = addr.parse().with_context(|| format!("--listen {l:?}: bad IP:PORT"))?;
+            let addr: SocketAddr = addr
+                .parse()
+                .with_context(|| format!("--listen {l:?}: bad IP:PORT"))?;
             cfg.service_mut(name)
                 .with_context(|| format!("node {node} has no service {name:?}"))?
                 .listen = addr;
@@ -317,7 +338,15 @@ pub async fn node_command(data_dir: &Path, node: &str, command: &str) -> anyhow:
         "status" => Command::Status,
         other => bail!("unknown command {other:?}; known: ping, status"),
     };
-    match ask(data_dir, AdminRequest::SendCommand { node: node_id(node)?, command }).await? {
+    match ask(
+        data_dir,
+        AdminRequest::SendCommand {
+            node: node_id(node)?,
+            command,
+        },
+    )
+    .await?
+    {
         AdminResponse::CommandResult(Ok(out)) => {
             println!("{out}");
             Ok(())
@@ -340,11 +369,15 @@ pub async fn events(data_dir: &Path, f: EventFilter, json: bool) -> anyhow::Resu
     if let Some(k) = &f.kind
         && !honeybee_proto::event::EventKind::NAMES.contains(&k.as_str())
     {
-        bail!("unknown --kind {k:?}; known: {}", honeybee_proto::event::EventKind::NAMES.join(", "));
+        bail!(
+            "unknown --kind {k:?}; known: {}",
+            honeybee_proto::event::EventKind::NAMES.join(", ")
+        );
     }
     let since_ms = match &f.since {
         Some(s) => {
-            let d = humantime::parse_duration(s).with_context(|| format!("--since {s:?} (examples: 10m, 2h)"))?;
+            let d = humantime::parse_duration(s)
+                .with_context(|| format!("--since {s:?} (examples: 10m, 2h)"))?;
             Some(honeybee_core::now_ms() - d.as_millis() as i64)
         }
         None => None,
@@ -377,8 +410,10 @@ pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()
     if json {
         let v: Vec<_> = entries
             .iter()
-            .map(|a| json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
-                            "outcome": a.outcome, "source": a.source, "detail": a.detail}))
+            .map(|a| {
+                json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
+                            "outcome": a.outcome, "source": a.source, "detail": a.detail})
+            })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
@@ -408,9 +443,15 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                    "uptime_s": s.uptime_s, "nodes_online": s.nodes_online, "nodes_total": s.nodes_total, "events_total": s.events_total})
         );
     } else {
-        println!("HoneyBee core {} ({}), up {} s", s.version, s.trust_domain, s.uptime_s);
+        println!(
+            "HoneyBee core {} ({}), up {} s",
+            s.version, s.trust_domain, s.uptime_s
+        );
         println!("  listen {} (udp), advertised as {}", s.listen, s.advertise);
-        println!("  nodes {} online of {}, {} events stored", s.nodes_online, s.nodes_total, s.events_total);
+        println!(
+            "  nodes {} online of {}, {} events stored",
+            s.nodes_online, s.nodes_total, s.events_total
+        );
     }
     Ok(())
 }

@@ -9,7 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "honeybee", version, about = "HoneyBee: modular honeypot orchestration")]
+#[command(
+    name = "honeybee",
+    version,
+    about = "HoneyBee: modular honeypot orchestration"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -240,7 +244,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }) => c::token_create(&dir.data_dir, &role, name, &ttl, uses, labels.as_deref()).await,
         Cmd::Token(TokenCmd::List { dir, json }) => c::token_list(&dir.data_dir, json).await,
         Cmd::Token(TokenCmd::Revoke { dir, id }) => c::token_revoke(&dir.data_dir, &id).await,
-        Cmd::Agent(AgentCmd::Enroll { token, data_dir }) => c::agent_enroll(&token, &data_dir).await,
+        Cmd::Agent(AgentCmd::Enroll { token, data_dir }) => {
+            c::agent_enroll(&token, &data_dir).await
+        }
         Cmd::Agent(AgentCmd::Run { data_dir }) => c::agent_run(&data_dir).await,
         Cmd::Nodes { dir, json } => c::nodes(&dir.data_dir, json).await,
         Cmd::Node(NodeCmd::Revoke { dir, node }) => c::node_revoke(&dir.data_dir, &node).await,

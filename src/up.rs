@@ -5,8 +5,8 @@
 use anyhow::Context;
 use honeybee_agent::runtime::AgentOptions;
 use honeybee_core::init::{CorePaths, InitOptions};
+use honeybee_proto::Role;
 use honeybee_proto::admin::TokenSpec;
-use honeybee_proto::{Role, control::NodeMode};
 use std::path::Path;
 use std::time::Duration;
 
@@ -37,7 +37,11 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
                 advertise: None,
             },
         )?;
-        eprintln!("initialised {} (CA pin sha256:{})", data_dir.display(), r.ca_pin_hex);
+        eprintln!(
+            "initialised {} (CA pin sha256:{})",
+            data_dir.display(),
+            r.ca_pin_hex
+        );
     }
     let core = honeybee_core::Core::start(data_dir).await?;
     let core_addr = core.local_addr()?;
@@ -63,11 +67,7 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(honeybee_agent::runtime::run(
-        AgentOptions {
-            data_dir: agent_dir.clone(),
-            mode: NodeMode::Full,
-            limits: honeybee_agent::services::Limits::default(),
-        },
+        AgentOptions::full(agent_dir.clone()),
         async {
             let _ = stop_rx.await;
         },
@@ -78,12 +78,22 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     println!();
     println!("HoneyBee is up.");
     println!("  core (QUIC, udp)   {core_addr}");
-    println!("  local node         local  (data in {})", agent_dir.display());
-    for s in cfg.default_node_config.services.iter().filter(|s| s.enabled) {
+    println!(
+        "  local node         local  (data in {})",
+        agent_dir.display()
+    );
+    for s in cfg
+        .default_node_config
+        .services
+        .iter()
+        .filter(|s| s.enabled)
+    {
         println!("  honeypot {:<9} {} ({})", s.name, s.listen, s.kind.name());
     }
     println!();
-    println!("Try it:   ssh -p 2222 root@127.0.0.1        (any password; every attempt is recorded)");
+    println!(
+        "Try it:   ssh -p 2222 root@127.0.0.1        (any password; every attempt is recorded)"
+    );
     println!("Watch:    honeybee events --data-dir {d}");
     println!("Nodes:    honeybee nodes --data-dir {d}");
     println!("Enrol another machine:  honeybee token create --data-dir {d} --name NAME");

@@ -44,15 +44,22 @@ fn openssh_password_attempt_reaches_the_store() {
         ])
         .output()
         .expect("run ssh");
-    assert!(!out.status.success(), "the honeypot must not grant a shell yet");
+    assert!(
+        !out.status.success(),
+        "the honeypot must not grant a shell yet"
+    );
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("Permission denied"), "ssh saw: {stderr}");
 
-    let attempt = wait_for("the password attempt in the store", Duration::from_secs(30), || {
-        dep.events(&["--kind", "auth_attempt", "--node", "web-1"])
-            .into_iter()
-            .find(|e| e["honeybee"]["method"] == "password")
-    });
+    let attempt = wait_for(
+        "the password attempt in the store",
+        Duration::from_secs(30),
+        || {
+            dep.events(&["--kind", "auth_attempt", "--node", "web-1"])
+                .into_iter()
+                .find(|e| e["honeybee"]["method"] == "password")
+        },
+    );
     assert_eq!(attempt["user"]["name"], "root");
     assert_eq!(attempt["honeybee"]["password"], "hunter2");
     assert_eq!(attempt["honeybee"]["success"], false);
@@ -61,30 +68,51 @@ fn openssh_password_attempt_reaches_the_store() {
     assert_eq!(attempt["source"]["ip"], "127.0.0.1");
     assert_eq!(attempt["destination"]["port"], port);
     let client = attempt["honeybee"]["client_version"].as_str().unwrap_or("");
-    assert!(client.starts_with("SSH-2.0-OpenSSH"), "client version recorded: {client:?}");
+    assert!(
+        client.starts_with("SSH-2.0-OpenSSH"),
+        "client version recorded: {client:?}"
+    );
 
     // The session's events share one session id, from connect to disconnect.
-    let session = attempt["session"]["id"].as_str().expect("session id").to_owned();
-    let same: Vec<_> = wait_for("connect and disconnect of the session", Duration::from_secs(30), || {
-        let evs: Vec<_> = dep
-            .events(&["--node", "web-1", "--service", "ssh"])
-            .into_iter()
-            .filter(|e| e["session"]["id"] == session.as_str())
-            .collect();
-        let kinds: Vec<_> = evs.iter().map(|e| e["event"]["action"].as_str().unwrap_or("").to_owned()).collect();
-        (kinds.contains(&"connect".to_string()) && kinds.contains(&"disconnect".to_string())).then_some(evs)
-    });
+    let session = attempt["session"]["id"]
+        .as_str()
+        .expect("session id")
+        .to_owned();
+    let same: Vec<_> = wait_for(
+        "connect and disconnect of the session",
+        Duration::from_secs(30),
+        || {
+            let evs: Vec<_> = dep
+                .events(&["--node", "web-1", "--service", "ssh"])
+                .into_iter()
+                .filter(|e| e["session"]["id"] == session.as_str())
+                .collect();
+            let kinds: Vec<_> = evs
+                .iter()
+                .map(|e| e["event"]["action"].as_str().unwrap_or("").to_owned())
+                .collect();
+            (kinds.contains(&"connect".to_string()) && kinds.contains(&"disconnect".to_string()))
+                .then_some(evs)
+        },
+    );
     assert!(same.len() >= 3);
 
     // The text view shows the same attempt.
     let text = ok(&["events", "--data-dir", &dep.d(), "--kind", "auth_attempt"]);
-    assert!(text.contains("user=\"root\" password=\"hunter2\""), "{text}");
+    assert!(
+        text.contains("user=\"root\" password=\"hunter2\""),
+        "{text}"
+    );
 
     // Health reached the registry, and the audit log saw the enrolment.
     let node = dep.node("web-1").expect("node listed");
     assert_eq!(node["online"], true);
     assert!(node["health"]["rss_bytes"].as_u64().unwrap_or(0) > 0);
-    assert!(dep.audit().iter().any(|a| a["action"] == "enroll" && a["outcome"] == "ok"));
+    assert!(
+        dep.audit()
+            .iter()
+            .any(|a| a["action"] == "enroll" && a["outcome"] == "ok")
+    );
 }
 
 #[test]
@@ -99,23 +127,58 @@ fn banner_records_first_bytes_and_config_changes_apply_live() {
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut greeting = [0u8; 64];
     let n = s.read(&mut greeting).expect("banner");
-    assert!(String::from_utf8_lossy(&greeting[..n]).starts_with("220 "), "SMTP-like banner");
+    assert!(
+        String::from_utf8_lossy(&greeting[..n]).starts_with("220 "),
+        "SMTP-like banner"
+    );
     s.write_all(b"EHLO attacker.example\r\n").unwrap();
     drop(s);
     let ev = wait_for("banner data event", Duration::from_secs(30), || {
-        dep.events(&["--kind", "data", "--node", "mail-1"]).into_iter().next()
+        dep.events(&["--kind", "data", "--node", "mail-1"])
+            .into_iter()
+            .next()
     });
-    assert!(ev["honeybee"]["data_text"].as_str().unwrap().starts_with("EHLO attacker.example"));
+    assert!(
+        ev["honeybee"]["data_text"]
+            .as_str()
+            .unwrap()
+            .starts_with("EHLO attacker.example")
+    );
 
     // Disable the banner on the running agent: its port closes without a restart.
     let d = dep.d();
-    ok(&["node", "config", "mail-1", "--data-dir", &d, "--disable", "banner"]);
+    ok(&[
+        "node",
+        "config",
+        "mail-1",
+        "--data-dir",
+        &d,
+        "--disable",
+        "banner",
+    ]);
     wait_for("banner port to close", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_err().then_some(())
+        std::net::TcpStream::connect(("127.0.0.1", port))
+            .is_err()
+            .then_some(())
     });
-    let cfg: serde_json::Value =
-        serde_json::from_str(&ok(&["node", "config", "mail-1", "--data-dir", &d, "--json"])).unwrap();
-    assert!(cfg.as_array().unwrap().iter().any(|s| s["name"] == "banner" && s["enabled"] == false));
+    let cfg: serde_json::Value = serde_json::from_str(&ok(&[
+        "node",
+        "config",
+        "mail-1",
+        "--data-dir",
+        &d,
+        "--json",
+    ]))
+    .unwrap();
+    assert!(
+        cfg.as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "banner" && s["enabled"] == false)
+    );
     // A command round trip over the control stream.
-    assert_eq!(ok(&["node", "command", "mail-1", "ping", "--data-dir", &d]).trim(), "pong");
+    assert_eq!(
+        ok(&["node", "command", "mail-1", "ping", "--data-dir", &d]).trim(),
+        "pong"
+    );
 }

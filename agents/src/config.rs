@@ -61,7 +61,9 @@ fn d_spool() -> u64 {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum AgentConfigError {
-    #[error("cannot read {path}: {source} (enrol first: `honeybee agent enroll --token … --data-dir …`)")]
+    #[error(
+        "cannot read {path}: {source} (enrol first: `honeybee agent enroll --token … --data-dir …`)"
+    )]
     Read {
         path: PathBuf,
         source: std::io::Error,

@@ -22,7 +22,9 @@ pub const ATTEMPTS: u32 = 4;
 pub enum EnrollError {
     #[error("malformed token: {0}")]
     MalformedToken(String),
-    #[error("{0} is already enrolled (agent.toml exists); use another --data-dir or delete it deliberately")]
+    #[error(
+        "{0} is already enrolled (agent.toml exists); use another --data-dir or delete it deliberately"
+    )]
     AlreadyEnrolled(PathBuf),
     #[error(
         "the server at {addr} does not hold the CA pinned in the token: possible interception (man in the middle), or a token from another deployment. Nothing was sent."
@@ -83,7 +85,8 @@ pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, Enroll
         csr_der,
         hostname: hostname(),
     };
-    let tls = honeybee_pki::tls::enroll_client_config(token.ca_pin, alpn::ENROLL).map_err(|e| other(&e))?;
+    let tls = honeybee_pki::tls::enroll_client_config(token.ca_pin, alpn::ENROLL)
+        .map_err(|e| other(&e))?;
     let quic = client_config(tls).map_err(|e| other(&e))?;
 
     let mut last_error = String::new();
@@ -123,7 +126,11 @@ pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, Enroll
     let enrolled = match response {
         EnrollResponse::Enrolled(e) => e,
         EnrollResponse::Refused(r) => return Err(EnrollError::Refused(r)),
-        _ => return Err(other(&"the core answered with something this agent does not understand")),
+        _ => {
+            return Err(other(
+                &"the core answered with something this agent does not understand",
+            ));
+        }
     };
     // The CA the core sent must be the one the token pinned.
     let ca_pin = honeybee_pki::identity::spki_pin(&enrolled.ca_der).map_err(|e| other(&e))?;
@@ -137,7 +144,11 @@ pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, Enroll
         .trust_domain;
 
     std::fs::create_dir_all(data_dir.join("pki")).map_err(|e| other(&e))?;
-    write_public(&paths.ca_cert(), der_to_pem_cert(&enrolled.ca_der).as_bytes()).map_err(|e| other(&e))?;
+    write_public(
+        &paths.ca_cert(),
+        der_to_pem_cert(&enrolled.ca_der).as_bytes(),
+    )
+    .map_err(|e| other(&e))?;
     let identity = format!("{}{}", key.to_pem(), der_to_pem_cert(&enrolled.cert_der));
     write_private(&paths.identity(), identity.as_bytes()).map_err(|e| other(&e))?;
     let cfg = AgentConfig {
@@ -188,10 +199,13 @@ async fn exchange(
             .await
             .map_err(|e| failed(&e))?;
         let _ = send.finish();
-        tokio::time::timeout(Duration::from_secs(10), read_frame(&mut recv, FrameLimit::ENROLL))
-            .await
-            .map_err(|_| Attempt::Failed("the core did not answer within 10 s".into()))?
-            .map_err(|e| failed(&e))
+        tokio::time::timeout(
+            Duration::from_secs(10),
+            read_frame(&mut recv, FrameLimit::ENROLL),
+        )
+        .await
+        .map_err(|_| Attempt::Failed("the core did not answer within 10 s".into()))?
+        .map_err(|e| failed(&e))
     }
     .await;
     conn.close(0u32.into(), b"enrolled");
@@ -200,10 +214,10 @@ async fn exchange(
 }
 
 /// Reads the CA certificate and the node identity (certificate + key) from disk.
-pub fn load_identity(
-    paths: &AgentPaths,
-) -> Result<(Vec<u8>, Vec<u8>, KeyPair), String> {
-    let read = |p: &Path| std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()));
+pub fn load_identity(paths: &AgentPaths) -> Result<(Vec<u8>, Vec<u8>, KeyPair), String> {
+    let read = |p: &Path| {
+        std::fs::read_to_string(p).map_err(|e| format!("cannot read {}: {e}", p.display()))
+    };
     let ca = honeybee_pki::files::pem_to_der_certs(&read(&paths.ca_cert())?)
         .map_err(|e| e.to_string())?
         .into_iter()

@@ -1,6 +1,7 @@
 //! HoneyBee agent: enrolment, the connection to the core, the disk spool and the honeypot
 //! services. The `honeybee-agent` binary and `honeybee agent …` both run this.
 
+pub mod captures;
 pub mod config;
 pub mod enroll;
 pub mod health;

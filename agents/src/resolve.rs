@@ -59,10 +59,21 @@ mod tests {
 
     #[tokio::test]
     async fn literals_and_localhost() {
-        assert_eq!(resolve("127.0.0.1:7443").await.unwrap(), vec!["127.0.0.1:7443".parse().unwrap()]);
-        assert_eq!(resolve("[::1]:7443").await.unwrap(), vec!["[::1]:7443".parse().unwrap()]);
+        assert_eq!(
+            resolve("127.0.0.1:7443").await.unwrap(),
+            vec!["127.0.0.1:7443".parse().unwrap()]
+        );
+        assert_eq!(
+            resolve("[::1]:7443").await.unwrap(),
+            vec!["[::1]:7443".parse().unwrap()]
+        );
         let local = resolve("localhost:7443").await.unwrap();
-        assert!(local.iter().all(|a| a.ip().is_loopback() && a.port() == 7443), "{local:?}");
+        assert!(
+            local
+                .iter()
+                .all(|a| a.ip().is_loopback() && a.port() == 7443),
+            "{local:?}"
+        );
         assert!(resolve("nocolon").await.is_err());
         assert!(resolve("host:99999").await.is_err());
     }

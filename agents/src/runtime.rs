@@ -2,6 +2,7 @@
 //! keeps one connection to the core — reconnecting with jittered backoff — over which it
 //! sends telemetry, answers commands, applies configuration and renews its certificate.
 
+use crate::captures::{CaptureSpool, NewCapture};
 use crate::config::{AgentConfig, AgentPaths};
 use crate::enroll::load_identity;
 use crate::health::{HealthSampler, rss_bytes};
@@ -17,13 +18,14 @@ use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Health, Hello, NodeMod
 use honeybee_proto::event::EventBatch;
 use honeybee_proto::stream::{StreamKind, close};
 use honeybee_proto::{Role, WIRE_VERSION, alpn};
+use std::collections::HashSet;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
-use tokio::sync::{Mutex, mpsc};
+use tokio::sync::{Mutex, mpsc, watch};
 
 /// How often health goes to the core.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
@@ -53,6 +55,21 @@ pub struct AgentOptions {
     pub data_dir: PathBuf,
     pub mode: NodeMode,
     pub limits: Limits,
+    /// Run the honeypot listeners the core configures. Harnesses that inject synthetic
+    /// events (netsim, benchmarks) turn this off; everything else stays the same.
+    pub services: bool,
+}
+
+impl AgentOptions {
+    /// A full node with default limits and its services on.
+    pub fn full(data_dir: PathBuf) -> Self {
+        AgentOptions {
+            data_dir,
+            mode: NodeMode::Full,
+            limits: Limits::default(),
+            services: true,
+        }
+    }
 }
 
 /// The node's current certificate and key, replaced on renewal.
@@ -115,50 +132,152 @@ struct State {
     cfg: AgentConfig,
     mode: NodeMode,
     spool: Spool,
+    captures: CaptureSpool,
+    run_services: bool,
     services: Mutex<ServiceManager>,
+    connected: watch::Sender<bool>,
+    connections: AtomicU64,
     identity: std::sync::RwLock<Identity>,
     health: std::sync::Mutex<HealthSampler>,
 }
 
+/// A running agent, for callers that embed it (`honeybee up`, netsim, benchmarks).
+pub struct Agent {
+    state: Arc<State>,
+    sink: EventSink,
+    connection: tokio::task::JoinHandle<Result<(), AgentError>>,
+    ingest: tokio::task::JoinHandle<()>,
+}
+
+impl Agent {
+    /// Starts services (from the last known configuration), the spool and the connection.
+    pub async fn start(opts: AgentOptions) -> Result<Agent, AgentError> {
+        honeybee_pki::install_crypto_provider();
+        let paths = AgentPaths::new(&opts.data_dir);
+        let cfg = AgentConfig::load(&paths)?;
+        let identity = Identity::load(&paths)?;
+        if identity.not_after_ms <= now_ms() {
+            return Err(AgentError::Expired);
+        }
+        let spool = Spool::open(&paths.spool(), cfg.spool_max_events)?;
+        let captures = CaptureSpool::open(
+            &paths.captures(),
+            crate::captures::DEFAULT_MAX_PENDING_BYTES,
+        )
+        .map_err(|e| AgentError::Identity(format!("capture spool: {e}")))?;
+        let (sink, rx) = EventSink::channel(4096);
+        let ingest = tokio::spawn(spool.clone().ingest(rx));
+        let mut services =
+            ServiceManager::new(sink.clone(), opts.data_dir.clone(), opts.limits.clone());
+        // Keep honeypotting with the last known configuration while the core is away.
+        if opts.services
+            && let Some(last) = load_node_config(&paths)
+        {
+            services.apply(&last).await;
+        }
+        let state = Arc::new(State {
+            paths,
+            cfg,
+            mode: opts.mode,
+            spool,
+            captures,
+            run_services: opts.services,
+            services: Mutex::new(services),
+            identity: std::sync::RwLock::new(identity),
+            health: std::sync::Mutex::new(HealthSampler::new()),
+            connected: watch::channel(false).0,
+            connections: AtomicU64::new(0),
+        });
+        tracing::info!(
+            node = state.cfg.node_id,
+            core = state.cfg.core,
+            "agent starting"
+        );
+        let connection = tokio::spawn(connection_loop(state.clone()));
+        Ok(Agent {
+            state,
+            sink,
+            connection,
+            ingest,
+        })
+    }
+
+    /// Reports events as a service would (spooled, then delivered).
+    pub fn sink(&self) -> &EventSink {
+        &self.sink
+    }
+
+    /// Queues a capture for delivery.
+    pub fn capture(
+        &self,
+        c: NewCapture,
+    ) -> Result<honeybee_proto::capture::CaptureHeader, crate::captures::CaptureSpoolError> {
+        self.state.captures.add(c)
+    }
+
+    pub fn spool(&self) -> &Spool {
+        &self.state.spool
+    }
+
+    pub fn captures(&self) -> &CaptureSpool {
+        &self.state.captures
+    }
+
+    /// Whether the agent has a live, welcomed connection to the core.
+    pub fn connected(&self) -> watch::Receiver<bool> {
+        self.state.connected.subscribe()
+    }
+
+    /// Connections made (welcomed) so far.
+    pub fn connections(&self) -> u64 {
+        self.state.connections.load(Ordering::Relaxed)
+    }
+
+    /// Stops services, flushes what they reported into the spool and closes it.
+    pub async fn stop(self) -> Result<(), AgentError> {
+        let Agent {
+            state,
+            sink,
+            connection,
+            ingest,
+        } = self;
+        connection.abort();
+        let result = match connection.await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        };
+        state.services.lock().await.shutdown().await;
+        // Once every sender is gone the ingest task drains the channel and ends.
+        drop(sink);
+        let _ = tokio::time::timeout(Duration::from_secs(5), ingest).await;
+        state.spool.close().await;
+        result
+    }
+
+    /// Waits until the connection loop gives up (an expired certificate) — never, otherwise.
+    pub async fn wait(&mut self) -> Result<(), AgentError> {
+        match (&mut self.connection).await {
+            Ok(r) => r,
+            Err(_) => Ok(()),
+        }
+    }
+}
+
 /// Runs the agent until `shutdown` completes.
 pub async fn run(opts: AgentOptions, shutdown: impl Future<Output = ()>) -> Result<(), AgentError> {
-    honeybee_pki::install_crypto_provider();
-    let paths = AgentPaths::new(&opts.data_dir);
-    let cfg = AgentConfig::load(&paths)?;
-    let identity = Identity::load(&paths)?;
-    if identity.not_after_ms <= now_ms() {
-        return Err(AgentError::Expired);
+    let mut agent = Agent::start(opts).await?;
+    let failed = tokio::select! {
+        r = agent.wait() => Some(r),
+        _ = shutdown => {
+            tracing::info!("agent shutting down");
+            None
+        }
+    };
+    let stopped = agent.stop().await;
+    match failed {
+        Some(r) => r,
+        None => stopped,
     }
-    let spool = Spool::open(&paths.spool(), cfg.spool_max_events)?;
-    let (sink, rx) = EventSink::channel(4096);
-    let ingest = tokio::spawn(spool.clone().ingest(rx));
-    let mut services = ServiceManager::new(sink, opts.data_dir.clone(), opts.limits.clone());
-    // Keep honeypotting with the last known configuration while the core is away.
-    if let Some(last) = load_node_config(&paths) {
-        services.apply(&last).await;
-    }
-    let state = Arc::new(State {
-        paths,
-        cfg,
-        mode: opts.mode,
-        spool: spool.clone(),
-        services: Mutex::new(services),
-        identity: std::sync::RwLock::new(identity),
-        health: std::sync::Mutex::new(HealthSampler::new()),
-    });
-    tracing::info!(node = state.cfg.node_id, core = state.cfg.core, "agent starting");
-
-    tokio::select! {
-        r = connection_loop(state.clone()) => r?,
-        _ = shutdown => tracing::info!("agent shutting down"),
-    }
-    state.services.lock().await.shutdown().await;
-    // Every service sender is gone once the manager has shut down: let the ingest task
-    // flush what they reported into the spool before it closes.
-    drop(state.services.lock().await);
-    let _ = tokio::time::timeout(Duration::from_secs(5), ingest).await;
-    spool.close().await;
-    Ok(())
 }
 
 fn load_node_config(paths: &AgentPaths) -> Option<NodeConfig> {
@@ -208,6 +327,7 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
                     backoff = Duration::from_millis(250);
                     tracing::info!(%addr, "connected to core");
                     let why = serve(conn, &state).await;
+                    state.connected.send_replace(false);
                     tracing::warn!(%addr, reason = why, "disconnected from core");
                     break;
                 }
@@ -220,13 +340,19 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
     }
 }
 
-async fn connect(ep: &quinn::Endpoint, addr: SocketAddr, state: &State) -> Result<quinn::Connection, String> {
+async fn connect(
+    ep: &quinn::Endpoint,
+    addr: SocketAddr,
+    state: &State,
+) -> Result<quinn::Connection, String> {
     let cfg = state
         .identity
         .read()
         .map_err(|_| "identity lock poisoned".to_string())?
         .quic_config()?;
-    let connecting = ep.connect_with(cfg, addr, "honeybee-core").map_err(|e| e.to_string())?;
+    let connecting = ep
+        .connect_with(cfg, addr, "honeybee-core")
+        .map_err(|e| e.to_string())?;
     match tokio::time::timeout(Duration::from_secs(10), connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(e.to_string()),
@@ -260,20 +386,31 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     write_frame(&mut send, &hello, FrameLimit::CONTROL)
         .await
         .map_err(|e| e.to_string())?;
-    let welcome = tokio::time::timeout(Duration::from_secs(10), read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL))
-        .await
-        .map_err(|_| "no welcome within 10 s".to_string())?
-        .map_err(|e| format!("welcome: {e}"))?;
-    let CoreMsg::Welcome { config, last_seq, .. } = welcome else {
+    let welcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL),
+    )
+    .await
+    .map_err(|_| "no welcome within 10 s".to_string())?
+    .map_err(|e| format!("welcome: {e}"))?;
+    let CoreMsg::Welcome {
+        config, last_seq, ..
+    } = welcome
+    else {
         return Err("the core did not welcome us".into());
     };
     state.spool.ensure_after(last_seq);
     apply_config(state, &config).await;
+    state.connections.fetch_add(1, Ordering::Relaxed);
+    state.connected.send_replace(true);
 
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
     let writer = async move {
         while let Some(msg) = out_rx.recv().await {
-            if write_frame(&mut send, &msg, FrameLimit::CONTROL).await.is_err() {
+            if write_frame(&mut send, &msg, FrameLimit::CONTROL)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -281,6 +418,8 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     let inflight = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(tokio::sync::Notify::new());
     let telemetry = send_telemetry(conn, state, inflight.clone(), acked.clone());
+    let uploading = Arc::new(std::sync::Mutex::new(HashSet::<[u8; 32]>::new()));
+    let uploads = send_captures(conn, state, uploading.clone());
     let periodic = periodic(state, out_tx.clone());
     let control = async {
         let mut pending_key: Option<KeyPair> = None;
@@ -304,28 +443,42 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
             if inflight.load(Ordering::Relaxed) == 0 {
                 last_ack = tokio::time::Instant::now();
             }
-            if let Some(msg) = msg { match msg {
-                CoreMsg::Ack { first, last } => {
-                    state.spool.ack(first, last);
-                    let _ = inflight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| Some(n.saturating_sub(1)));
-                    last_ack = tokio::time::Instant::now();
-                    acked.notify_one();
+            if let Some(msg) = msg {
+                match msg {
+                    CoreMsg::Ack { first, last } => {
+                        state.spool.ack(first, last);
+                        let _ = inflight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
+                            Some(n.saturating_sub(1))
+                        });
+                        last_ack = tokio::time::Instant::now();
+                        acked.notify_one();
+                    }
+                    CoreMsg::Config(cfg) => apply_config(state, &cfg).await,
+                    CoreMsg::CaptureStored { sha256 } => {
+                        state.captures.remove(&sha256);
+                        uploading.lock().map(|mut u| u.remove(&sha256)).ok();
+                    }
+                    CoreMsg::CaptureRejected { sha256, reason } => {
+                        // Sending the same bytes again cannot succeed: drop it, loudly.
+                        tracing::error!(sha256 = %hex::encode(sha256), reason, "capture refused by the core; discarded");
+                        state.captures.remove(&sha256);
+                        uploading.lock().map(|mut u| u.remove(&sha256)).ok();
+                    }
+                    CoreMsg::Command { id, command } => {
+                        let result = run_command(state, command).await;
+                        let _ = out_tx.send(AgentMsg::CommandResult { id, result }).await;
+                    }
+                    CoreMsg::Renewed(Ok(cert)) => match pending_key.take() {
+                        Some(key) => install_renewed(state, key, cert.cert_der)?,
+                        None => tracing::warn!("unsolicited certificate ignored"),
+                    },
+                    CoreMsg::Renewed(Err(e)) => {
+                        tracing::error!(error = e, "certificate renewal refused");
+                        pending_key = None;
+                    }
+                    _ => {}
                 }
-                CoreMsg::Config(cfg) => apply_config(state, &cfg).await,
-                CoreMsg::Command { id, command } => {
-                    let result = run_command(state, command).await;
-                    let _ = out_tx.send(AgentMsg::CommandResult { id, result }).await;
-                }
-                CoreMsg::Renewed(Ok(cert)) => match pending_key.take() {
-                    Some(key) => install_renewed(state, key, cert.cert_der)?,
-                    None => tracing::warn!("unsolicited certificate ignored"),
-                },
-                CoreMsg::Renewed(Err(e)) => {
-                    tracing::error!(error = e, "certificate renewal refused");
-                    pending_key = None;
-                }
-                _ => {}
-            } }
+            }
             if pending_key.is_none() && renewal_due(state) {
                 match renewal_request() {
                     Ok((key, csr_der)) => {
@@ -340,6 +493,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     tokio::select! {
         r = control => r,
         r = telemetry => r,
+        r = uploads => r,
         _ = periodic => Ok(()),
         _ = writer => Ok(()),
         e = conn.closed() => Err(e.to_string()),
@@ -366,8 +520,12 @@ fn install_renewed(state: &State, key: KeyPair, cert_der: Vec<u8>) -> Result<(),
     let (_, not_after_ms) =
         honeybee_pki::identity::validity_ms(&cert_der).map_err(|e| e.to_string())?;
     let pem = format!("{}{}", key.to_pem(), der_to_pem_cert(&cert_der));
-    write_private(&state.paths.identity(), pem.as_bytes()).map_err(|e| format!("cannot store renewed certificate: {e}"))?;
-    let mut id = state.identity.write().map_err(|_| "identity lock poisoned")?;
+    write_private(&state.paths.identity(), pem.as_bytes())
+        .map_err(|e| format!("cannot store renewed certificate: {e}"))?;
+    let mut id = state
+        .identity
+        .write()
+        .map_err(|_| "identity lock poisoned")?;
     id.cert_der = cert_der;
     id.key = key;
     id.obtained_ms = now_ms();
@@ -382,7 +540,9 @@ async fn apply_config(state: &State, cfg: &NodeConfig) {
         return;
     }
     save_node_config(&state.paths, cfg);
-    state.services.lock().await.apply(cfg).await;
+    if state.run_services {
+        state.services.lock().await.apply(cfg).await;
+    }
 }
 
 async fn run_command(state: &State, command: Command) -> Result<String, String> {
@@ -425,7 +585,11 @@ async fn periodic(state: &State, out: mpsc::Sender<AgentMsg>) {
     let mut tick = tokio::time::interval(HEALTH_INTERVAL);
     loop {
         tick.tick().await;
-        if out.send(AgentMsg::Health(health(state).await)).await.is_err() {
+        if out
+            .send(AgentMsg::Health(health(state).await))
+            .await
+            .is_err()
+        {
             return;
         }
     }
@@ -466,5 +630,55 @@ async fn send_telemetry(
         let _ = stream.finish();
         inflight.fetch_add(1, Ordering::Relaxed);
         cursor = last;
+    }
+}
+
+/// Uploads every spooled capture not already in flight on this connection, each on its
+/// own stream; the core's `CaptureStored` removes it from the spool.
+async fn send_captures(
+    conn: &quinn::Connection,
+    state: &State,
+    uploading: Arc<std::sync::Mutex<HashSet<[u8; 32]>>>,
+) -> Result<(), String> {
+    use tokio::io::AsyncReadExt;
+    loop {
+        let added = state.captures.added.notified();
+        for (header, path) in state.captures.pending() {
+            let fresh = uploading
+                .lock()
+                .map(|mut u| u.insert(header.sha256))
+                .unwrap_or(false);
+            if !fresh {
+                continue;
+            }
+            let mut file = match tokio::fs::File::open(&path).await {
+                Ok(f) => f,
+                Err(e) => {
+                    tracing::warn!(error = %e, path = %path.display(), "spooled capture unreadable");
+                    continue;
+                }
+            };
+            let mut stream = conn.open_uni().await.map_err(|e| e.to_string())?;
+            stream
+                .write_all(&[StreamKind::Capture as u8])
+                .await
+                .map_err(|e| e.to_string())?;
+            write_frame(&mut stream, &header, FrameLimit::CAPTURE_HEADER)
+                .await
+                .map_err(|e| e.to_string())?;
+            let mut buf = vec![0u8; 256 * 1024];
+            loop {
+                let n = file.read(&mut buf).await.map_err(|e| e.to_string())?;
+                if n == 0 {
+                    break;
+                }
+                stream
+                    .write_all(&buf[..n])
+                    .await
+                    .map_err(|e| e.to_string())?;
+            }
+            let _ = stream.finish();
+        }
+        let _ = tokio::time::timeout(Duration::from_secs(2), added).await;
     }
 }

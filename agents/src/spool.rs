@@ -74,14 +74,21 @@ impl Spool {
             "CREATE TABLE IF NOT EXISTS events (seq INTEGER PRIMARY KEY, body BLOB NOT NULL);
              CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v INTEGER NOT NULL);",
         )?;
-        let max_seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+        let max_seq = conn.query_row("SELECT COALESCE(MAX(seq), 0) FROM events", [], |r| {
+            r.get::<_, i64>(0)
+        })? as u64;
         let meta_seq = conn
-            .query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| r.get::<_, i64>(0))
+            .query_row("SELECT v FROM meta WHERE k = 'last_seq'", [], |r| {
+                r.get::<_, i64>(0)
+            })
             .unwrap_or(0) as u64;
-        let depth = conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
+        let depth =
+            conn.query_row("SELECT COUNT(*) FROM events", [], |r| r.get::<_, i64>(0))? as u64;
         let stats = Arc::new(SpoolStats::default());
         stats.depth.store(depth, Ordering::Relaxed);
-        stats.last_seq.store(max_seq.max(meta_seq), Ordering::Relaxed);
+        stats
+            .last_seq
+            .store(max_seq.max(meta_seq), Ordering::Relaxed);
         let (tx, rx) = std_mpsc::channel();
         let appended = Arc::new(Notify::new());
         let worker = Worker {
@@ -187,7 +194,11 @@ impl Worker {
                     Op::EnsureAfter(seq) => {
                         let cur = self.stats.last_seq.load(Ordering::Relaxed);
                         if seq > cur {
-                            tracing::warn!(seq, cur, "core has newer sequence numbers than this spool; continuing above them");
+                            tracing::warn!(
+                                seq,
+                                cur,
+                                "core has newer sequence numbers than this spool; continuing above them"
+                            );
                             self.stats.last_seq.store(seq, Ordering::Relaxed);
                             let _ = self.conn.execute(
                                 "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
@@ -243,7 +254,10 @@ impl Worker {
                 added += 1;
             }
         }
-        tx.execute("INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)", params![seq as i64])?;
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
+            params![seq as i64],
+        )?;
         let depth = self.stats.depth.load(Ordering::Relaxed) + added;
         let mut dropped = 0;
         if depth > self.max_events {
@@ -258,21 +272,28 @@ impl Worker {
         self.stats.depth.store(depth - dropped, Ordering::Relaxed);
         if dropped > 0 {
             let total = self.stats.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
-            tracing::warn!(dropped, total, max = self.max_events, "spool full: oldest events discarded");
+            tracing::warn!(
+                dropped,
+                total,
+                max = self.max_events,
+                "spool full: oldest events discarded"
+            );
         }
         Ok(())
     }
 
     fn ack(&mut self, first: u64, last: u64) {
-        match self
-            .conn
-            .execute("DELETE FROM events WHERE seq BETWEEN ?1 AND ?2", params![first as i64, last as i64])
-        {
+        match self.conn.execute(
+            "DELETE FROM events WHERE seq BETWEEN ?1 AND ?2",
+            params![first as i64, last as i64],
+        ) {
             Ok(n) => {
                 let _ = self
                     .stats
                     .depth
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| Some(d.saturating_sub(n as u64)));
+                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                        Some(d.saturating_sub(n as u64))
+                    });
             }
             Err(e) => tracing::error!(error = %e, "spool ack failed"),
         }
@@ -282,7 +303,9 @@ impl Worker {
         let mut stmt = self
             .conn
             .prepare_cached("SELECT body FROM events WHERE seq > ?1 ORDER BY seq LIMIT ?2")?;
-        let rows = stmt.query_map(params![after as i64, max as i64], |r| r.get::<_, Vec<u8>>(0))?;
+        let rows = stmt.query_map(params![after as i64, max as i64], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })?;
         let mut out = Vec::new();
         for body in rows {
             match postcard::from_bytes::<Event>(&body?) {
@@ -318,7 +341,13 @@ mod tests {
         assert_eq!(s.depth(), 1);
         s.append(vec![ev()]).await.unwrap();
         // Sequence numbers are never reused, even after acks and a restart.
-        let seqs: Vec<u64> = s.read_after(0, 10).await.unwrap().iter().map(|e| e.seq).collect();
+        let seqs: Vec<u64> = s
+            .read_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(seqs, vec![3, 4]);
         s.ensure_after(100);
         s.append(vec![ev()]).await.unwrap();
@@ -332,7 +361,13 @@ mod tests {
         s.append((0..8).map(|_| ev()).collect()).await.unwrap();
         assert_eq!(s.depth(), 5);
         assert_eq!(s.dropped(), 3);
-        let seqs: Vec<u64> = s.read_after(0, 10).await.unwrap().iter().map(|e| e.seq).collect();
+        let seqs: Vec<u64> = s
+            .read_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
         assert_eq!(seqs, vec![4, 5, 6, 7, 8]);
     }
 }

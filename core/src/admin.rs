@@ -22,21 +22,28 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
             Ok(s) => s,
             Err(_) => return,
         };
-        let req: AdminRequest = match read_frame_within(&mut recv, FrameLimit::ADMIN_REQUEST, REQUEST_DEADLINE).await {
-            Ok(r) => r,
-            Err(FrameIoError::Closed) => continue,
-            Err(e) => {
-                tracing::warn!(%remote, error = %e, "malformed admin request");
-                conn.close(close::PROTOCOL.into(), format!("malformed request: {e}").as_bytes());
-                return;
-            }
-        };
+        let req: AdminRequest =
+            match read_frame_within(&mut recv, FrameLimit::ADMIN_REQUEST, REQUEST_DEADLINE).await {
+                Ok(r) => r,
+                Err(FrameIoError::Closed) => continue,
+                Err(e) => {
+                    tracing::warn!(%remote, error = %e, "malformed admin request");
+                    conn.close(
+                        close::PROTOCOL.into(),
+                        format!("malformed request: {e}").as_bytes(),
+                    );
+                    return;
+                }
+            };
         let resp = dispatch(req, &actor, &remote, shared).await;
         let resp = match honeybee_proto::codec::encode(&resp, FrameLimit::ADMIN_RESPONSE) {
             Ok(_) => resp,
             Err(e) => AdminResponse::Error(format!("response too large ({e}); narrow the query")),
         };
-        if write_frame(&mut send, &resp, FrameLimit::ADMIN_RESPONSE).await.is_ok() {
+        if write_frame(&mut send, &resp, FrameLimit::ADMIN_RESPONSE)
+            .await
+            .is_ok()
+        {
             let _ = send.finish();
         }
     }
@@ -59,12 +66,22 @@ fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
     }
 }
 
-async fn dispatch(req: AdminRequest, actor: &str, remote: &str, shared: &Arc<Shared>) -> AdminResponse {
+async fn dispatch(
+    req: AdminRequest,
+    actor: &str,
+    remote: &str,
+    shared: &Arc<Shared>,
+) -> AdminResponse {
     use AdminResponse as R;
     let err = |e: &dyn std::fmt::Display| R::Error(e.to_string());
     match req {
         AdminRequest::Status => {
-            let nodes = shared.store.list_nodes().await.map(|n| n.len()).unwrap_or(0);
+            let nodes = shared
+                .store
+                .list_nodes()
+                .await
+                .map(|n| n.len())
+                .unwrap_or(0);
             R::Status(CoreStatus {
                 version: env!("CARGO_PKG_VERSION").into(),
                 trust_domain: shared.cfg.trust_domain.clone(),
@@ -110,7 +127,10 @@ async fn dispatch(req: AdminRequest, actor: &str, remote: &str, shared: &Arc<Sha
                 "node.revoke",
                 "ok",
                 Some(remote.into()),
-                &format!("node={node} serials={} was_online={was_online}", serials.len()),
+                &format!(
+                    "node={node} serials={} was_online={was_online}",
+                    serials.len()
+                ),
             );
             R::Done
         }
@@ -138,14 +158,18 @@ async fn dispatch(req: AdminRequest, actor: &str, remote: &str, shared: &Arc<Sha
             );
             R::Done
         }
-        AdminRequest::SendCommand { node, command } => match shared.registry.command(&node, command).await {
-            Ok(r) => R::CommandResult(r),
-            Err(e) => err(&e),
-        },
-        AdminRequest::Audit { limit } => match shared.store.list_audit(limit.clamp(1, 10_000)).await {
-            Ok(a) => R::Audit(a),
-            Err(e) => err(&e),
-        },
+        AdminRequest::SendCommand { node, command } => {
+            match shared.registry.command(&node, command).await {
+                Ok(r) => R::CommandResult(r),
+                Err(e) => err(&e),
+            }
+        }
+        AdminRequest::Audit { limit } => {
+            match shared.store.list_audit(limit.clamp(1, 10_000)).await {
+                Ok(a) => R::Audit(a),
+                Err(e) => err(&e),
+            }
+        }
         AdminRequest::CreateToken(spec) => match shared.create_token(&spec, actor).await {
             Ok((id, token)) => R::Token { id, token },
             Err(e) => R::Error(e),
@@ -156,7 +180,13 @@ async fn dispatch(req: AdminRequest, actor: &str, remote: &str, shared: &Arc<Sha
         },
         AdminRequest::RevokeToken { id } => match shared.store.revoke_token(id).await {
             Ok(true) => {
-                shared.audit(actor, "token.revoke", "ok", Some(remote.into()), &format!("id={id}"));
+                shared.audit(
+                    actor,
+                    "token.revoke",
+                    "ok",
+                    Some(remote.into()),
+                    &format!("id={id}"),
+                );
                 R::Done
             }
             Ok(false) => R::Error(format!("no token {id}; see `honeybee token list`")),

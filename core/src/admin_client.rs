@@ -61,7 +61,8 @@ pub fn client_endpoint(
     } else {
         "[::]:0".parse().expect("literal")
     };
-    let mut ep = quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
+    let mut ep =
+        quinn::Endpoint::client(bind).map_err(|e| format!("cannot open a UDP socket: {e}"))?;
     ep.set_default_client_config(cfg);
     Ok(ep)
 }
@@ -81,20 +82,46 @@ impl AdminClient {
         let paths = CorePaths::new(data_dir);
         let addr = core_address(data_dir)?;
         let setup = |e: &dyn std::fmt::Display| AdminClientError::Setup(e.to_string());
-        let ca = honeybee_pki::files::pem_to_der_certs(&read(&paths.ca_cert())?).map_err(|e| setup(&e))?;
-        let ca = ca.into_iter().next().ok_or_else(|| setup(&"pki/ca.crt holds no certificate"))?;
-        let chain = honeybee_pki::files::pem_to_der_certs(&read(&paths.admin_cert())?).map_err(|e| setup(&e))?;
-        let key = honeybee_pki::keys::KeyPair::from_pem(&read(&paths.admin_key())?).map_err(|e| setup(&e))?;
-        let tls = honeybee_pki::tls::client_config(ca.as_ref(), chain, key.private_key_der(), Role::Core, alpn::ADMIN)
+        let ca = honeybee_pki::files::pem_to_der_certs(&read(&paths.ca_cert())?)
             .map_err(|e| setup(&e))?;
+        let ca = ca
+            .into_iter()
+            .next()
+            .ok_or_else(|| setup(&"pki/ca.crt holds no certificate"))?;
+        let chain = honeybee_pki::files::pem_to_der_certs(&read(&paths.admin_cert())?)
+            .map_err(|e| setup(&e))?;
+        let key = honeybee_pki::keys::KeyPair::from_pem(&read(&paths.admin_key())?)
+            .map_err(|e| setup(&e))?;
+        let tls = honeybee_pki::tls::client_config(
+            ca.as_ref(),
+            chain,
+            key.private_key_der(),
+            Role::Core,
+            alpn::ADMIN,
+        )
+        .map_err(|e| setup(&e))?;
         let endpoint = client_endpoint(tls, addr).map_err(|e| setup(&e))?;
-        let connecting = endpoint
-            .connect(addr, "honeybee-core")
-            .map_err(|e| AdminClientError::Unreachable { addr, why: e.to_string() })?;
+        let connecting =
+            endpoint
+                .connect(addr, "honeybee-core")
+                .map_err(|e| AdminClientError::Unreachable {
+                    addr,
+                    why: e.to_string(),
+                })?;
         let conn = match tokio::time::timeout(Duration::from_secs(5), connecting).await {
             Ok(Ok(c)) => c,
-            Ok(Err(e)) => return Err(AdminClientError::Unreachable { addr, why: e.to_string() }),
-            Err(_) => return Err(AdminClientError::Unreachable { addr, why: "no answer within 5 s".into() }),
+            Ok(Err(e)) => {
+                return Err(AdminClientError::Unreachable {
+                    addr,
+                    why: e.to_string(),
+                });
+            }
+            Err(_) => {
+                return Err(AdminClientError::Unreachable {
+                    addr,
+                    why: "no answer within 5 s".into(),
+                });
+            }
         };
         Ok(AdminClient {
             conn,

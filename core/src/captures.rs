@@ -129,7 +129,10 @@ mod tests {
     use super::*;
 
     fn sha(b: &[u8]) -> [u8; 32] {
-        digest::digest(&digest::SHA256, b).as_ref().try_into().unwrap()
+        digest::digest(&digest::SHA256, b)
+            .as_ref()
+            .try_into()
+            .unwrap()
     }
 
     #[tokio::test]
@@ -159,6 +162,9 @@ mod tests {
         let mut p = s.begin(2).await.unwrap();
         assert!(p.write(b"abc").await.is_err());
         drop(p);
-        assert_eq!(std::fs::read_dir(dir.path().join("tmp")).unwrap().count(), 0);
+        assert_eq!(
+            std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
+            0
+        );
     }
 }

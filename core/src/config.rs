@@ -306,7 +306,11 @@ pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         path: PathBuf::from("services file"),
         message: e.to_string(),
     })?;
-    let services = file.service.into_iter().map(raw_service).collect::<Result<Vec<_>, _>>()?;
+    let services = file
+        .service
+        .into_iter()
+        .map(raw_service)
+        .collect::<Result<Vec<_>, _>>()?;
     let cfg = NodeConfig { services };
     cfg.validate().map_err(|e| ConfigError::Invalid {
         key: "service",
@@ -323,8 +327,11 @@ pub fn validate_host_port(key: &'static str, v: &str) -> Result<(), ConfigError>
         value: v.into(),
         why: why.into(),
     };
-    let (host, port) = v.rsplit_once(':').ok_or_else(|| bad("expected HOST:PORT"))?;
-    port.parse::<u16>().map_err(|_| bad("port must be 1-65535"))?;
+    let (host, port) = v
+        .rsplit_once(':')
+        .ok_or_else(|| bad("expected HOST:PORT"))?;
+    port.parse::<u16>()
+        .map_err(|_| bad("port must be 1-65535"))?;
     if host.is_empty() {
         return Err(bad("host is empty"));
     }
@@ -351,7 +358,11 @@ mod tests {
 
     #[test]
     fn defaults_validate() {
-        let raw = RawCoreConfig::new("example.org", "127.0.0.1:7443".parse().unwrap(), "127.0.0.1:7443");
+        let raw = RawCoreConfig::new(
+            "example.org",
+            "127.0.0.1:7443".parse().unwrap(),
+            "127.0.0.1:7443",
+        );
         let text = toml::to_string(&raw).unwrap();
         let back: RawCoreConfig = toml::from_str(&text).unwrap();
         let c = back.validate(Path::new("/tmp")).unwrap();

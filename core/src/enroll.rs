@@ -18,27 +18,32 @@ const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>) {
     let remote = conn.remote_address();
-    let (mut send, mut recv) = match tokio::time::timeout(REQUEST_DEADLINE, conn.accept_bi()).await {
+    let (mut send, mut recv) = match tokio::time::timeout(REQUEST_DEADLINE, conn.accept_bi()).await
+    {
         Ok(Ok(s)) => s,
         _ => {
             conn.close(close::PROTOCOL.into(), b"expected an enrolment request");
             return;
         }
     };
-    let req: EnrollRequest = match read_frame_within(&mut recv, FrameLimit::ENROLL, REQUEST_DEADLINE).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::info!(%remote, error = %e, "malformed enrolment request");
-            shared.enroll_limiter.failed(remote.ip(), Instant::now());
-            conn.close(close::PROTOCOL.into(), b"malformed enrolment request");
-            return;
-        }
-    };
+    let req: EnrollRequest =
+        match read_frame_within(&mut recv, FrameLimit::ENROLL, REQUEST_DEADLINE).await {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::info!(%remote, error = %e, "malformed enrolment request");
+                shared.enroll_limiter.failed(remote.ip(), Instant::now());
+                conn.close(close::PROTOCOL.into(), b"malformed enrolment request");
+                return;
+            }
+        };
     let response = match enroll(&req, remote, shared).await {
         Ok(e) => EnrollResponse::Enrolled(e),
         Err(r) => EnrollResponse::Refused(r),
     };
-    if write_frame(&mut send, &response, FrameLimit::ENROLL).await.is_ok() {
+    if write_frame(&mut send, &response, FrameLimit::ENROLL)
+        .await
+        .is_ok()
+    {
         let _ = send.finish();
     }
     // Let the client read the answer and close; don't wait on a silent peer.
@@ -53,7 +58,13 @@ async fn enroll(
     let actor = format!("token:{}", req.token_id);
     let source = Some(remote.to_string());
     let refuse = |r: EnrollRefusal| {
-        shared.audit(&actor, "enroll", &format!("refused: {r}"), source.clone(), &req.hostname);
+        shared.audit(
+            &actor,
+            "enroll",
+            &format!("refused: {r}"),
+            source.clone(),
+            &req.hostname,
+        );
         r
     };
     if !shared.enroll_limiter.allowed(remote.ip(), Instant::now()) {
@@ -107,7 +118,11 @@ async fn enroll(
     let hostname = honeybee_proto::event::clamp(&req.hostname, 255);
     let record = NodeRecord {
         id: node_id.clone(),
-        name: if hostname.is_empty() { token.name.clone() } else { hostname.clone() },
+        name: if hostname.is_empty() {
+            token.name.clone()
+        } else {
+            hostname.clone()
+        },
         role: token.role,
         labels: token.labels.clone(),
         serial: issued.serial,
@@ -125,7 +140,13 @@ async fn enroll(
         shared.store.upsert_node(record).await?;
         shared
             .store
-            .record_cert(issued.serial, &node_id, token.role, now, issued.not_after_ms)
+            .record_cert(
+                issued.serial,
+                &node_id,
+                token.role,
+                now,
+                issued.not_after_ms,
+            )
             .await
     }
     .await;
@@ -138,7 +159,10 @@ async fn enroll(
         "enroll",
         "ok",
         source.clone(),
-        &format!("node={node_id} role={} serial={} host={hostname}", token.role, issued.serial),
+        &format!(
+            "node={node_id} role={} serial={} host={hostname}",
+            token.role, issued.serial
+        ),
     );
     Ok(Enrolled {
         node_id,
@@ -151,7 +175,11 @@ async fn enroll(
 
 /// The token's name for a single-use token whose name is free; otherwise the name with
 /// a random suffix, so multi-use tokens give every node its own id.
-async fn pick_node_id(shared: &Shared, name: &str, uses_total: u32) -> Result<NodeId, EnrollRefusal> {
+async fn pick_node_id(
+    shared: &Shared,
+    name: &str,
+    uses_total: u32,
+) -> Result<NodeId, EnrollRefusal> {
     let base = NodeId::new(name).map_err(|e| EnrollRefusal::BadRequest(e.to_string()))?;
     if uses_total == 1 && matches!(shared.store.get_node(&base).await, Ok(None)) {
         return Ok(base);

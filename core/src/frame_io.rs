@@ -30,7 +30,9 @@ pub async fn read_frame<T: DeserializeOwned, R: AsyncRead + Unpin>(
     let mut header = [0u8; HEADER_LEN];
     match r.read_exact(&mut header).await {
         Ok(_) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Err(FrameIoError::Closed),
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            return Err(FrameIoError::Closed);
+        }
         Err(e) => return Err(e.into()),
     }
     let len = decoder.body_len(header)?;

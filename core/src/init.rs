@@ -128,7 +128,11 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError
         } else {
             opts.listen.ip().to_string()
         };
-        let ip = if ip.contains(':') { format!("[{ip}]") } else { ip };
+        let ip = if ip.contains(':') {
+            format!("[{ip}]")
+        } else {
+            ip
+        };
         format!("{ip}:{}", opts.listen.port())
     });
     let raw = RawCoreConfig::new(td, opts.listen, &advertise);
@@ -162,12 +166,26 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError
 
 /// Issues (or re-issues) the core's server certificate.
 pub fn issue_core_cert(ca: &Ca, paths: &CorePaths, lifetime: Duration) -> Result<(), InitError> {
-    issue_to_files(ca, Role::Core, "core", lifetime, &paths.core_cert(), &paths.core_key())
+    issue_to_files(
+        ca,
+        Role::Core,
+        "core",
+        lifetime,
+        &paths.core_cert(),
+        &paths.core_key(),
+    )
 }
 
 /// Issues (or re-issues) the admin CLI's client certificate.
 pub fn issue_admin_cert(ca: &Ca, paths: &CorePaths, lifetime: Duration) -> Result<(), InitError> {
-    issue_to_files(ca, Role::Admin, "cli", lifetime, &paths.admin_cert(), &paths.admin_key())
+    issue_to_files(
+        ca,
+        Role::Admin,
+        "cli",
+        lifetime,
+        &paths.admin_cert(),
+        &paths.admin_key(),
+    )
 }
 
 fn issue_to_files(

@@ -83,7 +83,11 @@ pub fn event_line(e: &StoredEvent) -> String {
                 _ => String::new(),
             };
             let outcome = if a.success { "accepted" } else { "failed" };
-            format!("user={:?} {cred} ({}, {outcome})", a.username, a.method.name())
+            format!(
+                "user={:?} {cred} ({}, {outcome})",
+                a.username,
+                a.method.name()
+            )
         }
         EventKind::Command { line } => format!("cmd={line:?}"),
         EventKind::Data { bytes, truncated } => format!(

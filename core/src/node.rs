@@ -37,7 +37,13 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
     let remote = conn.remote_address();
     if let Err(Close(code, why)) = admit(&node, peer.serial, shared).await {
         tracing::warn!(%node, %remote, why, "node connection refused");
-        shared.audit(&format!("node:{node}"), "connect", &format!("refused: {why}"), Some(remote.to_string()), "");
+        shared.audit(
+            &format!("node:{node}"),
+            "connect",
+            &format!("refused: {why}"),
+            Some(remote.to_string()),
+            "",
+        );
         conn.close(code.into(), why.as_bytes());
         return;
     }
@@ -75,7 +81,10 @@ async fn admit(node: &NodeId, serial: Serial, shared: &Shared) -> Result<(), Clo
     match shared.store.cert(serial).await.map_err(internal)? {
         Some(c) if &c.node == node && !c.revoked => Ok(()),
         Some(c) if c.revoked => Err(Close(close::REVOKED, "certificate revoked".into())),
-        _ => Err(Close(close::FORBIDDEN, "certificate not issued to this node".into())),
+        _ => Err(Close(
+            close::FORBIDDEN,
+            "certificate not issued to this node".into(),
+        )),
     }
 }
 
@@ -86,16 +95,20 @@ async fn session(
     conn_id: u64,
     shared: &Arc<Shared>,
 ) -> Result<(), Close> {
-    let (mut ctl_send, mut ctl_recv) = match tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()).await {
-        Ok(Ok(s)) => s,
-        Ok(Err(_)) => return Ok(()),
-        Err(_) => return Err(Close::protocol("no control stream")),
-    };
-    let hello = match read_frame_within::<AgentMsg, _>(&mut ctl_recv, FrameLimit::CONTROL, HELLO_DEADLINE).await {
-        Ok(AgentMsg::Hello(h)) => h,
-        Ok(_) => return Err(Close::protocol("first control message must be hello")),
-        Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
-    };
+    let (mut ctl_send, mut ctl_recv) =
+        match tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(_)) => return Ok(()),
+            Err(_) => return Err(Close::protocol("no control stream")),
+        };
+    let hello =
+        match read_frame_within::<AgentMsg, _>(&mut ctl_recv, FrameLimit::CONTROL, HELLO_DEADLINE)
+            .await
+        {
+            Ok(AgentMsg::Hello(h)) => h,
+            Ok(_) => return Err(Close::protocol("first control message must be hello")),
+            Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
+        };
     let store_err = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
     let rec = shared
         .store
@@ -133,7 +146,10 @@ async fn session(
 
     let writer = async move {
         while let Some(msg) = rx.recv().await {
-            if write_frame(&mut ctl_send, &msg, FrameLimit::CONTROL).await.is_err() {
+            if write_frame(&mut ctl_send, &msg, FrameLimit::CONTROL)
+                .await
+                .is_err()
+            {
                 break;
             }
         }
@@ -166,7 +182,10 @@ async fn control_loop(
         };
         match msg {
             AgentMsg::Health(h) => {
-                let _ = shared.store.set_node_health(node, &h, crate::now_ms()).await;
+                let _ = shared
+                    .store
+                    .set_node_health(node, &h, crate::now_ms())
+                    .await;
             }
             AgentMsg::CommandResult { id, result } => shared.registry.command_result(id, result),
             AgentMsg::RenewRequest { csr_der } => {
@@ -208,7 +227,13 @@ async fn renew(
     let recorded = async {
         shared
             .store
-            .record_cert(issued.serial, node, peer.spiffe.role, now, issued.not_after_ms)
+            .record_cert(
+                issued.serial,
+                node,
+                peer.spiffe.role,
+                now,
+                issued.not_after_ms,
+            )
             .await?;
         shared
             .store
@@ -220,7 +245,9 @@ async fn renew(
         tracing::error!(%node, error = %e, "could not record renewed certificate");
         return Err("core could not record the certificate".into());
     }
-    shared.registry.update_cert(node, issued.serial, issued.not_after_ms);
+    shared
+        .registry
+        .update_cert(node, issued.serial, issued.not_after_ms);
     shared.audit(
         &format!("node:{node}"),
         "cert.renew",
@@ -255,7 +282,8 @@ async fn accept_streams(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return Ok(());
         };
-        let (node, shared, tx, fail_tx) = (node.clone(), shared.clone(), tx.clone(), fail_tx.clone());
+        let (node, shared, tx, fail_tx) =
+            (node.clone(), shared.clone(), tx.clone(), fail_tx.clone());
         tokio::spawn(async move {
             if let Err(close) = uni_stream(recv, &node, &shared, &tx).await {
                 let _ = fail_tx.try_send(close);
@@ -288,14 +316,18 @@ async fn telemetry(
     shared: &Shared,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
-    let batch: EventBatch = match read_frame_within(&mut recv, FrameLimit::TELEMETRY, STREAM_STALL).await {
-        Ok(b) => b,
-        // A stream cut by a lost connection is normal: the agent resends.
-        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
-        Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
-    };
+    let batch: EventBatch =
+        match read_frame_within(&mut recv, FrameLimit::TELEMETRY, STREAM_STALL).await {
+            Ok(b) => b,
+            // A stream cut by a lost connection is normal: the agent resends.
+            Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+            Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
+        };
     if batch.events.len() > MAX_BATCH_EVENTS {
-        return Err(Close(close::LIMIT, "telemetry batch has too many events".into()));
+        return Err(Close(
+            close::LIMIT,
+            "telemetry batch has too many events".into(),
+        ));
     }
     let (Some(first), Some(last)) = (
         batch.events.iter().map(|e| e.seq).min(),
@@ -321,7 +353,10 @@ async fn telemetry(
             "telemetry",
             "events refused",
             None,
-            &format!("{} of {total} events in seq {first}..={last} were invalid", total - valid.len()),
+            &format!(
+                "{} of {total} events in seq {first}..={last} were invalid",
+                total - valid.len()
+            ),
         );
     }
     let outcome = shared
@@ -343,11 +378,12 @@ async fn capture(
     shared: &Shared,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
-    let header: CaptureHeader = match read_frame_within(&mut recv, FrameLimit::CAPTURE_HEADER, STREAM_STALL).await {
-        Ok(h) => h,
-        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
-        Err(e) => return Err(Close::protocol(format!("capture header: {e}"))),
-    };
+    let header: CaptureHeader =
+        match read_frame_within(&mut recv, FrameLimit::CAPTURE_HEADER, STREAM_STALL).await {
+            Ok(h) => h,
+            Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+            Err(e) => return Err(Close::protocol(format!("capture header: {e}"))),
+        };
     let reject = |reason: String| async move {
         tracing::warn!(%node, sha256 = %hex::encode(header.sha256), reason, "capture rejected");
         let _ = tx
@@ -374,7 +410,8 @@ async fn capture(
         }
     };
     loop {
-        let chunk = match tokio::time::timeout(STREAM_STALL, recv.read_chunk(64 * 1024, true)).await {
+        let chunk = match tokio::time::timeout(STREAM_STALL, recv.read_chunk(64 * 1024, true)).await
+        {
             Ok(Ok(Some(c))) => c,
             Ok(Ok(None)) => break,
             // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
@@ -403,7 +440,11 @@ async fn capture(
                 return Ok(());
             }
             tracing::info!(%node, sha256 = %hex::encode(header.sha256), size = header.size, new, "capture stored");
-            let _ = tx.send(CoreMsg::CaptureStored { sha256: header.sha256 }).await;
+            let _ = tx
+                .send(CoreMsg::CaptureStored {
+                    sha256: header.sha256,
+                })
+                .await;
         }
         Err(e) => reject(e.to_string()).await,
     }

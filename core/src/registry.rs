@@ -163,7 +163,11 @@ impl Registry {
                 if revocations.is_node_revoked(id) || revocations.is_serial_revoked(&l.serial) {
                     Some((id.clone(), close::REVOKED, "revoked"))
                 } else if l.not_after_ms <= now_ms {
-                    Some((id.clone(), close::REVOKED, "certificate expired; enrol again"))
+                    Some((
+                        id.clone(),
+                        close::REVOKED,
+                        "certificate expired; enrol again",
+                    ))
                 } else {
                     None
                 }

@@ -34,7 +34,9 @@ pub enum CoreError {
     Store(#[from] crate::store::StoreError),
     #[error("TLS: {0}")]
     Tls(String),
-    #[error("cannot bind UDP {addr}: {source} (is another core running? change `listen` in core.toml)")]
+    #[error(
+        "cannot bind UDP {addr}: {source} (is another core running? change `listen` in core.toml)"
+    )]
     Bind {
         addr: SocketAddr,
         source: std::io::Error,
@@ -60,7 +62,14 @@ pub struct Shared {
 
 impl Shared {
     /// Appends to the audit log without waiting for the write.
-    pub fn audit(&self, actor: &str, action: &str, outcome: &str, source: Option<String>, detail: &str) {
+    pub fn audit(
+        &self,
+        actor: &str,
+        action: &str,
+        outcome: &str,
+        source: Option<String>,
+        detail: &str,
+    ) {
         tracing::info!(target: "honeybee::audit", actor, action, outcome, source = source.as_deref().unwrap_or(""), detail);
         let entry = AuditEntry {
             time_ms: crate::now_ms(),
@@ -79,7 +88,11 @@ impl Shared {
     }
 
     /// Creates a one-time token and returns its id and the line to hand to the operator.
-    pub async fn create_token(&self, spec: &TokenSpec, actor: &str) -> Result<(TokenId, String), String> {
+    pub async fn create_token(
+        &self,
+        spec: &TokenSpec,
+        actor: &str,
+    ) -> Result<(TokenId, String), String> {
         if !matches!(spec.role, Role::Agent | Role::Relay) {
             return Err(format!(
                 "tokens for role {} are not supported yet; use agent or relay",
@@ -93,7 +106,8 @@ impl Shared {
         if spec.ttl_s == 0 || spec.ttl_s > 30 * 86_400 {
             return Err("ttl must be between 1s and 30 days".into());
         }
-        let token = Token::generate(self.ca.pin(), self.cfg.advertise.clone()).map_err(|e| e.to_string())?;
+        let token = Token::generate(self.ca.pin(), self.cfg.advertise.clone())
+            .map_err(|e| e.to_string())?;
         let now = crate::now_ms();
         let rec = TokenRecord {
             id: token.id,
@@ -107,13 +121,19 @@ impl Shared {
             uses_left: spec.uses,
             revoked: false,
         };
-        self.store.create_token(rec).await.map_err(|e| e.to_string())?;
+        self.store
+            .create_token(rec)
+            .await
+            .map_err(|e| e.to_string())?;
         self.audit(
             actor,
             "token.create",
             "ok",
             None,
-            &format!("id={} role={} name={} uses={} ttl={}s", token.id, spec.role, spec.name, spec.uses, spec.ttl_s),
+            &format!(
+                "id={} role={} name={} uses={} ttl={}s",
+                token.id, spec.role, spec.name, spec.uses, spec.ttl_s
+            ),
         );
         Ok((token.id, token.encode()))
     }
@@ -175,8 +195,10 @@ impl Core {
             source,
         })?;
 
-        let captures = CaptureStore::new(&paths.captures()).map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
-        let enroll_limiter = FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
+        let captures = CaptureStore::new(&paths.captures())
+            .map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
+        let enroll_limiter =
+            FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
         let shared = Arc::new(Shared {
             cfg,
             paths,
@@ -191,13 +213,19 @@ impl Core {
             handshaking: AtomicUsize::new(0),
         });
         let mut tasks = JoinSet::new();
-        tasks.spawn(crate::endpoint::accept_loop(endpoint.clone(), shared.clone()));
+        tasks.spawn(crate::endpoint::accept_loop(
+            endpoint.clone(),
+            shared.clone(),
+        ));
         let sweeper = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(REVOCATION_SWEEP);
             loop {
                 tick.tick().await;
-                for node in sweeper.registry.sweep(&sweeper.revocations, crate::now_ms()) {
+                for node in sweeper
+                    .registry
+                    .sweep(&sweeper.revocations, crate::now_ms())
+                {
                     tracing::warn!(%node, "connection closed by sweep (revoked or expired)");
                 }
             }
@@ -206,7 +234,10 @@ impl Core {
             if bound.ip().is_unspecified() {
                 bound.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
             }
-            let _ = honeybee_pki::files::write_public(&shared.paths.addr_file(), bound.to_string().as_bytes());
+            let _ = honeybee_pki::files::write_public(
+                &shared.paths.addr_file(),
+                bound.to_string().as_bytes(),
+            );
         }
         tracing::info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), "core listening");
         Ok(Core {
@@ -227,8 +258,11 @@ impl Core {
 
     /// Stops accepting, closes every connection, flushes the store.
     pub async fn shutdown(mut self) {
-        self.shared.registry.close_all(close::SHUTDOWN, "core shutting down");
-        self.endpoint.close(close::SHUTDOWN.into(), b"core shutting down");
+        self.shared
+            .registry
+            .close_all(close::SHUTDOWN, "core shutting down");
+        self.endpoint
+            .close(close::SHUTDOWN.into(), b"core shutting down");
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
         // Give node handlers a moment to record that their nodes went offline.

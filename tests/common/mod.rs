@@ -38,7 +38,10 @@ pub fn ok(args: &[&str]) -> String {
 /// Runs `honeybee ARGS`, requiring failure; returns stderr.
 pub fn fails(args: &[&str]) -> String {
     let out = run(args);
-    assert!(!out.status.success(), "honeybee {args:?} unexpectedly succeeded");
+    assert!(
+        !out.status.success(),
+        "honeybee {args:?} unexpectedly succeeded"
+    );
     String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
@@ -180,7 +183,10 @@ impl Deployment {
         self.core = Some(Proc::spawn(&["core", "run", "--data-dir", &d], &log));
         let d = self.d();
         wait_for("core to answer", Duration::from_secs(20), || {
-            run(&["status", "--data-dir", &d]).status.success().then_some(())
+            run(&["status", "--data-dir", &d])
+                .status
+                .success()
+                .then_some(())
         });
     }
 
@@ -189,7 +195,11 @@ impl Deployment {
         let mut args = vec!["token", "create", "--data-dir", &d, "--name", name];
         args.extend_from_slice(extra);
         let out = ok(&args);
-        assert_eq!(out.lines().count(), 1, "token create prints one line: {out:?}");
+        assert_eq!(
+            out.lines().count(),
+            1,
+            "token create prints one line: {out:?}"
+        );
         out.trim().to_owned()
     }
 
@@ -201,13 +211,23 @@ impl Deployment {
     pub fn start_agent(&self, name: &str) -> Proc {
         let token = self.token(name, &[]);
         let a = self.agent_dir(name);
-        ok(&["agent", "enroll", "--token", &token, "--data-dir", a.to_str().unwrap()]);
+        ok(&[
+            "agent",
+            "enroll",
+            "--token",
+            &token,
+            "--data-dir",
+            a.to_str().unwrap(),
+        ]);
         self.run_agent(name)
     }
 
     pub fn run_agent(&self, name: &str) -> Proc {
         let a = self.agent_dir(name);
-        let log = self.dir.path().join(format!("agent-{name}-{}.log", rand_suffix()));
+        let log = self
+            .dir
+            .path()
+            .join(format!("agent-{name}-{}.log", rand_suffix()));
         Proc::spawn(&["agent", "run", "--data-dir", a.to_str().unwrap()], &log)
     }
 
@@ -222,19 +242,23 @@ impl Deployment {
 
     /// Waits until `id` is online and reports `service` listening; returns its port.
     pub fn service_port(&self, id: &str, service: &str) -> u16 {
-        wait_for(&format!("{id} online with {service}"), Duration::from_secs(30), || {
-            let n = self.node(id)?;
-            if n["online"] != true {
-                return None;
-            }
-            let s = n["health"]["services"]
-                .as_array()?
-                .iter()
-                .find(|s| s["name"] == service && s["running"] == true)?
-                .clone();
-            let listen: std::net::SocketAddr = s["listen"].as_str()?.parse().ok()?;
-            (listen.port() != 0).then_some(listen.port())
-        })
+        wait_for(
+            &format!("{id} online with {service}"),
+            Duration::from_secs(30),
+            || {
+                let n = self.node(id)?;
+                if n["online"] != true {
+                    return None;
+                }
+                let s = n["health"]["services"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["name"] == service && s["running"] == true)?
+                    .clone();
+                let listen: std::net::SocketAddr = s["listen"].as_str()?.parse().ok()?;
+                (listen.port() != 0).then_some(listen.port())
+            },
+        )
     }
 
     pub fn events(&self, extra: &[&str]) -> Vec<Value> {
@@ -245,8 +269,15 @@ impl Deployment {
     }
 
     pub fn audit(&self) -> Vec<Value> {
-        serde_json::from_str(&ok(&["audit", "--json", "--limit", "1000", "--data-dir", &self.d()]))
-            .expect("audit json")
+        serde_json::from_str(&ok(&[
+            "audit",
+            "--json",
+            "--limit",
+            "1000",
+            "--data-dir",
+            &self.d(),
+        ]))
+        .expect("audit json")
     }
 }
 

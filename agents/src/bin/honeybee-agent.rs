@@ -3,8 +3,6 @@
 
 use clap::{Parser, Subcommand};
 use honeybee_agent::runtime::{AgentOptions, run};
-use honeybee_agent::services::Limits;
-use honeybee_proto::control::NodeMode;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -41,14 +39,13 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().cmd {
         Cmd::Enroll { token, data_dir } => {
             let r = honeybee_agent::enroll::enroll(&token, &data_dir).await?;
-            println!("enrolled as {} ({}) with core {}", r.node_id, r.role, r.core);
+            println!(
+                "enrolled as {} ({}) with core {}",
+                r.node_id, r.role, r.core
+            );
         }
         Cmd::Run { data_dir } => {
-            let opts = AgentOptions {
-                data_dir,
-                mode: NodeMode::Full,
-                limits: Limits::default(),
-            };
+            let opts = AgentOptions::full(data_dir);
             run(opts, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -12,14 +12,28 @@ pub enum AdminRequest {
     Status,
     ListNodes,
     ListEvents(EventQuery),
-    RevokeNode { node: NodeId },
-    GetNodeConfig { node: NodeId },
-    SetNodeConfig { node: NodeId, config: NodeConfig },
-    SendCommand { node: NodeId, command: crate::control::Command },
-    Audit { limit: u32 },
+    RevokeNode {
+        node: NodeId,
+    },
+    GetNodeConfig {
+        node: NodeId,
+    },
+    SetNodeConfig {
+        node: NodeId,
+        config: NodeConfig,
+    },
+    SendCommand {
+        node: NodeId,
+        command: crate::control::Command,
+    },
+    Audit {
+        limit: u32,
+    },
     CreateToken(TokenSpec),
     ListTokens,
-    RevokeToken { id: TokenId },
+    RevokeToken {
+        id: TokenId,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -117,14 +117,20 @@ impl NodeConfig {
             match &s.kind {
                 ServiceKind::Ssh(o) => {
                     if !o.server_id.starts_with("SSH-2.0-") || o.server_id.len() > 200 {
-                        return Err(bad("server_id must start with SSH-2.0- (at most 200 bytes)"));
+                        return Err(bad(
+                            "server_id must start with SSH-2.0- (at most 200 bytes)",
+                        ));
                     }
                     if o.auth_failure_delay_ms > 10_000 || o.max_auth_attempts == 0 {
-                        return Err(bad("auth_failure_delay_ms <= 10000, max_auth_attempts >= 1"));
+                        return Err(bad(
+                            "auth_failure_delay_ms <= 10000, max_auth_attempts >= 1",
+                        ));
                     }
                 }
                 ServiceKind::Banner(o) => {
-                    if o.banner.len() > 4096 || o.max_capture_bytes as usize > crate::event::MAX_DATA_LEN {
+                    if o.banner.len() > 4096
+                        || o.max_capture_bytes as usize > crate::event::MAX_DATA_LEN
+                    {
                         return Err(bad("banner <= 4096 bytes, max_capture_bytes <= 4096"));
                     }
                 }

@@ -13,7 +13,10 @@ pub enum AgentMsg {
     /// Sent every health interval.
     Health(Health),
     /// Answer to [`CoreMsg::Command`].
-    CommandResult { id: u64, result: Result<String, String> },
+    CommandResult {
+        id: u64,
+        result: Result<String, String>,
+    },
     /// A CSR for a fresh key pair, sent at about 2/3 of the certificate's lifetime.
     RenewRequest { csr_der: Vec<u8> },
 }

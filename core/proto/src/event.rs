@@ -129,7 +129,10 @@ impl Event {
     pub fn validate(&self) -> Result<(), InvalidEvent> {
         let long = |field, s: &str| {
             if s.len() > MAX_FIELD_LEN {
-                Err(InvalidEvent { field, why: "too long" })
+                Err(InvalidEvent {
+                    field,
+                    why: "too long",
+                })
             } else {
                 Ok(())
             }
@@ -144,7 +147,10 @@ impl Event {
             EventKind::AuthAttempt(a) => {
                 long("username", &a.username)?;
                 long("password", a.password.as_deref().unwrap_or(""))?;
-                long("key_fingerprint", a.key_fingerprint.as_deref().unwrap_or(""))?;
+                long(
+                    "key_fingerprint",
+                    a.key_fingerprint.as_deref().unwrap_or(""),
+                )?;
                 long("key_algorithm", a.key_algorithm.as_deref().unwrap_or(""))?;
                 long("client_version", a.client_version.as_deref().unwrap_or(""))?;
             }

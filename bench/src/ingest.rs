@@ -1,0 +1,363 @@
+//! Figure 1: telemetry ingest into the durable store, events/s from many agents, each on
+//! its own QUIC connection — against the real core, and against a bare quinn server that
+//! inserts the same rows into a rusqlite WAL database from one writer thread.
+
+use crate::fixture::{AgentId, Deployment, baseline_hello, client_endpoint, connect_agent, read_body};
+use crate::stats::Sample;
+use anyhow::{Context, Result, bail};
+use honeybee_agent::transport::{read_frame, write_frame};
+use honeybee_proto::codec::{self, FrameLimit};
+use honeybee_proto::control::CoreMsg;
+use honeybee_proto::event::{AuthAttempt, AuthMethod, Event, EventBatch, EventKind};
+use honeybee_proto::stream::StreamKind;
+use honeybee_proto::{SessionId, alpn};
+use rusqlite::params;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{Semaphore, mpsc, watch};
+
+#[derive(Debug, Clone, Copy)]
+pub struct IngestSizes {
+    pub agents: usize,
+    pub batches: usize,
+    pub batch_events: usize,
+    /// Batches sent and not yet acked, per agent.
+    pub window: usize,
+    pub limit: Duration,
+}
+
+impl IngestSizes {
+    pub fn total_events(&self) -> u64 {
+        (self.agents * self.batches * self.batch_events) as u64
+    }
+}
+
+/// One ingest run: events acked, time from "go" to the last ack, wire bytes sent.
+#[derive(Debug, Clone, Copy)]
+pub struct IngestRun {
+    pub sample: Sample,
+    pub wire_bytes: u64,
+}
+
+const USERS: [&str; 8] = ["root", "admin", "ubuntu", "test", "oracle", "pi", "user", "postgres"];
+const PASSWORDS: [&str; 8] = ["123456", "password", "admin", "root", "qwerty", "12345678", "raspberry", "P@ssw0rd"];
+
+/// A realistic SSH brute-force event: one connect, then three password attempts per session.
+pub fn event(agent: usize, seq: u64, now_ms: i64) -> Event {
+    let i = seq as usize;
+    let src = SocketAddr::from(([198, 51, (agent % 200) as u8, (i / 4 % 250 + 1) as u8], 30_000 + (i / 4 % 30_000) as u16));
+    let kind = if i % 4 == 0 {
+        EventKind::Connect
+    } else {
+        EventKind::AuthAttempt(AuthAttempt {
+            method: AuthMethod::Password,
+            username: USERS[i % 8].into(),
+            password: Some(PASSWORDS[(i / 8) % 8].into()),
+            key_fingerprint: None,
+            key_algorithm: None,
+            client_version: Some("SSH-2.0-libssh2_1.10.0".into()),
+            success: false,
+        })
+    };
+    Event {
+        seq,
+        time_ms: now_ms,
+        service: "ssh".into(),
+        session: Some(SessionId((seq / 4).to_be_bytes())),
+        src: Some(src),
+        dst: Some(SocketAddr::from(([10, 0, 0, 1], 22))),
+        kind,
+    }
+}
+
+pub fn batch(agent: usize, first_seq: u64, n: usize) -> EventBatch {
+    let now = honeybee_core::now_ms();
+    EventBatch {
+        events: (0..n as u64).map(|k| event(agent, first_seq + k, now)).collect(),
+    }
+}
+
+/// The agents' side, identical for the core and the baseline: every agent connects and
+/// says hello, then all start together; each sends `batches` telemetry streams with at most
+/// `window` unacknowledged, and is done when every event is acked.
+pub async fn drive(addr: SocketAddr, ids: &[AgentId], sizes: IngestSizes) -> Result<IngestRun> {
+    let (ready_tx, mut ready_rx) = mpsc::channel::<()>(ids.len());
+    let (go_tx, go_rx) = watch::channel(false);
+    let mut tasks = tokio::task::JoinSet::new();
+    for (idx, id) in ids.iter().enumerate() {
+        let (id, ready_tx, mut go_rx) = (id.clone(), ready_tx.clone(), go_rx.clone());
+        tasks.spawn(async move {
+            let ep = client_endpoint()?;
+            let (conn, _ctl_send, mut ctl_recv, last_seq) = connect_agent(&ep, &id, addr).await?;
+            ready_tx.send(()).await.ok();
+            go_rx.wait_for(|go| *go).await?;
+            let window = Semaphore::new(sizes.window);
+            let total = (sizes.batches * sizes.batch_events) as u64;
+            let sender = async {
+                let mut bytes = 0u64;
+                for b in 0..sizes.batches {
+                    window.acquire().await?.forget();
+                    let first = last_seq + 1 + (b * sizes.batch_events) as u64;
+                    let frame = codec::encode(&batch(idx, first, sizes.batch_events), FrameLimit::TELEMETRY)?;
+                    let mut s = conn.open_uni().await?;
+                    s.write_all(&[StreamKind::Telemetry as u8]).await?;
+                    s.write_all(&frame).await?;
+                    s.finish()?;
+                    bytes += 1 + frame.len() as u64;
+                }
+                anyhow::Ok(bytes)
+            };
+            let acker = async {
+                let mut acked = 0u64;
+                while acked < total {
+                    if let CoreMsg::Ack { first, last } = read_frame(&mut ctl_recv, FrameLimit::CONTROL).await? {
+                        acked += last - first + 1;
+                        window.add_permits(1);
+                    }
+                }
+                anyhow::Ok(acked)
+            };
+            let (bytes, acked) = tokio::try_join!(sender, acker)?;
+            // Connections stay open until every agent is done, so no disconnect
+            // bookkeeping on the server overlaps the measurement.
+            anyhow::Ok((acked, bytes, Instant::now(), conn, ep, _ctl_send))
+        });
+    }
+    drop(ready_tx);
+    for _ in 0..ids.len() {
+        if ready_rx.recv().await.is_none() {
+            // Every agent task has ended before saying ready: one of them failed.
+            break;
+        }
+    }
+    let start = Instant::now();
+    let _ = go_tx.send(true);
+    let mut events = 0;
+    let mut wire_bytes = 0;
+    let mut last_ack = start;
+    let mut open = Vec::with_capacity(ids.len());
+    while let Some(joined) = tasks.join_next().await {
+        let (acked, bytes, done_at, conn, ep, ctl) = joined.context("agent task")?.context("agent")?;
+        last_ack = last_ack.max(done_at);
+        events += acked;
+        wire_bytes += bytes;
+        open.push((conn, ep, ctl));
+    }
+    for (conn, _, _) in &open {
+        conn.close(0u32.into(), b"done");
+    }
+    for (_, ep, _) in &open {
+        let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
+    }
+    if events != sizes.total_events() {
+        bail!("{events} events acked, expected {}", sizes.total_events());
+    }
+    Ok(IngestRun {
+        sample: Sample {
+            count: events,
+            elapsed: last_ack - start,
+        },
+        wire_bytes,
+    })
+}
+
+/// Ingest through the real core: a fresh deployment, `agents` enrolled identities.
+pub async fn core_run(dep: &Deployment, ids: &[AgentId], sizes: IngestSizes) -> Result<IngestRun> {
+    let run = tokio::time::timeout(sizes.limit, drive(dep.addr, ids, sizes))
+        .await
+        .context("core ingest run timed out")??;
+    let stored = dep.core()?.shared().store.count_events(None).await?;
+    if stored != sizes.total_events() {
+        bail!("core stored {stored} events, expected {}", sizes.total_events());
+    }
+    Ok(run)
+}
+
+// ------------------------------------------------------------------ baseline
+
+/// One event as the baseline stores it: the same columns the core's events table has.
+struct Row {
+    seq: i64,
+    time_ms: i64,
+    service: String,
+    kind: &'static str,
+    src_ip: Option<String>,
+    src_port: Option<u16>,
+    session: Option<String>,
+    username: Option<String>,
+    body: Vec<u8>,
+}
+
+impl Row {
+    fn new(ev: Event) -> Result<Row> {
+        let body = postcard::to_allocvec(&ev)?;
+        let kind = ev.kind.name();
+        let username = match ev.kind {
+            EventKind::AuthAttempt(a) => Some(a.username),
+            _ => None,
+        };
+        Ok(Row {
+            seq: i64::try_from(ev.seq)?,
+            time_ms: ev.time_ms,
+            service: ev.service,
+            kind,
+            src_ip: ev.src.map(|a| a.ip().to_string()),
+            src_port: ev.src.map(|a| a.port()),
+            session: ev.session.map(|s| hex::encode(s.0)),
+            username,
+            body,
+        })
+    }
+}
+
+struct Job {
+    node: Arc<str>,
+    rows: Vec<Row>,
+    first: u64,
+    last: u64,
+    ack: mpsc::UnboundedSender<CoreMsg>,
+}
+
+/// Same table and indexes as the core, so the comparison is about everything around the
+/// database, not about what is stored.
+const SCHEMA: &str = include_str!("../../core/src/store/schema.sql");
+const INSERT: &str = "INSERT OR IGNORE INTO events (node, seq, time_ms, received_ms, service, kind, \
+     src_ip, src_port, session, username, body) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)";
+/// Events per transaction at most, as the core's writer.
+const MAX_TX_EVENTS: usize = 10_000;
+
+fn open_db(path: &Path) -> Result<rusqlite::Connection> {
+    let conn = rusqlite::Connection::open(path)?;
+    let mode: String = conn.query_row("PRAGMA journal_mode = WAL", [], |r| r.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        bail!("baseline database is not in WAL mode ({mode})");
+    }
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.execute_batch(SCHEMA)?;
+    Ok(conn)
+}
+
+/// One writer thread: drain what is queued, insert it in one transaction, commit, ack.
+fn writer(conn: rusqlite::Connection, mut rx: mpsc::UnboundedReceiver<Job>) -> Result<u64> {
+    let mut inserted = 0u64;
+    let mut jobs = Vec::new();
+    while let Some(job) = rx.blocking_recv() {
+        let mut weight = job.rows.len();
+        jobs.push(job);
+        while weight < MAX_TX_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    weight += j.rows.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let received_ms = honeybee_core::now_ms();
+        let tx = conn.unchecked_transaction()?;
+        {
+            let mut stmt = tx.prepare_cached(INSERT)?;
+            for job in &jobs {
+                for r in &job.rows {
+                    inserted += stmt.execute(params![
+                        &*job.node,
+                        r.seq,
+                        r.time_ms,
+                        received_ms,
+                        r.service,
+                        r.kind,
+                        r.src_ip,
+                        r.src_port,
+                        r.session,
+                        r.username,
+                        r.body,
+                    ])? as u64;
+                }
+            }
+        }
+        tx.commit()?;
+        for job in jobs.drain(..) {
+            let _ = job.ack.send(CoreMsg::Ack {
+                first: job.first,
+                last: job.last,
+            });
+        }
+    }
+    Ok(inserted)
+}
+
+async fn baseline_conn(incoming: quinn::Incoming, n: usize, jobs: mpsc::UnboundedSender<Job>) -> Result<()> {
+    let conn = incoming.await?;
+    // Same shape and length as the core's ids for enrolled agents.
+    let node: Arc<str> = format!("bench-agent-{n:06x}").into();
+    let mut ctl = baseline_hello(&conn, &node).await?;
+    let (ack_tx, mut ack_rx) = mpsc::unbounded_channel::<CoreMsg>();
+    let acks = async move {
+        while let Some(m) = ack_rx.recv().await {
+            write_frame(&mut ctl, &m, FrameLimit::CONTROL).await?;
+        }
+        anyhow::Ok(())
+    };
+    let streams = async {
+        while let Ok(mut recv) = conn.accept_uni().await {
+            let (node, jobs, ack) = (node.clone(), jobs.clone(), ack_tx.clone());
+            tokio::spawn(async move {
+                let mut kind = [0u8; 1];
+                recv.read_exact(&mut kind).await?;
+                let body = read_body(&mut recv, FrameLimit::TELEMETRY).await?;
+                let batch: EventBatch = codec::decode_body(&body)?;
+                let first = batch.events.iter().map(|e| e.seq).min().unwrap_or(0);
+                let last = batch.events.iter().map(|e| e.seq).max().unwrap_or(0);
+                let rows = batch.events.into_iter().map(Row::new).collect::<Result<Vec<_>>>()?;
+                let _ = jobs.send(Job {
+                    node,
+                    rows,
+                    first,
+                    last,
+                    ack,
+                });
+                anyhow::Ok(())
+            });
+        }
+        anyhow::Ok(())
+    };
+    tokio::select! {
+        r = acks => r,
+        r = streams => r,
+    }
+}
+
+/// Ingest through a bare quinn server (the core's TLS and transport settings, mTLS with the
+/// same agent identities) and a rusqlite loop. The core must not be running.
+pub async fn baseline_run(dep: &Deployment, ids: &[AgentId], sizes: IngestSizes, db: &Path) -> Result<IngestRun> {
+    let ep = dep.baseline_endpoint(&[alpn::NODE])?;
+    let addr = ep.local_addr()?;
+    let conn = open_db(db)?;
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job>();
+    let writer = std::thread::Builder::new()
+        .name("baseline-writer".into())
+        .spawn(move || writer(conn, jobs_rx))?;
+    let accept_ep = ep.clone();
+    let accept = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(incoming) = accept_ep.accept().await {
+            n += 1;
+            tokio::spawn(baseline_conn(incoming, n, jobs_tx.clone()));
+        }
+    });
+    let run = tokio::time::timeout(sizes.limit, drive(addr, ids, sizes)).await;
+    ep.close(0u32.into(), b"done");
+    accept.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ep.wait_idle()).await;
+    let inserted = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || writer.join()))
+        .await
+        .context("baseline writer did not stop")??
+        .map_err(|_| anyhow::anyhow!("baseline writer panicked"))??;
+    let run = run.context("baseline ingest run timed out")??;
+    if inserted != sizes.total_events() {
+        bail!("baseline stored {inserted} events, expected {}", sizes.total_events());
+    }
+    Ok(run)
+}
