@@ -25,7 +25,7 @@ pub struct EnrolSizes {
 async fn run_jobs<F, Fut>(count: usize, concurrency: usize, job: F) -> Result<Sample>
 where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<()>> + Send,
+    Fut: Future<Output = Result<()>> + Send + 'static,
 {
     let next = Arc::new(Mutex::new(0usize));
     let job = Arc::new(job);

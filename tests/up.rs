@@ -1,0 +1,55 @@
+//! `honeybee up`, the README's first command, as a new user runs it: it initialises an
+//! empty data directory, enrols the local node over real QUIC + mTLS, serves the honeypots
+//! on the brief's ports, records an attack, and stops cleanly on SIGTERM.
+
+mod common;
+use common::*;
+use std::io::{Read, Write};
+use std::time::Duration;
+
+#[test]
+fn up_runs_core_and_local_node_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("honeybee-data");
+    let d = data.to_str().unwrap().to_owned();
+    let mut up = Proc::spawn(&["up", "--data-dir", &d], &dir.path().join("up.log"));
+    wait_for("`up` to say it is up", Duration::from_secs(60), || {
+        up.log_text().contains("HoneyBee is up").then_some(())
+    });
+    let text = up.log_text();
+    for line in ["127.0.0.1:7443", "127.0.0.1:2222", "127.0.0.1:2525", "honeybee events --data-dir"] {
+        assert!(text.contains(line), "`up` output lacks {line:?}:\n{text}");
+    }
+
+    // The local node is online, enrolled through a real token (audited).
+    wait_for("local node online", Duration::from_secs(30), || {
+        let nodes: Vec<serde_json::Value> =
+            serde_json::from_str(&ok(&["nodes", "--json", "--data-dir", &d])).ok()?;
+        nodes.iter().any(|n| n["id"] == "local" && n["online"] == true).then_some(())
+    });
+    let audit = ok(&["audit", "--data-dir", &d]);
+    assert!(audit.contains("enroll") && audit.contains("node=local"), "{audit}");
+
+    // An attack on the banner port is recorded.
+    let mut s = std::net::TcpStream::connect("127.0.0.1:2525").expect("banner on 2525");
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 128];
+    let _ = s.read(&mut buf).unwrap();
+    s.write_all(b"HELO up-test\r\n").unwrap();
+    drop(s);
+    wait_for("the probe in events", Duration::from_secs(30), || {
+        ok(&["events", "--data-dir", &d, "--kind", "data"]).contains("HELO up-test").then_some(())
+    });
+
+    let status = up.terminate();
+    assert!(status.success(), "`up` exits 0 on SIGTERM: {status:?}\n{}", up.log_text());
+    assert!(up.log_text().contains("core stopped"));
+    // Ports are free again, and a second `up` reuses the deployment instead of re-initialising.
+    assert!(std::net::TcpStream::connect("127.0.0.1:2525").is_err());
+    let mut again = Proc::spawn(&["up", "--data-dir", &d], &dir.path().join("up2.log"));
+    wait_for("second `up`", Duration::from_secs(60), || {
+        again.log_text().contains("HoneyBee is up").then_some(())
+    });
+    assert!(!again.log_text().contains("initialised"), "{}", again.log_text());
+    assert!(again.terminate().success());
+}
