@@ -455,3 +455,133 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub async fn alerts(
+    data_dir: &Path,
+    json: bool,
+    limit: u32,
+    ack: Option<i64>,
+) -> anyhow::Result<()> {
+    if let Some(id) = ack {
+        ask(data_dir, AdminRequest::AckAlert { id }).await?;
+        println!("alert {id} acknowledged");
+        return Ok(());
+    }
+    let AdminResponse::Alerts(alerts) = ask(data_dir, AdminRequest::ListAlerts { limit }).await?
+    else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = alerts
+            .iter()
+            .map(|a| {
+                json!({"id": a.id, "@timestamp": rfc3339(a.time_ms), "module": a.module, "severity": a.severity,
+                       "title": a.title, "body": a.body, "node": a.node, "seq": a.seq,
+                       "acknowledged": a.acked_ms.map(rfc3339), "acknowledged_by": a.acked_by})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for a in &alerts {
+            println!(
+                "{:>5} {} {:<8} {:<12} {}{}",
+                a.id,
+                rfc3339(a.time_ms),
+                a.severity,
+                a.module,
+                a.title,
+                if a.acked_ms.is_some() {
+                    "  (acknowledged)"
+                } else {
+                    ""
+                }
+            );
+        }
+    }
+    Ok(())
+}
+
+pub async fn module_token(
+    data_dir: &Path,
+    name: String,
+    permissions: Vec<String>,
+) -> anyhow::Result<()> {
+    match ask(
+        data_dir,
+        AdminRequest::CreateModuleCredential { name, permissions },
+    )
+    .await?
+    {
+        AdminResponse::ModuleCredential { credential } => {
+            println!("{credential}");
+            Ok(())
+        }
+        r => Err(unexpected(r)),
+    }
+}
+
+pub async fn module_load(
+    data_dir: &Path,
+    name: String,
+    permissions: Vec<String>,
+    command: Vec<String>,
+) -> anyhow::Result<()> {
+    let (cmd, args) = command
+        .split_first()
+        .context("a command to run is required after --")?;
+    let spec = honeybee_proto::admin::ModuleSpec {
+        name: name.clone(),
+        command: cmd.clone(),
+        args: args.to_vec(),
+        permissions,
+    };
+    ask(data_dir, AdminRequest::LoadModule(spec)).await?;
+    println!("module {name} loaded; `honeybee module list` shows its state");
+    Ok(())
+}
+
+pub async fn module_unload(data_dir: &Path, name: String) -> anyhow::Result<()> {
+    ask(data_dir, AdminRequest::UnloadModule { name: name.clone() }).await?;
+    println!("module {name} unloaded");
+    Ok(())
+}
+
+pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let AdminResponse::Modules(modules) = ask(data_dir, AdminRequest::ListModules).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = modules
+            .iter()
+            .map(|m| {
+                json!({"name": m.name, "state": m.state, "managed": m.managed, "transport": m.transport, "version": m.version,
+                       "permissions": m.permissions, "subscriptions": m.subscriptions, "queue_depth": m.queue_depth,
+                       "dropped": m.dropped, "pid": m.pid, "restarts": m.restarts})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!(
+            "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  permissions",
+            "MODULE", "STATE", "MANAGED", "VIA", "SUBS", "QUEUE", "DROPPED"
+        );
+        for m in &modules {
+            println!(
+                "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  {}",
+                m.name,
+                m.state,
+                if m.managed { "yes" } else { "no" },
+                if m.transport.is_empty() {
+                    "-"
+                } else {
+                    &m.transport
+                },
+                m.subscriptions,
+                m.queue_depth,
+                m.dropped,
+                m.permissions.join(",")
+            );
+        }
+    }
+    Ok(())
+}

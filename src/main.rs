@@ -81,8 +81,60 @@ enum Cmd {
         #[arg(long, default_value_t = 100)]
         limit: u32,
     },
+    /// Alerts published by modules, newest first.
+    Alerts {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+        /// Acknowledge the alert with this id.
+        #[arg(long)]
+        ack: Option<i64>,
+    },
+    /// Modules: credentials, load, unload, list.
+    #[command(subcommand)]
+    Module(ModuleCmd),
     /// The running core's status.
     Status {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModuleCmd {
+    /// Create a credential for a module you run yourself (TCP shim); prints one line.
+    Token {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        name: String,
+        /// Comma-separated: events:read, nodes:read, nodes:command, alerts:write, enrich:write, captures:read
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+    },
+    /// Start a managed module now: `honeybee module load NAME --permissions … -- COMMAND [ARGS]`.
+    Load {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Stop a managed module (SIGTERM, then SIGKILL after a grace period).
+    Unload {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+    },
+    /// Every module: state, permissions, subscriptions, queue depth, dropped events.
+    List {
         #[command(flatten)]
         dir: DataDir,
         #[arg(long)]
@@ -290,5 +342,24 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Audit { dir, json, limit } => c::audit(&dir.data_dir, json, limit).await,
         Cmd::Status { dir, json } => c::status(&dir.data_dir, json).await,
+        Cmd::Alerts {
+            dir,
+            json,
+            limit,
+            ack,
+        } => c::alerts(&dir.data_dir, json, limit, ack).await,
+        Cmd::Module(ModuleCmd::Token {
+            dir,
+            name,
+            permissions,
+        }) => c::module_token(&dir.data_dir, name, permissions).await,
+        Cmd::Module(ModuleCmd::Load {
+            dir,
+            name,
+            permissions,
+            command,
+        }) => c::module_load(&dir.data_dir, name, permissions, command).await,
+        Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
+        Cmd::Module(ModuleCmd::List { dir, json }) => c::module_list(&dir.data_dir, json).await,
     }
 }

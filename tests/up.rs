@@ -17,7 +17,12 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
         up.log_text().contains("HoneyBee is up").then_some(())
     });
     let text = up.log_text();
-    for line in ["127.0.0.1:7443", "127.0.0.1:2222", "127.0.0.1:2525", "honeybee events --data-dir"] {
+    for line in [
+        "127.0.0.1:7443",
+        "127.0.0.1:2222",
+        "127.0.0.1:2525",
+        "honeybee events --data-dir",
+    ] {
         assert!(text.contains(line), "`up` output lacks {line:?}:\n{text}");
     }
 
@@ -25,10 +30,16 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
     wait_for("local node online", Duration::from_secs(30), || {
         let nodes: Vec<serde_json::Value> =
             serde_json::from_str(&ok(&["nodes", "--json", "--data-dir", &d])).ok()?;
-        nodes.iter().any(|n| n["id"] == "local" && n["online"] == true).then_some(())
+        nodes
+            .iter()
+            .any(|n| n["id"] == "local" && n["online"] == true)
+            .then_some(())
     });
     let audit = ok(&["audit", "--data-dir", &d]);
-    assert!(audit.contains("enroll") && audit.contains("node=local"), "{audit}");
+    assert!(
+        audit.contains("enroll") && audit.contains("node=local"),
+        "{audit}"
+    );
 
     // An attack on the banner port is recorded.
     let mut s = std::net::TcpStream::connect("127.0.0.1:2525").expect("banner on 2525");
@@ -38,11 +49,17 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
     s.write_all(b"HELO up-test\r\n").unwrap();
     drop(s);
     wait_for("the probe in events", Duration::from_secs(30), || {
-        ok(&["events", "--data-dir", &d, "--kind", "data"]).contains("HELO up-test").then_some(())
+        ok(&["events", "--data-dir", &d, "--kind", "data"])
+            .contains("HELO up-test")
+            .then_some(())
     });
 
     let status = up.terminate();
-    assert!(status.success(), "`up` exits 0 on SIGTERM: {status:?}\n{}", up.log_text());
+    assert!(
+        status.success(),
+        "`up` exits 0 on SIGTERM: {status:?}\n{}",
+        up.log_text()
+    );
     assert!(up.log_text().contains("core stopped"));
     // Ports are free again, and a second `up` reuses the deployment instead of re-initialising.
     assert!(std::net::TcpStream::connect("127.0.0.1:2525").is_err());
@@ -50,6 +67,10 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
     wait_for("second `up`", Duration::from_secs(60), || {
         again.log_text().contains("HoneyBee is up").then_some(())
     });
-    assert!(!again.log_text().contains("initialised"), "{}", again.log_text());
+    assert!(
+        !again.log_text().contains("initialised"),
+        "{}",
+        again.log_text()
+    );
     assert!(again.terminate().success());
 }

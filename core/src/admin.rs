@@ -105,10 +105,16 @@ async fn dispatch(
             ),
             Err(e) => err(&e),
         },
-        AdminRequest::ListEvents(q) => match shared.store.query_events(&q).await {
-            Ok(ev) => R::Events(ev),
-            Err(e) => err(&e),
-        },
+        AdminRequest::ListEvents(q) => {
+            let events = match shared.store.query_events(&q).await {
+                Ok(ev) => ev,
+                Err(e) => return err(&e),
+            };
+            match shared.store.attach_enrichments(events).await {
+                Ok(ev) => R::Events(ev),
+                Err(e) => err(&e),
+            }
+        }
         AdminRequest::RevokeNode { node } => {
             let serials = match shared.store.revoke_node(&node, crate::now_ms()).await {
                 Ok(s) => s,
@@ -192,6 +198,49 @@ async fn dispatch(
             Ok(false) => R::Error(format!("no token {id}; see `honeybee token list`")),
             Err(e) => err(&e),
         },
+        AdminRequest::ListAlerts { limit } => match shared.store.list_alerts(limit).await {
+            Ok(a) => R::Alerts(a),
+            Err(e) => err(&e),
+        },
+        AdminRequest::AckAlert { id } => {
+            match shared.store.ack_alert(id, actor, crate::now_ms()).await {
+                Ok(true) => {
+                    shared.audit(
+                        actor,
+                        "alert.ack",
+                        "ok",
+                        Some(remote.into()),
+                        &format!("id={id}"),
+                    );
+                    R::Done
+                }
+                Ok(false) => R::Error(format!(
+                    "no unacknowledged alert {id}; see `honeybee alerts`"
+                )),
+                Err(e) => err(&e),
+            }
+        }
+        AdminRequest::CreateModuleCredential { name, permissions } => {
+            match crate::modules::session::create_credential(shared, &name, &permissions, actor)
+                .await
+            {
+                Ok(credential) => R::ModuleCredential { credential },
+                Err(e) => R::Error(e),
+            }
+        }
+        AdminRequest::LoadModule(spec) => {
+            match shared.manager.load(spec, shared.clone(), actor).await {
+                Ok(()) => R::Done,
+                Err(e) => R::Error(e),
+            }
+        }
+        AdminRequest::UnloadModule { name } => {
+            match shared.manager.unload(&name, shared, actor).await {
+                Ok(()) => R::Done,
+                Err(e) => R::Error(e),
+            }
+        }
+        AdminRequest::ListModules => R::Modules(crate::modules::list(shared)),
         _ => R::Error("request not supported by this core".into()),
     }
 }

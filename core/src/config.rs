@@ -26,6 +26,56 @@ pub struct RawCoreConfig {
     /// Services a newly enrolled agent runs until an operator changes them.
     #[serde(default = "default_services")]
     pub default_services: Vec<RawService>,
+    #[serde(default)]
+    pub modules: RawModules,
+    /// Managed modules the core starts and supervises.
+    #[serde(default, rename = "module")]
+    pub managed_modules: Vec<RawModule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModules {
+    /// TCP address of the module shim; empty disables it. Loopback by default: modules
+    /// elsewhere should use QUIC with a module certificate.
+    #[serde(default = "d_shim")]
+    pub shim_listen: String,
+    #[serde(default = "d_mod_conns")]
+    pub max_connections: u32,
+    #[serde(default = "d_mod_conns_src")]
+    pub max_connections_per_source: u32,
+}
+
+impl Default for RawModules {
+    fn default() -> Self {
+        RawModules {
+            shim_listen: d_shim(),
+            max_connections: d_mod_conns(),
+            max_connections_per_source: d_mod_conns_src(),
+        }
+    }
+}
+
+fn d_shim() -> String {
+    "127.0.0.1:7444".into()
+}
+fn d_mod_conns() -> u32 {
+    256
+}
+fn d_mod_conns_src() -> u32 {
+    128
+}
+
+/// A `[[module]]` entry.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModule {
+    pub name: String,
+    pub command: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -173,6 +223,11 @@ pub struct CoreConfig {
     pub max_capture_bytes: u64,
     pub max_streams_per_node: u32,
     pub default_node_config: NodeConfig,
+    /// None: the shim is off.
+    pub shim_listen: Option<SocketAddr>,
+    pub module_max_connections: u32,
+    pub module_max_connections_per_source: u32,
+    pub managed_modules: Vec<honeybee_proto::admin::ModuleSpec>,
 }
 
 fn duration(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
@@ -211,6 +266,8 @@ impl RawCoreConfig {
             certs: RawCerts::default(),
             limits: RawLimits::default(),
             default_services: services,
+            modules: RawModules::default(),
+            managed_modules: Vec::new(),
         }
     }
 
@@ -240,7 +297,42 @@ impl RawCoreConfig {
                 why: "must be at least 1".into(),
             });
         }
+        let shim_listen = match self.modules.shim_listen.trim() {
+            "" => None,
+            a => Some(a.parse::<SocketAddr>().map_err(|e| ConfigError::Invalid {
+                key: "modules.shim_listen",
+                value: a.into(),
+                why: format!("{e}; expected IP:PORT such as 127.0.0.1:7444, or \"\" to disable"),
+            })?),
+        };
+        let mut managed_modules = Vec::new();
+        for m in self.managed_modules {
+            honeybee_proto::NodeId::new(m.name.clone()).map_err(|e| ConfigError::Invalid {
+                key: "module.name",
+                value: m.name.clone(),
+                why: e.why.into(),
+            })?;
+            for p in &m.permissions {
+                if honeybee_proto::module::Permission::parse(p).is_none() {
+                    return Err(ConfigError::Invalid {
+                        key: "module.permissions",
+                        value: p.clone(),
+                        why: "known: events:read, nodes:read, nodes:command, alerts:write, enrich:write, captures:read".into(),
+                    });
+                }
+            }
+            managed_modules.push(honeybee_proto::admin::ModuleSpec {
+                name: m.name,
+                command: m.command,
+                args: m.args,
+                permissions: m.permissions,
+            });
+        }
         Ok(CoreConfig {
+            shim_listen,
+            module_max_connections: self.modules.max_connections.max(1),
+            module_max_connections_per_source: self.modules.max_connections_per_source.max(1),
+            managed_modules,
             data_dir: data_dir.to_owned(),
             trust_domain: self.trust_domain,
             listen,

@@ -55,6 +55,10 @@ impl CorePaths {
     pub fn addr_file(&self) -> PathBuf {
         self.root.join("core.addr")
     }
+    /// Where the running core records the module shim's address.
+    pub fn shim_addr_file(&self) -> PathBuf {
+        self.root.join("shim.addr")
+    }
     /// True when this directory already holds a deployment.
     pub fn is_initialised(&self) -> bool {
         self.config().exists() || self.ca_key().exists()

@@ -68,7 +68,54 @@ pub fn event_json(e: &StoredEvent) -> Value {
     if !detail.is_null() {
         doc.insert("honeybee".into(), detail);
     }
-    Value::Object(doc)
+    let mut doc = Value::Object(doc);
+    merge_enrichments(&mut doc, e);
+    doc
+}
+
+/// Puts what modules attached into the document: `enrich` data under its dotted ECS keys
+/// (`source.geo.country_iso_code` → `source.geo.country_iso_code`), annotations in a list.
+fn merge_enrichments(doc: &mut Value, e: &StoredEvent) {
+    let mut notes = Vec::new();
+    for en in &e.enrichments {
+        let Ok(Value::Object(data)) = serde_json::from_str::<Value>(&en.data) else {
+            continue;
+        };
+        if en.kind == "annotation" {
+            notes.push(json!({"module": en.module, "text": data.get("text").cloned().unwrap_or(Value::Null)}));
+            continue;
+        }
+        for (key, value) in data {
+            set_path(doc, &key, value);
+        }
+    }
+    if !notes.is_empty() {
+        set_path(doc, "honeybee.annotations", Value::Array(notes));
+    }
+}
+
+fn set_path(doc: &mut Value, dotted: &str, value: Value) {
+    let mut cur = doc;
+    let parts: Vec<&str> = dotted.split('.').filter(|p| !p.is_empty()).collect();
+    let Some((last, path)) = parts.split_last() else {
+        return;
+    };
+    for p in path {
+        if !cur.get(*p).is_some_and(Value::is_object) {
+            if let Value::Object(m) = cur {
+                m.insert((*p).to_owned(), Value::Object(Map::new()));
+            } else {
+                return;
+            }
+        }
+        cur = match cur.get_mut(*p) {
+            Some(next) => next,
+            None => return,
+        };
+    }
+    if let Value::Object(m) = cur {
+        m.insert((*last).to_owned(), value);
+    }
 }
 
 /// One human-readable line for one event.
@@ -104,6 +151,24 @@ pub fn event_line(e: &StoredEvent) -> String {
         EventKind::ServiceError { message } => message.clone(),
         _ => String::new(),
     };
+    let mut what = what;
+    for en in &e.enrichments {
+        if let Ok(Value::Object(data)) = serde_json::from_str::<Value>(&en.data) {
+            let facts: Vec<String> = data
+                .iter()
+                .map(|(k, v)| {
+                    format!(
+                        "{}={}",
+                        k.rsplit('.').next().unwrap_or(k),
+                        v.as_str()
+                            .map(str::to_owned)
+                            .unwrap_or_else(|| v.to_string())
+                    )
+                })
+                .collect();
+            what.push_str(&format!(" [{}]", facts.join(" ")));
+        }
+    }
     format!(
         "{} {} {} {} {} {}",
         rfc3339(ev.time_ms),

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod bus;
 pub mod captures;
 pub mod config;
 pub mod endpoint;
@@ -10,6 +11,7 @@ pub mod enroll;
 pub mod frame_io;
 pub mod init;
 pub mod json;
+pub mod modules;
 pub mod node;
 pub mod ratelimit;
 pub mod registry;

@@ -1,12 +1,14 @@
 //! One node's connection: the control stream (hello, config, commands, health, renewal),
 //! telemetry batches acknowledged after they are durable, and capture uploads.
 
+use crate::bus::BusEvent;
 use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
 use crate::registry::LiveNode;
 use crate::server::Shared;
 use crate::store::CaptureRecord;
 use honeybee_pki::ca::IssueRequest;
 use honeybee_pki::identity::PeerIdentity;
+use honeybee_proto::admin::StoredEvent;
 use honeybee_proto::capture::CaptureHeader;
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
@@ -154,7 +156,8 @@ async fn session(
             }
         }
     };
-    let streams = accept_streams(conn, node, shared, tx.clone());
+    let labels = Arc::new(rec.labels.clone());
+    let streams = accept_streams(conn, node, labels, shared, tx.clone());
     let control = control_loop(&mut ctl_recv, node, peer, shared, tx);
     tokio::select! {
         r = control => r,
@@ -266,6 +269,7 @@ async fn renew(
 async fn accept_streams(
     conn: &quinn::Connection,
     node: &NodeId,
+    labels: Arc<Vec<(String, String)>>,
     shared: &Arc<Shared>,
     tx: mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
@@ -282,10 +286,15 @@ async fn accept_streams(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return Ok(());
         };
-        let (node, shared, tx, fail_tx) =
-            (node.clone(), shared.clone(), tx.clone(), fail_tx.clone());
+        let (node, labels, shared, tx, fail_tx) = (
+            node.clone(),
+            labels.clone(),
+            shared.clone(),
+            tx.clone(),
+            fail_tx.clone(),
+        );
         tokio::spawn(async move {
-            if let Err(close) = uni_stream(recv, &node, &shared, &tx).await {
+            if let Err(close) = uni_stream(recv, &node, &labels, &shared, &tx).await {
                 let _ = fail_tx.try_send(close);
             }
             drop(permit);
@@ -296,6 +305,7 @@ async fn accept_streams(
 async fn uni_stream(
     mut recv: quinn::RecvStream,
     node: &NodeId,
+    labels: &Arc<Vec<(String, String)>>,
     shared: &Shared,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
@@ -305,7 +315,7 @@ async fn uni_stream(
         Ok(Err(_)) | Err(_) => return Ok(()),
     }
     match StreamKind::from_byte(kind[0]).map_err(Close::protocol)? {
-        StreamKind::Telemetry => telemetry(recv, node, shared, tx).await,
+        StreamKind::Telemetry => telemetry(recv, node, labels, shared, tx).await,
         StreamKind::Capture => capture(recv, node, shared, tx).await,
     }
 }
@@ -313,6 +323,7 @@ async fn uni_stream(
 async fn telemetry(
     mut recv: quinn::RecvStream,
     node: &NodeId,
+    labels: &Arc<Vec<(String, String)>>,
     shared: &Shared,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
@@ -359,9 +370,12 @@ async fn telemetry(
             ),
         );
     }
+    let received_ms = crate::now_ms();
+    // Only copy the batch for the bus when someone listens.
+    let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
     let outcome = shared
         .store
-        .insert_events(node, crate::now_ms(), valid)
+        .insert_events(node, received_ms, valid)
         .await
         .map_err(|e| Close(close::PROTOCOL, format!("store: {e}")))?;
     if outcome.duplicates > 0 {
@@ -369,7 +383,44 @@ async fn telemetry(
     }
     // Invalid events are acknowledged too: resending them would never succeed.
     let _ = tx.send(CoreMsg::Ack { first, last }).await;
+    if let Some(events) = for_bus {
+        publish(shared, node, labels, received_ms, events, &outcome.new_seqs);
+    }
     Ok(())
+}
+
+/// Offers newly stored events (never resent duplicates) to module subscriptions.
+fn publish(
+    shared: &Shared,
+    node: &NodeId,
+    labels: &Arc<Vec<(String, String)>>,
+    received_ms: i64,
+    events: Vec<honeybee_proto::event::Event>,
+    new_seqs: &[u64],
+) {
+    let fresh: std::collections::HashSet<u64> = new_seqs.iter().copied().collect();
+    let bus_events: Vec<Arc<BusEvent>> = events
+        .into_iter()
+        .filter(|e| fresh.contains(&e.seq))
+        .map(|event| {
+            let stored = StoredEvent {
+                node: node.clone(),
+                received_ms,
+                event,
+                enrichments: Vec::new(),
+            };
+            Arc::new(BusEvent {
+                node: node.clone(),
+                seq: stored.event.seq,
+                kind: stored.event.kind.name(),
+                service: stored.event.service.clone(),
+                src_ip: stored.event.src.map(|a| a.ip()),
+                labels: labels.clone(),
+                json: crate::json::event_json(&stored).to_string().into(),
+            })
+        })
+        .collect();
+    shared.bus.publish(&bus_events);
 }
 
 async fn capture(

@@ -58,6 +58,12 @@ pub struct Shared {
     pub started: Instant,
     pub connections: AtomicUsize,
     pub handshaking: AtomicUsize,
+    pub bus: crate::bus::EventBus,
+    pub modules: crate::modules::ModuleRegistry,
+    pub manager: crate::modules::manager::ModuleManager,
+    pub module_limiter: FailureLimiter,
+    /// The module shim's bound address, when it runs.
+    pub shim_addr: Option<SocketAddr>,
 }
 
 impl Shared {
@@ -199,7 +205,23 @@ impl Core {
             .map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
         let enroll_limiter =
             FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
+        let shim = match cfg.shim_listen {
+            Some(addr) => Some(crate::modules::shim::bind(addr).await.map_err(|source| {
+                CoreError::Other(format!(
+                    "cannot listen for modules on {addr}: {source} (change modules.shim_listen in core.toml)"
+                ))
+            })?),
+            None => None,
+        };
+        let shim_addr = shim.as_ref().and_then(|l| l.local_addr().ok());
+        let module_limiter =
+            FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
         let shared = Arc::new(Shared {
+            bus: crate::bus::EventBus::new(),
+            modules: crate::modules::ModuleRegistry::default(),
+            manager: crate::modules::manager::ModuleManager::default(),
+            module_limiter,
+            shim_addr,
             cfg,
             paths,
             ca,
@@ -217,6 +239,19 @@ impl Core {
             endpoint.clone(),
             shared.clone(),
         ));
+        if let Some(listener) = shim {
+            tasks.spawn(crate::modules::shim::serve(listener, shared.clone()));
+        }
+        for spec in shared.cfg.managed_modules.clone() {
+            let name = spec.name.clone();
+            if let Err(e) = shared
+                .manager
+                .load(spec, shared.clone(), "core:config")
+                .await
+            {
+                tracing::error!(module = name, error = e, "managed module not started");
+            }
+        }
         let sweeper = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(REVOCATION_SWEEP);
@@ -239,6 +274,12 @@ impl Core {
                 bound.to_string().as_bytes(),
             );
         }
+        if let Some(a) = shared.shim_addr {
+            let _ = honeybee_pki::files::write_public(
+                &shared.paths.shim_addr_file(),
+                a.to_string().as_bytes(),
+            );
+        }
         tracing::info!(listen = %endpoint.local_addr().map(|a| a.to_string()).unwrap_or_default(), "core listening");
         Ok(Core {
             shared,
@@ -258,6 +299,7 @@ impl Core {
 
     /// Stops accepting, closes every connection, flushes the store.
     pub async fn shutdown(mut self) {
+        self.shared.manager.stop_all().await;
         self.shared
             .registry
             .close_all(close::SHUTDOWN, "core shutting down");
@@ -268,6 +310,7 @@ impl Core {
         // Give node handlers a moment to record that their nodes went offline.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
         let _ = std::fs::remove_file(self.shared.paths.addr_file());
+        let _ = std::fs::remove_file(self.shared.paths.shim_addr_file());
         if let Err(e) = self.shared.store.close().await {
             tracing::error!(error = %e, "store did not close cleanly");
         }

@@ -160,7 +160,10 @@ impl Deployment {
         ]);
         let cfg_path = d.join("core.toml");
         let text = std::fs::read_to_string(&cfg_path).unwrap();
-        let text = text.replace(":2222\"", ":0\"").replace(":2525\"", ":0\"");
+        let text = text
+            .replace(":2222\"", ":0\"")
+            .replace(":2525\"", ":0\"")
+            .replace(":7444\"", ":0\"");
         std::fs::write(&cfg_path, edit(text)).unwrap();
         Deployment {
             dir,

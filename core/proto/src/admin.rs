@@ -34,6 +34,24 @@ pub enum AdminRequest {
     RevokeToken {
         id: TokenId,
     },
+    ListAlerts {
+        limit: u32,
+    },
+    AckAlert {
+        id: i64,
+    },
+    /// A credential for an externally run module (shim) with these permissions.
+    CreateModuleCredential {
+        name: String,
+        permissions: Vec<String>,
+    },
+    /// Start a managed module process now (and keep it supervised).
+    LoadModule(ModuleSpec),
+    /// Stop a managed module (gracefully, then by force) and forget it.
+    UnloadModule {
+        name: String,
+    },
+    ListModules,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -47,6 +65,9 @@ pub enum AdminResponse {
     Token { id: TokenId, token: String },
     Tokens(Vec<TokenInfo>),
     CommandResult(Result<String, String>),
+    Alerts(Vec<AlertInfo>),
+    ModuleCredential { credential: String },
+    Modules(Vec<ModuleInfo>),
     Done,
     Error(String),
 }
@@ -105,6 +126,60 @@ pub struct StoredEvent {
     pub node: NodeId,
     pub received_ms: i64,
     pub event: Event,
+    /// What modules attached to the event (geo, ASN, notes …).
+    pub enrichments: Vec<EnrichmentInfo>,
+}
+
+/// One enrichment or annotation a module attached to an event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EnrichmentInfo {
+    pub module: String,
+    /// `enrich` or `annotation`.
+    pub kind: String,
+    /// A JSON object: ECS-style dotted keys for `enrich`, `{"text": …}` for annotations.
+    pub data: String,
+}
+
+/// An alert a module published.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertInfo {
+    pub id: i64,
+    pub time_ms: i64,
+    pub module: String,
+    pub severity: String,
+    pub title: String,
+    pub body: String,
+    pub node: Option<String>,
+    pub seq: Option<u64>,
+    pub acked_ms: Option<i64>,
+    pub acked_by: Option<String>,
+}
+
+/// A managed module: a process the core starts, supervises and stops.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleSpec {
+    pub name: String,
+    pub command: String,
+    pub args: Vec<String>,
+    pub permissions: Vec<String>,
+}
+
+/// A module as `honeybee module list` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ModuleInfo {
+    pub name: String,
+    /// `connected`, `starting`, `restarting`, `stopped`, …
+    pub state: String,
+    pub managed: bool,
+    /// `shim`, `quic` or empty when not connected.
+    pub transport: String,
+    pub version: String,
+    pub permissions: Vec<String>,
+    pub subscriptions: u32,
+    pub queue_depth: u64,
+    pub dropped: u64,
+    pub pid: Option<u32>,
+    pub restarts: u32,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -13,6 +13,7 @@ pub mod control;
 pub mod enroll;
 pub mod event;
 pub mod ids;
+pub mod module;
 pub mod stream;
 
 pub use codec::{DecodeError, EncodeError, FrameDecoder, FrameLimit};

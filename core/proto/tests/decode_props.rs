@@ -661,11 +661,20 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 health,
             },
         );
-    let stored =
-        (node_id(), any::<i64>(), event()).prop_map(|(node, received_ms, event)| StoredEvent {
+    let enrichment = (text(), text(), text()).prop_map(|(module, kind, data)| {
+        honeybee_proto::admin::EnrichmentInfo { module, kind, data }
+    });
+    let stored = (
+        node_id(),
+        any::<i64>(),
+        event(),
+        prop::collection::vec(enrichment, 0..3),
+    )
+        .prop_map(|(node, received_ms, event, enrichments)| StoredEvent {
             node,
             received_ms,
             event,
+            enrichments,
         });
     let audit = (
         any::<i64>(),

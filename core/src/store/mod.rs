@@ -8,6 +8,7 @@
 //! so "acked" means durable (within SQLite's `synchronous=NORMAL` guarantees in WAL mode:
 //! a committed transaction survives a process crash; a power cut may lose the last few).
 
+mod modules;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
 use std::future::Future;
 use std::path::PathBuf;
 
+pub use modules::{ModuleCredential, NewAlert};
 pub use sqlite::SqliteStore;
 
 /// Most rows one query returns, whatever the caller asks for.
@@ -86,11 +88,14 @@ pub enum StoreError {
 }
 
 /// What [`Store::insert_events`] did with a batch.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct InsertOutcome {
     pub inserted: u64,
     /// Events whose (node, seq) was already stored; an agent resending after a lost ack.
     pub duplicates: u64,
+    /// Sequence numbers stored by this call, in batch order: what the event bus publishes,
+    /// so subscribers never see a resent duplicate.
+    pub new_seqs: Vec<u64>,
 }
 
 /// A node as the registry knows it.

@@ -32,7 +32,10 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, oneshot};
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema.sql"),
+    include_str!("schema_v2_modules.sql"),
+];
 /// The schema version this binary writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 
@@ -231,7 +234,7 @@ impl SqliteStore {
     }
 
     /// Queues a write and waits until it is committed.
-    async fn write<T, F>(&self, weight: usize, run: F) -> Result<T, StoreError>
+    pub(super) async fn write<T, F>(&self, weight: usize, run: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -251,7 +254,7 @@ impl SqliteStore {
     }
 
     /// Runs `f` on a pooled read-only connection off the async threads.
-    async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
+    pub(super) async fn read<T, F>(&self, f: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
         F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
@@ -317,6 +320,7 @@ impl SqliteStore {
                 ])?;
                 if n == 1 {
                     out.inserted += 1;
+                    out.new_seqs.push(r.seq as u64);
                 } else {
                     out.duplicates += 1;
                 }
@@ -1313,6 +1317,7 @@ fn stored_event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {
         node,
         received_ms: row.get(1)?,
         event,
+        enrichments: Vec::new(),
     })
 }
 

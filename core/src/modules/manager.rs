@@ -1,0 +1,269 @@
+//! Managed modules: processes the core starts from `[[module]]` in core.toml or from
+//! `honeybee module load`, hands a fresh credential through the environment, supervises
+//! (restart with backoff, output into the core's log) and stops — gracefully with
+//! SIGTERM, then by force after a grace period.
+
+use crate::server::Shared;
+use honeybee_proto::admin::ModuleSpec;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::sync::watch;
+
+/// How long an unloaded module has to exit after SIGTERM before it is killed.
+pub const GRACE: Duration = Duration::from_secs(5);
+/// A module that ran at least this long before dying restarts without backoff.
+const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// What the supervisor knows about one managed module.
+#[derive(Debug, Clone, Default)]
+pub struct ManagedState {
+    pub state: String,
+    pub pid: Option<u32>,
+    pub restarts: u32,
+}
+
+struct Managed {
+    spec: ModuleSpec,
+    stop: watch::Sender<bool>,
+    state: Arc<Mutex<ManagedState>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+#[derive(Default)]
+pub struct ModuleManager {
+    procs: Mutex<HashMap<String, Managed>>,
+}
+
+impl std::fmt::Debug for ModuleManager {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ModuleManager").finish_non_exhaustive()
+    }
+}
+
+fn set(state: &Mutex<ManagedState>, s: &str, pid: Option<u32>) {
+    let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+    st.state = s.to_owned();
+    st.pid = pid;
+}
+
+impl ModuleManager {
+    /// Starts and supervises a module process.
+    pub async fn load(
+        &self,
+        spec: ModuleSpec,
+        shared: Arc<Shared>,
+        actor: &str,
+    ) -> Result<(), String> {
+        honeybee_proto::NodeId::new(spec.name.clone()).map_err(|e| format!("module name: {e}"))?;
+        if spec.command.is_empty() {
+            return Err("a module needs a command to run".into());
+        }
+        if self
+            .procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .contains_key(&spec.name)
+        {
+            return Err(format!(
+                "module {} is already loaded; unload it first",
+                spec.name
+            ));
+        }
+        let Some(shim) = shared.shim_addr else {
+            return Err(
+                "managed modules need the module shim; set modules.shim_listen in core.toml".into(),
+            );
+        };
+        let credential =
+            super::session::create_credential(&shared, &spec.name, &spec.permissions, actor)
+                .await?;
+        let (stop, stop_rx) = watch::channel(false);
+        let state = Arc::new(Mutex::new(ManagedState {
+            state: "starting".into(),
+            ..Default::default()
+        }));
+        let task = tokio::spawn(supervise(
+            spec.clone(),
+            credential,
+            shim,
+            stop_rx,
+            state.clone(),
+        ));
+        shared.audit(
+            actor,
+            "module.load",
+            "ok",
+            None,
+            &format!("module={} command={}", spec.name, spec.command),
+        );
+        self.procs.lock().unwrap_or_else(|p| p.into_inner()).insert(
+            spec.name.clone(),
+            Managed {
+                spec,
+                stop,
+                state,
+                task,
+            },
+        );
+        Ok(())
+    }
+
+    /// Stops a managed module and revokes its credentials.
+    pub async fn unload(&self, name: &str, shared: &Shared, actor: &str) -> Result<(), String> {
+        let m = self
+            .procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(name)
+            .ok_or_else(|| format!("no managed module {name:?}; see `honeybee module list`"))?;
+        let _ = m.stop.send(true);
+        let _ = tokio::time::timeout(GRACE + Duration::from_secs(5), m.task).await;
+        let _ = shared.store.revoke_module_credentials(name).await;
+        shared.modules.kick(name);
+        shared.audit(
+            actor,
+            "module.unload",
+            "ok",
+            None,
+            &format!("module={name}"),
+        );
+        Ok(())
+    }
+
+    /// Stops every managed module (core shutdown).
+    pub async fn stop_all(&self) {
+        let all: Vec<Managed> = self
+            .procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain()
+            .map(|(_, m)| m)
+            .collect();
+        for m in &all {
+            let _ = m.stop.send(true);
+        }
+        for m in all {
+            let _ = tokio::time::timeout(GRACE + Duration::from_secs(5), m.task).await;
+        }
+    }
+
+    pub fn list(&self) -> Vec<(ModuleSpec, ManagedState)> {
+        self.procs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .values()
+            .map(|m| {
+                (
+                    m.spec.clone(),
+                    m.state.lock().unwrap_or_else(|p| p.into_inner()).clone(),
+                )
+            })
+            .collect()
+    }
+}
+
+async fn supervise(
+    spec: ModuleSpec,
+    credential: String,
+    shim: std::net::SocketAddr,
+    mut stop: watch::Receiver<bool>,
+    state: Arc<Mutex<ManagedState>>,
+) {
+    let mut backoff = Duration::from_secs(1);
+    loop {
+        let started = Instant::now();
+        let child = tokio::process::Command::new(&spec.command)
+            .args(&spec.args)
+            .env("HONEYBEE_SHIM_ADDR", shim.to_string())
+            .env("HONEYBEE_MODULE_NAME", &spec.name)
+            .env("HONEYBEE_MODULE_CREDENTIAL", &credential)
+            .env("HONEYBEE_MODULE_PERMISSIONS", spec.permissions.join(","))
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn();
+        let mut child = match child {
+            Ok(c) => c,
+            Err(e) => {
+                tracing::error!(module = spec.name, command = spec.command, error = %e, "module could not start");
+                set(&state, &format!("failed: {e}"), None);
+                if wait_or_stop(&mut stop, backoff).await {
+                    set(&state, "stopped", None);
+                    return;
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+                continue;
+            }
+        };
+        let pid = child.id();
+        set(&state, "running", pid);
+        tracing::info!(module = spec.name, pid, "module started");
+        if let Some(out) = child.stdout.take() {
+            tokio::spawn(log_lines(out, spec.name.clone(), false));
+        }
+        if let Some(err) = child.stderr.take() {
+            tokio::spawn(log_lines(err, spec.name.clone(), true));
+        }
+        let stopping = tokio::select! {
+            status = child.wait() => {
+                let ran = started.elapsed();
+                tracing::warn!(module = spec.name, ?status, ran_s = ran.as_secs(), "module exited; restarting");
+                if ran >= HEALTHY_RUN {
+                    backoff = Duration::from_secs(1);
+                }
+                false
+            }
+            _ = stop.changed() => true,
+        };
+        if stopping {
+            set(&state, "stopping", pid);
+            if let Some(pid) = pid {
+                // SAFETY: kill(2) with a pid we spawned and still own (not yet reaped).
+                unsafe {
+                    libc::kill(pid as libc::pid_t, libc::SIGTERM);
+                }
+            }
+            if tokio::time::timeout(GRACE, child.wait()).await.is_err() {
+                tracing::warn!(module = spec.name, "module ignored SIGTERM; killing it");
+                let _ = child.kill().await;
+            }
+            set(&state, "stopped", None);
+            return;
+        }
+        {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            st.restarts += 1;
+            st.state = "restarting".into();
+            st.pid = None;
+        }
+        if wait_or_stop(&mut stop, backoff).await {
+            set(&state, "stopped", None);
+            return;
+        }
+        backoff = (backoff * 2).min(Duration::from_secs(30));
+    }
+}
+
+/// Copies a module's output into the core's log, a line at a time (bounded).
+async fn log_lines<R: tokio::io::AsyncRead + Unpin>(r: R, module: String, is_err: bool) {
+    let mut lines = BufReader::new(r).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        let line = honeybee_proto::event::clamp(&line, 4096);
+        if is_err {
+            tracing::warn!(module, "{line}");
+        } else {
+            tracing::info!(module, "{line}");
+        }
+    }
+}
+
+/// Sleeps for `d`; true if asked to stop meanwhile.
+async fn wait_or_stop(stop: &mut watch::Receiver<bool>, d: Duration) -> bool {
+    tokio::select! {
+        _ = tokio::time::sleep(d) => *stop.borrow(),
+        _ = stop.changed() => true,
+    }
+}
