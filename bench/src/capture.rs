@@ -2,15 +2,17 @@
 //! (header check, SHA-256, temp file, fsync, rename, metadata row) against bare quinn
 //! uni-stream copies of the same bytes into a file or into memory.
 
-use crate::fixture::{AgentId, Deployment, baseline_hello, client_endpoint, connect_agent, read_capture_header};
+use crate::fixture::{
+    AgentId, Deployment, baseline_hello, client_endpoint, connect_agent, read_capture_header,
+};
 use crate::stats::Sample;
 use anyhow::{Context, Result, bail};
 use honeybee_agent::transport::{read_frame, write_frame};
+use honeybee_proto::alpn;
 use honeybee_proto::capture::{CaptureHeader, CaptureKind};
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::CoreMsg;
 use honeybee_proto::stream::StreamKind;
-use honeybee_proto::alpn;
 use rand::RngCore;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -95,7 +97,12 @@ pub async fn upload(addr: SocketAddr, id: &AgentId, caps: &[Content]) -> Result<
 }
 
 /// Upload through the real core; checks every capture landed under its hash.
-pub async fn core_run(dep: &Deployment, id: &AgentId, caps: &[Content], limit: Duration) -> Result<Sample> {
+pub async fn core_run(
+    dep: &Deployment,
+    id: &AgentId,
+    caps: &[Content],
+    limit: Duration,
+) -> Result<Sample> {
     let sample = tokio::time::timeout(limit, upload(dep.addr, id, caps))
         .await
         .context("core capture run timed out")??;
@@ -142,7 +149,12 @@ pub struct ChunkStats {
     pub bytes: AtomicU64,
 }
 
-async fn sink_stream(mut recv: quinn::RecvStream, sink: Sink, path: PathBuf, stats: &ChunkStats) -> Result<CaptureHeader> {
+async fn sink_stream(
+    mut recv: quinn::RecvStream,
+    sink: Sink,
+    path: PathBuf,
+    stats: &ChunkStats,
+) -> Result<CaptureHeader> {
     let mut kind = [0u8; 1];
     recv.read_exact(&mut kind).await?;
     let header = read_capture_header(&mut recv).await?;
@@ -183,7 +195,12 @@ async fn sink_stream(mut recv: quinn::RecvStream, sink: Sink, path: PathBuf, sta
     Ok(header)
 }
 
-async fn baseline_conn(incoming: quinn::Incoming, sink: Sink, dir: PathBuf, stats: Arc<ChunkStats>) -> Result<()> {
+async fn baseline_conn(
+    incoming: quinn::Incoming,
+    sink: Sink,
+    dir: PathBuf,
+    stats: Arc<ChunkStats>,
+) -> Result<()> {
     let conn = incoming.await?;
     let mut ctl = baseline_hello(&conn, "bench-uploader").await?;
     let (tx, mut rx) = mpsc::unbounded_channel::<CoreMsg>();
@@ -200,7 +217,9 @@ async fn baseline_conn(incoming: quinn::Incoming, sink: Sink, dir: PathBuf, stat
             let (tx, path, stats) = (tx.clone(), dir.join(format!("{n:08}.bin")), stats.clone());
             tokio::spawn(async move {
                 let header = sink_stream(recv, sink, path, &stats).await?;
-                let _ = tx.send(CoreMsg::CaptureStored { sha256: header.sha256 });
+                let _ = tx.send(CoreMsg::CaptureStored {
+                    sha256: header.sha256,
+                });
                 anyhow::Ok(())
             });
         }
@@ -230,7 +249,12 @@ pub async fn baseline_run(
     let (dir_buf, accept_stats) = (dir.to_owned(), stats.clone());
     let accept = tokio::spawn(async move {
         while let Some(incoming) = accept_ep.accept().await {
-            tokio::spawn(baseline_conn(incoming, sink, dir_buf.clone(), accept_stats.clone()));
+            tokio::spawn(baseline_conn(
+                incoming,
+                sink,
+                dir_buf.clone(),
+                accept_stats.clone(),
+            ));
         }
     });
     let run = tokio::time::timeout(limit, upload(addr, id, caps)).await;

@@ -58,7 +58,10 @@ where
     if done != count as u64 {
         bail!("{done} of {count} jobs done");
     }
-    Ok(Sample { count: done, elapsed })
+    Ok(Sample {
+        count: done,
+        elapsed,
+    })
 }
 
 /// `count` enrolments through `honeybee_agent::enroll::enroll`, each with its own
@@ -66,7 +69,10 @@ where
 pub async fn core_run(dep: &mut Deployment, sizes: EnrolSizes) -> Result<Sample> {
     let mut work = Vec::with_capacity(sizes.count);
     for i in 0..sizes.count {
-        work.push((dep.token(&format!("enrol-{i:05}"), 1).await?, dep.agent_dir()));
+        work.push((
+            dep.token(&format!("enrol-{i:05}"), 1).await?,
+            dep.agent_dir(),
+        ));
     }
     let work = Arc::new(work);
     let nodes_before = dep.core()?.shared().store.list_nodes().await?.len();
@@ -92,6 +98,60 @@ pub async fn core_run(dep: &mut Deployment, sizes: EnrolSizes) -> Result<Sample>
     Ok(sample)
 }
 
+/// The core's enrolment handler without the agent's client-side costs: the request the
+/// agent sends (a fresh key pair and CSR each, single-use token), over one shared client
+/// endpoint, closing without waiting for the drain, writing no files.
+pub async fn core_handler_run(dep: &mut Deployment, sizes: EnrolSizes) -> Result<Sample> {
+    use honeybee_agent::transport::{read_frame, write_frame};
+    use honeybee_proto::codec::FrameLimit;
+    use honeybee_proto::enroll::{EnrollRequest, EnrollResponse};
+    let mut tokens = Vec::with_capacity(sizes.count);
+    for i in 0..sizes.count {
+        let line = dep.token(&format!("raw-{i:05}"), 1).await?;
+        tokens.push(honeybee_pki::token::Token::decode(&line).map_err(|e| anyhow!("{e}"))?);
+    }
+    let tokens = Arc::new(tokens);
+    let tls = honeybee_pki::tls::enroll_client_config(dep.ca_pin()?, alpn::ENROLL)
+        .map_err(|e| anyhow!("{e}"))?;
+    let cfg = honeybee_agent::transport::client_config(tls).map_err(|e| anyhow!(e))?;
+    let ep = crate::fixture::client_endpoint()?;
+    let addr = dep.addr;
+    let nodes_before = dep.core()?.shared().store.list_nodes().await?.len();
+    let sample = tokio::time::timeout(
+        sizes.limit,
+        run_jobs(sizes.count, sizes.concurrency, move |i| {
+            let (tokens, cfg, ep) = (tokens.clone(), cfg.clone(), ep.clone());
+            async move {
+                let key = KeyPair::generate().map_err(|e| anyhow!("{e}"))?;
+                let req = EnrollRequest {
+                    wire_version: honeybee_proto::WIRE_VERSION,
+                    token_id: tokens[i].id,
+                    secret: tokens[i].secret,
+                    csr_der: make_csr(&key).map_err(|e| anyhow!("{e}"))?,
+                    hostname: "bench".into(),
+                };
+                let conn = ep.connect_with(cfg, addr, "honeybee-core")?.await?;
+                let (mut send, mut recv) = conn.open_bi().await?;
+                write_frame(&mut send, &req, FrameLimit::ENROLL).await?;
+                send.finish()?;
+                let resp: EnrollResponse = read_frame(&mut recv, FrameLimit::ENROLL).await?;
+                conn.close(0u32.into(), b"enrolled");
+                match resp {
+                    EnrollResponse::Enrolled(_) => Ok(()),
+                    other => bail!("enrolment {i} refused: {other:?}"),
+                }
+            }
+        }),
+    )
+    .await
+    .context("raw enrolment run timed out")??;
+    let nodes = dep.core()?.shared().store.list_nodes().await?.len() - nodes_before;
+    if nodes != sizes.count {
+        bail!("{nodes} nodes recorded, expected {}", sizes.count);
+    }
+    Ok(sample)
+}
+
 /// How the baseline client treats its endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum HandshakeClient {
@@ -106,14 +166,20 @@ impl HandshakeClient {
     pub fn name(self) -> &'static str {
         match self {
             HandshakeClient::Shared => "bare QUIC handshake (shared client endpoint)",
-            HandshakeClient::FreshDrained => "bare QUIC handshake (fresh client endpoint, close + wait_idle, as the enrol client)",
+            HandshakeClient::FreshDrained => {
+                "bare QUIC handshake (fresh client endpoint, close + wait_idle, as the enrol client)"
+            }
         }
     }
 }
 
 /// Bare handshakes against a quinn server with the core's TLS config on the enrolment
 /// ALPN (server auth, pinned CA) that closes each connection once it is established.
-pub async fn baseline_run(dep: &Deployment, sizes: EnrolSizes, client: HandshakeClient) -> Result<Sample> {
+pub async fn baseline_run(
+    dep: &Deployment,
+    sizes: EnrolSizes,
+    client: HandshakeClient,
+) -> Result<Sample> {
     let ep = dep.baseline_endpoint(&[alpn::ENROLL])?;
     let addr: SocketAddr = ep.local_addr()?;
     let accept_ep = ep.clone();
@@ -127,7 +193,8 @@ pub async fn baseline_run(dep: &Deployment, sizes: EnrolSizes, client: Handshake
             });
         }
     });
-    let tls = honeybee_pki::tls::enroll_client_config(dep.ca_pin()?, alpn::ENROLL).map_err(|e| anyhow!("{e}"))?;
+    let tls = honeybee_pki::tls::enroll_client_config(dep.ca_pin()?, alpn::ENROLL)
+        .map_err(|e| anyhow!("{e}"))?;
     let cfg = honeybee_agent::transport::client_config(tls).map_err(|e| anyhow!(e))?;
     let shared = crate::fixture::client_endpoint()?;
     let run = tokio::time::timeout(

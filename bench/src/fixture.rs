@@ -40,8 +40,12 @@ impl Deployment {
     /// `core init` on a free loopback port, then starts the core in this process.
     pub async fn start() -> Result<Deployment> {
         honeybee_pki::install_crypto_provider();
-        let dir = tempfile::Builder::new().prefix("honeybee-bench-").tempdir()?;
-        let port = std::net::UdpSocket::bind((LOOPBACK, 0))?.local_addr()?.port();
+        let dir = tempfile::Builder::new()
+            .prefix("honeybee-bench-")
+            .tempdir()?;
+        let port = std::net::UdpSocket::bind((LOOPBACK, 0))?
+            .local_addr()?
+            .port();
         let addr = SocketAddr::from((LOOPBACK, port));
         let core_dir = dir.path().join("core");
         init(
@@ -67,7 +71,9 @@ impl Deployment {
     }
 
     pub fn core(&self) -> Result<&Core> {
-        self.core.as_ref().ok_or_else(|| anyhow!("core is not running"))
+        self.core
+            .as_ref()
+            .ok_or_else(|| anyhow!("core is not running"))
     }
 
     /// Creates a token through the core's own token path.
@@ -91,7 +97,10 @@ impl Deployment {
     /// A fresh directory for one enrolling agent.
     pub fn agent_dir(&mut self) -> PathBuf {
         self.enrolled += 1;
-        self.dir.path().join("agents").join(format!("a{:05}", self.enrolled))
+        self.dir
+            .path()
+            .join("agents")
+            .join(format!("a{:05}", self.enrolled))
     }
 
     /// Enrols `n` agents through `honeybee_agent::enroll::enroll` with one multi-use token
@@ -127,7 +136,8 @@ impl Deployment {
     /// what the baselines listen with, so TLS work is the same as the core's.
     pub fn server_tls(&self, alpns: &[&[u8]]) -> Result<rustls::ServerConfig> {
         let pki = self.core_dir().join("pki");
-        let read = |f: &str| std::fs::read_to_string(pki.join(f)).with_context(|| format!("read pki/{f}"));
+        let read =
+            |f: &str| std::fs::read_to_string(pki.join(f)).with_context(|| format!("read pki/{f}"));
         let ca = first_cert(&read("ca.crt")?)?;
         let cert = first_cert(&read("core.crt")?)?;
         let key = KeyPair::from_pem(&read("core.key")?).map_err(|e| anyhow!("core key: {e}"))?;
@@ -143,7 +153,8 @@ impl Deployment {
 
     /// A bare quinn server endpoint on loopback with the core's TLS and transport settings.
     pub fn baseline_endpoint(&self, alpns: &[&[u8]]) -> Result<quinn::Endpoint> {
-        let cfg = honeybee_core::endpoint::server_config(self.server_tls(alpns)?, 64).map_err(|e| anyhow!(e))?;
+        let cfg = honeybee_core::endpoint::server_config(self.server_tls(alpns)?, 64)
+            .map_err(|e| anyhow!(e))?;
         Ok(quinn::Endpoint::server(cfg, (LOOPBACK, 0).into())?)
     }
 }
@@ -161,8 +172,14 @@ fn first_cert(pem: &str) -> Result<CertificateDer<'static>> {
 pub fn agent_id(dir: &Path) -> Result<AgentId> {
     let paths = honeybee_agent::config::AgentPaths::new(dir);
     let (ca, cert, key) = honeybee_agent::enroll::load_identity(&paths).map_err(|e| anyhow!(e))?;
-    let tls = honeybee_pki::tls::client_config(&ca, vec![cert.into()], key.private_key_der(), Role::Core, alpn::NODE)
-        .map_err(|e| anyhow!("client tls: {e}"))?;
+    let tls = honeybee_pki::tls::client_config(
+        &ca,
+        vec![cert.into()],
+        key.private_key_der(),
+        Role::Core,
+        alpn::NODE,
+    )
+    .map_err(|e| anyhow!("client tls: {e}"))?;
     let quic = honeybee_agent::transport::client_config(tls).map_err(|e| anyhow!(e))?;
     Ok(AgentId { quic })
 }
@@ -180,9 +197,12 @@ pub async fn connect_agent(
     addr: SocketAddr,
 ) -> Result<(quinn::Connection, quinn::SendStream, quinn::RecvStream, u64)> {
     use honeybee_agent::transport::{read_frame, write_frame};
-    let conn = tokio::time::timeout(Duration::from_secs(10), ep.connect_with(id.quic.clone(), addr, "honeybee-core")?)
-        .await
-        .context("handshake timed out")??;
+    let conn = tokio::time::timeout(
+        Duration::from_secs(10),
+        ep.connect_with(id.quic.clone(), addr, "honeybee-core")?,
+    )
+    .await
+    .context("handshake timed out")??;
     let (mut send, mut recv) = conn.open_bi().await?;
     let hello = AgentMsg::Hello(Hello {
         wire_version: honeybee_proto::WIRE_VERSION,
@@ -191,9 +211,12 @@ pub async fn connect_agent(
         hostname: "bench".into(),
     });
     write_frame(&mut send, &hello, FrameLimit::CONTROL).await?;
-    let welcome = tokio::time::timeout(Duration::from_secs(10), read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL))
-        .await
-        .context("no welcome")??;
+    let welcome = tokio::time::timeout(
+        Duration::from_secs(10),
+        read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL),
+    )
+    .await
+    .context("no welcome")??;
     let CoreMsg::Welcome { last_seq, .. } = welcome else {
         bail!("expected Welcome, got {welcome:?}");
     };

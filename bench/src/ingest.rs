@@ -2,7 +2,9 @@
 //! its own QUIC connection — against the real core, and against a bare quinn server that
 //! inserts the same rows into a rusqlite WAL database from one writer thread.
 
-use crate::fixture::{AgentId, Deployment, baseline_hello, client_endpoint, connect_agent, read_body};
+use crate::fixture::{
+    AgentId, Deployment, baseline_hello, client_endpoint, connect_agent, read_body,
+};
 use crate::stats::Sample;
 use anyhow::{Context, Result, bail};
 use honeybee_agent::transport::{read_frame, write_frame};
@@ -41,14 +43,28 @@ pub struct IngestRun {
     pub wire_bytes: u64,
 }
 
-const USERS: [&str; 8] = ["root", "admin", "ubuntu", "test", "oracle", "pi", "user", "postgres"];
-const PASSWORDS: [&str; 8] = ["123456", "password", "admin", "root", "qwerty", "12345678", "raspberry", "P@ssw0rd"];
+const USERS: [&str; 8] = [
+    "root", "admin", "ubuntu", "test", "oracle", "pi", "user", "postgres",
+];
+const PASSWORDS: [&str; 8] = [
+    "123456",
+    "password",
+    "admin",
+    "root",
+    "qwerty",
+    "12345678",
+    "raspberry",
+    "P@ssw0rd",
+];
 
 /// A realistic SSH brute-force event: one connect, then three password attempts per session.
 pub fn event(agent: usize, seq: u64, now_ms: i64) -> Event {
     let i = seq as usize;
-    let src = SocketAddr::from(([198, 51, (agent % 200) as u8, (i / 4 % 250 + 1) as u8], 30_000 + (i / 4 % 30_000) as u16));
-    let kind = if i % 4 == 0 {
+    let src = SocketAddr::from((
+        [198, 51, (agent % 200) as u8, (i / 4 % 250 + 1) as u8],
+        30_000 + (i / 4 % 30_000) as u16,
+    ));
+    let kind = if i.is_multiple_of(4) {
         EventKind::Connect
     } else {
         EventKind::AuthAttempt(AuthAttempt {
@@ -75,7 +91,9 @@ pub fn event(agent: usize, seq: u64, now_ms: i64) -> Event {
 pub fn batch(agent: usize, first_seq: u64, n: usize) -> EventBatch {
     let now = honeybee_core::now_ms();
     EventBatch {
-        events: (0..n as u64).map(|k| event(agent, first_seq + k, now)).collect(),
+        events: (0..n as u64)
+            .map(|k| event(agent, first_seq + k, now))
+            .collect(),
     }
 }
 
@@ -100,7 +118,10 @@ pub async fn drive(addr: SocketAddr, ids: &[AgentId], sizes: IngestSizes) -> Res
                 for b in 0..sizes.batches {
                     window.acquire().await?.forget();
                     let first = last_seq + 1 + (b * sizes.batch_events) as u64;
-                    let frame = codec::encode(&batch(idx, first, sizes.batch_events), FrameLimit::TELEMETRY)?;
+                    let frame = codec::encode(
+                        &batch(idx, first, sizes.batch_events),
+                        FrameLimit::TELEMETRY,
+                    )?;
                     let mut s = conn.open_uni().await?;
                     s.write_all(&[StreamKind::Telemetry as u8]).await?;
                     s.write_all(&frame).await?;
@@ -112,7 +133,9 @@ pub async fn drive(addr: SocketAddr, ids: &[AgentId], sizes: IngestSizes) -> Res
             let acker = async {
                 let mut acked = 0u64;
                 while acked < total {
-                    if let CoreMsg::Ack { first, last } = read_frame(&mut ctl_recv, FrameLimit::CONTROL).await? {
+                    if let CoreMsg::Ack { first, last } =
+                        read_frame(&mut ctl_recv, FrameLimit::CONTROL).await?
+                    {
                         acked += last - first + 1;
                         window.add_permits(1);
                     }
@@ -139,7 +162,8 @@ pub async fn drive(addr: SocketAddr, ids: &[AgentId], sizes: IngestSizes) -> Res
     let mut last_ack = start;
     let mut open = Vec::with_capacity(ids.len());
     while let Some(joined) = tasks.join_next().await {
-        let (acked, bytes, done_at, conn, ep, ctl) = joined.context("agent task")?.context("agent")?;
+        let (acked, bytes, done_at, conn, ep, ctl) =
+            joined.context("agent task")?.context("agent")?;
         last_ack = last_ack.max(done_at);
         events += acked;
         wire_bytes += bytes;
@@ -170,7 +194,10 @@ pub async fn core_run(dep: &Deployment, ids: &[AgentId], sizes: IngestSizes) -> 
         .context("core ingest run timed out")??;
     let stored = dep.core()?.shared().store.count_events(None).await?;
     if stored != sizes.total_events() {
-        bail!("core stored {stored} events, expected {}", sizes.total_events());
+        bail!(
+            "core stored {stored} events, expected {}",
+            sizes.total_events()
+        );
     }
     Ok(run)
 }
@@ -288,7 +315,11 @@ fn writer(conn: rusqlite::Connection, mut rx: mpsc::UnboundedReceiver<Job>) -> R
     Ok(inserted)
 }
 
-async fn baseline_conn(incoming: quinn::Incoming, n: usize, jobs: mpsc::UnboundedSender<Job>) -> Result<()> {
+async fn baseline_conn(
+    incoming: quinn::Incoming,
+    n: usize,
+    jobs: mpsc::UnboundedSender<Job>,
+) -> Result<()> {
     let conn = incoming.await?;
     // Same shape and length as the core's ids for enrolled agents.
     let node: Arc<str> = format!("bench-agent-{n:06x}").into();
@@ -310,7 +341,11 @@ async fn baseline_conn(incoming: quinn::Incoming, n: usize, jobs: mpsc::Unbounde
                 let batch: EventBatch = codec::decode_body(&body)?;
                 let first = batch.events.iter().map(|e| e.seq).min().unwrap_or(0);
                 let last = batch.events.iter().map(|e| e.seq).max().unwrap_or(0);
-                let rows = batch.events.into_iter().map(Row::new).collect::<Result<Vec<_>>>()?;
+                let rows = batch
+                    .events
+                    .into_iter()
+                    .map(Row::new)
+                    .collect::<Result<Vec<_>>>()?;
                 let _ = jobs.send(Job {
                     node,
                     rows,
@@ -331,7 +366,12 @@ async fn baseline_conn(incoming: quinn::Incoming, n: usize, jobs: mpsc::Unbounde
 
 /// Ingest through a bare quinn server (the core's TLS and transport settings, mTLS with the
 /// same agent identities) and a rusqlite loop. The core must not be running.
-pub async fn baseline_run(dep: &Deployment, ids: &[AgentId], sizes: IngestSizes, db: &Path) -> Result<IngestRun> {
+pub async fn baseline_run(
+    dep: &Deployment,
+    ids: &[AgentId],
+    sizes: IngestSizes,
+    db: &Path,
+) -> Result<IngestRun> {
     let ep = dep.baseline_endpoint(&[alpn::NODE])?;
     let addr = ep.local_addr()?;
     let conn = open_db(db)?;
@@ -351,13 +391,113 @@ pub async fn baseline_run(dep: &Deployment, ids: &[AgentId], sizes: IngestSizes,
     ep.close(0u32.into(), b"done");
     accept.abort();
     let _ = tokio::time::timeout(Duration::from_secs(5), ep.wait_idle()).await;
-    let inserted = tokio::time::timeout(Duration::from_secs(10), tokio::task::spawn_blocking(move || writer.join()))
-        .await
-        .context("baseline writer did not stop")??
-        .map_err(|_| anyhow::anyhow!("baseline writer panicked"))??;
+    let inserted = tokio::time::timeout(
+        Duration::from_secs(10),
+        tokio::task::spawn_blocking(move || writer.join()),
+    )
+    .await
+    .context("baseline writer did not stop")??
+    .map_err(|_| anyhow::anyhow!("baseline writer panicked"))??;
     let run = run.context("baseline ingest run timed out")??;
     if inserted != sizes.total_events() {
-        bail!("baseline stored {inserted} events, expected {}", sizes.total_events());
+        bail!(
+            "baseline stored {inserted} events, expected {}",
+            sizes.total_events()
+        );
     }
     Ok(run)
+}
+
+// ------------------------------------------------------------------ store only
+
+/// The core's `SqliteStore::insert_events` alone, no network: `agents` producers each
+/// inserting their batches one after another. Says how much of the ingest time the store
+/// itself takes.
+pub async fn store_only_core(sizes: IngestSizes, db: &Path) -> Result<Sample> {
+    let store = honeybee_core::store::SqliteStore::open(db)?;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in 0..sizes.agents {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let node = honeybee_proto::NodeId::new(format!("bench-agent-{a:06x}"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut n = 0;
+            for b in 0..sizes.batches {
+                let events =
+                    batch(a, 1 + (b * sizes.batch_events) as u64, sizes.batch_events).events;
+                n += store
+                    .insert_events(&node, honeybee_core::now_ms(), events)
+                    .await?
+                    .inserted;
+            }
+            anyhow::Ok(n)
+        });
+    }
+    let mut count = 0;
+    while let Some(r) = tasks.join_next().await {
+        count += r??;
+    }
+    let elapsed = start.elapsed();
+    store.close().await?;
+    if count != sizes.total_events() {
+        bail!(
+            "store inserted {count} events, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(Sample { count, elapsed })
+}
+
+/// The baseline's writer thread alone, fed the same way as [`store_only_core`].
+pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample> {
+    let conn = open_db(db)?;
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job>();
+    let writer = std::thread::spawn(move || writer(conn, jobs_rx));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in 0..sizes.agents {
+        let jobs = jobs_tx.clone();
+        tasks.spawn(async move {
+            let node: Arc<str> = format!("bench-agent-{a:06x}").into();
+            let (ack, mut acks) = mpsc::unbounded_channel();
+            let mut n = 0;
+            for b in 0..sizes.batches {
+                let first = 1 + (b * sizes.batch_events) as u64;
+                let events = batch(a, first, sizes.batch_events).events;
+                let rows = events
+                    .into_iter()
+                    .map(Row::new)
+                    .collect::<Result<Vec<_>>>()?;
+                let last = first + rows.len() as u64 - 1;
+                jobs.send(Job {
+                    node: node.clone(),
+                    rows,
+                    first,
+                    last,
+                    ack: ack.clone(),
+                })?;
+                if let Some(CoreMsg::Ack { first, last }) = acks.recv().await {
+                    n += last - first + 1;
+                }
+            }
+            anyhow::Ok(n)
+        });
+    }
+    drop(jobs_tx);
+    let mut count = 0;
+    while let Some(r) = tasks.join_next().await {
+        count += r??;
+    }
+    let elapsed = start.elapsed();
+    let inserted = tokio::task::spawn_blocking(move || writer.join())
+        .await?
+        .map_err(|_| anyhow::anyhow!("baseline writer panicked"))??;
+    if count != sizes.total_events() || inserted != count {
+        bail!(
+            "baseline writer acked {count} and inserted {inserted} events, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(Sample { count, elapsed })
 }

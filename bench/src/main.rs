@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 const MIB: f64 = 1024.0 * 1024.0;
 
 #[derive(Parser, Debug)]
-#[command(name = "honeybee-bench", about = "HoneyBee benchmarks against bare quinn/rusqlite baselines (loopback only)")]
+#[command(
+    name = "honeybee-bench",
+    about = "HoneyBee benchmarks against bare quinn/rusqlite baselines (loopback only)"
+)]
 struct Args {
     /// Small sizes and one run each: a smoke run, not figures.
     #[arg(long)]
@@ -143,6 +146,7 @@ fn progress(what: &str) {
 pub async fn figure_ingest(s: &Sizes) -> Result<Figure> {
     let sz = s.ingest;
     let (mut ours, mut base, mut enrol_s, mut bytes_per_event) = (vec![], vec![], vec![], 0.0);
+    let (mut store_ours, mut store_base) = (vec![], vec![]);
     for run in 0..s.runs {
         let mut dep = Deployment::start().await?;
         let t = Instant::now();
@@ -163,6 +167,17 @@ pub async fn figure_ingest(s: &Sizes) -> Result<Figure> {
         ));
         ours.push(r.sample.per_s());
         base.push(b.sample.per_s());
+        let so = ingest::store_only_core(sz, &dep.dir.path().join("store-only-core.db")).await?;
+        let sb =
+            ingest::store_only_baseline(sz, &dep.dir.path().join("store-only-baseline.db")).await?;
+        progress(&format!(
+            "ingest run {}: store only: core SqliteStore {:.0} events/s, baseline writer {:.0} events/s",
+            run + 1,
+            so.per_s(),
+            sb.per_s()
+        ));
+        store_ours.push(so.per_s());
+        store_base.push(sb.per_s());
     }
     Ok(Figure {
         title: "Telemetry ingest into the durable store".into(),
@@ -176,6 +191,13 @@ pub async fn figure_ingest(s: &Sizes) -> Result<Figure> {
             baseline_name: "bare quinn stream + rusqlite WAL loop (one writer, batched transactions)".into(),
             baseline: base,
             goal: Some(0.8),
+        },
+        Comparison {
+            what: "diagnostic: store only, no network (same batches, one producer task per agent)".into(),
+            ours: store_ours,
+            baseline_name: "the baseline's rusqlite writer thread alone".into(),
+            baseline: store_base,
+            goal: None,
         }],
         notes: vec![
             format!(
@@ -190,7 +212,12 @@ pub async fn figure_ingest(s: &Sizes) -> Result<Figure> {
 }
 
 pub async fn figure_capture(s: &Sizes) -> Result<Figure> {
-    let sinks = [Sink::FileSynced, Sink::File, Sink::Memory, Sink::FilePerChunk];
+    let sinks = [
+        Sink::FileSynced,
+        Sink::File,
+        Sink::Memory,
+        Sink::FilePerChunk,
+    ];
     let mut rows = vec![];
     let mut notes = vec![];
     for sz in &s.captures {
@@ -204,20 +231,34 @@ pub async fn figure_capture(s: &Sizes) -> Result<Figure> {
             let r = capture::core_run(&dep, &id, &caps, sz.limit).await?;
             dep.stop_core().await;
             ours.push(r.count as f64 / MIB / r.elapsed.as_secs_f64());
-            let mut line = format!("capture {}×{} MiB run {}: core {:.1} MiB/s", sz.count, sz.bytes >> 20, run + 1, ours[run]);
+            let mut line = format!(
+                "capture {}×{} MiB run {}: core {:.1} MiB/s",
+                sz.count,
+                sz.bytes >> 20,
+                run + 1,
+                ours[run]
+            );
             for (k, sink) in sinks.iter().enumerate() {
                 let dir = dep.dir.path().join("baseline-captures");
-                let (b, stats) = capture::baseline_run(&dep, &id, &caps, *sink, &dir, sz.limit).await?;
+                let (b, stats) =
+                    capture::baseline_run(&dep, &id, &caps, *sink, &dir, sz.limit).await?;
                 base[k].push(b.count as f64 / MIB / b.elapsed.as_secs_f64());
                 line += &format!(", {:?} {:.1}", sink, base[k][run]);
                 let chunks = stats.chunks.load(std::sync::atomic::Ordering::Relaxed);
                 if chunks > 0 {
-                    chunk_sizes.push(stats.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64 / chunks as f64);
+                    chunk_sizes.push(
+                        stats.bytes.load(std::sync::atomic::Ordering::Relaxed) as f64
+                            / chunks as f64,
+                    );
                 }
             }
             progress(&line);
         }
-        let what = format!("{} × {} MiB, one agent, sequential streams", sz.count, sz.bytes as f64 / MIB);
+        let what = format!(
+            "{} × {} MiB, one agent, sequential streams",
+            sz.count,
+            sz.bytes as f64 / MIB
+        );
         for (k, sink) in sinks.iter().enumerate() {
             rows.push(Comparison {
                 what: what.clone(),
@@ -252,19 +293,33 @@ pub async fn figure_enrol(s: &Sizes) -> Result<Figure> {
     };
     let clients = [HandshakeClient::Shared, HandshakeClient::FreshDrained];
     let mut ours = [vec![], vec![]];
+    let mut raw = [vec![], vec![]];
     let mut base: [[Vec<f64>; 2]; 2] = Default::default();
     let mut costs = (0.0, 0.0);
     for run in 0..s.runs {
         let mut dep = Deployment::start().await?;
         let a = enrol::core_run(&mut dep, seq).await?;
         let b = enrol::core_run(&mut dep, conc).await?;
+        let ra = enrol::core_handler_run(&mut dep, seq).await?;
+        let rb = enrol::core_handler_run(&mut dep, conc).await?;
+        raw[0].push(ra.per_s());
+        raw[1].push(rb.per_s());
         if run == 0 {
             costs = enrol::crypto_costs(&dep, seq.count.min(100))?;
         }
         dep.stop_core().await;
         ours[0].push(a.per_s());
         ours[1].push(b.per_s());
-        let mut line = format!("enrol run {}: core seq {:.1}/s, {}-way {:.1}/s", run + 1, a.per_s(), conc.concurrency, b.per_s());
+        let mut line = format!(
+            "enrol run {}: core seq {:.1}/s, {}-way {:.1}/s; handler only seq {:.1}/s, {}-way {:.1}/s",
+            run + 1,
+            a.per_s(),
+            conc.concurrency,
+            b.per_s(),
+            ra.per_s(),
+            conc.concurrency,
+            rb.per_s()
+        );
         for (k, client) in clients.iter().enumerate() {
             for (m, sz) in [seq, conc].iter().enumerate() {
                 let h = enrol::baseline_run(&dep, *sz, *client).await?;
@@ -281,7 +336,11 @@ pub async fn figure_enrol(s: &Sizes) -> Result<Figure> {
                 what: format!(
                     "{} enrolments, {}",
                     sz.count,
-                    if sz.concurrency == 1 { "sequential".to_string() } else { format!("{}-way concurrent", sz.concurrency) }
+                    if sz.concurrency == 1 {
+                        "sequential".to_string()
+                    } else {
+                        format!("{}-way concurrent", sz.concurrency)
+                    }
                 ),
                 ours: ours[m].clone(),
                 baseline_name: client.name().into(),
@@ -289,6 +348,16 @@ pub async fn figure_enrol(s: &Sizes) -> Result<Figure> {
                 goal: None,
             });
         }
+        rows.push(Comparison {
+            what: format!(
+                "diagnostic: core enrolment handler only, {} requests, concurrency {} (bench client: no drain wait, no files)",
+                sz.count, sz.concurrency
+            ),
+            ours: raw[m].clone(),
+            baseline_name: HandshakeClient::Shared.name().into(),
+            baseline: base[m][0].clone(),
+            goal: None,
+        });
     }
     Ok(Figure {
         title: "Enrolment".into(),
@@ -306,15 +375,32 @@ pub async fn figure_enrol(s: &Sizes) -> Result<Figure> {
 
 fn sh(cmd: &str, args: &[&str]) -> Option<String> {
     let out = std::process::Command::new(cmd).args(args).output().ok()?;
-    out.status.success().then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    out.status
+        .success()
+        .then(|| String::from_utf8_lossy(&out.stdout).trim().to_owned())
+}
+
+/// The commit, and whether the tree held uncommitted changes when this ran.
+fn commit() -> String {
+    let head = sh("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into());
+    match sh("git", &["status", "--porcelain", "--untracked-files=no"]) {
+        Some(s) if !s.is_empty() => format!("{head} (plus uncommitted changes in the tree)"),
+        _ => head,
+    }
 }
 
 fn machine() -> String {
-    let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cpus = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
     let model = cpuinfo
         .lines()
-        .find_map(|l| l.strip_prefix("model name").and_then(|r| r.split_once(':')).map(|(_, m)| m.trim().to_owned()))
+        .find_map(|l| {
+            l.strip_prefix("model name")
+                .and_then(|r| r.split_once(':'))
+                .map(|(_, m)| m.trim().to_owned())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let mem_gib = meminfo
@@ -327,7 +413,11 @@ fn machine() -> String {
 }
 
 async fn run(args: &Args) -> Result<String> {
-    let mut sizes = if args.quick { Sizes::quick() } else { Sizes::full() };
+    let mut sizes = if args.quick {
+        Sizes::quick()
+    } else {
+        Sizes::full()
+    };
     if let Some(r) = args.runs {
         sizes.runs = r.clamp(1, 9);
     }
@@ -338,11 +428,15 @@ async fn run(args: &Args) -> Result<String> {
         sizes.label,
         sizes.runs,
         if sizes.runs == 1 { "" } else { "s" },
-        sh("git", &["rev-parse", "--short", "HEAD"]).unwrap_or_else(|| "unknown".into()),
+        commit(),
         sh("date", &["-u", "+%Y-%m-%d %H:%M UTC"]).unwrap_or_default(),
         machine()
     );
-    type FigureFn = for<'a> fn(&'a Sizes) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<Figure>> + Send + 'a>>;
+    type FigureFn = for<'a> fn(
+        &'a Sizes,
+    ) -> std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Figure>> + Send + 'a>,
+    >;
     let figures: [(&str, FigureFn); 3] = [
         ("ingest", |s| Box::pin(figure_ingest(s))),
         ("capture", |s| Box::pin(figure_capture(s))),
@@ -366,12 +460,15 @@ fn main() -> Result<()> {
     let args = Args::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
         )
         .with_writer(std::io::stderr)
         .init();
     honeybee_pki::install_crypto_provider();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     let md = rt.block_on(run(&args))?;
     if let Some(path) = &args.out {
         std::fs::write(path, md).with_context(|| format!("write {}", path.display()))?;
@@ -391,11 +488,11 @@ mod tests {
         honeybee_pki::install_crypto_provider();
         let s = Sizes::tiny();
         let ingest = figure_ingest(&s).await.expect("ingest");
-        assert_eq!(ingest.rows.len(), 1);
+        assert_eq!(ingest.rows.len(), 2);
         let capture = figure_capture(&s).await.expect("capture");
         assert_eq!(capture.rows.len(), 4);
         let enrol = figure_enrol(&s).await.expect("enrol");
-        assert_eq!(enrol.rows.len(), 4);
+        assert_eq!(enrol.rows.len(), 6);
         for fig in [&ingest, &capture, &enrol] {
             for row in &fig.rows {
                 assert_eq!((row.ours.len(), row.baseline.len()), (1, 1), "{}", row.what);

@@ -65,7 +65,10 @@ pub fn fmt_rate(v: f64) -> String {
 }
 
 fn runs(v: &[f64]) -> String {
-    v.iter().map(|x| fmt_rate(*x)).collect::<Vec<_>>().join(" / ")
+    v.iter()
+        .map(|x| fmt_rate(*x))
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 impl Figure {
