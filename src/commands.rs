@@ -585,3 +585,54 @@ pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+pub async fn module_cert(
+    data_dir: &Path,
+    name: String,
+    permissions: Vec<String>,
+    out: &Path,
+) -> anyhow::Result<()> {
+    if out.join("module.pem").exists() {
+        bail!(
+            "{} already holds a module identity; use another --out",
+            out.display()
+        );
+    }
+    let key = honeybee_pki::keys::KeyPair::generate()?;
+    let csr_der = honeybee_pki::keys::make_csr(&key)?;
+    let core = honeybee_core::admin_client::core_address(data_dir)?;
+    let req = AdminRequest::IssueModuleCert {
+        name: name.clone(),
+        permissions,
+        csr_der,
+    };
+    let AdminResponse::ModuleCert {
+        cert_der,
+        ca_der,
+        not_after_ms,
+    } = ask(data_dir, req).await?
+    else {
+        bail!("unexpected answer from the core");
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let pem = format!(
+        "{}{}",
+        key.to_pem(),
+        honeybee_pki::files::der_to_pem_cert(&cert_der)
+    );
+    honeybee_pki::files::write_private(&out.join("module.pem"), pem.as_bytes())?;
+    honeybee_pki::files::write_public(
+        &out.join("ca.crt"),
+        honeybee_pki::files::der_to_pem_cert(&ca_der).as_bytes(),
+    )?;
+    let toml = format!(
+        "# HoneyBee module identity, written by `honeybee module cert`.\nname = {name:?}\ncore = \"{core}\"\n"
+    );
+    honeybee_pki::files::write_public(&out.join("module.toml"), toml.as_bytes())?;
+    println!(
+        "module {name} may connect over QUIC until {}; identity in {}",
+        rfc3339(not_after_ms),
+        out.display()
+    );
+    Ok(())
+}

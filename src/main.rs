@@ -117,6 +117,18 @@ enum ModuleCmd {
         #[arg(long, value_delimiter = ',')]
         permissions: Vec<String>,
     },
+    /// Issue a certificate for a module that connects over QUIC (the Rust SDK): makes the
+    /// key here and writes module.toml, module.pem (0600) and ca.crt into --out.
+    Cert {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        name: String,
+        #[arg(long, value_delimiter = ',')]
+        permissions: Vec<String>,
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Start a managed module now: `honeybee module load NAME --permissions … -- COMMAND [ARGS]`.
     Load {
         #[command(flatten)]
@@ -359,6 +371,12 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             permissions,
             command,
         }) => c::module_load(&dir.data_dir, name, permissions, command).await,
+        Cmd::Module(ModuleCmd::Cert {
+            dir,
+            name,
+            permissions,
+            out,
+        }) => c::module_cert(&dir.data_dir, name, permissions, &out).await,
         Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
         Cmd::Module(ModuleCmd::List { dir, json }) => c::module_list(&dir.data_dir, json).await,
     }

@@ -414,3 +414,106 @@ fn managed_modules_load_and_unload_at_runtime() {
     assert!(audit.iter().any(|a| a["action"] == "module.load"));
     assert!(audit.iter().any(|a| a["action"] == "module.unload"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rust_module_over_quic_filters_commands_and_alerts() {
+    use honeybee_module_sdk::{EventFilter, Module, ModuleConfig};
+    let mut dep = Deployment::init(|t| t);
+    tokio::task::block_in_place(|| dep.start_core());
+    let _agent = tokio::task::block_in_place(|| dep.start_agent("rq"));
+    let port = tokio::task::block_in_place(|| dep.service_port("rq", "banner"));
+    let dir = dep.dir.path().join("rusty");
+    tokio::task::block_in_place(|| {
+        ok(&[
+            "module",
+            "cert",
+            "--data-dir",
+            &dep.d(),
+            "--name",
+            "rusty",
+            "--permissions",
+            "events:read,nodes:command,alerts:write",
+            "--out",
+            dir.to_str().unwrap(),
+        ])
+    });
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(dir.join("module.pem"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
+        0o600
+    );
+
+    let cfg = ModuleConfig::load(&dir).unwrap();
+    let mut m = Module::connect(&cfg, "test", &[]).await.unwrap();
+    assert_eq!(m.granted.len(), 3);
+    let sub = m
+        .subscribe(EventFilter {
+            kinds: vec!["data".into()],
+            nodes: vec!["rq".into()],
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    for i in 0..3 {
+        tokio::task::block_in_place(|| probe(port, &format!("quic-{i}\n")));
+    }
+    for i in 0..3 {
+        let (s, ev) = tokio::time::timeout(Duration::from_secs(30), m.next_event())
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(s, sub);
+        assert_eq!(ev["event"]["action"], "data");
+        assert!(
+            ev["honeybee"]["data_text"]
+                .as_str()
+                .unwrap()
+                .starts_with(&format!("quic-{i}"))
+        );
+    }
+    let out = m.command("rq", "ping").await.unwrap();
+    assert_eq!(out["output"], "pong");
+    m.alert("low", "rusty was here", "", None).await.unwrap();
+    // Not granted: enrich:write.
+    let err = m
+        .enrich(
+            honeybee_proto::module::EventRef {
+                node: "rq".into(),
+                seq: 1,
+            },
+            Default::default(),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("forbidden"), "{err}");
+    m.close().await;
+    let alerts = tokio::task::block_in_place(|| ok(&["alerts", "--data-dir", &dep.d()]));
+    assert!(alerts.contains("rusty was here"), "{alerts}");
+
+    // The module certificate opens nothing else: not an agent session, not the admin API.
+    let ca = common::quic::load_ca(&dep.core_dir());
+    let addr: SocketAddr = format!("127.0.0.1:{}", dep.port).parse().unwrap();
+    let ident = common::quic::ClientId {
+        chain: honeybee_pki::files::pem_to_der_certs(
+            &std::fs::read_to_string(dir.join("module.pem")).unwrap(),
+        )
+        .unwrap(),
+        key: honeybee_pki::keys::KeyPair::from_pem(
+            &std::fs::read_to_string(dir.join("module.pem")).unwrap(),
+        )
+        .unwrap(),
+    };
+    let (_ep, conn) =
+        common::quic::connect(addr, ca.cert_der(), &ident, honeybee_proto::alpn::ADMIN)
+            .await
+            .unwrap();
+    let e = common::quic::closed_within(&conn, Duration::from_secs(5)).await;
+    assert_eq!(
+        common::quic::app_code(&e),
+        Some(honeybee_proto::stream::close::FORBIDDEN as u64)
+    );
+}

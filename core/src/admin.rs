@@ -241,6 +241,26 @@ async fn dispatch(
             }
         }
         AdminRequest::ListModules => R::Modules(crate::modules::list(shared)),
+        AdminRequest::IssueModuleCert {
+            name,
+            permissions,
+            csr_der,
+        } => match crate::modules::session::issue_module_cert(
+            shared,
+            &name,
+            &permissions,
+            &csr_der,
+            actor,
+        )
+        .await
+        {
+            Ok((cert_der, not_after_ms)) => R::ModuleCert {
+                cert_der,
+                ca_der: shared.ca.cert_der().to_vec(),
+                not_after_ms,
+            },
+            Err(e) => R::Error(e),
+        },
         _ => R::Error("request not supported by this core".into()),
     }
 }

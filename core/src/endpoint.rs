@@ -122,6 +122,8 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
         &[Role::Agent, Role::Relay]
     } else if alpn == alpn::ADMIN {
         &[Role::Admin]
+    } else if alpn == alpn::MODULE {
+        &[Role::Module, Role::Dashboard]
     } else {
         &[]
     };
@@ -139,6 +141,8 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
     }
     if alpn == alpn::NODE {
         crate::node::handle(conn, peer, shared).await;
+    } else if alpn == alpn::MODULE {
+        crate::modules::quic::handle(conn, peer, shared).await;
     } else {
         crate::admin::handle(conn, peer, shared).await;
     }

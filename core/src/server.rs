@@ -181,7 +181,7 @@ impl Core {
             chain,
             key,
             revocations.clone(),
-            &[alpn::NODE, alpn::ENROLL, alpn::ADMIN],
+            &[alpn::NODE, alpn::ENROLL, alpn::ADMIN, alpn::MODULE],
         )
         .map_err(|e| CoreError::Tls(e.to_string()))?;
         let server = crate::endpoint::server_config(tls, cfg.max_streams_per_node)

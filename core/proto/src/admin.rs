@@ -52,6 +52,12 @@ pub enum AdminRequest {
         name: String,
     },
     ListModules,
+    /// Sign a CSR for a module that connects over QUIC, granting it these permissions.
+    IssueModuleCert {
+        name: String,
+        permissions: Vec<String>,
+        csr_der: Vec<u8>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -62,12 +68,22 @@ pub enum AdminResponse {
     Events(Vec<StoredEvent>),
     NodeConfig(NodeConfig),
     Audit(Vec<AuditEntry>),
-    Token { id: TokenId, token: String },
+    Token {
+        id: TokenId,
+        token: String,
+    },
     Tokens(Vec<TokenInfo>),
     CommandResult(Result<String, String>),
     Alerts(Vec<AlertInfo>),
-    ModuleCredential { credential: String },
+    ModuleCredential {
+        credential: String,
+    },
     Modules(Vec<ModuleInfo>),
+    ModuleCert {
+        cert_der: Vec<u8>,
+        ca_der: Vec<u8>,
+        not_after_ms: i64,
+    },
     Done,
     Error(String),
 }

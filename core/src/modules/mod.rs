@@ -5,6 +5,7 @@
 
 pub mod filter;
 pub mod manager;
+pub mod quic;
 pub mod session;
 pub mod shim;
 

@@ -721,6 +721,73 @@ impl Ctx {
     }
 }
 
+fn parse_permissions(permissions: &[String]) -> Result<Vec<Permission>, String> {
+    permissions
+        .iter()
+        .map(|p| {
+            Permission::parse(p).ok_or_else(|| {
+                format!(
+                    "unknown permission {p:?}; known: {}",
+                    Permission::ALL
+                        .iter()
+                        .map(|p| p.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })
+        })
+        .collect()
+}
+
+/// Signs a module's CSR (role `module`, id = its name) and records its grant, so it can
+/// connect over QUIC. The key was made where the module runs; only the CSR travels.
+pub async fn issue_module_cert(
+    shared: &Shared,
+    name: &str,
+    permissions: &[String],
+    csr_der: &[u8],
+    actor: &str,
+) -> Result<(Vec<u8>, i64), String> {
+    let id = NodeId::new(name).map_err(|e| format!("module name: {e}"))?;
+    let perms = parse_permissions(permissions)?;
+    let issued = shared
+        .ca
+        .sign_csr(
+            csr_der,
+            &honeybee_pki::ca::IssueRequest {
+                role: honeybee_proto::Role::Module,
+                id: id.clone(),
+                lifetime: shared.cfg.admin_cert_lifetime,
+            },
+        )
+        .map_err(|e| format!("certificate request refused: {e}"))?;
+    shared
+        .store
+        .create_module_credential(crate::store::ModuleCredential {
+            id: TokenId(rand::random()),
+            name: id.to_string(),
+            // No shim secret: this grant is reachable only with the certificate.
+            secret_hash: [0; 32],
+            permissions: perms,
+            created_ms: crate::now_ms(),
+            revoked: false,
+        })
+        .await
+        .map_err(|e| e.to_string())?;
+    shared.audit(
+        actor,
+        "module.cert",
+        "ok",
+        None,
+        &format!(
+            "module={name} serial={} permissions={}",
+            issued.serial,
+            permissions.join(",")
+        ),
+    );
+    Ok((issued.der, issued.not_after_ms))
+}
+
 /// Makes a shim credential for module `name` and stores its hash.
 pub async fn create_credential(
     shared: &Shared,
@@ -729,19 +796,7 @@ pub async fn create_credential(
     actor: &str,
 ) -> Result<String, String> {
     let name_ok = NodeId::new(name).map_err(|e| format!("module name: {e}"))?;
-    let mut perms = Vec::new();
-    for p in permissions {
-        perms.push(Permission::parse(p).ok_or_else(|| {
-            format!(
-                "unknown permission {p:?}; known: {}",
-                Permission::ALL
-                    .iter()
-                    .map(|p| p.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            )
-        })?);
-    }
+    let perms = parse_permissions(permissions)?;
     let id = TokenId(rand::random());
     let secret: [u8; 32] = rand::random();
     shared

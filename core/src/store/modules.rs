@@ -88,6 +88,26 @@ impl SqliteStore {
         .await
     }
 
+    /// The permissions of module `name`: those of its newest unrevoked credential.
+    pub async fn module_permissions(
+        &self,
+        name: &str,
+    ) -> Result<Option<Vec<Permission>>, StoreError> {
+        let name = name.to_owned();
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(
+                "SELECT permissions FROM module_credentials WHERE name = ?1 AND revoked = 0 \
+                 ORDER BY created_ms DESC LIMIT 1",
+            )?;
+            let mut rows = stmt.query([name])?;
+            Ok(match rows.next()? {
+                Some(row) => Some(perms_from_text(&row.get::<_, String>(0)?)),
+                None => None,
+            })
+        })
+        .await
+    }
+
     /// Revokes every credential issued to module `name`; returns how many.
     pub async fn revoke_module_credentials(&self, name: &str) -> Result<u64, StoreError> {
         let name = name.to_owned();
