@@ -103,6 +103,17 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Impaired networks for testing: a UDP proxy that delays, loses, reorders,
+    /// partitions and NAT-rebinds what passes (see README, "netsim").
+    #[command(subcommand)]
+    Netsim(NetsimCmd),
+}
+
+#[derive(Subcommand)]
+enum NetsimCmd {
+    /// Forward UDP from --listen to --upstream through an impaired link; reads control
+    /// commands on stdin (partition, heal, rebind, set …).
+    Proxy(honeybee_netsim::cli::ProxyArgs),
 }
 
 #[derive(Subcommand)]
@@ -379,5 +390,12 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }) => c::module_cert(&dir.data_dir, name, permissions, &out).await,
         Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
         Cmd::Module(ModuleCmd::List { dir, json }) => c::module_list(&dir.data_dir, json).await,
+        Cmd::Netsim(NetsimCmd::Proxy(args)) => {
+            let shutdown = async {
+                let _ = tokio::signal::ctrl_c().await;
+            };
+            honeybee_netsim::cli::run_proxy(args, shutdown).await?;
+            Ok(())
+        }
     }
 }

@@ -90,6 +90,9 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     {
         println!("  honeypot {:<9} {} ({})", s.name, s.listen, s.kind.name());
     }
+    if let Some(shim) = core.shared().shim_addr {
+        println!("  module shim (tcp)  {shim}   (see modules/PROTOCOL.md)");
+    }
     println!();
     println!(
         "Try it:   ssh -p 2222 root@127.0.0.1        (any password; every attempt is recorded)"

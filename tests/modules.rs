@@ -517,3 +517,52 @@ async fn rust_module_over_quic_filters_commands_and_alerts() {
         Some(honeybee_proto::stream::close::FORBIDDEN as u64)
     );
 }
+
+#[test]
+fn the_shim_can_speak_tls() {
+    let mut dep = Deployment::init(|t| t.replace("shim_tls = false", "shim_tls = true"));
+    dep.start_core();
+    let addr = shim_addr(&dep);
+    let cred = credential(&dep, "tlsmod", "events:read");
+    let script = r#"
+import os, sys
+sys.path.insert(0, os.environ["SDK"])
+from honeybee_module import Module
+with Module("tlsmod", tls_ca=os.environ["CA"]) as m:
+    print(m.ping())
+"#;
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .env(
+            "SDK",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/modules/python"),
+        )
+        .env("CA", dep.core_dir().join("pki/ca.crt"))
+        .env("HONEYBEE_SHIM_ADDR", addr.to_string())
+        .env("HONEYBEE_MODULE_CREDENTIAL", &cred)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "pong");
+    // A plaintext hello gets no answer it could read as a frame.
+    let mut plain = Raw::connect(addr);
+    plain
+        .0
+        .set_read_timeout(Some(Duration::from_secs(15)))
+        .unwrap();
+    plain.send(&json!({"type": "hello", "name": "tlsmod", "version": "t", "protocol": 1, "credential": cred}));
+    assert!(plain.recv().is_none_or(|v| v["type"] != "welcome"));
+    // And a shim beyond loopback without TLS is refused at start-up, saying why.
+    let dep2 = Deployment::init(|t| {
+        t.replace(
+            "shim_listen = \"127.0.0.1:0\"",
+            "shim_listen = \"0.0.0.0:0\"",
+        )
+    });
+    let err = fails(&["core", "run", "--data-dir", &dep2.d()]);
+    assert!(err.contains("shim_tls = true"), "{err}");
+}

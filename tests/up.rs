@@ -21,6 +21,7 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
         "127.0.0.1:7443",
         "127.0.0.1:2222",
         "127.0.0.1:2525",
+        "127.0.0.1:7444",
         "honeybee events --data-dir",
     ] {
         assert!(text.contains(line), "`up` output lacks {line:?}:\n{text}");

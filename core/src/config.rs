@@ -44,6 +44,10 @@ pub struct RawModules {
     pub max_connections: u32,
     #[serde(default = "d_mod_conns_src")]
     pub max_connections_per_source: u32,
+    /// Wrap the shim in TLS (the core's certificate). Required when `shim_listen` is not
+    /// a loopback address.
+    #[serde(default)]
+    pub shim_tls: bool,
 }
 
 impl Default for RawModules {
@@ -52,6 +56,7 @@ impl Default for RawModules {
             shim_listen: d_shim(),
             max_connections: d_mod_conns(),
             max_connections_per_source: d_mod_conns_src(),
+            shim_tls: false,
         }
     }
 }
@@ -227,6 +232,7 @@ pub struct CoreConfig {
     pub shim_listen: Option<SocketAddr>,
     pub module_max_connections: u32,
     pub module_max_connections_per_source: u32,
+    pub shim_tls: bool,
     pub managed_modules: Vec<honeybee_proto::admin::ModuleSpec>,
 }
 
@@ -305,6 +311,17 @@ impl RawCoreConfig {
                 why: format!("{e}; expected IP:PORT such as 127.0.0.1:7444, or \"\" to disable"),
             })?),
         };
+        if let Some(a) = shim_listen
+            && !a.ip().is_loopback()
+            && !self.modules.shim_tls
+        {
+            return Err(ConfigError::Invalid {
+                key: "modules.shim_listen",
+                value: a.to_string(),
+                why: "a shim bound beyond loopback must use TLS: set modules.shim_tls = true"
+                    .into(),
+            });
+        }
         let mut managed_modules = Vec::new();
         for m in self.managed_modules {
             honeybee_proto::NodeId::new(m.name.clone()).map_err(|e| ConfigError::Invalid {
@@ -333,6 +350,7 @@ impl RawCoreConfig {
             module_max_connections: self.modules.max_connections.max(1),
             module_max_connections_per_source: self.modules.max_connections_per_source.max(1),
             managed_modules,
+            shim_tls: self.modules.shim_tls,
             data_dir: data_dir.to_owned(),
             trust_domain: self.trust_domain,
             listen,

@@ -240,7 +240,21 @@ impl Core {
             shared.clone(),
         ));
         if let Some(listener) = shim {
-            tasks.spawn(crate::modules::shim::serve(listener, shared.clone()));
+            let tls = if shared.cfg.shim_tls {
+                let chain = vec![
+                    load_cert(&shared.paths.core_cert())?,
+                    rustls::pki_types::CertificateDer::from(shared.ca.cert_der().to_vec()),
+                ];
+                let cfg = honeybee_pki::tls::server_config_no_client_auth(
+                    chain,
+                    load_key(&shared.paths.core_key())?,
+                )
+                .map_err(|e| CoreError::Tls(e.to_string()))?;
+                Some(tokio_rustls::TlsAcceptor::from(Arc::new(cfg)))
+            } else {
+                None
+            };
+            tasks.spawn(crate::modules::shim::serve(listener, tls, shared.clone()));
         }
         for spec in shared.cfg.managed_modules.clone() {
             let name = spec.name.clone();

@@ -13,12 +13,15 @@ alerts and enrichments. The contract is modules/PROTOCOL.md.
 
 Managed modules (started by the core) find their address, name and credential in the
 environment: HONEYBEE_SHIM_ADDR, HONEYBEE_MODULE_NAME, HONEYBEE_MODULE_CREDENTIAL.
+A shim bound beyond loopback speaks TLS: pass tls_ca= (or HONEYBEE_SHIM_CA) with the
+deployment's CA certificate (pki/ca.crt); the core's certificate is verified against it.
 """
 
 import collections
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 
@@ -46,7 +49,8 @@ class Disconnected(Exception):
 
 
 class Module:
-    def __init__(self, name=None, version="0.1.0", permissions=None, addr=None, credential=None, timeout=10.0):
+    def __init__(self, name=None, version="0.1.0", permissions=None, addr=None, credential=None, timeout=10.0,
+                 tls_ca=None):
         self.name = name or os.environ.get("HONEYBEE_MODULE_NAME")
         if not self.name:
             raise ValueError("a module needs a name (or HONEYBEE_MODULE_NAME)")
@@ -57,6 +61,7 @@ class Module:
         if not self.credential:
             raise ValueError("a module needs a credential (`honeybee module token`) or HONEYBEE_MODULE_CREDENTIAL")
         self.timeout = timeout
+        self.tls_ca = tls_ca or os.environ.get("HONEYBEE_SHIM_CA")
         self.sock = None
         self.granted = []
         self.missed = 0
@@ -69,8 +74,16 @@ class Module:
 
     def connect(self):
         host, _, port = self.addr.rpartition(":")
-        self.sock = socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock = socket.create_connection((host.strip("[]"), int(port)), timeout=self.timeout)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if self.tls_ca:
+            ctx = ssl.create_default_context(cafile=self.tls_ca)
+            ctx.minimum_version = ssl.TLSVersion.TLSv1_3
+            # HoneyBee certificates name a SPIFFE URI, not a host: the chain to the
+            # deployment's own CA is what identifies the core.
+            ctx.check_hostname = False
+            sock = ctx.wrap_socket(sock)
+        self.sock = sock
         self._send({
             "type": "hello",
             "name": self.name,

@@ -230,6 +230,25 @@ pub fn server_config(
     Ok(cfg)
 }
 
+/// A server config without client authentication, for the module shim when it is bound
+/// beyond loopback: the module authenticates with its credential inside the channel; the
+/// channel gives it confidentiality and the core's identity. TLS 1.3 only, no resumption.
+pub fn server_config_no_client_auth(
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<ServerConfig, TlsError> {
+    let mut cfg = ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])
+        .map_err(TlsError::Config)?
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .map_err(TlsError::Config)?;
+    cfg.session_storage = Arc::new(NoServerSessionStorage {});
+    cfg.send_tls13_tickets = 0;
+    cfg.max_early_data_size = 0;
+    Ok(cfg)
+}
+
 /// Verifies the core for an mTLS client: chain to the CA, then SPIFFE role and trust domain.
 #[derive(Debug)]
 struct ServerVerifier {

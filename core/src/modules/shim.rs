@@ -9,13 +9,21 @@ use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+/// How long a TLS client has to finish its handshake.
+const TLS_HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Binds the shim listener.
 pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
     TcpListener::bind(addr).await
 }
 
-/// Accepts module connections until the listener fails.
-pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
+/// Accepts module connections until the listener fails; with `tls`, each connection
+/// completes a TLS handshake (10 s deadline) before its hello.
+pub async fn serve(
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    shared: Arc<Shared>,
+) {
     let total = Arc::new(Semaphore::new(shared.cfg.module_max_connections as usize));
     let per_source: Arc<Mutex<HashMap<IpAddr, u32>>> = Arc::default();
     let per_source_max = shared.cfg.module_max_connections_per_source;
@@ -42,11 +50,28 @@ pub async fn serve(listener: TcpListener, shared: Arc<Shared>) {
             *n += 1;
         }
         let _ = stream.set_nodelay(true);
-        let (shared, per_source) = (shared.clone(), per_source.clone());
+        let (shared, per_source, tls) = (shared.clone(), per_source.clone(), tls.clone());
         tokio::spawn(async move {
-            let (r, w) = stream.into_split();
-            super::session::serve(r, w, super::session::Auth::Credential, peer, "shim", shared)
-                .await;
+            use super::session::{Auth, serve};
+            match tls {
+                None => {
+                    let (r, w) = stream.into_split();
+                    serve(r, w, Auth::Credential, peer, "shim", shared).await;
+                }
+                Some(acceptor) => {
+                    let handshake = tokio::time::timeout(TLS_HANDSHAKE, acceptor.accept(stream));
+                    match handshake.await {
+                        Ok(Ok(tls)) => {
+                            let (r, w) = tokio::io::split(tls);
+                            serve(r, w, Auth::Credential, peer, "shim+tls", shared).await;
+                        }
+                        Ok(Err(e)) => {
+                            tracing::info!(%peer, error = %e, "module shim TLS handshake failed")
+                        }
+                        Err(_) => tracing::info!(%peer, "module shim TLS handshake timed out"),
+                    }
+                }
+            }
             let mut m = per_source.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(n) = m.get_mut(&peer.ip()) {
                 *n -= 1;
