@@ -33,6 +33,8 @@ pub const QUEUE_CAPACITY: usize = 8192;
 pub const MAX_LAG: u64 = 100_000;
 /// Subscriptions per module.
 pub const MAX_SUBSCRIPTIONS: usize = 64;
+/// Requests of one module being handled at once.
+pub const MAX_IN_FLIGHT: usize = 64;
 
 /// How the peer proved who it is.
 #[derive(Debug, Clone)]
@@ -205,6 +207,7 @@ pub async fn serve<R, W>(
         subs: std::sync::Mutex::new(HashMap::new()),
         subscriptions,
     });
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let reason = loop {
         let body = tokio::select! {
             b = read_frame(&mut r, IDLE_TIMEOUT) => b,
@@ -248,8 +251,13 @@ pub async fn serve<R, W>(
                 continue;
             }
         };
+        // Bounded concurrency: a module that floods requests waits here, and stops being read.
+        let Ok(permit) = in_flight.clone().acquire_owned().await else {
+            break "closed";
+        };
         let ctx = ctx.clone();
         tokio::spawn(async move {
+            let _permit = permit;
             let id = req.id();
             let answer = match ctx.handle(req).await {
                 Ok(Some(data)) => Some(ModuleMessage::Result {
