@@ -57,6 +57,21 @@ impl Deployment {
             },
         )
         .context("core init")?;
+        // The module TCP shim has a fixed default port; the benchmarks do not use it, and
+        // a fixed port would clash with a running core or a parallel test.
+        let cfg_path = core_dir.join("core.toml");
+        let cfg = std::fs::read_to_string(&cfg_path)?
+            .lines()
+            .map(|l| {
+                if l.trim_start().starts_with("shim_listen") {
+                    "shim_listen = \"\""
+                } else {
+                    l
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n");
+        std::fs::write(&cfg_path, cfg + "\n")?;
         let core = Core::start(&core_dir).await.context("core start")?;
         Ok(Deployment {
             dir,

@@ -64,6 +64,14 @@ pub fn fmt_rate(v: f64) -> String {
     }
 }
 
+fn fmt_ratio(r: f64) -> String {
+    if r < 0.1 {
+        format!("{r:.3}")
+    } else {
+        format!("{r:.2}")
+    }
+}
+
 fn runs(v: &[f64]) -> String {
     v.iter()
         .map(|x| fmt_rate(*x))
@@ -89,12 +97,12 @@ impl Figure {
             };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.2}× | {} | {} | {} |",
+                "| {} | {} | {} | {} | {}× | {} | {} | {} |",
                 r.what,
                 fmt_rate(median(&r.ours)),
                 r.baseline_name,
                 fmt_rate(median(&r.baseline)),
-                r.ratio(),
+                fmt_ratio(r.ratio()),
                 goal,
                 runs(&r.ours),
                 runs(&r.baseline)

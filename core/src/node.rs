@@ -21,6 +21,8 @@ use tokio::sync::{Semaphore, mpsc};
 
 /// How long a node has to open its control stream and say hello.
 const HELLO_DEADLINE: Duration = Duration::from_secs(10);
+/// Capture bytes gathered before each write to the temporary file.
+const CAPTURE_WRITE: usize = 256 * 1024;
 /// How long a unidirectional stream may stay silent before it is abandoned.
 const STREAM_STALL: Duration = Duration::from_secs(30);
 
@@ -460,18 +462,31 @@ async fn capture(
             return Ok(());
         }
     };
+    // QUIC hands over roughly one packet per chunk; gather them so each file write (a
+    // thread-pool round trip) moves a quarter of a megabyte, not 1.4 KB.
+    let mut buf = Vec::with_capacity(CAPTURE_WRITE);
     loop {
-        let chunk = match tokio::time::timeout(STREAM_STALL, recv.read_chunk(64 * 1024, true)).await
-        {
-            Ok(Ok(Some(c))) => c,
-            Ok(Ok(None)) => break,
-            // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
-            Ok(Err(_)) | Err(_) => return Ok(()),
-        };
-        if let Err(e) = pending.write(&chunk.bytes).await {
-            let _ = recv.stop(close::CAPTURE_REJECTED.into());
-            reject(e.to_string()).await;
-            return Ok(());
+        let chunk =
+            match tokio::time::timeout(STREAM_STALL, recv.read_chunk(CAPTURE_WRITE, true)).await {
+                Ok(Ok(Some(c))) => Some(c),
+                Ok(Ok(None)) => None,
+                // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
+                Ok(Err(_)) | Err(_) => return Ok(()),
+            };
+        let done = chunk.is_none();
+        if let Some(c) = chunk {
+            buf.extend_from_slice(&c.bytes);
+        }
+        if buf.len() >= CAPTURE_WRITE || (done && !buf.is_empty()) {
+            if let Err(e) = pending.write(&buf).await {
+                let _ = recv.stop(close::CAPTURE_REJECTED.into());
+                reject(e.to_string()).await;
+                return Ok(());
+            }
+            buf.clear();
+        }
+        if done {
+            break;
         }
     }
     match pending.finish(&header.sha256).await {
