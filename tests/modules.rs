@@ -566,3 +566,34 @@ with Module("tlsmod", tls_ca=os.environ["CA"]) as m:
     let err = fails(&["core", "run", "--data-dir", &dep2.d()]);
     assert!(err.contains("shim_tls = true"), "{err}");
 }
+
+#[test]
+fn modules_listed_in_core_toml_start_and_stop_with_the_core() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modules/py_managed.py");
+    let mut dep = Deployment::init(|t| {
+        format!(
+            "{t}\n[[module]]\nname = \"from-config\"\ncommand = \"python3\"\nargs = [{script:?}]\npermissions = [\"events:read\"]\n"
+        )
+    });
+    dep.start_core();
+    let d = dep.d();
+    let m = wait_for(
+        "configured module connected",
+        Duration::from_secs(30),
+        || {
+            let list: Vec<Value> =
+                serde_json::from_str(&ok(&["module", "list", "--json", "--data-dir", &d])).ok()?;
+            list.into_iter()
+                .find(|m| m["name"] == "from-config" && m["state"] == "connected")
+        },
+    );
+    let pid = m["pid"].as_u64().unwrap();
+    // Stopping the core stops its modules.
+    let status = dep.core.as_mut().unwrap().terminate();
+    assert!(status.success());
+    let gone = !std::path::Path::new(&format!("/proc/{pid}")).exists()
+        || std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .unwrap_or_default()
+            .contains(") Z ");
+    assert!(gone, "module process {pid} outlived the core");
+}

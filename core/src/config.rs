@@ -29,7 +29,7 @@ pub struct RawCoreConfig {
     #[serde(default)]
     pub modules: RawModules,
     /// Managed modules the core starts and supervises.
-    #[serde(default, rename = "module")]
+    #[serde(default, rename = "module", skip_serializing_if = "Vec::is_empty")]
     pub managed_modules: Vec<RawModule>,
 }
 
