@@ -1,0 +1,101 @@
+//! The scenarios of issue 7 as tests, at the issue's sizes: a real core and real agents on
+//! 127.0.0.1, each agent behind its own impaired link. They assert outcomes only —
+//! every event stored exactly once, no new handshake under NAT rebinding, the capture
+//! stored once with its hash — never timings; the figures go to BENCHMARKS.md.
+
+use honeybee_netsim::report::Report;
+use honeybee_netsim::scenario::{CaptureCut, CoreKill, Lossy, PartitionSpec, Rebinding, Storm};
+use std::sync::RwLock;
+
+/// The 2,000-agent storm runs alone (file descriptors, CPU); the others share.
+static GATE: RwLock<()> = RwLock::new(());
+
+fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
+    GATE.read().unwrap_or_else(|e| e.into_inner())
+}
+
+fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
+    GATE.write().unwrap_or_else(|e| e.into_inner())
+}
+
+fn init_tracing() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "error".into()),
+        )
+        .with_test_writer()
+        .try_init();
+}
+
+fn assert_exactly_once(r: &Report) {
+    println!("{r}");
+    assert!(r.sent > 0, "nothing was sent: {r}");
+    assert_eq!(r.lost, 0, "events lost: {r}");
+    assert_eq!(r.duplicated, 0, "events duplicated: {r}");
+    assert_eq!(r.stored, r.sent, "{r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lossy_links_200_agents_deliver_exactly_once() {
+    init_tracing();
+    let _g = shared();
+    let r = Lossy::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    assert_eq!(r.agents, 200);
+    assert!(
+        r.note_value("datagrams dropped by the links")
+            .is_some_and(|v| v != "0"),
+        "the links really dropped datagrams: {r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn thirty_second_partition_of_half_the_agents_loses_nothing() {
+    init_tracing();
+    let _g = shared();
+    let r = PartitionSpec::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    assert!(r.recovery.is_some(), "recovery recorded: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn core_killed_mid_stream_loses_and_duplicates_nothing() {
+    init_tracing();
+    let _g = shared();
+    let r = CoreKill::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    assert!(r.reconnections >= r.agents as u64, "every agent reconnected: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nat_rebinding_migrates_without_a_new_handshake() {
+    init_tracing();
+    let _g = shared();
+    let r = Rebinding::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    let rebinds: u64 = r.note_value("rebinds").unwrap().parse().unwrap();
+    assert!(rebinds >= 5 * r.agents as u64, "every NAT rebound several times: {r}");
+    assert_eq!(r.reconnections, 0, "no new handshake: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn capture_cut_halfway_completes_once_with_its_hash() {
+    init_tracing();
+    let _g = shared();
+    let r = CaptureCut::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    assert_eq!(r.note_value("sha256 verified"), Some("true"), "{r}");
+    assert!(r.reconnections >= 1, "the upload really was cut: {r}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_thousand_agents_reconnect_after_a_core_restart() {
+    init_tracing();
+    let _g = exclusive();
+    let r = Storm::default().run().await.expect("scenario ran");
+    assert_exactly_once(&r);
+    assert_eq!(r.agents, 2000);
+    assert_eq!(r.note_value("agents back"), Some("2000/2000"), "{r}");
+    assert!(r.recovery.is_some(), "{r}");
+}
