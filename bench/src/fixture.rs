@@ -39,6 +39,16 @@ pub struct AgentId {
 impl Deployment {
     /// `core init` on a free loopback port, then starts the core in this process.
     pub async fn start() -> Result<Deployment> {
+        Deployment::start_opts(false).await
+    }
+
+    /// As `start`, with the module TCP shim listening on an ephemeral loopback port
+    /// (`Shared::shim_addr`).
+    pub async fn start_with_shim() -> Result<Deployment> {
+        Deployment::start_opts(true).await
+    }
+
+    async fn start_opts(shim: bool) -> Result<Deployment> {
         honeybee_pki::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("honeybee-bench-")
@@ -57,14 +67,19 @@ impl Deployment {
             },
         )
         .context("core init")?;
-        // The module TCP shim has a fixed default port; the benchmarks do not use it, and
-        // a fixed port would clash with a running core or a parallel test.
+        // The module TCP shim has a fixed default port, which would clash with a running
+        // core or a parallel test: off, or on an ephemeral loopback port.
         let cfg_path = core_dir.join("core.toml");
+        let shim_line = if shim {
+            "shim_listen = \"127.0.0.1:0\""
+        } else {
+            "shim_listen = \"\""
+        };
         let cfg = std::fs::read_to_string(&cfg_path)?
             .lines()
             .map(|l| {
                 if l.trim_start().starts_with("shim_listen") {
-                    "shim_listen = \"\""
+                    shim_line
                 } else {
                     l
                 }

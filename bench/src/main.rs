@@ -1,10 +1,12 @@
 //! `honeybee-bench`: measures telemetry ingest, capture upload and enrolment of a real
 //! in-process core on loopback, each beside a bare quinn / rusqlite baseline from the same
-//! run, and prints (and optionally writes) the figures as Markdown.
+//! run, and the module bus's fan-out beside NATS and Mosquitto, and prints (and optionally
+//! writes) the figures as Markdown.
 //!
 //! Everything binds and sends to 127.0.0.1 only, every run is bounded in size and time,
 //! and every deployment lives in a temp directory that is removed when it drops.
 
+mod bus;
 mod capture;
 mod enrol;
 mod fixture;
@@ -12,6 +14,7 @@ mod ingest;
 mod stats;
 
 use anyhow::{Context, Result};
+use bus::BusSizes;
 use capture::{CaptureSizes, Sink};
 use clap::Parser;
 use enrol::{EnrolSizes, HandshakeClient};
@@ -38,7 +41,7 @@ struct Args {
     /// Runs per measurement (the median is reported); default 3, or 1 with --quick.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these figures (comma-separated: ingest, capture, enrol).
+    /// Only these figures (comma-separated: ingest, capture, enrol, bus).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
 }
@@ -52,6 +55,7 @@ pub struct Sizes {
     pub captures: Vec<CaptureSizes>,
     pub enrol: EnrolSizes,
     pub enrol_concurrency: usize,
+    pub bus: BusSizes,
 }
 
 impl Sizes {
@@ -84,6 +88,13 @@ impl Sizes {
                 limit: Duration::from_secs(300),
             },
             enrol_concurrency: 8,
+            bus: BusSizes {
+                subscribers: vec![1, 10, 100],
+                deliveries: 2_000_000,
+                limit: Duration::from_secs(60),
+                flat_out: true,
+                ingest_events: 200_000,
+            },
         }
     }
 
@@ -109,6 +120,13 @@ impl Sizes {
                 limit: Duration::from_secs(60),
             },
             enrol_concurrency: 4,
+            bus: BusSizes {
+                subscribers: vec![1, 10, 100],
+                deliveries: 200_000,
+                limit: Duration::from_secs(30),
+                flat_out: true,
+                ingest_events: 20_000,
+            },
         }
     }
 
@@ -135,6 +153,13 @@ impl Sizes {
                 limit: Duration::from_secs(60),
             },
             enrol_concurrency: 2,
+            bus: BusSizes {
+                subscribers: vec![1, 3],
+                deliveries: 3_000,
+                limit: Duration::from_secs(30),
+                flat_out: false,
+                ingest_events: 64,
+            },
         }
     }
 }
@@ -451,10 +476,11 @@ async fn run(args: &Args) -> Result<String> {
     ) -> std::pin::Pin<
         Box<dyn std::future::Future<Output = Result<Figure>> + Send + 'a>,
     >;
-    let figures: [(&str, FigureFn); 3] = [
+    let figures: [(&str, FigureFn); 4] = [
         ("ingest", |s| Box::pin(figure_ingest(s))),
         ("capture", |s| Box::pin(figure_capture(s))),
         ("enrol", |s| Box::pin(figure_enrol(s))),
+        ("bus", |s| Box::pin(bus::figure(&s.bus, s.runs))),
     ];
     for (name, f) in figures {
         if !wanted(name) {
@@ -507,6 +533,37 @@ mod tests {
         assert_eq!(capture.rows.len(), 5);
         let enrol = figure_enrol(&s).await.expect("enrol");
         assert_eq!(enrol.rows.len(), 6);
+        // The module bus, HoneyBee side only (nats-server and mosquitto are not needed):
+        // every event reaches every shim subscriber, paced; through the ingest path every
+        // event is delivered or reported missed.
+        let max_subs = s.bus.subscribers.iter().copied().max().unwrap_or(1);
+        let hb = bus::HoneyBeeBus::start(max_subs, 1)
+            .await
+            .expect("bus core");
+        for &n in &s.bus.subscribers {
+            let m = s.bus.messages(n);
+            let o = hb
+                .direct(n, m, Some(bus::WINDOW), s.bus.limit)
+                .await
+                .expect("bus direct");
+            assert_eq!(
+                (o.delivered, o.missed),
+                (m * n as u64, 0),
+                "{n} subscribers"
+            );
+            assert!(o.per_s() > 0.0);
+            let o = hb
+                .ingest(n, s.bus.ingest_events, s.bus.limit)
+                .await
+                .expect("bus ingest");
+            assert_eq!(o.expected, s.bus.ingest_events * n as u64);
+            assert_eq!(
+                o.delivered + o.missed,
+                o.expected,
+                "ingest, {n} subscribers"
+            );
+            assert!(o.delivered > 0);
+        }
         for fig in [&ingest, &capture, &enrol] {
             for row in &fig.rows {
                 assert_eq!((row.ours.len(), row.baseline.len()), (1, 1), "{}", row.what);

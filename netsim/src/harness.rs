@@ -160,7 +160,9 @@ impl Fleet {
     /// started; returns once every agent has connected through its proxy.
     pub async fn start(opts: FleetOptions) -> Result<Fleet, HarnessError> {
         honeybee_pki::install_crypto_provider();
-        let dir = tempfile::Builder::new().prefix("honeybee-netsim-").tempdir()?;
+        let dir = tempfile::Builder::new()
+            .prefix("honeybee-netsim-")
+            .tempdir()?;
         let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
             .local_addr()?
             .port();
@@ -266,8 +268,8 @@ impl Fleet {
             AgentConfig::load(&paths).map_err(|e| HarnessError::AgentConfig(e.to_string()))?;
         cfg.core = proxy.local_addr().to_string();
         std::fs::write(paths.config(), cfg.to_toml())?;
-        let node =
-            NodeId::new(cfg.node_id.clone()).map_err(|e| HarnessError::AgentConfig(e.to_string()))?;
+        let node = NodeId::new(cfg.node_id.clone())
+            .map_err(|e| HarnessError::AgentConfig(e.to_string()))?;
         let agent = Agent::start(AgentOptions {
             data_dir: dir.clone(),
             mode: NodeMode::Full,
@@ -472,23 +474,28 @@ impl Fleet {
     }
 
     /// Starts the core again on the same data directory and port (retrying while the old
-    /// socket lingers), then heals every link.
-    pub async fn start_core(&mut self) -> Result<(), HarnessError> {
-        let deadline = Instant::now() + Duration::from_secs(20);
+    /// socket lingers: quinn keeps it until every closed connection has drained), then
+    /// heals every link. Returns how long the port stayed taken.
+    pub async fn start_core(&mut self) -> Result<Duration, HarnessError> {
+        let t = Instant::now();
+        let mut bound = None;
+        let deadline = t + Duration::from_secs(120);
         let core = loop {
             match start_core(&self.core_dir()).await {
                 Ok(c) => break c,
                 Err(HarnessError::Core(honeybee_core::server::CoreError::Bind { .. }))
                     if Instant::now() < deadline =>
                 {
-                    tokio::time::sleep(Duration::from_millis(50)).await
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    bound = Some(t.elapsed());
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(e),
             }
         };
         self.core = Some(core);
         let n = self.members.len();
-        self.partition(0..n, None).await
+        self.partition(0..n, None).await?;
+        Ok(bound.unwrap_or_default())
     }
 
     /// Waits until every agent has made a connection beyond `baseline` (its count

@@ -664,7 +664,10 @@ mod tests {
         let out = run(&mut l, 2000, MS, 100);
         assert_eq!(out.len(), 2000);
         let ids: Vec<u32> = out.iter().map(|o| o.1).collect();
-        assert!(ids.windows(2).all(|w| w[0] < w[1]), "jitter alone must not reorder");
+        assert!(
+            ids.windows(2).all(|w| w[0] < w[1]),
+            "jitter alone must not reorder"
+        );
         let mut spread = (Duration::MAX, Duration::ZERO);
         for (t, i) in &out {
             let d = *t - MS * *i;

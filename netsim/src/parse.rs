@@ -38,17 +38,12 @@ pub fn percent(s: &str) -> Result<Probability, ParseError> {
 pub fn rate(s: &str) -> Result<u64, ParseError> {
     let bad = || ParseError::Rate(s.into());
     let t = s.trim().to_ascii_lowercase();
-    let (num, mult) = [
-        ("gbit", 1e9),
-        ("mbit", 1e6),
-        ("kbit", 1e3),
-        ("bit", 1.0),
-    ]
-    .iter()
-    .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_owned(), *m)))
-    .unwrap_or((t.clone(), 1.0));
+    let (num, mult) = [("gbit", 1e9), ("mbit", 1e6), ("kbit", 1e3), ("bit", 1.0)]
+        .iter()
+        .find_map(|(u, m)| t.strip_suffix(u).map(|n| (n.trim().to_owned(), *m)))
+        .unwrap_or((t.clone(), 1.0));
     let v = num.parse::<f64>().map_err(|_| bad())? * mult;
-    if !(v >= 1.0 && v < 1e15) {
+    if !(1.0..1e15).contains(&v) {
         return Err(bad());
     }
     Ok(v as u64)

@@ -79,8 +79,8 @@ pub struct ProxyStats {
 
 enum Control {
     Impair {
-        up: Option<Impairment>,
-        down: Option<Impairment>,
+        up: Option<Box<Impairment>>,
+        down: Option<Box<Impairment>>,
     },
     Partition(Option<Partition>),
     RebindEvery(Option<Duration>),
@@ -119,9 +119,7 @@ impl Proxy {
         })?;
         let (ctl, ctl_rx) = mpsc::unbounded_channel();
         let stats = Arc::new(Mutex::new(ProxyStats::default()));
-        let task = tokio::spawn(
-            Driver::new(Arc::new(listen), cfg, stats.clone()).run(ctl_rx),
-        );
+        let task = tokio::spawn(Driver::new(Arc::new(listen), cfg, stats.clone()).run(ctl_rx));
         Ok(Proxy {
             local_addr,
             ctl,
@@ -145,7 +143,10 @@ impl Proxy {
         up: Option<Impairment>,
         down: Option<Impairment>,
     ) -> Result<(), ProxyError> {
-        self.send(Control::Impair { up, down })
+        self.send(Control::Impair {
+            up: up.map(Box::new),
+            down: down.map(Box::new),
+        })
     }
 
     /// Cuts both directions (`Some`) or heals them (`None`).
@@ -204,6 +205,9 @@ impl Drop for Client {
     }
 }
 
+/// A datagram read from a client's upstream socket: (client, socket generation, bytes).
+type FromUpstream = (u64, u64, Vec<u8>);
+
 struct Driver {
     listen: Arc<UdpSocket>,
     cfg: ProxyConfig,
@@ -211,10 +215,7 @@ struct Driver {
     clients: HashMap<u64, Client>,
     by_addr: HashMap<SocketAddr, u64>,
     next_id: u64,
-    from_upstream: (
-        mpsc::Sender<(u64, u64, Vec<u8>)>,
-        mpsc::Receiver<(u64, u64, Vec<u8>)>,
-    ),
+    from_upstream: (mpsc::Sender<FromUpstream>, mpsc::Receiver<FromUpstream>),
     /// Link counters of forgotten clients, so totals never go backwards.
     retired: (LinkStats, LinkStats),
     partition: Option<Partition>,
@@ -260,11 +261,12 @@ impl Driver {
                 .min(next_sweep);
             let listen = self.listen.clone();
             tokio::select! {
-                r = listen.recv_from(&mut buf) => match r {
-                    Ok((n, from)) => self.from_client(from, buf[..n].to_vec()).await,
-                    // An ICMP error for an earlier datagram; nothing to do.
-                    Err(_) => {}
-                },
+                r = listen.recv_from(&mut buf) => {
+                    // An error is an ICMP report about an earlier datagram; nothing to do.
+                    if let Ok((n, from)) = r {
+                        self.on_client_datagram(from, buf[..n].to_vec()).await;
+                    }
+                }
                 Some((id, generation, data)) = self.from_upstream.1.recv() => {
                     let now = self.now();
                     if let Some(c) = self.clients.get_mut(&id).filter(|c| c.generation == generation) {
@@ -288,7 +290,7 @@ impl Driver {
         }
     }
 
-    async fn from_client(&mut self, from: SocketAddr, data: Vec<u8>) {
+    async fn on_client_datagram(&mut self, from: SocketAddr, data: Vec<u8>) {
         let now = self.now();
         let id = match self.by_addr.get(&from) {
             Some(id) => *id,
@@ -411,7 +413,7 @@ impl Driver {
                             now,
                             Impairment {
                                 partition: self.partition,
-                                ..up.clone()
+                                ..(**up).clone()
                             },
                         );
                     }
@@ -420,16 +422,16 @@ impl Driver {
                             now,
                             Impairment {
                                 partition: self.partition,
-                                ..down.clone()
+                                ..(**down).clone()
                             },
                         );
                     }
                 }
                 if let Some(up) = up {
-                    self.cfg.up = up;
+                    self.cfg.up = *up;
                 }
                 if let Some(down) = down {
-                    self.cfg.down = down;
+                    self.cfg.down = *down;
                 }
             }
             Control::Partition(p) => {
@@ -588,7 +590,10 @@ mod tests {
             )
             .unwrap();
         proxy.sync().await.unwrap();
-        assert!(roundtrip(&c, b"five").await.is_none(), "total loss upstream");
+        assert!(
+            roundtrip(&c, b"five").await.is_none(),
+            "total loss upstream"
+        );
         let s = proxy.stats();
         assert_eq!(s.rebinds, 1);
         assert_eq!(s.clients, 1);

@@ -5,18 +5,11 @@
 
 use honeybee_netsim::report::Report;
 use honeybee_netsim::scenario::{CaptureCut, CoreKill, Lossy, PartitionSpec, Rebinding, Storm};
-use std::sync::RwLock;
+use tokio::sync::RwLock;
 
-/// The 2,000-agent storm runs alone (file descriptors, CPU); the others share.
-static GATE: RwLock<()> = RwLock::new(());
-
-fn shared() -> std::sync::RwLockReadGuard<'static, ()> {
-    GATE.read().unwrap_or_else(|e| e.into_inner())
-}
-
-fn exclusive() -> std::sync::RwLockWriteGuard<'static, ()> {
-    GATE.write().unwrap_or_else(|e| e.into_inner())
-}
+/// The 2,000-agent storm runs alone (file descriptors, CPU); the others share. A tokio
+/// lock: it is held across awaits, and it is not poisoned when a test fails.
+static GATE: RwLock<()> = RwLock::const_new(());
 
 fn init_tracing() {
     let _ = tracing_subscriber::fmt()
@@ -39,7 +32,7 @@ fn assert_exactly_once(r: &Report) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lossy_links_200_agents_deliver_exactly_once() {
     init_tracing();
-    let _g = shared();
+    let _g = GATE.read().await;
     let r = Lossy::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert_eq!(r.agents, 200);
@@ -53,7 +46,7 @@ async fn lossy_links_200_agents_deliver_exactly_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn thirty_second_partition_of_half_the_agents_loses_nothing() {
     init_tracing();
-    let _g = shared();
+    let _g = GATE.read().await;
     let r = PartitionSpec::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert!(r.recovery.is_some(), "recovery recorded: {r}");
@@ -62,27 +55,33 @@ async fn thirty_second_partition_of_half_the_agents_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn core_killed_mid_stream_loses_and_duplicates_nothing() {
     init_tracing();
-    let _g = shared();
+    let _g = GATE.read().await;
     let r = CoreKill::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
-    assert!(r.reconnections >= r.agents as u64, "every agent reconnected: {r}");
+    assert!(
+        r.reconnections >= r.agents as u64,
+        "every agent reconnected: {r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nat_rebinding_migrates_without_a_new_handshake() {
     init_tracing();
-    let _g = shared();
+    let _g = GATE.read().await;
     let r = Rebinding::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
     let rebinds: u64 = r.note_value("rebinds").unwrap().parse().unwrap();
-    assert!(rebinds >= 5 * r.agents as u64, "every NAT rebound several times: {r}");
+    assert!(
+        rebinds >= 5 * r.agents as u64,
+        "every NAT rebound several times: {r}"
+    );
     assert_eq!(r.reconnections, 0, "no new handshake: {r}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn capture_cut_halfway_completes_once_with_its_hash() {
     init_tracing();
-    let _g = shared();
+    let _g = GATE.read().await;
     let r = CaptureCut::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert_eq!(r.note_value("sha256 verified"), Some("true"), "{r}");
@@ -92,7 +91,7 @@ async fn capture_cut_halfway_completes_once_with_its_hash() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_thousand_agents_reconnect_after_a_core_restart() {
     init_tracing();
-    let _g = exclusive();
+    let _g = GATE.write().await;
     let r = Storm::default().run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert_eq!(r.agents, 2000);
