@@ -597,3 +597,50 @@ fn modules_listed_in_core_toml_start_and_stop_with_the_core() {
             .contains(") Z ");
     assert!(gone, "module process {pid} outlived the core");
 }
+
+#[test]
+fn shim_connection_caps_and_supervised_restarts() {
+    let mut dep = Deployment::init(|t| {
+        t.replace(
+            "max_connections_per_source = 128",
+            "max_connections_per_source = 2",
+        )
+    });
+    dep.start_core();
+    let addr = shim_addr(&dep);
+    // Two connections from one address are served; the third is closed at once.
+    let a = Raw::connect(addr);
+    let b = Raw::connect(addr);
+    std::thread::sleep(Duration::from_millis(200));
+    let mut c = Raw::connect(addr);
+    c.0.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let mut byte = [0u8; 1];
+    assert!(
+        matches!(c.0.read(&mut byte), Ok(0) | Err(_)),
+        "third connection must be refused"
+    );
+    drop((a, b));
+
+    // A managed module that keeps dying is restarted (with backoff), and says so.
+    let d = dep.d();
+    ok(&[
+        "module",
+        "load",
+        "crasher",
+        "--data-dir",
+        &d,
+        "--",
+        "sh",
+        "-c",
+        "echo crashing; exit 3",
+    ]);
+    let m = wait_for("restarts counted", Duration::from_secs(30), || {
+        let list: Vec<Value> =
+            serde_json::from_str(&ok(&["module", "list", "--json", "--data-dir", &d])).ok()?;
+        list.into_iter()
+            .find(|m| m["name"] == "crasher" && m["restarts"].as_u64().unwrap_or(0) >= 2)
+    });
+    assert_eq!(m["managed"], true);
+    assert!(dep.core.as_ref().unwrap().log_text().contains("crashing"));
+    ok(&["module", "unload", "crasher", "--data-dir", &d]);
+}
