@@ -10,29 +10,6 @@ use std::net::{SocketAddr, TcpStream};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-fn shim_addr(dep: &Deployment) -> SocketAddr {
-    std::fs::read_to_string(dep.core_dir().join("shim.addr"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn credential(dep: &Deployment, name: &str, perms: &str) -> String {
-    ok(&[
-        "module",
-        "token",
-        "--data-dir",
-        &dep.d(),
-        "--name",
-        name,
-        "--permissions",
-        perms,
-    ])
-    .trim()
-    .to_owned()
-}
-
 fn probe(port: u16, text: &str) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.write_all(text.as_bytes()).unwrap();
@@ -82,8 +59,7 @@ fn python_module_filters_commands_alerts_and_enriches() {
     dep.start_core();
     let _agent = dep.start_agent("pyn");
     let port = dep.service_port("pyn", "banner");
-    let cred = credential(
-        &dep,
+    let cred = dep.module_credential(
         "pytest",
         "events:read,nodes:command,alerts:write,enrich:write",
     );
@@ -93,7 +69,7 @@ fn python_module_filters_commands_alerts_and_enriches() {
             env!("CARGO_MANIFEST_DIR"),
             "/tests/modules/py_subscriber.py"
         ))
-        .env("HONEYBEE_SHIM_ADDR", shim_addr(&dep).to_string())
+        .env("HONEYBEE_SHIM_ADDR", dep.shim_addr().to_string())
         .env("HONEYBEE_MODULE_CREDENTIAL", &cred)
         .env("WANT_EVENTS", "3")
         .env("NODE", "pyn")
@@ -170,8 +146,8 @@ fn python_module_filters_commands_alerts_and_enriches() {
 fn bad_module_peers_are_refused_and_the_shim_keeps_serving() {
     let mut dep = Deployment::init(|t| t);
     dep.start_core();
-    let addr = shim_addr(&dep);
-    let reader = credential(&dep, "reader", "events:read");
+    let addr = dep.shim_addr();
+    let reader = dep.module_credential("reader", "events:read");
 
     // A bad credential.
     let mut r = Raw::connect(addr);
@@ -267,11 +243,11 @@ async fn a_module_that_never_reads_slows_nobody() {
 
     let mut dep = Deployment::init(|t| t);
     tokio::task::block_in_place(|| dep.start_core());
-    let addr = shim_addr(&dep);
+    let addr = dep.shim_addr();
     let (stalled, fast) = tokio::task::block_in_place(|| {
         (
-            credential(&dep, "stalled", "events:read"),
-            credential(&dep, "fast", "events:read"),
+            dep.module_credential("stalled", "events:read"),
+            dep.module_credential("fast", "events:read"),
         )
     });
 
@@ -522,8 +498,8 @@ async fn rust_module_over_quic_filters_commands_and_alerts() {
 fn the_shim_can_speak_tls() {
     let mut dep = Deployment::init(|t| t.replace("shim_tls = false", "shim_tls = true"));
     dep.start_core();
-    let addr = shim_addr(&dep);
-    let cred = credential(&dep, "tlsmod", "events:read");
+    let addr = dep.shim_addr();
+    let cred = dep.module_credential("tlsmod", "events:read");
     let script = r#"
 import os, sys
 sys.path.insert(0, os.environ["SDK"])
@@ -607,7 +583,7 @@ fn shim_connection_caps_and_supervised_restarts() {
         )
     });
     dep.start_core();
-    let addr = shim_addr(&dep);
+    let addr = dep.shim_addr();
     // Two connections from one address are served; the third is closed at once.
     let a = Raw::connect(addr);
     let b = Raw::connect(addr);

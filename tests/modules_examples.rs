@@ -14,7 +14,7 @@ use honeybee_proto::capture::CaptureKind;
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream, UdpSocket};
+use std::net::{TcpListener, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
@@ -55,29 +55,6 @@ fn venv_bin(name: &str) -> PathBuf {
         "run `python3 -m venv modules/examples/.venv && modules/examples/.venv/bin/pip install -r modules/examples/requirements-test.txt`",
     );
     p
-}
-
-fn shim_addr(dep: &Deployment) -> SocketAddr {
-    std::fs::read_to_string(dep.core_dir().join("shim.addr"))
-        .unwrap()
-        .trim()
-        .parse()
-        .unwrap()
-}
-
-fn credential(dep: &Deployment, name: &str, perms: &str) -> String {
-    ok(&[
-        "module",
-        "token",
-        "--data-dir",
-        &dep.d(),
-        "--name",
-        name,
-        "--permissions",
-        perms,
-    ])
-    .trim()
-    .to_owned()
 }
 
 /// A child process killed on drop, with its stdout lines on a channel.
@@ -124,7 +101,7 @@ impl Drop for Py {
 fn module(script: &str, dep: &Deployment, cred: &str) -> Command {
     let mut c = Command::new("python3");
     c.arg(examples().join(script))
-        .env("HONEYBEE_SHIM_ADDR", shim_addr(dep).to_string())
+        .env("HONEYBEE_SHIM_ADDR", dep.shim_addr().to_string())
         .env("HONEYBEE_MODULE_CREDENTIAL", cred);
     c
 }
@@ -394,7 +371,7 @@ async fn alerts_module_sends_rules_to_webhooks_syslog_file_and_honeybee() {
     let cfg_path = dep.dir.path().join("alerts.json");
     std::fs::write(&cfg_path, serde_json::to_vec_pretty(&cfg).unwrap()).unwrap();
     let cred = tokio::task::block_in_place(|| {
-        credential(&dep, "alerts", "events:read,alerts:write,captures:read")
+        dep.module_credential("alerts", "events:read,alerts:write,captures:read")
     });
     let py = Py::spawn(
         module("alerts/alerts.py", &dep, &cred)
@@ -845,7 +822,7 @@ async fn export_module_writes_ecs_lines_and_publishes_to_an_hpfeeds_broker() {
     let out = dep.dir.path().join("events.json");
     let secret_file = dep.dir.path().join("hpfeeds.secret");
     std::fs::write(&secret_file, "pub-secret\n").unwrap();
-    let cred = tokio::task::block_in_place(|| credential(&dep, "export", "events:read"));
+    let cred = tokio::task::block_in_place(|| dep.module_credential("export", "events:read"));
     let export = Py::spawn(
         module("export/export.py", &dep, &cred)
             .args(["--stdout", "--file"])
@@ -985,6 +962,9 @@ async fn export_module_writes_ecs_lines_and_publishes_to_an_hpfeeds_broker() {
             other => panic!("unexpected {other}"),
         })
         .collect();
+    // Delivery order is not part of the contract (a subscription and the exporter's
+    // backlog may interleave); content is.
+    published.sort_by_key(|e| e["event"]["sequence"].as_u64());
     assert_eq!(published, expected);
     // A few fields spelled out, so the expectation is not only derived.
     let auth_doc = &published[1];
@@ -1007,6 +987,7 @@ async fn export_module_writes_ecs_lines_and_publishes_to_an_hpfeeds_broker() {
             printed.push(doc);
         }
     }
+    printed.sort_by_key(|e| e["event"]["sequence"].as_u64());
     assert_eq!(printed, expected);
 
     // The file, rotated by size: oldest backup first, then the current file.

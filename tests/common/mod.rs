@@ -271,6 +271,32 @@ impl Deployment {
         serde_json::from_str(&ok(&args)).expect("events json")
     }
 
+    /// The module shim's address, as the running core recorded it.
+    pub fn shim_addr(&self) -> std::net::SocketAddr {
+        std::fs::read_to_string(self.core_dir().join("shim.addr"))
+            .expect("shim.addr: is the core running with its shim on?")
+            .trim()
+            .parse()
+            .expect("shim.addr holds IP:PORT")
+    }
+
+    /// A shim credential for module `name` (`honeybee module token`).
+    pub fn module_credential(&self, name: &str, perms: &str) -> String {
+        let d = self.d();
+        ok(&[
+            "module",
+            "token",
+            "--data-dir",
+            &d,
+            "--name",
+            name,
+            "--permissions",
+            perms,
+        ])
+        .trim()
+        .to_owned()
+    }
+
     pub fn audit(&self) -> Vec<Value> {
         serde_json::from_str(&ok(&[
             "audit",
