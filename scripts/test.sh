@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 # Real attacker clients used by the end-to-end tests (Debian packages; needs root to install).
-packages=(openssh-client sshpass)
+packages=(openssh-client sshpass nmap)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

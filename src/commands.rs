@@ -170,8 +170,20 @@ pub async fn agent_enroll(token: &str, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn agent_run(data_dir: &Path) -> anyhow::Result<()> {
-    let opts = honeybee_agent::runtime::AgentOptions::full(data_dir.to_owned());
+/// `--mode`: `full` or `extension`. An extension node is an agent whose configuration
+/// holds extension services; the mode is what it tells the core in its hello.
+pub fn node_mode(mode: &str) -> anyhow::Result<honeybee_proto::control::NodeMode> {
+    use honeybee_proto::control::NodeMode;
+    match mode {
+        "full" => Ok(NodeMode::Full),
+        "extension" => Ok(NodeMode::Extension),
+        other => bail!("unknown mode {other:?}; known: full, extension"),
+    }
+}
+
+pub async fn agent_run(data_dir: &Path, mode: &str) -> anyhow::Result<()> {
+    let mut opts = honeybee_agent::runtime::AgentOptions::full(data_dir.to_owned());
+    opts.mode = node_mode(mode)?;
     honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
     Ok(())
 }
@@ -332,11 +344,24 @@ pub async fn node_config(
     Ok(())
 }
 
-pub async fn node_command(data_dir: &Path, node: &str, command: &str) -> anyhow::Result<()> {
-    let command = match command {
-        "ping" => Command::Ping,
-        "status" => Command::Status,
-        other => bail!("unknown command {other:?}; known: ping, status"),
+pub async fn node_command(
+    data_dir: &Path,
+    node: &str,
+    command: &str,
+    args: &[String],
+) -> anyhow::Result<()> {
+    let command = match (command, args) {
+        ("ping", []) => Command::Ping,
+        ("status", []) => Command::Status,
+        ("release-port", [service, port]) => Command::ReleasePort {
+            service: service.clone(),
+            port: port
+                .parse()
+                .map_err(|_| anyhow::anyhow!("port must be 1-65535, got {port:?}"))?,
+        },
+        ("ping" | "status", _) => bail!("{command} takes no arguments"),
+        ("release-port", _) => bail!("usage: release-port SERVICE PORT"),
+        (other, _) => bail!("unknown command {other:?}; known: ping, status, release-port"),
     };
     match ask(
         data_dir,

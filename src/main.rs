@@ -63,7 +63,8 @@ enum Cmd {
         node: Option<String>,
         #[arg(long)]
         service: Option<String>,
-        /// Event kind: connect, disconnect, auth_attempt, command, data, limit_reached, service_error.
+        /// Event kind: connect, disconnect, auth_attempt, command, data, limit_reached,
+        /// service_error, scan_detected.
         #[arg(long)]
         kind: Option<String>,
         /// Only events newer than this (e.g. 10m, 2h, 7days).
@@ -234,6 +235,10 @@ enum AgentCmd {
     Run {
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
+        /// `full`, or `extension` for a node beside real services (its config holds
+        /// extension services).
+        #[arg(long, default_value = "full")]
+        mode: String,
     },
 }
 
@@ -265,12 +270,15 @@ enum NodeCmd {
         #[arg(long)]
         json: bool,
     },
-    /// Send a command to a live node (ping, status) and print its answer.
+    /// Send a command to a live node (ping, status, release-port SERVICE PORT) and print
+    /// its answer.
     Command {
         #[command(flatten)]
         dir: DataDir,
         node: String,
         command: String,
+        /// The command's arguments.
+        args: Vec<String>,
     },
 }
 
@@ -322,7 +330,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Agent(AgentCmd::Enroll { token, data_dir }) => {
             c::agent_enroll(&token, &data_dir).await
         }
-        Cmd::Agent(AgentCmd::Run { data_dir }) => c::agent_run(&data_dir).await,
+        Cmd::Agent(AgentCmd::Run { data_dir, mode }) => c::agent_run(&data_dir, &mode).await,
         Cmd::Nodes { dir, json } => c::nodes(&dir.data_dir, json).await,
         Cmd::Node(NodeCmd::Revoke { dir, node }) => c::node_revoke(&dir.data_dir, &node).await,
         Cmd::Node(NodeCmd::Config {
@@ -342,9 +350,12 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             };
             c::node_config(&dir.data_dir, &node, change, json).await
         }
-        Cmd::Node(NodeCmd::Command { dir, node, command }) => {
-            c::node_command(&dir.data_dir, &node, &command).await
-        }
+        Cmd::Node(NodeCmd::Command {
+            dir,
+            node,
+            command,
+            args,
+        }) => c::node_command(&dir.data_dir, &node, &command, &args).await,
         Cmd::Events {
             dir,
             json,

@@ -47,8 +47,12 @@ pub struct AgentConfig {
     /// This node's id, as the core issued it.
     pub node_id: String,
     pub trust_domain: String,
-    /// The core's `host:port`; the host may be a DNS name.
+    /// The core's `host:port` (the host may be a DNS name), or `srv:DOMAIN` to find it by
+    /// the SRV records of `_honeybee._udp.DOMAIN` (see `resolve.rs`).
     pub core: String,
+    /// `IP:PORT` of the DNS server to ask instead of the system's (optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dns_server: Option<std::net::SocketAddr>,
     /// Most events kept in the spool while the core is unreachable.
     #[serde(default = "d_spool")]
     pub spool_max_events: u64,
@@ -101,7 +105,17 @@ mod tests {
     fn shipped_example_parses() {
         let c: AgentConfig = toml::from_str(include_str!("../../configs/agent.toml")).unwrap();
         assert_eq!(c.core, "core.example.org:7443");
+        assert_eq!(c.dns_server, None);
         let again: AgentConfig = toml::from_str(&c.to_toml()).unwrap();
         assert_eq!(again, c);
+        let with_dns = AgentConfig {
+            core: "srv:example.org".into(),
+            dns_server: Some("127.0.0.1:5353".parse().unwrap()),
+            ..c
+        };
+        let text = with_dns.to_toml();
+        assert!(text.contains("dns_server = \"127.0.0.1:5353\""), "{text}");
+        assert_eq!(toml::from_str::<AgentConfig>(&text).unwrap(), with_dns);
+        assert!(toml::from_str::<AgentConfig>(&text.replace(":5353", "")).is_err());
     }
 }

@@ -95,7 +95,7 @@ pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, Enroll
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 * (1 << attempt))).await;
         }
-        let addrs = match crate::resolve::resolve(&token.core_addr).await {
+        let addrs = match crate::resolve::resolve(&token.core_addr, None).await {
             Ok(a) => a,
             Err(e) => {
                 last_error = e.to_string();
@@ -155,6 +155,7 @@ pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, Enroll
         node_id: enrolled.node_id.to_string(),
         trust_domain,
         core: token.core_addr.clone(),
+        dns_server: None,
         spool_max_events: 1_000_000,
     };
     write_public(&paths.config(), cfg.to_toml().as_bytes()).map_err(|e| other(&e))?;

@@ -7,6 +7,7 @@ pub mod enroll;
 pub mod health;
 pub mod resolve;
 pub mod runtime;
+pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod spool;

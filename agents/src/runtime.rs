@@ -301,7 +301,7 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
         if state.identity.read().map(|i| i.not_after_ms).unwrap_or(0) <= now_ms() {
             return Err(AgentError::Expired);
         }
-        let addrs = match crate::resolve::resolve(&state.cfg.core).await {
+        let addrs = match crate::resolve::resolve(&state.cfg.core, state.cfg.dns_server).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot resolve the core");
@@ -558,6 +558,14 @@ async fn run_command(state: &State, command: Command) -> Result<String, String> 
                 h.spool_dropped,
                 h.services.len()
             ))
+        }
+        Command::ReleasePort { service, port } => {
+            state
+                .services
+                .lock()
+                .await
+                .release_port(&service, port)
+                .await
         }
         _ => Err("command not supported by this agent".into()),
     }

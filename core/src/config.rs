@@ -1,7 +1,9 @@
 //! Core configuration: the raw `core.toml` as written by people, and the validated
 //! runtime form the core runs on (parse, don't validate).
 
-use honeybee_proto::config::{BannerOptions, NodeConfig, ServiceConfig, ServiceKind, SshOptions};
+use honeybee_proto::config::{
+    BannerOptions, ExtensionOptions, NodeConfig, PortRange, ServiceConfig, ServiceKind, SshOptions,
+};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -156,7 +158,7 @@ fn d_streams() -> u32 {
 #[serde(deny_unknown_fields)]
 pub struct RawService {
     pub name: String,
-    /// `ssh` or `banner`.
+    /// `ssh`, `banner` or `extension`.
     pub kind: String,
     pub listen: String,
     #[serde(default = "yes")]
@@ -167,6 +169,18 @@ pub struct RawService {
     /// For `ssh`: the identification string.
     #[serde(default)]
     pub server_id: Option<String>,
+    /// For `extension`: ports and ranges, `"8000-8100,9000"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ports: Option<String>,
+    /// For `extension`: seconds between reads of the host's listening sockets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recheck_s: Option<u32>,
+    /// For `extension`: distinct ports from one source within `scan_window_ms` that make
+    /// a scan (0: scan detection off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_min_ports: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scan_window_ms: Option<u32>,
 }
 
 fn yes() -> bool {
@@ -182,6 +196,10 @@ fn default_services() -> Vec<RawService> {
             enabled: true,
             banner: None,
             server_id: None,
+            ports: None,
+            recheck_s: None,
+            scan_min_ports: None,
+            scan_window_ms: None,
         },
         RawService {
             name: "banner".into(),
@@ -190,6 +208,10 @@ fn default_services() -> Vec<RawService> {
             enabled: true,
             banner: None,
             server_id: None,
+            ports: None,
+            recheck_s: None,
+            scan_min_ports: None,
+            scan_window_ms: None,
         },
     ]
 }
@@ -283,7 +305,12 @@ impl RawCoreConfig {
             value: self.listen.clone(),
             why: format!("{e}; expected IP:PORT such as 0.0.0.0:7443"),
         })?;
-        validate_host_port("advertise", &self.advertise)?;
+        // The same syntax tokens carry: HOST:PORT, [v6]:PORT, or srv:DOMAIN (SRV lookup).
+        honeybee_pki::token::validate_addr(&self.advertise).map_err(|e| ConfigError::Invalid {
+            key: "advertise",
+            value: self.advertise.clone(),
+            why: e.to_string(),
+        })?;
         let mut services = Vec::new();
         for s in self.default_services {
             services.push(raw_service(s)?);
@@ -367,8 +394,42 @@ impl RawCoreConfig {
     }
 }
 
+/// `"8000-8100,9000"` → ranges. Bounds are checked by `NodeConfig::validate`.
+pub fn parse_ports(v: &str) -> Result<Vec<PortRange>, ConfigError> {
+    let bad = |why: &str| ConfigError::Invalid {
+        key: "service.ports",
+        value: v.into(),
+        why: why.into(),
+    };
+    let port = |p: &str| {
+        p.trim()
+            .parse::<u16>()
+            .map_err(|_| bad("expected ports 1-65535 like \"8000-8100,9000\""))
+    };
+    let mut out = Vec::new();
+    for part in v.split(',').filter(|p| !p.trim().is_empty()) {
+        let (start, end) = match part.split_once('-') {
+            Some((a, b)) => (port(a)?, port(b)?),
+            None => {
+                let p = port(part)?;
+                (p, p)
+            }
+        };
+        out.push(PortRange { start, end });
+    }
+    if out.is_empty() {
+        return Err(bad("no ports"));
+    }
+    Ok(out)
+}
+
 fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
-    let listen: SocketAddr = s.listen.parse().map_err(|e| ConfigError::Invalid {
+    // An extension service's listen is just its bind address; `IP` means `IP:0`.
+    let listen_text = match s.listen.parse::<std::net::IpAddr>() {
+        Ok(ip) if s.kind == "extension" => SocketAddr::new(ip, 0).to_string(),
+        _ => s.listen.clone(),
+    };
+    let listen: SocketAddr = listen_text.parse().map_err(|e| ConfigError::Invalid {
         key: "default_services.listen",
         value: s.listen.clone(),
         why: format!("{e}"),
@@ -388,11 +449,22 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
             }
             ServiceKind::Banner(o)
         }
+        "extension" => {
+            let d = ExtensionOptions::default();
+            ServiceKind::Extension(ExtensionOptions {
+                ports: parse_ports(s.ports.as_deref().unwrap_or(""))?,
+                banner: s.banner.unwrap_or_default(),
+                recheck_s: s.recheck_s.unwrap_or(d.recheck_s),
+                scan_min_ports: s.scan_min_ports.unwrap_or(d.scan_min_ports),
+                scan_window_ms: s.scan_window_ms.unwrap_or(d.scan_window_ms),
+                ..d
+            })
+        }
         other => {
             return Err(ConfigError::Invalid {
                 key: "default_services.kind",
                 value: other.into(),
-                why: "supported kinds: ssh, banner".into(),
+                why: "supported kinds: ssh, banner, extension".into(),
             });
         }
     };
@@ -428,24 +500,6 @@ pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         why: e.why,
     })?;
     Ok(cfg)
-}
-
-/// Checks a `host:port` string where host may be a DNS name, an IPv4 or a bracketed IPv6.
-pub fn validate_host_port(key: &'static str, v: &str) -> Result<(), ConfigError> {
-    let bad = |why: &str| ConfigError::Invalid {
-        key,
-        value: v.into(),
-        why: why.into(),
-    };
-    let (host, port) = v
-        .rsplit_once(':')
-        .ok_or_else(|| bad("expected HOST:PORT"))?;
-    port.parse::<u16>()
-        .map_err(|_| bad("port must be 1-65535"))?;
-    if host.is_empty() {
-        return Err(bad("host is empty"));
-    }
-    Ok(())
 }
 
 /// Loads and validates `D/core.toml`.
@@ -487,8 +541,37 @@ mod tests {
         let c = raw.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.advertise, "core.example.org:7443");
         let svc = services_from_toml(include_str!("../../configs/services.toml")).unwrap();
-        assert_eq!(svc.services.len(), 3);
+        assert_eq!(svc.services.len(), 4);
         assert!(!svc.services[2].enabled);
+        let ServiceKind::Extension(ext) = &svc.services[3].kind else {
+            panic!("the fourth example is an extension service");
+        };
+        assert!(!svc.services[3].enabled);
+        assert_eq!(ext.port_list().len(), 101 + 1);
+    }
+
+    #[test]
+    fn extension_ports_parse() {
+        let r = parse_ports("8000-8002, 9000,").unwrap();
+        assert_eq!(
+            r,
+            vec![
+                PortRange {
+                    start: 8000,
+                    end: 8002
+                },
+                PortRange {
+                    start: 9000,
+                    end: 9000
+                }
+            ]
+        );
+        for bad in ["", "x", "1-", "70000", "1-2-3"] {
+            assert!(parse_ports(bad).is_err(), "{bad}");
+        }
+        let text = "[[service]]\nname = \"e\"\nkind = \"extension\"\nlisten = \"127.0.0.1\"\nports = \"1-2000\"\n";
+        let e = services_from_toml(text).unwrap_err().to_string();
+        assert!(e.contains("1024"), "{e}");
     }
 
     #[test]

@@ -63,6 +63,17 @@ pub fn event_json(e: &StoredEvent) -> Value {
         } => json!({"duration_ms": duration_ms, "bytes_in": bytes_in, "bytes_out": bytes_out}),
         EventKind::LimitReached { limit, detail } => json!({"limit": limit, "detail": detail}),
         EventKind::ServiceError { message } => json!({"error": message}),
+        EventKind::ScanDetected {
+            ports,
+            count,
+            duration_ms,
+            distinct_ports,
+        } => json!({"scan": {
+            "ports": ports,
+            "count": count,
+            "duration_ms": duration_ms,
+            "distinct_ports": distinct_ports,
+        }}),
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -149,6 +160,19 @@ pub fn event_line(e: &StoredEvent) -> String {
         } => format!("after {duration_ms} ms, {bytes_in} B in, {bytes_out} B out"),
         EventKind::LimitReached { limit, detail } => format!("{limit}: {detail}"),
         EventKind::ServiceError { message } => message.clone(),
+        EventKind::ScanDetected {
+            ports,
+            count,
+            duration_ms,
+            distinct_ports,
+        } => {
+            let shown: Vec<String> = ports.iter().take(20).map(u16::to_string).collect();
+            let more = if ports.len() > 20 { ",…" } else { "" };
+            format!(
+                "{distinct_ports} ports [{}{more}] in {count} connections over {duration_ms} ms",
+                shown.join(",")
+            )
+        }
         _ => String::new(),
     };
     let mut what = what;

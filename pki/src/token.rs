@@ -155,7 +155,9 @@ pub fn verify_secret(secret: &[u8; 32], stored_hash: &[u8; 32]) -> bool {
     std::hint::black_box(diff) == 0
 }
 
-/// Checks `host:port` where host is a DNS name, an IPv4 address or `[IPv6]`.
+/// Checks `host:port` where host is a DNS name, an IPv4 address or `[IPv6]`, or
+/// `srv:DOMAIN` (the agent finds the core by the SRV records of `_honeybee._udp.DOMAIN`).
+/// `srv:` followed by digits only is the host `srv` and a port.
 pub fn validate_addr(addr: &str) -> Result<(), TokenError> {
     let bad = |why| TokenError::AddressInvalid {
         addr: addr.chars().take(80).collect(),
@@ -163,6 +165,15 @@ pub fn validate_addr(addr: &str) -> Result<(), TokenError> {
     };
     if addr.len() > MAX_ADDR_LEN {
         return Err(bad("too long"));
+    }
+    if let Some(domain) = addr.strip_prefix("srv:")
+        && (domain.is_empty() || !domain.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return if is_dns_name(domain) {
+            Ok(())
+        } else {
+            Err(bad("srv: must be followed by a DNS name"))
+        };
     }
     let (host, port) = if let Some(rest) = addr.strip_prefix('[') {
         let (v6, port) = rest
@@ -230,6 +241,7 @@ mod tests {
             "core.example.net:7443",
             "192.0.2.1:7443",
             "[2001:db8::1]:7443",
+            "srv:example.net",
         ] {
             let t = Token::generate([9; 32], addr.into()).unwrap();
             let s = t.encode();
@@ -292,6 +304,10 @@ mod tests {
             "10.0.0.1:65535",
             "[::1]:7443",
             "a-b.c:7443",
+            "srv:example.net",
+            "srv:example.net.",
+            "srv:core",
+            "srv:7443",
         ] {
             assert!(validate_addr(ok).is_ok(), "{ok}");
         }
@@ -310,6 +326,11 @@ mod tests {
             "co re:7443",
             "core..x:7443",
             "http://core:7443",
+            "srv:",
+            "srv:example.net:7443",
+            "srv:_honeybee._udp.example.net",
+            "srv:-x.net",
+            "srv:1.2.3.4",
         ] {
             assert!(validate_addr(bad).is_err(), "{bad}");
         }

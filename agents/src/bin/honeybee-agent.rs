@@ -3,6 +3,7 @@
 
 use clap::{Parser, Subcommand};
 use honeybee_agent::runtime::{AgentOptions, run};
+use honeybee_proto::control::NodeMode;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -25,6 +26,10 @@ enum Cmd {
     Run {
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
+        /// `full`, or `extension` for a node beside real services (its configuration
+        /// holds extension services).
+        #[arg(long, default_value = "full")]
+        mode: String,
     },
 }
 
@@ -44,8 +49,13 @@ async fn main() -> anyhow::Result<()> {
                 r.node_id, r.role, r.core
             );
         }
-        Cmd::Run { data_dir } => {
-            let opts = AgentOptions::full(data_dir);
+        Cmd::Run { data_dir, mode } => {
+            let mut opts = AgentOptions::full(data_dir);
+            opts.mode = match mode.as_str() {
+                "full" => NodeMode::Full,
+                "extension" => NodeMode::Extension,
+                other => anyhow::bail!("unknown mode {other:?}; known: full, extension"),
+            };
             run(opts, async {
                 let _ = tokio::signal::ctrl_c().await;
             })

@@ -7,14 +7,18 @@
 
 mod banner;
 mod conn;
+mod extension;
 mod limits;
 mod ssh;
+
+pub use extension::{ExtensionPorts, HostSockets, ProcSocket, parse_proc_net};
 
 pub use ssh::{HOST_KEY_FILE, HostKeyError, load_or_create_host_key};
 
 use crate::sink::{EventSink, NewEvent, new_session_id};
 use banner::BannerService;
 use conn::{Kill, Session, Tap, TapStream};
+use extension::ExtensionService;
 use honeybee_proto::config::{NodeConfig, ServiceConfig, ServiceKind};
 use honeybee_proto::control::ServiceStatus;
 use honeybee_proto::event::{EventKind, MAX_FIELD_LEN, clamp};
@@ -23,11 +27,11 @@ use ssh::{HostKeyCache, SshService};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::{JoinHandle, JoinSet};
 
 /// How long sessions get, once a service stops, to say goodbye and emit their
@@ -87,6 +91,7 @@ pub enum StartError {
 enum Protocol {
     Ssh(SshService),
     Banner(BannerService),
+    Extension(Arc<ExtensionService>),
 }
 
 /// A listener task and what controls it.
@@ -96,6 +101,14 @@ struct Running {
     stop: watch::Sender<bool>,
     task: JoinHandle<()>,
     active: Arc<AtomicU32>,
+    /// Extension services only: release requests, and the state of their ports.
+    ext: Option<ExtHandle>,
+}
+
+#[derive(Debug)]
+struct ExtHandle {
+    releases: mpsc::Sender<extension::Release>,
+    view: Arc<Mutex<ExtensionPorts>>,
 }
 
 #[derive(Debug)]
@@ -212,11 +225,19 @@ impl ServiceManager {
             .map(|e| ServiceStatus {
                 name: e.config.name.clone(),
                 kind: e.config.kind.name().to_owned(),
-                listen: e
-                    .running
-                    .as_ref()
-                    .map_or(e.config.listen, |r| r.bound)
-                    .to_string(),
+                listen: match e.running.as_ref() {
+                    Some(Running {
+                        ext: Some(x),
+                        bound,
+                        ..
+                    }) => x
+                        .view
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .summary(bound.ip()),
+                    Some(r) => r.bound.to_string(),
+                    None => e.config.listen.to_string(),
+                },
                 running: e.running.as_ref().is_some_and(|r| !r.task.is_finished()),
                 error: e.error.clone(),
                 active_sessions: e
@@ -225,6 +246,30 @@ impl ServiceManager {
                     .map_or(0, |r| r.active.load(Ordering::Relaxed)),
             })
             .collect()
+    }
+
+    /// The ports of extension service `name`: listening, held by real services, released,
+    /// failed. `None` if there is no such running extension service.
+    pub fn extension_ports(&self, name: &str) -> Option<ExtensionPorts> {
+        let x = self.entries.get(name)?.running.as_ref()?.ext.as_ref()?;
+        Some(x.view.lock().unwrap_or_else(|e| e.into_inner()).clone())
+    }
+
+    /// Stops extension service `service` listening on `port`, until its configuration
+    /// changes. The answer is the command's result text.
+    pub async fn release_port(&self, service: &str, port: u16) -> Result<String, String> {
+        let x = self
+            .entries
+            .get(service)
+            .and_then(|e| e.running.as_ref())
+            .and_then(|r| r.ext.as_ref())
+            .ok_or_else(|| format!("no running extension service named {service:?}"))?;
+        let (tx, rx) = oneshot::channel();
+        x.releases
+            .send((port, tx))
+            .await
+            .map_err(|_| "the service is stopping".to_owned())?;
+        rx.await.map_err(|_| "the service is stopping".to_owned())?
     }
 
     /// Stops every listener and session. Sessions get [`SHUTDOWN_GRACE`] to close and
@@ -303,6 +348,9 @@ async fn start(
             )
         }
         ServiceKind::Banner(opts) => Protocol::Banner(BannerService::new(opts)),
+        ServiceKind::Extension(opts) => {
+            return Ok(start_extension(cfg, opts, sink, limits, limiter));
+        }
         other => return Err(StartError::Unsupported(other.name().to_owned())),
     };
     let listener = bind(cfg.listen).map_err(|source| StartError::Bind {
@@ -329,7 +377,46 @@ async fn start(
         stop,
         task,
         active,
+        ext: None,
     })
+}
+
+/// An extension service: no listener of its own, a supervisor task that keeps one per
+/// free configured port (see `extension.rs`).
+fn start_extension(
+    cfg: &ServiceConfig,
+    opts: &honeybee_proto::config::ExtensionOptions,
+    sink: &EventSink,
+    limits: &Limits,
+    limiter: &Arc<ConnLimiter>,
+) -> Running {
+    let ext = Arc::new(ExtensionService::new(opts, cfg.listen.ip()));
+    let (stop, stop_rx) = watch::channel(false);
+    let active = Arc::new(AtomicU32::new(0));
+    let svc = Arc::new(Service {
+        name: Arc::from(cfg.name.as_str()),
+        protocol: Protocol::Extension(Arc::clone(&ext)),
+        sink: sink.clone(),
+        limiter: Arc::clone(limiter),
+        session_timeout: limits.session_timeout,
+        active: Arc::clone(&active),
+    });
+    let (releases, releases_rx) = mpsc::channel(8);
+    let view = Arc::new(Mutex::new(ExtensionPorts::default()));
+    let task = tokio::spawn(extension::supervise(
+        svc,
+        ext,
+        stop_rx,
+        releases_rx,
+        Arc::clone(&view),
+    ));
+    Running {
+        bound: SocketAddr::new(cfg.listen.ip(), 0),
+        stop,
+        task,
+        active,
+        ext: Some(ExtHandle { releases, view }),
+    }
 }
 
 fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
@@ -401,6 +488,11 @@ async fn admit(
     stop: &watch::Receiver<bool>,
 ) {
     let local = stream.local_addr().unwrap_or(bound);
+    // Every connection counts for scan detection, even one the caps then refuse.
+    if let Protocol::Extension(ext) = &svc.protocol {
+        let evicted = ext.observe(peer.ip(), local.port());
+        extension::emit_scans(svc, evicted).await;
+    }
     let permit = match svc
         .limiter
         .try_acquire(peer.ip(), std::time::Instant::now())
@@ -474,6 +566,7 @@ async fn run_session(
     match &svc.protocol {
         Protocol::Ssh(ssh) => ssh.serve(&session, stream, Arc::clone(&tap), stop).await,
         Protocol::Banner(banner) => banner.serve(&session, stream).await,
+        Protocol::Extension(ext) => ext.banner.serve(&session, stream).await,
     }
 
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

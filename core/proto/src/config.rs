@@ -26,6 +26,8 @@ pub struct ServiceConfig {
 pub enum ServiceKind {
     Ssh(SshOptions),
     Banner(BannerOptions),
+    /// Extension node: many ports beside real services, see [`ExtensionOptions`].
+    Extension(ExtensionOptions),
 }
 
 impl ServiceKind {
@@ -33,6 +35,7 @@ impl ServiceKind {
         match self {
             ServiceKind::Ssh(_) => "ssh",
             ServiceKind::Banner(_) => "banner",
+            ServiceKind::Extension(_) => "extension",
         }
     }
 }
@@ -77,6 +80,102 @@ impl Default for BannerOptions {
             max_capture_bytes: 1024,
             read_timeout_ms: 10_000,
         }
+    }
+}
+
+/// Most ports one extension service may cover (after expanding its ranges).
+pub const MAX_EXTENSION_PORTS: usize = 1024;
+
+/// An inclusive range of TCP ports; a single port is `start == end`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PortRange {
+    pub start: u16,
+    pub end: u16,
+}
+
+/// Extension service options: listen on every configured port that no real service of
+/// the host holds, answer like a banner service, and detect port scans.
+///
+/// The bind address is the service's `listen` IP; its port must be 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ExtensionOptions {
+    pub ports: Vec<PortRange>,
+    /// Sent on connect; empty (the default) to answer with nothing.
+    pub banner: String,
+    /// Most bytes recorded from the peer.
+    pub max_capture_bytes: u32,
+    /// How long to wait for the peer's first bytes.
+    pub read_timeout_ms: u32,
+    /// How often the host's listening sockets are read again.
+    pub recheck_s: u32,
+    /// Distinct ports from one source within `scan_window_ms` that make a scan; 0 turns
+    /// scan detection off.
+    pub scan_min_ports: u32,
+    /// The scan detector's sliding window, and the quiet time that ends a scan.
+    pub scan_window_ms: u32,
+}
+
+impl Default for ExtensionOptions {
+    fn default() -> Self {
+        ExtensionOptions {
+            ports: Vec::new(),
+            banner: String::new(),
+            max_capture_bytes: 1024,
+            read_timeout_ms: 5_000,
+            recheck_s: 30,
+            scan_min_ports: 5,
+            scan_window_ms: 10_000,
+        }
+    }
+}
+
+impl ExtensionOptions {
+    /// The configured ports, expanded, sorted and deduplicated. Callers validate first;
+    /// this stops at [`MAX_EXTENSION_PORTS`] anyway.
+    pub fn port_list(&self) -> Vec<u16> {
+        let mut out = std::collections::BTreeSet::new();
+        for r in &self.ports {
+            for p in r.start..=r.end {
+                if out.len() >= MAX_EXTENSION_PORTS {
+                    break;
+                }
+                out.insert(p);
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        if self.ports.is_empty() || self.ports.len() > MAX_EXTENSION_PORTS {
+            return Err("ports: 1 to 1024 ranges");
+        }
+        let mut total = 0usize;
+        for r in &self.ports {
+            if r.start == 0 || r.start > r.end {
+                return Err("ports: each range needs 1 <= start <= end");
+            }
+            total += usize::from(r.end - r.start) + 1;
+        }
+        if total > MAX_EXTENSION_PORTS {
+            return Err("ports: at most 1024 ports in all");
+        }
+        if self.banner.len() > 4096 || self.max_capture_bytes as usize > crate::event::MAX_DATA_LEN
+        {
+            return Err("banner <= 4096 bytes, max_capture_bytes <= 4096");
+        }
+        if self.read_timeout_ms > 600_000 {
+            return Err("read_timeout_ms <= 600000");
+        }
+        if !(1..=86_400).contains(&self.recheck_s) {
+            return Err("recheck_s: 1 to 86400");
+        }
+        if self.scan_min_ports != 0 && !(2..=256).contains(&self.scan_min_ports) {
+            return Err("scan_min_ports: 0 (off) or 2 to 256");
+        }
+        if !(100..=3_600_000).contains(&self.scan_window_ms) {
+            return Err("scan_window_ms: 100 to 3600000");
+        }
+        Ok(())
     }
 }
 
@@ -134,6 +233,12 @@ impl NodeConfig {
                         return Err(bad("banner <= 4096 bytes, max_capture_bytes <= 4096"));
                     }
                 }
+                ServiceKind::Extension(o) => {
+                    if s.listen.port() != 0 {
+                        return Err(bad("an extension service's listen port must be 0"));
+                    }
+                    o.check().map_err(bad)?;
+                }
             }
         }
         Ok(())
@@ -141,5 +246,43 @@ impl NodeConfig {
 
     pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceConfig> {
         self.services.iter_mut().find(|s| s.name == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ext(ports: Vec<PortRange>) -> NodeConfig {
+        NodeConfig {
+            services: vec![ServiceConfig {
+                name: "ext".into(),
+                listen: "0.0.0.0:0".parse().unwrap(),
+                enabled: true,
+                kind: ServiceKind::Extension(ExtensionOptions {
+                    ports,
+                    ..Default::default()
+                }),
+            }],
+        }
+    }
+
+    #[test]
+    fn extension_ports_are_bounded() {
+        let r = |start, end| PortRange { start, end };
+        assert!(ext(vec![r(8000, 8100), r(9000, 9000)]).validate().is_ok());
+        assert!(ext(vec![]).validate().is_err());
+        assert!(ext(vec![r(0, 10)]).validate().is_err());
+        assert!(ext(vec![r(10, 9)]).validate().is_err());
+        assert!(ext(vec![r(1, 65535)]).validate().is_err());
+        assert!(ext(vec![r(1000, 1600), r(2000, 2600)]).validate().is_err());
+        let o = ExtensionOptions {
+            ports: vec![r(5, 7), r(6, 8), r(1, 1)],
+            ..Default::default()
+        };
+        assert_eq!(o.port_list(), vec![1, 5, 6, 7, 8]);
+        let mut c = ext(vec![r(1, 2)]);
+        c.services[0].listen = "0.0.0.0:80".parse().unwrap();
+        assert!(c.validate().is_err());
     }
 }

@@ -55,6 +55,9 @@ pub enum Command {
     Ping,
     /// A summary of the node's state as JSON text.
     Status,
+    /// Stop listening on `port` of extension service `service`; the port stays released
+    /// until the node's configuration of that service changes.
+    ReleasePort { service: String, port: u16 },
 }
 
 /// What kind of agent this is.

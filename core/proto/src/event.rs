@@ -8,6 +8,8 @@ use std::net::SocketAddr;
 pub const MAX_FIELD_LEN: usize = 4096;
 /// Most raw bytes an event may carry (first bytes of a banner connection).
 pub const MAX_DATA_LEN: usize = 4096;
+/// Most ports one `ScanDetected` event lists.
+pub const MAX_SCAN_PORTS: usize = 1024;
 /// Most events in one telemetry batch.
 pub const MAX_BATCH_EVENTS: usize = 4096;
 
@@ -52,6 +54,14 @@ pub enum EventKind {
     LimitReached { limit: String, detail: String },
     /// A service could not do what it was configured to (bind failed, …).
     ServiceError { message: String },
+    /// One port scan from one source: the distinct ports it touched (sorted, at most
+    /// [`MAX_SCAN_PORTS`] of them), how many connections, and how long it lasted.
+    ScanDetected {
+        ports: Vec<u16>,
+        count: u32,
+        duration_ms: u64,
+        distinct_ports: u32,
+    },
 }
 
 impl EventKind {
@@ -65,11 +75,12 @@ impl EventKind {
             EventKind::Data { .. } => "data",
             EventKind::LimitReached { .. } => "limit_reached",
             EventKind::ServiceError { .. } => "service_error",
+            EventKind::ScanDetected { .. } => "scan_detected",
         }
     }
 
     /// Every kind name, for validating filters.
-    pub const NAMES: [&'static str; 7] = [
+    pub const NAMES: [&'static str; 8] = [
         "connect",
         "disconnect",
         "auth_attempt",
@@ -77,6 +88,7 @@ impl EventKind {
         "data",
         "limit_reached",
         "service_error",
+        "scan_detected",
     ];
 }
 
@@ -166,6 +178,20 @@ impl Event {
                 long("detail", detail)?;
             }
             EventKind::ServiceError { message } => long("message", message)?,
+            EventKind::ScanDetected { ports, .. } => {
+                if ports.len() > MAX_SCAN_PORTS {
+                    return Err(InvalidEvent {
+                        field: "ports",
+                        why: "too many",
+                    });
+                }
+                if ports.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(InvalidEvent {
+                        field: "ports",
+                        why: "must be sorted and distinct",
+                    });
+                }
+            }
             _ => {}
         }
         Ok(())
@@ -217,6 +243,20 @@ mod tests {
         assert!(e.validate().is_err());
         e.kind = EventKind::Connect;
         assert!(e.validate().is_ok());
+        e.kind = EventKind::ScanDetected {
+            ports: vec![1, 2, 3],
+            count: 3,
+            duration_ms: 5,
+            distinct_ports: 3,
+        };
+        assert!(e.validate().is_ok());
+        e.kind = EventKind::ScanDetected {
+            ports: vec![2, 1],
+            count: 2,
+            duration_ms: 5,
+            distinct_ports: 2,
+        };
+        assert!(e.validate().is_err());
         e.service.clear();
         assert!(e.validate().is_err());
     }

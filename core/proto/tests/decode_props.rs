@@ -337,6 +337,17 @@ fn event_kind() -> impl Strategy<Value = EventKind> {
             .prop_map(|(bytes, truncated)| EventKind::Data { bytes, truncated }),
         (text(), text()).prop_map(|(limit, detail)| EventKind::LimitReached { limit, detail }),
         text().prop_map(|message| EventKind::ServiceError { message }),
+        (
+            proptest::collection::btree_set(any::<u16>(), 0..16),
+            any::<u32>(),
+            any::<u64>()
+        )
+            .prop_map(|(ports, count, duration_ms)| EventKind::ScanDetected {
+                distinct_ports: ports.len() as u32,
+                ports: ports.into_iter().collect(),
+                count,
+                duration_ms,
+            }),
     ]
 }
 
