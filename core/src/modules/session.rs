@@ -769,19 +769,8 @@ pub async fn issue_module_cert(
             },
         )
         .map_err(|e| format!("certificate request refused: {e}"))?;
-    shared
-        .store
-        .create_module_credential(crate::store::ModuleCredential {
-            id: TokenId(rand::random()),
-            name: id.to_string(),
-            // No shim secret: this grant is reachable only with the certificate.
-            secret_hash: [0; 32],
-            permissions: perms,
-            created_ms: crate::now_ms(),
-            revoked: false,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    // No shim secret: this grant is reachable only with the certificate.
+    store_grant(shared, TokenId(rand::random()), &id, [0; 32], perms).await?;
     shared.audit(
         actor,
         "module.cert",
@@ -796,6 +785,29 @@ pub async fn issue_module_cert(
     Ok((issued.der, issued.not_after_ms))
 }
 
+/// Records a module's grant: its permissions under its name, reachable with the secret
+/// whose hash is given (all zeros for certificate-only grants).
+async fn store_grant(
+    shared: &Shared,
+    id: TokenId,
+    name: &NodeId,
+    secret_hash: [u8; 32],
+    permissions: Vec<Permission>,
+) -> Result<(), String> {
+    shared
+        .store
+        .create_module_credential(crate::store::ModuleCredential {
+            id,
+            name: name.to_string(),
+            secret_hash,
+            permissions,
+            created_ms: crate::now_ms(),
+            revoked: false,
+        })
+        .await
+        .map_err(|e| e.to_string())
+}
+
 /// Makes a shim credential for module `name` and stores its hash.
 pub async fn create_credential(
     shared: &Shared,
@@ -807,18 +819,8 @@ pub async fn create_credential(
     let perms = parse_permissions(permissions)?;
     let id = TokenId(rand::random());
     let secret: [u8; 32] = rand::random();
-    shared
-        .store
-        .create_module_credential(crate::store::ModuleCredential {
-            id,
-            name: name_ok.to_string(),
-            secret_hash: honeybee_pki::token::hash_secret(&secret),
-            permissions: perms.clone(),
-            created_ms: crate::now_ms(),
-            revoked: false,
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+    let hash = honeybee_pki::token::hash_secret(&secret);
+    store_grant(shared, id, &name_ok, hash, perms).await?;
     shared.audit(
         actor,
         "module.credential",
