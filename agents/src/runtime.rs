@@ -168,7 +168,8 @@ impl Agent {
         let (sink, rx) = EventSink::channel(4096);
         let ingest = tokio::spawn(spool.clone().ingest(rx));
         let mut services =
-            ServiceManager::new(sink.clone(), opts.data_dir.clone(), opts.limits.clone());
+            ServiceManager::new(sink.clone(), opts.data_dir.clone(), opts.limits.clone())
+                .with_captures(captures.clone());
         // Keep honeypotting with the last known configuration while the core is away.
         if opts.services
             && let Some(last) = load_node_config(&paths)

@@ -1,9 +1,7 @@
 //! Core configuration: the raw `core.toml` as written by people, and the validated
 //! runtime form the core runs on (parse, don't validate).
 
-use honeybee_proto::config::{
-    BannerOptions, ExtensionOptions, NodeConfig, PortRange, ServiceConfig, ServiceKind, SshOptions,
-};
+use honeybee_proto::config::{ExtensionOptions, NodeConfig, PortRange, ServiceConfig, ServiceKind};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -153,66 +151,49 @@ fn d_streams() -> u32 {
     64
 }
 
-/// One default service, in the shape people write.
+/// One default service, in the shape people write: the common keys, and the options of
+/// its kind (checked against that kind's options, so a misspelt key is an error).
 #[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
 pub struct RawService {
     pub name: String,
-    /// `ssh`, `banner` or `extension`.
+    /// `ssh`, `telnet`, `http`, `ftp`, `redis`, `mysql`, `modbus`, `banner` or `extension`.
     pub kind: String,
     pub listen: String,
     #[serde(default = "yes")]
     pub enabled: bool,
-    /// For `banner`: the text sent on connect.
-    #[serde(default)]
-    pub banner: Option<String>,
-    /// For `ssh`: the identification string.
-    #[serde(default)]
-    pub server_id: Option<String>,
-    /// For `extension`: ports and ranges, `"8000-8100,9000"`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub ports: Option<String>,
-    /// For `extension`: seconds between reads of the host's listening sockets.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub recheck_s: Option<u32>,
-    /// For `extension`: distinct ports from one source within `scan_window_ms` that make
-    /// a scan (0: scan detection off).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan_min_ports: Option<u32>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub scan_window_ms: Option<u32>,
+    /// The kind's options (see `configs/services.toml`); absent ones take their defaults.
+    #[serde(flatten)]
+    pub options: toml::Table,
 }
 
 fn yes() -> bool {
     true
 }
 
+/// The services of a new node: every honeypot service, on the ports `honeybee up` prints.
 fn default_services() -> Vec<RawService> {
+    let svc = |name: &str, kind: &str, port: u16, options: toml::Table| RawService {
+        name: name.into(),
+        kind: kind.into(),
+        listen: format!("0.0.0.0:{port}"),
+        enabled: true,
+        options,
+    };
+    let tls = || {
+        let mut t = toml::Table::new();
+        t.insert("tls".into(), toml::Value::Boolean(true));
+        t
+    };
     vec![
-        RawService {
-            name: "ssh".into(),
-            kind: "ssh".into(),
-            listen: "0.0.0.0:2222".into(),
-            enabled: true,
-            banner: None,
-            server_id: None,
-            ports: None,
-            recheck_s: None,
-            scan_min_ports: None,
-            scan_window_ms: None,
-        },
-        RawService {
-            name: "banner".into(),
-            kind: "banner".into(),
-            listen: "0.0.0.0:2525".into(),
-            enabled: true,
-            banner: None,
-            server_id: None,
-            ports: None,
-            recheck_s: None,
-            scan_min_ports: None,
-            scan_window_ms: None,
-        },
+        svc("ssh", "ssh", 2222, toml::Table::new()),
+        svc("telnet", "telnet", 2323, toml::Table::new()),
+        svc("http", "http", 8081, toml::Table::new()),
+        svc("https", "http", 8443, tls()),
+        svc("ftp", "ftp", 2121, toml::Table::new()),
+        svc("redis", "redis", 6380, toml::Table::new()),
+        svc("mysql", "mysql", 3307, toml::Table::new()),
+        svc("modbus", "modbus", 5020, toml::Table::new()),
+        svc("banner", "banner", 2525, toml::Table::new()),
     ]
 }
 
@@ -423,6 +404,19 @@ pub fn parse_ports(v: &str) -> Result<Vec<PortRange>, ConfigError> {
     Ok(out)
 }
 
+/// An extension service's options as written: ports as `"8000-8100,9000"`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+struct RawExtension {
+    ports: String,
+    banner: Option<String>,
+    max_capture_bytes: Option<u32>,
+    read_timeout_ms: Option<u32>,
+    recheck_s: Option<u32>,
+    scan_min_ports: Option<u32>,
+    scan_window_ms: Option<u32>,
+}
+
 fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
     // An extension service's listen is just its bind address; `IP` means `IP:0`.
     let listen_text = match s.listen.parse::<std::net::IpAddr>() {
@@ -430,41 +424,48 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
         _ => s.listen.clone(),
     };
     let listen: SocketAddr = listen_text.parse().map_err(|e| ConfigError::Invalid {
-        key: "default_services.listen",
+        key: "service.listen",
         value: s.listen.clone(),
-        why: format!("{e}"),
+        why: format!("{e}; expected IP:PORT such as 0.0.0.0:2222"),
     })?;
+    fn opts<T: serde::de::DeserializeOwned>(
+        s: &RawService,
+        table: toml::Table,
+    ) -> Result<T, ConfigError> {
+        T::deserialize(toml::Value::Table(table)).map_err(|e| ConfigError::Invalid {
+            key: "service",
+            value: s.name.clone(),
+            why: format!("{} options: {}", s.kind, e.to_string().trim()),
+        })
+    }
+    let table = s.options.clone();
     let kind = match s.kind.as_str() {
-        "ssh" => {
-            let mut o = SshOptions::default();
-            if let Some(id) = s.server_id {
-                o.server_id = id;
-            }
-            ServiceKind::Ssh(o)
-        }
-        "banner" => {
-            let mut o = BannerOptions::default();
-            if let Some(b) = s.banner {
-                o.banner = b;
-            }
-            ServiceKind::Banner(o)
-        }
+        "ssh" => ServiceKind::Ssh(opts(&s, table)?),
+        "banner" => ServiceKind::Banner(opts(&s, table)?),
+        "telnet" => ServiceKind::Telnet(opts(&s, table)?),
+        "http" => ServiceKind::Http(opts(&s, table)?),
+        "ftp" => ServiceKind::Ftp(opts(&s, table)?),
+        "redis" => ServiceKind::Redis(opts(&s, table)?),
+        "mysql" => ServiceKind::Mysql(opts(&s, table)?),
+        "modbus" => ServiceKind::Modbus(opts(&s, table)?),
         "extension" => {
+            let r: RawExtension = opts(&s, table)?;
             let d = ExtensionOptions::default();
             ServiceKind::Extension(ExtensionOptions {
-                ports: parse_ports(s.ports.as_deref().unwrap_or(""))?,
-                banner: s.banner.unwrap_or_default(),
-                recheck_s: s.recheck_s.unwrap_or(d.recheck_s),
-                scan_min_ports: s.scan_min_ports.unwrap_or(d.scan_min_ports),
-                scan_window_ms: s.scan_window_ms.unwrap_or(d.scan_window_ms),
-                ..d
+                ports: parse_ports(&r.ports)?,
+                banner: r.banner.unwrap_or_default(),
+                max_capture_bytes: r.max_capture_bytes.unwrap_or(d.max_capture_bytes),
+                read_timeout_ms: r.read_timeout_ms.unwrap_or(d.read_timeout_ms),
+                recheck_s: r.recheck_s.unwrap_or(d.recheck_s),
+                scan_min_ports: r.scan_min_ports.unwrap_or(d.scan_min_ports),
+                scan_window_ms: r.scan_window_ms.unwrap_or(d.scan_window_ms),
             })
         }
         other => {
             return Err(ConfigError::Invalid {
-                key: "default_services.kind",
+                key: "service.kind",
                 value: other.into(),
-                why: "supported kinds: ssh, banner, extension".into(),
+                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, banner, extension".into(),
             });
         }
     };
@@ -531,7 +532,7 @@ mod tests {
         let back: RawCoreConfig = toml::from_str(&text).unwrap();
         let c = back.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.agent_cert_lifetime, Duration::from_secs(86400));
-        assert_eq!(c.default_node_config.services.len(), 2);
+        assert_eq!(c.default_node_config.services.len(), 9);
         assert!(c.default_node_config.services[0].listen.ip().is_loopback());
     }
 

@@ -74,6 +74,49 @@ pub fn event_json(e: &StoredEvent) -> Value {
             "duration_ms": duration_ms,
             "distinct_ports": distinct_ports,
         }}),
+        EventKind::HttpRequest(r) => {
+            let headers: Map<String, Value> = r
+                .headers
+                .iter()
+                .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+                .collect();
+            doc.insert(
+                "http".into(),
+                json!({
+                    "version": r.version,
+                    "request": {
+                        "method": r.method,
+                        "headers": headers,
+                        "body": {
+                            "content": String::from_utf8_lossy(&r.body),
+                            "truncated": r.body_truncated,
+                        },
+                    },
+                    "response": {"status_code": r.status},
+                }),
+            );
+            doc.insert("url".into(), json!({"path": r.path, "query": r.query}));
+            if let Some(ua) = &r.user_agent {
+                doc.insert("user_agent".into(), json!({"original": ua}));
+            }
+            Value::Null
+        }
+        EventKind::Capture {
+            kind,
+            sha256,
+            size,
+            name,
+        } => {
+            doc.insert(
+                "file".into(),
+                json!({"hash": {"sha256": sha256}, "size": size, "name": name}),
+            );
+            json!({"capture": {"kind": kind}})
+        }
+        EventKind::Download { url, tool } => {
+            doc.insert("url".into(), json!({"original": url}));
+            json!({"download": {"tool": tool}})
+        }
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -173,6 +216,26 @@ pub fn event_line(e: &StoredEvent) -> String {
                 shown.join(",")
             )
         }
+        EventKind::HttpRequest(r) => {
+            let q = r
+                .query
+                .as_deref()
+                .map(|q| format!("?{q}"))
+                .unwrap_or_default();
+            format!("{} {}{q} -> {}", r.method, r.path, r.status)
+        }
+        EventKind::Capture {
+            kind,
+            sha256,
+            size,
+            name,
+        } => format!(
+            "{kind} {sha256} ({size} B){}",
+            name.as_deref()
+                .map(|n| format!(" {n:?}"))
+                .unwrap_or_default()
+        ),
+        EventKind::Download { url, tool } => format!("{tool} {url:?} (not fetched)"),
         _ => String::new(),
     };
     let mut what = what;

@@ -136,6 +136,9 @@ pub fn free_udp_port() -> u16 {
 }
 
 /// A deployment under test: a data directory with an initialised core.
+/// The fixed ports `core init` writes: honeypot services and the module shim.
+pub const DEFAULT_PORTS: [u16; 10] = [2222, 2323, 8081, 8443, 2121, 6380, 3307, 5020, 2525, 7444];
+
 pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub core: Option<Proc>,
@@ -160,10 +163,11 @@ impl Deployment {
         ]);
         let cfg_path = d.join("core.toml");
         let text = std::fs::read_to_string(&cfg_path).unwrap();
-        let text = text
-            .replace(":2222\"", ":0\"")
-            .replace(":2525\"", ":0\"")
-            .replace(":7444\"", ":0\"");
+        // Every fixed port of the defaults (services, shim) becomes "any free port".
+        let mut text = text;
+        for p in DEFAULT_PORTS {
+            text = text.replace(&format!(":{p}\""), ":0\"");
+        }
         std::fs::write(&cfg_path, edit(text)).unwrap();
         Deployment {
             dir,

@@ -2,8 +2,10 @@
 //! events, a byte-counting stream, and a kill switch that ends the connection at the
 //! session deadline or on shutdown even when a protocol library owns the stream.
 
+use crate::captures::{CaptureSpool, NewCapture};
 use crate::sink::{EventSink, NewEvent};
-use honeybee_proto::event::EventKind;
+use honeybee_proto::capture::CaptureKind;
+use honeybee_proto::event::{EventKind, MAX_FIELD_LEN, clamp};
 use honeybee_proto::ids::SessionId;
 use std::future::Future;
 use std::io;
@@ -26,9 +28,64 @@ pub(crate) struct Session {
     pub src: SocketAddr,
     pub dst: SocketAddr,
     pub sink: EventSink,
+    /// Where captures go; `None` in tests that run services without an agent.
+    pub captures: Option<CaptureSpool>,
 }
 
 impl Session {
+    /// Spools `content` for upload to the core and records it as a `Capture` event of
+    /// this session. A full spool is reported as `LimitReached` (the content is lost,
+    /// never the event). Returns the hex SHA-256 when the capture was spooled.
+    pub(crate) async fn capture(
+        &self,
+        kind: CaptureKind,
+        name: Option<String>,
+        meta: Vec<(String, String)>,
+        content: Vec<u8>,
+    ) -> Option<String> {
+        let size = content.len() as u64;
+        let Some(spool) = self.captures.clone() else {
+            tracing::debug!(session = %self.id, size, "capture dropped: no capture spool");
+            return None;
+        };
+        let new = NewCapture {
+            kind,
+            service: self.service.to_string(),
+            session: Some(self.id),
+            time_ms: crate::sink::now_ms(),
+            meta,
+            content,
+        };
+        // Hashing and two file writes: off the async threads.
+        let added = tokio::task::spawn_blocking(move || spool.add(new)).await;
+        match added {
+            Ok(Ok(header)) => {
+                let sha256 = hex::encode(header.sha256);
+                self.emit(EventKind::Capture {
+                    kind: kind.name().to_owned(),
+                    sha256: sha256.clone(),
+                    size,
+                    name: name.map(|n| clamp(&n, MAX_FIELD_LEN)),
+                })
+                .await;
+                Some(sha256)
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(session = %self.id, error = %e, "capture not spooled");
+                self.emit(EventKind::LimitReached {
+                    limit: "capture_spool".into(),
+                    detail: clamp(&e.to_string(), MAX_FIELD_LEN),
+                })
+                .await;
+                None
+            }
+            Err(e) => {
+                tracing::error!(session = %self.id, error = %e, "capture task failed");
+                None
+            }
+        }
+    }
+
     pub(crate) async fn emit(&self, kind: EventKind) {
         self.sink
             .emit(NewEvent::now(

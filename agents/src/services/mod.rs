@@ -8,13 +8,20 @@
 mod banner;
 mod conn;
 mod extension;
+mod ftp;
+mod http;
 mod limits;
+mod modbus;
+mod mysql;
+mod redis;
 mod ssh;
+mod telnet;
 
 pub use extension::{ExtensionPorts, HostSockets, ProcSocket, parse_proc_net};
 
 pub use ssh::{HOST_KEY_FILE, HostKeyError, load_or_create_host_key};
 
+use crate::captures::CaptureSpool;
 use crate::sink::{EventSink, NewEvent, new_session_id};
 use banner::BannerService;
 use conn::{Kill, Session, Tap, TapStream};
@@ -86,12 +93,27 @@ pub enum StartError {
     Unsupported(String),
 }
 
+/// What a service needs from its node when it is built.
+#[derive(Debug, Clone)]
+pub(crate) struct ServiceContext {
+    /// Per-node state that survives restarts (host keys, the HTTPS certificate).
+    pub data_dir: PathBuf,
+    /// A session with no input for this long is closed.
+    pub idle_timeout: Duration,
+}
+
 /// The protocol a running listener speaks, ready to serve connections.
 #[derive(Debug)]
 enum Protocol {
     Ssh(SshService),
     Banner(BannerService),
     Extension(Arc<ExtensionService>),
+    Telnet(telnet::TelnetService),
+    Http(http::HttpService),
+    Ftp(ftp::FtpService),
+    Redis(redis::RedisService),
+    Mysql(mysql::MysqlService),
+    Modbus(modbus::ModbusService),
 }
 
 /// A listener task and what controls it.
@@ -126,6 +148,8 @@ pub struct ServiceManager {
     limits: Limits,
     limiter: Arc<ConnLimiter>,
     host_key: HostKeyCache,
+    data_dir: PathBuf,
+    captures: Option<CaptureSpool>,
     /// By service name; `order` keeps the configuration's order for status reports.
     entries: HashMap<String, Entry>,
     order: Vec<String>,
@@ -138,10 +162,19 @@ impl ServiceManager {
             sink: Some(sink),
             limiter: ConnLimiter::new(limits.max_sessions_total, limits.max_sessions_per_source),
             limits,
-            host_key: HostKeyCache::new(data_dir),
+            host_key: HostKeyCache::new(data_dir.clone()),
+            data_dir,
+            captures: None,
             entries: HashMap::new(),
             order: Vec::new(),
         }
+    }
+
+    /// Sends what services capture (transcripts, uploads, large bodies) to `spool`;
+    /// without one, captures are dropped with a log line.
+    pub fn with_captures(mut self, spool: CaptureSpool) -> Self {
+        self.captures = Some(spool);
+        self
     }
 
     /// Converges to `config`: starts enabled services that are not running, stops those
@@ -200,7 +233,17 @@ impl ServiceManager {
             if !want.enabled || entry.running.is_some() {
                 continue;
             }
-            match start(want, &sink, &self.limits, &self.limiter, &mut self.host_key).await {
+            let ctx = ServiceContext {
+                data_dir: self.data_dir.clone(),
+                idle_timeout: self.limits.idle_timeout,
+            };
+            let shared = Shared {
+                sink: &sink,
+                captures: &self.captures,
+                limits: &self.limits,
+                limiter: &self.limiter,
+            };
+            match start(want, &shared, &ctx, &mut self.host_key).await {
                 Ok(r) => {
                     tracing::info!(service = %want.name, kind = want.kind.name(), listen = %r.bound, "service started");
                     entry.running = Some(r);
@@ -332,13 +375,27 @@ pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
     let _ = stop.wait_for(|s| *s).await.is_ok();
 }
 
+/// What every service of the manager shares.
+struct Shared<'a> {
+    sink: &'a EventSink,
+    captures: &'a Option<CaptureSpool>,
+    limits: &'a Limits,
+    limiter: &'a Arc<ConnLimiter>,
+}
+
 async fn start(
     cfg: &ServiceConfig,
-    sink: &EventSink,
-    limits: &Limits,
-    limiter: &Arc<ConnLimiter>,
+    shared: &Shared<'_>,
+    ctx: &ServiceContext,
     host_key: &mut HostKeyCache,
 ) -> Result<Running, StartError> {
+    let Shared {
+        sink,
+        captures,
+        limits,
+        limiter,
+    } = *shared;
+    let invalid = StartError::InvalidOptions;
     let protocol = match &cfg.kind {
         ServiceKind::Ssh(opts) => {
             let key = host_key.get().await?;
@@ -350,6 +407,20 @@ async fn start(
         ServiceKind::Banner(opts) => Protocol::Banner(BannerService::new(opts)),
         ServiceKind::Extension(opts) => {
             return Ok(start_extension(cfg, opts, sink, limits, limiter));
+        }
+        ServiceKind::Telnet(o) => {
+            Protocol::Telnet(telnet::TelnetService::new(o, ctx).map_err(invalid)?)
+        }
+        ServiceKind::Http(o) => Protocol::Http(http::HttpService::new(o, ctx).map_err(invalid)?),
+        ServiceKind::Ftp(o) => Protocol::Ftp(ftp::FtpService::new(o, ctx).map_err(invalid)?),
+        ServiceKind::Redis(o) => {
+            Protocol::Redis(redis::RedisService::new(o, ctx).map_err(invalid)?)
+        }
+        ServiceKind::Mysql(o) => {
+            Protocol::Mysql(mysql::MysqlService::new(o, ctx).map_err(invalid)?)
+        }
+        ServiceKind::Modbus(o) => {
+            Protocol::Modbus(modbus::ModbusService::new(o, ctx).map_err(invalid)?)
         }
         other => return Err(StartError::Unsupported(other.name().to_owned())),
     };
@@ -366,6 +437,7 @@ async fn start(
     let svc = Arc::new(Service {
         name: Arc::from(cfg.name.as_str()),
         protocol,
+        captures: captures.clone(),
         sink: sink.clone(),
         limiter: Arc::clone(limiter),
         session_timeout: limits.session_timeout,
@@ -396,6 +468,7 @@ fn start_extension(
     let svc = Arc::new(Service {
         name: Arc::from(cfg.name.as_str()),
         protocol: Protocol::Extension(Arc::clone(&ext)),
+        captures: None,
         sink: sink.clone(),
         limiter: Arc::clone(limiter),
         session_timeout: limits.session_timeout,
@@ -437,6 +510,7 @@ struct Service {
     name: Arc<str>,
     protocol: Protocol,
     sink: EventSink,
+    captures: Option<CaptureSpool>,
     limiter: Arc<ConnLimiter>,
     session_timeout: Duration,
     active: Arc<AtomicU32>,
@@ -525,6 +599,7 @@ async fn admit(
         src: peer,
         dst: local,
         sink: svc.sink.clone(),
+        captures: svc.captures.clone(),
     };
     let svc = Arc::clone(svc);
     let stop = stop.clone();
@@ -567,6 +642,12 @@ async fn run_session(
         Protocol::Ssh(ssh) => ssh.serve(&session, stream, Arc::clone(&tap), stop).await,
         Protocol::Banner(banner) => banner.serve(&session, stream).await,
         Protocol::Extension(ext) => ext.banner.serve(&session, stream).await,
+        Protocol::Telnet(p) => p.serve(&session, stream, stop).await,
+        Protocol::Http(p) => p.serve(&session, stream, stop).await,
+        Protocol::Ftp(p) => p.serve(&session, stream, stop).await,
+        Protocol::Redis(p) => p.serve(&session, stream, stop).await,
+        Protocol::Mysql(p) => p.serve(&session, stream, stop).await,
+        Protocol::Modbus(p) => p.serve(&session, stream, stop).await,
     }
 
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

@@ -28,6 +28,12 @@ pub enum ServiceKind {
     Banner(BannerOptions),
     /// Extension node: many ports beside real services, see [`ExtensionOptions`].
     Extension(ExtensionOptions),
+    Telnet(TelnetOptions),
+    Http(HttpOptions),
+    Ftp(FtpOptions),
+    Redis(RedisOptions),
+    Mysql(MysqlOptions),
+    Modbus(ModbusOptions),
 }
 
 impl ServiceKind {
@@ -36,12 +42,73 @@ impl ServiceKind {
             ServiceKind::Ssh(_) => "ssh",
             ServiceKind::Banner(_) => "banner",
             ServiceKind::Extension(_) => "extension",
+            ServiceKind::Telnet(_) => "telnet",
+            ServiceKind::Http(_) => "http",
+            ServiceKind::Ftp(_) => "ftp",
+            ServiceKind::Redis(_) => "redis",
+            ServiceKind::Mysql(_) => "mysql",
+            ServiceKind::Modbus(_) => "modbus",
+        }
+    }
+}
+
+/// Longest credential list a login policy may carry.
+pub const MAX_POLICY_CREDENTIALS: usize = 256;
+
+/// When an emulated login succeeds. Written in TOML as `login = "never"`,
+/// `login = "always"`, `login = { after_attempts = 3 }` or
+/// `login = { credentials = [["root", "123456"], ["admin", "admin"]] }`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LoginPolicy {
+    /// Every attempt fails: a pure credential collector.
+    Never,
+    /// The first attempt succeeds, whatever it is.
+    Always,
+    /// The attempt after `n` failed ones on the same connection succeeds (1-based: 2
+    /// means the third attempt gets in). Brute forcers believe they found a password.
+    AfterAttempts(u32),
+    /// Only these (username, password) pairs succeed.
+    Credentials(Vec<(String, String)>),
+}
+
+impl Default for LoginPolicy {
+    fn default() -> Self {
+        LoginPolicy::AfterAttempts(2)
+    }
+}
+
+impl LoginPolicy {
+    /// Whether attempt number `failed_before + 1` with these credentials succeeds.
+    pub fn accepts(&self, failed_before: u32, username: &str, password: &str) -> bool {
+        match self {
+            LoginPolicy::Never => false,
+            LoginPolicy::Always => true,
+            LoginPolicy::AfterAttempts(n) => failed_before >= *n,
+            LoginPolicy::Credentials(list) => {
+                list.iter().any(|(u, p)| u == username && p == password)
+            }
+        }
+    }
+
+    fn check(&self) -> Result<(), &'static str> {
+        match self {
+            LoginPolicy::AfterAttempts(n) if *n > 100 => Err("login: after_attempts <= 100"),
+            LoginPolicy::Credentials(list)
+                if list.is_empty()
+                    || list.len() > MAX_POLICY_CREDENTIALS
+                    || list.iter().any(|(u, p)| u.len() > 256 || p.len() > 256) =>
+            {
+                Err("login: 1 to 256 credentials, each part at most 256 bytes")
+            }
+            _ => Ok(()),
         }
     }
 }
 
 /// SSH honeypot options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct SshOptions {
     /// Identification string sent to clients, without the trailing CRLF. It should match a
     /// real OpenSSH release so scanners name the product.
@@ -50,6 +117,10 @@ pub struct SshOptions {
     pub auth_failure_delay_ms: u32,
     /// Most authentication attempts per connection before it is closed.
     pub max_auth_attempts: u32,
+    /// Which password logins succeed (public keys are always refused).
+    pub login: LoginPolicy,
+    /// Host name the emulated shell shows in its prompt and `uname`.
+    pub hostname: String,
 }
 
 impl Default for SshOptions {
@@ -58,12 +129,168 @@ impl Default for SshOptions {
             server_id: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3".into(),
             auth_failure_delay_ms: 300,
             max_auth_attempts: 6,
+            login: LoginPolicy::default(),
+            hostname: "web-prod-02".into(),
+        }
+    }
+}
+
+/// Telnet honeypot options: a login prompt with the same policy and shell as SSH.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TelnetOptions {
+    /// Shown before the login prompt (`\r\n` line ends).
+    pub banner: String,
+    pub login: LoginPolicy,
+    pub hostname: String,
+    pub auth_failure_delay_ms: u32,
+    /// Most login attempts per connection before it is closed.
+    pub max_auth_attempts: u32,
+}
+
+impl Default for TelnetOptions {
+    fn default() -> Self {
+        TelnetOptions {
+            banner: "Debian GNU/Linux 12\r\n".into(),
+            login: LoginPolicy::default(),
+            hostname: "web-prod-02".into(),
+            auth_failure_delay_ms: 300,
+            max_auth_attempts: 3,
+        }
+    }
+}
+
+/// What an HTTP honeypot pretends to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum HttpPersona {
+    /// A home/SOHO router's admin login page.
+    Router,
+    /// A WordPress site with `/wp-login.php`.
+    Wordpress,
+}
+
+/// HTTP/HTTPS honeypot options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct HttpOptions {
+    pub persona: HttpPersona,
+    /// Serve HTTPS with the node's own self-signed certificate.
+    pub tls: bool,
+    /// The `Server` header.
+    pub server_header: String,
+    /// Request body bytes kept inline in the event; a longer body becomes a capture.
+    pub max_inline_body: u32,
+    /// Largest body read at all; past it the request is answered 413 and the cap reported.
+    pub max_body_bytes: u32,
+    /// Common name and organisation of the self-signed certificate, like a device's.
+    pub cert_common_name: String,
+    pub cert_organization: String,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            persona: HttpPersona::Router,
+            tls: false,
+            server_header: "lighttpd/1.4.59".into(),
+            max_inline_body: 2048,
+            max_body_bytes: 1024 * 1024,
+            cert_common_name: "192.168.0.1".into(),
+            cert_organization: "TP-LINK Technologies Co., Ltd.".into(),
+        }
+    }
+}
+
+/// FTP honeypot options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FtpOptions {
+    /// The greeting, without the `220 ` code and CRLF.
+    pub banner: String,
+    pub login: LoginPolicy,
+    /// Largest upload kept; a longer STOR is cut off and the cap reported.
+    pub max_upload_bytes: u32,
+    /// Address announced in PASV replies; None: the control connection's local address.
+    pub pasv_address: Option<std::net::IpAddr>,
+}
+
+impl Default for FtpOptions {
+    fn default() -> Self {
+        FtpOptions {
+            banner: "(vsFTPd 3.0.3)".into(),
+            login: LoginPolicy::default(),
+            max_upload_bytes: 16 * 1024 * 1024,
+            pasv_address: None,
+        }
+    }
+}
+
+/// Redis (RESP) honeypot options.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisOptions {
+    /// `redis_version` in INFO.
+    pub version: String,
+    /// Commands other than AUTH need a successful AUTH first (requirepass is set).
+    pub require_auth: bool,
+    /// Which AUTH passwords succeed (the username is `default` unless given).
+    pub login: LoginPolicy,
+}
+
+impl Default for RedisOptions {
+    fn default() -> Self {
+        RedisOptions {
+            version: "7.0.15".into(),
+            require_auth: false,
+            login: LoginPolicy::Never,
+        }
+    }
+}
+
+/// MySQL honeypot options: a real server greeting, then access denied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MysqlOptions {
+    pub version: String,
+}
+
+impl Default for MysqlOptions {
+    fn default() -> Self {
+        MysqlOptions {
+            version: "8.0.36-0ubuntu0.22.04.1".into(),
+        }
+    }
+}
+
+/// Modbus/TCP honeypot options: a small PLC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ModbusOptions {
+    /// Device identification (function 43/14) answers.
+    pub vendor: String,
+    pub product_code: String,
+    pub revision: String,
+    /// Holding registers 0..n and coils 0..n exist; other addresses are an exception.
+    pub holding_registers: u16,
+    pub coils: u16,
+}
+
+impl Default for ModbusOptions {
+    fn default() -> Self {
+        ModbusOptions {
+            vendor: "Schneider Electric".into(),
+            product_code: "BMX P34 2020".into(),
+            revision: "v2.8".into(),
+            holding_registers: 128,
+            coils: 64,
         }
     }
 }
 
 /// Generic TCP banner options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct BannerOptions {
     /// Sent on connect; may be empty to wait silently.
     pub banner: String,
@@ -225,6 +452,7 @@ impl NodeConfig {
                             "auth_failure_delay_ms <= 10000, max_auth_attempts >= 1",
                         ));
                     }
+                    o.login.check().map_err(bad)?;
                 }
                 ServiceKind::Banner(o) => {
                     if o.banner.len() > 4096
@@ -233,12 +461,52 @@ impl NodeConfig {
                         return Err(bad("banner <= 4096 bytes, max_capture_bytes <= 4096"));
                     }
                 }
+                ServiceKind::Telnet(_) | ServiceKind::Ftp(_) => {}
+                ServiceKind::Http(o) => {
+                    if o.max_inline_body as usize > crate::event::MAX_DATA_LEN
+                        || o.max_body_bytes > 64 * 1024 * 1024
+                        || o.server_header.len() > 200
+                    {
+                        return Err(bad(
+                            "max_inline_body <= 4096, max_body_bytes <= 64 MiB, server_header <= 200 bytes",
+                        ));
+                    }
+                }
+                ServiceKind::Redis(o) => {
+                    if o.version.is_empty() || o.version.len() > 32 {
+                        return Err(bad("version: 1 to 32 bytes"));
+                    }
+                }
+                ServiceKind::Mysql(o) => {
+                    if o.version.is_empty() || o.version.len() > 64 || o.version.contains('\0') {
+                        return Err(bad("version: 1 to 64 bytes, no NUL"));
+                    }
+                }
+                ServiceKind::Modbus(o) => {
+                    if o.holding_registers == 0 || o.coils == 0 {
+                        return Err(bad("holding_registers and coils must be at least 1"));
+                    }
+                }
                 ServiceKind::Extension(o) => {
                     if s.listen.port() != 0 {
                         return Err(bad("an extension service's listen port must be 0"));
                     }
                     o.check().map_err(bad)?;
                 }
+            }
+        }
+        for s in &self.services {
+            let login = match &s.kind {
+                ServiceKind::Telnet(o) => Some(&o.login),
+                ServiceKind::Ftp(o) => Some(&o.login),
+                ServiceKind::Redis(o) => Some(&o.login),
+                _ => None,
+            };
+            if let Some(l) = login {
+                l.check().map_err(|why| InvalidConfig {
+                    service: s.name.clone(),
+                    why: why.into(),
+                })?;
             }
         }
         Ok(())

@@ -62,6 +62,43 @@ pub enum EventKind {
         duration_ms: u64,
         distinct_ports: u32,
     },
+    /// One HTTP request to a web persona.
+    HttpRequest(HttpRequest),
+    /// A service stored a capture (transcript, upload, large body) of this session; the
+    /// content itself travels on a capture stream.
+    Capture {
+        /// `transcript`, `upload`, `body`, `other`.
+        kind: String,
+        /// Hex SHA-256 of the content, as `honeybee captures` lists it.
+        sha256: String,
+        size: u64,
+        /// File name or URL path, where there is one.
+        name: Option<String>,
+    },
+    /// An attempt to make the honeypot fetch something (`wget`/`curl` in a shell, Redis
+    /// `SLAVEOF`, …). Recorded, never fetched.
+    Download { url: String, tool: String },
+}
+
+/// Most headers one `HttpRequest` event keeps.
+pub const MAX_HTTP_HEADERS: usize = 64;
+
+/// An HTTP request as a web persona saw it. Strings are clamped to [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HttpRequest {
+    pub method: String,
+    pub path: String,
+    pub query: Option<String>,
+    pub version: String,
+    /// At most [`MAX_HTTP_HEADERS`], in arrival order, names lower-cased.
+    pub headers: Vec<(String, String)>,
+    pub user_agent: Option<String>,
+    /// The body up to the service's inline cap (at most [`MAX_DATA_LEN`]).
+    pub body: Vec<u8>,
+    /// The body was longer than `body` (the whole of it is a capture, if under the cap).
+    pub body_truncated: bool,
+    /// The status the persona answered with.
+    pub status: u16,
 }
 
 impl EventKind {
@@ -76,11 +113,14 @@ impl EventKind {
             EventKind::LimitReached { .. } => "limit_reached",
             EventKind::ServiceError { .. } => "service_error",
             EventKind::ScanDetected { .. } => "scan_detected",
+            EventKind::HttpRequest(_) => "http_request",
+            EventKind::Capture { .. } => "capture",
+            EventKind::Download { .. } => "download",
         }
     }
 
     /// Every kind name, for validating filters.
-    pub const NAMES: [&'static str; 8] = [
+    pub const NAMES: [&'static str; 11] = [
         "connect",
         "disconnect",
         "auth_attempt",
@@ -89,6 +129,9 @@ impl EventKind {
         "limit_reached",
         "service_error",
         "scan_detected",
+        "http_request",
+        "capture",
+        "download",
     ];
 }
 
@@ -191,6 +234,40 @@ impl Event {
                         why: "must be sorted and distinct",
                     });
                 }
+            }
+            EventKind::HttpRequest(r) => {
+                long("method", &r.method)?;
+                long("path", &r.path)?;
+                long("query", r.query.as_deref().unwrap_or(""))?;
+                long("version", &r.version)?;
+                long("user_agent", r.user_agent.as_deref().unwrap_or(""))?;
+                if r.headers.len() > MAX_HTTP_HEADERS {
+                    return Err(InvalidEvent {
+                        field: "headers",
+                        why: "too many",
+                    });
+                }
+                for (k, v) in &r.headers {
+                    long("headers", k)?;
+                    long("headers", v)?;
+                }
+                if r.body.len() > MAX_DATA_LEN {
+                    return Err(InvalidEvent {
+                        field: "body",
+                        why: "too long",
+                    });
+                }
+            }
+            EventKind::Capture {
+                kind, sha256, name, ..
+            } => {
+                long("kind", kind)?;
+                long("sha256", sha256)?;
+                long("name", name.as_deref().unwrap_or(""))?;
+            }
+            EventKind::Download { url, tool } => {
+                long("url", url)?;
+                long("tool", tool)?;
             }
             _ => {}
         }
