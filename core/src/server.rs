@@ -64,6 +64,8 @@ pub struct Shared {
     pub module_limiter: FailureLimiter,
     /// The module shim's bound address, when it runs.
     pub shim_addr: Option<SocketAddr>,
+    /// Every relay flow, and the virtual network of the relayed endpoint.
+    pub relays: Arc<crate::relay::RelayHub>,
 }
 
 impl Shared {
@@ -106,6 +108,10 @@ impl Shared {
             ));
         }
         honeybee_proto::NodeId::new(spec.name.clone()).map_err(|e| e.to_string())?;
+        if let Some(relay) = crate::enroll::token_relay(&spec.labels) {
+            honeybee_proto::NodeId::new(relay)
+                .map_err(|e| format!("label relay={relay:?} does not name a relay: {e}"))?;
+        }
         if spec.uses == 0 || spec.uses > 10_000 {
             return Err("uses must be between 1 and 10000".into());
         }
@@ -149,6 +155,8 @@ impl Shared {
 pub struct Core {
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+    /// Terminates the QUIC sessions of nodes behind relays (see `relay/`).
+    relayed: quinn::Endpoint,
     tasks: JoinSet<()>,
 }
 
@@ -192,7 +200,7 @@ impl Core {
         })?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&paths)?,
-            Some(server),
+            Some(server.clone()),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
@@ -200,6 +208,16 @@ impl Core {
             addr: cfg.listen,
             source,
         })?;
+        // The same keys and server config: a relayed node meets the same core, and a
+        // restarted core resets relayed connections as it does direct ones.
+        let relays = Arc::new(crate::relay::RelayHub::default());
+        let relayed = quinn::Endpoint::new_with_abstract_socket(
+            endpoint_config(&paths)?,
+            Some(server),
+            Arc::new(crate::relay::socket::RelaySocket::new(relays.clone())),
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| CoreError::Other(format!("relayed endpoint: {e}")))?;
 
         let captures = CaptureStore::new(&paths.captures())
             .map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
@@ -222,6 +240,7 @@ impl Core {
             manager: crate::modules::manager::ModuleManager::default(),
             module_limiter,
             shim_addr,
+            relays,
             cfg,
             paths,
             ca,
@@ -238,6 +257,12 @@ impl Core {
         tasks.spawn(crate::endpoint::accept_loop(
             endpoint.clone(),
             shared.clone(),
+            false,
+        ));
+        tasks.spawn(crate::endpoint::accept_loop(
+            relayed.clone(),
+            shared.clone(),
+            true,
         ));
         if let Some(listener) = shim {
             let tls = if shared.cfg.shim_tls {
@@ -298,6 +323,7 @@ impl Core {
         Ok(Core {
             shared,
             endpoint,
+            relayed,
             tasks,
         })
     }
@@ -318,6 +344,8 @@ impl Core {
             .registry
             .close_all(close::SHUTDOWN, "core shutting down");
         self.endpoint
+            .close(close::SHUTDOWN.into(), b"core shutting down");
+        self.relayed
             .close(close::SHUTDOWN.into(), b"core shutting down");
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
