@@ -134,7 +134,11 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>, relayed: bool) {
     let allowed: &[Role] = if via.is_some() {
         // Behind a relay only agents: no relay of relays, and admins and modules talk to
         // the core directly.
-        if alpn == alpn::NODE { &[Role::Agent] } else { &[] }
+        if alpn == alpn::NODE {
+            &[Role::Agent]
+        } else {
+            &[]
+        }
     } else if alpn == alpn::NODE {
         &[Role::Agent, Role::Relay]
     } else if alpn == alpn::ADMIN {

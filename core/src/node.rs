@@ -4,6 +4,7 @@
 use crate::bus::BusEvent;
 use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
 use crate::registry::LiveNode;
+use crate::relay::FlowPath;
 use crate::server::Shared;
 use crate::store::CaptureRecord;
 use honeybee_pki::ca::IssueRequest;
@@ -14,7 +15,6 @@ use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
 use honeybee_proto::event::{EventBatch, MAX_BATCH_EVENTS};
 use honeybee_proto::stream::{StreamKind, close};
-use crate::relay::FlowPath;
 use honeybee_proto::{NodeId, Role, Serial};
 use std::sync::Arc;
 use std::time::Duration;

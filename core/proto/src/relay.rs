@@ -61,9 +61,7 @@ pub fn encode_datagram(payload: &[u8], out: &mut Vec<u8>) -> Result<(), Datagram
 
 /// Splits `buf` into the framed datagrams at its start. Returns the payloads' ranges and
 /// the bytes consumed; a partial datagram at the end is left for the next call.
-pub fn split_datagrams(
-    buf: &[u8],
-) -> Result<(Vec<std::ops::Range<usize>>, usize), DatagramError> {
+pub fn split_datagrams(buf: &[u8]) -> Result<(Vec<std::ops::Range<usize>>, usize), DatagramError> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(h) = buf.get(at..at + DATAGRAM_HEADER_LEN) {
@@ -127,10 +125,7 @@ mod tests {
         let mut buf = Vec::new();
         encode_datagram(b"ok", &mut buf).unwrap();
         buf.extend_from_slice(&[0xff, 0xff, 1, 2, 3]);
-        assert_eq!(
-            split_datagrams(&buf),
-            Err(DatagramError::TooLarge(0xffff))
-        );
+        assert_eq!(split_datagrams(&buf), Err(DatagramError::TooLarge(0xffff)));
     }
 
     #[test]

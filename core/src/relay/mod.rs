@@ -13,10 +13,10 @@ pub mod socket;
 
 use crate::frame_io::read_frame_within;
 use crate::server::Shared;
-pub use hub::{FlowPath, RelayHub};
 use honeybee_proto::NodeId;
 use honeybee_proto::relay::{FLOW_OPEN_LIMIT, FlowOpen, encode_datagram, split_datagrams};
 use honeybee_proto::stream::close;
+pub use hub::{FlowPath, RelayHub};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -30,7 +30,12 @@ const FLOW_OPEN_DEADLINE: Duration = Duration::from_secs(10);
 const READ_CHUNK: usize = 64 * 1024;
 
 /// Serves the flows of one relay connection until it closes. Every flow ends with it.
-pub async fn serve(conn: &quinn::Connection, relay: &NodeId, relay_conn: u64, shared: &Arc<Shared>) {
+pub async fn serve(
+    conn: &quinn::Connection,
+    relay: &NodeId,
+    relay_conn: u64,
+    shared: &Arc<Shared>,
+) {
     // The transport config allows 16 bidirectional streams per peer; a relay needs one per
     // flow, and only a relay gets more.
     conn.set_max_concurrent_bi_streams((MAX_FLOWS_PER_RELAY + 1).into());
