@@ -16,6 +16,7 @@ pub mod modules;
 pub mod node;
 pub mod ratelimit;
 pub mod registry;
+pub mod relay;
 pub mod server;
 pub mod store;
 pub mod sweep;
