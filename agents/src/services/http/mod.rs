@@ -5,6 +5,7 @@
 
 mod cert;
 mod form;
+mod head;
 mod persona;
 mod router;
 mod wordpress;
@@ -132,16 +133,21 @@ impl HttpService {
             scheme,
             requests: AtomicU32::new(0),
         });
+        let state = Arc::clone(&conn);
         let service = hyper::service::service_fn(move |req| {
-            let conn = Arc::clone(&conn);
+            let conn = Arc::clone(&state);
             async move { Ok::<_, Infallible>(conn.handle(req).await) }
         });
+        let head = head::Head::new(MAX_DATA_LEN);
+        let stream = head::HeadStream::new(stream, Arc::clone(&head));
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
             .header_read_timeout(HEADER_TIMEOUT)
             .max_buf_size(MAX_BUF)
             .max_headers(MAX_HEADERS)
+            // Real servers write `Server:`, not `server:`; scanners' patterns expect it.
+            .title_case_headers(true)
             .keep_alive(true);
         let connection = builder.serve_connection(TokioIo::new(stream), service);
         tokio::pin!(connection);
@@ -149,6 +155,7 @@ impl HttpService {
             r = connection.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(session = %session.id, error = %e, "http connection ended");
+                    conn.unparsable(&e, &head).await;
                 }
             }
             () = stopped(&mut stop) => {
@@ -190,6 +197,28 @@ enum BodyEnd {
 }
 
 impl Conn {
+    /// hyper refused what the peer sent (and answered 400 or 431 itself): record it.
+    async fn unparsable(&self, e: &hyper::Error, head: &head::Head) {
+        if e.is_parse_too_large() {
+            self.session
+                .emit(EventKind::LimitReached {
+                    limit: "http_header".into(),
+                    detail: format!("request head over {MAX_BUF} bytes or {MAX_HEADERS} headers"),
+                })
+                .await;
+        }
+        // What a peer that never spoke HTTP sent; after a valid request the head would
+        // show that request instead, so only the first is kept.
+        if (e.is_parse() || e.is_parse_too_large()) && self.requests.load(Ordering::Relaxed) == 0 {
+            let (bytes, truncated) = head.take();
+            if !bytes.is_empty() {
+                self.session
+                    .emit(EventKind::Data { bytes, truncated })
+                    .await;
+            }
+        }
+    }
+
     async fn handle(&self, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
         let (parts, body) = req.into_parts();
