@@ -108,8 +108,7 @@ fn attempts(ev: &[NewEvent]) -> Vec<AuthAttempt> {
 }
 
 fn run(cmd: &mut Command) -> Output {
-    let out = cmd.output().expect("client runs");
-    out
+    cmd.output().expect("client runs")
 }
 
 /// curl with a deadline, as a child process the runtime waits for; returns (status code,

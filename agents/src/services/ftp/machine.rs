@@ -496,10 +496,7 @@ mod tests {
             "500 Unknown SITE command.\r\n"
         );
         assert_eq!(text(run(&mut m, "FROB")), "500 Unknown command.\r\n");
-        assert_eq!(
-            text(run(&mut m, "SIZE notes.txt")).starts_with("213 "),
-            true
-        );
+        assert!(text(run(&mut m, "SIZE notes.txt")).starts_with("213 "));
         assert!(text(run(&mut m, "STAT")).contains("Connected to 10.0.0.9"));
         assert_eq!(text(run(&mut m, "QUIT")), "221 Goodbye.\r\n");
     }

@@ -36,6 +36,9 @@ const TRANSFER_TIMEOUT: Duration = Duration::from_secs(300);
 const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Connections from other addresses a passive listener turns away before giving up.
 const MAX_FOREIGN_DATA_CONNS: u32 = 8;
+/// How long, and how much, a closing session still reads from the peer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
 /// Read size on the data connection.
 const DATA_CHUNK: usize = 64 * 1024;
 
@@ -104,6 +107,19 @@ impl FtpService {
         };
         d.run().await;
         let _ = timeout(Duration::from_millis(500), d.stream.shutdown()).await;
+        // A lingering close: what the peer still sends is read and dropped for a moment,
+        // so the kernel does not answer it with a reset that could discard the last reply.
+        let _ = timeout(LINGER, async {
+            let mut sink = [0u8; 4096];
+            let mut total = 0;
+            while total < LINGER_BYTES {
+                match d.stream.read(&mut sink).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => total += n,
+                }
+            }
+        })
+        .await;
     }
 }
 
