@@ -58,7 +58,21 @@ pub enum AdminRequest {
         permissions: Vec<String>,
         csr_der: Vec<u8>,
     },
+    /// The newest captures (one row per distinct content, its first sighting).
+    ListCaptures {
+        limit: u32,
+    },
+    /// Up to `max_len` bytes of one capture's content from `offset`; a client fetches a
+    /// large capture in several requests (see [`MAX_CAPTURE_CHUNK`]).
+    GetCapture {
+        sha256: [u8; 32],
+        offset: u64,
+        max_len: u32,
+    },
 }
+
+/// Most content bytes one `GetCapture` answer carries.
+pub const MAX_CAPTURE_CHUNK: u32 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -86,6 +100,26 @@ pub enum AdminResponse {
     },
     Done,
     Error(String),
+    Captures(Vec<CaptureInfo>),
+    CaptureChunk {
+        info: CaptureInfo,
+        offset: u64,
+        data: Vec<u8>,
+    },
+}
+
+/// A stored capture as `honeybee captures` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// `transcript`, `upload`, `body`, `other`.
+    pub kind: String,
+    pub node: NodeId,
+    pub service: String,
+    pub session: Option<crate::ids::SessionId>,
+    pub time_ms: i64,
+    pub meta: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
