@@ -376,6 +376,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         }
         if !content.is_empty() {
             let meta = vec![
+                ("filename".to_owned(), fs::name(&path).to_owned()),
                 ("path".to_owned(), path.clone()),
                 ("complete".to_owned(), complete.to_string()),
             ];
