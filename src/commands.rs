@@ -526,6 +526,94 @@ pub async fn alerts(
     Ok(())
 }
 
+pub async fn captures(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()> {
+    let list = match ask(data_dir, AdminRequest::ListCaptures { limit }).await? {
+        AdminResponse::Captures(c) => c,
+        other => return Err(unexpected(other)),
+    };
+    if json {
+        let v: Vec<_> = list
+            .iter()
+            .map(|c| {
+                json!({"sha256": hex::encode(c.sha256), "size": c.size, "kind": c.kind,
+                       "node": c.node.as_str(), "service": c.service,
+                       "session": c.session.map(|s| s.to_hex()),
+                       "@timestamp": rfc3339(c.time_ms),
+                       "meta": c.meta.iter().cloned().collect::<std::collections::BTreeMap<_, _>>()})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(());
+    }
+    if list.is_empty() {
+        println!("no captures yet");
+    }
+    for c in &list {
+        println!(
+            "{} {:<10} {:>10} B  {:<12} {:<10} {}  {}",
+            rfc3339(c.time_ms),
+            c.kind,
+            c.size,
+            c.node.as_str(),
+            c.service,
+            c.session.map(|s| s.to_hex()).unwrap_or_else(|| "-".into()),
+            hex::encode(c.sha256)
+        );
+    }
+    Ok(())
+}
+
+pub async fn capture_get(data_dir: &Path, hash: &str, output: &Path) -> anyhow::Result<()> {
+    use honeybee_proto::admin::MAX_CAPTURE_CHUNK;
+    let sha256: [u8; 32] = hex::decode(hash.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| {
+            anyhow::anyhow!("{hash:?} is not a SHA-256 (64 hex digits); see `honeybee captures`")
+        })?;
+    let client = AdminClient::connect(data_dir).await?;
+    let mut content = Vec::new();
+    let fetched = async {
+        loop {
+            let req = AdminRequest::GetCapture {
+                sha256,
+                offset: content.len() as u64,
+                max_len: MAX_CAPTURE_CHUNK,
+            };
+            match client.request(&req).await? {
+                AdminResponse::CaptureChunk { info, data, .. } => {
+                    if data.is_empty() && (content.len() as u64) < info.size {
+                        bail!("the core sent an empty chunk before the end of the capture");
+                    }
+                    content.extend_from_slice(&data);
+                    if content.len() as u64 >= info.size {
+                        return Ok(());
+                    }
+                }
+                other => return Err(unexpected(other)),
+            }
+        }
+    }
+    .await;
+    client.close().await;
+    fetched?;
+    let got = ring::digest::digest(&ring::digest::SHA256, &content);
+    if got.as_ref() != sha256 {
+        bail!("the content fetched does not match its hash; nothing was written");
+    }
+    if output.as_os_str() == "-" {
+        use std::io::Write;
+        std::io::stdout().write_all(&content)?;
+        return Ok(());
+    }
+    // Write beside the target and rename, so a partial file never carries the name.
+    let tmp = output.with_extension("part");
+    std::fs::write(&tmp, &content).with_context(|| format!("writing {}", tmp.display()))?;
+    std::fs::rename(&tmp, output).with_context(|| format!("writing {}", output.display()))?;
+    eprintln!("{} bytes written to {}", content.len(), output.display());
+    Ok(())
+}
+
 pub async fn module_token(
     data_dir: &Path,
     name: String,

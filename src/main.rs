@@ -94,6 +94,18 @@ enum Cmd {
         #[arg(long)]
         ack: Option<i64>,
     },
+    /// Captures (session transcripts, uploaded files, large request bodies), newest first.
+    Captures {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+        #[arg(long, default_value_t = 100)]
+        limit: u32,
+    },
+    /// One capture's content.
+    #[command(subcommand)]
+    Capture(CaptureCmd),
     /// Modules: credentials, load, unload, list.
     #[command(subcommand)]
     Module(ModuleCmd),
@@ -115,6 +127,21 @@ enum NetsimCmd {
     /// Forward UDP from --listen to --upstream through an impaired link; reads control
     /// commands on stdin (partition, heal, rebind, set …).
     Proxy(honeybee_netsim::cli::ProxyArgs),
+}
+
+#[derive(Subcommand)]
+enum CaptureCmd {
+    /// Fetch a capture by its SHA-256 (as `honeybee captures` lists it) into a file; the
+    /// content is verified against the hash before the file appears.
+    Get {
+        #[command(flatten)]
+        dir: DataDir,
+        /// Hex SHA-256 of the capture.
+        hash: String,
+        /// Where to write it (`-` for standard output).
+        #[arg(short, long)]
+        output: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -382,6 +409,10 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             limit,
             ack,
         } => c::alerts(&dir.data_dir, json, limit, ack).await,
+        Cmd::Captures { dir, json, limit } => c::captures(&dir.data_dir, json, limit).await,
+        Cmd::Capture(CaptureCmd::Get { dir, hash, output }) => {
+            c::capture_get(&dir.data_dir, &hash, &output).await
+        }
         Cmd::Module(ModuleCmd::Token {
             dir,
             name,

@@ -7,7 +7,9 @@ use crate::frame_io::{FrameIoError, read_frame_within, write_frame};
 use crate::server::Shared;
 use crate::store::NodeRecord;
 use honeybee_pki::identity::PeerIdentity;
-use honeybee_proto::admin::{AdminRequest, AdminResponse, CoreStatus, NodeInfo};
+use honeybee_proto::admin::{
+    AdminRequest, AdminResponse, CaptureInfo, CoreStatus, MAX_CAPTURE_CHUNK, NodeInfo,
+};
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::CoreMsg;
 use honeybee_proto::stream::close;
@@ -58,6 +60,67 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
             .is_ok()
         {
             let _ = send.finish();
+        }
+    }
+}
+
+fn capture_info(c: crate::store::CaptureRecord) -> CaptureInfo {
+    CaptureInfo {
+        sha256: c.sha256,
+        size: c.size,
+        kind: c.kind,
+        node: c.node,
+        service: c.service,
+        session: c.session,
+        time_ms: c.time_ms,
+        meta: c.meta,
+    }
+}
+
+/// One chunk of a stored capture's content, read from its content-addressed file.
+async fn get_capture(
+    shared: &Arc<Shared>,
+    sha256: [u8; 32],
+    offset: u64,
+    max_len: u32,
+) -> AdminResponse {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let rec = match shared.store.get_capture(sha256).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return AdminResponse::Error(format!(
+                "no capture {}; see `honeybee captures`",
+                hex::encode(sha256)
+            ));
+        }
+        Err(e) => return AdminResponse::Error(format!("store: {e}")),
+    };
+    if offset > rec.size {
+        return AdminResponse::Error(format!(
+            "offset {offset} is past the end of the capture ({} bytes)",
+            rec.size
+        ));
+    }
+    let len = u64::from(max_len.clamp(1, MAX_CAPTURE_CHUNK)).min(rec.size - offset);
+    let path = shared.captures.path_of(&sha256);
+    let read = async {
+        let mut f = tokio::fs::File::open(&path).await?;
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut data = vec![0u8; len as usize];
+        f.read_exact(&mut data).await?;
+        Ok::<_, std::io::Error>(data)
+    };
+    match read.await {
+        Ok(data) => AdminResponse::CaptureChunk {
+            info: capture_info(rec),
+            offset,
+            data,
+        },
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "stored capture unreadable");
+            AdminResponse::Error(format!(
+                "the capture's content is missing or unreadable on the core ({e}); see the core's log"
+            ))
         }
     }
 }
@@ -246,6 +309,17 @@ async fn dispatch(
             Ok(false) => R::Error(format!("no token {id}; see `honeybee token list`")),
             Err(e) => err(&e),
         },
+        AdminRequest::ListCaptures { limit } => {
+            match shared.store.list_captures(limit.clamp(1, 10_000)).await {
+                Ok(list) => R::Captures(list.into_iter().map(capture_info).collect()),
+                Err(e) => err(&e),
+            }
+        }
+        AdminRequest::GetCapture {
+            sha256,
+            offset,
+            max_len,
+        } => get_capture(shared, sha256, offset, max_len).await,
         AdminRequest::ListAlerts { limit } => match shared.store.list_alerts(limit).await {
             Ok(a) => R::Alerts(a),
             Err(e) => err(&e),

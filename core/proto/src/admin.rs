@@ -58,6 +58,17 @@ pub enum AdminRequest {
         permissions: Vec<String>,
         csr_der: Vec<u8>,
     },
+    /// The newest captures (one row per distinct content, its first sighting).
+    ListCaptures {
+        limit: u32,
+    },
+    /// Up to `max_len` bytes of one capture's content from `offset`; a client fetches a
+    /// large capture in several requests (see [`MAX_CAPTURE_CHUNK`]).
+    GetCapture {
+        sha256: [u8; 32],
+        offset: u64,
+        max_len: u32,
+    },
     /// Events by any combination of filters, newest first, one page at a time.
     SearchEvents(EventSearch),
     /// One stored event.
@@ -81,6 +92,9 @@ pub enum AdminRequest {
         request: Vec<u8>,
     },
 }
+
+/// Most content bytes one `GetCapture` answer carries.
+pub const MAX_CAPTURE_CHUNK: u32 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -108,12 +122,32 @@ pub enum AdminResponse {
     },
     Done,
     Error(String),
+    Captures(Vec<CaptureInfo>),
+    CaptureChunk {
+        info: CaptureInfo,
+        offset: u64,
+        data: Vec<u8>,
+    },
     /// One page of [`AdminRequest::SearchEvents`]; `next` continues after its last event.
     EventPage {
         events: Vec<StoredEvent>,
         next: Option<EventCursor>,
     },
     Stats(Stats),
+}
+
+/// A stored capture as `honeybee captures` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// `transcript`, `upload`, `body`, `other`.
+    pub kind: String,
+    pub node: NodeId,
+    pub service: String,
+    pub session: Option<crate::ids::SessionId>,
+    pub time_ms: i64,
+    pub meta: Vec<(String, String)>,
 }
 
 /// The filters of [`AdminRequest::SearchEvents`]; every one that is set must match.

@@ -383,6 +383,7 @@ fn service_config() -> impl Strategy<Value = ServiceConfig> {
                 server_id,
                 auth_failure_delay_ms: delay,
                 max_auth_attempts: attempts,
+                ..Default::default()
             })
         }),
         (text(), any::<u32>(), any::<u32>()).prop_map(|(banner, cap, timeout)| {
