@@ -213,7 +213,7 @@ async function handle(req, res) {
     if (m[2] === '/revoke' && req.method === 'POST') {
       Object.assign(n, { revoked: true, online: false });
       broadcast({ type: 'node', node: n });
-      return send(res, 200, {});
+      return send(res, 200, { revoked: id });
     }
   }
   if (p === '/api/tokens' && req.method === 'GET') return send(res, 200, tokens);
@@ -260,7 +260,7 @@ async function handle(req, res) {
     if (!a) return fail(res, 404, 'No such alert.');
     Object.assign(a, { acked_ms: now(), acked_by: s.username });
     broadcast({ type: 'alert', alert: a });
-    return send(res, 200, a);
+    return send(res, 200, { acked: a.id });
   }
   if (p === '/api/analytics') {
     const since = Number(q.since_ms) || now() - 86400e3;
@@ -287,11 +287,11 @@ async function handle(req, res) {
     const b = await readJson(req);
     if (modules.has(b.name)) return fail(res, 409, `A module named ${b.name} is already loaded; unload it first.`);
     modules.set(b.name, { name: b.name, state: 'running', managed: true, transport: 'shim', version: null, permissions: b.permissions, pid: 5000 + modules.size, restarts: 0 });
-    return send(res, 200, [...modules.values()]);
+    return send(res, 200, { loaded: b.name });
   }
   if ((m = /^\/api\/modules\/([^/]+)$/.exec(p)) && req.method === 'DELETE') {
     modules.delete(decodeURIComponent(m[1]));
-    return send(res, 204);
+    return send(res, 200, { unloaded: decodeURIComponent(m[1]) });
   }
   if (p === '/api/reports/export') {
     const evs = events.filter((e) => tms(e) >= Number(q.from) && tms(e) < Number(q.to));
@@ -306,10 +306,9 @@ async function handle(req, res) {
     const from = Number(q.from);
     const to = Number(q.to);
     const evs = events.filter((e) => tms(e) >= from && tms(e) < to);
-    const obj = (arr) => Object.fromEntries(arr.map((x) => [x.key, x.count]));
     return send(res, 200, {
-      from, to, events_total: evs.length, by_service: obj(top(evs, (e) => e.service.name)), by_kind: obj(top(evs, (e) => e.event.action)), top_sources: top(evs, (e) => e.source.ip),
-      top_credentials: topCreds(evs), top_commands: top(evs.filter((e) => e.process), (e) => e.process.command_line), nodes: top(evs, (e) => e.observer.name).map((x) => ({ id: x.key, events: x.count })), alerts: alerts.filter((a) => a.time_ms >= from && a.time_ms < to),
+      from, to, events_total: evs.length, by_service: top(evs, (e) => e.service.name), by_kind: top(evs, (e) => e.event.action), top_sources: top(evs, (e) => e.source.ip),
+      top_credentials: topCreds(evs), top_commands: top(evs.filter((e) => e.process), (e) => e.process.command_line), nodes: top(evs, (e) => e.observer.name), alerts: alerts.filter((a) => a.time_ms >= from && a.time_ms < to),
     });
   }
   if (p === '/api/users') {

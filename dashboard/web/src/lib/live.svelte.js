@@ -2,7 +2,7 @@
 // Pages subscribe to `event`, `node` and `alert` messages; the connection state is shown
 // in the header so nobody trusts a stale screen.
 
-export const live = $state({ connected: false, since: null, received: 0 });
+export const live = $state({ connected: false, since: null, received: 0, missed: 0 });
 
 const handlers = { event: new Set(), node: new Set(), alert: new Set() };
 let ws = null;
@@ -46,7 +46,12 @@ function open() {
       return;
     }
     live.received++;
-    if (msg && typeof msg === 'object') dispatch(msg);
+    if (msg?.type === 'lagged') {
+      // The backend dropped messages for this slow client: pages offer a reload.
+      live.missed += Number(msg.missed) || 1;
+    } else if (msg && typeof msg === 'object') {
+      dispatch(msg);
+    }
   };
   sock.onclose = () => {
     if (ws !== sock) return;
