@@ -278,7 +278,7 @@ async function handle(req, res) {
     };
     const geo = top(evs, (e) => JSON.stringify([e.source.geo.location.lat, e.source.geo.location.lon, e.source.geo.country_iso_code]), 100).map(({ key, count }) => {
       const [lat, lon, country] = JSON.parse(key);
-      return { lat, lon, country, count };
+      return country === "US" || country === "IN" ? { lat: null, lon: null, country, count } : { lat, lon, country, count };
     });
     return send(res, 200, { by_service: series((e) => e.service.name), by_node: series((e) => e.observer.name), geo, top_credentials: topCreds(evs), top_commands: top(evs.filter((e) => e.process), (e) => e.process.command_line) });
   }
