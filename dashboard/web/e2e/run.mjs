@@ -122,6 +122,25 @@ try {
     await login(page, base, 'admin', adminPassword);
   });
 
+  await step('keyboard: skip link first, then the navigation, with visible focus', async () => {
+    await page.goto(`${base}/#/overview`);
+    await page.reload();
+    await page.getByTestId('nodes-online').waitFor();
+    await page.keyboard.press('Tab');
+    const first = await page.evaluate(() => document.activeElement?.textContent?.trim());
+    if (first !== 'Skip to content') throw new Error(`the first Tab stop is ${JSON.stringify(first)}, not the skip link`);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Tab');
+    const nav = await page.evaluate(() => {
+      const el = document.activeElement;
+      return { text: el?.textContent?.trim(), outline: getComputedStyle(el).outlineStyle };
+    });
+    if (nav.text !== 'Overview' || nav.outline === 'none') throw new Error(`the navigation is not reached with a visible focus: ${JSON.stringify(nav)}`);
+    await page.keyboard.press('Tab');
+    await page.keyboard.press('Enter');
+    await page.waitForFunction(() => location.hash === '#/nodes');
+  });
+
   await step('the local node is online (overview and nodes page)', async () => {
     await page.goto(`${base}/#/overview`);
     await page.getByTestId('nodes-online').waitFor();
