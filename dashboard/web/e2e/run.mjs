@@ -269,9 +269,14 @@ try {
       const st = await page.locator('tr[data-module="export-e2e"]').getAttribute('data-state');
       return /connected|running|ready/.test(st ?? '');
     });
-    // It is real: the next event reaches the module's file.
-    spawnSync('sshpass', ['-p', 'x', 'ssh', '-p', String(sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', `${user}-mod@127.0.0.1`, 'true'], { timeout: 30000 });
-    await waitFor('an event in the module’s export file', 30000, () => fs.existsSync(exportFile) && fs.readFileSync(exportFile, 'utf8').includes(`${user}-mod`));
+    // It is real: login attempts reach the module's file. "connected" can show a moment
+    // before the module has subscribed, so attempts repeat (at most 10) until one arrives.
+    const arrived = () => fs.existsSync(exportFile) && fs.readFileSync(exportFile, 'utf8').includes(`${user}-mod`);
+    for (let i = 0; i < 10 && !arrived(); i++) {
+      spawnSync('sshpass', ['-p', 'x', 'ssh', '-p', String(sshPort), '-o', 'StrictHostKeyChecking=no', '-o', 'UserKnownHostsFile=/dev/null', '-o', 'PreferredAuthentications=password', '-o', 'PubkeyAuthentication=no', '-o', 'NumberOfPasswordPrompts=1', `${user}-mod${i}@127.0.0.1`, 'true'], { timeout: 30000 });
+      await waitFor('an event in the module’s export file', 3000, arrived).catch(() => {});
+    }
+    if (!arrived()) throw new Error(`no login attempt reached the module's file ${exportFile}`);
     await shot(page, '09-modules-loaded');
   });
 
