@@ -190,6 +190,7 @@ try {
     const latency = seen - recorded;
     figures.ssh_row_latency_ms = latency;
     figures.ssh_attempt_to_row_ms = seen - started;
+    figures.ssh_ingested_to_row_ms = seen - Date.parse(ev.event?.ingested);
     console.log(`     SSH attempt recorded at ${ev['@timestamp']}; row on screen ${latency} ms later (${seen - started} ms after ssh started)`);
     await Promise.race([sshDone, new Promise((r) => setTimeout(r, 15000))]);
     await shot(page, '04-events-live');

@@ -38,6 +38,14 @@ export function fmtAgo(ms, now = Date.now()) {
   return `${Math.floor(s / 86400)} d ago`;
 }
 
+export function fmtDuration(s) {
+  s = Math.max(0, Math.round(Number(s)));
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.floor(s / 60)} min ${s % 60} s`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h ${Math.floor((s % 3600) / 60)} min`;
+  return `${Math.floor(s / 86400)} d ${Math.floor((s % 86400) / 3600)} h`;
+}
+
 export function fmtBytes(n) {
   if (n == null) return '—';
   const units = ['B', 'KiB', 'MiB', 'GiB', 'TiB'];
