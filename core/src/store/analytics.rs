@@ -394,7 +394,6 @@ impl SqliteStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::store::Store;
     use honeybee_proto::SessionId;
     use honeybee_proto::event::{AuthAttempt, AuthMethod};
 
