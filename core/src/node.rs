@@ -373,6 +373,9 @@ async fn telemetry(
         );
     }
     let received_ms = crate::now_ms();
+    // Probes for cross-node scan correlation; a resent batch only repeats what the
+    // detector already counted within its window, which cannot make a scan of nothing.
+    shared.correlator.offer(node, &valid);
     // Only copy the batch for the bus when someone listens.
     let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
     let outcome = shared
@@ -392,7 +395,7 @@ async fn telemetry(
 }
 
 /// Offers newly stored events (never resent duplicates) to module subscriptions.
-fn publish(
+pub(crate) fn publish(
     shared: &Shared,
     node: &NodeId,
     labels: &Arc<Vec<(String, String)>>,

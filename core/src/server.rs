@@ -64,6 +64,8 @@ pub struct Shared {
     pub module_limiter: FailureLimiter,
     /// The module shim's bound address, when it runs.
     pub shim_addr: Option<SocketAddr>,
+    /// Cross-node scan correlation (see `correlator.rs`).
+    pub correlator: crate::correlator::Correlator,
 }
 
 impl Shared {
@@ -216,7 +218,10 @@ impl Core {
         let shim_addr = shim.as_ref().and_then(|l| l.local_addr().ok());
         let module_limiter =
             FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
+        let sweep = cfg.scan_correlation;
+        let (correlator, probes) = crate::correlator::Correlator::new(sweep.is_some());
         let shared = Arc::new(Shared {
+            correlator,
             bus: crate::bus::EventBus::new(),
             modules: crate::modules::ModuleRegistry::default(),
             manager: crate::modules::manager::ModuleManager::default(),
@@ -265,6 +270,9 @@ impl Core {
             {
                 tracing::error!(module = name, error = e, "managed module not started");
             }
+        }
+        if let (Some(rx), Some(cfg)) = (probes, sweep) {
+            tasks.spawn(crate::correlator::run(rx, shared.clone(), cfg));
         }
         let sweeper = shared.clone();
         tasks.spawn(async move {
