@@ -353,6 +353,20 @@ try {
     await page.emulateMedia({ media: 'screen' });
   });
 
+  await step('reports: export today as CSV and JSON', async () => {
+    await page.goto(`${base}/#/reports`);
+    await page.getByTestId('report-summary').waitFor({ timeout: 15000 });
+    for (const [name, check] of [
+      ['Export CSV', (t) => t.split('\n')[0].includes('time') && t.includes(user)],
+      ['Export JSON', (t) => Array.isArray(JSON.parse(t)) && JSON.parse(t).some((e) => e.user?.name === user)],
+    ]) {
+      const [dl] = await Promise.all([page.waitForEvent('download', { timeout: 30000 }), page.getByRole('link', { name }).click()]);
+      const file = await dl.path();
+      const text = fs.readFileSync(file, 'utf8');
+      if (!check(text)) throw new Error(`${name}: the download lacks the SSH attempt of ${user}: ${text.slice(0, 300)}`);
+    }
+  });
+
   if (pageErrors.length) throw new Error(`errors in the page: ${pageErrors.join('; ')}`);
 } catch {
   // Reported below.
