@@ -2,6 +2,7 @@
 //! library crates; `commands` and `up` hold the glue and the output formatting.
 
 mod commands;
+mod dashboard;
 mod up;
 
 use clap::{Args, Parser, Subcommand};
@@ -116,10 +117,38 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The web dashboard: its certificate and first admin (init), and the server (run).
+    #[command(subcommand)]
+    Dashboard(DashboardCmd),
     /// Impaired networks for testing: a UDP proxy that delays, loses, reorders,
     /// partitions and NAT-rebinds what passes (see README, "netsim").
     #[command(subcommand)]
     Netsim(NetsimCmd),
+}
+
+#[derive(Subcommand)]
+enum DashboardCmd {
+    /// Get the dashboard's certificate from the running core and create the first admin
+    /// (password printed once, or taken from HONEYBEE_DASHBOARD_ADMIN_PASSWORD).
+    Init {
+        #[command(flatten)]
+        dir: DataDir,
+    },
+    /// Serve the dashboard (initialising it first if needed).
+    Run {
+        #[command(flatten)]
+        dir: DataDir,
+        /// TCP address; anything but loopback is served over HTTPS.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: SocketAddr,
+        /// HTTPS certificate chain (PEM); without it a self-signed one is made when
+        /// listening beyond loopback.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// HTTPS private key (PEM).
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -465,6 +494,13 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }) => c::module_cert(&dir.data_dir, name, permissions, &out).await,
         Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
         Cmd::Module(ModuleCmd::List { dir, json }) => c::module_list(&dir.data_dir, json).await,
+        Cmd::Dashboard(DashboardCmd::Init { dir }) => dashboard::init(&dir.data_dir).await,
+        Cmd::Dashboard(DashboardCmd::Run {
+            dir,
+            listen,
+            tls_cert,
+            tls_key,
+        }) => dashboard::run(&dir.data_dir, listen, tls_cert, tls_key).await,
         Cmd::Netsim(NetsimCmd::Proxy(args)) => {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

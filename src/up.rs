@@ -1,6 +1,7 @@
 //! `honeybee up`: the one command for a first look. Initialises the data directory if it
 //! is empty, runs the core, enrols a local full node through a real one-time token over
-//! QUIC + mTLS on loopback, runs it, and says what runs where. Ctrl-C stops it all cleanly.
+//! QUIC + mTLS on loopback, runs it and the dashboard, and says what runs where. Ctrl-C
+//! stops it all cleanly.
 
 use anyhow::Context;
 use honeybee_agent::runtime::AgentOptions;
@@ -73,6 +74,15 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
         },
     ));
 
+    // The dashboard is part of the first look, but a busy port must not stop the rest.
+    let dashboard = match crate::dashboard::up(data_dir).await {
+        Ok(d) => Some(d),
+        Err(e) => {
+            eprintln!("dashboard not started: {e:#}");
+            None
+        }
+    };
+
     let cfg = &core.shared().cfg;
     let d = data_dir.display();
     println!();
@@ -93,6 +103,18 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     if let Some(shim) = core.shared().shim_addr {
         println!("  module shim (tcp)  {shim}   (see modules/PROTOCOL.md)");
     }
+    if let Some((d, first_admin)) = &dashboard {
+        println!("  dashboard (web)    {}", d.url);
+        match first_admin {
+            Some((user, password)) => {
+                println!("    user {user}, password {password}   (shown once; store it now)")
+            }
+            None => println!(
+                "    sign in with the admin password shown when it was created \
+                 (or set HONEYBEE_DASHBOARD_ADMIN_PASSWORD before the first start)"
+            ),
+        }
+    }
     println!();
     println!(
         "Try it:   ssh -p 2222 root@127.0.0.1        (any password; every attempt is recorded)"
@@ -110,6 +132,9 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
         Ok(Ok(Err(e))) => eprintln!("local node stopped with an error: {e}"),
         Err(_) => eprintln!("local node did not stop within 15 s"),
         _ => {}
+    }
+    if let Some((d, _)) = dashboard {
+        d.shutdown().await;
     }
     core.shutdown().await;
     Ok(())

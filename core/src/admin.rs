@@ -1,5 +1,7 @@
 //! The admin API (`honeybee-admin/1`): each bidirectional stream carries one request and
-//! its response. Only certificates with role `admin` reach this handler.
+//! its response. Only certificates with role `admin` or `dashboard` reach this handler;
+//! the dashboard may name the signed-in user it acts for (`OnBehalf`), and is audited as
+//! `dashboard:<id>/<user>`.
 
 use crate::frame_io::{FrameIoError, read_frame_within, write_frame};
 use crate::server::Shared;
@@ -11,13 +13,15 @@ use honeybee_proto::admin::{
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::CoreMsg;
 use honeybee_proto::stream::close;
+use honeybee_proto::{NodeId, Role};
 use std::sync::Arc;
 use std::time::Duration;
 
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
 pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Shared>) {
-    let actor = format!("admin:{}", peer.spiffe.id);
+    let role = peer.spiffe.role;
+    let actor = format!("{}:{}", role, peer.spiffe.id);
     let remote = conn.remote_address().to_string();
     loop {
         let (mut send, mut recv) = match conn.accept_bi().await {
@@ -37,7 +41,16 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
                     return;
                 }
             };
-        let resp = dispatch(req, &actor, &remote, shared).await;
+        let resp = match req {
+            // A dashboard certificate must not mint more of itself: only the admin does.
+            AdminRequest::IssueDashboardCert { .. } if role != Role::Admin => {
+                AdminResponse::Error("only the admin issues dashboard certificates".into())
+            }
+            AdminRequest::OnBehalf { user, request } => {
+                on_behalf(role, &user, &request, &actor, &remote, shared).await
+            }
+            req => dispatch(req, &actor, &remote, shared).await,
+        };
         let resp = match honeybee_proto::codec::encode(&resp, FrameLimit::ADMIN_RESPONSE) {
             Ok(_) => resp,
             Err(e) => AdminResponse::Error(format!("response too large ({e}); narrow the query")),
@@ -110,6 +123,41 @@ async fn get_capture(
             ))
         }
     }
+}
+
+/// Longest user name the dashboard may act for.
+const MAX_USER_LEN: usize = 64;
+
+async fn on_behalf(
+    role: Role,
+    user: &str,
+    request: &[u8],
+    actor: &str,
+    remote: &str,
+    shared: &Arc<Shared>,
+) -> AdminResponse {
+    if role != Role::Dashboard {
+        return AdminResponse::Error("only the dashboard acts on behalf of its users".into());
+    }
+    if user.is_empty()
+        || user.len() > MAX_USER_LEN
+        || !user
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"._-@".contains(&b))
+    {
+        return AdminResponse::Error("invalid user name in an on-behalf request".into());
+    }
+    let inner: AdminRequest = match postcard::from_bytes(request) {
+        Ok(r) => r,
+        Err(e) => return AdminResponse::Error(format!("malformed on-behalf request: {e}")),
+    };
+    if matches!(
+        inner,
+        AdminRequest::OnBehalf { .. } | AdminRequest::IssueDashboardCert { .. }
+    ) {
+        return AdminResponse::Error("not allowed in an on-behalf request".into());
+    }
+    dispatch(inner, &format!("{actor}/{user}"), remote, shared).await
 }
 
 fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeInfo {
@@ -400,6 +448,73 @@ async fn dispatch(
             },
             Err(e) => R::Error(e),
         },
+        AdminRequest::SearchEvents(q) => {
+            let events = match shared.store.search_events(&q).await {
+                Ok(ev) => ev,
+                Err(e) => return err(&e),
+            };
+            let full = events.len() as u32 >= crate::store::effective_limit(q.limit);
+            let next = events
+                .last()
+                .filter(|_| full)
+                .map(crate::store::SqliteStore::cursor_after);
+            match shared.store.attach_enrichments(events).await {
+                Ok(events) => R::EventPage { events, next },
+                Err(e) => err(&e),
+            }
+        }
+        AdminRequest::GetEvent { node, seq } => match shared.store.get_event(&node, seq).await {
+            Ok(Some(ev)) => match shared.store.attach_enrichments(vec![ev]).await {
+                Ok(ev) => R::Events(ev),
+                Err(e) => err(&e),
+            },
+            Ok(None) => R::Error(format!("no event {seq} from node {node}")),
+            Err(e) => err(&e),
+        },
+        AdminRequest::Stats(q) => match shared.store.stats(&q).await {
+            Ok(s) => R::Stats(s),
+            Err(e) => err(&e),
+        },
+        AdminRequest::IssueDashboardCert { name, csr_der } => {
+            match issue_dashboard_cert(shared, &name, &csr_der, actor, remote) {
+                Ok((cert_der, not_after_ms)) => R::ModuleCert {
+                    cert_der,
+                    ca_der: shared.ca.cert_der().to_vec(),
+                    not_after_ms,
+                },
+                Err(e) => R::Error(e),
+            }
+        }
         _ => R::Error("request not supported by this core".into()),
     }
+}
+
+/// Signs the dashboard backend's CSR: role `dashboard`, the admin certificates' lifetime.
+fn issue_dashboard_cert(
+    shared: &Shared,
+    name: &str,
+    csr_der: &[u8],
+    actor: &str,
+    remote: &str,
+) -> Result<(Vec<u8>, i64), String> {
+    let id = NodeId::new(name).map_err(|e| format!("dashboard name: {e}"))?;
+    let issued = shared
+        .ca
+        .sign_csr(
+            csr_der,
+            &honeybee_pki::ca::IssueRequest {
+                role: Role::Dashboard,
+                id,
+                lifetime: shared.cfg.admin_cert_lifetime,
+            },
+        )
+        .map_err(|e| format!("certificate request refused: {e}"))?;
+    shared.audit(
+        actor,
+        "dashboard.cert",
+        "ok",
+        Some(remote.into()),
+        &format!("dashboard={name} serial={}", issued.serial),
+    );
+    Ok((issued.der, issued.not_after_ms))
 }

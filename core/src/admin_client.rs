@@ -92,8 +92,21 @@ impl AdminClient {
             .map_err(|e| setup(&e))?;
         let key = honeybee_pki::keys::KeyPair::from_pem(&read(&paths.admin_key())?)
             .map_err(|e| setup(&e))?;
+        AdminClient::connect_with(addr, ca.as_ref(), chain, &key).await
+    }
+
+    /// Connects to the core at `addr` with any certificate the admin API accepts (the
+    /// admin's, or the dashboard's).
+    pub async fn connect_with(
+        addr: SocketAddr,
+        ca_der: &[u8],
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: &honeybee_pki::keys::KeyPair,
+    ) -> Result<AdminClient, AdminClientError> {
+        honeybee_pki::install_crypto_provider();
+        let setup = |e: &dyn std::fmt::Display| AdminClientError::Setup(e.to_string());
         let tls = honeybee_pki::tls::client_config(
-            ca.as_ref(),
+            ca_der,
             chain,
             key.private_key_der(),
             Role::Core,
@@ -142,6 +155,11 @@ impl AdminClient {
             AdminResponse::Error(e) => Err(AdminClientError::Refused(e)),
             other => Ok(other),
         }
+    }
+
+    /// True once the connection is gone (the core stopped or closed it).
+    pub fn is_closed(&self) -> bool {
+        self.conn.close_reason().is_some()
     }
 
     pub async fn close(self) {

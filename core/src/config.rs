@@ -556,6 +556,70 @@ pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
     Ok(cfg)
 }
 
+/// A node config in the `[[service]]` shape [`services_from_toml`] reads, so an operator
+/// (or the dashboard's editor) can change it and send it back.
+pub fn services_to_toml(cfg: &NodeConfig) -> Result<String, ConfigError> {
+    #[derive(Serialize)]
+    struct File {
+        service: Vec<RawService>,
+    }
+    let bad = |name: &str, e: &dyn std::fmt::Display| ConfigError::Invalid {
+        key: "service",
+        value: name.to_owned(),
+        why: format!("cannot be written as TOML: {e}"),
+    };
+    fn table<T: Serialize>(v: &T) -> Result<toml::Table, toml::ser::Error> {
+        toml::Table::try_from(v)
+    }
+    let mut service = Vec::new();
+    for s in &cfg.services {
+        let options = match &s.kind {
+            ServiceKind::Ssh(o) => table(o),
+            ServiceKind::Banner(o) => table(o),
+            ServiceKind::Telnet(o) => table(o),
+            ServiceKind::Http(o) => table(o),
+            ServiceKind::Ftp(o) => table(o),
+            ServiceKind::Redis(o) => table(o),
+            ServiceKind::Mysql(o) => table(o),
+            ServiceKind::Modbus(o) => table(o),
+            ServiceKind::Extension(o) => table(o).map(|mut t| {
+                let ports: Vec<String> = o
+                    .ports
+                    .iter()
+                    .map(|r| {
+                        if r.start == r.end {
+                            r.start.to_string()
+                        } else {
+                            format!("{}-{}", r.start, r.end)
+                        }
+                    })
+                    .collect();
+                t.insert("ports".into(), toml::Value::String(ports.join(",")));
+                t
+            }),
+            other => {
+                return Err(bad(
+                    &s.name,
+                    &format!("kind {} is not known here", other.name()),
+                ));
+            }
+        }
+        .map_err(|e| bad(&s.name, &e))?;
+        let listen = match s.kind {
+            ServiceKind::Extension(_) => s.listen.ip().to_string(),
+            _ => s.listen.to_string(),
+        };
+        service.push(RawService {
+            name: s.name.clone(),
+            kind: s.kind.name().into(),
+            listen,
+            enabled: s.enabled,
+            options,
+        });
+    }
+    toml::to_string(&File { service }).map_err(|e| bad("*", &e))
+}
+
 /// Loads and validates `D/core.toml`.
 pub fn load(data_dir: &Path) -> Result<CoreConfig, ConfigError> {
     let path = data_dir.join(CONFIG_FILE);
@@ -625,6 +689,22 @@ mod tests {
         };
         assert!(!svc.services[9].enabled);
         assert_eq!(ext.port_list().len(), 101 + 1);
+    }
+
+    #[test]
+    fn services_toml_round_trips() {
+        let raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        let c = raw.validate(Path::new("/tmp")).unwrap();
+        let mut cfg = c.default_node_config.clone();
+        cfg.services.extend(
+            services_from_toml(include_str!("../../configs/services.toml"))
+                .unwrap()
+                .services,
+        );
+        let mut names = std::collections::HashSet::new();
+        cfg.services.retain(|s| names.insert(s.name.clone()));
+        let text = services_to_toml(&cfg).unwrap();
+        assert_eq!(services_from_toml(&text).unwrap(), cfg, "{text}");
     }
 
     #[test]

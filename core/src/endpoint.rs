@@ -142,7 +142,8 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>, relayed: bool) {
     } else if alpn == alpn::NODE {
         &[Role::Agent, Role::Relay]
     } else if alpn == alpn::ADMIN {
-        &[Role::Admin]
+        // The dashboard backend is an operators' console: the admin API, audited as itself.
+        &[Role::Admin, Role::Dashboard]
     } else if alpn == alpn::MODULE {
         &[Role::Module, Role::Dashboard]
     } else {

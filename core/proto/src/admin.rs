@@ -3,7 +3,7 @@
 use crate::config::NodeConfig;
 use crate::control::Health;
 use crate::event::Event;
-use crate::ids::{NodeId, Role, Serial, TokenId};
+use crate::ids::{NodeId, Role, Serial, SessionId, TokenId};
 use serde::{Deserialize, Serialize};
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -74,6 +74,28 @@ pub enum AdminRequest {
         node: NodeId,
         relay: Option<NodeId>,
     },
+    /// Events by any combination of filters, newest first, one page at a time.
+    SearchEvents(EventSearch),
+    /// One stored event.
+    GetEvent {
+        node: NodeId,
+        seq: u64,
+    },
+    /// Counts for the dashboard's overview, analytics and reports, aggregated by the store.
+    Stats(StatsQuery),
+    /// Sign a CSR for the dashboard backend (role `dashboard`); its key never travels.
+    IssueDashboardCert {
+        name: String,
+        csr_der: Vec<u8>,
+    },
+    /// A request the dashboard makes for one of its signed-in users: audited as both.
+    /// Only the dashboard may send it. `request` is another request's postcard encoding
+    /// (bytes rather than a nested value, so decoding never recurses); it may not be
+    /// `OnBehalf` again.
+    OnBehalf {
+        user: String,
+        request: Vec<u8>,
+    },
 }
 
 /// Most content bytes one `GetCapture` answer carries.
@@ -111,6 +133,12 @@ pub enum AdminResponse {
         offset: u64,
         data: Vec<u8>,
     },
+    /// One page of [`AdminRequest::SearchEvents`]; `next` continues after its last event.
+    EventPage {
+        events: Vec<StoredEvent>,
+        next: Option<EventCursor>,
+    },
+    Stats(Stats),
 }
 
 /// A stored capture as `honeybee captures` lists it.
@@ -125,6 +153,92 @@ pub struct CaptureInfo {
     pub session: Option<crate::ids::SessionId>,
     pub time_ms: i64,
     pub meta: Vec<(String, String)>,
+}
+
+/// The filters of [`AdminRequest::SearchEvents`]; every one that is set must match.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct EventSearch {
+    pub node: Option<NodeId>,
+    pub service: Option<String>,
+    pub kind: Option<String>,
+    /// The attacker's address: an IP, or a prefix of one ending in `.` or `:` (`203.0.113.`).
+    pub src: Option<String>,
+    /// Case-insensitive text anywhere in the event (user, password, command, path, …).
+    pub text: Option<String>,
+    pub session: Option<SessionId>,
+    /// Observed at or after this time (ms since the epoch).
+    pub since_ms: Option<i64>,
+    /// Observed before this time (ms since the epoch).
+    pub until_ms: Option<i64>,
+    /// Continue after this event (from a previous page's `next`).
+    pub before: Option<EventCursor>,
+    /// Most events returned; the core caps it.
+    pub limit: u32,
+}
+
+/// Where a page of events ended: events sort by time, then node, then seq, all descending.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventCursor {
+    pub time_ms: i64,
+    pub node: NodeId,
+    pub seq: u64,
+}
+
+/// What [`AdminRequest::Stats`] counts: events observed in `[since_ms, until_ms)`,
+/// in buckets of `bucket_ms`, with the `top` most frequent values of each list.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StatsQuery {
+    pub since_ms: i64,
+    pub until_ms: i64,
+    pub bucket_ms: i64,
+    pub top: u32,
+}
+
+/// A count per key, most frequent first.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct KeyCount {
+    pub key: String,
+    pub count: u64,
+}
+
+/// Counts per bucket start time (ms), buckets with no events left out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Series {
+    pub key: String,
+    pub points: Vec<(i64, u64)>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CredentialCount {
+    pub username: String,
+    pub password: String,
+    pub count: u64,
+}
+
+/// Events from one country, where a module (geo) enriched their source address.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GeoCount {
+    pub country: String,
+    /// Mean of `source.geo.location` where the enrichment had one.
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub count: u64,
+}
+
+/// The answer to [`AdminRequest::Stats`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Stats {
+    pub events_total: u64,
+    pub total: Vec<(i64, u64)>,
+    pub by_service: Vec<Series>,
+    pub by_node: Vec<Series>,
+    pub by_kind: Vec<KeyCount>,
+    pub top_sources: Vec<KeyCount>,
+    pub top_services: Vec<KeyCount>,
+    pub top_nodes: Vec<KeyCount>,
+    pub top_credentials: Vec<CredentialCount>,
+    pub top_commands: Vec<KeyCount>,
+    pub geo: Vec<GeoCount>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]

@@ -8,12 +8,15 @@
 //! so "acked" means durable (within SQLite's `synchronous=NORMAL` guarantees in WAL mode:
 //! a committed transaction survives a process crash; a power cut may lose the last few).
 
+mod analytics;
 mod modules;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
-use honeybee_proto::admin::{AuditEntry, EventQuery, NodeInfo, StoredEvent, TokenInfo};
+use honeybee_proto::admin::{
+    AuditEntry, EventQuery, EventSearch, NodeInfo, Stats, StatsQuery, StoredEvent, TokenInfo,
+};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::Health;
 use honeybee_proto::event::Event;
@@ -21,6 +24,7 @@ use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
 use std::future::Future;
 use std::path::PathBuf;
 
+pub use analytics::{MAX_BUCKETS, MAX_TOP, searchable_text};
 pub use modules::{ModuleCredential, NewAlert};
 pub use sqlite::SqliteStore;
 
@@ -278,6 +282,19 @@ pub trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
         &self,
         node: Option<&NodeId>,
     ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    /// Newest first (time, node, seq descending), one page after `q.before`; see
+    /// [`effective_limit`].
+    fn search_events(
+        &self,
+        q: &EventSearch,
+    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
+    fn get_event(
+        &self,
+        node: &NodeId,
+        seq: u64,
+    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
+    /// Counts over a time range: totals, series per service and node, top-N lists.
+    fn stats(&self, q: &StatsQuery) -> impl Future<Output = Result<Stats, StoreError>> + Send;
 
     // --- nodes
     /// Inserts the node or replaces every field — except that a node on the revocation

@@ -13,7 +13,9 @@ use super::{
     CaptureRecord, CertRecord, InsertOutcome, NodeRecord, Store, StoreError, TokenRecord,
     TokenRefusal, effective_limit,
 };
-use honeybee_proto::admin::{AuditEntry, EventQuery, StoredEvent, TokenInfo};
+use honeybee_proto::admin::{
+    AuditEntry, EventQuery, EventSearch, Stats, StatsQuery, StoredEvent, TokenInfo,
+};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::Health;
 use honeybee_proto::event::{Event, EventKind};
@@ -943,6 +945,15 @@ impl Store for SqliteStore {
     async fn query_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
         SqliteStore::query_events(self, q).await
     }
+    async fn search_events(&self, q: &EventSearch) -> Result<Vec<StoredEvent>, StoreError> {
+        SqliteStore::search_events(self, q).await
+    }
+    async fn get_event(&self, node: &NodeId, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
+        SqliteStore::get_event(self, node, seq).await
+    }
+    async fn stats(&self, q: &StatsQuery) -> Result<Stats, StoreError> {
+        SqliteStore::stats(self, q).await
+    }
     async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
         SqliteStore::count_events(self, node).await
     }
@@ -1133,6 +1144,7 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_err(path, e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
+    super::analytics::register_functions(&conn).map_err(|e| open_err(path, e))?;
     Ok(conn)
 }
 
@@ -1322,6 +1334,23 @@ fn serial_col(row: &Row<'_>, idx: usize, what: &'static str) -> Result<Serial, S
 fn node_id_col(row: &Row<'_>, idx: usize, what: &'static str) -> Result<NodeId, StoreError> {
     let s: String = row.get(idx)?;
     NodeId::new(s.clone()).map_err(|e| corrupt(what, s, e))
+}
+
+/// Adds the event in `row` (node, received_ms, body, id) to `out`, skipping it with a
+/// warning if it does not decode.
+pub(super) fn push_stored_event(
+    out: &mut Vec<StoredEvent>,
+    row: &Row<'_>,
+) -> Result<(), StoreError> {
+    let id: i64 = row.get(3)?;
+    match stored_event_from_row(row) {
+        Ok(ev) => out.push(ev),
+        Err(StoreError::Corrupt { why, .. }) => {
+            tracing::warn!(row = id, why, "skipping unreadable stored event");
+        }
+        Err(e) => return Err(e),
+    }
+    Ok(())
 }
 
 fn stored_event_from_row(row: &Row<'_>) -> Result<StoredEvent, StoreError> {

@@ -1,0 +1,293 @@
+//! The OpenAPI 3.1 document served at `/api/openapi.json`, written by hand (it says what
+//! the handlers in `api.rs` take and answer; a test checks it names every route).
+
+use serde_json::{Map, Value, json};
+
+fn obj(props: &[(&str, Value)]) -> Value {
+    let p: Map<String, Value> = props
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), v.clone()))
+        .collect();
+    json!({"type": "object", "properties": p})
+}
+
+fn s() -> Value {
+    json!({"type": "string"})
+}
+fn i() -> Value {
+    json!({"type": "integer"})
+}
+fn b() -> Value {
+    json!({"type": "boolean"})
+}
+fn arr(items: Value) -> Value {
+    json!({"type": "array", "items": items})
+}
+fn reference(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+fn nullable(t: &str) -> Value {
+    json!({"type": [t, "null"]})
+}
+
+struct Op {
+    summary: &'static str,
+    params: Vec<Value>,
+    body: Option<Value>,
+    ok: Value,
+    ok_status: &'static str,
+    changes: bool,
+    public: bool,
+}
+
+fn op(summary: &'static str, ok: Value) -> Op {
+    Op {
+        summary,
+        params: Vec::new(),
+        body: None,
+        ok,
+        ok_status: "200",
+        changes: false,
+        public: false,
+    }
+}
+
+impl Op {
+    fn path(mut self, name: &str, desc: &str) -> Op {
+        self.params.push(json!({"name": name, "in": "path", "required": true, "description": desc, "schema": s()}));
+        self
+    }
+    fn query(mut self, name: &str, schema: Value, desc: &str) -> Op {
+        self.params.push(json!({"name": name, "in": "query", "required": false, "description": desc, "schema": schema}));
+        self
+    }
+    fn body(mut self, schema: Value) -> Op {
+        self.body = Some(schema);
+        self.changes = true;
+        self
+    }
+    fn changes(mut self) -> Op {
+        self.changes = true;
+        self
+    }
+    fn status(mut self, s: &'static str) -> Op {
+        self.ok_status = s;
+        self
+    }
+    fn public(mut self) -> Op {
+        self.public = true;
+        self
+    }
+    fn render(self) -> Value {
+        let err = json!({"description": "error", "content": {"application/json": {"schema": reference("Error")}}});
+        let mut responses = Map::new();
+        responses.insert(
+            self.ok_status.into(),
+            if self.ok.is_null() {
+                json!({"description": "done"})
+            } else {
+                json!({"description": "ok", "content": {"application/json": {"schema": self.ok}}})
+            },
+        );
+        responses.insert("400".into(), err.clone());
+        if !self.public {
+            responses.insert("401".into(), err.clone());
+            responses.insert("503".into(), err.clone());
+        }
+        if self.changes {
+            responses.insert("403".into(), json!({"description": "no or wrong X-CSRF-Token, or a viewer", "content": {"application/json": {"schema": reference("Error")}}}));
+        }
+        let mut o = json!({"summary": self.summary, "responses": responses});
+        let mut params = self.params;
+        if self.changes && !self.public {
+            params.push(json!({"name": "X-CSRF-Token", "in": "header", "required": true, "schema": s(), "description": "the session's csrf token"}));
+        }
+        if !params.is_empty() {
+            o["parameters"] = Value::Array(params);
+        }
+        if let Some(body) = self.body {
+            o["requestBody"] =
+                json!({"required": true, "content": {"application/json": {"schema": body}}});
+        }
+        if self.public {
+            o["security"] = json!([]);
+        }
+        o
+    }
+}
+
+/// (path, method, operation) for every route.
+fn operations() -> Vec<(&'static str, &'static str, Op)> {
+    let me = obj(&[("username", s()), ("role", s()), ("csrf", s())]);
+    let key_count = arr(obj(&[("key", s()), ("count", i())]));
+    let creds = arr(obj(&[("username", s()), ("password", s()), ("count", i())]));
+    let range = |o: Op| {
+        o.query("since_ms", i(), "start (ms since the epoch)")
+            .query("until_ms", i(), "end, exclusive")
+    };
+    vec![
+        ("/api/login", "post", op("Sign in; sets the hb_session cookie", me.clone())
+            .body(obj(&[("username", s()), ("password", s())])).public()),
+        ("/api/logout", "post", op("Sign out", Value::Null).changes().status("204")),
+        ("/api/me", "get", op("Who is signed in, and the CSRF token", me)),
+        ("/api/overview", "get", op("Counts for the overview page", obj(&[
+            ("nodes_online", i()), ("nodes_total", i()), ("events_total", i()),
+            ("events_per_minute", arr(obj(&[("t", i()), ("count", i())]))),
+            ("top_sources", key_count.clone()), ("top_credentials", creds.clone()),
+            ("top_services", key_count.clone()), ("alerts", arr(reference("Alert"))),
+        ]))),
+        ("/api/nodes", "get", op("Every node", arr(reference("Node")))),
+        ("/api/nodes/{id}", "get", op("One node, its services and configuration", obj(&[
+            ("node", reference("Node")),
+            ("services", arr(obj(&[("name", s()), ("kind", s()), ("listen", s()), ("enabled", b()),
+                ("running", b()), ("error", nullable("string")), ("active_sessions", i())]))),
+            ("config_toml", s()),
+        ])).path("id", "node id")),
+        ("/api/nodes/{id}/health", "get", op("Health history kept by the dashboard", arr(obj(&[
+            ("time_ms", i()), ("cpu_percent", json!({"type": "number"})), ("rss_bytes", i()),
+            ("spool_events", i()), ("spool_dropped", i()), ("active_sessions", i()), ("uptime_s", i()),
+        ]))).path("id", "node id")),
+        ("/api/nodes/{id}/config", "put", op("Replace a node's services and push them to it", obj(&[("config_toml", s())]))
+            .path("id", "node id").body(obj(&[("config_toml", s())]))),
+        ("/api/nodes/{id}/revoke", "post", op("Revoke a node", obj(&[("revoked", s())])).path("id", "node id").changes()),
+        ("/api/tokens", "get", op("Enrolment tokens (no secrets)", arr(obj(&[
+            ("id", s()), ("role", s()), ("name", s()), ("labels", json!({"type": "object"})),
+            ("created_ms", i()), ("expires_ms", i()), ("uses_total", i()), ("uses_left", i()), ("revoked", b()),
+        ])))),
+        ("/api/tokens", "post", op("Create a one-time enrolment token", obj(&[("id", s()), ("token", s()), ("command", s())]))
+            .body(obj(&[("name", s()), ("role", json!({"enum": ["agent", "relay"]})), ("ttl_s", i()),
+                ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}}))]))),
+        ("/api/events", "get", range(op("Events, newest first, one page", obj(&[
+            ("events", arr(reference("Event"))), ("next", nullable("string")),
+        ])))
+            .query("node", s(), "node id").query("service", s(), "service name")
+            .query("kind", s(), "event kind").query("src", s(), "source IP or prefix ending in . or :")
+            .query("q", s(), "free text").query("limit", i(), "1..500")
+            .query("before", s(), "cursor: a previous page's next")),
+        ("/api/events/{node}/{seq}", "get", op("One event", reference("Event"))
+            .path("node", "node id").path("seq", "sequence number")),
+        ("/api/sessions/{id}", "get", op("An attacker session's events and transcript", obj(&[
+            ("events", arr(reference("Event"))),
+            ("transcript", json!({"type": ["object", "null"], "properties": {"sha256": s(), "size": i()}})),
+        ])).path("id", "session id (16 hex)")),
+        ("/api/captures", "get", op("Captures, newest first", arr(obj(&[
+            ("sha256", s()), ("size", i()), ("kind", s()), ("node", s()), ("service", s()),
+            ("session", nullable("string")), ("time_ms", i()), ("meta", json!({"type": "object"})),
+        ]))).query("limit", i(), "at most 1000")),
+        ("/api/captures/{sha256}", "get", {
+            let mut o = op("Download a capture's content", Value::Null);
+            o.ok = Value::Null;
+            o.path("sha256", "hex SHA-256")
+        }),
+        ("/api/alerts", "get", op("Alerts from modules, newest first", arr(reference("Alert"))).query("limit", i(), "at most 1000")),
+        ("/api/alerts/{id}/ack", "post", op("Acknowledge an alert", obj(&[("acked", i())])).path("id", "alert id").changes()),
+        ("/api/analytics", "get", range(op("Time series and top lists", obj(&[
+            ("since_ms", i()), ("until_ms", i()), ("bucket_ms", i()),
+            ("by_service", json!({"type": "object", "additionalProperties": arr(arr(i()))})),
+            ("by_node", json!({"type": "object", "additionalProperties": arr(arr(i()))})),
+            ("geo", arr(obj(&[("country", s()), ("lat", nullable("number")), ("lon", nullable("number")), ("count", i())]))),
+            ("top_credentials", creds.clone()), ("top_commands", key_count.clone()),
+            ("top_sources", key_count.clone()), ("by_kind", key_count.clone()),
+        ]))).query("bucket_ms", i(), "bucket width")),
+        ("/api/modules", "get", op("Modules", arr(obj(&[
+            ("name", s()), ("state", s()), ("managed", b()), ("transport", s()), ("version", s()),
+            ("permissions", arr(s())), ("pid", nullable("integer")), ("restarts", i()),
+            ("subscriptions", i()), ("queue_depth", i()), ("dropped", i()),
+        ])))),
+        ("/api/modules", "post", op("Load a managed module", obj(&[("loaded", s())]))
+            .body(obj(&[("name", s()), ("command", s()), ("args", arr(s())), ("permissions", arr(s()))]))),
+        ("/api/modules/{name}", "delete", op("Unload a managed module", obj(&[("unloaded", s())])).path("name", "module name").changes()),
+        ("/api/reports/export", "get", {
+            let mut o = op("Download the events of a time range", Value::Null);
+            o.ok = Value::Null;
+            o.query("from", i(), "start (ms)").query("to", i(), "end (ms), exclusive")
+                .query("format", json!({"enum": ["csv", "json"]}), "file format")
+        }),
+        ("/api/reports/summary", "get", op("Summary of a time range", obj(&[
+            ("from", i()), ("to", i()), ("events_total", i()), ("by_service", key_count.clone()),
+            ("by_kind", key_count.clone()), ("top_sources", key_count.clone()),
+            ("top_credentials", creds), ("top_commands", key_count.clone()),
+            ("nodes", key_count), ("alerts", arr(reference("Alert"))),
+        ])).query("from", i(), "start (ms)").query("to", i(), "end (ms), exclusive")),
+        ("/api/users", "get", op("Dashboard users (admin only)", arr(obj(&[("username", s()), ("role", s()), ("created_ms", i())])))),
+        ("/api/users", "post", op("Create a dashboard user (admin only)", obj(&[("username", s()), ("role", s())]))
+            .body(obj(&[("username", s()), ("password", s()), ("role", json!({"enum": ["admin", "viewer"]}))]))),
+        ("/api/users/{name}", "delete", op("Delete a dashboard user (admin only)", obj(&[("deleted", s())])).path("name", "user name").changes()),
+        ("/api/openapi.json", "get", op("This document", json!({"type": "object"})).public()),
+        ("/api/ws", "get", op("WebSocket of live events, node changes and alerts (upgrade)", Value::Null).status("101")),
+    ]
+}
+
+pub fn document() -> Value {
+    let mut paths: Map<String, Value> = Map::new();
+    for (path, method, o) in operations() {
+        let entry = paths.entry(path.to_owned()).or_insert_with(|| json!({}));
+        entry[method] = o.render();
+    }
+    json!({
+        "openapi": "3.1.0",
+        "info": {
+            "title": "HoneyBee dashboard API",
+            "version": env!("CARGO_PKG_VERSION"),
+            "description": "REST and WebSocket API of the HoneyBee dashboard backend; see dashboard/API.md.",
+        },
+        "servers": [{"url": "/"}],
+        "security": [{"session": []}],
+        "paths": paths,
+        "components": {
+            "securitySchemes": {
+                "session": {"type": "apiKey", "in": "cookie", "name": "hb_session"},
+            },
+            "schemas": {
+                "Error": obj(&[("error", s())]),
+                "Node": obj(&[
+                    ("id", s()), ("name", s()), ("role", s()), ("mode", s()), ("online", b()),
+                    ("revoked", b()), ("last_seen_ms", i()), ("first_seen_ms", i()),
+                    ("cert_not_after_ms", i()), ("addr", nullable("string")), ("via", nullable("string")),
+                    ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}})),
+                    ("health", json!({"type": ["object", "null"]})),
+                ]),
+                "Alert": obj(&[
+                    ("id", i()), ("time_ms", i()), ("module", s()), ("severity", s()), ("title", s()),
+                    ("body", s()), ("node", nullable("string")), ("seq", nullable("integer")),
+                    ("acked_ms", nullable("integer")), ("acked_by", nullable("string")),
+                ]),
+                "Event": {
+                    "type": "object",
+                    "description": "The core's ECS JSON for one event (as `honeybee events --json`), plus event.time_ms",
+                    "properties": {"@timestamp": s(), "event": {"type": "object"}, "observer": {"type": "object"},
+                        "service": {"type": "object"}, "source": {"type": ["object", "null"]}},
+                },
+            },
+        },
+    })
+}
+
+/// Every (method, path) the document describes.
+pub fn described() -> Vec<(String, String)> {
+    let doc = document();
+    let mut out = Vec::new();
+    if let Some(paths) = doc["paths"].as_object() {
+        for (p, ops) in paths {
+            for m in ops.as_object().into_iter().flat_map(|o| o.keys()) {
+                out.push((m.clone(), p.clone()));
+            }
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_route_is_documented_and_nothing_else() {
+        let mut routes: Vec<(String, String)> = crate::api::routes()
+            .into_iter()
+            .map(|r| (r.method.to_owned(), r.path.to_owned()))
+            .collect();
+        let mut doc = super::described();
+        routes.sort();
+        doc.sort();
+        assert_eq!(routes, doc);
+    }
+}

@@ -1,0 +1,94 @@
+//! What every request handler shares: the core link, the accounts, the sign-in limiter,
+//! the live feed and the node health history.
+
+use crate::core_link::{CoreLink, LinkError};
+use crate::error::ApiError;
+use crate::ratelimit::LoginLimiter;
+use crate::users::Users;
+use axum::http::StatusCode;
+use honeybee_proto::admin::{AdminRequest, AdminResponse};
+use serde::Serialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+use tokio::sync::broadcast;
+
+/// Health samples kept per node (24 h at one report every 10 s).
+pub const HEALTH_SAMPLES: usize = 8640;
+/// Messages a slow WebSocket client may fall behind by before it is told it lost some.
+pub const LIVE_BACKLOG: usize = 4096;
+
+/// One health report of one node, as `/api/nodes/:id/health` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HealthSample {
+    pub time_ms: i64,
+    pub cpu_percent: f32,
+    pub rss_bytes: u64,
+    pub spool_events: u64,
+    pub spool_dropped: u64,
+    pub active_sessions: u64,
+    pub uptime_s: u64,
+}
+
+pub struct App {
+    pub core: CoreLink,
+    pub users: Users,
+    pub limiter: Mutex<LoginLimiter>,
+    /// Serialised WebSocket messages for every connected browser.
+    pub live: broadcast::Sender<Arc<str>>,
+    pub health: Mutex<HashMap<String, VecDeque<HealthSample>>>,
+    /// Cookies get `Secure` when the dashboard serves HTTPS.
+    pub tls: bool,
+    pub started: std::time::Instant,
+}
+
+pub type AppState = Arc<App>;
+
+impl App {
+    /// One admin request for `user`, with the core's answer mapped onto HTTP statuses.
+    pub async fn ask(&self, user: &str, req: AdminRequest) -> Result<AdminResponse, ApiError> {
+        self.core.request(Some(user), req).await.map_err(link_error)
+    }
+
+    pub fn health_of(&self, node: &str) -> Vec<HealthSample> {
+        let h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        h.get(node)
+            .map(|q| q.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    pub fn record_health(&self, node: &str, s: HealthSample) {
+        let mut h = self.health.lock().unwrap_or_else(|p| p.into_inner());
+        let q = h.entry(node.to_owned()).or_default();
+        if q.back().is_some_and(|last| last.time_ms >= s.time_ms) {
+            return;
+        }
+        let horizon = s.time_ms - 24 * 3600 * 1000;
+        while q.front().is_some_and(|f| f.time_ms < horizon) || q.len() >= HEALTH_SAMPLES {
+            q.pop_front();
+        }
+        q.push_back(s);
+    }
+
+    /// Sends one message to every WebSocket client (none connected is fine).
+    pub fn broadcast(&self, msg: &serde_json::Value) {
+        let _ = self.live.send(Arc::from(msg.to_string()));
+    }
+}
+
+pub fn link_error(e: LinkError) -> ApiError {
+    match e {
+        LinkError::Unavailable(m) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("the core is unreachable: {m}"),
+        ),
+        LinkError::Refused(m) if m.starts_with("no ") => ApiError::not_found(m),
+        LinkError::Refused(m) => ApiError::bad_request(m),
+    }
+}
+
+pub fn unexpected() -> ApiError {
+    ApiError::new(
+        StatusCode::BAD_GATEWAY,
+        "the core answered something unexpected; are the core and dashboard the same version?",
+    )
+}

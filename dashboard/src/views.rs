@@ -1,0 +1,92 @@
+//! JSON views of what the core answers, in the shapes `API.md` promises.
+
+use honeybee_proto::admin::{AlertInfo, CaptureInfo, NodeInfo, StoredEvent, TokenInfo};
+use serde_json::{Map, Value, json};
+
+fn labels(l: &[(String, String)]) -> Value {
+    Value::Object(
+        l.iter()
+            .map(|(k, v)| (k.clone(), Value::from(v.clone())))
+            .collect::<Map<_, _>>(),
+    )
+}
+
+/// `full`, `extension` (every service is an extension service) or `relay`.
+fn mode(n: &NodeInfo) -> &'static str {
+    if n.role == honeybee_proto::Role::Relay {
+        return "relay";
+    }
+    match &n.health {
+        Some(h) if !h.services.is_empty() && h.services.iter().all(|s| s.kind == "extension") => {
+            "extension"
+        }
+        _ => "full",
+    }
+}
+
+pub fn node(n: &NodeInfo) -> Value {
+    json!({
+        "id": n.id.as_str(),
+        "name": n.name,
+        "role": n.role.as_str(),
+        "mode": mode(n),
+        "online": n.online,
+        "revoked": n.revoked,
+        "last_seen_ms": n.last_seen_ms,
+        "first_seen_ms": n.first_seen_ms,
+        "cert_not_after_ms": n.cert_not_after_ms,
+        "addr": n.addr,
+        "via": Value::Null,
+        "labels": labels(&n.labels),
+        "health": n.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)),
+    })
+}
+
+/// The `@timestamp` of an event document as ms since the epoch.
+fn timestamp_ms(doc: &Value) -> Option<i64> {
+    let t = humantime::parse_rfc3339(doc.get("@timestamp")?.as_str()?).ok()?;
+    Some(t.duration_since(std::time::UNIX_EPOCH).ok()?.as_millis() as i64)
+}
+
+/// An event document (the core's ECS JSON) with `event.time_ms` added.
+pub fn with_time_ms(mut doc: Value) -> Value {
+    if let Some(ms) = timestamp_ms(&doc)
+        && let Some(Value::Object(ev)) = doc.get_mut("event")
+    {
+        ev.insert("time_ms".into(), ms.into());
+    }
+    doc
+}
+
+pub fn event(e: &StoredEvent) -> Value {
+    let mut doc = honeybee_core::json::event_json(e);
+    if let Some(Value::Object(ev)) = doc.get_mut("event") {
+        ev.insert("time_ms".into(), e.event.time_ms.into());
+    }
+    doc
+}
+
+pub fn alert(a: &AlertInfo) -> Value {
+    json!({
+        "id": a.id, "time_ms": a.time_ms, "module": a.module, "severity": a.severity,
+        "title": a.title, "body": a.body, "node": a.node, "seq": a.seq,
+        "acked_ms": a.acked_ms, "acked_by": a.acked_by,
+    })
+}
+
+pub fn token(t: &TokenInfo) -> Value {
+    json!({
+        "id": t.id.to_hex(), "role": t.role.as_str(), "name": t.name,
+        "labels": labels(&t.labels), "created_ms": t.created_ms, "expires_ms": t.expires_ms,
+        "uses_total": t.uses_total, "uses_left": t.uses_left, "revoked": t.revoked,
+    })
+}
+
+pub fn capture(c: &CaptureInfo) -> Value {
+    json!({
+        "sha256": hex::encode(c.sha256), "size": c.size, "kind": c.kind,
+        "node": c.node.as_str(), "service": c.service,
+        "session": c.session.map(|s| s.to_hex()), "time_ms": c.time_ms,
+        "meta": labels(&c.meta),
+    })
+}

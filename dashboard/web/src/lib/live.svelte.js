@@ -1,0 +1,81 @@
+// The live feed: one WebSocket to /api/ws for the whole app, reconnected with backoff.
+// Pages subscribe to `event`, `node` and `alert` messages; the connection state is shown
+// in the header so nobody trusts a stale screen.
+
+export const live = $state({ connected: false, since: null, received: 0, missed: 0 });
+
+const handlers = { event: new Set(), node: new Set(), alert: new Set() };
+let ws = null;
+let wanted = false;
+let backoff = 500;
+let timer = null;
+
+export function subscribe(type, fn) {
+  handlers[type]?.add(fn);
+  return () => handlers[type]?.delete(fn);
+}
+
+function dispatch(msg) {
+  const payload = msg[msg.type];
+  if (payload === undefined) return;
+  for (const fn of handlers[msg.type] ?? []) {
+    try {
+      fn(payload);
+    } catch (e) {
+      console.error('live handler failed', e);
+    }
+  }
+}
+
+function open() {
+  clearTimeout(timer);
+  if (!wanted) return;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/ws`;
+  const sock = new WebSocket(url);
+  ws = sock;
+  sock.onopen = () => {
+    live.connected = true;
+    live.since = Date.now();
+    backoff = 500;
+  };
+  sock.onmessage = (m) => {
+    let msg;
+    try {
+      msg = JSON.parse(m.data);
+    } catch {
+      return;
+    }
+    live.received++;
+    if (msg?.type === 'lagged') {
+      // The backend dropped messages for this slow client: pages offer a reload.
+      live.missed += Number(msg.missed) || 1;
+    } else if (msg && typeof msg === 'object') {
+      dispatch(msg);
+    }
+  };
+  sock.onclose = () => {
+    if (ws !== sock) return;
+    live.connected = false;
+    ws = null;
+    if (wanted) {
+      timer = setTimeout(open, backoff);
+      backoff = Math.min(backoff * 2, 10000);
+    }
+  };
+  sock.onerror = () => sock.close();
+}
+
+export function connect() {
+  if (wanted) return;
+  wanted = true;
+  open();
+}
+
+export function disconnect() {
+  wanted = false;
+  clearTimeout(timer);
+  const s = ws;
+  ws = null;
+  live.connected = false;
+  s?.close();
+}

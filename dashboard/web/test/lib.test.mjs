@@ -1,0 +1,76 @@
+// Unit tests of the app's plain-JavaScript helpers (no browser): the asciicast parser on
+// hostile transcripts, the live-tail filter, and the event summaries. `npm test`.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { parseAsciicast } from '../src/lib/asciicast.js';
+import { matches } from '../src/lib/filters.js';
+import { field, summary, parseLabels, srcOf, fmtBytes, eventTime } from '../src/lib/format.js';
+
+const doc = {
+  '@timestamp': '2026-11-26T14:38:41.839Z',
+  event: { action: 'auth_attempt', sequence: 7 },
+  observer: { name: 'local' },
+  service: { name: 'ssh' },
+  source: { ip: '203.0.113.7', port: 40000 },
+  user: { name: 'root' },
+  honeybee: { method: 'password', password: '123456', success: false },
+};
+
+test('asciicast: header, output and input frames, torn last line', () => {
+  const text = [
+    JSON.stringify({ version: 2, width: 100, height: 30 }),
+    JSON.stringify([0.5, 'o', 'login: ']),
+    JSON.stringify([1.0, 'i', 'root\r']),
+    JSON.stringify([1.5, 'x', 'ignored kind']),
+    '[2.0, "o", "torn',
+  ].join('\n');
+  const c = parseAsciicast(text);
+  assert.equal(c.width, 100);
+  assert.equal(c.height, 30);
+  assert.deepEqual(
+    c.frames.map((f) => f.kind),
+    ['o', 'i'],
+  );
+  assert.equal(c.duration, 1.0);
+});
+
+test('asciicast: refuses what is not a v2 transcript; clamps absurd sizes', () => {
+  assert.throws(() => parseAsciicast('not json\n[1,"o","x"]'), /not an asciicast/);
+  assert.throws(() => parseAsciicast(JSON.stringify({ version: 1 })), /version 2/);
+  const c = parseAsciicast(JSON.stringify({ version: 2, width: 1e9, height: -5 }));
+  assert.equal(c.width, 300);
+  assert.equal(c.height, 5);
+  assert.equal(c.frames.length, 0);
+});
+
+test('asciicast: frames with wrong types are skipped, not trusted', () => {
+  const text = [JSON.stringify({ version: 2 }), '[ "1", "o", "x"]', '[1, "o", 5]', '{"a":1}', '[1, "o", "ok"]'].join('\n');
+  const c = parseAsciicast(text);
+  assert.deepEqual(c.frames, [{ t: 1, kind: 'o', data: 'ok' }]);
+  assert.equal(c.width, 80);
+});
+
+test('live filter: every field narrows, empty filters match all', () => {
+  assert.ok(matches(doc, {}));
+  assert.ok(matches(doc, { node: 'local', service: 'ssh', kind: 'auth_attempt', src: '203.0.113.' }));
+  assert.ok(!matches(doc, { node: 'other' }));
+  assert.ok(!matches(doc, { kind: 'command' }));
+  assert.ok(!matches(doc, { src: '198.51.' }));
+  assert.ok(matches(doc, { q: '12345' }), 'free text looks inside the document');
+  assert.ok(matches(doc, { q: 'ROOT' }), 'free text ignores case');
+  const t = eventTime(doc);
+  assert.ok(matches(doc, { since_ms: t, until_ms: t }));
+  assert.ok(!matches(doc, { since_ms: t + 1 }));
+  assert.ok(!matches(doc, { until_ms: t - 1 }));
+});
+
+test('format: dotted fields, summaries, labels, addresses, sizes', () => {
+  assert.equal(field(doc, 'source.ip'), '203.0.113.7');
+  assert.equal(field(doc, 'no.such.path'), undefined);
+  assert.equal(summary(doc), 'login "root" password "123456" (failed)');
+  assert.equal(summary({ event: { action: 'command' }, process: { command_line: 'uname -a' } }), '$ uname -a');
+  assert.deepEqual(parseLabels('site=paris, zone = dmz,,x=a=b'), { site: 'paris', zone: 'dmz', x: 'a=b' });
+  assert.equal(srcOf(doc), '203.0.113.7:40000');
+  assert.equal(srcOf({ source: { ip: '::1', port: 22 } }), '[::1]:22');
+  assert.equal(fmtBytes(1536), '1.5 KiB');
+});

@@ -1,0 +1,75 @@
+//! `honeybee dashboard init|run`: glue between the CLI and the `honeybee-dashboard` crate,
+//! and what `honeybee up` prints about the dashboard.
+
+use honeybee_dashboard::{Dashboard, Options};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// Makes the dashboard's certificate and first admin if missing; prints the password the
+/// one time it is created.
+pub async fn init(data_dir: &Path) -> anyhow::Result<()> {
+    let r = honeybee_dashboard::init::init(data_dir).await?;
+    if r.issued_cert {
+        eprintln!(
+            "dashboard certificate issued by the core's CA (key in {})",
+            honeybee_dashboard::init::DashboardPaths::new(data_dir)
+                .root
+                .display()
+        );
+    }
+    print_first_admin(&r.first_admin);
+    Ok(())
+}
+
+fn print_first_admin(first: &Option<(String, String)>) {
+    if let Some((user, password)) = first {
+        println!("dashboard admin:   {user}");
+        println!("dashboard password: {password}   (shown once; store it now)");
+    }
+}
+
+pub async fn start(
+    data_dir: &Path,
+    listen: SocketAddr,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+) -> anyhow::Result<Dashboard> {
+    let mut opts = Options::new(data_dir.to_owned(), listen);
+    opts.tls_cert = tls_cert;
+    opts.tls_key = tls_key;
+    let d = honeybee_dashboard::start(opts).await?;
+    if let Some(fp) = &d.cert_sha256 {
+        println!("dashboard HTTPS certificate (self-signed) sha256:{fp}");
+    }
+    Ok(d)
+}
+
+pub async fn run(
+    data_dir: &Path,
+    listen: SocketAddr,
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    init(data_dir).await?;
+    let d = start(data_dir, listen, tls_cert, tls_key).await?;
+    println!("dashboard: {}", d.url);
+    crate::up::wait_for_signal().await;
+    d.shutdown().await;
+    Ok(())
+}
+
+/// For `honeybee up`: init (printing a new admin's password) and start on the default
+/// address; the caller prints the URL.
+pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<(String, String)>)> {
+    let r = honeybee_dashboard::init::init(data_dir).await?;
+    let listen: SocketAddr = std::env::var("HONEYBEE_DASHBOARD_LISTEN")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            honeybee_dashboard::DEFAULT_LISTEN
+                .parse()
+                .expect("literal address")
+        });
+    let d = start(data_dir, listen, None, None).await?;
+    Ok((d, r.first_admin))
+}

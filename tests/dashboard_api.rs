@@ -1,0 +1,682 @@
+//! The dashboard's REST and WebSocket API against a real core, a real agent and the real
+//! `honeybee dashboard run` process: sign-in, sessions, CSRF, roles, rate limiting, live
+//! events from a real OpenSSH login attempt, event search and pagination, tokens, config
+//! push applied by the agent, module load/unload, revocation, reports, and the OpenAPI
+//! document covering every route.
+
+mod common;
+use common::*;
+use futures_util::StreamExt;
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+use tokio_tungstenite::tungstenite;
+
+const ADMIN_PASSWORD: &str = "correct horse battery staple";
+
+/// One signed-in (or not) browser: its cookie and CSRF token.
+#[derive(Clone)]
+struct Api {
+    base: String,
+    http: reqwest::Client,
+    cookie: Option<String>,
+    csrf: Option<String>,
+}
+
+impl Api {
+    fn new(base: &str) -> Api {
+        Api {
+            base: base.trim_end_matches('/').to_owned(),
+            http: reqwest::Client::builder().no_proxy().build().unwrap(),
+            cookie: None,
+            csrf: None,
+        }
+    }
+
+    async fn raw(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+        csrf: Option<&str>,
+    ) -> reqwest::Response {
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(c) = &self.cookie {
+            req = req.header("cookie", c);
+        }
+        if let Some(t) = csrf {
+            req = req.header("x-csrf-token", t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        req.send().await.expect("dashboard answers")
+    }
+
+    /// A request with this session's CSRF token; returns the status and JSON body.
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> (StatusCode, Value) {
+        let r = self.raw(method, path, body, self.csrf.as_deref()).await;
+        let status = r.status();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+
+    async fn get(&self, path: &str) -> Value {
+        let (s, v) = self.call(Method::GET, path, None).await;
+        assert_eq!(s, StatusCode::OK, "GET {path}: {v}");
+        v
+    }
+
+    async fn login(&mut self, user: &str, password: &str) -> (StatusCode, Value) {
+        let r = self
+            .raw(
+                Method::POST,
+                "/api/login",
+                Some(json!({"username": user, "password": password})),
+                None,
+            )
+            .await;
+        let status = r.status();
+        if let Some(c) = r.headers().get("set-cookie") {
+            let c = c.to_str().unwrap().to_owned();
+            assert!(
+                c.contains("HttpOnly") && c.contains("SameSite=Strict"),
+                "{c}"
+            );
+            self.cookie = c.split(';').next().map(str::to_owned);
+        }
+        let v: Value = r.json().await.unwrap_or(Value::Null);
+        if status == StatusCode::OK {
+            self.csrf = v["csrf"].as_str().map(str::to_owned);
+        }
+        (status, v)
+    }
+}
+
+/// Polls an async condition until it yields, or panics after `limit`.
+async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut f: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+fn have(cmd: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {cmd}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// `honeybee dashboard run` on an OS-assigned port; returns the process and its URL.
+fn start_dashboard(dep: &Deployment) -> (Proc, String) {
+    let d = dep.d();
+    let log = dep.dir.path().join("dashboard.log");
+    let file = std::fs::File::create(&log).unwrap();
+    let child = Command::new(bin())
+        .args([
+            "dashboard",
+            "run",
+            "--data-dir",
+            &d,
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RUST_LOG", "info,quinn=warn")
+        .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
+        .stdin(Stdio::null())
+        .stdout(file.try_clone().unwrap())
+        .stderr(file)
+        .spawn()
+        .expect("spawn honeybee dashboard run");
+    let proc = Proc { child, log };
+    let url_file = dep.core_dir().join("dashboard").join("url");
+    let url = wait_for("the dashboard's URL", Duration::from_secs(60), || {
+        std::fs::read_to_string(&url_file)
+            .ok()
+            .map(|s| s.trim().to_owned())
+            .filter(|s| !s.is_empty())
+    });
+    (proc, url)
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn open_ws(api: &Api, origin: Option<&str>) -> Result<Ws, tungstenite::Error> {
+    use tungstenite::client::IntoClientRequest;
+    let url = format!("{}/api/ws", api.base.replacen("http://", "ws://", 1));
+    let mut req = url.into_client_request().unwrap();
+    if let Some(c) = &api.cookie {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
+    }
+    if let Some(o) = origin {
+        req.headers_mut().insert("origin", o.parse().unwrap());
+    }
+    tokio_tungstenite::connect_async(req)
+        .await
+        .map(|(ws, _)| ws)
+}
+
+/// Reads WebSocket messages until one satisfies `pick`, or panics after `limit`.
+async fn ws_until(
+    ws: &mut Ws,
+    limit: Duration,
+    what: &str,
+    pick: impl Fn(&Value) -> bool,
+) -> Value {
+    let deadline = Instant::now() + limit;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        assert!(
+            !left.is_zero(),
+            "no WebSocket message for {what} within {limit:?}"
+        );
+        match tokio::time::timeout(left, ws.next()).await {
+            Ok(Some(Ok(tungstenite::Message::Text(t)))) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON message");
+                if pick(&v) {
+                    return v;
+                }
+            }
+            Ok(Some(Ok(_))) => {}
+            Ok(other) => panic!("WebSocket ended while waiting for {what}: {other:?}"),
+            Err(_) => panic!("no WebSocket message for {what} within {limit:?}"),
+        }
+    }
+}
+
+fn ssh_attempt(port: u16, user: &str, password: &str) {
+    let out = Command::new("sshpass")
+        .args(["-p", password, "ssh", "-p", &port.to_string()])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-o",
+            "ConnectTimeout=10",
+        ])
+        .arg(format!("{user}@127.0.0.1"))
+        .arg("true")
+        .output()
+        .expect("run ssh");
+    assert!(!out.status.success(), "the honeypot must not grant a shell");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_api_against_a_real_core_and_agent() {
+    assert!(
+        have("ssh") && have("sshpass"),
+        "this test needs OpenSSH's ssh and sshpass (.ci/run installs them)"
+    );
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let _agent = dep.start_agent("n1");
+    let ssh_port = dep.service_port("n1", "ssh");
+    dep.service_port("n1", "banner");
+    let (dash, url) = start_dashboard(&dep);
+    let _dash = dash;
+
+    // ---- sign-in, sessions, CSRF
+    let anon = Api::new(&url);
+    let (s, _) = anon.call(Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let mut admin = Api::new(&url);
+    let (s, v) = admin.login("admin", "not the password").await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{v}");
+    assert!(v["error"].is_string());
+    let (s, v) = admin.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["role"], "admin");
+    let me = admin.get("/api/me").await;
+    assert_eq!(me["username"], "admin");
+    assert_eq!(me["csrf"], v["csrf"]);
+
+    let body = json!({"name": "csrf-probe", "role": "agent"});
+    let r = admin
+        .raw(Method::POST, "/api/tokens", Some(body.clone()), None)
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "no CSRF header");
+    let r = admin
+        .raw(Method::POST, "/api/tokens", Some(body), Some("forged"))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN, "wrong CSRF header");
+
+    // ---- the WebSocket: cookie required, Origin checked
+    assert!(open_ws(&anon, None).await.is_err(), "no cookie, no socket");
+    assert!(
+        open_ws(&admin, Some("http://evil.example")).await.is_err(),
+        "foreign Origin refused"
+    );
+    let host = url.trim_end_matches('/').to_owned();
+    let mut ws = open_ws(&admin, Some(&host)).await.expect("WebSocket opens");
+
+    // ---- a real SSH login attempt appears live, then in search
+    ssh_attempt(ssh_port, "dashuser", "live-secret-42");
+    let live = ws_until(&mut ws, Duration::from_secs(30), "the SSH attempt", |m| {
+        m["type"] == "event"
+            && m["event"]["event"]["action"] == "auth_attempt"
+            && m["event"]["user"]["name"] == "dashuser"
+            && m["event"]["honeybee"]["method"] == "password"
+    })
+    .await;
+    let ev = &live["event"];
+    assert_eq!(ev["observer"]["name"], "n1");
+    assert_eq!(ev["service"]["name"], "ssh");
+    assert_eq!(ev["honeybee"]["password"], "live-secret-42");
+    assert!(ev["event"]["time_ms"].as_i64().unwrap() > 0);
+    let seq = ev["event"]["sequence"].as_u64().unwrap();
+    let session_id = ev["session"]["id"].as_str().unwrap().to_owned();
+
+    let page = admin
+        .get("/api/events?kind=auth_attempt&service=ssh&node=n1")
+        .await;
+    let events = page["events"].as_array().unwrap();
+    assert!(!events.is_empty());
+    assert!(
+        events
+            .iter()
+            .all(|e| e["event"]["action"] == "auth_attempt" && e["service"]["name"] == "ssh")
+    );
+    let found = admin.get("/api/events?q=LIVE-SECRET").await;
+    let hits = found["events"].as_array().unwrap();
+    assert!(
+        !hits.is_empty()
+            && hits
+                .iter()
+                .all(|e| e["honeybee"]["password"] == "live-secret-42"),
+        "{found}"
+    );
+    let none = admin.get("/api/events?q=nothing-like-this").await;
+    assert!(none["events"].as_array().unwrap().is_empty());
+    let by_src = admin.get("/api/events?src=127.0.0.&kind=connect").await;
+    assert!(!by_src["events"].as_array().unwrap().is_empty());
+
+    // Pagination: pages of one, newest first, no repeats, ending with next = null.
+    let all = admin.get("/api/events?limit=500").await["events"]
+        .as_array()
+        .unwrap()
+        .len();
+    assert!(all >= 3, "connect, auth attempt, disconnect at least");
+    let mut seen = Vec::new();
+    let mut path = "/api/events?limit=1".to_owned();
+    loop {
+        let p = admin.get(&path).await;
+        let evs = p["events"].as_array().unwrap();
+        assert!(evs.len() <= 1);
+        for e in evs {
+            seen.push((
+                e["observer"]["name"].clone(),
+                e["event"]["sequence"].clone(),
+                e["event"]["time_ms"].as_i64().unwrap(),
+            ));
+        }
+        match p["next"].as_str() {
+            Some(n) => path = format!("/api/events?limit=1&before={n}"),
+            None => break,
+        }
+        assert!(seen.len() <= all + 1, "pagination does not end");
+    }
+    assert_eq!(seen.len(), all);
+    assert!(seen.windows(2).all(|w| w[0].2 >= w[1].2), "newest first");
+    let (s, _) = admin
+        .call(Method::GET, "/api/events?before=garbage", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let (s, _) = admin
+        .call(Method::GET, "/api/events?kind=bogus", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+
+    let one = admin.get(&format!("/api/events/n1/{seq}")).await;
+    assert_eq!(one["user"]["name"], "dashuser");
+    let (s, _) = admin.call(Method::GET, "/api/events/n1/999999", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    let sess = admin.get(&format!("/api/sessions/{session_id}")).await;
+    let sev = sess["events"].as_array().unwrap();
+    assert!(sev.iter().any(|e| e["event"]["action"] == "auth_attempt"));
+    assert!(
+        sev.iter()
+            .all(|e| e["session"]["id"] == session_id.as_str())
+    );
+    assert_eq!(sev[0]["event"]["action"], "connect", "oldest first");
+
+    // ---- aggregates
+    let ov = admin.get("/api/overview").await;
+    assert_eq!(ov["nodes_online"], 1);
+    assert!(ov["events_total"].as_u64().unwrap() >= 3);
+    assert_eq!(ov["events_per_minute"].as_array().unwrap().len(), 60);
+    let per_min: u64 = ov["events_per_minute"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["count"].as_u64().unwrap())
+        .sum();
+    assert!(per_min >= 3, "{ov}");
+    assert!(
+        ov["top_credentials"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["username"] == "dashuser" && c["password"] == "live-secret-42"),
+        "{ov}"
+    );
+    assert!(
+        ov["top_services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["key"] == "ssh")
+    );
+    let an = admin.get("/api/analytics").await;
+    assert!(
+        an["by_service"]["ssh"]
+            .as_array()
+            .is_some_and(|p| !p.is_empty()),
+        "{an}"
+    );
+    assert!(an["by_node"]["n1"].is_array());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let from = now - 3_600_000;
+    let sum = admin
+        .get(&format!(
+            "/api/reports/summary?from={from}&to={}",
+            now + 60_000
+        ))
+        .await;
+    assert!(sum["events_total"].as_u64().unwrap() >= 3);
+    let r = admin
+        .raw(
+            Method::GET,
+            &format!(
+                "/api/reports/export?from={from}&to={}&format=csv",
+                now + 60_000
+            ),
+            None,
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-disposition"]
+            .to_str()
+            .unwrap()
+            .starts_with("attachment")
+    );
+    let csv = r.text().await.unwrap();
+    assert!(csv.starts_with("time,node,service,kind"));
+    assert!(csv.contains("dashuser") && csv.contains("live-secret-42"));
+    let r = admin
+        .raw(
+            Method::GET,
+            &format!(
+                "/api/reports/export?from={from}&to={}&format=json",
+                now + 60_000
+            ),
+            None,
+            None,
+        )
+        .await;
+    let docs: Vec<Value> = r.json().await.unwrap();
+    assert!(docs.iter().any(|d| d["user"]["name"] == "dashuser"));
+
+    // ---- tokens
+    let (s, t) = admin.call(Method::POST, "/api/tokens", Some(json!({"name": "new-box", "role": "agent", "ttl_s": 600, "labels": {"site": "lab"}}))).await;
+    assert_eq!(s, StatusCode::OK, "{t}");
+    let token = t["token"].as_str().unwrap();
+    assert!(token.starts_with("hbt1."));
+    assert!(t["command"].as_str().unwrap().contains(token));
+    let list = admin.get("/api/tokens").await;
+    assert!(
+        list.as_array()
+            .unwrap()
+            .iter()
+            .any(|x| x["id"] == t["id"] && x["labels"]["site"] == "lab")
+    );
+
+    // ---- viewers read, and change nothing
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "watcher", "password": "viewer password 1", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, _) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "weak", "password": "short", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST);
+    let mut viewer = Api::new(&url);
+    assert_eq!(
+        viewer.login("watcher", "viewer password 1").await.0,
+        StatusCode::OK
+    );
+    assert_eq!(viewer.get("/api/nodes").await.as_array().unwrap().len(), 1);
+    for (m, p, b) in [
+        (Method::POST, "/api/nodes/n1/revoke", None),
+        (
+            Method::PUT,
+            "/api/nodes/n1/config",
+            Some(json!({"config_toml": ""})),
+        ),
+        (
+            Method::POST,
+            "/api/tokens",
+            Some(json!({"name": "x", "role": "agent"})),
+        ),
+        (
+            Method::POST,
+            "/api/modules",
+            Some(json!({"name": "x", "command": "true"})),
+        ),
+        (Method::DELETE, "/api/modules/x", None),
+        (Method::POST, "/api/alerts/1/ack", None),
+        (
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "y", "password": "long enough pass", "role": "admin"})),
+        ),
+    ] {
+        let (s, v) = viewer.call(m.clone(), p, b).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "viewer {m} {p}: {v}");
+    }
+    let (s, _) = viewer.call(Method::GET, "/api/users", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(
+        admin.get("/api/nodes").await[0]["revoked"],
+        false,
+        "the viewer revoked nothing"
+    );
+
+    // ---- sign-in rate limit per user: a right password is refused too once limited
+    let (s, _) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "victim", "password": "victim password 1", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let mut guesser = Api::new(&url);
+    for _ in 0..5 {
+        assert_eq!(
+            guesser.login("victim", "guess guess guess").await.0,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let r = guesser
+        .raw(
+            Method::POST,
+            "/api/login",
+            Some(json!({"username": "victim", "password": "victim password 1"})),
+            None,
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::TOO_MANY_REQUESTS);
+    assert!(r.headers().contains_key("retry-after"));
+
+    // ---- config push, applied by the agent
+    let node = admin.get("/api/nodes/n1").await;
+    let toml_text = node["config_toml"].as_str().unwrap();
+    assert!(
+        node["services"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "banner" && s["running"] == true)
+    );
+    let (s, v) = admin
+        .call(
+            Method::PUT,
+            "/api/nodes/n1/config",
+            Some(json!({"config_toml": "[[service]]\nname = 1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().len() > 10);
+    let mut cfg =
+        honeybee_core::config::services_from_toml(toml_text).expect("the API's TOML parses");
+    cfg.service_mut("banner").unwrap().enabled = false;
+    let new_toml = honeybee_core::config::services_to_toml(&cfg).unwrap();
+    let (s, v) = admin
+        .call(
+            Method::PUT,
+            "/api/nodes/n1/config",
+            Some(json!({"config_toml": new_toml})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    eventually(
+        "the agent to stop its banner service",
+        Duration::from_secs(60),
+        || {
+            let admin = admin.clone();
+            async move {
+                let n = admin.get("/api/nodes/n1").await;
+                let banner = n["services"]
+                    .as_array()?
+                    .iter()
+                    .find(|s| s["name"] == "banner")?
+                    .clone();
+                let health_has_it = n["node"]["health"]["services"]
+                    .as_array()?
+                    .iter()
+                    .any(|s| s["name"] == "banner" && s["running"] == true);
+                (banner["enabled"] == false && !health_has_it).then_some(())
+            }
+        },
+    )
+    .await;
+    let hist = admin.get("/api/nodes/n1/health").await;
+    assert!(!hist.as_array().unwrap().is_empty(), "health history kept");
+
+    // ---- modules: load and unload a managed module
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/modules/py_managed.py");
+    let (s, v) = admin.call(Method::POST, "/api/modules", Some(json!({"name": "dash-watch", "command": "python3", "args": [script], "permissions": ["events:read"]}))).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    eventually("the module to connect", Duration::from_secs(30), || {
+        let admin = admin.clone();
+        async move {
+            let m = admin.get("/api/modules").await;
+            m.as_array()?
+                .iter()
+                .any(|m| {
+                    m["name"] == "dash-watch" && m["state"] == "connected" && m["managed"] == true
+                })
+                .then_some(())
+        }
+    })
+    .await;
+    let (s, v) = admin
+        .call(Method::DELETE, "/api/modules/dash-watch", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    eventually("the module to be gone", Duration::from_secs(30), || {
+        let admin = admin.clone();
+        async move {
+            let m = admin.get("/api/modules").await;
+            (!m.as_array()?
+                .iter()
+                .any(|m| m["name"] == "dash-watch" && m["managed"] == true))
+            .then_some(())
+        }
+    })
+    .await;
+
+    // ---- revoke: the node goes offline, on the API and on the socket
+    let (s, v) = admin.call(Method::POST, "/api/nodes/n1/revoke", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    ws_until(&mut ws, Duration::from_secs(30), "the revoked node", |m| {
+        m["type"] == "node"
+            && m["node"]["id"] == "n1"
+            && m["node"]["revoked"] == true
+            && m["node"]["online"] == false
+    })
+    .await;
+    let nodes = admin.get("/api/nodes").await;
+    assert_eq!(nodes[0]["online"], false);
+    let audit = dep.audit();
+    assert!(
+        audit
+            .iter()
+            .any(|a| a["action"] == "node.revoke"
+                && a["actor"].as_str().unwrap().ends_with("/admin")),
+        "the core audits the dashboard user: {audit:?}"
+    );
+
+    // ---- the OpenAPI document names every route
+    let doc = anon.get("/api/openapi.json").await;
+    assert_eq!(doc["openapi"], "3.1.0");
+    for r in honeybee_dashboard::api::routes() {
+        assert!(
+            doc["paths"][r.path][r.method].is_object(),
+            "{} {} missing from the OpenAPI document",
+            r.method,
+            r.path
+        );
+    }
+
+    // ---- the web app is served for every other path
+    let r = anon.raw(Method::GET, "/nodes/n1", None, None).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+
+    // ---- logout ends the session (and its socket)
+    let (s, _) = admin.call(Method::POST, "/api/logout", None).await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    let (s, _) = admin.call(Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
