@@ -182,12 +182,17 @@ fn client_version(h: &HandshakeResponse) -> Option<String> {
     (!parts.is_empty()).then(|| clamp(&parts.join(" "), MAX_FIELD_LEN))
 }
 
-/// The whole login as one line: `login user=root db=mysql _client_name=libmariadb …`;
+/// The whole login as one line:
+/// `login user=root db=mysql plugin=mysql_native_password _client_name=libmariadb …`;
 /// values that are not plain words are quoted with C escapes.
 fn login_line(h: &HandshakeResponse) -> String {
     let mut line = format!("login user={}", word(&h.user));
     if let Some(db) = &h.database {
         line.push_str(&format!(" db={}", word(db)));
+    }
+    // The plugin the client started with tells client families apart.
+    if let Some(p) = &h.plugin {
+        line.push_str(&format!(" plugin={}", word(p)));
     }
     for (k, v) in &h.attrs {
         line.push_str(&format!(" {}={}", word(k), word(v)));
