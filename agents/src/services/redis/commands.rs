@@ -984,7 +984,7 @@ impl Conn {
                     .collect(),
             ),
             "mset" => {
-                if a.len() % 2 != 0 {
+                if !a.len().is_multiple_of(2) {
                     return wrong_args("mset");
                 }
                 for kv in a.chunks(2) {

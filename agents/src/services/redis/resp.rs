@@ -600,7 +600,7 @@ mod tests {
                     Ok(Parsed::Incomplete) | Err(_) => break,
                 }
             }
-            let _ = render_args(&[data.clone()]);
+            let _ = render_args(std::slice::from_ref(&data));
         }
 
         #[test]
