@@ -347,8 +347,8 @@ async fn protocol_errors_and_caps_over_raw_sockets() {
     // Many bulks each under the cap but together over it: dropped, and that is an event.
     let mut big = b"*4\r\n".to_vec();
     for _ in 0..4 {
-        big.extend_from_slice(format!("${}\r\n", 150 * 1024).as_bytes());
-        big.extend_from_slice(&vec![b'a'; 150 * 1024]);
+        big.extend_from_slice(format!("${}\r\n", 60 * 1024).as_bytes());
+        big.extend_from_slice(&vec![b'a'; 60 * 1024]);
         big.extend_from_slice(b"\r\n");
     }
     let mut c = TcpStream::connect(r.addr).await.unwrap();

@@ -14,7 +14,7 @@ const DATABASES: usize = 16;
 /// Most keys a connection may hold, all databases together.
 pub(crate) const MAX_KEYS: usize = 256;
 /// Most bytes of keys, values, CONFIG values and scripts a connection may hold.
-pub(crate) const MAX_STATE_BYTES: usize = 256 * 1024;
+pub(crate) const MAX_STATE_BYTES: usize = 128 * 1024;
 /// Most scripts cached by EVAL / SCRIPT LOAD.
 const MAX_SCRIPTS: usize = 32;
 /// Glob steps one command may spend (KEYS, SCAN, CONFIG GET).

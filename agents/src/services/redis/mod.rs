@@ -147,6 +147,10 @@ impl RedisService {
             };
             // The parser refuses any request over the cap, so the buffer never holds
             // more than one request's worth plus one read.
+            // A big request leaves a big allocation behind; idle connections give it back.
+            if buf.is_empty() && buf.capacity() > 16 * 1024 {
+                buf = Vec::new();
+            }
             buf.extend_from_slice(&chunk[..n]);
         }
         let _ = flush(&mut stream, &mut out).await;

@@ -1,7 +1,8 @@
 //! Sans-IO RESP2 request parser and reply encoder, with the caps checked before anything
 //! is allocated: a hostile client announces sizes it never sends.
 
-/// Caps on one request. The defaults keep a session's buffers to a few hundred KiB.
+/// Caps on one request. Real attack payloads (crontabs, keys, Lua) are a few KiB; the
+/// defaults keep a connection's input buffer under 128 KiB plus one read.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Caps {
     /// Most arguments in one multibulk request.
@@ -18,9 +19,9 @@ impl Default for Caps {
     fn default() -> Self {
         Caps {
             max_args: 1024,
-            max_bulk: 192 * 1024,
+            max_bulk: 96 * 1024,
             max_inline: 64 * 1024,
-            max_request: 256 * 1024,
+            max_request: 128 * 1024,
         }
     }
 }
