@@ -11,8 +11,16 @@ fn labels(l: &[(String, String)]) -> Value {
     )
 }
 
-/// `full`, `extension` (every service is an extension service) or `relay`.
+/// `full`, `extension` or `relay`: what the node said in its hello while online, else
+/// inferred from its role and services.
 fn mode(n: &NodeInfo) -> &'static str {
+    use honeybee_proto::control::NodeMode;
+    match n.mode {
+        Some(NodeMode::Full) => return "full",
+        Some(NodeMode::Extension) => return "extension",
+        Some(NodeMode::Relay) => return "relay",
+        _ => {}
+    }
     if n.role == honeybee_proto::Role::Relay {
         return "relay";
     }
@@ -36,7 +44,8 @@ pub fn node(n: &NodeInfo) -> Value {
         "first_seen_ms": n.first_seen_ms,
         "cert_not_after_ms": n.cert_not_after_ms,
         "addr": n.addr,
-        "via": Value::Null,
+        // The relay of the live connection, else the one the node is assigned to.
+        "via": n.via.as_ref().or(n.relay.as_ref()).map(|r| r.as_str()),
         "labels": labels(&n.labels),
         "health": n.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)),
     })
