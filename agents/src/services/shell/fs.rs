@@ -97,8 +97,8 @@ pub(crate) struct OverlayLimits {
 impl Default for OverlayLimits {
     fn default() -> Self {
         OverlayLimits {
-            max_bytes: 1024 * 1024,
-            max_entries: 512,
+            max_bytes: 256 * 1024,
+            max_entries: 256,
         }
     }
 }

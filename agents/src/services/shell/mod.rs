@@ -10,6 +10,7 @@ mod commands;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod telnet_codec;
+pub(crate) mod transcript;
 
 use fs::{BaseFs, Fs, Node, OverlayLimits};
 use std::borrow::Cow;
@@ -61,7 +62,7 @@ impl Default for ShellLimits {
             max_line: 4096,
             max_commands: 1000,
             max_line_output: 256 * 1024,
-            max_session_output: 8 * 1024 * 1024,
+            max_session_output: 2 * 1024 * 1024,
             overlay: OverlayLimits::default(),
         }
     }
