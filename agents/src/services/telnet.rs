@@ -5,7 +5,7 @@
 
 use super::ServiceContext;
 use super::conn::Session;
-use super::shell::telnet_codec::{self, OPENING, TelnetCodec, TelnetEvent};
+use super::shell::telnet_codec::{self, OPENING, PROBE, TelnetCodec, TelnetEvent};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Login, Profile, Shell, ShellLimits};
 use honeybee_proto::config::{LoginPolicy, TelnetOptions};
@@ -142,6 +142,18 @@ impl TelnetService {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let (mut rd, mut wr) = tokio::io::split(stream);
+        // As netkit telnetd: the option requests first, the rest once the client speaks.
+        if wr.write_all(PROBE).await.is_err() {
+            return;
+        }
+        let mut buf = vec![0u8; 4096];
+        let first = tokio::select! {
+            r = tokio::time::timeout(self.idle_timeout, rd.read(&mut buf)) => match r {
+                Ok(Ok(n)) if n > 0 => n,
+                _ => return,
+            },
+            () = super::stopped(&mut stop) => return,
+        };
         let mut opening = OPENING.to_vec();
         opening.extend_from_slice(&telnet_codec::escape(self.banner.as_bytes()));
         opening.extend_from_slice(b"\r\n");
@@ -159,18 +171,18 @@ impl TelnetService {
             size: (80, 24),
             shell: None,
         };
-        let mut buf = vec![0u8; 4096];
+        let mut n = first;
         loop {
-            let n = tokio::select! {
+            if !conn.input(&buf[..n], &mut wr).await {
+                break;
+            }
+            n = tokio::select! {
                 r = tokio::time::timeout(self.idle_timeout, rd.read(&mut buf)) => match r {
                     Ok(Ok(n)) if n > 0 => n,
                     _ => break,
                 },
                 () = super::stopped(&mut stop) => break,
             };
-            if !conn.input(&buf[..n], &mut wr).await {
-                break;
-            }
         }
         let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, wr.shutdown()).await;
         if let Some((_, t)) = conn.shell.take() {
@@ -253,12 +265,9 @@ impl Conn<'_> {
         match self.line.phase {
             Phase::User => {
                 if text.is_empty() {
-                    return send(
-                        wr,
-                        format!("\r\n{}", String::from_utf8_lossy(&self.svc.login_prompt()))
-                            .as_bytes(),
-                    )
-                    .await;
+                    let mut again = b"\r\n".to_vec();
+                    again.extend_from_slice(&self.svc.login_prompt());
+                    return send(wr, &again).await;
                 }
                 self.user = text;
                 self.line.phase = Phase::Password;

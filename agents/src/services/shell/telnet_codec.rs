@@ -22,9 +22,31 @@ pub(crate) const OPT_NAWS: u8 = 31;
 /// terminal types are short).
 const MAX_SB: usize = 64;
 
-/// What the server says first, as Linux telnetd does before the login prompt: it will
-/// echo and suppress go-ahead (so the client sends characters, not lines), and asks for
-/// the window size.
+const OPT_TTYPE: u8 = 24;
+const OPT_TSPEED: u8 = 32;
+const OPT_XDISPLOC: u8 = 35;
+const OPT_NEW_ENVIRON: u8 = 39;
+
+/// What Linux (netkit) telnetd sends first and then waits on: requests for the terminal
+/// type, speed, X display and environment. Scanners fingerprint exactly these bytes.
+pub(crate) const PROBE: &[u8] = &[
+    IAC,
+    DO,
+    OPT_TTYPE,
+    IAC,
+    DO,
+    OPT_TSPEED,
+    IAC,
+    DO,
+    OPT_XDISPLOC,
+    IAC,
+    DO,
+    OPT_NEW_ENVIRON,
+];
+
+/// What follows once the client answered, before the login prompt: the server will echo
+/// and suppress go-ahead (so the client sends characters, not lines), and asks for the
+/// window size.
 pub(crate) const OPENING: &[u8] = &[
     IAC, DO, OPT_NAWS, IAC, WILL, OPT_ECHO, IAC, WILL, OPT_SGA, IAC, DO, OPT_SGA,
 ];
@@ -210,7 +232,10 @@ impl TelnetCodec {
                 reply.extend_from_slice(&[IAC, WONT, OPT_SGA]);
             }
             // We asked for these.
-            (WILL, OPT_NAWS | OPT_SGA) => {}
+            (
+                WILL,
+                OPT_NAWS | OPT_SGA | OPT_TTYPE | OPT_TSPEED | OPT_XDISPLOC | OPT_NEW_ENVIRON,
+            ) => {}
             (WILL, _) => self.refuse_once(DONT, opt, reply),
             _ => {}
         }
