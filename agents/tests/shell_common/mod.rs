@@ -197,7 +197,7 @@ pub fn hydra_lists(
 /// Runs hydra against `port` with 4 tasks inside `dir`; returns its output.
 pub async fn hydra(dir: &Path, module: &str, port: u16) -> std::process::Output {
     let (u, p, _) = hydra_lists(dir);
-    let out = tokio::time::timeout(
+    tokio::time::timeout(
         Duration::from_secs(600),
         tokio::process::Command::new("hydra")
             .current_dir(dir)
@@ -213,8 +213,7 @@ pub async fn hydra(dir: &Path, module: &str, port: u16) -> std::process::Output 
     )
     .await
     .expect("hydra finished in time")
-    .expect("hydra runs");
-    out
+    .expect("hydra runs")
 }
 
 /// `nmap -sV` on one port: (service name, product) of the first port element.

@@ -483,7 +483,7 @@ impl Fs {
         let node = self.raw(&path).ok_or(FsError::NotFound)?;
         if node.kind == Kind::Dir {
             let empty = self.list(&path).map(|l| l.is_empty()).unwrap_or(true);
-            if !recursive && !(dir_ok && empty) {
+            if !(recursive || dir_ok && empty) {
                 return Err(if dir_ok {
                     FsError::NotEmpty
                 } else {

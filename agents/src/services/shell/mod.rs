@@ -200,7 +200,8 @@ fn account_name(user: &str) -> String {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Esc {
     None,
-    Esc,
+    /// After ESC.
+    Start,
     Csi,
 }
 
@@ -464,7 +465,7 @@ impl Shell {
 
     fn tty_byte(&mut self, b: u8, r: &mut Reply) {
         match self.esc {
-            Esc::Esc => {
+            Esc::Start => {
                 self.esc = if b == b'[' || b == b'O' {
                     Esc::Csi
                 } else {
@@ -482,7 +483,7 @@ impl Shell {
         }
         let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
         match b {
-            0x1b => self.esc = Esc::Esc,
+            0x1b => self.esc = Esc::Start,
             b'\n' if after_cr => {}
             b'\r' | b'\n' => {
                 r.stdout.extend_from_slice(b"\r\n");

@@ -454,7 +454,7 @@ mod tests {
         );
         let r = &p[1].1[0].redirects;
         assert_eq!(r.len(), 3);
-        assert_eq!(r[1].append, true);
+        assert!(r[1].append);
         assert_eq!(r[2].target, Target::Fd(1));
         // A quoted 2 is a word.
         let p = parse("echo '2'>f", &vars).unwrap();
