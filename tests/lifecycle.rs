@@ -197,5 +197,50 @@ async fn captures_spooled_while_the_core_is_down_are_delivered_once_verified() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(std::fs::read(&stored).unwrap(), content);
+
+    // The operator finds it with `honeybee captures` and fetches it (3 MB: one chunk is
+    // enough here; the chunk loop is covered by the size being checked against the hash).
+    let hash = hex::encode(header.sha256);
+    let d = dep.core_dir();
+    let d = d.to_str().unwrap();
+    let listed: serde_json::Value =
+        serde_json::from_str(&ok(&["captures", "--json", "--data-dir", d])).unwrap();
+    let row = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["sha256"] == hash.as_str())
+        .unwrap_or_else(|| panic!("{hash} not in {listed}"));
+    assert_eq!(row["size"], 3_000_000);
+    assert_eq!(row["kind"], "upload");
+    assert_eq!(row["node"], "archivist");
+    assert_eq!(row["service"], "ftp");
+    assert_eq!(row["meta"]["filename"], "payload.bin");
+    assert!(ok(&["captures", "--data-dir", d]).contains(&hash));
+    let out = dep.dir.path().join("fetched.bin");
+    ok(&[
+        "capture",
+        "get",
+        &hash,
+        "-o",
+        out.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), content);
+    // A hash the core never stored is a clear error, and writes nothing.
+    let missing = "ab".repeat(32);
+    let err = fails(&[
+        "capture",
+        "get",
+        &missing,
+        "-o",
+        out.to_str().unwrap(),
+        "--data-dir",
+        d,
+    ]);
+    assert!(err.contains("no capture"), "{err}");
+    let err = fails(&["capture", "get", "xyz", "-o", "/dev/null", "--data-dir", d]);
+    assert!(err.contains("64 hex digits"), "{err}");
     agent.stop().await.unwrap();
 }

@@ -5,7 +5,9 @@ use crate::frame_io::{FrameIoError, read_frame_within, write_frame};
 use crate::server::Shared;
 use crate::store::NodeRecord;
 use honeybee_pki::identity::PeerIdentity;
-use honeybee_proto::admin::{AdminRequest, AdminResponse, CoreStatus, NodeInfo};
+use honeybee_proto::admin::{
+    AdminRequest, AdminResponse, CaptureInfo, CoreStatus, MAX_CAPTURE_CHUNK, NodeInfo,
+};
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::CoreMsg;
 use honeybee_proto::stream::close;
@@ -49,7 +51,70 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
     }
 }
 
-fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
+fn capture_info(c: crate::store::CaptureRecord) -> CaptureInfo {
+    CaptureInfo {
+        sha256: c.sha256,
+        size: c.size,
+        kind: c.kind,
+        node: c.node,
+        service: c.service,
+        session: c.session,
+        time_ms: c.time_ms,
+        meta: c.meta,
+    }
+}
+
+/// One chunk of a stored capture's content, read from its content-addressed file.
+async fn get_capture(
+    shared: &Arc<Shared>,
+    sha256: [u8; 32],
+    offset: u64,
+    max_len: u32,
+) -> AdminResponse {
+    use tokio::io::{AsyncReadExt, AsyncSeekExt};
+    let rec = match shared.store.get_capture(sha256).await {
+        Ok(Some(r)) => r,
+        Ok(None) => {
+            return AdminResponse::Error(format!(
+                "no capture {}; see `honeybee captures`",
+                hex::encode(sha256)
+            ));
+        }
+        Err(e) => return AdminResponse::Error(format!("store: {e}")),
+    };
+    if offset > rec.size {
+        return AdminResponse::Error(format!(
+            "offset {offset} is past the end of the capture ({} bytes)",
+            rec.size
+        ));
+    }
+    let len = u64::from(max_len.clamp(1, MAX_CAPTURE_CHUNK)).min(rec.size - offset);
+    let path = shared.captures.path_of(&sha256);
+    let read = async {
+        let mut f = tokio::fs::File::open(&path).await?;
+        f.seek(std::io::SeekFrom::Start(offset)).await?;
+        let mut data = vec![0u8; len as usize];
+        f.read_exact(&mut data).await?;
+        Ok::<_, std::io::Error>(data)
+    };
+    match read.await {
+        Ok(data) => AdminResponse::CaptureChunk {
+            info: capture_info(rec),
+            offset,
+            data,
+        },
+        Err(e) => {
+            tracing::error!(path = %path.display(), error = %e, "stored capture unreadable");
+            AdminResponse::Error(format!(
+                "the capture's content is missing or unreadable on the core ({e}); see the core's log"
+            ))
+        }
+    }
+}
+
+fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeInfo {
+    let online = live.is_some();
+    let (mode, via) = live.map_or((None, None), |l| (Some(l.mode), l.via));
     NodeInfo {
         id: rec.id,
         name: rec.name,
@@ -63,7 +128,67 @@ fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
         online,
         revoked: rec.revoked,
         health: rec.health,
+        mode,
+        via,
+        relay: rec.via_relay,
     }
+}
+
+/// Records which relay may carry `node`; a live connection through any other relay is
+/// closed at once (the node reconnects by a path it is allowed).
+async fn assign_relay(
+    node: honeybee_proto::NodeId,
+    relay: Option<honeybee_proto::NodeId>,
+    actor: &str,
+    remote: &str,
+    shared: &Arc<Shared>,
+) -> AdminResponse {
+    use honeybee_proto::Role;
+    let err = |e: &dyn std::fmt::Display| AdminResponse::Error(e.to_string());
+    match shared.store.get_node(&node).await {
+        Ok(Some(n)) if n.role == Role::Agent => {}
+        Ok(Some(n)) => {
+            return AdminResponse::Error(format!(
+                "{node} is a {} node; only agents are carried by relays",
+                n.role
+            ));
+        }
+        Ok(None) => return AdminResponse::Error(format!("no node {node}; see `honeybee nodes`")),
+        Err(e) => return err(&e),
+    }
+    if let Some(r) = &relay {
+        match shared.store.get_node(r).await {
+            Ok(Some(n)) if n.role == Role::Relay && !n.revoked => {}
+            Ok(Some(n)) if n.revoked => {
+                return AdminResponse::Error(format!("relay {r} is revoked"));
+            }
+            Ok(Some(n)) => {
+                return AdminResponse::Error(format!(
+                    "{r} is a {} node, not a relay (enrol one with a --role relay token)",
+                    n.role
+                ));
+            }
+            Ok(None) => return AdminResponse::Error(format!("no relay {r}; see `honeybee nodes`")),
+            Err(e) => return err(&e),
+        }
+    }
+    if let Err(e) = shared.store.set_node_relay(&node, relay.as_ref()).await {
+        return err(&e);
+    }
+    let cut = shared
+        .registry
+        .close_if_relayed_otherwise(&node, relay.as_ref());
+    shared.audit(
+        actor,
+        "node.assign_relay",
+        "ok",
+        Some(remote.into()),
+        &format!(
+            "node={node} relay={} closed_live_connection={cut}",
+            relay.as_ref().map_or("none", |r| r.as_str())
+        ),
+    );
+    AdminResponse::Done
 }
 
 async fn dispatch(
@@ -98,8 +223,8 @@ async fn dispatch(
                 nodes
                     .into_iter()
                     .map(|n| {
-                        let online = shared.registry.is_online(&n.id);
-                        node_info(n, online)
+                        let live = shared.registry.live_path(&n.id);
+                        node_info(n, live)
                     })
                     .collect(),
             ),
@@ -198,6 +323,20 @@ async fn dispatch(
             Ok(false) => R::Error(format!("no token {id}; see `honeybee token list`")),
             Err(e) => err(&e),
         },
+        AdminRequest::ListCaptures { limit } => {
+            match shared.store.list_captures(limit.clamp(1, 10_000)).await {
+                Ok(list) => R::Captures(list.into_iter().map(capture_info).collect()),
+                Err(e) => err(&e),
+            }
+        }
+        AdminRequest::GetCapture {
+            sha256,
+            offset,
+            max_len,
+        } => get_capture(shared, sha256, offset, max_len).await,
+        AdminRequest::AssignRelay { node, relay } => {
+            assign_relay(node, relay, actor, remote, shared).await
+        }
         AdminRequest::ListAlerts { limit } => match shared.store.list_alerts(limit).await {
             Ok(a) => R::Alerts(a),
             Err(e) => err(&e),

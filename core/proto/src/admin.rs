@@ -58,7 +58,26 @@ pub enum AdminRequest {
         permissions: Vec<String>,
         csr_der: Vec<u8>,
     },
+    /// The newest captures (one row per distinct content, its first sighting).
+    ListCaptures {
+        limit: u32,
+    },
+    /// Up to `max_len` bytes of one capture's content from `offset`; a client fetches a
+    /// large capture in several requests (see [`MAX_CAPTURE_CHUNK`]).
+    GetCapture {
+        sha256: [u8; 32],
+        offset: u64,
+        max_len: u32,
+    },
+    /// Allow `node` to reach the core through relay `relay` (`None`: through no relay).
+    AssignRelay {
+        node: NodeId,
+        relay: Option<NodeId>,
+    },
 }
+
+/// Most content bytes one `GetCapture` answer carries.
+pub const MAX_CAPTURE_CHUNK: u32 = 8 * 1024 * 1024;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[non_exhaustive]
@@ -86,6 +105,26 @@ pub enum AdminResponse {
     },
     Done,
     Error(String),
+    Captures(Vec<CaptureInfo>),
+    CaptureChunk {
+        info: CaptureInfo,
+        offset: u64,
+        data: Vec<u8>,
+    },
+}
+
+/// A stored capture as `honeybee captures` lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CaptureInfo {
+    pub sha256: [u8; 32],
+    pub size: u64,
+    /// `transcript`, `upload`, `body`, `other`.
+    pub kind: String,
+    pub node: NodeId,
+    pub service: String,
+    pub session: Option<crate::ids::SessionId>,
+    pub time_ms: i64,
+    pub meta: Vec<(String, String)>,
 }
 
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
@@ -134,6 +173,13 @@ pub struct NodeInfo {
     pub online: bool,
     pub revoked: bool,
     pub health: Option<Health>,
+    /// What the node said it is in its hello (full, extension, relay); `None` while it
+    /// is offline.
+    pub mode: Option<crate::control::NodeMode>,
+    /// The relay its live connection comes through; `None` when offline or direct.
+    pub via: Option<NodeId>,
+    /// The relay the node is assigned to (the only relay allowed to carry it).
+    pub relay: Option<NodeId>,
 }
 
 /// An event as stored by the core: the agent's event plus what the core knows.
