@@ -262,17 +262,18 @@ mod tests {
     #[test]
     fn strips_negotiation_and_answers_once() {
         let mut c = TelnetCodec::default();
-        // A client's usual opening: WILL NAWS, the window size, DO ECHO, WILL TTYPE.
+        // A client's usual opening: WILL NAWS, the window size, DO ECHO, WILL TTYPE (we
+        // asked for it: no answer), and an option nobody asked for.
         let d = c.decode(&[
             IAC, WILL, OPT_NAWS, IAC, SB, OPT_NAWS, 0, 132, 0, 43, IAC, SE, IAC, DO, OPT_ECHO, IAC,
-            WILL, 24, b'r', b'o', b'o', b't', b'\r', 0,
+            WILL, OPT_TTYPE, IAC, WILL, 5, b'r', b'o', b'o', b't', b'\r', 0,
         ]);
         assert_eq!(d.data, b"root\r");
         assert_eq!(d.events, vec![TelnetEvent::WindowSize(132, 43)]);
-        assert_eq!(d.reply, vec![IAC, DONT, 24]);
+        assert_eq!(d.reply, vec![IAC, DONT, 5]);
         // Insisting gets no second answer.
-        let d = c.decode(&[IAC, WILL, 24, IAC, DO, 5, IAC, DO, 5]);
-        assert_eq!(d.reply, vec![IAC, WONT, 5]);
+        let d = c.decode(&[IAC, WILL, 5, IAC, DO, 6, IAC, DO, 6]);
+        assert_eq!(d.reply, vec![IAC, WONT, 6]);
         assert!(d.data.is_empty());
     }
 
