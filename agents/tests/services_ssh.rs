@@ -1,10 +1,10 @@
 //! SSH honeypot over real sockets, driven by the russh client and, where installed, by
-//! the OpenSSH client: every attempt is recorded exactly, none succeeds, the host key
-//! persists.
+//! the OpenSSH client: under a `never` login policy every attempt is recorded exactly and
+//! none succeeds; the host key persists. (Logins and the shell: `services_shell.rs`.)
 
 use honeybee_agent::services::{HOST_KEY_FILE, Limits, ServiceManager};
 use honeybee_agent::sink::{EventSink, NewEvent};
-use honeybee_proto::config::{NodeConfig, ServiceConfig, ServiceKind, SshOptions};
+use honeybee_proto::config::{LoginPolicy, NodeConfig, ServiceConfig, ServiceKind, SshOptions};
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind};
 use russh::client;
 use russh::keys::ssh_key::private::Ed25519Keypair;
@@ -32,6 +32,8 @@ fn ssh_config(delay_ms: u32, max_auth_attempts: u32) -> NodeConfig {
                 server_id: SERVER_ID.into(),
                 auth_failure_delay_ms: delay_ms,
                 max_auth_attempts,
+                login: LoginPolicy::Never,
+                ..Default::default()
             }),
         }],
     }

@@ -14,6 +14,7 @@ mod limits;
 mod modbus;
 mod mysql;
 mod redis;
+mod shell;
 mod ssh;
 mod telnet;
 

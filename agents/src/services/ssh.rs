@@ -1,19 +1,26 @@
 //! SSH honeypot on russh: looks like OpenSSH, records every login attempt (password,
-//! public key, keyboard-interactive) and never lets anyone in.
+//! public key, keyboard-interactive), lets passwords in by the service's login policy,
+//! and then serves the emulated shell (interactive and exec) with an asciicast
+//! transcript per session channel.
 
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
-use honeybee_proto::config::SshOptions;
+use super::shell::transcript::{self, Transcript};
+use super::shell::{Effect, Login, Profile, Reply, Shell, ShellLimits};
+use honeybee_proto::config::{LoginPolicy, SshOptions};
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
 use russh::keys::ssh_key::private::Ed25519Keypair;
 use russh::keys::ssh_key::{self, LineEnding};
 use russh::keys::{HashAlg, PrivateKey};
-use russh::server::{Auth, Config, Handle, PublicKeyOffer, Response, run_stream};
-use russh::{Disconnect, MethodKind, MethodSet, Preferred, SshId};
+use russh::server::{
+    Auth, ChannelOpenHandle, Config, Handle, Msg, PublicKeyOffer, Response, run_stream,
+};
+use russh::{Channel, ChannelId, Disconnect, MethodKind, MethodSet, Preferred, SshId};
 use std::borrow::Cow;
+use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
@@ -29,6 +36,15 @@ const MAX_CLIENT_VERSION: usize = 255;
 
 /// What a client sees as the prompt of keyboard-interactive, as from OpenSSH with PAM.
 const KBD_PROMPT: &str = "Password: ";
+
+/// Session channels open at once on one connection.
+const MAX_OPEN_CHANNELS: usize = 2;
+
+/// Session channels one connection may open in all: each may leave a transcript.
+const MAX_CHANNELS_PER_CONNECTION: u32 = 8;
+
+/// Environment variables kept per channel.
+const MAX_CHANNEL_ENV: usize = 16;
 
 /// Why the SSH host key could not be loaded or created.
 #[derive(Debug, thiserror::Error)]
@@ -160,6 +176,9 @@ fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> 
 pub(crate) struct SshService {
     config: Arc<Config>,
     max_auth_attempts: u32,
+    policy: Arc<LoginPolicy>,
+    profile: Arc<Profile>,
+    transcript_cap: usize,
 }
 
 impl std::fmt::Debug for SshService {
@@ -239,6 +258,9 @@ impl SshService {
         if opts.max_auth_attempts == 0 {
             return Err("max_auth_attempts must be at least 1".into());
         }
+        if !super::shell::valid_hostname(&opts.hostname) {
+            return Err("hostname: 1 to 64 of a-z, A-Z, 0-9, '-', '.'".into());
+        }
         let delay = Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000)));
         let config = Config {
             server_id: SshId::Standard(Cow::Owned(id.clone())),
@@ -259,6 +281,12 @@ impl SshService {
         Ok(SshService {
             config: Arc::new(config),
             max_auth_attempts: opts.max_auth_attempts,
+            policy: Arc::new(opts.login.clone()),
+            profile: Profile::new(&opts.hostname),
+            transcript_cap: opts
+                .max_transcript_bytes
+                .min(honeybee_proto::config::MAX_TRANSCRIPT_BYTES)
+                as usize,
         })
     }
 
@@ -274,6 +302,7 @@ impl SshService {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let handle = Arc::new(OnceLock::new());
+        let channels: Arc<Mutex<HashMap<ChannelId, Chan>>> = Arc::default();
         let handler = SshHandler {
             session: session.clone(),
             tap,
@@ -281,7 +310,14 @@ impl SshService {
             handle: Arc::clone(&handle),
             requests: 0,
             failures: 0,
+            password_failures: 0,
             max_failures: self.max_auth_attempts,
+            policy: Arc::clone(&self.policy),
+            profile: Arc::clone(&self.profile),
+            transcript_cap: self.transcript_cap,
+            user: None,
+            channels: Arc::clone(&channels),
+            opened: 0,
         };
         let mut running = tokio::select! {
             r = run_stream(Arc::clone(&self.config), stream, handler) => match r {
@@ -294,24 +330,46 @@ impl SshService {
             // The stream's kill switch ends the handshake shortly after anyway.
             () = super::stopped(&mut stop) => return,
         };
+        self.run_session(session, &mut running, &handle, &mut stop)
+            .await;
+        // Channels the client never closed still leave their transcripts.
+        let left: Vec<Chan> = channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .drain()
+            .map(|(_, c)| c)
+            .collect();
+        for chan in left {
+            chan.finish(session).await;
+        }
+    }
+
+    async fn run_session(
+        &self,
+        session: &Session,
+        running: &mut russh::server::RunningSession<SshHandler>,
+        handle: &OnceLock<Handle>,
+        stop: &mut watch::Receiver<bool>,
+    ) {
         let _ = handle.set(running.handle());
         tokio::select! {
-            r = &mut running => {
+            r = &mut *running => {
                 if let Err(e) = r {
                     tracing::debug!(session = %session.id, error = %e, "ssh session ended");
                 }
             }
-            () = super::stopped(&mut stop) => {
+            () = super::stopped(stop) => {
                 let h = running.handle();
                 let bye = h.disconnect(Disconnect::ByApplication, String::new(), String::new());
                 let _ = tokio::time::timeout(SHUTDOWN_GRACE / 2, bye).await;
-                let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut running).await;
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut *running).await;
             }
         }
     }
 }
 
-/// Per-connection russh handler: records, delays (through russh's rejection time), rejects.
+/// Per-connection russh handler: records every attempt, delays failures (through russh's
+/// rejection time), lets in what the policy accepts, then serves session channels.
 struct SshHandler {
     session: Session,
     tap: Arc<Tap>,
@@ -321,7 +379,70 @@ struct SshHandler {
     requests: u32,
     /// Failures as OpenSSH counts them: all but an initial "none".
     failures: u32,
+    /// Failed password and keyboard-interactive attempts: what the policy counts.
+    password_failures: u32,
     max_failures: u32,
+    policy: Arc<LoginPolicy>,
+    profile: Arc<Profile>,
+    transcript_cap: usize,
+    /// Who logged in, once someone did.
+    user: Option<String>,
+    /// Shared with [`SshService::serve`], which uploads what is left at the end.
+    channels: Arc<Mutex<HashMap<ChannelId, Chan>>>,
+    /// Session channels opened so far.
+    opened: u32,
+}
+
+/// One session channel: its shell once started, and its transcript.
+#[derive(Debug)]
+struct Chan {
+    shell: Option<Shell>,
+    transcript: Transcript,
+    /// The pty's size, if the client asked for one.
+    pty: Option<(u32, u32)>,
+    term: Option<String>,
+    env: Vec<(String, String)>,
+    /// `shell` or `exec`, for the capture's metadata.
+    kind: &'static str,
+    user: String,
+}
+
+impl Chan {
+    async fn finish(self, session: &Session) {
+        let mut meta = vec![
+            ("channel".to_owned(), self.kind.to_owned()),
+            ("user".to_owned(), clamp(&self.user, 256)),
+        ];
+        if let Some(t) = self.term {
+            meta.push(("term".to_owned(), t));
+        }
+        self.transcript.upload(session, meta).await;
+    }
+}
+
+/// Sends a shell's reply on its channel and records it; closes the channel when the
+/// shell ended. Returns the effects to emit once the channel map is unlocked.
+fn deliver(
+    s: &mut russh::server::Session,
+    id: ChannelId,
+    chan: &mut Chan,
+    reply: Reply,
+) -> Vec<Effect> {
+    let mut effects = reply.effects;
+    if !reply.stdout.is_empty() {
+        chan.transcript.output(&reply.stdout, &mut effects);
+        let _ = s.data(id, reply.stdout);
+    }
+    if !reply.stderr.is_empty() {
+        chan.transcript.output(&reply.stderr, &mut effects);
+        let _ = s.extended_data(id, 1, reply.stderr);
+    }
+    if let Some(code) = reply.exit {
+        let _ = s.exit_status_request(id, code);
+        let _ = s.eof(id);
+        let _ = s.close(id);
+    }
+    effects
 }
 
 /// The client's identification line from the first bytes it sent, if they hold one.
@@ -342,9 +463,10 @@ impl SshHandler {
             .clone()
     }
 
-    /// Records one attempt and decides the answer: always a rejection that keeps every
-    /// method on offer, and the end of the connection once the failures reach the cap.
-    async fn reject(
+    /// Records one attempt and decides the answer: in if the policy accepts this
+    /// password, else a rejection that keeps every method on offer, and the end of the
+    /// connection once the failures reach the cap. Public keys are never accepted.
+    async fn attempt(
         &mut self,
         method: AuthMethod,
         user: &str,
@@ -352,6 +474,14 @@ impl SshHandler {
         key: Option<(String, String)>,
     ) -> Result<Auth, russh::Error> {
         self.requests = self.requests.saturating_add(1);
+        let by_password = matches!(
+            method,
+            AuthMethod::Password | AuthMethod::KeyboardInteractive
+        );
+        let success = by_password
+            && password
+                .as_deref()
+                .is_some_and(|p| self.policy.accepts(self.password_failures, user, p));
         let (key_fingerprint, key_algorithm) = key.unzip();
         let attempt = AuthAttempt {
             method,
@@ -360,16 +490,24 @@ impl SshHandler {
             key_fingerprint,
             key_algorithm,
             client_version: self.client_version(),
-            success: false,
+            success,
         };
         tracing::debug!(
             session = %self.session.id,
             src = %self.session.src,
             method = method.name(),
             username = %attempt.username,
+            success,
             "ssh auth attempt"
         );
         self.session.emit(EventKind::AuthAttempt(attempt)).await;
+        if success {
+            self.user = Some(clamp(user, 256));
+            return Ok(Auth::Accept);
+        }
+        if by_password {
+            self.password_failures = self.password_failures.saturating_add(1);
+        }
 
         if method != AuthMethod::None || self.requests > 1 {
             self.failures = self.failures.saturating_add(1);
@@ -398,18 +536,91 @@ impl SshHandler {
             partial_success: false,
         })
     }
+
+    fn login(&self) -> Login {
+        Login {
+            user: self.user.clone().unwrap_or_else(|| "root".into()),
+            src: self.session.src.ip(),
+            now: crate::sink::now_ms() / 1000,
+        }
+    }
+
+    /// Runs `f` on the channel's state under the lock (never held across an await).
+    fn with_chan<T>(&self, id: ChannelId, f: impl FnOnce(&mut Chan) -> T) -> Option<T> {
+        let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        chans.get_mut(&id).map(f)
+    }
+
+    /// Starts the shell of a channel (for `shell` and `exec` alike).
+    fn start_shell(&self, chan: &mut Chan, kind: &'static str) -> bool {
+        if chan.shell.is_some() {
+            return false;
+        }
+        let mut shell = Shell::new(
+            Arc::clone(&self.profile),
+            &self.login(),
+            chan.pty.is_some(),
+            ShellLimits::default(),
+        );
+        for (k, v) in &chan.env {
+            shell.set_env(k, v);
+        }
+        if let Some(t) = &chan.term {
+            shell.set_env("TERM", t);
+        }
+        chan.transcript.set_env("SHELL", "/bin/bash");
+        chan.kind = kind;
+        chan.shell = Some(shell);
+        true
+    }
+}
+
+impl SshHandler {
+    /// Starts a channel's shell, interactive or for one `exec` command, and sends its
+    /// first output; `None` if the channel cannot start one (unknown, already started).
+    fn start(
+        &self,
+        session: &mut russh::server::Session,
+        channel: ChannelId,
+        exec: Option<&[u8]>,
+    ) -> Option<Vec<Effect>> {
+        let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let chan = chans.get_mut(&channel)?;
+        if !self.start_shell(chan, if exec.is_some() { "exec" } else { "shell" }) {
+            return None;
+        }
+        let _ = session.channel_success(channel);
+        let mut effects = Vec::new();
+        let shell = chan.shell.as_mut()?;
+        let reply = match exec {
+            Some(command) => {
+                // The command is the session's input: the transcript replays it as typed.
+                let mut typed = command.to_vec();
+                typed.push(b'\n');
+                chan.transcript.input(&typed, &mut effects);
+                shell.exec(command, now_s())
+            }
+            None => shell.greeting(),
+        };
+        effects.extend(deliver(session, channel, chan, reply));
+        Some(effects)
+    }
+}
+
+fn now_s() -> i64 {
+    crate::sink::now_ms() / 1000
 }
 
 impl russh::server::Handler for SshHandler {
     type Error = russh::Error;
 
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
-        self.reject(AuthMethod::None, user, None, None).await
+        self.attempt(AuthMethod::None, user, None, None).await
     }
 
     async fn auth_password(&mut self, user: &str, password: &str) -> Result<Auth, Self::Error> {
         let password = Some(clamp(password, MAX_FIELD_LEN));
-        self.reject(AuthMethod::Password, user, password, None)
+        self.attempt(AuthMethod::Password, user, password, None)
             .await
     }
 
@@ -421,7 +632,7 @@ impl russh::server::Handler for SshHandler {
         let key = offer.public_key;
         let fingerprint = key.fingerprint(HashAlg::Sha256).to_string();
         let algorithm = clamp(key.algorithm().as_str(), MAX_FIELD_LEN);
-        self.reject(
+        self.attempt(
             AuthMethod::PublicKey,
             user,
             None,
@@ -452,8 +663,234 @@ impl russh::server::Handler for SshHandler {
         let password = response
             .next()
             .map(|b| clamp(&String::from_utf8_lossy(&b), MAX_FIELD_LEN));
-        self.reject(AuthMethod::KeyboardInteractive, user, password, None)
+        self.attempt(AuthMethod::KeyboardInteractive, user, password, None)
             .await
+    }
+
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let id = channel.id();
+        // Everything arrives through the handler; the channel's own queue would fill up.
+        drop(channel);
+        let accepted = {
+            let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let ok = self.user.is_some()
+                && chans.len() < MAX_OPEN_CHANNELS
+                && self.opened < MAX_CHANNELS_PER_CONNECTION;
+            if ok {
+                self.opened += 1;
+                chans.insert(
+                    id,
+                    Chan {
+                        shell: None,
+                        transcript: Transcript::new(self.transcript_cap),
+                        pty: None,
+                        term: None,
+                        env: Vec::new(),
+                        kind: "session",
+                        user: self.user.clone().unwrap_or_default(),
+                    },
+                );
+            }
+            ok
+        };
+        if accepted {
+            reply.accept().await;
+        } else {
+            reply
+                .reject(russh::ChannelOpenFailure::ResourceShortage)
+                .await;
+        }
+        Ok(())
+    }
+
+    async fn pty_request(
+        &mut self,
+        channel: ChannelId,
+        term: &str,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _modes: &[(russh::Pty, u32)],
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let term = clamp(term, 64);
+        let effects = self.with_chan(channel, |c| {
+            let mut effects = Vec::new();
+            let (w, h) = (col_width.clamp(1, 1000), row_height.clamp(1, 1000));
+            c.pty = Some((w, h));
+            c.transcript.resize(w, h, &mut effects);
+            c.transcript.set_env("TERM", &term);
+            c.term = Some(term);
+            effects
+        });
+        match effects {
+            Some(e) => {
+                session.channel_success(channel)?;
+                transcript::emit(&self.session, e).await;
+            }
+            None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn env_request(
+        &mut self,
+        channel: ChannelId,
+        variable_name: &str,
+        variable_value: &str,
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        // Debian's sshd accepts only LANG and LC_* (AcceptEnv); the rest is refused.
+        let accepted = variable_name == "LANG" || variable_name.starts_with("LC_");
+        let kept = accepted
+            && self
+                .with_chan(channel, |c| {
+                    if c.env.len() < MAX_CHANNEL_ENV {
+                        c.env
+                            .push((clamp(variable_name, 64), clamp(variable_value, 256)));
+                    }
+                })
+                .is_some();
+        if kept {
+            session.channel_success(channel)?;
+        } else {
+            session.channel_failure(channel)?;
+        }
+        Ok(())
+    }
+
+    async fn window_change_request(
+        &mut self,
+        channel: ChannelId,
+        col_width: u32,
+        row_height: u32,
+        _pix_width: u32,
+        _pix_height: u32,
+        _session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let effects = self.with_chan(channel, |c| {
+            let mut effects = Vec::new();
+            c.transcript.resize(col_width, row_height, &mut effects);
+            effects
+        });
+        transcript::emit(&self.session, effects.unwrap_or_default()).await;
+        Ok(())
+    }
+
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        match self.start(session, channel, None) {
+            Some(effects) => transcript::emit(&self.session, effects).await,
+            None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        match self.start(session, channel, Some(data)) {
+            Some(effects) => transcript::emit(&self.session, effects).await,
+            None => session.channel_failure(channel)?,
+        }
+        Ok(())
+    }
+
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        tracing::debug!(session = %self.session.id, subsystem = %clamp(name, 64), "subsystem refused");
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn x11_request(
+        &mut self,
+        channel: ChannelId,
+        _single_connection: bool,
+        _x11_auth_protocol: &str,
+        _x11_auth_cookie: &str,
+        _x11_screen_number: u32,
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        session.channel_failure(channel)?;
+        Ok(())
+    }
+
+    async fn data(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let effects = {
+            let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(chan) = chans.get_mut(&channel) else {
+                return Ok(());
+            };
+            let mut effects = Vec::new();
+            chan.transcript.input(data, &mut effects);
+            if let Some(shell) = chan.shell.as_mut().filter(|s| !s.ended()) {
+                let reply = shell.input(data, now_s());
+                effects.extend(deliver(session, channel, chan, reply));
+            }
+            effects
+        };
+        transcript::emit(&self.session, effects).await;
+        Ok(())
+    }
+
+    async fn channel_eof(
+        &mut self,
+        channel: ChannelId,
+        session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let effects = {
+            let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(chan) = chans.get_mut(&channel) else {
+                return Ok(());
+            };
+            match chan.shell.as_mut().filter(|s| !s.ended()) {
+                Some(shell) => {
+                    let reply = shell.eof(now_s());
+                    deliver(session, channel, chan, reply)
+                }
+                None => Vec::new(),
+            }
+        };
+        transcript::emit(&self.session, effects).await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        let chan = self
+            .channels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&channel);
+        if let Some(chan) = chan {
+            chan.finish(&self.session).await;
+        }
+        Ok(())
     }
 }
 

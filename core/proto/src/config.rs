@@ -121,6 +121,24 @@ pub struct SshOptions {
     pub login: LoginPolicy,
     /// Host name the emulated shell shows in its prompt and `uname`.
     pub hostname: String,
+    /// Largest session transcript (asciicast) kept; past it recording stops and the cap
+    /// is reported.
+    pub max_transcript_bytes: u32,
+}
+
+/// Default cap of a shell session's transcript.
+pub const DEFAULT_MAX_TRANSCRIPT_BYTES: u32 = 1024 * 1024;
+
+/// Largest transcript cap an operator may configure (the core's capture cap).
+pub const MAX_TRANSCRIPT_BYTES: u32 = 64 * 1024 * 1024;
+
+/// A host name the emulated shell can show: 1 to 64 of letters, digits, `-` and `.`.
+fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !h.starts_with(['-', '.'])
 }
 
 impl Default for SshOptions {
@@ -131,6 +149,7 @@ impl Default for SshOptions {
             max_auth_attempts: 6,
             login: LoginPolicy::default(),
             hostname: "web-prod-02".into(),
+            max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
     }
 }
@@ -146,6 +165,8 @@ pub struct TelnetOptions {
     pub auth_failure_delay_ms: u32,
     /// Most login attempts per connection before it is closed.
     pub max_auth_attempts: u32,
+    /// Largest session transcript (asciicast) kept.
+    pub max_transcript_bytes: u32,
 }
 
 impl Default for TelnetOptions {
@@ -156,6 +177,7 @@ impl Default for TelnetOptions {
             hostname: "web-prod-02".into(),
             auth_failure_delay_ms: 300,
             max_auth_attempts: 3,
+            max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
     }
 }
@@ -460,6 +482,28 @@ impl NodeConfig {
                         ));
                     }
                     o.login.check().map_err(bad)?;
+                    if !valid_hostname(&o.hostname) {
+                        return Err(bad("hostname: 1 to 64 of a-z, A-Z, 0-9, '-', '.'"));
+                    }
+                    if !(4096..=MAX_TRANSCRIPT_BYTES).contains(&o.max_transcript_bytes) {
+                        return Err(bad("max_transcript_bytes: 4096 to 64 MiB"));
+                    }
+                }
+                ServiceKind::Telnet(o) => {
+                    if o.banner.len() > 4096
+                        || o.auth_failure_delay_ms > 10_000
+                        || o.max_auth_attempts == 0
+                    {
+                        return Err(bad(
+                            "banner <= 4096 bytes, auth_failure_delay_ms <= 10000, max_auth_attempts >= 1",
+                        ));
+                    }
+                    if !valid_hostname(&o.hostname) {
+                        return Err(bad("hostname: 1 to 64 of a-z, A-Z, 0-9, '-', '.'"));
+                    }
+                    if !(4096..=MAX_TRANSCRIPT_BYTES).contains(&o.max_transcript_bytes) {
+                        return Err(bad("max_transcript_bytes: 4096 to 64 MiB"));
+                    }
                 }
                 ServiceKind::Banner(o) => {
                     if o.banner.len() > 4096
@@ -468,7 +512,6 @@ impl NodeConfig {
                         return Err(bad("banner <= 4096 bytes, max_capture_bytes <= 4096"));
                     }
                 }
-                ServiceKind::Telnet(_) => {}
                 ServiceKind::Ftp(o) => {
                     if o.banner.len() > 200 || !printable(&o.banner) {
                         return Err(bad("banner: at most 200 printable ASCII characters"));

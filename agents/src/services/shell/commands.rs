@@ -1,0 +1,1903 @@
+//! The emulated commands and the executor of parsed lines (pipes, `&&`/`||`,
+//! redirections into the session's overlay). Output mimics Debian 12's coreutils, procps
+//! and bash closely enough for the checks intruders run; `wget`, `curl`, `tftp` and
+//! `ftpget` record the URL as an [`Effect::Download`] and fail as a host without egress
+//! would, without any network access.
+
+use super::fs::{self, FsError, Kind, Node};
+use super::parse::{self, Connector, Simple, Target};
+use super::{Effect, State};
+use honeybee_proto::event::{MAX_FIELD_LEN, clamp};
+use std::fmt::Write as _;
+
+/// Most downloads recorded from one command (a URL list in a loop is still bounded).
+const MAX_DOWNLOADS_PER_COMMAND: usize = 16;
+/// How deep `sh -c '...'` may nest.
+const MAX_DEPTH: u8 = 3;
+
+/// The session's output of one line, bounded.
+#[derive(Debug)]
+pub(super) struct Io {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    /// With a terminal both streams are the same.
+    merge: bool,
+    cap: usize,
+    pub capped: bool,
+}
+
+impl Io {
+    pub(super) fn new(merge: bool, cap: usize) -> Io {
+        Io {
+            out: Vec::new(),
+            err: Vec::new(),
+            merge,
+            cap,
+            capped: false,
+        }
+    }
+
+    fn push(&mut self, to_err: bool, data: &[u8]) {
+        let used = self.out.len() + self.err.len();
+        let room = self.cap.saturating_sub(used);
+        if data.len() > room {
+            self.capped = true;
+        }
+        let data = &data[..data.len().min(room)];
+        if to_err && !self.merge {
+            self.err.extend_from_slice(data);
+        } else {
+            self.out.extend_from_slice(data);
+        }
+    }
+
+    pub(super) fn into_parts(self) -> (Vec<u8>, Vec<u8>) {
+        (self.out, self.err)
+    }
+}
+
+/// What one command produced.
+#[derive(Debug, Default)]
+struct Out {
+    out: Vec<u8>,
+    err: Vec<u8>,
+    status: i32,
+}
+
+impl Out {
+    fn ok(text: impl Into<Vec<u8>>) -> Out {
+        Out {
+            out: text.into(),
+            ..Out::default()
+        }
+    }
+
+    fn fail(status: i32, err: impl Into<Vec<u8>>) -> Out {
+        Out {
+            err: err.into(),
+            status,
+            ..Out::default()
+        }
+    }
+
+    fn line(&mut self, s: &str) {
+        self.out.extend_from_slice(s.as_bytes());
+        self.out.push(b'\n');
+    }
+
+    fn eline(&mut self, s: &str) {
+        self.err.extend_from_slice(s.as_bytes());
+        self.err.push(b'\n');
+    }
+}
+
+/// Runs one line: parses it, then its pipelines in order, honouring `&&` and `||`.
+pub(super) fn run_line(st: &mut State, line: &str, io: &mut Io) {
+    // The whole line is checked first: bash runs nothing of a line with a syntax error.
+    if let Err(tok) = parse::parse(line, &|_| String::new()) {
+        let msg = format!(
+            "{}syntax error near unexpected token `{tok}'\n",
+            st.err_prefix
+        );
+        io.push(true, msg.as_bytes());
+        st.status = 2;
+        return;
+    }
+    for (connector, part) in parse::split_list(line) {
+        let run = match connector {
+            Connector::Always => true,
+            Connector::IfOk => st.status == 0,
+            Connector::IfFailed => st.status != 0,
+        };
+        if !run {
+            continue;
+        }
+        // Expanded now, with the variables and `$?` as they are after the parts before.
+        let parsed = {
+            let st_ref: &State = st;
+            parse::parse(part, &|name| st_ref.var(name))
+        };
+        for (_, pipeline) in parsed.unwrap_or_default() {
+            run_pipeline(st, &pipeline, io);
+        }
+        if st.exit.is_some() {
+            return;
+        }
+    }
+}
+
+fn run_pipeline(st: &mut State, pipeline: &[Simple], io: &mut Io) {
+    let mut stdin: Vec<u8> = Vec::new();
+    let last = pipeline.len().saturating_sub(1);
+    for (i, cmd) in pipeline.iter().enumerate() {
+        let piped = i < last;
+        let mut input = std::mem::take(&mut stdin);
+        // `< file`
+        for r in cmd.redirects.iter().filter(|r| r.fd == 0) {
+            if let Target::File(f) = &r.target {
+                let path = fs::normalize(&st.cwd, &st.home, f);
+                match st.fs.read(&path) {
+                    Ok(d) => input = d.to_vec(),
+                    Err(e) => {
+                        let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
+                        io.push(true, msg.as_bytes());
+                        st.status = 1;
+                        return;
+                    }
+                }
+            }
+        }
+        let redirected_out = cmd.redirects.iter().any(|r| r.fd == 1);
+        let ctx = Ctx {
+            stdin: &input,
+            out_tty: st.tty && !piped && !redirected_out,
+        };
+        let mut out = if cmd.argv.is_empty() {
+            Out::default()
+        } else {
+            command(st, &cmd.argv, &ctx)
+        };
+        // Route the two streams through the redirections.
+        let mut out_file: Option<(String, bool)> = None;
+        let mut err_file: Option<(String, bool)> = None;
+        let mut err_to_out = false;
+        let mut out_to_err = false;
+        for r in &cmd.redirects {
+            match (&r.target, r.fd) {
+                (Target::File(f), 1) => out_file = Some((f.clone(), r.append)),
+                (Target::File(f), 2) => err_file = Some((f.clone(), r.append)),
+                (Target::Fd(1), 2) => {
+                    err_to_out = true;
+                    err_file = out_file.clone();
+                }
+                (Target::Fd(2), 1) => out_to_err = true,
+                _ => {}
+            }
+        }
+        if err_to_out && err_file.is_none() {
+            let err = std::mem::take(&mut out.err);
+            out.out.extend_from_slice(&err);
+        }
+        if out_to_err {
+            let o = std::mem::take(&mut out.out);
+            out.err.extend_from_slice(&o);
+        }
+        for (target, data) in [(out_file, &mut out.out), (err_file, &mut out.err)] {
+            if let Some((f, append)) = target {
+                let content = std::mem::take(data);
+                if let Err(e) = write_file(st, &f, &content, append) {
+                    let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
+                    io.push(true, msg.as_bytes());
+                    out.status = 1;
+                }
+            }
+        }
+        io.push(true, &out.err);
+        if piped {
+            stdin = out.out;
+        } else {
+            io.push(false, &out.out);
+        }
+        st.status = out.status;
+        if st.exit.is_some() {
+            return;
+        }
+    }
+}
+
+fn write_file(st: &mut State, f: &str, data: &[u8], append: bool) -> Result<(), FsError> {
+    let path = fs::normalize(&st.cwd, &st.home, f);
+    if !may_write(st, &path) {
+        return Err(FsError::Denied);
+    }
+    let (uid, now) = (st.uid, st.now);
+    st.fs.write(&path, data, append, uid, now)
+}
+
+/// A non-root user writes only under home and the temporary directories.
+fn may_write(st: &State, path: &str) -> bool {
+    st.uid == 0
+        || path == "/dev/null"
+        || [st.home.as_str(), "/tmp", "/var/tmp", "/dev/shm"]
+            .iter()
+            .any(|d| path == *d || path.starts_with(&format!("{d}/")))
+}
+
+struct Ctx<'a> {
+    stdin: &'a [u8],
+    /// The output goes to the terminal (columns for `ls`).
+    out_tty: bool,
+}
+
+fn is_assignment(w: &str) -> Option<(&str, &str)> {
+    let (k, v) = w.split_once('=')?;
+    let valid = !k.is_empty()
+        && !k.starts_with(|c: char| c.is_ascii_digit())
+        && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then_some((k, v))
+}
+
+fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
+    // `A=b` alone sets a variable; `A=b cmd` runs cmd (the variable is ignored).
+    let first_cmd = argv.iter().position(|w| is_assignment(w).is_none());
+    let Some(first) = first_cmd else {
+        for w in argv {
+            if let Some((k, v)) = is_assignment(w) {
+                st.set_var(k, v);
+            }
+        }
+        return Out::default();
+    };
+    let argv = &argv[first..];
+    let name = argv[0].as_str();
+    let args = &argv[1..];
+    if name.contains('/') {
+        return run_path(st, argv, ctx);
+    }
+    builtin(st, name, args, ctx)
+}
+
+fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
+    match name {
+        "uname" => uname(st, args),
+        "id" => id(st, args),
+        "whoami" => Out::ok(format!("{}\n", st.user)),
+        "pwd" => Out::ok(format!("{}\n", st.cwd)),
+        "cd" => cd(st, args),
+        "ls" | "dir" => ls(st, args, ctx, false),
+        "ll" => ls(st, &[&["-l".to_owned()][..], args].concat(), ctx, false),
+        "cat" => cat(st, args, ctx),
+        "echo" => echo(args),
+        "hostname" => hostname(st, args),
+        "uptime" => uptime(st, args),
+        "w" => w(st),
+        "who" => Out::ok(format!(
+            "{:<8} pts/0        {} ({})\n",
+            st.user,
+            datetime(st.login_time),
+            st.src
+        )),
+        "ps" => ps(st, args),
+        "free" => free(args),
+        "df" => df(args),
+        "nproc" => Out::ok("2\n"),
+        "lscpu" => Out::ok(LSCPU),
+        "date" => Out::ok(format!("{}\n", date_cmd(st.now))),
+        "wget" => wget(st, args),
+        "curl" => curl(st, args),
+        "tftp" | "ftpget" | "busybox" => not_found_but_record(st, name, args),
+        "chmod" => chmod(st, args),
+        "chown" | "chgrp" => chown(st, name, args),
+        "rm" => rm(st, args),
+        "mkdir" => mkdir(st, args),
+        "rmdir" => rmdir(st, args),
+        "touch" => touch(st, args),
+        "cp" | "mv" => cp_mv(st, name, args),
+        "history" => history(st, args),
+        "exit" | "logout" => {
+            let code = args
+                .first()
+                .and_then(|a| a.parse::<i32>().ok())
+                .unwrap_or(st.status);
+            st.exit = Some(code);
+            Out {
+                status: code,
+                ..Out::default()
+            }
+        }
+        "clear" | "reset" => Out::ok("\x1b[H\x1b[2J\x1b[3J"),
+        "export" => export(st, args),
+        "unset" => {
+            for a in args {
+                st.unset_var(a);
+            }
+            Out::default()
+        }
+        "env" | "printenv" if args.is_empty() => {
+            let mut o = Out::default();
+            for (k, v) in &st.env {
+                o.line(&format!("{k}={v}"));
+            }
+            o
+        }
+        "which" | "command" | "type" => which(st, name, args),
+        "true" | ":" | "sleep" | "kill" | "pkill" | "killall" | "sync" | "ulimit" | "set"
+        | "shopt" | "alias" | "unalias" | "source" | "." | "mesg" | "stty" | "service"
+        | "systemctl" => Out::default(),
+        "crontab" if args.iter().any(|a| a == "-l") => {
+            Out::fail(1, format!("no crontab for {}\n", st.user))
+        }
+        "crontab" => Out::default(),
+        "false" => Out {
+            status: 1,
+            ..Out::default()
+        },
+        "grep" | "egrep" => grep(st, args, ctx),
+        "head" | "tail" => head_tail(st, name, args, ctx),
+        "wc" => wc(st, args, ctx),
+        "sh" | "bash" | "dash" => sh(st, name, args, ctx),
+        "sudo" => {
+            let rest: Vec<String> = args
+                .iter()
+                .skip_while(|a| a.starts_with('-'))
+                .cloned()
+                .collect();
+            if rest.is_empty() {
+                Out::fail(1, "usage: sudo -h | -K | -k | -V\n")
+            } else {
+                command(st, &rest, ctx)
+            }
+        }
+        "nohup" | "time" | "nice" | "timeout" => {
+            let skip = usize::from(name == "timeout");
+            let rest: Vec<String> = args.iter().skip(skip).cloned().collect();
+            if rest.is_empty() {
+                Out::default()
+            } else {
+                command(st, &rest, ctx)
+            }
+        }
+        "su" => Out::default(),
+        "passwd" => Out::fail(
+            1,
+            "passwd: Authentication token manipulation error\npasswd: password unchanged\n",
+        ),
+        _ => Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix)),
+    }
+}
+
+/// `./x`, `/bin/ls`: our own commands run by path; anything else cannot run here.
+fn run_path(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
+    let given = &argv[0];
+    let path = fs::normalize(&st.cwd, &st.home, given);
+    let resolved = st.fs.resolve(&path);
+    let e = st.err_prefix;
+    match st.fs.stat(&path) {
+        None => Out::fail(127, format!("{e}{given}: No such file or directory\n")),
+        Some(n) if n.kind == Kind::Dir => Out::fail(126, format!("{e}{given}: Is a directory\n")),
+        Some(n) if n.mode & 0o111 == 0 => {
+            Out::fail(126, format!("{e}{given}: Permission denied\n"))
+        }
+        Some(_) if resolved.starts_with("/usr/bin/") || resolved.starts_with("/usr/sbin/") => {
+            let (_, base) = fs::split(&resolved);
+            let base = base.to_owned();
+            builtin(st, &base, &argv[1..], ctx)
+        }
+        Some(n) if n.data.starts_with(b"#!") || n.data.is_empty() => Out::default(),
+        Some(_) => Out::fail(
+            126,
+            format!("{e}{given}: cannot execute binary file: Exec format error\n"),
+        ),
+    }
+}
+
+// ---- system information -------------------------------------------------------------
+
+const KERNEL_RELEASE: &str = "6.1.0-18-amd64";
+const KERNEL_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)";
+
+fn uname(st: &State, args: &[String]) -> Out {
+    let mut want = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--all" => want.push('a'),
+            "--kernel-name" => want.push('s'),
+            "--nodename" => want.push('n'),
+            "--kernel-release" => want.push('r'),
+            "--kernel-version" => want.push('v'),
+            "--machine" => want.push('m'),
+            "--processor" => want.push('p'),
+            "--hardware-platform" => want.push('i'),
+            "--operating-system" => want.push('o'),
+            a if a.starts_with('-') && !a.starts_with("--") => {
+                for c in a[1..].chars() {
+                    if !"asnrvmpio".contains(c) {
+                        return Out::fail(
+                            1,
+                            format!(
+                                "uname: invalid option -- '{c}'\nTry 'uname --help' for more information.\n"
+                            ),
+                        );
+                    }
+                    want.push(c);
+                }
+            }
+            a => {
+                return Out::fail(
+                    1,
+                    format!(
+                        "uname: extra operand '{a}'\nTry 'uname --help' for more information.\n"
+                    ),
+                );
+            }
+        }
+    }
+    if want.is_empty() {
+        want.push('s');
+    }
+    let all = want.contains(&'a');
+    let host = st.profile.hostname.as_str();
+    let mut parts = Vec::new();
+    for (c, v) in [
+        ('s', "Linux"),
+        ('n', host),
+        ('r', KERNEL_RELEASE),
+        ('v', KERNEL_VERSION),
+        ('m', "x86_64"),
+        ('p', "unknown"),
+        ('i', "unknown"),
+        ('o', "GNU/Linux"),
+    ] {
+        // -a leaves out -p and -i when they are unknown, as coreutils does.
+        if want.contains(&c) || (all && c != 'p' && c != 'i') {
+            parts.push(v);
+        }
+    }
+    Out::ok(format!("{}\n", parts.join(" ")))
+}
+
+fn id(st: &State, args: &[String]) -> Out {
+    let (uid, user) = (st.uid, st.user.as_str());
+    let flags: String = args
+        .iter()
+        .filter(|a| a.starts_with('-'))
+        .flat_map(|a| a[1..].chars())
+        .collect();
+    if flags.contains('u') {
+        return Out::ok(if flags.contains('n') {
+            format!("{user}\n")
+        } else {
+            format!("{uid}\n")
+        });
+    }
+    if flags.contains('g') {
+        return Out::ok(if flags.contains('n') {
+            format!("{user}\n")
+        } else {
+            format!("{uid}\n")
+        });
+    }
+    if uid == 0 {
+        Out::ok("uid=0(root) gid=0(root) groups=0(root)\n")
+    } else {
+        Out::ok(format!(
+            "uid={uid}({user}) gid={uid}({user}) groups={uid}({user}),24(cdrom),25(floppy),27(sudo),29(audio),30(dip),44(video),46(plugdev),100(users),106(netdev)\n"
+        ))
+    }
+}
+
+fn hostname(st: &State, args: &[String]) -> Out {
+    match args.first().map(String::as_str) {
+        None | Some("-s" | "-f" | "--fqdn" | "-A") => Out::ok(format!("{}\n", st.profile.hostname)),
+        Some("-I" | "--all-ip-addresses") => Out::ok("172.31.22.14 \n"),
+        Some("-i" | "--ip-address") => Out::ok("127.0.1.1\n"),
+        Some(_) if st.uid != 0 => {
+            Out::fail(1, "hostname: you must be root to change the host name\n")
+        }
+        Some(_) => Out::default(),
+    }
+}
+
+/// Seconds the fake machine has been up at `now`: a stable 41 days and some hours
+/// before the login, so repeated `uptime`s in one session advance as they should.
+fn up_seconds(st: &State) -> i64 {
+    41 * 86_400 + 3 * 3_600 + 12 * 60 + (st.now - st.login_time).max(0)
+}
+
+fn uptime_line(st: &State, users: usize) -> String {
+    let up = up_seconds(st);
+    let (days, h, m) = (up / 86_400, (up % 86_400) / 3_600, (up % 3_600) / 60);
+    let (hh, mm, ss) = hms(st.now);
+    format!(
+        " {hh:02}:{mm:02}:{ss:02} up {days} days, {h:2}:{m:02},  {users} user{},  load average: 0.08, 0.03, 0.01",
+        if users == 1 { "" } else { "s" }
+    )
+}
+
+fn uptime(st: &State, args: &[String]) -> Out {
+    if args.iter().any(|a| a == "-p" || a == "--pretty") {
+        let up = up_seconds(st);
+        let (weeks, days) = (up / (7 * 86_400), (up % (7 * 86_400)) / 86_400);
+        let (h, m) = ((up % 86_400) / 3_600, (up % 3_600) / 60);
+        return Out::ok(format!(
+            "up {weeks} weeks, {days} days, {h} hours, {m} minutes\n"
+        ));
+    }
+    if args.iter().any(|a| a == "-s" || a == "--since") {
+        return Out::ok(format!("{}\n", datetime_full(st.now - up_seconds(st))));
+    }
+    Out::ok(format!("{}\n", uptime_line(st, 1)))
+}
+
+fn w(st: &State) -> Out {
+    let (h, m, _) = hms(st.login_time);
+    let mut o = Out::default();
+    o.line(&uptime_line(st, 1));
+    o.line("USER     TTY      FROM             LOGIN@   IDLE   JCPU   PCPU WHAT");
+    o.line(&format!(
+        "{:<8} pts/0    {:<16} {h:02}:{m:02}    0.00s  0.02s  0.00s w",
+        st.user,
+        clamp(&st.src.to_string(), 16)
+    ));
+    o
+}
+
+fn ps(st: &State, args: &[String]) -> Out {
+    let long = args.iter().any(|a| {
+        let a = a.trim_start_matches('-');
+        a.contains('a') || a.contains('e') || a.contains('x') || a.contains('f')
+    });
+    let (h, m, _) = hms(st.login_time);
+    let start = format!("{h:02}:{m:02}");
+    let shell = if st.tty { "-bash" } else { "bash -c" };
+    let tty = if st.tty { "pts/0" } else { "?" };
+    if !long {
+        return Out::ok(format!(
+            "    PID TTY          TIME CMD\n  23830 {tty:<8} 00:00:00 bash\n  23876 {tty:<8} 00:00:00 ps\n"
+        ));
+    }
+    let mut o = Out::ok(PS_AUX);
+    let user = st.user_name(st.uid);
+    o.line(&format!(
+        "root       23811  0.0  0.2  17960 11020 ?        Ss   {start}   0:00 sshd: {user}@{tty}"
+    ));
+    o.line(&format!(
+        "{user:<8}   23830  0.0  0.1   7204  3976 {tty:<8} Ss   {start}   0:00 {shell}"
+    ));
+    let me = args.iter().fold(String::from("ps"), |mut s, a| {
+        s.push(' ');
+        s.push_str(a);
+        s
+    });
+    o.line(&format!(
+        "{user:<8}   23876  0.0  0.1  11084  4400 {tty:<8} R+   {start}   0:00 {}",
+        clamp(&me, 200)
+    ));
+    o
+}
+
+fn free(args: &[String]) -> Out {
+    // total, used, free, shared, buff/cache, available (KiB)
+    const MEM: [u64; 6] = [4_014_036, 859_284, 214_792, 14_772, 2_940_208, 2_871_344];
+    let flag = args.first().map(String::as_str).unwrap_or("");
+    let fmt = |kib: u64| -> String {
+        match flag {
+            "-m" | "--mega" => (kib / 1024).to_string(),
+            "-g" | "--giga" => (kib / (1024 * 1024)).to_string(),
+            "-b" | "--bytes" => (kib * 1024).to_string(),
+            "-h" | "--human" => human_kib(kib, true),
+            _ => kib.to_string(),
+        }
+    };
+    let mut o = Out::default();
+    o.line("               total        used        free      shared  buff/cache   available");
+    let mut line = String::from("Mem:    ");
+    for v in MEM {
+        let _ = write!(line, " {:>11}", fmt(v));
+    }
+    o.line(line.trim_end());
+    o.line(&format!(
+        "Swap:    {:>11} {:>11} {:>11}",
+        fmt(0),
+        fmt(0),
+        fmt(0)
+    ));
+    o
+}
+
+fn human_kib(kib: u64, binary_suffix: bool) -> String {
+    let units = if binary_suffix {
+        ["Ki", "Mi", "Gi", "Ti"]
+    } else {
+        ["K", "M", "G", "T"]
+    };
+    let mut v = kib as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if kib == 0 {
+        return if binary_suffix {
+            "0B".into()
+        } else {
+            "0".into()
+        };
+    }
+    if v < 10.0 {
+        format!("{v:.1}{}", units[i])
+    } else {
+        format!("{v:.0}{}", units[i])
+    }
+}
+
+fn df(args: &[String]) -> Out {
+    const FS: [(&str, u64, u64, &str); 7] = [
+        ("udev", 1_989_424, 0, "/dev"),
+        ("tmpfs", 401_404, 448, "/run"),
+        ("/dev/nvme0n1p1", 30_898_444, 4_294_112, "/"),
+        ("tmpfs", 2_007_016, 0, "/dev/shm"),
+        ("tmpfs", 5_120, 0, "/run/lock"),
+        ("/dev/nvme0n1p15", 126_678, 11_840, "/boot/efi"),
+        ("tmpfs", 401_400, 0, "/run/user/0"),
+    ];
+    let human = args.iter().any(|a| a.starts_with('-') && a.contains('h'));
+    let mut o = Out::default();
+    if human {
+        o.line("Filesystem       Size  Used Avail Use% Mounted on");
+    } else {
+        o.line("Filesystem      1K-blocks    Used Available Use% Mounted on");
+    }
+    for (name, size, used, mount) in FS {
+        let avail = size - used - if mount == "/" { 1_572_864 } else { 0 };
+        let pct = (used * 100).div_ceil(size.max(1));
+        if human {
+            o.line(&format!(
+                "{name:<16} {:>4} {:>5} {:>5} {:>3}% {mount}",
+                human_kib(size, false),
+                human_kib(used, false),
+                human_kib(avail, false),
+                pct
+            ));
+        } else {
+            o.line(&format!(
+                "{name:<15} {size:>9} {used:>7} {avail:>9} {pct:>3}% {mount}"
+            ));
+        }
+    }
+    o
+}
+
+// ---- files ----------------------------------------------------------------------------
+
+fn path_of(st: &State, p: &str) -> String {
+    fs::normalize(&st.cwd, &st.home, p)
+}
+
+fn cd(st: &mut State, args: &[String]) -> Out {
+    let target = match args.first().map(String::as_str) {
+        None | Some("~") => st.home.clone(),
+        Some("-") => st.oldpwd.clone(),
+        Some(p) => path_of(st, p),
+    };
+    if args.len() > 1 {
+        return Out::fail(1, format!("{}cd: too many arguments\n", st.err_prefix));
+    }
+    let shown = args.first().cloned().unwrap_or_default();
+    match st.fs.stat(&target) {
+        None => Out::fail(
+            1,
+            format!("{}cd: {shown}: No such file or directory\n", st.err_prefix),
+        ),
+        Some(n) if n.kind != Kind::Dir => Out::fail(
+            1,
+            format!("{}cd: {shown}: Not a directory\n", st.err_prefix),
+        ),
+        Some(_) if st.uid != 0 && target.starts_with("/root") => Out::fail(
+            1,
+            format!("{}cd: {shown}: Permission denied\n", st.err_prefix),
+        ),
+        Some(_) => {
+            st.oldpwd = std::mem::replace(&mut st.cwd, target);
+            if args.first().is_some_and(|a| a == "-") {
+                Out::ok(format!("{}\n", st.cwd))
+            } else {
+                Out::default()
+            }
+        }
+    }
+}
+
+fn split_flags(args: &[String]) -> (String, Vec<&String>) {
+    let mut flags = String::new();
+    let mut rest = Vec::new();
+    let mut only_operands = false;
+    for a in args {
+        if !only_operands && a == "--" {
+            only_operands = true;
+        } else if !only_operands && a.starts_with("--") {
+            match a.as_str() {
+                "--all" => flags.push('a'),
+                "--recursive" => flags.push('r'),
+                "--force" => flags.push('f'),
+                "--parents" => flags.push('p'),
+                "--lines" => flags.push('l'),
+                _ => {}
+            }
+        } else if !only_operands && a.starts_with('-') && a.len() > 1 {
+            flags.push_str(&a[1..]);
+        } else {
+            rest.push(a);
+        }
+    }
+    (flags, rest)
+}
+
+fn mode_string(n: &Node) -> String {
+    let mut s = String::with_capacity(10);
+    s.push(match n.kind {
+        Kind::Dir => 'd',
+        Kind::File => '-',
+        Kind::Symlink => 'l',
+    });
+    for shift in [6u32, 3, 0] {
+        let bits = (n.mode >> shift) & 7;
+        s.push(if bits & 4 != 0 { 'r' } else { '-' });
+        s.push(if bits & 2 != 0 { 'w' } else { '-' });
+        let x = bits & 1 != 0;
+        let special = match shift {
+            6 => n.mode & 0o4000 != 0,
+            3 => n.mode & 0o2000 != 0,
+            _ => n.mode & 0o1000 != 0,
+        };
+        s.push(match (special, x, shift) {
+            (true, true, 0) => 't',
+            (true, false, 0) => 'T',
+            (true, true, _) => 's',
+            (true, false, _) => 'S',
+            (false, true, _) => 'x',
+            (false, false, _) => '-',
+        });
+    }
+    s
+}
+
+fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
+    let (flags, operands) = split_flags(args);
+    let long = flags.contains('l') || flags.contains('n') || flags.contains('g');
+    let all = flags.contains('a');
+    let almost = flags.contains('A');
+    let dir_only = flags.contains('d');
+    let one = flags.contains('1') || !ctx.out_tty;
+    let operands: Vec<String> = if operands.is_empty() {
+        vec![".".into()]
+    } else {
+        operands.into_iter().cloned().collect()
+    };
+    let mut o = Out::default();
+    let mut files: Vec<(String, Node)> = Vec::new();
+    let mut dirs: Vec<(String, String)> = Vec::new();
+    for op in &operands {
+        let path = path_of(st, op);
+        match st.fs.lstat(&path) {
+            None => {
+                o.eline(&format!(
+                    "ls: cannot access '{op}': No such file or directory"
+                ));
+                o.status = 2;
+            }
+            Some(n) => {
+                let is_dir = st.fs.stat(&path).is_some_and(|t| t.kind == Kind::Dir);
+                let follow = is_dir && (n.kind == Kind::Dir || !long);
+                if dir_only || !follow {
+                    files.push((op.clone(), n.clone()));
+                } else if st.uid != 0 && path.starts_with("/root") {
+                    o.eline(&format!(
+                        "ls: cannot open directory '{op}': Permission denied"
+                    ));
+                    o.status = 2;
+                } else {
+                    dirs.push((op.clone(), path));
+                }
+            }
+        }
+    }
+    let headers = dirs.len() + files.len() > 1;
+    let mut first = true;
+    if !files.is_empty() {
+        render(st, &mut o, &files, long, one, false);
+        first = false;
+    }
+    for (shown, path) in dirs {
+        let mut entries: Vec<(String, Node)> = Vec::new();
+        if all {
+            if let Some(n) = st.fs.stat(&path) {
+                entries.push((".".into(), n.clone()));
+            }
+            let (parent, _) = fs::split(&path);
+            if let Some(n) = st.fs.stat(parent) {
+                entries.push(("..".into(), n.clone()));
+            }
+        }
+        if let Ok(list) = st.fs.list(&path) {
+            for (name, n) in list {
+                if name.starts_with('.') && !(all || almost) {
+                    continue;
+                }
+                entries.push((name, n.clone()));
+            }
+        }
+        if !first {
+            o.out.push(b'\n');
+        }
+        first = false;
+        if headers {
+            o.line(&format!("{shown}:"));
+        }
+        render(st, &mut o, &entries, long, one, true);
+    }
+    o
+}
+
+fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: bool, total: bool) {
+    if long {
+        if total {
+            let blocks: u64 = entries
+                .iter()
+                .filter(|(n, _)| n != "." && n != "..")
+                .map(|(_, n)| n.size().div_ceil(4096) * 4)
+                .sum();
+            o.line(&format!("total {blocks}"));
+        }
+        let size_w = entries
+            .iter()
+            .map(|(_, n)| n.size().to_string().len())
+            .max()
+            .unwrap_or(1);
+        let user_w = entries
+            .iter()
+            .map(|(_, n)| st.user_name(n.uid).len())
+            .max()
+            .unwrap_or(4);
+        for (name, n) in entries {
+            let links = if n.kind == Kind::Dir { 2 } else { 1 };
+            let owner = st.user_name(n.uid);
+            let mut line = format!(
+                "{} {links} {owner:<user_w$} {owner:<user_w$} {:>size_w$} {} {name}",
+                mode_string(n),
+                n.size(),
+                ls_date(n.mtime, st.now)
+            );
+            if n.kind == Kind::Symlink {
+                let _ = write!(line, " -> {}", String::from_utf8_lossy(&n.data));
+            }
+            o.line(&line);
+        }
+        return;
+    }
+    if entries.is_empty() {
+        return;
+    }
+    if one {
+        for (name, _) in entries {
+            o.line(name);
+        }
+        return;
+    }
+    // Columns, filled top to bottom as ls does, for an 80-column terminal.
+    let width = entries
+        .iter()
+        .map(|(n, _)| n.chars().count())
+        .max()
+        .unwrap_or(1)
+        + 2;
+    let cols = (80 / width).max(1);
+    let rows = entries.len().div_ceil(cols);
+    for r in 0..rows {
+        let mut line = String::new();
+        for c in 0..cols {
+            if let Some((name, _)) = entries.get(c * rows + r) {
+                let _ = write!(line, "{name:<width$}");
+            }
+        }
+        o.line(line.trim_end());
+    }
+}
+
+fn cat(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let (_, files) = split_flags(args);
+    if files.is_empty() {
+        return Out::ok(ctx.stdin.to_vec());
+    }
+    let mut o = Out::default();
+    for f in files {
+        if f == "-" {
+            o.out.extend_from_slice(ctx.stdin);
+            continue;
+        }
+        let path = path_of(st, f);
+        if st.uid != 0 && (path == "/etc/shadow" || path.starts_with("/root/")) {
+            o.eline(&format!("cat: {f}: Permission denied"));
+            o.status = 1;
+            continue;
+        }
+        match st.fs.read(&path) {
+            Ok(d) => o.out.extend_from_slice(d),
+            Err(e) => {
+                o.eline(&format!("cat: {f}: {}", e.text()));
+                o.status = 1;
+            }
+        }
+    }
+    o
+}
+
+fn echo(args: &[String]) -> Out {
+    let mut newline = true;
+    let mut escapes = false;
+    let mut i = 0;
+    while let Some(a) = args.get(i) {
+        let is_flag =
+            a.len() > 1 && a.starts_with('-') && a[1..].chars().all(|c| "neE".contains(c));
+        if !is_flag {
+            break;
+        }
+        for c in a[1..].chars() {
+            match c {
+                'n' => newline = false,
+                'e' => escapes = true,
+                _ => escapes = false,
+            }
+        }
+        i += 1;
+    }
+    let text = args[i..].join(" ");
+    let mut out = if escapes {
+        unescape(&text)
+    } else {
+        text.into_bytes()
+    };
+    if newline {
+        out.push(b'\n');
+    }
+    Out::ok(out)
+}
+
+/// `echo -e` escapes: `\n`, `\t`, `\\`, `\xHH`, `\0NNN`, `\c` (stop).
+fn unescape(s: &str) -> Vec<u8> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] != b'\\' || i + 1 >= b.len() {
+            out.push(b[i]);
+            i += 1;
+            continue;
+        }
+        i += 1;
+        match b[i] {
+            b'n' => out.push(b'\n'),
+            b't' => out.push(b'\t'),
+            b'r' => out.push(b'\r'),
+            b'a' => out.push(7),
+            b'e' => out.push(0x1b),
+            b'\\' => out.push(b'\\'),
+            b'c' => return out,
+            b'x' => {
+                let hex: Vec<u8> = b[i + 1..]
+                    .iter()
+                    .take(2)
+                    .take_while(|c| c.is_ascii_hexdigit())
+                    .copied()
+                    .collect();
+                if hex.is_empty() {
+                    out.extend_from_slice(b"\\x");
+                } else {
+                    let v = u8::from_str_radix(std::str::from_utf8(&hex).unwrap_or("0"), 16)
+                        .unwrap_or(0);
+                    out.push(v);
+                    i += hex.len();
+                }
+            }
+            b'0' => {
+                let oct: Vec<u8> = b[i + 1..]
+                    .iter()
+                    .take(3)
+                    .take_while(|c| (b'0'..=b'7').contains(c))
+                    .copied()
+                    .collect();
+                let v =
+                    u32::from_str_radix(std::str::from_utf8(&oct).unwrap_or("0"), 8).unwrap_or(0);
+                out.push((v & 0xff) as u8);
+                i += oct.len();
+            }
+            c => {
+                out.push(b'\\');
+                out.push(c);
+            }
+        }
+        i += 1;
+    }
+    out
+}
+
+fn parse_mode(spec: &str, old: u32) -> Option<u32> {
+    if !spec.is_empty() && spec.bytes().all(|b| (b'0'..=b'7').contains(&b)) && spec.len() <= 4 {
+        return u32::from_str_radix(spec, 8).ok();
+    }
+    let mut mode = old;
+    for clause in spec.split(',') {
+        let op_at = clause.find(['+', '-', '='])?;
+        let (who, rest) = clause.split_at(op_at);
+        let op = rest.chars().next()?;
+        let perms = &rest[1..];
+        let mut mask = 0u32;
+        for c in if who.is_empty() { "a" } else { who }.chars() {
+            mask |= match c {
+                'u' => 0o700,
+                'g' => 0o070,
+                'o' => 0o007,
+                'a' => 0o777,
+                _ => return None,
+            };
+        }
+        let mut bits = 0u32;
+        for c in perms.chars() {
+            bits |= match c {
+                'r' => 0o444,
+                'w' => 0o222,
+                'x' | 'X' => 0o111,
+                's' | 't' => 0,
+                _ => return None,
+            };
+        }
+        let bits = bits & mask;
+        mode = match op {
+            '+' => mode | bits,
+            '-' => mode & !bits,
+            _ => (mode & !mask) | bits,
+        };
+    }
+    Some(mode)
+}
+
+fn chmod(st: &mut State, args: &[String]) -> Out {
+    // Modes like `-x` look like flags; take the first operand-like word as the mode.
+    let words: Vec<&String> = args
+        .iter()
+        .filter(|a| !matches!(a.as_str(), "-R" | "-v" | "-f" | "--"))
+        .collect();
+    let Some((mode, files)) = words.split_first() else {
+        return Out::fail(
+            1,
+            "chmod: missing operand\nTry 'chmod --help' for more information.\n",
+        );
+    };
+    if files.is_empty() {
+        return Out::fail(
+            1,
+            format!(
+                "chmod: missing operand after '{mode}'\nTry 'chmod --help' for more information.\n"
+            ),
+        );
+    }
+    let mut o = Out::default();
+    for f in files {
+        let path = path_of(st, f);
+        let Some(old) = st.fs.stat(&path).map(|n| n.mode) else {
+            o.eline(&format!(
+                "chmod: cannot access '{f}': No such file or directory"
+            ));
+            o.status = 1;
+            continue;
+        };
+        let Some(new) = parse_mode(mode, old) else {
+            return Out::fail(
+                1,
+                format!(
+                    "chmod: invalid mode: '{mode}'\nTry 'chmod --help' for more information.\n"
+                ),
+            );
+        };
+        if !may_write(st, &path) {
+            o.eline(&format!(
+                "chmod: changing permissions of '{f}': Operation not permitted"
+            ));
+            o.status = 1;
+            continue;
+        }
+        if let Err(e) = st.fs.chmod(&path, new) {
+            o.eline(&format!(
+                "chmod: changing permissions of '{f}': {}",
+                e.text()
+            ));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn chown(st: &State, name: &str, args: &[String]) -> Out {
+    let (_, ops) = split_flags(args);
+    let mut o = Out::default();
+    for f in ops.iter().skip(1) {
+        if st.fs.stat(&path_of(st, f)).is_none() {
+            o.eline(&format!(
+                "{name}: cannot access '{f}': No such file or directory"
+            ));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn rm(st: &mut State, args: &[String]) -> Out {
+    let (flags, files) = split_flags(args);
+    let recursive = flags.contains('r') || flags.contains('R');
+    let force = flags.contains('f');
+    if files.is_empty() && !force {
+        return Out::fail(
+            1,
+            "rm: missing operand\nTry 'rm --help' for more information.\n",
+        );
+    }
+    let mut o = Out::default();
+    for f in files {
+        let path = path_of(st, f);
+        let r = if may_write(st, &path) {
+            st.fs.remove(&path, recursive, false)
+        } else {
+            Err(FsError::Denied)
+        };
+        match r {
+            Ok(()) => {}
+            Err(FsError::NotFound) if force => {}
+            Err(e) => {
+                o.eline(&format!("rm: cannot remove '{f}': {}", e.text()));
+                o.status = 1;
+            }
+        }
+    }
+    o
+}
+
+fn mkdir(st: &mut State, args: &[String]) -> Out {
+    let (flags, dirs) = split_flags(args);
+    let parents = flags.contains('p');
+    if dirs.is_empty() {
+        return Out::fail(
+            1,
+            "mkdir: missing operand\nTry 'mkdir --help' for more information.\n",
+        );
+    }
+    let mut o = Out::default();
+    let (uid, now) = (st.uid, st.now);
+    for d in dirs {
+        let path = path_of(st, d);
+        if !may_write(st, &path) {
+            o.eline(&format!(
+                "mkdir: cannot create directory '{d}': Permission denied"
+            ));
+            o.status = 1;
+            continue;
+        }
+        let r = if parents {
+            let mut acc = String::new();
+            let mut r = Ok(());
+            for part in path.split('/').filter(|p| !p.is_empty()) {
+                acc.push('/');
+                acc.push_str(part);
+                match st.fs.stat(&acc) {
+                    Some(n) if n.kind == Kind::Dir => {}
+                    Some(_) => {
+                        r = Err(FsError::Exists);
+                        break;
+                    }
+                    None => {
+                        if let Err(e) = st.fs.mkdir(&acc, uid, now) {
+                            r = Err(e);
+                            break;
+                        }
+                    }
+                }
+            }
+            r
+        } else {
+            st.fs.mkdir(&path, uid, now)
+        };
+        if let Err(e) = r {
+            o.eline(&format!(
+                "mkdir: cannot create directory '{d}': {}",
+                e.text()
+            ));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn rmdir(st: &mut State, args: &[String]) -> Out {
+    let (_, dirs) = split_flags(args);
+    let mut o = Out::default();
+    for d in dirs {
+        let path = path_of(st, d);
+        let r = match st.fs.stat(&path) {
+            None => Err(FsError::NotFound),
+            Some(n) if n.kind != Kind::Dir => Err(FsError::NotDir),
+            Some(_) if !may_write(st, &path) => Err(FsError::Denied),
+            Some(_) => st.fs.remove(&path, false, true),
+        };
+        if let Err(e) = r {
+            o.eline(&format!("rmdir: failed to remove '{d}': {}", e.text()));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn touch(st: &mut State, args: &[String]) -> Out {
+    let (_, files) = split_flags(args);
+    if files.is_empty() {
+        return Out::fail(
+            1,
+            "touch: missing file operand\nTry 'touch --help' for more information.\n",
+        );
+    }
+    let mut o = Out::default();
+    let (uid, now) = (st.uid, st.now);
+    for f in files {
+        let path = path_of(st, f);
+        let r = if may_write(st, &path) {
+            st.fs.touch(&path, uid, now)
+        } else {
+            Err(FsError::Denied)
+        };
+        if let Err(e) = r {
+            o.eline(&format!("touch: cannot touch '{f}': {}", e.text()));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn cp_mv(st: &mut State, name: &str, args: &[String]) -> Out {
+    let (_, ops) = split_flags(args);
+    let [src, dst] = ops[..] else {
+        return Out::fail(
+            1,
+            format!("{name}: missing file operand\nTry '{name} --help' for more information.\n"),
+        );
+    };
+    let sp = path_of(st, src);
+    let mut dp = path_of(st, dst);
+    let data = match st.fs.stat(&sp) {
+        None => {
+            return Out::fail(
+                1,
+                format!("{name}: cannot stat '{src}': No such file or directory\n"),
+            );
+        }
+        Some(n) if n.kind == Kind::Dir => {
+            return Out::fail(
+                1,
+                format!("{name}: -r not specified; omitting directory '{src}'\n"),
+            );
+        }
+        Some(n) => (n.data.to_vec(), n.mode),
+    };
+    if st.fs.stat(&dp).is_some_and(|n| n.kind == Kind::Dir) {
+        let (_, base) = fs::split(&sp);
+        dp = format!("{}/{base}", dp.trim_end_matches('/'));
+    }
+    if !may_write(st, &dp) {
+        return Out::fail(
+            1,
+            format!("{name}: cannot create regular file '{dst}': Permission denied\n"),
+        );
+    }
+    let (uid, now) = (st.uid, st.now);
+    if let Err(e) = st
+        .fs
+        .write(&dp, &data.0, false, uid, now)
+        .and_then(|()| st.fs.chmod(&dp, data.1))
+    {
+        return Out::fail(
+            1,
+            format!("{name}: cannot create regular file '{dst}': {}\n", e.text()),
+        );
+    }
+    if name == "mv" {
+        let _ = st.fs.remove(&sp, false, false);
+    }
+    Out::default()
+}
+
+fn history(st: &mut State, args: &[String]) -> Out {
+    if args.first().is_some_and(|a| a == "-c") {
+        st.history.clear();
+        return Out::default();
+    }
+    let mut o = Out::default();
+    for (i, h) in st.history.iter().enumerate() {
+        o.line(&format!("{:>5}  {h}", i + 1));
+    }
+    o
+}
+
+fn export(st: &mut State, args: &[String]) -> Out {
+    let mut o = Out::default();
+    if args.is_empty() || args.iter().all(|a| a == "-p") {
+        for (k, v) in &st.env {
+            o.line(&format!("declare -x {k}=\"{v}\""));
+        }
+        return o;
+    }
+    for a in args.iter().filter(|a| !a.starts_with('-')) {
+        if let Some((k, v)) = is_assignment(a) {
+            st.set_var(k, v);
+        } else if is_assignment(&format!("{a}=")).is_none() {
+            o.eline(&format!(
+                "{}export: `{a}': not a valid identifier",
+                st.err_prefix
+            ));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+fn which(st: &State, name: &str, args: &[String]) -> Out {
+    let mut o = Out::default();
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    for n in names {
+        let found = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"]
+            .iter()
+            .map(|d| format!("{d}/{n}"))
+            .find(|p| st.fs.stat(p).is_some_and(|x| x.kind == Kind::File));
+        match (found, name) {
+            (Some(p), "type") => o.line(&format!("{n} is {p}")),
+            (Some(p), _) => o.line(&p),
+            (None, "type") => {
+                o.eline(&format!("{}type: {n}: not found", st.err_prefix));
+                o.status = 1;
+            }
+            (None, _) => o.status = 1,
+        }
+    }
+    o
+}
+
+// ---- text filters ---------------------------------------------------------------------
+
+/// The input of a filter: its file operands, or stdin.
+fn filter_input(st: &State, name: &str, files: &[&String], ctx: &Ctx<'_>) -> (Vec<u8>, Out) {
+    let mut o = Out::default();
+    if files.is_empty() {
+        return (ctx.stdin.to_vec(), o);
+    }
+    let mut data = Vec::new();
+    for f in files {
+        match st.fs.read(&path_of(st, f)) {
+            Ok(d) => data.extend_from_slice(d),
+            Err(e) => {
+                o.eline(&format!("{name}: {f}: {}", e.text()));
+                o.status = if name == "grep" { 2 } else { 1 };
+            }
+        }
+    }
+    (data, o)
+}
+
+fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let (flags, ops) = split_flags(args);
+    let Some((pattern, files)) = ops.split_first() else {
+        return Out::fail(
+            2,
+            "Usage: grep [OPTION]... PATTERNS [FILE]...\nTry 'grep --help' for more information.\n",
+        );
+    };
+    let (data, mut o) = filter_input(st, "grep", files, ctx);
+    let ci = flags.contains('i');
+    let invert = flags.contains('v');
+    let count = flags.contains('c');
+    let pat = if ci {
+        pattern.to_lowercase()
+    } else {
+        (*pattern).clone()
+    };
+    // A pattern like `a\|b` or `-E 'a|b'` is a list of alternatives; no other regex.
+    let alts: Vec<String> = pat
+        .replace("\\|", "|")
+        .split('|')
+        .map(str::to_owned)
+        .collect();
+    let mut n = 0usize;
+    for line in String::from_utf8_lossy(&data).lines() {
+        let hay = if ci {
+            line.to_lowercase()
+        } else {
+            line.to_owned()
+        };
+        let hit = alts
+            .iter()
+            .any(|a| hay.contains(a.trim_start_matches('^').trim_end_matches('$')));
+        if hit != invert {
+            n += 1;
+            if !count {
+                o.line(line);
+            }
+        }
+    }
+    if count {
+        o.line(&n.to_string());
+    }
+    if o.status == 0 && n == 0 {
+        o.status = 1;
+    }
+    o
+}
+
+fn head_tail(st: &State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let mut n = 10usize;
+    let mut files = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if a == "-n" {
+            n = it
+                .next()
+                .and_then(|v| v.trim_start_matches('+').parse().ok())
+                .unwrap_or(10);
+        } else if let Some(v) = a.strip_prefix("-n") {
+            n = v.parse().unwrap_or(10);
+        } else if let Some(v) = a
+            .strip_prefix('-')
+            .filter(|v| v.chars().all(|c| c.is_ascii_digit()) && !v.is_empty())
+        {
+            n = v.parse().unwrap_or(10);
+        } else if !a.starts_with('-') {
+            files.push(a);
+        }
+    }
+    let (data, mut o) = filter_input(st, name, &files, ctx);
+    let text = String::from_utf8_lossy(&data);
+    let lines: Vec<&str> = text.lines().collect();
+    let chosen = if name == "head" {
+        &lines[..n.min(lines.len())]
+    } else {
+        &lines[lines.len().saturating_sub(n)..]
+    };
+    for l in chosen {
+        o.line(l);
+    }
+    o
+}
+
+fn wc(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let (flags, files) = split_flags(args);
+    let (data, mut o) = filter_input(st, "wc", &files, ctx);
+    let lines = data.iter().filter(|&&b| b == b'\n').count();
+    let words = String::from_utf8_lossy(&data).split_whitespace().count();
+    let bytes = data.len();
+    let name = files.first().map(|f| format!(" {f}")).unwrap_or_default();
+    let mut parts = Vec::new();
+    if flags.contains('l') {
+        parts.push(lines);
+    }
+    if flags.contains('w') {
+        parts.push(words);
+    }
+    if flags.contains('c') || flags.contains('m') {
+        parts.push(bytes);
+    }
+    if parts.is_empty() {
+        let w = bytes
+            .to_string()
+            .len()
+            .max(if files.is_empty() { 7 } else { 1 });
+        o.line(&format!("{lines:>w$} {words:>w$} {bytes:>w$}{name}"));
+    } else if parts.len() == 1 && files.is_empty() {
+        o.line(&parts[0].to_string());
+    } else {
+        let s: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
+        o.line(&format!("{}{name}", s.join(" ")));
+    }
+    o
+}
+
+fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
+    if let Some(i) = args.iter().position(|a| a == "-c") {
+        let Some(script) = args.get(i + 1) else {
+            return Out::fail(2, format!("{name}: -c: option requires an argument\n"));
+        };
+        if st.depth >= MAX_DEPTH {
+            return Out::default();
+        }
+        st.depth += 1;
+        let mut io = Io::new(false, 256 * 1024);
+        for line in script.split('\n') {
+            run_line(st, line, &mut io);
+            if st.exit.is_some() {
+                break;
+            }
+        }
+        st.depth -= 1;
+        // `exit` inside `sh -c` ends that shell only.
+        let status = st.exit.take().unwrap_or(st.status);
+        let (out, err) = io.into_parts();
+        return Out { out, err, status };
+    }
+    match args.iter().find(|a| !a.starts_with('-')) {
+        // Reading a script from stdin (`curl … | sh`): nothing arrives, nothing runs.
+        None => {
+            let _ = ctx.stdin;
+            Out::default()
+        }
+        Some(f) => {
+            if st.fs.stat(&path_of(st, f)).is_some() {
+                Out::default()
+            } else if name == "sh" || name == "dash" {
+                Out::fail(2, format!("{name}: 0: cannot open {f}: No such file\n"))
+            } else {
+                Out::fail(127, format!("{name}: {f}: No such file or directory\n"))
+            }
+        }
+    }
+}
+
+// ---- downloads ------------------------------------------------------------------------
+
+/// The host and port of a URL as wget/curl would connect to them.
+fn url_host(url: &str) -> (String, u16) {
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (s.to_ascii_lowercase(), r),
+        None => ("http".into(), url),
+    };
+    let authority = rest.split(['/', '?', '#']).next().unwrap_or("");
+    let authority = authority.rsplit('@').next().unwrap_or(authority);
+    let default_port = match scheme.as_str() {
+        "https" => 443,
+        "ftp" => 21,
+        "tftp" => 69,
+        _ => 80,
+    };
+    if let Some(v6) = authority.strip_prefix('[') {
+        let (h, p) = v6.split_once(']').unwrap_or((v6, ""));
+        let port = p
+            .strip_prefix(':')
+            .and_then(|p| p.parse().ok())
+            .unwrap_or(default_port);
+        return (h.to_owned(), port);
+    }
+    match authority.rsplit_once(':') {
+        Some((h, p)) if p.chars().all(|c| c.is_ascii_digit()) && !p.is_empty() => {
+            (h.to_owned(), p.parse().unwrap_or(default_port))
+        }
+        _ => (authority.to_owned(), default_port),
+    }
+}
+
+fn is_ip(host: &str) -> bool {
+    host.parse::<std::net::IpAddr>().is_ok()
+}
+
+fn record_download(st: &mut State, url: &str, tool: &str) {
+    st.effects.push(Effect::Download {
+        url: clamp(url, MAX_FIELD_LEN),
+        tool: tool.to_owned(),
+    });
+}
+
+/// Operands of a command whose options in `with_value` (short letters, long names)
+/// take a value.
+fn operands<'a>(
+    args: &'a [String],
+    short_with_value: &str,
+    long_with_value: &[&str],
+) -> (String, Vec<&'a String>) {
+    let mut flags = String::new();
+    let mut out = Vec::new();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        if let Some(long) = a.strip_prefix("--") {
+            if !long.contains('=') && long_with_value.contains(&long) {
+                it.next();
+            }
+            flags.push_str(&format!(" {long}"));
+        } else if a.starts_with('-') && a.len() > 1 {
+            let letters = &a[1..];
+            for (i, c) in letters.char_indices() {
+                flags.push(c);
+                if short_with_value.contains(c) {
+                    // The value is the rest of this word, or the next word.
+                    if i + c.len_utf8() == letters.len() {
+                        it.next();
+                    }
+                    break;
+                }
+            }
+        } else {
+            out.push(a);
+        }
+    }
+    (flags, out)
+}
+
+fn wget(st: &mut State, args: &[String]) -> Out {
+    let (flags, urls) = operands(
+        args,
+        "OoaPUetTwlADRIXQ",
+        &[
+            "output-document",
+            "output-file",
+            "append-output",
+            "directory-prefix",
+            "user-agent",
+            "header",
+            "tries",
+            "timeout",
+            "wait",
+            "user",
+            "password",
+            "post-data",
+            "body-data",
+            "method",
+            "referer",
+            "execute",
+            "limit-rate",
+            "bind-address",
+        ],
+    );
+    if urls.is_empty() {
+        return Out::fail(
+            1,
+            "wget: missing URL\nUsage: wget [OPTION]... [URL]...\n\nTry `wget --help' for more options.\n",
+        );
+    }
+    let quiet = flags.contains('q') || flags.contains(" quiet");
+    let mut o = Out::default();
+    for url in urls.into_iter().take(MAX_DOWNLOADS_PER_COMMAND) {
+        record_download(st, url, "wget");
+        if quiet {
+            o.status = 4;
+            continue;
+        }
+        let shown = if url.contains("://") {
+            url.clone()
+        } else {
+            format!("http://{url}")
+        };
+        let (host, port) = url_host(url);
+        o.eline(&format!("--{}--  {shown}", datetime_iso(st.now)));
+        if is_ip(&host) {
+            o.eline(&format!(
+                "Connecting to {host}:{port}... failed: Connection refused."
+            ));
+        } else {
+            o.eline(&format!(
+                "Resolving {host} ({host})... failed: Temporary failure in name resolution."
+            ));
+            o.eline(&format!("wget: unable to resolve host address '{host}'"));
+        }
+        o.status = 4;
+    }
+    o
+}
+
+fn curl(st: &mut State, args: &[String]) -> Out {
+    let (flags, urls) = operands(
+        args,
+        "oXHdAuexmwTFbcKrCEUyYzDQt",
+        &[
+            "output",
+            "request",
+            "header",
+            "data",
+            "data-raw",
+            "data-binary",
+            "data-urlencode",
+            "user-agent",
+            "user",
+            "referer",
+            "proxy",
+            "max-time",
+            "connect-timeout",
+            "write-out",
+            "upload-file",
+            "form",
+            "cookie",
+            "cookie-jar",
+            "config",
+            "range",
+            "retry",
+            "output-dir",
+            "resolve",
+            "interface",
+        ],
+    );
+    if urls.is_empty() {
+        return Out::fail(
+            2,
+            "curl: try 'curl --help' or 'curl --manual' for more information\n",
+        );
+    }
+    // -s hides errors unless -S brings them back.
+    let silent = (flags.contains('s') || flags.contains(" silent"))
+        && !(flags.contains('S') || flags.contains(" show-error"));
+    let mut o = Out::default();
+    for url in urls.into_iter().take(MAX_DOWNLOADS_PER_COMMAND) {
+        record_download(st, url, "curl");
+        let (host, port) = url_host(url);
+        let (status, msg) = if is_ip(&host) {
+            (
+                7,
+                format!(
+                    "curl: (7) Failed to connect to {host} port {port} after 0 ms: Couldn't connect to server"
+                ),
+            )
+        } else {
+            (6, format!("curl: (6) Could not resolve host: {host}"))
+        };
+        if !silent {
+            o.eline(&msg);
+        }
+        o.status = status;
+    }
+    o
+}
+
+/// Tools Debian does not ship but droppers try anyway: the URL is still worth keeping.
+fn not_found_but_record(st: &mut State, name: &str, args: &[String]) -> Out {
+    let words: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let url = match name {
+        // tftp -g -r FILE HOST | tftp HOST -c get FILE
+        "tftp" => {
+            let file = args
+                .iter()
+                .position(|a| a == "-r")
+                .and_then(|i| args.get(i + 1))
+                .or_else(|| {
+                    args.iter()
+                        .position(|a| a == "get")
+                        .and_then(|i| args.get(i + 1))
+                });
+            let host = words
+                .iter()
+                .find(|w| Some(**w) != file && w.as_str() != "get" && w.as_str() != "-c");
+            host.map(|h| format!("tftp://{h}/{}", file.map_or("", |f| f.as_str())))
+        }
+        // ftpget [-u U -p P] HOST LOCAL REMOTE
+        "ftpget" => {
+            let mut rest = Vec::new();
+            let mut it = args.iter();
+            while let Some(a) = it.next() {
+                if matches!(a.as_str(), "-u" | "-p" | "-P") {
+                    it.next();
+                } else if !a.starts_with('-') {
+                    rest.push(a);
+                }
+            }
+            match rest[..] {
+                [h, _, r, ..] => Some(format!("ftp://{h}/{r}")),
+                [h, l] => Some(format!("ftp://{h}/{l}")),
+                _ => None,
+            }
+        }
+        // busybox wget URL, busybox tftp …
+        _ => match args.first().map(String::as_str) {
+            Some("wget") | Some("curl") => {
+                let tool = args[0].clone();
+                let _ = if tool == "wget" {
+                    wget(st, &args[1..])
+                } else {
+                    curl(st, &args[1..])
+                };
+                None
+            }
+            _ => None,
+        },
+    };
+    if let Some(u) = url {
+        record_download(st, &u, name);
+    }
+    Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix))
+}
+
+// ---- time -----------------------------------------------------------------------------
+
+/// (year, month 1-12, day, weekday 0=Sunday) of a Unix day number.
+fn civil(days: i64) -> (i64, u32, u32, u32) {
+    // Howard Hinnant's days-to-civil.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let wd = (days + 4).rem_euclid(7) as u32;
+    (y, m, d, wd)
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+
+fn hms(t: i64) -> (i64, i64, i64) {
+    let s = t.rem_euclid(86_400);
+    (s / 3600, (s % 3600) / 60, s % 60)
+}
+
+/// `Sun Apr 14 10:22:31 2024`, as `Last login:` shows.
+pub(super) fn ctime(t: i64) -> String {
+    let (y, m, d, wd) = civil(t.div_euclid(86_400));
+    let (hh, mm, ss) = hms(t);
+    format!(
+        "{} {} {d:2} {hh:02}:{mm:02}:{ss:02} {y}",
+        DAYS[wd as usize],
+        MONTHS[(m - 1) as usize]
+    )
+}
+
+/// `date`: `Sun Apr 14 10:22:31 UTC 2024`.
+fn date_cmd(t: i64) -> String {
+    let (y, m, d, wd) = civil(t.div_euclid(86_400));
+    let (hh, mm, ss) = hms(t);
+    format!(
+        "{} {} {d:2} {hh:02}:{mm:02}:{ss:02} UTC {y}",
+        DAYS[wd as usize],
+        MONTHS[(m - 1) as usize]
+    )
+}
+
+fn datetime_iso(t: i64) -> String {
+    let (y, m, d, _) = civil(t.div_euclid(86_400));
+    let (hh, mm, ss) = hms(t);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
+}
+
+fn datetime(t: i64) -> String {
+    let (y, m, d, _) = civil(t.div_euclid(86_400));
+    let (hh, mm, _) = hms(t);
+    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
+}
+
+fn datetime_full(t: i64) -> String {
+    datetime_iso(t)
+}
+
+/// `Feb 10 11:06` for the last six months, `Feb 10  2023` before.
+fn ls_date(t: i64, now: i64) -> String {
+    let (y, m, d, _) = civil(t.div_euclid(86_400));
+    let (hh, mm, _) = hms(t);
+    let mon = MONTHS[(m - 1) as usize];
+    if (now - t).abs() < 183 * 86_400 {
+        format!("{mon} {d:2} {hh:02}:{mm:02}")
+    } else {
+        format!("{mon} {d:2}  {y}")
+    }
+}
+
+const LSCPU: &str = "Architecture:            x86_64\n  CPU op-mode(s):        32-bit, 64-bit\n  Address sizes:         46 bits physical, 48 bits virtual\n  Byte Order:            Little Endian\nCPU(s):                  2\n  On-line CPU(s) list:   0,1\nVendor ID:               GenuineIntel\n  Model name:            Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz\n    CPU family:          6\n    Model:               79\n    Thread(s) per core:  2\n    Core(s) per socket:  1\n    Socket(s):           1\n    Stepping:            1\n    BogoMIPS:            4599.99\nVirtualization features: \n  Hypervisor vendor:     Xen\n  Virtualization type:   full\n";
+
+const PS_AUX: &str = "USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
+root           1  0.0  0.3 168584 12980 ?        Ss   Feb10   1:02 /sbin/init
+root           2  0.0  0.0      0     0 ?        S    Feb10   0:00 [kthreadd]
+root           3  0.0  0.0      0     0 ?        I<   Feb10   0:00 [rcu_gp]
+root          12  0.0  0.0      0     0 ?        S    Feb10   0:21 [ksoftirqd/0]
+root          13  0.0  0.0      0     0 ?        I    Feb10   2:14 [rcu_preempt]
+root         228  0.0  0.4  48612 17500 ?        Ss   Feb10   0:35 /lib/systemd/systemd-journald
+root         254  0.0  0.1  26028  6692 ?        Ss   Feb10   0:02 /lib/systemd/systemd-udevd
+systemd+     401  0.0  0.2  90236  8004 ?        Ssl  Feb10   0:03 /lib/systemd/systemd-timesyncd
+root         498  0.0  0.0   6608  2688 ?        Ss   Feb10   0:04 /usr/sbin/cron -f
+message+     499  0.0  0.1   9124  4480 ?        Ss   Feb10   0:01 /usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only
+root         503  0.0  0.1  17208  7808 ?        Ss   Feb10   0:01 /lib/systemd/systemd-logind
+root         561  0.0  0.0   5872  1024 ttyS0    Ss+  Feb10   0:00 /sbin/agetty -o -p -- \\u --keep-baud 115200,57600,38400,9600 ttyS0 vt220
+root         563  0.0  0.0   5872   988 tty1     Ss+  Feb10   0:00 /sbin/agetty -o -p -- \\u --noclear - linux
+root         640  0.0  0.2  15424  9120 ?        Ss   Feb10   0:00 sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups
+root         688  0.0  0.0  55196  1604 ?        Ss   Feb10   0:00 nginx: master process /usr/sbin/nginx -g daemon on; master_process on;
+www-data     689  0.0  0.1  55872  5544 ?        S    Feb10   0:12 nginx: worker process
+www-data     690  0.0  0.1  55872  5544 ?        S    Feb10   0:11 nginx: worker process
+";

