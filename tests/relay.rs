@@ -217,6 +217,13 @@ fn node_behind_relay_enrols_delivers_and_loses_nothing_when_the_relay_dies() {
             (n["online"] == true && n["via"] == "relay-1").then_some(())
         },
     );
+    // It got there on a new session: the old path died with the relay.
+    let sessions = node
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("connected to core") && !l.contains("disconnected"))
+        .count();
+    assert!(sessions >= 2, "{}", node.log_text());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
