@@ -217,6 +217,21 @@ fn node_behind_relay_enrols_delivers_and_loses_nothing_when_the_relay_dies() {
             (n["online"] == true && n["via"] == "relay-1").then_some(())
         },
     );
+    // It got there on a new session: the old path died with the relay.
+    let sessions = node
+        .log_text()
+        .lines()
+        .filter(|l| l.contains("connected to core") && !l.contains("disconnected"))
+        .count();
+    assert!(sessions >= 2, "{}", node.log_text());
+
+    // Revoking the relay cuts off the nodes it carries too.
+    ok(&["node", "revoke", "--data-dir", &dep.d(), "relay-1"]);
+    wait_for(
+        "lan-1 offline with its relay revoked",
+        Duration::from_secs(10),
+        || (dep.node("lan-1")?["online"] == false).then_some(()),
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

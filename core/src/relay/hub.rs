@@ -16,6 +16,9 @@ pub const INBOUND_QUEUE: usize = 4096;
 /// Datagrams queued from the relayed endpoint towards one flow's stream.
 pub const FLOW_QUEUE: usize = 256;
 
+/// The queue from flows to the virtual socket: (virtual source address, datagram).
+pub(crate) type Inbound = mpsc::Sender<(SocketAddr, Vec<u8>)>;
+
 /// How a relayed connection reached the core.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FlowPath {
@@ -37,7 +40,7 @@ struct Flow {
 #[derive(Default)]
 pub struct RelayHub {
     flows: Mutex<HashMap<SocketAddr, Flow>>,
-    inbound: Mutex<Option<mpsc::Sender<(SocketAddr, Vec<u8>)>>>,
+    inbound: Mutex<Option<Inbound>>,
     next: AtomicU64,
     dropped: AtomicU64,
 }
@@ -73,7 +76,7 @@ impl RelayHub {
     }
 
     /// Connects the hub to the virtual socket's receive queue.
-    pub(crate) fn set_inbound(&self, tx: mpsc::Sender<(SocketAddr, Vec<u8>)>) {
+    pub(crate) fn set_inbound(&self, tx: Inbound) {
         *self.inbound.lock().unwrap_or_else(|p| p.into_inner()) = Some(tx);
     }
 

@@ -104,13 +104,13 @@ impl AsyncUdpSocket for RelaySocket {
                 continue;
             }
             bufs[n][..datagram.len()].copy_from_slice(&datagram);
-            let mut m = RecvMeta::default();
-            m.addr = from;
-            m.len = datagram.len();
-            m.stride = datagram.len();
-            m.ecn = None;
-            m.dst_ip = None;
-            meta[n] = m;
+            meta[n] = RecvMeta {
+                addr: from,
+                len: datagram.len(),
+                stride: datagram.len(),
+                ecn: None,
+                dst_ip: None,
+            };
             n += 1;
         }
         Poll::Ready(Ok(n))
