@@ -100,7 +100,7 @@ pub enum Probe {
     /// FTP: read `220`, send `QUIT`, read `221`, close.
     FtpQuit,
     /// HTTP/1.1 `GET /` with `Connection: close`; read the response to EOF (≤ 1 MiB); the
-    /// status line must be `HTTP/1.x 200`.
+    /// status must be 2xx or 3xx.
     HttpGet,
 }
 
@@ -129,7 +129,11 @@ impl Probe {
                 if !matches!(read, Ok(Ok(_))) {
                     return false;
                 }
-                body.starts_with(b"HTTP/1.1 200") || body.starts_with(b"HTTP/1.0 200")
+                // A page or a redirect (OpenCanary's skins redirect `/` to their login
+                // page), as a scanner's first request gets.
+                body.len() > 12
+                    && (body.starts_with(b"HTTP/1.1 ") || body.starts_with(b"HTTP/1.0 "))
+                    && matches!(body[9], b'2' | b'3')
             }
         }
     }

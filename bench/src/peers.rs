@@ -22,7 +22,9 @@ pub struct PeersDir {
 }
 
 impl PeersDir {
+    /// `root` is made absolute: the peers run in their own working directories.
     pub fn new(root: PathBuf) -> PeersDir {
+        let root = std::fs::canonicalize(&root).unwrap_or(root);
         PeersDir { root }
     }
 

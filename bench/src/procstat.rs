@@ -8,8 +8,30 @@ use std::time::Duration;
 /// Linux supports (it is fixed in the ABI, independent of the kernel's HZ).
 const USER_HZ: u64 = 100;
 
-/// User plus system CPU time of every thread of `pid` so far.
-pub fn cpu_time(pid: u32) -> Result<Duration> {
+/// CPU time of `pid` so far, two ways: the process's `utime + stime` (every thread that
+/// ever ran, but in 10 ms ticks) and the sum of its live threads' run time from
+/// `/proc/PID/task/*/schedstat` (nanoseconds, but a thread that exited is gone).
+fn cpu_times(pid: u32) -> Result<(Duration, Duration)> {
+    Ok((
+        stat_cpu_time(pid)?,
+        sched_cpu_time(pid).unwrap_or(Duration::ZERO),
+    ))
+}
+
+fn sched_cpu_time(pid: u32) -> Option<Duration> {
+    let mut ns: u64 = 0;
+    for task in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let path = task.ok()?.path().join("schedstat");
+        // A thread may exit between listing and reading.
+        if let Ok(s) = std::fs::read_to_string(path) {
+            ns += s.split_whitespace().next()?.parse::<u64>().ok()?;
+        }
+    }
+    Some(Duration::from_nanos(ns))
+}
+
+/// `utime + stime` of every thread of `pid` so far.
+fn stat_cpu_time(pid: u32) -> Result<Duration> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))
         .with_context(|| format!("read /proc/{pid}/stat"))?;
     parse_cpu_ticks(&stat)
@@ -58,20 +80,24 @@ pub fn open_files_limit(pid: u32) -> Option<u64> {
 #[derive(Debug, Clone, Copy)]
 pub struct Meter {
     pid: u32,
-    cpu0: Duration,
+    start: (Duration, Duration),
 }
 
 impl Meter {
     pub fn start(pid: u32) -> Result<Meter> {
         Ok(Meter {
             pid,
-            cpu0: cpu_time(pid)?,
+            start: cpu_times(pid)?,
         })
     }
 
-    /// CPU time the process used since `start`.
+    /// CPU time the process used since `start`: the larger of the two readings' deltas
+    /// (ticks are coarse; schedstat misses threads that exited meanwhile).
     pub fn cpu(&self) -> Result<Duration> {
-        Ok(cpu_time(self.pid)?.saturating_sub(self.cpu0))
+        let (ticks, sched) = cpu_times(self.pid)?;
+        Ok(ticks
+            .saturating_sub(self.start.0)
+            .max(sched.saturating_sub(self.start.1)))
     }
 }
 
@@ -105,7 +131,11 @@ mod tests {
             x = x.wrapping_mul(31).wrapping_add(i);
         }
         std::hint::black_box(x);
-        assert!(m.cpu().unwrap() >= Duration::ZERO);
+        assert!(
+            m.cpu().unwrap() > Duration::ZERO,
+            "schedstat counts nanoseconds"
+        );
+        assert!(sched_cpu_time(pid).is_some());
         assert!(open_files_limit(pid).unwrap_or(0) > 0);
     }
 }

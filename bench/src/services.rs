@@ -550,23 +550,25 @@ impl ServiceBench {
         }
         if first {
             let mut n = format!(
-                "Held connections: each from one of {} loopback attacker addresses ({} per address, under the agent's per-source cap of 32), after the server's SSH identification line was read and a client identification line sent (so each server is in key exchange); RSS read 2 s after the last was open. HoneyBee held {} ({} refused/failed), RSS {:.1} → {:.1} MiB, {:.1} MiB 3 s after they closed",
+                "Held connections: each from one of {} loopback attacker addresses ({} per address, under the agent's per-source cap of 32), after the server's SSH identification line was read and a client identification line sent (so each server is in key exchange); RSS read 2 s after the last was open. HoneyBee held {} ({} refused/failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection), {:.1} MiB 3 s after they closed",
                 sz.held.div_ceil(20),
                 20,
                 hb_held.held,
                 hb_held.failed,
                 kib_to_mib(hb_held.before),
                 kib_to_mib(hb_held.during),
+                hb_held.per_conn_kib(),
                 kib_to_mib(hb_held.after)
             );
             for (name, h, pid) in &rows_held {
                 let _ = write!(
                     n,
-                    "; {name} held {} ({} failed), RSS {:.1} → {:.1} MiB, {:.1} MiB after (open-file limit {})",
+                    "; {name} held {} ({} failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection), {:.1} MiB after (open-file limit {})",
                     h.held,
                     h.failed,
                     kib_to_mib(h.before),
                     kib_to_mib(h.during),
+                    h.per_conn_kib(),
                     kib_to_mib(h.after),
                     procstat::open_files_limit(*pid).map_or("?".into(), |n| n.to_string())
                 );
@@ -909,6 +911,12 @@ struct HeldRss {
     after: u64,
     held: usize,
     failed: usize,
+}
+
+impl HeldRss {
+    fn per_conn_kib(&self) -> f64 {
+        self.during.saturating_sub(self.before) as f64 / self.held.max(1) as f64
+    }
 }
 
 /// `n` sequential OpenSSH logins as root running `command`; counts those that exited
