@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 
 export DEBIAN_FRONTEND=noninteractive
 # Real attacker clients used by the end-to-end tests (Debian packages; needs root to install).
-packages=(openssh-client sshpass nmap)
+# hydra, nmap -sV and the protocol clients against the honeypots; Chromium for the
+# dashboard's browser tests (driven by playwright-core, never downloaded).
+packages=(openssh-client sshpass nmap hydra curl telnet ftp lftp redis-tools
+  default-mysql-client mbpoll chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

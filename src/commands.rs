@@ -157,8 +157,8 @@ pub async fn token_revoke(data_dir: &Path, id: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub async fn agent_enroll(token: &str, data_dir: &Path) -> anyhow::Result<()> {
-    let r = honeybee_agent::enroll::enroll(token, data_dir).await?;
+pub async fn agent_enroll(token: &str, data_dir: &Path, core: Option<&str>) -> anyhow::Result<()> {
+    let r = honeybee_agent::enroll::enroll_via(token, data_dir, core).await?;
     println!(
         "enrolled as {} (role {}) with core {}; certificate valid until {}",
         r.node_id,
@@ -170,21 +170,43 @@ pub async fn agent_enroll(token: &str, data_dir: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `--mode`: `full` or `extension`. An extension node is an agent whose configuration
-/// holds extension services; the mode is what it tells the core in its hello.
+/// `--mode`: `full`, `extension` or `relay`. An extension node is an agent whose
+/// configuration holds extension services; a relay also carries other nodes' QUIC to the
+/// core. The mode is what the agent tells the core in its hello.
 pub fn node_mode(mode: &str) -> anyhow::Result<honeybee_proto::control::NodeMode> {
     use honeybee_proto::control::NodeMode;
     match mode {
         "full" => Ok(NodeMode::Full),
         "extension" => Ok(NodeMode::Extension),
-        other => bail!("unknown mode {other:?}; known: full, extension"),
+        "relay" => Ok(NodeMode::Relay),
+        other => bail!("unknown mode {other:?}; known: full, extension, relay"),
     }
 }
 
-pub async fn agent_run(data_dir: &Path, mode: &str) -> anyhow::Result<()> {
+fn mode_name(mode: honeybee_proto::control::NodeMode) -> &'static str {
+    use honeybee_proto::control::NodeMode;
+    match mode {
+        NodeMode::Full => "full",
+        NodeMode::Extension => "extension",
+        NodeMode::Relay => "relay",
+        _ => "other",
+    }
+}
+
+pub async fn agent_run(
+    data_dir: &Path,
+    mode: &str,
+    relay_listen: SocketAddr,
+) -> anyhow::Result<()> {
     let mut opts = honeybee_agent::runtime::AgentOptions::full(data_dir.to_owned());
     opts.mode = node_mode(mode)?;
-    honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
+    if opts.mode == honeybee_proto::control::NodeMode::Relay {
+        let limits = honeybee_agent::relay::flows::FlowLimits::default();
+        honeybee_agent::relay::run(opts, relay_listen, limits, crate::up::wait_for_signal())
+            .await?;
+    } else {
+        honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
+    }
     Ok(())
 }
 
@@ -194,6 +216,8 @@ fn node_json(n: &NodeInfo) -> serde_json::Value {
         "serial": n.serial.to_hex(), "cert_not_after": rfc3339(n.cert_not_after_ms),
         "first_seen": rfc3339(n.first_seen_ms), "last_seen": rfc3339(n.last_seen_ms),
         "addr": n.addr, "online": n.online, "revoked": n.revoked,
+        "mode": n.mode.map(mode_name), "via": n.via.as_ref().map(|v| v.as_str()),
+        "relay": n.relay.as_ref().map(|r| r.as_str()),
         "health": n.health.as_ref().map(|h| json!({
             "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
             "spool_depth": h.spool_depth, "spool_dropped": h.spool_dropped,
@@ -213,8 +237,8 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     println!(
-        "{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  services",
-        "NODE", "ROLE", "STATE", "ADDRESS", "LAST SEEN"
+        "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  services",
+        "NODE", "ROLE", "MODE", "STATE", "ADDRESS", "PATH", "LAST SEEN"
     );
     for n in &nodes {
         let state = if n.revoked {
@@ -242,15 +266,52 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                     .join(" ")
             })
             .unwrap_or_default();
+        // Online: the path in use. Offline: the relay it is assigned to, if any.
+        let path = match (&n.via, &n.relay) {
+            (Some(v), _) => format!("via relay {v}"),
+            (None, Some(r)) if !n.online => format!("(relay {r})"),
+            _ => "direct".to_owned(),
+        };
         println!(
-            "{:<24}  {:<6}  {:<8}  {:<22}  {:<24}  {}",
+            "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  {}",
             n.id,
             n.role,
+            n.mode.map(mode_name).unwrap_or("-"),
             state,
             n.addr.as_deref().unwrap_or("-"),
+            path,
             rfc3339(n.last_seen_ms),
             services
         );
+    }
+    Ok(())
+}
+
+pub async fn node_assign_relay(
+    data_dir: &Path,
+    node: &str,
+    relay: Option<&str>,
+) -> anyhow::Result<()> {
+    let node = node_id(node)?;
+    let relay = relay.map(node_id).transpose()?;
+    match ask(
+        data_dir,
+        AdminRequest::AssignRelay {
+            node: node.clone(),
+            relay: relay.clone(),
+        },
+    )
+    .await?
+    {
+        AdminResponse::Done => {}
+        AdminResponse::Error(e) => bail!("{e}"),
+        r => return Err(unexpected(r)),
+    }
+    match relay {
+        Some(r) => {
+            println!("node {node} may now reach the core through relay {r} (and no other relay)")
+        }
+        None => println!("node {node} is assigned to no relay; it must reach the core directly"),
     }
     Ok(())
 }

@@ -257,15 +257,24 @@ enum AgentCmd {
         token: String,
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
+        /// Reach the core at this HOST:PORT instead of the token's address: a relay on
+        /// this network (the token must name it: --labels relay=RELAY). The node keeps
+        /// using it.
+        #[arg(long)]
+        core: Option<String>,
     },
     /// Run the agent in the foreground.
     Run {
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
-        /// `full`, or `extension` for a node beside real services (its config holds
-        /// extension services).
+        /// `full`, `extension` for a node beside real services (its config holds
+        /// extension services), or `relay` to also carry nodes of this network to the
+        /// core (needs a relay certificate: `token create --role relay`).
         #[arg(long, default_value = "full")]
         mode: String,
+        /// Relay mode: the UDP address downstream nodes send to.
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        relay_listen: SocketAddr,
     },
 }
 
@@ -296,6 +305,18 @@ enum NodeCmd {
         listen: Vec<String>,
         #[arg(long)]
         json: bool,
+    },
+    /// Allow a node to reach the core through a relay (and through no other relay);
+    /// `--none` removes the assignment. A live connection through another relay closes.
+    AssignRelay {
+        #[command(flatten)]
+        dir: DataDir,
+        node: String,
+        /// The relay's node id.
+        #[arg(required_unless_present = "none")]
+        relay: Option<String>,
+        #[arg(long, conflicts_with = "relay")]
+        none: bool,
     },
     /// Send a command to a live node (ping, status, release-port SERVICE PORT) and print
     /// its answer.
@@ -354,12 +375,24 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }) => c::token_create(&dir.data_dir, &role, name, &ttl, uses, labels.as_deref()).await,
         Cmd::Token(TokenCmd::List { dir, json }) => c::token_list(&dir.data_dir, json).await,
         Cmd::Token(TokenCmd::Revoke { dir, id }) => c::token_revoke(&dir.data_dir, &id).await,
-        Cmd::Agent(AgentCmd::Enroll { token, data_dir }) => {
-            c::agent_enroll(&token, &data_dir).await
-        }
-        Cmd::Agent(AgentCmd::Run { data_dir, mode }) => c::agent_run(&data_dir, &mode).await,
+        Cmd::Agent(AgentCmd::Enroll {
+            token,
+            data_dir,
+            core,
+        }) => c::agent_enroll(&token, &data_dir, core.as_deref()).await,
+        Cmd::Agent(AgentCmd::Run {
+            data_dir,
+            mode,
+            relay_listen,
+        }) => c::agent_run(&data_dir, &mode, relay_listen).await,
         Cmd::Nodes { dir, json } => c::nodes(&dir.data_dir, json).await,
         Cmd::Node(NodeCmd::Revoke { dir, node }) => c::node_revoke(&dir.data_dir, &node).await,
+        Cmd::Node(NodeCmd::AssignRelay {
+            dir,
+            node,
+            relay,
+            none: _,
+        }) => c::node_assign_relay(&dir.data_dir, &node, relay.as_deref()).await,
         Cmd::Node(NodeCmd::Config {
             dir,
             node,

@@ -69,8 +69,23 @@ fn hostname() -> String {
 
 /// Enrols this machine with the core named in `token`, writing into `data_dir`.
 pub async fn enroll(token: &str, data_dir: &Path) -> Result<EnrollReport, EnrollError> {
+    enroll_via(token, data_dir, None).await
+}
+
+/// [`enroll`], reaching the core at `core` instead of the token's address — a relay on
+/// this node's network (`HOST:PORT` or `srv:DOMAIN`). The node then keeps using that
+/// address. The core is still checked against the token's CA pin, end to end.
+pub async fn enroll_via(
+    token: &str,
+    data_dir: &Path,
+    core: Option<&str>,
+) -> Result<EnrollReport, EnrollError> {
     honeybee_pki::install_crypto_provider();
-    let token = Token::decode(token).map_err(|e| EnrollError::MalformedToken(e.to_string()))?;
+    let mut token = Token::decode(token).map_err(|e| EnrollError::MalformedToken(e.to_string()))?;
+    if let Some(core) = core {
+        honeybee_pki::token::validate_addr(core).map_err(|e| EnrollError::Other(e.to_string()))?;
+        token.core_addr = core.to_owned();
+    }
     let paths = AgentPaths::new(data_dir);
     if paths.config().exists() {
         return Err(EnrollError::AlreadyEnrolled(data_dir.to_owned()));

@@ -5,6 +5,7 @@ pub mod captures;
 pub mod config;
 pub mod enroll;
 pub mod health;
+pub mod relay;
 pub mod resolve;
 pub mod runtime;
 pub mod scan;

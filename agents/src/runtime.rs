@@ -136,6 +136,8 @@ struct State {
     run_services: bool,
     services: Mutex<ServiceManager>,
     connected: watch::Sender<bool>,
+    /// The live, welcomed connection to the core (a relay forwards over it).
+    core_conn: watch::Sender<Option<quinn::Connection>>,
     connections: AtomicU64,
     identity: std::sync::RwLock<Identity>,
     health: std::sync::Mutex<HealthSampler>,
@@ -187,6 +189,7 @@ impl Agent {
             identity: std::sync::RwLock::new(identity),
             health: std::sync::Mutex::new(HealthSampler::new()),
             connected: watch::channel(false).0,
+            core_conn: watch::channel(None).0,
             connections: AtomicU64::new(0),
         });
         tracing::info!(
@@ -227,6 +230,11 @@ impl Agent {
     /// Whether the agent has a live, welcomed connection to the core.
     pub fn connected(&self) -> watch::Receiver<bool> {
         self.state.connected.subscribe()
+    }
+
+    /// The live, welcomed connection to the core, when there is one.
+    pub fn core_connection(&self) -> watch::Receiver<Option<quinn::Connection>> {
+        self.state.core_conn.subscribe()
     }
 
     /// Connections made (welcomed) so far.
@@ -329,6 +337,7 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
                     tracing::info!(%addr, "connected to core");
                     let why = serve(conn, &state).await;
                     state.connected.send_replace(false);
+                    state.core_conn.send_replace(None);
                     tracing::warn!(%addr, reason = why, "disconnected from core");
                     break;
                 }
@@ -404,6 +413,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     apply_config(state, &config).await;
     state.connections.fetch_add(1, Ordering::Relaxed);
     state.connected.send_replace(true);
+    state.core_conn.send_replace(Some(conn.clone()));
 
     let (out_tx, mut out_rx) = mpsc::channel::<AgentMsg>(256);
     let writer = async move {

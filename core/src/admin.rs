@@ -112,7 +112,9 @@ async fn get_capture(
     }
 }
 
-fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
+fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeInfo {
+    let online = live.is_some();
+    let (mode, via) = live.map_or((None, None), |l| (Some(l.mode), l.via));
     NodeInfo {
         id: rec.id,
         name: rec.name,
@@ -126,7 +128,67 @@ fn node_info(rec: NodeRecord, online: bool) -> NodeInfo {
         online,
         revoked: rec.revoked,
         health: rec.health,
+        mode,
+        via,
+        relay: rec.via_relay,
     }
+}
+
+/// Records which relay may carry `node`; a live connection through any other relay is
+/// closed at once (the node reconnects by a path it is allowed).
+async fn assign_relay(
+    node: honeybee_proto::NodeId,
+    relay: Option<honeybee_proto::NodeId>,
+    actor: &str,
+    remote: &str,
+    shared: &Arc<Shared>,
+) -> AdminResponse {
+    use honeybee_proto::Role;
+    let err = |e: &dyn std::fmt::Display| AdminResponse::Error(e.to_string());
+    match shared.store.get_node(&node).await {
+        Ok(Some(n)) if n.role == Role::Agent => {}
+        Ok(Some(n)) => {
+            return AdminResponse::Error(format!(
+                "{node} is a {} node; only agents are carried by relays",
+                n.role
+            ));
+        }
+        Ok(None) => return AdminResponse::Error(format!("no node {node}; see `honeybee nodes`")),
+        Err(e) => return err(&e),
+    }
+    if let Some(r) = &relay {
+        match shared.store.get_node(r).await {
+            Ok(Some(n)) if n.role == Role::Relay && !n.revoked => {}
+            Ok(Some(n)) if n.revoked => {
+                return AdminResponse::Error(format!("relay {r} is revoked"));
+            }
+            Ok(Some(n)) => {
+                return AdminResponse::Error(format!(
+                    "{r} is a {} node, not a relay (enrol one with a --role relay token)",
+                    n.role
+                ));
+            }
+            Ok(None) => return AdminResponse::Error(format!("no relay {r}; see `honeybee nodes`")),
+            Err(e) => return err(&e),
+        }
+    }
+    if let Err(e) = shared.store.set_node_relay(&node, relay.as_ref()).await {
+        return err(&e);
+    }
+    let cut = shared
+        .registry
+        .close_if_relayed_otherwise(&node, relay.as_ref());
+    shared.audit(
+        actor,
+        "node.assign_relay",
+        "ok",
+        Some(remote.into()),
+        &format!(
+            "node={node} relay={} closed_live_connection={cut}",
+            relay.as_ref().map_or("none", |r| r.as_str())
+        ),
+    );
+    AdminResponse::Done
 }
 
 async fn dispatch(
@@ -161,8 +223,8 @@ async fn dispatch(
                 nodes
                     .into_iter()
                     .map(|n| {
-                        let online = shared.registry.is_online(&n.id);
-                        node_info(n, online)
+                        let live = shared.registry.live_path(&n.id);
+                        node_info(n, live)
                     })
                     .collect(),
             ),
@@ -272,6 +334,9 @@ async fn dispatch(
             offset,
             max_len,
         } => get_capture(shared, sha256, offset, max_len).await,
+        AdminRequest::AssignRelay { node, relay } => {
+            assign_relay(node, relay, actor, remote, shared).await
+        }
         AdminRequest::ListAlerts { limit } => match shared.store.list_alerts(limit).await {
             Ok(a) => R::Alerts(a),
             Err(e) => err(&e),

@@ -28,6 +28,8 @@ pub struct RawCoreConfig {
     pub default_services: Vec<RawService>,
     #[serde(default)]
     pub modules: RawModules,
+    #[serde(default)]
+    pub scan_correlation: RawScanCorrelation,
     /// Managed modules the core starts and supervises.
     #[serde(default, rename = "module", skip_serializing_if = "Vec::is_empty")]
     pub managed_modules: Vec<RawModule>,
@@ -69,6 +71,35 @@ fn d_mod_conns() -> u32 {
 }
 fn d_mod_conns_src() -> u32 {
     128
+}
+
+/// `[scan_correlation]`: one source probing many nodes within a window becomes one
+/// network-wide `scan_detected` event (node `core`, service `correlator`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawScanCorrelation {
+    /// Distinct nodes a source must touch within `window_ms`; 0 turns correlation off.
+    #[serde(default = "d_sweep_nodes")]
+    pub min_nodes: u32,
+    /// Sliding window, and the quiet time that ends a network scan.
+    #[serde(default = "d_sweep_window")]
+    pub window_ms: u64,
+}
+
+impl Default for RawScanCorrelation {
+    fn default() -> Self {
+        RawScanCorrelation {
+            min_nodes: d_sweep_nodes(),
+            window_ms: d_sweep_window(),
+        }
+    }
+}
+
+fn d_sweep_nodes() -> u32 {
+    3
+}
+fn d_sweep_window() -> u64 {
+    60_000
 }
 
 /// A `[[module]]` entry.
@@ -237,6 +268,8 @@ pub struct CoreConfig {
     pub module_max_connections_per_source: u32,
     pub shim_tls: bool,
     pub managed_modules: Vec<honeybee_proto::admin::ModuleSpec>,
+    /// None: cross-node scan correlation is off.
+    pub scan_correlation: Option<crate::sweep::SweepConfig>,
 }
 
 fn duration(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
@@ -276,6 +309,7 @@ impl RawCoreConfig {
             limits: RawLimits::default(),
             default_services: services,
             modules: RawModules::default(),
+            scan_correlation: RawScanCorrelation::default(),
             managed_modules: Vec::new(),
         }
     }
@@ -353,7 +387,26 @@ impl RawCoreConfig {
                 permissions: m.permissions,
             });
         }
+        let sc = &self.scan_correlation;
+        let scan_correlation = match sc.min_nodes {
+            0 => None,
+            2..=256 if (1_000..=3_600_000).contains(&sc.window_ms) => {
+                Some(crate::sweep::SweepConfig {
+                    min_nodes: sc.min_nodes as usize,
+                    window_ms: sc.window_ms,
+                    ..Default::default()
+                })
+            }
+            _ => {
+                return Err(ConfigError::Invalid {
+                    key: "scan_correlation",
+                    value: format!("min_nodes = {}, window_ms = {}", sc.min_nodes, sc.window_ms),
+                    why: "min_nodes is 0 (off) or 2 to 256; window_ms is 1000 to 3600000".into(),
+                });
+            }
+        };
         Ok(CoreConfig {
+            scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),
             module_max_connections_per_source: self.modules.max_connections_per_source.max(1),
@@ -542,13 +595,60 @@ mod tests {
         let c = raw.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.advertise, "core.example.org:7443");
         let svc = services_from_toml(include_str!("../../configs/services.toml")).unwrap();
-        assert_eq!(svc.services.len(), 4);
-        assert!(!svc.services[2].enabled);
-        let ServiceKind::Extension(ext) = &svc.services[3].kind else {
-            panic!("the fourth example is an extension service");
+        assert_eq!(svc.services.len(), 10);
+        let kinds: Vec<&str> = svc.services.iter().map(|s| s.kind.name()).collect();
+        assert_eq!(
+            kinds,
+            [
+                "ssh",
+                "telnet",
+                "http",
+                "http",
+                "ftp",
+                "redis",
+                "mysql",
+                "modbus",
+                "banner",
+                "extension"
+            ]
+        );
+        let ServiceKind::Telnet(t) = &svc.services[1].kind else {
+            panic!("the second example is telnet");
         };
-        assert!(!svc.services[3].enabled);
+        assert!(t.login.accepts(0, "root", "xc3511") && !t.login.accepts(5, "root", "x"));
+        let ServiceKind::Http(h) = &svc.services[3].kind else {
+            panic!("the fourth example is https");
+        };
+        assert!(h.tls);
+        let ServiceKind::Extension(ext) = &svc.services[9].kind else {
+            panic!("the last example is an extension service");
+        };
+        assert!(!svc.services[9].enabled);
         assert_eq!(ext.port_list().len(), 101 + 1);
+    }
+
+    #[test]
+    fn service_options_are_checked_by_kind() {
+        let err = services_from_toml(
+            "[[service]]\nname = \"f\"\nkind = \"ftp\"\nlisten = \"127.0.0.1:0\"\nbanerr = \"x\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("banerr"), "{err}");
+        let err = services_from_toml(
+            "[[service]]\nname = \"s\"\nkind = \"smtp\"\nlisten = \"127.0.0.1:0\"\n",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("supported kinds"), "{err}");
+        let ok = services_from_toml(
+            "[[service]]\nname = \"r\"\nkind = \"redis\"\nlisten = \"127.0.0.1:0\"\nrequire_auth = true\nlogin = { credentials = [[\"default\", \"s3cret\"]] }\n",
+        )
+        .unwrap();
+        let ServiceKind::Redis(r) = &ok.services[0].kind else {
+            panic!("redis");
+        };
+        assert!(r.require_auth && r.login.accepts(0, "default", "s3cret"));
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! The QUIC endpoint: one UDP port, every ALPN, and the router that hands each accepted
-//! connection to the handler for its ALPN after checking the peer's role.
+//! connection to the handler for its ALPN after checking the peer's role. The same loop
+//! and router serve the relayed endpoint (nodes behind relays, see `relay/`).
 
 use crate::server::Shared;
 use honeybee_pki::identity::{PeerIdentity, peer_identity};
@@ -38,8 +39,9 @@ pub fn server_config(
     Ok(cfg)
 }
 
-/// Accepts connections until the endpoint closes.
-pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
+/// Accepts connections until the endpoint closes. `relayed`: the endpoint is the one
+/// behind relay flows, whose peers' paths are looked up in the relay hub.
+pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, relayed: bool) {
     while let Some(incoming) = endpoint.accept().await {
         let live = shared.connections.load(Ordering::Relaxed);
         if live >= shared.cfg.max_connections as usize {
@@ -72,7 +74,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>) {
             shared.handshaking.fetch_sub(1, Ordering::Relaxed);
             if let Some(conn) = conn {
                 shared.connections.fetch_add(1, Ordering::Relaxed);
-                route(conn, &shared).await;
+                route(conn, &shared, relayed).await;
                 shared.connections.fetch_sub(1, Ordering::Relaxed);
             }
         });
@@ -96,14 +98,25 @@ fn client_identity(conn: &quinn::Connection) -> Option<PeerIdentity> {
     peer_identity(certs.first()?.as_ref()).ok()
 }
 
-async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
+async fn route(conn: quinn::Connection, shared: &Arc<Shared>, relayed: bool) {
     let remote = conn.remote_address();
+    let via = if relayed {
+        match shared.relays.attach(remote, &conn) {
+            Some(path) => Some(path),
+            None => {
+                conn.close(close::NORMAL.into(), b"relay path closed");
+                return;
+            }
+        }
+    } else {
+        None
+    };
     let Some(alpn) = negotiated_alpn(&conn) else {
         conn.close(close::PROTOCOL.into(), b"no ALPN");
         return;
     };
     if alpn == alpn::ENROLL {
-        crate::enroll::handle(conn, shared).await;
+        crate::enroll::handle(conn, shared, via).await;
         return;
     }
     // Every other ALPN is mutual TLS: the chain was verified by rustls; authorisation
@@ -118,7 +131,15 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
         return;
     }
     let role = peer.spiffe.role;
-    let allowed: &[Role] = if alpn == alpn::NODE {
+    let allowed: &[Role] = if via.is_some() {
+        // Behind a relay only agents: no relay of relays, and admins and modules talk to
+        // the core directly.
+        if alpn == alpn::NODE {
+            &[Role::Agent]
+        } else {
+            &[]
+        }
+    } else if alpn == alpn::NODE {
         &[Role::Agent, Role::Relay]
     } else if alpn == alpn::ADMIN {
         &[Role::Admin]
@@ -128,19 +149,31 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>) {
         &[]
     };
     if !allowed.contains(&role) {
-        tracing::warn!(%remote, peer = %peer.spiffe, alpn = %String::from_utf8_lossy(&alpn), "refused: role not allowed on this ALPN");
+        let relay = via.as_ref().map(|v| v.relay.as_str()).unwrap_or("");
+        tracing::warn!(%remote, peer = %peer.spiffe, alpn = %String::from_utf8_lossy(&alpn), relay, "refused: role not allowed on this ALPN");
+        let (outcome, why): (&str, &[u8]) = match &via {
+            Some(_) => (
+                "forbidden role through a relay",
+                b"role not allowed through a relay",
+            ),
+            None => ("forbidden role for ALPN", b"role not allowed on this ALPN"),
+        };
+        let detail = match &via {
+            Some(v) => format!("{} via relay {}", String::from_utf8_lossy(&alpn), v.relay),
+            None => String::from_utf8_lossy(&alpn).into_owned(),
+        };
         shared.audit(
             &format!("{}:{}", role, peer.spiffe.id),
             "connect",
-            "forbidden role for ALPN",
-            Some(remote.to_string()),
-            &String::from_utf8_lossy(&alpn),
+            outcome,
+            Some(via.as_ref().map_or(remote, |v| v.downstream).to_string()),
+            &detail,
         );
-        conn.close(close::FORBIDDEN.into(), b"role not allowed on this ALPN");
+        conn.close(close::FORBIDDEN.into(), why);
         return;
     }
     if alpn == alpn::NODE {
-        crate::node::handle(conn, peer, shared).await;
+        crate::node::handle(conn, peer, shared, via).await;
     } else if alpn == alpn::MODULE {
         crate::modules::quic::handle(conn, peer, shared).await;
     } else {

@@ -1,7 +1,10 @@
 //! The enrolment handler (`honeybee-enroll/1`): a one-time token and a CSR in, a
 //! certificate out. Server authentication only; failures are rate limited per source.
+//! Through a relay, the token must name that relay (label `relay=<id>`); a token's relay
+//! label becomes the node's relay assignment either way.
 
 use crate::frame_io::{read_frame_within, write_frame};
+use crate::relay::FlowPath;
 use crate::server::Shared;
 use crate::store::{NodeRecord, TokenRefusal};
 use honeybee_pki::ca::IssueRequest;
@@ -16,8 +19,10 @@ use std::time::{Duration, Instant};
 /// How long an enrolling peer has to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(10);
 
-pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>) {
-    let remote = conn.remote_address();
+/// `via`: the relay flow this enrolment came through, if it did.
+pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>, via: Option<FlowPath>) {
+    // Behind a relay, limits and the audit use the node's own LAN address.
+    let remote = via.as_ref().map_or(conn.remote_address(), |v| v.downstream);
     let (mut send, mut recv) = match tokio::time::timeout(REQUEST_DEADLINE, conn.accept_bi()).await
     {
         Ok(Ok(s)) => s,
@@ -36,7 +41,8 @@ pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>) {
                 return;
             }
         };
-    let response = match enroll(&req, remote, shared).await {
+    let relay = via.as_ref().map(|v| &v.relay);
+    let response = match enroll(&req, remote, relay, shared).await {
         Ok(e) => EnrollResponse::Enrolled(e),
         Err(r) => EnrollResponse::Refused(r),
     };
@@ -50,9 +56,21 @@ pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>) {
     let _ = tokio::time::timeout(Duration::from_secs(5), conn.closed()).await;
 }
 
+/// The relay a token assigns its nodes to: its `relay` label.
+pub fn token_relay(labels: &[(String, String)]) -> Option<&str> {
+    labels
+        .iter()
+        .find(|(k, _)| k == RELAY_LABEL)
+        .map(|(_, v)| v.as_str())
+}
+
+/// The token label that names the relay a node is assigned to.
+pub const RELAY_LABEL: &str = "relay";
+
 async fn enroll(
     req: &EnrollRequest,
     remote: std::net::SocketAddr,
+    relay: Option<&NodeId>,
     shared: &Arc<Shared>,
 ) -> Result<Enrolled, EnrollRefusal> {
     let actor = format!("token:{}", req.token_id);
@@ -75,6 +93,23 @@ async fn enroll(
             "wire version {} is not supported (core speaks {WIRE_VERSION})",
             req.wire_version
         ))));
+    }
+    // Through a relay, the token must name that relay, checked before the token is
+    // consumed so a node pointed at the wrong relay does not burn its token.
+    if let Some(relay) = relay {
+        let named = match shared.store.list_tokens().await {
+            Ok(tokens) => tokens
+                .into_iter()
+                .find(|t| t.id == req.token_id)
+                .and_then(|t| token_relay(&t.labels).map(str::to_owned)),
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return Err(refuse(EnrollRefusal::Internal));
+            }
+        };
+        if named.as_deref() != Some(relay.as_str()) {
+            return Err(refuse(EnrollRefusal::RelayNotAllowed(relay.to_string())));
+        }
     }
     let now = crate::now_ms();
     let token = match shared
@@ -102,6 +137,17 @@ async fn enroll(
         }
     };
 
+    // Again from the consumed record, which is authoritative.
+    let assigned = match token_relay(&token.labels).map(NodeId::new) {
+        Some(Ok(r)) => Some(r),
+        Some(Err(_)) => return Err(refuse(EnrollRefusal::BadRequest("bad relay label".into()))),
+        None => None,
+    };
+    if relay.is_some() && assigned.as_ref() != relay {
+        return Err(refuse(EnrollRefusal::RelayNotAllowed(
+            relay.map(|r| r.to_string()).unwrap_or_default(),
+        )));
+    }
     let node_id = pick_node_id(shared, &token.name, token.uses_total).await?;
     let issued = shared
         .ca
@@ -134,7 +180,7 @@ async fn enroll(
         revoked: false,
         health: None,
         config: shared.cfg.default_node_config.clone(),
-        via_relay: None,
+        via_relay: assigned,
     };
     let stored = async {
         shared.store.upsert_node(record).await?;
@@ -160,8 +206,10 @@ async fn enroll(
         "ok",
         source.clone(),
         &format!(
-            "node={node_id} role={} serial={} host={hostname}",
-            token.role, issued.serial
+            "node={node_id} role={} serial={} host={hostname}{}",
+            token.role,
+            issued.serial,
+            relay.map(|r| format!(" via relay {r}")).unwrap_or_default()
         ),
     );
     Ok(Enrolled {

@@ -69,6 +69,7 @@ pub fn event_json(e: &StoredEvent) -> Value {
             duration_ms,
             distinct_ports,
         } => json!({"scan": {
+            "scope": "node",
             "ports": ports,
             "count": count,
             "duration_ms": duration_ms,
@@ -117,6 +118,22 @@ pub fn event_json(e: &StoredEvent) -> Value {
             doc.insert("url".into(), json!({"original": url}));
             json!({"download": {"tool": tool}})
         }
+        EventKind::NetworkScanDetected {
+            nodes,
+            ports,
+            count,
+            duration_ms,
+            distinct_nodes,
+            distinct_ports,
+        } => json!({"scan": {
+            "scope": "network",
+            "nodes": nodes,
+            "ports": ports,
+            "count": count,
+            "duration_ms": duration_ms,
+            "distinct_nodes": distinct_nodes,
+            "distinct_ports": distinct_ports,
+        }}),
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -236,6 +253,22 @@ pub fn event_line(e: &StoredEvent) -> String {
                 .unwrap_or_default()
         ),
         EventKind::Download { url, tool } => format!("{tool} {url:?} (not fetched)"),
+        EventKind::NetworkScanDetected {
+            nodes,
+            ports,
+            count,
+            duration_ms,
+            ..
+        } => {
+            let shown: Vec<String> = ports.iter().take(20).map(u16::to_string).collect();
+            let more = if ports.len() > 20 { ",…" } else { "" };
+            format!(
+                "network scan of {} nodes [{}] ports [{}{more}] in {count} probes over {duration_ms} ms",
+                nodes.len(),
+                nodes.join(","),
+                shown.join(",")
+            )
+        }
         _ => String::new(),
     };
     let mut what = what;

@@ -6,6 +6,7 @@ pub mod admin_client;
 pub mod bus;
 pub mod captures;
 pub mod config;
+pub mod correlator;
 pub mod endpoint;
 pub mod enroll;
 pub mod frame_io;
@@ -15,8 +16,10 @@ pub mod modules;
 pub mod node;
 pub mod ratelimit;
 pub mod registry;
+pub mod relay;
 pub mod server;
 pub mod store;
+pub mod sweep;
 
 pub use config::CoreConfig;
 pub use server::Core;

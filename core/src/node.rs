@@ -4,6 +4,7 @@
 use crate::bus::BusEvent;
 use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
 use crate::registry::LiveNode;
+use crate::relay::FlowPath;
 use crate::server::Shared;
 use crate::store::CaptureRecord;
 use honeybee_pki::ca::IssueRequest;
@@ -14,7 +15,7 @@ use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
 use honeybee_proto::event::{EventBatch, MAX_BATCH_EVENTS};
 use honeybee_proto::stream::{StreamKind, close};
-use honeybee_proto::{NodeId, Serial};
+use honeybee_proto::{NodeId, Role, Serial};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
@@ -36,23 +37,31 @@ impl Close {
     }
 }
 
-pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Shared>) {
+/// `via`: the relay flow this connection came through, if it did.
+pub async fn handle(
+    conn: quinn::Connection,
+    peer: PeerIdentity,
+    shared: &Arc<Shared>,
+    via: Option<FlowPath>,
+) {
     let node = peer.spiffe.id.clone();
-    let remote = conn.remote_address();
-    if let Err(Close(code, why)) = admit(&node, peer.serial, shared).await {
+    // Behind a relay, the address worth showing is the node's own on the relay's LAN.
+    let remote = via.as_ref().map_or(conn.remote_address(), |v| v.downstream);
+    let relay = via.as_ref().map(|v| &v.relay);
+    if let Err(Close(code, why)) = admit(&node, peer.serial, relay, shared).await {
         tracing::warn!(%node, %remote, why, "node connection refused");
         shared.audit(
             &format!("node:{node}"),
             "connect",
             &format!("refused: {why}"),
             Some(remote.to_string()),
-            "",
+            &relay.map(|r| format!("via relay {r}")).unwrap_or_default(),
         );
         conn.close(code.into(), why.as_bytes());
         return;
     }
     let conn_id = shared.registry.next_conn_id();
-    let result = session(&conn, &node, &peer, conn_id, shared).await;
+    let result = session(&conn, &node, &peer, conn_id, shared, remote, relay).await;
     let still_current = shared.registry.remove(&node, conn_id);
     if still_current {
         let _ = shared
@@ -69,8 +78,14 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
     }
 }
 
-/// The certificate must belong to a known, unrevoked node.
-async fn admit(node: &NodeId, serial: Serial, shared: &Shared) -> Result<(), Close> {
+/// The certificate must belong to a known, unrevoked node; through a relay, the node must
+/// be assigned to that relay.
+async fn admit(
+    node: &NodeId,
+    serial: Serial,
+    relay: Option<&NodeId>,
+    shared: &Shared,
+) -> Result<(), Close> {
     let internal = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
     if shared.revocations.is_node_revoked(node) || shared.revocations.is_serial_revoked(&serial) {
         return Err(Close(close::REVOKED, "revoked".into()));
@@ -81,6 +96,16 @@ async fn admit(node: &NodeId, serial: Serial, shared: &Shared) -> Result<(), Clo
     };
     if rec.revoked {
         return Err(Close(close::REVOKED, "revoked".into()));
+    }
+    if let Some(relay) = relay
+        && rec.via_relay.as_ref() != Some(relay)
+    {
+        return Err(Close(
+            close::FORBIDDEN,
+            format!(
+                "node {node} is not assigned to relay {relay} (honeybee node assign-relay {node} {relay})"
+            ),
+        ));
     }
     match shared.store.cert(serial).await.map_err(internal)? {
         Some(c) if &c.node == node && !c.revoked => Ok(()),
@@ -98,6 +123,8 @@ async fn session(
     peer: &PeerIdentity,
     conn_id: u64,
     shared: &Arc<Shared>,
+    remote: std::net::SocketAddr,
+    relay: Option<&NodeId>,
 ) -> Result<(), Close> {
     let (mut ctl_send, mut ctl_recv) =
         match tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()).await {
@@ -139,14 +166,16 @@ async fn session(
             tx: tx.clone(),
             serial: peer.serial,
             not_after_ms: peer.not_after_ms,
+            mode: hello.mode,
+            via: relay.cloned(),
         },
     );
-    let remote = conn.remote_address().to_string();
+    let remote = remote.to_string();
     let _ = shared
         .store
         .set_node_online(node, true, Some(remote.clone()), crate::now_ms())
         .await;
-    tracing::info!(%node, %remote, agent = hello.agent_version, mode = ?hello.mode, "node connected");
+    tracing::info!(%node, %remote, agent = hello.agent_version, mode = ?hello.mode, via = relay.map(NodeId::as_str).unwrap_or(""), "node connected");
 
     let writer = async move {
         while let Some(msg) = rx.recv().await {
@@ -161,10 +190,19 @@ async fn session(
     let labels = Arc::new(rec.labels.clone());
     let streams = accept_streams(conn, node, labels, shared, tx.clone());
     let control = control_loop(&mut ctl_recv, node, peer, shared, tx);
+    // A relay's own, direct connection also carries its downstream nodes' flows.
+    let carries_flows = peer.spiffe.role == Role::Relay && relay.is_none();
+    let flows = async {
+        if carries_flows {
+            crate::relay::serve(conn, node, conn_id, shared).await;
+        }
+        std::future::pending::<()>().await
+    };
     tokio::select! {
         r = control => r,
         r = streams => r,
         _ = writer => Ok(()),
+        _ = flows => Ok(()),
         _ = conn.closed() => Ok(()),
     }
 }
@@ -373,6 +411,9 @@ async fn telemetry(
         );
     }
     let received_ms = crate::now_ms();
+    // Probes for cross-node scan correlation; a resent batch only repeats what the
+    // detector already counted within its window, which cannot make a scan of nothing.
+    shared.correlator.offer(node, &valid);
     // Only copy the batch for the bus when someone listens.
     let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
     let outcome = shared
@@ -392,7 +433,7 @@ async fn telemetry(
 }
 
 /// Offers newly stored events (never resent duplicates) to module subscriptions.
-fn publish(
+pub(crate) fn publish(
     shared: &Shared,
     node: &NodeId,
     labels: &Arc<Vec<(String, String)>>,

@@ -1,7 +1,7 @@
 //! Live node connections: who is online now, how to reach them, and how to cut them off.
 
 use honeybee_pki::revocation::RevocationList;
-use honeybee_proto::control::{Command, CoreMsg};
+use honeybee_proto::control::{Command, CoreMsg, NodeMode};
 use honeybee_proto::stream::close;
 use honeybee_proto::{NodeId, Serial};
 use std::collections::HashMap;
@@ -23,6 +23,17 @@ pub struct LiveNode {
     pub tx: mpsc::Sender<CoreMsg>,
     pub serial: Serial,
     pub not_after_ms: i64,
+    /// What the node said it is in its hello.
+    pub mode: NodeMode,
+    /// The relay this connection comes through, if any.
+    pub via: Option<NodeId>,
+}
+
+/// How a live node is connected, for `honeybee nodes`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LivePath {
+    pub mode: NodeMode,
+    pub via: Option<NodeId>,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -78,6 +89,30 @@ impl Registry {
 
     pub fn is_online(&self, node: &NodeId) -> bool {
         self.lock().contains_key(node)
+    }
+
+    /// The mode and path of a node's live connection.
+    pub fn live_path(&self, node: &NodeId) -> Option<LivePath> {
+        self.lock().get(node).map(|l| LivePath {
+            mode: l.mode,
+            via: l.via.clone(),
+        })
+    }
+
+    /// Closes a node's connection if it comes through a relay other than `allowed`
+    /// (after its relay assignment changed). Returns whether one was closed.
+    pub fn close_if_relayed_otherwise(&self, node: &NodeId, allowed: Option<&NodeId>) -> bool {
+        let mut nodes = self.lock();
+        let doomed = nodes
+            .get(node)
+            .is_some_and(|l| l.via.is_some() && l.via.as_ref() != allowed);
+        if doomed && let Some(l) = nodes.remove(node) {
+            l.conn.close(
+                close::FORBIDDEN.into(),
+                b"relay assignment changed; not allowed through this relay",
+            );
+        }
+        doomed
     }
 
     pub fn online_count(&self) -> usize {

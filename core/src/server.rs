@@ -64,6 +64,10 @@ pub struct Shared {
     pub module_limiter: FailureLimiter,
     /// The module shim's bound address, when it runs.
     pub shim_addr: Option<SocketAddr>,
+    /// Cross-node scan correlation (see `correlator.rs`).
+    pub correlator: crate::correlator::Correlator,
+    /// Every relay flow, and the virtual network of the relayed endpoint.
+    pub relays: Arc<crate::relay::RelayHub>,
 }
 
 impl Shared {
@@ -106,6 +110,10 @@ impl Shared {
             ));
         }
         honeybee_proto::NodeId::new(spec.name.clone()).map_err(|e| e.to_string())?;
+        if let Some(relay) = crate::enroll::token_relay(&spec.labels) {
+            honeybee_proto::NodeId::new(relay)
+                .map_err(|e| format!("label relay={relay:?} does not name a relay: {e}"))?;
+        }
         if spec.uses == 0 || spec.uses > 10_000 {
             return Err("uses must be between 1 and 10000".into());
         }
@@ -149,6 +157,8 @@ impl Shared {
 pub struct Core {
     shared: Arc<Shared>,
     endpoint: quinn::Endpoint,
+    /// Terminates the QUIC sessions of nodes behind relays (see `relay/`).
+    relayed: quinn::Endpoint,
     tasks: JoinSet<()>,
 }
 
@@ -192,7 +202,7 @@ impl Core {
         })?;
         let endpoint = quinn::Endpoint::new(
             endpoint_config(&paths)?,
-            Some(server),
+            Some(server.clone()),
             socket,
             Arc::new(quinn::TokioRuntime),
         )
@@ -200,6 +210,16 @@ impl Core {
             addr: cfg.listen,
             source,
         })?;
+        // The same keys and server config: a relayed node meets the same core, and a
+        // restarted core resets relayed connections as it does direct ones.
+        let relays = Arc::new(crate::relay::RelayHub::default());
+        let relayed = quinn::Endpoint::new_with_abstract_socket(
+            endpoint_config(&paths)?,
+            Some(server),
+            Arc::new(crate::relay::socket::RelaySocket::new(relays.clone())),
+            Arc::new(quinn::TokioRuntime),
+        )
+        .map_err(|e| CoreError::Other(format!("relayed endpoint: {e}")))?;
 
         let captures = CaptureStore::new(&paths.captures())
             .map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
@@ -216,12 +236,16 @@ impl Core {
         let shim_addr = shim.as_ref().and_then(|l| l.local_addr().ok());
         let module_limiter =
             FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
+        let sweep = cfg.scan_correlation;
+        let (correlator, probes) = crate::correlator::Correlator::new(sweep.is_some());
         let shared = Arc::new(Shared {
+            correlator,
             bus: crate::bus::EventBus::new(),
             modules: crate::modules::ModuleRegistry::default(),
             manager: crate::modules::manager::ModuleManager::default(),
             module_limiter,
             shim_addr,
+            relays,
             cfg,
             paths,
             ca,
@@ -238,6 +262,12 @@ impl Core {
         tasks.spawn(crate::endpoint::accept_loop(
             endpoint.clone(),
             shared.clone(),
+            false,
+        ));
+        tasks.spawn(crate::endpoint::accept_loop(
+            relayed.clone(),
+            shared.clone(),
+            true,
         ));
         if let Some(listener) = shim {
             let tls = if shared.cfg.shim_tls {
@@ -265,6 +295,9 @@ impl Core {
             {
                 tracing::error!(module = name, error = e, "managed module not started");
             }
+        }
+        if let (Some(rx), Some(cfg)) = (probes, sweep) {
+            tasks.spawn(crate::correlator::run(rx, shared.clone(), cfg));
         }
         let sweeper = shared.clone();
         tasks.spawn(async move {
@@ -298,6 +331,7 @@ impl Core {
         Ok(Core {
             shared,
             endpoint,
+            relayed,
             tasks,
         })
     }
@@ -318,6 +352,8 @@ impl Core {
             .registry
             .close_all(close::SHUTDOWN, "core shutting down");
         self.endpoint
+            .close(close::SHUTDOWN.into(), b"core shutting down");
+        self.relayed
             .close(close::SHUTDOWN.into(), b"core shutting down");
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}

@@ -1,5 +1,5 @@
 //! The small `honeybee-agent` binary for sensors that should not carry the core, the store
-//! or the dashboard: `enroll` and `run`, nothing else.
+//! or the dashboard: `enroll` and `run` (full, extension or relay), nothing else.
 
 use clap::{Parser, Subcommand};
 use honeybee_agent::runtime::{AgentOptions, run};
@@ -21,15 +21,23 @@ enum Cmd {
         token: String,
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
+        /// Reach the core at this HOST:PORT instead of the token's address: a relay on
+        /// this network. The node keeps using it.
+        #[arg(long)]
+        core: Option<String>,
     },
     /// Run the agent.
     Run {
         #[arg(long, default_value = "./honeybee-agent-data")]
         data_dir: PathBuf,
-        /// `full`, or `extension` for a node beside real services (its configuration
-        /// holds extension services).
+        /// `full`, `extension` for a node beside real services (its configuration
+        /// holds extension services), or `relay` to also carry nodes of this network to
+        /// the core (needs a relay certificate).
         #[arg(long, default_value = "full")]
         mode: String,
+        /// Relay mode: the UDP address downstream nodes send to.
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        relay_listen: std::net::SocketAddr,
     },
 }
 
@@ -42,24 +50,38 @@ async fn main() -> anyhow::Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().cmd {
-        Cmd::Enroll { token, data_dir } => {
-            let r = honeybee_agent::enroll::enroll(&token, &data_dir).await?;
+        Cmd::Enroll {
+            token,
+            data_dir,
+            core,
+        } => {
+            let r = honeybee_agent::enroll::enroll_via(&token, &data_dir, core.as_deref()).await?;
             println!(
                 "enrolled as {} ({}) with core {}",
                 r.node_id, r.role, r.core
             );
         }
-        Cmd::Run { data_dir, mode } => {
+        Cmd::Run {
+            data_dir,
+            mode,
+            relay_listen,
+        } => {
             let mut opts = AgentOptions::full(data_dir);
             opts.mode = match mode.as_str() {
                 "full" => NodeMode::Full,
                 "extension" => NodeMode::Extension,
-                other => anyhow::bail!("unknown mode {other:?}; known: full, extension"),
+                "relay" => NodeMode::Relay,
+                other => anyhow::bail!("unknown mode {other:?}; known: full, extension, relay"),
             };
-            run(opts, async {
+            let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;
-            })
-            .await?;
+            };
+            if opts.mode == NodeMode::Relay {
+                let limits = honeybee_agent::relay::flows::FlowLimits::default();
+                honeybee_agent::relay::run(opts, relay_listen, limits, shutdown).await?;
+            } else {
+                run(opts, shutdown).await?;
+            }
         }
     }
     Ok(())

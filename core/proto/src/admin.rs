@@ -69,6 +69,11 @@ pub enum AdminRequest {
         offset: u64,
         max_len: u32,
     },
+    /// Allow `node` to reach the core through relay `relay` (`None`: through no relay).
+    AssignRelay {
+        node: NodeId,
+        relay: Option<NodeId>,
+    },
 }
 
 /// Most content bytes one `GetCapture` answer carries.
@@ -168,6 +173,13 @@ pub struct NodeInfo {
     pub online: bool,
     pub revoked: bool,
     pub health: Option<Health>,
+    /// What the node said it is in its hello (full, extension, relay); `None` while it
+    /// is offline.
+    pub mode: Option<crate::control::NodeMode>,
+    /// The relay its live connection comes through; `None` when offline or direct.
+    pub via: Option<NodeId>,
+    /// The relay the node is assigned to (the only relay allowed to carry it).
+    pub relay: Option<NodeId>,
 }
 
 /// An event as stored by the core: the agent's event plus what the core knows.

@@ -177,7 +177,8 @@ pub struct HttpOptions {
     pub persona: HttpPersona,
     /// Serve HTTPS with the node's own self-signed certificate.
     pub tls: bool,
-    /// The `Server` header.
+    /// The `Server` header; empty: the persona's own (`lighttpd/1.4.59` for the router,
+    /// `Apache/2.4.62 (Debian)` for WordPress).
     pub server_header: String,
     /// Request body bytes kept inline in the event; a longer body becomes a capture.
     pub max_inline_body: u32,
@@ -193,7 +194,7 @@ impl Default for HttpOptions {
         HttpOptions {
             persona: HttpPersona::Router,
             tls: false,
-            server_header: "lighttpd/1.4.59".into(),
+            server_header: String::new(),
             max_inline_body: 2048,
             max_body_bytes: 1024 * 1024,
             cert_common_name: "192.168.0.1".into(),
@@ -213,6 +214,10 @@ pub struct FtpOptions {
     pub max_upload_bytes: u32,
     /// Address announced in PASV replies; None: the control connection's local address.
     pub pasv_address: Option<std::net::IpAddr>,
+    /// Delay before `530 Login incorrect.` (vsftpd's `delay_failed_login`).
+    pub auth_failure_delay_ms: u32,
+    /// Failed logins after which the connection is closed (vsftpd's `max_login_fails`).
+    pub max_login_failures: u32,
 }
 
 impl Default for FtpOptions {
@@ -222,6 +227,8 @@ impl Default for FtpOptions {
             login: LoginPolicy::default(),
             max_upload_bytes: 16 * 1024 * 1024,
             pasv_address: None,
+            auth_failure_delay_ms: 1000,
+            max_login_failures: 3,
         }
     }
 }
@@ -461,14 +468,38 @@ impl NodeConfig {
                         return Err(bad("banner <= 4096 bytes, max_capture_bytes <= 4096"));
                     }
                 }
-                ServiceKind::Telnet(_) | ServiceKind::Ftp(_) => {}
+                ServiceKind::Telnet(_) => {}
+                ServiceKind::Ftp(o) => {
+                    if o.banner.len() > 200 || !printable(&o.banner) {
+                        return Err(bad("banner: at most 200 printable ASCII characters"));
+                    }
+                    if o.max_upload_bytes == 0
+                        || u64::from(o.max_upload_bytes) > crate::capture::DEFAULT_MAX_CAPTURE_BYTES
+                        || o.auth_failure_delay_ms > 10_000
+                        || o.max_login_failures == 0
+                    {
+                        return Err(bad(
+                            "max_upload_bytes 1 to 64 MiB, auth_failure_delay_ms <= 10000, max_login_failures >= 1",
+                        ));
+                    }
+                }
                 ServiceKind::Http(o) => {
                     if o.max_inline_body as usize > crate::event::MAX_DATA_LEN
                         || o.max_body_bytes > 64 * 1024 * 1024
                         || o.server_header.len() > 200
+                        || !printable(&o.server_header)
                     {
                         return Err(bad(
-                            "max_inline_body <= 4096, max_body_bytes <= 64 MiB, server_header <= 200 bytes",
+                            "max_inline_body <= 4096, max_body_bytes <= 64 MiB, server_header <= 200 printable ASCII characters",
+                        ));
+                    }
+                    // X.509 caps both at 64 characters.
+                    if o.cert_common_name.is_empty()
+                        || o.cert_common_name.len() > 64
+                        || o.cert_organization.len() > 64
+                    {
+                        return Err(bad(
+                            "cert_common_name: 1 to 64 bytes, cert_organization: at most 64 bytes",
                         ));
                     }
                 }
@@ -515,6 +546,11 @@ impl NodeConfig {
     pub fn service_mut(&mut self, name: &str) -> Option<&mut ServiceConfig> {
         self.services.iter_mut().find(|s| s.name == name)
     }
+}
+
+/// Visible ASCII and spaces only: what may go into a header or a protocol greeting.
+fn printable(s: &str) -> bool {
+    s.bytes().all(|b| b == b' ' || b.is_ascii_graphic())
 }
 
 #[cfg(test)]

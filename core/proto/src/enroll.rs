@@ -52,4 +52,9 @@ pub enum EnrollRefusal {
     BadRequest(String),
     #[error("the core failed internally; see its log")]
     Internal,
+    /// Enrolment came through a relay the token does not name (label `relay=<id>`).
+    #[error(
+        "this token does not allow enrolment through relay {0}; create one with --labels relay={0}"
+    )]
+    RelayNotAllowed(String),
 }

@@ -78,7 +78,23 @@ pub enum EventKind {
     /// An attempt to make the honeypot fetch something (`wget`/`curl` in a shell, Redis
     /// `SLAVEOF`, …). Recorded, never fetched.
     Download { url: String, tool: String },
+    /// One scan across the network: the core saw one source probe many nodes within its
+    /// correlation window. Same kind name as a node's own `ScanDetected`; the core stores
+    /// it under node `core`, service `correlator`.
+    NetworkScanDetected {
+        /// Sorted node ids, at most [`MAX_SCAN_NODES`].
+        nodes: Vec<String>,
+        /// Sorted, distinct, at most [`MAX_SCAN_PORTS`].
+        ports: Vec<u16>,
+        count: u32,
+        duration_ms: u64,
+        distinct_nodes: u32,
+        distinct_ports: u32,
+    },
 }
+
+/// Most nodes one `NetworkScanDetected` event lists.
+pub const MAX_SCAN_NODES: usize = 256;
 
 /// Most headers one `HttpRequest` event keeps.
 pub const MAX_HTTP_HEADERS: usize = 64;
@@ -116,6 +132,7 @@ impl EventKind {
             EventKind::HttpRequest(_) => "http_request",
             EventKind::Capture { .. } => "capture",
             EventKind::Download { .. } => "download",
+            EventKind::NetworkScanDetected { .. } => "scan_detected",
         }
     }
 
@@ -268,6 +285,20 @@ impl Event {
             EventKind::Download { url, tool } => {
                 long("url", url)?;
                 long("tool", tool)?;
+            }
+            EventKind::NetworkScanDetected { nodes, ports, .. } => {
+                if nodes.len() > MAX_SCAN_NODES || nodes.iter().any(|n| n.len() > 64) {
+                    return Err(InvalidEvent {
+                        field: "nodes",
+                        why: "too many or too long",
+                    });
+                }
+                if ports.len() > MAX_SCAN_PORTS || ports.windows(2).any(|w| w[0] >= w[1]) {
+                    return Err(InvalidEvent {
+                        field: "ports",
+                        why: "too many, or not sorted and distinct",
+                    });
+                }
             }
             _ => {}
         }

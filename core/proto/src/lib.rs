@@ -14,6 +14,7 @@ pub mod enroll;
 pub mod event;
 pub mod ids;
 pub mod module;
+pub mod relay;
 pub mod stream;
 
 pub use codec::{DecodeError, EncodeError, FrameDecoder, FrameLimit};

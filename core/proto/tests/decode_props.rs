@@ -461,12 +461,16 @@ fn health() -> impl Strategy<Value = Health> {
         )
 }
 
-fn agent_msg() -> impl Strategy<Value = AgentMsg> {
-    let mode = prop_oneof![
+fn node_mode() -> impl Strategy<Value = NodeMode> {
+    prop_oneof![
         Just(NodeMode::Full),
         Just(NodeMode::Extension),
         Just(NodeMode::Relay),
-    ];
+    ]
+}
+
+fn agent_msg() -> impl Strategy<Value = AgentMsg> {
+    let mode = node_mode();
     prop_oneof![
         (any::<u16>(), text(), mode, text()).prop_map(
             |(wire_version, agent_version, mode, hostname)| {
@@ -541,6 +545,7 @@ fn enroll_response() -> impl Strategy<Value = EnrollResponse> {
         text().prop_map(EnrollRefusal::BadCsr),
         text().prop_map(EnrollRefusal::BadRequest),
         Just(EnrollRefusal::Internal),
+        text().prop_map(EnrollRefusal::RelayNotAllowed),
     ];
     prop_oneof![
         (node_id(), role(), bytes(256), bytes(256), any::<i64>()).prop_map(
@@ -625,6 +630,8 @@ fn admin_request() -> impl Strategy<Value = AdminRequest> {
         spec.prop_map(AdminRequest::CreateToken),
         Just(AdminRequest::ListTokens),
         token_id().prop_map(|id| AdminRequest::RevokeToken { id }),
+        (node_id(), option::of(node_id()))
+            .prop_map(|(node, relay)| AdminRequest::AssignRelay { node, relay }),
     ]
 }
 
@@ -652,12 +659,18 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
         (node_id(), text(), role(), labels(), serial()),
         (any::<i64>(), any::<i64>(), any::<i64>(), option::of(text())),
         (any::<bool>(), any::<bool>(), option::of(health())),
+        (
+            option::of(node_mode()),
+            option::of(node_id()),
+            option::of(node_id()),
+        ),
     )
         .prop_map(
             |(
                 (id, name, role, labels, serial),
                 (cert_not_after_ms, first_seen_ms, last_seen_ms, addr),
                 (online, revoked, health),
+                (mode, via, relay),
             )| NodeInfo {
                 id,
                 name,
@@ -671,6 +684,9 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 online,
                 revoked,
                 health,
+                mode,
+                via,
+                relay,
             },
         );
     let enrichment = (text(), text(), text()).prop_map(|(module, kind, data)| {
@@ -835,6 +851,25 @@ decoder_props!(
     admin_response()
 );
 
+fn flow_open() -> impl Strategy<Value = honeybee_proto::relay::FlowOpen> {
+    (any::<[u8; 16]>(), any::<u16>(), any::<bool>()).prop_map(|(ip, port, v6)| {
+        let ip: std::net::IpAddr = if v6 {
+            std::net::Ipv6Addr::from(ip).into()
+        } else {
+            std::net::Ipv4Addr::new(ip[0], ip[1], ip[2], ip[3]).into()
+        };
+        honeybee_proto::relay::FlowOpen {
+            downstream: std::net::SocketAddr::new(ip, port),
+        }
+    })
+}
+decoder_props!(
+    relay_flow_open_frames,
+    honeybee_proto::relay::FlowOpen,
+    honeybee_proto::relay::FLOW_OPEN_LIMIT,
+    flow_open()
+);
+
 // ---------------------------------------------------------------------------------------
 // Extras that are not per decoder
 // ---------------------------------------------------------------------------------------
@@ -868,6 +903,40 @@ proptest! {
                 prop_assert!(b != 1 && b != 2);
             }
         }
+    }
+
+    /// Relay datagrams: whatever the bytes, splitting never panics, never reads past the
+    /// buffer, and never returns a payload over the limit; framed payloads come back whole.
+    #[test]
+    fn relay_datagrams(
+        raw in vec(any::<u8>(), 0..4096),
+        payloads in vec(vec(any::<u8>(), 1..1600), 0..4),
+        cut in any::<usize>(),
+    ) {
+        use honeybee_proto::relay::{MAX_DATAGRAM, encode_datagram, split_datagrams};
+        if let Ok((ranges, used)) = split_datagrams(&raw) {
+            prop_assert!(used <= raw.len());
+            for r in ranges {
+                prop_assert!(r.end <= used && !r.is_empty() && r.len() <= MAX_DATAGRAM);
+            }
+        }
+        let mut buf = Vec::new();
+        let mut sent = Vec::new();
+        for p in &payloads {
+            if encode_datagram(p, &mut buf).is_ok() {
+                sent.push(p.clone());
+            } else {
+                prop_assert!(p.len() > MAX_DATAGRAM);
+            }
+        }
+        let (ranges, used) = split_datagrams(&buf).unwrap();
+        prop_assert_eq!(used, buf.len());
+        let back: Vec<Vec<u8>> = ranges.into_iter().map(|r| buf[r].to_vec()).collect();
+        prop_assert_eq!(&back, &sent);
+        // Any prefix yields a prefix of the datagrams.
+        let cut = if buf.is_empty() { 0 } else { cut % buf.len() };
+        let (ranges, used) = split_datagrams(&buf[..cut]).unwrap();
+        prop_assert!(used <= cut && ranges.len() <= sent.len());
     }
 
     /// Several frames back to back in one buffer are read one after another, each parse

@@ -115,7 +115,8 @@ pub struct NodeRecord {
     pub revoked: bool,
     pub health: Option<Health>,
     pub config: NodeConfig,
-    /// The relay this node reaches the core through, if any.
+    /// The relay this node is assigned to: the only relay allowed to carry its connection
+    /// (a token's `relay` label, or `honeybee node assign-relay`).
     pub via_relay: Option<NodeId>,
 }
 
@@ -135,6 +136,9 @@ impl NodeRecord {
             online: self.online,
             revoked: self.revoked,
             health: self.health.clone(),
+            mode: None,
+            via: None,
+            relay: self.via_relay.clone(),
         }
     }
 }

@@ -509,6 +509,23 @@ impl SqliteStore {
         .await
     }
 
+    /// Sets the relay a node is assigned to (`None`: none). False if there is no such node.
+    pub async fn set_node_relay(
+        &self,
+        id: &NodeId,
+        relay: Option<&NodeId>,
+    ) -> Result<bool, StoreError> {
+        let id = id.as_str().to_owned();
+        let relay = relay.map(|r| r.as_str().to_owned());
+        self.write(1, move |c| {
+            let n = c
+                .prepare_cached("UPDATE nodes SET via_relay = ?2 WHERE id = ?1")?
+                .execute(params![id, relay])?;
+            Ok(n > 0)
+        })
+        .await
+    }
+
     pub async fn set_node_health(
         &self,
         id: &NodeId,

@@ -1,0 +1,114 @@
+//! Routing of one request to a persona's answer: pure, no I/O, so each persona is tested
+//! as a table of requests and replies.
+
+use super::{router, wordpress};
+use honeybee_proto::config::HttpPersona;
+
+/// What a persona looks at in a request. The body is complete (within the service's cap).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Request<'a> {
+    pub method: &'a str,
+    pub path: &'a str,
+    pub query: Option<&'a str>,
+    /// `http` or `https`.
+    pub scheme: &'static str,
+    /// Host for absolute links: the request's `Host` if it is a plain host name, else the
+    /// address that was contacted.
+    pub host: &'a str,
+    pub content_type: Option<&'a str>,
+    pub body: &'a [u8],
+}
+
+/// Credentials a request carried to a login form.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Login {
+    pub username: String,
+    pub password: String,
+}
+
+/// A persona's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Reply {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Vec<u8>,
+    /// Login attempts the request made (several for an XML-RPC multicall).
+    pub logins: Vec<Login>,
+}
+
+impl Reply {
+    pub(crate) fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Self {
+        Reply {
+            status,
+            content_type,
+            headers: Vec::new(),
+            body: body.into(),
+            logins: Vec::new(),
+        }
+    }
+
+    pub(crate) fn html(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Reply::new(status, "text/html", body)
+    }
+
+    pub(crate) fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+
+    pub(crate) fn redirect(status: u16, location: String) -> Self {
+        Reply::html(status, Vec::new()).header("location", location)
+    }
+}
+
+/// The `Server` header a persona sends when the options leave it empty.
+pub(crate) fn default_server(persona: HttpPersona) -> &'static str {
+    match persona {
+        HttpPersona::Router => router::SERVER,
+        HttpPersona::Wordpress => wordpress::SERVER,
+    }
+}
+
+/// The persona's answer to `req`.
+pub(crate) fn route(persona: HttpPersona, req: &Request<'_>) -> Reply {
+    match persona {
+        HttpPersona::Router => router::route(req),
+        HttpPersona::Wordpress => wordpress::route(req),
+    }
+}
+
+/// The persona's page for a status the server decides before routing (413, 408, 400).
+pub(crate) fn error_page(persona: HttpPersona, status: u16) -> Reply {
+    match persona {
+        HttpPersona::Router => router::error_page(status),
+        HttpPersona::Wordpress => wordpress::error_page(status),
+    }
+}
+
+/// Whether a request's body is a urlencoded form (what browsers and hydra post).
+pub(crate) fn is_form(req: &Request<'_>) -> bool {
+    req.content_type.is_none_or(|ct| {
+        ct.trim()
+            .to_ascii_lowercase()
+            .starts_with("application/x-www-form-urlencoded")
+    })
+}
+
+/// The reason phrase for the statuses personas use.
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        301 => "Moved Permanently",
+        302 => "Found",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        413 => "Request Entity Too Large",
+        501 => "Not Implemented",
+        _ => "Error",
+    }
+}

@@ -1,0 +1,229 @@
+//! The `router` persona: a SOHO router's admin login behind lighttpd. The form posts
+//! `username`/`password` to `/login.cgi`; an OpenWrt-style `/cgi-bin/luci` takes
+//! `luci_username`/`luci_password`. Error pages are lighttpd's own.
+
+use super::form::{field, form_fields, html_escape};
+use super::persona::{Login, Reply, Request, is_form, reason};
+
+pub(crate) const SERVER: &str = "lighttpd/1.4.59";
+
+const USER_FIELDS: &[&str] = &["username", "luci_username", "user", "login", "name"];
+const PASS_FIELDS: &[&str] = &["password", "luci_password", "pass", "passwd", "pwd"];
+
+pub(crate) const LOGIN_FAILED: &str = "Invalid username or password.";
+
+pub(crate) fn route(req: &Request<'_>) -> Reply {
+    let logins = match req.method {
+        "POST" => form_login(req),
+        _ => Vec::new(),
+    };
+    let mut reply = match (req.method, req.path) {
+        ("GET" | "HEAD", "/" | "/index.html" | "/login.html" | "/login.htm" | "/login.cgi") => {
+            Reply::html(
+                200,
+                login_page("/login.cgi", "username", "password", None, ""),
+            )
+        }
+        ("POST", "/" | "/index.html" | "/login.html" | "/login.htm" | "/login.cgi") => {
+            let user = logins.first().map_or("", |l| l.username.as_str());
+            Reply::html(
+                200,
+                login_page(
+                    "/login.cgi",
+                    "username",
+                    "password",
+                    Some(LOGIN_FAILED),
+                    user,
+                ),
+            )
+        }
+        ("GET" | "HEAD", p) if p == "/cgi-bin/luci" || p.starts_with("/cgi-bin/luci/") => {
+            Reply::html(
+                200,
+                login_page("/cgi-bin/luci", "luci_username", "luci_password", None, ""),
+            )
+        }
+        ("POST", p) if p == "/cgi-bin/luci" || p.starts_with("/cgi-bin/luci/") => {
+            let user = logins.first().map_or("", |l| l.username.as_str());
+            Reply::html(
+                403,
+                login_page(
+                    "/cgi-bin/luci",
+                    "luci_username",
+                    "luci_password",
+                    Some(LOGIN_FAILED),
+                    user,
+                ),
+            )
+        }
+        ("GET" | "HEAD" | "POST", "/cgi-bin" | "/cgi-bin/") => error_page(403),
+        ("GET" | "HEAD", "/robots.txt") => {
+            Reply::new(200, "text/plain", "User-agent: *\nDisallow: /\n")
+        }
+        ("OPTIONS", _) => {
+            Reply::new(200, "text/html", Vec::new()).header("allow", "OPTIONS, GET, HEAD, POST")
+        }
+        ("GET" | "HEAD" | "POST", _) => error_page(404),
+        _ => error_page(501),
+    };
+    reply.logins = logins;
+    reply
+}
+
+/// Credentials in a posted form, whatever the path: scanners post router logins to the
+/// paths of many models.
+fn form_login(req: &Request<'_>) -> Vec<Login> {
+    if !is_form(req) {
+        return Vec::new();
+    }
+    let fields = form_fields(req.body);
+    match (field(&fields, USER_FIELDS), field(&fields, PASS_FIELDS)) {
+        (Some(u), Some(p)) => vec![Login {
+            username: u.to_owned(),
+            password: p.to_owned(),
+        }],
+        _ => Vec::new(),
+    }
+}
+
+/// lighttpd's built-in error page (its exact layout is how scanners recognise it).
+pub(crate) fn error_page(status: u16) -> Reply {
+    let title = format!("{status} - {}", reason(status));
+    let body = format!(
+        "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n\
+<!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n         \
+\"http://www.w3.org/TR/xhtml1/DTD/xhtml1-transitional.dtd\">\n\
+<html xmlns=\"http://www.w3.org/1999/xhtml\" xml:lang=\"en\" lang=\"en\">\n \
+<head>\n  <title>{title}</title>\n </head>\n <body>\n  <h1>{title}</h1>\n </body>\n</html>\n"
+    );
+    Reply::html(status, body)
+}
+
+fn login_page(
+    action: &str,
+    user_field: &str,
+    pass_field: &str,
+    error: Option<&str>,
+    username: &str,
+) -> String {
+    let error = error.map_or(String::new(), |e| format!("<div class=\"err\">{e}</div>\n"));
+    let username = html_escape(username);
+    format!(
+        r#"<!DOCTYPE html>
+<html>
+<head>
+<meta http-equiv="Content-Type" content="text/html; charset=utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<meta http-equiv="Cache-Control" content="no-cache">
+<title>Wireless N Router WR840N - Login</title>
+<style>
+body{{margin:0;background:#eef1f5;font:13px Arial,Helvetica,sans-serif;color:#333}}
+.top{{background:#1c5d99;height:56px;color:#fff}}
+.top h1{{margin:0;padding:15px 24px;font-size:20px;font-weight:normal}}
+.top span{{float:right;font-size:12px;padding-top:5px}}
+.box{{width:340px;margin:72px auto 24px;background:#fff;border:1px solid #cdd4dc;border-radius:4px;padding:24px 28px}}
+.box h2{{margin:0 0 18px;font-size:16px;color:#1c5d99}}
+label{{display:block;margin:12px 0 4px}}
+input.t{{width:100%;box-sizing:border-box;padding:7px;border:1px solid #b8c2cc;border-radius:3px}}
+.btn{{margin-top:20px;width:100%;padding:8px;background:#1c5d99;color:#fff;border:0;border-radius:3px;font-size:14px;cursor:pointer}}
+.err{{color:#c0392b;background:#fdecea;border:1px solid #f5c6c1;padding:6px 8px;margin-bottom:6px}}
+.foot{{text-align:center;color:#8a96a3;font-size:11px;line-height:18px}}
+</style>
+</head>
+<body>
+<div class="top"><h1>Wireless N Router <span>Model No. WR840N</span></h1></div>
+<div class="box">
+<h2>Administrator Login</h2>
+{error}<form method="post" action="{action}" autocomplete="off">
+<label for="u">Username</label>
+<input class="t" type="text" id="u" name="{user_field}" maxlength="31" value="{username}">
+<label for="p">Password</label>
+<input class="t" type="password" id="p" name="{pass_field}" maxlength="63">
+<input class="btn" type="submit" value="Log In">
+</form>
+</div>
+<div class="foot">Firmware Version: 3.16.9 Build 200409 Rel.56145n<br>Hardware Version: WR840N v6 00000000</div>
+</body>
+</html>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(method: &'a str, path: &'a str, body: &'a [u8]) -> Request<'a> {
+        Request {
+            method,
+            path,
+            query: None,
+            scheme: "http",
+            host: "192.168.0.1",
+            content_type: Some("application/x-www-form-urlencoded"),
+            body,
+        }
+    }
+
+    #[test]
+    fn routes() {
+        let r = route(&req("GET", "/", b""));
+        assert_eq!(r.status, 200);
+        let page = String::from_utf8(r.body).unwrap();
+        assert!(page.contains("action=\"/login.cgi\"") && page.contains("name=\"password\""));
+        assert!(!page.contains(LOGIN_FAILED));
+        assert!(r.logins.is_empty());
+
+        let r = route(&req(
+            "POST",
+            "/login.cgi",
+            b"username=admin&password=%3Cb%3E",
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.logins,
+            [Login {
+                username: "admin".into(),
+                password: "<b>".into()
+            }]
+        );
+        assert!(String::from_utf8(r.body).unwrap().contains(LOGIN_FAILED));
+
+        let r = route(&req(
+            "POST",
+            "/login.cgi",
+            b"username=%22%3E%3Cscript%3E&password=x",
+        ));
+        let page = String::from_utf8(r.body).unwrap();
+        assert!(
+            page.contains("value=\"&quot;&gt;&lt;script&gt;\""),
+            "{page}"
+        );
+
+        let r = route(&req(
+            "POST",
+            "/cgi-bin/luci",
+            b"luci_username=root&luci_password=pw",
+        ));
+        assert_eq!(r.status, 403);
+        assert_eq!(r.logins[0].username, "root");
+        assert_eq!(r.logins[0].password, "pw");
+
+        // Credentials posted to a path that does not exist still count.
+        let r = route(&req("POST", "/goform/login", b"user=a&pass=b"));
+        assert_eq!((r.status, r.logins.len()), (404, 1));
+        // A form without a password is no login.
+        assert!(
+            route(&req("POST", "/login.cgi", b"username=a"))
+                .logins
+                .is_empty()
+        );
+
+        assert_eq!(route(&req("GET", "/cgi-bin/", b"")).status, 403);
+        assert_eq!(route(&req("GET", "/favicon.ico", b"")).status, 404);
+        assert_eq!(route(&req("GET", "/robots.txt", b"")).status, 200);
+        assert_eq!(route(&req("PROPFIND", "/", b"")).status, 501);
+        let nf = String::from_utf8(route(&req("GET", "/x", b"")).body).unwrap();
+        assert!(nf.contains("<title>404 - Not Found</title>"));
+    }
+}

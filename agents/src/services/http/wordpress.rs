@@ -1,0 +1,545 @@
+//! The `wordpress` persona: a small WordPress 6.4 site on Apache: the home page with its
+//! generator tag, `/wp-login.php` (`log`/`pwd`, WordPress's own error messages),
+//! `/xmlrpc.php` (`wp.getUsersBlogs`, also batched in `system.multicall`, the usual
+//! brute-force route), `/wp-admin/` redirecting to the login, `/readme.html`, robots.
+
+use super::form::{XmlRpcCall, field, form_fields, html_escape, url_encode, xmlrpc_call};
+use super::persona::{Login, Reply, Request, is_form, reason};
+
+pub(crate) const SERVER: &str = "Apache/2.4.62 (Debian)";
+const VERSION: &str = "6.4.3";
+const SITE: &str = "Harbour Street Studio";
+/// Users the site "has": the error message differs for them, as WordPress's does.
+const KNOWN_USERS: &[&str] = &["admin", "editor"];
+/// Most attempts one `system.multicall` may carry before the rest are ignored.
+const MAX_MULTICALL_LOGINS: usize = 500;
+
+const NO_CACHE: &str = "no-cache, must-revalidate, max-age=0, no-store, private";
+const EXPIRES_1984: &str = "Wed, 11 Jan 1984 05:00:00 GMT";
+
+pub(crate) fn route(req: &Request<'_>) -> Reply {
+    let base = format!("{}://{}", req.scheme, req.host);
+    match (req.method, req.path) {
+        ("GET" | "HEAD", "/" | "/index.php") => Reply::html(200, home(&base)).header(
+            "link",
+            format!("<{base}/wp-json/>; rel=\"https://api.w.org/\""),
+        ),
+        (_, "/wp-login.php") => login(req, &base),
+        ("POST", "/xmlrpc.php") => xmlrpc(req),
+        (_, "/xmlrpc.php") => Reply::new(
+            405,
+            "text/plain;charset=UTF-8",
+            "XML-RPC server accepts POST requests only.",
+        )
+        .header("allow", "POST"),
+        ("GET" | "HEAD", "/wp-admin" | "/wp-admin/") => Reply::redirect(
+            302,
+            format!(
+                "{base}/wp-login.php?redirect_to={}&reauth=1",
+                url_encode(&format!("{base}/wp-admin/"))
+            ),
+        )
+        .header("cache-control", NO_CACHE)
+        .header("expires", EXPIRES_1984),
+        ("GET" | "HEAD", "/readme.html") => Reply::html(200, readme()),
+        ("GET" | "HEAD", "/robots.txt") => Reply::new(
+            200,
+            "text/plain; charset=utf-8",
+            format!(
+                "User-agent: *\nDisallow: /wp-admin/\nAllow: /wp-admin/admin-ajax.php\n\nSitemap: {base}/wp-sitemap.xml\n"
+            ),
+        ),
+        ("GET" | "HEAD", "/wp-json" | "/wp-json/") => Reply::new(
+            200,
+            "application/json; charset=UTF-8",
+            format!(
+                "{{\"name\":\"{SITE}\",\"description\":\"Design and print, since 2009\",\"url\":\"{base}\",\"home\":\"{base}\",\"gmt_offset\":\"0\",\"timezone_string\":\"\",\"namespaces\":[\"oembed/1.0\",\"wp/v2\",\"wp-site-health/v1\"],\"authentication\":[],\"routes\":{{}}}}"
+            ),
+        ),
+        ("OPTIONS", _) => Reply::html(200, Vec::new()).header("allow", "GET,POST,OPTIONS,HEAD"),
+        ("GET" | "HEAD" | "POST", p) if p.starts_with("/wp-admin/") => Reply::redirect(
+            302,
+            format!(
+                "{base}/wp-login.php?redirect_to={}&reauth=1",
+                url_encode(&format!("{base}{p}"))
+            ),
+        ),
+        ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&base)),
+        _ => error_page(405),
+    }
+}
+
+/// Apache's error page, for what is refused before WordPress runs.
+pub(crate) fn error_page(status: u16) -> Reply {
+    let title = format!("{status} {}", reason(status));
+    let text = match status {
+        413 => {
+            "The requested resource does not allow request data with POST requests, or the amount of data provided in the request exceeds the capacity limit."
+        }
+        408 => "Server timeout waiting for the HTTP request from the client.",
+        405 => "The requested method is not allowed for this URL.",
+        _ => "Your browser sent a request that this server could not understand.",
+    };
+    Reply::html(
+        status,
+        format!(
+            "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server Port 80</address>\n</body></html>\n",
+            reason(status)
+        ),
+    )
+}
+
+fn login(req: &Request<'_>, base: &str) -> Reply {
+    let action = req
+        .query
+        .and_then(|q| {
+            form_fields(q.as_bytes())
+                .into_iter()
+                .find(|(k, _)| k == "action")
+                .map(|(_, v)| v)
+        })
+        .unwrap_or_default();
+    let reply = if req.method == "POST" && is_form(req) && action.is_empty() {
+        let fields = form_fields(req.body);
+        let user = field(&fields, &["log"]).unwrap_or("").to_owned();
+        let pass = field(&fields, &["pwd"]).unwrap_or("").to_owned();
+        let error = login_error(&user, &pass, base);
+        let mut r = Reply::html(200, login_page(base, Some(&error), &user));
+        if !user.is_empty() || !pass.is_empty() {
+            r.logins.push(Login {
+                username: user,
+                password: pass,
+            });
+        }
+        r
+    } else {
+        Reply::html(200, login_page(base, None, ""))
+    };
+    reply
+        .header("expires", EXPIRES_1984)
+        .header("cache-control", NO_CACHE)
+        .header(
+            "set-cookie",
+            "wordpress_test_cookie=WP%20Cookie%20check; path=/",
+        )
+        .header("x-frame-options", "SAMEORIGIN")
+        .header("referrer-policy", "strict-origin-when-cross-origin")
+}
+
+/// WordPress's message for a failed login (they differ by case, and attackers use the
+/// difference to enumerate users, so the persona keeps it).
+fn login_error(user: &str, pass: &str, base: &str) -> String {
+    let lost = format!("{base}/wp-login.php?action=lostpassword");
+    if user.is_empty() {
+        "<strong>Error:</strong> The username field is empty.".to_owned()
+    } else if pass.is_empty() {
+        "<strong>Error:</strong> The password field is empty.".to_owned()
+    } else if KNOWN_USERS.contains(&user) {
+        format!(
+            "<strong>Error:</strong> The password you entered for the username <strong>{}</strong> is incorrect. <a href=\"{lost}\">Lost your password?</a>",
+            html_escape(user)
+        )
+    } else if user.contains('@') {
+        "<strong>Error:</strong> Unknown email address. Check again or try your username."
+            .to_owned()
+    } else {
+        format!(
+            "<strong>Error:</strong> The username <strong>{}</strong> is not registered on this site. If you are unsure of your username, try your email address instead.",
+            html_escape(user)
+        )
+    }
+}
+
+fn xmlrpc(req: &Request<'_>) -> Reply {
+    let call = xmlrpc_call(req.body);
+    let logins = xmlrpc_logins(&call);
+    let body = match call.method.as_deref() {
+        Some("wp.getUsersBlogs") => fault(403, "Incorrect username or password."),
+        Some("system.multicall") => {
+            let faults: String = (0..logins.len().max(1))
+                .map(|_| {
+                    "<value><struct><member><name>faultCode</name><value><int>403</int></value></member><member><name>faultString</name><value><string>Incorrect username or password.</string></value></member></struct></value>\n"
+                })
+                .collect();
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <params>\n    <param>\n      <value>\n      <array><data>\n{faults}</data></array>\n      </value>\n    </param>\n  </params>\n</methodResponse>\n"
+            )
+        }
+        Some("system.listMethods") => {
+            let methods: String = [
+                "system.multicall",
+                "system.listMethods",
+                "system.getCapabilities",
+                "demo.addTwoNumbers",
+                "demo.sayHello",
+                "pingback.extensions.getPingbacks",
+                "pingback.ping",
+                "wp.getUsersBlogs",
+                "wp.getPosts",
+                "wp.getProfile",
+                "wp.getOptions",
+                "metaWeblog.getUsersBlogs",
+                "blogger.getUsersBlogs",
+            ]
+            .iter()
+            .map(|m| format!("  <value><string>{m}</string></value>\n"))
+            .collect();
+            format!(
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <params>\n    <param>\n      <value>\n      <array><data>\n{methods}</data></array>\n      </value>\n    </param>\n  </params>\n</methodResponse>\n"
+            )
+        }
+        Some("demo.sayHello") => "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <params>\n    <param>\n      <value>\n        <string>Hello!</string>\n      </value>\n    </param>\n  </params>\n</methodResponse>\n".to_owned(),
+        Some(m) if m.starts_with("wp.") || m.starts_with("metaWeblog.") || m.starts_with("blogger.") => {
+            fault(403, "Incorrect username or password.")
+        }
+        Some(m) => fault(
+            -32601,
+            &format!("server error. requested method {} does not exist.", html_escape(m)),
+        ),
+        None => fault(-32700, "parse error. not well formed"),
+    };
+    let mut r = Reply::new(200, "text/xml; charset=UTF-8", body);
+    r.logins = logins;
+    r
+}
+
+/// Username and password of every `wp.getUsersBlogs` in the call, batched ones included:
+/// the two string values after the method name (or the first two of a direct call).
+fn xmlrpc_logins(call: &XmlRpcCall) -> Vec<Login> {
+    let pair = |s: &[String], i: usize| match (s.get(i), s.get(i + 1)) {
+        (Some(u), Some(p)) => Some(Login {
+            username: u.clone(),
+            password: p.clone(),
+        }),
+        _ => None,
+    };
+    match call.method.as_deref() {
+        Some("wp.getUsersBlogs") => pair(&call.strings, 0).into_iter().collect(),
+        Some("system.multicall") => call
+            .strings
+            .iter()
+            .enumerate()
+            .filter(|(_, s)| *s == "wp.getUsersBlogs")
+            .filter_map(|(i, _)| pair(&call.strings, i + 1))
+            .take(MAX_MULTICALL_LOGINS)
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn fault(code: i32, text: &str) -> String {
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<methodResponse>\n  <fault>\n    <value>\n      <struct>\n        <member>\n          <name>faultCode</name>\n          <value><int>{code}</int></value>\n        </member>\n        <member>\n          <name>faultString</name>\n          <value><string>{text}</string></value>\n        </member>\n      </struct>\n    </value>\n  </fault>\n</methodResponse>\n"
+    )
+}
+
+fn head(base: &str, title: &str) -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en-US">
+<head>
+	<meta charset="UTF-8" />
+	<meta name="viewport" content="width=device-width, initial-scale=1" />
+<meta name='robots' content='max-image-preview:large' />
+<title>{title}</title>
+<link rel="alternate" type="application/rss+xml" title="{SITE} &raquo; Feed" href="{base}/feed/" />
+<link rel="alternate" type="application/rss+xml" title="{SITE} &raquo; Comments Feed" href="{base}/comments/feed/" />
+<link rel='stylesheet' id='wp-block-library-css' href='{base}/wp-includes/css/dist/block-library/style.min.css?ver={VERSION}' media='all' />
+<link rel='stylesheet' id='twentytwentyfour-style-css' href='{base}/wp-content/themes/twentytwentyfour/style.css?ver=1.0' media='all' />
+<link rel="https://api.w.org/" href="{base}/wp-json/" />
+<link rel="EditURI" type="application/rsd+xml" title="RSD" href="{base}/xmlrpc.php?rsd" />
+<meta name="generator" content="WordPress {VERSION}" />
+</head>
+"#
+    )
+}
+
+fn home(base: &str) -> String {
+    format!(
+        r#"{}
+<body class="home blog wp-embed-responsive">
+<div class="wp-site-blocks">
+<header class="wp-block-template-part">
+<p class="wp-block-site-title"><a href="{base}" rel="home" aria-current="page">{SITE}</a></p>
+<p class="wp-block-site-tagline">Design and print, since 2009</p>
+<nav class="wp-block-navigation"><a href="{base}/about/">About</a> <a href="{base}/portfolio/">Portfolio</a> <a href="{base}/contact/">Contact</a></nav>
+</header>
+<main class="wp-block-group">
+<h2 class="wp-block-post-title"><a href="{base}/2024/01/18/spring-catalogue-proofs/">Spring catalogue proofs are in</a></h2>
+<div class="wp-block-post-excerpt"><p>The first proofs of the spring catalogue came back from the printer this week. A few colour corrections and we are good to go&hellip;</p></div>
+<h2 class="wp-block-post-title"><a href="{base}/2023/11/02/new-studio-hours/">New studio hours</a></h2>
+<div class="wp-block-post-excerpt"><p>From November the studio is open Tuesday to Saturday, 9 to 5. Drop by for coffee and paper samples&hellip;</p></div>
+</main>
+<footer class="wp-block-template-part"><p>Designed with <a href="https://wordpress.org" rel="nofollow">WordPress</a></p></footer>
+</div>
+<script src="{base}/wp-includes/js/dist/interactivity.min.js?ver={VERSION}" id="wp-interactivity-js"></script>
+</body>
+</html>
+"#,
+        head(base, SITE)
+    )
+}
+
+fn not_found(base: &str) -> String {
+    format!(
+        r#"{}
+<body class="error404 wp-embed-responsive">
+<div class="wp-site-blocks">
+<header class="wp-block-template-part"><p class="wp-block-site-title"><a href="{base}" rel="home">{SITE}</a></p></header>
+<main class="wp-block-group">
+<h1 class="wp-block-heading">Page Not Found</h1>
+<p>The page you are looking for does not exist, or it has been moved. Please try searching using the form below.</p>
+<form role="search" method="get" action="{base}/" class="wp-block-search"><label for="s">Search</label><input type="search" id="s" name="s" value="" placeholder="Search..." required /><button type="submit">Search</button></form>
+</main>
+</div>
+</body>
+</html>
+"#,
+        head(base, &format!("Page not found &#8211; {SITE}"))
+    )
+}
+
+fn login_page(base: &str, error: Option<&str>, username: &str) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!("<div id=\"login_error\" class=\"notice notice-error\">\t{e}<br />\n</div>\n")
+    });
+    let shake = if error.is_empty() {
+        ""
+    } else {
+        "<script type=\"text/javascript\">\naddLoadEvent = function(func){if(typeof jQuery!=='undefined')jQuery(function(){func();});else if(typeof wpOnload!=='function'){wpOnload=func;}else{var oldonload=wpOnload;wpOnload=function(){oldonload();func();}}};\nfunction s(id,pos){g(id).left=pos+'px';}\nfunction g(id){return document.getElementById(id).style;}\nfunction shake(id,a,d){c=a.shift();s(id,c);if(a.length>0){setTimeout(function(){shake(id,a,d);},d);}else{try{g(id).position='static';wp_attempt_focus();}catch(e){}}}\naddLoadEvent(function(){ var p=new Array(15,30,15,0,-15,-30,-15,0);p=p.concat(p.concat(p));var i=document.forms[0].id;g(i).position='relative';shake(i,p,20);});\n</script>\n"
+    };
+    let username = html_escape(username);
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en-US">
+<head>
+	<meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
+	<title>Log In &lsaquo; {SITE} &#8212; WordPress</title>
+	<meta name='robots' content='max-image-preview:large, noindex, noarchive' />
+<link rel='stylesheet' id='dashicons-css' href='{base}/wp-includes/css/dashicons.min.css?ver={VERSION}' media='all' />
+<link rel='stylesheet' id='buttons-css' href='{base}/wp-includes/css/buttons.min.css?ver={VERSION}' media='all' />
+<link rel='stylesheet' id='forms-css' href='{base}/wp-admin/css/forms.min.css?ver={VERSION}' media='all' />
+<link rel='stylesheet' id='l10n-css' href='{base}/wp-admin/css/l10n.min.css?ver={VERSION}' media='all' />
+<link rel='stylesheet' id='login-css' href='{base}/wp-admin/css/login.min.css?ver={VERSION}' media='all' />
+	<meta name='referrer' content='strict-origin-when-cross-origin' />
+		<meta name="viewport" content="width=device-width" />
+		</head>
+	<body class="login no-js login-action-login wp-core-ui  locale-en-us">
+	<script type="text/javascript">
+/* <![CDATA[ */
+document.body.className = document.body.className.replace('no-js','js');
+/* ]]> */
+</script>
+		<div id="login">
+		<h1><a href="https://wordpress.org/">Powered by WordPress</a></h1>
+	{error}
+		<form name="loginform" id="loginform" action="{base}/wp-login.php" method="post">
+			<p>
+				<label for="user_login">Username or Email Address</label>
+				<input type="text" name="log" id="user_login" class="input" value="{username}" size="20" autocapitalize="off" autocomplete="username" required="required" />
+			</p>
+
+			<div class="user-pass-wrap">
+				<label for="user_pass">Password</label>
+				<div class="wp-pwd">
+					<input type="password" name="pwd" id="user_pass" class="input password-input" value="" size="20" autocomplete="current-password" spellcheck="false" required="required" />
+					<button type="button" class="button button-secondary wp-hide-pw hide-if-no-js" data-toggle="0" aria-label="Show password">
+						<span class="dashicons dashicons-visibility" aria-hidden="true"></span>
+					</button>
+				</div>
+			</div>
+						<p class="forgetmenot"><input name="rememberme" type="checkbox" id="rememberme" value="forever"  /> <label for="rememberme">Remember Me</label></p>
+			<p class="submit">
+				<input type="submit" name="wp-submit" id="wp-submit" class="button button-primary button-large" value="Log In" />
+									<input type="hidden" name="redirect_to" value="{base}/wp-admin/" />
+									<input type="hidden" name="testcookie" value="1" />
+			</p>
+		</form>
+
+					<p id="nav">
+				<a href="{base}/wp-login.php?action=lostpassword">Lost your password?</a>			</p>
+					<p id="backtoblog">
+			<a href="{base}/">&larr; Go to {SITE}</a>		</p>
+			</div>
+		{shake}
+	</body>
+	</html>
+"#
+    )
+}
+
+fn readme() -> String {
+    format!(
+        r#"<!DOCTYPE html>
+<html lang="en">
+<head>
+	<meta name="viewport" content="width=device-width" />
+	<meta http-equiv="Content-Type" content="text/html; charset=utf-8" />
+	<title>WordPress &#8250; ReadMe</title>
+	<link rel="stylesheet" href="wp-admin/css/install.css?ver=20100228" type="text/css" />
+</head>
+<body>
+<h1 id="logo">
+	<a href="https://wordpress.org/"><img alt="WordPress" src="wp-admin/images/wordpress-logo.png" /></a>
+</h1>
+<p style="text-align: center">Semantic Personal Publishing Platform</p>
+
+<h2>First Things First</h2>
+<p>Welcome. WordPress is a very special project to me. Every developer and contributor adds something unique to the mix, and together we create something beautiful that I am proud to be a part of. Thousands of hours have gone into WordPress, and we are dedicated to making it better every day. Thank you for making it part of your world.</p>
+<p style="text-align: right">&#8212; Matt Mullenweg</p>
+
+<h2>Installation: Famous 5-minute install</h2>
+<ol>
+	<li>Unzip the package in an empty directory and upload everything.</li>
+	<li>Open <span class="file"><a href="wp-admin/install.php">wp-admin/install.php</a></span> in your browser. It will take you through the process to set up a <code>wp-config.php</code> file with your database connection details.</li>
+	<li>Once the configuration file is set up, the installer will set up the tables needed for your site.</li>
+</ol>
+
+<h2>Updating</h2>
+<h3>Using the Automatic Updater</h3>
+<ol>
+	<li>Open <span class="file"><a href="wp-admin/update-core.php">wp-admin/update-core.php</a></span> in your browser and follow the instructions.</li>
+	<li>You wanted more, perhaps? That&#8217;s it!</li>
+</ol>
+
+<h2>System Requirements</h2>
+<ul>
+	<li><a href="https://secure.php.net/">PHP</a> version <strong>7.0</strong> or greater.</li>
+	<li><a href="https://www.mysql.com/">MySQL</a> version <strong>5.0</strong> or greater.</li>
+</ul>
+
+<h2>Share the Love</h2>
+<p>WordPress has no multi-million dollar marketing campaign or celebrity sponsors, but we do have something even better&#8212;you. If you enjoy WordPress please consider telling a friend, setting it up for someone less knowledgeable than yourself, or writing the author of a media article that overlooks us.</p>
+<p><!-- version {VERSION} --></p>
+
+<h2>License</h2>
+<p>WordPress is free software, and is released under the terms of the <abbr>GPL</abbr> (GNU General Public License) version 2 or (at your option) any later version. See <a href="license.txt">license.txt</a>.</p>
+
+</body>
+</html>
+"#
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req<'a>(
+        method: &'a str,
+        path: &'a str,
+        query: Option<&'a str>,
+        body: &'a [u8],
+    ) -> Request<'a> {
+        Request {
+            method,
+            path,
+            query,
+            scheme: "http",
+            host: "blog.example",
+            content_type: None,
+            body,
+        }
+    }
+
+    fn text(r: &Reply) -> String {
+        String::from_utf8(r.body.clone()).unwrap()
+    }
+
+    #[test]
+    fn pages() {
+        let r = route(&req("GET", "/", None, b""));
+        assert_eq!(r.status, 200);
+        assert!(text(&r).contains("<meta name=\"generator\" content=\"WordPress 6.4.3\" />"));
+        let r = route(&req("GET", "/wp-admin/", None, b""));
+        assert_eq!(r.status, 302);
+        let loc = &r.headers.iter().find(|h| h.0 == "location").unwrap().1;
+        assert_eq!(
+            loc,
+            "http://blog.example/wp-login.php?redirect_to=http%3A%2F%2Fblog.example%2Fwp-admin%2F&reauth=1"
+        );
+        assert_eq!(
+            route(&req("GET", "/wp-admin/options.php", None, b"")).status,
+            302
+        );
+        assert_eq!(route(&req("GET", "/xmlrpc.php", None, b"")).status, 405);
+        assert!(text(&route(&req("GET", "/readme.html", None, b""))).contains("version 6.4.3"));
+        assert_eq!(route(&req("GET", "/nope", None, b"")).status, 404);
+        assert_eq!(route(&req("DELETE", "/", None, b"")).status, 405);
+    }
+
+    #[test]
+    fn login_form() {
+        let r = route(&req("GET", "/wp-login.php", None, b""));
+        assert_eq!(r.status, 200);
+        assert!(r.logins.is_empty());
+        assert!(!text(&r).contains("login_error"));
+
+        let r = route(&req(
+            "POST",
+            "/wp-login.php",
+            None,
+            b"log=admin&pwd=hunter2&wp-submit=Log+In",
+        ));
+        assert_eq!(r.status, 200);
+        assert_eq!(
+            r.logins,
+            [Login {
+                username: "admin".into(),
+                password: "hunter2".into()
+            }]
+        );
+        assert!(text(&r).contains(
+            "The password you entered for the username <strong>admin</strong> is incorrect."
+        ));
+
+        let r = route(&req("POST", "/wp-login.php", None, b"log=%3Cx%3E&pwd=a"));
+        assert!(text(&r).contains("The username <strong>&lt;x&gt;</strong> is not registered"));
+        let r = route(&req("POST", "/wp-login.php", None, b"log=a&pwd="));
+        assert!(text(&r).contains("The password field is empty."));
+        // The lost-password form is not a login.
+        let r = route(&req(
+            "POST",
+            "/wp-login.php",
+            Some("action=lostpassword"),
+            b"user_login=a",
+        ));
+        assert!(r.logins.is_empty());
+    }
+
+    #[test]
+    fn xmlrpc_logins_recorded() {
+        let one = b"<methodCall><methodName>wp.getUsersBlogs</methodName><params><param><value><string>admin</string></value></param><param><value><string>pw1</string></value></param></params></methodCall>";
+        let r = route(&req("POST", "/xmlrpc.php", None, one));
+        assert_eq!(r.logins.len(), 1);
+        assert_eq!(
+            (r.logins[0].username.as_str(), r.logins[0].password.as_str()),
+            ("admin", "pw1")
+        );
+        assert!(text(&r).contains("Incorrect username or password."));
+
+        let call = |p: &str| {
+            format!(
+                "<value><struct><member><name>methodName</name><value><string>wp.getUsersBlogs</string></value></member><member><name>params</name><value><array><data><value><array><data><value><string>admin</string></value><value><string>{p}</string></value></data></array></value></data></array></value></member></struct></value>"
+            )
+        };
+        let multi = format!(
+            "<methodCall><methodName>system.multicall</methodName><params><param><value><array><data>{}{}</data></array></value></param></params></methodCall>",
+            call("a"),
+            call("b")
+        );
+        let r = route(&req("POST", "/xmlrpc.php", None, multi.as_bytes()));
+        let pw: Vec<_> = r.logins.iter().map(|l| l.password.as_str()).collect();
+        assert_eq!(pw, ["a", "b"]);
+        assert_eq!(text(&r).matches("faultCode").count(), 2);
+
+        let r = route(&req(
+            "POST",
+            "/xmlrpc.php",
+            None,
+            b"<methodCall><methodName>x.y</methodName></methodCall>",
+        ));
+        assert!(r.logins.is_empty());
+        assert!(text(&r).contains("requested method x.y does not exist"));
+    }
+}

@@ -1,0 +1,188 @@
+//! Drives the cross-node [`SweepDetector`](crate::sweep::SweepDetector): node handlers offer
+//! the probes they store, a task ticks the detector and stores each finished network scan
+//! as a `scan_detected` event of the pseudo-node `core` (and offers it to modules).
+//!
+//! Offering never blocks ingest: the queue is bounded and a full queue drops the probe,
+//! counted in the log.
+
+use crate::server::Shared;
+use crate::sweep::{SweepConfig, SweepDetector, SweepReport};
+use honeybee_proto::NodeId;
+use honeybee_proto::event::{Event, EventKind};
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+use tokio::sync::mpsc;
+
+/// Probes waiting for the detector.
+const QUEUE: usize = 16_384;
+/// The node id and service name of the events the correlator stores.
+pub const CORE_NODE: &str = "core";
+pub const SERVICE: &str = "correlator";
+
+/// One probe a node saw: a source touching ports of that node.
+#[derive(Debug)]
+pub struct Probe {
+    pub src: IpAddr,
+    pub node: NodeId,
+    pub ports: Vec<u16>,
+}
+
+/// The sending side, held in [`Shared`]; `None` inside when correlation is off.
+#[derive(Debug)]
+pub struct Correlator {
+    tx: Option<mpsc::Sender<Probe>>,
+    dropped: AtomicU64,
+}
+
+impl Correlator {
+    /// A correlator and the receiver its task drains; `enabled = false` makes `offer` a no-op.
+    pub fn new(enabled: bool) -> (Correlator, Option<mpsc::Receiver<Probe>>) {
+        if !enabled {
+            return (
+                Correlator {
+                    tx: None,
+                    dropped: AtomicU64::new(0),
+                },
+                None,
+            );
+        }
+        let (tx, rx) = mpsc::channel(QUEUE);
+        (
+            Correlator {
+                tx: Some(tx),
+                dropped: AtomicU64::new(0),
+            },
+            Some(rx),
+        )
+    }
+
+    /// Offers the probes among newly stored events of `node`: connections, and the ports
+    /// of a node's own scan reports. Events of the correlator itself are never offered.
+    pub fn offer<'a>(&self, node: &NodeId, events: impl IntoIterator<Item = &'a Event>) {
+        let Some(tx) = &self.tx else { return };
+        if node.as_str() == CORE_NODE {
+            return;
+        }
+        for e in events {
+            let Some(src) = e.src else { continue };
+            let ports = match &e.kind {
+                EventKind::Connect => match e.dst {
+                    Some(d) => vec![d.port()],
+                    None => continue,
+                },
+                EventKind::ScanDetected { ports, .. } => ports.clone(),
+                _ => continue,
+            };
+            let probe = Probe {
+                src: src.ip(),
+                node: node.clone(),
+                ports,
+            };
+            if tx.try_send(probe).is_err() {
+                let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, "scan correlation queue full; probes dropped");
+                }
+            }
+        }
+    }
+}
+
+/// Runs the detector until the core stops (the task is aborted then).
+pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepConfig) {
+    let mut detector = SweepDetector::new(cfg);
+    let started = tokio::time::Instant::now();
+    let now = || started.elapsed().as_millis() as u64;
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut seq = SeqClock::default();
+    loop {
+        let reports = tokio::select! {
+            probe = rx.recv() => match probe {
+                Some(p) => {
+                    let t = now();
+                    let mut out = Vec::new();
+                    for port in p.ports {
+                        out.extend(detector.observe(p.src, &p.node, port, t));
+                    }
+                    out
+                }
+                None => return,
+            },
+            _ = tick.tick() => detector.tick(now()),
+        };
+        for r in reports {
+            store(&shared, &mut seq, r).await;
+        }
+    }
+}
+
+/// Sequence numbers for the pseudo-node: the wall clock in microseconds, kept strictly
+/// increasing, so they stay unique across core restarts without a counter on disk.
+#[derive(Debug, Default)]
+struct SeqClock {
+    last: u64,
+}
+
+impl SeqClock {
+    fn next(&mut self) -> u64 {
+        let now_us = u64::try_from(crate::now_ms()).unwrap_or(0) * 1000;
+        self.last = now_us.max(self.last + 1);
+        self.last
+    }
+}
+
+async fn store(shared: &Arc<Shared>, seq: &mut SeqClock, r: SweepReport) {
+    let node = NodeId::new(CORE_NODE).expect("`core` is a valid node id");
+    tracing::info!(src = %r.src, nodes = r.distinct_nodes, ports = r.distinct_ports, count = r.count, "network scan detected");
+    let event = Event {
+        seq: seq.next(),
+        time_ms: crate::now_ms(),
+        service: SERVICE.into(),
+        session: None,
+        src: Some(std::net::SocketAddr::new(r.src, 0)),
+        dst: None,
+        kind: EventKind::NetworkScanDetected {
+            nodes: r.nodes.iter().map(|n| n.as_str().to_owned()).collect(),
+            ports: r.ports,
+            count: r.count,
+            duration_ms: r.duration_ms,
+            distinct_nodes: r.distinct_nodes,
+            distinct_ports: r.distinct_ports,
+        },
+    };
+    let received_ms = crate::now_ms();
+    match shared
+        .store
+        .insert_events(&node, received_ms, vec![event.clone()])
+        .await
+    {
+        Ok(outcome) if !outcome.new_seqs.is_empty() => {
+            crate::node::publish(
+                shared,
+                &node,
+                &Arc::new(Vec::new()),
+                received_ms,
+                vec![event],
+                &outcome.new_seqs,
+            );
+        }
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, "network scan event not stored"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn seq_clock_is_strictly_increasing() {
+        let mut c = SeqClock::default();
+        let a = c.next();
+        let b = c.next();
+        assert!(b > a);
+    }
+}
