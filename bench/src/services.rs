@@ -596,7 +596,7 @@ impl ServiceBench {
                 hb_ftp,
             ),
             (
-                "HTTP (GET /, Connection: close, 200)",
+                "HTTP (GET /, Connection: close)",
                 Probe::HttpGet,
                 hb.ports.http,
                 oports.map(|p| p.http),
