@@ -13,11 +13,19 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpSocket, TcpStream};
 use tokio::process::Command;
 
-/// A free TCP port on 127.0.0.1 (bound, read, released; the caller binds it soon after).
+/// A port for a server to listen on: free on every address, and below the kernel's
+/// ephemeral range (from 32768), where the load generators' own client sockets would
+/// make a later bind fail. Checked by binding it; the caller binds it soon after.
 pub fn free_port() -> Result<u16> {
-    Ok(std::net::TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?
-        .local_addr()?
-        .port())
+    use rand::Rng;
+    let mut rng = rand::rng();
+    for _ in 0..200 {
+        let port = rng.random_range(20_000..32_000);
+        if std::net::TcpListener::bind((Ipv4Addr::UNSPECIFIED, port)).is_ok() {
+            return Ok(port);
+        }
+    }
+    bail!("no free port in 20000-32000")
 }
 
 /// The `i`-th attacker address: 127.0.1.1, 127.0.1.2, … (250 per /24). Spreading

@@ -256,14 +256,14 @@ pub struct CanaryPorts {
     pub ftp: u16,
     pub http: u16,
     pub ssh: u16,
-    pub banner: u16,
 }
 
-/// The banner both OpenCanary's tcpbanner and HoneyBee's banner service send.
+/// The greeting HoneyBee's banner service sends in the figures.
 pub const BANNER: &str = "220 mail.example.com ESMTP Postfix (Debian/GNU)\r\n";
 
-/// Starts OpenCanary with FTP, HTTP (its NAS login skin), SSH and one TCP banner, logging
-/// to a file, as the peer user.
+/// Starts OpenCanary with FTP, HTTP (its NAS login skin) and SSH, logging to a file, as
+/// the peer user. Its `tcpbanner` module is not used: it ignores `device.listen_addr` and
+/// listens on every interface.
 pub async fn start_opencanary(dir: &PeersDir, ports: CanaryPorts) -> Result<PeerProcess> {
     let work = dir.root.join("opencanary").join("work");
     let _ = std::fs::remove_dir_all(&work);
@@ -279,11 +279,7 @@ pub async fn start_opencanary(dir: &PeersDir, ports: CanaryPorts) -> Result<Peer
   "http.enabled": true, "http.port": {http}, "http.skin": "nasLogin",
   "http.banner": "Apache/2.2.22 (Ubuntu)",
   "ssh.enabled": true, "ssh.port": {ssh}, "ssh.version": "SSH-2.0-OpenSSH_5.1p1 Debian-4",
-  "tcpbanner.maxnum": 10, "tcpbanner.enabled": true,
-  "tcpbanner_1.enabled": true, "tcpbanner_1.port": {banner},
-  "tcpbanner_1.initbanner": {init}, "tcpbanner_1.datareceivedbanner": "",
-  "tcpbanner_1.alertstring.enabled": false, "tcpbanner_1.alertstring": "",
-  "tcpbanner_1.keep_alive.enabled": false,
+  "tcpbanner.enabled": false,
   "logger": {{ "class": "PyLogger", "kwargs": {{
       "formatters": {{ "plain": {{ "format": "%(message)s" }} }},
       "handlers": {{ "file": {{ "class": "logging.FileHandler", "filename": "{log}" }} }} }} }},
@@ -293,8 +289,6 @@ pub async fn start_opencanary(dir: &PeersDir, ports: CanaryPorts) -> Result<Peer
         ftp = ports.ftp,
         http = ports.http,
         ssh = ports.ssh,
-        banner = ports.banner,
-        init = json_string(BANNER),
         log = log.display(),
     );
     std::fs::write(work.join("opencanary.conf"), conf)?;
@@ -308,34 +302,10 @@ pub async fn start_opencanary(dir: &PeersDir, ports: CanaryPorts) -> Result<Peer
         &venv.join("twistd"),
         &["-noy", tac, "--pidfile="],
     )?;
-    let addrs: Vec<SocketAddr> = [ports.ftp, ports.http, ports.ssh, ports.banner]
+    let addrs: Vec<SocketAddr> = [ports.ftp, ports.http, ports.ssh]
         .iter()
         .map(|&port| SocketAddr::from(([127, 0, 0, 1], port)))
         .collect();
     wait_listening(&mut p, &addrs, Duration::from_secs(60)).await?;
     Ok(p)
-}
-
-fn json_string(s: &str) -> String {
-    let mut out = String::from("\"");
-    for c in s.chars() {
-        match c {
-            '"' => out += "\\\"",
-            '\\' => out += "\\\\",
-            '\r' => out += "\\r",
-            '\n' => out += "\\n",
-            c => out.push(c),
-        }
-    }
-    out + "\""
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn json_strings_escape_line_ends() {
-        assert_eq!(json_string("a\"b\r\n"), "\"a\\\"b\\r\\n\"");
-    }
 }

@@ -493,7 +493,6 @@ impl ServiceBench {
                     ftp: attack::free_port()?,
                     http: attack::free_port()?,
                     ssh: attack::free_port()?,
-                    banner: attack::free_port()?,
                 };
                 let c = peers::start_cowrie(dir, cports).await?;
                 let o = peers::start_opencanary(dir, oports).await?;
@@ -580,18 +579,24 @@ impl ServiceBench {
         // --- Connections per second and CPU per connection.
         let hb_ftp = attack::probe_once(addr(hb.ports.ftp), Probe::FtpQuit).await;
         let hb_http = attack::probe_once(addr(hb.ports.http), Probe::HttpGet).await;
-        let cases: [(&str, Probe, u16, Option<u16>, bool); 3] = [
+        // (row, HoneyBee probe, port, peer probe, peer port, HoneyBee side available).
+        // The banner is compared with OpenCanary's FTP greeting (the same work: accept,
+        // send one line, see the client close); its tcpbanner module cannot be bound to
+        // loopback only.
+        let cases: [(&str, Probe, u16, Probe, Option<u16>, bool); 3] = [
             (
                 "banner (greeting, client closes)",
                 Probe::Greeting(b"220 "),
                 hb.ports.banner,
-                oports.map(|p| p.banner),
+                Probe::Greeting(b"220"),
+                oports.map(|p| p.ftp),
                 true,
             ),
             (
                 "FTP (220, QUIT, 221)",
                 Probe::FtpQuit,
                 hb.ports.ftp,
+                Probe::FtpQuit,
                 oports.map(|p| p.ftp),
                 hb_ftp,
             ),
@@ -599,15 +604,16 @@ impl ServiceBench {
                 "HTTP (GET /, Connection: close)",
                 Probe::HttpGet,
                 hb.ports.http,
+                Probe::HttpGet,
                 oports.map(|p| p.http),
                 hb_http,
             ),
         ];
-        for (what, probe, hport, oport, available) in cases {
-            let peer = if oport.is_some() {
-                canary_name
-            } else {
-                no_peer
+        for (what, probe, hport, peer_probe, oport, available) in cases {
+            let peer = match oport {
+                Some(_) if what.starts_with("banner") => "OpenCanary 0.9.10 (FTP greeting)",
+                Some(_) => canary_name,
+                None => no_peer,
             };
             let rate_row = t.row(
                 &format!("{what}: connections/s"),
@@ -645,7 +651,7 @@ impl ServiceBench {
                 }
             }
             if let (Some(o), Some(port)) = (&canary, oport) {
-                let (r, cpu) = self.rate_peer(o.pid(), port, probe).await?;
+                let (r, cpu) = self.rate_peer(o.pid(), port, peer_probe).await?;
                 if r.failed > 0 {
                     notes.push(format!(
                         "OpenCanary {what}: {} of {} connections failed.",
