@@ -583,7 +583,7 @@ impl ServiceBench {
         // The banner is compared with OpenCanary's FTP greeting (the same work: accept,
         // send one line, see the client close); its tcpbanner module cannot be bound to
         // loopback only.
-        let cases: [(&str, Probe, u16, Probe, Option<u16>, bool); 3] = [
+        let cases: [RateCase; 3] = [
             (
                 "banner (greeting, client closes)",
                 Probe::Greeting(b"220 "),
@@ -910,6 +910,9 @@ impl ServiceBench {
         Ok((r, m.cpu()?))
     }
 }
+
+/// (row, HoneyBee probe, port, peer probe, peer port, HoneyBee side available).
+type RateCase = (&'static str, Probe, u16, Probe, Option<u16>, bool);
 
 struct HeldRss {
     before: u64,
