@@ -39,16 +39,22 @@ pub struct AgentId {
 impl Deployment {
     /// `core init` on a free loopback port, then starts the core in this process.
     pub async fn start() -> Result<Deployment> {
-        Deployment::start_opts(false).await
+        Deployment::start_opts(false, None).await
+    }
+
+    /// As `start`, with `services` (`[[default_services]]` tables in core.toml syntax) as
+    /// the service list every newly enrolled node receives, instead of `core init`'s.
+    pub async fn start_with_services(services: &str) -> Result<Deployment> {
+        Deployment::start_opts(false, Some(services)).await
     }
 
     /// As `start`, with the module TCP shim listening on an ephemeral loopback port
     /// (`Shared::shim_addr`).
     pub async fn start_with_shim() -> Result<Deployment> {
-        Deployment::start_opts(true).await
+        Deployment::start_opts(true, None).await
     }
 
-    async fn start_opts(shim: bool) -> Result<Deployment> {
+    async fn start_opts(shim: bool, services: Option<&str>) -> Result<Deployment> {
         honeybee_pki::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("honeybee-bench-")
@@ -75,17 +81,28 @@ impl Deployment {
         } else {
             "shim_listen = \"\""
         };
-        let cfg = std::fs::read_to_string(&cfg_path)?
+        let mut in_services = false;
+        let mut cfg = std::fs::read_to_string(&cfg_path)?
             .lines()
-            .map(|l| {
-                if l.trim_start().starts_with("shim_listen") {
-                    shim_line
+            .filter_map(|l| {
+                // Drop init's `[[default_services]]` tables when replacing them.
+                let t = l.trim_start();
+                if t.starts_with('[') {
+                    in_services = services.is_some() && t.starts_with("[[default_services]]");
+                }
+                if in_services {
+                    None
+                } else if t.starts_with("shim_listen") {
+                    Some(shim_line)
                 } else {
-                    l
+                    Some(l)
                 }
             })
             .collect::<Vec<_>>()
             .join("\n");
+        if let Some(services) = services {
+            cfg = format!("{cfg}\n\n{services}");
+        }
         std::fs::write(&cfg_path, cfg + "\n")?;
         let core = Core::start(&core_dir).await.context("core start")?;
         Ok(Deployment {

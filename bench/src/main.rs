@@ -6,11 +6,15 @@
 //! Everything binds and sends to 127.0.0.1 only, every run is bounded in size and time,
 //! and every deployment lives in a temp directory that is removed when it drops.
 
+mod attack;
 mod bus;
 mod capture;
 mod enrol;
 mod fixture;
 mod ingest;
+mod peers;
+mod procstat;
+mod services;
 mod stats;
 
 use anyhow::{Context, Result};
@@ -41,9 +45,23 @@ struct Args {
     /// Runs per measurement (the median is reported); default 3, or 1 with --quick.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these figures (comma-separated: ingest, capture, enrol, bus).
+    /// Only these figures (comma-separated: ingest, capture, enrol, bus, services).
+    /// `services` (honeypot services vs Cowrie and OpenCanary) runs only when named here.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Where `bench/scripts/peers.sh` installed Cowrie and OpenCanary (for `services`).
+    #[arg(long, default_value = "target/bench-peers")]
+    peers_dir: PathBuf,
+    /// `services` without the peers: HoneyBee's side only.
+    #[arg(long)]
+    no_peers: bool,
+    /// The smallest sizes (the smoke test's).
+    #[arg(long, hide = true)]
+    tiny: bool,
+    /// Internal: run the agent of the `services` figures in this process (what
+    /// `honeybee-agent run --data-dir DIR` does).
+    #[arg(long, hide = true, value_name = "DIR")]
+    agent_run: Option<PathBuf>,
 }
 
 /// Every size the harness uses, so each mode is one constructor.
@@ -483,7 +501,9 @@ async fn run(args: &Args) -> Result<String> {
         ("bus", |s| Box::pin(bus::figure(&s.bus, s.runs))),
     ];
     for (name, f) in figures {
-        if !wanted(name) {
+        if !wanted(name)
+            || args.only.iter().any(|o| o == "services") && !args.only.iter().any(|o| o == name)
+        {
             continue;
         }
         progress(&format!("{name}: starting"));
@@ -493,11 +513,36 @@ async fn run(args: &Args) -> Result<String> {
         out += &md;
         out.push('\n');
     }
+    if args.only.iter().any(|o| o == "services") {
+        progress("services: starting");
+        let mut sizes = if args.tiny {
+            services::ServiceSizes::tiny()
+        } else if args.quick {
+            services::ServiceSizes::quick()
+        } else {
+            services::ServiceSizes::full()
+        };
+        if let Some(r) = args.runs {
+            sizes.runs = r.clamp(1, 9);
+        }
+        let bench = services::ServiceBench {
+            sizes,
+            agent_exe: std::env::current_exe().context("own executable")?,
+            peers: (!args.no_peers).then(|| peers::PeersDir::new(args.peers_dir.clone())),
+        };
+        let report = bench.run().await.context("figure services")?;
+        println!("{}", report.markdown);
+        out += &report.markdown;
+        out.push('\n');
+    }
     Ok(out)
 }
 
 fn main() -> Result<()> {
     let args = Args::parse();
+    if let Some(dir) = args.agent_run {
+        return services::agent_main(dir);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
