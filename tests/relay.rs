@@ -143,7 +143,7 @@ fn node_behind_relay_enrols_delivers_and_loses_nothing_when_the_relay_dies() {
     assert!(audit_has(&dep, "node=lan-1 role=agent"));
     assert!(audit_has(&dep, "via relay relay-1"));
 
-    let _node = dep.run_agent("lan-1");
+    let node = dep.run_agent("lan-1");
     let port = dep.service_port("lan-1", "banner");
     let n = dep.node("lan-1").unwrap();
     assert_eq!(n["via"], "relay-1", "{n}");
