@@ -119,8 +119,12 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     println!(
         "Try it:   ssh -p 2222 root@127.0.0.1        (the third password gets a shell; all are recorded)"
     );
-    println!("          telnet 127.0.0.1 2323   curl http://127.0.0.1:8081/   redis-cli -p 6380 INFO");
-    println!("          mysql -h 127.0.0.1 -P 3307 -u root -p   curl -T FILE ftp://127.0.0.1:2121/");
+    println!(
+        "          telnet 127.0.0.1 2323   curl http://127.0.0.1:8081/   redis-cli -p 6380 INFO"
+    );
+    println!(
+        "          mysql -h 127.0.0.1 -P 3307 -u root -p   curl -T FILE ftp://127.0.0.1:2121/"
+    );
     println!("Captures: honeybee captures --data-dir {d}   (session transcripts, uploads, bodies)");
     println!("Watch:    honeybee events --data-dir {d}");
     println!("Nodes:    honeybee nodes --data-dir {d}");
