@@ -260,10 +260,14 @@ async fn a_module_that_never_reads_slows_nobody() {
     assert_eq!(reader.hello("fast", &fast, &[])["type"], "welcome");
     reader.send(&json!({"type": "subscribe", "id": 2, "filter": {"kinds": ["command"]}}));
     assert_eq!(reader.recv().unwrap()["type"], "result");
+    // Every event reaches the reading module or is accounted for in a `missed` notice: on
+    // a starved machine even a reading module can fall a queue behind, and the contract is
+    // that it is told, never that ingest waits for it.
     let counter = std::thread::spawn(move || {
         let mut seen = std::collections::HashSet::new();
+        let mut missed = 0usize;
         let deadline = Instant::now() + Duration::from_secs(240);
-        while seen.len() < N && Instant::now() < deadline {
+        while seen.len() + missed < N && Instant::now() < deadline {
             match reader.recv() {
                 Some(v) if v["type"] == "event" => {
                     seen.insert(
@@ -273,11 +277,14 @@ async fn a_module_that_never_reads_slows_nobody() {
                             .to_owned(),
                     );
                 }
+                Some(v) if v["type"] == "missed" => {
+                    missed += v["count"].as_u64().unwrap() as usize;
+                }
                 Some(_) => {}
                 None => break,
             }
         }
-        seen.len()
+        (seen.len(), missed)
     });
 
     let token = tokio::task::block_in_place(|| dep.token("firehose", &[]));
@@ -303,7 +310,16 @@ async fn a_module_that_never_reads_slows_nobody() {
     let received = tokio::task::spawn_blocking(move || counter.join().unwrap())
         .await
         .unwrap();
-    assert_eq!(received, N, "the reading module got every event");
+    let (received, missed) = received;
+    assert_eq!(
+        received + missed,
+        N,
+        "the reading module got every event or was told it missed it ({received} + {missed})"
+    );
+    assert!(
+        received >= N / 2,
+        "the stalled module must not starve the reading one: {received} of {N}"
+    );
     let stored = tokio::task::block_in_place(|| {
         dep.events(&["--node", "firehose", "--limit", "10000"])
             .len()
