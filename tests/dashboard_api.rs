@@ -113,14 +113,6 @@ where
     }
 }
 
-fn have(cmd: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {cmd}")])
-        .stdout(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 /// `honeybee dashboard run` on an OS-assigned port; returns the process and its URL.
 fn start_dashboard(dep: &Deployment) -> (Proc, String) {
     let d = dep.d();

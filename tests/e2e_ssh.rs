@@ -7,14 +7,6 @@ use common::*;
 use std::process::Command;
 use std::time::Duration;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn openssh_password_attempt_reaches_the_store() {
     assert!(

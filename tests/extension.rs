@@ -10,14 +10,6 @@ use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::time::Duration;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// `1-3,7` → {1,2,3,7}; `-` → {}.
 fn expand(list: &str) -> BTreeSet<u16> {
     let mut out = BTreeSet::new();

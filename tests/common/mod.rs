@@ -24,6 +24,16 @@ pub fn run(args: &[&str]) -> Output {
 }
 
 /// Runs `honeybee ARGS`, requiring success; returns stdout.
+/// Whether `tool` is on PATH (the real clients come from `scripts/test.sh`).
+pub fn have(tool: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {tool}")])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
 pub fn ok(args: &[&str]) -> String {
     let out = run(args);
     assert!(
