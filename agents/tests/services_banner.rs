@@ -117,16 +117,15 @@ async fn banner_sent_and_input_recorded() {
 
 #[tokio::test]
 async fn capture_is_truncated_at_the_cap() {
-    let (mut mgr, mut rx, addr) = start(&banner_config("", 16, 5_000)).await;
+    // A read deadline far beyond WAIT: if the connection ends within WAIT, it was the cap.
+    let (mut mgr, mut rx, addr) = start(&banner_config("", 16, 600_000)).await;
     let mut c = TcpStream::connect(addr).await.unwrap();
     let payload: Vec<u8> = (0..200u8).collect();
     c.write_all(&payload).await.unwrap();
     // The server stops reading at the cap and closes without waiting for the deadline.
-    let started = std::time::Instant::now();
     let _ = tokio::time::timeout(WAIT, c.read(&mut [0u8; 16]))
         .await
-        .unwrap();
-    assert!(started.elapsed() < Duration::from_secs(4));
+        .expect("the connection stays open past the capture cap");
 
     let ev = session_events(&mut rx).await;
     let data: Vec<_> = ev
@@ -176,9 +175,10 @@ async fn shutdown_closes_sessions_and_emits_disconnect() {
     // Wait until the bytes have been read by the service.
     tokio::time::sleep(Duration::from_millis(100)).await;
 
-    let started = std::time::Instant::now();
-    mgr.shutdown().await;
-    assert!(started.elapsed() < Duration::from_secs(3));
+    // The session's read deadline is 60 s; shutdown must not wait for it.
+    tokio::time::timeout(WAIT, mgr.shutdown())
+        .await
+        .expect("shutdown waited for the session's deadline");
 
     let rest = session_events(&mut rx).await;
     let kinds: Vec<_> = rest.iter().map(|e| e.kind.name()).collect();
