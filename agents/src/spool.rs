@@ -40,6 +40,15 @@ enum Op {
     Close(oneshot::Sender<()>),
 }
 
+/// What one batch changed, applied to the counters only once it is committed.
+#[derive(Debug, Default)]
+struct Batch {
+    added: u64,
+    removed: u64,
+    dropped: u64,
+    last_seq: Option<u64>,
+}
+
 /// Counters shared with health reports.
 #[derive(Debug, Default)]
 pub struct SpoolStats {
@@ -174,7 +183,10 @@ struct Worker {
 impl Worker {
     fn run(mut self, rx: std_mpsc::Receiver<Op>) {
         while let Ok(first) = rx.recv() {
-            // Take everything already queued so appends share one transaction.
+            // Take everything already queued: the whole batch (acks and appends alike)
+            // shares one transaction, so one WAL commit covers it. Every statement is
+            // cached; at a few events per attacker connection, preparing and committing
+            // were most of the spool's cost.
             let mut ops = vec![first];
             while ops.len() < 256 {
                 match rx.try_recv() {
@@ -182,46 +194,56 @@ impl Worker {
                     Err(_) => break,
                 }
             }
+            let mut batch = Batch::default();
             let mut appends = Vec::new();
             let mut close = None;
+            // Without a transaction nothing is written: a write outside one could not be
+            // undone if the batch then failed.
+            let mut result = self.exec("BEGIN", []);
+            let writable = result.is_ok();
             for op in ops {
                 match op {
                     Op::Append(events, reply) => appends.push((events, reply)),
-                    Op::Ack(first, last) => self.ack(first, last),
+                    Op::Ack(first, last) if writable => self.ack(first, last, &mut batch),
+                    Op::EnsureAfter(seq) if writable => self.ensure_after(seq, &mut batch),
+                    Op::Ack(..) | Op::EnsureAfter(_) => {}
                     Op::Read { after, max, reply } => {
                         let _ = reply.send(self.read(after, max));
-                    }
-                    Op::EnsureAfter(seq) => {
-                        let cur = self.stats.last_seq.load(Ordering::Relaxed);
-                        if seq > cur {
-                            tracing::warn!(
-                                seq,
-                                cur,
-                                "core has newer sequence numbers than this spool; continuing above them"
-                            );
-                            self.stats.last_seq.store(seq, Ordering::Relaxed);
-                            let _ = self.conn.execute(
-                                "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
-                                params![seq as i64],
-                            );
-                        }
                     }
                     Op::Close(reply) => close = Some(reply),
                 }
             }
-            if !appends.is_empty() {
-                let result = self.append(appends.iter_mut().flat_map(|(e, _)| std::mem::take(e)));
-                let ok = result.is_ok();
-                for (_, reply) in appends {
-                    let _ = reply.send(match &result {
-                        Ok(()) => Ok(()),
-                        Err(e) => Err(SpoolError::Write(e.to_string())),
-                    });
+            if result.is_ok() && !appends.is_empty() {
+                result = self.append(
+                    appends.iter_mut().flat_map(|(e, _)| std::mem::take(e)),
+                    &mut batch,
+                );
+            }
+            if result.is_ok() {
+                result = self.exec("COMMIT", []);
+            }
+            let appended_any = batch.added > 0;
+            match &result {
+                Ok(()) => self.apply(batch),
+                Err(e) => {
+                    // Nothing of the batch happened: appends are refused to their callers,
+                    // acked events stay and are sent again (the core drops duplicates).
+                    tracing::error!(error = %e, "spool write failed");
+                    if writable {
+                        let _ = self.exec("ROLLBACK", []);
+                    }
                 }
-                if ok {
-                    self.appended.notify_waiters();
-                    self.appended.notify_one();
-                }
+            }
+            let ok = result.is_ok();
+            for (_, reply) in appends {
+                let _ = reply.send(match &result {
+                    Ok(()) => Ok(()),
+                    Err(e) => Err(SpoolError::Write(e.to_string())),
+                });
+            }
+            if ok && appended_any {
+                self.appended.notify_waiters();
+                self.appended.notify_one();
             }
             if let Some(reply) = close {
                 let _ = self.conn.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);");
@@ -231,12 +253,73 @@ impl Worker {
         }
     }
 
-    fn append(&mut self, events: impl Iterator<Item = NewEvent>) -> Result<(), rusqlite::Error> {
-        let tx = self.conn.transaction()?;
-        let mut seq = self.stats.last_seq.load(Ordering::Relaxed);
+    /// Runs one cached statement.
+    fn exec(&self, sql: &str, params: impl rusqlite::Params) -> Result<(), rusqlite::Error> {
+        self.conn.prepare_cached(sql)?.execute(params).map(|_| ())
+    }
+
+    /// The counters once a batch is committed.
+    fn apply(&self, batch: Batch) {
+        if let Some(seq) = batch.last_seq {
+            self.stats.last_seq.store(seq, Ordering::Relaxed);
+        }
+        let _ = self
+            .stats
+            .depth
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
+                Some((d + batch.added).saturating_sub(batch.removed))
+            });
+        if batch.dropped > 0 {
+            let total = self
+                .stats
+                .dropped
+                .fetch_add(batch.dropped, Ordering::Relaxed)
+                + batch.dropped;
+            tracing::warn!(
+                dropped = batch.dropped,
+                total,
+                max = self.max_events,
+                "spool full: oldest events discarded"
+            );
+        }
+    }
+
+    /// The sequence number the next event follows, counting this batch.
+    fn last_seq(&self, batch: &Batch) -> u64 {
+        batch
+            .last_seq
+            .unwrap_or_else(|| self.stats.last_seq.load(Ordering::Relaxed))
+    }
+
+    fn ensure_after(&mut self, seq: u64, batch: &mut Batch) {
+        let cur = self.last_seq(batch);
+        if seq > cur {
+            tracing::warn!(
+                seq,
+                cur,
+                "core has newer sequence numbers than this spool; continuing above them"
+            );
+            if let Err(e) = self.exec(
+                "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
+                params![seq as i64],
+            ) {
+                tracing::error!(error = %e, "spool sequence update failed");
+            }
+            batch.last_seq = Some(seq);
+        }
+    }
+
+    fn append(
+        &mut self,
+        events: impl Iterator<Item = NewEvent>,
+        batch: &mut Batch,
+    ) -> Result<(), rusqlite::Error> {
+        let mut seq = self.last_seq(batch);
         let mut added = 0u64;
         {
-            let mut stmt = tx.prepare_cached("INSERT INTO events (seq, body) VALUES (?1, ?2)")?;
+            let mut stmt = self
+                .conn
+                .prepare_cached("INSERT INTO events (seq, body) VALUES (?1, ?2)")?;
             for e in events {
                 seq += 1;
                 let event = Event {
@@ -254,47 +337,35 @@ impl Worker {
                 added += 1;
             }
         }
-        tx.execute(
+        self.exec(
             "INSERT OR REPLACE INTO meta (k, v) VALUES ('last_seq', ?1)",
             params![seq as i64],
         )?;
-        let depth = self.stats.depth.load(Ordering::Relaxed) + added;
-        let mut dropped = 0;
+        let depth = (self.stats.depth.load(Ordering::Relaxed) + batch.added + added)
+            .saturating_sub(batch.removed);
         if depth > self.max_events {
-            dropped = depth - self.max_events;
-            tx.execute(
-                "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
-                params![dropped as i64],
-            )?;
+            let dropped = depth - self.max_events;
+            let n = self
+                .conn
+                .prepare_cached(
+                    "DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?1)",
+                )?
+                .execute(params![dropped as i64])? as u64;
+            batch.removed += n;
+            batch.dropped += n;
         }
-        tx.commit()?;
-        self.stats.last_seq.store(seq, Ordering::Relaxed);
-        self.stats.depth.store(depth - dropped, Ordering::Relaxed);
-        if dropped > 0 {
-            let total = self.stats.dropped.fetch_add(dropped, Ordering::Relaxed) + dropped;
-            tracing::warn!(
-                dropped,
-                total,
-                max = self.max_events,
-                "spool full: oldest events discarded"
-            );
-        }
+        batch.added += added;
+        batch.last_seq = Some(seq);
         Ok(())
     }
 
-    fn ack(&mut self, first: u64, last: u64) {
-        match self.conn.execute(
-            "DELETE FROM events WHERE seq BETWEEN ?1 AND ?2",
-            params![first as i64, last as i64],
-        ) {
-            Ok(n) => {
-                let _ = self
-                    .stats
-                    .depth
-                    .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |d| {
-                        Some(d.saturating_sub(n as u64))
-                    });
-            }
+    fn ack(&mut self, first: u64, last: u64, batch: &mut Batch) {
+        let deleted = self
+            .conn
+            .prepare_cached("DELETE FROM events WHERE seq BETWEEN ?1 AND ?2")
+            .and_then(|mut s| s.execute(params![first as i64, last as i64]));
+        match deleted {
+            Ok(n) => batch.removed += n as u64,
             Err(e) => tracing::error!(error = %e, "spool ack failed"),
         }
     }
@@ -352,6 +423,34 @@ mod tests {
         s.ensure_after(100);
         s.append(vec![ev()]).await.unwrap();
         assert_eq!(s.read_after(4, 10).await.unwrap()[0].seq, 101);
+    }
+
+    #[tokio::test]
+    async fn acks_and_appends_sharing_a_batch_keep_the_counts_true() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.db");
+        let s = Spool::open(&path, 4).unwrap();
+        s.append(vec![ev(), ev(), ev()]).await.unwrap();
+        // Queued back to back, so the worker usually takes them as one batch; either
+        // way the ack frees room first and nothing is dropped.
+        s.ack(1, 2);
+        s.append(vec![ev(), ev(), ev()]).await.unwrap();
+        assert_eq!((s.depth(), s.dropped()), (4, 0));
+        let seqs: Vec<u64> = s
+            .read_after(0, 10)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.seq)
+            .collect();
+        assert_eq!(seqs, vec![3, 4, 5, 6]);
+        s.append(vec![ev()]).await.unwrap();
+        assert_eq!((s.depth(), s.dropped()), (4, 1));
+        s.close().await;
+        let s = Spool::open(&path, 4).unwrap();
+        assert_eq!(s.depth(), 4);
+        s.append(vec![ev()]).await.unwrap();
+        assert_eq!(s.read_after(0, 10).await.unwrap().last().unwrap().seq, 8);
     }
 
     #[tokio::test]

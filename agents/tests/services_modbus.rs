@@ -3,6 +3,7 @@
 //! identification, every request is one command event, and non-Modbus input is dropped.
 
 mod datasvc;
+mod tools;
 
 use datasvc::*;
 use honeybee_proto::config::{ModbusOptions, ServiceKind};
@@ -23,7 +24,7 @@ async fn mbpoll(dir: &std::path::Path, port: u16, args: &[&str]) -> Ran {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mbpoll_writes_then_reads_back_and_everything_is_recorded() {
-    assert!(have("mbpoll"), "needs mbpoll (Debian package mbpoll)");
+    tools::require(&["mbpoll"]);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
     let mut r = start(d, "modbus", "127.0.0.1:0".parse().unwrap(), modbus()).await;
@@ -77,7 +78,7 @@ async fn mbpoll_writes_then_reads_back_and_everything_is_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nmap_modbus_discover_reads_the_device_identification() {
-    assert!(have("nmap"), "needs nmap");
+    tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(
         dir.path(),

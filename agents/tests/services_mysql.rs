@@ -4,6 +4,7 @@
 //! client's real `mysql_native_password` answer for the password it was given.
 
 mod datasvc;
+mod tools;
 
 use datasvc::*;
 use honeybee_proto::config::{MysqlOptions, ServiceKind};
@@ -55,7 +56,7 @@ fn attempts(events: &[honeybee_agent::sink::NewEvent]) -> Vec<AuthAttempt> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mysql_client_is_denied_and_recorded() {
-    assert!(have("mysql"), "needs default-mysql-client");
+    tools::require(&["mysql"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
     let port = r.addr.port().to_string();
@@ -185,7 +186,7 @@ async fn mysql_client_is_denied_and_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hydra_mysql_every_pair_recorded() {
-    assert!(have("hydra"), "needs hydra");
+    tools::require(&["hydra"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
     let users: Vec<String> = (0..20).map(|i| format!("dbuser{i}")).collect();
@@ -260,7 +261,7 @@ async fn hydra_mysql_every_pair_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nmap_names_mysql_and_its_version() {
-    assert!(have("nmap"), "needs nmap");
+    tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(dir.path(), "mysql", "127.0.0.1:0".parse().unwrap(), mysql()).await;
     let (product, version) = nmap_service(dir.path(), r.addr).await;

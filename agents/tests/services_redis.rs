@@ -3,6 +3,7 @@
 //! pair by pair, nmap names Redis and its version, and the caps hold against raw sockets.
 
 mod datasvc;
+mod tools;
 
 use datasvc::*;
 use honeybee_proto::config::{LoginPolicy, RedisOptions, ServiceKind};
@@ -42,7 +43,7 @@ async fn cli(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_cli_session_is_recorded_and_slaveof_never_connects() {
-    assert!(have("redis-cli"), "needs redis-tools");
+    tools::require(&["redis-cli"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(
         dir.path(),
@@ -154,7 +155,7 @@ async fn redis_cli_session_is_recorded_and_slaveof_never_connects() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requirepass_and_auth_like_redis() {
-    assert!(have("redis-cli"), "needs redis-tools");
+    tools::require(&["redis-cli"]);
     let dir = tempfile::tempdir().unwrap();
     let policy = LoginPolicy::Credentials(vec![("default".into(), "s3cret".into())]);
     let mut r = start(
@@ -218,10 +219,7 @@ async fn requirepass_and_auth_like_redis() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hydra_redis_every_password_recorded() {
-    assert!(
-        have("hydra") && have("redis-cli"),
-        "needs hydra and redis-tools"
-    );
+    tools::require(&["hydra", "redis-cli"]);
     let dir = tempfile::tempdir().unwrap();
     let mut r = start(
         dir.path(),
@@ -286,7 +284,7 @@ async fn hydra_redis_every_password_recorded() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn nmap_names_redis_and_its_version() {
-    assert!(have("nmap"), "needs nmap");
+    tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     // On its own port nmap asks INFO and reads the version.
     let mut r = start(

@@ -4,6 +4,7 @@
 //! that replays them), hydra with a 20×20 list under a `never` policy, and `nmap -sV`.
 
 mod shell_common;
+mod tools;
 use honeybee_proto::config::{LoginPolicy, ServiceKind, SshOptions};
 use honeybee_proto::event::{AuthMethod, EventKind};
 use shell_common::*;
@@ -72,14 +73,6 @@ fn askpass(dir: &Path, passwords: &[&str]) -> std::path::PathBuf {
     script
 }
 
-fn tools() -> bool {
-    if have("ssh") && have("sshpass") {
-        return true;
-    }
-    eprintln!("skipped: ssh and sshpass are not installed");
-    false
-}
-
 /// Checks the transcript of the scripted session: its input replays the three commands
 /// and its output holds their answers.
 fn check_transcript(cast: &Cast, interactive: bool) {
@@ -118,9 +111,7 @@ fn check_transcript(cast: &Cast, interactive: bool) {
 
 #[tokio::test]
 async fn after_one_attempt_policy_then_scripted_exec() {
-    if !tools() {
-        return;
-    }
+    tools::require(&["ssh", "sshpass"]);
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(
         dir.path(),
@@ -201,9 +192,7 @@ async fn after_one_attempt_policy_then_scripted_exec() {
 
 #[tokio::test]
 async fn credentials_policy_lets_only_the_listed_pair_in() {
-    if !tools() {
-        return;
-    }
+    tools::require(&["ssh", "sshpass"]);
     let dir = tempfile::tempdir().unwrap();
     let policy = LoginPolicy::Credentials(vec![("admin".into(), "s3cret!".into())]);
     let mut run = start(dir.path(), &one("ssh", ssh(policy, 50))).await;
@@ -247,9 +236,7 @@ async fn credentials_policy_lets_only_the_listed_pair_in() {
 
 #[tokio::test]
 async fn interactive_tty_session_fed_on_stdin() {
-    if !tools() {
-        return;
-    }
+    tools::require(&["ssh", "sshpass"]);
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(dir.path(), &one("ssh", ssh(LoginPolicy::Always, 100))).await;
     let mut child = tokio::process::Command::new("sshpass")
@@ -303,10 +290,7 @@ async fn interactive_tty_session_fed_on_stdin() {
 
 #[tokio::test]
 async fn hydra_ssh_every_attempt_recorded_once() {
-    if !(have("hydra") && tools()) {
-        eprintln!("skipped: hydra is not installed");
-        return;
-    }
+    tools::require(&["hydra", "ssh", "sshpass"]);
     let dir = tempfile::tempdir().unwrap();
     // With OpenSSH's cap of 6 the server cuts the connection instead of answering the
     // 6th failure, as OpenSSH does, and hydra sends that pair again on a new connection;
@@ -367,10 +351,7 @@ async fn nmap_or_banner(addr: SocketAddr) -> (String, String, String) {
 
 #[tokio::test]
 async fn nmap_names_openssh() {
-    if !have("nmap") {
-        eprintln!("skipped: nmap is not installed");
-        return;
-    }
+    tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(dir.path(), &one("ssh", ssh(LoginPolicy::Never, 10))).await;
     let (name, product, version) = nmap_service(run.addr.port()).await;

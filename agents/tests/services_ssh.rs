@@ -2,6 +2,8 @@
 //! the OpenSSH client: under a `never` login policy every attempt is recorded exactly and
 //! none succeeds; the host key persists. (Logins and the shell: `services_shell.rs`.)
 
+mod tools;
+
 use honeybee_agent::services::{HOST_KEY_FILE, Limits, ServiceManager};
 use honeybee_agent::sink::{EventSink, NewEvent};
 use honeybee_proto::config::{LoginPolicy, NodeConfig, ServiceConfig, ServiceKind, SshOptions};
@@ -322,14 +324,6 @@ async fn host_key_persists_across_managers() {
     m3.shutdown().await;
 }
 
-fn have(tool: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 fn openssh_args(addr: SocketAddr, user: &str) -> Vec<String> {
     [
         "-F",
@@ -362,10 +356,7 @@ fn openssh_args(addr: SocketAddr, user: &str) -> Vec<String> {
 
 #[tokio::test]
 async fn openssh_client_sees_permission_denied() {
-    if !(have("ssh") && have("sshpass")) {
-        eprintln!("skipped: ssh and sshpass are not installed");
-        return;
-    }
+    tools::require(&["ssh", "sshpass"]);
     let dir = tempfile::tempdir().unwrap();
     let (mut mgr, mut rx, addr) = start(dir.path(), &ssh_config(100, 6)).await;
 
@@ -464,10 +455,7 @@ async fn openssh_client_sees_permission_denied() {
 
 #[tokio::test]
 async fn ssh_keyscan_sees_the_host_key() {
-    if !have("ssh-keyscan") {
-        eprintln!("skipped: ssh-keyscan is not installed");
-        return;
-    }
+    tools::require(&["ssh-keyscan"]);
     let dir = tempfile::tempdir().unwrap();
     let (mut mgr, _rx, addr) = start(dir.path(), &ssh_config(0, 6)).await;
     let out = tokio::time::timeout(

@@ -3,6 +3,7 @@
 //! list under a `never` policy, and `nmap -sV` naming it a Linux telnetd.
 
 mod shell_common;
+mod tools;
 use honeybee_proto::config::{LoginPolicy, ServiceKind, TelnetOptions};
 use honeybee_proto::event::{AuthMethod, EventKind};
 use shell_common::*;
@@ -81,10 +82,7 @@ impl Client {
 
 #[tokio::test]
 async fn telnet_client_logs_in_and_runs_commands() {
-    if !have("telnet") {
-        eprintln!("skipped: telnet is not installed");
-        return;
-    }
+    tools::require(&["telnet"]);
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(
         dir.path(),
@@ -183,10 +181,7 @@ async fn telnet_client_logs_in_and_runs_commands() {
 
 #[tokio::test]
 async fn hydra_telnet_every_attempt_recorded_once() {
-    if !have("hydra") {
-        eprintln!("skipped: hydra is not installed");
-        return;
-    }
+    tools::require(&["hydra"]);
     let dir = tempfile::tempdir().unwrap();
     // hydra 9.4 loses pairs on a connection that survives a failure: after "Login
     // incorrect" and a new "login:" it sends an empty name, takes the prompt that
@@ -240,10 +235,7 @@ async fn hydra_telnet_every_attempt_recorded_once() {
 
 #[tokio::test]
 async fn nmap_names_linux_telnetd() {
-    if !have("nmap") {
-        eprintln!("skipped: nmap is not installed");
-        return;
-    }
+    tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     let mut run = start(dir.path(), &one("telnet", telnet(LoginPolicy::Never, 10))).await;
     let (name, product, _) = nmap_service(run.addr.port()).await;

@@ -527,7 +527,7 @@ async fn run(args: &Args) -> Result<String> {
         }
         let bench = services::ServiceBench {
             sizes,
-            agent_exe: std::env::current_exe().context("own executable")?,
+            agent_exe: services::AgentExe::find()?,
             peers: (!args.no_peers).then(|| peers::PeersDir::new(args.peers_dir.clone())),
         };
         let report = bench.run().await.context("figure services")?;

@@ -58,9 +58,23 @@ pub fn rss_kib(pid: u32) -> Result<u64> {
 }
 
 fn parse_rss_kib(status: &str) -> Option<u64> {
+    status_kib(status, "VmRSS:")
+}
+
+/// The private part of `pid`'s resident memory in KiB (`RssAnon`): heap, stacks and
+/// other anonymous pages. What RSS adds on top is mostly the executable's and shared
+/// libraries' code mapped from the page cache, which other processes share and the
+/// kernel can drop at any time.
+pub fn anon_kib(pid: u32) -> Result<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .with_context(|| format!("read /proc/{pid}/status"))?;
+    status_kib(&status, "RssAnon:").ok_or_else(|| anyhow!("no RssAnon in /proc/{pid}/status"))
+}
+
+fn status_kib(status: &str, field: &str) -> Option<u64> {
     status
         .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .find_map(|l| l.strip_prefix(field))
         .and_then(|r| r.split_whitespace().next())
         .and_then(|n| n.parse().ok())
 }
@@ -115,15 +129,17 @@ mod tests {
 
     #[test]
     fn parses_rss() {
-        let status = "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t   5120 kB\nThreads:\t3\n";
+        let status =
+            "Name:\tx\nVmPeak:\t  9000 kB\nVmRSS:\t   5120 kB\nRssAnon:\t 1024 kB\nThreads:\t3\n";
         assert_eq!(parse_rss_kib(status), Some(5120));
+        assert_eq!(status_kib(status, "RssAnon:"), Some(1024));
         assert_eq!(parse_rss_kib("Name:\tkthread\n"), None);
     }
 
     #[test]
     fn reads_this_process() {
         let pid = std::process::id();
-        assert!(rss_kib(pid).unwrap() > 0);
+        assert!(rss_kib(pid).unwrap() >= anon_kib(pid).unwrap());
         let m = Meter::start(pid).unwrap();
         // Burn a little CPU so the reading moves; only its sign is checked.
         let mut x = 0u64;

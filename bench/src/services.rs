@@ -134,7 +134,7 @@ struct HoneyNode {
 }
 
 impl HoneyNode {
-    async fn start(agent_exe: &Path) -> Result<HoneyNode> {
+    async fn start(agent_exe: &AgentExe) -> Result<HoneyNode> {
         let ports = HbPorts {
             ssh: attack::free_port()?,
             banner: attack::free_port()?,
@@ -177,14 +177,13 @@ impl HoneyNode {
             .await
             .map_err(|e| anyhow!("enrol: {e}"))?;
         let log = std::fs::File::create(dir.join("agent.log"))?;
-        let child = Command::new(agent_exe)
-            .arg("--agent-run")
-            .arg(&dir)
+        let child = agent_exe
+            .command(&dir)
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log)
             .spawn()
-            .with_context(|| format!("start agent {}", agent_exe.display()))?;
+            .with_context(|| format!("start agent: {}", agent_exe.describe()))?;
         let mut node = HoneyNode {
             dep,
             child,
@@ -431,11 +430,70 @@ pub struct ServiceReport {
     pub markdown: String,
 }
 
+/// The program that runs the measured agent.
+#[derive(Debug, Clone)]
+pub enum AgentExe {
+    /// The `honeybee-agent` binary a sensor deploys (`run --data-dir DIR`).
+    Standalone(PathBuf),
+    /// This benchmark binary in agent mode (`--agent-run DIR`): the same agent code, in
+    /// a larger executable, for when `honeybee-agent` was not built.
+    Bench(PathBuf),
+}
+
+impl AgentExe {
+    /// `honeybee-agent` beside this executable if it was built, else this executable.
+    pub fn find() -> Result<AgentExe> {
+        let me = std::env::current_exe().context("own executable")?;
+        let standalone = me.with_file_name("honeybee-agent");
+        Ok(if standalone.is_file() {
+            AgentExe::Standalone(standalone)
+        } else {
+            progress(&format!(
+                "{} not found (build it with `cargo build --release -p honeybee-agent`); measuring this binary's agent mode instead",
+                standalone.display()
+            ));
+            AgentExe::Bench(me)
+        })
+    }
+
+    fn command(&self, dir: &Path) -> Command {
+        match self {
+            AgentExe::Standalone(exe) => {
+                let mut c = Command::new(exe);
+                c.arg("run").arg("--data-dir").arg(dir);
+                c
+            }
+            AgentExe::Bench(exe) => {
+                let mut c = Command::new(exe);
+                c.arg("--agent-run").arg(dir);
+                c
+            }
+        }
+    }
+
+    fn describe(&self) -> String {
+        match self {
+            AgentExe::Standalone(exe) => format!(
+                "the `honeybee-agent` binary ({:.1} MiB on disk)",
+                file_mib(exe)
+            ),
+            AgentExe::Bench(exe) => format!(
+                "the benchmark binary's agent mode ({:.1} MiB on disk; `honeybee-agent` was not built)",
+                file_mib(exe)
+            ),
+        }
+    }
+}
+
+fn file_mib(p: &Path) -> f64 {
+    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+}
+
 /// What the run needs.
 pub struct ServiceBench {
     pub sizes: ServiceSizes,
-    /// The executable that runs the agent with `--agent-run` (this binary).
-    pub agent_exe: PathBuf,
+    /// The program that runs the measured agent.
+    pub agent_exe: AgentExe,
     /// `None`: HoneyBee side only (no Cowrie, no OpenCanary).
     pub peers: Option<PeersDir>,
 }
@@ -523,7 +581,32 @@ impl ServiceBench {
                     .push(kib_to_mib(procstat::rss_kib(p.pid())?));
             }
         }
-        progress(&format!("idle RSS {:.1} MiB", kib_to_mib(idle)));
+        let idle_anon = procstat::anon_kib(hb.pid())?;
+        for (peer, p) in [(cowrie_name, &cowrie), (canary_name, &canary)] {
+            let i = t.row(
+                "private (anonymous) memory idle",
+                "MiB",
+                peer,
+                Goal::AtMost(0.1),
+            );
+            t.rows[i].ours.push(kib_to_mib(idle_anon));
+            if let Some(p) = p {
+                t.rows[i]
+                    .theirs
+                    .push(kib_to_mib(procstat::anon_kib(p.pid())?));
+            }
+        }
+        if first {
+            notes.push(format!(
+                "The agent is {}. RSS counts the code pages mapped from the executable and shared libraries; the private (anonymous) rows count only what the process allocated itself (heap, stacks), which is what another instance or another connection costs.",
+                self.agent_exe.describe()
+            ));
+        }
+        progress(&format!(
+            "idle RSS {:.1} MiB, private {:.1} MiB",
+            kib_to_mib(idle),
+            kib_to_mib(idle_anon)
+        ));
 
         // --- Memory: held SSH connections.
         let what = format!("RSS with {} attacker SSH connections held open", sz.held);
@@ -540,16 +623,23 @@ impl ServiceBench {
         } else {
             rows_held.iter().map(|r| r.0).collect()
         };
+        let what_anon = format!(
+            "private memory with {} attacker SSH connections held open",
+            sz.held
+        );
         for peer in peers_or_none {
             let i = t.row(&what, "MiB", peer, Goal::AtMost(0.1));
             t.rows[i].ours.push(kib_to_mib(hb_held.during));
+            let j = t.row(&what_anon, "MiB", peer, Goal::AtMost(0.1));
+            t.rows[j].ours.push(kib_to_mib(hb_held.anon_during));
             if let Some((_, h, _)) = rows_held.iter().find(|r| r.0 == peer) {
                 t.rows[i].theirs.push(kib_to_mib(h.during));
+                t.rows[j].theirs.push(kib_to_mib(h.anon_during));
             }
         }
         if first {
             let mut n = format!(
-                "Held connections: each from one of {} loopback attacker addresses ({} per address, under the agent's per-source cap of 32), after the server's SSH identification line was read and a client identification line sent (so each server is in key exchange); RSS read 2 s after the last was open. HoneyBee held {} ({} refused/failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection), {:.1} MiB 3 s after they closed",
+                "Held connections: each from one of {} loopback attacker addresses ({} per address, under the agent's per-source cap of 32), after the server's SSH identification line was read and a client identification line sent (so each server is in key exchange); RSS read 2 s after the last was open. HoneyBee held {} ({} refused/failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection; private {:.1} KiB per connection), {:.1} MiB 3 s after they closed",
                 sz.held.div_ceil(20),
                 20,
                 hb_held.held,
@@ -557,17 +647,19 @@ impl ServiceBench {
                 kib_to_mib(hb_held.before),
                 kib_to_mib(hb_held.during),
                 hb_held.per_conn_kib(),
+                hb_held.anon_per_conn_kib(),
                 kib_to_mib(hb_held.after)
             );
             for (name, h, pid) in &rows_held {
                 let _ = write!(
                     n,
-                    "; {name} held {} ({} failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection), {:.1} MiB after (open-file limit {})",
+                    "; {name} held {} ({} failed), RSS {:.1} → {:.1} MiB ({:.1} KiB per connection; private {:.1} KiB), {:.1} MiB after (open-file limit {})",
                     h.held,
                     h.failed,
                     kib_to_mib(h.before),
                     kib_to_mib(h.during),
                     h.per_conn_kib(),
+                    h.anon_per_conn_kib(),
                     kib_to_mib(h.after),
                     procstat::open_files_limit(*pid).map_or("?".into(), |n| n.to_string())
                 );
@@ -647,7 +739,7 @@ impl ServiceBench {
                 ));
             } else {
                 for i in [rate_row, cpu_row] {
-                    t.rows[i].ours_missing = Some("service not merged yet".into());
+                    t.rows[i].ours_missing = Some("the service did not answer its probe".into());
                 }
             }
             if let (Some(o), Some(port)) = (&canary, oport) {
@@ -781,7 +873,7 @@ impl ServiceBench {
                     ));
                 }
             } else {
-                t.rows[row].ours_missing = Some("no SSH shell in this build yet".into());
+                t.rows[row].ours_missing = Some("the OpenSSH login to HoneyBee failed".into());
             }
             if let (Some(c), Some(cp)) = (&cowrie, cports) {
                 let m = Meter::start(c.pid())?;
@@ -848,6 +940,7 @@ impl ServiceBench {
 
     async fn held_rss(&self, pid: u32, port: u16) -> Result<HeldRss> {
         let before = procstat::rss_kib(pid)?;
+        let anon_before = procstat::anon_kib(pid)?;
         let h = attack::hold(
             addr(port),
             self.sizes.held,
@@ -859,6 +952,7 @@ impl ServiceBench {
         .await;
         tokio::time::sleep(Duration::from_secs(2)).await;
         let during = procstat::rss_kib(pid)?;
+        let anon_during = procstat::anon_kib(pid)?;
         let held = h.streams.len();
         drop(h.streams);
         tokio::time::sleep(Duration::from_secs(3)).await;
@@ -866,6 +960,8 @@ impl ServiceBench {
         Ok(HeldRss {
             before,
             during,
+            anon_before,
+            anon_during,
             after,
             held,
             failed: h.failed,
@@ -917,6 +1013,8 @@ type RateCase = (&'static str, Probe, u16, Probe, Option<u16>, bool);
 struct HeldRss {
     before: u64,
     during: u64,
+    anon_before: u64,
+    anon_during: u64,
     after: u64,
     held: usize,
     failed: usize,
@@ -925,6 +1023,10 @@ struct HeldRss {
 impl HeldRss {
     fn per_conn_kib(&self) -> f64 {
         self.during.saturating_sub(self.before) as f64 / self.held.max(1) as f64
+    }
+
+    fn anon_per_conn_kib(&self) -> f64 {
+        self.anon_during.saturating_sub(self.anon_before) as f64 / self.held.max(1) as f64
     }
 }
 

@@ -26,6 +26,10 @@ fn services_figure_runs_without_peers() {
     for row in [
         "RSS idle",
         "RSS with 50 attacker SSH connections held open",
+        "private (anonymous) memory idle",
+        "private memory with 50 attacker SSH connections held open",
+        "SSH successful login",
+        "SSH scripted session",
         "banner (greeting, client closes): connections/s",
         "banner (greeting, client closes): server CPU per connection",
         "FTP (220, QUIT, 221): connections/s",

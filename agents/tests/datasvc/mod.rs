@@ -24,14 +24,6 @@ pub struct Running {
     pub events: Vec<NewEvent>,
 }
 
-pub fn have(tool: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// Starts one service `name` of `kind` on `listen` (port 0 unless a test needs a
 /// well-known one), with a capture spool in `dir`.
 pub async fn start(dir: &Path, name: &str, listen: SocketAddr, kind: ServiceKind) -> Running {

@@ -163,14 +163,6 @@ pub fn transcripts(spool: &CaptureSpool) -> Vec<(honeybee_proto::capture::Captur
         .collect()
 }
 
-pub fn have(tool: &str) -> bool {
-    std::process::Command::new("sh")
-        .args(["-c", &format!("command -v {tool}")])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false)
-}
-
 /// 20 logins × 20 passwords, all distinct, written into `dir`.
 pub fn hydra_lists(
     dir: &Path,
