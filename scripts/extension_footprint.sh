@@ -1,5 +1,5 @@
 #!/bin/bash
-# Idle RSS and CPU of an extension-only agent (release honeybee-agent, debug core);
+# Idle RSS, private (anonymous) memory and CPU of an extension-only agent (release honeybee-agent, debug core);
 # BENCHMARKS.md "Extension node footprint". Needs `cargo build` and
 # `cargo build --release -p honeybee-agent --bin honeybee-agent` first. Loopback only.
 set -e
@@ -25,7 +25,7 @@ $AG run --mode extension --data-dir $D/agent >$D/agent.log 2>&1 & AGENT=$!
 sleep 3
 $HB node config ext-rss --file $D/services.toml --data-dir $D/core >/dev/null
 sleep 20
-echo "rss_kib=$(ps -o rss= -p $AGENT) listeners=$(ss -ltn | grep -c '127.0.0.1:200')"
+echo "rss_kib=$(ps -o rss= -p $AGENT) private_kib=$(awk '/^RssAnon/{print $2}' /proc/$AGENT/status) listeners=$(ss -ltn | grep -c '127.0.0.1:200')"
 T0=$(awk '{print $14+$15}' /proc/$AGENT/stat); sleep 30; T1=$(awk '{print $14+$15}' /proc/$AGENT/stat)
 echo "cpu_ticks_30s=$((T1-T0)) clk_tck=$(getconf CLK_TCK) rss_kib=$(ps -o rss= -p $AGENT)"
 kill $AGENT $CORE; wait $AGENT $CORE 2>/dev/null || true

@@ -17,15 +17,24 @@ pub async fn init(data_dir: &Path) -> anyhow::Result<()> {
                 .display()
         );
     }
-    print_first_admin(&r.first_admin);
+    if let Some(line) = first_admin_line(&r) {
+        println!("dashboard admin: {line}");
+    }
     Ok(())
 }
 
-fn print_first_admin(first: &Option<(String, String)>) {
-    if let Some((user, password)) = first {
-        println!("dashboard admin:   {user}");
-        println!("dashboard password: {password}   (shown once; store it now)");
-    }
+/// How to sign in as the admin this init created, if it created one: the generated
+/// password (shown this once), or a pointer to the environment variable that set it.
+pub fn first_admin_line(r: &honeybee_dashboard::init::InitReport) -> Option<String> {
+    let (user, password) = r.first_admin.as_ref()?;
+    Some(if r.admin_password_from_env {
+        format!(
+            "user {user}, password from {}",
+            honeybee_dashboard::init::ADMIN_PASSWORD_ENV
+        )
+    } else {
+        format!("user {user}, password {password}   (shown once; store it now)")
+    })
 }
 
 pub async fn start(
@@ -60,7 +69,7 @@ pub async fn run(
 
 /// For `honeybee up`: init (printing a new admin's password) and start on the default
 /// address; the caller prints the URL.
-pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<(String, String)>)> {
+pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<String>)> {
     let r = honeybee_dashboard::init::init(data_dir).await?;
     let listen: SocketAddr = std::env::var("HONEYBEE_DASHBOARD_LISTEN")
         .ok()
@@ -71,5 +80,5 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<(String, S
                 .expect("literal address")
         });
     let d = start(data_dir, listen, None, None).await?;
-    Ok((d, r.first_admin))
+    Ok((d, first_admin_line(&r)))
 }

@@ -106,9 +106,7 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     if let Some((d, first_admin)) = &dashboard {
         println!("  dashboard (web)    {}", d.url);
         match first_admin {
-            Some((user, password)) => {
-                println!("    user {user}, password {password}   (shown once; store it now)")
-            }
+            Some(line) => println!("    {line}"),
             None => println!(
                 "    sign in with the admin password shown when it was created \
                  (or set HONEYBEE_DASHBOARD_ADMIN_PASSWORD before the first start)"

@@ -227,6 +227,14 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     let ssh_port = dep.service_port("n1", "ssh");
     dep.service_port("n1", "banner");
     let (dash, url) = start_dashboard(&dep);
+    // The admin's password came from the environment: the operator knows it, and it
+    // must not end up in a log.
+    let printed = dash.log_text();
+    assert!(
+        printed.contains("password from HONEYBEE_DASHBOARD_ADMIN_PASSWORD")
+            && !printed.contains(ADMIN_PASSWORD),
+        "{printed}"
+    );
     let _dash = dash;
 
     // ---- sign-in, sessions, CSRF

@@ -100,6 +100,11 @@ fn dashboard_in_a_real_browser() {
     );
     let text = up.log_text();
     let ssh = ssh_port(&text).unwrap_or(2222);
+    assert!(
+        text.contains("password from HONEYBEE_DASHBOARD_ADMIN_PASSWORD")
+            && !text.contains(&password),
+        "`up` must not echo a password the operator set: {text}"
+    );
 
     let shots = target_dir().join("dashboard-screenshots");
     // Screenshots of an earlier run must not pass for this one's.

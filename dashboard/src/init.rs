@@ -74,6 +74,9 @@ pub struct InitReport {
     pub issued_cert: bool,
     /// The first admin's name and password, when this call created it: shown once.
     pub first_admin: Option<(String, String)>,
+    /// The first admin's password came from `HONEYBEE_DASHBOARD_ADMIN_PASSWORD`: the
+    /// operator knows it, so it is not printed.
+    pub admin_password_from_env: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -116,6 +119,8 @@ pub async fn init(data_dir: &Path) -> Result<InitReport, InitError> {
     let password = std::env::var(ADMIN_PASSWORD_ENV)
         .ok()
         .filter(|p| !p.is_empty());
+    let from_env = password.is_some();
     report.first_admin = users.ensure_first_admin(password)?;
+    report.admin_password_from_env = from_env && report.first_admin.is_some();
     Ok(report)
 }
