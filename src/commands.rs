@@ -45,7 +45,28 @@ pub fn core_init(
     println!("  QUIC listen   {} (udp)", r.listen);
     println!("  advertised    {}", r.advertise);
     println!("  CA pin        sha256:{}", r.ca_pin_hex);
+    if r.ca_key_sealed {
+        println!(
+            "  CA key        sealed with the passphrase from the environment; the core needs it to start"
+        );
+    } else {
+        println!(
+            "  CA key        not sealed (set {} before `core init`, or run `core seal-ca-key`)",
+            honeybee_core::init::CA_PASSPHRASE_ENV
+        );
+    }
     println!("next: honeybee core run --data-dir {}", data_dir.display());
+    Ok(())
+}
+
+pub fn seal_ca_key(data_dir: &Path) -> anyhow::Result<()> {
+    let path = honeybee_core::init::seal_ca_key(data_dir)?;
+    println!(
+        "sealed {}; the core now needs the passphrase ({} or {}) to start",
+        path.display(),
+        honeybee_core::init::CA_PASSPHRASE_ENV,
+        honeybee_core::init::CA_PASSPHRASE_FILE_ENV
+    );
     Ok(())
 }
 

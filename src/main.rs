@@ -242,6 +242,12 @@ enum CoreCmd {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Seal the CA key with the passphrase in HONEYBEE_CA_PASSPHRASE (or the file named by
+    /// HONEYBEE_CA_PASSPHRASE_FILE); the core then needs it to start.
+    SealCaKey {
+        #[command(flatten)]
+        dir: DataDir,
+    },
 }
 
 #[derive(Subcommand)]
@@ -394,6 +400,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             advertise,
         }) => c::core_init(&dir.data_dir, trust_domain, listen, advertise),
         Cmd::Core(CoreCmd::Run { dir }) => c::core_run(&dir.data_dir).await,
+        Cmd::Core(CoreCmd::SealCaKey { dir }) => c::seal_ca_key(&dir.data_dir),
         Cmd::Token(TokenCmd::Create {
             dir,
             role,

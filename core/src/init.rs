@@ -4,6 +4,7 @@
 use crate::config::{CONFIG_FILE, RawCoreConfig};
 use honeybee_pki::ca::{Ca, IssueRequest};
 use honeybee_pki::files::{write_private, write_public};
+use honeybee_pki::sealed::{self, SealError};
 use honeybee_proto::{NodeId, Role};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,8 +91,63 @@ pub enum InitError {
     },
     #[error("certificate authority: {0}")]
     Pki(String),
+    #[error(
+        "{0} is sealed with a passphrase: set HONEYBEE_CA_PASSPHRASE, or HONEYBEE_CA_PASSPHRASE_FILE to a file holding it"
+    )]
+    CaKeySealed(PathBuf),
+    #[error("cannot open {path}: {source}")]
+    CaKeyOpen { path: PathBuf, source: SealError },
+    #[error(
+        "the CA passphrase: {0} (set HONEYBEE_CA_PASSPHRASE, or HONEYBEE_CA_PASSPHRASE_FILE to a file holding it)"
+    )]
+    Passphrase(String),
+    #[error(
+        "{0} is already sealed; to change its passphrase, unseal it with `openssl pkey` and seal it again"
+    )]
+    AlreadySealed(PathBuf),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+}
+
+/// The environment variable that holds the CA key's passphrase.
+pub const CA_PASSPHRASE_ENV: &str = "HONEYBEE_CA_PASSPHRASE";
+/// The environment variable naming a file that holds the CA key's passphrase (one line;
+/// a trailing newline is ignored).
+pub const CA_PASSPHRASE_FILE_ENV: &str = "HONEYBEE_CA_PASSPHRASE_FILE";
+
+/// The CA key's passphrase from the environment, if one is set.
+pub fn ca_passphrase() -> Result<Option<String>, InitError> {
+    if let Some(path) = std::env::var_os(CA_PASSPHRASE_FILE_ENV).filter(|p| !p.is_empty()) {
+        let path = PathBuf::from(path);
+        // A passphrase file is one short line; anything big is a mistake, not a passphrase.
+        let meta = std::fs::metadata(&path)
+            .map_err(|e| InitError::Passphrase(format!("cannot read {}: {e}", path.display())))?;
+        if meta.len() > 4096 {
+            return Err(InitError::Passphrase(format!(
+                "{} is {} bytes; a passphrase file holds one line",
+                path.display(),
+                meta.len()
+            )));
+        }
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| InitError::Passphrase(format!("cannot read {}: {e}", path.display())))?;
+        let line = text.strip_suffix('\n').unwrap_or(&text);
+        let line = line.strip_suffix('\r').unwrap_or(line);
+        return Ok(Some(line.to_owned()));
+    }
+    Ok(std::env::var(CA_PASSPHRASE_ENV)
+        .ok()
+        .filter(|p| !p.is_empty()))
+}
+
+fn check_passphrase(p: &str) -> Result<(), InitError> {
+    if p.chars().count() < sealed::MIN_PASSPHRASE_LEN {
+        return Err(InitError::Passphrase(format!(
+            "it must be at least {} characters",
+            sealed::MIN_PASSPHRASE_LEN
+        )));
+    }
+    Ok(())
 }
 
 /// What `init` made, for the operator.
@@ -102,6 +158,8 @@ pub struct InitReport {
     pub ca_pin_hex: String,
     pub listen: SocketAddr,
     pub advertise: String,
+    /// The CA key was sealed with the passphrase from the environment.
+    pub ca_key_sealed: bool,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
@@ -142,13 +200,24 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError
     let raw = RawCoreConfig::new(td, opts.listen, &advertise);
     // Validate before writing anything so a bad flag leaves no half-made directory.
     let cfg = raw.clone().validate(data_dir)?;
+    let passphrase = ca_passphrase()?;
+    if let Some(p) = &passphrase {
+        check_passphrase(p)?;
+    }
 
     std::fs::create_dir_all(paths.pki()).map_err(io(&paths.pki()))?;
     std::fs::create_dir_all(paths.captures()).map_err(io(&paths.captures()))?;
 
     let pki = |e: &dyn std::fmt::Display| InitError::Pki(e.to_string());
     let ca = Ca::generate(td).map_err(|e| pki(&e))?;
-    write_private(&paths.ca_key(), ca.key_pem().as_bytes()).map_err(io(&paths.ca_key()))?;
+    let key_pem = match &passphrase {
+        Some(p) => sealed::seal_pem(&ca.key_pem(), p).map_err(|source| InitError::CaKeyOpen {
+            path: paths.ca_key(),
+            source,
+        })?,
+        None => ca.key_pem(),
+    };
+    write_private(&paths.ca_key(), key_pem.as_bytes()).map_err(io(&paths.ca_key()))?;
     write_public(&paths.ca_cert(), ca.cert_pem().as_bytes()).map_err(io(&paths.ca_cert()))?;
     issue_core_cert(&ca, &paths, cfg.core_cert_lifetime)?;
     issue_admin_cert(&ca, &paths, cfg.admin_cert_lifetime)?;
@@ -165,6 +234,7 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError
         ca_pin_hex: hex::encode(ca.pin()),
         listen: opts.listen,
         advertise,
+        ca_key_sealed: passphrase.is_some(),
     })
 }
 
@@ -213,9 +283,55 @@ fn issue_to_files(
     Ok(())
 }
 
-/// Loads the CA of an initialised data directory.
+/// Loads the CA of an initialised data directory, opening its key with the passphrase
+/// from the environment if the key is sealed.
 pub fn load_ca(paths: &CorePaths, trust_domain: &str) -> Result<Ca, InitError> {
     let cert = std::fs::read_to_string(paths.ca_cert()).map_err(io(&paths.ca_cert()))?;
-    let key = std::fs::read_to_string(paths.ca_key()).map_err(io(&paths.ca_key()))?;
+    let key = read_ca_key(paths)?;
     Ca::from_pem(&cert, &key, trust_domain).map_err(|e| InitError::Pki(e.to_string()))
+}
+
+/// The CA key as plain PKCS#8 PEM, opened if it is sealed.
+fn read_ca_key(paths: &CorePaths) -> Result<String, InitError> {
+    let path = paths.ca_key();
+    let key = std::fs::read_to_string(&path).map_err(io(&path))?;
+    if !sealed::is_sealed(&key) {
+        if ca_passphrase()?.is_some() {
+            tracing::warn!(
+                path = %path.display(),
+                "a CA passphrase is set but the CA key is not sealed; seal it with `honeybee core seal-ca-key`"
+            );
+        }
+        return Ok(key);
+    }
+    let pass = ca_passphrase()?.ok_or_else(|| InitError::CaKeySealed(path.clone()))?;
+    let opened =
+        sealed::open_pem(&key, &pass).map_err(|source| InitError::CaKeyOpen { path, source })?;
+    Ok(opened.to_string())
+}
+
+/// Seals an initialised deployment's plain CA key with the passphrase from the
+/// environment; the sealed file replaces the plain one only once it opens again.
+pub fn seal_ca_key(data_dir: &Path) -> Result<PathBuf, InitError> {
+    let paths = CorePaths::new(data_dir);
+    let path = paths.ca_key();
+    let key = std::fs::read_to_string(&path).map_err(io(&path))?;
+    if sealed::is_sealed(&key) {
+        return Err(InitError::AlreadySealed(path));
+    }
+    let pass = ca_passphrase()?.ok_or_else(|| InitError::Passphrase("none is set".to_owned()))?;
+    check_passphrase(&pass)?;
+    let err = |source| InitError::CaKeyOpen {
+        path: path.clone(),
+        source,
+    };
+    let sealed_pem = sealed::seal_pem(&key, &pass).map_err(err)?;
+    let reopened = sealed::open_pem(&sealed_pem, &pass).map_err(err)?;
+    if reopened.as_str() != key.as_str() && reopened.trim() != key.trim() {
+        return Err(InitError::Pki(
+            "the sealed CA key did not open to the same key; nothing was changed".to_owned(),
+        ));
+    }
+    write_private(&path, sealed_pem.as_bytes()).map_err(io(&path))?;
+    Ok(path)
 }

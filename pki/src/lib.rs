@@ -8,6 +8,7 @@ pub mod files;
 pub mod identity;
 pub mod keys;
 pub mod revocation;
+pub mod sealed;
 pub mod tls;
 pub mod token;
 
