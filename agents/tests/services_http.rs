@@ -729,6 +729,12 @@ async fn non_http_probes_and_huge_heads_are_recorded() {
         "{}",
         String::from_utf8_lossy(&answer)
     );
+    // The persona's own page and Server header, as lighttpd would send: not a bare 400.
+    let text = String::from_utf8_lossy(&answer);
+    assert!(
+        text.contains("\r\nServer: lighttpd/") && text.contains("<title>400 - Bad Request</title>"),
+        "{text}"
+    );
 
     // A request head larger than hyper's buffer: refused and reported as a cap.
     let mut c = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -743,6 +749,11 @@ async fn non_http_probes_and_huge_heads_are_recorded() {
         .unwrap();
     assert!(
         answer.starts_with(b"HTTP/1.1 431"),
+        "{}",
+        String::from_utf8_lossy(&answer)
+    );
+    assert!(
+        String::from_utf8_lossy(&answer).contains("\r\nServer: lighttpd/"),
         "{}",
         String::from_utf8_lossy(&answer)
     );

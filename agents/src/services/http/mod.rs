@@ -4,6 +4,7 @@
 //! over the hard cap are answered 413 and reported.
 
 mod cert;
+mod first;
 mod form;
 mod head;
 mod persona;
@@ -139,7 +140,26 @@ impl HttpService {
             async move { Ok::<_, Infallible>(conn.handle(req).await) }
         });
         let head = head::Head::new(MAX_DATA_LEN);
-        let stream = head::HeadStream::new(stream, Arc::clone(&head));
+        let mut stream = head::HeadStream::new(stream, Arc::clone(&head));
+        let read = tokio::select! {
+            r = first::read_first(&mut stream, MAX_BUF, MAX_HEADERS, HEADER_TIMEOUT) => r,
+            () = stopped(&mut stop) => return,
+        };
+        let read = match read {
+            (first::First::Request, read) => read,
+            (first::First::Refuse(status), _) => {
+                let server = self.shared.server.to_str().unwrap_or_default();
+                if let Err(e) =
+                    first::refuse(&mut stream, self.shared.persona, server, status).await
+                {
+                    tracing::debug!(session = %session.id, error = %e, "http refusal not sent");
+                }
+                conn.unparsable(status == 431, &head).await;
+                return;
+            }
+            (first::First::Gone, _) => return,
+        };
+        let stream = first::Prefixed::new(read, stream);
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
@@ -155,7 +175,9 @@ impl HttpService {
             r = connection.as_mut() => {
                 if let Err(e) = r {
                     tracing::debug!(session = %session.id, error = %e, "http connection ended");
-                    conn.unparsable(&e, &head).await;
+                    if e.is_parse() || e.is_parse_too_large() {
+                        conn.unparsable(e.is_parse_too_large(), &head).await;
+                    }
                 }
             }
             () = stopped(&mut stop) => {
@@ -197,9 +219,10 @@ enum BodyEnd {
 }
 
 impl Conn {
-    /// hyper refused what the peer sent (and answered 400 or 431 itself): record it.
-    async fn unparsable(&self, e: &hyper::Error, head: &head::Head) {
-        if e.is_parse_too_large() {
+    /// A request head was refused as unparsable (400) or too large (431), by the first-head
+    /// check or, on a later keep-alive request, by hyper: record it.
+    async fn unparsable(&self, too_large: bool, head: &head::Head) {
+        if too_large {
             self.session
                 .emit(EventKind::LimitReached {
                     limit: "http_header".into(),
@@ -209,7 +232,7 @@ impl Conn {
         }
         // What a peer that never spoke HTTP sent; after a valid request the head would
         // show that request instead, so only the first is kept.
-        if (e.is_parse() || e.is_parse_too_large()) && self.requests.load(Ordering::Relaxed) == 0 {
+        if self.requests.load(Ordering::Relaxed) == 0 {
             let (bytes, truncated) = head.take();
             if !bytes.is_empty() {
                 self.session
