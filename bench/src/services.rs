@@ -567,33 +567,26 @@ impl ServiceBench {
         let cowrie_name: &'static str = "Cowrie 3.1.4";
         let canary_name: &'static str = "OpenCanary 0.9.10";
         let idle = procstat::rss_kib(hb.pid())?;
-        for (peer, p) in [(cowrie_name, &cowrie), (canary_name, &canary)] {
-            let i = t.row(
-                "RSS idle (HoneyBee: ssh, telnet, http, ftp, banner configured)",
-                "MiB",
-                peer,
-                Goal::AtMost(0.1),
-            );
-            t.rows[i].ours.push(kib_to_mib(idle));
-            if let Some(p) = p {
-                t.rows[i]
-                    .theirs
-                    .push(kib_to_mib(procstat::rss_kib(p.pid())?));
-            }
-        }
         let idle_anon = procstat::anon_kib(hb.pid())?;
-        for (peer, p) in [(cowrie_name, &cowrie), (canary_name, &canary)] {
-            let i = t.row(
+        let readings: [(&str, u64, MemReading); 2] = [
+            (
+                "RSS idle (HoneyBee: ssh, telnet, http, ftp, banner configured)",
+                idle,
+                procstat::rss_kib,
+            ),
+            (
                 "private (anonymous) memory idle",
-                "MiB",
-                peer,
-                Goal::AtMost(0.1),
-            );
-            t.rows[i].ours.push(kib_to_mib(idle_anon));
-            if let Some(p) = p {
-                t.rows[i]
-                    .theirs
-                    .push(kib_to_mib(procstat::anon_kib(p.pid())?));
+                idle_anon,
+                procstat::anon_kib,
+            ),
+        ];
+        for (what, ours, read) in readings {
+            for (peer, p) in [(cowrie_name, &cowrie), (canary_name, &canary)] {
+                let i = t.row(what, "MiB", peer, Goal::AtMost(0.1));
+                t.rows[i].ours.push(kib_to_mib(ours));
+                if let Some(p) = p {
+                    t.rows[i].theirs.push(kib_to_mib(read(p.pid())?));
+                }
             }
         }
         if first {
@@ -1006,6 +999,9 @@ impl ServiceBench {
         Ok((r, m.cpu()?))
     }
 }
+
+/// A way to read a process's memory in KiB (`procstat::rss_kib`, `procstat::anon_kib`).
+type MemReading = fn(u32) -> Result<u64>;
 
 /// (row, HoneyBee probe, port, peer probe, peer port, HoneyBee side available).
 type RateCase = (&'static str, Probe, u16, Probe, Option<u16>, bool);
