@@ -3,6 +3,8 @@
 //! nmap -sV (named vsftpd 3.0.3), and raw sockets for what clients never do (PORT to a
 //! third party, a data connection from another address, overlong lines, command floods).
 
+mod tools;
+
 use honeybee_agent::captures::CaptureSpool;
 use honeybee_agent::services::{Limits, ServiceManager};
 use honeybee_agent::sink::{EventSink, NewEvent};
@@ -475,9 +477,11 @@ async fn hydra_every_attempt_recorded() {
             .current_dir(work.path()),
     )
     .await;
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "{out:?}");
-    assert!(stdout.contains("0 valid password"), "{stdout}");
+    tools::assert_hydra_finished(
+        out.status.success(),
+        &String::from_utf8_lossy(&out.stdout),
+        &String::from_utf8_lossy(&out.stderr),
+    );
 
     let ev = node
         .until("400 attempts", |ev| attempts(ev).len() >= 400)
