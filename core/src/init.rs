@@ -327,7 +327,7 @@ pub fn seal_ca_key(data_dir: &Path) -> Result<PathBuf, InitError> {
     };
     let sealed_pem = sealed::seal_pem(&key, &pass).map_err(err)?;
     let reopened = sealed::open_pem(&sealed_pem, &pass).map_err(err)?;
-    if reopened.as_str() != key.as_str() && reopened.trim() != key.trim() {
+    if reopened.trim() != key.trim() {
         return Err(InitError::Pki(
             "the sealed CA key did not open to the same key; nothing was changed".to_owned(),
         ));

@@ -5,16 +5,14 @@
 //! sends a TLS hello, RTSP or binary junk to the port would see a tell. Reading the first
 //! head here, with the same parser hyper uses (`httparse`) and the same limits, lets the
 //! service answer those with the persona's own error page. A head that parses is handed to
-//! hyper untouched, followed by the rest of the stream ([`Prefixed`]). Later requests on a
+//! hyper untouched, followed by the rest of the stream (`HeadStream::replay`). Later requests on a
 //! keep-alive connection are hyper's alone; a peer that first sent a valid request is
 //! speaking HTTP.
 
 use super::persona::{self, Reply};
 use std::io;
-use std::pin::Pin;
-use std::task::{Context, Poll};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 /// What the first bytes of a connection were.
 #[derive(Debug, PartialEq, Eq)]
@@ -134,75 +132,6 @@ fn title_case(name: &str) -> String {
     out
 }
 
-/// A stream that yields `prefix` before the rest of `inner`: the head already read, then
-/// whatever the peer sends next.
-pub(crate) struct Prefixed<S> {
-    prefix: Vec<u8>,
-    pos: usize,
-    inner: S,
-}
-
-impl<S> Prefixed<S> {
-    pub(crate) fn new(prefix: Vec<u8>, inner: S) -> Self {
-        Prefixed {
-            prefix,
-            pos: 0,
-            inner,
-        }
-    }
-}
-
-impl<S: AsyncRead + Unpin> AsyncRead for Prefixed<S> {
-    fn poll_read(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let this = self.get_mut();
-        if this.pos < this.prefix.len() {
-            let n = (this.prefix.len() - this.pos).min(buf.remaining());
-            buf.put_slice(&this.prefix[this.pos..this.pos + n]);
-            this.pos += n;
-            if this.pos == this.prefix.len() {
-                this.prefix = Vec::new();
-                this.pos = 0;
-            }
-            return Poll::Ready(Ok(()));
-        }
-        Pin::new(&mut this.inner).poll_read(cx, buf)
-    }
-}
-
-impl<S: AsyncWrite + Unpin> AsyncWrite for Prefixed<S> {
-    fn poll_write(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write(cx, data)
-    }
-
-    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_flush(cx)
-    }
-
-    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.get_mut().inner).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.inner.is_write_vectored()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,24 +173,6 @@ mod tests {
         let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 20 * 1024));
         assert_eq!(first(&huge).await, First::Refuse(431));
-    }
-
-    #[tokio::test]
-    async fn the_head_read_is_replayed_to_the_next_reader() {
-        let (mut client, mut server) = tokio::io::duplex(1024);
-        client
-            .write_all(b"GET / HTTP/1.1\r\n\r\nnext bytes")
-            .await
-            .unwrap();
-        drop(client);
-        let (f, buf) = read_first(&mut server, 1024, 10, Duration::from_secs(5)).await;
-        assert_eq!(f, First::Request);
-        let mut all = Vec::new();
-        Prefixed::new(buf, server)
-            .read_to_end(&mut all)
-            .await
-            .unwrap();
-        assert_eq!(all, b"GET / HTTP/1.1\r\n\r\nnext bytes");
     }
 
     #[test]

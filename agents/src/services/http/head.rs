@@ -38,14 +38,30 @@ impl Head {
     }
 }
 
+/// Records the first bytes read into its [`Head`]; bytes handed back with
+/// [`HeadStream::replay`] are read again first, and not recorded twice.
 pub(crate) struct HeadStream<S> {
     inner: S,
     head: Arc<Head>,
+    replay: Vec<u8>,
+    replayed: usize,
 }
 
 impl<S> HeadStream<S> {
     pub(crate) fn new(inner: S, head: Arc<Head>) -> Self {
-        HeadStream { inner, head }
+        HeadStream {
+            inner,
+            head,
+            replay: Vec::new(),
+            replayed: 0,
+        }
+    }
+
+    /// Bytes already read from this stream that the next reader must see again before
+    /// whatever the peer sends next (the first request head, read before hyper).
+    pub(crate) fn replay(&mut self, bytes: Vec<u8>) {
+        self.replay = bytes;
+        self.replayed = 0;
     }
 }
 
@@ -56,6 +72,16 @@ impl<S: AsyncRead + Unpin> AsyncRead for HeadStream<S> {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if this.replayed < this.replay.len() {
+            let n = (this.replay.len() - this.replayed).min(buf.remaining());
+            buf.put_slice(&this.replay[this.replayed..this.replayed + n]);
+            this.replayed += n;
+            if this.replayed == this.replay.len() {
+                this.replay = Vec::new();
+                this.replayed = 0;
+            }
+            return Poll::Ready(Ok(()));
+        }
         let before = buf.filled().len();
         let r = Pin::new(&mut this.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
@@ -100,5 +126,22 @@ mod tests {
         b.write_all(b"defgh").await.unwrap();
         let _ = s.read(&mut buf).await.unwrap();
         assert_eq!(head.take(), (b"defg".to_vec(), true));
+    }
+
+    #[tokio::test]
+    async fn replayed_bytes_come_first_and_are_not_recorded_twice() {
+        let (a, mut b) = tokio::io::duplex(64);
+        let head = Head::new(64);
+        let mut s = HeadStream::new(a, Arc::clone(&head));
+        b.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+        let mut first = [0u8; 18];
+        s.read_exact(&mut first).await.unwrap();
+        s.replay(first.to_vec());
+        b.write_all(b"next bytes").await.unwrap();
+        drop(b);
+        let mut all = Vec::new();
+        s.read_to_end(&mut all).await.unwrap();
+        assert_eq!(all, b"GET / HTTP/1.1\r\n\r\nnext bytes");
+        assert_eq!(head.take().0, b"GET / HTTP/1.1\r\n\r\nnext bytes");
     }
 }

@@ -159,7 +159,7 @@ impl HttpService {
             }
             (first::First::Gone, _) => return,
         };
-        let stream = first::Prefixed::new(read, stream);
+        stream.replay(read);
         let mut builder = http1::Builder::new();
         builder
             .timer(TokioTimer::new())
