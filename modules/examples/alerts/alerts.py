@@ -24,6 +24,7 @@ import signal
 import socket
 import sys
 import time
+import unicodedata
 import urllib.error
 import urllib.request
 
@@ -240,11 +241,38 @@ class Rule:
 # -- outputs ---------------------------------------------------------------------------
 
 
+def slack_escape(s):
+    """Attacker text (user names, paths, node names) made inert for Slack's message format.
+
+    Slack reads `<…>` as a control sequence (`<!channel>` notifies everyone, `<url|text>`
+    is a link whose shown text hides its target, `<@U123>` mentions a person) and `&` as
+    the start of an entity; its documented rule is to escape exactly `&`, `<` and `>`.
+    Control and invisible format characters (ESC, bidi overrides, zero-width spaces, line
+    separators) are dropped, except the line breaks and tabs this module writes itself.
+    """
+    out = []
+    for ch in str(s):
+        if ch in "\n\t":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf", "Zl", "Zp"):
+            continue
+        elif ch == "&":
+            out.append("&amp;")
+        elif ch == "<":
+            out.append("&lt;")
+        elif ch == ">":
+            out.append("&gt;")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def slack_payload(record):
-    """Slack incoming-webhook (and Mattermost, Rocket.Chat …) compatible body."""
-    text = f"[{record['severity'].upper()}] {record['title']}"
+    """Slack incoming-webhook (and Mattermost, Rocket.Chat …) compatible body; every part
+    goes through slack_escape, since titles and bodies quote what attackers typed."""
+    text = f"[{slack_escape(record['severity'].upper())}] {slack_escape(record['title'])}"
     if record.get("body"):
-        text += f"\n{record['body']}"
+        text += f"\n{slack_escape(record['body'])}"
     return {"text": text}
 
 

@@ -175,6 +175,30 @@ class FormatTests(unittest.TestCase):
         self.assertEqual(alerts.slack_payload(self.RECORD),
                          {"text": '[MEDIUM] Login attempt as watched user "root"\nuser=root\nsecond line'})
 
+    def test_slack_escapes_attacker_text(self):
+        # The attacker chooses the user name; the rule quotes it in the title and body.
+        hostile = "<!channel> <https://evil.example/|bank login> &amp; <@U024BE7LH>\x1b[2J\u202eevil\u200b\u2028x"
+        a = alerter([{"type": "login_success", "severity": "high"}])
+        c = with_collector(a)
+        a.on_event(auth(hostile, success=True))
+        self.assertEqual(len(c.records), 1)
+        self.assertIn(hostile, c.records[0]["title"], "the record itself stays exact")
+        text = alerts.slack_payload(c.records[0])["text"]
+        self.assertNotIn("<", text)
+        self.assertNotIn(">", text)
+        for ch in "\x1b\u202e\u200b\u2028":
+            self.assertNotIn(ch, text)
+        self.assertIn("&lt;!channel&gt; &lt;https://evil.example/|bank login&gt; &amp;amp; "
+                      "&lt;@U024BE7LH&gt;[2Jevilx", text)
+        # Every & in the text starts one of the three entities: nothing else is read as markup.
+        self.assertEqual(text.count("&"), text.count("&amp;") + text.count("&lt;") + text.count("&gt;"))
+
+    def test_slack_escape_classes(self):
+        self.assertEqual(alerts.slack_escape("a<b>c&d"), "a&lt;b&gt;c&amp;d")
+        self.assertEqual(alerts.slack_escape("line\nnext\ttab"), "line\nnext\ttab")
+        self.assertEqual(alerts.slack_escape("\x00\x07\r\x7f\x85\x9b\u202a\u2066\u2069\ufeff\u2029ok"), "ok")
+        self.assertEqual(alerts.slack_escape("ünïcødé 日本 *bold*"), "ünïcødé 日本 *bold*")
+
     def test_file_and_udp_outputs(self):
         with tempfile.TemporaryDirectory() as d, socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as rx:
             rx.bind(("127.0.0.1", 0))
