@@ -26,15 +26,86 @@ pub fn transport_config(max_uni_streams: u32) -> quinn::TransportConfig {
     t
 }
 
+/// Connection-level receive window of a connection whose ALPN and peer are not checked
+/// yet, and of every enrolment connection: room for one enrolment request
+/// ([`FrameLimit::ENROLL`](honeybee_proto::codec::FrameLimit::ENROLL)) and its length.
+pub const UNAUTHENTICATED_RECEIVE_WINDOW: u32 = 64 * 1024;
+
+/// What a connection may open and buffer once its ALPN (and, for mTLS ALPNs, its peer's
+/// role) has been checked. Every connection starts with the enrolment limits; these are
+/// raised by [`apply_limits`] only for the ALPN that needs more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AlpnLimits {
+    pub bidi_streams: u32,
+    pub uni_streams: u32,
+    /// Connection-level flow-control window: the most unread bytes the peer may have in
+    /// flight across all its streams.
+    pub receive_window: u32,
+}
+
+impl AlpnLimits {
+    /// `honeybee-enroll/1`: one request on one bidirectional stream, nothing else.
+    pub const ENROLL: AlpnLimits = AlpnLimits {
+        bidi_streams: 1,
+        uni_streams: 0,
+        receive_window: UNAUTHENTICATED_RECEIVE_WINDOW,
+    };
+    /// `honeybee-admin/1`: one bidirectional stream per request (the dashboard may have
+    /// a few in flight); no unidirectional streams.
+    pub const ADMIN: AlpnLimits = AlpnLimits {
+        bidi_streams: 16,
+        uni_streams: 0,
+        receive_window: 4 * 1024 * 1024,
+    };
+    /// `honeybee-module/1`: the module's one session stream.
+    pub const MODULE: AlpnLimits = AlpnLimits {
+        bidi_streams: 1,
+        uni_streams: 0,
+        receive_window: 2 * 1024 * 1024,
+    };
+
+    /// `honeybee/1`: the control stream, and `max_uni_streams` telemetry and capture
+    /// streams at once (a relay raises its bidirectional streams itself, one per flow).
+    pub fn node(max_uni_streams: u32) -> AlpnLimits {
+        AlpnLimits {
+            bidi_streams: 1,
+            uni_streams: max_uni_streams,
+            receive_window: 16 * 1024 * 1024,
+        }
+    }
+}
+
+/// Raises (or lowers) a connection's stream limits and receive window to `limits`.
+pub fn apply_limits(conn: &quinn::Connection, limits: AlpnLimits) {
+    conn.set_max_concurrent_bi_streams(limits.bidi_streams.into());
+    conn.set_max_concurrent_uni_streams(limits.uni_streams.into());
+    conn.set_receive_window(limits.receive_window.into());
+}
+
+/// The server's transport settings: those of an unauthenticated connection (the
+/// enrolment limits, no QUIC datagrams). ALPN is known only after the handshake, so every
+/// connection starts this small and [`route`] raises what an authenticated ALPN needs.
+pub fn server_transport_config() -> quinn::TransportConfig {
+    let mut t = transport_config(AlpnLimits::ENROLL.uni_streams);
+    t.max_concurrent_bidi_streams(AlpnLimits::ENROLL.bidi_streams.into());
+    t.receive_window(AlpnLimits::ENROLL.receive_window.into());
+    // Nothing in the protocol uses QUIC datagrams; quinn would otherwise buffer 1.25 MB
+    // of them per connection for a reader that never comes.
+    t.datagram_receive_buffer_size(None);
+    t
+}
+
 /// Builds the server side of the endpoint from the core's rustls configuration.
+/// `_max_uni_streams` is kept for callers that build bare endpoints; the core's own limits
+/// per ALPN are [`AlpnLimits`], applied after the handshake.
 pub fn server_config(
     tls: rustls::ServerConfig,
-    max_uni_streams: u32,
+    _max_uni_streams: u32,
 ) -> Result<quinn::ServerConfig, String> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport_config(max_uni_streams)));
+    cfg.transport_config(Arc::new(server_transport_config()));
     cfg.migration(true);
     Ok(cfg)
 }
@@ -173,6 +244,14 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>, relayed: bool) {
         conn.close(close::FORBIDDEN.into(), why);
         return;
     }
+    let limits = if alpn == alpn::NODE {
+        AlpnLimits::node(shared.cfg.max_streams_per_node)
+    } else if alpn == alpn::MODULE {
+        AlpnLimits::MODULE
+    } else {
+        AlpnLimits::ADMIN
+    };
+    apply_limits(&conn, limits);
     if alpn == alpn::NODE {
         crate::node::handle(conn, peer, shared, via).await;
     } else if alpn == alpn::MODULE {

@@ -31,6 +31,8 @@ pub async fn handle(conn: quinn::Connection, shared: &Arc<Shared>, via: Option<F
             return;
         }
     };
+    // One request per connection: no further stream is ever granted.
+    conn.set_max_concurrent_bi_streams(0u32.into());
     let req: EnrollRequest =
         match read_frame_within(&mut recv, FrameLimit::ENROLL, REQUEST_DEADLINE).await {
             Ok(r) => r,

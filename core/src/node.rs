@@ -216,6 +216,7 @@ async fn control_loop(
     tx: mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
     let mut serial = peer.serial;
+    let mut foreign = 0u64;
     loop {
         let msg: AgentMsg = match read_frame(recv, FrameLimit::CONTROL).await {
             Ok(m) => m,
@@ -230,7 +231,16 @@ async fn control_loop(
                     .set_node_health(node, &h, crate::now_ms())
                     .await;
             }
-            AgentMsg::CommandResult { id, result } => shared.registry.command_result(id, result),
+            AgentMsg::CommandResult { id, result } => {
+                use crate::registry::ResultOutcome;
+                if shared.registry.command_result(node, id, result) == ResultOutcome::WrongNode {
+                    foreign += 1;
+                    // Logged at 1, 2, 4, 8, …: a flood cannot flood the log as well.
+                    if foreign.is_power_of_two() {
+                        tracing::warn!(%node, id, count = foreign, "command result for a command sent to another node ignored");
+                    }
+                }
+            }
             AgentMsg::RenewRequest { csr_der } => {
                 let answer = renew(node, peer, &mut serial, &csr_der, shared).await;
                 if tx.send(CoreMsg::Renewed(answer)).await.is_err() {

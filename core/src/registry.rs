@@ -50,8 +50,30 @@ pub enum SendError {
 #[derive(Debug, Default)]
 pub struct Registry {
     nodes: Mutex<HashMap<NodeId, LiveNode>>,
-    pending: Mutex<HashMap<u64, oneshot::Sender<Result<String, String>>>>,
+    /// Commands waiting for an answer, by id, with the node each was sent to: only that
+    /// node's connection may answer it.
+    pending: Mutex<HashMap<u64, Pending>>,
     next_id: AtomicU64,
+    /// Answers refused because they came from a node the command was not sent to.
+    foreign_results: AtomicU64,
+}
+
+#[derive(Debug)]
+struct Pending {
+    node: NodeId,
+    tx: oneshot::Sender<Result<String, String>>,
+}
+
+/// What became of a node's [`AgentMsg::CommandResult`](honeybee_proto::control::AgentMsg).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResultOutcome {
+    /// Handed to whoever waits for it.
+    Delivered,
+    /// No command with that id is waiting (answered already, timed out, or never sent).
+    Unknown,
+    /// The command was sent to another node: ignored, and the command stays pending for
+    /// its own node's answer.
+    WrongNode,
 }
 
 impl Registry {
@@ -154,12 +176,24 @@ impl Registry {
         node: &NodeId,
         command: Command,
     ) -> Result<Result<String, String>, SendError> {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        // Random ids: a node cannot guess which ids other nodes are being asked, and the
+        // answer is checked against the node the command went to anyway.
         let (tx, rx) = oneshot::channel();
-        self.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(id, tx);
+        let id = {
+            let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+            let mut id = rand::random::<u64>();
+            while pending.contains_key(&id) {
+                id = rand::random::<u64>();
+            }
+            pending.insert(
+                id,
+                Pending {
+                    node: node.clone(),
+                    tx,
+                },
+            );
+            id
+        };
         let sent = self.send(node, CoreMsg::Command { id, command });
         let out = match sent {
             Err(e) => Err(e),
@@ -176,16 +210,33 @@ impl Registry {
         out
     }
 
-    /// Delivers a node's answer to whoever is waiting for command `id`.
-    pub fn command_result(&self, id: u64, result: Result<String, String>) {
-        if let Some(tx) = self
-            .pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&id)
-        {
-            let _ = tx.send(result);
+    /// Delivers `from`'s answer to whoever is waiting for command `id`, if that command was
+    /// sent to `from`. An answer from any other node is ignored and counted.
+    pub fn command_result(
+        &self,
+        from: &NodeId,
+        id: u64,
+        result: Result<String, String>,
+    ) -> ResultOutcome {
+        let mut pending = self.pending.lock().unwrap_or_else(|p| p.into_inner());
+        match pending.get(&id) {
+            None => ResultOutcome::Unknown,
+            Some(p) if &p.node != from => {
+                self.foreign_results.fetch_add(1, Ordering::Relaxed);
+                ResultOutcome::WrongNode
+            }
+            Some(_) => {
+                if let Some(p) = pending.remove(&id) {
+                    let _ = p.tx.send(result);
+                }
+                ResultOutcome::Delivered
+            }
         }
+    }
+
+    /// How many command answers came from a node the command was not sent to.
+    pub fn foreign_results(&self) -> u64 {
+        self.foreign_results.load(Ordering::Relaxed)
     }
 
     /// Closes every connection whose node or certificate is revoked, or whose certificate

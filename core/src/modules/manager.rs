@@ -2,6 +2,10 @@
 //! `honeybee module load`, hands a fresh credential through the environment, supervises
 //! (restart with backoff, output into the core's log) and stops — gracefully with
 //! SIGTERM, then by force after a grace period.
+//!
+//! A module starts with an empty environment plus [`INHERITED_ENV`] and the variables the
+//! module protocol needs: it must not inherit the core's secrets (the CA passphrase, the
+//! dashboard's admin password, cloud credentials an operator exported).
 
 use crate::server::Shared;
 use honeybee_proto::admin::ModuleSpec;
@@ -15,6 +19,52 @@ use tokio::sync::watch;
 pub const GRACE: Duration = Duration::from_secs(5);
 /// A module that ran at least this long before dying restarts without backoff.
 const HEALTHY_RUN: Duration = Duration::from_secs(60);
+
+/// Variables a managed module inherits from the core, when set: what a process needs to
+/// run (find programs, speak the locale, know the time zone and its home). Nothing else
+/// passes; the module protocol's own variables are set by the supervisor.
+pub const INHERITED_ENV: &[&str] = &[
+    "PATH",
+    "HOME",
+    "USER",
+    "LOGNAME",
+    "LANG",
+    "LANGUAGE",
+    "LC_ALL",
+    "LC_CTYPE",
+    "LC_MESSAGES",
+    "TZ",
+    "TMPDIR",
+    "RUST_LOG",
+    "RUST_BACKTRACE",
+];
+
+/// The environment of a managed module: the allowlisted variables of the core's own
+/// environment, then the module protocol's variables.
+pub fn module_env(
+    spec: &ModuleSpec,
+    credential: &str,
+    shim: std::net::SocketAddr,
+    shim_ca: Option<&std::path::Path>,
+) -> Vec<(std::ffi::OsString, std::ffi::OsString)> {
+    let mut env: Vec<(std::ffi::OsString, std::ffi::OsString)> = INHERITED_ENV
+        .iter()
+        .filter_map(|k| std::env::var_os(k).map(|v| ((*k).into(), v)))
+        .collect();
+    env.push(("HONEYBEE_SHIM_ADDR".into(), shim.to_string().into()));
+    env.push(("HONEYBEE_MODULE_NAME".into(), spec.name.clone().into()));
+    env.push(("HONEYBEE_MODULE_CREDENTIAL".into(), credential.into()));
+    env.push((
+        "HONEYBEE_MODULE_PERMISSIONS".into(),
+        spec.permissions.join(",").into(),
+    ));
+    // With a TLS shim the module must know which CA to trust; the core says so itself
+    // now that the module no longer sees the core's environment.
+    if let Some(ca) = shim_ca {
+        env.push(("HONEYBEE_SHIM_CA".into(), ca.as_os_str().to_owned()));
+    }
+    env
+}
 
 /// What the supervisor knows about one managed module.
 #[derive(Debug, Clone, Default)]
@@ -84,10 +134,11 @@ impl ModuleManager {
             state: "starting".into(),
             ..Default::default()
         }));
+        let shim_ca = shared.cfg.shim_tls.then(|| shared.paths.ca_cert());
+        let env = module_env(&spec, &credential, shim, shim_ca.as_deref());
         let task = tokio::spawn(supervise(
             spec.clone(),
-            credential,
-            shim,
+            env,
             stop_rx,
             state.clone(),
         ));
@@ -166,8 +217,7 @@ impl ModuleManager {
 
 async fn supervise(
     spec: ModuleSpec,
-    credential: String,
-    shim: std::net::SocketAddr,
+    env: Vec<(std::ffi::OsString, std::ffi::OsString)>,
     mut stop: watch::Receiver<bool>,
     state: Arc<Mutex<ManagedState>>,
 ) {
@@ -176,10 +226,8 @@ async fn supervise(
         let started = Instant::now();
         let child = tokio::process::Command::new(&spec.command)
             .args(&spec.args)
-            .env("HONEYBEE_SHIM_ADDR", shim.to_string())
-            .env("HONEYBEE_MODULE_NAME", &spec.name)
-            .env("HONEYBEE_MODULE_CREDENTIAL", &credential)
-            .env("HONEYBEE_MODULE_PERMISSIONS", spec.permissions.join(","))
+            .env_clear()
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdin(std::process::Stdio::null())
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::piped())
