@@ -4,6 +4,8 @@
 pub mod captures;
 pub mod config;
 pub mod enroll;
+#[doc(hidden)]
+pub mod fuzz_api;
 pub mod health;
 pub mod relay;
 pub mod resolve;

@@ -5,16 +5,16 @@
 //! connection. Every connection holds a slot of the node-wide [`Limits`], has a hard
 //! deadline, and reads into bounded buffers.
 
-mod banner;
-mod conn;
+pub(crate) mod banner;
+pub(crate) mod conn;
 mod extension;
-mod ftp;
-mod http;
+pub(crate) mod ftp;
+pub(crate) mod http;
 mod limits;
-mod modbus;
-mod mysql;
-mod redis;
-mod shell;
+pub(crate) mod modbus;
+pub(crate) mod mysql;
+pub(crate) mod redis;
+pub(crate) mod shell;
 mod ssh;
 mod telnet;
 

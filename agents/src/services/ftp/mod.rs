@@ -6,8 +6,8 @@
 //! the fake tree; this file is the driver that does the I/O they ask for.
 
 mod fs;
-mod machine;
-mod parse;
+pub(crate) mod machine;
+pub(crate) mod parse;
 
 use super::ServiceContext;
 use super::conn::Session;

@@ -4,7 +4,7 @@
 //! over the hard cap are answered 413 and reported.
 
 mod cert;
-mod first;
+pub(crate) mod first;
 mod form;
 mod head;
 mod persona;

@@ -2,8 +2,8 @@
 //! whose state every connection of the service shares, so a write is seen by the next
 //! read, from anyone; every request is recorded as one `Command`.
 
-mod mbap;
-mod plc;
+pub(crate) mod mbap;
+pub(crate) mod plc;
 
 use super::ServiceContext;
 use super::conn::Session;

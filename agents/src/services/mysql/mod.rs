@@ -3,7 +3,7 @@
 //! server's own "Access denied". Clients that start with `caching_sha2_password` are
 //! switched to `mysql_native_password` first, as a real server whose account uses it does.
 
-mod packet;
+pub(crate) mod packet;
 
 use super::ServiceContext;
 use super::conn::Session;

@@ -3,9 +3,9 @@
 //! CONFIG SET dir + SAVE, SLAVEOF rogue masters, MODULE LOAD, EVAL sandbox escapes)
 //! without doing any of them.
 
-mod commands;
-mod info;
-mod resp;
+pub(crate) mod commands;
+pub(crate) mod info;
+pub(crate) mod resp;
 
 use super::ServiceContext;
 use super::conn::Session;
