@@ -1,6 +1,7 @@
 //! What each CLI command does: a request to the running core over `honeybee-admin/1`
 //! (never the database directly), and the output, as a table or as JSON.
 
+use crate::term::say;
 use anyhow::{Context, bail};
 use honeybee_core::admin_client::AdminClient;
 use honeybee_core::json::{event_json, event_line, rfc3339};
@@ -40,28 +41,28 @@ pub fn core_init(
             advertise,
         },
     )?;
-    println!("initialised {}", r.data_dir.display());
-    println!("  trust domain  {}", r.trust_domain);
-    println!("  QUIC listen   {} (udp)", r.listen);
-    println!("  advertised    {}", r.advertise);
-    println!("  CA pin        sha256:{}", r.ca_pin_hex);
+    say!("initialised {}", r.data_dir.display());
+    say!("  trust domain  {}", r.trust_domain);
+    say!("  QUIC listen   {} (udp)", r.listen);
+    say!("  advertised    {}", r.advertise);
+    say!("  CA pin        sha256:{}", r.ca_pin_hex);
     if r.ca_key_sealed {
-        println!(
+        say!(
             "  CA key        sealed with the passphrase from the environment; the core needs it to start"
         );
     } else {
-        println!(
+        say!(
             "  CA key        not sealed (set {} before `core init`, or run `core seal-ca-key`)",
             honeybee_core::init::CA_PASSPHRASE_ENV
         );
     }
-    println!("next: honeybee core run --data-dir {}", data_dir.display());
+    say!("next: honeybee core run --data-dir {}", data_dir.display());
     Ok(())
 }
 
 pub fn seal_ca_key(data_dir: &Path) -> anyhow::Result<()> {
     let path = honeybee_core::init::seal_ca_key(data_dir)?;
-    println!(
+    say!(
         "sealed {}; the core now needs the passphrase ({} or {}) to start",
         path.display(),
         honeybee_core::init::CA_PASSPHRASE_ENV,
@@ -71,12 +72,14 @@ pub fn seal_ca_key(data_dir: &Path) -> anyhow::Result<()> {
 }
 
 pub async fn core_run(data_dir: &Path) -> anyhow::Result<()> {
+    // Handle SIGTERM from here on: one during start-up must still mean a clean stop.
+    let stop = crate::up::wait_for_signal();
     let core = honeybee_core::Core::start(data_dir).await?;
     eprintln!(
         "core running on {} (udp); Ctrl-C to stop",
         core.local_addr()?
     );
-    crate::up::wait_for_signal().await;
+    stop.await;
     core.shutdown().await;
     Ok(())
 }
@@ -118,7 +121,7 @@ pub async fn token_create(
     };
     match ask(data_dir, AdminRequest::CreateToken(spec)).await? {
         AdminResponse::Token { token, .. } => {
-            println!("{token}");
+            say!("{token}");
             Ok(())
         }
         r => Err(unexpected(r)),
@@ -152,12 +155,16 @@ pub async fn token_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        say!(
             "{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  expires",
-            "ID", "ROLE", "NAME", "STATE", "USES LEFT"
+            "ID",
+            "ROLE",
+            "NAME",
+            "STATE",
+            "USES LEFT"
         );
         for t in &tokens {
-            println!(
+            say!(
                 "{:<16}  {:<6}  {:<20}  {:<8}  {:>9}  {}",
                 t.id,
                 t.role,
@@ -174,20 +181,20 @@ pub async fn token_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
 pub async fn token_revoke(data_dir: &Path, id: &str) -> anyhow::Result<()> {
     let id = TokenId::from_hex(id).map_err(|e| anyhow::anyhow!("{e}"))?;
     ask(data_dir, AdminRequest::RevokeToken { id }).await?;
-    println!("token {id} revoked");
+    say!("token {id} revoked");
     Ok(())
 }
 
 pub async fn agent_enroll(token: &str, data_dir: &Path, core: Option<&str>) -> anyhow::Result<()> {
     let r = honeybee_agent::enroll::enroll_via(token, data_dir, core).await?;
-    println!(
+    say!(
         "enrolled as {} (role {}) with core {}; certificate valid until {}",
         r.node_id,
         r.role,
         r.core,
         rfc3339(r.not_after_ms)
     );
-    println!("next: honeybee agent run --data-dir {}", data_dir.display());
+    say!("next: honeybee agent run --data-dir {}", data_dir.display());
     Ok(())
 }
 
@@ -257,9 +264,15 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
-    println!(
+    say!(
         "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  services",
-        "NODE", "ROLE", "MODE", "STATE", "ADDRESS", "PATH", "LAST SEEN"
+        "NODE",
+        "ROLE",
+        "MODE",
+        "STATE",
+        "ADDRESS",
+        "PATH",
+        "LAST SEEN"
     );
     for n in &nodes {
         let state = if n.revoked {
@@ -293,7 +306,7 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             (None, Some(r)) if !n.online => format!("(relay {r})"),
             _ => "direct".to_owned(),
         };
-        println!(
+        say!(
             "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  {}",
             n.id,
             n.role,
@@ -330,9 +343,9 @@ pub async fn node_assign_relay(
     }
     match relay {
         Some(r) => {
-            println!("node {node} may now reach the core through relay {r} (and no other relay)")
+            say!("node {node} may now reach the core through relay {r} (and no other relay)")
         }
-        None => println!("node {node} is assigned to no relay; it must reach the core directly"),
+        None => say!("node {node} is assigned to no relay; it must reach the core directly"),
     }
     Ok(())
 }
@@ -340,7 +353,7 @@ pub async fn node_assign_relay(
 pub async fn node_revoke(data_dir: &Path, node: &str) -> anyhow::Result<()> {
     let node = node_id(node)?;
     ask(data_dir, AdminRequest::RevokeNode { node: node.clone() }).await?;
-    println!("node {node} revoked; its connection is closed and its certificates no longer work");
+    say!("node {node} revoked; its connection is closed and its certificates no longer work");
     Ok(())
 }
 
@@ -414,7 +427,7 @@ pub async fn node_config(
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for s in &cfg.services {
-            println!(
+            say!(
                 "{:<12} {:<8} {:<22} {}",
                 s.name,
                 s.kind.name(),
@@ -455,7 +468,8 @@ pub async fn node_command(
     .await?
     {
         AdminResponse::CommandResult(Ok(out)) => {
-            println!("{out}");
+            // The node's own words: several lines, possibly from a compromised node.
+            println!("{}", crate::term::term_safe_lines(&out));
             Ok(())
         }
         AdminResponse::CommandResult(Err(e)) => bail!("the node answered with an error: {e}"),
@@ -504,7 +518,7 @@ pub async fn events(data_dir: &Path, f: EventFilter, json: bool) -> anyhow::Resu
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for e in &events {
-            println!("{}", event_line(e));
+            say!("{}", event_line(e));
         }
     }
     Ok(())
@@ -525,7 +539,7 @@ pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for a in &entries {
-            println!(
+            say!(
                 "{} {:<24} {:<14} {:<30} {} {}",
                 rfc3339(a.time_ms),
                 a.actor,
@@ -550,14 +564,18 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                    "uptime_s": s.uptime_s, "nodes_online": s.nodes_online, "nodes_total": s.nodes_total, "events_total": s.events_total})
         );
     } else {
-        println!(
+        say!(
             "HoneyBee core {} ({}), up {} s",
-            s.version, s.trust_domain, s.uptime_s
+            s.version,
+            s.trust_domain,
+            s.uptime_s
         );
-        println!("  listen {} (udp), advertised as {}", s.listen, s.advertise);
-        println!(
+        say!("  listen {} (udp), advertised as {}", s.listen, s.advertise);
+        say!(
             "  nodes {} online of {}, {} events stored",
-            s.nodes_online, s.nodes_total, s.events_total
+            s.nodes_online,
+            s.nodes_total,
+            s.events_total
         );
     }
     Ok(())
@@ -571,7 +589,7 @@ pub async fn alerts(
 ) -> anyhow::Result<()> {
     if let Some(id) = ack {
         ask(data_dir, AdminRequest::AckAlert { id }).await?;
-        println!("alert {id} acknowledged");
+        say!("alert {id} acknowledged");
         return Ok(());
     }
     let AdminResponse::Alerts(alerts) = ask(data_dir, AdminRequest::ListAlerts { limit }).await?
@@ -590,7 +608,7 @@ pub async fn alerts(
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for a in &alerts {
-            println!(
+            say!(
                 "{:>5} {} {:<8} {:<12} {}{}",
                 a.id,
                 rfc3339(a.time_ms),
@@ -628,10 +646,10 @@ pub async fn captures(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result
         return Ok(());
     }
     if list.is_empty() {
-        println!("no captures yet");
+        say!("no captures yet");
     }
     for c in &list {
-        println!(
+        say!(
             "{} {:<10} {:>10} B  {:<12} {:<10} {}  {}",
             rfc3339(c.time_ms),
             c.kind,
@@ -708,7 +726,7 @@ pub async fn module_token(
     .await?
     {
         AdminResponse::ModuleCredential { credential } => {
-            println!("{credential}");
+            say!("{credential}");
             Ok(())
         }
         r => Err(unexpected(r)),
@@ -731,13 +749,13 @@ pub async fn module_load(
         permissions,
     };
     ask(data_dir, AdminRequest::LoadModule(spec)).await?;
-    println!("module {name} loaded; `honeybee module list` shows its state");
+    say!("module {name} loaded; `honeybee module list` shows its state");
     Ok(())
 }
 
 pub async fn module_unload(data_dir: &Path, name: String) -> anyhow::Result<()> {
     ask(data_dir, AdminRequest::UnloadModule { name: name.clone() }).await?;
-    println!("module {name} unloaded");
+    say!("module {name} unloaded");
     Ok(())
 }
 
@@ -756,12 +774,18 @@ pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        println!(
+        say!(
             "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  permissions",
-            "MODULE", "STATE", "MANAGED", "VIA", "SUBS", "QUEUE", "DROPPED"
+            "MODULE",
+            "STATE",
+            "MANAGED",
+            "VIA",
+            "SUBS",
+            "QUEUE",
+            "DROPPED"
         );
         for m in &modules {
-            println!(
+            say!(
                 "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  {}",
                 m.name,
                 m.state,
@@ -824,7 +848,7 @@ pub async fn module_cert(
         "# HoneyBee module identity, written by `honeybee module cert`.\nname = {name:?}\ncore = \"{core}\"\n"
     );
     honeybee_pki::files::write_public(&out.join("module.toml"), toml.as_bytes())?;
-    println!(
+    say!(
         "module {name} may connect over QUIC until {}; identity in {}",
         rfc3339(not_after_ms),
         out.display()

@@ -59,10 +59,11 @@ pub async fn run(
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
 ) -> anyhow::Result<()> {
+    let stop = crate::up::wait_for_signal();
     init(data_dir).await?;
     let d = start(data_dir, listen, tls_cert, tls_key).await?;
     println!("dashboard: {}", d.url);
-    crate::up::wait_for_signal().await;
+    stop.await;
     d.shutdown().await;
     Ok(())
 }

@@ -3,6 +3,7 @@
 
 mod commands;
 mod dashboard;
+mod term;
 mod up;
 
 use clap::{Args, Parser, Subcommand};
@@ -383,7 +384,8 @@ fn main() -> std::process::ExitCode {
     match runtime.block_on(dispatch(Cli::parse().cmd)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            // Errors can quote a node's or the core's words (a command's error answer).
+            eprintln!("error: {}", term::term_safe(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

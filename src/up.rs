@@ -11,23 +11,34 @@ use honeybee_proto::admin::TokenSpec;
 use std::path::Path;
 use std::time::Duration;
 
-/// Waits for Ctrl-C or SIGTERM.
-pub async fn wait_for_signal() {
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called,
+/// not when the future is first polled, so a SIGTERM (what systemd sends) that arrives
+/// while the caller is still starting up is not lost to the default action, which would
+/// end the process without shutting services down or flushing anything.
+pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
+    if let Err(e) = &term {
+        tracing::warn!(error = %e, "cannot handle SIGTERM; only Ctrl-C stops cleanly");
+    }
+    async move {
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
             }
-            Err(_) => std::future::pending::<()>().await,
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {},
+            _ = term => {},
         }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {},
-        _ = term => {},
     }
 }
 
 pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
+    // Handle SIGTERM from here on: one during start-up must still mean a clean stop.
+    let stop = wait_for_signal();
     let paths = CorePaths::new(data_dir);
     if !paths.is_initialised() {
         let r = honeybee_core::init::init(
@@ -130,7 +141,7 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     println!("Stop:     Ctrl-C");
     println!();
 
-    wait_for_signal().await;
+    stop.await;
     eprintln!("stopping: flushing the local node's spool, then the core");
     let _ = stop_tx.send(());
     match tokio::time::timeout(Duration::from_secs(15), agent).await {
