@@ -1,5 +1,5 @@
 //! FTP honeypot imitating vsFTPd 3.0.3: logins per the login policy, a fake directory
-//! tree, passive-mode transfers, and uploads kept as captures. Active mode (PORT/EPRT)
+//! tree, passive-mode transfers, and uploads streamed to the capture spool. Active mode (PORT/EPRT)
 //! is refused: the honeypot never connects out.
 //!
 //! `parse.rs` splits and parses command lines, `machine.rs` is the sans-IO session, `fs.rs`
@@ -12,6 +12,7 @@ pub(crate) mod parse;
 use super::ServiceContext;
 use super::conn::Session;
 use super::stopped;
+use crate::captures::{CaptureSpoolError, CaptureWriter};
 use honeybee_proto::capture::CaptureKind;
 use honeybee_proto::config::{FtpOptions, LoginPolicy};
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
@@ -341,32 +342,39 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             return Flow::Close;
         }
         let max = self.svc.max_upload;
-        let mut content = Vec::new();
+        // The upload goes straight to the capture spool as it arrives: the session holds
+        // one chunk, never the file.
+        let mut upload = Upload::start(self.session).await;
+        let mut kept = 0usize;
         let mut chunk = vec![0u8; DATA_CHUNK];
-        // Ok(true): the whole file; Ok(false): over the cap; Err: cut off.
-        let outcome: Result<bool, ()> = tokio::select! {
+        let outcome: Received = tokio::select! {
             r = timeout(TRANSFER_TIMEOUT, async {
                 loop {
                     let n = match timeout(DATA_IDLE_TIMEOUT, conn.read(&mut chunk)).await {
-                        Ok(Ok(0)) => return Ok(true),
+                        Ok(Ok(0)) => return Received::Complete,
                         Ok(Ok(n)) => n,
-                        _ => return Err(()),
+                        _ => return Received::Cut,
                     };
-                    // Checked before growing the buffer: at most `max` bytes are ever held.
-                    let room = max - content.len();
-                    if n > room {
-                        content.extend_from_slice(&chunk[..room]);
-                        return Ok(false);
+                    // Checked before anything is stored: at most `max` bytes are kept.
+                    let take = n.min(max - kept);
+                    if take > 0 {
+                        let (back, stored) = upload.write(chunk, take).await;
+                        chunk = back;
+                        if !stored {
+                            return Received::SpoolFull;
+                        }
+                        kept += take;
                     }
-                    content.extend_from_slice(&chunk[..n]);
+                    if n > take {
+                        return Received::OverCap;
+                    }
                 }
-            }) => r.unwrap_or(Err(())),
-            () = stopped(&mut self.stop) => Err(()),
+            }) => r.unwrap_or(Received::Cut),
+            () = stopped(&mut self.stop) => Received::Cut,
         };
         drop(conn);
-        let size = content.len() as u64;
-        let complete = outcome == Ok(true);
-        if outcome == Ok(false) {
+        let size = kept as u64;
+        if outcome == Received::OverCap {
             limit(
                 self.session,
                 "ftp_upload",
@@ -374,23 +382,157 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
             )
             .await;
         }
-        if !content.is_empty() {
-            let meta = vec![
-                ("filename".to_owned(), fs::name(&path).to_owned()),
-                ("path".to_owned(), path.clone()),
-                ("complete".to_owned(), complete.to_string()),
-            ];
-            self.session
-                .capture(CaptureKind::Upload, Some(path.clone()), meta, content)
-                .await;
-        }
+        let meta = vec![
+            ("filename".to_owned(), fs::name(&path).to_owned()),
+            ("path".to_owned(), path.clone()),
+            (
+                "complete".to_owned(),
+                (outcome == Received::Complete).to_string(),
+            ),
+        ];
+        upload.finish(self.session, &path, meta).await;
         match outcome {
-            Ok(true) => {
+            Received::Complete => {
                 self.machine.stored(&path, size, ls_date_now());
                 self.write(b"226 Transfer complete.\r\n").await
             }
-            Ok(false) => self.write(b"552 Exceeded storage allocation.\r\n").await,
-            Err(()) => self.write(b"426 Failure reading network stream.\r\n").await,
+            Received::OverCap => self.write(b"552 Exceeded storage allocation.\r\n").await,
+            // What vsftpd says when the disk fills up under it.
+            Received::SpoolFull => self.write(b"451 Failure writing to local file.\r\n").await,
+            Received::Cut => self.write(b"426 Failure reading network stream.\r\n").await,
+        }
+    }
+}
+
+/// How an upload's data connection ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Received {
+    /// The client closed it: the whole file.
+    Complete,
+    /// More than `max_upload_bytes` came; the first `max_upload_bytes` are kept.
+    OverCap,
+    /// The capture spool had no more room; what was stored before is kept.
+    SpoolFull,
+    /// Timed out, reset or shut down.
+    Cut,
+}
+
+/// One upload being streamed into the capture spool (or, without a spool, counted and
+/// dropped). Disk I/O runs on the blocking pool, one chunk at a time.
+struct Upload {
+    writer: Option<CaptureWriter>,
+    /// Set when the spool refused bytes: reported once the upload ends.
+    full: Option<CaptureSpoolError>,
+}
+
+impl Upload {
+    async fn start(session: &Session) -> Upload {
+        let Some(spool) = session.captures.clone() else {
+            tracing::debug!(session = %session.id, "upload not kept: no capture spool");
+            return Upload {
+                writer: None,
+                full: None,
+            };
+        };
+        let service = session.service.to_string();
+        let id = session.id;
+        let made = tokio::task::spawn_blocking(move || {
+            spool.writer(
+                CaptureKind::Upload,
+                service,
+                Some(id),
+                crate::sink::now_ms(),
+            )
+        })
+        .await;
+        match made {
+            Ok(Ok(w)) => Upload {
+                writer: Some(w),
+                full: None,
+            },
+            Ok(Err(e)) => {
+                tracing::warn!(session = %session.id, error = %e, "upload capture not started");
+                Upload {
+                    writer: None,
+                    full: Some(e),
+                }
+            }
+            Err(_) => Upload {
+                writer: None,
+                full: None,
+            },
+        }
+    }
+
+    /// Stores `chunk[..n]` and hands the buffer back; false when the spool refused it
+    /// (or failed), after which nothing more is stored.
+    async fn write(&mut self, chunk: Vec<u8>, n: usize) -> (Vec<u8>, bool) {
+        let Some(mut w) = self.writer.take() else {
+            // No spool at all: the bytes are counted and dropped. A spool that failed
+            // earlier has already ended the transfer.
+            return (chunk, self.full.is_none());
+        };
+        let done = tokio::task::spawn_blocking(move || {
+            let r = w.write(&chunk[..n]);
+            (w, chunk, r)
+        })
+        .await;
+        match done {
+            Ok((w, chunk, Ok(()))) => {
+                self.writer = Some(w);
+                (chunk, true)
+            }
+            Ok((w, chunk, Err(e))) => {
+                // Keep what was stored so far; it is finished (truncated) at the end.
+                self.writer = Some(w);
+                self.full = Some(e);
+                (chunk, false)
+            }
+            Err(_) => (vec![0u8; DATA_CHUNK], false),
+        }
+    }
+
+    /// Commits what was stored as a capture (none for an empty upload) and records it,
+    /// or records why it could not be kept.
+    async fn finish(mut self, session: &Session, path: &str, meta: Vec<(String, String)>) {
+        let mut result = None;
+        if let Some(w) = self.writer.take().filter(|w| w.size() > 0) {
+            let size = w.size();
+            let done = tokio::task::spawn_blocking(move || w.finish(meta)).await;
+            result = Some((size, done));
+        }
+        if let Some(e) = self.full.take() {
+            session
+                .emit(EventKind::LimitReached {
+                    limit: "capture_spool".into(),
+                    detail: clamp(&format!("STOR {}: {e}", clamp(path, 256)), MAX_FIELD_LEN),
+                })
+                .await;
+        }
+        match result {
+            Some((size, Ok(Ok(header)))) => {
+                session
+                    .emit(EventKind::Capture {
+                        kind: CaptureKind::Upload.name().to_owned(),
+                        sha256: hex::encode(header.sha256),
+                        size,
+                        name: Some(clamp(path, MAX_FIELD_LEN)),
+                    })
+                    .await;
+            }
+            Some((_, Ok(Err(e)))) => {
+                tracing::warn!(session = %session.id, error = %e, "upload capture not spooled");
+                session
+                    .emit(EventKind::LimitReached {
+                        limit: "capture_spool".into(),
+                        detail: clamp(&e.to_string(), MAX_FIELD_LEN),
+                    })
+                    .await;
+            }
+            Some((_, Err(e))) => {
+                tracing::error!(session = %session.id, error = %e, "upload capture task failed");
+            }
+            None => {}
         }
     }
 }
