@@ -1,7 +1,8 @@
 //! FTP honeypot over real sockets, driven by real clients: curl and lftp (login, listing,
 //! download, upload → capture with its SHA-256), hydra (400 logins, every one recorded),
 //! nmap -sV (named vsftpd 3.0.3), and raw sockets for what clients never do (PORT to a
-//! third party, a data connection from another address, overlong lines, command floods).
+//! third party, a data connection from another address, overlong lines, command floods,
+//! uploads larger than memory should hold, concurrent uploads racing for the spool's cap).
 
 mod tools;
 
@@ -39,8 +40,13 @@ struct Node {
 }
 
 async fn start(dir: &Path, o: FtpOptions) -> Node {
+    start_with_spool(dir, o, 256 * 1024 * 1024).await
+}
+
+/// A node whose capture spool holds at most `spool_cap` bytes.
+async fn start_with_spool(dir: &Path, o: FtpOptions, spool_cap: u64) -> Node {
     let (sink, rx) = EventSink::channel(16 * 1024);
-    let spool = CaptureSpool::open(&dir.join("captures"), 256 * 1024 * 1024).unwrap();
+    let spool = CaptureSpool::open(&dir.join("captures"), spool_cap).unwrap();
     let mut mgr = ServiceManager::new(sink, dir.join("state"), Limits::default())
         .with_captures(spool.clone());
     let services = vec![ServiceConfig {
@@ -529,5 +535,206 @@ async fn nmap_names_vsftpd() {
     assert!(svc.contains("name=\"ftp\""), "{svc}");
     assert!(svc.contains("product=\"vsftpd\""), "{svc}");
     assert!(svc.contains("version=\"3.0.3\""), "{svc}");
+    node.mgr.shutdown().await;
+}
+
+/// The test process's private resident memory (the services run in it), in bytes.
+fn rss_anon() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("RssAnon in /proc/self/status");
+    kib * 1024
+}
+
+/// Sizes of the files in the spool directory: (`.part` files being written, all files).
+fn spool_files(dir: &Path) -> (u64, u64) {
+    let mut part = 0;
+    let mut all = 0;
+    for e in std::fs::read_dir(dir.join("captures")).unwrap().flatten() {
+        let Ok(m) = e.metadata() else { continue };
+        all += m.len();
+        if e.path().extension().is_some_and(|x| x == "part") {
+            part += m.len();
+        }
+    }
+    (part, all)
+}
+
+/// Logs in on a raw control connection and opens an upload of `name` over EPSV; returns
+/// the control connection and the data connection, after `150`.
+async fn open_upload(addr: SocketAddr, name: &str) -> (Ctl, TcpStream) {
+    let mut c = Ctl::connect(addr).await;
+    assert_eq!(c.cmd("USER a").await, "331 Please specify the password.");
+    assert_eq!(c.cmd("PASS b").await, "230 Login successful.");
+    assert_eq!(c.cmd("TYPE I").await, "200 Switching to Binary mode.");
+    let reply = c.cmd("EPSV").await;
+    let port: u16 = reply
+        .split("|||")
+        .nth(1)
+        .and_then(|p| p.trim_end_matches(")").trim_end_matches('|').parse().ok())
+        .unwrap_or_else(|| panic!("EPSV reply {reply}"));
+    let data = TcpStream::connect(SocketAddr::new(addr.ip(), port))
+        .await
+        .unwrap();
+    c.w.write_all(format!("STOR {name}\r\n").as_bytes())
+        .await
+        .unwrap();
+    assert_eq!(c.line().await, "150 Ok to send data.");
+    (c, data)
+}
+
+/// Chunk `i` (64 KiB) of a large upload, made on the fly so the client holds no file.
+fn big_chunk(i: u32, out: &mut [u8]) {
+    for (j, b) in out.iter_mut().enumerate() {
+        *b = ((i as usize * 7919 + j) as u32)
+            .wrapping_mul(2654435761)
+            .rotate_right(13) as u8;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn upload_streams_to_disk_and_memory_stays_flat() {
+    const CHUNK: usize = 64 * 1024;
+    const CAP: usize = 48 * 1024 * 1024;
+    // 40 MiB first (then a pause to look), then on past the cap to 64 MiB.
+    const FIRST: u32 = 640;
+    const ALL: u32 = 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let o = FtpOptions {
+        max_upload_bytes: CAP as u32,
+        ..opts(LoginPolicy::Always)
+    };
+    let mut node = start(dir.path(), o).await;
+    let before = rss_anon();
+    let (mut c, mut data) = open_upload(node.addr, "upload/huge.bin").await;
+    let mut kept_sha = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; CHUNK];
+    for i in 0..FIRST {
+        big_chunk(i, &mut buf);
+        kept_sha.update(&buf);
+        data.write_all(&buf).await.unwrap();
+    }
+    // Everything sent so far reaches the spool's disk as it arrives.
+    let sent = u64::from(FIRST) * CHUNK as u64;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while spool_files(dir.path()).0 < sent {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "upload not on disk: {:?} of {sent}",
+            spool_files(dir.path())
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(node.spool.used_bytes(), sent, "reserved as written");
+    let grown = rss_anon().saturating_sub(before);
+    assert!(
+        grown < 16 * 1024 * 1024,
+        "private memory grew by {grown} bytes during a {sent}-byte upload"
+    );
+    // On past the cap: the server stops reading after it and the writes may fail.
+    for i in FIRST..ALL {
+        big_chunk(i, &mut buf);
+        if (i as usize) < CAP / CHUNK {
+            kept_sha.update(&buf);
+        }
+        if data.write_all(&buf).await.is_err() {
+            break;
+        }
+    }
+    drop(data);
+    assert_eq!(c.line().await, "552 Exceeded storage allocation.");
+    let ev = node
+        .until("the capture", |ev| !captures(ev).is_empty())
+        .await;
+    assert!(limit_hit(&ev, "ftp_upload"), "{ev:#?}");
+    let caps = captures(&ev);
+    assert_eq!(caps[0].2, CAP as u64);
+    assert_eq!(caps[0].1, hex::encode(kept_sha.finish().as_ref()));
+    let pending = node.spool.pending();
+    assert_eq!(std::fs::metadata(&pending[0].1).unwrap().len(), CAP as u64);
+    assert!(
+        pending[0]
+            .0
+            .meta
+            .contains(&("complete".into(), "false".into()))
+    );
+    assert_eq!(spool_files(dir.path()).0, 0, "no partial file left");
+    let grown = rss_anon().saturating_sub(before);
+    assert!(
+        grown < 16 * 1024 * 1024,
+        "private memory grew by {grown} bytes"
+    );
+    node.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_uploads_never_overshoot_the_spool_cap() {
+    const EACH: usize = 1024 * 1024;
+    const SESSIONS: usize = 8;
+    // Room for three uploads and their headers, not four.
+    let cap: u64 = 3 * EACH as u64 + 64 * 1024;
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start_with_spool(dir.path(), opts(LoginPolicy::Always), cap).await;
+    // Every session gets to `150` first, then all send at once.
+    let mut open = Vec::new();
+    for i in 0..SESSIONS {
+        open.push(open_upload(node.addr, &format!("upload/f{i}.bin")).await);
+    }
+    let go = std::sync::Arc::new(tokio::sync::Barrier::new(SESSIONS));
+    let tasks: Vec<_> = open
+        .into_iter()
+        .enumerate()
+        .map(|(i, (mut c, mut data))| {
+            let go = go.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 64 * 1024];
+                go.wait().await;
+                for k in 0..(EACH / buf.len()) as u32 {
+                    big_chunk(k + 100_000 * i as u32, &mut buf);
+                    if data.write_all(&buf).await.is_err() {
+                        break;
+                    }
+                }
+                drop(data);
+                c.line().await
+            })
+        })
+        .collect();
+    let mut replies = Vec::new();
+    for t in tasks {
+        replies.push(tokio::time::timeout(WAIT, t).await.unwrap().unwrap());
+    }
+    let stored = replies.iter().filter(|r| r.starts_with("226")).count();
+    let full = replies.iter().filter(|r| r.starts_with("451")).count();
+    assert_eq!(stored + full, SESSIONS, "{replies:?}");
+    assert!(full >= SESSIONS - 3, "{replies:?}");
+    let ev = node
+        .until("every capture or refusal", |ev| {
+            captures(ev).len()
+                + ev.iter()
+                    .filter(|e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "capture_spool"))
+                    .count()
+                >= SESSIONS
+        })
+        .await;
+    assert!(limit_hit(&ev, "capture_spool"));
+    let (part, all) = spool_files(dir.path());
+    assert_eq!(part, 0, "no partial file left");
+    assert!(all <= cap, "{all} bytes on disk, cap {cap}");
+    assert_eq!(
+        node.spool.used_bytes(),
+        all,
+        "the accounting matches the disk"
+    );
+    // The node still serves, and a delivered capture gives its room back.
+    let first = node.spool.pending()[0].0.sha256;
+    node.spool.remove(&first);
+    let (mut c, mut data) = open_upload(node.addr, "upload/after.bin").await;
+    data.write_all(b"#!/bin/sh\n").await.unwrap();
+    drop(data);
+    assert_eq!(c.line().await, "226 Transfer complete.");
     node.mgr.shutdown().await;
 }
