@@ -156,6 +156,25 @@ pub struct RawLimits {
     pub max_capture_bytes: u64,
     #[serde(default = "d_streams")]
     pub max_streams_per_node: u32,
+    /// Audit log retention: rows kept at most (the oldest go first).
+    #[serde(default = "d_audit_rows")]
+    pub audit_max_rows: u64,
+    /// Audit log retention: rows older than this go (`90days`, `1y`).
+    #[serde(default = "d_audit_age")]
+    pub audit_max_age: String,
+    /// Certificate renewals one node may ask for per hour.
+    #[serde(default = "d_renewals")]
+    pub node_renewals_per_hour: u32,
+    /// Telemetry events one node may send per second, sustained; past it the core holds
+    /// the node's batches (and acks) back, so the agent's spool waits.
+    #[serde(default = "d_events_rate")]
+    pub node_events_per_second: u32,
+    /// Events one node may send at once above that rate (a backlog after an outage).
+    #[serde(default = "d_events_burst")]
+    pub node_event_burst: u32,
+    /// Capture bytes one node may upload per hour; past it uploads are refused.
+    #[serde(default = "d_capture_rate")]
+    pub node_capture_bytes_per_hour: u64,
 }
 
 impl Default for RawLimits {
@@ -165,8 +184,33 @@ impl Default for RawLimits {
             enroll_failures_per_minute: d_enroll_failures(),
             max_capture_bytes: d_max_capture(),
             max_streams_per_node: d_streams(),
+            audit_max_rows: d_audit_rows(),
+            audit_max_age: d_audit_age(),
+            node_renewals_per_hour: d_renewals(),
+            node_events_per_second: d_events_rate(),
+            node_event_burst: d_events_burst(),
+            node_capture_bytes_per_hour: d_capture_rate(),
         }
     }
+}
+
+fn d_audit_rows() -> u64 {
+    1_000_000
+}
+fn d_audit_age() -> String {
+    "180days".into()
+}
+fn d_renewals() -> u32 {
+    crate::budget::BudgetConfig::default().renewals_per_hour
+}
+fn d_events_rate() -> u32 {
+    crate::budget::BudgetConfig::default().events_per_second
+}
+fn d_events_burst() -> u32 {
+    crate::budget::BudgetConfig::default().event_burst
+}
+fn d_capture_rate() -> u64 {
+    crate::budget::BudgetConfig::default().capture_bytes_per_hour
 }
 
 fn d_max_connections() -> u32 {
@@ -261,6 +305,11 @@ pub struct CoreConfig {
     pub enroll_failures_per_minute: u32,
     pub max_capture_bytes: u64,
     pub max_streams_per_node: u32,
+    /// Audit retention: most rows kept, and the oldest age kept.
+    pub audit_max_rows: u64,
+    pub audit_max_age: Duration,
+    /// Per-node budgets (renewals, events, capture bytes).
+    pub node_budgets: crate::budget::BudgetConfig,
     pub default_node_config: NodeConfig,
     /// None: the shim is off.
     pub shim_listen: Option<SocketAddr>,
@@ -387,6 +436,44 @@ impl RawCoreConfig {
                 permissions: m.permissions,
             });
         }
+        let l = &self.limits;
+        let at_least = |key: &'static str, v: u64, min: u64| {
+            if v < min {
+                Err(ConfigError::Invalid {
+                    key,
+                    value: v.to_string(),
+                    why: format!("must be at least {min}"),
+                })
+            } else {
+                Ok(())
+            }
+        };
+        at_least("limits.audit_max_rows", l.audit_max_rows, 1_000)?;
+        at_least(
+            "limits.node_renewals_per_hour",
+            l.node_renewals_per_hour.into(),
+            1,
+        )?;
+        at_least(
+            "limits.node_events_per_second",
+            l.node_events_per_second.into(),
+            1,
+        )?;
+        at_least("limits.node_event_burst", l.node_event_burst.into(), 1)?;
+        // One capture of the largest size allowed must fit in a node's hour.
+        at_least(
+            "limits.node_capture_bytes_per_hour",
+            l.node_capture_bytes_per_hour,
+            l.max_capture_bytes,
+        )?;
+        let audit_max_age = duration("limits.audit_max_age", &l.audit_max_age)?;
+        let node_budgets = crate::budget::BudgetConfig {
+            renewals_per_hour: l.node_renewals_per_hour,
+            events_per_second: l.node_events_per_second,
+            event_burst: l.node_event_burst,
+            capture_bytes_per_hour: l.node_capture_bytes_per_hour,
+        };
+        let audit_max_rows = l.audit_max_rows;
         let sc = &self.scan_correlation;
         let scan_correlation = match sc.min_nodes {
             0 => None,
@@ -423,6 +510,9 @@ impl RawCoreConfig {
             enroll_failures_per_minute: self.limits.enroll_failures_per_minute.max(1),
             max_capture_bytes: self.limits.max_capture_bytes,
             max_streams_per_node: self.limits.max_streams_per_node.max(4),
+            audit_max_rows,
+            audit_max_age,
+            node_budgets,
             default_node_config,
         })
     }
@@ -761,5 +851,39 @@ mod tests {
         raw.certs.agent_lifetime = "soon".into();
         let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
         assert!(e.contains("certs.agent_lifetime"), "{e}");
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        raw.limits.node_capture_bytes_per_hour = 10;
+        let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(e.contains("limits.node_capture_bytes_per_hour"), "{e}");
+    }
+
+    /// Retention and budgets have defaults, and a core.toml written before they existed
+    /// still loads with them.
+    #[test]
+    fn limits_default_when_absent() {
+        let raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        let mut text = toml::to_string(&raw).unwrap();
+        for key in [
+            "audit_max_rows",
+            "audit_max_age",
+            "node_renewals_per_hour",
+            "node_events_per_second",
+            "node_event_burst",
+            "node_capture_bytes_per_hour",
+        ] {
+            let line = text
+                .lines()
+                .find(|l| l.starts_with(key))
+                .unwrap()
+                .to_owned();
+            text = text.replace(&format!("{line}\n"), "");
+        }
+        let c = toml::from_str::<RawCoreConfig>(&text)
+            .unwrap()
+            .validate(Path::new("/tmp"))
+            .unwrap();
+        assert_eq!(c.audit_max_rows, 1_000_000);
+        assert_eq!(c.audit_max_age, Duration::from_secs(180 * 86_400));
+        assert_eq!(c.node_budgets, crate::budget::BudgetConfig::default());
     }
 }

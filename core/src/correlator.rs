@@ -97,7 +97,6 @@ pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepC
     let now = || started.elapsed().as_millis() as u64;
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut seq = SeqClock::default();
     loop {
         let reports = tokio::select! {
             probe = rx.recv() => match probe {
@@ -114,64 +113,40 @@ pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepC
             _ = tick.tick() => detector.tick(now()),
         };
         for r in reports {
-            store(&shared, &mut seq, r).await;
+            store(&shared, r).await;
         }
     }
 }
 
-/// Sequence numbers for the pseudo-node: the wall clock in microseconds, kept strictly
+/// Sequence numbers for the pseudo-node (one clock in `Shared`, for every event the core
+/// records itself): the wall clock in microseconds, kept strictly
 /// increasing, so they stay unique across core restarts without a counter on disk.
 #[derive(Debug, Default)]
-struct SeqClock {
+pub struct SeqClock {
     last: u64,
 }
 
 impl SeqClock {
-    fn next(&mut self) -> u64 {
+    pub fn next(&mut self) -> u64 {
         let now_us = u64::try_from(crate::now_ms()).unwrap_or(0) * 1000;
         self.last = now_us.max(self.last + 1);
         self.last
     }
 }
 
-async fn store(shared: &Arc<Shared>, seq: &mut SeqClock, r: SweepReport) {
-    let node = NodeId::new(CORE_NODE).expect("`core` is a valid node id");
+async fn store(shared: &Arc<Shared>, r: SweepReport) {
     tracing::info!(src = %r.src, nodes = r.distinct_nodes, ports = r.distinct_ports, count = r.count, "network scan detected");
-    let event = Event {
-        seq: seq.next(),
-        time_ms: crate::now_ms(),
-        service: SERVICE.into(),
-        session: None,
-        src: Some(std::net::SocketAddr::new(r.src, 0)),
-        dst: None,
-        kind: EventKind::NetworkScanDetected {
-            nodes: r.nodes.iter().map(|n| n.as_str().to_owned()).collect(),
-            ports: r.ports,
-            count: r.count,
-            duration_ms: r.duration_ms,
-            distinct_nodes: r.distinct_nodes,
-            distinct_ports: r.distinct_ports,
-        },
+    let kind = EventKind::NetworkScanDetected {
+        nodes: r.nodes.iter().map(|n| n.as_str().to_owned()).collect(),
+        ports: r.ports,
+        count: r.count,
+        duration_ms: r.duration_ms,
+        distinct_nodes: r.distinct_nodes,
+        distinct_ports: r.distinct_ports,
     };
-    let received_ms = crate::now_ms();
-    match shared
-        .store
-        .insert_events(&node, received_ms, vec![event.clone()])
-        .await
-    {
-        Ok(outcome) if !outcome.new_seqs.is_empty() => {
-            crate::node::publish(
-                shared,
-                &node,
-                &Arc::new(Vec::new()),
-                received_ms,
-                vec![event],
-                &outcome.new_seqs,
-            );
-        }
-        Ok(_) => {}
-        Err(e) => tracing::error!(error = %e, "network scan event not stored"),
-    }
+    shared
+        .record_core_event(SERVICE, Some(std::net::SocketAddr::new(r.src, 0)), kind)
+        .await;
 }
 
 #[cfg(test)]

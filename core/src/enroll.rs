@@ -3,6 +3,7 @@
 //! Through a relay, the token must name that relay (label `relay=<id>`); a token's relay
 //! label becomes the node's relay assignment either way.
 
+use crate::audit::{MAX_PEER_TEXT_CHARS, peer_text};
 use crate::frame_io::{read_frame_within, write_frame};
 use crate::relay::FlowPath;
 use crate::server::Shared;
@@ -77,13 +78,15 @@ async fn enroll(
 ) -> Result<Enrolled, EnrollRefusal> {
     let actor = format!("token:{}", req.token_id);
     let source = Some(remote.to_string());
+    // Anyone who reaches the port gets here: refusals are aggregated per source, reason
+    // and window, and the hostname (up to a frame of any text) is clamped and escaped.
     let refuse = |r: EnrollRefusal| {
-        shared.audit(
+        shared.audit_refusal(
+            remote.ip(),
+            refusal_name(&r),
             &actor,
-            "enroll",
-            &format!("refused: {r}"),
-            source.clone(),
-            &req.hostname,
+            &peer_text(&format!("refused: {r}"), 512),
+            || format!("host={}", peer_text(&req.hostname, MAX_PEER_TEXT_CHARS)),
         );
         r
     };
@@ -164,6 +167,7 @@ async fn enroll(
         .map_err(|e| refuse(EnrollRefusal::BadCsr(e.to_string())))?;
 
     let hostname = honeybee_proto::event::clamp(&req.hostname, 255);
+    let shown_host = peer_text(&hostname, MAX_PEER_TEXT_CHARS);
     let record = NodeRecord {
         id: node_id.clone(),
         name: if hostname.is_empty() {
@@ -208,7 +212,7 @@ async fn enroll(
         "ok",
         source.clone(),
         &format!(
-            "node={node_id} role={} serial={} host={hostname}{}",
+            "node={node_id} role={} serial={} host={shown_host}{}",
             token.role,
             issued.serial,
             relay.map(|r| format!(" via relay {r}")).unwrap_or_default()
@@ -221,6 +225,23 @@ async fn enroll(
         ca_der: shared.ca.cert_der().to_vec(),
         not_after_ms: issued.not_after_ms,
     })
+}
+
+/// A short stable name per refusal kind: what the audit digest aggregates on.
+fn refusal_name(r: &EnrollRefusal) -> &'static str {
+    match r {
+        EnrollRefusal::UnknownToken => "unknown_token",
+        EnrollRefusal::BadSecret => "bad_secret",
+        EnrollRefusal::Expired => "expired",
+        EnrollRefusal::UsedUp => "used_up",
+        EnrollRefusal::Revoked => "revoked",
+        EnrollRefusal::RateLimited => "rate_limited",
+        EnrollRefusal::BadCsr(_) => "bad_csr",
+        EnrollRefusal::BadRequest(_) => "bad_request",
+        EnrollRefusal::Internal => "internal",
+        EnrollRefusal::RelayNotAllowed(_) => "relay_not_allowed",
+        _ => "other",
+    }
 }
 
 /// The token's name for a single-use token whose name is free; otherwise the name with

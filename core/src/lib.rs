@@ -3,6 +3,8 @@
 
 pub mod admin;
 pub mod admin_client;
+pub mod audit;
+pub mod budget;
 pub mod bus;
 pub mod captures;
 pub mod config;

@@ -1,6 +1,7 @@
 //! One node's connection: the control stream (hello, config, commands, health, renewal),
 //! telemetry batches acknowledged after they are durable, and capture uploads.
 
+use crate::budget::Limit;
 use crate::bus::BusEvent;
 use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
 use crate::registry::LiveNode;
@@ -242,7 +243,19 @@ async fn control_loop(
                 }
             }
             AgentMsg::RenewRequest { csr_der } => {
-                let answer = renew(node, peer, &mut serial, &csr_der, shared).await;
+                let answer = if shared.budgets.renewal(node, std::time::Instant::now()) {
+                    renew(node, peer, &mut serial, &csr_der, shared).await
+                } else {
+                    let per_hour = shared.budgets.config().renewals_per_hour;
+                    shared.limit_reached(
+                        node,
+                        Limit::Renewals,
+                        format!("asked for more than {per_hour} certificate renewals in an hour"),
+                    );
+                    Err(format!(
+                        "renewal refused: more than {per_hour} renewals in an hour; retry later"
+                    ))
+                };
                 if tx.send(CoreMsg::Renewed(answer)).await.is_err() {
                     return Ok(());
                 }
@@ -356,7 +369,7 @@ async fn uni_stream(
     mut recv: quinn::RecvStream,
     node: &NodeId,
     labels: &Arc<Vec<(String, String)>>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
     let mut kind = [0u8; 1];
@@ -374,7 +387,7 @@ async fn telemetry(
     mut recv: quinn::RecvStream,
     node: &NodeId,
     labels: &Arc<Vec<(String, String)>>,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
     let batch: EventBatch =
@@ -409,16 +422,44 @@ async fn telemetry(
         })
         .collect();
     if valid.len() != total {
-        shared.audit(
-            &format!("node:{node}"),
-            "telemetry",
-            "events refused",
-            None,
-            &format!(
-                "{} of {total} events in seq {first}..={last} were invalid",
-                total - valid.len()
+        // At most one row per node per report interval: a node sending nothing but
+        // invalid batches must not be able to grow the audit log at its own pace.
+        if let Some(batches) =
+            shared
+                .budgets
+                .report(node, Limit::InvalidEvents, std::time::Instant::now())
+        {
+            shared.audit(
+                &format!("node:{node}"),
+                "telemetry",
+                "events refused",
+                None,
+                &format!(
+                    "{} of {total} events in seq {first}..={last} were invalid; {batches} batches with invalid events since the last report",
+                    total - valid.len()
+                ),
+            );
+        }
+    }
+    // The node's event budget. Past it the batch is held, and with it the ack, so the
+    // agent's in-flight window fills and its spool waits: an honest burst is delayed,
+    // never lost, and a flood cannot take more than its share of the store.
+    let wait = shared
+        .budgets
+        .events(node, total as u64, std::time::Instant::now());
+    if !wait.is_zero() {
+        let budget = shared.budgets.config();
+        shared.limit_reached(
+            node,
+            Limit::Events,
+            format!(
+                "sent events faster than {}/s (burst {}); batches held back, a batch of {total} by {} ms",
+                budget.events_per_second,
+                budget.event_burst,
+                wait.as_millis()
             ),
         );
+        tokio::time::sleep(wait).await;
     }
     let received_ms = crate::now_ms();
     // Probes for cross-node scan correlation; a resent batch only repeats what the
@@ -479,7 +520,7 @@ pub(crate) fn publish(
 async fn capture(
     mut recv: quinn::RecvStream,
     node: &NodeId,
-    shared: &Shared,
+    shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
     let header: CaptureHeader =
@@ -502,6 +543,27 @@ async fn capture(
         reject(format!(
             "capture of {} bytes is over the core's limit of {} bytes",
             header.size, shared.cfg.max_capture_bytes
+        ))
+        .await;
+        return Ok(());
+    }
+    if !shared
+        .budgets
+        .capture(node, header.size, std::time::Instant::now())
+    {
+        let per_hour = shared.budgets.config().capture_bytes_per_hour;
+        let _ = recv.stop(close::CAPTURE_REJECTED.into());
+        shared.limit_reached(
+            node,
+            Limit::CaptureBytes,
+            format!(
+                "uploaded more than {per_hour} capture bytes in an hour; a capture of {} bytes refused",
+                header.size
+            ),
+        );
+        reject(format!(
+            "this node's capture budget ({per_hour} bytes per hour) is spent; capture of {} bytes refused",
+            header.size
         ))
         .await;
         return Ok(());

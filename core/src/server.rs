@@ -1,6 +1,7 @@
 //! The running core: loads its data directory, opens the store, binds the endpoint and
 //! supervises the tasks behind it until shutdown.
 
+use crate::budget::Limit;
 use crate::captures::CaptureStore;
 use crate::config::{self, CoreConfig};
 use crate::init::{self, CorePaths};
@@ -10,18 +11,26 @@ use crate::store::{SqliteStore, TokenRecord};
 use honeybee_pki::ca::Ca;
 use honeybee_pki::revocation::RevocationList;
 use honeybee_pki::token::Token;
+use honeybee_proto::NodeId;
 use honeybee_proto::admin::{AuditEntry, TokenSpec};
+use honeybee_proto::event::{Event, EventKind};
 use honeybee_proto::stream::close;
 use honeybee_proto::{Role, TokenId, alpn};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::Arc;
 use std::sync::atomic::AtomicUsize;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
 /// How often live connections are re-checked against the denylist and cert expiry.
 pub const REVOCATION_SWEEP: Duration = Duration::from_millis(500);
+/// How often the enrolment refusal digest writes the counts of windows that ended.
+const DIGEST_FLUSH: Duration = Duration::from_secs(5);
+/// How often the audit log's retention is applied.
+pub const AUDIT_PRUNE: Duration = Duration::from_secs(60);
+/// The service name of `limit_reached` events for node budgets.
+pub const BUDGET_SERVICE: &str = "budget";
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -68,6 +77,13 @@ pub struct Shared {
     pub correlator: crate::correlator::Correlator,
     /// Every relay flow, and the virtual network of the relayed endpoint.
     pub relays: Arc<crate::relay::RelayHub>,
+    /// Refused enrolments, aggregated per source, reason and window before they are
+    /// audited (see `audit.rs`).
+    pub enroll_refusals: Mutex<crate::audit::RefusalDigest>,
+    /// Per-node budgets: renewals, events, capture bytes (see `budget.rs`).
+    pub budgets: crate::budget::NodeBudgets,
+    /// Sequence numbers of the events the core records itself (pseudo-node `core`).
+    pub core_seq: Mutex<crate::correlator::SeqClock>,
 }
 
 impl Shared {
@@ -95,6 +111,91 @@ impl Shared {
                 tracing::error!(error = %e, "audit write failed");
             }
         });
+    }
+
+    /// Audits an enrolment refused for `source`, through the refusal digest: the first of
+    /// its kind from a source in a window is written at once, repeats as one counted row.
+    pub fn audit_refusal(
+        &self,
+        source: std::net::IpAddr,
+        reason: &'static str,
+        actor: &str,
+        outcome: &str,
+        detail: impl FnOnce() -> String,
+    ) {
+        let rows = self
+            .enroll_refusals
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .refused(source, reason, actor, outcome, detail, Instant::now());
+        self.write_digest(rows);
+    }
+
+    fn write_digest(&self, rows: Vec<crate::audit::DigestRow>) {
+        for r in rows {
+            self.audit(&r.actor, "enroll", &r.outcome, r.source, &r.detail);
+        }
+    }
+
+    /// Records that `node` ran into `limit`: a `limit_reached` event (pseudo-node `core`,
+    /// service `budget`) at most once per node and limit per report interval, counting
+    /// the occurrences in between.
+    pub fn limit_reached(self: &Arc<Self>, node: &NodeId, limit: Limit, detail: String) {
+        let Some(count) = self.budgets.report(node, limit, Instant::now()) else {
+            return;
+        };
+        tracing::warn!(%node, limit = limit.name(), count, detail, "node over its budget");
+        let shared = self.clone();
+        let kind = EventKind::LimitReached {
+            limit: limit.name().into(),
+            detail: honeybee_proto::event::clamp(
+                &format!("node={node} {detail} ({count} times since the last report)"),
+                honeybee_proto::event::MAX_FIELD_LEN,
+            ),
+        };
+        tokio::spawn(async move { shared.record_core_event(BUDGET_SERVICE, None, kind).await });
+    }
+
+    /// Stores an event the core observed itself, under pseudo-node `core`, and offers it
+    /// to module subscriptions.
+    pub async fn record_core_event(
+        &self,
+        service: &str,
+        src: Option<std::net::SocketAddr>,
+        kind: EventKind,
+    ) {
+        let node = NodeId::new(crate::correlator::CORE_NODE).expect("`core` is a valid node id");
+        let seq = self
+            .core_seq
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .next();
+        let event = Event {
+            seq,
+            time_ms: crate::now_ms(),
+            service: service.into(),
+            session: None,
+            src,
+            dst: None,
+            kind,
+        };
+        let received_ms = crate::now_ms();
+        match self
+            .store
+            .insert_events(&node, received_ms, vec![event.clone()])
+            .await
+        {
+            Ok(outcome) if !outcome.new_seqs.is_empty() => crate::node::publish(
+                self,
+                &node,
+                &Arc::new(Vec::new()),
+                received_ms,
+                vec![event],
+                &outcome.new_seqs,
+            ),
+            Ok(_) => {}
+            Err(e) => tracing::error!(error = %e, service, "core event not stored"),
+        }
     }
 
     /// Creates a one-time token and returns its id and the line to hand to the operator.
@@ -246,6 +347,11 @@ impl Core {
             module_limiter,
             shim_addr,
             relays,
+            enroll_refusals: Mutex::new(crate::audit::RefusalDigest::new(
+                crate::audit::DigestConfig::default(),
+            )),
+            budgets: crate::budget::NodeBudgets::new(cfg.node_budgets),
+            core_seq: Mutex::new(crate::correlator::SeqClock::default()),
             cfg,
             paths,
             ca,
@@ -302,6 +408,7 @@ impl Core {
         let sweeper = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(REVOCATION_SWEEP);
+            let (mut flushed, mut pruned) = (Instant::now(), None::<Instant>);
             loop {
                 tick.tick().await;
                 for node in sweeper
@@ -309,6 +416,20 @@ impl Core {
                     .sweep(&sweeper.revocations, crate::now_ms())
                 {
                     tracing::warn!(%node, "connection closed by sweep (revoked or expired)");
+                }
+                let now = Instant::now();
+                if now.duration_since(flushed) >= DIGEST_FLUSH {
+                    flushed = now;
+                    let rows = sweeper
+                        .enroll_refusals
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .flush(now);
+                    sweeper.write_digest(rows);
+                }
+                if pruned.is_none_or(|t| now.duration_since(t) >= AUDIT_PRUNE) {
+                    pruned = Some(now);
+                    prune_audit(&sweeper).await;
                 }
             }
         });
@@ -365,6 +486,21 @@ impl Core {
             tracing::error!(error = %e, "store did not close cleanly");
         }
         tracing::info!("core stopped");
+    }
+}
+
+/// Applies the audit log's retention (`limits.audit_max_rows`, `limits.audit_max_age`).
+pub async fn prune_audit(shared: &Shared) {
+    let max_age_ms = i64::try_from(shared.cfg.audit_max_age.as_millis()).unwrap_or(i64::MAX);
+    let before_ms = crate::now_ms().saturating_sub(max_age_ms);
+    match shared
+        .store
+        .prune_audit(shared.cfg.audit_max_rows, before_ms)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(rows = n, "audit retention: old rows deleted"),
+        Err(e) => tracing::error!(error = %e, "audit retention failed"),
     }
 }
 

@@ -136,12 +136,7 @@ impl ModuleManager {
         }));
         let shim_ca = shared.cfg.shim_tls.then(|| shared.paths.ca_cert());
         let env = module_env(&spec, &credential, shim, shim_ca.as_deref());
-        let task = tokio::spawn(supervise(
-            spec.clone(),
-            env,
-            stop_rx,
-            state.clone(),
-        ));
+        let task = tokio::spawn(supervise(spec.clone(), env, stop_rx, state.clone()));
         shared.audit(
             actor,
             "module.load",

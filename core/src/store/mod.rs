@@ -390,6 +390,14 @@ pub trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
         &self,
         limit: u32,
     ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
+    /// Retention: deletes rows older than `before_ms`, then the oldest rows past the
+    /// newest `max_rows`; returns how many went.
+    fn prune_audit(
+        &self,
+        max_rows: u64,
+        before_ms: i64,
+    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
+    fn count_audit(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
 
     // --- captures
     /// Records a sighting of a capture; returns true if its content was not stored before.

@@ -809,6 +809,43 @@ impl SqliteStore {
         }
     }
 
+    /// Retention: deletes audit rows older than `before_ms` and the oldest rows past the
+    /// newest `max_rows`. Returns how many rows went. Rows are deleted by id range (ids
+    /// only grow and rows are only ever deleted oldest first), so the cost is the rows
+    /// deleted, not the table.
+    pub async fn prune_audit(&self, max_rows: u64, before_ms: i64) -> Result<u64, StoreError> {
+        let max_rows = i64::try_from(max_rows).unwrap_or(i64::MAX);
+        self.write(1, move |c| {
+            let mut gone = 0u64;
+            let first_kept: Option<i64> = c
+                .prepare_cached("SELECT id FROM audit WHERE time_ms >= ?1 ORDER BY id LIMIT 1")?
+                .query_row([before_ms], |r| r.get(0))
+                .optional()?;
+            gone += match first_kept {
+                Some(id) => c
+                    .prepare_cached("DELETE FROM audit WHERE id < ?1")?
+                    .execute([id])?,
+                None => c.prepare_cached("DELETE FROM audit")?.execute([])?,
+            } as u64;
+            gone += c
+                .prepare_cached("DELETE FROM audit WHERE id <= (SELECT max(id) FROM audit) - ?1")?
+                .execute([max_rows])? as u64;
+            Ok(gone)
+        })
+        .await
+    }
+
+    /// How many audit rows are stored.
+    pub async fn count_audit(&self) -> Result<u64, StoreError> {
+        self.read(|c| {
+            let n: i64 = c
+                .prepare_cached("SELECT count(*) FROM audit")?
+                .query_row([], |r| r.get(0))?;
+            Ok(u64::try_from(n).unwrap_or(0))
+        })
+        .await
+    }
+
     pub async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = i64::from(effective_limit(limit));
         self.read(move |c| {
@@ -1040,6 +1077,12 @@ impl Store for SqliteStore {
     }
     async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
         SqliteStore::list_audit(self, limit).await
+    }
+    async fn prune_audit(&self, max_rows: u64, before_ms: i64) -> Result<u64, StoreError> {
+        SqliteStore::prune_audit(self, max_rows, before_ms).await
+    }
+    async fn count_audit(&self) -> Result<u64, StoreError> {
+        SqliteStore::count_audit(self).await
     }
     async fn insert_capture(&self, rec: CaptureRecord) -> Result<bool, StoreError> {
         SqliteStore::insert_capture(self, rec).await

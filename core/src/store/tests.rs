@@ -568,6 +568,40 @@ async fn audit_newest_first() {
     assert_eq!(s.list_audit(2).await.unwrap(), vec![entry(4), entry(3)]);
 }
 
+/// Retention: rows past the age limit go, then the oldest past the row cap; the newest
+/// stay, and pruning again deletes nothing.
+#[tokio::test]
+async fn audit_retention_by_age_and_row_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = open(dir.path());
+    let entry = |i: i64| AuditEntry {
+        time_ms: i * 10,
+        actor: "node:x".into(),
+        action: "enroll".into(),
+        outcome: "refused".into(),
+        source: None,
+        detail: format!("{i}"),
+    };
+    for i in 0..1000 {
+        s.audit_nowait(entry(i));
+    }
+    s.audit(entry(1000)).await.unwrap();
+    assert_eq!(s.count_audit().await.unwrap(), 1001);
+    // Older than time 2000 (rows 0..200) by age, then all but the newest 500.
+    assert_eq!(s.prune_audit(500, 2000).await.unwrap(), 501);
+    assert_eq!(s.count_audit().await.unwrap(), 500);
+    let got = s.list_audit(0).await.unwrap();
+    assert_eq!(got.first(), Some(&entry(1000)));
+    assert_eq!(
+        s.list_audit(10_000).await.unwrap().last(),
+        Some(&entry(501))
+    );
+    assert_eq!(s.prune_audit(500, 2000).await.unwrap(), 0);
+    // An age limit past every row empties the log.
+    assert_eq!(s.prune_audit(500, i64::MAX).await.unwrap(), 500);
+    assert_eq!(s.count_audit().await.unwrap(), 0);
+}
+
 #[tokio::test]
 async fn data_survives_close_and_reopen() {
     let dir = tempfile::tempdir().unwrap();
