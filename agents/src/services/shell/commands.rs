@@ -4,16 +4,16 @@
 //! `ftpget` record the URL as an [`Effect::Download`] and fail as a host without egress
 //! would, without any network access.
 
+use super::budget::MAX_BUFFER;
 use super::fs::{self, FsError, Kind, Node};
 use super::parse::{self, Connector, Simple, Target};
 use super::{Effect, State};
 use honeybee_proto::event::{MAX_FIELD_LEN, clamp};
+use std::borrow::Cow;
 use std::fmt::Write as _;
 
 /// Most downloads recorded from one command (a URL list in a loop is still bounded).
 const MAX_DOWNLOADS_PER_COMMAND: usize = 16;
-/// How deep `sh -c '...'` may nest.
-const MAX_DEPTH: u8 = 3;
 
 /// The session's output of one line, bounded.
 #[derive(Debug)]
@@ -37,7 +37,7 @@ impl Io {
         }
     }
 
-    fn push(&mut self, to_err: bool, data: &[u8]) {
+    pub(super) fn push(&mut self, to_err: bool, data: &[u8]) {
         let used = self.out.len() + self.err.len();
         let room = self.cap.saturating_sub(used);
         if data.len() > room {
@@ -56,44 +56,95 @@ impl Io {
     }
 }
 
-/// What one command produced.
+/// What one command produced. Each stream holds at most [`MAX_BUFFER`] bytes: what
+/// would go past it is cut as it is written, so no command can build a larger buffer
+/// however many operands it has.
 #[derive(Debug, Default)]
 struct Out {
     out: Vec<u8>,
     err: Vec<u8>,
     status: i32,
+    /// Something was cut at MAX_BUFFER (reported as the line's output cap).
+    cut: bool,
+}
+
+/// Appends what fits under [`MAX_BUFFER`]; `false` when something was cut.
+fn capped_extend(buf: &mut Vec<u8>, data: &[u8]) -> bool {
+    let room = MAX_BUFFER.saturating_sub(buf.len());
+    let n = data.len().min(room);
+    buf.extend_from_slice(&data[..n]);
+    n == data.len()
 }
 
 impl Out {
     fn ok(text: impl Into<Vec<u8>>) -> Out {
+        let mut out = text.into();
+        let cut = out.len() > MAX_BUFFER;
+        out.truncate(MAX_BUFFER);
         Out {
-            out: text.into(),
+            out,
+            cut,
             ..Out::default()
         }
     }
 
     fn fail(status: i32, err: impl Into<Vec<u8>>) -> Out {
+        let mut err = err.into();
+        let cut = err.len() > MAX_BUFFER;
+        err.truncate(MAX_BUFFER);
         Out {
-            err: err.into(),
+            err,
             status,
+            cut,
             ..Out::default()
         }
     }
 
     fn line(&mut self, s: &str) {
-        self.out.extend_from_slice(s.as_bytes());
-        self.out.push(b'\n');
+        let whole =
+            capped_extend(&mut self.out, s.as_bytes()) && capped_extend(&mut self.out, b"\n");
+        self.cut |= !whole;
     }
 
     fn eline(&mut self, s: &str) {
-        self.err.extend_from_slice(s.as_bytes());
-        self.err.push(b'\n');
+        let whole =
+            capped_extend(&mut self.err, s.as_bytes()) && capped_extend(&mut self.err, b"\n");
+        self.cut |= !whole;
+    }
+
+    /// Appends raw output; `false` when it was cut.
+    fn put(&mut self, data: &[u8]) -> bool {
+        let whole = capped_extend(&mut self.out, data);
+        self.cut |= !whole;
+        whole
+    }
+
+    /// Bytes stdout may still take.
+    fn room(&self) -> usize {
+        MAX_BUFFER.saturating_sub(self.out.len())
+    }
+
+    /// Either stream is full: a command stops working on further operands.
+    fn full(&self) -> bool {
+        self.out.len() >= MAX_BUFFER || self.err.len() >= MAX_BUFFER
     }
 }
 
+/// The prefix of `data` the line's data budget lets a command copy (at most `room`).
+fn take<'a>(st: &State, data: &'a [u8], room: usize) -> &'a [u8] {
+    let want = data.len().min(room);
+    &data[..st.budget.take_data(want)]
+}
+
 /// Runs one line: parses it, then its pipelines in order, honouring `&&` and `||`.
+/// Every part is charged to the line's budget before it is expanded or run; once the
+/// budget is exhausted nothing more runs (the caller reports it).
 pub(super) fn run_line(st: &mut State, line: &str, io: &mut Io) {
+    if !st.budget.command() {
+        return;
+    }
     // The whole line is checked first: bash runs nothing of a line with a syntax error.
+    // Nothing is expanded here (every variable reads as empty).
     if let Err(tok) = parse::parse(line, &|_| String::new()) {
         let msg = format!(
             "{}syntax error near unexpected token `{tok}'\n",
@@ -112,16 +163,27 @@ pub(super) fn run_line(st: &mut State, line: &str, io: &mut Io) {
         if !run {
             continue;
         }
-        // Expanded now, with the variables and `$?` as they are after the parts before.
+        if !st.budget.command() {
+            return;
+        }
+        // Expanded now, with the variables and `$?` as they are after the parts before,
+        // into no more than what is left of the line's expansion budget.
         let parsed = {
             let st_ref: &State = st;
-            parse::parse(part, &|name| st_ref.var(name))
+            let room = st.budget.expansion_room();
+            parse::parse_bounded(part, &|name| st_ref.var(name), room)
         };
-        for (_, pipeline) in parsed.unwrap_or_default() {
-            run_pipeline(st, &pipeline, io);
-        }
-        if st.exit.is_some() {
+        let Ok((list, exp)) = parsed else {
+            continue;
+        };
+        if !st.budget.expanded(exp.bytes, exp.cut) {
             return;
+        }
+        for (_, pipeline) in list {
+            run_pipeline(st, &pipeline, io);
+            if st.exit.is_some() || st.budget.is_exhausted() {
+                return;
+            }
         }
     }
 }
@@ -130,6 +192,14 @@ fn run_pipeline(st: &mut State, pipeline: &[Simple], io: &mut Io) {
     let mut stdin: Vec<u8> = Vec::new();
     let last = pipeline.len().saturating_sub(1);
     for (i, cmd) in pipeline.iter().enumerate() {
+        if st.budget.is_exhausted() {
+            return;
+        }
+        // The arguments are charged before anything of the command runs.
+        let arg_bytes = cmd.argv.iter().map(|a| a.len() + 1).sum();
+        if !st.budget.arg_bytes(arg_bytes) {
+            return;
+        }
         let piped = i < last;
         let mut input = std::mem::take(&mut stdin);
         // `< file`
@@ -137,7 +207,7 @@ fn run_pipeline(st: &mut State, pipeline: &[Simple], io: &mut Io) {
             if let Target::File(f) = &r.target {
                 let path = fs::normalize(&st.cwd, &st.home, f);
                 match st.fs.read(&path) {
-                    Ok(d) => input = d.to_vec(),
+                    Ok(d) => input = take(st, d, MAX_BUFFER).to_vec(),
                     Err(e) => {
                         let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
                         io.push(true, msg.as_bytes());
@@ -157,6 +227,19 @@ fn run_pipeline(st: &mut State, pipeline: &[Simple], io: &mut Io) {
         } else {
             command(st, &cmd.argv, &ctx)
         };
+        io.capped |= out.cut;
+        // What the command emitted counts as data too (each stream is already at most
+        // MAX_BUFFER); past the budget it is cut. Output made before the budget ran out
+        // (inside `sh -c`) is kept as it is.
+        if !st.budget.is_exhausted() {
+            let want = out.out.len() + out.err.len();
+            let granted = st.budget.take_data(want);
+            if granted < want {
+                let keep_err = out.err.len().min(granted);
+                out.err.truncate(keep_err);
+                out.out.truncate(granted - keep_err);
+            }
+        }
         // Route the two streams through the redirections.
         let mut out_file: Option<(String, bool)> = None;
         let mut err_file: Option<(String, bool)> = None;
@@ -237,24 +320,73 @@ fn is_assignment(w: &str) -> Option<(&str, &str)> {
     valid.then_some((k, v))
 }
 
+/// Runs one simple command. Commands that run the rest of their arguments as a command
+/// (`sudo`, `nohup`, `time`, `nice`, `timeout`, also by path) are followed in a loop over
+/// sub-slices of `argv`: nothing is copied and the stack does not grow, and each hop is
+/// charged to the line's budget as one command and one level of nesting.
 fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
-    // `A=b` alone sets a variable; `A=b cmd` runs cmd (the variable is ignored).
-    let first_cmd = argv.iter().position(|w| is_assignment(w).is_none());
-    let Some(first) = first_cmd else {
-        for w in argv {
-            if let Some((k, v)) = is_assignment(w) {
-                st.set_var(k, v);
-            }
+    let mut argv = argv;
+    let mut hops = 0u32;
+    let out = loop {
+        if !st.budget.command() {
+            break Out::default();
         }
-        return Out::default();
+        // `A=b` alone sets a variable; `A=b cmd` runs cmd (the variable is ignored).
+        let first_cmd = argv.iter().position(|w| is_assignment(w).is_none());
+        let Some(first) = first_cmd else {
+            for w in argv {
+                if let Some((k, v)) = is_assignment(w) {
+                    st.set_var(k, v);
+                }
+            }
+            break Out::default();
+        };
+        argv = &argv[first..];
+        let args = &argv[1..];
+        let name: Cow<'_, str> = if argv[0].contains('/') {
+            match resolve_path(st, &argv[0]) {
+                Ok(base) => Cow::Owned(base),
+                Err(out) => break out,
+            }
+        } else {
+            Cow::Borrowed(argv[0].as_str())
+        };
+        let rest = match name.as_ref() {
+            "sudo" => {
+                // Options, and the values of those that take one (`-u root`).
+                let mut k = 0;
+                while let Some(a) = args.get(k).filter(|a| a.starts_with('-')) {
+                    let with_value = matches!(
+                        a.as_str(),
+                        "-u" | "-g" | "-p" | "-C" | "-D" | "-r" | "-t" | "-T" | "-U"
+                    );
+                    k += if with_value { 2 } else { 1 };
+                }
+                let k = k.min(args.len());
+                if k == args.len() {
+                    break Out::fail(1, "usage: sudo -h | -K | -k | -V\n");
+                }
+                &args[k..]
+            }
+            "nohup" | "time" | "nice" | "timeout" => {
+                let skip = usize::from(name == "timeout").min(args.len());
+                if skip == args.len() {
+                    break Out::default();
+                }
+                &args[skip..]
+            }
+            _ => break builtin(st, &name, args, ctx),
+        };
+        if !st.budget.enter() {
+            break Out::default();
+        }
+        hops += 1;
+        argv = rest;
     };
-    let argv = &argv[first..];
-    let name = argv[0].as_str();
-    let args = &argv[1..];
-    if name.contains('/') {
-        return run_path(st, argv, ctx);
+    for _ in 0..hops {
+        st.budget.leave();
     }
-    builtin(st, name, args, ctx)
+    out
 }
 
 fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
@@ -336,27 +468,6 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         "head" | "tail" => head_tail(st, name, args, ctx),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
-        "sudo" => {
-            let rest: Vec<String> = args
-                .iter()
-                .skip_while(|a| a.starts_with('-'))
-                .cloned()
-                .collect();
-            if rest.is_empty() {
-                Out::fail(1, "usage: sudo -h | -K | -k | -V\n")
-            } else {
-                command(st, &rest, ctx)
-            }
-        }
-        "nohup" | "time" | "nice" | "timeout" => {
-            let skip = usize::from(name == "timeout");
-            let rest: Vec<String> = args.iter().skip(skip).cloned().collect();
-            if rest.is_empty() {
-                Out::default()
-            } else {
-                command(st, &rest, ctx)
-            }
-        }
         "su" => Out::default(),
         "passwd" => Out::fail(
             1,
@@ -366,28 +477,32 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     }
 }
 
-/// `./x`, `/bin/ls`: our own commands run by path; anything else cannot run here.
-fn run_path(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
-    let given = &argv[0];
+/// `./x`, `/bin/ls`: our own commands run by path (`Ok` with the command's name);
+/// anything else cannot run here (`Err` with what the shell answers).
+fn resolve_path(st: &State, given: &str) -> Result<String, Out> {
     let path = fs::normalize(&st.cwd, &st.home, given);
     let resolved = st.fs.resolve(&path);
     let e = st.err_prefix;
     match st.fs.stat(&path) {
-        None => Out::fail(127, format!("{e}{given}: No such file or directory\n")),
-        Some(n) if n.kind == Kind::Dir => Out::fail(126, format!("{e}{given}: Is a directory\n")),
+        None => Err(Out::fail(
+            127,
+            format!("{e}{given}: No such file or directory\n"),
+        )),
+        Some(n) if n.kind == Kind::Dir => {
+            Err(Out::fail(126, format!("{e}{given}: Is a directory\n")))
+        }
         Some(n) if n.mode & 0o111 == 0 => {
-            Out::fail(126, format!("{e}{given}: Permission denied\n"))
+            Err(Out::fail(126, format!("{e}{given}: Permission denied\n")))
         }
         Some(_) if resolved.starts_with("/usr/bin/") || resolved.starts_with("/usr/sbin/") => {
             let (_, base) = fs::split(&resolved);
-            let base = base.to_owned();
-            builtin(st, &base, &argv[1..], ctx)
+            Ok(base.to_owned())
         }
-        Some(n) if n.data.starts_with(b"#!") || n.data.is_empty() => Out::default(),
-        Some(_) => Out::fail(
+        Some(n) if n.data.starts_with(b"#!") || n.data.is_empty() => Err(Out::default()),
+        Some(_) => Err(Out::fail(
             126,
             format!("{e}{given}: cannot execute binary file: Exec format error\n"),
-        ),
+        )),
     }
 }
 
@@ -778,6 +893,9 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
     let mut files: Vec<(String, Node)> = Vec::new();
     let mut dirs: Vec<(String, String)> = Vec::new();
     for op in &operands {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
         let path = path_of(st, op);
         match st.fs.lstat(&path) {
             None => {
@@ -809,6 +927,9 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
         first = false;
     }
     for (shown, path) in dirs {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
         let mut entries: Vec<(String, Node)> = Vec::new();
         if all {
             if let Some(n) = st.fs.stat(&path) {
@@ -820,6 +941,12 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
             }
         }
         if let Ok(list) = st.fs.list(&path) {
+            if !st
+                .budget
+                .iterations(u64::try_from(list.len()).unwrap_or(u64::MAX))
+            {
+                break;
+            }
             for (name, n) in list {
                 if name.starts_with('.') && !(all || almost) {
                     continue;
@@ -828,7 +955,7 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
             }
         }
         if !first {
-            o.out.push(b'\n');
+            o.put(b"\n");
         }
         first = false;
         if headers {
@@ -907,12 +1034,22 @@ fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: 
 fn cat(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
     let (_, files) = split_flags(args);
     if files.is_empty() {
-        return Out::ok(ctx.stdin.to_vec());
+        return Out::ok(take(st, ctx.stdin, MAX_BUFFER).to_vec());
     }
     let mut o = Out::default();
+    // Each operand is copied only as far as the buffer and the data budget allow,
+    // before it is copied; once either is spent, cat stops as a killed cat would.
     for f in files {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
         if f == "-" {
-            o.out.extend_from_slice(ctx.stdin);
+            let d = take(st, ctx.stdin, o.room());
+            o.put(d);
+            if d.len() < ctx.stdin.len() {
+                o.cut = true;
+                break;
+            }
             continue;
         }
         let path = path_of(st, f);
@@ -922,7 +1059,14 @@ fn cat(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
             continue;
         }
         match st.fs.read(&path) {
-            Ok(d) => o.out.extend_from_slice(d),
+            Ok(d) => {
+                let part = take(st, d, o.room());
+                o.put(part);
+                if part.len() < d.len() {
+                    o.cut = true;
+                    break;
+                }
+            }
             Err(e) => {
                 o.eline(&format!("cat: {f}: {}", e.text()));
                 o.status = 1;
@@ -1283,7 +1427,14 @@ fn cp_mv(st: &mut State, name: &str, args: &[String]) -> Out {
                 format!("{name}: -r not specified; omitting directory '{src}'\n"),
             );
         }
-        Some(n) => (n.data.to_vec(), n.mode),
+        Some(n) => {
+            let d = take(st, &n.data, MAX_BUFFER);
+            if d.len() < n.data.len() {
+                // Out of data budget: the line stops before anything is written.
+                return Out::default();
+            }
+            (d.to_vec(), n.mode)
+        }
     };
     if st.fs.stat(&dp).is_some_and(|n| n.kind == Kind::Dir) {
         let (_, base) = fs::split(&sp);
@@ -1319,6 +1470,9 @@ fn history(st: &mut State, args: &[String]) -> Out {
     }
     let mut o = Out::default();
     for (i, h) in st.history.iter().enumerate() {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
         o.line(&format!("{:>5}  {h}", i + 1));
     }
     o
@@ -1350,6 +1504,9 @@ fn which(st: &State, name: &str, args: &[String]) -> Out {
     let mut o = Out::default();
     let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     for n in names {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
         let found = ["/usr/local/sbin", "/usr/local/bin", "/usr/sbin", "/usr/bin"]
             .iter()
             .map(|d| format!("{d}/{n}"))
@@ -1373,12 +1530,23 @@ fn which(st: &State, name: &str, args: &[String]) -> Out {
 fn filter_input(st: &State, name: &str, files: &[&String], ctx: &Ctx<'_>) -> (Vec<u8>, Out) {
     let mut o = Out::default();
     if files.is_empty() {
-        return (ctx.stdin.to_vec(), o);
+        return (take(st, ctx.stdin, MAX_BUFFER).to_vec(), o);
     }
+    // Joined only up to MAX_BUFFER and the data budget, checked before each copy.
     let mut data = Vec::new();
     for f in files {
+        if data.len() >= MAX_BUFFER || o.full() || !st.budget.iterations(1) {
+            break;
+        }
         match st.fs.read(&path_of(st, f)) {
-            Ok(d) => data.extend_from_slice(d),
+            Ok(d) => {
+                let part = take(st, d, MAX_BUFFER - data.len());
+                data.extend_from_slice(part);
+                if part.len() < d.len() {
+                    o.cut = true;
+                    break;
+                }
+            }
             Err(e) => {
                 o.eline(&format!("{name}: {f}: {}", e.text()));
                 o.status = if name == "grep" { 2 } else { 1 };
@@ -1412,7 +1580,12 @@ fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
         .map(str::to_owned)
         .collect();
     let mut n = 0usize;
+    // Each line is tested against every alternative: that product is what is charged.
+    let per_line = u64::try_from(alts.len()).unwrap_or(u64::MAX);
     for line in String::from_utf8_lossy(&data).lines() {
+        if o.full() || !st.budget.iterations(per_line) {
+            break;
+        }
         let hay = if ci {
             line.to_lowercase()
         } else {
@@ -1461,6 +1634,12 @@ fn head_tail(st: &State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     let (data, mut o) = filter_input(st, name, &files, ctx);
     let text = String::from_utf8_lossy(&data);
     let lines: Vec<&str> = text.lines().collect();
+    if !st
+        .budget
+        .iterations(u64::try_from(lines.len()).unwrap_or(u64::MAX))
+    {
+        return o;
+    }
     let chosen = if name == "head" {
         &lines[..n.min(lines.len())]
     } else {
@@ -1509,22 +1688,30 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         let Some(script) = args.get(i + 1) else {
             return Out::fail(2, format!("{name}: -c: option requires an argument\n"));
         };
-        if st.depth >= MAX_DEPTH {
+        // A nested shell is one more level of the line's budget, and its script (made
+        // by expansion, so possibly far longer than a typed line) runs on what is left
+        // of the same budget: re-parsing cannot multiply the work.
+        if !st.budget.enter() {
             return Out::default();
         }
-        st.depth += 1;
-        let mut io = Io::new(false, 256 * 1024);
+        let mut io = Io::new(false, MAX_BUFFER);
         for line in script.split('\n') {
             run_line(st, line, &mut io);
-            if st.exit.is_some() {
+            if st.exit.is_some() || st.budget.is_exhausted() {
                 break;
             }
         }
-        st.depth -= 1;
+        st.budget.leave();
         // `exit` inside `sh -c` ends that shell only.
         let status = st.exit.take().unwrap_or(st.status);
+        let cut = io.capped;
         let (out, err) = io.into_parts();
-        return Out { out, err, status };
+        return Out {
+            out,
+            err,
+            status,
+            cut,
+        };
     }
     match args.iter().find(|a| !a.starts_with('-')) {
         // Reading a script from stdin (`curl … | sh`): nothing arrives, nothing runs.

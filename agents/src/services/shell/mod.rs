@@ -6,12 +6,14 @@
 //! filesystem: every command is emulated over [`fs::Fs`], `wget`/`curl` only record the URL.
 
 pub(crate) mod asciicast;
+pub(crate) mod budget;
 mod commands;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod telnet_codec;
 pub(crate) mod transcript;
 
+use budget::{Budget, BudgetLimits};
 use fs::{BaseFs, Fs, Node, OverlayLimits};
 use std::borrow::Cow;
 use std::net::IpAddr;
@@ -54,6 +56,8 @@ pub(crate) struct ShellLimits {
     /// Most output bytes of a whole session; past it the session ends.
     pub max_session_output: usize,
     pub overlay: OverlayLimits,
+    /// The work one command line may do (see [`budget`]).
+    pub budget: BudgetLimits,
 }
 
 impl Default for ShellLimits {
@@ -64,6 +68,7 @@ impl Default for ShellLimits {
             max_line_output: 256 * 1024,
             max_session_output: 2 * 1024 * 1024,
             overlay: OverlayLimits::default(),
+            budget: BudgetLimits::default(),
         }
     }
 }
@@ -123,8 +128,8 @@ pub(crate) struct State {
     pub exit: Option<i32>,
     /// Interactive with a terminal (`-bash: ` errors, columns in `ls`).
     pub tty: bool,
-    /// How deep `sh -c` nests.
-    pub depth: u8,
+    /// The work budget of the command line being run; reset for each line.
+    pub budget: Budget,
     /// Prefix of the shell's own errors: `-bash: ` interactive, `bash: line 1: ` for exec.
     pub err_prefix: &'static str,
 }
@@ -313,7 +318,7 @@ impl Shell {
                 src: login.src,
                 exit: None,
                 tty,
-                depth: 0,
+                budget: Budget::new(limits.budget),
                 err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
             },
             limits,
@@ -575,7 +580,18 @@ impl Shell {
             return;
         }
         let mut io = commands::Io::new(self.st.tty, self.limits.max_line_output);
+        self.st.budget.reset();
         commands::run_line(&mut self.st, text, &mut io);
+        if let Some(detail) = self.st.budget.detail() {
+            // The line stopped as a process the kernel killed would; the session goes
+            // on with a fresh budget for the next line.
+            io.push(true, b"Killed\n");
+            self.st.status = 137;
+            self.st.effects.push(Effect::Limit {
+                limit: "shell_budget",
+                detail,
+            });
+        }
         r.effects.append(&mut self.st.effects);
         if io.capped {
             r.effects.push(Effect::Limit {

@@ -36,9 +36,20 @@ pub(crate) struct Simple {
 
 pub(crate) type Pipeline = Vec<Simple>;
 
-/// Most bytes expansion may make of one line (a line is already capped; this bounds
-/// `$VAR` repeated thousands of times).
+/// Most bytes expansion may make in one [`parse`] (a line is already capped; this bounds
+/// `$VAR` repeated thousands of times). The interpreter passes the room left in the
+/// line's [`super::budget::Budget`] to [`parse_bounded`] instead, so that re-parsing
+/// (`sh -c`, each list part) cannot multiply it.
 const MAX_EXPANDED: usize = 64 * 1024;
+
+/// What variable expansion did during one parse.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(crate) struct Expansion {
+    /// Bytes the expansions produced.
+    pub bytes: usize,
+    /// An expansion did not fit the room given and was left out.
+    pub cut: bool,
+}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Tok {
@@ -46,20 +57,27 @@ enum Tok {
     Op(&'static str),
 }
 
-/// Splits a line into tokens; `var` answers `$NAME`, `${NAME}`, `$?`, `$$`.
-fn tokenize(line: &str, var: &dyn Fn(&str) -> String) -> Vec<Tok> {
+/// Splits a line into tokens; `var` answers `$NAME`, `${NAME}`, `$?`, `$$`. Expansions
+/// together produce at most `room` bytes; one that does not fit is left out and marked.
+/// The loop is flat (no recursion), so no input can deepen the stack.
+fn tokenize(line: &str, var: &dyn Fn(&str) -> String, room: usize) -> (Vec<Tok>, Expansion) {
     let mut toks = Vec::new();
     let mut word = String::new();
     // Whether the current word exists even if empty (`""`).
     let mut in_word = false;
     let mut quoted = false;
-    let mut expanded = 0usize;
+    let mut exp = Expansion::default();
     let mut chars = line.chars().peekable();
-    let push_var = |name: &str, word: &mut String, expanded: &mut usize| {
+    let push_var = |name: &str, word: &mut String, exp: &mut Expansion| {
+        if exp.cut {
+            return;
+        }
         let v = var(name);
-        if *expanded + v.len() <= MAX_EXPANDED {
-            *expanded += v.len();
+        if exp.bytes + v.len() <= room {
+            exp.bytes += v.len();
             word.push_str(&v);
+        } else {
+            exp.cut = true;
         }
     };
     macro_rules! end_word {
@@ -106,7 +124,7 @@ fn tokenize(line: &str, var: &dyn Fn(&str) -> String) -> Vec<Tok> {
                         },
                         '$' => {
                             if let Some(name) = var_name(&mut chars) {
-                                push_var(&name, &mut word, &mut expanded);
+                                push_var(&name, &mut word, &mut exp);
                             } else {
                                 word.push('$');
                             }
@@ -118,7 +136,7 @@ fn tokenize(line: &str, var: &dyn Fn(&str) -> String) -> Vec<Tok> {
             '$' => {
                 in_word = true;
                 if let Some(name) = var_name(&mut chars) {
-                    push_var(&name, &mut word, &mut expanded);
+                    push_var(&name, &mut word, &mut exp);
                 } else {
                     word.push('$');
                 }
@@ -195,7 +213,7 @@ fn tokenize(line: &str, var: &dyn Fn(&str) -> String) -> Vec<Tok> {
     if in_word {
         toks.push(Tok::Word(word));
     }
-    toks
+    (toks, exp)
 }
 
 fn var_name(chars: &mut std::iter::Peekable<std::str::Chars<'_>>) -> Option<String> {
@@ -237,11 +255,21 @@ pub(crate) fn parse(
     line: &str,
     var: &dyn Fn(&str) -> String,
 ) -> Result<Vec<(Connector, Pipeline)>, String> {
+    parse_bounded(line, var, MAX_EXPANDED).map(|(p, _)| p)
+}
+
+/// [`parse`] with expansions limited to `room` bytes in all; says what they took.
+pub(crate) fn parse_bounded(
+    line: &str,
+    var: &dyn Fn(&str) -> String,
+    room: usize,
+) -> Result<(Vec<(Connector, Pipeline)>, Expansion), String> {
+    let (toks, exp) = tokenize(line, var, room);
     let mut out = Vec::new();
     let mut connector = Connector::Always;
     let mut pipeline: Pipeline = Vec::new();
     let mut cmd = Simple::default();
-    let mut toks = tokenize(line, var).into_iter();
+    let mut toks = toks.into_iter();
     while let Some(t) = toks.next() {
         match t {
             Tok::Word(w) => cmd.argv.push(w),
@@ -314,7 +342,7 @@ pub(crate) fn parse(
     } else if connector != Connector::Always {
         return Err("newline".into());
     }
-    Ok(out)
+    Ok((out, exp))
 }
 
 /// Splits a line at its top-level `;`, `&`, `&&` and `||` without expanding anything,
@@ -498,6 +526,38 @@ mod tests {
                 Connector::Always
             ]
         );
+    }
+
+    /// The tokenizer, the parser and the list splitter are flat loops: input nested a
+    /// thousand times deep (`$( $( …`, subshells, quotes, braces) is just characters.
+    #[test]
+    fn nesting_in_the_input_does_not_deepen_the_stack() {
+        for unit in ["$(", "(", "`", "\"'", "${", "$($(\"", "{", "<(", "\\"] {
+            let line = unit.repeat(64 * 1024 / unit.len());
+            let _ = parse(&line, &vars);
+            let _ = split_list(&line);
+        }
+        let deep = format!("{}x{}", "$(".repeat(30_000), ")".repeat(30_000));
+        assert!(parse(&deep, &vars).is_ok());
+    }
+
+    #[test]
+    fn bounded_parse_reports_a_cut() {
+        let big = |_: &str| "x".repeat(100);
+        let (p, e) = parse_bounded("echo $A $A $A", &big, 250).unwrap();
+        assert_eq!(
+            e,
+            Expansion {
+                bytes: 200,
+                cut: true
+            }
+        );
+        let x = "x".repeat(100);
+        assert_eq!(p[0].1[0].argv, vec!["echo", &x, &x, ""]);
+        let (_, e) = parse_bounded("echo $A", &big, 0).unwrap();
+        assert!(e.cut);
+        let (_, e) = parse_bounded("echo $A", &|_| String::new(), 0).unwrap();
+        assert!(!e.cut);
     }
 
     proptest! {

@@ -223,6 +223,7 @@ fn caps() {
             max_bytes: 128,
             max_entries: 4,
         },
+        budget: budget::BudgetLimits::default(),
     };
     let mut s = shell_with(false, limits, "root");
     let r = s.input(b"echo 0123456789abcdefghijklmnop\n", 1);
@@ -309,4 +310,255 @@ fn arbitrary_input_never_panics() {
             Ok(())
         })
         .unwrap();
+}
+
+// ---- the per-line work budget (see budget.rs) ---------------------------------------
+
+/// The detail of the `shell_budget` limit a reply reported, if any.
+fn budget_stop(effects: &[Effect]) -> Option<String> {
+    effects.iter().find_map(|e| match e {
+        Effect::Limit {
+            limit: "shell_budget",
+            detail,
+        } => Some(detail.clone()),
+        _ => None,
+    })
+}
+
+/// Repeats `$NAME` inside `prefix … suffix` until the line is nearly the 4 KiB cap.
+fn fill(prefix: &str, name: &str, suffix: &str, max: usize) -> String {
+    let mut line = prefix.to_owned();
+    let mut n = 0;
+    while line.len() + name.len() + 1 + suffix.len() < 4000 && n < max {
+        line.push('$');
+        line.push_str(name);
+        n += 1;
+    }
+    line.push_str(suffix);
+    line
+}
+
+/// Runs `setup` lines, then `attack`, in one non-interactive session; returns the
+/// attack's reply and the shell for what comes after.
+fn attack(setup: &[String], line: &str) -> (Reply, Shell) {
+    let mut s = shell(false);
+    for l in setup {
+        let r = s.input(format!("{l}\n").as_bytes(), 1);
+        assert!(budget_stop(&r.effects).is_none(), "setup {l:?} {r:?}");
+    }
+    let r = s.input(format!("{line}\n").as_bytes(), 2);
+    (r, s)
+}
+
+/// After a stopped line the session answers the next one normally.
+fn still_answers(s: &mut Shell) {
+    let r = s.input(b"echo $?; echo ok\n", 3);
+    assert_eq!(text(&r.stdout), "137\nok\n");
+    assert!(budget_stop(&r.effects).is_none());
+    assert!(!s.ended());
+}
+
+/// The issue's example: `S` holds 204 `sudo`s; `sh -c "sudo$S$S…"` re-parses ~12,000 of
+/// them. Before the budget every `sudo` was a recursive call that copied the rest of the
+/// arguments (stack overflow, gigabytes copied); now each is a hop of a loop and the
+/// 17th level of nesting stops the line.
+#[test]
+fn sudo_bomb_stops_at_the_depth_limit() {
+    let set = format!("S='{}'", " sudo".repeat(204));
+    // 60 expansions of 1 KiB fit the 64 KiB expansion budget: 12,240 `sudo`s.
+    let bomb = fill("sh -c \"sudo", "S", " id\"", 60);
+    for tty in [true, false] {
+        let mut s = shell(tty);
+        let _ = s.input(format!("{set}\r\n").as_bytes(), 1);
+        let r = s.input(format!("{bomb}\r\n").as_bytes(), 2);
+        let out = text(&r.stdout) + &text(&r.stderr);
+        assert!(out.contains("Killed"), "{out}");
+        assert!(!out.contains("uid=0"), "{out}");
+        // The echo of the typed line (tty), the message and a prompt: nothing more.
+        assert!(r.stdout.len() + r.stderr.len() < 5000, "{}", r.stdout.len());
+        let detail = budget_stop(&r.effects).expect("budget reported");
+        assert!(detail.contains("nesting depth budget of 16"), "{detail}");
+        let r = s.input(b"echo $?; echo ok\r\n", 3);
+        let out = text(&r.stdout);
+        assert!(out.contains("137") && out.contains("ok"), "{out}");
+        assert!(!s.ended());
+    }
+    // As an exec request the status is that of a killed process.
+    let mut s = shell(false);
+    let r = s.exec(format!("{set}\n{bomb}").as_bytes(), 1);
+    assert_eq!(r.exit, Some(137));
+    assert!(budget_stop(&r.effects).is_some());
+}
+
+#[test]
+fn wrappers_within_the_budget_still_work() {
+    let (out, _, code, eff) = exec("sudo -u root nohup nice timeout 5 time sudo /usr/bin/id -u");
+    assert_eq!((out.as_str(), code), ("0\n", 0));
+    assert!(budget_stop(&eff).is_none());
+    // Sixteen levels are allowed, the seventeenth is not.
+    let (out, _, _, eff) = exec(&format!("{}whoami", "sudo ".repeat(16)));
+    assert_eq!(out, "root\n");
+    assert!(budget_stop(&eff).is_none());
+    let (out, err, code, eff) = exec(&format!("{}whoami; echo after", "sudo ".repeat(17)));
+    assert_eq!((out.as_str(), err.as_str(), code), ("", "Killed\n", 137));
+    assert!(budget_stop(&eff).is_some());
+    assert_eq!(exec("sudo").1, "usage: sudo -h | -K | -k | -V\n");
+    assert_eq!(exec("A=1 sudo A=2").2, 0);
+}
+
+/// A variable that runs itself through `sh -c` re-enters on every level; the depth
+/// limit ends it.
+#[test]
+fn self_referencing_sh_c_stops_at_the_depth_limit() {
+    let (r, mut s) = attack(&["S='sh -c \"$S\"; echo x'".into()], "sh -c \"$S\"");
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(detail.contains("nesting depth"), "{detail}");
+    assert_eq!(text(&r.stderr), "Killed\n");
+    still_answers(&mut s);
+    // Nested a few levels on purpose, it works.
+    assert_eq!(
+        exec("sh -c 'bash -c \"sh -c id\"'").0,
+        "uid=0(root) gid=0(root) groups=0(root)\n"
+    );
+}
+
+/// `sh -c` re-parses text that expansion made: `$S` holds 500 more `$X` of 1 KiB each.
+/// Every parse of the line draws on one expansion budget, so the inner parse is refused
+/// before it builds the 500 KiB.
+#[test]
+fn expansion_inside_sh_c_draws_on_one_budget() {
+    let setup = [
+        format!("X={}", "x".repeat(1000)),
+        format!("S='{}'", "$X".repeat(500)),
+    ];
+    let (r, mut s) = attack(&setup, "sh -c \"echo $S\"");
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(
+        detail.contains("expansion bytes budget of 65536"),
+        "{detail}"
+    );
+    assert!(r.stdout.is_empty(), "{}", r.stdout.len());
+    still_answers(&mut s);
+    // Part after part, the same budget: the third 30 KiB expansion does not fit.
+    let part = fill("echo ", "X", "", 30);
+    let (r, _) = attack(&setup[..1], &format!("{part}; {part}; {part}; echo never"));
+    assert!(budget_stop(&r.effects).is_some());
+    assert_eq!(r.stdout.len(), 2 * 30_001);
+}
+
+/// `cat` with thousands of file operands made by `sh -c`: the buffer is cut at
+/// MAX_BUFFER as it is filled; through a pipeline the data budget stops the line.
+#[test]
+fn many_file_operands_are_bounded_while_read() {
+    let setup = [format!("F='{}'", "/etc/passwd ".repeat(85))];
+    let line = fill("sh -c \"cat ", "F", "\"", 60);
+    let (r, mut s) = attack(&setup, &line);
+    assert_eq!(r.stdout.len(), 256 * 1024);
+    assert!(r.effects.iter().any(|e| matches!(
+        e,
+        Effect::Limit {
+            limit: "shell_output",
+            ..
+        }
+    )));
+    assert!(
+        budget_stop(&r.effects).is_none(),
+        "the buffer cap alone cuts it"
+    );
+    let r = s.input(b"echo ok\n", 3);
+    assert_eq!(text(&r.stdout), "ok\n");
+
+    // wc, grep and head join their operands only up to the same cap.
+    let line = fill("sh -c \"wc -c ", "F", "\"", 60);
+    let (r, _) = attack(&setup, &line);
+    let n: usize = text(&r.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n <= 256 * 1024, "{n}");
+    let line = fill("sh -c \"grep -c root ", "F", "\"", 60);
+    let (r, _) = attack(&setup, &line);
+    let n: usize = text(&r.stdout).trim().parse().unwrap();
+    assert!(n > 100 && n < 256 * 1024 / 30, "{n}");
+
+    // Each stage of a pipeline reads and writes up to 256 KiB: the 4 MiB data budget
+    // ends it around the eighth stage.
+    let pipes = " | cat".repeat(12);
+    let line = fill("sh -c \"cat ", "F", &format!("{pipes}\""), 60);
+    let (r, mut s) = attack(&setup, &line);
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(detail.contains("data bytes budget of 4194304"), "{detail}");
+    assert!(r.stdout.is_empty());
+    still_answers(&mut s);
+}
+
+/// Thousands of commands from one expanded script.
+#[test]
+fn commands_from_an_expanded_script_are_counted() {
+    let setup = [format!("C='{}'", ":;".repeat(500))];
+    let line = fill("sh -c \"", "C", "echo never\"", 60);
+    let (r, mut s) = attack(&setup, &line);
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(detail.contains("commands budget of 4096"), "{detail}");
+    assert!(!text(&r.stdout).contains("never"));
+    still_answers(&mut s);
+}
+
+/// `grep` with thousands of alternatives over thousands of lines: the product is
+/// charged line by line as it is tested.
+#[test]
+fn grep_alternatives_times_lines_are_counted() {
+    let setup = [
+        format!("P='{}'", "zz|".repeat(330)),
+        format!("F='{}'", "/etc/passwd ".repeat(85)),
+    ];
+    let mut line = fill("sh -c \"grep -c '", "P", "' ", 25);
+    line = fill(&line, "F", "\"", 25);
+    let (r, mut s) = attack(&setup, &line);
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(detail.contains("iterations budget of 2000000"), "{detail}");
+    still_answers(&mut s);
+}
+
+/// Each dimension with a tiny budget, through the whole interpreter.
+#[test]
+fn every_dimension_can_stop_a_line() {
+    let tiny = |f: &dyn Fn(&mut budget::BudgetLimits)| {
+        let mut limits = ShellLimits::default();
+        f(&mut limits.budget);
+        shell_with(false, limits, "root")
+    };
+    let cases: [(&dyn Fn(&mut budget::BudgetLimits), &str, &str); 6] = [
+        (&|b| b.max_depth = 2, "sudo sudo sudo id", "nesting depth"),
+        (
+            &|b| b.max_commands = 5,
+            "true; true; true; true; true; id",
+            "commands",
+        ),
+        (&|b| b.max_iterations = 3, "ls / / / / /", "iterations"),
+        (
+            &|b| b.max_arg_bytes = 64,
+            &format!("echo {}", "a".repeat(100)),
+            "argument bytes",
+        ),
+        (
+            &|b| b.max_expansion = 8,
+            "echo $HOME $HOME $HOME",
+            "expansion bytes",
+        ),
+        (&|b| b.max_data = 100, "cat /etc/passwd", "data bytes"),
+    ];
+    for (set, line, dim) in cases {
+        let mut s = tiny(set);
+        let r = s.input(format!("{line}\n").as_bytes(), 1);
+        let detail = budget_stop(&r.effects).unwrap_or_else(|| panic!("{line}: {r:?}"));
+        assert!(detail.contains(dim), "{line}: {detail}");
+        assert!(text(&r.stderr).ends_with("Killed\n"), "{line}");
+        assert!(r.stdout.len() <= 100, "{line}");
+        // The next line gets a fresh budget.
+        let r = s.input(b"whoami\n", 2);
+        assert_eq!(text(&r.stdout), "root\n", "{line}");
+    }
 }
