@@ -362,3 +362,98 @@ async fn nmap_names_openssh() {
     assert!(version.starts_with("9.2p1"), "{version}");
     run.mgr.shutdown().await;
 }
+
+/// Issue 11, finding 1, over a real SSH session: `S` holds 204 `sudo`s and
+/// `sh -c "sudo$S$S…"` re-parses 12,240 of them. The line's work budget stops it (the
+/// client sees `Killed`, `$?` is 137, a `LimitReached` event names the budget), the same
+/// session answers the next command, and the agent serves a new connection.
+#[tokio::test]
+async fn sudo_bomb_line_is_stopped_and_the_session_goes_on() {
+    tools::require(&["ssh", "sshpass"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &one("ssh", ssh(LoginPolicy::Always, 10))).await;
+    let set = format!("S='{}'", " sudo".repeat(204));
+    let bomb = format!("sh -c \"sudo{} id\"", "$S".repeat(60));
+    let mut child = tokio::process::Command::new("sshpass")
+        .args(["-p", "toor", "ssh", "-tt"])
+        .args(ssh_args(run.addr, "root"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin
+        .write_all(format!("{set}\n{bomb}\necho after-$?\necho ok\nexit\n").as_bytes())
+        .await
+        .unwrap();
+    drop(stdin);
+    let out = tokio::time::timeout(WAIT, child.wait_with_output())
+        .await
+        .expect("ssh in time")
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+    assert!(stdout.contains("\r\nKilled\r\n"), "{stdout}");
+    assert!(!stdout.contains("uid=0"), "{stdout}");
+    assert!(stdout.contains("\r\nafter-137\r\n"), "{stdout}");
+    assert!(stdout.contains("\r\nok\r\n"), "{stdout}");
+    assert!(stdout.contains("logout"), "{stdout}");
+
+    let ev = until_disconnect(&mut run.rx).await;
+    assert_eq!(
+        commands(&ev),
+        vec![set.as_str(), &bomb, "echo after-$?", "echo ok", "exit"]
+    );
+    let limits: Vec<(String, String)> = ev
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::LimitReached { limit, detail } => Some((limit.clone(), detail.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(limits.len(), 1, "{limits:?}");
+    assert_eq!(limits[0].0, "shell_budget");
+    assert!(
+        limits[0].1.contains("nesting depth budget of 16"),
+        "{limits:?}"
+    );
+
+    // The same bomb as an exec request ends with a killed process's status, and the
+    // agent keeps serving new connections.
+    let exec = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("sshpass")
+            .args(["-p", "toor", "ssh"])
+            .args(ssh_args(run.addr, "root"))
+            .arg(format!("{set}\n{bomb}"))
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh in time")
+    .unwrap();
+    assert_eq!(exec.status.code(), Some(137), "{exec:?}");
+    assert_eq!(String::from_utf8_lossy(&exec.stderr), "Killed\n");
+    let _ = until_disconnect(&mut run.rx).await;
+    let again = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("sshpass")
+            .args(["-p", "toor", "ssh"])
+            .args(ssh_args(run.addr, "root"))
+            .arg("echo ok")
+            .stdin(Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh in time")
+    .unwrap();
+    assert!(again.status.success(), "{again:?}");
+    assert_eq!(String::from_utf8_lossy(&again.stdout), "ok\n");
+    let ev = until_disconnect(&mut run.rx).await;
+    assert_eq!(commands(&ev), vec!["echo ok"]);
+    run.mgr.shutdown().await;
+}
