@@ -19,6 +19,15 @@ pub(crate) const MAX_STATE_BYTES: usize = 128 * 1024;
 const MAX_SCRIPTS: usize = 32;
 /// Glob steps one command may spend (KEYS, SCAN, CONFIG GET).
 const GLOB_BUDGET: u64 = 2_000_000;
+/// Most bytes one reply may take on the wire. A reply that shows each stored byte once
+/// (`GET`, `KEYS *`, `MGET` of distinct keys, `CONFIG GET *`) always fits; one that
+/// repeats stored values (`MGET k k k …`) does not. It is charged while the reply is
+/// built, before each value is copied, and checked once more on the finished reply. Past
+/// it the connection is closed without an answer, which is what Redis does to a client
+/// over its `client-output-buffer-limit`, and that is a `redis_reply` event.
+pub(crate) const MAX_REPLY_BYTES: usize = MAX_STATE_BYTES + 8 * 1024;
+/// What one array element or bulk costs besides its bytes (`$`, length, two CRLFs).
+const REPLY_ITEM_OVERHEAD: usize = 16;
 
 /// The time, passed in.
 #[derive(Debug, Clone, Copy)]
@@ -88,6 +97,10 @@ pub(crate) struct Conn {
     keys: usize,
     bytes: usize,
     limit_reported: bool,
+    /// Reply bytes the current command may still produce.
+    reply_left: usize,
+    /// The current command's reply went over [`MAX_REPLY_BYTES`].
+    reply_over: bool,
     config: BTreeMap<&'static str, Vec<u8>>,
     scripts: HashMap<String, Vec<u8>>,
     client_name: Option<Vec<u8>>,
@@ -193,6 +206,8 @@ impl Conn {
             keys: 0,
             bytes: 0,
             limit_reported: false,
+            reply_left: MAX_REPLY_BYTES,
+            reply_over: false,
             config: BTreeMap::new(),
             scripts: HashMap::new(),
             client_name: None,
@@ -205,8 +220,33 @@ impl Conn {
         }
     }
 
-    /// Runs one command (`args` is never empty).
+    /// Runs one command (`args` is never empty) within the reply budget.
     pub(crate) fn execute(&mut self, args: &[Vec<u8>], clock: Clock) -> Outcome {
+        self.reply_left = MAX_REPLY_BYTES;
+        self.reply_over = false;
+        let mut out = self.run(args, clock);
+        let size = out.reply.as_ref().map_or(0, Reply::wire_len);
+        if self.reply_over || size > MAX_REPLY_BYTES {
+            out.reply = None;
+            out.close = true;
+            out.events.push(EventKind::LimitReached {
+                limit: "redis_reply".into(),
+                detail: format!(
+                    "reply to {} over {MAX_REPLY_BYTES} bytes: connection closed",
+                    clamp(&lower(&args[0]), 64)
+                ),
+            });
+        }
+        out
+    }
+
+    /// Charges `n` bytes of stored data about to be copied into the reply; false (and
+    /// the command's reply is dropped) once over the budget.
+    fn reply_charge(&mut self, n: usize) -> bool {
+        charge_reply(&mut self.reply_left, &mut self.reply_over, n)
+    }
+
+    fn run(&mut self, args: &[Vec<u8>], clock: Clock) -> Outcome {
         self.settings
             .facts
             .commands
@@ -444,8 +484,14 @@ impl Conn {
                         .take(16)
                         .any(|p| glob(p, name.as_bytes(), true, &mut budget))
                     {
+                        // Each parameter once, whatever the patterns: bounded by the
+                        // state cap, and charged all the same.
+                        let value = self.config_value(name);
+                        if !self.reply_charge(name.len() + value.len() + REPLY_ITEM_OVERHEAD) {
+                            break;
+                        }
                         out.push(Reply::bulk(name));
-                        out.push(Reply::Bulk(self.config_value(name)));
+                        out.push(Reply::Bulk(value));
                     }
                 }
                 Outcome::reply(Reply::Array(out))
@@ -698,6 +744,21 @@ impl Conn {
     }
 }
 
+/// Takes `n` bytes (plus one item's framing) from a command's reply budget; false, and
+/// `over` set, when they do not fit.
+fn charge_reply(left: &mut usize, over: &mut bool, n: usize) -> bool {
+    match left.checked_sub(n.saturating_add(REPLY_ITEM_OVERHEAD)) {
+        Some(rest) if !*over => {
+            *left = rest;
+            true
+        }
+        _ => {
+            *over = true;
+            false
+        }
+    }
+}
+
 fn wrongpass() -> Reply {
     Reply::err("WRONGPASS invalid username-password pair or user is disabled.")
 }
@@ -894,6 +955,10 @@ impl Conn {
                     Ok(o) => o,
                     Err(r) => return r,
                 };
+                let old_len = self.get(&a[0]).map_or(0, |e| e.value.len());
+                if o.get && !self.reply_charge(old_len) {
+                    return Reply::Nil;
+                }
                 let old = self
                     .get(&a[0])
                     .map(|e| (e.value.clone(), e.expires_unix_ms));
@@ -951,6 +1016,10 @@ impl Conn {
                 }
             }
             "getset" => {
+                let old_len = self.get(&a[0]).map_or(0, |e| e.value.len());
+                if !self.reply_charge(old_len) {
+                    return Reply::Nil;
+                }
                 let old = self.get(&a[0]).map(|e| e.value.clone());
                 if !self.store(&a[0], a[1].clone(), None, events) {
                     return oom();
@@ -972,17 +1041,31 @@ impl Conn {
                     oom()
                 }
             }
-            "get" => self
-                .get(&a[0])
-                .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone())),
-            "mget" => Reply::Array(
-                a.iter()
-                    .map(|k| {
-                        self.get(k)
-                            .map_or(Reply::Nil, |e| Reply::Bulk(e.value.clone()))
-                    })
-                    .collect(),
-            ),
+            "get" => {
+                let Some(e) = self.dbs[self.db].get(a[0].as_slice()) else {
+                    return Reply::Nil;
+                };
+                if !charge_reply(&mut self.reply_left, &mut self.reply_over, e.value.len()) {
+                    return Reply::Nil;
+                }
+                Reply::Bulk(e.value.clone())
+            }
+            "mget" => {
+                let mut items = Vec::with_capacity(a.len());
+                for k in a {
+                    let Some(e) = self.dbs[self.db].get(k.as_slice()) else {
+                        items.push(Reply::Nil);
+                        continue;
+                    };
+                    // Charged before the copy: naming one key a thousand times cannot
+                    // make a thousand copies of its value.
+                    if !charge_reply(&mut self.reply_left, &mut self.reply_over, e.value.len()) {
+                        return Reply::Nil;
+                    }
+                    items.push(Reply::Bulk(e.value.clone()));
+                }
+                Reply::Array(items)
+            }
             "mset" => {
                 if !a.len().is_multiple_of(2) {
                     return wrong_args("mset");
@@ -1056,13 +1139,17 @@ impl Conn {
             }
             "keys" => {
                 let mut budget = GLOB_BUDGET;
-                Reply::Array(
-                    self.dbs[self.db]
-                        .keys()
-                        .filter(|k| glob(&a[0], k, false, &mut budget))
-                        .map(Reply::bulk)
-                        .collect(),
-                )
+                let mut items = Vec::new();
+                for k in self.dbs[self.db].keys() {
+                    if !glob(&a[0], k, false, &mut budget) {
+                        continue;
+                    }
+                    if !charge_reply(&mut self.reply_left, &mut self.reply_over, k.len()) {
+                        return Reply::Nil;
+                    }
+                    items.push(Reply::bulk(k));
+                }
+                Reply::Array(items)
             }
             "scan" => {
                 if int_arg(&a[0]).is_none_or(|c| c < 0) {
@@ -1079,17 +1166,18 @@ impl Conn {
                     i += 2;
                 }
                 let mut budget = GLOB_BUDGET;
+                let mut items = Vec::new();
+                for k in self.dbs[self.db].keys() {
+                    if !glob(pattern, k, false, &mut budget) {
+                        continue;
+                    }
+                    if !charge_reply(&mut self.reply_left, &mut self.reply_over, k.len()) {
+                        return Reply::Nil;
+                    }
+                    items.push(Reply::bulk(k));
+                }
                 // Everything fits in one page: the cursor goes straight back to 0.
-                Reply::Array(vec![
-                    Reply::bulk("0"),
-                    Reply::Array(
-                        self.dbs[self.db]
-                            .keys()
-                            .filter(|k| glob(pattern, k, false, &mut budget))
-                            .map(Reply::bulk)
-                            .collect(),
-                    ),
-                ])
+                Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)])
             }
             "randomkey" => self.dbs[self.db]
                 .keys()
@@ -1501,6 +1589,69 @@ mod tests {
         assert_eq!(reply(&mut c, "CLIENT SETNAME me"), Reply::ok());
         assert_eq!(reply(&mut c, "CLIENT GETNAME"), Reply::bulk("me"));
         assert!(run(&mut c, "QUIT").close);
+    }
+
+    fn args(v: &[&[u8]]) -> Vec<Vec<u8>> {
+        v.iter().map(|a| a.to_vec()).collect()
+    }
+
+    #[test]
+    fn repeated_values_cannot_multiply_a_reply() {
+        let mut c = conn(false, LoginPolicy::Never);
+        let big = vec![b'x'; 90 * 1024];
+        let set = c.execute(&args(&[b"SET", b"k", &big]), Clock { unix_ms: T0 });
+        assert_eq!(set.reply, Some(Reply::ok()));
+        // One copy of the value is an ordinary reply.
+        let get = c.execute(&args(&[b"GET", b"k"]), Clock { unix_ms: T0 });
+        assert_eq!(get.reply, Some(Reply::Bulk(big.clone())));
+        // A thousand copies: no reply is built, the connection closes, and it is recorded.
+        let mut mget = vec![b"MGET".to_vec()];
+        mget.extend(std::iter::repeat_n(b"k".to_vec(), 1000));
+        let o = c.execute(&mget, Clock { unix_ms: T0 });
+        assert!(o.reply.is_none() && o.close);
+        assert!(
+            matches!(&o.events[..], [EventKind::LimitReached { limit, .. }] if limit == "redis_reply"),
+            "{:?}",
+            o.events
+        );
+        // The budget is per command: the next one starts afresh.
+        let mut c = conn(false, LoginPolicy::Never);
+        c.execute(&args(&[b"SET", b"k", &big]), Clock { unix_ms: T0 });
+        assert!(
+            c.execute(&args(&[b"MGET", b"k", b"nosuch"]), Clock { unix_ms: T0 })
+                .reply
+                .is_some()
+        );
+        assert!(
+            c.execute(&args(&[b"MGET", b"k", b"k"]), Clock { unix_ms: T0 })
+                .close
+        );
+    }
+
+    #[test]
+    fn a_full_keyspace_always_fits_one_reply() {
+        // Every stored byte shown once, by every command that shows stored data.
+        let mut c = conn(false, LoginPolicy::Never);
+        let mut names = Vec::new();
+        for i in 0..MAX_KEYS {
+            let key = format!("{i:0>200}");
+            let value = "v".repeat(MAX_STATE_BYTES / MAX_KEYS - 200 - 1);
+            assert_eq!(reply(&mut c, &format!("SET {key} {value}")), Reply::ok());
+            names.push(key);
+        }
+        assert!(c.bytes >= MAX_STATE_BYTES - MAX_KEYS);
+        for line in ["KEYS *", "SCAN 0", "CONFIG GET *"] {
+            let o = run(&mut c, line);
+            assert!(!o.close && o.reply.is_some(), "{line}");
+        }
+        let mut mget = vec![b"MGET".to_vec()];
+        mget.extend(names.iter().map(|k| k.as_bytes().to_vec()));
+        let o = c.execute(&mget, Clock { unix_ms: T0 });
+        assert!(!o.close, "{:?}", o.events);
+        let Some(Reply::Array(items)) = o.reply else {
+            panic!()
+        };
+        assert_eq!(items.len(), MAX_KEYS);
     }
 
     #[test]

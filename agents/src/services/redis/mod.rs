@@ -24,6 +24,14 @@ use tokio::sync::watch;
 const MAX_COMMANDS: u64 = 20_000;
 /// Replies are flushed once this many bytes are pending, pipelined or not.
 const FLUSH_AT: usize = 64 * 1024;
+/// Longest a flush may take. A peer that sends but never reads would otherwise keep its
+/// pending replies (and the task) for the whole session; past this it is dropped, and
+/// that is a `redis_write_deadline` event. The node's idle timeout, if shorter, applies.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Most reply bytes one connection may be sent in its life; then it is closed
+/// (`redis_output`). Memory is bounded per reply; this bounds what a 7-byte `GET k`
+/// repeated 20,000 times can make the sensor send.
+const MAX_CONN_REPLY_BYTES: u64 = 64 * 1024 * 1024;
 
 /// A configured redis service.
 #[derive(Debug)]
@@ -31,6 +39,7 @@ pub(crate) struct RedisService {
     settings: Arc<Settings>,
     caps: Caps,
     idle_timeout: Duration,
+    write_timeout: Duration,
     open: Arc<AtomicU64>,
 }
 
@@ -50,6 +59,7 @@ impl RedisService {
             }),
             caps: Caps::default(),
             idle_timeout: ctx.idle_timeout,
+            write_timeout: ctx.idle_timeout.min(WRITE_TIMEOUT),
             open: Arc::new(AtomicU64::new(0)),
         })
     }
@@ -76,6 +86,8 @@ impl RedisService {
         let mut out: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 4096];
         let mut commands = 0u64;
+        let mut sent = 0u64;
+        let deadline = self.write_timeout;
         'conn: loop {
             // Everything complete in the buffer is answered before reading again.
             loop {
@@ -110,12 +122,34 @@ impl RedisService {
                                 .await;
                         }
                         if let Some(r) = outcome.reply {
+                            let size = r.wire_len();
+                            sent = sent.saturating_add(size as u64);
+                            if sent > MAX_CONN_REPLY_BYTES {
+                                session
+                                    .emit(EventKind::LimitReached {
+                                        limit: "redis_output".into(),
+                                        detail: format!(
+                                            "more than {MAX_CONN_REPLY_BYTES} reply bytes on one connection"
+                                        ),
+                                    })
+                                    .await;
+                                break 'conn;
+                            }
+                            // A big reply is not stacked on a full buffer: what is pending
+                            // leaves first, so at most one buffer's worth is held.
+                            if out.len() + size > FLUSH_AT
+                                && !flush(session, &mut stream, &mut out, deadline).await
+                            {
+                                return;
+                            }
                             r.encode(&mut out);
                         }
                         if outcome.close {
                             break 'conn;
                         }
-                        if out.len() >= FLUSH_AT && !flush(&mut stream, &mut out).await {
+                        if out.len() >= FLUSH_AT
+                            && !flush(session, &mut stream, &mut out, deadline).await
+                        {
                             return;
                         }
                     }
@@ -135,8 +169,12 @@ impl RedisService {
                     }
                 }
             }
-            if !flush(&mut stream, &mut out).await {
+            if !flush(session, &mut stream, &mut out, deadline).await {
                 return;
+            }
+            // A big reply leaves a big allocation behind; idle connections give it back.
+            if out.capacity() > 2 * FLUSH_AT {
+                out = Vec::new();
             }
             let n = tokio::select! {
                 r = tokio::time::timeout(self.idle_timeout, stream.read(&mut chunk)) => match r {
@@ -153,7 +191,7 @@ impl RedisService {
             }
             buf.extend_from_slice(&chunk[..n]);
         }
-        let _ = flush(&mut stream, &mut out).await;
+        let _ = flush(session, &mut stream, &mut out, deadline).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
     }
 }
@@ -162,14 +200,37 @@ async fn stopped(mut stop: watch::Receiver<bool>) {
     super::stopped(&mut stop).await;
 }
 
-/// Writes what is pending; false if the peer is gone.
-async fn flush<S: AsyncWrite + Unpin>(stream: &mut S, out: &mut Vec<u8>) -> bool {
+/// Writes what is pending within `deadline`; false if the peer is gone or does not read
+/// (then recorded as `redis_write_deadline`, and the connection is dropped).
+async fn flush<S: AsyncWrite + Unpin>(
+    session: &Session,
+    stream: &mut S,
+    out: &mut Vec<u8>,
+    deadline: Duration,
+) -> bool {
     if out.is_empty() {
         return true;
     }
-    let ok = stream.write_all(out).await.is_ok();
+    let pending = out.len();
+    let written = tokio::time::timeout(deadline, stream.write_all(out)).await;
     out.clear();
-    ok
+    match written {
+        Ok(Ok(())) => true,
+        Ok(Err(_)) => false,
+        Err(_) => {
+            tracing::debug!(session = %session.id, pending, "redis peer does not read; dropped");
+            session
+                .emit(EventKind::LimitReached {
+                    limit: "redis_write_deadline".into(),
+                    detail: format!(
+                        "{pending} reply bytes not taken within {} s: connection dropped",
+                        deadline.as_secs_f32()
+                    ),
+                })
+                .await;
+            false
+        }
+    }
 }
 
 fn clock() -> Clock {

@@ -94,7 +94,9 @@ fn parse_multibulk(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
     if count.saturating_mul(6) > caps.max_request {
         return Err(RespError::RequestTooBig);
     }
-    let mut args = Vec::with_capacity(count.min(buf.len() / 6 + 1));
+    // Where each argument lies; nothing is copied until the whole request is in, so a
+    // request trickled in byte by byte is scanned again, never copied again.
+    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(count.min(buf.len() / 6 + 1));
     let mut announced = pos;
     for _ in 0..count {
         match buf.get(pos) {
@@ -118,11 +120,11 @@ fn parse_multibulk(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
             return Ok(Parsed::Incomplete);
         }
         // Redis does not check the CRLF after a bulk either; it skips two bytes.
-        args.push(buf[after..end].to_vec());
+        spans.push((after, end));
         pos = end + 2;
     }
     Ok(Parsed::Request {
-        args,
+        args: spans.iter().map(|&(a, e)| buf[a..e].to_vec()).collect(),
         consumed: pos,
     })
 }
@@ -192,12 +194,11 @@ fn parse_inline(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
     if let Some(stripped) = line.strip_suffix(b"\r") {
         line = stripped;
     }
-    let args = split_args(line)?;
+    // The argument cap is checked while splitting: `"" "" ""…` would otherwise make
+    // tens of thousands of empty arguments out of one 64 KiB line first.
+    let args = split_args_capped(line, caps.max_args)?;
     if args.is_empty() {
         return Ok(Parsed::Skip { consumed: nl + 1 });
-    }
-    if args.len() > caps.max_args {
-        return Err(RespError::MultibulkLength);
     }
     Ok(Parsed::Request {
         args,
@@ -207,8 +208,15 @@ fn parse_inline(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
 
 /// Splits an inline command line the way redis-cli and Redis do (`sdssplitargs`):
 /// whitespace-separated words, `"…"` with C escapes and `\xHH`, `'…'` with `\'`; a closing
-/// quote must be followed by whitespace or the end of the line.
+/// quote must be followed by whitespace or the end of the line. Uncapped: tests only.
+#[cfg(test)]
 pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, RespError> {
+    split_args_capped(line, usize::MAX)
+}
+
+/// `split_args`, refusing (`MultibulkLength`) a line of more than `max_args` words as
+/// soon as the one past the cap starts.
+pub(crate) fn split_args_capped(line: &[u8], max_args: usize) -> Result<Vec<Vec<u8>>, RespError> {
     let mut args = Vec::new();
     let mut i = 0;
     loop {
@@ -217,6 +225,9 @@ pub(crate) fn split_args(line: &[u8]) -> Result<Vec<Vec<u8>>, RespError> {
         }
         if i >= line.len() {
             return Ok(args);
+        }
+        if args.len() >= max_args {
+            return Err(RespError::MultibulkLength);
         }
         let mut cur = Vec::new();
         let mut in_dq = false;
@@ -321,6 +332,20 @@ impl Reply {
 
     pub(crate) fn bulk(s: impl AsRef<[u8]>) -> Reply {
         Reply::Bulk(s.as_ref().to_vec())
+    }
+
+    /// Bytes the wire form takes, computed without building it (saturating).
+    pub(crate) fn wire_len(&self) -> usize {
+        // Tag, digits of a length or number (at most 20) and CRLF.
+        const HEAD: usize = 1 + 20 + 2;
+        match self {
+            Reply::Simple(s) | Reply::Error(s) => s.len().saturating_add(3),
+            Reply::Int(_) | Reply::Nil => HEAD,
+            Reply::Bulk(b) => b.len().saturating_add(HEAD + 2),
+            Reply::Array(items) => items
+                .iter()
+                .fold(HEAD, |n, i| n.saturating_add(i.wire_len())),
+        }
     }
 
     /// Appends the wire form to `out`. Simple strings and errors never carry CR or LF
@@ -547,6 +572,45 @@ mod tests {
         ] {
             assert_eq!(parse_i64(bad), None, "{bad:?}");
         }
+    }
+
+    #[test]
+    fn inline_argument_cap_is_checked_while_splitting() {
+        let caps = Caps {
+            max_args: 4,
+            ..Caps::default()
+        };
+        assert_eq!(req(b"a b c d\r\n").len(), 4);
+        assert_eq!(
+            parse(b"a b c d e\r\n", &caps),
+            Err(RespError::MultibulkLength)
+        );
+        // Thousands of empty quoted words in one line never become thousands of arguments.
+        let line = "\"\" ".repeat(20_000) + "\r\n";
+        assert_eq!(
+            parse(line.as_bytes(), &Caps::default()),
+            Err(RespError::MultibulkLength)
+        );
+        assert_eq!(
+            split_args_capped(line.as_bytes(), 1024),
+            Err(RespError::MultibulkLength)
+        );
+    }
+
+    #[test]
+    fn wire_len_matches_the_encoding() {
+        let r = Reply::Array(vec![
+            Reply::ok(),
+            Reply::err("ERR x"),
+            Reply::Int(-12345),
+            Reply::bulk(vec![7u8; 1000]),
+            Reply::Nil,
+            Reply::Array(vec![Reply::bulk("ab"), Reply::Array(vec![])]),
+        ]);
+        let mut out = Vec::new();
+        r.encode(&mut out);
+        // An upper bound, close to the real size.
+        assert!(r.wire_len() >= out.len() && r.wire_len() < out.len() + 200);
     }
 
     #[test]
