@@ -1,16 +1,18 @@
 //! Redis honeypot against the real `redis-cli`, `hydra` and `nmap -sV`: commands and
 //! attacks recorded as events, SLAVEOF never connects anywhere, AUTH brute force recorded
-//! pair by pair, nmap names Redis and its version, and the caps hold against raw sockets.
+//! pair by pair, nmap names Redis and its version, and the caps hold against raw sockets:
+//! reply amplification (`MGET k k k …`), peers that never read, the output cap.
 
 mod datasvc;
 mod tools;
 
 use datasvc::*;
+use honeybee_agent::services::Limits;
 use honeybee_proto::config::{LoginPolicy, RedisOptions, ServiceKind};
 use honeybee_proto::event::{AuthAttempt, EventKind};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
 
 fn redis(require_auth: bool, login: LoginPolicy) -> ServiceKind {
     ServiceKind::Redis(RedisOptions {
@@ -361,5 +363,189 @@ async fn protocol_errors_and_caps_over_raw_sockets() {
     ));
     let cmds = r.commands();
     assert!(cmds.contains(&"ECHO \"a\\x00b\"".to_owned()), "{cmds:?}");
+    r.mgr.shutdown().await;
+}
+
+/// A multibulk request, as clients send it.
+fn multibulk(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Stored once, then asked for many times: the largest value one request may carry.
+const VALUE: usize = 90 * 1024;
+
+fn limits_hit(r: &Running, name: &str) -> usize {
+    r.events
+        .iter()
+        .filter(|e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == name))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mget_amplification_builds_no_reply_and_memory_stays_flat() {
+    const ATTACKERS: usize = 16;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let before = rss_anon();
+    // One 7 KB request asks for a 90 KiB value a thousand times: about 90 MiB per reply,
+    // and the attackers never read, so an unbounded server would hold every byte of it.
+    let value = vec![b'v'; VALUE];
+    let mut attack = multibulk(&[b"SET", b"k", &value]);
+    let mut mget: Vec<&[u8]> = vec![b"MGET"];
+    mget.extend(std::iter::repeat_n(&b"k"[..], 1000));
+    let mget = multibulk(&mget);
+    assert!(mget.len() < 8 * 1024);
+    attack.extend_from_slice(&mget);
+    let mut attackers = Vec::new();
+    for _ in 0..ATTACKERS {
+        let mut c = TcpStream::connect(r.addr).await.unwrap();
+        c.write_all(&attack).await.unwrap();
+        attackers.push(c);
+    }
+    r.wait_for("every amplified reply refused", |ev| {
+        ev.iter()
+            .filter(|e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "redis_reply"))
+            .count()
+            >= ATTACKERS
+    })
+    .await;
+    // Measured while every attacker still holds its connection, unread.
+    let grown = rss_anon().saturating_sub(before);
+    assert!(
+        grown < 64 * 1024 * 1024,
+        "private memory grew by {grown} bytes for {ATTACKERS} MGET amplifications"
+    );
+    // Each attacker got its SET answered, then the connection closed: no reply was built.
+    for mut c in attackers {
+        let mut got = Vec::new();
+        tokio::time::timeout(WAIT, c.read_to_end(&mut got))
+            .await
+            .expect("the server closes")
+            .unwrap();
+        assert_eq!(got, b"+OK\r\n");
+    }
+    // Others are still served, and an ordinary GET of the same size is answered in full.
+    let mut get = multibulk(&[b"SET", b"k", &value]);
+    get.extend_from_slice(&multibulk(&[b"GET", b"k"]));
+    get.extend_from_slice(b"QUIT\r\n");
+    let out = exchange(r.addr, &get).await;
+    let mut want = b"+OK\r\n".to_vec();
+    want.extend_from_slice(format!("${VALUE}\r\n").as_bytes());
+    want.extend_from_slice(&value);
+    want.extend_from_slice(b"\r\n+OK\r\n");
+    assert!(out == want, "GET answered {} bytes", out.len());
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_never_reads_is_dropped_at_the_write_deadline() {
+    let dir = tempfile::tempdir().unwrap();
+    // The write deadline is the node's idle timeout when that is shorter than 30 s.
+    let limits = Limits {
+        idle_timeout: Duration::from_secs(2),
+        ..Limits::default()
+    };
+    let mut r = start_with_limits(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+        limits,
+    )
+    .await;
+    // A small receive window so the server's writes block early.
+    let sock = TcpSocket::new_v4().unwrap();
+    sock.set_recv_buffer_size(4096).unwrap();
+    let mut c = sock.connect(r.addr).await.unwrap();
+    let value = vec![b'v'; VALUE];
+    c.write_all(&multibulk(&[b"SET", b"k", &value]))
+        .await
+        .unwrap();
+    // Flood GETs and never read. Bounded: 500 GETs ask for about 45 MiB, under the
+    // per-connection output cap, so only the deadline can end this.
+    let batch = b"GET k\r\n".repeat(50);
+    for _ in 0..10 {
+        match tokio::time::timeout(Duration::from_secs(1), c.write_all(&batch)).await {
+            Ok(Ok(())) => {}
+            // The server stopped reading (blocked on its write) or dropped us.
+            _ => break,
+        }
+    }
+    r.wait_for("the write deadline", |ev| {
+        ev.iter().any(|e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "redis_write_deadline"))
+    })
+    .await;
+    r.wait_disconnects(1).await;
+    assert_eq!(limits_hit(&r, "redis_output"), 0);
+    // The service still answers others.
+    let out = exchange(r.addr, b"PING\r\nQUIT\r\n").await;
+    assert_eq!(out, b"+PONG\r\n+OK\r\n");
+    drop(c);
+    r.mgr.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn output_per_connection_is_capped() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let (mut rd, mut wr) = TcpStream::connect(r.addr).await.unwrap().into_split();
+    // A reader that counts what arrives until the server closes.
+    let reader = tokio::spawn(async move {
+        let mut buf = vec![0u8; 256 * 1024];
+        let mut total = 0u64;
+        loop {
+            match tokio::time::timeout(WAIT, rd.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => return total,
+                Ok(Ok(n)) => total += n as u64,
+                Err(_) => panic!("server neither sent nor closed"),
+            }
+        }
+    });
+    let value = vec![b'v'; VALUE];
+    wr.write_all(&multibulk(&[b"SET", b"k", &value]))
+        .await
+        .unwrap();
+    // 1000 GETs of 90 KiB ask for about 88 MiB: over the 64 MiB cap.
+    let batch = b"GET k\r\n".repeat(50);
+    for _ in 0..20 {
+        if tokio::time::timeout(WAIT, wr.write_all(&batch))
+            .await
+            .map_or(true, |r| r.is_err())
+        {
+            break;
+        }
+    }
+    let total = tokio::time::timeout(WAIT * 2, reader)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(
+        total <= 64 * 1024 * 1024,
+        "{total} bytes sent on one connection"
+    );
+    assert!(
+        total > 32 * 1024 * 1024,
+        "only {total} bytes before the cap"
+    );
+    r.wait_disconnects(1).await;
+    assert_eq!(limits_hit(&r, "redis_output"), 1);
     r.mgr.shutdown().await;
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the Redis, MySQL and Modbus service tests: a ServiceManager on
 //! loopback with a channel sink, event collection with generous deadlines, real client
-//! programs run with a timeout, and nmap's XML read for the service it named.
+//! programs run with a timeout, nmap's XML read for the service it named, and the test
+//! process's own private memory for attacks that try to exhaust it.
 #![allow(dead_code)]
 
 use honeybee_agent::captures::CaptureSpool;
@@ -27,9 +28,21 @@ pub struct Running {
 /// Starts one service `name` of `kind` on `listen` (port 0 unless a test needs a
 /// well-known one), with a capture spool in `dir`.
 pub async fn start(dir: &Path, name: &str, listen: SocketAddr, kind: ServiceKind) -> Running {
+    start_with_limits(dir, name, listen, kind, Limits::default()).await
+}
+
+/// [`start`] with the node's session limits (a short `idle_timeout` makes deadlines that
+/// derive from it short enough for a test).
+pub async fn start_with_limits(
+    dir: &Path,
+    name: &str,
+    listen: SocketAddr,
+    kind: ServiceKind,
+    limits: Limits,
+) -> Running {
     let (sink, rx) = EventSink::channel(65_536);
     let spool = CaptureSpool::open(&dir.join("captures"), 64 << 20).unwrap();
-    let mut mgr = ServiceManager::new(sink, dir.to_owned(), Limits::default()).with_captures(spool);
+    let mut mgr = ServiceManager::new(sink, dir.to_owned(), limits).with_captures(spool);
     mgr.apply(&NodeConfig {
         services: vec![ServiceConfig {
             name: name.into(),
@@ -87,6 +100,18 @@ impl Running {
     pub fn count(&self, kind: &str) -> usize {
         self.events.iter().filter(|e| e.kind.name() == kind).count()
     }
+}
+
+/// The test process's private resident memory in bytes (`RssAnon`): the services under
+/// test run in this process, so an attack that makes them hold memory shows here.
+pub fn rss_anon() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("RssAnon in /proc/self/status");
+    kib * 1024
 }
 
 /// Output of a client program run to completion (killed after `WAIT` × 4).
