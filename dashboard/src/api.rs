@@ -86,7 +86,12 @@ fn labels_from(v: Option<BTreeMap<String, String>>) -> Vec<(String, String)> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, UsersError> + Send + 'static,
 ) -> ApiResult<T> {
-    match tokio::task::spawn_blocking(f).await {
+    from_blocking(tokio::task::spawn_blocking(f).await)
+}
+
+/// The answer for the result of account work done on a blocking thread.
+fn from_blocking<T>(r: Result<Result<T, UsersError>, tokio::task::JoinError>) -> ApiResult<T> {
+    match r {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(UsersError::Invalid(m))) => Err(ApiError::bad_request(m)),
         Ok(Err(e @ UsersError::Exists(_))) => {
@@ -113,30 +118,87 @@ struct LoginBody {
     password: String,
 }
 
+/// One sign-in attempt counted as in flight by the limiter (see `ratelimit`). It ends
+/// exactly once: with its outcome, or, if the request goes away before the outcome is known
+/// (the client hung up while its password was being checked), as a failure, since the
+/// guess may have been evaluated.
+struct Attempt {
+    app: AppState,
+    source: std::net::IpAddr,
+    user: String,
+    done: bool,
+}
+
+impl Attempt {
+    fn begin(app: &AppState, source: std::net::IpAddr, user: &str) -> Result<Attempt, u64> {
+        app.limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .begin(source, user, app.started.elapsed())?;
+        Ok(Attempt {
+            app: app.clone(),
+            source,
+            user: user.to_owned(),
+            done: false,
+        })
+    }
+
+    fn finish(mut self, failed: bool) {
+        self.end(failed);
+    }
+
+    fn end(&mut self, failed: bool) {
+        if std::mem::replace(&mut self.done, true) {
+            return;
+        }
+        self.app
+            .limiter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .finish(self.source, &self.user, self.app.started.elapsed(), failed);
+    }
+}
+
+impl Drop for Attempt {
+    fn drop(&mut self) {
+        self.end(true);
+    }
+}
+
+/// 429 when every password-hash slot and queue place is taken: nothing was checked.
+fn hashing_busy() -> ApiError {
+    ApiError {
+        status: StatusCode::TOO_MANY_REQUESTS,
+        message: "too many sign-ins at once; try again in a moment".into(),
+        retry_after_s: Some(1),
+    }
+}
+
 async fn login(
     State(app): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Json(body): Json<LoginBody>,
 ) -> ApiResult<Response> {
-    let now = app.started.elapsed();
     let user = body.username.chars().take(64).collect::<String>();
-    let blocked =
-        app.limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .check(peer.ip(), &user, now);
-    if let Some(wait) = blocked {
-        tracing::warn!(source = %peer.ip(), user = %user, "sign-in refused: rate limited");
-        return Err(ApiError::rate_limited(wait));
-    }
+    // Counted before the hash, so parallel attempts cannot all pass the check.
+    let attempt = match Attempt::begin(&app, peer.ip(), &user) {
+        Ok(a) => a,
+        Err(wait) => {
+            tracing::warn!(source = %peer.ip(), user = %user, "sign-in refused: rate limited");
+            return Err(ApiError::rate_limited(wait));
+        }
+    };
+    let Some(admitted) = app.hashes.admit() else {
+        // Nothing evaluated: the place is given back without counting a failure.
+        attempt.finish(false);
+        tracing::warn!(source = %peer.ip(), user = %user, "sign-in refused: hashing busy");
+        return Err(hashing_busy());
+    };
     let users = app.users.clone();
     let (u, p) = (user.clone(), body.password);
-    let role = blocking(move || users.verify(&u, &p)).await?;
+    let role = from_blocking(app.hashes.run(admitted, move || users.verify(&u, &p)).await)?;
+    attempt.finish(role.is_none());
     let Some(role) = role else {
-        app.limiter
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .failed(peer.ip(), &user, app.started.elapsed());
         tracing::info!(source = %peer.ip(), user = %user, "sign-in failed");
         return Err(ApiError::new(
             StatusCode::UNAUTHORIZED,
@@ -896,7 +958,14 @@ async fn user_create(
         UserRole::parse(&b.role).ok_or_else(|| ApiError::bad_request("role is admin or viewer"))?;
     let users = app.users.clone();
     let name = b.username.clone();
-    blocking(move || users.create_user(&name, &b.password, role)).await?;
+    // Hashing the new password shares the sign-in bound on argon2 work.
+    let admitted = app.hashes.admit().ok_or_else(hashing_busy)?;
+    let password = b.password;
+    from_blocking(
+        app.hashes
+            .run(admitted, move || users.create_user(&name, &password, role))
+            .await,
+    )?;
     tracing::info!(by = %a.user(), user = %b.username, role = role.as_str(), "dashboard user created");
     Ok(Json(json!({"username": b.username, "role": role.as_str()})))
 }

@@ -78,9 +78,16 @@ pub struct Dashboard {
     pub cert_sha256: Option<String>,
     stop: watch::Sender<bool>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    app: Arc<App>,
 }
 
 impl Dashboard {
+    /// What the password-hash gate has done so far (hashes run, requests refused as busy,
+    /// the most run at once): how a test sees that the bounds held.
+    pub fn hash_stats(&self) -> ratelimit::HashStats {
+        self.app.hashes.stats()
+    }
+
     /// Stops accepting, closes open connections and the feeds.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
@@ -178,6 +185,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
         core,
         users,
         limiter: Mutex::new(ratelimit::LoginLimiter::new(opts.limits)),
+        hashes: ratelimit::HashGate::new(&opts.limits),
         live,
         health: Mutex::new(Default::default()),
         tls: tls.is_some(),
@@ -195,7 +203,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
     let mut tasks = live::spawn_feeds(app.clone());
     tasks.push(tokio::spawn(server::serve(
         listener,
-        server::router(app),
+        server::router(app.clone()),
         tls.map(Arc::new),
         stop_rx,
     )));
@@ -206,5 +214,6 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
         cert_sha256,
         stop,
         tasks,
+        app,
     })
 }

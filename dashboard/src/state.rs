@@ -3,7 +3,7 @@
 
 use crate::core_link::{CoreLink, LinkError};
 use crate::error::ApiError;
-use crate::ratelimit::LoginLimiter;
+use crate::ratelimit::{HashGate, LoginLimiter};
 use crate::users::Users;
 use axum::http::StatusCode;
 use honeybee_proto::admin::{AdminRequest, AdminResponse};
@@ -33,6 +33,8 @@ pub struct App {
     pub core: CoreLink,
     pub users: Users,
     pub limiter: Mutex<LoginLimiter>,
+    /// Bounds argon2 work (sign-in checks, new accounts) dashboard-wide.
+    pub hashes: HashGate,
     /// Serialised WebSocket messages for every connected browser.
     pub live: broadcast::Sender<Arc<str>>,
     pub health: Mutex<HashMap<String, VecDeque<HealthSample>>>,
