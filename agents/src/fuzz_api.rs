@@ -217,7 +217,7 @@ pub fn ftp_session(data: &[u8]) {
                 Step::Login { .. } => {}
                 Step::Passive { .. } => {
                     passives += 1;
-                    if passives % 2 == 0 {
+                    if passives.is_multiple_of(2) {
                         machine.passive_failed();
                     }
                 }
@@ -515,8 +515,11 @@ impl AsyncWrite for Feed<'_> {
     }
 }
 
+/// A fuzz entry point.
+pub type Target = fn(&[u8]);
+
 /// Every fuzz entry point, by the name of its target and seed directory.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Target)] = &[
     ("shell_line", shell_line),
     ("telnet_decode", telnet_decode),
     ("http_head", http_head),
