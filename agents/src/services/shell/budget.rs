@@ -54,6 +54,9 @@ pub(crate) struct BudgetLimits {
     pub max_arg_bytes: usize,
     pub max_expansion: usize,
     pub max_data: usize,
+    /// Download attempts recorded (as events) from one line; more still fail as they
+    /// would, but are counted instead of recorded.
+    pub max_downloads: u32,
 }
 
 impl Default for BudgetLimits {
@@ -68,6 +71,7 @@ impl Default for BudgetLimits {
             max_arg_bytes: 256 * 1024,
             max_expansion: 64 * 1024,
             max_data: 4 * 1024 * 1024,
+            max_downloads: 64,
         }
     }
 }
@@ -82,6 +86,7 @@ pub(crate) struct Budget {
     arg_bytes: Cell<usize>,
     expansion: Cell<usize>,
     data: Cell<usize>,
+    downloads: Cell<u32>,
     exhausted: Cell<Option<Dimension>>,
 }
 
@@ -95,6 +100,7 @@ impl Budget {
             arg_bytes: Cell::new(0),
             expansion: Cell::new(0),
             data: Cell::new(0),
+            downloads: Cell::new(0),
             exhausted: Cell::new(None),
         }
     }
@@ -107,6 +113,7 @@ impl Budget {
         self.arg_bytes.set(0);
         self.expansion.set(0);
         self.data.set(0);
+        self.downloads.set(0);
         self.exhausted.set(None);
     }
 
@@ -223,6 +230,21 @@ impl Budget {
         !self.is_exhausted()
     }
 
+    /// One more download attempt: `true` while it may still be recorded. Never stops
+    /// the line.
+    pub(crate) fn download(&self) -> bool {
+        let n = self.downloads.get().saturating_add(1);
+        self.downloads.set(n);
+        n <= self.limits.max_downloads
+    }
+
+    /// Download attempts of this line that were not recorded.
+    pub(crate) fn downloads_dropped(&self) -> u32 {
+        self.downloads
+            .get()
+            .saturating_sub(self.limits.max_downloads)
+    }
+
     /// Asks for `want` bytes of data (to read into a buffer or to produce as output):
     /// returns how many may be copied, fewer (and the line stops) when the budget runs
     /// out.
@@ -253,6 +275,7 @@ mod tests {
             max_arg_bytes: 100,
             max_expansion: 50,
             max_data: 1000,
+            max_downloads: 2,
         })
     }
 
@@ -294,6 +317,13 @@ mod tests {
         assert_eq!(b.take_data(1), 0);
         assert!(b.detail().unwrap().contains("data bytes budget of 1000"));
         b.reset();
+
+        assert!(b.download() && b.download());
+        assert!(!b.download() && !b.download());
+        assert_eq!(b.downloads_dropped(), 2);
+        assert!(!b.is_exhausted(), "downloads never stop a line");
+        b.reset();
+        assert_eq!(b.downloads_dropped(), 0);
         assert_eq!(b.exhausted(), None);
         assert!(b.detail().is_none());
     }

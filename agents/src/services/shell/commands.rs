@@ -293,6 +293,16 @@ fn write_file(st: &mut State, f: &str, data: &[u8], append: bool) -> Result<(), 
     if !may_write(st, &path) {
         return Err(FsError::Denied);
     }
+    // Appending copies the file as it is: that copy is data too, charged before it.
+    let existing = if append {
+        st.fs.stat(&path).map_or(0, |n| n.data.len())
+    } else {
+        0
+    };
+    let want = existing.saturating_add(data.len());
+    if st.budget.take_data(want) < want {
+        return Err(FsError::NoSpace);
+    }
     let (uid, now) = (st.uid, st.now);
     st.fs.write(&path, data, append, uid, now)
 }
@@ -1226,7 +1236,12 @@ fn chmod(st: &mut State, args: &[String]) -> Out {
         );
     }
     let mut o = Out::default();
+    // The mode is parsed again for each file (it may depend on the file's mode).
+    let per_file = 1 + u64::try_from(mode.len() / 16).unwrap_or(u64::MAX);
     for f in files {
+        if o.full() || !st.budget.iterations(per_file) {
+            break;
+        }
         let path = path_of(st, f);
         let Some(old) = st.fs.stat(&path).map(|n| n.mode) else {
             o.eline(&format!(
@@ -1580,10 +1595,14 @@ fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
         .map(str::to_owned)
         .collect();
     let mut n = 0usize;
-    // Each line is tested against every alternative: that product is what is charged.
-    let per_line = u64::try_from(alts.len()).unwrap_or(u64::MAX);
+    // Each line is tested against every alternative, and each test costs about the
+    // lengths of both: that is what is charged, line by line, before the tests run.
+    let n_alts = u64::try_from(alts.len()).unwrap_or(u64::MAX);
+    let alt_bytes = u64::try_from(alts.iter().map(String::len).sum::<usize>()).unwrap_or(u64::MAX);
     for line in String::from_utf8_lossy(&data).lines() {
-        if o.full() || !st.budget.iterations(per_line) {
+        let hay = u64::try_from(line.len()).unwrap_or(u64::MAX);
+        let cost = n_alts.saturating_add(n_alts.saturating_mul(hay).saturating_add(alt_bytes) / 64);
+        if o.full() || !st.budget.iterations(cost) {
             break;
         }
         let hay = if ci {
@@ -1768,6 +1787,11 @@ fn is_ip(host: &str) -> bool {
 }
 
 fn record_download(st: &mut State, url: &str, tool: &str) {
+    // Per line, not only per command: a script of thousands of `wget`s must not become
+    // thousands of events.
+    if !st.budget.download() {
+        return;
+    }
     st.effects.push(Effect::Download {
         url: clamp(url, MAX_FIELD_LEN),
         tool: tool.to_owned(),

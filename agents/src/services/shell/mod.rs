@@ -136,8 +136,10 @@ pub(crate) struct State {
 
 /// Most environment variables a session may set.
 const MAX_ENV: usize = 64;
-/// Most history entries kept.
+/// Most history entries kept; the oldest go first, as in bash.
 const MAX_HISTORY: usize = 500;
+/// Most bytes of history kept per session (500 lines of 4 KiB would be 2 MiB).
+const MAX_HISTORY_BYTES: usize = 64 * 1024;
 
 impl State {
     pub(crate) fn var(&self, name: &str) -> String {
@@ -554,8 +556,11 @@ impl Shell {
             &text,
             honeybee_proto::event::MAX_FIELD_LEN,
         )));
-        if self.st.history.len() < MAX_HISTORY {
-            self.st.history.push(text.clone());
+        self.st.history.push(text.clone());
+        let mut bytes: usize = self.st.history.iter().map(String::len).sum();
+        while self.st.history.len() > MAX_HISTORY || bytes > MAX_HISTORY_BYTES {
+            bytes -= self.st.history[0].len();
+            self.st.history.remove(0);
         }
         self.execute(&text, r);
         if self.ended {
@@ -582,6 +587,13 @@ impl Shell {
         let mut io = commands::Io::new(self.st.tty, self.limits.max_line_output);
         self.st.budget.reset();
         commands::run_line(&mut self.st, text, &mut io);
+        let dropped = self.st.budget.downloads_dropped();
+        if dropped > 0 {
+            self.st.effects.push(Effect::Limit {
+                limit: "shell_budget",
+                detail: format!("{dropped} more download attempts on one line not recorded"),
+            });
+        }
         if let Some(detail) = self.st.budget.detail() {
             // The line stopped as a process the kernel killed would; the session goes
             // on with a fresh budget for the next line.

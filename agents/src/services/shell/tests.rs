@@ -296,9 +296,51 @@ fn arbitrary_input_never_panics() {
         .unwrap();
     // Lines built from the command vocabulary reach deeper than random bytes.
     let words = [
-        "ls", "-la", "cd", "..", "/", "cat", "echo", ">", ">>", "|", "&&", "||", ";", "rm", "-rf",
-        "mkdir", "-p", "a/b", "chmod", "777", "'", "\"", "$HOME", "wget", "curl", "sh", "-c",
-        "2>&1", "exit", "<", "/tmp/x", "~", "grep", "head", "-n", "wc",
+        "ls",
+        "-la",
+        "cd",
+        "..",
+        "/",
+        "cat",
+        "echo",
+        ">",
+        ">>",
+        "|",
+        "&&",
+        "||",
+        ";",
+        "rm",
+        "-rf",
+        "mkdir",
+        "-p",
+        "a/b",
+        "chmod",
+        "777",
+        "'",
+        "\"",
+        "$HOME",
+        "wget",
+        "curl",
+        "sh",
+        "-c",
+        "2>&1",
+        "exit",
+        "<",
+        "/tmp/x",
+        "~",
+        "grep",
+        "head",
+        "-n",
+        "wc",
+        "sudo",
+        "nohup",
+        "timeout",
+        "bash",
+        "$X",
+        "X=sudo",
+        "history",
+        "-",
+        "/usr/bin/sudo",
     ];
     runner
         .run(&proptest::collection::vec(0..words.len(), 0..24), |idx| {
@@ -498,7 +540,7 @@ fn many_file_operands_are_bounded_while_read() {
 #[test]
 fn commands_from_an_expanded_script_are_counted() {
     let setup = [format!("C='{}'", ":;".repeat(500))];
-    let line = fill("sh -c \"", "C", "echo never\"", 60);
+    let line = fill("sh -c \"", "C", " echo never\"", 60);
     let (r, mut s) = attack(&setup, &line);
     let detail = budget_stop(&r.effects).expect("budget reported");
     assert!(detail.contains("commands budget of 4096"), "{detail}");
@@ -525,30 +567,31 @@ fn grep_alternatives_times_lines_are_counted() {
 /// Each dimension with a tiny budget, through the whole interpreter.
 #[test]
 fn every_dimension_can_stop_a_line() {
-    let tiny = |f: &dyn Fn(&mut budget::BudgetLimits)| {
+    type Tweak = fn(&mut budget::BudgetLimits);
+    let tiny = |f: Tweak| {
         let mut limits = ShellLimits::default();
         f(&mut limits.budget);
         shell_with(false, limits, "root")
     };
-    let cases: [(&dyn Fn(&mut budget::BudgetLimits), &str, &str); 6] = [
-        (&|b| b.max_depth = 2, "sudo sudo sudo id", "nesting depth"),
+    let cases: [(Tweak, &str, &str); 6] = [
+        (|b| b.max_depth = 2, "sudo sudo sudo id", "nesting depth"),
         (
-            &|b| b.max_commands = 5,
+            |b| b.max_commands = 5,
             "true; true; true; true; true; id",
             "commands",
         ),
-        (&|b| b.max_iterations = 3, "ls / / / / /", "iterations"),
+        (|b| b.max_iterations = 3, "ls / / / / /", "iterations"),
         (
-            &|b| b.max_arg_bytes = 64,
+            |b| b.max_arg_bytes = 64,
             &format!("echo {}", "a".repeat(100)),
             "argument bytes",
         ),
         (
-            &|b| b.max_expansion = 8,
+            |b| b.max_expansion = 8,
             "echo $HOME $HOME $HOME",
             "expansion bytes",
         ),
-        (&|b| b.max_data = 100, "cat /etc/passwd", "data bytes"),
+        (|b| b.max_data = 100, "cat /etc/passwd", "data bytes"),
     ];
     for (set, line, dim) in cases {
         let mut s = tiny(set);
@@ -561,4 +604,68 @@ fn every_dimension_can_stop_a_line() {
         let r = s.input(b"whoami\n", 2);
         assert_eq!(text(&r.stdout), "root\n", "{line}");
     }
+}
+
+/// Thousands of `wget`s from one expanded script: 64 become events, the rest are counted
+/// in one `LimitReached`; the line itself runs on.
+#[test]
+fn downloads_per_line_are_bounded() {
+    // 1,500 wgets: each is a list part and a command, 3,000 of the 4,096 commands.
+    let setup = [format!(
+        "W='{}'",
+        "wget -q http://203.0.113.5/x;".repeat(30)
+    )];
+    let line = fill("sh -c \"", "W", " echo done\"", 50);
+    let (r, _) = attack(&setup, &line);
+    let downloads = r
+        .effects
+        .iter()
+        .filter(|e| matches!(e, Effect::Download { .. }))
+        .count();
+    assert_eq!(downloads, 64);
+    let dropped = budget_stop(&r.effects).expect("reported");
+    assert!(
+        dropped.contains("download attempts on one line not recorded"),
+        "{dropped}"
+    );
+    assert_eq!(text(&r.stdout), "done\n", "{}", text(&r.stderr));
+}
+
+/// Appending to a 60 KiB file copies it each time: 4,000 appends would copy 240 MiB;
+/// the copies are charged as data before they are made.
+#[test]
+fn appending_in_a_loop_is_charged_as_data() {
+    let setup = [
+        format!("X={}", "x".repeat(1000)),
+        fill("echo ", "X", " > /tmp/f", 60),
+        format!("A='{}'", "echo >> /tmp/f;".repeat(68)),
+    ];
+    let line = fill("sh -c \"", "A", "\"", 60);
+    let (r, mut s) = attack(&setup, &line);
+    let detail = budget_stop(&r.effects).expect("budget reported");
+    assert!(detail.contains("data bytes"), "{detail}");
+    still_answers(&mut s);
+    let r = s.input(b"wc -c /tmp/f\n", 4);
+    let n: usize = text(&r.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(n > 60_000 && n < 60_200, "{n}");
+}
+
+/// History keeps at most 64 KiB (and 500 lines), dropping the oldest as bash does.
+#[test]
+fn history_is_bounded_in_bytes() {
+    let mut s = shell(false);
+    for i in 0..200 {
+        let _ = s.input(format!("echo {i:04} {}\n", "h".repeat(1000)).as_bytes(), 1);
+    }
+    let total: usize = s.st.history.iter().map(String::len).sum();
+    assert!(total <= 64 * 1024, "{total}");
+    assert!(s.st.history.last().unwrap().starts_with("echo 0199"));
+    let r = s.input(b"history\n", 2);
+    assert!(r.stdout.len() < 70 * 1024);
+    assert!(!text(&r.stdout).contains("echo 0000"));
 }
