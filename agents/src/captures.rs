@@ -453,7 +453,7 @@ mod tests {
             .map(|t| t.join().unwrap())
             .filter(|ok| *ok)
             .count();
-        assert!(stored >= 1 && stored < 16, "{stored} stored");
+        assert!((1..16).contains(&stored), "{stored} stored");
         assert!(
             on_disk(dir.path()) <= max,
             "{} > {max}",
