@@ -142,6 +142,8 @@ impl RedisService {
                             {
                                 return;
                             }
+                            // Exactly its size: a doubling growth would hold twice that.
+                            out.reserve_exact(size);
                             r.encode(&mut out);
                         }
                         if outcome.close {
