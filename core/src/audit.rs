@@ -17,13 +17,11 @@ pub const MAX_PEER_TEXT_CHARS: usize = 64;
 /// does nothing. A clamped text ends in `…(+N bytes)`.
 pub fn peer_text(s: &str, max_chars: usize) -> String {
     let mut out = String::new();
-    let mut taken = 0usize;
-    for (i, c) in s.char_indices() {
+    for (taken, (i, c)) in s.char_indices().enumerate() {
         if taken == max_chars {
             let _ = write!(out, "…(+{} bytes)", s.len() - i);
             return out;
         }
-        taken += 1;
         if c == '\\' {
             out.push_str("\\\\");
         } else if is_unsafe(c) {

@@ -127,7 +127,7 @@ pub struct SeqClock {
 }
 
 impl SeqClock {
-    pub fn next(&mut self) -> u64 {
+    pub fn next_seq(&mut self) -> u64 {
         let now_us = u64::try_from(crate::now_ms()).unwrap_or(0) * 1000;
         self.last = now_us.max(self.last + 1);
         self.last
@@ -156,8 +156,8 @@ mod tests {
     #[test]
     fn seq_clock_is_strictly_increasing() {
         let mut c = SeqClock::default();
-        let a = c.next();
-        let b = c.next();
+        let a = c.next_seq();
+        let b = c.next_seq();
         assert!(b > a);
     }
 }

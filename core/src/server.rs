@@ -169,7 +169,7 @@ impl Shared {
             .core_seq
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .next();
+            .next_seq();
         let event = Event {
             seq,
             time_ms: crate::now_ms(),
