@@ -1,9 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test: installs what the tests drive (real attacker clients, the geo module's
-# offline data, the hpfeeds broker) when it is missing, then `cargo test --workspace`.
-# Safe to run again: each install step is skipped when already done.
+# Runs the tests in tiers (profiles in .config/nextest.toml): installs what the tests drive
+# (real attacker clients, the geo module's offline data, the hpfeeds broker, cargo-nextest)
+# when it is missing, then
+#   scripts/test.sh          everything, as CI runs it: `cargo nextest --profile full`, the
+#                            doctests (nextest does not run them) and every fuzz target for
+#                            10 s (scripts/fuzz.sh);
+#   scripts/test.sh --fast   the fast tier for everyday work: `cargo nextest` with the
+#                            `default` profile (unit tests and the quick integration tests).
+# Any other arguments go to `cargo nextest run` (e.g. `-E 'binary(up)'`).
+# Safe to run again: each install step is skipped when already done. Every part runs even
+# after a failure; the script ends with one line per part and a total, and exits non-zero
+# if any part failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+fast=0
+args=()
+for a in "$@"; do
+  case "$a" in
+    --fast) fast=1 ;;
+    *) args+=("$a") ;;
+  esac
+done
 
 export DEBIAN_FRONTEND=noninteractive
 # Real attacker clients used by the end-to-end tests (Debian packages; needs root to install).
@@ -32,13 +50,58 @@ fi
 modules/examples/.venv/bin/pip install --quiet --disable-pip-version-check \
   -r modules/examples/requirements-test.txt
 
-# Every test, with a plain total at the end.
+# The test runner, from crates.io (its lock file pinned by --locked).
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install cargo-nextest --locked
+fi
+# The fuzz targets build with the nightly toolchain (scripts/fuzz.sh installs cargo-fuzz).
+if [ "$fast" -eq 0 ] && ! rustup toolchain list | grep -q '^nightly'; then
+  rustup toolchain install nightly --profile minimal
+fi
+
+# Each part runs to its end whatever the others did; its outcome is kept for the summary.
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
+summary=()
+failed=0
+part() {
+  local name=$1
+  shift
+  local t0=$SECONDS rc=0
+  echo "==== $name: $*"
+  "$@" 2>&1 | tee "$log" || rc=${PIPESTATUS[0]}
+  local took=$((SECONDS - t0)) detail=""
+  case "$name" in
+    tests) detail=$(sed -n 's/^ *Summary \[[^]]*\] *//p' "$log" | tail -1) ;;
+    doctests) detail=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) {
+        if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
+        END { printf "%d passed, %d failed", p, f }' "$log") ;;
+    fuzz) detail=$(grep -c '| ok |' "$log" || true)" targets ok" ;;
+  esac
+  if [ "$rc" -eq 0 ]; then
+    summary+=("ok      $name (${took}s) ${detail}")
+  else
+    summary+=("FAILED  $name (${took}s, exit $rc) ${detail}")
+    failed=1
+  fi
+}
+
+start=$SECONDS
 set +e
-cargo test --workspace --locked --no-fail-fast "$@" 2>&1 | tee "$log"
-status=${PIPESTATUS[0]}
+if [ "$fast" -eq 1 ]; then
+  part tests cargo nextest run --workspace --locked ${args[@]+"${args[@]}"}
+else
+  part tests cargo nextest run --workspace --locked --profile full ${args[@]+"${args[@]}"}
+  part doctests cargo test --workspace --doc --locked
+  part fuzz scripts/fuzz.sh --seconds 10
+fi
 set -e
-awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($(i+1) ~ /^passed/) p += $i; if ($(i+1) ~ /^failed/) f += $i } }
-     END { printf "%d passed, %d failed\n", p, f }' "$log"
-exit "$status"
+
+echo "==== summary"
+printf '%s\n' "${summary[@]}"
+if [ "$failed" -eq 0 ]; then
+  echo "all parts passed in $((SECONDS - start))s"
+else
+  echo "SOME PARTS FAILED (total $((SECONDS - start))s)"
+fi
+exit "$failed"
