@@ -162,7 +162,8 @@ pub struct RawLimits {
     /// Audit log retention: rows older than this go (`90days`, `1y`).
     #[serde(default = "d_audit_age")]
     pub audit_max_age: String,
-    /// Certificate renewals one node may ask for per hour.
+    /// Certificate renewals one node may ask for per hour (at least twice what the agent
+    /// certificate lifetime needs: 3 h / lifetime).
     #[serde(default = "d_renewals")]
     pub node_renewals_per_hour: u32,
     /// Telemetry events one node may send per second, sustained; past it the core holds
@@ -467,8 +468,15 @@ impl RawCoreConfig {
             l.max_capture_bytes,
         )?;
         let audit_max_age = duration("limits.audit_max_age", &l.audit_max_age)?;
+        let agent_cert_lifetime = duration("certs.agent_lifetime", &self.certs.agent_lifetime)?;
+        // An honest agent renews at about 2/3 of its certificate's lifetime; the budget
+        // always allows twice that, so short lifetimes (tests, cautious deployments) are
+        // never refused their renewals.
+        let honest_renewals = (3 * 3600 / agent_cert_lifetime.as_secs().max(1)).max(1);
         let node_budgets = crate::budget::BudgetConfig {
-            renewals_per_hour: l.node_renewals_per_hour,
+            renewals_per_hour: l
+                .node_renewals_per_hour
+                .max(u32::try_from(honest_renewals).unwrap_or(u32::MAX)),
             events_per_second: l.node_events_per_second,
             event_burst: l.node_event_burst,
             capture_bytes_per_hour: l.node_capture_bytes_per_hour,
@@ -503,7 +511,7 @@ impl RawCoreConfig {
             trust_domain: self.trust_domain,
             listen,
             advertise: self.advertise,
-            agent_cert_lifetime: duration("certs.agent_lifetime", &self.certs.agent_lifetime)?,
+            agent_cert_lifetime,
             admin_cert_lifetime: duration("certs.admin_lifetime", &self.certs.admin_lifetime)?,
             core_cert_lifetime: duration("certs.core_lifetime", &self.certs.core_lifetime)?,
             max_connections: self.limits.max_connections,
@@ -885,5 +893,10 @@ mod tests {
         assert_eq!(c.audit_max_rows, 1_000_000);
         assert_eq!(c.audit_max_age, Duration::from_secs(180 * 86_400));
         assert_eq!(c.node_budgets, crate::budget::BudgetConfig::default());
+        // A short certificate lifetime raises the renewal budget to twice its need.
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        raw.certs.agent_lifetime = "6s".into();
+        let c = raw.validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.node_budgets.renewals_per_hour, 1800);
     }
 }
