@@ -354,7 +354,11 @@ async fn authenticate(
             let fail = |why: &str| {
                 shared.module_limiter.failed(peer.ip(), Instant::now());
                 shared.audit(
-                    &format!("module:{}", honeybee_proto::event::clamp(&name, 64)),
+                    // The name is the peer's, unauthenticated: clamped and escaped.
+                    &format!(
+                        "module:{}",
+                        crate::audit::peer_text(&name, crate::audit::MAX_PEER_TEXT_CHARS)
+                    ),
                     "module.connect",
                     &format!("refused: {why}"),
                     Some(peer.to_string()),
