@@ -310,15 +310,27 @@ async fn flood(dst: SocketAddr, src: IpAddr) -> (Vec<TcpStream>, usize) {
         }
     }
     // Refused connections are closed right after accept; admitted silent ones are not
-    // (their idle deadlines are tens of seconds away), and talkative ones send a greeting.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // (their idle and header deadlines are 10 s or more away), and talkative ones send a
+    // greeting. All are watched at once, for up to 3 s (a loaded machine accepts late).
+    let mut watch = JoinSet::new();
+    for mut s in held {
+        watch.spawn(async move {
+            let mut b = [0u8; 1];
+            let closed = matches!(
+                timeout(Duration::from_secs(3), s.read(&mut b)).await,
+                Ok(Ok(0)) | Ok(Err(_))
+            );
+            (s, closed)
+        });
+    }
     let mut refused = 0;
     let mut kept = Vec::new();
-    for mut s in held {
-        let mut b = [0u8; 1];
-        match timeout(Duration::from_millis(300), s.read(&mut b)).await {
-            Ok(Ok(0)) | Ok(Err(_)) => refused += 1,
-            _ => kept.push(s),
+    while let Some(r) = watch.join_next().await {
+        let (s, closed) = r.expect("watch task");
+        if closed {
+            refused += 1;
+        } else {
+            kept.push(s);
         }
     }
     (kept, refused)
