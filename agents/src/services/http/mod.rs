@@ -1,8 +1,10 @@
 //! HTTP and HTTPS honeypot: hyper's HTTP/1 server (its parser, with its limits) in front
 //! of a persona (`router` or `wordpress`). Every request is one `HttpRequest` event;
-//! login forms become `AuthAttempt`s; bodies over the inline cap become captures; bodies
-//! over the hard cap are answered 413 and reported.
+//! login forms become `AuthAttempt`s; bodies over the inline cap become captures, streamed
+//! to the spool as they arrive (`body`); bodies over the hard cap are answered 413 and
+//! reported.
 
+mod body;
 mod cert;
 pub(crate) mod first;
 mod form;
@@ -17,13 +19,13 @@ use super::ServiceContext;
 use super::conn::Session;
 use super::stopped;
 use base64::Engine;
-use honeybee_proto::capture::CaptureKind;
+use body::BodyEnd;
 use honeybee_proto::config::{HttpOptions, HttpPersona};
 use honeybee_proto::event::{
     AuthAttempt, AuthMethod, EventKind, HttpRequest, MAX_DATA_LEN, MAX_FIELD_LEN, MAX_HTTP_HEADERS,
     clamp,
 };
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::body::{Bytes, Incoming};
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
@@ -36,7 +38,6 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::watch;
-use tokio::time::Instant;
 
 /// Time a client gets to send a request's headers, and how long an idle keep-alive
 /// connection is kept (hyper starts the clock when it waits for a request head).
@@ -208,16 +209,6 @@ struct Conn {
     requests: AtomicU32,
 }
 
-/// How reading a request body ended.
-#[derive(Debug, PartialEq, Eq)]
-enum BodyEnd {
-    Complete,
-    /// Longer than `max_body_bytes` (announced or sent).
-    TooLarge,
-    TimedOut,
-    Broken,
-}
-
 impl Conn {
     /// A request head was refused as unparsable (400) or too large (431), by the first-head
     /// check or, on a later keep-alive request, by hyper: record it.
@@ -252,10 +243,22 @@ impl Conn {
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok());
-        let (body, end) = match announced {
-            Some(len) if len > shared.max_body_bytes as u64 => (Vec::new(), BodyEnd::TooLarge),
-            _ => read_body(body, shared.max_body_bytes, announced).await,
+        // The body is streamed to the spool as it arrives; only its first
+        // `PERSONA_PREFIX` bytes stay in memory.
+        let mut body = match announced {
+            Some(len) if len > shared.max_body_bytes as u64 => body::Body::refused(),
+            _ => {
+                body::read_body(
+                    body,
+                    shared.max_body_bytes,
+                    shared.max_inline_body,
+                    announced,
+                    &self.session,
+                )
+                .await
+            }
         };
+        let end = body.end;
 
         let method = clamp(parts.method.as_str(), MAX_FIELD_LEN);
         let route_path = parts.uri.path();
@@ -286,7 +289,7 @@ impl Conn {
                     scheme: self.scheme,
                     host: &host,
                     content_type: content_type.as_deref(),
-                    body: &body,
+                    body: &body.prefix,
                 },
             ),
             BodyEnd::TooLarge => persona::error_page(shared.persona, 413),
@@ -309,7 +312,9 @@ impl Conn {
                     ),
                 })
                 .await;
-        } else if body.len() > shared.max_inline_body {
+            // A body over the cap leaves no capture: its partial file goes.
+            body.finish(&self.session, &path, Vec::new()).await;
+        } else if body.size > shared.max_inline_body as u64 {
             let mut meta = vec![
                 ("method".to_owned(), method.clone()),
                 ("path".to_owned(), path.clone()),
@@ -317,14 +322,13 @@ impl Conn {
             if let Some(ct) = &content_type {
                 meta.push(("content_type".to_owned(), ct.clone()));
             }
-            self.session
-                .capture(CaptureKind::Body, Some(path.clone()), meta, body.clone())
-                .await;
+            body.finish(&self.session, &path, meta).await;
         }
 
-        let truncated = end != BodyEnd::Complete || body.len() > shared.max_inline_body;
-        let mut inline = body;
+        let truncated = end != BodyEnd::Complete || body.size > shared.max_inline_body as u64;
+        let mut inline = std::mem::take(&mut body.prefix);
         inline.truncate(shared.max_inline_body);
+        inline.shrink_to_fit();
         let headers = parts
             .headers
             .iter()
@@ -367,31 +371,6 @@ impl Conn {
 
         let close = end != BodyEnd::Complete || n >= MAX_REQUESTS_PER_CONN;
         response(reply, &shared.server, close)
-    }
-}
-
-/// Reads a body frame by frame up to `max` bytes, each frame under the body deadline.
-async fn read_body(mut body: Incoming, max: usize, announced: Option<u64>) -> (Vec<u8>, BodyEnd) {
-    // Trust an announced length only as far as the cap allows.
-    let hint = announced.map_or(0, |n| n.min(max as u64) as usize);
-    let mut buf = Vec::with_capacity(hint.min(64 * 1024));
-    let deadline = Instant::now() + BODY_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => return (buf, BodyEnd::TimedOut),
-            Ok(None) => return (buf, BodyEnd::Complete),
-            Ok(Some(Err(_))) => return (buf, BodyEnd::Broken),
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    if buf.len() + data.len() > max {
-                        let room = max - buf.len();
-                        buf.extend_from_slice(&data[..room]);
-                        return (buf, BodyEnd::TooLarge);
-                    }
-                    buf.extend_from_slice(&data);
-                }
-            }
-        }
     }
 }
 

@@ -4,7 +4,8 @@
 use super::{router, wordpress};
 use honeybee_proto::config::HttpPersona;
 
-/// What a persona looks at in a request. The body is complete (within the service's cap).
+/// What a persona looks at in a request. The body is complete up to `body::PERSONA_PREFIX`
+/// (64 KiB); a longer one is streamed to the capture spool and the persona sees its start.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Request<'a> {
     pub method: &'a str,
