@@ -164,7 +164,7 @@ def parse_args(argv):
     p.add_argument("--hpfeeds-ident", default="honeybee")
     p.add_argument("--hpfeeds-secret", default=None, help="default: $HPFEEDS_SECRET")
     p.add_argument("--hpfeeds-secret-file", default=None,
-                   help="read the secret from this file (for managed modules, whose environment is the core's)")
+                   help="read the secret from this file (managed modules get only an allowlisted environment, never the core's secrets)")
     p.add_argument("--hpfeeds-channel", default="honeybee.events")
     p.add_argument("--kinds", default="", help="comma-separated event kinds (default: all)")
     p.add_argument("--services", default="", help="comma-separated services (default: all)")
