@@ -549,3 +549,64 @@ async fn output_per_connection_is_capped() {
     assert_eq!(limits_hit(&r, "redis_output"), 1);
     r.mgr.shutdown().await;
 }
+
+/// A 100 KiB request of 1,000 arguments sent one byte per write (the shape that made a
+/// parser that starts over on every read do quadratic work): it is answered, recorded
+/// whole, and the connection keeps serving. Loopback TCP may merge the writes into fewer
+/// reads, so the work bound itself is asserted on the parser's step counter, driven the
+/// way the service drives it, one byte per read (`redis::resp` unit test
+/// `a_request_sent_a_byte_at_a_time_costs_linear_work`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_request_sent_a_byte_at_a_time_is_answered() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Always),
+    )
+    .await;
+    let keys: Vec<Vec<u8>> = (0..1000u32)
+        .map(|i| format!("{i:04}{}", "k".repeat(96)).into_bytes())
+        .collect();
+    let mut args: Vec<&[u8]> = vec![b"DEL"];
+    args.extend(keys.iter().map(|k| k.as_slice()));
+    let request = multibulk(&args);
+    assert!(request.len() > 100 * 1024, "{}", request.len());
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    c.set_nodelay(true).unwrap();
+    for b in &request {
+        tokio::time::timeout(WAIT, c.write_all(std::slice::from_ref(b)))
+            .await
+            .unwrap()
+            .unwrap();
+    }
+    let mut reply = [0u8; 4];
+    tokio::time::timeout(WAIT, c.read_exact(&mut reply))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&reply, b":0\r\n");
+    c.write_all(b"PING\r\n").await.unwrap();
+    let mut pong = [0u8; 7];
+    tokio::time::timeout(WAIT, c.read_exact(&mut pong))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(&pong, b"+PONG\r\n");
+    r.wait_for("both commands", |ev| {
+        ev.iter()
+            .filter(|e| matches!(e.kind, EventKind::Command { .. }))
+            .count()
+            >= 2
+    })
+    .await;
+    let commands = r.commands();
+    assert!(
+        commands[0].starts_with("DEL 0000kkk"),
+        "{}",
+        &commands[0][..64]
+    );
+    assert_eq!(commands[1], "PING");
+    r.mgr.shutdown().await;
+}

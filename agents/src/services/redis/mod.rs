@@ -83,6 +83,9 @@ impl RedisService {
             clock(),
         );
         let mut buf: Vec<u8> = Vec::new();
+        // Remembers its progress through a partial request: a request trickled in a byte
+        // per read is not parsed again from its start on every read.
+        let mut parser = resp::Parser::new(self.caps);
         let mut out: Vec<u8> = Vec::new();
         let mut chunk = [0u8; 4096];
         let mut commands = 0u64;
@@ -91,7 +94,7 @@ impl RedisService {
         'conn: loop {
             // Everything complete in the buffer is answered before reading again.
             loop {
-                match resp::parse(&buf, &self.caps) {
+                match parser.parse(&buf) {
                     Ok(Parsed::Incomplete) => break,
                     Ok(Parsed::Skip { consumed }) => {
                         buf.drain(..consumed);

@@ -69,64 +69,221 @@ impl RespError {
 const MAX_HEADER_LINE: usize = 32;
 
 /// Looks at the front of `buf` and says what it holds. Never allocates more than what is
-/// actually in `buf`, bounded by the caps.
+/// actually in `buf`, bounded by the caps. Stateless: a connection uses [`Parser`], which
+/// does not scan a partial request again on every read.
 pub(crate) fn parse(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
-    match buf.first() {
-        None => Ok(Parsed::Incomplete),
-        Some(b'*') => parse_multibulk(buf, caps),
-        Some(_) => parse_inline(buf, caps),
-    }
+    Parser::new(*caps).parse(buf)
 }
 
-fn parse_multibulk(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
-    let Some((count, mut pos)) = header_line(buf, 1, RespError::MultibulkLength)? else {
-        return Ok(Parsed::Incomplete);
-    };
-    if count <= 0 {
-        return Ok(Parsed::Skip { consumed: pos });
-    }
-    if count as u64 > caps.max_args as u64 {
-        return Err(RespError::MultibulkLength);
-    }
-    let count = count as usize;
-    // Every argument takes at least "$0\r\n\r\n" (6 bytes): a count that cannot fit the
-    // request cap is refused before anything is reserved for it.
-    if count.saturating_mul(6) > caps.max_request {
-        return Err(RespError::RequestTooBig);
-    }
-    // Where each argument lies; nothing is copied until the whole request is in, so a
-    // request trickled in byte by byte is scanned again, never copied again.
-    let mut spans: Vec<(usize, usize)> = Vec::with_capacity(count.min(buf.len() / 6 + 1));
-    let mut announced = pos;
-    for _ in 0..count {
-        match buf.get(pos) {
-            None => return Ok(Parsed::Incomplete),
-            Some(b'$') => {}
-            Some(&c) => return Err(RespError::ExpectedDollar(char::from(c))),
+/// A request parser that remembers how far it got in a partial request, so a request
+/// trickled in a byte at a time costs time linear in its size, not quadratic: complete
+/// arguments are not parsed again, an inline line is not searched again for its newline,
+/// and a bulk whose length is known is only looked at once all of it can be there.
+///
+/// Contract: each call gets the same buffer, grown only at the end, until a call returns
+/// `Request` or `Skip`, after which the caller drops the `consumed` bytes from the front.
+/// An error ends the connection.
+#[derive(Debug)]
+pub(crate) struct Parser {
+    caps: Caps,
+    state: State,
+    /// The buffer's length at the previous call, to notice a caller that broke the
+    /// contract.
+    seen: usize,
+    /// Bytes examined so far (header windows, newline searches, arguments copied): a
+    /// measure of the work done, which tests bound.
+    steps: u64,
+}
+
+/// Progress through the request at the front of the buffer.
+#[derive(Debug)]
+enum State {
+    /// Nothing parsed yet.
+    Start,
+    /// A multibulk request with `count` arguments, of which `spans` are complete; the next
+    /// `$` header starts at `pos`; `announced` bytes are taken so far.
+    Multi {
+        count: usize,
+        spans: Vec<(usize, usize)>,
+        pos: usize,
+        announced: usize,
+        /// The buffer length the next argument needs, once its header is read: until
+        /// then nothing is looked at again.
+        need: usize,
+    },
+    /// An inline line whose first `scanned` bytes hold no newline.
+    Inline { scanned: usize },
+}
+
+impl Parser {
+    pub(crate) fn new(caps: Caps) -> Parser {
+        Parser {
+            caps,
+            state: State::Start,
+            seen: 0,
+            steps: 0,
         }
-        let Some((len, after)) = header_line(buf, pos + 1, RespError::BulkLength)? else {
+    }
+
+    /// Work done so far (see the field).
+    #[cfg(test)]
+    pub(crate) fn steps(&self) -> u64 {
+        self.steps
+    }
+
+    /// What the front of `buf` holds, resuming where the previous call stopped.
+    pub(crate) fn parse(&mut self, buf: &[u8]) -> Result<Parsed, RespError> {
+        let r = self.step(buf);
+        if !matches!(r, Ok(Parsed::Incomplete)) {
+            // A request was taken (or the connection ends): the next one starts afresh.
+            self.state = State::Start;
+            self.seen = 0;
+        }
+        r
+    }
+
+    fn step(&mut self, buf: &[u8]) -> Result<Parsed, RespError> {
+        if buf.len() < self.seen {
+            // The contract was broken (the buffer shrank): start over rather than misread.
+            self.state = State::Start;
+        }
+        self.seen = buf.len();
+        match self.state {
+            State::Start => match buf.first() {
+                None => Ok(Parsed::Incomplete),
+                Some(b'*') => self.start_multibulk(buf),
+                Some(_) => {
+                    self.state = State::Inline { scanned: 0 };
+                    self.parse_inline(buf)
+                }
+            },
+            State::Multi { .. } => self.parse_multibulk(buf),
+            State::Inline { .. } => self.parse_inline(buf),
+        }
+    }
+
+    fn start_multibulk(&mut self, buf: &[u8]) -> Result<Parsed, RespError> {
+        let caps = &self.caps;
+        let Some((count, pos)) = header_line(buf, 1, RespError::MultibulkLength, &mut self.steps)?
+        else {
             return Ok(Parsed::Incomplete);
         };
-        if len < 0 || len as u64 > caps.max_bulk as u64 {
-            return Err(RespError::BulkLength);
+        if count <= 0 {
+            return Ok(Parsed::Skip { consumed: pos });
         }
-        let len = len as usize;
-        announced = announced + (after - pos) + len + 2;
-        if announced > caps.max_request {
+        if count as u64 > caps.max_args as u64 {
+            return Err(RespError::MultibulkLength);
+        }
+        let count = count as usize;
+        // Every argument takes at least "$0\r\n\r\n" (6 bytes): a count that cannot fit the
+        // request cap is refused before anything is reserved for it.
+        if count.saturating_mul(6) > caps.max_request {
             return Err(RespError::RequestTooBig);
         }
-        let end = after + len;
-        if buf.len() < end + 2 {
+        self.state = State::Multi {
+            count,
+            // Where each argument lies; nothing is copied until the whole request is in.
+            spans: Vec::with_capacity(count.min(buf.len() / 6 + 1)),
+            pos,
+            announced: pos,
+            need: 0,
+        };
+        self.parse_multibulk(buf)
+    }
+
+    fn parse_multibulk(&mut self, buf: &[u8]) -> Result<Parsed, RespError> {
+        let caps = self.caps;
+        let State::Multi {
+            count,
+            spans,
+            pos,
+            announced,
+            need,
+        } = &mut self.state
+        else {
+            return Ok(Parsed::Incomplete);
+        };
+        self.steps += 1;
+        if buf.len() < *need {
             return Ok(Parsed::Incomplete);
         }
-        // Redis does not check the CRLF after a bulk either; it skips two bytes.
-        spans.push((after, end));
-        pos = end + 2;
+        while spans.len() < *count {
+            match buf.get(*pos) {
+                None => return Ok(Parsed::Incomplete),
+                Some(b'$') => {}
+                Some(&c) => return Err(RespError::ExpectedDollar(char::from(c))),
+            }
+            let Some((len, after)) =
+                header_line(buf, *pos + 1, RespError::BulkLength, &mut self.steps)?
+            else {
+                return Ok(Parsed::Incomplete);
+            };
+            if len < 0 || len as u64 > caps.max_bulk as u64 {
+                return Err(RespError::BulkLength);
+            }
+            let len = len as usize;
+            let taken = *announced + (after - *pos) + len + 2;
+            if taken > caps.max_request {
+                return Err(RespError::RequestTooBig);
+            }
+            let end = after + len;
+            if buf.len() < end + 2 {
+                // Nothing to look at until the whole bulk can be there.
+                *need = end + 2;
+                return Ok(Parsed::Incomplete);
+            }
+            // Redis does not check the CRLF after a bulk either; it skips two bytes.
+            spans.push((after, end));
+            *announced = taken;
+            *pos = end + 2;
+        }
+        let mut args = Vec::with_capacity(spans.len());
+        for &(a, e) in spans.iter() {
+            self.steps += (e - a) as u64;
+            args.push(buf.get(a..e).unwrap_or_default().to_vec());
+        }
+        Ok(Parsed::Request {
+            args,
+            consumed: *pos,
+        })
     }
-    Ok(Parsed::Request {
-        args: spans.iter().map(|&(a, e)| buf[a..e].to_vec()).collect(),
-        consumed: pos,
-    })
+
+    fn parse_inline(&mut self, buf: &[u8]) -> Result<Parsed, RespError> {
+        let State::Inline { scanned } = &mut self.state else {
+            return Ok(Parsed::Incomplete);
+        };
+        let caps = &self.caps;
+        let limit = caps.max_inline.min(caps.max_request);
+        let window = &buf[..buf.len().min(limit + 1)];
+        let from = (*scanned).min(window.len());
+        self.steps += (window.len() - from) as u64;
+        let Some(nl) = window[from..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map(|i| from + i)
+        else {
+            if buf.len() > limit {
+                return Err(RespError::InlineTooBig);
+            }
+            *scanned = window.len();
+            return Ok(Parsed::Incomplete);
+        };
+        let mut line = &buf[..nl];
+        if let Some(stripped) = line.strip_suffix(b"\r") {
+            line = stripped;
+        }
+        self.steps += line.len() as u64;
+        // The argument cap is checked while splitting: `"" "" ""…` would otherwise make
+        // tens of thousands of empty arguments out of one 64 KiB line first.
+        let args = split_args_capped(line, caps.max_args)?;
+        if args.is_empty() {
+            return Ok(Parsed::Skip { consumed: nl + 1 });
+        }
+        Ok(Parsed::Request {
+            args,
+            consumed: nl + 1,
+        })
+    }
 }
 
 /// Parses the decimal number of a `*N\r\n` / `$N\r\n` line whose digits start at `start`.
@@ -135,9 +292,11 @@ fn header_line(
     buf: &[u8],
     start: usize,
     err: RespError,
+    steps: &mut u64,
 ) -> Result<Option<(i64, usize)>, RespError> {
     let rest = buf.get(start..).unwrap_or_default();
     let window = &rest[..rest.len().min(MAX_HEADER_LINE)];
+    *steps += window.len() as u64;
     let Some(cr) = window.iter().position(|&b| b == b'\r') else {
         return if rest.len() >= MAX_HEADER_LINE {
             Err(err)
@@ -179,31 +338,6 @@ pub(crate) fn parse_i64(s: &[u8]) -> Option<i64> {
         };
     }
     Some(v)
-}
-
-fn parse_inline(buf: &[u8], caps: &Caps) -> Result<Parsed, RespError> {
-    let limit = caps.max_inline.min(caps.max_request);
-    let Some(nl) = buf.iter().take(limit + 1).position(|&b| b == b'\n') else {
-        return if buf.len() > limit {
-            Err(RespError::InlineTooBig)
-        } else {
-            Ok(Parsed::Incomplete)
-        };
-    };
-    let mut line = &buf[..nl];
-    if let Some(stripped) = line.strip_suffix(b"\r") {
-        line = stripped;
-    }
-    // The argument cap is checked while splitting: `"" "" ""…` would otherwise make
-    // tens of thousands of empty arguments out of one 64 KiB line first.
-    let args = split_args_capped(line, caps.max_args)?;
-    if args.is_empty() {
-        return Ok(Parsed::Skip { consumed: nl + 1 });
-    }
-    Ok(Parsed::Request {
-        args,
-        consumed: nl + 1,
-    })
 }
 
 /// Splits an inline command line the way redis-cli and Redis do (`sdssplitargs`):
@@ -640,6 +774,112 @@ mod tests {
         assert_eq!(
             render_args(&[b"".to_vec(), "é".as_bytes().to_vec()]),
             "\"\" \"\\xc3\\xa9\""
+        );
+    }
+
+    /// Feeds `request` to one parser `step` bytes per read, the way the service does,
+    /// and returns what it parsed and the work it took.
+    fn trickle(request: &[u8], step: usize) -> (Vec<Vec<u8>>, u64) {
+        let mut p = Parser::new(Caps::default());
+        let mut buf = Vec::new();
+        for chunk in request.chunks(step) {
+            buf.extend_from_slice(chunk);
+            match p.parse(&buf).unwrap() {
+                Parsed::Incomplete => {}
+                Parsed::Request { args, consumed } => {
+                    assert_eq!(consumed, request.len());
+                    return (args, p.steps());
+                }
+                Parsed::Skip { .. } => panic!("skipped"),
+            }
+        }
+        panic!("never complete");
+    }
+
+    fn multibulk(args: &[Vec<u8>]) -> Vec<u8> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for a in args {
+            out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+            out.extend_from_slice(a);
+            out.extend_from_slice(b"\r\n");
+        }
+        out
+    }
+
+    #[test]
+    fn a_request_sent_a_byte_at_a_time_costs_linear_work() {
+        // ~100 KiB in 1,000 arguments: the worst shape for a parser that starts over on
+        // every read (each byte would re-read every complete argument's header).
+        let args: Vec<Vec<u8>> = (0..1000u32)
+            .map(|i| vec![b'a' + (i % 26) as u8; 100])
+            .collect();
+        let request = multibulk(&args);
+        assert!(request.len() > 100 * 1024, "{}", request.len());
+        let (got, steps) = trickle(&request, 1);
+        assert_eq!(got, args);
+        // A header window is at most 32 bytes and is re-read only while it is incomplete;
+        // a bulk's data is not looked at until all of it can be there.
+        let bound = 40 * request.len() as u64;
+        assert!(steps <= bound, "{steps} steps for {} bytes", request.len());
+        // Whole reads cost about the same as single bytes: no work depends on the split.
+        let (_, whole) = trickle(&request, request.len());
+        assert!(whole <= 2 * request.len() as u64, "{whole}");
+
+        // The counter measures what was fixed: starting over on every read (a fresh
+        // parser per read) costs quadratic work, here over 10 times as much already for
+        // a tenth of the request.
+        let small = multibulk(&args[..100]);
+        let (_, resumed) = trickle(&small, 1);
+        let mut buf = Vec::new();
+        let mut fresh = 0;
+        for &b in &small {
+            buf.push(b);
+            let mut p = Parser::new(Caps::default());
+            let _ = p.parse(&buf).unwrap();
+            fresh += p.steps();
+        }
+        assert!(fresh > 10 * resumed, "{fresh} vs {resumed}");
+
+        // One big bulk, and an inline line near its cap, a byte at a time.
+        let big = vec![vec![b'x'; 96 * 1024]];
+        let (got, steps) = trickle(&multibulk(&big), 1);
+        assert_eq!(got, big);
+        assert!(steps <= 40 * 100 * 1024, "{steps}");
+        let mut line = b"SET k ".to_vec();
+        line.resize(60 * 1024, b'v');
+        line.extend_from_slice(b"\r\n");
+        let (got, steps) = trickle(&line, 1);
+        assert_eq!(got.len(), 3);
+        assert!(steps <= 3 * line.len() as u64, "{steps}");
+    }
+
+    #[test]
+    fn a_parser_resumes_across_requests_and_starts_afresh_after_each() {
+        let mut p = Parser::new(Caps::default());
+        let mut buf = b"*2\r\n$3\r\nGET\r\n$1\r".to_vec();
+        assert_eq!(p.parse(&buf).unwrap(), Parsed::Incomplete);
+        buf.extend_from_slice(b"\nk\r\nPING\r\n");
+        let Parsed::Request { args, consumed } = p.parse(&buf).unwrap() else {
+            panic!()
+        };
+        assert_eq!(args, strs(&["GET", "k"]));
+        buf.drain(..consumed);
+        assert_eq!(
+            p.parse(&buf).unwrap(),
+            Parsed::Request {
+                args: strs(&["PING"]),
+                consumed: 6
+            }
+        );
+        // A buffer that shrank against the contract is parsed from its start, not misread.
+        let mut p = Parser::new(Caps::default());
+        assert_eq!(p.parse(b"*1\r\n$4\r\nPI").unwrap(), Parsed::Incomplete);
+        assert_eq!(
+            p.parse(b"PING\r\n").unwrap(),
+            Parsed::Request {
+                args: strs(&["PING"]),
+                consumed: 6
+            }
         );
     }
 
