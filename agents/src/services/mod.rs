@@ -11,6 +11,7 @@ mod extension;
 pub(crate) mod ftp;
 pub(crate) mod http;
 mod limits;
+mod login;
 pub(crate) mod modbus;
 pub(crate) mod mysql;
 pub(crate) mod redis;
@@ -101,6 +102,8 @@ pub(crate) struct ServiceContext {
     pub data_dir: PathBuf,
     /// A session with no input for this long is closed.
     pub idle_timeout: Duration,
+    /// The node's login memory (SSH and Telnet accounts), see `login.rs`.
+    pub logins: Arc<login::LoginBook>,
 }
 
 /// The protocol a running listener speaks, ready to serve connections.
@@ -150,6 +153,8 @@ pub struct ServiceManager {
     limiter: Arc<ConnLimiter>,
     host_key: HostKeyCache,
     data_dir: PathBuf,
+    /// One per node, so that SSH and Telnet agree and it outlives service restarts.
+    logins: Arc<login::LoginBook>,
     captures: Option<CaptureSpool>,
     /// By service name; `order` keeps the configuration's order for status reports.
     entries: HashMap<String, Entry>,
@@ -164,6 +169,7 @@ impl ServiceManager {
             limiter: ConnLimiter::new(limits.max_sessions_total, limits.max_sessions_per_source),
             limits,
             host_key: HostKeyCache::new(data_dir.clone()),
+            logins: login::LoginBook::open(&data_dir),
             data_dir,
             captures: None,
             entries: HashMap::new(),
@@ -237,6 +243,7 @@ impl ServiceManager {
             let ctx = ServiceContext {
                 data_dir: self.data_dir.clone(),
                 idle_timeout: self.limits.idle_timeout,
+                logins: Arc::clone(&self.logins),
             };
             let shared = Shared {
                 sink: &sink,
@@ -331,6 +338,7 @@ impl ServiceManager {
         for r in running {
             join_listener(r.task).await;
         }
+        self.logins.save().await;
         self.sink = None;
     }
 
@@ -401,7 +409,7 @@ async fn start(
         ServiceKind::Ssh(opts) => {
             let key = host_key.get().await?;
             Protocol::Ssh(
-                SshService::new(opts, key, limits.idle_timeout)
+                SshService::new(opts, key, limits.idle_timeout, Arc::clone(&ctx.logins))
                     .map_err(StartError::InvalidOptions)?,
             )
         }

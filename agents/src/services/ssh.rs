@@ -5,6 +5,7 @@
 
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
+use super::login::{LoginBook, pam_delay};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Effect, Login, Profile, Reply, Shell, ShellLimits};
 use honeybee_proto::config::{LoginPolicy, SshOptions};
@@ -177,6 +178,11 @@ pub(crate) struct SshService {
     config: Arc<Config>,
     max_auth_attempts: u32,
     policy: Arc<LoginPolicy>,
+    /// The node's login memory, shared with Telnet (one set of system accounts).
+    logins: Arc<LoginBook>,
+    remember_s: u64,
+    /// A failed password waits about this long (see [`pam_delay`]).
+    failure_delay: Duration,
     profile: Arc<Profile>,
     transcript_cap: usize,
 }
@@ -247,6 +253,7 @@ impl SshService {
         opts: &SshOptions,
         host_key: PrivateKey,
         idle_timeout: Duration,
+        logins: Arc<LoginBook>,
     ) -> Result<Self, String> {
         let id = &opts.server_id;
         if !id.starts_with("SSH-2.0-") || id.len() > 253 {
@@ -265,8 +272,9 @@ impl SshService {
         let config = Config {
             server_id: SshId::Standard(Cow::Owned(id.clone())),
             methods: offered_methods(),
-            auth_rejection_time: delay,
-            // OpenSSH answers the client's initial "none" probe at once.
+            // The handler waits itself, for failed passwords only: OpenSSH refuses a
+            // public key or the initial "none" probe at once; PAM delays a password.
+            auth_rejection_time: Duration::ZERO,
             auth_rejection_time_initial: Some(Duration::ZERO),
             keys: vec![host_key],
             // A backstop only: the handler counts failures as OpenSSH does (the first
@@ -282,6 +290,9 @@ impl SshService {
             config: Arc::new(config),
             max_auth_attempts: opts.max_auth_attempts,
             policy: Arc::new(opts.login.clone()),
+            logins,
+            remember_s: opts.remember.secs(),
+            failure_delay: delay,
             profile: Profile::new(&opts.hostname),
             transcript_cap: opts
                 .max_transcript_bytes
@@ -310,9 +321,11 @@ impl SshService {
             handle: Arc::clone(&handle),
             requests: 0,
             failures: 0,
-            password_failures: 0,
             max_failures: self.max_auth_attempts,
             policy: Arc::clone(&self.policy),
+            logins: Arc::clone(&self.logins),
+            remember_s: self.remember_s,
+            failure_delay: self.failure_delay,
             profile: Arc::clone(&self.profile),
             transcript_cap: self.transcript_cap,
             user: None,
@@ -379,10 +392,12 @@ struct SshHandler {
     requests: u32,
     /// Failures as OpenSSH counts them: all but an initial "none".
     failures: u32,
-    /// Failed password and keyboard-interactive attempts: what the policy counts.
-    password_failures: u32,
     max_failures: u32,
     policy: Arc<LoginPolicy>,
+    /// Password attempts count per source and user across connections there.
+    logins: Arc<LoginBook>,
+    remember_s: u64,
+    failure_delay: Duration,
     profile: Arc<Profile>,
     transcript_cap: usize,
     /// Who logged in, once someone did.
@@ -463,9 +478,11 @@ impl SshHandler {
             .clone()
     }
 
-    /// Records one attempt and decides the answer: in if the policy accepts this
-    /// password, else a rejection that keeps every method on offer, and the end of the
-    /// connection once the failures reach the cap. Public keys are never accepted.
+    /// Records one attempt and decides the answer: in if the login memory accepts this
+    /// password (the one remembered for this user from this source, or the policy's
+    /// choice counted across connections), else, after PAM's delay for a password, a
+    /// rejection that keeps every method on offer, and the end of the connection once
+    /// the failures reach the cap. Public keys are never accepted.
     async fn attempt(
         &mut self,
         method: AuthMethod,
@@ -479,9 +496,15 @@ impl SshHandler {
             AuthMethod::Password | AuthMethod::KeyboardInteractive
         );
         let success = by_password
-            && password
-                .as_deref()
-                .is_some_and(|p| self.policy.accepts(self.password_failures, user, p));
+            && password.as_deref().is_some_and(|p| {
+                self.logins.attempt(
+                    self.session.src.ip(),
+                    user,
+                    p,
+                    &self.policy,
+                    self.remember_s,
+                )
+            });
         let (key_fingerprint, key_algorithm) = key.unzip();
         let attempt = AuthAttempt {
             method,
@@ -506,7 +529,9 @@ impl SshHandler {
             return Ok(Auth::Accept);
         }
         if by_password {
-            self.password_failures = self.password_failures.saturating_add(1);
+            // Within this connection's own task: it holds nothing more while it waits,
+            // and the session's deadline still ends it.
+            tokio::time::sleep(pam_delay(self.failure_delay)).await;
         }
 
         if method != AuthMethod::None || self.requests > 1 {
@@ -687,7 +712,7 @@ impl russh::server::Handler for SshHandler {
                     id,
                     Chan {
                         shell: None,
-                        transcript: Transcript::new(self.transcript_cap),
+                        transcript: Transcript::new(self.transcript_cap, &self.session),
                         pty: None,
                         term: None,
                         env: Vec::new(),

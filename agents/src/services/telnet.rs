@@ -5,6 +5,7 @@
 
 use super::ServiceContext;
 use super::conn::Session;
+use super::login::{LoginBook, pam_delay};
 use super::shell::telnet_codec::{self, OPENING, PROBE, TelnetCodec, TelnetEvent};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Login, Profile, Shell, ShellLimits};
@@ -23,7 +24,11 @@ const MAX_LOGIN_LINE: usize = 256;
 pub(crate) struct TelnetService {
     banner: String,
     policy: Arc<LoginPolicy>,
+    /// The node's login memory, shared with SSH (one set of system accounts).
+    logins: Arc<LoginBook>,
+    remember_s: u64,
     profile: Arc<Profile>,
+    /// A failed login waits about this long (see [`pam_delay`]).
     delay: Duration,
     max_attempts: u32,
     transcript_cap: usize,
@@ -117,6 +122,8 @@ impl TelnetService {
         Ok(TelnetService {
             banner: opts.banner.clone(),
             policy: Arc::new(opts.login.clone()),
+            logins: Arc::clone(&ctx.logins),
+            remember_s: opts.remember.secs(),
             profile: Profile::new(&opts.hostname),
             delay: Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000))),
             max_attempts: opts.max_auth_attempts,
@@ -275,7 +282,13 @@ impl Conn<'_> {
             }
             Phase::Password => {
                 self.line.phase = Phase::User;
-                let success = self.svc.policy.accepts(self.failures, &self.user, &text);
+                let success = self.svc.logins.attempt(
+                    self.session.src.ip(),
+                    &self.user,
+                    &text,
+                    &self.svc.policy,
+                    self.svc.remember_s,
+                );
                 tracing::debug!(session = %self.session.id, username = %self.user, success, "telnet login attempt");
                 self.session
                     .emit(EventKind::AuthAttempt(AuthAttempt {
@@ -292,7 +305,7 @@ impl Conn<'_> {
                     return self.start_shell(wr).await;
                 }
                 self.failures += 1;
-                tokio::time::sleep(self.svc.delay).await;
+                tokio::time::sleep(pam_delay(self.svc.delay)).await;
                 if !send(wr, b"\r\nLogin incorrect\r\n").await {
                     return false;
                 }
@@ -316,7 +329,7 @@ impl Conn<'_> {
             true,
             ShellLimits::default(),
         );
-        let mut t = Transcript::new(self.svc.transcript_cap);
+        let mut t = Transcript::new(self.svc.transcript_cap, self.session);
         let mut effects = Vec::new();
         t.resize(self.size.0, self.size.1, &mut effects);
         t.set_env("TERM", "xterm");

@@ -65,8 +65,10 @@ pub enum LoginPolicy {
     Never,
     /// The first attempt succeeds, whatever it is.
     Always,
-    /// The attempt after `n` failed ones on the same connection succeeds (1-based: 2
-    /// means the third attempt gets in). Brute forcers believe they found a password.
+    /// The attempt after `n` failed ones for the same user from the same source succeeds
+    /// (2 means the third attempt gets in), counted across connections for `remember`;
+    /// the password that got in is then that user's only password for that source.
+    /// Brute forcers, one try per connection or many, believe they found a password.
     AfterAttempts(u32),
     /// Only these (username, password) pairs succeed.
     Credentials(Vec<(String, String)>),
@@ -79,7 +81,8 @@ impl Default for LoginPolicy {
 }
 
 impl LoginPolicy {
-    /// Whether attempt number `failed_before + 1` with these credentials succeeds.
+    /// Whether attempt number `failed_before + 1` with these credentials succeeds, for a
+    /// user with no password remembered yet (the agent's login memory decides the rest).
     pub fn accepts(&self, failed_before: u32, username: &str, password: &str) -> bool {
         match self {
             LoginPolicy::Never => false,
@@ -106,6 +109,75 @@ impl LoginPolicy {
     }
 }
 
+/// How long a login memory lasts, in seconds; written `"7days"`, `"12h"`, `"30m"` or
+/// `"90s"` (also `d`, `day`, `hours`, `min`, `sec`, …). From 1 second to 365 days.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct Remember(u64);
+
+impl Remember {
+    /// The longest memory an operator may configure.
+    pub const MAX_SECS: u64 = 365 * 86_400;
+
+    /// `None` unless 1 ≤ `secs` ≤ [`Remember::MAX_SECS`].
+    pub fn from_secs(secs: u64) -> Option<Remember> {
+        (1..=Self::MAX_SECS)
+            .contains(&secs)
+            .then_some(Remember(secs))
+    }
+
+    pub fn secs(self) -> u64 {
+        self.0
+    }
+}
+
+impl Default for Remember {
+    /// A week: long enough for a bot's next round, short enough to forget a stranger.
+    fn default() -> Self {
+        Remember(7 * 86_400)
+    }
+}
+
+impl TryFrom<String> for Remember {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, String> {
+        let bad = || {
+            format!(
+                "remember: {text:?} is not like \"7days\", \"12h\", \"30m\" or \"90s\" (1s to 365days)"
+            )
+        };
+        let t = text.trim();
+        let digits = t.bytes().take_while(u8::is_ascii_digit).count();
+        let n: u64 = t[..digits].parse().map_err(|_| bad())?;
+        let unit = match t[digits..].trim() {
+            "s" | "sec" | "secs" | "second" | "seconds" => 1,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60,
+            "h" | "hour" | "hours" => 3600,
+            "d" | "day" | "days" => 86_400,
+            _ => return Err(bad()),
+        };
+        n.checked_mul(unit)
+            .and_then(Remember::from_secs)
+            .ok_or_else(bad)
+    }
+}
+
+impl From<Remember> for String {
+    fn from(r: Remember) -> String {
+        let s = r.0;
+        if s % 86_400 == 0 {
+            format!("{}days", s / 86_400)
+        } else if s % 3600 == 0 {
+            format!("{}h", s / 3600)
+        } else if s % 60 == 0 {
+            format!("{}m", s / 60)
+        } else {
+            format!("{s}s")
+        }
+    }
+}
+
 /// SSH honeypot options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -113,7 +185,8 @@ pub struct SshOptions {
     /// Identification string sent to clients, without the trailing CRLF. It should match a
     /// real OpenSSH release so scanners name the product.
     pub server_id: String,
-    /// Delay before a failed login is answered, as OpenSSH does.
+    /// Delay before a failed password is answered: Debian's sshd gets 2 s from pam_unix
+    /// (randomised by PAM within ±25%). Public keys are refused at once, as OpenSSH does.
     pub auth_failure_delay_ms: u32,
     /// Most authentication attempts per connection before it is closed.
     pub max_auth_attempts: u32,
@@ -124,6 +197,10 @@ pub struct SshOptions {
     /// Largest session transcript (asciicast) kept; past it recording stops and the cap
     /// is reported.
     pub max_transcript_bytes: u32,
+    /// How long the node remembers, per source, the attempts counted toward the policy
+    /// and the passwords that got in (accepted again, and the only ones, for that user).
+    /// Last, so that the wire form of the older fields is unchanged.
+    pub remember: Remember,
 }
 
 /// Default cap of a shell session's transcript.
@@ -145,9 +222,10 @@ impl Default for SshOptions {
     fn default() -> Self {
         SshOptions {
             server_id: "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3".into(),
-            auth_failure_delay_ms: 300,
+            auth_failure_delay_ms: 2000,
             max_auth_attempts: 6,
             login: LoginPolicy::default(),
+            remember: Remember::default(),
             hostname: "web-prod-02".into(),
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
@@ -162,11 +240,14 @@ pub struct TelnetOptions {
     pub banner: String,
     pub login: LoginPolicy,
     pub hostname: String,
+    /// Delay before "Login incorrect": Debian's login(1) gets 3 s from pam_faildelay.
     pub auth_failure_delay_ms: u32,
     /// Most login attempts per connection before it is closed.
     pub max_auth_attempts: u32,
     /// Largest session transcript (asciicast) kept.
     pub max_transcript_bytes: u32,
+    /// As SSH's: attempts and accepted passwords remembered per source, for this long.
+    pub remember: Remember,
 }
 
 impl Default for TelnetOptions {
@@ -174,8 +255,9 @@ impl Default for TelnetOptions {
         TelnetOptions {
             banner: "Debian GNU/Linux 12\r\n".into(),
             login: LoginPolicy::default(),
+            remember: Remember::default(),
             hostname: "web-prod-02".into(),
-            auth_failure_delay_ms: 300,
+            auth_failure_delay_ms: 3000,
             max_auth_attempts: 3,
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
@@ -498,6 +580,7 @@ impl NodeConfig {
                             "banner <= 4096 bytes, auth_failure_delay_ms <= 10000, max_auth_attempts >= 1",
                         ));
                     }
+                    o.login.check().map_err(bad)?;
                     if !valid_hostname(&o.hostname) {
                         return Err(bad("hostname: 1 to 64 of a-z, A-Z, 0-9, '-', '.'"));
                     }
@@ -612,6 +695,42 @@ mod tests {
                 }),
             }],
         }
+    }
+
+    #[test]
+    fn remember_parses_units_and_refuses_the_rest() {
+        let r = |t: &str| Remember::try_from(t.to_owned()).map(Remember::secs);
+        assert_eq!(r("7days"), Ok(7 * 86_400));
+        assert_eq!(r("12h"), Ok(43_200));
+        assert_eq!(r("30 min"), Ok(1800));
+        assert_eq!(r("90s"), Ok(90));
+        assert_eq!(r("365d"), Ok(Remember::MAX_SECS));
+        for bad in [
+            "",
+            "0s",
+            "366days",
+            "7",
+            "days",
+            "-1d",
+            "7weeks",
+            "99999999999999999999d",
+        ] {
+            assert!(r(bad).is_err(), "{bad:?}");
+        }
+        // Written back in its largest whole unit, and read again the same.
+        for (secs, text) in [(604_800, "7days"), (7200, "2h"), (120, "2m"), (61, "61s")] {
+            let v = Remember::from_secs(secs).unwrap();
+            assert_eq!(String::from(v), text);
+            let json = serde_json::to_string(&SshOptions {
+                remember: v,
+                ..Default::default()
+            })
+            .unwrap();
+            let back: SshOptions = serde_json::from_str(&json).unwrap();
+            assert_eq!(back.remember, v);
+        }
+        let old: SshOptions = serde_json::from_str("{}").unwrap();
+        assert_eq!(old.remember, Remember::default());
     }
 
     #[test]
