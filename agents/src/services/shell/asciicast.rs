@@ -1,11 +1,13 @@
 //! Session transcripts as asciicast v2 (a JSON header line, then `[t, "o"|"i"|"r", data]`
-//! lines), recorded in memory under a size cap; sans-IO: the caller passes the time.
+//! lines) under a size cap; sans-IO: the caller passes the time and takes the finished
+//! bytes out as the session runs ([`Recorder::take_pending`]), so a long session is never
+//! held whole in memory. The header line is written with the first record: the terminal
+//! size and environment are known by then (a client asks for its pty before its shell).
 
 use std::fmt::Write as _;
 use std::time::Duration;
 
-/// Room kept for the header line, which is written last (the terminal size and the
-/// environment are only known once the client asked for a pty).
+/// Room kept for the header line, which is written with the first record.
 const HEADER_RESERVE: usize = 1024;
 
 /// Most environment variables kept in the header.
@@ -24,7 +26,12 @@ pub(crate) enum Recorded {
 /// An asciicast v2 recording of one session.
 #[derive(Debug)]
 pub(crate) struct Recorder {
-    body: Vec<u8>,
+    /// Bytes written but not yet taken out (header line first, then records).
+    pending: Vec<u8>,
+    /// Record bytes kept so far, taken out or not (what the cap counts).
+    recorded: usize,
+    /// Whether the header line has been written (with the first record).
+    started: bool,
     cap: usize,
     stopped: bool,
     width: u32,
@@ -38,7 +45,9 @@ impl Recorder {
     /// `cap` bounds the whole file, header included.
     pub(crate) fn new(timestamp: i64, cap: usize) -> Self {
         Recorder {
-            body: Vec::new(),
+            pending: Vec::new(),
+            recorded: 0,
+            started: false,
             cap: cap.saturating_sub(HEADER_RESERVE),
             stopped: false,
             width: 80,
@@ -51,7 +60,7 @@ impl Recorder {
     /// The terminal size; after the first record it is also recorded as a resize.
     pub(crate) fn resize(&mut self, t: Duration, width: u32, height: u32) -> Recorded {
         let (width, height) = (width.clamp(1, 1000), height.clamp(1, 1000));
-        if self.body.is_empty() {
+        if !self.started {
             self.width = width;
             self.height = height;
             return Recorded::Kept;
@@ -60,7 +69,11 @@ impl Recorder {
     }
 
     /// An environment variable for the header (TERM, SHELL); bounded in count and size.
+    /// Once the header is written (with the first record) it no longer changes.
     pub(crate) fn set_env(&mut self, key: &str, value: &str) {
+        if self.started {
+            return;
+        }
         if let Some(e) = self.env.iter_mut().find(|(k, _)| k == key) {
             e.1 = clip(value, 128);
         } else if self.env.len() < MAX_ENV {
@@ -78,7 +91,22 @@ impl Recorder {
 
     /// Whether nothing but the header would be written.
     pub(crate) fn is_empty(&self) -> bool {
-        self.body.is_empty()
+        !self.started
+    }
+
+    /// Bytes written and not yet taken out.
+    pub(crate) fn pending_len(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// Takes out what was written so far (whole lines), to be stored as it comes.
+    pub(crate) fn take_pending(&mut self) -> Vec<u8> {
+        std::mem::take(&mut self.pending)
+    }
+
+    /// Stops recording (the caller can no longer store it); later records are dropped.
+    pub(crate) fn stop(&mut self) {
+        self.stopped = true;
     }
 
     fn record(&mut self, t: Duration, code: &str, data: &[u8]) -> Recorded {
@@ -90,7 +118,7 @@ impl Recorder {
         }
         // A record is never shorter than its data plus the brackets and the time, so a
         // record that cannot fit is refused before anything is allocated for it.
-        let room = self.cap.saturating_sub(self.body.len());
+        let room = self.cap.saturating_sub(self.recorded);
         if data.len().saturating_add(16) > room {
             self.stopped = true;
             return Recorded::CapReached;
@@ -101,12 +129,25 @@ impl Recorder {
             self.stopped = true;
             return Recorded::CapReached;
         }
-        self.body.extend_from_slice(line.as_bytes());
+        if !self.started {
+            self.started = true;
+            self.pending = self.header();
+        }
+        self.recorded += line.len();
+        self.pending.extend_from_slice(line.as_bytes());
         Recorded::Kept
     }
 
-    /// The whole file: header line, then the records.
-    pub(crate) fn finish(self) -> Vec<u8> {
+    /// What is left of the file: all of it (header line, then the records) unless parts
+    /// were taken out before.
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        if !self.started {
+            return self.header();
+        }
+        std::mem::take(&mut self.pending)
+    }
+
+    fn header(&self) -> Vec<u8> {
         let mut head = String::with_capacity(256);
         let _ = write!(
             head,
@@ -122,9 +163,7 @@ impl Recorder {
             push_json_str(&mut head, v);
         }
         head.push_str("}}\n");
-        let mut out = head.into_bytes();
-        out.extend_from_slice(&self.body);
-        out
+        head.into_bytes()
     }
 }
 
