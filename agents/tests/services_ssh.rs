@@ -537,7 +537,7 @@ async fn one_try_bots_get_in_by_source_and_keep_their_password_across_restarts()
     let (mut mgr, mut rx, addr) = start(dir.path(), &config).await;
     let a = "127.0.0.1";
     let b = "127.0.0.2";
-    let mut tried = async |rx: &mut mpsc::Receiver<NewEvent>, bind, user, pw| {
+    let tried = async |rx: &mut mpsc::Receiver<NewEvent>, bind, user, pw| {
         let ok = bot_try(addr, bind, user, pw).await;
         let ev = until_disconnect(rx).await;
         let src = ev[0].src.unwrap().ip().to_string();

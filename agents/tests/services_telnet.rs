@@ -245,3 +245,148 @@ async fn nmap_names_linux_telnetd() {
     );
     run.mgr.shutdown().await;
 }
+
+/// One `telnet` connection from `bind` as a one-try bot: `user`/`password` once; `true`
+/// if it got a shell (then it leaves with `exit`).
+async fn telnet_try(port: u16, bind: &str, user: &str, password: &str) -> bool {
+    let mut child = tokio::process::Command::new("telnet")
+        .args(["-b", bind, "127.0.0.1", &port.to_string()])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut c = Client {
+        stdin: child.stdin.take().unwrap(),
+        stdout: child.stdout.take().unwrap(),
+        child,
+        seen: Vec::new(),
+    };
+    let at = c.wait_for(0, "web-prod-02 login: ").await;
+    c.send(user).await;
+    let at = c.wait_for(at, "Password: ").await;
+    c.send(password).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    let ok = loop {
+        let text = String::from_utf8_lossy(&c.seen[at..]).into_owned();
+        if text.contains("Login incorrect") {
+            break false;
+        }
+        if text.contains(&format!("{user}@web-prod-02:")) {
+            break true;
+        }
+        let mut buf = [0u8; 4096];
+        let n = tokio::time::timeout_at(deadline, c.stdout.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("no verdict in {text:?}"))
+            .unwrap();
+        assert!(n > 0, "client ended before a verdict: {text:?}");
+        c.seen.extend_from_slice(&buf[..n]);
+    };
+    if ok {
+        c.send("exit").await;
+        c.wait_for(at, "logout").await;
+    }
+    let _ = tokio::time::timeout(WAIT, c.child.wait()).await;
+    ok
+}
+
+/// Issue 12, login policy, over Telnet and SSH on one node: one try per connection, the
+/// second connection from a source gets in under `after_attempts = 1`; its password
+/// works again and no other does; 127.0.0.2 counts on its own; and SSH shares the
+/// memory (the same accounts on the box imitated): the password that got in over Telnet
+/// gets in over SSH, another is refused, and a failure over Telnet counts for SSH.
+#[tokio::test]
+async fn telnet_one_try_bots_and_ssh_share_the_login_memory() {
+    tools::require(&["telnet", "ssh", "sshpass"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one(
+        "telnet",
+        ServiceKind::Telnet(TelnetOptions {
+            login: LoginPolicy::AfterAttempts(1),
+            auth_failure_delay_ms: 10,
+            max_auth_attempts: 1,
+            ..Default::default()
+        }),
+    );
+    config.services.push(honeybee_proto::config::ServiceConfig {
+        name: "ssh".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enabled: true,
+        kind: ServiceKind::Ssh(honeybee_proto::config::SshOptions {
+            login: LoginPolicy::AfterAttempts(1),
+            auth_failure_delay_ms: 10,
+            ..Default::default()
+        }),
+    });
+    let mut run = start(dir.path(), &config).await;
+    let port = run.addr.port();
+    let ssh_port = run.mgr.status()[1]
+        .listen
+        .parse::<std::net::SocketAddr>()
+        .unwrap()
+        .port();
+    let (a, b) = ("127.0.0.1", "127.0.0.2");
+    let mut verdicts = Vec::new();
+    for (bind, user, pw, want) in [
+        (a, "root", "123456", false),
+        (a, "root", "hunter2", true),
+        (a, "root", "hunter2", true),
+        (a, "root", "123456", false),
+        (b, "root", "hunter2", false),
+    ] {
+        let got = telnet_try(port, bind, user, pw).await;
+        let ev = until_disconnect(&mut run.rx).await;
+        assert_eq!(ev[0].src.unwrap().ip().to_string(), bind);
+        let at = attempts(&ev);
+        assert_eq!(at.len(), 1, "{at:?}");
+        assert_eq!(at[0].success, got);
+        verdicts.push(((bind, user, pw), got, want));
+    }
+    let ssh = async |bind: &str, pw: &str| {
+        let out = tokio::time::timeout(
+            WAIT,
+            tokio::process::Command::new("sshpass")
+                .args(["-p", pw, "ssh", "-b", bind, "-F", "/dev/null"])
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                ])
+                .args([
+                    "-o",
+                    "PreferredAuthentications=password",
+                    "-o",
+                    "PubkeyAuthentication=no",
+                ])
+                .args(["-o", "NumberOfPasswordPrompts=1", "-o", "LogLevel=ERROR"])
+                .args(["-p", &ssh_port.to_string(), "root@127.0.0.1", "echo in"])
+                .stdin(Stdio::null())
+                .kill_on_drop(true)
+                .output(),
+        )
+        .await
+        .expect("ssh in time")
+        .unwrap();
+        out.status.success() && out.stdout == b"in\n"
+    };
+    for (bind, pw, want) in [
+        (a, "hunter2", true),
+        (a, "123456", false),
+        // b's one failure was over Telnet; its next try, over SSH, is the one in.
+        (b, "qwerty", true),
+        (b, "hunter2", false),
+    ] {
+        let got = ssh(bind, pw).await;
+        let _ = until_disconnect(&mut run.rx).await;
+        verdicts.push(((bind, "root(ssh)", pw), got, want));
+    }
+    let wrong: Vec<_> = verdicts
+        .iter()
+        .filter(|(_, got, want)| got != want)
+        .collect();
+    assert!(wrong.is_empty(), "{verdicts:?}");
+    run.mgr.shutdown().await;
+}
