@@ -250,6 +250,37 @@ mod tests {
     }
 
     #[test]
+    fn parts_taken_out_make_the_same_file() {
+        let record = |r: &mut Recorder| {
+            r.resize(ms(0), 120, 40);
+            r.set_env("TERM", "xterm");
+            r.output(ms(1), b"$ ");
+        };
+        let mut whole = Recorder::new(5, 1 << 20);
+        let mut streamed = Recorder::new(5, 1 << 20);
+        record(&mut whole);
+        record(&mut streamed);
+        let mut out = streamed.take_pending();
+        for i in 0..100u64 {
+            let line = format!("line {i}\r\n");
+            whole.input(ms(10 + i), line.as_bytes());
+            streamed.input(ms(10 + i), line.as_bytes());
+            if i % 7 == 0 {
+                out.extend(streamed.take_pending());
+            }
+        }
+        // The header is out with the first record: later environment changes stay out
+        // of it (in both, so the files agree).
+        whole.set_env("SHELL", "/bin/sh");
+        streamed.set_env("SHELL", "/bin/sh");
+        out.extend(streamed.finish());
+        assert_eq!(out, whole.finish());
+        assert!(out.starts_with(
+            br#"{"version":2,"width":120,"height":40,"timestamp":5,"env":{"TERM":"xterm"}}"#
+        ));
+    }
+
+    #[test]
     fn huge_record_does_not_allocate_past_the_cap() {
         let mut r = Recorder::new(0, HEADER_RESERVE + 64);
         let big = vec![0u8; 1 << 20];

@@ -9,16 +9,14 @@ use crate::services::conn::Session;
 use honeybee_proto::capture::CaptureKind;
 use honeybee_proto::event::{EventKind, MAX_FIELD_LEN, clamp};
 use honeybee_proto::ids::SessionId;
-use std::future::Future;
-use std::pin::Pin;
-use std::task::{Context, Poll, Waker};
+use std::sync::mpsc;
 use std::time::Instant;
-use tokio::task::JoinHandle;
 
 /// Recorded bytes gathered before they are written to the spool.
 const CHUNK: usize = 64 * 1024;
-/// Most recorded bytes held while the previous chunk is still being written: a disk that
-/// cannot keep up stops the recording (`transcript` limit) rather than growing memory.
+/// Most recorded bytes held while the previous chunk is still being written; past it the
+/// session waits for that write (back-pressure on a disk that cannot keep up: memory
+/// stays bounded and the recording loses nothing).
 const MAX_BACKLOG: usize = 4 * CHUNK;
 
 /// What a finished chunk write hands back.
@@ -31,8 +29,8 @@ enum Store {
     None,
     /// Ready for the next chunk; the writer is created with the first one.
     Idle(Option<CaptureWriter>),
-    /// A chunk is being written on the blocking pool.
-    Busy(JoinHandle<Written>),
+    /// A chunk is being written on the blocking pool; its result comes on the channel.
+    Busy(mpsc::Receiver<Written>),
     /// The spool refused a chunk: what was written before is kept, nothing more.
     Failed(Option<CaptureWriter>),
 }
@@ -79,29 +77,21 @@ impl Transcript {
         self.drain(effects);
     }
 
-    /// Hands a full chunk to the blocking pool (never waits for the disk here: these
-    /// calls come from protocol handlers, some under a lock).
+    /// Hands a full chunk to the blocking pool. Never waits for the disk here (these calls
+    /// come from protocol handlers, some under a lock) unless the previous chunk is still
+    /// being written and the backlog is full.
     fn drain(&mut self, effects: &mut Vec<Effect>) {
         if self.rec.pending_len() < CHUNK {
             return;
         }
-        self.poll_busy(effects);
+        self.poll_busy(self.rec.pending_len() > MAX_BACKLOG, effects);
         match &mut self.store {
             Store::None | Store::Failed(_) => {
                 // Nothing will keep these bytes: drop them as they come.
                 let _ = self.rec.take_pending();
             }
-            Store::Busy(_) => {
-                if self.rec.pending_len() > MAX_BACKLOG {
-                    self.rec.stop();
-                    let _ = self.rec.take_pending();
-                    effects.push(Effect::Limit {
-                        limit: "transcript",
-                        detail: "capture spool writes fell behind; recording stopped".into(),
-                    });
-                    // What reached the disk is still kept.
-                }
-            }
+            // Still writing, backlog within bounds: the chunk waits.
+            Store::Busy(_) => {}
             Store::Idle(w) => {
                 let writer = w.take();
                 let chunk = self.rec.take_pending();
@@ -110,7 +100,6 @@ impl Transcript {
                 };
                 let (service, session, time_ms) =
                     (self.service.clone(), self.session, self.time_ms);
-                let spawn = tokio::runtime::Handle::try_current();
                 let job = move || -> Written {
                     let mut w = match writer {
                         Some(w) => w,
@@ -127,8 +116,16 @@ impl Transcript {
                     let r = w.write(&chunk);
                     (Some(w), r)
                 };
-                self.store = match spawn {
-                    Ok(rt) => Store::Busy(rt.spawn_blocking(job)),
+                self.store = match tokio::runtime::Handle::try_current() {
+                    Ok(rt) => {
+                        let (tx, rx) = mpsc::sync_channel(1);
+                        // The result is sent back; if the job panics the sender is dropped
+                        // and the receiver sees it.
+                        drop(rt.spawn_blocking(move || {
+                            let _ = tx.send(job());
+                        }));
+                        Store::Busy(rx)
+                    }
                     // Outside a runtime (unit tests) the write is done here.
                     Err(_) => settle(job(), &mut self.rec, effects),
                 };
@@ -136,19 +133,23 @@ impl Transcript {
         }
     }
 
-    /// Takes the result of a chunk write that has finished, without waiting.
-    fn poll_busy(&mut self, effects: &mut Vec<Effect>) {
-        let Store::Busy(h) = &mut self.store else {
+    /// Takes the result of a chunk write that has finished; with `wait`, waits for it.
+    fn poll_busy(&mut self, wait: bool, effects: &mut Vec<Effect>) {
+        let Store::Busy(rx) = &self.store else {
             return;
         };
-        if !h.is_finished() {
-            return;
-        }
-        let mut cx = Context::from_waker(Waker::noop());
-        let done = match Pin::new(h).poll(&mut cx) {
-            Poll::Ready(Ok(done)) => done,
-            Poll::Ready(Err(e)) => (None, Err(std::io::Error::other(e.to_string()).into())),
-            Poll::Pending => return,
+        let done = if wait {
+            rx.recv().map_err(|_| mpsc::TryRecvError::Disconnected)
+        } else {
+            rx.try_recv()
+        };
+        let done = match done {
+            Ok(done) => done,
+            Err(mpsc::TryRecvError::Empty) => return,
+            Err(mpsc::TryRecvError::Disconnected) => (
+                None,
+                Err(std::io::Error::other("transcript write task failed").into()),
+            ),
         };
         self.store = settle(done, &mut self.rec, effects);
     }
@@ -188,14 +189,14 @@ impl Transcript {
             Store::None => return,
             Store::Idle(w) => w,
             Store::Failed(w) => w,
-            Store::Busy(h) => match h.await {
-                Ok((w, Ok(()))) => w,
-                Ok((w, Err(e))) => {
+            Store::Busy(rx) => match tokio::task::spawn_blocking(move || rx.recv()).await {
+                Ok(Ok((w, Ok(())))) => w,
+                Ok(Ok((w, Err(e)))) => {
                     refused = Some(e);
                     w
                 }
-                Err(e) => {
-                    tracing::error!(session = %session.id, error = %e, "transcript write failed");
+                _ => {
+                    tracing::error!(session = %session.id, "transcript write task failed");
                     return;
                 }
             },
@@ -293,5 +294,135 @@ pub(crate) async fn emit(session: &Session, effects: Vec<Effect>) {
             }
         };
         session.emit(kind).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sink::{EventSink, new_session_id};
+    use std::sync::Arc;
+
+    fn session(
+        spool: Option<CaptureSpool>,
+    ) -> (Session, tokio::sync::mpsc::Receiver<crate::sink::NewEvent>) {
+        let (sink, rx) = EventSink::channel(1024);
+        let s = Session {
+            service: Arc::from("telnet"),
+            id: new_session_id(),
+            src: "203.0.113.9:40000".parse().unwrap(),
+            dst: "192.0.2.10:23".parse().unwrap(),
+            sink,
+            captures: spool,
+        };
+        (s, rx)
+    }
+
+    fn on_disk(dir: &std::path::Path) -> u64 {
+        std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().metadata().unwrap().len())
+            .sum()
+    }
+
+    /// Types `n` records of 4 KiB, giving the blocking pool time to catch up as a real
+    /// session's pauses would.
+    async fn type_records(t: &mut Transcript, n: usize, effects: &mut Vec<Effect>) {
+        for _ in 0..n {
+            t.input(&[b'a'; 4096], effects);
+            tokio::task::yield_now().await;
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn recording_streams_and_the_capture_is_the_whole_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = CaptureSpool::open(dir.path(), 64 << 20).unwrap();
+        let (s, mut rx) = session(Some(spool.clone()));
+        let mut t = Transcript::new(8 << 20, &s);
+        let mut effects = Vec::new();
+        t.resize(100, 30, &mut effects);
+        t.set_env("TERM", "vt100");
+        type_records(&mut t, 256, &mut effects).await;
+        assert!(effects.is_empty(), "{effects:?}");
+        // Held in memory: at most the backlog and one record, whatever the length.
+        assert!(t.rec.pending_len() <= MAX_BACKLOG + 8192);
+        t.upload(&s, vec![]).await;
+        let e = rx.recv().await.unwrap();
+        let EventKind::Capture { kind, size, .. } = e.kind else {
+            panic!("{e:?}")
+        };
+        assert_eq!(kind, "transcript");
+        let pending = spool.pending();
+        let content = std::fs::read(&pending[0].1).unwrap();
+        assert_eq!(content.len() as u64, size);
+        let text = String::from_utf8(content).unwrap();
+        let mut lines = text.lines();
+        assert!(
+            lines
+                .next()
+                .unwrap()
+                .starts_with(r#"{"version":2,"width":100,"height":30,"#)
+        );
+        assert_eq!(lines.count(), 256, "every record, in one file");
+        assert_eq!(spool.used_bytes(), on_disk(dir.path()));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_full_spool_stops_the_recording_and_keeps_what_was_stored() {
+        let dir = tempfile::tempdir().unwrap();
+        let spool = CaptureSpool::open(dir.path(), 200 * 1024).unwrap();
+        let (s, mut rx) = session(Some(spool.clone()));
+        let mut t = Transcript::new(8 << 20, &s);
+        let mut effects = Vec::new();
+        type_records(&mut t, 512, &mut effects).await;
+        // Wait (bounded) for the last write to settle, as more typing would.
+        for _ in 0..200 {
+            if effects.iter().any(|e| {
+                matches!(
+                    e,
+                    Effect::Limit {
+                        limit: "capture_spool",
+                        ..
+                    }
+                )
+            }) {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+            type_records(&mut t, 16, &mut effects).await;
+        }
+        assert!(
+            effects.iter().any(|e| matches!(
+                e,
+                Effect::Limit {
+                    limit: "capture_spool",
+                    ..
+                }
+            )),
+            "{effects:?}"
+        );
+        assert_eq!(t.rec.pending_len(), 0, "nothing more is held");
+        t.upload(&s, vec![]).await;
+        let e = rx.recv().await.unwrap();
+        let EventKind::Capture { size, .. } = e.kind else {
+            panic!("{e:?}")
+        };
+        assert!(size > 0 && size <= 200 * 1024, "{size}");
+        // What was kept is whole lines: a valid (shorter) asciicast.
+        let content = std::fs::read(&spool.pending()[0].1).unwrap();
+        assert!(content.ends_with(b"]\n"));
+        assert!(spool.used_bytes() <= 200 * 1024);
+        assert_eq!(spool.used_bytes(), on_disk(dir.path()));
+    }
+
+    #[tokio::test]
+    async fn without_a_spool_nothing_is_held() {
+        let (s, _rx) = session(None);
+        let mut t = Transcript::new(8 << 20, &s);
+        let mut effects = Vec::new();
+        type_records(&mut t, 256, &mut effects).await;
+        assert!(t.rec.pending_len() < CHUNK + 8192);
+        t.upload(&s, vec![]).await;
     }
 }
