@@ -908,6 +908,37 @@ mod tests {
             let _ = render_args(std::slice::from_ref(&data));
         }
 
+        /// Reading in pieces never changes what is parsed: at every read, the resumable
+        /// parser says exactly what a fresh parse of the whole buffer says.
+        #[test]
+        fn resuming_matches_parsing_afresh(
+            data in proptest::collection::vec(prop_oneof![
+                Just(b'*'), Just(b'$'), Just(b'\r'), Just(b'\n'), Just(b'1'), Just(b'2'),
+                Just(b'0'), Just(b'-'), Just(b' '), Just(b'"'), Just(b'a'), any::<u8>(),
+            ], 0..400),
+            step in 1usize..9,
+        ) {
+            let caps = Caps { max_args: 8, max_bulk: 64, max_inline: 128, max_request: 256 };
+            let mut p = Parser::new(caps);
+            let mut buf = Vec::new();
+            for piece in data.chunks(step) {
+                buf.extend_from_slice(piece);
+                // Take every complete request this read made available.
+                for _ in 0..600 {
+                    let fresh = parse(&buf, &caps);
+                    let resumed = p.parse(&buf);
+                    prop_assert_eq!(&resumed, &fresh);
+                    match resumed {
+                        Ok(Parsed::Request { consumed, .. } | Parsed::Skip { consumed }) => {
+                            buf.drain(..consumed);
+                        }
+                        Ok(Parsed::Incomplete) => break,
+                        Err(_) => return Ok(()),
+                    }
+                }
+            }
+        }
+
         #[test]
         fn encoded_requests_round_trip(args in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 1..6)) {
             let mut wire = format!("*{}\r\n", args.len()).into_bytes();
