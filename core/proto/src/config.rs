@@ -166,11 +166,11 @@ impl TryFrom<String> for Remember {
 impl From<Remember> for String {
     fn from(r: Remember) -> String {
         let s = r.0;
-        if s % 86_400 == 0 {
+        if s.is_multiple_of(86_400) {
             format!("{}days", s / 86_400)
-        } else if s % 3600 == 0 {
+        } else if s.is_multiple_of(3600) {
             format!("{}h", s / 3600)
-        } else if s % 60 == 0 {
+        } else if s.is_multiple_of(60) {
             format!("{}m", s / 60)
         } else {
             format!("{s}s")
