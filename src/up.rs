@@ -126,7 +126,7 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
     }
     println!();
     println!(
-        "Try it:   ssh -p 2222 root@127.0.0.1        (the third password gets a shell; all are recorded)"
+        "Try it:   ssh -p 2222 root@127.0.0.1        (the third password for a user gets a shell and keeps working; all are recorded)"
     );
     println!(
         "          telnet 127.0.0.1 2323   curl http://127.0.0.1:8081/   redis-cli -p 6380 INFO"
