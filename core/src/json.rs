@@ -19,6 +19,16 @@ fn addr(a: Option<std::net::SocketAddr>) -> Value {
     }
 }
 
+/// The JSON document for one event, with the store's row id as `event.id` (ECS keyword,
+/// so a decimal string): the cursor live readers resume from (`events_after`).
+pub fn event_json_with_id(e: &StoredEvent, id: i64) -> Value {
+    let mut doc = event_json(e);
+    if let Some(ev) = doc.get_mut("event").and_then(Value::as_object_mut) {
+        ev.insert("id".into(), Value::String(id.to_string()));
+    }
+    doc
+}
+
 /// The JSON document for one event.
 pub fn event_json(e: &StoredEvent) -> Value {
     let ev = &e.event;

@@ -478,7 +478,7 @@ async fn telemetry(
     // Invalid events are acknowledged too: resending them would never succeed.
     let _ = tx.send(CoreMsg::Ack { first, last }).await;
     if let Some(events) = for_bus {
-        publish(shared, node, labels, received_ms, events, &outcome.new_seqs);
+        publish(shared, node, labels, received_ms, events, &outcome);
     }
     Ok(())
 }
@@ -490,13 +490,19 @@ pub(crate) fn publish(
     labels: &Arc<Vec<(String, String)>>,
     received_ms: i64,
     events: Vec<honeybee_proto::event::Event>,
-    new_seqs: &[u64],
+    outcome: &crate::store::InsertOutcome,
 ) {
-    let fresh: std::collections::HashSet<u64> = new_seqs.iter().copied().collect();
+    // seq -> store row id, for the events this call stored (never resent duplicates).
+    let fresh: std::collections::HashMap<u64, i64> = outcome
+        .new_seqs
+        .iter()
+        .copied()
+        .zip(outcome.new_ids.iter().copied())
+        .collect();
     let bus_events: Vec<Arc<BusEvent>> = events
         .into_iter()
-        .filter(|e| fresh.contains(&e.seq))
-        .map(|event| {
+        .filter_map(|e| fresh.get(&e.seq).map(|id| (*id, e)))
+        .map(|(id, event)| {
             let stored = StoredEvent {
                 node: node.clone(),
                 received_ms,
@@ -510,7 +516,9 @@ pub(crate) fn publish(
                 service: stored.event.service.clone(),
                 src_ip: stored.event.src.map(|a| a.ip()),
                 labels: labels.clone(),
-                json: crate::json::event_json(&stored).to_string().into(),
+                json: crate::json::event_json_with_id(&stored, id)
+                    .to_string()
+                    .into(),
             })
         })
         .collect();

@@ -191,7 +191,7 @@ impl Shared {
                 &Arc::new(Vec::new()),
                 received_ms,
                 vec![event],
-                &outcome.new_seqs,
+                &outcome,
             ),
             Ok(_) => {}
             Err(e) => tracing::error!(error = %e, service, "core event not stored"),

@@ -35,6 +35,10 @@ pub const MAX_LAG: u64 = 100_000;
 pub const MAX_SUBSCRIPTIONS: usize = 64;
 /// Requests of one module being handled at once.
 pub const MAX_IN_FLIGHT: usize = 64;
+/// Most events in one `events_after` answer.
+pub const REPLAY_PAGE: u32 = 1000;
+/// An `events_after` answer stops adding events past this many bytes (the frame limit is 1 MiB).
+pub const REPLAY_BYTES: usize = 768 * 1024;
 
 /// How the peer proved who it is.
 #[derive(Debug, Clone)]
@@ -687,6 +691,46 @@ impl Ctx {
                     events.iter().map(crate::json::event_json).collect(),
                 )))
             }
+            "events_after" => {
+                self.need(Permission::EventsRead)?;
+                let after_id = match params.get("after_id") {
+                    None => 0,
+                    Some(v) => v.as_i64().filter(|n| *n >= 0).ok_or((
+                        ErrorCode::BadRequest,
+                        "after_id must be a non-negative integer".to_string(),
+                    ))?,
+                };
+                let limit = params
+                    .get("limit")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(u64::from(REPLAY_PAGE))
+                    .clamp(1, u64::from(REPLAY_PAGE)) as u32;
+                let (rows, newest_id) = self
+                    .shared
+                    .store
+                    .events_after(after_id, limit)
+                    .await
+                    .map_err(|e| internal(&e))?;
+                let full = rows.len() as u32 == limit;
+                // Stop before the answer could pass the frame limit; the reader asks again.
+                let mut bytes = 0usize;
+                let mut events = Vec::with_capacity(rows.len());
+                let mut cut = false;
+                for (id, ev) in &rows {
+                    let doc = crate::json::event_json_with_id(ev, *id);
+                    bytes += doc.to_string().len() + 1;
+                    if bytes > REPLAY_BYTES && !events.is_empty() {
+                        cut = true;
+                        break;
+                    }
+                    events.push(doc);
+                }
+                Ok(Some(json!({
+                    "events": events,
+                    "more": full || cut,
+                    "newest_id": newest_id,
+                })))
+            }
             "captures" => {
                 self.need(Permission::CapturesRead)?;
                 let caps = self
@@ -727,7 +771,9 @@ impl Ctx {
             }
             other => Err((
                 ErrorCode::BadRequest,
-                format!("unknown query {other:?}; known: nodes, events, captures, stats"),
+                format!(
+                    "unknown query {other:?}; known: nodes, events, events_after, captures, stats"
+                ),
             )),
         }
     }

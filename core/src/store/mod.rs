@@ -100,6 +100,9 @@ pub struct InsertOutcome {
     /// Sequence numbers stored by this call, in batch order: what the event bus publishes,
     /// so subscribers never see a resent duplicate.
     pub new_seqs: Vec<u64>,
+    /// The store's row id of each event in `new_seqs` (same order): the order events were
+    /// stored in, which live readers use to resume after a reconnect (`events_after`).
+    pub new_ids: Vec<i64>,
 }
 
 /// A node as the registry knows it.

@@ -323,6 +323,7 @@ impl SqliteStore {
                 if n == 1 {
                     out.inserted += 1;
                     out.new_seqs.push(r.seq as u64);
+                    out.new_ids.push(c.last_insert_rowid());
                 } else {
                     out.duplicates += 1;
                 }
@@ -394,6 +395,38 @@ impl SqliteStore {
                 }
             }
             Ok(out)
+        })
+        .await
+    }
+
+    /// Events stored after row id `after_id`, oldest first (store order), at most `limit`,
+    /// each with its row id; and the newest row id stored now (0 if none). Lets a live
+    /// reader that lost its subscription resume exactly where it stopped.
+    pub async fn events_after(
+        &self,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<(Vec<(i64, StoredEvent)>, i64), StoreError> {
+        self.read(move |c| {
+            let newest: Option<i64> = c
+                .prepare_cached("SELECT MAX(id) FROM events")?
+                .query_row([], |r| r.get(0))?;
+            let mut stmt = c.prepare_cached(
+                "SELECT node, received_ms, body, id FROM events WHERE id > ?1 ORDER BY id LIMIT ?2",
+            )?;
+            let mut rows = stmt.query(params![after_id, limit])?;
+            let mut out = Vec::new();
+            while let Some(row) = rows.next()? {
+                let id: i64 = row.get(3)?;
+                match stored_event_from_row(row) {
+                    Ok(ev) => out.push((id, ev)),
+                    Err(StoreError::Corrupt { why, .. }) => {
+                        tracing::warn!(row = id, why, "skipping unreadable stored event");
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok((out, newest.unwrap_or(0)))
         })
         .await
     }
