@@ -187,6 +187,8 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
         limiter: Mutex::new(ratelimit::LoginLimiter::new(opts.limits)),
         hashes: ratelimit::HashGate::new(&opts.limits),
         live,
+        recent: Mutex::new(Default::default()),
+        live_from: std::sync::atomic::AtomicI64::new(-1),
         health: Mutex::new(Default::default()),
         tls: tls.is_some(),
         started: std::time::Instant::now(),

@@ -7,8 +7,8 @@ use crate::auth::{self, Authed};
 use crate::error::ApiError;
 use crate::state::{AppState, HealthSample};
 use crate::views;
-use axum::extract::State;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
 use honeybee_proto::admin::{AdminRequest, AdminResponse, NodeInfo};
@@ -19,7 +19,10 @@ use honeybee_proto::module::{
 use honeybee_proto::{Role, alpn};
 use serde_json::{Value, json};
 use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
+use tokio::sync::broadcast;
 use tokio::sync::broadcast::error::RecvError;
 
 /// How often the core is asked for nodes and alerts.
@@ -45,9 +48,16 @@ fn origin_ok(headers: &HeaderMap) -> bool {
     origin_host.eq_ignore_ascii_case(host)
 }
 
+/// `/api/ws?last_id=N`: a browser that reconnects says the last event id it has.
+#[derive(Debug, serde::Deserialize)]
+pub struct WsQuery {
+    last_id: Option<i64>,
+}
+
 pub async fn ws(
     State(app): State<AppState>,
     a: Authed,
+    Query(q): Query<WsQuery>,
     headers: HeaderMap,
     upgrade: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
@@ -58,11 +68,44 @@ pub async fn ws(
     }
     Ok(upgrade
         .max_message_size(64 * 1024)
-        .on_upgrade(move |socket| serve_socket(app, a, socket)))
+        .on_upgrade(move |socket| serve_socket(app, a, socket, q.last_id)))
 }
 
-async fn serve_socket(app: AppState, a: Authed, mut socket: WebSocket) {
-    let mut rx = app.live.subscribe();
+/// What a reconnecting browser is sent before live messages: the kept events after its
+/// `last_id`, preceded by a `missed` message when some of what it lacks is no longer kept.
+fn resume_messages(
+    app: &AppState,
+    last_id: Option<i64>,
+) -> (broadcast::Receiver<Arc<str>>, Vec<Arc<str>>) {
+    let start = app.subscribe_live(last_id.unwrap_or(i64::MAX));
+    let mut out = Vec::new();
+    if let Some(last) = last_id {
+        // Everything after `floor` was kept; what lies between `last` and it is gone.
+        let floor = match start.oldest {
+            Some(oldest) => oldest - 1,
+            None => app.live_from.load(Ordering::Relaxed),
+        };
+        if floor > last && last >= 0 {
+            out.push(Arc::from(
+                json!({"type": "missed", "count": floor - last, "reason": "reconnect"}).to_string(),
+            ));
+        }
+        out.extend(start.replay.into_iter().map(|(_, text)| text));
+    }
+    (start.rx, out)
+}
+
+async fn serve_socket(app: AppState, a: Authed, mut socket: WebSocket, last_id: Option<i64>) {
+    let (mut rx, replay) = resume_messages(&app, last_id);
+    for text in replay {
+        if socket
+            .send(Message::Text(text.to_string().into()))
+            .await
+            .is_err()
+        {
+            return;
+        }
+    }
     let mut recheck = tokio::time::interval(SESSION_RECHECK);
     recheck.tick().await;
     tracing::debug!(user = %a.user(), "websocket opened");
@@ -101,18 +144,119 @@ pub fn spawn_feeds(app: AppState) -> Vec<tokio::task::JoinHandle<()>> {
     ]
 }
 
+/// Why one connection to the core ended, and whether it had been established (a hello
+/// answered), which resets the retry backoff.
+struct StreamEnd {
+    established: bool,
+    reason: String,
+}
+
 async fn event_feed(app: AppState) {
-    let mut backoff = Duration::from_millis(250);
+    let mut backoff = BACKOFF_MIN;
+    let mut cursor = Cursor::default();
     loop {
-        match stream_events(&app).await {
-            Ok(()) => backoff = Duration::from_millis(250),
-            Err(e) => {
-                tracing::warn!(error = %e, "live event stream from the core interrupted");
-                backoff = (backoff * 2).min(Duration::from_secs(10));
-            }
+        let end = stream_events(&app, &mut cursor).await;
+        if end.established {
+            // A healthy connection that ended (core restart, network blip): normal, retry soon.
+            backoff = BACKOFF_MIN;
+            tracing::info!(reason = %end.reason, retry_ms = backoff.as_millis() as u64,
+                "live event stream from the core ended; reconnecting and resuming");
+        } else {
+            tracing::warn!(reason = %end.reason, retry_ms = backoff.as_millis() as u64,
+                "could not open the live event stream from the core; retrying");
         }
         tokio::time::sleep(backoff).await;
+        if !end.established {
+            backoff = (backoff * 2).min(BACKOFF_MAX);
+        }
     }
+}
+
+/// First retry after the core connection ends; doubled after each failed try.
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+/// Longest wait between tries.
+const BACKOFF_MAX: Duration = Duration::from_secs(10);
+/// The core closes a module connection after 90 s without a message: ping well within it.
+pub const KEEPALIVE: Duration = Duration::from_secs(30);
+/// Events replayed from the store after a reconnect before the dashboard gives up and
+/// tells browsers how many it skipped.
+pub const MAX_REPLAY: u64 = 10_000;
+/// Live events held while the replay runs (they are sent after it, in order).
+const MAX_HELD: usize = 20_000;
+/// Forwarded ids above the contiguous watermark kept for de-duplication; past this, a gap
+/// (events the core told us it dropped) is accepted and the watermark jumps.
+const MAX_PENDING: usize = 8192;
+
+/// Which stored events (by store row id) have been sent to browsers: every id up to
+/// `done`, and the ids in `ahead`. Ids are assigned in store order without holes, but
+/// concurrent ingest can publish them slightly out of order, hence `ahead`.
+#[derive(Default)]
+struct Cursor {
+    /// `None` until the first connection says where the store is.
+    done: Option<i64>,
+    ahead: std::collections::BTreeSet<i64>,
+}
+
+impl Cursor {
+    fn seen(&self, id: i64) -> bool {
+        self.done.is_some_and(|d| id <= d) || self.ahead.contains(&id)
+    }
+
+    fn mark(&mut self, id: i64) {
+        let Some(mut done) = self.done else {
+            self.done = Some(id);
+            return;
+        };
+        if id <= done {
+            return;
+        }
+        self.ahead.insert(id);
+        if self.ahead.len() > MAX_PENDING
+            && let Some(first) = self.ahead.first().copied()
+        {
+            done = first - 1;
+        }
+        self.done = Some(done);
+        self.settle();
+    }
+
+    /// Moves `done` over the ids in `ahead` that now follow it without a hole.
+    fn settle(&mut self) {
+        let Some(mut done) = self.done else { return };
+        while let Some(first) = self.ahead.first().copied() {
+            if first > done + 1 {
+                break;
+            }
+            self.ahead.pop_first();
+            done = done.max(first);
+        }
+        self.done = Some(done);
+    }
+
+    /// Sends one stored event to browsers unless it was sent already.
+    fn forward(&mut self, app: &AppState, id: Option<i64>, event: Value) {
+        let Some(id) = id else {
+            // A core without event ids: forwarded as is, without resume.
+            app.broadcast(&json!({"type": "event", "event": views::with_time_ms(event)}));
+            return;
+        };
+        if self.seen(id) {
+            return;
+        }
+        self.mark(id);
+        app.broadcast_event(
+            id,
+            &json!({"type": "event", "id": id, "event": views::with_time_ms(event)}),
+        );
+    }
+}
+
+/// The store row id the core puts in `event.id` (a decimal string).
+fn event_id(event: &Value) -> Option<i64> {
+    let v = event.get("event")?.get("id")?;
+    v.as_str()
+        .and_then(|s| s.parse().ok())
+        .or_else(|| v.as_i64())
 }
 
 async fn write_msg(send: &mut quinn::SendStream, req: &ModuleRequest) -> Result<(), String> {
@@ -134,8 +278,36 @@ async fn read_msg(recv: &mut quinn::RecvStream) -> Result<ModuleMessage, String>
     decode_json(&body).map_err(|e| e.to_string())
 }
 
+/// Replay progress on one connection.
+struct Replay {
+    /// The outstanding `events_after` request.
+    query_id: u64,
+    /// The last id the replay asked after or received.
+    after: i64,
+    /// Events replayed so far on this connection.
+    sent: u64,
+    /// Live events that arrived meanwhile, sent once the replay is done.
+    held: Vec<(Option<i64>, Value)>,
+}
+
 /// One connection's worth of live events; returns when it ends.
-async fn stream_events(app: &AppState) -> Result<(), String> {
+async fn stream_events(app: &AppState, cursor: &mut Cursor) -> StreamEnd {
+    let mut established = false;
+    let reason = match run_stream(app, cursor, &mut established).await {
+        Ok(()) => "closed".to_string(),
+        Err(e) => e,
+    };
+    StreamEnd {
+        established,
+        reason,
+    }
+}
+
+async fn run_stream(
+    app: &AppState,
+    cursor: &mut Cursor,
+    established: &mut bool,
+) -> Result<(), String> {
     let addr = app.core.core_addr().map_err(|e| e.to_string())?;
     let (ca, chain, key) = app.core.tls_identity();
     let tls = honeybee_pki::tls::client_config(
@@ -172,6 +344,22 @@ async fn stream_events(app: &AppState) -> Result<(), String> {
         ModuleMessage::Welcome { .. } => {}
         other => return Err(format!("expected welcome, got {other:?}")),
     }
+    *established = true;
+    // Reading frames is not cancel-safe, so one task reads and the loop below selects on
+    // its channel and the keepalive timer.
+    let (frames_tx, mut frames) = tokio::sync::mpsc::channel::<Result<ModuleMessage, String>>(256);
+    let reader = tokio::spawn(async move {
+        loop {
+            let m = read_msg(&mut recv).await;
+            let stop = m.is_err();
+            if frames_tx.send(m).await.is_err() || stop {
+                break;
+            }
+        }
+    });
+    let _reader = AbortOnDrop(reader);
+    // Subscribe first, then ask the store what came after the cursor: an event stored in
+    // between arrives both ways and is sent once.
     write_msg(
         &mut send,
         &ModuleRequest::Subscribe {
@@ -180,20 +368,176 @@ async fn stream_events(app: &AppState) -> Result<(), String> {
         },
     )
     .await?;
-    tracing::info!(core = %addr, "live event stream from the core open");
+    let mut next_id = 2u64;
+    let mut replay = Some(Replay {
+        query_id: next_id,
+        after: cursor.done.unwrap_or(0),
+        sent: 0,
+        held: Vec::new(),
+    });
+    // On the first connection there is nothing to resume: ask only where the store is.
+    let first = cursor.done.is_none();
+    write_msg(
+        &mut send,
+        &events_after(
+            next_id,
+            cursor.done.unwrap_or(i64::MAX),
+            if first { 1 } else { 1000 },
+        ),
+    )
+    .await?;
+    next_id += 1;
+    tracing::info!(core = %addr, resume_after = ?cursor.done, "live event stream from the core open");
+    let mut keepalive = tokio::time::interval(KEEPALIVE);
+    keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    keepalive.tick().await;
     loop {
-        match read_msg(&mut recv).await? {
+        let msg = tokio::select! {
+            m = frames.recv() => match m {
+                Some(m) => m?,
+                None => return Err("reader stopped".into()),
+            },
+            _ = keepalive.tick() => {
+                write_msg(&mut send, &ModuleRequest::Ping { id: next_id }).await?;
+                next_id += 1;
+                continue;
+            }
+        };
+        match msg {
             ModuleMessage::Event { event, .. } => {
-                app.broadcast(&json!({"type": "event", "event": views::with_time_ms(event)}));
+                let id = event_id(&event);
+                match replay.as_mut() {
+                    Some(r) if r.held.len() < MAX_HELD => r.held.push((id, event)),
+                    // Held too many: the replay is abandoned below, counted as missed.
+                    Some(_) => {}
+                    None => cursor.forward(app, id, event),
+                }
+            }
+            ModuleMessage::Result { id, data }
+                if replay.as_ref().is_some_and(|r| r.query_id == id) =>
+            {
+                let Some(mut r) = replay.take() else { continue };
+                let page = match data.get("events") {
+                    Some(Value::Array(page)) => page.clone(),
+                    _ => Vec::new(),
+                };
+                let more = data.get("more").and_then(Value::as_bool).unwrap_or(false);
+                let newest = data.get("newest_id").and_then(Value::as_i64).unwrap_or(0);
+                if first {
+                    // Nothing to resume: live from here on.
+                    cursor.done = Some(newest);
+                    app.live_from.store(newest, Ordering::Relaxed);
+                } else {
+                    for ev in page {
+                        let id = event_id(&ev);
+                        if let Some(id) = id {
+                            r.after = r.after.max(id);
+                        }
+                        cursor.forward(app, id, ev);
+                        r.sent += 1;
+                    }
+                }
+                let held_full = r.held.len() >= MAX_HELD;
+                if !first && more && r.sent < MAX_REPLAY && !held_full {
+                    r.query_id = next_id;
+                    next_id += 1;
+                    write_msg(&mut send, &events_after(r.query_id, r.after, 1000)).await?;
+                    replay = Some(r);
+                    continue;
+                }
+                let mut held = std::mem::take(&mut r.held);
+                if !first && (more || held_full) {
+                    held = skip_gap(app, cursor, newest, held);
+                }
+                held.sort_by_key(|(id, _)| *id);
+                for (id, ev) in held {
+                    cursor.forward(app, id, ev);
+                }
+                tracing::info!(
+                    replayed = r.sent,
+                    "live event stream caught up with the store"
+                );
+            }
+            ModuleMessage::Error {
+                id: Some(id),
+                message,
+                ..
+            } if replay.as_ref().is_some_and(|r| r.query_id == id) => {
+                // A core without `events_after`: live events only, and browsers are told
+                // that some may be missing.
+                tracing::warn!(error = %message, "the core cannot replay events; some may be missing");
+                if !first {
+                    app.broadcast(&json!({"type": "missed", "count": null, "reason": "reconnect"}));
+                }
+                if let Some(r) = replay.take() {
+                    for (id, ev) in r.held {
+                        cursor.forward(app, id, ev);
+                    }
+                }
             }
             ModuleMessage::Missed { count } => {
                 tracing::warn!(count, "the core dropped live events for the dashboard");
+                app.broadcast(&json!({"type": "missed", "count": count, "reason": "core"}));
             }
             ModuleMessage::Error {
                 id: None, message, ..
             } => return Err(message),
             _ => {}
         }
+    }
+}
+
+/// Gives up replaying: every event up to `newest` neither sent nor held is counted and
+/// browsers are told how many; the cursor moves past them. Returns the held events still
+/// to send, in id order.
+fn skip_gap(
+    app: &AppState,
+    cursor: &mut Cursor,
+    newest: i64,
+    mut held: Vec<(Option<i64>, Value)>,
+) -> Vec<(Option<i64>, Value)> {
+    let done = cursor.done.unwrap_or(newest);
+    held.sort_by_key(|(id, _)| *id);
+    held.dedup_by_key(|(id, _)| *id);
+    let in_gap = |id: &i64| *id > done && *id <= newest;
+    let held_in_gap = held
+        .iter()
+        .filter(|(id, _)| id.is_some_and(|i| in_gap(&i) && !cursor.ahead.contains(&i)))
+        .count() as i64;
+    let ahead_in_gap = cursor.ahead.iter().filter(|i| in_gap(i)).count() as i64;
+    let missed = (newest - done - held_in_gap - ahead_in_gap).max(0);
+    tracing::warn!(
+        missed,
+        "too many events stored while the live stream was down; skipped"
+    );
+    app.broadcast(&json!({"type": "missed", "count": missed, "reason": "reconnect"}));
+    // Held events inside the skipped range are still sent, before the cursor jumps.
+    let (gap, rest): (Vec<_>, Vec<_>) = held
+        .into_iter()
+        .partition(|(id, _)| id.is_some_and(|i| in_gap(&i)));
+    for (id, ev) in gap {
+        cursor.forward(app, id, ev);
+    }
+    cursor.done = Some(done.max(newest));
+    cursor.ahead.retain(|i| *i > newest);
+    cursor.settle();
+    rest
+}
+
+fn events_after(id: u64, after_id: i64, limit: u32) -> ModuleRequest {
+    ModuleRequest::Query {
+        id,
+        what: "events_after".into(),
+        params: json!({"after_id": after_id, "limit": limit}),
+    }
+}
+
+/// Aborts the frame reader when the connection's loop ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

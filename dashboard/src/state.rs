@@ -37,6 +37,13 @@ pub struct App {
     pub hashes: HashGate,
     /// Serialised WebSocket messages for every connected browser.
     pub live: broadcast::Sender<Arc<str>>,
+    /// The newest event messages sent on `live`, with their store ids (at most
+    /// `LIVE_BACKLOG`), so a browser that reconnects with `?last_id=` gets what it missed.
+    /// Held while sending, so a new socket's snapshot and subscription agree.
+    pub recent: Mutex<VecDeque<(i64, Arc<str>)>>,
+    /// The store id the live feed started after (-1 before it first reached the core):
+    /// what a reconnecting browser with an older id cannot get from `recent`.
+    pub live_from: std::sync::atomic::AtomicI64,
     pub health: Mutex<HashMap<String, VecDeque<HealthSample>>>,
     /// Cookies get `Secure` when the dashboard serves HTTPS.
     pub tls: bool,
@@ -75,6 +82,41 @@ impl App {
     pub fn broadcast(&self, msg: &serde_json::Value) {
         let _ = self.live.send(Arc::from(msg.to_string()));
     }
+
+    /// Sends one stored event (store id `id`) to every WebSocket client and keeps it for
+    /// browsers that reconnect.
+    pub fn broadcast_event(&self, id: i64, msg: &serde_json::Value) {
+        let text: Arc<str> = Arc::from(msg.to_string());
+        let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        if recent.len() >= LIVE_BACKLOG {
+            recent.pop_front();
+        }
+        recent.push_back((id, text.clone()));
+        let _ = self.live.send(text);
+    }
+
+    /// A new WebSocket's subscription, the kept events after `last_id` it should replay
+    /// first, and the oldest id kept; taken under one lock so that every later event
+    /// arrives on the subscription and none is in both.
+    pub fn subscribe_live(&self, last_id: i64) -> LiveStart {
+        let recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+        LiveStart {
+            rx: self.live.subscribe(),
+            replay: recent
+                .iter()
+                .filter(|(id, _)| *id > last_id)
+                .cloned()
+                .collect(),
+            oldest: recent.front().map(|(id, _)| *id),
+        }
+    }
+}
+
+/// See [`App::subscribe_live`].
+pub struct LiveStart {
+    pub rx: broadcast::Receiver<Arc<str>>,
+    pub replay: Vec<(i64, Arc<str>)>,
+    pub oldest: Option<i64>,
 }
 
 pub fn link_error(e: LinkError) -> ApiError {

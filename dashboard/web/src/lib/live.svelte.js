@@ -1,8 +1,13 @@
 // The live feed: one WebSocket to /api/ws for the whole app, reconnected with backoff.
 // Pages subscribe to `event`, `node` and `alert` messages; the connection state is shown
-// in the header so nobody trusts a stale screen.
+// in the header so nobody trusts a stale screen. Event messages carry the store's id; on a
+// reconnect the socket sends the last one (`?last_id=`) and the backend replays what this
+// page missed, or says how many it could not (`missed`, shown with a reload offer).
 
-export const live = $state({ connected: false, since: null, received: 0, missed: 0 });
+export const live = $state({ connected: false, since: null, received: 0, missed: 0, unknownMissed: false });
+
+// The newest event id this page has shown; null until the first event.
+let lastId = null;
 
 const handlers = { event: new Set(), node: new Set(), alert: new Set() };
 let ws = null;
@@ -30,7 +35,8 @@ function dispatch(msg) {
 function open() {
   clearTimeout(timer);
   if (!wanted) return;
-  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/ws`;
+  const resume = lastId == null ? '' : `?last_id=${lastId}`;
+  const url = `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/api/ws${resume}`;
   const sock = new WebSocket(url);
   ws = sock;
   sock.onopen = () => {
@@ -49,7 +55,15 @@ function open() {
     if (msg?.type === 'lagged') {
       // The backend dropped messages for this slow client: pages offer a reload.
       live.missed += Number(msg.missed) || 1;
+    } else if (msg?.type === 'missed') {
+      // Events the live feed could not replay after a reconnect (count null: unknown).
+      if (msg.count == null) live.unknownMissed = true;
+      else live.missed += Number(msg.count) || 0;
     } else if (msg && typeof msg === 'object') {
+      if (msg.type === 'event' && Number.isInteger(msg.id)) {
+        // The backend sends each id once; remember the newest for the next reconnect.
+        lastId = lastId == null ? msg.id : Math.max(lastId, msg.id);
+      }
       dispatch(msg);
     }
   };
