@@ -248,6 +248,11 @@ pub fn redis_session(data: &[u8]) {
         facts: ServerFacts::new("7.2.4", "foobared".into(), NOW_S * 1000),
         require_auth: pick & 0x80 != 0,
         login: LoginPolicy::AfterAttempts(1),
+        // In memory only: nothing is written to disk.
+        node: crate::services::redis::keyspace::Node::memory(
+            std::time::Duration::from_secs(7 * 86_400),
+            NOW_S * 1000,
+        ),
     });
     let mut conn = Conn::new(
         settings,

@@ -19,6 +19,7 @@ fn redis(require_auth: bool, login: LoginPolicy) -> ServiceKind {
         version: "7.0.15".into(),
         require_auth,
         login,
+        ..RedisOptions::default()
     })
 }
 

@@ -423,7 +423,7 @@ async fn start(
         ServiceKind::Http(o) => Protocol::Http(http::HttpService::new(o, ctx).map_err(invalid)?),
         ServiceKind::Ftp(o) => Protocol::Ftp(ftp::FtpService::new(o, ctx).map_err(invalid)?),
         ServiceKind::Redis(o) => {
-            Protocol::Redis(redis::RedisService::new(o, ctx).map_err(invalid)?)
+            Protocol::Redis(redis::RedisService::new(o, ctx, &cfg.name).map_err(invalid)?)
         }
         ServiceKind::Mysql(o) => {
             Protocol::Mysql(mysql::MysqlService::new(o, ctx).map_err(invalid)?)

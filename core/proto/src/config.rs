@@ -347,6 +347,11 @@ pub struct RedisOptions {
     pub require_auth: bool,
     /// Which AUTH passwords succeed (the username is `default` unless given).
     pub login: LoginPolicy,
+    /// The node keeps one keyspace per Redis service, shared by every connection and
+    /// saved in the agent's data directory; a key is forgotten this long after it was
+    /// last written (a TTL, if shorter, still applies). Last, so that the wire form of
+    /// the older fields is unchanged.
+    pub persist: Remember,
 }
 
 impl Default for RedisOptions {
@@ -355,6 +360,7 @@ impl Default for RedisOptions {
             version: "7.0.15".into(),
             require_auth: false,
             login: LoginPolicy::Never,
+            persist: Remember::default(),
         }
     }
 }

@@ -1,31 +1,40 @@
 //! One Redis connection as a sans-IO state machine: a parsed command and the time go in;
-//! the reply, the events to record and whether to close come out. The keyspace, CONFIG
-//! changes and cached scripts live here, bounded, per connection.
+//! the reply, the events to record and whether to close come out. The keyspace and the
+//! CONFIG SET values are the node's (`keyspace.rs`), shared by every connection of the
+//! service; cached scripts live here, bounded, per connection.
 
 use super::info::{self, CONFIG_DEFAULTS, InfoView, ServerFacts, glob};
+use super::keyspace::{
+    self, DATABASES, Entry, Keyspace, MAX_BYTES, MAX_KEYS, MAX_VALUE, Node, Refusal, SOURCE_BYTES,
+    SOURCE_KEYS, Source,
+};
 use super::resp::{Reply, parse_i64};
 use honeybee_proto::config::LoginPolicy;
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Databases, as `databases 16`.
-const DATABASES: usize = 16;
-/// Most keys a connection may hold, all databases together.
-pub(crate) const MAX_KEYS: usize = 256;
-/// Most bytes of keys, values, CONFIG values and scripts a connection may hold.
-pub(crate) const MAX_STATE_BYTES: usize = 128 * 1024;
+/// Most bytes of scripts one connection may cache.
+pub(crate) const MAX_SCRIPT_BYTES: usize = 128 * 1024;
 /// Most scripts cached by EVAL / SCRIPT LOAD.
 const MAX_SCRIPTS: usize = 32;
+/// Most bytes of stored values one SAVE capture keeps (the rest is cut, and the capture
+/// says so): the would-be file of a full keyspace is 4 MiB.
+const MAX_SAVE_CAPTURE: usize = 1024 * 1024;
+/// SCAN's page when COUNT is not given, as Redis's.
+const SCAN_COUNT: usize = 10;
+/// Most keys one SCAN page may hold, whatever COUNT says.
+const MAX_SCAN_COUNT: usize = 1000;
 /// Glob steps one command may spend (KEYS, SCAN, CONFIG GET).
 const GLOB_BUDGET: u64 = 2_000_000;
-/// Most bytes one reply may take on the wire. A reply that shows each stored byte once
-/// (`GET`, `KEYS *`, `MGET` of distinct keys, `CONFIG GET *`) always fits; one that
-/// repeats stored values (`MGET k k k …`) does not. It is charged while the reply is
-/// built, before each value is copied, and checked once more on the finished reply. Past
-/// it the connection is closed without an answer, which is what Redis does to a client
-/// over its `client-output-buffer-limit`, and that is a `redis_reply` event.
-pub(crate) const MAX_REPLY_BYTES: usize = MAX_STATE_BYTES + 8 * 1024;
+/// Most bytes one reply may take on the wire. Any one value (≤ 128 KiB), a SCAN page,
+/// `CONFIG GET *`, and `KEYS *` of a full keyspace whose keys average up to 112 bytes
+/// always fit; a reply that repeats stored values (`MGET k k k …`) does not. It is
+/// charged while the reply is built, before each value is copied, and checked once more
+/// on the finished reply. Past it the connection is closed without an answer, which is
+/// what Redis does to a client over its `client-output-buffer-limit`, and that is a
+/// `redis_reply` event.
+pub(crate) const MAX_REPLY_BYTES: usize = 512 * 1024;
 /// What one array element or bulk costs besides its bytes (`$`, length, two CRLFs).
 const REPLY_ITEM_OVERHEAD: usize = 16;
 
@@ -73,12 +82,8 @@ pub(crate) struct Settings {
     pub facts: ServerFacts,
     pub require_auth: bool,
     pub login: LoginPolicy,
-}
-
-#[derive(Debug)]
-struct Entry {
-    value: Vec<u8>,
-    expires_unix_ms: Option<i64>,
+    /// The node's keyspace for this service.
+    pub node: Arc<Node>,
 }
 
 /// One connection's state.
@@ -93,21 +98,18 @@ pub(crate) struct Conn {
     authed: bool,
     failed_auths: u32,
     db: usize,
-    dbs: Vec<BTreeMap<Vec<u8>, Entry>>,
-    keys: usize,
-    bytes: usize,
+    /// Whom the keys this connection writes are charged to.
+    source: Source,
+    /// Bytes of this connection's cached scripts.
+    script_bytes: usize,
     limit_reported: bool,
     /// Reply bytes the current command may still produce.
     reply_left: usize,
     /// The current command's reply went over [`MAX_REPLY_BYTES`].
     reply_over: bool,
-    config: BTreeMap<&'static str, Vec<u8>>,
     scripts: HashMap<String, Vec<u8>>,
     client_name: Option<Vec<u8>>,
     replica_of: Option<(String, u16, i64)>,
-    changes_since_save: u64,
-    last_save_unix: i64,
-    saves: u64,
     started_unix_ms: i64,
 }
 
@@ -202,19 +204,14 @@ impl Conn {
             authed: false,
             failed_auths: 0,
             db: 0,
-            dbs: (0..DATABASES).map(|_| BTreeMap::new()).collect(),
-            keys: 0,
-            bytes: 0,
+            source: keyspace::source_of(peer.ip()),
+            script_bytes: 0,
             limit_reported: false,
             reply_left: MAX_REPLY_BYTES,
             reply_over: false,
-            config: BTreeMap::new(),
             scripts: HashMap::new(),
             client_name: None,
             replica_of: None,
-            changes_since_save: 0,
-            last_save_unix: settings.facts.boot_unix_ms / 1000 + 3,
-            saves: 0,
             started_unix_ms: clock.unix_ms,
             settings,
         }
@@ -275,7 +272,6 @@ impl Conn {
         if self.settings.require_auth && !self.authed && !no_auth {
             return Outcome::reply(Reply::err("NOAUTH Authentication required."));
         }
-        self.expire(clock);
         let a = &args[1..];
         match name.as_str() {
             "quit" => Outcome {
@@ -293,7 +289,10 @@ impl Conn {
             "echo" => Outcome::reply(Reply::bulk(&a[0])),
             "info" => {
                 let sections: Vec<String> = a.iter().take(16).map(|s| lower(s)).collect();
-                let text = info::info(&self.settings.facts, &self.view(clock), &sections);
+                let node = Arc::clone(&self.settings.node);
+                let mut ks = node.lock();
+                ks.sweep(clock.unix_ms);
+                let text = info::info(&self.settings.facts, &self.view(&ks, clock), &sections);
                 Outcome::reply(Reply::Bulk(text.into_bytes()))
             }
             "config" => self.config(a),
@@ -319,7 +318,11 @@ impl Conn {
             "monitor" => Outcome::reply(Reply::ok()),
             _ => {
                 let mut events = Vec::new();
-                let reply = self.data(&name, a, clock, &mut events);
+                // One short lock per command, never across an await (this is sync).
+                let node = Arc::clone(&self.settings.node);
+                let mut ks = node.lock();
+                ks.sweep(clock.unix_ms);
+                let reply = self.data(&mut ks, &name, a, clock, &mut events);
                 Outcome {
                     reply: Some(reply),
                     events,
@@ -455,8 +458,8 @@ impl Conn {
         }
     }
 
-    fn config_value(&self, name: &str) -> Vec<u8> {
-        if let Some(v) = self.config.get(name) {
+    fn config_value(&self, ks: &Keyspace, name: &str) -> Vec<u8> {
+        if let Some(v) = ks.config.get(name) {
             return v.clone();
         }
         match name {
@@ -474,8 +477,10 @@ impl Conn {
 
     fn config(&mut self, a: &[Vec<u8>]) -> Outcome {
         let sub = lower(&a[0]);
+        let node = Arc::clone(&self.settings.node);
         match (sub.as_str(), a.len()) {
             ("get", n) if n >= 2 => {
+                let ks = node.lock();
                 let mut budget = GLOB_BUDGET;
                 let mut out = Vec::new();
                 for (name, _) in CONFIG_DEFAULTS {
@@ -486,7 +491,7 @@ impl Conn {
                     {
                         // Each parameter once, whatever the patterns: bounded by the
                         // state cap, and charged all the same.
-                        let value = self.config_value(name);
+                        let value = self.config_value(&ks, name);
                         if !self.reply_charge(name.len() + value.len() + REPLY_ITEM_OVERHEAD) {
                             break;
                         }
@@ -506,15 +511,22 @@ impl Conn {
                             clamp(&name, 128)
                         )));
                     };
-                    if !self.charge(pair[1].len(), &mut events) {
+                    if !node.lock().config_set(known, pair[1].clone()) {
+                        if !self.limit_reported {
+                            self.limit_reported = true;
+                            events.push(EventKind::LimitReached {
+                                limit: "redis_keyspace".into(),
+                                detail: format!(
+                                    "CONFIG SET values over {} bytes",
+                                    keyspace::MAX_CONFIG_BYTES
+                                ),
+                            });
+                        }
                         return Outcome {
                             reply: Some(oom()),
                             events,
                             ..Outcome::default()
                         };
-                    }
-                    if let Some(old) = self.config.insert(known, pair[1].clone()) {
-                        self.bytes = self.bytes.saturating_sub(old.len());
                     }
                 }
                 Outcome {
@@ -608,7 +620,7 @@ impl Conn {
             )),
             ("flush", _) => {
                 for s in self.scripts.values() {
-                    self.bytes = self.bytes.saturating_sub(s.len());
+                    self.script_bytes = self.script_bytes.saturating_sub(s.len());
                 }
                 self.scripts.clear();
                 Outcome::reply(Reply::ok())
@@ -622,21 +634,32 @@ impl Conn {
     }
 
     fn save(&mut self, name: &str, clock: Clock) -> Outcome {
-        self.changes_since_save = 0;
-        self.last_save_unix = clock.unix_ms / 1000;
-        self.saves += 1;
-        let dir = String::from_utf8_lossy(&self.config_value("dir")).into_owned();
-        let file = String::from_utf8_lossy(&self.config_value("dbfilename")).into_owned();
-        let moved = self.config.contains_key("dir") || self.config.contains_key("dbfilename");
-        let mut content = Vec::new();
+        let node = Arc::clone(&self.settings.node);
+        let mut ks = node.lock();
+        ks.sweep(clock.unix_ms);
+        ks.saved(clock.unix_ms);
+        let dir = String::from_utf8_lossy(&self.config_value(&ks, "dir")).into_owned();
+        let file = String::from_utf8_lossy(&self.config_value(&ks, "dbfilename")).into_owned();
+        let moved = ks.config.contains_key("dir") || ks.config.contains_key("dbfilename");
         let mut count = 0usize;
-        for db in &self.dbs {
-            for e in db.values() {
-                content.extend_from_slice(&e.value);
-                content.push(b'\n');
-                count += 1;
+        let mut truncated = false;
+        let mut content = Vec::new();
+        if moved {
+            // Every value in the node's keyspace (whoever wrote it), as the real file
+            // would hold, up to the capture's cap.
+            for d in 0..DATABASES {
+                for e in ks.db(d).values() {
+                    count += 1;
+                    if content.len() + e.value.len() + 1 > MAX_SAVE_CAPTURE {
+                        truncated = true;
+                        continue;
+                    }
+                    content.extend_from_slice(&e.value);
+                    content.push(b'\n');
+                }
             }
         }
+        drop(ks);
         let capture = (moved && count > 0).then(|| SaveCapture {
             path: clamp(
                 &format!("{}/{}", dir.trim_end_matches('/'), file),
@@ -647,6 +670,7 @@ impl Conn {
                 ("dbfilename".into(), clamp(&file, MAX_FIELD_LEN)),
                 ("keys".into(), count.to_string()),
                 ("command".into(), name.to_owned()),
+                ("truncated".into(), truncated.to_string()),
             ],
             content,
         });
@@ -661,86 +685,70 @@ impl Conn {
         }
     }
 
-    /// Counts `n` more bytes of state; false (and one `LimitReached`) when over the cap.
+    /// Counts `n` more bytes of cached scripts; false (and one `LimitReached` per
+    /// connection) when over the cap.
     fn charge(&mut self, n: usize, events: &mut Vec<EventKind>) -> bool {
-        if self.bytes + n > MAX_STATE_BYTES {
+        if self.script_bytes + n > MAX_SCRIPT_BYTES {
             if !self.limit_reported {
                 self.limit_reported = true;
                 events.push(EventKind::LimitReached {
                     limit: "redis_keyspace".into(),
-                    detail: format!(
-                        "connection state over {MAX_STATE_BYTES} bytes or {MAX_KEYS} keys"
-                    ),
+                    detail: format!("scripts of one connection over {MAX_SCRIPT_BYTES} bytes"),
                 });
             }
             return false;
         }
-        self.bytes += n;
+        self.script_bytes += n;
         true
     }
 
-    fn expire(&mut self, clock: Clock) {
-        let mut freed = (0, 0);
-        for db in &mut self.dbs {
-            db.retain(|k, e| {
-                let live = e.expires_unix_ms.is_none_or(|t| t > clock.unix_ms);
-                if !live {
-                    freed.0 += 1;
-                    freed.1 += k.len() + e.value.len();
-                }
-                live
-            });
-        }
-        self.keys -= freed.0;
-        self.bytes = self.bytes.saturating_sub(freed.1);
-    }
-
-    fn remove(&mut self, key: &[u8]) -> bool {
-        match self.dbs[self.db].remove(key) {
-            Some(e) => {
-                self.keys -= 1;
-                self.bytes = self.bytes.saturating_sub(key.len() + e.value.len());
-                self.changes_since_save += 1;
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Stores `value` under `key`; `false` when the caps refuse it (and the key keeps its
-    /// old value).
+    /// Stores `value` under `key` in the current database, charged to this
+    /// connection's source; `false` when the node's bounds or the source's share refuse
+    /// it (and the key keeps its old value). A refusal is recorded at most once a minute
+    /// per kind on the node, as Redis logs OOM rejections sparingly.
     fn store(
         &mut self,
+        ks: &mut Keyspace,
         key: &[u8],
         value: Vec<u8>,
         expires: Option<i64>,
+        clock: Clock,
         events: &mut Vec<EventKind>,
     ) -> bool {
-        let old = self.dbs[self.db]
-            .get(key)
-            .map(|e| key.len() + e.value.len());
-        let new_keys = self.keys + usize::from(old.is_none());
-        let need = key.len() + value.len();
-        let bytes_after = self.bytes - old.unwrap_or(0) + need;
-        if new_keys > MAX_KEYS || bytes_after > MAX_STATE_BYTES {
-            let _ = self.charge(MAX_STATE_BYTES + 1, events);
-            return false;
+        match ks.store(self.db, key, value, expires, self.source, clock.unix_ms) {
+            Ok(()) => true,
+            Err(r) => {
+                self.refused(ks, r, clock, events);
+                false
+            }
         }
-        self.bytes = bytes_after;
-        self.keys = new_keys;
-        self.changes_since_save += 1;
-        self.dbs[self.db].insert(
-            key.to_vec(),
-            Entry {
-                value,
-                expires_unix_ms: expires,
-            },
-        );
-        true
     }
 
-    fn get(&self, key: &[u8]) -> Option<&Entry> {
-        self.dbs[self.db].get(key)
+    fn refused(&self, ks: &mut Keyspace, r: Refusal, clock: Clock, events: &mut Vec<EventKind>) {
+        {
+            {
+                if ks.should_report(r, clock.unix_ms) {
+                    events.push(EventKind::LimitReached {
+                        limit: "redis_keyspace".into(),
+                        detail: match r {
+                            Refusal::Node => format!(
+                                "node keyspace full: {MAX_KEYS} keys, {MAX_BYTES} bytes, {MAX_VALUE} bytes per value"
+                            ),
+                            Refusal::Source => format!(
+                                "source {} owns its share: {SOURCE_KEYS} keys, {SOURCE_BYTES} bytes",
+                                self.peer_ip()
+                            ),
+                        },
+                    });
+                }
+            }
+        }
+    }
+
+    fn peer_ip(&self) -> String {
+        self.peer
+            .parse::<std::net::SocketAddr>()
+            .map_or_else(|_| self.peer.clone(), |a| a.ip().to_string())
     }
 }
 
@@ -874,15 +882,13 @@ fn set_opts(a: &[Vec<u8>], clock: Clock) -> Result<SetOpts, Reply> {
 }
 
 impl Conn {
-    fn view(&self, clock: Clock) -> InfoView<'_> {
+    fn view<'a>(&'a self, ks: &Keyspace, clock: Clock) -> InfoView<'a> {
         InfoView {
             now_unix_ms: clock.unix_ms,
             tcp_port: self.tcp_port,
             connected_clients: self.connected_clients,
-            keyspace: self
-                .dbs
-                .iter()
-                .enumerate()
+            keyspace: (0..DATABASES)
+                .map(|i| (i, ks.db(i)))
                 .filter(|(_, d)| !d.is_empty())
                 .map(|(i, d)| {
                     (
@@ -892,10 +898,10 @@ impl Conn {
                     )
                 })
                 .collect(),
-            dataset_bytes: self.bytes,
-            changes_since_save: self.changes_since_save,
-            last_save_unix: self.last_save_unix,
-            saves: self.saves,
+            dataset_bytes: ks.bytes(),
+            changes_since_save: ks.changes_since_save,
+            last_save_unix: ks.last_save_unix,
+            saves: ks.saves,
             replica_of: self
                 .replica_of
                 .as_ref()
@@ -904,8 +910,8 @@ impl Conn {
         }
     }
 
-    fn ttl_of(&self, key: &[u8], clock: Clock, millis: bool) -> i64 {
-        match self.get(key) {
+    fn ttl_of(&self, ks: &Keyspace, key: &[u8], clock: Clock, millis: bool) -> i64 {
+        match ks.get(self.db, key) {
             None => -2,
             Some(Entry {
                 expires_unix_ms: None,
@@ -921,8 +927,15 @@ impl Conn {
         }
     }
 
-    fn incr(&mut self, key: &[u8], by: i64, events: &mut Vec<EventKind>) -> Reply {
-        let (cur, ttl) = match self.get(key) {
+    fn incr(
+        &mut self,
+        ks: &mut Keyspace,
+        key: &[u8],
+        by: i64,
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        let (cur, ttl) = match ks.get(self.db, key) {
             None => (0, None),
             Some(e) => match std::str::from_utf8(&e.value)
                 .ok()
@@ -935,7 +948,7 @@ impl Conn {
         let Some(n) = cur.checked_add(by) else {
             return Reply::err("ERR increment or decrement would overflow");
         };
-        if self.store(key, n.to_string().into_bytes(), ttl, events) {
+        if self.store(ks, key, n.to_string().into_bytes(), ttl, clock, events) {
             Reply::Int(n)
         } else {
             oom()
@@ -944,6 +957,7 @@ impl Conn {
 
     fn data(
         &mut self,
+        ks: &mut Keyspace,
         name: &str,
         a: &[Vec<u8>],
         clock: Clock,
@@ -955,12 +969,12 @@ impl Conn {
                     Ok(o) => o,
                     Err(r) => return r,
                 };
-                let old_len = self.get(&a[0]).map_or(0, |e| e.value.len());
+                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| e.value.len());
                 if o.get && !self.reply_charge(old_len) {
                     return Reply::Nil;
                 }
-                let old = self
-                    .get(&a[0])
+                let old = ks
+                    .get(self.db, &a[0])
                     .map(|e| (e.value.clone(), e.expires_unix_ms));
                 if (o.nx && old.is_some()) || (o.xx && old.is_none()) {
                     return if o.get {
@@ -974,7 +988,7 @@ impl Conn {
                 } else {
                     o.expires
                 };
-                if !self.store(&a[0], a[1].clone(), expires, events) {
+                if !self.store(ks, &a[0], a[1].clone(), expires, clock, events) {
                     return oom();
                 }
                 if o.get {
@@ -984,9 +998,9 @@ impl Conn {
                 }
             }
             "setnx" => {
-                if self.get(&a[0]).is_some() {
+                if ks.get(self.db, &a[0]).is_some() {
                     Reply::Int(0)
-                } else if self.store(&a[0], a[1].clone(), None, events) {
+                } else if self.store(ks, &a[0], a[1].clone(), None, clock, events) {
                     Reply::Int(1)
                 } else {
                     oom()
@@ -1005,9 +1019,11 @@ impl Conn {
                     n
                 };
                 if self.store(
+                    ks,
                     &a[0],
                     a[2].clone(),
                     Some(clock.unix_ms.saturating_add(ms)),
+                    clock,
                     events,
                 ) {
                     Reply::ok()
@@ -1016,36 +1032,40 @@ impl Conn {
                 }
             }
             "getset" => {
-                let old_len = self.get(&a[0]).map_or(0, |e| e.value.len());
+                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| e.value.len());
                 if !self.reply_charge(old_len) {
                     return Reply::Nil;
                 }
-                let old = self.get(&a[0]).map(|e| e.value.clone());
-                if !self.store(&a[0], a[1].clone(), None, events) {
+                let old = ks.get(self.db, &a[0]).map(|e| e.value.clone());
+                if !self.store(ks, &a[0], a[1].clone(), None, clock, events) {
                     return oom();
                 }
                 old.map_or(Reply::Nil, Reply::Bulk)
             }
             "append" => {
-                let mut v = self.get(&a[0]).map(|e| e.value.clone()).unwrap_or_default();
-                let ttl = self.get(&a[0]).and_then(|e| e.expires_unix_ms);
-                if v.len() + a[1].len() > MAX_STATE_BYTES {
-                    let _ = self.charge(MAX_STATE_BYTES + 1, events);
+                let mut v = ks
+                    .get(self.db, &a[0])
+                    .map(|e| e.value.clone())
+                    .unwrap_or_default();
+                let ttl = ks.get(self.db, &a[0]).and_then(|e| e.expires_unix_ms);
+                if v.len() + a[1].len() > MAX_VALUE {
+                    // Refused before the copy; `store` records it as the node's bound.
+                    let _ = self.store(ks, &a[0], vec![0; MAX_VALUE + 1], ttl, clock, events);
                     return oom();
                 }
                 v.extend_from_slice(&a[1]);
                 let n = v.len() as i64;
-                if self.store(&a[0], v, ttl, events) {
+                if self.store(ks, &a[0], v, ttl, clock, events) {
                     Reply::Int(n)
                 } else {
                     oom()
                 }
             }
             "get" => {
-                let Some(e) = self.dbs[self.db].get(a[0].as_slice()) else {
+                let Some(e) = ks.get(self.db, &a[0]) else {
                     return Reply::Nil;
                 };
-                if !charge_reply(&mut self.reply_left, &mut self.reply_over, e.value.len()) {
+                if !self.reply_charge(e.value.len()) {
                     return Reply::Nil;
                 }
                 Reply::Bulk(e.value.clone())
@@ -1053,13 +1073,13 @@ impl Conn {
             "mget" => {
                 let mut items = Vec::with_capacity(a.len());
                 for k in a {
-                    let Some(e) = self.dbs[self.db].get(k.as_slice()) else {
+                    let Some(e) = ks.get(self.db, k) else {
                         items.push(Reply::Nil);
                         continue;
                     };
                     // Charged before the copy: naming one key a thousand times cannot
                     // make a thousand copies of its value.
-                    if !charge_reply(&mut self.reply_left, &mut self.reply_over, e.value.len()) {
+                    if !self.reply_charge(e.value.len()) {
                         return Reply::Nil;
                     }
                     items.push(Reply::Bulk(e.value.clone()));
@@ -1071,35 +1091,39 @@ impl Conn {
                     return wrong_args("mset");
                 }
                 for kv in a.chunks(2) {
-                    if !self.store(&kv[0], kv[1].clone(), None, events) {
+                    if !self.store(ks, &kv[0], kv[1].clone(), None, clock, events) {
                         return oom();
                     }
                 }
                 Reply::ok()
             }
-            "strlen" => Reply::Int(self.get(&a[0]).map_or(0, |e| e.value.len() as i64)),
-            "incr" => self.incr(&a[0], 1, events),
-            "decr" => self.incr(&a[0], -1, events),
+            "strlen" => Reply::Int(ks.get(self.db, &a[0]).map_or(0, |e| e.value.len() as i64)),
+            "incr" => self.incr(ks, &a[0], 1, clock, events),
+            "decr" => self.incr(ks, &a[0], -1, clock, events),
             "incrby" | "decrby" => match int_arg(&a[1]) {
-                Some(n) if name == "incrby" => self.incr(&a[0], n, events),
+                Some(n) if name == "incrby" => self.incr(ks, &a[0], n, clock, events),
                 Some(n) => match n.checked_neg() {
-                    Some(m) => self.incr(&a[0], m, events),
+                    Some(m) => self.incr(ks, &a[0], m, clock, events),
                     None => Reply::err("ERR decrement would overflow"),
                 },
                 None => not_int(),
             },
-            "del" | "unlink" => Reply::Int(a.iter().filter(|k| self.remove(k)).count() as i64),
-            "exists" => Reply::Int(a.iter().filter(|k| self.get(k).is_some()).count() as i64),
+            "del" | "unlink" => {
+                Reply::Int(a.iter().filter(|k| ks.remove(self.db, k).is_some()).count() as i64)
+            }
+            "exists" => {
+                Reply::Int(a.iter().filter(|k| ks.get(self.db, k).is_some()).count() as i64)
+            }
             "type" => Reply::Simple(
-                if self.get(&a[0]).is_some() {
+                if ks.get(self.db, &a[0]).is_some() {
                     "string"
                 } else {
                     "none"
                 }
                 .into(),
             ),
-            "ttl" => Reply::Int(self.ttl_of(&a[0], clock, false)),
-            "pttl" => Reply::Int(self.ttl_of(&a[0], clock, true)),
+            "ttl" => Reply::Int(self.ttl_of(ks, &a[0], clock, false)),
+            "pttl" => Reply::Int(self.ttl_of(ks, &a[0], clock, true)),
             "expire" | "pexpire" => {
                 let Some(n) = int_arg(&a[1]) else {
                     return not_int();
@@ -1109,38 +1133,33 @@ impl Conn {
                 } else {
                     n
                 };
-                match self.dbs[self.db].get_mut(a[0].as_slice()) {
-                    None => Reply::Int(0),
-                    Some(e) => {
-                        e.expires_unix_ms = Some(clock.unix_ms.saturating_add(ms));
-                        self.expire(clock);
-                        Reply::Int(1)
-                    }
+                // Stored as an absolute time, so a TTL holds across a restart.
+                if ks.set_expiry(self.db, &a[0], Some(clock.unix_ms.saturating_add(ms))) {
+                    ks.sweep(clock.unix_ms);
+                    Reply::Int(1)
+                } else {
+                    Reply::Int(0)
                 }
             }
-            "persist" => match self.dbs[self.db].get_mut(a[0].as_slice()) {
+            "persist" => match ks.get(self.db, &a[0]) {
                 Some(e) if e.expires_unix_ms.is_some() => {
-                    e.expires_unix_ms = None;
+                    ks.set_expiry(self.db, &a[0], None);
                     Reply::Int(1)
                 }
                 _ => Reply::Int(0),
             },
-            "rename" => {
-                let Some(e) = self.dbs[self.db].remove(a[0].as_slice()) else {
-                    return Reply::err("ERR no such key");
-                };
-                self.keys -= 1;
-                self.bytes = self.bytes.saturating_sub(a[0].len() + e.value.len());
-                if self.store(&a[1], e.value, e.expires_unix_ms, events) {
-                    Reply::ok()
-                } else {
+            "rename" => match ks.rename(self.db, &a[0], &a[1], self.source, clock.unix_ms) {
+                Ok(true) => Reply::ok(),
+                Ok(false) => Reply::err("ERR no such key"),
+                Err(r) => {
+                    self.refused(ks, r, clock, events);
                     oom()
                 }
-            }
+            },
             "keys" => {
                 let mut budget = GLOB_BUDGET;
                 let mut items = Vec::new();
-                for k in self.dbs[self.db].keys() {
+                for k in ks.db(self.db).keys() {
                     if !glob(&a[0], k, false, &mut budget) {
                         continue;
                     }
@@ -1152,22 +1171,37 @@ impl Conn {
                 Reply::Array(items)
             }
             "scan" => {
-                if int_arg(&a[0]).is_none_or(|c| c < 0) {
+                let Some(cursor) = int_arg(&a[0]).and_then(|c| usize::try_from(c).ok()) else {
                     return Reply::err("ERR invalid cursor");
-                }
+                };
                 let mut pattern: &[u8] = b"*";
+                let mut count = SCAN_COUNT;
                 let mut i = 1;
                 while i < a.len() {
                     match (lower(&a[i]).as_str(), a.get(i + 1)) {
                         ("match", Some(p)) => pattern = p,
-                        ("count" | "type", Some(_)) => {}
+                        ("count", Some(n)) => match int_arg(n) {
+                            Some(n) if n >= 1 => {
+                                count = usize::try_from(n)
+                                    .unwrap_or(MAX_SCAN_COUNT)
+                                    .min(MAX_SCAN_COUNT)
+                            }
+                            Some(_) => return syntax(),
+                            None => return not_int(),
+                        },
+                        ("type", Some(_)) => {}
                         _ => return syntax(),
                     }
                     i += 2;
                 }
+                // The cursor is a position in the database's key order: COUNT keys are
+                // visited per call (MATCH filters them), as Redis pages through its table.
                 let mut budget = GLOB_BUDGET;
                 let mut items = Vec::new();
-                for k in self.dbs[self.db].keys() {
+                let db = ks.db(self.db);
+                let mut next = 0;
+                for (n, k) in db.keys().enumerate().skip(cursor).take(count) {
+                    next = n + 1;
                     if !glob(pattern, k, false, &mut budget) {
                         continue;
                     }
@@ -1176,14 +1210,13 @@ impl Conn {
                     }
                     items.push(Reply::bulk(k));
                 }
-                // Everything fits in one page: the cursor goes straight back to 0.
-                Reply::Array(vec![Reply::bulk("0"), Reply::Array(items)])
+                if next >= db.len() {
+                    next = 0;
+                }
+                Reply::Array(vec![Reply::bulk(next.to_string()), Reply::Array(items)])
             }
-            "randomkey" => self.dbs[self.db]
-                .keys()
-                .next()
-                .map_or(Reply::Nil, Reply::bulk),
-            "dbsize" => Reply::Int(self.dbs[self.db].len() as i64),
+            "randomkey" => ks.db(self.db).keys().next().map_or(Reply::Nil, Reply::bulk),
+            "dbsize" => Reply::Int(ks.db(self.db).len() as i64),
             "flushall" | "flushdb" => {
                 if a.len() > 1
                     || a.first()
@@ -1191,19 +1224,9 @@ impl Conn {
                 {
                     return syntax();
                 }
-                let dbs: Vec<usize> = if name == "flushall" {
-                    (0..DATABASES).collect()
-                } else {
-                    vec![self.db]
-                };
-                for d in dbs {
-                    let keys: Vec<Vec<u8>> = self.dbs[d].keys().cloned().collect();
-                    let cur = std::mem::replace(&mut self.db, d);
-                    for k in keys {
-                        self.remove(&k);
-                    }
-                    self.db = cur;
-                }
+                // The node's keyspace, for every connection and source, as on a real
+                // instance; the command itself is recorded like any other.
+                ks.flush((name == "flushdb").then_some(self.db));
                 Reply::ok()
             }
             "select" => match int_arg(&a[0]) {
@@ -1214,7 +1237,7 @@ impl Conn {
                 Some(_) => Reply::err("ERR DB index is out of range"),
                 None => not_int(),
             },
-            "lastsave" => Reply::Int(self.last_save_unix),
+            "lastsave" => Reply::Int(ks.last_save_unix),
             "time" => Reply::Array(vec![
                 Reply::bulk((clock.unix_ms / 1000).to_string()),
                 Reply::bulk(((clock.unix_ms % 1000) * 1000).to_string()),
@@ -1244,7 +1267,7 @@ impl Conn {
                 _ => Reply::err("ERR unknown subcommand. Try SLOWLOG HELP."),
             },
             "memory" => match a.first().map(|s| lower(s)).as_deref() {
-                Some("usage") if a.len() >= 2 => self.get(&a[1]).map_or(Reply::Nil, |e| {
+                Some("usage") if a.len() >= 2 => ks.get(self.db, &a[1]).map_or(Reply::Nil, |e| {
                     Reply::Int(56 + (a[1].len() + e.value.len()) as i64)
                 }),
                 Some("doctor") => Reply::bulk(
@@ -1325,15 +1348,24 @@ mod tests {
 
     const T0: i64 = 1_700_000_000_000;
 
-    fn conn(require_auth: bool, login: LoginPolicy) -> Conn {
-        let settings = Arc::new(Settings {
+    fn settings(require_auth: bool, login: LoginPolicy) -> Arc<Settings> {
+        Arc::new(Settings {
             facts: ServerFacts::new("7.0.15", "s3cret".into(), T0),
             require_auth,
             login,
-        });
+            node: Node::memory(std::time::Duration::from_secs(7 * 86_400), T0),
+        })
+    }
+
+    fn conn(require_auth: bool, login: LoginPolicy) -> Conn {
+        conn_from(&settings(require_auth, login), "127.0.0.1:40000")
+    }
+
+    /// Another connection to the same service (so the same keyspace), from `peer`.
+    fn conn_from(settings: &Arc<Settings>, peer: &str) -> Conn {
         Conn::new(
-            settings,
-            "127.0.0.1:40000".parse().unwrap(),
+            Arc::clone(settings),
+            peer.parse().unwrap(),
             "127.0.0.1:6379".parse().unwrap(),
             1,
             Clock { unix_ms: T0 },
@@ -1584,7 +1616,10 @@ mod tests {
         );
         assert_eq!(reply(&mut c, "FLUSHALL"), Reply::ok());
         assert_eq!(reply(&mut c, "DBSIZE"), Reply::Int(0));
-        assert_eq!((c.keys, c.bytes), (0, 0));
+        {
+            let ks = c.settings.node.lock();
+            assert_eq!((ks.keys(), ks.bytes()), (0, 0));
+        }
         assert_eq!(reply(&mut c, "DEL a"), Reply::Int(0));
         assert_eq!(reply(&mut c, "CLIENT SETNAME me"), Reply::ok());
         assert_eq!(reply(&mut c, "CLIENT GETNAME"), Reply::bulk("me"));
@@ -1622,42 +1657,92 @@ mod tests {
                 .reply
                 .is_some()
         );
-        assert!(
-            c.execute(&args(&[b"MGET", b"k", b"k"]), Clock { unix_ms: T0 })
-                .close
-        );
+        // Six copies of 90 KiB pass the 512 KiB budget.
+        let mut six = vec![b"MGET".to_vec()];
+        six.extend(std::iter::repeat_n(b"k".to_vec(), 6));
+        assert!(c.execute(&six, Clock { unix_ms: T0 }).close);
     }
 
     #[test]
-    fn a_full_keyspace_always_fits_one_reply() {
-        // Every stored byte shown once, by every command that shows stored data.
-        let mut c = conn(false, LoginPolicy::Never);
+    fn a_full_keyspace_always_fits_the_replies_that_show_it_once() {
+        // Every stored byte shown once, by every command that shows stored data: the
+        // node's keyspace filled to its bounds by 4 sources, 100-byte keys.
+        let s = settings(false, LoginPolicy::Never);
         let mut names = Vec::new();
-        for i in 0..MAX_KEYS {
-            let key = format!("{i:0>200}");
-            let value = "v".repeat(MAX_STATE_BYTES / MAX_KEYS - 200 - 1);
-            assert_eq!(reply(&mut c, &format!("SET {key} {value}")), Reply::ok());
-            names.push(key);
+        for src in 0..4 {
+            let mut c = conn_from(&s, &format!("10.0.0.{}:4000", src + 1));
+            for i in 0..SOURCE_KEYS {
+                let key = format!("{src}{i:0>99}");
+                let value = "v".repeat(SOURCE_BYTES / SOURCE_KEYS - 100);
+                assert_eq!(reply(&mut c, &format!("SET {key} {value}")), Reply::ok());
+                names.push(key);
+            }
         }
-        assert!(c.bytes >= MAX_STATE_BYTES - MAX_KEYS);
-        for line in ["KEYS *", "SCAN 0", "CONFIG GET *"] {
+        let mut c = conn_from(&s, "10.0.0.9:4000");
+        {
+            let ks = s.node.lock();
+            assert_eq!(ks.keys(), MAX_KEYS);
+            assert!(ks.bytes() > MAX_BYTES - MAX_KEYS);
+        }
+        for line in ["KEYS *", "SCAN 0 COUNT 1000", "CONFIG GET *", "INFO"] {
             let o = run(&mut c, line);
-            assert!(!o.close && o.reply.is_some(), "{line}");
+            assert!(!o.close && o.reply.is_some(), "{line}: {:?}", o.events);
         }
-        let mut mget = vec![b"MGET".to_vec()];
-        mget.extend(names.iter().map(|k| k.as_bytes().to_vec()));
-        let o = c.execute(&mget, Clock { unix_ms: T0 });
+        // SCAN pages through every key exactly once.
+        let (mut cursor, mut seen, mut pages) = ("0".to_owned(), 0, 0);
+        loop {
+            let Reply::Array(page) = reply(&mut c, &format!("SCAN {cursor} COUNT 500")) else {
+                panic!()
+            };
+            let [Reply::Bulk(next), Reply::Array(keys)] = &page[..] else {
+                panic!()
+            };
+            seen += keys.len();
+            pages += 1;
+            cursor = String::from_utf8(next.clone()).unwrap();
+            if cursor == "0" || pages > 100 {
+                break;
+            }
+        }
+        assert_eq!(seen, MAX_KEYS);
+        // The largest value there can be, asked for once, fits.
+        let mut c = conn(false, LoginPolicy::Never);
+        let big = vec![b'x'; MAX_VALUE - 1];
+        let o = c.execute(&args(&[b"SET", b"k", &big]), Clock { unix_ms: T0 });
+        assert_eq!(o.reply, Some(Reply::ok()));
+        let o = c.execute(&args(&[b"MGET", b"k", b"nosuch"]), Clock { unix_ms: T0 });
         assert!(!o.close, "{:?}", o.events);
-        let Some(Reply::Array(items)) = o.reply else {
-            panic!()
-        };
-        assert_eq!(items.len(), MAX_KEYS);
     }
 
     #[test]
-    fn keyspace_is_bounded() {
-        let mut c = conn(false, LoginPolicy::Never);
-        for i in 0..MAX_KEYS {
+    fn connections_share_the_node_keyspace() {
+        let s = settings(false, LoginPolicy::Never);
+        let mut one = conn_from(&s, "10.0.0.1:4000");
+        let mut two = conn_from(&s, "10.0.0.2:4000");
+        assert_eq!(reply(&mut one, "SET a 1"), Reply::ok());
+        assert_eq!(reply(&mut one, "SELECT 5"), Reply::ok());
+        assert_eq!(reply(&mut one, "SET b 2"), Reply::ok());
+        assert_eq!(reply(&mut two, "GET a"), Reply::bulk("1"));
+        assert_eq!(reply(&mut two, "GET b"), Reply::Nil);
+        assert_eq!(reply(&mut two, "SELECT 5"), Reply::ok());
+        assert_eq!(reply(&mut two, "GET b"), Reply::bulk("2"));
+        assert_eq!(reply(&mut one, "CONFIG SET dir /tmp"), Reply::ok());
+        assert_eq!(
+            reply(&mut two, "CONFIG GET dir"),
+            Reply::Array(vec![Reply::bulk("dir"), Reply::bulk("/tmp")])
+        );
+        // One connection's FLUSHALL empties it for everyone, as on a real instance.
+        assert_eq!(reply(&mut two, "FLUSHALL"), Reply::ok());
+        assert_eq!(reply(&mut one, "DBSIZE"), Reply::Int(0));
+        assert_eq!(reply(&mut one, "SELECT 0"), Reply::ok());
+        assert_eq!(reply(&mut one, "GET a"), Reply::Nil);
+    }
+
+    #[test]
+    fn keyspace_is_bounded_per_source_and_per_node() {
+        let s = settings(false, LoginPolicy::Never);
+        let mut c = conn_from(&s, "10.0.0.1:4000");
+        for i in 0..SOURCE_KEYS {
             assert_eq!(reply(&mut c, &format!("SET k{i} v")), Reply::ok());
         }
         let o = run(&mut c, "SET one-more v");
@@ -1665,15 +1750,28 @@ mod tests {
         assert!(
             matches!(&o.events[..], [EventKind::LimitReached { limit, .. }] if limit == "redis_keyspace")
         );
-        // Reported once per connection.
-        assert!(run(&mut c, "SET another v").events.is_empty());
-        // Overwriting an existing key still works.
+        // Reported at most once a minute, however many connections try.
+        let mut again = conn_from(&s, "10.0.0.1:4001");
+        assert!(run(&mut again, "SET another v").events.is_empty());
+        assert_eq!(run(&mut again, "SET another v").reply, Some(oom()));
+        // Overwriting an existing key still works, and another source has room.
         assert_eq!(reply(&mut c, "SET k0 w"), Reply::ok());
-        let mut c = conn(false, LoginPolicy::Never);
-        let big = "x".repeat(MAX_STATE_BYTES / 2);
+        let mut other = conn_from(&s, "10.0.0.2:4000");
+        assert_eq!(reply(&mut other, "SET mine v"), Reply::ok());
+        // Bytes: a value past the per-value bound, APPEND growth, the source's bytes.
+        let mut c = conn_from(&s, "10.0.0.3:4000");
+        let big = "x".repeat(MAX_VALUE / 2 + 1);
         assert_eq!(reply(&mut c, &format!("SET a {big}")), Reply::ok());
-        assert_eq!(reply(&mut c, &format!("SET b {big}")), oom());
         assert_eq!(reply(&mut c, &format!("APPEND a {big}")), oom());
-        assert!(c.bytes <= MAX_STATE_BYTES);
+        for i in 0..(SOURCE_BYTES / big.len()) + 2 {
+            let _ = reply(&mut c, &format!("SET b{i} {big}"));
+        }
+        let ks = s.node.lock();
+        assert!(
+            ks.owned_by(&keyspace::source_of("10.0.0.3".parse().unwrap()))
+                .1
+                <= SOURCE_BYTES
+        );
+        assert!(ks.bytes() <= MAX_BYTES && ks.keys() <= MAX_KEYS);
     }
 }

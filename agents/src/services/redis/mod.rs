@@ -5,6 +5,7 @@
 
 pub(crate) mod commands;
 pub(crate) mod info;
+pub(crate) mod keyspace;
 pub(crate) mod resp;
 
 use super::ServiceContext;
@@ -44,18 +45,32 @@ pub(crate) struct RedisService {
 }
 
 impl RedisService {
-    pub(crate) fn new(opts: &RedisOptions, ctx: &ServiceContext) -> Result<Self, String> {
+    /// `service` names the keyspace's snapshot in the data directory
+    /// (`redis-<service>.bin`), loaded here.
+    pub(crate) fn new(
+        opts: &RedisOptions,
+        ctx: &ServiceContext,
+        service: &str,
+    ) -> Result<Self, String> {
         let requirepass = match &opts.login {
             LoginPolicy::Credentials(list) => {
                 list.first().map(|(_, p)| p.clone()).unwrap_or_default()
             }
             _ => "foobared".into(),
         };
+        let boot = crate::sink::now_ms();
+        let node = keyspace::Node::open(
+            &ctx.data_dir,
+            service,
+            Duration::from_secs(opts.persist.secs()),
+            boot,
+        );
         Ok(RedisService {
             settings: Arc::new(Settings {
-                facts: info::ServerFacts::new(&opts.version, requirepass, crate::sink::now_ms()),
+                facts: info::ServerFacts::new(&opts.version, requirepass, boot),
                 require_auth: opts.require_auth,
                 login: opts.login.clone(),
+                node,
             }),
             caps: Caps::default(),
             idle_timeout: ctx.idle_timeout,
