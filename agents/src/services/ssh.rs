@@ -23,7 +23,7 @@ use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 /// File name of the persisted host key inside the agent's data directory.
@@ -35,8 +35,12 @@ const MAX_HOST_KEY_FILE: u64 = 64 * 1024;
 /// The longest client identification line kept (RFC 4253 allows 255 bytes with CRLF).
 const MAX_CLIENT_VERSION: usize = 255;
 
-/// What a client sees as the prompt of keyboard-interactive, as from OpenSSH with PAM.
-const KBD_PROMPT: &str = "Password: ";
+/// The longest identification line OpenSSH reads (`SSH_MAX_BANNER_LEN` in kex.c): one
+/// more byte and it answers "Invalid SSH identification string.".
+const MAX_IDENT_LINE: usize = 8192;
+
+/// The longest identification line russh takes, CR LF included (its ssh_read.rs).
+const RUSSH_MAX_IDENT_LINE: usize = 255;
 
 /// Session channels open at once on one connection.
 const MAX_OPEN_CHANNELS: usize = 2;
@@ -176,6 +180,9 @@ fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> 
 /// A configured SSH service: the russh server configuration built from its options.
 pub(crate) struct SshService {
     config: Arc<Config>,
+    /// The identification line we send (without CR LF), before russh takes over.
+    server_id: String,
+    idle_timeout: Duration,
     max_auth_attempts: u32,
     policy: Arc<LoginPolicy>,
     /// The node's login memory, shared with Telnet (one set of system accounts).
@@ -235,15 +242,223 @@ fn openssh_like_algorithms() -> Preferred {
     }
 }
 
-/// The methods offered, in OpenSSH's order, as a client sees them after each failure.
+/// The methods offered, in OpenSSH's order, as a client sees them after each failure:
+/// Debian 12's sshd_config sets `KbdInteractiveAuthentication no`, so its sshd offers
+/// only "publickey,password" (checked against the real sshd by tests/ssh_oracle.rs).
 fn offered_methods() -> MethodSet {
-    MethodSet::from(
-        &[
-            MethodKind::PublicKey,
-            MethodKind::Password,
-            MethodKind::KeyboardInteractive,
-        ][..],
-    )
+    MethodSet::from(&[MethodKind::PublicKey, MethodKind::Password][..])
+}
+
+/// How the identification exchange ended, as OpenSSH 9.2's `kex_exchange_identification`
+/// (kex.c) ends it for a server.
+#[derive(Debug, PartialEq, Eq)]
+enum Ident {
+    /// A version line OpenSSH accepts: the line as sent, without its CR LF.
+    Accepted(Vec<u8>),
+    /// Refused with this message (OpenSSH's `send_error`, followed by CR LF).
+    Refused(&'static str),
+    /// Closed without a word (the peer left, or OpenSSH's "probed"/"scanned" compat cases).
+    Silent,
+}
+
+/// Reads the client's identification line byte by byte as OpenSSH does (what follows it
+/// stays unread in the socket, so closing with it unread resets the connection as
+/// OpenSSH's does) and judges it by kex.c's rules.
+async fn read_client_ident<S: AsyncRead + Unpin>(stream: &mut S) -> Ident {
+    let mut line = Vec::new();
+    let mut expect_nl = false;
+    let mut byte = [0u8; 1];
+    loop {
+        match stream.read(&mut byte).await {
+            Ok(1) => {}
+            _ => return Ident::Silent,
+        }
+        match byte[0] {
+            b'\r' => expect_nl = true,
+            b'\n' => break,
+            // "banner line contains invalid characters"
+            0 => return Ident::Refused(INVALID_IDENT),
+            _ if expect_nl => return Ident::Refused(INVALID_IDENT),
+            c => {
+                line.push(c);
+                if line.len() > MAX_IDENT_LINE {
+                    return Ident::Refused(INVALID_IDENT);
+                }
+            }
+        }
+    }
+    judge_ident(line)
+}
+
+const INVALID_IDENT: &str = "Invalid SSH identification string.";
+
+/// kex.c's checks on a whole line: a server takes no lines before the version, then
+/// `sscanf(line, "SSH-%d.%d-%[^\n]\n")` must match, the major version be 2 (or 1.99),
+/// and the software version not one of compat.c's probes or scanners.
+fn judge_ident(line: Vec<u8>) -> Ident {
+    if line.len() <= 4 || !line.starts_with(b"SSH-") {
+        return Ident::Refused(INVALID_IDENT);
+    }
+    let mut rest = &line[4..];
+    let Some(major) = scan_c_int(&mut rest) else {
+        return Ident::Refused(INVALID_IDENT);
+    };
+    let Some(r) = rest.strip_prefix(b".") else {
+        return Ident::Refused(INVALID_IDENT);
+    };
+    rest = r;
+    let Some(minor) = scan_c_int(&mut rest) else {
+        return Ident::Refused(INVALID_IDENT);
+    };
+    let Some(software) = rest.strip_prefix(b"-").filter(|s| !s.is_empty()) else {
+        return Ident::Refused(INVALID_IDENT);
+    };
+    if !(major == 2 || (major == 1 && minor == 99)) {
+        return Ident::Refused("Protocol major versions differ.");
+    }
+    // compat.c: SSH_BUG_PROBE ("Probe-*") and SSH_BUG_SCANNER ("*SSH_Version_Mapper*")
+    // make sshd hang up at once.
+    if software.starts_with(b"Probe-")
+        || software
+            .windows(b"SSH_Version_Mapper".len())
+            .any(|w| w == b"SSH_Version_Mapper")
+    {
+        return Ident::Silent;
+    }
+    Ident::Accepted(line)
+}
+
+/// C's `%d` conversion: optional white space, an optional sign, at least one digit.
+/// Values beyond `i32` saturate (never 1 or 2, which is all that matters here).
+fn scan_c_int(s: &mut &[u8]) -> Option<i64> {
+    let mut i = 0;
+    while s
+        .get(i)
+        .is_some_and(|c| matches!(c, b' ' | b'\t' | b'\n' | 0x0b | 0x0c | b'\r'))
+    {
+        i += 1;
+    }
+    let negative = match s.get(i) {
+        Some(b'-') => {
+            i += 1;
+            true
+        }
+        Some(b'+') => {
+            i += 1;
+            false
+        }
+        _ => false,
+    };
+    let start = i;
+    let mut value: i64 = 0;
+    while let Some(d) = s.get(i).filter(|c| c.is_ascii_digit()) {
+        value = value.saturating_mul(10).saturating_add(i64::from(d - b'0'));
+        i += 1;
+    }
+    if i == start {
+        return None;
+    }
+    *s = &s[i..];
+    Some(if negative { -value } else { value }.clamp(i64::from(i32::MIN), i64::from(i32::MAX)))
+}
+
+/// The stream russh gets after the identification exchange we did ourselves: it reads
+/// the client's line again first, and the server line it writes (already sent) is dropped.
+struct Replayed<S> {
+    inner: S,
+    replay: Vec<u8>,
+    replayed: usize,
+    sent: Vec<u8>,
+    skipped: usize,
+}
+
+impl<S: AsyncRead + Unpin> AsyncRead for Replayed<S> {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let this = self.get_mut();
+        if let Some(left) = this.replay.get(this.replayed..).filter(|l| !l.is_empty()) {
+            let n = left.len().min(buf.remaining());
+            buf.put_slice(&left[..n]);
+            this.replayed += n;
+            return std::task::Poll::Ready(Ok(()));
+        }
+        std::pin::Pin::new(&mut this.inner).poll_read(cx, buf)
+    }
+}
+
+impl<S: AsyncWrite + Unpin> AsyncWrite for Replayed<S> {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        if let Some(left) = this.sent.get(this.skipped..).filter(|l| !l.is_empty()) {
+            let n = left.len().min(data.len());
+            if left[..n] == data[..n] {
+                this.skipped += n;
+                return std::task::Poll::Ready(Ok(n));
+            }
+            // Not the line we sent (cannot happen with russh's run_stream): pass it on.
+            this.skipped = this.sent.len();
+        }
+        std::pin::Pin::new(&mut this.inner).poll_write(cx, data)
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::pin::Pin::new(&mut self.get_mut().inner).poll_shutdown(cx)
+    }
+}
+
+/// Sends our identification line and judges the client's; on success returns the stream
+/// for russh, else answers as OpenSSH would and returns `None` (the caller closes).
+async fn exchange_ident<S>(id: &str, mut stream: S) -> Option<Replayed<S>>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let sent = format!("{id}\r\n").into_bytes();
+    stream.write_all(&sent).await.ok()?;
+    match read_client_ident(&mut stream).await {
+        Ident::Accepted(line) => {
+            // russh re-reads the line and takes only "SSH-2.0-" / "SSH-1.99-" lines of
+            // at most 255 bytes; it hashes the line as sent, so it cannot be rewritten.
+            // OpenSSH accepts more (e.g. "SSH-2.5-x", 8 KiB lines): those still end in
+            // russh's silent close, a difference written down in the notes.
+            let mut replay = line;
+            replay.extend_from_slice(b"\r\n");
+            if replay.len() > RUSSH_MAX_IDENT_LINE
+                || !(replay.starts_with(b"SSH-2.0-") || replay.starts_with(b"SSH-1.99-"))
+            {
+                tracing::debug!(len = replay.len(), "ssh identification russh cannot take");
+            }
+            Some(Replayed {
+                inner: stream,
+                replay,
+                replayed: 0,
+                sent,
+                skipped: 0,
+            })
+        }
+        Ident::Refused(msg) => {
+            let _ = stream.write_all(format!("{msg}\r\n").as_bytes()).await;
+            let _ = stream.flush().await;
+            None
+        }
+        Ident::Silent => None,
+    }
 }
 
 impl SshService {
@@ -288,6 +503,8 @@ impl SshService {
         };
         Ok(SshService {
             config: Arc::new(config),
+            server_id: id.clone(),
+            idle_timeout,
             max_auth_attempts: opts.max_auth_attempts,
             policy: Arc::new(opts.login.clone()),
             logins,
@@ -332,13 +549,24 @@ impl SshService {
             channels: Arc::clone(&channels),
             opened: 0,
         };
+        // The identification exchange is ours, so that bad lines get OpenSSH's answers
+        // (russh closes silently); russh then sees the client's line replayed.
+        let handshake = async {
+            let ident =
+                tokio::time::timeout(self.idle_timeout, exchange_ident(&self.server_id, stream));
+            let Ok(Some(stream)) = ident.await else {
+                return None;
+            };
+            Some(run_stream(Arc::clone(&self.config), stream, handler).await)
+        };
         let mut running = tokio::select! {
-            r = run_stream(Arc::clone(&self.config), stream, handler) => match r {
-                Ok(r) => r,
-                Err(e) => {
+            r = handshake => match r {
+                Some(Ok(r)) => r,
+                Some(Err(e)) => {
                     tracing::debug!(session = %session.id, error = %e, "ssh handshake failed");
                     return;
                 }
+                None => return,
             },
             // The stream's kill switch ends the handshake shortly after anyway.
             () = super::stopped(&mut stop) => return,
@@ -491,10 +719,13 @@ impl SshHandler {
         key: Option<(String, String)>,
     ) -> Result<Auth, russh::Error> {
         self.requests = self.requests.saturating_add(1);
-        let by_password = matches!(
-            method,
-            AuthMethod::Password | AuthMethod::KeyboardInteractive
-        );
+        // keyboard-interactive is disabled, as in Debian's sshd_config: its requests
+        // carry no password and are refused at once, as OpenSSH refuses them.
+        let by_password = password.is_some()
+            && matches!(
+                method,
+                AuthMethod::Password | AuthMethod::KeyboardInteractive
+            );
         let success = by_password
             && password.as_deref().is_some_and(|p| {
                 self.logins.attempt(
@@ -670,25 +901,12 @@ impl russh::server::Handler for SshHandler {
         &'a mut self,
         user: &str,
         _submethods: &str,
-        response: Option<Response<'a>>,
+        _response: Option<Response<'a>>,
     ) -> Result<Auth, Self::Error> {
-        let Some(mut response) = response else {
-            // The prompt round trip is no attempt yet, but it still counts toward the
-            // request cap so a client cannot loop on it for free.
-            self.requests = self.requests.saturating_add(1);
-            if self.requests > self.max_failures.saturating_mul(4).saturating_add(4) {
-                return Err(russh::Error::Disconnect);
-            }
-            return Ok(Auth::Partial {
-                name: Cow::Borrowed(""),
-                instructions: Cow::Borrowed(""),
-                prompts: Cow::Owned(vec![(Cow::Borrowed(KBD_PROMPT), false)]),
-            });
-        };
-        let password = response
-            .next()
-            .map(|b| clamp(&String::from_utf8_lossy(&b), MAX_FIELD_LEN));
-        self.attempt(AuthMethod::KeyboardInteractive, user, password, None)
+        // Not on offer (KbdInteractiveAuthentication no): OpenSSH answers the request
+        // with a failure that counts like any other, and never prompts; the attempt is
+        // still recorded.
+        self.attempt(AuthMethod::KeyboardInteractive, user, None, None)
             .await
     }
 
@@ -963,6 +1181,35 @@ mod tests {
         );
         assert_eq!(parse_client_version(b"GET / HTTP/1.1\r\n"), None);
         assert_eq!(parse_client_version(b"SSH-2.0-no-newline"), None);
+    }
+
+    #[test]
+    fn identification_judged_as_openssh_kex_c() {
+        let j = |l: &[u8]| judge_ident(l.to_vec());
+        assert_eq!(j(b"SSH-2.0-x"), Ident::Accepted(b"SSH-2.0-x".to_vec()));
+        assert_eq!(j(b"SSH-1.99-x"), Ident::Accepted(b"SSH-1.99-x".to_vec()));
+        // sscanf's %d takes white space and a sign.
+        assert!(matches!(j(b"SSH- +2.0-x"), Ident::Accepted(_)));
+        assert_eq!(
+            j(b"SSH-1.5-x"),
+            Ident::Refused("Protocol major versions differ.")
+        );
+        assert_eq!(
+            j(b"SSH-99999999999.0-x"),
+            Ident::Refused("Protocol major versions differ.")
+        );
+        for bad in [
+            &b""[..],
+            b"SSH-",
+            b"SSH-2.0",
+            b"SSH-2.0-",
+            b"SSH-2-x",
+            b"GET / HTTP/1.0",
+        ] {
+            assert_eq!(j(bad), Ident::Refused(INVALID_IDENT), "{bad:?}");
+        }
+        assert_eq!(j(b"SSH-2.0-Probe-1"), Ident::Silent);
+        assert_eq!(j(b"SSH-2.0-x SSH_Version_Mapper y"), Ident::Silent);
     }
 
     #[test]
