@@ -1,7 +1,9 @@
 //! Redis honeypot against the real `redis-cli`, `hydra` and `nmap -sV`: commands and
 //! attacks recorded as events, SLAVEOF never connects anywhere, AUTH brute force recorded
 //! pair by pair, nmap names Redis and its version, and the caps hold against raw sockets:
-//! reply amplification (`MGET k k k …`), peers that never read, the output cap.
+//! reply amplification (`MGET k k k …`), peers that never read, the output cap. The
+//! node's keyspace is shared by connections, survives a restart, refuses a corrupt
+//! snapshot, gives each source a share, and stays bounded under a flood of SETs.
 
 mod datasvc;
 mod tools;
