@@ -183,72 +183,85 @@ pub const KEEPALIVE: Duration = Duration::from_secs(30);
 pub const MAX_REPLAY: u64 = 10_000;
 /// Live events held while the replay runs (they are sent after it, in order).
 const MAX_HELD: usize = 20_000;
-/// Forwarded ids above the contiguous watermark kept for de-duplication; past this, a gap
-/// (events the core told us it dropped) is accepted and the watermark jumps.
-const MAX_PENDING: usize = 8192;
+/// Events waiting for a lower id before they are sent; past this they go out anyway.
+const MAX_WAITING: usize = 8192;
+/// How long an event waits for a lower id (published a moment later by a concurrent batch)
+/// before the hole is accepted. A hole that is never filled is an event the core told us
+/// it dropped (`missed`).
+const REORDER_WAIT: Duration = Duration::from_secs(1);
+/// Accepted holes remembered, so an event that fills one late is still sent once.
+const MAX_SKIPPED: usize = 8192;
 
 /// Which stored events (by store row id) have been sent to browsers: every id up to
-/// `done`, and the ids in `ahead`. Ids are assigned in store order without holes, but
-/// concurrent ingest can publish them slightly out of order, hence `ahead`.
+/// `done` but those in `skipped`. Ids are assigned in store order without holes, but
+/// concurrent batches can be published slightly out of order: an event whose lower
+/// neighbour has not arrived waits in `waiting` (briefly), so browsers see store order.
 #[derive(Default)]
 struct Cursor {
     /// `None` until the first connection says where the store is.
     done: Option<i64>,
-    ahead: std::collections::BTreeSet<i64>,
+    waiting: std::collections::BTreeMap<i64, Value>,
+    /// When the oldest waiting event started waiting.
+    since: Option<tokio::time::Instant>,
+    skipped: std::collections::BTreeSet<i64>,
 }
 
 impl Cursor {
-    fn seen(&self, id: i64) -> bool {
-        self.done.is_some_and(|d| id <= d) || self.ahead.contains(&id)
-    }
-
-    fn mark(&mut self, id: i64) {
-        let Some(mut done) = self.done else {
-            self.done = Some(id);
-            return;
-        };
-        if id <= done {
-            return;
-        }
-        self.ahead.insert(id);
-        if self.ahead.len() > MAX_PENDING
-            && let Some(first) = self.ahead.first().copied()
-        {
-            done = first - 1;
-        }
-        self.done = Some(done);
-        self.settle();
-    }
-
-    /// Moves `done` over the ids in `ahead` that now follow it without a hole.
-    fn settle(&mut self) {
-        let Some(mut done) = self.done else { return };
-        while let Some(first) = self.ahead.first().copied() {
-            if first > done + 1 {
-                break;
-            }
-            self.ahead.pop_first();
-            done = done.max(first);
-        }
-        self.done = Some(done);
-    }
-
-    /// Sends one stored event to browsers unless it was sent already.
+    /// Sends one stored event to browsers (in id order) unless it was sent already.
     fn forward(&mut self, app: &AppState, id: Option<i64>, event: Value) {
         let Some(id) = id else {
             // A core without event ids: forwarded as is, without resume.
             app.broadcast(&json!({"type": "event", "event": views::with_time_ms(event)}));
             return;
         };
-        if self.seen(id) {
+        let done = *self.done.get_or_insert(id - 1);
+        if id <= done {
+            // Already sent, unless it fills a hole accepted earlier.
+            if self.skipped.remove(&id) {
+                emit(app, id, event);
+            }
             return;
         }
-        self.mark(id);
-        app.broadcast_event(
-            id,
-            &json!({"type": "event", "id": id, "event": views::with_time_ms(event)}),
-        );
+        self.waiting.entry(id).or_insert(event);
+        self.drain(app, false);
     }
+
+    /// Sends waiting events that follow `done` without a hole; with `force`, all of them.
+    fn drain(&mut self, app: &AppState, force: bool) {
+        while let Some(first) = self.waiting.first_key_value().map(|(k, _)| *k) {
+            let done = self.done.unwrap_or(first - 1);
+            if first != done + 1 && !force && self.waiting.len() <= MAX_WAITING {
+                break;
+            }
+            let Some((id, event)) = self.waiting.pop_first() else {
+                break;
+            };
+            if id > done + 1 && id - done <= MAX_SKIPPED as i64 {
+                self.skipped.extend(done + 1..id);
+                while self.skipped.len() > MAX_SKIPPED {
+                    self.skipped.pop_first();
+                }
+            }
+            self.done = Some(id);
+            emit(app, id, event);
+        }
+        self.since = match self.waiting.is_empty() {
+            true => None,
+            false => self.since.or(Some(tokio::time::Instant::now())),
+        };
+    }
+
+    /// When waiting events should be sent even though a lower id has not come.
+    fn deadline(&self) -> Option<tokio::time::Instant> {
+        self.since.map(|s| s + REORDER_WAIT)
+    }
+}
+
+fn emit(app: &AppState, id: i64, event: Value) {
+    app.broadcast_event(
+        id,
+        &json!({"type": "event", "id": id, "event": views::with_time_ms(event)}),
+    );
 }
 
 /// The store row id the core puts in `event.id` (a decimal string).
@@ -392,7 +405,19 @@ async fn run_stream(
     keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     keepalive.tick().await;
     loop {
+        // Events waiting for a lower id go out after a moment (not during a replay,
+        // which may bring that id).
+        let reorder = replay.is_none().then(|| cursor.deadline()).flatten();
         let msg = tokio::select! {
+            _ = async {
+                match reorder {
+                    Some(d) => tokio::time::sleep_until(d).await,
+                    None => std::future::pending().await,
+                }
+            } => {
+                cursor.drain(app, true);
+                continue;
+            }
             m = frames.recv() => match m {
                 Some(m) => m?,
                 None => return Err("reader stopped".into()),
@@ -489,7 +514,7 @@ async fn run_stream(
 
 /// Gives up replaying: every event up to `newest` neither sent nor held is counted and
 /// browsers are told how many; the cursor moves past them. Returns the held events still
-/// to send, in id order.
+/// to send.
 fn skip_gap(
     app: &AppState,
     cursor: &mut Cursor,
@@ -499,28 +524,26 @@ fn skip_gap(
     let done = cursor.done.unwrap_or(newest);
     held.sort_by_key(|(id, _)| *id);
     held.dedup_by_key(|(id, _)| *id);
-    let in_gap = |id: &i64| *id > done && *id <= newest;
+    let in_gap = |id: i64| id > done && id <= newest;
     let held_in_gap = held
         .iter()
-        .filter(|(id, _)| id.is_some_and(|i| in_gap(&i) && !cursor.ahead.contains(&i)))
+        .filter(|(id, _)| id.is_some_and(|i| in_gap(i) && !cursor.waiting.contains_key(&i)))
         .count() as i64;
-    let ahead_in_gap = cursor.ahead.iter().filter(|i| in_gap(i)).count() as i64;
-    let missed = (newest - done - held_in_gap - ahead_in_gap).max(0);
+    let waiting_in_gap = cursor.waiting.keys().filter(|i| in_gap(**i)).count() as i64;
+    let missed = (newest - done - held_in_gap - waiting_in_gap).max(0);
     tracing::warn!(
         missed,
         "too many events stored while the live stream was down; skipped"
     );
     app.broadcast(&json!({"type": "missed", "count": missed, "reason": "reconnect"}));
-    // Held events inside the skipped range are still sent, before the cursor jumps.
-    let (gap, rest): (Vec<_>, Vec<_>) = held
-        .into_iter()
-        .partition(|(id, _)| id.is_some_and(|i| in_gap(&i)));
+    // What arrived inside the skipped range is still sent, in order, then the cursor jumps.
+    let (gap, rest): (Vec<_>, Vec<_>) =
+        held.into_iter().partition(|(id, _)| id.is_some_and(in_gap));
     for (id, ev) in gap {
         cursor.forward(app, id, ev);
     }
-    cursor.done = Some(done.max(newest));
-    cursor.ahead.retain(|i| *i > newest);
-    cursor.settle();
+    cursor.drain(app, true);
+    cursor.done = Some(cursor.done.unwrap_or(newest).max(newest));
     rest
 }
 
