@@ -208,17 +208,17 @@ struct Cursor {
 
 impl Cursor {
     /// Sends one stored event to browsers (in id order) unless it was sent already.
-    fn forward(&mut self, app: &AppState, id: Option<i64>, event: Value) {
+    fn forward(&mut self, app: &impl Sink, id: Option<i64>, event: Value) {
         let Some(id) = id else {
             // A core without event ids: forwarded as is, without resume.
-            app.broadcast(&json!({"type": "event", "event": views::with_time_ms(event)}));
+            app.send(None, event);
             return;
         };
         let done = *self.done.get_or_insert(id - 1);
         if id <= done {
             // Already sent, unless it fills a hole accepted earlier.
             if self.skipped.remove(&id) {
-                emit(app, id, event);
+                app.send(Some(id), event);
             }
             return;
         }
@@ -227,7 +227,7 @@ impl Cursor {
     }
 
     /// Sends waiting events that follow `done` without a hole; with `force`, all of them.
-    fn drain(&mut self, app: &AppState, force: bool) {
+    fn drain(&mut self, app: &impl Sink, force: bool) {
         while let Some(first) = self.waiting.first_key_value().map(|(k, _)| *k) {
             let done = self.done.unwrap_or(first - 1);
             if first != done + 1 && !force && self.waiting.len() <= MAX_WAITING {
@@ -243,7 +243,7 @@ impl Cursor {
                 }
             }
             self.done = Some(id);
-            emit(app, id, event);
+            app.send(Some(id), event);
         }
         self.since = match self.waiting.is_empty() {
             true => None,
@@ -257,11 +257,21 @@ impl Cursor {
     }
 }
 
-fn emit(app: &AppState, id: i64, event: Value) {
-    app.broadcast_event(
-        id,
-        &json!({"type": "event", "id": id, "event": views::with_time_ms(event)}),
-    );
+/// Where the cursor sends events: the browsers (tests collect them instead).
+trait Sink {
+    fn send(&self, id: Option<i64>, event: Value);
+}
+
+impl Sink for AppState {
+    fn send(&self, id: Option<i64>, event: Value) {
+        match id {
+            Some(id) => self.broadcast_event(
+                id,
+                &json!({"type": "event", "id": id, "event": views::with_time_ms(event)}),
+            ),
+            None => self.broadcast(&json!({"type": "event", "event": views::with_time_ms(event)})),
+        }
+    }
 }
 
 /// The store row id the core puts in `event.id` (a decimal string).
@@ -472,7 +482,15 @@ async fn run_stream(
                 }
                 let mut held = std::mem::take(&mut r.held);
                 if !first && (more || held_full) {
-                    held = skip_gap(app, cursor, newest, held);
+                    let (missed, rest) = skip_gap(app, cursor, newest, held);
+                    tracing::warn!(
+                        missed,
+                        "too many events stored while the live stream was down; skipped"
+                    );
+                    app.broadcast(
+                        &json!({"type": "missed", "count": missed, "reason": "reconnect"}),
+                    );
+                    held = rest;
                 }
                 held.sort_by_key(|(id, _)| *id);
                 for (id, ev) in held {
@@ -512,18 +530,18 @@ async fn run_stream(
     }
 }
 
-/// Gives up replaying: every event up to `newest` neither sent nor held is counted and
-/// browsers are told how many; the cursor moves past them. Returns the held events still
-/// to send.
+/// Gives up replaying: every event up to `newest` neither sent nor held is counted (the
+/// caller tells browsers how many); the cursor moves past them. Returns that count and the
+/// held events still to send.
 fn skip_gap(
-    app: &AppState,
+    app: &impl Sink,
     cursor: &mut Cursor,
     newest: i64,
     mut held: Vec<(Option<i64>, Value)>,
-) -> Vec<(Option<i64>, Value)> {
+) -> (i64, Vec<(Option<i64>, Value)>) {
     let done = cursor.done.unwrap_or(newest);
     held.sort_by_key(|(id, _)| *id);
-    held.dedup_by_key(|(id, _)| *id);
+    held.dedup_by(|a, b| a.0.is_some() && a.0 == b.0);
     let in_gap = |id: i64| id > done && id <= newest;
     let held_in_gap = held
         .iter()
@@ -531,11 +549,6 @@ fn skip_gap(
         .count() as i64;
     let waiting_in_gap = cursor.waiting.keys().filter(|i| in_gap(**i)).count() as i64;
     let missed = (newest - done - held_in_gap - waiting_in_gap).max(0);
-    tracing::warn!(
-        missed,
-        "too many events stored while the live stream was down; skipped"
-    );
-    app.broadcast(&json!({"type": "missed", "count": missed, "reason": "reconnect"}));
     // What arrived inside the skipped range is still sent, in order, then the cursor jumps.
     let (gap, rest): (Vec<_>, Vec<_>) =
         held.into_iter().partition(|(id, _)| id.is_some_and(in_gap));
@@ -544,7 +557,7 @@ fn skip_gap(
     }
     cursor.drain(app, true);
     cursor.done = Some(cursor.done.unwrap_or(newest).max(newest));
-    rest
+    (missed, rest)
 }
 
 fn events_after(id: u64, after_id: i64, limit: u32) -> ModuleRequest {
@@ -629,6 +642,84 @@ async fn poll_feed(app: AppState) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // The core drops a module connection after IDLE_TIMEOUT without a message.
+    const _: () =
+        assert!(KEEPALIVE.as_secs() * 2 < honeybee_core::modules::session::IDLE_TIMEOUT.as_secs());
+
+    /// Collects what the cursor sends.
+    #[derive(Default)]
+    struct Got(std::sync::Mutex<Vec<Option<i64>>>);
+
+    impl Sink for Got {
+        fn send(&self, id: Option<i64>, _event: Value) {
+            self.0.lock().unwrap().push(id);
+        }
+    }
+
+    impl Got {
+        fn ids(&self) -> Vec<i64> {
+            self.0.lock().unwrap().iter().map(|i| i.unwrap()).collect()
+        }
+    }
+
+    fn started_at(done: i64) -> Cursor {
+        Cursor {
+            done: Some(done),
+            ..Cursor::default()
+        }
+    }
+
+    #[test]
+    fn cursor_sends_in_id_order_and_once() {
+        let got = Got::default();
+        let mut c = started_at(10);
+        for id in [11, 13, 12, 12, 11, 14, 9] {
+            c.forward(&got, Some(id), json!({}));
+        }
+        assert_eq!(got.ids(), [11, 12, 13, 14]);
+        assert!(c.deadline().is_none(), "nothing waits");
+    }
+
+    #[test]
+    fn a_hole_waits_then_is_accepted_and_filled_late_once() {
+        let got = Got::default();
+        let mut c = started_at(0);
+        c.forward(&got, Some(1), json!({}));
+        c.forward(&got, Some(3), json!({}));
+        c.forward(&got, Some(4), json!({}));
+        assert_eq!(got.ids(), [1], "3 and 4 wait for 2");
+        assert!(c.deadline().is_some());
+        // The wait is over: the hole is accepted.
+        c.drain(&got, true);
+        assert_eq!(got.ids(), [1, 3, 4]);
+        // 2 arrives late after all: sent once, late; a second copy is not.
+        c.forward(&got, Some(2), json!({}));
+        c.forward(&got, Some(2), json!({}));
+        c.forward(&got, Some(5), json!({}));
+        assert_eq!(got.ids(), [1, 3, 4, 2, 5]);
+    }
+
+    #[test]
+    fn giving_up_a_replay_counts_exactly_what_is_skipped() {
+        let got = Got::default();
+        let mut c = started_at(100);
+        // Live events held during the replay: 150 (inside the gap) and 301, 302 (after).
+        let held = vec![
+            (Some(302), json!({})),
+            (Some(150), json!({})),
+            (Some(301), json!({})),
+            (Some(150), json!({})),
+        ];
+        let (missed, rest) = skip_gap(&got, &mut c, 300, held);
+        // 101..=300 is 200 events, one of which (150) is sent.
+        assert_eq!(missed, 199);
+        assert_eq!(got.ids(), [150]);
+        for (id, ev) in rest {
+            c.forward(&got, id, ev);
+        }
+        assert_eq!(got.ids(), [150, 301, 302]);
+    }
 
     fn h(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut m = HeaderMap::new();

@@ -214,7 +214,8 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             .body(obj(&[("username", s()), ("password", s()), ("role", json!({"enum": ["admin", "viewer"]}))]))),
         ("/api/users/{name}", "delete", op("Delete a dashboard user (admin only)", obj(&[("deleted", s())])).path("name", "user name").changes()),
         ("/api/openapi.json", "get", op("This document", json!({"type": "object"})).public()),
-        ("/api/ws", "get", op("WebSocket of live events, node changes and alerts (upgrade)", Value::Null).status("101")),
+        ("/api/ws", "get", op("WebSocket of live events (`{type: event, id, event}`, in store order), node changes and alerts (upgrade); `{type: missed, count, reason}` says how many events this socket will not get (count null: unknown)", Value::Null).status("101")
+            .query("last_id", i(), "reconnecting: the last event id this page has; the events kept after it (up to 4096) are sent first, or a missed count")),
     ]
 }
 
