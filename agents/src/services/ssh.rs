@@ -6,6 +6,7 @@
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
 use super::login::{LoginBook, pam_delay};
+use super::shell::pool::{self, LinePool};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Effect, Login, Profile, Reply, Shell, ShellLimits};
 use honeybee_proto::config::{LoginPolicy, SshOptions};
@@ -639,6 +640,7 @@ struct SshHandler {
 /// One session channel: its shell once started, and its transcript.
 #[derive(Debug)]
 struct Chan {
+    /// Out of here while one of its lines runs in the [`LinePool`].
     shell: Option<Shell>,
     transcript: Transcript,
     /// The pty's size, if the client asked for one.
@@ -839,7 +841,7 @@ impl SshHandler {
         session: &mut russh::server::Session,
         channel: ChannelId,
         exec: Option<&[u8]>,
-    ) -> Option<Vec<Effect>> {
+    ) -> Option<Start> {
         let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let chan = chans.get_mut(&channel)?;
         if !self.start_shell(chan, if exec.is_some() { "exec" } else { "shell" }) {
@@ -847,20 +849,91 @@ impl SshHandler {
         }
         let _ = session.channel_success(channel);
         let mut effects = Vec::new();
-        let shell = chan.shell.as_mut()?;
-        let reply = match exec {
+        match exec {
             Some(command) => {
                 // The command is the session's input: the transcript replays it as typed.
                 let mut typed = command.to_vec();
                 typed.push(b'\n');
                 chan.transcript.input(&typed, &mut effects);
-                shell.exec(command, now_s())
+                let shell = chan.shell.take()?;
+                Some(Start::Exec(shell, effects))
             }
-            None => shell.greeting(),
-        };
-        effects.extend(deliver(session, channel, chan, reply));
-        Some(effects)
+            None => {
+                let reply = chan.shell.as_mut()?.greeting();
+                effects.extend(deliver(session, channel, chan, reply));
+                Some(Start::Done(effects))
+            }
+        }
     }
+
+    /// Answers a `shell` or `exec` request: starts the channel's shell and sends its
+    /// first output (an exec command runs in the [`LinePool`]), or refuses it.
+    async fn started(
+        &self,
+        session: &mut russh::server::Session,
+        channel: ChannelId,
+        exec: Option<&[u8]>,
+    ) -> Result<(), russh::Error> {
+        let effects = match self.start(session, channel, exec) {
+            Some(Start::Done(effects)) => effects,
+            Some(Start::Exec(shell, effects)) => {
+                let (command, now) = (exec.unwrap_or_default().to_vec(), now_s());
+                self.run_lines(session, channel, shell, effects, move |s| {
+                    s.exec(&command, now)
+                })
+                .await
+            }
+            None => {
+                session.channel_failure(channel)?;
+                return Ok(());
+            }
+        };
+        transcript::emit(&self.session, effects).await;
+        Ok(())
+    }
+
+    /// Runs `f` (one or more command lines) on a channel's shell in the node's
+    /// [`LinePool`], off the async workers, then puts the shell back and delivers the
+    /// reply. The handler awaits it, so russh handles this connection's next message
+    /// (and this channel's next line) only after this line's output is queued.
+    async fn run_lines(
+        &self,
+        session: &mut russh::server::Session,
+        channel: ChannelId,
+        mut shell: Shell,
+        mut effects: Vec<Effect>,
+        f: impl FnOnce(&mut Shell) -> Reply + Send + 'static,
+    ) -> Vec<Effect> {
+        let done = LinePool::node()
+            .run(move || {
+                let reply = f(&mut shell);
+                (shell, reply)
+            })
+            .await;
+        let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(chan) = chans.get_mut(&channel) else {
+            return effects;
+        };
+        match done {
+            Some((shell, reply)) => {
+                chan.shell = Some(shell);
+                effects.extend(deliver(session, channel, chan, reply));
+            }
+            None => {
+                // The line panicked (a bug): this channel ends, the node goes on.
+                let _ = session.close(channel);
+            }
+        }
+        effects
+    }
+}
+
+/// What [`SshHandler::start`] leaves to do once the channel map is unlocked.
+enum Start {
+    /// Everything was sent; these effects remain to emit.
+    Done(Vec<Effect>),
+    /// An exec command line to run in the [`LinePool`], after these effects.
+    Exec(Shell, Vec<Effect>),
 }
 
 fn now_s() -> i64 {
@@ -1031,10 +1104,7 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
-        match self.start(session, channel, None) {
-            Some(effects) => transcript::emit(&self.session, effects).await,
-            None => session.channel_failure(channel)?,
-        }
+        self.started(session, channel, None).await?;
         Ok(())
     }
 
@@ -1044,10 +1114,7 @@ impl russh::server::Handler for SshHandler {
         data: &[u8],
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
-        match self.start(session, channel, Some(data)) {
-            Some(effects) => transcript::emit(&self.session, effects).await,
-            None => session.channel_failure(channel)?,
-        }
+        self.started(session, channel, Some(data)).await?;
         Ok(())
     }
 
@@ -1081,18 +1148,33 @@ impl russh::server::Handler for SshHandler {
         data: &[u8],
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
-        let effects = {
+        let (line, effects) = {
             let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             let Some(chan) = chans.get_mut(&channel) else {
                 return Ok(());
             };
             let mut effects = Vec::new();
             chan.transcript.input(data, &mut effects);
-            if let Some(shell) = chan.shell.as_mut().filter(|s| !s.ended()) {
-                let reply = shell.input(data, now_s());
-                effects.extend(deliver(session, channel, chan, reply));
+            match chan.shell.as_mut().filter(|s| !s.ended()) {
+                // Line editing and echo only: cheap, answered here.
+                Some(shell) if !pool::runs_a_line(data) => {
+                    let reply = shell.input(data, now_s());
+                    effects.extend(deliver(session, channel, chan, reply));
+                    (None, effects)
+                }
+                Some(_) => (chan.shell.take(), effects),
+                None => (None, effects),
             }
-            effects
+        };
+        let effects = match line {
+            Some(shell) => {
+                let (typed, now) = (data.to_vec(), now_s());
+                self.run_lines(session, channel, shell, effects, move |s| {
+                    s.input(&typed, now)
+                })
+                .await
+            }
+            None => effects,
         };
         transcript::emit(&self.session, effects).await;
         Ok(())
@@ -1103,20 +1185,24 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
-        let effects = {
+        // End of input may run a pending line (without a pty): in the pool as well.
+        let shell = {
             let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             let Some(chan) = chans.get_mut(&channel) else {
                 return Ok(());
             };
-            match chan.shell.as_mut().filter(|s| !s.ended()) {
-                Some(shell) => {
-                    let reply = shell.eof(now_s());
-                    deliver(session, channel, chan, reply)
-                }
-                None => Vec::new(),
+            match chan.shell.as_ref() {
+                Some(s) if !s.ended() => chan.shell.take(),
+                _ => None,
             }
         };
-        transcript::emit(&self.session, effects).await;
+        if let Some(shell) = shell {
+            let now = now_s();
+            let effects = self
+                .run_lines(session, channel, shell, Vec::new(), move |s| s.eof(now))
+                .await;
+            transcript::emit(&self.session, effects).await;
+        }
         Ok(())
     }
 

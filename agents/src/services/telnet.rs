@@ -6,9 +6,10 @@
 use super::ServiceContext;
 use super::conn::Session;
 use super::login::{LoginBook, pam_delay};
+use super::shell::pool::{self, LinePool};
 use super::shell::telnet_codec::{self, OPENING, PROBE, TelnetCodec, TelnetEvent};
 use super::shell::transcript::{self, Transcript};
-use super::shell::{Login, Profile, Shell, ShellLimits};
+use super::shell::{Effect, Login, Profile, Shell, ShellLimits};
 use honeybee_proto::config::{LoginPolicy, TelnetOptions};
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
 use std::sync::Arc;
@@ -177,6 +178,7 @@ impl TelnetService {
             failures: 0,
             size: (80, 24),
             shell: None,
+            transcript: None,
         };
         let mut n = first;
         loop {
@@ -192,7 +194,7 @@ impl TelnetService {
             };
         }
         let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, wr.shutdown()).await;
-        if let Some((_, t)) = conn.shell.take() {
+        if let Some(t) = conn.transcript.take() {
             let meta = vec![
                 ("channel".to_owned(), "telnet".to_owned()),
                 ("user".to_owned(), clamp(&conn.user, 256)),
@@ -212,8 +214,10 @@ struct Conn<'a> {
     failures: u32,
     /// From NAWS; the transcript's size.
     size: (u32, u32),
-    /// After a successful login.
-    shell: Option<(Shell, Transcript)>,
+    /// After a successful login; out of here while a line runs in the [`LinePool`].
+    shell: Option<Shell>,
+    /// After a successful login, with the shell.
+    transcript: Option<Transcript>,
 }
 
 impl Conn<'_> {
@@ -227,20 +231,14 @@ impl Conn<'_> {
         for e in d.events {
             let TelnetEvent::WindowSize(w, h) = e;
             self.size = (u32::from(w).max(1), u32::from(h).max(1));
-            if let Some((_, t)) = self.shell.as_mut() {
+            if let Some(t) = self.transcript.as_mut() {
                 t.resize(self.size.0, self.size.1, &mut effects);
             }
         }
         let mut data: &[u8] = &d.data;
         while !data.is_empty() {
-            if let Some((shell, t)) = self.shell.as_mut() {
-                t.input(data, &mut effects);
-                let reply = shell.input(data, now_s());
-                effects.extend(reply.effects);
-                t.output(&reply.stdout, &mut effects);
-                let ok = send(wr, &reply.stdout).await;
-                transcript::emit(self.session, std::mem::take(&mut effects)).await;
-                return ok && reply.exit.is_none();
+            if self.shell.is_some() {
+                return self.shell_input(data, effects, wr).await;
             }
             let b = data[0];
             data = &data[1..];
@@ -260,6 +258,47 @@ impl Conn<'_> {
         }
         transcript::emit(self.session, effects).await;
         true
+    }
+
+    /// Feeds the logged-in shell; `false` when the connection must end. A chunk that
+    /// may run a command line runs in the node's [`LinePool`], off the async workers;
+    /// the session waits for it, so line N's output is sent before line N+1 runs.
+    async fn shell_input<S: AsyncWrite + Unpin>(
+        &mut self,
+        data: &[u8],
+        mut effects: Vec<Effect>,
+        wr: &mut WriteHalf<S>,
+    ) -> bool {
+        let (Some(mut shell), Some(t)) = (self.shell.take(), self.transcript.as_mut()) else {
+            return false;
+        };
+        t.input(data, &mut effects);
+        let now = now_s();
+        let reply = if pool::runs_a_line(data) {
+            let typed = data.to_vec();
+            let done = LinePool::node()
+                .run(move || {
+                    let reply = shell.input(&typed, now);
+                    (shell, reply)
+                })
+                .await;
+            let Some((back, reply)) = done else {
+                // The line panicked (a bug): this session ends, the node goes on.
+                transcript::emit(self.session, effects).await;
+                return false;
+            };
+            self.shell = Some(back);
+            reply
+        } else {
+            let reply = shell.input(data, now);
+            self.shell = Some(shell);
+            reply
+        };
+        effects.extend(reply.effects);
+        t.output(&reply.stdout, &mut effects);
+        let ok = send(wr, &reply.stdout).await;
+        transcript::emit(self.session, effects).await;
+        ok && reply.exit.is_none()
     }
 
     /// A user name or password line was entered.
@@ -337,7 +376,8 @@ impl Conn<'_> {
         let mut greeting = b"\r\n".to_vec();
         greeting.extend(shell.greeting().stdout);
         t.output(&greeting, &mut effects);
-        self.shell = Some((shell, t));
+        self.shell = Some(shell);
+        self.transcript = Some(t);
         let ok = send(wr, &greeting).await;
         transcript::emit(self.session, effects).await;
         ok

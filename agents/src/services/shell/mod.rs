@@ -10,6 +10,7 @@ pub(crate) mod budget;
 mod commands;
 pub(crate) mod fs;
 mod parse;
+pub(crate) mod pool;
 pub(crate) mod telnet_codec;
 pub(crate) mod transcript;
 
