@@ -259,13 +259,35 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     let AdminResponse::Nodes(nodes) = ask(data_dir, AdminRequest::ListNodes).await? else {
         bail!("unexpected answer from the core");
     };
+    // The core assesses health (healthy / degraded / offline); an older core without
+    // that answer leaves the state out.
+    let health: Vec<honeybee_proto::admin::NodeHealthInfo> =
+        match ask(data_dir, AdminRequest::NodeHealth).await {
+            Ok(AdminResponse::NodeHealth(h)) => h,
+            _ => Vec::new(),
+        };
+    let health_of = |n: &NodeInfo| health.iter().find(|h| h.node == n.id);
     if json {
-        let v: Vec<_> = nodes.iter().map(node_json).collect();
+        let v: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let mut v = node_json(n);
+                if let (Some(h), Some(o)) = (health_of(n), v.as_object_mut()) {
+                    o.insert("state".into(), json!(h.state.as_str()));
+                    o.insert("services_up".into(), json!(h.services_up));
+                    o.insert("services_total".into(), json!(h.services_total));
+                    o.insert("spool_dropped".into(), json!(h.spool_dropped));
+                    o.insert("last_event".into(), json!(h.last_event_ms.map(rfc3339)));
+                    o.insert("problems".into(), json!(h.problems));
+                }
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
     say!(
-        "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  services",
+        "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  services",
         "NODE",
         "ROLE",
         "MODE",
@@ -275,12 +297,15 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         "LAST SEEN"
     );
     for n in &nodes {
+        let h = health_of(n);
         let state = if n.revoked {
-            "revoked"
+            "revoked".to_owned()
+        } else if let Some(h) = h {
+            format!("{} {}/{}", h.state.as_str(), h.services_up, h.services_total)
         } else if n.online {
-            "online"
+            "online".to_owned()
         } else {
-            "offline"
+            "offline".to_owned()
         };
         let services = n
             .health
@@ -307,7 +332,7 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             _ => "direct".to_owned(),
         };
         say!(
-            "{:<24}  {:<6}  {:<9}  {:<8}  {:<22}  {:<24}  {:<24}  {}",
+            "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  {}",
             n.id,
             n.role,
             n.mode.map(mode_name).unwrap_or("-"),

@@ -278,6 +278,22 @@ async fn dispatch(
             ),
             Err(e) => err(&e),
         },
+        AdminRequest::NodeHealth => match shared.store.list_nodes().await {
+            Ok(nodes) => {
+                let mut out = Vec::with_capacity(nodes.len());
+                for n in nodes {
+                    let online = shared.registry.live_path(&n.id).is_some();
+                    let last = shared.store.last_event_ms(&n.id).await.unwrap_or(None);
+                    out.push(shared.health.info(&n.id, online, last));
+                }
+                R::NodeHealth(out)
+            }
+            Err(e) => err(&e),
+        },
+        AdminRequest::AlertCounts => match shared.store.count_alerts().await {
+            Ok((total, open)) => R::AlertCounts { total, open },
+            Err(e) => err(&e),
+        },
         AdminRequest::ListEvents(q) => {
             let events = match shared.store.query_events(&q).await {
                 Ok(ev) => ev,

@@ -12,6 +12,7 @@ pub mod correlator;
 pub mod endpoint;
 pub mod enroll;
 pub mod frame_io;
+pub mod health;
 pub mod init;
 pub mod json;
 pub mod modules;

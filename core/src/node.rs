@@ -227,10 +227,15 @@ async fn control_loop(
         };
         match msg {
             AgentMsg::Health(h) => {
-                let _ = shared
-                    .store
-                    .set_node_health(node, &h, crate::now_ms())
-                    .await;
+                let now = crate::now_ms();
+                let config = match shared.store.get_node(node).await {
+                    Ok(Some(rec)) => Some(rec.config),
+                    _ => None,
+                };
+                if shared.health.report(node, &h, config.as_ref()) {
+                    degraded_alert(node, shared, now).await;
+                }
+                let _ = shared.store.set_node_health(node, &h, now).await;
             }
             AgentMsg::CommandResult { id, result } => {
                 use crate::registry::ResultOutcome;
@@ -263,6 +268,31 @@ async fn control_loop(
             AgentMsg::Hello(_) => return Err(Close::protocol("hello sent twice")),
             _ => return Err(Close::protocol("unexpected control message")),
         }
+    }
+}
+
+/// Raises the one alert for a node that has just become degraded (see `health.rs`).
+async fn degraded_alert(node: &NodeId, shared: &Arc<Shared>, now_ms: i64) {
+    let info = shared.health.info(node, true, None);
+    let body = format!(
+        "{} of {} services listening; spool dropped {} events since the last report.\n{}",
+        info.services_up,
+        info.services_total,
+        info.spool_dropped,
+        info.problems.join("\n")
+    );
+    let alert = crate::store::NewAlert {
+        time_ms: now_ms,
+        module: "core".into(),
+        severity: "high".into(),
+        title: format!("node {node} is degraded"),
+        body,
+        node: Some(node.as_str().to_owned()),
+        seq: None,
+    };
+    match shared.store.insert_alert(alert).await {
+        Ok(id) => tracing::warn!(%node, alert = id, "node degraded"),
+        Err(e) => tracing::error!(%node, error = %e, "recording the degraded-node alert failed"),
     }
 }
 

@@ -84,6 +84,8 @@ pub struct Shared {
     pub budgets: crate::budget::NodeBudgets,
     /// Sequence numbers of the events the core records itself (pseudo-node `core`).
     pub core_seq: Mutex<crate::correlator::SeqClock>,
+    /// Each node's latest health assessment (see `health.rs`).
+    pub health: crate::health::HealthBoard,
 }
 
 impl Shared {
@@ -352,6 +354,7 @@ impl Core {
             )),
             budgets: crate::budget::NodeBudgets::new(cfg.node_budgets),
             core_seq: Mutex::new(crate::correlator::SeqClock::default()),
+            health: crate::health::HealthBoard::default(),
             cfg,
             paths,
             ca,

@@ -58,6 +58,7 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/captures", get(captures)),
         r("get", "/api/captures/{sha256}", get(capture)),
         r("get", "/api/alerts", get(alerts)),
+        r("get", "/api/alerts/count", get(alert_count)),
         r("post", "/api/alerts/{id}/ack", post(alert_ack)),
         r("get", "/api/analytics", get(analytics)),
         r("get", "/api/modules", get(modules)),
@@ -291,9 +292,18 @@ async fn overview(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Valu
     )
     .await?;
     let alerts = list_alerts(&app, user, 10).await?;
+    let (alerts_total, alerts_open) = alert_counts(&app, user).await?;
+    let health = assessed_health(&app, user).await?;
+    let degraded = health
+        .iter()
+        .filter(|h| h.state == honeybee_proto::admin::NodeState::Degraded)
+        .count();
     Ok(Json(json!({
         "nodes_online": st.nodes_online,
         "nodes_total": st.nodes_total,
+        "nodes_degraded": degraded,
+        "alerts_total": alerts_total,
+        "alerts_open": alerts_open,
         "events_total": st.events_total,
         "events_per_minute": events_per_minute,
         "top_sources": day.top_sources,
@@ -310,9 +320,31 @@ async fn list_nodes(app: &AppState, user: &str) -> ApiResult<Vec<honeybee_proto:
     }
 }
 
+/// The core's health assessment of every node (see `honeybee-core`'s `health.rs`).
+async fn assessed_health(
+    app: &AppState,
+    user: &str,
+) -> ApiResult<Vec<honeybee_proto::admin::NodeHealthInfo>> {
+    match app.ask(user, Req::NodeHealth).await? {
+        Resp::NodeHealth(h) => Ok(h),
+        _ => Err(unexpected()),
+    }
+}
+
+/// (all alerts, unacknowledged alerts), counted by the core over the whole table.
+async fn alert_counts(app: &AppState, user: &str) -> ApiResult<(u64, u64)> {
+    match app.ask(user, Req::AlertCounts).await? {
+        Resp::AlertCounts { total, open } => Ok((total, open)),
+        _ => Err(unexpected()),
+    }
+}
+
 async fn nodes(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Value>> {
     let n = list_nodes(&app, a.user()).await?;
-    Ok(Json(Value::Array(n.iter().map(views::node).collect())))
+    let h = assessed_health(&app, a.user()).await?;
+    Ok(Json(Value::Array(
+        n.iter().map(|n| views::node_with_health(n, &h)).collect(),
+    )))
 }
 
 async fn node(
@@ -355,7 +387,7 @@ async fn node(
         .collect();
     let config_toml = honeybee_core::config::services_to_toml(&cfg).map_err(ApiError::internal)?;
     Ok(Json(
-        json!({"node": views::node(n), "services": services, "config_toml": config_toml}),
+        json!({"node": views::node_with_health(n, &assessed_health(&app, a.user()).await?), "services": services, "config_toml": config_toml}),
     ))
 }
 
@@ -716,6 +748,12 @@ async fn alerts(
     Ok(Json(Value::Array(
         list_alerts(&app, a.user(), limit).await?,
     )))
+}
+
+/// `{"total", "open"}` over every alert, not a page of them.
+async fn alert_count(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Value>> {
+    let (total, open) = alert_counts(&app, a.user()).await?;
+    Ok(Json(json!({"total": total, "open": open})))
 }
 
 async fn alert_ack(

@@ -603,8 +603,13 @@ async fn poll_feed(app: AppState) {
         tick.tick().await;
         match app.core.request(None, AdminRequest::ListNodes).await {
             Ok(AdminResponse::Nodes(nodes)) => {
+                // The health state rides along so a node turning degraded updates live.
+                let health = match app.core.request(None, AdminRequest::NodeHealth).await {
+                    Ok(AdminResponse::NodeHealth(h)) => h,
+                    _ => Vec::new(),
+                };
                 for n in &nodes {
-                    let v = views::node(n);
+                    let v = views::node_with_health(n, &health);
                     let id = n.id.as_str();
                     if known.get(id) != Some(&v) {
                         if let Some(s) = sample(n) {

@@ -132,6 +132,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/me", "get", op("Who is signed in, and the CSRF token", me)),
         ("/api/overview", "get", op("Counts for the overview page", obj(&[
             ("nodes_online", i()), ("nodes_total", i()), ("events_total", i()),
+            ("nodes_degraded", i()), ("alerts_total", i()), ("alerts_open", i()),
             ("events_per_minute", arr(obj(&[("t", i()), ("count", i())]))),
             ("top_sources", key_count.clone()), ("top_credentials", creds.clone()),
             ("top_services", key_count.clone()), ("alerts", arr(reference("Alert"))),
@@ -180,6 +181,8 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             o.path("sha256", "hex SHA-256")
         }),
         ("/api/alerts", "get", op("Alerts from modules, newest first", arr(reference("Alert"))).query("limit", i(), "at most 1000")),
+        ("/api/alerts/count", "get", op("How many alerts there are and how many are open (not a page: every alert)",
+            obj(&[("total", i()), ("open", i())]))),
         ("/api/alerts/{id}/ack", "post", op("Acknowledge an alert", obj(&[("acked", i())])).path("id", "alert id").changes()),
         ("/api/analytics", "get", range(op("Time series and top lists", obj(&[
             ("since_ms", i()), ("until_ms", i()), ("bucket_ms", i()),
@@ -247,6 +250,11 @@ pub fn document() -> Value {
                     ("cert_not_after_ms", i()), ("addr", nullable("string")), ("via", nullable("string")),
                     ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}})),
                     ("health", json!({"type": ["object", "null"]})),
+                    ("state", json!({"enum": ["healthy", "degraded", "offline"],
+                        "description": "the core's assessment: offline without a live connection; degraded when an enabled service is not listening or the spool dropped events since the last report"})),
+                    ("services_up", i()), ("services_total", i()),
+                    ("spool_dropped", i()), ("last_event_ms", nullable("integer")),
+                    ("problems", arr(s())),
                 ]),
                 "Alert": obj(&[
                     ("id", i()), ("time_ms", i()), ("module", s()), ("severity", s()), ("title", s()),

@@ -51,6 +51,40 @@ pub fn node(n: &NodeInfo) -> Value {
     })
 }
 
+/// A node with the core's health assessment merged in: `state` (healthy / degraded /
+/// offline), `services_up` of `services_total`, `spool_dropped` (since the last report),
+/// `last_event_ms`, `problems`. Without an assessment the state follows `online`.
+pub fn node_with_health(n: &NodeInfo, health: &[honeybee_proto::admin::NodeHealthInfo]) -> Value {
+    let mut v = node(n);
+    let h = health.iter().find(|h| h.node == n.id);
+    if let Value::Object(o) = &mut v {
+        let state = match h {
+            Some(h) => h.state.as_str(),
+            None if n.online => "healthy",
+            None => "offline",
+        };
+        o.insert("state".into(), state.into());
+        o.insert("services_up".into(), h.map_or(0, |h| h.services_up).into());
+        o.insert(
+            "services_total".into(),
+            h.map_or(0, |h| h.services_total).into(),
+        );
+        o.insert(
+            "spool_dropped".into(),
+            h.map_or(0, |h| h.spool_dropped).into(),
+        );
+        o.insert(
+            "last_event_ms".into(),
+            h.and_then(|h| h.last_event_ms).into(),
+        );
+        o.insert(
+            "problems".into(),
+            h.map(|h| h.problems.clone()).unwrap_or_default().into(),
+        );
+    }
+    v
+}
+
 /// The `@timestamp` of an event document as ms since the epoch.
 fn timestamp_ms(doc: &Value) -> Option<i64> {
     let t = humantime::parse_rfc3339(doc.get("@timestamp")?.as_str()?).ok()?;

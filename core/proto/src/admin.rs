@@ -96,6 +96,10 @@ pub enum AdminRequest {
         user: String,
         request: Vec<u8>,
     },
+    /// Each node's health state as the core assesses it (see [`NodeHealthInfo`]).
+    NodeHealth,
+    /// How many alerts there are, and how many are not acknowledged.
+    AlertCounts,
 }
 
 /// Most content bytes one `GetCapture` answer carries.
@@ -139,6 +143,10 @@ pub enum AdminResponse {
         next: Option<EventCursor>,
     },
     Stats(Stats),
+    /// Answer to [`AdminRequest::NodeHealth`], one entry per known node.
+    NodeHealth(Vec<NodeHealthInfo>),
+    /// Answer to [`AdminRequest::AlertCounts`].
+    AlertCounts { total: u64, open: u64 },
 }
 
 /// A stored capture as `honeybee captures` lists it.
@@ -381,4 +389,42 @@ pub struct TokenInfo {
     pub uses_total: u32,
     pub uses_left: u32,
     pub revoked: bool,
+}
+
+/// A node's health as one word.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
+pub enum NodeState {
+    /// Connected, every enabled service listening, no spool drops in the last report.
+    Healthy,
+    /// Connected, but an enabled service is not listening or the spool dropped events.
+    Degraded,
+    /// No live connection.
+    Offline,
+}
+
+impl NodeState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NodeState::Healthy => "healthy",
+            NodeState::Degraded => "degraded",
+            NodeState::Offline => "offline",
+        }
+    }
+}
+
+/// The core's assessment of one node (computed in `honeybee-core`'s `health.rs` only).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeHealthInfo {
+    pub node: NodeId,
+    pub state: NodeState,
+    /// Enabled services listening, of `services_total` enabled services.
+    pub services_up: u32,
+    pub services_total: u32,
+    /// Events the spool discarded between the node's last two health reports.
+    pub spool_dropped: u64,
+    /// Agent time of the node's newest stored event.
+    pub last_event_ms: Option<i64>,
+    /// Why it is degraded, one line each (service errors are the agent's text).
+    pub problems: Vec<String>,
 }

@@ -141,6 +141,19 @@ impl SqliteStore {
         .await
     }
 
+    /// (all alerts, those not acknowledged), counted over the whole table.
+    pub async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
+        self.read(move |conn| {
+            let (total, open): (i64, i64) = conn
+                .prepare_cached(
+                    "SELECT COUNT(*), COALESCE(SUM(acked_ms IS NULL), 0) FROM alerts",
+                )?
+                .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
+            Ok((total.max(0) as u64, open.max(0) as u64))
+        })
+        .await
+    }
+
     /// Newest first.
     pub async fn list_alerts(&self, limit: u32) -> Result<Vec<AlertInfo>, StoreError> {
         let limit = i64::from(super::effective_limit(limit));

@@ -578,6 +578,16 @@ impl SqliteStore {
         .await
     }
 
+    /// Agent time of the node's newest stored event (index `events_node_time`).
+    pub async fn last_event_ms(&self, id: &NodeId) -> Result<Option<i64>, StoreError> {
+        let id = id.as_str().to_owned();
+        self.read(move |c| {
+            Ok(c.prepare_cached("SELECT MAX(time_ms) FROM events WHERE node = ?1")?
+                .query_row([id], |r| r.get::<_, Option<i64>>(0))?)
+        })
+        .await
+    }
+
     pub async fn set_node_config(
         &self,
         id: &NodeId,
