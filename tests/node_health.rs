@@ -154,14 +154,17 @@ async fn failed_services_degrade_a_node_once_and_alert_totals_are_true() {
 
     // More than one page of alerts: the total is the true count, not the page length.
     let cred = dep.module_credential("bulk", "alerts:write");
-    let script = "import os,sys\n\
-sys.path.insert(0, os.environ['SDK'])\n\
-from honeybee_module import Module\n\
-with Module('bulk', permissions=['alerts:write']) as m:\n\
-    for i in range(130):\n\
-        m.alert('low', 'bulk %d' % i)\n";
+    let script = [
+        "import os, sys",
+        "sys.path.insert(0, os.environ['SDK'])",
+        "from honeybee_module import Module",
+        "with Module('bulk', permissions=['alerts:write']) as m:",
+        "    for i in range(130):",
+        "        m.alert('low', 'bulk %d' % i)",
+    ]
+    .join("\n");
     let st = Command::new("python3")
-        .args(["-c", script])
+        .args(["-c", &script])
         .env(
             "SDK",
             concat!(env!("CARGO_MANIFEST_DIR"), "/modules/python"),
