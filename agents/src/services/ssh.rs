@@ -856,7 +856,7 @@ impl SshHandler {
                 typed.push(b'\n');
                 chan.transcript.input(&typed, &mut effects);
                 let shell = chan.shell.take()?;
-                Some(Start::Exec(shell, effects))
+                Some(Start::Exec(Box::new(shell), effects))
             }
             None => {
                 let reply = chan.shell.as_mut()?.greeting();
@@ -878,7 +878,7 @@ impl SshHandler {
             Some(Start::Done(effects)) => effects,
             Some(Start::Exec(shell, effects)) => {
                 let (command, now) = (exec.unwrap_or_default().to_vec(), now_s());
-                self.run_lines(session, channel, shell, effects, move |s| {
+                self.run_lines(session, channel, *shell, effects, move |s| {
                     s.exec(&command, now)
                 })
                 .await
@@ -933,7 +933,8 @@ enum Start {
     /// Everything was sent; these effects remain to emit.
     Done(Vec<Effect>),
     /// An exec command line to run in the [`LinePool`], after these effects.
-    Exec(Shell, Vec<Effect>),
+    /// (Boxed: a shell is large; this only hands it on.)
+    Exec(Box<Shell>, Vec<Effect>),
 }
 
 fn now_s() -> i64 {
