@@ -525,9 +525,15 @@ impl Shell {
                 }
             }
             0x0c => {
+                // bash redraws the prompt and the pending line on Ctrl-L. That turns one
+                // byte in into up to a line's worth out, so the redraw counts against the
+                // session's output cap like any command's output.
+                let start = r.stdout.len();
                 r.stdout.extend_from_slice(b"\x1b[H\x1b[2J");
                 r.stdout.extend_from_slice(self.st.prompt().as_bytes());
                 r.stdout.extend_from_slice(&self.line);
+                let redrawn = r.stdout.len() - start;
+                self.charge_session_output(redrawn, r);
             }
             b'\t' => r.stdout.push(0x07),
             0..=0x1f => {}
@@ -616,14 +622,20 @@ impl Shell {
             });
         }
         let (out, err) = io.into_parts();
-        self.output = self.output.saturating_add(out.len() + err.len());
         if self.st.tty {
             r.stdout.extend_from_slice(&crlf(&out));
         } else {
             r.stdout.extend_from_slice(&out);
             r.stderr.extend_from_slice(&err);
         }
-        if self.output > self.limits.max_session_output {
+        self.charge_session_output(out.len() + err.len(), r);
+    }
+
+    /// Counts `n` bytes against the session's output cap; past it the session ends with
+    /// a `shell_output` limit (once).
+    fn charge_session_output(&mut self, n: usize, r: &mut Reply) {
+        self.output = self.output.saturating_add(n);
+        if self.output > self.limits.max_session_output && !self.ended {
             r.effects.push(Effect::Limit {
                 limit: "shell_output",
                 detail: format!(

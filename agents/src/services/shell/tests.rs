@@ -669,3 +669,38 @@ fn history_is_bounded_in_bytes() {
     assert!(r.stdout.len() < 70 * 1024);
     assert!(!text(&r.stdout).contains("echo 0000"));
 }
+
+#[test]
+fn ctrl_l_redraws_count_against_the_session_output_cap() {
+    // A client that types a full line and then Ctrl-L forever would get a line's worth of
+    // output per byte sent; the redraws are charged like command output.
+    let limits = ShellLimits {
+        max_session_output: 64 * 1024,
+        ..ShellLimits::default()
+    };
+    let mut s = shell_with(true, limits, "root");
+    s.input(&[b'a'; 4000], 1);
+    let mut sent = 0usize;
+    let mut limited = false;
+    for i in 0..1000 {
+        let r = s.input(&[0x0c; 4], 2 + i);
+        sent += r.stdout.len();
+        if r.effects.iter().any(|e| {
+            matches!(
+                e,
+                Effect::Limit {
+                    limit: "shell_output",
+                    ..
+                }
+            )
+        }) {
+            limited = true;
+        }
+        if s.ended() {
+            break;
+        }
+    }
+    assert!(limited, "the redraw flood was never stopped");
+    assert!(s.ended(), "the session goes on past its output cap");
+    assert!(sent <= 64 * 1024 + 4 * 4200, "{sent} bytes sent");
+}
