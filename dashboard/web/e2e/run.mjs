@@ -237,6 +237,17 @@ try {
     await page.locator(`tr[data-node="${secondName}"][data-status="online"]`).waitFor({ timeout: 60000 });
   });
 
+  // The second agent runs on this host with the default services, whose ports the local
+  // node already holds: every bind fails ("Address already in use"), so it is degraded.
+  await step('a node whose services cannot bind shows as degraded', async () => {
+    await page.goto(`${base}/#/nodes`);
+    const badge = page.locator(`tr[data-node="${secondName}"] [data-testid=node-health][data-state="degraded"]`);
+    await badge.waitFor({ timeout: 60000 });
+    const text = await badge.innerText();
+    if (!/^degraded 0\/\d+$/.test(text.trim())) throw new Error(`health badge says ${JSON.stringify(text)}`);
+    figures.degraded_node = text.trim();
+  });
+
   await step('change a service in the node editor; the agent applies it', async () => {
     await page.goto(`${base}/#/nodes/local`);
     await page.getByTestId('services-table').waitFor();
