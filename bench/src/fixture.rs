@@ -199,9 +199,21 @@ impl Deployment {
     }
 
     /// A bare quinn server endpoint on loopback with the core's TLS and transport settings.
+    /// The core starts every connection with the small limits of an unauthenticated one
+    /// and raises them once the ALPN and role are checked; a bare server for node traffic
+    /// has no such step, so it gets a node's limits from the start.
     pub fn baseline_endpoint(&self, alpns: &[&[u8]]) -> Result<quinn::Endpoint> {
-        let cfg = honeybee_core::endpoint::server_config(self.server_tls(alpns)?, 64)
+        use honeybee_core::endpoint::{AlpnLimits, server_transport_config};
+        let mut cfg = honeybee_core::endpoint::server_config(self.server_tls(alpns)?, 64)
             .map_err(|e| anyhow!(e))?;
+        if alpns.contains(&alpn::NODE) {
+            let node = AlpnLimits::node(64);
+            let mut t = server_transport_config();
+            t.max_concurrent_bidi_streams(node.bidi_streams.into());
+            t.max_concurrent_uni_streams(node.uni_streams.into());
+            t.receive_window(node.receive_window.into());
+            cfg.transport_config(std::sync::Arc::new(t));
+        }
         Ok(quinn::Endpoint::server(cfg, (LOOPBACK, 0).into())?)
     }
 }
