@@ -214,6 +214,22 @@ try {
   });
 
   let enrolCommand = '';
+  // A filter link followed while already on the Events page changes only the URL (hash
+  // routing): the form and the table must follow it without a reload.
+  await step('events page follows URL changes made while on it', async () => {
+    await page.goto(`${base}/#/events`);
+    const rows = page.locator('[data-testid=events-table] tbody tr[data-kind]');
+    await rows.first().waitFor({ timeout: 15000 });
+    await page.evaluate(() => { location.hash = '#/events?service=no-such-service'; });
+    await page.locator('[data-testid=events-table] tbody', { hasText: 'No events.' }).waitFor({ timeout: 15000 });
+    const v = await page.locator('input[name=service]').inputValue();
+    if (v !== 'no-such-service') throw new Error(`the service filter shows ${JSON.stringify(v)}`);
+    await page.evaluate(() => { location.hash = '#/events?service=ssh'; });
+    await rows.first().waitFor({ timeout: 15000 });
+    const services = await rows.evaluateAll((rs) => [...new Set(rs.map((r) => r.children[2].textContent.trim()))]);
+    if (services.join() !== 'ssh') throw new Error(`rows for service=ssh show services ${JSON.stringify(services)}`);
+  });
+
   await step('create an enrolment token', async () => {
     await page.goto(`${base}/#/enrol`);
     await page.getByLabel('Node name').fill(secondName);
