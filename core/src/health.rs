@@ -14,6 +14,8 @@ use std::sync::Mutex;
 
 /// Most problem lines kept per node (a node may configure many services).
 const MAX_PROBLEMS: usize = 16;
+/// Longest problem line: the error text comes from the node, which may be hostile.
+const MAX_PROBLEM_LEN: usize = 256;
 
 /// What one health report says, before the connection state is known.
 #[derive(Debug, Clone, PartialEq, Default)]
@@ -44,7 +46,9 @@ pub fn assess(h: &Health, prev_dropped: Option<u64>, config: Option<&NodeConfig>
             a.services_up += 1;
         } else if a.problems.len() < MAX_PROBLEMS {
             let why = s.error.as_deref().unwrap_or("not listening");
-            a.problems.push(format!("{} ({}): {why}", s.name, s.listen));
+            let line = format!("{} ({}): {why}", s.name, s.listen);
+            a.problems
+                .push(honeybee_proto::event::clamp(&line, MAX_PROBLEM_LEN));
         }
     }
     // A restarted agent counts from zero again: a smaller number is not a drop.
@@ -148,6 +152,22 @@ mod tests {
             (NodeState::Degraded, 0, 2)
         );
         assert!(i.problems[0].contains("Address already in use"));
+        // A hostile node's error text is bounded.
+        let mut long = svc("c", false);
+        long.error = Some("x".repeat(100_000));
+        let other: NodeId = "n2".parse().expect("node id");
+        let h2 = Health {
+            services: vec![long; 100],
+            ..Health::default()
+        };
+        assert!(board.report(&other, &h2, None));
+        let p = board.info(&other, true, None).problems;
+        assert_eq!(p.len(), MAX_PROBLEMS);
+        assert!(
+            p.iter().all(|l| l.len() <= MAX_PROBLEM_LEN + 4),
+            "{:?}",
+            p[0].len()
+        );
         assert_eq!(board.info(&node, false, None).state, NodeState::Offline);
         h.services = vec![svc("a", true), svc("b", true)];
         assert!(!board.report(&node, &h, None));
