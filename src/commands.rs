@@ -301,7 +301,12 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         let state = if n.revoked {
             "revoked".to_owned()
         } else if let Some(h) = h {
-            format!("{} {}/{}", h.state.as_str(), h.services_up, h.services_total)
+            format!(
+                "{} {}/{}",
+                h.state.as_str(),
+                h.services_up,
+                h.services_total
+            )
         } else if n.online {
             "online".to_owned()
         } else {

@@ -146,7 +146,10 @@ pub enum AdminResponse {
     /// Answer to [`AdminRequest::NodeHealth`], one entry per known node.
     NodeHealth(Vec<NodeHealthInfo>),
     /// Answer to [`AdminRequest::AlertCounts`].
-    AlertCounts { total: u64, open: u64 },
+    AlertCounts {
+        total: u64,
+        open: u64,
+    },
 }
 
 /// A stored capture as `honeybee captures` lists it.

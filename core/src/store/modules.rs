@@ -145,9 +145,7 @@ impl SqliteStore {
     pub async fn count_alerts(&self) -> Result<(u64, u64), StoreError> {
         self.read(move |conn| {
             let (total, open): (i64, i64) = conn
-                .prepare_cached(
-                    "SELECT COUNT(*), COALESCE(SUM(acked_ms IS NULL), 0) FROM alerts",
-                )?
+                .prepare_cached("SELECT COUNT(*), COALESCE(SUM(acked_ms IS NULL), 0) FROM alerts")?
                 .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))?;
             Ok((total.max(0) as u64, open.max(0) as u64))
         })

@@ -582,8 +582,10 @@ impl SqliteStore {
     pub async fn last_event_ms(&self, id: &NodeId) -> Result<Option<i64>, StoreError> {
         let id = id.as_str().to_owned();
         self.read(move |c| {
-            Ok(c.prepare_cached("SELECT MAX(time_ms) FROM events WHERE node = ?1")?
-                .query_row([id], |r| r.get::<_, Option<i64>>(0))?)
+            Ok(
+                c.prepare_cached("SELECT MAX(time_ms) FROM events WHERE node = ?1")?
+                    .query_row([id], |r| r.get::<_, Option<i64>>(0))?,
+            )
         })
         .await
     }
