@@ -898,3 +898,169 @@ async fn a_flood_of_sets_from_many_connections_keeps_the_keyspace_bounded() {
         "snapshot of {size} bytes"
     );
 }
+
+/// The real `redis-server` from Debian, on a loopback port of its own, stopped by its
+/// PID when dropped. Its absence fails the test: the suite installs it.
+struct RealRedis {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl RealRedis {
+    async fn start() -> RealRedis {
+        const BIN: &str = "/usr/bin/redis-server";
+        assert!(
+            std::path::Path::new(BIN).exists(),
+            "{BIN} is missing: install Debian's redis-server (apt-get install -y redis-server); \
+             the differential Redis tests compare against it and do not skip"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(BIN)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn redis-server");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        // Ready when it answers PING; bounded in tries and in time.
+        let deadline = tokio::time::Instant::now() + WAIT;
+        for _ in 0..600 {
+            if let Ok(mut c) = TcpStream::connect(addr).await {
+                let _ = c.write_all(b"PING\r\n").await;
+                let mut b = [0u8; 7];
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut b)).await
+                    && &b == b"+PONG\r\n"
+                {
+                    return RealRedis {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "redis-server did not come up"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not come up");
+    }
+
+    async fn stop(mut self) {
+        // Its own child, by PID (the handle), never by name.
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
+    }
+}
+
+/// Sends `first`, and once the reply to it is in (when `split`), `rest`; returns every
+/// byte received until the server closes (a server that never closes fails the test).
+async fn probe(addr: std::net::SocketAddr, first: &[u8], rest: &[u8], split: bool) -> Vec<u8> {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let mut out = Vec::new();
+    if split {
+        c.write_all(first).await.unwrap();
+        let mut b = [0u8; 512];
+        // Bounded: one reply line, read within the deadline.
+        while !out.ends_with(b"\r\n") {
+            let n = tokio::time::timeout(WAIT, c.read(&mut b))
+                .await
+                .expect("a reply to the first line")
+                .unwrap();
+            assert!(n > 0 && out.len() < 4096, "closed early: {out:?}");
+            out.extend_from_slice(&b[..n]);
+        }
+        c.write_all(rest).await.unwrap();
+    } else {
+        c.write_all(&[first, rest].concat()).await.unwrap();
+    }
+    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+        .await
+        .expect("server closes the connection")
+        .unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http_probes_get_the_real_redis_silent_close_and_info_os_is_the_shells_kernel() {
+    let real = RealRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "redis",
+        "127.0.0.1:0".parse().unwrap(),
+        redis(false, LoginPolicy::Never),
+    )
+    .await;
+    // (first part, rest, rest sent only after the first part's reply)
+    let probes: [(&[u8], &[u8], bool); 5] = [
+        (b"GET / HTTP/1.1\r\n", b"Host: x\r\n\r\n", false),
+        (
+            b"POST / HTTP/1.1\r\n",
+            b"Host: x\r\nContent-Type: text/plain\r\nContent-Length: 4\r\n\r\nPING",
+            false,
+        ),
+        // The request line answered before `Host:` arrives: that reply was written.
+        (b"GET / HTTP/1.1\r\n", b"Host: x\r\n\r\n", true),
+        // A queued reply to a real command is lost with the connection too.
+        (b"PING\r\n", b"Host: x\r\n", false),
+        (b"*1\r\n$4\r\nPOST\r\n", b"", false),
+    ];
+    for (first, rest, split) in probes {
+        let want = probe(real.addr, first, rest, split).await;
+        let got = probe(r.addr, first, rest, split).await;
+        assert_eq!(
+            String::from_utf8_lossy(&got),
+            String::from_utf8_lossy(&want),
+            "probe {:?} then {:?} (split: {split})",
+            String::from_utf8_lossy(first),
+            String::from_utf8_lossy(rest)
+        );
+    }
+    // INFO over raw RESP, on the real server only to show the field is there.
+    let info_os = |addr| async move {
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(b"INFO server\r\nQUIT\r\n").await.unwrap();
+        let mut out = Vec::new();
+        tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+            .await
+            .expect("QUIT closes")
+            .unwrap();
+        String::from_utf8_lossy(&out)
+            .split("\r\n")
+            .find_map(|l| l.strip_prefix("os:").map(str::to_owned))
+            .unwrap_or_else(|| panic!("no os: line in {out:?}"))
+    };
+    assert!(info_os(real.addr).await.starts_with("Linux "));
+    // The kernel the node's shell claims (`uname -r`, services_shell.rs's UNAME), not the
+    // sensor host's own.
+    assert_eq!(info_os(r.addr).await, "Linux 6.1.0-18-amd64 x86_64");
+    real.stop().await;
+
+    r.wait_disconnects(probes.len() + 1).await;
+    let aborted = r
+        .events
+        .iter()
+        .filter(|e| {
+            matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "redis_cross_protocol")
+        })
+        .count();
+    assert_eq!(aborted, probes.len(), "{:#?}", r.events);
+    let cmds = r.commands();
+    for line in ["GET / HTTP/1.1", "Host: x", "POST"] {
+        assert!(cmds.iter().any(|c| c == line), "{line:?} not in {cmds:?}");
+    }
+    r.mgr.shutdown().await;
+}

@@ -64,6 +64,9 @@ pub(crate) struct Outcome {
     /// Recorded after the `Command` event.
     pub events: Vec<EventKind>,
     pub close: bool,
+    /// Replies queued and not yet written are dropped too: Redis frees such a client
+    /// "as soon as possible" and never writes to it again (`CLIENT_CLOSE_ASAP`).
+    pub discard_pending: bool,
     pub capture: Option<SaveCapture>,
 }
 
@@ -249,10 +252,20 @@ impl Conn {
             .commands
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let name = lower(&args[0]);
-        // Redis drops a client that talks HTTP to it ("Possible SECURITY ATTACK").
+        // Redis (since 3.2.7) drops a client that talks HTTP to it ("Possible SECURITY
+        // ATTACK detected", `securityWarningCommand`): no reply, not even those still
+        // queued for earlier commands of the same read (`GET / HTTP/1.1` before `Host:`).
         if name == "post" || name == "host:" {
             return Outcome {
                 close: true,
+                discard_pending: true,
+                events: vec![EventKind::LimitReached {
+                    limit: "redis_cross_protocol".into(),
+                    detail: format!(
+                        "'{}' command: an HTTP request sent to Redis; connection aborted unanswered",
+                        clamp(&String::from_utf8_lossy(&args[0]), 32)
+                    ),
+                }],
                 ..Outcome::default()
             };
         }
@@ -1400,7 +1413,14 @@ mod tests {
             Reply::err("ERR unknown command 'FOO', with args beginning with: 'a' 'b' ")
         );
         let post = run(&mut c, "POST / HTTP/1.1");
-        assert!(post.close && post.reply.is_none());
+        assert!(post.close && post.discard_pending && post.reply.is_none());
+        assert!(
+            matches!(&post.events[..], [EventKind::LimitReached { limit, .. }] if limit == "redis_cross_protocol"),
+            "{:?}",
+            post.events
+        );
+        let host = run(&mut c, "Host: x");
+        assert!(host.close && host.discard_pending && host.reply.is_none());
     }
 
     #[test]

@@ -34,11 +34,9 @@ impl ServerFacts {
         };
         // A server that has been up a few weeks, not one born a second ago.
         let uptime_ms = rng.random_range(3 * 86_400_000..60 * 86_400_000_i64);
-        let release = std::fs::read_to_string("/proc/sys/kernel/osrelease")
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty() && s.len() < 64 && s.bytes().all(|b| b.is_ascii_graphic()))
-            .unwrap_or_else(|| "6.1.0-18-amd64".into());
+        // The emulated shell's kernel, never the sensor host's: an attacker who reads
+        // INFO and then logs in over SSH must find the same machine.
+        let release = crate::services::shell::commands::KERNEL_RELEASE;
         ServerFacts {
             version: version.to_owned(),
             run_id: hex(40, &mut rng),
@@ -580,6 +578,14 @@ mod tests {
     #[test]
     fn info_has_what_nmap_and_attackers_read() {
         let f = ServerFacts::new("7.0.15", String::new(), 1_700_000_000_000);
+        // One kernel per node: INFO's `os` is what the shell's `uname -r` prints.
+        assert_eq!(
+            f.os,
+            format!(
+                "Linux {} x86_64",
+                crate::services::shell::commands::KERNEL_RELEASE
+            )
+        );
         let v = InfoView {
             now_unix_ms: 1_700_000_000_000,
             tcp_port: 6379,

@@ -164,6 +164,9 @@ impl RedisService {
                             out.reserve_exact(size);
                             r.encode(&mut out);
                         }
+                        if outcome.discard_pending {
+                            out.clear();
+                        }
                         if outcome.close {
                             break 'conn;
                         }

@@ -518,7 +518,8 @@ fn resolve_path(st: &State, given: &str) -> Result<String, Out> {
 
 // ---- system information -------------------------------------------------------------
 
-const KERNEL_RELEASE: &str = "6.1.0-18-amd64";
+/// The node's one kernel: `uname` here and Redis INFO's `os:` both show it.
+pub(crate) const KERNEL_RELEASE: &str = "6.1.0-18-amd64";
 const KERNEL_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)";
 
 fn uname(st: &State, args: &[String]) -> Out {

@@ -7,7 +7,7 @@
 
 pub(crate) mod asciicast;
 pub(crate) mod budget;
-mod commands;
+pub(crate) mod commands;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod pool;
