@@ -27,7 +27,7 @@ export DEBIAN_FRONTEND=noninteractive
 # Real attacker clients used by the end-to-end tests (Debian packages; needs root to install).
 # hydra, nmap -sV and the protocol clients against the honeypots; Chromium for the
 # dashboard's browser tests (driven by playwright-core, never downloaded).
-packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools
+packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
   default-mysql-client mbpoll chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
