@@ -905,7 +905,7 @@ impl SshHandler {
         f: impl FnOnce(&mut Shell) -> Reply + Send + 'static,
     ) -> Vec<Effect> {
         let done = LinePool::node()
-            .run(move || {
+            .run(self.session.src.ip(), move || {
                 let reply = f(&mut shell);
                 (shell, reply)
             })

@@ -277,7 +277,7 @@ impl Conn<'_> {
         let reply = if pool::runs_a_line(data) {
             let typed = data.to_vec();
             let done = LinePool::node()
-                .run(move || {
+                .run(self.session.src.ip(), move || {
                     let reply = shell.input(&typed, now);
                     (shell, reply)
                 })
