@@ -14,4 +14,5 @@ pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod spool;
+pub(crate) mod statefile;
 pub mod transport;

@@ -17,7 +17,6 @@
 use super::limits::SourceKey;
 use honeybee_proto::config::LoginPolicy;
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -429,7 +428,7 @@ impl LoginBook {
     /// corrupt one is ignored with a warning (and replaced at the next save).
     pub(crate) fn open(dir: &Path) -> Arc<LoginBook> {
         let path = dir.join(LOGIN_MEMORY_FILE);
-        let table = match read_bounded(&path) {
+        let table = match crate::statefile::read_bounded(&path, MAX_FILE_BYTES) {
             Ok(None) => Table::new(MAX_SOURCES),
             Ok(Some(bytes)) => match Table::decode(&bytes, MAX_SOURCES, unix_now()) {
                 Ok(t) => {
@@ -510,49 +509,10 @@ impl LoginBook {
         // Cleared before the snapshot: a change after it schedules another save.
         self.scheduled.store(false, Ordering::Release);
         let bytes = self.lock().encode();
-        if let Err(e) = write_atomically(path, &bytes) {
+        if let Err(e) = crate::statefile::write_atomically(path, &bytes) {
             tracing::warn!(path = %path.display(), error = %e, "cannot save the login memory");
         }
     }
-}
-
-fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::new();
-    // One byte more than the largest valid file, so that a larger one is refused.
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
-}
-
-/// Whole under a temporary name, synced, then renamed over the old file: a crash leaves
-/// the old table or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let tmp = dir.join(format!(
-        "{LOGIN_MEMORY_FILE}.tmp-{}",
-        hex::encode(rand::random::<[u8; 8]>())
-    ));
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let written = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 fn unix_now() -> u64 {

@@ -4,7 +4,6 @@
 //! to the agent's data directory so that it lives for days, as a real instance does.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -534,7 +533,7 @@ impl Node {
     ) -> Arc<Node> {
         let path = dir.join(file_name(service));
         let now = crate::sink::now_ms();
-        let state = match read_bounded(&path) {
+        let state = match crate::statefile::read_bounded(&path, MAX_FILE_BYTES) {
             Ok(None) => Keyspace::new(retention, boot_unix_ms),
             Ok(Some(bytes)) => match Keyspace::decode(&bytes, now, retention, boot_unix_ms) {
                 Ok(ks) => {
@@ -583,7 +582,7 @@ impl Node {
             // Encoded under the lock (a copy of ≤ 4 MiB), written without it.
             (ks.generation, ks.encode(crate::sink::now_ms()))
         };
-        match write_atomically(path, &bytes) {
+        match crate::statefile::write_atomically(path, &bytes) {
             Ok(()) => self.saved.store(generation, Ordering::Release),
             Err(e) => {
                 tracing::warn!(path = %path.display(), error = %e, "cannot save the redis keyspace")
@@ -631,44 +630,6 @@ fn set_aside(path: &Path) {
     let mut aside = path.as_os_str().to_owned();
     aside.push(".corrupt");
     let _ = std::fs::rename(path, PathBuf::from(aside));
-}
-
-fn read_bounded(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    use std::io::Read;
-    let file = match std::fs::File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e),
-    };
-    let mut bytes = Vec::new();
-    // One byte more than the largest valid file, so that a larger one is refused.
-    file.take(MAX_FILE_BYTES as u64 + 1)
-        .read_to_end(&mut bytes)?;
-    Ok(Some(bytes))
-}
-
-/// Whole under a temporary name, synced, then renamed over the old file: a crash leaves
-/// the old snapshot or the new one, never half of one.
-fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp-{}", hex::encode(rand::random::<[u8; 8]>())));
-    let tmp = PathBuf::from(tmp);
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut opts, 0o600);
-    let written = (|| {
-        let mut f = opts.open(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    if written.is_err() {
-        let _ = std::fs::remove_file(&tmp);
-    }
-    written
 }
 
 #[cfg(test)]
