@@ -11,29 +11,10 @@ use honeybee_proto::admin::TokenSpec;
 use std::path::Path;
 use std::time::Duration;
 
-/// Resolves on Ctrl-C or SIGTERM. The SIGTERM handler is installed when this is called,
-/// not when the future is first polled, so a SIGTERM (what systemd sends) that arrives
-/// while the caller is still starting up is not lost to the default action, which would
-/// end the process without shutting services down or flushing anything.
+/// Resolves on Ctrl-C or SIGTERM; the handler is installed at the call, so call it before
+/// starting anything (see [`honeybee_agent::runtime::shutdown_signal`]).
 pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate());
-    if let Err(e) = &term {
-        tracing::warn!(error = %e, "cannot handle SIGTERM; only Ctrl-C stops cleanly");
-    }
-    async move {
-        let term = async {
-            match term {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {},
-            _ = term => {},
-        }
-    }
+    honeybee_agent::runtime::shutdown_signal()
 }
 
 pub async fn up(data_dir: &Path) -> anyhow::Result<()> {

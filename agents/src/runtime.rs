@@ -701,3 +701,30 @@ async fn send_captures(
         let _ = tokio::time::timeout(Duration::from_secs(2), added).await;
     }
 }
+
+/// Resolves on Ctrl-C (SIGINT) or SIGTERM, what systemd sends. The SIGTERM handler is
+/// installed when this is called, not when the future is first polled, so a SIGTERM that
+/// arrives while the caller is still starting up is not lost to the default action, which
+/// would end the process without shutting services down or flushing anything. Used by
+/// `honeybee-agent run` and by every long-running `honeybee` command.
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let term = signal(SignalKind::terminate());
+    if let Err(e) = &term {
+        tracing::warn!(error = %e, "cannot handle SIGTERM; only Ctrl-C stops cleanly");
+    }
+    async move {
+        let term = async {
+            match term {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
+            _ = term => tracing::info!("SIGTERM: shutting down"),
+        }
+    }
+}

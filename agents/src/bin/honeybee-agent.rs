@@ -41,31 +41,6 @@ enum Cmd {
     },
 }
 
-/// Resolves on Ctrl-C (SIGINT) or SIGTERM, as `honeybee up` does. The SIGTERM handler is
-/// installed here, before the future is first polled, so a SIGTERM that arrives while the
-/// agent is still starting is not lost to the default action (death without a flush).
-fn wait_for_signal() -> impl std::future::Future<Output = ()> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let term = signal(SignalKind::terminate());
-    if let Err(e) = &term {
-        tracing::warn!(error = %e, "cannot handle SIGTERM; only Ctrl-C stops the agent cleanly");
-    }
-    async move {
-        let term = async {
-            match term {
-                Ok(mut s) => {
-                    s.recv().await;
-                }
-                Err(_) => std::future::pending::<()>().await,
-            }
-        };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => tracing::info!("interrupted: shutting down"),
-            _ = term => tracing::info!("SIGTERM: shutting down"),
-        }
-    }
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     tracing_subscriber::fmt()
@@ -100,7 +75,7 @@ async fn main() -> anyhow::Result<()> {
             };
             // systemd stops a unit with SIGTERM: it must shut the services down and flush
             // open transcripts exactly as Ctrl-C does, or they are lost with the process.
-            let shutdown = wait_for_signal();
+            let shutdown = honeybee_agent::runtime::shutdown_signal();
             if opts.mode == NodeMode::Relay {
                 let limits = honeybee_agent::relay::flows::FlowLimits::default();
                 honeybee_agent::relay::run(opts, relay_listen, limits, shutdown).await?;
