@@ -4,7 +4,10 @@
 //! third party, a data connection from another address, overlong lines, command floods,
 //! uploads larger than memory should hold, concurrent uploads racing for the spool's cap).
 
+mod memory;
 mod tools;
+
+use memory::rss_anon;
 
 use honeybee_agent::captures::CaptureSpool;
 use honeybee_agent::services::{Limits, ServiceManager};
@@ -536,17 +539,6 @@ async fn nmap_names_vsftpd() {
     assert!(svc.contains("product=\"vsftpd\""), "{svc}");
     assert!(svc.contains("version=\"3.0.3\""), "{svc}");
     node.mgr.shutdown().await;
-}
-
-/// The test process's private resident memory (the services run in it), in bytes.
-fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon in /proc/self/status");
-    kib * 1024
 }
 
 /// Sizes of the files in the spool directory: (`.part` files being written, all files).

@@ -3,7 +3,10 @@
 //! its stability across restarts), hydra (400 form logins, every one recorded) and
 //! nmap -sV (named lighttpd, and ssl/http).
 
+mod memory;
 mod tools;
+
+use memory::{part_bytes, rss_anon};
 
 use honeybee_agent::captures::CaptureSpool;
 use honeybee_agent::services::{Limits, ServiceManager};
@@ -783,28 +786,6 @@ async fn non_http_probes_and_huge_heads_are_recorded() {
     assert!(data[1].0.starts_with(b"GET / HTTP/1.1\r\n"));
     assert_eq!(requests(&ev), 0);
     node.mgr.shutdown().await;
-}
-
-/// The test process's private resident memory (the services run in it), in bytes.
-fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon in /proc/self/status");
-    kib * 1024
-}
-
-/// Bytes of the `.part` files (captures being written) in the spool directory.
-fn part_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir.join("captures"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
 }
 
 /// Chunk `i` of body `seed`, made on the fly so the client holds no body.

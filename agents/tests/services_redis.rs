@@ -6,12 +6,14 @@
 //! snapshot, gives each source a share, and stays bounded under a flood of SETs.
 
 mod datasvc;
+mod memory;
 mod tools;
 
 use datasvc::*;
 use honeybee_agent::services::Limits;
 use honeybee_proto::config::{LoginPolicy, RedisOptions, ServiceKind};
 use honeybee_proto::event::{AuthAttempt, EventKind};
+use memory::rss_anon;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};

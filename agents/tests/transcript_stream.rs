@@ -3,37 +3,17 @@
 //! process's private memory stays flat while the recordings grow on disk; each one is
 //! then a whole, valid asciicast capture.
 
+mod memory;
 mod shell_common;
 mod tools;
+
 use honeybee_proto::config::{LoginPolicy, ServiceKind, TelnetOptions};
 use honeybee_proto::event::EventKind;
+use memory::{part_bytes, rss_anon};
 use shell_common::*;
-use std::path::Path;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
-
-/// The test process's private resident memory (the services run in it), in bytes.
-fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon in /proc/self/status");
-    kib * 1024
-}
-
-/// Bytes of the `.part` files (captures being written) in the spool directory.
-fn part_bytes(dir: &Path) -> u64 {
-    std::fs::read_dir(dir.join("captures"))
-        .unwrap()
-        .flatten()
-        .filter(|e| e.path().extension().is_some_and(|x| x == "part"))
-        .filter_map(|e| e.metadata().ok())
-        .map(|m| m.len())
-        .sum()
-}
 
 /// Reads from `c` until what was read holds `what`.
 async fn read_until(c: &mut TcpStream, seen: &mut Vec<u8>, what: &str) {

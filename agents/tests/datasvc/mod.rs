@@ -1,7 +1,6 @@
 //! Helpers shared by the Redis, MySQL and Modbus service tests: a ServiceManager on
 //! loopback with a channel sink, event collection with generous deadlines, real client
-//! programs run with a timeout, nmap's XML read for the service it named, and the test
-//! process's own private memory for attacks that try to exhaust it.
+//! programs run with a timeout, and nmap's XML read for the service it named.
 #![allow(dead_code)]
 
 use honeybee_agent::captures::CaptureSpool;
@@ -100,18 +99,6 @@ impl Running {
     pub fn count(&self, kind: &str) -> usize {
         self.events.iter().filter(|e| e.kind.name() == kind).count()
     }
-}
-
-/// The test process's private resident memory in bytes (`RssAnon`): the services under
-/// test run in this process, so an attack that makes them hold memory shows here.
-pub fn rss_anon() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("RssAnon in /proc/self/status");
-    kib * 1024
 }
 
 /// Output of a client program run to completion (killed after `WAIT` × 4).
