@@ -9,7 +9,7 @@ use common::*;
 use futures_util::StreamExt;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite;
 
@@ -113,38 +113,6 @@ where
     }
 }
 
-/// `honeybee dashboard run` on an OS-assigned port; returns the process and its URL.
-fn start_dashboard(dep: &Deployment) -> (Proc, String) {
-    let d = dep.d();
-    let log = dep.dir.path().join("dashboard.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bin())
-        .args([
-            "dashboard",
-            "run",
-            "--data-dir",
-            &d,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RUST_LOG", "info,quinn=warn")
-        .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn honeybee dashboard run");
-    let proc = Proc { child, log };
-    let url_file = dep.core_dir().join("dashboard").join("url");
-    let url = wait_for("the dashboard's URL", Duration::from_secs(60), || {
-        std::fs::read_to_string(&url_file)
-            .ok()
-            .map(|s| s.trim().to_owned())
-            .filter(|s| !s.is_empty())
-    });
-    (proc, url)
-}
-
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -226,7 +194,7 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     let _agent = dep.start_agent("n1");
     let ssh_port = dep.service_port("n1", "ssh");
     dep.service_port("n1", "banner");
-    let (dash, url) = start_dashboard(&dep);
+    let (dash, url) = dep.start_dashboard(ADMIN_PASSWORD);
     // The admin's password came from the environment: the operator knows it, and it
     // must not end up in a log.
     let printed = dash.log_text();

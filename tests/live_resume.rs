@@ -10,37 +10,12 @@ use common::*;
 use futures_util::StreamExt;
 use serde_json::{Value, json};
 use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tokio_tungstenite::tungstenite;
 
 const ADMIN_PASSWORD: &str = "live resume test password";
 /// Numbered requests in all.
 const N: u32 = 100;
-
-fn start_dashboard(dep: &Deployment) -> (Proc, String) {
-    let log = dep.dir.path().join("dashboard.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bin())
-        .args(["dashboard", "run", "--data-dir", &dep.d()])
-        .args(["--listen", "127.0.0.1:0"])
-        .env("RUST_LOG", "info,quinn=warn")
-        .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn honeybee dashboard run");
-    let proc = Proc { child, log };
-    let url_file = dep.core_dir().join("dashboard").join("url");
-    let url = wait_for("the dashboard's URL", Duration::from_secs(60), || {
-        std::fs::read_to_string(&url_file)
-            .ok()
-            .map(|s| s.trim().trim_end_matches('/').to_owned())
-            .filter(|s| !s.is_empty())
-    });
-    (proc, url)
-}
 
 /// Signs in as admin; returns the session cookie.
 async fn login(http: &reqwest::Client, url: &str) -> String {
@@ -191,7 +166,7 @@ async fn live_feed_resumes_across_forced_reconnects() {
     dep.start_core();
     let _agent = dep.start_agent("n1");
     let port = dep.service_port("n1", "http");
-    let (dash, url) = start_dashboard(&dep);
+    let (dash, url) = dep.start_dashboard(ADMIN_PASSWORD);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let cookie = login(&http, &url).await;
     let mut ws = open_ws(&url, &cookie, None).await;

@@ -8,7 +8,7 @@ mod common;
 use common::*;
 use serde_json::{Value, json};
 use std::net::TcpListener;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 const ADMIN_PASSWORD: &str = "correct horse battery staple";
@@ -35,32 +35,7 @@ fn degraded_alerts(dep: &Deployment, id: &str) -> usize {
 
 /// `honeybee dashboard run` on a free port, signed in as admin; returns (proc, base, cookie).
 async fn dashboard(dep: &Deployment) -> (Proc, String, String) {
-    let d = dep.d();
-    let log = dep.dir.path().join("dashboard.log");
-    let file = std::fs::File::create(&log).unwrap();
-    let child = Command::new(bin())
-        .args([
-            "dashboard",
-            "run",
-            "--data-dir",
-            &d,
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", ADMIN_PASSWORD)
-        .stdin(Stdio::null())
-        .stdout(file.try_clone().unwrap())
-        .stderr(file)
-        .spawn()
-        .expect("spawn honeybee dashboard run");
-    let proc = Proc { child, log };
-    let url_file = dep.core_dir().join("dashboard").join("url");
-    let base = wait_for("the dashboard's URL", Duration::from_secs(60), || {
-        std::fs::read_to_string(&url_file)
-            .ok()
-            .map(|s| s.trim().trim_end_matches('/').to_owned())
-            .filter(|s| !s.is_empty())
-    });
+    let (proc, base) = dep.start_dashboard(ADMIN_PASSWORD);
     let http = reqwest::Client::builder().no_proxy().build().unwrap();
     let r = http
         .post(format!("{base}/api/login"))

@@ -248,6 +248,32 @@ impl Deployment {
         Proc::spawn(&["agent", "run", "--data-dir", a.to_str().unwrap()], &log)
     }
 
+    /// `honeybee dashboard run` on an OS-assigned loopback port with `admin_password` for
+    /// its first admin; returns the process and its base URL (no trailing `/`).
+    pub fn start_dashboard(&self, admin_password: &str) -> (Proc, String) {
+        let log = self.dir.path().join("dashboard.log");
+        let file = std::fs::File::create(&log).expect("log file");
+        let child = Command::new(bin())
+            .args(["dashboard", "run", "--data-dir", &self.d()])
+            .args(["--listen", "127.0.0.1:0"])
+            .env("RUST_LOG", "info,quinn=warn")
+            .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", admin_password)
+            .stdin(Stdio::null())
+            .stdout(file.try_clone().expect("dup"))
+            .stderr(file)
+            .spawn()
+            .expect("spawn honeybee dashboard run");
+        let proc = Proc { child, log };
+        let url_file = self.core_dir().join("dashboard").join("url");
+        let url = wait_for("the dashboard's URL", Duration::from_secs(60), || {
+            std::fs::read_to_string(&url_file)
+                .ok()
+                .map(|s| s.trim().trim_end_matches('/').to_owned())
+                .filter(|s| !s.is_empty())
+        });
+        (proc, url)
+    }
+
     pub fn nodes(&self) -> Vec<Value> {
         let out = ok(&["nodes", "--json", "--data-dir", &self.d()]);
         serde_json::from_str(&out).expect("nodes json")
