@@ -3,6 +3,7 @@
 //! window, so a stream of failed attempts writes a bounded number of rows, with counts.
 //! Sans-IO: time is passed in; the caller writes the rows that come out.
 
+use honeybee_proto::text::is_unsafe;
 use std::collections::HashMap;
 use std::fmt::Write as _;
 use std::net::IpAddr;
@@ -31,18 +32,6 @@ pub fn peer_text(s: &str, max_chars: usize) -> String {
         }
     }
     out
-}
-
-/// Characters that change how a terminal or a text view shows what follows them.
-fn is_unsafe(c: char) -> bool {
-    c.is_control()
-        || matches!(c,
-            '\u{200b}'..='\u{200f}' // zero-width, LRM/RLM
-            | '\u{2028}'..='\u{202e}' // separators, bidi embeddings and overrides
-            | '\u{2060}'..='\u{206f}' // word joiner, bidi isolates, invisible operators
-            | '\u{feff}' // BOM / zero-width no-break space
-            | '\u{fff9}'..='\u{fffb}' // interlinear annotation
-        )
 }
 
 /// How refusals from unauthenticated peers are aggregated.

@@ -16,6 +16,7 @@ pub mod ids;
 pub mod module;
 pub mod relay;
 pub mod stream;
+pub mod text;
 
 pub use codec::{DecodeError, EncodeError, FrameDecoder, FrameLimit};
 pub use ids::{NodeId, Role, Serial, SessionId, TokenId};
