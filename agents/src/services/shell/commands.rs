@@ -60,12 +60,12 @@ impl Io {
 /// would go past it is cut as it is written, so no command can build a larger buffer
 /// however many operands it has.
 #[derive(Debug, Default)]
-struct Out {
-    out: Vec<u8>,
-    err: Vec<u8>,
-    status: i32,
+pub(super) struct Out {
+    pub(super) out: Vec<u8>,
+    pub(super) err: Vec<u8>,
+    pub(super) status: i32,
     /// Something was cut at MAX_BUFFER (reported as the line's output cap).
-    cut: bool,
+    pub(super) cut: bool,
 }
 
 /// Appends what fits under [`MAX_BUFFER`]; `false` when something was cut.
@@ -77,7 +77,7 @@ fn capped_extend(buf: &mut Vec<u8>, data: &[u8]) -> bool {
 }
 
 impl Out {
-    fn ok(text: impl Into<Vec<u8>>) -> Out {
+    pub(super) fn ok(text: impl Into<Vec<u8>>) -> Out {
         let mut out = text.into();
         let cut = out.len() > MAX_BUFFER;
         out.truncate(MAX_BUFFER);
@@ -88,7 +88,7 @@ impl Out {
         }
     }
 
-    fn fail(status: i32, err: impl Into<Vec<u8>>) -> Out {
+    pub(super) fn fail(status: i32, err: impl Into<Vec<u8>>) -> Out {
         let mut err = err.into();
         let cut = err.len() > MAX_BUFFER;
         err.truncate(MAX_BUFFER);
@@ -100,38 +100,38 @@ impl Out {
         }
     }
 
-    fn line(&mut self, s: &str) {
+    pub(super) fn line(&mut self, s: &str) {
         let whole =
             capped_extend(&mut self.out, s.as_bytes()) && capped_extend(&mut self.out, b"\n");
         self.cut |= !whole;
     }
 
-    fn eline(&mut self, s: &str) {
+    pub(super) fn eline(&mut self, s: &str) {
         let whole =
             capped_extend(&mut self.err, s.as_bytes()) && capped_extend(&mut self.err, b"\n");
         self.cut |= !whole;
     }
 
     /// Appends raw output; `false` when it was cut.
-    fn put(&mut self, data: &[u8]) -> bool {
+    pub(super) fn put(&mut self, data: &[u8]) -> bool {
         let whole = capped_extend(&mut self.out, data);
         self.cut |= !whole;
         whole
     }
 
     /// Bytes stdout may still take.
-    fn room(&self) -> usize {
+    pub(super) fn room(&self) -> usize {
         MAX_BUFFER.saturating_sub(self.out.len())
     }
 
     /// Either stream is full: a command stops working on further operands.
-    fn full(&self) -> bool {
+    pub(super) fn full(&self) -> bool {
         self.out.len() >= MAX_BUFFER || self.err.len() >= MAX_BUFFER
     }
 }
 
 /// The prefix of `data` the line's data budget lets a command copy (at most `room`).
-fn take<'a>(st: &State, data: &'a [u8], room: usize) -> &'a [u8] {
+pub(super) fn take<'a>(st: &State, data: &'a [u8], room: usize) -> &'a [u8] {
     let want = data.len().min(room);
     &data[..st.budget.take_data(want)]
 }
@@ -316,10 +316,10 @@ fn may_write(st: &State, path: &str) -> bool {
             .any(|d| path == *d || path.starts_with(&format!("{d}/")))
 }
 
-struct Ctx<'a> {
-    stdin: &'a [u8],
+pub(super) struct Ctx<'a> {
+    pub(super) stdin: &'a [u8],
     /// The output goes to the terminal (columns for `ls`).
-    out_tty: bool,
+    pub(super) out_tty: bool,
 }
 
 fn is_assignment(w: &str) -> Option<(&str, &str)> {
@@ -334,7 +334,7 @@ fn is_assignment(w: &str) -> Option<(&str, &str)> {
 /// (`sudo`, `nohup`, `time`, `nice`, `timeout`, also by path) are followed in a loop over
 /// sub-slices of `argv`: nothing is copied and the stack does not grow, and each hop is
 /// charged to the line's budget as one command and one level of nesting.
-fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
+pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
     let mut argv = argv;
     let mut hops = 0u32;
     let out = loop {
@@ -483,7 +483,10 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             1,
             "passwd: Authentication token manipulation error\npasswd: password unchanged\n",
         ),
-        _ => Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix)),
+        // The text utilities and system tools live by family under `coreutils/`.
+        _ => super::coreutils::run(st, name, args, ctx).unwrap_or_else(|| {
+            Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix))
+        }),
     }
 }
 

@@ -8,6 +8,7 @@
 pub(crate) mod asciicast;
 pub(crate) mod budget;
 pub(crate) mod commands;
+pub(crate) mod coreutils;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod pool;
