@@ -3,6 +3,10 @@
 // with synthetic events every second or two. Not used by the real browser test.
 //
 //   node e2e/mock.mjs [port]      (serves dist/ too; admin / admin-password-123, viewer / viewer-password-1)
+//
+// Port 0 picks a free one (printed). MOCK_EVENTS (default 300) events are stored at the
+// start; MOCK_RATE (default 0.67) live events a second arrive after. MOCK_DIST serves
+// another build directory.
 import http from 'node:http';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
@@ -10,7 +14,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
-const dist = path.join(here, '..', 'dist');
+const dist = process.env.MOCK_DIST || path.join(here, '..', 'dist');
+const initialEvents = Math.max(1, Number(process.env.MOCK_EVENTS) || 300);
+const liveRate = Math.max(0.1, Number(process.env.MOCK_RATE) || 0.67);
+// The store keeps this many; the oldest go first.
+const keep = Math.max(5000, 2 * initialEvents);
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8080);
 
 const now = () => Date.now();
@@ -66,7 +74,9 @@ function mkEvent(t, extra = {}) {
   }
   return doc;
 }
-for (let i = 0; i < 300; i++) events.push(mkEvent(now() - (300 - i) * 11e3, { node: i % 5 ? 'local' : 'edge-2' }));
+// Spread over the last hour or so (at least 11 s apart below 300 events).
+const spacing = Math.min(11e3, 3600e3 / initialEvents);
+for (let i = 0; i < initialEvents; i++) events.push(mkEvent(now() - (initialEvents - i) * spacing, { node: i % 5 ? 'local' : 'edge-2' }));
 
 const castText = [
   JSON.stringify({ version: 2, width: 80, height: 24, timestamp: Math.floor(now() / 1000) }),
@@ -87,17 +97,31 @@ const alerts = [
 ];
 const modules = new Map([['geo', { name: 'geo', state: 'connected', managed: true, transport: 'shim', version: '0.1.0', permissions: ['events:read', 'enrich:write'], pid: 4242, restarts: 0 }]]);
 const tokens = [];
+const audit = Array.from({ length: 180 }, (_, i) => ({
+  time_ms: now() - i * 61e3,
+  actor: i % 4 ? 'dashboard:dashboard/admin' : 'admin:cli',
+  action: ['events.search', 'node.config', 'token.create', 'node.revoke', 'module.load'][i % 5],
+  outcome: i % 17 ? 'ok' : 'refused: not allowed',
+  source: '127.0.0.1:50412',
+  detail: i % 5 === 1 ? 'node=local pushed_live=true' : `n=${i}`,
+}));
 
 function broadcast(msg) {
   const data = JSON.stringify(msg);
   for (const s of sockets) wsSend(s, data);
 }
+// Live arrivals: at most 100 timer ticks a second, several events a tick above that.
+const tick = Math.max(10, 1000 / liveRate);
+let owed = 0;
 setInterval(() => {
-  const e = mkEvent(now());
-  events.push(e);
-  if (events.length > 5000) events.shift();
-  broadcast({ type: 'event', event: e });
-}, 1500).unref();
+  owed += (liveRate * tick) / 1000;
+  for (; owed >= 1; owed--) {
+    const e = mkEvent(now());
+    events.push(e);
+    if (events.length > keep) events.shift();
+    broadcast({ type: 'event', id: e.event.sequence, event: e });
+  }
+}, tick).unref();
 
 // --- tiny WebSocket server side (server-to-client text frames only) ---
 function wsSend(sock, text) {
@@ -319,8 +343,30 @@ async function handle(req, res) {
     return send(res, 200, { username: b.username, role: b.role });
   }
   if ((m = /^\/api\/users\/([^/]+)$/.exec(p)) && req.method === 'DELETE') {
-    users.delete(decodeURIComponent(m[1]));
-    return send(res, 204);
+    const name = decodeURIComponent(m[1]);
+    users.delete(name);
+    // Their sessions end, and their sockets close with "unauthenticated" (4401).
+    for (const [sid, ss] of sessions) {
+      if (ss.username !== name) continue;
+      sessions.delete(sid);
+      for (const sock of sockets) {
+        if (sock.sid === sid) {
+          const reason = Buffer.from('unauthenticated');
+          sock.write(Buffer.concat([Buffer.from([0x88, 2 + reason.length, 4401 >> 8, 4401 & 255]), reason]));
+          sock.end();
+        }
+      }
+    }
+    return send(res, 200, { deleted: name });
+  }
+  if (p === '/api/audit') {
+    if (s.role !== 'admin') return fail(res, 403, 'viewers cannot change anything; ask an admin');
+    const limit = Math.min(500, Math.max(1, Number(q.limit) || 50));
+    const offset = Number(q.offset) || 0;
+    const needle = (q.q ?? '').trim().toLowerCase();
+    const rows = audit.filter((a) => !needle || JSON.stringify(a).toLowerCase().includes(needle));
+    const page = rows.slice(offset, offset + limit);
+    return send(res, 200, { entries: page, offset, limit, more: rows.length > offset + limit, scanned: audit.length, capped: false });
   }
   return fail(res, 404, `No API at ${req.method} ${p}.`);
 }
@@ -335,6 +381,8 @@ server.on('upgrade', (req, sock) => {
   }
   const accept = crypto.createHash('sha1').update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
   sock.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+  const sid = /(?:^|;\s*)hb_session=([^;]+)/.exec(req.headers.cookie ?? '')?.[1];
+  sock.sid = sid;
   sockets.add(sock);
   sock.on('data', (d) => {
     if ((d[0] & 0x0f) === 8) sock.end();

@@ -1,4 +1,6 @@
 // Small formatting helpers: times, sizes, dotted field access and a one-line event summary.
+// Times follow the zone chosen in the navigation (local or UTC, see clock.svelte.js).
+import { clock } from './clock.js';
 
 /** `get(doc, 'source.ip')` on the nested ECS document (also accepts flat dotted keys). */
 export function field(doc, path) {
@@ -21,12 +23,24 @@ export function eventTime(doc) {
 
 const pad = (n, w = 2) => String(n).padStart(w, '0');
 
-export function fmtTime(ms, withDate = true) {
+/** The calendar fields of `ms` in the chosen zone. */
+function parts(ms) {
+  const d = new Date(Number(ms));
+  return clock.utc
+    ? { y: d.getUTCFullYear(), mo: d.getUTCMonth() + 1, d: d.getUTCDate(), h: d.getUTCHours(), mi: d.getUTCMinutes(), s: d.getUTCSeconds() }
+    : { y: d.getFullYear(), mo: d.getMonth() + 1, d: d.getDate(), h: d.getHours(), mi: d.getMinutes(), s: d.getSeconds() };
+}
+
+/**
+ * `YYYY-MM-DD HH:MM:SS` in the chosen zone, followed by the zone's name unless
+ * `withZone` is false (where a table heading already names it).
+ */
+export function fmtTime(ms, withDate = true, withZone = true) {
   if (ms == null) return '—';
-  const d = new Date(ms);
-  const time = `${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`;
-  if (!withDate) return time;
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${time}`;
+  const p = parts(ms);
+  const time = `${pad(p.h)}:${pad(p.mi)}:${pad(p.s)}`;
+  const text = withDate ? `${p.y}-${pad(p.mo)}-${pad(p.d)} ${time}` : time;
+  return withZone ? `${text} ${clock.utc ? 'UTC' : clock.label.replace(/^local, /, '')}` : text;
 }
 
 export function fmtAgo(ms, now = Date.now()) {
@@ -62,16 +76,17 @@ export function fmtNum(n) {
   return n == null ? '—' : Number(n).toLocaleString('en');
 }
 
-/** `YYYY-MM-DDTHH:MM` for <input type="datetime-local"> in local time. */
+/** `YYYY-MM-DDTHH:MM` for <input type="datetime-local">, in the chosen zone. */
 export function toLocalInput(ms) {
   if (ms == null || ms === '') return '';
-  const d = new Date(Number(ms));
-  return `${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())}T${pad(d.getHours())}:${pad(d.getMinutes())}`;
+  const p = parts(ms);
+  return `${p.y}-${pad(p.mo)}-${pad(p.d)}T${pad(p.h)}:${pad(p.mi)}`;
 }
 
+/** The time an <input type="datetime-local"> names, read in the chosen zone. */
 export function fromLocalInput(s) {
   if (!s) return '';
-  const t = new Date(s).getTime();
+  const t = clock.utc ? Date.parse(`${s}Z`) : new Date(s).getTime();
   return Number.isNaN(t) ? '' : t;
 }
 
