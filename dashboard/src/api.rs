@@ -69,6 +69,7 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/users", get(users)),
         r("post", "/api/users", post(user_create)),
         r("delete", "/api/users/{name}", delete(user_delete)),
+        r("get", "/api/audit", get(crate::audit::audit)),
         r("get", "/api/openapi.json", get(openapi)),
         r("get", "/api/ws", get(crate::live::ws)),
     ]

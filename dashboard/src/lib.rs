@@ -7,6 +7,7 @@
 
 pub mod api;
 mod assets;
+pub mod audit;
 pub mod auth;
 pub mod core_link;
 pub mod error;

@@ -7,7 +7,7 @@ use crate::auth::{self, Authed};
 use crate::error::ApiError;
 use crate::state::{AppState, HealthSample};
 use crate::views;
-use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, header};
 use axum::response::Response;
@@ -27,8 +27,14 @@ use tokio::sync::broadcast::error::RecvError;
 
 /// How often the core is asked for nodes and alerts.
 const POLL: Duration = Duration::from_secs(1);
-/// How often a WebSocket re-checks that its session is still valid.
-const SESSION_RECHECK: Duration = Duration::from_secs(15);
+/// How often a WebSocket re-checks that its session is still valid (one indexed lookup in
+/// the users database): a deleted user's or an expired session's page learns within this.
+const SESSION_RECHECK: Duration = Duration::from_secs(5);
+/// The close code (application range, 4000-4999) that tells the browser its session ended,
+/// so it returns to sign-in instead of reconnecting forever. Its reason is
+/// [`CLOSE_UNAUTHENTICATED_REASON`].
+pub const CLOSE_UNAUTHENTICATED: u16 = 4401;
+pub const CLOSE_UNAUTHENTICATED_REASON: &str = "unauthenticated";
 
 /// `Origin` (when a browser sends one) must name the host the request came to.
 fn origin_ok(headers: &HeaderMap) -> bool {
@@ -109,6 +115,7 @@ async fn serve_socket(app: AppState, a: Authed, mut socket: WebSocket, last_id: 
     let mut recheck = tokio::time::interval(SESSION_RECHECK);
     recheck.tick().await;
     tracing::debug!(user = %a.user(), "websocket opened");
+    let mut close = None;
     loop {
         tokio::select! {
             msg = rx.recv() => {
@@ -127,13 +134,20 @@ async fn serve_socket(app: AppState, a: Authed, mut socket: WebSocket, last_id: 
                 Some(Ok(_)) => {}
             },
             _ = recheck.tick() => {
-                if !matches!(auth::lookup(&app, a.token.clone()).await, Ok(Some(_))) {
+                // Only a definite "no such session" ends it; a failed lookup (busy
+                // database) is tried again at the next tick.
+                if matches!(auth::lookup(&app, a.token.clone()).await, Ok(None)) {
+                    tracing::debug!(user = %a.user(), "websocket closed: the session ended");
+                    close = Some(CloseFrame {
+                        code: CLOSE_UNAUTHENTICATED,
+                        reason: CLOSE_UNAUTHENTICATED_REASON.into(),
+                    });
                     break;
                 }
             }
         }
     }
-    let _ = socket.send(Message::Close(None)).await;
+    let _ = socket.send(Message::Close(close)).await;
 }
 
 /// Starts the feeds; they run until the returned handles are aborted.

@@ -14,6 +14,9 @@ export async function launch() {
     executablePath: CHROMIUM,
     headless: true,
     viewport: { width: 1440, height: 900 },
+    // A zone other than the machine's (often UTC), so local and UTC times differ and the
+    // zone labels and toggle are really tested.
+    timezoneId: process.env.HB_BROWSER_TZ || 'Europe/Paris',
     acceptDownloads: true,
     args: [
       '--headless',

@@ -17,6 +17,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, login, screenshotter, waitFor } from './browser.mjs';
+import * as checks from './console-checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = process.env.HB_REPO || path.resolve(here, '..', '..', '..');
@@ -97,6 +98,20 @@ async function pageFetch(p, method, url, body) {
     },
     [method, url, body],
   );
+}
+
+/** An admin acting from outside the page under test: its own session, over plain HTTP. */
+async function adminCall(method, url, body) {
+  const r = await fetch(`${base}/api/login`, { method: 'POST', headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ username: 'admin', password: adminPassword }) });
+  if (!r.ok) throw new Error(`admin sign-in: ${r.status} ${await r.text()}`);
+  const cookie = r.headers.get('set-cookie').split(';')[0];
+  const { csrf } = await r.json();
+  try {
+    const res = await fetch(`${base}${url}`, { method, headers: { cookie, 'X-CSRF-Token': csrf, 'Content-Type': 'application/json' }, body: body === undefined ? undefined : JSON.stringify(body) });
+    if (!res.ok) throw new Error(`${method} ${url}: ${res.status} ${await res.text()}`);
+  } finally {
+    await fetch(`${base}/api/logout`, { method: 'POST', headers: { cookie, 'X-CSRF-Token': csrf } }).catch(() => {});
+  }
 }
 
 const { context, close } = await launch();
@@ -230,6 +245,14 @@ try {
     if (services.join() !== 'ssh') throw new Error(`rows for service=ssh show services ${JSON.stringify(services)}`);
   });
 
+  await step('times: one zone, labelled, with a UTC toggle that is remembered', async () => {
+    figures.zone = await checks.zoneToggle(page, base);
+  });
+
+  await step('charts show the time and value under the cursor', async () => {
+    figures.chart_tip = await checks.chartHover(page, base);
+  });
+
   await step('create an enrolment token', async () => {
     await page.goto(`${base}/#/enrol`);
     await page.getByLabel('Node name').fill(secondName);
@@ -294,6 +317,15 @@ try {
     await shot(page, '08-node-after-config');
   });
 
+  await step('unsaved config edits: a link and leaving the page both ask first', async () => {
+    figures.unsaved_warnings = await checks.unsavedConfig(page, base, 'local');
+  });
+
+  await step('audit log page (admins), filtered', async () => {
+    figures.audit = await checks.auditPage(page, base);
+    await shot(page, '21-audit');
+  });
+
   const exportFile = path.join(work, 'export-e2e.jsonl');
   await step('load a module from the modules page', async () => {
     await page.goto(`${base}/#/modules`);
@@ -344,6 +376,9 @@ try {
     if (await page.getByRole('link', { name: 'Users' }).count()) throw new Error('a viewer sees the Users page');
     const r = await pageFetch(page, 'POST', `/api/nodes/${encodeURIComponent(secondName)}/revoke`);
     if (r.status !== 403) throw new Error(`the backend answered a viewer's revoke with ${r.status}: ${r.text}`);
+    if (await page.getByRole('link', { name: 'Audit log' }).count()) throw new Error('a viewer sees the Audit log page');
+    const audit = await pageFetch(page, 'GET', '/api/audit');
+    if (audit.status !== 403) throw new Error(`the backend answered a viewer's audit read with ${audit.status}: ${audit.text}`);
     await shot(page, '11-viewer-node');
     await page.goto(`${base}/#/nodes`);
     await page.locator(`tr[data-node="${secondName}"][data-status="online"]`).waitFor({ timeout: 15000 });
@@ -363,6 +398,22 @@ try {
     await shot(page, '13-nodes-after-revoke');
   });
 
+  await step('phone width (390 px): no page wider than the screen, the navigation folds', async () => {
+    const ev = await page.evaluate(async () => (await (await fetch('/api/events?limit=1')).json()).events[0]);
+    const detail = ev ? [`events/${encodeURIComponent(ev.observer.name)}/${ev.event.sequence}`] : [];
+    const widths = await checks.phoneWidth(page, base, ['nodes/local', ...detail]);
+    figures.phone_pages = Object.keys(widths).length;
+  });
+
+  await step('a session that ends under an open page returns to sign-in and says so', async () => {
+    figures.session_end_to_signin_ms = await checks.sessionEnds(page, base, {
+      createUser: (u, p) => adminCall('POST', '/api/users', { username: u, password: p, role: 'viewer' }),
+      deleteUser: (u) => adminCall('DELETE', `/api/users/${encodeURIComponent(u)}`),
+      relogin: () => login(page, base, 'admin', adminPassword),
+    });
+    await shot(page, '22-after-session-end');
+  });
+
   await step('every other page renders', async () => {
     const pages = [
       ['overview', '02-overview', 'Overview'],
@@ -372,6 +423,7 @@ try {
       ['analytics', '17-analytics', 'Analytics'],
       ['modules', '18-modules', 'Modules'],
       ['reports', '19-reports', 'Reports'],
+      ['audit', '21-audit', 'Audit log'],
     ];
     for (const [route, name, heading] of pages) {
       await page.goto(`${base}/#/${route}`);

@@ -1,6 +1,6 @@
 // The one place that talks HTTP to the backend: JSON in and out, the CSRF header on every
 // state-changing request, and the backend's `{"error": ...}` sentences turned into errors.
-import { session } from './session.svelte.js';
+import { session, endSession } from './session.svelte.js';
 
 export class ApiError extends Error {
   constructor(status, message) {
@@ -26,9 +26,10 @@ export async function api(method, path, body) {
   } catch (e) {
     throw new ApiError(0, `The dashboard backend cannot be reached (${e.message}). Is HoneyBee running?`);
   }
-  if (res.status === 401 && path !== '/api/login') {
-    // The session expired or was never there: back to the login page.
-    session.me = null;
+  if (res.status === 401 && path !== '/api/login' && path !== '/api/logout') {
+    // The session expired, was ended elsewhere, or its user was deleted: back to the
+    // sign-in page, which says so.
+    endSession();
   }
   if (res.status === 204) return null;
   const text = await res.text();

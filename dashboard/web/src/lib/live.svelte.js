@@ -3,6 +3,12 @@
 // in the header so nobody trusts a stale screen. Event messages carry the store's id; on a
 // reconnect the socket sends the last one (`?last_id=`) and the backend replays what this
 // page missed, or says how many it could not (`missed`, shown with a reload offer).
+// A session that ends (close code 4401, or a refused reconnect whose /api/me says 401)
+// returns the app to sign-in with a message instead of reconnecting forever.
+import { endSession } from './session.svelte.js';
+
+// The backend's close code for "this session is no longer valid" (dashboard/src/live.rs).
+const CLOSE_UNAUTHENTICATED = 4401;
 
 export const live = $state({ connected: false, since: null, received: 0, missed: 0, unknownMissed: false });
 
@@ -67,16 +73,35 @@ function open() {
       dispatch(msg);
     }
   };
-  sock.onclose = () => {
+  sock.onclose = (ev) => {
     if (ws !== sock) return;
     live.connected = false;
     ws = null;
-    if (wanted) {
-      timer = setTimeout(open, backoff);
-      backoff = Math.min(backoff * 2, 10000);
+    if (!wanted) return;
+    if (ev.code === CLOSE_UNAUTHENTICATED) {
+      endSession();
+      return;
     }
+    timer = setTimeout(retry, backoff);
+    backoff = Math.min(backoff * 2, 10000);
   };
   sock.onerror = () => sock.close();
+}
+
+// A refused upgrade (401) reaches the page only as a close without a code: before
+// reconnecting, ask whether the session still stands.
+async function retry() {
+  if (!wanted) return;
+  try {
+    const r = await fetch('/api/me', { credentials: 'same-origin', headers: { Accept: 'application/json' } });
+    if (r.status === 401) {
+      if (wanted) endSession();
+      return;
+    }
+  } catch {
+    // The backend is unreachable: keep trying the socket, the header says offline.
+  }
+  open();
 }
 
 export function connect() {
