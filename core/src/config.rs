@@ -320,6 +320,9 @@ pub struct CoreConfig {
     pub managed_modules: Vec<honeybee_proto::admin::ModuleSpec>,
     /// None: cross-node scan correlation is off.
     pub scan_correlation: Option<crate::sweep::SweepConfig>,
+    /// The session timers (production defaults; not in the TOML file: tests and netsim
+    /// scenarios compress them, see `honeybee_proto::timing`).
+    pub timing: honeybee_proto::timing::Timing,
 }
 
 fn duration(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
@@ -522,6 +525,7 @@ impl RawCoreConfig {
             audit_max_age,
             node_budgets,
             default_node_config,
+            timing: honeybee_proto::timing::Timing::default(),
         })
     }
 }

@@ -5,22 +5,26 @@
 use crate::server::Shared;
 use honeybee_pki::identity::{PeerIdentity, peer_identity};
 use honeybee_proto::stream::close;
+use honeybee_proto::timing::Timing;
 use honeybee_proto::{Role, alpn};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-/// Keep-alive interval and idle timeout of every connection.
-pub const KEEP_ALIVE: Duration = Duration::from_secs(10);
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Handshakes in flight above which unvalidated addresses must first answer a Retry.
 const RETRY_ABOVE_HANDSHAKES: usize = 256;
 
-/// Transport settings shared by the core and its clients.
+/// Transport settings shared by the core and its clients, on production timing.
 pub fn transport_config(max_uni_streams: u32) -> quinn::TransportConfig {
+    transport_config_with(&Timing::default(), max_uni_streams)
+}
+
+/// Transport settings with the keep-alive and idle timeout of `timing`.
+pub fn transport_config_with(timing: &Timing, max_uni_streams: u32) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(KEEP_ALIVE));
-    t.max_idle_timeout(Some(IDLE_TIMEOUT.try_into().expect("30 s fits a VarInt")));
+    t.keep_alive_interval(Some(timing.keep_alive));
+    // An idle timeout past QUIC's VarInt range (2^62 ms) means "never".
+    t.max_idle_timeout(timing.idle_timeout.try_into().ok());
     t.max_concurrent_uni_streams(max_uni_streams.into());
     t.max_concurrent_bidi_streams(16u32.into());
     t
@@ -86,7 +90,12 @@ pub fn apply_limits(conn: &quinn::Connection, limits: AlpnLimits) {
 /// enrolment limits, no QUIC datagrams). ALPN is known only after the handshake, so every
 /// connection starts this small and [`route`] raises what an authenticated ALPN needs.
 pub fn server_transport_config() -> quinn::TransportConfig {
-    let mut t = transport_config(AlpnLimits::ENROLL.uni_streams);
+    server_transport_config_with(&Timing::default())
+}
+
+/// [`server_transport_config`] on the given timing.
+pub fn server_transport_config_with(timing: &Timing) -> quinn::TransportConfig {
+    let mut t = transport_config_with(timing, AlpnLimits::ENROLL.uni_streams);
     t.max_concurrent_bidi_streams(AlpnLimits::ENROLL.bidi_streams.into());
     t.receive_window(AlpnLimits::ENROLL.receive_window.into());
     // Nothing in the protocol uses QUIC datagrams; quinn would otherwise buffer 1.25 MB
@@ -102,10 +111,18 @@ pub fn server_config(
     tls: rustls::ServerConfig,
     _max_uni_streams: u32,
 ) -> Result<quinn::ServerConfig, String> {
+    server_config_with(tls, &Timing::default())
+}
+
+/// [`server_config`] on the given timing (the core's `cfg.timing`).
+pub fn server_config_with(
+    tls: rustls::ServerConfig,
+    timing: &Timing,
+) -> Result<quinn::ServerConfig, String> {
     let crypto = quinn::crypto::rustls::QuicServerConfig::try_from(tls)
         .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
     let mut cfg = quinn::ServerConfig::with_crypto(Arc::new(crypto));
-    cfg.transport_config(Arc::new(server_transport_config()));
+    cfg.transport_config(Arc::new(server_transport_config_with(timing)));
     cfg.migration(true);
     Ok(cfg)
 }

@@ -18,15 +18,10 @@ use honeybee_proto::event::{EventBatch, MAX_BATCH_EVENTS};
 use honeybee_proto::stream::{StreamKind, close};
 use honeybee_proto::{NodeId, Role, Serial};
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::sync::{Semaphore, mpsc};
 
-/// How long a node has to open its control stream and say hello.
-const HELLO_DEADLINE: Duration = Duration::from_secs(10);
 /// Capture bytes gathered before each write to the temporary file.
 const CAPTURE_WRITE: usize = 256 * 1024;
-/// How long a unidirectional stream may stay silent before it is abandoned.
-const STREAM_STALL: Duration = Duration::from_secs(30);
 
 /// Why a node's connection is being closed.
 #[derive(Debug)]
@@ -35,6 +30,11 @@ struct Close(u32, String);
 impl Close {
     fn protocol(why: impl std::fmt::Display) -> Self {
         Close(close::PROTOCOL, why.to_string())
+    }
+
+    /// The core's own store failed: not the node's fault, so not a protocol error.
+    fn store(e: &crate::store::StoreError) -> Self {
+        Close(close::UNAVAILABLE, format!("store: {e}"))
     }
 }
 
@@ -87,7 +87,7 @@ async fn admit(
     relay: Option<&NodeId>,
     shared: &Shared,
 ) -> Result<(), Close> {
-    let internal = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
+    let internal = |e: crate::store::StoreError| Close::store(&e);
     if shared.revocations.is_node_revoked(node) || shared.revocations.is_serial_revoked(&serial) {
         return Err(Close(close::REVOKED, "revoked".into()));
     }
@@ -128,20 +128,23 @@ async fn session(
     relay: Option<&NodeId>,
 ) -> Result<(), Close> {
     let (mut ctl_send, mut ctl_recv) =
-        match tokio::time::timeout(HELLO_DEADLINE, conn.accept_bi()).await {
+        match tokio::time::timeout(shared.cfg.timing.handshake_deadline, conn.accept_bi()).await {
             Ok(Ok(s)) => s,
             Ok(Err(_)) => return Ok(()),
             Err(_) => return Err(Close::protocol("no control stream")),
         };
-    let hello =
-        match read_frame_within::<AgentMsg, _>(&mut ctl_recv, FrameLimit::CONTROL, HELLO_DEADLINE)
-            .await
-        {
-            Ok(AgentMsg::Hello(h)) => h,
-            Ok(_) => return Err(Close::protocol("first control message must be hello")),
-            Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
-        };
-    let store_err = |e: crate::store::StoreError| Close(close::PROTOCOL, format!("store: {e}"));
+    let hello = match read_frame_within::<AgentMsg, _>(
+        &mut ctl_recv,
+        FrameLimit::CONTROL,
+        shared.cfg.timing.handshake_deadline,
+    )
+    .await
+    {
+        Ok(AgentMsg::Hello(h)) => h,
+        Ok(_) => return Err(Close::protocol("first control message must be hello")),
+        Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
+    };
+    let store_err = |e: crate::store::StoreError| Close::store(&e);
     let rec = shared
         .store
         .get_node(node)
@@ -403,7 +406,7 @@ async fn uni_stream(
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
     let mut kind = [0u8; 1];
-    match tokio::time::timeout(STREAM_STALL, recv.read_exact(&mut kind)).await {
+    match tokio::time::timeout(shared.cfg.timing.stream_stall, recv.read_exact(&mut kind)).await {
         Ok(Ok(())) => {}
         Ok(Err(_)) | Err(_) => return Ok(()),
     }
@@ -420,13 +423,18 @@ async fn telemetry(
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
-    let batch: EventBatch =
-        match read_frame_within(&mut recv, FrameLimit::TELEMETRY, STREAM_STALL).await {
-            Ok(b) => b,
-            // A stream cut by a lost connection is normal: the agent resends.
-            Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
-            Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
-        };
+    let batch: EventBatch = match read_frame_within(
+        &mut recv,
+        FrameLimit::TELEMETRY,
+        shared.cfg.timing.stream_stall,
+    )
+    .await
+    {
+        Ok(b) => b,
+        // A stream cut by a lost connection is normal: the agent resends.
+        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+        Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
+    };
     if batch.events.len() > MAX_BATCH_EVENTS {
         return Err(Close(
             close::LIMIT,
@@ -501,7 +509,7 @@ async fn telemetry(
         .store
         .insert_events(node, received_ms, valid)
         .await
-        .map_err(|e| Close(close::PROTOCOL, format!("store: {e}")))?;
+        .map_err(|e| Close::store(&e))?;
     if outcome.duplicates > 0 {
         tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
     }
@@ -561,12 +569,17 @@ async fn capture(
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
 ) -> Result<(), Close> {
-    let header: CaptureHeader =
-        match read_frame_within(&mut recv, FrameLimit::CAPTURE_HEADER, STREAM_STALL).await {
-            Ok(h) => h,
-            Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
-            Err(e) => return Err(Close::protocol(format!("capture header: {e}"))),
-        };
+    let header: CaptureHeader = match read_frame_within(
+        &mut recv,
+        FrameLimit::CAPTURE_HEADER,
+        shared.cfg.timing.stream_stall,
+    )
+    .await
+    {
+        Ok(h) => h,
+        Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
+        Err(e) => return Err(Close::protocol(format!("capture header: {e}"))),
+    };
     let reject = |reason: String| async move {
         tracing::warn!(%node, sha256 = %hex::encode(header.sha256), reason, "capture rejected");
         let _ = tx
@@ -617,13 +630,17 @@ async fn capture(
     // thread-pool round trip) moves a quarter of a megabyte, not 1.4 KB.
     let mut buf = Vec::with_capacity(CAPTURE_WRITE);
     loop {
-        let chunk =
-            match tokio::time::timeout(STREAM_STALL, recv.read_chunk(CAPTURE_WRITE, true)).await {
-                Ok(Ok(Some(c))) => Some(c),
-                Ok(Ok(None)) => None,
-                // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
-                Ok(Err(_)) | Err(_) => return Ok(()),
-            };
+        let chunk = match tokio::time::timeout(
+            shared.cfg.timing.stream_stall,
+            recv.read_chunk(CAPTURE_WRITE, true),
+        )
+        .await
+        {
+            Ok(Ok(Some(c))) => Some(c),
+            Ok(Ok(None)) => None,
+            // Cut mid-upload: drop the part; the agent uploads again after reconnecting.
+            Ok(Err(_)) | Err(_) => return Ok(()),
+        };
         let done = chunk.is_none();
         if let Some(c) = chunk {
             buf.extend_from_slice(&c.bytes);

@@ -56,6 +56,9 @@ pub struct Registry {
     next_id: AtomicU64,
     /// Answers refused because they came from a node the command was not sent to.
     foreign_results: AtomicU64,
+    /// How long a command waits for its answer (`Timing::command_timeout`); zero: the
+    /// production default, [`COMMAND_TIMEOUT`].
+    command_timeout: Duration,
 }
 
 #[derive(Debug)]
@@ -79,6 +82,14 @@ pub enum ResultOutcome {
 impl Registry {
     pub fn new() -> Self {
         Registry::default()
+    }
+
+    /// A registry whose commands wait `timeout` for their answer.
+    pub fn with_command_timeout(timeout: Duration) -> Self {
+        Registry {
+            command_timeout: timeout,
+            ..Registry::default()
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, LiveNode>> {
@@ -195,12 +206,17 @@ impl Registry {
             id
         };
         let sent = self.send(node, CoreMsg::Command { id, command });
+        let wait = if self.command_timeout.is_zero() {
+            COMMAND_TIMEOUT
+        } else {
+            self.command_timeout
+        };
         let out = match sent {
             Err(e) => Err(e),
-            Ok(()) => match tokio::time::timeout(COMMAND_TIMEOUT, rx).await {
+            Ok(()) => match tokio::time::timeout(wait, rx).await {
                 Ok(Ok(r)) => Ok(r),
                 Ok(Err(_)) => Err(SendError::Gone(node.clone())),
-                Err(_) => Err(SendError::Timeout(node.clone(), COMMAND_TIMEOUT)),
+                Err(_) => Err(SendError::Timeout(node.clone(), wait)),
             },
         };
         self.pending

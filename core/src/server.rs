@@ -23,8 +23,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::task::JoinSet;
 
-/// How often live connections are re-checked against the denylist and cert expiry.
-pub const REVOCATION_SWEEP: Duration = Duration::from_millis(500);
 /// How often the enrolment refusal digest writes the counts of windows that ended.
 const DIGEST_FLUSH: Duration = Duration::from_secs(5);
 /// How often the audit log's retention is applied.
@@ -107,12 +105,9 @@ impl Shared {
             source,
             detail: detail.into(),
         };
-        let store = self.store.clone();
-        tokio::spawn(async move {
-            if let Err(e) = store.audit(entry).await {
-                tracing::error!(error = %e, "audit write failed");
-            }
-        });
+        // Into the store's one writer queue, in call order (a task per row, as before,
+        // let two rows of one action land in either order).
+        self.store.audit_nowait(entry);
     }
 
     /// Audits an enrolment refused for `source`, through the refusal digest: the first of
@@ -297,8 +292,8 @@ impl Core {
             &[alpn::NODE, alpn::ENROLL, alpn::ADMIN, alpn::MODULE],
         )
         .map_err(|e| CoreError::Tls(e.to_string()))?;
-        let server = crate::endpoint::server_config(tls, cfg.max_streams_per_node)
-            .map_err(CoreError::Tls)?;
+        let server =
+            crate::endpoint::server_config_with(tls, &cfg.timing).map_err(CoreError::Tls)?;
         let socket = std::net::UdpSocket::bind(cfg.listen).map_err(|source| CoreError::Bind {
             addr: cfg.listen,
             source,
@@ -355,11 +350,11 @@ impl Core {
             budgets: crate::budget::NodeBudgets::new(cfg.node_budgets),
             core_seq: Mutex::new(crate::correlator::SeqClock::default()),
             health: crate::health::HealthBoard::default(),
+            registry: Registry::with_command_timeout(cfg.timing.command_timeout),
             cfg,
             paths,
             ca,
             store,
-            registry: Registry::new(),
             revocations,
             captures,
             enroll_limiter,
@@ -410,7 +405,7 @@ impl Core {
         }
         let sweeper = shared.clone();
         tasks.spawn(async move {
-            let mut tick = tokio::time::interval(REVOCATION_SWEEP);
+            let mut tick = tokio::time::interval(sweeper.cfg.timing.revocation_sweep);
             let (mut flushed, mut pruned) = (Instant::now(), None::<Instant>);
             loop {
                 tick.tick().await;

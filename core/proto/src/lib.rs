@@ -17,6 +17,7 @@ pub mod module;
 pub mod relay;
 pub mod stream;
 pub mod text;
+pub mod timing;
 
 pub use codec::{DecodeError, EncodeError, FrameDecoder, FrameLimit};
 pub use ids::{NodeId, Role, Serial, SessionId, TokenId};

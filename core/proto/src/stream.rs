@@ -44,4 +44,7 @@ pub mod close {
     pub const LIMIT: u32 = 6;
     /// A capture upload did not match its header.
     pub const CAPTURE_REJECTED: u32 = 7;
+    /// The core could not serve the connection for a reason of its own (its store
+    /// failed): nothing is wrong with the peer, which reconnects and resends.
+    pub const UNAVAILABLE: u32 = 8;
 }

@@ -21,11 +21,9 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
-/// The hello (header and body) must arrive within this.
-pub const HELLO_DEADLINE: Duration = Duration::from_secs(5);
-/// Once a frame's header has started, the rest must arrive within this.
-pub const FRAME_DEADLINE: Duration = Duration::from_secs(10);
-/// A module that sends nothing for this long is disconnected (SDKs ping every 30 s).
+/// A module that sends nothing for this long is disconnected (SDKs ping every 30 s):
+/// the production value of `Timing::module_idle`. The hello deadline and a frame's
+/// deadline are `Timing::module_hello` and `Timing::module_frame`.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(90);
 /// Deliveries a module's queue holds.
 pub const QUEUE_CAPACITY: usize = 8192;
@@ -60,9 +58,12 @@ enum ReadError {
     Io,
 }
 
+/// Reads one frame: its first byte may take `wait_for_header`, the rest of it at most
+/// `frame_deadline` from there.
 async fn read_frame<R: AsyncRead + Unpin>(
     r: &mut R,
     wait_for_header: Duration,
+    frame_deadline: Duration,
 ) -> Result<Vec<u8>, ReadError> {
     let mut first = [0u8; 1];
     match tokio::time::timeout(wait_for_header, r.read(&mut first)).await {
@@ -72,7 +73,7 @@ async fn read_frame<R: AsyncRead + Unpin>(
         Ok(Err(_)) => return Err(ReadError::Io),
     }
     // Slowloris: once a frame has begun, all of it must arrive promptly.
-    tokio::time::timeout(FRAME_DEADLINE, async {
+    tokio::time::timeout(frame_deadline, async {
         let mut rest = [0u8; 3];
         r.read_exact(&mut rest).await.map_err(|_| ReadError::Io)?;
         let len = u32::from_be_bytes([first[0], rest[0], rest[1], rest[2]]);
@@ -140,7 +141,8 @@ pub async fn serve<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let body = match read_frame(&mut r, HELLO_DEADLINE).await {
+    let timing = shared.cfg.timing;
+    let body = match read_frame(&mut r, timing.module_hello, timing.module_frame).await {
         Ok(b) => b,
         Err(e) => {
             tracing::info!(%peer, error = ?e, "module connection dropped before hello");
@@ -214,7 +216,7 @@ pub async fn serve<R, W>(
     let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
     let reason = loop {
         let body = tokio::select! {
-            b = read_frame(&mut r, IDLE_TIMEOUT) => b,
+            b = read_frame(&mut r, timing.module_idle, timing.module_frame) => b,
             _ = queue.lag_notify.notified() => break "lagging",
             _ = async { match &kick { Some(k) => k.notified().await, None => std::future::pending().await } } => break "replaced or unloaded",
         };
