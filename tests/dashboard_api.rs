@@ -159,6 +159,18 @@ async fn ws_until(
     }
 }
 
+/// Percent-encodes a query-string value.
+fn url_escape(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn ssh_attempt(port: u16, user: &str, password: &str) {
     let out = Command::new("sshpass")
         .args(["-p", password, "ssh", "-p", &port.to_string()])
@@ -279,6 +291,50 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     assert!(none["events"].as_array().unwrap().is_empty());
     let by_src = admin.get("/api/events?src=127.0.0.&kind=connect").await;
     assert!(!by_src["events"].as_array().unwrap().is_empty());
+
+    // ---- the search language: fields, AND/OR/NOT, CIDR, errors with a position
+    let q = |text: &str| format!("/api/events?limit=500&query={}", url_escape(text));
+    let hits = admin
+        .get(&q("service:ssh AND kind:auth_attempt AND user:dashuser"))
+        .await;
+    let evs = hits["events"].as_array().unwrap();
+    assert!(
+        !evs.is_empty()
+            && evs
+                .iter()
+                .all(|e| e["user"]["name"] == "dashuser" && e["event"]["action"] == "auth_attempt"),
+        "{hits}"
+    );
+    assert_eq!(hits["query"]["op"], "and", "the parsed query comes back");
+    let loopback = admin.get(&q("service:ssh AND source.ip:127.0.0.0/8")).await;
+    assert!(!loopback["events"].as_array().unwrap().is_empty());
+    let outside = admin
+        .get(&q("service:ssh AND NOT source.ip:127.0.0.0/8"))
+        .await;
+    assert!(
+        outside["events"].as_array().unwrap().is_empty(),
+        "every attempt here came from loopback: {outside}"
+    );
+    let either = admin
+        .get(&q("(kind:connect OR kind:disconnect) -service:banner"))
+        .await;
+    let evs = either["events"].as_array().unwrap();
+    assert!(
+        !evs.is_empty()
+            && evs.iter().all(|e| {
+                (e["event"]["action"] == "connect" || e["event"]["action"] == "disconnect")
+                    && e["service"]["name"] != "banner"
+            }),
+        "{either}"
+    );
+    let (s, v) = admin
+        .call(Method::GET, &q("service:ssh AND (kind:command"), None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert_eq!(v["position"], 16, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("never closed"), "{v}");
+    let (s, v) = admin.call(Method::GET, &q(&"(".repeat(1000)), None).await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
 
     // Pagination: pages of one, newest first, no repeats, ending with next = null.
     let all = admin.get("/api/events?limit=500").await["events"]
@@ -478,11 +534,66 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     }
     let (s, _) = viewer.call(Method::GET, "/api/users", None).await;
     assert_eq!(s, StatusCode::FORBIDDEN);
+    let (s, v) = viewer.call(Method::GET, "/api/audit", None).await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "a viewer reads no audit log: {v}");
     assert_eq!(
         admin.get("/api/nodes").await[0]["revoked"],
         false,
         "the viewer revoked nothing"
     );
+
+    // ---- the audit log, for admins, a page at a time (the dashboard's certificate and the
+    // tokens created above are in it)
+    let page = admin.get("/api/audit?limit=1").await;
+    assert_eq!(page["entries"].as_array().unwrap().len(), 1, "{page}");
+    assert_eq!(page["more"], true, "{page}");
+    let next = admin.get("/api/audit?limit=1&offset=1").await;
+    assert_ne!(page["entries"][0], next["entries"][0], "offset pages on");
+    let all = admin.get("/api/audit?limit=500").await;
+    let t: Vec<i64> = all["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["time_ms"].as_i64().unwrap())
+        .collect();
+    assert!(t.windows(2).all(|w| w[0] >= w[1]), "newest first: {t:?}");
+    let hits = admin.get("/api/audit?q=TOKEN.CREATE&limit=500").await;
+    let hits = hits["entries"].as_array().unwrap();
+    assert!(
+        !hits.is_empty()
+            && hits
+                .iter()
+                .all(|e| e.to_string().to_lowercase().contains("token.create")),
+        "the text filter keeps matching rows only: {hits:?}"
+    );
+    let (s, _) = admin
+        .call(Method::GET, "/api/audit?offset=10000", None)
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "past the pageable window");
+
+    // ---- a deleted user's open socket closes with 4401 "unauthenticated"
+    let mut viewer_ws = open_ws(&viewer, Some(&host))
+        .await
+        .expect("the viewer's WebSocket opens");
+    let (s, v) = admin.call(Method::DELETE, "/api/users/watcher", None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let close = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(m) = viewer_ws.next().await {
+            match m {
+                Ok(tungstenite::Message::Close(f)) => return f,
+                Ok(_) => {}
+                Err(e) => panic!("the socket failed instead of closing: {e}"),
+            }
+        }
+        None
+    })
+    .await
+    .expect("the deleted user's socket closes within 30 s")
+    .expect("with a close frame");
+    assert_eq!(u16::from(close.code), 4401, "{close:?}");
+    assert_eq!(close.reason.as_str(), "unauthenticated");
+    let (s, _) = viewer.call(Method::GET, "/api/me", None).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
 
     // ---- sign-in rate limit per user: a right password is refused too once limited
     let (s, _) = admin

@@ -173,6 +173,7 @@ fn hashing_busy() -> ApiError {
         status: StatusCode::TOO_MANY_REQUESTS,
         message: "too many sign-ins at once; try again in a moment".into(),
         retry_after_s: Some(1),
+        position: None,
     }
 }
 
@@ -518,10 +519,15 @@ struct EventsQuery {
     until_ms: Option<i64>,
     limit: Option<u32>,
     before: Option<String>,
+    /// The search language (`query.rs`): fields, AND/OR/NOT, parentheses, CIDR.
+    query: Option<String>,
 }
 
 /// Most events one page carries.
 const MAX_PAGE: u32 = 500;
+/// Most events one query page examines (in pages of [`MAX_PAGE`] from the core) when the
+/// query has terms the core cannot filter; the answer then says how far it looked.
+const QUERY_SCAN: usize = 10_000;
 
 fn cursor_to_string(c: &EventCursor) -> String {
     format!("{}.{}.{}", c.time_ms, c.seq, c.node)
@@ -548,12 +554,20 @@ async fn events(
     a: Authed,
     Query(q): Query<EventsQuery>,
 ) -> ApiResult<Json<Value>> {
+    let query = non_empty(q.query.clone())
+        .map(|t| crate::query::parse(&t))
+        .transpose()
+        .map_err(ApiError::bad_query)?;
+    let lifted = query.as_ref().map(|x| x.core_filters()).unwrap_or_default();
     let search = EventSearch {
-        node: non_empty(q.node).map(|n| node_id(&n)).transpose()?,
-        service: non_empty(q.service),
-        kind: non_empty(q.kind),
-        src: non_empty(q.src),
-        text: non_empty(q.q),
+        node: non_empty(q.node)
+            .or(lifted.node)
+            .map(|n| node_id(&n))
+            .transpose()?,
+        service: non_empty(q.service).or(lifted.service),
+        kind: non_empty(q.kind).or(lifted.kind),
+        src: non_empty(q.src).or(lifted.src),
+        text: non_empty(q.q).or(lifted.text),
         session: None,
         since_ms: q.since_ms,
         until_ms: q.until_ms,
@@ -562,6 +576,9 @@ async fn events(
             .transpose()?,
         limit: q.limit.unwrap_or(100).clamp(1, MAX_PAGE),
     };
+    if let Some(query) = query {
+        return events_by_query(&app, a.user(), search, &query).await;
+    }
     let Resp::EventPage { events, next } = app.ask(a.user(), Req::SearchEvents(search)).await?
     else {
         return Err(unexpected());
@@ -569,6 +586,62 @@ async fn events(
     Ok(Json(json!({
         "events": events.iter().map(views::event).collect::<Vec<_>>(),
         "next": next.as_ref().map(cursor_to_string),
+    })))
+}
+
+/// Events matching a parsed query, newest first: the core filters what it can (`search`
+/// carries the lifted filters), this checks every event it returns against the whole
+/// query, page after page, until the page is full or [`QUERY_SCAN`] events were examined.
+/// `next` continues after the last event examined (or the last one answered).
+async fn events_by_query(
+    app: &AppState,
+    user: &str,
+    mut search: EventSearch,
+    query: &crate::query::Query,
+) -> ApiResult<Json<Value>> {
+    let want = search.limit as usize;
+    search.limit = MAX_PAGE;
+    let mut found = Vec::new();
+    let mut scanned = 0usize;
+    let next = loop {
+        let Resp::EventPage { events, next } =
+            app.ask(user, Req::SearchEvents(search.clone())).await?
+        else {
+            return Err(unexpected());
+        };
+        let mut stop = None;
+        for (i, e) in events.iter().enumerate() {
+            scanned += 1;
+            let doc = views::event(e);
+            let text = doc.to_string().to_lowercase();
+            if query.matches(&doc, &text) {
+                found.push(doc);
+            }
+            if found.len() >= want || scanned >= QUERY_SCAN {
+                stop = Some(i);
+                break;
+            }
+        }
+        match (stop, next) {
+            (Some(i), next) => {
+                let more = i + 1 < events.len() || next.is_some();
+                break more.then(|| EventCursor {
+                    time_ms: events[i].event.time_ms,
+                    node: events[i].node.clone(),
+                    seq: events[i].event.seq,
+                });
+            }
+            (None, Some(c)) => search.before = Some(c),
+            (None, None) => break None,
+        }
+    };
+    let capped = scanned >= QUERY_SCAN && found.len() < want;
+    Ok(Json(json!({
+        "events": found,
+        "next": next.as_ref().map(cursor_to_string),
+        "query": query.to_json(),
+        "scanned": scanned,
+        "scan_capped": capped,
     })))
 }
 

@@ -11,6 +11,9 @@ pub struct ApiError {
     pub message: String,
     /// Seconds a rate-limited client should wait.
     pub retry_after_s: Option<u64>,
+    /// Where in the input the problem is (a byte offset), for a search query; sent as
+    /// `position`.
+    pub position: Option<usize>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -21,6 +24,14 @@ impl ApiError {
             status,
             message: message.into(),
             retry_after_s: None,
+            position: None,
+        }
+    }
+    /// A search query that does not parse: 400 with the message and where.
+    pub fn bad_query(e: crate::query::QueryError) -> ApiError {
+        ApiError {
+            position: Some(e.position),
+            ..ApiError::bad_request(format!("query: {e}"))
         }
     }
     pub fn bad_request(m: impl Into<String>) -> ApiError {
@@ -50,13 +61,18 @@ impl ApiError {
             status: StatusCode::TOO_MANY_REQUESTS,
             message: format!("too many failed sign-ins; try again in {retry_after_s} s"),
             retry_after_s: Some(retry_after_s),
+            position: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (self.status, Json(json!({"error": self.message}))).into_response();
+        let body = match self.position {
+            Some(p) => json!({"error": self.message, "position": p}),
+            None => json!({"error": self.message}),
+        };
+        let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after_s
             && let Ok(v) = HeaderValue::from_str(&s.to_string())
         {

@@ -14,6 +14,7 @@ pub mod error;
 pub mod init;
 pub mod live;
 pub mod openapi;
+pub mod query;
 pub mod ratelimit;
 pub mod report;
 pub mod server;

@@ -158,13 +158,15 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/tokens", "post", op("Create a one-time enrolment token", obj(&[("id", s()), ("token", s()), ("command", s())]))
             .body(obj(&[("name", s()), ("role", json!({"enum": ["agent", "relay"]})), ("ttl_s", i()),
                 ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}}))]))),
-        ("/api/events", "get", range(op("Events, newest first, one page", obj(&[
+        ("/api/events", "get", range(op("Events, newest first, one page. With `query`, also the parsed query (for applying it to live events) and how many events were examined (`scan_capped`: the 10,000-event bound was reached before the page filled; continue with `next`). A query that does not parse is a 400 with `position`, the byte offset of the problem", obj(&[
             ("events", arr(reference("Event"))), ("next", nullable("string")),
+            ("query", json!({"type": "object"})), ("scanned", i()), ("scan_capped", b()),
         ])))
             .query("node", s(), "node id").query("service", s(), "service name")
             .query("kind", s(), "event kind").query("src", s(), "source IP or prefix ending in . or :")
             .query("q", s(), "free text").query("limit", i(), "1..500")
-            .query("before", s(), "cursor: a previous page's next")),
+            .query("before", s(), "cursor: a previous page's next")
+            .query("query", s(), "search language: field:value, AND/OR/NOT (or -), parentheses, quotes, * wildcards, source.ip CIDR (service:ssh AND kind:command AND NOT source.ip:10.0.0.0/8); at most 1024 bytes, 16 levels, 32 terms")),
         ("/api/events/{node}/{seq}", "get", op("One event", reference("Event"))
             .path("node", "node id").path("seq", "sequence number")),
         ("/api/sessions/{id}", "get", op("An attacker session's events and transcript", obj(&[

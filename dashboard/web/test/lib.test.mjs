@@ -74,3 +74,27 @@ test('format: dotted fields, summaries, labels, addresses, sizes', () => {
   assert.equal(srcOf({ source: { ip: '::1', port: 22 } }), '[::1]:22');
   assert.equal(fmtBytes(1536), '1.5 KiB');
 });
+
+test('search language: the tree from the backend applied to live events', async () => {
+  const { evalQuery, matchesQuery, inCidr, glob } = await import('../src/lib/filters.js');
+  // service:ssh AND NOT source.ip:10.0.0.0/8, as dashboard/src/query.rs sends it.
+  const tree = {
+    op: 'and',
+    args: [
+      { op: 'term', field: 'service.name', match: 'glob', value: 'ssh' },
+      { op: 'not', arg: { op: 'term', field: 'source.ip', match: 'cidr', value: '10.0.0.0', bits: 8 } },
+    ],
+  };
+  assert.equal(matchesQuery(doc, tree), true);
+  assert.equal(matchesQuery({ ...doc, source: { ip: '10.2.3.4' } }, tree), false);
+  assert.equal(matchesQuery({ ...doc, service: { name: 'telnet' } }, tree), false);
+  assert.equal(matchesQuery(doc, null), true);
+  assert.equal(evalQuery({ op: 'term', field: null, match: 'text', value: '123456' }, doc, JSON.stringify(doc).toLowerCase()), true);
+  assert.equal(inCidr('2001:db8::1', '2001:db8::', 32), true);
+  assert.equal(inCidr('2001:db9::1', '2001:db8::', 32), false);
+  assert.equal(inCidr('::ffff:10.9.9.9', '10.0.0.0', 8), true);
+  assert.equal(inCidr('192.0.2.1', '0.0.0.0', 0), true);
+  assert.equal(inCidr('banana', '10.0.0.0', 8), false);
+  assert.equal(glob('wget*', 'wget http://x'), true);
+  assert.equal(glob('*a*a*a*a*b', 'a'.repeat(3000)), false);
+});

@@ -3,9 +3,11 @@
 import { session, endSession } from './session.svelte.js';
 
 export class ApiError extends Error {
-  constructor(status, message) {
+  constructor(status, message, data = null) {
     super(message);
     this.status = status;
+    // Where a search query went wrong (a byte offset), when the backend says.
+    this.position = data && typeof data === 'object' && Number.isInteger(data.position) ? data.position : null;
   }
 }
 
@@ -46,7 +48,7 @@ export async function api(method, path, body) {
       (data && typeof data === 'object' && data.error) ||
       (typeof data === 'string' && data) ||
       `${res.status} ${res.statusText}`;
-    throw new ApiError(res.status, msg);
+    throw new ApiError(res.status, msg, data);
   }
   return data;
 }
