@@ -28,10 +28,12 @@ use ssh_encoding::Encode;
 use self::crypto::CryptoMacAlgorithm;
 use self::crypto_etm::CryptoEtmMacAlgorithm;
 use self::none::NoMacAlgorithm;
+use self::umac::UmacAlgorithm;
 
 mod crypto;
 mod crypto_etm;
 mod none;
+mod umac;
 
 pub(crate) trait MacAlgorithm {
     fn key_len(&self) -> usize;
@@ -83,6 +85,14 @@ pub const HMAC_SHA1_ETM: Name = Name("hmac-sha1-etm@openssh.com");
 pub const HMAC_SHA256_ETM: Name = Name("hmac-sha2-256-etm@openssh.com");
 /// `hmac-sha2-512-etm@openssh.com`
 pub const HMAC_SHA512_ETM: Name = Name("hmac-sha2-512-etm@openssh.com");
+/// `umac-64@openssh.com`
+pub const UMAC_64: Name = Name("umac-64@openssh.com");
+/// `umac-128@openssh.com`
+pub const UMAC_128: Name = Name("umac-128@openssh.com");
+/// `umac-64-etm@openssh.com`
+pub const UMAC_64_ETM: Name = Name("umac-64-etm@openssh.com");
+/// `umac-128-etm@openssh.com`
+pub const UMAC_128_ETM: Name = Name("umac-128-etm@openssh.com");
 
 pub(crate) static _NONE: NoMacAlgorithm = NoMacAlgorithm {};
 pub(crate) static _HMAC_SHA1: CryptoMacAlgorithm<Hmac<Sha1>, U20> =
@@ -97,6 +107,22 @@ pub(crate) static _HMAC_SHA256_ETM: CryptoEtmMacAlgorithm<Hmac<Sha256>, U32> =
     CryptoEtmMacAlgorithm(PhantomData, PhantomData);
 pub(crate) static _HMAC_SHA512_ETM: CryptoEtmMacAlgorithm<Hmac<Sha512>, U64> =
     CryptoEtmMacAlgorithm(PhantomData, PhantomData);
+pub(crate) static _UMAC_64: UmacAlgorithm = UmacAlgorithm {
+    tag_len: 8,
+    etm: false,
+};
+pub(crate) static _UMAC_128: UmacAlgorithm = UmacAlgorithm {
+    tag_len: 16,
+    etm: false,
+};
+pub(crate) static _UMAC_64_ETM: UmacAlgorithm = UmacAlgorithm {
+    tag_len: 8,
+    etm: true,
+};
+pub(crate) static _UMAC_128_ETM: UmacAlgorithm = UmacAlgorithm {
+    tag_len: 16,
+    etm: true,
+};
 
 pub const ALL_MAC_ALGORITHMS: &[&Name] = &[
     &NONE,
@@ -106,6 +132,10 @@ pub const ALL_MAC_ALGORITHMS: &[&Name] = &[
     &HMAC_SHA1_ETM,
     &HMAC_SHA256_ETM,
     &HMAC_SHA512_ETM,
+    &UMAC_64,
+    &UMAC_128,
+    &UMAC_64_ETM,
+    &UMAC_128_ETM,
 ];
 
 pub(crate) static MACS: LazyLock<HashMap<&'static Name, &(dyn MacAlgorithm + Send + Sync)>> =
@@ -118,6 +148,10 @@ pub(crate) static MACS: LazyLock<HashMap<&'static Name, &(dyn MacAlgorithm + Sen
         h.insert(&HMAC_SHA1_ETM, &_HMAC_SHA1_ETM);
         h.insert(&HMAC_SHA256_ETM, &_HMAC_SHA256_ETM);
         h.insert(&HMAC_SHA512_ETM, &_HMAC_SHA512_ETM);
+        h.insert(&UMAC_64, &_UMAC_64);
+        h.insert(&UMAC_128, &_UMAC_128);
+        h.insert(&UMAC_64_ETM, &_UMAC_64_ETM);
+        h.insert(&UMAC_128_ETM, &_UMAC_128_ETM);
         assert_eq!(h.len(), ALL_MAC_ALGORITHMS.len());
         h
     });

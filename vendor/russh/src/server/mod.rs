@@ -99,6 +99,10 @@ pub struct Config {
     pub keepalive_max: usize,
     /// If active, invoke `set_nodelay(true)` on client sockets; disabled by default (i.e. Nagle's algorithm is active).
     pub nodelay: bool,
+    /// The extensions sent in `SSH_MSG_EXT_INFO` (RFC 8308) to a client that announces
+    /// `ext-info-c`, as (name, value) pairs in this order. `None` (the default) sends
+    /// one extension, `server-sig-algs`, listing `preferred.key`.
+    pub ext_info: Option<Vec<(String, Vec<u8>)>>,
 }
 
 impl Default for Config {
@@ -126,6 +130,7 @@ impl Default for Config {
             keepalive_interval: None,
             keepalive_max: 3,
             nodelay: false,
+            ext_info: None,
         }
     }
 }

@@ -1534,6 +1534,18 @@ impl Session {
                 return Ok(());
             }
 
+            if let Some(extensions) = &self.common.config.ext_info {
+                push_packet!(enc.write, {
+                    msg::EXT_INFO.encode(&mut enc.write)?;
+                    (extensions.len() as u32).encode(&mut enc.write)?;
+                    for (name, value) in extensions {
+                        name.as_str().encode(&mut enc.write)?;
+                        value.as_slice().encode(&mut enc.write)?;
+                    }
+                });
+                return Ok(());
+            }
+
             push_packet!(enc.write, {
                 msg::EXT_INFO.encode(&mut enc.write)?;
                 1u32.encode(&mut enc.write)?;
