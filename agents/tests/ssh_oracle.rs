@@ -2,7 +2,12 @@
 //! (`/usr/sbin/sshd` from the openssh-server package, started on loopback with Debian's
 //! default sshd_config): the answers to bad identification strings byte for byte, the
 //! authentication methods on offer, and paramiko's one-SERVICE_REQUEST-per-attempt
-//! brute forcing, which must get an answer to every attempt from both.
+//! brute forcing, which must get an answer to every attempt from both; the transport: the
+//! KEXINIT's name-lists, the host keys on offer (ssh-keyscan), the SSH_MSG_EXT_INFO
+//! extensions and the DH group-exchange group size, with the real sshd holding Debian's
+//! three host keys (RSA, ECDSA, Ed25519) as its package creates them; and OpenSSH client
+//! logins to the honeypot with each algorithm OpenSSH 9.2 offers that russh lacked
+//! (sntrup761x25519, umac-64/128 with and without -etm, each host key type).
 //! Skipped, with a message, only where /usr/sbin/sshd is not installed.
 
 use honeybee_agent::services::{Limits, ServiceManager};
@@ -65,13 +70,18 @@ fn start_sshd() -> Option<Sshd> {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let key = dir.path().join("ssh_host_ed25519_key");
-    let st = Command::new("ssh-keygen")
-        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
-        .arg(&key)
-        .status()
-        .expect("ssh-keygen");
-    assert!(st.success());
+    // Debian's postinst runs `ssh-keygen -A`: RSA (3072 bits), ECDSA (P-256), Ed25519.
+    let mut keys = Vec::new();
+    for kind in ["rsa", "ecdsa", "ed25519"] {
+        let key = dir.path().join(format!("ssh_host_{kind}_key"));
+        let st = Command::new("ssh-keygen")
+            .args(["-q", "-t", kind, "-N", "", "-f"])
+            .arg(&key)
+            .status()
+            .expect("ssh-keygen");
+        assert!(st.success());
+        keys.push(key);
+    }
     let cfg = dir.path().join("sshd_config");
     std::fs::write(&cfg, DEBIAN_SSHD_CONFIG).unwrap();
     // sshd refuses to start without its privilege separation directory.
@@ -81,8 +91,10 @@ fn start_sshd() -> Option<Sshd> {
         .arg("-D")
         .arg("-f")
         .arg(&cfg)
-        .arg("-h")
-        .arg(&key)
+        .args(
+            keys.iter()
+                .flat_map(|k| [std::ffi::OsStr::new("-h"), k.as_os_str()]),
+        )
         .args(["-p", &port.to_string()])
         .arg("-E")
         .arg(dir.path().join("sshd.log"))
@@ -127,6 +139,18 @@ async fn start_honeypot(
     tokio::sync::mpsc::Receiver<honeybee_agent::sink::NewEvent>,
     SocketAddr,
 ) {
+    start_honeypot_with(dir, server_id, LoginPolicy::Never).await
+}
+
+async fn start_honeypot_with(
+    dir: &Path,
+    server_id: &str,
+    login: LoginPolicy,
+) -> (
+    ServiceManager,
+    tokio::sync::mpsc::Receiver<honeybee_agent::sink::NewEvent>,
+    SocketAddr,
+) {
     let config = NodeConfig {
         services: vec![ServiceConfig {
             name: "ssh".into(),
@@ -135,7 +159,7 @@ async fn start_honeypot(
             kind: ServiceKind::Ssh(SshOptions {
                 server_id: server_id.into(),
                 auth_failure_delay_ms: 200,
-                login: LoginPolicy::Never,
+                login,
                 ..Default::default()
             }),
         }],
@@ -427,4 +451,386 @@ async fn paramiko_gets_an_answer_to_every_attempt_as_from_openssh() {
         }
     }
     assert_eq!(passwords, ["123456", "admin", "root"]);
+}
+
+/// A server's first binary packet, its KEXINIT, as the wire carries it.
+#[derive(Debug, PartialEq, Eq)]
+struct KexInit {
+    /// kex, host key, ciphers c2s/s2c, MACs c2s/s2c, compression c2s/s2c, languages.
+    lists: Vec<String>,
+    first_kex_packet_follows: u8,
+    reserved: u32,
+    /// packet_length and padding_length: OpenSSH pads a plaintext packet to a multiple of
+    /// 8 with 4 to 11 bytes, so equal lists give equal lengths.
+    packet_len: u32,
+    padding_len: u8,
+}
+
+const KEXINIT_NAMES: [&str; 10] = [
+    "kex",
+    "host key",
+    "cipher c2s",
+    "cipher s2c",
+    "mac c2s",
+    "mac s2c",
+    "compression c2s",
+    "compression s2c",
+    "language c2s",
+    "language s2c",
+];
+
+/// Sends an OpenSSH client's identification line and reads the server's line and KEXINIT.
+async fn read_kexinit(addr: SocketAddr) -> KexInit {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
+        .await
+        .unwrap();
+    let read = async {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while !line.ends_with(b"\r\n") {
+            assert!(line.len() < 256, "no identification line");
+            s.read_exact(&mut b).await.unwrap();
+            line.push(b[0]);
+        }
+        let packet_len = s.read_u32().await.unwrap();
+        assert!((16..35000).contains(&packet_len), "{packet_len}");
+        let mut packet = vec![0u8; packet_len as usize];
+        s.read_exact(&mut packet).await.unwrap();
+        packet
+    };
+    let packet = tokio::time::timeout(Duration::from_secs(10), read)
+        .await
+        .expect("KEXINIT in time");
+    let padding_len = packet[0];
+    let payload = &packet[1..packet.len() - usize::from(padding_len)];
+    assert_eq!(payload[0], 20, "SSH_MSG_KEXINIT");
+    let mut rest = &payload[17..]; // type and cookie
+    let mut take = |n: usize| {
+        let (a, b) = rest.split_at(n);
+        rest = b;
+        a.to_vec()
+    };
+    let mut lists = Vec::new();
+    for _ in KEXINIT_NAMES {
+        let len = u32::from_be_bytes(take(4).try_into().unwrap()) as usize;
+        lists.push(String::from_utf8(take(len)).unwrap());
+    }
+    let first_kex_packet_follows = take(1)[0];
+    let reserved = u32::from_be_bytes(take(4).try_into().unwrap());
+    assert!(rest.is_empty(), "bytes after the KEXINIT fields: {rest:?}");
+    KexInit {
+        lists,
+        first_kex_packet_follows,
+        reserved,
+        packet_len: packet.len() as u32,
+        padding_len,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kexinit_matches_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    let real = read_kexinit(sshd.addr).await;
+    let honeypot = read_kexinit(ours).await;
+    for (i, name) in KEXINIT_NAMES.iter().enumerate() {
+        eprintln!(
+            "{name}:\n  sshd:     {}\n  honeypot: {}",
+            real.lists[i], honeypot.lists[i]
+        );
+    }
+    // The real server's lists are Debian 12's (the Terrapin fix, sntrup761 under both
+    // names, umac, three host key types): the oracle is the server we think it is.
+    assert!(
+        real.lists[0].starts_with("sntrup761x25519-sha512,sntrup761x25519-sha512@openssh.com,"),
+        "{}",
+        real.lists[0]
+    );
+    assert!(real.lists[0].ends_with(",kex-strict-s-v00@openssh.com"));
+    assert_eq!(
+        real.lists[1],
+        "rsa-sha2-512,rsa-sha2-256,ecdsa-sha2-nistp256,ssh-ed25519"
+    );
+    assert_eq!(real, honeypot);
+}
+
+/// The key types `ssh-keyscan -t rsa,ecdsa,ed25519` gets, in the order it prints them.
+fn keyscan_types(addr: SocketAddr) -> Vec<String> {
+    let out = Command::new("ssh-keyscan")
+        .args(["-T", "10", "-t", "rsa,ecdsa,ed25519", "-p"])
+        .arg(addr.port().to_string())
+        .arg("127.0.0.1")
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-keyscan");
+    let mut types: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+        .collect();
+    types.sort();
+    types
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_keys_match_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    let real_addr = sshd.addr;
+    let real = tokio::task::spawn_blocking(move || keyscan_types(real_addr))
+        .await
+        .unwrap();
+    let honeypot = tokio::task::spawn_blocking(move || keyscan_types(ours))
+        .await
+        .unwrap();
+    eprintln!("sshd:     {real:?}\nhoneypot: {honeypot:?}");
+    assert_eq!(real, ["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"]);
+    assert_eq!(real, honeypot);
+    // Debian's file names, and the RSA key is ssh-keygen's 3072 bits.
+    for file in [
+        "ssh_host_rsa_key",
+        "ssh_host_ecdsa_key",
+        "ssh_host_ed25519_key",
+    ] {
+        assert!(dir.path().join(file).exists(), "{file}");
+    }
+    let rsa = std::fs::read_to_string(dir.path().join("ssh_host_rsa_key")).unwrap();
+    let rsa = russh::keys::PrivateKey::from_openssh(rsa).unwrap();
+    let bits = rsa.key_data().rsa().map(|k| k.key_size());
+    assert_eq!(bits, Some(3072));
+}
+
+/// What an OpenSSH client at `-vvv` reports (lines containing `needle`), with the port
+/// replaced, for a connection that offers no authentication.
+fn client_debug(addr: SocketAddr, extra: &[&str], needle: &str) -> Vec<String> {
+    let out = Command::new("ssh")
+        .args(["-vvv", "-F", "/dev/null"])
+        .args(extra)
+        .args([
+            "-o",
+            "PreferredAuthentications=none",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "ConnectTimeout=10",
+            "-p",
+            &addr.port().to_string(),
+            "root@127.0.0.1",
+            "true",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh client");
+    String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(|l| l.replace(&addr.port().to_string(), "PORT"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ext_info_matches_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    let real_addr = sshd.addr;
+    let needle = "kex_input_ext_info:";
+    let real = tokio::task::spawn_blocking(move || client_debug(real_addr, &[], needle))
+        .await
+        .unwrap();
+    let honeypot = tokio::task::spawn_blocking(move || client_debug(ours, &[], needle))
+        .await
+        .unwrap();
+    eprintln!("sshd:     {real:#?}\nhoneypot: {honeypot:#?}");
+    assert!(
+        real.iter()
+            .any(|l| l.contains("server-sig-algs=<ssh-ed25519,")),
+        "{real:?}"
+    );
+    assert!(
+        real.iter()
+            .any(|l| l.contains("publickey-hostbound@openssh.com=<0>")),
+        "{real:?}"
+    );
+    assert_eq!(real, honeypot);
+}
+
+/// The DH group size the server picked for a group-exchange request (the client's
+/// "bits set: N/SIZE" lines), and the request the client sent.
+fn gex_seen(addr: SocketAddr, extra: &[&str]) -> (Vec<String>, Vec<String>) {
+    let mut opts = vec!["-o", "KexAlgorithms=diffie-hellman-group-exchange-sha256"];
+    opts.extend_from_slice(extra);
+    let request = client_debug(addr, &opts, "SSH2_MSG_KEX_DH_GEX_REQUEST");
+    let sizes = client_debug(addr, &opts, "bits set:")
+        .iter()
+        .filter_map(|l| l.rsplit('/').next().map(str::to_owned))
+        .collect();
+    (request, sizes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dh_group_exchange_sizes_match_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    // chacha20-poly1305 makes the client ask for 8192 bits; aes128-ctr with umac-64 for
+    // 3072 (OpenSSH's dh_estimate of the cipher's strength).
+    for extra in [
+        &[][..],
+        &[
+            "-o",
+            "Ciphers=aes128-ctr",
+            "-o",
+            "MACs=umac-64-etm@openssh.com",
+        ][..],
+        &["-o", "Ciphers=aes192-ctr", "-o", "MACs=hmac-sha1"][..],
+    ] {
+        let real_addr = sshd.addr;
+        let e: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let e2 = e.clone();
+        let real = tokio::task::spawn_blocking(move || {
+            gex_seen(real_addr, &e.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        let honeypot = tokio::task::spawn_blocking(move || {
+            gex_seen(ours, &e2.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        eprintln!("{extra:?}\n  sshd:     {real:?}\n  honeypot: {honeypot:?}");
+        assert!(!real.1.is_empty(), "{real:?}");
+        assert_eq!(real, honeypot, "{extra:?}");
+    }
+}
+
+/// Logs in to the honeypot with the real OpenSSH client forced to `opts`, runs a command
+/// and returns the client's `-v` lines naming the negotiated algorithms.
+fn login_with(addr: SocketAddr, opts: &[&str]) -> Vec<String> {
+    let out = Command::new("sshpass")
+        .args(["-p", "hunter2", "ssh", "-v", "-F", "/dev/null"])
+        .args(opts)
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "PreferredAuthentications=password",
+            "-o",
+            "PubkeyAuthentication=no",
+            "-o",
+            "ConnectTimeout=10",
+            "-o",
+            "NumberOfPasswordPrompts=1",
+            "-p",
+            &addr.port().to_string(),
+            "root@127.0.0.1",
+            "echo logged-in",
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("sshpass ssh");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "logged-in\n",
+        "{opts:?}: {stderr}"
+    );
+    stderr
+        .lines()
+        .filter(|l| l.contains("kex: ") || l.contains("Server host key:"))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openssh_logs_in_with_every_algorithm_debian_offers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot_with(
+        dir.path(),
+        "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10",
+        LoginPolicy::Always,
+    )
+    .await;
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["-o", "KexAlgorithms=sntrup761x25519-sha512@openssh.com"],
+            "kex: algorithm: sntrup761x25519-sha512@openssh.com",
+        ),
+        (
+            &["-o", "KexAlgorithms=sntrup761x25519-sha512"],
+            "kex: algorithm: sntrup761x25519-sha512",
+        ),
+        (
+            &[
+                "-o",
+                "Ciphers=aes128-ctr",
+                "-o",
+                "MACs=umac-64-etm@openssh.com",
+            ],
+            "cipher: aes128-ctr MAC: umac-64-etm@openssh.com",
+        ),
+        (
+            &[
+                "-o",
+                "Ciphers=aes128-ctr",
+                "-o",
+                "MACs=umac-128-etm@openssh.com",
+            ],
+            "cipher: aes128-ctr MAC: umac-128-etm@openssh.com",
+        ),
+        (
+            &["-o", "Ciphers=aes256-ctr", "-o", "MACs=umac-64@openssh.com"],
+            "cipher: aes256-ctr MAC: umac-64@openssh.com",
+        ),
+        (
+            &[
+                "-o",
+                "Ciphers=aes192-ctr",
+                "-o",
+                "MACs=umac-128@openssh.com",
+            ],
+            "cipher: aes192-ctr MAC: umac-128@openssh.com",
+        ),
+        (
+            &["-o", "HostKeyAlgorithms=rsa-sha2-512"],
+            "kex: host key algorithm: rsa-sha2-512",
+        ),
+        (
+            &["-o", "HostKeyAlgorithms=rsa-sha2-256"],
+            "kex: host key algorithm: rsa-sha2-256",
+        ),
+        (
+            &["-o", "HostKeyAlgorithms=ecdsa-sha2-nistp256"],
+            "kex: host key algorithm: ecdsa-sha2-nistp256",
+        ),
+        (
+            &["-o", "HostKeyAlgorithms=ssh-ed25519"],
+            "kex: host key algorithm: ssh-ed25519",
+        ),
+        (
+            &["-o", "KexAlgorithms=diffie-hellman-group-exchange-sha256"],
+            "kex: algorithm: diffie-hellman-group-exchange-sha256",
+        ),
+    ];
+    for (opts, want) in cases {
+        let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
+        let seen = tokio::task::spawn_blocking(move || {
+            login_with(ours, &opts.iter().map(String::as_str).collect::<Vec<_>>())
+        })
+        .await
+        .unwrap();
+        assert!(seen.iter().any(|l| l.contains(want)), "{want}: {seen:#?}");
+    }
 }

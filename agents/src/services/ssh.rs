@@ -3,6 +3,8 @@
 //! and then serves the emulated shell (interactive and exec) with an asciicast
 //! transcript per session channel.
 
+mod moduli;
+
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
 use super::login::{LoginBook, pam_delay};
@@ -27,12 +29,54 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
-/// File name of the persisted host key inside the agent's data directory.
+/// File name of the persisted Ed25519 host key inside the agent's data directory.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
-/// Larger files cannot be an ed25519 key; refusing them bounds the read.
-const MAX_HOST_KEY_FILE: u64 = 64 * 1024;
+/// The host keys Debian's openssh-server creates on installation (`ssh-keygen -A`), under
+/// Debian's file names, in the order sshd loads them (servconf.c's default HostKey list:
+/// RSA, ECDSA, Ed25519). RSA keys are 3072 bits, ssh-keygen's default.
+const HOST_KEYS: [(&str, HostKeyKind); 3] = [
+    ("ssh_host_rsa_key", HostKeyKind::Rsa),
+    ("ssh_host_ecdsa_key", HostKeyKind::EcdsaP256),
+    (HOST_KEY_FILE, HostKeyKind::Ed25519),
+];
 
+/// ssh-keygen's default RSA modulus size (OpenSSH 9.2, `DEFAULT_BITS`).
+const RSA_BITS: usize = 3072;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostKeyKind {
+    Rsa,
+    EcdsaP256,
+    Ed25519,
+}
+
+impl HostKeyKind {
+    fn matches(self, key: &PrivateKey) -> bool {
+        match self {
+            HostKeyKind::Rsa => key.algorithm().is_rsa(),
+            HostKeyKind::EcdsaP256 => {
+                key.algorithm()
+                    == ssh_key::Algorithm::Ecdsa {
+                        curve: ssh_key::EcdsaCurve::NistP256,
+                    }
+            }
+            HostKeyKind::Ed25519 => key.algorithm() == ssh_key::Algorithm::Ed25519,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            HostKeyKind::Rsa => "ssh-rsa",
+            HostKeyKind::EcdsaP256 => "ecdsa-sha2-nistp256",
+            HostKeyKind::Ed25519 => "ssh-ed25519",
+        }
+    }
+}
+
+/// Larger files cannot be a host key (a 16384-bit RSA key is about 12 KiB); refusing
+/// them bounds the read.
+const MAX_HOST_KEY_FILE: u64 = 64 * 1024;
 /// The longest client identification line kept (RFC 4253 allows 255 bytes with CRLF).
 const MAX_CLIENT_VERSION: usize = 255;
 
@@ -68,27 +112,45 @@ pub enum HostKeyError {
         #[source]
         source: ssh_key::Error,
     },
-    #[error("SSH host key {path} must be an unencrypted ssh-ed25519 key (found {found})")]
-    Unsupported { path: PathBuf, found: String },
+    #[error("SSH host key {path} must be an unencrypted {expected} key (found {found})")]
+    Unsupported {
+        path: PathBuf,
+        expected: &'static str,
+        found: String,
+    },
     #[error("SSH host key {path} is larger than {MAX_HOST_KEY_FILE} bytes")]
     TooLarge { path: PathBuf },
     #[error("cannot generate an SSH host key: no system randomness")]
     Random,
 }
 
-/// Loads the node's SSH host key from `dir`, creating it (mode 0600) on first use, so
-/// that a honeypot keeps one identity across restarts as a real server does.
+/// Loads the node's Ed25519 SSH host key from `dir`, creating it (mode 0600) on first
+/// use, so that a honeypot keeps one identity across restarts as a real server does.
 pub fn load_or_create_host_key(dir: &Path) -> Result<PrivateKey, HostKeyError> {
-    let path = dir.join(HOST_KEY_FILE);
-    match read_host_key(&path) {
+    load_or_create(dir, HOST_KEY_FILE, HostKeyKind::Ed25519)
+}
+
+/// Loads the node's RSA, ECDSA P-256 and Ed25519 host keys from `dir` (in that order,
+/// sshd's), creating each missing one as Debian's package does on installation. An
+/// Ed25519 key from before RSA and ECDSA were added is kept.
+pub fn load_or_create_host_keys(dir: &Path) -> Result<Vec<PrivateKey>, HostKeyError> {
+    HOST_KEYS
+        .iter()
+        .map(|&(file, kind)| load_or_create(dir, file, kind))
+        .collect()
+}
+
+fn load_or_create(dir: &Path, file: &str, kind: HostKeyKind) -> Result<PrivateKey, HostKeyError> {
+    let path = dir.join(file);
+    match read_host_key(&path, kind) {
         Err(HostKeyError::Io { source, .. }) if source.kind() == io::ErrorKind::NotFound => {
-            create_host_key(dir, &path)
+            create_host_key(dir, &path, kind)
         }
         r => r,
     }
 }
 
-fn read_host_key(path: &Path) -> Result<PrivateKey, HostKeyError> {
+fn read_host_key(path: &Path, kind: HostKeyKind) -> Result<PrivateKey, HostKeyError> {
     let io_err = |source| HostKeyError::Io {
         path: path.to_owned(),
         source,
@@ -115,9 +177,10 @@ fn read_host_key(path: &Path) -> Result<PrivateKey, HostKeyError> {
         path: path.to_owned(),
         source,
     })?;
-    if key.is_encrypted() || key.algorithm() != ssh_key::Algorithm::Ed25519 {
+    if key.is_encrypted() || !kind.matches(&key) {
         return Err(HostKeyError::Unsupported {
             path: path.to_owned(),
+            expected: kind.name(),
             found: if key.is_encrypted() {
                 "an encrypted key".into()
             } else {
@@ -128,16 +191,36 @@ fn read_host_key(path: &Path) -> Result<PrivateKey, HostKeyError> {
     Ok(key)
 }
 
-fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> {
+/// A new key of `kind`, from a ChaCha20 generator seeded by the system's randomness (the
+/// key generators want a `rand_core` 0.10 generator; seeding one from ring keeps a
+/// failing system source an error rather than a panic).
+fn generate_host_key(kind: HostKeyKind) -> Result<PrivateKey, HostKeyError> {
+    use rand_chacha::rand_core::SeedableRng;
+    let mut seed = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
+        .map_err(|_| HostKeyError::Random)?;
+    let key = match kind {
+        HostKeyKind::Ed25519 => Ok(PrivateKey::from(Ed25519Keypair::from_seed(&seed))),
+        HostKeyKind::EcdsaP256 => {
+            let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+            ssh_key::private::EcdsaKeypair::random(&mut rng, ssh_key::EcdsaCurve::NistP256)
+                .map(PrivateKey::from)
+        }
+        HostKeyKind::Rsa => {
+            let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+            ssh_key::private::RsaKeypair::random(&mut rng, RSA_BITS).map(PrivateKey::from)
+        }
+    };
+    seed.fill(0);
+    key.map_err(|_| HostKeyError::Random)
+}
+
+fn create_host_key(dir: &Path, path: &Path, kind: HostKeyKind) -> Result<PrivateKey, HostKeyError> {
     let io_err = |source| HostKeyError::Io {
         path: path.to_owned(),
         source,
     };
-    let mut seed = [0u8; 32];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut seed)
-        .map_err(|_| HostKeyError::Random)?;
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    seed.fill(0);
+    let key = generate_host_key(kind)?;
     let pem = key
         .to_openssh(LineEnding::LF)
         .map_err(|source| HostKeyError::Parse {
@@ -153,8 +236,12 @@ fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> 
 
     // Written whole under a temporary name, then linked into place: a crash never leaves
     // a half-written key, and of two racing agents the first wins and both use its key.
+    let file = path
+        .file_name()
+        .and_then(|f| f.to_str())
+        .unwrap_or("ssh_host_key");
     let tmp = dir.join(format!(
-        "{HOST_KEY_FILE}.tmp-{}",
+        "{file}.tmp-{}",
         hex::encode(rand::random::<[u8; 8]>())
     ));
     let mut opts = std::fs::OpenOptions::new();
@@ -173,9 +260,27 @@ fn create_host_key(dir: &Path, path: &Path) -> Result<PrivateKey, HostKeyError> 
             tracing::info!(path = %path.display(), "created SSH host key");
             Ok(key)
         }
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_host_key(path),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => read_host_key(path, kind),
         Err(e) => Err(io_err(e)),
     }
+}
+
+/// The host keys' public halves as Debian's `/etc/ssh/ssh_host_*_key.pub` files hold
+/// them: (path, contents), where the contents are `ALGORITHM BASE64 root@HOSTNAME` and a
+/// newline (ssh-keygen -A comments each key with the user and host that made it). For the
+/// emulated shell, so that the files it shows are the keys the client just saw.
+// Not yet called: the shell's fake /etc/ssh is wired to it by the shell's owner.
+#[cfg_attr(not(test), allow(dead_code))]
+pub(crate) fn host_public_key_files(keys: &[PrivateKey], hostname: &str) -> Vec<(String, String)> {
+    keys.iter()
+        .filter_map(|key| {
+            let (file, _) = HOST_KEYS.iter().find(|(_, kind)| kind.matches(key))?;
+            let mut public = key.public_key().clone();
+            public.set_comment(format!("root@{hostname}"));
+            let text = public.to_openssh().ok()?;
+            Some((format!("/etc/ssh/{file}.pub"), format!("{text}\n")))
+        })
+        .collect()
 }
 
 /// A configured SSH service: the russh server configuration built from its options.
@@ -203,13 +308,19 @@ impl std::fmt::Debug for SshService {
     }
 }
 
-/// Algorithm lists in OpenSSH 9.2's server order, less what russh lacks (sntrup761, umac),
-/// so the KEXINIT looks like the release the identification string names rather than
-/// like russh's (which, for one, offers ML-KEM, new in OpenSSH 9.9).
+/// Algorithm lists exactly as Debian 12's sshd (OpenSSH 9.2p1, package 1:9.2p1-2+deb12u10
+/// with the Terrapin fix) sends them in its KEXINIT with its default configuration and
+/// host keys, so the KEXINIT does not give the honeypot away (tests/ssh_oracle.rs reads
+/// both servers' KEXINIT and compares the lists). Unlike russh's defaults this offers no
+/// ML-KEM (new in OpenSSH 9.9) and no `ext-info-s` (OpenSSH 9.2's server does not
+/// announce it; it still answers a client's `ext-info-c`, see [`openssh_ext_info`]).
 fn openssh_like_algorithms() -> Preferred {
+    use russh::keys::{Algorithm, EcdsaCurve};
     use russh::{cipher, compression, kex, mac};
     Preferred {
         kex: Cow::Borrowed(&[
+            kex::SNTRUP761X25519_SHA512,
+            kex::SNTRUP761X25519_SHA512_OPENSSH,
             kex::CURVE25519,
             kex::CURVE25519_PRE_RFC_8731,
             kex::ECDH_SHA2_NISTP256,
@@ -219,8 +330,20 @@ fn openssh_like_algorithms() -> Preferred {
             kex::DH_G16_SHA512,
             kex::DH_G18_SHA512,
             kex::DH_G14_SHA256,
-            kex::EXTENSION_SUPPORT_AS_SERVER,
             kex::EXTENSION_OPENSSH_STRICT_KEX_AS_SERVER,
+        ]),
+        // Filtered by russh to the keys we have: all three, see HOST_KEYS.
+        key: Cow::Owned(vec![
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha512),
+            },
+            Algorithm::Rsa {
+                hash: Some(HashAlg::Sha256),
+            },
+            Algorithm::Ecdsa {
+                curve: EcdsaCurve::NistP256,
+            },
+            Algorithm::Ed25519,
         ]),
         cipher: Cow::Borrowed(&[
             cipher::CHACHA20_POLY1305,
@@ -231,9 +354,13 @@ fn openssh_like_algorithms() -> Preferred {
             cipher::AES_256_GCM,
         ]),
         mac: Cow::Borrowed(&[
+            mac::UMAC_64_ETM,
+            mac::UMAC_128_ETM,
             mac::HMAC_SHA256_ETM,
             mac::HMAC_SHA512_ETM,
             mac::HMAC_SHA1_ETM,
+            mac::UMAC_64,
+            mac::UMAC_128,
             mac::HMAC_SHA256,
             mac::HMAC_SHA512,
             mac::HMAC_SHA1,
@@ -241,6 +368,23 @@ fn openssh_like_algorithms() -> Preferred {
         compression: Cow::Borrowed(&[compression::NONE, compression::ZLIB_LEGACY]),
         ..Preferred::default()
     }
+}
+
+/// OpenSSH 9.2's `SSH_MSG_EXT_INFO` for a client that sends `ext-info-c` (kex.c,
+/// `kex_send_ext_info`): `server-sig-algs` lists every signature algorithm sshd accepts
+/// for public keys (not just its host key types), then `publickey-hostbound@openssh.com`
+/// version "0". Compared with the real server's by tests/ssh_oracle.rs.
+fn openssh_ext_info() -> Vec<(String, Vec<u8>)> {
+    vec![
+        (
+            "server-sig-algs".into(),
+            b"ssh-ed25519,sk-ssh-ed25519@openssh.com,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,\
+ecdsa-sha2-nistp521,sk-ecdsa-sha2-nistp256@openssh.com,webauthn-sk-ecdsa-sha2-nistp256@openssh.com,\
+ssh-dss,ssh-rsa,rsa-sha2-256,rsa-sha2-512"
+                .to_vec(),
+        ),
+        ("publickey-hostbound@openssh.com".into(), b"0".to_vec()),
+    ]
 }
 
 /// The methods offered, in OpenSSH's order, as a client sees them after each failure:
@@ -467,7 +611,7 @@ impl SshService {
     /// configuration.
     pub(crate) fn new(
         opts: &SshOptions,
-        host_key: PrivateKey,
+        host_keys: Vec<PrivateKey>,
         idle_timeout: Duration,
         logins: Arc<LoginBook>,
     ) -> Result<Self, String> {
@@ -492,7 +636,7 @@ impl SshService {
             // public key or the initial "none" probe at once; PAM delays a password.
             auth_rejection_time: Duration::ZERO,
             auth_rejection_time_initial: Some(Duration::ZERO),
-            keys: vec![host_key],
+            keys: host_keys,
             // A backstop only: the handler counts failures as OpenSSH does (the first
             // "none" probe is free) and disconnects itself. russh counts that probe.
             max_auth_attempts: opts.max_auth_attempts as usize + 1,
@@ -500,6 +644,7 @@ impl SshService {
             keepalive_interval: None,
             nodelay: true,
             preferred: openssh_like_algorithms(),
+            ext_info: Some(openssh_ext_info()),
             ..Config::default()
         };
         Ok(SshService {
@@ -944,6 +1089,18 @@ fn now_s() -> i64 {
 impl russh::server::Handler for SshHandler {
     type Error = russh::Error;
 
+    async fn lookup_dh_gex_group(
+        &mut self,
+        gex: &russh::client::GexParams,
+    ) -> Result<Option<russh::kex::dh::groups::DhGroup>, Self::Error> {
+        let bits = |v: usize| u32::try_from(v).unwrap_or(u32::MAX);
+        Ok(moduli::choose(
+            bits(gex.min_group_size()),
+            bits(gex.preferred_group_size()),
+            bits(gex.max_group_size()),
+        ))
+    }
+
     async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
         self.attempt(AuthMethod::None, user, None, None).await
     }
@@ -1228,27 +1385,27 @@ impl russh::server::Handler for SshHandler {
 #[derive(Debug)]
 pub(crate) struct HostKeyCache {
     dir: PathBuf,
-    key: Option<PrivateKey>,
+    keys: Option<Vec<PrivateKey>>,
 }
 
 impl HostKeyCache {
     pub(crate) fn new(dir: PathBuf) -> Self {
-        HostKeyCache { dir, key: None }
+        HostKeyCache { dir, keys: None }
     }
 
-    pub(crate) async fn get(&mut self) -> Result<PrivateKey, HostKeyError> {
-        if let Some(k) = &self.key {
+    pub(crate) async fn get(&mut self) -> Result<Vec<PrivateKey>, HostKeyError> {
+        if let Some(k) = &self.keys {
             return Ok(k.clone());
         }
         let dir = self.dir.clone();
-        let key = tokio::task::spawn_blocking(move || load_or_create_host_key(&dir))
+        let keys = tokio::task::spawn_blocking(move || load_or_create_host_keys(&dir))
             .await
             .map_err(|e| HostKeyError::Io {
                 path: self.dir.join(HOST_KEY_FILE),
                 source: io::Error::other(e.to_string()),
             })??;
-        self.key = Some(key.clone());
-        Ok(key)
+        self.keys = Some(keys.clone());
+        Ok(keys)
     }
 }
 
@@ -1317,6 +1474,68 @@ mod tests {
         }
         // No temporary files are left behind.
         assert_eq!(std::fs::read_dir(&sub).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn debian_host_keys_created_once_and_an_old_ed25519_key_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = load_or_create_host_key(dir.path()).unwrap();
+        let keys = load_or_create_host_keys(dir.path()).unwrap();
+        let algs: Vec<String> = keys.iter().map(|k| k.algorithm().to_string()).collect();
+        assert_eq!(algs, ["ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519"]);
+        assert_eq!(keys[0].key_data().rsa().map(|k| k.key_size()), Some(3072));
+        assert_eq!(keys[2].public_key(), old.public_key());
+        let again = load_or_create_host_keys(dir.path()).unwrap();
+        for (a, b) in keys.iter().zip(&again) {
+            assert_eq!(a.public_key(), b.public_key());
+        }
+        let mut files: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        files.sort();
+        assert_eq!(
+            files,
+            [
+                "ssh_host_ecdsa_key",
+                "ssh_host_ed25519_key",
+                "ssh_host_rsa_key"
+            ]
+        );
+
+        let pubs = host_public_key_files(&keys, "web01");
+        let paths: Vec<&str> = pubs.iter().map(|(p, _)| p.as_str()).collect();
+        assert_eq!(
+            paths,
+            [
+                "/etc/ssh/ssh_host_rsa_key.pub",
+                "/etc/ssh/ssh_host_ecdsa_key.pub",
+                "/etc/ssh/ssh_host_ed25519_key.pub"
+            ]
+        );
+        for ((_, text), key) in pubs.iter().zip(&keys) {
+            let want = key.public_key().to_openssh().unwrap();
+            let want = want.split(' ').take(2).collect::<Vec<_>>().join(" ");
+            assert_eq!(*text, format!("{want} root@web01\n"));
+        }
+    }
+
+    #[test]
+    fn wrong_key_type_in_a_host_key_file_is_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let ed = load_or_create_host_key(dir.path()).unwrap();
+        std::fs::write(
+            dir.path().join("ssh_host_rsa_key"),
+            ed.to_openssh(LineEnding::LF).unwrap().as_bytes(),
+        )
+        .unwrap();
+        assert!(matches!(
+            load_or_create_host_keys(dir.path()),
+            Err(HostKeyError::Unsupported {
+                expected: "ssh-rsa",
+                ..
+            })
+        ));
     }
 
     #[test]
