@@ -4,7 +4,11 @@
 // the live events view, creates a token and enrols a second agent with it, pushes a service
 // change to a node and sees the agent apply it, loads and unloads a module, checks that a
 // viewer cannot revoke, revokes the second node and sees it go offline, and saves a
-// screenshot of every page. Exits non-zero on the first failed step.
+// screenshot of every page. Also (e2e/console-checks.mjs): the search language (fields,
+// NOT, CIDR, an error with its caret), the UTC/local toggle, chart values on hover, the
+// warnings before unsaved config edits are lost, the audit log (admins only), every page
+// at 390 px, and a session ended by deleting its user while its page is open.
+// Exits non-zero on the first failed step.
 //
 // Environment: HB_URL (dashboard base, default http://127.0.0.1:8080), HB_ADMIN_PASSWORD
 // (required), HB_BIN (the honeybee binary), HB_WORK (a scratch directory), HB_SSH_PORT
