@@ -823,6 +823,7 @@ async fn openssh_logs_in_with_every_algorithm_debian_offers() {
             &["-o", "KexAlgorithms=diffie-hellman-group-exchange-sha256"],
             "kex: algorithm: diffie-hellman-group-exchange-sha256",
         ),
+        (&["-o", "Compression=yes"], "compression: zlib@openssh.com"),
     ];
     for (opts, want) in cases {
         let opts: Vec<String> = opts.iter().map(|s| s.to_string()).collect();
