@@ -7,7 +7,8 @@
 //! extensions and the DH group-exchange group size, with the real sshd holding Debian's
 //! three host keys (RSA, ECDSA, Ed25519) as its package creates them; and OpenSSH client
 //! logins to the honeypot with each algorithm OpenSSH 9.2 offers that russh lacked
-//! (sntrup761x25519, umac-64/128 with and without -etm, each host key type).
+//! (sntrup761x25519, umac-64/128 with and without -etm, each host key type); and the
+//! answer to a client KEXINIT with nothing in common.
 //! Skipped, with a message, only where /usr/sbin/sshd is not installed.
 
 use honeybee_agent::services::{Limits, ServiceManager};
@@ -834,4 +835,113 @@ async fn openssh_logs_in_with_every_algorithm_debian_offers() {
         .unwrap();
         assert!(seen.iter().any(|l| l.contains(want)), "{want}: {seen:#?}");
     }
+}
+
+/// A client KEXINIT offering `lists` (10 name-lists), as one unencrypted packet.
+fn client_kexinit(lists: &[&str; 10]) -> Vec<u8> {
+    let mut payload = vec![20u8];
+    payload.extend_from_slice(&[0x42; 16]);
+    for l in lists {
+        payload.extend_from_slice(&(l.len() as u32).to_be_bytes());
+        payload.extend_from_slice(l.as_bytes());
+    }
+    payload.extend_from_slice(&[0, 0, 0, 0, 0]);
+    let mut pad = 8 - (payload.len() + 5) % 8;
+    if pad < 4 {
+        pad += 8;
+    }
+    let mut packet = ((payload.len() + pad + 1) as u32).to_be_bytes().to_vec();
+    packet.push(pad as u8);
+    packet.extend_from_slice(&payload);
+    packet.extend(std::iter::repeat_n(0u8, pad));
+    packet
+}
+
+/// What a server sends after its KEXINIT when the client's KEXINIT has nothing in common
+/// with it in one list, and how the connection ends.
+async fn after_bad_kexinit(addr: SocketAddr, lists: &[&str; 10]) -> String {
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u10\r\n")
+        .await
+        .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    // The server's identification line and KEXINIT come first.
+    let head = loop {
+        let n = tokio::time::timeout(Duration::from_secs(10), s.read(&mut buf))
+            .await
+            .expect("server KEXINIT in time")
+            .unwrap();
+        assert!(n > 0, "closed before its KEXINIT");
+        got.extend_from_slice(&buf[..n]);
+        if let Some(i) = got.windows(2).position(|w| w == b"\r\n") {
+            let rest = &got[i + 2..];
+            if rest.len() >= 4 {
+                let len = u32::from_be_bytes(rest[..4].try_into().unwrap()) as usize;
+                if rest.len() >= 4 + len {
+                    break i + 2 + 4 + len;
+                }
+            }
+        }
+    };
+    let mut after = got.split_off(head);
+    s.write_all(&client_kexinit(lists)).await.unwrap();
+    let end = loop {
+        match tokio::time::timeout(Duration::from_secs(5), s.read(&mut buf)).await {
+            Err(_) => break "<OPEN>",
+            Ok(Ok(0)) => break "<EOF>",
+            Ok(Ok(n)) => after.extend_from_slice(&buf[..n]),
+            Ok(Err(e)) if e.kind() == std::io::ErrorKind::ConnectionReset => break "<RST>",
+            Ok(Err(e)) => panic!("read: {e}"),
+        }
+        if after.len() > 64 * 1024 {
+            break "<MORE>";
+        }
+    };
+    format!("{:?}{end}", String::from_utf8_lossy(&after))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_common_algorithm_answered_as_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    let good = [
+        "curve25519-sha256",
+        "ssh-ed25519",
+        "aes128-ctr",
+        "aes128-ctr",
+        "hmac-sha2-256",
+        "hmac-sha2-256",
+        "none",
+        "none",
+        "",
+        "",
+    ];
+    let mut mismatches = Vec::new();
+    for (i, bogus) in [
+        (0, "diffie-hellman-group1-sha1"),
+        (1, "ssh-dss"),
+        (2, "3des-cbc"),
+        (4, "hmac-md5"),
+        (6, "zlib"),
+    ] {
+        let mut lists = good;
+        lists[i] = bogus;
+        if i == 2 || i == 4 || i == 6 {
+            lists[i + 1] = bogus;
+        }
+        let (real, honeypot) = tokio::join!(
+            after_bad_kexinit(sshd.addr, &lists),
+            after_bad_kexinit(ours, &lists)
+        );
+        eprintln!("{bogus}:\n  sshd:     {real}\n  honeypot: {honeypot}");
+        // sshd logs "no matching ... found" and hangs up without a word (no DISCONNECT).
+        assert_eq!(real, r#"""<EOF>"#, "{bogus}");
+        if real != honeypot {
+            mismatches.push(bogus);
+        }
+    }
+    assert!(mismatches.is_empty(), "differ from OpenSSH: {mismatches:?}");
 }
