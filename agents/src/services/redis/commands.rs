@@ -9,10 +9,16 @@ use super::keyspace::{
     SOURCE_KEYS, Source,
 };
 use super::resp::{Reply, parse_i64};
+use super::value::Value;
+use collections::wrongtype;
 use honeybee_proto::config::LoginPolicy;
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
 use std::collections::HashMap;
 use std::sync::Arc;
+
+// A child module, so that the typed-value commands share `Conn`'s private state.
+#[path = "collections.rs"]
+mod collections;
 
 /// Most bytes of scripts one connection may cache.
 pub(crate) const MAX_SCRIPT_BYTES: usize = 128 * 1024;
@@ -114,6 +120,8 @@ pub(crate) struct Conn {
     client_name: Option<Vec<u8>>,
     replica_of: Option<(String, u16, i64)>,
     started_unix_ms: i64,
+    /// `HELLO 3` switched this connection's replies to RESP3.
+    resp3: bool,
 }
 
 /// Argument count rule: exactly `n` (positive) or at least `-n` (negative), as Redis's
@@ -154,6 +162,15 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "client" | "command" | "slowlog" | "memory" | "debug" | "latency" | "acl" => -1,
         "wait" => 3,
         "monitor" => 1,
+        "lpush" | "rpush" | "lpushx" | "rpushx" | "sadd" | "srem" | "zrem" | "hdel" | "hmget" => -3,
+        "lpop" | "rpop" | "spop" => -2,
+        "llen" | "hlen" | "scard" | "zcard" | "xlen" | "smembers" | "hgetall" | "hkeys"
+        | "hvals" => 2,
+        "lrange" | "lset" | "lrem" | "hsetnx" | "hincrby" | "zincrby" => 4,
+        "lindex" | "hget" | "hexists" | "hstrlen" | "sismember" | "zscore" | "swapdb" => 3,
+        "hset" | "hmset" | "zadd" | "zrange" | "zrevrange" | "xrange" | "xrevrange" => -4,
+        "xadd" => -5,
+        "object" | "function" | "cluster" => -2,
         _ => return None,
     };
     Some((arity, false))
@@ -216,8 +233,14 @@ impl Conn {
             client_name: None,
             replica_of: None,
             started_unix_ms: clock.unix_ms,
+            resp3: false,
             settings,
         }
+    }
+
+    /// Whether replies go out as RESP3 (after `HELLO 3`).
+    pub(crate) fn resp3(&self) -> bool {
+        self.resp3
     }
 
     /// Runs one command (`args` is never empty) within the reply budget.
@@ -663,12 +686,15 @@ impl Conn {
             for d in 0..DATABASES {
                 for e in ks.db(d).values() {
                     count += 1;
-                    if content.len() + e.value.len() + 1 > MAX_SAVE_CAPTURE {
-                        truncated = true;
-                        continue;
+                    // Every element of a collection, one per line (what the RDB holds).
+                    for item in e.value.items() {
+                        if content.len() + item.len() + 1 > MAX_SAVE_CAPTURE {
+                            truncated = true;
+                            continue;
+                        }
+                        content.extend_from_slice(item);
+                        content.push(b'\n');
                     }
-                    content.extend_from_slice(&e.value);
-                    content.push(b'\n');
                 }
             }
         }
@@ -723,7 +749,7 @@ impl Conn {
         &mut self,
         ks: &mut Keyspace,
         key: &[u8],
-        value: Vec<u8>,
+        value: Value,
         expires: Option<i64>,
         clock: Clock,
         events: &mut Vec<EventKind>,
@@ -777,6 +803,22 @@ fn charge_reply(left: &mut usize, over: &mut bool, n: usize) -> bool {
             *over = true;
             false
         }
+    }
+}
+
+/// A string's length (0 for other types; the caller checked the type).
+fn str_len(e: &Entry) -> usize {
+    match &e.value {
+        Value::Str(s) => s.len(),
+        _ => 0,
+    }
+}
+
+/// A copy of a string value (empty for other types; the caller checked the type).
+fn str_value(e: &Entry) -> Vec<u8> {
+    match &e.value {
+        Value::Str(s) => s.clone(),
+        _ => Vec::new(),
     }
 }
 
@@ -950,10 +992,7 @@ impl Conn {
     ) -> Reply {
         let (cur, ttl) = match ks.get(self.db, key) {
             None => (0, None),
-            Some(e) => match std::str::from_utf8(&e.value)
-                .ok()
-                .and_then(|s| parse_i64(s.as_bytes()))
-            {
+            Some(e) => match parse_i64(&str_value(e)) {
                 Some(n) => (n, e.expires_unix_ms),
                 None => return not_int(),
             },
@@ -961,7 +1000,14 @@ impl Conn {
         let Some(n) = cur.checked_add(by) else {
             return Reply::err("ERR increment or decrement would overflow");
         };
-        if self.store(ks, key, n.to_string().into_bytes(), ttl, clock, events) {
+        if self.store(
+            ks,
+            key,
+            Value::Str(n.to_string().into_bytes()),
+            ttl,
+            clock,
+            events,
+        ) {
             Reply::Int(n)
         } else {
             oom()
@@ -976,19 +1022,55 @@ impl Conn {
         clock: Clock,
         events: &mut Vec<EventKind>,
     ) -> Reply {
+        if let Some(r) = self.collection(ks, name, a, clock, events) {
+            return r;
+        }
+        // String commands on another type: Redis's WRONGTYPE.
+        let on_string = matches!(
+            name,
+            "get" | "getset" | "append" | "strlen" | "incr" | "decr" | "incrby" | "decrby"
+        ) || (name == "set" && a[2..].iter().any(|o| lower(o) == "get"));
+        if on_string
+            && ks
+                .get(self.db, &a[0])
+                .is_some_and(|e| !matches!(e.value, Value::Str(_)))
+        {
+            return wrongtype();
+        }
+        if name == "mget" {
+            // MGET shows other types as nil, as Redis does.
+            let mut items = Vec::with_capacity(a.len());
+            for k in a {
+                let Some(Entry {
+                    value: Value::Str(v),
+                    ..
+                }) = ks.get(self.db, k)
+                else {
+                    items.push(Reply::Nil);
+                    continue;
+                };
+                // Charged before the copy: naming one key a thousand times cannot
+                // make a thousand copies of its value.
+                if !self.reply_charge(v.len()) {
+                    return Reply::Nil;
+                }
+                items.push(Reply::Bulk(v.clone()));
+            }
+            return Reply::Array(items);
+        }
         match name {
             "set" => {
                 let o = match set_opts(&a[2..], clock) {
                     Ok(o) => o,
                     Err(r) => return r,
                 };
-                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| e.value.len());
+                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| str_len(e));
                 if o.get && !self.reply_charge(old_len) {
                     return Reply::Nil;
                 }
                 let old = ks
                     .get(self.db, &a[0])
-                    .map(|e| (e.value.clone(), e.expires_unix_ms));
+                    .map(|e| (str_value(e), e.expires_unix_ms));
                 if (o.nx && old.is_some()) || (o.xx && old.is_none()) {
                     return if o.get {
                         old.map_or(Reply::Nil, |(v, _)| Reply::Bulk(v))
@@ -1001,7 +1083,7 @@ impl Conn {
                 } else {
                     o.expires
                 };
-                if !self.store(ks, &a[0], a[1].clone(), expires, clock, events) {
+                if !self.store(ks, &a[0], Value::Str(a[1].clone()), expires, clock, events) {
                     return oom();
                 }
                 if o.get {
@@ -1013,7 +1095,7 @@ impl Conn {
             "setnx" => {
                 if ks.get(self.db, &a[0]).is_some() {
                     Reply::Int(0)
-                } else if self.store(ks, &a[0], a[1].clone(), None, clock, events) {
+                } else if self.store(ks, &a[0], Value::Str(a[1].clone()), None, clock, events) {
                     Reply::Int(1)
                 } else {
                     oom()
@@ -1034,7 +1116,7 @@ impl Conn {
                 if self.store(
                     ks,
                     &a[0],
-                    a[2].clone(),
+                    Value::Str(a[2].clone()),
                     Some(clock.unix_ms.saturating_add(ms)),
                     clock,
                     events,
@@ -1045,30 +1127,34 @@ impl Conn {
                 }
             }
             "getset" => {
-                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| e.value.len());
+                let old_len = ks.get(self.db, &a[0]).map_or(0, str_len);
                 if !self.reply_charge(old_len) {
                     return Reply::Nil;
                 }
-                let old = ks.get(self.db, &a[0]).map(|e| e.value.clone());
-                if !self.store(ks, &a[0], a[1].clone(), None, clock, events) {
+                let old = ks.get(self.db, &a[0]).map(str_value);
+                if !self.store(ks, &a[0], Value::Str(a[1].clone()), None, clock, events) {
                     return oom();
                 }
                 old.map_or(Reply::Nil, Reply::Bulk)
             }
             "append" => {
-                let mut v = ks
-                    .get(self.db, &a[0])
-                    .map(|e| e.value.clone())
-                    .unwrap_or_default();
+                let mut v = ks.get(self.db, &a[0]).map(str_value).unwrap_or_default();
                 let ttl = ks.get(self.db, &a[0]).and_then(|e| e.expires_unix_ms);
                 if v.len() + a[1].len() > MAX_VALUE {
                     // Refused before the copy; `store` records it as the node's bound.
-                    let _ = self.store(ks, &a[0], vec![0; MAX_VALUE + 1], ttl, clock, events);
+                    let _ = self.store(
+                        ks,
+                        &a[0],
+                        Value::Str(vec![0; MAX_VALUE + 1]),
+                        ttl,
+                        clock,
+                        events,
+                    );
                     return oom();
                 }
                 v.extend_from_slice(&a[1]);
                 let n = v.len() as i64;
-                if self.store(ks, &a[0], v, ttl, clock, events) {
+                if self.store(ks, &a[0], Value::Str(v), ttl, clock, events) {
                     Reply::Int(n)
                 } else {
                     oom()
@@ -1078,39 +1164,23 @@ impl Conn {
                 let Some(e) = ks.get(self.db, &a[0]) else {
                     return Reply::Nil;
                 };
-                if !self.reply_charge(e.value.len()) {
+                if !self.reply_charge(str_len(e)) {
                     return Reply::Nil;
                 }
-                Reply::Bulk(e.value.clone())
-            }
-            "mget" => {
-                let mut items = Vec::with_capacity(a.len());
-                for k in a {
-                    let Some(e) = ks.get(self.db, k) else {
-                        items.push(Reply::Nil);
-                        continue;
-                    };
-                    // Charged before the copy: naming one key a thousand times cannot
-                    // make a thousand copies of its value.
-                    if !self.reply_charge(e.value.len()) {
-                        return Reply::Nil;
-                    }
-                    items.push(Reply::Bulk(e.value.clone()));
-                }
-                Reply::Array(items)
+                Reply::Bulk(str_value(e))
             }
             "mset" => {
                 if !a.len().is_multiple_of(2) {
                     return wrong_args("mset");
                 }
                 for kv in a.chunks(2) {
-                    if !self.store(ks, &kv[0], kv[1].clone(), None, clock, events) {
+                    if !self.store(ks, &kv[0], Value::Str(kv[1].clone()), None, clock, events) {
                         return oom();
                     }
                 }
                 Reply::ok()
             }
-            "strlen" => Reply::Int(ks.get(self.db, &a[0]).map_or(0, |e| e.value.len() as i64)),
+            "strlen" => Reply::Int(ks.get(self.db, &a[0]).map_or(0, |e| str_len(e) as i64)),
             "incr" => self.incr(ks, &a[0], 1, clock, events),
             "decr" => self.incr(ks, &a[0], -1, clock, events),
             "incrby" | "decrby" => match int_arg(&a[1]) {
@@ -1128,12 +1198,9 @@ impl Conn {
                 Reply::Int(a.iter().filter(|k| ks.get(self.db, k).is_some()).count() as i64)
             }
             "type" => Reply::Simple(
-                if ks.get(self.db, &a[0]).is_some() {
-                    "string"
-                } else {
-                    "none"
-                }
-                .into(),
+                ks.get(self.db, &a[0])
+                    .map_or("none", |e| e.value.kind().name())
+                    .into(),
             ),
             "ttl" => Reply::Int(self.ttl_of(ks, &a[0], clock, false)),
             "pttl" => Reply::Int(self.ttl_of(ks, &a[0], clock, true)),
@@ -1272,7 +1339,7 @@ impl Conn {
             "bgrewriteaof" => Reply::Simple("Background append only file rewriting started".into()),
             "wait" => Reply::Int(0),
             "client" => self.client(a, clock),
-            "command" => command(a),
+            "command" => super::command_table::command(a),
             "slowlog" => match a.first().map(|s| lower(s)).as_deref() {
                 Some("get") => Reply::Array(vec![]),
                 Some("len") => Reply::Int(0),
@@ -1281,7 +1348,7 @@ impl Conn {
             },
             "memory" => match a.first().map(|s| lower(s)).as_deref() {
                 Some("usage") if a.len() >= 2 => ks.get(self.db, &a[1]).map_or(Reply::Nil, |e| {
-                    Reply::Int(56 + (a[1].len() + e.value.len()) as i64)
+                    Reply::Int(56 + (a[1].len() + e.value.size()) as i64)
                 }),
                 Some("doctor") => Reply::bulk(
                     "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.",
@@ -1292,6 +1359,28 @@ impl Conn {
                 "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
             ),
             "latency" => Reply::Array(vec![]),
+            "cluster" => Reply::err("ERR This instance has cluster support disabled"),
+            "function" => match lower(&a[0]).as_str() {
+                "list" => Reply::Array(vec![]),
+                "flush" if a.len() <= 2 => Reply::ok(),
+                "stats" => Reply::Map(vec![
+                    (Reply::bulk("running_script"), Reply::Nil),
+                    (
+                        Reply::bulk("engines"),
+                        Reply::Map(vec![(
+                            Reply::bulk("LUA"),
+                            Reply::Map(vec![
+                                (Reply::bulk("libraries_count"), Reply::Int(0)),
+                                (Reply::bulk("functions_count"), Reply::Int(0)),
+                            ]),
+                        )]),
+                    ),
+                ]),
+                _ => Reply::err(format!(
+                    "ERR unknown subcommand '{}'. Try FUNCTION HELP.",
+                    clamp(&String::from_utf8_lossy(&a[0]), 128)
+                )),
+            },
             "acl" => match a.first().map(|s| lower(s)).as_deref() {
                 Some("whoami") => Reply::bulk("default"),
                 Some("list") => Reply::Array(vec![Reply::bulk(if self.settings.require_auth {
@@ -1340,18 +1429,6 @@ impl Conn {
                 clamp(&sub, 128)
             )),
         }
-    }
-}
-
-fn command(a: &[Vec<u8>]) -> Reply {
-    match a.first().map(|s| lower(s)).as_deref() {
-        None => Reply::Array(vec![]),
-        Some("count") => Reply::Int(240),
-        Some("docs" | "info" | "list") => Reply::Array(vec![]),
-        Some(sub) => Reply::err(format!(
-            "ERR unknown subcommand '{}'. Try COMMAND HELP.",
-            clamp(sub, 128)
-        )),
     }
 }
 
@@ -1644,6 +1721,104 @@ mod tests {
         assert_eq!(reply(&mut c, "CLIENT SETNAME me"), Reply::ok());
         assert_eq!(reply(&mut c, "CLIENT GETNAME"), Reply::bulk("me"));
         assert!(run(&mut c, "QUIT").close);
+    }
+
+    #[test]
+    fn typed_values_and_wrongtype() {
+        let mut c = conn(false, LoginPolicy::Never);
+        assert_eq!(reply(&mut c, "RPUSH l a b c"), Reply::Int(3));
+        assert_eq!(reply(&mut c, "LPUSH l z"), Reply::Int(4));
+        assert_eq!(
+            reply(&mut c, "LRANGE l 0 -1"),
+            Reply::Array(["z", "a", "b", "c"].iter().map(Reply::bulk).collect())
+        );
+        assert_eq!(reply(&mut c, "GET l"), wrongtype());
+        assert_eq!(reply(&mut c, "TYPE l"), Reply::Simple("list".into()));
+        assert_eq!(reply(&mut c, "LREM l 0 a"), Reply::Int(1));
+        assert_eq!(
+            reply(&mut c, "LPOP l 5"),
+            Reply::Array(["z", "b", "c"].iter().map(Reply::bulk).collect())
+        );
+        // Emptied: gone, as in Redis.
+        assert_eq!(reply(&mut c, "EXISTS l"), Reply::Int(0));
+        assert_eq!(reply(&mut c, "HSET h f v g w"), Reply::Int(2));
+        assert_eq!(reply(&mut c, "HINCRBY h n 5"), Reply::Int(5));
+        assert_eq!(
+            reply(&mut c, "HGETALL h"),
+            Reply::Map(vec![
+                (Reply::bulk("f"), Reply::bulk("v")),
+                (Reply::bulk("g"), Reply::bulk("w")),
+                (Reply::bulk("n"), Reply::bulk("5")),
+            ])
+        );
+        assert_eq!(reply(&mut c, "SADD s 3 1 2 1"), Reply::Int(3));
+        assert_eq!(
+            reply(&mut c, "SMEMBERS s"),
+            Reply::Set(["1", "2", "3"].iter().map(Reply::bulk).collect())
+        );
+        assert_eq!(reply(&mut c, "OBJECT ENCODING s"), Reply::bulk("intset"));
+        assert_eq!(reply(&mut c, "ZADD z 1.1 m 2 n"), Reply::Int(2));
+        assert_eq!(
+            reply(&mut c, "ZSCORE z m"),
+            Reply::Double("1.1000000000000001".into())
+        );
+        assert_eq!(
+            reply(&mut c, "ZINCRBY z 5 m"),
+            Reply::Double("6.0999999999999996".into())
+        );
+        assert_eq!(
+            reply(&mut c, "ZREVRANGE z 0 0"),
+            Reply::Array(vec![Reply::bulk("m")])
+        );
+        assert_eq!(
+            run_at(&mut c, "XADD st * f v", T0).reply,
+            Some(Reply::bulk(format!("{T0}-0")))
+        );
+        assert_eq!(
+            run_at(&mut c, "XADD st * f v", T0).reply,
+            Some(Reply::bulk(format!("{T0}-1")))
+        );
+        assert_eq!(reply(&mut c, "XLEN st"), Reply::Int(2));
+        assert_eq!(reply(&mut c, "SWAPDB 0 1"), Reply::ok());
+        assert_eq!(reply(&mut c, "DBSIZE"), Reply::Int(0));
+        // Typed values survive the node's snapshot.
+        let ks = c.settings.node.lock();
+        let back = Keyspace::decode(
+            &ks.encode(T0),
+            T0,
+            std::time::Duration::from_secs(86_400),
+            T0,
+        )
+        .unwrap();
+        assert_eq!(back.keys(), ks.keys());
+        assert_eq!(
+            back.get(1, b"st").map(|e| e.value.clone()),
+            ks.get(1, b"st").map(|e| e.value.clone())
+        );
+    }
+
+    #[test]
+    fn a_flood_of_list_elements_hits_the_source_share() {
+        let s = settings(false, LoginPolicy::Never);
+        let mut c = conn_from(&s, "10.0.0.1:4000");
+        // Thousands of LPUSHes of 1,000 elements each (a million elements asked for)
+        // into one key and then many: the per-key element cap, the value cap and the
+        // source's byte share refuse them, and memory stays within the bounds.
+        let mut refused = 0;
+        for i in 0..1000 {
+            let mut req = vec![b"LPUSH".to_vec(), format!("k{}", i % 40).into_bytes()];
+            req.extend(std::iter::repeat_n(b"xxxxxxxx".to_vec(), 1000));
+            if c.execute(&req, Clock { unix_ms: T0 }).reply == Some(oom()) {
+                refused += 1;
+            }
+        }
+        assert!(refused > 900, "{refused}");
+        let ks = s.node.lock();
+        let (_, bytes) = ks.owned_by(&keyspace::source_of("10.0.0.1".parse().unwrap()));
+        assert!(bytes <= SOURCE_BYTES, "{bytes}");
+        for (_, e) in ks.db(0) {
+            assert!(e.value.elements() <= super::super::value::MAX_ELEMENTS);
+        }
     }
 
     fn args(v: &[&[u8]]) -> Vec<Vec<u8>> {

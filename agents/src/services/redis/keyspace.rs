@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::time::Duration;
 
 use super::info::CONFIG_DEFAULTS;
+use super::value::{ELEMENT_OVERHEAD, MAX_ELEMENTS, Reader, Value};
 
 /// Databases, as `databases 16`.
 pub(crate) const DATABASES: usize = 16;
@@ -33,8 +34,13 @@ const REPORT_EVERY_MS: i64 = 60_000;
 pub(crate) const SAVE_EVERY: Duration = Duration::from_secs(5);
 /// The largest snapshot file read: everything above plus per-entry framing.
 const MAX_FILE_BYTES: usize = MAX_BYTES + MAX_KEYS * ENTRY_FRAMING + MAX_CONFIG_BYTES * 2 + 4096;
-const ENTRY_FRAMING: usize = 1 + 16 + 8 + 8 + 4 + 4;
-const MAGIC: &[u8; 8] = b"HBREDIS1";
+const ENTRY_FRAMING: usize = 1 + 16 + 8 + 8 + 4 + 1 + 4 + 16;
+/// Every element is charged [`ELEMENT_OVERHEAD`] bytes, more than its framing in the file.
+const _: () = assert!(ELEMENT_OVERHEAD >= 8);
+/// Snapshots with typed values (lists, hashes, sets, sorted sets, streams).
+const MAGIC: &[u8; 8] = b"HBREDIS2";
+/// The earlier form, strings only: still read.
+const MAGIC_V1: &[u8; 8] = b"HBREDIS1";
 const NO_EXPIRY: i64 = i64::MIN;
 
 /// Who owns a key: an IPv4 address (as IPv4-mapped IPv6) or an IPv6 /64, as the login
@@ -59,12 +65,21 @@ pub(crate) fn source_of(ip: IpAddr) -> Source {
 /// One stored value.
 #[derive(Debug, Clone)]
 pub(crate) struct Entry {
-    pub value: Vec<u8>,
+    pub value: Value,
+    /// `value.size()`, kept so that releasing a big collection costs O(1).
+    size: usize,
     pub expires_unix_ms: Option<i64>,
     /// Who wrote it last; charged for it.
     owner: Source,
     /// When it was written last: forgotten `retention` after that.
     written_ms: i64,
+}
+
+impl Entry {
+    /// When it was written last (OBJECT IDLETIME).
+    pub(crate) fn written_ms(&self) -> i64 {
+        self.written_ms
+    }
 }
 
 /// Why a write was refused (both answered with Redis's OOM error).
@@ -157,7 +172,7 @@ impl Keyspace {
     }
 
     fn release(&mut self, key_len: usize, e: &Entry) {
-        self.release_size(key_len + e.value.len(), e.owner);
+        self.release_size(key_len + e.size, e.owner);
     }
 
     fn release_size(&mut self, size: usize, owner: Source) {
@@ -173,7 +188,7 @@ impl Keyspace {
     }
 
     fn account(&mut self, key_len: usize, e: &Entry) {
-        let size = key_len + e.value.len();
+        let size = key_len + e.size;
         self.keys += 1;
         self.bytes += size;
         let o = self.owners.entry(e.owner).or_insert((0, 0));
@@ -194,35 +209,19 @@ impl Keyspace {
         &mut self,
         db: usize,
         key: &[u8],
-        value: Vec<u8>,
+        value: Value,
         expires: Option<i64>,
         src: Source,
         now: i64,
     ) -> Result<(), Refusal> {
-        let need = key.len() + value.len();
-        let old = self.dbs[db]
-            .get(key)
-            .map(|e| (e.owner, key.len() + e.value.len()));
-        let (old_size, old_mine) = match old {
-            Some((owner, size)) => (size, if owner == src { size } else { 0 }),
-            None => (0, 0),
-        };
-        let node_keys = self.keys + usize::from(old.is_none());
-        let node_bytes = self.bytes - old_size + need;
-        if value.len() > MAX_VALUE || node_keys > MAX_KEYS || node_bytes > MAX_BYTES {
-            return Err(Refusal::Node);
-        }
-        let (mine_keys, mine_bytes) = self.owned_by(&src);
-        let src_keys = mine_keys + usize::from(old.is_none_or(|(o, _)| o != src));
-        let src_bytes = mine_bytes - old_mine + need;
-        if src_keys > SOURCE_KEYS || src_bytes > SOURCE_BYTES {
-            return Err(Refusal::Source);
-        }
+        let vsize = value.size();
+        self.check(db, key, vsize, src)?;
         if let Some(e) = self.dbs[db].remove(key) {
             self.release(key.len(), &e);
         }
         let e = Entry {
             value,
+            size: vsize,
             expires_unix_ms: expires,
             owner: src,
             written_ms: now,
@@ -231,6 +230,82 @@ impl Keyspace {
         self.dbs[db].insert(key.to_vec(), e);
         self.touched();
         Ok(())
+    }
+
+    /// Whether `key` may hold a value of `vsize` bytes written by `src`: the node's
+    /// bounds and `src`'s share, counting what the key holds now as released.
+    fn check(&self, db: usize, key: &[u8], vsize: usize, src: Source) -> Result<(), Refusal> {
+        let need = key.len() + vsize;
+        let old = self.dbs[db].get(key).map(|e| (e.owner, key.len() + e.size));
+        let (old_size, old_mine) = match old {
+            Some((owner, size)) => (size, if owner == src { size } else { 0 }),
+            None => (0, 0),
+        };
+        let node_keys = self.keys + usize::from(old.is_none());
+        let node_bytes = self.bytes - old_size + need;
+        if vsize > MAX_VALUE || node_keys > MAX_KEYS || node_bytes > MAX_BYTES {
+            return Err(Refusal::Node);
+        }
+        let (mine_keys, mine_bytes) = self.owned_by(&src);
+        let src_keys = mine_keys + usize::from(old.is_none_or(|(o, _)| o != src));
+        let src_bytes = mine_bytes - old_mine + need;
+        if src_keys > SOURCE_KEYS || src_bytes > SOURCE_BYTES {
+            return Err(Refusal::Source);
+        }
+        Ok(())
+    }
+
+    /// Changes the value under `key` in place (a new one of `kind`'s `empty` form if
+    /// there is none), charged to `src` from now on, its TTL kept. `grow` bounds the
+    /// bytes `f` may add and `add` the elements: both are checked against the bounds
+    /// before `f` runs, so nothing is allocated past them. A collection left empty is
+    /// deleted, as in Redis. The caller has checked the value's type.
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn update<R>(
+        &mut self,
+        db: usize,
+        key: &[u8],
+        empty: impl FnOnce() -> Value,
+        grow: usize,
+        add: usize,
+        src: Source,
+        now: i64,
+        f: impl FnOnce(&mut Value) -> R,
+    ) -> Result<R, Refusal> {
+        let (old_size, old_elements) = self.dbs[db]
+            .get(key)
+            .map_or((0, 0), |e| (e.size, e.value.elements()));
+        if old_elements.saturating_add(add) > MAX_ELEMENTS {
+            return Err(Refusal::Node);
+        }
+        self.check(db, key, old_size.saturating_add(grow), src)?;
+        let (mut value, expires) = match self.dbs[db].remove(key) {
+            Some(e) => {
+                self.release(key.len(), &e);
+                (e.value, e.expires_unix_ms)
+            }
+            None => (empty(), None),
+        };
+        let r = f(&mut value);
+        self.touched();
+        if !value.is_empty_collection() {
+            let e = Entry {
+                size: value.size(),
+                value,
+                expires_unix_ms: expires,
+                owner: src,
+                written_ms: now,
+            };
+            self.account(key.len(), &e);
+            self.dbs[db].insert(key.to_vec(), e);
+        }
+        Ok(r)
+    }
+
+    /// SWAPDB: two databases trade places (their keys keep their owners).
+    pub(crate) fn swap(&mut self, a: usize, b: usize) {
+        self.dbs.swap(a, b);
+        self.touched();
     }
 
     /// RENAME: the value, TTL and owner move to `to` (charged to `src`, who renamed it);
@@ -309,7 +384,7 @@ impl Keyspace {
                 let forgotten = e.written_ms.saturating_add(retention);
                 let due = e.expires_unix_ms.map_or(forgotten, |t| t.min(forgotten));
                 if due <= now {
-                    gone.push((k.len() + e.value.len(), e.owner));
+                    gone.push((k.len() + e.size, e.owner));
                     false
                 } else {
                     next = next.min(due);
@@ -371,8 +446,7 @@ impl Keyspace {
                 b.extend_from_slice(&e.expires_unix_ms.unwrap_or(NO_EXPIRY).to_le_bytes());
                 b.extend_from_slice(&(k.len() as u32).to_le_bytes());
                 b.extend_from_slice(k);
-                b.extend_from_slice(&(e.value.len() as u32).to_le_bytes());
-                b.extend_from_slice(&e.value);
+                e.value.encode(&mut b);
             }
         }
         let sum = ring::digest::digest(&ring::digest::SHA256, &b);
@@ -401,9 +475,11 @@ impl Keyspace {
             return Err("checksum mismatch".into());
         }
         let mut r = Reader(body);
-        if r.take(8)? != MAGIC {
-            return Err("not a Redis keyspace snapshot".into());
-        }
+        let typed = match r.take(8)? {
+            m if m == MAGIC => true,
+            m if m == MAGIC_V1 => false,
+            _ => return Err("not a Redis keyspace snapshot".into()),
+        };
         let mut ks = Keyspace::new(retention, boot_unix_ms);
         let _saved_at = r.i64()?;
         ks.last_save_unix = r.i64()?;
@@ -442,12 +518,17 @@ impl Keyspace {
             };
             let klen = r.u32()? as usize;
             let key = r.take(klen)?.to_vec();
-            let vlen = r.u32()? as usize;
-            let value = r.take(vlen)?.to_vec();
+            let value = if typed {
+                Value::decode(&mut r, MAX_VALUE)?
+            } else {
+                let vlen = r.u32()? as usize;
+                Value::Str(r.take(vlen)?.to_vec())
+            };
             if ks.dbs[db].contains_key(&key) {
                 return Err("duplicate key".into());
             }
             let e = Entry {
+                size: value.size(),
                 value,
                 expires_unix_ms: expires,
                 owner,
@@ -456,7 +537,7 @@ impl Keyspace {
             if ks.due(&e) <= now {
                 continue;
             }
-            if e.value.len() > MAX_VALUE || ks.bytes + klen + e.value.len() > MAX_BYTES {
+            if e.size > MAX_VALUE || ks.bytes + klen + e.size > MAX_BYTES {
                 return Err("keyspace over its bounds".into());
             }
             ks.account(klen, &e);
@@ -467,34 +548,6 @@ impl Keyspace {
         }
         ks.changes_since_save = 0;
         Ok(ks)
-    }
-}
-
-/// A cursor over a snapshot that refuses to read past its end.
-struct Reader<'a>(&'a [u8]);
-
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Result<&'a [u8], String> {
-        if n > self.0.len() {
-            return Err("truncated".into());
-        }
-        let (head, rest) = self.0.split_at(n);
-        self.0 = rest;
-        Ok(head)
-    }
-
-    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
-        let mut a = [0u8; N];
-        a.copy_from_slice(self.take(N)?);
-        Ok(a)
-    }
-
-    fn u32(&mut self) -> Result<u32, String> {
-        Ok(u32::from_le_bytes(self.array()?))
-    }
-
-    fn i64(&mut self) -> Result<i64, String> {
-        Ok(i64::from_le_bytes(self.array()?))
     }
 }
 
@@ -644,11 +697,19 @@ mod tests {
     #[test]
     fn snapshot_round_trips_and_keeps_absolute_expiry() {
         let mut ks = Keyspace::new(WEEK, T0);
-        ks.store(0, b"a", b"1".to_vec(), None, A, T0).unwrap();
-        ks.store(3, b"b", b"2".to_vec(), Some(T0 + 60_000), B, T0)
+        ks.store(0, b"a", Value::Str(b"1".to_vec()), None, A, T0)
             .unwrap();
-        ks.store(3, b"gone", b"x".to_vec(), Some(T0 + 1_000), B, T0)
+        ks.store(3, b"b", Value::Str(b"2".to_vec()), Some(T0 + 60_000), B, T0)
             .unwrap();
+        ks.store(
+            3,
+            b"gone",
+            Value::Str(b"x".to_vec()),
+            Some(T0 + 1_000),
+            B,
+            T0,
+        )
+        .unwrap();
         assert!(ks.config_set("dir", b"/tmp".to_vec()));
         let bytes = ks.encode(T0);
         let back = Keyspace::decode(&bytes, T0 + 2_000, WEEK, T0).unwrap();
@@ -657,7 +718,7 @@ mod tests {
             back.get(3, b"b").unwrap().expires_unix_ms,
             Some(T0 + 60_000)
         );
-        assert_eq!(back.get(0, b"a").unwrap().value, b"1");
+        assert_eq!(back.get(0, b"a").unwrap().value, Value::Str(b"1".to_vec()));
         assert_eq!(
             back.config.get("dir").map(Vec::as_slice),
             Some(&b"/tmp"[..])
@@ -679,20 +740,31 @@ mod tests {
     fn a_source_cannot_take_more_than_its_share() {
         let mut ks = Keyspace::new(WEEK, T0);
         for i in 0..SOURCE_KEYS {
-            ks.store(0, format!("a{i}").as_bytes(), vec![], None, A, T0)
-                .unwrap();
+            ks.store(
+                0,
+                format!("a{i}").as_bytes(),
+                Value::Str(vec![]),
+                None,
+                A,
+                T0,
+            )
+            .unwrap();
         }
         assert_eq!(
-            ks.store(0, b"one-more", vec![], None, A, T0),
+            ks.store(0, b"one-more", Value::Str(vec![]), None, A, T0),
             Err(Refusal::Source)
         );
         // Overwriting its own key is fine, another source still has room.
-        ks.store(0, b"a0", b"x".to_vec(), None, A, T0).unwrap();
-        ks.store(0, b"b", b"x".to_vec(), None, B, T0).unwrap();
+        ks.store(0, b"a0", Value::Str(b"x".to_vec()), None, A, T0)
+            .unwrap();
+        ks.store(0, b"b", Value::Str(b"x".to_vec()), None, B, T0)
+            .unwrap();
         // Taking over another's key charges the new writer and frees the old owner.
-        ks.store(0, b"a1", b"y".to_vec(), None, B, T0).unwrap();
+        ks.store(0, b"a1", Value::Str(b"y".to_vec()), None, B, T0)
+            .unwrap();
         assert_eq!(ks.owned_by(&B).0, 2);
-        ks.store(0, b"again", vec![], None, A, T0).unwrap();
+        ks.store(0, b"again", Value::Str(vec![]), None, A, T0)
+            .unwrap();
         ks.flush(None);
         assert_eq!((ks.keys(), ks.bytes(), ks.owners.len()), (0, 0, 0));
     }
@@ -708,7 +780,7 @@ mod tests {
                     .store(
                         0,
                         format!("{s}-{i}").as_bytes(),
-                        value.clone(),
+                        Value::Str(value.clone()),
                         None,
                         [s; 16],
                         T0,
@@ -726,8 +798,10 @@ mod tests {
     #[test]
     fn sweep_drops_expired_and_retained_keys() {
         let mut ks = Keyspace::new(Duration::from_secs(100), T0);
-        ks.store(0, b"ttl", vec![], Some(T0 + 10), A, T0).unwrap();
-        ks.store(0, b"old", vec![], None, A, T0).unwrap();
+        ks.store(0, b"ttl", Value::Str(vec![]), Some(T0 + 10), A, T0)
+            .unwrap();
+        ks.store(0, b"old", Value::Str(vec![]), None, A, T0)
+            .unwrap();
         ks.sweep(T0 + 10);
         assert!(ks.get(0, b"ttl").is_none() && ks.get(0, b"old").is_some());
         ks.sweep(T0 + 100_000);

@@ -3,10 +3,12 @@
 //! CONFIG SET dir + SAVE, SLAVEOF rogue masters, MODULE LOAD, EVAL sandbox escapes)
 //! without doing any of them.
 
+pub(crate) mod command_table;
 pub(crate) mod commands;
 pub(crate) mod info;
 pub(crate) mod keyspace;
 pub(crate) mod resp;
+pub(crate) mod value;
 
 use super::ServiceContext;
 use super::conn::Session;
@@ -162,7 +164,7 @@ impl RedisService {
                             }
                             // Exactly its size: a doubling growth would hold twice that.
                             out.reserve_exact(size);
-                            r.encode(&mut out);
+                            r.encode_proto(&mut out, conn.resp3());
                         }
                         if outcome.discard_pending {
                             out.clear();

@@ -444,15 +444,28 @@ fn hex_val(c: u8) -> u8 {
     char::from(c).to_digit(16).map_or(0, |d| d as u8)
 }
 
-/// A RESP2 reply.
+/// A reply, in RESP3's terms; each connection encodes it in the protocol it chose with
+/// HELLO (RESP2 unless `HELLO 3`), the way Redis downgrades RESP3 types for RESP2
+/// clients: a map becomes a flat array, a set an array, a double a bulk string, a
+/// boolean an integer, a verbatim string a bulk string.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Reply {
     Simple(String),
     Error(String),
     Int(i64),
     Bulk(Vec<u8>),
+    /// The null bulk (`$-1`; RESP3 `_`).
     Nil,
+    /// The null array (`*-1`; RESP3 `_`).
+    NilArray,
     Array(Vec<Reply>),
+    Map(Vec<(Reply, Reply)>),
+    Set(Vec<Reply>),
+    /// A double, already in Redis's `%.17g` form.
+    Double(String),
+    Bool(bool),
+    /// Text with a format (`txt`): INFO, CLIENT LIST.
+    Verbatim(Vec<u8>),
 }
 
 impl Reply {
@@ -468,23 +481,48 @@ impl Reply {
         Reply::Bulk(s.as_ref().to_vec())
     }
 
-    /// Bytes the wire form takes, computed without building it (saturating).
+    pub(crate) fn double(d: f64) -> Reply {
+        Reply::Double(fmt_double(d))
+    }
+
+    /// Bytes the wire form takes, computed without building it (saturating), in either
+    /// protocol.
     pub(crate) fn wire_len(&self) -> usize {
         // Tag, digits of a length or number (at most 20) and CRLF.
         const HEAD: usize = 1 + 20 + 2;
         match self {
             Reply::Simple(s) | Reply::Error(s) => s.len().saturating_add(3),
-            Reply::Int(_) | Reply::Nil => HEAD,
+            Reply::Double(s) => s.len().saturating_add(HEAD + 2),
+            Reply::Int(_) | Reply::Nil | Reply::NilArray | Reply::Bool(_) => HEAD,
             Reply::Bulk(b) => b.len().saturating_add(HEAD + 2),
-            Reply::Array(items) => items
+            Reply::Verbatim(b) => b.len().saturating_add(HEAD + 6),
+            Reply::Array(items) | Reply::Set(items) => items
                 .iter()
                 .fold(HEAD, |n, i| n.saturating_add(i.wire_len())),
+            Reply::Map(pairs) => pairs.iter().fold(HEAD, |n, (k, v)| {
+                n.saturating_add(k.wire_len()).saturating_add(v.wire_len())
+            }),
         }
     }
 
-    /// Appends the wire form to `out`. Simple strings and errors never carry CR or LF
-    /// (they would break framing), whatever an attacker put in them.
+    /// Appends the RESP2 wire form to `out`.
     pub(crate) fn encode(&self, out: &mut Vec<u8>) {
+        self.encode_proto(out, false);
+    }
+
+    /// Appends the wire form to `out`, RESP3 when `resp3`. Simple strings and errors
+    /// never carry CR or LF (they would break framing), whatever an attacker put in them.
+    pub(crate) fn encode_proto(&self, out: &mut Vec<u8>, resp3: bool) {
+        let head = |out: &mut Vec<u8>, tag: u8, n: usize| {
+            out.push(tag);
+            out.extend_from_slice(n.to_string().as_bytes());
+            out.extend_from_slice(b"\r\n");
+        };
+        let bulk = |out: &mut Vec<u8>, b: &[u8]| {
+            head(out, b'$', b.len());
+            out.extend_from_slice(b);
+            out.extend_from_slice(b"\r\n");
+        };
         match self {
             Reply::Simple(s) => line(out, b'+', s),
             Reply::Error(s) => line(out, b'-', s),
@@ -493,24 +531,137 @@ impl Reply {
                 out.extend_from_slice(n.to_string().as_bytes());
                 out.extend_from_slice(b"\r\n");
             }
-            Reply::Bulk(b) => {
-                out.push(b'$');
-                out.extend_from_slice(b.len().to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
+            Reply::Bulk(b) => bulk(out, b),
+            Reply::Nil | Reply::NilArray if resp3 => out.extend_from_slice(b"_\r\n"),
+            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
+            Reply::NilArray => out.extend_from_slice(b"*-1\r\n"),
+            Reply::Array(items) | Reply::Set(items) => {
+                let tag = if resp3 && matches!(self, Reply::Set(_)) {
+                    b'~'
+                } else {
+                    b'*'
+                };
+                head(out, tag, items.len());
+                for i in items {
+                    i.encode_proto(out, resp3);
+                }
+            }
+            Reply::Map(pairs) => {
+                if resp3 {
+                    head(out, b'%', pairs.len());
+                } else {
+                    head(out, b'*', pairs.len().saturating_mul(2));
+                }
+                for (k, v) in pairs {
+                    k.encode_proto(out, resp3);
+                    v.encode_proto(out, resp3);
+                }
+            }
+            Reply::Double(d) if resp3 => line(out, b',', d),
+            Reply::Double(d) => bulk(out, d.as_bytes()),
+            Reply::Bool(b) if resp3 => {
+                out.extend_from_slice(if *b { b"#t\r\n" } else { b"#f\r\n" })
+            }
+            Reply::Bool(b) => out.extend_from_slice(if *b { b":1\r\n" } else { b":0\r\n" }),
+            Reply::Verbatim(b) if resp3 => {
+                head(out, b'=', b.len() + 4);
+                out.extend_from_slice(b"txt:");
                 out.extend_from_slice(b);
                 out.extend_from_slice(b"\r\n");
             }
-            Reply::Nil => out.extend_from_slice(b"$-1\r\n"),
-            Reply::Array(items) => {
-                out.push(b'*');
-                out.extend_from_slice(items.len().to_string().as_bytes());
-                out.extend_from_slice(b"\r\n");
-                for i in items {
-                    i.encode(out);
-                }
-            }
+            Reply::Verbatim(b) => bulk(out, b),
         }
     }
+}
+
+/// A double as Redis 7.0 writes it: C's `%.17g` (7.2 moved to the shortest form), and
+/// `inf` / `-inf`.
+pub(crate) fn fmt_double(d: f64) -> String {
+    if d.is_infinite() {
+        return if d > 0.0 { "inf".into() } else { "-inf".into() };
+    }
+    if d.is_nan() {
+        return "nan".into();
+    }
+    if d == 0.0 {
+        return if d.is_sign_negative() {
+            "-0".into()
+        } else {
+            "0".into()
+        };
+    }
+    // 17 significant digits, correctly rounded, then %g's choice of style.
+    let sci = format!("{d:.16e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let strip = |s: &str| -> String {
+        if s.contains('.') {
+            s.trim_end_matches('0').trim_end_matches('.').to_owned()
+        } else {
+            s.to_owned()
+        }
+    };
+    if !(-4..17).contains(&exp) {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{}e{sign}{:02}", strip(mantissa), exp.unsigned_abs())
+    } else {
+        let decimals = (16 - exp).max(0) as usize;
+        strip(&format!("{d:.decimals$}"))
+    }
+}
+
+/// Parses one RESP2/RESP3 reply from the front of `buf` (checked-in recordings of the
+/// real server), nested at most `depth` deep; `None` on anything malformed.
+pub(crate) fn parse_reply(buf: &[u8], depth: usize) -> Option<(Reply, usize)> {
+    let nl = buf.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&buf[1..nl]).ok()?;
+    let mut pos = nl + 2;
+    let count = || line.parse::<usize>().ok();
+    let items = |n: usize, pos: &mut usize| -> Option<Vec<Reply>> {
+        if depth == 0 {
+            return None;
+        }
+        let mut v = Vec::with_capacity(n.min(1024));
+        for _ in 0..n {
+            let (r, used) = parse_reply(buf.get(*pos..)?, depth - 1)?;
+            *pos += used;
+            v.push(r);
+        }
+        Some(v)
+    };
+    let r = match buf.first()? {
+        b'+' => Reply::Simple(line.to_owned()),
+        b'-' => Reply::Error(line.to_owned()),
+        b':' => Reply::Int(line.parse().ok()?),
+        b',' => Reply::Double(line.to_owned()),
+        b'#' => Reply::Bool(line == "t"),
+        b'_' => Reply::Nil,
+        b'$' | b'=' if line == "-1" => Reply::Nil,
+        b'$' | b'=' => {
+            let n = count()?;
+            let b = buf.get(pos..pos.checked_add(n)?)?.to_vec();
+            pos += n + 2;
+            if buf[0] == b'=' {
+                Reply::Verbatim(b.get(4..)?.to_vec())
+            } else {
+                Reply::Bulk(b)
+            }
+        }
+        b'*' if line == "-1" => Reply::NilArray,
+        b'*' => Reply::Array(items(count()?, &mut pos)?),
+        b'~' => Reply::Set(items(count()?, &mut pos)?),
+        b'%' => {
+            let flat = items(count()?.checked_mul(2)?, &mut pos)?;
+            let mut it = flat.into_iter();
+            let mut pairs = Vec::new();
+            while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                pairs.push((k, v));
+            }
+            Reply::Map(pairs)
+        }
+        _ => return None,
+    };
+    (pos <= buf.len()).then_some((r, pos))
 }
 
 fn line(out: &mut Vec<u8>, tag: u8, s: &str) {
@@ -759,6 +910,60 @@ mod tests {
         ])
         .encode(&mut out);
         assert_eq!(out, b"*5\r\n+OK\r\n-ERR x  y\r\n:-2\r\n$2\r\nab\r\n$-1\r\n");
+    }
+
+    #[test]
+    fn resp3_types_and_their_resp2_downgrade() {
+        let r = Reply::Array(vec![
+            Reply::Map(vec![(Reply::bulk("a"), Reply::double(1.5))]),
+            Reply::Set(vec![Reply::Int(1)]),
+            Reply::Nil,
+            Reply::NilArray,
+            Reply::Bool(true),
+            Reply::Verbatim(b"x".to_vec()),
+        ]);
+        let (mut two, mut three) = (Vec::new(), Vec::new());
+        r.encode_proto(&mut two, false);
+        r.encode_proto(&mut three, true);
+        assert_eq!(
+            two,
+            b"*6\r\n*2\r\n$1\r\na\r\n$3\r\n1.5\r\n*1\r\n:1\r\n$-1\r\n*-1\r\n:1\r\n$1\r\nx\r\n"
+        );
+        assert_eq!(
+            three,
+            b"*6\r\n%1\r\n$1\r\na\r\n,1.5\r\n~1\r\n:1\r\n_\r\n_\r\n#t\r\n=5\r\ntxt:x\r\n"
+        );
+        assert!(r.wire_len() >= three.len() && r.wire_len() >= two.len());
+        assert_eq!(
+            parse_reply(&three, 8).unwrap().0.clone(),
+            Reply::Array(vec![
+                Reply::Map(vec![(Reply::bulk("a"), Reply::Double("1.5".into()))]),
+                Reply::Set(vec![Reply::Int(1)]),
+                Reply::Nil,
+                Reply::Nil,
+                Reply::Bool(true),
+                Reply::Verbatim(b"x".to_vec()),
+            ])
+        );
+        assert!(parse_reply(b"*3\r\n:1\r\n", 8).is_none());
+        assert!(parse_reply(b"*1\r\n*1\r\n:1\r\n", 1).is_none());
+    }
+
+    #[test]
+    fn doubles_print_like_c_percent_17g() {
+        for (d, want) in [
+            (1.0, "1"),
+            (1.1, "1.1000000000000001"),
+            (-2.5, "-2.5"),
+            (0.0, "0"),
+            (1e20, "1e+20"),
+            (1.5e-7, "1.4999999999999999e-07"),
+            (123456789.0, "123456789"),
+            (0.0001, "0.0001"),
+            (f64::INFINITY, "inf"),
+        ] {
+            assert_eq!(fmt_double(d), want, "{d}");
+        }
     }
 
     #[test]
