@@ -182,3 +182,67 @@ export async function auditPage(page, base) {
   });
   return { first_page_rows: n, filtered_on: pick };
 }
+
+/**
+ * Relative time ranges and saved searches on the Events page: "last 15 min" stays relative
+ * in the URL and shows only events from then; a search saved under a name comes back
+ * from the list (this browser's localStorage) with all its filters.
+ */
+export async function rangesAndSavedSearches(page, base, query) {
+  await page.goto(`${base}/#/events`);
+  await page.locator('select[name=range]').selectOption('15m');
+  await page.getByRole('button', { name: 'Apply' }).click();
+  await page.waitForFunction(() => location.hash.includes('range=15m'));
+  await page.waitForLoadState('networkidle').catch(() => {});
+  await page.waitForTimeout(400);
+  const hrefs = await page.locator('[data-testid=events-table] tbody tr[data-kind] a[href^="#/events/"]').evaluateAll((as) => as.map((a) => a.getAttribute('href')));
+  const stamps = await page.evaluate(async (hs) => {
+    const out = [];
+    for (const h of hs.slice(0, 20)) out.push((await (await fetch(`/api/${h.slice(2)}`)).json())['@timestamp']);
+    return out;
+  }, hrefs);
+  const old = stamps.filter((t) => Date.parse(t) < Date.now() - 16 * 60e3);
+  if (old.length) throw new Error(`"last 15 min" shows older events: ${old.join(', ')}`);
+  // Save a search, leave it, open it again from the list.
+  await page.goto(`${base}/#/events?query=${encodeURIComponent(query)}&range=24h`);
+  await page.locator('input[name=query]').waitFor();
+  const name = `e2e saved ${Math.random().toString(36).slice(2, 6)}`;
+  const onDialog = (d) => d.accept(name);
+  page.once('dialog', onDialog);
+  await page.getByTestId('save-search').click();
+  await page.getByTestId('saved-searches').waitFor({ timeout: 5000 });
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await page.waitForFunction(() => !location.hash.includes('query='));
+  await page.getByTestId('saved-searches').selectOption(name);
+  await page.waitForFunction((q) => new URLSearchParams(location.hash.split('?')[1] ?? '').get('query') === q, query);
+  if ((await page.locator('input[name=query]').inputValue()) !== query) throw new Error('the saved search did not fill the query box');
+  if ((await page.locator('select[name=range]').inputValue()) !== '24h') throw new Error('the saved search lost its range');
+  return { rows_last_15_min: hrefs.length, saved: name };
+}
+
+/**
+ * Config edits not saved when the session ended are kept in the tab and offered again on
+ * the node page after signing in (as an admin whose session is ended by deleting them).
+ */
+export async function draftSurvivesSessionEnd(page, base, nodeId, { createUser, deleteUser, relogin }) {
+  const name = `e2e-admin-${Math.random().toString(36).slice(2, 7)}`;
+  const password = `admin-${Math.random().toString(36).slice(2)}-pw`;
+  await createUser(name, password, 'admin');
+  await page.getByRole('button', { name: 'Log out' }).click();
+  await login(page, base, name, password);
+  await page.goto(`${base}/#/nodes/${encodeURIComponent(nodeId)}`);
+  const editor = page.getByLabel(/service configuration/);
+  await editor.waitFor({ timeout: 15000 });
+  await page.waitForFunction(() => document.querySelector('#config-editor')?.value.length > 0, null, { timeout: 15000 });
+  const marker = `# kept across the session end ${Math.random().toString(36).slice(2, 6)}`;
+  await editor.fill(`${await editor.inputValue()}\n${marker}\n`);
+  await deleteUser(name);
+  await page.getByTestId('session-ended').waitFor({ timeout: 30000 });
+  await relogin();
+  await page.goto(`${base}/#/nodes/${encodeURIComponent(nodeId)}`);
+  await page.getByTestId('config-draft').waitFor({ timeout: 15000 });
+  await page.getByTestId('config-draft').getByRole('button', { name: 'Restore them' }).click();
+  if (!(await editor.inputValue()).includes(marker)) throw new Error('the restored edits lack the line typed before the session ended');
+  await page.getByRole('button', { name: 'Discard changes' }).click();
+  return 'restored';
+}

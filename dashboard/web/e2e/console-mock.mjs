@@ -41,13 +41,14 @@ try {
   await step('zone', () => checks.zoneToggle(page, base));
   await step('chart', () => checks.chartHover(page, base));
   await step('audit', () => checks.auditPage(page, base));
-  await step('session', () =>
-    checks.sessionEnds(page, base, {
-      createUser: (u, p) => adminCall('POST', '/api/users', { username: u, password: p, role: 'viewer' }),
-      deleteUser: (u) => adminCall('DELETE', `/api/users/${u}`),
-      relogin: () => login(page, base, ...admin),
-    }),
-  );
+  await step('ranges', () => checks.rangesAndSavedSearches(page, base, 'service:ssh AND NOT kind:connect'));
+  const who = {
+    createUser: (u, p, role = 'viewer') => adminCall('POST', '/api/users', { username: u, password: p, role }),
+    deleteUser: (u) => adminCall('DELETE', `/api/users/${u}`),
+    relogin: () => login(page, base, ...admin),
+  };
+  await step('session', () => checks.sessionEnds(page, base, who));
+  await step('draft', () => checks.draftSurvivesSessionEnd(page, base, 'local', who));
 } finally {
   console.log('figures:', JSON.stringify(figures));
   console.log('page errors:', errors);

@@ -442,13 +442,22 @@ try {
     figures.phone_pages = Object.keys(widths).length;
   });
 
+  const who = {
+    createUser: (u, p, role = 'viewer') => adminCall('POST', '/api/users', { username: u, password: p, role }),
+    deleteUser: (u) => adminCall('DELETE', `/api/users/${encodeURIComponent(u)}`),
+    relogin: () => login(page, base, 'admin', adminPassword),
+  };
   await step('a session that ends under an open page returns to sign-in and says so', async () => {
-    figures.session_end_to_signin_ms = await checks.sessionEnds(page, base, {
-      createUser: (u, p) => adminCall('POST', '/api/users', { username: u, password: p, role: 'viewer' }),
-      deleteUser: (u) => adminCall('DELETE', `/api/users/${encodeURIComponent(u)}`),
-      relogin: () => login(page, base, 'admin', adminPassword),
-    });
+    figures.session_end_to_signin_ms = await checks.sessionEnds(page, base, who);
     await shot(page, '22-after-session-end');
+  });
+
+  await step('config edits unsaved when the session ended are offered again after sign-in', async () => {
+    figures.draft = await checks.draftSurvivesSessionEnd(page, base, 'local', who);
+  });
+
+  await step('relative time ranges and saved searches on the Events page', async () => {
+    figures.ranges = await checks.rangesAndSavedSearches(page, base, 'service:ssh AND NOT kind:connect');
   });
 
   await step('every other page renders', async () => {

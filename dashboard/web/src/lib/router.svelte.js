@@ -25,10 +25,21 @@ export function leavingWarning() {
   return '';
 }
 
+// When someone last chose to leave unsaved work behind (pages then keep no draft of it).
+let confirmedAt = 0;
+
 /** Asks before losing unsaved work; true when it is fine to go on. */
 export function confirmLeaving() {
   const w = leavingWarning();
-  return !w || window.confirm(`${w}\n\nLeave anyway?`);
+  if (!w) return true;
+  const ok = window.confirm(`${w}\n\nLeave anyway?`);
+  if (ok) confirmedAt = Date.now();
+  return ok;
+}
+
+/** Whether the page is going away because someone just chose to drop its unsaved work. */
+export function leftDeliberately() {
+  return Date.now() - confirmedAt < 3000;
 }
 
 /** Registers a guard for as long as the calling page lives; returns its removal. */
