@@ -9,7 +9,7 @@ use crate::health::{HealthSampler, rss_bytes};
 use crate::services::{Limits, ServiceManager};
 use crate::sink::{EventSink, now_ms};
 use crate::spool::Spool;
-use crate::transport::{FrameIoError, client_config, endpoint_for, read_frame, write_frame};
+use crate::transport::{FrameIoError, client_config_with, endpoint_for, read_frame, write_frame};
 use honeybee_pki::files::{der_to_pem_cert, write_private};
 use honeybee_pki::keys::{KeyPair, make_csr};
 use honeybee_proto::codec::FrameLimit;
@@ -17,6 +17,7 @@ use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Health, Hello, NodeMode};
 use honeybee_proto::event::EventBatch;
 use honeybee_proto::stream::{StreamKind, close};
+pub use honeybee_proto::timing::Timing;
 use honeybee_proto::{Role, WIRE_VERSION, alpn};
 use std::collections::HashSet;
 use std::future::Future;
@@ -27,14 +28,10 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, watch};
 
-/// How often health goes to the core.
-pub const HEALTH_INTERVAL: Duration = Duration::from_secs(10);
 /// Events per telemetry batch.
 const BATCH_EVENTS: usize = 512;
 /// Batches sent and not yet acknowledged before the sender waits.
 const WINDOW_BATCHES: usize = 32;
-/// With batches outstanding and no ack for this long, the connection is presumed broken.
-const ACK_STALL: Duration = Duration::from_secs(60);
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -58,6 +55,9 @@ pub struct AgentOptions {
     /// Run the honeypot listeners the core configures. Harnesses that inject synthetic
     /// events (netsim, benchmarks) turn this off; everything else stays the same.
     pub services: bool,
+    /// The session's timers: health interval, acknowledgement stall, reconnection
+    /// backoff, QUIC keep-alive and idle timeout (production defaults; tests compress).
+    pub timing: Timing,
 }
 
 impl AgentOptions {
@@ -68,6 +68,7 @@ impl AgentOptions {
             mode: NodeMode::Full,
             limits: Limits::default(),
             services: true,
+            timing: Timing::default(),
         }
     }
 }
@@ -105,7 +106,7 @@ impl Identity {
         })
     }
 
-    fn quic_config(&self) -> Result<quinn::ClientConfig, String> {
+    fn quic_config(&self, timing: &Timing) -> Result<quinn::ClientConfig, String> {
         let tls = honeybee_pki::tls::client_config(
             &self.ca_der,
             vec![self.cert_der.clone().into()],
@@ -114,7 +115,7 @@ impl Identity {
             alpn::NODE,
         )
         .map_err(|e| e.to_string())?;
-        client_config(tls)
+        client_config_with(tls, timing)
     }
 
     /// When to renew: about 2/3 into the lifetime, with jitter so a fleet enrolled
@@ -131,6 +132,7 @@ struct State {
     paths: AgentPaths,
     cfg: AgentConfig,
     mode: NodeMode,
+    timing: Timing,
     spool: Spool,
     captures: CaptureSpool,
     run_services: bool,
@@ -182,6 +184,7 @@ impl Agent {
             paths,
             cfg,
             mode: opts.mode,
+            timing: opts.timing,
             spool,
             captures,
             run_services: opts.services,
@@ -304,7 +307,8 @@ fn save_node_config(paths: &AgentPaths, cfg: &NodeConfig) {
 
 /// Connects, serves, and reconnects with jittered exponential backoff, forever.
 async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
-    let mut backoff = Duration::from_millis(250);
+    let timing = state.timing;
+    let mut backoff = timing.reconnect_min;
     let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
     loop {
         if state.identity.read().map(|i| i.not_after_ms).unwrap_or(0) <= now_ms() {
@@ -333,7 +337,7 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
             };
             match connect(&ep, addr, &state).await {
                 Ok(conn) => {
-                    backoff = Duration::from_millis(250);
+                    backoff = timing.reconnect_min;
                     tracing::info!(%addr, "connected to core");
                     let why = serve(conn, &state).await;
                     state.connected.send_replace(false);
@@ -346,7 +350,7 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
         }
         let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
         tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-        backoff = (backoff * 2).min(Duration::from_secs(30));
+        backoff = (backoff * 2).min(timing.reconnect_max);
     }
 }
 
@@ -359,11 +363,11 @@ async fn connect(
         .identity
         .read()
         .map_err(|_| "identity lock poisoned".to_string())?
-        .quic_config()?;
+        .quic_config(&state.timing)?;
     let connecting = ep
         .connect_with(cfg, addr, "honeybee-core")
         .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(Duration::from_secs(10), connecting).await {
+    match tokio::time::timeout(state.timing.handshake_deadline, connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("handshake timed out".into()),
@@ -396,12 +400,13 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     write_frame(&mut send, &hello, FrameLimit::CONTROL)
         .await
         .map_err(|e| e.to_string())?;
+    let deadline = state.timing.handshake_deadline;
     let welcome = tokio::time::timeout(
-        Duration::from_secs(10),
+        deadline,
         read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL),
     )
     .await
-    .map_err(|_| "no welcome within 10 s".to_string())?
+    .map_err(|_| format!("no welcome within {} ms", deadline.as_millis()))?
     .map_err(|e| format!("welcome: {e}"))?;
     let CoreMsg::Welcome {
         config, last_seq, ..
@@ -437,11 +442,15 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
         let mut last_ack = tokio::time::Instant::now();
         let mut renew_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let stall = tokio::time::sleep_until(last_ack + ACK_STALL);
+            let ack_stall = state.timing.ack_stall;
+            let stall = tokio::time::sleep_until(last_ack + ack_stall);
             let msg = tokio::select! {
                 m = read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL) => Some(m),
                 _ = stall, if inflight.load(Ordering::Relaxed) > 0 => {
-                    return Err("no acknowledgement from the core for 60 s".to_string());
+                    return Err(format!(
+                        "no acknowledgement from the core for {} ms",
+                        ack_stall.as_millis()
+                    ));
                 }
                 _ = renew_tick.tick() => None,
             };
@@ -601,7 +610,7 @@ async fn health(state: &State) -> Health {
 
 /// Health now and every interval; also wakes the control loop's renewal check.
 async fn periodic(state: &State, out: mpsc::Sender<AgentMsg>) {
-    let mut tick = tokio::time::interval(HEALTH_INTERVAL);
+    let mut tick = tokio::time::interval(state.timing.health_interval);
     loop {
         tick.tick().await;
         if out

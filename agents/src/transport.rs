@@ -2,26 +2,35 @@
 //! and reading and writing one frame on a stream (the thin driver around the codec).
 
 use honeybee_proto::codec::{self, FrameDecoder, FrameLimit, HEADER_LEN};
+use honeybee_proto::timing::Timing;
 use serde::{Serialize, de::DeserializeOwned};
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
-/// Same as the core's: keep-alive 10 s, idle timeout 30 s.
-pub fn transport_config() -> quinn::TransportConfig {
+/// The keep-alive and idle timeout of `timing`, the same as the core's.
+pub fn transport_config(timing: &Timing) -> quinn::TransportConfig {
     let mut t = quinn::TransportConfig::default();
-    t.keep_alive_interval(Some(Duration::from_secs(10)));
-    t.max_idle_timeout(Some(Duration::from_secs(30).try_into().expect("fits")));
+    t.keep_alive_interval(Some(timing.keep_alive));
+    // An idle timeout past QUIC's VarInt range (2^62 ms) means "never".
+    t.max_idle_timeout(timing.idle_timeout.try_into().ok());
     t
 }
 
-/// A quinn client config from a rustls one.
+/// A quinn client config from a rustls one, on production timing.
 pub fn client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConfig, String> {
+    client_config_with(tls, &Timing::default())
+}
+
+/// A quinn client config from a rustls one, on the given timing.
+pub fn client_config_with(
+    tls: rustls::ClientConfig,
+    timing: &Timing,
+) -> Result<quinn::ClientConfig, String> {
     let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(tls)
         .map_err(|e| format!("TLS configuration unusable for QUIC: {e}"))?;
     let mut cfg = quinn::ClientConfig::new(Arc::new(crypto));
-    cfg.transport_config(Arc::new(transport_config()));
+    cfg.transport_config(Arc::new(transport_config(timing)));
     Ok(cfg)
 }
 

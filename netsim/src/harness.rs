@@ -16,6 +16,7 @@ use honeybee_core::init::{InitOptions, init};
 use honeybee_proto::admin::{EventQuery, TokenSpec};
 use honeybee_proto::control::NodeMode;
 use honeybee_proto::event::EventKind;
+use honeybee_proto::timing::Timing;
 use honeybee_proto::{NodeId, Role};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
@@ -77,6 +78,9 @@ pub struct FleetOptions {
     pub enrol_parallelism: usize,
     /// How long [`Fleet::start`] waits for every agent's first connection.
     pub connect_within: Duration,
+    /// The session timers of the core and of every agent (the same value on both ends).
+    /// Scenarios that must outlast a timer compress it rather than wait out real time.
+    pub timing: Timing,
 }
 
 impl FleetOptions {
@@ -90,6 +94,7 @@ impl FleetOptions {
             seed: 1,
             enrol_parallelism: 8,
             connect_within: Duration::from_secs(300),
+            timing: Timing::default(),
         }
     }
 }
@@ -176,7 +181,7 @@ impl Fleet {
                 advertise: None,
             },
         )?;
-        let core = start_core(&core_dir).await?;
+        let core = start_core(&core_dir, opts.timing).await?;
         let mut fleet = Fleet {
             dir,
             core: Some(core),
@@ -275,6 +280,7 @@ impl Fleet {
             mode: NodeMode::Full,
             limits: Limits::default(),
             services: false,
+            timing: self.opts.timing,
         })
         .await?;
         let emitter = Emitter {
@@ -481,7 +487,7 @@ impl Fleet {
         let mut bound = None;
         let deadline = t + Duration::from_secs(120);
         let core = loop {
-            match start_core(&self.core_dir()).await {
+            match start_core(&self.core_dir(), self.opts.timing).await {
                 Ok(c) => break c,
                 Err(HarnessError::Core(honeybee_core::server::CoreError::Bind { .. }))
                     if Instant::now() < deadline =>
@@ -569,9 +575,10 @@ impl Fleet {
 
 /// Starts the core of `dir` without the module shim: its fixed TCP port would collide
 /// between fleets running side by side, and no scenario uses modules.
-async fn start_core(dir: &Path) -> Result<Core, HarnessError> {
+async fn start_core(dir: &Path, timing: Timing) -> Result<Core, HarnessError> {
     let mut cfg = honeybee_core::config::load(dir)?;
     cfg.shim_listen = None;
+    cfg.timing = timing;
     Ok(Core::start_with(cfg).await?)
 }
 

@@ -9,6 +9,7 @@ use crate::report::Report;
 use crate::rng::Rng;
 use honeybee_agent::captures::NewCapture;
 use honeybee_proto::capture::CaptureKind;
+use honeybee_proto::timing::Timing;
 use std::time::Duration;
 use tokio::time::Instant;
 
@@ -122,6 +123,9 @@ pub struct PartitionSpec {
     /// False for the clean baseline: nothing is cut.
     pub cut: bool,
     pub seed: u64,
+    /// The session timers of the core and the agents: a partition longer than
+    /// `timing.idle_timeout` really ends the cut agents' connections.
+    pub timing: Timing,
 }
 
 impl Default for PartitionSpec {
@@ -136,6 +140,7 @@ impl Default for PartitionSpec {
             link: wan(20, 5, 0.01, 0.0),
             cut: true,
             seed: 2,
+            timing: Timing::default(),
         }
     }
 }
@@ -153,6 +158,7 @@ impl PartitionSpec {
         let started = Instant::now();
         let mut opts = FleetOptions::new(self.agents, self.link.clone());
         opts.seed = self.seed;
+        opts.timing = self.timing;
         let mut fleet = Fleet::start(opts).await?;
         let total = self.before + self.duration;
         let per_agent = self.rate * total.as_secs().max(1);
@@ -171,8 +177,8 @@ impl PartitionSpec {
         let stored = fleet.wait_stored(DELIVERY_DEADLINE).await?;
         let name = if self.cut {
             format!(
-                "{} s partition ({:?}) of {} agents",
-                self.duration.as_secs(),
+                "{} partition ({:?}) of {} agents",
+                secs(self.duration),
                 self.mode,
                 cut
             )
@@ -308,9 +314,11 @@ pub struct CaptureCut {
     pub size: usize,
     pub link: Impairment,
     /// How long the link drops everything once half the capture has passed; past the
-    /// 30 s idle timeout, so the connection (and the upload) really dies.
+    /// idle timeout (`timing.idle_timeout`), so the connection (and the upload) really dies.
     pub cut_for: Option<Duration>,
     pub seed: u64,
+    /// The session timers of the core and the agent.
+    pub timing: Timing,
 }
 
 impl Default for CaptureCut {
@@ -323,6 +331,7 @@ impl Default for CaptureCut {
             },
             cut_for: Some(Duration::from_secs(35)),
             seed: 5,
+            timing: Timing::default(),
         }
     }
 }
@@ -340,6 +349,7 @@ impl CaptureCut {
         let started = Instant::now();
         let mut opts = FleetOptions::new(1, self.link.clone());
         opts.seed = self.seed;
+        opts.timing = self.timing;
         let mut fleet = Fleet::start(opts).await?;
         let mut content = vec![0u8; self.size];
         let mut rng = Rng::new(self.seed);

@@ -5,6 +5,8 @@
 
 use honeybee_netsim::report::Report;
 use honeybee_netsim::scenario::{CaptureCut, CoreKill, Lossy, PartitionSpec, Rebinding, Storm};
+use honeybee_proto::timing::Timing;
+use std::time::Duration;
 use tokio::sync::RwLock;
 
 /// The 2,000-agent storm runs alone (file descriptors, CPU); the others share. A tokio
@@ -43,13 +45,27 @@ async fn lossy_links_200_agents_deliver_exactly_once() {
     );
 }
 
+/// Time compressed tenfold (idle timeout 3 s): a 6 s partition outlasts the idle timeout
+/// as the production 30 s partition outlasts the 30 s one, without waiting for it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn thirty_second_partition_of_half_the_agents_loses_nothing() {
+async fn partition_past_the_idle_timeout_of_half_the_agents_loses_nothing() {
     init_tracing();
     let _g = GATE.read().await;
-    let r = PartitionSpec::default().run().await.expect("scenario ran");
+    let timing = Timing::compressed(10);
+    let spec = PartitionSpec {
+        before: Duration::from_millis(500),
+        duration: timing.idle_timeout * 2,
+        rate: 4,
+        timing,
+        ..PartitionSpec::default()
+    };
+    let r = spec.run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert!(r.recovery.is_some(), "recovery recorded: {r}");
+    assert!(
+        r.reconnections >= 50,
+        "the partition outlasted the idle timeout, so the cut agents reconnected: {r}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,7 +98,14 @@ async fn nat_rebinding_migrates_without_a_new_handshake() {
 async fn capture_cut_halfway_completes_once_with_its_hash() {
     init_tracing();
     let _g = GATE.read().await;
-    let r = CaptureCut::default().run().await.expect("scenario ran");
+    // Time compressed tenfold: the cut (4 s) outlasts the 3 s idle timeout.
+    let timing = Timing::compressed(10);
+    let spec = CaptureCut {
+        cut_for: Some(timing.idle_timeout + Duration::from_secs(1)),
+        timing,
+        ..CaptureCut::default()
+    };
+    let r = spec.run().await.expect("scenario ran");
     assert_exactly_once(&r);
     assert_eq!(r.note_value("sha256 verified"), Some("true"), "{r}");
     assert!(r.reconnections >= 1, "the upload really was cut: {r}");
