@@ -113,6 +113,8 @@ try {
     const inDom = await page.locator(rowsSel).count();
     figures.rows_in_dom = inDom;
     if (inDom >= 200) throw new Error(`${inDom} rows in the DOM for ${ROWS} events: the table is not windowed`);
+    // A histogram of the rows on the page sits above them.
+    await page.getByTestId('events-histogram').waitFor({ timeout: 15000 });
     const rowcount = await page.getByTestId('events-table').getAttribute('aria-rowcount');
     if (Number(rowcount) !== ROWS + 1) throw new Error(`aria-rowcount ${rowcount}, want ${ROWS + 1}`);
     await page.locator('[data-testid=tail-state]', { hasText: 'live tail' }).waitFor({ timeout: 15000 });
