@@ -110,6 +110,20 @@ pub fn shell_line(data: &[u8]) {
     assert!(out <= bound, "shell wrote {out} bytes, bound {bound}");
 }
 
+/// One SSH `exec` of `command` in a fresh non-terminal shell as root (or the user
+/// `admin`): (stdout, stderr, exit status). For the oracle tests that compare the
+/// emulated commands with Debian's own (`tests/shell_commands_oracle.rs`).
+pub fn shell_exec(command: &str, root: bool) -> (Vec<u8>, Vec<u8>, u32) {
+    let login = Login {
+        user: if root { "root" } else { "admin" }.into(),
+        src: attacker().ip(),
+        now: NOW_S,
+    };
+    let mut sh = Shell::new(Profile::new("web-prod-02"), &login, false, ShellLimits::default());
+    let r = sh.exec(command.as_bytes(), NOW_S + 1);
+    (r.stdout, r.stderr, r.exit.unwrap_or(0))
+}
+
 /// The telnet codec, read by read, with its output typed into a terminal shell as the
 /// telnet service does after login. The first byte picks the read size.
 pub fn telnet_decode(data: &[u8]) {

@@ -463,7 +463,7 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             o
         }
         "which" | "command" | "type" => which(st, name, args),
-        "true" | ":" | "sleep" | "kill" | "pkill" | "killall" | "sync" | "ulimit" | "set"
+        "true" | ":" | "kill" | "pkill" | "killall" | "sync" | "ulimit" | "set"
         | "shopt" | "alias" | "unalias" | "source" | "." | "mesg" | "stty" | "service"
         | "systemctl" => Out::default(),
         "crontab" if args.iter().any(|a| a == "-l") => {
@@ -475,7 +475,6 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             ..Out::default()
         },
         "grep" | "egrep" => grep(st, args, ctx),
-        "head" | "tail" => head_tail(st, name, args, ctx),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
         "su" => Out::default(),
@@ -1629,47 +1628,6 @@ fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
     }
     if o.status == 0 && n == 0 {
         o.status = 1;
-    }
-    o
-}
-
-fn head_tail(st: &State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
-    let mut n = 10usize;
-    let mut files = Vec::new();
-    let mut it = args.iter();
-    while let Some(a) = it.next() {
-        if a == "-n" {
-            n = it
-                .next()
-                .and_then(|v| v.trim_start_matches('+').parse().ok())
-                .unwrap_or(10);
-        } else if let Some(v) = a.strip_prefix("-n") {
-            n = v.parse().unwrap_or(10);
-        } else if let Some(v) = a
-            .strip_prefix('-')
-            .filter(|v| v.chars().all(|c| c.is_ascii_digit()) && !v.is_empty())
-        {
-            n = v.parse().unwrap_or(10);
-        } else if !a.starts_with('-') {
-            files.push(a);
-        }
-    }
-    let (data, mut o) = filter_input(st, name, &files, ctx);
-    let text = String::from_utf8_lossy(&data);
-    let lines: Vec<&str> = text.lines().collect();
-    if !st
-        .budget
-        .iterations(u64::try_from(lines.len()).unwrap_or(u64::MAX))
-    {
-        return o;
-    }
-    let chosen = if name == "head" {
-        &lines[..n.min(lines.len())]
-    } else {
-        &lines[lines.len().saturating_sub(n)..]
-    };
-    for l in chosen {
-        o.line(l);
     }
     o
 }
