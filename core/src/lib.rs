@@ -13,6 +13,7 @@ pub mod endpoint;
 pub mod enroll;
 pub mod frame_io;
 pub mod health;
+pub mod ingest;
 pub mod init;
 pub mod json;
 pub mod modules;

@@ -1,8 +1,8 @@
 //! One node's connection: the control stream (hello, config, commands, health, renewal),
-//! telemetry batches acknowledged after they are durable, and capture uploads.
+//! telemetry batches (read here, stored by `ingest.rs`, acknowledged once durable), and
+//! capture uploads.
 
 use crate::budget::Limit;
-use crate::bus::BusEvent;
 use crate::frame_io::{FrameIoError, read_frame, read_frame_within, write_frame};
 use crate::registry::LiveNode;
 use crate::relay::FlowPath;
@@ -10,11 +10,10 @@ use crate::server::Shared;
 use crate::store::CaptureRecord;
 use honeybee_pki::ca::IssueRequest;
 use honeybee_pki::identity::PeerIdentity;
-use honeybee_proto::admin::StoredEvent;
 use honeybee_proto::capture::CaptureHeader;
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
-use honeybee_proto::event::{EventBatch, MAX_BATCH_EVENTS};
+use honeybee_proto::event::EventBatch;
 use honeybee_proto::stream::{StreamKind, close};
 use honeybee_proto::{NodeId, Role, Serial};
 use std::sync::Arc;
@@ -435,132 +434,18 @@ async fn telemetry(
         Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
         Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
     };
-    if batch.events.len() > MAX_BATCH_EVENTS {
-        return Err(Close(
+    match crate::ingest::batch(shared, node, labels, batch).await {
+        Ok(Some((first, last))) => {
+            let _ = tx.send(CoreMsg::Ack { first, last }).await;
+            Ok(())
+        }
+        Ok(None) => Ok(()),
+        Err(crate::ingest::Refused::TooManyEvents) => Err(Close(
             close::LIMIT,
             "telemetry batch has too many events".into(),
-        ));
+        )),
+        Err(crate::ingest::Refused::Store(e)) => Err(Close::store(&e)),
     }
-    let (Some(first), Some(last)) = (
-        batch.events.iter().map(|e| e.seq).min(),
-        batch.events.iter().map(|e| e.seq).max(),
-    ) else {
-        return Ok(());
-    };
-    let total = batch.events.len();
-    let valid: Vec<_> = batch
-        .events
-        .into_iter()
-        .filter(|e| match e.validate() {
-            Ok(()) => true,
-            Err(err) => {
-                tracing::warn!(%node, seq = e.seq, error = %err, "event refused");
-                false
-            }
-        })
-        .collect();
-    if valid.len() != total {
-        // At most one row per node per report interval: a node sending nothing but
-        // invalid batches must not be able to grow the audit log at its own pace.
-        if let Some(batches) =
-            shared
-                .budgets
-                .report(node, Limit::InvalidEvents, std::time::Instant::now())
-        {
-            shared.audit(
-                &format!("node:{node}"),
-                "telemetry",
-                "events refused",
-                None,
-                &format!(
-                    "{} of {total} events in seq {first}..={last} were invalid; {batches} batches with invalid events since the last report",
-                    total - valid.len()
-                ),
-            );
-        }
-    }
-    // The node's event budget. Past it the batch is held, and with it the ack, so the
-    // agent's in-flight window fills and its spool waits: an honest burst is delayed,
-    // never lost, and a flood cannot take more than its share of the store.
-    let wait = shared
-        .budgets
-        .events(node, total as u64, std::time::Instant::now());
-    if !wait.is_zero() {
-        let budget = shared.budgets.config();
-        shared.limit_reached(
-            node,
-            Limit::Events,
-            format!(
-                "sent events faster than {}/s (burst {}); batches held back, a batch of {total} by {} ms",
-                budget.events_per_second,
-                budget.event_burst,
-                wait.as_millis()
-            ),
-        );
-        tokio::time::sleep(wait).await;
-    }
-    let received_ms = crate::now_ms();
-    // Probes for cross-node scan correlation; a resent batch only repeats what the
-    // detector already counted within its window, which cannot make a scan of nothing.
-    shared.correlator.offer(node, &valid);
-    // Only copy the batch for the bus when someone listens.
-    let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
-    let outcome = shared
-        .store
-        .insert_events(node, received_ms, valid)
-        .await
-        .map_err(|e| Close::store(&e))?;
-    if outcome.duplicates > 0 {
-        tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
-    }
-    // Invalid events are acknowledged too: resending them would never succeed.
-    let _ = tx.send(CoreMsg::Ack { first, last }).await;
-    if let Some(events) = for_bus {
-        publish(shared, node, labels, received_ms, events, &outcome);
-    }
-    Ok(())
-}
-
-/// Offers newly stored events (never resent duplicates) to module subscriptions.
-pub(crate) fn publish(
-    shared: &Shared,
-    node: &NodeId,
-    labels: &Arc<Vec<(String, String)>>,
-    received_ms: i64,
-    events: Vec<honeybee_proto::event::Event>,
-    outcome: &crate::store::InsertOutcome,
-) {
-    // seq -> store row id, for the events this call stored (never resent duplicates).
-    let fresh: std::collections::HashMap<u64, i64> = outcome
-        .new_seqs
-        .iter()
-        .copied()
-        .zip(outcome.new_ids.iter().copied())
-        .collect();
-    let bus_events: Vec<Arc<BusEvent>> = events
-        .into_iter()
-        .filter_map(|e| fresh.get(&e.seq).map(|id| (*id, e)))
-        .map(|(id, event)| {
-            let stored = StoredEvent {
-                node: node.clone(),
-                received_ms,
-                event,
-                enrichments: Vec::new(),
-            };
-            Arc::new(BusEvent {
-                node: node.clone(),
-                seq: stored.event.seq,
-                kind: stored.event.kind.name(),
-                service: stored.event.service.clone(),
-                src_ip: stored.event.src.map(|a| a.ip()),
-                labels: labels.clone(),
-                json: crate::json::event_json_with_id(&stored, id)
-                    .to_string()
-                    .into(),
-            })
-        })
-        .collect();
-    shared.bus.publish(&bus_events);
 }
 
 async fn capture(

@@ -13,7 +13,7 @@ use honeybee_pki::revocation::RevocationList;
 use honeybee_pki::token::Token;
 use honeybee_proto::NodeId;
 use honeybee_proto::admin::{AuditEntry, TokenSpec};
-use honeybee_proto::event::{Event, EventKind};
+use honeybee_proto::event::EventKind;
 use honeybee_proto::stream::close;
 use honeybee_proto::{Role, TokenId, alpn};
 use std::net::SocketAddr;
@@ -161,38 +161,7 @@ impl Shared {
         src: Option<std::net::SocketAddr>,
         kind: EventKind,
     ) {
-        let node = NodeId::new(crate::correlator::CORE_NODE).expect("`core` is a valid node id");
-        let seq = self
-            .core_seq
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .next_seq();
-        let event = Event {
-            seq,
-            time_ms: crate::now_ms(),
-            service: service.into(),
-            session: None,
-            src,
-            dst: None,
-            kind,
-        };
-        let received_ms = crate::now_ms();
-        match self
-            .store
-            .insert_events(&node, received_ms, vec![event.clone()])
-            .await
-        {
-            Ok(outcome) if !outcome.new_seqs.is_empty() => crate::node::publish(
-                self,
-                &node,
-                &Arc::new(Vec::new()),
-                received_ms,
-                vec![event],
-                &outcome,
-            ),
-            Ok(_) => {}
-            Err(e) => tracing::error!(error = %e, service, "core event not stored"),
-        }
+        crate::ingest::core_event(self, service, src, kind).await
     }
 
     /// Creates a one-time token and returns its id and the line to hand to the operator.

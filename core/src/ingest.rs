@@ -1,0 +1,199 @@
+//! The ingest pipeline: what happens to events between the wire and the store, for
+//! telemetry batches from nodes and for the events the core records itself.
+//!
+//! validate → event budget (backpressure) → scan correlation → store (deduplicated by
+//! `(node, seq)`) → publish the newly stored ones to module subscriptions. Connection
+//! handling (`node.rs`) reads the batch and sends the acknowledgement this returns;
+//! the correlator and the core's own events come in through [`core_event`]. Nothing here
+//! knows about streams or connections.
+
+use crate::budget::Limit;
+use crate::bus::BusEvent;
+use crate::server::Shared;
+use crate::store::{InsertOutcome, StoreError};
+use honeybee_proto::NodeId;
+use honeybee_proto::admin::StoredEvent;
+use honeybee_proto::event::{Event, EventBatch, EventKind, MAX_BATCH_EVENTS};
+use std::sync::Arc;
+
+/// Why a batch was not taken.
+#[derive(Debug)]
+pub enum Refused {
+    /// More than [`MAX_BATCH_EVENTS`]: the node broke the protocol's limit.
+    TooManyEvents,
+    /// The store failed: not the node's fault; it resends the unacknowledged batch.
+    Store(StoreError),
+}
+
+/// Ingests one telemetry batch of `node`. Returns the sequence range to acknowledge
+/// (`None` for an empty batch). Invalid events are dropped, audited at most once per
+/// report interval, and acknowledged too: resending them would never succeed. Past the
+/// node's event budget this waits before storing, and so delays the acknowledgement: an
+/// honest burst is delayed, never lost, and a flood cannot take more than its share.
+pub async fn batch(
+    shared: &Arc<Shared>,
+    node: &NodeId,
+    labels: &Arc<Vec<(String, String)>>,
+    batch: EventBatch,
+) -> Result<Option<(u64, u64)>, Refused> {
+    if batch.events.len() > MAX_BATCH_EVENTS {
+        return Err(Refused::TooManyEvents);
+    }
+    let (Some(first), Some(last)) = (
+        batch.events.iter().map(|e| e.seq).min(),
+        batch.events.iter().map(|e| e.seq).max(),
+    ) else {
+        return Ok(None);
+    };
+    let total = batch.events.len();
+    let valid: Vec<_> = batch
+        .events
+        .into_iter()
+        .filter(|e| match e.validate() {
+            Ok(()) => true,
+            Err(err) => {
+                tracing::warn!(%node, seq = e.seq, error = %err, "event refused");
+                false
+            }
+        })
+        .collect();
+    if valid.len() != total {
+        // At most one row per node per report interval: a node sending nothing but
+        // invalid batches must not be able to grow the audit log at its own pace.
+        if let Some(batches) =
+            shared
+                .budgets
+                .report(node, Limit::InvalidEvents, std::time::Instant::now())
+        {
+            shared.audit(
+                &format!("node:{node}"),
+                "telemetry",
+                "events refused",
+                None,
+                &format!(
+                    "{} of {total} events in seq {first}..={last} were invalid; {batches} batches with invalid events since the last report",
+                    total - valid.len()
+                ),
+            );
+        }
+    }
+    let wait = shared
+        .budgets
+        .events(node, total as u64, std::time::Instant::now());
+    if !wait.is_zero() {
+        let budget = shared.budgets.config();
+        shared.limit_reached(
+            node,
+            Limit::Events,
+            format!(
+                "sent events faster than {}/s (burst {}); batches held back, a batch of {total} by {} ms",
+                budget.events_per_second,
+                budget.event_burst,
+                wait.as_millis()
+            ),
+        );
+        tokio::time::sleep(wait).await;
+    }
+    let received_ms = crate::now_ms();
+    // Probes for cross-node scan correlation; a resent batch only repeats what the
+    // detector already counted within its window, which cannot make a scan of nothing.
+    shared.correlator.offer(node, &valid);
+    // Only copy the batch for the bus when someone listens.
+    let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
+    let outcome = shared
+        .store
+        .insert_events(node, received_ms, valid)
+        .await
+        .map_err(Refused::Store)?;
+    if outcome.duplicates > 0 {
+        tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
+    }
+    if let Some(events) = for_bus {
+        publish(shared, node, labels, received_ms, events, &outcome);
+    }
+    Ok(Some((first, last)))
+}
+
+/// Stores an event the core records itself (pseudo-node `core`: cross-node scans,
+/// budget breaches) and publishes it like a node's.
+pub async fn core_event(
+    shared: &Shared,
+    service: &str,
+    src: Option<std::net::SocketAddr>,
+    kind: EventKind,
+) {
+    let node = NodeId::new(crate::correlator::CORE_NODE).expect("`core` is a valid node id");
+    let seq = shared
+        .core_seq
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .next_seq();
+    let event = Event {
+        seq,
+        time_ms: crate::now_ms(),
+        service: service.into(),
+        session: None,
+        src,
+        dst: None,
+        kind,
+    };
+    let received_ms = crate::now_ms();
+    match shared
+        .store
+        .insert_events(&node, received_ms, vec![event.clone()])
+        .await
+    {
+        Ok(outcome) if !outcome.new_seqs.is_empty() => publish(
+            shared,
+            &node,
+            &Arc::new(Vec::new()),
+            received_ms,
+            vec![event],
+            &outcome,
+        ),
+        Ok(_) => {}
+        Err(e) => tracing::error!(error = %e, service, "core event not stored"),
+    }
+}
+
+/// Offers newly stored events (never resent duplicates) to module subscriptions.
+fn publish(
+    shared: &Shared,
+    node: &NodeId,
+    labels: &Arc<Vec<(String, String)>>,
+    received_ms: i64,
+    events: Vec<Event>,
+    outcome: &InsertOutcome,
+) {
+    // seq -> store row id, for the events this call stored (never resent duplicates).
+    let fresh: std::collections::HashMap<u64, i64> = outcome
+        .new_seqs
+        .iter()
+        .copied()
+        .zip(outcome.new_ids.iter().copied())
+        .collect();
+    let bus_events: Vec<Arc<BusEvent>> = events
+        .into_iter()
+        .filter_map(|e| fresh.get(&e.seq).map(|id| (*id, e)))
+        .map(|(id, event)| {
+            let stored = StoredEvent {
+                node: node.clone(),
+                received_ms,
+                event,
+                enrichments: Vec::new(),
+            };
+            Arc::new(BusEvent {
+                node: node.clone(),
+                seq: stored.event.seq,
+                kind: stored.event.kind.name(),
+                service: stored.event.service.clone(),
+                src_ip: stored.event.src.map(|a| a.ip()),
+                labels: labels.clone(),
+                json: crate::json::event_json_with_id(&stored, id)
+                    .to_string()
+                    .into(),
+            })
+        })
+        .collect();
+    shared.bus.publish(&bus_events);
+}
