@@ -947,3 +947,75 @@ async fn no_common_algorithm_answered_as_openssh() {
     }
     assert!(mismatches.is_empty(), "differ from OpenSSH: {mismatches:?}");
 }
+
+/// paramiko completes the key exchange, then sends one message of type `argv[2]` before
+/// authenticating; it reports whether the server is still there and what it answered
+/// (SSH_MSG_UNIMPLEMENTED shows as "unhandled type 3", a DISCONNECT with its reason).
+const UNEXPECTED_MESSAGE_SCRIPT: &str = r#"
+import socket, sys, time, logging, paramiko
+logs = []
+class H(logging.Handler):
+    def emit(self, r): logs.append(r.getMessage())
+lg = logging.getLogger("paramiko"); lg.setLevel(logging.DEBUG); lg.addHandler(H())
+sock = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=20)
+t = paramiko.Transport(sock)
+# SSH_MSG_UNIMPLEMENTED names the sequence number of the packet it refuses.
+t._handler_table = dict(t._handler_table)
+t._handler_table[3] = lambda m: logs.append("unhandled type 3, seq %d" % m.get_int())
+t.start_client(timeout=20)
+m = paramiko.Message(); m.add_byte(bytes([int(sys.argv[2])])); m.add_string("x")
+t._send_user_message(m)
+deadline = time.time() + 3
+while time.time() < deadline and t.is_active() and not any("unhandled type" in l for l in logs):
+    time.sleep(0.05)
+out = ["active" if t.is_active() else "closed"]
+out += [l for l in logs if "unhandled type" in l or l.startswith("Disconnect")]
+print(" | ".join(out))
+t.close()
+"#;
+
+fn unexpected_message(addr: SocketAddr, msg_type: u8) -> String {
+    let out = Command::new(venv_python())
+        .args([
+            "-c",
+            UNEXPECTED_MESSAGE_SCRIPT,
+            &addr.port().to_string(),
+            &msg_type.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .output()
+        .expect("python");
+    assert!(
+        out.status.success(),
+        "paramiko failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unexpected_messages_answered_as_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let id = server_id(sshd.addr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_mgr, _rx, ours) = start_honeypot(dir.path(), &id).await;
+    let mut mismatches = Vec::new();
+    // IGNORE, DEBUG, an unassigned type, a connection-protocol message before
+    // authentication, a local-extension type.
+    for t in [2u8, 4, 70, 90, 200] {
+        let real_addr = sshd.addr;
+        let (real, honeypot) = tokio::join!(
+            tokio::task::spawn_blocking(move || unexpected_message(real_addr, t)),
+            tokio::task::spawn_blocking(move || unexpected_message(ours, t)),
+        );
+        let (real, honeypot) = (real.unwrap(), honeypot.unwrap());
+        eprintln!("type {t}:\n  sshd:     {real}\n  honeypot: {honeypot}");
+        if t == 70 {
+            assert!(real.contains("unhandled type 3, seq "), "{real}");
+        }
+        if real != honeypot {
+            mismatches.push(t);
+        }
+    }
+    assert!(mismatches.is_empty(), "differ from OpenSSH: {mismatches:?}");
+}

@@ -39,6 +39,28 @@ impl Session {
         handler: &mut H,
         pkt: &mut IncomingSshPacket,
     ) -> Result<(), H::Error> {
+        // HoneyBee patch: before authentication OpenSSH's sshd answers a message it has no
+        // handler for (types 50 to 191; transport types are logged and ignored) with
+        // SSH_MSG_UNIMPLEMENTED and that packet's sequence number (dispatch.c,
+        // dispatch_protocol_error); russh dropped it silently.
+        if let (Some(&t), Some(enc)) = (pkt.buffer.first(), self.common.encrypted.as_mut()) {
+            let handled = match enc.state {
+                EncryptedState::WaitingAuthServiceRequest { .. } => false,
+                EncryptedState::WaitingAuthRequest(_) => {
+                    t == msg::USERAUTH_REQUEST || t == msg::USERAUTH_INFO_RESPONSE
+                }
+                _ => true,
+            };
+            if !handled && (msg::USERAUTH_REQUEST..192).contains(&t) {
+                // `seqn` was already advanced past this packet.
+                let seqn = pkt.seqn.0.wrapping_sub(1);
+                push_packet!(enc.write, {
+                    enc.write.push(msg::UNIMPLEMENTED);
+                    map_err!(seqn.encode(&mut enc.write))?;
+                });
+                return Ok(());
+            }
+        }
         self.process_packet(handler, &pkt.buffer).await
     }
 

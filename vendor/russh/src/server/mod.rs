@@ -1195,6 +1195,32 @@ async fn reply<H: Handler + Send>(
             validate_client_msg_strict_kex(*message_type, seqno as usize)?;
         }
 
+        // HoneyBee patch: OpenSSH's packet layer (packet.c, ssh_packet_read_poll2)
+        // disconnects on a type outside 1..192 ("local extensions" start at 192) and
+        // hangs up without a word on a malformed DEBUG or UNIMPLEMENTED; russh took them.
+        if *message_type == 0 || *message_type >= 192 {
+            session.common.disconnect(
+                crate::Disconnect::ProtocolError,
+                &format!("Invalid ssh2 packet type: {message_type}"),
+                "",
+            )?;
+            return Ok(());
+        }
+        if *message_type == msg::DEBUG || *message_type == msg::UNIMPLEMENTED {
+            let mut r = pkt.buffer.get(1..).unwrap_or_default();
+            use ssh_encoding::Decode;
+            let well_formed = if *message_type == msg::DEBUG {
+                u8::decode(&mut r).is_ok()
+                    && Vec::<u8>::decode(&mut r).is_ok()
+                    && Vec::<u8>::decode(&mut r).is_ok()
+            } else {
+                u32::decode(&mut r).is_ok()
+            };
+            if !well_formed {
+                return Err(crate::Error::Inconsistent.into());
+            }
+        }
+
         if [msg::IGNORE, msg::UNIMPLEMENTED, msg::DEBUG].contains(message_type) {
             return Ok(());
         }

@@ -1688,8 +1688,13 @@ mod tests {
     }
 
     fn compressed_debug_payload(payload_len: usize) -> Vec<u8> {
-        let mut payload = vec![b'A'; payload_len];
-        payload[0] = crate::msg::DEBUG;
+        // HoneyBee patch: a well-formed SSH_MSG_DEBUG (always_display, message, language),
+        // since a malformed one now ends the connection as in OpenSSH.
+        let text = payload_len - 10;
+        let mut payload = vec![crate::msg::DEBUG, 0];
+        payload.extend_from_slice(&(text as u32).to_be_bytes());
+        payload.extend(std::iter::repeat_n(b'A', text));
+        payload.extend_from_slice(&[0, 0, 0, 0]);
 
         let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
         encoder.write_all(&payload).unwrap();
