@@ -111,10 +111,12 @@ pub enum Node {
     And(Vec<Node>),
     Or(Vec<Node>),
     Not(Box<Node>),
-    /// `path` is the document's dotted path; None for free text.
+    /// `path` is the document's dotted path; None for free text. `raw` is the value as
+    /// typed (what goes to the core's exact filters).
     Term {
         path: Option<&'static str>,
         matcher: Matcher,
+        raw: String,
     },
 }
 
@@ -373,6 +375,7 @@ fn term(
         return Ok(Node::Term {
             path: None,
             matcher: Matcher::Text(value.to_lowercase()),
+            raw: value,
         });
     };
     let Some(path) = field_path(&name) else {
@@ -413,6 +416,7 @@ fn term(
     Ok(Node::Term {
         path: Some(path),
         matcher,
+        raw: value,
     })
 }
 
@@ -549,15 +553,17 @@ impl Query {
             one => std::slice::from_ref(one),
         };
         for n in top {
-            let Node::Term { path, matcher } = n else {
+            let Node::Term { path, matcher, raw } = n else {
                 continue;
             };
+            // The core's filters are exact: the value goes as typed (node ids and kinds
+            // are lower-case anyway; a service name may not be).
             match (path, matcher) {
                 (Some("observer.name"), Matcher::Glob(v)) if !v.contains('*') => {
                     f.node.get_or_insert_with(|| v.clone());
                 }
                 (Some("service.name"), Matcher::Glob(v)) if !v.contains('*') => {
-                    f.service.get_or_insert_with(|| v.clone());
+                    f.service.get_or_insert_with(|| raw.clone());
                 }
                 (Some("event.action"), Matcher::Glob(v)) if !v.contains('*') => {
                     f.kind.get_or_insert_with(|| v.clone());
@@ -603,6 +609,7 @@ fn eval(n: &Node, doc: &Value, text: &str) -> bool {
         Node::Term {
             path: None,
             matcher,
+            ..
         } => match matcher {
             Matcher::Text(t) => text.contains(t.as_str()),
             _ => false,
@@ -610,6 +617,7 @@ fn eval(n: &Node, doc: &Value, text: &str) -> bool {
         Node::Term {
             path: Some(path),
             matcher,
+            ..
         } => {
             let Some(v) = lookup(doc, path).and_then(scalar) else {
                 return false;
@@ -631,7 +639,7 @@ fn node_json(n: &Node) -> Value {
         Node::And(p) => json!({"op": "and", "args": p.iter().map(node_json).collect::<Vec<_>>()}),
         Node::Or(p) => json!({"op": "or", "args": p.iter().map(node_json).collect::<Vec<_>>()}),
         Node::Not(i) => json!({"op": "not", "arg": node_json(i)}),
-        Node::Term { path, matcher } => {
+        Node::Term { path, matcher, .. } => {
             let m = match matcher {
                 Matcher::Glob(v) => json!({"match": "glob", "value": v}),
                 Matcher::Text(v) => json!({"match": "text", "value": v}),
@@ -714,6 +722,15 @@ mod tests {
         );
         assert!(!hit("zzqq OR yyxx", &ssh));
         assert!(hit("zzqq OR wget", &ssh));
+        assert_eq!(
+            parse("service:HTTP-Alt")
+                .unwrap()
+                .core_filters()
+                .service
+                .as_deref(),
+            Some("HTTP-Alt"),
+            "the core's exact filter gets the value as typed"
+        );
         assert_eq!(
             parse("service:ssh OR kind:command").unwrap().core_filters(),
             CoreFilters::default(),
