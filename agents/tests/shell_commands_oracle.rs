@@ -289,6 +289,10 @@ const PROBES: &[(&str, &str)] = &[
     ("files", "diff -q n.txt m.txt"),
     ("files", "du -s n.txt"),
     ("files", "mkdir d && cd d && mktemp -u XXX | wc -c"),
+    // long output through expansion and pipes (no 4 KiB cut)
+    ("long", "echo $(yes A | head -c 5000 | tr -d '\\n') | wc -c"),
+    ("long", "A=$(printf '%5000s' | tr ' ' A); echo \"$A\" | wc -c"),
+    ("long", "printf '%5000s' x | wc -c"),
     // xargs runs the emulated commands
     ("xargs", "echo a b c | xargs echo"),
     ("xargs", "printf 'a\\nb\\n' | xargs -n1 echo x"),
