@@ -163,8 +163,8 @@ pub fn telnet_decode(data: &[u8]) {
 }
 
 /// The HTTP service's limits on the first request head (`services/http/mod.rs`).
-const HTTP_MAX_BUF: usize = 16 * 1024;
-const HTTP_MAX_HEADERS: usize = 100;
+const HTTP_MAX_BUF: usize = 8 * 1024;
+const HTTP_MAX_HEADERS: usize = 1024;
 
 /// The first request head of an HTTP connection (`http::first::read_first`, which runs
 /// `httparse` under the service's limits). The first byte picks the read size.
@@ -206,8 +206,9 @@ pub fn ftp_session(data: &[u8]) {
         return;
     };
     let mut lines = LineBuffer::default();
-    let mut machine = Machine::new(LoginPolicy::AfterAttempts(2), 6, "203.0.113.9".into());
+    let mut machine = Machine::new(6, "203.0.113.9".into(), Vec::new());
     let mut commands = 0u32;
+    let mut checks = 0u32;
     let mut passives = 0u32;
     for chunk in reads(rest, pick) {
         lines.feed(chunk);
@@ -229,6 +230,13 @@ pub fn ftp_session(data: &[u8]) {
                 Step::Close(_) => return,
                 Step::Login { close, .. } if close => return,
                 Step::Login { .. } => {}
+                // The login memory's decision: the third attempt gets in.
+                Step::Check { password, .. } => {
+                    checks += 1;
+                    if let Step::Login { close: true, .. } = machine.login(checks % 3 == 0, password) {
+                        return;
+                    }
+                }
                 Step::Passive { .. } => {
                     passives += 1;
                     if passives.is_multiple_of(2) {
@@ -240,7 +248,7 @@ pub fn ftp_session(data: &[u8]) {
                 }
                 Step::Receive { path, .. } => {
                     assert!(path.len() <= 4 * ftp_parse::MAX_LINE + 64);
-                    machine.stored(&path, line.len() as u64, "Apr 14 10:22".into());
+                    machine.stored(&path, line.len() as u64, "Apr 14 10:22".into(), None);
                 }
             }
         }

@@ -161,11 +161,12 @@ async fn curl_upload_becomes_a_capture_and_lists_it() {
     )
     .await;
     assert!(out.status.success(), "{out:?}");
-    // Another session lists the fixed tree (what one attacker uploads stays in their
-    // own session's view).
+    // Another session from the same source lists the fixed tree and, as on a real
+    // server, the upload (remembered per source across connections); the password that
+    // got in is the account's password from then on (the login memory).
     let out = output(
         Command::new("curl")
-            .args(["-sS", "--max-time", "60", "-u", "deploy:x"])
+            .args(["-sS", "--max-time", "60", "-u", "deploy:Winter2024!"])
             .arg(format!("ftp://{}/", node.addr)),
     )
     .await;
@@ -176,8 +177,30 @@ async fn curl_upload_becomes_a_capture_and_lists_it() {
         "{listing}"
     );
     assert!(listing.contains(" notes.txt"));
+    let out = output(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-u", "deploy:Winter2024!"])
+            .arg(format!("ftp://{}/upload/", node.addr)),
+    )
+    .await;
+    let listing = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        listing.starts_with(&format!(
+            "-rw-------    1 1000     1000       {} ",
+            content.len()
+        )) && listing.ends_with(" bot.sh\r\n"),
+        "{listing}"
+    );
+    // Another password for the same account is refused now.
+    let out = output(
+        Command::new("curl")
+            .args(["-sS", "--max-time", "60", "-u", "deploy:x"])
+            .arg(format!("ftp://{}/", node.addr)),
+    )
+    .await;
+    assert!(!out.status.success(), "{out:?}");
 
-    let ev = node.until("both sessions", |ev| disconnects(ev) >= 2).await;
+    let ev = node.until("all sessions", |ev| disconnects(ev) >= 4).await;
     let caps = captures(&ev);
     assert_eq!(
         caps,
@@ -348,24 +371,42 @@ async fn never_connects_out_and_data_only_from_the_client() {
     let dir = tempfile::tempdir().unwrap();
     let mut node = start(dir.path(), opts(LoginPolicy::Always)).await;
     let mut c = Ctl::connect(node.addr).await;
+    // Anonymous never gets in (Debian's vsftpd.conf: anonymous_enable=NO).
     assert_eq!(
         c.cmd("USER anonymous").await,
+        "331 Please specify the password."
+    );
+    assert_eq!(c.cmd("PASS guest@").await, "530 Login incorrect.");
+    assert_eq!(
+        c.cmd("USER deploy").await,
         "331 Please specify the password."
     );
     assert_eq!(c.cmd("PASS guest@").await, "230 Login successful.");
     assert_eq!(c.cmd("SYST").await, "215 UNIX Type: L8");
 
-    // PORT and EPRT towards a listener of ours: refused, and nothing ever connects.
+    // PORT and EPRT towards a listener of ours: accepted as vsftpd accepts the client's
+    // own address, and the transfer fails as vsftpd's does when nobody listens, but
+    // nothing ever connects.
     let bait = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let p = bait.local_addr().unwrap().port();
     assert_eq!(
         c.cmd(&format!("PORT 127,0,0,1,{},{}", p >> 8, p & 0xff))
             .await,
-        "500 Illegal PORT command."
+        "200 PORT command successful. Consider using PASV."
     );
+    assert_eq!(c.cmd("LIST").await, "425 Failed to establish connection.");
     assert_eq!(
         c.cmd(&format!("EPRT |1|127.0.0.1|{p}|")).await,
-        "500 Illegal EPRT command."
+        "200 EPRT command successful. Consider using EPSV."
+    );
+    assert_eq!(
+        c.cmd("RETR notes.txt").await,
+        "425 Failed to establish connection."
+    );
+    assert_eq!(
+        c.cmd(&format!("PORT 10,0,0,1,{},{}", p >> 8, p & 0xff))
+            .await,
+        "500 Illegal PORT command."
     );
     assert_eq!(c.cmd("LIST").await, "425 Use PORT or PASV first.");
 
@@ -451,7 +492,7 @@ async fn caps_on_line_length_and_command_count() {
             .all(|r| r == "530 Please login with USER and PASS.")
     );
 
-    let ev = node.until("both sessions", |ev| disconnects(ev) >= 2).await;
+    let ev = node.until("all sessions", |ev| disconnects(ev) >= 4).await;
     assert!(limit_hit(&ev, "ftp_line"));
     assert!(limit_hit(&ev, "ftp_commands"));
     assert_eq!(commands(&ev).len(), 2000);

@@ -281,7 +281,7 @@ pub struct HttpOptions {
     pub persona: HttpPersona,
     /// Serve HTTPS with the node's own self-signed certificate.
     pub tls: bool,
-    /// The `Server` header; empty: the persona's own (`lighttpd/1.4.59` for the router,
+    /// The `Server` header; empty: the persona's own (`lighttpd/1.4.69` for the router,
     /// `Apache/2.4.62 (Debian)` for WordPress).
     pub server_header: String,
     /// Request body bytes kept inline in the event; a longer body becomes a capture.
@@ -322,6 +322,10 @@ pub struct FtpOptions {
     pub auth_failure_delay_ms: u32,
     /// Failed logins after which the connection is closed (vsftpd's `max_login_fails`).
     pub max_login_failures: u32,
+    /// As SSH's: attempts and accepted passwords remembered per source (the node's login
+    /// memory, shared with SSH and Telnet), and how long a source's uploads stay in its
+    /// listings. Last, so that the wire form of the older fields is unchanged.
+    pub remember: Remember,
 }
 
 impl Default for FtpOptions {
@@ -331,8 +335,10 @@ impl Default for FtpOptions {
             login: LoginPolicy::default(),
             max_upload_bytes: 16 * 1024 * 1024,
             pasv_address: None,
-            auth_failure_delay_ms: 1000,
+            // PAM's 2 s (pam_unix) plus vsftpd's `delay_failed_login` of 1 s.
+            auth_failure_delay_ms: 3000,
             max_login_failures: 3,
+            remember: Remember::default(),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! plus a bounded per-session overlay of what the attacker made or deleted, so that a
 //! file they upload shows in their next listing. Nothing here touches the real disk.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 
 /// Most paths one session may add or remove; past it changes are answered but forgotten.
@@ -10,10 +11,12 @@ const MAX_OVERLAY: usize = 256;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Kind {
     Dir,
-    /// A file and its content, when it has one that can be downloaded.
+    /// A file and its content, when it has one that can be downloaded; `upload`: the
+    /// peer's own (mode 0600, as vsftpd's default `local_umask` of 077 makes it).
     File {
         size: u64,
-        content: Option<&'static [u8]>,
+        content: Option<Cow<'static, [u8]>>,
+        upload: bool,
     },
 }
 
@@ -41,7 +44,8 @@ fn base() -> Vec<Entry> {
         path: p.into(),
         kind: Kind::File {
             size: content.map_or(size, |c| c.len() as u64),
-            content,
+            content: content.map(Cow::Borrowed),
+            upload: false,
         },
         date: d.into(),
     };
@@ -101,17 +105,24 @@ impl FakeFs {
             .find(|e| e.path == path && !self.removed.contains(path))
     }
 
+    /// The listing date of `path` (`/` has the home directory's).
+    pub(crate) fn date_of(&self, path: &str) -> String {
+        self.get(path)
+            .map_or(ROOT_DATE, |e| e.date.as_str())
+            .to_owned()
+    }
+
     pub(crate) fn is_dir(&self, path: &str) -> bool {
         path == "/" || self.get(path).is_some_and(|e| e.kind == Kind::Dir)
     }
 
-    pub(crate) fn file(&self, path: &str) -> Option<(u64, Option<&'static [u8]>, &str)> {
+    pub(crate) fn file(&self, path: &str) -> Option<(u64, Option<&[u8]>, &str)> {
         match self.get(path) {
             Some(Entry {
-                kind: Kind::File { size, content },
+                kind: Kind::File { size, content, .. },
                 date,
                 ..
-            }) => Some((*size, *content, date)),
+            }) => Some((*size, content.as_deref(), date)),
             _ => None,
         }
     }
@@ -198,10 +209,29 @@ pub(crate) fn resolve(cwd: &str, arg: &str) -> String {
     }
 }
 
+/// `.` and `..` as `LIST -a` shows them for `dir` (the chroot's `..` is itself).
+pub(crate) fn dot_lines(date: &str, links: usize) -> String {
+    [".", ".."]
+        .iter()
+        .map(|n| {
+            format!(
+                "drwxr-xr-x {links:>4} {:<8} {:<8} {:>8} {date} {n}\r\n",
+                "1000", "1000", 4096
+            )
+        })
+        .collect()
+}
+
+/// The date the home directory (`/`) shows.
+pub(crate) const ROOT_DATE: &str = "Jan 18  2024";
+
 /// One `ls -l` line as vsftpd prints it (numeric owner and group).
 pub(crate) fn list_line(e: &Entry) -> String {
     let (perm, links, size) = match e.kind {
         Kind::Dir => ("drwxr-xr-x", 2, 4096),
+        Kind::File {
+            size, upload: true, ..
+        } => ("-rw-------", 1, size),
         Kind::File { size, .. } => ("-rw-r--r--", 1, size),
     };
     format!(
@@ -251,7 +281,8 @@ mod tests {
             "/upload/x.sh",
             Kind::File {
                 size: 5,
-                content: None
+                content: None,
+                upload: true,
             },
             "Jan 01 00:00".into()
         ));
@@ -259,7 +290,8 @@ mod tests {
             "/nodir/x.sh",
             Kind::File {
                 size: 5,
-                content: None
+                content: None,
+                upload: true,
             },
             "Jan 01 00:00".into()
         ));

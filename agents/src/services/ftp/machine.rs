@@ -2,15 +2,19 @@
 //! `mod.rs` does the I/O a step asks for (replies, the failed-login delay, the passive
 //! data listener, transfers) and reports back what happened.
 
-use super::fs::{FakeFs, Kind, list_line, name, resolve};
+use super::fs::{FakeFs, Kind, dot_lines, list_line, name, resolve};
 use super::parse::Command;
-use honeybee_proto::config::LoginPolicy;
+use super::uploads::Stored;
+use std::borrow::Cow;
 
 /// What the driver does next.
 #[derive(Debug, PartialEq, Eq)]
 pub(crate) enum Step {
     /// Send these reply lines (each ends with CRLF).
     Reply(String),
+    /// A password was given: decide it (the node's login memory and policy) and tell
+    /// the machine with [`Machine::login`].
+    Check { username: String, password: String },
     /// A password was given: record the attempt; on failure wait the delay first; send
     /// `reply`; close afterwards if `close`.
     Login {
@@ -39,13 +43,18 @@ fn reply(s: &str) -> Step {
     Step::Reply(format!("{s}\r\n"))
 }
 
-const FEAT: &str = "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n UTF8\r\n211 End\r\n";
+const FEAT: &str = "211-Features:\r\n EPRT\r\n EPSV\r\n MDTM\r\n PASV\r\n REST STREAM\r\n SIZE\r\n TVFS\r\n211 End\r\n";
 const HELP: &str = "214-The following commands are recognized.\r\n ABOR ACCT ALLO APPE CDUP CWD  DELE EPRT EPSV FEAT HELP LIST MDTM MKD\r\n MODE NLST NOOP OPTS PASS PASV PORT PWD  QUIT REIN REST RETR RMD  RNFR\r\n RNTO SITE SIZE SMNT STAT STOR STOU STRU SYST TYPE USER XCUP XCWD XMKD\r\n XPWD XRMD\r\n214 Help OK.\r\n";
+
+/// Users vsftpd treats as anonymous. Debian's `/etc/vsftpd.conf` has
+/// `anonymous_enable=NO`, so they never get in, whatever the login policy says.
+pub(crate) fn is_anonymous(user: &str) -> bool {
+    user.eq_ignore_ascii_case("anonymous") || user.eq_ignore_ascii_case("ftp")
+}
 
 /// One control connection's state.
 #[derive(Debug)]
 pub(crate) struct Machine {
-    policy: LoginPolicy,
     max_failures: u32,
     client_ip: String,
     user: Option<String>,
@@ -55,14 +64,31 @@ pub(crate) struct Machine {
     binary: bool,
     /// A passive listener is open and not yet used by a transfer.
     passive: bool,
+    /// PORT/EPRT named the client's own address: the next transfer "fails to connect"
+    /// (the honeypot never connects out).
+    active: bool,
     rename_from: Option<String>,
     fs: FakeFs,
+    /// Uploads of this source deleted or renamed: to be forgotten across connections.
+    forgotten: Vec<String>,
 }
 
 impl Machine {
-    pub(crate) fn new(policy: LoginPolicy, max_failures: u32, client_ip: String) -> Self {
+    /// A session for `client_ip`, whose earlier uploads (still remembered) are listed.
+    pub(crate) fn new(max_failures: u32, client_ip: String, uploads: Vec<Stored>) -> Self {
+        let mut fs = FakeFs::default();
+        for u in uploads {
+            fs.add(
+                &u.path,
+                Kind::File {
+                    size: u.size,
+                    content: u.content.map(Cow::Owned),
+                    upload: true,
+                },
+                ls_date(u.at, u.at),
+            );
+        }
         Machine {
-            policy,
             max_failures,
             client_ip,
             user: None,
@@ -71,8 +97,24 @@ impl Machine {
             cwd: "/".into(),
             binary: false,
             passive: false,
+            active: false,
             rename_from: None,
-            fs: FakeFs::default(),
+            fs,
+            forgotten: Vec::new(),
+        }
+    }
+
+    /// Paths of this source's uploads deleted or renamed since the last call.
+    pub(crate) fn take_forgotten(&mut self) -> Vec<String> {
+        std::mem::take(&mut self.forgotten)
+    }
+
+    fn forget_if_upload(&mut self, path: &str) {
+        if matches!(
+            self.fs.get(path).map(|e| &e.kind),
+            Some(Kind::File { upload: true, .. })
+        ) {
+            self.forgotten.push(path.to_owned());
         }
     }
 
@@ -81,13 +123,15 @@ impl Machine {
         self.passive = false;
     }
 
-    /// An upload to `path` of `size` bytes finished (`date` as `ls -l` shows it).
-    pub(crate) fn stored(&mut self, path: &str, size: u64, date: String) {
+    /// An upload to `path` of `size` bytes finished (`date` as `ls -l` shows it);
+    /// `content` if it is small enough to be downloaded again.
+    pub(crate) fn stored(&mut self, path: &str, size: u64, date: String, content: Option<Vec<u8>>) {
         self.fs.add(
             path,
             Kind::File {
                 size,
-                content: None,
+                content: content.map(Cow::Owned),
+                upload: true,
             },
             date,
         );
@@ -135,17 +179,33 @@ impl Machine {
             "STRU" => reply("504 Bad STRU command."),
             "PASV" => {
                 self.passive = true;
+                self.active = false;
                 Step::Passive { extended: false }
             }
             "EPSV" if arg.eq_ignore_ascii_case("ALL") => reply("200 EPSV ALL ok."),
             "EPSV" => {
                 self.passive = true;
+                self.active = false;
                 Step::Passive { extended: true }
             }
-            // Active mode would make the honeypot connect out: refused, as vsftpd does
-            // when the address is not the client's.
-            "PORT" => reply("500 Illegal PORT command."),
-            "EPRT" => reply("500 Illegal EPRT command."),
+            // vsftpd accepts an active address that is the client's own (and refuses any
+            // other). The honeypot never connects out: the transfer that follows fails
+            // as vsftpd's does when the client is not listening.
+            "PORT" => match port_ip(arg) {
+                Some(ip) if ip == self.client_ip => {
+                    self.set_active();
+                    reply("200 PORT command successful. Consider using PASV.")
+                }
+                _ => reply("500 Illegal PORT command."),
+            },
+            "EPRT" => match eprt_ip(arg) {
+                Some(ip) if ip == self.client_ip => {
+                    self.set_active();
+                    reply("200 EPRT command successful. Consider using EPSV.")
+                }
+                Some(_) => reply("500 Illegal EPRT command."),
+                None => reply("500 Bad EPRT command."),
+            },
             "LIST" | "NLST" => self.list(cmd.verb == "NLST", arg),
             "RETR" => self.retr(arg),
             "STOR" | "APPE" | "STOU" => self.stor(arg),
@@ -159,6 +219,7 @@ impl Machine {
             },
             "DELE" => {
                 let p = self.path(arg);
+                self.forget_if_upload(&p);
                 if self.fs.file(&p).is_some() && self.fs.remove(&p) {
                     reply("250 Delete operation successful.")
                 } else {
@@ -194,6 +255,7 @@ impl Machine {
             }
             "RNTO" => match self.rename_from.take() {
                 Some(from) => {
+                    self.forget_if_upload(&from);
                     let to = self.path(arg);
                     let kind = self.fs.get(&from).map(|e| e.kind.clone());
                     let renamed = kind.is_some_and(|k| self.fs.add(&to, k, "Mar 14  2023".into()));
@@ -237,19 +299,26 @@ impl Machine {
     }
 
     fn pass(&mut self, arg: &str) -> Step {
-        if let Some(user) = &self.logged_in {
-            let _ = user;
+        if self.logged_in.is_some() {
             return reply("230 Already logged in.");
         }
-        let Some(username) = self.user.take() else {
+        let Some(username) = self.user.clone() else {
             return reply("503 Login with USER first.");
         };
-        let success = self.policy.accepts(self.failures, &username, arg);
+        Step::Check {
+            username,
+            password: arg.to_owned(),
+        }
+    }
+
+    /// The decision on the password a [`Step::Check`] asked about.
+    pub(crate) fn login(&mut self, success: bool, password: String) -> Step {
+        let username = self.user.take().unwrap_or_default();
         if success {
             self.logged_in = Some(username.clone());
             Step::Login {
                 username,
-                password: arg.to_owned(),
+                password,
                 success: true,
                 reply: "230 Login successful.\r\n".into(),
                 close: false,
@@ -258,12 +327,29 @@ impl Machine {
             self.failures += 1;
             Step::Login {
                 username,
-                password: arg.to_owned(),
+                password,
                 success: false,
                 reply: "530 Login incorrect.\r\n".into(),
                 close: self.failures >= self.max_failures,
             }
         }
+    }
+
+    fn set_active(&mut self) {
+        self.active = true;
+        self.passive = false;
+    }
+
+    /// Whether a transfer may start: `Err` with the reply when it may not. A transfer
+    /// after PORT/EPRT "fails to connect".
+    fn data_channel(&mut self) -> Result<(), Step> {
+        if std::mem::take(&mut self.active) {
+            return Err(reply("425 Failed to establish connection."));
+        }
+        if !self.passive {
+            return Err(reply("425 Use PORT or PASV first."));
+        }
+        Ok(())
     }
 
     fn path(&self, arg: &str) -> String {
@@ -281,18 +367,31 @@ impl Machine {
     }
 
     fn list(&mut self, names_only: bool, arg: &str) -> Step {
-        if !std::mem::take(&mut self.passive) {
-            return reply("425 Use PORT or PASV first.");
+        if let Err(step) = self.data_channel() {
+            return step;
         }
-        // `LIST -la` and friends: options are ignored, the first other word is the path.
-        let target = arg
+        self.passive = false;
+        let all = arg
             .split(' ')
-            .find(|w| !w.is_empty() && !w.starts_with('-'))
-            .map_or_else(|| self.cwd.clone(), |w| self.path(w));
+            .any(|w| w.starts_with('-') && w.contains('a'));
+        // `LIST -la` and friends: options are ignored, the first other word is the path.
+        let given = arg
+            .split(' ')
+            .find(|w| !w.is_empty() && !w.starts_with('-'));
+        let target = given.map_or_else(|| self.cwd.clone(), |w| self.path(w));
+        // NLST of a named directory prefixes each name with it, as vsftpd does.
+        let prefix = given.map_or(String::new(), |g| format!("{}/", g.trim_end_matches('/')));
         let mut data = String::new();
         if self.fs.is_dir(&target) {
-            for e in self.fs.children(&target) {
+            let children = self.fs.children(&target);
+            if all && !names_only {
+                // `.` links to itself, its parent and each subdirectory.
+                let dirs = children.iter().filter(|e| e.kind == Kind::Dir).count();
+                data.push_str(&dot_lines(&self.fs.date_of(&target), dirs + 2));
+            }
+            for e in children {
                 if names_only {
+                    data.push_str(&prefix);
                     data.push_str(name(&e.path));
                     data.push_str("\r\n");
                 } else {
@@ -314,19 +413,19 @@ impl Machine {
     }
 
     fn retr(&mut self, arg: &str) -> Step {
-        if !self.passive {
-            return reply("425 Use PORT or PASV first.");
+        if let Err(step) = self.data_channel() {
+            return step;
         }
         let p = self.path(arg);
         match self.fs.file(&p) {
             Some((size, Some(content), _)) => {
                 self.passive = false;
-                let mode = if self.binary { "BINARY" } else { "ASCII" };
+                // vsftpd sends BINARY whatever TYPE says (`ascii_download_enable=NO`).
                 Step::Send {
                     data: content.to_vec(),
                     opening: format!(
-                        "150 Opening {mode} mode data connection for {} ({size} bytes).\r\n",
-                        name(&p)
+                        "150 Opening BINARY mode data connection for {} ({size} bytes).\r\n",
+                        arg.trim_end_matches(['\r', '\n'])
                     ),
                     done: "226 Transfer complete.\r\n",
                 }
@@ -336,8 +435,8 @@ impl Machine {
     }
 
     fn stor(&mut self, arg: &str) -> Step {
-        if !self.passive {
-            return reply("425 Use PORT or PASV first.");
+        if let Err(step) = self.data_channel() {
+            return step;
         }
         let p = self.path(arg);
         if arg.is_empty()
@@ -364,6 +463,54 @@ impl Machine {
     }
 }
 
+/// The address of a `PORT h1,h2,h3,h4,p1,p2` argument, as text.
+fn port_ip(arg: &str) -> Option<String> {
+    let n: Vec<u8> = arg
+        .trim()
+        .split(',')
+        .map(|p| p.trim().parse::<u8>().ok())
+        .collect::<Option<_>>()?;
+    match n.as_slice() {
+        [a, b, c, d, _, _] => Some(std::net::Ipv4Addr::new(*a, *b, *c, *d).to_string()),
+        _ => None,
+    }
+}
+
+/// The address of an `EPRT |1|ip|port|` argument, as canonical text.
+fn eprt_ip(arg: &str) -> Option<String> {
+    let arg = arg.trim();
+    let delim = arg.chars().next()?;
+    let parts: Vec<&str> = arg.split(delim).collect();
+    match parts.as_slice() {
+        ["", proto, ip, port, ""] if matches!(*proto, "1" | "2") => {
+            port.parse::<u16>().ok()?;
+            let ip: std::net::IpAddr = ip.parse().ok()?;
+            Some(ip.to_canonical().to_string())
+        }
+        _ => None,
+    }
+}
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+
+/// `secs` as vsftpd's `ls -l` shows it at `now`: `Dec 06 23:09` within six months,
+/// else `Dec 06  2025` (the day always two digits).
+pub(crate) fn ls_date(secs: u64, now: u64) -> String {
+    let (y, m, d) = crate::services::http::civil_from_days((secs / 86_400) as i64);
+    let month = MONTHS[usize::from(m.clamp(1, 12)) - 1];
+    if now.abs_diff(secs) < 182 * 86_400 {
+        format!(
+            "{month} {d:02} {:02}:{:02}",
+            secs / 3600 % 24,
+            secs / 60 % 60
+        )
+    } else {
+        format!("{month} {d:02}  {y}")
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -379,14 +526,22 @@ mod tests {
         }
     }
 
+    /// PASS with the driver's decision.
+    fn pass(m: &mut Machine, line: &str, success: bool) -> Step {
+        match run(m, line) {
+            Step::Check { password, .. } => m.login(success, password),
+            other => other,
+        }
+    }
+
     fn logged_in() -> Machine {
-        let mut m = Machine::new(LoginPolicy::Always, 3, "10.0.0.9".into());
+        let mut m = Machine::new(3, "10.0.0.9".into(), Vec::new());
         assert_eq!(
-            text(run(&mut m, "USER ftp")),
+            text(run(&mut m, "USER www")),
             "331 Please specify the password.\r\n"
         );
         assert!(matches!(
-            run(&mut m, "PASS x"),
+            pass(&mut m, "PASS x", true),
             Step::Login { success: true, .. }
         ));
         m
@@ -394,7 +549,7 @@ mod tests {
 
     #[test]
     fn login_follows_the_policy() {
-        let mut m = Machine::new(LoginPolicy::AfterAttempts(1), 3, "10.0.0.9".into());
+        let mut m = Machine::new(3, "10.0.0.9".into(), Vec::new());
         assert_eq!(
             text(run(&mut m, "SYST")),
             "530 Please login with USER and PASS.\r\n"
@@ -406,6 +561,13 @@ mod tests {
         run(&mut m, "USER root");
         assert_eq!(
             run(&mut m, "PASS toor"),
+            Step::Check {
+                username: "root".into(),
+                password: "toor".into()
+            }
+        );
+        assert_eq!(
+            m.login(false, "toor".into()),
             Step::Login {
                 username: "root".into(),
                 password: "toor".into(),
@@ -421,7 +583,7 @@ mod tests {
         );
         run(&mut m, "USER root");
         assert!(matches!(
-            run(&mut m, "PASS 123"),
+            pass(&mut m, "PASS 123", true),
             Step::Login { success: true, .. }
         ));
         assert_eq!(text(run(&mut m, "SYST")), "215 UNIX Type: L8\r\n");
@@ -432,16 +594,56 @@ mod tests {
     }
 
     #[test]
+    fn earlier_uploads_are_listed_with_vsftpd_dates() {
+        let at = 1_765_015_740; // 2025-12-06 10:09 UTC
+        let mut m = Machine::new(
+            3,
+            "10.0.0.9".into(),
+            vec![Stored {
+                path: "/upload/a.sh".into(),
+                size: 4,
+                at,
+                content: Some(b"id\n\n".to_vec()),
+            }],
+        );
+        run(&mut m, "USER www");
+        pass(&mut m, "PASS x", true);
+        run(&mut m, "PASV");
+        match run(&mut m, "LIST -la upload") {
+            Step::Send { data, .. } => {
+                let s = String::from_utf8(data).unwrap();
+                assert!(
+                    s.starts_with("drwxr-xr-x    2 1000     1000         4096 "),
+                    "{s}"
+                );
+                assert!(
+                    s.ends_with("-rw-------    1 1000     1000            4 Dec 06 10:09 a.sh\r\n"),
+                    "{s}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(ls_date(at, at + 86_400), "Dec 06 10:09");
+        assert_eq!(ls_date(at, at + 365 * 86_400), "Dec 06  2025");
+    }
+
+    #[test]
+    fn anonymous_is_refused_as_debian_configures_vsftpd() {
+        assert!(is_anonymous("anonymous") && is_anonymous("FTP"));
+        assert!(!is_anonymous("admin"));
+    }
+
+    #[test]
     fn closes_after_max_failures() {
-        let mut m = Machine::new(LoginPolicy::Never, 2, "10.0.0.9".into());
+        let mut m = Machine::new(2, "10.0.0.9".into(), Vec::new());
         run(&mut m, "USER a");
         assert!(matches!(
-            run(&mut m, "PASS 1"),
+            pass(&mut m, "PASS 1", false),
             Step::Login { close: false, .. }
         ));
         run(&mut m, "USER a");
         assert!(matches!(
-            run(&mut m, "PASS 2"),
+            pass(&mut m, "PASS 2", false),
             Step::Login {
                 close: true,
                 success: false,
@@ -483,14 +685,31 @@ mod tests {
         );
         assert_eq!(text(run(&mut m, "MODE S")), "200 Mode set to S.\r\n");
         assert_eq!(text(run(&mut m, "STRU R")), "504 Bad STRU command.\r\n");
+        // Active mode: the client's own address is accepted, as vsftpd does, and the
+        // transfer then fails to connect; any other address is refused.
         assert_eq!(
             text(run(&mut m, "PORT 127,0,0,1,4,1")),
             "500 Illegal PORT command.\r\n"
         );
         assert_eq!(
+            text(run(&mut m, "PORT 10,0,0,9,4,1")),
+            "200 PORT command successful. Consider using PASV.\r\n"
+        );
+        assert_eq!(
+            text(run(&mut m, "LIST")),
+            "425 Failed to establish connection.\r\n"
+        );
+        assert_eq!(text(run(&mut m, "LIST")), "425 Use PORT or PASV first.\r\n");
+        assert_eq!(
+            text(run(&mut m, "EPRT |1|10.0.0.9|1025|")),
+            "200 EPRT command successful. Consider using EPSV.\r\n"
+        );
+        assert_eq!(
             text(run(&mut m, "EPRT |1|127.0.0.1|1025|")),
             "500 Illegal EPRT command.\r\n"
         );
+        assert_eq!(text(run(&mut m, "EPRT junk")), "500 Bad EPRT command.\r\n");
+        assert!(text(run(&mut m, "STAT")).contains("Logged in as www\r\n"));
         assert_eq!(
             text(run(&mut m, "SITE EXEC /bin/sh")),
             "500 Unknown SITE command.\r\n"
@@ -525,7 +744,7 @@ mod tests {
         match run(&mut m, "RETR notes.txt") {
             Step::Send { data, opening, .. } => {
                 assert!(
-                    opening.starts_with("150 Opening ASCII mode data connection for notes.txt (")
+                    opening.starts_with("150 Opening BINARY mode data connection for notes.txt (")
                 );
                 assert!(!data.is_empty());
             }
@@ -539,17 +758,29 @@ mod tests {
                 opening: "150 Ok to send data.\r\n".into()
             }
         );
-        m.stored("/upload/x.sh", 42, "Jan 01 00:00".into());
+        m.stored(
+            "/upload/x.sh",
+            42,
+            "Jan 01 00:00".into(),
+            Some(b"echo".to_vec()),
+        );
+        run(&mut m, "PASV");
+        match run(&mut m, "RETR /upload/x.sh") {
+            Step::Send { data, .. } => assert_eq!(data, b"echo"),
+            other => panic!("{other:?}"),
+        }
         assert_eq!(text(run(&mut m, "SIZE /upload/x.sh")), "213 42\r\n");
         run(&mut m, "PASV");
         match run(&mut m, "NLST upload") {
-            Step::Send { data, .. } => assert_eq!(data, b"x.sh\r\n"),
+            // A named directory prefixes the names, as vsftpd's NLST does.
+            Step::Send { data, .. } => assert_eq!(data, b"upload/x.sh\r\n"),
             other => panic!("{other:?}"),
         }
         assert_eq!(
             text(run(&mut m, "DELE upload/x.sh")),
             "250 Delete operation successful.\r\n"
         );
+        assert_eq!(m.take_forgotten(), ["/upload/x.sh"]);
         assert_eq!(
             text(run(&mut m, "DELE upload/x.sh")),
             "550 Delete operation failed.\r\n"

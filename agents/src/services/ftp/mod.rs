@@ -1,6 +1,10 @@
-//! FTP honeypot imitating vsFTPd 3.0.3: logins per the login policy, a fake directory
-//! tree, passive-mode transfers, and uploads streamed to the capture spool. Active mode (PORT/EPRT)
-//! is refused: the honeypot never connects out.
+//! FTP honeypot imitating Debian 12's vsFTPd 3.0.3 with its default configuration
+//! (`anonymous_enable=NO`, local users, here with `write_enable=YES`): logins of system
+//! accounts per the login policy and the node's login memory (shared with SSH and
+//! Telnet; `anonymous`/`ftp` never get in), a fake directory tree, passive-mode
+//! transfers, and uploads streamed to the capture spool and remembered per source
+//! (`uploads`). Active mode (PORT/EPRT) is accepted for the client's own address, as
+//! vsftpd does, but the transfer then fails to connect: the honeypot never connects out.
 //!
 //! `parse.rs` splits and parses command lines, `machine.rs` is the sans-IO session, `fs.rs`
 //! the fake tree; this file is the driver that does the I/O they ask for.
@@ -8,9 +12,11 @@
 mod fs;
 pub(crate) mod machine;
 pub(crate) mod parse;
+mod uploads;
 
 use super::ServiceContext;
 use super::conn::Session;
+use super::login::{LoginBook, pam_delay};
 use super::stopped;
 use crate::captures::{CaptureSpoolError, CaptureWriter};
 use honeybee_proto::capture::CaptureKind;
@@ -19,11 +25,13 @@ use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, c
 use machine::{Machine, Step};
 use parse::{Command, Line, LineBuffer};
 use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::{Instant, timeout, timeout_at};
+use uploads::UploadBook;
 
 /// Commands one session may send before it is closed.
 const MAX_COMMANDS: u32 = 2000;
@@ -53,6 +61,9 @@ pub(crate) struct FtpService {
     failure_delay: Duration,
     max_failures: u32,
     idle_timeout: Duration,
+    logins: Arc<LoginBook>,
+    remember_s: u64,
+    uploads: Arc<UploadBook>,
 }
 
 /// Whether the session goes on after a step.
@@ -83,9 +94,14 @@ impl FtpService {
             policy: opts.login.clone(),
             max_upload: opts.max_upload_bytes as usize,
             pasv_address: opts.pasv_address,
-            failure_delay: Duration::from_millis(u64::from(opts.auth_failure_delay_ms)),
+            failure_delay: Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000))),
             max_failures: opts.max_login_failures.max(1),
             idle_timeout: ctx.idle_timeout,
+            logins: Arc::clone(&ctx.logins),
+            remember_s: opts.remember.secs(),
+            // One book per node (a second FTP service on the node opens its own copy;
+            // the last one saved wins).
+            uploads: UploadBook::open(Some(&ctx.data_dir), "ftp-uploads.bin", opts.remember.secs()),
         })
     }
 
@@ -99,9 +115,9 @@ impl FtpService {
             session,
             stream,
             machine: Machine::new(
-                self.policy.clone(),
                 self.max_failures,
                 session.src.ip().to_canonical().to_string(),
+                self.uploads.files(session.src.ip()),
             ),
             passive: None,
             stop,
@@ -168,7 +184,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                         .await;
                 }
                 let step = self.machine.command(&cmd);
-                if self.step(step).await == Flow::Close {
+                let flow = self.step(step).await;
+                for path in self.machine.take_forgotten() {
+                    self.svc.uploads.remove(self.session.src.ip(), &path).await;
+                }
+                if flow == Flow::Close {
                     return;
                 }
             }
@@ -190,8 +210,20 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         }
     }
 
-    async fn step(&mut self, step: Step) -> Flow {
+    async fn step(&mut self, mut step: Step) -> Flow {
+        if let Step::Check { username, password } = step {
+            let success = !machine::is_anonymous(&username)
+                && self.svc.logins.attempt(
+                    self.session.src.ip(),
+                    &username,
+                    &password,
+                    &self.svc.policy,
+                    self.svc.remember_s,
+                );
+            step = self.machine.login(success, password);
+        }
         match step {
+            Step::Check { .. } => Flow::Continue,
             Step::Reply(text) => self.write(text.as_bytes()).await,
             Step::Close(text) => {
                 let _ = self.write(text.as_bytes()).await;
@@ -218,7 +250,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     .await;
                 if !success {
                     tokio::select! {
-                        () = tokio::time::sleep(self.svc.failure_delay) => {}
+                        () = tokio::time::sleep(pam_delay(self.svc.failure_delay)) => {}
                         () = stopped(&mut self.stop) => return Flow::Close,
                     }
                 }
@@ -346,6 +378,8 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         // one chunk, never the file.
         let mut upload = Upload::start(self.session).await;
         let mut kept = 0usize;
+        // The first bytes, for `RETR` of the upload later (small uploads only).
+        let mut small: Option<Vec<u8>> = Some(Vec::new());
         let mut chunk = vec![0u8; DATA_CHUNK];
         let outcome: Received = tokio::select! {
             r = timeout(TRANSFER_TIMEOUT, async {
@@ -357,6 +391,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
                     };
                     // Checked before anything is stored: at most `max` bytes are kept.
                     let take = n.min(max - kept);
+                    if let Some(s) = &mut small {
+                        if s.len() + take <= uploads::MAX_CONTENT {
+                            s.extend_from_slice(&chunk[..take]);
+                        } else {
+                            small = None;
+                        }
+                    }
                     if take > 0 {
                         let (back, stored) = upload.write(chunk, take).await;
                         chunk = back;
@@ -393,7 +434,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Driver<'_, S> {
         upload.finish(self.session, &path, meta).await;
         match outcome {
             Received::Complete => {
-                self.machine.stored(&path, size, ls_date_now());
+                let now = now_secs();
+                self.machine
+                    .stored(&path, size, machine::ls_date(now, now), small.clone());
+                self.svc
+                    .uploads
+                    .add(
+                        self.session.src.ip(),
+                        uploads::Stored {
+                            path: path.clone(),
+                            size,
+                            at: now,
+                            content: small,
+                        },
+                    )
+                    .await;
                 self.write(b"226 Transfer complete.\r\n").await
             }
             Received::OverCap => self.write(b"552 Exceeded storage allocation.\r\n").await,
@@ -548,19 +603,6 @@ async fn limit(session: &Session, limit: &str, detail: String) {
         .await;
 }
 
-/// Now as `ls -l` shows a recent file: `Mar 14 02:15`.
-fn ls_date_now() -> String {
-    const MONTHS: [&str; 12] = [
-        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-    ];
-    let secs = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let (_, m, d) = super::http::civil_from_days((secs / 86_400) as i64);
-    let month = MONTHS[usize::from(m.clamp(1, 12)) - 1];
-    format!(
-        "{month} {d:>2} {:02}:{:02}",
-        secs / 3600 % 24,
-        secs / 60 % 60
-    )
+fn now_secs() -> u64 {
+    u64::try_from(crate::sink::now_ms() / 1000).unwrap_or(0)
 }

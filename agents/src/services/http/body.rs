@@ -3,12 +3,12 @@
 //! one pending chunk, never the body, whatever `max_body_bytes` allows.
 
 use super::BODY_TIMEOUT;
+use super::request::Framing;
 use crate::captures::{CaptureSpool, CaptureSpoolError, CaptureWriter};
 use crate::services::conn::Session;
 use honeybee_proto::capture::CaptureKind;
 use honeybee_proto::event::{EventKind, MAX_FIELD_LEN, clamp};
-use http_body_util::BodyExt;
-use hyper::body::Incoming;
+use tokio::io::{AsyncRead, AsyncReadExt};
 use tokio::time::Instant;
 
 /// Bytes of a body kept in memory for the personas (login forms, XML-RPC calls) and the
@@ -141,6 +141,11 @@ impl Body {
         b
     }
 
+    /// A request without a body.
+    pub(crate) fn empty() -> Body {
+        Body::new(0)
+    }
+
     /// Takes `data` in: the prefix keeps what fits, the capture (started once the body
     /// passes `inline`) gets all of it.
     async fn take(&mut self, data: &[u8], inline: usize, session: &Session) {
@@ -225,40 +230,155 @@ impl Body {
     }
 }
 
-/// Reads a body frame by frame up to `max` bytes, each frame under the body deadline,
-/// streaming it to the spool once it passes `inline` bytes. Call [`Body::finish`] after.
-pub(crate) async fn read_body(
-    mut body: Incoming,
+/// Reads the body `framing` announces, from `buf` (the bytes already read past the head)
+/// and then the stream, up to `max` bytes, all of it under the body deadline, streaming
+/// it to the spool once it passes `inline` bytes. What follows the body (a pipelined
+/// request) is left in `buf`. Call [`Body::finish`] after.
+pub(crate) async fn read_framed<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut Vec<u8>,
+    framing: Framing,
     max: usize,
     inline: usize,
-    announced: Option<u64>,
     session: &Session,
 ) -> Body {
     // Trust an announced length only as far as the cap allows.
-    let hint = announced.map_or(0, |n| n.min(max as u64) as usize);
+    let hint = match framing {
+        Framing::Length(n) => n.min(max as u64) as usize,
+        _ => 0,
+    };
     let mut out = Body::new(hint.min(inline.max(1024)));
     let deadline = Instant::now() + BODY_TIMEOUT;
-    loop {
-        match tokio::time::timeout_at(deadline, body.frame()).await {
-            Err(_) => {
-                out.end = BodyEnd::TimedOut;
-                return out;
+    let mut r = Reader {
+        stream,
+        buf,
+        deadline,
+    };
+    out.end = match framing {
+        Framing::None => BodyEnd::Complete,
+        Framing::Length(n) => r.data(n, &mut out, max, inline, session).await,
+        Framing::Chunked => r.chunked(&mut out, max, inline, session).await,
+    };
+    out
+}
+
+/// Longest chunk-size line, and all trailer lines together, accepted in a chunked body.
+const MAX_CHUNK_LINE: usize = 1024;
+const MAX_TRAILERS: usize = 8 * 1024;
+/// Bytes read from the stream at a time.
+const READ_CHUNK: usize = 16 * 1024;
+
+struct Reader<'a, S> {
+    stream: &'a mut S,
+    buf: &'a mut Vec<u8>,
+    deadline: Instant,
+}
+
+impl<S: AsyncRead + Unpin> Reader<'_, S> {
+    /// Reads more bytes into the buffer: `Err` with how the body ended if none came.
+    async fn fill(&mut self) -> Result<(), BodyEnd> {
+        let mut chunk = [0u8; READ_CHUNK];
+        match tokio::time::timeout_at(self.deadline, self.stream.read(&mut chunk)).await {
+            Err(_) => Err(BodyEnd::TimedOut),
+            Ok(Ok(0)) | Ok(Err(_)) => Err(BodyEnd::Broken),
+            Ok(Ok(n)) => {
+                self.buf.extend_from_slice(&chunk[..n]);
+                Ok(())
             }
-            Ok(None) => return out,
-            Ok(Some(Err(_))) => {
-                out.end = BodyEnd::Broken;
-                return out;
+        }
+    }
+
+    /// `n` bytes of body data.
+    async fn data(
+        &mut self,
+        mut n: u64,
+        out: &mut Body,
+        max: usize,
+        inline: usize,
+        session: &Session,
+    ) -> BodyEnd {
+        while n > 0 {
+            if self.buf.is_empty()
+                && let Err(end) = self.fill().await
+            {
+                return end;
             }
-            Ok(Some(Ok(frame))) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = (max as u64).saturating_sub(out.size) as usize;
-                    if data.len() > room {
-                        out.take(&data[..room], inline, session).await;
-                        out.end = BodyEnd::TooLarge;
-                        return out;
-                    }
-                    out.take(&data, inline, session).await;
+            let take = (self.buf.len() as u64).min(n) as usize;
+            let room = (max as u64).saturating_sub(out.size) as usize;
+            if take > room {
+                out.take(&self.buf[..room], inline, session).await;
+                self.buf.clear();
+                return BodyEnd::TooLarge;
+            }
+            out.take(&self.buf[..take], inline, session).await;
+            self.buf.drain(..take);
+            n -= take as u64;
+        }
+        BodyEnd::Complete
+    }
+
+    /// A chunked body, decoded with `httparse::parse_chunk_size`; trailers are skipped.
+    async fn chunked(
+        &mut self,
+        out: &mut Body,
+        max: usize,
+        inline: usize,
+        session: &Session,
+    ) -> BodyEnd {
+        loop {
+            let size = match httparse::parse_chunk_size(self.buf) {
+                Ok(httparse::Status::Complete((used, size))) => {
+                    self.buf.drain(..used);
+                    size
                 }
+                Ok(httparse::Status::Partial) if self.buf.len() <= MAX_CHUNK_LINE => {
+                    if let Err(end) = self.fill().await {
+                        return end;
+                    }
+                    continue;
+                }
+                _ => return BodyEnd::Broken,
+            };
+            if size == 0 {
+                return self.trailers().await;
+            }
+            let end = self.data(size, out, max, inline, session).await;
+            if end != BodyEnd::Complete {
+                return end;
+            }
+            while self.buf.len() < 2 {
+                if let Err(end) = self.fill().await {
+                    return end;
+                }
+            }
+            if !self.buf.starts_with(b"\r\n") {
+                return BodyEnd::Broken;
+            }
+            self.buf.drain(..2);
+        }
+    }
+
+    /// Trailer lines up to the blank line that ends a chunked body.
+    async fn trailers(&mut self) -> BodyEnd {
+        let mut seen = 0;
+        loop {
+            match self.buf.windows(2).position(|w| w == b"\r\n") {
+                Some(0) => {
+                    self.buf.drain(..2);
+                    return BodyEnd::Complete;
+                }
+                Some(i) => {
+                    seen += i + 2;
+                    self.buf.drain(..i + 2);
+                }
+                None => {
+                    if let Err(end) = self.fill().await {
+                        return end;
+                    }
+                }
+            }
+            if seen > MAX_TRAILERS || self.buf.len() > MAX_TRAILERS {
+                return BodyEnd::Broken;
             }
         }
     }

@@ -1,18 +1,11 @@
-//! The first request head of a connection, read before hyper sees it.
-//!
-//! hyper answers a head it cannot parse with a bare `400` (no `Server`, no body) and an
-//! oversized one with a bare `431`; no lighttpd or Apache does that, so a scanner that
-//! sends a TLS hello, RTSP or binary junk to the port would see a tell. Reading the first
-//! head here, with the same parser hyper uses (`httparse`) and the same limits, lets the
-//! service answer those with the persona's own error page. A head that parses is handed to
-//! hyper untouched, followed by the rest of the stream (`HeadStream::replay`). Later requests on a
-//! keep-alive connection are hyper's alone; a peer that first sent a valid request is
-//! speaking HTTP.
+//! Reading one request head off the connection, under the head size and header count
+//! caps, with `httparse` (what lighttpd-like servers parse, and nothing hand-rolled):
+//! the verdict is a complete head, bytes that are not HTTP (`400`), or a head over the
+//! caps (`431`). Every request of a connection is read here; `request.rs` then checks
+//! the parsed head the way lighttpd does.
 
-use super::persona::{self, Reply};
-use std::io;
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt};
 
 /// What the first bytes of a connection were.
 #[derive(Debug, PartialEq, Eq)]
@@ -33,11 +26,34 @@ pub(crate) async fn read_first<S: AsyncRead + Unpin>(
     max_headers: usize,
     timeout: Duration,
 ) -> (First, Vec<u8>) {
-    let mut buf: Vec<u8> = Vec::with_capacity(1024);
+    read_head(
+        stream,
+        Vec::with_capacity(1024),
+        max_len,
+        max_headers,
+        timeout,
+    )
+    .await
+}
+
+/// [`read_first`] for any request of a connection: `buf` holds the bytes already read
+/// past the previous request (a pipelined request, or its start).
+pub(crate) async fn read_head<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    mut buf: Vec<u8>,
+    max_len: usize,
+    max_headers: usize,
+    timeout: Duration,
+) -> (First, Vec<u8>) {
+    if !buf.is_empty()
+        && let Some(first) = classify(&buf, max_len, max_headers)
+    {
+        return (first, buf);
+    }
     let deadline = tokio::time::Instant::now() + timeout;
     let mut chunk = [0u8; 4096];
     // Bytes seen at the last parse: `None` before the first.
-    let mut parsed: Option<usize> = None;
+    let mut parsed: Option<usize> = (!buf.is_empty()).then_some(buf.len());
     loop {
         let room = (max_len + 1).saturating_sub(buf.len()).min(chunk.len());
         let n = match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..room])).await {
@@ -80,62 +96,10 @@ fn classify(buf: &[u8], max_len: usize, max_headers: usize) -> Option<First> {
     }
 }
 
-/// Writes the persona's error page for `status` as a complete HTTP/1.1 response that
-/// closes the connection, with the headers hyper would have written for it.
-pub(crate) async fn refuse<S: AsyncWrite + Unpin>(
-    stream: &mut S,
-    persona: honeybee_proto::config::HttpPersona,
-    server: &str,
-    status: u16,
-) -> io::Result<()> {
-    let bytes = serialize(persona::error_page(persona, status), server);
-    stream.write_all(&bytes).await?;
-    stream.flush().await?;
-    stream.shutdown().await
-}
-
-fn serialize(reply: Reply, server: &str) -> Vec<u8> {
-    let mut head = format!(
-        "HTTP/1.1 {} {}\r\nContent-Type: {}\r\n",
-        reply.status,
-        persona::reason(reply.status),
-        reply.content_type
-    );
-    for (name, value) in &reply.headers {
-        // Persona headers are ASCII names and values; anything else is left out, as
-        // `response()` does for hyper.
-        if value
-            .bytes()
-            .all(|b| b == b'\t' || (0x20..0x7f).contains(&b))
-        {
-            head += &format!("{}: {value}\r\n", title_case(name));
-        }
-    }
-    head += &format!(
-        "Server: {server}\r\nConnection: close\r\nContent-Length: {}\r\nDate: {}\r\n\r\n",
-        reply.body.len(),
-        httpdate::fmt_http_date(std::time::SystemTime::now())
-    );
-    let mut out = head.into_bytes();
-    out.extend_from_slice(&reply.body);
-    out
-}
-
-/// `x-powered-by` → `X-Powered-By`, as hyper writes with `title_case_headers`.
-fn title_case(name: &str) -> String {
-    let mut out = String::with_capacity(name.len());
-    let mut upper = true;
-    for c in name.chars() {
-        out.push(if upper { c.to_ascii_uppercase() } else { c });
-        upper = c == '-';
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use honeybee_proto::config::HttpPersona;
+    use tokio::io::AsyncWriteExt;
 
     async fn first(input: &[u8]) -> First {
         let (mut client, mut server) = tokio::io::duplex(64 * 1024);
@@ -173,21 +137,5 @@ mod tests {
         let mut huge = b"GET / HTTP/1.1\r\nX: ".to_vec();
         huge.extend(std::iter::repeat_n(b'a', 20 * 1024));
         assert_eq!(first(&huge).await, First::Refuse(431));
-    }
-
-    #[test]
-    fn refusals_carry_the_persona_page_and_server() {
-        let out = serialize(
-            persona::error_page(HttpPersona::Router, 400),
-            "lighttpd/1.4.59",
-        );
-        let text = String::from_utf8(out).unwrap();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap();
-        assert!(head.starts_with("HTTP/1.1 400 Bad Request\r\n"), "{head}");
-        assert!(head.contains("\r\nServer: lighttpd/1.4.59\r\n"), "{head}");
-        assert!(head.contains(&format!("\r\nContent-Length: {}\r\n", body.len())));
-        assert!(head.contains("\r\nDate: "), "{head}");
-        assert!(body.contains("400 - Bad Request"), "{body}");
-        assert_eq!(title_case("x-powered-by"), "X-Powered-By");
     }
 }

@@ -1,16 +1,21 @@
-//! HTTP and HTTPS honeypot: hyper's HTTP/1 server (its parser, with its limits) in front
-//! of a persona (`router` or `wordpress`). Every request is one `HttpRequest` event;
-//! login forms become `AuthAttempt`s; bodies over the inline cap become captures, streamed
-//! to the spool as they arrive (`body`); bodies over the hard cap are answered 413 and
+//! HTTP and HTTPS honeypot imitating the persona's server on the wire: every request
+//! head is read with `httparse` under hard caps (`first`), checked as lighttpd 1.4.69
+//! checks it (`request`), its body read under the body caps and streamed to the spool
+//! (`body`), routed to a persona (`router` or `wordpress`), and answered in that server's
+//! header order (`wire`), static pages with `ETag`, `304` and `206` (`file`). Every
+//! request is one `HttpRequest` event; login forms become `AuthAttempt`s; bodies over
+//! the inline cap become captures; bodies over the hard cap are answered 413 and
 //! reported.
 
 mod body;
 mod cert;
+mod file;
 pub(crate) mod first;
 mod form;
-mod head;
 mod persona;
+mod request;
 mod router;
+mod wire;
 mod wordpress;
 
 pub(crate) use cert::civil_from_days;
@@ -25,31 +30,27 @@ use honeybee_proto::event::{
     AuthAttempt, AuthMethod, EventKind, HttpRequest, MAX_DATA_LEN, MAX_FIELD_LEN, MAX_HTTP_HEADERS,
     clamp,
 };
-use http_body_util::Full;
-use hyper::body::{Bytes, Incoming};
-use hyper::header::{self, HeaderMap, HeaderValue};
-use hyper::server::conn::http1;
-use hyper::{Response, StatusCode, Version};
-use hyper_util::rt::{TokioIo, TokioTimer};
 use persona::{Login, Reply};
-use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 
 /// Time a client gets to send a request's headers, and how long an idle keep-alive
-/// connection is kept (hyper starts the clock when it waits for a request head).
+/// connection is kept.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
 /// Time a client gets to send a request's body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client gets to finish the TLS handshake.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
-/// hyper's read buffer, which bounds a request head (hyper's minimum is 8 KiB).
-const MAX_BUF: usize = 16 * 1024;
-/// Most header lines in one request; more is answered 431 by hyper.
-const MAX_HEADERS: usize = 100;
+/// Largest request head: lighttpd's `server.max-request-field-size` default; a longer
+/// one is answered 431, as lighttpd does.
+const MAX_HEAD: usize = 8 * 1024;
+/// Most header lines in one request (an 8 KiB head holds at most about 2000): lighttpd
+/// has no count of its own below the size cap, so this is high enough that a scanner
+/// never meets it first in practice.
+const MAX_HEADERS: usize = 1024;
 /// Requests served on one keep-alive connection before it is closed.
 const MAX_REQUESTS_PER_CONN: u32 = 100;
 
@@ -64,7 +65,7 @@ pub(crate) struct HttpService {
 #[derive(Debug)]
 struct Shared {
     persona: HttpPersona,
-    server: HeaderValue,
+    server: String,
     max_inline_body: usize,
     max_body_bytes: usize,
 }
@@ -76,8 +77,10 @@ impl HttpService {
         } else {
             opts.server_header.as_str()
         };
-        let server = HeaderValue::from_str(server)
-            .map_err(|_| "server_header must be printable ASCII".to_owned())?;
+        if !server.bytes().all(|b| (0x20..0x7f).contains(&b)) {
+            return Err("server_header must be printable ASCII".to_owned());
+        }
+        let server = server.to_owned();
         let tls = if opts.tls {
             let cert = cert::load_or_create(
                 &ctx.data_dir,
@@ -123,70 +126,115 @@ impl HttpService {
     async fn serve_http<S>(
         &self,
         session: &Session,
-        stream: S,
+        mut stream: S,
         mut stop: watch::Receiver<bool>,
         scheme: &'static str,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = Arc::new(Conn {
+        let conn = Conn {
             shared: Arc::clone(&self.shared),
             session: session.clone(),
             scheme,
             requests: AtomicU32::new(0),
-        });
-        let state = Arc::clone(&conn);
-        let service = hyper::service::service_fn(move |req| {
-            let conn = Arc::clone(&state);
-            async move { Ok::<_, Infallible>(conn.handle(req).await) }
-        });
-        let head = head::Head::new(MAX_DATA_LEN);
-        let mut stream = head::HeadStream::new(stream, Arc::clone(&head));
-        let read = tokio::select! {
-            r = first::read_first(&mut stream, MAX_BUF, MAX_HEADERS, HEADER_TIMEOUT) => r,
-            () = stopped(&mut stop) => return,
         };
-        let read = match read {
-            (first::First::Request, read) => read,
-            (first::First::Refuse(status), _) => {
-                let server = self.shared.server.to_str().unwrap_or_default();
-                if let Err(e) =
-                    first::refuse(&mut stream, self.shared.persona, server, status).await
-                {
-                    tracing::debug!(session = %session.id, error = %e, "http refusal not sent");
+        // Bytes read past the previous request: a pipelined request, or its start.
+        let mut buf = Vec::new();
+        loop {
+            let read = tokio::select! {
+                r = first::read_head(&mut stream, buf, MAX_HEAD, MAX_HEADERS, HEADER_TIMEOUT) => r,
+                () = stopped(&mut stop) => return,
+            };
+            let (first, read) = read;
+            buf = read;
+            let head = match first {
+                first::First::Gone => return,
+                first::First::Refuse(431) => Err(request::Refusal {
+                    status: 431,
+                    minor: 0,
+                }),
+                first::First::Refuse(_) => Err(request::refusal(&buf)),
+                first::First::Request => request::parse(&buf, MAX_HEADERS),
+            };
+            let head = match head {
+                Ok(h) => h,
+                Err(r) => {
+                    // Refused heads are answered and the connection closed, as lighttpd
+                    // does; the bytes are the record.
+                    let out = conn.refusal(r);
+                    conn.unparsable(r.status == 431, &buf).await;
+                    if finish(&mut stream, &out, true).await.is_ok() {
+                        linger(&mut stream).await;
+                    }
+                    return;
                 }
-                conn.unparsable(status == 431, &head).await;
+            };
+            buf.drain(..head.len.min(buf.len()));
+            // A client that waits for `100 Continue` before sending its body gets it, as
+            // lighttpd sends it when the body has not come with the head.
+            if head.minor == 1
+                && buf.is_empty()
+                && head.framing != request::Framing::None
+                && head
+                    .header("expect")
+                    .is_some_and(|e| e.trim().eq_ignore_ascii_case("100-continue"))
+                && !matches!(head.framing, request::Framing::Length(n) if n > self.shared.max_body_bytes as u64)
+                && finish(&mut stream, b"HTTP/1.1 100 Continue\r\n\r\n", false)
+                    .await
+                    .is_err()
+            {
                 return;
             }
-            (first::First::Gone, _) => return,
-        };
-        stream.replay(read);
-        let mut builder = http1::Builder::new();
-        builder
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_TIMEOUT)
-            .max_buf_size(MAX_BUF)
-            .max_headers(MAX_HEADERS)
-            // Real servers write `Server:`, not `server:`; scanners' patterns expect it.
-            .title_case_headers(true)
-            .keep_alive(true);
-        let connection = builder.serve_connection(TokioIo::new(stream), service);
-        tokio::pin!(connection);
-        tokio::select! {
-            r = connection.as_mut() => {
-                if let Err(e) = r {
-                    tracing::debug!(session = %session.id, error = %e, "http connection ended");
-                    if e.is_parse() || e.is_parse_too_large() {
-                        conn.unparsable(e.is_parse_too_large(), &head).await;
-                    }
+            let (out, close) = conn.handle(&head, &mut stream, &mut buf).await;
+            match finish(&mut stream, &out, close).await {
+                Ok(()) if close => {
+                    linger(&mut stream).await;
+                    return;
                 }
-            }
-            () = stopped(&mut stop) => {
-                connection.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, connection).await;
+                Ok(()) => {}
+                Err(_) => return,
             }
         }
     }
+}
+
+/// How long, and how much, a closing connection still reads from the peer.
+const LINGER: Duration = Duration::from_secs(1);
+const LINGER_BYTES: usize = 64 * 1024;
+
+/// A lingering close: what the peer still sends (the rest of an oversized head) is read
+/// and dropped for a moment, so the kernel does not answer it with a reset that could
+/// discard the response before the client read it.
+async fn linger<S: AsyncRead + Unpin>(stream: &mut S) {
+    let _ = tokio::time::timeout(LINGER, async {
+        let mut sink = [0u8; 4096];
+        let mut total = 0;
+        while total < LINGER_BYTES {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => total += n,
+            }
+        }
+    })
+    .await;
+}
+
+/// Writes a response; `close`: then shuts the connection down.
+async fn finish<S: AsyncWrite + Unpin>(
+    stream: &mut S,
+    out: &[u8],
+    close: bool,
+) -> std::io::Result<()> {
+    tokio::time::timeout(BODY_TIMEOUT, async {
+        stream.write_all(out).await?;
+        stream.flush().await?;
+        if close {
+            stream.shutdown().await?;
+        }
+        Ok(())
+    })
+    .await
+    .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
 fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
@@ -210,81 +258,86 @@ struct Conn {
 }
 
 impl Conn {
-    /// A request head was refused as unparsable (400) or too large (431), by the first-head
-    /// check or, on a later keep-alive request, by hyper: record it.
-    async fn unparsable(&self, too_large: bool, head: &head::Head) {
+    /// A request head was refused as unparsable, invalid or too large (431): record
+    /// what was sent.
+    async fn unparsable(&self, too_large: bool, buf: &[u8]) {
         if too_large {
             self.session
                 .emit(EventKind::LimitReached {
                     limit: "http_header".into(),
-                    detail: format!("request head over {MAX_BUF} bytes or {MAX_HEADERS} headers"),
+                    detail: format!("request head over {MAX_HEAD} bytes or {MAX_HEADERS} headers"),
                 })
                 .await;
         }
-        // What a peer that never spoke HTTP sent; after a valid request the head would
-        // show that request instead, so only the first is kept.
-        if self.requests.load(Ordering::Relaxed) == 0 {
-            let (bytes, truncated) = head.take();
-            if !bytes.is_empty() {
-                self.session
-                    .emit(EventKind::Data { bytes, truncated })
-                    .await;
-            }
+        if !buf.is_empty() {
+            let truncated = buf.len() > MAX_DATA_LEN;
+            self.session
+                .emit(EventKind::Data {
+                    bytes: buf[..buf.len().min(MAX_DATA_LEN)].to_vec(),
+                    truncated,
+                })
+                .await;
         }
     }
 
-    async fn handle(&self, req: hyper::Request<Incoming>) -> Response<Full<Bytes>> {
+    /// The error page for a refused head, closing the connection.
+    fn refusal(&self, r: request::Refusal) -> Vec<u8> {
+        let shared = &self.shared;
+        let reply = persona::error_page(shared.persona, r.status);
+        self.serialize(reply, r.minor, "GET", Some("close"), None)
+    }
+
+    /// Serves one parsed request: reads its body, routes it, records it. Returns the
+    /// response bytes and whether the connection closes after them.
+    async fn handle<S: AsyncRead + Unpin>(
+        &self,
+        head: &request::Head,
+        stream: &mut S,
+        buf: &mut Vec<u8>,
+    ) -> (Vec<u8>, bool) {
         let n = self.requests.fetch_add(1, Ordering::Relaxed) + 1;
-        let (parts, body) = req.into_parts();
         let shared = &self.shared;
 
-        let announced = parts
-            .headers
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
         // The body is streamed to the spool as it arrives; only its first
         // `PERSONA_PREFIX` bytes stay in memory.
-        let mut body = match announced {
-            Some(len) if len > shared.max_body_bytes as u64 => body::Body::refused(),
-            _ => {
-                body::read_body(
-                    body,
+        let mut body = match head.framing {
+            request::Framing::None => body::Body::empty(),
+            request::Framing::Length(len) if len > shared.max_body_bytes as u64 => {
+                body::Body::refused()
+            }
+            framing => {
+                body::read_framed(
+                    stream,
+                    buf,
+                    framing,
                     shared.max_body_bytes,
                     shared.max_inline_body,
-                    announced,
                     &self.session,
                 )
                 .await
             }
         };
         let end = body.end;
-
-        let method = clamp(parts.method.as_str(), MAX_FIELD_LEN);
-        let route_path = parts.uri.path();
-        // A proxy probe (`GET http://host/ HTTP/1.1`, `CONNECT host:443`) keeps its target.
-        let path = match parts.uri.authority() {
-            Some(a) if parts.uri.scheme().is_some() => {
-                format!(
-                    "{}://{a}{route_path}",
-                    parts.uri.scheme_str().unwrap_or("http")
-                )
-            }
-            Some(a) => a.to_string(),
-            None => route_path.to_owned(),
+        let announced = match head.framing {
+            request::Framing::Length(n) => Some(n),
+            _ => None,
         };
-        let path = clamp(&path, MAX_FIELD_LEN);
-        let query = parts.uri.query().map(|q| clamp(q, MAX_FIELD_LEN));
-        let user_agent = header_text(&parts.headers, header::USER_AGENT);
-        let content_type = header_text(&parts.headers, header::CONTENT_TYPE);
-        let host = link_host(&parts.headers, self.session.dst);
+
+        let method = clamp(&head.method, MAX_FIELD_LEN);
+        // The target as sent: a proxy probe (`GET http://host/ HTTP/1.1`) keeps its host.
+        let target = head.target.split('?').next().unwrap_or("");
+        let path = clamp(target, MAX_FIELD_LEN);
+        let query = head.query.as_deref().map(|q| clamp(q, MAX_FIELD_LEN));
+        let user_agent = header_text(head, "user-agent");
+        let content_type = header_text(head, "content-type");
+        let host = link_host(head.header("host"), self.session.dst);
 
         let mut reply = match end {
             BodyEnd::Complete => persona::route(
                 shared.persona,
                 &persona::Request {
                     method: &method,
-                    path: route_path,
+                    path: &head.path,
                     query: query.as_deref(),
                     scheme: self.scheme,
                     host: &host,
@@ -296,7 +349,7 @@ impl Conn {
             BodyEnd::TimedOut => persona::error_page(shared.persona, 408),
             BodyEnd::Broken => persona::error_page(shared.persona, 400),
         };
-        if let Some(login) = basic_auth(&parts.headers) {
+        if let Some(login) = basic_auth(head.header("authorization")) {
             reply.logins.push(login);
         }
 
@@ -329,32 +382,42 @@ impl Conn {
         let mut inline = std::mem::take(&mut body.prefix);
         inline.truncate(shared.max_inline_body);
         inline.shrink_to_fit();
-        let headers = parts
+        let headers = head
             .headers
             .iter()
             .take(MAX_HTTP_HEADERS)
             .map(|(k, v)| {
                 (
-                    clamp(k.as_str(), MAX_FIELD_LEN),
-                    clamp(&String::from_utf8_lossy(v.as_bytes()), MAX_FIELD_LEN),
+                    clamp(&k.to_ascii_lowercase(), MAX_FIELD_LEN),
+                    clamp(&String::from_utf8_lossy(v), MAX_FIELD_LEN),
                 )
             })
             .collect();
+
+        let close = end != BodyEnd::Complete || !head.keep_alive() || n >= MAX_REQUESTS_PER_CONN;
+        let connection = match (close, head.minor) {
+            (true, _) => Some("close"),
+            (false, 0) => Some("keep-alive"),
+            (false, _) => None,
+        };
+        let logins = std::mem::take(&mut reply.logins);
+        let (out, status) = self.respond(reply, head, connection);
+
         self.session
             .emit(EventKind::HttpRequest(HttpRequest {
                 method,
                 path,
                 query,
-                version: version_text(parts.version).to_owned(),
+                version: format!("HTTP/1.{}", head.minor),
                 headers,
                 user_agent: user_agent.clone(),
                 body: inline,
                 body_truncated: truncated,
-                status: reply.status,
+                status,
             }))
             .await;
 
-        for login in std::mem::take(&mut reply.logins) {
+        for login in logins {
             tracing::info!(session = %self.session.id, src = %self.session.src, username = %clamp(&login.username, 64), "web login attempt");
             self.session
                 .emit(EventKind::AuthAttempt(AuthAttempt {
@@ -368,61 +431,146 @@ impl Conn {
                 }))
                 .await;
         }
-
-        let close = end != BodyEnd::Complete || n >= MAX_REQUESTS_PER_CONN;
-        response(reply, &shared.server, close)
+        (out, close)
     }
-}
 
-fn response(reply: Reply, server: &HeaderValue, close: bool) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(reply.body)));
-    *resp.status_mut() = StatusCode::from_u16(reply.status).unwrap_or(StatusCode::OK);
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static(reply.content_type),
-    );
-    for (name, value) in reply.headers {
-        // Values are built by the personas; one that is not a valid header is left out.
-        if let Ok(v) = HeaderValue::from_str(&value) {
-            h.append(name, v);
+    /// The response to `head`: the persona's reply, as a static file where it is one.
+    fn respond(
+        &self,
+        reply: Reply,
+        head: &request::Head,
+        connection: Option<&'static str>,
+    ) -> (Vec<u8>, u16) {
+        let Some(mtime) = reply.modified.filter(|_| reply.status == 200) else {
+            let status = reply.status;
+            return (
+                self.serialize(reply, head.minor, &head.method, connection, None),
+                status,
+            );
+        };
+        let etag = file::etag(&reply.body, mtime);
+        let len = reply.body.len() as u64;
+        match file::answer(head, len, &etag, mtime) {
+            file::Answer::Unsatisfiable => {
+                let page = persona::error_page(self.shared.persona, 416);
+                (
+                    self.serialize(page, head.minor, &head.method, connection, None),
+                    416,
+                )
+            }
+            answer => {
+                let info = FileInfo {
+                    etag,
+                    mtime,
+                    answer,
+                    ranges: head.minor == 1 && matches!(head.method.as_str(), "GET" | "HEAD"),
+                };
+                let status = match answer {
+                    file::Answer::NotModified => 304,
+                    file::Answer::Partial { .. } => 206,
+                    _ => 200,
+                };
+                (
+                    self.serialize(reply, head.minor, &head.method, connection, Some(info)),
+                    status,
+                )
+            }
         }
     }
-    h.insert(header::SERVER, server.clone());
-    if close {
-        h.insert(header::CONNECTION, HeaderValue::from_static("close"));
+
+    /// A complete response: head in the persona's server's order, then the body (none
+    /// for `HEAD` and `304`).
+    fn serialize(
+        &self,
+        reply: Reply,
+        minor: u8,
+        method: &str,
+        connection: Option<&'static str>,
+        file: Option<FileInfo>,
+    ) -> Vec<u8> {
+        let shared = &self.shared;
+        let flavor = match shared.persona {
+            HttpPersona::Router => wire::Flavor::Lighttpd,
+            HttpPersona::Wordpress => wire::Flavor::Apache,
+        };
+        let mut status = reply.status;
+        let mut body: &[u8] = &reply.body;
+        let mut content_range = None;
+        let mut content_length = Some(body.len());
+        if let Some(f) = &file {
+            match f.answer {
+                file::Answer::NotModified => {
+                    status = 304;
+                    body = &[];
+                    content_length = None;
+                }
+                file::Answer::Partial { start, end } => {
+                    status = 206;
+                    content_range = Some(format!("bytes {start}-{end}/{}", body.len()));
+                    body = &body[start as usize..=(end as usize).min(body.len() - 1)];
+                    content_length = Some(body.len());
+                }
+                _ => {}
+            }
+        }
+        // lighttpd sends no type for an empty answer that is not a file (a redirect,
+        // OPTIONS); Apache always does.
+        let content_type =
+            (flavor == wire::Flavor::Apache || !reply.body.is_empty() || file.is_some())
+                .then_some(reply.content_type);
+        let out = wire::Out {
+            status,
+            reason: persona::server_reason(shared.persona, status),
+            minor,
+            content_type,
+            headers: &reply.headers,
+            etag: file.as_ref().map(|f| f.etag.clone()),
+            last_modified: file
+                .as_ref()
+                .map(|f| httpdate::fmt_http_date(UNIX_EPOCH + Duration::from_secs(f.mtime))),
+            content_length,
+            // Not on a 304, as lighttpd.
+            accept_ranges: file
+                .as_ref()
+                .is_some_and(|f| f.ranges && f.answer != file::Answer::NotModified),
+            content_range,
+            connection,
+            date: httpdate::fmt_http_date(SystemTime::now()),
+            server: &shared.server,
+        };
+        let mut bytes = wire::head(flavor, &out);
+        if method != "HEAD" {
+            bytes.extend_from_slice(body);
+        }
+        bytes
     }
-    resp
 }
 
-fn version_text(v: Version) -> &'static str {
-    match v {
-        Version::HTTP_09 => "HTTP/0.9",
-        Version::HTTP_10 => "HTTP/1.0",
-        Version::HTTP_2 => "HTTP/2.0",
-        Version::HTTP_3 => "HTTP/3.0",
-        _ => "HTTP/1.1",
-    }
+/// What a static file's response carries besides the page.
+struct FileInfo {
+    etag: String,
+    mtime: u64,
+    answer: file::Answer,
+    /// `Accept-Ranges: bytes` (lighttpd says it for GET and HEAD on HTTP/1.1).
+    ranges: bool,
 }
 
-fn header_text(headers: &HeaderMap, name: header::HeaderName) -> Option<String> {
-    headers
-        .get(name)
-        .map(|v| clamp(&String::from_utf8_lossy(v.as_bytes()), MAX_FIELD_LEN))
+fn header_text(head: &request::Head, name: &str) -> Option<String> {
+    head.headers
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, v)| clamp(&String::from_utf8_lossy(v), MAX_FIELD_LEN))
 }
 
 /// The host for absolute links in pages: the `Host` header when it is a plain host name
 /// (what a browser sends), else the address that was contacted. Never echoes markup.
-fn link_host(headers: &HeaderMap, dst: std::net::SocketAddr) -> String {
-    let given = headers
-        .get(header::HOST)
-        .and_then(|v| v.to_str().ok())
-        .filter(|h| {
-            !h.is_empty()
-                && h.len() <= 255
-                && h.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
-        });
+fn link_host(given: Option<&str>, dst: std::net::SocketAddr) -> String {
+    let given = given.map(str::trim).filter(|h| {
+        !h.is_empty()
+            && h.len() <= 255
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+    });
     match given {
         Some(h) => h.to_owned(),
         None => dst.to_string(),
@@ -430,8 +578,8 @@ fn link_host(headers: &HeaderMap, dst: std::net::SocketAddr) -> String {
 }
 
 /// Credentials of an `Authorization: Basic` header, which scanners send to every router.
-fn basic_auth(headers: &HeaderMap) -> Option<Login> {
-    let value = headers.get(header::AUTHORIZATION)?.as_bytes();
+fn basic_auth(value: Option<&str>) -> Option<Login> {
+    let value = value?.as_bytes();
     let encoded = value
         .strip_prefix(b"Basic ")
         .or_else(|| value.strip_prefix(b"basic "))?;
@@ -452,28 +600,20 @@ mod tests {
 
     #[test]
     fn basic_auth_and_hosts() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::AUTHORIZATION,
-            HeaderValue::from_static("Basic YWRtaW46MTIzNA=="),
-        );
         assert_eq!(
-            basic_auth(&h),
+            basic_auth(Some("Basic YWRtaW46MTIzNA==")),
             Some(Login {
                 username: "admin".into(),
                 password: "1234".into()
             })
         );
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Basic !!!"));
-        assert_eq!(basic_auth(&h), None);
-        h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer x"));
-        assert_eq!(basic_auth(&h), None);
+        assert_eq!(basic_auth(Some("Basic !!!")), None);
+        assert_eq!(basic_auth(Some("Bearer x")), None);
+        assert_eq!(basic_auth(None), None);
 
         let dst = "10.0.0.5:80".parse().unwrap();
-        assert_eq!(link_host(&HeaderMap::new(), dst), "10.0.0.5:80");
-        h.insert(header::HOST, HeaderValue::from_static("router.lan:8080"));
-        assert_eq!(link_host(&h, dst), "router.lan:8080");
-        h.insert(header::HOST, HeaderValue::from_static("x\"><script>"));
-        assert_eq!(link_host(&h, dst), "10.0.0.5:80");
+        assert_eq!(link_host(None, dst), "10.0.0.5:80");
+        assert_eq!(link_host(Some("router.lan:8080"), dst), "router.lan:8080");
+        assert_eq!(link_host(Some("x\"><script>"), dst), "10.0.0.5:80");
     }
 }

@@ -36,6 +36,9 @@ pub(crate) struct Reply {
     pub body: Vec<u8>,
     /// Login attempts the request made (several for an XML-RPC multicall).
     pub logins: Vec<Login>,
+    /// Served as a static file last modified then (Unix seconds): the server adds
+    /// `ETag`/`Last-Modified` and answers conditional and range requests.
+    pub modified: Option<u64>,
 }
 
 impl Reply {
@@ -46,7 +49,14 @@ impl Reply {
             headers: Vec::new(),
             body: body.into(),
             logins: Vec::new(),
+            modified: None,
         }
+    }
+
+    /// This reply as a static file modified at `mtime` (Unix seconds).
+    pub(crate) fn file(mut self, mtime: u64) -> Self {
+        self.modified = Some(mtime);
+        self
     }
 
     pub(crate) fn html(status: u16, body: impl Into<Vec<u8>>) -> Self {
@@ -96,9 +106,22 @@ pub(crate) fn is_form(req: &Request<'_>) -> bool {
     })
 }
 
-/// The reason phrase for the statuses personas use.
+/// The reason phrase of the persona's server for `status`.
+pub(crate) fn server_reason(persona: HttpPersona, status: u16) -> &'static str {
+    match persona {
+        HttpPersona::Router => router::reason(status),
+        HttpPersona::Wordpress => reason(status),
+    }
+}
+
+/// The reason phrase for the statuses personas use (Apache's wording).
 pub(crate) fn reason(status: u16) -> &'static str {
     match status {
+        206 => "Partial Content",
+        304 => "Not Modified",
+        411 => "Length Required",
+        416 => "Requested Range Not Satisfiable",
+        505 => "HTTP Version Not Supported",
         200 => "OK",
         301 => "Moved Permanently",
         302 => "Found",

@@ -1,11 +1,19 @@
 //! The `router` persona: a SOHO router's admin login behind lighttpd. The form posts
 //! `username`/`password` to `/login.cgi`; an OpenWrt-style `/cgi-bin/luci` takes
-//! `luci_username`/`luci_password`. Error pages are lighttpd's own.
+//! `luci_username`/`luci_password`. Error pages and reason phrases are lighttpd 1.4.69's
+//! own (Debian 12's), checked against the real server by `tests/http_oracle.rs`.
 
 use super::form::{field, form_fields, html_escape};
-use super::persona::{Login, Reply, Request, is_form, reason};
+use super::persona::{Login, Reply, Request, is_form};
 
-pub(crate) const SERVER: &str = "lighttpd/1.4.59";
+pub(crate) const SERVER: &str = "lighttpd/1.4.69";
+
+/// When the firmware's static pages were "built": their `Last-Modified` (2020-04-09
+/// 08:56:45 UTC, the build date the login page shows).
+pub(crate) const PAGES_MTIME: u64 = 1_586_422_605;
+
+/// The pages served as static files, and where lighttpd would find them.
+pub(crate) const STATIC_PAGES: &[&str] = &["/", "/index.html", "/login.html", "/login.htm"];
 
 const USER_FIELDS: &[&str] = &["username", "luci_username", "user", "login", "name"];
 const PASS_FIELDS: &[&str] = &["password", "luci_password", "pass", "passwd", "pwd"];
@@ -18,12 +26,10 @@ pub(crate) fn route(req: &Request<'_>) -> Reply {
         _ => Vec::new(),
     };
     let mut reply = match (req.method, req.path) {
-        ("GET" | "HEAD", "/" | "/index.html" | "/login.html" | "/login.htm" | "/login.cgi") => {
-            Reply::html(
-                200,
-                login_page("/login.cgi", "username", "password", None, ""),
-            )
+        ("GET" | "HEAD", p) if STATIC_PAGES.contains(&p) => {
+            Reply::html(200, index_page()).file(PAGES_MTIME)
         }
+        ("GET" | "HEAD", "/login.cgi") => Reply::html(200, index_page()),
         ("POST", "/" | "/index.html" | "/login.html" | "/login.htm" | "/login.cgi") => {
             let user = logins.first().map_or("", |l| l.username.as_str());
             Reply::html(
@@ -56,18 +62,34 @@ pub(crate) fn route(req: &Request<'_>) -> Reply {
                 ),
             )
         }
-        ("GET" | "HEAD" | "POST", "/cgi-bin" | "/cgi-bin/") => error_page(403),
-        ("GET" | "HEAD", "/robots.txt") => {
-            Reply::new(200, "text/plain", "User-agent: *\nDisallow: /\n")
+        // A directory without an index: lighttpd adds the slash, then refuses it.
+        ("GET" | "HEAD" | "POST", "/cgi-bin") => Reply::redirect(301, "/cgi-bin/".into()),
+        ("GET" | "HEAD" | "POST", "/cgi-bin/") => error_page(403),
+        ("GET" | "HEAD" | "POST", "/robots.txt") => {
+            Reply::new(200, "text/plain", ROBOTS).file(PAGES_MTIME)
         }
         ("OPTIONS", _) => {
             Reply::new(200, "text/html", Vec::new()).header("allow", "OPTIONS, GET, HEAD, POST")
         }
         ("GET" | "HEAD" | "POST", _) => error_page(404),
-        _ => error_page(501),
+        // lighttpd looks the file up first: another method is 501 only where there is
+        // something to apply it to.
+        (_, p) if exists(p) => error_page(501),
+        _ => error_page(404),
     };
     reply.logins = logins;
     reply
+}
+
+/// Whether the device serves something at `path`.
+fn exists(path: &str) -> bool {
+    STATIC_PAGES.contains(&path)
+        || matches!(
+            path,
+            "/robots.txt" | "/login.cgi" | "/cgi-bin" | "/cgi-bin/" | "*"
+        )
+        || path == "/cgi-bin/luci"
+        || path.starts_with("/cgi-bin/luci/")
 }
 
 /// Credentials in a posted form, whatever the path: scanners post router logins to the
@@ -86,9 +108,43 @@ fn form_login(req: &Request<'_>) -> Vec<Login> {
     }
 }
 
+/// The static `robots.txt`.
+pub(crate) const ROBOTS: &str = "User-agent: *\nDisallow: /\n";
+
+/// The static login page (`/index.html`), byte for byte what the oracle test serves
+/// from the real lighttpd's document root.
+pub(crate) fn index_page() -> String {
+    login_page("/login.cgi", "username", "password", None, "")
+}
+
+/// lighttpd 1.4.69's reason phrases (`http_status_buf`).
+pub(crate) fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        304 => "Not Modified",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        411 => "Length Required",
+        413 => "Payload Too Large",
+        416 => "Range Not Satisfiable",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        505 => "HTTP Version Not Supported",
+        _ => "Error",
+    }
+}
+
 /// lighttpd's built-in error page (its exact layout is how scanners recognise it).
 pub(crate) fn error_page(status: u16) -> Reply {
-    let title = format!("{status} - {}", reason(status));
+    let title = format!("{status} {}", reason(status));
     let body = format!(
         "<?xml version=\"1.0\" encoding=\"iso-8859-1\"?>\n\
 <!DOCTYPE html PUBLIC \"-//W3C//DTD XHTML 1.0 Transitional//EN\"\n         \
@@ -220,10 +276,13 @@ mod tests {
         );
 
         assert_eq!(route(&req("GET", "/cgi-bin/", b"")).status, 403);
+        assert_eq!(route(&req("GET", "/cgi-bin", b"")).status, 301);
+        assert_eq!(route(&req("GET", "/", b"")).modified, Some(PAGES_MTIME));
         assert_eq!(route(&req("GET", "/favicon.ico", b"")).status, 404);
         assert_eq!(route(&req("GET", "/robots.txt", b"")).status, 200);
         assert_eq!(route(&req("PROPFIND", "/", b"")).status, 501);
+        assert_eq!(route(&req("DELETE", "/nope", b"")).status, 404);
         let nf = String::from_utf8(route(&req("GET", "/x", b"")).body).unwrap();
-        assert!(nf.contains("<title>404 - Not Found</title>"));
+        assert!(nf.contains("<title>404 Not Found</title>"));
     }
 }
