@@ -6,7 +6,6 @@
 
 use super::budget::MAX_BUFFER;
 use super::fs::{self, FsError, Kind, Node};
-use super::parse::{self, Connector, Simple, Target};
 use super::{Effect, State};
 use honeybee_proto::event::{MAX_FIELD_LEN, clamp};
 use std::borrow::Cow;
@@ -24,6 +23,8 @@ pub(super) struct Io {
     merge: bool,
     cap: usize,
     pub capped: bool,
+    /// Standard output is the session's terminal (not a pipe, file or `$( )`).
+    pub terminal: bool,
 }
 
 impl Io {
@@ -34,6 +35,7 @@ impl Io {
             merge,
             cap,
             capped: false,
+            terminal: merge,
         }
     }
 
@@ -136,159 +138,20 @@ pub(super) fn take<'a>(st: &State, data: &'a [u8], room: usize) -> &'a [u8] {
     &data[..st.budget.take_data(want)]
 }
 
-/// Runs one line: parses it, then its pipelines in order, honouring `&&` and `||`.
-/// Every part is charged to the line's budget before it is expanded or run; once the
-/// budget is exhausted nothing more runs (the caller reports it).
+/// Runs one line (or an exec request's whole text, or `sh -c`'s script) with bash's
+/// grammar: see `exec`. Every part is charged to the line's budget before it is
+/// expanded or run; once the budget is exhausted nothing more runs (the caller reports
+/// it).
 pub(super) fn run_line(st: &mut State, line: &str, io: &mut Io) {
-    if !st.budget.command() {
-        return;
-    }
-    // The whole line is checked first: bash runs nothing of a line with a syntax error.
-    // Nothing is expanded here (every variable reads as empty).
-    if let Err(tok) = parse::parse(line, &|_| String::new()) {
-        let msg = format!(
-            "{}syntax error near unexpected token `{tok}'\n",
-            st.err_prefix
-        );
-        io.push(true, msg.as_bytes());
-        st.status = 2;
-        return;
-    }
-    for (connector, part) in parse::split_list(line) {
-        let run = match connector {
-            Connector::Always => true,
-            Connector::IfOk => st.status == 0,
-            Connector::IfFailed => st.status != 0,
-        };
-        if !run {
-            continue;
-        }
-        if !st.budget.command() {
-            return;
-        }
-        // Expanded now, with the variables and `$?` as they are after the parts before,
-        // into no more than what is left of the line's expansion budget.
-        let parsed = {
-            let st_ref: &State = st;
-            let room = st.budget.expansion_room();
-            parse::parse_bounded(part, &|name| st_ref.var(name), room)
-        };
-        let Ok((list, exp)) = parsed else {
-            continue;
-        };
-        if !st.budget.expanded(exp.bytes, exp.cut) {
-            return;
-        }
-        for (_, pipeline) in list {
-            run_pipeline(st, &pipeline, io);
-            if st.exit.is_some() || st.budget.is_exhausted() {
-                return;
-            }
-        }
-    }
+    super::exec::run_script(st, line, io);
 }
 
-fn run_pipeline(st: &mut State, pipeline: &[Simple], io: &mut Io) {
-    let mut stdin: Vec<u8> = Vec::new();
-    let last = pipeline.len().saturating_sub(1);
-    for (i, cmd) in pipeline.iter().enumerate() {
-        if st.budget.is_exhausted() {
-            return;
-        }
-        // The arguments are charged before anything of the command runs.
-        let arg_bytes = cmd.argv.iter().map(|a| a.len() + 1).sum();
-        if !st.budget.arg_bytes(arg_bytes) {
-            return;
-        }
-        let piped = i < last;
-        let mut input = std::mem::take(&mut stdin);
-        // `< file`
-        for r in cmd.redirects.iter().filter(|r| r.fd == 0) {
-            if let Target::File(f) = &r.target {
-                let path = fs::normalize(&st.cwd, &st.home, f);
-                match st.fs.read(&path) {
-                    Ok(d) => input = take(st, d, MAX_BUFFER).to_vec(),
-                    Err(e) => {
-                        let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
-                        io.push(true, msg.as_bytes());
-                        st.status = 1;
-                        return;
-                    }
-                }
-            }
-        }
-        let redirected_out = cmd.redirects.iter().any(|r| r.fd == 1);
-        let ctx = Ctx {
-            stdin: &input,
-            out_tty: st.tty && !piped && !redirected_out,
-        };
-        let mut out = if cmd.argv.is_empty() {
-            Out::default()
-        } else {
-            command(st, &cmd.argv, &ctx)
-        };
-        io.capped |= out.cut;
-        // What the command emitted counts as data too (each stream is already at most
-        // MAX_BUFFER); past the budget it is cut. Output made before the budget ran out
-        // (inside `sh -c`) is kept as it is.
-        if !st.budget.is_exhausted() {
-            let want = out.out.len() + out.err.len();
-            let granted = st.budget.take_data(want);
-            if granted < want {
-                let keep_err = out.err.len().min(granted);
-                out.err.truncate(keep_err);
-                out.out.truncate(granted - keep_err);
-            }
-        }
-        // Route the two streams through the redirections.
-        let mut out_file: Option<(String, bool)> = None;
-        let mut err_file: Option<(String, bool)> = None;
-        let mut err_to_out = false;
-        let mut out_to_err = false;
-        for r in &cmd.redirects {
-            match (&r.target, r.fd) {
-                (Target::File(f), 1) => out_file = Some((f.clone(), r.append)),
-                (Target::File(f), 2) => err_file = Some((f.clone(), r.append)),
-                (Target::Fd(1), 2) => {
-                    err_to_out = true;
-                    err_file = out_file.clone();
-                }
-                (Target::Fd(2), 1) => out_to_err = true,
-                _ => {}
-            }
-        }
-        if err_to_out && err_file.is_none() {
-            let err = std::mem::take(&mut out.err);
-            out.out.extend_from_slice(&err);
-        }
-        if out_to_err {
-            let o = std::mem::take(&mut out.out);
-            out.err.extend_from_slice(&o);
-        }
-        for (target, data) in [(out_file, &mut out.out), (err_file, &mut out.err)] {
-            if let Some((f, append)) = target {
-                let content = std::mem::take(data);
-                if let Err(e) = write_file(st, &f, &content, append) {
-                    let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
-                    io.push(true, msg.as_bytes());
-                    out.status = 1;
-                }
-            }
-        }
-        io.push(true, &out.err);
-        if piped {
-            stdin = out.out;
-        } else {
-            io.push(false, &out.out);
-        }
-        st.status = out.status;
-        if st.exit.is_some() {
-            return;
-        }
-    }
-}
-
-fn write_file(st: &mut State, f: &str, data: &[u8], append: bool) -> Result<(), FsError> {
+pub(super) fn write_file(
+    st: &mut State,
+    f: &str,
+    data: &[u8],
+    append: bool,
+) -> Result<(), FsError> {
     let path = fs::normalize(&st.cwd, &st.home, f);
     if !may_write(st, &path) {
         return Err(FsError::Denied);
@@ -448,13 +311,7 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             }
         }
         "clear" | "reset" => Out::ok("\x1b[H\x1b[2J\x1b[3J"),
-        "export" => export(st, args),
-        "unset" => {
-            for a in args {
-                st.unset_var(a);
-            }
-            Out::default()
-        }
+        "export" | "unset" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
         "env" | "printenv" if args.is_empty() => {
             let mut o = Out::default();
             for (k, v) in &st.env {
@@ -462,18 +319,18 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             }
             o
         }
-        "which" | "command" | "type" => which(st, name, args),
-        "true" | ":" | "kill" | "pkill" | "killall" | "sync" | "ulimit" | "set"
-        | "shopt" | "alias" | "unalias" | "source" | "." | "mesg" | "stty" | "service"
-        | "systemctl" => Out::default(),
+        "which" | "command" => which(st, name, args),
+        // Shell builtins with bash's own texts live in `builtins`.
+        "true" | ":" | "kill" | "set" | "alias" | "unalias" | "type" | "enable" | "printf"
+        | "jobs" | "declare" | "typeset" | "readonly" | "shift" | "local" | "test" | "["
+        | "let" | "wait" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
+        "pkill" | "killall" | "sync" | "ulimit" | "shopt" | "source" | "." | "mesg" | "stty"
+        | "service" | "systemctl" => Out::default(),
         "crontab" if args.iter().any(|a| a == "-l") => {
             Out::fail(1, format!("no crontab for {}\n", st.user))
         }
         "crontab" => Out::default(),
-        "false" => Out {
-            status: 1,
-            ..Out::default()
-        },
+        "false" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
         "grep" | "egrep" => grep(st, args, ctx),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
@@ -1492,28 +1349,6 @@ fn history(st: &mut State, args: &[String]) -> Out {
             break;
         }
         o.line(&format!("{:>5}  {h}", i + 1));
-    }
-    o
-}
-
-fn export(st: &mut State, args: &[String]) -> Out {
-    let mut o = Out::default();
-    if args.is_empty() || args.iter().all(|a| a == "-p") {
-        for (k, v) in &st.env {
-            o.line(&format!("declare -x {k}=\"{v}\""));
-        }
-        return o;
-    }
-    for a in args.iter().filter(|a| !a.starts_with('-')) {
-        if let Some((k, v)) = is_assignment(a) {
-            st.set_var(k, v);
-        } else if is_assignment(&format!("{a}=")).is_none() {
-            o.eline(&format!(
-                "{}export: `{a}': not a valid identifier",
-                st.err_prefix
-            ));
-            o.status = 1;
-        }
     }
     o
 }

@@ -5,10 +5,14 @@
 //! **Invariant:** nothing here executes attacker input or touches the network or the real
 //! filesystem: every command is emulated over [`fs::Fs`], `wget`/`curl` only record the URL.
 
+mod arith;
 pub(crate) mod asciicast;
 pub(crate) mod budget;
+mod builtins;
 pub(crate) mod commands;
 pub(crate) mod coreutils;
+mod exec;
+mod expand;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod pool;
@@ -18,8 +22,19 @@ pub(crate) mod transcript;
 use budget::{Budget, BudgetLimits};
 use fs::{BaseFs, Fs, Node, OverlayLimits};
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::net::IpAddr;
 use std::sync::Arc;
+
+/// Most shell functions a session may define.
+pub(crate) const MAX_FUNCTIONS: usize = 64;
+/// Longest text gathered over continuation lines (`> ` prompts) before it runs anyway.
+const MAX_PENDING: usize = 16 * 1024;
+/// Most bytes of all variables together (each value is also capped).
+const MAX_VAR_BYTES: usize = 256 * 1024;
+/// Longest value of one variable.
+const MAX_VALUE: usize = 64 * 1024;
+
 
 /// What every session of one service shares: the host name and the base filesystem.
 #[derive(Debug)]
@@ -134,34 +149,164 @@ pub(crate) struct State {
     pub budget: Budget,
     /// Prefix of the shell's own errors: `-bash: ` interactive, `bash: line 1: ` for exec.
     pub err_prefix: &'static str,
+    /// `$1`…: set by `set --`, function calls.
+    pub positional: Vec<String>,
+    /// Shell functions (the parsed body is shared, never copied per call).
+    pub functions: Vec<(String, Arc<brush_parser::ast::FunctionBody>)>,
+    /// Aliases (applied in interactive sessions only, as bash does).
+    pub aliases: Vec<(String, String)>,
+    /// Variables that are set but not exported (`A=b` without `export`).
+    pub unexported: Vec<String>,
+    pub readonly: Vec<String>,
+    /// `$!`
+    pub last_bg: Option<u32>,
+    next_pid: u32,
+    /// Background jobs started (their numbers), and those finished whose `Done` notice
+    /// is still to show.
+    jobs: u32,
+    done_jobs: Vec<(u32, String)>,
+    /// A `break`, `continue`, `return` or expansion error unwinding the executor.
+    flow: Option<exec::Flow>,
+    /// `set -e`
+    errexit: bool,
+    /// How deep the executor's walk is (compound commands, calls, substitutions).
+    nest: u32,
+    /// Loops, conditions, function calls and nested scripts being run.
+    loops: u32,
+    conditions: u32,
+    functions_running: u32,
+    depth_of_scripts: u32,
+    /// Saved values of `local` variables, one frame per function call.
+    locals: Vec<Vec<(String, Option<String>)>>,
+    /// Status of the last command substitution of the command being expanded.
+    subst_status: Option<i32>,
+    /// `kill -9 $$`: the session ends without `logout`.
+    killed: bool,
+    rng: Cell<u32>,
 }
 
+
+
 /// Most environment variables a session may set.
-const MAX_ENV: usize = 64;
+const MAX_ENV: usize = 256;
 /// Most history entries kept; the oldest go first, as in bash.
 const MAX_HISTORY: usize = 500;
 /// Most bytes of history kept per session (500 lines of 4 KiB would be 2 MiB).
 const MAX_HISTORY_BYTES: usize = 64 * 1024;
 
 impl State {
-    pub(crate) fn var(&self, name: &str) -> String {
-        match name {
-            "?" => self.status.to_string(),
-            "$" => "23830".into(),
-            "#" => "0".into(),
-            "0" => "-bash".into(),
-            "PWD" => self.cwd.clone(),
-            _ => self
-                .env
-                .iter()
-                .find(|(k, _)| k == name)
-                .map(|(_, v)| v.clone())
-                .unwrap_or_default(),
+    /// `$$`
+    pub(crate) fn shell_pid(&self) -> u32 {
+        23830
+    }
+
+    /// `$PPID`: the user's sshd session process.
+    pub(crate) fn parent_pid(&self) -> u32 {
+        23812
+    }
+
+    /// A PID past those the session has shown (for background jobs).
+    pub(crate) fn fresh_pid(&self) -> u32 {
+        23878
+    }
+
+    /// `$0`: `-bash` for a login shell, `bash` for `bash -c`.
+    pub(crate) fn shell_name(&self) -> &'static str {
+        if self.tty { "-bash" } else { "bash" }
+    }
+
+    /// `$-`
+    pub(crate) fn option_flags(&self) -> String {
+        let base = if self.tty { "himBHs" } else { "hBc" };
+        if self.errexit {
+            format!("e{base}")
+        } else {
+            base.into()
         }
     }
 
+    /// A variable or special parameter by name; `None` when unset.
+    pub(crate) fn lookup(&self, name: &str) -> Option<String> {
+        match name {
+            "?" => return Some(self.status.to_string()),
+            "$" | "BASHPID" => return Some(self.shell_pid().to_string()),
+            "#" => return Some(self.positional.len().to_string()),
+            "0" => return Some(self.shell_name().into()),
+            "-" => return Some(self.option_flags()),
+            "!" => return self.last_bg.map(|p| p.to_string()),
+            "PWD" => return Some(self.cwd.clone()),
+            "RANDOM" => {
+                // xorshift: a different number each time, as bash's.
+                let mut x = self.rng.get();
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                self.rng.set(x);
+                return Some((x % 32768).to_string());
+            }
+            "SECONDS" => return Some((self.now - self.login_time).max(0).to_string()),
+            _ => {}
+        }
+        if let Some(n) = name.parse::<usize>().ok().filter(|n| *n > 0) {
+            return self.positional.get(n - 1).cloned();
+        }
+        if let Some((_, v)) = self.env.iter().find(|(k, _)| k == name) {
+            return Some(v.clone());
+        }
+        let fixed = match name {
+            "PPID" => self.parent_pid().to_string(),
+            "UID" | "EUID" => self.uid.to_string(),
+            "HOSTNAME" => self.profile.hostname.clone(),
+            "BASH_VERSION" => "5.2.15(1)-release".into(),
+            "BASH" => "/bin/bash".into(),
+            "SHLVL" => "1".into(),
+            "OSTYPE" => "linux-gnu".into(),
+            "HOSTTYPE" => "x86_64".into(),
+            "MACHTYPE" => "x86_64-pc-linux-gnu".into(),
+            "IFS" => " \t\n".into(),
+            "OLDPWD" if self.oldpwd != self.cwd => self.oldpwd.clone(),
+            "PS1" if self.tty => "\\u@\\h:\\w\\$ ".into(),
+            "PS2" => "> ".into(),
+            "OPTIND" => "1".into(),
+            "LINENO" => "1".into(),
+            _ => return None,
+        };
+        Some(fixed)
+    }
+
+    pub(crate) fn readonly(&self, name: &str) -> bool {
+        self.readonly.iter().any(|k| k == name)
+    }
+
+    /// Sets a variable bash would not export (a plain `A=b`): a new name stays
+    /// unexported, an exported one stays exported.
+    pub(crate) fn assign(&mut self, name: &str, value: &str) {
+        let new = !self.env.iter().any(|(k, _)| k == name);
+        self.set_var(name, value);
+        if new
+            && self.env.iter().any(|(k, _)| k == name)
+            && !self.unexported.iter().any(|k| k == name)
+        {
+            self.unexported.push(name.to_owned());
+        }
+    }
+
+    /// Sets a variable; each value is capped, and all of them together.
     pub(crate) fn set_var(&mut self, name: &str, value: &str) {
-        let value = honeybee_proto::event::clamp(value, 1024);
+        if self.readonly(name) {
+            return;
+        }
+        let mut value = honeybee_proto::event::clamp(value, MAX_VALUE);
+        let used: usize = self
+            .env
+            .iter()
+            .filter(|(k, _)| k != name)
+            .map(|(k, v)| k.len() + v.len())
+            .sum();
+        let room = MAX_VAR_BYTES.saturating_sub(used + name.len());
+        if value.len() > room {
+            value = honeybee_proto::event::clamp(&value, room);
+        }
         if let Some(e) = self.env.iter_mut().find(|(k, _)| k == name) {
             e.1 = value;
         } else if self.env.len() < MAX_ENV {
@@ -172,6 +317,7 @@ impl State {
 
     pub(crate) fn unset_var(&mut self, name: &str) {
         self.env.retain(|(k, _)| k != name);
+        self.unexported.retain(|k| k != name);
     }
 
     pub(crate) fn user_name(&self, uid: u32) -> &str {
@@ -226,7 +372,11 @@ pub(crate) struct Shell {
     commands: u32,
     output: usize,
     ended: bool,
+    /// Lines of a command that is not complete yet (an open quote, `if`, `&&`, here-
+    /// document): bash prompts with `> ` and reads on.
+    pending: String,
 }
+
 
 impl Shell {
     /// A session for `login`; `tty` when the client asked for a terminal (SSH pty-req,
@@ -292,7 +442,7 @@ impl Shell {
         } else {
             "/usr/local/bin:/usr/bin:/bin:/usr/local/games:/usr/games"
         };
-        let env = vec![
+        let mut env = vec![
             ("HOME".to_owned(), home.clone()),
             ("USER".to_owned(), user.clone()),
             ("LOGNAME".to_owned(), user.clone()),
@@ -304,6 +454,10 @@ impl Shell {
                 if tty { "xterm" } else { "dumb" }.to_owned(),
             ),
         ];
+        if tty {
+            // Exported by the session's ~/.bashrc (fs::BASHRC), for its `ls` aliases.
+            env.push(("LS_OPTIONS".to_owned(), "--color=auto".to_owned()));
+        }
         Shell {
             st: State {
                 profile,
@@ -324,7 +478,36 @@ impl Shell {
                 tty,
                 budget: Budget::new(limits.budget),
                 err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
+                positional: Vec::new(),
+                functions: Vec::new(),
+                aliases: if tty {
+                    // What the session's ~/.bashrc (fs::BASHRC) defines.
+                    vec![
+                        ("ls".into(), "ls $LS_OPTIONS".into()),
+                        ("ll".into(), "ls $LS_OPTIONS -l".into()),
+                    ]
+                } else {
+                    Vec::new()
+                },
+                unexported: Vec::new(),
+                readonly: Vec::new(),
+                last_bg: None,
+                next_pid: 0,
+                jobs: 0,
+                done_jobs: Vec::new(),
+                flow: None,
+                errexit: false,
+                nest: 0,
+                loops: 0,
+                conditions: 0,
+                functions_running: 0,
+                depth_of_scripts: 0,
+                locals: Vec::new(),
+                subst_status: None,
+                killed: false,
+                rng: Cell::new(u32::try_from(login.now & 0x7fff_ffff).unwrap_or(1) | 1),
             },
+
             limits,
             line: Vec::new(),
             esc: Esc::None,
@@ -333,6 +516,7 @@ impl Shell {
             commands: 0,
             output: 0,
             ended: false,
+            pending: String::new(),
         }
     }
 
@@ -394,9 +578,9 @@ impl Shell {
         if self.ended {
             return r;
         }
-        if !self.st.tty && !self.line.is_empty() {
+        if !self.st.tty && (!self.line.is_empty() || !self.pending.is_empty()) {
             let line = std::mem::take(&mut self.line);
-            self.run(&line, &mut r);
+            self.run_complete(&line, &mut r);
         }
         if !self.ended {
             if self.st.tty {
@@ -427,12 +611,8 @@ impl Shell {
             &text,
             honeybee_proto::event::MAX_FIELD_LEN,
         )));
-        for l in text.split('\n') {
-            if self.ended || self.st.exit.is_some() {
-                break;
-            }
-            self.execute(l, &mut r);
-        }
+        // The whole text is one script, as `bash -c` parses it.
+        self.execute(&text, &mut r);
         if !self.ended {
             let status = self.st.exit.unwrap_or(self.st.status);
             self.finish(&mut r, status);
@@ -500,7 +680,11 @@ impl Shell {
                 self.line_capped = false;
                 self.run(&line, r);
                 if !self.ended {
-                    r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+                    if self.pending.is_empty() {
+                        r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+                    } else {
+                        r.stdout.extend_from_slice(b"> ");
+                    }
                 }
             }
             0x7f | 0x08 => {
@@ -510,9 +694,18 @@ impl Shell {
             }
             0x03 => {
                 self.line.clear();
+                self.pending.clear();
                 self.st.status = 130;
                 r.stdout.extend_from_slice(b"^C\r\n");
                 r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+            }
+            0x04 if self.line.is_empty() && !self.pending.is_empty() => {
+                // End of file inside an open command: bash reports it and prompts again.
+                r.stdout.extend_from_slice(b"\r\n");
+                self.run_complete(b"", r);
+                if !self.ended {
+                    r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+                }
             }
             0x04 => {
                 if self.line.is_empty() {
@@ -556,8 +749,27 @@ impl Shell {
 
     /// Runs one typed line: one `Command` effect, then its commands.
     fn run(&mut self, line: &[u8], r: &mut Reply) {
-        let text = String::from_utf8_lossy(line).into_owned();
-        if text.trim().is_empty() {
+        self.run_line(line, r, false);
+    }
+
+    /// Runs what is pending with `line`, complete or not (end of input).
+    fn run_complete(&mut self, line: &[u8], r: &mut Reply) {
+        self.run_line(line, r, true);
+    }
+
+    fn run_line(&mut self, line: &[u8], r: &mut Reply, at_end: bool) {
+        let mut text = String::from_utf8_lossy(line).into_owned();
+        if !self.pending.is_empty() {
+            text = format!("{}\n{text}", std::mem::take(&mut self.pending));
+        } else if text.trim().is_empty() {
+            return;
+        }
+        // An open quote, compound command, `&&` or here-document: read on (bash's PS2).
+        if !at_end
+            && text.len() < MAX_PENDING
+            && matches!(parse::parse(&text), Err(parse::Syntax::Incomplete(_)))
+        {
+            self.pending = text;
             return;
         }
         r.effects.push(Effect::Command(honeybee_proto::event::clamp(
@@ -575,7 +787,7 @@ impl Shell {
             return;
         }
         if let Some(status) = self.st.exit {
-            if self.st.tty {
+            if self.st.tty && !self.st.killed {
                 r.stdout.extend_from_slice(b"logout\r\n");
             }
             self.finish(r, status);
@@ -595,6 +807,22 @@ impl Shell {
         let mut io = commands::Io::new(self.st.tty, self.limits.max_line_output);
         self.st.budget.reset();
         commands::run_line(&mut self.st, text, &mut io);
+        // The line's background jobs have ended: an interactive bash says so before the
+        // next prompt.
+        let done = std::mem::take(&mut self.st.done_jobs);
+        if self.st.tty && !self.st.budget.is_exhausted() {
+            let n = done.len();
+            for (i, (id, cmd)) in done.into_iter().enumerate() {
+                let mark = match n - i {
+                    1 => '+',
+                    2 => '-',
+                    _ => ' ',
+                };
+                let line = format!("[{id}]{mark}  {:<24}{cmd}\n", "Done");
+                io.push(false, line.as_bytes());
+            }
+        }
+        self.st.jobs = 0;
         let dropped = self.st.budget.downloads_dropped();
         if dropped > 0 {
             self.st.effects.push(Effect::Limit {

@@ -704,3 +704,6 @@ fn ctrl_l_redraws_count_against_the_session_output_cap() {
     assert!(s.ended(), "the session goes on past its output cap");
     assert!(sent <= 64 * 1024 + 4 * 4200, "{sent} bytes sent");
 }
+
+#[path = "grammar_oracle.rs"]
+mod grammar_oracle;
