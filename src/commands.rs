@@ -4,7 +4,7 @@
 use crate::term::say;
 use anyhow::{Context, bail};
 use honeybee_core::admin_client::AdminClient;
-use honeybee_core::json::{event_json, event_line, rfc3339};
+use honeybee_core::json::{audit_json, event_json, event_line, mode_name, node_json, rfc3339};
 use honeybee_proto::admin::{AdminRequest, AdminResponse, EventQuery, NodeInfo, TokenSpec};
 use honeybee_proto::control::Command;
 use honeybee_proto::{NodeId, Role, TokenId};
@@ -211,16 +211,6 @@ pub fn node_mode(mode: &str) -> anyhow::Result<honeybee_proto::control::NodeMode
     }
 }
 
-fn mode_name(mode: honeybee_proto::control::NodeMode) -> &'static str {
-    use honeybee_proto::control::NodeMode;
-    match mode {
-        NodeMode::Full => "full",
-        NodeMode::Extension => "extension",
-        NodeMode::Relay => "relay",
-        _ => "other",
-    }
-}
-
 pub async fn agent_run(
     data_dir: &Path,
     mode: &str,
@@ -238,23 +228,6 @@ pub async fn agent_run(
     Ok(())
 }
 
-fn node_json(n: &NodeInfo) -> serde_json::Value {
-    json!({
-        "id": n.id.as_str(), "name": n.name, "role": n.role.as_str(), "labels": n.labels,
-        "serial": n.serial.to_hex(), "cert_not_after": rfc3339(n.cert_not_after_ms),
-        "first_seen": rfc3339(n.first_seen_ms), "last_seen": rfc3339(n.last_seen_ms),
-        "addr": n.addr, "online": n.online, "revoked": n.revoked,
-        "mode": n.mode.map(mode_name), "via": n.via.as_ref().map(|v| v.as_str()),
-        "relay": n.relay.as_ref().map(|r| r.as_str()),
-        "health": n.health.as_ref().map(|h| json!({
-            "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
-            "spool_depth": h.spool_depth, "spool_dropped": h.spool_dropped,
-            "services": h.services.iter().map(|s| json!({"name": s.name, "kind": s.kind, "listen": s.listen,
-                "running": s.running, "error": s.error, "active_sessions": s.active_sessions})).collect::<Vec<_>>(),
-        })),
-    })
-}
-
 pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
     let AdminResponse::Nodes(nodes) = ask(data_dir, AdminRequest::ListNodes).await? else {
         bail!("unexpected answer from the core");
@@ -268,21 +241,7 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         };
     let health_of = |n: &NodeInfo| health.iter().find(|h| h.node == n.id);
     if json {
-        let v: Vec<_> = nodes
-            .iter()
-            .map(|n| {
-                let mut v = node_json(n);
-                if let (Some(h), Some(o)) = (health_of(n), v.as_object_mut()) {
-                    o.insert("state".into(), json!(h.state.as_str()));
-                    o.insert("services_up".into(), json!(h.services_up));
-                    o.insert("services_total".into(), json!(h.services_total));
-                    o.insert("spool_dropped".into(), json!(h.spool_dropped));
-                    o.insert("last_event".into(), json!(h.last_event_ms.map(rfc3339)));
-                    o.insert("problems".into(), json!(h.problems));
-                }
-                v
-            })
-            .collect();
+        let v: Vec<_> = nodes.iter().map(|n| node_json(n, health_of(n))).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -559,13 +518,7 @@ pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()
         bail!("unexpected answer from the core");
     };
     if json {
-        let v: Vec<_> = entries
-            .iter()
-            .map(|a| {
-                json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
-                            "outcome": a.outcome, "source": a.source, "detail": a.detail})
-            })
-            .collect();
+        let v: Vec<_> = entries.iter().map(audit_json).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for a in &entries {

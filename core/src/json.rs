@@ -1,7 +1,10 @@
 //! JSON and one-line text views of stored events for the CLI, with Elastic Common Schema
-//! field names where ECS has one (`source.ip`, `user.name`, `event.action`, …).
+//! field names where ECS has one (`source.ip`, `user.name`, `event.action`, …), and the
+//! JSON views of nodes and audit rows (`honeybee nodes --json`, `honeybee audit --json`;
+//! the end-to-end tests read the same documents through an in-process admin client).
 
-use honeybee_proto::admin::StoredEvent;
+use honeybee_proto::admin::{AuditEntry, NodeHealthInfo, NodeInfo, StoredEvent};
+use honeybee_proto::control::NodeMode;
 use honeybee_proto::event::EventKind;
 use serde_json::{Map, Value, json};
 use std::time::{Duration, UNIX_EPOCH};
@@ -308,4 +311,48 @@ pub fn event_line(e: &StoredEvent) -> String {
         src,
         what
     )
+}
+
+/// A node mode's name as the CLI shows it.
+pub fn mode_name(mode: NodeMode) -> &'static str {
+    match mode {
+        NodeMode::Full => "full",
+        NodeMode::Extension => "extension",
+        NodeMode::Relay => "relay",
+        _ => "other",
+    }
+}
+
+/// The JSON document for one node, with the core's health assessment when there is one
+/// (`state`, `services_up`, …; an older core without that answer leaves them out).
+pub fn node_json(n: &NodeInfo, assessed: Option<&NodeHealthInfo>) -> Value {
+    let mut v = json!({
+        "id": n.id.as_str(), "name": n.name, "role": n.role.as_str(), "labels": n.labels,
+        "serial": n.serial.to_hex(), "cert_not_after": rfc3339(n.cert_not_after_ms),
+        "first_seen": rfc3339(n.first_seen_ms), "last_seen": rfc3339(n.last_seen_ms),
+        "addr": n.addr, "online": n.online, "revoked": n.revoked,
+        "mode": n.mode.map(mode_name), "via": n.via.as_ref().map(|v| v.as_str()),
+        "relay": n.relay.as_ref().map(|r| r.as_str()),
+        "health": n.health.as_ref().map(|h| json!({
+            "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
+            "spool_depth": h.spool_depth, "spool_dropped": h.spool_dropped,
+            "services": h.services.iter().map(|s| json!({"name": s.name, "kind": s.kind, "listen": s.listen,
+                "running": s.running, "error": s.error, "active_sessions": s.active_sessions})).collect::<Vec<_>>(),
+        })),
+    });
+    if let (Some(h), Some(o)) = (assessed, v.as_object_mut()) {
+        o.insert("state".into(), json!(h.state.as_str()));
+        o.insert("services_up".into(), json!(h.services_up));
+        o.insert("services_total".into(), json!(h.services_total));
+        o.insert("spool_dropped".into(), json!(h.spool_dropped));
+        o.insert("last_event".into(), json!(h.last_event_ms.map(rfc3339)));
+        o.insert("problems".into(), json!(h.problems));
+    }
+    v
+}
+
+/// The JSON document for one audit row.
+pub fn audit_json(a: &AuditEntry) -> Value {
+    json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
+           "outcome": a.outcome, "source": a.source, "detail": a.detail})
 }

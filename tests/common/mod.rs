@@ -153,6 +153,78 @@ pub struct Deployment {
     pub dir: tempfile::TempDir,
     pub core: Option<Proc>,
     pub port: u16,
+    /// The in-process admin client the polling helpers share (see [`Admin`]).
+    admin: std::sync::Mutex<Option<Admin>>,
+}
+
+/// An in-process admin client for the helpers that poll the core (`nodes`, `events`,
+/// `audit`): one QUIC connection kept open, and opened again after the core restarted,
+/// instead of a `honeybee` process and an mTLS handshake per poll. It returns the same
+/// JSON documents as the CLI's `--json` (`honeybee_core::json`); the CLI itself stays
+/// covered by the tests that run it. The client lives on a thread of its own with its
+/// own runtime, so the helpers block their caller (as running the CLI did) from plain
+/// and from `#[tokio::test]` code alike.
+struct Admin {
+    jobs: std::sync::mpsc::Sender<AdminJob>,
+}
+
+type AdminJob = (
+    honeybee_proto::admin::AdminRequest,
+    std::sync::mpsc::Sender<Result<honeybee_proto::admin::AdminResponse, String>>,
+);
+
+impl Admin {
+    fn start(data_dir: PathBuf) -> Admin {
+        let (jobs, rx) = std::sync::mpsc::channel::<AdminJob>();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_multi_thread()
+                .worker_threads(1)
+                .enable_all()
+                .build()
+                .expect("tokio runtime for the admin client");
+            let mut client = None;
+            while let Ok((req, reply)) = rx.recv() {
+                let answer = rt.block_on(Admin::ask(&mut client, &data_dir, &req));
+                let _ = reply.send(answer);
+            }
+            if let Some(c) = client {
+                rt.block_on(c.close());
+            }
+        });
+        Admin { jobs }
+    }
+
+    /// Sends `req`, connecting first if needed; a request on a connection the core
+    /// closed (restart) is retried once on a new connection.
+    async fn ask(
+        client: &mut Option<honeybee_core::admin_client::AdminClient>,
+        data_dir: &Path,
+        req: &honeybee_proto::admin::AdminRequest,
+    ) -> Result<honeybee_proto::admin::AdminResponse, String> {
+        use honeybee_core::admin_client::AdminClient;
+        let mut last = String::new();
+        for _ in 0..2 {
+            if client.as_ref().is_none_or(|c| c.is_closed()) {
+                *client = Some(
+                    AdminClient::connect(data_dir)
+                        .await
+                        .map_err(|e| format!("admin connect: {e}"))?,
+                );
+            }
+            let c = client.as_ref().expect("connected");
+            match c.request(req).await {
+                Ok(honeybee_proto::admin::AdminResponse::Error(e)) => {
+                    return Err(format!("core refused: {e}"));
+                }
+                Ok(resp) => return Ok(resp),
+                Err(e) => {
+                    last = e.to_string();
+                    *client = None;
+                }
+            }
+        }
+        Err(format!("admin request: {last}"))
+    }
 }
 
 impl Deployment {
@@ -183,6 +255,7 @@ impl Deployment {
             dir,
             core: None,
             port,
+            admin: std::sync::Mutex::new(None),
         }
     }
 
@@ -274,9 +347,38 @@ impl Deployment {
         (proc, url)
     }
 
+    /// Asks the running core, through the shared in-process admin client; panics with
+    /// the reason when it cannot (as the CLI helpers panic when the CLI fails).
+    fn ask(
+        &self,
+        req: honeybee_proto::admin::AdminRequest,
+    ) -> honeybee_proto::admin::AdminResponse {
+        let what = format!("{req:?}");
+        let (reply, answer) = std::sync::mpsc::channel();
+        {
+            let mut admin = self.admin.lock().unwrap_or_else(|p| p.into_inner());
+            let admin = admin.get_or_insert_with(|| Admin::start(self.core_dir()));
+            admin.jobs.send((req, reply)).expect("admin client thread");
+        }
+        answer
+            .recv()
+            .expect("admin client thread")
+            .unwrap_or_else(|e| panic!("{what}: {e}"))
+    }
+
+    /// `honeybee nodes --json`, in process.
     pub fn nodes(&self) -> Vec<Value> {
-        let out = ok(&["nodes", "--json", "--data-dir", &self.d()]);
-        serde_json::from_str(&out).expect("nodes json")
+        use honeybee_proto::admin::{AdminRequest, AdminResponse};
+        let AdminResponse::Nodes(nodes) = self.ask(AdminRequest::ListNodes) else {
+            panic!("unexpected answer to ListNodes");
+        };
+        let AdminResponse::NodeHealth(health) = self.ask(AdminRequest::NodeHealth) else {
+            panic!("unexpected answer to NodeHealth");
+        };
+        nodes
+            .iter()
+            .map(|n| honeybee_core::json::node_json(n, health.iter().find(|h| h.node == n.id)))
+            .collect()
     }
 
     pub fn node(&self, id: &str) -> Option<Value> {
@@ -304,11 +406,37 @@ impl Deployment {
         )
     }
 
+    /// `honeybee events --json EXTRA`, in process: `extra` takes the CLI's `--node`,
+    /// `--service`, `--kind`, `--since` and `--limit` (default 100).
     pub fn events(&self, extra: &[&str]) -> Vec<Value> {
-        let d = self.d();
-        let mut args = vec!["events", "--json", "--data-dir", &d];
-        args.extend_from_slice(extra);
-        serde_json::from_str(&ok(&args)).expect("events json")
+        use honeybee_proto::admin::{AdminRequest, AdminResponse, EventQuery};
+        let mut q = EventQuery {
+            node: None,
+            service: None,
+            kind: None,
+            since_ms: None,
+            limit: 100,
+        };
+        for pair in extra.chunks(2) {
+            let [flag, value] = pair else {
+                panic!("events(): flag without a value in {extra:?}");
+            };
+            match *flag {
+                "--node" => q.node = Some(honeybee_proto::NodeId::new(*value).expect("node id")),
+                "--service" => q.service = Some((*value).to_owned()),
+                "--kind" => q.kind = Some((*value).to_owned()),
+                "--since" => {
+                    let d = humantime::parse_duration(value).expect("--since duration");
+                    q.since_ms = Some(honeybee_core::now_ms() - d.as_millis() as i64);
+                }
+                "--limit" => q.limit = value.parse().expect("--limit number"),
+                other => panic!("events(): unknown flag {other}"),
+            }
+        }
+        let AdminResponse::Events(events) = self.ask(AdminRequest::ListEvents(q)) else {
+            panic!("unexpected answer to ListEvents");
+        };
+        events.iter().map(honeybee_core::json::event_json).collect()
     }
 
     /// The module shim's address, as the running core recorded it.
@@ -337,16 +465,13 @@ impl Deployment {
         .to_owned()
     }
 
+    /// `honeybee audit --json --limit 1000`, in process.
     pub fn audit(&self) -> Vec<Value> {
-        serde_json::from_str(&ok(&[
-            "audit",
-            "--json",
-            "--limit",
-            "1000",
-            "--data-dir",
-            &self.d(),
-        ]))
-        .expect("audit json")
+        use honeybee_proto::admin::{AdminRequest, AdminResponse};
+        let AdminResponse::Audit(rows) = self.ask(AdminRequest::Audit { limit: 1000 }) else {
+            panic!("unexpected answer to Audit");
+        };
+        rows.iter().map(honeybee_core::json::audit_json).collect()
     }
 }
 
