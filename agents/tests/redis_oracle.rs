@@ -1,0 +1,509 @@
+//! Differential test of the Redis honeypot against Debian 12's real `redis-server`
+//! 7.0.15: the same probes (raw RESP over TCP) go to both, in the same order, each
+//! group on a fresh connection, and the replies are compared byte for byte after
+//! instance values (client ids, stream IDs made from the clock) are normalised. The
+//! match rate is printed; the test fails under the floor below, and on any mismatch in
+//! the probes that must match (the attack paths and the RESP3 switch).
+
+mod datasvc;
+
+use datasvc::*;
+use honeybee_proto::config::{LoginPolicy, RedisOptions, ServiceKind};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The real `redis-server` from Debian on a loopback port of its own, in a temporary
+/// directory, stopped by its PID (the child handle).
+struct RealRedis {
+    child: tokio::process::Child,
+    addr: std::net::SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl RealRedis {
+    async fn start() -> RealRedis {
+        const BIN: &str = "/usr/bin/redis-server";
+        assert!(
+            std::path::Path::new(BIN).exists(),
+            "{BIN} is missing: install Debian's redis-server (apt-get install -y redis-server); \
+             the Redis oracle compares against it and does not skip"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let child = tokio::process::Command::new(BIN)
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+            .arg("--dir")
+            .arg(dir.path())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn redis-server");
+        let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+        for _ in 0..600 {
+            if let Ok(mut c) = TcpStream::connect(addr).await {
+                let _ = c.write_all(b"PING\r\n").await;
+                let mut b = [0u8; 7];
+                if let Ok(Ok(_)) =
+                    tokio::time::timeout(Duration::from_secs(2), c.read_exact(&mut b)).await
+                    && &b == b"+PONG\r\n"
+                {
+                    return RealRedis {
+                        child,
+                        addr,
+                        _dir: dir,
+                    };
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        panic!("redis-server did not come up");
+    }
+
+    async fn stop(mut self) {
+        let _ = self.child.start_kill();
+        let _ = tokio::time::timeout(WAIT, self.child.wait()).await;
+    }
+}
+
+fn multibulk(args: &[&[u8]]) -> Vec<u8> {
+    let mut out = format!("*{}\r\n", args.len()).into_bytes();
+    for a in args {
+        out.extend_from_slice(format!("${}\r\n", a.len()).as_bytes());
+        out.extend_from_slice(a);
+        out.extend_from_slice(b"\r\n");
+    }
+    out
+}
+
+/// Splits a probe line into arguments: words, or `"..."` with `\n` / `\"` escapes.
+fn words(line: &str) -> Vec<Vec<u8>> {
+    let mut out = Vec::new();
+    let mut chars = line.chars().peekable();
+    loop {
+        while chars.peek() == Some(&' ') {
+            chars.next();
+        }
+        let Some(&c) = chars.peek() else { break };
+        let mut w = String::new();
+        if c == '"' {
+            chars.next();
+            while let Some(c) = chars.next() {
+                match c {
+                    '"' => break,
+                    '\\' => match chars.next() {
+                        Some('n') => w.push('\n'),
+                        Some(o) => w.push(o),
+                        None => {}
+                    },
+                    o => w.push(o),
+                }
+            }
+        } else {
+            while let Some(&c) = chars.peek() {
+                if c == ' ' {
+                    break;
+                }
+                w.push(c);
+                chars.next();
+            }
+        }
+        out.push(w.into_bytes());
+    }
+    out
+}
+
+/// Reads exactly one reply (RESP2 or RESP3) and returns its bytes; bounded in size,
+/// nesting and time.
+async fn read_reply(c: &mut TcpStream, buf: &mut Vec<u8>) -> Vec<u8> {
+    loop {
+        if let Some(n) = reply_len(buf, 0, 0) {
+            return buf.drain(..n).collect();
+        }
+        let mut chunk = [0u8; 65536];
+        let n = match tokio::time::timeout(Duration::from_secs(10), c.read(&mut chunk)).await {
+            Ok(Ok(n)) => n,
+            _ => 0,
+        };
+        if n == 0 {
+            // Closed (or silent): what came is the answer, marked.
+            let mut rest: Vec<u8> = std::mem::take(buf);
+            rest.extend_from_slice(b"<closed>");
+            return rest;
+        }
+        assert!(buf.len() < 8 << 20, "reply too large");
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// The length of the complete reply at `buf[at..]`, if it is all there.
+fn reply_len(buf: &[u8], at: usize, depth: usize) -> Option<usize> {
+    assert!(depth < 32, "reply nested too deep");
+    let rest = buf.get(at..)?;
+    let nl = rest.windows(2).position(|w| w == b"\r\n")?;
+    let line = std::str::from_utf8(&rest[1..nl]).ok()?;
+    let head = nl + 2;
+    match rest.first()? {
+        b'+' | b'-' | b':' | b',' | b'_' | b'#' | b'(' => Some(head),
+        b'$' | b'=' | b'!' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                return Some(head);
+            }
+            let total = head + n as usize + 2;
+            (rest.len() >= total).then_some(total)
+        }
+        b'*' | b'~' | b'%' | b'>' => {
+            let n: i64 = line.parse().ok()?;
+            if n < 0 {
+                return Some(head);
+            }
+            let items = if rest[0] == b'%' { n * 2 } else { n };
+            let mut pos = head;
+            for _ in 0..items {
+                pos += reply_len(buf, at + pos, depth + 1)?;
+            }
+            Some(pos)
+        }
+        _ => Some(rest.len()),
+    }
+}
+
+/// Replaces the values that differ between any two instances.
+fn normalise(probe: &str, reply: &[u8]) -> String {
+    let mut s = String::from_utf8_lossy(reply).into_owned();
+    let p = probe.to_ascii_lowercase();
+    if p.starts_with("hello") {
+        // The client id.
+        if let Some(i) = s.find("$2\r\nid\r\n:") {
+            let start = i + 9;
+            let end = start + s[start..].find("\r\n").unwrap_or(0);
+            s.replace_range(start..end, "<id>");
+        }
+    }
+    if p == "config get dir" {
+        // Each server's own directory.
+        s = "<dir>".into();
+    }
+    if p.starts_with("client id") {
+        s = ":<id>\r\n".into();
+    }
+    if p.starts_with("xadd") && p.contains(" * ") {
+        // An ID made from the clock.
+        if let Some(rest) = s.strip_prefix('$')
+            && let Some((_, id)) = rest.split_once("\r\n")
+            && id.contains('-')
+        {
+            s = "$<id>\r\n".into();
+        }
+    }
+    s
+}
+
+/// (probe group, must every probe of it match)
+type Group = (&'static [&'static str], bool);
+
+const ATTACKS: &[&str] = &[
+    "CONFIG SET dir /root/.ssh",
+    "CONFIG SET dbfilename authorized_keys",
+    "CONFIG SET dir /var/spool/cron/crontabs dbfilename root",
+    "CONFIG SET logfile /tmp/x",
+    "CONFIG SET daemonize no",
+    "CONFIG SET nosuch 1",
+    "CONFIG SET dir",
+    "SET x \"\\n\\nssh-rsa AAAAB3NzaC1yc2E attacker@host\\n\\n\"",
+    "SAVE",
+    "MODULE LOAD /tmp/exp.so",
+    "MODULE LIST",
+    "MODULE UNLOAD system",
+    "SLAVEOF NO ONE",
+    "REPLICAOF NO ONE",
+    "SLAVEOF 127.0.0.1 notaport",
+    "EVAL \"return redis.call('ping')\" 0",
+    "EVAL \"return redis.call('set',KEYS[1],ARGV[1])\" 1 ek ev",
+    "EVAL \"return redis.call('get',KEYS[1])\" 1 ek",
+    "EVAL \"return redis.call('get','nokey')\" 0",
+    "EVAL \"return redis.call('nosuch')\" 0",
+    "EVAL \"return redis.call('config','set','dir','/tmp')\" 0",
+    "EVAL \"return redis.pcall('nosuch')\" 0",
+    "EVAL \"return {1,2,'x'}\" 0",
+    "EVAL \"return KEYS[1]\" 1 a",
+    "EVAL \"return ARGV[2]\" 0 a b",
+    "EVAL \"redis.call('set','ea','b')\" 0",
+    "EVAL \"return 1.5\" 0",
+    "EVAL \"return nil\" 0",
+    "EVAL \"return true\" 0",
+    "EVAL \"return false\" 0",
+    "EVAL \"return os.execute('id')\" 0",
+    "EVAL \"return io.popen('id'):read('*a')\" 0",
+    "EVAL \"local a = 1 return a\" 0",
+    "EVAL \"return dofile('/etc/passwd')\" 0",
+    "EVAL \"local l = package.loadlib('/usr/lib/x86_64-linux-gnu/liblua5.1.so.0', 'luaopen_io'); return 1\" 0",
+    "EVAL \"return redis.call('keys','*')\" 0",
+    "EVAL \"return redis.call('set','x')\" 0",
+    "EVAL \"return redis.error_reply('boom')\" 0",
+    "EVAL \"return redis.status_reply('fine')\" 0",
+    "EVAL \"return 'a' .. 'b'\" 0",
+    "EVAL \"\" 0",
+    "EVAL x 2 k",
+    "EVAL x -1",
+    "SCRIPT LOAD \"return 1\"",
+    "EVALSHA e0e1f9fabfc9d4800c877a703b823ac0578ff8db 0",
+    "EVALSHA ffffffffffffffffffffffffffffffffffffffff 0",
+    "SCRIPT EXISTS e0e1f9fabfc9d4800c877a703b823ac0578ff8db ffff",
+    "FUNCTION LIST",
+    "FUNCTION FLUSH",
+    "CLUSTER INFO",
+    "CLUSTER NODES",
+    "FLUSHALL",
+];
+
+const TYPES: &[&str] = &[
+    "RPUSH l a b c",
+    "LPUSH l z",
+    "LRANGE l 0 -1",
+    "LRANGE l 1 2",
+    "LRANGE l x 2",
+    "LLEN l",
+    "LINDEX l -1",
+    "LINDEX l 99",
+    "LSET l 0 y",
+    "LSET l 9 z",
+    "LSET nol 0 z",
+    "LREM l 0 a",
+    "LPOP l",
+    "RPOP l",
+    "LPOP l 0",
+    "LPOP nol 1",
+    "LPOP nol",
+    "LPOP l -1",
+    "GET l",
+    "TYPE l",
+    "OBJECT ENCODING l",
+    "HSET h f v g w",
+    "HSET h f",
+    "HGET h f",
+    "HGET h nof",
+    "HMSET h a 1 b 2",
+    "HMGET h f nof a",
+    "HGETALL h",
+    "HKEYS h",
+    "HVALS h",
+    "HLEN h",
+    "HEXISTS h g",
+    "HDEL h g nof",
+    "HINCRBY h a 5",
+    "HINCRBY h f 1",
+    "HINCRBY h n x",
+    "TYPE h",
+    "OBJECT ENCODING h",
+    "SADD s 3 1 2 1",
+    "SMEMBERS s",
+    "SISMEMBER s 2",
+    "SISMEMBER s 9",
+    "SCARD s",
+    "SREM s 1 9",
+    "OBJECT ENCODING s",
+    "SPOP nos",
+    "SPOP nos 2",
+    "SADD one only",
+    "SPOP one",
+    "TYPE s",
+    "ZADD z 1.1 m 2 n",
+    "ZADD z abc m",
+    "ZADD z nx xx 1 m",
+    "ZADD z 3 o",
+    "ZSCORE z m",
+    "ZSCORE z nom",
+    "ZINCRBY z 1 n",
+    "ZRANGE z 0 -1",
+    "ZRANGE z 0 -1 WITHSCORES",
+    "ZREVRANGE z 0 1",
+    "ZREVRANGE z 0 -1 WITHSCORES",
+    "ZCARD z",
+    "ZREM z o nom",
+    "OBJECT ENCODING z",
+    "TYPE z",
+    "XADD st 1-1 f v",
+    "XADD st 1-1 f v",
+    "XADD st 0-0 f v",
+    "XADD st abc f v",
+    "XADD st 2 f",
+    "XADD st 5-0 a b c d",
+    "XLEN st",
+    "XRANGE st - +",
+    "XRANGE st - + COUNT 1",
+    "XADD st * k v",
+    "TYPE st",
+    "OBJECT ENCODING st",
+    "INCR l",
+    "APPEND h x",
+    "SET str 12",
+    "OBJECT ENCODING str",
+    "OBJECT REFCOUNT str",
+    "SET str hello",
+    "OBJECT ENCODING str",
+    "OBJECT REFCOUNT h",
+    "OBJECT ENCODING nokey",
+    "OBJECT FREQ l",
+    "OBJECT FOO h",
+    "MGET str l h",
+    "SWAPDB 0 x",
+    "SWAPDB 0 99",
+    "SWAPDB 0 1",
+    "DBSIZE",
+    "SWAPDB 0 1",
+    "DBSIZE",
+    "DEL l h s z st str",
+    "EXISTS l",
+];
+
+const COMMANDS: &[&str] = &[
+    "COMMAND COUNT",
+    "COMMAND COUNT x",
+    "COMMAND INFO get set",
+    "COMMAND INFO config|get",
+    "COMMAND INFO nosuch",
+    "COMMAND INFO lpush rpush lpop rpop lrange llen lindex lset lrem",
+    "COMMAND INFO hset hget hgetall hdel hlen hkeys hvals hexists hincrby hmset hmget",
+    "COMMAND INFO sadd srem smembers sismember scard spop",
+    "COMMAND INFO zadd zrange zrevrange zscore zcard zrem zincrby",
+    // Containers (CONFIG, OBJECT, CLIENT, …) list their subcommands in the real
+    // server's hash order, which changes from one process to the next: not compared.
+    "COMMAND INFO xadd xlen xrange type swapdb",
+    "COMMAND INFO eval evalsha slaveof replicaof hello auth",
+    "COMMAND INFO ping echo info keys scan dbsize flushall select",
+    "COMMAND DOCS get",
+    "COMMAND DOCS nosuch",
+    "COMMAND FOO",
+    "COMMAND GETKEYS get a",
+    "PING",
+    "PING hi",
+    "ECHO x",
+    "FOO a b",
+    "GET",
+    "DBSIZE",
+    "KEYS *",
+    "ROLE",
+    "CONFIG GET dir",
+    "CONFIG GET dbfilename",
+    "CONFIG GET maxmemory",
+    "ACL WHOAMI",
+    "CLIENT ID",
+    "CLIENT GETNAME",
+    "CLIENT SETNAME bad\tname",
+    "AUTH x",
+    "SELECT 16",
+    "SELECT 15",
+];
+
+const RESP3: &[&str] = &[
+    "HELLO x",
+    "HELLO 4",
+    "HELLO 2 FOO",
+    "HELLO 3 SETNAME a b",
+    "HELLO 2 AUTH default",
+    "HELLO 3",
+    "HELLO",
+    "HSET h3 f v",
+    "HGETALL h3",
+    "HGETALL nokey",
+    "SADD s3 1",
+    "SMEMBERS s3",
+    "GET nokey",
+    "LPOP nol 1",
+    "ZADD z3 1.5 a",
+    "ZSCORE z3 a",
+    "ZRANGE z3 0 -1 WITHSCORES",
+    "ZINCRBY z3 1 a",
+    "CONFIG GET maxmemory",
+    "COMMAND INFO get",
+    "COMMAND DOCS get",
+    "EVAL \"return redis.call('hgetall','h3')\" 0",
+    "HELLO 2 SETNAME me",
+    "HGETALL h3",
+    "CLIENT GETNAME",
+    "DEL h3 s3 z3",
+];
+
+const GROUPS: &[Group] = &[
+    (ATTACKS, true),
+    (TYPES, false),
+    (COMMANDS, false),
+    (RESP3, true),
+];
+
+async fn run_group(addr: std::net::SocketAddr, probes: &[&str]) -> Vec<String> {
+    let mut c = TcpStream::connect(addr).await.unwrap();
+    let mut buf = Vec::new();
+    let mut out = Vec::with_capacity(probes.len());
+    for p in probes {
+        let args = words(p);
+        let refs: Vec<&[u8]> = args.iter().map(Vec::as_slice).collect();
+        c.write_all(&multibulk(&refs)).await.unwrap();
+        let reply = read_reply(&mut c, &mut buf).await;
+        out.push(normalise(p, &reply));
+    }
+    out
+}
+
+fn redis() -> ServiceKind {
+    ServiceKind::Redis(RedisOptions {
+        version: "7.0.15".into(),
+        require_auth: false,
+        login: LoginPolicy::Never,
+        ..RedisOptions::default()
+    })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_probes_answer_like_the_real_redis_7_0() {
+    let real = RealRedis::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "redis", "127.0.0.1:0".parse().unwrap(), redis()).await;
+    let (mut total, mut matched) = (0usize, 0usize);
+    let mut must = Vec::new();
+    let mut report = String::new();
+    for (probes, strict) in GROUPS {
+        let want = run_group(real.addr, probes).await;
+        let got = run_group(r.addr, probes).await;
+        for ((p, w), g) in probes.iter().zip(&want).zip(&got) {
+            total += 1;
+            if w == g {
+                matched += 1;
+            } else {
+                let cut = |s: &str| s.chars().take(400).collect::<String>();
+                report.push_str(&format!(
+                    "MISMATCH {p:?}\n  real: {:?}\n  ours: {:?}\n",
+                    cut(w),
+                    cut(g)
+                ));
+                if *strict {
+                    must.push(*p);
+                }
+            }
+        }
+    }
+    real.stop().await;
+    r.mgr.shutdown().await;
+    println!("{report}");
+    println!(
+        "redis oracle: {matched}/{total} probes byte-identical ({:.1}%)",
+        matched as f64 * 100.0 / total as f64
+    );
+    assert!(total >= 100, "{total} probes");
+    assert!(
+        must.is_empty(),
+        "attack/RESP3 probes differ: {must:#?}\n{report}"
+    );
+    assert!(
+        matched * 100 >= total * 95,
+        "match rate {matched}/{total} under 95%\n{report}"
+    );
+}
