@@ -112,23 +112,33 @@ fn parse_unguarded(text: &str) -> Result<Program, Syntax> {
                 return Err(e);
             }
             // bash fails at the newline when it cannot take one there (`echo (`), and
-            // asks for more when it can (`a &&`, `if x; then`): a newline and a command
-            // after it tell the two apart.
-            let probe = format!("{text}\n:");
-            match brush_parser::uncached_tokenize_str(&probe, &opts.tokenizer_options()) {
-                Ok(t) => match brush_parser::parse_tokens(&t, &opts) {
-                    // A token of the text itself (`fi` alone) is what bash names.
-                    Err(ParseError::ParsingNear(pos)) if pos.index < text.len() => {
-                        Err(unexpected(&t, pos.index, pos.line))
+            // asks for more when it can (`a &&`, `if x; then`, `for i in 1 2`): a
+            // newline and a plausible continuation after it tell the two apart.
+            let mut named = None;
+            for suffix in ["\n:", "\ndo :", "\nthen :", "\n:)"] {
+                let probe = format!("{text}{suffix}");
+                let Ok(t) = brush_parser::uncached_tokenize_str(&probe, &opts.tokenizer_options())
+                else {
+                    return Err(Syntax::Incomplete(Open::Eof));
+                };
+                match brush_parser::parse_tokens(&t, &opts) {
+                    Ok(_) | Err(ParseError::ParsingAtEndOfInput) => {
+                        return Err(Syntax::Incomplete(Open::Eof));
                     }
-                    Err(ParseError::ParsingNear(_)) => Err(Syntax::Unexpected {
-                        token: "newline".into(),
-                        line: text.split('\n').count(),
-                    }),
-                    _ => Err(Syntax::Incomplete(Open::Eof)),
-                },
-                Err(_) => Err(Syntax::Incomplete(Open::Eof)),
+                    // A token of the text itself is what bash names.
+                    Err(ParseError::ParsingNear(pos)) if pos.index < text.len() => {
+                        named.get_or_insert_with(|| unexpected(&t, pos.index, pos.line));
+                    }
+                    Err(_) => {}
+                }
             }
+            if let Some(e) = named {
+                return Err(e);
+            }
+            Err(Syntax::Unexpected {
+                token: "newline".into(),
+                line: text.split('\n').count(),
+            })
         }
     }
 }

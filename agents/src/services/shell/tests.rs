@@ -705,5 +705,166 @@ fn ctrl_l_redraws_count_against_the_session_output_cap() {
     assert!(sent <= 64 * 1024 + 4 * 4200, "{sent} bytes sent");
 }
 
+// ---- the bash grammar (parse.rs, exec.rs, expand.rs) -----------------------------------
+
+/// Recursion and loops an intruder can write all end on the line's budget: functions
+/// that call themselves, nested substitutions, endless loops, brace and glob bombs,
+/// deep arithmetic. Each stops with `Killed` (137) and the session answers the next line.
+#[test]
+fn grammar_bombs_stop_on_the_budget() {
+    let cases: [(&str, &str); 9] = [
+        ("f() { f; }; f", "nesting depth"),
+        (":(){ :|:& };:", "nesting depth"),
+        ("while true; do :; done", "commands"),
+        ("for i in {1..100000000}; do :; done", "expansion bytes"),
+        (
+            "echo {a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}{a,b}",
+            "expansion bytes",
+        ),
+        (
+            "x=$(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo x)))))))))))))))))); echo $x",
+            "nesting depth",
+        ),
+        ("x=a; while :; do x=$x$x; done", "expansion bytes"),
+        ("eval 'eval \"eval \\\"f(){ f; }; f\\\"\"'", "nesting depth"),
+        ("until false; do echo y; done", "commands"),
+    ];
+    for (line, dim) in cases {
+        let mut s = shell(false);
+        let r = s.input(format!("{line}\n").as_bytes(), 1);
+        let detail = budget_stop(&r.effects).unwrap_or_else(|| panic!("{line}: {r:?}"));
+        assert!(detail.contains(dim), "{line}: {detail}");
+        assert!(
+            text(&r.stderr).ends_with("Killed\n"),
+            "{line}: {}",
+            text(&r.stderr)
+        );
+        still_answers(&mut s);
+    }
+}
+
+/// Text nested far deeper than a real line never reaches the recursive parser, and the
+/// walk of a deep but valid line stays within a thread's stack.
+#[test]
+fn deep_input_is_refused_and_deep_valid_lines_run_on_a_small_stack() {
+    let handle = std::thread::Builder::new()
+        .stack_size(2 * 1024 * 1024)
+        .spawn(|| {
+            for unit in [
+                "(",
+                "$(",
+                "{ ",
+                "if ",
+                "`",
+                "${",
+                "$((",
+                "[[ ( ",
+                "((",
+                "case x in ",
+            ] {
+                let line = unit.repeat(10_000 / unit.len());
+                let mut s = shell(false);
+                let r = s.exec(line.as_bytes(), 1);
+                assert!(r.exit.is_some(), "{unit}");
+            }
+            // `( (` is parsed as `((` by brush-parser: alternate subshells and groups.
+            let deep = format!("{}echo deep{}", "( { ".repeat(10), "; } )".repeat(10));
+            let (out, _, code, _) = exec(&deep);
+            assert_eq!((out.as_str(), code), ("deep\n", 0));
+            let groups = format!("{}echo g{}", "{ ".repeat(20), "; }".repeat(20));
+            assert_eq!(exec(&groups).0, "g\n");
+            let arith = format!("echo $(({}1{}))", "(".repeat(20), ")".repeat(20));
+            assert_eq!(exec(&arith).0, "1\n");
+            let unary = format!("echo $(({}1))", "-".repeat(3000));
+            let (_, err, code, _) = exec(&unary);
+            assert!(err.contains("expression recursion level exceeded"), "{err}");
+            assert_eq!(code, 1);
+        })
+        .unwrap();
+    handle.join().unwrap();
+}
+
+/// An open quote, `if` or `&&` makes an interactive session prompt with `> ` and read on;
+/// the whole command is one history entry and one `Command` event.
+#[test]
+fn continuation_lines_prompt_with_ps2() {
+    let mut s = shell(true);
+    let r = s.input(b"echo 'a\r", 1);
+    assert!(text(&r.stdout).ends_with("\r\n> "), "{:?}", text(&r.stdout));
+    assert!(r.effects.is_empty());
+    let r = s.input(b"b'\r", 2);
+    assert_eq!(text(&r.stdout), "b'\r\na\r\nb\r\nroot@web-prod-02:~# ");
+    assert_eq!(r.effects, vec![Effect::Command("echo 'a\nb'".into())]);
+    let r = s.input(b"for i in 1 2\rdo echo $i\rdone\r", 3);
+    assert!(
+        text(&r.stdout).ends_with("1\r\n2\r\nroot@web-prod-02:~# "),
+        "{:?}",
+        text(&r.stdout)
+    );
+    let r = s.input(b"true &&\r", 4);
+    assert!(text(&r.stdout).ends_with("> "));
+    let r = s.input(b"\x03", 5);
+    assert!(text(&r.stdout).ends_with("^C\r\nroot@web-prod-02:~# "));
+    let r = s.input(b"echo (\r", 6);
+    assert!(
+        text(&r.stdout).contains("-bash: syntax error near unexpected token `newline'"),
+        "{:?}",
+        text(&r.stdout)
+    );
+    // Without a terminal, a script piped in continues the same way.
+    let mut s = shell(false);
+    let r = s.input(b"if true\nthen echo yes\nfi\n", 1);
+    assert_eq!(text(&r.stdout), "yes\n");
+}
+
+/// `&` runs the job and says so as an interactive bash does; `kill -9 $$` ends the
+/// session at once; `type` and `export -p` answer with bash's texts.
+#[test]
+fn jobs_kill_type_and_export() {
+    let mut s = shell(true);
+    let r = s.input(b"echo bg &\r", 1);
+    let out = text(&r.stdout);
+    assert!(out.contains("[1] "), "{out}");
+    assert!(out.contains("bg\r\n"), "{out}");
+    assert!(
+        out.contains("[1]+  Done                    echo bg"),
+        "{out}"
+    );
+    let r = s.input(b"type ls cd if\r", 2);
+    let out = text(&r.stdout);
+    assert!(
+        out.contains("ls is aliased to `ls $LS_OPTIONS'\r\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("cd is a shell builtin\r\nif is a shell keyword\r\n"),
+        "{out}"
+    );
+    let r = s.input(b"kill -9 $$\r", 3);
+    assert_eq!(r.exit, Some(137));
+    assert!(!text(&r.stdout).contains("logout"));
+    let (out, _, _, _) = exec("export -p | head -2; type cat");
+    assert_eq!(
+        out,
+        "declare -x HOME=\"/root\"\ndeclare -x LANG=\"C.UTF-8\"\ncat is /usr/bin/cat\n"
+    );
+    let (out, _, _, _) =
+        exec("x=1; export y=2; export -p | grep -c 'x='; echo $! ; sleep 1 & echo $!");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "0");
+    assert_eq!(lines[1], "");
+    assert!(lines[2].parse::<u32>().is_ok(), "{out}");
+}
+
+/// Globs match the fake filesystem.
+#[test]
+fn globs_match_the_fake_filesystem() {
+    let (out, _, _, _) = exec("echo /etc/pass* /etc/host?ame; echo /nope/*");
+    assert_eq!(out, "/etc/passwd /etc/hostname\n/nope/*\n");
+    let (out, _, _, _) =
+        exec("cd /tmp && touch a.sh b.sh c.txt && echo *.sh && for f in *.txt; do echo $f; done");
+    assert_eq!(out, "a.sh b.sh\nc.txt\n");
+}
+
 #[path = "grammar_oracle.rs"]
 mod grammar_oracle;
