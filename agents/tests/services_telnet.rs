@@ -15,6 +15,7 @@ fn telnet(login: LoginPolicy, delay_ms: u32) -> ServiceKind {
     ServiceKind::Telnet(TelnetOptions {
         login,
         auth_failure_delay_ms: delay_ms,
+        hostname: "web-prod-02".into(),
         ..Default::default()
     })
 }
@@ -121,10 +122,7 @@ async fn telnet_client_logs_in_and_runs_commands() {
         !shown.contains("123456") && !shown.contains("admin"),
         "{shown}"
     );
-    assert!(
-        shown.contains("Linux web-prod-02 6.1.0-18-amd64"),
-        "{shown}"
-    );
+    assert!(shown.contains("Linux web-prod-02 6.1.0-"), "{shown}");
     let _ = status;
 
     let ev = until_disconnect(&mut run.rx).await;
@@ -307,6 +305,7 @@ async fn telnet_one_try_bots_and_ssh_share_the_login_memory() {
             login: LoginPolicy::AfterAttempts(1),
             auth_failure_delay_ms: 10,
             max_auth_attempts: 1,
+            hostname: "web-prod-02".into(),
             ..Default::default()
         }),
     );

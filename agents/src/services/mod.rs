@@ -104,6 +104,8 @@ pub(crate) struct ServiceContext {
     pub idle_timeout: Duration,
     /// The node's login memory (SSH and Telnet accounts), see `login.rs`.
     pub logins: Arc<login::LoginBook>,
+    /// The machine the node pretends to be (see `persona.rs`).
+    pub persona: Arc<crate::persona::NodePersona>,
 }
 
 /// The protocol a running listener speaks, ready to serve connections.
@@ -155,6 +157,7 @@ pub struct ServiceManager {
     data_dir: PathBuf,
     /// One per node, so that SSH and Telnet agree and it outlives service restarts.
     logins: Arc<login::LoginBook>,
+    persona: Arc<crate::persona::NodePersona>,
     captures: Option<CaptureSpool>,
     /// By service name; `order` keeps the configuration's order for status reports.
     entries: HashMap<String, Entry>,
@@ -170,6 +173,7 @@ impl ServiceManager {
             limits,
             host_key: HostKeyCache::new(data_dir.clone()),
             logins: login::LoginBook::open(&data_dir),
+            persona: crate::persona::NodePersona::load(&data_dir),
             data_dir,
             captures: None,
             entries: HashMap::new(),
@@ -195,6 +199,7 @@ impl ServiceManager {
             tracing::warn!("service configuration ignored: the services are shut down");
             return;
         };
+        self.persona.set_services(&config.services);
         let mut wanted: Vec<&ServiceConfig> = Vec::new();
         let mut names = HashSet::new();
         for s in &config.services {
@@ -244,6 +249,7 @@ impl ServiceManager {
                 data_dir: self.data_dir.clone(),
                 idle_timeout: self.limits.idle_timeout,
                 logins: Arc::clone(&self.logins),
+                persona: Arc::clone(&self.persona),
             };
             let shared = Shared {
                 sink: &sink,
@@ -409,8 +415,14 @@ async fn start(
         ServiceKind::Ssh(opts) => {
             let key = host_key.get().await?;
             Protocol::Ssh(
-                SshService::new(opts, key, limits.idle_timeout, Arc::clone(&ctx.logins))
-                    .map_err(StartError::InvalidOptions)?,
+                SshService::new(
+                    opts,
+                    key,
+                    limits.idle_timeout,
+                    Arc::clone(&ctx.logins),
+                    &ctx.persona,
+                )
+                .map_err(StartError::InvalidOptions)?,
             )
         }
         ServiceKind::Banner(opts) => Protocol::Banner(BannerService::new(opts)),

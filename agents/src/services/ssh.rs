@@ -614,6 +614,7 @@ impl SshService {
         host_keys: Vec<PrivateKey>,
         idle_timeout: Duration,
         logins: Arc<LoginBook>,
+        persona: &Arc<crate::persona::NodePersona>,
     ) -> Result<Self, String> {
         let id = &opts.server_id;
         if !id.starts_with("SSH-2.0-") || id.len() > 253 {
@@ -656,7 +657,7 @@ impl SshService {
             logins,
             remember_s: opts.remember.secs(),
             failure_delay: delay,
-            profile: Profile::new(&opts.hostname),
+            profile: Profile::for_node(persona, &opts.hostname),
             transcript_cap: opts
                 .max_transcript_bytes
                 .min(honeybee_proto::config::MAX_TRANSCRIPT_BYTES)

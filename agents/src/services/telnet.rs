@@ -125,7 +125,7 @@ impl TelnetService {
             policy: Arc::new(opts.login.clone()),
             logins: Arc::clone(&ctx.logins),
             remember_s: opts.remember.secs(),
-            profile: Profile::new(&opts.hostname),
+            profile: Profile::for_node(&ctx.persona, &opts.hostname),
             delay: Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000))),
             max_attempts: opts.max_auth_attempts,
             transcript_cap: opts

@@ -192,7 +192,8 @@ pub struct SshOptions {
     pub max_auth_attempts: u32,
     /// Which password logins succeed (public keys are always refused).
     pub login: LoginPolicy,
-    /// Host name the emulated shell shows in its prompt and `uname`.
+    /// Host name the emulated shell shows in its prompt and `uname`; empty (the default):
+    /// the node persona's own, different on every node.
     pub hostname: String,
     /// Largest session transcript (asciicast) kept; past it recording stops and the cap
     /// is reported.
@@ -209,13 +210,14 @@ pub const DEFAULT_MAX_TRANSCRIPT_BYTES: u32 = 1024 * 1024;
 /// Largest transcript cap an operator may configure (the core's capture cap).
 pub const MAX_TRANSCRIPT_BYTES: u32 = 64 * 1024 * 1024;
 
-/// A host name the emulated shell can show: 1 to 64 of letters, digits, `-` and `.`.
+/// A host name the emulated shell can show: 1 to 64 of letters, digits, `-` and `.`;
+/// empty for the node persona's own.
 fn valid_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 64
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !h.starts_with(['-', '.'])
+    h.is_empty()
+        || h.len() <= 64
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !h.starts_with(['-', '.'])
 }
 
 impl Default for SshOptions {
@@ -226,7 +228,7 @@ impl Default for SshOptions {
             max_auth_attempts: 6,
             login: LoginPolicy::default(),
             remember: Remember::default(),
-            hostname: "web-prod-02".into(),
+            hostname: String::new(),
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
     }
@@ -256,7 +258,7 @@ impl Default for TelnetOptions {
             banner: "Debian GNU/Linux 12\r\n".into(),
             login: LoginPolicy::default(),
             remember: Remember::default(),
-            hostname: "web-prod-02".into(),
+            hostname: String::new(),
             auth_failure_delay_ms: 3000,
             max_auth_attempts: 3,
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,

@@ -1513,7 +1513,7 @@ mod tests {
 
     fn settings(require_auth: bool, login: LoginPolicy) -> Arc<Settings> {
         Arc::new(Settings {
-            facts: ServerFacts::new("7.0.15", "s3cret".into(), T0),
+            facts: ServerFacts::new("7.0.15", "s3cret".into(), T0, "6.1.0-18-amd64"),
             require_auth,
             login,
             node: Node::memory(std::time::Duration::from_secs(7 * 86_400), T0),

@@ -24,7 +24,12 @@ pub(crate) struct ServerFacts {
 }
 
 impl ServerFacts {
-    pub(crate) fn new(version: &str, requirepass: String, now_unix_ms: i64) -> ServerFacts {
+    pub(crate) fn new(
+        version: &str,
+        requirepass: String,
+        now_unix_ms: i64,
+        kernel_release: &str,
+    ) -> ServerFacts {
         use rand::Rng;
         let mut rng = rand::rng();
         let hex = |n: usize, rng: &mut rand::rngs::ThreadRng| -> String {
@@ -36,7 +41,7 @@ impl ServerFacts {
         let uptime_ms = rng.random_range(3 * 86_400_000..60 * 86_400_000_i64);
         // The emulated shell's kernel, never the sensor host's: an attacker who reads
         // INFO and then logs in over SSH must find the same machine.
-        let release = crate::services::shell::commands::KERNEL_RELEASE;
+        let release = kernel_release;
         ServerFacts {
             version: version.to_owned(),
             run_id: hex(40, &mut rng),
@@ -577,15 +582,9 @@ mod tests {
 
     #[test]
     fn info_has_what_nmap_and_attackers_read() {
-        let f = ServerFacts::new("7.0.15", String::new(), 1_700_000_000_000);
+        let f = ServerFacts::new("7.0.15", String::new(), 1_700_000_000_000, "6.1.0-18-amd64");
         // One kernel per node: INFO's `os` is what the shell's `uname -r` prints.
-        assert_eq!(
-            f.os,
-            format!(
-                "Linux {} x86_64",
-                crate::services::shell::commands::KERNEL_RELEASE
-            )
-        );
+        assert_eq!(f.os, "Linux 6.1.0-18-amd64 x86_64");
         let v = InfoView {
             now_unix_ms: 1_700_000_000_000,
             tcp_port: 6379,

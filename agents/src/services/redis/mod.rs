@@ -69,7 +69,12 @@ impl RedisService {
         );
         Ok(RedisService {
             settings: Arc::new(Settings {
-                facts: info::ServerFacts::new(&opts.version, requirepass, boot),
+                facts: info::ServerFacts::new(
+                    &opts.version,
+                    requirepass,
+                    boot,
+                    &ctx.persona.persona().kernel.release(),
+                ),
                 require_auth: opts.require_auth,
                 login: opts.login.clone(),
                 node,

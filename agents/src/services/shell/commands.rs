@@ -264,7 +264,9 @@ pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
 
 fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     match name {
-        "uname" => uname(st, args),
+        // The machine's own facts come from the node's persona (see `sysinfo`).
+        "uname" | "hostname" | "uptime" | "w" | "who" | "ps" | "free" | "df" | "nproc"
+        | "lscpu" | "date" | "ip" => super::sysinfo::run(st, name, args).unwrap_or_default(),
         "id" => id(st, args),
         "whoami" => Out::ok(format!("{}\n", st.user)),
         "pwd" => Out::ok(format!("{}\n", st.cwd)),
@@ -273,21 +275,6 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         "ll" => ls(st, &[&["-l".to_owned()][..], args].concat(), ctx, false),
         "cat" => cat(st, args, ctx),
         "echo" => echo(args),
-        "hostname" => hostname(st, args),
-        "uptime" => uptime(st, args),
-        "w" => w(st),
-        "who" => Out::ok(format!(
-            "{:<8} pts/0        {} ({})\n",
-            st.user,
-            datetime(st.login_time),
-            st.src
-        )),
-        "ps" => ps(st, args),
-        "free" => free(args),
-        "df" => df(args),
-        "nproc" => Out::ok("2\n"),
-        "lscpu" => Out::ok(LSCPU),
-        "date" => Out::ok(format!("{}\n", date_cmd(st.now))),
         "wget" => wget(st, args),
         "curl" => curl(st, args),
         "tftp" | "ftpget" | "busybox" => not_found_but_record(st, name, args),
@@ -377,70 +364,6 @@ fn resolve_path(st: &State, given: &str) -> Result<String, Out> {
 
 // ---- system information -------------------------------------------------------------
 
-/// The node's one kernel: `uname` here and Redis INFO's `os:` both show it.
-pub(crate) const KERNEL_RELEASE: &str = "6.1.0-18-amd64";
-const KERNEL_VERSION: &str = "#1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)";
-
-fn uname(st: &State, args: &[String]) -> Out {
-    let mut want = Vec::new();
-    for a in args {
-        match a.as_str() {
-            "--all" => want.push('a'),
-            "--kernel-name" => want.push('s'),
-            "--nodename" => want.push('n'),
-            "--kernel-release" => want.push('r'),
-            "--kernel-version" => want.push('v'),
-            "--machine" => want.push('m'),
-            "--processor" => want.push('p'),
-            "--hardware-platform" => want.push('i'),
-            "--operating-system" => want.push('o'),
-            a if a.starts_with('-') && !a.starts_with("--") => {
-                for c in a[1..].chars() {
-                    if !"asnrvmpio".contains(c) {
-                        return Out::fail(
-                            1,
-                            format!(
-                                "uname: invalid option -- '{c}'\nTry 'uname --help' for more information.\n"
-                            ),
-                        );
-                    }
-                    want.push(c);
-                }
-            }
-            a => {
-                return Out::fail(
-                    1,
-                    format!(
-                        "uname: extra operand '{a}'\nTry 'uname --help' for more information.\n"
-                    ),
-                );
-            }
-        }
-    }
-    if want.is_empty() {
-        want.push('s');
-    }
-    let all = want.contains(&'a');
-    let host = st.profile.hostname.as_str();
-    let mut parts = Vec::new();
-    for (c, v) in [
-        ('s', "Linux"),
-        ('n', host),
-        ('r', KERNEL_RELEASE),
-        ('v', KERNEL_VERSION),
-        ('m', "x86_64"),
-        ('p', "unknown"),
-        ('i', "unknown"),
-        ('o', "GNU/Linux"),
-    ] {
-        // -a leaves out -p and -i when they are unknown, as coreutils does.
-        if want.contains(&c) || (all && c != 'p' && c != 'i') {
-            parts.push(v);
-        }
-    }
-    Out::ok(format!("{}\n", parts.join(" ")))
-}
-
 fn id(st: &State, args: &[String]) -> Out {
     let (uid, user) = (st.uid, st.user.as_str());
     let flags: String = args
@@ -469,188 +392,6 @@ fn id(st: &State, args: &[String]) -> Out {
             "uid={uid}({user}) gid={uid}({user}) groups={uid}({user}),24(cdrom),25(floppy),27(sudo),29(audio),30(dip),44(video),46(plugdev),100(users),106(netdev)\n"
         ))
     }
-}
-
-fn hostname(st: &State, args: &[String]) -> Out {
-    match args.first().map(String::as_str) {
-        None | Some("-s" | "-f" | "--fqdn" | "-A") => Out::ok(format!("{}\n", st.profile.hostname)),
-        Some("-I" | "--all-ip-addresses") => Out::ok("172.31.22.14 \n"),
-        Some("-i" | "--ip-address") => Out::ok("127.0.1.1\n"),
-        Some(_) if st.uid != 0 => {
-            Out::fail(1, "hostname: you must be root to change the host name\n")
-        }
-        Some(_) => Out::default(),
-    }
-}
-
-/// Seconds the fake machine has been up at `now`: a stable 41 days and some hours
-/// before the login, so repeated `uptime`s in one session advance as they should.
-fn up_seconds(st: &State) -> i64 {
-    41 * 86_400 + 3 * 3_600 + 12 * 60 + (st.now - st.login_time).max(0)
-}
-
-fn uptime_line(st: &State, users: usize) -> String {
-    let up = up_seconds(st);
-    let (days, h, m) = (up / 86_400, (up % 86_400) / 3_600, (up % 3_600) / 60);
-    let (hh, mm, ss) = hms(st.now);
-    format!(
-        " {hh:02}:{mm:02}:{ss:02} up {days} days, {h:2}:{m:02},  {users} user{},  load average: 0.08, 0.03, 0.01",
-        if users == 1 { "" } else { "s" }
-    )
-}
-
-fn uptime(st: &State, args: &[String]) -> Out {
-    if args.iter().any(|a| a == "-p" || a == "--pretty") {
-        let up = up_seconds(st);
-        let (weeks, days) = (up / (7 * 86_400), (up % (7 * 86_400)) / 86_400);
-        let (h, m) = ((up % 86_400) / 3_600, (up % 3_600) / 60);
-        return Out::ok(format!(
-            "up {weeks} weeks, {days} days, {h} hours, {m} minutes\n"
-        ));
-    }
-    if args.iter().any(|a| a == "-s" || a == "--since") {
-        return Out::ok(format!("{}\n", datetime_full(st.now - up_seconds(st))));
-    }
-    Out::ok(format!("{}\n", uptime_line(st, 1)))
-}
-
-fn w(st: &State) -> Out {
-    let (h, m, _) = hms(st.login_time);
-    let mut o = Out::default();
-    o.line(&uptime_line(st, 1));
-    o.line("USER     TTY      FROM             LOGIN@   IDLE   JCPU   PCPU WHAT");
-    o.line(&format!(
-        "{:<8} pts/0    {:<16} {h:02}:{m:02}    0.00s  0.02s  0.00s w",
-        st.user,
-        clamp(&st.src.to_string(), 16)
-    ));
-    o
-}
-
-fn ps(st: &State, args: &[String]) -> Out {
-    let long = args.iter().any(|a| {
-        let a = a.trim_start_matches('-');
-        a.contains('a') || a.contains('e') || a.contains('x') || a.contains('f')
-    });
-    let (h, m, _) = hms(st.login_time);
-    let start = format!("{h:02}:{m:02}");
-    let shell = if st.tty { "-bash" } else { "bash -c" };
-    let tty = if st.tty { "pts/0" } else { "?" };
-    if !long {
-        return Out::ok(format!(
-            "    PID TTY          TIME CMD\n  23830 {tty:<8} 00:00:00 bash\n  23876 {tty:<8} 00:00:00 ps\n"
-        ));
-    }
-    let mut o = Out::ok(PS_AUX);
-    let user = st.user_name(st.uid);
-    o.line(&format!(
-        "root       23811  0.0  0.2  17960 11020 ?        Ss   {start}   0:00 sshd: {user}@{tty}"
-    ));
-    o.line(&format!(
-        "{user:<8}   23830  0.0  0.1   7204  3976 {tty:<8} Ss   {start}   0:00 {shell}"
-    ));
-    let me = args.iter().fold(String::from("ps"), |mut s, a| {
-        s.push(' ');
-        s.push_str(a);
-        s
-    });
-    o.line(&format!(
-        "{user:<8}   23876  0.0  0.1  11084  4400 {tty:<8} R+   {start}   0:00 {}",
-        clamp(&me, 200)
-    ));
-    o
-}
-
-fn free(args: &[String]) -> Out {
-    // total, used, free, shared, buff/cache, available (KiB)
-    const MEM: [u64; 6] = [4_014_036, 859_284, 214_792, 14_772, 2_940_208, 2_871_344];
-    let flag = args.first().map(String::as_str).unwrap_or("");
-    let fmt = |kib: u64| -> String {
-        match flag {
-            "-m" | "--mega" => (kib / 1024).to_string(),
-            "-g" | "--giga" => (kib / (1024 * 1024)).to_string(),
-            "-b" | "--bytes" => (kib * 1024).to_string(),
-            "-h" | "--human" => human_kib(kib, true),
-            _ => kib.to_string(),
-        }
-    };
-    let mut o = Out::default();
-    o.line("               total        used        free      shared  buff/cache   available");
-    let mut line = String::from("Mem:    ");
-    for v in MEM {
-        let _ = write!(line, " {:>11}", fmt(v));
-    }
-    o.line(line.trim_end());
-    o.line(&format!(
-        "Swap:    {:>11} {:>11} {:>11}",
-        fmt(0),
-        fmt(0),
-        fmt(0)
-    ));
-    o
-}
-
-fn human_kib(kib: u64, binary_suffix: bool) -> String {
-    let units = if binary_suffix {
-        ["Ki", "Mi", "Gi", "Ti"]
-    } else {
-        ["K", "M", "G", "T"]
-    };
-    let mut v = kib as f64;
-    let mut i = 0;
-    while v >= 1024.0 && i < units.len() - 1 {
-        v /= 1024.0;
-        i += 1;
-    }
-    if kib == 0 {
-        return if binary_suffix {
-            "0B".into()
-        } else {
-            "0".into()
-        };
-    }
-    if v < 10.0 {
-        format!("{v:.1}{}", units[i])
-    } else {
-        format!("{v:.0}{}", units[i])
-    }
-}
-
-fn df(args: &[String]) -> Out {
-    const FS: [(&str, u64, u64, &str); 7] = [
-        ("udev", 1_989_424, 0, "/dev"),
-        ("tmpfs", 401_404, 448, "/run"),
-        ("/dev/nvme0n1p1", 30_898_444, 4_294_112, "/"),
-        ("tmpfs", 2_007_016, 0, "/dev/shm"),
-        ("tmpfs", 5_120, 0, "/run/lock"),
-        ("/dev/nvme0n1p15", 126_678, 11_840, "/boot/efi"),
-        ("tmpfs", 401_400, 0, "/run/user/0"),
-    ];
-    let human = args.iter().any(|a| a.starts_with('-') && a.contains('h'));
-    let mut o = Out::default();
-    if human {
-        o.line("Filesystem       Size  Used Avail Use% Mounted on");
-    } else {
-        o.line("Filesystem      1K-blocks    Used Available Use% Mounted on");
-    }
-    for (name, size, used, mount) in FS {
-        let avail = size - used - if mount == "/" { 1_572_864 } else { 0 };
-        let pct = (used * 100).div_ceil(size.max(1));
-        if human {
-            o.line(&format!(
-                "{name:<16} {:>4} {:>5} {:>5} {:>3}% {mount}",
-                human_kib(size, false),
-                human_kib(used, false),
-                human_kib(avail, false),
-                pct
-            ));
-        } else {
-            o.line(&format!(
-                "{name:<15} {size:>9} {used:>7} {avail:>9} {pct:>3}% {mount}"
-            ));
-        }
-    }
-    o
 }
 
 // ---- files ----------------------------------------------------------------------------
@@ -724,6 +465,7 @@ fn mode_string(n: &Node) -> String {
         Kind::Dir => 'd',
         Kind::File => '-',
         Kind::Symlink => 'l',
+        Kind::CharDev => 'c',
     });
     for shift in [6u32, 3, 0] {
         let bits = (n.mode >> shift) & 7;
@@ -863,7 +605,10 @@ fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: 
                 "{} {links} {owner:<user_w$} {owner:<user_w$} {:>size_w$} {} {name}",
                 mode_string(n),
                 n.size(),
-                ls_date(n.mtime, st.now)
+                ls_date(
+                    super::sysinfo::local_seconds(st, n.mtime),
+                    super::sysinfo::local_seconds(st, st.now)
+                )
             );
             if n.kind == Kind::Symlink {
                 let _ = write!(line, " -> {}", String::from_utf8_lossy(&n.data));
@@ -1675,7 +1420,7 @@ fn wget(st: &mut State, args: &[String]) -> Out {
             format!("http://{url}")
         };
         let (host, port) = url_host(url);
-        o.eline(&format!("--{}--  {shown}", datetime_iso(st.now)));
+        o.eline(&format!("--{}--  {shown}", datetime_iso(super::sysinfo::local_seconds(st, st.now))));
         if is_ip(&host) {
             o.eline(&format!(
                 "Connecting to {host}:{port}... failed: Connection refused."
@@ -1831,49 +1576,16 @@ fn civil(days: i64) -> (i64, u32, u32, u32) {
 const MONTHS: [&str; 12] = [
     "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
 ];
-const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
 
 fn hms(t: i64) -> (i64, i64, i64) {
     let s = t.rem_euclid(86_400);
     (s / 3600, (s % 3600) / 60, s % 60)
 }
 
-/// `Sun Apr 14 10:22:31 2024`, as `Last login:` shows.
-pub(super) fn ctime(t: i64) -> String {
-    let (y, m, d, wd) = civil(t.div_euclid(86_400));
-    let (hh, mm, ss) = hms(t);
-    format!(
-        "{} {} {d:2} {hh:02}:{mm:02}:{ss:02} {y}",
-        DAYS[wd as usize],
-        MONTHS[(m - 1) as usize]
-    )
-}
-
-/// `date`: `Sun Apr 14 10:22:31 UTC 2024`.
-fn date_cmd(t: i64) -> String {
-    let (y, m, d, wd) = civil(t.div_euclid(86_400));
-    let (hh, mm, ss) = hms(t);
-    format!(
-        "{} {} {d:2} {hh:02}:{mm:02}:{ss:02} UTC {y}",
-        DAYS[wd as usize],
-        MONTHS[(m - 1) as usize]
-    )
-}
-
 fn datetime_iso(t: i64) -> String {
     let (y, m, d, _) = civil(t.div_euclid(86_400));
     let (hh, mm, ss) = hms(t);
     format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}:{ss:02}")
-}
-
-fn datetime(t: i64) -> String {
-    let (y, m, d, _) = civil(t.div_euclid(86_400));
-    let (hh, mm, _) = hms(t);
-    format!("{y:04}-{m:02}-{d:02} {hh:02}:{mm:02}")
-}
-
-fn datetime_full(t: i64) -> String {
-    datetime_iso(t)
 }
 
 /// `Feb 10 11:06` for the last six months, `Feb 10  2023` before.
@@ -1888,24 +1600,3 @@ fn ls_date(t: i64, now: i64) -> String {
     }
 }
 
-const LSCPU: &str = "Architecture:            x86_64\n  CPU op-mode(s):        32-bit, 64-bit\n  Address sizes:         46 bits physical, 48 bits virtual\n  Byte Order:            Little Endian\nCPU(s):                  2\n  On-line CPU(s) list:   0,1\nVendor ID:               GenuineIntel\n  Model name:            Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz\n    CPU family:          6\n    Model:               79\n    Thread(s) per core:  2\n    Core(s) per socket:  1\n    Socket(s):           1\n    Stepping:            1\n    BogoMIPS:            4599.99\nVirtualization features: \n  Hypervisor vendor:     Xen\n  Virtualization type:   full\n";
-
-const PS_AUX: &str = "USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND
-root           1  0.0  0.3 168584 12980 ?        Ss   Feb10   1:02 /sbin/init
-root           2  0.0  0.0      0     0 ?        S    Feb10   0:00 [kthreadd]
-root           3  0.0  0.0      0     0 ?        I<   Feb10   0:00 [rcu_gp]
-root          12  0.0  0.0      0     0 ?        S    Feb10   0:21 [ksoftirqd/0]
-root          13  0.0  0.0      0     0 ?        I    Feb10   2:14 [rcu_preempt]
-root         228  0.0  0.4  48612 17500 ?        Ss   Feb10   0:35 /lib/systemd/systemd-journald
-root         254  0.0  0.1  26028  6692 ?        Ss   Feb10   0:02 /lib/systemd/systemd-udevd
-systemd+     401  0.0  0.2  90236  8004 ?        Ssl  Feb10   0:03 /lib/systemd/systemd-timesyncd
-root         498  0.0  0.0   6608  2688 ?        Ss   Feb10   0:04 /usr/sbin/cron -f
-message+     499  0.0  0.1   9124  4480 ?        Ss   Feb10   0:01 /usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only
-root         503  0.0  0.1  17208  7808 ?        Ss   Feb10   0:01 /lib/systemd/systemd-logind
-root         561  0.0  0.0   5872  1024 ttyS0    Ss+  Feb10   0:00 /sbin/agetty -o -p -- \\u --keep-baud 115200,57600,38400,9600 ttyS0 vt220
-root         563  0.0  0.0   5872   988 tty1     Ss+  Feb10   0:00 /sbin/agetty -o -p -- \\u --noclear - linux
-root         640  0.0  0.2  15424  9120 ?        Ss   Feb10   0:00 sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups
-root         688  0.0  0.0  55196  1604 ?        Ss   Feb10   0:00 nginx: master process /usr/sbin/nginx -g daemon on; master_process on;
-www-data     689  0.0  0.1  55872  5544 ?        S    Feb10   0:12 nginx: worker process
-www-data     690  0.0  0.1  55872  5544 ?        S    Feb10   0:11 nginx: worker process
-";

@@ -2,6 +2,10 @@
 //! session of a service, and a bounded per-session overlay for what attackers write,
 //! create and delete. Nothing here touches the real filesystem.
 
+mod machine;
+
+use super::sysinfo::{Proc, SessionPids};
+use crate::persona::NodePersona;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,6 +17,8 @@ pub(crate) enum Kind {
     File,
     /// The target is the node's data.
     Symlink,
+    /// `/dev/null`, `/dev/tty`: reads are empty, writes vanish.
+    CharDev,
 }
 
 /// One file, directory or link.
@@ -103,46 +109,56 @@ impl Default for OverlayLimits {
     }
 }
 
-/// The tree every session starts from. Built once per service.
+/// The tree every session starts from. Built once per service, from the node's persona
+/// and the service's host name.
 #[derive(Debug)]
 pub(crate) struct BaseFs {
     nodes: BTreeMap<String, Node>,
+    node: Arc<NodePersona>,
 }
 
-/// Unix time of the install the fake files are dated from (2024-02-10 11:06 UTC).
+/// Unix time of the install the reference persona's files are dated from (2024-02-10
+/// 11:06 UTC); each node's own install time is its persona's.
 pub(crate) const INSTALL_TIME: i64 = 1_707_563_160;
 
 /// A date between the install and a few weeks later, stable per path, so `ls -l` shows
 /// the spread a real system has.
-fn base_mtime(path: &str) -> i64 {
+fn base_mtime(install: i64, path: &str) -> i64 {
     let h = path.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
         (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
     });
-    INSTALL_TIME + i64::try_from(h % (60 * 86_400)).unwrap_or(0)
+    install + i64::try_from(h % (60 * 86_400)).unwrap_or(0)
+}
+
+fn symlink(target: Vec<u8>, mtime: i64) -> Node {
+    Node {
+        kind: Kind::Symlink,
+        mode: 0o777,
+        uid: 0,
+        data: Cow::Owned(target),
+        shown_size: None,
+        mtime,
+    }
 }
 
 impl BaseFs {
-    pub(crate) fn new(hostname: &str) -> BaseFs {
+    pub(crate) fn new(node: Arc<NodePersona>, hostname: &str) -> BaseFs {
+        let p = node.persona();
+        let install = p.install_time;
+        let mtime = |path: &str| base_mtime(install, path);
         let mut nodes = BTreeMap::new();
         let mut put = |path: &str, node: Node| {
             nodes.insert(path.to_owned(), node);
         };
-        put("/", Node::dir(0o755, 0, INSTALL_TIME));
+        put("/", Node::dir(0o755, 0, install));
         for (path, mode) in DIRS {
-            put(path, Node::dir(*mode, 0, base_mtime(path)));
+            put(path, Node::dir(*mode, 0, mtime(path)));
         }
         for (path, target) in SYMLINKS {
-            put(
-                path,
-                Node {
-                    kind: Kind::Symlink,
-                    mode: 0o777,
-                    uid: 0,
-                    data: Cow::Borrowed(target.as_bytes()),
-                    shown_size: None,
-                    mtime: INSTALL_TIME,
-                },
-            );
+            put(path, symlink(target.as_bytes().to_vec(), install));
+        }
+        for (path, target) in machine::symlinks(p) {
+            put(&path, symlink(target.into_bytes(), install));
         }
         for (path, mode, content) in FILES {
             put(
@@ -153,15 +169,44 @@ impl BaseFs {
                     uid: 0,
                     data: Cow::Borrowed(content.as_bytes()),
                     shown_size: None,
-                    mtime: base_mtime(path),
+                    mtime: mtime(path),
+                },
+            );
+        }
+        for (path, mode, content) in machine::files(p, hostname) {
+            let mut n = Node::file(content.into_bytes(), 0, mtime(&path));
+            n.mode = mode;
+            put(&path, n);
+        }
+        // The zone file `/etc/localtime` points at (a TZif header is what `file` sees).
+        put(
+            &format!("/usr/share/zoneinfo/{}", p.zone.name),
+            Node::file(b"TZif2".to_vec(), 0, mtime("/usr/share/zoneinfo")),
+        );
+        for (path, minor) in [
+            ("/dev/null", 3),
+            ("/dev/zero", 5),
+            ("/dev/random", 8),
+            ("/dev/urandom", 9),
+            ("/dev/tty", 0),
+        ] {
+            put(
+                path,
+                Node {
+                    kind: Kind::CharDev,
+                    mode: 0o666,
+                    uid: 0,
+                    data: Cow::Borrowed(b""),
+                    shown_size: Some(minor),
+                    mtime: p.boot_time,
                 },
             );
         }
         for (dir, names) in [("/usr/bin", USR_BIN), ("/usr/sbin", USR_SBIN)] {
             for name in names.split_whitespace() {
                 let path = format!("{dir}/{name}");
-                let size = 20_000 + (base_mtime(&path) % 180_000) as u64;
-                let mtime = base_mtime(&path);
+                let size = 20_000 + (mtime(&path) % 180_000) as u64;
+                let mtime = mtime(&path);
                 put(
                     &path,
                     Node {
@@ -175,28 +220,38 @@ impl BaseFs {
                 );
             }
         }
-        let dynamic = [
-            ("/etc/hostname", format!("{hostname}\n")),
-            (
-                "/etc/hosts",
-                format!(
-                    "127.0.0.1\tlocalhost\n127.0.1.1\t{hostname}\n\n# The following lines are desirable for IPv6 capable hosts\n::1     localhost ip6-localhost ip6-loopback\nff02::1 ip6-allnodes\nff02::2 ip6-allrouters\n"
-                ),
-            ),
-            ("/proc/sys/kernel/hostname", format!("{hostname}\n")),
-            ("/proc/cpuinfo", cpuinfo()),
-        ];
-        for (path, content) in dynamic {
-            put(path, Node::file(content.into_bytes(), 0, base_mtime(path)));
+        // Every file's parent directories exist.
+        let mut missing = Vec::new();
+        for path in nodes.keys() {
+            let mut dir = split(path).0;
+            while dir != "/" && !nodes.contains_key(dir) {
+                missing.push(dir.to_owned());
+                dir = split(dir).0;
+            }
         }
-        BaseFs { nodes }
+        for dir in missing {
+            let m = mtime(&dir);
+            nodes.entry(dir).or_insert_with(|| Node::dir(0o755, 0, m));
+        }
+        BaseFs { nodes, node }
+    }
+
+    /// The node whose machine this tree shows.
+    pub(crate) fn node(&self) -> &Arc<NodePersona> {
+        &self.node
     }
 }
 
-/// A session's view: the base plus its own changes.
+/// A session's view: the base, the session's own `/proc` (see [`Fs::refresh`]) and its
+/// own changes.
 #[derive(Debug)]
 pub(crate) struct Fs {
     base: Arc<BaseFs>,
+    /// `/proc` entries that follow the clock and the session's processes; rebuilt before
+    /// each command line, outside the overlay's budget (they are bounded by the process
+    /// table, not by what the intruder writes).
+    dynamic: BTreeMap<String, Node>,
+    pids: Option<SessionPids>,
     /// `None` marks a deleted base entry.
     overlay: BTreeMap<String, Option<Node>>,
     bytes: usize,
@@ -246,9 +301,51 @@ impl Fs {
     pub(crate) fn new(base: Arc<BaseFs>, limits: OverlayLimits) -> Fs {
         Fs {
             base,
+            dynamic: BTreeMap::new(),
+            pids: None,
             overlay: BTreeMap::new(),
             bytes: 0,
             limits,
+        }
+    }
+
+    /// The session's PIDs, once its first line has run.
+    pub(crate) fn pids(&self) -> Option<SessionPids> {
+        self.pids
+    }
+
+    pub(crate) fn set_pids(&mut self, pids: SessionPids) {
+        self.pids = Some(pids);
+    }
+
+    /// The shell's PID (`$$`); 0 before the first line.
+    pub(crate) fn shell_pid(&self) -> u32 {
+        self.pids.map_or(0, |p| p.shell)
+    }
+
+    /// Rebuilds the session's `/proc` for `now` and the processes `procs`: uptime, load,
+    /// the network tables, a directory per process and `/proc/self` (the shell).
+    pub(crate) fn refresh(&mut self, now: i64, procs: &[Proc]) {
+        let d = machine::dynamic(self.base.node(), now, procs, self.shell_pid());
+        self.dynamic.clear();
+        for dir in d.dirs {
+            self.dynamic.insert(dir, Node::dir(0o555, 0, now));
+        }
+        for (path, content) in d.files {
+            let mut n = Node::file(content.into_bytes(), 0, now);
+            n.mode = 0o444;
+            // /proc files show a size of 0, as the kernel's do.
+            n.shown_size = Some(0);
+            self.dynamic.insert(path, n);
+        }
+        for (path, target) in d.links {
+            self.dynamic.insert(path, symlink(target.into_bytes(), now));
+        }
+        // Process directories belong to their owners.
+        for p in procs {
+            if let Some(n) = self.dynamic.get_mut(&format!("/proc/{}", p.pid)) {
+                n.uid = p.uid;
+            }
         }
     }
 
@@ -261,7 +358,7 @@ impl Fs {
     fn raw(&self, path: &str) -> Option<&Node> {
         match self.overlay.get(path) {
             Some(n) => n.as_ref(),
-            None => self.base.nodes.get(path),
+            None => self.dynamic.get(path).or_else(|| self.base.nodes.get(path)),
         }
     }
 
@@ -341,6 +438,12 @@ impl Fs {
                 out.insert(k[prefix.len()..].to_owned(), n);
             }
         }
+        let dynamic = self.dynamic.range(prefix.clone()..);
+        for (k, n) in dynamic.take_while(|(k, _)| k.starts_with(&prefix)) {
+            if child(k) {
+                out.insert(k[prefix.len()..].to_owned(), n);
+            }
+        }
         let overlay = self.overlay.range(prefix.clone()..);
         for (k, n) in overlay.take_while(|(k, _)| k.starts_with(&prefix)) {
             if !child(k) {
@@ -403,7 +506,7 @@ impl Fs {
         now: i64,
     ) -> Result<(), FsError> {
         let path = self.resolve(path);
-        if path == "/dev/null" {
+        if path == "/dev/null" || path == "/dev/tty" {
             return Ok(());
         }
         Self::check_writable(&path)?;
@@ -541,19 +644,6 @@ impl Fs {
     }
 }
 
-/// `/proc/cpuinfo` of a two-vCPU cloud instance.
-fn cpuinfo() -> String {
-    let mut out = String::new();
-    for i in 0..2 {
-        out.push_str(&format!(
-            "processor\t: {i}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: 79\nmodel name\t: Intel(R) Xeon(R) CPU E5-2686 v4 @ 2.30GHz\nstepping\t: 1\nmicrocode\t: 0xb000040\ncpu MHz\t\t: 2299.998\ncache size\t: 46080 KB\nphysical id\t: 0\nsiblings\t: 2\ncore id\t\t: {i}\ncpu cores\t: 2\napicid\t\t: {}\ninitial apicid\t: {}\nfpu\t\t: yes\nfpu_exception\t: yes\ncpuid level\t: 13\nwp\t\t: yes\nflags\t\t: fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor lahf_lm abm 3dnowprefetch invpcid_single pti fsgsbase bmi1 hle avx2 smep bmi2 erms invpcid rtm rdseed adx xsaveopt\nbugs\t\t: cpu_meltdown spectre_v1 spectre_v2 spec_store_bypass l1tf mds swapgs taa itlb_multihit mmio_stale_data\nbogomips\t: 4599.99\nclflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: 46 bits physical, 48 bits virtual\npower management:\n\n",
-            i * 2,
-            i * 2
-        ));
-    }
-    out
-}
-
 const ELF_STUB: &[u8] =
     b"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00>\x00\x01\x00\x00\x00";
 
@@ -615,8 +705,6 @@ const SYMLINKS: &[(&str, &str)] = &[
     ("/sbin", "usr/sbin"),
     ("/lib", "usr/lib"),
     ("/lib64", "usr/lib64"),
-    ("/vmlinuz", "boot/vmlinuz-6.1.0-18-amd64"),
-    ("/initrd.img", "boot/initrd.img-6.1.0-18-amd64"),
     ("/var/run", "/run"),
 ];
 
@@ -626,22 +714,7 @@ const USR_SBIN: &str =
 
 /// (path, mode, content) of the base files.
 const FILES: &[(&str, u32, &str)] = &[
-    ("/boot/vmlinuz-6.1.0-18-amd64", 0o644, "\x7fELF"),
-    ("/boot/initrd.img-6.1.0-18-amd64", 0o644, "\x1f\u{8b}"),
-    (
-        "/boot/config-6.1.0-18-amd64",
-        0o644,
-        "#\n# Automatically generated file; DO NOT EDIT.\n# Linux/x86 6.1.76 Kernel Configuration\n#\n",
-    ),
-    ("/dev/null", 0o666, ""),
-    ("/dev/zero", 0o666, ""),
-    ("/dev/urandom", 0o666, ""),
     ("/etc/passwd", 0o644, ETC_PASSWD),
-    (
-        "/etc/shadow",
-        0o640,
-        "root:$y$j9T$kQ0pKhQw9y5V3N3X1l8dS/$Q1.Fyq3cZ3bXKq7P0mUeZJ2m6m4yq9h8K0l2pT1v8n5:19763:0:99999:7:::\ndaemon:*:19763:0:99999:7:::\nbin:*:19763:0:99999:7:::\nsys:*:19763:0:99999:7:::\nwww-data:*:19763:0:99999:7:::\nnobody:*:19763:0:99999:7:::\nsshd:*:19763:0:99999:7:::\nsystemd-network:!*:19763::::::\n",
-    ),
     (
         "/etc/group",
         0o644,
@@ -652,7 +725,6 @@ const FILES: &[(&str, u32, &str)] = &[
         0o644,
         "PRETTY_NAME=\"Debian GNU/Linux 12 (bookworm)\"\nNAME=\"Debian GNU/Linux\"\nVERSION_ID=\"12\"\nVERSION=\"12 (bookworm)\"\nVERSION_CODENAME=bookworm\nID=debian\nHOME_URL=\"https://www.debian.org/\"\nSUPPORT_URL=\"https://www.debian.org/support\"\nBUG_REPORT_URL=\"https://bugs.debian.org/\"\n",
     ),
-    ("/etc/debian_version", 0o644, "12.5\n"),
     ("/etc/issue", 0o644, "Debian GNU/Linux 12 \\n \\l\n\n"),
     ("/etc/issue.net", 0o644, "Debian GNU/Linux 12\n"),
     ("/etc/motd", 0o644, MOTD),
@@ -660,22 +732,6 @@ const FILES: &[(&str, u32, &str)] = &[
         "/etc/shells",
         0o644,
         "# /etc/shells: valid login shells\n/bin/sh\n/usr/bin/sh\n/bin/bash\n/usr/bin/bash\n/bin/rbash\n/usr/bin/rbash\n",
-    ),
-    (
-        "/etc/resolv.conf",
-        0o644,
-        "domain ec2.internal\nsearch ec2.internal\nnameserver 172.31.0.2\n",
-    ),
-    ("/etc/timezone", 0o644, "Etc/UTC\n"),
-    (
-        "/etc/machine-id",
-        0o444,
-        "5f1c8e7a2b9d4c6e8f0a1b2c3d4e5f60\n",
-    ),
-    (
-        "/etc/fstab",
-        0o644,
-        "# /etc/fstab: static file system information.\nPARTUUID=4e5a1c2b-01  /          ext4   rw,discard,errors=remount-ro,x-systemd.growfs  0 1\nPARTUUID=4e5a1c2b-0f  /boot/efi  vfat   defaults  0 0\n",
     ),
     (
         "/etc/crontab",
@@ -698,19 +754,9 @@ const FILES: &[(&str, u32, &str)] = &[
         "Include /etc/ssh/sshd_config.d/*.conf\nKbdInteractiveAuthentication no\nUsePAM yes\nX11Forwarding yes\nPrintMotd no\nAcceptEnv LANG LC_*\nSubsystem\tsftp\t/usr/lib/openssh/sftp-server\nPermitRootLogin yes\nPasswordAuthentication yes\n",
     ),
     (
-        "/etc/ssh/ssh_host_ed25519_key.pub",
-        0o644,
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIH2v0m4kq8yJd1cVt0Qe9u3mV3n1W2rX6oYjQ8pLzK7a root@localhost\n",
-    ),
-    (
         "/etc/apt/sources.list",
         0o644,
         "deb http://deb.debian.org/debian bookworm main\ndeb http://deb.debian.org/debian-security bookworm-security main\ndeb http://deb.debian.org/debian bookworm-updates main\n",
-    ),
-    (
-        "/etc/network/interfaces",
-        0o644,
-        "source /etc/network/interfaces.d/*\n\nauto lo\niface lo inet loopback\n",
     ),
     ("/root/.bashrc", 0o644, BASHRC),
     (
@@ -724,32 +770,6 @@ const FILES: &[(&str, u32, &str)] = &[
         "apt update\napt upgrade -y\nsystemctl status nginx\ndf -h\nexit\n",
     ),
     ("/root/.ssh/authorized_keys", 0o600, ""),
-    (
-        "/proc/version",
-        0o444,
-        "Linux version 6.1.0-18-amd64 (debian-kernel@lists.debian.org) (gcc-12 (Debian 12.2.0-14) 12.2.0, GNU ld (GNU Binutils for Debian) 2.40) #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01)\n",
-    ),
-    (
-        "/proc/meminfo",
-        0o444,
-        "MemTotal:        4014036 kB\nMemFree:          214792 kB\nMemAvailable:    2871344 kB\nBuffers:          131020 kB\nCached:          2493188 kB\nSwapCached:            0 kB\nActive:          1592232 kB\nInactive:        1786120 kB\nSwapTotal:             0 kB\nSwapFree:              0 kB\nDirty:               164 kB\nShmem:             14772 kB\n",
-    ),
-    ("/proc/loadavg", 0o444, "0.08 0.03 0.01 1/143 23876\n"),
-    (
-        "/proc/mounts",
-        0o444,
-        "sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0\nproc /proc proc rw,nosuid,nodev,noexec,relatime 0 0\nudev /dev devtmpfs rw,nosuid,relatime,size=1989424k,nr_inodes=497356,mode=755 0 0\n/dev/nvme0n1p1 / ext4 rw,relatime,discard,errors=remount-ro 0 0\ntmpfs /run tmpfs rw,nosuid,nodev,noexec,relatime,size=401404k,mode=755 0 0\n",
-    ),
-    (
-        "/var/log/syslog",
-        0o640,
-        "Apr 14 06:25:01 localhost CRON[21873]: (root) CMD (test -x /usr/sbin/anacron || { cd / && run-parts --report /etc/cron.daily; })\nApr 14 06:47:12 localhost systemd[1]: Starting apt-daily-upgrade.service - Daily apt upgrade and clean activities...\nApr 14 06:47:15 localhost systemd[1]: apt-daily-upgrade.service: Deactivated successfully.\n",
-    ),
-    (
-        "/var/log/auth.log",
-        0o640,
-        "Apr 14 07:02:44 localhost sshd[22001]: Accepted publickey for root from 10.0.4.17 port 51322 ssh2: ED25519 SHA256:Xq1d3lTtq4cC1bN8sBq0pP7m3n6hA2yE5fJ9kR0vW4Y\nApr 14 07:02:44 localhost sshd[22001]: pam_unix(sshd:session): session opened for user root(uid=0) by (uid=0)\n",
-    ),
     (
         "/var/log/dpkg.log",
         0o644,
@@ -782,7 +802,7 @@ mod tests {
 
     fn fs() -> Fs {
         Fs::new(
-            Arc::new(BaseFs::new("web-1")),
+            Arc::new(BaseFs::new(NodePersona::reference("web-1"), "web-1")),
             OverlayLimits {
                 max_bytes: 1000,
                 max_entries: 8,
@@ -869,7 +889,10 @@ mod tests {
 
     #[test]
     fn recursive_remove_hides_descendants() {
-        let mut f = Fs::new(Arc::new(BaseFs::new("h")), OverlayLimits::default());
+        let mut f = Fs::new(
+            Arc::new(BaseFs::new(NodePersona::reference("h"), "h")),
+            OverlayLimits::default(),
+        );
         f.remove("/var/log", true, false).unwrap();
         assert_eq!(f.read("/var/log/syslog"), Err(FsError::NotFound));
         assert!(!f.list("/var").unwrap().iter().any(|(n, _)| n == "log"));

@@ -16,6 +16,7 @@ mod expand;
 pub(crate) mod fs;
 mod parse;
 pub(crate) mod pool;
+pub(crate) mod sysinfo;
 pub(crate) mod telnet_codec;
 pub(crate) mod transcript;
 
@@ -36,29 +37,48 @@ const MAX_VAR_BYTES: usize = 256 * 1024;
 const MAX_VALUE: usize = 64 * 1024;
 
 
-/// What every session of one service shares: the host name and the base filesystem.
+/// What every session of one service shares: the node's persona, the host name and the
+/// base filesystem made from them.
 #[derive(Debug)]
 pub(crate) struct Profile {
     pub hostname: String,
+    pub node: Arc<crate::persona::NodePersona>,
     base: Arc<BaseFs>,
 }
 
 impl Profile {
-    pub(crate) fn new(hostname: &str) -> Arc<Profile> {
+    /// A service's profile: `hostname` if the operator configured one, else the
+    /// persona's own.
+    pub(crate) fn for_node(
+        node: &Arc<crate::persona::NodePersona>,
+        hostname: &str,
+    ) -> Arc<Profile> {
+        let hostname = if hostname.is_empty() {
+            node.persona().hostname.as_str()
+        } else {
+            hostname
+        };
         Arc::new(Profile {
             hostname: hostname.to_owned(),
-            base: Arc::new(BaseFs::new(hostname)),
+            node: Arc::clone(node),
+            base: Arc::new(BaseFs::new(Arc::clone(node), hostname)),
         })
+    }
+
+    /// The fixed reference machine (unit tests, fuzzing): see `Persona::reference`.
+    pub(crate) fn new(hostname: &str) -> Arc<Profile> {
+        Profile::for_node(&crate::persona::NodePersona::reference(hostname), hostname)
     }
 }
 
-/// Checks a configured host name: what `hostname(1)` would accept.
+/// Checks a configured host name: what `hostname(1)` would accept, or empty for the
+/// persona's own.
 pub(crate) fn valid_hostname(h: &str) -> bool {
-    !h.is_empty()
-        && h.len() <= 64
-        && h.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
-        && !h.starts_with(['-', '.'])
+    h.is_empty()
+        || h.len() <= 64
+            && h.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && !h.starts_with(['-', '.'])
 }
 
 /// Per-session safety caps.
@@ -538,13 +558,9 @@ impl Shell {
     pub(crate) fn greeting(&mut self) -> Reply {
         let mut r = Reply::default();
         if self.st.tty {
-            let last = commands::ctime(self.st.login_time - 86_400 * 3 - 4_211);
-            let text = format!(
-                "Linux {} 6.1.0-18-amd64 #1 SMP PREEMPT_DYNAMIC Debian 6.1.76-1 (2024-02-01) x86_64\n{}Last login: {last} from 10.0.4.17\n{}",
-                self.st.profile.hostname,
-                fs::MOTD,
-                self.st.prompt()
-            );
+            sysinfo::before_line(&mut self.st);
+            let (kernel, last) = sysinfo::login_banner(&self.st);
+            let text = format!("{kernel}{}{last}{}", fs::MOTD, self.st.prompt());
             r.stdout = crlf(text.as_bytes());
         }
         r
@@ -806,6 +822,7 @@ impl Shell {
         }
         let mut io = commands::Io::new(self.st.tty, self.limits.max_line_output);
         self.st.budget.reset();
+        sysinfo::before_line(&mut self.st);
         commands::run_line(&mut self.st, text, &mut io);
         // The line's background jobs have ended: an interactive bash says so before the
         // next prompt.

@@ -680,8 +680,8 @@ fn human(v: f64, units: &[&str], base: f64) -> String {
 }
 
 fn dd_summary(st: &State, bytes: u64, ibs: u64, obs: u64) -> String {
-    let (fi, pi) = (bytes / ibs, u64::from(bytes % ibs != 0));
-    let (fo, po) = (bytes / obs, u64::from(bytes % obs != 0));
+    let (fi, pi) = (bytes / ibs, u64::from(!bytes.is_multiple_of(ibs)));
+    let (fo, po) = (bytes / obs, u64::from(!bytes.is_multiple_of(obs)));
     let mut s = format!("{fi}+{pi} records in\n{fo}+{po} records out\n");
     let _ = write!(s, "{bytes} byte{}", if bytes == 1 { "" } else { "s" });
     if bytes >= 1000 {
@@ -1624,10 +1624,10 @@ fn test_one(st: &State, t: &Test, shown: &str, n: &Node) -> bool {
             }
         }
         Test::Path(p) => glob(p.as_bytes(), shown.as_bytes()),
-        Test::Type(c) => match (c, n.kind) {
-            ('f', Kind::File) | ('d', Kind::Dir) | ('l', Kind::Symlink) => true,
-            _ => false,
-        },
+        Test::Type(c) => matches!(
+            (c, n.kind),
+            ('f', Kind::File) | ('d', Kind::Dir) | ('l', Kind::Symlink)
+        ),
         Test::Perm(bits, kind) => {
             let m = n.mode & 0o7777;
             match kind {
@@ -1653,7 +1653,7 @@ fn test_one(st: &State, t: &Test, shown: &str, n: &Node) -> bool {
                 _ => size == *v,
             }
         }
-        Test::Empty => n.size() == 0 || (n.kind == Kind::Dir && false),
+        Test::Empty => n.kind == Kind::File && n.size() == 0,
         Test::Not(inner) => !test_one(st, inner, shown, n),
         _ => true,
     }

@@ -234,13 +234,12 @@ impl Parser<'_> {
         while let Some(c) = self.peek() {
             self.i += 1;
             match c {
-                '\\' => match self.peek() {
-                    Some(n) => {
+                '\\' => {
+                    if let Some(n) = self.peek() {
                         self.i += 1;
                         out.push(if n == 't' { '\t' } else { n });
                     }
-                    None => {}
-                },
+                }
                 '\n' => break,
                 c => out.push(c),
             }
@@ -598,7 +597,7 @@ impl Run<'_> {
                 if *step == 0 {
                     n == *first
                 } else {
-                    n >= *first && (n - *first) % *step == 0
+                    n >= *first && (n - *first).is_multiple_of(*step)
                 }
             }
         }
@@ -778,12 +777,9 @@ impl Run<'_> {
                         break;
                     }
                     Kind::DeleteFirst => {
-                        match ps.iter().position(|&b| b == b'\n') {
-                            Some(i) => {
-                                restart_with = Some(ps[i + 1..].to_vec());
-                                restart = true;
-                            }
-                            None => {}
+                        if let Some(i) = ps.iter().position(|&b| b == b'\n') {
+                            restart_with = Some(ps[i + 1..].to_vec());
+                            restart = true;
                         }
                         autoprint = false;
                         break;

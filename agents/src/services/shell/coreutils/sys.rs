@@ -900,7 +900,7 @@ fn sleep(st: &State, args: &[String]) -> Out {
                 ),
             );
         };
-        if !(v >= 0.0) {
+        if v.is_nan() || v < 0.0 {
             return Out::fail(
                 1,
                 format!(

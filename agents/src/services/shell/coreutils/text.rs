@@ -750,7 +750,7 @@ fn class(name: &str) -> Option<Vec<u8>> {
         "xdigit" => u8::is_ascii_hexdigit,
         _ => return None,
     };
-    Some((0u8..=255).filter(|b| f(b)).collect())
+    Some((0u8..=255).filter(f).collect())
 }
 
 /// One escape at `s[i]` (after the backslash): the byte and how many bytes it used.
@@ -783,8 +783,11 @@ fn tr_set(spec: &str) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     let mut i = 0;
     while i < s.len() {
-        if s[i] == b'[' && s.get(i + 1) == Some(&b':') {
-            if let Some(end) = spec[i + 2..].find(":]") {
+        if s[i] == b'['
+            && s.get(i + 1) == Some(&b':')
+            && let Some(end) = spec[i + 2..].find(":]")
+        {
+            {
                 let name = &spec[i + 2..i + 2 + end];
                 match class(name) {
                     Some(c) => out.extend(c),
@@ -794,8 +797,11 @@ fn tr_set(spec: &str) -> Result<Vec<u8>, String> {
                 continue;
             }
         }
-        if s[i] == b'[' && s.get(i + 2) == Some(&b'*') {
-            if let Some(end) = spec[i + 3..].find(']') {
+        if s[i] == b'['
+            && s.get(i + 2) == Some(&b'*')
+            && let Some(end) = spec[i + 3..].find(']')
+        {
+            {
                 let c = s[i + 1];
                 let n: usize = spec[i + 3..i + 3 + end].parse().unwrap_or(0);
                 out.extend(std::iter::repeat_n(c, n.min(256)));
@@ -2227,11 +2233,7 @@ fn head_tail(st: &State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         ) {
             Ok(d) => d,
             Err(e) => {
-                let msg = if head {
-                    format!("{name}: cannot open '{f}' for reading: {}", e.text())
-                } else {
-                    format!("{name}: cannot open '{f}' for reading: {}", e.text())
-                };
+                let msg = format!("{name}: cannot open '{f}' for reading: {}", e.text());
                 out.eline(&msg);
                 out.status = 1;
                 continue;

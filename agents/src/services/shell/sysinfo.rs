@@ -1,0 +1,1694 @@
+//! The commands that describe the machine — `uname`, `hostname`, `uptime`, `w`, `who`,
+//! `ps`, `free`, `df`, `nproc`, `lscpu`, `date` — and the login banner, all read from the
+//! node's [`Persona`], so that they agree with each other and with `/proc`, and differ
+//! from every other node's.
+//!
+//! The session's processes (its sshd and shell) get PIDs from the node's counter when
+//! the session runs its first line; every line and every `ps` takes a fresh one, so
+//! PIDs only grow, across sessions too.
+
+use super::State;
+use super::commands::Out;
+use crate::persona::{Listener, Persona, Program, civil, weekday};
+use honeybee_proto::event::clamp;
+use std::fmt::Write as _;
+
+/// A process as `ps` and `/proc/<pid>` show it.
+#[derive(Debug, Clone)]
+pub(crate) struct Proc {
+    pub pid: u32,
+    pub ppid: u32,
+    pub uid: u32,
+    /// As `ps` prints it (names over 8 characters end in `+`).
+    pub user: String,
+    /// `comm`: the executable's name, at most 15 characters.
+    pub comm: String,
+    /// The command line (`[kthreadd]` for kernel threads, which have none).
+    pub args: String,
+    pub tty: String,
+    pub stat: &'static str,
+    /// Unix seconds.
+    pub start: i64,
+    pub vsz: u64,
+    pub rss: u64,
+    /// CPU seconds used.
+    pub cpu: u64,
+}
+
+impl Proc {
+    pub(crate) fn kernel_thread(&self) -> bool {
+        self.args.starts_with('[')
+    }
+}
+
+/// The PIDs of one session, handed out on its first line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct SessionPids {
+    /// `sshd: user [priv]`; the user's sshd is the next one.
+    pub sshd: u32,
+    pub shell: u32,
+    /// The newest PID of this session (its last command line).
+    pub line: u32,
+}
+
+/// Before each command line: PIDs for the session (first line) and the line, then the
+/// session's `/proc` brought up to date with the clock.
+pub(super) fn before_line(st: &mut State) {
+    let node = std::sync::Arc::clone(&st.profile.node);
+    let pids = match st.fs.pids() {
+        Some(mut p) => {
+            p.line = node.alloc_pids(st.now, 1);
+            p
+        }
+        None => {
+            let first = node.alloc_pids(st.login_time, 3);
+            SessionPids {
+                sshd: first,
+                shell: first + 2,
+                line: node.alloc_pids(st.now, 1),
+            }
+        }
+    };
+    st.fs.set_pids(pids);
+    let procs = processes(st, None);
+    st.fs.refresh(st.now, &procs);
+}
+
+fn persona(st: &State) -> &Persona {
+    st.profile.node.persona()
+}
+
+// ---- time -----------------------------------------------------------------------------
+
+const MONTHS: [&str; 12] = [
+    "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+];
+const MONTHS_LONG: [&str; 12] = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+];
+const DAYS: [&str; 7] = ["Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"];
+const DAYS_LONG: [&str; 7] = [
+    "Sunday",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+];
+
+/// A broken-down local time.
+#[derive(Debug, Clone, Copy)]
+struct Tm {
+    /// Unix seconds (UTC).
+    unix: i64,
+    year: i64,
+    month: u32,
+    day: u32,
+    hour: i64,
+    min: i64,
+    sec: i64,
+    /// 0 = Sunday.
+    wday: i64,
+    /// 0-based day of the year.
+    yday: i64,
+    offset: i32,
+    zone: &'static str,
+    /// `%N`: nanoseconds (0 for a time given with `-d`, as GNU).
+    nanos: i64,
+}
+
+fn tm_at(unix: i64, offset: i32, zone: &'static str) -> Tm {
+    let local = unix + i64::from(offset);
+    let days = local.div_euclid(86_400);
+    let s = local.rem_euclid(86_400);
+    let (year, month, day) = civil(days);
+    Tm {
+        unix,
+        year,
+        month,
+        day,
+        hour: s / 3600,
+        min: (s % 3600) / 60,
+        sec: s % 60,
+        wday: weekday(days),
+        yday: days - crate::persona::days_from_civil(year, 1, 1),
+        offset,
+        zone,
+        nanos: 0,
+    }
+}
+
+/// `t` in the machine's time zone.
+fn local(st: &State, t: i64) -> Tm {
+    let (off, abbr) = persona(st).zone.at(t);
+    tm_at(t, off, abbr)
+}
+
+/// `Sun Apr 14 10:22:31 2024`, as `Last login:` shows.
+fn ctime(tm: &Tm) -> String {
+    format!(
+        "{} {} {:2} {:02}:{:02}:{:02} {}",
+        DAYS[tm.wday as usize],
+        MONTHS[(tm.month - 1) as usize],
+        tm.day,
+        tm.hour,
+        tm.min,
+        tm.sec,
+        tm.year
+    )
+}
+
+/// ISO 8601 week-based year and week number.
+fn iso_week(tm: &Tm) -> (i64, i64) {
+    use crate::persona::days_from_civil;
+    let days_in = |y: i64| days_from_civil(y + 1, 1, 1) - days_from_civil(y, 1, 1);
+    // A year has 53 weeks when it starts on a Thursday, or on a Wednesday in a leap year.
+    let weeks_in = |y: i64| {
+        let jan1 = weekday(days_from_civil(y, 1, 1));
+        if jan1 == 4 || (jan1 == 3 && days_in(y) == 366) {
+            53
+        } else {
+            52
+        }
+    };
+    let wday = (tm.wday + 6) % 7; // Monday = 0
+    let week = (tm.yday - wday + 10) / 7;
+    if week < 1 {
+        let py = tm.year - 1;
+        return (py, (tm.yday + days_in(py) - wday + 10) / 7);
+    }
+    if week > weeks_in(tm.year) {
+        return (tm.year + 1, 1);
+    }
+    (tm.year, week)
+}
+
+/// GNU `date +FORMAT` (C locale): the conversions, with the `-`, `_`, `0`, `^` and `#`
+/// flags and a field width. An unknown conversion is printed as written, as GNU does.
+fn strftime(fmt: &str, tm: &Tm) -> String {
+    let mut out = String::new();
+    let mut chars = fmt.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c != '%' {
+            out.push(c);
+            continue;
+        }
+        let mut spec = String::from("%");
+        let mut pad: Option<char> = None;
+        let mut upper = false;
+        let mut swap = false;
+        while let Some(&f) = chars.peek() {
+            match f {
+                '-' | '_' | '0' => pad = Some(f),
+                '^' => upper = true,
+                '#' => swap = true,
+                _ => break,
+            }
+            spec.push(f);
+            chars.next();
+        }
+        let mut width = String::new();
+        while let Some(&d) = chars.peek().filter(|d| d.is_ascii_digit()) {
+            width.push(d);
+            spec.push(d);
+            chars.next();
+        }
+        let width: usize = width.parse::<usize>().unwrap_or(0).min(64);
+        let mut colons = 0;
+        while chars.peek() == Some(&':') && colons < 3 {
+            colons += 1;
+            chars.next();
+            spec.push(':');
+        }
+        let Some(conv) = chars.next() else {
+            out.push_str(&spec);
+            break;
+        };
+        // (text, numeric default padding char, default width)
+        let num = |v: i64, w: usize, p: char| (v.to_string(), Some(p), w);
+        let (text, num_pad, def_w): (String, Option<char>, usize) = match conv {
+            'a' => (DAYS[tm.wday as usize].into(), None, 0),
+            'A' => (DAYS_LONG[tm.wday as usize].into(), None, 0),
+            'b' | 'h' => (MONTHS[(tm.month - 1) as usize].into(), None, 0),
+            'B' => (MONTHS_LONG[(tm.month - 1) as usize].into(), None, 0),
+            'c' => (strftime("%a %b %e %H:%M:%S %Y", tm), None, 0),
+            'C' => num(tm.year.div_euclid(100), 2, '0'),
+            'd' => num(i64::from(tm.day), 2, '0'),
+            'D' => (strftime("%m/%d/%y", tm), None, 0),
+            'e' => num(i64::from(tm.day), 2, ' '),
+            'F' => (strftime("%Y-%m-%d", tm), None, 0),
+            'g' => num(iso_week(tm).0.rem_euclid(100), 2, '0'),
+            'G' => num(iso_week(tm).0, 0, '0'),
+            'H' => num(tm.hour, 2, '0'),
+            'I' => num((tm.hour + 11) % 12 + 1, 2, '0'),
+            'j' => num(tm.yday + 1, 3, '0'),
+            'k' => num(tm.hour, 2, ' '),
+            'l' => num((tm.hour + 11) % 12 + 1, 2, ' '),
+            'm' => num(i64::from(tm.month), 2, '0'),
+            'M' => num(tm.min, 2, '0'),
+            'n' => ("\n".into(), None, 0),
+            'N' => num(tm.nanos, 9, '0'),
+            'p' => (if tm.hour < 12 { "AM" } else { "PM" }.into(), None, 0),
+            'P' => (if tm.hour < 12 { "am" } else { "pm" }.into(), None, 0),
+            'r' => (strftime("%I:%M:%S %p", tm), None, 0),
+            'R' => (strftime("%H:%M", tm), None, 0),
+            's' => num(tm.unix, 0, '0'),
+            'S' => num(tm.sec, 2, '0'),
+            't' => ("\t".into(), None, 0),
+            'T' => (strftime("%H:%M:%S", tm), None, 0),
+            'u' => num((tm.wday + 6) % 7 + 1, 1, '0'),
+            'U' => num((tm.yday + 7 - tm.wday) / 7, 2, '0'),
+            'V' => num(iso_week(tm).1, 2, '0'),
+            'w' => num(tm.wday, 1, '0'),
+            'W' => num((tm.yday + 7 - (tm.wday + 6) % 7) / 7, 2, '0'),
+            'x' => (strftime("%m/%d/%y", tm), None, 0),
+            'X' => (strftime("%H:%M:%S", tm), None, 0),
+            'y' => num(tm.year.rem_euclid(100), 2, '0'),
+            'Y' => num(tm.year, 0, '0'),
+            'z' => {
+                let sign = if tm.offset < 0 { '-' } else { '+' };
+                let a = tm.offset.unsigned_abs();
+                let (h, m, s) = (a / 3600, (a % 3600) / 60, a % 60);
+                let t = match colons {
+                    0 => format!("{sign}{h:02}{m:02}"),
+                    1 => format!("{sign}{h:02}:{m:02}"),
+                    2 => format!("{sign}{h:02}:{m:02}:{s:02}"),
+                    _ if m == 0 && s == 0 => format!("{sign}{h:02}"),
+                    _ => format!("{sign}{h:02}:{m:02}"),
+                };
+                (t, None, 0)
+            }
+            'Z' => (tm.zone.into(), None, 0),
+            '%' => ("%".into(), None, 0),
+            _ => {
+                spec.push(conv);
+                out.push_str(&spec);
+                continue;
+            }
+        };
+        let mut text = text;
+        // `^` upper-cases; `#` swaps: lower case for %p and %Z, upper case otherwise.
+        if swap && matches!(conv, 'p' | 'Z') {
+            text = text.to_lowercase();
+        } else if upper || swap {
+            text = text.to_uppercase();
+        }
+        let w = if width > 0 { width } else { def_w };
+        match (num_pad, pad) {
+            (Some(_), Some('-')) => {}
+            (Some(p), pad) => {
+                let p = match pad {
+                    Some('_') => ' ',
+                    Some('0') => '0',
+                    _ => p,
+                };
+                let trimmed = if p == ' ' {
+                    text.trim_start_matches('0').to_owned()
+                } else {
+                    text.clone()
+                };
+                let body = if trimmed.is_empty() {
+                    "0".to_owned()
+                } else {
+                    trimmed
+                };
+                let body = if p == ' ' { body } else { text.clone() };
+                let neg = body.starts_with('-');
+                let digits = body.trim_start_matches('-');
+                let fill = w.saturating_sub(body.len());
+                if neg && p == '0' {
+                    text = format!("-{}{digits}", "0".repeat(fill));
+                } else {
+                    text = format!("{}{body}", p.to_string().repeat(fill));
+                }
+            }
+            (None, pad) => {
+                let p = if pad == Some('0') { '0' } else { ' ' };
+                let fill = w.saturating_sub(text.chars().count());
+                if pad != Some('-') {
+                    text = format!("{}{text}", p.to_string().repeat(fill));
+                }
+            }
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// `date`: `Sun Apr 14 10:22:31 UTC 2024`, `+FORMAT`, `-u`, `-R`, `-I`, `-d @N`.
+fn date(st: &State, args: &[String]) -> Out {
+    let mut utc = false;
+    let mut format: Option<String> = None;
+    let mut t = st.now;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].as_str();
+        match a {
+            "-u" | "--utc" | "--universal" => utc = true,
+            "-R" | "--rfc-email" => format = Some("%a, %d %b %Y %H:%M:%S %z".into()),
+            "-I" | "--iso-8601" | "--iso-8601=date" => format = Some("%Y-%m-%d".into()),
+            "-Iseconds" | "--iso-8601=seconds" => format = Some("%Y-%m-%dT%H:%M:%S%:z".into()),
+            "-Iminutes" | "--iso-8601=minutes" => format = Some("%Y-%m-%dT%H:%M%:z".into()),
+            "-Ihours" | "--iso-8601=hours" => format = Some("%Y-%m-%dT%H%:z".into()),
+            "-d" | "--date" => {
+                i += 1;
+                match args.get(i).map(|s| parse_date_arg(s, st.now)) {
+                    Some(Ok(v)) => t = v,
+                    Some(Err(e)) => return e,
+                    None => {
+                        return Out::fail(
+                            1,
+                            "date: option requires an argument -- 'd'\nTry 'date --help' for more information.\n",
+                        );
+                    }
+                }
+            }
+            a if a.starts_with("--date=") => match parse_date_arg(&a[7..], st.now) {
+                Ok(v) => t = v,
+                Err(e) => return e,
+            },
+            a if a.starts_with('+') => {
+                if format.is_some() {
+                    return Out::fail(
+                        1,
+                        format!(
+                            "date: extra operand '{}'\nTry 'date --help' for more information.\n",
+                            clamp(a, 200)
+                        ),
+                    );
+                }
+                format = Some(a[1..].to_owned());
+            }
+            a if a.starts_with('-') => {
+                return Out::fail(
+                    1,
+                    format!(
+                        "date: invalid option -- '{}'\nTry 'date --help' for more information.\n",
+                        a.chars().nth(1).unwrap_or('-')
+                    ),
+                );
+            }
+            _ => {
+                // Setting the clock needs root and a real clock; refuse as a container does.
+                return Out::fail(1, "date: cannot set date: Operation not permitted\n");
+            }
+        }
+        i += 1;
+    }
+    let mut tm = if utc {
+        tm_at(t, 0, "UTC")
+    } else {
+        local(st, t)
+    };
+    if t == st.now {
+        // The clock's sub-second part, which the session's whole seconds do not keep.
+        tm.nanos = (t.wrapping_mul(2_654_435_761)).rem_euclid(1_000_000_000);
+    }
+    let fmt = format.unwrap_or_else(|| "%a %b %e %H:%M:%S %Z %Y".into());
+    let mut text = strftime(&clamp(&fmt, 1024), &tm);
+    text.push('\n');
+    Out::ok(text)
+}
+
+/// `-d` values: `@SECONDS`, `now`, `today`, `yesterday`, `tomorrow`.
+fn parse_date_arg(s: &str, now: i64) -> Result<i64, Out> {
+    if let Some(n) = s.strip_prefix('@')
+        && let Ok(v) = n.trim().parse::<i64>()
+        && v.unsigned_abs() < 67_767_976_233_316_800
+    {
+        return Ok(v);
+    }
+    match s.trim() {
+        "" | "now" | "today" => Ok(now),
+        "yesterday" => Ok(now - 86_400),
+        "tomorrow" => Ok(now + 86_400),
+        _ => Err(Out::fail(
+            1,
+            format!("date: invalid date '{}'\n", clamp(s, 200)),
+        )),
+    }
+}
+
+// ---- uname, hostname, nproc, lscpu ------------------------------------------------------
+
+fn uname(st: &State, args: &[String]) -> Out {
+    let mut want = Vec::new();
+    for a in args {
+        match a.as_str() {
+            "--all" => want.push('a'),
+            "--kernel-name" => want.push('s'),
+            "--nodename" => want.push('n'),
+            "--kernel-release" => want.push('r'),
+            "--kernel-version" => want.push('v'),
+            "--machine" => want.push('m'),
+            "--processor" => want.push('p'),
+            "--hardware-platform" => want.push('i'),
+            "--operating-system" => want.push('o'),
+            a if a.starts_with('-') && !a.starts_with("--") => {
+                for c in a[1..].chars() {
+                    if !"asnrvmpio".contains(c) {
+                        return Out::fail(
+                            1,
+                            format!(
+                                "uname: invalid option -- '{c}'\nTry 'uname --help' for more information.\n"
+                            ),
+                        );
+                    }
+                    want.push(c);
+                }
+            }
+            a => {
+                return Out::fail(
+                    1,
+                    format!(
+                        "uname: extra operand '{}'\nTry 'uname --help' for more information.\n",
+                        clamp(a, 200)
+                    ),
+                );
+            }
+        }
+    }
+    if want.is_empty() {
+        want.push('s');
+    }
+    let all = want.contains(&'a');
+    let k = persona(st).kernel;
+    let (release, version) = (k.release(), k.version());
+    let mut parts = Vec::new();
+    for (c, v) in [
+        ('s', "Linux"),
+        ('n', st.profile.hostname.as_str()),
+        ('r', release.as_str()),
+        ('v', version.as_str()),
+        ('m', "x86_64"),
+        ('p', "unknown"),
+        ('i', "unknown"),
+        ('o', "GNU/Linux"),
+    ] {
+        // -a leaves out -p and -i when they are unknown, as coreutils does.
+        if want.contains(&c) || (all && c != 'p' && c != 'i') {
+            parts.push(v);
+        }
+    }
+    Out::ok(format!("{}\n", parts.join(" ")))
+}
+
+fn hostname(st: &State, args: &[String]) -> Out {
+    let p = persona(st);
+    match args.first().map(String::as_str) {
+        None | Some("-s" | "--short" | "-f" | "--fqdn" | "--long" | "-A" | "--all-fqdns") => {
+            let h = &st.profile.hostname;
+            let short = args.first().is_some_and(|a| a == "-s" || a == "--short");
+            let h = if short {
+                h.split('.').next().unwrap_or(h)
+            } else {
+                h
+            };
+            Out::ok(format!("{h}\n"))
+        }
+        Some("-d" | "--domain") => Out::ok("\n"),
+        Some("-I" | "--all-ip-addresses") => Out::ok(format!("{} \n", p.net.addr)),
+        Some("-i" | "--ip-address") => Out::ok("127.0.1.1\n"),
+        Some(_) if st.uid != 0 => {
+            Out::fail(1, "hostname: you must be root to change the host name\n")
+        }
+        Some(_) => Out::default(),
+    }
+}
+
+fn threads_per_core(p: &Persona) -> u32 {
+    if p.platform == crate::persona::Platform::Aws && p.cpus >= 2 {
+        2
+    } else {
+        1
+    }
+}
+
+/// `/proc/cpuinfo`.
+pub(crate) fn cpuinfo(p: &Persona) -> String {
+    let c = p.cpu;
+    let tpc = threads_per_core(p);
+    let mut out = String::new();
+    let mhz: f64 = c.mhz.parse().unwrap_or(2000.0);
+    let bogomips = (mhz * 200.0).floor() / 100.0;
+    for i in 0..p.cpus {
+        let _ = write!(
+            out,
+            "processor\t: {i}\nvendor_id\t: {}\ncpu family\t: {}\nmodel\t\t: {}\nmodel name\t: {}\nstepping\t: {}\nmicrocode\t: {}\ncpu MHz\t\t: {}\ncache size\t: {} KB\nphysical id\t: 0\nsiblings\t: {}\ncore id\t\t: {}\ncpu cores\t: {}\napicid\t\t: {i}\ninitial apicid\t: {i}\nfpu\t\t: yes\nfpu_exception\t: yes\ncpuid level\t: {}\nwp\t\t: yes\nflags\t\t: {}\nbugs\t\t: {}\nbogomips\t: {bogomips:.2}\n{}clflush size\t: 64\ncache_alignment\t: 64\naddress sizes\t: {} bits physical, 48 bits virtual\npower management:\n\n",
+            if c.intel {
+                "GenuineIntel"
+            } else {
+                "AuthenticAMD"
+            },
+            c.family,
+            c.model,
+            c.name,
+            c.stepping,
+            if c.intel { "0xffffffff" } else { "0x1000065" },
+            c.mhz,
+            c.cache_kb,
+            p.cpus,
+            i / tpc,
+            p.cpus / tpc,
+            if c.intel { 13 } else { 16 },
+            if c.intel { INTEL_FLAGS } else { AMD_FLAGS },
+            if c.intel { INTEL_BUGS } else { AMD_BUGS },
+            if c.intel {
+                ""
+            } else {
+                "TLB size\t: 2560 4K pages\n"
+            },
+            c.phys_bits,
+        );
+    }
+    out
+}
+
+const INTEL_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx pdpe1gb rdtscp lm constant_tsc rep_good nopl xtopology nonstop_tsc cpuid tsc_known_freq pni pclmulqdq ssse3 fma cx16 pcid sse4_1 sse4_2 x2apic movbe popcnt tsc_deadline_timer aes xsave avx f16c rdrand hypervisor lahf_lm abm 3dnowprefetch invpcid_single pti fsgsbase bmi1 hle avx2 smep bmi2 erms invpcid rtm rdseed adx xsaveopt";
+const INTEL_BUGS: &str = "cpu_meltdown spectre_v1 spectre_v2 spec_store_bypass l1tf mds swapgs taa itlb_multihit mmio_stale_data";
+const AMD_FLAGS: &str = "fpu vme de pse tsc msr pae mce cx8 apic sep mtrr pge mca cmov pat pse36 clflush mmx fxsr sse sse2 ht syscall nx mmxext fxsr_opt pdpe1gb rdtscp lm constant_tsc rep_good nopl nonstop_tsc cpuid extd_apicid tsc_known_freq pni pclmulqdq ssse3 fma cx16 sse4_1 sse4_2 x2apic movbe popcnt aes xsave avx f16c rdrand hypervisor lahf_lm cmp_legacy cr8_legacy abm sse4a misalignsse 3dnowprefetch topoext ssbd ibrs ibpb stibp vmmcall fsgsbase bmi1 avx2 smep bmi2 rdseed adx smap clflushopt sha_ni xsaveopt xsavec xgetbv1 clzero xsaveerptr arat npt nrip_save umip rdpid";
+const AMD_BUGS: &str =
+    "sysret_ss_attrs null_seg spectre_v1 spectre_v2 spec_store_bypass retbleed smt_rsb srso";
+
+fn lscpu(st: &State) -> Out {
+    let p = persona(st);
+    let c = p.cpu;
+    let tpc = threads_per_core(p);
+    let mhz: f64 = c.mhz.parse().unwrap_or(2000.0);
+    let list = if p.cpus == 1 {
+        "0".to_owned()
+    } else {
+        format!("0-{}", p.cpus - 1)
+    };
+    let mut o = Out::default();
+    let lines = [
+        ("Architecture:", "x86_64".to_owned()),
+        ("  CPU op-mode(s):", "32-bit, 64-bit".into()),
+        (
+            "  Address sizes:",
+            format!("{} bits physical, 48 bits virtual", c.phys_bits),
+        ),
+        ("  Byte Order:", "Little Endian".into()),
+        ("CPU(s):", p.cpus.to_string()),
+        ("  On-line CPU(s) list:", list),
+        (
+            "Vendor ID:",
+            if c.intel {
+                "GenuineIntel"
+            } else {
+                "AuthenticAMD"
+            }
+            .into(),
+        ),
+        ("  Model name:", c.name.into()),
+        ("    CPU family:", c.family.to_string()),
+        ("    Model:", c.model.to_string()),
+        ("    Thread(s) per core:", tpc.to_string()),
+        ("    Core(s) per socket:", (p.cpus / tpc).to_string()),
+        ("    Socket(s):", "1".into()),
+        ("    Stepping:", c.stepping.to_string()),
+        (
+            "    BogoMIPS:",
+            format!("{:.2}", (mhz * 200.0).floor() / 100.0),
+        ),
+        (
+            "    Flags:",
+            if c.intel { INTEL_FLAGS } else { AMD_FLAGS }.into(),
+        ),
+        ("Virtualization features:", String::new()),
+        ("  Hypervisor vendor:", p.platform.hypervisor().into()),
+        ("  Virtualization type:", "full".into()),
+    ];
+    for (k, v) in lines {
+        o.line(&format!("{k:<25}{v}").replace("features:                ", "features: "));
+    }
+    o
+}
+
+// ---- uptime, w, who -------------------------------------------------------------------
+
+fn uptime_line(st: &State, users: usize) -> String {
+    let p = persona(st);
+    let up = p.uptime(st.now);
+    let tm = local(st, st.now);
+    let mut s = format!(" {:02}:{:02}:{:02} up ", tm.hour, tm.min, tm.sec);
+    let days = up / 86_400;
+    if days > 0 {
+        let _ = write!(s, "{days} day{}, ", if days == 1 { "" } else { "s" });
+    }
+    let (h, m) = ((up % 86_400) / 3_600, (up % 3_600) / 60);
+    if h > 0 {
+        let _ = write!(s, "{h:2}:{m:02}, ");
+    } else {
+        let _ = write!(s, "{m} min, ");
+    }
+    let l = p.load(st.now);
+    let _ = write!(
+        s,
+        "{users:2} user{},  load average: {:.2}, {:.2}, {:.2}",
+        if users == 1 { "" } else { "s" },
+        l[0],
+        l[1],
+        l[2]
+    );
+    s
+}
+
+fn uptime(st: &State, args: &[String]) -> Out {
+    let p = persona(st);
+    if args.iter().any(|a| a == "-p" || a == "--pretty") {
+        let up = p.uptime(st.now);
+        let mut parts = Vec::new();
+        let units = [
+            (365 * 86_400, "year"),
+            (7 * 86_400, "week"),
+            (86_400, "day"),
+            (3_600, "hour"),
+            (60, "minute"),
+        ];
+        let mut rest = up;
+        for (size, name) in units {
+            let n = rest / size;
+            rest %= size;
+            if n > 0 {
+                parts.push(format!("{n} {name}{}", if n == 1 { "" } else { "s" }));
+            }
+        }
+        if parts.is_empty() {
+            parts.push("0 minutes".into());
+        }
+        return Out::ok(format!("up {}\n", parts.join(", ")));
+    }
+    if args.iter().any(|a| a == "-s" || a == "--since") {
+        let tm = local(st, p.boot_time);
+        return Out::ok(format!("{}\n", strftime("%Y-%m-%d %H:%M:%S", &tm)));
+    }
+    if let Some(a) = args.iter().find(|a| a.starts_with('-')) {
+        return Out::fail(
+            1,
+            format!(
+                "uptime: invalid option -- '{}'\n\nUsage:\n uptime [options]\n",
+                a.chars().nth(1).unwrap_or('-')
+            ),
+        );
+    }
+    Out::ok(format!("{}\n", uptime_line(st, 1)))
+}
+
+fn tty_name(st: &State) -> &'static str {
+    if st.tty { "pts/0" } else { "?" }
+}
+
+fn w(st: &State) -> Out {
+    let login = local(st, st.login_time);
+    let mut o = Out::default();
+    // The session is shown logged in on pts/0 even for an exec request (where sshd
+    // writes no utmp entry): an intruder checking who else is on sees only themselves.
+    o.line(&uptime_line(st, 1));
+    o.line("USER     TTY      FROM             LOGIN@   IDLE   JCPU   PCPU WHAT");
+    o.line(&format!(
+        "{:<8} pts/0    {:<16} {:02}:{:02}    0.00s  0.02s  0.00s w",
+        clamp(&st.user, 8),
+        clamp(&st.src.to_string(), 16),
+        login.hour,
+        login.min
+    ));
+    o
+}
+
+fn who(st: &State, args: &[String]) -> Out {
+    let p = persona(st);
+    if args.iter().any(|a| a == "-b" || a == "--boot") {
+        let tm = local(st, p.boot_time);
+        return Out::ok(format!(
+            "         system boot  {}\n",
+            strftime("%Y-%m-%d %H:%M", &tm)
+        ));
+    }
+    if args.iter().any(|a| a == "-r" || a == "--runlevel") {
+        let tm = local(st, p.boot_time + 9);
+        return Out::ok(format!(
+            "         run-level 5  {}\n",
+            strftime("%Y-%m-%d %H:%M", &tm)
+        ));
+    }
+    let tm = local(st, st.login_time);
+    Out::ok(format!(
+        "{:<8} pts/0        {} ({})\n",
+        clamp(&st.user, 8),
+        strftime("%Y-%m-%d %H:%M", &tm),
+        st.src
+    ))
+}
+
+/// What an interactive login prints before the first prompt (without the motd and the
+/// prompt): the kernel line and `Last login:`, the previous login of this user on this
+/// node when there was one (as lastlog keeps it), else the persona's last admin login.
+pub(super) fn login_banner(st: &State) -> (String, String) {
+    let p = persona(st);
+    let k = p.kernel;
+    let head = format!(
+        "Linux {} {} {} x86_64\n",
+        st.profile.hostname,
+        k.release(),
+        k.version()
+    );
+    let (at, from) = st
+        .profile
+        .node
+        .swap_last_login(&st.user, st.login_time, st.src)
+        .unwrap_or_else(|| {
+            (
+                st.login_time - p.last_login_ago,
+                std::net::IpAddr::V4(p.last_login_src),
+            )
+        });
+    let tail = format!("Last login: {} from {from}\n", ctime(&local(st, at)));
+    (head, tail)
+}
+
+// ---- memory and disk ------------------------------------------------------------------
+
+fn human_kib(kib: u64, binary_suffix: bool) -> String {
+    let units = if binary_suffix {
+        ["Ki", "Mi", "Gi", "Ti"]
+    } else {
+        ["K", "M", "G", "T"]
+    };
+    if kib == 0 {
+        return if binary_suffix {
+            "0B".into()
+        } else {
+            "0".into()
+        };
+    }
+    let mut v = kib as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    if v < 10.0 {
+        format!("{:.1}{}", (v * 10.0).ceil() / 10.0, units[i])
+    } else {
+        format!("{:.0}{}", v.ceil(), units[i])
+    }
+}
+
+fn free(st: &State, args: &[String]) -> Out {
+    let mem = persona(st).memory();
+    let flag = args.first().map(String::as_str).unwrap_or("");
+    let fmt = |kib: u64| -> String {
+        match flag {
+            "-m" | "--mega" | "--mebi" => (kib / 1024).to_string(),
+            "-g" | "--giga" | "--gibi" => (kib / (1024 * 1024)).to_string(),
+            "-b" | "--bytes" => (kib * 1024).to_string(),
+            "-h" | "--human" => human_kib(kib, true),
+            _ => kib.to_string(),
+        }
+    };
+    let mut o = Out::default();
+    o.line("               total        used        free      shared  buff/cache   available");
+    let mut line = String::from("Mem:    ");
+    for v in mem {
+        let _ = write!(line, " {:>11}", fmt(v));
+    }
+    o.line(line.trim_end());
+    o.line(&format!(
+        "Swap:    {:>11} {:>11} {:>11}",
+        fmt(0),
+        fmt(0),
+        fmt(0)
+    ));
+    o
+}
+
+/// `/proc/meminfo`, the same numbers as `free`.
+pub(crate) fn meminfo(p: &Persona) -> String {
+    let [total, used, free, shared, cache, available] = p.memory();
+    let buffers = cache / 18;
+    let cached = cache - buffers - cache / 9;
+    let slab = cache / 9;
+    let mut s = String::new();
+    for (k, v) in [
+        ("MemTotal", total),
+        ("MemFree", free),
+        ("MemAvailable", available),
+        ("Buffers", buffers),
+        ("Cached", cached),
+        ("SwapCached", 0),
+        ("Active", used / 2 + cached / 3),
+        ("Inactive", cached / 2 + used / 3),
+        ("Active(anon)", used / 3),
+        ("Inactive(anon)", used / 4),
+        ("Active(file)", cached / 3),
+        ("Inactive(file)", cached / 2),
+        ("Unevictable", 0),
+        ("Mlocked", 0),
+        ("SwapTotal", 0),
+        ("SwapFree", 0),
+        ("Zswap", 0),
+        ("Zswapped", 0),
+        ("Dirty", 164),
+        ("Writeback", 0),
+        ("AnonPages", used / 2),
+        ("Mapped", used / 5),
+        ("Shmem", shared),
+        ("KReclaimable", slab * 2 / 3),
+        ("Slab", slab),
+        ("SReclaimable", slab * 2 / 3),
+        ("SUnreclaim", slab / 3),
+        ("KernelStack", 2_400 + u64::from(p.cpus) * 300),
+        ("PageTables", used / 60),
+        ("SecPageTables", 0),
+        ("NFS_Unstable", 0),
+        ("Bounce", 0),
+        ("WritebackTmp", 0),
+        ("CommitLimit", total / 2),
+        ("Committed_AS", used * 2),
+        ("VmallocTotal", 34_359_738_367),
+        ("VmallocUsed", 14_000 + u64::from(p.cpus) * 1_000),
+        ("VmallocChunk", 0),
+        ("Percpu", u64::from(p.cpus) * 1_024),
+        ("HardwareCorrupted", 0),
+        ("AnonHugePages", 0),
+        ("ShmemHugePages", 0),
+        ("ShmemPmdMapped", 0),
+        ("FileHugePages", 0),
+        ("FilePmdMapped", 0),
+    ] {
+        let _ = writeln!(s, "{:<16}{v:>8} kB", format!("{k}:"));
+    }
+    for (k, v) in [
+        ("HugePages_Total", 0),
+        ("HugePages_Free", 0),
+        ("HugePages_Rsvd", 0),
+        ("HugePages_Surp", 0),
+    ] {
+        let _ = writeln!(s, "{:<16}{v:>8}", format!("{k}:"));
+    }
+    let _ = writeln!(s, "{:<16}{:>8} kB", "Hugepagesize:", 2048);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "Hugetlb:", 0);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "DirectMap4k:", total / 20);
+    let _ = writeln!(s, "{:<16}{:>8} kB", "DirectMap2M:", total - total / 20);
+    s
+}
+
+/// The mounted filesystems: (device, 1K-blocks, used, mount point).
+pub(crate) fn filesystems(p: &Persona) -> Vec<(String, u64, u64, &'static str)> {
+    let mem = p.mem_kib;
+    let mut v = vec![
+        ("udev".to_owned(), mem / 2 - 4_000, 0, "/dev"),
+        ("tmpfs".to_owned(), mem / 10, 448 + mem / 8000, "/run"),
+        (p.platform.root_device(), p.disk_kib, p.disk_used_kib, "/"),
+        ("tmpfs".to_owned(), mem / 2, 0, "/dev/shm"),
+        ("tmpfs".to_owned(), 5_120, 0, "/run/lock"),
+    ];
+    if matches!(
+        p.platform,
+        crate::persona::Platform::Aws | crate::persona::Platform::Kvm
+    ) {
+        let dev = if p.platform == crate::persona::Platform::Aws {
+            "/dev/nvme0n1p15".to_owned()
+        } else {
+            format!("/dev/{}15", p.platform.disk())
+        };
+        v.push((dev, 126_678, 11_840, "/boot/efi"));
+    }
+    v
+}
+
+fn df(st: &State, args: &[String]) -> Out {
+    let p = persona(st);
+    let mut fss = filesystems(p);
+    fss.push(("tmpfs".to_owned(), p.mem_kib / 10, 0, "/run/user/0"));
+    let human = args.iter().any(|a| a.starts_with('-') && a.contains('h'));
+    let mut o = Out::default();
+    if human {
+        o.line("Filesystem       Size  Used Avail Use% Mounted on");
+    } else {
+        o.line("Filesystem      1K-blocks    Used Available Use% Mounted on");
+    }
+    for (name, size, used, mount) in fss {
+        // ext4 keeps 5% for root.
+        let reserved = if mount == "/" { size / 20 } else { 0 };
+        let avail = size.saturating_sub(used + reserved);
+        let pct = (used * 100).div_ceil((used + avail).max(1));
+        if human {
+            o.line(&format!(
+                "{name:<16} {:>4} {:>5} {:>5} {:>3}% {mount}",
+                human_kib(size, false),
+                human_kib(used, false),
+                human_kib(avail, false),
+                pct
+            ));
+        } else {
+            o.line(&format!(
+                "{name:<15} {size:>9} {used:>7} {avail:>9} {pct:>3}% {mount}"
+            ));
+        }
+    }
+    o
+}
+
+// ---- processes ------------------------------------------------------------------------
+
+/// (user, args, vsz, rss, stat, CPU seconds per day) of the boot-time daemons.
+const DAEMONS: &[(&str, &str, u64, u64, &str, u64)] = &[
+    (
+        "root",
+        "/lib/systemd/systemd-journald",
+        48_612,
+        17_500,
+        "Ss",
+        60,
+    ),
+    ("root", "/lib/systemd/systemd-udevd", 26_028, 6_692, "Ss", 4),
+    (
+        "systemd-timesync",
+        "/lib/systemd/systemd-timesyncd",
+        90_236,
+        8_004,
+        "Ssl",
+        5,
+    ),
+    ("root", "/usr/sbin/cron -f", 6_608, 2_688, "Ss", 6),
+    (
+        "messagebus",
+        "/usr/bin/dbus-daemon --system --address=systemd: --nofork --nopidfile --systemd-activation --syslog-only",
+        9_124,
+        4_480,
+        "Ss",
+        2,
+    ),
+    (
+        "root",
+        "/lib/systemd/systemd-logind",
+        17_208,
+        7_808,
+        "Ss",
+        2,
+    ),
+    (
+        "root",
+        "/sbin/agetty -o -p -- \\u --keep-baud 115200,57600,38400,9600 ttyS0 vt220",
+        5_872,
+        1_024,
+        "Ss+",
+        0,
+    ),
+    (
+        "root",
+        "/sbin/agetty -o -p -- \\u --noclear - linux",
+        5_872,
+        988,
+        "Ss+",
+        0,
+    ),
+];
+
+/// (user, args, vsz, rss, stat, CPU seconds per day) of a listening program; the
+/// first is its main process, the rest its workers.
+fn program_procs(
+    l: &Listener,
+) -> &'static [(&'static str, &'static str, u64, u64, &'static str, u64)] {
+    match l.program {
+        Program::Sshd => &[(
+            "root",
+            "sshd: /usr/sbin/sshd -D [listener] 0 of 10-100 startups",
+            15_424,
+            9_120,
+            "Ss",
+            1,
+        )],
+        Program::Inetd => &[("root", "/usr/sbin/inetutils-inetd", 4_188, 1_632, "Ss", 0)],
+        Program::Lighttpd => &[(
+            "www-data",
+            "/usr/sbin/lighttpd -D -f /etc/lighttpd/lighttpd.conf",
+            10_472,
+            5_104,
+            "Ss",
+            3,
+        )],
+        Program::Apache => &[
+            (
+                "root",
+                "/usr/sbin/apache2 -k start",
+                203_212,
+                23_340,
+                "Ss",
+                6,
+            ),
+            (
+                "www-data",
+                "/usr/sbin/apache2 -k start",
+                2_003_684,
+                9_388,
+                "Sl",
+                1,
+            ),
+            (
+                "www-data",
+                "/usr/sbin/apache2 -k start",
+                2_003_684,
+                9_204,
+                "Sl",
+                1,
+            ),
+        ],
+        Program::Vsftpd => &[(
+            "root",
+            "/usr/sbin/vsftpd /etc/vsftpd.conf",
+            7_748,
+            4_012,
+            "Ss",
+            0,
+        )],
+        Program::Redis => &[(
+            "redis",
+            "/usr/bin/redis-server *:6379",
+            72_212,
+            11_704,
+            "Ssl",
+            40,
+        )],
+        Program::Mysqld => &[("mysql", "/usr/sbin/mysqld", 1_792_308, 381_244, "Ssl", 90)],
+        Program::Other => &[],
+    }
+}
+
+/// `ps`'s user column: names over 8 characters cut to 7 and a `+`.
+fn ps_user(name: &str) -> String {
+    if name.chars().count() > 8 {
+        format!("{}+", name.chars().take(7).collect::<String>())
+    } else {
+        name.to_owned()
+    }
+}
+
+fn uid_of(name: &str) -> u32 {
+    match name {
+        "root" => 0,
+        "www-data" => 33,
+        "messagebus" => 100,
+        "systemd-timesync" => 997,
+        "redis" => 106,
+        "mysql" => 107,
+        _ => 1000,
+    }
+}
+
+fn comm_of(args: &str) -> String {
+    if args.starts_with('[') {
+        return args.trim_matches(['[', ']']).chars().take(15).collect();
+    }
+    let first = args.split(':').next().unwrap_or(args);
+    let exe = first.split_whitespace().next().unwrap_or(first);
+    let base = exe
+        .rsplit('/')
+        .next()
+        .unwrap_or(exe)
+        .trim_start_matches('-');
+    base.chars().take(15).collect()
+}
+
+/// Every process of the machine as this session sees it: kernel threads, the daemons,
+/// the node's listening services, the session's sshd and shell, and `me` (the `ps`
+/// being run, with its arguments) when given.
+pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
+    let p = persona(st);
+    let boot = p.boot_time;
+    let up_days = p.uptime(st.now) / 86_400 + 1;
+    let proc = |pid: u32,
+                ppid: u32,
+                user: &str,
+                args: &str,
+                vsz,
+                rss,
+                stat: &'static str,
+                start: i64,
+                cpu: u64| Proc {
+        pid,
+        ppid,
+        uid: uid_of(user),
+        user: ps_user(user),
+        comm: comm_of(args),
+        args: args.to_owned(),
+        tty: "?".into(),
+        stat,
+        start,
+        vsz,
+        rss,
+        cpu,
+    };
+    let mut v = Vec::with_capacity(64);
+    v.push(proc(
+        1,
+        0,
+        "root",
+        "/sbin/init",
+        168_584,
+        12_980,
+        "Ss",
+        boot,
+        (up_days * 3) as u64,
+    ));
+    let mut kthreads: Vec<String> = [
+        "kthreadd",
+        "rcu_gp",
+        "rcu_par_gp",
+        "slub_flushwq",
+        "netns",
+        "kworker/0:0H-events_highpri",
+        "mm_percpu_wq",
+        "rcu_tasks_kthread",
+        "rcu_tasks_rude_kthread",
+        "rcu_tasks_trace_kthread",
+        "ksoftirqd/0",
+        "rcu_preempt",
+        "migration/0",
+        "cpuhp/0",
+    ]
+    .iter()
+    .map(|s| (*s).to_owned())
+    .collect();
+    for c in 1..p.cpus.min(16) {
+        kthreads.push(format!("cpuhp/{c}"));
+        kthreads.push(format!("migration/{c}"));
+        kthreads.push(format!("ksoftirqd/{c}"));
+    }
+    let disk = p.platform.disk();
+    let part = if disk == "nvme0n1" {
+        "nvme0n1p1".to_owned()
+    } else {
+        format!("{disk}1")
+    };
+    for k in [
+        "kdevtmpfs",
+        "inet_frag_wq",
+        "kauditd",
+        "khungtaskd",
+        "oom_reaper",
+        "writeback",
+        "kcompactd0",
+        "ksmd",
+        "khugepaged",
+        "kintegrityd",
+        "kblockd",
+        "blkcg_punt_bio",
+        "edac-poller",
+        "watchdogd",
+        "kswapd0",
+    ] {
+        kthreads.push(k.to_owned());
+    }
+    kthreads.push(format!("jbd2/{part}-8"));
+    kthreads.push("ext4-rsv-conver".to_owned());
+    let mut pid = 2u32;
+    for k in &kthreads {
+        let stat = if k.contains("wq") || k.starts_with("rcu_gp") || k.starts_with("kblockd") {
+            "I<"
+        } else {
+            "S"
+        };
+        let ppid = if pid == 2 { 0 } else { 2 };
+        v.push(proc(
+            pid,
+            ppid,
+            "root",
+            &format!("[{k}]"),
+            0,
+            0,
+            stat,
+            boot,
+            0,
+        ));
+        // Kernel threads take the low PIDs, with some left to short-lived ones.
+        pid += if pid < 20 { 1 } else { 1 + (pid % 7) };
+    }
+    let dp = &p.daemon_pids;
+    let mut di = 0usize;
+    let mut next_daemon = || {
+        let pid = dp.get(di).copied().unwrap_or(2_000 + di as u32);
+        di += 1;
+        pid
+    };
+    let add =
+        |v: &mut Vec<Proc>, pid: u32, ppid: u32, d: &(&str, &str, u64, u64, &'static str, u64)| {
+            let (user, args, vsz, rss, stat, per_day) = *d;
+            let mut pr = proc(
+                pid,
+                ppid,
+                user,
+                args,
+                vsz,
+                rss,
+                stat,
+                boot + 4,
+                per_day * up_days as u64,
+            );
+            if args.contains("ttyS0") {
+                pr.tty = "ttyS0".into();
+            } else if args.ends_with(" linux") {
+                pr.tty = "tty1".into();
+            }
+            v.push(pr);
+        };
+    for d in DAEMONS.iter().take(3) {
+        add(&mut v, next_daemon(), 1, d);
+    }
+    let iface = p.net.iface;
+    let dhclient = format!(
+        "/sbin/dhclient -4 -v -i -pf /run/dhclient.{iface}.pid -lf /var/lib/dhcp/dhclient.{iface}.leases -I -df /var/lib/dhcp/dhclient6.{iface}.leases {iface}"
+    );
+    let dh_pid = next_daemon();
+    v.push(proc(
+        dh_pid,
+        1,
+        "root",
+        &dhclient,
+        5_772,
+        3_148,
+        "Ss",
+        boot + 3,
+        up_days as u64,
+    ));
+    for d in DAEMONS.iter().skip(3) {
+        add(&mut v, next_daemon(), 1, d);
+    }
+    let mut sshd_listener = None;
+    for l in st.profile.node.listeners() {
+        let mut parent = None;
+        for d in program_procs(&l) {
+            let pid = next_daemon();
+            add(&mut v, pid, parent.unwrap_or(1), d);
+            if parent.is_none() {
+                parent = Some(pid);
+                if l.program == Program::Sshd {
+                    sshd_listener = Some(pid);
+                }
+            }
+        }
+    }
+    // The session: sshd's privileged and user processes, the shell, the command.
+    if let Some(s) = st.fs.pids() {
+        let user = st.user.as_str();
+        let tty = tty_name(st);
+        let sess = if st.tty {
+            format!("{user}@pts/0")
+        } else {
+            format!("{user}@notty")
+        };
+        let start = st.login_time;
+        let mut a = proc(
+            s.sshd,
+            sshd_listener.unwrap_or(1),
+            "root",
+            &format!("sshd: {user} [priv]"),
+            17_960,
+            11_020,
+            "Ss",
+            start,
+            0,
+        );
+        let priv_pid = a.pid;
+        if user == "root" {
+            // Without privilege separation for root, sshd shows one process.
+            a.args = format!("sshd: {sess}");
+            v.push(a);
+        } else {
+            v.push(a);
+            v.push(proc(
+                s.sshd + 1,
+                priv_pid,
+                user,
+                &format!("sshd: {sess}"),
+                17_960,
+                6_436,
+                "S",
+                start,
+                0,
+            ));
+        }
+        let shell_parent = if user == "root" { priv_pid } else { s.sshd + 1 };
+        let mut sh = proc(
+            s.shell,
+            shell_parent,
+            user,
+            if st.tty { "-bash" } else { "bash -c" },
+            7_204,
+            3_976,
+            "Ss",
+            start,
+            0,
+        );
+        sh.uid = st.uid;
+        sh.comm = "bash".into();
+        sh.tty = tty.into();
+        v.push(sh);
+        if let Some((pid, args)) = me {
+            let mut c = proc(
+                pid,
+                s.shell,
+                user,
+                args,
+                11_084,
+                4_400,
+                if st.tty { "R+" } else { "R" },
+                st.now,
+                0,
+            );
+            c.uid = st.uid;
+            c.tty = tty.into();
+            v.push(c);
+        }
+    }
+    v
+}
+
+/// `START`/`STIME`: the time today, `Mon DD` this year, else the year.
+fn ps_start(st: &State, t: i64) -> String {
+    let now = local(st, st.now);
+    let tm = local(st, t);
+    if st.now - t < 86_400 {
+        format!("{:02}:{:02}", tm.hour, tm.min)
+    } else if tm.year == now.year {
+        format!("{}{:02}", MONTHS[(tm.month - 1) as usize], tm.day)
+    } else {
+        tm.year.to_string()
+    }
+}
+
+fn ps(st: &State, args: &[String]) -> Out {
+    let words: Vec<&str> = args.iter().map(String::as_str).collect();
+    let flags: String = words.iter().map(|a| a.trim_start_matches('-')).collect();
+    let bsd = words.iter().any(|a| !a.starts_with('-')) && flags.contains('u');
+    let full = words.iter().any(|a| a.starts_with('-')) && flags.contains('f');
+    let all =
+        flags.contains('a') || flags.contains('e') || flags.contains('x') || flags.contains('A');
+    let me_args = clamp(
+        &std::iter::once("ps")
+            .chain(words.iter().copied())
+            .collect::<Vec<_>>()
+            .join(" "),
+        200,
+    );
+    let me_pid = st.profile.node.alloc_pids(st.now, 1);
+    let procs = processes(st, Some((me_pid, &me_args)));
+    let mem_total = persona(st).mem_kib.max(1) as f64;
+    let tty = tty_name(st);
+    let mut o = Out::default();
+    // Without options: this session's shell and what it runs.
+    let shell = st.fs.pids().map_or(0, |s| s.shell);
+    let mine: Vec<&Proc> = procs
+        .iter()
+        .filter(|p| all || (p.tty == tty && p.pid >= shell))
+        .collect();
+    if bsd || (all && !full && flags.contains('u')) {
+        o.line("USER         PID %CPU %MEM    VSZ   RSS TTY      STAT START   TIME COMMAND");
+        for p in mine {
+            let mem = p.rss as f64 * 100.0 / mem_total;
+            o.line(&format!(
+                "{:<8} {:>7} {:>4} {:>4} {:>6} {:>5} {:<8} {:<4} {:>5} {:>6} {}",
+                p.user,
+                p.pid,
+                "0.0",
+                format!("{mem:.1}"),
+                p.vsz,
+                p.rss,
+                p.tty,
+                p.stat,
+                ps_start(st, p.start),
+                format!("{}:{:02}", p.cpu / 60, p.cpu % 60),
+                p.args
+            ));
+        }
+    } else if full {
+        o.line("UID          PID    PPID  C STIME TTY          TIME CMD");
+        for p in mine {
+            o.line(&format!(
+                "{:<8} {:>7} {:>7} {:>2} {:<5} {:<8} {:02}:{:02}:{:02} {}",
+                p.user,
+                p.pid,
+                p.ppid,
+                0,
+                ps_start(st, p.start),
+                p.tty,
+                p.cpu / 3600,
+                (p.cpu / 60) % 60,
+                p.cpu % 60,
+                p.args
+            ));
+        }
+    } else {
+        o.line("    PID TTY          TIME CMD");
+        for p in mine {
+            o.line(&format!(
+                "{:>7} {:<8} {:02}:{:02}:{:02} {}",
+                p.pid,
+                p.tty,
+                p.cpu / 3600,
+                (p.cpu / 60) % 60,
+                p.cpu % 60,
+                p.comm
+            ));
+        }
+    }
+    o
+}
+
+// ---- network --------------------------------------------------------------------------
+
+/// The IPv6 link-local address of a MAC (EUI-64).
+fn link_local(mac: &[u8; 6]) -> String {
+    let b = [
+        mac[0] ^ 0x02,
+        mac[1],
+        mac[2],
+        0xff,
+        0xfe,
+        mac[3],
+        mac[4],
+        mac[5],
+    ];
+    let group = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
+    format!(
+        "fe80::{:x}:{:x}:{:x}:{:x}",
+        group(0),
+        group(2),
+        group(4),
+        group(6)
+    )
+}
+
+const IP_USAGE: &str = "Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }\n       ip [ -force ] -batch filename\nwhere  OBJECT := { address | addrlabel | amt | fou | help | ila | ioam | l2tp |\n                   link | macsec | maddress | monitor | mptcp | mroute | mrule |\n                   neighbor | neighbour | netconf | netns | nexthop | ntable |\n                   ntbl | route | rule | sr | tap | tcpmetrics |\n                   token | tunnel | tuntap | vrf | xfrm }\n       OPTIONS := { -V[ersion] | -s[tatistics] | -d[etails] | -r[esolve] |\n                    -h[uman-readable] | -iec | -j[son] | -p[retty] |\n                    -f[amily] { inet | inet6 | mpls | bridge | link } |\n                    -4 | -6 | -M | -B | -0 |\n                    -l[oops] { maximum-addr-flush-attempts } | -br[ief] |\n                    -o[neline] | -t[imestamp] | -ts[hort] | -b[atch] [filename] |\n                    -rc[vbuf] [size] | -n[etns] name | -N[umeric] | -a[ll] |\n                    -c[olor]}\n";
+
+/// `ip` (iproute2 6.1): `addr`, `link`, `route` and `neigh`.
+fn ip(st: &State, args: &[String]) -> Out {
+    let p = persona(st);
+    let n = &p.net;
+    let words: Vec<&str> = args
+        .iter()
+        .map(String::as_str)
+        .filter(|a| !a.starts_with('-'))
+        .collect();
+    let mtu = if p.platform == crate::persona::Platform::Aws {
+        9001
+    } else {
+        1500
+    };
+    let qdisc = if p.cpus > 1 { "mq" } else { "fq_codel" };
+    let mac = crate::persona::mac_string(&n.mac);
+    // `ip link` names the mode; `ip addr` does not.
+    let lo_head = |mode: &str| {
+        format!(
+            "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN {mode}group default qlen 1000\n    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00\n"
+        )
+    };
+    let nic_head = |mode: &str| {
+        format!(
+            "2: {}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu {mtu} qdisc {qdisc} state UP {mode}group default qlen 1000\n    link/ether {mac} brd ff:ff:ff:ff:ff:ff\n",
+            n.iface
+        )
+    };
+    match words.first().copied() {
+        None => Out::fail(255, IP_USAGE),
+        Some("a" | "addr" | "address") => {
+            // The DHCP lease counts down from an hour, renewed at half-time.
+            let lft = 3_600 - (st.now - p.boot_time).rem_euclid(1_800);
+            let mut text = lo_head("");
+            text.push_str("    inet 127.0.0.1/8 scope host lo\n       valid_lft forever preferred_lft forever\n    inet6 ::1/128 scope host \n       valid_lft forever preferred_lft forever\n");
+            text.push_str(&nic_head(""));
+            let _ = write!(
+                text,
+                "    inet {}/{} brd {} scope global dynamic {}\n       valid_lft {lft}sec preferred_lft {lft}sec\n    inet6 {}/64 scope link \n       valid_lft forever preferred_lft forever\n",
+                n.addr,
+                n.prefix,
+                n.broadcast(),
+                n.iface,
+                link_local(&n.mac)
+            );
+            Out::ok(text)
+        }
+        Some("l" | "link") => Out::ok(lo_head("mode DEFAULT ") + &nic_head("mode DEFAULT ")),
+        Some("r" | "ro" | "route") => Out::ok(format!(
+            "default via {} dev {} \n{}/{} dev {} proto kernel scope link src {} \n",
+            n.gateway,
+            n.iface,
+            n.network(),
+            n.prefix,
+            n.iface,
+            n.addr
+        )),
+        Some("n" | "neigh" | "neighbor" | "neighbour") => Out::ok(format!(
+            "{} dev {} lladdr {} REACHABLE\n",
+            n.gateway,
+            n.iface,
+            crate::persona::mac_string(&n.gateway_mac)
+        )),
+        Some(obj) => Out::fail(
+            255,
+            format!(
+                "Object \"{}\" is unknown, try \"ip help\".\n",
+                clamp(obj, 100)
+            ),
+        ),
+    }
+}
+
+// ---- dispatch -------------------------------------------------------------------------
+
+/// Runs `name` if it is one of the system-information commands.
+pub(super) fn run(st: &mut State, name: &str, args: &[String]) -> Option<Out> {
+    Some(match name {
+        "uname" => uname(st, args),
+        "hostname" => hostname(st, args),
+        "uptime" => uptime(st, args),
+        "w" => w(st),
+        "who" => who(st, args),
+        "ps" => ps(st, args),
+        "free" => free(st, args),
+        "df" => df(st, args),
+        "nproc" => Out::ok(format!("{}\n", persona(st).cpus)),
+        "lscpu" => lscpu(st),
+        "date" => date(st, args),
+        "ip" => ip(st, args),
+        _ => return None,
+    })
+}
+
+/// The file's local date for `ls -l`-style listings that want the machine's zone.
+pub(crate) fn local_seconds(st: &State, t: i64) -> i64 {
+    let tm = local(st, t);
+    t + i64::from(tm.offset)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tm(t: i64) -> Tm {
+        tm_at(t, 0, "UTC")
+    }
+
+    #[test]
+    fn strftime_matches_gnu_date() {
+        // 2024-04-14 10:22:31 UTC, a Sunday (GNU date's answers).
+        let t = tm(1_713_090_151);
+        assert_eq!(
+            strftime("%a %b %e %H:%M:%S %Z %Y", &t),
+            "Sun Apr 14 10:22:31 UTC 2024"
+        );
+        assert_eq!(strftime("%s", &t), "1713090151");
+        assert_eq!(strftime("%F %T", &t), "2024-04-14 10:22:31");
+        assert_eq!(
+            strftime("%j %U %W %V %G %u %w", &t),
+            "105 15 15 15 2024 7 0"
+        );
+        assert_eq!(
+            strftime("%-d/%-m %_H %I%p %P %y %C", &t),
+            "14/4 10 10AM am 24 20"
+        );
+        assert_eq!(
+            strftime("%^a %#Z %10Y %z %:z", &t),
+            "SUN utc 0000002024 +0000 +00:00"
+        );
+        assert_eq!(strftime("%Q %%", &t), "%Q %");
+        assert_eq!(strftime("%D %R %r", &t), "04/14/24 10:22 10:22:31 AM");
+        // Early January in the previous ISO year: 2021-01-01 is in 2020's week 53.
+        let jan = tm(1_609_459_200);
+        assert_eq!(strftime("%G-W%V", &jan), "2020-W53");
+        // 2024-12-30 (Monday) is in 2025's week 1.
+        let dec = tm(1_735_516_800);
+        assert_eq!(strftime("%G-W%V", &dec), "2025-W01");
+        let t2 = tm_at(1_713_090_151, -14_400, "EDT");
+        assert_eq!(strftime("%H %Z %z", &t2), "06 EDT -0400");
+    }
+
+    /// Differential: GNU date (coreutils) and tzdata as oracles for the formats and for
+    /// every zone a persona may have, around both DST switches of several years.
+    #[test]
+    fn strftime_and_zones_agree_with_gnu_date() {
+        let fmts = "%a %A %b %B %c|%C %d %D %e %F %g %G %h %H %I %j %k %l %m %M|%p %P %r %R %s %S %T %u %U %V %w %W %x %X %y %Y %z %:z %::z %Z|%-d %_m %05e %^b %#p %10A %-H";
+        let mut times = vec![1_713_090_151i64, 1_609_459_200, 1_735_516_800, 951_782_400];
+        for y in [2024, 2025, 2026, 2027] {
+            for (m, d) in [
+                (3, 9),
+                (3, 10),
+                (3, 30),
+                (3, 31),
+                (10, 26),
+                (10, 27),
+                (11, 2),
+                (11, 3),
+            ] {
+                let day = crate::persona::days_from_civil(y, m, d) * 86_400;
+                for h in [0, 1, 2, 5, 6, 7, 8, 23] {
+                    times.push(day + h * 3600 - 1);
+                    times.push(day + h * 3600);
+                }
+            }
+        }
+        for zone in crate::persona::zones() {
+            let tz = if zone.name == "Etc/UTC" {
+                "UTC"
+            } else {
+                zone.name
+            };
+            let mut script = String::new();
+            for t in &times {
+                script.push_str(&format!("date -d @{t} '+{fmts}'\n"));
+            }
+            let out = std::process::Command::new("sh")
+                .env("TZ", tz)
+                .env("LC_ALL", "C")
+                .arg("-c")
+                .arg(&script)
+                .output()
+                .expect("this test needs sh and GNU date (coreutils)");
+            let real = String::from_utf8(out.stdout).unwrap();
+            assert_eq!(
+                real.lines().count(),
+                times.len(),
+                "tzdata missing for {tz}?"
+            );
+            for (t, want) in times.iter().zip(real.lines()) {
+                let (off, abbr) = zone.at(*t);
+                let got = strftime(fmts, &tm_at(*t, off, abbr));
+                assert_eq!(got, want, "{tz} at {t}");
+            }
+        }
+    }
+}

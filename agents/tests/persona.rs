@@ -1,0 +1,278 @@
+//! Two nodes, two machines: each node's telnet shell shows its own persona (host name,
+//! machine-id, network, CPU) and is consistent with itself over time (uptime advances,
+//! `/proc/uptime` agrees with `uptime`, PIDs grow across sessions).
+//!
+//! The nodes' salts are written before they start, so the personas are fixed and the
+//! test is deterministic; a third node without a salt file makes its own.
+
+mod shell_common;
+use honeybee_proto::config::{LoginPolicy, ServiceKind, TelnetOptions};
+use shell_common::*;
+use std::net::SocketAddr;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+/// The prompt ends with this; the host name comes before it.
+const PROMPT_END: &str = ":~# ";
+
+fn telnet() -> ServiceKind {
+    ServiceKind::Telnet(TelnetOptions {
+        login: LoginPolicy::Always,
+        auth_failure_delay_ms: 0,
+        ..Default::default()
+    })
+}
+
+/// Writes a persona salt file (`persona.bin`) so the node's machine is known.
+fn salt(dir: &std::path::Path, byte: u8) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let mut b = b"HBPERSO1".to_vec();
+    b.extend_from_slice(&[byte; 32]);
+    b.extend_from_slice(&now.to_le_bytes());
+    b.extend_from_slice(&0u64.to_le_bytes());
+    std::fs::write(dir.join("persona.bin"), b).unwrap();
+}
+
+/// A raw telnet session: options refused by silence, IAC sequences dropped.
+struct Session {
+    s: TcpStream,
+    text: String,
+    /// Commands run, for unique end markers.
+    n: u32,
+}
+
+impl Session {
+    async fn login(addr: SocketAddr) -> Session {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        // The server waits for the client to speak first: WONT TERMINAL-TYPE.
+        s.write_all(&[255, 252, 24]).await.unwrap();
+        let mut t = Session {
+            s,
+            text: String::new(),
+            n: 0,
+        };
+        t.until("login: ").await;
+        t.send("root").await;
+        t.until("Password: ").await;
+        t.send("hunter2").await;
+        t.until(PROMPT_END).await;
+        t
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.s
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+    }
+
+    /// Reads until the text since the last call ends with `what`; returns that text.
+    async fn until(&mut self, what: &str) -> String {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(i) = self.text.find(what) {
+                let out = self.text[..i + what.len()].to_owned();
+                self.text.drain(..i + what.len());
+                return out;
+            }
+            let mut buf = [0u8; 8192];
+            let n = tokio::time::timeout_at(deadline, self.s.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| panic!("no {what:?} in {:?}", self.text))
+                .unwrap();
+            assert!(n > 0, "closed before {what:?}: {:?}", self.text);
+            let mut i = 0;
+            let mut clean = Vec::new();
+            while i < n {
+                match buf[i] {
+                    255 if i + 1 < n && (251..=254).contains(&buf[i + 1]) => i += 3,
+                    255 => i += 2,
+                    b => {
+                        clean.push(b);
+                        i += 1;
+                    }
+                }
+            }
+            self.text.push_str(&String::from_utf8_lossy(&clean));
+            self.text = self.text.replace("\r\n", "\n");
+        }
+    }
+
+    /// Runs one command line; its output. A marker echoed after it ends the output, so
+    /// extra prompts cannot shift one command's output onto the next.
+    async fn run(&mut self, line: &str) -> String {
+        self.n += 1;
+        let marker = format!("@@{}@@", self.n);
+        self.send(&format!("{line}; echo {marker}")).await;
+        let upto = self.until(&format!("\n{marker}")).await;
+        let echo = upto
+            .rfind(&format!("echo {marker}\n"))
+            .expect("the line is echoed");
+        let start = echo + marker.len() + 6;
+        let end = upto.len() - marker.len() - 1;
+        if start > end {
+            String::new()
+        } else {
+            upto[start..=end].to_owned()
+        }
+    }
+}
+
+/// What one node's shell says about its machine.
+#[derive(Debug)]
+struct Facts {
+    hostname: String,
+    machine_id: String,
+    ip: String,
+    cpuinfo: String,
+    shell_pid: u32,
+}
+
+async fn facts(addr: SocketAddr) -> Facts {
+    let mut s = Session::login(addr).await;
+    let f = Facts {
+        hostname: s.run("hostname").await.trim().to_owned(),
+        machine_id: s.run("cat /etc/machine-id").await.trim().to_owned(),
+        ip: s.run("ip addr").await,
+        cpuinfo: s.run("cat /proc/cpuinfo").await,
+        shell_pid: {
+            let out = s.run("echo $$").await;
+            out.trim()
+                .parse()
+                .unwrap_or_else(|_| panic!("echo $$: {out:?}"))
+        },
+    };
+    s.send("exit").await;
+    f
+}
+
+/// The address and MAC lines of `ip addr` (without the lease's countdown).
+fn addresses(ip: &str) -> String {
+    ip.lines()
+        .filter(|l| l.contains("inet") || l.contains("link/ether"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// `/proc/uptime`'s whole seconds, and `uptime`'s days and h:mm, from one line.
+fn parse_uptimes(out: &str) -> (i64, String) {
+    let mut lines = out.lines();
+    let secs: f64 = lines
+        .next()
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    let up = lines.next().unwrap();
+    let after = up.split(" up ").nth(1).unwrap();
+    // ` 114 days,  2:48,  1 user,  load average: …`: up to the comma before the users.
+    let before_users = after.split(" user").next().unwrap();
+    let shown = before_users.rsplit_once(',').unwrap().0.to_owned();
+    (secs as i64, shown)
+}
+
+/// How `uptime` shows `secs` (procps: `N days, HH:MM` or `N days, M min`).
+fn uptime_text(secs: i64) -> String {
+    let days = secs / 86_400;
+    let (h, m) = ((secs % 86_400) / 3600, (secs % 3600) / 60);
+    let mut s = String::new();
+    if days > 0 {
+        s.push_str(&format!("{days} day{}, ", if days == 1 { "" } else { "s" }));
+    }
+    if h > 0 {
+        s.push_str(&format!("{h:2}:{m:02}"));
+    } else {
+        s.push_str(&format!("{m} min"));
+    }
+    s
+}
+
+#[tokio::test]
+async fn two_nodes_show_two_machines() {
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    salt(da.path(), 1);
+    salt(db.path(), 2);
+    let a = start(da.path(), &one("telnet", telnet())).await;
+    let b = start(db.path(), &one("telnet", telnet())).await;
+    let fa = facts(a.addr).await;
+    let fb = facts(b.addr).await;
+
+    assert_ne!(fa.hostname, fb.hostname);
+    for f in [&fa, &fb] {
+        assert_eq!(f.machine_id.len(), 32, "{f:?}");
+        assert!(f.machine_id.bytes().all(|c| c.is_ascii_hexdigit()), "{f:?}");
+        assert!(f.ip.contains("link/ether "), "{}", f.ip);
+        assert!(f.cpuinfo.contains("model name"), "{}", f.cpuinfo);
+    }
+    assert_ne!(fa.machine_id, fb.machine_id);
+    assert_ne!(addresses(&fa.ip), addresses(&fb.ip));
+    assert_ne!(fa.cpuinfo, fb.cpuinfo);
+
+    // The prompt carries the persona's host name; the login banner its kernel.
+    let mut s = Session::login(a.addr).await;
+    let uname = s.run("uname -a").await;
+    assert!(
+        uname.starts_with(&format!("Linux {} 6.1.0-", fa.hostname)),
+        "{uname}"
+    );
+    assert!(
+        uname.contains(" #1 SMP PREEMPT_DYNAMIC Debian 6.1."),
+        "{uname}"
+    );
+    let release = s.run("uname -r").await;
+    assert!(
+        s.run("cat /proc/version").await.contains(release.trim()),
+        "{release}"
+    );
+
+    // /proc/uptime and uptime agree (one line, one clock reading).
+    let (secs, shown) = parse_uptimes(&s.run("cat /proc/uptime; uptime").await);
+    assert!(secs > 2 * 86_400, "up {secs}s");
+    assert_eq!(shown, uptime_text(secs));
+    // ...and the clock moves: a second later the machine has been up longer.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let (later, _) = parse_uptimes(&s.run("cat /proc/uptime; uptime").await);
+    assert!(later > secs, "{secs} then {later}");
+
+    // The process table: the node's telnet daemon, this shell, ps itself.
+    let ps = s.run("ps aux").await;
+    assert!(ps.contains("/usr/sbin/inetutils-inetd"), "{ps}");
+    assert!(ps.contains("-bash"), "{ps}");
+    assert!(ps.contains("ps aux"), "{ps}");
+    assert!(!ps.contains("sshd -D"), "the node runs no SSH: {ps}");
+    let ps2 = s.run("ps aux").await;
+    let ps_pid = |t: &str| -> u32 {
+        let l = t.lines().find(|l| l.ends_with(" ps aux")).unwrap();
+        l.split_whitespace().nth(1).unwrap().parse().unwrap()
+    };
+    assert!(ps_pid(&ps2) > ps_pid(&ps), "{ps}\n{ps2}");
+    s.send("exit").await;
+
+    // A later session gets a higher shell PID on the same node.
+    let again = facts(a.addr).await;
+    assert!(again.shell_pid > fa.shell_pid, "{fa:?} {again:?}");
+    assert_eq!(again.machine_id, fa.machine_id);
+    assert_eq!(again.hostname, fa.hostname);
+}
+
+#[tokio::test]
+async fn a_node_makes_and_keeps_its_own_persona() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut first = start(dir.path(), &one("telnet", telnet())).await;
+    let f1 = facts(first.addr).await;
+    assert!(dir.path().join("persona.bin").exists());
+    first.mgr.shutdown().await;
+    drop(first);
+    // Restarted on the same data directory: the same machine, PIDs still growing.
+    let second = start(dir.path(), &one("telnet", telnet())).await;
+    let f2 = facts(second.addr).await;
+    assert_eq!(f1.machine_id, f2.machine_id);
+    assert_eq!(f1.hostname, f2.hostname);
+    assert_eq!(addresses(&f1.ip), addresses(&f2.ip));
+    assert!(f2.shell_pid > f1.shell_pid, "{f1:?} {f2:?}");
+}
