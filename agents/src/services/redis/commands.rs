@@ -1695,7 +1695,7 @@ mod tests {
     #[test]
     fn a_6_x_version_accepts_config_set_dir_as_6_x_did() {
         let s = Arc::new(Settings {
-            facts: ServerFacts::new("6.2.14", "s3cret".into(), T0),
+            facts: ServerFacts::new("6.2.14", "s3cret".into(), T0, "6.1.0-18-amd64"),
             require_auth: false,
             login: LoginPolicy::Never,
             node: Node::memory(std::time::Duration::from_secs(86_400), T0),
