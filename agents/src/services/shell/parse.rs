@@ -17,6 +17,12 @@ use brush_parser::{ParseError, ParserOptions, Token, TokenizerError};
 /// executor's walk of the tree) far inside a 2 MiB thread stack.
 pub(crate) const MAX_NESTING: usize = 24;
 
+/// Deepest nesting of `(` alone. brush-parser's PEG grammar tries several rules at each
+/// `(` (subshell, `((`, function definition) and backtracks: on unclosed parentheses its
+/// time doubles per level (about 2.6 s at 24 in a debug build), so parentheses get a
+/// lower bound than other nesting (12: about a millisecond).
+pub(crate) const MAX_PARENS: usize = 12;
+
 /// Longest text handed to the parser at once (a typed line is at most 4 KiB; a script
 /// gathered over continuation lines, a `$( )` or an `eval` string may be longer).
 pub(crate) const MAX_SOURCE: usize = 64 * 1024;
@@ -50,9 +56,11 @@ fn options() -> ParserOptions {
 
 /// How deeply `text` could nest: brackets and compound keywords open a level, their
 /// closers end one. Quotes are not understood, so this is an upper bound for the parser.
-pub(crate) fn nesting(text: &str) -> usize {
+/// The second number is the deepest nesting of `(` alone.
+pub(crate) fn nesting(text: &str) -> (usize, usize) {
     let b = text.as_bytes();
     let (mut depth, mut max) = (0usize, 0usize);
+    let (mut parens, mut max_parens) = (0usize, 0usize);
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -70,14 +78,23 @@ pub(crate) fn nesting(text: &str) -> usize {
             continue;
         }
         match c {
-            b'(' | b'{' | b'[' | b'`' => depth += 1,
-            b')' | b'}' | b']' => depth = depth.saturating_sub(1),
+            b'(' => {
+                depth += 1;
+                parens += 1;
+            }
+            b'{' | b'[' | b'`' => depth += 1,
+            b')' => {
+                depth = depth.saturating_sub(1);
+                parens = parens.saturating_sub(1);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
             _ => {}
         }
         max = max.max(depth);
+        max_parens = max_parens.max(parens);
         i += 1;
     }
-    max
+    (max, max_parens)
 }
 
 /// Runs one of brush-parser's entry points; a panic inside it (a bug there, reached by
@@ -88,7 +105,8 @@ pub(crate) fn guard<T>(f: impl FnOnce() -> T) -> Option<T> {
 
 /// Parses a whole text (a line, a script, a `$( )`).
 pub(crate) fn parse(text: &str) -> Result<Program, Syntax> {
-    if text.len() > MAX_SOURCE || nesting(text) > MAX_NESTING {
+    let (depth, parens) = nesting(text);
+    if text.len() > MAX_SOURCE || depth > MAX_NESTING || parens > MAX_PARENS {
         return Err(Syntax::TooDeep);
     }
     guard(|| parse_unguarded(text)).unwrap_or(Err(Syntax::Unexpected {
@@ -266,15 +284,27 @@ mod tests {
         }
         let deep = format!("{}x{}", "(".repeat(10_000), ")".repeat(10_000));
         assert_eq!(parse_err(&deep), Err(Syntax::TooDeep));
-        // At the limit the parser runs, on a small stack, in bounded time.
-        let ok = format!(
-            "{}echo x{}",
-            "( ".repeat(MAX_NESTING),
-            " )".repeat(MAX_NESTING)
-        );
+        // At the limits the parser runs, on a small stack; unclosed parentheses (its
+        // slowest case) are refused one level past the limit.
+        let ok = [
+            format!(
+                "{}echo x{}",
+                "( ".repeat(MAX_PARENS),
+                " )".repeat(MAX_PARENS)
+            ),
+            format!(
+                "{}echo x{}",
+                "{ ".repeat(MAX_NESTING),
+                "; }".repeat(MAX_NESTING)
+            ),
+        ];
+        assert_eq!(parse_err(&"(".repeat(MAX_PARENS + 1)), Err(Syntax::TooDeep));
         let handle = std::thread::Builder::new()
             .stack_size(512 * 1024)
-            .spawn(move || parse(&ok).is_ok())
+            .spawn(move || {
+                let _ = parse(&format!("{}x", "(".repeat(MAX_PARENS)));
+                ok.iter().all(|t| parse(t).is_ok())
+            })
             .unwrap();
         assert!(handle.join().unwrap());
     }

