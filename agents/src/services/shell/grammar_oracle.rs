@@ -83,6 +83,21 @@ const LINES: &[&str] = &[
     "echo \"${#HOME}\" | cat",
     "v=abc; echo ${v:0:1}${v: -1}",
     "break; echo after",
+    "true &&",
+    "| x",
+    "echo a; ; echo b",
+    ";;",
+    "case x in x) echo hi",
+    "x=$(echo",
+    "echo ${x",
+    "done",
+    "echo `echo a",
+    "echo $((2**63)) $((7/-2)) $((-7%3))",
+    "printf '%s\\n' {a..c}",
+    "for i in a b; do for j in 1 2; do [ $j = 2 ] && continue 2; echo $i$j; done; done",
+    "set -- x y; echo ${@:-none} $#",
+    "echo $(( 3 > 2 ? 10 : 20 )) $(( x = 4, x * 2 ))",
+    "t=\"a b  c\"; for w in $t; do echo \"<$w>\"; done; echo \"<$t>\"",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {

@@ -119,12 +119,12 @@ fn parse_unguarded(text: &str) -> Result<Program, Syntax> {
     let opts = options();
     let tokens = match brush_parser::uncached_tokenize_str(text, &opts.tokenizer_options()) {
         Ok(t) => t,
-        Err(e) => return Err(Syntax::Incomplete(open_of(&e))),
+        Err(e) => return Err(Syntax::Incomplete(open_of(&e, text))),
     };
     match brush_parser::parse_tokens(&tokens, &opts) {
         Ok(p) => Ok(p),
         Err(ParseError::ParsingNear(pos)) => Err(unexpected(&tokens, pos.index, pos.line)),
-        Err(ParseError::Tokenizing { inner, .. }) => Err(Syntax::Incomplete(open_of(&inner))),
+        Err(ParseError::Tokenizing { inner, .. }) => Err(Syntax::Incomplete(open_of(&inner, text))),
         Err(ParseError::ParsingAtEndOfInput) => {
             if let Some(e) = misplaced(&tokens, text) {
                 return Err(e);
@@ -225,7 +225,7 @@ fn unexpected(tokens: &[Token], index: usize, line: usize) -> Syntax {
     }
 }
 
-fn open_of(e: &TokenizerError) -> Open {
+fn open_of(e: &TokenizerError, text: &str) -> Open {
     match e {
         TokenizerError::UnterminatedSingleQuote(_) | TokenizerError::UnterminatedAnsiCQuote(_) => {
             Open::Matching('\'')
@@ -233,8 +233,13 @@ fn open_of(e: &TokenizerError) -> Open {
         TokenizerError::UnterminatedDoubleQuote(_) => Open::Matching('"'),
         TokenizerError::UnterminatedBackquote(_) => Open::Matching('`'),
         TokenizerError::UnterminatedCommandSubstitution => Open::Matching(')'),
+        // brush-parser says "expansion" for both `${` and `$(`: the later one is open.
         TokenizerError::UnterminatedVariable | TokenizerError::UnterminatedExpansion => {
-            Open::Matching('}')
+            if text.rfind("$(") > text.rfind("${") {
+                Open::Matching(')')
+            } else {
+                Open::Matching('}')
+            }
         }
         _ => Open::Eof,
     }
