@@ -233,7 +233,8 @@ pub fn ftp_session(data: &[u8]) {
                 // The login memory's decision: the third attempt gets in.
                 Step::Check { password, .. } => {
                     checks += 1;
-                    if let Step::Login { close: true, .. } = machine.login(checks % 3 == 0, password) {
+                    let ok = checks.is_multiple_of(3);
+                    if let Step::Login { close: true, .. } = machine.login(ok, password) {
                         return;
                     }
                 }
