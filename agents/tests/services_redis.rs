@@ -1071,7 +1071,11 @@ async fn http_probes_get_the_real_redis_silent_close_and_info_os_is_the_shells_k
     assert!(info_os(real.addr).await.starts_with("Linux "));
     // The kernel the node's shell claims (`uname -r`, services_shell.rs's UNAME), not the
     // sensor host's own.
-    assert_eq!(info_os(r.addr).await, "Linux 6.1.0-18-amd64 x86_64");
+    let os = info_os(r.addr).await;
+    assert!(
+        os.starts_with("Linux 6.1.0-") && os.ends_with("-amd64 x86_64"),
+        "{os}"
+    );
     real.stop().await;
 
     r.wait_disconnects(probes.len() + 1).await;
