@@ -294,10 +294,7 @@ fn kill(st: &mut State, args: &[String]) -> Out {
                 i += 1;
                 break;
             }
-            a if a.starts_with('-')
-                && a.len() > 1
-                && !a[1..].starts_with(|c: char| c.is_ascii_digit() && false) =>
-            {
+            a if a.starts_with('-') && a.len() > 1 => {
                 match signal(&a[1..]) {
                     Some(s) => sig = s,
                     None => {
@@ -438,7 +435,7 @@ fn declare(st: &mut State, name: &str, args: &[String]) -> Out {
         .collect();
     if flags.contains('F') || flags.contains('f') {
         for (f, body) in &st.functions {
-            if names.is_empty() || names.iter().any(|n| *n == f) {
+            if names.is_empty() || names.contains(&f) {
                 if flags.contains('F') {
                     o.line(&format!("declare -f {f}"));
                 } else {

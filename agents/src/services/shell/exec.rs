@@ -828,10 +828,10 @@ fn apply(
                         };
                     }
                 }
-                (IoFileRedirectKind::DuplicateOutput, IoFileRedirectTarget::Fd(n)) => {
-                    if (1..=2).contains(&fd) && (1..=2).contains(n) {
-                        dest[fd as usize] = dest[*n as usize].clone();
-                    }
+                (IoFileRedirectKind::DuplicateOutput, IoFileRedirectTarget::Fd(n))
+                    if (1..=2).contains(&fd) && (1..=2).contains(n) =>
+                {
+                    dest[fd as usize] = dest[*n as usize].clone();
                 }
                 (IoFileRedirectKind::DuplicateOutput, IoFileRedirectTarget::Duplicate(w)) => {
                     let v = target(st, io, w)?;
