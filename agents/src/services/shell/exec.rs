@@ -19,6 +19,75 @@ use brush_parser::ast::{
 };
 use std::sync::Arc;
 
+/// `bash -c`'s error prefixes name the script line of the command (`err_prefix` is a
+/// `&'static str` shared with every command, so the texts are fixed).
+const LINE_PREFIXES: [&str; 64] = [
+    "bash: line 1: ",
+    "bash: line 2: ",
+    "bash: line 3: ",
+    "bash: line 4: ",
+    "bash: line 5: ",
+    "bash: line 6: ",
+    "bash: line 7: ",
+    "bash: line 8: ",
+    "bash: line 9: ",
+    "bash: line 10: ",
+    "bash: line 11: ",
+    "bash: line 12: ",
+    "bash: line 13: ",
+    "bash: line 14: ",
+    "bash: line 15: ",
+    "bash: line 16: ",
+    "bash: line 17: ",
+    "bash: line 18: ",
+    "bash: line 19: ",
+    "bash: line 20: ",
+    "bash: line 21: ",
+    "bash: line 22: ",
+    "bash: line 23: ",
+    "bash: line 24: ",
+    "bash: line 25: ",
+    "bash: line 26: ",
+    "bash: line 27: ",
+    "bash: line 28: ",
+    "bash: line 29: ",
+    "bash: line 30: ",
+    "bash: line 31: ",
+    "bash: line 32: ",
+    "bash: line 33: ",
+    "bash: line 34: ",
+    "bash: line 35: ",
+    "bash: line 36: ",
+    "bash: line 37: ",
+    "bash: line 38: ",
+    "bash: line 39: ",
+    "bash: line 40: ",
+    "bash: line 41: ",
+    "bash: line 42: ",
+    "bash: line 43: ",
+    "bash: line 44: ",
+    "bash: line 45: ",
+    "bash: line 46: ",
+    "bash: line 47: ",
+    "bash: line 48: ",
+    "bash: line 49: ",
+    "bash: line 50: ",
+    "bash: line 51: ",
+    "bash: line 52: ",
+    "bash: line 53: ",
+    "bash: line 54: ",
+    "bash: line 55: ",
+    "bash: line 56: ",
+    "bash: line 57: ",
+    "bash: line 58: ",
+    "bash: line 59: ",
+    "bash: line 60: ",
+    "bash: line 61: ",
+    "bash: line 62: ",
+    "bash: line 63: ",
+    "bash: line 64: ",
+];
+
 /// Deepest walk of nested compound commands, function calls and substitutions.
 const MAX_NEST: u32 = 48;
 
@@ -963,6 +1032,17 @@ fn simple(st: &mut State, io: &mut Io, inp: &mut Input, s: &ast::SimpleCommand) 
         if !w.is_empty() {
             w.extend(words.drain(1..));
             words = w;
+        }
+    }
+    // A script's runtime errors name the line of the command they come from.
+    if !st.tty && st.depth_of_scripts == 0 {
+        let line = s
+            .word_or_name
+            .as_ref()
+            .and_then(|w| w.loc.as_ref())
+            .map_or(1, |l| l.start.line);
+        if let Some(p) = LINE_PREFIXES.get(line.saturating_sub(1)) {
+            st.err_prefix = p;
         }
     }
     st.subst_status = None;

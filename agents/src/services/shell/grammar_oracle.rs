@@ -98,6 +98,9 @@ const LINES: &[&str] = &[
     "set -- x y; echo ${@:-none} $#",
     "echo $(( 3 > 2 ? 10 : 20 )) $(( x = 4, x * 2 ))",
     "t=\"a b  c\"; for w in $t; do echo \"<$w>\"; done; echo \"<$t>\"",
+    "echo one\nnosuchcmd\necho three",
+    "for i in 1 2\ndo\n  echo $i\ndone\nnosuch",
+    "echo a\necho b )\necho c",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {
