@@ -273,6 +273,11 @@ const PROBES: &[(&str, &str)] = &[
         "files",
         "dd if=/dev/zero of=/dev/null bs=1M count=1 2>&1 | head -2",
     ),
+    ("files", "dd if=/dev/zero of=/dev/null bs=1M count=1"),
+    ("files", "dd if=/dev/zero of=/dev/null bs=100000 count=2"),
+    ("files", "dd if=/dev/zero of=/dev/null bs=1000 count=1"),
+    ("files", "dd if=/dev/zero of=/dev/null bs=1 count=1"),
+    ("files", "head -c 20000 /dev/zero | dd of=/dev/null bs=512"),
     ("files", "tar cf x.tar n.txt m.txt && tar tf x.tar"),
     (
         "files",
@@ -291,7 +296,10 @@ const PROBES: &[(&str, &str)] = &[
     ("files", "mkdir d && cd d && mktemp -u XXX | wc -c"),
     // long output through expansion and pipes (no 4 KiB cut)
     ("long", "echo $(yes A | head -c 5000 | tr -d '\\n') | wc -c"),
-    ("long", "A=$(printf '%5000s' | tr ' ' A); echo \"$A\" | wc -c"),
+    (
+        "long",
+        "A=$(printf '%5000s' | tr ' ' A); echo \"$A\" | wc -c",
+    ),
     ("long", "printf '%5000s' x | wc -c"),
     // xargs runs the emulated commands
     ("xargs", "echo a b c | xargs echo"),

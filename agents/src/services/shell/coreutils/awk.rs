@@ -1659,7 +1659,13 @@ impl Interp<'_> {
     }
 
     fn charge(&self, n: usize) -> R<()> {
-        if n > MAX_BUFFER || self.st.budget.take_data(n) < n {
+        if n > MAX_BUFFER {
+            // A string past any buffer: the process would run out of memory. The line
+            // stops as one the kernel killed (the whole data budget is claimed).
+            let _ = self.st.budget.take_data(usize::MAX);
+            return Err(Ctl::Stop);
+        }
+        if self.st.budget.take_data(n) < n {
             Err(Ctl::Stop)
         } else {
             Ok(())

@@ -664,7 +664,7 @@ fn dd_number(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-/// coreutils' human size: one decimal below 10, else a whole number.
+/// dd's human size: one decimal below 10, else a whole number, rounded to nearest.
 fn human(v: f64, units: &[&str], base: f64) -> String {
     let mut v = v;
     let mut i = 0;
@@ -673,9 +673,9 @@ fn human(v: f64, units: &[&str], base: f64) -> String {
         i += 1;
     }
     if v < 10.0 {
-        format!("{:.1} {}", (v * 10.0).ceil() / 10.0, units[i])
+        format!("{v:.1} {}", units[i])
     } else {
-        format!("{:.0} {}", v.ceil(), units[i])
+        format!("{v:.0} {}", units[i])
     }
 }
 
@@ -1978,7 +1978,7 @@ mod tests {
 
     #[test]
     fn dd_sizes() {
-        assert_eq!(human(1_048_576.0, &["B", "kB", "MB"], 1000.0), "1.1 MB");
+        assert_eq!(human(1_048_576.0, &["B", "kB", "MB"], 1000.0), "1.0 MB");
         assert_eq!(human(20_000.0, &["B", "kB", "MB"], 1000.0), "20 kB");
         assert_eq!(dd_number("1M"), Some(1 << 20));
         assert_eq!(dd_number("x"), None);

@@ -49,8 +49,11 @@ fn awk_infinite_loop_hits_the_budget() {
     let (_, _, code, eff) = exec("awk 'BEGIN { s = \"ab\"; while (1) s = s s }'");
     assert!(stopped_by_budget(&eff), "{eff:?}");
     assert_eq!(code, 137);
-    let (_, _, _, eff) = exec("awk 'function f(n) { return f(n + 1) } BEGIN { f(1) }'");
-    assert!(!eff.is_empty());
+    let (_, err, code, _) = exec("awk 'function f(n) { return f(n + 1) } BEGIN { f(1) }'");
+    assert_eq!(
+        (err.as_str(), code),
+        ("awk: run time error: function call nesting too deep\n", 2)
+    );
 }
 
 #[test]
