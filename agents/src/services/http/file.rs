@@ -135,6 +135,17 @@ fn ranges(value: &str, len: u64) -> Option<Option<(u64, u64)>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// A satisfiable range always lies inside the file.
+        #[test]
+        fn ranges_stay_inside_the_file(spec in "[0-9,=\\- a-z]{0,40}", len in 0u64..100) {
+            if let Some(Some((start, end))) = ranges(&format!("bytes={spec}"), len) {
+                prop_assert!(start <= end && end < len);
+            }
+        }
+    }
 
     fn head(extra: &str) -> Head {
         let raw = format!("GET / HTTP/1.1\r\nHost: x\r\n{extra}\r\n");

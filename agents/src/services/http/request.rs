@@ -337,6 +337,26 @@ fn normalise(path: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a peer sends, the checks answer without panicking, with a status
+        /// lighttpd uses, and a parsed head's path is normalised.
+        #[test]
+        fn any_bytes_get_a_verdict(head in proptest::collection::vec(any::<u8>(), 0..600), tail in "[ -~]{0,40}") {
+            let mut buf = head;
+            buf.extend_from_slice(tail.as_bytes());
+            buf.extend_from_slice(b"\r\n\r\n");
+            match parse(&buf, 64) {
+                Ok(h) => {
+                    prop_assert!(h.len <= buf.len());
+                    prop_assert!(h.path == "*" || h.path.starts_with('/'));
+                    prop_assert!(!h.path.contains("/../") && !h.path.ends_with("/.."));
+                }
+                Err(r) => prop_assert!([400, 411, 501, 505].contains(&r.status)),
+            }
+        }
+    }
 
     fn status(req: &[u8]) -> Result<Framing, (u16, u8)> {
         parse(req, 64)
