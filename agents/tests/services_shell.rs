@@ -106,7 +106,8 @@ fn check_transcript(cast: &Cast, interactive: bool) {
     let uname_out = cast
         .records
         .iter()
-        .position(|(_, c, d)| c == "o" && d.contains(UNAME))
+        // `uname -a`'s line, not the login banner (`... x86_64` and then the motd).
+        .position(|(_, c, d)| c == "o" && d.contains(UNAME) && d.contains("x86_64 GNU/Linux"))
         .unwrap();
     assert!(first_input < uname_out);
 }
