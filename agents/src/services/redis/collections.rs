@@ -311,7 +311,7 @@ impl Conn {
                 .map_or_else(|e| e, Reply::Int)
             }
             "hset" | "hmset" => {
-                if a.len() % 2 == 0 {
+                if a.len().is_multiple_of(2) {
                     return Some(wrong_args(name));
                 }
                 let pairs = &a[1..];
@@ -705,7 +705,7 @@ impl Conn {
         if nx && xx {
             return Reply::err("ERR XX and NX options at the same time are not compatible");
         }
-        if (gt && nx) || (lt && nx) || (gt && lt) {
+        if (nx && (gt || lt)) || (gt && lt) {
             return Reply::err("ERR GT, LT, and/or NX options at the same time are not compatible");
         }
         if incr && rest.len() > 2 {

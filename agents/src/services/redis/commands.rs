@@ -498,14 +498,14 @@ impl Conn {
                 ..Outcome::default()
             };
         }
-        if let Some(n) = name {
-            if let Err(e) = self.set_name(n) {
-                return Outcome {
-                    reply: Some(e),
-                    events,
-                    ..Outcome::default()
-                };
-            }
+        if let Some(n) = name
+            && let Err(e) = self.set_name(n)
+        {
+            return Outcome {
+                reply: Some(e),
+                events,
+                ..Outcome::default()
+            };
         }
         self.resp3 = ver == 3;
         let f = &self.settings.facts;
@@ -1137,7 +1137,7 @@ impl Conn {
                     Ok(o) => o,
                     Err(r) => return r,
                 };
-                let old_len = ks.get(self.db, &a[0]).map_or(0, |e| str_len(e));
+                let old_len = ks.get(self.db, &a[0]).map_or(0, str_len);
                 if o.get && !self.reply_charge(old_len) {
                     return Reply::Nil;
                 }
@@ -1957,7 +1957,7 @@ mod tests {
         let ks = s.node.lock();
         let (_, bytes) = ks.owned_by(&keyspace::source_of("10.0.0.1".parse().unwrap()));
         assert!(bytes <= SOURCE_BYTES, "{bytes}");
-        for (_, e) in ks.db(0) {
+        for e in ks.db(0).values() {
             assert!(e.value.elements() <= super::super::value::MAX_ELEMENTS);
         }
     }

@@ -18,6 +18,7 @@ use honeybee_proto::event::EventKind;
 const MAX_TOKENS: usize = 4096;
 const MAX_DEPTH: usize = 16;
 const MAX_CALLS: usize = 64;
+const MAX_CONCAT: usize = 64;
 
 /// Globals that exist in Redis 7.0's Lua sandbox and that this module understands
 /// (`redis`, `KEYS`, `ARGV`, `tostring`, `tonumber`), besides keywords.
@@ -248,7 +249,14 @@ impl P {
             return None;
         }
         let mut e = self.term(depth)?;
+        // A chain of `..` nests to the left: bounded, as evaluating and dropping it
+        // recurses once per link.
+        let mut links = 0;
         while self.sym("..").is_some() {
+            links += 1;
+            if links > MAX_CONCAT {
+                return None;
+            }
             let r = self.term(depth + 1)?;
             e = Expr::Concat(Box::new(e), Box::new(r));
         }
@@ -680,4 +688,34 @@ fn unknown_shape(script: &[u8], sha: &str) -> Reply {
         }
     }
     Reply::Nil
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_scripts_are_bounded() {
+        // Deep nesting, long concatenation chains and token floods are refused by the
+        // parser (then answered as an unknown shape), never recursed into.
+        let deep = format!("return {}1{}", "{".repeat(10_000), "}".repeat(10_000));
+        assert!(lex(deep.as_bytes()).is_none() || parse(&deep).is_none());
+        let chain = format!("return 'a'{}", " .. 'a'".repeat(1000));
+        assert!(parse(&chain).is_none());
+        let parens = format!("return {}1{}", "(".repeat(1000), ")".repeat(1000));
+        assert!(parse(&parens).is_none());
+        assert!(parse("return redis.call('ping')").is_some());
+        assert!(parse("return os.execute('id')").is_some());
+        assert!(parse("for i=1,10 do end").is_none());
+    }
+
+    fn parse(src: &str) -> Option<Vec<Stat>> {
+        let toks = lex(src.as_bytes())?;
+        P {
+            toks,
+            pos: 0,
+            locals: Vec::new(),
+        }
+        .chunk()
+    }
 }

@@ -311,7 +311,7 @@ impl Value {
                     }
                     z.push((score, m));
                 }
-                z.sort_by(|a, b| zcmp(a, b));
+                z.sort_by(zcmp);
                 Value::ZSet(z)
             }
             5 => {
