@@ -255,7 +255,7 @@ pub(super) fn dynamic(node: &NodePersona, now: i64, procs: &[Proc], self_pid: u3
     let p = node.persona();
     let up = p.uptime(now);
     // Hundredths that do not all end in .00.
-    let frac = (p.boot_time.rem_euclid(97)) as i64;
+    let frac = p.boot_time.rem_euclid(97);
     let idle = up * i64::from(p.cpus) * 97 / 100;
     let mut d = Dynamic {
         dirs: vec!["/proc/net".into()],
