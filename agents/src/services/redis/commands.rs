@@ -1962,6 +1962,101 @@ mod tests {
         }
     }
 
+    /// Random command sequences over the typed-value, scripting and HELLO commands,
+    /// with hostile numbers: no panic, every reply within the budget, the bounds hold.
+    #[test]
+    fn random_typed_command_sequences_never_panic() {
+        const CMDS: [&str; 40] = [
+            "LPUSH",
+            "RPUSH",
+            "LPOP",
+            "RPOP",
+            "LRANGE",
+            "LINDEX",
+            "LSET",
+            "LREM",
+            "LLEN",
+            "HSET",
+            "HGET",
+            "HDEL",
+            "HINCRBY",
+            "HGETALL",
+            "HMGET",
+            "SADD",
+            "SREM",
+            "SPOP",
+            "SMEMBERS",
+            "ZADD",
+            "ZRANGE",
+            "ZREVRANGE",
+            "ZINCRBY",
+            "ZREM",
+            "ZSCORE",
+            "XADD",
+            "XRANGE",
+            "XREVRANGE",
+            "XLEN",
+            "TYPE",
+            "OBJECT",
+            "SWAPDB",
+            "EVAL",
+            "HELLO",
+            "SET",
+            "GET",
+            "APPEND",
+            "COMMAND",
+            "SAVE",
+            "CONFIG",
+        ];
+        const ARGS: [&str; 24] = [
+            "k",
+            "l",
+            "h",
+            "0",
+            "-1",
+            "1",
+            "2",
+            "-9223372036854775808",
+            "9223372036854775807",
+            "inf",
+            "-inf",
+            "nan",
+            "*",
+            "1-1",
+            "0-0",
+            "+",
+            "-",
+            "WITHSCORES",
+            "COUNT",
+            "MAXLEN",
+            "return redis.call('lpush','k','x')",
+            "return {KEYS[1],ARGV[1]}",
+            "3",
+            "encoding",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let s = settings(false, LoginPolicy::Never);
+        let mut c = conn_from(&s, "10.0.0.7:4000");
+        for _ in 0..20_000 {
+            let mut req = vec![CMDS[next(CMDS.len())].as_bytes().to_vec()];
+            for _ in 0..next(7) {
+                req.push(ARGS[next(ARGS.len())].as_bytes().to_vec());
+            }
+            let o = c.execute(&req, Clock { unix_ms: T0 });
+            if let Some(r) = &o.reply {
+                assert!(r.wire_len() <= MAX_REPLY_BYTES);
+            }
+        }
+        let ks = s.node.lock();
+        assert!(ks.keys() <= MAX_KEYS && ks.bytes() <= MAX_BYTES);
+    }
+
     fn args(v: &[&[u8]]) -> Vec<Vec<u8>> {
         v.iter().map(|a| a.to_vec()).collect()
     }
