@@ -1334,11 +1334,23 @@ pub(super) fn ext_test(st: &mut State, io: &mut Io, e: &ExtendedTestExpr) -> Res
                     compare(p, x, y)
                 }
                 _ => {
-                    let right = expand::string(st, io, &b.value)?;
+                    let right = if matches!(p, BinaryPredicate::StringMatchesRegex) {
+                        expand::regex(st, io, &b.value)?
+                    } else {
+                        expand::string(st, io, &b.value)?
+                    };
                     match p {
                         BinaryPredicate::LeftSortsBeforeRight => left < right,
                         BinaryPredicate::LeftSortsAfterRight => left > right,
-                        BinaryPredicate::StringMatchesRegex => regex_lite(&left, &right),
+                        BinaryPredicate::StringMatchesRegex => {
+                            match regex_match(st, &left, &right) {
+                                Some(m) => m,
+                                None => {
+                                    st.flow = None;
+                                    return Err(Stop);
+                                }
+                            }
+                        }
                         _ => files_compare(st, p, &left, &right),
                     }
                 }
@@ -1347,19 +1359,25 @@ pub(super) fn ext_test(st: &mut State, io: &mut Io, e: &ExtendedTestExpr) -> Res
     })
 }
 
-/// `=~` without a regex engine: anchors and literal text, the common cases
-/// (`^[0-9]+$` style classes are not understood and do not match).
-fn regex_lite(s: &str, re: &str) -> bool {
-    let start = re.starts_with('^');
-    let end = re.ends_with('$') && !re.ends_with("\\$");
-    let core = re.trim_start_matches('^').trim_end_matches('$');
-    if core.contains(['[', '(', '*', '+', '?', '.', '|', '\\', '{']) {
-        return false;
+/// `=~`: POSIX extended regular expressions through the `regex` crate (linear-time
+/// matching, compiled size capped); an invalid expression is status 2 in bash.
+fn regex_match(st: &mut State, s: &str, re: &str) -> Option<bool> {
+    if !st.budget.iterations((s.len() + re.len()) as u64 + 1) {
+        return Some(false);
     }
-    match (start, end) {
-        (true, true) => s == core,
-        (true, false) => s.starts_with(core),
-        (false, true) => s.ends_with(core),
-        (false, false) => s.contains(core),
+    let r = regex::RegexBuilder::new(re)
+        .size_limit(256 * 1024)
+        .dfa_size_limit(256 * 1024)
+        .build()
+        .ok()?;
+    match r.find(s) {
+        Some(m) => {
+            st.assign("BASH_REMATCH", m.as_str());
+            Some(true)
+        }
+        None => {
+            st.assign("BASH_REMATCH", "");
+            Some(false)
+        }
     }
 }

@@ -52,6 +52,8 @@ pub(super) fn lookup(st: &State, name: &str) -> Option<String> {
 struct Field {
     lit: String,
     pat: String,
+    /// The same as an extended regular expression (`[[ =~ ]]`): quoted characters escaped.
+    re: String,
     glob: bool,
 }
 
@@ -88,6 +90,10 @@ impl Fields {
                 self.cur.pat.push('\\');
             }
             self.cur.pat.push(c);
+            if "\\.+*?()|[]{}^$".contains(c) {
+                self.cur.re.push('\\');
+            }
+            self.cur.re.push(c);
         }
     }
 
@@ -95,6 +101,7 @@ impl Fields {
         self.started = true;
         self.cur.lit.push_str(s);
         self.cur.pat.push_str(s);
+        self.cur.re.push_str(s);
         if s.contains(['*', '?', '[']) {
             self.cur.glob = true;
         }
@@ -177,6 +184,12 @@ pub(super) fn string(st: &mut State, io: &mut Io, w: &str) -> Res<String> {
 pub(super) fn pattern(st: &mut State, io: &mut Io, w: &str) -> Res<String> {
     let f = fields(st, io, w, false)?;
     Ok(f.into_iter().map(|f| f.pat).collect::<Vec<_>>().join(" "))
+}
+
+/// Expands the right side of `[[ =~ ]]`: quoted parts match literally.
+pub(super) fn regex(st: &mut State, io: &mut Io, w: &str) -> Res<String> {
+    let f = fields(st, io, w, false)?;
+    Ok(f.into_iter().map(|f| f.re).collect::<Vec<_>>().join(" "))
 }
 
 /// The body of a here-document whose delimiter was not quoted.

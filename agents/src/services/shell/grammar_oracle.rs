@@ -101,6 +101,10 @@ const LINES: &[&str] = &[
     "echo one\nnosuchcmd\necho three",
     "for i in 1 2\ndo\n  echo $i\ndone\nnosuch",
     "echo a\necho b )\necho c",
+    "[[ abc123 =~ ^[a-z]+[0-9]+$ ]] && echo yes",
+    "[[ 192.168.1.1 =~ ^([0-9]+\\.){3}[0-9]+$ ]] && echo ip; echo $BASH_REMATCH",
+    "[[ x =~ \"(\" ]]; echo $?",
+    "re=\"[[:digit:]]+\"; [[ ab12 =~ $re ]] && echo $BASH_REMATCH",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {
