@@ -36,7 +36,6 @@ const MAX_VAR_BYTES: usize = 256 * 1024;
 /// Longest value of one variable.
 const MAX_VALUE: usize = 64 * 1024;
 
-
 /// What every session of one service shares: the node's persona, the host name and the
 /// base filesystem made from them.
 #[derive(Debug)]
@@ -205,8 +204,6 @@ pub(crate) struct State {
     rng: Cell<u32>,
 }
 
-
-
 /// Most environment variables a session may set.
 const MAX_ENV: usize = 256;
 /// Most history entries kept; the oldest go first, as in bash.
@@ -217,17 +214,17 @@ const MAX_HISTORY_BYTES: usize = 64 * 1024;
 impl State {
     /// `$$`
     pub(crate) fn shell_pid(&self) -> u32 {
-        23830
+        self.fs.shell_pid()
     }
 
     /// `$PPID`: the user's sshd session process.
     pub(crate) fn parent_pid(&self) -> u32 {
-        23812
+        self.fs.pids().map_or(0, |p| p.sshd + 1)
     }
 
     /// A PID past those the session has shown (for background jobs).
     pub(crate) fn fresh_pid(&self) -> u32 {
-        23878
+        self.fs.pids().map_or(24_000, |p| p.line) + 2
     }
 
     /// `$0`: `-bash` for a login shell, `bash` for `bash -c`.
@@ -397,7 +394,6 @@ pub(crate) struct Shell {
     pending: String,
 }
 
-
 impl Shell {
     /// A session for `login`; `tty` when the client asked for a terminal (SSH pty-req,
     /// every telnet session).
@@ -527,7 +523,6 @@ impl Shell {
                 killed: false,
                 rng: Cell::new(u32::try_from(login.now & 0x7fff_ffff).unwrap_or(1) | 1),
             },
-
             limits,
             line: Vec::new(),
             esc: Esc::None,
