@@ -27,8 +27,10 @@ export DEBIAN_FRONTEND=noninteractive
 # Real attacker clients used by the end-to-end tests (Debian packages; needs root to install).
 # hydra, nmap -sV and the protocol clients against the honeypots; Chromium for the
 # dashboard's browser tests (driven by playwright-core, never downloaded).
+# The real servers the differential tests run beside ours (the oracles): openssh-server,
+# redis-server, lighttpd, vsftpd; bash and coreutils are on every Debian system.
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
-  default-mysql-client mbpoll chromium openssl)
+  lighttpd vsftpd default-mysql-client mbpoll chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
