@@ -1256,12 +1256,7 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             return Out::default();
         }
         let mut io = Io::new(false, MAX_BUFFER);
-        for line in script.split('\n') {
-            run_line(st, line, &mut io);
-            if st.exit.is_some() || st.budget.is_exhausted() {
-                break;
-            }
-        }
+        super::exec::run_child(st, script, args.get(i + 3..).unwrap_or(&[]), &mut io);
         st.budget.leave();
         // `exit` inside `sh -c` ends that shell only.
         let status = st.exit.take().unwrap_or(st.status);

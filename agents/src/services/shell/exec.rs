@@ -167,6 +167,27 @@ pub(crate) fn run_script(st: &mut State, text: &str, io: &mut Io) {
     }
 }
 
+/// `sh -c SCRIPT ARGS…`: the script runs whole (multi-line compound commands work) as a
+/// child shell: its variables, functions, directory and positional parameters do not
+/// outlive it. The copy is charged like a subshell's.
+pub(crate) fn run_child(st: &mut State, script: &str, args: &[String], io: &mut Io) {
+    let Some(saved) = Saved::take(st) else {
+        return;
+    };
+    st.positional = args.to_vec();
+    let (loops, functions) = (st.loops, st.functions_running);
+    st.loops = 0;
+    st.functions_running = 0;
+    run_script(st, script, io);
+    st.loops = loops;
+    st.functions_running = functions;
+    // Nothing of the child's control flow reaches its parent.
+    if let Some(Flow::Abort(code)) = st.flow.take() {
+        st.status = code;
+    }
+    saved.restore(st);
+}
+
 /// bash's text for a syntax error, interactive (`-bash: …`) or `bash -c` (two lines).
 pub(crate) fn syntax_message(st: &State, e: &Syntax, lines: &[&str]) -> String {
     let n = lines.len();

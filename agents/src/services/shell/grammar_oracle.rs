@@ -105,6 +105,9 @@ const LINES: &[&str] = &[
     "[[ 192.168.1.1 =~ ^([0-9]+\\.){3}[0-9]+$ ]] && echo ip; echo $BASH_REMATCH",
     "[[ x =~ \"(\" ]]; echo $?",
     "re=\"[[:digit:]]+\"; [[ ab12 =~ $re ]] && echo $BASH_REMATCH",
+    "sh -c 'X=1; echo $X'; echo \"[$X]\"",
+    "bash -c 'for i in 1 2\ndo echo $i\ndone'",
+    "sh -c 'echo $1 $2' zero one two",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {
