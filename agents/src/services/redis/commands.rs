@@ -1456,10 +1456,17 @@ impl Conn {
             },
             "acl" => match a.first().map(|s| lower(s)).as_deref() {
                 Some("whoami") => Reply::bulk("default"),
+                // 7.0's form (7.2 added `sanitize-payload`); the password's SHA-256.
                 Some("list") => Reply::Array(vec![Reply::bulk(if self.settings.require_auth {
-                    "user default on sanitize-payload #6b86b273ff34fce19d6b804eff5a3f5747ada4eaa22f1d49c01e52ddb7875b4b ~* &* +@all"
+                    format!(
+                        "user default on #{} ~* &* +@all",
+                        hex::encode(ring::digest::digest(
+                            &ring::digest::SHA256,
+                            self.settings.facts.requirepass.as_bytes()
+                        ))
+                    )
                 } else {
-                    "user default on nopass sanitize-payload ~* &* +@all"
+                    "user default on nopass ~* &* +@all".to_owned()
                 })]),
                 Some("users") => Reply::Array(vec![Reply::bulk("default")]),
                 _ => Reply::err("ERR unknown subcommand. Try ACL HELP."),
