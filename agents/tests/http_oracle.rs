@@ -277,6 +277,18 @@ fn probes() -> Vec<(&'static str, Vec<u8>, bool)> {
         ("nul byte", get("/a%00b", ""), false),
         ("absolute uri", b"GET http://example.com/robots.txt HTTP/1.1\r\nHost: example.com\r\nConnection: close\r\n\r\n".to_vec(), false),
         ("expect 100", b"POST /robots.txt HTTP/1.1\r\nHost: r\r\nContent-Length: 3\r\nExpect: 100-continue\r\nConnection: close\r\n\r\nabc".to_vec(), false),
+        ("path info", get("/index.html/", ""), false),
+        ("path info deeper", get("/robots.txt/a/b", ""), false),
+        ("double slash", get("//robots.txt", ""), false),
+        ("upper case", get("/ROBOTS.TXT", ""), false),
+        ("backwards range", get("/", "Range: bytes=1-0\r\n"), false),
+        ("range 0-0", get("/", "Range: bytes=0-0\r\n"), false),
+        ("weak if-none-match", get("/", "If-None-Match: W/{etag}\r\n"), false),
+        ("head dir no slash", b"HEAD /cgi-bin HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(), true),
+        // HTTP/2 (prior knowledge and h2c upgrade): lighttpd 1.4.69 speaks it, the
+        // honeypot does not (a known difference, counted).
+        ("h2 prior knowledge", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), false),
+        ("h2c upgrade", b"GET /robots.txt HTTP/1.1\r\nHost: r\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n".to_vec(), false),
         ("pipelined", b"GET /robots.txt HTTP/1.1\r\nHost: r\r\n\r\nGET /nope HTTP/1.1\r\nHost: r\r\n\r\nHEAD /robots.txt HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(), false),
         ("keep-alive 1.0", b"GET /robots.txt HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /robots.txt HTTP/1.0\r\n\r\n".to_vec(), false),
         ("keep-alive then bad", b"GET /robots.txt HTTP/1.1\r\nHost: r\r\n\r\nGET noslash HTTP/1.1\r\nHost: r\r\n\r\n".to_vec(), false),

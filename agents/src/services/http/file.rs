@@ -114,8 +114,9 @@ fn ranges(value: &str, len: u64) -> Option<Option<(u64, u64)>> {
             (false, true) if digits(a) => (a.parse().ok()?, len.saturating_sub(1)),
             (false, false) if digits(a) && digits(b) => {
                 let (s, e): (u64, u64) = (a.parse().ok()?, b.parse().ok()?);
+                // A backwards range fits nothing (lighttpd: 416), it is not garbage.
                 if e < s {
-                    return None;
+                    continue;
                 }
                 (s, e.min(len.saturating_sub(1)))
             }
@@ -189,5 +190,6 @@ mod tests {
         assert_eq!(r("bytes=0-1,3-4"), Answer::Partial { start: 0, end: 4 });
         assert_eq!(r("bytes=100-200"), Answer::Unsatisfiable);
         assert_eq!(r("foo"), Answer::Full);
+        assert_eq!(r("bytes=1-0"), Answer::Unsatisfiable);
     }
 }

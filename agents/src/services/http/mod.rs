@@ -513,6 +513,14 @@ impl Conn {
                 _ => {}
             }
         }
+        // lighttpd sends no length for an empty answer to a HEAD (a redirect).
+        if flavor == wire::Flavor::Lighttpd
+            && method == "HEAD"
+            && reply.body.is_empty()
+            && file.is_none()
+        {
+            content_length = None;
+        }
         // lighttpd sends no type for an empty answer that is not a file (a redirect,
         // OPTIONS); Apache always does.
         let content_type =

@@ -21,6 +21,17 @@ const PASS_FIELDS: &[&str] = &["password", "luci_password", "pass", "passwd", "p
 pub(crate) const LOGIN_FAILED: &str = "Invalid username or password.";
 
 pub(crate) fn route(req: &Request<'_>) -> Reply {
+    // What follows a file's name is lighttpd's PATH_INFO: `/index.html/x` is the file.
+    let file = ["/index.html", "/login.html", "/login.htm", "/robots.txt"]
+        .into_iter()
+        .find(|f| {
+            req.path
+                .strip_prefix(f)
+                .is_some_and(|rest| rest.starts_with('/'))
+        });
+    if let Some(file) = file {
+        return route(&Request { path: file, ..*req });
+    }
     let logins = match req.method {
         "POST" => form_login(req),
         _ => Vec::new(),
@@ -282,6 +293,8 @@ mod tests {
         assert_eq!(route(&req("GET", "/robots.txt", b"")).status, 200);
         assert_eq!(route(&req("PROPFIND", "/", b"")).status, 501);
         assert_eq!(route(&req("DELETE", "/nope", b"")).status, 404);
+        assert_eq!(route(&req("GET", "/index.html/x/y", b"")).status, 200);
+        assert_eq!(route(&req("GET", "/robots.txt/", b"")).status, 200);
         let nf = String::from_utf8(route(&req("GET", "/x", b"")).body).unwrap();
         assert!(nf.contains("<title>404 Not Found</title>"));
     }
