@@ -589,8 +589,14 @@ impl Shell {
         if self.ended {
             return r;
         }
-        if !self.st.tty && (!self.line.is_empty() || !self.pending.is_empty()) {
-            let line = std::mem::take(&mut self.line);
+        // A command still open at the end runs (and fails as bash's does), so that what
+        // was typed is recorded either way.
+        if (!self.st.tty && !self.line.is_empty()) || !self.pending.is_empty() {
+            let line = if self.st.tty {
+                Vec::new()
+            } else {
+                std::mem::take(&mut self.line)
+            };
             self.run_complete(&line, &mut r);
         }
         if !self.ended {
@@ -771,7 +777,12 @@ impl Shell {
     fn run_line(&mut self, line: &[u8], r: &mut Reply, at_end: bool) {
         let mut text = String::from_utf8_lossy(line).into_owned();
         if !self.pending.is_empty() {
-            text = format!("{}\n{text}", std::mem::take(&mut self.pending));
+            let pending = std::mem::take(&mut self.pending);
+            text = if at_end && text.is_empty() {
+                pending
+            } else {
+                format!("{pending}\n{text}")
+            };
         } else if text.trim().is_empty() {
             return;
         }

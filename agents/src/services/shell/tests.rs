@@ -811,6 +811,16 @@ fn continuation_lines_prompt_with_ps2() {
         "{:?}",
         text(&r.stdout)
     );
+    // A command still open when the client goes away is recorded all the same.
+    let r = s.input(b"echo 'left open\r", 7);
+    assert!(r.effects.is_empty());
+    let r = s.eof(8);
+    assert!(
+        r.effects
+            .contains(&Effect::Command("echo 'left open".into())),
+        "{:?}",
+        r.effects
+    );
     // Without a terminal, a script piped in continues the same way.
     let mut s = shell(false);
     let r = s.input(b"if true\nthen echo yes\nfi\n", 1);
