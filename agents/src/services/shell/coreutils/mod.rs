@@ -10,6 +10,7 @@
 mod awk;
 mod files;
 mod getopt;
+mod misc;
 mod posix_re;
 mod sed;
 mod sys;
@@ -34,7 +35,10 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
     if let Some(o) = files::run(st, name, args, ctx) {
         return Some(o);
     }
-    sys::run(st, name, args, ctx)
+    if let Some(o) = sys::run(st, name, args, ctx) {
+        return Some(o);
+    }
+    misc::run(st, name, args, ctx)
 }
 
 /// A path operand as the session sees it.

@@ -192,3 +192,42 @@ fn xargs_runs_emulated_commands() {
         ("xargs: nosuchcmd: No such file or directory\n", 127)
     );
 }
+
+#[test]
+fn every_program_ls_shows_runs() {
+    let (listing, _, _, _) = exec("ls /usr/bin /usr/sbin");
+    let names: Vec<&str> = listing
+        .lines()
+        .filter(|l| !l.is_empty() && !l.ends_with(':'))
+        .collect();
+    assert!(names.len() > 80, "{listing}");
+    for n in names {
+        if matches!(n, "reboot" | "shutdown") {
+            continue;
+        }
+        let (_, err, code, _) = exec(&format!("{n} --version < /dev/null"));
+        assert!(
+            !(code == 127 && err.contains("command not found")),
+            "{n} is in /usr/bin but not found: {err}"
+        );
+    }
+    let (_, err, code, _) = exec_as("reboot", "admin");
+    assert_eq!(code, 1, "{err}");
+    let (_, _, code, _) = exec("reboot; echo never");
+    assert_eq!(code, 255);
+}
+
+#[test]
+fn gzip_round_trips_in_the_overlay() {
+    let (out, err, code, _) =
+        exec("cd /tmp && echo hello > a && gzip a && ls a* && gunzip -c a.gz && zcat a.gz | wc -c");
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("a.gz\nhello\n6\n", "", 0)
+    );
+    let (_, err, code, _) = exec("echo x | gzip -d");
+    assert_eq!(
+        (err.as_str(), code),
+        ("gzip: stdin: not in gzip format\n", 1)
+    );
+}
