@@ -998,6 +998,9 @@ pub(crate) struct NodePersona {
     reserved: AtomicU64,
     /// Where the persona is kept, with what the file holds besides the reservation.
     store: Option<Store>,
+    /// The SSH service's real host keys as `/etc/ssh/*.pub` files (path, contents), so
+    /// the shell shows the keys clients saw; empty until an SSH service starts.
+    host_key_files: RwLock<Vec<(String, String)>>,
 }
 
 #[derive(Debug)]
@@ -1036,6 +1039,7 @@ impl NodePersona {
             last_logins: Mutex::new(HashMap::new()),
             reserved: AtomicU64::new(u64::MAX),
             store: None,
+            host_key_files: RwLock::new(Vec::new()),
         })
     }
 
@@ -1100,6 +1104,7 @@ impl NodePersona {
             last_logins: Mutex::new(HashMap::new()),
             reserved: AtomicU64::new(reserved),
             store,
+            host_key_files: RwLock::new(Vec::new()),
         })
     }
 
@@ -1162,6 +1167,23 @@ impl NodePersona {
                 Err(now_last) => last = now_last,
             }
         }
+    }
+
+    /// Records the SSH host keys' public files (at most 8, each at most 16 KiB).
+    pub(crate) fn set_host_key_files(&self, mut files: Vec<(String, String)>) {
+        files.retain(|(p, t)| p.starts_with("/etc/ssh/") && p.len() <= 128 && t.len() <= 16_384);
+        files.truncate(8);
+        *self
+            .host_key_files
+            .write()
+            .unwrap_or_else(|e| e.into_inner()) = files;
+    }
+
+    pub(crate) fn host_key_files(&self) -> Vec<(String, String)> {
+        self.host_key_files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// Saves a new block of PIDs when `upto` passes the saved one.

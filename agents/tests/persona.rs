@@ -6,7 +6,8 @@
 //! test is deterministic; a third node without a salt file makes its own.
 
 mod shell_common;
-use honeybee_proto::config::{LoginPolicy, ServiceKind, TelnetOptions};
+mod tools;
+use honeybee_proto::config::{LoginPolicy, ServiceConfig, ServiceKind, SshOptions, TelnetOptions};
 use shell_common::*;
 use std::net::SocketAddr;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -275,4 +276,44 @@ async fn a_node_makes_and_keeps_its_own_persona() {
     assert_eq!(f1.hostname, f2.hostname);
     assert_eq!(addresses(&f1.ip), addresses(&f2.ip));
     assert!(f2.shell_pid > f1.shell_pid, "{f1:?} {f2:?}");
+}
+
+/// With an SSH service on the node, the shell's /etc/ssh/ssh_host_ed25519_key.pub (over
+/// Telnet too) is the key the SSH service presents, as `ssh-keyscan` reads it.
+#[tokio::test]
+async fn the_shell_shows_the_ssh_host_key_clients_see() {
+    tools::require(&["ssh-keyscan"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = one("telnet", telnet());
+    config.services.push(ServiceConfig {
+        name: "ssh".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enabled: true,
+        kind: ServiceKind::Ssh(SshOptions::default()),
+    });
+    let run = start(dir.path(), &config).await;
+    let ssh_port = run.mgr.status()[1]
+        .listen
+        .parse::<SocketAddr>()
+        .unwrap()
+        .port();
+    let scan = tokio::process::Command::new("ssh-keyscan")
+        .args(["-t", "ed25519", "-p", &ssh_port.to_string(), "127.0.0.1"])
+        .kill_on_drop(true)
+        .output()
+        .await
+        .unwrap();
+    let scanned = String::from_utf8_lossy(&scan.stdout).into_owned();
+    let served = scanned
+        .lines()
+        .find_map(|l| l.split_once(" ssh-ed25519 ").map(|(_, k)| k.to_owned()))
+        .unwrap_or_else(|| panic!("no ed25519 key from ssh-keyscan: {scanned:?}"));
+    let mut s = Session::login(run.addr).await;
+    let shown = s.run("cat /etc/ssh/ssh_host_ed25519_key.pub").await;
+    let hostname = s.run("hostname").await;
+    assert_eq!(
+        shown,
+        format!("ssh-ed25519 {served} root@{}\n", hostname.trim()),
+        "{scanned}"
+    );
 }

@@ -269,7 +269,7 @@ fn create_host_key(dir: &Path, path: &Path, kind: HostKeyKind) -> Result<Private
 /// them: (path, contents), where the contents are `ALGORITHM BASE64 root@HOSTNAME` and a
 /// newline (ssh-keygen -A comments each key with the user and host that made it). For the
 /// emulated shell, so that the files it shows are the keys the client just saw.
-// Not yet called: the shell's fake /etc/ssh is wired to it by the shell's owner.
+// Called by `SshService::new`; the node persona puts them in the shell's /etc/ssh.
 #[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn host_public_key_files(keys: &[PrivateKey], hostname: &str) -> Vec<(String, String)> {
     keys.iter()
@@ -630,6 +630,8 @@ impl SshService {
             return Err("hostname: 1 to 64 of a-z, A-Z, 0-9, '-', '.'".into());
         }
         let delay = Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000)));
+        let profile = Profile::for_node(persona, &opts.hostname);
+        persona.set_host_key_files(host_public_key_files(&host_keys, &profile.hostname));
         let config = Config {
             server_id: SshId::Standard(Cow::Owned(id.clone())),
             methods: offered_methods(),
@@ -657,7 +659,7 @@ impl SshService {
             logins,
             remember_s: opts.remember.secs(),
             failure_delay: delay,
-            profile: Profile::for_node(persona, &opts.hostname),
+            profile,
             transcript_cap: opts
                 .max_transcript_bytes
                 .min(honeybee_proto::config::MAX_TRANSCRIPT_BYTES)

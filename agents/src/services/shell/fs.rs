@@ -331,11 +331,16 @@ impl Fs {
         for dir in d.dirs {
             self.dynamic.insert(dir, Node::dir(0o555, 0, now));
         }
+        let install = self.base.node().persona().install_time;
         for (path, content) in d.files {
             let mut n = Node::file(content.into_bytes(), 0, now);
-            n.mode = 0o444;
-            // /proc files show a size of 0, as the kernel's do.
-            n.shown_size = Some(0);
+            if path.starts_with("/proc/") {
+                n.mode = 0o444;
+                // /proc files show a size of 0, as the kernel's do.
+                n.shown_size = Some(0);
+            } else {
+                n.mtime = install;
+            }
             self.dynamic.insert(path, n);
         }
         for (path, target) in d.links {
@@ -709,8 +714,7 @@ const SYMLINKS: &[(&str, &str)] = &[
 ];
 
 const USR_BIN: &str = "apt apt-get awk base64 basename bash cat chmod chown cp crontab curl cut date dd df diff dirname dmesg du echo editor env false find free grep gzip head hostname id ip kill last lastb less ln ls lsblk lscpu mawk md5sum mkdir mktemp more mount mv nano nl nproc od pager passwd perl ping ps pwd readlink realpath rev rm rmdir scp sed seq sh sha1sum sha256sum sleep sort ss ssh stat su sudo tail tar tee top touch tr true uname uniq uptime vi vim.tiny w wc wget which whoami xargs yes";
-const USR_SBIN: &str =
-    "adduser cron fdisk iptables reboot service shutdown sshd sysctl useradd";
+const USR_SBIN: &str = "adduser cron fdisk iptables reboot service shutdown sshd sysctl useradd";
 
 /// (path, mode, content) of the base files.
 const FILES: &[(&str, u32, &str)] = &[

@@ -346,6 +346,8 @@ pub(super) fn dynamic(node: &NodePersona, now: i64, procs: &[Proc], self_pid: u3
     if self_pid != 0 {
         d.links.push(("/proc/self".into(), self_pid.to_string()));
     }
+    // The real host keys, once the node's SSH service has them, over the seeded ones.
+    d.files.extend(node.host_key_files());
     d
 }
 
