@@ -180,7 +180,7 @@ fn type_(st: &State, args: &[String]) -> Out {
             if terse {
                 "function".into()
             } else {
-                format!("{n} is a function\n{n} () \n{}", body)
+                format!("{n} is a function\n{}", function_text(n, body))
             }
         } else if BUILTINS.contains(&n) && !path_only {
             if terse {
@@ -206,6 +206,44 @@ fn type_(st: &State, args: &[String]) -> Out {
         o.line(found.trim_end_matches('\n'));
     }
     o
+}
+
+/// `a | b && c` spaced as bash prints it.
+fn and_or_text(ao: &brush_parser::ast::AndOrList) -> String {
+    use brush_parser::ast::{AndOr, Pipeline};
+    let pipe = |p: &Pipeline| {
+        let cmds: Vec<String> = p.seq.iter().map(ToString::to_string).collect();
+        format!("{}{}", if p.bang { "! " } else { "" }, cmds.join(" | "))
+    };
+    let mut s = pipe(&ao.first);
+    for next in &ao.additional {
+        match next {
+            AndOr::And(p) => s.push_str(&format!(" && {}", pipe(p))),
+            AndOr::Or(p) => s.push_str(&format!(" || {}", pipe(p))),
+        }
+    }
+    s
+}
+
+/// A function as `type` and `declare -f` print it: bash re-indents the body, one
+/// command a line, four spaces, `;` between them.
+fn function_text(name: &str, body: &brush_parser::ast::FunctionBody) -> String {
+    use brush_parser::ast::{CompoundCommand, SeparatorOperator};
+    if let CompoundCommand::BraceGroup(g) = &body.0
+        && body.1.is_none()
+    {
+        let items: Vec<String> = g
+            .list
+            .0
+            .iter()
+            .map(|i| match i.1 {
+                SeparatorOperator::Async => format!("{} &", and_or_text(&i.0)),
+                SeparatorOperator::Sequence => and_or_text(&i.0),
+            })
+            .collect();
+        return format!("{name} () \n{{ \n    {}\n}}", items.join(";\n    "));
+    }
+    format!("{name} () \n{body}")
 }
 
 fn enable(args: &[String]) -> Out {
@@ -439,7 +477,7 @@ fn declare(st: &mut State, name: &str, args: &[String]) -> Out {
                 if flags.contains('F') {
                     o.line(&format!("declare -f {f}"));
                 } else {
-                    o.line(&format!("{f} () \n{body}"));
+                    o.line(&function_text(f, body));
                 }
             }
         }
@@ -538,7 +576,7 @@ fn set(st: &mut State, args: &[String]) -> Out {
             o.line(&format!("{k}={}", set_quote(&v)));
         }
         for (f, body) in &st.functions {
-            o.line(&format!("{f} () \n{body}"));
+            o.line(&function_text(f, body));
         }
         return o;
     }

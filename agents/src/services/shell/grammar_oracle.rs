@@ -108,6 +108,7 @@ const LINES: &[&str] = &[
     "sh -c 'X=1; echo $X'; echo \"[$X]\"",
     "bash -c 'for i in 1 2\ndo echo $i\ndone'",
     "sh -c 'echo $1 $2' zero one two",
+    "f() { echo hi; ls -l | wc -l; }; type f; declare -f f",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {
