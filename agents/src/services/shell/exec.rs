@@ -144,6 +144,17 @@ pub(crate) fn run_script(st: &mut State, text: &str, io: &mut Io) {
     match parse::parse(text) {
         Ok(p) => run_program(st, io, &p),
         Err(Syntax::TooDeep) => too_deep(st),
+        Err(Syntax::Incomplete(Open::Eof))
+            if !st.tty
+                && let Some((fixed, warning)) = close_heredoc(text) =>
+        {
+            // `bash -c` ends an open here-document at the end of the script, warns, and
+            // runs it.
+            io.push(true, warning.as_bytes());
+            if let Ok(p) = parse::parse(&fixed) {
+                run_program(st, io, &p);
+            }
+        }
         Err(e) => {
             // bash runs the complete commands before the error, then reports it.
             let lines: Vec<&str> = text.split('\n').collect();
@@ -186,6 +197,35 @@ pub(crate) fn run_child(st: &mut State, script: &str, args: &[String], io: &mut 
         st.status = code;
     }
     saved.restore(st);
+}
+
+/// The script with its last here-document closed, and bash's warning about it.
+fn close_heredoc(text: &str) -> Option<(String, String)> {
+    let at = text
+        .match_indices("<<")
+        .map(|(i, _)| i)
+        .filter(|&i| !text[i + 2..].starts_with('<') && (i == 0 || !text[..i].ends_with('<')))
+        .last()?;
+    let rest = text[at + 2..].trim_start_matches('-').trim_start();
+    let rest = rest.trim_start_matches(['\'', '"', '\\']);
+    let delim: String = rest
+        .chars()
+        .take_while(|c| c.is_alphanumeric() || *c == '_')
+        .collect();
+    if delim.is_empty() {
+        return None;
+    }
+    let fixed = format!("{text}\n{delim}");
+    parse::parse(&fixed).ok()?;
+    let line = text[..at].matches('\n').count() + 1;
+    let lines = text.split('\n').count();
+    let prefix = format!("bash: line {lines}: ");
+    Some((
+        fixed,
+        format!(
+            "{prefix}warning: here-document at line {line} delimited by end-of-file (wanted `{delim}')\n"
+        ),
+    ))
 }
 
 /// bash's text for a syntax error, interactive (`-bash: …`) or `bash -c` (two lines).

@@ -109,6 +109,9 @@ const LINES: &[&str] = &[
     "bash -c 'for i in 1 2\ndo echo $i\ndone'",
     "sh -c 'echo $1 $2' zero one two",
     "f() { echo hi; ls -l | wc -l; }; type f; declare -f f",
+    "cat <<EOF\nabc",
+    "cat <<EOF",
+    "echo x\ncat <<-\"END\" | wc -l\nabc\ndef",
 ];
 
 fn real_bash(line: &str, dir: &std::path::Path) -> Option<(String, String, u32)> {
