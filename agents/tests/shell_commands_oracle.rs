@@ -301,6 +301,17 @@ const PROBES: &[(&str, &str)] = &[
         "A=$(printf '%5000s' | tr ' ' A); echo \"$A\" | wc -c",
     ),
     ("long", "printf '%5000s' x | wc -c"),
+    // gzip and env
+    ("misc", "echo hi | gzip | gzip -d"),
+    (
+        "misc",
+        "gzip n.txt && ls n* && gunzip n.txt.gz && cat n.txt",
+    ),
+    ("misc", "gzip -k m.txt && zcat m.txt.gz && ls m*"),
+    ("misc", "gzip nope"),
+    ("misc", "echo x | gzip -d"),
+    ("misc", "env FOO=1 echo hi"),
+    ("misc", "env nosuch"),
     // xargs runs the emulated commands
     ("xargs", "echo a b c | xargs echo"),
     ("xargs", "printf 'a\\nb\\n' | xargs -n1 echo x"),

@@ -132,7 +132,7 @@ fn gzip(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         }
         return match gunzip_bytes(data) {
             Some(d) => Out::ok(d),
-            None => Out::fail(1, format!("{prog}: stdin: not in gzip format\n")),
+            None => Out::fail(1, format!("\n{prog}: stdin: not in gzip format\n")),
         };
     }
     let mut o = Out::default();

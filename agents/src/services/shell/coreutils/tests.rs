@@ -228,6 +228,6 @@ fn gzip_round_trips_in_the_overlay() {
     let (_, err, code, _) = exec("echo x | gzip -d");
     assert_eq!(
         (err.as_str(), code),
-        ("gzip: stdin: not in gzip format\n", 1)
+        ("\ngzip: stdin: not in gzip format\n", 1)
     );
 }
