@@ -12,6 +12,12 @@ use std::sync::OnceLock;
 
 const COMMAND: &[u8] = include_bytes!("data/command.resp3");
 const DOCS: &[u8] = include_bytes!("data/command_docs.resp3");
+/// The real replies to `<CONTAINER> HELP`, one after another, in [`HELP_ORDER`].
+const HELP: &[u8] = include_bytes!("data/help.resp");
+const HELP_ORDER: [&str; 13] = [
+    "config", "client", "object", "module", "script", "memory", "slowlog", "latency", "acl",
+    "function", "cluster", "command", "xinfo",
+];
 /// The recordings nest 8 levels at most; this bounds the parse.
 const DEPTH: usize = 16;
 
@@ -96,6 +102,60 @@ pub(crate) fn has_flag(name: &str, flag: &str) -> bool {
         },
         _ => false,
     }
+}
+
+/// The real `<name> HELP` reply of a container command.
+pub(crate) fn help(name: &str) -> Option<Reply> {
+    let at = HELP_ORDER.iter().position(|n| *n == name)?;
+    let mut rest = HELP;
+    for _ in 0..at {
+        let (_, used) = parse_reply(rest, DEPTH)?;
+        rest = &rest[used..];
+    }
+    parse_reply(rest, DEPTH).map(|(r, _)| r)
+}
+
+/// Redis's own check of a container's subcommand, made before anything else (AUTH
+/// included): an unknown subcommand or a wrong argument count gets the real error.
+/// `args` are the arguments after the container's name.
+pub(crate) fn check_subcommand(name: &str, args: &[Vec<u8>]) -> Option<Reply> {
+    let t = table();
+    let Some(Reply::Array(f)) = t.by_name.get(name) else {
+        return None;
+    };
+    match f.get(9) {
+        Some(Reply::Array(s) | Reply::Set(s)) if !s.is_empty() => {}
+        _ => return None,
+    }
+    let sub = args.first()?;
+    let full = format!(
+        "{name}|{}",
+        String::from_utf8_lossy(sub).to_ascii_lowercase()
+    );
+    let Some(Reply::Array(sf)) = t.by_name.get(&full) else {
+        let shown: String = String::from_utf8_lossy(&sub[..sub.len().min(128)]).into_owned();
+        return Some(Reply::err(format!(
+            "ERR unknown subcommand '{}'. Try {} HELP.",
+            shown,
+            name.to_ascii_uppercase()
+        )));
+    };
+    let arity = match sf.get(1) {
+        Some(Reply::Int(n)) => *n,
+        _ => return None,
+    };
+    let argc = args.len() as i64 + 1;
+    let ok = if arity >= 0 {
+        argc == arity
+    } else {
+        argc >= -arity
+    };
+    (!ok).then(|| {
+        Reply::err(format!(
+            "ERR wrong number of arguments for '{}' command",
+            honeybee_proto::event::clamp(&full, 256)
+        ))
+    })
 }
 
 /// The COMMAND command: `a` are its arguments after the name.
@@ -202,6 +262,25 @@ mod tests {
         assert_eq!(count(), 240);
         assert!(exists("get") && exists("config|get") && exists("xadd"));
         assert_eq!(table().docs.len(), 240);
+        for n in HELP_ORDER {
+            assert!(help(n).is_some(), "{n}");
+        }
+        assert_eq!(
+            check_subcommand("client", &[b"NOSUCH".to_vec()]),
+            Some(Reply::err(
+                "ERR unknown subcommand 'NOSUCH'. Try CLIENT HELP."
+            ))
+        );
+        assert_eq!(
+            check_subcommand("config", &[b"get".to_vec()]),
+            Some(Reply::err(
+                "ERR wrong number of arguments for 'config|get' command"
+            ))
+        );
+        assert_eq!(
+            check_subcommand("config", &[b"GET".to_vec(), b"x".to_vec()]),
+            None
+        );
         let Reply::Array(one) = command(&[b"info".to_vec(), b"GET".to_vec(), b"nosuch".to_vec()])
         else {
             panic!()

@@ -330,6 +330,17 @@ impl Conn {
         if !arity_ok(arity, args.len()) {
             return Outcome::reply(wrong_args(&name));
         }
+        // Containers' subcommands: unknown / wrong count, from the real table; HELP is
+        // the real help text.
+        if let Some(r) = super::command_table::check_subcommand(&name, &args[1..]) {
+            return Outcome::reply(r);
+        }
+        if args.len() == 2
+            && lower(&args[1]) == "help"
+            && let Some(r) = super::command_table::help(&name)
+        {
+            return Outcome::reply(r);
+        }
         if self.settings.require_auth && !self.authed && !no_auth {
             return Outcome::reply(Reply::err("NOAUTH Authentication required."));
         }
@@ -1423,15 +1434,26 @@ impl Conn {
                 Some("usage") if a.len() >= 2 => ks.get(self.db, &a[1]).map_or(Reply::Nil, |e| {
                     Reply::Int(56 + (a[1].len() + e.value.size()) as i64)
                 }),
+                // Under 5 MB used (as INFO's used_memory reckons it), 7.0's doctor
+                // declines to look.
+                Some("doctor") if 872_456 + 2 * ks.bytes() < 5 * 1024 * 1024 => Reply::bulk(
+                    "Hi Sam, this instance is empty or is using very little memory, my issues detector can't be used in these conditions. Please, leave for your mission on Earth and fill it with some data. The new Sam and I will be back to our programming as soon as I finished rebooting.\n",
+                ),
                 Some("doctor") => Reply::bulk(
-                    "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.",
+                    "Hi Sam, I can't find any memory issue in your instance. I can only account for what occurs on this base.\n",
                 ),
                 _ => Reply::err("ERR unknown subcommand. Try MEMORY HELP."),
             },
             "debug" => Reply::err(
                 "ERR DEBUG command not allowed. If the enable-debug-command option is set to \"local\", you can run it from a local connection, otherwise you need to set this option in the configuration file, and then restart the server.",
             ),
-            "latency" => Reply::Array(vec![]),
+            "latency" => match a.first().map(|s| lower(s)).unwrap_or_default().as_str() {
+                "doctor" => Reply::bulk(
+                    "I'm sorry, Dave, I can't do that. Latency monitoring is disabled in this Redis instance. You may use \"CONFIG SET latency-monitor-threshold <milliseconds>.\" in order to enable it. If we weren't in a deep space mission I'd suggest to take a look at https://redis.io/topics/latency-monitor.\n",
+                ),
+                "reset" => Reply::Int(0),
+                _ => Reply::Array(vec![]),
+            },
             "cluster" => Reply::err("ERR This instance has cluster support disabled"),
             "function" => match lower(&a[0]).as_str() {
                 "list" => Reply::Array(vec![]),
@@ -1503,7 +1525,7 @@ impl Conn {
                 Reply::Verbatim(line.into_bytes())
             }
             ("kill", _) => Reply::err("ERR No such client"),
-            ("setinfo" | "reply" | "no-evict" | "no-touch", _) => Reply::ok(),
+            ("reply" | "no-evict", _) => Reply::ok(),
             _ => Reply::err(format!(
                 "ERR unknown subcommand or wrong number of arguments for '{}'. Try CLIENT HELP.",
                 clamp(&sub, 128)
