@@ -364,6 +364,10 @@ async fn copy_tree(ours: SocketAddr, root: &Path) {
         .args(["755", root.to_str().unwrap()])
         .status()
         .unwrap();
+    std::process::Command::new("chown")
+        .args(["1000:1000", root.to_str().unwrap()])
+        .status()
+        .unwrap();
     set_date(root, "Jan 18 2024");
     // Uploads go to a directory the server's anonymous user owns.
     std::process::Command::new("chown")
@@ -442,7 +446,20 @@ async fn after_login(real: SocketAddr, ours: SocketAddr, free: u16) -> Tally {
                 "PWD",
                 "CWD ..",
                 "PWD",
+                "CWD",
                 "SIZE notes.txt",
+                "MDTM notes.txt",
+                "MDTM www/index.html",
+                "MDTM /",
+                "SIZE /",
+                "REIN",
+                "SMNT x",
+                "ACCT x",
+                "XPWD",
+                "XCUP",
+                "STAT notes.txt",
+                "STAT www",
+                "STOU",
                 "SIZE nope",
                 "MDTM nope",
                 "REST 5",

@@ -209,11 +209,12 @@ pub(crate) fn resolve(cwd: &str, arg: &str) -> String {
     }
 }
 
-/// `.` and `..` as `LIST -a` shows them for `dir` (the chroot's `..` is itself).
-pub(crate) fn dot_lines(date: &str, links: usize) -> String {
-    [".", ".."]
+/// `.` and `..` as `LIST -a` shows them: each with its date and link count (the
+/// chroot's `..` is itself).
+pub(crate) fn dot_lines(dot: (&str, usize), dotdot: (&str, usize)) -> String {
+    [(".", dot), ("..", dotdot)]
         .iter()
-        .map(|n| {
+        .map(|(n, (date, links))| {
             format!(
                 "drwxr-xr-x {links:>4} {:<8} {:<8} {:>8} {date} {n}\r\n",
                 "1000", "1000", 4096

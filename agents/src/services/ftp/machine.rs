@@ -213,10 +213,12 @@ impl Machine {
                 Some((size, _, _)) => reply(&format!("213 {size}")),
                 None => reply("550 Could not get file size."),
             },
+            // The same day as the listing shows (at noon, or at the listed time).
             "MDTM" => match self.fs.file(&self.path(arg)) {
-                Some(_) => reply("213 20230314021507"),
+                Some((_, _, date)) => reply(&format!("213 {}", mdtm(date))),
                 None => reply("550 Could not get file modification time."),
             },
+            "REIN" | "SMNT" | "ACCT" => reply(&format!("502 {} not implemented.", cmd.verb)),
             "DELE" => {
                 let p = self.path(arg);
                 self.forget_if_upload(&p);
@@ -276,7 +278,14 @@ impl Machine {
             "NOOP" => reply("200 NOOP ok."),
             "ALLO" => reply("202 ALLO command ignored."),
             "HELP" => Step::Reply(HELP.into()),
-            "STAT" => Step::Reply(self.stat()),
+            "STAT" if arg.trim().is_empty() => Step::Reply(self.stat()),
+            // STAT with a path: its listing on the control connection.
+            "STAT" => {
+                let lines = self.listing(false, true, arg);
+                Step::Reply(format!(
+                    "213-Status follows:\r\n{lines}213 End of status\r\n"
+                ))
+            }
             "SITE" => {
                 let sub = arg.split(' ').next().unwrap_or("").to_ascii_uppercase();
                 match sub.as_str() {
@@ -357,6 +366,9 @@ impl Machine {
     }
 
     fn cwd(&mut self, arg: &str) -> Step {
+        if arg.trim().is_empty() {
+            return reply("550 Failed to change directory.");
+        }
         let p = self.path(arg);
         if self.fs.is_dir(&p) {
             self.cwd = p;
@@ -374,7 +386,17 @@ impl Machine {
         let all = arg
             .split(' ')
             .any(|w| w.starts_with('-') && w.contains('a'));
-        // `LIST -la` and friends: options are ignored, the first other word is the path.
+        let data = self.listing(names_only, all, arg);
+        Step::Send {
+            data: data.into_bytes(),
+            opening: "150 Here comes the directory listing.\r\n".into(),
+            done: "226 Directory send OK.\r\n",
+        }
+    }
+
+    /// What `LIST`/`NLST` (or `STAT path`) show for `arg`: options are ignored but `-a`,
+    /// the first other word is the path.
+    fn listing(&self, names_only: bool, all: bool, arg: &str) -> String {
         let given = arg
             .split(' ')
             .find(|w| !w.is_empty() && !w.starts_with('-'));
@@ -385,9 +407,20 @@ impl Machine {
         if self.fs.is_dir(&target) {
             let children = self.fs.children(&target);
             if all && !names_only {
-                // `.` links to itself, its parent and each subdirectory.
-                let dirs = children.iter().filter(|e| e.kind == Kind::Dir).count();
-                data.push_str(&dot_lines(&self.fs.date_of(&target), dirs + 2));
+                // A directory links to itself, its parent and each subdirectory.
+                let links = |dir: &str| {
+                    2 + self
+                        .fs
+                        .children(dir)
+                        .iter()
+                        .filter(|e| e.kind == Kind::Dir)
+                        .count()
+                };
+                let parent = super::fs::parent(&target);
+                data.push_str(&dot_lines(
+                    (&self.fs.date_of(&target), links(&target)),
+                    (&self.fs.date_of(parent), links(parent)),
+                ));
             }
             for e in children {
                 if names_only {
@@ -405,11 +438,7 @@ impl Machine {
                 list_line(e)
             };
         }
-        Step::Send {
-            data: data.into_bytes(),
-            opening: "150 Here comes the directory listing.\r\n".into(),
-            done: "226 Directory send OK.\r\n",
-        }
+        data
     }
 
     fn retr(&mut self, arg: &str) -> Step {
@@ -488,6 +517,27 @@ fn eprt_ip(arg: &str) -> Option<String> {
             Some(ip.to_canonical().to_string())
         }
         _ => None,
+    }
+}
+
+/// An `ls` date (`Mar 14  2023` or `Dec 06 23:09`) as MDTM's `YYYYMMDDhhmmss`: a date
+/// with a year at noon; one with a time in the current year.
+fn mdtm(date: &str) -> String {
+    let f: Vec<&str> = date.split_whitespace().collect();
+    let month = f
+        .first()
+        .and_then(|m| MONTHS.iter().position(|x| x == m))
+        .map_or(1, |i| i + 1);
+    let day: u32 = f.get(1).and_then(|d| d.parse().ok()).unwrap_or(1);
+    match f.get(2) {
+        Some(t) if t.contains(':') => {
+            let now = u64::try_from(crate::sink::now_ms() / 1000).unwrap_or(0);
+            let (y, _, _) = crate::services::http::civil_from_days((now / 86_400) as i64);
+            let hm = t.replace(':', "");
+            format!("{y:04}{month:02}{day:02}{hm:0>4}00")
+        }
+        Some(y) => format!("{y:0>4}{month:02}{day:02}120000"),
+        None => "19700101000000".into(),
     }
 }
 
@@ -624,6 +674,8 @@ mod tests {
             other => panic!("{other:?}"),
         }
         assert_eq!(ls_date(at, at + 86_400), "Dec 06 10:09");
+        assert_eq!(mdtm("Feb 26  2024"), "20240226120000");
+        assert!(mdtm("Dec 06 10:09").ends_with("1206100900"));
         assert_eq!(ls_date(at, at + 365 * 86_400), "Dec 06  2025");
     }
 
