@@ -335,14 +335,14 @@ impl Conn {
         if let Some(r) = super::command_table::check_subcommand(&name, &args[1..]) {
             return Outcome::reply(r);
         }
+        if self.settings.require_auth && !self.authed && !no_auth {
+            return Outcome::reply(Reply::err("NOAUTH Authentication required."));
+        }
         if args.len() == 2
             && lower(&args[1]) == "help"
             && let Some(r) = super::command_table::help(&name)
         {
             return Outcome::reply(r);
-        }
-        if self.settings.require_auth && !self.authed && !no_auth {
-            return Outcome::reply(Reply::err("NOAUTH Authentication required."));
         }
         let a = &args[1..];
         match name.as_str() {
