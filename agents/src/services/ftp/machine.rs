@@ -71,6 +71,8 @@ pub(crate) struct Machine {
     fs: FakeFs,
     /// Uploads of this source deleted or renamed: to be forgotten across connections.
     forgotten: Vec<String>,
+    /// `SITE UMASK` (vsftpd's default `local_umask` is 077).
+    umask: u32,
 }
 
 impl Machine {
@@ -101,6 +103,7 @@ impl Machine {
             rename_from: None,
             fs,
             forgotten: Vec::new(),
+            umask: 0o077,
         }
     }
 
@@ -287,10 +290,25 @@ impl Machine {
                 ))
             }
             "SITE" => {
-                let sub = arg.split(' ').next().unwrap_or("").to_ascii_uppercase();
+                // vsftpd's texts (postlogin.c); a local user's, which the oracle's
+                // anonymous session cannot show.
+                let mut words = arg.split(' ').filter(|w| !w.is_empty());
+                let sub = words.next().unwrap_or("").to_ascii_uppercase();
                 match sub.as_str() {
-                    "CHMOD" => reply("200 SITE CHMOD command ok."),
-                    "UMASK" => reply("200 Umask set to 0022."),
+                    "CHMOD" => match (words.next(), words.next()) {
+                        (Some(_), Some(path)) if self.fs.get(&self.path(path)).is_some() => {
+                            reply("200 SITE CHMOD command ok.")
+                        }
+                        (Some(_), Some(_)) => reply("550 SITE CHMOD command failed."),
+                        _ => reply("501 SITE CHMOD needs 2 arguments."),
+                    },
+                    "UMASK" => match words.next().and_then(|m| u32::from_str_radix(m, 8).ok()) {
+                        Some(m) => {
+                            self.umask = m & 0o777;
+                            reply(&format!("200 UMASK set to {:04o}", self.umask))
+                        }
+                        None => reply(&format!("200 Your current UMASK is {:04o}", self.umask)),
+                    },
                     "HELP" => reply("214 CHMOD UMASK HELP"),
                     _ => reply("500 Unknown SITE command."),
                 }
@@ -765,6 +783,22 @@ mod tests {
         assert_eq!(
             text(run(&mut m, "SITE EXEC /bin/sh")),
             "500 Unknown SITE command.\r\n"
+        );
+        assert_eq!(
+            text(run(&mut m, "SITE CHMOD 777 notes.txt")),
+            "200 SITE CHMOD command ok.\r\n"
+        );
+        assert_eq!(
+            text(run(&mut m, "SITE CHMOD 777 nope")),
+            "550 SITE CHMOD command failed.\r\n"
+        );
+        assert_eq!(
+            text(run(&mut m, "SITE UMASK")),
+            "200 Your current UMASK is 0077\r\n"
+        );
+        assert_eq!(
+            text(run(&mut m, "SITE UMASK 022")),
+            "200 UMASK set to 0022\r\n"
         );
         assert_eq!(text(run(&mut m, "FROB")), "500 Unknown command.\r\n");
         assert!(text(run(&mut m, "SIZE notes.txt")).starts_with("213 "));
