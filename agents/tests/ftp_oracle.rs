@@ -89,6 +89,9 @@ async fn start_real(root: Option<&Path>, extra: &str) -> Real {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("vsftpd did not listen on {addr}");
 }
 

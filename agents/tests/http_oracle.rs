@@ -102,6 +102,9 @@ async fn start_real(files: &[(&str, Vec<u8>)]) -> Real {
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+    let mut child = child;
+    let _ = child.kill();
+    let _ = child.wait();
     panic!("lighttpd did not listen on {addr}");
 }
 
