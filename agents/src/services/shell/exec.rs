@@ -1185,6 +1185,14 @@ fn simple(st: &mut State, io: &mut Io, inp: &mut Input, s: &ast::SimpleCommand) 
 }
 
 fn run_argv(st: &mut State, io: &mut Io, inp: &mut Input, argv: &[String]) {
+    // `exec cmd` replaces the shell: the command runs, then the shell ends. Leading
+    // `exec`s are stripped in a loop (never one call per word).
+    let skip = argv.iter().take_while(|a| *a == "exec").count();
+    if skip > 0 && skip < argv.len() {
+        run_argv(st, io, inp, &argv[skip..]);
+        st.exit = Some(st.status);
+        return;
+    }
     let name = argv[0].as_str();
     let args = &argv[1..];
     if let Some(body) = st
@@ -1293,12 +1301,6 @@ fn run_argv(st: &mut State, io: &mut Io, inp: &mut Input, argv: &[String]) {
         }
         "exec" if args.is_empty() => {
             st.status = 0;
-            return;
-        }
-        "exec" => {
-            // `exec cmd` replaces the shell: the command runs, then the shell ends.
-            run_argv(st, io, inp, args);
-            st.exit = Some(st.status);
             return;
         }
         _ => {}

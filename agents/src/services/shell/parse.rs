@@ -61,6 +61,7 @@ pub(crate) fn nesting(text: &str) -> (usize, usize) {
     let b = text.as_bytes();
     let (mut depth, mut max) = (0usize, 0usize);
     let (mut parens, mut max_parens) = (0usize, 0usize);
+    let mut bangs = 0usize;
     let mut i = 0;
     while i < b.len() {
         let c = b[i];
@@ -78,6 +79,13 @@ pub(crate) fn nesting(text: &str) -> (usize, usize) {
             continue;
         }
         match c {
+            // A standalone `!` nests too (`[[ ! ! ! x ]]` recurses in the parser); it is
+            // never closed, so every one counts.
+            b'!' if (i == 0 || b[i - 1].is_ascii_whitespace() || b[i - 1] == b'(')
+                && b.get(i + 1).is_none_or(|n| n.is_ascii_whitespace()) =>
+            {
+                bangs += 1;
+            }
             b'(' => {
                 depth += 1;
                 parens += 1;
@@ -94,7 +102,7 @@ pub(crate) fn nesting(text: &str) -> (usize, usize) {
         max_parens = max_parens.max(parens);
         i += 1;
     }
-    (max, max_parens)
+    (max + bangs, max_parens)
 }
 
 /// Runs one of brush-parser's entry points; a panic inside it (a bug there, reached by

@@ -775,6 +775,15 @@ fn deep_input_is_refused_and_deep_valid_lines_run_on_a_small_stack() {
             assert_eq!(exec(&groups).0, "g\n");
             let arith = format!("echo $(({}1{}))", "(".repeat(8), ")".repeat(8));
             assert_eq!(exec(&arith).0, "1\n");
+            // Long chains that recurse in parsers: refused or bounded.
+            let (_, _, code, _) = exec(&format!("[[ {}x ]]", "! ".repeat(2000)));
+            assert_eq!(code, 137);
+            let (_, _, code, _) = exec(&format!("{}true", "exec ".repeat(800)));
+            assert_eq!(code, 0);
+            let (out, _, _, _) = exec(&format!("echo $(({}1))", "- ".repeat(120)));
+            assert_eq!(out, "1\n");
+            let (_, _, code, _) = exec(&format!("test {}x", "x -a ".repeat(500)));
+            assert_eq!(code, 2);
             let unary = format!("echo $(({}1))", "-".repeat(3000));
             let (_, err, code, _) = exec(&unary);
             assert!(err.contains("expression recursion level exceeded"), "{err}");
