@@ -3077,9 +3077,9 @@ mod tests {
         assert_eq!(
             f(
                 "%5.2f|%-4d|%x",
-                vec![Val::Num(3.14159), Val::Num(42.0), Val::Num(255.0)]
+                vec![Val::Num(1.23456), Val::Num(42.0), Val::Num(255.0)]
             ),
-            " 3.14|42  |ff"
+            " 1.23|42  |ff"
         );
         assert_eq!(f("%e", vec![Val::Num(12345.678)]), "1.234568e+04");
         assert_eq!(f("%g", vec![Val::Num(0.0001234)]), "0.0001234");
