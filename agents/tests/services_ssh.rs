@@ -624,3 +624,49 @@ async fn always_admits_one_password_per_user_within_and_across_connections() {
     );
     mgr.shutdown().await;
 }
+
+/// An `exec` session's environment is what sshd sets (session.c `do_setup_env`):
+/// `SSH_CLIENT` and `SSH_CONNECTION` with the client's address and ports and the
+/// machine's own (persona) address, no `SSH_TTY` and no `TERM` without a pty.
+#[tokio::test]
+async fn exec_environment_is_sshds() {
+    tools::require(&["ssh", "sshpass"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &policy_config(LoginPolicy::Always)).await;
+    let args = openssh_args(addr, "root");
+    let out = tokio::time::timeout(
+        WAIT,
+        tokio::process::Command::new("sshpass")
+            .args(["-p", "hunter2", "ssh"])
+            .args(&args[..args.len() - 1])
+            .arg(r#"echo "$SSH_CLIENT|$SSH_CONNECTION|${SSH_TTY-none}|${TERM-unset}""#)
+            .stdin(std::process::Stdio::null())
+            .kill_on_drop(true)
+            .output(),
+    )
+    .await
+    .expect("ssh finished in time")
+    .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    let parts: Vec<&str> = line.split('|').collect();
+    assert_eq!(parts.len(), 4, "{line}");
+    let client: Vec<&str> = parts[0].split(' ').collect();
+    let conn: Vec<&str> = parts[1].split(' ').collect();
+    assert_eq!(client.len(), 3, "{line}");
+    assert_eq!(client[0], "127.0.0.1", "{line}");
+    assert!(client[1].parse::<u16>().is_ok_and(|p| p > 0), "{line}");
+    assert_eq!(client[2], addr.port().to_string(), "{line}");
+    assert_eq!(conn.len(), 4, "{line}");
+    assert_eq!(&conn[..2], &client[..2], "{line}");
+    let own: std::net::Ipv4Addr = conn[2].parse().expect("the machine's address");
+    assert!(
+        own.is_private(),
+        "the persona's private address, not loopback: {line}"
+    );
+    assert_eq!(conn[3], client[2], "{line}");
+    assert_eq!(parts[2], "none", "no SSH_TTY without a pty: {line}");
+    assert_eq!(parts[3], "unset", "no TERM without a pty: {line}");
+    let _ = until_disconnect(&mut rx).await;
+    mgr.shutdown().await;
+}

@@ -971,6 +971,21 @@ impl SshHandler {
         for (k, v) in &chan.env {
             shell.set_env(k, v);
         }
+        // What sshd puts in every session's environment (session.c do_setup_env); the
+        // server's side is the persona's own address, as the machine knows itself.
+        let (src, dst) = (self.session.src, self.session.dst);
+        let own = self.profile.node.persona().net.addr;
+        shell.set_env(
+            "SSH_CLIENT",
+            &format!("{} {} {}", src.ip(), src.port(), dst.port()),
+        );
+        shell.set_env(
+            "SSH_CONNECTION",
+            &format!("{} {} {own} {}", src.ip(), src.port(), dst.port()),
+        );
+        if chan.pty.is_some() {
+            shell.set_env("SSH_TTY", "/dev/pts/0");
+        }
         if let Some(t) = &chan.term {
             shell.set_env("TERM", t);
         }

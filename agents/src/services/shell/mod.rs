@@ -465,11 +465,12 @@ impl Shell {
             ("SHELL".to_owned(), "/bin/bash".to_owned()),
             ("PATH".to_owned(), path.to_owned()),
             ("LANG".to_owned(), "C.UTF-8".to_owned()),
-            (
-                "TERM".to_owned(),
-                if tty { "xterm" } else { "dumb" }.to_owned(),
-            ),
         ];
+        // sshd sets TERM only for a session with a pty (the client's value replaces
+        // this); without one a real session has none at all.
+        if tty {
+            env.push(("TERM".to_owned(), "xterm".to_owned()));
+        }
         if tty {
             // Exported by the session's ~/.bashrc (fs::BASHRC), for its `ls` aliases.
             env.push(("LS_OPTIONS".to_owned(), "--color=auto".to_owned()));
