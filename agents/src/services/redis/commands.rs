@@ -503,7 +503,7 @@ impl Conn {
         if self.settings.require_auth && !self.authed {
             return Outcome {
                 reply: Some(Reply::err(
-                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO <proto> AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
+                    "NOAUTH HELLO must be called with the client already authenticated, otherwise the HELLO AUTH <user> <pass> option can be used to authenticate the client and select the RESP protocol version at the same time",
                 )),
                 events,
                 ..Outcome::default()
