@@ -23,9 +23,10 @@ pub(crate) const MAX_NESTING: usize = 24;
 /// lower bound than other nesting (12: about a millisecond).
 pub(crate) const MAX_PARENS: usize = 12;
 
-/// Longest text handed to the parser at once (a typed line is at most 4 KiB; a script
-/// gathered over continuation lines, a `$( )` or an `eval` string may be longer).
-pub(crate) const MAX_SOURCE: usize = 64 * 1024;
+/// Longest text handed to the parser at once: a typed line is at most 4 KiB, but an SSH
+/// exec request may carry a loader's whole payload (`ShellLimits::max_exec`, 128 KiB);
+/// the parser is linear in the length of flat text.
+pub(crate) const MAX_SOURCE: usize = 256 * 1024;
 
 /// What is still open at the end of an incomplete text.
 #[derive(Debug, Clone, PartialEq, Eq)]
