@@ -40,6 +40,9 @@ use tokio::sync::watch;
 /// Time a client gets to send a request's headers, and how long an idle keep-alive
 /// connection is kept.
 const HEADER_TIMEOUT: Duration = Duration::from_secs(15);
+/// Time a kept-alive connection gets to send its next request head
+/// (lighttpd's `server.max-keep-alive-idle`).
+const KEEP_ALIVE_IDLE: Duration = Duration::from_secs(5);
 /// Time a client gets to send a request's body.
 const BODY_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a client gets to finish the TLS handshake.
@@ -141,8 +144,14 @@ impl HttpService {
         // Bytes read past the previous request: a pipelined request, or its start.
         let mut buf = Vec::new();
         loop {
+            // An idle keep-alive connection waits lighttpd's 5 s for the next request.
+            let wait = if conn.requests.load(Ordering::Relaxed) == 0 {
+                HEADER_TIMEOUT
+            } else {
+                KEEP_ALIVE_IDLE
+            };
             let read = tokio::select! {
-                r = first::read_head(&mut stream, buf, MAX_HEAD, MAX_HEADERS, HEADER_TIMEOUT) => r,
+                r = first::read_head(&mut stream, buf, MAX_HEAD, MAX_HEADERS, wait) => r,
                 () = stopped(&mut stop) => return,
             };
             let (first, read) = read;
