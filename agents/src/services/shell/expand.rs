@@ -206,6 +206,13 @@ pub(super) fn heredoc(st: &mut State, io: &mut Io, doc: &str) -> Res<String> {
 }
 
 fn fields(st: &mut State, io: &mut Io, w: &str, split: bool) -> Res<Vec<Field>> {
+    // A plain word (a loader's base64 payload, most arguments) has nothing to expand:
+    // it skips brush-parser's word parser and so its process-wide cache.
+    if !w.contains(['$', '`', '\'', '"', '\\', '~']) {
+        let mut f = Fields::new(st, split);
+        f.literal(w);
+        return Ok(f.finish());
+    }
     let pieces = match super::parse::guard(|| word::parse(w, &options())) {
         Some(Ok(p)) => p,
         _ => {

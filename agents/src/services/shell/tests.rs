@@ -725,7 +725,8 @@ fn grammar_bombs_stop_on_the_budget() {
             "x=$(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo $(echo x)))))))))))))))))); echo $x",
             "nesting depth",
         ),
-        ("x=a; while :; do x=$x$x; done", "expansion bytes"),
+        // Expansion or argument bytes, whichever budget is the smaller.
+        ("x=a; while :; do x=$x$x; done", "bytes budget"),
         ("eval 'eval \"eval \\\"f(){ f; }; f\\\"\"'", "nesting depth"),
         ("until false; do echo y; done", "commands"),
     ];
