@@ -62,14 +62,15 @@ pub(crate) struct BudgetLimits {
 impl Default for BudgetLimits {
     fn default() -> Self {
         // Generous for anything a person or a dropper script types (a 4 KiB line holds
-        // at most about 2,000 commands), small enough that the worst line costs a few
-        // MiB and a few milliseconds of one core.
+        // at most about 2,000 commands; an exec script of up to 128 KiB, a loader's
+        // base64 payload, expands within `max_expansion`), small enough that the worst
+        // line costs a few MiB and a few milliseconds of one core.
         BudgetLimits {
             max_depth: 16,
             max_commands: 4096,
             max_iterations: 2_000_000,
             max_arg_bytes: 256 * 1024,
-            max_expansion: 64 * 1024,
+            max_expansion: 256 * 1024,
             max_data: 4 * 1024 * 1024,
             max_downloads: 64,
         }

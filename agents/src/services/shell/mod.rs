@@ -83,8 +83,12 @@ pub(crate) fn valid_hostname(h: &str) -> bool {
 /// Per-session safety caps.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct ShellLimits {
-    /// Longest input line; the rest is dropped (and reported once).
+    /// Longest input line typed at the prompt; the rest is dropped (and reported once).
     pub max_line: usize,
+    /// Longest SSH exec command (`ssh host 'script'`). Loaders send whole payloads this
+    /// way (`echo <base64> | base64 -d > /tmp/x`), and sshd and bash take them whole, so
+    /// this is far above `max_line`; the line's work budget still bounds what it does.
+    pub max_exec: usize,
     /// Most command lines per session; past it the session ends.
     pub max_commands: u32,
     /// Most output bytes of one line; the rest is cut.
@@ -100,6 +104,7 @@ impl Default for ShellLimits {
     fn default() -> Self {
         ShellLimits {
             max_line: 4096,
+            max_exec: 128 * 1024,
             max_commands: 1000,
             max_line_output: 256 * 1024,
             max_session_output: 2 * 1024 * 1024,
@@ -613,13 +618,13 @@ impl Shell {
     pub(crate) fn exec(&mut self, command: &[u8], now: i64) -> Reply {
         self.st.now = now;
         let mut r = Reply::default();
-        let line = &command[..command.len().min(self.limits.max_line)];
+        let line = &command[..command.len().min(self.limits.max_exec)];
         if line.len() < command.len() {
             r.effects.push(Effect::Limit {
                 limit: "shell_line",
                 detail: format!(
                     "exec command longer than {} bytes cut",
-                    self.limits.max_line
+                    self.limits.max_exec
                 ),
             });
         }

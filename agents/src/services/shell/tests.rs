@@ -216,6 +216,7 @@ fn non_root_login() {
 fn caps() {
     let limits = ShellLimits {
         max_line: 16,
+        max_exec: 16,
         max_commands: 3,
         max_line_output: 64,
         max_session_output: 1 << 20,
@@ -476,16 +477,16 @@ fn expansion_inside_sh_c_draws_on_one_budget() {
     let (r, mut s) = attack(&setup, "sh -c \"echo $S\"");
     let detail = budget_stop(&r.effects).expect("budget reported");
     assert!(
-        detail.contains("expansion bytes budget of 65536"),
+        detail.contains("expansion bytes budget of 262144"),
         "{detail}"
     );
     assert!(r.stdout.is_empty(), "{}", r.stdout.len());
     still_answers(&mut s);
-    // Part after part, the same budget: the third 30 KiB expansion does not fit.
-    let part = fill("echo ", "X", "", 30);
+    // Part after part, the same budget: the third 100 KiB expansion does not fit.
+    let part = fill("echo ", "X", "", 100);
     let (r, _) = attack(&setup[..1], &format!("{part}; {part}; {part}; echo never"));
     assert!(budget_stop(&r.effects).is_some());
-    assert_eq!(r.stdout.len(), 2 * 30_001);
+    assert_eq!(r.stdout.len(), 2 * 100_001);
 }
 
 /// `cat` with thousands of file operands made by `sh -c`: the buffer is cut at
@@ -888,3 +889,34 @@ fn globs_match_the_fake_filesystem() {
 
 #[path = "grammar_oracle.rs"]
 mod grammar_oracle;
+
+/// An exec command far longer than a typed line (a loader's base64 payload) runs whole,
+/// as `bash -c` runs it; past `max_exec` it is cut and reported.
+#[test]
+fn long_exec_commands_run_whole() {
+    let payload = "A".repeat(100_000);
+    let (out, _, code, eff) = exec(&format!("echo {payload} | wc -c"));
+    assert_eq!((out.as_str(), code), ("100001\n", 0));
+    assert!(
+        !eff.iter().any(|e| matches!(
+            e,
+            Effect::Limit {
+                limit: "shell_line",
+                ..
+            }
+        )),
+        "{eff:?}"
+    );
+    let huge = "B".repeat(ShellLimits::default().max_exec + 10);
+    let (_, _, _, eff) = exec(&format!("echo {huge}"));
+    assert!(
+        eff.iter().any(|e| matches!(
+            e,
+            Effect::Limit {
+                limit: "shell_line",
+                ..
+            }
+        )),
+        "{eff:?}"
+    );
+}
