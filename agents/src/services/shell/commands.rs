@@ -1415,7 +1415,10 @@ fn wget(st: &mut State, args: &[String]) -> Out {
             format!("http://{url}")
         };
         let (host, port) = url_host(url);
-        o.eline(&format!("--{}--  {shown}", datetime_iso(super::sysinfo::local_seconds(st, st.now))));
+        o.eline(&format!(
+            "--{}--  {shown}",
+            datetime_iso(super::sysinfo::local_seconds(st, st.now))
+        ));
         if is_ip(&host) {
             o.eline(&format!(
                 "Connecting to {host}:{port}... failed: Connection refused."
@@ -1594,4 +1597,3 @@ fn ls_date(t: i64, now: i64) -> String {
         format!("{mon} {d:2}  {y}")
     }
 }
-
