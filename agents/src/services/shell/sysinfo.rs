@@ -607,7 +607,8 @@ fn df(st: &State, args: &[String]) -> Out {
 
 // ---- network --------------------------------------------------------------------------
 
-/// The IPv6 link-local address of a MAC (EUI-64).
+/// The IPv6 link-local address of a MAC (EUI-64), written as iproute2 writes it (RFC 5952
+/// compression, which `Ipv6Addr`'s Display follows: `02:00:…` gives `fe80::ff:fe…`).
 fn link_local(mac: &[u8; 6]) -> String {
     let b = [
         mac[0] ^ 0x02,
@@ -620,13 +621,7 @@ fn link_local(mac: &[u8; 6]) -> String {
         mac[5],
     ];
     let group = |i: usize| u16::from_be_bytes([b[i], b[i + 1]]);
-    format!(
-        "fe80::{:x}:{:x}:{:x}:{:x}",
-        group(0),
-        group(2),
-        group(4),
-        group(6)
-    )
+    std::net::Ipv6Addr::new(0xfe80, 0, 0, 0, group(0), group(2), group(4), group(6)).to_string()
 }
 
 const IP_USAGE: &str = "Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }\n       ip [ -force ] -batch filename\nwhere  OBJECT := { address | addrlabel | amt | fou | help | ila | ioam | l2tp |\n                   link | macsec | maddress | monitor | mptcp | mroute | mrule |\n                   neighbor | neighbour | netconf | netns | nexthop | ntable |\n                   ntbl | route | rule | sr | tap | tcpmetrics |\n                   token | tunnel | tuntap | vrf | xfrm }\n       OPTIONS := { -V[ersion] | -s[tatistics] | -d[etails] | -r[esolve] |\n                    -h[uman-readable] | -iec | -j[son] | -p[retty] |\n                    -f[amily] { inet | inet6 | mpls | bridge | link } |\n                    -4 | -6 | -M | -B | -0 |\n                    -l[oops] { maximum-addr-flush-attempts } | -br[ief] |\n                    -o[neline] | -t[imestamp] | -ts[hort] | -b[atch] [filename] |\n                    -rc[vbuf] [size] | -n[etns] name | -N[umeric] | -a[ll] |\n                    -c[olor]}\n";
@@ -729,4 +724,23 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String]) -> Option<Out> {
 pub(crate) fn local_seconds(st: &State, t: i64) -> i64 {
     let tm = local(st, t);
     t + i64::from(tm.offset)
+}
+
+#[cfg(test)]
+mod link_local_tests {
+    use super::link_local;
+
+    #[test]
+    fn eui64_as_iproute2_writes_it() {
+        assert_eq!(link_local(&[0x02, 0xfc, 0, 0, 0, 1]), "fe80::fc:ff:fe00:1");
+        assert_eq!(
+            link_local(&[0x52, 0x54, 0, 0x12, 0x34, 0x56]),
+            "fe80::5054:ff:fe12:3456"
+        );
+        // A zero group after the prefix folds into the `::`.
+        assert_eq!(
+            link_local(&[0x02, 0x00, 0x5e, 0x10, 0x20, 0x30]),
+            "fe80::5eff:fe10:2030"
+        );
+    }
 }

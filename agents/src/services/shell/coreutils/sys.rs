@@ -13,13 +13,12 @@ use super::super::budget::MAX_BUFFER;
 use super::super::commands::{Ctx, Out, take};
 use super::text::q;
 use super::{load, path_of};
-use crate::persona::{Listener, Program, mac_string};
+use crate::persona::{Listener, Program};
 use std::cell::Cell;
 use std::time::Duration;
 
 pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Option<Out> {
     Some(match name {
-        "ip" => ip(st, args),
         "ss" => ss(st, args),
         "top" => top(st, args),
         "dmesg" => dmesg(st),
@@ -35,162 +34,7 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
     })
 }
 
-// ---- ip -------------------------------------------------------------------------------
-
-fn mtu(st: &State) -> u32 {
-    match st.profile.node.persona().platform.disk() {
-        d if d.starts_with("nvme") => 9001,
-        _ => 1500,
-    }
-}
-
-/// The link-local IPv6 address of a MAC (EUI-64).
-fn link_local(mac: &[u8; 6]) -> String {
-    let e = [
-        mac[0] ^ 2,
-        mac[1],
-        mac[2],
-        0xff,
-        0xfe,
-        mac[3],
-        mac[4],
-        mac[5],
-    ];
-    let groups: Vec<String> = e
-        .chunks(2)
-        .map(|c| format!("{:x}", u16::from(c[0]) << 8 | u16::from(c[1])))
-        .collect();
-    format!("fe80::{}/64", groups.join(":"))
-}
-
-fn ip(st: &State, args: &[String]) -> Out {
-    let p = st.profile.node.persona();
-    let n = &p.net;
-    let words: Vec<&str> = args
-        .iter()
-        .map(String::as_str)
-        .filter(|a| !a.starts_with('-'))
-        .collect();
-    let brief = args.iter().any(|a| a == "-br" || a == "-brief");
-    let obj = words.first().copied().unwrap_or("");
-    let lease = 3600 - (st.now.rem_euclid(3600)) as u32 / 2;
-    let m = mtu(st);
-    let lo_head = "1: lo: <LOOPBACK,UP,LOWER_UP> mtu 65536 qdisc noqueue state UNKNOWN";
-    let eth_head = format!(
-        "2: {}: <BROADCAST,MULTICAST,UP,LOWER_UP> mtu {m} qdisc mq state UP",
-        n.iface
-    );
-    let ether = format!(
-        "    link/ether {} brd ff:ff:ff:ff:ff:ff",
-        mac_string(&n.mac)
-    );
-    let altname = format!(
-        "    altname enp0s{}",
-        n.iface
-            .trim_start_matches(|c: char| c.is_ascii_alphabetic())
-    );
-    let mut o = Out::default();
-    match obj {
-        "" | "help" => {
-            return Out::fail(
-                255,
-                "Usage: ip [ OPTIONS ] OBJECT { COMMAND | help }\n       ip [ -force ] -batch filename\nwhere  OBJECT := { address | addrlabel | amt | fou | help | ila | ioam | l2tp |\n                   link | macsec | maddress | monitor | mptcp | mroute | mrule |\n                   neighbor | neighbour | netconf | netns | nexthop | ntable |\n                   ntbl | route | rule | sr | tap | tcpmetrics |\n                   token | tunnel | tuntap | vrf | xfrm }\n       OPTIONS := { -V[ersion] | -s[tatistics] | -d[etails] | -r[esolve] |\n                    -h[uman-readable] | -iec | -j[son] | -p[retty] |\n                    -f[amily] { inet | inet6 | mpls | bridge | link } |\n                    -4 | -6 | -M | -B | -0 |\n                    -l[oops] { maximum-addr-flush-attempts } | -br[ief] |\n                    -o[neline] | -t[imestamp] | -ts[hort] | -b[atch] [filename] |\n                    -rc[vbuf] [size] | -n[etns] name | -N[umeric] | -a[ll] |\n                    -c[olor]}\n",
-            );
-        }
-        o2 if "address".starts_with(o2) || o2 == "addr" || o2 == "a" => {
-            if brief {
-                o.line("lo               UNKNOWN        127.0.0.1/8 ::1/128 ");
-                o.line(&format!(
-                    "{:<16} UP             {}/{} {} ",
-                    n.iface,
-                    n.addr,
-                    n.prefix,
-                    link_local(&n.mac)
-                ));
-                return o;
-            }
-            o.line(&format!("{lo_head} group default qlen 1000"));
-            o.line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
-            o.line("    inet 127.0.0.1/8 scope host lo");
-            o.line("       valid_lft forever preferred_lft forever");
-            o.line("    inet6 ::1/128 scope host ");
-            o.line("       valid_lft forever preferred_lft forever");
-            o.line(&format!("{eth_head} group default qlen 1000"));
-            o.line(&ether);
-            o.line(&altname);
-            o.line(&format!(
-                "    inet {}/{} metric 100 brd {} scope global dynamic {}",
-                n.addr,
-                n.prefix,
-                n.broadcast(),
-                n.iface
-            ));
-            o.line(&format!(
-                "       valid_lft {lease}sec preferred_lft {lease}sec"
-            ));
-            o.line(&format!("    inet6 {} scope link ", link_local(&n.mac)));
-            o.line("       valid_lft forever preferred_lft forever");
-        }
-        o2 if "route".starts_with(o2) || o2 == "r" => {
-            o.line(&format!(
-                "default via {} dev {} proto dhcp src {} metric 100 ",
-                n.gateway, n.iface, n.addr
-            ));
-            for d in &n.dns {
-                if u32::from(*d) & u32::from(n.netmask()) == u32::from(n.network())
-                    && *d != n.gateway
-                {
-                    o.line(&format!(
-                        "{d} via {} dev {} proto dhcp src {} metric 100 ",
-                        n.gateway, n.iface, n.addr
-                    ));
-                }
-            }
-            o.line(&format!(
-                "{}/{} dev {} proto kernel scope link src {} metric 100 ",
-                n.network(),
-                n.prefix,
-                n.iface,
-                n.addr
-            ));
-            o.line(&format!(
-                "{} dev {} proto dhcp scope link src {} metric 100 ",
-                n.gateway, n.iface, n.addr
-            ));
-        }
-        o2 if "link".starts_with(o2) || o2 == "l" => {
-            if brief {
-                o.line("lo               UNKNOWN        00:00:00:00:00:00 <LOOPBACK,UP,LOWER_UP> ");
-                o.line(&format!(
-                    "{:<16} UP             {} <BROADCAST,MULTICAST,UP,LOWER_UP> ",
-                    n.iface,
-                    mac_string(&n.mac)
-                ));
-                return o;
-            }
-            o.line(&format!("{lo_head} mode DEFAULT group default qlen 1000"));
-            o.line("    link/loopback 00:00:00:00:00:00 brd 00:00:00:00:00:00");
-            o.line(&format!("{eth_head} mode DEFAULT group default qlen 1000"));
-            o.line(&ether);
-            o.line(&altname);
-        }
-        o2 if "neighbour".starts_with(o2) || "neighbor".starts_with(o2) => {
-            o.line(&format!(
-                "{} dev {} lladdr {} REACHABLE",
-                n.gateway,
-                n.iface,
-                mac_string(&n.gateway_mac)
-            ));
-        }
-        other => {
-            return Out::fail(
-                1,
-                format!("Object \"{other}\" is unknown, try \"ip help\".\n"),
-            );
-        }
-    }
-    o
-}
+// `ip` is the node persona's (shell/sysinfo.rs), which commands.rs routes first.
 
 // ---- ss -------------------------------------------------------------------------------
 
@@ -934,17 +778,4 @@ fn sleep(st: &State, args: &[String]) -> Out {
         std::thread::sleep(d);
     }
     Out::default()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn eui64() {
-        assert_eq!(
-            link_local(&[0x02, 0xfc, 0, 0, 0, 1]),
-            "fe80::fc:ff:fe00:1/64"
-        );
-    }
 }
