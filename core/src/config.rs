@@ -740,6 +740,14 @@ pub fn load(data_dir: &Path) -> Result<CoreConfig, ConfigError> {
 mod tests {
     use super::*;
 
+    /// The documented example service list is a valid one, every option it sets included.
+    #[test]
+    fn the_documented_service_list_validates() {
+        let text = include_str!("../../configs/services.toml");
+        let cfg = services_from_toml(text).expect("configs/services.toml is valid");
+        assert!(cfg.services.len() >= 9, "{}", cfg.services.len());
+    }
+
     #[test]
     fn defaults_validate() {
         let raw = RawCoreConfig::new(
