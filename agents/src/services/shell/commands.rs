@@ -1212,34 +1212,99 @@ fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
     o
 }
 
+/// GNU wc (coreutils 9.1): counts in the order lines, words, characters, bytes, whatever
+/// the order of the flags; one line per operand and a `total` line for several; the
+/// column width from the total size of the regular files named (`compute_number_width`):
+/// 1 for a single count of a single operand, at least 7 when a non-regular file (a pipe,
+/// a directory, a device) is among them; operands that cannot be opened do not count.
 fn wc(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
     let (flags, files) = split_flags(args);
-    let (data, mut o) = filter_input(st, "wc", &files, ctx);
-    let lines = data.iter().filter(|&&b| b == b'\n').count();
-    let words = String::from_utf8_lossy(&data).split_whitespace().count();
-    let bytes = data.len();
-    let name = files.first().map(|f| format!(" {f}")).unwrap_or_default();
-    let mut parts = Vec::new();
-    if flags.contains('l') {
-        parts.push(lines);
-    }
-    if flags.contains('w') {
-        parts.push(words);
-    }
-    if flags.contains('c') || flags.contains('m') {
-        parts.push(bytes);
-    }
-    if parts.is_empty() {
-        let w = bytes
-            .to_string()
-            .len()
-            .max(if files.is_empty() { 7 } else { 1 });
-        o.line(&format!("{lines:>w$} {words:>w$} {bytes:>w$}{name}"));
-    } else if parts.len() == 1 && files.is_empty() {
-        o.line(&parts[0].to_string());
+    let any = |c: char| flags.contains(c);
+    let (lines, words, chars, bytes) = if any('l') || any('w') || any('m') || any('c') {
+        (any('l'), any('w'), any('m'), any('c'))
     } else {
-        let s: Vec<String> = parts.iter().map(|p| p.to_string()).collect();
-        o.line(&format!("{}{name}", s.join(" ")));
+        (true, true, false, true)
+    };
+    let wanted = [lines, words, chars, bytes].iter().filter(|&&b| b).count();
+    let count = |data: &[u8]| -> [usize; 4] {
+        let text = String::from_utf8_lossy(data);
+        [
+            data.iter().filter(|&&b| b == b'\n').count(),
+            text.split_whitespace().count(),
+            text.chars()
+                .filter(|&c| c != char::REPLACEMENT_CHARACTER)
+                .count(),
+            data.len(),
+        ]
+    };
+    let render = |c: &[usize; 4], width: usize, name: Option<&str>| -> String {
+        let shown: Vec<String> = [lines, words, chars, bytes]
+            .iter()
+            .zip(c)
+            .filter(|(on, _)| **on)
+            .map(|(_, n)| format!("{n:>width$}"))
+            .collect();
+        match name {
+            Some(n) => format!("{} {n}", shown.join(" ")),
+            None => shown.join(" "),
+        }
+    };
+    if files.is_empty() {
+        let (data, mut o) = filter_input(st, "wc", &files, ctx);
+        // Standard input is a pipe here: not a regular file.
+        let width = if wanted == 1 { 1 } else { 7 };
+        o.line(&render(&count(&data), width, None));
+        return o;
+    }
+    let nodes: Vec<Option<&Node>> = files.iter().map(|f| st.fs.stat(&path_of(st, f))).collect();
+    let width = if wanted == 1 && files.len() == 1 {
+        1
+    } else {
+        let minimum = if nodes.iter().flatten().any(|n| n.kind != Kind::File) {
+            7
+        } else {
+            1
+        };
+        let total: u64 = nodes
+            .iter()
+            .flatten()
+            .filter(|n| n.kind == Kind::File)
+            .map(|n| n.size())
+            .sum();
+        total.to_string().len().max(minimum)
+    };
+    let mut o = Out::default();
+    let mut sum = [0usize; 4];
+    for (f, node) in files.iter().zip(&nodes) {
+        if o.full() || !st.budget.iterations(1) {
+            break;
+        }
+        let c = match node {
+            None => {
+                o.eline(&format!("wc: {f}: No such file or directory"));
+                o.status = 1;
+                continue;
+            }
+            Some(n) if n.kind == Kind::Dir => {
+                o.eline(&format!("wc: {f}: Is a directory"));
+                o.status = 1;
+                [0; 4]
+            }
+            Some(n) => {
+                let d = take(st, &n.data, MAX_BUFFER);
+                if d.len() < n.data.len() {
+                    o.cut = true;
+                }
+                count(d)
+            }
+        };
+        for (t, v) in sum.iter_mut().zip(c) {
+            *t += v;
+        }
+        o.line(&render(&c, width, Some(f)));
+    }
+    if files.len() > 1 {
+        o.line(&render(&sum, width, Some("total")));
     }
     o
 }
