@@ -117,7 +117,7 @@ fn web_and_ftp_attacks_reach_the_core() {
     // HTTP: the router's page, a form login, a body over the inline cap.
     let (code, headers, body) = curl(&[&format!("http://127.0.0.1:{http}/")]);
     assert_eq!(code, 200);
-    assert!(headers.contains("Server: lighttpd/1.4.59\r\n"), "{headers}");
+    assert!(headers.contains("Server: lighttpd/1.4.69\r\n"), "{headers}");
     assert!(String::from_utf8_lossy(&body).contains("action=\"/login.cgi\""));
     let (code, _, body) = curl(&[
         "-A",
@@ -241,7 +241,7 @@ fn web_and_ftp_attacks_reach_the_core() {
     };
     let s = service_of(http);
     assert!(
-        s.contains("product=\"lighttpd\"") && s.contains("version=\"1.4.59\""),
+        s.contains("product=\"lighttpd\"") && s.contains("version=\"1.4.69\""),
         "{s}"
     );
     let s = service_of(https);

@@ -42,8 +42,13 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
         "{audit}"
     );
 
-    // An attack on the banner port is recorded.
-    let mut s = std::net::TcpStream::connect("127.0.0.1:2525").expect("banner on 2525");
+    // An attack on the banner port is recorded. The node is online before every service
+    // has bound its port (the first start makes its SSH host keys), so wait for it.
+    let mut s = wait_for(
+        "the banner service on 2525",
+        Duration::from_secs(30),
+        || std::net::TcpStream::connect("127.0.0.1:2525").ok(),
+    );
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     let mut buf = [0u8; 128];
     let _ = s.read(&mut buf).unwrap();
