@@ -383,7 +383,10 @@ pub struct MysqlOptions {
 impl Default for MysqlOptions {
     fn default() -> Self {
         MysqlOptions {
-            version: "8.0.36-0ubuntu0.22.04.1".into(),
+            // What Oracle's APT repository for Debian 12 builds (no distribution suffix):
+            // Debian itself ships no MySQL 8.0, and an Ubuntu build string on a node whose
+            // SSH and shell say Debian 12 would be a tell.
+            version: "8.0.36".into(),
         }
     }
 }
