@@ -134,9 +134,37 @@ pub(crate) fn parse(text: &str) -> Result<Program, Syntax> {
     }))
 }
 
+/// brush-parser takes a word of digits right before `<` or `>` as the redirection's file
+/// descriptor and unwraps its parse as an `i32`, so `echo 99999999999>f` panicked inside
+/// it (found by the `shell_line` fuzz target). bash takes a number too large for a file
+/// descriptor as an ordinary word, which is what the parser does when the two tokens are
+/// not contiguous: such a word's end is moved one character on.
+fn defuse_io_numbers(tokens: &mut [Token]) {
+    for i in 0..tokens.len().saturating_sub(1) {
+        let redirect = matches!(&tokens[i + 1], Token::Operator(o, _) if o.starts_with(['<', '>']));
+        if let Token::Word(w, span) = &mut tokens[i]
+            && redirect
+            && !w.is_empty()
+            && w.bytes().all(|b| b.is_ascii_digit())
+            && w.parse::<i32>().is_err()
+        {
+            let mut end = (*span.end).clone();
+            end.index += 1;
+            span.end = std::sync::Arc::new(end);
+        }
+    }
+}
+
+/// Tokenizes `text` for [`brush_parser::parse_tokens`], with [`defuse_io_numbers`].
+fn tokenize(text: &str, opts: &ParserOptions) -> Result<Vec<Token>, TokenizerError> {
+    let mut tokens = brush_parser::uncached_tokenize_str(text, &opts.tokenizer_options())?;
+    defuse_io_numbers(&mut tokens);
+    Ok(tokens)
+}
+
 fn parse_unguarded(text: &str) -> Result<Program, Syntax> {
     let opts = options();
-    let tokens = match brush_parser::uncached_tokenize_str(text, &opts.tokenizer_options()) {
+    let tokens = match tokenize(text, &opts) {
         Ok(t) => t,
         Err(e) => return Err(Syntax::Incomplete(open_of(&e, text))),
     };
@@ -154,8 +182,7 @@ fn parse_unguarded(text: &str) -> Result<Program, Syntax> {
             let mut named = None;
             for suffix in ["\n:", "\ndo :", "\nthen :", "\n:)"] {
                 let probe = format!("{text}{suffix}");
-                let Ok(t) = brush_parser::uncached_tokenize_str(&probe, &opts.tokenizer_options())
-                else {
+                let Ok(t) = tokenize(&probe, &opts) else {
                     return Err(Syntax::Incomplete(Open::Eof));
                 };
                 match brush_parser::parse_tokens(&t, &opts) {

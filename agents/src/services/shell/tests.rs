@@ -920,3 +920,16 @@ fn long_exec_commands_run_whole() {
         "{eff:?}"
     );
 }
+
+/// A number too large for a file descriptor right before `>` is an ordinary word, as in
+/// bash (brush-parser unwrapped it as an `i32` and panicked: a fuzz finding).
+#[test]
+fn an_overflowing_io_number_is_a_word() {
+    let (out, err, code, _) = exec(
+        "echo hi 11111111111111111111111111> /tmp/f; cat /tmp/f; echo 2147483648>/tmp/g; cat /tmp/g",
+    );
+    assert_eq!(
+        (out.as_str(), err.as_str(), code),
+        ("hi 11111111111111111111111111\n2147483648\n", "", 0)
+    );
+}
