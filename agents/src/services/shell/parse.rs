@@ -138,18 +138,23 @@ pub(crate) fn parse(text: &str) -> Result<Program, Syntax> {
 /// descriptor and unwraps its parse as an `i32`, so `echo 99999999999>f` panicked inside
 /// it (found by the `shell_line` fuzz target). bash takes a number too large for a file
 /// descriptor as an ordinary word, which is what the parser does when the two tokens are
-/// not contiguous: such a word's end is moved one character on.
+/// not contiguous: such a word's recorded end is moved past the operator's start (only
+/// when the two touch: a word and an operator apart are left as they are).
 fn defuse_io_numbers(tokens: &mut [Token]) {
     for i in 0..tokens.len().saturating_sub(1) {
-        let redirect = matches!(&tokens[i + 1], Token::Operator(o, _) if o.starts_with(['<', '>']));
+        let redirect_at = match &tokens[i + 1] {
+            Token::Operator(o, span) if o.starts_with(['<', '>']) => Some(span.start.index),
+            _ => None,
+        };
         if let Token::Word(w, span) = &mut tokens[i]
-            && redirect
+            && let Some(at) = redirect_at
+            && span.end.index == at
             && !w.is_empty()
             && w.bytes().all(|b| b.is_ascii_digit())
             && w.parse::<i32>().is_err()
         {
             let mut end = (*span.end).clone();
-            end.index += 1;
+            end.index = at + 1;
             span.end = std::sync::Arc::new(end);
         }
     }
