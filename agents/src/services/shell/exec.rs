@@ -467,6 +467,15 @@ fn and_or(st: &mut State, io: &mut Io, inp: &mut Input, ao: &ast::AndOrList) {
 }
 
 fn pipeline(st: &mut State, io: &mut Io, inp: &mut Input, p: &Pipeline) {
+    // A bare `!` is a pipeline of no commands (a fuzz finding through the telnet path):
+    // it runs nothing and, negating the empty command's success, ends with status 1 as
+    // in bash.
+    if p.seq.is_empty() {
+        if p.bang {
+            st.status = 1;
+        }
+        return;
+    }
     if p.bang {
         st.conditions += 1;
     }

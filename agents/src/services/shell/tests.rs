@@ -933,3 +933,11 @@ fn an_overflowing_io_number_is_a_word() {
         ("hi 11111111111111111111111111\n2147483648\n", "", 0)
     );
 }
+
+/// A bare `!` negates an empty command: status 1, as bash (it underflowed the pipeline
+/// length in the executor: a fuzz finding).
+#[test]
+fn a_bare_bang_is_status_one() {
+    let (out, _, code, _) = exec("true; !\necho $?");
+    assert_eq!((out.as_str(), code), ("1\n", 0));
+}
