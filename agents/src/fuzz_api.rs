@@ -119,7 +119,12 @@ pub fn shell_exec(command: &str, root: bool) -> (Vec<u8>, Vec<u8>, u32) {
         src: attacker().ip(),
         now: NOW_S,
     };
-    let mut sh = Shell::new(Profile::new("web-prod-02"), &login, false, ShellLimits::default());
+    let mut sh = Shell::new(
+        Profile::new("web-prod-02"),
+        &login,
+        false,
+        ShellLimits::default(),
+    );
     let r = sh.exec(command.as_bytes(), NOW_S + 1);
     (r.stdout, r.stderr, r.exit.unwrap_or(0))
 }

@@ -7,6 +7,7 @@ pub mod enroll;
 #[doc(hidden)]
 pub mod fuzz_api;
 pub mod health;
+pub(crate) mod persona;
 pub mod relay;
 pub mod resolve;
 pub mod runtime;
@@ -14,6 +15,5 @@ pub mod scan;
 pub mod services;
 pub mod sink;
 pub mod spool;
-pub(crate) mod persona;
 pub(crate) mod statefile;
 pub mod transport;
