@@ -12,6 +12,7 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
+//! Authentication methods, method sets and the client-side auth request state (upstream russh).
 
 use std::future::Future;
 use std::ops::Deref;

@@ -1,3 +1,4 @@
+//! A public key or an OpenSSH certificate, as offered in public-key authentication (upstream russh).
 use ssh_key::{Certificate, HashAlg, PublicKey};
 #[cfg(not(target_arch = "wasm32"))]
 use {

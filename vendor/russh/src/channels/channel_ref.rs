@@ -1,3 +1,4 @@
+//! The session's handle on one channel: the sender of its messages and its window (upstream russh).
 use tokio::sync::mpsc::Sender;
 
 use super::WindowSizeRef;

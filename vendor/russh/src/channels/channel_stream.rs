@@ -1,3 +1,4 @@
+//! A channel as an `AsyncRead + AsyncWrite` stream (upstream russh).
 use std::io;
 use std::pin::Pin;
 use std::task::{Context, Poll};

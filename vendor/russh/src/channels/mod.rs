@@ -1,3 +1,4 @@
+//! Channels: the messages of one channel and the `Channel` type that sends and receives them (upstream russh).
 use std::sync::Arc;
 
 use bytes::Bytes;

@@ -1,3 +1,4 @@
+//! Byte-stream adapters over a channel's data messages (upstream russh).
 mod rx;
 use std::borrow::{Borrow, BorrowMut};
 

@@ -1,3 +1,4 @@
+//! The reading half of a channel stream (upstream russh).
 use std::borrow::BorrowMut;
 use std::io;
 use std::pin::Pin;

@@ -1,3 +1,4 @@
+//! The writing half of a channel stream, within the peer's window (upstream russh).
 use std::convert::TryFrom;
 use std::future::Future;
 use std::io;
