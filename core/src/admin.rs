@@ -294,6 +294,23 @@ async fn dispatch(
             Ok((total, open)) => R::AlertCounts { total, open },
             Err(e) => err(&e),
         },
+        AdminRequest::CountEvents(q) => match shared.store.count_matching(&q).await {
+            Ok((count, capped)) => R::EventCount { count, capped },
+            Err(e) => err(&e),
+        },
+        AdminRequest::TopCommands {
+            since_ms,
+            until_ms,
+            services,
+            top,
+        } => match shared
+            .store
+            .top_commands(since_ms, until_ms, &services, top)
+            .await
+        {
+            Ok(c) => R::TopCommands(c),
+            Err(e) => err(&e),
+        },
         AdminRequest::ListEvents(q) => {
             let events = match shared.store.query_events(&q).await {
                 Ok(ev) => ev,

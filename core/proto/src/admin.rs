@@ -100,7 +100,31 @@ pub enum AdminRequest {
     NodeHealth,
     /// How many alerts there are, and how many are not acknowledged.
     AlertCounts,
+    /// How many stored events match these filters (`before` and `limit` are ignored),
+    /// counted up to [`MAX_EVENT_COUNT`].
+    CountEvents(EventSearch),
+    /// The most frequent command lines in `[since_ms, until_ms)` of the services named
+    /// (all services when empty): the dashboard names its shell services (SSH, Telnet),
+    /// so FTP verbs and Redis/MySQL commands do not crowd out what attackers typed.
+    TopCommands {
+        since_ms: i64,
+        until_ms: i64,
+        services: Vec<String>,
+        top: u32,
+    },
+    /// Run the realism check on `node` now (it must be online); answered with
+    /// [`AdminResponse::Realism`] holding the new record.
+    CheckRealism {
+        node: NodeId,
+    },
+    /// The latest realism check of `node` the core holds, if any.
+    GetRealism {
+        node: NodeId,
+    },
 }
+
+/// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
+pub const MAX_EVENT_COUNT: u64 = 1_000_000;
 
 /// Most content bytes one `GetCapture` answer carries.
 pub const MAX_CAPTURE_CHUNK: u32 = 8 * 1024 * 1024;
@@ -150,6 +174,15 @@ pub enum AdminResponse {
         total: u64,
         open: u64,
     },
+    /// Answer to [`AdminRequest::CountEvents`]; `capped`: at least `count` match.
+    EventCount {
+        count: u64,
+        capped: bool,
+    },
+    /// Answer to [`AdminRequest::TopCommands`].
+    TopCommands(Vec<KeyCount>),
+    /// Answer to [`AdminRequest::CheckRealism`] and [`AdminRequest::GetRealism`].
+    Realism(Option<crate::realism::RealismRecord>),
 }
 
 /// A stored capture as `honeybee captures` lists it.
@@ -367,7 +400,16 @@ pub struct ModuleInfo {
     pub dropped: u64,
     pub pid: Option<u32>,
     pub restarts: u32,
+    /// How the module's last process ended (`exit code 1`, `killed by signal 9`), for a
+    /// managed module that has exited at least once.
+    pub last_exit: Option<String>,
+    /// The last lines the managed module wrote (stdout and stderr, oldest first, at most
+    /// [`MODULE_LOG_TAIL`]): why a crash-looping module keeps dying.
+    pub log_tail: Vec<String>,
 }
+
+/// Most output lines [`ModuleInfo::log_tail`] keeps.
+pub const MODULE_LOG_TAIL: usize = 20;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AuditEntry {

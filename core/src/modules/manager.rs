@@ -72,6 +72,23 @@ pub struct ManagedState {
     pub state: String,
     pub pid: Option<u32>,
     pub restarts: u32,
+    /// How the last process ended (`exit code 1`, `killed by signal 9`).
+    pub last_exit: Option<String>,
+    /// Its newest output lines (stdout and stderr), at most `MODULE_LOG_TAIL`.
+    pub log_tail: std::collections::VecDeque<String>,
+}
+
+/// How a module process ended, as the dashboard and CLI show it.
+fn exit_text(status: &std::io::Result<std::process::ExitStatus>) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match status {
+        Ok(st) => match (st.code(), st.signal()) {
+            (Some(c), _) => format!("exit code {c}"),
+            (None, Some(sig)) => format!("killed by signal {sig}"),
+            _ => "ended".into(),
+        },
+        Err(e) => format!("could not be waited for: {e}"),
+    }
 }
 
 struct Managed {
@@ -245,15 +262,16 @@ async fn supervise(
         set(&state, "running", pid);
         tracing::info!(module = spec.name, pid, "module started");
         if let Some(out) = child.stdout.take() {
-            tokio::spawn(log_lines(out, spec.name.clone(), false));
+            tokio::spawn(log_lines(out, spec.name.clone(), false, state.clone()));
         }
         if let Some(err) = child.stderr.take() {
-            tokio::spawn(log_lines(err, spec.name.clone(), true));
+            tokio::spawn(log_lines(err, spec.name.clone(), true, state.clone()));
         }
         let stopping = tokio::select! {
             status = child.wait() => {
                 let ran = started.elapsed();
                 tracing::warn!(module = spec.name, ?status, ran_s = ran.as_secs(), "module exited; restarting");
+                state.lock().unwrap_or_else(|p| p.into_inner()).last_exit = Some(exit_text(&status));
                 if ran >= HEALTHY_RUN {
                     backoff = Duration::from_secs(1);
                 }
@@ -291,10 +309,25 @@ async fn supervise(
 }
 
 /// Copies a module's output into the core's log, a line at a time (bounded).
-async fn log_lines<R: tokio::io::AsyncRead + Unpin>(r: R, module: String, is_err: bool) {
+/// The newest lines are also kept in the module's state (`log_tail`) for `module list`.
+async fn log_lines<R: tokio::io::AsyncRead + Unpin>(
+    r: R,
+    module: String,
+    is_err: bool,
+    state: Arc<Mutex<ManagedState>>,
+) {
     let mut lines = BufReader::new(r).lines();
     while let Ok(Some(line)) = lines.next_line().await {
         let line = honeybee_proto::event::clamp(&line, 4096);
+        {
+            let mut st = state.lock().unwrap_or_else(|p| p.into_inner());
+            if st.log_tail.len() >= honeybee_proto::admin::MODULE_LOG_TAIL {
+                st.log_tail.pop_front();
+            }
+            // A tail line is shown in a table cell: 512 bytes is plenty.
+            st.log_tail
+                .push_back(honeybee_proto::event::clamp(&line, 512));
+        }
         if is_err {
             tracing::warn!(module, "{line}");
         } else {

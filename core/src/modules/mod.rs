@@ -144,6 +144,8 @@ pub fn list(shared: &crate::server::Shared) -> Vec<honeybee_proto::admin::Module
             dropped: conn.as_ref().map_or(0, |c| c.dropped),
             pid: st.pid,
             restarts: st.restarts,
+            last_exit: st.last_exit.clone(),
+            log_tail: st.log_tail.iter().cloned().collect(),
             name: spec.name,
         });
     }
@@ -164,6 +166,8 @@ pub fn list(shared: &crate::server::Shared) -> Vec<honeybee_proto::admin::Module
             dropped: c.dropped,
             pid: None,
             restarts: 0,
+            last_exit: None,
+            log_tail: Vec::new(),
         });
     }
     out.sort_by(|a, b| a.name.cmp(&b.name));

@@ -101,7 +101,7 @@ pub(super) fn register_functions(c: &Connection) -> rusqlite::Result<()> {
 }
 
 /// SQL `WHERE` clauses and their arguments for a search.
-fn where_clause(q: &EventSearch) -> Result<(String, Vec<Value>), StoreError> {
+pub(super) fn where_clause(q: &EventSearch) -> Result<(String, Vec<Value>), StoreError> {
     let mut clauses: Vec<&str> = Vec::new();
     let mut args = Vec::new();
     if let Some(kind) = &q.kind

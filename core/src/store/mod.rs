@@ -9,6 +9,7 @@
 //! a committed transaction survives a process crash; a power cut may lose the last few).
 
 mod analytics;
+mod console;
 mod modules;
 mod sqlite;
 #[cfg(test)]
