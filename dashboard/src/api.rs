@@ -60,6 +60,16 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/alerts", get(alerts)),
         r("get", "/api/alerts/count", get(alert_count)),
         r("post", "/api/alerts/{id}/ack", post(alert_ack)),
+        r("get", "/api/incidents", get(crate::incidents::list)),
+        r("get", "/api/incidents/{id}", get(crate::incidents::one)),
+        r("post", "/api/incidents/ack", post(crate::incidents::ack)),
+        r("get", "/api/ignore", get(crate::incidents::ignores)),
+        r("post", "/api/ignore", post(crate::incidents::ignore_add)),
+        r(
+            "delete",
+            "/api/ignore/{id}",
+            delete(crate::incidents::ignore_delete),
+        ),
         r("get", "/api/analytics", get(analytics)),
         r("get", "/api/modules", get(modules)),
         r("post", "/api/modules", post(module_load)),
@@ -311,6 +321,7 @@ async fn overview(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Valu
         "top_sources": day.top_sources,
         "top_credentials": day.top_credentials,
         "top_services": day.top_services,
+        "geo": day.geo,
         "alerts": alerts,
     })))
 }
@@ -576,17 +587,42 @@ async fn events(
             .transpose()?,
         limit: q.limit.unwrap_or(100).clamp(1, MAX_PAGE),
     };
-    if let Some(query) = query {
-        return events_by_query(&app, a.user(), search, &query).await;
-    }
-    let Resp::EventPage { events, next } = app.ask(a.user(), Req::SearchEvents(search)).await?
-    else {
-        return Err(unexpected());
+    // The total is of every page, so it is counted with the first page only.
+    let total = match search.before {
+        None => Some(count_events(&app, a.user(), &search).await?),
+        Some(_) => None,
     };
-    Ok(Json(json!({
-        "events": events.iter().map(views::event).collect::<Vec<_>>(),
-        "next": next.as_ref().map(cursor_to_string),
-    })))
+    let exact = query.as_ref().is_none_or(|q| q.fully_lifted());
+    let mut page = match query {
+        Some(query) => events_by_query(&app, a.user(), search, &query).await?,
+        None => {
+            let Resp::EventPage { events, next } =
+                app.ask(a.user(), Req::SearchEvents(search)).await?
+            else {
+                return Err(unexpected());
+            };
+            json!({
+                "events": events.iter().map(views::event).collect::<Vec<_>>(),
+                "next": next.as_ref().map(cursor_to_string),
+            })
+        }
+    };
+    if let (Some((count, capped)), Value::Object(o)) = (total, &mut page) {
+        o.insert("total".into(), count.into());
+        // `at_least`: the count stopped at the core's cap. `upper_bound`: the query has
+        // terms the core cannot count (NOT, OR, other fields), so fewer may match.
+        o.insert("total_capped".into(), capped.into());
+        o.insert("total_exact".into(), (exact && !capped).into());
+    }
+    Ok(Json(page))
+}
+
+/// How many events match `search` (every page), as the core counts them.
+async fn count_events(app: &AppState, user: &str, search: &EventSearch) -> ApiResult<(u64, bool)> {
+    match app.ask(user, Req::CountEvents(search.clone())).await? {
+        Resp::EventCount { count, capped } => Ok((count, capped)),
+        _ => Err(unexpected()),
+    }
 }
 
 /// Events matching a parsed query, newest first: the core filters what it can (`search`
@@ -598,7 +634,7 @@ async fn events_by_query(
     user: &str,
     mut search: EventSearch,
     query: &crate::query::Query,
-) -> ApiResult<Json<Value>> {
+) -> ApiResult<Value> {
     let want = search.limit as usize;
     search.limit = MAX_PAGE;
     let mut found = Vec::new();
@@ -636,13 +672,13 @@ async fn events_by_query(
         }
     };
     let capped = scanned >= QUERY_SCAN && found.len() < want;
-    Ok(Json(json!({
+    Ok(json!({
         "events": found,
         "next": next.as_ref().map(cursor_to_string),
         "query": query.to_json(),
         "scanned": scanned,
         "scan_capped": capped,
-    })))
+    }))
 }
 
 async fn event(
@@ -848,6 +884,32 @@ struct RangeQuery {
     bucket_ms: Option<i64>,
 }
 
+/// Most nodes whose configuration is read to find the shell services.
+const MAX_CONFIG_READS: usize = 200;
+
+/// The names of the services that run a shell (kind `ssh` or `telnet`) on any node, and
+/// the default names `ssh` and `telnet` (events stored before a node was reconfigured).
+async fn shell_services(app: &AppState, user: &str) -> ApiResult<Vec<String>> {
+    let mut names: std::collections::BTreeSet<String> =
+        ["ssh".to_owned(), "telnet".to_owned()].into();
+    for n in list_nodes(app, user).await?.iter().take(MAX_CONFIG_READS) {
+        if n.role != Role::Agent {
+            continue;
+        }
+        if let Ok(Resp::NodeConfig(cfg)) = app
+            .ask(user, Req::GetNodeConfig { node: n.id.clone() })
+            .await
+        {
+            for s in &cfg.services {
+                if matches!(s.kind.name(), "ssh" | "telnet") {
+                    names.insert(s.name.clone());
+                }
+            }
+        }
+    }
+    Ok(names.into_iter().take(64).collect())
+}
+
 fn series_map(s: &[honeybee_proto::admin::Series]) -> Value {
     Value::Object(s.iter().map(|s| (s.key.clone(), json!(s.points))).collect())
 }
@@ -874,6 +936,21 @@ async fn analytics(
         },
     )
     .await?;
+    let shells = shell_services(&app, a.user()).await?;
+    let Resp::TopCommands(top_commands) = app
+        .ask(
+            a.user(),
+            Req::TopCommands {
+                since_ms: since,
+                until_ms: until,
+                services: shells.clone(),
+                top: 20,
+            },
+        )
+        .await?
+    else {
+        return Err(unexpected());
+    };
     Ok(Json(json!({
         "since_ms": since,
         "until_ms": until,
@@ -882,7 +959,10 @@ async fn analytics(
         "by_node": series_map(&s.by_node),
         "geo": s.geo,
         "top_credentials": s.top_credentials,
-        "top_commands": s.top_commands,
+        // Command lines typed into shells only: FTP verbs, HTTP requests and Redis/MySQL
+        // commands are events of their own services, not what an attacker ran.
+        "top_commands": top_commands,
+        "shell_services": shells,
         "top_sources": s.top_sources,
         "by_kind": s.by_kind,
     })))
@@ -1004,11 +1084,33 @@ async fn report_summary(
 
 // ------------------------------------------------------------------ modules
 
+/// The module connection the dashboard itself holds for its live feed.
+pub const BUILTIN_MODULE: &str = "dashboard";
+
+fn is_builtin(m: &honeybee_proto::admin::ModuleInfo) -> bool {
+    m.name == BUILTIN_MODULE && !m.managed
+}
+
 async fn modules(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Value>> {
     let Resp::Modules(m) = app.ask(a.user(), Req::ListModules).await? else {
         return Err(unexpected());
     };
-    Ok(Json(json!(m)))
+    Ok(Json(Value::Array(
+        m.iter()
+            .map(|m| {
+                let mut v = json!(m);
+                if let Value::Object(o) = &mut v {
+                    o.insert("builtin".into(), is_builtin(m).into());
+                    // Crash-looping: restarted and not connected now.
+                    o.insert(
+                        "crash_looping".into(),
+                        (m.managed && m.restarts > 0 && m.state != "connected").into(),
+                    );
+                }
+                v
+            })
+            .collect(),
+    )))
 }
 
 #[derive(Deserialize)]
@@ -1041,6 +1143,17 @@ async fn module_unload(
     AdminOnly(a): AdminOnly,
     Path(name): Path<String>,
 ) -> ApiResult<Json<Value>> {
+    if name == BUILTIN_MODULE {
+        let Resp::Modules(m) = app.ask(a.user(), Req::ListModules).await? else {
+            return Err(unexpected());
+        };
+        if !m.iter().any(|m| m.name == name && m.managed) {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "the dashboard module is built in: it is this dashboard's own live feed and cannot be unloaded",
+            ));
+        }
+    }
     app.ask(a.user(), Req::UnloadModule { name: name.clone() })
         .await?;
     Ok(Json(json!({"unloaded": name})))

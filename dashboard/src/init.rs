@@ -37,6 +37,10 @@ impl DashboardPaths {
     pub fn users(&self) -> PathBuf {
         self.root.join("users.db")
     }
+    /// Incidents and the ignore list (see `incidents.rs`).
+    pub fn incidents(&self) -> PathBuf {
+        self.root.join("incidents.db")
+    }
     /// The certificate and key the HTTPS listener uses unless the operator gives others.
     pub fn tls_cert(&self) -> PathBuf {
         self.root.join("https.crt")

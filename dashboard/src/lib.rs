@@ -11,6 +11,7 @@ pub mod audit;
 pub mod auth;
 pub mod core_link;
 pub mod error;
+pub mod incidents;
 pub mod init;
 pub mod live;
 pub mod openapi;
@@ -70,6 +71,8 @@ pub enum DashboardError {
     },
     #[error("HTTPS: {0}")]
     Tls(String),
+    #[error("{0}")]
+    Incidents(#[from] incidents::IncidentsError),
 }
 
 /// A running dashboard.
@@ -156,6 +159,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
     let paths = DashboardPaths::new(&opts.data_dir);
     let core = core_link::CoreLink::load(&opts.data_dir)?;
     let users = users::Users::open(&paths.users())?;
+    let incidents = incidents::Incidents::open(&paths.incidents())?;
     let mut cert_sha256 = None;
     let tls = match (&opts.tls_cert, &opts.tls_key) {
         (Some(c), Some(k)) => Some(read_pem_pair(c, k)?),
@@ -186,6 +190,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
     let app = Arc::new(App {
         core,
         users,
+        incidents,
         limiter: Mutex::new(ratelimit::LoginLimiter::new(opts.limits)),
         hashes: ratelimit::HashGate::new(&opts.limits),
         live,
@@ -205,6 +210,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
     let _ = std::fs::write(paths.url_file(), format!("{url}\n"));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = live::spawn_feeds(app.clone());
+    tasks.push(tokio::spawn(incidents::feed(app.clone())));
     tasks.push(tokio::spawn(server::serve(
         listener,
         server::router(app.clone()),

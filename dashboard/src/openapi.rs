@@ -136,6 +136,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             ("events_per_minute", arr(obj(&[("t", i()), ("count", i())]))),
             ("top_sources", key_count.clone()), ("top_credentials", creds.clone()),
             ("top_services", key_count.clone()), ("alerts", arr(reference("Alert"))),
+            ("geo", arr(obj(&[("country", s()), ("lat", nullable("number")), ("lon", nullable("number")), ("count", i())]))),
         ]))),
         ("/api/nodes", "get", op("Every node", arr(reference("Node")))),
         ("/api/nodes/{id}", "get", op("One node, its services and configuration", obj(&[
@@ -161,6 +162,9 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/events", "get", range(op("Events, newest first, one page. With `query`, also the parsed query (for applying it to live events) and how many events were examined (`scan_capped`: the 10,000-event bound was reached before the page filled; continue with `next`). A query that does not parse is a 400 with `position`, the byte offset of the problem", obj(&[
             ("events", arr(reference("Event"))), ("next", nullable("string")),
             ("query", json!({"type": "object"})), ("scanned", i()), ("scan_capped", b()),
+            ("total", json!({"type": "integer", "description": "first page only (no `before`): how many events match over every page, counted by the core"})),
+            ("total_capped", json!({"type": "boolean", "description": "the count stopped at 1,000,000: at least `total` match"})),
+            ("total_exact", json!({"type": "boolean", "description": "false when the query has terms the core cannot count (OR, NOT, text, other fields): `total` is then an upper bound"})),
         ])))
             .query("node", s(), "node id").query("service", s(), "service name")
             .query("kind", s(), "event kind").query("src", s(), "source IP or prefix ending in . or :")
@@ -193,15 +197,38 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             ("geo", arr(obj(&[("country", s()), ("lat", nullable("number")), ("lon", nullable("number")), ("count", i())]))),
             ("top_credentials", creds.clone()), ("top_commands", key_count.clone()),
             ("top_sources", key_count.clone()), ("by_kind", key_count.clone()),
+            ("shell_services", json!({"type": "array", "items": s(), "description": "the services whose command lines top_commands counts (kind ssh or telnet on any node)"})),
         ]))).query("bucket_ms", i(), "bucket width")),
+        ("/api/incidents", "get", op("Incidents: alerts of one source against one node and service, each within window_ms of the last, grouped. Sorted and paged here", obj(&[
+            ("incidents", arr(reference("Incident"))), ("total", i()), ("open", i()),
+            ("ignored_alerts", i()), ("window_ms", i()), ("synced", b()),
+        ])).query("state", json!({"enum": ["open", "acknowledged", "all"]}), "default open")
+            .query("severity", s(), "comma-separated: info, low, medium, high, critical")
+            .query("rule", s(), "login_success, auth_username, scan_detected, new_capture, source_on_nodes, node_degraded, or a module name")
+            .query("q", s(), "text in source, node, service or title")
+            .query("since_ms", i(), "last seen at or after").query("until_ms", i(), "first seen before")
+            .query("sort", json!({"enum": ["last_seen", "first_seen", "count", "severity", "source", "node", "service", "sessions"]}), "default last_seen")
+            .query("order", json!({"enum": ["asc", "desc"]}), "default desc")
+            .query("limit", i(), "1..500 (default 50)").query("offset", i(), "rows to skip")),
+        ("/api/incidents/{id}", "get", op("One incident with its alerts (newest 500) and the sessions in it", reference("Incident")).path("id", "incident id")),
+        ("/api/incidents/ack", "post", op("Acknowledge incidents (admin only); their alerts are acknowledged in the core too", obj(&[("acked", i()), ("alerts_acked", i())]))
+            .body(obj(&[("ids", arr(i()))]))),
+        ("/api/ignore", "get", op("The ignore list: alerts from these sources or to these ports are not grouped into incidents", arr(reference("Ignore")))),
+        ("/api/ignore", "post", op("Add an ignore entry (admin only)", obj(&[("id", i()), ("kind", s()), ("value", s())]))
+            .body(obj(&[("kind", json!({"enum": ["source", "port"]})), ("value", json!({"type": "string", "description": "an IP address or CIDR block, or a port"})), ("note", s())]))),
+        ("/api/ignore/{id}", "delete", op("Remove an ignore entry (admin only)", obj(&[("deleted", i())])).path("id", "entry id").changes()),
         ("/api/modules", "get", op("Modules", arr(obj(&[
             ("name", s()), ("state", s()), ("managed", b()), ("transport", s()), ("version", s()),
             ("permissions", arr(s())), ("pid", nullable("integer")), ("restarts", i()),
             ("subscriptions", i()), ("queue_depth", i()), ("dropped", i()),
+            ("last_exit", json!({"type": ["string", "null"], "description": "how a managed module's last process ended (exit code 1, killed by signal 9)"})),
+            ("log_tail", json!({"type": "array", "items": s(), "description": "a managed module's last output lines (at most 20)"})),
+            ("builtin", json!({"type": "boolean", "description": "the dashboard's own connection: it cannot be unloaded"})),
+            ("crash_looping", b()),
         ])))),
         ("/api/modules", "post", op("Load a managed module", obj(&[("loaded", s())]))
             .body(obj(&[("name", s()), ("command", s()), ("args", arr(s())), ("permissions", arr(s()))]))),
-        ("/api/modules/{name}", "delete", op("Unload a managed module", obj(&[("unloaded", s())])).path("name", "module name").changes()),
+        ("/api/modules/{name}", "delete", op("Unload a managed module; the built-in dashboard module is refused with 409", obj(&[("unloaded", s())])).path("name", "module name").changes()),
         ("/api/reports/export", "get", {
             let mut o = op("Download the events of a time range", Value::Null);
             o.ok = Value::Null;
@@ -266,6 +293,20 @@ pub fn document() -> Value {
                     ("id", i()), ("time_ms", i()), ("module", s()), ("severity", s()), ("title", s()),
                     ("body", s()), ("node", nullable("string")), ("seq", nullable("integer")),
                     ("acked_ms", nullable("integer")), ("acked_by", nullable("string")),
+                ]),
+                "Incident": obj(&[
+                    ("id", i()), ("source", nullable("string")), ("node", nullable("string")),
+                    ("service", nullable("string")), ("severity", s()), ("rules", arr(s())),
+                    ("title", json!({"type": "string", "description": "the newest alert's title"})),
+                    ("count", i()), ("sessions", i()), ("first_seen_ms", i()), ("last_seen_ms", i()),
+                    ("state", json!({"enum": ["open", "acknowledged"]})),
+                    ("acked_ms", nullable("integer")), ("acked_by", nullable("string")),
+                    ("alerts", json!({"type": "array", "description": "detail only: id, time_ms, module, rule, severity, title, body, node, seq, session, capture, port", "items": {"type": "object"}})),
+                    ("session_ids", json!({"type": "array", "items": s(), "description": "detail only"})),
+                ]),
+                "Ignore": obj(&[
+                    ("id", i()), ("kind", json!({"enum": ["source", "port"]})), ("value", s()), ("note", s()),
+                    ("created_ms", i()), ("created_by", s()), ("hits", json!({"type": "integer", "description": "alerts it kept out"})),
                 ]),
                 "Event": {
                     "type": "object",

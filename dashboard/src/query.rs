@@ -494,7 +494,7 @@ fn glob(pat: &str, s: &str) -> bool {
     p[pi..].iter().all(|&c| c == '*')
 }
 
-fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+pub(crate) fn in_cidr(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
     match (ip, net) {
         (IpAddr::V4(a), IpAddr::V4(n)) => {
             let mask = if bits == 0 {
@@ -583,6 +583,41 @@ impl Query {
             }
         }
         f
+    }
+
+    /// Whether the core's filters ([`Query::core_filters`]) say all the query says: every
+    /// top-level part is a distinct node, service, kind or exact-address term. Then the
+    /// core's count of those filters is the query's exact total; otherwise it is an upper
+    /// bound. (Free text is left out: the core's text search and this one read different
+    /// renderings of an event.)
+    pub fn fully_lifted(&self) -> bool {
+        let top: &[Node] = match &self.root {
+            Node::And(parts) => parts,
+            one => std::slice::from_ref(one),
+        };
+        let mut seen: Vec<&str> = Vec::new();
+        top.iter().all(|n| {
+            let Node::Term {
+                path: Some(path),
+                matcher,
+                ..
+            } = n
+            else {
+                return false;
+            };
+            let ok = match (*path, matcher) {
+                ("observer.name" | "service.name" | "event.action", Matcher::Glob(v)) => {
+                    !v.contains('*')
+                }
+                ("source.ip", Matcher::Cidr(ip, bits)) => {
+                    *bits == if ip.is_ipv4() { 32 } else { 128 }
+                }
+                _ => false,
+            };
+            let fresh = !seen.contains(path);
+            seen.push(path);
+            ok && fresh
+        })
     }
 
     /// The tree as JSON, for the web app to apply the same query to live events.

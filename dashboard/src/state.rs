@@ -32,6 +32,8 @@ pub struct HealthSample {
 pub struct App {
     pub core: CoreLink,
     pub users: Users,
+    /// Alerts grouped into incidents, and the ignore list (`incidents.rs`).
+    pub incidents: crate::incidents::Incidents,
     pub limiter: Mutex<LoginLimiter>,
     /// Bounds argon2 work (sign-in checks, new accounts) dashboard-wide.
     pub hashes: HashGate,
