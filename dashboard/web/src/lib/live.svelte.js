@@ -15,7 +15,7 @@ export const live = $state({ connected: false, since: null, received: 0, missed:
 // The newest event id this page has shown; null until the first event.
 let lastId = null;
 
-const handlers = { event: new Set(), node: new Set(), alert: new Set() };
+const handlers = { event: new Set(), node: new Set(), alert: new Set(), incidents: new Set() };
 let ws = null;
 let wanted = false;
 let backoff = 500;
