@@ -16,6 +16,7 @@ pub(crate) mod modbus;
 pub(crate) mod mysql;
 pub(crate) mod redis;
 pub(crate) mod shell;
+pub(crate) mod smtp;
 mod ssh;
 mod telnet;
 
@@ -120,6 +121,7 @@ enum Protocol {
     Redis(redis::RedisService),
     Mysql(mysql::MysqlService),
     Modbus(modbus::ModbusService),
+    Smtp(smtp::SmtpService),
 }
 
 /// A listener task and what controls it.
@@ -443,6 +445,7 @@ async fn start(
         ServiceKind::Modbus(o) => {
             Protocol::Modbus(modbus::ModbusService::new(o, ctx).map_err(invalid)?)
         }
+        ServiceKind::Smtp(o) => Protocol::Smtp(smtp::SmtpService::new(o, ctx).map_err(invalid)?),
         other => return Err(StartError::Unsupported(other.name().to_owned())),
     };
     let listener = bind(cfg.listen).map_err(|source| StartError::Bind {
@@ -669,6 +672,7 @@ async fn run_session(
         Protocol::Redis(p) => p.serve(&session, stream, stop).await,
         Protocol::Mysql(p) => p.serve(&session, stream, stop).await,
         Protocol::Modbus(p) => p.serve(&session, stream, stop).await,
+        Protocol::Smtp(p) => p.serve(&session, stream, stop).await,
     }
 
     let duration_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);

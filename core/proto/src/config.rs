@@ -34,6 +34,7 @@ pub enum ServiceKind {
     Redis(RedisOptions),
     Mysql(MysqlOptions),
     Modbus(ModbusOptions),
+    Smtp(SmtpOptions),
 }
 
 impl ServiceKind {
@@ -48,6 +49,7 @@ impl ServiceKind {
             ServiceKind::Redis(_) => "redis",
             ServiceKind::Mysql(_) => "mysql",
             ServiceKind::Modbus(_) => "modbus",
+            ServiceKind::Smtp(_) => "smtp",
         }
     }
 }
@@ -416,6 +418,35 @@ impl Default for ModbusOptions {
     }
 }
 
+/// SMTP honeypot options: Debian 12's Postfix 3.7 with SASL (Dovecot) and STARTTLS.
+/// Nothing is ever delivered or relayed: messages are captured, credentials refused.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SmtpOptions {
+    /// `myhostname`; empty (the default): the node persona's host name and domain.
+    pub hostname: String,
+    /// `message_size_limit` (announced as SIZE); a message is captured up to it.
+    pub max_message_bytes: u32,
+    /// `smtpd_recipient_limit`.
+    pub max_recipients: u32,
+    /// Most commands one connection may send before it is closed.
+    pub max_commands: u32,
+    /// Delay before a failed AUTH is answered (Dovecot's `auth_failure_delay`).
+    pub auth_failure_delay_ms: u32,
+}
+
+impl Default for SmtpOptions {
+    fn default() -> Self {
+        SmtpOptions {
+            hostname: String::new(),
+            max_message_bytes: 10_240_000,
+            max_recipients: 1000,
+            max_commands: 1000,
+            auth_failure_delay_ms: 2000,
+        }
+    }
+}
+
 /// Generic TCP banner options.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -659,6 +690,18 @@ impl NodeConfig {
                 ServiceKind::Modbus(o) => {
                     if o.holding_registers == 0 || o.coils == 0 {
                         return Err(bad("holding_registers and coils must be at least 1"));
+                    }
+                }
+                ServiceKind::Smtp(o) => {
+                    if !valid_hostname(&o.hostname)
+                        || !(1024..=64 << 20).contains(&o.max_message_bytes)
+                        || !(1..=10_000).contains(&o.max_recipients)
+                        || !(1..=100_000).contains(&o.max_commands)
+                        || o.auth_failure_delay_ms > 10_000
+                    {
+                        return Err(bad(
+                            "hostname: letters, digits, '-', '.'; max_message_bytes 1 KiB to 64 MiB, max_recipients 1 to 10000, max_commands 1 to 100000, auth_failure_delay_ms <= 10000",
+                        ));
                     }
                 }
                 ServiceKind::Extension(o) => {
