@@ -36,6 +36,11 @@ enum Cmd {
         #[command(flatten)]
         dir: DataDir,
     },
+        /// The local node's services: linux-server (the default for a new data
+        /// directory), router, ics, or all (every service at once: a demo, not a
+        /// believable machine). Without it an existing node keeps its services.
+        #[arg(long, value_parser = |s: &str| honeybee_proto::profile::Profile::parse(s).map_err(|e| e.to_string()))]
+        profile: Option<honeybee_proto::profile::Profile>,
     /// Set up or run the core.
     #[command(subcommand)]
     Core(CoreCmd),
@@ -394,7 +399,7 @@ fn main() -> std::process::ExitCode {
 async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
     use commands as c;
     match cmd {
-        Cmd::Up { dir } => up::up(&dir.data_dir).await,
+        Cmd::Up { dir, profile } => up::up(&dir.data_dir, profile).await,
         Cmd::Core(CoreCmd::Init {
             dir,
             trust_domain,

@@ -8,6 +8,8 @@ use honeybee_agent::runtime::AgentOptions;
 use honeybee_core::init::{CorePaths, InitOptions};
 use honeybee_proto::Role;
 use honeybee_proto::admin::TokenSpec;
+use honeybee_proto::config::NodeConfig;
+use honeybee_proto::profile::Profile;
 use std::path::Path;
 use std::time::Duration;
 
@@ -17,7 +19,9 @@ pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
     honeybee_agent::runtime::shutdown_signal()
 }
 
-pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
+/// `profile`: the local node's service set (`--profile`); `None` keeps what the node
+/// has (a new node gets the core's default profile, `linux-server`).
+pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()> {
     // Handle SIGTERM from here on: one during start-up must still mean a clean stop.
     let stop = wait_for_signal();
     let paths = CorePaths::new(data_dir);
@@ -58,6 +62,38 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
             .context("enrolling the local node")?;
         eprintln!("enrolled local node {} over QUIC + mTLS", r.node_id);
     }
+    // The local node's services: the profile asked for, else what it already has.
+    let node_id = honeybee_agent::config::AgentConfig::load(
+        &honeybee_agent::config::AgentPaths::new(&agent_dir),
+    )
+    .map(|c| c.node_id)
+    .context("reading the local node's configuration")?;
+    let node = honeybee_proto::NodeId::new(node_id.clone())
+        .map_err(|e| anyhow::anyhow!("local node id {node_id:?}: {}", e.why))?;
+    let store = &core.shared().store;
+    if let Some(p) = profile {
+        let config = NodeConfig {
+            services: p.services(std::net::IpAddr::from([127, 0, 0, 1])),
+        };
+        config.validate()?;
+        store.set_node_config(&node, &config).await?;
+    }
+    let services = store
+        .get_node(&node)
+        .await?
+        .map(|n| n.config.services)
+        .unwrap_or_default();
+    let shown = profile.or_else(|| {
+        Profile::ALL.into_iter().find(|p| {
+            let mine = p.services(std::net::IpAddr::from([127, 0, 0, 1]));
+            mine.len() == services.len()
+                && mine
+                    .iter()
+                    .zip(&services)
+                    .all(|(a, b)| a.name == b.name && a.kind == b.kind)
+        })
+    });
+
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let agent = tokio::spawn(honeybee_agent::runtime::run(
         AgentOptions::full(agent_dir.clone()),
@@ -75,7 +111,6 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
         }
     };
 
-    let cfg = &core.shared().cfg;
     let d = data_dir.display();
     println!();
     println!("HoneyBee is up.");
@@ -84,12 +119,11 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
         "  local node         local  (data in {})",
         agent_dir.display()
     );
-    for s in cfg
-        .default_node_config
-        .services
-        .iter()
-        .filter(|s| s.enabled)
-    {
+    match shown {
+        Some(p) => println!("  profile            {p}: {}", p.describe()),
+        None => println!("  profile            (the node's own service list)"),
+    }
+    for s in services.iter().filter(|s| s.enabled) {
         println!("  honeypot {:<9} {} ({})", s.name, s.listen, s.kind.name());
     }
     if let Some(shim) = core.shared().shim_addr {
@@ -106,15 +140,41 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<()> {
         }
     }
     println!();
-    println!(
-        "Try it:   ssh -p 2222 root@127.0.0.1        (the third password for a user gets a shell and keeps working; all are recorded)"
-    );
-    println!(
-        "          telnet 127.0.0.1 2323   curl http://127.0.0.1:8081/   redis-cli -p 6380 INFO"
-    );
-    println!(
-        "          mysql -h 127.0.0.1 -P 3307 -u root -p   curl -T FILE ftp://127.0.0.1:2121/"
-    );
+    let has = |name: &str| services.iter().any(|s| s.enabled && s.kind.name() == name);
+    let mut tries = Vec::new();
+    if has("ssh") {
+        tries.push("ssh -p 2222 root@127.0.0.1        (the third password for a user gets a shell and keeps working; all are recorded)");
+    }
+    if has("telnet") {
+        tries.push("telnet 127.0.0.1 2323");
+    }
+    if has("http") {
+        tries.push("curl http://127.0.0.1:8081/");
+    }
+    if has("redis") {
+        tries.push("redis-cli -p 6380 INFO");
+    }
+    if has("mysql") {
+        tries.push("mysql -h 127.0.0.1 -P 3307 -u root -p");
+    }
+    if has("ftp") {
+        tries.push("curl -T FILE ftp://127.0.0.1:2121/");
+    }
+    for (i, t) in tries.iter().enumerate() {
+        println!("{}{t}", if i == 0 { "Try it:   " } else { "          " });
+    }
+    if shown != Some(Profile::All) {
+        println!(
+            "Profiles: honeybee up --profile linux-server | router | ics   (one believable machine each)"
+        );
+        println!(
+            "          honeybee up --profile all   (every service at once: a demo, not a believable machine)"
+        );
+    } else {
+        println!(
+            "Note:     the `all` profile runs every service on one node: a demo, no real machine looks like this"
+        );
+    }
     println!("Captures: honeybee captures --data-dir {d}   (session transcripts, uploads, bodies)");
     println!("Watch:    honeybee events --data-dir {d}");
     println!("Nodes:    honeybee nodes --data-dir {d}");

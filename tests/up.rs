@@ -20,8 +20,10 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
     for line in [
         "127.0.0.1:7443",
         "127.0.0.1:2222",
-        "127.0.0.1:2525",
+        "127.0.0.1:8081",
         "127.0.0.1:7444",
+        "profile            linux-server",
+        "--profile all",
         "honeybee events --data-dir",
     ] {
         assert!(text.contains(line), "`up` output lacks {line:?}:\n{text}");
@@ -42,21 +44,26 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
         "{audit}"
     );
 
-    // An attack on the banner port is recorded. The node is online before every service
-    // has bound its port (the first start makes its SSH host keys), so wait for it.
+    // An attack on the web server (the default profile, linux-server) is recorded. The
+    // node is online before every service has bound its port (the first start makes its
+    // SSH host keys), so wait for it.
+    assert!(
+        !text.contains("127.0.0.1:2525"),
+        "the default profile runs no SMTP banner:\n{text}"
+    );
     let mut s = wait_for(
-        "the banner service on 2525",
+        "the web server on 8081",
         Duration::from_secs(30),
-        || std::net::TcpStream::connect("127.0.0.1:2525").ok(),
+        || std::net::TcpStream::connect("127.0.0.1:8081").ok(),
     );
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s.write_all(b"GET /up-test HTTP/1.0\r\n\r\n").unwrap();
     let mut buf = [0u8; 128];
     let _ = s.read(&mut buf).unwrap();
-    s.write_all(b"HELO up-test\r\n").unwrap();
     drop(s);
     wait_for("the probe in events", Duration::from_secs(30), || {
-        ok(&["events", "--data-dir", &d, "--kind", "data"])
-            .contains("HELO up-test")
+        ok(&["events", "--data-dir", &d, "--kind", "http_request"])
+            .contains("/up-test")
             .then_some(())
     });
 
@@ -68,7 +75,7 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
     );
     assert!(up.log_text().contains("core stopped"));
     // Ports are free again, and a second `up` reuses the deployment instead of re-initialising.
-    assert!(std::net::TcpStream::connect("127.0.0.1:2525").is_err());
+    assert!(std::net::TcpStream::connect("127.0.0.1:8081").is_err());
     let mut again = Proc::spawn(&["up", "--data-dir", &d], &dir.path().join("up2.log"));
     wait_for("second `up`", Duration::from_secs(60), || {
         again.log_text().contains("HoneyBee is up").then_some(())
@@ -79,4 +86,18 @@ fn up_runs_core_and_local_node_and_stops_cleanly() {
         again.log_text()
     );
     assert!(again.terminate().success());
+
+    // `--profile router` turns the same node into a router: Telnet and the admin page,
+    // no SSH.
+    let mut router = Proc::spawn(
+        &["up", "--data-dir", &d, "--profile", "router"],
+        &dir.path().join("up3.log"),
+    );
+    wait_for("`up --profile router`", Duration::from_secs(60), || {
+        router.log_text().contains("HoneyBee is up").then_some(())
+    });
+    let text = router.log_text();
+    assert!(text.contains("profile            router"), "{text}");
+    assert!(text.contains("127.0.0.1:2323") && !text.contains("127.0.0.1:2222"), "{text}");
+    assert!(router.terminate().success());
 }

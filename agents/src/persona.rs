@@ -12,7 +12,7 @@
 //! [`NodePersona`] adds what moves while the node runs: the PID counter and the list of
 //! services the node listens with (for `ps`, `/proc/net/tcp`).
 
-use honeybee_proto::config::{HttpPersona, ServiceConfig, ServiceKind};
+use honeybee_proto::config::{HttpPersona, ModbusOptions, ServiceConfig, ServiceKind};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::Path;
@@ -31,11 +31,14 @@ const PID_RESERVATION: u64 = 1024;
 pub(crate) const PID_MAX: u64 = 4_194_304;
 
 /// A stream of numbers for one field: SplitMix64 seeded from SHA-256(seed, label), so
-/// each field has its own stream and adding a field never changes the others.
-struct Draw(u64);
+/// each field has its own stream and adding a field never changes the others. Services
+/// draw their own per-node facts (a router's model, a site's name) from
+/// [`Persona::stream`] with a label of their own.
+#[derive(Debug, Clone)]
+pub(crate) struct Draw(u64);
 
 impl Draw {
-    fn new(seed: &[u8; 32], label: &str) -> Draw {
+    pub(crate) fn new(seed: &[u8; 32], label: &str) -> Draw {
         let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
         ctx.update(seed);
         ctx.update(label.as_bytes());
@@ -45,7 +48,7 @@ impl Draw {
         Draw(u64::from_le_bytes(b))
     }
 
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -54,24 +57,24 @@ impl Draw {
     }
 
     /// Uniform in `0..n` (n > 0).
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n.max(1)
     }
 
     /// Uniform in `lo..=hi`.
-    fn range(&mut self, lo: i64, hi: i64) -> i64 {
+    pub(crate) fn range(&mut self, lo: i64, hi: i64) -> i64 {
         lo + self.below((hi - lo + 1).max(1) as u64) as i64
     }
 
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+    pub(crate) fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
         &items[self.below(items.len() as u64) as usize]
     }
 
-    fn byte(&mut self) -> u8 {
+    pub(crate) fn byte(&mut self) -> u8 {
         (self.next() >> 24) as u8
     }
 
-    fn hex(&mut self, n: usize) -> String {
+    pub(crate) fn hex(&mut self, n: usize) -> String {
         (0..n)
             .map(|_| char::from(b"0123456789abcdef"[self.below(16) as usize]))
             .collect()
@@ -550,6 +553,8 @@ pub(crate) fn mac_string(mac: &[u8; 6]) -> String {
 /// The pure persona: a function of the seed and the creation time.
 #[derive(Debug)]
 pub(crate) struct Persona {
+    /// What every value below was drawn from; [`Persona::stream`] gives services more.
+    seed: [u8; 32],
     /// The generated host name (a service's configured one, if any, wins).
     pub hostname: String,
     pub platform: Platform,
@@ -712,6 +717,7 @@ impl Persona {
             *b = kd.byte();
         }
         Persona {
+            seed: *seed,
             hostname,
             platform,
             kernel,
@@ -869,6 +875,13 @@ impl Persona {
         p
     }
 
+    /// A stream of per-node numbers for `label` (a service's own facts: a router's model,
+    /// a site's name, a certificate's serial): the same on every start of this node,
+    /// different on every other node. Each label is its own stream.
+    pub(crate) fn stream(&self, label: &str) -> Draw {
+        Draw::new(&self.seed, label)
+    }
+
     /// Seconds up at `now` (never negative).
     pub(crate) fn uptime(&self, now: i64) -> i64 {
         (now - self.boot_time).max(0)
@@ -960,7 +973,7 @@ impl Listener {
             ServiceKind::Telnet(_) => (Program::Inetd, 23),
             ServiceKind::Http(o) => (
                 match o.persona {
-                    HttpPersona::Router => Program::Lighttpd,
+                    HttpPersona::Router | HttpPersona::Plc => Program::Lighttpd,
                     _ => Program::Apache,
                 },
                 if o.tls { 443 } else { 80 },
@@ -1001,6 +1014,9 @@ pub(crate) struct NodePersona {
     /// The SSH service's real host keys as `/etc/ssh/*.pub` files (path, contents), so
     /// the shell shows the keys clients saw; empty until an SSH service starts.
     host_key_files: RwLock<Vec<(String, String)>>,
+    /// The options of the node's (first enabled) Modbus service, so that its PLC's web
+    /// page names the device Modbus identifies.
+    modbus: RwLock<Option<ModbusOptions>>,
 }
 
 #[derive(Debug)]
@@ -1040,6 +1056,7 @@ impl NodePersona {
             reserved: AtomicU64::new(u64::MAX),
             store: None,
             host_key_files: RwLock::new(Vec::new()),
+            modbus: RwLock::new(None),
         })
     }
 
@@ -1105,6 +1122,7 @@ impl NodePersona {
             reserved: AtomicU64::new(reserved),
             store,
             host_key_files: RwLock::new(Vec::new()),
+            modbus: RwLock::new(None),
         })
     }
 
@@ -1129,6 +1147,13 @@ impl NodePersona {
 
     /// Updates the listeners from a node configuration (its enabled services).
     pub(crate) fn set_services(&self, services: &[ServiceConfig]) {
+        *self.modbus.write().unwrap_or_else(|e| e.into_inner()) = services
+            .iter()
+            .filter(|s| s.enabled)
+            .find_map(|s| match &s.kind {
+                ServiceKind::Modbus(o) => Some(o.clone()),
+                _ => None,
+            });
         self.set_listeners(
             services
                 .iter()
@@ -1181,6 +1206,14 @@ impl NodePersona {
 
     pub(crate) fn host_key_files(&self) -> Vec<(String, String)> {
         self.host_key_files
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The node's Modbus options, if it runs a Modbus service.
+    pub(crate) fn modbus_options(&self) -> Option<ModbusOptions> {
+        self.modbus
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()

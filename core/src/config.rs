@@ -2,6 +2,7 @@
 //! runtime form the core runs on (parse, don't validate).
 
 use honeybee_proto::config::{ExtensionOptions, NodeConfig, PortRange, ServiceConfig, ServiceKind};
+use honeybee_proto::profile::Profile;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -23,8 +24,17 @@ pub struct RawCoreConfig {
     pub certs: RawCerts,
     #[serde(default)]
     pub limits: RawLimits,
-    /// Services a newly enrolled agent runs until an operator changes them.
-    #[serde(default = "default_services")]
+    /// The profile a newly enrolled node runs (`linux-server`, `router`, `ics`, or `all`
+    /// for a demo; see `honeybee_proto::profile`), with `default_services` laid over it.
+    /// Absent with no `default_services` either: `linux-server`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile: Option<String>,
+    /// The address the profile's services listen on (default `0.0.0.0`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub profile_address: Option<String>,
+    /// Services a newly enrolled agent runs until an operator changes them: beside the
+    /// profile's, or replacing those of the same name.
+    #[serde(default)]
     pub default_services: Vec<RawService>,
     #[serde(default)]
     pub modules: RawModules,
@@ -246,33 +256,6 @@ fn yes() -> bool {
     true
 }
 
-/// The services of a new node: every honeypot service, on the ports `honeybee up` prints.
-fn default_services() -> Vec<RawService> {
-    let svc = |name: &str, kind: &str, port: u16, options: toml::Table| RawService {
-        name: name.into(),
-        kind: kind.into(),
-        listen: format!("0.0.0.0:{port}"),
-        enabled: true,
-        options,
-    };
-    let tls = || {
-        let mut t = toml::Table::new();
-        t.insert("tls".into(), toml::Value::Boolean(true));
-        t
-    };
-    vec![
-        svc("ssh", "ssh", 2222, toml::Table::new()),
-        svc("telnet", "telnet", 2323, toml::Table::new()),
-        svc("http", "http", 8081, toml::Table::new()),
-        svc("https", "http", 8443, tls()),
-        svc("ftp", "ftp", 2121, toml::Table::new()),
-        svc("redis", "redis", 6380, toml::Table::new()),
-        svc("mysql", "mysql", 3307, toml::Table::new()),
-        svc("modbus", "modbus", 5020, toml::Table::new()),
-        svc("banner", "banner", 2525, toml::Table::new()),
-    ]
-}
-
 /// Why a configuration could not be used; says which key and what to do.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -349,18 +332,15 @@ impl RawCoreConfig {
         } else {
             "0.0.0.0".into()
         };
-        let mut services = default_services();
-        for s in &mut services {
-            let port = s.listen.rsplit(':').next().unwrap_or("0").to_owned();
-            s.listen = format!("{host}:{port}");
-        }
         RawCoreConfig {
             trust_domain: trust_domain.into(),
             listen: listen.to_string(),
             advertise: advertise.into(),
             certs: RawCerts::default(),
             limits: RawLimits::default(),
-            default_services: services,
+            profile: Some(Profile::DEFAULT.name().into()),
+            profile_address: Some(host),
+            default_services: Vec::new(),
             modules: RawModules::default(),
             scan_correlation: RawScanCorrelation::default(),
             managed_modules: Vec::new(),
@@ -379,11 +359,24 @@ impl RawCoreConfig {
             value: self.advertise.clone(),
             why: e.to_string(),
         })?;
+        // No profile and no list (a core.toml from before profiles without services):
+        // the default profile.
+        let profile = match (&self.profile, self.default_services.is_empty()) {
+            (None, true) => Some(Profile::DEFAULT.name().to_owned()),
+            (p, _) => p.clone(),
+        };
+        let base = profile_services(
+            "profile",
+            profile.as_deref(),
+            self.profile_address.as_deref(),
+        )?;
         let mut services = Vec::new();
         for s in self.default_services {
             services.push(raw_service(s)?);
         }
-        let default_node_config = NodeConfig { services };
+        let default_node_config = NodeConfig {
+            services: honeybee_proto::profile::overlay(base, services),
+        };
         default_node_config
             .validate()
             .map_err(|e| ConfigError::Invalid {
@@ -632,11 +625,42 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
     })
 }
 
-/// A service list file (`[[service]]` tables, see `configs/services.toml`) as a node config.
+/// A profile's services on `address` (default `0.0.0.0`); none without a profile.
+fn profile_services(
+    key: &'static str,
+    profile: Option<&str>,
+    address: Option<&str>,
+) -> Result<Vec<ServiceConfig>, ConfigError> {
+    let Some(name) = profile else {
+        return Ok(Vec::new());
+    };
+    let profile = Profile::parse(name).map_err(|e| ConfigError::Invalid {
+        key,
+        value: name.to_owned(),
+        why: e.to_string(),
+    })?;
+    let address = address.unwrap_or("0.0.0.0");
+    let host = address
+        .parse::<std::net::IpAddr>()
+        .map_err(|e| ConfigError::Invalid {
+            key: "profile_address",
+            value: address.to_owned(),
+            why: format!("{e}; expected an IP address such as 0.0.0.0"),
+        })?;
+    Ok(profile.services(host))
+}
+
+/// A service list file (`[[service]]` tables, see `configs/services.toml`) as a node
+/// config: the services of its `profile`, if it names one, with the listed ones laid
+/// over them (a listed service replaces the profile's of the same name).
 pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
     struct File {
+        #[serde(default)]
+        profile: Option<String>,
+        #[serde(default)]
+        profile_address: Option<String>,
         #[serde(default)]
         service: Vec<RawService>,
     }
@@ -644,12 +668,19 @@ pub fn services_from_toml(text: &str) -> Result<NodeConfig, ConfigError> {
         path: PathBuf::from("services file"),
         message: e.to_string(),
     })?;
+    let base = profile_services(
+        "profile",
+        file.profile.as_deref(),
+        file.profile_address.as_deref(),
+    )?;
     let services = file
         .service
         .into_iter()
         .map(raw_service)
         .collect::<Result<Vec<_>, _>>()?;
-    let cfg = NodeConfig { services };
+    let cfg = NodeConfig {
+        services: honeybee_proto::profile::overlay(base, services),
+    };
     cfg.validate().map_err(|e| ConfigError::Invalid {
         key: "service",
         value: e.service.clone(),
@@ -759,7 +790,14 @@ mod tests {
         let back: RawCoreConfig = toml::from_str(&text).unwrap();
         let c = back.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.agent_cert_lifetime, Duration::from_secs(86400));
-        assert_eq!(c.default_node_config.services.len(), 9);
+        // A new core's nodes run the default profile, on the core's loopback address.
+        let kinds: Vec<&str> = c
+            .default_node_config
+            .services
+            .iter()
+            .map(|s| s.kind.name())
+            .collect();
+        assert_eq!(kinds, ["ssh", "http", "http", "ftp", "redis", "mysql"]);
         assert!(c.default_node_config.services[0].listen.ip().is_loopback());
     }
 
@@ -839,6 +877,46 @@ mod tests {
             panic!("redis");
         };
         assert!(r.require_auth && r.login.accepts(0, "default", "s3cret"));
+    }
+
+    /// A profile expands to its services; listed services replace those of the same name
+    /// or are added; an unknown profile is refused with the list of known ones; a
+    /// core.toml without profile and services runs the default profile.
+    #[test]
+    fn profiles_expand_and_listed_services_override() {
+        let text = "profile = \"router\"\nprofile_address = \"127.0.0.1\"\n\
+            [[service]]\nname = \"telnet\"\nkind = \"telnet\"\nlisten = \"127.0.0.1:23\"\n\
+            [[service]]\nname = \"http\"\nkind = \"http\"\nlisten = \"127.0.0.1:8081\"\nenabled = false\n\
+            [[service]]\nname = \"ssh\"\nkind = \"ssh\"\nlisten = \"127.0.0.1:22\"\n";
+        let cfg = services_from_toml(text).unwrap();
+        let names: Vec<(&str, u16, bool)> = cfg
+            .services
+            .iter()
+            .map(|s| (s.name.as_str(), s.listen.port(), s.enabled))
+            .collect();
+        assert_eq!(
+            names,
+            [("telnet", 23, true), ("http", 8081, false), ("ssh", 22, true)]
+        );
+        let e = services_from_toml("profile = \"workstation\"\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("profile") && e.contains("linux-server, router, ics or all"), "{e}");
+        let ics = services_from_toml("profile = \"ics\"\n").unwrap();
+        assert_eq!(ics.services.len(), 2);
+        assert!(ics.services[0].listen.ip().is_unspecified());
+
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        raw.profile = None;
+        raw.profile_address = None;
+        let c = raw.clone().validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.default_node_config.services.len(), 6);
+        raw.profile = Some("all".into());
+        let c = raw.clone().validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.default_node_config.services.len(), 9);
+        raw.profile = Some("nope".into());
+        let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(e.contains("profile = \"nope\""), "{e}");
     }
 
     #[test]

@@ -276,6 +276,8 @@ pub enum HttpPersona {
     Router,
     /// A WordPress site with `/wp-login.php`.
     Wordpress,
+    /// The embedded web page of the node's PLC (the Modbus service's vendor and product).
+    Plc,
 }
 
 /// HTTP/HTTPS honeypot options.
@@ -292,7 +294,10 @@ pub struct HttpOptions {
     pub max_inline_body: u32,
     /// Largest body read at all; past it the request is answered 413 and the cap reported.
     pub max_body_bytes: u32,
-    /// Common name and organisation of the self-signed certificate, like a device's.
+    /// Common name and organisation of the self-signed certificate; empty (the
+    /// default): the node's own, as the machine the persona imitates would have made it
+    /// (WordPress: Debian's snakeoil certificate for the node's host name; router and
+    /// PLC: the device's certificate). At most 64 bytes each.
     pub cert_common_name: String,
     pub cert_organization: String,
 }
@@ -305,8 +310,8 @@ impl Default for HttpOptions {
             server_header: String::new(),
             max_inline_body: 2048,
             max_body_bytes: 1024 * 1024,
-            cert_common_name: "192.168.0.1".into(),
-            cert_organization: "TP-LINK Technologies Co., Ltd.".into(),
+            cert_common_name: String::new(),
+            cert_organization: String::new(),
         }
     }
 }
@@ -664,16 +669,17 @@ impl NodeConfig {
                         || !printable(&o.server_header)
                     {
                         return Err(bad(
+                        || o.cert_common_name.contains('\0')
+                        || o.cert_organization.contains('\0')
                             "max_inline_body <= 4096, max_body_bytes <= 64 MiB, server_header <= 200 printable ASCII characters",
                         ));
                     }
                     // X.509 caps both at 64 characters.
-                    if o.cert_common_name.is_empty()
-                        || o.cert_common_name.len() > 64
+                    if o.cert_common_name.len() > 64
                         || o.cert_organization.len() > 64
                     {
                         return Err(bad(
-                            "cert_common_name: 1 to 64 bytes, cert_organization: at most 64 bytes",
+                            "cert_common_name and cert_organization: at most 64 bytes each (empty: the node's own)",
                         ));
                     }
                 }

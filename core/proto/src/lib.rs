@@ -14,6 +14,7 @@ pub mod enroll;
 pub mod event;
 pub mod ids;
 pub mod module;
+pub mod profile;
 pub mod relay;
 pub mod stream;
 pub mod text;

@@ -1,24 +1,55 @@
 //! The HTTPS persona's certificate: self-signed, made once per node and subject, and kept
 //! in the node's data directory so its fingerprint stays the same across restarts, as a
-//! real device's would. It looks like a device's: CN and O from the options, an ECDSA
-//! key, a random serial, issued some months ago and valid for ten years.
+//! real machine's would. It is the certificate the imitated machine would have made for
+//! itself, field for field as OpenSSL 3.0 writes it (checked against Debian's openssl by
+//! `tests/http_tls.rs`): an RSA 2048 key, a 20-byte random serial, sha256WithRSA, UTF8String
+//! names, validity to the second from the moment the machine made it, and either
+//!
+//! - [`Style::Snakeoil`]: Debian's `ssl-cert` "snakeoil" certificate (what Apache's
+//!   `default-ssl` site and lighttpd configurations on Debian use): CN = the host name,
+//!   basicConstraints CA:FALSE, subjectAltName DNS:host, subjectKeyIdentifier; made when
+//!   the package was installed, valid 3650 days; or
+//! - [`Style::Device`]: what `openssl req -x509` makes with the default `openssl.cnf`
+//!   (a device's first boot): subjectKeyIdentifier, authorityKeyIdentifier (key id),
+//!   basicConstraints critical CA:TRUE.
 
 use honeybee_pki::files::{pem_to_der_certs, write_private, write_public};
 use rcgen::{
-    CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, SerialNumber,
-    date_time_ymd,
+    CertificateParams, CustomExtension, DistinguishedName, DnType, DnValue, KeyPair,
+    PKCS_RSA_SHA256, SerialNumber, date_time_ymd,
 };
 use ring::rand::{SecureRandom, SystemRandom};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Which machine made the certificate, and so which extensions it has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Style {
+    Snakeoil,
+    Device,
+}
+
+/// What the certificate says, decided from the node's persona (see `mod.rs`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Subject {
+    pub style: Style,
+    /// `C=` (two letters, a PrintableString as OpenSSL writes it), if any.
+    pub country: Option<&'static str>,
+    pub organization: String,
+    pub common_name: String,
+    /// When the machine made it (Unix seconds): notBefore.
+    pub not_before: i64,
+    /// Validity in days (`openssl req -days`).
+    pub days: u32,
+}
+
+/// RSA modulus size of `openssl req -newkey rsa` and ssl-cert's `default_bits`.
+const RSA_BITS: usize = 2048;
 
 /// Largest certificate or key file read back (ours are well under 2 KiB).
 const MAX_FILE: u64 = 64 * 1024;
-/// How long the certificate is valid, in years, from its issue date.
-const VALID_YEARS: i32 = 10;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -47,12 +78,14 @@ pub(crate) struct DeviceCert {
 
 /// Files of the certificate for this subject: several HTTPS services with different
 /// subjects on one node each keep their own.
-fn paths(dir: &Path, common_name: &str, organization: &str) -> (PathBuf, PathBuf) {
-    let mut subject = Vec::with_capacity(common_name.len() + organization.len() + 1);
-    subject.extend_from_slice(common_name.as_bytes());
-    subject.push(0);
-    subject.extend_from_slice(organization.as_bytes());
-    let digest = ring::digest::digest(&ring::digest::SHA256, &subject);
+fn paths(dir: &Path, subject: &Subject) -> (PathBuf, PathBuf) {
+    let mut id = Vec::with_capacity(subject.common_name.len() + subject.organization.len() + 8);
+    id.extend_from_slice(b"v2\0");
+    id.push(subject.style as u8);
+    id.extend_from_slice(subject.common_name.as_bytes());
+    id.push(0);
+    id.extend_from_slice(subject.organization.as_bytes());
+    let digest = ring::digest::digest(&ring::digest::SHA256, &id);
     let tag = hex::encode(&digest.as_ref()[..8]);
     (
         dir.join(format!("https-{tag}.crt")),
@@ -61,12 +94,8 @@ fn paths(dir: &Path, common_name: &str, organization: &str) -> (PathBuf, PathBuf
 }
 
 /// Loads the certificate for this subject from `dir`, or makes and stores one.
-pub(crate) fn load_or_create(
-    dir: &Path,
-    common_name: &str,
-    organization: &str,
-) -> Result<DeviceCert, CertError> {
-    let (cert_path, key_path) = paths(dir, common_name, organization);
+pub(crate) fn load_or_create(dir: &Path, subject: &Subject) -> Result<DeviceCert, CertError> {
+    let (cert_path, key_path) = paths(dir, subject);
     if cert_path.exists() && key_path.exists() {
         return load(&cert_path, &key_path);
     }
@@ -74,7 +103,7 @@ pub(crate) fn load_or_create(
         path: dir.to_owned(),
         source,
     })?;
-    let (cert_pem, key_pem) = generate(common_name, organization)?;
+    let (cert_pem, key_pem) = generate(subject)?;
     // Key first: a crash between the two writes leaves no certificate, so the pair is
     // made again rather than a certificate without its key.
     write_private(&key_path, key_pem.as_bytes()).map_err(|source| CertError::Io {
@@ -85,7 +114,7 @@ pub(crate) fn load_or_create(
         path: cert_path.clone(),
         source,
     })?;
-    tracing::info!(path = %cert_path.display(), cn = common_name, "HTTPS certificate created");
+    tracing::info!(path = %cert_path.display(), cn = %subject.common_name, "HTTPS certificate created");
     load(&cert_path, &key_path)
 }
 
@@ -121,36 +150,116 @@ fn load(cert_path: &Path, key_path: &Path) -> Result<DeviceCert, CertError> {
     })
 }
 
-/// A new self-signed certificate and key, both PEM.
-fn generate(common_name: &str, organization: &str) -> Result<(String, String), CertError> {
-    let rng = SystemRandom::new();
-    let mut random = [0u8; 18];
-    rng.fill(&mut random).map_err(|_| CertError::Random)?;
+/// A new RSA key as PKCS#8 DER (what `openssl req -nodes` writes, as
+/// `-----BEGIN PRIVATE KEY-----`).
+fn rsa_key() -> Result<Vec<u8>, CertError> {
+    use rand_chacha::rand_core::SeedableRng;
+    use russh::keys::ssh_key;
+    let mut seed = [0u8; 32];
+    SystemRandom::new()
+        .fill(&mut seed)
+        .map_err(|_| CertError::Random)?;
+    let mut rng = rand_chacha::ChaCha20Rng::from_seed(seed);
+    seed.fill(0);
+    let key = ssh_key::private::RsaKeypair::random(&mut rng, RSA_BITS)
+        .map(ssh_key::PrivateKey::from)
+        .map_err(|_| CertError::Random)?;
+    russh::keys::pkcs8::encode_pkcs8(&key).map_err(|_| CertError::Random)
+}
 
+/// DER of a short definite length.
+fn der_len(n: usize) -> Vec<u8> {
+    match n {
+        0..=127 => vec![n as u8],
+        128..=255 => vec![0x81, n as u8],
+        _ => vec![0x82, (n >> 8) as u8, n as u8],
+    }
+}
+
+fn der(tag: u8, content: &[u8]) -> Vec<u8> {
+    let mut out = vec![tag];
+    out.extend(der_len(content.len()));
+    out.extend_from_slice(content);
+    out
+}
+
+fn extension(oid: &[u64], critical: bool, content: Vec<u8>) -> CustomExtension {
+    let mut e = CustomExtension::from_oid_content(oid, content);
+    e.set_criticality(critical);
+    e
+}
+
+const SUBJECT_KEY_ID: &[u64] = &[2, 5, 29, 14];
+const SUBJECT_ALT_NAME: &[u64] = &[2, 5, 29, 17];
+const BASIC_CONSTRAINTS: &[u64] = &[2, 5, 29, 19];
+const AUTHORITY_KEY_ID: &[u64] = &[2, 5, 29, 35];
+
+/// The certificate's parameters for `key`, in OpenSSL's order of extensions.
+fn params(subject: &Subject, key: &KeyPair, serial: &[u8]) -> CertificateParams {
     let mut params = CertificateParams::default();
     let mut dn = DistinguishedName::new();
-    dn.push(DnType::CommonName, common_name);
-    if !organization.is_empty() {
-        dn.push(DnType::OrganizationName, organization);
+    if let Some(c) = subject.country
+        && let Ok(c) = rcgen::string::PrintableString::try_from(c)
+    {
+        dn.push(DnType::CountryName, DnValue::PrintableString(c));
     }
+    if !subject.organization.is_empty() {
+        dn.push(
+            DnType::OrganizationName,
+            DnValue::Utf8String(subject.organization.clone()),
+        );
+    }
+    dn.push(
+        DnType::CommonName,
+        DnValue::Utf8String(subject.common_name.clone()),
+    );
     params.distinguished_name = dn;
-    // Positive, 16 bytes, like the serials device firmwares generate.
-    let mut serial = random[..16].to_vec();
-    serial[0] = (serial[0] & 0x7f).max(1);
-    params.serial_number = Some(SerialNumber::from_slice(&serial));
-    // Issued 30 to 540 days ago, at midnight: a device that has been running a while.
-    let now_days = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() / 86_400)
-        .unwrap_or(19_000) as i64;
-    let age = 30 + i64::from(u16::from_le_bytes([random[16], random[17]]) % 511);
-    let (y, m, d) = civil_from_days(now_days - age);
-    params.not_before = date_time_ymd(y, m, d);
-    // Feb 29 has no twin ten years on in most cases.
-    params.not_after = date_time_ymd(y + VALID_YEARS, m, d.min(28));
+    params.serial_number = Some(SerialNumber::from_slice(serial));
+    let epoch = date_time_ymd(1970, 1, 1);
+    let from = u64::try_from(subject.not_before).unwrap_or(0);
+    params.not_before = epoch + std::time::Duration::from_secs(from);
+    params.not_after =
+        params.not_before + std::time::Duration::from_secs(u64::from(subject.days) * 86_400);
+    // The key identifier as OpenSSL computes it: SHA-1 of the public key's bits.
+    let ski = ring::digest::digest(
+        &ring::digest::SHA1_FOR_LEGACY_USE_ONLY,
+        key.public_key_raw(),
+    );
+    let ski = &ski.as_ref()[..20];
+    params.custom_extensions = match subject.style {
+        Style::Snakeoil => vec![
+            // basicConstraints = CA:FALSE (not critical), subjectAltName = DNS:host.
+            extension(BASIC_CONSTRAINTS, false, der(0x30, &[])),
+            extension(
+                SUBJECT_ALT_NAME,
+                false,
+                der(0x30, &der(0x82, subject.common_name.as_bytes())),
+            ),
+            extension(SUBJECT_KEY_ID, false, der(0x04, ski)),
+        ],
+        Style::Device => vec![
+            extension(SUBJECT_KEY_ID, false, der(0x04, ski)),
+            extension(AUTHORITY_KEY_ID, false, der(0x30, &der(0x80, ski))),
+            extension(BASIC_CONSTRAINTS, true, der(0x30, &[0x01, 0x01, 0xff])),
+        ],
+    };
+    params
+}
 
-    let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256)?;
-    let cert = params.self_signed(&key)?;
+/// A new self-signed certificate and key, both PEM.
+fn generate(subject: &Subject) -> Result<(String, String), CertError> {
+    let mut serial = [0u8; 20];
+    SystemRandom::new()
+        .fill(&mut serial)
+        .map_err(|_| CertError::Random)?;
+    // OpenSSL's 159 random bits: a positive 20-byte integer.
+    serial[0] = (serial[0] & 0x7f).max(1);
+    let key_der = rsa_key()?;
+    let key = KeyPair::from_pkcs8_der_and_sign_algo(
+        &rustls::pki_types::PrivatePkcs8KeyDer::from(key_der),
+        &PKCS_RSA_SHA256,
+    )?;
+    let cert = params(subject, &key, &serial).self_signed(&key)?;
     Ok((cert.pem(), key.serialize_pem()))
 }
 
@@ -181,20 +290,31 @@ mod tests {
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
     }
 
+    pub(crate) fn subject(cn: &str) -> Subject {
+        Subject {
+            style: Style::Device,
+            country: Some("CN"),
+            organization: "TP-Link Technologies Co., Ltd.".into(),
+            common_name: cn.into(),
+            not_before: 1_586_422_605,
+            days: 3650,
+        }
+    }
+
     #[test]
     fn created_once_and_reused() {
         let dir = tempfile::tempdir().unwrap();
-        let a = load_or_create(dir.path(), "192.168.0.1", "ACME Networks").unwrap();
-        let b = load_or_create(dir.path(), "192.168.0.1", "ACME Networks").unwrap();
+        let a = load_or_create(dir.path(), &subject("192.168.0.1")).unwrap();
+        let b = load_or_create(dir.path(), &subject("192.168.0.1")).unwrap();
         assert_eq!(a.chain, b.chain);
-        let c = load_or_create(dir.path(), "router.lan", "ACME Networks").unwrap();
+        let c = load_or_create(dir.path(), &subject("router.lan")).unwrap();
         assert_ne!(a.chain, c.chain);
-        let (_, key_path) = paths(dir.path(), "192.168.0.1", "ACME Networks");
+        let (_, key_path) = paths(dir.path(), &subject("192.168.0.1"));
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(key_path).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         // A damaged file is an error, not a silent new identity.
         std::fs::write(&a.cert_path, "junk").unwrap();
-        assert!(load_or_create(dir.path(), "192.168.0.1", "ACME Networks").is_err());
+        assert!(load_or_create(dir.path(), &subject("192.168.0.1")).is_err());
     }
 }

@@ -13,6 +13,7 @@ mod file;
 pub(crate) mod first;
 mod form;
 mod persona;
+mod plc;
 mod request;
 mod router;
 mod wire;
@@ -68,6 +69,7 @@ pub(crate) struct HttpService {
 #[derive(Debug)]
 struct Shared {
     persona: HttpPersona,
+    site: persona::Site,
     server: String,
     max_inline_body: usize,
     max_body_bytes: usize,
@@ -84,19 +86,24 @@ impl HttpService {
             return Err("server_header must be printable ASCII".to_owned());
         }
         let server = server.to_owned();
+        let node = ctx.persona.persona();
+        let modbus = ctx.persona.modbus_options();
+        let site = persona::Site {
+            persona: opts.persona,
+            router: router::Device::of(node),
+            blog: wordpress::Blog::of(node),
+            plc: plc::Panel::of(node, modbus.as_ref()),
+        };
         let tls = if opts.tls {
-            let cert = cert::load_or_create(
-                &ctx.data_dir,
-                &opts.cert_common_name,
-                &opts.cert_organization,
-            )
-            .map_err(|e| e.to_string())?;
+            let subject = cert_subject(opts, &site, node);
+            let cert = cert::load_or_create(&ctx.data_dir, &subject).map_err(|e| e.to_string())?;
             Some(tls_config(cert)?)
         } else {
             None
         };
         Ok(HttpService {
             shared: Arc::new(Shared {
+                site,
                 persona: opts.persona,
                 server,
                 max_inline_body: (opts.max_inline_body as usize).min(MAX_DATA_LEN),
@@ -246,15 +253,82 @@ async fn finish<S: AsyncWrite + Unpin>(
     .unwrap_or_else(|_| Err(std::io::ErrorKind::TimedOut.into()))
 }
 
+/// The certificate the imitated machine would have made for itself: Debian's snakeoil
+/// for the node's host name on a WordPress (Apache) server, made when the system was
+/// installed; the vendor's on a router or PLC, made at its first boot after the
+/// firmware was built. Options that are set win.
+fn cert_subject(
+    opts: &HttpOptions,
+    site: &persona::Site,
+    node: &crate::persona::Persona,
+) -> cert::Subject {
+    let mut d = node.stream("https-cert");
+    let mut subject = match opts.persona {
+        HttpPersona::Wordpress => cert::Subject {
+            style: cert::Style::Snakeoil,
+            country: None,
+            organization: String::new(),
+            common_name: node.hostname.clone(),
+            // ssl-cert's postinst runs minutes into the installation.
+            not_before: node.install_time + d.range(240, 1500),
+            days: 3650,
+        },
+        HttpPersona::Router => cert::Subject {
+            style: cert::Style::Device,
+            country: Some("CN"),
+            organization: "TP-Link Technologies Co., Ltd.".into(),
+            common_name: "tplinkwifi.net".into(),
+            not_before: site.router.mtime as i64 + d.range(2 * 86_400, 60 * 86_400),
+            days: 3650,
+        },
+        HttpPersona::Plc => cert::Subject {
+            style: cert::Style::Device,
+            country: None,
+            organization: site.plc.vendor.clone(),
+            common_name: site.plc.address.clone(),
+            not_before: site.plc.mtime as i64 + d.range(2 * 86_400, 90 * 86_400),
+            days: 3650,
+        },
+    };
+    if !opts.cert_common_name.is_empty() {
+        subject.common_name = opts.cert_common_name.clone();
+    }
+    if !opts.cert_organization.is_empty() {
+        subject.organization = opts.cert_organization.clone();
+    }
+    subject
+}
+
+/// TLS as OpenSSL 3.0 behind Debian's lighttpd (and Apache) negotiates it, where rustls
+/// lets it be chosen (compared with the real lighttpd by `tests/http_tls.rs`): the
+/// server's order of suites wins (lighttpd's `ssl.honor-cipher-order`), in OpenSSL's
+/// order (TLS 1.3: AES-256-GCM, ChaCha20, AES-128-GCM; TLS 1.2: ECDHE with AES-256-GCM,
+/// ChaCha20, AES-128-GCM); TLS 1.2 session tickets (the ServerHello's `session ticket`
+/// extension) and two TLS 1.3 tickets after the handshake, as OpenSSL sends.
 fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+    use rustls::crypto::ring::cipher_suite as cs;
+    let mut provider = rustls::crypto::ring::default_provider();
+    provider.cipher_suites = vec![
+        cs::TLS13_AES_256_GCM_SHA384,
+        cs::TLS13_CHACHA20_POLY1305_SHA256,
+        cs::TLS13_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384,
+        cs::TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256,
+        cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
+        cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
+    ];
+    let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
         .with_single_cert(cert.chain, cert.key)
         .map_err(|e| format!("HTTPS certificate {}: {e}", cert.cert_path.display()))?;
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    config.ignore_client_order = true;
+    config.send_tls13_tickets = 2;
+    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
     Ok(Arc::new(config))
 }
 
@@ -343,7 +417,7 @@ impl Conn {
 
         let mut reply = match end {
             BodyEnd::Complete => persona::route(
-                shared.persona,
+                &shared.site,
                 &persona::Request {
                     method: &method,
                     path: &head.path,
@@ -499,7 +573,7 @@ impl Conn {
     ) -> Vec<u8> {
         let shared = &self.shared;
         let flavor = match shared.persona {
-            HttpPersona::Router => wire::Flavor::Lighttpd,
+            HttpPersona::Router | HttpPersona::Plc => wire::Flavor::Lighttpd,
             HttpPersona::Wordpress => wire::Flavor::Apache,
         };
         let mut status = reply.status;

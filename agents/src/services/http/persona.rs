@@ -1,8 +1,19 @@
 //! Routing of one request to a persona's answer: pure, no I/O, so each persona is tested
 //! as a table of requests and replies.
 
-use super::{router, wordpress};
+use super::{plc, router, wordpress};
 use honeybee_proto::config::HttpPersona;
+
+/// What one node's site is: the persona, and the per-node facts its pages show (the
+/// router's model and firmware, the blog's name and posts, the PLC's identity), all drawn
+/// from the node's persona so no page is the same on two nodes.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    pub persona: HttpPersona,
+    pub router: router::Device,
+    pub blog: wordpress::Blog,
+    pub plc: plc::Panel,
+}
 
 /// What a persona looks at in a request. The body is complete up to `body::PERSONA_PREFIX`
 /// (64 KiB); a longer one is streamed to the capture spool and the persona sees its start.
@@ -76,23 +87,24 @@ impl Reply {
 /// The `Server` header a persona sends when the options leave it empty.
 pub(crate) fn default_server(persona: HttpPersona) -> &'static str {
     match persona {
-        HttpPersona::Router => router::SERVER,
+        HttpPersona::Router | HttpPersona::Plc => router::SERVER,
         HttpPersona::Wordpress => wordpress::SERVER,
     }
 }
 
-/// The persona's answer to `req`.
-pub(crate) fn route(persona: HttpPersona, req: &Request<'_>) -> Reply {
-    match persona {
-        HttpPersona::Router => router::route(req),
-        HttpPersona::Wordpress => wordpress::route(req),
+/// The site's answer to `req`.
+pub(crate) fn route(site: &Site, req: &Request<'_>) -> Reply {
+    match site.persona {
+        HttpPersona::Router => router::route(&site.router, req),
+        HttpPersona::Wordpress => wordpress::route(&site.blog, req),
+        HttpPersona::Plc => plc::route(&site.plc, req),
     }
 }
 
 /// The persona's page for a status the server decides before routing (413, 408, 400).
 pub(crate) fn error_page(persona: HttpPersona, status: u16) -> Reply {
     match persona {
-        HttpPersona::Router => router::error_page(status),
+        HttpPersona::Router | HttpPersona::Plc => router::error_page(status),
         HttpPersona::Wordpress => wordpress::error_page(status),
     }
 }
@@ -109,7 +121,7 @@ pub(crate) fn is_form(req: &Request<'_>) -> bool {
 /// The reason phrase of the persona's server for `status`.
 pub(crate) fn server_reason(persona: HttpPersona, status: u16) -> &'static str {
     match persona {
-        HttpPersona::Router => router::reason(status),
+        HttpPersona::Router | HttpPersona::Plc => router::reason(status),
         HttpPersona::Wordpress => reason(status),
     }
 }

@@ -8,7 +8,6 @@ use super::persona::{Login, Reply, Request, is_form, reason};
 
 pub(crate) const SERVER: &str = "Apache/2.4.62 (Debian)";
 const VERSION: &str = "6.4.3";
-const SITE: &str = "Harbour Street Studio";
 /// Users the site "has": the error message differs for them, as WordPress's does.
 const KNOWN_USERS: &[&str] = &["admin", "editor"];
 /// Most attempts one `system.multicall` may carry before the rest are ignored.
@@ -17,14 +16,144 @@ const MAX_MULTICALL_LOGINS: usize = 500;
 const NO_CACHE: &str = "no-cache, must-revalidate, max-age=0, no-store, private";
 const EXPIRES_1984: &str = "Wed, 11 Jan 1984 05:00:00 GMT";
 
-pub(crate) fn route(req: &Request<'_>) -> Reply {
+/// One node's site: its name, tagline and latest posts, drawn from the node's persona so
+/// that no two nodes of a fleet serve the same blog.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Blog {
+    pub name: String,
+    pub tagline: &'static str,
+    /// Newest first: (date as `YYYY/MM/DD`, slug, title, excerpt).
+    pub posts: Vec<(String, String, &'static str, &'static str)>,
+}
+
+const PLACES: &[&str] = &[
+    "Harbour Street",
+    "Oakfield",
+    "Northgate",
+    "Bluebell",
+    "Riverside",
+    "Copper Lane",
+    "Saltmarsh",
+    "Greenway",
+    "Kingsley",
+    "Hillcrest",
+    "Millbrook",
+    "Westbury",
+    "Elm Row",
+    "Larkspur",
+];
+/// A trade and its tagline.
+const TRADES: &[(&str, &str)] = &[
+    ("Studio", "Design and print, since 2009"),
+    ("Dental Care", "Friendly family dentistry"),
+    ("Bakery", "Sourdough, cakes and coffee"),
+    ("Photography", "Weddings, portraits and events"),
+    ("Architects", "Homes, extensions and restorations"),
+    ("Yoga", "Classes for every body"),
+    ("Motors", "Servicing, MOT and repairs"),
+    ("Consulting", "IT support for small businesses"),
+    ("Florist", "Fresh flowers, delivered"),
+    ("Veterinary Clinic", "Caring for your pets since 2004"),
+    ("Joinery", "Bespoke kitchens and furniture"),
+    ("Accountants", "Tax returns and bookkeeping"),
+];
+const POSTS: &[(&str, &str)] = &[
+    (
+        "New opening hours",
+        "From next month we are open Tuesday to Saturday, 9 to 5. Drop by and say hello&hellip;",
+    ),
+    (
+        "We are hiring",
+        "We are looking for a friendly, organised person to join the team part-time&hellip;",
+    ),
+    (
+        "Our new website",
+        "Welcome to our new website! You can now find our prices, opening hours and contact details here&hellip;",
+    ),
+    (
+        "Closed for the holidays",
+        "We will be closed over the holidays and back in the new year. Thank you for your support&hellip;",
+    ),
+    (
+        "Meet the team",
+        "A few words about the people behind the counter, and how we got started&hellip;",
+    ),
+    (
+        "Price update",
+        "After three years without a change we are adjusting some of our prices slightly&hellip;",
+    ),
+    (
+        "Thank you for a great year",
+        "What a year it has been. A big thank you to all our customers, old and new&hellip;",
+    ),
+    (
+        "Parking at the back",
+        "Good news: customers can now use the car park behind the building&hellip;",
+    ),
+];
+
+impl Blog {
+    /// The site of the node whose persona is `p`: posts dated after its install.
+    pub(crate) fn of(p: &crate::persona::Persona) -> Blog {
+        let mut d = p.stream("http-wordpress");
+        let (trade, tagline) = *d.pick(TRADES);
+        let name = format!("{} {trade}", d.pick(PLACES));
+        let first = d.below(POSTS.len() as u64) as usize;
+        let second = (first + 1 + d.below(POSTS.len() as u64 - 1) as usize) % POSTS.len();
+        // The newer post a few weeks to months after the install, the older one before.
+        let newer = p.install_time + d.range(20, 200) * 86_400;
+        let older = newer - d.range(30, 120) * 86_400;
+        let posts = [(newer, first), (older, second)]
+            .into_iter()
+            .map(|(t, i)| {
+                let (y, m, day) = crate::persona::civil(t.div_euclid(86_400));
+                let (title, excerpt) = POSTS[i];
+                (format!("{y}/{m:02}/{day:02}"), slug(title), title, excerpt)
+            })
+            .collect();
+        Blog {
+            name,
+            tagline,
+            posts,
+        }
+    }
+
+    /// The site the unit tests use.
+    #[cfg(test)]
+    pub(crate) fn reference() -> Blog {
+        Blog {
+            name: "Harbour Street Studio".into(),
+            tagline: "Design and print, since 2009",
+            posts: vec![(
+                "2024/01/18".into(),
+                "new-opening-hours".into(),
+                POSTS[0].0,
+                POSTS[0].1,
+            )],
+        }
+    }
+}
+
+/// WordPress's slug of a title: lower case, words joined by `-`.
+fn slug(title: &str) -> String {
+    title
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect::<Vec<_>>()
+        .join("-")
+}
+
+pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
     let base = format!("{}://{}", req.scheme, req.host);
+    let site = html_escape(&blog.name);
+    let tagline = blog.tagline;
     match (req.method, req.path) {
-        ("GET" | "HEAD", "/" | "/index.php") => Reply::html(200, home(&base)).header(
+        ("GET" | "HEAD", "/" | "/index.php") => Reply::html(200, home(blog, &base)).header(
             "link",
             format!("<{base}/wp-json/>; rel=\"https://api.w.org/\""),
         ),
-        (_, "/wp-login.php") => login(req, &base),
+        (_, "/wp-login.php") => login(&site, req, &base),
         ("POST", "/xmlrpc.php") => xmlrpc(req),
         (_, "/xmlrpc.php") => Reply::new(
             405,
@@ -53,7 +182,7 @@ pub(crate) fn route(req: &Request<'_>) -> Reply {
             200,
             "application/json; charset=UTF-8",
             format!(
-                "{{\"name\":\"{SITE}\",\"description\":\"Design and print, since 2009\",\"url\":\"{base}\",\"home\":\"{base}\",\"gmt_offset\":\"0\",\"timezone_string\":\"\",\"namespaces\":[\"oembed/1.0\",\"wp/v2\",\"wp-site-health/v1\"],\"authentication\":[],\"routes\":{{}}}}"
+                "{{\"name\":\"{site}\",\"description\":\"{tagline}\",\"url\":\"{base}\",\"home\":\"{base}\",\"gmt_offset\":\"0\",\"timezone_string\":\"\",\"namespaces\":[\"oembed/1.0\",\"wp/v2\",\"wp-site-health/v1\"],\"authentication\":[],\"routes\":{{}}}}"
             ),
         ),
         ("OPTIONS", _) => Reply::html(200, Vec::new()).header("allow", "GET,POST,OPTIONS,HEAD"),
@@ -64,7 +193,7 @@ pub(crate) fn route(req: &Request<'_>) -> Reply {
                 url_encode(&format!("{base}{p}"))
             ),
         ),
-        ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&base)),
+        ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&site, &base)),
         _ => error_page(405),
     }
 }
@@ -89,7 +218,7 @@ pub(crate) fn error_page(status: u16) -> Reply {
     )
 }
 
-fn login(req: &Request<'_>, base: &str) -> Reply {
+fn login(site: &str, req: &Request<'_>, base: &str) -> Reply {
     let action = req
         .query
         .and_then(|q| {
@@ -104,7 +233,7 @@ fn login(req: &Request<'_>, base: &str) -> Reply {
         let user = field(&fields, &["log"]).unwrap_or("").to_owned();
         let pass = field(&fields, &["pwd"]).unwrap_or("").to_owned();
         let error = login_error(&user, &pass, base);
-        let mut r = Reply::html(200, login_page(base, Some(&error), &user));
+        let mut r = Reply::html(200, login_page(site, base, Some(&error), &user));
         if !user.is_empty() || !pass.is_empty() {
             r.logins.push(Login {
                 username: user,
@@ -113,7 +242,7 @@ fn login(req: &Request<'_>, base: &str) -> Reply {
         }
         r
     } else {
-        Reply::html(200, login_page(base, None, ""))
+        Reply::html(200, login_page(site, base, None, ""))
     };
     reply
         .header("expires", EXPIRES_1984)
@@ -233,7 +362,7 @@ fn fault(code: i32, text: &str) -> String {
     )
 }
 
-fn head(base: &str, title: &str) -> String {
+fn head(site: &str, base: &str, title: &str) -> String {
     format!(
         r#"<!DOCTYPE html>
 <html lang="en-US">
@@ -242,8 +371,8 @@ fn head(base: &str, title: &str) -> String {
 	<meta name="viewport" content="width=device-width, initial-scale=1" />
 <meta name='robots' content='max-image-preview:large' />
 <title>{title}</title>
-<link rel="alternate" type="application/rss+xml" title="{SITE} &raquo; Feed" href="{base}/feed/" />
-<link rel="alternate" type="application/rss+xml" title="{SITE} &raquo; Comments Feed" href="{base}/comments/feed/" />
+<link rel="alternate" type="application/rss+xml" title="{site} &raquo; Feed" href="{base}/feed/" />
+<link rel="alternate" type="application/rss+xml" title="{site} &raquo; Comments Feed" href="{base}/comments/feed/" />
 <link rel='stylesheet' id='wp-block-library-css' href='{base}/wp-includes/css/dist/block-library/style.min.css?ver={VERSION}' media='all' />
 <link rel='stylesheet' id='twentytwentyfour-style-css' href='{base}/wp-content/themes/twentytwentyfour/style.css?ver=1.0' media='all' />
 <link rel="https://api.w.org/" href="{base}/wp-json/" />
@@ -254,38 +383,45 @@ fn head(base: &str, title: &str) -> String {
     )
 }
 
-fn home(base: &str) -> String {
+fn home(blog: &Blog, base: &str) -> String {
+    let site = html_escape(&blog.name);
+    let posts: String = blog
+        .posts
+        .iter()
+        .map(|(date, slug, title, excerpt)| {
+            format!(
+                "<h2 class=\"wp-block-post-title\"><a href=\"{base}/{date}/{slug}/\">{title}</a></h2>\n<div class=\"wp-block-post-excerpt\"><p>{excerpt}</p></div>\n"
+            )
+        })
+        .collect();
     format!(
         r#"{}
 <body class="home blog wp-embed-responsive">
 <div class="wp-site-blocks">
 <header class="wp-block-template-part">
-<p class="wp-block-site-title"><a href="{base}" rel="home" aria-current="page">{SITE}</a></p>
-<p class="wp-block-site-tagline">Design and print, since 2009</p>
-<nav class="wp-block-navigation"><a href="{base}/about/">About</a> <a href="{base}/portfolio/">Portfolio</a> <a href="{base}/contact/">Contact</a></nav>
+<p class="wp-block-site-title"><a href="{base}" rel="home" aria-current="page">{site}</a></p>
+<p class="wp-block-site-tagline">{}</p>
+<nav class="wp-block-navigation"><a href="{base}/about/">About</a> <a href="{base}/contact/">Contact</a></nav>
 </header>
 <main class="wp-block-group">
-<h2 class="wp-block-post-title"><a href="{base}/2024/01/18/spring-catalogue-proofs/">Spring catalogue proofs are in</a></h2>
-<div class="wp-block-post-excerpt"><p>The first proofs of the spring catalogue came back from the printer this week. A few colour corrections and we are good to go&hellip;</p></div>
-<h2 class="wp-block-post-title"><a href="{base}/2023/11/02/new-studio-hours/">New studio hours</a></h2>
-<div class="wp-block-post-excerpt"><p>From November the studio is open Tuesday to Saturday, 9 to 5. Drop by for coffee and paper samples&hellip;</p></div>
-</main>
+{posts}</main>
 <footer class="wp-block-template-part"><p>Designed with <a href="https://wordpress.org" rel="nofollow">WordPress</a></p></footer>
 </div>
 <script src="{base}/wp-includes/js/dist/interactivity.min.js?ver={VERSION}" id="wp-interactivity-js"></script>
 </body>
 </html>
 "#,
-        head(base, SITE)
+        head(&site, base, &site),
+        blog.tagline
     )
 }
 
-fn not_found(base: &str) -> String {
+fn not_found(site: &str, base: &str) -> String {
     format!(
         r#"{}
 <body class="error404 wp-embed-responsive">
 <div class="wp-site-blocks">
-<header class="wp-block-template-part"><p class="wp-block-site-title"><a href="{base}" rel="home">{SITE}</a></p></header>
+<header class="wp-block-template-part"><p class="wp-block-site-title"><a href="{base}" rel="home">{site}</a></p></header>
 <main class="wp-block-group">
 <h1 class="wp-block-heading">Page Not Found</h1>
 <p>The page you are looking for does not exist, or it has been moved. Please try searching using the form below.</p>
@@ -295,11 +431,11 @@ fn not_found(base: &str) -> String {
 </body>
 </html>
 "#,
-        head(base, &format!("Page not found &#8211; {SITE}"))
+        head(site, base, &format!("Page not found &#8211; {site}"))
     )
 }
 
-fn login_page(base: &str, error: Option<&str>, username: &str) -> String {
+fn login_page(site: &str, base: &str, error: Option<&str>, username: &str) -> String {
     let error = error.map_or(String::new(), |e| {
         format!("<div id=\"login_error\" class=\"notice notice-error\">\t{e}<br />\n</div>\n")
     });
@@ -314,7 +450,7 @@ fn login_page(base: &str, error: Option<&str>, username: &str) -> String {
 <html lang="en-US">
 <head>
 	<meta http-equiv="Content-Type" content="text/html; charset=UTF-8" />
-	<title>Log In &lsaquo; {SITE} &#8212; WordPress</title>
+	<title>Log In &lsaquo; {site} &#8212; WordPress</title>
 	<meta name='robots' content='max-image-preview:large, noindex, noarchive' />
 <link rel='stylesheet' id='dashicons-css' href='{base}/wp-includes/css/dashicons.min.css?ver={VERSION}' media='all' />
 <link rel='stylesheet' id='buttons-css' href='{base}/wp-includes/css/buttons.min.css?ver={VERSION}' media='all' />
@@ -359,7 +495,7 @@ document.body.className = document.body.className.replace('no-js','js');
 					<p id="nav">
 				<a href="{base}/wp-login.php?action=lostpassword">Lost your password?</a>			</p>
 					<p id="backtoblog">
-			<a href="{base}/">&larr; Go to {SITE}</a>		</p>
+			<a href="{base}/">&larr; Go to {site}</a>		</p>
 			</div>
 		{shake}
 	</body>
@@ -424,6 +560,11 @@ fn readme() -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The reference site's answer (shadows the glob-imported `route`).
+    fn route(r: &Request<'_>) -> Reply {
+        super::route(&Blog::reference(), r)
+    }
 
     fn req<'a>(
         method: &'a str,
