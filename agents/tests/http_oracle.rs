@@ -16,14 +16,11 @@ use honeybee_proto::config::{HttpOptions, NodeConfig, ServiceConfig, ServiceKind
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 const LIGHTTPD: &str = "/usr/sbin/lighttpd";
-/// The persona's pages' modification time (`router::PAGES_MTIME`), given to the real
-/// server's files too so that `Last-Modified` and `If-Modified-Since` line up.
-const PAGES_MTIME: u64 = 1_586_422_605;
 /// How long a server may stay silent before a response is taken as complete (only
 /// probes that leave the connection open wait this long).
 const IDLE: Duration = Duration::from_millis(1500);
@@ -50,14 +47,15 @@ fn free_port() -> u16 {
         .port()
 }
 
-fn set_mtime(path: &Path) {
+/// Gives a file of the real server our page's modification time (the node's firmware
+/// build, per node), so that `Last-Modified` and `If-Modified-Since` line up.
+fn set_mtime(path: &Path, mtime: std::time::SystemTime) {
     let f = std::fs::File::options().write(true).open(path).unwrap();
-    f.set_modified(UNIX_EPOCH + Duration::from_secs(PAGES_MTIME))
-        .unwrap();
+    f.set_modified(mtime).unwrap();
 }
 
 /// Starts lighttpd serving `files` (name, bytes) and an empty `cgi-bin/`.
-async fn start_real(files: &[(&str, Vec<u8>)]) -> Real {
+async fn start_real(files: &[(&str, Vec<u8>)], mtime: std::time::SystemTime) -> Real {
     assert!(
         Path::new(LIGHTTPD).exists(),
         "this test needs the real lighttpd: apt-get install -y lighttpd (scripts/test.sh)"
@@ -68,7 +66,7 @@ async fn start_real(files: &[(&str, Vec<u8>)]) -> Real {
     for (name, bytes) in files {
         let p = root.join(name);
         std::fs::write(&p, bytes).unwrap();
-        set_mtime(&p);
+        set_mtime(&p, mtime);
     }
     let port = free_port();
     let conf = dir.path().join("lighttpd.conf");
@@ -191,6 +189,11 @@ fn normalise(raw: &[u8], head_only: bool) -> Vec<String> {
 }
 
 /// The value of header `name` in the first response of `raw`.
+/// Our page's `Last-Modified`, as a time.
+fn our_mtime(raw: &[u8]) -> std::time::SystemTime {
+    httpdate::parse_http_date(&header(raw, "last-modified")).expect("a Last-Modified date")
+}
+
 fn header(raw: &[u8], name: &str) -> String {
     let text = String::from_utf8_lossy(raw);
     text.split("\r\n")
@@ -324,19 +327,24 @@ async fn router_answers_like_real_lighttpd() {
     let dir = tempfile::tempdir().unwrap();
     let (mut mgr, ours) = start_ours(dir.path()).await;
     // The document root holds exactly what our persona serves.
-    let index = body(&exchange(ours, b"GET / HTTP/1.0\r\n\r\n").await);
+    let index_reply = exchange(ours, b"GET / HTTP/1.0\r\n\r\n").await;
+    let index = body(&index_reply);
+    let mtime = our_mtime(&index_reply);
     let robots = body(&exchange(ours, b"GET /robots.txt HTTP/1.0\r\n\r\n").await);
     assert!(
         index.starts_with(b"<!DOCTYPE html>"),
         "{}",
         String::from_utf8_lossy(&index)
     );
-    let real = start_real(&[
-        ("index.html", index.clone()),
-        ("login.html", index.clone()),
-        ("login.htm", index),
-        ("robots.txt", robots),
-    ])
+    let real = start_real(
+        &[
+            ("index.html", index.clone()),
+            ("login.html", index.clone()),
+            ("login.htm", index),
+            ("robots.txt", robots),
+        ],
+        mtime,
+    )
     .await;
 
     let first_real = exchange(real.addr, b"GET / HTTP/1.0\r\n\r\n").await;
@@ -440,8 +448,8 @@ async fn nmap_names_router_as_real_lighttpd() {
     tools::require(&["nmap"]);
     let dir = tempfile::tempdir().unwrap();
     let (mut mgr, ours) = start_ours(dir.path()).await;
-    let index = body(&exchange(ours, b"GET / HTTP/1.0\r\n\r\n").await);
-    let real = start_real(&[("index.html", index)]).await;
+    let reply = exchange(ours, b"GET / HTTP/1.0\r\n\r\n").await;
+    let real = start_real(&[("index.html", body(&reply))], our_mtime(&reply)).await;
     let ports = [real.addr.port(), ours.port()];
     let found = tokio::task::spawn_blocking(move || nmap_services(&ports))
         .await
