@@ -525,6 +525,17 @@ async fn dashboard_api_against_a_real_core_and_agent() {
         (Method::POST, "/api/alerts/1/ack", None),
         (
             Method::POST,
+            "/api/incidents/ack",
+            Some(json!({"ids": [1]})),
+        ),
+        (
+            Method::POST,
+            "/api/ignore",
+            Some(json!({"kind": "port", "value": "23"})),
+        ),
+        (Method::DELETE, "/api/ignore/1", None),
+        (
+            Method::POST,
             "/api/users",
             Some(json!({"username": "y", "password": "long enough pass", "role": "admin"})),
         ),
@@ -710,6 +721,8 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     })
     .await;
 
+    incidents_counts_and_module_status(&admin, &viewer, ssh_port).await;
+
     // ---- revoke: the node goes offline, on the API and on the socket
     let (s, v) = admin.call(Method::POST, "/api/nodes/n1/revoke", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -758,4 +771,315 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = admin.call(Method::GET, "/api/me", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// The operator's console: alerts from the real alerts module grouped into incidents,
+/// filtered, sorted and acknowledged in bulk (and in the core); the ignore list; the total
+/// count of an event search; the built-in module refused; a crash-looping module's exit
+/// code and last lines.
+async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port: u16) {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("alerts.json");
+    std::fs::write(
+        &cfg,
+        json!({"rules": [{"name": "watched", "type": "auth_username", "usernames": ["incuser"],
+            "severity": "high", "cooldown_seconds": 0}]})
+        .to_string(),
+    )
+    .unwrap();
+    let script = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/modules/examples/alerts/alerts.py"
+    );
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/modules",
+            Some(json!({"name": "alerts", "command": "python3",
+                "args": [script, "--config", cfg.to_str().unwrap()],
+                "permissions": ["events:read", "alerts:write"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let incidents = |q: &'static str| {
+        let admin = admin.clone();
+        async move { admin.get(&format!("/api/incidents{q}")).await }
+    };
+    // "connected" may show a moment before the module subscribes: attempt until an
+    // incident counts three alerts (bounded).
+    let mut attempts = 0;
+    let inc = loop {
+        ssh_attempt(ssh_port, "incuser", "incident-pw");
+        attempts += 1;
+        let found = tokio::time::timeout(Duration::from_secs(5), async {
+            loop {
+                let l = incidents("?rule=auth_username").await;
+                if let Some(i) = l["incidents"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|i| i["count"].as_i64() >= Some(3)))
+                {
+                    return i.clone();
+                }
+                tokio::time::sleep(Duration::from_millis(300)).await;
+            }
+        })
+        .await;
+        if let Ok(i) = found {
+            break i;
+        }
+        assert!(
+            attempts < 15,
+            "no incident of three alerts after {attempts} SSH attempts"
+        );
+    };
+    assert_eq!(inc["source"], "127.0.0.1", "{inc}");
+    assert_eq!(inc["node"], "n1");
+    assert_eq!(inc["service"], "ssh");
+    assert_eq!(inc["severity"], "high");
+    assert_eq!(inc["state"], "open");
+    assert_eq!(inc["rules"], json!(["auth_username"]));
+    assert!(
+        inc["sessions"].as_i64().unwrap() >= 3,
+        "each attempt is a session: {inc}"
+    );
+    assert!(inc["first_seen_ms"].as_i64() <= inc["last_seen_ms"].as_i64());
+    let id = inc["id"].as_i64().unwrap();
+    // Every alert of one source/node/service within the hour is in this one incident.
+    let all = incidents("?rule=auth_username&state=all").await;
+    assert_eq!(all["total"], 1, "{all}");
+    let detail = admin.get(&format!("/api/incidents/{id}")).await;
+    let alerts = detail["alerts"].as_array().unwrap();
+    assert_eq!(alerts.len() as i64, detail["count"].as_i64().unwrap());
+    assert!(
+        alerts
+            .iter()
+            .all(|a| a["session"].as_str().is_some_and(|s| s.len() == 16)
+                && a["node"] == "n1"
+                && a["seq"].as_u64().is_some()
+                && a["rule"] == "auth_username")
+    );
+    assert!(detail["session_ids"].as_array().unwrap().len() >= 3);
+    let sid = detail["session_ids"][0].as_str().unwrap();
+    admin.get(&format!("/api/sessions/{sid}")).await;
+
+    // Filters, sorting, refusals.
+    let crit = incidents("?severity=critical&rule=auth_username").await;
+    assert_eq!(crit["total"], 0, "{crit}");
+    let high = incidents("?severity=high,critical&sort=count&order=asc").await;
+    assert!(
+        high["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["id"] == id)
+    );
+    let counts: Vec<i64> =
+        incidents("?state=all&sort=count&order=asc&limit=500").await["incidents"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|i| i["count"].as_i64().unwrap())
+            .collect();
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]), "{counts:?}");
+    for bad in [
+        "?sort=id;drop",
+        "?severity=urgent",
+        "?state=gone",
+        "?order=up",
+    ] {
+        let (s, v) = admin
+            .call(Method::GET, &format!("/api/incidents{bad}"), None)
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{bad}: {v}");
+        assert!(v["error"].as_str().unwrap().len() > 10, "{v}");
+    }
+    assert_eq!(
+        viewer.get(&format!("/api/incidents/{id}")).await["id"],
+        id,
+        "viewers read incidents"
+    );
+    let (s, _) = admin.call(Method::GET, "/api/incidents/999999", None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+
+    // Bulk acknowledgement: the incident and, in the core, its alerts.
+    let open: Vec<i64> = incidents("?limit=500").await["incidents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i["id"].as_i64().unwrap())
+        .collect();
+    assert!(open.contains(&id));
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/incidents/ack",
+            Some(json!({"ids": open})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["acked"].as_u64().unwrap() as usize, open.len(), "{v}");
+    assert!(v["alerts_acked"].as_u64().unwrap() >= 3, "{v}");
+    let (s, v) = admin
+        .call(Method::POST, "/api/incidents/ack", Some(json!({"ids": []})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let after = incidents("?state=acknowledged&rule=auth_username").await;
+    let acked = &after["incidents"][0];
+    assert_eq!(
+        (acked["id"].as_i64(), &acked["acked_by"]),
+        (Some(id), &json!("admin"))
+    );
+    assert_eq!(incidents("").await["open"], 0);
+    let core = admin.get("/api/alerts?limit=1000").await;
+    assert!(
+        core.as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["module"] == "alerts")
+            .all(|a| a["acked_by"].is_string()),
+        "the core's alerts are acknowledged too: {core}"
+    );
+
+    // The ignore list: validated; a matching alert is counted, not grouped.
+    for (kind, value) in [
+        ("source", "not-an-ip"),
+        ("source", "10.0.0.0/40"),
+        ("port", "0"),
+        ("host", "x"),
+    ] {
+        let (s, v) = admin
+            .call(
+                Method::POST,
+                "/api/ignore",
+                Some(json!({"kind": kind, "value": value})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::BAD_REQUEST, "{kind} {value}: {v}");
+        assert!(v["error"].is_string());
+    }
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/ignore",
+            Some(json!({"kind": "source", "value": "127.0.0.0/8", "note": "the test's own"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let ignore_id = v["id"].as_i64().unwrap();
+    let before = incidents("").await["ignored_alerts"].as_i64().unwrap();
+    ssh_attempt(ssh_port, "incuser", "ignored-pw");
+    eventually(
+        "the ignored alert to be counted",
+        Duration::from_secs(30),
+        || async {
+            let l = incidents("").await;
+            (l["ignored_alerts"].as_i64().unwrap() > before).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(
+        incidents("").await["open"],
+        0,
+        "an ignored alert opens no incident"
+    );
+    let list = admin.get("/api/ignore").await;
+    assert!(list[0]["hits"].as_i64().unwrap() >= 1, "{list}");
+    let (s, v) = admin
+        .call(Method::DELETE, &format!("/api/ignore/{ignore_id}"), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+
+    // The total of every match above a page, counted by the core.
+    let page = admin
+        .get("/api/events?kind=auth_attempt&service=ssh&limit=2")
+        .await;
+    let every = admin
+        .get("/api/events?kind=auth_attempt&service=ssh&limit=500")
+        .await;
+    let n = every["events"].as_array().unwrap().len() as u64;
+    assert!(n > 2 && n < 500, "{n}");
+    assert_eq!(page["total"].as_u64(), Some(n), "{page}");
+    assert_eq!(page["total_exact"], true);
+    let next = page["next"].as_str().unwrap();
+    let second = admin
+        .get(&format!(
+            "/api/events?kind=auth_attempt&service=ssh&limit=2&before={}",
+            url_escape(next)
+        ))
+        .await;
+    assert!(
+        second.get("total").is_none(),
+        "counted with the first page only"
+    );
+    let q = admin
+        .get(&format!(
+            "/api/events?query={}",
+            url_escape("service:ssh AND kind:auth_attempt")
+        ))
+        .await;
+    assert_eq!(
+        (q["total"].as_u64(), &q["total_exact"]),
+        (Some(n), &json!(true))
+    );
+    let q = admin
+        .get(&format!(
+            "/api/events?query={}",
+            url_escape("service:ssh AND NOT user:incuser")
+        ))
+        .await;
+    assert_eq!(q["total_exact"], false, "NOT is checked page by page: {q}");
+
+    // The built-in dashboard module is refused, with a sentence saying why.
+    let mods = admin.get("/api/modules").await;
+    let dash = mods
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "dashboard");
+    assert_eq!(dash.map(|m| &m["builtin"]), Some(&json!(true)), "{mods}");
+    let (s, v) = admin
+        .call(Method::DELETE, "/api/modules/dashboard", None)
+        .await;
+    assert_eq!(s, StatusCode::CONFLICT, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("built in"), "{v}");
+
+    // A crash-looping module: its exit code and last lines.
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/modules",
+            Some(json!({"name": "crasher", "command": "python3",
+                "args": ["-c", "import sys; print('starting up'); print('cannot open the database', file=sys.stderr); sys.exit(3)"],
+                "permissions": ["events:read"]})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let m = eventually(
+        "the crash loop to show",
+        Duration::from_secs(30),
+        || async {
+            let mods = admin.get("/api/modules").await;
+            let m = mods
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == "crasher")?
+                .clone();
+            (m["last_exit"] == "exit code 3"
+                && m["restarts"].as_u64() >= Some(1)
+                && m["log_tail"]
+                    .as_array()?
+                    .iter()
+                    .any(|l| l == "cannot open the database"))
+            .then_some(m)
+        },
+    )
+    .await;
+    assert_eq!(m["crash_looping"], true, "{m}");
+    assert_eq!(m["builtin"], false);
+    for name in ["crasher", "alerts"] {
+        let (s, v) = admin
+            .call(Method::DELETE, &format!("/api/modules/{name}"), None)
+            .await;
+        assert_eq!(s, StatusCode::OK, "{name}: {v}");
+    }
 }

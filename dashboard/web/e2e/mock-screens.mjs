@@ -11,7 +11,7 @@ page.on('pageerror', (e) => errors.push(e.message));
 page.on('console', (m) => m.type() === 'error' && errors.push(m.text()));
 try {
   await login(page, base, 'admin', 'admin-password-123');
-  for (const route of ['overview', 'nodes', 'nodes/local', 'enrol', 'events', 'sessions', 'captures', 'alerts', 'analytics', 'modules', 'reports', 'users']) {
+  for (const route of ['overview', 'nodes', 'nodes/local', 'enrol', 'events', 'sessions', 'captures', 'incidents', 'alerts', 'analytics', 'modules', 'reports', 'users']) {
     await page.goto(`${base}/#/${route}`);
     await page.waitForTimeout(1500);
     console.log(await shot(page, route.replace('/', '-')));

@@ -279,6 +279,7 @@ async function handle(req, res) {
     return res.end(b);
   }
   if (p === '/api/alerts') return send(res, 200, alerts);
+  if (p === '/api/alerts/count') return send(res, 200, { total: alerts.length, open: alerts.filter((a) => !a.acked_ms).length });
   if ((m = /^\/api\/alerts\/([^/]+)\/ack$/.exec(p))) {
     const a = alerts.find((x) => x.id === m[1]);
     if (!a) return fail(res, 404, 'No such alert.');
@@ -286,6 +287,18 @@ async function handle(req, res) {
     broadcast({ type: 'alert', alert: a });
     return send(res, 200, { acked: a.id });
   }
+  // Incidents: each mock alert is its own incident (the real grouping is the backend's).
+  if (p === '/api/incidents') {
+    const rows = alerts.map((a, i) => ({
+      id: i + 1, source: (/from (\S+)$/.exec(a.title) ?? [])[1] ?? null, node: a.node, service: 'ssh', severity: a.severity,
+      rules: ['auth_username'], title: a.title, count: 1, sessions: 1, first_seen_ms: a.time_ms, last_seen_ms: a.time_ms,
+      acked_ms: a.acked_ms, acked_by: a.acked_by, state: a.acked_ms ? 'acknowledged' : 'open',
+    }));
+    const state = q.state || 'open';
+    const shown = rows.filter((r) => state === 'all' || r.state === state);
+    return send(res, 200, { incidents: shown, total: shown.length, open: rows.filter((r) => r.state === 'open').length, ignored_alerts: 0, window_ms: 3600e3, synced: true });
+  }
+  if (p === '/api/ignore') return send(res, 200, []);
   if (p === '/api/analytics') {
     const since = Number(q.since_ms) || now() - 86400e3;
     const bucket = Number(q.bucket_ms) || 3600e3;

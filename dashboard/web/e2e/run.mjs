@@ -22,6 +22,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { launch, login, screenshotter, waitFor } from './browser.mjs';
 import * as checks from './console-checks.mjs';
+import * as inc from './incidents-checks.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repo = process.env.HB_REPO || path.resolve(here, '..', '..', '..');
@@ -393,6 +394,26 @@ try {
     await page.locator('tr[data-module="export-e2e"]').waitFor({ state: 'detached', timeout: 30000 });
   });
 
+  await step('incidents: the alerts module’s alerts group by source/service, sort, and are acknowledged in bulk', async () => {
+    const ftpPort = await inc.servicePort(page, 'local', 'ftp');
+    figures.incidents = await inc.incidents(page, base, { repo, work, sshPort, ftpPort });
+    await shot(page, '23-incidents');
+  });
+
+  await step('events: the total of every match above the rows', async () => {
+    figures.events_total = await inc.totalCount(page, base);
+  });
+
+  await step('modules: the built-in dashboard module cannot be unloaded; the table sorts', async () => {
+    figures.builtin_module = await inc.builtinModule(page, base);
+  });
+
+  await step('analytics: top commands from shells only (no FTP verbs or HTTP requests); drill-down', async () => {
+    const httpPort = await inc.servicePort(page, 'local', 'http');
+    figures.analytics = await inc.shellCommandsOnly(page, base, httpPort);
+    await shot(page, '24-analytics-drilldown');
+  });
+
   await step('create a viewer', async () => {
     await page.goto(`${base}/#/users`);
     await page.getByLabel('Username').fill('e2e-viewer');
@@ -465,6 +486,7 @@ try {
       ['overview', '02-overview', 'Overview'],
       ['sessions', '14-sessions', 'Sessions'],
       ['captures', '15-captures', 'Captures'],
+      ['incidents', '16b-incidents', 'Incidents'],
       ['alerts', '16-alerts', 'Alerts'],
       ['analytics', '17-analytics', 'Analytics'],
       ['modules', '18-modules', 'Modules'],
