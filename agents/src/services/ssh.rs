@@ -4,6 +4,8 @@
 //! transcript per session channel.
 
 mod moduli;
+mod scp;
+mod sftp;
 
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
@@ -11,6 +13,7 @@ use super::login::{LoginBook, pam_delay};
 use super::shell::pool::{self, LinePool};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Effect, Login, Profile, Reply, Shell, ShellLimits};
+use honeybee_proto::capture::CaptureKind;
 use honeybee_proto::config::{LoginPolicy, SshOptions};
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
 use russh::keys::ssh_key::private::Ed25519Keypair;
@@ -697,6 +700,9 @@ impl SshService {
             user: None,
             channels: Arc::clone(&channels),
             opened: 0,
+            files: Mutex::new(None),
+            forwards: 0,
+            pending_forwards: Arc::default(),
         };
         // The identification exchange is ours, so that bad lines get OpenSSH's answers
         // (russh closes silently); russh then sees the client's line replayed.
@@ -783,6 +789,14 @@ struct SshHandler {
     channels: Arc<Mutex<HashMap<ChannelId, Chan>>>,
     /// Session channels opened so far.
     opened: u32,
+    /// The connection's filesystem, held by a shell that never runs: every channel's
+    /// shell, SFTP and scp work on its overlay (a shell's own is swapped out while one of
+    /// its lines runs), so that what one uploads the others see.
+    files: Mutex<Option<Shell>>,
+    /// Forwarding requests so far (the first [`MAX_FORWARD_EVENTS`] are recorded).
+    forwards: u32,
+    /// Forwarded connections still waiting for their simulated connect to fail.
+    pending_forwards: Arc<std::sync::atomic::AtomicU32>,
 }
 
 /// One session channel: its shell once started, and its transcript.
@@ -795,9 +809,13 @@ struct Chan {
     pty: Option<(u32, u32)>,
     term: Option<String>,
     env: Vec<(String, String)>,
-    /// `shell` or `exec`, for the capture's metadata.
+    /// `shell`, `exec` or `sftp`, for the capture's metadata.
     kind: &'static str,
     user: String,
+    /// The SFTP subsystem, once requested: the channel's bytes are its protocol.
+    sftp: Option<sftp::Sftp>,
+    /// A remote `scp -t`/`scp -f` run by exec.
+    scp: Option<scp::Scp>,
 }
 
 impl Chan {
@@ -1067,12 +1085,18 @@ impl SshHandler {
         mut effects: Vec<Effect>,
         f: impl FnOnce(&mut Shell) -> Reply + Send + 'static,
     ) -> Vec<Effect> {
+        // The line runs on the connection's filesystem, then hands it back.
+        self.swap_files(&mut shell);
         let done = LinePool::node()
             .run(self.session.src.ip(), move || {
                 let reply = f(&mut shell);
                 (shell, reply)
             })
-            .await;
+            .await
+            .map(|(mut shell, reply)| {
+                self.swap_files(&mut shell);
+                (shell, reply)
+            });
         let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
         let Some(chan) = chans.get_mut(&channel) else {
             return effects;
@@ -1088,6 +1112,206 @@ impl SshHandler {
             }
         }
         effects
+    }
+}
+
+/// Forwarding requests recorded per connection; the rest are answered unrecorded.
+const MAX_FORWARD_EVENTS: u32 = 32;
+
+/// Forwarded connections left waiting for their (simulated) connect at once.
+const MAX_PENDING_FORWARDS: u32 = 8;
+
+/// How a connect from this machine to `host` ends on a box without egress, as sshd
+/// reports it in its CHANNEL_OPEN_FAILURE (`connect failed` and strerror or
+/// gai_strerror): its own addresses refuse at once; a name cannot be resolved (the
+/// resolver's 5 s timeout, twice); any other address never answers (Linux's 6 SYN retries,
+/// about 127 s).
+fn forward_failure(host: &str, own: std::net::IpAddr) -> (Duration, &'static str) {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    match host.parse::<std::net::IpAddr>() {
+        Ok(ip) if ip.is_loopback() || ip.is_unspecified() || ip == own => {
+            (Duration::ZERO, "Connection refused")
+        }
+        Ok(_) => (Duration::from_secs(127), "Connection timed out"),
+        Err(_) if host.eq_ignore_ascii_case("localhost") => (Duration::ZERO, "Connection refused"),
+        Err(_) => (
+            Duration::from_secs(10),
+            "Temporary failure in name resolution",
+        ),
+    }
+}
+
+/// `host:port`, an IPv6 address in brackets.
+fn host_port(host: &str, port: u32) -> String {
+    let host = clamp(host, 255);
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+impl SshHandler {
+    /// A shell that never runs, holding the connection's filesystem.
+    fn holder_shell(&self) -> Shell {
+        Shell::new(
+            Arc::clone(&self.profile),
+            &self.login(),
+            false,
+            ShellLimits::default(),
+        )
+    }
+
+    /// Swaps the connection's filesystem into `shell`, or back out of it.
+    fn swap_files(&self, shell: &mut Shell) {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let holder = files.get_or_insert_with(|| self.holder_shell());
+        std::mem::swap(shell.files().0, holder.files().0);
+    }
+
+    /// Runs `f` on the connection's filesystem, home directory and uid.
+    fn with_files<T>(&self, f: impl FnOnce(&mut super::shell::fs::Fs, &str, u32) -> T) -> T {
+        let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
+        let holder = files.get_or_insert_with(|| self.holder_shell());
+        let (fs, home, uid) = holder.files();
+        f(fs, home, uid)
+    }
+
+    /// Feeds an SFTP or scp channel (`None`: the client's end of input) and sends the
+    /// answer; false if the channel is neither.
+    async fn file_transfer(
+        &self,
+        session: &mut russh::server::Session,
+        channel: ChannelId,
+        data: Option<&[u8]>,
+    ) -> bool {
+        let now = now_s();
+        let user = self.user.clone().unwrap_or_else(|| "root".into());
+        let (uploads, logged, limit, kind) = {
+            let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(chan) = chans.get_mut(&channel) else {
+                return false;
+            };
+            if let Some(sftp) = chan.sftp.as_mut() {
+                let out = self.with_files(|fs, home, uid| {
+                    let mut ctx = sftp::Ctx {
+                        fs,
+                        home,
+                        uid,
+                        user: &user,
+                        now,
+                    };
+                    match data {
+                        Some(d) => sftp.input(d, &mut ctx),
+                        None => sftp.eof(&mut ctx),
+                    }
+                });
+                if !out.data.is_empty() {
+                    let _ = session.data(channel, out.data);
+                }
+                if out.end {
+                    // sftp-server exits: 0 at the end of its input, 255 from fatal().
+                    let code = if data.is_none() { 0 } else { 255 };
+                    let _ = session.exit_status_request(channel, code);
+                    let _ = session.eof(channel);
+                    let _ = session.close(channel);
+                }
+                (out.uploads, out.logged, out.limit, "sftp")
+            } else if let Some(scp) = chan.scp.as_mut() {
+                let out = match data {
+                    Some(d) => self.with_files(|fs, home, uid| {
+                        scp.input(d, &mut scp::Ctx { fs, home, uid, now })
+                    }),
+                    None => scp.eof(),
+                };
+                if !out.data.is_empty() {
+                    let _ = session.data(channel, out.data);
+                }
+                if let Some(code) = out.exit {
+                    let _ = session.exit_status_request(channel, code);
+                    let _ = session.eof(channel);
+                    let _ = session.close(channel);
+                }
+                (out.uploads, Vec::new(), None, "scp")
+            } else {
+                return false;
+            }
+        };
+        let mut effects: Vec<Effect> = logged.into_iter().map(Effect::Command).collect();
+        if let Some(detail) = limit {
+            effects.push(Effect::Limit {
+                limit: "upload",
+                detail,
+            });
+        }
+        transcript::emit(&self.session, effects).await;
+        for up in uploads.into_iter().filter(|u| !u.data.is_empty()) {
+            let meta = vec![
+                ("channel".to_owned(), kind.to_owned()),
+                ("user".to_owned(), clamp(&user, 256)),
+                ("path".to_owned(), clamp(&up.path, 1024)),
+            ];
+            self.session
+                .capture(CaptureKind::Upload, Some(up.path), meta, up.data)
+                .await;
+        }
+        true
+    }
+
+    /// Starts a remote `scp -t`/`scp -f` on a fresh channel; false leaves the command
+    /// to the shell.
+    async fn start_scp(
+        &self,
+        session: &mut russh::server::Session,
+        channel: ChannelId,
+        req: scp::Request,
+        command: &[u8],
+    ) -> bool {
+        let now = now_s();
+        let out = {
+            let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
+            let Some(chan) = chans.get_mut(&channel) else {
+                return false;
+            };
+            if chan.shell.is_some() || chan.sftp.is_some() || chan.scp.is_some() {
+                return false;
+            }
+            let (scp, out) = self.with_files(|fs, home, uid| {
+                scp::Scp::start(req, &mut scp::Ctx { fs, home, uid, now })
+            });
+            chan.kind = "exec";
+            chan.scp = Some(scp);
+            let _ = session.channel_success(channel);
+            if !out.data.is_empty() {
+                let _ = session.data(channel, out.data);
+            }
+            if let Some(code) = out.exit {
+                let _ = session.exit_status_request(channel, code);
+                let _ = session.eof(channel);
+                let _ = session.close(channel);
+            }
+            out.uploads
+        };
+        let line = clamp(&String::from_utf8_lossy(command), MAX_FIELD_LEN);
+        transcript::emit(&self.session, vec![Effect::Command(line)]).await;
+        debug_assert!(out.is_empty());
+        true
+    }
+
+    /// Records a forwarding request (as an attempt to make the honeypot connect).
+    async fn record_forward(&mut self, url: String, tool: &str) {
+        self.forwards = self.forwards.saturating_add(1);
+        if self.forwards <= MAX_FORWARD_EVENTS {
+            tracing::info!(session = %self.session.id, url = %url, "ssh forwarding recorded");
+            transcript::emit(
+                &self.session,
+                vec![Effect::Download {
+                    url,
+                    tool: tool.to_owned(),
+                }],
+            )
+            .await;
+        }
     }
 }
 
@@ -1185,6 +1409,8 @@ impl russh::server::Handler for SshHandler {
                         env: Vec::new(),
                         kind: "session",
                         user: self.user.clone().unwrap_or_default(),
+                        sftp: None,
+                        scp: None,
                     },
                 );
             }
@@ -1290,6 +1516,11 @@ impl russh::server::Handler for SshHandler {
         data: &[u8],
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
+        if let Some(req) = scp::parse(data)
+            && self.start_scp(session, channel, req, data).await
+        {
+            return Ok(());
+        }
         self.started(session, channel, Some(data)).await?;
         Ok(())
     }
@@ -1300,9 +1531,102 @@ impl russh::server::Handler for SshHandler {
         name: &str,
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
-        tracing::debug!(session = %self.session.id, subsystem = %clamp(name, 64), "subsystem refused");
-        session.channel_failure(channel)?;
+        // Debian's sshd_config has `Subsystem sftp /usr/lib/openssh/sftp-server` and no
+        // other: any other name fails ("subsystem not found").
+        let started = name == "sftp"
+            && self
+                .with_chan(channel, |c| {
+                    let fresh = c.shell.is_none() && c.sftp.is_none() && c.scp.is_none();
+                    if fresh {
+                        c.kind = "sftp";
+                        c.sftp = Some(sftp::Sftp::new());
+                    }
+                    fresh
+                })
+                .unwrap_or(false);
+        if started {
+            session.channel_success(channel)?;
+            transcript::emit(
+                &self.session,
+                vec![Effect::Command("subsystem sftp".into())],
+            )
+            .await;
+        } else {
+            tracing::debug!(session = %self.session.id, subsystem = %clamp(name, 64), "subsystem refused");
+            session.channel_failure(channel)?;
+        }
         Ok(())
+    }
+
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        channel: Channel<Msg>,
+        host_to_connect: &str,
+        port_to_connect: u32,
+        _originator_address: &str,
+        _originator_port: u32,
+        reply: ChannelOpenHandle,
+        _session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        drop(channel);
+        if self.user.is_none() {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        // AllowTcpForwarding is yes by default: sshd tries the connect. Nothing is ever
+        // connected from here; the destination is recorded and the connect fails as on
+        // a machine without egress, after as long as it would take there.
+        let url = format!("tcp://{}", host_port(host_to_connect, port_to_connect));
+        self.record_forward(url, "ssh direct-tcpip").await;
+        let own = self.profile.node.persona().net.addr;
+        let (delay, why) = forward_failure(host_to_connect, own.into());
+        let failure = russh::ChannelOpenFailure::Other {
+            code: 2,
+            // The client prints "open failed: connect failed: " and this.
+            reason: why.to_owned(),
+        };
+        let pending = Arc::clone(&self.pending_forwards);
+        let waiting = pending.load(std::sync::atomic::Ordering::Relaxed);
+        if delay.is_zero() || waiting >= MAX_PENDING_FORWARDS {
+            reply.reject(failure).await;
+        } else {
+            pending.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                reply.reject(failure).await;
+                pending.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+            });
+        }
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut russh::server::Session,
+    ) -> Result<bool, Self::Error> {
+        if self.user.is_none() || *port > 65535 {
+            return Ok(false);
+        }
+        let url = format!("tcp-listen://{}", host_port(address, *port));
+        self.record_forward(url, "ssh tcpip-forward").await;
+        if *port == 0 {
+            // sshd answers with the port the kernel picked (Linux's ephemeral range).
+            *port = rand::random_range(32768..61000);
+        }
+        Ok(true)
+    }
+
+    async fn cancel_tcpip_forward(
+        &mut self,
+        _address: &str,
+        _port: u32,
+        _session: &mut russh::server::Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.user.is_some())
     }
 
     async fn x11_request(
@@ -1324,6 +1648,9 @@ impl russh::server::Handler for SshHandler {
         data: &[u8],
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
+        if self.file_transfer(session, channel, Some(data)).await {
+            return Ok(());
+        }
         let (line, effects) = {
             let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());
             let Some(chan) = chans.get_mut(&channel) else {
@@ -1334,7 +1661,9 @@ impl russh::server::Handler for SshHandler {
             match chan.shell.as_mut().filter(|s| !s.ended()) {
                 // Line editing and echo only: cheap, answered here.
                 Some(shell) if !pool::runs_a_line(data) => {
+                    self.swap_files(shell);
                     let reply = shell.input(data, now_s());
+                    self.swap_files(shell);
                     effects.extend(deliver(session, channel, chan, reply));
                     (None, effects)
                 }
@@ -1361,6 +1690,9 @@ impl russh::server::Handler for SshHandler {
         channel: ChannelId,
         session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
+        if self.file_transfer(session, channel, None).await {
+            return Ok(());
+        }
         // End of input may run a pending line (without a pty): in the pool as well.
         let shell = {
             let mut chans = self.channels.lock().unwrap_or_else(|e| e.into_inner());

@@ -555,6 +555,12 @@ impl Shell {
         self.ended
     }
 
+    /// The session's filesystem, home and uid: the SSH driver shares one overlay between
+    /// a connection's shells and its SFTP/scp channels.
+    pub(crate) fn files(&mut self) -> (&mut Fs, &str, u32) {
+        (&mut self.st.fs, &self.st.home, self.st.uid)
+    }
+
     /// What an interactive login shows before the first prompt.
     pub(crate) fn greeting(&mut self) -> Reply {
         let mut r = Reply::default();
