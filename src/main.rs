@@ -1,6 +1,7 @@
 //! The `honeybee` command: argument parsing and dispatch only. The work happens in the
 //! library crates; `commands` and `up` hold the glue and the output formatting.
 
+mod check;
 mod commands;
 mod dashboard;
 mod term;
@@ -35,12 +36,12 @@ enum Cmd {
     Up {
         #[command(flatten)]
         dir: DataDir,
-    },
         /// The local node's services: linux-server (the default for a new data
         /// directory), router, ics, or all (every service at once: a demo, not a
         /// believable machine). Without it an existing node keeps its services.
         #[arg(long, value_parser = |s: &str| honeybee_proto::profile::Profile::parse(s).map_err(|e| e.to_string()))]
         profile: Option<honeybee_proto::profile::Profile>,
+    },
     /// Set up or run the core.
     #[command(subcommand)]
     Core(CoreCmd),
@@ -359,6 +360,15 @@ enum NodeCmd {
         #[arg(long, conflicts_with = "relay")]
         none: bool,
     },
+    /// Run the realism check on a live node: it probes its own services on loopback as
+    /// scanners do and compares them with references recorded from the real programs.
+    Check {
+        #[command(flatten)]
+        dir: DataDir,
+        node: String,
+        #[arg(long)]
+        json: bool,
+    },
     /// Send a command to a live node (ping, status, release-port SERVICE PORT) and print
     /// its answer.
     Command {
@@ -452,6 +462,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
                 listen,
             };
             c::node_config(&dir.data_dir, &node, change, json).await
+        }
+        Cmd::Node(NodeCmd::Check { dir, node, json }) => {
+            check::node_check(&dir.data_dir, &node, json).await
         }
         Cmd::Node(NodeCmd::Command {
             dir,

@@ -8,6 +8,7 @@ pub mod enroll;
 pub mod fuzz_api;
 pub mod health;
 pub(crate) mod persona;
+pub mod realism;
 pub mod relay;
 pub mod resolve;
 pub mod runtime;

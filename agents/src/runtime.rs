@@ -484,6 +484,14 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
                         state.captures.remove(&sha256);
                         uploading.lock().map(|mut u| u.remove(&sha256)).ok();
                     }
+                    CoreMsg::Command {
+                        id,
+                        command: Command::CheckRealism,
+                    } => crate::realism::answer(
+                        state.services.lock().await.realism_targets(),
+                        id,
+                        out_tx.clone(),
+                    ),
                     CoreMsg::Command { id, command } => {
                         let result = run_command(state, command).await;
                         let _ = out_tx.send(AgentMsg::CommandResult { id, result }).await;

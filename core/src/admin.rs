@@ -518,6 +518,10 @@ async fn dispatch(
                 Err(e) => R::Error(e),
             }
         }
+        AdminRequest::CheckRealism { node } => {
+            crate::realism::check(shared, &node, actor, remote).await
+        }
+        AdminRequest::GetRealism { node } => crate::realism::latest(shared, &node),
         _ => R::Error("request not supported by this core".into()),
     }
 }

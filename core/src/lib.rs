@@ -19,6 +19,7 @@ pub mod json;
 pub mod modules;
 pub mod node;
 pub mod ratelimit;
+pub mod realism;
 pub mod registry;
 pub mod relay;
 pub mod server;

@@ -84,6 +84,8 @@ pub struct Shared {
     pub core_seq: Mutex<crate::correlator::SeqClock>,
     /// Each node's latest health assessment (see `health.rs`).
     pub health: crate::health::HealthBoard,
+    /// Each node's latest realism check (see `realism.rs`).
+    pub realism: crate::realism::RealismBoard,
 }
 
 impl Shared {
@@ -319,6 +321,7 @@ impl Core {
             budgets: crate::budget::NodeBudgets::new(cfg.node_budgets),
             core_seq: Mutex::new(crate::correlator::SeqClock::default()),
             health: crate::health::HealthBoard::default(),
+            realism: crate::realism::RealismBoard::default(),
             registry: Registry::with_command_timeout(cfg.timing.command_timeout),
             cfg,
             paths,

@@ -307,6 +307,25 @@ impl ServiceManager {
             .collect()
     }
 
+    /// Each configured service with its bound address while it runs, and the machine the
+    /// node pretends to be: what the realism check probes (`realism/`).
+    pub fn realism_targets(&self) -> (Vec<crate::realism::Target>, crate::realism::Machine) {
+        let targets = self
+            .order
+            .iter()
+            .filter_map(|name| self.entries.get(name))
+            .map(|e| crate::realism::Target {
+                config: e.config.clone(),
+                bound: e
+                    .running
+                    .as_ref()
+                    .filter(|r| !r.task.is_finished())
+                    .map(|r| r.bound),
+            })
+            .collect();
+        (targets, crate::realism::Machine::of(self.persona.persona()))
+    }
+
     /// The ports of extension service `name`: listening, held by real services, released,
     /// failed. `None` if there is no such running extension service.
     pub fn extension_ports(&self, name: &str) -> Option<ExtensionPorts> {

@@ -58,6 +58,10 @@ pub enum Command {
     /// Stop listening on `port` of extension service `service`; the port stays released
     /// until the node's configuration of that service changes.
     ReleasePort { service: String, port: u16 },
+    /// Probe the node's own services on loopback as a scanner would and compare them
+    /// with the recorded references; answered with a
+    /// [`crate::realism::RealismReport`] as JSON text.
+    CheckRealism,
 }
 
 /// What kind of agent this is.

@@ -15,6 +15,7 @@ pub mod event;
 pub mod ids;
 pub mod module;
 pub mod profile;
+pub mod realism;
 pub mod relay;
 pub mod stream;
 pub mod text;

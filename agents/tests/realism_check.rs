@@ -1,0 +1,169 @@
+//! The realism check run by a node on its own services (`ServiceManager` on loopback):
+//! the default services pass every check against the references recorded from the real
+//! programs, and a setting that contradicts the claimed product is named as a failing
+//! check with what the real program does and what the node did.
+
+use honeybee_agent::realism::{self, TOTAL};
+use honeybee_agent::services::{Limits, ServiceManager};
+use honeybee_agent::sink::EventSink;
+use honeybee_proto::config::{
+    FtpOptions, HttpOptions, NodeConfig, RedisOptions, ServiceConfig, ServiceKind, SshOptions,
+    TelnetOptions,
+};
+use honeybee_proto::realism::RealismReport;
+
+fn svc(name: &str, kind: ServiceKind) -> ServiceConfig {
+    ServiceConfig {
+        name: name.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enabled: true,
+        kind,
+    }
+}
+
+async fn run(dir: &std::path::Path, services: Vec<ServiceConfig>) -> RealismReport {
+    let (sink, mut rx) = EventSink::channel(16 * 1024);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let mut mgr = ServiceManager::new(sink, dir.join("state"), Limits::default());
+    mgr.apply(&NodeConfig { services }).await;
+    let (targets, machine) = mgr.realism_targets();
+    let report = realism::check(targets, &machine, TOTAL).await;
+    mgr.shutdown().await;
+    report
+}
+
+fn failures(r: &RealismReport) -> Vec<String> {
+    r.services
+        .iter()
+        .flat_map(|s| {
+            s.failures.iter().map(move |f| {
+                format!(
+                    "{} ({}): {}: expected {:?}, got {:?}",
+                    s.name, s.reference, f.check, f.expected, f.got
+                )
+            })
+        })
+        .collect()
+}
+
+fn defaults() -> Vec<ServiceConfig> {
+    vec![
+        svc("ssh", ServiceKind::Ssh(SshOptions::default())),
+        svc("telnet", ServiceKind::Telnet(TelnetOptions::default())),
+        svc("http", ServiceKind::Http(HttpOptions::default())),
+        svc("ftp", ServiceKind::Ftp(FtpOptions::default())),
+        svc("redis", ServiceKind::Redis(RedisOptions::default())),
+        svc(
+            "redis-auth",
+            ServiceKind::Redis(RedisOptions {
+                require_auth: true,
+                ..RedisOptions::default()
+            }),
+        ),
+    ]
+}
+
+/// Differences the check found against Debian 12's programs in services this work did
+/// not change; each is for the service's owner to fix, and then to delete here (the test
+/// fails when one no longer shows, so the list stays true):
+/// - Redis: INFO's `redis_build_id` is random per node (`redis/info.rs`), but it is a
+///   fact of the binary (a hash taken when the package was built), the same on every
+///   installation of Debian's 7.0.15 package: an unknown build id tells a honeypot.
+///
+/// (The first run also found Telnet opening with netkit telnetd's four `DO`s where
+/// Debian 12's telnetd is inetutils'; the Telnet service now opens as inetutils does.)
+const KNOWN: [(&str, &str); 1] = [("redis", "info_server.redis_build_id")];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn default_services_pass_every_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), defaults()).await;
+    for s in &r.services {
+        eprintln!(
+            "{:<12} {:>3}/{:<3} {}",
+            s.name, s.passed, s.total, s.reference
+        );
+    }
+    let (passed, total) = r.totals();
+    assert!(total >= 60, "only {total} checks ran: {r:#?}");
+    let mut known_seen = Vec::new();
+    let mut unexpected = Vec::new();
+    for s in &r.services {
+        for f in &s.failures {
+            if KNOWN.contains(&(s.name.as_str(), f.check.as_str())) {
+                known_seen.push((s.name.as_str(), f.check.as_str()));
+            } else {
+                unexpected.push(format!(
+                    "{}: {}: expected {:?}, got {:?}",
+                    s.name, f.check, f.expected, f.got
+                ));
+            }
+        }
+    }
+    assert_eq!(unexpected, Vec::<String>::new(), "{passed}/{total} passed");
+    assert_eq!(
+        known_seen,
+        KNOWN.to_vec(),
+        "a known difference is gone: delete it from KNOWN"
+    );
+    assert!(
+        r.services
+            .iter()
+            .any(|s| s.kind == "consistency" && s.total >= 4)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn settings_that_contradict_the_product_are_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(
+        dir.path(),
+        vec![
+            svc(
+                "ssh",
+                ServiceKind::Ssh(SshOptions {
+                    server_id: "SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11u3".into(),
+                    ..SshOptions::default()
+                }),
+            ),
+            svc(
+                "http",
+                ServiceKind::Http(HttpOptions {
+                    server_header: "nginx/1.22.1".into(),
+                    ..HttpOptions::default()
+                }),
+            ),
+        ],
+    )
+    .await;
+    let f = failures(&r);
+    let ssh = &r.services[0];
+    let ident = ssh
+        .failures
+        .iter()
+        .find(|f| f.check == "ident")
+        .expect("ident fails");
+    assert_eq!(
+        ident.expected,
+        "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12uN\\r\\n"
+    );
+    assert_eq!(ident.got, "SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11uN\\r\\n");
+    assert!(
+        ssh.passed > 10,
+        "the rest of the transport still matches: {f:#?}"
+    );
+    assert!(
+        r.services[1]
+            .failures
+            .iter()
+            .any(|x| x.check == "404.server" && x.got == "nginx/1.22.1"),
+        "{f:#?}"
+    );
+    let c = r.services.iter().find(|s| s.kind == "consistency").unwrap();
+    assert!(
+        c.failures
+            .iter()
+            .any(|x| x.check.contains("Debian release")),
+        "{f:#?}"
+    );
+}

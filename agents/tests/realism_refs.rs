@@ -1,0 +1,333 @@
+//! The realism check's references come from the real programs, and this test proves it:
+//! it starts Debian 12's sshd, lighttpd, vsftpd, redis-server (plain and with
+//! `requirepass`) and inetutils telnetd on loopback (temporary directories, ephemeral
+//! ports, stopped by PID), runs the very probes the node runs on itself
+//! (`honeybee_agent::realism::Probe`), and
+//! - `committed_references_match_the_real_programs` checks that every fact in
+//!   `agents/src/realism/refs/*.txt` is what the real program shows today;
+//! - `rerecord_references` (ignored; `cargo test -p honeybee-agent --test realism_refs
+//!   -- --ignored`) writes those files afresh, after a Debian update changed a program.
+//!
+//! A missing program fails the test with the package to install.
+
+use honeybee_agent::realism::facts::{Facts, parse_ref};
+use honeybee_agent::realism::{INSTANCE, Probe, reference};
+use std::net::{SocketAddr, TcpListener};
+use std::os::fd::OwnedFd;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// A real program, killed (by its own PID) when dropped; telnetd's per-connection
+/// children too.
+struct Real {
+    children: Arc<Mutex<Vec<Child>>>,
+    addr: SocketAddr,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Real {
+    fn drop(&mut self) {
+        for c in self.children.lock().unwrap().iter_mut() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn need(bin: &str, package: &str) {
+    assert!(
+        Path::new(bin).exists(),
+        "{bin} is missing: apt-get install -y --no-install-recommends {package} \
+         (the realism references are recorded from it)"
+    );
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn package_version(package: &str) -> String {
+    let out = Command::new("dpkg-query")
+        .args(["-W", "-f", "${Version}", package])
+        .output()
+        .expect("dpkg-query");
+    String::from_utf8_lossy(&out.stdout).trim().to_owned()
+}
+
+fn spawn(cmd: &mut Command, dir: tempfile::TempDir, port: u16) -> Real {
+    let child = cmd
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start the real program");
+    let real = Real {
+        children: Arc::new(Mutex::new(vec![child])),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(real.addr).is_err() {
+        assert!(Instant::now() < deadline, "{:?} did not listen", cmd);
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    real
+}
+
+/// Debian 12's sshd_config (less its Include) with Debian's three host keys.
+fn sshd() -> Real {
+    need("/usr/sbin/sshd", "openssh-server");
+    let dir = tempfile::tempdir().unwrap();
+    let mut keys = Vec::new();
+    for kind in ["rsa", "ecdsa", "ed25519"] {
+        let key = dir.path().join(format!("ssh_host_{kind}_key"));
+        assert!(
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-N", "", "-f"])
+                .arg(&key)
+                .status()
+                .expect("ssh-keygen")
+                .success()
+        );
+        keys.push(key);
+    }
+    let cfg = dir.path().join("sshd_config");
+    std::fs::write(
+        &cfg,
+        "KbdInteractiveAuthentication no\nUsePAM yes\nX11Forwarding yes\nPrintMotd no\n\
+         AcceptEnv LANG LC_*\nSubsystem sftp /usr/lib/openssh/sftp-server\nPidFile none\n\
+         ListenAddress 127.0.0.1\n",
+    )
+    .unwrap();
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let port = free_port();
+    let mut cmd = Command::new("/usr/sbin/sshd");
+    cmd.arg("-D").arg("-f").arg(&cfg);
+    for k in &keys {
+        cmd.arg("-h").arg(k);
+    }
+    cmd.args(["-p", &port.to_string()]);
+    spawn(&mut cmd, dir, port)
+}
+
+fn lighttpd() -> Real {
+    need("/usr/sbin/lighttpd", "lighttpd");
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("www");
+    std::fs::create_dir_all(&root).unwrap();
+    let port = free_port();
+    let conf = dir.path().join("lighttpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "server.document-root = \"{}\"\nserver.port = {port}\nserver.bind = \"127.0.0.1\"\n\
+             server.errorlog = \"{}\"\nindex-file.names = ( \"index.html\" )\n\
+             mimetype.assign = ( \".html\" => \"text/html\" )\n",
+            root.display(),
+            dir.path().join("error.log").display()
+        ),
+    )
+    .unwrap();
+    spawn(
+        Command::new("/usr/sbin/lighttpd")
+            .arg("-D")
+            .arg("-f")
+            .arg(&conf),
+        dir,
+        port,
+    )
+}
+
+/// Debian 12's /etc/vsftpd.conf (its uncommented lines), standalone on loopback.
+fn vsftpd() -> Real {
+    need("/usr/sbin/vsftpd", "vsftpd");
+    std::fs::create_dir_all("/var/run/vsftpd/empty").expect("vsftpd's secure_chroot_dir");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let conf = dir.path().join("vsftpd.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "listen=YES\nlisten_ipv6=NO\nlisten_address=127.0.0.1\nlisten_port={port}\n\
+             background=NO\nanonymous_enable=NO\nlocal_enable=YES\ndirmessage_enable=YES\n\
+             use_localtime=YES\nxferlog_enable=NO\nconnect_from_port_20=YES\n\
+             secure_chroot_dir=/var/run/vsftpd/empty\npam_service_name=vsftpd\nssl_enable=NO\n"
+        ),
+    )
+    .unwrap();
+    spawn(Command::new("/usr/sbin/vsftpd").arg(&conf), dir, port)
+}
+
+fn redis(extra: &[&str]) -> Real {
+    need("/usr/bin/redis-server", "redis-server");
+    let dir = tempfile::tempdir().unwrap();
+    let port = free_port();
+    let mut cmd = Command::new("/usr/bin/redis-server");
+    cmd.args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+        .args(["--save", "", "--appendonly", "no", "--daemonize", "no"])
+        .arg("--dir")
+        .arg(dir.path())
+        .args(extra);
+    spawn(&mut cmd, dir, port)
+}
+
+/// inetutils telnetd, started per connection on the accepted socket as inetd would.
+fn telnetd() -> Real {
+    need("/usr/sbin/telnetd", "inetutils-telnetd");
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    let children = Arc::new(Mutex::new(Vec::new()));
+    let kids = Arc::clone(&children);
+    std::thread::spawn(move || {
+        // The probe makes one connection; a few more are allowed, then the thread ends.
+        for _ in 0..4 {
+            let Ok((s, _)) = listener.accept() else {
+                return;
+            };
+            let fd: OwnedFd = s.into();
+            let Ok(out) = fd.try_clone() else { return };
+            if let Ok(child) = Command::new("/usr/sbin/telnetd")
+                .stdin(Stdio::from(fd))
+                .stdout(Stdio::from(out))
+                .stderr(Stdio::null())
+                .spawn()
+            {
+                kids.lock().unwrap().push(child);
+            }
+        }
+    });
+    Real {
+        children,
+        addr,
+        _dir: tempfile::tempdir().unwrap(),
+    }
+}
+
+/// (reference file, probe, package, product description, the real program).
+fn programs() -> Vec<(
+    &'static str,
+    Probe,
+    &'static str,
+    &'static str,
+    Box<dyn Fn() -> Real>,
+)> {
+    vec![
+        (
+            "ssh.txt",
+            Probe::Ssh,
+            "openssh-server",
+            "OpenSSH 9.2p1 sshd",
+            Box::new(sshd),
+        ),
+        (
+            "http-lighttpd.txt",
+            Probe::Http,
+            "lighttpd",
+            "lighttpd 1.4.69",
+            Box::new(lighttpd),
+        ),
+        (
+            "ftp-vsftpd.txt",
+            Probe::Ftp,
+            "vsftpd",
+            "vsftpd 3.0.3",
+            Box::new(vsftpd),
+        ),
+        (
+            "redis.txt",
+            Probe::Redis,
+            "redis-server",
+            "Redis 7.0.15",
+            Box::new(|| redis(&[])),
+        ),
+        (
+            "redis-requirepass.txt",
+            Probe::Redis,
+            "redis-server",
+            "Redis 7.0.15 with requirepass",
+            Box::new(|| redis(&["--requirepass", "not-known-to-the-probe"])),
+        ),
+        (
+            "telnet.txt",
+            Probe::Telnet,
+            "inetutils-telnetd",
+            "inetutils telnetd 2.4",
+            Box::new(telnetd),
+        ),
+    ]
+}
+
+/// The facts a reference keeps: everything but instance values.
+fn recordable(f: Facts) -> Facts {
+    Facts(
+        f.0.into_iter()
+            .filter(|(n, _)| !n.starts_with(INSTANCE))
+            .collect(),
+    )
+}
+
+async fn observe(probe: Probe, real: &Real) -> Facts {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(8);
+    recordable(probe.run(real.addr, deadline).await)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn committed_references_match_the_real_programs() {
+    let mut differences = Vec::new();
+    for (file, probe, _, _, start) in programs() {
+        let real = start();
+        let seen = observe(probe, &real).await;
+        let want = reference(file).unwrap();
+        if seen != want.facts {
+            for ((n, v), w) in seen
+                .0
+                .iter()
+                .zip(want.facts.0.iter().map(Some).chain(std::iter::repeat(None)))
+            {
+                if w != Some(&(n.clone(), v.clone())) {
+                    differences.push(format!("{file}: {n}: real {v:?}, committed {w:?}"));
+                }
+            }
+            if seen.0.len() != want.facts.0.len() {
+                differences.push(format!(
+                    "{file}: real shows {} facts, committed {}",
+                    seen.0.len(),
+                    want.facts.0.len()
+                ));
+            }
+        }
+    }
+    assert!(
+        differences.is_empty(),
+        "the committed references no longer match the real programs (re-record with \
+         `cargo test -p honeybee-agent --test realism_refs -- --ignored`):\n{}",
+        differences.join("\n")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "writes agents/src/realism/refs/*.txt; run after a Debian update of a program"]
+async fn rerecord_references() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/realism/refs");
+    for (file, probe, package, product, start) in programs() {
+        let real = start();
+        let seen = observe(probe, &real).await;
+        let version = package_version(package);
+        let text = format!(
+            "@product = {product} (Debian 12 {package} {version})\n{}",
+            seen.to_ref_text(&format!(
+                "Recorded from the real {package} {version} by agents/tests/realism_refs.rs \
+                 (rerecord_references); do not edit by hand."
+            ))
+        );
+        parse_ref(&text).expect("the recorder writes what the parser reads");
+        std::fs::write(dir.join(file), text).unwrap();
+        eprintln!("{file}: {} facts from {package} {version}", seen.0.len());
+    }
+}
