@@ -50,6 +50,8 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/nodes/{id}/health", get(node_health)),
         r("put", "/api/nodes/{id}/config", put(node_config)),
         r("post", "/api/nodes/{id}/revoke", post(node_revoke)),
+        r("get", "/api/nodes/{id}/check", get(crate::realism::latest)),
+        r("post", "/api/nodes/{id}/check", post(crate::realism::run)),
         r("get", "/api/tokens", get(tokens)),
         r("post", "/api/tokens", post(token_create)),
         r("get", "/api/events", get(events)),

@@ -17,6 +17,7 @@ pub mod live;
 pub mod openapi;
 pub mod query;
 pub mod ratelimit;
+pub mod realism;
 pub mod report;
 pub mod server;
 pub mod state;

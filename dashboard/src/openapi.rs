@@ -26,6 +26,21 @@ fn arr(items: Value) -> Value {
 fn reference(name: &str) -> Value {
     json!({"$ref": format!("#/components/schemas/{name}")})
 }
+/// `honeybee node check --json`'s document (see `realism.rs`).
+fn realism_check() -> Value {
+    let failure = obj(&[("check", s()), ("expected", s()), ("got", s())]);
+    let service = obj(&[
+        ("name", s()), ("kind", json!({"type": "string", "description": "the service kind, or `consistency` for the cross-service checks against the node persona"})),
+        ("reference", s()), ("passed", i()), ("total", i()),
+        ("failures", arr(failure)), ("skipped", nullable("string")),
+    ]);
+    let mut v = obj(&[
+        ("node", s()), ("received_ms", i()), ("passed", i()), ("total", i()),
+        ("report", obj(&[("started_ms", i()), ("duration_ms", i()), ("services", arr(service))])),
+    ]);
+    v["type"] = json!(["object", "null"]);
+    v
+}
 fn nullable(t: &str) -> Value {
     json!({"type": [t, "null"]})
 }
@@ -152,6 +167,10 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/nodes/{id}/config", "put", op("Replace a node's services and push them to it", obj(&[("config_toml", s())]))
             .path("id", "node id").body(obj(&[("config_toml", s())]))),
         ("/api/nodes/{id}/revoke", "post", op("Revoke a node", obj(&[("revoked", s())])).path("id", "node id").changes()),
+        ("/api/nodes/{id}/check", "get", op("The node's latest realism check the core holds (null if none since the core started)", realism_check())
+            .path("id", "node id")),
+        ("/api/nodes/{id}/check", "post", op("Run the realism check on a live node now: it probes its own services on loopback as scanners do and compares them with references recorded from the real programs (a few seconds; admins only)", realism_check())
+            .path("id", "node id").changes()),
         ("/api/tokens", "get", op("Enrolment tokens (no secrets)", arr(obj(&[
             ("id", s()), ("role", s()), ("name", s()), ("labels", json!({"type": "object"})),
             ("created_ms", i()), ("expires_ms", i()), ("uses_total", i()), ("uses_left", i()), ("revoked", b()),
