@@ -485,7 +485,7 @@ async fn https_serves_a_stable_device_certificate() {
     .await;
     assert_eq!(code, 200);
     let (subject, fp) = served_cert(addr, "-tls1_3").await;
-    assert_eq!(subject, "O=ACME Networks Co.\\, Ltd.,CN=192.168.1.1");
+    assert_eq!(subject, "CN=192.168.1.1,O=ACME Networks Co.\\, Ltd.");
     assert_eq!(served_cert(addr, "-tls1_2").await.1, fp);
     node.until("2 requests", |ev| requests(ev) >= 2).await;
     // Requests over TLS are recorded like any other.

@@ -294,7 +294,9 @@ fn cert_subject(
         subject.common_name = opts.cert_common_name.clone();
     }
     if !opts.cert_organization.is_empty() {
+        // The operator's organisation, not the vendor's: its country is unknown.
         subject.organization = opts.cert_organization.clone();
+        subject.country = None;
     }
     subject
 }
