@@ -129,9 +129,11 @@ pub(crate) struct Machine {
     errors: u32,
     commands: u32,
     auth: Option<AuthWait>,
-    /// Bytes of the BDAT chunks so far, and whether the message is being kept.
-    bdat: Option<(u64, bool)>,
-    bdat_last: bool,
+    /// A BDAT transfer under way: bytes so far, or `None` once a chunk was refused
+    /// (later chunks are discarded until the last one).
+    bdat: Option<Option<u64>>,
+    /// The chunk being read: its LAST flag, and the transfer's state before it.
+    chunk: (bool, Option<Option<u64>>),
 }
 
 impl Machine {
@@ -148,7 +150,7 @@ impl Machine {
             commands: 0,
             auth: None,
             bdat: None,
-            bdat_last: false,
+            chunk: (false, None),
         }
     }
 
@@ -309,6 +311,9 @@ impl Machine {
     }
 
     fn mail_cmd(&mut self, arg: &str) -> Step {
+        if self.bdat.is_some() {
+            return self.reply("503 5.5.1 Error: MAIL after BDAT");
+        }
         if self.mail.is_some() {
             return self.reply("503 5.5.1 Error: nested MAIL command");
         }
@@ -442,10 +447,7 @@ impl Machine {
         };
         // The chunk is read (and dropped) even when the command is refused: the client
         // sends it anyway.
-        self.bdat_last = last == Some(true);
-        let keep = !self.rcpts.is_empty();
-        let so_far = self.bdat.map_or(0, |(n, _)| n);
-        self.bdat = Some((so_far, keep));
+        self.chunk = (last == Some(true), self.bdat);
         Step {
             reply: String::new(),
             next: Next::Bdat { size },
@@ -455,27 +457,48 @@ impl Machine {
         }
     }
 
-    /// A BDAT chunk of `size` bytes was read. The reply, whether the message is complete
-    /// and kept (its queue id), and whether the chunk belongs to a kept message.
+    /// Whether the BDAT chunk being read belongs to a message that is kept.
+    pub(crate) fn bdat_keeps(&self) -> bool {
+        !self.rcpts.is_empty() && !matches!(self.chunk.1, Some(None))
+    }
+
+    pub(crate) fn bdat_is_last(&self) -> bool {
+        self.chunk.0
+    }
+
+    /// The BDAT chunk announced last (`size` bytes) was read. The reply, and the queue id
+    /// when it completed a kept message.
     pub(crate) fn bdat_done(
         &mut self,
         size: u64,
         ends_with_newline: bool,
     ) -> (Step, Option<String>) {
-        let Some((so_far, keep)) = self.bdat else {
-            return (self.reply("503 5.5.1 Error: need RCPT command"), None);
+        let (last, state) = self.chunk;
+        let so_far = match state {
+            Some(None) => {
+                self.bdat = if last { None } else { Some(None) };
+                return (
+                    self.reply(format!(
+                        "551 5.0.0 Discarded {size} bytes after earlier error"
+                    )),
+                    None,
+                );
+            }
+            Some(Some(n)) => n,
+            None => 0,
         };
-        if !keep {
-            self.bdat = None;
-            return if self.mail.is_none() {
-                (self.reply("503 5.5.1 Error: need RCPT command"), None)
+        if self.rcpts.is_empty() {
+            self.bdat = if last { None } else { Some(None) };
+            let text = if self.mail.is_none() {
+                "503 5.5.1 Error: need RCPT command"
             } else {
-                (self.reply("554 5.5.1 Error: no valid recipients"), None)
+                "554 5.5.1 Error: no valid recipients"
             };
+            return (self.reply(text), None);
         }
         let total = so_far + size;
-        if !self.bdat_last {
-            self.bdat = Some((total, true));
+        if !last {
+            self.bdat = Some(Some(total));
             return (self.reply(format!("250 2.0.0 Ok: {size} bytes")), None);
         }
         // Postfix ends an unterminated last line itself, and counts it.
@@ -494,15 +517,6 @@ impl Machine {
         )
     }
 
-    /// Whether the BDAT chunk being read belongs to a message that is kept.
-    pub(crate) fn bdat_keeps(&self) -> bool {
-        self.bdat.is_some_and(|(_, k)| k)
-    }
-
-    pub(crate) fn bdat_is_last(&self) -> bool {
-        self.bdat_last
-    }
-
     fn vrfy_cmd(&mut self, arg: &str) -> Step {
         if arg.is_empty() {
             return self.reply("501 5.5.4 Syntax: VRFY address [SMTPUTF8]");
@@ -518,9 +532,6 @@ impl Machine {
     }
 
     fn etrn_cmd(&mut self, arg: &str) -> Step {
-        if self.helo.is_none() {
-            return self.reply("503 Error: send HELO/EHLO first");
-        }
         if self.mail.is_some() {
             return self.reply("503 Error: MAIL transaction in progress");
         }
@@ -533,9 +544,6 @@ impl Machine {
     fn starttls_cmd(&mut self, arg: &str) -> Step {
         if !arg.is_empty() {
             return self.reply("501 5.5.4 Syntax: STARTTLS");
-        }
-        if self.mail.is_some() {
-            return self.reply("503 5.5.1 Error: MAIL transaction in progress");
         }
         if self.tls {
             return self.reply("554 5.5.1 Error: TLS already active");

@@ -93,6 +93,15 @@ impl SmtpService {
                 let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
             }
             End::StartTls => {
+                // Something other than a TLS handshake record (a client that goes on in
+                // plaintext) is dropped without an alert, as Postfix's OpenSSL does.
+                let mut first = [0u8; 1];
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, stream.read_exact(&mut first)).await {
+                    Ok(Ok(_)) if first[0] == 0x16 => {}
+                    _ => return,
+                }
+                let (r, w) = tokio::io::split(stream);
+                let stream = tokio::io::join(std::io::Cursor::new(first).chain(r), w);
                 let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(&self.tls));
                 let mut tls = match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream))
                     .await
@@ -356,7 +365,7 @@ impl SmtpService {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let keep = m.bdat_keeps();
-        let mut chunk = input.bdat.take();
+        let mut chunk = input.bdat.take().filter(|_| keep);
         if keep && chunk.is_none() {
             chunk = Some(capture::Message::start(session, self.cfg.max_message).await);
         }
