@@ -66,6 +66,8 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/incidents/{id}", get(crate::incidents::one)),
         r("post", "/api/incidents/ack", post(crate::incidents::ack)),
         r("get", "/api/ignore", get(crate::incidents::ignores)),
+        r("get", "/api/alert-rules", get(crate::alert_rules::get)),
+        r("put", "/api/alert-rules", put(crate::alert_rules::put)),
         r("post", "/api/ignore", post(crate::incidents::ignore_add)),
         r(
             "delete",
@@ -186,6 +188,7 @@ fn hashing_busy() -> ApiError {
         message: "too many sign-ins at once; try again in a moment".into(),
         retry_after_s: Some(1),
         position: None,
+        problems: None,
     }
 }
 

@@ -70,6 +70,11 @@ impl CoreLink {
         })
     }
 
+    /// The core's data directory (the dashboard runs beside the core).
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+
     /// The core's address as the running core recorded it.
     pub fn core_addr(&self) -> Result<std::net::SocketAddr, LinkError> {
         core_address(&self.data_dir).map_err(|e| LinkError::Unavailable(e.to_string()))

@@ -14,6 +14,9 @@ pub struct ApiError {
     /// Where in the input the problem is (a byte offset), for a search query; sent as
     /// `position`.
     pub position: Option<usize>,
+    /// Every problem of a configuration, where and what (`[{path, message}]`); sent as
+    /// `problems`.
+    pub problems: Option<serde_json::Value>,
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
@@ -25,6 +28,7 @@ impl ApiError {
             message: message.into(),
             retry_after_s: None,
             position: None,
+            problems: None,
         }
     }
     /// A search query that does not parse: 400 with the message and where.
@@ -62,16 +66,20 @@ impl ApiError {
             message: format!("too many failed sign-ins; try again in {retry_after_s} s"),
             retry_after_s: Some(retry_after_s),
             position: None,
+            problems: None,
         }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = match self.position {
+        let mut body = match self.position {
             Some(p) => json!({"error": self.message, "position": p}),
             None => json!({"error": self.message}),
         };
+        if let Some(p) = self.problems {
+            body["problems"] = p;
+        }
         let mut r = (self.status, Json(body)).into_response();
         if let Some(s) = self.retry_after_s
             && let Ok(v) = HeaderValue::from_str(&s.to_string())

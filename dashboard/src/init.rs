@@ -37,6 +37,10 @@ impl DashboardPaths {
     pub fn users(&self) -> PathBuf {
         self.root.join("users.db")
     }
+    /// The alerts module's configuration when `core.toml` names no other (`alert_rules.rs`).
+    pub fn alerts_config(&self) -> PathBuf {
+        self.root.join("alerts.toml")
+    }
     /// Incidents and the ignore list (see `incidents.rs`).
     pub fn incidents(&self) -> PathBuf {
         self.root.join("incidents.db")

@@ -5,6 +5,7 @@
 //! `honeybee dashboard init` ([`init::init`]) makes its identity and first admin;
 //! `honeybee dashboard run` and `honeybee up` call [`start`].
 
+pub mod alert_rules;
 pub mod api;
 mod assets;
 pub mod audit;

@@ -30,13 +30,30 @@ fn reference(name: &str) -> Value {
 fn realism_check() -> Value {
     let failure = obj(&[("check", s()), ("expected", s()), ("got", s())]);
     let service = obj(&[
-        ("name", s()), ("kind", json!({"type": "string", "description": "the service kind, or `consistency` for the cross-service checks against the node persona"})),
-        ("reference", s()), ("passed", i()), ("total", i()),
-        ("failures", arr(failure)), ("skipped", nullable("string")),
+        ("name", s()),
+        (
+            "kind",
+            json!({"type": "string", "description": "the service kind, or `consistency` for the cross-service checks against the node persona"}),
+        ),
+        ("reference", s()),
+        ("passed", i()),
+        ("total", i()),
+        ("failures", arr(failure)),
+        ("skipped", nullable("string")),
     ]);
     let mut v = obj(&[
-        ("node", s()), ("received_ms", i()), ("passed", i()), ("total", i()),
-        ("report", obj(&[("started_ms", i()), ("duration_ms", i()), ("services", arr(service))])),
+        ("node", s()),
+        ("received_ms", i()),
+        ("passed", i()),
+        ("total", i()),
+        (
+            "report",
+            obj(&[
+                ("started_ms", i()),
+                ("duration_ms", i()),
+                ("services", arr(service)),
+            ]),
+        ),
     ]);
     v["type"] = json!(["object", "null"]);
     v
@@ -235,6 +252,15 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/ignore", "get", op("The ignore list: alerts from these sources or to these ports are not grouped into incidents", arr(reference("Ignore")))),
         ("/api/ignore", "post", op("Add an ignore entry (admin only)", obj(&[("id", i()), ("kind", s()), ("value", s())]))
             .body(obj(&[("kind", json!({"enum": ["source", "port"]})), ("value", json!({"type": "string", "description": "an IP address or CIDR block, or a port"})), ("note", s())]))),
+        ("/api/alert-rules", "get", op("The alerts module's rules and outputs: the file core.toml's `alerts` module reads (`--config`), else dashboard/alerts.toml; its problems if it has any; whether the module runs", obj(&[
+            ("path", s()), ("declared_in", json!({"enum": ["core.toml", "dashboard"]})), ("exists", b()),
+            ("config", json!({"type": "object", "description": "as in alerts.example.toml: hostname, publish, captures_poll_seconds, rules[], outputs[]"})),
+            ("text", s()), ("problems", arr(obj(&[("path", s()), ("message", s())]))),
+            ("module", obj(&[("state", nullable("string")), ("managed", nullable("boolean")), ("can_apply", b()), ("command", nullable("string")), ("args", json!({"type": ["array", "null"], "items": s()}))])),
+            ("rule_types", arr(s())), ("severities", arr(s())), ("facilities", arr(s())),
+        ]))),
+        ("/api/alert-rules", "put", op("Validate and save the alerts module's configuration (admin only); `apply` restarts the managed module with it. Refused with 400 `{error, problems: [{path, message}]}` listing every problem", obj(&[("saved", s()), ("text", s()), ("applied", b()), ("valid", b())]))
+            .body(obj(&[("config", json!({"type": "object"})), ("dry_run", b()), ("apply", b())]))),
         ("/api/ignore/{id}", "delete", op("Remove an ignore entry (admin only)", obj(&[("deleted", i())])).path("id", "entry id").changes()),
         ("/api/modules", "get", op("Modules", arr(obj(&[
             ("name", s()), ("state", s()), ("managed", b()), ("transport", s()), ("version", s()),
