@@ -317,3 +317,106 @@ async fn the_shell_shows_the_ssh_host_key_clients_see() {
         "{scanned}"
     );
 }
+
+/// Sends one request and reads the whole answer.
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut s = TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.0\r\nHost: h\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// What identifies a node's web pages beyond the server's version: titles, headings,
+/// firmware and hardware lines, site names, dates (the lines that differ across nodes
+/// are the per-node ones; the shared template is the software's, as on real devices).
+fn page_facts(page: &str) -> Vec<String> {
+    page.lines()
+        .filter(|l| {
+            l.contains("<title>")
+                || l.contains("Firmware Version")
+                || l.contains("Model No.")
+                || l.contains("wp-block-site-title")
+                || l.contains("wp-block-post-title")
+        })
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Two nodes with different seeds share no identifying signature in any service: the
+/// router page (model, firmware, colour, page dates), the WordPress site (name, posts)
+/// and the PLC page (serial, station) differ. (The HTTPS certificate's per-node subject
+/// and dates are checked in `http_tls.rs`; its key and serial are random per node.)
+#[tokio::test]
+async fn two_seeds_share_no_signature_across_services() {
+    use honeybee_proto::config::{HttpOptions, HttpPersona, ModbusOptions};
+    let http = |persona, tls| {
+        ServiceKind::Http(HttpOptions {
+            persona,
+            tls,
+            ..Default::default()
+        })
+    };
+    let node = || {
+        let mut cfg = one("router", http(HttpPersona::Router, false));
+        for (name, kind) in [
+            ("blog", http(HttpPersona::Wordpress, false)),
+            ("plc", http(HttpPersona::Plc, false)),
+            ("modbus", ServiceKind::Modbus(ModbusOptions::default())),
+        ] {
+            cfg.services.push(ServiceConfig {
+                name: name.into(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                enabled: true,
+                kind,
+            });
+        }
+        cfg
+    };
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    salt(da.path(), 3);
+    salt(db.path(), 4);
+    let a = start(da.path(), &node()).await;
+    let b = start(db.path(), &node()).await;
+    let addr = |r: &Running, i: usize| -> SocketAddr { r.mgr.status()[i].listen.parse().unwrap() };
+    for (i, path) in [(0, "/"), (1, "/"), (2, "/")] {
+        let (pa, pb) = (
+            http_get(addr(&a, i), path).await,
+            http_get(addr(&b, i), path).await,
+        );
+        let (fa, fb) = (page_facts(&pa), page_facts(&pb));
+        assert!(!fa.is_empty() || i == 2, "{pa}");
+        for line in &fa {
+            assert!(
+                !fb.contains(line) || line.trim() == "<title>",
+                "service {i}: both nodes show {line:?}"
+            );
+        }
+        if i == 2 {
+            // The PLC pages: serial and station differ, the Modbus identity is shared
+            // (it is the configured device).
+            let serial = |p: &str| {
+                p.lines()
+                    .find(|l| l.contains("Serial number"))
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_ne!(serial(&pa), serial(&pb));
+        }
+        // The Last-Modified of the router's pages: each firmware its own build.
+        if i == 0 {
+            let lm = |p: &str| {
+                p.lines()
+                    .find(|l| l.starts_with("Last-Modified"))
+                    .unwrap()
+                    .to_owned()
+            };
+            assert_ne!(lm(&pa), lm(&pb));
+        }
+    }
+}
