@@ -268,7 +268,7 @@ async fn run(addr: SocketAddr, chunks: &[Chunk]) -> Vec<String> {
     let mut s = TcpStream::connect(addr).await.unwrap();
     let mut out = Vec::new();
     let mut closed = false;
-    let mut read = async |s: &mut TcpStream, n: usize, closed: &mut bool| {
+    let read = async |s: &mut TcpStream, n: usize, closed: &mut bool| {
         let mut got = Vec::new();
         let mut buf = [0u8; 8192];
         while finals(&got) < n && !*closed {
@@ -615,6 +615,44 @@ async fn starttls_matches_postfix() {
         .unwrap();
     assert!(r.contains("250 CHUNKING"), "{r}");
     assert!(!r.contains("STARTTLS"), "{r}");
+    assert_eq!(r, o);
+    mgr.shutdown().await;
+}
+
+/// `nmap -sV` names ours as it names the real Postfix.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmap_sv_names_postfix_smtpd_like_the_real_one() {
+    tools::require(&["nmap"]);
+    let real = start_real();
+    let (_d, dir) = state_dir();
+    let (mut mgr, ours) = start_ours(&dir).await;
+    let sv = |addr: SocketAddr| {
+        let out = Command::new("nmap")
+            .args([
+                "-sV",
+                "-Pn",
+                "-n",
+                "-p",
+                &addr.port().to_string(),
+                "127.0.0.1",
+            ])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = text
+            .lines()
+            .find(|l| l.starts_with(&format!("{}/tcp", addr.port())))
+            .unwrap_or_else(|| panic!("no port line in {text}"))
+            .to_owned();
+        // The port number differs; the rest of the line must not.
+        line.split_once(' ')
+            .map(|(_, rest)| rest.trim().to_owned())
+            .unwrap()
+    };
+    let (r, o) = tokio::task::spawn_blocking(move || (sv(real.addr), sv(ours)))
+        .await
+        .unwrap();
+    assert!(r.contains("Postfix smtpd"), "{r}");
     assert_eq!(r, o);
     mgr.shutdown().await;
 }
