@@ -1082,4 +1082,111 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
             .await;
         assert_eq!(s, StatusCode::OK, "{name}: {v}");
     }
+    alert_rules(admin, viewer).await;
+}
+
+/// The alerts module's configuration over the API: every problem named by its place, a
+/// valid one saved (owner-only) and applied by starting the managed module with it.
+async fn alert_rules(admin: &Api, viewer: &Api) {
+    let r = admin.get("/api/alert-rules").await;
+    assert_eq!(r["declared_in"], "dashboard", "{r}");
+    assert_eq!(r["exists"], false);
+    assert_eq!(
+        r["module"]["can_apply"], true,
+        "alerts.py is found beside the binary: {r}"
+    );
+    let bad = json!({"rules": [
+            {"type": "auth_username", "usernames": [], "severity": "urgent"},
+            {"type": "source_on_nodes", "min_nodes": 1, "outputs": ["nowhere"]}],
+        "outputs": [{"name": "hook", "type": "webhook", "url": "ftp://x", "format": "teams"}]});
+    let (s, v) = admin
+        .call(
+            Method::PUT,
+            "/api/alert-rules",
+            Some(json!({"config": bad})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    let places: Vec<&str> = v["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        places,
+        [
+            "outputs[0].url",
+            "outputs[0].format",
+            "rules[0].severity",
+            "rules[0].usernames",
+            "rules[1].min_nodes",
+            "rules[1].outputs"
+        ],
+        "{v}"
+    );
+    assert!(v["error"].as_str().unwrap().contains("6 problems"), "{v}");
+    let good = json!({"rules": [
+            {"name": "watched", "type": "auth_username", "usernames": ["root"], "severity": "high"},
+            {"name": "captures", "type": "new_capture", "severity": "medium", "outputs": ["log"]}],
+        "outputs": [{"name": "log", "type": "file", "path": "/tmp/honeybee-dashboard-test-alerts.jsonl"}]});
+    let (s, v) = viewer
+        .call(
+            Method::PUT,
+            "/api/alert-rules",
+            Some(json!({"config": good})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = admin
+        .call(
+            Method::PUT,
+            "/api/alert-rules",
+            Some(json!({"config": good, "dry_run": true})),
+        )
+        .await;
+    assert_eq!((s, &v["valid"]), (StatusCode::OK, &json!(true)), "{v}");
+    assert_eq!(
+        admin.get("/api/alert-rules").await["exists"],
+        false,
+        "a dry run writes nothing"
+    );
+    let (s, v) = admin
+        .call(
+            Method::PUT,
+            "/api/alert-rules",
+            Some(json!({"config": good, "apply": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["applied"], true);
+    let path = v["saved"].as_str().unwrap().to_owned();
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+    assert_eq!(mode & 0o077, 0, "webhook secrets: owner only ({mode:o})");
+    let back = admin.get("/api/alert-rules").await;
+    assert_eq!(back["config"], good, "{back}");
+    assert_eq!(back["problems"], json!([]));
+    eventually(
+        "the applied module to connect",
+        Duration::from_secs(30),
+        || async {
+            let mods = admin.get("/api/modules").await;
+            let m = mods
+                .as_array()?
+                .iter()
+                .find(|m| m["name"] == "alerts")?
+                .clone();
+            let perms = m["permissions"].as_array()?.clone();
+            (m["state"] == "connected"
+                && m["managed"] == true
+                && perms.contains(&json!("captures:read")))
+            .then_some(())
+        },
+    )
+    .await;
+    let (s, v) = admin
+        .call(Method::DELETE, "/api/modules/alerts", None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
 }

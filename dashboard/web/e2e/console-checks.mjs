@@ -6,7 +6,7 @@
 import { login, waitFor } from './browser.mjs';
 
 /** Every page the navigation offers (admin), as routes. */
-export const PAGES = ['overview', 'nodes', 'events', 'sessions', 'captures', 'incidents', 'alerts', 'analytics', 'modules', 'reports', 'enrol', 'users', 'audit'];
+export const PAGES = ['overview', 'nodes', 'events', 'sessions', 'captures', 'incidents', 'alerts', 'alert-rules', 'analytics', 'modules', 'reports', 'enrol', 'users', 'audit'];
 
 /**
  * At 390 px (a phone) no page is wider than the screen and the navigation is folded into a

@@ -225,3 +225,37 @@ export async function shellCommandsOnly(page, base, httpPort) {
   await page.waitForFunction(() => location.hash.startsWith('#/events') && location.hash.includes('since_ms') && location.hash.includes('service='), null, { timeout: 10000 });
   return { ftp_verbs_stored: verbs.length, top_commands: items.slice(0, 5) };
 }
+
+/**
+ * The alert rules editor: a rule without users and a Slack output with a bad URL are each
+ * named beside their field; fixed, the configuration is saved and reads back.
+ */
+export async function alertRules(page, base) {
+  await page.goto(`${base}/#/alert-rules`);
+  await page.getByRole('heading', { name: 'Alert rules' }).waitFor({ timeout: 15000 });
+  await page.getByTestId('add-rule').waitFor({ timeout: 15000 });
+  const before = await page.getByTestId('rule').count();
+  await page.getByTestId('add-rule').click();
+  const rule = page.getByTestId('rule').nth(before);
+  await rule.getByTestId('rule-type').selectOption('auth_username');
+  await rule.getByTestId('rule-usernames').fill('');
+  await page.getByRole('button', { name: 'Add Slack' }).click();
+  const out = page.getByTestId('output').last();
+  await out.getByTestId('output-url').fill('ftp://not-a-webhook');
+  await page.getByTestId('check-rules').click();
+  const userErr = rule.getByTestId('usernames-error');
+  await userErr.waitFor({ timeout: 10000 });
+  await out.getByTestId('url-error').waitFor({ timeout: 10000 });
+  const top = await page.getByTestId('alert-rules-error').innerText();
+  if (!/2 problems/.test(top)) throw new Error(`the summary says ${JSON.stringify(top)}`);
+  const said = [await userErr.innerText(), await out.getByTestId('url-error').innerText()];
+  await rule.getByTestId('rule-usernames').fill('root, e2e-watched');
+  await out.getByTestId('output-url').fill('https://hooks.slack.com/services/T000/B000/E2E');
+  await page.getByTestId('save-rules').click();
+  await page.getByRole('status').filter({ hasText: 'Saved to' }).waitFor({ timeout: 10000 });
+  await page.reload();
+  await page.getByTestId('rules-preview').waitFor({ state: 'attached', timeout: 15000 });
+  const file = await page.getByTestId('rules-preview').textContent();
+  if (!file.includes('e2e-watched') || !file.includes('format = "slack"')) throw new Error(`the saved file: ${file}`);
+  return { errors_shown: said };
+}

@@ -228,6 +228,9 @@ async function handle(req, res) {
       return send(res, 200, { node: n, services, config_toml: configs.get(id) });
     }
     if (m[2] === '/health') return send(res, 200, health.get(id) ?? []);
+    // The realism check (RealismCheck.svelte): none kept, and a run reports one difference.
+    if (m[2] === '/check' && req.method === 'GET') return send(res, 200, null);
+    if (m[2] === '/check' && req.method === 'POST') return send(res, 200, { node: id, received_ms: now(), passed: 14, total: 15, report: { started_ms: now(), duration_ms: 1800, services: [{ name: 'ssh', kind: 'ssh', reference: 'OpenSSH 9.2p1 sshd (Debian 12 openssh-server)', passed: 14, total: 15, failures: [{ check: 'ident', expected: 'SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12uN\\r\\n', got: 'SSH-2.0-OpenSSH_8.4p1\\r\\n' }], skipped: null }] } });
     if (m[2] === '/config' && req.method === 'PUT') {
       const b = await readJson(req);
       if (!/\[\[service\]\]/.test(b.config_toml)) return fail(res, 400, 'The configuration has no [[service]] table; add at least one service.');
@@ -299,6 +302,15 @@ async function handle(req, res) {
     return send(res, 200, { incidents: shown, total: shown.length, open: rows.filter((r) => r.state === 'open').length, ignored_alerts: 0, window_ms: 3600e3, synced: true });
   }
   if (p === '/api/ignore') return send(res, 200, []);
+  if (p === '/api/alert-rules' && req.method === 'GET') {
+    return send(res, 200, {
+      path: '/tmp/mock/alerts.toml', declared_in: 'dashboard', exists: true, text: '# mock\n', problems: [],
+      config: { rules: [{ name: 'watched', type: 'auth_username', usernames: ['root'], severity: 'medium' }], outputs: [{ name: 'file', type: 'file', path: '/var/log/honeybee/alerts.jsonl' }] },
+      module: { state: null, managed: null, can_apply: false, command: null, args: null },
+      rule_types: ['login_success', 'auth_username', 'scan_detected', 'new_capture', 'source_on_nodes'],
+      severities: ['info', 'low', 'medium', 'high', 'critical'], facilities: ['auth', 'authpriv', 'local0'],
+    });
+  }
   if (p === '/api/analytics') {
     const since = Number(q.since_ms) || now() - 86400e3;
     const bucket = Number(q.bucket_ms) || 3600e3;

@@ -414,6 +414,11 @@ try {
     await shot(page, '24-analytics-drilldown');
   });
 
+  await step('alert rules: problems named beside their fields; saved and read back', async () => {
+    figures.alert_rules = await inc.alertRules(page, base);
+    await shot(page, '25-alert-rules');
+  });
+
   await step('create a viewer', async () => {
     await page.goto(`${base}/#/users`);
     await page.getByLabel('Username').fill('e2e-viewer');

@@ -8,6 +8,8 @@ export class ApiError extends Error {
     this.status = status;
     // Where a search query went wrong (a byte offset), when the backend says.
     this.position = data && typeof data === 'object' && Number.isInteger(data.position) ? data.position : null;
+    // Every problem of a configuration the backend refused, each with its place.
+    this.problems = data && typeof data === 'object' && Array.isArray(data.problems) ? data.problems : [];
   }
 }
 
