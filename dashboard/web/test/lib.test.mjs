@@ -98,3 +98,29 @@ test('search language: the tree from the backend applied to live events', async 
   assert.equal(glob('wget*', 'wget http://x'), true);
   assert.equal(glob('*a*a*a*a*b', 'a'.repeat(3000)), false);
 });
+
+import { nextSort, sortRows } from '../src/lib/sort.js';
+import { rangeMs, rangeFrom } from '../src/lib/ranges.js';
+
+test('sortable tables: numbers numerically, text naturally, empty values last', () => {
+  const rows = [
+    { n: 10, s: 'node-10' },
+    { n: 9, s: 'node-9' },
+    { n: null, s: '' },
+    { n: 100, s: 'Node-100' },
+  ];
+  assert.deepEqual(sortRows(rows, { key: 'n', dir: 'asc' }).map((r) => r.n), [9, 10, 100, null]);
+  assert.deepEqual(sortRows(rows, { key: 'n', dir: 'desc' }).map((r) => r.n), [100, 10, 9, null]);
+  assert.deepEqual(sortRows(rows, { key: 's', dir: 'asc' }).map((r) => r.s), ['node-9', 'node-10', 'Node-100', '']);
+  assert.deepEqual(nextSort({ key: 'n', dir: 'desc' }, 'n'), { key: 'n', dir: 'asc' });
+  assert.deepEqual(nextSort({ key: 'n', dir: 'asc' }, 's', 'asc'), { key: 's', dir: 'asc' });
+  assert.equal(rows[0].n, 10, 'the input is not reordered');
+});
+
+test('relative ranges', () => {
+  assert.equal(rangeMs('1h'), 3600e3);
+  assert.equal(rangeMs(''), null);
+  assert.equal(rangeMs('1y'), null);
+  assert.equal(rangeFrom({ range: '7d' }), '7d');
+  assert.equal(rangeFrom({ range: 'x' }), '');
+});
