@@ -381,21 +381,15 @@ impl Default for RedisOptions {
 }
 
 /// MySQL honeypot options: a real server greeting, then access denied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct MysqlOptions {
+    /// Empty (the default): MariaDB as the node's Debian 12 ships it (Debian's "mysql" is
+    /// `mariadb-server` 10.11), in the version of the node's point release. `"10.11.6"`
+    /// (or a full `"10.11.6-MariaDB-0+deb12u1"`): that MariaDB. `"8.0.x"`: MySQL 8.0 as
+    /// Oracle's APT repository builds it for Debian 12, with TLS and
+    /// `caching_sha2_password`.
     pub version: String,
-}
-
-impl Default for MysqlOptions {
-    fn default() -> Self {
-        MysqlOptions {
-            // What Oracle's APT repository for Debian 12 builds (no distribution suffix):
-            // Debian itself ships no MySQL 8.0, and an Ubuntu build string on a node whose
-            // SSH and shell say Debian 12 would be a tell.
-            version: "8.0.36".into(),
-        }
-    }
 }
 
 /// Modbus/TCP honeypot options: a small PLC.

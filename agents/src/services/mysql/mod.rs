@@ -1,41 +1,90 @@
-//! MySQL honeypot: a MySQL 8.0 greeting of the configured version, the client's login
-//! recorded (user, crackable auth response, database, client attributes), then the
-//! server's own "Access denied". Clients that start with `caching_sha2_password` are
-//! switched to `mysql_native_password` first, as a real server whose account uses it does.
+//! MySQL honeypot. By default it is what a Debian 12 node runs as "mysql": MariaDB 10.11
+//! as Debian ships it (greeting, capabilities, collation, errors; `mariadb.rs`), the
+//! version its point release had. `version = "8.0.x"` makes it a MySQL 8.0 instead: TLS
+//! offered (rustls, a certificate like 8.0's auto-generated one; `tls.rs`) and accounts
+//! on `caching_sha2_password` with its fast/full authentication exchange (`sha2.rs`).
+//!
+//! Every login is recorded: user, the auth response with its scramble in a form password
+//! crackers read, the cleartext password where the client sends it (caching_sha2 full
+//! authentication over TLS), database and client attributes. Every login is refused with
+//! the server's own error.
 
+pub(crate) mod mariadb;
 pub(crate) mod packet;
+mod sha2;
+mod tls;
 
 use super::ServiceContext;
 use super::conn::Session;
 use honeybee_proto::config::MysqlOptions;
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind, MAX_FIELD_LEN, clamp};
-use packet::{ClientHello, Frame, HandshakeResponse, PacketError};
+use packet::{ClientHello, Greeting, HandshakeResponse};
+use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// The plugin the greeting announces and every account "uses".
+/// The plugin MariaDB's accounts (and its greeting) use.
 const NATIVE: &str = "mysql_native_password";
-/// MySQL's `connect_timeout` default: the whole login must happen within it.
+/// MySQL 8.0's default plugin.
+const SHA2: &str = "caching_sha2_password";
+/// `connect_timeout`'s default in both: the whole login must happen within it.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which server the service is.
+#[derive(Debug)]
+enum Flavor {
+    /// MariaDB; the server version without the greeting's `5.5.5-`.
+    MariaDb { version: String },
+    /// MySQL 8.0 with TLS.
+    Mysql8 {
+        version: String,
+        tls: Arc<rustls::ServerConfig>,
+    },
+}
 
 /// A configured mysql service.
 #[derive(Debug)]
 pub(crate) struct MysqlService {
-    version: String,
-    /// Connection ids, as `SELECT CONNECTION_ID()` would show; started where a server up
-    /// for a while would be, and kept below 2^24 (nmap's signature expects the fourth byte
-    /// to be zero, as it is on any server that has not served 16 million connections).
+    flavor: Flavor,
+    /// Connection ids (the greeting's thread id); started where a server up for a while
+    /// would be, and kept below 2^24 (nmap's signature expects the fourth byte to be zero,
+    /// as it is on any server that has not served 16 million connections).
     next_id: AtomicU32,
     timeout: Duration,
 }
 
+/// The MariaDB version for a node and its options: the configured one (a bare
+/// `10.11.6` gets Debian 12's suffix), or by default the one the node's Debian point
+/// release shipped, so the service agrees with the shell's `/etc/debian_version`.
+pub(crate) fn mariadb_version(configured: &str, debian_release: &str) -> String {
+    let v = configured.trim();
+    if v.is_empty() {
+        mariadb::debian_version(debian_release).to_owned()
+    } else if v.contains("MariaDB") {
+        v.to_owned()
+    } else {
+        format!("{v}-MariaDB-0+deb12u1")
+    }
+}
+
 impl MysqlService {
     pub(crate) fn new(opts: &MysqlOptions, ctx: &ServiceContext) -> Result<Self, String> {
+        let v = opts.version.trim();
+        let flavor = if v.starts_with("8.") {
+            Flavor::Mysql8 {
+                version: v.to_owned(),
+                tls: tls::server_config(&ctx.data_dir, v)?,
+            }
+        } else {
+            Flavor::MariaDb {
+                version: mariadb_version(v, ctx.persona.persona().kernel.debian_version),
+            }
+        };
         Ok(MysqlService {
-            version: opts.version.clone(),
+            flavor,
             next_id: AtomicU32::new(rand::random_range(9..4000)),
             timeout: CONNECT_TIMEOUT.min(ctx.idle_timeout),
         })
@@ -60,90 +109,400 @@ impl MysqlService {
 
     async fn login<S>(&self, session: &Session, stream: &mut S)
     where
-        S: AsyncRead + AsyncWrite + Unpin,
+        S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let deadline = Instant::now() + self.timeout;
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) % 0x00ff_ffff;
-        let scramble = packet::scramble_from(rand::random());
-        if stream
-            .write_all(&packet::greeting(&self.version, id, &scramble, NATIVE))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        let mut buf = Vec::new();
-        let (seq, payload) = match read_packet(stream, &mut buf, deadline).await {
-            Ok(Some(p)) => p,
-            Ok(None) => return,
-            Err(e) => {
-                refuse(session, stream, 2, &e).await;
-                return;
+        let (greeting, scramble) = match &self.flavor {
+            Flavor::MariaDb { version } => {
+                let scramble = mariadb::scramble_from(rand::random());
+                let v = mariadb::greeting_version(version);
+                let g = Greeting {
+                    version: &v,
+                    caps: mariadb::CAPS,
+                    charset: mariadb::CHARSET,
+                    ext_caps: Some(mariadb::EXT_CAPS),
+                    plugin: NATIVE,
+                };
+                (packet::greeting(&g, id, &scramble), scramble)
+            }
+            Flavor::Mysql8 { version, .. } => {
+                let scramble = packet::scramble_from(rand::random());
+                let g = Greeting {
+                    version,
+                    caps: packet::MYSQL8_CAPS,
+                    charset: packet::MYSQL8_CHARSET,
+                    ext_caps: None,
+                    plugin: SHA2,
+                };
+                (packet::greeting(&g, id, &scramble), scramble)
             }
         };
-        // The handshake response is packet 1; anything else (a client sending COM_QUIT
-        // right after the greeting, as hydra's probe does) gets the connection dropped.
-        if seq != 1 {
+        if stream.write_all(&greeting).await.is_err() {
             return;
         }
+        let payload = match next_packet(session, stream, 1, deadline).await {
+            Ok(p) => p,
+            Err(ReadFail::OutOfOrder) => {
+                out_of_order(stream, true, 1).await;
+                return;
+            }
+            Err(_) => return,
+        };
+        let proto41 = packet::speaks_41(&payload);
         let hello = match packet::parse_client_hello(&payload) {
             Ok(ClientHello::Login(h)) => h,
-            // TLS was not offered; a server without TLS drops such a client.
-            Ok(ClientHello::SslRequest) => return,
-            Err(e) => {
-                refuse(session, stream, 2, &e).await;
+            Ok(ClientHello::SslRequest) => {
+                if let Flavor::Mysql8 { tls, .. } = &self.flavor {
+                    self.tls_login(session, stream, tls, &scramble, deadline)
+                        .await;
+                } else {
+                    // No TLS offered: MariaDB calls that a bad handshake.
+                    bad_handshake(stream, true, 2).await;
+                }
+                return;
+            }
+            Err(_) => {
+                bad_handshake(stream, proto41, 2).await;
                 return;
             }
         };
-        let mut plugin = match &hello.plugin {
-            Some(p) => String::from_utf8_lossy(p).into_owned(),
-            None if hello.caps & packet::cap::SECURE_CONNECTION != 0 => NATIVE.to_owned(),
-            None => "mysql_old_password".to_owned(),
+        let login = Login {
+            session,
+            hello: &hello,
+            scramble: &scramble,
+            deadline,
+            seq: 2,
+            proto41,
         };
-        let mut response = hello.auth_response.clone();
-        let mut seq = 2u8;
-        if plugin != NATIVE && hello.caps & packet::cap::PLUGIN_AUTH != 0 {
-            // The account's plugin is mysql_native_password: ask for that response.
-            if stream
-                .write_all(&packet::auth_switch(seq, NATIVE, &scramble))
-                .await
-                .is_ok()
-                && let Ok(Some((s, switched))) = read_packet(stream, &mut buf, deadline).await
-                && s == seq + 1
-            {
-                response = switched;
-                plugin = NATIVE.to_owned();
-                seq = s + 1;
-            }
+        match &self.flavor {
+            Flavor::MariaDb { .. } => login.mariadb(stream).await,
+            Flavor::Mysql8 { .. } => login.mysql8(stream, false).await,
         }
-        let user = clamp(&String::from_utf8_lossy(&hello.user), MAX_FIELD_LEN);
-        session
+    }
+
+    /// MySQL 8.0 after an SSLRequest: the handshake, then the login inside TLS.
+    async fn tls_login<S>(
+        &self,
+        session: &Session,
+        stream: &mut S,
+        config: &Arc<rustls::ServerConfig>,
+        scramble: &[u8; 20],
+        deadline: Instant,
+    ) where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
+        let Ok(Ok(mut tls)) = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
+        else {
+            return;
+        };
+        let payload = match next_packet(session, &mut tls, 2, deadline).await {
+            Ok(p) => p,
+            Err(ReadFail::OutOfOrder) => {
+                out_of_order(&mut tls, true, 2).await;
+                return;
+            }
+            Err(_) => return,
+        };
+        let hello = match packet::parse_client_hello(&payload) {
+            Ok(ClientHello::Login(h)) if h.caps & packet::cap::PROTOCOL_41 != 0 => h,
+            _ => {
+                bad_handshake(&mut tls, true, 3).await;
+                return;
+            }
+        };
+        let login = Login {
+            session,
+            hello: &hello,
+            scramble,
+            deadline,
+            seq: 3,
+            proto41: true,
+        };
+        login.mysql8(&mut tls, true).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), tls.shutdown()).await;
+    }
+}
+
+/// One login after the client's handshake response.
+struct Login<'a> {
+    session: &'a Session,
+    hello: &'a HandshakeResponse,
+    scramble: &'a [u8; 20],
+    deadline: Instant,
+    /// The sequence number of the server's next packet.
+    seq: u8,
+    /// Whether the client speaks the 4.1 protocol (errors carry a SQL state).
+    proto41: bool,
+}
+
+impl Login<'_> {
+    fn user(&self) -> String {
+        mariadb::user_name(&self.hello.user)
+    }
+
+    fn host(&self) -> String {
+        mariadb::client_host(self.session.src.ip())
+    }
+
+    /// The client's plugin: the one it names, else what its capabilities imply.
+    fn client_plugin(&self) -> String {
+        match &self.hello.plugin {
+            Some(p) => String::from_utf8_lossy(p).into_owned(),
+            None if self.hello.caps & packet::cap::SECURE_CONNECTION == 0 && !self.proto41 => {
+                "mysql_old_password".to_owned()
+            }
+            None => NATIVE.to_owned(),
+        }
+    }
+
+    /// Asks for `plugin`'s answer to the scramble.
+    async fn switch<S>(&mut self, stream: &mut S, plugin: &str) -> Result<Vec<u8>, ReadFail>
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        stream
+            .write_all(&packet::auth_switch(self.seq, plugin, self.scramble))
+            .await
+            .map_err(|_| ReadFail::Gone)?;
+        self.seq += 1;
+        let answer = next_packet(self.session, stream, self.seq, self.deadline).await?;
+        self.seq += 1;
+        Ok(answer)
+    }
+
+    fn err(&self, code: u16, state: &str, msg: &str) -> Vec<u8> {
+        packet::err_for(self.proto41, self.seq, code, state, msg)
+    }
+
+    async fn record(&self, plugin: &str, response: &[u8], password: Option<String>) {
+        let user = clamp(&self.user(), MAX_FIELD_LEN);
+        self.session
             .emit(EventKind::AuthAttempt(AuthAttempt {
                 method: AuthMethod::Password,
-                username: user.clone(),
-                password: None,
+                username: user,
+                password: password.map(|p| clamp(&p, MAX_FIELD_LEN)),
                 key_fingerprint: (!response.is_empty())
-                    .then(|| clamp(&crackable(&plugin, &scramble, &response), MAX_FIELD_LEN)),
-                key_algorithm: Some(clamp(&plugin, MAX_FIELD_LEN)),
-                client_version: client_version(&hello),
+                    .then(|| clamp(&crackable(plugin, self.scramble, response), MAX_FIELD_LEN)),
+                key_algorithm: Some(clamp(plugin, MAX_FIELD_LEN)),
+                client_version: client_version(self.hello),
                 success: false,
             }))
             .await;
-        session
+        self.session
             .emit(EventKind::Command {
-                line: clamp(&login_line(&hello), MAX_FIELD_LEN),
+                line: clamp(&login_line(self.hello), MAX_FIELD_LEN),
             })
             .await;
+    }
+
+    /// 1045, as both servers word it.
+    fn denied(&self, with_password: bool) -> Vec<u8> {
         let msg = format!(
             "Access denied for user '{}'@'{}' (using password: {})",
-            user,
-            session.src.ip().to_canonical(),
-            if response.is_empty() { "NO" } else { "YES" }
+            self.user(),
+            self.host(),
+            if with_password { "YES" } else { "NO" }
         );
-        let _ = stream
-            .write_all(&packet::err(seq, 1045, "28000", &msg))
-            .await;
+        self.err(1045, "28000", &msg)
     }
+
+    /// 1698: how MariaDB refuses an account whose last method is unix_socket.
+    fn denied_no_password(&self) -> Vec<u8> {
+        let msg = format!("Access denied for user '{}'@'{}'", self.user(), self.host());
+        self.err(1698, "28000", &msg)
+    }
+
+    /// MariaDB 10.11: every account is on mysql_native_password, so other plugins are
+    /// switched to it; the refusal is the (stand-in) account's. An account that may also
+    /// use unix_socket answers every failure of the password step (a wrong answer, a
+    /// malformed one, a packet out of order) with 1698, as the server falls through to
+    /// unix_socket, which refuses TCP clients.
+    async fn mariadb<S>(mut self, stream: &mut S)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let plugin = self.client_plugin();
+        let refusal = mariadb::refusal(&self.user(), &self.host());
+        let mut response = self.hello.auth_response.clone();
+        if plugin == "mysql_old_password" {
+            self.record(&plugin, &response, None).await;
+            let answer = self.err(
+                1251,
+                "08004",
+                "Client does not support authentication protocol requested by server; \
+                 consider upgrading MariaDB client",
+            );
+            let _ = stream.write_all(&answer).await;
+            return;
+        }
+        if plugin != NATIVE {
+            match self.switch(stream, NATIVE).await {
+                Ok(r) => response = r,
+                Err(ReadFail::OutOfOrder) => {
+                    self.record(&plugin, &self.hello.auth_response, None).await;
+                    let answer = match refusal {
+                        mariadb::Refusal::NoPassword => self.denied_no_password(),
+                        mariadb::Refusal::Password => {
+                            self.err(1156, "08S01", "Got packets out of order")
+                        }
+                    };
+                    let _ = stream.write_all(&answer).await;
+                    return;
+                }
+                Err(_) => {
+                    self.record(&plugin, &self.hello.auth_response, None).await;
+                    return;
+                }
+            }
+        }
+        self.record(NATIVE, &response, None).await;
+        let answer = match refusal {
+            mariadb::Refusal::NoPassword => self.denied_no_password(),
+            // A native answer is a SHA-1 (20 bytes) or nothing.
+            mariadb::Refusal::Password if !response.is_empty() && response.len() != 20 => {
+                self.err(1043, "08S01", "Bad handshake")
+            }
+            mariadb::Refusal::Password => self.denied(!response.is_empty()),
+        };
+        let _ = stream.write_all(&answer).await;
+    }
+
+    /// MySQL 8.0, accounts on caching_sha2_password: the fast-auth answer is recorded
+    /// (crackable offline), then full authentication is asked for, which a client does
+    /// with the cleartext password over TLS (recorded) or with RSA without it.
+    async fn mysql8<S>(mut self, stream: &mut S, secure: bool)
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let plugin = self.client_plugin();
+        let mut response = self.hello.auth_response.clone();
+        if plugin != SHA2 {
+            match self.switch(stream, SHA2).await {
+                Ok(r) => response = r,
+                Err(fail) => {
+                    if fail == ReadFail::OutOfOrder {
+                        out_of_order(stream, self.proto41, self.seq).await;
+                    }
+                    // What the client had sent first is still worth keeping.
+                    self.record(&plugin, &self.hello.auth_response, None).await;
+                    return;
+                }
+            }
+        }
+        if response.is_empty() {
+            self.record(SHA2, &response, None).await;
+            let _ = stream.write_all(&self.denied(false)).await;
+            return;
+        }
+        let outcome = sha2::full_auth(&mut self, stream, secure).await;
+        self.record(SHA2, &response, outcome.password).await;
+        if let Some(answer) = outcome.answer {
+            let _ = stream.write_all(&answer).await;
+        }
+    }
+}
+
+/// Why no packet was read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ReadFail {
+    /// The peer left, or the deadline passed.
+    Gone,
+    /// The header had another sequence number (nothing of the payload was read).
+    OutOfOrder,
+    /// Longer than the cap: read and dropped (the servers would wait for it all), then
+    /// refused with a bad handshake if it all came.
+    TooLarge,
+}
+
+/// Reads one packet with sequence number `want_seq` before `deadline`. A length over
+/// the cap is checked as soon as the header is in, and nothing past it is kept.
+async fn next_packet<S>(
+    session: &Session,
+    stream: &mut S,
+    want_seq: u8,
+    deadline: Instant,
+) -> Result<Vec<u8>, ReadFail>
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let mut head = [0u8; 4];
+    read_exact(stream, &mut head, deadline)
+        .await
+        .ok_or(ReadFail::Gone)?;
+    let len = usize::from(head[0]) | usize::from(head[1]) << 8 | usize::from(head[2]) << 16;
+    if head[3] != want_seq {
+        return Err(ReadFail::OutOfOrder);
+    }
+    if len > packet::MAX_CLIENT_PACKET {
+        session
+            .emit(EventKind::LimitReached {
+                limit: "mysql_packet".into(),
+                detail: format!(
+                    "login packet of {len} bytes (cap {})",
+                    packet::MAX_CLIENT_PACKET
+                ),
+            })
+            .await;
+        if discard(stream, len, deadline).await {
+            bad_handshake(stream, true, want_seq.wrapping_add(1)).await;
+        }
+        return Err(ReadFail::TooLarge);
+    }
+    let mut payload = vec![0u8; len];
+    read_exact(stream, &mut payload, deadline)
+        .await
+        .ok_or(ReadFail::Gone)?;
+    Ok(payload)
+}
+
+async fn out_of_order<S: AsyncWrite + Unpin>(stream: &mut S, proto41: bool, seq: u8) {
+    let _ = stream
+        .write_all(&packet::err_for(
+            proto41,
+            seq,
+            1156,
+            "08S01",
+            "Got packets out of order",
+        ))
+        .await;
+}
+
+async fn read_exact<S: AsyncRead + Unpin>(
+    stream: &mut S,
+    buf: &mut [u8],
+    deadline: Instant,
+) -> Option<()> {
+    match tokio::time::timeout_at(deadline, stream.read_exact(buf)).await {
+        Ok(Ok(_)) => Some(()),
+        _ => None,
+    }
+}
+
+/// Reads and drops `n` bytes before `deadline`; whether they all came.
+async fn discard<S: AsyncRead + Unpin>(stream: &mut S, mut n: usize, deadline: Instant) -> bool {
+    let mut chunk = [0u8; 4096];
+    while n > 0 {
+        let want = n.min(chunk.len());
+        match tokio::time::timeout_at(deadline, stream.read(&mut chunk[..want])).await {
+            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return false,
+            Ok(Ok(got)) => n -= got,
+        }
+    }
+    true
+}
+
+async fn bad_handshake<S: AsyncWrite + Unpin>(stream: &mut S, proto41: bool, seq: u8) {
+    let _ = stream
+        .write_all(&packet::err_for(
+            proto41,
+            seq,
+            1043,
+            "08S01",
+            "Bad handshake",
+        ))
+        .await;
 }
 
 /// The auth response with the scramble it answers, in the form password crackers read:
@@ -223,56 +582,6 @@ fn word(b: &[u8]) -> String {
     s
 }
 
-/// Answers a malformed or oversized login the way MySQL does, records the cap if one was
-/// hit, and lets the connection close.
-async fn refuse<S: AsyncWrite + Unpin>(
-    session: &Session,
-    stream: &mut S,
-    seq: u8,
-    e: &PacketError,
-) {
-    if let PacketError::TooLarge(n) = e {
-        session
-            .emit(EventKind::LimitReached {
-                limit: "mysql_packet".into(),
-                detail: format!(
-                    "login packet of {n} bytes (cap {})",
-                    packet::MAX_CLIENT_PACKET
-                ),
-            })
-            .await;
-    }
-    let _ = stream
-        .write_all(&packet::err(seq, 1043, "08S01", "Bad handshake"))
-        .await;
-}
-
-/// Reads one packet before `deadline`. `Ok(None)`: the peer left or the time ran out.
-async fn read_packet<S: AsyncRead + Unpin>(
-    stream: &mut S,
-    buf: &mut Vec<u8>,
-    deadline: Instant,
-) -> Result<Option<(u8, Vec<u8>)>, PacketError> {
-    let mut chunk = [0u8; 2048];
-    loop {
-        if let Frame::Packet {
-            seq,
-            payload,
-            consumed,
-        } = packet::frame(buf)?
-        {
-            let p = (seq, payload.to_vec());
-            buf.drain(..consumed);
-            return Ok(Some(p));
-        }
-        // `frame` refused anything over the cap, so the buffer stays under it plus a read.
-        match tokio::time::timeout_at(deadline, stream.read(&mut chunk)).await {
-            Ok(Ok(0)) | Ok(Err(_)) | Err(_) => return Ok(None),
-            Ok(Ok(n)) => buf.extend_from_slice(&chunk[..n]),
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,6 +595,19 @@ mod tests {
         );
         assert!(
             crackable("caching_sha2_password", &s, &[1]).starts_with("caching_sha2_password$6161")
+        );
+    }
+
+    #[test]
+    fn configured_mariadb_versions() {
+        assert_eq!(mariadb_version("", "12.8"), "10.11.9-MariaDB-0+deb12u1");
+        assert_eq!(
+            mariadb_version("10.11.6", "12.8"),
+            "10.11.6-MariaDB-0+deb12u1"
+        );
+        assert_eq!(
+            mariadb_version("10.11.19-MariaDB-0+deb12u1", "12.8"),
+            "10.11.19-MariaDB-0+deb12u1"
         );
     }
 

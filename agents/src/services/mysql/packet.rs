@@ -14,10 +14,11 @@ pub(crate) mod cap {
 }
 
 /// What a MySQL 8.0 server announces: everything up to `CLIENT_MULTI_FACTOR_AUTHENTICATION`
-/// except `CLIENT_SSL` (so clients never try TLS) and the client-only bits.
-pub(crate) const SERVER_CAPS: u32 = 0xdfff_ffff & !cap::SSL;
+/// but the client-only bits, `CLIENT_SSL` included (8.0 makes itself a certificate and
+/// offers TLS).
+pub(crate) const MYSQL8_CAPS: u32 = 0xdfff_ffff;
 /// `utf8mb4_0900_ai_ci`, 8.0's default collation.
-pub(crate) const CHARSET: u8 = 255;
+pub(crate) const MYSQL8_CHARSET: u8 = 255;
 /// `SERVER_STATUS_AUTOCOMMIT`.
 const STATUS: u16 = 0x0002;
 
@@ -83,26 +84,46 @@ pub(crate) fn scramble_from(random: [u8; 20]) -> [u8; 20] {
     })
 }
 
+/// What a greeting says besides the connection's own values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Greeting<'a> {
+    pub version: &'a str,
+    pub caps: u32,
+    pub charset: u8,
+    /// MariaDB's extended capabilities, in the last four filler bytes.
+    pub ext_caps: Option<u32>,
+    pub plugin: &'a str,
+}
+
 /// The Protocol::HandshakeV10 greeting (packet 0).
-pub(crate) fn greeting(version: &str, conn_id: u32, scramble: &[u8; 20], plugin: &str) -> Vec<u8> {
+pub(crate) fn greeting(g: &Greeting<'_>, conn_id: u32, scramble: &[u8; 20]) -> Vec<u8> {
     let mut p = Vec::with_capacity(96);
     p.push(10);
-    p.extend_from_slice(version.as_bytes());
+    p.extend_from_slice(g.version.as_bytes());
     p.push(0);
     p.extend_from_slice(&conn_id.to_le_bytes());
     p.extend_from_slice(&scramble[..8]);
     p.push(0);
-    p.extend_from_slice(&(SERVER_CAPS as u16).to_le_bytes());
-    p.push(CHARSET);
+    p.extend_from_slice(&(g.caps as u16).to_le_bytes());
+    p.push(g.charset);
     p.extend_from_slice(&STATUS.to_le_bytes());
-    p.extend_from_slice(&((SERVER_CAPS >> 16) as u16).to_le_bytes());
+    p.extend_from_slice(&((g.caps >> 16) as u16).to_le_bytes());
     p.push(21); // scramble length + NUL
-    p.extend_from_slice(&[0; 10]);
+    p.extend_from_slice(&[0; 6]);
+    p.extend_from_slice(&g.ext_caps.unwrap_or(0).to_le_bytes());
     p.extend_from_slice(&scramble[8..]);
     p.push(0);
-    p.extend_from_slice(plugin.as_bytes());
+    p.extend_from_slice(g.plugin.as_bytes());
     p.push(0);
     packet(0, &p)
+}
+
+/// Protocol::AuthMoreData: `0x01` and the data.
+pub(crate) fn auth_more_data(seq: u8, data: &[u8]) -> Vec<u8> {
+    let mut p = Vec::with_capacity(1 + data.len());
+    p.push(0x01);
+    p.extend_from_slice(data);
+    packet(seq, &p)
 }
 
 /// Protocol::AuthSwitchRequest.
@@ -116,13 +137,31 @@ pub(crate) fn auth_switch(seq: u8, plugin: &str, scramble: &[u8; 20]) -> Vec<u8>
 }
 
 /// An ERR packet in the 4.1 form (`#` + SQL state).
+#[cfg(test)]
 pub(crate) fn err(seq: u8, code: u16, state: &str, msg: &str) -> Vec<u8> {
+    err_for(true, seq, code, state, msg)
+}
+
+/// An ERR packet in the form the client speaks: without the SQL state for a client
+/// that did not announce `CLIENT_PROTOCOL_41`.
+pub(crate) fn err_for(protocol_41: bool, seq: u8, code: u16, state: &str, msg: &str) -> Vec<u8> {
     let mut p = vec![0xff];
     p.extend_from_slice(&code.to_le_bytes());
-    p.push(b'#');
-    p.extend_from_slice(state.as_bytes());
+    if protocol_41 {
+        p.push(b'#');
+        p.extend_from_slice(state.as_bytes());
+    }
     p.extend_from_slice(msg.as_bytes());
     packet(seq, &p)
+}
+
+/// Whether a client's first packet announces `CLIENT_PROTOCOL_41`. The servers read the
+/// capabilities only from a packet of at least 6 bytes, and assume 4.1 until then.
+pub(crate) fn speaks_41(payload: &[u8]) -> bool {
+    match payload {
+        [lo, hi, _, _, _, _, ..] => u16::from_le_bytes([*lo, *hi]) & cap::PROTOCOL_41 as u16 != 0,
+        _ => true,
+    }
 }
 
 /// What a client sent to log in.
@@ -347,7 +386,17 @@ mod tests {
     fn greeting_matches_what_nmap_and_clients_expect() {
         let s = scramble_from([0x80; 20]);
         assert!(s.iter().all(|&b| b != 0 && b != b'$' && b < 0x80));
-        let g = greeting("8.0.36-0ubuntu0.22.04.1", 17, &s, "mysql_native_password");
+        let g = greeting(
+            &Greeting {
+                version: "8.0.36-0ubuntu0.22.04.1",
+                caps: MYSQL8_CAPS,
+                charset: MYSQL8_CHARSET,
+                ext_caps: None,
+                plugin: "caching_sha2_password",
+            },
+            17,
+            &s,
+        );
         // nmap: m|^.\0\0\0\x0a(8\.[-_~.+\w]+)\0...\0|s
         assert_eq!(usize::from(g[0]), g.len() - 4);
         assert_eq!(&g[1..5], &[0, 0, 0, 10]);
@@ -355,8 +404,8 @@ mod tests {
         assert_eq!(g[28], 0);
         assert_eq!(&g[29..33], &[17, 0, 0, 0]);
         let caps_low = u16::from_le_bytes([g[42], g[43]]);
-        assert_eq!(u32::from(caps_low) & cap::SSL, 0, "TLS never offered");
-        assert!(g.ends_with(b"mysql_native_password\0"));
+        assert_ne!(u32::from(caps_low) & cap::SSL, 0, "TLS offered");
+        assert!(g.ends_with(b"caching_sha2_password\0"));
     }
 
     #[test]

@@ -1,0 +1,243 @@
+//! The MariaDB a Debian 12 box runs as its "mysql": Debian's `default-mysql-server` is
+//! `mariadb-server` 1:10.11.x, so a node whose SSH, shell and `/etc/debian_version` say
+//! Debian 12 answers with MariaDB's greeting, capabilities, collation and errors, in the
+//! version its point release shipped.
+//!
+//! What the server says to a failed login depends on its accounts (MariaDB picks a stand-in
+//! account for a user that does not exist, so its answer is not an oracle for user names).
+//! The accounts modelled are Debian's own (`root` and `mysql` by unix_socket or an unusable
+//! password, the locked `mariadb.sys`) and one account that may log in from anywhere, as a
+//! server reachable from the network has (with only Debian's accounts, a remote client
+//! would get "Host … is not allowed to connect" instead of a greeting).
+
+use std::net::IpAddr;
+
+/// `CLIENT_*` flags MariaDB 10.11 announces without TLS: 0x81fff7fe. Bit 0
+/// (`CLIENT_MYSQL`) clear marks a MariaDB server; bit 11 (`CLIENT_SSL`) clear because
+/// Debian 12's configuration enables no TLS (`have_ssl` is `DISABLED`).
+pub(crate) const CAPS: u32 = 0x81ff_f7fe;
+/// MariaDB's extended capabilities in the greeting's filler: progress reports, bulk
+/// statements, extended and cached metadata.
+pub(crate) const EXT_CAPS: u32 = 0x1d;
+/// `utf8mb4_general_ci`: Debian's `50-server.cnf` sets `collation-server` to it.
+pub(crate) const CHARSET: u8 = 45;
+/// `USERNAME_CHAR_LENGTH`: longer user names are cut to this many characters.
+const USER_CHARS: usize = 128;
+
+/// The remote account modelled (any host, a password no one will guess).
+pub(crate) const REMOTE_ACCOUNT: &str = "admin";
+
+/// One row of `mysql.global_priv` as the server keeps them: sorted by user name.
+struct Account {
+    user: &'static str,
+    /// `Host` is `localhost` (else `%`).
+    local_only: bool,
+    /// `IDENTIFIED VIA mysql_native_password USING 'invalid' OR unix_socket`: over TCP the
+    /// last method tried is unix_socket, and its refusal is error 1698.
+    unix_socket: bool,
+}
+
+const ACCOUNTS: &[Account] = &[
+    Account {
+        user: REMOTE_ACCOUNT,
+        local_only: false,
+        unix_socket: false,
+    },
+    Account {
+        user: "mariadb.sys",
+        local_only: true,
+        unix_socket: false,
+    },
+    Account {
+        user: "mysql",
+        local_only: true,
+        unix_socket: true,
+    },
+    Account {
+        user: "root",
+        local_only: true,
+        unix_socket: true,
+    },
+];
+
+/// The `mariadb-server` Debian 12 had at a point release, as the server names itself:
+/// the upstream version, `-MariaDB`, and Debian's revision.
+pub(crate) fn debian_version(debian_release: &str) -> &'static str {
+    // From the package's changelog: 10.11.6 reached bookworm in 12.5 (Feb 2024), 10.11.9
+    // in 12.8, 10.11.11 in 12.10.
+    let minor: u32 = debian_release
+        .split_once('.')
+        .and_then(|(_, m)| m.parse().ok())
+        .unwrap_or(5);
+    match minor {
+        0..=7 => "10.11.6-MariaDB-0+deb12u1",
+        8..=9 => "10.11.9-MariaDB-0+deb12u1",
+        _ => "10.11.11-MariaDB-0+deb12u1",
+    }
+}
+
+/// The version in the greeting: MariaDB before 11 prefixes `5.5.5-` so that old MySQL
+/// replicas do not take 10.x for a version below 5.
+pub(crate) fn greeting_version(server_version: &str) -> String {
+    format!("5.5.5-{server_version}")
+}
+
+/// A scramble as MariaDB's `create_random_string` makes it: printable ASCII 33..=126.
+pub(crate) fn scramble_from(random: [u8; 20]) -> [u8; 20] {
+    random.map(|b| 33 + (b % 94))
+}
+
+/// The client's host as MariaDB names it in errors: `localhost` for the loopback address
+/// (`vio_is_loopback`), otherwise the address (the honeypot does no reverse lookup; a
+/// real server shows a host name when the address has a matching PTR record).
+pub(crate) fn client_host(ip: IpAddr) -> String {
+    let ip = ip.to_canonical();
+    match ip {
+        IpAddr::V4(v4) if v4 == std::net::Ipv4Addr::LOCALHOST => "localhost".into(),
+        IpAddr::V6(v6) if v6 == std::net::Ipv6Addr::LOCALHOST => "localhost".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The user name as the server holds it: converted from the client's UTF-8 (a byte that
+/// is not part of a valid character becomes `?`) and cut to 128 characters.
+pub(crate) fn user_name(raw: &[u8]) -> String {
+    let mut out = String::new();
+    let mut chars = 0;
+    for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            if chars == USER_CHARS {
+                return out;
+            }
+            out.push(c);
+            chars += 1;
+        }
+        for _ in chunk.invalid() {
+            if chars == USER_CHARS {
+                return out;
+            }
+            out.push('?');
+            chars += 1;
+        }
+    }
+    out
+}
+
+/// latin1_swedish_ci's sort order (`sort_order_latin1`): upper case, accents folded.
+const fn latin1_sort_order() -> [u8; 256] {
+    const HIGH: [u8; 64] = [
+        65, 65, 65, 65, 92, 91, 92, 67, 69, 69, 69, 69, 73, 73, 73, 73, 68, 78, 79, 79, 79, 79, 93,
+        215, 216, 85, 85, 85, 89, 89, 222, 223, 65, 65, 65, 65, 92, 91, 92, 67, 69, 69, 69, 69, 73,
+        73, 73, 73, 68, 78, 79, 79, 79, 79, 93, 247, 216, 85, 85, 85, 89, 89, 222, 255,
+    ];
+    let mut t = [0u8; 256];
+    let mut i = 0;
+    while i < 256 {
+        t[i] = if i >= 192 {
+            HIGH[i - 192]
+        } else if i >= 97 && i <= 122 {
+            (i - 32) as u8
+        } else {
+            i as u8
+        };
+        i += 1;
+    }
+    t
+}
+
+const SORT_ORDER: [u8; 256] = latin1_sort_order();
+
+/// `my_charset_latin1.hash_sort` (`my_hash_sort_simple`): trailing spaces ignored.
+fn latin1_hash(key: &[u8]) -> u64 {
+    let space = SORT_ORDER[usize::from(b' ')];
+    let mut end = key.len();
+    while end > 0 && SORT_ORDER[usize::from(key[end - 1])] == space {
+        end -= 1;
+    }
+    let (mut nr1, mut nr2) = (1u64, 4u64);
+    for &b in &key[..end] {
+        let v = u64::from(SORT_ORDER[usize::from(b)]);
+        nr1 ^= ((nr1 & 63).wrapping_add(nr2))
+            .wrapping_mul(v)
+            .wrapping_add(nr1 << 8);
+        nr2 = nr2.wrapping_add(3);
+    }
+    nr1
+}
+
+/// How a failed login is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// 1045 `… (using password: YES|NO)`.
+    Password,
+    /// 1698 `Access denied for user '…'@'…'` (the account's last method was unix_socket).
+    NoPassword,
+}
+
+/// The refusal for `user` from `host`: the matching account's, or, for a user with no
+/// account there, that of the stand-in MariaDB picks from the user name's latin1 hash
+/// (`find_mpvio_user`), so the same name always gets the same answer.
+pub(crate) fn refusal(user: &str, host: &str) -> Refusal {
+    let matching = ACCOUNTS
+        .iter()
+        .find(|a| a.user == user && (!a.local_only || host == "localhost"));
+    let account = matching.unwrap_or_else(|| {
+        let i = latin1_hash(user.as_bytes()) % ACCOUNTS.len() as u64;
+        &ACCOUNTS[i as usize]
+    });
+    if account.unix_socket {
+        Refusal::NoPassword
+    } else {
+        Refusal::Password
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stand_in_accounts_match_the_real_server() {
+        // Answers recorded from Debian's mariadb-server 10.11 with these four accounts.
+        for (n, want) in [
+            (16, Refusal::Password),
+            (81, Refusal::Password),
+            (82, Refusal::NoPassword),
+            (83, Refusal::NoPassword),
+            (84, Refusal::Password),
+            (86, Refusal::NoPassword),
+            (126, Refusal::NoPassword),
+            (128, Refusal::Password),
+        ] {
+            assert_eq!(refusal(&"u".repeat(n), "localhost"), want, "{n}");
+        }
+        assert_eq!(refusal("root", "localhost"), Refusal::NoPassword);
+        assert_eq!(refusal("root", "203.0.113.9"), Refusal::Password);
+        assert_eq!(refusal("mariadb.sys", "localhost"), Refusal::Password);
+        assert_eq!(refusal("admin", "203.0.113.9"), Refusal::Password);
+    }
+
+    #[test]
+    fn user_names_are_converted_and_cut() {
+        assert_eq!(user_name("éé\u{1F600}".as_bytes()), "éé\u{1F600}");
+        assert_eq!(user_name(b"a\xff\x80b"), "a??b");
+        assert_eq!(user_name(&[b'u'; 300]).len(), 128);
+    }
+
+    #[test]
+    fn versions_and_hosts() {
+        assert_eq!(debian_version("12.5"), "10.11.6-MariaDB-0+deb12u1");
+        assert_eq!(debian_version("12.9"), "10.11.9-MariaDB-0+deb12u1");
+        assert_eq!(debian_version("12.11"), "10.11.11-MariaDB-0+deb12u1");
+        assert_eq!(client_host("127.0.0.1".parse().unwrap()), "localhost");
+        assert_eq!(
+            client_host("::ffff:127.0.0.1".parse().unwrap()),
+            "localhost"
+        );
+        assert_eq!(client_host("127.0.0.5".parse().unwrap()), "127.0.0.5");
+        let s = scramble_from([
+            0, 93, 94, 255, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22,
+        ]);
+        assert!(s.iter().all(|b| (33..=126).contains(b)));
+    }
+}
