@@ -242,7 +242,8 @@ fn d_streams() -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawService {
     pub name: String,
-    /// `ssh`, `telnet`, `http`, `ftp`, `redis`, `mysql`, `modbus`, `banner` or `extension`.
+    /// `ssh`, `telnet`, `http`, `ftp`, `redis`, `mysql`, `modbus`, `smtp`, `banner` or
+    /// `extension`.
     pub kind: String,
     pub listen: String,
     #[serde(default = "yes")]
@@ -590,6 +591,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
     let kind = match s.kind.as_str() {
         "ssh" => ServiceKind::Ssh(opts(&s, table)?),
         "banner" => ServiceKind::Banner(opts(&s, table)?),
+        "smtp" => ServiceKind::Smtp(opts(&s, table)?),
         "telnet" => ServiceKind::Telnet(opts(&s, table)?),
         "http" => ServiceKind::Http(opts(&s, table)?),
         "ftp" => ServiceKind::Ftp(opts(&s, table)?),
@@ -613,7 +615,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
             return Err(ConfigError::Invalid {
                 key: "service.kind",
                 value: other.into(),
-                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, banner, extension".into(),
+                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, smtp, banner, extension".into(),
             });
         }
     };
@@ -715,6 +717,7 @@ pub fn services_to_toml(cfg: &NodeConfig) -> Result<String, ConfigError> {
             ServiceKind::Redis(o) => table(o),
             ServiceKind::Mysql(o) => table(o),
             ServiceKind::Modbus(o) => table(o),
+            ServiceKind::Smtp(o) => table(o),
             ServiceKind::Extension(o) => table(o).map(|mut t| {
                 let ports: Vec<String> = o
                     .ports
@@ -820,7 +823,7 @@ mod tests {
                 "redis",
                 "mysql",
                 "modbus",
-                "banner",
+                "smtp",
                 "extension"
             ]
         );
@@ -864,7 +867,7 @@ mod tests {
         .to_string();
         assert!(err.contains("banerr"), "{err}");
         let err = services_from_toml(
-            "[[service]]\nname = \"s\"\nkind = \"smtp\"\nlisten = \"127.0.0.1:0\"\n",
+            "[[service]]\nname = \"s\"\nkind = \"gopher\"\nlisten = \"127.0.0.1:0\"\n",
         )
         .unwrap_err()
         .to_string();
@@ -896,12 +899,19 @@ mod tests {
             .collect();
         assert_eq!(
             names,
-            [("telnet", 23, true), ("http", 8081, false), ("ssh", 22, true)]
+            [
+                ("telnet", 23, true),
+                ("http", 8081, false),
+                ("ssh", 22, true)
+            ]
         );
         let e = services_from_toml("profile = \"workstation\"\n")
             .unwrap_err()
             .to_string();
-        assert!(e.contains("profile") && e.contains("linux-server, router, ics or all"), "{e}");
+        assert!(
+            e.contains("profile") && e.contains("linux-server, router, ics or all"),
+            "{e}"
+        );
         let ics = services_from_toml("profile = \"ics\"\n").unwrap();
         assert_eq!(ics.services.len(), 2);
         assert!(ics.services[0].listen.ip().is_unspecified());

@@ -16,8 +16,8 @@
 //! others are added.
 
 use crate::config::{
-    BannerOptions, FtpOptions, HttpOptions, HttpPersona, ModbusOptions, MysqlOptions, RedisOptions,
-    ServiceConfig, ServiceKind, SshOptions, TelnetOptions,
+    FtpOptions, HttpOptions, HttpPersona, ModbusOptions, MysqlOptions, RedisOptions, ServiceConfig,
+    ServiceKind, SmtpOptions, SshOptions, TelnetOptions,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -141,11 +141,7 @@ impl Profile {
                 redis(),
                 mysql(),
                 modbus(),
-                svc(
-                    "banner",
-                    2525,
-                    ServiceKind::Banner(BannerOptions::default()),
-                ),
+                svc("smtp", 2525, ServiceKind::Smtp(SmtpOptions::default())),
             ],
         }
     }
