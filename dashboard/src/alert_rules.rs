@@ -323,9 +323,9 @@ pub fn validate(cfg: &Value) -> Vec<Problem> {
                     problem(&mut out, format!("{at}.usernames"), "a list of user names");
                 }
                 if ty == "auth_username"
-                    && !users
+                    && users
                         .and_then(Value::as_array)
-                        .is_some_and(|a| !a.is_empty())
+                        .is_none_or(Vec::is_empty)
                 {
                     problem(
                         &mut out,
