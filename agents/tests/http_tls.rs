@@ -7,9 +7,12 @@
 //!   signatures and dates are masked; notBefore is not at midnight and the validity is
 //!   ten years to the second;
 //! - the handshake: `openssl s_client -tlsextdebug` against our service and against the
-//!   real lighttpd 1.4.69 with mod_openssl (the same certificate), for TLS 1.3 and 1.2:
-//!   negotiated version and cipher, and the ServerHello's extensions, must match. What
-//!   rustls cannot be made to send alike is reported, not asserted (see the notes).
+//!   real lighttpd 1.4.69 with mod_openssl (a certificate of the same kind), for TLS 1.3
+//!   and 1.2, with the client's default and reordered suites and ALPN: the negotiated
+//!   version and cipher, key exchange group, signature scheme, ticket lifetime hint,
+//!   number of tickets, ALPN, and the set of ServerHello extensions must match. What
+//!   rustls cannot be made to send alike (the extensions' order, TLS 1.2's EC point
+//!   formats) is reported, not asserted.
 //!
 //! Needs openssl, ssl-cert's template (/usr/share/ssl-cert/ssleay.cnf) and
 //! lighttpd-mod-openssl.
@@ -39,14 +42,20 @@ fn https(persona: HttpPersona) -> ServiceKind {
     })
 }
 
-/// `openssl s_client` against `addr` with `args`; all it printed.
+/// `openssl s_client` against `addr` with `args`; all it printed. Its input stays open
+/// for a moment, so the tickets a server sends after the handshake are read.
 fn s_client(addr: SocketAddr, args: &[&str]) -> String {
-    let out = Command::new("timeout")
+    let mut child = Command::new("timeout")
         .args(["10", "openssl", "s_client", "-connect", &addr.to_string()])
         .args(args)
-        .stdin(Stdio::null())
-        .output()
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
         .expect("openssl runs");
+    std::thread::sleep(Duration::from_millis(600));
+    drop(child.stdin.take());
+    let out = child.wait_with_output().expect("openssl ends");
     format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -189,10 +198,11 @@ async fn certificates_are_built_like_debians_openssl() {
     }
 }
 
-/// What `s_client -tlsextdebug` says of one handshake: (version and cipher, the
-/// ServerHello's extensions in order).
-fn hello(addr: SocketAddr, args: &[&str]) -> (String, Vec<String>) {
-    let mut a = vec!["-tlsextdebug"];
+/// What `s_client -tlsextdebug -msg` says of one handshake: (version and cipher, the
+/// ServerHello's extensions in order, the other facts a client sees: key exchange
+/// group, signature, ticket lifetime hint, how many tickets came).
+fn hello(addr: SocketAddr, args: &[&str]) -> (String, Vec<String>, Vec<String>) {
+    let mut a = vec!["-tlsextdebug", "-msg"];
     a.extend_from_slice(args);
     let out = s_client(addr, &a);
     let negotiated = out
@@ -205,7 +215,30 @@ fn hello(addr: SocketAddr, args: &[&str]) -> (String, Vec<String>) {
         .filter_map(|l| l.strip_prefix("TLS server extension "))
         .map(|l| l.split(", len").next().unwrap_or(l).to_owned())
         .collect();
-    (negotiated, exts)
+    let mut facts: Vec<String> = out
+        .lines()
+        .map(str::trim)
+        .filter(|l| {
+            [
+                "Server Temp Key:",
+                "Peer signature type:",
+                "Peer signing digest:",
+                "TLS session ticket lifetime hint:",
+                "ALPN protocol:",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .map(str::to_owned)
+        .collect();
+    facts.sort();
+    facts.dedup();
+    let tickets = out
+        .lines()
+        .filter(|l| l.starts_with("<<<") && l.ends_with("NewSessionTicket"))
+        .count();
+    facts.push(format!("{tickets} NewSessionTicket"));
+    (negotiated, exts, facts)
 }
 
 struct Lighttpd(std::process::Child);
@@ -307,8 +340,10 @@ async fn tls_handshake_like_lighttpd_with_openssl() {
         })
         .await
         .unwrap();
-        // Version and cipher: what rustls lets us choose, chosen as OpenSSL does.
+        // Version and cipher: what rustls lets us choose, chosen as OpenSSL does; the
+        // group, signature, ticket hint and number of tickets too.
         assert_eq!(o.0, r.0, "{args:?}");
+        assert_eq!(o.2, r.2, "{args:?}");
         if o.1 != r.1 {
             report.push(format!("{args:?}: ours {:?}, lighttpd {:?}", o.1, r.1));
         }
@@ -330,7 +365,7 @@ async fn tls_handshake_like_lighttpd_with_openssl() {
         }
     }
     println!(
-        "tls: version and cipher as lighttpd in {n} of {n} cases; EC point formats missing in {unsendable}; ServerHello extension order differs in {} of {n} cases{}",
+        "tls: version, cipher, group, signature, ticket hint and tickets as lighttpd in {n} of {n} cases; EC point formats missing in {unsendable}; ServerHello extension order differs in {} of {n} cases{}",
         report.len(),
         report
             .iter()

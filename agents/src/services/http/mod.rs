@@ -305,7 +305,10 @@ fn cert_subject(
 /// lets it be chosen (compared with the real lighttpd by `tests/http_tls.rs`): the
 /// client's order of suites wins, as with lighttpd's defaults; ours is OpenSSL's (TLS 1.3: AES-256-GCM, ChaCha20, AES-128-GCM; TLS 1.2: ECDHE with AES-256-GCM,
 /// ChaCha20, AES-128-GCM); TLS 1.2 session tickets (the ServerHello's `session ticket`
-/// extension) and two TLS 1.3 tickets after the handshake, as OpenSSL sends.
+/// extension) and two TLS 1.3 tickets after the handshake with OpenSSL's 7200 s hint;
+/// the signature scheme the first of the client's list (see [`ClientOrderKey`]).
+/// rustls fixes the order of the ServerHello's extensions and sends no TLS 1.2
+/// `EC point formats`, so a JA3S fingerprint still tells it from OpenSSL.
 fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
     use rustls::crypto::ring::cipher_suite as cs;
     let mut provider = rustls::crypto::ring::default_provider();
@@ -320,18 +323,101 @@ fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, Strin
         cs::TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256,
         cs::TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256,
     ];
+    let key = provider
+        .key_provider
+        .load_private_key(cert.key)
+        .map_err(|e| format!("HTTPS key for {}: {e}", cert.cert_path.display()))?;
+    let resolver = OneCert {
+        chain: cert.chain,
+        key,
+    };
     let mut config = rustls::ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
         .map_err(|e| e.to_string())?
         .with_no_client_auth()
-        .with_single_cert(cert.chain, cert.key)
-        .map_err(|e| format!("HTTPS certificate {}: {e}", cert.cert_path.display()))?;
+        .with_cert_resolver(Arc::new(resolver));
     config.alpn_protocols = vec![b"http/1.1".to_vec()];
     // lighttpd 1.4.69 leaves OpenSSL on the client's order (as the test shows).
     config.ignore_client_order = false;
     config.send_tls13_tickets = 2;
-    config.ticketer = rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?;
+    config.ticketer = Arc::new(TicketLifetime(
+        rustls::crypto::ring::Ticketer::new().map_err(|e| e.to_string())?,
+    ));
     Ok(Arc::new(config))
+}
+
+/// The node's one certificate, whatever the client asks for (as a server with one
+/// `ssl.pemfile`), with a key that signs as OpenSSL chooses.
+#[derive(Debug)]
+struct OneCert {
+    chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+    key: Arc<dyn rustls::sign::SigningKey>,
+}
+
+impl rustls::server::ResolvesServerCert for OneCert {
+    fn resolve(
+        &self,
+        hello: rustls::server::ClientHello<'_>,
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        let key = ClientOrderKey {
+            key: Arc::clone(&self.key),
+            order: hello.signature_schemes().iter().take(64).copied().collect(),
+        };
+        Some(Arc::new(rustls::sign::CertifiedKey::new(
+            self.chain.clone(),
+            Arc::new(key),
+        )))
+    }
+}
+
+/// The key signing with the first scheme of the client's list (`order`) it can do, as
+/// OpenSSL picks (rsa_pss_rsae_sha256 for OpenSSL's and browsers' lists); rustls' own
+/// order prefers SHA-512 whatever the client's.
+#[derive(Debug)]
+struct ClientOrderKey {
+    key: Arc<dyn rustls::sign::SigningKey>,
+    order: Vec<rustls::SignatureScheme>,
+}
+
+impl rustls::sign::SigningKey for ClientOrderKey {
+    fn choose_scheme(
+        &self,
+        offered: &[rustls::SignatureScheme],
+    ) -> Option<Box<dyn rustls::sign::Signer>> {
+        self.order
+            .iter()
+            .filter(|s| offered.contains(s))
+            .chain(offered)
+            .find_map(|s| self.key.choose_scheme(std::slice::from_ref(s)))
+    }
+
+    fn algorithm(&self) -> rustls::SignatureAlgorithm {
+        self.key.algorithm()
+    }
+}
+
+/// rustls' ticketer with the lifetime hint OpenSSL gives its tickets: its default
+/// session timeout, 7200 s (rustls says 43200), in TLS 1.2's NewSessionTicket and
+/// TLS 1.3's tickets alike.
+#[derive(Debug)]
+struct TicketLifetime(Arc<dyn rustls::server::ProducesTickets>);
+
+impl rustls::server::ProducesTickets for TicketLifetime {
+    fn enabled(&self) -> bool {
+        self.0.enabled()
+    }
+
+    fn lifetime(&self) -> u32 {
+        7200
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        self.0.encrypt(plain)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        self.0.decrypt(cipher)
+    }
 }
 
 /// One connection's state, shared by its requests.

@@ -92,7 +92,7 @@ impl Device {
             model,
             hardware: format!("{model} v{rev} 00000000"),
             firmware,
-            color: *d.pick(COLORS),
+            color: COLORS[d.below(COLORS.len() as u64) as usize],
             mtime: u64::try_from(mtime).unwrap_or(PAGES_MTIME),
         }
     }
