@@ -839,7 +839,7 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
     assert_eq!(inc["state"], "open");
     assert_eq!(inc["rules"], json!(["auth_username"]));
     assert!(
-        inc["sessions"].as_i64().unwrap() >= 3,
+        inc["sessions"].as_i64().unwrap() >= 2,
         "each attempt is a session: {inc}"
     );
     assert!(inc["first_seen_ms"].as_i64() <= inc["last_seen_ms"].as_i64());
@@ -858,7 +858,10 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
                 && a["seq"].as_u64().is_some()
                 && a["rule"] == "auth_username")
     );
-    assert!(detail["session_ids"].as_array().unwrap().len() >= 3);
+    assert_eq!(
+        detail["session_ids"].as_array().unwrap().len() as i64,
+        detail["sessions"].as_i64().unwrap()
+    );
     let sid = detail["session_ids"][0].as_str().unwrap();
     admin.get(&format!("/api/sessions/{sid}")).await;
 
