@@ -106,6 +106,8 @@ pub(crate) enum Request {
     },
     /// Function 43, MEI type 14.
     ReadDeviceId { code: u8, object: u8 },
+    /// Function 90: a UMAS request (pairing key, UMAS code, its data).
+    Umas { key: u8, code: u8, data: Vec<u8> },
     /// A well-formed PDU of a function this PLC does not implement (43 with another MEI
     /// type included).
     Unsupported { function: u8 },
@@ -186,6 +188,14 @@ pub(crate) fn decode(pdu: &[u8]) -> Result<Request, Malformed> {
             }),
             [14, ..] => Err(bad),
             _ => Ok(Request::Unsupported { function }),
+        },
+        90 => match d {
+            [key, code, data @ ..] => Ok(Request::Umas {
+                key: *key,
+                code: *code,
+                data: data.to_vec(),
+            }),
+            _ => Err(bad),
         },
         5 | 6 | 15 | 16 => Err(bad),
         _ => Ok(Request::Unsupported { function }),
@@ -283,6 +293,15 @@ mod tests {
             decode(&[43, 13, 0]),
             Ok(Request::Unsupported { function: 43 })
         );
+        assert_eq!(
+            decode(&[0x5a, 0, 2]),
+            Ok(Request::Umas {
+                key: 0,
+                code: 2,
+                data: vec![]
+            })
+        );
+        assert_eq!(decode(&[0x5a, 0]), Err(Malformed { function: 0x5a }));
         assert_eq!(
             decode(&[8, 0, 0, 0xa5, 0x37]),
             Ok(Request::Unsupported { function: 8 })

@@ -1,9 +1,12 @@
-//! Modbus/TCP honeypot: a small PLC (coils, holding registers, device identification)
-//! whose state every connection of the service shares, so a write is seen by the next
-//! read, from anyone; every request is recorded as one `Command`.
+//! Modbus/TCP honeypot: a small PLC (coils, registers, device identification, UMAS)
+//! running a simulated process, whose state every connection of the service shares, so
+//! a write is seen by the next read, from anyone; every request is recorded as one
+//! `Command`.
 
 pub(crate) mod mbap;
 pub(crate) mod plc;
+mod sim;
+mod umas;
 
 use super::ServiceContext;
 use super::conn::Session;
@@ -29,8 +32,11 @@ pub(crate) struct ModbusService {
 
 impl ModbusService {
     pub(crate) fn new(opts: &ModbusOptions, ctx: &ServiceContext) -> Result<Self, String> {
+        // The node's plant: seeded from its persona, so no two nodes read alike.
+        let id = &ctx.persona.persona().machine_id;
+        let seed = u64::from_str_radix(id.get(..16).unwrap_or("0"), 16).unwrap_or(0);
         Ok(ModbusService {
-            plc: Arc::new(Mutex::new(Plc::new(opts))),
+            plc: Arc::new(Mutex::new(Plc::with_seed(opts, seed))),
             idle_timeout: ctx.idle_timeout,
         })
     }
