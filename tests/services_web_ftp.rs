@@ -142,10 +142,11 @@ fn web_and_ftp_attacks_reach_the_core() {
     let (code, _, _) = curl(&["-k", &format!("https://127.0.0.1:{https}/")]);
     assert_eq!(code, 200);
     let (fp, subject) = served_cert(https, dep.dir.path());
-    // The router's own (vendor) certificate, made at its first boot.
-    assert_eq!(
-        subject,
-        "CN=tplinkwifi.net,O=TP-Link Technologies Co.\\, Ltd.,C=CN"
+    // The router's own (vendor) certificate, made at its first boot; its CN is one of
+    // the names TP-Link firmwares use, per node.
+    assert!(
+        subject.starts_with("CN=") && subject.ends_with(",O=TP-Link Technologies Co.\\, Ltd.,C=CN"),
+        "{subject}"
     );
 
     // FTP: an upload.

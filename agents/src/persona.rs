@@ -1521,6 +1521,18 @@ mod tests {
     }
 
     #[test]
+    fn streams_are_per_node_and_per_label() {
+        let (a, b) = (persona(8), persona(9));
+        let take = |p: &Persona, l: &str| {
+            let mut d = p.stream(l);
+            (0..4).map(|_| d.next()).collect::<Vec<_>>()
+        };
+        assert_eq!(take(&a, "x"), take(&persona(8), "x"));
+        assert_ne!(take(&a, "x"), take(&b, "x"));
+        assert_ne!(take(&a, "x"), take(&a, "y"));
+    }
+
+    #[test]
     fn ssh_key_line_is_well_formed() {
         use base64::Engine as _;
         let line = persona(5).ssh_ed25519_pub("h");

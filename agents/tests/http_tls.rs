@@ -173,7 +173,10 @@ async fn certificates_are_built_like_debians_openssl() {
                     "-newkey",
                     "rsa:2048",
                     "-subj",
-                    "/C=CN/O=TP-Link Technologies Co., Ltd./CN=tplinkwifi.net",
+                    &format!(
+                        "/C=CN/O=TP-Link Technologies Co., Ltd./CN={}",
+                        cn.rsplit("CN = ").next().unwrap()
+                    ),
                     "-days",
                     "3650",
                     "-out",

@@ -277,7 +277,14 @@ fn cert_subject(
             style: cert::Style::Device,
             country: Some("CN"),
             organization: "TP-Link Technologies Co., Ltd.".into(),
-            common_name: "tplinkwifi.net".into(),
+            // The names TP-Link firmwares put in their certificates.
+            common_name: (*d.pick(&[
+                "tplinkwifi.net",
+                "tplinklogin.net",
+                "192.168.0.1",
+                "192.168.1.1",
+            ]))
+            .into(),
             not_before: site.router.mtime as i64 + d.range(2 * 86_400, 60 * 86_400),
             days: 3650,
         },
