@@ -323,9 +323,7 @@ pub fn validate(cfg: &Value) -> Vec<Problem> {
                     problem(&mut out, format!("{at}.usernames"), "a list of user names");
                 }
                 if ty == "auth_username"
-                    && users
-                        .and_then(Value::as_array)
-                        .is_none_or(Vec::is_empty)
+                    && users.and_then(Value::as_array).is_none_or(Vec::is_empty)
                 {
                     problem(
                         &mut out,

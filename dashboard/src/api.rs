@@ -1060,6 +1060,22 @@ async fn report_summary(
         },
     )
     .await?;
+    // Shell commands only, as on the Analytics page.
+    let shells = shell_services(&app, a.user()).await?;
+    let Resp::TopCommands(top_commands) = app
+        .ask(
+            a.user(),
+            Req::TopCommands {
+                since_ms: q.from,
+                until_ms: q.to,
+                services: shells,
+                top: 10,
+            },
+        )
+        .await?
+    else {
+        return Err(unexpected());
+    };
     let Resp::Alerts(alerts) = app.ask(a.user(), Req::ListAlerts { limit: 1000 }).await? else {
         return Err(unexpected());
     };
@@ -1081,7 +1097,7 @@ async fn report_summary(
         "by_kind": s.by_kind,
         "top_sources": s.top_sources,
         "top_credentials": s.top_credentials,
-        "top_commands": s.top_commands,
+        "top_commands": top_commands,
         "nodes": s.top_nodes,
         "alerts": alerts,
     })))

@@ -777,7 +777,7 @@ pub async fn feed(app: AppState) {
         tick.tick().await;
         match sync(&app).await {
             Ok(n) if n > 0 => {
-                app.broadcast(&json!({"type": "incidents", "grouped": n}));
+                app.broadcast(&json!({"type": "incidents", "incidents": {"grouped": n}}));
             }
             Ok(_) => {}
             Err(e) => tracing::debug!(error = %e.message, "grouping alerts into incidents failed"),
@@ -845,7 +845,7 @@ pub async fn ack(
         }
     }
     tracing::info!(by = %a.user(), incidents = n, alerts = core_acked, "incidents acknowledged");
-    app.broadcast(&json!({"type": "incidents", "acked": n}));
+    app.broadcast(&json!({"type": "incidents", "incidents": {"acked": n}}));
     Ok(Json(json!({"acked": n, "alerts_acked": core_acked})))
 }
 
