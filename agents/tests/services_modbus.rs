@@ -15,6 +15,19 @@ fn modbus() -> ServiceKind {
     ServiceKind::Modbus(ModbusOptions::default())
 }
 
+/// The value mbpoll printed for register `n` (`[n]: \tvalue`).
+fn value(stdout: &str, n: u16) -> u32 {
+    let key = format!("[{n}]: \t");
+    let at = stdout
+        .find(&key)
+        .unwrap_or_else(|| panic!("no [{n}] in {stdout}"));
+    stdout[at + key.len()..]
+        .split_whitespace()
+        .next()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("[{n}] in {stdout}"))
+}
+
 async fn mbpoll(dir: &std::path::Path, port: u16, args: &[&str]) -> Ran {
     let port = port.to_string();
     let mut all = vec!["-m", "tcp", "-a", "1", "-1", "-o", "5", "-p", port.as_str()];
@@ -47,9 +60,11 @@ async fn mbpoll_writes_then_reads_back_and_everything_is_recorded() {
     assert!(w.ok, "{}\n{}", w.stdout, w.stderr);
     let rd = mbpoll(d, p, &["-t", "0", "-r", "4", "-c", "1", "127.0.0.1"]).await;
     assert!(rd.stdout.contains("[4]: \t1"), "{}", rd.stdout);
-    // Input registers and discrete inputs exist too; an address past the table does not.
+    // Input registers are the process: a tank level in 0.1 % and a temperature.
     let rd = mbpoll(d, p, &["-t", "3", "-r", "1", "-c", "2", "127.0.0.1"]).await;
-    assert!(rd.stdout.contains("[1]: \t200"), "{}", rd.stdout);
+    let level = value(&rd.stdout, 1);
+    assert!(level <= 1000, "{}", rd.stdout);
+    assert!(value(&rd.stdout, 2) <= 1200, "{}", rd.stdout);
     let bad = mbpoll(d, p, &["-t", "4", "-r", "200", "-c", "1", "127.0.0.1"]).await;
     assert!(
         format!("{}{}", bad.stdout, bad.stderr).contains("Illegal data address"),
@@ -168,5 +183,121 @@ async fn raw_frames_exceptions_and_garbage() {
     assert!(r.events.iter().any(
         |e| matches!(&e.kind, EventKind::Data { bytes, .. } if bytes.starts_with(b"GET / HTTP/1.0"))
     ));
+    r.mgr.shutdown().await;
+}
+
+/// Two nodes (two data directories, two personas) run different plants; on each the
+/// live block of holding registers mirrors the input registers, as one program scan
+/// writes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_nodes_run_different_plants() {
+    tools::require(&["mbpoll"]);
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let mut ra = start(a.path(), "modbus", "127.0.0.1:0".parse().unwrap(), modbus()).await;
+    let mut rb = start(b.path(), "modbus", "127.0.0.1:0".parse().unwrap(), modbus()).await;
+    let regs = |out: &str, first: u16| {
+        (first..first + 11)
+            .map(|n| value(out, n))
+            .collect::<Vec<_>>()
+    };
+    let pa = mbpoll(
+        a.path(),
+        ra.addr.port(),
+        &["-t", "3", "-r", "1", "-c", "11", "127.0.0.1"],
+    )
+    .await;
+    let pb = mbpoll(
+        b.path(),
+        rb.addr.port(),
+        &["-t", "3", "-r", "1", "-c", "11", "127.0.0.1"],
+    )
+    .await;
+    let (va, vb) = (regs(&pa.stdout, 1), regs(&pb.stdout, 1));
+    // Pump hours (registers 5, 6) and the volume's high word (8) are counters a second
+    // cannot move by much, and the seeds differ: so do they.
+    assert_ne!(
+        (va[4], va[5], va[7]),
+        (vb[4], vb[5], vb[7]),
+        "{va:?} {vb:?}"
+    );
+    let ha = mbpoll(
+        a.path(),
+        ra.addr.port(),
+        &["-t", "4", "-r", "17", "-c", "11", "127.0.0.1"],
+    )
+    .await;
+    let hb = regs(&ha.stdout, 17);
+    assert_eq!(
+        (hb[4], hb[5], hb[6]),
+        (va[4], va[5], va[6]),
+        "{}",
+        ha.stdout
+    );
+    ra.wait_disconnects(2).await;
+    rb.wait_disconnects(1).await;
+    ra.mgr.shutdown().await;
+    rb.mgr.shutdown().await;
+}
+
+/// UMAS (function 90) as scanners send it: READ_ID names the CPU module where
+/// modicon-info.nse reads it, READ_PLC_INFO says running, an unknown code is refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn umas_requests_get_m340_answers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "modbus",
+        "127.0.0.1:0".parse().unwrap(),
+        modbus(),
+    )
+    .await;
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    let mut ask = async |pdu: &[u8]| {
+        let mut req = vec![0, 1, 0, 0, 0, pdu.len() as u8 + 1, 0];
+        req.extend_from_slice(pdu);
+        c.write_all(&req).await.unwrap();
+        let mut head = [0u8; 7];
+        tokio::time::timeout(WAIT, c.read_exact(&mut head))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes([head[4], head[5]])) - 1];
+        tokio::time::timeout(WAIT, c.read_exact(&mut body))
+            .await
+            .unwrap()
+            .unwrap();
+        let mut adu = head.to_vec();
+        adu.extend_from_slice(&body);
+        adu
+    };
+    let id = ask(&[0x5a, 0x00, 0x02]).await;
+    // modicon-info.nse: the length at byte 33 of the reply (1-based), the name after it.
+    let n = usize::from(id[32]);
+    assert_eq!(&id[33..33 + n], b"BMX P34 2020");
+    let info = ask(&[0x5a, 0x00, 0x04]).await;
+    assert_eq!(info[7 + 63], 0x02, "running");
+    let project = ask(&[0x5a, 0x00, 0x03, 0x00]).await;
+    // The project name, NUL-terminated, at byte 50 (1-based).
+    let name: Vec<u8> = project[49..]
+        .iter()
+        .copied()
+        .take_while(|&b| b != 0)
+        .collect();
+    assert!(
+        name.iter()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit() || *b == b'_'),
+        "{name:?}"
+    );
+    assert!(name.len() > 4);
+    assert_eq!(ask(&[0x5a, 0x00, 0x77]).await[7..], [0x5a, 0x00, 0xfd]);
+    drop(c);
+    r.wait_disconnects(1).await;
+    assert!(
+        r.commands()
+            .iter()
+            .any(|l| l == "umas unit=0 key=0 code=0x02 (read_id) data="),
+        "{:?}",
+        r.commands()
+    );
     r.mgr.shutdown().await;
 }

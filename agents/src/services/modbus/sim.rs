@@ -31,7 +31,9 @@ pub(crate) struct Process {
     temp_amp: f64,
     temp_period: f64,
     pressure_base: f64,
-    /// Counters at the Unix epoch: hours of each pump, starts, cubic metres.
+    /// When the plant was commissioned (Unix seconds): counters count from there.
+    commissioned: f64,
+    /// Hours pump 2 ran before (a replaced pump 1 started from zero), starts, m³.
     hours0: [f64; 2],
     starts0: u64,
     volume0: f64,
@@ -80,8 +82,9 @@ impl Process {
             temp_amp: 15.0 + r(6) * 25.0,
             temp_period: 86_400.0 * (0.8 + r(7) * 0.4),
             pressure_base: 1800.0 + r(8) * 1500.0,
-            // Commissioned long ago: counters continue from a seeded past.
-            hours0: [-480_000.0 + r(9) * 10_000.0, -480_000.0 + r(10) * 10_000.0],
+            // Commissioned between 2015 and 2022.
+            commissioned: 1_420_000_000.0 + r(13) * 220_000_000.0,
+            hours0: [r(9) * 300.0, r(10) * 3000.0],
             starts0: (r(11) * 5000.0) as u64,
             volume0: r(12) * 50_000.0,
         }
@@ -126,13 +129,15 @@ impl Process {
         let ph =
             715.0 + 25.0 * (t / 7_200.0 * TAU + self.phase * 5.0).sin() + 2.0 * self.noise(6, t);
         // Each pump runs every other cycle, half of it: a quarter of the time.
+        let service = (t - self.commissioned).max(0.0) / 3600.0;
         let hours = [
-            (self.hours0[0] + t / 3600.0 / 4.0).max(0.0) as u64 as u16,
-            (self.hours0[1] + t / 3600.0 / 4.0).max(0.0) as u64 as u16,
+            (self.hours0[0] + service / 4.0) as u64 as u16,
+            (self.hours0[1] + service / 4.0) as u64 as u16,
         ];
-        let starts = self.starts0.wrapping_add(cycle_no.max(0) as u64) as u16;
+        let first = (self.commissioned / self.cycle) as i64;
+        let starts = self.starts0.wrapping_add((cycle_no - first).max(0) as u64) as u16;
         // 42 m³/h half the time.
-        let volume = (self.volume0 + t / 3600.0 * 21.0) as u64 as u32;
+        let volume = (self.volume0 + service * 21.0) as u64 as u32;
         let quarter = (t / 900.0).floor() as i64 as u64;
         let agitator = mix(self.seed ^ quarter) % 3 != 0;
         Reading {
