@@ -250,6 +250,25 @@ impl Deployment {
         for p in DEFAULT_PORTS {
             text = text.replace(&format!(":{p}\""), ":0\"");
         }
+        // `core init` writes the default profile (linux-server); the tests' nodes run
+        // every service (the `all` profile), each on any free port, listed so.
+        let all = honeybee_proto::config::NodeConfig {
+            services: honeybee_proto::profile::Profile::All
+                .services(std::net::IpAddr::from([127, 0, 0, 1]))
+                .into_iter()
+                .map(|mut s| {
+                    s.listen.set_port(0);
+                    s
+                })
+                .collect(),
+        };
+        let listed = honeybee_core::config::services_to_toml(&all)
+            .unwrap()
+            .replace("[[service]]", "[[default_services]]")
+            .replace("[service.", "[default_services.");
+        let mut text = text.replace("profile = \"linux-server\"", "profile = \"all\"");
+        text.push('\n');
+        text.push_str(&listed);
         std::fs::write(&cfg_path, edit(text)).unwrap();
         Deployment {
             dir,
