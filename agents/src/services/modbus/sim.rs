@@ -139,7 +139,7 @@ impl Process {
         // 42 m³/h half the time.
         let volume = (self.volume0 + service * 21.0) as u64 as u32;
         let quarter = (t / 900.0).floor() as i64 as u64;
-        let agitator = mix(self.seed ^ quarter) % 3 != 0;
+        let agitator = !mix(self.seed ^ quarter).is_multiple_of(3);
         Reading {
             level: clamp_word(level, 0.0, 1000.0),
             temperature: clamp_word(temp, 0.0, 1200.0),
