@@ -741,6 +741,41 @@ mod tests {
         assert!(m.line(b"").reply.starts_with("500 5.5.2 Error: bad syntax"));
     }
 
+    proptest::proptest! {
+        /// A hostile client's lines (commands, near-commands, binary) never panic the
+        /// machine, and every reply is whole CRLF-terminated lines.
+        #[test]
+        fn arbitrary_lines_never_panic(
+            lines in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::collection::vec(proptest::prelude::any::<u8>(), 0..80),
+                    proptest::sample::select(vec![
+                        b"EHLO x".to_vec(), b"MAIL FROM:<a@b> SIZE=99".to_vec(),
+                        b"RCPT TO:<root@localhost>".to_vec(), b"RCPT TO:<x@y>".to_vec(),
+                        b"DATA".to_vec(), b"BDAT 3".to_vec(), b"BDAT 2 LAST".to_vec(),
+                        b"AUTH LOGIN".to_vec(), b"AUTH PLAIN".to_vec(), b"*".to_vec(),
+                        b"Zm9v".to_vec(), b"RSET".to_vec(), b"STARTTLS".to_vec(),
+                        b"VRFY <@a:>".to_vec(), b"MAIL FROM:<@>".to_vec(),
+                    ]),
+                ],
+                0..60,
+            ),
+        ) {
+            let mut m = machine();
+            for l in &lines {
+                let s = m.line(l);
+                proptest::prop_assert!(s.reply.is_empty() || s.reply.ends_with("\r\n"));
+                let s = match s.next {
+                    Next::Data => m.data_done(l.len() as u64).0,
+                    Next::Bdat { size } => m.bdat_done(size, l.len() % 2 == 0).0,
+                    Next::Close => break,
+                    _ => s,
+                };
+                proptest::prop_assert!(s.reply.is_empty() || s.reply.ends_with("\r\n"));
+            }
+        }
+    }
+
     #[test]
     fn size_is_sticky_as_in_smtpd() {
         let mut m = machine();
