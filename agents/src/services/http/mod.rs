@@ -91,7 +91,7 @@ impl HttpService {
         let site = persona::Site {
             persona: opts.persona,
             router: router::Device::of(node),
-            blog: wordpress::Blog::of(node),
+            blog: wordpress::Blog::of(node, opts.tls),
             plc: plc::Panel::of(node, modbus.as_ref()),
         };
         let tls = if opts.tls {
@@ -461,7 +461,7 @@ impl Conn {
     /// The error page for a refused head, closing the connection.
     fn refusal(&self, r: request::Refusal) -> Vec<u8> {
         let shared = &self.shared;
-        let reply = persona::error_page(shared.persona, r.status);
+        let reply = persona::error_page(&shared.site, r.status);
         self.serialize(reply, r.minor, "GET", Some("close"), None)
     }
 
@@ -523,9 +523,9 @@ impl Conn {
                     body: &body.prefix,
                 },
             ),
-            BodyEnd::TooLarge => persona::error_page(shared.persona, 413),
-            BodyEnd::TimedOut => persona::error_page(shared.persona, 408),
-            BodyEnd::Broken => persona::error_page(shared.persona, 400),
+            BodyEnd::TooLarge => persona::error_page(&shared.site, 413),
+            BodyEnd::TimedOut => persona::error_page(&shared.site, 408),
+            BodyEnd::Broken => persona::error_page(&shared.site, 400),
         };
         if let Some(login) = basic_auth(head.header("authorization")) {
             reply.logins.push(login);
@@ -630,7 +630,7 @@ impl Conn {
         let len = reply.body.len() as u64;
         match file::answer(head, len, &etag, mtime) {
             file::Answer::Unsatisfiable => {
-                let page = persona::error_page(self.shared.persona, 416);
+                let page = persona::error_page(&self.shared.site, 416);
                 (
                     self.serialize(page, head.minor, &head.method, connection, None),
                     416,

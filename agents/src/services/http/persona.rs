@@ -102,10 +102,10 @@ pub(crate) fn route(site: &Site, req: &Request<'_>) -> Reply {
 }
 
 /// The persona's page for a status the server decides before routing (413, 408, 400).
-pub(crate) fn error_page(persona: HttpPersona, status: u16) -> Reply {
-    match persona {
+pub(crate) fn error_page(site: &Site, status: u16) -> Reply {
+    match site.persona {
         HttpPersona::Router | HttpPersona::Plc => router::error_page(status),
-        HttpPersona::Wordpress => wordpress::error_page(status),
+        HttpPersona::Wordpress => wordpress::error_page(&site.blog, status),
     }
 }
 

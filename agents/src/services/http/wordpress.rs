@@ -24,6 +24,10 @@ pub(crate) struct Blog {
     pub tagline: &'static str,
     /// Newest first: (date as `YYYY/MM/DD`, slug, title, excerpt).
     pub posts: Vec<(String, String, &'static str, &'static str)>,
+    /// What Apache's error pages sign with (`ServerSignature On`, Debian's default):
+    /// the server's name (the node's host name) and port.
+    pub server_name: String,
+    pub port: u16,
 }
 
 const PLACES: &[&str] = &[
@@ -93,8 +97,9 @@ const POSTS: &[(&str, &str)] = &[
 ];
 
 impl Blog {
-    /// The site of the node whose persona is `p`: posts dated after its install.
-    pub(crate) fn of(p: &crate::persona::Persona) -> Blog {
+    /// The site of the node whose persona is `p`: posts dated after its install;
+    /// `tls`: served over HTTPS (port 443).
+    pub(crate) fn of(p: &crate::persona::Persona, tls: bool) -> Blog {
         let mut d = p.stream("http-wordpress");
         let (trade, tagline) = *d.pick(TRADES);
         let name = format!("{} {trade}", d.pick(PLACES));
@@ -115,6 +120,8 @@ impl Blog {
             name,
             tagline,
             posts,
+            server_name: p.hostname.clone(),
+            port: if tls { 443 } else { 80 },
         }
     }
 
@@ -130,6 +137,8 @@ impl Blog {
                 POSTS[0].0,
                 POSTS[0].1,
             )],
+            server_name: "web-prod-02".into(),
+            port: 80,
         }
     }
 }
@@ -194,12 +203,12 @@ pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
             ),
         ),
         ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&site, &base)),
-        _ => error_page(405),
+        _ => error_page(blog, 405),
     }
 }
 
 /// Apache's error page, for what is refused before WordPress runs.
-pub(crate) fn error_page(status: u16) -> Reply {
+pub(crate) fn error_page(blog: &Blog, status: u16) -> Reply {
     let title = format!("{status} {}", reason(status));
     let text = match status {
         413 => {
@@ -212,8 +221,10 @@ pub(crate) fn error_page(status: u16) -> Reply {
     Reply::html(
         status,
         format!(
-            "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server Port 80</address>\n</body></html>\n",
-            reason(status)
+            "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server at {} Port {}</address>\n</body></html>\n",
+            reason(status),
+            html_escape(&blog.server_name),
+            blog.port,
         ),
     )
 }
