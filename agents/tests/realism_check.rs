@@ -7,8 +7,8 @@ use honeybee_agent::realism::{self, TOTAL};
 use honeybee_agent::services::{Limits, ServiceManager};
 use honeybee_agent::sink::EventSink;
 use honeybee_proto::config::{
-    FtpOptions, HttpOptions, NodeConfig, RedisOptions, ServiceConfig, ServiceKind, SshOptions,
-    TelnetOptions,
+    FtpOptions, HttpOptions, MysqlOptions, NodeConfig, RedisOptions, ServiceConfig, ServiceKind,
+    SshOptions, TelnetOptions,
 };
 use honeybee_proto::realism::RealismReport;
 
@@ -53,6 +53,9 @@ fn defaults() -> Vec<ServiceConfig> {
         svc("http", ServiceKind::Http(HttpOptions::default())),
         svc("ftp", ServiceKind::Ftp(FtpOptions::default())),
         svc("redis", ServiceKind::Redis(RedisOptions::default())),
+        // Checked against Debian's MariaDB when it claims MariaDB (the default), skipped
+        // with a reason when it claims MySQL 8.0 (no Debian package to record from).
+        svc("mysql", ServiceKind::Mysql(MysqlOptions::default())),
         svc(
             "redis-auth",
             ServiceKind::Redis(RedisOptions {

@@ -177,6 +177,73 @@ fn redis(extra: &[&str]) -> Real {
     spawn(&mut cmd, dir, port)
 }
 
+/// Debian 12's "mysql": MariaDB, its data directory made as Debian's postinst makes it
+/// (`mariadb-install-db --skip-test-db`), Debian's character set, run as `mysql`.
+fn mariadb() -> Real {
+    need("/usr/sbin/mariadbd", "mariadb-server");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    let data = format!("{d}/data");
+    std::fs::create_dir(&data).unwrap();
+    let run = |cmd: &str, args: &[&str]| {
+        let out = Command::new(cmd).args(args).output().expect(cmd);
+        assert!(
+            out.status.success(),
+            "{cmd} {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run("chmod", &["755", &d]);
+    run("chown", &["-R", "mysql:mysql", &d]);
+    run(
+        "/usr/bin/mariadb-install-db",
+        &[
+            "--no-defaults",
+            &format!("--datadir={data}"),
+            "--user=mysql",
+            "--skip-test-db",
+            "--disable-log-bin",
+        ],
+    );
+    let port = free_port();
+    let mut cmd = Command::new("/usr/sbin/mariadbd");
+    cmd.args([
+        "--no-defaults",
+        &format!("--datadir={data}"),
+        "--user=mysql",
+        &format!("--port={port}"),
+        "--bind-address=127.0.0.1",
+        &format!("--socket={d}/sock"),
+        &format!("--pid-file={d}/pid"),
+        "--character-set-server=utf8mb4",
+        "--collation-server=utf8mb4_general_ci",
+        "--skip-log-bin",
+    ]);
+    let real = spawn(&mut cmd, dir, port);
+    // A server reachable from the network has an account that may log in from anywhere
+    // (as the MySQL oracle's, see `services/mysql/mariadb.rs`); without one MariaDB
+    // answers an unknown user with the unix_socket plugin's error instead.
+    let sock = format!("{d}/sock");
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !Path::new(&sock).exists() {
+        assert!(Instant::now() < deadline, "mariadbd made no socket");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    run(
+        "mariadb",
+        &[
+            "--no-defaults",
+            "-u",
+            "root",
+            "-S",
+            &sock,
+            "-e",
+            "CREATE USER 'admin'@'%' IDENTIFIED BY 'not-the-one-3f9c1a'",
+        ],
+    );
+    real
+}
+
 /// inetutils telnetd, started per connection on the accepted socket as inetd would.
 fn telnetd() -> Real {
     need("/usr/sbin/telnetd", "inetutils-telnetd");
@@ -209,14 +276,17 @@ fn telnetd() -> Real {
     }
 }
 
-/// (reference file, probe, package, product description, the real program).
-fn programs() -> Vec<(
+/// One real program to record from: reference file, probe, Debian package, product
+/// description, and how to start it.
+type Program = (
     &'static str,
     Probe,
     &'static str,
     &'static str,
     Box<dyn Fn() -> Real>,
-)> {
+);
+
+fn programs() -> Vec<Program> {
     vec![
         (
             "ssh.txt",
@@ -252,6 +322,13 @@ fn programs() -> Vec<(
             "redis-server",
             "Redis 7.0.15 with requirepass",
             Box::new(|| redis(&["--requirepass", "not-known-to-the-probe"])),
+        ),
+        (
+            "mysql-mariadb.txt",
+            Probe::Mysql,
+            "mariadb-server",
+            "MariaDB 10.11",
+            Box::new(mariadb),
         ),
         (
             "telnet.txt",

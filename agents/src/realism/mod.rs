@@ -11,6 +11,7 @@
 pub mod facts;
 pub mod ftp;
 pub mod http;
+pub mod mysql;
 mod net;
 pub mod redis;
 pub mod ssh;
@@ -26,7 +27,7 @@ use tokio::time::{Duration, Instant};
 pub const TOTAL: Duration = Duration::from_secs(8);
 
 /// Each reference file, compiled in: (file name, text).
-pub const REFS: [(&str, &str); 6] = [
+pub const REFS: [(&str, &str); 7] = [
     ("ssh.txt", include_str!("refs/ssh.txt")),
     ("http-lighttpd.txt", include_str!("refs/http-lighttpd.txt")),
     ("ftp-vsftpd.txt", include_str!("refs/ftp-vsftpd.txt")),
@@ -36,6 +37,7 @@ pub const REFS: [(&str, &str); 6] = [
         include_str!("refs/redis-requirepass.txt"),
     ),
     ("telnet.txt", include_str!("refs/telnet.txt")),
+    ("mysql-mariadb.txt", include_str!("refs/mysql-mariadb.txt")),
 ];
 
 /// A fact whose name starts with this is an instance value the consistency checks use
@@ -51,6 +53,7 @@ pub enum Probe {
     Ftp,
     Redis,
     Telnet,
+    Mysql,
 }
 
 impl Probe {
@@ -61,6 +64,7 @@ impl Probe {
             Probe::Http => http::probe(addr, deadline).await,
             Probe::Ftp => ftp::probe(addr, deadline).await,
             Probe::Redis => redis::probe(addr, deadline).await,
+            Probe::Mysql => mysql::probe(addr, deadline).await,
             Probe::Telnet => {
                 let seen = telnet::probe(addr, deadline).await;
                 let mut f = seen.facts;
@@ -137,6 +141,17 @@ fn plan(kind: &ServiceKind) -> Plan {
             probe: Probe::Telnet,
             reference: "telnet.txt",
         },
+        // Debian 12's "mysql" is MariaDB 10.11; an empty version is the node's MariaDB.
+        ServiceKind::Mysql(o)
+            if o.version.is_empty()
+                || o.version.starts_with("10.")
+                || o.version.contains("MariaDB") =>
+        {
+            Plan::Check {
+                probe: Probe::Mysql,
+                reference: "mysql-mariadb.txt",
+            }
+        }
         ServiceKind::Mysql(_) => Plan::Skip(
             "no reference: MySQL 8.0 is not packaged in Debian 12, so no real server was recorded",
         ),
@@ -340,16 +355,20 @@ pub fn consistency(targets: &[Target], observed: &[Option<Facts>], m: &Machine) 
                         text.rsplit("\\n").next().unwrap_or(text),
                     );
                 }
-                if opts.banner.contains("Debian GNU/Linux") {
+                if let Some(text) = seen
+                    .as_ref()
+                    .and_then(|f| f.get(&format!("{INSTANCE}login_text")))
+                    .filter(|t| t.contains("Debian GNU/Linux"))
+                {
                     let want = format!("Debian GNU/Linux {}", m.debian_major);
-                    let ok = opts.banner.contains(&format!("{want}\r"))
-                        || opts.banner.contains(&format!("{want} "))
-                        || opts.banner.trim_end() == want;
+                    let ok = text.contains(&format!("{want}\\r"))
+                        || text.contains(&format!("{want}\\n"))
+                        || text.contains(&format!("{want} "));
                     o.verdict(
                         &format!("{name}: the banner names the persona's Debian release"),
                         ok,
                         &want,
-                        opts.banner.trim_end(),
+                        text,
                     );
                 }
             }
@@ -464,17 +483,11 @@ mod tests {
                     ..Default::default()
                 }),
             ),
-            target(
-                "telnet",
-                ServiceKind::Telnet(TelnetOptions {
-                    banner: "Debian GNU/Linux 11\r\n".into(),
-                    ..Default::default()
-                }),
-            ),
+            target("telnet", ServiceKind::Telnet(TelnetOptions::default())),
             target("redis", ServiceKind::Redis(RedisOptions::default())),
         ];
         let mut tel = Facts::default();
-        tel.push("~login_text", "other login: ");
+        tel.push("~login_text", "Debian GNU/Linux 11\r\nother login: ");
         let mut red = Facts::default();
         red.push("~info_os", "Linux 5.10.0-9-amd64 x86_64");
         let o = consistency(&targets, &[None, Some(tel), Some(red)], &machine());
@@ -491,7 +504,9 @@ mod tests {
             target("ssh", ServiceKind::Ssh(SshOptions::default())),
             target(
                 "mysql",
-                ServiceKind::Mysql(honeybee_proto::config::MysqlOptions::default()),
+                ServiceKind::Mysql(honeybee_proto::config::MysqlOptions {
+                    version: "8.0.36".into(),
+                }),
             ),
         ];
         let r = check(targets, &machine(), Duration::from_secs(1)).await;
