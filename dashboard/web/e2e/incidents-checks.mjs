@@ -190,9 +190,10 @@ export async function builtinModule(page, base) {
   // The modules table sorts by a column header too (in the page: it holds every module).
   const names = () => page.locator('[data-testid=modules-table] tbody tr[data-module]').evaluateAll((rs) => rs.map((r) => r.dataset.module));
   const byName = page.locator('th[data-sort-key=name]');
-  const asc = await names();
+  const inOrder = (list, dir) => list.every((n, i) => i === 0 || dir * new Intl.Collator('en', { numeric: true, sensitivity: 'base' }).compare(list[i - 1], n) <= 0);
+  if (!inOrder(await names(), 1)) throw new Error(`modules are not in name order: ${await names()}`);
   await byName.getByRole('button').click();
-  await waitFor('modules sorted by name, descending', 5000, async () => (await byName.getAttribute('aria-sort')) === 'descending' && (await names()).join() === [...asc].reverse().join());
+  await waitFor('modules sorted by name, descending', 5000, async () => (await byName.getAttribute('aria-sort')) === 'descending' && inOrder(await names(), -1) && (await names()).length > 1);
   return { note, refused: r.json.error };
 }
 
