@@ -16,33 +16,19 @@ pub(crate) const SOFT_ERRORS: u32 = 10;
 /// `smtpd_hard_error_limit`: the next command after this many errors is refused with 421.
 const HARD_ERRORS: u32 = 20;
 
-/// The local recipient table: Debian 12's system accounts and postfix's own. Postmaster
-/// is always accepted, as smtpd does.
-const USERS: &[&str] = &[
-    "root",
-    "daemon",
-    "bin",
-    "sys",
-    "sync",
-    "games",
-    "man",
-    "lp",
-    "mail",
-    "news",
-    "uucp",
-    "proxy",
-    "www-data",
-    "backup",
-    "list",
-    "irc",
-    "_apt",
-    "nobody",
-    "systemd-network",
-    "messagebus",
-    "sshd",
-    "postfix",
-    "postmaster",
-];
+/// Accounts the local recipient table has besides those of the shell's `/etc/passwd`:
+/// Postfix's own, and postmaster, which smtpd always accepts.
+const MAIL_USERS: &[&str] = &["postfix", "postmaster"];
+
+/// Whether `user` (lower-case) is a local account: one the emulated shell's
+/// `/etc/passwd` lists, so that VRFY and RCPT agree with what an intruder reads there.
+fn known_user(user: &str) -> bool {
+    MAIL_USERS.contains(&user)
+        || crate::services::shell::fs::ETC_PASSWD
+            .lines()
+            .filter_map(|l| l.split(':').next())
+            .any(|u| u == user)
+}
 
 /// What every connection of one service shares.
 #[derive(Debug)]
@@ -395,7 +381,7 @@ impl Machine {
         }
         // recipient_delimiter = +
         let base = user.split('+').next().unwrap_or(user).to_ascii_lowercase();
-        if USERS.contains(&base.as_str()) {
+        if known_user(&base) {
             Ok(())
         } else {
             Err(format!(
