@@ -627,7 +627,9 @@ async fn always_admits_one_password_per_user_within_and_across_connections() {
 
 /// An `exec` session's environment is what sshd sets (session.c `do_setup_env`):
 /// `SSH_CLIENT` and `SSH_CONNECTION` with the client's address and ports and the
-/// machine's own (persona) address, no `SSH_TTY` and no `TERM` without a pty.
+/// machine's own (persona) address, no `SSH_TTY` without a pty, and `TERM` is bash's own
+/// default, `dumb` (sshd sets none without a pty; checked against the real sshd with a key
+/// login: `echo ${TERM-unset}` prints `dumb`).
 #[tokio::test]
 async fn exec_environment_is_sshds() {
     tools::require(&["ssh", "sshpass"]);
@@ -666,7 +668,7 @@ async fn exec_environment_is_sshds() {
     );
     assert_eq!(conn[3], client[2], "{line}");
     assert_eq!(parts[2], "none", "no SSH_TTY without a pty: {line}");
-    assert_eq!(parts[3], "unset", "no TERM without a pty: {line}");
+    assert_eq!(parts[3], "dumb", "bash's TERM without a pty: {line}");
     let _ = until_disconnect(&mut rx).await;
     mgr.shutdown().await;
 }

@@ -31,6 +31,7 @@ AcceptEnv LANG LC_*
 Subsystem sftp /usr/lib/openssh/sftp-server
 PidFile none
 ListenAddress 127.0.0.1
+StrictModes no
 ";
 
 /// A running real sshd, killed (by its own PID) when dropped.
@@ -83,8 +84,29 @@ fn start_sshd() -> Option<Sshd> {
         assert!(st.success());
         keys.push(key);
     }
+    // Root may log in with the test's own key (post-authentication comparisons);
+    // changes nothing before authentication.
+    let client = dir.path().join("client");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&client)
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    std::fs::copy(
+        dir.path().join("client.pub"),
+        dir.path().join("authorized_keys"),
+    )
+    .unwrap();
     let cfg = dir.path().join("sshd_config");
-    std::fs::write(&cfg, DEBIAN_SSHD_CONFIG).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{DEBIAN_SSHD_CONFIG}AuthorizedKeysFile {}\n",
+            dir.path().join("authorized_keys").display()
+        ),
+    )
+    .unwrap();
     // sshd refuses to start without its privilege separation directory.
     let _ = std::fs::create_dir_all("/run/sshd");
     let port = free_port();
@@ -1018,4 +1040,130 @@ async fn unexpected_messages_answered_as_openssh() {
         }
     }
     assert!(mismatches.is_empty(), "differ from OpenSSH: {mismatches:?}");
+}
+
+/// After authentication both servers announce their three host keys
+/// (`hostkeys-00@openssh.com`), and a client with `UpdateHostKeys=yes` whose known_hosts
+/// holds only the Ed25519 key asks them to prove the other two
+/// (`hostkeys-prove-00@openssh.com`) and learns RSA and ECDSA: the same `ssh -v` lines
+/// (fingerprints and ports normalised) and the same key types added to known_hosts.
+/// The real sshd lets root in with the test's key; the honeypot with a password.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_keys_announced_and_proved_as_openssh() {
+    let Some(sshd) = start_sshd() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, _rx, addr) =
+        start_honeypot_with(dir.path(), &server_id(sshd.addr).await, LoginPolicy::Always).await;
+    let work = tempfile::tempdir().unwrap();
+    let mut seen = Vec::new();
+    for (name, a, key) in [
+        ("sshd", sshd.addr, Some(sshd.dir.path().join("client"))),
+        ("honeypot", addr, None),
+    ] {
+        let kh = work.path().join(format!("known_hosts_{name}"));
+        let scan = Command::new("ssh-keyscan")
+            .args(["-t", "ed25519", "-p", &a.port().to_string(), "127.0.0.1"])
+            .stderr(Stdio::null())
+            .output()
+            .expect("ssh-keyscan");
+        std::fs::write(&kh, &scan.stdout).unwrap();
+        let kh_shown = kh.display().to_string();
+        let out = tokio::task::spawn_blocking(move || {
+            let mut cmd = match &key {
+                Some(_) => Command::new("ssh"),
+                None => {
+                    let mut c = Command::new("sshpass");
+                    c.args(["-p", "hunter2", "ssh"]);
+                    c
+                }
+            };
+            cmd.args(["-v", "-F", "/dev/null", "-o", "UpdateHostKeys=yes"])
+                .arg("-o")
+                .arg(format!("UserKnownHostsFile={}", kh.display()))
+                .args([
+                    "-o",
+                    "GlobalKnownHostsFile=/dev/null",
+                    "-o",
+                    "StrictHostKeyChecking=yes",
+                    "-o",
+                    "ConnectTimeout=10",
+                ]);
+            match &key {
+                Some(k) => {
+                    cmd.args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", "-i"])
+                        .arg(k);
+                }
+                None => {
+                    cmd.args([
+                        "-o",
+                        "PreferredAuthentications=password",
+                        "-o",
+                        "PubkeyAuthentication=no",
+                    ]);
+                }
+            }
+            let out = cmd
+                .args(["-p", &a.port().to_string(), "root@127.0.0.1", "true"])
+                .stdin(Stdio::null())
+                .output()
+                .expect("ssh");
+            let known = std::fs::read_to_string(&kh).unwrap();
+            (out, known)
+        })
+        .await
+        .unwrap();
+        let (out, known) = out;
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(out.status.success(), "{name}: {stderr}");
+        let lines: Vec<String> = stderr
+            .lines()
+            .filter(|l| {
+                l.contains("hostkeys")
+                    || l.contains("hostkey")
+                    || l.contains("global_request")
+                    || l.contains("known_hosts")
+                    || l.contains("update_known_hosts")
+            })
+            .filter(|l| !l.contains("load_hostkeys") && !l.contains("record_hostkey"))
+            .map(|l| {
+                let l = l
+                    .replace(&kh_shown, "KNOWN_HOSTS")
+                    .replace(&a.port().to_string(), "PORT");
+                normalise_fingerprints(&l)
+            })
+            .collect();
+        let mut types: Vec<String> = known
+            .lines()
+            .filter_map(|l| l.split_whitespace().nth(1).map(str::to_owned))
+            .collect();
+        types.sort();
+        seen.push((name, lines, types));
+    }
+    let (_, real_lines, real_types) = &seen[0];
+    let (_, our_lines, our_types) = &seen[1];
+    assert_eq!(
+        real_types,
+        &["ecdsa-sha2-nistp256", "ssh-ed25519", "ssh-rsa"],
+        "the real sshd taught the client its keys: {real_lines:#?}"
+    );
+    assert_eq!(our_types, real_types, "{our_lines:#?}");
+    assert_eq!(our_lines, real_lines);
+    mgr.shutdown().await;
+}
+
+/// `SHA256:` + base64 fingerprints replaced by `SHA256:FP`.
+fn normalise_fingerprints(line: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("SHA256:") {
+        out.push_str(&rest[..i + 7]);
+        out.push_str("FP");
+        rest = &rest[i + 7..];
+        let end = rest
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '+' || c == '/' || c == '='))
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }

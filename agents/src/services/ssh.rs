@@ -651,6 +651,9 @@ impl SshService {
             nodelay: true,
             preferred: openssh_like_algorithms(),
             ext_info: Some(openssh_ext_info()),
+            // sshd announces its host keys after authentication (hostkeys-00) and proves
+            // them on request, for clients with UpdateHostKeys.
+            announce_host_keys: true,
             ..Config::default()
         };
         Ok(SshService {

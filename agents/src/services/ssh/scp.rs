@@ -415,6 +415,80 @@ impl Scp {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::services::shell::{Login, Profile, Shell, ShellLimits};
+
+    fn shell() -> Shell {
+        let login = Login {
+            user: "root".into(),
+            src: "127.0.0.1".parse().unwrap(),
+            now: 1_750_000_000,
+        };
+        Shell::new(Profile::new("web01"), &login, false, ShellLimits::default())
+    }
+
+    fn with_ctx<T>(sh: &mut Shell, f: impl FnOnce(&mut Ctx<'_>) -> T) -> T {
+        let (fs, home, uid) = sh.files();
+        let home = home.to_owned();
+        f(&mut Ctx {
+            fs,
+            home: &home,
+            uid,
+            now: 1_750_000_000,
+        })
+    }
+
+    #[test]
+    fn sink_receives_a_file_as_scp_t_does() {
+        let mut sh = shell();
+        let req = parse(b"scp -t /tmp/").unwrap();
+        let (mut scp, out) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        assert_eq!(out.data, b"\0");
+        // The header and the data may come in any pieces.
+        let out = with_ctx(&mut sh, |c| scp.input(b"C0755 5 x.sh\nhel", c));
+        assert_eq!(out.data, b"\0");
+        let out = with_ctx(&mut sh, |c| scp.input(b"lo\0", c));
+        assert_eq!(out.data, b"\0");
+        assert_eq!(out.uploads.len(), 1);
+        assert_eq!(out.uploads[0].path, "/tmp/x.sh");
+        assert_eq!(sh.files().0.read("/tmp/x.sh").unwrap(), b"hello");
+        assert_eq!(scp.eof().exit, Some(0));
+        // A name with a slash and an oversized file are refused, as scp.c refuses them.
+        let req = parse(b"scp -t /tmp/").unwrap();
+        let (mut scp, _) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        let out = with_ctx(&mut sh, |c| scp.input(b"C0644 1 ../x\n", c));
+        assert_eq!(out.data, b"\x01scp: error: unexpected filename: ../x\n");
+        assert_eq!(out.exit, Some(1));
+        let req = parse(b"scp -t /tmp/").unwrap();
+        let (mut scp, _) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        let out = with_ctx(&mut sh, |c| scp.input(b"C0644 99999999999 big\n", c));
+        assert_eq!(out.exit, Some(1));
+        let req = parse(b"scp -t /tmp/").unwrap();
+        let (mut scp, _) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        let out = with_ctx(&mut sh, |c| scp.input(&[b'x'; MAX_LINE + 1], c));
+        assert_eq!(out.exit, Some(1));
+    }
+
+    #[test]
+    fn source_sends_a_file_as_scp_f_does() {
+        let mut sh = shell();
+        let req = parse(b"scp -f /etc/hostname").unwrap();
+        let (mut scp, out) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        assert!(out.data.is_empty());
+        let out = with_ctx(&mut sh, |c| scp.input(b"\0", c));
+        assert_eq!(out.data, b"C0644 6 hostname\n");
+        let out = with_ctx(&mut sh, |c| scp.input(b"\0", c));
+        assert_eq!(out.data, b"web01\n\0");
+        let out = with_ctx(&mut sh, |c| scp.input(b"\0", c));
+        assert_eq!(out.exit, Some(0));
+        let req = parse(b"scp -f /nonexistent").unwrap();
+        let (mut scp, _) = with_ctx(&mut sh, |c| Scp::start(req, c));
+        let out = with_ctx(&mut sh, |c| scp.input(b"\0", c));
+        assert_eq!(
+            out.data,
+            b"\x01scp: /nonexistent: No such file or directory\n"
+        );
+        assert_eq!(out.exit, Some(1));
+    }
 
     #[test]
     fn recognises_what_openssh_clients_run() {

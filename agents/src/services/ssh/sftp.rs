@@ -1069,3 +1069,254 @@ fn name_reply(out: &mut Out, id: u32, name: &str) {
     put_u32(&mut body, 0);
     send(out, &body);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::services::shell::{Login, Profile, Shell, ShellLimits};
+
+    fn shell() -> Shell {
+        let login = Login {
+            user: "root".into(),
+            src: "127.0.0.1".parse().unwrap(),
+            now: 1_750_000_000,
+        };
+        Shell::new(Profile::new("web01"), &login, false, ShellLimits::default())
+    }
+
+    fn run(sftp: &mut Sftp, sh: &mut Shell, input: &[u8]) -> Out {
+        let (fs, home, uid) = sh.files();
+        let home = home.to_owned();
+        let mut ctx = Ctx {
+            fs,
+            home: &home,
+            uid,
+            user: "root",
+            now: 1_750_000_000,
+        };
+        sftp.input(input, &mut ctx)
+    }
+
+    fn msg(kind: u8, id: Option<u32>, body: &[u8]) -> Vec<u8> {
+        let mut m = vec![kind];
+        if let Some(id) = id {
+            put_u32(&mut m, id);
+        }
+        m.extend_from_slice(body);
+        let mut out = Vec::new();
+        put_str(&mut out, &m);
+        out
+    }
+
+    fn init() -> Vec<u8> {
+        msg(SSH_FXP_INIT, None, &3u32.to_be_bytes())
+    }
+
+    fn s(v: &str) -> Vec<u8> {
+        let mut o = Vec::new();
+        put_str(&mut o, v.as_bytes());
+        o
+    }
+
+    /// The replies, each as (type, body after the type).
+    fn replies(data: &[u8]) -> Vec<(u8, Vec<u8>)> {
+        let mut r = Reader(data);
+        let mut out = Vec::new();
+        while let Ok(m) = r.bytes() {
+            out.push((m[0], m[1..].to_vec()));
+        }
+        out
+    }
+
+    /// The VERSION reply and the answers to read-only requests are the real
+    /// sftp-server's, byte for byte (it runs here with its working directory /root, the
+    /// honeypot's root home).
+    #[test]
+    fn answers_match_openssh_sftp_server() {
+        let server = "/usr/lib/openssh/sftp-server";
+        assert!(
+            std::path::Path::new(server).exists(),
+            "{server} is missing: install Debian's openssh-sftp-server"
+        );
+        let mut input = init();
+        input.extend(msg(16, Some(1), &s(".")));
+        input.extend(msg(16, Some(2), &s("/nonexistent_hb/x")));
+        input.extend(msg(
+            3,
+            Some(3),
+            &[s("/nonexistent_hb"), vec![0, 0, 0, 1, 0, 0, 0, 0]].concat(),
+        ));
+        input.extend(msg(11, Some(4), &s("/nonexistent_hb")));
+        input.extend(msg(13, Some(5), &s("/nonexistent_hb")));
+        input.extend(msg(14, Some(6), &[s("/etc"), vec![0, 0, 0, 0]].concat()));
+        input.extend(msg(15, Some(7), &s("/nonexistent_hb")));
+        input.extend(msg(11, Some(8), &s("/etc/passwd")));
+        input.extend(msg(4, Some(9), &s("nohandle")));
+        input.extend(msg(19, Some(10), &s("/etc/passwd")));
+        input.extend(msg(
+            18,
+            Some(11),
+            &[s("/nonexistent_hb"), s("/nonexistent_hb2")].concat(),
+        ));
+        input.extend(msg(
+            200,
+            Some(12),
+            &[s("expand-path@openssh.com"), s("~/x")].concat(),
+        ));
+        input.extend(msg(
+            200,
+            Some(13),
+            &[s("home-directory"), s("root")].concat(),
+        ));
+        input.extend(msg(200, Some(14), &s("nonsense@example.com")));
+        input.extend(msg(17, Some(15), &s("/nonexistent_hb")));
+        let real = {
+            use std::io::{Read, Write};
+            let mut child = std::process::Command::new(server)
+                .current_dir("/root")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            stdin.write_all(&input).unwrap();
+            // sftp-server exits at the end of its input before writing what is queued:
+            // read the replies first, then close.
+            let mut stdout = child.stdout.take().unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while replies(&got).len() < 16 {
+                let n = stdout.read(&mut buf).unwrap();
+                assert!(n > 0, "sftp-server ended early: {got:?}");
+                got.extend_from_slice(&buf[..n]);
+            }
+            drop(stdin);
+            let _ = child.wait();
+            got
+        };
+        let mut sh = shell();
+        let ours = run(&mut Sftp::new(), &mut sh, &input);
+        assert!(!ours.end);
+        let (real, ours) = (replies(&real), replies(&ours.data));
+        assert_eq!(ours.len(), real.len());
+        for (o, r) in ours.iter().zip(&real) {
+            assert_eq!(o, r);
+        }
+    }
+
+    #[test]
+    fn hostile_input_ends_the_subsystem_without_allocating() {
+        let mut sh = shell();
+        // A length over the cap: the subsystem ends, nothing is buffered.
+        let mut sftp = Sftp::new();
+        let out = run(&mut sftp, &mut sh, &[0xff, 0xff, 0xff, 0xff, 1]);
+        assert!(out.end && sftp.buf.is_empty());
+        // Anything before INIT.
+        let out = run(&mut Sftp::new(), &mut sh, &msg(16, Some(1), &s(".")));
+        assert!(out.end && out.data.is_empty());
+        // A truncated string.
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        input.extend(msg(16, Some(1), &[0, 0, 0, 9, b'x']));
+        let out = run(&mut sftp, &mut sh, &input);
+        assert!(out.end);
+        // An unknown message type (sftp-server exits on it).
+        let mut input = init();
+        input.extend(msg(99, Some(1), b""));
+        assert!(run(&mut Sftp::new(), &mut sh, &input).end);
+        // A huge extended-attribute count is bounded by the message.
+        let mut input = init();
+        input.extend(msg(
+            14,
+            Some(1),
+            &[s("/tmp/x"), vec![0x80, 0, 0, 0, 0xff, 0xff, 0xff, 0xff]].concat(),
+        ));
+        assert!(run(&mut Sftp::new(), &mut sh, &input).end);
+    }
+
+    #[test]
+    fn uploads_land_in_the_filesystem_and_are_handed_back() {
+        let mut sh = shell();
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        // OPEN /tmp/a WRITE|CREAT|TRUNC, then two writes out of order, then CLOSE.
+        input.extend(msg(
+            3,
+            Some(1),
+            &[s("/tmp/a"), vec![0, 0, 0, 0x1a, 0, 0, 0, 0]].concat(),
+        ));
+        let out = run(&mut sftp, &mut sh, &input);
+        assert_eq!(out.logged, ["sftp put /tmp/a"]);
+        let r = replies(&out.data);
+        assert_eq!(r[1].0, SSH_FXP_HANDLE);
+        let handle = r[1].1[8..].to_vec();
+        let mut input = Vec::new();
+        input.extend(msg(
+            6,
+            Some(2),
+            &[s_bytes(&handle), 3u64.to_be_bytes().to_vec(), s("def")].concat(),
+        ));
+        input.extend(msg(
+            6,
+            Some(3),
+            &[s_bytes(&handle), 0u64.to_be_bytes().to_vec(), s("abc")].concat(),
+        ));
+        input.extend(msg(4, Some(4), &s_bytes(&handle)));
+        let out = run(&mut sftp, &mut sh, &input);
+        assert!(
+            replies(&out.data)
+                .iter()
+                .all(|(t, b)| *t == SSH_FXP_STATUS && b[4..8] == [0, 0, 0, 0])
+        );
+        assert_eq!(out.uploads.len(), 1);
+        assert_eq!(out.uploads[0].path, "/tmp/a");
+        assert_eq!(out.uploads[0].data, b"abcdef");
+        assert_eq!(sh.files().0.read("/tmp/a").unwrap(), b"abcdef");
+        // A write far past the cap is refused before anything is allocated.
+        let mut input = msg(
+            3,
+            Some(5),
+            &[s("/tmp/b"), vec![0, 0, 0, 0x1a, 0, 0, 0, 0]].concat(),
+        );
+        let out = run(&mut sftp, &mut sh, &input);
+        let handle = replies(&out.data)[0].1[8..].to_vec();
+        input = msg(
+            6,
+            Some(6),
+            &[
+                s_bytes(&handle),
+                (1u64 << 40).to_be_bytes().to_vec(),
+                s("x"),
+            ]
+            .concat(),
+        );
+        let out = run(&mut sftp, &mut sh, &input);
+        assert_eq!(replies(&out.data)[0].1[4..8], FX_FAILURE.to_be_bytes());
+        assert!(out.limit.is_some());
+    }
+
+    #[test]
+    fn open_handles_are_capped() {
+        let mut sh = shell();
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        for id in 0..(MAX_HANDLES as u32 + 2) {
+            input.extend(msg(
+                3,
+                Some(id),
+                &[s("/etc/passwd"), vec![0, 0, 0, 1, 0, 0, 0, 0]].concat(),
+            ));
+        }
+        let out = run(&mut sftp, &mut sh, &input);
+        let r = replies(&out.data);
+        let handles = r.iter().filter(|(t, _)| *t == SSH_FXP_HANDLE).count();
+        assert_eq!(handles, MAX_HANDLES);
+        assert_eq!(r.last().unwrap().1[4..8], FX_FAILURE.to_be_bytes());
+    }
+
+    fn s_bytes(b: &[u8]) -> Vec<u8> {
+        let mut o = Vec::new();
+        put_str(&mut o, b);
+        o
+    }
+}

@@ -163,6 +163,8 @@ impl Session {
                         enc.client_compression.init_decompress(&mut enc.decompress);
                     }
                     handler.auth_succeeded(self).await?;
+                    // HoneyBee patch: sshd announces its host keys right after.
+                    self.announce_host_keys()?;
                 }
                 Ok(())
             }
@@ -184,7 +186,10 @@ impl Session {
                     if enc.client_compression.is_deferred() {
                         enc.client_compression.init_decompress(&mut enc.decompress);
                     }
-                    handler.auth_succeeded(self).await
+                    handler.auth_succeeded(self).await?;
+                    // HoneyBee patch: sshd announces its host keys right after.
+                    self.announce_host_keys()?;
+                    Ok(())
                 } else {
                     Ok(())
                 }
@@ -903,6 +908,7 @@ mod tests {
             channels: std::collections::HashMap::new(),
             open_global_requests: std::collections::VecDeque::new(),
             kex: SessionKexState::Idle,
+            host_key_algorithm: None,
         }
     }
 
@@ -1974,6 +1980,11 @@ impl Session {
                         } else {
                             self.request_failure();
                         }
+                        Ok(())
+                    }
+                    // HoneyBee patch: OpenSSH's host key rotation (see hostkeys.rs).
+                    "hostkeys-prove-00@openssh.com" if self.common.config.announce_host_keys => {
+                        self.prove_host_keys(r)?;
                         Ok(())
                     }
                     _ => {

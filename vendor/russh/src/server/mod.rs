@@ -60,6 +60,7 @@ mod kex;
 mod session;
 pub use self::session::*;
 mod encrypted;
+mod hostkeys;
 
 /// Configuration of a server.
 pub struct Config {
@@ -103,6 +104,10 @@ pub struct Config {
     /// `ext-info-c`, as (name, value) pairs in this order. `None` (the default) sends
     /// one extension, `server-sig-algs`, listing `preferred.key`.
     pub ext_info: Option<Vec<(String, Vec<u8>)>>,
+    /// HoneyBee patch: announce the host keys after authentication
+    /// (`hostkeys-00@openssh.com`) and answer `hostkeys-prove-00@openssh.com`, as
+    /// OpenSSH's sshd does. Off by default (upstream's behaviour).
+    pub announce_host_keys: bool,
 }
 
 impl Default for Config {
@@ -131,6 +136,7 @@ impl Default for Config {
             keepalive_max: 3,
             nodelay: false,
             ext_info: None,
+            announce_host_keys: false,
         }
     }
 }
@@ -1131,6 +1137,7 @@ where
         channels: HashMap::new(),
         open_global_requests: VecDeque::new(),
         kex: SessionKexState::Idle,
+        host_key_algorithm: None,
     };
 
     session.begin_rekey()?;
@@ -1287,6 +1294,8 @@ async fn reply<H: Handler + Send>(
                     debug!("kex impl has completed");
                     session.common.strict_kex =
                         session.common.strict_kex || newkeys.names.strict_kex();
+                    // HoneyBee patch: kept for hostkeys-prove-00 (RSA signs with it).
+                    session.host_key_algorithm = Some(newkeys.names.key.clone());
 
                     if session.common.encrypted.is_some() {
                         // This is a rekey

@@ -29,6 +29,8 @@ pub struct Session {
     pub(crate) channels: HashMap<ChannelId, ChannelRef>,
     pub(crate) open_global_requests: VecDeque<GlobalRequestResponse>,
     pub(crate) kex: SessionKexState<ServerKex>,
+    /// HoneyBee patch: the host key algorithm of the latest key exchange.
+    pub(crate) host_key_algorithm: Option<ssh_key::Algorithm>,
 }
 
 #[derive(Debug)]
@@ -1684,6 +1686,7 @@ mod tests {
             channels: HashMap::new(),
             open_global_requests: VecDeque::new(),
             kex: SessionKexState::Idle,
+            host_key_algorithm: None,
         }
     }
 
