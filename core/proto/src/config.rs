@@ -663,8 +663,6 @@ impl NodeConfig {
                         || !printable(&o.server_header)
                     {
                         return Err(bad(
-                        || o.cert_common_name.contains('\0')
-                        || o.cert_organization.contains('\0')
                             "max_inline_body <= 4096, max_body_bytes <= 64 MiB, server_header <= 200 printable ASCII characters",
                         ));
                     }
@@ -673,6 +671,8 @@ impl NodeConfig {
                         || o.cert_organization.len() > 64
                     {
                         return Err(bad(
+                        || o.cert_common_name.contains('\0')
+                        || o.cert_organization.contains('\0')
                             "cert_common_name and cert_organization: at most 64 bytes each (empty: the node's own)",
                         ));
                     }
@@ -683,8 +683,11 @@ impl NodeConfig {
                     }
                 }
                 ServiceKind::Mysql(o) => {
-                    if o.version.is_empty() || o.version.len() > 64 || o.version.contains('\0') {
-                        return Err(bad("version: 1 to 64 bytes, no NUL"));
+                    // Empty: the persona's MariaDB (see MysqlOptions).
+                    if o.version.len() > 64 || o.version.contains('\0') {
+                        return Err(bad(
+                            "version: at most 64 bytes, no NUL (empty: the node's MariaDB)",
+                        ));
                     }
                 }
                 ServiceKind::Modbus(o) => {
