@@ -102,6 +102,8 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
         "unset" => unset(st, args),
         "test" | "[" => test(st, name, args),
         "let" => let_(st, args),
+        "hash" => hash(st, args),
+        "ulimit" => ulimit(st, args),
         "true" | ":" | "wait" => Out::default(),
         "false" => Out {
             status: 1,
@@ -109,6 +111,160 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
         },
         _ => return None,
     })
+}
+
+/// The first executable file named `name` on `$PATH`.
+fn on_path(st: &State, name: &str) -> Option<String> {
+    let path = st.lookup("PATH").unwrap_or_default();
+    path.split(':').filter(|d| !d.is_empty()).find_map(|d| {
+        let p = format!("{}/{name}", d.trim_end_matches('/'));
+        st.fs
+            .stat(&p)
+            .is_some_and(|n| n.kind == super::fs::Kind::File && n.mode & 0o111 != 0)
+            .then_some(p)
+    })
+}
+
+/// `hash`: a fresh `bash -c` has remembered nothing; names are looked up on `$PATH`
+/// (and remembered only for that one command, as the table dies with the shell).
+fn hash(st: &State, args: &[String]) -> Out {
+    let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    if args.iter().any(|a| a == "-r") && names.is_empty() {
+        return Out::default();
+    }
+    if names.is_empty() {
+        return Out::ok("hash: hash table empty\n");
+    }
+    let mut o = Out::default();
+    for n in names {
+        if n.contains('/') {
+            continue;
+        }
+        if on_path(st, n).is_none() {
+            o.err
+                .extend_from_slice(format!("{}hash: {n}: not found\n", st.err_prefix).as_bytes());
+            o.status = 1;
+        }
+    }
+    o
+}
+
+/// `ulimit`: Debian 12's defaults for a session started by sshd under systemd; the
+/// process and signal limits follow the machine's memory as the kernel sets them
+/// (`max_threads / 2`). Raising a limit as root succeeds, silently.
+fn ulimit(st: &State, args: &[String]) -> Out {
+    let mem_kib = st.profile.node.persona().mem_kib;
+    let nproc = (mem_kib / 128 / 2).to_string();
+    let rows: [(&str, char, String); 17] = [
+        (
+            "real-time non-blocking time  (microseconds, -R)",
+            'R',
+            "unlimited".into(),
+        ),
+        ("core file size              (blocks, -c)", 'c', "0".into()),
+        (
+            "data seg size               (kbytes, -d)",
+            'd',
+            "unlimited".into(),
+        ),
+        ("scheduling priority                 (-e)", 'e', "0".into()),
+        (
+            "file size                   (blocks, -f)",
+            'f',
+            "unlimited".into(),
+        ),
+        (
+            "pending signals                     (-i)",
+            'i',
+            nproc.clone(),
+        ),
+        (
+            "max locked memory           (kbytes, -l)",
+            'l',
+            "8192".into(),
+        ),
+        (
+            "max memory size             (kbytes, -m)",
+            'm',
+            "unlimited".into(),
+        ),
+        (
+            "open files                          (-n)",
+            'n',
+            "1024".into(),
+        ),
+        ("pipe size                (512 bytes, -p)", 'p', "8".into()),
+        (
+            "POSIX message queues         (bytes, -q)",
+            'q',
+            "819200".into(),
+        ),
+        ("real-time priority                  (-r)", 'r', "0".into()),
+        (
+            "stack size                  (kbytes, -s)",
+            's',
+            "8192".into(),
+        ),
+        (
+            "cpu time                   (seconds, -t)",
+            't',
+            "unlimited".into(),
+        ),
+        ("max user processes                  (-u)", 'u', nproc),
+        (
+            "virtual memory              (kbytes, -v)",
+            'v',
+            "unlimited".into(),
+        ),
+        (
+            "file locks                          (-x)",
+            'x',
+            "unlimited".into(),
+        ),
+    ];
+    let mut letters = Vec::new();
+    let mut value = None;
+    for a in args {
+        if let Some(f) = a.strip_prefix('-') {
+            for c in f.chars() {
+                match c {
+                    'H' | 'S' => {}
+                    'a' => letters.extend(rows.iter().map(|r| r.1)),
+                    c if rows.iter().any(|r| r.1 == c) => letters.push(c),
+                    c => {
+                        return Out::fail(
+                            2,
+                            format!(
+                                "{}ulimit: -{c}: invalid option\nulimit: usage: ulimit [-SHabcdefiklmnpqrstuvxPRT] [limit]\n",
+                                st.err_prefix
+                            ),
+                        );
+                    }
+                }
+            }
+        } else {
+            value = Some(a.as_str());
+        }
+    }
+    if let Some(v) = value {
+        if v != "unlimited" && v != "hard" && v != "soft" && v.parse::<u64>().is_err() {
+            return Out::fail(1, format!("{}ulimit: {v}: invalid number\n", st.err_prefix));
+        }
+        return Out::default();
+    }
+    if letters.is_empty() {
+        letters.push('f');
+    }
+    let all = args.iter().any(|a| a.starts_with('-') && a.contains('a')) || letters.len() > 1;
+    let mut o = Out::default();
+    for r in rows.iter().filter(|r| letters.contains(&r.1)) {
+        if all {
+            o.line(&format!("{} {}", r.0, r.2));
+        } else {
+            o.line(&r.2);
+        }
+    }
+    o
 }
 
 fn err(st: &State, status: i32, text: &str) -> Out {

@@ -217,6 +217,10 @@ pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
         argv = &argv[first..];
         let args = &argv[1..];
         let name: Cow<'_, str> = if argv[0].contains('/') {
+            if is_script(st, &argv[0]) {
+                // A script run by path: its interpreter reads it (the emulated shell).
+                break sh(st, "bash", argv, ctx);
+            }
             match resolve_path(st, &argv[0]) {
                 Ok(base) => Cow::Owned(base),
                 Err(out) => break out,
@@ -276,7 +280,7 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         "cat" => cat(st, args, ctx),
         "echo" => echo(args),
         "wget" => wget(st, args),
-        "curl" => curl(st, args),
+        "curl" => curl(st, args, ctx.out_tty),
         "tftp" | "ftpget" | "busybox" => not_found_but_record(st, name, args),
         "chmod" => chmod(st, args),
         "chown" | "chgrp" => chown(st, name, args),
@@ -286,6 +290,11 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         "touch" => touch(st, args),
         "cp" | "mv" => cp_mv(st, name, args),
         "history" => history(st, args),
+        // Only a login shell logs out; `bash -c` from sshd is not one.
+        "logout" if !st.tty => Out::fail(
+            1,
+            format!("{}logout: not login shell: use `exit'\n", st.err_prefix),
+        ),
         "exit" | "logout" => {
             let code = args
                 .first()
@@ -310,15 +319,12 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         // Shell builtins with bash's own texts live in `builtins`.
         "true" | ":" | "kill" | "set" | "alias" | "unalias" | "type" | "enable" | "printf"
         | "jobs" | "declare" | "typeset" | "readonly" | "shift" | "local" | "test" | "["
-        | "let" | "wait" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
-        "pkill" | "killall" | "sync" | "ulimit" | "shopt" | "source" | "." | "mesg" | "stty"
-        | "service" | "systemctl" => Out::default(),
-        "crontab" if args.iter().any(|a| a == "-l") => {
-            Out::fail(1, format!("no crontab for {}\n", st.user))
+        | "let" | "wait" | "hash" | "ulimit" => {
+            super::builtins::run(st, name, args, ctx).unwrap_or_default()
         }
-        "crontab" => Out::default(),
+        "pkill" | "killall" | "sync" | "shopt" | "source" | "." | "mesg" | "stty" | "service"
+        | "systemctl" => Out::default(),
         "false" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
-        "grep" | "egrep" => grep(st, args, ctx),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
         "su" => Out::default(),
@@ -331,6 +337,19 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix))
         }),
     }
+}
+
+/// An executable text file outside the program directories (`./setup.sh`, a dropped
+/// script): run by the kernel's `#!` line or, without one, by bash itself.
+fn is_script(st: &State, given: &str) -> bool {
+    let path = fs::normalize(&st.cwd, &st.home, given);
+    let resolved = st.fs.resolve(&path);
+    if resolved.starts_with("/usr/bin/") || resolved.starts_with("/usr/sbin/") {
+        return false;
+    }
+    st.fs.stat(&path).is_some_and(|n| {
+        n.kind == Kind::File && n.mode & 0o111 != 0 && !n.data.is_empty() && !n.data.contains(&0)
+    })
 }
 
 /// `./x`, `/bin/ls`: our own commands run by path (`Ok` with the command's name);
@@ -492,6 +511,7 @@ fn mode_string(n: &Node) -> String {
 fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
     let (flags, operands) = split_flags(args);
     let long = flags.contains('l') || flags.contains('n') || flags.contains('g');
+    let human = flags.contains('h');
     let all = flags.contains('a');
     let almost = flags.contains('A');
     let dir_only = flags.contains('d');
@@ -502,7 +522,7 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
         operands.into_iter().cloned().collect()
     };
     let mut o = Out::default();
-    let mut files: Vec<(String, Node)> = Vec::new();
+    let mut files: Vec<(String, Node, u64)> = Vec::new();
     let mut dirs: Vec<(String, String)> = Vec::new();
     for op in &operands {
         if o.full() || !st.budget.iterations(1) {
@@ -520,7 +540,7 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
                 let is_dir = st.fs.stat(&path).is_some_and(|t| t.kind == Kind::Dir);
                 let follow = is_dir && (n.kind == Kind::Dir || !long);
                 if dir_only || !follow {
-                    files.push((op.clone(), n.clone()));
+                    files.push((op.clone(), n.clone(), links(st, &path, n)));
                 } else if st.uid != 0 && path.starts_with("/root") {
                     o.eline(&format!(
                         "ls: cannot open directory '{op}': Permission denied"
@@ -535,21 +555,21 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
     let headers = dirs.len() + files.len() > 1;
     let mut first = true;
     if !files.is_empty() {
-        render(st, &mut o, &files, long, one, false);
+        render(st, &mut o, &files, (long, human), one, false);
         first = false;
     }
     for (shown, path) in dirs {
         if o.full() || !st.budget.iterations(1) {
             break;
         }
-        let mut entries: Vec<(String, Node)> = Vec::new();
+        let mut entries: Vec<(String, Node, u64)> = Vec::new();
         if all {
             if let Some(n) = st.fs.stat(&path) {
-                entries.push((".".into(), n.clone()));
+                entries.push((".".into(), n.clone(), links(st, &path, n)));
             }
             let (parent, _) = fs::split(&path);
             if let Some(n) = st.fs.stat(parent) {
-                entries.push(("..".into(), n.clone()));
+                entries.push(("..".into(), n.clone(), links(st, parent, n)));
             }
         }
         if let Ok(list) = st.fs.list(&path) {
@@ -563,7 +583,13 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
                 if name.starts_with('.') && !(all || almost) {
                     continue;
                 }
-                entries.push((name, n.clone()));
+                let child = if path == "/" {
+                    format!("/{name}")
+                } else {
+                    format!("{path}/{name}")
+                };
+                let l = if long { links(st, &child, n) } else { 1 };
+                entries.push((name, n.clone(), l));
             }
         }
         if !first {
@@ -573,38 +599,107 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
         if headers {
             o.line(&format!("{shown}:"));
         }
-        render(st, &mut o, &entries, long, one, true);
+        render(st, &mut o, &entries, (long, human), one, true);
     }
     o
 }
 
-fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: bool, total: bool) {
+/// A directory's link count: its own entry, its `.` and each subdirectory's `..`.
+fn links(st: &State, path: &str, n: &Node) -> u64 {
+    if n.kind != Kind::Dir {
+        return 1;
+    }
+    let subdirs = st
+        .fs
+        .list(path)
+        .map_or(0, |l| l.iter().filter(|(_, c)| c.kind == Kind::Dir).count());
+    2 + subdirs as u64
+}
+
+/// 1K blocks a file occupies on ext4: whole 4 KiB blocks; links and devices none.
+fn blocks(n: &Node) -> u64 {
+    match n.kind {
+        Kind::Symlink | Kind::CharDev => 0,
+        _ => n.size().div_ceil(4096) * 4,
+    }
+}
+
+/// `ls -h`'s sizes: powers of 1024, rounded up, one decimal below 10.
+pub(super) fn human_size(n: u64) -> String {
+    if n < 1024 {
+        return n.to_string();
+    }
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v >= 1024.0 && unit < 6 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    let suffix = ["", "K", "M", "G", "T", "P", "E"][unit];
+    if v < 10.0 {
+        let t = (v * 10.0).ceil() / 10.0;
+        if t >= 10.0 {
+            format!("{}{suffix}", t.ceil() as u64)
+        } else {
+            format!("{t:.1}{suffix}")
+        }
+    } else {
+        let t = v.ceil() as u64;
+        if t >= 1024 && unit < 6 {
+            format!("1.0{}", ["", "K", "M", "G", "T", "P", "E"][unit + 1])
+        } else {
+            format!("{t}{suffix}")
+        }
+    }
+}
+
+fn render(
+    st: &State,
+    o: &mut Out,
+    entries: &[(String, Node, u64)],
+    (long, human): (bool, bool),
+    one: bool,
+    total: bool,
+) {
     if long {
         if total {
-            let blocks: u64 = entries
-                .iter()
-                .filter(|(n, _)| n != "." && n != "..")
-                .map(|(_, n)| n.size().div_ceil(4096) * 4)
-                .sum();
-            o.line(&format!("total {blocks}"));
+            let blocks: u64 = entries.iter().map(|(_, n, _)| blocks(n)).sum();
+            if human {
+                o.line(&format!("total {}", human_size(blocks * 1024)));
+            } else {
+                o.line(&format!("total {blocks}"));
+            }
         }
+        let size_of = |n: &Node| match n.kind {
+            // Devices show their major and minor numbers; /dev/tty is (5, 0).
+            Kind::CharDev => {
+                let minor = n.size();
+                format!("{}, {minor}", if minor == 0 { 5 } else { 1 })
+            }
+            _ if human => human_size(n.size()),
+            _ => n.size().to_string(),
+        };
         let size_w = entries
             .iter()
-            .map(|(_, n)| n.size().to_string().len())
+            .map(|(_, n, _)| size_of(n).len())
+            .max()
+            .unwrap_or(1);
+        let links_w = entries
+            .iter()
+            .map(|(_, _, l)| l.to_string().len())
             .max()
             .unwrap_or(1);
         let user_w = entries
             .iter()
-            .map(|(_, n)| st.user_name(n.uid).len())
+            .map(|(_, n, _)| st.user_name(n.uid).len())
             .max()
             .unwrap_or(4);
-        for (name, n) in entries {
-            let links = if n.kind == Kind::Dir { 2 } else { 1 };
+        for (name, n, links) in entries {
             let owner = st.user_name(n.uid);
             let mut line = format!(
-                "{} {links} {owner:<user_w$} {owner:<user_w$} {:>size_w$} {} {name}",
+                "{} {links:>links_w$} {owner:<user_w$} {owner:<user_w$} {:>size_w$} {} {name}",
                 mode_string(n),
-                n.size(),
+                size_of(n),
                 ls_date(
                     super::sysinfo::local_seconds(st, n.mtime),
                     super::sysinfo::local_seconds(st, st.now)
@@ -621,7 +716,7 @@ fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: 
         return;
     }
     if one {
-        for (name, _) in entries {
+        for (name, _, _) in entries {
             o.line(name);
         }
         return;
@@ -629,7 +724,7 @@ fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: 
     // Columns, filled top to bottom as ls does, for an 80-column terminal.
     let width = entries
         .iter()
-        .map(|(n, _)| n.chars().count())
+        .map(|(n, _, _)| n.chars().count())
         .max()
         .unwrap_or(1)
         + 2;
@@ -638,7 +733,7 @@ fn render(st: &State, o: &mut Out, entries: &[(String, Node)], long: bool, one: 
     for r in 0..rows {
         let mut line = String::new();
         for c in 0..cols {
-            if let Some((name, _)) = entries.get(c * rows + r) {
+            if let Some((name, _, _)) = entries.get(c * rows + r) {
                 let _ = write!(line, "{name:<width$}");
             }
         }
@@ -940,7 +1035,7 @@ fn mkdir(st: &mut State, args: &[String]) -> Out {
         let path = path_of(st, d);
         if !may_write(st, &path) {
             o.eline(&format!(
-                "mkdir: cannot create directory '{d}': Permission denied"
+                "mkdir: cannot create directory ‘{d}’: Permission denied"
             ));
             o.status = 1;
             continue;
@@ -971,7 +1066,7 @@ fn mkdir(st: &mut State, args: &[String]) -> Out {
         };
         if let Err(e) = r {
             o.eline(&format!(
-                "mkdir: cannot create directory '{d}': {}",
+                "mkdir: cannot create directory ‘{d}’: {}",
                 e.text()
             ));
             o.status = 1;
@@ -1154,64 +1249,6 @@ fn filter_input(st: &State, name: &str, files: &[&String], ctx: &Ctx<'_>) -> (Ve
     (data, o)
 }
 
-fn grep(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
-    let (flags, ops) = split_flags(args);
-    let Some((pattern, files)) = ops.split_first() else {
-        return Out::fail(
-            2,
-            "Usage: grep [OPTION]... PATTERNS [FILE]...\nTry 'grep --help' for more information.\n",
-        );
-    };
-    let (data, mut o) = filter_input(st, "grep", files, ctx);
-    let ci = flags.contains('i');
-    let invert = flags.contains('v');
-    let count = flags.contains('c');
-    let pat = if ci {
-        pattern.to_lowercase()
-    } else {
-        (*pattern).clone()
-    };
-    // A pattern like `a\|b` or `-E 'a|b'` is a list of alternatives; no other regex.
-    let alts: Vec<String> = pat
-        .replace("\\|", "|")
-        .split('|')
-        .map(str::to_owned)
-        .collect();
-    let mut n = 0usize;
-    // Each line is tested against every alternative, and each test costs about the
-    // lengths of both: that is what is charged, line by line, before the tests run.
-    let n_alts = u64::try_from(alts.len()).unwrap_or(u64::MAX);
-    let alt_bytes = u64::try_from(alts.iter().map(String::len).sum::<usize>()).unwrap_or(u64::MAX);
-    for line in String::from_utf8_lossy(&data).lines() {
-        let hay = u64::try_from(line.len()).unwrap_or(u64::MAX);
-        let cost = n_alts.saturating_add(n_alts.saturating_mul(hay).saturating_add(alt_bytes) / 64);
-        if o.full() || !st.budget.iterations(cost) {
-            break;
-        }
-        let hay = if ci {
-            line.to_lowercase()
-        } else {
-            line.to_owned()
-        };
-        let hit = alts
-            .iter()
-            .any(|a| hay.contains(a.trim_start_matches('^').trim_end_matches('$')));
-        if hit != invert {
-            n += 1;
-            if !count {
-                o.line(line);
-            }
-        }
-    }
-    if count {
-        o.line(&n.to_string());
-    }
-    if o.status == 0 && n == 0 {
-        o.status = 1;
-    }
-    o
-}
-
 /// GNU wc (coreutils 9.1): counts in the order lines, words, characters, bytes, whatever
 /// the order of the flags; one line per operand and a `total` line for several; the
 /// column width from the total size of the regular files named (`compute_number_width`):
@@ -1334,21 +1371,55 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             cut,
         };
     }
-    match args.iter().find(|a| !a.starts_with('-')) {
-        // Reading a script from stdin (`curl … | sh`): nothing arrives, nothing runs.
-        None => {
-            let _ = ctx.stdin;
-            Out::default()
-        }
-        Some(f) => {
-            if st.fs.stat(&path_of(st, f)).is_some() {
-                Out::default()
-            } else if name == "sh" || name == "dash" {
-                Out::fail(2, format!("{name}: 0: cannot open {f}: No such file\n"))
-            } else {
-                Out::fail(127, format!("{name}: {f}: No such file or directory\n"))
+    // The script is stdin (`… | base64 -d | sh`) or a file operand (`sh setup.sh`); the
+    // words after the file are its positional parameters.
+    let (script, params) = match args.iter().position(|a| !a.starts_with('-')) {
+        None => (take(st, ctx.stdin, MAX_BUFFER).to_vec(), &[][..]),
+        Some(i) => {
+            let f = &args[i];
+            let path = path_of(st, f);
+            match st.fs.stat(&path).map(|n| n.kind) {
+                Some(Kind::Dir) if name == "sh" || name == "dash" => {
+                    return Out::fail(2, format!("{name}: 0: cannot open {f}: Is a directory\n"));
+                }
+                Some(Kind::Dir) => {
+                    return Out::fail(126, format!("{name}: {f}: Is a directory\n"));
+                }
+                Some(_) => (
+                    take(st, st.fs.read(&path).unwrap_or(b""), MAX_BUFFER).to_vec(),
+                    &args[i + 1..],
+                ),
+                None if name == "sh" || name == "dash" => {
+                    return Out::fail(2, format!("{name}: 0: cannot open {f}: No such file\n"));
+                }
+                None => {
+                    return Out::fail(127, format!("{name}: {f}: No such file or directory\n"));
+                }
             }
         }
+    };
+    // A binary (a dropped ELF, a stub) is not a script: the shell fails on its bytes.
+    if script.contains(&0) {
+        return Out::fail(
+            2,
+            format!("{name}: 1: Syntax error: word unexpected (expecting \")\")\n"),
+        );
+    }
+    let script = String::from_utf8_lossy(&script).into_owned();
+    if script.trim().is_empty() || !st.budget.enter() {
+        return Out::default();
+    }
+    let mut io = Io::new(false, MAX_BUFFER);
+    super::exec::run_child(st, &script, params, &mut io);
+    st.budget.leave();
+    let status = st.exit.take().unwrap_or(st.status);
+    let cut = io.capped;
+    let (out, err) = io.into_parts();
+    Out {
+        out,
+        err,
+        status,
+        cut,
     }
 }
 
@@ -1499,7 +1570,12 @@ fn wget(st: &mut State, args: &[String]) -> Out {
     o
 }
 
-fn curl(st: &mut State, args: &[String]) -> Out {
+/// curl's progress meter as it stands when a transfer fails before any byte.
+const CURL_METER_HEAD: &str = "  % Total    % Received % Xferd  Average Speed   Time    Time     Time  Current\n                                 Dload  Upload   Total   Spent    Left  Speed\n";
+const CURL_METER_ZERO: &str =
+    "\r  0     0    0     0    0     0      0      0 --:--:-- --:--:-- --:--:--     0";
+
+fn curl(st: &mut State, args: &[String], out_tty: bool) -> Out {
     let (flags, urls) = operands(
         args,
         "oXHdAuexmwTFbcKrCEUyYzDQt",
@@ -1537,8 +1613,30 @@ fn curl(st: &mut State, args: &[String]) -> Out {
         );
     }
     // -s hides errors unless -S brings them back.
-    let silent = (flags.contains('s') || flags.contains(" silent"))
-        && !(flags.contains('S') || flags.contains(" show-error"));
+    let _ = flags;
+    // Short letters of one word, up to one that takes a value (`-fsSLo file`).
+    const CURL_VALUE: &str = "oXHdAuexmwTFbcKrCEUyYzDQt";
+    let short = |c: char| {
+        args.iter()
+            .filter(|a| a.starts_with('-') && !a.starts_with("--"))
+            .any(|a| {
+                a[1..]
+                    .chars()
+                    .scan(false, |stop, l| {
+                        let seen = !*stop;
+                        *stop |= CURL_VALUE.contains(l);
+                        seen.then_some(l)
+                    })
+                    .any(|l| l == c)
+            })
+    };
+    let long = |name: &str| args.iter().any(|a| a.strip_prefix("--") == Some(name));
+    let quiet = short('s') || long("silent");
+    let silent = quiet && !(short('S') || long("show-error"));
+    // The meter shows (on stderr) unless -s, whenever the body does not go to a
+    // terminal: a pipe, a file (-o, -O), an exec session's channel.
+    let to_file = short('o') || short('O') || long("output") || long("remote-name");
+    let meter = !quiet && (to_file || !out_tty);
     let mut o = Out::default();
     for url in urls.into_iter().take(MAX_DOWNLOADS_PER_COMMAND) {
         record_download(st, url, "curl");
@@ -1553,6 +1651,16 @@ fn curl(st: &mut State, args: &[String]) -> Out {
         } else {
             (6, format!("curl: (6) Could not resolve host: {host}"))
         };
+        if meter {
+            let mut m = String::from(CURL_METER_HEAD);
+            m.push_str(CURL_METER_ZERO);
+            // A refused connection updates the meter once more, and ends its line.
+            if status == 7 {
+                m.push_str(CURL_METER_ZERO);
+                m.push('\n');
+            }
+            o.err.extend_from_slice(m.as_bytes());
+        }
         if !silent {
             o.eline(&msg);
         }
@@ -1605,7 +1713,7 @@ fn not_found_but_record(st: &mut State, name: &str, args: &[String]) -> Out {
                 let _ = if tool == "wget" {
                     wget(st, &args[1..])
                 } else {
-                    curl(st, &args[1..])
+                    curl(st, &args[1..], false)
                 };
                 None
             }

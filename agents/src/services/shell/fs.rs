@@ -157,8 +157,8 @@ impl BaseFs {
         for (path, target) in SYMLINKS {
             put(path, symlink(target.as_bytes().to_vec(), install));
         }
-        for (path, target) in machine::symlinks(p) {
-            put(&path, symlink(target.into_bytes(), install));
+        for (path, target, date) in machine::symlinks(p) {
+            put(&path, symlink(target.into_bytes(), date));
         }
         for (path, mode, content) in FILES {
             put(
@@ -205,8 +205,11 @@ impl BaseFs {
         for (dir, names) in [("/usr/bin", USR_BIN), ("/usr/sbin", USR_SBIN)] {
             for name in names.split_whitespace() {
                 let path = format!("{dir}/{name}");
-                let size = 20_000 + (mtime(&path) % 180_000) as u64;
-                let mtime = mtime(&path);
+                if machine::is_program_link(&path) {
+                    continue;
+                }
+                let (size, mtime) = machine::program(&path)
+                    .unwrap_or((20_000 + (mtime(&path) % 180_000) as u64, mtime(&path)));
                 put(
                     &path,
                     Node {
@@ -514,7 +517,13 @@ impl Fs {
         if path == "/dev/null" || path == "/dev/tty" {
             return Ok(());
         }
-        Self::check_writable(&path)?;
+        // Root tunes the kernel through the writable entries of /proc/sys.
+        let tunable = uid == 0
+            && path.starts_with("/proc/sys/")
+            && self.raw(&path).is_some_and(|n| n.kind == Kind::File && n.mode & 0o200 != 0);
+        if !tunable {
+            Self::check_writable(&path)?;
+        }
         self.parent_is_dir(&path)?;
         let mut node = match self.raw(&path) {
             Some(n) if n.kind == Kind::Dir => return Err(FsError::IsDir),
@@ -700,6 +709,8 @@ const DIRS: &[(&str, u32)] = &[
     ("/var/mail", 0o2775),
     ("/var/opt", 0o755),
     ("/var/spool", 0o755),
+    ("/var/spool/cron", 0o755),
+    ("/var/spool/cron/crontabs", 0o1730),
     ("/var/tmp", 0o1777),
     ("/var/www", 0o755),
     ("/var/www/html", 0o755),
@@ -713,7 +724,7 @@ const SYMLINKS: &[(&str, &str)] = &[
     ("/var/run", "/run"),
 ];
 
-const USR_BIN: &str = "apt apt-get awk base64 basename bash cat chmod chown cp crontab curl cut date dd df diff dirname dmesg du echo editor env false find free grep gzip head hostname id ip kill last lastb less ln ls lsblk lscpu mawk md5sum mkdir mktemp more mount mv nano nl nproc od pager passwd perl ping ps pwd readlink realpath rev rm rmdir scp sed seq sh sha1sum sha256sum sleep sort ss ssh stat su sudo tail tar tee top touch tr true uname uniq uptime vi vim.tiny w wc wget which whoami xargs yes";
+const USR_BIN: &str = "apt apt-get awk base64 basename bash cat chmod chown cp crontab curl cut dash date dd df diff dirname dmesg du echo editor env false find free grep gzip head hostname id ip kill last lastb less ln ls lsblk lscpu mawk md5sum mkdir mktemp more mount mv nano nl nproc od pager passwd perl ping ps pwd readlink realpath rev rm rmdir scp sed seq sh sha1sum sha256sum sleep sort ss ssh stat su sudo systemctl tail tar tee top touch tr true uname uniq uptime vi vim.tiny w wc wget which whoami xargs yes";
 const USR_SBIN: &str = "adduser cron fdisk iptables reboot service shutdown sshd sysctl useradd";
 
 /// (path, mode, content) of the base files.
@@ -722,7 +733,7 @@ const FILES: &[(&str, u32, &str)] = &[
     (
         "/etc/group",
         0o644,
-        "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\ndisk:x:6:\nmail:x:8:\nsudo:x:27:\nwww-data:x:33:\nbackup:x:34:\nstaff:x:50:\nusers:x:100:\nnogroup:x:65534:\nsystemd-journal:x:999:\n",
+        "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\ndisk:x:6:\nmail:x:8:\nsudo:x:27:\nwww-data:x:33:\nbackup:x:34:\nstaff:x:50:\nusers:x:100:\nnogroup:x:65534:\nsystemd-journal:x:999:\nsystemd-network:x:998:\ncrontab:x:101:\nmessagebus:x:107:\n",
     ),
     (
         "/etc/os-release",

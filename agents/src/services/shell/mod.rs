@@ -289,6 +289,8 @@ impl State {
             "OLDPWD" if self.oldpwd != self.cwd => self.oldpwd.clone(),
             "PS1" if self.tty => "\\u@\\h:\\w\\$ ".into(),
             "PS2" => "> ".into(),
+            // bash's own default when the environment has none (an exec without a pty).
+            "TERM" => "dumb".into(),
             "OPTIND" => "1".into(),
             "LINENO" => "1".into(),
             _ => return None,
@@ -476,10 +478,9 @@ impl Shell {
         if tty {
             env.push(("TERM".to_owned(), "xterm".to_owned()));
         }
-        if tty {
-            // Exported by the session's ~/.bashrc (fs::BASHRC), for its `ls` aliases.
-            env.push(("LS_OPTIONS".to_owned(), "--color=auto".to_owned()));
-        }
+        // Exported by the session's ~/.bashrc (fs::BASHRC), for its `ls` aliases: Debian's
+        // bash reads it for `bash -c` from sshd too (SSH_SOURCE_BASHRC).
+        env.push(("LS_OPTIONS".to_owned(), "--color=auto".to_owned()));
         Shell {
             st: State {
                 profile,
@@ -502,15 +503,12 @@ impl Shell {
                 err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
                 positional: Vec::new(),
                 functions: Vec::new(),
-                aliases: if tty {
-                    // What the session's ~/.bashrc (fs::BASHRC) defines.
-                    vec![
-                        ("ls".into(), "ls $LS_OPTIONS".into()),
-                        ("ll".into(), "ls $LS_OPTIONS -l".into()),
-                    ]
-                } else {
-                    Vec::new()
-                },
+                // What the session's ~/.bashrc (fs::BASHRC) defines (expanded only when
+                // interactive, as bash does).
+                aliases: vec![
+                    ("ls".into(), "ls $LS_OPTIONS".into()),
+                    ("ll".into(), "ls $LS_OPTIONS -l".into()),
+                ],
                 unexported: Vec::new(),
                 readonly: Vec::new(),
                 last_bg: None,

@@ -449,15 +449,59 @@ fn human_kib(kib: u64, binary_suffix: bool) -> String {
     }
 }
 
+/// What procps 4.0 (`free`, `top`) makes of [`meminfo`]: total, used (total minus
+/// available), free, shared (Shmem), buff/cache (Buffers + Cached + SReclaimable) and
+/// available, in KiB.
+pub(crate) fn procps_memory(p: &Persona) -> [u64; 6] {
+    let [total, _, free, shared, cache, available] = p.memory();
+    let (buffers, cached, reclaimable) = cache_parts(cache);
+    [
+        total,
+        total.saturating_sub(available),
+        free,
+        shared,
+        buffers + cached + reclaimable,
+        available,
+    ]
+}
+
+/// Buffers, Cached and SReclaimable of `/proc/meminfo` for the persona's page cache.
+fn cache_parts(cache: u64) -> (u64, u64, u64) {
+    let buffers = cache / 18;
+    let slab = cache / 9;
+    (buffers, cache - buffers - slab, slab * 2 / 3)
+}
+
+/// procps' `free -h`: powers of 1024 with `Ki`… suffixes, one rounded decimal below 10,
+/// else the whole part.
+fn free_human(kib: u64) -> String {
+    if kib == 0 {
+        return "0B".into();
+    }
+    let units = ["Ki", "Mi", "Gi", "Ti", "Pi"];
+    let mut v = kib as f64;
+    let mut i = 0;
+    while v >= 1024.0 && i < units.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    let one = format!("{v:.1}");
+    if one.len() <= 3 {
+        format!("{one}{}", units[i])
+    } else {
+        format!("{}{}", v.trunc() as u64, units[i])
+    }
+}
+
 fn free(st: &State, args: &[String]) -> Out {
-    let mem = persona(st).memory();
+    let mem = procps_memory(persona(st));
     let flag = args.first().map(String::as_str).unwrap_or("");
     let fmt = |kib: u64| -> String {
         match flag {
             "-m" | "--mega" | "--mebi" => (kib / 1024).to_string(),
             "-g" | "--giga" | "--gibi" => (kib / (1024 * 1024)).to_string(),
             "-b" | "--bytes" => (kib * 1024).to_string(),
-            "-h" | "--human" => human_kib(kib, true),
+            "-h" | "--human" => free_human(kib),
             _ => kib.to_string(),
         }
     };
@@ -480,8 +524,7 @@ fn free(st: &State, args: &[String]) -> Out {
 /// `/proc/meminfo`, the same numbers as `free`.
 pub(crate) fn meminfo(p: &Persona) -> String {
     let [total, used, free, shared, cache, available] = p.memory();
-    let buffers = cache / 18;
-    let cached = cache - buffers - cache / 9;
+    let (buffers, cached, _) = cache_parts(cache);
     let slab = cache / 9;
     let mut s = String::new();
     for (k, v) in [
@@ -718,6 +761,11 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String]) -> Option<Out> {
         "ip" => ip(st, args),
         _ => return None,
     })
+}
+
+/// `Mon Dec  7 02:55:46 2026` in the machine's zone (ctime(3), without its newline).
+pub(crate) fn ctime_local(st: &State, t: i64) -> String {
+    ctime(&local(st, t))
 }
 
 /// The file's local date for `ls -l`-style listings that want the machine's zone.

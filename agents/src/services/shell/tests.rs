@@ -521,9 +521,14 @@ fn many_file_operands_are_bounded_while_read() {
         .parse()
         .unwrap();
     assert!(n <= 256 * 1024, "{n}");
-    let line = fill("sh -c \"grep -c root ", "F", "\"", 60);
+    // grep counts per file (GNU's `-c` with several operands), each read under the same
+    // caps and the line's data budget.
+    let line = fill("sh -c \"grep -ch root ", "F", "\"", 60);
     let (r, _) = attack(&setup, &line);
-    let n: usize = text(&r.stdout).trim().parse().unwrap();
+    let n: usize = text(&r.stdout)
+        .lines()
+        .map(|l| l.trim().parse::<usize>().unwrap())
+        .sum();
     assert!(n > 100 && n < 256 * 1024 / 30, "{n}");
 
     // Each stage of a pipeline reads and writes up to 256 KiB: the 4 MiB data budget
@@ -889,6 +894,9 @@ fn globs_match_the_fake_filesystem() {
 
 #[path = "grammar_oracle.rs"]
 mod grammar_oracle;
+
+#[path = "intruder_oracle.rs"]
+mod intruder_oracle;
 
 /// An exec command far longer than a typed line (a loader's base64 payload) runs whole,
 /// as `bash -c` runs it; past `max_exec` it is cut and reported.

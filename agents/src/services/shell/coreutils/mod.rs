@@ -10,6 +10,7 @@
 mod awk;
 mod files;
 mod getopt;
+mod grep;
 mod misc;
 mod posix_re;
 mod sed;
@@ -30,6 +31,19 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
     match name {
         "awk" | "mawk" => return Some(awk::run(st, args, ctx)),
         "sed" => return Some(sed::run(st, args, ctx)),
+        "grep" => return Some(grep::run(st, args, ctx)),
+        "egrep" | "fgrep" => {
+            let flag = if name == "egrep" { "-E" } else { "-F" };
+            let args: Vec<String> = std::iter::once(flag.to_owned())
+                .chain(args.iter().cloned())
+                .collect();
+            let mut o = grep::run(st, &args, ctx);
+            let mut err = format!("{name}: warning: {name} is obsolescent; using grep {flag}\n")
+                .into_bytes();
+            err.append(&mut o.err);
+            o.err = err;
+            return Some(o);
+        }
         _ => {}
     }
     if let Some(o) = files::run(st, name, args, ctx) {

@@ -194,7 +194,7 @@ fn top(st: &State, args: &[String]) -> Out {
     let (off, _) = p.zone.at(st.now);
     let local = (st.now + i64::from(off)).rem_euclid(86_400);
     let load = p.load(st.now);
-    let mem = p.memory();
+    let mem = super::super::sysinfo::procps_memory(p);
     let running = 1;
     let total = procs.len();
     let mut o = Out::default();

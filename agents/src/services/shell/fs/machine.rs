@@ -44,7 +44,18 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
             0o444,
             format!("{}\n", k.version()),
         ),
-        ("/proc/sys/kernel/pid_max".into(), 0o444, "4194304\n".into()),
+        ("/proc/sys/kernel/pid_max".into(), 0o644, "4194304\n".into()),
+        // Tunables miners and loaders set as root (Kinsing's NMI watchdog, TeamTNT's
+        // huge pages): Debian 12's values on a VM, writable by root as the kernel's are.
+        ("/proc/sys/kernel/nmi_watchdog".into(), 0o644, "0\n".into()),
+        (
+            "/proc/sys/kernel/randomize_va_space".into(),
+            0o644,
+            "2\n".into(),
+        ),
+        ("/proc/sys/vm/nr_hugepages".into(), 0o644, "0\n".into()),
+        ("/proc/sys/vm/overcommit_memory".into(), 0o644, "0\n".into()),
+        ("/proc/sys/vm/swappiness".into(), 0o644, "60\n".into()),
         (
             "/proc/sys/kernel/random/boot_id".into(),
             0o444,
@@ -126,17 +137,162 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
 }
 
 /// Symbolic links of the persona: the kernel's, the zone's, D-Bus's machine-id.
-pub(super) fn symlinks(p: &Persona) -> Vec<(String, String)> {
+pub(super) fn symlinks(p: &Persona) -> Vec<(String, String, i64)> {
     let rel = p.kernel.release();
-    vec![
-        ("/vmlinuz".into(), format!("boot/vmlinuz-{rel}")),
-        ("/initrd.img".into(), format!("boot/initrd.img-{rel}")),
+    let t = p.install_time;
+    let mut v: Vec<(String, String, i64)> = vec![
+        ("/vmlinuz".into(), format!("boot/vmlinuz-{rel}"), t),
+        ("/initrd.img".into(), format!("boot/initrd.img-{rel}"), t),
         (
             "/etc/localtime".into(),
             format!("/usr/share/zoneinfo/{}", p.zone.name),
+            t,
         ),
-        ("/var/lib/dbus/machine-id".into(), "/etc/machine-id".into()),
-    ]
+        (
+            "/var/lib/dbus/machine-id".into(),
+            "/etc/machine-id".into(),
+            t,
+        ),
+    ];
+    for (path, target, date) in PROGRAM_LINKS {
+        v.push(((*path).into(), (*target).into(), date.unwrap_or(t)));
+    }
+    v
+}
+
+/// Debian 12's programs as their packages install them (path, size, date), from a
+/// Debian 12 system: `ls -l /bin/ls` must show coreutils' 151344 bytes of 2022-09-20,
+/// not a made-up size (intruders compare `ls -lh $(which ls)` across boxes).
+const PROGRAMS: &[(&str, u64, i64)] = &[
+    ("/usr/bin/apt", 18752, 1685023897),
+    ("/usr/bin/apt-get", 51592, 1685023897),
+    ("/usr/bin/base64", 48016, 1663687647),
+    ("/usr/bin/basename", 43856, 1663687647),
+    ("/usr/bin/bash", 1265648, 1778185982),
+    ("/usr/bin/cat", 44016, 1663687647),
+    ("/usr/bin/chmod", 64496, 1663687647),
+    ("/usr/bin/chown", 72752, 1663687647),
+    ("/usr/bin/cp", 151152, 1663687647),
+    ("/usr/bin/crontab", 43648, 1677742435),
+    ("/usr/bin/curl", 280800, 1778249781),
+    ("/usr/bin/cut", 48112, 1663687647),
+    ("/usr/bin/dash", 125640, 1672924848),
+    ("/usr/bin/date", 121904, 1663687647),
+    ("/usr/bin/dd", 89240, 1663687647),
+    ("/usr/bin/df", 102200, 1663687647),
+    ("/usr/bin/diff", 155216, 1675450800),
+    ("/usr/bin/dirname", 39760, 1663687647),
+    ("/usr/bin/dmesg", 88656, 1732219314),
+    ("/usr/bin/du", 175440, 1663687647),
+    ("/usr/bin/echo", 43856, 1663687647),
+    ("/usr/bin/env", 48536, 1663687647),
+    ("/usr/bin/false", 35664, 1663687647),
+    ("/usr/bin/find", 224848, 1673201273),
+    ("/usr/bin/free", 26936, 1671429998),
+    ("/usr/bin/grep", 203152, 1674571380),
+    ("/usr/bin/gzip", 98136, 1649557346),
+    ("/usr/bin/head", 48080, 1663687647),
+    ("/usr/bin/hostname", 22680, 1671456791),
+    ("/usr/bin/id", 48144, 1663687647),
+    ("/usr/bin/ip", 691016, 1684761592),
+    ("/usr/bin/kill", 22840, 1671429998),
+    ("/usr/bin/last", 51520, 1732219314),
+    ("/usr/bin/lastb", 51520, 1732219314),
+    ("/usr/bin/less", 198960, 1714674651),
+    ("/usr/bin/ln", 72824, 1663687647),
+    ("/usr/bin/ls", 151344, 1663687647),
+    ("/usr/bin/lsblk", 207168, 1732219314),
+    ("/usr/bin/lscpu", 129344, 1732219314),
+    ("/usr/bin/mawk", 158376, 1655480126),
+    ("/usr/bin/md5sum", 52176, 1663687647),
+    ("/usr/bin/mkdir", 97552, 1663687647),
+    ("/usr/bin/mktemp", 43952, 1663687647),
+    ("/usr/bin/more", 59712, 1732219314),
+    ("/usr/bin/mount", 59704, 1732219314),
+    ("/usr/bin/mv", 142968, 1663687647),
+    ("/usr/bin/nano", 287480, 1714975801),
+    ("/usr/bin/nl", 113776, 1663687647),
+    ("/usr/bin/nproc", 43920, 1663687647),
+    ("/usr/bin/od", 80912, 1663687647),
+    ("/usr/bin/passwd", 68248, 1744022326),
+    ("/usr/bin/perl", 3808560, 1790647147),
+    ("/usr/bin/ping", 90568, 1727197236),
+    ("/usr/bin/ps", 146360, 1671429998),
+    ("/usr/bin/pwd", 43952, 1663687647),
+    ("/usr/bin/readlink", 52112, 1663687647),
+    ("/usr/bin/realpath", 52144, 1663687647),
+    ("/usr/bin/rev", 14648, 1732219314),
+    ("/usr/bin/rm", 72752, 1663687647),
+    ("/usr/bin/rmdir", 56240, 1663687647),
+    ("/usr/bin/scp", 273024, 1777976816),
+    ("/usr/bin/sed", 126424, 1672948525),
+    ("/usr/bin/seq", 60336, 1663687647),
+    ("/usr/bin/sha1sum", 56272, 1663687647),
+    ("/usr/bin/sha256sum", 60368, 1663687647),
+    ("/usr/bin/sleep", 43888, 1663687647),
+    ("/usr/bin/sort", 118456, 1663687647),
+    ("/usr/bin/ss", 193680, 1684761592),
+    ("/usr/bin/ssh", 1129504, 1777976816),
+    ("/usr/bin/stat", 97488, 1663687647),
+    ("/usr/bin/su", 72000, 1732219314),
+    ("/usr/bin/sudo", 281624, 1775908883),
+    ("/usr/bin/systemctl", 1353368, 1748538242),
+    ("/usr/bin/tail", 76944, 1663687647),
+    ("/usr/bin/tar", 531984, 1705742827),
+    ("/usr/bin/tee", 43984, 1663687647),
+    ("/usr/bin/top", 134736, 1671429998),
+    ("/usr/bin/touch", 109616, 1663687647),
+    ("/usr/bin/tr", 56208, 1663687647),
+    ("/usr/bin/true", 35664, 1663687647),
+    ("/usr/bin/uname", 43888, 1663687647),
+    ("/usr/bin/uniq", 48080, 1663687647),
+    ("/usr/bin/uptime", 14648, 1671429998),
+    ("/usr/bin/vim.tiny", 1629584, 1739683421),
+    ("/usr/bin/w", 22840, 1671429998),
+    ("/usr/bin/wc", 52280, 1663687647),
+    ("/usr/bin/wget", 470384, 1741008752),
+    ("/usr/bin/which", 946, 1690587995),
+    ("/usr/bin/whoami", 39792, 1663687647),
+    ("/usr/bin/xargs", 72136, 1673201273),
+    ("/usr/bin/yes", 39760, 1663687647),
+    ("/usr/sbin/adduser", 48382, 1685030075),
+    ("/usr/sbin/cron", 51776, 1677742435),
+    ("/usr/sbin/fdisk", 162152, 1732219314),
+    ("/usr/sbin/iptables", 228512, 1673876677),
+    ("/usr/sbin/service", 9099, 1663465999),
+    ("/usr/sbin/sshd", 1265432, 1777976816),
+    ("/usr/sbin/sysctl", 31040, 1671429998),
+    ("/usr/sbin/useradd", 159536, 1744022326),
+];
+
+/// The size and date of one of Debian's programs, when it is in the table.
+pub(super) fn program(path: &str) -> Option<(u64, i64)> {
+    PROGRAMS
+        .binary_search_by(|(p, _, _)| p.cmp(&path))
+        .ok()
+        .map(|i| (PROGRAMS[i].1, PROGRAMS[i].2))
+}
+
+/// Programs that are links on Debian 12 (the alternatives system, `sh` → `dash`,
+/// systemd's `reboot`), with the link's own date where the package ships it (`None`:
+/// made at install time).
+const PROGRAM_LINKS: &[(&str, &str, Option<i64>)] = &[
+    ("/usr/bin/sh", "dash", Some(1_672_924_848)),
+    ("/usr/bin/awk", "/etc/alternatives/awk", None),
+    ("/etc/alternatives/awk", "/usr/bin/mawk", None),
+    ("/usr/bin/editor", "/etc/alternatives/editor", None),
+    ("/etc/alternatives/editor", "/bin/nano", None),
+    ("/usr/bin/pager", "/etc/alternatives/pager", None),
+    ("/etc/alternatives/pager", "/usr/bin/less", None),
+    ("/usr/bin/vi", "/etc/alternatives/vi", None),
+    ("/etc/alternatives/vi", "/usr/bin/vim.tiny", None),
+    ("/usr/sbin/reboot", "/bin/systemctl", Some(1_748_538_242)),
+    ("/usr/sbin/shutdown", "/bin/systemctl", Some(1_748_538_242)),
+];
+
+/// Whether a program of the base list is a link on Debian 12 (made by [`symlinks`]).
+pub(super) fn is_program_link(path: &str) -> bool {
+    PROGRAM_LINKS.iter().any(|(p, _, _)| *p == path)
 }
 
 fn resolv_conf(p: &Persona) -> String {
