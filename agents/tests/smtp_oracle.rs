@@ -296,10 +296,19 @@ async fn run(addr: SocketAddr, chunks: &[Chunk]) -> Vec<String> {
             out.push(got);
         }
     }
-    if !closed {
-        // After a 221 or 421 the server closes; anything else should still be open.
+    // A reply that ends the session (221, 421, 521) must be followed by the close; the
+    // test waits for it there (and only there, so open sessions cost no waiting).
+    let last_line = out
+        .last()
+        .and_then(|r| r.trim_end().lines().last())
+        .unwrap_or("");
+    if !closed
+        && ["221 ", "421 ", "521 "]
+            .iter()
+            .any(|c| last_line.starts_with(c))
+    {
         let mut b = [0u8; 64];
-        if let Ok(Ok(0)) = tokio::time::timeout(Duration::from_millis(300), s.read(&mut b)).await {
+        if let Ok(Ok(0)) = tokio::time::timeout(WAIT, s.read(&mut b)).await {
             closed = true;
         }
     }
@@ -519,11 +528,20 @@ async fn compare(
     ours: SocketAddr,
     probes: Vec<(&'static str, Vec<Chunk>)>,
 ) -> (Vec<(&'static str, Vec<String>, Vec<String>)>, usize, usize) {
+    // Every probe is its own session: all run at once (Postfix's error sleeps make some
+    // take seconds), each against both servers.
+    let mut set = tokio::task::JoinSet::new();
+    for (i, (name, chunks)) in probes.into_iter().enumerate() {
+        set.spawn(async move {
+            let (r, o) = tokio::join!(run(real, &chunks), run(ours, &chunks));
+            (i, name, r, o)
+        });
+    }
+    let mut done = set.join_all().await;
+    done.sort_by_key(|d| d.0);
     let mut diffs = Vec::new();
     let (mut replies, mut same) = (0, 0);
-    for (name, chunks) in probes {
-        let r = run(real, &chunks).await;
-        let o = run(ours, &chunks).await;
+    for (_, name, r, o) in done {
         replies += r.len().max(o.len());
         same += r.iter().zip(&o).filter(|(a, b)| a == b).count();
         if r != o {
