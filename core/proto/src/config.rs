@@ -240,13 +240,15 @@ impl Default for SshOptions {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct TelnetOptions {
-    /// Shown before the login prompt (`\r\n` line ends).
+    /// Shown before the login prompt, after telnetd's host line (`\r\n` line ends). Empty
+    /// by default: Debian's inetutils-telnetd shows no /etc/issue.net.
     pub banner: String,
     pub login: LoginPolicy,
     pub hostname: String,
     /// Delay before "Login incorrect": Debian's login(1) gets 3 s from pam_faildelay.
     pub auth_failure_delay_ms: u32,
-    /// Most login attempts per connection before it is closed.
+    /// Most login attempts per connection before it is closed (login.defs' LOGIN_RETRIES,
+    /// 5 on Debian).
     pub max_auth_attempts: u32,
     /// Largest session transcript (asciicast) kept.
     pub max_transcript_bytes: u32,
@@ -257,12 +259,12 @@ pub struct TelnetOptions {
 impl Default for TelnetOptions {
     fn default() -> Self {
         TelnetOptions {
-            banner: "Debian GNU/Linux 12\r\n".into(),
+            banner: String::new(),
             login: LoginPolicy::default(),
             remember: Remember::default(),
             hostname: String::new(),
             auth_failure_delay_ms: 3000,
-            max_auth_attempts: 3,
+            max_auth_attempts: 5,
             max_transcript_bytes: DEFAULT_MAX_TRANSCRIPT_BYTES,
         }
     }

@@ -11,7 +11,7 @@ use brush_parser::ast::{BinaryPredicate, ExtendedTestExpr, TestExpr, UnaryPredic
 use std::fmt::Write as _;
 
 /// bash 5.2's builtins, in `enable`'s order.
-const BUILTINS: [&str; 61] = [
+pub(super) const BUILTINS: [&str; 61] = [
     ".",
     ":",
     "[",
@@ -75,7 +75,7 @@ const BUILTINS: [&str; 61] = [
     "wait",
 ];
 
-const KEYWORDS: [&str; 22] = [
+pub(super) const KEYWORDS: [&str; 22] = [
     "if", "then", "else", "elif", "fi", "case", "esac", "for", "select", "while", "until", "do",
     "done", "in", "function", "time", "{", "}", "!", "[[", "]]", "coproc",
 ];

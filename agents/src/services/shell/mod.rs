@@ -14,6 +14,7 @@ pub(crate) mod coreutils;
 mod exec;
 mod expand;
 pub(crate) mod fs;
+pub(crate) mod line_editor;
 mod parse;
 pub(crate) mod pool;
 pub(crate) mod sysinfo;
@@ -206,6 +207,8 @@ pub(crate) struct State {
     subst_status: Option<i32>,
     /// `kill -9 $$`: the session ends without `logout`.
     killed: bool,
+    /// Logged in over telnet: the process table shows telnetd and login, not sshd.
+    pub telnet: bool,
     rng: Cell<u32>,
 }
 
@@ -376,22 +379,17 @@ fn account_name(user: &str) -> String {
     if ok { user.to_owned() } else { "root".into() }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Esc {
-    None,
-    /// After ESC.
-    Start,
-    Csi,
-}
-
 /// One emulated shell session.
 #[derive(Debug)]
 pub(crate) struct Shell {
     st: State,
     limits: ShellLimits,
+    /// The line being read without a terminal.
     line: Vec<u8>,
-    esc: Esc,
-    last_cr: bool,
+    /// The line editor (readline's part) with a terminal.
+    editor: line_editor::Editor,
+    /// The terminal's width, for completion listings.
+    columns: usize,
     line_capped: bool,
     commands: u32,
     output: usize,
@@ -525,12 +523,13 @@ impl Shell {
                 locals: Vec::new(),
                 subst_status: None,
                 killed: false,
+                telnet: false,
                 rng: Cell::new(u32::try_from(login.now & 0x7fff_ffff).unwrap_or(1) | 1),
             },
             limits,
             line: Vec::new(),
-            esc: Esc::None,
-            last_cr: false,
+            editor: line_editor::Editor::new(limits.max_line),
+            columns: 80,
             line_capped: false,
             commands: 0,
             output: 0,
@@ -553,6 +552,16 @@ impl Shell {
         self.ended
     }
 
+    /// The terminal's width (SSH pty size, telnet NAWS), for completion listings.
+    pub(crate) fn set_columns(&mut self, columns: u32) {
+        self.columns = usize::try_from(columns.clamp(1, 1000)).unwrap_or(80);
+    }
+
+    /// The session came in over telnet (inetd, telnetd and login are its parents).
+    pub(crate) fn set_telnet(&mut self) {
+        self.st.telnet = true;
+    }
+
     /// The session's filesystem, home and uid: the SSH driver shares one overlay between
     /// a connection's shells and its SFTP/scp channels.
     pub(crate) fn files(&mut self) -> (&mut Fs, &str, u32) {
@@ -565,8 +574,9 @@ impl Shell {
         if self.st.tty {
             sysinfo::before_line(&mut self.st);
             let (kernel, last) = sysinfo::login_banner(&self.st);
-            let text = format!("{kernel}{}{last}{}", fs::MOTD, self.st.prompt());
+            let text = format!("{kernel}{}{last}", fs::MOTD);
             r.stdout = crlf(text.as_bytes());
+            self.show_prompt(&mut r);
         }
         r
     }
@@ -679,99 +689,64 @@ impl Shell {
         }
     }
 
-    fn tty_byte(&mut self, b: u8, r: &mut Reply) {
-        match self.esc {
-            Esc::Start => {
-                self.esc = if b == b'[' || b == b'O' {
-                    Esc::Csi
-                } else {
-                    Esc::None
-                };
-                return;
-            }
-            Esc::Csi => {
-                if (0x40..=0x7e).contains(&b) {
-                    self.esc = Esc::None;
-                }
-                return;
-            }
-            Esc::None => {}
-        }
-        let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
-        match b {
-            0x1b => self.esc = Esc::Start,
-            b'\n' if after_cr => {}
-            b'\r' | b'\n' => {
-                r.stdout.extend_from_slice(b"\r\n");
-                let line = std::mem::take(&mut self.line);
-                self.line_capped = false;
-                self.run(&line, r);
-                if !self.ended {
-                    if self.pending.is_empty() {
-                        r.stdout.extend_from_slice(self.st.prompt().as_bytes());
-                    } else {
-                        r.stdout.extend_from_slice(b"> ");
-                    }
-                }
-            }
-            0x7f | 0x08 => {
-                if self.pop_char().is_some() {
-                    r.stdout.extend_from_slice(b"\x08 \x08");
-                }
-            }
-            0x03 => {
-                self.line.clear();
-                self.pending.clear();
-                self.st.status = 130;
-                r.stdout.extend_from_slice(b"^C\r\n");
-                r.stdout.extend_from_slice(self.st.prompt().as_bytes());
-            }
-            0x04 if self.line.is_empty() && !self.pending.is_empty() => {
-                // End of file inside an open command: bash reports it and prompts again.
-                r.stdout.extend_from_slice(b"\r\n");
-                self.run_complete(b"", r);
-                if !self.ended {
-                    r.stdout.extend_from_slice(self.st.prompt().as_bytes());
-                }
-            }
-            0x04 => {
-                if self.line.is_empty() {
-                    r.stdout.extend_from_slice(b"logout\r\n");
-                    self.finish(r, self.st.status);
-                }
-            }
-            0x15 => {
-                while self.pop_char().is_some() {
-                    r.stdout.extend_from_slice(b"\x08 \x08");
-                }
-            }
-            0x0c => {
-                // bash redraws the prompt and the pending line on Ctrl-L. That turns one
-                // byte in into up to a line's worth out, so the redraw counts against the
-                // session's output cap like any command's output.
-                let start = r.stdout.len();
-                r.stdout.extend_from_slice(b"\x1b[H\x1b[2J");
-                r.stdout.extend_from_slice(self.st.prompt().as_bytes());
-                r.stdout.extend_from_slice(&self.line);
-                let redrawn = r.stdout.len() - start;
-                self.charge_session_output(redrawn, r);
-            }
-            b'\t' => r.stdout.push(0x07),
-            0..=0x1f => {}
-            b => self.push_line_byte(b, r, true),
+    /// The prompt (PS2 inside an open command), with bracketed paste turned on as
+    /// readline does before each line.
+    fn show_prompt(&self, r: &mut Reply) {
+        r.stdout.extend_from_slice(line_editor::PASTE_ON);
+        if self.pending.is_empty() {
+            r.stdout.extend_from_slice(self.st.prompt().as_bytes());
+        } else {
+            r.stdout.extend_from_slice(b"> ");
         }
     }
 
-    /// Removes the last character, all its UTF-8 bytes.
-    fn pop_char(&mut self) -> Option<()> {
-        let mut b = self.line.pop()?;
-        while (0x80..0xc0).contains(&b) {
-            match self.line.pop() {
-                Some(x) => b = x,
-                None => break,
+    fn tty_byte(&mut self, b: u8, r: &mut Reply) {
+        let ctx = line_editor::ShellContext {
+            st: &self.st,
+            continuing: !self.pending.is_empty(),
+            columns: self.columns,
+        };
+        let mut out = Vec::new();
+        let event = self.editor.feed(b, &ctx, &mut out);
+        r.stdout.extend_from_slice(&out);
+        // A listing or a redraw turns one byte into many: they count against the
+        // session's output cap like any command's output.
+        if out.len() > 8 {
+            self.charge_session_output(out.len(), r);
+        }
+        if std::mem::take(&mut self.editor.overflowed) && !self.line_capped {
+            self.line_capped = true;
+            r.effects.push(Effect::Limit {
+                limit: "shell_line",
+                detail: format!("input line longer than {} bytes cut", self.limits.max_line),
+            });
+        }
+        match event {
+            None => {}
+            Some(line_editor::Event::Line(line)) => {
+                self.line_capped = false;
+                self.run(&line, r);
+                if !self.ended {
+                    self.show_prompt(r);
+                }
+            }
+            Some(line_editor::Event::Interrupt) => {
+                self.pending.clear();
+                self.st.status = 130;
+                self.show_prompt(r);
+            }
+            Some(line_editor::Event::Eof) if !self.pending.is_empty() => {
+                // End of file inside an open command: bash reports it and prompts again.
+                self.run_complete(b"", r);
+                if !self.ended {
+                    self.show_prompt(r);
+                }
+            }
+            Some(line_editor::Event::Eof) => {
+                r.stdout.extend_from_slice(b"logout\r\n");
+                self.finish(r, self.st.status);
             }
         }
-        Some(())
     }
 
     /// Runs one typed line: one `Command` effect, then its commands.

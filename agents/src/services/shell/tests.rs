@@ -16,7 +16,10 @@ fn shell_with(tty: bool, limits: ShellLimits, user: &str) -> Shell {
 }
 
 fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    // Bracketed paste on/off around each prompt (line_editor's tests check those bytes).
+    String::from_utf8_lossy(b)
+        .replace("\x1b[?2004h", "")
+        .replace("\x1b[?2004l\r", "")
 }
 
 /// Runs one exec line; (stdout, stderr, exit, effects).
@@ -156,7 +159,7 @@ fn interactive_line_editing() {
     let out = text(&r.stdout);
     assert_eq!(out, "whoamj\x08 \x08i\r\nroot\r\nroot@web-prod-02:~# ");
     assert_eq!(r.effects, vec![Effect::Command("whoami".into())]);
-    // Arrow keys are ignored, Ctrl-C drops the line.
+    // Arrow keys edit (up recalls "whoami"), Ctrl-C drops the line.
     let r = s.input(b"ls\x1b[A\x1b[D\x03", 2);
     assert!(text(&r.stdout).ends_with("^C\r\nroot@web-prod-02:~# "));
     assert!(r.effects.is_empty());
@@ -164,7 +167,7 @@ fn interactive_line_editing() {
     let r = s.input(b"cd /var/log\r\n", 3);
     assert!(text(&r.stdout).ends_with("root@web-prod-02:/var/log# "));
     let r = s.input(b"\x04", 4);
-    assert_eq!(text(&r.stdout), "logout\r\n");
+    assert_eq!(text(&r.stdout), "\r\nlogout\r\n");
     assert_eq!(r.exit, Some(0));
     assert!(s.ended());
     assert!(s.input(b"id\r", 5).stdout.is_empty());

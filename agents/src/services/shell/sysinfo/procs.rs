@@ -340,7 +340,7 @@ pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
             add(&mut v, pid, parent.unwrap_or(1), d);
             if parent.is_none() {
                 parent = Some(pid);
-                if l.program == Program::Sshd {
+                if l.program == Program::Sshd || (st.telnet && l.program == Program::Inetd) {
                     sshd_listener = Some(pid);
                 }
             }
@@ -368,7 +368,28 @@ pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
             0,
         );
         let priv_pid = a.pid;
-        if user == "root" {
+        if st.telnet {
+            // inetd's telnetd (via tcpd), and login, which stays as the shell's parent.
+            a.args = "/usr/sbin/telnetd".into();
+            a.comm = "telnetd".into();
+            a.stat = "S";
+            v.push(a);
+            let mut l = proc(
+                s.sshd + 1,
+                priv_pid,
+                "root",
+                "",
+                10_428,
+                4_012,
+                "Ss",
+                start,
+                0,
+            );
+            l.args = format!("/bin/login -p -h {}", st.src);
+            l.comm = "login".into();
+            l.tty = tty.into();
+            v.push(l);
+        } else if user == "root" {
             // Without privilege separation for root, sshd shows one process.
             a.args = format!("sshd: {sess}");
             v.push(a);
@@ -386,7 +407,11 @@ pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
                 0,
             ));
         }
-        let shell_parent = if user == "root" { priv_pid } else { s.sshd + 1 };
+        let shell_parent = if user == "root" && !st.telnet {
+            priv_pid
+        } else {
+            s.sshd + 1
+        };
         let mut sh = proc(
             s.shell,
             shell_parent,
@@ -394,7 +419,7 @@ pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
             if st.tty { "-bash" } else { "bash -c" },
             7_204,
             3_976,
-            "Ss",
+            if st.telnet { "S" } else { "Ss" },
             start,
             0,
         );

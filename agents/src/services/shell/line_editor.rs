@@ -1,0 +1,857 @@
+//! The interactive shell's line editor: what bash 5.2's readline does with the keys an
+//! intruder types at a terminal, byte for byte where we compared it with real bash in a
+//! pty (TERM=xterm, 80 columns): bracketed paste on and off around each line
+//! (`ESC[?2004h` before the prompt, `ESC[?2004l` after Enter) and the pasted text shown
+//! in reverse video, cursor keys and emacs keys with readline's redisplay (backspaces, or
+//! CR and the prompt again where that is shorter, `ESC[1@`/`ESC[1P` for inserting and
+//! deleting inside the line, `ESC[K`), history with the up and down arrows, and Tab
+//! completion of command names on the first word and of paths elsewhere (one match
+//! completes, several ring the bell and a second Tab lists them in readline's columns).
+//!
+//! Sans-IO: bytes in, bytes out, and [`Event`]s for the shell. Escape sequences may be
+//! split across reads. Everything is bounded: the line ([`Editor::new`]'s cap), escape
+//! sequences, the completion list.
+
+/// Longest escape sequence kept; a longer one is dropped.
+const MAX_ESC: usize = 16;
+/// Most completions gathered (bash lists thousands; ours are the fake tree's).
+pub(crate) const MAX_MATCHES: usize = 4096;
+/// readline's `completion-query-items`: from this many on it asks first.
+const QUERY_ITEMS: usize = 100;
+/// Turns bracketed paste on before a prompt.
+pub(crate) const PASTE_ON: &[u8] = b"\x1b[?2004h";
+/// And off when a line is accepted.
+pub(crate) const PASTE_OFF: &[u8] = b"\x1b[?2004l\r";
+
+/// What the shell must do after a byte.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Event {
+    /// Enter: this line (the echo of the newline is written already).
+    Line(Vec<u8>),
+    /// ^C: the line is dropped (`^C` is written).
+    Interrupt,
+    /// ^D on an empty line.
+    Eof,
+}
+
+/// One completion candidate.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Candidate {
+    pub name: String,
+    /// A directory: listed and completed with `/`.
+    pub dir: bool,
+    /// A symbolic link to a directory: completed with nothing after it (readline's
+    /// `mark-symlinked-directories` is off), listed plain.
+    pub link_dir: bool,
+}
+
+/// What the editor needs from the shell.
+pub(crate) trait Context {
+    fn prompt(&self) -> String;
+    /// Entered lines, oldest first.
+    fn history(&self) -> &[String];
+    /// Command names starting with `prefix` (aliases, keywords, functions, builtins,
+    /// programs on `PATH`, directories here).
+    fn commands(&self, prefix: &str) -> Vec<Candidate>;
+    /// Entries of directory `dir` (as typed, `~` expanded by the callee) starting with
+    /// `prefix`.
+    fn paths(&self, dir: &str, prefix: &str) -> Vec<Candidate>;
+    fn columns(&self) -> usize {
+        80
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Esc {
+    None,
+    /// After ESC.
+    Start,
+    /// After `ESC [` or `ESC O`.
+    Seq,
+}
+
+/// One session's line editor.
+#[derive(Debug)]
+pub(crate) struct Editor {
+    line: Vec<u8>,
+    /// Byte offset into `line`.
+    cursor: usize,
+    cap: usize,
+    esc: Esc,
+    seq: Vec<u8>,
+    /// Inside `ESC[200~` … `ESC[201~`.
+    pasting: bool,
+    /// The pasted text shown highlighted starts here until the next key.
+    region: Option<usize>,
+    /// Browsing history: the entry shown, and the line being edited before.
+    hist: Option<usize>,
+    saved: Vec<u8>,
+    /// The last key was Tab (a second one lists).
+    tabbed: bool,
+    /// "Display all N possibilities? (y or n)" waits for an answer.
+    asking: Option<Vec<Candidate>>,
+    last_cr: bool,
+    /// Bytes dropped since the line was full (reported by the shell).
+    pub(crate) overflowed: bool,
+}
+
+/// Column width of `b` (UTF-8 continuation bytes take none).
+fn width(b: &[u8]) -> usize {
+    b.iter().filter(|&&c| !(0x80..0xc0).contains(&c)).count()
+}
+
+/// readline's choice between backspacing and CR plus reprinting.
+fn cr_faster(new: usize, cur: usize) -> bool {
+    new + 1 < cur.saturating_sub(new)
+}
+
+/// Bytes a completed name needs quoted by a backslash, as readline quotes file names.
+fn quote(name: &str) -> String {
+    let mut out = String::with_capacity(name.len());
+    for c in name.chars() {
+        if " \t\n\"'\\$`<>|&;()!*?[]{}#~=".contains(c) {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+impl Editor {
+    pub(crate) fn new(cap: usize) -> Editor {
+        Editor {
+            line: Vec::new(),
+            cursor: 0,
+            cap,
+            esc: Esc::None,
+            seq: Vec::new(),
+            pasting: false,
+            region: None,
+            hist: None,
+            saved: Vec::new(),
+            tabbed: false,
+            asking: None,
+            last_cr: false,
+            overflowed: false,
+        }
+    }
+
+    /// The line so far (for a redraw after ^L, and tests).
+    pub(crate) fn line(&self) -> &[u8] {
+        &self.line
+    }
+
+    /// Moves the cursor from byte `from` to byte `to` as readline does.
+    fn move_to(&self, from: usize, to: usize, prompt: &str, out: &mut Vec<u8>) {
+        let p = width(prompt.as_bytes());
+        if to < from {
+            let (cur, new) = (p + width(&self.line[..from]), p + width(&self.line[..to]));
+            if cr_faster(new, cur) {
+                out.push(b'\r');
+                out.extend_from_slice(prompt.as_bytes());
+                out.extend_from_slice(&self.line[..to]);
+            } else {
+                out.extend(std::iter::repeat_n(0x08, cur - new));
+            }
+        } else if to > from {
+            out.extend_from_slice(&self.line[from..to]);
+        }
+    }
+
+    /// Shows `new` (cursor at its end) in place of the line shown now.
+    fn replace_line(&mut self, new: Vec<u8>, prompt: &str, out: &mut Vec<u8>) {
+        let same = self
+            .line
+            .iter()
+            .zip(&new)
+            .take_while(|(a, b)| a == b)
+            .count();
+        // Never split a UTF-8 character.
+        let mut d = same;
+        while d > 0 && new.get(d).is_some_and(|c| (0x80..0xc0).contains(c)) {
+            d -= 1;
+        }
+        let cursor = self.cursor;
+        self.move_to(cursor, d.min(cursor), prompt, out);
+        if d > cursor {
+            out.extend_from_slice(&self.line[cursor..d]);
+        }
+        out.extend_from_slice(&new[d..]);
+        if width(&self.line[d..]) > width(&new[d..]) {
+            out.extend_from_slice(b"\x1b[K");
+        }
+        self.line = new;
+        self.cursor = self.line.len();
+    }
+
+    /// Ends the highlight of pasted text: the text again, plain, as readline redraws it.
+    fn deactivate(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        if let Some(start) = self.region.take() {
+            let end = self.cursor;
+            let start = start.min(end);
+            self.move_to(end, start, prompt, out);
+            out.extend_from_slice(&self.line[start..end]);
+        }
+    }
+
+    /// Feeds one byte; output for the terminal goes to `out`.
+    pub(crate) fn feed(&mut self, b: u8, ctx: &dyn Context, out: &mut Vec<u8>) -> Option<Event> {
+        let prompt = ctx.prompt();
+        if let Some(list) = self.asking.take() {
+            return self.answer(b, list, &prompt, ctx, out);
+        }
+        match self.esc {
+            Esc::Start => {
+                self.esc = Esc::None;
+                match b {
+                    b'[' | b'O' => {
+                        self.esc = Esc::Seq;
+                        self.seq.clear();
+                        self.seq.push(b);
+                    }
+                    b'b' | b'B' => self.word_left(&prompt, out),
+                    b'f' | b'F' => self.word_right(out),
+                    0x7f | 0x08 => self.kill_word_back(&prompt, out),
+                    b'd' | b'D' => self.kill_word_forward(out),
+                    _ => {}
+                }
+                return None;
+            }
+            Esc::Seq => {
+                if self.seq.len() < MAX_ESC {
+                    self.seq.push(b);
+                }
+                let done = if self.seq[0] == b'O' {
+                    self.seq.len() >= 2
+                } else {
+                    (0x40..=0x7e).contains(&b)
+                };
+                if done {
+                    self.esc = Esc::None;
+                    let seq = std::mem::take(&mut self.seq);
+                    self.sequence(&seq, &prompt, ctx, out);
+                }
+                return None;
+            }
+            Esc::None => {}
+        }
+        let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
+        if self.pasting {
+            // Pasted text goes in as typed, newlines included, until the end marker.
+            match b {
+                0x1b => self.esc = Esc::Start,
+                b'\n' if after_cr => {}
+                b'\r' | b'\n' => {
+                    if self.insert(b'\n') {
+                        out.extend_from_slice(b"\r\n");
+                    }
+                }
+                b'\t' | 0x20.. => {
+                    if self.insert(b) {
+                        out.push(b);
+                    }
+                }
+                _ => {}
+            }
+            return None;
+        }
+        let tabbed = std::mem::take(&mut self.tabbed);
+        if b != 0x1b {
+            self.deactivate(&prompt, out);
+        }
+        match b {
+            0x1b => self.esc = Esc::Start,
+            b'\n' if after_cr => {}
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\n");
+                out.extend_from_slice(PASTE_OFF);
+                self.hist = None;
+                self.cursor = 0;
+                return Some(Event::Line(std::mem::take(&mut self.line)));
+            }
+            0x03 => {
+                out.extend_from_slice(b"^C");
+                out.extend_from_slice(PASTE_OFF);
+                out.extend_from_slice(PASTE_ON);
+                out.extend_from_slice(PASTE_OFF);
+                out.extend_from_slice(b"\r\n");
+                self.line.clear();
+                self.cursor = 0;
+                self.hist = None;
+                return Some(Event::Interrupt);
+            }
+            0x04 if self.line.is_empty() => {
+                out.extend_from_slice(PASTE_OFF);
+                out.extend_from_slice(b"\r\n");
+                return Some(Event::Eof);
+            }
+            0x04 => self.delete_here(out),
+            0x7f | 0x08 => self.backspace(&prompt, out),
+            0x01 => {
+                let c = self.cursor;
+                self.move_to(c, 0, &prompt, out);
+                self.cursor = 0;
+            }
+            0x05 => {
+                let c = self.cursor;
+                self.move_to(c, self.line.len(), &prompt, out);
+                self.cursor = self.line.len();
+            }
+            0x02 => self.left(&prompt, out),
+            0x06 => self.right(out),
+            0x0b => {
+                if self.cursor < self.line.len() {
+                    self.line.truncate(self.cursor);
+                    out.extend_from_slice(b"\x1b[K");
+                }
+            }
+            0x15 => {
+                let rest = self.line[self.cursor..].to_vec();
+                let c = self.cursor;
+                self.move_to(c, 0, &prompt, out);
+                out.extend_from_slice(&rest);
+                out.extend_from_slice(b"\x1b[K");
+                self.line = rest;
+                self.cursor = 0;
+                let n = width(&self.line);
+                out.extend(std::iter::repeat_n(0x08, n));
+            }
+            0x17 => self.kill_word_back_ws(&prompt, out),
+            0x0c => {
+                out.extend_from_slice(b"\x1b[H\x1b[2J");
+                out.extend_from_slice(prompt.as_bytes());
+                out.extend_from_slice(&self.line);
+                let back = width(&self.line[self.cursor..]);
+                out.extend(std::iter::repeat_n(0x08, back));
+            }
+            0x10 => self.history_up(ctx, &prompt, out),
+            0x0e => self.history_down(ctx, &prompt, out),
+            b'\t' => self.complete(tabbed, ctx, &prompt, out),
+            0..=0x1f => {}
+            b => {
+                if self.insert(b) {
+                    if self.cursor == self.line.len() || (0x80..0xc0).contains(&b) {
+                        out.push(b);
+                    } else {
+                        out.extend_from_slice(b"\x1b[1@");
+                        out.push(b);
+                    }
+                }
+            }
+        }
+        None
+    }
+
+    /// Inserts at the cursor; `false` when the line is full.
+    fn insert(&mut self, b: u8) -> bool {
+        if self.line.len() >= self.cap {
+            self.overflowed = true;
+            return false;
+        }
+        self.line.insert(self.cursor, b);
+        self.cursor += 1;
+        true
+    }
+
+    /// The byte offset of the character before `i`.
+    fn char_before(&self, i: usize) -> usize {
+        let mut j = i.saturating_sub(1);
+        while j > 0 && (0x80..0xc0).contains(&self.line[j]) {
+            j -= 1;
+        }
+        j
+    }
+
+    fn char_after(&self, i: usize) -> usize {
+        let mut j = (i + 1).min(self.line.len());
+        while j < self.line.len() && (0x80..0xc0).contains(&self.line[j]) {
+            j += 1;
+        }
+        j
+    }
+
+    fn left(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        if self.cursor == 0 {
+            out.push(0x07);
+            return;
+        }
+        let to = self.char_before(self.cursor);
+        self.move_to(self.cursor, to, prompt, out);
+        self.cursor = to;
+    }
+
+    fn right(&mut self, out: &mut Vec<u8>) {
+        if self.cursor >= self.line.len() {
+            out.push(0x07);
+            return;
+        }
+        let to = self.char_after(self.cursor);
+        out.extend_from_slice(&self.line[self.cursor..to]);
+        self.cursor = to;
+    }
+
+    fn backspace(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        if self.cursor == 0 {
+            out.push(0x07);
+            return;
+        }
+        let from = self.char_before(self.cursor);
+        if self.cursor == self.line.len() {
+            self.line.truncate(from);
+            self.cursor = from;
+            out.extend_from_slice(b"\x08 \x08");
+        } else {
+            self.move_to(self.cursor, from, prompt, out);
+            self.line.drain(from..self.cursor);
+            self.cursor = from;
+            out.extend_from_slice(b"\x1b[1P");
+        }
+    }
+
+    /// Delete (or ^D inside a line): the character under the cursor.
+    fn delete_here(&mut self, out: &mut Vec<u8>) {
+        if self.cursor >= self.line.len() {
+            return;
+        }
+        let to = self.char_after(self.cursor);
+        self.line.drain(self.cursor..to);
+        if self.cursor == self.line.len() {
+            out.extend_from_slice(b"\x1b[K");
+        } else {
+            out.extend_from_slice(b"\x1b[1P");
+        }
+    }
+
+    fn word_left(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        let mut i = self.cursor;
+        while i > 0 && !self.line[i - 1].is_ascii_alphanumeric() {
+            i -= 1;
+        }
+        while i > 0 && self.line[i - 1].is_ascii_alphanumeric() {
+            i -= 1;
+        }
+        self.move_to(self.cursor, i, prompt, out);
+        self.cursor = i;
+    }
+
+    fn word_right(&mut self, out: &mut Vec<u8>) {
+        let mut i = self.cursor;
+        while i < self.line.len() && !self.line[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        while i < self.line.len() && self.line[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        out.extend_from_slice(&self.line[self.cursor..i]);
+        self.cursor = i;
+    }
+
+    /// Deletes `from..cursor` and redraws what follows.
+    fn cut_back(&mut self, from: usize, prompt: &str, out: &mut Vec<u8>) {
+        if from == self.cursor {
+            return;
+        }
+        self.move_to(self.cursor, from, prompt, out);
+        self.line.drain(from..self.cursor);
+        self.cursor = from;
+        let rest = self.line[from..].to_vec();
+        out.extend_from_slice(&rest);
+        out.extend_from_slice(b"\x1b[K");
+        out.extend(std::iter::repeat_n(0x08, width(&rest)));
+    }
+
+    /// ^W: back to the previous whitespace.
+    fn kill_word_back_ws(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        let mut i = self.cursor;
+        while i > 0 && self.line[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        while i > 0 && !self.line[i - 1].is_ascii_whitespace() {
+            i -= 1;
+        }
+        self.cut_back(i, prompt, out);
+    }
+
+    /// ESC DEL: back to the start of the word.
+    fn kill_word_back(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        let mut i = self.cursor;
+        while i > 0 && !self.line[i - 1].is_ascii_alphanumeric() {
+            i -= 1;
+        }
+        while i > 0 && self.line[i - 1].is_ascii_alphanumeric() {
+            i -= 1;
+        }
+        self.cut_back(i, prompt, out);
+    }
+
+    /// ESC d: to the end of the word.
+    fn kill_word_forward(&mut self, out: &mut Vec<u8>) {
+        let mut i = self.cursor;
+        while i < self.line.len() && !self.line[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        while i < self.line.len() && self.line[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == self.cursor {
+            return;
+        }
+        self.line.drain(self.cursor..i);
+        let rest = self.line[self.cursor..].to_vec();
+        out.extend_from_slice(&rest);
+        out.extend_from_slice(b"\x1b[K");
+        out.extend(std::iter::repeat_n(0x08, width(&rest)));
+    }
+
+    fn sequence(&mut self, seq: &[u8], prompt: &str, ctx: &dyn Context, out: &mut Vec<u8>) {
+        match seq {
+            b"[200~" => {
+                self.deactivate(prompt, out);
+                self.pasting = true;
+                self.region = Some(self.cursor);
+                out.extend_from_slice(b"\x1b[7m");
+            }
+            b"[201~" => {
+                if self.pasting {
+                    self.pasting = false;
+                    out.extend_from_slice(b"\x1b[27m");
+                }
+            }
+            _ if self.pasting => {}
+            _ => {
+                self.tabbed = false;
+                self.deactivate(prompt, out);
+                match seq {
+                    b"[A" | b"OA" => self.history_up(ctx, prompt, out),
+                    b"[B" | b"OB" => self.history_down(ctx, prompt, out),
+                    b"[C" | b"OC" => self.right(out),
+                    b"[D" | b"OD" => self.left(prompt, out),
+                    b"[H" | b"OH" | b"[1~" | b"[7~" => {
+                        let c = self.cursor;
+                        self.move_to(c, 0, prompt, out);
+                        self.cursor = 0;
+                    }
+                    b"[F" | b"OF" | b"[4~" | b"[8~" => {
+                        let c = self.cursor;
+                        self.move_to(c, self.line.len(), prompt, out);
+                        self.cursor = self.line.len();
+                    }
+                    b"[3~" => self.delete_here(out),
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    fn history_up(&mut self, ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
+        let h = ctx.history();
+        let next = match self.hist {
+            None if !h.is_empty() => h.len() - 1,
+            Some(i) if i > 0 && i <= h.len() => i - 1,
+            _ => {
+                out.push(0x07);
+                return;
+            }
+        };
+        if self.hist.is_none() {
+            self.saved = self.line.clone();
+        }
+        self.hist = Some(next);
+        let mut new = h[next].as_bytes().to_vec();
+        new.truncate(self.cap);
+        self.replace_line(new, prompt, out);
+    }
+
+    fn history_down(&mut self, ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
+        let h = ctx.history();
+        match self.hist {
+            None => out.push(0x07),
+            Some(i) if i + 1 < h.len() => {
+                self.hist = Some(i + 1);
+                let mut new = h[i + 1].as_bytes().to_vec();
+                new.truncate(self.cap);
+                self.replace_line(new, prompt, out);
+            }
+            // Past the newest: the line that was being typed before browsing.
+            Some(_) => {
+                self.hist = None;
+                let saved = std::mem::take(&mut self.saved);
+                self.replace_line(saved, prompt, out);
+            }
+        }
+    }
+
+    /// Tab: completes the word before the cursor.
+    fn complete(&mut self, again: bool, ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
+        let before = &self.line[..self.cursor];
+        let start = before
+            .iter()
+            .rposition(|c| b" \t\n;|&<>()".contains(c))
+            .map_or(0, |i| i + 1);
+        let word = String::from_utf8_lossy(&before[start..]).into_owned();
+        let head = before[..start]
+            .iter()
+            .rev()
+            .find(|c| !c.is_ascii_whitespace())
+            .copied();
+        let command = matches!(head, None | Some(b';' | b'|' | b'&' | b'('));
+        let (mut found, typed) = if command && !word.contains('/') {
+            (ctx.commands(&word), word.clone())
+        } else {
+            let (dir, prefix) = match word.rfind('/') {
+                Some(i) => (&word[..=i], &word[i + 1..]),
+                None => ("", word.as_str()),
+            };
+            (ctx.paths(dir, prefix), prefix.to_owned())
+        };
+        found.sort_by(|a, b| a.name.cmp(&b.name));
+        found.dedup_by(|a, b| a.name == b.name);
+        found.truncate(MAX_MATCHES);
+        match found.len() {
+            0 => out.push(0x07),
+            1 => {
+                let c = &found[0];
+                let rest = c.name.get(typed.len()..).unwrap_or("");
+                let mut add = quote(rest);
+                if c.dir {
+                    add.push('/');
+                } else if !c.link_dir {
+                    add.push(' ');
+                }
+                self.insert_text(add.as_bytes(), out);
+            }
+            _ => {
+                let first = &found[0].name;
+                let last = &found[found.len() - 1].name;
+                let lcd = first
+                    .char_indices()
+                    .take_while(|&(i, ch)| last[i..].starts_with(ch))
+                    .map(|(i, ch)| i + ch.len_utf8())
+                    .last()
+                    .unwrap_or(0);
+                out.push(0x07);
+                if lcd > typed.len() {
+                    let add = quote(&first[typed.len()..lcd]);
+                    self.insert_text(add.as_bytes(), out);
+                } else if again {
+                    if found.len() >= QUERY_ITEMS {
+                        out.pop();
+                        out.extend_from_slice(
+                            format!("\r\nDisplay all {} possibilities? (y or n)", found.len())
+                                .as_bytes(),
+                        );
+                        self.asking = Some(found);
+                        return;
+                    }
+                    out.pop();
+                    self.list(&found, ctx, prompt, out);
+                    return;
+                }
+                self.tabbed = true;
+            }
+        }
+    }
+
+    fn insert_text(&mut self, text: &[u8], out: &mut Vec<u8>) {
+        for &b in text {
+            if !self.insert(b) {
+                break;
+            }
+            if self.cursor == self.line.len() {
+                out.push(b);
+            } else {
+                out.extend_from_slice(b"\x1b[1@");
+                out.push(b);
+            }
+        }
+    }
+
+    /// The answer to "Display all N possibilities?".
+    fn answer(
+        &mut self,
+        b: u8,
+        list: Vec<Candidate>,
+        prompt: &str,
+        ctx: &dyn Context,
+        out: &mut Vec<u8>,
+    ) -> Option<Event> {
+        match b {
+            b'y' | b'Y' | b' ' => self.list(&list, ctx, prompt, out),
+            b'n' | b'N' | 0x7f => {
+                out.extend_from_slice(b"\r\n");
+                self.redraw(prompt, out);
+            }
+            0x03 => {
+                return self.feed(b, ctx, out);
+            }
+            _ => {
+                out.push(0x07);
+                self.asking = Some(list);
+            }
+        }
+        None
+    }
+
+    /// The prompt and the line again, the cursor where it was.
+    fn redraw(&self, prompt: &str, out: &mut Vec<u8>) {
+        out.extend_from_slice(prompt.as_bytes());
+        out.extend_from_slice(&self.line);
+        out.extend(std::iter::repeat_n(0x08, width(&self.line[self.cursor..])));
+    }
+
+    /// readline's listing: sorted down the columns, each padded to the longest name
+    /// and two spaces (the last column not), then the prompt and line again.
+    fn list(&self, found: &[Candidate], ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
+        let names: Vec<String> = found
+            .iter()
+            .map(|c| {
+                if c.dir {
+                    format!("{}/", c.name)
+                } else {
+                    c.name.clone()
+                }
+            })
+            .collect();
+        let max = names.iter().map(|n| n.chars().count()).max().unwrap_or(0) + 2;
+        let cols = ctx.columns().saturating_sub(1).max(1);
+        let mut limit = (cols / max).max(1);
+        if limit != 1 && limit * max == cols {
+            limit -= 1;
+        }
+        let rows = names.len().div_ceil(limit);
+        out.extend_from_slice(b"\r\n");
+        for r in 0..rows {
+            for j in 0..limit {
+                let Some(n) = names.get(r + j * rows) else {
+                    break;
+                };
+                out.extend_from_slice(n.as_bytes());
+                if j + 1 < limit {
+                    let pad = max.saturating_sub(n.chars().count()).max(1);
+                    out.extend(std::iter::repeat_n(b' ', pad));
+                }
+            }
+            out.extend_from_slice(b"\r\n");
+        }
+        self.redraw(prompt, out);
+    }
+}
+
+/// The shell's side of completion and history.
+pub(super) struct ShellContext<'a> {
+    pub st: &'a super::State,
+    /// A command is open: the prompt is PS2.
+    pub continuing: bool,
+    pub columns: usize,
+}
+
+impl ShellContext<'_> {
+    fn entries(&self, dir: &str, prefix: &str, command: bool, out: &mut Vec<Candidate>) {
+        let st = self.st;
+        let Ok(list) = st.fs.list(dir) else {
+            return;
+        };
+        for (name, node) in list {
+            if out.len() >= MAX_MATCHES {
+                return;
+            }
+            if name == "." || name == ".." || !name.starts_with(prefix) {
+                continue;
+            }
+            if name.starts_with('.') && !prefix.starts_with('.') {
+                continue;
+            }
+            let full = if dir.ends_with('/') {
+                format!("{dir}{name}")
+            } else {
+                format!("{dir}/{name}")
+            };
+            let target = st.fs.stat(&full);
+            let is_dir = node.kind == super::fs::Kind::Dir;
+            let link_dir = node.kind == super::fs::Kind::Symlink
+                && target.is_some_and(|t| t.kind == super::fs::Kind::Dir);
+            let exec =
+                target.is_some_and(|t| t.kind == super::fs::Kind::File && t.mode & 0o111 != 0);
+            if command && !(is_dir || link_dir || exec) {
+                continue;
+            }
+            out.push(Candidate {
+                name,
+                dir: is_dir,
+                link_dir,
+            });
+        }
+    }
+}
+
+impl Context for ShellContext<'_> {
+    fn prompt(&self) -> String {
+        if self.continuing {
+            "> ".into()
+        } else {
+            self.st.prompt()
+        }
+    }
+
+    fn history(&self) -> &[String] {
+        &self.st.history
+    }
+
+    fn columns(&self) -> usize {
+        self.columns
+    }
+
+    fn commands(&self, prefix: &str) -> Vec<Candidate> {
+        let st = self.st;
+        let mut out = Vec::new();
+        let plain = |n: &str| Candidate {
+            name: n.to_owned(),
+            dir: false,
+            link_dir: false,
+        };
+        for n in st
+            .aliases
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .chain(super::builtins::KEYWORDS.iter().copied())
+            .chain(st.functions.iter().map(|(n, _)| n.as_str()))
+            .chain(super::builtins::BUILTINS.iter().copied())
+        {
+            if n.starts_with(prefix) {
+                out.push(plain(n));
+            }
+        }
+        let path = st.lookup("PATH").unwrap_or_default();
+        for dir in path.split(':').filter(|d| d.starts_with('/')).take(32) {
+            let mut found = Vec::new();
+            self.entries(dir, prefix, true, &mut found);
+            out.extend(
+                found
+                    .into_iter()
+                    .filter(|c| !c.dir && !c.link_dir)
+                    .map(|c| plain(&c.name)),
+            );
+        }
+        // Directories here too (bash offers them for `autocd`).
+        let mut here = Vec::new();
+        self.entries(&st.cwd, prefix, true, &mut here);
+        out.extend(here.into_iter().filter(|c| c.dir));
+        out.truncate(MAX_MATCHES);
+        out
+    }
+
+    fn paths(&self, dir: &str, prefix: &str) -> Vec<Candidate> {
+        let st = self.st;
+        let base = if dir.is_empty() {
+            st.cwd.clone()
+        } else {
+            super::fs::normalize(&st.cwd, &st.home, dir)
+        };
+        let mut out = Vec::new();
+        self.entries(&base, prefix, false, &mut out);
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,372 @@
+//! The editor against bytes captured from real bash 5.2 in a pty (TERM=xterm, 80
+//! columns, `PS1='P$ '`): each expected string below is what bash wrote for the keys.
+
+use super::*;
+use proptest::prelude::*;
+
+struct Fake {
+    history: Vec<String>,
+    commands: Vec<&'static str>,
+    /// (directory as typed, entries): (name, dir, link to dir).
+    files: Vec<(&'static str, Vec<(&'static str, bool, bool)>)>,
+}
+
+impl Context for Fake {
+    fn prompt(&self) -> String {
+        "P$ ".into()
+    }
+    fn history(&self) -> &[String] {
+        &self.history
+    }
+    fn commands(&self, prefix: &str) -> Vec<Candidate> {
+        let mut v: Vec<Candidate> = self
+            .commands
+            .iter()
+            .filter(|c| c.starts_with(prefix))
+            .map(|c| Candidate {
+                name: (*c).into(),
+                dir: false,
+                link_dir: false,
+            })
+            .collect();
+        v.extend(self.paths("", prefix).into_iter().filter(|c| c.dir));
+        v
+    }
+    fn paths(&self, dir: &str, prefix: &str) -> Vec<Candidate> {
+        self.files
+            .iter()
+            .filter(|(d, _)| *d == dir)
+            .flat_map(|(_, v)| v.iter())
+            .filter(|(n, _, _)| n.starts_with(prefix))
+            .map(|&(n, dir, link_dir)| Candidate {
+                name: n.into(),
+                dir,
+                link_dir,
+            })
+            .collect()
+    }
+}
+
+fn fake() -> Fake {
+    Fake {
+        history: Vec::new(),
+        commands: vec![
+            "echo", "ed", "editor", "editres", "egrep", "elfedit", "elif", "else", "enable",
+            "enc2xs", "encguess", "env", "envsubst", "eqn", "esac", "etags", "eval", "ex", "exec",
+            "exit", "expand", "expiry", "export", "expr", "ls", "cat",
+        ],
+        files: vec![
+            (
+                "/etc/",
+                [
+                    ("security", true, false),
+                    ("selinux", true, false),
+                    ("sensors.d", true, false),
+                    ("sensors3.conf", false, false),
+                    ("services", false, false),
+                    ("sgml", true, false),
+                    ("shadow", false, false),
+                    ("shadow-", false, false),
+                    ("shells", false, false),
+                    ("skel", true, false),
+                    ("ssh", true, false),
+                    ("ssl", true, false),
+                    ("subgid", false, false),
+                    ("subuid", false, false),
+                    ("sudo.conf", false, false),
+                    ("sudo_logsrvd.conf", false, false),
+                    ("sudoers", false, false),
+                    ("sudoers.d", true, false),
+                    ("sv", true, false),
+                    ("sysctl.conf", false, false),
+                    ("sysctl.d", true, false),
+                    ("syslog.conf", false, false),
+                    ("syslog.d", true, false),
+                    ("systemd", true, false),
+                    ("host.conf", false, false),
+                    ("hostname", false, false),
+                    ("hosts", false, false),
+                    ("hosts.allow", false, false),
+                    ("hosts.deny", false, false),
+                ]
+                .to_vec(),
+            ),
+            ("/", vec![("bin", false, true), ("boot", true, false)]),
+            (
+                "",
+                vec![
+                    ("Desktop", true, false),
+                    ("docs", true, false),
+                    ("docfile", false, false),
+                    ("a b", false, false),
+                ],
+            ),
+        ],
+    }
+}
+
+/// Feeds each step's keys and returns what each wrote, with the last event.
+fn run(e: &mut Editor, ctx: &Fake, steps: &[&[u8]]) -> (Vec<String>, Option<Event>) {
+    let mut outs = Vec::new();
+    let mut last = None;
+    for keys in steps {
+        let mut out = Vec::new();
+        for &b in *keys {
+            if let Some(ev) = e.feed(b, ctx, &mut out) {
+                last = Some(ev);
+            }
+        }
+        outs.push(String::from_utf8_lossy(&out).into_owned());
+    }
+    (outs, last)
+}
+
+#[test]
+fn enter_turns_bracketed_paste_off() {
+    let (out, ev) = run(&mut Editor::new(4096), &fake(), &[b"echo hi", b"\r"]);
+    assert_eq!(out, ["echo hi", "\r\n\x1b[?2004l\r"]);
+    assert_eq!(ev, Some(Event::Line(b"echo hi".to_vec())));
+}
+
+#[test]
+fn cursor_and_emacs_keys_as_readline_redraws_them() {
+    let (out, ev) = run(
+        &mut Editor::new(4096),
+        &fake(),
+        &[
+            b"ab",
+            b"\x1b[D\x1b[D",
+            b"X",
+            b"\x1b[C",
+            b"\x1b[3~",
+            b"\x01",
+            b"\x05",
+            b"\x0b",
+            b"\x01\x0b",
+            b"abc def",
+            b"\x17",
+            b"\x0c",
+            b"\x1bb",
+            b"\x1b[H",
+            b"\x1b[F",
+            b"\x1bOH",
+            b"\x08",
+            b"\r",
+        ],
+    );
+    let want = [
+        "ab",
+        "\x08\x08",
+        "\x1b[1@X",
+        "a",
+        "\x1b[K",
+        "\x08\x08",
+        "Xa",
+        "",
+        "\x08\x08\x1b[K",
+        "abc def",
+        "\x08\x08\x08\x1b[K",
+        "\x1b[H\x1b[2JP$ abc ",
+        "\x08\x08\x08\x08",
+        "",
+        "abc ",
+        "\x08\x08\x08\x08",
+        "\x07",
+        "\r\n\x1b[?2004l\r",
+    ];
+    assert_eq!(out, want);
+    assert_eq!(ev, Some(Event::Line(b"abc ".to_vec())));
+}
+
+#[test]
+fn backspace_and_the_ends_of_the_line() {
+    let (out, _) = run(
+        &mut Editor::new(4096),
+        &fake(),
+        &[
+            b"ab", b"\x7f", b"\x7f", b"\x7f", b"\x02", b"x", b"\x06", b"\x02", b"\x1b[C",
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "ab",
+            "\x08 \x08",
+            "\x08 \x08",
+            "\x07",
+            "\x07",
+            "x",
+            "\x07",
+            "\x08",
+            "x"
+        ]
+    );
+}
+
+#[test]
+fn history_with_the_arrows() {
+    let mut ctx = fake();
+    ctx.history = vec!["echo X b".into()];
+    let (out, _) = run(
+        &mut Editor::new(4096),
+        &ctx,
+        &[b"\x1b[A", b"\x1b[A", b"\x1b[B", b"\x1b[B"],
+    );
+    assert_eq!(out, ["echo X b", "\x07", "\rP$ \x1b[K", "\x07"]);
+    // What was typed comes back after browsing, and a recalled line runs.
+    ctx.history = vec!["ls -la".into(), "ls /tmp".into()];
+    let mut e = Editor::new(4096);
+    let (out, ev) = run(
+        &mut e,
+        &ctx,
+        &[b"ls", b"\x10", b"\x10", b"\x0e", b"\x0e", b"\x10\r"],
+    );
+    assert_eq!(out[1], " /tmp");
+    assert_eq!(out[2], "\x08\x08\x08\x08-la\x1b[K");
+    assert_eq!(out[4], "\x08\x08\x08\x08\x08\x1b[K");
+    assert_eq!(ev, Some(Event::Line(b"ls /tmp".to_vec())));
+}
+
+#[test]
+fn tab_completes_commands_and_paths() {
+    let ctx = fake();
+    let cases: &[(&[u8], &str)] = &[
+        (b"ech\t", "echo "),
+        (b"ls /etc/sud\t", "ls /etc/sud\x07o"),
+        (b"ls /bi\t", "ls /bin"),
+        (b"Desk\t", "Desktop/"),
+        (b"ls a\t", "ls a\\ b "),
+        (b"cat /etc/hostn\t", "cat /etc/hostname "),
+        (b"ls /nowhere/x\t", "ls /nowhere/x\x07"),
+    ];
+    for (keys, want) in cases {
+        let (out, _) = run(&mut Editor::new(4096), &ctx, &[keys]);
+        assert_eq!(out[0], *want, "{}", String::from_utf8_lossy(keys));
+    }
+}
+
+#[test]
+fn second_tab_lists_in_readlines_columns() {
+    let ctx = fake();
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"e", b"\t", b"\t"]);
+    assert_eq!(out[1], "\x07");
+    assert_eq!(
+        out[2],
+        "\r\necho      egrep     enable    envsubst  eval      expand    \r\ned        elfedit   enc2xs    eqn       ex        expiry    \r\neditor    elif      encguess  esac      exec      export    \r\neditres   else      env       etags     exit      expr      \r\nP$ e"
+    );
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"ls /etc/s", b"\t", b"\t"]);
+    assert_eq!(out[1], "\x07");
+    assert_eq!(
+        out[2],
+        "\r\nsecurity/          shadow             subgid             sv/\r\nselinux/           shadow-            subuid             sysctl.conf\r\nsensors.d/         shells             sudo.conf          sysctl.d/\r\nsensors3.conf      skel/              sudo_logsrvd.conf  syslog.conf\r\nservices           ssh/               sudoers            syslog.d/\r\nsgml/              ssl/               sudoers.d/         systemd/\r\nP$ ls /etc/s"
+    );
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"ls doc", b"\t", b"\t"]);
+    assert_eq!(out[1..], ["\x07", "\r\ndocfile  docs/    \r\nP$ ls doc"]);
+    let (out, _) = run(
+        &mut Editor::new(4096),
+        &ctx,
+        &[b"cat /etc/host", b"\t", b"\t"],
+    );
+    assert_eq!(
+        out[2],
+        "\r\nhost.conf    hostname     hosts        hosts.allow  hosts.deny   \r\nP$ cat /etc/host"
+    );
+}
+
+#[test]
+fn many_matches_ask_first() {
+    let mut ctx = fake();
+    let names: Vec<&'static str> = (0..150)
+        .map(|i| &*Box::leak(format!("cmd{i:03}").into_boxed_str()))
+        .collect();
+    ctx.commands = names;
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"\t", b"\t", b"x", b"n"]);
+    // The 150 commands and the two directories here.
+    assert_eq!(out[1], "\r\nDisplay all 152 possibilities? (y or n)");
+    assert_eq!(out[2], "\x07");
+    assert_eq!(out[3], "\r\nP$ ");
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"\t\t", b"y"]);
+    assert!(out[1].starts_with("\r\nDesktop/") && out[1].ends_with("\r\nP$ "));
+}
+
+#[test]
+fn pasted_text_is_highlighted_until_the_next_key() {
+    let (out, ev) = run(
+        &mut Editor::new(4096),
+        &fake(),
+        &[b"\x1b[200~echo pasted\x1b[201~", b"\r"],
+    );
+    assert_eq!(
+        out,
+        [
+            "\x1b[7mecho pasted\x1b[27m",
+            "\rP$ echo pasted\r\n\x1b[?2004l\r"
+        ]
+    );
+    assert_eq!(ev, Some(Event::Line(b"echo pasted".to_vec())));
+    let (out, _) = run(&mut Editor::new(4096), &fake(), &[b"\x1b[200~ab\x1b[201~c"]);
+    assert_eq!(out, ["\x1b[7mab\x1b[27m\x08\x08abc"]);
+    // A paste's newlines stay in the line; Enter runs it all.
+    let (_, ev) = run(
+        &mut Editor::new(4096),
+        &fake(),
+        &[b"\x1b[200~line1\rline2\x1b[201~", b"\r"],
+    );
+    assert_eq!(ev, Some(Event::Line(b"line1\nline2".to_vec())));
+}
+
+#[test]
+fn interrupt_and_end_of_file() {
+    let (out, ev) = run(&mut Editor::new(4096), &fake(), &[b"ab\x03"]);
+    assert_eq!(out, ["ab^C\x1b[?2004l\r\x1b[?2004h\x1b[?2004l\r\r\n"]);
+    assert_eq!(ev, Some(Event::Interrupt));
+    let (out, ev) = run(&mut Editor::new(4096), &fake(), &[b"\x04"]);
+    assert_eq!(out, ["\x1b[?2004l\r\r\n"]);
+    assert_eq!(ev, Some(Event::Eof));
+}
+
+#[test]
+fn escape_sequences_split_across_reads() {
+    let mut ctx = fake();
+    ctx.history = vec!["uname -a".into()];
+    let mut e = Editor::new(4096);
+    let (out, _) = run(&mut e, &ctx, &[b"\x1b", b"[", b"A"]);
+    assert_eq!(out, ["", "", "uname -a"]);
+    // An unknown or overlong sequence is swallowed.
+    let (out, _) = run(
+        &mut e,
+        &ctx,
+        &[b"\x1b[1;2;3;4;5;6;7;8;9;10;11;12;13;14Z", b"x"],
+    );
+    assert_eq!(out, ["", "x"]);
+}
+
+#[test]
+fn the_line_is_capped() {
+    let mut e = Editor::new(8);
+    let (out, _) = run(&mut e, &fake(), &[b"0123456789"]);
+    assert_eq!(out, ["01234567"]);
+    assert!(e.overflowed);
+    assert_eq!(e.line(), b"01234567");
+}
+
+proptest! {
+    #[test]
+    fn any_bytes_never_panic_and_stay_bounded(
+        chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..200), 0..20)
+    ) {
+        let mut ctx = fake();
+        ctx.history = vec!["a".into(), "long line ü".into()];
+        let mut e = Editor::new(64);
+        for c in &chunks {
+            let mut out = Vec::new();
+            for &b in c {
+                let _ = e.feed(b, &ctx, &mut out);
+                prop_assert!(e.line().len() <= 64);
+                prop_assert!(e.cursor <= e.line().len());
+            }
+            // A listing is the largest thing one byte writes.
+            prop_assert!(out.len() <= c.len() * 2048 + 64);
+        }
+    }
+}
