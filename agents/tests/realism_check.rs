@@ -8,7 +8,7 @@ use honeybee_agent::services::{Limits, ServiceManager};
 use honeybee_agent::sink::EventSink;
 use honeybee_proto::config::{
     FtpOptions, HttpOptions, MysqlOptions, NodeConfig, RedisOptions, ServiceConfig, ServiceKind,
-    SshOptions, TelnetOptions,
+    SmtpOptions, SshOptions, TelnetOptions,
 };
 use honeybee_proto::realism::RealismReport;
 
@@ -56,6 +56,7 @@ fn defaults() -> Vec<ServiceConfig> {
         // Checked against Debian's MariaDB when it claims MariaDB (the default), skipped
         // with a reason when it claims MySQL 8.0 (no Debian package to record from).
         svc("mysql", ServiceKind::Mysql(MysqlOptions::default())),
+        svc("smtp", ServiceKind::Smtp(SmtpOptions::default())),
         svc(
             "redis-auth",
             ServiceKind::Redis(RedisOptions {

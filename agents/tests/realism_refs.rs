@@ -12,9 +12,10 @@
 
 use honeybee_agent::realism::facts::{Facts, parse_ref};
 use honeybee_agent::realism::{INSTANCE, Probe, reference};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -24,6 +25,8 @@ use std::time::{Duration, Instant};
 struct Real {
     children: Arc<Mutex<Vec<Child>>>,
     addr: SocketAddr,
+    /// A daemon that forks (Postfix's master): stopped by the PID in this file.
+    pid_file: Option<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -32,6 +35,23 @@ impl Drop for Real {
         for c in self.children.lock().unwrap().iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
+        }
+        let pid = self
+            .pid_file
+            .as_ref()
+            .and_then(|f| std::fs::read_to_string(f).ok())
+            .and_then(|t| t.trim().parse::<u32>().ok());
+        if let Some(pid) = pid {
+            let _ = Command::new("kill")
+                .args(["-TERM", &pid.to_string()])
+                .status();
+            // The master takes its children down; wait (bounded) so the port is free.
+            for _ in 0..100 {
+                if !Path::new(&format!("/proc/{pid}")).exists() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
         }
     }
 }
@@ -70,6 +90,7 @@ fn spawn(cmd: &mut Command, dir: tempfile::TempDir, port: u16) -> Real {
     let real = Real {
         children: Arc::new(Mutex::new(vec![child])),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        pid_file: None,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -244,6 +265,132 @@ fn mariadb() -> Real {
     real
 }
 
+/// Debian 12's Postfix 3.7: `main.cf` as postinst writes it (banner, TLS with the
+/// snakeoil certificate, relay restrictions) with SASL through Dovecot's protocol to a
+/// stand-in auth server, `discard:` as every transport (nothing it accepts leaves the
+/// machine), its own queue in a temporary directory; as the SMTP oracle test runs it.
+fn postfix() -> Real {
+    need("/usr/sbin/postfix", "postfix");
+    let dir = tempfile::Builder::new()
+        .prefix("realism-postfix")
+        .tempdir_in("/tmp")
+        .unwrap();
+    let root = dir.path().to_owned();
+    std::fs::set_permissions(&root, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    for d in ["conf", "queue", "data"] {
+        std::fs::create_dir(root.join(d)).unwrap();
+    }
+    assert!(
+        Command::new("chown")
+            .args(["postfix", root.join("data").to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success(),
+        "chown postfix (the recorder runs as root)"
+    );
+    let port = free_port();
+    let r = root.display();
+    std::fs::write(
+        root.join("conf/main.cf"),
+        format!(
+            "compatibility_level = 3.6\n\
+             smtpd_banner = $myhostname ESMTP $mail_name (Debian/GNU)\n\
+             biff = no\nappend_dot_mydomain = no\nreadme_directory = no\n\
+             smtpd_tls_cert_file=/etc/ssl/certs/ssl-cert-snakeoil.pem\n\
+             smtpd_tls_key_file=/etc/ssl/private/ssl-cert-snakeoil.key\n\
+             smtpd_tls_security_level=may\n\
+             smtpd_relay_restrictions = permit_mynetworks permit_sasl_authenticated defer_unauth_destination\n\
+             myhostname = mx.realism.test\n\
+             mydestination = $myhostname, localhost\n\
+             relayhost =\n\
+             mynetworks = 192.0.2.1/32\n\
+             mailbox_size_limit = 0\nrecipient_delimiter = +\n\
+             inet_interfaces = loopback-only\ninet_protocols = ipv4\n\
+             alias_maps =\nalias_database =\n\
+             smtpd_sasl_auth_enable = yes\nsmtpd_sasl_type = dovecot\nsmtpd_sasl_path = private/auth\n\
+             local_transport = discard:\ndefault_transport = discard:\nrelay_transport = discard:\n\
+             queue_directory = {r}/queue\ndata_directory = {r}/data\n\
+             maillog_file_prefixes = /tmp, /var\nmaillog_file = {r}/maillog\n"
+        ),
+    )
+    .unwrap();
+    let mut master = format!("127.0.0.1:{port} inet n - n - - smtpd\n");
+    for line in [
+        "pickup unix n - n 60 1 pickup",
+        "cleanup unix n - n - 0 cleanup",
+        "qmgr unix n - n 300 1 qmgr",
+        "tlsmgr unix - - n 1000? 1 tlsmgr",
+        "rewrite unix - - n - - trivial-rewrite",
+        "bounce unix - - n - 0 bounce",
+        "defer unix - - n - 0 bounce",
+        "trace unix - - n - 0 bounce",
+        "verify unix - - n - 1 verify",
+        "flush unix n - n 1000? 0 flush",
+        "proxymap unix - - n - - proxymap",
+        "showq unix n - n - - showq",
+        "error unix - - n - - error",
+        "retry unix - - n - - error",
+        "discard unix - - n - - discard",
+        "anvil unix - - n - 1 anvil",
+        "scache unix - - n - 1 scache",
+        "postlog unix-dgram n - n - 1 postlogd",
+    ] {
+        master += line;
+        master.push('\n');
+    }
+    std::fs::write(root.join("conf/master.cf"), master).unwrap();
+    let real = Real {
+        children: Arc::new(Mutex::new(Vec::new())),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        pid_file: Some(root.join("queue/pid/master.pid")),
+        _dir: dir,
+    };
+    let out = Command::new("/usr/sbin/postfix")
+        .args(["-c", root.join("conf").to_str().unwrap(), "start"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "postfix start: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    fake_dovecot(&root.join("queue/private/auth"));
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(real.addr).is_err() {
+        assert!(Instant::now() < deadline, "postfix did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    real
+}
+
+/// Answers Postfix's SASL handshake as Dovecot's auth server does (PLAIN and LOGIN on
+/// offer); the probe never authenticates, so every request fails.
+fn fake_dovecot(socket: &Path) {
+    use std::os::unix::net::UnixListener;
+    let _ = std::fs::remove_file(socket);
+    let listener = UnixListener::bind(socket).expect("the auth socket");
+    std::fs::set_permissions(socket, std::os::unix::fs::PermissionsExt::from_mode(0o666)).unwrap();
+    std::thread::spawn(move || {
+        for conn in listener.incoming().take(16) {
+            let Ok(mut w) = conn else { return };
+            std::thread::spawn(move || {
+                let _ = w.write_all(
+                    b"VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\n\
+                      SPID\t4242\nCUID\t1\nCOOKIE\t0123456789abcdef0123456789abcdef\nDONE\n",
+                );
+                let r = BufReader::new(w.try_clone().unwrap());
+                for line in r.lines().take(64) {
+                    let Ok(line) = line else { return };
+                    if let ["AUTH", id, ..] = line.split('\t').collect::<Vec<_>>().as_slice() {
+                        let _ = w.write_all(format!("FAIL\t{id}\tuser=someone\n").as_bytes());
+                    }
+                }
+            });
+        }
+    });
+}
+
 /// inetutils telnetd, started per connection on the accepted socket as inetd would.
 fn telnetd() -> Real {
     need("/usr/sbin/telnetd", "inetutils-telnetd");
@@ -272,6 +419,7 @@ fn telnetd() -> Real {
     Real {
         children,
         addr,
+        pid_file: None,
         _dir: tempfile::tempdir().unwrap(),
     }
 }
@@ -329,6 +477,13 @@ fn programs() -> Vec<Program> {
             "mariadb-server",
             "MariaDB 10.11",
             Box::new(mariadb),
+        ),
+        (
+            "smtp-postfix.txt",
+            Probe::Smtp,
+            "postfix",
+            "Postfix 3.7 smtpd",
+            Box::new(postfix),
         ),
         (
             "telnet.txt",

@@ -14,6 +14,7 @@ pub mod http;
 pub mod mysql;
 mod net;
 pub mod redis;
+pub mod smtp;
 pub mod ssh;
 pub mod telnet;
 
@@ -27,7 +28,7 @@ use tokio::time::{Duration, Instant};
 pub const TOTAL: Duration = Duration::from_secs(8);
 
 /// Each reference file, compiled in: (file name, text).
-pub const REFS: [(&str, &str); 7] = [
+pub const REFS: [(&str, &str); 8] = [
     ("ssh.txt", include_str!("refs/ssh.txt")),
     ("http-lighttpd.txt", include_str!("refs/http-lighttpd.txt")),
     ("ftp-vsftpd.txt", include_str!("refs/ftp-vsftpd.txt")),
@@ -38,6 +39,7 @@ pub const REFS: [(&str, &str); 7] = [
     ),
     ("telnet.txt", include_str!("refs/telnet.txt")),
     ("mysql-mariadb.txt", include_str!("refs/mysql-mariadb.txt")),
+    ("smtp-postfix.txt", include_str!("refs/smtp-postfix.txt")),
 ];
 
 /// A fact whose name starts with this is an instance value the consistency checks use
@@ -54,6 +56,7 @@ pub enum Probe {
     Redis,
     Telnet,
     Mysql,
+    Smtp,
 }
 
 impl Probe {
@@ -65,6 +68,7 @@ impl Probe {
             Probe::Ftp => ftp::probe(addr, deadline).await,
             Probe::Redis => redis::probe(addr, deadline).await,
             Probe::Mysql => mysql::probe(addr, deadline).await,
+            Probe::Smtp => smtp::probe(addr, deadline).await,
             Probe::Telnet => {
                 let seen = telnet::probe(addr, deadline).await;
                 let mut f = seen.facts;
@@ -155,6 +159,10 @@ fn plan(kind: &ServiceKind) -> Plan {
         ServiceKind::Mysql(_) => Plan::Skip(
             "no reference: MySQL 8.0 is not packaged in Debian 12, so no real server was recorded",
         ),
+        ServiceKind::Smtp(_) => Plan::Check {
+            probe: Probe::Smtp,
+            reference: "smtp-postfix.txt",
+        },
         ServiceKind::Modbus(_) => Plan::Skip("no reference: no real PLC to record from"),
         _ => Plan::Skip("no reference: a generic banner claims no product of its own"),
     }
@@ -369,6 +377,27 @@ pub fn consistency(targets: &[Target], observed: &[Option<Facts>], m: &Machine) 
                         ok,
                         &want,
                         text,
+                    );
+                }
+            }
+            ServiceKind::Smtp(opts) => {
+                if let Some(host) = seen
+                    .as_ref()
+                    .and_then(|f| f.get(&format!("{INSTANCE}smtp_host")))
+                {
+                    let (ok, want) = if opts.hostname.is_empty() {
+                        (
+                            host.starts_with(&format!("{}.", m.hostname)),
+                            format!("{}.<domain>", m.hostname),
+                        )
+                    } else {
+                        (host == opts.hostname, opts.hostname.clone())
+                    };
+                    o.verdict(
+                        &format!("{name}: the greeting names the host"),
+                        ok,
+                        &want,
+                        host,
                     );
                 }
             }
