@@ -576,7 +576,7 @@ async fn mysql_probes_answer_like_debians_mariadb_slow() {
 }
 
 /// `nmap -sV -sC` on one port: the service line and the mysql-info script output, with
-/// the thread id and salt replaced.
+/// the thread id and salt replaced and the capability names sorted.
 async fn nmap_sv_sc(cwd: &Path, addr: SocketAddr) -> String {
     let out = run(
         cwd,
@@ -603,6 +603,11 @@ async fn nmap_sv_sc(cwd: &Path, addr: SocketAddr) -> String {
                 "|   Thread ID: <id>".to_owned()
             } else if l.contains("Salt:") {
                 "|   Salt: <salt>".to_owned()
+            } else if let Some((head, list)) = l.split_once("Some Capabilities: ") {
+                // nmap lists them in its Lua table's order, which changes per run.
+                let mut caps: Vec<&str> = list.split(", ").collect();
+                caps.sort_unstable();
+                format!("{head}Some Capabilities: {}", caps.join(", "))
             } else {
                 l
             }

@@ -11,6 +11,7 @@
 
 pub(crate) mod mariadb;
 pub(crate) mod packet;
+mod rsakey;
 mod sha2;
 mod tls;
 
@@ -42,6 +43,7 @@ enum Flavor {
     Mysql8 {
         version: String,
         tls: Arc<rustls::ServerConfig>,
+        rsa: Arc<rsakey::RsaKeys>,
     },
 }
 
@@ -77,6 +79,7 @@ impl MysqlService {
             Flavor::Mysql8 {
                 version: v.to_owned(),
                 tls: tls::server_config(&ctx.data_dir, v)?,
+                rsa: Arc::new(rsakey::load_or_create(&ctx.data_dir)?),
             }
         } else {
             Flavor::MariaDb {
@@ -153,8 +156,8 @@ impl MysqlService {
         let hello = match packet::parse_client_hello(&payload) {
             Ok(ClientHello::Login(h)) => h,
             Ok(ClientHello::SslRequest) => {
-                if let Flavor::Mysql8 { tls, .. } = &self.flavor {
-                    self.tls_login(session, stream, tls, &scramble, deadline)
+                if let Flavor::Mysql8 { tls, rsa, .. } = &self.flavor {
+                    self.tls_login(session, stream, tls, rsa, &scramble, deadline)
                         .await;
                 } else {
                     // No TLS offered: MariaDB calls that a bad handshake.
@@ -177,7 +180,7 @@ impl MysqlService {
         };
         match &self.flavor {
             Flavor::MariaDb { .. } => login.mariadb(stream).await,
-            Flavor::Mysql8 { .. } => login.mysql8(stream, false).await,
+            Flavor::Mysql8 { rsa, .. } => login.mysql8(stream, false, rsa).await,
         }
     }
 
@@ -187,6 +190,7 @@ impl MysqlService {
         session: &Session,
         stream: &mut S,
         config: &Arc<rustls::ServerConfig>,
+        rsa: &rsakey::RsaKeys,
         scramble: &[u8; 20],
         deadline: Instant,
     ) where
@@ -220,7 +224,7 @@ impl MysqlService {
             seq: 3,
             proto41: true,
         };
-        login.mysql8(&mut tls, true).await;
+        login.mysql8(&mut tls, true, rsa).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), tls.shutdown()).await;
     }
 }
@@ -371,8 +375,8 @@ impl Login<'_> {
 
     /// MySQL 8.0, accounts on caching_sha2_password: the fast-auth answer is recorded
     /// (crackable offline), then full authentication is asked for, which a client does
-    /// with the cleartext password over TLS (recorded) or with RSA without it.
-    async fn mysql8<S>(mut self, stream: &mut S, secure: bool)
+    /// with the cleartext password over TLS or RSA-encrypted without it (both recorded).
+    async fn mysql8<S>(mut self, stream: &mut S, secure: bool, rsa: &rsakey::RsaKeys)
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -396,7 +400,7 @@ impl Login<'_> {
             let _ = stream.write_all(&self.denied(false)).await;
             return;
         }
-        let outcome = sha2::full_auth(&mut self, stream, secure).await;
+        let outcome = sha2::full_auth(&mut self, stream, secure, rsa).await;
         self.record(SHA2, &response, outcome.password).await;
         if let Some(answer) = outcome.answer {
             let _ = stream.write_all(&answer).await;

@@ -2,11 +2,13 @@
 //! for an account whose password is not in its cache (every account here): it asks for
 //! full authentication (`AuthMoreData 0x04`). Over TLS the client then sends the
 //! password in clear, which is recorded. Without TLS a client asks for the server's RSA
-//! key (`0x02`) or gives up by itself ("Authentication requires secure connection");
-//! the honeypot has no RSA key to hand out, so a key request is refused with the
-//! server's "Access denied" (the fast-auth answer, crackable offline, is still recorded).
+//! key (`0x02`), gets it (`rsakey.rs`) and sends the password encrypted with it, which
+//! is decrypted and recorded; libmysqlclient without `--get-server-public-key` gives up by
+//! itself ("Authentication requires secure connection"), leaving the fast-auth answer
+//! (recorded, crackable offline).
 
-use super::{Login, next_packet, packet};
+use super::rsakey::RsaKeys;
+use super::{Login, ReadFail, next_packet, out_of_order, packet};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 
 /// `perform_full_authentication`.
@@ -24,7 +26,16 @@ pub(super) struct Outcome {
     pub answer: Option<Vec<u8>>,
 }
 
-pub(super) async fn full_auth<S>(login: &mut Login<'_>, stream: &mut S, secure: bool) -> Outcome
+fn text(pw: &[u8]) -> String {
+    String::from_utf8_lossy(&pw[..pw.len().min(MAX_PASSWORD)]).into_owned()
+}
+
+pub(super) async fn full_auth<S>(
+    login: &mut Login<'_>,
+    stream: &mut S,
+    secure: bool,
+    rsa: &RsaKeys,
+) -> Outcome
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -39,24 +50,50 @@ where
     {
         return gone;
     }
-    let Ok(reply) = next_packet(login.session, stream, login.seq + 1, login.deadline).await else {
-        return gone;
+    login.seq += 1;
+    let mut reply = match next_packet(login.session, stream, login.seq, login.deadline).await {
+        Ok(r) => r,
+        Err(ReadFail::OutOfOrder) => {
+            out_of_order(stream, login.proto41, login.seq).await;
+            return gone;
+        }
+        Err(_) => return gone,
     };
-    login.seq += 2;
+    login.seq += 1;
     if secure {
         // The password, NUL-terminated.
         let pw = reply.strip_suffix(&[0]).unwrap_or(&reply);
-        let pw = &pw[..pw.len().min(MAX_PASSWORD)];
         return Outcome {
-            password: Some(String::from_utf8_lossy(pw).into_owned()),
+            password: Some(text(pw)),
             answer: Some(login.denied(true)),
         };
     }
-    // A key request (or anything else: a client cannot send the password in clear
-    // without TLS) ends with the refusal; see the module comment.
-    let _key_request = reply.as_slice() == [REQUEST_KEY];
+    if reply.as_slice() == [REQUEST_KEY] {
+        if stream
+            .write_all(&packet::auth_more_data(
+                login.seq,
+                rsa.public_pem.as_bytes(),
+            ))
+            .await
+            .is_err()
+        {
+            return gone;
+        }
+        login.seq += 1;
+        reply = match next_packet(login.session, stream, login.seq, login.deadline).await {
+            Ok(r) => r,
+            Err(ReadFail::OutOfOrder) => {
+                out_of_order(stream, login.proto41, login.seq).await;
+                return gone;
+            }
+            Err(_) => return gone,
+        };
+        login.seq += 1;
+    }
+    // The password encrypted with the public key (fetched now, or known beforehand).
+    let password = rsa.password(&reply, login.scramble).map(|pw| text(&pw));
     Outcome {
-        password: None,
+        password,
         answer: Some(login.denied(true)),
     }
 }
