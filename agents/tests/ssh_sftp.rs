@@ -640,3 +640,77 @@ async fn direct_tcpip_fails_as_openssh_and_is_recorded() {
     );
     node.mgr.shutdown().await;
 }
+
+/// `ssh -R` with port 0 (tcpip-forward): both servers accept and allocate a port (the
+/// client prints it); the honeypot binds nothing and records the request.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn remote_forward_accepted_as_openssh_and_recorded() {
+    tools::require(&["ssh", "sshpass"]);
+    let sshd = start_sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(dir.path()).await;
+    let mut outs = Vec::new();
+    for (addr, key) in [(sshd.addr, Some(sshd.key())), (node.addr, None)] {
+        let out = tokio::task::spawn_blocking(move || {
+            let mut a = client_opts(key.as_deref());
+            for o in &mut a {
+                if o == "LogLevel=error" {
+                    *o = "LogLevel=info".into();
+                }
+            }
+            a.extend(port_args("-p", addr));
+            a.extend(
+                [
+                    "-R",
+                    "0:127.0.0.1:1",
+                    "-R",
+                    "127.0.0.1:0:127.0.0.1:2",
+                    "root@127.0.0.1",
+                    "true",
+                ]
+                .map(String::from),
+            );
+            run("ssh", key.as_deref(), &a, b"")
+        })
+        .await
+        .unwrap();
+        outs.push(out);
+    }
+    // "Allocated port N for remote forward to ...": N differs.
+    let allocated = |s: &str| -> Vec<String> {
+        s.lines()
+            .filter(|l| !l.starts_with("Warning: Permanently added"))
+            .map(|l| match l.strip_prefix("Allocated port ") {
+                Some(rest) => {
+                    let port: u16 = rest.split(' ').next().unwrap().parse().unwrap();
+                    assert!(port >= 1024, "{l}");
+                    format!("Allocated port N{}", &rest[rest.find(' ').unwrap()..])
+                }
+                None => l.to_owned(),
+            })
+            .collect()
+    };
+    assert_eq!(outs[1].0, outs[0].0, "{outs:?}");
+    assert_eq!(allocated(&outs[1].2), allocated(&outs[0].2));
+    assert_eq!(allocated(&outs[1].2).len(), 2, "{outs:?}");
+    let ev = node
+        .until("both forwarding records", |ev| downloads(ev).len() >= 2)
+        .await;
+    let mut d = downloads(&ev);
+    d.sort();
+    assert_eq!(
+        d,
+        [
+            (
+                "tcp-listen://127.0.0.1:0".to_owned(),
+                "ssh tcpip-forward".to_owned()
+            ),
+            // The client names the default bind address "localhost".
+            (
+                "tcp-listen://localhost:0".to_owned(),
+                "ssh tcpip-forward".to_owned(),
+            ),
+        ]
+    );
+    node.mgr.shutdown().await;
+}
