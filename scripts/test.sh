@@ -28,9 +28,12 @@ export DEBIAN_FRONTEND=noninteractive
 # hydra, nmap -sV and the protocol clients against the honeypots; Chromium for the
 # dashboard's browser tests (driven by playwright-core, never downloaded).
 # The real servers the differential tests run beside ours (the oracles): openssh-server,
-# redis-server, lighttpd, vsftpd; bash and coreutils are on every Debian system.
+# redis-server, lighttpd (+ mod-openssl for HTTPS), vsftpd, inetutils-telnetd, mariadb-server
+# (Debian 12's "mysql"), postfix (+ ssl-cert's snakeoil certificate); bash and coreutils are
+# on every Debian system. The oracle tests start each server themselves on loopback.
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
-  lighttpd vsftpd default-mysql-client mbpoll chromium openssl)
+  lighttpd lighttpd-mod-openssl vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
+  default-mysql-client mbpoll chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -41,6 +44,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
     exit 1
   fi
   apt-get update -qq
+  # postfix asks for a mail setup at install time: none, the oracle test writes its own.
+  echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
