@@ -46,7 +46,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   apt-get update -qq
   # postfix asks for a mail setup at install time: none, the oracle test writes its own.
   echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+  # The servers are oracles the tests start on loopback themselves: keep their packages
+  # from starting system-wide daemons (inetd on 23, MariaDB on 3306, ...) at install time.
+  policy_rc_d_made=0
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d
+    policy_rc_d_made=1
+  fi
   apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  if [ "$policy_rc_d_made" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
 fi
 
 # Example modules (tests/modules_examples.rs): the geo module's offline data from the npm
