@@ -172,6 +172,11 @@ fn fake_dovecot(socket: &Path) {
 }
 
 fn start_real() -> Real {
+    start_real_with("")
+}
+
+/// The real Postfix with `extra` lines appended to its main.cf.
+fn start_real_with(extra: &str) -> Real {
     assert!(
         Path::new(POSTFIX).exists(),
         "this test needs the real Postfix: DEBIAN_FRONTEND=noninteractive apt-get install -y \
@@ -193,7 +198,7 @@ fn start_real() -> Real {
         .unwrap();
     assert!(chown.success(), "chown postfix (the test runs as root)");
     let port = free_port();
-    std::fs::write(root.join("conf/main.cf"), main_cf(root)).unwrap();
+    std::fs::write(root.join("conf/main.cf"), main_cf(root) + extra).unwrap();
     std::fs::write(root.join("conf/master.cf"), master_cf(port)).unwrap();
     let out = Command::new(POSTFIX)
         .args(["-c", root.join("conf").to_str().unwrap(), "start"])
@@ -222,6 +227,11 @@ fn start_real() -> Real {
 }
 
 async fn start_ours(dir: &Path) -> (ServiceManager, SocketAddr) {
+    start_ours_with(dir, SmtpOptions::default()).await
+}
+
+/// Ours with `opts` (the host name and an immediate SASL failure set here).
+async fn start_ours_with(dir: &Path, opts: SmtpOptions) -> (ServiceManager, SocketAddr) {
     let (sink, mut rx) = EventSink::channel(16 * 1024);
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
     let mut mgr = ServiceManager::new(sink, dir.join("state"), Limits::default());
@@ -233,7 +243,7 @@ async fn start_ours(dir: &Path) -> (ServiceManager, SocketAddr) {
             kind: ServiceKind::Smtp(SmtpOptions {
                 hostname: HOST.into(),
                 auth_failure_delay_ms: 0,
-                ..SmtpOptions::default()
+                ..opts
             }),
         }],
     })
@@ -672,5 +682,47 @@ async fn nmap_sv_names_postfix_smtpd_like_the_real_one() {
         .unwrap();
     assert!(r.contains("Postfix smtpd"), "{r}");
     assert_eq!(r, o);
+    mgr.shutdown().await;
+}
+
+/// message_size_limit: announced in EHLO, enforced on MAIL's SIZE=, on DATA and on BDAT
+/// (both servers at 4096 bytes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn size_limit_matches_postfix() {
+    let real = start_real_with("message_size_limit = 4096\n");
+    let (_d, dir) = state_dir();
+    let opts = SmtpOptions {
+        max_message_bytes: 4096,
+        ..SmtpOptions::default()
+    };
+    let (mut mgr, ours) = start_ours_with(&dir, opts).await;
+    let big = format!(
+        "Subject: big\r\n\r\n{}\r\n.\r\n",
+        "0123456789\r\n".repeat(500)
+    );
+    let small = "Subject: small\r\n\r\nhello\r\n.\r\n";
+    let chunk = format!("BDAT 5000 LAST\r\n{}", "x".repeat(5000));
+    let probes = vec![(
+        "size",
+        vec![
+            c("EHLO c"),
+            c("MAIL FROM:<a@b> SIZE=5000"),
+            c("MAIL FROM:<a@b> SIZE=4000"),
+            c("RCPT TO:<root@localhost>"),
+            c("DATA"),
+            raw(big.as_bytes(), 1),
+            c("MAIL FROM:<a@b>"),
+            c("RCPT TO:<root@localhost>"),
+            c("DATA"),
+            raw(small.as_bytes(), 1),
+            c("MAIL FROM:<a@b>"),
+            c("RCPT TO:<root@localhost>"),
+            raw(chunk.as_bytes(), 1),
+            c("QUIT"),
+        ],
+    )];
+    let (diffs, same, total) = compare(real.addr, ours, probes).await;
+    report(&diffs, same, total);
+    assert!(diffs.is_empty());
     mgr.shutdown().await;
 }

@@ -409,10 +409,7 @@ impl Machine {
     pub(crate) fn data_done(&mut self, size: u64) -> (Step, Option<String>) {
         self.reset();
         if size > self.cfg.max_message {
-            return (
-                self.reply("552 5.3.4 Message size exceeds fixed limit"),
-                None,
-            );
+            return (self.reply("552 5.3.4 Error: message file too big"), None);
         }
         let id = self.cfg.queue_id();
         (
@@ -483,6 +480,16 @@ impl Machine {
             return (self.reply(text), None);
         }
         let total = so_far + size;
+        if total > self.cfg.max_message {
+            self.bdat = if last { None } else { Some(None) };
+            if last {
+                self.reset();
+            }
+            return (
+                self.reply("552 5.3.4 Chunk exceeds message size limit"),
+                None,
+            );
+        }
         if !last {
             self.bdat = Some(Some(total));
             return (self.reply(format!("250 2.0.0 Ok: {size} bytes")), None);
@@ -490,12 +497,6 @@ impl Machine {
         // Postfix ends an unterminated last line itself, and counts it.
         let total = total + if ends_with_newline { 0 } else { 2 };
         self.reset();
-        if total > self.cfg.max_message {
-            return (
-                self.reply("552 5.3.4 Message size exceeds fixed limit"),
-                None,
-            );
-        }
         let id = self.cfg.queue_id();
         (
             self.reply(format!("250 2.0.0 Ok: {total} bytes queued as {id}")),
