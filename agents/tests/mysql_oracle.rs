@@ -451,10 +451,11 @@ fn normalise_greeting(g: &[u8]) -> (String, Seen) {
 fn normalise(seq: u8, p: &[u8], seen: &Seen) -> String {
     let mut p = p.to_vec();
     // An auth switch carries the greeting's salt (or another).
-    if p.first() == Some(&0xfe) && seen.salt.len() == 20 {
-        if let Some(i) = p.windows(20).position(|w| w == seen.salt.as_slice()) {
-            p.splice(i..i + 20, b"<same salt>".iter().copied());
-        }
+    if p.first() == Some(&0xfe)
+        && seen.salt.len() == 20
+        && let Some(i) = p.windows(20).position(|w| w == seen.salt.as_slice())
+    {
+        p.splice(i..i + 20, b"<same salt>".iter().copied());
     }
     format!("{seq}:{}", String::from_utf8_lossy(&p))
 }

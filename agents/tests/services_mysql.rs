@@ -444,3 +444,22 @@ async fn mysql8_persona_greeting_offers_tls_and_sha2() {
     assert!(g.ends_with(b"caching_sha2_password\0"));
     r.mgr.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmap_names_the_mysql8_persona() {
+    tools::require(&["nmap"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "mysql",
+        "127.0.0.1:0".parse().unwrap(),
+        ServiceKind::Mysql(MysqlOptions {
+            version: "8.0.36".into(),
+        }),
+    )
+    .await;
+    let (product, version) = nmap_service(dir.path(), r.addr).await;
+    assert_eq!(product.as_deref(), Some("MySQL"));
+    assert_eq!(version.as_deref(), Some("8.0.36"));
+    r.mgr.shutdown().await;
+}
