@@ -205,7 +205,7 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     dep.start_core();
     let _agent = dep.start_agent("n1");
     let ssh_port = dep.service_port("n1", "ssh");
-    dep.service_port("n1", "banner");
+    dep.service_port("n1", "smtp");
     let (dash, url) = dep.start_dashboard(ADMIN_PASSWORD);
     // The admin's password came from the environment: the operator knows it, and it
     // must not end up in a log.
@@ -316,14 +316,14 @@ async fn dashboard_api_against_a_real_core_and_agent() {
         "every attempt here came from loopback: {outside}"
     );
     let either = admin
-        .get(&q("(kind:connect OR kind:disconnect) -service:banner"))
+        .get(&q("(kind:connect OR kind:disconnect) -service:smtp"))
         .await;
     let evs = either["events"].as_array().unwrap();
     assert!(
         !evs.is_empty()
             && evs.iter().all(|e| {
                 (e["event"]["action"] == "connect" || e["event"]["action"] == "disconnect")
-                    && e["service"]["name"] != "banner"
+                    && e["service"]["name"] != "smtp"
             }),
         "{either}"
     );
@@ -641,7 +641,7 @@ async fn dashboard_api_against_a_real_core_and_agent() {
             .as_array()
             .unwrap()
             .iter()
-            .any(|s| s["name"] == "banner" && s["running"] == true)
+            .any(|s| s["name"] == "smtp" && s["running"] == true)
     );
     let (s, v) = admin
         .call(
@@ -654,7 +654,7 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     assert!(v["error"].as_str().unwrap().len() > 10);
     let mut cfg =
         honeybee_core::config::services_from_toml(toml_text).expect("the API's TOML parses");
-    cfg.service_mut("banner").unwrap().enabled = false;
+    cfg.service_mut("smtp").unwrap().enabled = false;
     let new_toml = honeybee_core::config::services_to_toml(&cfg).unwrap();
     let (s, v) = admin
         .call(
@@ -665,22 +665,22 @@ async fn dashboard_api_against_a_real_core_and_agent() {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
     eventually(
-        "the agent to stop its banner service",
+        "the agent to stop its smtp service",
         Duration::from_secs(60),
         || {
             let admin = admin.clone();
             async move {
                 let n = admin.get("/api/nodes/n1").await;
-                let banner = n["services"]
+                let smtp = n["services"]
                     .as_array()?
                     .iter()
-                    .find(|s| s["name"] == "banner")?
+                    .find(|s| s["name"] == "smtp")?
                     .clone();
                 let health_has_it = n["node"]["health"]["services"]
                     .as_array()?
                     .iter()
-                    .any(|s| s["name"] == "banner" && s["running"] == true);
-                (banner["enabled"] == false && !health_has_it).then_some(())
+                    .any(|s| s["name"] == "smtp" && s["running"] == true);
+                (smtp["enabled"] == false && !health_has_it).then_some(())
             }
         },
     )
@@ -721,6 +721,22 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     })
     .await;
 
+    // (The first viewer was deleted above.)
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(
+                json!({"username": "watcher2", "password": "viewer password 2", "role": "viewer"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut viewer = Api::new(&url);
+    assert_eq!(
+        viewer.login("watcher2", "viewer password 2").await.0,
+        StatusCode::OK
+    );
     incidents_counts_and_module_status(&admin, &viewer, ssh_port).await;
 
     // ---- revoke: the node goes offline, on the API and on the socket
@@ -782,7 +798,7 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
     let cfg = dir.path().join("alerts.json");
     std::fs::write(
         &cfg,
-        json!({"rules": [{"name": "watched", "type": "auth_username", "usernames": ["incuser"],
+        json!({"rules": [{"name": "watched", "type": "auth_username", "usernames": (0..20).map(|i| format!("incuser{i}")).collect::<Vec<_>>(),
             "severity": "high", "cooldown_seconds": 0}]})
         .to_string(),
     )
@@ -806,10 +822,11 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
         async move { admin.get(&format!("/api/incidents{q}")).await }
     };
     // "connected" may show a moment before the module subscribes: attempt until an
-    // incident counts three alerts (bounded).
+    // incident counts three alerts (bounded). A new user each time: the honeypot lets a
+    // user in at the third attempt (LoginPolicy::AfterAttempts(2)).
     let mut attempts = 0;
     let inc = loop {
-        ssh_attempt(ssh_port, "incuser", "incident-pw");
+        ssh_attempt(ssh_port, &format!("incuser{attempts}"), "incident-pw");
         attempts += 1;
         let found = tokio::time::timeout(Duration::from_secs(5), async {
             loop {
@@ -970,7 +987,7 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
     assert_eq!(s, StatusCode::OK, "{v}");
     let ignore_id = v["id"].as_i64().unwrap();
     let before = incidents("").await["ignored_alerts"].as_i64().unwrap();
-    ssh_attempt(ssh_port, "incuser", "ignored-pw");
+    ssh_attempt(ssh_port, "incuser19", "ignored-pw");
     eventually(
         "the ignored alert to be counted",
         Duration::from_secs(30),
@@ -1027,7 +1044,7 @@ async fn incidents_counts_and_module_status(admin: &Api, viewer: &Api, ssh_port:
     let q = admin
         .get(&format!(
             "/api/events?query={}",
-            url_escape("service:ssh AND NOT user:incuser")
+            url_escape("service:ssh AND NOT user:incuser0")
         ))
         .await;
     assert_eq!(q["total_exact"], false, "NOT is checked page by page: {q}");

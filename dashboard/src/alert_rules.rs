@@ -422,6 +422,8 @@ fn script_path() -> Option<PathBuf> {
         .take(4)
         .map(|d| d.join(rel))
         .collect();
+    // The source tree this binary was built from (a development checkout).
+    candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("..").join(rel));
     candidates.push(Path::new("/usr/share/honeybee").join(rel));
     candidates.push(Path::new("/opt/honeybee").join(rel));
     candidates.into_iter().find(|p| p.is_file())
