@@ -1196,6 +1196,8 @@ impl SshHandler {
                 return false;
             };
             if let Some(sftp) = chan.sftp.as_mut() {
+                let persona = self.profile.node.persona();
+                let local = |t: i64| persona.local(t).0;
                 let out = self.with_files(|fs, home, uid| {
                     let mut ctx = sftp::Ctx {
                         fs,
@@ -1203,6 +1205,7 @@ impl SshHandler {
                         uid,
                         user: &user,
                         now,
+                        local: &local,
                     };
                     match data {
                         Some(d) => sftp.input(d, &mut ctx),

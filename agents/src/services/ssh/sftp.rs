@@ -101,6 +101,8 @@ pub(crate) struct Ctx<'a> {
     pub uid: u32,
     pub user: &'a str,
     pub now: i64,
+    /// Unix time to the machine's wall-clock seconds (its time zone), for long names.
+    pub local: &'a dyn Fn(i64) -> i64,
 }
 
 /// A file written through the subsystem, for the capture spool.
@@ -163,6 +165,7 @@ pub(crate) struct Sftp {
 }
 
 /// A malformed message: sftp-server's `fatal_fr` ends the subsystem.
+#[derive(Debug)]
 struct Malformed;
 
 struct Reader<'a>(&'a [u8]);
@@ -314,10 +317,18 @@ fn civil(t: i64) -> (i64, usize, i64, i64, i64) {
     (y, (m - 1) as usize, d, secs / 3600, secs % 3600 / 60)
 }
 
-/// sftp-server's `ls_file` line for a READDIR entry.
-fn longname(name: &str, a: &Attrs, nlink: u32, user: &str, now: i64) -> String {
-    let (y, mo, d, h, mi) = civil(i64::from(a.mtime));
+/// sftp-server's `ls_file` line for a READDIR entry; `local` turns the time into the
+/// machine's wall clock (sftp-server's localtime).
+fn longname(
+    name: &str,
+    a: &Attrs,
+    nlink: u32,
+    user: &str,
+    now: i64,
+    local: &dyn Fn(i64) -> i64,
+) -> String {
     let mtime = i64::from(a.mtime);
+    let (y, mo, d, h, mi) = civil(local(mtime));
     let time = if now - (365 * 86_400) / 2 < mtime && now >= mtime {
         format!("{} {d:>2} {h:02}:{mi:02}", MONTHS[mo])
     } else {
@@ -845,14 +856,14 @@ impl Sftp {
             if let Some(n) = ctx.fs.stat(dir) {
                 let a = attrs_of(n);
                 let links = if name == "." { 2 + subdirs } else { 2 };
-                let long = longname(name, &a, links, user(n.uid), ctx.now);
+                let long = longname(name, &a, links, user(n.uid), ctx.now, ctx.local);
                 entries.push((name.to_owned(), long, a));
             }
         }
         for (name, n) in &list {
             let a = attrs_of(n);
             let links = if n.kind == Kind::Dir { 2 } else { 1 };
-            let long = longname(name, &a, links, user(n.uid), ctx.now);
+            let long = longname(name, &a, links, user(n.uid), ctx.now, ctx.local);
             entries.push((name.clone(), long, a));
         }
         self.new_handle(Handle::Dir { entries, next: 0 }, out, id);
@@ -1093,6 +1104,7 @@ mod tests {
             uid,
             user: "root",
             now: 1_750_000_000,
+            local: &|t| t,
         };
         sftp.input(input, &mut ctx)
     }
@@ -1202,6 +1214,130 @@ mod tests {
         for (o, r) in ours.iter().zip(&real) {
             assert_eq!(o, r);
         }
+    }
+
+    /// READDIR entries (name, long name, attributes less atime) from a NAME reply.
+    fn entries(body: &[u8]) -> Vec<(String, String, Vec<u8>)> {
+        let mut r = Reader(&body[4..]);
+        let n = r.u32().unwrap();
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let name = r.string().unwrap();
+            let long = r.string().unwrap();
+            let start = r.0;
+            r.attrs().unwrap();
+            let mut attrs = start[..start.len() - r.0.len()].to_vec();
+            attrs[24..28].fill(0);
+            out.push((name, long, attrs));
+        }
+        out.retain(|e| e.0 != "..");
+        out.sort();
+        out
+    }
+
+    /// The long names and attributes of a directory listing are sftp-server's, byte for
+    /// byte: a directory with a file and a subdirectory, dated alike on both sides (the
+    /// real one's in a temporary directory, with TZ=UTC).
+    #[test]
+    fn directory_listing_matches_openssh_sftp_server() {
+        let server = "/usr/lib/openssh/sftp-server";
+        assert!(
+            std::path::Path::new(server).exists(),
+            "{server} is missing: install Debian's openssh-sftp-server"
+        );
+        const T: i64 = 1_700_000_000;
+        let tmp = tempfile::tempdir().unwrap();
+        let d = tmp.path().join("d");
+        std::fs::create_dir(&d).unwrap();
+        std::fs::create_dir(d.join("sub")).unwrap();
+        std::fs::write(d.join("f"), b"hi\n").unwrap();
+        let root = std::process::Command::new("id").arg("-u").output().unwrap();
+        let as_root = root.stdout == b"0\n";
+        for (p, mode) in [
+            (d.join("f"), "644"),
+            (d.join("sub"), "755"),
+            (d.clone(), "755"),
+        ] {
+            let st = std::process::Command::new("chmod")
+                .arg(mode)
+                .arg(&p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+            let st = std::process::Command::new("touch")
+                .arg("-d")
+                .arg(format!("@{T}"))
+                .arg(&p)
+                .status()
+                .unwrap();
+            assert!(st.success());
+        }
+        let mut input = init();
+        input.extend(msg(11, Some(1), &s(&d.display().to_string())));
+        let real = {
+            use std::io::{Read, Write};
+            let mut child = std::process::Command::new(server)
+                .env("TZ", "UTC")
+                .stdin(std::process::Stdio::piped())
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap();
+            let mut stdin = child.stdin.take().unwrap();
+            let mut stdout = child.stdout.take().unwrap();
+            stdin.write_all(&input).unwrap();
+            let mut got = Vec::new();
+            let mut buf = [0u8; 4096];
+            while replies(&got).len() < 2 {
+                let n = stdout.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            let handle = replies(&got)[1].1[8..].to_vec();
+            stdin
+                .write_all(&msg(12, Some(2), &s_bytes(&handle)))
+                .unwrap();
+            while replies(&got).len() < 3 {
+                let n = stdout.read(&mut buf).unwrap();
+                assert!(n > 0);
+                got.extend_from_slice(&buf[..n]);
+            }
+            drop(stdin);
+            let _ = child.wait();
+            got
+        };
+        let mut sh = shell();
+        {
+            let (fs, _, _) = sh.files();
+            fs.mkdir("/tmp/d", 0, T).unwrap();
+            fs.mkdir("/tmp/d/sub", 0, T).unwrap();
+            fs.write("/tmp/d/f", b"hi\n", false, 0, T).unwrap();
+        }
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        input.extend(msg(11, Some(1), &s("/tmp/d")));
+        let out = run(&mut sftp, &mut sh, &input);
+        let handle = replies(&out.data)[1].1[8..].to_vec();
+        let out = run(&mut sftp, &mut sh, &msg(12, Some(2), &s_bytes(&handle)));
+        let ours = entries(&replies(&out.data)[0].1);
+        let mut real = entries(&replies(&real)[2].1);
+        if !as_root {
+            // Only the owner differs when the test does not run as root.
+            for e in &mut real {
+                let f: Vec<&str> = e.1.split_whitespace().collect();
+                e.1 = format!(
+                    "{}  {:>3} {:<8} {:<8} {:>8} {}",
+                    f[0],
+                    f[1],
+                    "root",
+                    "root",
+                    f[4],
+                    f[5..].join(" ")
+                );
+                e.2[12..20].fill(0);
+            }
+        }
+        assert_eq!(ours, real);
+        assert_eq!(ours.len(), 3);
     }
 
     #[test]
