@@ -316,11 +316,7 @@ impl Machine {
                     Ok(n) if v.bytes().all(|b| b.is_ascii_digit()) => self.msg_size = n,
                     _ => return self.reply("501 5.5.4 Bad message size syntax"),
                 },
-                "BODY" => {
-                    if !["7BIT", "8BITMIME"].contains(&v.to_ascii_uppercase().as_str()) {
-                        return self.reply("501 5.5.4 Unsupported BODY parameter");
-                    }
-                }
+                "BODY" if ["7BIT", "8BITMIME"].contains(&v.to_ascii_uppercase().as_str()) => {}
                 "SMTPUTF8" | "RET" | "ENVID" | "AUTH" => {}
                 _ => return self.reply(format!("555 5.5.4 Unsupported option: {param}")),
             }
@@ -509,11 +505,20 @@ impl Machine {
             return self.reply("501 5.5.4 Syntax: VRFY address [SMTPUTF8]");
         }
         let checked = match addr::split(arg) {
-            Some(p) if !p.addr.is_empty() => self.check_recipient(&p.addr),
+            Some(p)
+                if !p.addr.is_empty()
+                    && p.params.iter().all(|x| x.eq_ignore_ascii_case("SMTPUTF8")) =>
+            {
+                self.check_recipient(&p.addr)
+            }
             _ => Err("501 5.1.3 Bad recipient address syntax".into()),
         };
         match checked {
-            Ok(()) => self.reply(format!("252 2.0.0 {arg}")),
+            // The address as the client wrote it, without the SMTPUTF8 flag.
+            Ok(()) => {
+                let token = arg.split([' ', '\t']).next().unwrap_or(arg);
+                self.reply(format!("252 2.0.0 {token}"))
+            }
             Err(e) => self.reply(e),
         }
     }
