@@ -721,24 +721,6 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     })
     .await;
 
-    // (The first viewer was deleted above.)
-    let (s, v) = admin
-        .call(
-            Method::POST,
-            "/api/users",
-            Some(
-                json!({"username": "watcher2", "password": "viewer password 2", "role": "viewer"}),
-            ),
-        )
-        .await;
-    assert_eq!(s, StatusCode::OK, "{v}");
-    let mut viewer = Api::new(&url);
-    assert_eq!(
-        viewer.login("watcher2", "viewer password 2").await.0,
-        StatusCode::OK
-    );
-    incidents_counts_and_module_status(&admin, &viewer, ssh_port).await;
-
     // ---- revoke: the node goes offline, on the API and on the socket
     let (s, v) = admin.call(Method::POST, "/api/nodes/n1/revoke", None).await;
     assert_eq!(s, StatusCode::OK, "{v}");
@@ -787,6 +769,40 @@ async fn dashboard_api_against_a_real_core_and_agent() {
     assert_eq!(s, StatusCode::NO_CONTENT);
     let (s, _) = admin.call(Method::GET, "/api/me", None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
+}
+
+/// The operator's console against a real core, agent and dashboard: incidents from the
+/// real alerts module, event totals, module status, alert rules (~35 s: its own deployment,
+/// and a crash-looping module is watched through a restart; hence `_slow`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn console_incidents_totals_modules_and_alert_rules_slow() {
+    assert!(
+        have("ssh") && have("sshpass") && have("python3"),
+        "this test needs OpenSSH's ssh, sshpass and python3 (.ci/run installs them)"
+    );
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let _agent = dep.start_agent("n1");
+    let ssh_port = dep.service_port("n1", "ssh");
+    let (dash, url) = dep.start_dashboard(ADMIN_PASSWORD);
+    let _dash = dash;
+    let mut admin = Api::new(&url);
+    let (s, v) = admin.login("admin", ADMIN_PASSWORD).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "watcher", "password": "viewer password 1", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut viewer = Api::new(&url);
+    assert_eq!(
+        viewer.login("watcher", "viewer password 1").await.0,
+        StatusCode::OK
+    );
+    incidents_counts_and_module_status(&admin, &viewer, ssh_port).await;
 }
 
 /// The operator's console: alerts from the real alerts module grouped into incidents,
