@@ -60,6 +60,8 @@ async fn start(
 #[derive(Clone, Default)]
 struct Client {
     host_key: Arc<Mutex<Option<String>>>,
+    /// What the server announced after login (`hostkeys-00@openssh.com`).
+    announced: Arc<Mutex<Option<Vec<russh::keys::PublicKey>>>>,
 }
 
 impl client::Handler for Client {
@@ -73,6 +75,15 @@ impl client::Handler for Client {
             *self.host_key.lock().unwrap() = Some(key.fingerprint(HashAlg::Sha256).to_string());
         }
         Ok(true)
+    }
+
+    async fn openssh_ext_host_keys_announced(
+        &mut self,
+        keys: Vec<russh::keys::PublicKey>,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        *self.announced.lock().unwrap() = Some(keys);
+        Ok(())
     }
 }
 
@@ -669,6 +680,47 @@ async fn exec_environment_is_sshds() {
     assert_eq!(conn[3], client[2], "{line}");
     assert_eq!(parts[2], "none", "no SSH_TTY without a pty: {line}");
     assert_eq!(parts[3], "dumb", "bash's TERM without a pty: {line}");
+    let _ = until_disconnect(&mut rx).await;
+    mgr.shutdown().await;
+}
+
+/// After a login the server announces its three host keys, the one the key exchange used
+/// among them, and proves each (hostkeys-prove-00); a key that is not its own is refused.
+#[tokio::test]
+async fn host_keys_announced_after_login_and_proved() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &policy_config(LoginPolicy::Always)).await;
+    let (mut h, c) = connect(addr).await;
+    assert!(
+        h.authenticate_password("root", "hunter2")
+            .await
+            .unwrap()
+            .success()
+    );
+    let deadline = Instant::now() + WAIT;
+    let keys = loop {
+        if let Some(k) = c.announced.lock().unwrap().clone() {
+            break k;
+        }
+        assert!(Instant::now() < deadline, "no hostkeys-00 announcement");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    let algs: Vec<String> = keys.iter().map(|k| k.algorithm().to_string()).collect();
+    assert_eq!(algs, ["ssh-rsa", "ecdsa-sha2-nistp256", "ssh-ed25519"]);
+    let used = c.host_key.lock().unwrap().clone().unwrap();
+    assert!(
+        keys.iter()
+            .any(|k| k.fingerprint(HashAlg::Sha256).to_string() == used)
+    );
+    h.hostkeys_prove(keys.clone())
+        .await
+        .expect("every key proved");
+    let stranger = test_key(9).public_key().clone();
+    assert!(matches!(
+        h.hostkeys_prove(vec![stranger]).await,
+        Err(russh::Error::RequestDenied)
+    ));
+    drop(h);
     let _ = until_disconnect(&mut rx).await;
     mgr.shutdown().await;
 }
