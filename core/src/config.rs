@@ -34,7 +34,7 @@ pub struct RawCoreConfig {
     pub profile_address: Option<String>,
     /// Services a newly enrolled agent runs until an operator changes them: beside the
     /// profile's, or replacing those of the same name.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub default_services: Vec<RawService>,
     #[serde(default)]
     pub modules: RawModules,
@@ -927,6 +927,30 @@ mod tests {
         raw.profile = Some("nope".into());
         let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
         assert!(e.contains("profile = \"nope\""), "{e}");
+    }
+
+    /// A profile's services written out as `[[default_services]]` (as the e2e harness
+    /// does, on free ports) read back as the same services.
+    #[test]
+    fn a_profile_listed_as_default_services_reads_back() {
+        let raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        let mut text = toml::to_string(&raw).unwrap();
+        let mut all = NodeConfig {
+            services: Profile::All.services(std::net::IpAddr::from([127, 0, 0, 1])),
+        };
+        for s in &mut all.services {
+            s.listen.set_port(0);
+        }
+        let listed = services_to_toml(&all)
+            .unwrap()
+            .replace("[[service]]", "[[default_services]]")
+            .replace("[service.", "[default_services.");
+        text = text.replace("profile = \"linux-server\"", "profile = \"all\"");
+        text.push('\n');
+        text.push_str(&listed);
+        let raw: RawCoreConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        let c = raw.validate(Path::new("/tmp")).unwrap();
+        assert_eq!(c.default_node_config, all);
     }
 
     #[test]
