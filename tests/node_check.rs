@@ -1,0 +1,178 @@
+//! `honeybee node check` end to end: a real core and agent with the default services;
+//! the node probes its own services and every check passes (bar the one known
+//! difference, named below); an SSH identification that claims another OpenSSH is named
+//! as a failing check, with what the real sshd sends; the core keeps the latest report;
+//! an offline node is a clear error.
+
+mod common;
+use common::*;
+use honeybee_core::admin_client::AdminClient;
+use honeybee_proto::NodeId;
+use honeybee_proto::admin::{AdminRequest, AdminResponse};
+use honeybee_proto::config::ServiceKind;
+use serde_json::Value;
+use std::time::Duration;
+
+/// Failing checks of a default node that are known and owned elsewhere (see
+/// `agents/tests/realism_check.rs`, `KNOWN`): (service, check).
+const KNOWN: [(&str, &str); 1] = [("redis", "info_server.redis_build_id")];
+
+fn check_json(dep: &Deployment, node: &str) -> Value {
+    serde_json::from_str(&ok(&[
+        "node",
+        "check",
+        node,
+        "--json",
+        "--data-dir",
+        &dep.d(),
+    ]))
+    .expect("node check --json prints JSON")
+}
+
+/// Every failing check as (service, check, expected, got).
+fn failures(v: &Value) -> Vec<(String, String, String, String)> {
+    let mut out = Vec::new();
+    for s in v["report"]["services"].as_array().expect("services") {
+        for f in s["failures"].as_array().expect("failures") {
+            let t = |k: &str| f[k].as_str().unwrap_or("").to_owned();
+            out.push((
+                s["name"].as_str().unwrap_or("").to_owned(),
+                t("check"),
+                t("expected"),
+                t("got"),
+            ));
+        }
+    }
+    out
+}
+
+fn service<'a>(v: &'a Value, name: &str) -> &'a Value {
+    v["report"]["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["name"] == name)
+        .unwrap_or_else(|| panic!("no service {name} in {v}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn node_check_scores_a_default_node_and_names_a_wrong_setting_slow() {
+    let mut dep = Deployment::init(|t| t);
+    if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dep.start_core())).is_err() {
+        panic!(
+            "core did not start: {}",
+            dep.core.as_ref().map(|c| c.log_text()).unwrap_or_default()
+        );
+    }
+    let mut agent = dep.start_agent("n1");
+    wait_for("n1 healthy", Duration::from_secs(60), || {
+        (dep.node("n1")?["state"] == "healthy").then_some(())
+    });
+
+    // A default node: every check runs and passes but the known ones.
+    let v = check_json(&dep, "n1");
+    let total = v["total"].as_u64().unwrap();
+    assert!(total >= 50, "{v}");
+    let unexpected: Vec<_> = failures(&v)
+        .into_iter()
+        .filter(|(s, c, _, _)| !KNOWN.contains(&(s.as_str(), c.as_str())))
+        .collect();
+    assert!(unexpected.is_empty(), "failing checks: {unexpected:#?}");
+    for name in ["ssh", "telnet", "http", "ftp", "redis"] {
+        let s = service(&v, name);
+        assert!(s["total"].as_u64().unwrap() > 0, "{name} was checked: {s}");
+        assert!(s["skipped"].is_null(), "{s}");
+    }
+    assert!(
+        !service(&v, "https")["skipped"].is_null(),
+        "HTTPS is skipped with a reason"
+    );
+    assert_eq!(
+        service(&v, "consistency")["passed"],
+        service(&v, "consistency")["total"]
+    );
+
+    // The human table: a score per service.
+    let human = ok(&["node", "check", "n1", "--data-dir", &dep.d()]);
+    assert!(human.contains("checks passed"), "{human}");
+    assert!(
+        human
+            .lines()
+            .any(|l| l.starts_with("ssh ") && l.contains("14/14")),
+        "{human}"
+    );
+
+    // The core keeps the latest report.
+    let client = AdminClient::connect(&dep.core_dir()).await.expect("admin");
+    let n1 = NodeId::new("n1").unwrap();
+    let Ok(AdminResponse::Realism(Some(kept))) = client
+        .request(&AdminRequest::GetRealism { node: n1.clone() })
+        .await
+    else {
+        panic!("the core keeps the report");
+    };
+    assert_eq!(kept.report.totals().1 as u64, total);
+
+    // An identification string that claims another OpenSSH than the one whose transport
+    // the node speaks: named, with the real sshd's line as the expected value.
+    let Ok(AdminResponse::NodeConfig(mut cfg)) = client
+        .request(&AdminRequest::GetNodeConfig { node: n1.clone() })
+        .await
+    else {
+        panic!("node config");
+    };
+    for s in &mut cfg.services {
+        if let ServiceKind::Ssh(o) = &mut s.kind {
+            o.server_id = "SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11u3".into();
+        }
+    }
+    client.close().await;
+    let file = dep.dir.path().join("services.toml");
+    std::fs::write(
+        &file,
+        honeybee_core::config::services_to_toml(&cfg).expect("toml"),
+    )
+    .unwrap();
+    ok(&[
+        "node",
+        "config",
+        "n1",
+        "--file",
+        file.to_str().unwrap(),
+        "--data-dir",
+        &dep.d(),
+    ]);
+    let v = wait_for(
+        "the new ssh identification",
+        Duration::from_secs(30),
+        || {
+            let v = check_json(&dep, "n1");
+            failures(&v)
+                .iter()
+                .any(|(s, c, _, _)| s == "ssh" && c == "ident")
+                .then_some(v)
+        },
+    );
+    let f = failures(&v);
+    let ident = f
+        .iter()
+        .find(|(s, c, _, _)| s == "ssh" && c == "ident")
+        .unwrap();
+    assert_eq!(ident.2, "SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12uN\\r\\n");
+    assert_eq!(ident.3, "SSH-2.0-OpenSSH_8.4p1 Debian-5+deb11uN\\r\\n");
+    assert!(
+        f.iter()
+            .any(|(s, c, _, _)| s == "consistency" && c.contains("Debian release")),
+        "{f:#?}"
+    );
+    let human = ok(&["node", "check", "n1", "--data-dir", &dep.d()]);
+    assert!(human.contains("FAIL ssh ident"), "{human}");
+
+    // An offline node: a clear error, no report.
+    agent.kill();
+    wait_for("n1 offline", Duration::from_secs(60), || {
+        (dep.node("n1")?["state"] == "offline").then_some(())
+    });
+    let err = fails(&["node", "check", "n1", "--data-dir", &dep.d()]);
+    assert!(err.contains("n1 is offline"), "{err}");
+}
