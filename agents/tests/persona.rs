@@ -98,7 +98,8 @@ impl Session {
                 }
             }
             self.text.push_str(&String::from_utf8_lossy(&clean));
-            self.text = self.text.replace("\r\n", "\n");
+            // bash turns bracketed paste off after each line and on before each prompt.
+            self.text = self.text.replace("\x1b[?2004l\r", "").replace("\r\n", "\n");
         }
     }
 

@@ -7,8 +7,8 @@
 //! echo, IAC escaping, CR NUL / CR LF / LF, ^C, ^D, a wrong password and "Login
 //! incorrect", and login's five tries. Everything the server sends is compared byte for
 //! byte after normalising the host line (`Linux <release> (<host>) (pts/<n>)`) and the
-//! host name in the prompt. Only wrong passwords for a user that does not exist are ever
-//! sent to the real login. Fails with a message where telnetd is not installed.
+//! host name in the prompt. Only wrong passwords for a user that does not exist
+//! (`nosuchuser`) are ever sent to the real login. Fails with a message where telnetd is not installed.
 
 mod shell_common;
 use honeybee_proto::config::{LoginPolicy, ServiceKind, TelnetOptions};
@@ -25,8 +25,6 @@ use tokio::time::Instant;
 
 const TELNETD: &str = "/usr/sbin/telnetd";
 const HOST: &str = "web-prod-02";
-/// A user that exists on no Debian system: the real login can only refuse it.
-const NOBODY: &[u8] = b"nosuchuser";
 
 /// The real telnetd behind an accept loop; its processes are killed (by PID) on drop.
 struct RealTelnetd {

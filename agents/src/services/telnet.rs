@@ -553,7 +553,9 @@ impl Conn<'_> {
         let mut t = Transcript::new(self.svc.transcript_cap, self.session);
         let mut effects = Vec::new();
         t.resize(self.size.0, self.size.1, &mut effects);
-        t.set_env("TERM", &term);
+        // The recording's player needs a real terminal type ("network" is telnetd's
+        // stand-in when the client names none).
+        t.set_env("TERM", self.term.as_deref().unwrap_or("xterm"));
         t.set_env("SHELL", "/bin/bash");
         let greeting = shell.greeting().stdout;
         t.output(&greeting, &mut effects);

@@ -136,7 +136,8 @@ impl Editor {
         }
     }
 
-    /// The line so far (for a redraw after ^L, and tests).
+    /// The line so far.
+    #[cfg(test)]
     pub(crate) fn line(&self) -> &[u8] {
         &self.line
     }
@@ -241,16 +242,8 @@ impl Editor {
             match b {
                 0x1b => self.esc = Esc::Start,
                 b'\n' if after_cr => {}
-                b'\r' | b'\n' => {
-                    if self.insert(b'\n') {
-                        out.extend_from_slice(b"\r\n");
-                    }
-                }
-                b'\t' | 0x20.. => {
-                    if self.insert(b) {
-                        out.push(b);
-                    }
-                }
+                b'\r' | b'\n' if self.insert(b'\n') => out.extend_from_slice(b"\r\n"),
+                b'\t' | 0x20.. if self.insert(b) => out.push(b),
                 _ => {}
             }
             return None;
@@ -735,6 +728,41 @@ impl Editor {
         }
         self.redraw(prompt, out);
     }
+}
+
+/// bash's `!!` history expansion on a typed line: `Ok(None)` when there is none, the
+/// expanded line, or `Err(())` for "event not found" (no history yet). `!!` inside
+/// single quotes or after a backslash stays as it is.
+pub(crate) fn expand_bang(line: &[u8], history: &[String]) -> Result<Option<Vec<u8>>, ()> {
+    if !line.windows(2).any(|w| w == b"!!") {
+        return Ok(None);
+    }
+    let mut out = Vec::with_capacity(line.len());
+    let (mut single, mut double, mut changed) = (false, false, false);
+    let mut i = 0;
+    while i < line.len() {
+        let c = line[i];
+        match c {
+            b'\\' if !single => {
+                out.extend_from_slice(&line[i..(i + 2).min(line.len())]);
+                i += 2;
+                continue;
+            }
+            b'\'' if !double => single = !single,
+            b'"' if !single => double = !double,
+            b'!' if !single && line.get(i + 1) == Some(&b'!') => {
+                let last = history.last().ok_or(())?;
+                out.extend_from_slice(last.as_bytes());
+                changed = true;
+                i += 2;
+                continue;
+            }
+            _ => {}
+        }
+        out.push(c);
+        i += 1;
+    }
+    Ok(changed.then_some(out))
 }
 
 /// The shell's side of completion and history.

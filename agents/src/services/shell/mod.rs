@@ -749,8 +749,29 @@ impl Shell {
         }
     }
 
-    /// Runs one typed line: one `Command` effect, then its commands.
+    /// Runs one typed line: one `Command` effect, then its commands. At a terminal `!!`
+    /// is expanded first and the expanded line shown, as bash does.
     fn run(&mut self, line: &[u8], r: &mut Reply) {
+        if self.st.tty {
+            match line_editor::expand_bang(line, &self.st.history) {
+                Ok(None) => {}
+                Ok(Some(expanded)) => {
+                    r.stdout.extend_from_slice(&expanded);
+                    r.stdout.extend_from_slice(b"\r\n");
+                    self.run_line(&expanded, r, false);
+                    return;
+                }
+                Err(()) => {
+                    // Recorded, never run.
+                    r.effects.push(Effect::Command(honeybee_proto::event::clamp(
+                        &String::from_utf8_lossy(line),
+                        honeybee_proto::event::MAX_FIELD_LEN,
+                    )));
+                    r.stdout.extend_from_slice(b"-bash: !!: event not found\r\n");
+                    return;
+                }
+            }
+        }
         self.run_line(line, r, false);
     }
 

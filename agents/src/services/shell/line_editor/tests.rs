@@ -4,11 +4,13 @@
 use super::*;
 use proptest::prelude::*;
 
+/// (directory as typed, entries): (name, dir, link to dir).
+type Tree = Vec<(&'static str, Vec<(&'static str, bool, bool)>)>;
+
 struct Fake {
     history: Vec<String>,
     commands: Vec<&'static str>,
-    /// (directory as typed, entries): (name, dir, link to dir).
-    files: Vec<(&'static str, Vec<(&'static str, bool, bool)>)>,
+    files: Tree,
 }
 
 impl Context for Fake {
@@ -348,6 +350,20 @@ fn the_line_is_capped() {
     assert_eq!(out, ["01234567"]);
     assert!(e.overflowed);
     assert_eq!(e.line(), b"01234567");
+}
+
+#[test]
+fn bang_bang_expands_as_bash_does() {
+    let h = vec!["echo hi".to_owned()];
+    assert_eq!(expand_bang(b"!!", &[]), Err(()));
+    assert_eq!(expand_bang(b"ls", &h), Ok(None));
+    assert_eq!(expand_bang(b"!! x", &h), Ok(Some(b"echo hi x".to_vec())));
+    assert_eq!(expand_bang(b"echo '!!'", &h), Ok(None));
+    assert_eq!(expand_bang(b"echo \\!!", &h), Ok(None));
+    assert_eq!(
+        expand_bang(b"echo \"!!\"", &h),
+        Ok(Some(b"echo \"echo hi\"".to_vec()))
+    );
 }
 
 proptest! {
