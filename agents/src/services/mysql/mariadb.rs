@@ -99,28 +99,112 @@ pub(crate) fn client_host(ip: IpAddr) -> String {
     }
 }
 
-/// The user name as the server holds it: converted from the client's UTF-8 (a byte that
-/// is not part of a valid character becomes `?`) and cut to 128 characters.
-pub(crate) fn user_name(raw: &[u8]) -> String {
-    let mut out = String::new();
-    let mut chars = 0;
-    for chunk in raw.utf8_chunks() {
-        for c in chunk.valid().chars() {
-            if chars == USER_CHARS {
-                return out;
+/// A user name as the server holds it (`name`, in its utf8mb3 system character set) and
+/// as its error messages show it to the client (`shown`, in the client's character set).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct UserName {
+    pub name: String,
+    pub shown: Vec<u8>,
+}
+
+/// Character sets by the collation id a client announces, as far as user names go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Family {
+    /// latin1 (MariaDB's latin1 is cp1252).
+    Latin1,
+    Ascii,
+    /// `utf8`: at most three bytes a character.
+    Utf8mb3,
+    /// utf8mb4, and ids MariaDB 10.11 does not know (it falls back to the server's).
+    Utf8mb4,
+}
+
+fn family(collation: u8) -> Family {
+    match collation {
+        5 | 8 | 15 | 31 | 47 | 48 | 49 | 94 => Family::Latin1,
+        11 | 65 => Family::Ascii,
+        33 | 83 | 192..=215 | 223 => Family::Utf8mb3,
+        _ => Family::Utf8mb4,
+    }
+}
+
+/// cp1252's characters for 0x80..=0x9f (the five it leaves undefined map to the C1
+/// controls, as MariaDB's latin1 does).
+const CP1252_HIGH: [u16; 32] = [
+    0x20AC, 0x0081, 0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021, 0x02C6, 0x2030, 0x0160, 0x2039,
+    0x0152, 0x008D, 0x017D, 0x008F, 0x0090, 0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+    0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x009D, 0x017E, 0x0178,
+];
+
+/// The user name a client sent, converted as MariaDB converts it: to utf8mb3 from the
+/// client's character set (a byte that is not part of a valid character, or a character
+/// utf8mb3 cannot hold, becomes `?`), cut to 128 characters; and back for messages
+/// (a latin1 client sees its own bytes, the C1 controls as `\0081`).
+pub(crate) fn user_name(raw: &[u8], collation: u8) -> UserName {
+    let fam = family(collation);
+    if fam == Family::Latin1 {
+        let raw = &raw[..raw.len().min(USER_CHARS)];
+        let mut name = String::with_capacity(raw.len());
+        let mut shown = Vec::with_capacity(raw.len());
+        for &b in raw {
+            let c = match b {
+                0x80..=0x9f => {
+                    char::from_u32(u32::from(CP1252_HIGH[usize::from(b - 0x80)])).unwrap_or('?')
+                }
+                _ => char::from(b),
+            };
+            name.push(c);
+            if c as u32 == u32::from(b) && (0x80..=0x9f).contains(&b) {
+                shown.extend_from_slice(format!("\\{:04X}", b).as_bytes());
+            } else {
+                shown.push(b);
             }
-            out.push(c);
-            chars += 1;
+        }
+        return UserName { name, shown };
+    }
+    let mut name = String::new();
+    let mut chars = 0;
+    let mut push = |name: &mut String, c: char| -> bool {
+        if chars == USER_CHARS {
+            return false;
+        }
+        name.push(c);
+        chars += 1;
+        true
+    };
+    'outer: for chunk in raw.utf8_chunks() {
+        for c in chunk.valid().chars() {
+            let keep = match fam {
+                Family::Ascii => c.is_ascii(),
+                _ => c.len_utf8() < 4,
+            };
+            if keep {
+                if !push(&mut name, c) {
+                    break 'outer;
+                }
+            } else {
+                // utf8mb4's four-byte characters are one unconvertible character; the
+                // narrower sets see each byte as invalid.
+                let n = if fam == Family::Utf8mb4 {
+                    1
+                } else {
+                    c.len_utf8()
+                };
+                for _ in 0..n {
+                    if !push(&mut name, '?') {
+                        break 'outer;
+                    }
+                }
+            }
         }
         for _ in chunk.invalid() {
-            if chars == USER_CHARS {
-                return out;
+            if !push(&mut name, '?') {
+                break 'outer;
             }
-            out.push('?');
-            chars += 1;
         }
     }
-    out
+    let shown = name.clone().into_bytes();
+    UserName { name, shown }
 }
 
 /// latin1_swedish_ci's sort order (`sort_order_latin1`): upper case, accents folded.
@@ -219,9 +303,19 @@ mod tests {
 
     #[test]
     fn user_names_are_converted_and_cut() {
-        assert_eq!(user_name("éé\u{1F600}".as_bytes()), "éé\u{1F600}");
-        assert_eq!(user_name(b"a\xff\x80b"), "a??b");
-        assert_eq!(user_name(&[b'u'; 300]).len(), 128);
+        // As the real server answers (client collations 45, 33, 11, 8).
+        let e = "\u{e9}\u{1F600}".as_bytes();
+        assert_eq!(user_name(e, 45).name, "\u{e9}?");
+        assert_eq!(user_name(e, 255).name, "\u{e9}?");
+        assert_eq!(user_name(e, 33).name, "\u{e9}????");
+        assert_eq!(user_name(e, 11).name, "??????");
+        assert_eq!(user_name(b"\xe9t\xe9", 45).name, "?t?");
+        assert_eq!(user_name(b"a\xff\x80b", 45).name, "a??b");
+        let l = user_name(b"\xe9t\xe9\x80\x81", 8);
+        assert_eq!(l.name, "\u{e9}t\u{e9}\u{20ac}\u{81}");
+        assert_eq!(l.shown, b"\xe9t\xe9\x80\\0081");
+        assert_eq!(user_name(&[b'u'; 300], 45).name.len(), 128);
+        assert_eq!(user_name(&[b'u'; 300], 8).shown.len(), 128);
     }
 
     #[test]

@@ -242,8 +242,9 @@ struct Login<'a> {
 }
 
 impl Login<'_> {
-    fn user(&self) -> String {
-        mariadb::user_name(&self.hello.user)
+    /// The user name as the server converts it (see `mariadb::user_name`).
+    fn user(&self) -> mariadb::UserName {
+        mariadb::user_name(&self.hello.user, self.hello.charset)
     }
 
     fn host(&self) -> String {
@@ -281,7 +282,8 @@ impl Login<'_> {
     }
 
     async fn record(&self, plugin: &str, response: &[u8], password: Option<String>) {
-        let user = clamp(&self.user(), MAX_FIELD_LEN);
+        // What the client sent, not the server's conversion of it.
+        let user = clamp(&String::from_utf8_lossy(&self.hello.user), MAX_FIELD_LEN);
         self.session
             .emit(EventKind::AuthAttempt(AuthAttempt {
                 method: AuthMethod::Password,
@@ -301,21 +303,28 @@ impl Login<'_> {
             .await;
     }
 
+    /// `Access denied for user '<user>'@'<host>'`, the user in the client's character set.
+    fn access_denied(&self) -> Vec<u8> {
+        let mut msg = b"Access denied for user '".to_vec();
+        msg.extend_from_slice(&self.user().shown);
+        msg.extend_from_slice(format!("'@'{}'", self.host()).as_bytes());
+        msg
+    }
+
     /// 1045, as both servers word it.
     fn denied(&self, with_password: bool) -> Vec<u8> {
-        let msg = format!(
-            "Access denied for user '{}'@'{}' (using password: {})",
-            self.user(),
-            self.host(),
-            if with_password { "YES" } else { "NO" }
-        );
-        self.err(1045, "28000", &msg)
+        let mut msg = self.access_denied();
+        msg.extend_from_slice(if with_password {
+            b" (using password: YES)"
+        } else {
+            b" (using password: NO)"
+        });
+        packet::err_bytes(self.proto41, self.seq, 1045, "28000", &msg)
     }
 
     /// 1698: how MariaDB refuses an account whose last method is unix_socket.
     fn denied_no_password(&self) -> Vec<u8> {
-        let msg = format!("Access denied for user '{}'@'{}'", self.user(), self.host());
-        self.err(1698, "28000", &msg)
+        packet::err_bytes(self.proto41, self.seq, 1698, "28000", &self.access_denied())
     }
 
     /// MariaDB 10.11: every account is on mysql_native_password, so other plugins are
@@ -328,7 +337,7 @@ impl Login<'_> {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let plugin = self.client_plugin();
-        let refusal = mariadb::refusal(&self.user(), &self.host());
+        let refusal = mariadb::refusal(&self.user().name, &self.host());
         let mut response = self.hello.auth_response.clone();
         if plugin == "mysql_old_password" {
             self.record(&plugin, &response, None).await;

@@ -145,13 +145,18 @@ pub(crate) fn err(seq: u8, code: u16, state: &str, msg: &str) -> Vec<u8> {
 /// An ERR packet in the form the client speaks: without the SQL state for a client
 /// that did not announce `CLIENT_PROTOCOL_41`.
 pub(crate) fn err_for(protocol_41: bool, seq: u8, code: u16, state: &str, msg: &str) -> Vec<u8> {
+    err_bytes(protocol_41, seq, code, state, msg.as_bytes())
+}
+
+/// [`err_for`] with a message in the client's character set (not always UTF-8).
+pub(crate) fn err_bytes(protocol_41: bool, seq: u8, code: u16, state: &str, msg: &[u8]) -> Vec<u8> {
     let mut p = vec![0xff];
     p.extend_from_slice(&code.to_le_bytes());
     if protocol_41 {
         p.push(b'#');
         p.extend_from_slice(state.as_bytes());
     }
-    p.extend_from_slice(msg.as_bytes());
+    p.extend_from_slice(msg);
     packet(seq, &p)
 }
 
@@ -168,6 +173,8 @@ pub(crate) fn speaks_41(payload: &[u8]) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub(crate) struct HandshakeResponse {
     pub caps: u32,
+    /// The client's character set (collation id); 0 for a pre-4.1 client.
+    pub charset: u8,
     pub user: Vec<u8>,
     pub auth_response: Vec<u8>,
     pub database: Option<Vec<u8>>,
@@ -267,7 +274,7 @@ pub(crate) fn parse_client_hello(payload: &[u8]) -> Result<ClientHello, PacketEr
     let high = r.take(2)?;
     let caps = low | u32::from(u16::from_le_bytes([high[0], high[1]])) << 16;
     let _max_packet = r.take(4)?;
-    let _charset = r.u8()?;
+    let charset = r.u8()?;
     // 23 filler bytes (MariaDB keeps its extended capabilities in the last four).
     r.take(23)?;
     if r.b.is_empty() && caps & cap::SSL != 0 {
@@ -275,6 +282,7 @@ pub(crate) fn parse_client_hello(payload: &[u8]) -> Result<ClientHello, PacketEr
     }
     let mut h = HandshakeResponse {
         caps,
+        charset,
         user: r.nul_str()?.to_vec(),
         ..HandshakeResponse::default()
     };
@@ -322,6 +330,7 @@ fn parse_320(payload: &[u8]) -> Result<ClientHello, PacketError> {
     };
     Ok(ClientHello::Login(HandshakeResponse {
         caps,
+        charset: 0,
         user,
         auth_response,
         database,
