@@ -44,6 +44,11 @@ const MAX_CORE_ACKS: usize = 2000;
 pub const MAX_PAGE: u32 = 500;
 /// Alerts an incident's detail lists at most (newest).
 const DETAIL_ALERTS: u32 = 500;
+/// Acknowledged incidents are forgotten this long after their last alert (the core keeps
+/// the alerts themselves).
+pub const KEEP_ACKED_MS: i64 = 90 * 24 * 3600 * 1000;
+/// Most incidents kept; past it the oldest acknowledged ones go first.
+pub const MAX_INCIDENTS: i64 = 200_000;
 
 const SEVERITIES: [&str; 5] = ["info", "low", "medium", "high", "critical"];
 
@@ -697,6 +702,32 @@ impl Incidents {
         })
     }
 
+    /// Forgets acknowledged incidents older than [`KEEP_ACKED_MS`], and the oldest
+    /// acknowledged ones past [`MAX_INCIDENTS`]; returns how many went. Open incidents stay.
+    pub fn prune(&self, now: i64) -> Result<u64, IncidentsError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            let mut gone = tx.execute(
+                "DELETE FROM incidents WHERE acked_ms IS NOT NULL AND last_ms < ?1",
+                [now - KEEP_ACKED_MS],
+            )? as u64;
+            let total: i64 = tx.query_row("SELECT COUNT(*) FROM incidents", [], |r| r.get(0))?;
+            if total > MAX_INCIDENTS {
+                gone += tx.execute(
+                    "DELETE FROM incidents WHERE id IN (SELECT id FROM incidents \
+                     WHERE acked_ms IS NOT NULL ORDER BY last_ms LIMIT ?1)",
+                    [total - MAX_INCIDENTS],
+                )? as u64;
+            }
+            tx.execute(
+                "DELETE FROM incident_alerts WHERE incident NOT IN (SELECT id FROM incidents)",
+                [],
+            )?;
+            tx.commit()?;
+            Ok(gone)
+        })
+    }
+
     pub fn delete_ignore(&self, id: i64) -> Result<bool, IncidentsError> {
         self.with(|c| Ok(c.execute("DELETE FROM ignore_list WHERE id = ?1", [id])? > 0))
     }
@@ -773,8 +804,21 @@ pub async fn sync(app: &AppState) -> Result<usize, ApiError> {
 pub async fn feed(app: AppState) {
     let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tick.tick().await;
+        // Once an hour (and at start): forget old acknowledged incidents.
+        if ticks % 1800 == 0 {
+            let inc = app.incidents.clone();
+            match tokio::task::spawn_blocking(move || inc.prune(now_ms())).await {
+                Ok(Ok(n)) if n > 0 => {
+                    tracing::info!(incidents = n, "old acknowledged incidents forgotten")
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "pruning incidents failed"),
+                _ => {}
+            }
+        }
+        ticks += 1;
         match sync(&app).await {
             Ok(n) if n > 0 => {
                 app.broadcast(&json!({"type": "incidents", "incidents": {"grouped": n}}));
@@ -1034,6 +1078,10 @@ mod tests {
         assert_eq!(inc.ack(&[a], "admin", 6000).unwrap().0, 0);
         let (_, _, open) = inc.list(&q(|_| {})).unwrap();
         assert_eq!(open, 1);
+        // Pruning forgets acknowledged incidents long past, not open ones.
+        assert_eq!(inc.prune(2000 + KEEP_ACKED_MS).unwrap(), 0);
+        assert_eq!(inc.prune(3001 + KEEP_ACKED_MS).unwrap(), 2);
+        assert!(inc.get(a).unwrap().is_none() && inc.get(d).unwrap().is_some());
         let e = inc
             .add(
                 &alert(5, 2500, "high", watched),
