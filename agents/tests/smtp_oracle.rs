@@ -709,13 +709,14 @@ async fn nmap_sv_names_postfix_smtpd_like_the_real_one() {
 }
 
 /// message_size_limit: announced in EHLO, enforced on MAIL's SIZE=, on DATA and on BDAT
-/// (both servers at 4096 bytes).
+/// (both servers at 4096 bytes); smtpd_recipient_limit (both at 2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn size_limit_matches_postfix() {
-    let real = start_real_with("message_size_limit = 4096\n");
+async fn limits_match_postfix() {
+    let real = start_real_with("message_size_limit = 4096\nsmtpd_recipient_limit = 2\n");
     let (_d, dir) = state_dir();
     let opts = SmtpOptions {
         max_message_bytes: 4096,
+        max_recipients: 2,
         ..SmtpOptions::default()
     };
     let (mut mgr, ours) = start_ours_with(&dir, opts).await;
@@ -741,6 +742,13 @@ async fn size_limit_matches_postfix() {
             c("MAIL FROM:<a@b>"),
             c("RCPT TO:<root@localhost>"),
             raw(chunk.as_bytes(), 1),
+            c("MAIL FROM:<a@b>"),
+            c("RCPT TO:<root@localhost>"),
+            c("RCPT TO:<postmaster@localhost>"),
+            c("RCPT TO:<daemon@localhost>"),
+            c("RCPT TO:<x@gmail.com>"),
+            c("DATA"),
+            raw(small.as_bytes(), 1),
             c("QUIT"),
         ],
     )];

@@ -120,6 +120,11 @@ pub(crate) struct Machine {
     bdat: Option<Option<u64>>,
     /// The chunk being read: its LAST flag, and the transfer's state before it.
     chunk: (bool, Option<Option<u64>>),
+    /// Recipients smtpd still counts after a last BDAT chunk over the size limit ended
+    /// the transaction (its `rcpt_count` is not reset there): they count toward the
+    /// recipient limit of the next transaction, and a DATA before the next MAIL crashes
+    /// Debian's smtpd 3.7.11 (signal 11: the connection just closes).
+    ghost_rcpts: usize,
 }
 
 impl Machine {
@@ -137,6 +142,7 @@ impl Machine {
             auth: None,
             bdat: None,
             chunk: (false, None),
+            ghost_rcpts: 0,
         }
     }
 
@@ -192,6 +198,7 @@ impl Machine {
         self.rcpts.clear();
         self.msg_size = 0;
         self.bdat = None;
+        self.ghost_rcpts = 0;
     }
 
     /// One line from the client, without its line ending.
@@ -339,7 +346,7 @@ impl Machine {
             Some(p) if !p.addr.is_empty() => p,
             _ => return self.reply("501 5.1.3 Bad recipient address syntax"),
         };
-        if self.rcpts.len() >= self.cfg.max_recipients {
+        if self.rcpts.len() + self.ghost_rcpts >= self.cfg.max_recipients {
             return self.reply("452 4.5.3 Error: too many recipients");
         }
         for param in &p.params {
@@ -387,6 +394,15 @@ impl Machine {
     }
 
     fn data_cmd(&mut self, arg: &str) -> Step {
+        if self.mail.is_none() && self.ghost_rcpts > 0 {
+            return Step {
+                reply: String::new(),
+                next: Next::Close,
+                slow: false,
+                login: None,
+                limit: None,
+            };
+        }
         if self.rcpts.is_empty() {
             return if self.mail.is_none() {
                 self.reply("503 5.5.1 Error: need RCPT command")
@@ -479,7 +495,9 @@ impl Machine {
         if total > self.cfg.max_message {
             self.bdat = if last { None } else { Some(None) };
             if last {
+                let counted = self.rcpts.len();
                 self.reset();
+                self.ghost_rcpts = counted;
             }
             return (
                 self.reply("552 5.3.4 Chunk exceeds message size limit"),
@@ -766,6 +784,24 @@ mod tests {
                 proptest::prop_assert!(s.reply.is_empty() || s.reply.ends_with("\r\n"));
             }
         }
+    }
+
+    #[test]
+    fn an_oversized_last_chunk_leaves_smtpd_counting() {
+        let mut m = machine();
+        say(&mut m, "MAIL FROM:<a@b>");
+        say(&mut m, "RCPT TO:<root@localhost>");
+        let s = m.line(b"BDAT 20000000 LAST");
+        assert_eq!(s.next, Next::Bdat { size: 20_000_000 });
+        let (s, _) = m.bdat_done(20_000_000, true);
+        assert_eq!(s.reply, "552 5.3.4 Chunk exceeds message size limit\r\n");
+        assert_eq!(
+            say(&mut m, "RCPT TO:<root@localhost>"),
+            "503 5.5.1 Error: need MAIL command\r\n"
+        );
+        // DATA now: smtpd dies, the client sees the connection close.
+        let s = m.line(b"DATA");
+        assert_eq!((s.reply.as_str(), s.next), ("", Next::Close));
     }
 
     #[test]
