@@ -463,3 +463,41 @@ async fn nmap_names_the_mysql8_persona() {
     assert_eq!(version.as_deref(), Some("8.0.36"));
     r.mgr.shutdown().await;
 }
+
+/// `openssl s_client -starttls mysql` (an SSLRequest, then TLS) against the 8.0 persona:
+/// the certificate chain is named as MySQL 8.0's auto-generated one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mysql8_persona_certificate_looks_auto_generated() {
+    tools::require(&["openssl"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "mysql",
+        "127.0.0.1:0".parse().unwrap(),
+        ServiceKind::Mysql(MysqlOptions {
+            version: "8.0.36".into(),
+        }),
+    )
+    .await;
+    let out = run(
+        dir.path(),
+        "openssl",
+        &[
+            "s_client",
+            "-starttls",
+            "mysql",
+            "-connect",
+            &r.addr.to_string(),
+            "-showcerts",
+        ],
+        Some(""),
+    )
+    .await;
+    let all = format!("{}{}", out.stdout, out.stderr);
+    assert!(
+        all.contains("CN = MySQL_Server_8.0.36_Auto_Generated_Server_Certificate")
+            && all.contains("CN = MySQL_Server_8.0.36_Auto_Generated_CA_Certificate"),
+        "{all}"
+    );
+    r.mgr.shutdown().await;
+}
