@@ -1182,6 +1182,8 @@ mod tests {
         ));
         input.extend(msg(200, Some(14), &s("nonsense@example.com")));
         input.extend(msg(17, Some(15), &s("/nonexistent_hb")));
+        // Compared with size and times blanked: type, mode and owner.
+        input.extend(msg(17, Some(16), &s("/etc/passwd")));
         let real = {
             use std::io::{Read, Write};
             let mut child = std::process::Command::new(server)
@@ -1197,7 +1199,7 @@ mod tests {
             let mut stdout = child.stdout.take().unwrap();
             let mut got = Vec::new();
             let mut buf = [0u8; 4096];
-            while replies(&got).len() < 16 {
+            while replies(&got).len() < 17 {
                 let n = stdout.read(&mut buf).unwrap();
                 assert!(n > 0, "sftp-server ended early: {got:?}");
                 got.extend_from_slice(&buf[..n]);
@@ -1209,8 +1211,15 @@ mod tests {
         let mut sh = shell();
         let ours = run(&mut Sftp::new(), &mut sh, &input);
         assert!(!ours.end);
-        let (real, ours) = (replies(&real), replies(&ours.data));
+        let (mut real, mut ours) = (replies(&real), replies(&ours.data));
         assert_eq!(ours.len(), real.len());
+        for r in [&mut real, &mut ours] {
+            let attrs = &mut r.last_mut().unwrap().1;
+            assert_eq!(attrs.len(), 4 + 32);
+            // id, flags | size | uid gid perms | atime mtime
+            attrs[8..16].fill(0);
+            attrs[28..36].fill(0);
+        }
         for (o, r) in ours.iter().zip(&real) {
             assert_eq!(o, r);
         }
