@@ -808,7 +808,7 @@ pub async fn feed(app: AppState) {
     loop {
         tick.tick().await;
         // Once an hour (and at start): forget old acknowledged incidents.
-        if ticks % 1800 == 0 {
+        if ticks.is_multiple_of(1800) {
             let inc = app.incidents.clone();
             match tokio::task::spawn_blocking(move || inc.prune(now_ms())).await {
                 Ok(Ok(n)) if n > 0 => {
