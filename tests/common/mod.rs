@@ -251,24 +251,25 @@ impl Deployment {
             text = text.replace(&format!(":{p}\""), ":0\"");
         }
         // `core init` writes the default profile (linux-server); the tests' nodes run
-        // every service (the `all` profile), each on any free port, listed so.
-        let all = honeybee_proto::config::NodeConfig {
-            services: honeybee_proto::profile::Profile::All
-                .services(std::net::IpAddr::from([127, 0, 0, 1]))
-                .into_iter()
-                .map(|mut s| {
-                    s.listen.set_port(0);
-                    s
-                })
-                .collect(),
-        };
-        let listed = honeybee_core::config::services_to_toml(&all)
-            .unwrap()
-            .replace("[[service]]", "[[default_services]]")
-            .replace("[service.", "[default_services.");
+        // every service (the `all` profile), each on any free port, listed with only
+        // the options that differ from their kind's defaults (so `edit` can add keys).
         let mut text = text.replace("profile = \"linux-server\"", "profile = \"all\"");
-        text.push('\n');
-        text.push_str(&listed);
+        for s in
+            honeybee_proto::profile::Profile::All.services(std::net::IpAddr::from([0, 0, 0, 0]))
+        {
+            text.push_str(&format!(
+                "\n[[default_services]]\nname = \"{}\"\nkind = \"{}\"\nlisten = \"127.0.0.1:0\"\n",
+                s.name,
+                s.kind.name()
+            ));
+            if let honeybee_proto::config::ServiceKind::Http(o) = &s.kind {
+                let persona = serde_json::to_string(&o.persona).unwrap();
+                text.push_str(&format!("persona = {persona}\n"));
+                if o.tls {
+                    text.push_str("tls = true\n");
+                }
+            }
+        }
         std::fs::write(&cfg_path, edit(text)).unwrap();
         Deployment {
             dir,
