@@ -2,7 +2,8 @@
 //! the node probes its own services and every check passes (bar the one known
 //! difference, named below); an SSH identification that claims another OpenSSH is named
 //! as a failing check, with what the real sshd sends; the core keeps the latest report;
-//! an offline node is a clear error.
+//! an offline node is a clear error. The dashboard serves the latest report to anyone
+//! signed in and runs one for admins only.
 
 mod common;
 use common::*;
@@ -175,4 +176,105 @@ async fn node_check_scores_a_default_node_and_names_a_wrong_setting_slow() {
     });
     let err = fails(&["node", "check", "n1", "--data-dir", &dep.d()]);
     assert!(err.contains("n1 is offline"), "{err}");
+}
+
+/// A signed-in dashboard user: cookie and CSRF token.
+struct Browser {
+    base: String,
+    http: reqwest::Client,
+    cookie: String,
+    csrf: String,
+}
+
+impl Browser {
+    async fn login(base: &str, user: &str, password: &str) -> Browser {
+        let http = reqwest::Client::builder().no_proxy().build().unwrap();
+        let r = http
+            .post(format!("{base}/api/login"))
+            .json(&serde_json::json!({"username": user, "password": password}))
+            .send()
+            .await
+            .expect("login answers");
+        assert!(r.status().is_success(), "login {user}: {}", r.status());
+        let cookie = r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .split(';')
+            .next()
+            .unwrap()
+            .to_owned();
+        let v: Value = r.json().await.unwrap();
+        Browser {
+            base: base.to_owned(),
+            http,
+            cookie,
+            csrf: v["csrf"].as_str().unwrap_or("").to_owned(),
+        }
+    }
+
+    async fn call(&self, post: bool, path: &str, body: Option<Value>) -> (u16, Value) {
+        let url = format!("{}{path}", self.base);
+        let mut req = if post {
+            self.http.post(url).header("x-csrf-token", &self.csrf)
+        } else {
+            self.http.get(url)
+        };
+        req = req.header("cookie", &self.cookie);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("dashboard answers");
+        let status = r.status().as_u16();
+        let text = r.text().await.unwrap_or_default();
+        (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_runs_and_shows_the_check() {
+    const PASSWORD: &str = "correct horse battery staple";
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let _agent = dep.start_agent("d1");
+    wait_for("d1 healthy", Duration::from_secs(60), || {
+        (dep.node("d1")?["state"] == "healthy").then_some(())
+    });
+    let (mut dash, base) = dep.start_dashboard(PASSWORD);
+    let admin = Browser::login(&base, "admin", PASSWORD).await;
+
+    // Nothing kept yet: null.
+    let (s, v) = admin.call(false, "/api/nodes/d1/check", None).await;
+    assert_eq!((s, &v), (200, &Value::Null));
+
+    // An admin runs one; the page's GET then shows the same report.
+    let (s, ran) = admin.call(true, "/api/nodes/d1/check", None).await;
+    assert_eq!(s, 200, "{ran}");
+    assert_eq!(ran["node"], "d1");
+    assert!(ran["total"].as_u64().unwrap() >= 50, "{ran}");
+    assert_eq!(
+        service(&ran, "ssh")["passed"],
+        service(&ran, "ssh")["total"]
+    );
+    let (s, kept) = admin.call(false, "/api/nodes/d1/check", None).await;
+    assert_eq!(s, 200);
+    assert_eq!(kept["received_ms"], ran["received_ms"]);
+
+    // A viewer reads it but may not run one (it sends probe traffic to the node).
+    let (s, v) = admin
+        .call(
+            true,
+            "/api/users",
+            Some(serde_json::json!({"username": "watcher", "password": "viewer password 1", "role": "viewer"})),
+        )
+        .await;
+    assert!(s == 200 || s == 201, "{s} {v}");
+    let viewer = Browser::login(&base, "watcher", "viewer password 1").await;
+    assert_eq!(viewer.call(false, "/api/nodes/d1/check", None).await.0, 200);
+    assert_eq!(viewer.call(true, "/api/nodes/d1/check", None).await.0, 403);
+
+    // A node that does not exist: refused with a sentence.
+    let (s, v) = admin.call(true, "/api/nodes/nosuch/check", None).await;
+    assert!((400..500).contains(&s), "{s} {v}");
+    assert!(v["error"].as_str().is_some_and(|e| !e.is_empty()), "{v}");
+    dash.kill();
 }
