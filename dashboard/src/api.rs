@@ -310,6 +310,7 @@ async fn overview(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Valu
     .await?;
     let alerts = list_alerts(&app, user, 10).await?;
     let (alerts_total, alerts_open) = alert_counts(&app, user).await?;
+    let (incidents_open, incidents_severe) = app.incidents.open_counts().unwrap_or((0, 0));
     let health = assessed_health(&app, user).await?;
     let degraded = health
         .iter()
@@ -321,6 +322,8 @@ async fn overview(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Valu
         "nodes_degraded": degraded,
         "alerts_total": alerts_total,
         "alerts_open": alerts_open,
+        "incidents_open": incidents_open,
+        "incidents_open_severe": incidents_severe,
         "events_total": st.events_total,
         "events_per_minute": events_per_minute,
         "top_sources": day.top_sources,

@@ -702,6 +702,17 @@ impl Incidents {
         })
     }
 
+    /// (open incidents, open ones that are critical or high).
+    pub fn open_counts(&self) -> Result<(i64, i64), IncidentsError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT COUNT(*), COALESCE(SUM(sev_rank >= 3), 0) FROM incidents WHERE acked_ms IS NULL",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+        })
+    }
+
     /// Forgets acknowledged incidents older than [`KEEP_ACKED_MS`], and the oldest
     /// acknowledged ones past [`MAX_INCIDENTS`]; returns how many went. Open incidents stay.
     pub fn prune(&self, now: i64) -> Result<u64, IncidentsError> {

@@ -165,6 +165,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/overview", "get", op("Counts for the overview page", obj(&[
             ("nodes_online", i()), ("nodes_total", i()), ("events_total", i()),
             ("nodes_degraded", i()), ("alerts_total", i()), ("alerts_open", i()),
+            ("incidents_open", i()), ("incidents_open_severe", json!({"type": "integer", "description": "open incidents that are critical or high"})),
             ("events_per_minute", arr(obj(&[("t", i()), ("count", i())]))),
             ("top_sources", key_count.clone()), ("top_credentials", creds.clone()),
             ("top_services", key_count.clone()), ("alerts", arr(reference("Alert"))),
