@@ -501,3 +501,68 @@ async fn mysql8_persona_certificate_looks_auto_generated() {
     );
     r.mgr.shutdown().await;
 }
+
+/// hydra (libmariadb underneath) against the 8.0 persona: switched to
+/// caching_sha2_password, it goes through full authentication over TLS, so every
+/// password it tries is recorded in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hydra_against_mysql8_hands_over_its_passwords() {
+    tools::require(&["hydra"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "mysql",
+        "127.0.0.1:0".parse().unwrap(),
+        ServiceKind::Mysql(MysqlOptions {
+            version: "8.0.36".into(),
+        }),
+    )
+    .await;
+    std::fs::write(dir.path().join("users.txt"), "alice\nbob\n").unwrap();
+    std::fs::write(dir.path().join("pw.txt"), "one1\ntwo2\nthree3\n").unwrap();
+    let h = run(
+        dir.path(),
+        "hydra",
+        &[
+            "-I",
+            "-t",
+            "1",
+            "-L",
+            "users.txt",
+            "-P",
+            "pw.txt",
+            "-s",
+            &r.addr.port().to_string(),
+            "127.0.0.1",
+            "mysql",
+        ],
+        None,
+    )
+    .await;
+    tools::assert_hydra_finished(h.ok, &h.stdout, &h.stderr);
+    r.wait_for("6 auth attempts", |ev| {
+        ev.iter()
+            .filter(|e| e.kind.name() == "auth_attempt")
+            .count()
+            >= 6
+    })
+    .await;
+    let mut got: Vec<(String, Option<String>)> = attempts(&r.events)
+        .into_iter()
+        .map(|a| (a.username, a.password))
+        .collect();
+    got.sort();
+    let want: Vec<(String, Option<String>)> = [
+        ("alice", "one1"),
+        ("alice", "three3"),
+        ("alice", "two2"),
+        ("bob", "one1"),
+        ("bob", "three3"),
+        ("bob", "two2"),
+    ]
+    .iter()
+    .map(|(u, p)| (u.to_string(), Some(p.to_string())))
+    .collect();
+    assert_eq!(got, want);
+    r.mgr.shutdown().await;
+}
