@@ -33,7 +33,7 @@ const WRITE_FOR: Duration = Duration::from_secs(6);
 
 /// The services of `core init`, with the private memory one connection may cost (the
 /// budget SECURITY.md documents, rounded up; see the notes of the fuzz/hostile task).
-const SERVICES: [(&str, u64); 9] = [
+const SERVICES: [(&str, u64); 10] = [
     // Pre-authentication SSH: russh's buffers for one packet (≤ 35 KB) plus the session.
     ("ssh", 256 * 1024),
     // A logged-in shell: overlay 256 KiB, transcript 1 MiB, a line's output 256 KiB.
@@ -51,6 +51,9 @@ const SERVICES: [(&str, u64); 9] = [
     // One ADU plus one read per connection; measured higher (about 100 KiB) because the
     // never-reading clients' 40,000 requests each are events in flight to the spool.
     ("modbus", 128 * 1024),
+    // A 2 KiB command line, a 4 KiB read, 8 KiB of replies, one 64 KiB block of a message
+    // on its way to the capture spool, rustls's buffers after STARTTLS.
+    ("smtp", 128 * 1024),
     // `max_capture_bytes` (1 KiB).
     ("banner", 32 * 1024),
 ];
@@ -174,6 +177,9 @@ fn oversize(service: &str) -> (Vec<u8>, bool) {
             [vec![0, 1, 0, 0, 0xff, 0xff, 1, 3], fill(64 * 1024)].concat(),
             true,
         ),
+        // An endless command line: cut at 2048 bytes, the rest read and dropped, as
+        // Postfix does; the connection stays (bounded by its deadlines).
+        "smtp" => (fill(1024 * 1024), false),
         // Far over max_capture_bytes: kept up to the cap, then closed.
         _ => (fill(1024 * 1024), true),
     }
@@ -199,6 +205,8 @@ fn output_request(service: &str) -> Vec<u8> {
             b"*3\r\n$6\r\nCONFIG\r\n$3\r\nGET\r\n$1\r\n*\r\n".repeat(3000),
         ]
         .concat(),
+        // EHLO: a 12-line answer per 8-byte request.
+        "smtp" => b"EHLO x\r\n".repeat(20_000),
         // Read Holding Registers, 125 registers: a 250-byte answer per 12-byte request.
         "modbus" => [0u8, 1, 0, 0, 0, 6, 1, 3, 0, 0, 0, 125].repeat(40_000),
         // No request makes these answer more than their greeting.

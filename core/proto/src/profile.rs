@@ -16,8 +16,8 @@
 //! others are added.
 
 use crate::config::{
-    FtpOptions, HttpOptions, HttpPersona, ModbusOptions, MysqlOptions, RedisOptions, ServiceConfig,
-    ServiceKind, SmtpOptions, SshOptions, TelnetOptions,
+    BannerOptions, FtpOptions, HttpOptions, HttpPersona, ModbusOptions, MysqlOptions, RedisOptions,
+    ServiceConfig, ServiceKind, SmtpOptions, SshOptions, TelnetOptions,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -142,6 +142,12 @@ impl Profile {
                 mysql(),
                 modbus(),
                 svc("smtp", 2525, ServiceKind::Smtp(SmtpOptions::default())),
+                // The generic banner service, beside the real SMTP persona.
+                svc(
+                    "banner",
+                    2526,
+                    ServiceKind::Banner(BannerOptions::default()),
+                ),
             ],
         }
     }
@@ -194,7 +200,7 @@ mod tests {
         );
         assert_eq!(kinds(Profile::Router), ["telnet", "http"]);
         assert_eq!(kinds(Profile::Ics), ["modbus", "http"]);
-        assert_eq!(kinds(Profile::All).len(), 9);
+        assert_eq!(kinds(Profile::All).len(), 10);
         for p in Profile::ALL {
             let cfg = NodeConfig {
                 services: p.services(IpAddr::from([0, 0, 0, 0])),

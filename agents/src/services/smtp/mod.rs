@@ -29,6 +29,9 @@ use tokio::sync::watch;
 const MAX_LINE: usize = 2048;
 /// `smtpd_error_sleep_time`.
 const ERROR_SLEEP: Duration = Duration::from_secs(1);
+/// Replies of a pipelined batch are sent once this much is waiting (Postfix's output
+/// buffer is 4 KiB), so a client that sends and never reads holds little.
+const OUT_FLUSH: usize = 8 * 1024;
 /// A TLS handshake that takes longer is abandoned.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(20);
 
@@ -229,7 +232,7 @@ impl SmtpService {
             tokio::time::sleep(pause).await;
         }
         out.push_str(&step.reply);
-        if step.next != Next::Command {
+        if step.next != Next::Command || out.len() >= OUT_FLUSH {
             if stream.write_all(out.as_bytes()).await.is_err() {
                 return None;
             }
