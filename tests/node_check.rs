@@ -57,7 +57,7 @@ fn service<'a>(v: &'a Value, name: &str) -> &'a Value {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn node_check_scores_a_default_node_and_names_a_wrong_setting_slow() {
+async fn node_check_scores_a_default_node_and_names_a_wrong_setting() {
     let mut dep = Deployment::init(|t| t);
     if std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dep.start_core())).is_err() {
         panic!(
@@ -170,7 +170,7 @@ async fn node_check_scores_a_default_node_and_names_a_wrong_setting_slow() {
     assert!(human.contains("FAIL ssh ident"), "{human}");
 
     // An offline node: a clear error, no report.
-    agent.kill();
+    agent.terminate();
     wait_for("n1 offline", Duration::from_secs(60), || {
         (dep.node("n1")?["state"] == "offline").then_some(())
     });
