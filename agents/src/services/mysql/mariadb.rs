@@ -279,6 +279,21 @@ pub(crate) fn refusal(user: &str, host: &str) -> Refusal {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn any_user_name_converts_within_bounds(
+            raw in proptest::collection::vec(any::<u8>(), 0..700),
+            collation in any::<u8>(),
+        ) {
+            let u = user_name(&raw, collation);
+            prop_assert!(u.name.chars().count() <= USER_CHARS);
+            // The widest form: a latin1 C1 control shown as five bytes.
+            prop_assert!(u.shown.len() <= 5 * USER_CHARS);
+            let _ = refusal(&u.name, "203.0.113.7");
+        }
+    }
 
     #[test]
     fn stand_in_accounts_match_the_real_server() {
