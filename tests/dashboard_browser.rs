@@ -3,7 +3,12 @@
 //! Chromium through playwright-core against it (log in, live SSH attempt, token, a second
 //! agent, config push, module load/unload, viewer refused, revoke, every page; the search
 //! language, the time zone toggle, chart values on hover, unsaved-edit warnings, the audit
-//! log, every page at 390 px, a session ended under an open page). The test fails if the
+//! log, every page at 390 px, a session ended under an open page; and, from
+//! `e2e/incidents-checks.mjs`: the real alerts module's alerts grouped into incidents,
+//! sorted by a column on the server and acknowledged in bulk, the total count above the
+//! Events rows, the built-in dashboard module refused, Top commands without FTP verbs or
+//! HTTP requests with chart drill-down, and the alert rules editor naming each problem
+//! beside its field). The test fails if the
 //! script fails; its screenshots go to `target/dashboard-screenshots/`.
 //!
 //! `events_page_with_5000_rows_and_live_arrivals` drives `e2e/events-load.mjs` against the
