@@ -358,7 +358,7 @@ impl Sftp {
             let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
             if len == 0 || len > MAX_MSG {
                 // sftp-server: "bad message from ... length N" and exit.
-                self.end(&mut out);
+                self.end(ctx, &mut out);
                 break;
             }
             let Some(msg) = self.buf.get(at + 4..at + 4 + len) else {
@@ -367,7 +367,7 @@ impl Sftp {
             let msg = msg.to_vec();
             at += 4 + len;
             if self.message(&msg, ctx, &mut out).is_err() {
-                self.end(&mut out);
+                self.end(ctx, &mut out);
                 break;
             }
         }
@@ -383,17 +383,21 @@ impl Sftp {
     /// sftp-server's exit closes its files.
     pub(crate) fn eof(&mut self, ctx: &mut Ctx<'_>) -> Out {
         let mut out = Out::default();
-        self.end(&mut out);
-        let handles = std::mem::take(&mut self.handles);
-        for (_, h) in handles {
-            let _ = Self::commit(h, ctx, &mut out);
+        if !self.ended {
+            self.end(ctx, &mut out);
         }
         out
     }
 
-    fn end(&mut self, out: &mut Out) {
+    /// The subsystem ends (once): what open uploads hold is committed and captured, as
+    /// sftp-server's writes are on disk already when it exits.
+    fn end(&mut self, ctx: &mut Ctx<'_>, out: &mut Out) {
         self.ended = true;
         out.end = true;
+        let handles = std::mem::take(&mut self.handles);
+        for (_, h) in handles {
+            let _ = Self::commit(h, ctx, out);
+        }
     }
 
     fn log(&mut self, out: &mut Out, what: String) {
@@ -1438,6 +1442,45 @@ mod tests {
         let out = run(&mut sftp, &mut sh, &input);
         assert_eq!(replies(&out.data)[0].1[4..8], FX_FAILURE.to_be_bytes());
         assert!(out.limit.is_some());
+    }
+
+    /// A protocol error ends the subsystem once: what was uploaded so far is kept and
+    /// handed back (sftp-server's writes are on disk when it exits); the client's EOF
+    /// afterwards changes nothing.
+    #[test]
+    fn an_upload_cut_by_a_protocol_error_is_kept_and_the_end_comes_once() {
+        let mut sh = shell();
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        input.extend(msg(
+            3,
+            Some(1),
+            &[s("/tmp/cut"), vec![0, 0, 0, 0x1a, 0, 0, 0, 0]].concat(),
+        ));
+        let out = run(&mut sftp, &mut sh, &input);
+        let handle = replies(&out.data)[1].1[8..].to_vec();
+        let mut input = msg(
+            6,
+            Some(2),
+            &[s_bytes(&handle), 0u64.to_be_bytes().to_vec(), s("part")].concat(),
+        );
+        input.extend(msg(99, Some(3), b""));
+        let out = run(&mut sftp, &mut sh, &input);
+        assert!(out.end);
+        assert_eq!(out.uploads.len(), 1);
+        assert_eq!(out.uploads[0].data, b"part");
+        assert_eq!(sh.files().0.read("/tmp/cut").unwrap(), b"part");
+        let (fs, home, uid) = sh.files();
+        let home = home.to_owned();
+        let after = sftp.eof(&mut Ctx {
+            fs,
+            home: &home,
+            uid,
+            user: "root",
+            now: 0,
+            local: &|t| t,
+        });
+        assert!(!after.end && after.uploads.is_empty() && after.data.is_empty());
     }
 
     #[test]
