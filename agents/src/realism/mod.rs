@@ -96,9 +96,18 @@ pub fn answer(
         tokio::spawn(async move { out.send(AgentMsg::CommandResult { id, result }).await });
         return;
     }
+    /// Clears `RUNNING` however the task ends (a panic included), so a failed check
+    /// never blocks the next one.
+    struct Running;
+    impl Drop for Running {
+        fn drop(&mut self) {
+            RUNNING.store(false, Ordering::Release);
+        }
+    }
+    let running = Running;
     tokio::spawn(async move {
         let report = check(targets, &machine, TOTAL).await;
-        RUNNING.store(false, Ordering::Release);
+        drop(running);
         let result = Ok(report.to_json());
         let _ = out.send(AgentMsg::CommandResult { id, result }).await;
     });
