@@ -180,6 +180,8 @@ impl MysqlService {
         };
         match &self.flavor {
             Flavor::MariaDb { .. } => login.mariadb(stream).await,
+            // MySQL 8.0 no longer speaks the pre-4.1 protocol at all.
+            Flavor::Mysql8 { .. } if !proto41 => bad_handshake(stream, false, 2).await,
             Flavor::Mysql8 { rsa, .. } => login.mysql8(stream, false, rsa).await,
         }
     }
