@@ -52,6 +52,9 @@ pub fn parse_report(text: &str) -> Result<RealismReport, String> {
 
 /// `AdminRequest::CheckRealism`: runs the check on `node` and keeps its report.
 pub async fn check(shared: &Shared, node: &NodeId, actor: &str, remote: &str) -> AdminResponse {
+    if matches!(shared.store.get_node(node).await, Ok(None)) {
+        return AdminResponse::Error(format!("no node {node}; see `honeybee nodes`"));
+    }
     if !shared.registry.is_online(node) {
         return AdminResponse::Error(format!(
             "node {node} is offline; the realism check runs on the node itself (see `honeybee nodes`)"
