@@ -132,6 +132,10 @@ enum Handle {
         path: String,
         /// What reads see: a snapshot at open, or the upload being built.
         data: Cow<'static, [u8]>,
+        /// The size STAT shows, when larger than `data` (a base binary is a stub of its
+        /// size): reads past the stub get zeros up to it, so a download is as long as
+        /// the listing says.
+        shown: u64,
         read: bool,
         write: bool,
         append: bool,
@@ -456,9 +460,11 @@ impl Sftp {
             8 => {
                 let h = self.handle(&mut r)?;
                 match h.and_then(|h| self.handles.get(&h)) {
-                    Some(Handle::File { path, data, .. }) => {
+                    Some(Handle::File {
+                        path, data, shown, ..
+                    }) => {
                         let mut a = ctx.fs.stat(path).map(attrs_of).unwrap_or_default();
-                        a.size = data.len() as u64;
+                        a.size = (*shown).max(data.len() as u64);
                         attrs_reply(out, id, &a);
                     }
                     _ => status(out, id, FX_NO_SUCH_FILE),
@@ -653,6 +659,7 @@ impl Sftp {
             self.log(out, format!("sftp put {path}"));
         }
         let existing = ctx.fs.stat(&path).cloned();
+        let mut shown = 0;
         let data: Cow<'static, [u8]> = match existing {
             Some(_) if creat && excl => {
                 status(out, id, FX_FAILURE);
@@ -671,6 +678,9 @@ impl Sftp {
                     }
                     Cow::Borrowed(b"")
                 } else if n.kind == Kind::File {
+                    if !write {
+                        shown = n.size();
+                    }
                     n.data
                 } else {
                     Cow::Borrowed(b"")
@@ -696,6 +706,7 @@ impl Sftp {
             Handle::File {
                 path,
                 data,
+                shown,
                 read,
                 write,
                 append,
@@ -713,19 +724,30 @@ impl Sftp {
         let len = r.u32()?.min(MAX_READ) as usize;
         match h.and_then(|h| self.handles.get(&h)) {
             Some(Handle::File {
-                data, read: true, ..
+                data,
+                shown,
+                read: true,
+                ..
             }) => {
-                let start = usize::try_from(offset).unwrap_or(usize::MAX);
-                match data.get(start..).filter(|d| !d.is_empty()) {
-                    None => status(out, id, FX_EOF),
-                    Some(d) => {
-                        let d = &d[..d.len().min(len)];
-                        let mut body = Vec::with_capacity(d.len() + 9);
-                        body.push(SSH_FXP_DATA);
-                        put_u32(&mut body, id);
-                        put_str(&mut body, d);
-                        send(out, &body);
-                    }
+                let total = (*shown).max(data.len() as u64);
+                if offset >= total {
+                    status(out, id, FX_EOF);
+                } else {
+                    let left = usize::try_from(total - offset).unwrap_or(usize::MAX);
+                    let start = usize::try_from(offset).unwrap_or(usize::MAX);
+                    let zeros;
+                    let d: &[u8] = match data.get(start..).filter(|d| !d.is_empty()) {
+                        Some(d) => &d[..d.len().min(len)],
+                        None => {
+                            zeros = vec![0u8; len.min(left)];
+                            &zeros
+                        }
+                    };
+                    let mut body = Vec::with_capacity(d.len() + 9);
+                    body.push(SSH_FXP_DATA);
+                    put_u32(&mut body, id);
+                    put_str(&mut body, d);
+                    send(out, &body);
                 }
             }
             // A directory or write-only handle: read(2) fails (EISDIR / EBADF).
@@ -1481,6 +1503,42 @@ mod tests {
             local: &|t| t,
         });
         assert!(!after.end && after.uploads.is_empty() && after.data.is_empty());
+    }
+
+    /// A base binary is a stub in the fake filesystem: a download still has the size its
+    /// STAT shows (the stub, then zeros).
+    #[test]
+    fn a_binary_downloads_at_its_listed_size() {
+        let mut sh = shell();
+        let listed = sh.files().0.stat("/usr/bin/ls").unwrap().size();
+        assert!(listed > 1000);
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        input.extend(msg(
+            3,
+            Some(1),
+            &[s("/usr/bin/ls"), vec![0, 0, 0, 1, 0, 0, 0, 0]].concat(),
+        ));
+        let out = run(&mut sftp, &mut sh, &input);
+        let handle = replies(&out.data)[1].1[8..].to_vec();
+        let mut got = Vec::new();
+        for id in 2..1000u32 {
+            let req = [
+                s_bytes(&handle),
+                (got.len() as u64).to_be_bytes().to_vec(),
+                32768u32.to_be_bytes().to_vec(),
+            ]
+            .concat();
+            let out = run(&mut sftp, &mut sh, &msg(5, Some(id), &req));
+            let (t, body) = replies(&out.data).remove(0);
+            if t == SSH_FXP_STATUS {
+                assert_eq!(body[4..8], FX_EOF.to_be_bytes());
+                break;
+            }
+            got.extend_from_slice(&Reader(&body[4..]).bytes().unwrap().to_vec());
+        }
+        assert_eq!(got.len() as u64, listed);
+        assert!(got.starts_with(b"\x7fELF"));
     }
 
     #[test]
