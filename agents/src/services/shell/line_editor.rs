@@ -177,10 +177,14 @@ impl Editor {
         if d > cursor {
             out.extend_from_slice(&self.line[cursor..d]);
         }
-        out.extend_from_slice(&new[d..]);
-        if width(&self.line[d..]) > width(&new[d..]) {
+        let (old_w, new_w) = (width(&self.line[d..]), width(&new[d..]));
+        // Shorter: readline deletes the difference first, or clears what is left.
+        if new_w == 0 && old_w > 0 {
             out.extend_from_slice(b"\x1b[K");
+        } else if old_w > new_w {
+            out.extend_from_slice(format!("\x1b[{}P", old_w - new_w).as_bytes());
         }
+        out.extend_from_slice(&new[d..]);
         self.line = new;
         self.cursor = self.line.len();
     }
@@ -394,10 +398,13 @@ impl Editor {
             self.cursor = from;
             out.extend_from_slice(b"\x08 \x08");
         } else {
+            // Back, delete, and the rest written again (as readline's redisplay does).
             self.move_to(self.cursor, from, prompt, out);
             self.line.drain(from..self.cursor);
             self.cursor = from;
             out.extend_from_slice(b"\x1b[1P");
+            out.extend_from_slice(&self.line[from..]);
+            out.extend(std::iter::repeat_n(0x08, width(&self.line[from..])));
         }
     }
 
@@ -624,8 +631,10 @@ impl Editor {
                     .unwrap_or(0);
                 out.push(0x07);
                 if lcd > typed.len() {
+                    // Text went in: the next Tab counts as a first one again.
                     let add = quote(&first[typed.len()..lcd]);
                     self.insert_text(add.as_bytes(), out);
+                    return;
                 } else if again {
                     if found.len() >= QUERY_ITEMS {
                         out.pop();

@@ -224,7 +224,7 @@ fn history_with_the_arrows() {
         &[b"ls", b"\x10", b"\x10", b"\x0e", b"\x0e", b"\x10\r"],
     );
     assert_eq!(out[1], " /tmp");
-    assert_eq!(out[2], "\x08\x08\x08\x08-la\x1b[K");
+    assert_eq!(out[2], "\x08\x08\x08\x08\x1b[1P-la");
     assert_eq!(out[4], "\x08\x08\x08\x08\x08\x1b[K");
     assert_eq!(ev, Some(Event::Line(b"ls /tmp".to_vec())));
 }
@@ -384,5 +384,210 @@ proptest! {
             // A listing is the largest thing one byte writes.
             prop_assert!(out.len() <= c.len() * 2048 + 64);
         }
+    }
+}
+
+/// The editor beside real bash 5.2 in a pty (`script`, 80 columns), key by key: the
+/// bytes written after the first prompt must be the same. Paths complete over a
+/// temporary directory both see; each case ends with ^C so that nothing runs.
+mod oracle {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::process::{Command, Stdio};
+    use std::time::Duration;
+
+    /// The real file system under `root`, for completion.
+    struct Real {
+        root: std::path::PathBuf,
+        history: Vec<String>,
+    }
+
+    impl Context for Real {
+        fn prompt(&self) -> String {
+            "P$ ".into()
+        }
+        fn history(&self) -> &[String] {
+            &self.history
+        }
+        fn commands(&self, prefix: &str) -> Vec<Candidate> {
+            let mut v = self.paths("bin/", prefix);
+            v.retain(|c| !c.dir);
+            v.extend(self.paths("", prefix).into_iter().filter(|c| c.dir));
+            v
+        }
+        fn paths(&self, dir: &str, prefix: &str) -> Vec<Candidate> {
+            let Ok(rd) = std::fs::read_dir(self.root.join(dir)) else {
+                return Vec::new();
+            };
+            rd.filter_map(Result::ok)
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    if !name.starts_with(prefix)
+                        || (name.starts_with('.') && !prefix.starts_with('.'))
+                    {
+                        return None;
+                    }
+                    let lt = e.file_type().ok()?;
+                    let target_dir = std::fs::metadata(e.path()).is_ok_and(|m| m.is_dir());
+                    Some(Candidate {
+                        name,
+                        dir: lt.is_dir(),
+                        link_dir: lt.is_symlink() && target_dir,
+                    })
+                })
+                .collect()
+        }
+    }
+
+    fn real_bash(root: &std::path::Path, steps: &[&[u8]]) -> Vec<u8> {
+        let cmd = format!(
+            "stty cols 80 rows 24; cd {}; exec env -i TERM=xterm 'PS1=P$ ' HOME={} PATH={}/bin \
+             HISTFILE={}/hist /bin/bash --norc --noprofile -i",
+            root.display(),
+            root.display(),
+            root.display(),
+            root.display()
+        );
+        // Each bash appends its history on exit: start from the same file every time.
+        std::fs::write(root.join("hist"), "echo one\nls -la /tmp\n").unwrap();
+        let mut child = Command::new("script")
+            .args(["-qfec", &cmd, "/dev/null"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("script (util-linux)");
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        let reader = std::thread::spawn(move || {
+            let mut all = Vec::new();
+            let _ = stdout.read_to_end(&mut all);
+            all
+        });
+        std::thread::sleep(Duration::from_millis(700));
+        for step in steps {
+            // Key by key: readline skips redisplay while more input is waiting.
+            for &b in *step {
+                stdin.write_all(&[b]).unwrap();
+                stdin.flush().unwrap();
+                std::thread::sleep(Duration::from_millis(40));
+            }
+            std::thread::sleep(Duration::from_millis(150));
+        }
+        stdin.write_all(b"\x03").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+        stdin.write_all(b"exit\r").unwrap();
+        drop(stdin);
+        let _ = child.wait();
+        let all = reader.join().unwrap();
+        let start = all
+            .windows(PASTE_ON.len() + 3)
+            .position(|w| w == b"\x1b[?2004hP$ ")
+            .expect("a prompt")
+            + PASTE_ON.len()
+            + 3;
+        // Up to the prompt after the final ^C.
+        let end = all
+            .windows(PASTE_ON.len() + 3)
+            .rposition(|w| w == b"\x1b[?2004hP$ ")
+            .map_or(all.len(), |i| i + PASTE_ON.len() + 3);
+        all[start..end.max(start)].to_vec()
+    }
+
+    fn ours(ctx: &Real, steps: &[&[u8]]) -> Vec<u8> {
+        let mut e = Editor::new(4096);
+        let mut out = Vec::new();
+        for step in steps.iter().copied().chain([&b"\x03"[..]]) {
+            for &b in step {
+                if e.feed(b, ctx, &mut out) == Some(Event::Interrupt) {
+                    out.extend_from_slice(PASTE_ON);
+                    out.extend_from_slice(b"P$ ");
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn keys_match_real_bash_in_a_pty_slow() {
+        if Command::new("script").arg("--version").output().is_err() {
+            panic!("script (util-linux) is needed to run real bash in a pty");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        std::fs::create_dir_all(root.join("docs")).unwrap();
+        std::fs::create_dir_all(root.join("Desktop")).unwrap();
+        for f in ["docfile", "a b", "notes.txt", "notes.md", ".hidden"] {
+            std::fs::write(root.join(f), "").unwrap();
+        }
+        for f in ["zqalpha", "zqbeta", "zqgamma"] {
+            let p = root.join("bin").join(f);
+            std::fs::write(&p, "#!/bin/sh\n").unwrap();
+            use std::os::unix::fs::PermissionsExt;
+            std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        std::os::unix::fs::symlink(root.join("docs"), root.join("linkdir")).unwrap();
+        let history = vec!["echo one".to_owned(), "ls -la /tmp".to_owned()];
+        let ctx = Real {
+            root: root.to_owned(),
+            history,
+        };
+        let cases: &[&[&[u8]]] = &[
+            &[
+                b"echo hello",
+                b"\x1b[D",
+                b"\x1b[D",
+                b"X",
+                b"\x1b[C",
+                b"\x7f",
+                b"\x01",
+                b"\x05",
+            ],
+            &[
+                b"abc def ghi",
+                b"\x17",
+                b"\x1bb",
+                b"\x1bd",
+                b"\x02",
+                b"\x06",
+                b"\x0b",
+            ],
+            &[
+                b"\x1b[A", b"\x1b[A", b"\x1b[A", b"\x1b[B", b"\x1b[B", b"\x1b[B",
+            ],
+            &[b"ls", b"\x1b[A", b"\x1b[B"],
+            &[b"x\x1b[200~pasted text\x1b[201~", b"y"],
+            &[b"cat not", b"\t", b"\t"],
+            &[b"cat doc", b"\t", b"\t"],
+            &[b"ls a", b"\t"],
+            &[b"ls linkd", b"\t"],
+            &[b"zq", b"\t", b"\t"],
+            &[b"zqb", b"\t"],
+            &[b"Desk", b"\t"],
+            &[b"cat .h", b"\t"],
+            &[b"ab", b"\x0c"],
+        ];
+        let mut report = String::new();
+        let mut same = 0;
+        for steps in cases {
+            let real = real_bash(root, steps);
+            let mine = ours(&ctx, steps);
+            if real == mine {
+                same += 1;
+            } else {
+                report.push_str(&format!(
+                    "\nkeys {:?}\nreal {:?}\nours {:?}\n",
+                    steps
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s))
+                        .collect::<Vec<_>>(),
+                    String::from_utf8_lossy(&real),
+                    String::from_utf8_lossy(&mine)
+                ));
+            }
+        }
+        eprintln!("line editor oracle: {same}/{} cases identical", cases.len());
+        assert!(report.is_empty(), "{report}");
     }
 }
