@@ -7,7 +7,11 @@ mod datasvc;
 mod tools;
 
 use datasvc::*;
-use honeybee_proto::config::{ServiceKind, SmtpOptions};
+use honeybee_agent::services::{Limits, ServiceManager};
+use honeybee_agent::sink::EventSink;
+use honeybee_proto::config::{
+    HttpOptions, HttpPersona, NodeConfig, ServiceConfig, ServiceKind, SmtpOptions,
+};
 use honeybee_proto::event::{AuthAttempt, EventKind};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
@@ -205,7 +209,8 @@ async fn starttls_then_a_message() {
     )
     .await;
     assert!(out.ok, "{}", out.stderr);
-    assert!(out.stderr.contains("CN=mail.example.net"), "{}", out.stderr);
+    // The snakeoil certificate: subject CN is the machine's host name.
+    assert!(out.stderr.contains("subject: CN="), "{}", out.stderr);
     r.wait_disconnects(1).await;
     let cmds = r.commands();
     assert_eq!(cmds.iter().filter(|c| *c == "EHLO tls.example").count(), 2);
@@ -237,4 +242,65 @@ async fn command_cap_closes_the_connection() {
         |e| matches!(&e.kind, EventKind::LimitReached { limit, .. } if limit == "smtp_commands")
     ));
     r.mgr.shutdown().await;
+}
+
+/// The certificate `openssl s_client` saw (PEM), with `extra` arguments.
+fn peer_cert(addr: std::net::SocketAddr, extra: &[&str]) -> String {
+    let out = std::process::Command::new("timeout")
+        .args(["20", "openssl", "s_client", "-connect", &addr.to_string()])
+        .args(extra)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let start = text
+        .find("-----BEGIN CERTIFICATE-----")
+        .unwrap_or_else(|| panic!("no certificate from {addr}: {text}"));
+    let end = text[start..].find("-----END CERTIFICATE-----").unwrap() + start;
+    text[start..end].to_owned()
+}
+
+/// As on a real Debian box, where Apache and Postfix both use ssl-cert's snakeoil
+/// certificate: the node's SMTP STARTTLS and its WordPress HTTPS show the same one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn starttls_shows_the_same_snakeoil_as_https() {
+    tools::require(&["openssl"]);
+    let dir = tempfile::tempdir().unwrap();
+    let (sink, mut rx) = EventSink::channel(4096);
+    tokio::spawn(async move { while rx.recv().await.is_some() {} });
+    let mut mgr = ServiceManager::new(sink, dir.path().to_owned(), Limits::default());
+    let svc = |name: &str, kind| ServiceConfig {
+        name: name.into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enabled: true,
+        kind,
+    };
+    mgr.apply(&NodeConfig {
+        services: vec![
+            svc("smtp", ServiceKind::Smtp(SmtpOptions::default())),
+            svc(
+                "https",
+                ServiceKind::Http(HttpOptions {
+                    persona: HttpPersona::Wordpress,
+                    tls: true,
+                    ..HttpOptions::default()
+                }),
+            ),
+        ],
+    })
+    .await;
+    let st = mgr.status();
+    assert!(st.iter().all(|s| s.running), "{st:?}");
+    let smtp: std::net::SocketAddr = st[0].listen.parse().unwrap();
+    let https: std::net::SocketAddr = st[1].listen.parse().unwrap();
+    let (a, b) = tokio::task::spawn_blocking(move || {
+        (
+            peer_cert(smtp, &["-starttls", "smtp"]),
+            peer_cert(https, &[]),
+        )
+    })
+    .await
+    .unwrap();
+    assert_eq!(a, b);
+    mgr.shutdown().await;
 }

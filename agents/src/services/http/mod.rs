@@ -8,7 +8,7 @@
 //! reported.
 
 mod body;
-mod cert;
+pub(crate) mod cert;
 mod file;
 pub(crate) mod first;
 mod form;
@@ -316,7 +316,7 @@ fn cert_subject(
 /// the signature scheme the first of the client's list (see [`ClientOrderKey`]).
 /// rustls fixes the order of the ServerHello's extensions and sends no TLS 1.2
 /// `EC point formats`, so a JA3S fingerprint still tells it from OpenSSL.
-fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
+pub(crate) fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
     use rustls::crypto::ring::cipher_suite as cs;
     let mut provider = rustls::crypto::ring::default_provider();
     provider.cipher_suites = vec![

@@ -61,7 +61,7 @@ impl SmtpService {
             // Postfix appends `mydomain`, which is the resolver's domain or "localdomain".
             format!("{}.{}", p.hostname, p.net.search.unwrap_or("localdomain"))
         };
-        let tls = tls::server_config(&ctx.data_dir, &host, p.install_time)?;
+        let tls = tls::server_config(&ctx.data_dir, p)?;
         // Queue file inode numbers: somewhere in a filesystem's used range, per node.
         let seed = u64::from_str_radix(p.machine_id.get(..8).unwrap_or("0"), 16).unwrap_or(0);
         Ok(SmtpService {

@@ -1,71 +1,37 @@
-//! STARTTLS: the certificate Debian's postfix uses out of the box, `ssl-cert`'s
-//! "snakeoil" one (self-signed, the host name as subject and subject alternative name,
-//! ten years), made once per node and kept in its data directory.
+//! STARTTLS with the certificate Debian's postfix uses out of the box: `ssl-cert`'s
+//! "snakeoil" one. On a real Debian box Apache and Postfix present the same
+//! /etc/ssl/certs/ssl-cert-snakeoil.pem, so this is the very certificate the node's
+//! WordPress HTTPS service shows (made by `http/cert.rs` from the same subject, kept
+//! once per node in its data directory), and TLS is negotiated as OpenSSL 3.0 does it
+//! (`http::tls_config`), without ALPN (Postfix offers none).
 
-use honeybee_pki::files::{pem_to_der_certs, write_private, write_public};
-use rcgen::{
-    CertificateParams, DistinguishedName, DnType, KeyPair, PKCS_ECDSA_P256_SHA256, SanType,
-};
-use rustls::pki_types::PrivateKeyDer;
-use rustls::pki_types::pem::PemObject;
+use crate::persona::Persona;
+use crate::services::http::{cert, tls_config};
 use std::path::Path;
 use std::sync::Arc;
 
-const CERT_FILE: &str = "smtp-snakeoil.pem";
-const KEY_FILE: &str = "smtp-snakeoil.key";
-/// Larger files are not ours.
-const MAX_FILE: u64 = 64 * 1024;
-
-fn read_small(path: &Path) -> Result<String, String> {
-    use std::io::Read;
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(MAX_FILE).read_to_string(&mut text))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text)
+/// The snakeoil subject exactly as the HTTPS service derives it for a WordPress
+/// (Apache) node, so both load the same files: the host name, ten years from a few
+/// minutes into the installation (when ssl-cert's postinst ran).
+pub(crate) fn snakeoil(node: &Persona) -> cert::Subject {
+    let mut d = node.stream("https-cert");
+    cert::Subject {
+        style: cert::Style::Snakeoil,
+        country: None,
+        organization: String::new(),
+        common_name: node.hostname.clone(),
+        not_before: node.install_time + d.range(240, 1500),
+        days: 3650,
+    }
 }
 
-/// The node's snakeoil certificate for `host`, made on first use, dated from when the
-/// persona's system was installed (when `ssl-cert` made it).
+/// The node's snakeoil certificate (made on first use) as a TLS server configuration.
 pub(crate) fn server_config(
     dir: &Path,
-    host: &str,
-    installed: i64,
+    node: &Persona,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
-    let (cert_path, key_path) = (dir.join(CERT_FILE), dir.join(KEY_FILE));
-    if !(cert_path.exists() && key_path.exists()) {
-        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
-        let mut params =
-            CertificateParams::new(vec![host.to_owned()]).map_err(|e| e.to_string())?;
-        let mut dn = DistinguishedName::new();
-        dn.push(DnType::CommonName, host);
-        params.distinguished_name = dn;
-        params.subject_alt_names = vec![SanType::DnsName(
-            host.to_owned()
-                .try_into()
-                .map_err(|e: rcgen::Error| e.to_string())?,
-        )];
-        let epoch = rcgen::date_time_ymd(1970, 1, 1);
-        params.not_before =
-            epoch + std::time::Duration::from_secs(u64::try_from(installed).unwrap_or(0));
-        params.not_after = params.not_before + std::time::Duration::from_secs(86_400 * 3650);
-        let key = KeyPair::generate_for(&PKCS_ECDSA_P256_SHA256).map_err(|e| e.to_string())?;
-        let cert = params.self_signed(&key).map_err(|e| e.to_string())?;
-        // Key first: a crash between the writes leaves no certificate without its key.
-        write_private(&key_path, key.serialize_pem().as_bytes())
-            .map_err(|e| format!("{}: {e}", key_path.display()))?;
-        write_public(&cert_path, cert.pem().as_bytes())
-            .map_err(|e| format!("{}: {e}", cert_path.display()))?;
-    }
-    let chain = pem_to_der_certs(&read_small(&cert_path)?).map_err(|e| e.to_string())?;
-    let key = PrivateKeyDer::from_pem_slice(read_small(&key_path)?.as_bytes())
-        .map_err(|e| format!("{}: {e}", key_path.display()))?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_protocol_versions(&[&rustls::version::TLS12, &rustls::version::TLS13])
-        .map_err(|e| e.to_string())?
-        .with_no_client_auth()
-        .with_single_cert(chain, key)
-        .map_err(|e| format!("SMTP certificate {}: {e}", cert_path.display()))?;
+    let cert = cert::load_or_create(dir, &snakeoil(node)).map_err(|e| e.to_string())?;
+    let mut config = (*tls_config(cert)?).clone();
+    config.alpn_protocols.clear();
     Ok(Arc::new(config))
 }
