@@ -24,6 +24,8 @@ pub struct AuditQuery {
     limit: Option<u32>,
     offset: Option<u32>,
     q: Option<String>,
+    /// Only rows at or after this time (ms): a relative range resolved by the page.
+    since_ms: Option<i64>,
 }
 
 /// What to ask the core for and which rows to answer, from the query; errors are 400s.
@@ -33,6 +35,7 @@ pub struct Plan {
     pub offset: usize,
     pub limit: usize,
     pub needle: Option<String>,
+    pub since_ms: Option<i64>,
 }
 
 pub fn plan(q: &AuditQuery) -> Result<Plan, ApiError> {
@@ -56,7 +59,7 @@ pub fn plan(q: &AuditQuery) -> Result<Plan, ApiError> {
     }
     // Without a filter the rows up to this page (and one more, to know whether there is
     // a next page) suffice; a filter needs the whole window.
-    let ask = if needle.is_some() {
+    let ask = if needle.is_some() || q.since_ms.is_some() {
         SCAN
     } else {
         (offset + limit + 1).min(SCAN)
@@ -66,6 +69,7 @@ pub fn plan(q: &AuditQuery) -> Result<Plan, ApiError> {
         offset: offset as usize,
         limit: limit as usize,
         needle,
+        since_ms: q.since_ms,
     })
 }
 
@@ -86,6 +90,7 @@ pub fn page(p: &Plan, rows: &[AuditEntry]) -> Value {
     let picked: Vec<&AuditEntry> = rows
         .iter()
         .filter(|a| p.needle.as_deref().is_none_or(|n| matches(a, n)))
+        .filter(|a| p.since_ms.is_none_or(|s| a.time_ms >= s))
         .skip(p.offset)
         .take(p.limit + 1)
         .collect();
@@ -140,6 +145,7 @@ mod tests {
             limit,
             offset,
             q: text.map(str::to_owned),
+            since_ms: None,
         }
     }
 
@@ -184,6 +190,18 @@ mod tests {
         assert_eq!(v["more"], true);
         assert_eq!(v["scanned"], 20);
         assert_eq!(v["capped"], false);
+    }
+
+    #[test]
+    fn a_range_keeps_the_rows_since_its_start() {
+        let mut query = q(Some(50), None, None);
+        query.since_ms = Some(1_000_000 - 4);
+        let p = plan(&query).unwrap();
+        assert_eq!(p.ask, SCAN);
+        let rows: Vec<_> = (0..20).map(|i| row(i, "node.config")).collect();
+        let v = page(&p, &rows);
+        assert_eq!(v["entries"].as_array().unwrap().len(), 5, "rows 0..=4");
+        assert_eq!(v["more"], false);
     }
 
     #[test]

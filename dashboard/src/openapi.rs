@@ -294,7 +294,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
         ("/api/audit", "get", op("The core's audit log, newest first, a page at a time (admin only; viewers get 403). Paging and the text filter cover the newest 10,000 rows (`capped` says the window is full)", obj(&[
             ("entries", arr(obj(&[("time_ms", i()), ("actor", s()), ("action", s()), ("outcome", s()), ("source", nullable("string")), ("detail", s())]))),
             ("offset", i()), ("limit", i()), ("more", b()), ("scanned", i()), ("capped", b()),
-        ])).query("limit", i(), "rows per page, 1..500 (default 50)").query("offset", i(), "rows to skip, < 10000 (default 0)").query("q", s(), "case-insensitive text in actor, action, outcome, source or detail (at most 200 bytes)")),
+        ])).query("limit", i(), "rows per page, 1..500 (default 50)").query("offset", i(), "rows to skip, < 10000 (default 0)").query("q", s(), "case-insensitive text in actor, action, outcome, source or detail (at most 200 bytes)").query("since_ms", i(), "only rows at or after this time (ms), within the same window")),
         ("/api/openapi.json", "get", op("This document", json!({"type": "object"})).public()),
         ("/api/ws", "get", op("WebSocket of live events (`{type: event, id, event}`, in store order), node changes and alerts (upgrade); `{type: missed, count, reason}` says how many events this socket will not get (count null: unknown)", Value::Null).status("101")
             .query("last_id", i(), "reconnecting: the last event id this page has; the events kept after it (up to 4096) are sent first, or a missed count")),
