@@ -1535,7 +1535,7 @@ mod tests {
                 assert_eq!(body[4..8], FX_EOF.to_be_bytes());
                 break;
             }
-            got.extend_from_slice(&Reader(&body[4..]).bytes().unwrap().to_vec());
+            got.extend_from_slice(Reader(&body[4..]).bytes().unwrap());
         }
         assert_eq!(got.len() as u64, listed);
         assert!(got.starts_with(b"\x7fELF"));
