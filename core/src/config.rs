@@ -923,7 +923,7 @@ mod tests {
         assert_eq!(c.default_node_config.services.len(), 6);
         raw.profile = Some("all".into());
         let c = raw.clone().validate(Path::new("/tmp")).unwrap();
-        assert_eq!(c.default_node_config.services.len(), 9);
+        assert_eq!(c.default_node_config.services.len(), 10);
         raw.profile = Some("nope".into());
         let e = raw.validate(Path::new("/tmp")).unwrap_err().to_string();
         assert!(e.contains("profile = \"nope\""), "{e}");
