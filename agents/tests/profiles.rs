@@ -81,7 +81,7 @@ async fn every_profile_starts_whole() {
                     assert!(page.contains(want.as_str()), "{want}: {page}");
                 }
             }
-            Profile::All => assert_eq!(kinds.len(), 9),
+            Profile::All => assert_eq!(kinds.len(), 10),
         }
         run.mgr.shutdown().await;
     }
