@@ -234,6 +234,22 @@ fn fast_probes() -> Vec<(&'static str, Vec<Step>)> {
         ("^C at the prompt", with_prompt(&[Send(b"ab\x03"), Quiet(1500)])),
         ("^D after a name", with_prompt(&[Send(b"ab\x04"), Until("Password: ")])),
         ("one wrong password", with_prompt(&wrong_try())),
+        (
+            "the telnet client's LINEMODE answers",
+            vec![
+                Quiet(700),
+                Send(b"\xff\xfd%\xff\xfd&\xff\xfa&\x01\xff\xf0\xff\xfb\x18\xff\xfb \xff\xfc#\xff\xfb'\xff\xfc$"),
+                Quiet(700),
+                Send(b"\xff\xfa \x000,0\xff\xf0\xff\xfa'\x00\xff\xf0\xff\xfa\x18\x00XTERM\xff\xf0"),
+                Quiet(700),
+                Send(b"\xff\xfd\x03\xff\xfc\x01\xff\xfb\"\xff\xfa\"\x03\x01\x00\x00\x03\x00\x00\x04\x00\x00\x05\x00\x00\x07\x00\x00\x08\x00\x00\t\x00\x00\n\x00\x00\x0b\x00\x00\x0c\x00\x00\r\x00\x00\x0e\x00\x00\x0f\x00\x00\x10\x00\x00\x11\x00\x00\x12\x00\x00\xff\xf0\xff\xfb\x1f\xff\xfd\x05\xff\xfb!"),
+                Quiet(700),
+                Send(b"\xff\xfa\"\x01\x07\xff\xf0"),
+                Quiet(700),
+                Send(b"\xff\xfd\x01\xff\xfb\x00\xff\xfc\""),
+                Until("login: "),
+            ],
+        ),
     ]
 }
 

@@ -41,6 +41,8 @@ const SB_SEND: u8 = 1;
 const SB_IS: u8 = 0;
 /// LINEMODE's MODE with EDIT | TRAPSIG, which telnetd sends a client that will.
 const LM_MODE: u8 = 1;
+/// LFLOW: output restarts on XON only.
+const LFLOW_RESTART_XON: u8 = 3;
 
 /// Longest subnegotiation kept; the rest of a longer one is skipped (NAWS needs 4 bytes,
 /// terminal types are short).
@@ -410,13 +412,32 @@ impl TelnetCodec {
                         self.him[usize::from(OPT_ECHO)] = Q::No;
                         out.reply.extend_from_slice(&[IAC, DONT, OPT_ECHO]);
                     }
+                    if self.him[usize::from(OPT_LFLOW)] == Q::Yes {
+                        // Flow control: restart on XON only (telnetd's 7-byte buffer
+                        // carries sprintf's NUL along).
+                        out.reply.extend_from_slice(&[
+                            IAC,
+                            SB,
+                            OPT_LFLOW,
+                            LFLOW_RESTART_XON,
+                            IAC,
+                            SE,
+                            0,
+                        ]);
+                    }
                     if self.us[usize::from(OPT_ECHO)] == Q::No {
                         self.offer(OPT_ECHO, &mut out.reply);
                     }
-                    if self.him[usize::from(OPT_LINEMODE)] != Q::Yes {
+                    let linemode = self.him[usize::from(OPT_LINEMODE)] == Q::Yes;
+                    if !linemode {
                         self.ask(OPT_TM, &mut out.reply);
                     }
                     self.ask(OPT_BINARY, &mut out.reply);
+                    if linemode {
+                        // login's terminal is not in line mode: telnetd turns it off.
+                        self.him[usize::from(OPT_LINEMODE)] = Q::No;
+                        out.reply.extend_from_slice(&[IAC, DONT, OPT_LINEMODE]);
+                    }
                     self.phase = Phase::Ready;
                     out.ready = true;
                     let mut data = std::mem::take(&mut self.held);
@@ -544,7 +565,8 @@ impl TelnetCodec {
                 Q::WantYes => {
                     self.him[o] = Q::Yes;
                     if opt == OPT_LINEMODE {
-                        reply.extend_from_slice(&[IAC, SB, OPT_LINEMODE, LM_MODE, 3, IAC, SE]);
+                        // With the NUL telnetd's sprintf buffer leaks.
+                        reply.extend_from_slice(&[IAC, SB, OPT_LINEMODE, LM_MODE, 3, IAC, SE, 0]);
                     }
                 }
                 Q::Yes => {}
