@@ -714,3 +714,108 @@ async fn remote_forward_accepted_as_openssh_and_recorded() {
     );
     node.mgr.shutdown().await;
 }
+
+/// `ssh -L LOCAL.sock:/run/docker.sock` (direct-streamlocal): a connection to the local
+/// socket opens a channel that fails as on the real sshd when the remote socket is
+/// missing; the path is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn direct_streamlocal_fails_as_openssh_and_is_recorded() {
+    tools::require(&["ssh", "sshpass", "socat"]);
+    let sshd = start_sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(dir.path()).await;
+    let mut outs = Vec::new();
+    for (i, (addr, key)) in [(sshd.addr, Some(sshd.key())), (node.addr, None)]
+        .into_iter()
+        .enumerate()
+    {
+        let local = dir.path().join(format!("l{i}.sock"));
+        let mut a = client_opts(key.as_deref());
+        for o in &mut a {
+            if o == "LogLevel=error" {
+                *o = "LogLevel=info".into();
+            }
+        }
+        a.extend(port_args("-p", addr));
+        a.extend([
+            "-N".into(),
+            "-L".into(),
+            format!("{}:/run/nonexistent_hb.sock", local.display()),
+            "root@127.0.0.1".into(),
+        ]);
+        let mut cmd = match &key {
+            Some(_) => Command::new("ssh"),
+            None => {
+                let mut c = Command::new("sshpass");
+                c.args(["-p", PASSWORD, "ssh"]);
+                c
+            }
+        };
+        let mut child = cmd
+            .args(&a)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + WAIT;
+        while !local.exists() {
+            assert!(Instant::now() < deadline, "the local socket did not appear");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let st = Command::new("socat")
+            .arg("-")
+            .arg(format!("UNIX-CONNECT:{}", local.display()))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        let _ = st;
+        // Read the client's messages until the failure line (or the deadline), then stop
+        // the client: it keeps listening otherwise.
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let reader = std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut err = Vec::new();
+        while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            let done = line.contains("open failed");
+            if !line.starts_with("Warning: Permanently added") {
+                err.push(line);
+            }
+            if done {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        let _ = reader.join();
+        outs.push(err);
+    }
+    assert_eq!(outs[1], outs[0]);
+    assert!(
+        outs[1]
+            .iter()
+            .any(|l| l.ends_with("open failed: connect failed: open failed")),
+        "{outs:?}"
+    );
+    let ev = node
+        .until("the forwarding record", |ev| !downloads(ev).is_empty())
+        .await;
+    assert_eq!(
+        downloads(&ev),
+        [(
+            "unix:/run/nonexistent_hb.sock".to_owned(),
+            "ssh direct-streamlocal".to_owned()
+        )]
+    );
+    node.mgr.shutdown().await;
+}

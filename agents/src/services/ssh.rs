@@ -1608,6 +1608,57 @@ impl russh::server::Handler for SshHandler {
         Ok(())
     }
 
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        channel: Channel<Msg>,
+        socket_path: &str,
+        reply: ChannelOpenHandle,
+        _session: &mut russh::server::Session,
+    ) -> Result<(), Self::Error> {
+        drop(channel);
+        if self.user.is_none() {
+            reply
+                .reject(russh::ChannelOpenFailure::AdministrativelyProhibited)
+                .await;
+            return Ok(());
+        }
+        // AllowStreamLocalForwarding is yes by default. The fake machine has no sockets
+        // to reach (docker.sock and the like): sshd's failure for a path it cannot
+        // connect to carries no strerror, only "open failed" (checked with the real
+        // sshd: the client prints "open failed: connect failed: open failed").
+        let url = format!("unix:{}", clamp(socket_path, 1024));
+        self.record_forward(url, "ssh direct-streamlocal").await;
+        reply
+            .reject(russh::ChannelOpenFailure::Other {
+                code: 2,
+                reason: "open failed".into(),
+            })
+            .await;
+        Ok(())
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _session: &mut russh::server::Session,
+    ) -> Result<bool, Self::Error> {
+        if self.user.is_none() {
+            return Ok(false);
+        }
+        // Accepted as sshd accepts it (it would create the socket); nothing is made.
+        let url = format!("unix-listen:{}", clamp(socket_path, 1024));
+        self.record_forward(url, "ssh streamlocal-forward").await;
+        Ok(true)
+    }
+
+    async fn cancel_streamlocal_forward(
+        &mut self,
+        _socket_path: &str,
+        _session: &mut russh::server::Session,
+    ) -> Result<bool, Self::Error> {
+        Ok(self.user.is_some())
+    }
+
     async fn tcpip_forward(
         &mut self,
         address: &str,
