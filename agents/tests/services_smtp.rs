@@ -304,3 +304,41 @@ async fn starttls_shows_the_same_snakeoil_as_https() {
     assert_eq!(a, b);
     mgr.shutdown().await;
 }
+
+/// A client that goes quiet gets Postfix's timeout reply and the close, and a message it
+/// was sending is still kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_client_is_timed_out_and_its_partial_message_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let limits = honeybee_agent::services::Limits {
+        idle_timeout: std::time::Duration::from_secs(1),
+        ..honeybee_agent::services::Limits::default()
+    };
+    let mut r = start_with_limits(
+        dir.path(),
+        "smtp",
+        "127.0.0.1:0".parse().unwrap(),
+        smtp(),
+        limits,
+    )
+    .await;
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    c.write_all(b"HELO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<root@localhost>\r\nDATA\r\nSubject: cut\r\n\r\nhalf a mess")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, c.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.ends_with("354 End data with <CR><LF>.<CR><LF>\r\n421 4.4.2 mail.example.net Error: timeout exceeded\r\n"),
+        "{text}"
+    );
+    r.wait_disconnects(1).await;
+    assert_eq!(r.count("capture"), 1);
+    let bodies = captured(dir.path());
+    assert!(String::from_utf8_lossy(&bodies[0]).ends_with("half a mess"));
+    r.mgr.shutdown().await;
+}
