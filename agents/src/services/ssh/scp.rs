@@ -468,6 +468,41 @@ mod tests {
         assert_eq!(out.exit, Some(1));
     }
 
+    /// Random control lines and bytes (a fixed xorshift stream): no panic.
+    #[test]
+    fn random_input_never_panics() {
+        let mut x: u64 = 0x2545_f491_4f6c_dd1d;
+        let mut next = move || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let mut sh = shell();
+        for round in 0..300 {
+            let cmd: &[u8] = if round % 2 == 0 {
+                b"scp -r -t /tmp"
+            } else {
+                b"scp -r -f /etc"
+            };
+            let req = parse(cmd).unwrap();
+            let (mut scp, _) = with_ctx(&mut sh, |c| Scp::start(req, c));
+            for _ in 0..10 {
+                let mut chunk: Vec<u8> = (0..(next() % 40)).map(|_| next() as u8).collect();
+                if next() % 2 == 0 {
+                    let line = ["C0644 3 a\n", "D0755 0 d\n", "E\n", "T1 0 1 0\n", "\0"]
+                        [(next() % 5) as usize];
+                    chunk = [line.as_bytes().to_vec(), chunk].concat();
+                }
+                let out = with_ctx(&mut sh, |c| scp.input(&chunk, c));
+                if out.exit.is_some() {
+                    break;
+                }
+            }
+            let _ = scp.eof();
+        }
+    }
+
     #[test]
     fn source_sends_a_file_as_scp_f_does() {
         let mut sh = shell();
