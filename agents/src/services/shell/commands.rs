@@ -270,7 +270,9 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     match name {
         // The machine's own facts come from the node's persona (see `sysinfo`).
         "uname" | "hostname" | "uptime" | "w" | "who" | "ps" | "free" | "df" | "nproc"
-        | "lscpu" | "date" | "ip" => super::sysinfo::run(st, name, args).unwrap_or_default(),
+        | "lscpu" | "date" | "ip" | "pgrep" | "pkill" | "pidof" => {
+            super::sysinfo::run(st, name, args).unwrap_or_default()
+        }
         "id" => id(st, args),
         "whoami" => Out::ok(format!("{}\n", st.user)),
         "pwd" => Out::ok(format!("{}\n", st.cwd)),
@@ -322,8 +324,9 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         | "let" | "wait" | "hash" | "ulimit" => {
             super::builtins::run(st, name, args, ctx).unwrap_or_default()
         }
-        "pkill" | "killall" | "sync" | "shopt" | "source" | "." | "mesg" | "stty" | "service"
-        | "systemctl" => Out::default(),
+        "sync" | "shopt" | "source" | "." | "mesg" | "stty" | "service" | "systemctl" => {
+            Out::default()
+        }
         "false" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
@@ -1095,7 +1098,45 @@ fn rmdir(st: &mut State, args: &[String]) -> Out {
 }
 
 fn touch(st: &mut State, args: &[String]) -> Out {
-    let (_, files) = split_flags(args);
+    // `-r FILE` (timestomping: a dropped file dated as /bin/ls) and `-d @SECONDS` take a
+    // value; the other flags change nothing here.
+    let mut when = st.now;
+    let mut files: Vec<&String> = Vec::new();
+    let mut no_create = false;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-r" | "--reference" => {
+                let Some(r) = it.next() else {
+                    return Out::fail(
+                        1,
+                        "touch: option requires an argument -- 'r'\nTry 'touch --help' for more information.\n",
+                    );
+                };
+                match st.fs.stat(&path_of(st, r)) {
+                    Some(n) => when = n.mtime,
+                    None => {
+                        return Out::fail(
+                            1,
+                            format!(
+                                "touch: failed to get attributes of '{r}': No such file or directory\n"
+                            ),
+                        );
+                    }
+                }
+            }
+            "-d" | "--date" => match it.next().and_then(|d| d.strip_prefix('@')?.parse().ok()) {
+                Some(t) => when = t,
+                None => return Out::fail(1, "touch: invalid date format\n"),
+            },
+            "-t" => {
+                it.next();
+            }
+            "-c" | "--no-create" => no_create = true,
+            f if f.starts_with('-') && f.len() > 1 => no_create |= f.contains('c'),
+            _ => files.push(a),
+        }
+    }
     if files.is_empty() {
         return Out::fail(
             1,
@@ -1103,11 +1144,14 @@ fn touch(st: &mut State, args: &[String]) -> Out {
         );
     }
     let mut o = Out::default();
-    let (uid, now) = (st.uid, st.now);
+    let uid = st.uid;
     for f in files {
         let path = path_of(st, f);
+        if no_create && st.fs.stat(&path).is_none() {
+            continue;
+        }
         let r = if may_write(st, &path) {
-            st.fs.touch(&path, uid, now)
+            st.fs.touch(&path, uid, when)
         } else {
             Err(FsError::Denied)
         };

@@ -300,7 +300,8 @@ fn uptime_line(st: &State, users: usize) -> String {
     let _ = write!(
         s,
         "{users:2} user{},  load average: {:.2}, {:.2}, {:.2}",
-        if users == 1 { "" } else { "s" },
+        // procps 4.0.2 says "0 user" (its plural form is chosen for n > 1 only).
+        if users <= 1 { "" } else { "s" },
         l[0],
         l[1],
         l[2]
@@ -346,7 +347,13 @@ fn uptime(st: &State, args: &[String]) -> Out {
             ),
         );
     }
-    Out::ok(format!("{}\n", uptime_line(st, 1)))
+    Out::ok(format!("{}\n", uptime_line(st, logged_in(st))))
+}
+
+/// Sessions utmp lists: this one only when it has a terminal (sshd writes no utmp entry
+/// for an exec request, so `w` from one shows nobody, as on a real box).
+fn logged_in(st: &State) -> usize {
+    usize::from(st.tty)
 }
 
 fn tty_name(st: &State) -> &'static str {
@@ -356,10 +363,11 @@ fn tty_name(st: &State) -> &'static str {
 fn w(st: &State) -> Out {
     let login = local(st, st.login_time);
     let mut o = Out::default();
-    // The session is shown logged in on pts/0 even for an exec request (where sshd
-    // writes no utmp entry): an intruder checking who else is on sees only themselves.
-    o.line(&uptime_line(st, 1));
+    o.line(&uptime_line(st, logged_in(st)));
     o.line("USER     TTY      FROM             LOGIN@   IDLE   JCPU   PCPU WHAT");
+    if logged_in(st) == 0 {
+        return o;
+    }
     o.line(&format!(
         "{:<8} pts/0    {:<16} {:02}:{:02}    0.00s  0.02s  0.00s w",
         clamp(&st.user, 8),
@@ -385,6 +393,9 @@ fn who(st: &State, args: &[String]) -> Out {
             "         run-level 5  {}\n",
             strftime("%Y-%m-%d %H:%M", &tm)
         ));
+    }
+    if logged_in(st) == 0 {
+        return Out::default();
     }
     let tm = local(st, st.login_time);
     Out::ok(format!(
@@ -759,8 +770,168 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String]) -> Option<Out> {
         "lscpu" => lscpu(st),
         "date" => clock::date(st, args),
         "ip" => ip(st, args),
+        "pgrep" | "pkill" => pgrep(st, name, args),
+        "pidof" => pidof(st, args),
         _ => return None,
     })
+}
+
+/// procps' `pgrep`/`pkill`: an extended regex over the process name (`-f`: the whole
+/// command line), `-x` whole, `-l`/`-a` names or command lines, `-c` a count, `-u` a
+/// user, `-n`/`-o` newest/oldest, the signal for pkill (`-9`, `-KILL`, `--signal`). The
+/// matching processes are the machine's table; pkill "signals" them and says nothing.
+fn pgrep(st: &State, name: &str, args: &[String]) -> Out {
+    let mut full = false;
+    let (mut exact, mut long, mut all_args, mut count, mut newest, mut oldest) =
+        (false, false, false, false, false, false);
+    let mut user: Option<String> = None;
+    let mut pattern: Option<&str> = None;
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-u" | "-U" | "--euid" | "--uid" => user = it.next().cloned(),
+            "-s" | "-g" | "-G" | "-P" | "-t" | "--signal" => {
+                it.next();
+            }
+            "-f" | "--full" => full = true,
+            "-x" | "--exact" => exact = true,
+            "-l" | "--list-name" => long = true,
+            "-a" | "--list-full" => all_args = true,
+            "-c" | "--count" => count = true,
+            "-n" | "--newest" => newest = true,
+            "-o" | "--oldest" => oldest = true,
+            a if a.starts_with('-') && a.len() > 1 => {
+                let flags = &a[1..];
+                // pkill -9, -KILL, -SIGTERM: a signal, not flags.
+                let signal = name == "pkill"
+                    && (flags.chars().all(|c| c.is_ascii_digit())
+                        || flags.chars().all(|c| c.is_ascii_uppercase()));
+                if !signal {
+                    for c in flags.chars() {
+                        match c {
+                            'f' => full = true,
+                            'x' => exact = true,
+                            'l' => long = true,
+                            'a' => all_args = true,
+                            'c' => count = true,
+                            'n' => newest = true,
+                            'o' => oldest = true,
+                            'e' | 'i' | 'v' => {}
+                            c => {
+                                return Out::fail(
+                                    2,
+                                    format!(
+                                        "{name}: invalid option -- '{c}'\nUsage:\n {name} [options] <pattern>\n\nSee the {name}(1) man page for more information\n"
+                                    ),
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+            p => pattern = Some(p),
+        }
+    }
+    if pattern.is_none() && user.is_none() {
+        return Out::fail(
+            2,
+            format!(
+                "{name}: no matching criteria specified\nTry `{name} --help' for more information.\n"
+            ),
+        );
+    }
+    let re = match pattern {
+        Some(p) => {
+            let p = if exact {
+                format!("^(?:{p})$")
+            } else {
+                p.to_owned()
+            };
+            match regex::RegexBuilder::new(&p)
+                .size_limit(1 << 20)
+                .dfa_size_limit(1 << 20)
+                .build()
+            {
+                Ok(r) => Some(r),
+                Err(_) => {
+                    return Out::fail(2, format!("{name}: invalid regular expression\n"));
+                }
+            }
+        }
+        None => None,
+    };
+    let mut hits: Vec<Proc> = processes(st, None)
+        .into_iter()
+        .filter(|p| {
+            let hay = if full && !p.args.starts_with('[') {
+                p.args.as_str()
+            } else {
+                p.comm.as_str()
+            };
+            re.as_ref().is_none_or(|r| r.is_match(hay))
+                && user
+                    .as_deref()
+                    .is_none_or(|u| u == p.user || u.parse::<u32>() == Ok(p.uid))
+        })
+        .collect();
+    if newest {
+        hits.sort_by_key(|p| (p.start, p.pid));
+        hits = hits.into_iter().last().into_iter().collect();
+    } else if oldest {
+        hits.sort_by_key(|p| (p.start, p.pid));
+        hits.truncate(1);
+    }
+    let mut o = Out::default();
+    if name == "pgrep" {
+        if count {
+            o.line(&hits.len().to_string());
+        } else {
+            for p in &hits {
+                if all_args {
+                    o.line(&format!("{} {}", p.pid, p.args));
+                } else if long {
+                    o.line(&format!("{} {}", p.pid, p.comm));
+                } else {
+                    o.line(&p.pid.to_string());
+                }
+            }
+        }
+    }
+    if hits.is_empty() {
+        o.status = 1;
+    }
+    o
+}
+
+/// `pidof NAME…`: the PIDs of programs of that name, newest first, on one line.
+fn pidof(st: &State, args: &[String]) -> Out {
+    let names: Vec<&str> = args
+        .iter()
+        .filter(|a| !a.starts_with('-'))
+        .map(|a| a.rsplit('/').next().unwrap_or(a))
+        .collect();
+    let mut pids: Vec<u32> = processes(st, None)
+        .into_iter()
+        .filter(|p| {
+            let argv0 = p.args.split_whitespace().next().unwrap_or("");
+            let base = argv0
+                .rsplit('/')
+                .next()
+                .unwrap_or(argv0)
+                .trim_end_matches(':');
+            !p.args.starts_with('[') && names.iter().any(|n| *n == base || *n == p.comm)
+        })
+        .map(|p| p.pid)
+        .collect();
+    pids.sort_unstable_by(|a, b| b.cmp(a));
+    if pids.is_empty() {
+        return Out {
+            status: 1,
+            ..Out::default()
+        };
+    }
+    let list: Vec<String> = pids.iter().map(u32::to_string).collect();
+    Out::ok(format!("{}\n", list.join(" ")))
 }
 
 /// `Mon Dec  7 02:55:46 2026` in the machine's zone (ctime(3), without its newline).

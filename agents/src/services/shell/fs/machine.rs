@@ -216,7 +216,12 @@ const PROGRAMS: &[(&str, u64, i64)] = &[
     ("/usr/bin/od", 80912, 1663687647),
     ("/usr/bin/passwd", 68248, 1744022326),
     ("/usr/bin/perl", 3808560, 1790647147),
+    ("/usr/bin/pgrep", 35248, 1671429998),
+    ("/usr/bin/pidof", 26944, 1680503122),
     ("/usr/bin/ping", 90568, 1727197236),
+    // pkill is a link to pgrep on Debian (and pidof, above, one to /sbin/killall5): plain
+    // files here, so that running them by path keeps their own behaviour.
+    ("/usr/bin/pkill", 35248, 1671429998),
     ("/usr/bin/ps", 146360, 1671429998),
     ("/usr/bin/pwd", 43952, 1663687647),
     ("/usr/bin/readlink", 52112, 1663687647),
