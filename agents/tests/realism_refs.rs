@@ -27,11 +27,19 @@ struct Real {
     addr: SocketAddr,
     /// A daemon that forks (Postfix's master): stopped by the PID in this file.
     pid_file: Option<PathBuf>,
+    /// A daemon that must stop its own workers (Apache): SIGTERM, then reaped.
+    graceful: Option<Child>,
     _dir: tempfile::TempDir,
 }
 
 impl Drop for Real {
     fn drop(&mut self) {
+        if let Some(mut c) = self.graceful.take() {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+            let _ = c.wait();
+        }
         for c in self.children.lock().unwrap().iter_mut() {
             let _ = c.kill();
             let _ = c.wait();
@@ -91,6 +99,7 @@ fn spawn(cmd: &mut Command, dir: tempfile::TempDir, port: u16) -> Real {
         children: Arc::new(Mutex::new(vec![child])),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         pid_file: None,
+        graceful: None,
         _dir: dir,
     };
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -343,6 +352,7 @@ fn postfix() -> Real {
         children: Arc::new(Mutex::new(Vec::new())),
         addr: SocketAddr::from(([127, 0, 0, 1], port)),
         pid_file: Some(root.join("queue/pid/master.pid")),
+        graceful: None,
         _dir: dir,
     };
     let out = Command::new("/usr/sbin/postfix")
@@ -391,6 +401,68 @@ fn fake_dovecot(socket: &Path) {
     });
 }
 
+/// Debian 12's Apache 2.4 with Debian's modules and `conf-enabled` (ServerTokens OS,
+/// ServerSignature On), the main directives of its apache2.conf, on loopback.
+fn apache() -> Real {
+    need("/usr/sbin/apache2", "apache2");
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap().to_owned();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    for sub in ["www", "run", "lock", "log"] {
+        std::fs::create_dir(dir.path().join(sub)).unwrap();
+    }
+    let port = free_port();
+    let conf = dir.path().join("apache2.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            "ServerRoot /etc/apache2\nDefaultRuntimeDir {d}/run\nPidFile {d}/run/pid\n\
+             Timeout 300\nKeepAlive On\nMaxKeepAliveRequests 100\nKeepAliveTimeout 5\n\
+             User www-data\nGroup www-data\nHostnameLookups Off\n\
+             ErrorLog {d}/log/error.log\nLogLevel warn\n\
+             Include mods-enabled/*.load\nInclude mods-enabled/*.conf\n\
+             Listen 127.0.0.1:{port}\n\
+             <Directory />\n Options FollowSymLinks\n AllowOverride None\n Require all denied\n</Directory>\n\
+             <Directory {d}/www>\n Options Indexes FollowSymLinks\n AllowOverride None\n Require all granted\n</Directory>\n\
+             AccessFileName .htaccess\n\
+             <FilesMatch \"^\\.ht\">\n Require all denied\n</FilesMatch>\n\
+             IncludeOptional conf-enabled/*.conf\nDocumentRoot {d}/www\n"
+        ),
+    )
+    .unwrap();
+    let child = Command::new("/usr/sbin/apache2")
+        .arg("-f")
+        .arg(&conf)
+        .arg("-DFOREGROUND")
+        .env("APACHE_RUN_DIR", format!("{d}/run"))
+        .env("APACHE_LOCK_DIR", format!("{d}/lock"))
+        .env("APACHE_LOG_DIR", format!("{d}/log"))
+        .env("APACHE_RUN_USER", "www-data")
+        .env("APACHE_RUN_GROUP", "www-data")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start apache2");
+    let real = Real {
+        children: Arc::new(Mutex::new(Vec::new())),
+        addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        pid_file: None,
+        graceful: Some(child),
+        _dir: dir,
+    };
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while std::net::TcpStream::connect(real.addr).is_err() {
+        assert!(Instant::now() < deadline, "apache2 did not listen");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    real
+}
+
 /// inetutils telnetd, started per connection on the accepted socket as inetd would.
 fn telnetd() -> Real {
     need("/usr/sbin/telnetd", "inetutils-telnetd");
@@ -420,6 +492,7 @@ fn telnetd() -> Real {
         children,
         addr,
         pid_file: None,
+        graceful: None,
         _dir: tempfile::tempdir().unwrap(),
     }
 }
@@ -484,6 +557,13 @@ fn programs() -> Vec<Program> {
             "postfix",
             "Postfix 3.7 smtpd",
             Box::new(postfix),
+        ),
+        (
+            "http-apache.txt",
+            Probe::HttpApache,
+            "apache2",
+            "Apache 2.4 (what Apache itself answers)",
+            Box::new(apache),
         ),
         (
             "telnet.txt",

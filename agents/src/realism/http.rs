@@ -36,6 +36,79 @@ pub async fn probe(addr: SocketAddr, deadline: Instant) -> Facts {
     f
 }
 
+/// The probes of a site on Apache (the WordPress persona): only what Apache answers
+/// itself, before any application sees the request — a request that is not HTTP, an
+/// unknown HTTP version, and the `.ht*` files every Debian Apache refuses. (A missing
+/// page is WordPress's own 404, not Apache's.)
+const APACHE_PROBES: [(&str, &[u8]); 3] = [
+    ("400", b"garbage\r\n\r\n"),
+    ("version", b"GET / HTTP/1.2\r\n\r\n"),
+    (
+        "403",
+        b"GET /.htaccess HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    ),
+];
+
+pub async fn probe_apache(addr: SocketAddr, deadline: Instant) -> Facts {
+    let mut raw_facts = Facts::default();
+    for (i, (name, req)) in APACHE_PROBES.iter().enumerate() {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let until = Instant::now() + left / (APACHE_PROBES.len() - i) as u32;
+        match Conn::open(addr, until).await {
+            Ok(mut c) => {
+                let _ = c.send(req).await;
+                let raw = c.read_rest(Duration::from_millis(1500)).await;
+                describe(name, &raw, &mut raw_facts);
+            }
+            Err(e) => raw_facts.push(&format!("{name}.status"), e),
+        }
+    }
+    Facts(
+        raw_facts
+            .0
+            .into_iter()
+            .map(|(n, v)| (n, normalise_apache(&v)))
+            .collect(),
+    )
+}
+
+/// Apache's patch level moves with Debian's security updates, and its signature names
+/// the host and port asked for: `Apache/2.4.71 (Debian) Server at web Port 80` →
+/// `Apache/2.4.N (Debian) Server at HOST Port PORT`.
+pub fn normalise_apache(v: &str) -> String {
+    let mut out = String::with_capacity(v.len());
+    let mut rest = v;
+    while let Some(at) = rest.find("Apache/2.4.") {
+        let after = &rest[at + "Apache/2.4.".len()..];
+        let digits = after.bytes().take_while(u8::is_ascii_digit).count();
+        out.push_str(&rest[..at]);
+        out.push_str("Apache/2.4.N");
+        rest = &after[digits..];
+    }
+    out.push_str(rest);
+    let mut v = out;
+    let mut from = 0;
+    while let Some(rel) = v[from..].find("Server at ") {
+        let at = from + rel + "Server at ".len();
+        let Some(port_rel) = v[at..].find(" Port ") else {
+            break;
+        };
+        let host_end = at + port_rel;
+        let digits_at = host_end + " Port ".len();
+        let digits = v[digits_at..]
+            .bytes()
+            .take_while(u8::is_ascii_digit)
+            .count();
+        if v[at..host_end].contains([' ', '<']) || digits == 0 {
+            from = at;
+            continue;
+        }
+        v.replace_range(at..digits_at + digits, "HOST Port PORT");
+        from = at + "HOST Port PORT".len();
+    }
+    v
+}
+
 /// The facts of the first response in `raw`.
 pub fn describe(name: &str, raw: &[u8], f: &mut Facts) {
     let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
@@ -98,6 +171,25 @@ mod tests {
         assert_eq!(f.get("404.server"), Some("lighttpd/1.4.69"));
         assert_eq!(f.get("404.body"), Some("abc"));
         assert!(!f.0.iter().any(|(_, v)| v.contains("2026")));
+    }
+
+    #[test]
+    fn apache_signature_is_normalised() {
+        assert_eq!(
+            normalise_apache(
+                "<address>Apache/2.4.71 (Debian) Server at web-01.example Port 8080</address>"
+            ),
+            "<address>Apache/2.4.N (Debian) Server at HOST Port PORT</address>"
+        );
+        assert_eq!(
+            normalise_apache("Apache/2.4.62 (Debian)"),
+            "Apache/2.4.N (Debian)"
+        );
+        assert_eq!(
+            normalise_apache("Server at a b Port 1"),
+            "Server at a b Port 1"
+        );
+        assert_eq!(normalise_apache("Server at x Port "), "Server at x Port ");
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio::time::{Duration, Instant};
 pub const TOTAL: Duration = Duration::from_secs(8);
 
 /// Each reference file, compiled in: (file name, text).
-pub const REFS: [(&str, &str); 8] = [
+pub const REFS: [(&str, &str); 9] = [
     ("ssh.txt", include_str!("refs/ssh.txt")),
     ("http-lighttpd.txt", include_str!("refs/http-lighttpd.txt")),
     ("ftp-vsftpd.txt", include_str!("refs/ftp-vsftpd.txt")),
@@ -40,6 +40,7 @@ pub const REFS: [(&str, &str); 8] = [
     ("telnet.txt", include_str!("refs/telnet.txt")),
     ("mysql-mariadb.txt", include_str!("refs/mysql-mariadb.txt")),
     ("smtp-postfix.txt", include_str!("refs/smtp-postfix.txt")),
+    ("http-apache.txt", include_str!("refs/http-apache.txt")),
 ];
 
 /// A fact whose name starts with this is an instance value the consistency checks use
@@ -57,6 +58,8 @@ pub enum Probe {
     Telnet,
     Mysql,
     Smtp,
+    /// HTTP on Apache (what Apache answers before the application does).
+    HttpApache,
 }
 
 impl Probe {
@@ -69,6 +72,7 @@ impl Probe {
             Probe::Redis => redis::probe(addr, deadline).await,
             Probe::Mysql => mysql::probe(addr, deadline).await,
             Probe::Smtp => smtp::probe(addr, deadline).await,
+            Probe::HttpApache => http::probe_apache(addr, deadline).await,
             Probe::Telnet => {
                 let seen = telnet::probe(addr, deadline).await;
                 let mut f = seen.facts;
@@ -135,9 +139,10 @@ fn plan(kind: &ServiceKind) -> Plan {
             probe: Probe::Http,
             reference: "http-lighttpd.txt",
         },
-        ServiceKind::Http(_) => Plan::Skip(
-            "no reference: the WordPress persona claims Apache 2.4 (Debian), which is not installed to record from",
-        ),
+        ServiceKind::Http(_) => Plan::Check {
+            probe: Probe::HttpApache,
+            reference: "http-apache.txt",
+        },
         ServiceKind::Ftp(_) => Plan::Check {
             probe: Probe::Ftp,
             reference: "ftp-vsftpd.txt",
