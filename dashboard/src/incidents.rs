@@ -773,8 +773,18 @@ async fn context_of(app: &AppState, a: &AlertInfo) -> AlertContext {
 
 /// Groups every alert the core has that is newer than the high-water mark. Returns how
 /// many were looked at.
-pub async fn sync(app: &AppState) -> Result<usize, ApiError> {
-    let _one = app.incidents.sync_lock.lock().await;
+///
+/// With `wait` false (a request), a sync already running is not waited for: the request
+/// answers what is grouped so far (a first sync of thousands of alerts takes a while).
+pub async fn sync(app: &AppState, wait: bool) -> Result<usize, ApiError> {
+    let _one = if wait {
+        app.incidents.sync_lock.lock().await
+    } else {
+        match app.incidents.sync_lock.try_lock() {
+            Ok(g) => g,
+            Err(_) => return Ok(0),
+        }
+    };
     let seen = app.incidents.high_water().map_err(ApiError::internal)?;
     let mut limit = SYNC_PAGE;
     let fresh = loop {
@@ -830,7 +840,7 @@ pub async fn feed(app: AppState) {
             }
         }
         ticks += 1;
-        match sync(&app).await {
+        match sync(&app, true).await {
             Ok(n) if n > 0 => {
                 app.broadcast(&json!({"type": "incidents", "incidents": {"grouped": n}}));
             }
@@ -848,7 +858,7 @@ pub async fn list(
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     // A core that cannot be reached still leaves what was grouped before readable.
-    let synced = sync(&app).await.is_ok();
+    let synced = sync(&app, false).await.is_ok();
     let inc = app.incidents.clone();
     let (rows, total, open) = tokio::task::spawn_blocking(move || inc.list(&q))
         .await
@@ -865,7 +875,7 @@ pub async fn one(
     _a: Authed,
     Path(id): Path<i64>,
 ) -> ApiResult<Json<Value>> {
-    let _ = sync(&app).await;
+    let _ = sync(&app, false).await;
     app.incidents
         .get(id)
         .map_err(ApiError::internal)?
