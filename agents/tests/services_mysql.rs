@@ -183,6 +183,29 @@ async fn mysql_client_is_denied_and_recorded() {
     r.mgr.shutdown().await;
 }
 
+/// Like `tools::assert_hydra_finished`, for any number of straggling workers: hydra then
+/// reports "N targets did not resolve or could not be connected" (N > 1 in the plural),
+/// which that helper does not expect; against MariaDB (ours and Debian's real one) two
+/// stragglers are common.
+fn hydra_finished(ok: bool, stdout: &str, stderr: &str) {
+    if ok {
+        return;
+    }
+    let straggler = stdout.contains("final worker threads did not complete until end");
+    let other_errors = stderr
+        .lines()
+        .filter(|l| l.starts_with("[ERROR]"))
+        .filter(|l| {
+            !(l.contains("did not resolve or could not be connected")
+                || l.contains("0 target did not complete"))
+        })
+        .count();
+    assert!(
+        straggler && other_errors == 0,
+        "hydra failed: {stdout}\n{stderr}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hydra_mysql_every_pair_recorded() {
     tools::require(&["hydra"]);
@@ -213,7 +236,7 @@ async fn hydra_mysql_every_pair_recorded() {
         None,
     )
     .await;
-    tools::assert_hydra_finished(h.ok, &h.stdout, &h.stderr);
+    hydra_finished(h.ok, &h.stdout, &h.stderr);
     // hydra's own straggling workers ("N final worker threads did not complete until
     // end") drop their last pair; it does so against the real MariaDB too (seen with
     // Debian's mariadb-server and this list), so those pairs are allowed to be missing.
@@ -539,7 +562,7 @@ async fn hydra_against_mysql8_hands_over_its_passwords() {
         None,
     )
     .await;
-    tools::assert_hydra_finished(h.ok, &h.stdout, &h.stderr);
+    hydra_finished(h.ok, &h.stdout, &h.stderr);
     r.wait_for("6 auth attempts", |ev| {
         ev.iter()
             .filter(|e| e.kind.name() == "auth_attempt")
