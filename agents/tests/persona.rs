@@ -98,8 +98,13 @@ impl Session {
                 }
             }
             self.text.push_str(&String::from_utf8_lossy(&clean));
-            // bash turns bracketed paste off after each line and on before each prompt.
-            self.text = self.text.replace("\x1b[?2004l\r", "").replace("\r\n", "\n");
+            // A bare CR comes as CR NUL (NVT); bash turns bracketed paste off after each
+            // line and on before each prompt.
+            self.text = self
+                .text
+                .replace("\r\0", "\r")
+                .replace("\x1b[?2004l\r", "")
+                .replace("\r\n", "\n");
         }
     }
 

@@ -174,6 +174,16 @@ impl LoginLine {
     }
 }
 
+/// Writes the terminal's output as telnetd does (see [`telnet_codec::escape_nvt`]).
+async fn send_nvt<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8], binary: bool) -> bool {
+    if data.is_empty() {
+        return true;
+    }
+    w.write_all(&telnet_codec::escape_nvt(data, binary))
+        .await
+        .is_ok()
+}
+
 /// Writes to the peer with IAC escaped; `false` once the peer is gone.
 async fn send<W: AsyncWrite + Unpin>(w: &mut W, data: &[u8]) -> bool {
     if data.is_empty() {
@@ -465,7 +475,7 @@ impl Conn<'_> {
         };
         effects.extend(reply.effects);
         t.output(&reply.stdout, &mut effects);
-        let ok = send(wr, &reply.stdout).await;
+        let ok = send_nvt(wr, &reply.stdout, self.codec.binary_out()).await;
         transcript::emit(self.session, effects).await;
         ok && reply.exit.is_none()
     }
@@ -561,7 +571,7 @@ impl Conn<'_> {
         t.output(&greeting, &mut effects);
         self.shell = Some(shell);
         self.transcript = Some(t);
-        let ok = send(wr, &greeting).await;
+        let ok = send_nvt(wr, &greeting, self.codec.binary_out()).await;
         transcript::emit(self.session, effects).await;
         ok
     }

@@ -320,6 +320,11 @@ impl TelnetCodec {
         self.phase == Phase::Ready
     }
 
+    /// Whether the client agreed to binary output (DO BINARY).
+    pub(crate) fn binary_out(&self) -> bool {
+        self.us[usize::from(OPT_BINARY)] == Q::Yes
+    }
+
     /// Whether the peer has sent anything at all.
     pub(crate) fn heard(&self) -> bool {
         self.heard
@@ -599,6 +604,21 @@ impl TelnetCodec {
     }
 }
 
+/// Terminal output as telnetd sends it: IAC doubled, and unless the client agreed to
+/// binary output, a CR that no LF follows in the same write sent as `CR NUL` (NVT).
+pub(crate) fn escape_nvt(data: &[u8], binary: bool) -> Vec<u8> {
+    let mut out = Vec::with_capacity(data.len() + 16);
+    for (i, &b) in data.iter().enumerate() {
+        out.push(b);
+        if b == IAC {
+            out.push(IAC);
+        } else if b == b'\r' && !binary && data.get(i + 1) != Some(&b'\n') {
+            out.push(0);
+        }
+    }
+    out
+}
+
 /// Server output with IAC doubled, as the protocol requires of data.
 pub(crate) fn escape(data: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(data.len() + 8);
@@ -760,6 +780,8 @@ mod tests {
     #[test]
     fn escape_doubles_iac() {
         assert_eq!(escape(&[1, IAC, 2]), vec![1, IAC, IAC, 2]);
+        assert_eq!(escape_nvt(b"a\rb\r\n\r", false), b"a\r\0b\r\n\r\0");
+        assert_eq!(escape_nvt(b"a\rb\xff", true), b"a\rb\xff\xff");
     }
 
     proptest! {
