@@ -93,6 +93,8 @@ enum State {
         path: String,
         size: usize,
         data: Vec<u8>,
+        /// The mode a new file gets (the `C` line's, less the umask, as open(2) gives).
+        mode: Option<u32>,
     },
     /// Source: waiting for the client's go-ahead, then for each acknowledgement.
     Ack,
@@ -290,13 +292,21 @@ impl Scp {
                     buf.extend_from_slice(&data[..take]);
                     data = &data[take..];
                     if buf.len() == *size + 1 {
-                        let State::Data { path, mut data, .. } =
-                            std::mem::replace(&mut self.state, State::Line)
+                        let State::Data {
+                            path,
+                            mut data,
+                            mode,
+                            ..
+                        } = std::mem::replace(&mut self.state, State::Line)
                         else {
                             break;
                         };
                         data.pop();
-                        match ctx.fs.write(&path, &data, false, ctx.uid, ctx.now) {
+                        let written = ctx
+                            .fs
+                            .write(&path, &data, false, ctx.uid, ctx.now)
+                            .and_then(|()| mode.map_or(Ok(()), |m| ctx.fs.chmod(&path, m)));
+                        match written {
                             Ok(()) => out.data.push(0),
                             Err(e) => self.err(&mut out, &format!("{path}: {}", e.text())),
                         }
@@ -397,11 +407,12 @@ impl Scp {
                     return;
                 }
                 out.data.push(0);
-                let _ = mode;
+                let new = ctx.fs.stat(&path).is_none();
                 self.state = State::Data {
                     path,
                     size,
                     data: Vec::with_capacity(size.min(64 * 1024)),
+                    mode: new.then_some(mode & 0o7777 & !0o022),
                 };
             }
             _ => {
@@ -451,6 +462,7 @@ mod tests {
         assert_eq!(out.uploads.len(), 1);
         assert_eq!(out.uploads[0].path, "/tmp/x.sh");
         assert_eq!(sh.files().0.read("/tmp/x.sh").unwrap(), b"hello");
+        assert_eq!(sh.files().0.stat("/tmp/x.sh").unwrap().mode, 0o755);
         assert_eq!(scp.eof().exit, Some(0));
         // A name with a slash and an oversized file are refused, as scp.c refuses them.
         let req = parse(b"scp -t /tmp/").unwrap();
