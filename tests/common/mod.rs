@@ -270,11 +270,6 @@ impl Deployment {
                 }
             }
         }
-        // ...and the plain banner service the older defaults had (the tests of live
-        // configuration changes use it).
-        text.push_str(
-            "\n[[default_services]]\nname = \"banner\"\nkind = \"banner\"\nlisten = \"127.0.0.1:0\"\n",
-        );
         std::fs::write(&cfg_path, edit(text)).unwrap();
         Deployment {
             dir,
