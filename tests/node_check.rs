@@ -84,10 +84,10 @@ async fn node_check_scores_a_default_node_and_names_a_wrong_setting() {
         assert!(s["total"].as_u64().unwrap() > 0, "{name} was checked: {s}");
         assert!(s["skipped"].is_null(), "{s}");
     }
-    assert!(
-        !service(&v, "https")["skipped"].is_null(),
-        "HTTPS is skipped with a reason"
-    );
+    // HTTPS: the same persona's HTTP answers, inside TLS.
+    let https = service(&v, "https");
+    assert!(https["skipped"].is_null(), "{https}");
+    assert_eq!(https["passed"], service(&v, "http")["passed"], "{https}");
     assert_eq!(
         service(&v, "consistency")["passed"],
         service(&v, "consistency")["total"]

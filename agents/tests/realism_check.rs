@@ -52,6 +52,13 @@ fn defaults() -> Vec<ServiceConfig> {
         svc("telnet", ServiceKind::Telnet(TelnetOptions::default())),
         svc("http", ServiceKind::Http(HttpOptions::default())),
         svc(
+            "https",
+            ServiceKind::Http(HttpOptions {
+                tls: true,
+                ..HttpOptions::default()
+            }),
+        ),
+        svc(
             "wordpress",
             ServiceKind::Http(HttpOptions {
                 persona: HttpPersona::Wordpress,

@@ -19,12 +19,12 @@ const PROBES: [(&str, &[u8]); 3] = [
     ("505", b"GET / HTTP/1.2\r\n\r\n"),
 ];
 
-pub async fn probe(addr: SocketAddr, deadline: Instant) -> Facts {
+pub async fn probe(addr: SocketAddr, deadline: Instant, tls: bool) -> Facts {
     let mut f = Facts::default();
     for (i, (name, req)) in PROBES.iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
         let until = Instant::now() + left / (PROBES.len() - i) as u32;
-        match Conn::open(addr, until).await {
+        match Conn::open_any(addr, until, tls).await {
             Ok(mut c) => {
                 let _ = c.send(req).await;
                 let raw = c.read_rest(Duration::from_millis(1500)).await;
@@ -49,12 +49,12 @@ const APACHE_PROBES: [(&str, &[u8]); 3] = [
     ),
 ];
 
-pub async fn probe_apache(addr: SocketAddr, deadline: Instant) -> Facts {
+pub async fn probe_apache(addr: SocketAddr, deadline: Instant, tls: bool) -> Facts {
     let mut raw_facts = Facts::default();
     for (i, (name, req)) in APACHE_PROBES.iter().enumerate() {
         let left = deadline.saturating_duration_since(Instant::now());
         let until = Instant::now() + left / (APACHE_PROBES.len() - i) as u32;
-        match Conn::open(addr, until).await {
+        match Conn::open_any(addr, until, tls).await {
             Ok(mut c) => {
                 let _ = c.send(req).await;
                 let raw = c.read_rest(Duration::from_millis(1500)).await;

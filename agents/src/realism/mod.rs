@@ -17,6 +17,7 @@ pub mod redis;
 pub mod smtp;
 pub mod ssh;
 pub mod telnet;
+mod tls;
 
 use facts::{Facts, Outcome, Reference, compare, parse_ref};
 use honeybee_proto::config::{HttpPersona, ServiceConfig, ServiceKind};
@@ -60,6 +61,9 @@ pub enum Probe {
     Smtp,
     /// HTTP on Apache (what Apache answers before the application does).
     HttpApache,
+    /// The same two over TLS (the HTTP answers inside are compared).
+    Https,
+    HttpsApache,
 }
 
 impl Probe {
@@ -67,12 +71,14 @@ impl Probe {
     pub async fn run(self, addr: SocketAddr, deadline: Instant) -> Facts {
         match self {
             Probe::Ssh => ssh::probe(addr, deadline).await,
-            Probe::Http => http::probe(addr, deadline).await,
+            Probe::Http => http::probe(addr, deadline, false).await,
+            Probe::Https => http::probe(addr, deadline, true).await,
             Probe::Ftp => ftp::probe(addr, deadline).await,
             Probe::Redis => redis::probe(addr, deadline).await,
             Probe::Mysql => mysql::probe(addr, deadline).await,
             Probe::Smtp => smtp::probe(addr, deadline).await,
-            Probe::HttpApache => http::probe_apache(addr, deadline).await,
+            Probe::HttpApache => http::probe_apache(addr, deadline, false).await,
+            Probe::HttpsApache => http::probe_apache(addr, deadline, true).await,
             Probe::Telnet => {
                 let seen = telnet::probe(addr, deadline).await;
                 let mut f = seen.facts;
@@ -132,9 +138,14 @@ fn plan(kind: &ServiceKind) -> Plan {
             probe: Probe::Ssh,
             reference: "ssh.txt",
         },
-        ServiceKind::Http(o) if o.tls => Plan::Skip(
-            "HTTPS: the probes do not speak TLS yet; the same persona's plain HTTP service is checked",
-        ),
+        ServiceKind::Http(o) if o.tls && o.persona == HttpPersona::Router => Plan::Check {
+            probe: Probe::Https,
+            reference: "http-lighttpd.txt",
+        },
+        ServiceKind::Http(o) if o.tls => Plan::Check {
+            probe: Probe::HttpsApache,
+            reference: "http-apache.txt",
+        },
         ServiceKind::Http(o) if o.persona == HttpPersona::Router => Plan::Check {
             probe: Probe::Http,
             reference: "http-lighttpd.txt",
@@ -298,6 +309,10 @@ pub async fn check(targets: Vec<Target>, machine: &Machine, total: Duration) -> 
         match reference(file) {
             Ok(r) => {
                 entry.reference = r.product.clone();
+                if matches!(t.config.kind, ServiceKind::Http(ref o) if o.tls) {
+                    entry.reference +=
+                        ", its HTTP answers over TLS (the TLS layer is not compared)";
+                }
                 let seen = observed[i].take().unwrap_or_default();
                 let o = compare(&r, &seen);
                 entry.passed = o.passed;

@@ -2,16 +2,20 @@
 //! every read by a byte cap, so a wedged service cannot hold the check.
 
 use std::net::SocketAddr;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::{Duration, Instant, timeout_at};
 
 /// Most bytes any one probe reads from one connection.
 pub const MAX_READ: usize = 64 * 1024;
 
+/// A plain or TLS stream.
+trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
+
 /// One probe connection with its deadline.
 pub struct Conn {
-    s: TcpStream,
+    s: Box<dyn Stream>,
     deadline: Instant,
     /// Bytes read past what a caller consumed (after a line, a packet).
     pending: Vec<u8>,
@@ -24,7 +28,7 @@ impl Conn {
             Ok(Ok(s)) => {
                 let _ = s.set_nodelay(true);
                 Ok(Conn {
-                    s,
+                    s: Box::new(s),
                     deadline,
                     pending: Vec::new(),
                     read_total: 0,
@@ -35,8 +39,43 @@ impl Conn {
         }
     }
 
+    /// A connection over TLS (HTTPS), the handshake within the same deadline.
+    pub async fn open_tls(addr: SocketAddr, deadline: Instant) -> Result<Conn, String> {
+        let tcp = match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Ok(Ok(s)) => s,
+            Ok(Err(e)) => return Err(format!("(cannot connect: {e})")),
+            Err(_) => return Err("(connect timed out)".into()),
+        };
+        let _ = tcp.set_nodelay(true);
+        let connector = tokio_rustls::TlsConnector::from(super::tls::client_config()?);
+        let name = rustls::pki_types::ServerName::IpAddress(addr.ip().into());
+        match timeout_at(deadline, connector.connect(name, tcp)).await {
+            Ok(Ok(s)) => Ok(Conn {
+                s: Box::new(s),
+                deadline,
+                pending: Vec::new(),
+                read_total: 0,
+            }),
+            Ok(Err(e)) => Err(format!("(TLS handshake failed: {e})")),
+            Err(_) => Err("(TLS handshake timed out)".into()),
+        }
+    }
+
+    /// Plain or TLS.
+    pub async fn open_any(addr: SocketAddr, deadline: Instant, tls: bool) -> Result<Conn, String> {
+        if tls {
+            Conn::open_tls(addr, deadline).await
+        } else {
+            Conn::open(addr, deadline).await
+        }
+    }
+
     pub async fn send(&mut self, b: &[u8]) -> Result<(), String> {
-        match timeout_at(self.deadline, self.s.write_all(b)).await {
+        let write = async {
+            self.s.write_all(b).await?;
+            self.s.flush().await
+        };
+        match timeout_at(self.deadline, write).await {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(format!("(write failed: {e})")),
             Err(_) => Err("(write timed out)".into()),
