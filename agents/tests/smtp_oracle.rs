@@ -757,3 +757,47 @@ async fn limits_match_postfix() {
     assert!(diffs.is_empty());
     mgr.shutdown().await;
 }
+
+/// nmap's SMTP scripts as scanners run them: the open-relay check (16 relaying tricks),
+/// the EHLO command list and user enumeration (VRFY, then RCPT) report the same for ours
+/// as for the real Postfix. nmap prints the scripts in the order they finish, so the
+/// lines are compared sorted. About 40 s (the relay checks wait out Postfix's error
+/// sleeps).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nmap_smtp_scripts_report_the_same_slow() {
+    tools::require(&["nmap"]);
+    let real = start_real();
+    let (_d, dir) = state_dir();
+    let (mut mgr, ours) = start_ours(&dir).await;
+    let scripts = |addr: SocketAddr| {
+        let port = addr.port().to_string();
+        let out = Command::new("nmap")
+            .args(["-sV", "-Pn", "-n", "-p", &port, "127.0.0.1"])
+            .args(["--script", "smtp-open-relay,smtp-commands,smtp-enum-users"])
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        // From the port line to the end of the script output, the port number removed.
+        text.lines()
+            .skip_while(|l| !l.starts_with(&format!("{port}/tcp")))
+            .take_while(|l| {
+                !l.is_empty()
+                    && !l.starts_with("Service Info")
+                    && !l.starts_with("Service detection")
+            })
+            .map(|l| l.replace(&port, "PORT"))
+            .collect::<Vec<_>>()
+    };
+    let (mut r, mut o) = tokio::task::spawn_blocking(move || (scripts(real.addr), scripts(ours)))
+        .await
+        .unwrap();
+    assert!(
+        r.iter()
+            .any(|l| l.contains("smtp-open-relay: Server doesn't seem to be an open relay")),
+        "{r:?}"
+    );
+    r.sort();
+    o.sort();
+    assert_eq!(r, o);
+    mgr.shutdown().await;
+}
