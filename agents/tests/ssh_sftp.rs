@@ -819,3 +819,61 @@ async fn direct_streamlocal_fails_as_openssh_and_is_recorded() {
     );
     node.mgr.shutdown().await;
 }
+
+/// A session that creates, lists, renames, changes, downloads and removes files reads
+/// the same from both servers. On the real machine it works in a directory of its own
+/// under /tmp, made and removed by the batch (and removed by the test in any case).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_file_operations_match_openssh() {
+    tools::require(&["sftp", "sshpass"]);
+    let sshd = start_sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(dir.path()).await;
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(&work).unwrap();
+    std::fs::write(work.join("a.txt"), b"alpha\n").unwrap();
+    let remote = format!("/tmp/hb-sftp-{}", std::process::id());
+    struct Cleanup(String);
+    impl Drop for Cleanup {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+    let _cleanup = Cleanup(remote.clone());
+    let w = work.display();
+    let batch = format!(
+        "mkdir {remote}\ncd {remote}\nput {w}/a.txt a.txt\nput {w}/a.txt b.txt\nls\n\
+         mkdir sub\n-mkdir sub\nrename a.txt c.txt\n-rename b.txt c.txt\nls\n\
+         chmod 600 c.txt\nget c.txt {w}/OUT\n-rmdir {remote}\nrm c.txt\n-rm c.txt\n\
+         -rm b.txt\nrmdir sub\nls -a\ncd /\nrmdir {remote}\n-cd {remote}\n"
+    );
+    let mut outs = Vec::new();
+    for (i, (addr, key)) in [(sshd.addr, Some(sshd.key())), (node.addr, None)]
+        .into_iter()
+        .enumerate()
+    {
+        let batch = batch.replace("OUT", &format!("out{i}"));
+        let out = tokio::task::spawn_blocking(move || sftp_batch(addr, key.as_deref(), &batch))
+            .await
+            .unwrap();
+        outs.push(out);
+    }
+    let norm = |s: &str| s.replace("out0", "OUT").replace("out1", "OUT");
+    assert_eq!(outs[1].0, outs[0].0, "{outs:#?}");
+    assert_eq!(norm(&outs[1].1), norm(&outs[0].1));
+    assert_eq!(norm(&outs[1].2), norm(&outs[0].2));
+    assert_eq!(
+        std::fs::read(work.join("out1")).unwrap(),
+        std::fs::read(work.join("out0")).unwrap()
+    );
+    assert_eq!(outs[0].0, 0, "the whole batch ran: {outs:#?}");
+    assert!(
+        outs[0].1.contains("c.txt") && outs[0].1.contains("sub"),
+        "{outs:#?}"
+    );
+    assert!(
+        !Path::new(&remote).exists(),
+        "the batch removed its directory"
+    );
+    node.mgr.shutdown().await;
+}
