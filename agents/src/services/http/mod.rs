@@ -17,7 +17,7 @@ mod plc;
 mod request;
 mod router;
 mod wire;
-mod wordpress;
+pub(crate) mod wordpress;
 
 pub(crate) use cert::civil_from_days;
 
