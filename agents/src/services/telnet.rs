@@ -369,7 +369,7 @@ impl Conn<'_> {
                         t.resize(self.size.0, self.size.1, &mut effects);
                     }
                     if let Some(sh) = self.shell.as_mut() {
-                        sh.set_columns(self.size.0);
+                        sh.set_size(self.size.0, self.size.1);
                     }
                 }
                 TelnetEvent::TerminalType(t) => self.term = Some(t),
@@ -557,7 +557,7 @@ impl Conn<'_> {
             ShellLimits::default(),
         );
         shell.set_telnet();
-        shell.set_columns(self.size.0);
+        shell.set_size(self.size.0, self.size.1);
         let term = self.term.clone().unwrap_or_else(|| "network".into());
         shell.set_env("TERM", &term);
         let mut t = Transcript::new(self.svc.transcript_cap, self.session);

@@ -59,6 +59,9 @@ pub(crate) trait Context {
     fn columns(&self) -> usize {
         80
     }
+    fn rows(&self) -> usize {
+        24
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -90,6 +93,8 @@ pub(crate) struct Editor {
     tabbed: bool,
     /// "Display all N possibilities? (y or n)" waits for an answer.
     asking: Option<Vec<Candidate>>,
+    /// A listing longer than the screen: the rows still to show after `--More--`.
+    more: Option<std::collections::VecDeque<Vec<u8>>>,
     last_cr: bool,
     /// Bytes dropped since the line was full (reported by the shell).
     pub(crate) overflowed: bool,
@@ -131,6 +136,7 @@ impl Editor {
             saved: Vec::new(),
             tabbed: false,
             asking: None,
+            more: None,
             last_cr: false,
             overflowed: false,
         }
@@ -202,6 +208,10 @@ impl Editor {
     /// Feeds one byte; output for the terminal goes to `out`.
     pub(crate) fn feed(&mut self, b: u8, ctx: &dyn Context, out: &mut Vec<u8>) -> Option<Event> {
         let prompt = ctx.prompt();
+        if let Some(rest) = self.more.take() {
+            self.pager(b, rest, &prompt, ctx, out);
+            return None;
+        }
         if let Some(list) = self.asking.take() {
             return self.answer(b, list, &prompt, ctx, out);
         }
@@ -703,7 +713,7 @@ impl Editor {
 
     /// readline's listing: sorted down the columns, each padded to the longest name
     /// and two spaces (the last column not), then the prompt and line again.
-    fn list(&self, found: &[Candidate], ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
+    fn list(&mut self, found: &[Candidate], ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
         let names: Vec<String> = found
             .iter()
             .map(|c| {
@@ -721,21 +731,77 @@ impl Editor {
             limit -= 1;
         }
         let rows = names.len().div_ceil(limit);
-        out.extend_from_slice(b"\r\n");
+        let mut lines = std::collections::VecDeque::with_capacity(rows);
         for r in 0..rows {
+            let mut line = Vec::new();
             for j in 0..limit {
                 let Some(n) = names.get(r + j * rows) else {
                     break;
                 };
-                out.extend_from_slice(n.as_bytes());
+                line.extend_from_slice(n.as_bytes());
                 if j + 1 < limit {
                     let pad = max.saturating_sub(n.chars().count()).max(1);
-                    out.extend(std::iter::repeat_n(b' ', pad));
+                    line.extend(std::iter::repeat_n(b' ', pad));
                 }
             }
-            out.extend_from_slice(b"\r\n");
+            line.extend_from_slice(b"\r\n");
+            lines.push_back(line);
         }
-        self.redraw(prompt, out);
+        out.extend_from_slice(b"\r\n");
+        let page = ctx.rows().saturating_sub(1).max(1);
+        self.show_rows(lines, page, prompt, out);
+    }
+
+    /// Up to `n` rows of a listing, then `--More--` if rows are left, else the prompt.
+    fn show_rows(
+        &mut self,
+        mut lines: std::collections::VecDeque<Vec<u8>>,
+        n: usize,
+        prompt: &str,
+        out: &mut Vec<u8>,
+    ) {
+        for _ in 0..n {
+            match lines.pop_front() {
+                Some(l) => out.extend_from_slice(&l),
+                None => break,
+            }
+        }
+        if lines.is_empty() {
+            self.redraw(prompt, out);
+        } else {
+            out.extend_from_slice(b"--More--");
+            self.more = Some(lines);
+        }
+    }
+
+    /// A key at readline's `--More--`: space a page, Enter a line, q/n/DEL stop.
+    fn pager(
+        &mut self,
+        b: u8,
+        rest: std::collections::VecDeque<Vec<u8>>,
+        prompt: &str,
+        ctx: &dyn Context,
+        out: &mut Vec<u8>,
+    ) {
+        let page = ctx.rows().saturating_sub(1).max(1);
+        match b {
+            b' ' | b'y' | b'Y' => {
+                out.extend_from_slice(b"\r\x1b[K\r");
+                self.show_rows(rest, page, prompt, out);
+            }
+            b'\r' | b'\n' => {
+                out.extend_from_slice(b"\r\x1b[K\r");
+                self.show_rows(rest, 1, prompt, out);
+            }
+            b'q' | b'Q' | b'n' | b'N' | 0x03 | 0x07 | 0x7f => {
+                out.extend_from_slice(b"\r\x1b[K\r");
+                self.redraw(prompt, out);
+            }
+            _ => {
+                out.push(0x07);
+                self.more = Some(rest);
+            }
+        }
     }
 }
 
@@ -780,6 +846,7 @@ pub(super) struct ShellContext<'a> {
     /// A command is open: the prompt is PS2.
     pub continuing: bool,
     pub columns: usize,
+    pub rows: usize,
 }
 
 impl ShellContext<'_> {
@@ -836,6 +903,10 @@ impl Context for ShellContext<'_> {
 
     fn columns(&self) -> usize {
         self.columns
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
     }
 
     fn commands(&self, prefix: &str) -> Vec<Candidate> {

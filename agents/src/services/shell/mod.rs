@@ -388,8 +388,9 @@ pub(crate) struct Shell {
     line: Vec<u8>,
     /// The line editor (readline's part) with a terminal.
     editor: line_editor::Editor,
-    /// The terminal's width, for completion listings.
+    /// The terminal's size, for completion listings.
     columns: usize,
+    rows: usize,
     line_capped: bool,
     commands: u32,
     output: usize,
@@ -530,6 +531,7 @@ impl Shell {
             line: Vec::new(),
             editor: line_editor::Editor::new(limits.max_line),
             columns: 80,
+            rows: 24,
             line_capped: false,
             commands: 0,
             output: 0,
@@ -552,9 +554,10 @@ impl Shell {
         self.ended
     }
 
-    /// The terminal's width (SSH pty size, telnet NAWS), for completion listings.
-    pub(crate) fn set_columns(&mut self, columns: u32) {
+    /// The terminal's size (SSH pty size, telnet NAWS), for completion listings.
+    pub(crate) fn set_size(&mut self, columns: u32, rows: u32) {
         self.columns = usize::try_from(columns.clamp(1, 1000)).unwrap_or(80);
+        self.rows = usize::try_from(rows.clamp(2, 1000)).unwrap_or(24);
     }
 
     /// The session came in over telnet (inetd, telnetd and login are its parents).
@@ -705,6 +708,7 @@ impl Shell {
             st: &self.st,
             continuing: !self.pending.is_empty(),
             columns: self.columns,
+            rows: self.rows,
         };
         let mut out = Vec::new();
         let event = self.editor.feed(b, &ctx, &mut out);

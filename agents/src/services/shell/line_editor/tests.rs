@@ -287,8 +287,32 @@ fn many_matches_ask_first() {
     assert_eq!(out[1], "\r\nDisplay all 152 possibilities? (y or n)");
     assert_eq!(out[2], "\x07");
     assert_eq!(out[3], "\r\nP$ ");
+    // One name a line here (the widest is 8 columns: 9 fit): 17 rows, one screen.
     let (out, _) = run(&mut Editor::new(4096), &ctx, &[b"\t\t", b"y"]);
     assert!(out[1].starts_with("\r\nDesktop/") && out[1].ends_with("\r\nP$ "));
+    // Names over 39 columns, one a line: readline's pager, 23 rows a screen.
+    ctx.commands = (0..60)
+        .map(|i| {
+            &*Box::leak(format!("a-long-command-name-number-{i:03}-xxxxxxxxxxxx").into_boxed_str())
+        })
+        .collect();
+    ctx.files.clear();
+    let (out, _) = run(
+        &mut Editor::new(4096),
+        &ctx,
+        &[b"a\t", b"\t\t", b"z", b" ", b"\r", b"q"],
+    );
+    assert_eq!(out[0], "a\x07-long-command-name-number-0");
+    assert_eq!(out[1].matches("\r\n").count(), 24);
+    assert!(out[1].ends_with("-022-xxxxxxxxxxxx\r\n--More--"));
+    assert_eq!(out[2], "\x07");
+    assert!(out[3].starts_with("\r\x1b[K\ra-long-command-name-number-023-"));
+    assert!(out[3].ends_with("-045-xxxxxxxxxxxx\r\n--More--"));
+    assert_eq!(
+        out[4],
+        "\r\x1b[K\ra-long-command-name-number-046-xxxxxxxxxxxx\r\n--More--"
+    );
+    assert_eq!(out[5], "\r\x1b[K\rP$ a-long-command-name-number-0");
 }
 
 #[test]
