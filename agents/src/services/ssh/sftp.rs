@@ -1577,6 +1577,40 @@ mod tests {
         }
     }
 
+    /// A user other than root starts in their home; long names show them as owner.
+    #[test]
+    fn a_user_starts_in_their_home() {
+        let login = Login {
+            user: "admin".into(),
+            src: "127.0.0.1".parse().unwrap(),
+            now: 1_750_000_000,
+        };
+        let mut sh = Shell::new(Profile::new("web01"), &login, false, ShellLimits::default());
+        let (fs, home, uid) = sh.files();
+        assert_eq!((home, uid), ("/home/admin", 1000));
+        let home = home.to_owned();
+        let mut ctx = Ctx {
+            fs,
+            home: &home,
+            uid,
+            user: "admin",
+            now: 1_750_000_000,
+            local: &|t| t,
+        };
+        let mut sftp = Sftp::new();
+        let mut input = init();
+        input.extend(msg(16, Some(1), &s(".")));
+        input.extend(msg(11, Some(2), &s(".")));
+        let out = sftp.input(&input, &mut ctx);
+        let r = replies(&out.data);
+        assert_eq!(Reader(&r[1].1[8..]).string().unwrap(), "/home/admin");
+        let handle = r[2].1[8..].to_vec();
+        let out = sftp.input(&msg(12, Some(3), &s_bytes(&handle)), &mut ctx);
+        let listing = entries(&replies(&out.data)[0].1);
+        let bashrc = listing.iter().find(|e| e.0 == ".bashrc").unwrap();
+        assert!(bashrc.1.contains(" admin    admin "), "{}", bashrc.1);
+    }
+
     #[test]
     fn open_handles_are_capped() {
         let mut sh = shell();
