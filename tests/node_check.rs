@@ -95,6 +95,7 @@ async fn node_check_scores_a_default_node_and_names_a_wrong_setting() {
 
     // The human table: a score per service.
     let human = ok(&["node", "check", "n1", "--data-dir", &dep.d()]);
+    eprintln!("{human}");
     assert!(human.contains("checks passed"), "{human}");
     assert!(
         human
