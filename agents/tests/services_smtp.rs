@@ -342,3 +342,35 @@ async fn an_idle_client_is_timed_out_and_its_partial_message_kept() {
     assert!(String::from_utf8_lossy(&bodies[0]).ends_with("half a mess"));
     r.mgr.shutdown().await;
 }
+
+/// A BDAT transfer cut off before its last chunk is kept as an incomplete message.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unfinished_bdat_message_is_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "smtp", "127.0.0.1:0".parse().unwrap(), smtp()).await;
+    let mut c = TcpStream::connect(r.addr).await.unwrap();
+    c.write_all(
+        b"EHLO x\r\nMAIL FROM:<a@b>\r\nRCPT TO:<root@localhost>\r\nBDAT 12\r\nfirst chunk!",
+    )
+    .await
+    .unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !String::from_utf8_lossy(&got).contains("Ok: 12 bytes") {
+        let n = tokio::time::timeout(WAIT, c.read(&mut buf))
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(n > 0, "{}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
+    drop(c);
+    r.wait_disconnects(1).await;
+    let name = r.events.iter().find_map(|e| match &e.kind {
+        EventKind::Capture { name, .. } => name.clone(),
+        _ => None,
+    });
+    assert_eq!(name.as_deref(), Some("message (incomplete)"));
+    assert_eq!(captured(dir.path()), [b"first chunk!".to_vec()]);
+    r.mgr.shutdown().await;
+}

@@ -138,6 +138,25 @@ impl SmtpService {
         S: AsyncRead + AsyncWrite + Unpin,
     {
         let mut input = Input::default();
+        let end = self.commands(session, stream, m, stop, &mut input).await;
+        // A BDAT message whose last chunk never came is still evidence.
+        if let Some(msg) = input.bdat.take() {
+            self.keep_partial(session, m, msg).await;
+        }
+        end
+    }
+
+    async fn commands<S>(
+        &self,
+        session: &Session,
+        stream: &mut S,
+        m: &mut Machine,
+        stop: &mut watch::Receiver<bool>,
+        input: &mut Input,
+    ) -> End
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
         let mut out = String::new();
         loop {
             while let Some(line) = input.line() {
@@ -154,10 +173,9 @@ impl SmtpService {
                 let next = self.deliver(session, stream, &mut out, step).await;
                 let follow = match next {
                     Some(Next::Command) => continue,
-                    Some(Next::Data) => self.read_data(session, stream, &mut input, m, stop).await,
+                    Some(Next::Data) => self.read_data(session, stream, input, m, stop).await,
                     Some(Next::Bdat { size }) => {
-                        self.read_bdat(session, stream, &mut input, m, stop, size)
-                            .await
+                        self.read_bdat(session, stream, input, m, stop, size).await
                     }
                     Some(Next::StartTls) => return End::StartTls,
                     Some(Next::Close) | None => return End::Close,
@@ -174,7 +192,7 @@ impl SmtpService {
                 return End::Close;
             }
             out.clear();
-            match self.fill(stream, &mut input, stop).await {
+            match self.fill(stream, input, stop).await {
                 Fill::Data => {}
                 Fill::Closed => return End::Close,
                 Fill::Idle => {
