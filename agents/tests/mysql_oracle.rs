@@ -745,3 +745,65 @@ async fn the_mysql_client_sees_the_same_server() {
     r.mgr.shutdown().await;
     assert!(report.is_empty(), "{report}");
 }
+
+/// What the 101st connection from `from` gets after 100 connections that each `send`
+/// (nothing: connect and close, as a banner grab does), normalised.
+async fn after_100(addr: SocketAddr, from: IpAddr, send: &[u8]) -> String {
+    for _ in 0..100 {
+        let mut c = connect_from(from, addr).await;
+        let _ = read_packet(&mut c).await;
+        if !send.is_empty() {
+            let _ = c.write_all(send).await;
+            // Until the server's answer and close.
+            let mut sink = Vec::new();
+            let _ = tokio::time::timeout(READ_FOR, c.read_to_end(&mut sink)).await;
+        }
+    }
+    let mut c = connect_from(from, addr).await;
+    match read_packet(&mut c).await {
+        Some((seq, p)) if p.first() == Some(&10) => {
+            format!("{seq}:{}", normalise_greeting(&p).0)
+        }
+        Some((seq, p)) => format!("{seq}:{}", String::from_utf8_lossy(&p)),
+        None => "<closed>".into(),
+    }
+}
+
+/// MariaDB's `max_connect_errors`: 100 failed handshakes (banner grabs included) from one
+/// address block it; failed passwords do not count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_with_100_failed_handshakes_is_blocked_as_by_mariadb() {
+    let real = RealMariaDb::start().await;
+    let version = real.version().await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(
+        dir.path(),
+        "mysql",
+        "127.0.0.1:0".parse().unwrap(),
+        mysql_kind(&version),
+    )
+    .await;
+    let grab: IpAddr = [127, 0, 0, 12].into();
+    let garbage: IpAddr = [127, 0, 0, 13].into();
+    let guesser: IpAddr = [127, 0, 0, 14].into();
+    let wrong = native_login(b"admin");
+    for (from, send) in [
+        (grab, &b""[..]),
+        (garbage, b"GET / HTTP/1.0\r\n\r\n"),
+        (guesser, &wrong),
+    ] {
+        let want = after_100(real.addr, from, send).await;
+        let got = after_100(r.addr, from, send).await;
+        assert_eq!(got, want, "from {from}");
+        if from == guesser {
+            assert!(want.contains("MariaDB"), "{want}");
+        } else {
+            assert!(
+                want.contains("is blocked because of many connection errors"),
+                "{want}"
+            );
+        }
+    }
+    real.stop().await;
+    r.mgr.shutdown().await;
+}

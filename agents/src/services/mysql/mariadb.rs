@@ -10,7 +10,9 @@
 //! server reachable from the network has (with only Debian's accounts, a remote client
 //! would get "Host … is not allowed to connect" instead of a greeting).
 
+use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;
+use std::sync::Mutex;
 
 /// `CLIENT_*` flags MariaDB 10.11 announces without TLS: 0x81fff7fe. Bit 0
 /// (`CLIENT_MYSQL`) clear marks a MariaDB server; bit 11 (`CLIENT_SSL`) clear because
@@ -249,6 +251,76 @@ fn latin1_hash(key: &[u8]) -> u64 {
     nr1
 }
 
+/// `max_connect_errors`: a host with this many failed handshakes is blocked.
+const MAX_CONNECT_ERRORS: u32 = 100;
+/// `host_cache_size` (128 + `max_connections`): hosts remembered, the oldest forgotten.
+const HOST_CACHE_SIZE: usize = 279;
+
+/// MariaDB's host cache, as far as blocking goes: connections from one address that end
+/// before authentication does (closed without a login, timed out, malformed, out of
+/// order, an old client) are counted, and after `max_connect_errors` of them the address
+/// gets "Host … is blocked" instead of a greeting, until the server restarts (here: the
+/// agent) or the address falls out of the cache. Failed passwords do not count. The
+/// loopback address bypasses the cache, as in `ip_to_hostname`.
+#[derive(Debug, Default)]
+pub(crate) struct HostCache {
+    inner: Mutex<(HashMap<IpAddr, u32>, VecDeque<IpAddr>)>,
+}
+
+impl HostCache {
+    fn key(ip: IpAddr) -> Option<IpAddr> {
+        let ip = ip.to_canonical();
+        let loopback = ip == IpAddr::from(std::net::Ipv4Addr::LOCALHOST)
+            || ip == IpAddr::from(std::net::Ipv6Addr::LOCALHOST);
+        (!loopback).then_some(ip)
+    }
+
+    /// Whether `ip` is blocked.
+    pub(crate) fn blocked(&self, ip: IpAddr) -> bool {
+        let Some(ip) = Self::key(ip) else {
+            return false;
+        };
+        let Ok(g) = self.inner.lock() else {
+            return false;
+        };
+        g.0.get(&ip).is_some_and(|&n| n >= MAX_CONNECT_ERRORS)
+    }
+
+    /// Counts a failed handshake from `ip`.
+    pub(crate) fn handshake_error(&self, ip: IpAddr) {
+        let Some(ip) = Self::key(ip) else {
+            return;
+        };
+        let Ok(mut g) = self.inner.lock() else {
+            return;
+        };
+        let (map, order) = &mut *g;
+        if let Some(n) = map.get_mut(&ip) {
+            *n = n.saturating_add(1);
+            return;
+        }
+        if map.len() >= HOST_CACHE_SIZE
+            && let Some(old) = order.pop_front()
+        {
+            map.remove(&old);
+        }
+        map.insert(ip, 1);
+        order.push_back(ip);
+    }
+}
+
+/// The ERR packet (1129, no SQL state: it comes before the client said anything) a
+/// blocked host gets instead of the greeting; `admin` is the tool the message names
+/// (`mariadb-admin`, MySQL's `mysqladmin`).
+pub(crate) fn host_blocked(ip: IpAddr, admin: &str) -> Vec<u8> {
+    let msg = format!(
+        "Host '{}' is blocked because of many connection errors; unblock with \
+         '{admin} flush-hosts'",
+        client_host(ip)
+    );
+    super::packet::err_for(false, 0, 1129, "HY000", &msg)
+}
+
 /// How a failed login is refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Refusal {
@@ -314,6 +386,35 @@ mod tests {
         assert_eq!(refusal("root", "203.0.113.9"), Refusal::Password);
         assert_eq!(refusal("mariadb.sys", "localhost"), Refusal::Password);
         assert_eq!(refusal("admin", "203.0.113.9"), Refusal::Password);
+    }
+
+    #[test]
+    fn hosts_are_blocked_after_100_failed_handshakes() {
+        let c = HostCache::default();
+        let a: IpAddr = "203.0.113.5".parse().unwrap();
+        for _ in 0..99 {
+            c.handshake_error(a);
+        }
+        assert!(!c.blocked(a));
+        c.handshake_error(a);
+        assert!(c.blocked(a));
+        // The loopback address is never counted.
+        let lo: IpAddr = "127.0.0.1".parse().unwrap();
+        for _ in 0..200 {
+            c.handshake_error(lo);
+        }
+        assert!(!c.blocked(lo));
+        // The cache is bounded: the oldest host is forgotten.
+        for i in 0..HOST_CACHE_SIZE as u32 {
+            c.handshake_error(IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0000 + i)));
+        }
+        assert!(!c.blocked(a));
+        assert!(c.inner.lock().unwrap().0.len() <= HOST_CACHE_SIZE);
+        assert_eq!(
+            &host_blocked(a, "mariadb-admin")[3..7],
+            &[0, 0xff, 0x69, 0x04],
+            "seq 0, ERR 1129 without a SQL state"
+        );
     }
 
     #[test]

@@ -56,6 +56,8 @@ pub(crate) struct MysqlService {
     /// as it is on any server that has not served 16 million connections).
     next_id: AtomicU32,
     timeout: Duration,
+    /// Failed handshakes per client address (`max_connect_errors`).
+    hosts: mariadb::HostCache,
 }
 
 /// The MariaDB version for a node and its options: the configured one (a bare
@@ -90,6 +92,7 @@ impl MysqlService {
             flavor,
             next_id: AtomicU32::new(rand::random_range(9..4000)),
             timeout: CONNECT_TIMEOUT.min(ctx.idle_timeout),
+            hosts: mariadb::HostCache::default(),
         })
     }
 
@@ -103,14 +106,29 @@ impl MysqlService {
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
         let mut stop = stop;
-        tokio::select! {
-            () = self.login(session, &mut stream) => {}
-            () = super::stopped(&mut stop) => {}
+        let ip = session.src.ip();
+        if self.hosts.blocked(ip) {
+            let admin = match self.flavor {
+                Flavor::MariaDb { .. } => "mariadb-admin",
+                Flavor::Mysql8 { .. } => "mysqladmin",
+            };
+            let _ = stream.write_all(&mariadb::host_blocked(ip, admin)).await;
+        } else {
+            tokio::select! {
+                authenticated = self.login(session, &mut stream) => {
+                    if !authenticated {
+                        self.hosts.handshake_error(ip);
+                    }
+                }
+                () = super::stopped(&mut stop) => {}
+            }
         }
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
     }
 
-    async fn login<S>(&self, session: &Session, stream: &mut S)
+    /// The login; whether it got as far as the password check (the rest are the
+    /// handshake errors the host cache counts).
+    async fn login<S>(&self, session: &Session, stream: &mut S) -> bool
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
@@ -142,32 +160,32 @@ impl MysqlService {
             }
         };
         if stream.write_all(&greeting).await.is_err() {
-            return;
+            return false;
         }
         let payload = match next_packet(session, stream, 1, deadline).await {
             Ok(p) => p,
             Err(ReadFail::OutOfOrder) => {
                 out_of_order(stream, true, 1).await;
-                return;
+                return false;
             }
-            Err(_) => return,
+            Err(_) => return false,
         };
         let proto41 = packet::speaks_41(&payload);
         let hello = match packet::parse_client_hello(&payload) {
             Ok(ClientHello::Login(h)) => h,
             Ok(ClientHello::SslRequest) => {
                 if let Flavor::Mysql8 { tls, rsa, .. } = &self.flavor {
-                    self.tls_login(session, stream, tls, rsa, &scramble, deadline)
+                    return self
+                        .tls_login(session, stream, tls, rsa, &scramble, deadline)
                         .await;
-                } else {
-                    // No TLS offered: MariaDB calls that a bad handshake.
-                    bad_handshake(stream, true, 2).await;
                 }
-                return;
+                // No TLS offered: MariaDB calls that a bad handshake.
+                bad_handshake(stream, true, 2).await;
+                return false;
             }
             Err(_) => {
                 bad_handshake(stream, proto41, 2).await;
-                return;
+                return false;
             }
         };
         let login = Login {
@@ -181,7 +199,10 @@ impl MysqlService {
         match &self.flavor {
             Flavor::MariaDb { .. } => login.mariadb(stream).await,
             // MySQL 8.0 no longer speaks the pre-4.1 protocol at all.
-            Flavor::Mysql8 { .. } if !proto41 => bad_handshake(stream, false, 2).await,
+            Flavor::Mysql8 { .. } if !proto41 => {
+                bad_handshake(stream, false, 2).await;
+                false
+            }
             Flavor::Mysql8 { rsa, .. } => login.mysql8(stream, false, rsa).await,
         }
     }
@@ -195,27 +216,28 @@ impl MysqlService {
         rsa: &rsakey::RsaKeys,
         scramble: &[u8; 20],
         deadline: Instant,
-    ) where
+    ) -> bool
+    where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(config));
         let Ok(Ok(mut tls)) = tokio::time::timeout_at(deadline, acceptor.accept(stream)).await
         else {
-            return;
+            return false;
         };
         let payload = match next_packet(session, &mut tls, 2, deadline).await {
             Ok(p) => p,
             Err(ReadFail::OutOfOrder) => {
                 out_of_order(&mut tls, true, 2).await;
-                return;
+                return false;
             }
-            Err(_) => return,
+            Err(_) => return false,
         };
         let hello = match packet::parse_client_hello(&payload) {
             Ok(ClientHello::Login(h)) if h.caps & packet::cap::PROTOCOL_41 != 0 => h,
             _ => {
                 bad_handshake(&mut tls, true, 3).await;
-                return;
+                return false;
             }
         };
         let login = Login {
@@ -226,8 +248,9 @@ impl MysqlService {
             seq: 3,
             proto41: true,
         };
-        login.mysql8(&mut tls, true, rsa).await;
+        let authenticated = login.mysql8(&mut tls, true, rsa).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), tls.shutdown()).await;
+        authenticated
     }
 }
 
@@ -334,7 +357,9 @@ impl Login<'_> {
     /// use unix_socket answers every failure of the password step (a wrong answer, a
     /// malformed one, a packet out of order) with 1698, as the server falls through to
     /// unix_socket, which refuses TCP clients.
-    async fn mariadb<S>(mut self, stream: &mut S)
+    ///
+    /// Whether the password was checked (1045/1698), as opposed to a handshake error.
+    async fn mariadb<S>(mut self, stream: &mut S) -> bool
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -350,44 +375,45 @@ impl Login<'_> {
                  consider upgrading MariaDB client",
             );
             let _ = stream.write_all(&answer).await;
-            return;
+            return false;
         }
         if plugin != NATIVE {
             match self.switch(stream, NATIVE).await {
                 Ok(r) => response = r,
                 Err(ReadFail::OutOfOrder) => {
                     self.record(&plugin, &self.hello.auth_response, None).await;
-                    let answer = match refusal {
-                        mariadb::Refusal::NoPassword => self.denied_no_password(),
+                    let (answer, checked) = match refusal {
+                        mariadb::Refusal::NoPassword => (self.denied_no_password(), true),
                         mariadb::Refusal::Password => {
-                            self.err(1156, "08S01", "Got packets out of order")
+                            (self.err(1156, "08S01", "Got packets out of order"), false)
                         }
                     };
                     let _ = stream.write_all(&answer).await;
-                    return;
+                    return checked;
                 }
                 Err(_) => {
                     self.record(&plugin, &self.hello.auth_response, None).await;
-                    return;
+                    return false;
                 }
             }
         }
         self.record(NATIVE, &response, None).await;
-        let answer = match refusal {
-            mariadb::Refusal::NoPassword => self.denied_no_password(),
+        let (answer, checked) = match refusal {
+            mariadb::Refusal::NoPassword => (self.denied_no_password(), true),
             // A native answer is a SHA-1 (20 bytes) or nothing.
             mariadb::Refusal::Password if !response.is_empty() && response.len() != 20 => {
-                self.err(1043, "08S01", "Bad handshake")
+                (self.err(1043, "08S01", "Bad handshake"), false)
             }
-            mariadb::Refusal::Password => self.denied(!response.is_empty()),
+            mariadb::Refusal::Password => (self.denied(!response.is_empty()), true),
         };
         let _ = stream.write_all(&answer).await;
+        checked
     }
 
     /// MySQL 8.0, accounts on caching_sha2_password: the fast-auth answer is recorded
     /// (crackable offline), then full authentication is asked for, which a client does
     /// with the cleartext password over TLS or RSA-encrypted without it (both recorded).
-    async fn mysql8<S>(mut self, stream: &mut S, secure: bool, rsa: &rsakey::RsaKeys)
+    async fn mysql8<S>(mut self, stream: &mut S, secure: bool, rsa: &rsakey::RsaKeys) -> bool
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
@@ -402,19 +428,23 @@ impl Login<'_> {
                     }
                     // What the client had sent first is still worth keeping.
                     self.record(&plugin, &self.hello.auth_response, None).await;
-                    return;
+                    return false;
                 }
             }
         }
         if response.is_empty() {
             self.record(SHA2, &response, None).await;
             let _ = stream.write_all(&self.denied(false)).await;
-            return;
+            return true;
         }
         let outcome = sha2::full_auth(&mut self, stream, secure, rsa).await;
         self.record(SHA2, &response, outcome.password).await;
-        if let Some(answer) = outcome.answer {
-            let _ = stream.write_all(&answer).await;
+        match outcome.answer {
+            Some(answer) => {
+                let _ = stream.write_all(&answer).await;
+                true
+            }
+            None => false,
         }
     }
 }
