@@ -203,3 +203,61 @@ async fn settings_that_contradict_the_product_are_named() {
         "{f:#?}"
     );
 }
+
+/// A listener whose connections are held silent, or flooded with bytes that never end.
+fn hostile_listener(flood: bool) -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    std::thread::spawn(move || {
+        // Bounded: enough connections for any probe, then the thread ends.
+        for conn in l.incoming().take(16) {
+            let Ok(mut c) = conn else { return };
+            std::thread::spawn(move || {
+                use std::io::Write;
+                if flood {
+                    let chunk = [b'A'; 16 * 1024];
+                    // Until the probe hangs up (at most 64 MiB, so the thread ends).
+                    for _ in 0..4096 {
+                        if c.write_all(&chunk).is_err() {
+                            return;
+                        }
+                    }
+                } else {
+                    std::thread::sleep(std::time::Duration::from_secs(5));
+                }
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_and_flooding_services_fail_their_checks_and_the_check_ends() {
+    use honeybee_agent::realism::{Machine, Target};
+    let machine = Machine {
+        hostname: "web-01".into(),
+        debian_major: "12".into(),
+        kernel_release: "6.1.0-18-amd64".into(),
+    };
+    let target = |name: &str, kind: ServiceKind, flood: bool| Target {
+        config: svc(name, kind),
+        bound: Some(hostile_listener(flood)),
+    };
+    let r = realism::check(
+        vec![
+            target("ssh", ServiceKind::Ssh(SshOptions::default()), false),
+            target("http", ServiceKind::Http(HttpOptions::default()), true),
+            target("redis", ServiceKind::Redis(RedisOptions::default()), true),
+        ],
+        &machine,
+        std::time::Duration::from_secs(2),
+    )
+    .await;
+    for s in &r.services[..3] {
+        assert!(s.total > 0 && s.passed < s.total, "{s:#?}");
+    }
+    // What a flood sent is cut, never kept whole.
+    for f in r.services.iter().flat_map(|s| &s.failures) {
+        assert!(f.got.len() <= honeybee_proto::realism::MAX_VALUE_LEN + 4);
+    }
+}
