@@ -194,7 +194,21 @@ export async function builtinModule(page, base) {
   if (!inOrder(await names(), 1)) throw new Error(`modules are not in name order: ${await names()}`);
   await byName.getByRole('button').click();
   await waitFor('modules sorted by name, descending', 5000, async () => (await byName.getAttribute('aria-sort')) === 'descending' && inOrder(await names(), -1));
-  return { note, refused: r.json.error };
+  // A crash-looping module shows how it last exited and its last lines.
+  const load = await pageFetch(page, 'POST', '/api/modules', {
+    name: 'crasher-e2e',
+    command: 'python3',
+    args: ['-c', "import sys; print('cannot open /nonexistent/GeoLite2.mmdb', file=sys.stderr); sys.exit(3)"],
+    permissions: ['events:read'],
+  });
+  if (load.status !== 200) throw new Error(`loading the crashing module: ${load.status} ${load.text}`);
+  const crasher = page.locator('tr[data-module="crasher-e2e"]');
+  await crasher.getByTestId('module-exit').filter({ hasText: 'exit code 3' }).waitFor({ timeout: 30000 });
+  await crasher.getByTestId('module-log').filter({ hasText: 'cannot open /nonexistent/GeoLite2.mmdb' }).waitFor({ timeout: 30000 });
+  const badge = await crasher.locator('.badge.bad').first().innerText();
+  if (!/crash-looping/.test(badge)) throw new Error(`the crashing module's badge says ${JSON.stringify(badge)}`);
+  await pageFetch(page, 'DELETE', '/api/modules/crasher-e2e');
+  return { note, refused: r.json.error, crash_badge: badge };
 }
 
 /**

@@ -404,7 +404,7 @@ try {
     figures.events_total = await inc.totalCount(page, base);
   });
 
-  await step('modules: the built-in dashboard module cannot be unloaded; the table sorts', async () => {
+  await step('modules: the built-in dashboard module cannot be unloaded; a crash loop shows its exit and last lines; the table sorts', async () => {
     figures.builtin_module = await inc.builtinModule(page, base);
   });
 
