@@ -1017,6 +1017,9 @@ pub(crate) struct NodePersona {
     /// The options of the node's (first enabled) Modbus service, so that its PLC's web
     /// page names the device Modbus identifies.
     modbus: RwLock<Option<ModbusOptions>>,
+    /// The host name an SSH or Telnet service of the node is configured with, if any:
+    /// it wins over the persona's everywhere (shell, certificate, error pages).
+    hostname: RwLock<Option<String>>,
 }
 
 #[derive(Debug)]
@@ -1057,6 +1060,7 @@ impl NodePersona {
             store: None,
             host_key_files: RwLock::new(Vec::new()),
             modbus: RwLock::new(None),
+            hostname: RwLock::new(None),
         })
     }
 
@@ -1123,6 +1127,7 @@ impl NodePersona {
             store,
             host_key_files: RwLock::new(Vec::new()),
             modbus: RwLock::new(None),
+            hostname: RwLock::new(None),
         })
     }
 
@@ -1147,6 +1152,14 @@ impl NodePersona {
 
     /// Updates the listeners from a node configuration (its enabled services).
     pub(crate) fn set_services(&self, services: &[ServiceConfig]) {
+        *self.hostname.write().unwrap_or_else(|e| e.into_inner()) = services
+            .iter()
+            .filter(|s| s.enabled)
+            .find_map(|s| match &s.kind {
+                ServiceKind::Ssh(o) if !o.hostname.is_empty() => Some(o.hostname.clone()),
+                ServiceKind::Telnet(o) if !o.hostname.is_empty() => Some(o.hostname.clone()),
+                _ => None,
+            });
         *self.modbus.write().unwrap_or_else(|e| e.into_inner()) = services
             .iter()
             .filter(|s| s.enabled)
@@ -1209,6 +1222,16 @@ impl NodePersona {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
+    }
+
+    /// The machine's host name: an SSH or Telnet service's configured one, else the
+    /// persona's.
+    pub(crate) fn hostname(&self) -> String {
+        self.hostname
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+            .unwrap_or_else(|| self.persona.hostname.clone())
     }
 
     /// The node's Modbus options, if it runs a Modbus service.

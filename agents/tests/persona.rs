@@ -426,3 +426,40 @@ async fn two_seeds_share_no_signature_across_services() {
         }
     }
 }
+
+/// A host name configured on the node's SSH service is the machine's everywhere: the
+/// Apache error pages of its web site sign with it too.
+#[tokio::test]
+async fn a_configured_host_name_is_the_web_servers_too() {
+    use honeybee_proto::config::{HttpOptions, HttpPersona};
+    let dir = tempfile::tempdir().unwrap();
+    let mut cfg = one(
+        "http",
+        ServiceKind::Http(HttpOptions {
+            persona: HttpPersona::Wordpress,
+            ..Default::default()
+        }),
+    );
+    cfg.services.push(ServiceConfig {
+        name: "ssh".into(),
+        listen: "127.0.0.1:0".parse().unwrap(),
+        enabled: true,
+        kind: ServiceKind::Ssh(SshOptions {
+            hostname: "mail-gw-01".into(),
+            ..Default::default()
+        }),
+    });
+    let run = start(dir.path(), &cfg).await;
+    let mut s = TcpStream::connect(run.addr).await.unwrap();
+    s.write_all(b"DELETE / HTTP/1.0\r\n\r\n").await.unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out);
+    assert!(
+        page.contains("Server at mail-gw-01 Port 80</address>"),
+        "{page}"
+    );
+}

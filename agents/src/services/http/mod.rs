@@ -92,6 +92,7 @@ impl HttpService {
             persona: opts.persona,
             router: router::Device::of(node),
             blog: wordpress::Blog::of(node, opts.tls),
+            hostname: ctx.persona.hostname(),
             plc: plc::Panel::of(node, modbus.as_ref()),
         };
         let tls = if opts.tls {
@@ -268,7 +269,7 @@ fn cert_subject(
             style: cert::Style::Snakeoil,
             country: None,
             organization: String::new(),
-            common_name: node.hostname.clone(),
+            common_name: site.hostname.clone(),
             // ssl-cert's postinst runs minutes into the installation.
             not_before: node.install_time + d.range(240, 1500),
             days: 3650,

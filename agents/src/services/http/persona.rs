@@ -13,6 +13,8 @@ pub(crate) struct Site {
     pub router: router::Device,
     pub blog: wordpress::Blog,
     pub plc: plc::Panel,
+    /// The machine's host name (a configured SSH/Telnet one wins over the persona's).
+    pub hostname: String,
 }
 
 /// What a persona looks at in a request. The body is complete up to `body::PERSONA_PREFIX`
@@ -96,7 +98,7 @@ pub(crate) fn default_server(persona: HttpPersona) -> &'static str {
 pub(crate) fn route(site: &Site, req: &Request<'_>) -> Reply {
     match site.persona {
         HttpPersona::Router => router::route(&site.router, req),
-        HttpPersona::Wordpress => wordpress::route(&site.blog, req),
+        HttpPersona::Wordpress => wordpress::route(&site.blog, &site.hostname, req),
         HttpPersona::Plc => plc::route(&site.plc, req),
     }
 }
@@ -105,7 +107,7 @@ pub(crate) fn route(site: &Site, req: &Request<'_>) -> Reply {
 pub(crate) fn error_page(site: &Site, status: u16) -> Reply {
     match site.persona {
         HttpPersona::Router | HttpPersona::Plc => router::error_page(status),
-        HttpPersona::Wordpress => wordpress::error_page(&site.blog, status),
+        HttpPersona::Wordpress => wordpress::error_page(&site.blog, &site.hostname, status),
     }
 }
 

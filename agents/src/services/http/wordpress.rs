@@ -24,9 +24,8 @@ pub(crate) struct Blog {
     pub tagline: &'static str,
     /// Newest first: (date as `YYYY/MM/DD`, slug, title, excerpt).
     pub posts: Vec<(String, String, &'static str, &'static str)>,
-    /// What Apache's error pages sign with (`ServerSignature On`, Debian's default):
-    /// the server's name (the node's host name) and port.
-    pub server_name: String,
+    /// The port Apache's error pages sign with (`ServerSignature On`, Debian's default,
+    /// beside the machine's host name).
     pub port: u16,
 }
 
@@ -120,7 +119,6 @@ impl Blog {
             name,
             tagline,
             posts,
-            server_name: p.hostname.clone(),
             port: if tls { 443 } else { 80 },
         }
     }
@@ -137,7 +135,6 @@ impl Blog {
                 POSTS[0].0,
                 POSTS[0].1,
             )],
-            server_name: "web-prod-02".into(),
             port: 80,
         }
     }
@@ -153,7 +150,7 @@ fn slug(title: &str) -> String {
         .join("-")
 }
 
-pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
+pub(crate) fn route(blog: &Blog, hostname: &str, req: &Request<'_>) -> Reply {
     let base = format!("{}://{}", req.scheme, req.host);
     let site = html_escape(&blog.name);
     let tagline = blog.tagline;
@@ -203,12 +200,12 @@ pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
             ),
         ),
         ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&site, &base)),
-        _ => error_page(blog, 405),
+        _ => error_page(blog, hostname, 405),
     }
 }
 
 /// Apache's error page, for what is refused before WordPress runs.
-pub(crate) fn error_page(blog: &Blog, status: u16) -> Reply {
+pub(crate) fn error_page(blog: &Blog, hostname: &str, status: u16) -> Reply {
     let title = format!("{status} {}", reason(status));
     let text = match status {
         413 => {
@@ -223,7 +220,7 @@ pub(crate) fn error_page(blog: &Blog, status: u16) -> Reply {
         format!(
             "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server at {} Port {}</address>\n</body></html>\n",
             reason(status),
-            html_escape(&blog.server_name),
+            html_escape(hostname),
             blog.port,
         ),
     )
@@ -574,7 +571,7 @@ mod tests {
 
     /// The reference site's answer (shadows the glob-imported `route`).
     fn route(r: &Request<'_>) -> Reply {
-        super::route(&Blog::reference(), r)
+        super::route(&Blog::reference(), "web-prod-02", r)
     }
 
     fn req<'a>(
