@@ -877,3 +877,53 @@ async fn sftp_file_operations_match_openssh() {
     );
     node.mgr.shutdown().await;
 }
+
+/// `sftp -s /usr/lib/openssh/sftp-server` runs the server by path (an exec request), as
+/// some clients and scripts do: the same session as through the subsystem.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sftp_server_run_by_path_matches_openssh() {
+    tools::require(&["sftp", "sshpass"]);
+    let sshd = start_sshd();
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(dir.path()).await;
+    let mut outs = Vec::new();
+    for (addr, key) in [(sshd.addr, Some(sshd.key())), (node.addr, None)] {
+        let out = tokio::task::spawn_blocking(move || {
+            let mut args = client_opts(key.as_deref());
+            args.extend(port_args("-P", addr));
+            args.extend(
+                [
+                    "-s",
+                    "/usr/lib/openssh/sftp-server",
+                    "-b",
+                    "-",
+                    "root@127.0.0.1",
+                ]
+                .map(String::from),
+            );
+            run(
+                "sftp",
+                key.as_deref(),
+                &args,
+                b"pwd\n-ls /nonexistent_hb\nls -d /etc\n",
+            )
+        })
+        .await
+        .unwrap();
+        outs.push(out);
+    }
+    assert_eq!(outs[1], outs[0]);
+    assert!(
+        outs[0].1.contains("Remote working directory: /root"),
+        "{outs:?}"
+    );
+    let ev = node
+        .until("the exec", |ev| {
+            commands(ev)
+                .iter()
+                .any(|c| c == "/usr/lib/openssh/sftp-server")
+        })
+        .await;
+    drop(ev);
+    node.mgr.shutdown().await;
+}

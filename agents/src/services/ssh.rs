@@ -1144,6 +1144,19 @@ fn forward_failure(host: &str, own: std::net::IpAddr) -> (Duration, &'static str
     }
 }
 
+/// Whether an exec command runs sftp-server itself: its Debian path (or the older
+/// /usr/lib/sftp-server some clients try), with options only.
+fn is_sftp_server_command(command: &[u8]) -> bool {
+    let Ok(text) = std::str::from_utf8(command) else {
+        return false;
+    };
+    let mut words = text.split_ascii_whitespace();
+    matches!(
+        words.next(),
+        Some("/usr/lib/openssh/sftp-server" | "/usr/lib/sftp-server")
+    ) && words.all(|w| w.starts_with('-') || w.chars().all(|c| c.is_ascii_alphanumeric()))
+}
+
 /// `host:port`, an IPv6 address in brackets.
 fn host_port(host: &str, port: u32) -> String {
     let host = clamp(host, 255);
@@ -1155,6 +1168,19 @@ fn host_port(host: &str, port: u32) -> String {
 }
 
 impl SshHandler {
+    /// Makes a fresh session channel an SFTP server; false if it already runs something.
+    fn start_sftp(&self, channel: ChannelId) -> bool {
+        self.with_chan(channel, |c| {
+            let fresh = c.shell.is_none() && c.sftp.is_none() && c.scp.is_none();
+            if fresh {
+                c.kind = "sftp";
+                c.sftp = Some(sftp::Sftp::new());
+            }
+            fresh
+        })
+        .unwrap_or(false)
+    }
+
     /// A shell that never runs, holding the connection's filesystem.
     fn holder_shell(&self) -> Shell {
         Shell::new(
@@ -1527,6 +1553,14 @@ impl russh::server::Handler for SshHandler {
         {
             return Ok(());
         }
+        // `sftp -s /usr/lib/openssh/sftp-server` runs the server by path (an exec): the
+        // same SFTP server as the subsystem.
+        if is_sftp_server_command(data) && self.start_sftp(channel) {
+            session.channel_success(channel)?;
+            let line = clamp(&String::from_utf8_lossy(data), MAX_FIELD_LEN);
+            transcript::emit(&self.session, vec![Effect::Command(line)]).await;
+            return Ok(());
+        }
         self.started(session, channel, Some(data)).await?;
         Ok(())
     }
@@ -1539,17 +1573,7 @@ impl russh::server::Handler for SshHandler {
     ) -> Result<(), Self::Error> {
         // Debian's sshd_config has `Subsystem sftp /usr/lib/openssh/sftp-server` and no
         // other: any other name fails ("subsystem not found").
-        let started = name == "sftp"
-            && self
-                .with_chan(channel, |c| {
-                    let fresh = c.shell.is_none() && c.sftp.is_none() && c.scp.is_none();
-                    if fresh {
-                        c.kind = "sftp";
-                        c.sftp = Some(sftp::Sftp::new());
-                    }
-                    fresh
-                })
-                .unwrap_or(false);
+        let started = name == "sftp" && self.start_sftp(channel);
         if started {
             session.channel_success(channel)?;
             transcript::emit(
