@@ -65,8 +65,9 @@ const ACCOUNTS: &[Account] = &[
 /// The `mariadb-server` Debian 12 had at a point release, as the server names itself:
 /// the upstream version, `-MariaDB`, and Debian's revision.
 pub(crate) fn debian_version(debian_release: &str) -> &'static str {
-    // From the package's changelog: 10.11.6 reached bookworm in 12.5 (Feb 2024), 10.11.9
-    // in 12.8, 10.11.11 in 12.10.
+    // From the package's changelog dates against the point releases: 10.11.6 was in
+    // bookworm by 12.5 (Feb 2024), 10.11.9 came with 12.8, 10.11.11 with 12.10,
+    // 10.11.14 (+deb12u2) with 12.12 (Sep 2025), 10.11.18 after June 2026.
     let minor: u32 = debian_release
         .split_once('.')
         .and_then(|(_, m)| m.parse().ok())
@@ -74,7 +75,9 @@ pub(crate) fn debian_version(debian_release: &str) -> &'static str {
     match minor {
         0..=7 => "10.11.6-MariaDB-0+deb12u1",
         8..=9 => "10.11.9-MariaDB-0+deb12u1",
-        _ => "10.11.11-MariaDB-0+deb12u1",
+        10..=11 => "10.11.11-MariaDB-0+deb12u1",
+        12..=13 => "10.11.14-MariaDB-0+deb12u2",
+        _ => "10.11.18-MariaDB-0+deb12u1",
     }
 }
 
@@ -439,6 +442,7 @@ mod tests {
         assert_eq!(debian_version("12.5"), "10.11.6-MariaDB-0+deb12u1");
         assert_eq!(debian_version("12.9"), "10.11.9-MariaDB-0+deb12u1");
         assert_eq!(debian_version("12.11"), "10.11.11-MariaDB-0+deb12u1");
+        assert_eq!(debian_version("12.12"), "10.11.14-MariaDB-0+deb12u2");
         assert_eq!(client_host("127.0.0.1".parse().unwrap()), "localhost");
         assert_eq!(
             client_host("::ffff:127.0.0.1".parse().unwrap()),
