@@ -548,5 +548,18 @@ async fn process_table_shows_telnetd_and_login() {
         "$PPID is login: {out}"
     );
     assert!(!out.contains("sshd: root"), "{out}");
+    // pam_lastlog's line (login), not sshd's: `Last login: Sun Dec  6 10:00:00 UTC 2026
+    // from 203.0.113.5 on pts/0`.
+    let last = out
+        .lines()
+        .find(|l| l.starts_with("Last login: "))
+        .unwrap_or_else(|| panic!("no Last login in {out}"));
+    let words: Vec<&str> = last.split_whitespace().collect();
+    assert_eq!(words.len(), 12, "{last}");
+    assert_eq!(
+        (words[8], words[10], words[11]),
+        ("from", "on", "pts/0"),
+        "{last}"
+    );
     run.mgr.shutdown().await;
 }

@@ -428,7 +428,14 @@ pub(super) fn login_banner(st: &State) -> (String, String) {
                 std::net::IpAddr::V4(p.last_login_src),
             )
         });
-    let tail = format!("Last login: {} from {from}\n", ctime(&local(st, at)));
+    let tail = if st.telnet {
+        // login(1)'s line comes from pam_lastlog: zone and terminal too.
+        let tm = local(st, at);
+        let when = strftime("%a %b %e %H:%M:%S %Z %Y", &tm);
+        format!("Last login: {when} from {from} on pts/0\n")
+    } else {
+        format!("Last login: {} from {from}\n", ctime(&local(st, at)))
+    };
     (head, tail)
 }
 
