@@ -526,6 +526,19 @@ fn probes() -> Vec<(&'static str, Vec<Chunk>)> {
         ),
         ("bdat_syntax", vec![c("EHLO a"), c("BDAT")]),
         (
+            "control_characters",
+            vec![
+                c("EHLO c"),
+                c("VRFY a\u{1}b"),
+                c("VRFY a\rb"),
+                c("MAIL FROM:<a@b> X=\u{2}y"),
+                c("MAIL FROM:<a@b>"),
+                c("RCPT TO:<\u{e9}x@gmail.com>"),
+                c("RCPT TO:<x\u{7f}@gmail.com>"),
+                c("QUIT"),
+            ],
+        ),
+        (
             "edges",
             vec![
                 raw(b"EHLO bare-lf\n", 1),

@@ -24,9 +24,11 @@ pub(crate) fn split(arg: &str) -> Option<Parsed<'_>> {
             None => (arg, ""),
         }
     };
+    // Spaces, line ends and NUL break an address; other control characters are kept
+    // (and shown as spaces in replies, see [`shown`]), as smtpd does.
     if inner
         .bytes()
-        .any(|b| b <= b' ' || b == 0x7f || b == b'<' || b == b'>')
+        .any(|b| matches!(b, b' ' | b'\t' | b'\r' | b'\n' | 0 | b'<' | b'>'))
     {
         return None;
     }
@@ -39,6 +41,13 @@ pub(crate) fn split(arg: &str) -> Option<Parsed<'_>> {
         addr: addr.to_owned(),
         params: rest.split([' ', '\t']).filter(|p| !p.is_empty()).collect(),
     })
+}
+
+/// An address as smtpd writes it into a reply: control characters become spaces.
+pub(crate) fn shown(addr: &str) -> String {
+    addr.chars()
+        .map(|c| if c.is_ascii_control() { ' ' } else { c })
+        .collect()
 }
 
 /// `user@domain` into its parts (no `@`: an unqualified local name).
@@ -63,6 +72,9 @@ mod tests {
         assert_eq!(split("<>").unwrap().addr, "");
         assert_eq!(split("<@r1,@r2:u@d>").unwrap().addr, "u@d");
         assert!(split("<a b>").is_none());
+        assert!(split("<a\rb>").is_none());
+        assert_eq!(split("<x\u{7f}@y>").unwrap().addr, "x\u{7f}@y");
+        assert_eq!(shown("a\u{1}b"), "a b");
         assert!(split("<a@b").is_none());
         assert!(split("<a<b>").is_none());
         assert_eq!(parts("root"), ("root", None));

@@ -379,8 +379,9 @@ impl Machine {
                         .is_some_and(|ip| ip == self.local)
             }
         };
+        let shown = addr::shown(address);
         if !local {
-            return Err(format!("454 4.7.1 <{address}>: Relay access denied"));
+            return Err(format!("454 4.7.1 <{shown}>: Relay access denied"));
         }
         // recipient_delimiter = +
         let base = user.split('+').next().unwrap_or(user).to_ascii_lowercase();
@@ -388,7 +389,7 @@ impl Machine {
             Ok(())
         } else {
             Err(format!(
-                "550 5.1.1 <{address}>: Recipient address rejected: User unknown in local recipient table"
+                "550 5.1.1 <{shown}>: Recipient address rejected: User unknown in local recipient table"
             ))
         }
     }
