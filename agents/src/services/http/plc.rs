@@ -25,17 +25,17 @@ pub(crate) struct Panel {
     pub mtime: u64,
 }
 
+/// Station names of water sites: the Modbus service simulates a tank process (level,
+/// temperature, pressure, flow), so the controller runs a tank, a pump or a reservoir.
 const SITES: &[&str] = &[
     "PUMP-STATION",
     "LIFT-STATION",
+    "BOOSTER-STATION",
     "WTP",
-    "BOILER",
-    "CHILLER",
-    "SUBSTATION",
+    "WWTP",
     "TANK-FARM",
-    "AHU",
-    "COMPRESSOR",
-    "PACKLINE",
+    "RESERVOIR",
+    "WELL",
 ];
 const USER_FIELDS: &[&str] = &["username", "user", "login", "name"];
 const PASS_FIELDS: &[&str] = &["password", "pass", "passwd", "pwd"];
