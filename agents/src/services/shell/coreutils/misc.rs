@@ -20,6 +20,8 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
         "iptables" => iptables(st, args),
         "sysctl" => sysctl(st, args),
         "crontab" => crontab(st, args, ctx),
+        "chpasswd" => chpasswd(st, ctx),
+        "passwd" => passwd(st, args, ctx),
         "fdisk" => fdisk(st, args),
         "cron" => Out::fail(
             1,
@@ -683,4 +685,99 @@ fn cron_line_error(line: &str) -> Option<&'static str> {
         return Some("bad command");
     }
     None
+}
+
+/// `chpasswd` (passwd 4.13 through PAM): `user:password` lines from stdin; root changes
+/// any account of /etc/passwd and is silent about it, as on Debian.
+fn chpasswd(st: &mut State, ctx: &Ctx<'_>) -> Out {
+    let input = String::from_utf8_lossy(take(st, ctx.stdin, MAX_BUFFER)).into_owned();
+    let passwd = st
+        .fs
+        .read("/etc/passwd")
+        .map(|d| String::from_utf8_lossy(d).into_owned())
+        .unwrap_or_default();
+    let mut o = Out::default();
+    for (i, line) in input.lines().enumerate() {
+        if !st.budget.iterations(1) {
+            break;
+        }
+        let n = i + 1;
+        let Some((user, _)) = line.split_once(':') else {
+            o.eline(&format!("chpasswd: line {n}: missing new password"));
+            o.status = 1;
+            continue;
+        };
+        let known = passwd.lines().any(|l| l.split(':').next() == Some(user));
+        if st.uid != 0 || !known {
+            o.eline(&format!(
+                "chpasswd: (user {user}) pam_chauthtok() failed, error:\nAuthentication token manipulation error\nchpasswd: (line {n}, user {user}) password not changed"
+            ));
+            o.status = 1;
+        }
+    }
+    o
+}
+
+/// Whether /etc/passwd has an account of that name.
+fn account_exists(st: &State, user: &str) -> bool {
+    st.fs.read("/etc/passwd").is_ok_and(|d| {
+        String::from_utf8_lossy(d)
+            .lines()
+            .any(|l| l.split(':').next() == Some(user))
+    })
+}
+
+/// `passwd` (shadow 4.13 with Debian's PAM stack): root locks, unlocks and sets any
+/// account's password (the new one twice from stdin, prompts on stderr); a user must
+/// give the current password first, which an intruder does not have.
+fn passwd(st: &mut State, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let unchanged = "passwd: Authentication token manipulation error\npasswd: password unchanged\n";
+    let flags: String = args
+        .iter()
+        .filter(|a| a.starts_with('-') && !a.starts_with("--"))
+        .flat_map(|a| a[1..].chars())
+        .collect();
+    let user = args
+        .iter()
+        .find(|a| !a.starts_with('-'))
+        .cloned()
+        .unwrap_or_else(|| st.user.clone());
+    if st.uid != 0 && user != st.user {
+        return Out::fail(
+            1,
+            format!("passwd: You may not view or modify password information for {user}.\n"),
+        );
+    }
+    if !account_exists(st, &user) {
+        return Out::fail(1, format!("passwd: user '{user}' does not exist\n"));
+    }
+    if st.uid != 0 {
+        return Out::fail(10, format!("Current password: {unchanged}"));
+    }
+    if flags.contains(['l', 'u', 'd', 'e']) {
+        return Out::ok("passwd: password changed.\n");
+    }
+    let input = String::from_utf8_lossy(take(st, ctx.stdin, MAX_BUFFER)).into_owned();
+    let mut lines = input.lines();
+    let (first, second) = (lines.next(), lines.next());
+    let mut err = String::from("New password: ");
+    match (first, second) {
+        (Some(a), Some(b)) if a == b && !a.is_empty() => {
+            err.push_str("Retype new password: passwd: password updated successfully\n");
+            Out {
+                err: err.into_bytes(),
+                ..Out::default()
+            }
+        }
+        (Some(a), Some(_)) if !a.is_empty() => {
+            err.push_str("Retype new password: Sorry, passwords do not match.\n");
+            err.push_str(unchanged);
+            Out::fail(10, err)
+        }
+        _ => {
+            err.push_str("No password has been supplied.\n");
+            err.push_str(unchanged);
+            Out::fail(10, err)
+        }
+    }
 }

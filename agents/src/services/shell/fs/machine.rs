@@ -133,6 +133,9 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
         ("/var/log/auth.log".into(), 0o640, auth_log(p, host_short)),
     ];
     v.push(("/var/lib/dhcp/dhclient.leases".into(), 0o644, String::new()));
+    for (path, text) in PAM_FILES {
+        v.push(((*path).into(), 0o644, (*text).into()));
+    }
     v
 }
 
@@ -261,6 +264,7 @@ const PROGRAMS: &[(&str, u64, i64)] = &[
     ("/usr/bin/xargs", 72136, 1673201273),
     ("/usr/bin/yes", 39760, 1663687647),
     ("/usr/sbin/adduser", 48382, 1685030075),
+    ("/usr/sbin/chpasswd", 63856, 1744022326),
     ("/usr/sbin/cron", 51776, 1677742435),
     ("/usr/sbin/fdisk", 162152, 1732219314),
     ("/usr/sbin/iptables", 228512, 1673876677),
@@ -272,10 +276,11 @@ const PROGRAMS: &[(&str, u64, i64)] = &[
 
 /// The size and date of one of Debian's programs, when it is in the table.
 pub(super) fn program(path: &str) -> Option<(u64, i64)> {
+    // Looked up once per program when a service builds its tree: a scan is enough.
     PROGRAMS
-        .binary_search_by(|(p, _, _)| p.cmp(&path))
-        .ok()
-        .map(|i| (PROGRAMS[i].1, PROGRAMS[i].2))
+        .iter()
+        .find(|(p, _, _)| *p == path)
+        .map(|(_, size, date)| (*size, *date))
 }
 
 /// Programs that are links on Debian 12 (the alternatives system, `sh` → `dash`,
@@ -596,3 +601,36 @@ fn net_dev(p: &Persona, up: i64) -> String {
         tx / 300
     )
 }
+
+/// Debian 12's PAM stack for password changes (libpam-runtime and passwd's files), so
+/// that `chpasswd`/`passwd` find what they read on a real box.
+const PAM_FILES: &[(&str, &str)] = &[
+    (
+        "/etc/pam.d/chpasswd",
+        "# The PAM configuration file for the Shadow 'chpasswd' service\n#\n\n@include common-password\n\n",
+    ),
+    (
+        "/etc/pam.d/passwd",
+        "#\n# The PAM configuration file for the Shadow `passwd' service\n#\n\n@include common-password\n\n",
+    ),
+    (
+        "/etc/pam.d/common-password",
+        "#\n# /etc/pam.d/common-password - password-related modules common to all services\n#\n# This file is included from other service-specific PAM config files,\n# and should contain a list of modules that define the services to be\n# used to change user passwords.  The default is pam_unix.\n\n# Explanation of pam_unix options:\n# The \"yescrypt\" option enables\n#hashed passwords using the yescrypt algorithm, introduced in Debian\n#11.  Without this option, the default is Unix crypt.  Prior releases\n#used the option \"sha512\"; if a shadow password hash will be shared\n#between Debian 11 and older releases replace \"yescrypt\" with \"sha512\"\n#for compatibility .  The \"obscure\" option replaces the old\n#`OBSCURE_CHECKS_ENAB' option in login.defs.  See the pam_unix manpage\n#for other options.\n\n# As of pam 1.0.1-6, this file is managed by pam-auth-update by default.\n# To take advantage of this, it is recommended that you configure any\n# local modules either before or after the default block, and use\n# pam-auth-update to manage selection of other modules.  See\n# pam-auth-update(8) for details.\n\n# here are the per-package modules (the \"Primary\" block)\npassword	[success=1 default=ignore]	pam_unix.so obscure yescrypt\n# here's the fallback if no module succeeds\npassword	requisite			pam_deny.so\n# prime the stack with a positive return value if there isn't one already;\n# this avoids us returning an error just because nothing sets a success code\n# since the modules above will each just jump around\npassword	required			pam_permit.so\n# and here are more per-package modules (the \"Additional\" block)\n# end of pam-auth-update config\n",
+    ),
+    (
+        "/etc/pam.d/common-auth",
+        "#\n# /etc/pam.d/common-auth - authentication settings common to all services\n#\n# This file is included from other service-specific PAM config files,\n# and should contain a list of the authentication modules that define\n# the central authentication scheme for use on the system\n# (e.g., /etc/shadow, LDAP, Kerberos, etc.).  The default is to use the\n# traditional Unix authentication mechanisms.\n#\n# As of pam 1.0.1-6, this file is managed by pam-auth-update by default.\n# To take advantage of this, it is recommended that you configure any\n# local modules either before or after the default block, and use\n# pam-auth-update to manage selection of other modules.  See\n# pam-auth-update(8) for details.\n\n# here are the per-package modules (the \"Primary\" block)\nauth	[success=1 default=ignore]	pam_unix.so nullok\n# here's the fallback if no module succeeds\nauth	requisite			pam_deny.so\n# prime the stack with a positive return value if there isn't one already;\n# this avoids us returning an error just because nothing sets a success code\n# since the modules above will each just jump around\nauth	required			pam_permit.so\n# and here are more per-package modules (the \"Additional\" block)\nauth	optional			pam_cap.so \n# end of pam-auth-update config\n",
+    ),
+    (
+        "/etc/pam.d/common-account",
+        "#\n# /etc/pam.d/common-account - authorization settings common to all services\n#\n# This file is included from other service-specific PAM config files,\n# and should contain a list of the authorization modules that define\n# the central access policy for use on the system.  The default is to\n# only deny service to users whose accounts are expired in /etc/shadow.\n#\n# As of pam 1.0.1-6, this file is managed by pam-auth-update by default.\n# To take advantage of this, it is recommended that you configure any\n# local modules either before or after the default block, and use\n# pam-auth-update to manage selection of other modules.  See\n# pam-auth-update(8) for details.\n#\n\n# here are the per-package modules (the \"Primary\" block)\naccount	[success=1 new_authtok_reqd=done default=ignore]	pam_unix.so \n# here's the fallback if no module succeeds\naccount	requisite			pam_deny.so\n# prime the stack with a positive return value if there isn't one already;\n# this avoids us returning an error just because nothing sets a success code\n# since the modules above will each just jump around\naccount	required			pam_permit.so\n# and here are more per-package modules (the \"Additional\" block)\n# end of pam-auth-update config\n",
+    ),
+    (
+        "/etc/pam.d/common-session",
+        "#\n# /etc/pam.d/common-session - session-related modules common to all services\n#\n# This file is included from other service-specific PAM config files,\n# and should contain a list of modules that define tasks to be performed\n# at the start and end of interactive sessions.\n#\n# As of pam 1.0.1-6, this file is managed by pam-auth-update by default.\n# To take advantage of this, it is recommended that you configure any\n# local modules either before or after the default block, and use\n# pam-auth-update to manage selection of other modules.  See\n# pam-auth-update(8) for details.\n\n# here are the per-package modules (the \"Primary\" block)\nsession	[default=1]			pam_permit.so\n# here's the fallback if no module succeeds\nsession	requisite			pam_deny.so\n# prime the stack with a positive return value if there isn't one already;\n# this avoids us returning an error just because nothing sets a success code\n# since the modules above will each just jump around\nsession	required			pam_permit.so\n# and here are more per-package modules (the \"Additional\" block)\nsession	required	pam_unix.so \nsession	optional	pam_systemd.so \n# end of pam-auth-update config\n",
+    ),
+    (
+        "/etc/pam.d/other",
+        "#\n# /etc/pam.d/other - specify the PAM fallback behaviour\n#\n# Note that this file is used for any unspecified service; for example\n#if /etc/pam.d/cron  specifies no session modules but cron calls\n#pam_open_session, the session module out of /etc/pam.d/other is\n#used.  If you really want nothing to happen then use pam_permit.so or\n#pam_deny.so as appropriate.\n\n# We fall back to the system default in /etc/pam.d/common-*\n# \n\n@include common-auth\n@include common-account\n@include common-password\n@include common-session\n",
+    ),
+];
