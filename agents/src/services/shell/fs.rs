@@ -651,13 +651,6 @@ impl Fs {
         Ok(())
     }
 
-    /// Exchanges this view's changes with `other`'s (the SSH driver shares one overlay
-    /// between a connection's shells and SFTP); each keeps its own `/proc` and PIDs.
-    pub(crate) fn swap_overlay(&mut self, other: &mut Fs) {
-        std::mem::swap(&mut self.overlay, &mut other.overlay);
-        std::mem::swap(&mut self.bytes, &mut other.bytes);
-    }
-
     /// Bytes the overlay holds (content and paths).
     #[cfg(test)]
     pub(crate) fn overlay_bytes(&self) -> usize {
