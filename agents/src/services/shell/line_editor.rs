@@ -339,6 +339,7 @@ impl Editor {
                 if self.insert(b) {
                     if self.cursor == self.line.len() || (0x80..0xc0).contains(&b) {
                         out.push(b);
+                        self.wrap_mark(&prompt, ctx.columns(), out);
                     } else {
                         out.extend_from_slice(b"\x1b[1@");
                         out.push(b);
@@ -628,7 +629,7 @@ impl Editor {
                 } else if !c.link_dir {
                     add.push(' ');
                 }
-                self.insert_text(add.as_bytes(), out);
+                self.insert_text(add.as_bytes(), prompt, ctx.columns(), out);
             }
             _ => {
                 let first = &found[0].name;
@@ -643,7 +644,7 @@ impl Editor {
                 if lcd > typed.len() {
                     // Text went in: the next Tab counts as a first one again.
                     let add = quote(&first[typed.len()..lcd]);
-                    self.insert_text(add.as_bytes(), out);
+                    self.insert_text(add.as_bytes(), prompt, ctx.columns(), out);
                     return;
                 } else if again {
                     if found.len() >= QUERY_ITEMS {
@@ -664,13 +665,27 @@ impl Editor {
         }
     }
 
-    fn insert_text(&mut self, text: &[u8], out: &mut Vec<u8>) {
+    /// At the end of the line, a character that filled the last column: readline
+    /// writes a space and CR so that the terminal wraps now (xterm's deferred wrap).
+    fn wrap_mark(&self, prompt: &str, columns: usize, out: &mut Vec<u8>) {
+        let col = width(prompt.as_bytes()) + width(&self.line);
+        if self.cursor == self.line.len()
+            && columns > 0
+            && col % columns == 0
+            && self.line.last().is_some_and(|&c| c < 0x80)
+        {
+            out.extend_from_slice(b" \r");
+        }
+    }
+
+    fn insert_text(&mut self, text: &[u8], prompt: &str, columns: usize, out: &mut Vec<u8>) {
         for &b in text {
             if !self.insert(b) {
                 break;
             }
             if self.cursor == self.line.len() {
                 out.push(b);
+                self.wrap_mark(prompt, columns, out);
             } else {
                 out.extend_from_slice(b"\x1b[1@");
                 out.push(b);

@@ -181,6 +181,15 @@ fn cursor_and_emacs_keys_as_readline_redraws_them() {
 }
 
 #[test]
+fn a_line_reaching_the_last_column_wraps_as_readline_makes_it() {
+    let mut keys = b"echo ".to_vec();
+    keys.extend(std::iter::repeat_n(b'x', 80));
+    let (out, _) = run(&mut Editor::new(4096), &fake(), &[&keys]);
+    // "P$ echo " and 72 x's fill the 80 columns.
+    assert!(out[0].contains(&format!("echo {} \r{}", "x".repeat(72), "x".repeat(8))));
+}
+
+#[test]
 fn backspace_and_the_ends_of_the_line() {
     let (out, _) = run(
         &mut Editor::new(4096),
@@ -591,6 +600,7 @@ mod oracle {
             &[b"Desk", b"\t"],
             &[b"cat .h", b"\t"],
             &[b"ab", b"\x0c"],
+            &[b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"],
         ];
         let mut report = String::new();
         let mut same = 0;
