@@ -428,6 +428,9 @@ pub fn consistency(targets: &[Target], observed: &[Option<Facts>], m: &Machine) 
                         &want,
                         host,
                     );
+                    // The machine's own name is the first label of `myhostname`.
+                    let short = host.split('.').next().unwrap_or(host).to_owned();
+                    shell_hosts.push((name.clone(), short));
                 }
             }
             ServiceKind::Redis(opts) if !opts.require_auth => {
@@ -528,6 +531,19 @@ mod tests {
         let o = consistency(&targets, &[None, Some(tel), Some(red)], &machine());
         assert_eq!(o.failures, vec![]);
         assert_eq!(o.total, 5);
+
+        // An SMTP greeting naming the persona's host agrees with the shells.
+        let mut targets = targets.to_vec();
+        targets.push(target(
+            "smtp",
+            ServiceKind::Smtp(honeybee_proto::config::SmtpOptions::default()),
+        ));
+        let mut smtp = Facts::default();
+        smtp.push("~smtp_host", "web-01.corp.example");
+        let o = consistency(&targets, &[None, None, None, Some(smtp)], &machine());
+        assert_eq!(o.failures, vec![]);
+        // ssh release, SMTP greeting, and the two host name comparisons.
+        assert_eq!(o.total, 4);
     }
 
     #[test]
