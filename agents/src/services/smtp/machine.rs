@@ -203,7 +203,9 @@ impl Machine {
 
     /// One line from the client, without its line ending.
     pub(crate) fn line(&mut self, line: &[u8]) -> Step {
-        let text = String::from_utf8_lossy(line);
+        // One char per byte (Latin-1), so that what the client sent is echoed back byte
+        // for byte as smtpd does, UTF-8 or not; [`latin1`] turns replies back to bytes.
+        let text: String = line.iter().map(|&b| char::from(b)).collect();
         if let Some(wait) = self.auth.take() {
             return self.auth_response(wait, text.trim());
         }
@@ -224,6 +226,10 @@ impl Machine {
                 self.cfg.max_commands
             ));
             return s;
+        }
+        // smtputf8_enable = yes: a command line must be UTF-8.
+        if std::str::from_utf8(line).is_err() {
+            return self.reply("500 5.5.2 Error: bad UTF-8 syntax");
         }
         let text = text.trim_start_matches([' ', '\t']);
         let (verb, arg) = match text.find([' ', '\t']) {
@@ -645,6 +651,19 @@ impl Machine {
         s.login = Some(login);
         s
     }
+}
+
+/// The bytes of `text` whose chars are all at most U+00FF (replies, and client text
+/// read one char per byte); anything above (never produced) becomes `?`.
+pub(crate) fn latin1(text: &str) -> Vec<u8> {
+    text.chars()
+        .map(|c| u8::try_from(c).unwrap_or(b'?'))
+        .collect()
+}
+
+/// Client text read one char per byte, as UTF-8 for the events.
+pub(crate) fn readable(text: &str) -> String {
+    String::from_utf8_lossy(&latin1(text)).into_owned()
 }
 
 /// `arg` after a case-insensitive `keyword` (`FROM:`, `TO:`).

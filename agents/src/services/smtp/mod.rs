@@ -157,7 +157,7 @@ impl SmtpService {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let mut out = String::new();
+        let mut out = Vec::new();
         loop {
             while let Some(line) = input.line() {
                 let auth_reply = m.in_auth();
@@ -188,7 +188,7 @@ impl SmtpService {
                     None => return End::Close,
                 }
             }
-            if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
+            if !out.is_empty() && stream.write_all(&out).await.is_err() {
                 return End::Close;
             }
             out.clear();
@@ -209,7 +209,7 @@ impl SmtpService {
         &self,
         session: &Session,
         stream: &mut S,
-        out: &mut String,
+        out: &mut Vec<u8>,
         step: Step,
     ) -> Option<Next>
     where
@@ -243,15 +243,15 @@ impl SmtpService {
             Duration::ZERO
         };
         if !pause.is_zero() {
-            if !out.is_empty() && stream.write_all(out.as_bytes()).await.is_err() {
+            if !out.is_empty() && stream.write_all(out).await.is_err() {
                 return None;
             }
             out.clear();
             tokio::time::sleep(pause).await;
         }
-        out.push_str(&step.reply);
+        out.extend_from_slice(&machine::latin1(&step.reply));
         if step.next != Next::Command || out.len() >= OUT_FLUSH {
-            if stream.write_all(out.as_bytes()).await.is_err() {
+            if stream.write_all(out).await.is_err() {
                 return None;
             }
             out.clear();
@@ -439,13 +439,13 @@ impl SmtpService {
 fn envelope(m: &Machine) -> Vec<(String, String)> {
     let mut meta = Vec::new();
     if let Some(h) = m.helo() {
-        meta.push(("helo".into(), clamp(h, 256)));
+        meta.push(("helo".into(), clamp(&machine::readable(h), 256)));
     }
     if let Some(f) = m.mail_from() {
-        meta.push(("mail_from".into(), clamp(f, 256)));
+        meta.push(("mail_from".into(), clamp(&machine::readable(f), 256)));
     }
     for r in m.rcpts().iter().take(32) {
-        meta.push(("rcpt_to".into(), clamp(r, 256)));
+        meta.push(("rcpt_to".into(), clamp(&machine::readable(r), 256)));
     }
     meta
 }
