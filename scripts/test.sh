@@ -28,11 +28,12 @@ export DEBIAN_FRONTEND=noninteractive
 # hydra, nmap -sV and the protocol clients against the honeypots; Chromium for the
 # dashboard's browser tests (driven by playwright-core, never downloaded).
 # The real servers the differential tests run beside ours (the oracles): openssh-server,
-# redis-server, lighttpd (+ mod-openssl for HTTPS), vsftpd, inetutils-telnetd, mariadb-server
+# redis-server, lighttpd (+ mod-openssl for HTTPS), apache2 (the WordPress persona), vsftpd,
+# inetutils-telnetd, mariadb-server
 # (Debian 12's "mysql"), postfix (+ ssl-cert's snakeoil certificate); bash and coreutils are
 # on every Debian system. The oracle tests start each server themselves on loopback.
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
-  lighttpd lighttpd-mod-openssl vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
+  lighttpd lighttpd-mod-openssl apache2 vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
   default-mysql-client mbpoll chromium openssl)
 missing=()
 for p in "${packages[@]}"; do
