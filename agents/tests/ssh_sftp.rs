@@ -432,6 +432,21 @@ async fn sftp_upload_is_seen_by_the_shell_and_captured() {
     })
     .await
     .unwrap();
+    // Two more sessions on the same connection share its files but are processes of
+    // their own, as two sshd sessions are.
+    let mut pids = Vec::new();
+    for _ in 0..2 {
+        let mux = mux.clone();
+        let (st, out, err) = tokio::task::spawn_blocking(move || {
+            ssh_exec(addr, None, &["-o", &mux], "echo $$; ls /tmp/bot.sh")
+        })
+        .await
+        .unwrap();
+        assert_eq!(st, 0, "{out}{err}");
+        assert!(out.ends_with("\n/tmp/bot.sh\n"), "{out}");
+        pids.push(out.lines().next().unwrap().to_owned());
+    }
+    assert_ne!(pids[0], pids[1], "each session is its own bash");
     let _ = master.kill();
     let _ = master.wait();
     assert_eq!(st, 0, "{shell_out}{err}");

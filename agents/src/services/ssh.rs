@@ -91,7 +91,10 @@ const MAX_IDENT_LINE: usize = 8192;
 const RUSSH_MAX_IDENT_LINE: usize = 255;
 
 /// Session channels open at once on one connection.
-const MAX_OPEN_CHANNELS: usize = 2;
+/// sshd's `MaxSessions` default: a multiplexing client (ControlMaster) opens its next
+/// session before the last one's close has arrived, so a lower cap refuses what sshd
+/// takes. [`MAX_CHANNELS_PER_CONNECTION`] still bounds the total.
+const MAX_OPEN_CHANNELS: usize = 10;
 
 /// Session channels one connection may open in all: each may leave a transcript.
 const MAX_CHANNELS_PER_CONNECTION: u32 = 8;
@@ -793,8 +796,8 @@ struct SshHandler {
     /// Session channels opened so far.
     opened: u32,
     /// The connection's filesystem, held by a shell that never runs: every channel's
-    /// shell, SFTP and scp work on its overlay (a shell's own is swapped out while one of
-    /// its lines runs), so that what one uploads the others see.
+    /// shell, SFTP and scp work on its overlay (swapped into a shell while one of its
+    /// lines runs), so that what one uploads the others see.
     files: Mutex<Option<Shell>>,
     /// Forwarding requests so far (the first [`MAX_FORWARD_EVENTS`] are recorded).
     forwards: u32,
@@ -1191,11 +1194,12 @@ impl SshHandler {
         )
     }
 
-    /// Swaps the connection's filesystem into `shell`, or back out of it.
+    /// Swaps the connection's files into `shell`, or back out of it (the overlay only:
+    /// each shell keeps its own processes and `/proc`).
     fn swap_files(&self, shell: &mut Shell) {
         let mut files = self.files.lock().unwrap_or_else(|e| e.into_inner());
         let holder = files.get_or_insert_with(|| self.holder_shell());
-        std::mem::swap(shell.files().0, holder.files().0);
+        shell.files().0.swap_overlay(holder.files().0);
     }
 
     /// Runs `f` on the connection's filesystem, home directory and uid.
