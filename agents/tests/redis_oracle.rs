@@ -508,12 +508,181 @@ const POPULAR: &[&str] = &[
     "QUIT",
 ];
 
+/// Issue 13: set algebra, score/lex ranges, blocking pops, stream reads (keys `a:*`).
+const ALGEBRA: &[&str] = &[
+    "SADD a:s1 1 2 3 4",
+    "SADD a:s2 3 4 5",
+    "SADD a:s3 4 9",
+    "SET a:str x",
+    "SINTER a:s1 a:s2",
+    "SINTER a:s1 a:s2 a:s3",
+    "SINTER a:s1 a:none",
+    "SINTER a:s1 a:str",
+    "SINTER a:none a:str",
+    "SINTER",
+    "SUNION a:s1 a:s2 a:s3",
+    "SUNION a:none",
+    "SUNION a:s1 a:str",
+    "SDIFF a:s1 a:s2",
+    "SDIFF a:s1 a:s2 a:s3",
+    "SDIFF a:none a:s1",
+    "SDIFF a:s1 a:none",
+    "SINTERSTORE a:d1 a:s1 a:s2",
+    "SMEMBERS a:d1",
+    "SINTERSTORE a:d1 a:s1 a:none",
+    "EXISTS a:d1",
+    "SUNIONSTORE a:str a:s1 a:s3",
+    "TYPE a:str",
+    "SMEMBERS a:str",
+    "SDIFFSTORE a:d2 a:s1 a:s2",
+    "SMEMBERS a:d2",
+    "SDIFFSTORE a:d2 a:s2 a:s1 a:s3",
+    "SINTERSTORE a:d3",
+    "SINTERCARD 2 a:s1 a:s2",
+    "SINTERCARD 2 a:s1 a:s2 LIMIT 1",
+    "SINTERCARD 2 a:s1 a:s2 LIMIT 0",
+    "SINTERCARD 2 a:s1 a:s2 LIMIT -1",
+    "SINTERCARD 0 a:s1",
+    "SINTERCARD x a:s1",
+    "SINTERCARD 3 a:s1 a:s2",
+    "SINTERCARD 1 a:s1 FOO",
+    "SINTERCARD 1 a:s1 LIMIT",
+    "SINTERCARD 1 a:none",
+    "SINTERCARD 1 a:d2",
+    "SMISMEMBER a:s1 1 7 4",
+    "SMISMEMBER a:none 1",
+    "SMISMEMBER a:d2 x",
+    "SMISMEMBER a:s1",
+    "SET a:str2 x",
+    "SMISMEMBER a:str2 1",
+    "ZADD a:z 1 a 2 b 3 c 4 d 5 e",
+    "ZADD a:l 0 a 0 b 0 c 0 d 0 e",
+    "ZRANGEBYSCORE a:z 2 4",
+    "ZRANGEBYSCORE a:z (2 4",
+    "ZRANGEBYSCORE a:z (2 (4",
+    "ZRANGEBYSCORE a:z -inf +inf",
+    "ZRANGEBYSCORE a:z -inf +inf WITHSCORES",
+    "ZRANGEBYSCORE a:z -inf +inf LIMIT 1 2",
+    "ZRANGEBYSCORE a:z -inf +inf WITHSCORES LIMIT 1 -1",
+    "ZRANGEBYSCORE a:z -inf +inf LIMIT -1 2",
+    "ZRANGEBYSCORE a:z -inf +inf LIMIT 1 0",
+    "ZRANGEBYSCORE a:z -inf +inf LIMIT 1",
+    "ZRANGEBYSCORE a:z -inf +inf LIMIT x 1",
+    "ZRANGEBYSCORE a:z -inf +inf FOO",
+    "ZRANGEBYSCORE a:z abc 4",
+    "ZRANGEBYSCORE a:z 4 2",
+    "ZRANGEBYSCORE a:z ( 3",
+    "ZRANGEBYSCORE a:z 1.5 inf",
+    "ZRANGEBYSCORE a:none 1 2",
+    "ZRANGEBYSCORE a:s1 1 2",
+    "ZRANGEBYSCORE a:z 1",
+    "ZREVRANGEBYSCORE a:z 4 2",
+    "ZREVRANGEBYSCORE a:z +inf (3 WITHSCORES",
+    "ZREVRANGEBYSCORE a:z +inf -inf LIMIT 1 2",
+    "ZREVRANGEBYSCORE a:z 2 4",
+    "ZCOUNT a:z 2 4",
+    "ZCOUNT a:z (2 +inf",
+    "ZCOUNT a:z -inf +inf",
+    "ZCOUNT a:z x 1",
+    "ZCOUNT a:none 1 2",
+    "ZCOUNT a:s1 1 2",
+    "ZCOUNT a:z 1 2 3",
+    "ZRANGEBYLEX a:l - +",
+    "ZRANGEBYLEX a:l [b (d",
+    "ZRANGEBYLEX a:l (b +",
+    "ZRANGEBYLEX a:l - [c LIMIT 1 1",
+    "ZRANGEBYLEX a:l + -",
+    "ZRANGEBYLEX a:l b d",
+    "ZRANGEBYLEX a:l - + WITHSCORES",
+    "ZREVRANGEBYLEX a:l + -",
+    "ZREVRANGEBYLEX a:l [d (a",
+    "ZLEXCOUNT a:l - +",
+    "ZLEXCOUNT a:l [b [c",
+    "ZLEXCOUNT a:l x y",
+    "RPUSH a:list1 a b c",
+    "BLPOP a:none a:list1 0",
+    "BRPOP a:list1 1",
+    "BLPOP a:str2 a:list1 0",
+    "BLPOP a:list1 x",
+    "BLPOP a:list1 -1",
+    "BLPOP a:list1",
+    "BLPOP a:empty 0.01",
+    "BRPOP a:empty 0.01",
+    "RPUSH a:list2 1 2 3",
+    "BLMOVE a:list2 a:list3 LEFT RIGHT 0",
+    "BLMOVE a:list2 a:list3 RIGHT LEFT 0",
+    "LRANGE a:list3 0 -1",
+    "BLMOVE a:list2 a:list3 UP LEFT 0",
+    "BLMOVE a:list2 a:list3 LEFT LEFT x",
+    "BLMOVE a:list2 a:str2 LEFT LEFT 0",
+    "BLMOVE a:empty a:list3 LEFT LEFT 0.01",
+    "LMOVE a:list2 a:list2 LEFT RIGHT",
+    "LMOVE a:none a:list2 LEFT RIGHT",
+    "BZPOPMIN a:z 0",
+    "BZPOPMAX a:none a:z 0",
+    "BZPOPMIN a:l a:z 0",
+    "BZPOPMIN a:s1 0",
+    "BZPOPMIN a:empty 0.01",
+    "BZPOPMAX a:z abc",
+    "XADD a:x 1-1 f v",
+    "XADD a:x 1-2 g w",
+    "XADD a:x 2-0 h x",
+    "XRANGE a:x - +",
+    "XRANGE a:x (1-1 +",
+    "XRANGE a:x 1 1",
+    "XRANGE a:x - + COUNT 1",
+    "XREVRANGE a:x + - COUNT 2",
+    "XREVRANGE a:x + (2-0",
+    "XRANGE a:x (1 +",
+    "XRANGE a:x - (2",
+    "XRANGE a:x (- +",
+    "XRANGE a:x ( +",
+    "XRANGE a:x (18446744073709551615-18446744073709551615 +",
+    "XRANGE a:x - (0-0",
+    "XRANGE a:x x +",
+    "XRANGE a:str2 - +",
+    "XREAD STREAMS a:x 0",
+    "XREAD COUNT 1 STREAMS a:x 1-1",
+    "XREAD STREAMS a:x a:none 0 0",
+    "XREAD STREAMS a:x $",
+    "XREAD STREAMS a:none $",
+    "XREAD BLOCK 10 STREAMS a:x $",
+    "XREAD STREAMS a:x",
+    "XREAD STREAMS a:x -",
+    "XREAD STREAMS a:x >",
+    "XREAD STREAMS a:str2 0",
+    "XREAD COUNT x STREAMS a:x 0",
+    "XREAD BLOCK x STREAMS a:x 0",
+    "XREAD BLOCK -1 STREAMS a:x 0",
+    "XREAD FOO STREAMS a:x 0",
+    "XREAD COUNT 1 a:x 0",
+    "XREAD GROUP g c STREAMS a:x 0",
+    "XDEL a:x 1-2 9-9",
+    "XDEL a:x 1-1 x",
+    "XDEL a:x 1-1 2-0",
+    "XLEN a:x",
+    "EXISTS a:x",
+    "XDEL a:none 1-1",
+    "XDEL a:str2 1-1",
+    "XADD a:x 3-0 f v",
+    "HELLO 3",
+    "ZRANGEBYSCORE a:z -inf +inf WITHSCORES",
+    "XREAD STREAMS a:x 0",
+    "BLPOP a:empty 0.01",
+    "SINTER a:s1 a:s2",
+    "BZPOPMIN a:z 0",
+    "COMMAND INFO sinter sunion sdiff sinterstore sunionstore sdiffstore sintercard smismember",
+    "COMMAND INFO zrangebyscore zrevrangebyscore zcount zrangebylex zrevrangebylex zlexcount",
+    "COMMAND INFO blpop brpop blmove lmove bzpopmin bzpopmax xread xdel",
+];
+
 const GROUPS: &[Group] = &[
     (ATTACKS, true),
     (POPULAR, false),
     (TYPES, false),
     (COMMANDS, false),
     (RESP3, true),
+    (ALGEBRA, false),
 ];
 
 async fn run_group(addr: std::net::SocketAddr, probes: &[&str]) -> Vec<String> {
@@ -641,4 +810,47 @@ async fn redis_probes_answer_like_the_real_redis_7_0() {
         matched * 100 >= total * 95,
         "match rate {matched}/{total} under 95%\n{report}"
     );
+}
+
+/// A blocking command that waits: commands pipelined behind it are answered after its
+/// timeout nil, in order, as the real server does; a peer that leaves mid-wait is let go,
+/// and other connections are answered meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_waiting_blocking_command_keeps_pipelined_commands_like_the_real_redis_7_0() {
+    let real = RealRedis::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "redis", "127.0.0.1:0".parse().unwrap(), redis()).await;
+    let pipelined = [
+        multibulk(&[b"BLPOP", b"b:none", b"0.2"]),
+        multibulk(&[b"PING"]),
+        multibulk(&[b"XREAD", b"BLOCK", b"100", b"STREAMS", b"b:s", b"$"]),
+        multibulk(&[b"ECHO", b"after"]),
+    ]
+    .concat();
+    let mut answers = Vec::new();
+    for addr in [real.addr, r.addr] {
+        // One connection waits "forever" (BLPOP 0) and leaves mid-wait…
+        let mut idle = TcpStream::connect(addr).await.unwrap();
+        idle.write_all(&multibulk(&[b"BLPOP", b"b:never", b"0"]))
+            .await
+            .unwrap();
+        // …while another is answered, pipelined commands after its own waits included.
+        let mut c = TcpStream::connect(addr).await.unwrap();
+        c.write_all(&pipelined).await.unwrap();
+        let mut buf = Vec::new();
+        let mut got = Vec::new();
+        for _ in 0..4 {
+            got.push(String::from_utf8_lossy(&read_reply(&mut c, &mut buf).await).into_owned());
+        }
+        drop(idle);
+        let mut c2 = TcpStream::connect(addr).await.unwrap();
+        c2.write_all(&multibulk(&[b"PING"])).await.unwrap();
+        got.push(String::from_utf8_lossy(&read_reply(&mut c2, &mut Vec::new()).await).into_owned());
+        answers.push(got);
+    }
+    real.stop().await;
+    r.mgr.shutdown().await;
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1][0], "*-1\r\n");
+    assert_eq!(answers[1][3], "$5\r\nafter\r\n");
 }

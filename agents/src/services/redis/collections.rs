@@ -11,6 +11,14 @@ use super::super::value::{ELEMENT_OVERHEAD, Kind, Stream, StreamId, Value, zcmp}
 use super::{Clock, Conn, lower, not_int, oom, syntax, wrong_args};
 use honeybee_proto::event::EventKind;
 
+// Children, so that they share this module's typed-value helpers.
+#[path = "blocking.rs"]
+mod blocking;
+#[path = "sets_algebra.rs"]
+mod sets_algebra;
+#[path = "zset_ranges.rs"]
+mod zset_ranges;
+
 pub(super) fn wrongtype() -> Reply {
     Reply::err("WRONGTYPE Operation against a key holding the wrong kind of value")
 }
@@ -67,6 +75,20 @@ fn parse_id(b: &[u8], dflt: u64) -> Option<StreamId> {
     match s.split_once('-') {
         Some((ms, seq)) => Some((num(ms)?, num(seq)?)),
         None => Some((num(s)?, dflt)),
+    }
+}
+
+fn next_id((ms, seq): StreamId) -> Option<StreamId> {
+    match seq.checked_add(1) {
+        Some(s) => Some((ms, s)),
+        None => Some((ms.checked_add(1)?, 0)),
+    }
+}
+
+fn prev_id((ms, seq): StreamId) -> Option<StreamId> {
+    match seq.checked_sub(1) {
+        Some(s) => Some((ms, s)),
+        None => Some((ms.checked_sub(1)?, u64::MAX)),
     }
 }
 
@@ -654,6 +676,13 @@ impl Conn {
                 .map_or_else(|e| e, Reply::Int)
             }
             "zrange" | "zrevrange" => return Some(self.zrange(ks, name, a)),
+            "sinter" | "sunion" | "sdiff" | "sinterstore" | "sunionstore" | "sdiffstore"
+            | "sintercard" | "smismember" => {
+                return Some(self.set_algebra(ks, name, a, clock, events));
+            }
+            "zrangebyscore" | "zrevrangebyscore" | "zrangebylex" | "zrevrangebylex" | "zcount"
+            | "zlexcount" => return Some(self.zset_range(ks, name, a)),
+            "xdel" => return Some(self.xdel(ks, a, clock, events)),
             "xadd" => return Some(self.xadd(ks, a, clock, events)),
             "xrange" | "xrevrange" => return Some(self.xrange(ks, name, a)),
             "object" => return Some(self.object(ks, a, clock)),
@@ -941,9 +970,23 @@ impl Conn {
                 ),
             }
         };
-        let (Some(lo), Some(hi)) = (bound(lo, true), bound(hi, false)) else {
+        let (lo_ex, hi_ex) = (lo.len() > 1 && lo[0] == b'(', hi.len() > 1 && hi[0] == b'(');
+        let (Some(mut lo), Some(mut hi)) = (bound(lo, true), bound(hi, false)) else {
             return Reply::err("ERR Invalid stream ID specified as stream command argument");
         };
+        // `(` excludes the ID itself: the next (previous) ID, as streamIncrID does.
+        if lo_ex {
+            match next_id(lo) {
+                Some(n) => lo = n,
+                None => return Reply::err("ERR invalid start ID for the interval"),
+            }
+        }
+        if hi_ex {
+            match prev_id(hi) {
+                Some(p) => hi = p,
+                None => return Reply::err("ERR invalid end ID for the interval"),
+            }
+        }
         let mut count = usize::MAX;
         match &a[3..] {
             [] => {}

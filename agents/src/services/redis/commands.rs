@@ -95,6 +95,9 @@ pub(crate) struct Outcome {
     /// "as soon as possible" and never writes to it again (`CLIENT_CLOSE_ASAP`).
     pub discard_pending: bool,
     pub capture: Option<SaveCapture>,
+    /// A blocking command found no data: wait this long (or until the peer goes), then
+    /// send the reply (its timeout answer).
+    pub block: Option<std::time::Duration>,
 }
 
 impl Outcome {
@@ -195,6 +198,14 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "hset" | "hmset" | "zadd" | "zrange" | "zrevrange" | "xrange" | "xrevrange" => -4,
         "xadd" => -5,
         "object" | "function" | "cluster" => -2,
+        // Set algebra, score/lex ranges, blocking pops and stream reads (arities of 7.0).
+        "sinter" | "sunion" | "sdiff" => -2,
+        "sinterstore" | "sunionstore" | "sdiffstore" | "sintercard" | "smismember" | "xdel" => -3,
+        "zrangebyscore" | "zrevrangebyscore" | "zrangebylex" | "zrevrangebylex" | "xread" => -4,
+        "zcount" | "zlexcount" => 4,
+        "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => -3,
+        "lmove" => 5,
+        "blmove" => 6,
         _ => return None,
     };
     Some((arity, false))
@@ -388,6 +399,12 @@ impl Conn {
                 ..Outcome::default()
             },
             "monitor" => Outcome::reply(Reply::ok()),
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove" | "lmove" | "xread" => {
+                let node = Arc::clone(&self.settings.node);
+                let mut ks = node.lock();
+                ks.sweep(clock.unix_ms);
+                self.blocking(&mut ks, &name, a, clock, &mut Vec::new())
+            }
             _ => {
                 let mut events = Vec::new();
                 // One short lock per command, never across an await (this is sync).

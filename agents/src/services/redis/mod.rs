@@ -146,6 +146,26 @@ impl RedisService {
                                 .capture(CaptureKind::Upload, Some(cap.path), cap.meta, cap.content)
                                 .await;
                         }
+                        // A blocking command with nothing to give: what is pending goes
+                        // out, then its timeout answer after the (capped) wait, or never
+                        // if the peer leaves; what the peer sends meanwhile is kept
+                        // (bounded) for after, as Redis queues it.
+                        if let Some(wait) = outcome.block {
+                            if !flush(session, &mut stream, &mut out, deadline).await {
+                                return;
+                            }
+                            let until = tokio::time::Instant::now() + wait;
+                            loop {
+                                tokio::select! {
+                                    () = tokio::time::sleep_until(until) => break,
+                                    r = stream.read(&mut chunk), if buf.len() < BLOCKED_INPUT => match r {
+                                        Ok(0) | Err(_) => return,
+                                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                                    },
+                                    () = stopped(stop.clone()) => break 'conn,
+                                }
+                            }
+                        }
                         if let Some(r) = outcome.reply {
                             let size = r.wire_len();
                             sent = sent.saturating_add(size as u64);
@@ -225,6 +245,9 @@ impl RedisService {
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
     }
 }
+
+/// Most bytes read from a peer while its blocking command waits (more waits unread).
+const BLOCKED_INPUT: usize = 64 * 1024;
 
 async fn stopped(mut stop: watch::Receiver<bool>) {
     super::stopped(&mut stop).await;

@@ -1,0 +1,153 @@
+//! Sorted-set ranges by score and by member as Redis 7.0 answers them: ZRANGEBYSCORE,
+//! ZREVRANGEBYSCORE, ZCOUNT, ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT (`(` exclusive
+//! bounds, `-inf`/`+inf`, `-`/`+`/`[`, LIMIT offset count). Shown members are charged to
+//! the reply budget as they are picked.
+
+use super::super::super::keyspace::Keyspace;
+use super::super::super::resp::{Reply, parse_i64};
+use super::super::super::value::{Kind, Value};
+use super::super::{Conn, lower, not_int, syntax};
+use super::parse_f64;
+
+/// One end of a range: by score or by member bytes.
+#[derive(Clone)]
+enum Bound {
+    Score(f64, bool),
+    /// `None`: `-` or `+` (the open end); else (member, exclusive).
+    Lex(Option<(Vec<u8>, bool)>, bool),
+}
+
+/// `zslParseRange`'s item: `(` makes it exclusive; the rest is strtod's whole input.
+fn score_bound(b: &[u8]) -> Option<Bound> {
+    let (ex, rest) = match b.strip_prefix(b"(") {
+        Some(r) => (true, r),
+        None => (false, b),
+    };
+    // strtod of an empty string is 0 and consumes everything, so Redis takes it.
+    let v = if rest.is_empty() {
+        0.0
+    } else {
+        parse_f64(rest)?
+    };
+    Some(Bound::Score(v, ex))
+}
+
+/// `zslParseLexRangeItem`: `+`/`-` alone, else `(` or `[` then the member.
+fn lex_bound(b: &[u8], is_max: bool) -> Option<Bound> {
+    match b {
+        b"+" => Some(Bound::Lex(None, !is_max)),
+        b"-" => Some(Bound::Lex(None, is_max)),
+        _ => match b.split_first() {
+            Some((b'(', m)) => Some(Bound::Lex(Some((m.to_vec(), true)), false)),
+            Some((b'[', m)) => Some(Bound::Lex(Some((m.to_vec(), false)), false)),
+            _ => None,
+        },
+    }
+}
+
+/// Whether `(score, member)` is at or above `min` (`is_min`) / at or below `max`.
+fn within(b: &Bound, score: f64, member: &[u8], is_min: bool) -> bool {
+    match b {
+        Bound::Score(v, ex) => match (is_min, ex) {
+            (true, false) => score >= *v,
+            (true, true) => score > *v,
+            (false, false) => score <= *v,
+            (false, true) => score < *v,
+        },
+        // The flag of an open end says whether it is the "everything fails" side
+        // (`+` as a minimum, `-` as a maximum).
+        Bound::Lex(None, nothing) => !nothing,
+        Bound::Lex(Some((m, ex)), _) => match (is_min, ex) {
+            (true, false) => member >= m.as_slice(),
+            (true, true) => member > m.as_slice(),
+            (false, false) => member <= m.as_slice(),
+            (false, true) => member < m.as_slice(),
+        },
+    }
+}
+
+impl Conn {
+    /// ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZCOUNT ZLEXCOUNT.
+    pub(super) fn zset_range(&mut self, ks: &mut Keyspace, name: &str, a: &[Vec<u8>]) -> Reply {
+        let rev = name.starts_with("zrev");
+        let lex = name.ends_with("lex") || name == "zlexcount";
+        let count_only = name == "zcount" || name == "zlexcount";
+        let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
+        if !count_only {
+            let mut i = 3;
+            while i < a.len() {
+                let o = lower(&a[i]);
+                if o == "withscores" {
+                    withscores = true;
+                    i += 1;
+                } else if o == "limit" && a.len() - i - 1 >= 2 {
+                    let (Some(off), Some(lim)) = (parse_i64(&a[i + 1]), parse_i64(&a[i + 2]))
+                    else {
+                        return not_int();
+                    };
+                    (offset, limit) = (off, lim);
+                    i += 3;
+                } else {
+                    return syntax();
+                }
+            }
+            if withscores && lex {
+                return Reply::err(
+                    "ERR syntax error, WITHSCORES not supported in combination with BYLEX",
+                );
+            }
+        }
+        // The reversed forms take the range as max, min.
+        let (min, max) = if rev { (&a[2], &a[1]) } else { (&a[1], &a[2]) };
+        let bounds = if lex {
+            (lex_bound(min, false), lex_bound(max, true))
+        } else {
+            (score_bound(min), score_bound(max))
+        };
+        let (Some(min), Some(max)) = bounds else {
+            return Reply::err(if lex {
+                "ERR min or max not valid string range item"
+            } else {
+                "ERR min or max is not a float"
+            });
+        };
+        let z = match self.typed(ks, &a[0], Kind::ZSet) {
+            Err(e) => return e,
+            Ok(Some(Value::ZSet(z))) => z,
+            Ok(_) if count_only => return Reply::Int(0),
+            Ok(_) => return Reply::Array(vec![]),
+        };
+        let hit =
+            |(s, m): &&(f64, Vec<u8>)| within(&min, *s, m, true) && within(&max, *s, m, false);
+        if count_only {
+            return Reply::Int(z.iter().filter(hit).count() as i64);
+        }
+        // A negative offset skips everything, a negative limit takes everything (Redis's
+        // `while (offset--)` / `while (limit--)` loops).
+        if offset < 0 {
+            return Reply::Array(vec![]);
+        }
+        let take = usize::try_from(limit).unwrap_or(usize::MAX);
+        let skip = usize::try_from(offset).unwrap_or(usize::MAX);
+        let picked: Vec<&(f64, Vec<u8>)> = if rev {
+            z.iter().rev().filter(hit).skip(skip).take(take).collect()
+        } else {
+            z.iter().filter(hit).skip(skip).take(take).collect()
+        };
+        let mut out = Vec::with_capacity(picked.len() * if withscores { 2 } else { 1 });
+        for (score, m) in picked {
+            let Some(r) = self.shown(m) else {
+                return Reply::Nil;
+            };
+            if !withscores {
+                out.push(r);
+            } else if self.resp3 {
+                out.push(Reply::Array(vec![r, Reply::double(*score)]));
+            } else {
+                out.push(r);
+                out.push(Reply::double(*score));
+            }
+        }
+        Reply::Array(out)
+    }
+}
