@@ -462,4 +462,19 @@ async fn a_configured_host_name_is_the_web_servers_too() {
         page.contains("Server at mail-gw-01 Port 80</address>"),
         "{page}"
     );
+    // With a Host header, Apache (UseCanonicalName Off) signs with the client's name.
+    let mut s = TcpStream::connect(run.addr).await.unwrap();
+    s.write_all(b"DELETE / HTTP/1.1\r\nHost: Shop.Example:8081\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    tokio::time::timeout(WAIT, s.read_to_end(&mut out))
+        .await
+        .unwrap()
+        .unwrap();
+    let page = String::from_utf8_lossy(&out);
+    assert!(
+        page.contains("Server at shop.example Port 8081</address>"),
+        "{page}"
+    );
 }

@@ -91,7 +91,7 @@ impl HttpService {
         let site = persona::Site {
             persona: opts.persona,
             router: router::Device::of(node),
-            blog: wordpress::Blog::of(node, opts.tls),
+            blog: wordpress::Blog::of(node),
             hostname: ctx.persona.hostname(),
             plc: plc::Panel::of(node, modbus.as_ref()),
         };
@@ -459,10 +459,29 @@ impl Conn {
         }
     }
 
+    /// The server name and port Apache signs its error pages with: with Debian's
+    /// `UseCanonicalName Off`, the `Host` header's (lower-cased; its port, else the
+    /// scheme's), else the machine's name and the scheme's port.
+    fn sign_as(&self, host: Option<&str>) -> (String, u16) {
+        let default_port = if self.scheme == "https" { 443 } else { 80 };
+        let plain = host.map(str::trim).filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        });
+        let Some(h) = plain else {
+            return (self.shared.site.hostname.clone(), default_port);
+        };
+        let (name, port) = host_and_port(h, default_port);
+        (name.to_ascii_lowercase(), port)
+    }
+
     /// The error page for a refused head, closing the connection.
     fn refusal(&self, r: request::Refusal) -> Vec<u8> {
         let shared = &self.shared;
-        let reply = persona::error_page(&shared.site, r.status);
+        let (name, port) = self.sign_as(None);
+        let reply = persona::error_page(&shared.site, r.status, (&name, port));
         self.serialize(reply, r.minor, "GET", Some("close"), None)
     }
 
@@ -510,6 +529,8 @@ impl Conn {
         let user_agent = header_text(head, "user-agent");
         let content_type = header_text(head, "content-type");
         let host = link_host(head.header("host"), self.session.dst);
+        let sign_as = self.sign_as(head.header("host"));
+        let sign_as = (sign_as.0.as_str(), sign_as.1);
 
         let mut reply = match end {
             BodyEnd::Complete => persona::route(
@@ -522,11 +543,12 @@ impl Conn {
                     host: &host,
                     content_type: content_type.as_deref(),
                     body: &body.prefix,
+                    sign_as,
                 },
             ),
-            BodyEnd::TooLarge => persona::error_page(&shared.site, 413),
-            BodyEnd::TimedOut => persona::error_page(&shared.site, 408),
-            BodyEnd::Broken => persona::error_page(&shared.site, 400),
+            BodyEnd::TooLarge => persona::error_page(&shared.site, 413, sign_as),
+            BodyEnd::TimedOut => persona::error_page(&shared.site, 408, sign_as),
+            BodyEnd::Broken => persona::error_page(&shared.site, 400, sign_as),
         };
         if let Some(login) = basic_auth(head.header("authorization")) {
             reply.logins.push(login);
@@ -631,7 +653,8 @@ impl Conn {
         let len = reply.body.len() as u64;
         match file::answer(head, len, &etag, mtime) {
             file::Answer::Unsatisfiable => {
-                let page = persona::error_page(&self.shared.site, 416);
+                let (name, port) = self.sign_as(head.header("host"));
+                let page = persona::error_page(&self.shared.site, 416, (&name, port));
                 (
                     self.serialize(page, head.minor, &head.method, connection, None),
                     416,
@@ -764,6 +787,17 @@ fn link_host(given: Option<&str>, dst: std::net::SocketAddr) -> String {
     }
 }
 
+/// A `Host` value's name and port: `[v6]:port`, `name:port`, or a bare name or IPv6
+/// literal (then `default_port`).
+fn host_and_port(h: &str, default_port: u16) -> (&str, u16) {
+    match h.rsplit_once(':') {
+        Some((n, p)) if !n.is_empty() && (!n.contains(':') || n.ends_with(']')) => {
+            (n, p.parse().unwrap_or(default_port))
+        }
+        _ => (h, default_port),
+    }
+}
+
 /// Credentials of an `Authorization: Basic` header, which scanners send to every router.
 fn basic_auth(value: Option<&str>) -> Option<Login> {
     let value = value?.as_bytes();
@@ -784,6 +818,15 @@ fn basic_auth(value: Option<&str>) -> Option<Login> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_header_parts() {
+        assert_eq!(host_and_port("Example.org:8081", 80), ("Example.org", 8081));
+        assert_eq!(host_and_port("[::1]:8443", 80), ("[::1]", 8443));
+        assert_eq!(host_and_port("::1", 443), ("::1", 443));
+        assert_eq!(host_and_port("host", 80), ("host", 80));
+        assert_eq!(host_and_port("host:junk", 80), ("host", 80));
+    }
 
     #[test]
     fn basic_auth_and_hosts() {

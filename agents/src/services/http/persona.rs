@@ -31,6 +31,9 @@ pub(crate) struct Request<'a> {
     pub host: &'a str,
     pub content_type: Option<&'a str>,
     pub body: &'a [u8],
+    /// The name and port Apache's error pages sign with: the request's `Host` (with
+    /// Debian's `UseCanonicalName Off`), else the machine's name and the scheme's port.
+    pub sign_as: (&'a str, u16),
 }
 
 /// Credentials a request carried to a login form.
@@ -98,16 +101,17 @@ pub(crate) fn default_server(persona: HttpPersona) -> &'static str {
 pub(crate) fn route(site: &Site, req: &Request<'_>) -> Reply {
     match site.persona {
         HttpPersona::Router => router::route(&site.router, req),
-        HttpPersona::Wordpress => wordpress::route(&site.blog, &site.hostname, req),
+        HttpPersona::Wordpress => wordpress::route(&site.blog, req),
         HttpPersona::Plc => plc::route(&site.plc, req),
     }
 }
 
 /// The persona's page for a status the server decides before routing (413, 408, 400).
-pub(crate) fn error_page(site: &Site, status: u16) -> Reply {
+/// `sign_as`: see [`Request::sign_as`].
+pub(crate) fn error_page(site: &Site, status: u16, sign_as: (&str, u16)) -> Reply {
     match site.persona {
         HttpPersona::Router | HttpPersona::Plc => router::error_page(status),
-        HttpPersona::Wordpress => wordpress::error_page(&site.blog, &site.hostname, status),
+        HttpPersona::Wordpress => wordpress::error_page(sign_as, status),
     }
 }
 

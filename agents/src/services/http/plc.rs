@@ -189,6 +189,7 @@ mod tests {
             host: "10.0.0.5",
             content_type: Some("application/x-www-form-urlencoded"),
             body,
+            sign_as: ("web-prod-02", 80),
         }
     }
 

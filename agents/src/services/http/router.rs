@@ -351,6 +351,7 @@ mod tests {
             host: "192.168.0.1",
             content_type: Some("application/x-www-form-urlencoded"),
             body,
+            sign_as: ("web-prod-02", 80),
         }
     }
 

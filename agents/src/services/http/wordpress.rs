@@ -24,9 +24,6 @@ pub(crate) struct Blog {
     pub tagline: &'static str,
     /// Newest first: (date as `YYYY/MM/DD`, slug, title, excerpt).
     pub posts: Vec<(String, String, &'static str, &'static str)>,
-    /// The port Apache's error pages sign with (`ServerSignature On`, Debian's default,
-    /// beside the machine's host name).
-    pub port: u16,
 }
 
 const PLACES: &[&str] = &[
@@ -96,9 +93,8 @@ const POSTS: &[(&str, &str)] = &[
 ];
 
 impl Blog {
-    /// The site of the node whose persona is `p`: posts dated after its install;
-    /// `tls`: served over HTTPS (port 443).
-    pub(crate) fn of(p: &crate::persona::Persona, tls: bool) -> Blog {
+    /// The site of the node whose persona is `p`: posts dated after its install.
+    pub(crate) fn of(p: &crate::persona::Persona) -> Blog {
         let mut d = p.stream("http-wordpress");
         let (trade, tagline) = *d.pick(TRADES);
         let name = format!("{} {trade}", d.pick(PLACES));
@@ -119,7 +115,6 @@ impl Blog {
             name,
             tagline,
             posts,
-            port: if tls { 443 } else { 80 },
         }
     }
 
@@ -135,7 +130,6 @@ impl Blog {
                 POSTS[0].0,
                 POSTS[0].1,
             )],
-            port: 80,
         }
     }
 }
@@ -150,7 +144,7 @@ fn slug(title: &str) -> String {
         .join("-")
 }
 
-pub(crate) fn route(blog: &Blog, hostname: &str, req: &Request<'_>) -> Reply {
+pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
     let base = format!("{}://{}", req.scheme, req.host);
     let site = html_escape(&blog.name);
     let tagline = blog.tagline;
@@ -200,12 +194,14 @@ pub(crate) fn route(blog: &Blog, hostname: &str, req: &Request<'_>) -> Reply {
             ),
         ),
         ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&site, &base)),
-        _ => error_page(blog, hostname, 405),
+        _ => error_page(req.sign_as, 405),
     }
 }
 
 /// Apache's error page, for what is refused before WordPress runs.
-pub(crate) fn error_page(blog: &Blog, hostname: &str, status: u16) -> Reply {
+/// Apache's error page, signed (`ServerSignature On`, Debian's default) with the server
+/// name and port of `sign_as`.
+pub(crate) fn error_page(sign_as: (&str, u16), status: u16) -> Reply {
     let title = format!("{status} {}", reason(status));
     let text = match status {
         413 => {
@@ -220,8 +216,8 @@ pub(crate) fn error_page(blog: &Blog, hostname: &str, status: u16) -> Reply {
         format!(
             "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server at {} Port {}</address>\n</body></html>\n",
             reason(status),
-            html_escape(hostname),
-            blog.port,
+            html_escape(sign_as.0),
+            sign_as.1,
         ),
     )
 }
@@ -571,7 +567,7 @@ mod tests {
 
     /// The reference site's answer (shadows the glob-imported `route`).
     fn route(r: &Request<'_>) -> Reply {
-        super::route(&Blog::reference(), "web-prod-02", r)
+        super::route(&Blog::reference(), r)
     }
 
     fn req<'a>(
@@ -588,6 +584,7 @@ mod tests {
             host: "blog.example",
             content_type: None,
             body,
+            sign_as: ("web-prod-02", 80),
         }
     }
 
