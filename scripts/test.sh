@@ -34,7 +34,7 @@ export DEBIAN_FRONTEND=noninteractive
 # on every Debian system. The oracle tests start each server themselves on loopback.
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
   lighttpd lighttpd-mod-openssl apache2 vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
-  default-mysql-client mbpoll chromium openssl)
+  default-mysql-client mbpoll chromium openssl socat)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
