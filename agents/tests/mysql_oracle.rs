@@ -32,8 +32,17 @@ struct RealMariaDb {
 }
 
 async fn sh(program: &str, args: &[&str]) -> std::process::Output {
-    tokio::process::Command::new(program)
-        .args(args)
+    sh_in(program, args, None).await
+}
+
+/// With `TMPDIR` set: the bootstrap server of concurrent `mariadb-install-db` runs
+/// otherwise shares /tmp for its temporary tables, and they trip over each other.
+async fn sh_in(program: &str, args: &[&str], tmp: Option<&str>) -> std::process::Output {
+    let mut cmd = tokio::process::Command::new(program);
+    if let Some(t) = tmp {
+        cmd.env("TMPDIR", t);
+    }
+    cmd.args(args)
         .output()
         .await
         .unwrap_or_else(|e| panic!("{program}: {e}"))
@@ -53,6 +62,8 @@ impl RealMariaDb {
         let d = dir.path().to_str().unwrap().to_owned();
         let data = format!("{d}/data");
         std::fs::create_dir(&data).unwrap();
+        let tmp = format!("{d}/tmp");
+        std::fs::create_dir(&tmp).unwrap();
         // The server runs as `mysql`, as Debian's does.
         let _ = sh("chmod", &["755", &d]).await;
         let own = sh("chown", &["-R", "mysql:mysql", &d]).await;
@@ -61,7 +72,7 @@ impl RealMariaDb {
             "chown to mysql: {}",
             String::from_utf8_lossy(&own.stderr)
         );
-        let inst = sh(
+        let inst = sh_in(
             INSTALL_DB,
             &[
                 "--no-defaults",
@@ -70,6 +81,7 @@ impl RealMariaDb {
                 "--skip-test-db",
                 "--disable-log-bin",
             ],
+            Some(&tmp),
         )
         .await;
         assert!(
@@ -92,6 +104,7 @@ impl RealMariaDb {
                 "--bind-address=127.0.0.1",
                 &format!("--socket={sock}"),
                 &format!("--pid-file={d}/pid"),
+                &format!("--tmpdir={tmp}"),
                 // Debian's /etc/mysql/mariadb.conf.d/50-server.cnf.
                 "--character-set-server=utf8mb4",
                 "--collation-server=utf8mb4_general_ci",
@@ -752,12 +765,16 @@ async fn after_100(addr: SocketAddr, from: IpAddr, send: &[u8]) -> String {
     for _ in 0..100 {
         let mut c = connect_from(from, addr).await;
         let _ = read_packet(&mut c).await;
-        if !send.is_empty() {
+        if send.is_empty() {
+            // Closing our side and waiting for the server's close orders this connection's
+            // count before the next connection, in both servers.
+            let _ = c.shutdown().await;
+        } else {
             let _ = c.write_all(send).await;
-            // Until the server's answer and close.
-            let mut sink = Vec::new();
-            let _ = tokio::time::timeout(READ_FOR, c.read_to_end(&mut sink)).await;
         }
+        // Until the server's answer and close.
+        let mut sink = Vec::new();
+        let _ = tokio::time::timeout(READ_FOR, c.read_to_end(&mut sink)).await;
     }
     let mut c = connect_from(from, addr).await;
     match read_packet(&mut c).await {
