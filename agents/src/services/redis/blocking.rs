@@ -242,7 +242,7 @@ impl Conn {
                 }
                 "streams" if more > 0 => {
                     let rest = &a[i + 1..];
-                    if rest.len() % 2 != 0 {
+                    if !rest.len().is_multiple_of(2) {
                         return (
                             Reply::err(
                                 "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",

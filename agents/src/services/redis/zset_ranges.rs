@@ -80,7 +80,7 @@ impl Conn {
                 if o == "withscores" {
                     withscores = true;
                     i += 1;
-                } else if o == "limit" && a.len() - i - 1 >= 2 {
+                } else if o == "limit" && a.len() - i > 2 {
                     let (Some(off), Some(lim)) = (parse_i64(&a[i + 1]), parse_i64(&a[i + 2]))
                     else {
                         return not_int();
