@@ -77,6 +77,14 @@ pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()>
         };
         config.validate()?;
         store.set_node_config(&node, &config).await?;
+        // As `honeybee node config` is audited.
+        core.shared().audit(
+            "core:up",
+            "node.config",
+            "ok",
+            None,
+            &format!("node={node} profile={p}"),
+        );
     }
     let services = store
         .get_node(&node)
