@@ -575,6 +575,16 @@ fn exported_sorted(st: &State) -> Vec<(String, String)> {
         .filter(|(k, _)| !st.unexported.contains(k))
         .cloned()
         .collect();
+    // bash exports PWD and SHLVL itself (and OLDPWD, valueless until a `cd`).
+    for (k, val) in [
+        ("PWD", Some(st.cwd.clone())),
+        ("SHLVL", Some("1".to_owned())),
+        ("OLDPWD", st.lookup("OLDPWD")),
+    ] {
+        if !st.env.iter().any(|(n, _)| n == k) {
+            v.push((k.to_owned(), val.unwrap_or_else(|| "\u{0}".to_owned())));
+        }
+    }
     v.sort();
     v
 }
@@ -585,7 +595,11 @@ fn export(st: &mut State, args: &[String]) -> Out {
     let names: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
     if names.is_empty() {
         for (k, v) in exported_sorted(st) {
-            o.line(&format!("declare -x {k}={}", dquote(&v)));
+            if v == "\u{0}" {
+                o.line(&format!("declare -x {k}"));
+            } else {
+                o.line(&format!("declare -x {k}={}", dquote(&v)));
+            }
         }
         return o;
     }
@@ -642,7 +656,11 @@ fn declare(st: &mut State, name: &str, args: &[String]) -> Out {
     if names.is_empty() {
         if flags.contains('x') {
             for (k, v) in exported_sorted(st) {
-                o.line(&format!("declare -x {k}={}", dquote(&v)));
+                if v == "\u{0}" {
+                    o.line(&format!("declare -x {k}"));
+                } else {
+                    o.line(&format!("declare -x {k}={}", dquote(&v)));
+                }
             }
             return o;
         }

@@ -403,6 +403,37 @@ fn id(st: &State, args: &[String]) -> Out {
             format!("{uid}\n")
         });
     }
+    // -G: every group, as numbers or (-n) names.
+    if flags.contains('G') {
+        let groups: &[(u32, &str)] = if uid == 0 {
+            &[]
+        } else {
+            &[
+                (24, "cdrom"),
+                (25, "floppy"),
+                (27, "sudo"),
+                (29, "audio"),
+                (30, "dip"),
+                (44, "video"),
+                (46, "plugdev"),
+                (100, "users"),
+                (106, "netdev"),
+            ]
+        };
+        let mut words = vec![if flags.contains('n') {
+            user.to_owned()
+        } else {
+            uid.to_string()
+        }];
+        for (gid, name) in groups {
+            words.push(if flags.contains('n') {
+                (*name).to_owned()
+            } else {
+                gid.to_string()
+            });
+        }
+        return Out::ok(format!("{}\n", words.join(" ")));
+    }
     if uid == 0 {
         Out::ok("uid=0(root) gid=0(root) groups=0(root)\n")
     } else {
@@ -551,6 +582,9 @@ fn ls(st: &State, args: &[String], ctx: &Ctx<'_>, _: bool) -> Out {
             }
         }
     }
+    // GNU ls lists its operands sorted: files first, then each directory.
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    dirs.sort_by(|a, b| a.0.cmp(&b.0));
     let headers = dirs.len() + files.len() > 1;
     let mut first = true;
     if !files.is_empty() {

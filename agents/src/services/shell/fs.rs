@@ -214,7 +214,7 @@ impl BaseFs {
                     &path,
                     Node {
                         kind: Kind::File,
-                        mode: 0o755,
+                        mode: machine::program_mode(&path),
                         uid: 0,
                         data: Cow::Borrowed(ELF_STUB),
                         shown_size: Some(size),

@@ -300,6 +300,16 @@ const PROGRAM_LINKS: &[(&str, &str, Option<i64>)] = &[
     ("/usr/sbin/shutdown", "/bin/systemctl", Some(1_748_538_242)),
 ];
 
+/// A program's mode on Debian 12: the set-user-ID tools (`find / -perm -4000` is a
+/// classic privilege-escalation probe) and crontab's set-group-ID, else 0755.
+pub(super) fn program_mode(path: &str) -> u32 {
+    match path {
+        "/usr/bin/passwd" | "/usr/bin/su" | "/usr/bin/sudo" | "/usr/bin/mount" => 0o4755,
+        "/usr/bin/crontab" => 0o2755,
+        _ => 0o755,
+    }
+}
+
 /// Whether a program of the base list is a link on Debian 12 (made by [`symlinks`]).
 pub(super) fn is_program_link(path: &str) -> bool {
     PROGRAM_LINKS.iter().any(|(p, _, _)| *p == path)
