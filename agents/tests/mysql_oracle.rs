@@ -729,6 +729,10 @@ async fn the_mysql_client_sees_the_same_server() {
             "select 1",
         ],
         &["-u", "wordpress", "-p", "-e", "select 1"],
+        // TLS asked for: Debian's MariaDB offers none.
+        &["--ssl", "-u", "alice", "-px", "-e", "select 1"],
+        &["-u", "\u{e9}l\u{e8}ve", "-px", "-e", "select 1"],
+        &["-u", "dbuser0", "-px", "-e", "select 1"],
     ];
     let mut report = String::new();
     for args in cases {
