@@ -854,3 +854,38 @@ async fn a_waiting_blocking_command_keeps_pipelined_commands_like_the_real_redis
     assert_eq!(answers[1][0], "*-1\r\n");
     assert_eq!(answers[1][3], "$5\r\nafter\r\n");
 }
+
+/// A client blocked on an empty list is served when another client pushes to it
+/// (either order of arrival gives the same answer, so nothing here depends on timing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_blocked_pop_is_served_by_another_clients_push_like_the_real_redis_7_0() {
+    let real = RealRedis::start(&[]).await;
+    let dir = tempfile::tempdir().unwrap();
+    let mut r = start(dir.path(), "redis", "127.0.0.1:0".parse().unwrap(), redis()).await;
+    let mut answers = Vec::new();
+    for addr in [real.addr, r.addr] {
+        let mut waiting = TcpStream::connect(addr).await.unwrap();
+        waiting
+            .write_all(&multibulk(&[b"BLPOP", b"w:none", b"w:list", b"3"]))
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let mut pusher = TcpStream::connect(addr).await.unwrap();
+        pusher
+            .write_all(&multibulk(&[b"RPUSH", b"w:list", b"v1", b"v2"]))
+            .await
+            .unwrap();
+        let mut got = vec![read_reply(&mut pusher, &mut Vec::new()).await];
+        got.push(read_reply(&mut waiting, &mut Vec::new()).await);
+        pusher
+            .write_all(&multibulk(&[b"LRANGE", b"w:list", b"0", b"-1"]))
+            .await
+            .unwrap();
+        got.push(read_reply(&mut pusher, &mut Vec::new()).await);
+        answers.push(got);
+    }
+    real.stop().await;
+    r.mgr.shutdown().await;
+    assert_eq!(answers[0], answers[1]);
+    assert_eq!(answers[1][1], b"*2\r\n$6\r\nw:list\r\n$2\r\nv1\r\n");
+}

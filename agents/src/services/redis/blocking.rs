@@ -73,6 +73,27 @@ impl Conn {
         }
     }
 
+    /// While a blocking pop or move waits: tries it again, and answers once another
+    /// client has pushed something (`Some`), as Redis serves a client blocked on a key
+    /// when the key is written. Anything but data (a key now of another type, still
+    /// nothing) keeps it waiting, as in Redis. XREAD is not retried (its `$` means
+    /// "after the last entry when it began"; a retry would move it): it waits for nil.
+    pub(crate) fn retry_blocked(&mut self, args: &[Vec<u8>], clock: Clock) -> Option<Outcome> {
+        let name = lower(&args[0]);
+        if !matches!(
+            name.as_str(),
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove"
+        ) {
+            return None;
+        }
+        let node = std::sync::Arc::clone(&self.settings.node);
+        let mut ks = node.lock();
+        ks.sweep(clock.unix_ms);
+        let o = self.blocking(&mut ks, &name, &args[1..], clock, &mut Vec::new());
+        let data = matches!(o.reply, Some(Reply::Array(_) | Reply::Bulk(_)));
+        (o.block.is_none() && data).then_some(o)
+    }
+
     fn bpop(
         &mut self,
         ks: &mut Keyspace,

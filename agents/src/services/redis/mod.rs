@@ -137,7 +137,7 @@ impl RedisService {
                         }
                         let line = clamp(&resp::render_args(&args), MAX_FIELD_LEN);
                         session.emit(EventKind::Command { line }).await;
-                        let outcome = conn.execute(&args, clock());
+                        let mut outcome = conn.execute(&args, clock());
                         for e in outcome.events {
                             session.emit(e).await;
                         }
@@ -155,9 +155,21 @@ impl RedisService {
                                 return;
                             }
                             let until = tokio::time::Instant::now() + wait;
+                            let mut retry = tokio::time::interval(BLOCKED_RETRY);
+                            retry.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
                             loop {
                                 tokio::select! {
                                     () = tokio::time::sleep_until(until) => break,
+                                    _ = retry.tick() => {
+                                        // Another client pushed what it waits for.
+                                        if let Some(mut o) = conn.retry_blocked(&args, clock()) {
+                                            for e in o.events.drain(..) {
+                                                session.emit(e).await;
+                                            }
+                                            outcome = o;
+                                            break;
+                                        }
+                                    }
                                     r = stream.read(&mut chunk), if buf.len() < BLOCKED_INPUT => match r {
                                         Ok(0) | Err(_) => return,
                                         Ok(n) => buf.extend_from_slice(&chunk[..n]),
@@ -245,6 +257,9 @@ impl RedisService {
         let _ = tokio::time::timeout(Duration::from_millis(500), stream.shutdown()).await;
     }
 }
+
+/// How often a waiting blocking pop looks again for data another client pushed.
+const BLOCKED_RETRY: Duration = Duration::from_millis(100);
 
 /// Most bytes read from a peer while its blocking command waits (more waits unread).
 const BLOCKED_INPUT: usize = 64 * 1024;
