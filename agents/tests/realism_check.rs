@@ -84,9 +84,6 @@ fn defaults() -> Vec<ServiceConfig> {
 /// Differences the check found against Debian 12's programs in services this work did
 /// not change; each is for the service's owner to fix, and then to delete here (the test
 /// fails when one no longer shows, so the list stays true):
-/// - Redis: INFO's `redis_build_id` is random per node (`redis/info.rs`), but it is a
-///   fact of the binary (a hash taken when the package was built), the same on every
-///   installation of Debian's 7.0.15 package: an unknown build id tells a honeypot.
 /// - WordPress persona (Apache): its own error pages are Apache 2.2's (HTML 2.0 doctype,
 ///   an `HTTP/1.0` status line, `text/html` without a charset, `505` for `HTTP/1.2`)
 ///   where Debian 12's Apache 2.4 answers with HTML 4.01 pages, `HTTP/1.1`,
@@ -95,8 +92,7 @@ fn defaults() -> Vec<ServiceConfig> {
 ///
 /// (The first run also found Telnet opening with netkit telnetd's four `DO`s where
 /// Debian 12's telnetd is inetutils'; the Telnet service now opens as inetutils does.)
-const KNOWN: [(&str, &str); 10] = [
-    ("redis", "info_server.redis_build_id"),
+const KNOWN: [(&str, &str); 9] = [
     ("wordpress", "400.status"),
     ("wordpress", "400.content_type"),
     ("wordpress", "400.body"),

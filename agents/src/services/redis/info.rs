@@ -46,7 +46,7 @@ impl ServerFacts {
             version: version.to_owned(),
             run_id: hex(40, &mut rng),
             replid: hex(40, &mut rng),
-            build_id: hex(16, &mut rng),
+            build_id: build_id(version),
             pid: rng.random_range(400..4000),
             os: format!("Linux {release} x86_64"),
             boot_unix_ms: now_unix_ms - uptime_ms,
@@ -55,6 +55,24 @@ impl ServerFacts {
             commands: AtomicU64::new(rng.random_range(1000..90_000)),
         }
     }
+}
+
+/// Debian 12's redis-server 7.0.15-1~deb12u10 (`redis-server --version`: `build=…`).
+const DEBIAN_BUILD_ID: &str = "ae4d7c971a948f0";
+
+/// INFO's `redis_build_id`: a hash Redis takes of its build environment when the
+/// package is compiled, so a fact of the binary, the same on every installation. For
+/// Debian's 7.0.15 it is Debian's value; another configured version gets a constant of
+/// its own (a hash of the version, printed as Redis prints it: `%llx`, no leading
+/// zeros), never a per-node random one that no real package has.
+fn build_id(version: &str) -> String {
+    if version == "7.0.15" {
+        return DEBIAN_BUILD_ID.to_owned();
+    }
+    let d = ring::digest::digest(&ring::digest::SHA256, version.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.as_ref()[..8]);
+    format!("{:x}", u64::from_le_bytes(b))
 }
 
 /// What INFO needs from the connection asking.
@@ -551,6 +569,21 @@ mod tests {
 
     fn m(p: &str, s: &str) -> bool {
         glob(p.as_bytes(), s.as_bytes(), false, &mut 1_000_000)
+    }
+
+    #[test]
+    fn build_id_is_the_packages_not_the_nodes() {
+        // `redis-server --version` of Debian 12's 7.0.15-1~deb12u10 prints
+        // `build=ae4d7c971a948f0`; two nodes (two starts) show the same one.
+        let a = ServerFacts::new("7.0.15", String::new(), 0, "6.1.0-18-amd64");
+        let b = ServerFacts::new("7.0.15", String::new(), 0, "6.1.0-18-amd64");
+        assert_eq!(a.build_id, "ae4d7c971a948f0");
+        assert_eq!(a.build_id, b.build_id);
+        assert_ne!(a.run_id, b.run_id);
+        let other = ServerFacts::new("6.2.14", String::new(), 0, "6.1.0-18-amd64").build_id;
+        assert_eq!(other, build_id("6.2.14"));
+        assert_ne!(other, a.build_id);
+        assert!(other.bytes().all(|c| c.is_ascii_hexdigit()) && other.len() <= 16);
     }
 
     #[test]
