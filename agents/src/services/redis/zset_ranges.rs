@@ -24,12 +24,57 @@ fn score_bound(b: &[u8]) -> Option<Bound> {
         None => (false, b),
     };
     // strtod of an empty string is 0 and consumes everything, so Redis takes it.
-    let v = if rest.is_empty() {
-        0.0
-    } else {
-        parse_f64(rest)?
-    };
+    let v = if rest.is_empty() { 0.0 } else { strtod(rest)? };
     Some(Bound::Score(v, ex))
+}
+
+/// C's `strtod` taking the whole input (what `zslParseRange` accepts): leading white
+/// space, hexadecimal (`0x1.8p1`), `inf`; not NaN, nothing after the number.
+fn strtod(b: &[u8]) -> Option<f64> {
+    let t = b.trim_ascii_start();
+    let (neg, body) = match t.first() {
+        Some(b'-') => (true, &t[1..]),
+        Some(b'+') => (false, &t[1..]),
+        _ => (false, t),
+    };
+    let hex = body
+        .strip_prefix(b"0x")
+        .or_else(|| body.strip_prefix(b"0X"));
+    let v = match hex {
+        Some(h) => hex_float(h)?,
+        None => return parse_f64(t),
+    };
+    Some(if neg { -v } else { v })
+}
+
+/// The digits after `0x`: hex digits, an optional `.` fraction, an optional `p` binary
+/// exponent (decimal). At least one digit.
+fn hex_float(h: &[u8]) -> Option<f64> {
+    let (mant, exp) = match h.iter().position(|c| matches!(c, b'p' | b'P')) {
+        Some(i) => (&h[..i], Some(&h[i + 1..])),
+        None => (h, None),
+    };
+    let (int, frac) = match mant.iter().position(|&c| c == b'.') {
+        Some(i) => (&mant[..i], &mant[i + 1..]),
+        None => (mant, &[][..]),
+    };
+    if int.is_empty() && frac.is_empty() {
+        return None;
+    }
+    let mut v = 0f64;
+    for &c in int {
+        v = v * 16.0 + f64::from((c as char).to_digit(16)?);
+    }
+    let mut scale = 1.0 / 16.0;
+    for &c in frac {
+        v += f64::from((c as char).to_digit(16)?) * scale;
+        scale /= 16.0;
+    }
+    if let Some(e) = exp {
+        let e: i32 = std::str::from_utf8(e).ok()?.parse().ok()?;
+        v *= 2f64.powi(e.clamp(-2000, 2000));
+    }
+    Some(v)
 }
 
 /// `zslParseLexRangeItem`: `+`/`-` alone, else `(` or `[` then the member.
