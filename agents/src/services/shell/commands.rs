@@ -1432,7 +1432,11 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             return Out::default();
         }
         let mut io = Io::new(false, MAX_BUFFER);
+        // `sh -c SCRIPT NAME ARGS…`: NAME is the child's `$0` (else the shell's name).
+        let arg0 = args.get(i + 2).cloned().unwrap_or_else(|| name.to_owned());
+        let saved = st.arg0.replace(arg0);
         super::exec::run_child(st, script, args.get(i + 3..).unwrap_or(&[]), &mut io);
+        st.arg0 = saved;
         st.budget.leave();
         // `exit` inside `sh -c` ends that shell only.
         let status = st.exit.take().unwrap_or(st.status);
@@ -1447,8 +1451,12 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     }
     // The script is stdin (`… | base64 -d | sh`) or a file operand (`sh setup.sh`); the
     // words after the file are its positional parameters.
-    let (script, params) = match args.iter().position(|a| !a.starts_with('-')) {
-        None => (take(st, ctx.stdin, MAX_BUFFER).to_vec(), &[][..]),
+    let (script, params, arg0) = match args.iter().position(|a| !a.starts_with('-')) {
+        None => (
+            take(st, ctx.stdin, MAX_BUFFER).to_vec(),
+            &[][..],
+            name.to_owned(),
+        ),
         Some(i) => {
             let f = &args[i];
             let path = path_of(st, f);
@@ -1462,6 +1470,7 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
                 Some(_) => (
                     take(st, st.fs.read(&path).unwrap_or(b""), MAX_BUFFER).to_vec(),
                     &args[i + 1..],
+                    f.clone(),
                 ),
                 None if name == "sh" || name == "dash" => {
                     return Out::fail(2, format!("{name}: 0: cannot open {f}: No such file\n"));
@@ -1484,7 +1493,9 @@ fn sh(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         return Out::default();
     }
     let mut io = Io::new(false, MAX_BUFFER);
+    let saved = st.arg0.replace(arg0);
     super::exec::run_child(st, &script, params, &mut io);
+    st.arg0 = saved;
     st.budget.leave();
     let status = st.exit.take().unwrap_or(st.status);
     let cut = io.capped;

@@ -383,7 +383,7 @@ pub(super) fn substitute(st: &mut State, io: &mut Io, text: &str) -> Res<String>
 
 fn special_value(st: &State, p: &Parameter) -> Option<String> {
     match p {
-        Parameter::Positional(0) => Some(st.shell_name().into()),
+        Parameter::Positional(0) => st.lookup("0"),
         Parameter::Positional(n) => st.positional.get(*n as usize - 1).cloned(),
         Parameter::Special(s) => match s {
             SpecialParameter::AllPositionalParameters { concatenate } => {
@@ -400,7 +400,7 @@ fn special_value(st: &State, p: &Parameter) -> Option<String> {
             SpecialParameter::CurrentOptionFlags => Some(st.option_flags()),
             SpecialParameter::ProcessId => Some(st.shell_pid().to_string()),
             SpecialParameter::LastBackgroundProcessId => st.last_bg.map(|p| p.to_string()),
-            SpecialParameter::ShellName => Some(st.shell_name().into()),
+            SpecialParameter::ShellName => st.lookup("0"),
         },
         Parameter::Named(n) => st.lookup(n),
         Parameter::NamedWithIndex { name, index } => {

@@ -176,6 +176,8 @@ pub(crate) struct State {
     pub err_prefix: &'static str,
     /// `$1`…: set by `set --`, function calls.
     pub positional: Vec<String>,
+    /// `$0` of a nested shell (`sh -c '…' name`, `sh script`); `None`: the session's.
+    pub arg0: Option<String>,
     /// Shell functions (the parsed body is shared, never copied per call).
     pub functions: Vec<(String, Arc<brush_parser::ast::FunctionBody>)>,
     /// Aliases (applied in interactive sessions only, as bash does).
@@ -256,7 +258,13 @@ impl State {
             "?" => return Some(self.status.to_string()),
             "$" | "BASHPID" => return Some(self.shell_pid().to_string()),
             "#" => return Some(self.positional.len().to_string()),
-            "0" => return Some(self.shell_name().into()),
+            "0" => {
+                return Some(
+                    self.arg0
+                        .clone()
+                        .unwrap_or_else(|| self.shell_name().into()),
+                );
+            }
             "-" => return Some(self.option_flags()),
             "!" => return self.last_bg.map(|p| p.to_string()),
             "PWD" => return Some(self.cwd.clone()),
@@ -501,6 +509,7 @@ impl Shell {
                 budget: Budget::new(limits.budget),
                 err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
                 positional: Vec::new(),
+                arg0: None,
                 functions: Vec::new(),
                 // What the session's ~/.bashrc (fs::BASHRC) defines (expanded only when
                 // interactive, as bash does).
