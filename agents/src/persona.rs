@@ -951,7 +951,12 @@ pub(crate) enum Program {
     Apache,
     Vsftpd,
     Redis,
+    /// Oracle's MySQL 8.0 (a MySQL service pinned to an `8.x` version).
     Mysqld,
+    /// Debian 12's MariaDB 10.11 (`mariadbd`): what a MySQL service runs by default.
+    Mariadb,
+    /// Postfix's `master` with its `qmgr` and `pickup`, for an SMTP service.
+    Postfix,
     /// A service without a program of its own in the table (banner, Modbus).
     Other,
 }
@@ -980,7 +985,11 @@ impl Listener {
             ),
             ServiceKind::Ftp(_) => (Program::Vsftpd, 21),
             ServiceKind::Redis(_) => (Program::Redis, 6379),
-            ServiceKind::Mysql(_) => (Program::Mysqld, 3306),
+            // As the MySQL service decides (`mysql/mod.rs`): 8.x is Oracle's, the rest
+            // (the default, empty) Debian's MariaDB.
+            ServiceKind::Mysql(o) if o.version.trim().starts_with("8.") => (Program::Mysqld, 3306),
+            ServiceKind::Mysql(_) => (Program::Mariadb, 3306),
+            ServiceKind::Smtp(_) => (Program::Postfix, 25),
             ServiceKind::Modbus(_) => (Program::Other, 502),
             ServiceKind::Banner(_) => (Program::Other, 0),
             _ => return None,
@@ -1553,6 +1562,32 @@ mod tests {
         assert_eq!(take(&a, "x"), take(&persona(8), "x"));
         assert_ne!(take(&a, "x"), take(&b, "x"));
         assert_ne!(take(&a, "x"), take(&a, "y"));
+    }
+
+    #[test]
+    fn mysql_and_smtp_are_the_packages_debian_runs() {
+        use honeybee_proto::config::{MysqlOptions, SmtpOptions};
+        let cfg = |kind| ServiceConfig {
+            name: "x".into(),
+            listen: "0.0.0.0:2525".parse().unwrap(),
+            enabled: true,
+            kind,
+        };
+        let mysql = |v: &str| {
+            Listener::of(&cfg(ServiceKind::Mysql(MysqlOptions { version: v.into() })))
+                .map(|l| l.program)
+        };
+        assert_eq!(mysql(""), Some(Program::Mariadb));
+        assert_eq!(mysql("10.11.6"), Some(Program::Mariadb));
+        assert_eq!(mysql("8.0.36"), Some(Program::Mysqld));
+        // SMTP on a high port behind a redirect is Postfix on 25 from inside.
+        assert_eq!(
+            Listener::of(&cfg(ServiceKind::Smtp(SmtpOptions::default()))),
+            Some(Listener {
+                port: 25,
+                program: Program::Postfix
+            })
+        );
     }
 
     #[test]

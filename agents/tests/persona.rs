@@ -478,3 +478,68 @@ async fn a_configured_host_name_is_the_web_servers_too() {
         "{page}"
     );
 }
+
+/// The services a node runs are its machine's daemons: an SMTP service is Postfix
+/// (master and the qmgr and pickup it spawns, listening on 25) and a MySQL service with
+/// the default version is Debian's MariaDB (`mariadbd`, user mysql), as Debian 12's
+/// packages run them; no `mysqld` on a machine whose server greets as MariaDB.
+#[tokio::test]
+async fn the_process_table_shows_postfix_and_mariadb() {
+    use honeybee_proto::config::{MysqlOptions, SmtpOptions};
+    let dir = tempfile::tempdir().unwrap();
+    salt(dir.path(), 5);
+    let mut cfg = one("telnet", telnet());
+    for (name, kind) in [
+        ("smtp", ServiceKind::Smtp(SmtpOptions::default())),
+        ("mysql", ServiceKind::Mysql(MysqlOptions::default())),
+    ] {
+        cfg.services.push(ServiceConfig {
+            name: name.into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            enabled: true,
+            kind,
+        });
+    }
+    let run = start(dir.path(), &cfg).await;
+    let mut s = Session::login(run.addr).await;
+    let ps = s.run("ps aux").await;
+    let line = |what: &str| -> Vec<String> {
+        ps.lines()
+            .find(|l| l.ends_with(what))
+            .unwrap_or_else(|| panic!("no {what:?} in {ps}"))
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect()
+    };
+    let master = line(" /usr/lib/postfix/sbin/master -w");
+    assert_eq!(master[0], "root", "{ps}");
+    for child in [" qmgr -l -t unix -u", " pickup -l -t unix -u"] {
+        assert_eq!(line(child)[0], "postfix", "{ps}");
+    }
+    assert_eq!(line(" /usr/sbin/mariadbd")[0], "mysql", "{ps}");
+    assert!(!ps.contains("mysqld"), "{ps}");
+    // The children's parent is master.
+    let ef = s.run("ps -ef").await;
+    let qmgr = ef
+        .lines()
+        .find(|l| l.ends_with(" qmgr -l -t unix -u"))
+        .unwrap();
+    assert_eq!(
+        qmgr.split_whitespace().nth(2),
+        Some(master[1].as_str()),
+        "{ef}"
+    );
+    // And the sockets: Postfix on 25, MariaDB on 3306.
+    let ss = s.run("ss -tlnp").await;
+    assert!(
+        ss.lines()
+            .any(|l| l.contains(":25 ") && l.contains("\"master\"")),
+        "{ss}"
+    );
+    assert!(
+        ss.lines()
+            .any(|l| l.contains(":3306 ") && l.contains("\"mariadbd\"")),
+        "{ss}"
+    );
+    s.send("exit").await;
+}

@@ -47,6 +47,8 @@ fn program_name(p: Program) -> &'static str {
         Program::Vsftpd => "vsftpd",
         Program::Redis => "redis-server",
         Program::Mysqld => "mysqld",
+        Program::Mariadb => "mariadbd",
+        Program::Postfix => "master",
         Program::Other => "",
     }
 }

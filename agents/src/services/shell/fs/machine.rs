@@ -570,7 +570,7 @@ fn net_tcp(p: &Persona, listeners: &[crate::persona::Listener]) -> String {
     for (i, l) in listeners.iter().enumerate() {
         let uid = match l.program {
             crate::persona::Program::Redis => 106,
-            crate::persona::Program::Mysqld => 107,
+            crate::persona::Program::Mysqld | crate::persona::Program::Mariadb => 107,
             _ => 0,
         };
         let inode = 10_000 + u64::from(l.port) * 7 + p.boot_time.rem_euclid(1000) as u64;

@@ -129,6 +129,22 @@ fn program_procs(
             40,
         )],
         Program::Mysqld => &[("mysql", "/usr/sbin/mysqld", 1_792_308, 381_244, "Ssl", 90)],
+        // Debian 12's mariadb-server 10.11 runs `mariadbd` (mysqld is only a symlink).
+        Program::Mariadb => &[("mysql", "/usr/sbin/mariadbd", 1_318_912, 96_204, "Ssl", 60)],
+        // Postfix as Debian starts it: master, then the queue manager and the pickup
+        // daemon it spawns (pickup restarts now and then; shown as the boot one).
+        Program::Postfix => &[
+            (
+                "root",
+                "/usr/lib/postfix/sbin/master -w",
+                42_660,
+                4_580,
+                "Ss",
+                2,
+            ),
+            ("postfix", "qmgr -l -t unix -u", 43_120, 7_040, "S", 1),
+            ("postfix", "pickup -l -t unix -u", 43_072, 6_912, "S", 0),
+        ],
         Program::Other => &[],
     }
 }
@@ -150,6 +166,7 @@ fn uid_of(name: &str) -> u32 {
         "systemd-timesync" => 997,
         "redis" => 106,
         "mysql" => 107,
+        "postfix" => 108,
         _ => 1000,
     }
 }
