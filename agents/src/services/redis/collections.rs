@@ -675,6 +675,14 @@ impl Conn {
                 })
                 .map_or_else(|e| e, Reply::Int)
             }
+            // 7.0's BYSCORE/BYLEX/LIMIT forms of ZRANGE go with the score/lex ranges.
+            "zrange"
+                if a[3..]
+                    .iter()
+                    .any(|o| matches!(lower(o).as_str(), "byscore" | "bylex" | "limit")) =>
+            {
+                return Some(self.zset_range(ks, name, a));
+            }
             "zrange" | "zrevrange" => return Some(self.zrange(ks, name, a)),
             "sinter" | "sunion" | "sdiff" | "sinterstore" | "sunionstore" | "sdiffstore"
             | "sintercard" | "smismember" => {

@@ -113,11 +113,16 @@ fn within(b: &Bound, score: f64, member: &[u8], is_min: bool) -> bool {
 
 impl Conn {
     /// ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZCOUNT ZLEXCOUNT.
+    /// Also 7.0's unified `ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT o c]
+    /// [WITHSCORES]` (`name` "zrange"; by rank it goes back to the plain ZRANGE).
     pub(super) fn zset_range(&mut self, ks: &mut Keyspace, name: &str, a: &[Vec<u8>]) -> Reply {
-        let rev = name.starts_with("zrev");
-        let lex = name.ends_with("lex") || name == "zlexcount";
+        let unified = name == "zrange";
+        let mut rev = name.starts_with("zrev");
+        let mut lex = name.ends_with("lex") || name == "zlexcount";
+        let mut by = !unified;
         let count_only = name == "zcount" || name == "zlexcount";
         let (mut withscores, mut offset, mut limit) = (false, 0i64, -1i64);
+        let mut limit_at = None;
         if !count_only {
             let mut i = 3;
             while i < a.len() {
@@ -131,10 +136,30 @@ impl Conn {
                         return not_int();
                     };
                     (offset, limit) = (off, lim);
+                    limit_at = Some(i);
                     i += 3;
+                } else if unified && !rev && o == "rev" {
+                    rev = true;
+                    i += 1;
+                } else if unified && !by && (o == "byscore" || o == "bylex") {
+                    (by, lex) = (true, o == "bylex");
+                    i += 1;
                 } else {
                     return syntax();
                 }
+            }
+            if !by {
+                if limit != -1 {
+                    return Reply::err(
+                        "ERR syntax error, LIMIT is only supported in combination with either BYSCORE or BYLEX",
+                    );
+                }
+                // By rank: the plain ZRANGE, without the LIMIT that changes nothing.
+                let mut plain = a.to_vec();
+                if let Some(at) = limit_at {
+                    plain.drain(at..at + 3);
+                }
+                return self.zrange(ks, "zrange", &plain);
             }
             if withscores && lex {
                 return Reply::err(
