@@ -105,6 +105,8 @@ pub(crate) struct ServiceContext {
     pub idle_timeout: Duration,
     /// The node's login memory (SSH and Telnet accounts), see `login.rs`.
     pub logins: Arc<login::LoginBook>,
+    /// What intruders wrote in the shell, per source (SSH and Telnet), see `shell/persist.rs`.
+    pub overlays: Arc<shell::persist::OverlayStore>,
     /// The machine the node pretends to be (see `persona.rs`).
     pub persona: Arc<crate::persona::NodePersona>,
 }
@@ -159,6 +161,8 @@ pub struct ServiceManager {
     data_dir: PathBuf,
     /// One per node, so that SSH and Telnet agree and it outlives service restarts.
     logins: Arc<login::LoginBook>,
+    /// One per node too: SSH and Telnet sessions share one machine's files.
+    overlays: Arc<shell::persist::OverlayStore>,
     persona: Arc<crate::persona::NodePersona>,
     captures: Option<CaptureSpool>,
     /// By service name; `order` keeps the configuration's order for status reports.
@@ -175,6 +179,7 @@ impl ServiceManager {
             limits,
             host_key: HostKeyCache::new(data_dir.clone()),
             logins: login::LoginBook::open(&data_dir),
+            overlays: shell::persist::OverlayStore::open(&data_dir),
             persona: crate::persona::NodePersona::load(&data_dir),
             data_dir,
             captures: None,
@@ -251,6 +256,7 @@ impl ServiceManager {
                 data_dir: self.data_dir.clone(),
                 idle_timeout: self.limits.idle_timeout,
                 logins: Arc::clone(&self.logins),
+                overlays: Arc::clone(&self.overlays),
                 persona: Arc::clone(&self.persona),
             };
             let shared = Shared {
@@ -366,6 +372,7 @@ impl ServiceManager {
             join_listener(r.task).await;
         }
         self.logins.save().await;
+        self.overlays.save().await;
         self.sink = None;
     }
 
@@ -441,6 +448,7 @@ async fn start(
                     key,
                     limits.idle_timeout,
                     Arc::clone(&ctx.logins),
+                    Arc::clone(&ctx.overlays),
                     &ctx.persona,
                 )
                 .map_err(StartError::InvalidOptions)?,

@@ -10,6 +10,7 @@ mod sftp;
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
 use super::login::{LoginBook, pam_delay};
+use super::shell::persist::{Loaded, OverlayStore};
 use super::shell::pool::{self, LinePool};
 use super::shell::transcript::{self, Transcript};
 use super::shell::{Effect, Login, Profile, Reply, Shell, ShellLimits};
@@ -300,6 +301,8 @@ pub(crate) struct SshService {
     /// The node's login memory, shared with Telnet (one set of system accounts).
     logins: Arc<LoginBook>,
     remember_s: u64,
+    /// What intruders wrote, kept per source for `remember` (shared with Telnet).
+    overlays: Arc<OverlayStore>,
     /// A failed password waits about this long (see [`pam_delay`]).
     failure_delay: Duration,
     profile: Arc<Profile>,
@@ -620,6 +623,7 @@ impl SshService {
         host_keys: Vec<PrivateKey>,
         idle_timeout: Duration,
         logins: Arc<LoginBook>,
+        overlays: Arc<OverlayStore>,
         persona: &Arc<crate::persona::NodePersona>,
     ) -> Result<Self, String> {
         let id = &opts.server_id;
@@ -667,6 +671,7 @@ impl SshService {
             policy: Arc::new(opts.login.clone()),
             logins,
             remember_s: opts.remember.secs(),
+            overlays,
             failure_delay: delay,
             profile,
             transcript_cap: opts
@@ -689,6 +694,8 @@ impl SshService {
     {
         let handle = Arc::new(OnceLock::new());
         let channels: Arc<Mutex<HashMap<ChannelId, Chan>>> = Arc::default();
+        let files: Arc<Mutex<Option<Shell>>> = Arc::default();
+        let loaded: Arc<Mutex<Loaded>> = Arc::default();
         let handler = SshHandler {
             session: session.clone(),
             tap,
@@ -700,13 +707,15 @@ impl SshService {
             policy: Arc::clone(&self.policy),
             logins: Arc::clone(&self.logins),
             remember_s: self.remember_s,
+            overlays: Arc::clone(&self.overlays),
+            loaded: Arc::clone(&loaded),
             failure_delay: self.failure_delay,
             profile: Arc::clone(&self.profile),
             transcript_cap: self.transcript_cap,
             user: None,
             channels: Arc::clone(&channels),
             opened: 0,
-            files: Mutex::new(None),
+            files: Arc::clone(&files),
             forwards: 0,
             pending_forwards: Arc::default(),
         };
@@ -743,6 +752,13 @@ impl SshService {
             .collect();
         for chan in left {
             chan.finish(session).await;
+        }
+        // What the connection's shells and transfers wrote is there for its source's
+        // next session (no line runs now, so the holder has the overlay).
+        let mut files = files.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(holder) = files.as_mut() {
+            let loaded = loaded.lock().unwrap_or_else(|e| e.into_inner());
+            self.overlays.keep(&loaded, holder.files().0);
         }
     }
 
@@ -786,6 +802,9 @@ struct SshHandler {
     /// Password attempts count per source and user across connections there.
     logins: Arc<LoginBook>,
     remember_s: u64,
+    overlays: Arc<OverlayStore>,
+    /// What the connection's filesystem started with from earlier sessions.
+    loaded: Arc<Mutex<Loaded>>,
     failure_delay: Duration,
     profile: Arc<Profile>,
     transcript_cap: usize,
@@ -798,7 +817,7 @@ struct SshHandler {
     /// The connection's filesystem, held by a shell that never runs: every channel's
     /// shell, SFTP and scp work on its overlay (swapped into a shell while one of its
     /// lines runs), so that what one uploads the others see.
-    files: Mutex<Option<Shell>>,
+    files: Arc<Mutex<Option<Shell>>>,
     /// Forwarding requests so far (the first [`MAX_FORWARD_EVENTS`] are recorded).
     forwards: u32,
     /// Forwarded connections still waiting for their simulated connect to fail.
@@ -1186,12 +1205,18 @@ impl SshHandler {
 
     /// A shell that never runs, holding the connection's filesystem.
     fn holder_shell(&self) -> Shell {
-        Shell::new(
+        let mut shell = Shell::new(
             Arc::clone(&self.profile),
             &self.login(),
             false,
             ShellLimits::default(),
-        )
+        );
+        // What this source wrote in earlier sessions is still there.
+        let loaded = self
+            .overlays
+            .restore(self.session.src.ip(), self.remember_s, shell.files().0);
+        *self.loaded.lock().unwrap_or_else(|e| e.into_inner()) = loaded;
+        shell
     }
 
     /// Swaps the connection's files into `shell`, or back out of it (the overlay only:

@@ -8,6 +8,7 @@
 use super::ServiceContext;
 use super::conn::Session;
 use super::login::{LoginBook, pam_delay};
+use super::shell::persist::{Loaded, OverlayStore};
 use super::shell::pool::{self, LinePool};
 use super::shell::telnet_codec::{self, PROBE, TelnetCodec, TelnetEvent};
 use super::shell::transcript::{self, Transcript};
@@ -35,6 +36,8 @@ pub(crate) struct TelnetService {
     /// The node's login memory, shared with SSH (one set of system accounts).
     logins: Arc<LoginBook>,
     remember_s: u64,
+    /// What intruders wrote, kept per source for `remember` (shared with SSH).
+    overlays: Arc<OverlayStore>,
     profile: Arc<Profile>,
     /// A failed login waits about this long (see [`pam_delay`]).
     delay: Duration,
@@ -208,6 +211,7 @@ impl TelnetService {
             policy: Arc::new(opts.login.clone()),
             logins: Arc::clone(&ctx.logins),
             remember_s: opts.remember.secs(),
+            overlays: Arc::clone(&ctx.overlays),
             profile: Profile::for_node(&ctx.persona, &opts.hostname),
             delay: Duration::from_millis(u64::from(opts.auth_failure_delay_ms.min(10_000))),
             max_attempts: opts.max_auth_attempts,
@@ -264,6 +268,7 @@ impl TelnetService {
             login_deadline: None,
             shell: None,
             transcript: None,
+            loaded: Loaded::default(),
         };
         let mut buf = vec![0u8; 4096];
         loop {
@@ -314,6 +319,10 @@ impl TelnetService {
             }
         }
         let _ = tokio::time::timeout(super::SHUTDOWN_GRACE, wr.shutdown()).await;
+        // What the session wrote is there for its source's next one.
+        if let Some(shell) = conn.shell.as_mut() {
+            self.overlays.keep(&conn.loaded, shell.files().0);
+        }
         if let Some(t) = conn.transcript.take() {
             let meta = vec![
                 ("channel".to_owned(), "telnet".to_owned()),
@@ -342,6 +351,8 @@ struct Conn<'a> {
     shell: Option<Shell>,
     /// After a successful login, with the shell.
     transcript: Option<Transcript>,
+    /// What the shell's filesystem started with from earlier sessions.
+    loaded: Loaded,
 }
 
 impl Conn<'_> {
@@ -557,6 +568,11 @@ impl Conn<'_> {
             ShellLimits::default(),
         );
         shell.set_telnet();
+        // What this source wrote in earlier sessions is still there.
+        self.loaded =
+            self.svc
+                .overlays
+                .restore(self.session.src.ip(), self.svc.remember_s, shell.files().0);
         shell.set_size(self.size.0, self.size.1);
         let term = self.term.clone().unwrap_or_else(|| "network".into());
         shell.set_env("TERM", &term);

@@ -7,7 +7,7 @@ mod machine;
 use super::sysinfo::{Proc, SessionPids};
 use crate::persona::NodePersona;
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 /// What a path names.
@@ -259,6 +259,9 @@ pub(crate) struct Fs {
     overlay: BTreeMap<String, Option<Node>>,
     bytes: usize,
     limits: OverlayLimits,
+    /// Overlay paths [`Fs::provision`] put there and nothing changed since: the session's
+    /// identity, not the intruder's work, so not persisted (see `persist.rs`).
+    provisioned: BTreeSet<String>,
 }
 
 /// Joins `path` to `cwd` and folds `.`, `..` and `~`; no links are followed.
@@ -309,6 +312,7 @@ impl Fs {
             overlay: BTreeMap::new(),
             bytes: 0,
             limits,
+            provisioned: BTreeSet::new(),
         }
     }
 
@@ -361,6 +365,7 @@ impl Fs {
     /// outside the overlay's budget.
     pub(crate) fn provision(&mut self, path: &str, node: Node) {
         self.overlay.insert(path.to_owned(), Some(node));
+        self.provisioned.insert(path.to_owned());
     }
 
     fn raw(&self, path: &str) -> Option<&Node> {
@@ -500,6 +505,7 @@ impl Fs {
             return Err(FsError::NoSpace);
         }
         self.bytes = new_bytes;
+        self.provisioned.remove(&path);
         self.overlay.insert(path, Some(node));
         Ok(())
     }
@@ -635,6 +641,7 @@ impl Fs {
 
     fn tombstone(&mut self, path: String) -> Result<(), FsError> {
         let old = self.overlay.get(&path).map_or(0, |e| Self::cost(&path, e));
+        self.provisioned.remove(&path);
         if self.base.nodes.contains_key(&path) {
             let new_bytes = self.bytes.saturating_sub(old) + path.len();
             let new_entry = !self.overlay.contains_key(&path);
@@ -656,6 +663,37 @@ impl Fs {
     pub(crate) fn swap_overlay(&mut self, other: &mut Fs) {
         std::mem::swap(&mut self.overlay, &mut other.overlay);
         std::mem::swap(&mut self.bytes, &mut other.bytes);
+        std::mem::swap(&mut self.provisioned, &mut other.provisioned);
+    }
+
+    /// What the intruder changed (`None`: deleted), provisioned entries left out: what
+    /// `persist.rs` keeps for the source's next session.
+    pub(crate) fn changes(&self) -> impl Iterator<Item = (&str, Option<&Node>)> {
+        self.overlay
+            .iter()
+            .filter(|(p, _)| !self.provisioned.contains(*p))
+            .map(|(p, n)| (p.as_str(), n.as_ref()))
+    }
+
+    /// Puts back a change kept from an earlier session, within this overlay's bounds;
+    /// false (and nothing changed) if it does not fit or names `/proc` or `/sys`.
+    pub(crate) fn restore(&mut self, path: &str, entry: Option<Node>) -> bool {
+        if Self::check_writable(path).is_err() && !path.starts_with("/proc/sys/") {
+            return false;
+        }
+        let cost = Self::cost(path, &entry);
+        let old = self.overlay.get(path).map_or(0, |e| Self::cost(path, e));
+        let new_bytes = self.bytes.saturating_sub(old) + cost;
+        let new_entry = !self.overlay.contains_key(path);
+        if new_bytes > self.limits.max_bytes
+            || (new_entry && self.overlay.len() >= self.limits.max_entries)
+        {
+            return false;
+        }
+        self.bytes = new_bytes;
+        self.provisioned.remove(path);
+        self.overlay.insert(path.to_owned(), entry);
+        true
     }
 
     /// Bytes the overlay holds (content and paths).

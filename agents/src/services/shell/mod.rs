@@ -16,6 +16,7 @@ mod expand;
 pub(crate) mod fs;
 pub(crate) mod line_editor;
 mod parse;
+pub(crate) mod persist;
 pub(crate) mod pool;
 pub(crate) mod sysinfo;
 pub(crate) mod telnet_codec;
