@@ -240,6 +240,9 @@ pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
                     k += if with_value { 2 } else { 1 };
                 }
                 let k = k.min(args.len());
+                if k == args.len() && args.iter().any(|a| a == "-l" || a == "--list") {
+                    break sudo_list(st);
+                }
                 if k == args.len() {
                     break Out::fail(1, "usage: sudo -h | -K | -k | -V\n");
                 }
@@ -264,6 +267,22 @@ pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
         st.budget.leave();
     }
     out
+}
+
+/// `sudo -l`: root's rights under Debian's /etc/sudoers, wrapped at 80 columns as sudo
+/// wraps them; a user would need the password, which sudo cannot read without a
+/// terminal.
+fn sudo_list(st: &State) -> Out {
+    if st.uid != 0 {
+        return Out::fail(
+            1,
+            "sudo: a terminal is required to read the password; either use the -S option to read from standard input or configure an askpass helper\nsudo: a password is required\n",
+        );
+    }
+    let host = &st.profile.hostname;
+    Out::ok(format!(
+        "Matching Defaults entries for root on {host}:\n    env_reset, mail_badpass,\n    secure_path=/usr/local/sbin\\:/usr/local/bin\\:/usr/sbin\\:/usr/bin\\:/sbin\\:/bin,\n    use_pty\n\nUser root may run the following commands on {host}:\n    (ALL : ALL) ALL\n"
+    ))
 }
 
 fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
