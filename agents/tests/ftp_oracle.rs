@@ -318,6 +318,15 @@ async fn copy_tree(ours: SocketAddr, root: &Path) {
     c.cmd("USER www").await;
     // The password the later session uses: the first that got in stays the account's.
     assert!(c.cmd("PASS x@example.com").await.starts_with("230"));
+    // The home directory's date (per node): `.` of `LIST -a`.
+    let (_, all) = c.transfer("LIST -a /", None).await;
+    let all = String::from_utf8_lossy(&all).into_owned();
+    let root_date = all
+        .lines()
+        .map(|l| l.split_whitespace().collect::<Vec<_>>())
+        .find(|f| f.len() == 9 && f[8] == ".")
+        .map(|f| format!("{} {} {}", f[5], f[6], f[7]))
+        .unwrap_or_else(|| panic!("no . in {all:?}"));
     let mut dirs = vec![String::new()];
     let mut dir_dates = Vec::new();
     while let Some(dir) = dirs.pop() {
@@ -362,7 +371,7 @@ async fn copy_tree(ours: SocketAddr, root: &Path) {
         set_date(&path, &date);
     }
     // The home directory: readable by the server's anonymous user, and dated as ours
-    // (`fs::ROOT_DATE`).
+    // (the node's, read above).
     std::process::Command::new("chmod")
         .args(["755", root.to_str().unwrap()])
         .status()
@@ -371,7 +380,7 @@ async fn copy_tree(ours: SocketAddr, root: &Path) {
         .args(["1000:1000", root.to_str().unwrap()])
         .status()
         .unwrap();
-    set_date(root, "Jan 18 2024");
+    set_date(root, &root_date);
     // Uploads go to a directory the server's anonymous user owns.
     std::process::Command::new("chown")
         .args(["-R", "ftp", root.join("upload").to_str().unwrap()])
@@ -452,7 +461,7 @@ async fn after_login(real: SocketAddr, ours: SocketAddr, free: u16) -> Tally {
                 "CWD",
                 "SIZE notes.txt",
                 "MDTM notes.txt",
-                "MDTM www/index.html",
+                "MDTM www/index.php",
                 "MDTM /",
                 "SIZE /",
                 "REIN",
@@ -491,7 +500,7 @@ async fn after_login(real: SocketAddr, ours: SocketAddr, free: u16) -> Tally {
                 "NLST",
                 "NLST /www",
                 "RETR notes.txt",
-                "RETR www/index.html",
+                "RETR www/index.php",
                 "RETR nope",
             ] {
                 let (r, data) = c.transfer(t, None).await;

@@ -354,13 +354,69 @@ fn page_facts(page: &str) -> Vec<String> {
         .collect()
 }
 
+/// An FTP session's answers: the control replies and each transfer's data, for
+/// `commands` after `USER www` / `PASS x` (each transfer after its own PASV).
+async fn ftp_session(addr: SocketAddr, commands: &[&str]) -> Vec<String> {
+    use tokio::io::{AsyncBufReadExt, BufReader};
+    let mut c = BufReader::new(TcpStream::connect(addr).await.unwrap());
+    // One reply (multi-line ones end with `NNN ` like their first line's code).
+    async fn reply(c: &mut BufReader<TcpStream>) -> String {
+        let mut all = String::new();
+        loop {
+            let mut line = String::new();
+            let n = tokio::time::timeout(WAIT, c.read_line(&mut line))
+                .await
+                .unwrap()
+                .unwrap();
+            assert!(n > 0, "closed after {all:?}");
+            all.push_str(&line);
+            if line.len() >= 4 && line.as_bytes()[3] == b' ' {
+                return all;
+            }
+        }
+    }
+    async fn cmd(c: &mut BufReader<TcpStream>, line: &str) -> String {
+        c.get_mut()
+            .write_all(format!("{line}\r\n").as_bytes())
+            .await
+            .unwrap();
+        reply(c).await
+    }
+    reply(&mut c).await;
+    cmd(&mut c, "USER www").await;
+    assert!(cmd(&mut c, "PASS x").await.starts_with("230"));
+    let mut out = Vec::new();
+    for line in commands {
+        let pasv = cmd(&mut c, "EPSV").await;
+        let port: u16 = pasv
+            .split("(|||")
+            .nth(1)
+            .and_then(|r| r.split('|').next())
+            .and_then(|p| p.parse().ok())
+            .unwrap_or_else(|| panic!("{pasv}"));
+        let mut data = TcpStream::connect((addr.ip(), port)).await.unwrap();
+        let opening = cmd(&mut c, line).await;
+        assert!(opening.starts_with("150"), "{line}: {opening}");
+        let mut got = Vec::new();
+        tokio::time::timeout(WAIT, data.read_to_end(&mut got))
+            .await
+            .unwrap()
+            .unwrap();
+        reply(&mut c).await;
+        out.push(String::from_utf8_lossy(&got).into_owned());
+    }
+    out
+}
+
 /// Two nodes with different seeds share no identifying signature in any service: the
-/// router page (model, firmware, colour, page dates), the WordPress site (name, posts)
-/// and the PLC page (serial, station) differ. (The HTTPS certificate's per-node subject
+/// router page (model, firmware, colour, page dates), the WordPress site (name, posts),
+/// the PLC page (serial, station) and the FTP account (its listing, and the site's
+/// database in the config left there, named after the node's own WordPress site)
+/// differ. (The HTTPS certificate's per-node subject
 /// and dates are checked in `http_tls.rs`; its key and serial are random per node.)
 #[tokio::test]
 async fn two_seeds_share_no_signature_across_services() {
-    use honeybee_proto::config::{HttpOptions, HttpPersona, ModbusOptions};
+    use honeybee_proto::config::{FtpOptions, HttpOptions, HttpPersona, ModbusOptions};
     let http = |persona, tls| {
         ServiceKind::Http(HttpOptions {
             persona,
@@ -374,6 +430,14 @@ async fn two_seeds_share_no_signature_across_services() {
             ("blog", http(HttpPersona::Wordpress, false)),
             ("plc", http(HttpPersona::Plc, false)),
             ("modbus", ServiceKind::Modbus(ModbusOptions::default())),
+            (
+                "ftp",
+                ServiceKind::Ftp(FtpOptions {
+                    login: LoginPolicy::Always,
+                    auth_failure_delay_ms: 0,
+                    ..Default::default()
+                }),
+            ),
         ] {
             cfg.services.push(ServiceConfig {
                 name: name.into(),
@@ -424,6 +488,37 @@ async fn two_seeds_share_no_signature_across_services() {
             };
             assert_ne!(lm(&pa), lm(&pb));
         }
+    }
+    // FTP: each node's account is its own WordPress site's.
+    let listing = [
+        "LIST -a /",
+        "LIST /www",
+        "LIST /backup",
+        "RETR /www/wp-config.php.bak",
+    ];
+    let (fa, fb) = (
+        ftp_session(addr(&a, 4), &listing).await,
+        ftp_session(addr(&b, 4), &listing).await,
+    );
+    for (x, y) in fa.iter().zip(&fb) {
+        assert_ne!(x, y, "both nodes' FTP accounts show the same");
+    }
+    for (f, r) in [(&fa, &a), (&fb, &b)] {
+        assert!(f[1].contains(" index.php\r\n"), "{}", f[1]);
+        assert!(!f.concat().contains("Harbour Street"), "{f:?}");
+        // The site name the blog shows is the database's in the config.
+        let page = http_get(addr(r, 1), "/").await;
+        let title = page
+            .split("<title>")
+            .nth(1)
+            .and_then(|t| t.split(['<', ' ']).next())
+            .unwrap_or_else(|| panic!("{page}"))
+            .to_ascii_lowercase();
+        assert!(
+            f[3].contains(&format!("'DB_NAME', 'wp_{title}'")),
+            "{title}: {}",
+            f[3]
+        );
     }
 }
 

@@ -22,58 +22,153 @@ pub(crate) enum Kind {
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct Entry {
-    /// Absolute, normalised: `/www/index.html`.
+    /// Absolute, normalised: `/www/index.php`.
     pub path: String,
     pub kind: Kind,
     /// As `ls -l` shows it: `Mar 14  2023` or `Jan 20 14:31`.
     pub date: String,
 }
 
-const NOTES: &[u8] = b"- renew TLS cert before march\n- move backups to the NAS\n- ask Tom for the new DB password\n";
-const INDEX: &[u8] = b"<!DOCTYPE html>\n<html><head><title>Harbour Street Studio</title></head>\n<body><h1>Harbour Street Studio</h1><p>Site under maintenance.</p></body></html>\n";
-const CONFIG_BAK: &[u8] = b"<?php\ndefine( 'DB_NAME', 'wp_harbour' );\ndefine( 'DB_USER', 'wp_harbour' );\ndefine( 'DB_PASSWORD', 'Harb0ur!2019' );\ndefine( 'DB_HOST', 'localhost' );\ndefine( 'DB_CHARSET', 'utf8mb4' );\n$table_prefix = 'wp_';\n";
+/// WordPress's own `index.php` (the same in every release since 5.x).
+const WP_INDEX: &[u8] = b"<?php\n/**\n * Front to the WordPress application. This file doesn't do anything, but loads\n * wp-blog-header.php which does and tells WordPress to load the theme.\n *\n * @package WordPress\n */\n\n/**\n * Tells WordPress to load the WordPress theme and output it.\n *\n * @var bool\n */\ndefine( 'WP_USE_THEMES', true );\n\n/** Loads the WordPress Environment and Template */\nrequire __DIR__ . '/wp-blog-header.php';\n";
 
-/// The fixed tree, parents before children.
-fn base() -> Vec<Entry> {
-    let dir = |p: &str, d: &str| Entry {
-        path: p.into(),
-        kind: Kind::Dir,
-        date: d.into(),
-    };
-    let file = |p: &str, size: u64, content: Option<&'static [u8]>, d: &str| Entry {
-        path: p.into(),
-        kind: Kind::File {
-            size: content.map_or(size, |c| c.len() as u64),
-            content: content.map(Cow::Borrowed),
-            upload: false,
-        },
-        date: d.into(),
-    };
-    vec![
-        dir("/backup", "Mar 14  2023"),
-        file(
-            "/backup/db_2023-03-14.sql.gz",
-            48_213_997,
-            None,
-            "Mar 14  2023",
-        ),
-        file(
-            "/backup/site_2023-03-14.tar.gz",
-            211_904_512,
-            None,
-            "Mar 14  2023",
-        ),
-        dir("/upload", "Nov 02  2023"),
-        dir("/www", "Jan 18  2024"),
-        file("/www/index.html", 0, Some(INDEX), "Jan 18  2024"),
-        file(
-            "/www/wp-config.php.bak",
-            0,
-            Some(CONFIG_BAK),
-            "Jun 07  2022",
-        ),
-        file("/notes.txt", 0, Some(NOTES), "Feb 26  2024"),
-    ]
+const COLLEAGUES: &[&str] = &[
+    "Tom", "Sarah", "Mike", "Anna", "Dave", "Emma", "Chris", "Lisa", "Paul", "Kate", "Ben", "Jo",
+];
+const MONTH_NAMES: &[&str] = &[
+    "january",
+    "february",
+    "march",
+    "april",
+    "may",
+    "june",
+    "july",
+    "august",
+    "september",
+    "october",
+    "november",
+    "december",
+];
+
+#[derive(Debug, Clone)]
+enum What {
+    Dir,
+    /// Listed with its size, not downloadable (a large archive).
+    Sized(u64),
+    Text(Vec<u8>),
+}
+
+/// One node's FTP account: the web host account of the node's own WordPress site
+/// ([`crate::services::http::wordpress::Blog::of`]), so that FTP and HTTP tell one
+/// story (the site's name in its database's name and password), with dates that follow
+/// the machine's install: the site's old config from before the move, the backup taken
+/// just before it, the upload and notes after. No two nodes alike.
+#[derive(Debug, Clone)]
+pub(crate) struct Site {
+    /// (path, what, Unix time), parents before children.
+    entries: Vec<(String, What, i64)>,
+    /// The home directory's time.
+    root: i64,
+}
+
+impl Site {
+    pub(crate) fn of(p: &crate::persona::Persona) -> Site {
+        let blog = crate::services::http::wordpress::Blog::of(p);
+        let mut d = p.stream("ftp-site");
+        let i = p.install_time;
+        // Nothing dated after the machine last booted (the account has been idle since).
+        let cap = |t: i64| t.min(p.boot_time - 86_400).max(0);
+        let config = cap(i - d.range(300, 1_500) * 86_400 + d.range(8, 18) * 3_600);
+        let backup = cap(i - d.range(1, 20) * 86_400 + d.range(1, 5) * 3_600);
+        let www = cap(i + d.range(1, 5) * 86_400 + d.range(9, 17) * 3_600);
+        let upload = cap(www + d.range(5, 120) * 86_400 + d.range(0, 86_399));
+        let notes = cap(upload + d.range(5, 80) * 86_400 + d.range(0, 86_399));
+        // `Copper Lane Florist`: database `wp_copper`, password `C0pper!2021`.
+        let word: String = blog
+            .name
+            .split(' ')
+            .next()
+            .unwrap_or("site")
+            .chars()
+            .filter(char::is_ascii_alphabetic)
+            .take(12)
+            .collect();
+        let db = format!("wp_{}", word.to_ascii_lowercase());
+        let mut pass = word.clone();
+        for (from, to) in [('o', "0"), ('e', "3"), ('i', "1"), ('a', "4")] {
+            if let Some(k) = pass.find(from) {
+                pass.replace_range(k..k + 1, to);
+                break;
+            }
+        }
+        let year = crate::persona::civil(config.div_euclid(86_400)).0;
+        let symbol: &str = *d.pick(&["!", "#", "@", "$"]);
+        pass.push_str(symbol);
+        pass.push_str(&year.to_string());
+        let config_bak = format!(
+            "<?php\ndefine( 'DB_NAME', '{db}' );\ndefine( 'DB_USER', '{db}' );\ndefine( 'DB_PASSWORD', '{pass}' );\ndefine( 'DB_HOST', 'localhost' );\ndefine( 'DB_CHARSET', 'utf8mb4' );\n$table_prefix = 'wp_';\n"
+        );
+        let cert_month =
+            MONTH_NAMES[crate::persona::civil(notes.div_euclid(86_400)).1 as usize % 12];
+        let note = format!(
+            "- renew TLS cert before {cert_month}\n- move backups to the NAS\n- ask {} for the new DB password\n",
+            d.pick(COLLEAGUES)
+        );
+        let (y, m, day) = crate::persona::civil(backup.div_euclid(86_400));
+        let stamp = format!("{y}-{m:02}-{day:02}");
+        let db_size = 8_000_000 + d.below(60_000_000);
+        let site_size = 90_000_000 + d.below(400_000_000);
+        Site {
+            entries: vec![
+                ("/backup".into(), What::Dir, backup),
+                (
+                    format!("/backup/db_{stamp}.sql.gz"),
+                    What::Sized(db_size),
+                    backup - 120,
+                ),
+                (
+                    format!("/backup/site_{stamp}.tar.gz"),
+                    What::Sized(site_size),
+                    backup,
+                ),
+                ("/upload".into(), What::Dir, upload),
+                ("/www".into(), What::Dir, www),
+                ("/www/index.php".into(), What::Text(WP_INDEX.to_vec()), www),
+                (
+                    "/www/wp-config.php.bak".into(),
+                    What::Text(config_bak.into_bytes()),
+                    config,
+                ),
+                ("/notes.txt".into(), What::Text(note.into_bytes()), notes),
+            ],
+            root: www,
+        }
+    }
+}
+
+/// The site's tree as a session at `now` lists it (vsftpd's dates depend on the age).
+fn base(site: &Site, now: i64) -> Vec<Entry> {
+    let date = |t: i64| super::machine::ls_date(t.max(0) as u64, now.max(0) as u64);
+    site.entries
+        .iter()
+        .map(|(path, what, t)| Entry {
+            path: path.clone(),
+            kind: match what {
+                What::Dir => Kind::Dir,
+                What::Sized(size) => Kind::File {
+                    size: *size,
+                    content: None,
+                    upload: false,
+                },
+                What::Text(c) => Kind::File {
+                    size: c.len() as u64,
+                    content: Some(Cow::Owned(c.clone())),
+                    upload: false,
+                },
+            },
+            date: date(*t),
+        })
+        .collect()
 }
 
 /// One session's view of the tree.
@@ -82,19 +177,30 @@ pub(crate) struct FakeFs {
     entries: Vec<Entry>,
     removed: HashSet<String>,
     changes: usize,
+    /// The home directory's listing date.
+    root_date: String,
 }
 
 impl Default for FakeFs {
+    /// The reference machine's account, listed a year after its install.
     fn default() -> Self {
-        FakeFs {
-            entries: base(),
-            removed: HashSet::new(),
-            changes: 0,
-        }
+        let p = crate::persona::Persona::reference("web-prod-02");
+        let now = p.install_time + 365 * 86_400;
+        FakeFs::new(&Site::of(&p), now)
     }
 }
 
 impl FakeFs {
+    /// A session's view of `site` at `now` (Unix seconds).
+    pub(crate) fn new(site: &Site, now: i64) -> FakeFs {
+        FakeFs {
+            entries: base(site, now),
+            removed: HashSet::new(),
+            changes: 0,
+            root_date: super::machine::ls_date(site.root.max(0) as u64, now.max(0) as u64),
+        }
+    }
+
     pub(crate) fn get(&self, path: &str) -> Option<&Entry> {
         if path == "/" {
             return None;
@@ -108,7 +214,7 @@ impl FakeFs {
     /// The listing date of `path` (`/` has the home directory's).
     pub(crate) fn date_of(&self, path: &str) -> String {
         self.get(path)
-            .map_or(ROOT_DATE, |e| e.date.as_str())
+            .map_or(self.root_date.as_str(), |e| e.date.as_str())
             .to_owned()
     }
 
@@ -223,9 +329,6 @@ pub(crate) fn dot_lines(dot: (&str, usize), dotdot: (&str, usize)) -> String {
         .collect()
 }
 
-/// The date the home directory (`/`) shows.
-pub(crate) const ROOT_DATE: &str = "Jan 18  2024";
-
 /// One `ls -l` line as vsftpd prints it (numeric owner and group).
 pub(crate) fn list_line(e: &Entry) -> String {
     let (perm, links, size) = match e.kind {
@@ -268,11 +371,57 @@ mod tests {
         assert_eq!(root, ["backup", "notes.txt", "upload", "www"]);
         assert_eq!(
             list_line(fs.get("/backup").unwrap()),
-            "drwxr-xr-x    2 1000     1000         4096 Mar 14  2023 backup\r\n"
+            "drwxr-xr-x    2 1000     1000         4096 Feb 05  2024 backup\r\n"
         );
         assert!(fs.is_dir("/www") && !fs.is_dir("/notes.txt") && !fs.is_dir("/nope"));
         assert!(fs.file("/notes.txt").unwrap().1.is_some());
-        assert!(fs.file("/backup/db_2023-03-14.sql.gz").unwrap().1.is_none());
+        let db = fs.children("/backup")[0].path.clone();
+        assert!(fs.file(&db).unwrap().1.is_none(), "{db}");
+    }
+
+    #[test]
+    fn the_account_is_the_nodes_own_wordpress_site() {
+        let persona = |n: u8| crate::persona::Persona::generate(&[n; 32], 1_790_000_000);
+        let config = |p: &crate::persona::Persona| {
+            let fs = FakeFs::new(&Site::of(p), 1_790_000_000);
+            let c = fs
+                .file("/www/wp-config.php.bak")
+                .unwrap()
+                .1
+                .unwrap()
+                .to_vec();
+            String::from_utf8(c).unwrap()
+        };
+        let mut seen = Vec::new();
+        for n in 0..12 {
+            let p = persona(n);
+            let blog = crate::services::http::wordpress::Blog::of(&p);
+            let word = blog.name.split(' ').next().unwrap().to_ascii_lowercase();
+            let c = config(&p);
+            assert!(
+                c.contains(&format!("'DB_NAME', 'wp_{word}'")),
+                "{} {c}",
+                blog.name
+            );
+            let fs = FakeFs::new(&Site::of(&p), 1_790_000_000);
+            // WordPress's docroot, nothing dated after the machine booted.
+            assert!(
+                fs.file("/www/index.php")
+                    .unwrap()
+                    .1
+                    .unwrap()
+                    .starts_with(b"<?php")
+            );
+            let listing: String = ["/", "/backup", "/www"]
+                .iter()
+                .flat_map(|d| fs.children(d))
+                .map(list_line)
+                .collect();
+            seen.push(listing);
+        }
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 12, "two nodes list the same account");
     }
 
     #[test]
@@ -305,7 +454,7 @@ mod tests {
         for i in 0..1000 {
             fs.add(&format!("/upload/{i}"), Kind::Dir, String::new());
         }
-        assert!(fs.entries.len() <= base().len() + MAX_OVERLAY);
+        assert!(fs.entries.len() <= FakeFs::default().entries.len() + MAX_OVERLAY);
         assert!(FakeFs::default().get("/upload/x.sh").is_none());
     }
 }

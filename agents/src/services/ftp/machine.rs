@@ -76,9 +76,20 @@ pub(crate) struct Machine {
 }
 
 impl Machine {
-    /// A session for `client_ip`, whose earlier uploads (still remembered) are listed.
+    /// A session on the reference machine's account (the unit tests' and the fuzz
+    /// harness's).
     pub(crate) fn new(max_failures: u32, client_ip: String, uploads: Vec<Stored>) -> Self {
-        let mut fs = FakeFs::default();
+        Machine::on(FakeFs::default(), max_failures, client_ip, uploads)
+    }
+
+    /// A session in `fs` (the node's account) for `client_ip`, whose earlier uploads
+    /// (still remembered) are listed.
+    pub(crate) fn on(
+        mut fs: FakeFs,
+        max_failures: u32,
+        client_ip: String,
+        uploads: Vec<Stored>,
+    ) -> Self {
         for u in uploads {
             fs.add(
                 &u.path,
@@ -823,8 +834,14 @@ mod tests {
         }
         assert_eq!(text(run(&mut m, "NLST")), "425 Use PORT or PASV first.\r\n");
         assert_eq!(run(&mut m, "EPSV"), Step::Passive { extended: true });
+        // The backups are listed with their sizes but cannot be fetched.
+        let db = m.fs.children("/backup")[0].path.clone();
+        assert!(
+            db.starts_with("/backup/db_") && db.ends_with(".sql.gz"),
+            "{db}"
+        );
         assert_eq!(
-            text(run(&mut m, "RETR /backup/db_2023-03-14.sql.gz")),
+            text(run(&mut m, &format!("RETR {db}"))),
             "550 Failed to open file.\r\n"
         );
         match run(&mut m, "RETR notes.txt") {

@@ -64,6 +64,8 @@ pub(crate) struct FtpService {
     logins: Arc<LoginBook>,
     remember_s: u64,
     uploads: Arc<UploadBook>,
+    /// The node's account (its WordPress site's files).
+    site: fs::Site,
 }
 
 /// Whether the session goes on after a step.
@@ -102,6 +104,7 @@ impl FtpService {
             // One book per node (a second FTP service on the node opens its own copy;
             // the last one saved wins).
             uploads: UploadBook::open(Some(&ctx.data_dir), "ftp-uploads.bin", opts.remember.secs()),
+            site: fs::Site::of(ctx.persona.persona()),
         })
     }
 
@@ -114,7 +117,8 @@ impl FtpService {
             svc: self,
             session,
             stream,
-            machine: Machine::new(
+            machine: Machine::on(
+                fs::FakeFs::new(&self.site, now_secs() as i64),
                 self.max_failures,
                 session.src.ip().to_canonical().to_string(),
                 self.uploads.files(session.src.ip()),
