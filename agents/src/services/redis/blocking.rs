@@ -478,7 +478,10 @@ mod tests {
 
     #[test]
     fn random_new_command_sequences_never_panic() {
-        const CMDS: [&str; 26] = [
+        const CMDS: [&str; 29] = [
+            "ZPOPMIN",
+            "ZPOPMAX",
+            "ZRANGE",
             "SADD",
             "RPUSH",
             "ZADD",

@@ -205,6 +205,7 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "zcount" | "zlexcount" => 4,
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => -3,
         "lmove" => 5,
+        "zpopmin" | "zpopmax" => -2,
         "blmove" => 6,
         _ => return None,
     };

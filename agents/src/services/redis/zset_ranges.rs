@@ -6,8 +6,9 @@
 use super::super::super::keyspace::Keyspace;
 use super::super::super::resp::{Reply, parse_i64};
 use super::super::super::value::{Kind, Value};
-use super::super::{Conn, lower, not_int, syntax};
+use super::super::{Clock, Conn, lower, not_int, syntax};
 use super::parse_f64;
+use honeybee_proto::event::EventKind;
 
 /// One end of a range: by score or by member bytes.
 #[derive(Clone)]
@@ -112,6 +113,64 @@ fn within(b: &Bound, score: f64, member: &[u8], is_min: bool) -> bool {
 }
 
 impl Conn {
+    /// ZPOPMIN / ZPOPMAX key [count]: flat (member, score)s; RESP3 pairs when a count
+    /// was given, as 7.0 does.
+    pub(super) fn zpop(
+        &mut self,
+        ks: &mut Keyspace,
+        name: &str,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        if a.len() > 2 {
+            return syntax();
+        }
+        // 7.0 answers a non-number with the "must be positive" text too.
+        let count = match a.get(1).map(|c| parse_i64(c)) {
+            None => None,
+            Some(Some(n)) if n >= 0 => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+            Some(_) => return Reply::err("ERR value is out of range, must be positive"),
+        };
+        match self.typed(ks, &a[0], Kind::ZSet) {
+            Err(e) => return e,
+            Ok(None) => return Reply::Array(vec![]),
+            Ok(Some(_)) => {}
+        }
+        if count == Some(0) {
+            return Reply::Array(vec![]);
+        }
+        let n = count.unwrap_or(1);
+        let min = name == "zpopmin";
+        let popped = self.change(ks, &a[0], Kind::ZSet, 0, 0, clock, events, |v| {
+            let Value::ZSet(z) = v else {
+                return Vec::new();
+            };
+            let n = n.min(z.len());
+            if min {
+                z.drain(..n).collect()
+            } else {
+                let at = z.len() - n;
+                z.drain(at..).rev().collect::<Vec<_>>()
+            }
+        });
+        let popped = match popped {
+            Err(e) => return e,
+            Ok(p) => p,
+        };
+        let nested = self.resp3 && count.is_some();
+        let mut out = Vec::new();
+        for (score, m) in popped {
+            if nested {
+                out.push(Reply::Array(vec![Reply::Bulk(m), Reply::double(score)]));
+            } else {
+                out.push(Reply::Bulk(m));
+                out.push(Reply::double(score));
+            }
+        }
+        Reply::Array(out)
+    }
+
     /// ZRANGEBYSCORE ZREVRANGEBYSCORE ZRANGEBYLEX ZREVRANGEBYLEX ZCOUNT ZLEXCOUNT.
     /// Also 7.0's unified `ZRANGE key min max [BYSCORE|BYLEX] [REV] [LIMIT o c]
     /// [WITHSCORES]` (`name` "zrange"; by rank it goes back to the plain ZRANGE).
