@@ -229,10 +229,11 @@ fn lscpu(st: &State) -> Out {
     let c = p.cpu;
     let tpc = threads_per_core(p);
     let mhz: f64 = c.mhz.parse().unwrap_or(2000.0);
-    let list = if p.cpus == 1 {
-        "0".to_owned()
-    } else {
-        format!("0-{}", p.cpus - 1)
+    // util-linux writes a run of two CPUs as "0,1" and longer runs as ranges.
+    let list = match p.cpus {
+        1 => "0".to_owned(),
+        2 => "0,1".to_owned(),
+        n => format!("0-{}", n - 1),
     };
     let mut o = Out::default();
     let lines = [

@@ -136,6 +136,32 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
     for (path, text) in PAM_FILES {
         v.push(((*path).into(), 0o644, (*text).into()));
     }
+    // The CPU topology util-linux and glibc read (`lscpu`, `nproc --all`).
+    let last = p.cpus.saturating_sub(1);
+    let range = if last == 0 {
+        "0".to_owned()
+    } else {
+        format!("0-{last}")
+    };
+    for f in ["possible", "present", "online"] {
+        v.push((
+            format!("/sys/devices/system/cpu/{f}"),
+            0o444,
+            format!("{range}\n"),
+        ));
+    }
+    v.push((
+        "/sys/devices/system/cpu/kernel_max".into(),
+        0o444,
+        "8191\n".into(),
+    ));
+    for c in 0..p.cpus.min(256) {
+        v.push((
+            format!("/sys/devices/system/cpu/cpu{c}/online"),
+            0o644,
+            "1\n".into(),
+        ));
+    }
     v.push(("/etc/sudoers".into(), 0o440, SUDOERS.into()));
     v.push(("/etc/sudoers.d/README".into(), 0o440, SUDOERS_README.into()));
     v
