@@ -478,7 +478,8 @@ mod tests {
 
     #[test]
     fn random_new_command_sequences_never_panic() {
-        const CMDS: [&str; 29] = [
+        const CMDS: [&str; 30] = [
+            "SMOVE",
             "ZPOPMIN",
             "ZPOPMAX",
             "ZRANGE",

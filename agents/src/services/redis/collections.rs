@@ -690,6 +690,7 @@ impl Conn {
             }
             "zrangebyscore" | "zrevrangebyscore" | "zrangebylex" | "zrevrangebylex" | "zcount"
             | "zlexcount" => return Some(self.zset_range(ks, name, a)),
+            "smove" => return Some(self.smove(ks, a, clock, events)),
             "zpopmin" | "zpopmax" => return Some(self.zpop(ks, name, a, clock, events)),
             "xdel" => return Some(self.xdel(ks, a, clock, events)),
             "xadd" => return Some(self.xadd(ks, a, clock, events)),

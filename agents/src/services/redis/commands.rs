@@ -206,6 +206,7 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => -3,
         "lmove" => 5,
         "zpopmin" | "zpopmax" => -2,
+        "smove" => 4,
         "blmove" => 6,
         _ => return None,
     };

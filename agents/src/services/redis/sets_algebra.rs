@@ -194,6 +194,49 @@ impl Conn {
         }
     }
 
+    /// SMOVE src dst member: 1 when the member moved.
+    pub(super) fn smove(
+        &mut self,
+        ks: &mut Keyspace,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        let (src, dst, m) = (&a[0], &a[1], &a[2]);
+        let has = match self.typed(ks, src, Kind::Set) {
+            Err(e) => return e,
+            Ok(Some(Value::Set(s))) => Some(s.contains(m)),
+            Ok(_) => None,
+        };
+        // A missing source answers 0 before the destination's type is looked at.
+        let Some(has) = has else {
+            return Reply::Int(0);
+        };
+        if let Err(e) = self.typed(ks, dst, Kind::Set) {
+            return e;
+        }
+        if src == dst || !has {
+            return Reply::Int(i64::from(has));
+        }
+        // Added first: if the bounds refuse it, nothing has moved.
+        let added = self.change(ks, dst, Kind::Set, m.len(), 1, clock, events, |v| {
+            if let Value::Set(s) = v {
+                s.insert(m.clone());
+            }
+        });
+        if let Err(e) = added {
+            return e;
+        }
+        match self.change(ks, src, Kind::Set, 0, 0, clock, events, |v| {
+            if let Value::Set(s) = v {
+                s.remove(m);
+            }
+        }) {
+            Err(e) => e,
+            Ok(()) => Reply::Int(1),
+        }
+    }
+
     fn smismember(&mut self, ks: &mut Keyspace, a: &[Vec<u8>]) -> Reply {
         let set = match self.typed(ks, &a[0], Kind::Set) {
             Err(e) => return e,
