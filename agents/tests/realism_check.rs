@@ -81,28 +81,14 @@ fn defaults() -> Vec<ServiceConfig> {
     ]
 }
 
-/// Differences the check found against Debian 12's programs in services this work did
-/// not change; each is for the service's owner to fix, and then to delete here (the test
-/// fails when one no longer shows, so the list stays true):
-/// - WordPress persona (Apache): its own error pages are Apache 2.2's (HTML 2.0 doctype,
-///   an `HTTP/1.0` status line, `text/html` without a charset, `505` for `HTTP/1.2`)
-///   where Debian 12's Apache 2.4 answers with HTML 4.01 pages, `HTTP/1.1`,
-///   `text/html; charset=iso-8859-1` and `400`; and `/.htaccess` reaches WordPress's 404
-///   where every Debian Apache refuses `.ht*` files with its own 403.
+/// Differences the check finds against Debian 12's programs that are not fixed yet; each
+/// is for the service's owner to fix, and then to delete here (the test fails when one no
+/// longer shows, so the list stays true). None now.
 ///
-/// (The first run also found Telnet opening with netkit telnetd's four `DO`s where
-/// Debian 12's telnetd is inetutils'; the Telnet service now opens as inetutils does.)
-const KNOWN: [(&str, &str); 9] = [
-    ("wordpress", "400.status"),
-    ("wordpress", "400.content_type"),
-    ("wordpress", "400.body"),
-    ("wordpress", "version.status"),
-    ("wordpress", "version.content_type"),
-    ("wordpress", "version.body"),
-    ("wordpress", "403.status"),
-    ("wordpress", "403.content_type"),
-    ("wordpress", "403.body"),
-];
+/// (Earlier runs found Telnet opening with netkit telnetd's four `DO`s, Redis's build id
+/// drawn per node, and the WordPress persona's own error pages in Apache 2.2's style with
+/// `/.htaccess` reaching WordPress's 404; each now answers as Debian 12's program does.)
+const KNOWN: [(&str, &str); 0] = [];
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn default_services_pass_every_check() {

@@ -7,6 +7,7 @@
 //! the inline cap become captures; bodies over the hard cap are answered 413 and
 //! reported.
 
+mod apache;
 mod body;
 pub(crate) mod cert;
 mod file;
@@ -51,6 +52,9 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// Largest request head: lighttpd's `server.max-request-field-size` default; a longer
 /// one is answered 431, as lighttpd does.
 const MAX_HEAD: usize = 8 * 1024;
+/// Largest request head for Apache, whose limits are per line (8190 bytes, see
+/// `apache`) and per count of fields (100): a head of a few long lines passes.
+const MAX_HEAD_APACHE: usize = 64 * 1024;
 /// Most header lines in one request (an 8 KiB head holds at most about 2000): lighttpd
 /// has no count of its own below the size cap, so this is high enough that a scanner
 /// never meets it first in practice.
@@ -158,12 +162,32 @@ impl HttpService {
             } else {
                 KEEP_ALIVE_IDLE
             };
+            let apache = self.shared.persona == HttpPersona::Wordpress;
+            let max_head = if apache { MAX_HEAD_APACHE } else { MAX_HEAD };
             let read = tokio::select! {
-                r = first::read_head(&mut stream, buf, MAX_HEAD, MAX_HEADERS, wait) => r,
+                r = first::read_head(&mut stream, buf, max_head, MAX_HEADERS, wait) => r,
                 () = stopped(&mut stop) => return,
             };
-            let (first, read) = read;
+            let (mut first, read) = read;
             buf = read;
+            // `HTTP/1.2` and the like, which httparse refuses: Apache serves them as
+            // HTTP/1.1, so the head is read on with the version rewritten.
+            if apache && first == first::First::Refuse(400) && apache::serve_as_1_1(&mut buf) {
+                let read = tokio::select! {
+                    r = first::read_head(&mut stream, buf, max_head, MAX_HEADERS, wait) => r,
+                    () = stopped(&mut stop) => return,
+                };
+                (first, buf) = read;
+            }
+            if apache && let Some(r) = self.apache_refused(&first, &mut buf) {
+                let out = conn.apache_refusal(&r);
+                conn.unparsable(r.status == 414 || !r.note.is_empty(), &buf)
+                    .await;
+                if finish(&mut stream, &out, true).await.is_ok() {
+                    linger(&mut stream).await;
+                }
+                return;
+            }
             let head = match first {
                 first::First::Gone => return,
                 first::First::Refuse(431) => Err(request::Refusal {
@@ -171,7 +195,7 @@ impl HttpService {
                     minor: 0,
                 }),
                 first::First::Refuse(_) => Err(request::refusal(&buf)),
-                first::First::Request => request::parse(&buf, MAX_HEADERS),
+                first::First::Request => request::parse_as(&buf, MAX_HEADERS, apache),
             };
             let head = match head {
                 Ok(h) => h,
@@ -210,6 +234,35 @@ impl HttpService {
                 }
                 Ok(()) => {}
                 Err(_) => return,
+            }
+        }
+    }
+}
+
+impl HttpService {
+    /// Apache's own refusal of a head (WordPress persona), before lighttpd's checks:
+    /// over-long lines, and what lighttpd's checks refuse, in Apache's terms. Serves
+    /// `HTTP/1.x` versions as HTTP/1.1 first, as Apache does.
+    fn apache_refused(&self, first: &first::First, buf: &mut [u8]) -> Option<apache::Refused> {
+        match first {
+            first::First::Gone => None,
+            first::First::Refuse(431) => {
+                Some(apache::over_limits(buf).unwrap_or(apache::Refused {
+                    status: 400,
+                    method: String::new(),
+                    note: apache::FIELD_TOO_LONG,
+                }))
+            }
+            first::First::Refuse(_) => Some(apache::refusal(buf, 400)),
+            first::First::Request => {
+                if let Some(r) = apache::over_limits(buf) {
+                    return Some(r);
+                }
+                apache::serve_as_1_1(buf);
+                match request::parse_as(buf, MAX_HEADERS, true) {
+                    Ok(_) => None,
+                    Err(r) => Some(apache::refusal(buf, r.status)),
+                }
             }
         }
     }
@@ -477,6 +530,13 @@ impl Conn {
         (name.to_ascii_lowercase(), port)
     }
 
+    /// Apache's error page for a head it refuses, closing the connection.
+    fn apache_refusal(&self, r: &apache::Refused) -> Vec<u8> {
+        let (name, port) = self.sign_as(None);
+        let reply = wordpress::apache_page((&name, port), r.status, &r.method, r.note);
+        self.serialize(reply, 1, "GET", Some("close"), None)
+    }
+
     /// The error page for a refused head, closing the connection.
     fn refusal(&self, r: request::Refusal) -> Vec<u8> {
         let shared = &self.shared;
@@ -595,9 +655,20 @@ impl Conn {
             })
             .collect();
 
-        let close = end != BodyEnd::Complete || !head.keep_alive() || n >= MAX_REQUESTS_PER_CONN;
+        let apache = shared.persona == HttpPersona::Wordpress;
+        // Apache drops the connection after these (`ap_status_drops_connection`).
+        let drops = apache && matches!(reply.status, 400 | 408 | 411 | 413 | 414 | 500 | 501 | 503);
+        let close =
+            end != BodyEnd::Complete || !head.keep_alive() || n >= MAX_REQUESTS_PER_CONN || drops;
+        let asked = head.header("connection").is_some_and(|c| {
+            c.split(',')
+                .any(|t| t.trim().eq_ignore_ascii_case("keep-alive"))
+        });
         let connection = match (close, head.minor) {
             (true, _) => Some("close"),
+            // Apache says Keep-Alive only to a client that asked for it.
+            (false, _) if apache && asked => Some("keep-alive"),
+            (false, _) if apache => None,
             (false, 0) => Some("keep-alive"),
             (false, _) => None,
         };
@@ -723,15 +794,29 @@ impl Conn {
         {
             content_length = None;
         }
+        // Apache sends no length with its own error page to a HEAD.
+        if flavor == wire::Flavor::Apache
+            && method == "HEAD"
+            && reply.content_type == wordpress::APACHE_ERROR_TYPE
+        {
+            content_length = None;
+        }
         // lighttpd sends no type for an empty answer that is not a file (a redirect,
         // OPTIONS); Apache always does.
         let content_type =
             (flavor == wire::Flavor::Apache || !reply.body.is_empty() || file.is_some())
                 .then_some(reply.content_type);
+        let n = self.requests.load(Ordering::Relaxed).max(1);
         let out = wire::Out {
             status,
             reason: persona::server_reason(shared.persona, status),
-            minor,
+            // Apache answers HTTP/1.1 whatever the request's version.
+            minor: if flavor == wire::Flavor::Apache {
+                1
+            } else {
+                minor
+            },
+            keep_alive_max: (MAX_REQUESTS_PER_CONN + 1).saturating_sub(n),
             content_type,
             headers: &reply.headers,
             etag: file.as_ref().map(|f| f.etag.clone()),

@@ -150,6 +150,7 @@ pub(crate) fn reason(status: u16) -> &'static str {
         405 => "Method Not Allowed",
         408 => "Request Timeout",
         413 => "Request Entity Too Large",
+        414 => "Request-URI Too Long",
         431 => "Request Header Fields Too Large",
         501 => "Not Implemented",
         _ => "Error",

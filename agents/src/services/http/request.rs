@@ -103,7 +103,15 @@ const KNOWN_METHODS: &[&str] = &[
 
 /// Parses and checks the complete head at the start of `buf` (`len` bytes, as
 /// `first::read_head` found it). `max_headers` bounds the header array.
+#[cfg(test)]
 pub(crate) fn parse(buf: &[u8], max_headers: usize) -> Result<Head, Refusal> {
+    parse_as(buf, max_headers, false)
+}
+
+/// [`parse`], with Apache 2.4's rules where they differ from lighttpd's (`apache`): a
+/// POST without a length has an empty body, a GET may carry one, CONNECT reaches the
+/// handler (which refuses it), and a path climbing above `/` is a 400.
+pub(crate) fn parse_as(buf: &[u8], max_headers: usize, apache: bool) -> Result<Head, Refusal> {
     let bad_line = Refusal {
         status: 400,
         minor: 0,
@@ -167,6 +175,9 @@ pub(crate) fn parse(buf: &[u8], max_headers: usize) -> Result<Head, Refusal> {
         }
     } else if target == "*" && method == "OPTIONS" {
         "*"
+    } else if apache && method == "CONNECT" {
+        // Apache hands `CONNECT host:port` to the handler, which refuses it (405).
+        "/"
     } else {
         return Err(bad);
     };
@@ -174,6 +185,9 @@ pub(crate) fn parse(buf: &[u8], max_headers: usize) -> Result<Head, Refusal> {
         Some((p, q)) => (p, Some(q.to_owned())),
         None => (path_part, None),
     };
+    if apache && climbs_above_root(raw_path) {
+        return Err(bad);
+    }
     let path = if raw_path == "*" {
         "*".to_owned()
     } else {
@@ -211,6 +225,7 @@ pub(crate) fn parse(buf: &[u8], max_headers: usize) -> Result<Head, Refusal> {
         Framing::Chunked => true,
     };
     match method.as_str() {
+        _ if apache => {}
         // lighttpd refuses a body where the method has none.
         "GET" | "HEAD" if has_body => return Err(bad),
         "POST" | "PUT" if framing == Framing::None => {
@@ -268,6 +283,22 @@ pub(crate) fn refusal(buf: &[u8]) -> Refusal {
             minor: 0,
         },
     }
+}
+
+/// Whether `..` segments take the (undecoded) path above `/`, which Apache refuses.
+fn climbs_above_root(path: &str) -> bool {
+    let mut depth = 0i64;
+    for seg in path.split('/').filter(|s| !s.is_empty() && *s != ".") {
+        if seg == ".." {
+            depth -= 1;
+            if depth < 0 {
+                return true;
+            }
+        } else {
+            depth += 1;
+        }
+    }
+    false
 }
 
 fn strip_scheme(target: &str) -> Option<&str> {

@@ -32,6 +32,8 @@ pub(crate) struct Out<'a> {
     pub content_range: Option<String>,
     /// `Connection:` value, if one is sent.
     pub connection: Option<&'static str>,
+    /// Apache's `Keep-Alive: max=` (requests the connection has left).
+    pub keep_alive_max: u32,
     pub date: String,
     pub server: &'a str,
 }
@@ -94,11 +96,19 @@ pub(crate) fn head(flavor: Flavor, o: &Out<'_>) -> Vec<u8> {
             if let Some(r) = &o.content_range {
                 let _ = write!(s, "Content-Range: {r}\r\n");
             }
+            // Apache says Keep-Alive only to a client that asked for it.
             match o.connection {
                 Some("close") => s += "Connection: close\r\n",
-                _ => s += "Keep-Alive: timeout=5, max=100\r\nConnection: Keep-Alive\r\n",
+                Some(_) => {
+                    let _ = write!(
+                        s,
+                        "Keep-Alive: timeout=5, max={}\r\nConnection: Keep-Alive\r\n",
+                        o.keep_alive_max
+                    );
+                }
+                None => {}
             }
-            if let Some(ct) = o.content_type {
+            if let Some(ct) = o.content_type.filter(|c| !c.is_empty()) {
                 let _ = write!(s, "Content-Type: {ct}\r\n");
             }
             s += "\r\n";

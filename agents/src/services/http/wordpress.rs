@@ -145,6 +145,9 @@ fn slug(title: &str) -> String {
 }
 
 pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
+    if let Some(r) = apache_answer(req) {
+        return r;
+    }
     let base = format!("{}://{}", req.scheme, req.host);
     let site = html_escape(&blog.name);
     let tagline = blog.tagline;
@@ -194,33 +197,105 @@ pub(crate) fn route(blog: &Blog, req: &Request<'_>) -> Reply {
             ),
         ),
         ("GET" | "HEAD" | "POST", _) => Reply::html(404, not_found(&site, &base)),
-        _ => error_page(req.sign_as, 405),
+        (m, _) => apache_page(req.sign_as, 405, m, ""),
     }
 }
 
-/// Apache's error page, for what is refused before WordPress runs.
-/// Apache's error page, signed (`ServerSignature On`, Debian's default) with the server
-/// name and port of `sign_as`.
+/// Apache's error page, for what is refused before WordPress runs: Apache 2.4's
+/// wording (`get_canned_error_string`), signed (`ServerSignature On`, Debian's default)
+/// with the server name and port of `sign_as`. `note`: Apache's error note, shown after
+/// the 400 text (an over-long header field).
 pub(crate) fn error_page(sign_as: (&str, u16), status: u16) -> Reply {
-    let title = format!("{status} {}", reason(status));
+    apache_page(sign_as, status, "POST", "")
+}
+
+/// [`error_page`] for a request with `method` (named in the 405, 413 and 501 texts).
+pub(crate) fn apache_page(sign_as: (&str, u16), status: u16, method: &str, note: &str) -> Reply {
+    let m = html_escape(method);
     let text = match status {
-        413 => {
-            "The requested resource does not allow request data with POST requests, or the amount of data provided in the request exceeds the capacity limit."
-        }
-        408 => "Server timeout waiting for the HTTP request from the client.",
-        405 => "The requested method is not allowed for this URL.",
-        _ => "Your browser sent a request that this server could not understand.",
+        403 => "You don't have permission to access this resource.".to_owned(),
+        404 => "The requested URL was not found on this server.".to_owned(),
+        405 => format!("The requested method {m} is not allowed for this URL."),
+        408 => "Server timeout waiting for the HTTP request from the client.".to_owned(),
+        413 => format!(
+            "The requested resource does not allow request data with {m} requests, or the amount of data provided in\nthe request exceeds the capacity limit.\n"
+        ),
+        414 => "The requested URL's length exceeds the capacity\nlimit for this server.<br />\n"
+            .to_owned(),
+        416 => "None of the range-specifier values in the Range\nrequest-header field overlap the current extent\nof the selected resource.".to_owned(),
+        501 => format!("{m} not supported for current URL.<br />\n"),
+        _ => format!(
+            "Your browser sent a request that this server could not understand.<br />\n{note}"
+        ),
     };
-    Reply::html(
+    let mut r = Reply::new(
         status,
+        APACHE_ERROR_TYPE,
         format!(
-            "<!DOCTYPE HTML PUBLIC \"-//IETF//DTD HTML 2.0//EN\">\n<html><head>\n<title>{title}</title>\n</head><body>\n<h1>{}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server at {} Port {}</address>\n</body></html>\n",
-            reason(status),
+            "<!DOCTYPE HTML PUBLIC \"-//W3C//DTD HTML 4.01//EN\" \"http://www.w3.org/TR/html4/strict.dtd\">\n<html><head>\n<title>{status} {reason}</title>\n</head><body>\n<h1>{reason}</h1>\n<p>{text}</p>\n<hr>\n<address>{SERVER} Server at {} Port {}</address>\n</body></html>\n",
             html_escape(sign_as.0),
             sign_as.1,
+            reason = reason(status),
         ),
-    )
+    );
+    match status {
+        // TraceEnable Off (Debian's security.conf): refused with an empty Allow.
+        405 if method == "TRACE" => r = r.header("allow", ""),
+        405 | 501 => r = r.header("allow", "HEAD,GET,POST,OPTIONS"),
+        _ => {}
+    }
+    r
 }
+
+/// The type of Apache's own error pages.
+pub(crate) const APACHE_ERROR_TYPE: &str = "text/html; charset=iso-8859-1";
+
+/// Whether Apache itself answers `method` on `path` before WordPress runs: `.ht*` files
+/// (`<FilesMatch "^\.ht">` in Debian's apache2.conf), TRACE, methods it refuses.
+fn apache_answer(req: &Request<'_>) -> Option<Reply> {
+    let file = req.path.rsplit('/').next().unwrap_or("");
+    match req.method {
+        "TRACE" | "CONNECT" => Some(apache_page(req.sign_as, 405, req.method, "")),
+        "OPTIONS" if req.path == "*" => Some(Reply::new(200, "", Vec::new())),
+        _ if file.starts_with(".ht") => Some(apache_page(req.sign_as, 403, req.method, "")),
+        "GET" | "HEAD" | "POST" | "OPTIONS" => None,
+        m if APACHE_METHODS.contains(&m) => Some(apache_page(req.sign_as, 405, m, "")),
+        m => Some(apache_page(req.sign_as, 501, m, "")),
+    }
+}
+
+/// Whether Apache 2.4 knows `method` (any other is answered 501).
+pub(crate) fn apache_knows(method: &str) -> bool {
+    matches!(
+        method,
+        "GET" | "HEAD" | "POST" | "OPTIONS" | "TRACE" | "CONNECT"
+    ) || APACHE_METHODS.contains(&method)
+}
+
+/// Methods Apache 2.4 registers (`ap_method_registry`); any other is 501.
+const APACHE_METHODS: &[&str] = &[
+    "PUT",
+    "DELETE",
+    "PATCH",
+    "PROPFIND",
+    "PROPPATCH",
+    "MKCOL",
+    "COPY",
+    "MOVE",
+    "LOCK",
+    "UNLOCK",
+    "VERSION-CONTROL",
+    "CHECKOUT",
+    "UNCHECKOUT",
+    "CHECKIN",
+    "UPDATE",
+    "LABEL",
+    "REPORT",
+    "MKWORKSPACE",
+    "MKACTIVITY",
+    "BASELINE-CONTROL",
+    "MERGE",
+];
 
 fn login(site: &str, req: &Request<'_>, base: &str) -> Reply {
     let action = req
