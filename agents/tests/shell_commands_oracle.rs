@@ -339,14 +339,34 @@ const PROBES: &[(&str, &str)] = &[
 /// Probes whose difference is known, with the reason (kept honest in the notes).
 const KNOWN: &[(&str, &str)] = &[];
 
+/// A directory, first on the real bash's PATH, whose `awk` is mawk: the honeypot imitates
+/// a minimal Debian 12, where `awk` is mawk, but installing `mariadb-server` (an oracle of
+/// other tests) pulls in gawk, which takes over the `awk` alternative.
+fn mawk_first_dir() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| {
+        let dir = std::env::temp_dir().join(format!("hb-oracle-awk-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("oracle bin dir");
+        let link = dir.join("awk");
+        if !link.exists() {
+            std::os::unix::fs::symlink("/usr/bin/mawk", &link).expect("awk -> mawk");
+        }
+        dir
+    })
+}
+
 fn run_real(cmd: &str, dir: &std::path::Path) -> (Vec<u8>, Vec<u8>, i32) {
     let script = format!("{SETUP}\n{cmd}");
+    let path = format!(
+        "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+        mawk_first_dir().display()
+    );
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
         .current_dir(dir)
         .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+        .env("PATH", path)
         .env("LANG", "C.UTF-8")
         .env("HOME", dir)
         .output()
