@@ -32,9 +32,12 @@ export DEBIAN_FRONTEND=noninteractive
 # inetutils-telnetd, mariadb-server
 # (Debian 12's "mysql"), postfix (+ ssl-cert's snakeoil certificate); bash and coreutils are
 # on every Debian system. The oracle tests start each server themselves on loopback.
+# The intruder corpus runs real bash in a throwaway root holding copies of the programs a
+# Debian 12 server has (cron, ping, fdisk, iptables, sudo, vim.tiny, nano; mkfs.ext4).
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
   lighttpd lighttpd-mod-openssl apache2 vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
-  default-mysql-client mbpoll chromium openssl socat)
+  default-mysql-client mbpoll chromium openssl socat
+  cron iputils-ping fdisk iptables sudo vim-tiny nano e2fsprogs)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
