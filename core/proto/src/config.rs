@@ -463,7 +463,9 @@ pub struct BannerOptions {
 impl Default for BannerOptions {
     fn default() -> Self {
         BannerOptions {
-            banner: "220 mail.example.com ESMTP Postfix (Debian/GNU)\r\n".into(),
+            // Nothing first: a port that waits for its client says nothing about what it
+            // is. (It used to claim Postfix; the `smtp` service is the mail server now.)
+            banner: String::new(),
             max_capture_bytes: 1024,
             read_timeout_ms: 10_000,
         }

@@ -142,7 +142,8 @@ impl Profile {
                 mysql(),
                 modbus(),
                 svc("smtp", 2525, ServiceKind::Smtp(SmtpOptions::default())),
-                // The generic banner service, beside the real SMTP persona.
+                // The generic banner service, beside the real SMTP persona: silent until
+                // the peer speaks (it claims no program), recording the first bytes.
                 svc(
                     "banner",
                     2526,
