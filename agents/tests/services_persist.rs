@@ -8,12 +8,15 @@ mod tools;
 
 use honeybee_agent::services::{Limits, ServiceManager};
 use honeybee_agent::sink::{EventSink, NewEvent};
-use honeybee_proto::config::{LoginPolicy, NodeConfig, ServiceConfig, ServiceKind, SshOptions};
+use honeybee_proto::config::{
+    LoginPolicy, NodeConfig, ServiceConfig, ServiceKind, SshOptions, TelnetOptions,
+};
 use honeybee_proto::event::EventKind;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -23,27 +26,42 @@ struct Node {
     mgr: ServiceManager,
     rx: mpsc::Receiver<NewEvent>,
     addr: SocketAddr,
+    telnet: SocketAddr,
     disconnects: usize,
 }
 
 async fn start(state: &Path) -> Node {
     let (sink, rx) = EventSink::channel(16 * 1024);
     let mut mgr = ServiceManager::new(sink, state.to_path_buf(), Limits::default());
-    let services = vec![ServiceConfig {
-        name: "ssh".into(),
-        listen: "127.0.0.1:0".parse().unwrap(),
-        enabled: true,
-        kind: ServiceKind::Ssh(SshOptions {
-            auth_failure_delay_ms: 10,
-            login: LoginPolicy::Always,
-            ..Default::default()
-        }),
-    }];
+    let services = vec![
+        ServiceConfig {
+            name: "ssh".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            enabled: true,
+            kind: ServiceKind::Ssh(SshOptions {
+                auth_failure_delay_ms: 10,
+                login: LoginPolicy::Always,
+                ..Default::default()
+            }),
+        },
+        ServiceConfig {
+            name: "telnet".into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            enabled: true,
+            kind: ServiceKind::Telnet(TelnetOptions {
+                auth_failure_delay_ms: 10,
+                login: LoginPolicy::Always,
+                hostname: "web01".into(),
+                ..Default::default()
+            }),
+        },
+    ];
     mgr.apply(&NodeConfig { services }).await;
     let st = mgr.status();
-    assert!(st[0].running, "{st:?}");
+    assert!(st[0].running && st[1].running, "{st:?}");
     Node {
         addr: st[0].listen.parse().unwrap(),
+        telnet: st[1].listen.parse().unwrap(),
         mgr,
         rx,
         disconnects: 0,
@@ -197,5 +215,80 @@ async fn what_a_source_writes_is_there_next_session_and_after_a_restart() {
         .ssh("127.0.0.1", &format!("{LOOK}; ls -a /root"), None)
         .await;
     expect(&out);
+    node.mgr.shutdown().await;
+}
+
+/// The `telnet` client (inetutils), read as its output comes.
+struct Telnet {
+    _child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    stdout: tokio::process::ChildStdout,
+    seen: Vec<u8>,
+}
+
+impl Telnet {
+    fn spawn(addr: SocketAddr) -> Telnet {
+        let mut child = tokio::process::Command::new("telnet")
+            .args(["127.0.0.1", &addr.port().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Telnet {
+            stdin: child.stdin.take().unwrap(),
+            stdout: child.stdout.take().unwrap(),
+            _child: child,
+            seen: Vec::new(),
+        }
+    }
+
+    async fn wait_for(&mut self, what: &str) {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        while !String::from_utf8_lossy(&self.seen).contains(what) {
+            let mut buf = [0u8; 4096];
+            let n = tokio::time::timeout_at(deadline, self.stdout.read(&mut buf))
+                .await
+                .unwrap_or_else(|_| {
+                    panic!("no {what:?} in {:?}", String::from_utf8_lossy(&self.seen))
+                })
+                .unwrap();
+            assert!(n > 0, "client ended before {what:?}");
+            self.seen.extend_from_slice(&buf[..n]);
+        }
+    }
+
+    async fn send(&mut self, line: &str) {
+        self.stdin
+            .write_all(format!("{line}\n").as_bytes())
+            .await
+            .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ssh_and_telnet_share_one_machine_per_source() {
+    tools::require(&["ssh", "sshpass", "telnet"]);
+    let dir = tempfile::tempdir().unwrap();
+    let mut node = start(&dir.path().join("state")).await;
+    node.ssh("127.0.0.1", "echo via-ssh > /tmp/.shared", None)
+        .await;
+    let mut t = Telnet::spawn(node.telnet);
+    t.wait_for("login: ").await;
+    t.send("root").await;
+    t.wait_for("Password: ").await;
+    // The password SSH got in with: the node remembers it for this source.
+    t.send(PASSWORD).await;
+    t.wait_for("root@web01:~# ").await;
+    // Split so that the echoed command line itself does not match.
+    t.send("cat /tmp/.shared; echo via-tel''net >> /tmp/.shared")
+        .await;
+    t.wait_for("via-ssh\r\n").await;
+    t.send("exit").await;
+    t.wait_for("logout").await;
+    node.connection_ended().await;
+    let out = node.ssh("127.0.0.1", "cat /tmp/.shared", None).await;
+    assert_eq!(out, "via-ssh\nvia-telnet\n");
     node.mgr.shutdown().await;
 }
