@@ -102,8 +102,8 @@ impl Site {
             }
         }
         let year = crate::persona::civil(config.div_euclid(86_400)).0;
-        let symbol: &str = *d.pick(&["!", "#", "@", "$"]);
-        pass.push_str(symbol);
+        let symbols = ["!", "#", "@", "$"];
+        pass.push_str(symbols[d.below(4) as usize]);
         pass.push_str(&year.to_string());
         let config_bak = format!(
             "<?php\ndefine( 'DB_NAME', '{db}' );\ndefine( 'DB_USER', '{db}' );\ndefine( 'DB_PASSWORD', '{pass}' );\ndefine( 'DB_HOST', 'localhost' );\ndefine( 'DB_CHARSET', 'utf8mb4' );\n$table_prefix = 'wp_';\n"
