@@ -673,10 +673,10 @@ impl NodeConfig {
                     // X.509 caps both at 64 characters.
                     if o.cert_common_name.len() > 64
                         || o.cert_organization.len() > 64
-                    {
-                        return Err(bad(
                         || o.cert_common_name.contains('\0')
                         || o.cert_organization.contains('\0')
+                    {
+                        return Err(bad(
                             "cert_common_name and cert_organization: at most 64 bytes each (empty: the node's own)",
                         ));
                     }
