@@ -212,6 +212,25 @@ fn probes() -> Vec<(&'static str, Vec<u8>)> {
         ),
         ("http_2_0", b"GET / HTTP/2.0\r\n\r\n".to_vec()),
         ("http_0_9_version", b"GET / HTTP/0.9\r\n\r\n".to_vec()),
+        ("http_0_9_htaccess", b"GET /.htaccess\r\n".to_vec()),
+        ("http_0_9_post", b"POST /\r\n\r\n".to_vec()),
+        ("http_0_9_lower_case", b"get /.htaccess\r\n".to_vec()),
+        (
+            "host_bad_port",
+            b"GET /.htaccess HTTP/1.1\r\nHost: x:99999\r\n\r\n".to_vec(),
+        ),
+        (
+            "host_empty_1_1",
+            b"GET /.htaccess HTTP/1.1\r\nHost:\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "absolute_uri",
+            b"GET http://x/.htaccess HTTP/1.1\r\nHost: y\r\nConnection: close\r\n\r\n".to_vec(),
+        ),
+        (
+            "percent_encoded_ht",
+            b"GET /%2ehtaccess HTTP/1.0\r\n\r\n".to_vec(),
+        ),
         ("no_host_1_1", b"GET / HTTP/1.1\r\n\r\n".to_vec()),
         (
             "htaccess",

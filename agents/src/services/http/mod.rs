@@ -179,6 +179,17 @@ impl HttpService {
                 };
                 (first, buf) = read;
             }
+            // Apache still serves HTTP/0.9 (`GET /path`, no version): the page alone.
+            if apache
+                && first == first::First::Refuse(400)
+                && let Some(page) = conn.http09(&buf)
+            {
+                conn.unparsable(false, &buf).await;
+                if finish(&mut stream, &page, true).await.is_ok() {
+                    linger(&mut stream).await;
+                }
+                return;
+            }
             if apache && let Some(r) = self.apache_refused(&first, &mut buf) {
                 let out = conn.apache_refusal(&r);
                 conn.unparsable(r.status == 414 || !r.note.is_empty(), &buf)
@@ -528,6 +539,37 @@ impl Conn {
         };
         let (name, port) = host_and_port(h, default_port);
         (name.to_ascii_lowercase(), port)
+    }
+
+    /// Apache's answer to an HTTP/0.9 request (`GET /path` and no version, which
+    /// `HttpProtocolOptions`' default `Allow0.9` serves): the body alone, no head.
+    fn http09(&self, buf: &[u8]) -> Option<Vec<u8>> {
+        let line = buf.split(|&b| b == b'\n').next()?;
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        let target = line.strip_prefix(b"GET ")?;
+        if !target.starts_with(b"/") || target.contains(&b' ') {
+            return None;
+        }
+        let mut synthetic = b"GET ".to_vec();
+        synthetic.extend_from_slice(target);
+        synthetic.extend_from_slice(b" HTTP/1.0\r\n\r\n");
+        let head = request::parse_as(&synthetic, 4, true).ok()?;
+        let (name, port) = self.sign_as(None);
+        let host = self.session.dst.to_string();
+        let reply = persona::route(
+            &self.shared.site,
+            &persona::Request {
+                method: "GET",
+                path: &head.path,
+                query: head.query.as_deref(),
+                scheme: self.scheme,
+                host: &host,
+                content_type: None,
+                body: &[],
+                sign_as: (&name, port),
+            },
+        );
+        Some(reply.body)
     }
 
     /// Apache's error page for a head it refuses, closing the connection.

@@ -162,7 +162,7 @@ pub(crate) fn parse_as(buf: &[u8], max_headers: usize, apache: bool) -> Result<H
     match (count("host"), value("host")) {
         (0, _) if minor == 1 => return Err(bad),
         (0, _) => {}
-        (1, Some(h)) if valid_host(h) => {}
+        (1, Some(h)) if valid_host(h) && (!apache || port_fits(h)) => {}
         _ => return Err(bad),
     }
     // The target: an absolute path, an absolute http(s) URI, or `*` for OPTIONS.
@@ -319,6 +319,25 @@ fn valid_host(h: &[u8]) -> bool {
         && h.len() <= 255
         && h.iter()
             .all(|&b| b.is_ascii_alphanumeric() || b"-._:[]".contains(&b))
+}
+
+/// Whether a `Host` value's port, if it has one, is a port number (Apache refuses
+/// `x:99999` with a 400).
+fn port_fits(h: &[u8]) -> bool {
+    let h = h.trim_ascii();
+    let after_bracket = h.iter().rposition(|&b| b == b']').map_or(0, |i| i + 1);
+    match h[after_bracket..].iter().rposition(|&b| b == b':') {
+        None => true,
+        Some(i) => {
+            let port = &h[after_bracket + i + 1..];
+            port.len() <= 5
+                && port.iter().all(u8::is_ascii_digit)
+                && std::str::from_utf8(port)
+                    .ok()
+                    .and_then(|p| p.parse::<u32>().ok())
+                    .is_none_or(|p| p <= 65_535)
+        }
+    }
 }
 
 /// `%xx` decoded; `None` for a NUL byte, which lighttpd refuses.
