@@ -38,10 +38,14 @@ pub async fn probe(addr: SocketAddr, deadline: Instant, tls: bool) -> Facts {
 
 /// The probes of a site on Apache (the WordPress persona): only what Apache answers
 /// itself, before any application sees the request — a request that is not HTTP, an
-/// unknown HTTP version, and the `.ht*` files every Debian Apache refuses. (A missing
+/// unknown HTTP version, TRACE, an unknown method, and the `.ht*` files every Debian
+/// Apache refuses. (A missing
 /// page is WordPress's own 404, not Apache's.)
-const APACHE_PROBES: [(&str, &[u8]); 3] = [
+const APACHE_PROBES: [(&str, &[u8]); 5] = [
     ("400", b"garbage\r\n\r\n"),
+    // Debian's security.conf sets TraceEnable Off; an unregistered method is a 501.
+    ("trace", b"TRACE / HTTP/1.0\r\n\r\n"),
+    ("501", b"FOO / HTTP/1.0\r\n\r\n"),
     ("version", b"GET / HTTP/1.2\r\n\r\n"),
     (
         "403",
