@@ -1026,8 +1026,11 @@ impl SshHandler {
             "SSH_CONNECTION",
             &format!("{} {} {own} {}", src.ip(), src.port(), dst.port()),
         );
-        if chan.pty.is_some() {
+        if let Some((columns, rows)) = chan.pty {
             shell.set_env("SSH_TTY", "/dev/pts/0");
+            // The client's terminal size, as the pty sshd allocates has it (line wrapping,
+            // `ls` columns and completion listings follow it).
+            shell.set_size(columns, rows);
         }
         if let Some(t) = &chan.term {
             shell.set_env("TERM", t);
@@ -1555,6 +1558,15 @@ impl russh::server::Handler for SshHandler {
     ) -> Result<(), Self::Error> {
         let effects = self.with_chan(channel, |c| {
             let mut effects = Vec::new();
+            let (w, h) = (col_width.clamp(1, 1000), row_height.clamp(1, 1000));
+            if c.pty.is_some() {
+                c.pty = Some((w, h));
+            }
+            // A shell busy with a line (taken by the pool) misses this change, as a
+            // program that does not handle SIGWINCH would; the next one applies.
+            if let Some(shell) = c.shell.as_mut() {
+                shell.set_size(w, h);
+            }
             c.transcript.resize(col_width, row_height, &mut effects);
             effects
         });

@@ -343,9 +343,8 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
         | "let" | "wait" | "hash" | "ulimit" => {
             super::builtins::run(st, name, args, ctx).unwrap_or_default()
         }
-        "sync" | "shopt" | "source" | "." | "mesg" | "stty" | "service" | "systemctl" => {
-            Out::default()
-        }
+        "stty" => stty(st, args),
+        "sync" | "shopt" | "source" | "." | "mesg" | "service" | "systemctl" => Out::default(),
         "false" => super::builtins::run(st, name, args, ctx).unwrap_or_default(),
         "wc" => wc(st, args, ctx),
         "sh" | "bash" | "dash" => sh(st, name, args, ctx),
@@ -355,6 +354,24 @@ fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
             Out::fail(127, format!("{}{name}: command not found\n", st.err_prefix))
         }),
     }
+}
+
+/// `stty`: `size` prints the pty's rows and columns (scripts and bots read it); without a
+/// terminal stty fails as coreutils' does on a pipe or socket. Settings are accepted and
+/// change nothing.
+fn stty(st: &State, args: &[String]) -> Out {
+    if !st.tty {
+        return Out::fail(
+            1,
+            "stty: 'standard input': Inappropriate ioctl for device\n".to_string(),
+        );
+    }
+    let mut o = Out::default();
+    if args.first().map(String::as_str) == Some("size") {
+        let (rows, columns) = st.tty_size;
+        o.line(&format!("{rows} {columns}"));
+    }
+    o
 }
 
 /// An executable text file outside the program directories (`./setup.sh`, a dropped

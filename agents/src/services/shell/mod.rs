@@ -171,6 +171,8 @@ pub(crate) struct State {
     pub exit: Option<i32>,
     /// Interactive with a terminal (`-bash: ` errors, columns in `ls`).
     pub tty: bool,
+    /// The terminal's rows and columns (`stty size`), as the client's pty has them.
+    pub tty_size: (u32, u32),
     /// The work budget of the command line being run; reset for each line.
     pub budget: Budget,
     /// Prefix of the shell's own errors: `-bash: ` interactive, `bash: line 1: ` for exec.
@@ -507,6 +509,7 @@ impl Shell {
                 src: login.src,
                 exit: None,
                 tty,
+                tty_size: (24, 80),
                 budget: Budget::new(limits.budget),
                 err_prefix: if tty { "-bash: " } else { "bash: line 1: " },
                 positional: Vec::new(),
@@ -568,6 +571,7 @@ impl Shell {
     pub(crate) fn set_size(&mut self, columns: u32, rows: u32) {
         self.columns = usize::try_from(columns.clamp(1, 1000)).unwrap_or(80);
         self.rows = usize::try_from(rows.clamp(2, 1000)).unwrap_or(24);
+        self.st.tty_size = (rows.clamp(2, 1000), columns.clamp(1, 1000));
     }
 
     /// The session came in over telnet (inetd, telnetd and login are its parents).

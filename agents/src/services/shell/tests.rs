@@ -175,6 +175,34 @@ fn interactive_line_editing() {
 }
 
 #[test]
+fn stty_size_is_the_clients_terminal() {
+    let mut s = shell(true);
+    s.greeting();
+    let r = s.input(b"stty size\r", 1);
+    assert!(
+        text(&r.stdout).contains("\r\n24 80\r\n"),
+        "{:?}",
+        text(&r.stdout)
+    );
+    // The SSH pty request and window changes (or telnet's NAWS) set it.
+    s.set_size(132, 43);
+    let r = s.input(b"stty size\r", 2);
+    assert!(
+        text(&r.stdout).contains("\r\n43 132\r\n"),
+        "{:?}",
+        text(&r.stdout)
+    );
+    // Without a terminal, stty fails as on a pipe (coreutils' message, status 1).
+    let (out, err, status, _) = exec("stty size");
+    assert_eq!(out, "");
+    assert_eq!(
+        err,
+        "stty: 'standard input': Inappropriate ioctl for device\n"
+    );
+    assert_eq!(status, 1);
+}
+
+#[test]
 fn exit_in_interactive_session() {
     let mut s = shell(true);
     let r = s.input(b"echo one; exit 2; echo two\r", 1);
