@@ -14,12 +14,18 @@ use crate::services::ftp::parse::{self as ftp_parse, Command, Line, LineBuffer};
 use crate::services::http::first::{First, read_first};
 use crate::services::modbus::mbap::{self, MAX_PDU};
 use crate::services::modbus::plc::{self, Plc};
+use crate::services::mysql::mariadb;
 use crate::services::mysql::packet::{self, ClientHello, MAX_ATTRS, MAX_CLIENT_PACKET};
 use crate::services::redis::commands::{Clock, Conn, Settings};
 use crate::services::redis::info::ServerFacts;
 use crate::services::redis::resp::{self, Caps, Parsed};
+use crate::services::shell::line_editor::{self, Candidate, Editor, Event};
 use crate::services::shell::telnet_codec::{self, TelnetCodec};
 use crate::services::shell::{Login, Profile, Shell, ShellLimits};
+use crate::services::smtp::machine::{
+    Config as SmtpConfig, Machine as SmtpMachine, Next as SmtpNext, Step as SmtpStep,
+};
+use crate::services::ssh::{scp, sftp};
 use crate::sink::{EventSink, new_session_id};
 use honeybee_proto::config::{BannerOptions, ExtensionOptions, LoginPolicy, ModbusOptions};
 use honeybee_proto::event::{EventKind, MAX_SCAN_PORTS};
@@ -27,6 +33,7 @@ use std::io;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 use std::task::{Context, Poll};
 use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -372,6 +379,11 @@ pub fn mysql_packets(data: &[u8]) {
                             + h.database.as_ref().map_or(0, Vec::len)
                             + h.plugin.as_ref().map_or(0, Vec::len);
                         assert!(kept <= payload.len(), "parsed more than was sent");
+                        // The MariaDB persona converts the user name from the client's
+                        // character set and decides the refusal from it.
+                        let u = mariadb::user_name(&h.user, h.charset);
+                        assert!(u.name.chars().count() <= 128, "user name not cut");
+                        let _ = mariadb::refusal(&u.name, &mariadb::client_host(attacker().ip()));
                     }
                     buf.drain(..consumed);
                 }
@@ -491,6 +503,391 @@ pub fn extension_first_bytes(data: &[u8]) {
     }
 }
 
+/// The SMTP service's cap on a command line (`services/smtp/mod.rs`).
+const SMTP_MAX_LINE: usize = 2048;
+
+/// Most bytes one SMTP reply may take (EHLO's list is the longest).
+const SMTP_MAX_REPLY: usize = 4096;
+
+/// Splits the next command line off `buf` as the SMTP driver's `Input::line` does: at
+/// most [`SMTP_MAX_LINE`] bytes, line ending dropped, the rest of a longer line skipped.
+fn smtp_line(buf: &mut &[u8]) -> Option<Vec<u8>> {
+    let nl = buf.iter().position(|&c| c == b'\n');
+    let line = match nl {
+        Some(i) if i <= SMTP_MAX_LINE => {
+            let mut line = buf[..i].to_vec();
+            *buf = &buf[i + 1..];
+            if line.last() == Some(&b'\r') {
+                line.pop();
+            }
+            line
+        }
+        _ if buf.len() > SMTP_MAX_LINE => {
+            let line = buf[..SMTP_MAX_LINE].to_vec();
+            *buf = match buf[SMTP_MAX_LINE..].iter().position(|&c| c == b'\n') {
+                Some(i) => &buf[SMTP_MAX_LINE + i + 1..],
+                None => &[],
+            };
+            line
+        }
+        _ => return None,
+    };
+    Some(line)
+}
+
+fn smtp_reply_ok(step: &SmtpStep) {
+    let r = &step.reply;
+    assert!(r.len() <= SMTP_MAX_REPLY, "reply of {} bytes", r.len());
+    assert!(
+        r.is_empty() || r.ends_with("\r\n"),
+        "reply not CRLF-terminated"
+    );
+    for l in r.split_terminator("\r\n") {
+        let b = l.as_bytes();
+        assert!(
+            b.len() >= 4 && b[..3].iter().all(u8::is_ascii_digit) && (b[3] == b' ' || b[3] == b'-'),
+            "reply line {l:?}"
+        );
+    }
+}
+
+/// The SMTP session machine (Postfix persona) under its driver's line splitter: command
+/// lines, DATA messages up to the lone dot (dot-unstuffed sizes), BDAT chunks of their
+/// announced size, and STARTTLS (the rest of the input is the "decrypted" stream). The
+/// first byte's top bit starts on TLS already (port 465).
+pub fn smtp_session(data: &[u8]) {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    // Small caps, so that runs reach them.
+    let cfg = Arc::new(SmtpConfig {
+        host: "mail.example.com".into(),
+        max_message: 2048,
+        max_recipients: 8,
+        max_commands: 200,
+        inode: AtomicU64::new(0x2A8),
+    });
+    let mut m = SmtpMachine::new(Arc::clone(&cfg), honeypot().ip(), mode & 0x80 != 0);
+    assert!(m.greeting().ends_with("\r\n"));
+    let mut lines = 0u32;
+    while let Some(line) = smtp_line(&mut rest) {
+        lines += 1;
+        // Every command counts against max_commands; the machine closes past it.
+        assert!(
+            lines <= 4 * cfg.max_commands + 16,
+            "{lines} lines without a close"
+        );
+        let step = m.line(&line);
+        smtp_reply_ok(&step);
+        let after = match step.next {
+            SmtpNext::Command => continue,
+            SmtpNext::Close => return,
+            SmtpNext::StartTls => {
+                m = SmtpMachine::new(Arc::clone(&cfg), honeypot().ip(), true);
+                continue;
+            }
+            SmtpNext::Data => {
+                let mut size = 0u64;
+                let mut done = false;
+                while !rest.is_empty() {
+                    let end = rest
+                        .iter()
+                        .position(|&c| c == b'\n')
+                        .map_or(rest.len(), |i| i + 1);
+                    let l = &rest[..end];
+                    rest = &rest[end..];
+                    if l == b".\r\n" || l == b".\n" {
+                        done = true;
+                        break;
+                    }
+                    size += (l.len() - usize::from(l.first() == Some(&b'.'))) as u64;
+                }
+                if !done {
+                    return;
+                }
+                m.data_done(size).0
+            }
+            SmtpNext::Bdat { size } => {
+                let _ = (m.bdat_keeps(), m.bdat_is_last());
+                let Ok(n) = usize::try_from(size) else {
+                    return;
+                };
+                if n > rest.len() {
+                    return;
+                }
+                let nl = rest[..n].last().is_none_or(|&b| b == b'\n');
+                rest = &rest[n..];
+                m.bdat_done(size, nl).0
+            }
+        };
+        smtp_reply_ok(&after);
+        if !matches!(after.next, SmtpNext::Command) {
+            return;
+        }
+    }
+    assert!(m.timeout().ends_with("\r\n"));
+}
+
+/// Checks that `data` is whole SFTP packets (length-prefixed, within the cap).
+fn sftp_framed(mut data: &[u8]) {
+    while !data.is_empty() {
+        assert!(data.len() >= 5, "a partial packet header");
+        let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
+        assert!(len >= 1 && len <= sftp::MAX_MSG, "packet of {len} bytes");
+        assert!(data.len() >= 4 + len, "a partial packet");
+        data = &data[4 + len..];
+    }
+}
+
+/// The SFTP server (sftp-server persona) on a fresh root shell's filesystem, fed the
+/// client's bytes a read at a time, then end of file. The first byte picks the read size.
+pub fn sftp_session(data: &[u8]) {
+    let Some((&pick, rest)) = data.split_first() else {
+        return;
+    };
+    let login = Login {
+        user: "root".into(),
+        src: attacker().ip(),
+        now: NOW_S,
+    };
+    let mut sh = Shell::new(
+        Profile::new("web-prod-02"),
+        &login,
+        false,
+        ShellLimits::default(),
+    );
+    let (fs, home, uid) = sh.files();
+    let local = |t: i64| t + 3600;
+    let mut s = sftp::Sftp::new();
+    let mut ended = false;
+    let mut logged = 0usize;
+    let mut uploaded = 0usize;
+    let mut check = |out: sftp::Out, ended: &mut bool| {
+        if *ended {
+            assert!(
+                out.data.is_empty() && out.uploads.is_empty(),
+                "an ended server acted"
+            );
+        }
+        sftp_framed(&out.data);
+        for u in &out.uploads {
+            assert!(
+                u.data.len() <= sftp::MAX_UPLOAD,
+                "upload of {}",
+                u.data.len()
+            );
+            uploaded += u.data.len();
+        }
+        logged += out.logged.len();
+        assert!(logged <= 256, "{logged} operations logged");
+        *ended |= out.end;
+    };
+    for (i, chunk) in reads(rest, pick).enumerate() {
+        let mut ctx = sftp::Ctx {
+            fs: &mut *fs,
+            home,
+            uid,
+            user: "root",
+            now: NOW_S + i as i64,
+            local: &local,
+        };
+        let out = s.input(chunk, &mut ctx);
+        check(out, &mut ended);
+    }
+    let mut ctx = sftp::Ctx {
+        fs: &mut *fs,
+        home,
+        uid,
+        user: "root",
+        now: NOW_S + 100_000,
+        local: &local,
+    };
+    let out = s.eof(&mut ctx);
+    check(out, &mut ended);
+    assert!(ended, "end of file ends the server");
+    assert!(uploaded <= 32 << 20, "{uploaded} bytes uploaded");
+}
+
+/// Targets a remote scp may be asked for.
+const SCP_TARGETS: [&str; 4] = ["/tmp", "/root/.ssh/authorized_keys", "/etc", "."];
+
+/// The legacy scp protocol (a remote `scp -t` or `scp -f`) on a fresh root shell's
+/// filesystem. If the input starts with a line `scp::parse` recognises, that is the
+/// command; else the first byte picks it (bit 0 sink, bit 1 `-r`, bit 2 `-d`, bits 3-4
+/// the target); bits 5.. pick the read size.
+pub fn scp_session(data: &[u8]) {
+    let Some((&mode, mut rest)) = data.split_first() else {
+        return;
+    };
+    let parsed = rest
+        .iter()
+        .take(512)
+        .position(|&c| c == b'\n')
+        .and_then(|i| scp::parse(&rest[..i]).map(|r| (r, i)));
+    let req = match parsed {
+        Some((req, i)) => {
+            rest = &rest[i + 1..];
+            req
+        }
+        None => scp::Request {
+            sink: mode & 1 == 1,
+            recursive: mode & 2 == 2,
+            target_dir: mode & 4 == 4,
+            target: SCP_TARGETS[usize::from(mode >> 3) % SCP_TARGETS.len()].into(),
+        },
+    };
+    let login = Login {
+        user: "root".into(),
+        src: attacker().ip(),
+        now: NOW_S,
+    };
+    let mut sh = Shell::new(
+        Profile::new("web-prod-02"),
+        &login,
+        false,
+        ShellLimits::default(),
+    );
+    let (fs, home, uid) = sh.files();
+    let mut exited = false;
+    let check = |out: &scp::Out, exited: &mut bool| {
+        if *exited {
+            assert!(out.uploads.is_empty(), "an exited scp stored a file");
+        }
+        for u in &out.uploads {
+            assert!(
+                u.data.len() <= sftp::MAX_UPLOAD,
+                "upload of {}",
+                u.data.len()
+            );
+        }
+        *exited |= out.exit.is_some();
+    };
+    let (mut s, out) = scp::Scp::start(
+        req,
+        &mut scp::Ctx {
+            fs: &mut *fs,
+            home,
+            uid,
+            now: NOW_S,
+        },
+    );
+    check(&out, &mut exited);
+    for (i, chunk) in reads(rest, mode >> 5).enumerate() {
+        let out = s.input(
+            chunk,
+            &mut scp::Ctx {
+                fs: &mut *fs,
+                home,
+                uid,
+                now: NOW_S + 1 + i as i64,
+            },
+        );
+        check(&out, &mut exited);
+    }
+    let out = s.eof();
+    check(&out, &mut exited);
+}
+
+/// A shell's side of the line editor without a shell: a fixed history and fixed
+/// command and file names, some needing quotes, enough of them to reach the
+/// "Display all N possibilities?" question and the `--More--` pager.
+struct EditorContext {
+    history: Vec<String>,
+    columns: usize,
+    rows: usize,
+}
+
+const EDITOR_NAMES: [&str; 12] = [
+    "ls", "lsblk", "wget", "wget2", "my file", "a$b", "dir", "link", "émigré", "x*y", "..hidden",
+    ".ssh",
+];
+
+impl EditorContext {
+    fn candidates(&self, prefix: &str, many: usize) -> Vec<Candidate> {
+        let named = EDITOR_NAMES.iter().map(|n| (*n).to_owned());
+        let numbered = (0..many).map(|i| format!("cmd{i:03}"));
+        named
+            .chain(numbered)
+            .filter(|n| n.starts_with(prefix))
+            .map(|name| Candidate {
+                dir: name == "dir" || name == ".ssh",
+                link_dir: name == "link",
+                name,
+            })
+            .collect()
+    }
+}
+
+impl line_editor::Context for EditorContext {
+    fn prompt(&self) -> String {
+        "root@web-prod-02:~# ".into()
+    }
+
+    fn history(&self) -> &[String] {
+        &self.history
+    }
+
+    fn commands(&self, prefix: &str) -> Vec<Candidate> {
+        self.candidates(prefix, 150)
+    }
+
+    fn paths(&self, dir: &str, prefix: &str) -> Vec<Candidate> {
+        self.candidates(prefix, dir.len() % 40)
+    }
+
+    fn columns(&self) -> usize {
+        self.columns
+    }
+
+    fn rows(&self) -> usize {
+        self.rows
+    }
+}
+
+/// The interactive line editor alone, key byte by key byte (escape sequences, bracketed
+/// paste, history, completion, the pager), with its line cap small so that runs reach
+/// it. The first two bytes pick the terminal's columns and rows (as the shell clamps
+/// them). Entered lines join the history, as the shell's do.
+pub fn line_editor_keys(data: &[u8]) {
+    let [cols, rows, rest @ ..] = data else {
+        return;
+    };
+    let cap = 256;
+    let mut ctx = EditorContext {
+        history: vec!["uname -a".into(), "cat /etc/passwd".into(), String::new()],
+        columns: usize::from(*cols).clamp(1, 1000),
+        rows: usize::from(*rows).clamp(2, 1000),
+    };
+    let mut ed = Editor::new(cap);
+    let mut out = Vec::new();
+    for &b in rest {
+        out.clear();
+        let ev = ed.feed(b, &ctx, &mut out);
+        // A listing may show every candidate; a redraw the prompt and the line.
+        let names: usize = 200 * 24;
+        assert!(
+            out.len() <= 4096 + 4 * cap + names + 16 * ctx.columns,
+            "{} bytes for one key",
+            out.len()
+        );
+        match ev {
+            Some(Event::Line(line)) => {
+                assert!(
+                    line.len() <= cap,
+                    "line of {} bytes over the cap",
+                    line.len()
+                );
+                if ctx.history.len() < 64 {
+                    ctx.history
+                        .push(String::from_utf8_lossy(&line).into_owned());
+                }
+                let _ = line_editor::expand_bang(&line, &ctx.history);
+            }
+            Some(Event::Interrupt | Event::Eof) | None => {}
+        }
+    }
+}
+
 /// Runs a future that never waits on a real socket (its stream is a [`Feed`]).
 fn block_on<F: std::future::Future>(f: F) -> F::Output {
     thread_local! {
@@ -562,6 +959,10 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("mysql_packets", mysql_packets),
     ("modbus_frames", modbus_frames),
     ("extension_first_bytes", extension_first_bytes),
+    ("smtp_session", smtp_session),
+    ("sftp_session", sftp_session),
+    ("scp_session", scp_session),
+    ("line_editor", line_editor_keys),
 ];
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ pub(crate) mod mysql;
 pub(crate) mod redis;
 pub(crate) mod shell;
 pub(crate) mod smtp;
-mod ssh;
+pub(crate) mod ssh;
 mod telnet;
 
 pub use extension::{ExtensionPorts, HostSockets, ProcSocket, parse_proc_net};

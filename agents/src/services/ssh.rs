@@ -4,8 +4,8 @@
 //! transcript per session channel.
 
 mod moduli;
-mod scp;
-mod sftp;
+pub(crate) mod scp;
+pub(crate) mod sftp;
 
 use super::SHUTDOWN_GRACE;
 use super::conn::{Session, Tap};
