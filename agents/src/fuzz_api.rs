@@ -633,7 +633,7 @@ fn sftp_framed(mut data: &[u8]) {
     while !data.is_empty() {
         assert!(data.len() >= 5, "a partial packet header");
         let len = u32::from_be_bytes([data[0], data[1], data[2], data[3]]) as usize;
-        assert!(len >= 1 && len <= sftp::MAX_MSG, "packet of {len} bytes");
+        assert!((1..=sftp::MAX_MSG).contains(&len), "packet of {len} bytes");
         assert!(data.len() >= 4 + len, "a partial packet");
         data = &data[4 + len..];
     }
