@@ -526,7 +526,9 @@ impl Fs {
         // Root tunes the kernel through the writable entries of /proc/sys.
         let tunable = uid == 0
             && path.starts_with("/proc/sys/")
-            && self.raw(&path).is_some_and(|n| n.kind == Kind::File && n.mode & 0o200 != 0);
+            && self
+                .raw(&path)
+                .is_some_and(|n| n.kind == Kind::File && n.mode & 0o200 != 0);
         if !tunable {
             Self::check_writable(&path)?;
         }
@@ -770,7 +772,8 @@ const SYMLINKS: &[(&str, &str)] = &[
 ];
 
 const USR_BIN: &str = "apt apt-get awk base64 basename bash cat chmod chown cp crontab curl cut dash date dd df diff dirname dmesg du echo editor env false find free grep gzip head hostname id ip kill last lastb less ln ls lsblk lscpu mawk md5sum mkdir mktemp more mount mv nano nl nproc od pager passwd perl pgrep pidof ping pkill ps pwd readlink realpath rev rm rmdir scp sed seq sh sha1sum sha256sum sleep sort ss ssh stat su sudo systemctl tail tar tee top touch tr true uname uniq uptime vi vim.tiny w wc wget which whoami xargs yes";
-const USR_SBIN: &str = "adduser chpasswd cron fdisk iptables reboot service shutdown sshd sysctl useradd";
+const USR_SBIN: &str =
+    "adduser chpasswd cron fdisk iptables reboot service shutdown sshd sysctl useradd";
 
 /// (path, mode, content) of the base files.
 const FILES: &[(&str, u32, &str)] = &[

@@ -785,7 +785,8 @@ impl Shell {
                         &String::from_utf8_lossy(line),
                         honeybee_proto::event::MAX_FIELD_LEN,
                     )));
-                    r.stdout.extend_from_slice(b"-bash: !!: event not found\r\n");
+                    r.stdout
+                        .extend_from_slice(b"-bash: !!: event not found\r\n");
                     return;
                 }
             }

@@ -38,8 +38,8 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
                 .chain(args.iter().cloned())
                 .collect();
             let mut o = grep::run(st, &args, ctx);
-            let mut err = format!("{name}: warning: {name} is obsolescent; using grep {flag}\n")
-                .into_bytes();
+            let mut err =
+                format!("{name}: warning: {name} is obsolescent; using grep {flag}\n").into_bytes();
             err.append(&mut o.err);
             o.err = err;
             return Some(o);
