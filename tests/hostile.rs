@@ -446,9 +446,16 @@ fn hostile_clients_leave_every_service_serving_within_its_memory_budget() {
     let mut dep = Deployment::init(|t| {
         // The telnet shell is reached at the first attempt, so the deaf clients get one.
         assert!(t.contains("kind = \"telnet\"\n"), "{t}");
+        // The banner service is silent by default; a greeting lets the probe tell that it
+        // still serves (and the attacks meet a service that talks, as configured ones do).
+        assert!(t.contains("kind = \"banner\"\n"), "{t}");
         t.replace(
             "kind = \"telnet\"\n",
             "kind = \"telnet\"\nlogin = \"always\"\n",
+        )
+        .replace(
+            "kind = \"banner\"\n",
+            "kind = \"banner\"\nbanner = \"220 mail ESMTP\\r\\n\"\n",
         )
     });
     dep.start_core();
