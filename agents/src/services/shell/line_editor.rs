@@ -671,7 +671,7 @@ impl Editor {
         let col = width(prompt.as_bytes()) + width(&self.line);
         if self.cursor == self.line.len()
             && columns > 0
-            && col % columns == 0
+            && col.is_multiple_of(columns)
             && self.line.last().is_some_and(|&c| c < 0x80)
         {
             out.extend_from_slice(b" \r");
