@@ -1,3 +1,5 @@
+//! Authentication methods and their state: what a client offers and a server accepts
+//! (none, password, public key, keyboard-interactive), and the server's `Auth` answers.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

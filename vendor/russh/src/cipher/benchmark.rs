@@ -1,3 +1,5 @@
+//! Criterion benchmark of the ciphers' encrypt/decrypt of packets (not built into the
+//! library).
 #![allow(clippy::unwrap_used)]
 use criterion::*;
 use rand_core::TryRng;

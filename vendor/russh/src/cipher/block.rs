@@ -1,3 +1,5 @@
+//! Generic block-cipher packet sealing and opening (stream modes such as AES-CTR) with a
+//! separate MAC, shared by the block ciphers.
 // Licensed under the Apache License, Version 2.0 (the "License");
 // you may not use this file except in compliance with the License.
 // You may obtain a copy of the License at

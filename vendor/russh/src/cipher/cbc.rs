@@ -1,3 +1,4 @@
+//! CBC mode wrapper over the block ciphers, for the legacy `*-cbc` algorithms.
 use cbc::cipher::{InnerIvInit, Iv, IvSizeUser};
 use cbc::{Decryptor, Encryptor};
 use cipher::common::InnerUser;

@@ -1,3 +1,5 @@
+//! `chacha20-poly1305@openssh.com`: OpenSSH's ChaCha20-Poly1305 AEAD, with the packet
+//! length encrypted under its own key.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

@@ -1,3 +1,4 @@
+//! The `none` cipher used before the first key exchange completes.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

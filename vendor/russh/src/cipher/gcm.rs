@@ -1,3 +1,5 @@
+//! AES-GCM (`aes128-gcm@openssh.com`, `aes256-gcm@openssh.com`): AEAD with the packet
+//! length left in clear as associated data.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

@@ -1,3 +1,5 @@
+//! The transport ciphers: the registry by name, the opening and sealing traits, and
+//! reading and writing encrypted packets.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
