@@ -1,11 +1,15 @@
-//! Small state files an agent keeps between runs (the login memory, Redis keyspaces):
-//! read with a size bound, written whole and atomically.
+//! Small state files an agent keeps between runs (the login memory, the kept shell
+//! overlays, Redis keyspaces): read with a size bound, written whole and atomically, and
+//! (`DelayedFile`) saved shortly after a change by one writer at a time.
 //!
 //! Both files hold what attackers wrote, so the reader never trusts the size on disk and
 //! the writer never leaves half a file behind a crash.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 /// The file's bytes, at most `max + 1` of them (so a caller can refuse a file that is too
 /// large without reading all of it); `None` if it does not exist.
@@ -27,6 +31,73 @@ pub(crate) fn write_atomically(path: &Path, bytes: &[u8]) -> std::io::Result<()>
         std::fs::create_dir_all(dir)?;
     }
     honeybee_pki::files::write_private(path, bytes)
+}
+
+/// What a [`DelayedFile`] saves: the owner hands out its file and a snapshot of its state.
+pub(crate) trait Snapshot: Send + Sync + 'static {
+    fn file(&self) -> &DelayedFile;
+    fn snapshot(&self) -> Vec<u8>;
+}
+
+/// A state file written a moment after a change rather than at every change (a burst of
+/// attempts or sessions costs one write), by one writer at a time, so the newest snapshot
+/// is the one left in place. Shared by the login memory and the kept shell overlays.
+#[derive(Debug)]
+pub(crate) struct DelayedFile {
+    path: PathBuf,
+    delay: Duration,
+    /// What the log calls it when a save fails ("the login memory").
+    what: &'static str,
+    /// A save is scheduled.
+    scheduled: AtomicBool,
+    writing: Mutex<()>,
+}
+
+impl DelayedFile {
+    pub(crate) fn new(path: PathBuf, delay: Duration, what: &'static str) -> DelayedFile {
+        DelayedFile {
+            path,
+            delay,
+            what,
+            scheduled: AtomicBool::new(false),
+            writing: Mutex::new(()),
+        }
+    }
+
+    /// Schedules a save `delay` from now unless one is already scheduled (outside a tokio
+    /// runtime nothing is scheduled; the next save or shutdown writes it).
+    pub(crate) fn schedule<T: Snapshot>(owner: &Arc<T>) {
+        let file = owner.file();
+        if file.scheduled.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            file.scheduled.store(false, Ordering::Release);
+            return;
+        };
+        let owner = Arc::clone(owner);
+        rt.spawn(async move {
+            tokio::time::sleep(owner.file().delay).await;
+            DelayedFile::save_now(&owner).await;
+        });
+    }
+
+    /// Writes the owner's state now (in a blocking thread); a failure is logged, not fatal.
+    pub(crate) async fn save_now<T: Snapshot>(owner: &Arc<T>) {
+        let owner = Arc::clone(owner);
+        let _ = tokio::task::spawn_blocking(move || DelayedFile::save_blocking(&*owner)).await;
+    }
+
+    fn save_blocking<T: Snapshot>(owner: &T) {
+        let file = owner.file();
+        let _w = file.writing.lock().unwrap_or_else(|e| e.into_inner());
+        // Cleared before the snapshot: a change after it schedules another save.
+        file.scheduled.store(false, Ordering::Release);
+        let bytes = owner.snapshot();
+        if let Err(e) = write_atomically(&file.path, &bytes) {
+            tracing::warn!(path = %file.path.display(), error = %e, "cannot save {}", file.what);
+        }
+    }
 }
 
 #[cfg(test)]

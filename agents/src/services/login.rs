@@ -17,8 +17,7 @@
 use super::limits::SourceKey;
 use honeybee_proto::config::LoginPolicy;
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::Path;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -415,12 +414,7 @@ impl<'a> Reader<'a> {
 #[derive(Debug)]
 pub(crate) struct LoginBook {
     table: Mutex<Table>,
-    /// `None` keeps the table in memory only.
-    path: Option<PathBuf>,
-    /// A save is scheduled.
-    scheduled: AtomicBool,
-    /// Serialises writers so that the newest snapshot is the one left in place.
-    writing: Mutex<()>,
+    file: crate::statefile::DelayedFile,
 }
 
 impl LoginBook {
@@ -447,9 +441,7 @@ impl LoginBook {
         };
         Arc::new(LoginBook {
             table: Mutex::new(table),
-            path: Some(path),
-            scheduled: AtomicBool::new(false),
-            writing: Mutex::new(()),
+            file: crate::statefile::DelayedFile::new(path, SAVE_DELAY, "the login memory"),
         })
     }
 
@@ -483,35 +475,22 @@ impl LoginBook {
     }
 
     fn schedule_save(self: &Arc<Self>) {
-        if self.path.is_none() || self.scheduled.swap(true, Ordering::AcqRel) {
-            return;
-        }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.scheduled.store(false, Ordering::Release);
-            return;
-        };
-        let me = Arc::clone(self);
-        rt.spawn(async move {
-            tokio::time::sleep(SAVE_DELAY).await;
-            me.save().await;
-        });
+        crate::statefile::DelayedFile::schedule(self);
     }
 
     /// Writes the table now (in a blocking thread); a failure is logged, not fatal.
     pub(crate) async fn save(self: &Arc<Self>) {
-        let me = Arc::clone(self);
-        let _ = tokio::task::spawn_blocking(move || me.save_blocking()).await;
+        crate::statefile::DelayedFile::save_now(self).await;
+    }
+}
+
+impl crate::statefile::Snapshot for LoginBook {
+    fn file(&self) -> &crate::statefile::DelayedFile {
+        &self.file
     }
 
-    fn save_blocking(&self) {
-        let Some(path) = &self.path else { return };
-        let _w = self.writing.lock().unwrap_or_else(|e| e.into_inner());
-        // Cleared before the snapshot: a change after it schedules another save.
-        self.scheduled.store(false, Ordering::Release);
-        let bytes = self.lock().encode();
-        if let Err(e) = crate::statefile::write_atomically(path, &bytes) {
-            tracing::warn!(path = %path.display(), error = %e, "cannot save the login memory");
-        }
+    fn snapshot(&self) -> Vec<u8> {
+        self.lock().encode()
     }
 }
 
