@@ -569,7 +569,9 @@ struct RawExtension {
 fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
     // An extension service's listen is just its bind address; `IP` means `IP:0`.
     let listen_text = match s.listen.parse::<std::net::IpAddr>() {
-        Ok(ip) if s.kind == "extension" => SocketAddr::new(ip, 0).to_string(),
+        Ok(ip) if s.kind == "extension" || s.kind == "detectors" => {
+            SocketAddr::new(ip, 0).to_string()
+        }
         _ => s.listen.clone(),
     };
     let listen: SocketAddr = listen_text.parse().map_err(|e| ConfigError::Invalid {
@@ -598,6 +600,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
         "redis" => ServiceKind::Redis(opts(&s, table)?),
         "mysql" => ServiceKind::Mysql(opts(&s, table)?),
         "modbus" => ServiceKind::Modbus(opts(&s, table)?),
+        "detectors" => ServiceKind::Detectors(opts(&s, table)?),
         "extension" => {
             let r: RawExtension = opts(&s, table)?;
             let d = ExtensionOptions::default();
@@ -615,7 +618,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
             return Err(ConfigError::Invalid {
                 key: "service.kind",
                 value: other.into(),
-                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, smtp, banner, extension".into(),
+                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, smtp, banner, extension, detectors".into(),
             });
         }
     };
@@ -718,6 +721,7 @@ pub fn services_to_toml(cfg: &NodeConfig) -> Result<String, ConfigError> {
             ServiceKind::Mysql(o) => table(o),
             ServiceKind::Modbus(o) => table(o),
             ServiceKind::Smtp(o) => table(o),
+            ServiceKind::Detectors(o) => table(o),
             ServiceKind::Extension(o) => table(o).map(|mut t| {
                 let ports: Vec<String> = o
                     .ports
@@ -742,7 +746,7 @@ pub fn services_to_toml(cfg: &NodeConfig) -> Result<String, ConfigError> {
         }
         .map_err(|e| bad(&s.name, &e))?;
         let listen = match s.kind {
-            ServiceKind::Extension(_) => s.listen.ip().to_string(),
+            ServiceKind::Extension(_) | ServiceKind::Detectors(_) => s.listen.ip().to_string(),
             _ => s.listen.to_string(),
         };
         service.push(RawService {

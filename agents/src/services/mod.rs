@@ -7,6 +7,8 @@
 
 pub(crate) mod banner;
 pub(crate) mod conn;
+#[doc(hidden)]
+pub mod detectors;
 mod extension;
 pub(crate) mod ftp;
 pub(crate) mod http;
@@ -473,6 +475,9 @@ async fn start(
             Protocol::Modbus(modbus::ModbusService::new(o, ctx).map_err(invalid)?)
         }
         ServiceKind::Smtp(o) => Protocol::Smtp(smtp::SmtpService::new(o, ctx).map_err(invalid)?),
+        ServiceKind::Detectors(o) => {
+            return detectors::start(cfg, o, sink, Arc::clone(&ctx.persona));
+        }
         other => return Err(StartError::Unsupported(other.name().to_owned())),
     };
     let listener = bind(cfg.listen).map_err(|source| StartError::Bind {

@@ -35,6 +35,9 @@ pub enum ServiceKind {
     Mysql(MysqlOptions),
     Modbus(ModbusOptions),
     Smtp(SmtpOptions),
+    /// Network detectors of an extension node (name poisoning, ARP, rogue DHCP and router
+    /// advertisements), see [`DetectorOptions`].
+    Detectors(DetectorOptions),
 }
 
 impl ServiceKind {
@@ -50,6 +53,7 @@ impl ServiceKind {
             ServiceKind::Mysql(_) => "mysql",
             ServiceKind::Modbus(_) => "modbus",
             ServiceKind::Smtp(_) => "smtp",
+            ServiceKind::Detectors(_) => "detectors",
         }
     }
 }
@@ -568,6 +572,116 @@ impl ExtensionOptions {
     }
 }
 
+/// Most addresses in a detectors service's allow lists.
+pub const MAX_DETECTOR_ALLOWED: usize = 64;
+
+/// Network detectors on an extension node: each watches the office network for one kind of
+/// attack and is on or off on its own. The service's `listen` IP picks the address the
+/// probes leave from (`0.0.0.0`: the interface's own); its port must be 0.
+///
+/// `poisoning` needs no privilege; `arp`, `dhcp` and `router_advertisements` read frames
+/// through an `AF_PACKET` socket and need `CAP_NET_RAW` (without it they report that they
+/// are off and the others still run).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DetectorOptions {
+    /// Network interface to watch; empty: the one holding the default route.
+    pub interface: String,
+    /// Ask LLMNR, NBT-NS and mDNS for names nobody holds; any answer is a poisoner.
+    pub poisoning: bool,
+    /// Seconds between two rounds of honey-name queries (jittered).
+    pub poisoning_interval_s: u32,
+    /// Watch ARP: a changed MAC for a known IP (the gateway first), duplicate IPs and
+    /// gratuitous-ARP floods.
+    pub arp: bool,
+    /// The gateway whose MAC is watched first; absent: the default route's.
+    pub gateway: Option<std::net::Ipv4Addr>,
+    /// Gratuitous ARPs from one MAC within an incident window that make a flood.
+    pub gratuitous_arp_max: u32,
+    /// Watch DHCP offers and acknowledgements from servers not listed.
+    pub dhcp: bool,
+    /// The DHCP servers that may answer; empty: the first one seen is trusted.
+    pub dhcp_servers: Vec<std::net::Ipv4Addr>,
+    /// Seconds between two DHCPDISCOVERs that make every server answer; 0: listen only.
+    pub dhcp_probe_s: u32,
+    /// Watch IPv6 router advertisements from routers not listed.
+    pub router_advertisements: bool,
+    /// The routers (link-local source addresses) that may advertise; empty: the first
+    /// one seen is trusted.
+    pub routers: Vec<std::net::Ipv6Addr>,
+    /// An incident is reported, once, after this long without a new packet of it.
+    pub incident_quiet_ms: u32,
+    /// An incident that goes on is reported at the latest this long after it began.
+    pub incident_max_s: u32,
+    /// Most events per minute from this service; the rest are counted in one
+    /// `limit_reached` event.
+    pub max_events_per_minute: u32,
+    /// Most frames read per second per capture; the kernel drops the rest (counted).
+    pub max_frames_per_s: u32,
+}
+
+impl Default for DetectorOptions {
+    fn default() -> Self {
+        DetectorOptions {
+            interface: String::new(),
+            poisoning: true,
+            poisoning_interval_s: 300,
+            arp: true,
+            gateway: None,
+            gratuitous_arp_max: 20,
+            dhcp: true,
+            dhcp_servers: Vec::new(),
+            dhcp_probe_s: 900,
+            router_advertisements: true,
+            routers: Vec::new(),
+            incident_quiet_ms: 30_000,
+            incident_max_s: 300,
+            max_events_per_minute: 30,
+            max_frames_per_s: 2_000,
+        }
+    }
+}
+
+impl DetectorOptions {
+    fn check(&self) -> Result<(), &'static str> {
+        let iface_ok = self.interface.len() <= 15
+            && self
+                .interface
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.@:".contains(&b));
+        if !iface_ok {
+            return Err("interface: at most 15 of a-z, A-Z, 0-9, '-', '_', '.', '@', ':'");
+        }
+        if !(1..=86_400).contains(&self.poisoning_interval_s) {
+            return Err("poisoning_interval_s: 1 to 86400");
+        }
+        if !(2..=100_000).contains(&self.gratuitous_arp_max) {
+            return Err("gratuitous_arp_max: 2 to 100000");
+        }
+        if self.dhcp_probe_s > 86_400 {
+            return Err("dhcp_probe_s: 0 (listen only) to 86400");
+        }
+        if self.dhcp_servers.len() > MAX_DETECTOR_ALLOWED
+            || self.routers.len() > MAX_DETECTOR_ALLOWED
+        {
+            return Err("dhcp_servers, routers: at most 64 each");
+        }
+        if !(100..=3_600_000).contains(&self.incident_quiet_ms) {
+            return Err("incident_quiet_ms: 100 to 3600000");
+        }
+        if !(1..=86_400).contains(&self.incident_max_s) {
+            return Err("incident_max_s: 1 to 86400");
+        }
+        if !(1..=10_000).contains(&self.max_events_per_minute) {
+            return Err("max_events_per_minute: 1 to 10000");
+        }
+        if !(10..=1_000_000).contains(&self.max_frames_per_s) {
+            return Err("max_frames_per_s: 10 to 1000000");
+        }
+        Ok(())
+    }
+}
+
 /// Why a node configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid service config {service:?}: {why}")]
@@ -714,6 +828,12 @@ impl NodeConfig {
                 ServiceKind::Extension(o) => {
                     if s.listen.port() != 0 {
                         return Err(bad("an extension service's listen port must be 0"));
+                    }
+                    o.check().map_err(bad)?;
+                }
+                ServiceKind::Detectors(o) => {
+                    if s.listen.port() != 0 {
+                        return Err(bad("a detectors service's listen port must be 0"));
                     }
                     o.check().map_err(bad)?;
                 }

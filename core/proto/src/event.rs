@@ -91,6 +91,38 @@ pub enum EventKind {
         distinct_nodes: u32,
         distinct_ports: u32,
     },
+    /// A name-poisoning responder (the Responder family) answered a detectors service's
+    /// query for a name nobody holds; one event per incident. `src` is the responder.
+    PoisoningDetected(NetworkAlert),
+    /// Something a detectors service saw on the local network (ARP spoofing, a rogue DHCP
+    /// server or router); one event per incident. `src` is the offender where known.
+    NetworkAnomaly(NetworkAlert),
+}
+
+/// Most MAC addresses one [`NetworkAlert`] lists.
+pub const MAX_ALERT_MACS: usize = 8;
+
+/// One incident seen by a network detector: what, who, how often. Strings are clamped to
+/// [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NetworkAlert {
+    /// The incident's kind: `llmnr`, `nbt-ns`, `mdns` (comma-joined, for poisoning);
+    /// `arp_spoof`, `arp_mac_changed`, `arp_duplicate_ip`, `arp_gratuitous_flood`,
+    /// `rogue_dhcp`, `rogue_router_advertisement`.
+    pub what: String,
+    /// The address concerned: the responder, the claimed IP, the rogue server.
+    pub ip: Option<std::net::IpAddr>,
+    /// MAC addresses seen for it (`aa:bb:cc:dd:ee:ff`), the offender's first; at most
+    /// [`MAX_ALERT_MACS`].
+    pub macs: Vec<String>,
+    /// What was expected instead (the known MAC, the allowed servers), where known.
+    pub expected: Option<String>,
+    /// Packets in the incident.
+    pub count: u32,
+    /// First to last packet of the incident.
+    pub duration_ms: u64,
+    /// More facts: the honey-names answered, the address and router offered, …
+    pub detail: String,
 }
 
 /// Most nodes one `NetworkScanDetected` event lists.
@@ -133,11 +165,13 @@ impl EventKind {
             EventKind::Capture { .. } => "capture",
             EventKind::Download { .. } => "download",
             EventKind::NetworkScanDetected { .. } => "scan_detected",
+            EventKind::PoisoningDetected(_) => "poisoning_detected",
+            EventKind::NetworkAnomaly(_) => "network_anomaly",
         }
     }
 
     /// Every kind name, for validating filters.
-    pub const NAMES: [&'static str; 11] = [
+    pub const NAMES: [&'static str; 13] = [
         "connect",
         "disconnect",
         "auth_attempt",
@@ -149,6 +183,8 @@ impl EventKind {
         "http_request",
         "capture",
         "download",
+        "poisoning_detected",
+        "network_anomaly",
     ];
 }
 
@@ -297,6 +333,17 @@ impl Event {
                     return Err(InvalidEvent {
                         field: "ports",
                         why: "too many, or not sorted and distinct",
+                    });
+                }
+            }
+            EventKind::PoisoningDetected(a) | EventKind::NetworkAnomaly(a) => {
+                long("what", &a.what)?;
+                long("expected", a.expected.as_deref().unwrap_or(""))?;
+                long("detail", &a.detail)?;
+                if a.macs.len() > MAX_ALERT_MACS || a.macs.iter().any(|m| m.len() > 64) {
+                    return Err(InvalidEvent {
+                        field: "macs",
+                        why: "too many or too long",
                     });
                 }
             }
