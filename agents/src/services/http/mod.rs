@@ -16,7 +16,7 @@ mod form;
 mod persona;
 mod plc;
 mod request;
-mod router;
+pub(crate) mod router;
 mod wire;
 pub(crate) mod wordpress;
 

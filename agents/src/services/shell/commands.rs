@@ -215,6 +215,9 @@ pub(super) fn command(st: &mut State, argv: &[String], ctx: &Ctx<'_>) -> Out {
             break Out::default();
         };
         argv = &argv[first..];
+        if st.profile.busybox.is_some() {
+            break super::busybox::command(st, argv, ctx);
+        }
         let args = &argv[1..];
         let name: Cow<'_, str> = if argv[0].contains('/') {
             if is_script(st, &argv[0]) {
@@ -285,7 +288,7 @@ fn sudo_list(st: &State) -> Out {
     ))
 }
 
-fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
+pub(super) fn builtin(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) -> Out {
     match name {
         // The machine's own facts come from the node's persona (see `sysinfo`).
         "uname" | "hostname" | "uptime" | "w" | "who" | "ps" | "free" | "df" | "nproc"

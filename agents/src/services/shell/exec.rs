@@ -862,7 +862,8 @@ fn redirected(
         if let Dest::File(f, false) = d
             && let Err(e) = commands::write_file(st, f, b"", false)
         {
-            let msg = format!("{}{f}: {}\n", st.err_prefix, e.text());
+            let msg = super::busybox::redirect_error(st, f, e, true)
+                .unwrap_or_else(|| format!("{}{f}: {}\n", st.err_prefix, e.text()));
             io.push(true, msg.as_bytes());
             st.status = 1;
             return;
@@ -941,7 +942,11 @@ fn apply(
                             }
                         }
                         Err(e) => {
-                            return Err(Some(format!("{}{f}: {}\n", st.err_prefix, e.text())));
+                            return Err(Some(
+                                super::busybox::redirect_error(st, &f, e, false).unwrap_or_else(
+                                    || format!("{}{f}: {}\n", st.err_prefix, e.text()),
+                                ),
+                            ));
                         }
                     }
                 }
@@ -1105,7 +1110,7 @@ fn simple(st: &mut State, io: &mut Io, inp: &mut Input, s: &ast::SimpleCommand) 
         }
     }
     // A script's runtime errors name the line of the command they come from.
-    if !st.tty && st.depth_of_scripts == 0 {
+    if !st.tty && st.depth_of_scripts == 0 && st.profile.busybox.is_none() {
         let line = s
             .word_or_name
             .as_ref()

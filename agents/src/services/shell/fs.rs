@@ -239,6 +239,11 @@ impl BaseFs {
         BaseFs { nodes, node }
     }
 
+    /// A tree given whole (the BusyBox router's, see `busybox::rootfs`).
+    pub(crate) fn from_nodes(node: Arc<NodePersona>, nodes: BTreeMap<String, Node>) -> BaseFs {
+        BaseFs { nodes, node }
+    }
+
     /// The node whose machine this tree shows.
     pub(crate) fn node(&self) -> &Arc<NodePersona> {
         &self.node

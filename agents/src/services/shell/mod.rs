@@ -9,6 +9,7 @@ mod arith;
 pub(crate) mod asciicast;
 pub(crate) mod budget;
 mod builtins;
+pub(crate) mod busybox;
 pub(crate) mod commands;
 pub(crate) mod coreutils;
 mod exec;
@@ -45,6 +46,8 @@ pub(crate) struct Profile {
     pub hostname: String,
     pub node: Arc<crate::persona::NodePersona>,
     base: Arc<BaseFs>,
+    /// A router's BusyBox shell instead of Debian's bash (see `busybox`).
+    pub busybox: Option<Arc<busybox::Router>>,
 }
 
 impl Profile {
@@ -54,6 +57,9 @@ impl Profile {
         node: &Arc<crate::persona::NodePersona>,
         hostname: &str,
     ) -> Arc<Profile> {
+        if busybox::wanted(node) {
+            return busybox::profile(node, hostname);
+        }
         let hostname = if hostname.is_empty() {
             node.persona().hostname.as_str()
         } else {
@@ -63,6 +69,7 @@ impl Profile {
             hostname: hostname.to_owned(),
             node: Arc::clone(node),
             base: Arc::new(BaseFs::new(Arc::clone(node), hostname)),
+            busybox: None,
         })
     }
 
@@ -242,6 +249,9 @@ impl State {
 
     /// `$0`: `-bash` for a login shell, `bash` for `bash -c`.
     pub(crate) fn shell_name(&self) -> &'static str {
+        if self.profile.busybox.is_some() {
+            return if self.tty { "-sh" } else { "sh" };
+        }
         if self.tty { "-bash" } else { "bash" }
     }
 
@@ -288,6 +298,9 @@ impl State {
         }
         if let Some((_, v)) = self.env.iter().find(|(k, _)| k == name) {
             return Some(v.clone());
+        }
+        if self.profile.busybox.is_some() {
+            return busybox::fixed_var(self, name);
         }
         let fixed = match name {
             "PPID" => self.parent_pid().to_string(),
@@ -367,6 +380,9 @@ impl State {
     }
 
     pub(crate) fn prompt(&self) -> String {
+        if self.profile.busybox.is_some() {
+            return busybox::prompt(self);
+        }
         let cwd = match self.cwd.strip_prefix(&self.home) {
             Some(rest) if self.home != "/" && (rest.is_empty() || rest.starts_with('/')) => {
                 format!("~{rest}")
@@ -491,7 +507,7 @@ impl Shell {
         // Exported by the session's ~/.bashrc (fs::BASHRC), for its `ls` aliases: Debian's
         // bash reads it for `bash -c` from sshd too (SSH_SOURCE_BASHRC).
         env.push(("LS_OPTIONS".to_owned(), "--color=auto".to_owned()));
-        Shell {
+        let mut shell = Shell {
             st: State {
                 profile,
                 fs,
@@ -550,7 +566,9 @@ impl Shell {
             output: 0,
             ended: false,
             pending: String::new(),
-        }
+        };
+        busybox::adapt(&mut shell, &limits);
+        shell
     }
 
     /// A variable from the client (SSH `env`, the pty's `TERM`).
@@ -590,8 +608,13 @@ impl Shell {
         let mut r = Reply::default();
         if self.st.tty {
             sysinfo::before_line(&mut self.st);
-            let (kernel, last) = sysinfo::login_banner(&self.st);
-            let text = format!("{kernel}{}{last}", fs::MOTD);
+            let text = match &self.st.profile.busybox {
+                Some(r) => busybox::greeting(r),
+                None => {
+                    let (kernel, last) = sysinfo::login_banner(&self.st);
+                    format!("{kernel}{}{last}", fs::MOTD)
+                }
+            };
             r.stdout = crlf(text.as_bytes());
             self.show_prompt(&mut r);
         }
@@ -709,7 +732,9 @@ impl Shell {
     /// The prompt (PS2 inside an open command), with bracketed paste turned on as
     /// readline does before each line.
     fn show_prompt(&self, r: &mut Reply) {
-        r.stdout.extend_from_slice(line_editor::PASTE_ON);
+        if self.st.profile.busybox.is_none() {
+            r.stdout.extend_from_slice(line_editor::PASTE_ON);
+        }
         if self.pending.is_empty() {
             r.stdout.extend_from_slice(self.st.prompt().as_bytes());
         } else {
