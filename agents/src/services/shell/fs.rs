@@ -4,6 +4,7 @@
 
 mod machine;
 
+use super::accounts::Accounts;
 use super::sysinfo::{Proc, SessionPids};
 use crate::persona::NodePersona;
 use std::borrow::Cow;
@@ -115,6 +116,8 @@ impl Default for OverlayLimits {
 pub(crate) struct BaseFs {
     nodes: BTreeMap<String, Node>,
     node: Arc<NodePersona>,
+    /// The machine's accounts (the services it runs when the tree was made).
+    accounts: Accounts,
 }
 
 /// Unix time of the install the reference persona's files are dated from (2024-02-10
@@ -146,6 +149,7 @@ impl BaseFs {
         let p = node.persona();
         let install = p.install_time;
         let mtime = |path: &str| base_mtime(install, path);
+        let accounts = Accounts::of(&node.listeners());
         let mut nodes = BTreeMap::new();
         let mut put = |path: &str, node: Node| {
             nodes.insert(path.to_owned(), node);
@@ -177,6 +181,27 @@ impl BaseFs {
             let mut n = Node::file(content.into_bytes(), 0, mtime(&path));
             n.mode = mode;
             put(&path, n);
+        }
+        for (path, mode, content) in [
+            ("/etc/passwd", 0o644, accounts.passwd(None)),
+            ("/etc/group", 0o644, accounts.group(None)),
+            ("/etc/gshadow", 0o640, accounts.gshadow(None)),
+            (
+                "/etc/shadow",
+                0o640,
+                accounts.shadow(&machine::root_password(p), install / 86_400, None),
+            ),
+        ] {
+            let mut n = Node::file(content.into_bytes(), 0, mtime(path));
+            n.mode = mode;
+            put(path, n);
+        }
+        // The directories the services' packages made, owned by their accounts.
+        for (path, mode, owner, package) in SERVICE_DIRS {
+            if accounts.user(package).is_some() {
+                let uid = accounts.uid_of(owner).unwrap_or(0);
+                put(path, Node::dir(*mode, uid, mtime(path)));
+            }
         }
         // The zone file `/etc/localtime` points at (a TZif header is what `file` sees).
         put(
@@ -236,17 +261,31 @@ impl BaseFs {
             let m = mtime(&dir);
             nodes.entry(dir).or_insert_with(|| Node::dir(0o755, 0, m));
         }
-        BaseFs { nodes, node }
+        BaseFs {
+            nodes,
+            node,
+            accounts,
+        }
     }
 
     /// A tree given whole (the BusyBox router's, see `busybox::rootfs`).
     pub(crate) fn from_nodes(node: Arc<NodePersona>, nodes: BTreeMap<String, Node>) -> BaseFs {
-        BaseFs { nodes, node }
+        BaseFs {
+            nodes,
+            node,
+            // Only base-passwd's and the installer's names (the tree has its own files).
+            accounts: Accounts::of(&[]),
+        }
     }
 
     /// The node whose machine this tree shows.
     pub(crate) fn node(&self) -> &Arc<NodePersona> {
         &self.node
+    }
+
+    /// The machine's accounts.
+    pub(crate) fn accounts(&self) -> &Accounts {
+        &self.accounts
     }
 }
 
@@ -768,6 +807,22 @@ const DIRS: &[(&str, u32)] = &[
     ("/var/www/html", 0o755),
 ];
 
+/// (path, mode, owner, package account) of the directories the services' packages
+/// make, there when the package's account is. Modes and owners as Debian 12's packages
+/// leave them (redis' setgid dirs; their group, `redis`/`adm`, is shown as the owner).
+const SERVICE_DIRS: &[(&str, u32, &str, &str)] = &[
+    ("/srv/ftp", 0o755, "root", "ftp"),
+    ("/etc/redis", 0o2770, "redis", "redis"),
+    ("/var/lib/redis", 0o750, "redis", "redis"),
+    ("/var/log/redis", 0o2750, "redis", "redis"),
+    ("/etc/mysql", 0o755, "root", "mysql"),
+    ("/var/lib/mysql", 0o755, "mysql", "mysql"),
+    ("/run/mysqld", 0o755, "mysql", "mysql"),
+    ("/etc/postfix", 0o755, "root", "postfix"),
+    ("/var/spool/postfix", 0o755, "root", "postfix"),
+    ("/var/lib/postfix", 0o755, "postfix", "postfix"),
+];
+
 const SYMLINKS: &[(&str, &str)] = &[
     ("/bin", "usr/bin"),
     ("/sbin", "usr/sbin"),
@@ -782,12 +837,6 @@ const USR_SBIN: &str =
 
 /// (path, mode, content) of the base files.
 const FILES: &[(&str, u32, &str)] = &[
-    ("/etc/passwd", 0o644, ETC_PASSWD),
-    (
-        "/etc/group",
-        0o644,
-        "root:x:0:\ndaemon:x:1:\nbin:x:2:\nsys:x:3:\nadm:x:4:\ntty:x:5:\ndisk:x:6:\nmail:x:8:\nsudo:x:27:\nwww-data:x:33:\nbackup:x:34:\nstaff:x:50:\nusers:x:100:\nnogroup:x:65534:\nsystemd-journal:x:999:\nsystemd-network:x:998:\ncrontab:x:101:\nmessagebus:x:107:\n",
-    ),
     (
         "/etc/os-release",
         0o644,
@@ -857,8 +906,6 @@ const FILES: &[(&str, u32, &str)] = &[
     ),
     ("/usr/share/dict", 0o644, ""),
 ];
-
-pub(crate) const ETC_PASSWD: &str = "root:x:0:0:root:/root:/bin/bash\ndaemon:x:1:1:daemon:/usr/sbin:/usr/sbin/nologin\nbin:x:2:2:bin:/bin:/usr/sbin/nologin\nsys:x:3:3:sys:/dev:/usr/sbin/nologin\nsync:x:4:65534:sync:/bin:/bin/sync\ngames:x:5:60:games:/usr/games:/usr/sbin/nologin\nman:x:6:12:man:/var/cache/man:/usr/sbin/nologin\nlp:x:7:7:lp:/var/spool/lpd:/usr/sbin/nologin\nmail:x:8:8:mail:/var/mail:/usr/sbin/nologin\nnews:x:9:9:news:/var/spool/news:/usr/sbin/nologin\nwww-data:x:33:33:www-data:/var/www:/usr/sbin/nologin\nbackup:x:34:34:backup:/var/backups:/usr/sbin/nologin\nnobody:x:65534:65534:nobody:/nonexistent:/usr/sbin/nologin\nsystemd-network:x:998:998:systemd Network Management:/:/usr/sbin/nologin\nmessagebus:x:100:107::/nonexistent:/usr/sbin/nologin\nsshd:x:101:65534::/run/sshd:/usr/sbin/nologin\n";
 
 pub(crate) const BASHRC: &str = "# ~/.bashrc: executed by bash(1) for non-login shells.\n\nexport LS_OPTIONS='--color=auto'\nalias ls='ls $LS_OPTIONS'\nalias ll='ls $LS_OPTIONS -l'\n";
 

@@ -5,6 +5,7 @@
 //! **Invariant:** nothing here executes attacker input or touches the network or the real
 //! filesystem: every command is emulated over [`fs::Fs`], `wget`/`curl` only record the URL.
 
+pub(crate) mod accounts;
 mod arith;
 pub(crate) mod asciicast;
 pub(crate) mod budget;
@@ -371,12 +372,18 @@ impl State {
         self.unexported.retain(|k| k != name);
     }
 
+    /// The name `ls`, `stat` and `find` show for `uid`: the session's user for 1000, the
+    /// machine's accounts otherwise.
     pub(crate) fn user_name(&self, uid: u32) -> &str {
         match uid {
-            0 => "root",
-            1000 => &self.user,
-            _ => "root",
+            1000 if self.uid == 1000 => &self.user,
+            _ => self.accounts().name_of(uid).unwrap_or("root"),
         }
+    }
+
+    /// The machine's accounts (`/etc/passwd` and the rest are made from them).
+    pub(crate) fn accounts(&self) -> &accounts::Accounts {
+        self.profile.base.accounts()
     }
 
     pub(crate) fn prompt(&self) -> String {
@@ -470,21 +477,43 @@ impl Shell {
                     },
                 );
             }
-            let passwd = format!(
-                "{}{user}:x:1000:1000:{user},,,:{home}:/bin/bash\n",
-                fs::ETC_PASSWD
-            );
-            fs.provision(
-                "/etc/passwd",
-                Node {
-                    kind: fs::Kind::File,
-                    mode: 0o644,
-                    uid: 0,
-                    data: Cow::Owned(passwd.into_bytes()),
-                    shown_size: None,
-                    mtime: t,
-                },
-            );
+            // The installer's first user: its lines in the account files, after the
+            // installer's own accounts (unless the name is already a system account).
+            let accounts = profile.base.accounts();
+            if accounts.user(&user).is_none() {
+                let login = accounts::LoginUser {
+                    name: &user,
+                    home: &home,
+                };
+                let p = profile.node.persona();
+                let hash = accounts::password_field(&format!("{}{user}", p.machine_id));
+                for (path, mode, content) in [
+                    ("/etc/passwd", 0o644, accounts.passwd(Some(login))),
+                    ("/etc/group", 0o644, accounts.group(Some(login))),
+                    ("/etc/gshadow", 0o640, accounts.gshadow(Some(login))),
+                    (
+                        "/etc/shadow",
+                        0o640,
+                        accounts.shadow(
+                            &accounts::password_field(&p.machine_id),
+                            p.install_time / 86_400,
+                            Some((login, &hash)),
+                        ),
+                    ),
+                ] {
+                    fs.provision(
+                        path,
+                        Node {
+                            kind: fs::Kind::File,
+                            mode,
+                            uid: 0,
+                            data: Cow::Owned(content.into_bytes()),
+                            shown_size: None,
+                            mtime: t,
+                        },
+                    );
+                }
+            }
         }
         let path = if uid == 0 {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
@@ -859,7 +888,7 @@ impl Shell {
             return;
         }
         if let Some(status) = self.st.exit {
-            if self.st.tty && !self.st.killed {
+            if self.st.tty && !self.st.killed && self.st.profile.busybox.is_none() {
                 r.stdout.extend_from_slice(b"logout\r\n");
             }
             self.finish(r, status);

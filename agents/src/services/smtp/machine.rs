@@ -23,11 +23,7 @@ const MAIL_USERS: &[&str] = &["postfix", "postmaster"];
 /// Whether `user` (lower-case) is a local account: one the emulated shell's
 /// `/etc/passwd` lists, so that VRFY and RCPT agree with what an intruder reads there.
 fn known_user(user: &str) -> bool {
-    MAIL_USERS.contains(&user)
-        || crate::services::shell::fs::ETC_PASSWD
-            .lines()
-            .filter_map(|l| l.split(':').next())
-            .any(|u| u == user)
+    MAIL_USERS.contains(&user) || crate::services::shell::accounts::is_base_user(user)
 }
 
 /// What every connection of one service shares.

@@ -13,7 +13,6 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
     let k = p.kernel;
     let rel = k.release();
     let host_short = hostname.split('.').next().unwrap_or(hostname);
-    let day = p.install_time / 86_400;
     let mut v: Vec<(String, u32, String)> = vec![
         ("/etc/hostname".into(), 0o644, format!("{hostname}\n")),
         (
@@ -86,7 +85,6 @@ pub(super) fn files(p: &Persona, hostname: &str) -> Vec<(String, u32, String)> {
             0o644,
             p.ssh_ed25519_pub(host_short),
         ),
-        ("/etc/shadow".into(), 0o640, shadow(p, day)),
         (
             "/etc/fstab".into(),
             0o644,
@@ -354,34 +352,9 @@ fn resolv_conf(p: &Persona) -> String {
     s
 }
 
-/// `/etc/shadow` with a line for every account of `/etc/passwd`, root's with a yescrypt
-/// hash, the others locked, all changed on the install day.
-fn shadow(p: &Persona, day: i64) -> String {
-    const B64: &[u8] = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
-    let mut h = p.machine_id.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    });
-    let mut chars = |n: usize| -> String {
-        (0..n)
-            .map(|_| {
-                h = h.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
-                char::from(B64[(h >> 58) as usize])
-            })
-            .collect()
-    };
-    let salt = chars(22);
-    let hash = chars(43);
-    let mut s = format!("root:$y$j9T${salt}${hash}:{day}:0:99999:7:::\n");
-    for line in super::ETC_PASSWD.lines().skip(1) {
-        let name = line.split(':').next().unwrap_or("");
-        let locked = if name.starts_with("systemd") || name == "messagebus" || name == "sshd" {
-            "!*"
-        } else {
-            "*"
-        };
-        let _ = writeln!(s, "{name}:{locked}:{day}:0:99999:7:::");
-    }
-    s
+/// Root's `/etc/shadow` password field, per node.
+pub(super) fn root_password(p: &Persona) -> String {
+    super::super::accounts::password_field(&p.machine_id)
 }
 
 fn mounts(p: &Persona) -> String {
@@ -595,12 +568,16 @@ fn net_tcp(p: &Persona, listeners: &[crate::persona::Listener]) -> String {
         "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n",
     );
     let any = Ipv4Addr::UNSPECIFIED;
+    let accounts = super::super::accounts::Accounts::of(listeners);
     for (i, l) in listeners.iter().enumerate() {
         let uid = match l.program {
-            crate::persona::Program::Redis => 106,
-            crate::persona::Program::Mysqld | crate::persona::Program::Mariadb => 107,
-            _ => 0,
-        };
+            crate::persona::Program::Redis => accounts.uid_of("redis"),
+            crate::persona::Program::Mysqld | crate::persona::Program::Mariadb => {
+                accounts.uid_of("mysql")
+            }
+            _ => None,
+        }
+        .unwrap_or(0);
         let inode = 10_000 + u64::from(l.port) * 7 + p.boot_time.rem_euclid(1000) as u64;
         let _ = writeln!(
             s,

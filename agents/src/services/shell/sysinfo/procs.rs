@@ -158,17 +158,9 @@ fn ps_user(name: &str) -> String {
     }
 }
 
-fn uid_of(name: &str) -> u32 {
-    match name {
-        "root" => 0,
-        "www-data" => 33,
-        "messagebus" => 100,
-        "systemd-timesync" => 997,
-        "redis" => 106,
-        "mysql" => 107,
-        "postfix" => 108,
-        _ => 1000,
-    }
+/// A process owner's uid from the machine's accounts (the session's own user is 1000).
+fn uid_of(st: &State, name: &str) -> u32 {
+    st.accounts().uid_of(name).unwrap_or(1000)
 }
 
 fn comm_of(args: &str) -> String {
@@ -203,7 +195,7 @@ pub(crate) fn processes(st: &State, me: Option<(u32, &str)>) -> Vec<Proc> {
                 cpu: u64| Proc {
         pid,
         ppid,
-        uid: uid_of(user),
+        uid: uid_of(st, user),
         user: ps_user(user),
         comm: comm_of(args),
         args: args.to_owned(),
