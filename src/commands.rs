@@ -537,15 +537,34 @@ pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()
 }
 
 pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
-    let AdminResponse::Status(s) = ask(data_dir, AdminRequest::Status).await? else {
+    let client = AdminClient::connect(data_dir).await?;
+    let status = client.request(&AdminRequest::Status).await;
+    // A core from before `Load` answers an error: show what it has.
+    let load = match client.request(&AdminRequest::Load).await {
+        Ok(AdminResponse::Load(l)) => Some(l),
+        _ => None,
+    };
+    client.close().await;
+    let AdminResponse::Status(s) = status? else {
         bail!("unexpected answer from the core");
     };
     if json {
-        println!(
-            "{}",
-            json!({"version": s.version, "trust_domain": s.trust_domain, "listen": s.listen, "advertise": s.advertise,
-                   "uptime_s": s.uptime_s, "nodes_online": s.nodes_online, "nodes_total": s.nodes_total, "events_total": s.events_total})
-        );
+        let mut doc = json!({"version": s.version, "trust_domain": s.trust_domain, "listen": s.listen, "advertise": s.advertise,
+                   "uptime_s": s.uptime_s, "nodes_online": s.nodes_online, "nodes_total": s.nodes_total, "events_total": s.events_total});
+        if let Some(l) = &load {
+            doc["load"] = json!({
+                "connections": l.connections,
+                "handshakes_in_flight": l.handshakes_in_flight,
+                "handshakes_per_s": l.handshakes_per_s,
+                "handshake_failures_per_s": l.handshake_failures_per_s,
+                "ingest_events_per_s": l.ingest_events_per_s,
+                "ingest_commits_in_flight": l.ingest_commits_in_flight,
+                "module_queues": l.module_queues.iter().map(|(m, d)| json!({"module": m, "depth": d})).collect::<Vec<_>>(),
+                "store_bytes": l.store_bytes,
+                "metrics_listen": l.metrics_listen,
+            });
+        }
+        println!("{doc}");
     } else {
         say!(
             "HoneyBee core {} ({}), up {} s",
@@ -560,6 +579,36 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             s.nodes_total,
             s.events_total
         );
+        if let Some(l) = load {
+            say!(
+                "  connections {} ({} handshaking), handshakes {:.1}/s ({:.1}/s failed)",
+                l.connections,
+                l.handshakes_in_flight,
+                l.handshakes_per_s,
+                l.handshake_failures_per_s
+            );
+            say!(
+                "  ingest {:.1} events/s, {} batches waiting for the store, store {:.1} MiB",
+                l.ingest_events_per_s,
+                l.ingest_commits_in_flight,
+                l.store_bytes as f64 / (1024.0 * 1024.0)
+            );
+            let queued: u64 = l.module_queues.iter().map(|(_, d)| d).sum();
+            let fullest = l.module_queues.iter().max_by_key(|(_, d)| *d);
+            match fullest {
+                Some((m, d)) => say!(
+                    "  module queues {} queued in {} modules (fullest: {} with {})",
+                    queued,
+                    l.module_queues.len(),
+                    m,
+                    d
+                ),
+                None => say!("  module queues: no module connected"),
+            }
+            if let Some(a) = l.metrics_listen {
+                say!("  metrics http://{a}/metrics");
+            }
+        }
     }
     Ok(())
 }

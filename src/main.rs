@@ -41,6 +41,10 @@ enum Cmd {
         /// believable machine). Without it an existing node keeps its services.
         #[arg(long, value_parser = |s: &str| honeybee_proto::profile::Profile::parse(s).map_err(|e| e.to_string()))]
         profile: Option<honeybee_proto::profile::Profile>,
+        /// Serve Prometheus metrics of the core (127.0.0.1:9464) and the local node
+        /// (127.0.0.1:9465) at /metrics, unless core.toml or agent.toml name their own.
+        #[arg(long)]
+        metrics: bool,
     },
     /// Set up or run the core.
     #[command(subcommand)]
@@ -409,7 +413,11 @@ fn main() -> std::process::ExitCode {
 async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
     use commands as c;
     match cmd {
-        Cmd::Up { dir, profile } => up::up(&dir.data_dir, profile).await,
+        Cmd::Up {
+            dir,
+            profile,
+            metrics,
+        } => up::up(&dir.data_dir, profile, metrics).await,
         Cmd::Core(CoreCmd::Init {
             dir,
             trust_domain,

@@ -522,6 +522,7 @@ async fn dispatch(
             crate::realism::check(shared, &node, actor, remote).await
         }
         AdminRequest::GetRealism { node } => crate::realism::latest(shared, &node),
+        AdminRequest::Load => R::Load(crate::metrics::load(shared)),
         _ => R::Error("request not supported by this core".into()),
     }
 }

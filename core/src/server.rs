@@ -86,6 +86,8 @@ pub struct Shared {
     pub health: crate::health::HealthBoard,
     /// Each node's latest realism check (see `realism.rs`).
     pub realism: crate::realism::RealismBoard,
+    /// Prometheus counters and the status rates (see `metrics.rs`).
+    pub metrics: crate::metrics::CoreMetrics,
 }
 
 impl Shared {
@@ -322,6 +324,7 @@ impl Core {
             core_seq: Mutex::new(crate::correlator::SeqClock::default()),
             health: crate::health::HealthBoard::default(),
             realism: crate::realism::RealismBoard::default(),
+            metrics: crate::metrics::CoreMetrics::new(),
             registry: Registry::with_command_timeout(cfg.timing.command_timeout),
             cfg,
             paths,
@@ -335,6 +338,7 @@ impl Core {
             handshaking: AtomicUsize::new(0),
         });
         let mut tasks = JoinSet::new();
+        crate::metrics::start(&shared, &mut tasks).await?;
         tasks.spawn(crate::endpoint::accept_loop(
             endpoint.clone(),
             shared.clone(),

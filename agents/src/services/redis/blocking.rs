@@ -29,7 +29,7 @@ fn seconds(b: &[u8]) -> Result<Duration, Reply> {
     Ok(capped(Duration::from_secs_f64(t.min(1e9))))
 }
 
-fn capped(d: Duration) -> Duration {
+pub(super) fn capped(d: Duration) -> Duration {
     if d.is_zero() {
         BLOCK_CAP
     } else {
@@ -63,6 +63,19 @@ impl Conn {
         let (reply, block) = match name {
             "blpop" | "brpop" | "bzpopmin" | "bzpopmax" => self.bpop(ks, name, a, clock, events),
             "blmove" | "lmove" => self.lmove(ks, name == "blmove", a, clock, events),
+            // RPOPLPUSH src dst = LMOVE src dst RIGHT LEFT; BRPOPLPUSH adds the timeout.
+            "rpoplpush" | "brpoplpush" => {
+                let mut m = vec![
+                    a[0].clone(),
+                    a[1].clone(),
+                    b"right".to_vec(),
+                    b"left".to_vec(),
+                ];
+                m.extend(a.get(2).cloned());
+                self.lmove(ks, name == "brpoplpush", &m, clock, events)
+            }
+            "lmpop" | "zmpop" | "blmpop" | "bzmpop" => self.mpop(ks, name, a, clock, events),
+            "xreadgroup" => self.xreadgroup(ks, a, clock, events),
             _ => self.xread(ks, a),
         };
         Outcome {
@@ -82,7 +95,14 @@ impl Conn {
         let name = lower(&args[0]);
         if !matches!(
             name.as_str(),
-            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove"
+            "blpop"
+                | "brpop"
+                | "bzpopmin"
+                | "bzpopmax"
+                | "blmove"
+                | "brpoplpush"
+                | "blmpop"
+                | "bzmpop"
         ) {
             return None;
         }
@@ -266,7 +286,7 @@ impl Conn {
                     if !rest.len().is_multiple_of(2) {
                         return (
                             Reply::err(
-                                "ERR Unbalanced 'xread' list of streams: for each stream key an ID or '$' must be specified.",
+                                "ERR Unbalanced XREAD list of streams: for each stream key an ID or '$' must be specified.",
                             ),
                             None,
                         );
@@ -278,6 +298,14 @@ impl Conn {
                     return (
                         Reply::err(
                             "ERR The GROUP option is only supported by XREADGROUP. You called XREAD instead.",
+                        ),
+                        None,
+                    );
+                }
+                "noack" => {
+                    return (
+                        Reply::err(
+                            "ERR The NOACK option is only supported by XREADGROUP. You called XREAD instead.",
                         ),
                         None,
                     );
@@ -351,6 +379,103 @@ impl Conn {
             )
         };
         (reply, None)
+    }
+
+    /// LMPOP / ZMPOP numkeys key… LEFT|RIGHT / MIN|MAX [COUNT n], and the blocking
+    /// BLMPOP / BZMPOP timeout numkeys …, in `lmpopGenericCommand`'s order of checks
+    /// (the timeout after the rest, as `blockingPopGenericCommand` parses it).
+    fn mpop(
+        &mut self,
+        ks: &mut Keyspace,
+        name: &str,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> (Reply, Option<Duration>) {
+        let blocking = name.starts_with('b');
+        let zset = name.ends_with("zmpop");
+        let at = usize::from(blocking);
+        let numkeys = match parse_i64(&a[at]) {
+            Some(n) if n >= 1 => n as u64,
+            _ => return (Reply::err("ERR numkeys should be greater than 0"), None),
+        };
+        let where_at = (at as u64).saturating_add(numkeys).saturating_add(1);
+        if where_at >= a.len() as u64 {
+            return (syntax(), None);
+        }
+        let where_at = where_at as usize;
+        let front = match (lower(&a[where_at]).as_str(), zset) {
+            ("left", false) | ("min", true) => true,
+            ("right", false) | ("max", true) => false,
+            _ => return (syntax(), None),
+        };
+        let mut count = None;
+        let mut j = where_at + 1;
+        while j < a.len() {
+            if count.is_none() && lower(&a[j]) == "count" && j + 1 < a.len() {
+                match parse_i64(&a[j + 1]) {
+                    Some(n) if n >= 1 => count = Some(n as u64),
+                    _ => return (Reply::err("ERR count should be greater than 0"), None),
+                }
+                j += 2;
+            } else {
+                return (syntax(), None);
+            }
+        }
+        let wait = if blocking {
+            match seconds(&a[0]) {
+                Ok(w) => Some(w),
+                Err(e) => return (e, None),
+            }
+        } else {
+            None
+        };
+        let count = usize::try_from(count.unwrap_or(1)).unwrap_or(usize::MAX);
+        let kind = if zset { Kind::ZSet } else { Kind::List };
+        for k in &a[at + 1..where_at] {
+            match self.typed(ks, k, kind) {
+                Err(e) => return (e, None),
+                Ok(None) => continue,
+                Ok(Some(_)) => {}
+            }
+            let popped = self.change(ks, k, kind, 0, 0, clock, events, |v| match v {
+                Value::List(l) => {
+                    let n = count.min(l.len());
+                    let got: Vec<(Vec<u8>, Option<f64>)> = if front {
+                        l.drain(..n).map(|m| (m, None)).collect()
+                    } else {
+                        (0..n)
+                            .filter_map(|_| l.pop_back())
+                            .map(|m| (m, None))
+                            .collect()
+                    };
+                    got
+                }
+                Value::ZSet(z) => {
+                    let n = count.min(z.len());
+                    if front {
+                        z.drain(..n).map(|(s, m)| (m, Some(s))).collect()
+                    } else {
+                        let cut = z.len() - n;
+                        z.drain(cut..).rev().map(|(s, m)| (m, Some(s))).collect()
+                    }
+                }
+                _ => Vec::new(),
+            });
+            let items = match popped {
+                Err(e) => return (e, None),
+                Ok(p) => p,
+            };
+            let out = items
+                .into_iter()
+                .map(|(m, score)| match score {
+                    Some(s) => Reply::Array(vec![Reply::Bulk(m), Reply::double(s)]),
+                    None => Reply::Bulk(m),
+                })
+                .collect();
+            return (Reply::Array(vec![Reply::bulk(k), Reply::Array(out)]), None);
+        }
+        (Reply::NilArray, wait)
     }
 
     /// XDEL key id…: every ID is checked first; the count of entries removed.

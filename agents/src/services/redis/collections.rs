@@ -14,8 +14,16 @@ use honeybee_proto::event::EventKind;
 // Children, so that they share this module's typed-value helpers.
 #[path = "blocking.rs"]
 mod blocking;
+#[path = "lists_more.rs"]
+mod lists_more;
+#[path = "random_members.rs"]
+mod random_members;
 #[path = "sets_algebra.rs"]
 mod sets_algebra;
+#[path = "stream_groups.rs"]
+mod stream_groups;
+#[path = "zset_algebra.rs"]
+mod zset_algebra;
 #[path = "zset_ranges.rs"]
 mod zset_ranges;
 
@@ -696,6 +704,21 @@ impl Conn {
             "xadd" => return Some(self.xadd(ks, a, clock, events)),
             "xrange" | "xrevrange" => return Some(self.xrange(ks, name, a)),
             "object" => return Some(self.object(ks, a, clock)),
+            "zrank" | "zrevrank" | "zmscore" | "zunion" | "zinter" | "zdiff" | "zunionstore"
+            | "zinterstore" | "zdiffstore" | "zintercard" => {
+                return self.zset_algebra(ks, name, a, clock, events);
+            }
+            "zrangestore" => return Some(self.zrangestore(ks, a, clock, events)),
+            "zremrangebyrank" | "zremrangebyscore" | "zremrangebylex" => {
+                return Some(self.zremrange(ks, name, a, clock, events));
+            }
+            "srandmember" | "hrandfield" | "zrandmember" => {
+                return self.random_members(ks, name, a);
+            }
+            "lpos" | "linsert" | "ltrim" => return self.lists_more(ks, name, a, clock, events),
+            "xgroup" => return Some(self.xgroup(ks, a, clock, events)),
+            "xack" => return Some(self.xack(ks, a, clock, events)),
+            "xpending" => return Some(self.xpending(ks, a, clock)),
             "swapdb" => {
                 let Some(x) = parse_i64(&a[0]) else {
                     return Some(Reply::err("ERR invalid first DB index"));
@@ -953,7 +976,10 @@ impl Conn {
             .collect();
         let grow = 16 + bytes_of(fields.iter());
         let r = self.change(ks, &a[0], Kind::Stream, grow, 1, clock, events, |v| {
-            if let Value::Stream(Stream { entries, last_id }) = v {
+            if let Value::Stream(Stream {
+                entries, last_id, ..
+            }) = v
+            {
                 entries.push((id, pairs));
                 *last_id = id;
                 if let Some(n) = maxlen

@@ -208,6 +208,15 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "zpopmin" | "zpopmax" => -2,
         "smove" => 4,
         "blmove" => 6,
+        // Cross-key sorted sets, more list/set/hash commands, consumer groups (7.0's).
+        "zrank" | "zrevrank" | "rpoplpush" => 3,
+        "zunion" | "zinter" | "zdiff" | "zintercard" | "zmscore" | "lpos" | "xpending" => -3,
+        "zunionstore" | "zinterstore" | "zdiffstore" | "zmpop" | "lmpop" | "xack" => -4,
+        "zrangestore" | "bzmpop" | "blmpop" => -5,
+        "srandmember" | "hrandfield" | "zrandmember" | "xgroup" => -2,
+        "zremrangebyscore" | "zremrangebyrank" | "zremrangebylex" | "ltrim" | "brpoplpush" => 4,
+        "linsert" => 5,
+        "xreadgroup" => -7,
         _ => return None,
     };
     Some((arity, false))
@@ -401,7 +410,9 @@ impl Conn {
                 ..Outcome::default()
             },
             "monitor" => Outcome::reply(Reply::ok()),
-            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove" | "lmove" | "xread" => {
+            "blpop" | "brpop" | "bzpopmin" | "bzpopmax" | "blmove" | "lmove" | "xread"
+            | "rpoplpush" | "brpoplpush" | "lmpop" | "zmpop" | "blmpop" | "bzmpop"
+            | "xreadgroup" => {
                 let node = Arc::clone(&self.settings.node);
                 let mut ks = node.lock();
                 ks.sweep(clock.unix_ms);

@@ -18,11 +18,47 @@ pub(crate) type StreamId = (u64, u64);
 /// One stream entry: its ID and field/value pairs.
 pub(crate) type StreamEntry = (StreamId, Vec<(Vec<u8>, Vec<u8>)>);
 
-/// A stream: entries in ID order, and the last ID handed out (XADD never goes back).
+/// A stream: entries in ID order, the last ID handed out (XADD never goes back), and
+/// its consumer groups (XGROUP), in name order as Redis's radix tree keeps them.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Stream {
     pub entries: Vec<StreamEntry>,
     pub last_id: StreamId,
+    pub groups: Vec<Group>,
+}
+
+/// Most consumer groups one stream may have.
+pub(crate) const MAX_GROUPS: usize = 16;
+/// Most consumers one group may have.
+pub(crate) const MAX_CONSUMERS: usize = 64;
+
+/// A consumer group: its last delivered ID, its pending entries (in ID order) and its
+/// consumers (in name order).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct Group {
+    pub name: Vec<u8>,
+    pub last_id: StreamId,
+    /// Delivered and not yet acknowledged (at most [`MAX_ELEMENTS`]).
+    pub pending: Vec<Pending>,
+    pub consumers: Vec<Vec<u8>>,
+}
+
+/// One pending (delivered, unacknowledged) entry.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Pending {
+    pub id: StreamId,
+    pub consumer: Vec<u8>,
+    pub delivered_ms: i64,
+    pub deliveries: u64,
+}
+
+impl Group {
+    fn size(&self) -> usize {
+        elem(&self.name)
+            + 16
+            + self.consumers.iter().map(|c| elem(c)).sum::<usize>()
+            + self.pending.len() * (16 + 8 + 8 + ELEMENT_OVERHEAD)
+    }
 }
 
 /// A stored value.
@@ -100,13 +136,16 @@ impl Value {
             Value::Hash(h) => h.iter().map(|(f, v)| elem(f) + elem(v)).sum(),
             Value::Set(s) => s.iter().map(|e| elem(e)).sum(),
             Value::ZSet(z) => z.iter().map(|(_, m)| elem(m) + 8).sum(),
-            Value::Stream(s) => s
-                .entries
-                .iter()
-                .map(|(_, f)| {
-                    16 + ELEMENT_OVERHEAD + f.iter().map(|(k, v)| elem(k) + elem(v)).sum::<usize>()
-                })
-                .sum(),
+            Value::Stream(s) => {
+                s.entries
+                    .iter()
+                    .map(|(_, f)| {
+                        16 + ELEMENT_OVERHEAD
+                            + f.iter().map(|(k, v)| elem(k) + elem(v)).sum::<usize>()
+                    })
+                    .sum::<usize>()
+                    + s.groups.iter().map(Group::size).sum::<usize>()
+            }
         }
     }
 
@@ -228,7 +267,8 @@ impl Value {
                 }
             }
             Value::Stream(s) => {
-                b.push(5);
+                // 5: a stream without groups (the older form); 6: groups follow.
+                b.push(if s.groups.is_empty() { 5 } else { 6 });
                 b.extend_from_slice(&s.last_id.0.to_le_bytes());
                 b.extend_from_slice(&s.last_id.1.to_le_bytes());
                 count(b, s.entries.len());
@@ -239,6 +279,24 @@ impl Value {
                     for (f, v) in fields {
                         bytes(b, f);
                         bytes(b, v);
+                    }
+                }
+                if !s.groups.is_empty() {
+                    count(b, s.groups.len());
+                    for g in &s.groups {
+                        bytes(b, &g.name);
+                        b.extend_from_slice(&g.last_id.0.to_le_bytes());
+                        b.extend_from_slice(&g.last_id.1.to_le_bytes());
+                        count(b, g.consumers.len());
+                        g.consumers.iter().for_each(|c| bytes(b, c));
+                        count(b, g.pending.len());
+                        for p in &g.pending {
+                            b.extend_from_slice(&p.id.0.to_le_bytes());
+                            b.extend_from_slice(&p.id.1.to_le_bytes());
+                            bytes(b, &p.consumer);
+                            b.extend_from_slice(&p.delivered_ms.to_le_bytes());
+                            b.extend_from_slice(&p.deliveries.to_le_bytes());
+                        }
                     }
                 }
             }
@@ -314,7 +372,7 @@ impl Value {
                 z.sort_by(zcmp);
                 Value::ZSet(z)
             }
-            5 => {
+            5 | 6 => {
                 let last_id = (r.u64()?, r.u64()?);
                 let n = count(r)?;
                 let mut entries: Vec<StreamEntry> = Vec::with_capacity(n);
@@ -330,12 +388,84 @@ impl Value {
                     }
                     entries.push((id, fields));
                 }
-                Value::Stream(Stream { entries, last_id })
+                let groups = if tag == 6 {
+                    decode_groups(r, max_value)?
+                } else {
+                    Vec::new()
+                };
+                Value::Stream(Stream {
+                    entries,
+                    last_id,
+                    groups,
+                })
             }
             _ => return Err("unknown value type".into()),
         };
         Ok(v)
     }
+}
+
+/// The consumer groups of a snapshot's stream, within [`MAX_GROUPS`],
+/// [`MAX_CONSUMERS`] and [`MAX_ELEMENTS`] pending entries each, names unique and in
+/// order.
+fn decode_groups(r: &mut Reader<'_>, max_value: usize) -> Result<Vec<Group>, String> {
+    let bytes = |r: &mut Reader<'_>| -> Result<Vec<u8>, String> {
+        let n = r.u32()? as usize;
+        if n > max_value {
+            return Err("value over its bound".into());
+        }
+        Ok(r.take(n)?.to_vec())
+    };
+    let count = |r: &mut Reader<'_>, max: usize| -> Result<usize, String> {
+        let n = r.u32()? as usize;
+        if n > max || n > r.0.len() / 4 {
+            return Err("too many elements".into());
+        }
+        Ok(n)
+    };
+    let n = count(r, MAX_GROUPS)?;
+    let mut groups: Vec<Group> = Vec::with_capacity(n);
+    for _ in 0..n {
+        let name = bytes(r)?;
+        if groups.last().is_some_and(|g| g.name >= name) {
+            return Err("groups out of order".into());
+        }
+        let last_id = (r.u64()?, r.u64()?);
+        let c = count(r, MAX_CONSUMERS)?;
+        let mut consumers: Vec<Vec<u8>> = Vec::with_capacity(c);
+        for _ in 0..c {
+            let name = bytes(r)?;
+            if consumers.last().is_some_and(|p| *p >= name) {
+                return Err("consumers out of order".into());
+            }
+            consumers.push(name);
+        }
+        let p = count(r, MAX_ELEMENTS)?;
+        let mut pending: Vec<Pending> = Vec::with_capacity(p);
+        for _ in 0..p {
+            let id = (r.u64()?, r.u64()?);
+            if pending.last().is_some_and(|q| q.id >= id) {
+                return Err("pending entries out of order".into());
+            }
+            let consumer = bytes(r)?;
+            if !consumers.contains(&consumer) {
+                return Err("pending entry of no consumer".into());
+            }
+            pending.push(Pending {
+                id,
+                consumer,
+                delivered_ms: r.i64()?,
+                deliveries: r.u64()?,
+            });
+        }
+        groups.push(Group {
+            name,
+            last_id,
+            pending,
+            consumers,
+        });
+    }
+    Ok(groups)
 }
 
 /// Redis's sorted-set order: by score, then by member bytes.
@@ -390,6 +520,22 @@ mod tests {
             Value::Stream(Stream {
                 entries: vec![((5, 0), vec![(b"f".to_vec(), b"v".to_vec())])],
                 last_id: (5, 0),
+                groups: vec![],
+            }),
+            Value::Stream(Stream {
+                entries: vec![((5, 0), vec![(b"f".to_vec(), b"v".to_vec())])],
+                last_id: (5, 0),
+                groups: vec![Group {
+                    name: b"g".to_vec(),
+                    last_id: (5, 0),
+                    pending: vec![Pending {
+                        id: (5, 0),
+                        consumer: b"c".to_vec(),
+                        delivered_ms: 7,
+                        deliveries: 2,
+                    }],
+                    consumers: vec![b"c".to_vec()],
+                }],
             }),
         ];
         for v in values {

@@ -1,12 +1,13 @@
 //! Sorted-set ranges by score and by member as Redis 7.0 answers them: ZRANGEBYSCORE,
 //! ZREVRANGEBYSCORE, ZCOUNT, ZRANGEBYLEX, ZREVRANGEBYLEX, ZLEXCOUNT (`(` exclusive
 //! bounds, `-inf`/`+inf`, `-`/`+`/`[`, LIMIT offset count). Shown members are charged to
-//! the reply budget as they are picked.
+//! the reply budget as they are picked. Also ZRANGESTORE and ZREMRANGEBYRANK / SCORE /
+//! LEX, which take the same ranges.
 
 use super::super::super::keyspace::Keyspace;
 use super::super::super::resp::{Reply, parse_i64};
-use super::super::super::value::{Kind, Value};
-use super::super::{Clock, Conn, lower, not_int, syntax};
+use super::super::super::value::{Kind, MAX_ELEMENTS, Value};
+use super::super::{Clock, Conn, lower, not_int, oom, syntax};
 use super::parse_f64;
 use honeybee_proto::event::EventKind;
 
@@ -278,5 +279,134 @@ impl Conn {
             }
         }
         Reply::Array(out)
+    }
+
+    /// ZRANGESTORE dst src min max [BYSCORE|BYLEX] [REV] [LIMIT o c]: ZRANGE's range
+    /// (its checks and errors), stored; an empty result deletes `dst`.
+    pub(super) fn zrangestore(
+        &mut self,
+        ks: &mut Keyspace,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        // `zrangeGenericCommand`'s option loop with `store` set: WITHSCORES is a syntax
+        // error where the loop meets it (after a LIMIT's numbers are checked).
+        let mut j = 4;
+        while j < a.len() {
+            let o = lower(&a[j]);
+            if o == "withscores" {
+                return syntax();
+            }
+            if o == "limit" && a.len() - j > 2 {
+                if parse_i64(&a[j + 1]).is_none() || parse_i64(&a[j + 2]).is_none() {
+                    return not_int();
+                }
+                j += 2;
+            }
+            j += 1;
+        }
+        let picked = match self.zset_range(ks, "zrange", &a[1..]) {
+            Reply::Array(items) => items,
+            other => return other,
+        };
+        if picked.is_empty() {
+            ks.remove(self.db, &a[0]);
+            return Reply::Int(0);
+        }
+        let Ok(Some(Value::ZSet(z))) = self.typed(ks, &a[1], Kind::ZSet) else {
+            return Reply::Int(0);
+        };
+        let scores: std::collections::HashMap<&[u8], f64> =
+            z.iter().map(|(s, m)| (m.as_slice(), *s)).collect();
+        let mut out: Vec<(f64, Vec<u8>)> = picked
+            .into_iter()
+            .filter_map(|r| match r {
+                Reply::Bulk(m) => Some((*scores.get(m.as_slice())?, m)),
+                _ => None,
+            })
+            .collect();
+        out.sort_by(super::super::super::value::zcmp);
+        if out.len() > MAX_ELEMENTS {
+            return oom();
+        }
+        let n = out.len() as i64;
+        if self.store(ks, &a[0], Value::ZSet(out), None, clock, events) {
+            Reply::Int(n)
+        } else {
+            oom()
+        }
+    }
+
+    /// ZREMRANGEBYRANK / ZREMRANGEBYSCORE / ZREMRANGEBYLEX key min max: the range is
+    /// checked before the key, as `zremrangeGenericCommand` does.
+    pub(super) fn zremrange(
+        &mut self,
+        ks: &mut Keyspace,
+        name: &str,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        let by = match name {
+            "zremrangebyrank" => {
+                let (Some(start), Some(end)) = (parse_i64(&a[1]), parse_i64(&a[2])) else {
+                    return not_int();
+                };
+                Err((start, end))
+            }
+            "zremrangebyscore" => match (score_bound(&a[1]), score_bound(&a[2])) {
+                (Some(lo), Some(hi)) => Ok((lo, hi)),
+                _ => return Reply::err("ERR min or max is not a float"),
+            },
+            _ => match (lex_bound(&a[1], false), lex_bound(&a[2], true)) {
+                (Some(lo), Some(hi)) => Ok((lo, hi)),
+                _ => return Reply::err("ERR min or max not valid string range item"),
+            },
+        };
+        let len = match self.typed(ks, &a[0], Kind::ZSet) {
+            Err(e) => return e,
+            Ok(None) => return Reply::Int(0),
+            Ok(Some(v)) => v.elements() as i64,
+        };
+        let (lo_rank, hi_rank) = match &by {
+            Err((start, end)) => {
+                let mut start = if *start < 0 {
+                    len.saturating_add(*start)
+                } else {
+                    *start
+                };
+                let mut end = if *end < 0 {
+                    len.saturating_add(*end)
+                } else {
+                    *end
+                };
+                if start < 0 {
+                    start = 0;
+                }
+                if start > end || start >= len {
+                    return Reply::Int(0);
+                }
+                if end >= len {
+                    end = len - 1;
+                }
+                (start as usize, end as usize)
+            }
+            Ok(_) => (0, 0),
+        };
+        self.change(ks, &a[0], Kind::ZSet, 0, 0, clock, events, |v| {
+            let Value::ZSet(z) = v else { return 0 };
+            let before = z.len();
+            match &by {
+                Err(_) => {
+                    z.drain(lo_rank..=hi_rank);
+                }
+                Ok((lo, hi)) => {
+                    z.retain(|(s, m)| !(within(lo, *s, m, true) && within(hi, *s, m, false)))
+                }
+            }
+            (before - z.len()) as i64
+        })
+        .map_or_else(|e| e, Reply::Int)
     }
 }
