@@ -13,6 +13,17 @@ use honeybee_proto::profile::Profile;
 use std::path::Path;
 use std::time::Duration;
 
+/// Where `--metrics` serves the core's and the local node's `/metrics`.
+const CORE_METRICS: &str = "127.0.0.1:9464";
+const AGENT_METRICS: &str = honeybee_agent::metrics::DEFAULT_LISTEN;
+
+/// `addr` when nothing listens there now: a busy metrics port must not stop the rest of
+/// the first look (the line printed says so instead).
+fn free_port(addr: &str) -> Option<std::net::SocketAddr> {
+    let a: std::net::SocketAddr = addr.parse().ok()?;
+    std::net::TcpListener::bind(a).ok().map(|_| a)
+}
+
 /// Resolves on Ctrl-C or SIGTERM; the handler is installed at the call, so call it before
 /// starting anything (see [`honeybee_agent::runtime::shutdown_signal`]).
 pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
@@ -20,8 +31,9 @@ pub fn wait_for_signal() -> impl std::future::Future<Output = ()> {
 }
 
 /// `profile`: the local node's service set (`--profile`); `None` keeps what the node
-/// has (a new node gets the core's default profile, `linux-server`).
-pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()> {
+/// has (a new node gets the core's default profile, `linux-server`). `metrics`: serve
+/// `/metrics` of the core and the local node (`--metrics`).
+pub async fn up(data_dir: &Path, profile: Option<Profile>, metrics: bool) -> anyhow::Result<()> {
     // Handle SIGTERM from here on: one during start-up must still mean a clean stop.
     let stop = wait_for_signal();
     let paths = CorePaths::new(data_dir);
@@ -40,7 +52,11 @@ pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()>
             r.ca_pin_hex
         );
     }
-    let core = honeybee_core::Core::start(data_dir).await?;
+    let mut cfg = honeybee_core::config::load(data_dir)?;
+    if metrics && cfg.metrics_listen.is_none() {
+        cfg.metrics_listen = free_port(CORE_METRICS);
+    }
+    let core = honeybee_core::Core::start_with(cfg).await?;
     let core_addr = core.local_addr()?;
 
     let agent_dir = data_dir.join("local-agent");
@@ -102,13 +118,22 @@ pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()>
         })
     });
 
+    let mut agent_opts = AgentOptions::full(agent_dir.clone());
+    let agent_cfg = honeybee_agent::config::AgentConfig::load(
+        &honeybee_agent::config::AgentPaths::new(&agent_dir),
+    )?;
+    let agent_metrics = match agent_cfg.metrics.validate() {
+        Ok(Some(a)) => Some(a),
+        _ if metrics => {
+            agent_opts.metrics = free_port(AGENT_METRICS);
+            agent_opts.metrics
+        }
+        _ => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let agent = tokio::spawn(honeybee_agent::runtime::run(
-        AgentOptions::full(agent_dir.clone()),
-        async {
-            let _ = stop_rx.await;
-        },
-    ));
+    let agent = tokio::spawn(honeybee_agent::runtime::run(agent_opts, async {
+        let _ = stop_rx.await;
+    }));
 
     // The dashboard is part of the first look, but a busy port must not stop the rest.
     let dashboard = match crate::dashboard::up(data_dir).await {
@@ -133,6 +158,23 @@ pub async fn up(data_dir: &Path, profile: Option<Profile>) -> anyhow::Result<()>
     }
     for s in services.iter().filter(|s| s.enabled) {
         println!("  honeypot {:<9} {} ({})", s.name, s.listen, s.kind.name());
+    }
+    let core_metrics = core.shared().metrics.listen_addr();
+    if let Some(a) = core_metrics {
+        println!("  metrics (http)     http://{a}/metrics   (core, Prometheus text)");
+    }
+    if let Some(a) = agent_metrics {
+        println!("  metrics (http)     http://{a}/metrics   (local node)");
+    }
+    if metrics && (core_metrics.is_none() || agent_metrics.is_none()) {
+        println!(
+            "  metrics            {} busy: set [metrics] listen in core.toml / agent.toml",
+            if core_metrics.is_none() {
+                CORE_METRICS
+            } else {
+                AGENT_METRICS
+            }
+        );
     }
     if let Some(shim) = core.shared().shim_addr {
         println!("  module shim (tcp)  {shim}   (see modules/PROTOCOL.md)");

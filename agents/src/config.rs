@@ -56,6 +56,9 @@ pub struct AgentConfig {
     /// Most events kept in the spool while the core is unreachable.
     #[serde(default = "d_spool")]
     pub spool_max_events: u64,
+    /// `[metrics]`: Prometheus metrics on a loopback port; off by default.
+    #[serde(default, skip_serializing_if = "crate::metrics::MetricsConfig::is_off")]
+    pub metrics: crate::metrics::MetricsConfig,
 }
 
 fn d_spool() -> u64 {

@@ -172,6 +172,7 @@ pub async fn enroll_via(
         core: token.core_addr.clone(),
         dns_server: None,
         spool_max_events: 1_000_000,
+        metrics: Default::default(),
     };
     write_public(&paths.config(), cfg.to_toml().as_bytes()).map_err(|e| other(&e))?;
     Ok(EnrollReport {

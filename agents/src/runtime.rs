@@ -44,6 +44,8 @@ pub enum AgentError {
     Spool(#[from] crate::spool::SpoolError),
     #[error("the node's certificate has expired; enrol again with a new token")]
     Expired,
+    #[error("metrics: {0}")]
+    Metrics(String),
 }
 
 /// How to run an agent.
@@ -58,6 +60,8 @@ pub struct AgentOptions {
     /// The session's timers: health interval, acknowledgement stall, reconnection
     /// backoff, QUIC keep-alive and idle timeout (production defaults; tests compress).
     pub timing: Timing,
+    /// Serve `/metrics` here whatever `agent.toml` says (`honeybee up --metrics`).
+    pub metrics: Option<SocketAddr>,
 }
 
 impl AgentOptions {
@@ -69,6 +73,7 @@ impl AgentOptions {
             limits: Limits::default(),
             services: true,
             timing: Timing::default(),
+            metrics: None,
         }
     }
 }
@@ -151,6 +156,8 @@ pub struct Agent {
     sink: EventSink,
     connection: tokio::task::JoinHandle<Result<(), AgentError>>,
     ingest: tokio::task::JoinHandle<()>,
+    /// The `/metrics` server, when metrics are on.
+    exporter: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Agent {
@@ -163,6 +170,10 @@ impl Agent {
         if identity.not_after_ms <= now_ms() {
             return Err(AgentError::Expired);
         }
+        let metrics_listen = match opts.metrics {
+            Some(a) => Some(a),
+            None => cfg.metrics.validate().map_err(AgentError::Metrics)?,
+        };
         let spool = Spool::open(&paths.spool(), cfg.spool_max_events)?;
         let captures = CaptureSpool::open(
             &paths.captures(),
@@ -170,7 +181,8 @@ impl Agent {
         )
         .map_err(|e| AgentError::Identity(format!("capture spool: {e}")))?;
         let (sink, rx) = EventSink::channel(4096);
-        let ingest = tokio::spawn(spool.clone().ingest(rx));
+        let metrics = Arc::new(crate::metrics::AgentMetrics::new());
+        let ingest = tokio::spawn(crate::metrics::ingest(spool.clone(), rx, metrics.clone()));
         let mut services =
             ServiceManager::new(sink.clone(), opts.data_dir.clone(), opts.limits.clone())
                 .with_captures(captures.clone());
@@ -200,12 +212,23 @@ impl Agent {
             core = state.cfg.core,
             "agent starting"
         );
+        crate::metrics::clear_addr(&opts.data_dir);
+        let exporter = match metrics_listen {
+            Some(a) => {
+                let weak = Arc::downgrade(&state);
+                let live = move || weak.upgrade().map(|s| live_metrics(&s));
+                let served = crate::metrics::serve(a, &opts.data_dir, metrics, live).await;
+                Some(served.map_err(AgentError::Metrics)?)
+            }
+            None => None,
+        };
         let connection = tokio::spawn(connection_loop(state.clone()));
         Ok(Agent {
             state,
             sink,
             connection,
             ingest,
+            exporter,
         })
     }
 
@@ -252,7 +275,11 @@ impl Agent {
             sink,
             connection,
             ingest,
+            exporter,
         } = self;
+        if let Some(e) = exporter {
+            e.abort();
+        }
         connection.abort();
         let result = match connection.await {
             Ok(r) => r,
@@ -289,6 +316,17 @@ pub async fn run(opts: AgentOptions, shutdown: impl Future<Output = ()>) -> Resu
     match failed {
         Some(r) => r,
         None => stopped,
+    }
+}
+
+/// What `/metrics` reads from the running agent.
+fn live_metrics(s: &State) -> crate::metrics::Live {
+    crate::metrics::Live {
+        spool_depth: s.spool.depth(),
+        spool_dropped: s.spool.dropped(),
+        connections: s.connections.load(Ordering::Relaxed),
+        connected: *s.connected.borrow(),
+        capture_spool_bytes: s.captures.used_bytes(),
     }
 }
 

@@ -41,6 +41,8 @@ pub struct ModuleQueue {
     pub missed: AtomicU64,
     /// Missed in total.
     pub dropped: AtomicU64,
+    /// Queued in total (the metrics' deliveries).
+    pub delivered: AtomicU64,
     /// Consecutive misses without the queue draining.
     lagging: AtomicU64,
     max_lag: u64,
@@ -57,6 +59,7 @@ impl ModuleQueue {
                 capacity: capacity.max(1),
                 missed: AtomicU64::new(0),
                 dropped: AtomicU64::new(0),
+                delivered: AtomicU64::new(0),
                 lagging: AtomicU64::new(0),
                 max_lag,
                 lag_exceeded: AtomicBool::new(false),
@@ -73,7 +76,10 @@ impl ModuleQueue {
 
     fn offer(&self, d: Delivery) {
         match self.tx.try_send(d) {
-            Ok(()) => self.lagging.store(0, Ordering::Relaxed),
+            Ok(()) => {
+                self.delivered.fetch_add(1, Ordering::Relaxed);
+                self.lagging.store(0, Ordering::Relaxed);
+            }
             Err(mpsc::error::TrySendError::Full(_)) => {
                 self.missed.fetch_add(1, Ordering::Relaxed);
                 self.dropped.fetch_add(1, Ordering::Relaxed);

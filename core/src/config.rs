@@ -43,6 +43,52 @@ pub struct RawCoreConfig {
     /// Managed modules the core starts and supervises.
     #[serde(default, rename = "module", skip_serializing_if = "Vec::is_empty")]
     pub managed_modules: Vec<RawModule>,
+    /// `[metrics]`: Prometheus metrics on a loopback port; off by default.
+    #[serde(default, skip_serializing_if = "RawMetrics::is_off")]
+    pub metrics: RawMetrics,
+}
+
+/// `[metrics]` of `core.toml` (and of `agent.toml`, which has its own copy of this type).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawMetrics {
+    /// TCP `IP:PORT` of `/metrics`; empty (the default) turns metrics off.
+    #[serde(default)]
+    pub listen: String,
+    /// Allow an address other than loopback. The endpoint has no authentication and
+    /// tells whoever asks how many sensors there are and how busy they are.
+    #[serde(default)]
+    pub allow_non_loopback: bool,
+}
+
+impl RawMetrics {
+    pub fn is_off(&self) -> bool {
+        self.listen.trim().is_empty() && !self.allow_non_loopback
+    }
+
+    /// The address to serve on, `None` when off; refuses a non-loopback one unless
+    /// `allow_non_loopback`.
+    pub fn validate(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        let v = self.listen.trim();
+        if v.is_empty() {
+            return Ok(None);
+        }
+        let a: SocketAddr = v.parse().map_err(|e| ConfigError::Invalid {
+            key: "metrics.listen",
+            value: v.into(),
+            why: format!("{e}; expected IP:PORT such as 127.0.0.1:9464, or \"\" to disable"),
+        })?;
+        if !a.ip().is_loopback() && !self.allow_non_loopback {
+            return Err(ConfigError::Invalid {
+                key: "metrics.listen",
+                value: v.into(),
+                why: "metrics have no authentication: keep them on loopback, or set \
+                      metrics.allow_non_loopback = true behind a firewall"
+                    .into(),
+            });
+        }
+        Ok(Some(a))
+    }
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -304,6 +350,8 @@ pub struct CoreConfig {
     pub managed_modules: Vec<honeybee_proto::admin::ModuleSpec>,
     /// None: cross-node scan correlation is off.
     pub scan_correlation: Option<crate::sweep::SweepConfig>,
+    /// Where `/metrics` is served (`[metrics] listen`); None: off.
+    pub metrics_listen: Option<SocketAddr>,
     /// The session timers (production defaults; not in the TOML file: tests and netsim
     /// scenarios compress them, see `honeybee_proto::timing`).
     pub timing: honeybee_proto::timing::Timing,
@@ -345,6 +393,7 @@ impl RawCoreConfig {
             modules: RawModules::default(),
             scan_correlation: RawScanCorrelation::default(),
             managed_modules: Vec::new(),
+            metrics: RawMetrics::default(),
         }
     }
 
@@ -498,6 +547,7 @@ impl RawCoreConfig {
             }
         };
         Ok(CoreConfig {
+            metrics_listen: self.metrics.validate()?,
             scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),

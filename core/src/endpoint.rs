@@ -134,6 +134,7 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, relayed
         let live = shared.connections.load(Ordering::Relaxed);
         if live >= shared.cfg.max_connections as usize {
             tracing::warn!(remote = %incoming.remote_address(), live, "connection refused: at max_connections");
+            shared.metrics.connection_refused();
             incoming.refuse();
             continue;
         }
@@ -152,15 +153,18 @@ pub async fn accept_loop(endpoint: quinn::Endpoint, shared: Arc<Shared>, relayed
                 Ok(Ok(c)) => Some(c),
                 Ok(Err(e)) => {
                     tracing::info!(%remote, error = %e, "handshake failed");
+                    shared.metrics.handshake_failed("error");
                     None
                 }
                 Err(_) => {
                     tracing::info!(%remote, "handshake timed out");
+                    shared.metrics.handshake_failed("timeout");
                     None
                 }
             };
             shared.handshaking.fetch_sub(1, Ordering::Relaxed);
             if let Some(conn) = conn {
+                shared.metrics.handshake_done();
                 shared.connections.fetch_add(1, Ordering::Relaxed);
                 route(conn, &shared, relayed).await;
                 shared.connections.fetch_sub(1, Ordering::Relaxed);

@@ -100,11 +100,13 @@ pub async fn batch(
     shared.correlator.offer(node, &valid);
     // Only copy the batch for the bus when someone listens.
     let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
+    let commit = shared.metrics.commit_start(total - valid.len());
     let outcome = shared
         .store
         .insert_events(node, received_ms, valid)
         .await
         .map_err(Refused::Store)?;
+    commit.done(&outcome);
     if outcome.duplicates > 0 {
         tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
     }

@@ -16,6 +16,7 @@ pub mod health;
 pub mod ingest;
 pub mod init;
 pub mod json;
+pub mod metrics;
 pub mod modules;
 pub mod node;
 pub mod ratelimit;

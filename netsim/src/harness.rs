@@ -281,6 +281,7 @@ impl Fleet {
             limits: Limits::default(),
             services: false,
             timing: self.opts.timing,
+            metrics: None,
         })
         .await?;
         let emitter = Emitter {

@@ -121,6 +121,10 @@ pub enum AdminRequest {
     GetRealism {
         node: NodeId,
     },
+    /// What the core is doing now: connections, handshake and ingest rates, queues
+    /// (`honeybee status`); answered with [`AdminResponse::Load`]. A core from before it
+    /// answers an error, and the CLI then shows `Status` alone.
+    Load,
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
@@ -183,6 +187,30 @@ pub enum AdminResponse {
     TopCommands(Vec<KeyCount>),
     /// Answer to [`AdminRequest::CheckRealism`] and [`AdminRequest::GetRealism`].
     Realism(Option<crate::realism::RealismRecord>),
+    /// Answer to [`AdminRequest::Load`].
+    Load(CoreLoad),
+}
+
+/// The core's load as `honeybee status` shows it; the same figures are Prometheus
+/// metrics when `[metrics] listen` is set.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CoreLoad {
+    /// Live QUIC connections, every ALPN.
+    pub connections: u64,
+    pub handshakes_in_flight: u64,
+    /// Per second over the last ten seconds.
+    pub handshakes_per_s: f64,
+    pub handshake_failures_per_s: f64,
+    /// Events of nodes' telemetry stored per second, over the last ten seconds.
+    pub ingest_events_per_s: f64,
+    /// Telemetry batches waiting for the store's writer.
+    pub ingest_commits_in_flight: u64,
+    /// Deliveries waiting in each connected module's queue, by module name.
+    pub module_queues: Vec<(String, u64)>,
+    /// The store's database and write-ahead log on disk.
+    pub store_bytes: u64,
+    /// Where `/metrics` is served, when it is.
+    pub metrics_listen: Option<String>,
 }
 
 /// A stored capture as `honeybee captures` lists it.

@@ -45,6 +45,7 @@ pub struct LiveSnapshot {
     pub subscriptions: u32,
     pub queue_depth: u64,
     pub dropped: u64,
+    pub delivered: u64,
 }
 
 impl ModuleRegistry {
@@ -105,6 +106,7 @@ impl ModuleRegistry {
                         subscriptions: m.subscriptions.load(Ordering::Relaxed),
                         queue_depth: m.queue.depth(),
                         dropped: m.queue.dropped.load(Ordering::Relaxed),
+                        delivered: m.queue.delivered.load(Ordering::Relaxed),
                     },
                 )
             })
