@@ -490,7 +490,7 @@ async fn dispatch(
             let next = events
                 .last()
                 .filter(|_| full)
-                .map(crate::store::SqliteStore::cursor_after);
+                .map(crate::store::Store::cursor_after);
             match shared.store.attach_enrichments(events).await {
                 Ok(events) => R::EventPage { events, next },
                 Err(e) => err(&e),

@@ -1,16 +1,15 @@
 //! Event search and aggregates for the dashboard, in SQL: filtered pages of events with a
 //! keyset cursor, and the counts behind the overview, analytics and reports.
 //!
-//! Event details the schema has no column for (passwords, command lines, request paths)
-//! live in the postcard body; three SQL functions registered on every read connection
-//! decode it (`hb_text`, `hb_password`, `hb_command`), so filtering, grouping and
-//! `LIMIT` all still happen inside SQLite.
+//! The SQL is written once for every backend: it reads only plain columns (the searchable
+//! ones are derived at insert, see `codec::EventRow`), uses `?` / `?N` placeholders that
+//! the PostgreSQL backend renumbers to `$N`, and differs by [`Dialect`] only where the
+//! engines name a function differently (substring search).
 
 use super::{SqliteStore, StoreError, effective_limit};
 use honeybee_proto::NodeId;
 use honeybee_proto::admin::{
-    CredentialCount, EventCursor, EventSearch, GeoCount, KeyCount, Series, Stats, StatsQuery,
-    StoredEvent,
+    CredentialCount, EventSearch, GeoCount, KeyCount, Series, Stats, StatsQuery, StoredEvent,
 };
 use honeybee_proto::event::{Event, EventKind};
 use rusqlite::functions::FunctionFlags;
@@ -25,10 +24,43 @@ pub const MAX_TOP: u32 = 100;
 /// Longest free-text or source filter accepted.
 const MAX_FILTER_LEN: usize = 256;
 
+/// Which engine's SQL to write where they differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Dialect {
+    Sqlite,
+    #[allow(dead_code)] // until the PostgreSQL backend lands
+    Postgres,
+}
+
+impl Dialect {
+    /// SQL that is true when `haystack` contains the next `?` argument.
+    fn contains(self, haystack: &str) -> String {
+        match self {
+            Dialect::Sqlite => format!("instr({haystack}, ?) > 0"),
+            Dialect::Postgres => format!("strpos({haystack}, ?) > 0"),
+        }
+    }
+}
+
+/// A query argument, whatever the backend.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Arg {
+    Int(i64),
+    Text(String),
+}
+
+impl From<Arg> for Value {
+    fn from(a: Arg) -> Value {
+        match a {
+            Arg::Int(i) => Value::Integer(i),
+            Arg::Text(s) => Value::Text(s),
+        }
+    }
+}
+
 fn decode(body: &[u8]) -> Option<Event> {
     postcard::from_bytes(body).ok()
 }
-
 /// Everything searchable about an event that has no column of its own, lower-cased.
 pub fn searchable_text(ev: &Event) -> String {
     let mut parts: Vec<String> = vec![ev.service.clone(), ev.kind.name().into()];
@@ -76,8 +108,10 @@ pub fn searchable_text(ev: &Event) -> String {
     parts.join("\n").to_lowercase()
 }
 
-/// Registers the functions this module's SQL uses on one connection.
-pub(super) fn register_functions(c: &Connection) -> rusqlite::Result<()> {
+/// Registers the body-decoding functions on one connection, for the migration that fills
+/// in the searchable columns of rows stored before they existed (`sqlite::backfill_v3`).
+/// No query uses them.
+pub(super) fn register_backfill_functions(c: &Connection) -> rusqlite::Result<()> {
     let flags = FunctionFlags::SQLITE_UTF8 | FunctionFlags::SQLITE_DETERMINISTIC;
     c.create_scalar_function("hb_text", 1, flags, |ctx| {
         let body: Vec<u8> = ctx.get(0)?;
@@ -100,9 +134,12 @@ pub(super) fn register_functions(c: &Connection) -> rusqlite::Result<()> {
     Ok(())
 }
 
-/// SQL `WHERE` clauses and their arguments for a search.
-pub(super) fn where_clause(q: &EventSearch) -> Result<(String, Vec<Value>), StoreError> {
-    let mut clauses: Vec<&str> = Vec::new();
+/// SQL `WHERE` clauses (with `?` placeholders) and their arguments for a search.
+pub(crate) fn where_clause(
+    q: &EventSearch,
+    dialect: Dialect,
+) -> Result<(String, Vec<Arg>), StoreError> {
+    let mut clauses: Vec<String> = Vec::new();
     let mut args = Vec::new();
     if let Some(kind) = &q.kind
         && !EventKind::NAMES.contains(&kind.as_str())
@@ -120,52 +157,57 @@ pub(super) fn where_clause(q: &EventSearch) -> Result<(String, Vec<Value>), Stor
         }
     }
     if let Some(node) = &q.node {
-        clauses.push("node = ?");
-        args.push(Value::Text(node.as_str().to_owned()));
+        clauses.push("node = ?".into());
+        args.push(Arg::Text(node.as_str().to_owned()));
     }
     if let Some(service) = &q.service {
-        clauses.push("service = ?");
-        args.push(Value::Text(service.clone()));
+        clauses.push("service = ?".into());
+        args.push(Arg::Text(service.clone()));
     }
     if let Some(kind) = &q.kind {
-        clauses.push("kind = ?");
-        args.push(Value::Text(kind.clone()));
+        clauses.push("kind = ?".into());
+        args.push(Arg::Text(kind.clone()));
     }
     if let Some(src) = q.src.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         if src.ends_with('.') || src.ends_with(':') {
-            // A prefix: the index on src_ip serves a range scan.
-            clauses.push("(src_ip >= ? AND src_ip < ?)");
-            args.push(Value::Text(src.to_owned()));
-            args.push(Value::Text(format!("{src}\u{10ffff}")));
+            // A prefix: the index on src_ip serves a range scan (byte order: the
+            // PostgreSQL schema gives src_ip the "C" collation).
+            clauses.push("(src_ip >= ? AND src_ip < ?)".into());
+            args.push(Arg::Text(src.to_owned()));
+            args.push(Arg::Text(format!("{src}\u{10ffff}")));
         } else {
-            clauses.push("src_ip = ?");
-            args.push(Value::Text(src.to_owned()));
+            clauses.push("src_ip = ?".into());
+            args.push(Arg::Text(src.to_owned()));
         }
     }
     if let Some(session) = &q.session {
-        clauses.push("session = ?");
-        args.push(Value::Text(session.to_hex()));
+        clauses.push("session = ?".into());
+        args.push(Arg::Text(session.to_hex()));
     }
     if let Some(since) = q.since_ms {
-        clauses.push("time_ms >= ?");
-        args.push(Value::Integer(since));
+        clauses.push("time_ms >= ?".into());
+        args.push(Arg::Int(since));
     }
     if let Some(until) = q.until_ms {
-        clauses.push("time_ms < ?");
-        args.push(Value::Integer(until));
+        clauses.push("time_ms < ?".into());
+        args.push(Arg::Int(until));
     }
     if let Some(c) = &q.before {
         let seq = i64::try_from(c.seq).map_err(|_| StoreError::SeqOutOfRange(c.seq))?;
-        clauses.push("(time_ms, node, seq) < (?, ?, ?)");
-        args.push(Value::Integer(c.time_ms));
-        args.push(Value::Text(c.node.as_str().to_owned()));
-        args.push(Value::Integer(seq));
+        clauses.push("(time_ms, node, seq) < (?, ?, ?)".into());
+        args.push(Arg::Int(c.time_ms));
+        args.push(Arg::Text(c.node.as_str().to_owned()));
+        args.push(Arg::Int(seq));
     }
     if let Some(text) = q.text.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        clauses.push("(instr(hb_text(body), ?) > 0 OR instr(node, ?) > 0)");
+        clauses.push(format!(
+            "({} OR {})",
+            dialect.contains("search_text"),
+            dialect.contains("node")
+        ));
         let t = text.to_lowercase();
-        args.push(Value::Text(t.clone()));
-        args.push(Value::Text(t));
+        args.push(Arg::Text(t.clone()));
+        args.push(Arg::Text(t));
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -175,7 +217,21 @@ pub(super) fn where_clause(q: &EventSearch) -> Result<(String, Vec<Value>), Stor
     Ok((sql, args))
 }
 
-fn range_args(q: &StatsQuery) -> Result<(), StoreError> {
+/// One page of a search: SQL and arguments.
+pub(crate) fn search_sql(
+    q: &EventSearch,
+    dialect: Dialect,
+) -> Result<(String, Vec<Arg>), StoreError> {
+    let (clause, mut args) = where_clause(q, dialect)?;
+    let sql = format!(
+        "SELECT node, received_ms, body, id FROM events{clause} \
+         ORDER BY time_ms DESC, node DESC, seq DESC LIMIT ?"
+    );
+    args.push(Arg::Int(effective_limit(q.limit).into()));
+    Ok((sql, args))
+}
+
+pub(crate) fn range_args(q: &StatsQuery) -> Result<(), StoreError> {
     if q.until_ms <= q.since_ms {
         return Err(StoreError::InvalidQuery(
             "the time range is empty: until must be after since".into(),
@@ -191,6 +247,63 @@ fn range_args(q: &StatsQuery) -> Result<(), StoreError> {
     }
     Ok(())
 }
+
+/// The statements behind [`Stats`], shared by every backend. Arguments: `?1` since, `?2`
+/// until, `?3` the bucket width (series) or the list length (top-N lists).
+pub(crate) mod stats_sql {
+    /// (count): ?1 ?2.
+    pub const EVENTS_TOTAL: &str =
+        "SELECT COUNT(*) FROM events WHERE time_ms >= ?1 AND time_ms < ?2";
+    /// (bucket start, count): ?1 ?2 ?3 = bucket.
+    pub const TOTAL: &str = "SELECT ((time_ms - ?1) / ?3) * ?3 + ?1 AS t, COUNT(*) FROM events \
+         WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY t ORDER BY t";
+    /// (key, bucket start, count) per `column`: ?1 ?2 ?3 = bucket.
+    pub fn series(column: &str) -> String {
+        format!(
+            "SELECT {column}, ((time_ms - ?1) / ?3) * ?3 + ?1 AS t, COUNT(*) FROM events \
+             WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY {column}, t ORDER BY {column}, t"
+        )
+    }
+    /// (key, count), most frequent first: ?1 ?2 ?3 = top.
+    pub fn top_of(column: &str, extra: &str) -> String {
+        format!(
+            "SELECT {column} AS k, COUNT(*) AS n FROM events \
+             WHERE time_ms >= ?1 AND time_ms < ?2 AND {column} IS NOT NULL {extra} \
+             GROUP BY {column} ORDER BY n DESC, k LIMIT ?3"
+        )
+    }
+    pub fn by_kind() -> String {
+        top_of("kind", "")
+    }
+    /// A source counts once per connection, not once per event of it.
+    pub fn top_sources() -> String {
+        top_of("src_ip", "AND kind = 'connect'")
+    }
+    pub fn top_services() -> String {
+        top_of("service", "")
+    }
+    pub fn top_nodes() -> String {
+        top_of("node", "")
+    }
+    pub fn top_commands() -> String {
+        top_of("command", "AND kind = 'command'")
+    }
+    /// (username, password, count): ?1 ?2 ?3 = top.
+    pub const TOP_CREDENTIALS: &str = "SELECT username, password, COUNT(*) AS n FROM events \
+         WHERE time_ms >= ?1 AND time_ms < ?2 AND kind = 'auth_attempt' AND password IS NOT NULL \
+         GROUP BY username, password ORDER BY n DESC, username, password LIMIT ?3";
+    /// (country, lat, lon, count): ?1 ?2. One row per enriched event (several modules may
+    /// enrich one event), then per country.
+    pub const GEO: &str = "SELECT country, AVG(lat), AVG(lon), COUNT(*) AS n FROM ( \
+           SELECT MAX(en.geo_country) AS country, MAX(en.geo_lat) AS lat, \
+                  MAX(en.geo_lon) AS lon \
+           FROM events e JOIN enrichments en ON en.node = e.node AND en.seq = e.seq \
+           WHERE e.time_ms >= ?1 AND e.time_ms < ?2 AND en.kind = 'enrich' \
+           GROUP BY e.node, e.seq) AS g \
+         WHERE country IS NOT NULL GROUP BY country ORDER BY n DESC, country";
+}
+
+// -------------------------------------------------------------------- SQLite
 
 fn key_counts(
     c: &Connection,
@@ -210,11 +323,7 @@ fn key_counts(
 }
 
 fn series(c: &Connection, column: &str, q: &StatsQuery) -> Result<Vec<Series>, StoreError> {
-    let sql = format!(
-        "SELECT {column}, ((time_ms - ?1) / ?3) * ?3 + ?1 AS t, COUNT(*) FROM events \
-         WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY {column}, t ORDER BY {column}, t"
-    );
-    let mut stmt = c.prepare_cached(&sql)?;
+    let mut stmt = c.prepare_cached(&stats_sql::series(column))?;
     let mut rows = stmt.query(params![q.since_ms, q.until_ms, q.bucket_ms])?;
     let mut out: BTreeMap<String, Vec<(i64, u64)>> = BTreeMap::new();
     while let Some(r) = rows.next()? {
@@ -232,51 +341,24 @@ fn series(c: &Connection, column: &str, q: &StatsQuery) -> Result<Vec<Series>, S
 fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
     let (since, until, top) = (q.since_ms, q.until_ms, q.top.min(MAX_TOP));
     let events_total: i64 = c
-        .prepare_cached("SELECT COUNT(*) FROM events WHERE time_ms >= ?1 AND time_ms < ?2")?
+        .prepare_cached(stats_sql::EVENTS_TOTAL)?
         .query_row(params![since, until], |r| r.get(0))?;
     let mut total = Vec::new();
     {
-        let mut stmt = c.prepare_cached(
-            "SELECT ((time_ms - ?1) / ?3) * ?3 + ?1 AS t, COUNT(*) FROM events \
-             WHERE time_ms >= ?1 AND time_ms < ?2 GROUP BY t ORDER BY t",
-        )?;
+        let mut stmt = c.prepare_cached(stats_sql::TOTAL)?;
         let mut rows = stmt.query(params![since, until, q.bucket_ms])?;
         while let Some(r) = rows.next()? {
             total.push((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64));
         }
     }
-    let top_of = |column: &str, extra: &str| {
-        format!(
-            "SELECT {column} AS k, COUNT(*) AS n FROM events \
-             WHERE time_ms >= ?1 AND time_ms < ?2 AND {column} IS NOT NULL {extra} \
-             GROUP BY k ORDER BY n DESC, k LIMIT ?3"
-        )
-    };
-    let by_kind = key_counts(c, &top_of("kind", ""), since, until, MAX_TOP)?;
-    // A source counts once per connection, not once per event of it.
-    let top_sources = key_counts(
-        c,
-        &top_of("src_ip", "AND kind = 'connect'"),
-        since,
-        until,
-        top,
-    )?;
-    let top_services = key_counts(c, &top_of("service", ""), since, until, top)?;
-    let top_nodes = key_counts(c, &top_of("node", ""), since, until, top)?;
-    let top_commands = key_counts(
-        c,
-        &top_of("hb_command(body)", "AND kind = 'command'"),
-        since,
-        until,
-        top,
-    )?;
+    let by_kind = key_counts(c, &stats_sql::by_kind(), since, until, MAX_TOP)?;
+    let top_sources = key_counts(c, &stats_sql::top_sources(), since, until, top)?;
+    let top_services = key_counts(c, &stats_sql::top_services(), since, until, top)?;
+    let top_nodes = key_counts(c, &stats_sql::top_nodes(), since, until, top)?;
+    let top_commands = key_counts(c, &stats_sql::top_commands(), since, until, top)?;
     let mut top_credentials = Vec::new();
     {
-        let mut stmt = c.prepare_cached(
-            "SELECT username, hb_password(body) AS p, COUNT(*) AS n FROM events \
-             WHERE time_ms >= ?1 AND time_ms < ?2 AND kind = 'auth_attempt' \
-             GROUP BY username, p HAVING p IS NOT NULL ORDER BY n DESC, username, p LIMIT ?3",
-        )?;
+        let mut stmt = c.prepare_cached(stats_sql::TOP_CREDENTIALS)?;
         let mut rows = stmt.query(params![since, until, top])?;
         while let Some(r) = rows.next()? {
             top_credentials.push(CredentialCount {
@@ -288,29 +370,11 @@ fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
     }
     let mut geo = Vec::new();
     {
-        // One row per enriched event (several modules may enrich one event), then per
-        // country.
-        let mut stmt = c.prepare_cached(
-            "SELECT country, AVG(lat), AVG(lon), COUNT(*) AS n FROM ( \
-               SELECT MAX(json_extract(en.data, '$.\"source.geo.country_iso_code\"')) AS country, \
-                      MAX(json_extract(en.data, '$.\"source.geo.location.lat\"')) AS lat, \
-                      MAX(json_extract(en.data, '$.\"source.geo.location.lon\"')) AS lon \
-               FROM events e JOIN enrichments en ON en.node = e.node AND en.seq = e.seq \
-               WHERE e.time_ms >= ?1 AND e.time_ms < ?2 AND en.kind = 'enrich' \
-                 AND json_valid(en.data) \
-               GROUP BY e.node, e.seq) \
-             WHERE country IS NOT NULL GROUP BY country ORDER BY n DESC, country",
-        )?;
+        let mut stmt = c.prepare_cached(stats_sql::GEO)?;
         let mut rows = stmt.query(params![since, until])?;
         while let Some(r) = rows.next()? {
-            let country: Value = r.get(0)?;
-            let country = match country {
-                Value::Text(s) => s,
-                Value::Integer(i) => i.to_string(),
-                _ => continue,
-            };
             geo.push(GeoCount {
-                country,
+                country: r.get(0)?,
                 lat: r.get(1)?,
                 lon: r.get(2)?,
                 count: r.get::<_, i64>(3)?.max(0) as u64,
@@ -336,15 +400,10 @@ impl SqliteStore {
     /// Newest first (time, node, seq descending), `limit` events (see [`effective_limit`])
     /// after `q.before`.
     pub async fn search_events(&self, q: &EventSearch) -> Result<Vec<StoredEvent>, StoreError> {
-        let (clause, mut args) = where_clause(q)?;
-        let sql = format!(
-            "SELECT node, received_ms, body, id FROM events{clause} \
-             ORDER BY time_ms DESC, node DESC, seq DESC LIMIT ?"
-        );
-        args.push(Value::Integer(effective_limit(q.limit).into()));
+        let (sql, args) = search_sql(q, Dialect::Sqlite)?;
         self.read(move |c| {
             let mut stmt = c.prepare_cached(&sql)?;
-            let mut rows = stmt.query(params_from_iter(args))?;
+            let mut rows = stmt.query(params_from_iter(args.into_iter().map(Value::from)))?;
             let mut out = Vec::new();
             while let Some(row) = rows.next()? {
                 super::sqlite::push_stored_event(&mut out, row)?;
@@ -352,15 +411,6 @@ impl SqliteStore {
             Ok(out)
         })
         .await
-    }
-
-    /// Where the page that ended with `last` continues.
-    pub fn cursor_after(last: &StoredEvent) -> EventCursor {
-        EventCursor {
-            time_ms: last.event.time_ms,
-            node: last.node.clone(),
-            seq: last.event.seq,
-        }
     }
 
     pub async fn get_event(
@@ -388,207 +438,5 @@ impl SqliteStore {
         range_args(q)?;
         let q = q.clone();
         self.read(move |c| stats_blocking(c, &q)).await
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use honeybee_proto::SessionId;
-    use honeybee_proto::event::{AuthAttempt, AuthMethod};
-
-    fn ev(seq: u64, time_ms: i64, service: &str, src: &str, kind: EventKind) -> Event {
-        Event {
-            seq,
-            time_ms,
-            service: service.into(),
-            session: Some(SessionId([seq as u8 % 3; 8])),
-            src: Some(src.parse().unwrap()),
-            dst: None,
-            kind,
-        }
-    }
-
-    fn auth(user: &str, pass: &str) -> EventKind {
-        EventKind::AuthAttempt(AuthAttempt {
-            method: AuthMethod::Password,
-            username: user.into(),
-            password: Some(pass.into()),
-            key_fingerprint: None,
-            key_algorithm: None,
-            client_version: None,
-            success: false,
-        })
-    }
-
-    async fn fixture() -> (tempfile::TempDir, SqliteStore) {
-        let dir = tempfile::tempdir().unwrap();
-        let s = SqliteStore::open(&dir.path().join("honeybee.db")).unwrap();
-        let a = NodeId::new("a").unwrap();
-        let b = NodeId::new("b").unwrap();
-        let mut evs = Vec::new();
-        for i in 0..30u64 {
-            let t = 60_000 * (i as i64 / 10) + i as i64;
-            let kind = match i % 3 {
-                0 => EventKind::Connect,
-                1 => auth("root", if i % 2 == 0 { "123456" } else { "toor" }),
-                _ => EventKind::Command {
-                    line: format!("uname -{}", if i < 20 { "a" } else { "r" }),
-                },
-            };
-            evs.push(ev(i + 1, t, "ssh", "203.0.113.7:4000", kind));
-        }
-        s.insert_events(&a, 1, evs).await.unwrap();
-        s.insert_events(
-            &b,
-            1,
-            vec![
-                ev(1, 5, "banner", "198.51.100.9:1", EventKind::Connect),
-                ev(2, 6, "banner", "198.51.100.9:1", auth("Admin", "Secret")),
-            ],
-        )
-        .await
-        .unwrap();
-        (dir, s)
-    }
-
-    #[tokio::test]
-    async fn pages_cover_every_event_once() {
-        let (_d, s) = fixture().await;
-        let mut seen = Vec::new();
-        let mut q = EventSearch {
-            limit: 7,
-            ..Default::default()
-        };
-        loop {
-            let page = s.search_events(&q).await.unwrap();
-            seen.extend(
-                page.iter()
-                    .map(|e| (e.event.time_ms, e.node.clone(), e.event.seq)),
-            );
-            if page.len() < 7 {
-                break;
-            }
-            q.before = Some(SqliteStore::cursor_after(page.last().unwrap()));
-        }
-        assert_eq!(seen.len(), 32);
-        let mut sorted = seen.clone();
-        sorted.sort();
-        sorted.reverse();
-        assert_eq!(seen, sorted, "newest first, no repeats");
-    }
-
-    #[tokio::test]
-    async fn filters_combine() {
-        let (_d, s) = fixture().await;
-        let search = |q: EventSearch| {
-            let s = s.clone();
-            async move { s.search_events(&q).await.unwrap() }
-        };
-        let r = search(EventSearch {
-            text: Some("SECRET".into()),
-            ..Default::default()
-        })
-        .await;
-        assert_eq!(r.len(), 1);
-        assert_eq!(r[0].node.as_str(), "b");
-        let r = search(EventSearch {
-            text: Some("uname -r".into()),
-            ..Default::default()
-        })
-        .await;
-        assert!(
-            r.iter().all(
-                |e| matches!(&e.event.kind, EventKind::Command { line } if line == "uname -r")
-            )
-        );
-        assert_eq!(r.len(), 4);
-        let r = search(EventSearch {
-            src: Some("198.51.".into()),
-            ..Default::default()
-        })
-        .await;
-        assert_eq!(r.len(), 2);
-        let r = search(EventSearch {
-            src: Some("203.0.113.7".into()),
-            kind: Some("connect".into()),
-            since_ms: Some(60_000),
-            until_ms: Some(120_000),
-            ..Default::default()
-        })
-        .await;
-        assert_eq!(
-            r.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
-            vec![19, 16, 13]
-        );
-        let r = search(EventSearch {
-            session: Some(SessionId([1; 8])),
-            node: Some(NodeId::new("a").unwrap()),
-            ..Default::default()
-        })
-        .await;
-        assert!(!r.is_empty() && r.iter().all(|e| e.event.session == Some(SessionId([1; 8]))));
-        assert!(
-            s.search_events(&EventSearch {
-                kind: Some("bogus".into()),
-                ..Default::default()
-            })
-            .await
-            .is_err()
-        );
-        let one = s
-            .get_event(&NodeId::new("b").unwrap(), 2)
-            .await
-            .unwrap()
-            .unwrap();
-        assert_eq!(one.event.seq, 2);
-        assert!(
-            s.get_event(&NodeId::new("b").unwrap(), 9)
-                .await
-                .unwrap()
-                .is_none()
-        );
-    }
-
-    #[tokio::test]
-    async fn stats_count_in_sql() {
-        let (_d, s) = fixture().await;
-        let st = s
-            .stats(&StatsQuery {
-                since_ms: 0,
-                until_ms: 180_000,
-                bucket_ms: 60_000,
-                top: 5,
-            })
-            .await
-            .unwrap();
-        assert_eq!(st.events_total, 32);
-        assert_eq!(st.total, vec![(0, 12), (60_000, 10), (120_000, 10)]);
-        let ssh = st.by_service.iter().find(|s| s.key == "ssh").unwrap();
-        assert_eq!(ssh.points, vec![(0, 10), (60_000, 10), (120_000, 10)]);
-        assert_eq!(st.by_node.len(), 2);
-        assert_eq!(st.top_services[0].key, "ssh");
-        assert_eq!(st.top_sources[0].key, "203.0.113.7");
-        assert_eq!(st.top_sources[0].count, 10);
-        let creds: u64 = st.top_credentials.iter().map(|c| c.count).sum();
-        assert_eq!(creds, 11);
-        assert!(
-            st.top_credentials
-                .iter()
-                .any(|c| c.username == "Admin" && c.password == "Secret" && c.count == 1)
-        );
-        assert_eq!(st.top_commands[0].key, "uname -a");
-        assert_eq!(st.top_commands[0].count, 6);
-        assert!(st.geo.is_empty());
-        assert!(
-            s.stats(&StatsQuery {
-                since_ms: 0,
-                until_ms: 1_000_000_000,
-                bucket_ms: 1,
-                top: 5,
-            })
-            .await
-            .is_err()
-        );
     }
 }

@@ -1,28 +1,30 @@
 //! The core's persistent store: events, nodes, certificates, the revocation denylist,
 //! enrolment tokens, the audit log and capture metadata.
 //!
-//! [`Store`] is the interface the rest of the core uses, so that a PostgreSQL backend can
-//! serve deployments that outgrow one machine; [`SqliteStore`] is the embedded default.
+//! [`Store`] is the interface the rest of the core uses: a runtime value, an enum of the
+//! backends, that every caller goes through ([`SqliteStore`] is the embedded default).
+//! Why an enum and not `Arc<dyn Trait>`: the set of backends is closed and known to this
+//! crate, the interface is ~50 async methods (an object-safe trait would box every
+//! future), and an exhaustive `match` in one place makes a method that one backend lacks
+//! a compile error rather than a runtime "unsupported".
 //!
 //! Every write is acknowledged only after the transaction that carries it has committed,
 //! so "acked" means durable (within SQLite's `synchronous=NORMAL` guarantees in WAL mode:
 //! a committed transaction survives a process crash; a power cut may lose the last few).
 
 mod analytics;
+mod codec;
 mod console;
+mod dispatch;
 mod modules;
 mod sqlite;
 #[cfg(test)]
 mod tests;
 
-use honeybee_proto::admin::{
-    AuditEntry, EventQuery, EventSearch, NodeInfo, Stats, StatsQuery, StoredEvent, TokenInfo,
-};
+use honeybee_proto::admin::{NodeInfo, TokenInfo};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::Health;
-use honeybee_proto::event::Event;
 use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
-use std::future::Future;
 use std::path::PathBuf;
 
 pub use analytics::{MAX_BUCKETS, MAX_TOP, searchable_text};
@@ -43,30 +45,35 @@ pub fn effective_limit(limit: u32) -> u32 {
     }
 }
 
+/// A backend's own error, boxed so no driver's types leak into [`StoreError`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync + 'static>;
+
 /// Everything that can go wrong in the store.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StoreError {
-    #[error("cannot open database at {path}: {source}")]
+    /// `location` is a file path or a URL without its password.
+    #[error("cannot open database at {location}: {source}")]
     Open {
-        path: PathBuf,
+        location: String,
         #[source]
-        source: rusqlite::Error,
+        source: BoxError,
     },
     #[error(
         "database at {path} is locked by another process (is another core running on this data directory?)"
     )]
     Locked { path: PathBuf },
     #[error(
-        "schema version {found} of database at {path} is newer than this binary supports ({supported}); run a newer honeybee"
+        "schema version {found} of database at {location} is newer than this binary supports ({supported}); run a newer honeybee"
     )]
     SchemaTooNew {
-        path: PathBuf,
+        location: String,
         found: i64,
         supported: i64,
     },
+    /// An error of the database engine, whichever backend it is.
     #[error("database error: {0}")]
-    Sqlite(#[from] rusqlite::Error),
+    Database(#[source] BoxError),
     #[error("cannot encode {what} for storage: {why}")]
     Encode { what: &'static str, why: String },
     /// A stored row could not be read back (a bad blob, an id that no longer parses).
@@ -258,169 +265,4 @@ pub struct CaptureRecord {
     pub meta: Vec<(String, String)>,
 }
 
-/// The persistent store. Construction is backend-specific (a file path for SQLite, a URL
-/// for a future PostgreSQL backend), so it is not part of the trait. All methods are cancellation-safe in the sense that a dropped
-/// future never leaves a half-applied write: a write is applied whole or not at all.
-pub trait Store: Clone + Send + Sync + std::fmt::Debug + 'static {
-    /// Flushes queued writes and stops the store; later calls fail with
-    /// [`StoreError::Closed`].
-    fn close(&self) -> impl Future<Output = Result<(), StoreError>> + Send;
-
-    // --- events
-    /// Stores events from `node`, skipping any (node, seq) already stored.
-    fn insert_events(
-        &self,
-        node: &NodeId,
-        received_ms: i64,
-        events: Vec<Event>,
-    ) -> impl Future<Output = Result<InsertOutcome, StoreError>> + Send;
-    /// The highest seq stored for `node`, 0 if none: an agent that lost its spool
-    /// continues above it.
-    fn max_seq(&self, node: &NodeId) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Newest first (by observation time); see [`effective_limit`].
-    fn query_events(
-        &self,
-        q: &EventQuery,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-    fn count_events(
-        &self,
-        node: Option<&NodeId>,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    /// Newest first (time, node, seq descending), one page after `q.before`; see
-    /// [`effective_limit`].
-    fn search_events(
-        &self,
-        q: &EventSearch,
-    ) -> impl Future<Output = Result<Vec<StoredEvent>, StoreError>> + Send;
-    fn get_event(
-        &self,
-        node: &NodeId,
-        seq: u64,
-    ) -> impl Future<Output = Result<Option<StoredEvent>, StoreError>> + Send;
-    /// Counts over a time range: totals, series per service and node, top-N lists.
-    fn stats(&self, q: &StatsQuery) -> impl Future<Output = Result<Stats, StoreError>> + Send;
-
-    // --- nodes
-    /// Inserts the node or replaces every field — except that a node on the revocation
-    /// denylist stays revoked.
-    fn upsert_node(&self, rec: NodeRecord) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn get_node(
-        &self,
-        id: &NodeId,
-    ) -> impl Future<Output = Result<Option<NodeRecord>, StoreError>> + Send;
-    fn list_nodes(&self) -> impl Future<Output = Result<Vec<NodeRecord>, StoreError>> + Send;
-    /// Sets online state and last-seen time; `addr: None` keeps the last known address.
-    /// Returns whether the node exists.
-    fn set_node_online(
-        &self,
-        id: &NodeId,
-        online: bool,
-        addr: Option<String>,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Returns whether the node exists.
-    fn set_node_health(
-        &self,
-        id: &NodeId,
-        health: &Health,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Returns whether the node exists.
-    fn set_node_config(
-        &self,
-        id: &NodeId,
-        config: &NodeConfig,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Marks every node offline (at core start: no connection survives a restart).
-    /// Returns how many were online.
-    fn mark_all_offline(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    // --- certificates
-    fn record_cert(
-        &self,
-        serial: Serial,
-        node: &NodeId,
-        role: Role,
-        issued_ms: i64,
-        not_after_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Records a renewal: `old` is superseded by `new` (recorded here if not already),
-    /// and the node's current serial and expiry move to `new`, in one transaction.
-    fn supersede_cert(
-        &self,
-        node: &NodeId,
-        old: Serial,
-        new: Serial,
-        new_not_after_ms: i64,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<(), StoreError>> + Send;
-    fn cert(
-        &self,
-        serial: Serial,
-    ) -> impl Future<Output = Result<Option<CertRecord>, StoreError>> + Send;
-
-    // --- revocation
-    /// Puts the node on the denylist, marks it revoked and offline, and revokes every
-    /// certificate it was issued; returns those serials.
-    fn revoke_node(
-        &self,
-        id: &NodeId,
-        now_ms: i64,
-    ) -> impl Future<Output = Result<Vec<Serial>, StoreError>> + Send;
-    /// The whole denylist: revoked serials and revoked node ids.
-    fn revoked(
-        &self,
-    ) -> impl Future<Output = Result<(Vec<Serial>, Vec<NodeId>), StoreError>> + Send;
-
-    // --- tokens
-    fn create_token(&self, rec: TokenRecord)
-    -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Atomically checks and uses one use of a token. Of concurrent consumers of the last
-    /// use, exactly one gets `Ok(Ok(_))`. The returned record has `uses_left` after the use.
-    fn consume_token(
-        &self,
-        id: TokenId,
-        presented_secret_hash: [u8; 32],
-        now_ms: i64,
-    ) -> impl Future<Output = Result<Result<TokenRecord, TokenRefusal>, StoreError>> + Send;
-    fn list_tokens(&self) -> impl Future<Output = Result<Vec<TokenInfo>, StoreError>> + Send;
-    /// Returns whether the token exists.
-    fn revoke_token(&self, id: TokenId) -> impl Future<Output = Result<bool, StoreError>> + Send;
-
-    // --- audit
-    fn audit(&self, entry: AuditEntry) -> impl Future<Output = Result<(), StoreError>> + Send;
-    /// Newest first; see [`effective_limit`].
-    fn list_audit(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<AuditEntry>, StoreError>> + Send;
-    /// Retention: deletes rows older than `before_ms`, then the oldest rows past the
-    /// newest `max_rows`; returns how many went.
-    fn prune_audit(
-        &self,
-        max_rows: u64,
-        before_ms: i64,
-    ) -> impl Future<Output = Result<u64, StoreError>> + Send;
-    fn count_audit(&self) -> impl Future<Output = Result<u64, StoreError>> + Send;
-
-    // --- captures
-    /// Records a sighting of a capture; returns true if its content was not stored before.
-    fn insert_capture(
-        &self,
-        rec: CaptureRecord,
-    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
-    /// Newest first (by first sighting); see [`effective_limit`].
-    fn list_captures(
-        &self,
-        limit: u32,
-    ) -> impl Future<Output = Result<Vec<CaptureRecord>, StoreError>> + Send;
-    fn get_capture(
-        &self,
-        sha256: [u8; 32],
-    ) -> impl Future<Output = Result<Option<CaptureRecord>, StoreError>> + Send;
-    /// Every sighting of one capture, oldest first.
-    fn capture_sightings(
-        &self,
-        sha256: [u8; 32],
-    ) -> impl Future<Output = Result<Vec<CaptureRecord>, StoreError>> + Send;
-}
+pub use dispatch::Store;

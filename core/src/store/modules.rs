@@ -1,6 +1,7 @@
 //! Module state in the SQLite store: module credentials (the hash of the secret only),
 //! alerts that modules publish, and the enrichments and annotations they attach to events.
 
+use super::codec::enrichment_geo;
 use super::{SqliteStore, StoreError};
 use honeybee_proto::admin::{AlertInfo, EnrichmentInfo, StoredEvent};
 use honeybee_proto::module::Permission;
@@ -203,15 +204,21 @@ impl SqliteStore {
         let (node, module, kind) = (node.as_str().to_owned(), module.to_owned(), kind.to_owned());
         self.write(1, move |conn| {
             let exists: bool = conn
-                .prepare_cached("SELECT EXISTS (SELECT 1 FROM events WHERE node = ?1 AND seq = ?2)")?
+                .prepare_cached(
+                    "SELECT EXISTS (SELECT 1 FROM events WHERE node = ?1 AND seq = ?2)",
+                )?
                 .query_row(params![node, seq as i64], |r| r.get(0))?;
             if !exists {
                 return Ok(false);
             }
+            let (country, lat, lon) = enrichment_geo(&data_json);
             conn.prepare_cached(
-                "INSERT INTO enrichments (node, seq, module, kind, data, time_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO enrichments (node, seq, module, kind, data, time_ms, \
+                 geo_country, geo_lat, geo_lon) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
             )?
-            .execute(params![node, seq as i64, module, kind, data_json, now_ms])?;
+            .execute(params![
+                node, seq as i64, module, kind, data_json, now_ms, country, lat, lon
+            ])?;
             Ok(true)
         })
         .await

@@ -9,13 +9,14 @@
 //! Each write runs inside its own SAVEPOINT, so a failing write is undone without undoing
 //! its neighbours, and every caller is answered only after COMMIT.
 
+use super::codec::{
+    EventRow, corrupt, ct_eq, encode, labels_from_json, labels_to_json, push_or_skip,
+};
 use super::{
-    CaptureRecord, CertRecord, InsertOutcome, NodeRecord, Store, StoreError, TokenRecord,
-    TokenRefusal, effective_limit,
+    CaptureRecord, CertRecord, InsertOutcome, NodeRecord, StoreError, TokenRecord, TokenRefusal,
+    effective_limit,
 };
-use honeybee_proto::admin::{
-    AuditEntry, EventQuery, EventSearch, Stats, StatsQuery, StoredEvent, TokenInfo,
-};
+use honeybee_proto::admin::{AuditEntry, EventQuery, StoredEvent, TokenInfo};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::Health;
 use honeybee_proto::event::{Event, EventKind};
@@ -37,6 +38,7 @@ use tokio::sync::{mpsc, oneshot};
 const MIGRATIONS: &[&str] = &[
     include_str!("schema.sql"),
     include_str!("schema_v2_modules.sql"),
+    include_str!("schema_v3_search.sql"),
 ];
 /// The schema version this binary writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -302,8 +304,8 @@ impl SqliteStore {
         self.write(rows.len(), move |c| {
             let mut stmt = c.prepare_cached(
                 "INSERT OR IGNORE INTO events (node, seq, time_ms, received_ms, service, kind, \
-                 src_ip, src_port, session, username, body) \
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
+                 src_ip, src_port, session, username, body, password, command, search_text) \
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             let mut out = InsertOutcome::default();
             for r in &rows {
@@ -319,6 +321,9 @@ impl SqliteStore {
                     r.session,
                     r.username,
                     r.body,
+                    r.password,
+                    r.command,
+                    r.search_text,
                 ])?;
                 if n == 1 {
                     out.inserted += 1;
@@ -1009,141 +1014,14 @@ impl SqliteStore {
     }
 }
 
-impl Store for SqliteStore {
-    async fn close(&self) -> Result<(), StoreError> {
-        SqliteStore::close(self).await
-    }
-    async fn insert_events(
-        &self,
-        node: &NodeId,
-        received_ms: i64,
-        events: Vec<Event>,
-    ) -> Result<InsertOutcome, StoreError> {
-        SqliteStore::insert_events(self, node, received_ms, events).await
-    }
-    async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
-        SqliteStore::max_seq(self, node).await
-    }
-    async fn query_events(&self, q: &EventQuery) -> Result<Vec<StoredEvent>, StoreError> {
-        SqliteStore::query_events(self, q).await
-    }
-    async fn search_events(&self, q: &EventSearch) -> Result<Vec<StoredEvent>, StoreError> {
-        SqliteStore::search_events(self, q).await
-    }
-    async fn get_event(&self, node: &NodeId, seq: u64) -> Result<Option<StoredEvent>, StoreError> {
-        SqliteStore::get_event(self, node, seq).await
-    }
-    async fn stats(&self, q: &StatsQuery) -> Result<Stats, StoreError> {
-        SqliteStore::stats(self, q).await
-    }
-    async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
-        SqliteStore::count_events(self, node).await
-    }
-    async fn upsert_node(&self, rec: NodeRecord) -> Result<(), StoreError> {
-        SqliteStore::upsert_node(self, rec).await
-    }
-    async fn get_node(&self, id: &NodeId) -> Result<Option<NodeRecord>, StoreError> {
-        SqliteStore::get_node(self, id).await
-    }
-    async fn list_nodes(&self) -> Result<Vec<NodeRecord>, StoreError> {
-        SqliteStore::list_nodes(self).await
-    }
-    async fn set_node_online(
-        &self,
-        id: &NodeId,
-        online: bool,
-        addr: Option<String>,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        SqliteStore::set_node_online(self, id, online, addr, now_ms).await
-    }
-    async fn set_node_health(
-        &self,
-        id: &NodeId,
-        health: &Health,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        SqliteStore::set_node_health(self, id, health, now_ms).await
-    }
-    async fn set_node_config(&self, id: &NodeId, config: &NodeConfig) -> Result<bool, StoreError> {
-        SqliteStore::set_node_config(self, id, config).await
-    }
-    async fn mark_all_offline(&self) -> Result<u64, StoreError> {
-        SqliteStore::mark_all_offline(self).await
-    }
-    async fn record_cert(
-        &self,
-        serial: Serial,
-        node: &NodeId,
-        role: Role,
-        issued_ms: i64,
-        not_after_ms: i64,
-    ) -> Result<(), StoreError> {
-        SqliteStore::record_cert(self, serial, node, role, issued_ms, not_after_ms).await
-    }
-    async fn supersede_cert(
-        &self,
-        node: &NodeId,
-        old: Serial,
-        new: Serial,
-        new_not_after_ms: i64,
-        now_ms: i64,
-    ) -> Result<(), StoreError> {
-        SqliteStore::supersede_cert(self, node, old, new, new_not_after_ms, now_ms).await
-    }
-    async fn cert(&self, serial: Serial) -> Result<Option<CertRecord>, StoreError> {
-        SqliteStore::cert(self, serial).await
-    }
-    async fn revoke_node(&self, id: &NodeId, now_ms: i64) -> Result<Vec<Serial>, StoreError> {
-        SqliteStore::revoke_node(self, id, now_ms).await
-    }
-    async fn revoked(&self) -> Result<(Vec<Serial>, Vec<NodeId>), StoreError> {
-        SqliteStore::revoked(self).await
-    }
-    async fn create_token(&self, rec: TokenRecord) -> Result<(), StoreError> {
-        SqliteStore::create_token(self, rec).await
-    }
-    async fn consume_token(
-        &self,
-        id: TokenId,
-        presented_secret_hash: [u8; 32],
-        now_ms: i64,
-    ) -> Result<Result<TokenRecord, TokenRefusal>, StoreError> {
-        SqliteStore::consume_token(self, id, presented_secret_hash, now_ms).await
-    }
-    async fn list_tokens(&self) -> Result<Vec<TokenInfo>, StoreError> {
-        SqliteStore::list_tokens(self).await
-    }
-    async fn revoke_token(&self, id: TokenId) -> Result<bool, StoreError> {
-        SqliteStore::revoke_token(self, id).await
-    }
-    async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
-        SqliteStore::audit(self, entry).await
-    }
-    async fn list_audit(&self, limit: u32) -> Result<Vec<AuditEntry>, StoreError> {
-        SqliteStore::list_audit(self, limit).await
-    }
-    async fn prune_audit(&self, max_rows: u64, before_ms: i64) -> Result<u64, StoreError> {
-        SqliteStore::prune_audit(self, max_rows, before_ms).await
-    }
-    async fn count_audit(&self) -> Result<u64, StoreError> {
-        SqliteStore::count_audit(self).await
-    }
-    async fn insert_capture(&self, rec: CaptureRecord) -> Result<bool, StoreError> {
-        SqliteStore::insert_capture(self, rec).await
-    }
-    async fn list_captures(&self, limit: u32) -> Result<Vec<CaptureRecord>, StoreError> {
-        SqliteStore::list_captures(self, limit).await
-    }
-    async fn get_capture(&self, sha256: [u8; 32]) -> Result<Option<CaptureRecord>, StoreError> {
-        SqliteStore::get_capture(self, sha256).await
-    }
-    async fn capture_sightings(&self, sha256: [u8; 32]) -> Result<Vec<CaptureRecord>, StoreError> {
-        SqliteStore::capture_sightings(self, sha256).await
+// -------------------------------------------------------------------- opening
+
+/// Any SQLite error met after opening: boxed, so rusqlite's types stay in this file.
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> StoreError {
+        StoreError::Database(Box::new(e))
     }
 }
-
-// -------------------------------------------------------------------- opening
 
 fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
     match e.sqlite_error_code() {
@@ -1151,8 +1029,8 @@ fn open_err(path: &Path, e: rusqlite::Error) -> StoreError {
             path: path.to_owned(),
         },
         _ => StoreError::Open {
-            path: path.to_owned(),
-            source: e,
+            location: path.display().to_string(),
+            source: Box::new(e),
         },
     }
 }
@@ -1201,7 +1079,7 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     let found = found.unwrap_or(0);
     if found > SCHEMA_VERSION {
         return Err(StoreError::SchemaTooNew {
-            path: path.to_owned(),
+            location: path.display().to_string(),
             found,
             supported: SCHEMA_VERSION,
         });
@@ -1209,6 +1087,9 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
     if found < SCHEMA_VERSION {
         for sql in &MIGRATIONS[found.max(0) as usize..] {
             tx.execute_batch(sql).map_err(err)?;
+        }
+        if (1..3).contains(&found) {
+            backfill_v3(&tx).map_err(err)?;
         }
         tx.execute("DELETE FROM schema_version", []).map_err(err)?;
         tx.execute(
@@ -1219,6 +1100,29 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "store schema migrated");
     }
     tx.commit().map_err(err)
+}
+
+/// Fills the columns schema version 3 added into rows stored before it, in SQL so the
+/// rows never cross into Rust one by one; the decoding functions exist only for this.
+fn backfill_v3(c: &Connection) -> rusqlite::Result<()> {
+    super::analytics::register_backfill_functions(c)?;
+    c.execute_batch(
+        "UPDATE events SET search_text = COALESCE(hb_text(body), ''), \
+           password = hb_password(body), command = hb_command(body); \
+         UPDATE enrichments SET \
+           geo_country = CASE json_type(data, '$.\"source.geo.country_iso_code\"') \
+             WHEN 'text' THEN json_extract(data, '$.\"source.geo.country_iso_code\"') \
+             WHEN 'integer' THEN CAST(json_extract(data, '$.\"source.geo.country_iso_code\"') AS TEXT) END, \
+           geo_lat = CASE WHEN json_type(data, '$.\"source.geo.location.lat\"') IN ('real', 'integer') \
+             THEN json_extract(data, '$.\"source.geo.location.lat\"') END, \
+           geo_lon = CASE WHEN json_type(data, '$.\"source.geo.location.lon\"') IN ('real', 'integer') \
+             THEN json_extract(data, '$.\"source.geo.location.lon\"') END \
+         WHERE json_valid(data);",
+    )?;
+    for f in ["hb_text", "hb_password", "hb_command"] {
+        c.remove_function(f, 1)?;
+    }
+    Ok(())
 }
 
 fn open_reader(path: &Path) -> Result<Connection, StoreError> {
@@ -1232,7 +1136,6 @@ fn open_reader(path: &Path) -> Result<Connection, StoreError> {
     conn.busy_timeout(BUSY_TIMEOUT)
         .map_err(|e| open_err(path, e))?;
     conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
-    super::analytics::register_functions(&conn).map_err(|e| open_err(path, e))?;
     Ok(conn)
 }
 
@@ -1317,98 +1220,11 @@ fn run_batch(conn: &Connection, batch: &mut Vec<Box<dyn WriteOp>>) {
 
 // -------------------------------------------------------------------- row mapping
 
-/// An event prepared for insertion: indexed columns plus its postcard body.
-struct EventRow {
-    seq: i64,
-    time_ms: i64,
-    service: String,
-    kind: &'static str,
-    src_ip: Option<String>,
-    src_port: Option<u16>,
-    session: Option<String>,
-    username: Option<String>,
-    body: Vec<u8>,
-}
-
-impl EventRow {
-    fn new(ev: Event) -> Result<EventRow, StoreError> {
-        let body = encode("event", &ev)?;
-        let kind = ev.kind.name();
-        let Event {
-            seq,
-            time_ms,
-            service,
-            session,
-            src,
-            kind: event_kind,
-            ..
-        } = ev;
-        let username = match event_kind {
-            EventKind::AuthAttempt(a) => Some(a.username),
-            _ => None,
-        };
-        Ok(EventRow {
-            seq: i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))?,
-            time_ms,
-            service,
-            kind,
-            src_ip: src.map(|a| a.ip().to_string()),
-            src_port: src.map(|a| a.port()),
-            session: session.map(|s| hex::encode(s.0)),
-            username,
-            body,
-        })
-    }
-}
-
 const NODE_COLS: &str = "id, name, role, labels, serial, cert_not_after_ms, first_seen_ms, \
     last_seen_ms, addr, online, revoked, health, config, via_relay";
 
 const TOKEN_COLS: &str = "id, secret_hash, role, name, labels, created_ms, expires_ms, \
     uses_total, uses_left, revoked";
-
-fn corrupt(what: &'static str, key: impl Into<String>, why: impl ToString) -> StoreError {
-    StoreError::Corrupt {
-        what,
-        key: key.into(),
-        why: why.to_string(),
-    }
-}
-
-/// Adds a decoded row to a list, or skips it with a warning if it does not decode: one bad
-/// row must not hide all the others. Database errors still fail the whole read.
-fn push_or_skip<T>(out: &mut Vec<T>, item: Result<T, StoreError>) -> Result<(), StoreError> {
-    match item {
-        Ok(v) => out.push(v),
-        Err(e @ StoreError::Corrupt { .. }) => {
-            tracing::warn!(error = %e, "skipping unreadable stored row");
-        }
-        Err(e) => return Err(e),
-    }
-    Ok(())
-}
-
-fn encode<T: serde::Serialize>(what: &'static str, v: &T) -> Result<Vec<u8>, StoreError> {
-    postcard::to_allocvec(v).map_err(|e| StoreError::Encode {
-        what,
-        why: e.to_string(),
-    })
-}
-
-fn labels_to_json(labels: &[(String, String)]) -> Result<String, StoreError> {
-    serde_json::to_string(labels).map_err(|e| StoreError::Encode {
-        what: "labels",
-        why: e.to_string(),
-    })
-}
-
-fn labels_from_json(
-    what: &'static str,
-    key: &str,
-    s: &str,
-) -> Result<Vec<(String, String)>, StoreError> {
-    serde_json::from_str(s).map_err(|e| corrupt(what, key, format!("labels: {e}")))
-}
 
 fn role_col(what: &'static str, key: &str, s: &str) -> Result<Role, StoreError> {
     s.parse().map_err(|e| corrupt(what, key, e))
@@ -1563,10 +1379,4 @@ fn insert_audit(c: &Connection, e: &AuditEntry) -> Result<(), StoreError> {
         e.time_ms, e.actor, e.action, e.outcome, e.source, e.detail
     ])?;
     Ok(())
-}
-
-/// Compares secret hashes in time independent of where they differ.
-fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
-    std::hint::black_box(diff) == 0
 }

@@ -1,7 +1,13 @@
-//! Tests of the SQLite store against real database files in temporary directories.
+//! The store's conformance suite: every `async fn name(s: Store)` below runs unchanged
+//! against every backend (`conformance!` makes one `#[tokio::test]` per backend and test:
+//! `store::tests::sqlite::name`, `store::tests::postgres::name`), each on a fresh, empty
+//! store. The tests at the end are of one backend's own behaviour (SQLite's file lock,
+//! its migrations, damaged rows).
 
 use super::*;
+use honeybee_proto::admin::{AuditEntry, EventQuery, EventSearch, StatsQuery, StoredEvent};
 use honeybee_proto::control::ServiceStatus;
+use honeybee_proto::event::Event;
 use honeybee_proto::event::{AuthAttempt, AuthMethod, EventKind};
 use std::path::Path;
 
@@ -71,10 +77,51 @@ fn open(dir: &Path) -> SqliteStore {
     SqliteStore::open(&dir.join("honeybee.db")).unwrap()
 }
 
-#[tokio::test]
-async fn events_dedupe_by_node_and_seq() {
+/// A fresh SQLite store in a temporary directory (removed when the guard drops).
+pub(super) async fn fresh_sqlite() -> (tempfile::TempDir, Store) {
     let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+    let s = Store::from(open(dir.path()));
+    (dir, s)
+}
+
+/// One `#[tokio::test]` per conformance test, each on a fresh store from `$fresh`.
+macro_rules! conformance {
+    ($fresh:path) => {
+        conformance!(@plain $fresh;
+            events_dedupe_by_node_and_seq, events_query_filters_and_order,
+            events_query_default_limit, token_refusal_reasons, nodes_round_trip_and_update,
+            revoke_node_revokes_every_cert_and_sticks,
+            supersede_cert_moves_the_node_to_the_new_cert,
+            captures_dedupe_and_keep_every_sighting, audit_newest_first,
+            audit_retention_by_age_and_row_cap, search_pages_cover_every_event_once,
+            search_filters_combine, stats_count_in_sql,
+            count_matching_and_top_commands_of_chosen_services,
+            events_after_resumes_in_store_order, module_credentials_alerts_enrichments,
+            node_relay_and_last_event);
+        conformance!(@threaded $fresh;
+            concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner);
+    };
+    (@plain $fresh:path; $($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_guard, s) = $fresh().await;
+            super::$name(s).await;
+        }
+    )*};
+    (@threaded $fresh:path; $($name:ident),* $(,)?) => {$(
+        #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+        async fn $name() {
+            let (_guard, s) = $fresh().await;
+            super::$name(s).await;
+        }
+    )*};
+}
+
+mod sqlite {
+    conformance!(super::fresh_sqlite);
+}
+
+async fn events_dedupe_by_node_and_seq(s: Store) {
     let a = node("a");
     let b = node("b");
     let batch = |seqs: std::ops::Range<u64>| {
@@ -138,10 +185,7 @@ async fn events_dedupe_by_node_and_seq() {
     assert_eq!(s.max_seq(&node("none")).await.unwrap(), 0);
 }
 
-#[tokio::test]
-async fn events_query_filters_and_order() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn events_query_filters_and_order(s: Store) {
     let a = node("a");
     let b = node("b");
     s.insert_events(
@@ -217,10 +261,7 @@ async fn events_query_filters_and_order() {
     assert!(matches!(err, StoreError::InvalidQuery(_)), "{err}");
 }
 
-#[tokio::test]
-async fn events_query_default_limit() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn events_query_default_limit(s: Store) {
     let events = (0..150)
         .map(|i| ev(i, i as i64, "ssh", EventKind::Connect))
         .collect();
@@ -234,17 +275,14 @@ async fn events_query_default_limit() {
     assert_eq!(effective_limit(u32::MAX), MAX_QUERY_LIMIT);
 }
 
-/// The trait's futures are `Send`, so generic code can spawn them.
-async fn via_trait<S: Store>(s: S) -> u64 {
+/// The store's futures are `Send`, so they can be spawned.
+async fn via_trait(s: Store) -> u64 {
     tokio::spawn(async move { s.count_events(None).await.unwrap() })
         .await
         .unwrap()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn concurrent_writers_are_batched_and_all_acked() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn concurrent_writers_are_batched_and_all_acked(s: Store) {
     let mut tasks = Vec::new();
     for n in 0..20u64 {
         let s = s.clone();
@@ -265,10 +303,7 @@ async fn concurrent_writers_are_batched_and_all_acked() {
     assert_eq!(s.count_events(None).await.unwrap(), 20 * 5 * 50);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-async fn token_consume_race_has_one_winner() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn token_consume_race_has_one_winner(s: Store) {
     let t = token(1, 1, i64::MAX);
     s.create_token(t.clone()).await.unwrap();
     let barrier = std::sync::Arc::new(tokio::sync::Barrier::new(8));
@@ -300,10 +335,7 @@ async fn token_consume_race_has_one_winner() {
     assert_eq!(listed[0].uses_left, 0);
 }
 
-#[tokio::test]
-async fn token_refusal_reasons() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn token_refusal_reasons(s: Store) {
     let now = 2_000;
     s.create_token(token(1, 2, 10_000)).await.unwrap();
     s.create_token(token(2, 1, 10_000)).await.unwrap();
@@ -338,10 +370,7 @@ async fn token_refusal_reasons() {
     );
 }
 
-#[tokio::test]
-async fn nodes_round_trip_and_update() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn nodes_round_trip_and_update(s: Store) {
     let mut rec = node_rec("a", Serial([1; 16]));
     rec.via_relay = Some(node("relay-1"));
     s.upsert_node(rec.clone()).await.unwrap();
@@ -415,10 +444,7 @@ async fn nodes_round_trip_and_update() {
     assert_eq!(s.get_node(&node("a")).await.unwrap(), Some(replaced));
 }
 
-#[tokio::test]
-async fn revoke_node_revokes_every_cert_and_sticks() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn revoke_node_revokes_every_cert_and_sticks(s: Store) {
     let a = node("a");
     let (s1, s2, other) = (Serial([1; 16]), Serial([2; 16]), Serial([9; 16]));
     s.record_cert(s1, &a, Role::Agent, 10, 100).await.unwrap();
@@ -464,10 +490,7 @@ async fn revoke_node_revokes_every_cert_and_sticks() {
     assert!(s.revoked().await.unwrap().1.contains(&node("ghost")));
 }
 
-#[tokio::test]
-async fn supersede_cert_moves_the_node_to_the_new_cert() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn supersede_cert_moves_the_node_to_the_new_cert(s: Store) {
     let a = node("a");
     let (old, new) = (Serial([1; 16]), Serial([2; 16]));
     s.record_cert(old, &a, Role::Relay, 10, 100).await.unwrap();
@@ -511,10 +534,7 @@ async fn supersede_cert_moves_the_node_to_the_new_cert() {
     assert_eq!(s.cert(new).await.unwrap().unwrap().superseded_by, None);
 }
 
-#[tokio::test]
-async fn captures_dedupe_and_keep_every_sighting() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn captures_dedupe_and_keep_every_sighting(s: Store) {
     let rec = |n: &str, t: i64| CaptureRecord {
         sha256: [0xab; 32],
         size: 42,
@@ -545,10 +565,7 @@ async fn captures_dedupe_and_keep_every_sighting() {
     assert_eq!(s.list_captures(1).await.unwrap().len(), 1);
 }
 
-#[tokio::test]
-async fn audit_newest_first() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn audit_newest_first(s: Store) {
     let entry = |i: i64| AuditEntry {
         time_ms: i,
         actor: "admin:alice".into(),
@@ -570,10 +587,7 @@ async fn audit_newest_first() {
 
 /// Retention: rows past the age limit go, then the oldest past the row cap; the newest
 /// stay, and pruning again deletes nothing.
-#[tokio::test]
-async fn audit_retention_by_age_and_row_cap() {
-    let dir = tempfile::tempdir().unwrap();
-    let s = open(dir.path());
+async fn audit_retention_by_age_and_row_cap(s: Store) {
     let entry = |i: i64| AuditEntry {
         time_ms: i * 10,
         actor: "node:x".into(),
@@ -707,7 +721,7 @@ async fn newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 2,
+                supported: 3,
                 ..
             }
         ),
@@ -748,4 +762,517 @@ async fn unreadable_rows_are_skipped_or_reported_never_panic() {
     let nodes = s.list_nodes().await.unwrap();
     assert_eq!(nodes.len(), 1);
     assert_eq!(nodes[0].id, a);
+}
+
+// ------------------------------------------------------------------ search and analytics
+
+fn sev(seq: u64, time_ms: i64, service: &str, src: &str, kind: EventKind) -> Event {
+    Event {
+        seq,
+        time_ms,
+        service: service.into(),
+        session: Some(SessionId([seq as u8 % 3; 8])),
+        src: Some(src.parse().unwrap()),
+        dst: None,
+        kind,
+    }
+}
+
+fn sauth(user: &str, pass: &str) -> EventKind {
+    EventKind::AuthAttempt(AuthAttempt {
+        method: AuthMethod::Password,
+        username: user.into(),
+        password: Some(pass.into()),
+        key_fingerprint: None,
+        key_algorithm: None,
+        client_version: None,
+        success: false,
+    })
+}
+
+/// 30 events of node a over three minutes, two of node b.
+async fn search_fixture(s: &Store) {
+    let a = node("a");
+    let b = node("b");
+    let mut evs = Vec::new();
+    for i in 0..30u64 {
+        let t = 60_000 * (i as i64 / 10) + i as i64;
+        let kind = match i % 3 {
+            0 => EventKind::Connect,
+            1 => sauth("root", if i % 2 == 0 { "123456" } else { "toor" }),
+            _ => EventKind::Command {
+                line: format!("uname -{}", if i < 20 { "a" } else { "r" }),
+            },
+        };
+        evs.push(sev(i + 1, t, "ssh", "203.0.113.7:4000", kind));
+    }
+    s.insert_events(&a, 1, evs).await.unwrap();
+    s.insert_events(
+        &b,
+        1,
+        vec![
+            sev(1, 5, "banner", "198.51.100.9:1", EventKind::Connect),
+            sev(2, 6, "banner", "198.51.100.9:1", sauth("Admin", "Secret")),
+        ],
+    )
+    .await
+    .unwrap();
+}
+
+async fn search_pages_cover_every_event_once(s: Store) {
+    search_fixture(&s).await;
+    let mut seen = Vec::new();
+    let mut q = EventSearch {
+        limit: 7,
+        ..Default::default()
+    };
+    loop {
+        let page = s.search_events(&q).await.unwrap();
+        seen.extend(
+            page.iter()
+                .map(|e| (e.event.time_ms, e.node.clone(), e.event.seq)),
+        );
+        if page.len() < 7 {
+            break;
+        }
+        q.before = Some(Store::cursor_after(page.last().unwrap()));
+    }
+    assert_eq!(seen.len(), 32);
+    let mut sorted = seen.clone();
+    sorted.sort();
+    sorted.reverse();
+    assert_eq!(seen, sorted, "newest first, no repeats");
+}
+
+async fn search_filters_combine(s: Store) {
+    search_fixture(&s).await;
+    let search = |q: EventSearch| {
+        let s = s.clone();
+        async move { s.search_events(&q).await.unwrap() }
+    };
+    let r = search(EventSearch {
+        text: Some("SECRET".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].node.as_str(), "b");
+    let r = search(EventSearch {
+        text: Some("uname -r".into()),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        r.iter()
+            .all(|e| matches!(&e.event.kind, EventKind::Command { line } if line == "uname -r"))
+    );
+    assert_eq!(r.len(), 4);
+    // The node's name is searched too.
+    let r = search(EventSearch {
+        text: Some("B".into()),
+        service: Some("banner".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(r.len(), 2);
+    let r = search(EventSearch {
+        src: Some("198.51.".into()),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(r.len(), 2);
+    let r = search(EventSearch {
+        src: Some("203.0.113.7".into()),
+        kind: Some("connect".into()),
+        since_ms: Some(60_000),
+        until_ms: Some(120_000),
+        ..Default::default()
+    })
+    .await;
+    assert_eq!(
+        r.iter().map(|e| e.event.seq).collect::<Vec<_>>(),
+        vec![19, 16, 13]
+    );
+    let r = search(EventSearch {
+        session: Some(SessionId([1; 8])),
+        node: Some(node("a")),
+        ..Default::default()
+    })
+    .await;
+    assert!(!r.is_empty() && r.iter().all(|e| e.event.session == Some(SessionId([1; 8]))));
+    assert!(
+        s.search_events(&EventSearch {
+            kind: Some("bogus".into()),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    );
+    assert!(
+        s.search_events(&EventSearch {
+            text: Some("x".repeat(300)),
+            ..Default::default()
+        })
+        .await
+        .is_err()
+    );
+    let one = s.get_event(&node("b"), 2).await.unwrap().unwrap();
+    assert_eq!(one.event.seq, 2);
+    assert!(s.get_event(&node("b"), 9).await.unwrap().is_none());
+}
+
+async fn stats_count_in_sql(s: Store) {
+    search_fixture(&s).await;
+    let st = s
+        .stats(&StatsQuery {
+            since_ms: 0,
+            until_ms: 180_000,
+            bucket_ms: 60_000,
+            top: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.events_total, 32);
+    assert_eq!(st.total, vec![(0, 12), (60_000, 10), (120_000, 10)]);
+    let ssh = st.by_service.iter().find(|s| s.key == "ssh").unwrap();
+    assert_eq!(ssh.points, vec![(0, 10), (60_000, 10), (120_000, 10)]);
+    assert_eq!(st.by_node.len(), 2);
+    assert_eq!(st.top_services[0].key, "ssh");
+    assert_eq!(st.top_sources[0].key, "203.0.113.7");
+    assert_eq!(st.top_sources[0].count, 10);
+    assert_eq!(
+        st.by_kind
+            .iter()
+            .map(|k| (k.key.as_str(), k.count))
+            .collect::<Vec<_>>(),
+        [("auth_attempt", 11), ("connect", 11), ("command", 10)]
+    );
+    let creds: u64 = st.top_credentials.iter().map(|c| c.count).sum();
+    assert_eq!(creds, 11);
+    assert!(
+        st.top_credentials
+            .iter()
+            .any(|c| c.username == "Admin" && c.password == "Secret" && c.count == 1)
+    );
+    assert_eq!(st.top_commands[0].key, "uname -a");
+    assert_eq!(st.top_commands[0].count, 6);
+    assert!(st.geo.is_empty());
+    assert!(
+        s.stats(&StatsQuery {
+            since_ms: 0,
+            until_ms: 1_000_000_000,
+            bucket_ms: 1,
+            top: 5,
+        })
+        .await
+        .is_err()
+    );
+}
+
+async fn count_matching_and_top_commands_of_chosen_services(s: Store) {
+    let ev = |seq: u64, service: &str, kind: EventKind| Event {
+        seq,
+        time_ms: 1000 + seq as i64,
+        service: service.into(),
+        session: None,
+        src: Some("203.0.113.7:4000".parse().unwrap()),
+        dst: None,
+        kind,
+    };
+    let cmd = |line: &str| EventKind::Command { line: line.into() };
+    let a = node("a");
+    let mut evs = Vec::new();
+    for i in 0..30u64 {
+        evs.push(ev(i + 1, "ssh", cmd("uname -a")));
+    }
+    for i in 30..70u64 {
+        evs.push(ev(i + 1, "ftp", cmd("USER anonymous")));
+    }
+    evs.push(ev(71, "ssh", EventKind::Connect));
+    s.insert_events(&a, 1, evs).await.unwrap();
+    let all = EventSearch::default();
+    assert_eq!(s.count_matching(&all).await.unwrap(), (71, false));
+    let ssh = EventSearch {
+        service: Some("ssh".into()),
+        kind: Some("command".into()),
+        limit: 5,
+        ..Default::default()
+    };
+    assert_eq!(s.count_matching(&ssh).await.unwrap(), (30, false));
+    let text = EventSearch {
+        text: Some("anonymous".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.count_matching(&text).await.unwrap(), (40, false));
+    let top = s.top_commands(0, 10_000, &[], 10).await.unwrap();
+    assert_eq!(top[0].key, "USER anonymous");
+    let shells = s
+        .top_commands(0, 10_000, &["ssh".into(), "telnet".into()], 10)
+        .await
+        .unwrap();
+    assert_eq!(shells.len(), 1);
+    assert_eq!((shells[0].key.as_str(), shells[0].count), ("uname -a", 30));
+    let many = vec!["x".to_owned(); console::MAX_SERVICES + 1];
+    assert!(s.top_commands(0, 1, &many, 10).await.is_err());
+}
+
+async fn events_after_resumes_in_store_order(s: Store) {
+    assert_eq!(s.events_after(0, 10).await.unwrap(), (vec![], 0));
+    let out = s
+        .insert_events(
+            &node("a"),
+            1,
+            (1..=5)
+                .map(|i| ev(i, 100 - i as i64, "ssh", EventKind::Connect))
+                .collect(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.new_seqs, [1, 2, 3, 4, 5]);
+    assert_eq!(out.new_ids.len(), 5);
+    assert!(out.new_ids.windows(2).all(|w| w[0] < w[1]));
+    let dup = s
+        .insert_events(&node("a"), 2, vec![ev(3, 1, "ssh", EventKind::Connect)])
+        .await
+        .unwrap();
+    assert!(dup.new_ids.is_empty() && dup.new_seqs.is_empty());
+    let (page, newest) = s.events_after(out.new_ids[1], 2).await.unwrap();
+    assert_eq!(newest, out.new_ids[4]);
+    assert_eq!(
+        page.iter()
+            .map(|(id, e)| (*id, e.event.seq))
+            .collect::<Vec<_>>(),
+        [(out.new_ids[2], 3), (out.new_ids[3], 4)]
+    );
+}
+
+async fn module_credentials_alerts_enrichments(s: Store) {
+    use honeybee_proto::module::Permission;
+    let cred = |id: u8, t: i64, perms: Vec<Permission>| ModuleCredential {
+        id: TokenId([id; 8]),
+        name: "geoip".into(),
+        secret_hash: [id; 32],
+        permissions: perms,
+        created_ms: t,
+        revoked: false,
+    };
+    let subscribe = Permission::EventsRead;
+    let enrich = Permission::EnrichWrite;
+    s.create_module_credential(cred(1, 10, vec![subscribe]))
+        .await
+        .unwrap();
+    s.create_module_credential(cred(2, 20, vec![subscribe, enrich]))
+        .await
+        .unwrap();
+    assert_eq!(
+        s.module_credential(TokenId([2; 8])).await.unwrap(),
+        Some(cred(2, 20, vec![subscribe, enrich]))
+    );
+    assert_eq!(s.module_credential(TokenId([9; 8])).await.unwrap(), None);
+    assert_eq!(
+        s.module_permissions("geoip").await.unwrap(),
+        Some(vec![subscribe, enrich]),
+        "the newest credential's"
+    );
+    assert_eq!(s.revoke_module_credentials("geoip").await.unwrap(), 2);
+    assert_eq!(s.revoke_module_credentials("geoip").await.unwrap(), 0);
+    assert_eq!(s.module_permissions("geoip").await.unwrap(), None);
+    assert!(
+        s.module_credential(TokenId([1; 8]))
+            .await
+            .unwrap()
+            .unwrap()
+            .revoked
+    );
+
+    let alert = |t: i64, title: &str| NewAlert {
+        time_ms: t,
+        module: "geoip".into(),
+        severity: "high".into(),
+        title: title.into(),
+        body: "body".into(),
+        node: Some("a".into()),
+        seq: Some(1),
+    };
+    let first = s.insert_alert(alert(5, "one")).await.unwrap();
+    let second = s.insert_alert(alert(6, "two")).await.unwrap();
+    assert!(second > first);
+    assert_eq!(s.count_alerts().await.unwrap(), (2, 2));
+    assert!(s.ack_alert(first, "admin:alice", 9).await.unwrap());
+    assert!(!s.ack_alert(first, "admin:bob", 10).await.unwrap(), "once");
+    assert!(!s.ack_alert(999, "admin:bob", 10).await.unwrap());
+    assert_eq!(s.count_alerts().await.unwrap(), (2, 1));
+    let listed = s.list_alerts(0).await.unwrap();
+    assert_eq!(
+        listed.iter().map(|a| a.title.as_str()).collect::<Vec<_>>(),
+        ["two", "one"]
+    );
+    assert_eq!(listed[1].acked_by.as_deref(), Some("admin:alice"));
+    assert_eq!(listed[1].acked_ms, Some(9));
+    assert_eq!(
+        (listed[0].seq, listed[0].node.as_deref()),
+        (Some(1), Some("a"))
+    );
+
+    // Enrichments attach to stored events only, and feed the geo map.
+    let a = node("a");
+    s.insert_events(
+        &a,
+        1,
+        vec![
+            sev(1, 100, "ssh", "203.0.113.7:1", EventKind::Connect),
+            sev(2, 200, "ssh", "203.0.113.8:1", EventKind::Connect),
+        ],
+    )
+    .await
+    .unwrap();
+    let geo = |c: &str, lat: f64| {
+        format!(
+            r#"{{"source.geo.country_iso_code":"{c}","source.geo.location.lat":{lat},"source.geo.location.lon":2.5}}"#
+        )
+    };
+    assert!(
+        s.insert_enrichment(&a, 1, "geoip", "enrich", geo("NL", 52.0), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.insert_enrichment(&a, 2, "geoip", "enrich", geo("NL", 50.0), 7)
+            .await
+            .unwrap()
+    );
+    assert!(
+        s.insert_enrichment(&a, 2, "notes", "annotate", "not json".into(), 8)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.insert_enrichment(&a, 3, "geoip", "enrich", geo("FR", 1.0), 7)
+            .await
+            .unwrap()
+    );
+    let evs = s
+        .attach_enrichments(s.query_events(&EventQuery::default()).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(evs[0].event.seq, 2);
+    assert_eq!(
+        evs[0]
+            .enrichments
+            .iter()
+            .map(|e| (e.module.as_str(), e.kind.as_str()))
+            .collect::<Vec<_>>(),
+        [("geoip", "enrich"), ("notes", "annotate")]
+    );
+    assert_eq!(evs[1].enrichments.len(), 1);
+    let st = s
+        .stats(&StatsQuery {
+            since_ms: 0,
+            until_ms: 1_000,
+            bucket_ms: 1_000,
+            top: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.geo.len(), 1);
+    assert_eq!((st.geo[0].country.as_str(), st.geo[0].count), ("NL", 2));
+    let near = |v: Option<f64>, want: f64| v.is_some_and(|v| (v - want).abs() < 1e-9);
+    assert!(near(st.geo[0].lat, 51.0) && near(st.geo[0].lon, 2.5));
+}
+
+async fn node_relay_and_last_event(s: Store) {
+    let a = node("a");
+    s.upsert_node(node_rec("a", Serial([1; 16]))).await.unwrap();
+    assert!(s.set_node_relay(&a, Some(&node("r1"))).await.unwrap());
+    assert_eq!(
+        s.get_node(&a).await.unwrap().unwrap().via_relay,
+        Some(node("r1"))
+    );
+    assert!(s.set_node_relay(&a, None).await.unwrap());
+    assert_eq!(s.get_node(&a).await.unwrap().unwrap().via_relay, None);
+    assert!(!s.set_node_relay(&node("zz"), None).await.unwrap());
+    assert_eq!(s.last_event_ms(&a).await.unwrap(), None);
+    s.insert_events(
+        &a,
+        1,
+        vec![
+            ev(1, 300, "ssh", EventKind::Connect),
+            ev(2, 200, "ssh", EventKind::Connect),
+        ],
+    )
+    .await
+    .unwrap();
+    assert_eq!(s.last_event_ms(&a).await.unwrap(), Some(300));
+}
+
+/// A database written by schema version 2 (searchable values only inside the event body)
+/// is migrated to version 3 with the derived columns filled in for its old rows.
+#[tokio::test]
+async fn schema_v2_rows_are_backfilled_for_search() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(include_str!("schema.sql")).unwrap();
+        c.execute_batch(include_str!("schema_v2_modules.sql"))
+            .unwrap();
+        c.execute_batch(
+            "CREATE TABLE schema_version (version INTEGER NOT NULL); \
+             INSERT INTO schema_version VALUES (2);",
+        )
+        .unwrap();
+        let old = [
+            ev(1, 100, "ssh", sauth("root", "Hunter2")),
+            ev(
+                2,
+                200,
+                "ssh",
+                EventKind::Command {
+                    line: "wget x".into(),
+                },
+            ),
+        ];
+        for e in &old {
+            c.execute(
+                "INSERT INTO events (node, seq, time_ms, received_ms, service, kind, body) \
+                 VALUES ('a', ?1, ?2, 1, 'ssh', ?3, ?4)",
+                rusqlite::params![
+                    e.seq as i64,
+                    e.time_ms,
+                    e.kind.name(),
+                    postcard::to_allocvec(e).unwrap()
+                ],
+            )
+            .unwrap();
+        }
+        c.execute(
+            "INSERT INTO enrichments (node, seq, module, kind, data, time_ms) VALUES \
+             ('a', 1, 'geoip', 'enrich', '{\"source.geo.country_iso_code\":\"DE\"}', 1), \
+             ('a', 2, 'geoip', 'enrich', 'not json', 1)",
+            [],
+        )
+        .unwrap();
+    }
+    let s = Store::from(SqliteStore::open(&path).unwrap());
+    let hits = s
+        .search_events(&EventSearch {
+            text: Some("hunter2".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(hits.len(), 1);
+    let st = s
+        .stats(&StatsQuery {
+            since_ms: 0,
+            until_ms: 1_000,
+            bucket_ms: 1_000,
+            top: 5,
+        })
+        .await
+        .unwrap();
+    assert_eq!(st.top_commands[0].key, "wget x");
+    assert_eq!(st.top_credentials[0].password, "Hunter2");
+    assert_eq!(st.geo.len(), 1);
+    assert_eq!(st.geo[0].country, "DE");
 }
