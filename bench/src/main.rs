@@ -11,6 +11,7 @@ mod bus;
 mod capture;
 mod enrol;
 mod fixture;
+mod fleet;
 mod ingest;
 mod peers;
 mod procstat;
@@ -45,8 +46,9 @@ struct Args {
     /// Runs per measurement (the median is reported); default 3, or 1 with --quick.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these figures (comma-separated: ingest, capture, enrol, bus, services).
-    /// `services` (honeypot services vs Cowrie and OpenCanary) runs only when named here.
+    /// Only these figures (comma-separated: ingest, capture, enrol, bus, services, fleet).
+    /// `services` (honeypot services vs Cowrie and OpenCanary) and `fleet` (N simulated
+    /// agents against a core process) run only when named here.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where `bench/scripts/peers.sh` installed Cowrie and OpenCanary (for `services`).
@@ -58,6 +60,25 @@ struct Args {
     /// The smallest sizes (the smoke test's).
     #[arg(long, hide = true)]
     tiny: bool,
+    /// `fleet`: how many simulated agents (each its own UDP socket and certificate).
+    #[arg(long, default_value_t = 1000)]
+    agents: usize,
+    /// `fleet`: also write its figures as one JSON object to this file.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// `fleet`: seconds of each CPU measurement window (idle, trickle).
+    #[arg(long, default_value_t = 20)]
+    fleet_window: u64,
+    /// `fleet`: ping round trips sampled per scenario.
+    #[arg(long, default_value_t = 200)]
+    rtt_samples: usize,
+    /// Internal: run a core on DIR in this process (what `honeybee core run` does), for
+    /// `fleet` when the CLI binary is not built.
+    #[arg(long, hide = true, value_name = "DIR")]
+    core_run: Option<PathBuf>,
+    /// Internal: the bare quinn baseline server of `fleet` (core certificates in DIR).
+    #[arg(long, hide = true, num_args = 2, value_names = ["DIR", "ADDR"])]
+    bare_server: Option<Vec<String>>,
     /// Internal: run the agent of the `services` figures in this process (what
     /// `honeybee-agent run --data-dir DIR` does).
     #[arg(long, hide = true, value_name = "DIR")]
@@ -535,6 +556,22 @@ async fn run(args: &Args) -> Result<String> {
         out += &report.markdown;
         out.push('\n');
     }
+    if args.only.iter().any(|o| o == "fleet") {
+        progress(&format!("fleet: starting, {} agents", args.agents));
+        let mut opts = fleet::FleetOpts::new(args.agents);
+        opts.window = Duration::from_secs(args.fleet_window.clamp(1, 600));
+        opts.rtt_samples = args.rtt_samples.clamp(1, 100_000);
+        let report = fleet::run(&opts).await.context("figure fleet")?;
+        let md = report.markdown();
+        println!("{md}");
+        out += &md;
+        out.push('\n');
+        if let Some(path) = &args.json {
+            std::fs::write(path, report.json())
+                .with_context(|| format!("write {}", path.display()))?;
+            progress(&format!("wrote {}", path.display()));
+        }
+    }
     Ok(out)
 }
 
@@ -542,6 +579,13 @@ fn main() -> Result<()> {
     let args = Args::parse();
     if let Some(dir) = args.agent_run {
         return services::agent_main(dir);
+    }
+    if let Some(dir) = args.core_run {
+        return fleet::server::core_main(dir);
+    }
+    if let Some(v) = &args.bare_server {
+        let addr = v[1].parse().context("--bare-server ADDR")?;
+        return fleet::server::bare_main(PathBuf::from(&v[0]), addr);
     }
     tracing_subscriber::fmt()
         .with_env_filter(
