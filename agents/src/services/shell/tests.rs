@@ -981,3 +981,103 @@ fn a_bare_bang_is_status_one() {
     let (out, _, code, _) = exec("true; !\necho $?");
     assert_eq!((out.as_str(), code), ("1\n", 0));
 }
+
+/// A node running Redis, MariaDB, Postfix and vsftpd: the process owners, the
+/// listening sockets' uids, the service directories' owners and the account files agree.
+#[test]
+fn service_accounts_agree_across_ps_proc_ls_and_etc() {
+    use crate::persona::{Listener, NodePersona, Persona, Program};
+    let node = NodePersona::new(Persona::reference("db-1"));
+    node.set_listeners(
+        [
+            (22, Program::Sshd),
+            (21, Program::Vsftpd),
+            (25, Program::Postfix),
+            (3306, Program::Mariadb),
+            (6379, Program::Redis),
+        ]
+        .into_iter()
+        .map(|(port, program)| Listener { port, program })
+        .collect(),
+    );
+    let login = Login {
+        user: "root".into(),
+        src: "203.0.113.9".parse().unwrap(),
+        now: 1_713_090_151,
+    };
+    let mut s = Shell::new(
+        Profile::for_node(&node, ""),
+        &login,
+        false,
+        ShellLimits::default(),
+    );
+    let mut run = |line: &str| text(&s.exec(line.as_bytes(), 1_713_090_200).stdout);
+    let passwd = run("cat /etc/passwd");
+    let uid = |name: &str| -> String {
+        passwd
+            .lines()
+            .find(|l| l.starts_with(&format!("{name}:")))
+            .unwrap_or_else(|| panic!("{name} not in\n{passwd}"))
+            .split(':')
+            .nth(2)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(uid("redis"), "103", "{passwd}");
+    assert!(passwd.contains("mysql:x:104:111:MySQL Server,,,:/nonexistent:/bin/false\n"));
+    let ps = run("ps aux");
+    for (user, args) in [
+        ("redis", "redis-server"),
+        ("mysql", "mariadbd"),
+        ("postfix", "qmgr"),
+        ("message+", "dbus-daemon"),
+    ] {
+        assert!(
+            ps.lines().any(|l| l.starts_with(user) && l.contains(args)),
+            "{user} {args} in\n{ps}"
+        );
+    }
+    let tcp = run("cat /proc/net/tcp");
+    let row = |port: u16| -> String {
+        tcp.lines()
+            .find(|l| l.contains(&format!(":{port:04X} 00000000:0000 0A")))
+            .unwrap_or_else(|| panic!("{port} in\n{tcp}"))
+            .split_whitespace()
+            .nth(7)
+            .unwrap()
+            .to_owned()
+    };
+    assert_eq!(row(6379), uid("redis"));
+    assert_eq!(row(3306), uid("mysql"));
+    let ls = run("ls -ld /var/lib/redis /var/lib/mysql /var/lib/postfix /srv/ftp");
+    for want in [
+        "drwxr-x--- 2 redis   redis   ",
+        "drwxr-xr-x 2 mysql   mysql   ",
+        "drwxr-xr-x 2 postfix postfix ",
+        "drwxr-xr-x 2 root    root    ",
+    ] {
+        assert!(ls.contains(want), "{want} in\n{ls}");
+    }
+    let shadow = run("cat /etc/shadow");
+    let names = |f: &str| {
+        f.lines()
+            .map(|l| l.split(':').next().unwrap().to_owned())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(&passwd), names(&shadow));
+    let group = run("cat /etc/group");
+    assert!(
+        group.contains("\npostfix:x:112:\npostdrop:x:113:\n"),
+        "{group}"
+    );
+    assert_eq!(run("stat -c %U /var/log/redis"), "redis\n");
+}
+
+/// A node without those services has none of their accounts.
+#[test]
+fn a_web_node_has_no_database_accounts() {
+    let (out, _, _, _) = exec("cat /etc/passwd /etc/group; ls /var/lib");
+    for name in ["redis", "mysql", "postfix", "ftp:"] {
+        assert!(!out.contains(name), "{name} in\n{out}");
+    }
+}
