@@ -101,31 +101,38 @@ fn parse_labels(s: Option<&str>) -> anyhow::Result<Vec<(String, String)>> {
         .collect()
 }
 
-pub async fn token_create(
-    data_dir: &Path,
+/// The token `honeybee token create` asks for, from its flags.
+pub fn token_spec(
     role: &str,
     name: String,
     ttl: &str,
     uses: u32,
     labels: Option<&str>,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<TokenSpec> {
     let role: Role = role.parse().map_err(|e| anyhow::anyhow!("{e}"))?;
     let ttl = humantime::parse_duration(ttl)
         .with_context(|| format!("--ttl {ttl:?} (examples: 15m, 1h)"))?;
-    let spec = TokenSpec {
+    Ok(TokenSpec {
         role,
         name,
         ttl_s: ttl.as_secs().max(1),
         uses,
         labels: parse_labels(labels)?,
-    };
+    })
+}
+
+/// Asks the core for a token; returns its text.
+pub async fn new_token(data_dir: &Path, spec: TokenSpec) -> anyhow::Result<String> {
     match ask(data_dir, AdminRequest::CreateToken(spec)).await? {
-        AdminResponse::Token { token, .. } => {
-            say!("{token}");
-            Ok(())
-        }
+        AdminResponse::Token { token, .. } => Ok(token),
         r => Err(unexpected(r)),
     }
+}
+
+pub async fn token_create(data_dir: &Path, spec: TokenSpec) -> anyhow::Result<()> {
+    let token = new_token(data_dir, spec).await?;
+    say!("{token}");
+    Ok(())
 }
 
 pub async fn token_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {

@@ -42,10 +42,12 @@ pub async fn start(
     listen: SocketAddr,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    packages: Option<PathBuf>,
 ) -> anyhow::Result<Dashboard> {
     let mut opts = Options::new(data_dir.to_owned(), listen);
     opts.tls_cert = tls_cert;
     opts.tls_key = tls_key;
+    opts.packages = packages;
     let d = honeybee_dashboard::start(opts).await?;
     if let Some(fp) = &d.cert_sha256 {
         println!("dashboard HTTPS certificate (self-signed) sha256:{fp}");
@@ -58,10 +60,11 @@ pub async fn run(
     listen: SocketAddr,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
+    packages: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let stop = crate::up::wait_for_signal();
     init(data_dir).await?;
-    let d = start(data_dir, listen, tls_cert, tls_key).await?;
+    let d = start(data_dir, listen, tls_cert, tls_key, packages).await?;
     println!("dashboard: {}", d.url);
     stop.await;
     d.shutdown().await;
@@ -80,6 +83,6 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<String>)> 
                 .parse()
                 .expect("literal address")
         });
-    let d = start(data_dir, listen, None, None).await?;
+    let d = start(data_dir, listen, None, None, None).await?;
     Ok((d, first_admin_line(&r)))
 }

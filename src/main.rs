@@ -4,6 +4,7 @@
 mod check;
 mod commands;
 mod dashboard;
+mod install_cmd;
 mod term;
 mod up;
 
@@ -18,6 +19,10 @@ use std::path::PathBuf;
     about = "HoneyBee: modular honeypot orchestration"
 )]
 struct Cli {
+    /// Log records as `human` lines (colour only on a terminal) or `json`, one object a
+    /// line, for log shippers.
+    #[arg(long, global = true, env = honeybee_agent::logging::LOG_FORMAT_ENV, default_value = "human")]
+    log_format: honeybee_agent::logging::LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -159,6 +164,10 @@ enum DashboardCmd {
         /// HTTPS private key (PEM).
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// The directory holding honeybee-agent.deb for the sensor installer (default:
+        /// $HONEYBEE_PACKAGES_DIR, DATA_DIR/packages, /usr/share/honeybee/packages).
+        #[arg(long)]
+        packages: Option<PathBuf>,
     },
 }
 
@@ -279,6 +288,10 @@ enum TokenCmd {
         /// Labels for the node: k=v,k2=v2
         #[arg(long)]
         labels: Option<String>,
+        /// Print instead the one line that installs, enrols and starts a sensor on a new
+        /// machine (run as root there), from the dashboard's HTTPS installer.
+        #[arg(long)]
+        install_command: bool,
     },
     /// List tokens (secrets are never shown again).
     List {
@@ -386,13 +399,8 @@ enum NodeCmd {
 }
 
 fn main() -> std::process::ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,quinn=warn,russh=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    let cli = Cli::parse();
+    honeybee_agent::logging::init(cli.log_format, "info,quinn=warn,russh=warn");
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(r) => r,
         Err(e) => {
@@ -400,7 +408,7 @@ fn main() -> std::process::ExitCode {
             return std::process::ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(dispatch(Cli::parse().cmd)) {
+    match runtime.block_on(dispatch(cli.cmd)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Errors can quote a node's or the core's words (a command's error answer).
@@ -433,7 +441,15 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             ttl,
             uses,
             labels,
-        }) => c::token_create(&dir.data_dir, &role, name, &ttl, uses, labels.as_deref()).await,
+            install_command,
+        }) => {
+            let spec = c::token_spec(&role, name, &ttl, uses, labels.as_deref())?;
+            if install_command {
+                install_cmd::token_install_command(&dir.data_dir, spec).await
+            } else {
+                c::token_create(&dir.data_dir, spec).await
+            }
+        }
         Cmd::Token(TokenCmd::List { dir, json }) => c::token_list(&dir.data_dir, json).await,
         Cmd::Token(TokenCmd::Revoke { dir, id }) => c::token_revoke(&dir.data_dir, &id).await,
         Cmd::Agent(AgentCmd::Enroll {
@@ -535,7 +551,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             listen,
             tls_cert,
             tls_key,
-        }) => dashboard::run(&dir.data_dir, listen, tls_cert, tls_key).await,
+            packages,
+        }) => dashboard::run(&dir.data_dir, listen, tls_cert, tls_key, packages).await,
         Cmd::Netsim(NetsimCmd::Proxy(args)) => {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

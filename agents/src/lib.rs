@@ -7,6 +7,7 @@ pub mod enroll;
 #[doc(hidden)]
 pub mod fuzz_api;
 pub mod health;
+pub mod logging;
 pub mod metrics;
 pub(crate) mod persona;
 pub mod realism;

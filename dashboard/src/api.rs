@@ -520,8 +520,13 @@ async fn token_create(
     let command = format!(
         "honeybee agent enroll --token {token} --data-dir {dir} && honeybee agent run --data-dir {dir}"
     );
+    // The one-line sensor install, when this dashboard serves the installer (HTTPS).
+    let install_command = app
+        .install
+        .as_ref()
+        .and_then(|i| i.command_line(&token).ok());
     Ok(Json(
-        json!({"id": id.to_hex(), "token": token, "command": command}),
+        json!({"id": id.to_hex(), "token": token, "command": command, "install_command": install_command}),
     ))
 }
 

@@ -14,6 +14,7 @@ pub mod core_link;
 pub mod error;
 pub mod incidents;
 pub mod init;
+pub mod install;
 pub mod live;
 pub mod openapi;
 pub mod query;
@@ -45,6 +46,9 @@ pub struct Options {
     pub tls_cert: Option<PathBuf>,
     pub tls_key: Option<PathBuf>,
     pub limits: ratelimit::Limits,
+    /// Where the agent package the sensor installer serves is (`install::packages_dir`
+    /// when `None`).
+    pub packages: Option<PathBuf>,
 }
 
 impl Options {
@@ -55,6 +59,7 @@ impl Options {
             tls_cert: None,
             tls_key: None,
             limits: ratelimit::Limits::default(),
+            packages: None,
         }
     }
 }
@@ -188,6 +193,17 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
             addr: opts.listen,
             source,
         })?;
+    let served_cert = match (&opts.tls_cert, &tls) {
+        (Some(c), _) => Some(c.clone()),
+        (None, Some(_)) => Some(paths.tls_cert()),
+        (None, None) => None,
+    };
+    let install = install::prepare(
+        &opts.data_dir,
+        addr,
+        served_cert.as_deref(),
+        opts.packages.as_deref(),
+    );
     let (live, _) = tokio::sync::broadcast::channel(state::LIVE_BACKLOG);
     let app = Arc::new(App {
         core,
@@ -201,6 +217,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
         health: Mutex::new(Default::default()),
         tls: tls.is_some(),
         started: std::time::Instant::now(),
+        install: install.clone(),
     });
     let scheme = if tls.is_some() { "https" } else { "http" };
     let shown = if addr.ip().is_unspecified() {
@@ -213,9 +230,13 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = live::spawn_feeds(app.clone());
     tasks.push(tokio::spawn(incidents::feed(app.clone())));
+    let router = match install {
+        Some(i) => install::router(i).merge(server::router(app.clone())),
+        None => server::router(app.clone()),
+    };
     tasks.push(tokio::spawn(server::serve(
         listener,
-        server::router(app.clone()),
+        router,
         tls.map(Arc::new),
         stop_rx,
     )));

@@ -193,7 +193,7 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             ("id", s()), ("role", s()), ("name", s()), ("labels", json!({"type": "object"})),
             ("created_ms", i()), ("expires_ms", i()), ("uses_total", i()), ("uses_left", i()), ("revoked", b()),
         ])))),
-        ("/api/tokens", "post", op("Create a one-time enrolment token", obj(&[("id", s()), ("token", s()), ("command", s())]))
+        ("/api/tokens", "post", op("Create a one-time enrolment token", obj(&[("id", s()), ("token", s()), ("command", s()), ("install_command", nullable("string"))]))
             .body(obj(&[("name", s()), ("role", json!({"enum": ["agent", "relay"]})), ("ttl_s", i()),
                 ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}}))]))),
         ("/api/events", "get", range(op("Events, newest first, one page. With `query`, also the parsed query (for applying it to live events) and how many events were examined (`scan_capped`: the 10,000-event bound was reached before the page filled; continue with `next`). A query that does not parse is a 400 with `position`, the byte offset of the problem", obj(&[

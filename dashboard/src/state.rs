@@ -50,6 +50,8 @@ pub struct App {
     /// Cookies get `Secure` when the dashboard serves HTTPS.
     pub tls: bool,
     pub started: std::time::Instant,
+    /// What the sensor installer serves, when it does (`install.rs`).
+    pub install: Option<Arc<crate::install::InstallInfo>>,
 }
 
 pub type AppState = Arc<App>;

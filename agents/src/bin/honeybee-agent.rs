@@ -9,6 +9,10 @@ use std::path::PathBuf;
 #[derive(Parser)]
 #[command(name = "honeybee-agent", version, about = "HoneyBee agent (sensor)")]
 struct Cli {
+    /// Log records as `human` lines (colour only on a terminal) or `json`, one object a
+    /// line, for log shippers.
+    #[arg(long, global = true, env = honeybee_agent::logging::LOG_FORMAT_ENV, default_value = "human")]
+    log_format: honeybee_agent::logging::LogFormat,
     #[command(subcommand)]
     cmd: Cmd,
 }
@@ -43,13 +47,9 @@ enum Cmd {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().cmd {
+    let cli = Cli::parse();
+    honeybee_agent::logging::init(cli.log_format, "info");
+    match cli.cmd {
         Cmd::Enroll {
             token,
             data_dir,
