@@ -20,3 +20,4 @@ pub mod sink;
 pub mod spool;
 pub(crate) mod statefile;
 pub mod transport;
+pub mod upgrade;

@@ -26,6 +26,7 @@ pub mod relay;
 pub mod server;
 pub mod store;
 pub mod sweep;
+pub mod upgrade;
 
 pub use config::CoreConfig;
 pub use server::Core;

@@ -412,6 +412,7 @@ async fn uni_stream(
     match StreamKind::from_byte(kind[0]).map_err(Close::protocol)? {
         StreamKind::Telemetry => telemetry(recv, node, labels, shared, tx).await,
         StreamKind::Capture => capture(recv, node, shared, tx).await,
+        StreamKind::Upgrade => Err(Close::protocol("upgrade streams go from core to node")),
     }
 }
 

@@ -20,6 +20,7 @@ pub mod relay;
 pub mod stream;
 pub mod text;
 pub mod timing;
+pub mod upgrade;
 
 pub use codec::{DecodeError, EncodeError, FrameDecoder, FrameLimit};
 pub use ids::{NodeId, Role, Serial, SessionId, TokenId};

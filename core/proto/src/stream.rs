@@ -3,6 +3,8 @@
 //! The agent opens bidirectional stream 0 as the control stream. Every unidirectional
 //! stream starts with one [`StreamKind`] byte that tells the core how to read the rest:
 //! a telemetry batch (one frame), or a capture (a header frame, then raw content).
+//! The core opens one kind itself: an upgrade (an offer frame, then the package; see
+//! `upgrade.rs`).
 
 /// The first byte of every unidirectional stream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -10,6 +12,8 @@
 pub enum StreamKind {
     Telemetry = 1,
     Capture = 2,
+    /// Core → node: a signed agent package (`crate::upgrade`).
+    Upgrade = 3,
 }
 
 impl StreamKind {
@@ -17,6 +21,7 @@ impl StreamKind {
         match b {
             1 => Ok(StreamKind::Telemetry),
             2 => Ok(StreamKind::Capture),
+            3 => Ok(StreamKind::Upgrade),
             other => Err(UnknownStreamKind(other)),
         }
     }

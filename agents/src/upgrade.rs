@@ -1,0 +1,134 @@
+//! Remote upgrade, the node's side: read an upgrade stream the core opened, check the
+//! offer's signature against the deployment's CA before reading the package, stream the
+//! package to a file while hashing it, and keep it only when size and SHA-256 match.
+//! What is kept is an executable file beside the agent's data, ready to be installed;
+//! nothing received is run before all of that has passed.
+
+use crate::transport::{FrameIoError, read_frame};
+use honeybee_proto::upgrade::{MAX_PACKAGE_BYTES, OFFER_LIMIT, PackageKind, UpgradeOffer};
+use std::path::{Path, PathBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
+
+/// The folder of an agent's data directory that received packages are kept in.
+pub const DIR: &str = "upgrade";
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum UpgradeError {
+    #[error("reading the offer: {0}")]
+    Frame(#[from] FrameIoError),
+    #[error(transparent)]
+    Offer(#[from] honeybee_proto::upgrade::BadOffer),
+    #[error("the offer is not signed by this deployment's CA")]
+    Signature,
+    #[error("the CA certificate is unusable: {0}")]
+    Ca(String),
+    #[error("version {0} is the one running")]
+    SameVersion(String),
+    #[error("the package ended after {got} of {want} bytes")]
+    Truncated { got: u64, want: u64 },
+    #[error("more bytes than the offer announced")]
+    TooLong,
+    #[error("the package's SHA-256 is not the offer's")]
+    Hash,
+    #[error("package kind not supported by this agent")]
+    Kind,
+    #[error("writing the package: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A package that passed every check, in its file.
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub offer: UpgradeOffer,
+    pub path: PathBuf,
+}
+
+/// Checks `offer.signature` against the public key of the CA certificate `ca_der`.
+pub fn verify_offer(ca_der: &[u8], offer: &UpgradeOffer) -> Result<(), UpgradeError> {
+    use x509_parser::prelude::FromDer;
+    let (_, cert) = x509_parser::certificate::X509Certificate::from_der(ca_der)
+        .map_err(|e| UpgradeError::Ca(e.to_string()))?;
+    let point = cert
+        .tbs_certificate
+        .subject_pki
+        .subject_public_key
+        .data
+        .as_ref();
+    ring::signature::UnparsedPublicKey::new(&ring::signature::ECDSA_P256_SHA256_ASN1, point)
+        .verify(&offer.signed_message(), &offer.signature)
+        .map_err(|_| UpgradeError::Signature)
+}
+
+/// Reads an upgrade stream after its kind byte: the offer, checked and verified, then the
+/// package into `data_dir/upgrade/`. `running`: this agent's version (an offer of the same
+/// version is refused: there is nothing to do).
+pub async fn receive<R: AsyncRead + Unpin>(
+    r: &mut R,
+    ca_der: &[u8],
+    data_dir: &Path,
+    running: &str,
+) -> Result<Received, UpgradeError> {
+    let offer: UpgradeOffer = read_frame(r, OFFER_LIMIT).await?;
+    offer.validate()?;
+    // The signature first: a stranger's offer costs one frame, never its package.
+    verify_offer(ca_der, &offer)?;
+    if offer.version == running {
+        return Err(UpgradeError::SameVersion(offer.version));
+    }
+    let name = match offer.kind {
+        PackageKind::Binary => format!("honeybee-agent-{}", offer.version),
+        PackageKind::Deb => format!("honeybee-agent_{}.deb", offer.version),
+        _ => return Err(UpgradeError::Kind),
+    };
+    let dir = data_dir.join(DIR);
+    tokio::fs::create_dir_all(&dir).await?;
+    let partial = dir.join(format!(".{name}.partial"));
+    let result = fetch(r, &offer, &partial).await;
+    if let Err(e) = result {
+        let _ = tokio::fs::remove_file(&partial).await;
+        return Err(e);
+    }
+    let path = dir.join(name);
+    tokio::fs::rename(&partial, &path).await?;
+    Ok(Received { offer, path })
+}
+
+/// Streams exactly `offer.size` bytes into `path` (0700, owner only) while hashing them,
+/// then requires the stream to end and the hash to match.
+async fn fetch<R: AsyncRead + Unpin>(
+    r: &mut R,
+    offer: &UpgradeOffer,
+    path: &Path,
+) -> Result<(), UpgradeError> {
+    debug_assert!(offer.size <= MAX_PACKAGE_BYTES);
+    let mut opts = tokio::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    opts.mode(0o700);
+    let mut file = opts.open(path).await?;
+    let mut hash = ring::digest::Context::new(&ring::digest::SHA256);
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut got = 0u64;
+    while got < offer.size {
+        let want = (offer.size - got).min(buf.len() as u64) as usize;
+        let n = r.read(&mut buf[..want]).await?;
+        if n == 0 {
+            return Err(UpgradeError::Truncated {
+                got,
+                want: offer.size,
+            });
+        }
+        hash.update(&buf[..n]);
+        file.write_all(&buf[..n]).await?;
+        got += n as u64;
+    }
+    if r.read(&mut buf[..1]).await? != 0 {
+        return Err(UpgradeError::TooLong);
+    }
+    if hash.finish().as_ref() != offer.sha256 {
+        return Err(UpgradeError::Hash);
+    }
+    file.sync_all().await?;
+    Ok(())
+}

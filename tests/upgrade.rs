@@ -1,0 +1,151 @@
+//! Remote upgrade, first slice: the core signs an offer with the deployment's CA and
+//! writes the upgrade stream; the agent's reader keeps the package only when the
+//! signature, size and SHA-256 all hold, and leaves nothing behind when one does not.
+//! (Over an in-memory stream; installing, restarting and rolling back are not built yet.)
+
+use honeybee_agent::upgrade::{UpgradeError, receive};
+use honeybee_core::upgrade::{offer, write_stream};
+use honeybee_pki::Ca;
+use honeybee_proto::upgrade::{PackageKind, UpgradeOffer};
+use tokio::io::AsyncReadExt;
+
+fn package() -> Vec<u8> {
+    (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect()
+}
+
+/// Writes `offer` and `bytes` as the core would, and runs the agent's reader on them.
+async fn deliver(
+    ca_der: &[u8],
+    offer: &UpgradeOffer,
+    bytes: &[u8],
+    dir: &std::path::Path,
+) -> Result<honeybee_agent::upgrade::Received, UpgradeError> {
+    let (mut w, mut r) = tokio::io::duplex(64 * 1024);
+    let (offer, bytes) = (offer.clone(), bytes.to_vec());
+    let writer = tokio::spawn(async move {
+        let _ = write_stream(&mut w, &offer, &bytes).await;
+    });
+    let mut kind = [0u8; 1];
+    r.read_exact(&mut kind).await.unwrap();
+    assert_eq!(kind[0], honeybee_proto::stream::StreamKind::Upgrade as u8);
+    let got = receive(&mut r, ca_der, dir, "0.1.0").await;
+    drop(r);
+    let _ = writer.await;
+    got
+}
+
+fn leftovers(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir.join("upgrade"))
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test]
+async fn a_signed_package_is_kept_and_a_tampered_one_refused() {
+    let ca = Ca::generate("test.honeybee").unwrap();
+    let pkg = package();
+    let good = offer(&ca, "0.2.0", PackageKind::Binary, &pkg, 120).unwrap();
+
+    // The genuine package: kept, byte for byte, executable by its owner only.
+    let dir = tempfile::tempdir().unwrap();
+    let r = deliver(ca.cert_der(), &good, &pkg, dir.path())
+        .await
+        .unwrap();
+    assert_eq!(std::fs::read(&r.path).unwrap(), pkg);
+    assert_eq!(r.path.file_name().unwrap(), "honeybee-agent-0.2.0");
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&r.path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "{mode:o}");
+    }
+
+    // One byte changed on the way: the hash does not match; nothing is left.
+    let dir = tempfile::tempdir().unwrap();
+    let mut tampered = pkg.clone();
+    tampered[150_000] ^= 0x40;
+    let e = deliver(ca.cert_der(), &good, &tampered, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::Hash), "{e}");
+    assert!(
+        leftovers(dir.path()).is_empty(),
+        "{:?}",
+        leftovers(dir.path())
+    );
+
+    // The offer changed after signing (another version, another hash): signature fails,
+    // before a byte of the package is read.
+    for change in [
+        (|o: &mut UpgradeOffer| o.version = "9.9.9".into()) as fn(&mut UpgradeOffer),
+        |o| o.sha256[3] ^= 1,
+        |o| o.size -= 1,
+        |o| o.rollback_after_s = 3000,
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut forged = good.clone();
+        change(&mut forged);
+        let e = deliver(ca.cert_der(), &forged, &pkg, dir.path())
+            .await
+            .unwrap_err();
+        assert!(matches!(e, UpgradeError::Signature), "{e}");
+        assert!(leftovers(dir.path()).is_empty());
+    }
+
+    // Signed by another deployment's CA: refused.
+    let other = Ca::generate("test.honeybee").unwrap();
+    let foreign = offer(&other, "0.2.0", PackageKind::Binary, &pkg, 120).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let e = deliver(ca.cert_der(), &foreign, &pkg, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::Signature), "{e}");
+
+    // Cut short, or longer than announced: refused, nothing left.
+    let dir = tempfile::tempdir().unwrap();
+    let e = deliver(ca.cert_der(), &good, &pkg[..1000], dir.path())
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(e, UpgradeError::Truncated { got: 1000, .. }),
+        "{e}"
+    );
+    assert!(leftovers(dir.path()).is_empty());
+    let mut longer = pkg.clone();
+    longer.push(0);
+    let e = deliver(ca.cert_der(), &good, &longer, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::TooLong), "{e}");
+    assert!(leftovers(dir.path()).is_empty());
+
+    // The version that runs already: nothing to do.
+    let same = offer(&ca, "0.1.0", PackageKind::Binary, &pkg, 120).unwrap();
+    let e = deliver(ca.cert_der(), &same, &pkg, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::SameVersion(_)), "{e}");
+}
+
+#[tokio::test]
+async fn an_oversized_or_malformed_offer_is_refused_before_the_package() {
+    let ca = Ca::generate("test.honeybee").unwrap();
+    let pkg = package();
+    let mut huge = offer(&ca, "0.2.0", PackageKind::Binary, &pkg, 120).unwrap();
+    huge.size = honeybee_proto::upgrade::MAX_PACKAGE_BYTES + 1;
+    let dir = tempfile::tempdir().unwrap();
+    let e = deliver(ca.cert_der(), &huge, &pkg, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::Offer(_)), "{e}");
+    let mut path = offer(&ca, "0.2.0", PackageKind::Binary, &pkg, 120).unwrap();
+    path.version = "../../bin/x".into();
+    let e = deliver(ca.cert_der(), &path, &pkg, dir.path())
+        .await
+        .unwrap_err();
+    assert!(matches!(e, UpgradeError::Offer(_)), "{e}");
+    assert!(leftovers(dir.path()).is_empty());
+}
