@@ -46,6 +46,34 @@ fi
 # 1 GiB is a finding, like a panic.
 common=(-timeout=10 -rss_limit_mb=1024 -print_final_stats=1)
 
+# Builds one crate's fuzz targets. Linking a dozen sanitizer-instrumented binaries at once
+# is the memory peak of the whole run (about 0.8 GiB per link), so at most 4 link in
+# parallel. The build log goes to a file: a failed link prints a command line of several
+# hundred kilobytes before the linker's own message, which would push the cause out of
+# any CI excerpt, so only the diagnostic lines are shown, with the disk and memory left,
+# and the build is tried once more one job at a time (a link killed for memory succeeds).
+build_targets() {
+    local crate=$1 blog="fuzz/build.log" jobs
+    jobs=$(nproc)
+    [ "$jobs" -gt 4 ] && jobs=4
+    mkdir -p fuzz
+    if CARGO_BUILD_JOBS=$jobs "${NICE[@]}" cargo +nightly fuzz build >"$blog" 2>&1; then
+        return 0
+    fi
+    echo "fuzz.sh: building the fuzz targets of $crate failed; the diagnostics:" >&2
+    grep -v -e '^ *= note: *"cc"' -e '^ *Compiling ' "$blog" | cut -c1-400 | tail -60 >&2
+    echo "fuzz.sh: disk and memory at the failure:" >&2
+    df -h . /tmp >&2 || true
+    free -m >&2 || true
+    echo "fuzz.sh: retrying the build of $crate one job at a time" >&2
+    if CARGO_BUILD_JOBS=1 "${NICE[@]}" cargo +nightly fuzz build >"$blog" 2>&1; then
+        return 0
+    fi
+    grep -v -e '^ *= note: *"cc"' -e '^ *Compiling ' "$blog" | cut -c1-400 | tail -60 >&2
+    echo "fuzz.sh: the fuzz targets of $crate do not build (full log: $crate/$blog)" >&2
+    return 1
+}
+
 results=()
 failed=0
 start=$(date +%s)
@@ -58,7 +86,7 @@ for crate in core/proto agents; do
         *) max_len=() ;;
     esac
     echo "== building the fuzz targets of $crate" >&2
-    "${NICE[@]}" cargo +nightly fuzz build
+    build_targets "$crate"
     for t in $(cargo +nightly fuzz list); do
         if [ -n "$only" ] && [[ "$t" != *"$only"* ]]; then
             continue

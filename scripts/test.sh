@@ -105,6 +105,19 @@ part() {
   fi
 }
 
+# The fuzz targets need about 4 GiB of fresh build output after the test build's 15 or
+# more. On a machine short of disk, the test build's incremental caches (only a speed-up
+# for the next edit, rebuilt when needed) make room, said plainly.
+make_room_for_fuzz() {
+  local avail_gib
+  avail_gib=$(df --output=avail -BG target 2>/dev/null | tail -1 | tr -dc '0-9')
+  echo "==== disk: ${avail_gib:-?} GiB free for the build output"
+  if [ -n "$avail_gib" ] && [ "$avail_gib" -lt 12 ] && [ -d target/debug/incremental ]; then
+    echo "==== less than 12 GiB free: removing target/debug/incremental to make room for the fuzz build"
+    rm -rf target/debug/incremental
+  fi
+}
+
 start=$SECONDS
 set +e
 if [ "$fast" -eq 1 ]; then
@@ -112,6 +125,7 @@ if [ "$fast" -eq 1 ]; then
 else
   part tests cargo nextest run --workspace --locked --profile full ${args[@]+"${args[@]}"}
   part doctests cargo test --workspace --doc --locked
+  make_room_for_fuzz
   part fuzz scripts/fuzz.sh --seconds 10
 fi
 set -e
