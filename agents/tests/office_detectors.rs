@@ -332,6 +332,57 @@ fn gateway_arp_spoof_is_one_incident_and_a_flood_one_with_a_count() {
     assert!(alerts(&rest, false).is_empty(), "nothing more: {rest:?}");
 }
 
+/// A flood far over the frame-rate cap: the detector reads at most its cap, the kernel
+/// drops the rest and counts it, and the whole flood is still one incident.
+#[test]
+fn arp_flood_over_the_frame_cap_is_bounded_and_counted() {
+    let mut lab = Lab::new("flood");
+    run(&[
+        "ip",
+        "netns",
+        "exec",
+        &lab.node,
+        "ping",
+        "-c",
+        "1",
+        "-W",
+        "5",
+        "10.77.0.1",
+    ]);
+    let (stdin, rx) = lab.node(
+        only(DetectorOptions {
+            arp: true,
+            max_frames_per_s: 10,
+            incident_quiet_ms: 60_000,
+            ..off()
+        }),
+        &[],
+    );
+    let gw = lab.gw.clone();
+    let (_i, s_rx) = lab.child(&gw, "arp_spoof", &[("HB_DETECT_COUNT", "5000".into())], &[]);
+    wait_for(&s_rx, "the spoofer to send", |l| l.starts_with("HBSENT "));
+    let evs = stop_node(stdin, &rx);
+    let a = alerts(&evs, false);
+    assert_eq!(a.len(), 1, "{evs:?}");
+    assert_eq!(a[0].what, "arp_spoof");
+    // At most the cap a second was read (the test lasts seconds, not minutes).
+    assert!((1..=100).contains(&a[0].count), "{:?}", a[0]);
+    let dropped: Vec<u64> = evs
+        .iter()
+        .filter_map(|(_, _, k)| match k {
+            EventKind::LimitReached { detail, .. } => detail
+                .strip_prefix("arp: ")?
+                .split(' ')
+                .next()?
+                .parse()
+                .ok(),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dropped.len(), 1, "{evs:?}");
+    assert!(dropped[0] > 1000, "{evs:?}");
+}
+
 #[test]
 fn rogue_dhcp_server_is_reported() {
     let dnsmasq = ["/usr/sbin/dnsmasq", "/usr/bin/dnsmasq"]

@@ -194,7 +194,7 @@ fn run_capture<W: FrameWatch>(
     let mut in_second = 0u32;
     let mut last_tick = Instant::now();
     let mut last_loss = Instant::now();
-    let (mut dropped, mut lost, mut overflow_seen) = (0u64, 0u64, 0u64);
+    let (mut lost, mut overflow_seen) = (0u64, 0u64);
     let send = |tx: &mpsc::Sender<Msg>, m: Msg, lost: &mut u64| {
         if tx.try_send(m).is_err() {
             *lost += 1;
@@ -234,23 +234,37 @@ fn run_capture<W: FrameWatch>(
         }
         if last_loss.elapsed() >= LOSS_REPORT {
             last_loss = Instant::now();
-            dropped += sock.drops();
-            let overflow = w.overflow() - overflow_seen;
-            overflow_seen = w.overflow();
-            if dropped > 0 || overflow > 0 || lost > 0 {
-                let detail = format!(
-                    "{name}: {dropped} frames dropped over the rate cap, {overflow} packets of new incidents refused (too many open), {lost} reports lost"
-                );
-                dropped = 0;
-                lost = 0;
+            if let Some(detail) = loss(name, &sock, &w, &mut overflow_seen, &mut lost) {
                 send(&tx, Msg::Limit(detail), &mut lost);
             }
         }
     }
+    // The service's task is waiting for exactly these.
     for a in w.drain() {
-        // The service's task is waiting for exactly these.
         let _ = tx.blocking_send(Msg::Alert(a));
     }
+    if let Some(detail) = loss(name, &sock, &w, &mut overflow_seen, &mut lost) {
+        let _ = tx.blocking_send(Msg::Limit(detail));
+    }
+}
+
+/// What a capture lost since the last call, as a `limit_reached` detail (`None`: nothing).
+fn loss<W: FrameWatch>(
+    name: &str,
+    sock: &PacketSocket,
+    w: &W,
+    overflow_seen: &mut u64,
+    lost: &mut u64,
+) -> Option<String> {
+    let dropped = sock.drops();
+    let overflow = w.overflow().saturating_sub(*overflow_seen);
+    *overflow_seen = w.overflow();
+    let reports = std::mem::take(lost);
+    (dropped > 0 || overflow > 0 || reports > 0).then(|| {
+        format!(
+            "{name}: {dropped} frames dropped over the rate cap, {overflow} packets of new incidents refused (too many open), {reports} reports lost"
+        )
+    })
 }
 
 /// Starts the detectors service: what can run runs, the rest is reported off.
@@ -374,6 +388,7 @@ pub(super) fn start(
                 let p = PoisonRun {
                     socks,
                     ip,
+                    prefix_len: iface.prefix_len,
                     iface: iface.name.clone(),
                     interval: Duration::from_secs(u64::from(opts.poisoning_interval_s)),
                     // An answer a round is the poisoner's rhythm: keep it one incident.
@@ -606,6 +621,7 @@ fn poison_sockets(iface: &Iface) -> Result<[tokio::net::UdpSocket; 3], String> {
 struct PoisonRun {
     socks: [tokio::net::UdpSocket; 3],
     ip: Ipv4Addr,
+    prefix_len: Option<u8>,
     iface: String,
     interval: Duration,
     incidents: IncidentConfig,
@@ -616,9 +632,8 @@ struct PoisonRun {
 /// The canary's task: a round of queries per interval, every answer into the watch.
 async fn run_poison(p: PoisonRun, tx: mpsc::Sender<Msg>, mut stop: watch::Receiver<bool>) {
     use poison::Proto;
-    let routes = std::fs::read_to_string("/proc/net/route").unwrap_or_default();
-    let plen = iface::prefix_len(&iface::parse_routes(&routes), &p.iface, p.ip).unwrap_or(24);
-    let bcast = poison::broadcast(p.ip, plen);
+    // Without an on-link route, a /24 is the office network's likeliest size.
+    let bcast = poison::broadcast(p.ip, p.prefix_len.unwrap_or(24));
     let mut w = poison::PoisonWatch::new(p.incidents, vec![IpAddr::V4(p.ip)]);
     let targets: [(Proto, SocketAddr); 3] = [
         (Proto::Llmnr, SocketAddr::from(([224, 0, 0, 252], 5355))),
