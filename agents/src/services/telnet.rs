@@ -232,11 +232,16 @@ impl TelnetService {
     /// prompt.
     fn opening(&self) -> Vec<u8> {
         let release = self.profile.node.persona().kernel.release();
-        let mut out = format!(
-            "\r\nLinux {release} ({}) (pts/0)\r\n\r\n",
-            self.profile.hostname
-        )
-        .into_bytes();
+        // A router's BusyBox telnetd prints no host line: login's prompt comes first.
+        let mut out = if self.profile.busybox.is_some() {
+            Vec::new()
+        } else {
+            format!(
+                "\r\nLinux {release} ({}) (pts/0)\r\n\r\n",
+                self.profile.hostname
+            )
+            .into_bytes()
+        };
         out.extend_from_slice(&telnet_codec::escape(self.banner.as_bytes()));
         out.extend_from_slice(&self.login_prompt());
         out

@@ -235,11 +235,17 @@ const MAX_HISTORY_BYTES: usize = 64 * 1024;
 impl State {
     /// `$$`
     pub(crate) fn shell_pid(&self) -> u32 {
+        if self.profile.busybox.is_some() {
+            return busybox::small_pid(self.fs.shell_pid());
+        }
         self.fs.shell_pid()
     }
 
     /// `$PPID`: the user's sshd session process.
     pub(crate) fn parent_pid(&self) -> u32 {
+        if self.profile.busybox.is_some() {
+            return self.fs.pids().map_or(0, |p| busybox::small_pid(p.sshd + 1));
+        }
         self.fs.pids().map_or(0, |p| p.sshd + 1)
     }
 
@@ -780,6 +786,9 @@ impl Shell {
         };
         let mut out = Vec::new();
         let event = self.editor.feed(b, &ctx, &mut out);
+        if self.st.profile.busybox.is_some() {
+            busybox::strip_paste(&mut out);
+        }
         r.stdout.extend_from_slice(&out);
         // A listing or a redraw turns one byte into many: they count against the
         // session's output cap like any command's output.

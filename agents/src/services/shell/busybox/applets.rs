@@ -488,7 +488,7 @@ pub(super) fn ps(st: &State) -> Out {
     let sh = st.shell_pid();
     if sh != 0 {
         o.line(&format!("{sh:5} root      1524 S    -sh"));
-        let me = st.fs.pids().map_or(sh + 3, |p| p.line);
+        let me = st.fs.pids().map_or(sh + 3, |p| super::small_pid(p.line));
         o.line(&format!("{me:5} root      1520 R    ps"));
     }
     o

@@ -107,6 +107,21 @@ pub(super) fn adapt(sh: &mut Shell, limits: &ShellLimits) {
     st.err_prefix = if st.tty { "-sh: " } else { "sh: " };
 }
 
+/// A PID as the router shows it: the node's PID counter is a Debian server's (in the
+/// hundreds of thousands), a router's 2.6 kernel counts below 32768.
+pub(crate) fn small_pid(p: u32) -> u32 {
+    if p == 0 { 0 } else { 600 + p % 31_000 }
+}
+
+/// ash's line editing has no bracketed paste: readline's switches come out.
+pub(super) fn strip_paste(out: &mut Vec<u8>) {
+    for seq in [super::line_editor::PASTE_OFF, super::line_editor::PASTE_ON] {
+        while let Some(i) = out.windows(seq.len()).position(|w| w == seq) {
+            out.drain(i..i + seq.len());
+        }
+    }
+}
+
 /// ash's prompt with no PS1 of the firmware's: `# ` for root.
 pub(super) fn prompt(st: &State) -> String {
     if st.uid == 0 { "# " } else { "$ " }.to_owned()
