@@ -393,6 +393,56 @@ pub fn mysql_packets(data: &[u8]) {
     }
 }
 
+/// The MySQL 8.0 persona's login, driven as `MysqlService::serve` drives it over an
+/// in-memory peer: greeting, handshake response, SSLRequest and the rustls handshake on
+/// whatever follows, caching_sha2_password's fast and full authentication, the RSA key
+/// request and the decryption of a 256-byte answer, auth switches, sequence and size
+/// errors. The first byte picks the read size; bit 0 of the second says whether the rest
+/// is what the client sends inside TLS after the handshake (no fuzzer can encrypt it, so
+/// that part is fed as the decrypted stream). Asserts: what the server writes stays
+/// small, and what it records is within the event caps.
+pub fn mysql8_packets(data: &[u8]) {
+    use crate::services::mysql::MysqlService;
+    use std::sync::OnceLock;
+    let [pick, mode, rest @ ..] = data else {
+        return;
+    };
+    // One persona per process: its RSA pair takes a moment to make; the files are kept
+    // (and reused) in the temporary directory.
+    static SERVICE: OnceLock<MysqlService> = OnceLock::new();
+    let service = SERVICE.get_or_init(|| {
+        let dir = std::env::temp_dir().join("honeybee-fuzz-mysql8");
+        MysqlService::mysql8_for_fuzzing("8.0.36", &dir).expect("the MySQL 8.0 persona builds")
+    });
+    let (sink, mut events) = EventSink::channel(64);
+    let session = Session {
+        service: Arc::from("mysql"),
+        id: new_session_id(),
+        src: attacker(),
+        dst: honeypot(),
+        sink,
+        captures: None,
+    };
+    let mut stream = Feed::new(rest, *pick);
+    block_on(service.login_for_fuzzing(&session, &mut stream, mode & 1 == 1));
+    // Greeting, an auth switch or AuthMoreData, the public key (451 bytes), one error.
+    assert!(stream.written <= 4096, "wrote {} bytes", stream.written);
+    let mut recorded = 0;
+    while let Ok(ev) = events.try_recv() {
+        recorded += 1;
+        if let EventKind::AuthAttempt(a) = &ev.kind {
+            assert!(a.username.len() <= honeybee_proto::event::MAX_FIELD_LEN);
+            assert!(
+                a.password
+                    .as_ref()
+                    .is_none_or(|p| p.len() <= honeybee_proto::event::MAX_FIELD_LEN)
+            );
+            assert!(!a.success, "a login succeeded");
+        }
+    }
+    assert!(recorded <= 4, "{recorded} events for one login");
+}
+
 /// The Modbus service's cap on requests per connection (`services/modbus/mod.rs`).
 const MODBUS_MAX_REQUESTS: u64 = 50_000;
 
@@ -957,6 +1007,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("ftp_session", ftp_session),
     ("redis_session", redis_session),
     ("mysql_packets", mysql_packets),
+    ("mysql8_packets", mysql8_packets),
     ("modbus_frames", modbus_frames),
     ("extension_first_bytes", extension_first_bytes),
     ("smtp_session", smtp_session),

@@ -225,33 +225,89 @@ impl MysqlService {
         else {
             return false;
         };
-        let payload = match next_packet(session, &mut tls, 2, deadline).await {
-            Ok(p) => p,
-            Err(ReadFail::OutOfOrder) => {
-                out_of_order(&mut tls, true, 2).await;
-                return false;
-            }
-            Err(_) => return false,
-        };
-        let hello = match packet::parse_client_hello(&payload) {
-            Ok(ClientHello::Login(h)) if h.caps & packet::cap::PROTOCOL_41 != 0 => h,
-            _ => {
-                bad_handshake(&mut tls, true, 3).await;
-                return false;
-            }
-        };
-        let login = Login {
-            session,
-            hello: &hello,
-            scramble,
-            deadline,
-            seq: 3,
-            proto41: true,
-        };
-        let authenticated = login.mysql8(&mut tls, true, rsa).await;
+        let authenticated = secured_login(session, &mut tls, rsa, scramble, deadline).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), tls.shutdown()).await;
         authenticated
     }
+
+    /// The MySQL 8.0 persona for the fuzz target (`fuzz_api::mysql8_packets`): its
+    /// certificate and RSA pair kept in `data_dir`, no node persona needed.
+    pub(crate) fn mysql8_for_fuzzing(
+        version: &str,
+        data_dir: &std::path::Path,
+    ) -> Result<Self, String> {
+        Ok(MysqlService {
+            flavor: Flavor::Mysql8 {
+                version: version.to_owned(),
+                tls: tls::server_config(data_dir, version)?,
+                rsa: Arc::new(rsakey::load_or_create(data_dir)?),
+            },
+            next_id: AtomicU32::new(9),
+            timeout: CONNECT_TIMEOUT,
+            hosts: mariadb::HostCache::default(),
+        })
+    }
+
+    /// For the fuzz target: the login from the greeting on (`secured` false), or what
+    /// follows the TLS handshake, with `stream` standing for the decrypted TLS stream
+    /// (`secured` true: the client's bytes inside TLS, which no fuzzer could encrypt).
+    /// Whether the password step was reached.
+    pub(crate) async fn login_for_fuzzing<S>(
+        &self,
+        session: &Session,
+        stream: &mut S,
+        secured: bool,
+    ) -> bool
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        if !secured {
+            return self.login(session, stream).await;
+        }
+        let Flavor::Mysql8 { rsa, .. } = &self.flavor else {
+            return false;
+        };
+        let deadline = Instant::now() + self.timeout;
+        let scramble = packet::scramble_from(rand::random());
+        secured_login(session, stream, rsa, &scramble, deadline).await
+    }
+}
+
+/// MySQL 8.0 inside TLS: the handshake response (sequence 2), then the login.
+async fn secured_login<S>(
+    session: &Session,
+    tls: &mut S,
+    rsa: &rsakey::RsaKeys,
+    scramble: &[u8; 20],
+    deadline: Instant,
+) -> bool
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    let payload = match next_packet(session, tls, 2, deadline).await {
+        Ok(p) => p,
+        Err(ReadFail::OutOfOrder) => {
+            out_of_order(tls, true, 2).await;
+            return false;
+        }
+        Err(_) => return false,
+    };
+    let hello = match packet::parse_client_hello(&payload) {
+        Ok(ClientHello::Login(h)) if h.caps & packet::cap::PROTOCOL_41 != 0 => h,
+        _ => {
+            bad_handshake(tls, true, 3).await;
+            return false;
+        }
+    };
+    let login = Login {
+        session,
+        hello: &hello,
+        scramble,
+        deadline,
+        seq: 3,
+        proto41: true,
+    };
+    login.mysql8(tls, true, rsa).await
 }
 
 /// One login after the client's handshake response.

@@ -686,4 +686,106 @@ mod tests {
             }
         }
     }
+
+    /// The commands of the third batch (cross-key sorted sets, random picks, LPOS,
+    /// multi-key pops, consumer groups) with hostile counts and IDs: no panic, no wait
+    /// over the cap, every reply within the budget, and a group's pending list within
+    /// its bound.
+    #[test]
+    fn random_third_batch_sequences_never_panic() {
+        const CMDS: [&str; 34] = [
+            "ZADD",
+            "SADD",
+            "RPUSH",
+            "HSET",
+            "XADD",
+            "ZRANK",
+            "ZREVRANK",
+            "ZMSCORE",
+            "ZUNION",
+            "ZINTER",
+            "ZDIFF",
+            "ZUNIONSTORE",
+            "ZINTERSTORE",
+            "ZDIFFSTORE",
+            "ZINTERCARD",
+            "ZRANGESTORE",
+            "ZREMRANGEBYRANK",
+            "ZREMRANGEBYSCORE",
+            "ZMPOP",
+            "LMPOP",
+            "BLMPOP",
+            "BZMPOP",
+            "RPOPLPUSH",
+            "SRANDMEMBER",
+            "HRANDFIELD",
+            "ZRANDMEMBER",
+            "LPOS",
+            "LINSERT",
+            "LTRIM",
+            "XGROUP",
+            "XREADGROUP",
+            "XACK",
+            "XPENDING",
+            "BRPOPLPUSH",
+        ];
+        const ARGS: [&str; 30] = [
+            "k",
+            "l",
+            "s",
+            "z",
+            "x",
+            "h",
+            "g",
+            "c",
+            "0",
+            "1",
+            "2",
+            "-1",
+            "3",
+            "-9223372036854775807",
+            "9223372036854775807",
+            "-4611686018427387903",
+            "inf",
+            "(1",
+            "[a",
+            ">",
+            "$",
+            "1-1",
+            "+",
+            "-",
+            "CREATE",
+            "MKSTREAM",
+            "GROUP",
+            "STREAMS",
+            "WITHSCORES",
+            "COUNT",
+        ];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: usize| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            (seed % n as u64) as usize
+        };
+        let mut c = conn();
+        for _ in 0..20_000 {
+            let mut line = CMDS[next(CMDS.len())].to_string();
+            for _ in 0..next(9) {
+                line.push(' ');
+                line.push_str(ARGS[next(ARGS.len())]);
+            }
+            let o = run(&mut c, &line);
+            if let Some(b) = o.block {
+                assert!(b <= super::BLOCK_CAP, "{line}");
+            }
+            if let Some(r) = o.reply {
+                assert!(r.wire_len() <= 512 * 1024, "{line}");
+            }
+        }
+        // A negative count repeats picks: the reply budget ends it, not the count.
+        run(&mut c, "SADD big 1");
+        let o = run(&mut c, "SRANDMEMBER big -9223372036854775807");
+        assert!(o.close && o.reply.is_none());
+    }
 }
