@@ -7,6 +7,7 @@ mod dashboard;
 mod install_cmd;
 mod term;
 mod up;
+mod upgrade_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
@@ -339,6 +340,22 @@ enum AgentCmd {
 
 #[derive(Subcommand)]
 enum NodeCmd {
+    /// Send the agent package from the core's packages/ folder to a live node (or all)
+    /// over its connection, signed by the CA; the node checks it before keeping it.
+    Upgrade {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(required_unless_present = "all")]
+        node: Option<String>,
+        #[arg(long, conflicts_with = "node")]
+        all: bool,
+        /// The version to send (packages/honeybee-agent-VERSION); default: the core's.
+        #[arg(long)]
+        to: Option<String>,
+        /// Refuse unless the package has this SHA-256 (as scripts/package.sh printed it).
+        #[arg(long)]
+        sha256: Option<String>,
+    },
     /// Revoke a node: its connection closes at once and its certificates stop working.
     Revoke {
         #[command(flatten)]
@@ -463,6 +480,13 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             relay_listen,
         }) => c::agent_run(&data_dir, &mode, relay_listen).await,
         Cmd::Nodes { dir, json } => c::nodes(&dir.data_dir, json).await,
+        Cmd::Node(NodeCmd::Upgrade {
+            dir,
+            node,
+            all: _,
+            to,
+            sha256,
+        }) => upgrade_cmd::node_upgrade(&dir.data_dir, node, to, sha256).await,
         Cmd::Node(NodeCmd::Revoke { dir, node }) => c::node_revoke(&dir.data_dir, &node).await,
         Cmd::Node(NodeCmd::AssignRelay {
             dir,

@@ -149,3 +149,93 @@ async fn an_oversized_or_malformed_offer_is_refused_before_the_package() {
     assert!(matches!(e, UpgradeError::Offer(_)), "{e}");
     assert!(leftovers(dir.path()).is_empty());
 }
+
+mod common;
+
+/// Over the node's real connection: `honeybee node upgrade` has the core sign the package
+/// in its `packages/` folder and send it; the agent keeps it and reports, audited.
+#[test]
+fn node_upgrade_sends_the_signed_package_over_the_connection() {
+    use common::{Deployment, fails, ok, wait_for};
+    use std::time::Duration;
+    let mut d = Deployment::init(|t| t);
+    d.start_core();
+    let _agent = d.start_agent("u1");
+    wait_for("u1 online", Duration::from_secs(30), || {
+        (d.node("u1")?["online"] == true).then_some(())
+    });
+    let pkg = package();
+    let packages = d.core_dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    std::fs::write(packages.join("honeybee-agent-0.1.1"), &pkg).unwrap();
+    let dd = d.d();
+
+    // A hash that is not the package's: the core refuses to send it.
+    let wrong = "00".repeat(32);
+    let err = fails(&[
+        "node",
+        "upgrade",
+        "u1",
+        "--to",
+        "0.1.1",
+        "--sha256",
+        &wrong,
+        "--data-dir",
+        &dd,
+    ]);
+    assert!(err.contains("refusing"), "{err}");
+    // No such package, or a version that is a path: refused.
+    let err = fails(&["node", "upgrade", "u1", "--to", "0.9.9", "--data-dir", &dd]);
+    assert!(err.contains("no package"), "{err}");
+    let err = fails(&[
+        "node",
+        "upgrade",
+        "u1",
+        "--to",
+        "../../x",
+        "--data-dir",
+        &dd,
+    ]);
+    assert!(err.contains("version"), "{err}");
+
+    let sha = {
+        let d = ring::digest::digest(&ring::digest::SHA256, &pkg);
+        d.as_ref()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
+    let out = ok(&[
+        "node",
+        "upgrade",
+        "--all",
+        "--to",
+        "0.1.1",
+        "--sha256",
+        &sha,
+        "--data-dir",
+        &dd,
+    ]);
+    assert!(out.contains("u1: sending 0.1.1"), "{out}");
+    let kept = d
+        .agent_dir("u1")
+        .join("upgrade")
+        .join("honeybee-agent-0.1.1");
+    wait_for(
+        "the package kept by the agent",
+        Duration::from_secs(30),
+        || (std::fs::read(&kept).ok()? == pkg).then_some(()),
+    );
+    let row = wait_for("the node's report audited", Duration::from_secs(30), || {
+        d.audit().into_iter().find(|a| {
+            a["actor"] == "node:u1" && a["action"] == "node.upgrade" && a["outcome"] == "ok"
+        })
+    });
+    assert!(
+        row["detail"].as_str().unwrap().contains("version=0.1.1"),
+        "{row}"
+    );
+    assert!(d.audit().iter().any(|a| a["action"] == "node.upgrade"
+        && a["outcome"] == "sent"
+        && a["detail"].as_str().unwrap_or("").contains(&sha)));
+}

@@ -475,6 +475,17 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     let uploading = Arc::new(std::sync::Mutex::new(HashSet::<[u8; 32]>::new()));
     let uploads = send_captures(conn, state, uploading.clone());
     let periodic = periodic(state, out_tx.clone());
+    let ca_der = state
+        .identity
+        .read()
+        .map(|i| i.ca_der.clone())
+        .unwrap_or_default();
+    let upgrades = crate::upgrade::accept(
+        conn.clone(),
+        ca_der,
+        state.paths.root.clone(),
+        out_tx.clone(),
+    );
     let control = async {
         let mut pending_key: Option<KeyPair> = None;
         let mut last_ack = tokio::time::Instant::now();
@@ -561,6 +572,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
         r = telemetry => r,
         r = uploads => r,
         _ = periodic => Ok(()),
+        _ = upgrades => Ok(()),
         _ = writer => Ok(()),
         e = conn.closed() => Err(e.to_string()),
     }

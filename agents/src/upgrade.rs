@@ -69,6 +69,16 @@ pub async fn receive<R: AsyncRead + Unpin>(
     data_dir: &Path,
     running: &str,
 ) -> Result<Received, UpgradeError> {
+    let offer = read_offer(r, ca_der, running).await?;
+    fetch_package(r, offer, data_dir).await
+}
+
+/// The offer frame, checked: bounds, the CA's signature, not the running version.
+pub async fn read_offer<R: AsyncRead + Unpin>(
+    r: &mut R,
+    ca_der: &[u8],
+    running: &str,
+) -> Result<UpgradeOffer, UpgradeError> {
     let offer: UpgradeOffer = read_frame(r, OFFER_LIMIT).await?;
     offer.validate()?;
     // The signature first: a stranger's offer costs one frame, never its package.
@@ -76,6 +86,15 @@ pub async fn receive<R: AsyncRead + Unpin>(
     if offer.version == running {
         return Err(UpgradeError::SameVersion(offer.version));
     }
+    Ok(offer)
+}
+
+/// The package after a verified offer, into `data_dir/upgrade/`.
+pub async fn fetch_package<R: AsyncRead + Unpin>(
+    r: &mut R,
+    offer: UpgradeOffer,
+    data_dir: &Path,
+) -> Result<Received, UpgradeError> {
     let name = match offer.kind {
         PackageKind::Binary => format!("honeybee-agent-{}", offer.version),
         PackageKind::Deb => format!("honeybee-agent_{}.deb", offer.version),
@@ -131,4 +150,64 @@ async fn fetch<R: AsyncRead + Unpin>(
     }
     file.sync_all().await?;
     Ok(())
+}
+
+/// How long one upgrade stream may take from its first byte to its last.
+const STREAM_DEADLINE: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// Serves the upgrade streams the core opens on `conn`, one at a time, until the
+/// connection closes; what became of each is reported on the control stream.
+pub async fn accept(
+    conn: quinn::Connection,
+    ca_der: Vec<u8>,
+    data_dir: std::path::PathBuf,
+    report: tokio::sync::mpsc::Sender<honeybee_proto::control::AgentMsg>,
+) {
+    use honeybee_proto::stream::{StreamKind, close};
+    while let Ok(mut recv) = conn.accept_uni().await {
+        let mut kind = [0u8; 1];
+        let first = tokio::time::timeout(STREAM_DEADLINE, recv.read_exact(&mut kind)).await;
+        if !matches!(first, Ok(Ok(()))) || kind[0] != StreamKind::Upgrade as u8 {
+            let _ = recv.stop(close::PROTOCOL.into());
+            continue;
+        }
+        let work = async {
+            let offer = read_offer(&mut recv, &ca_der, env!("CARGO_PKG_VERSION"))
+                .await
+                .map_err(|e| (String::new(), e))?;
+            let version = offer.version.clone();
+            fetch_package(&mut recv, offer, &data_dir)
+                .await
+                .map_err(|e| (version, e))
+        };
+        let (version, result) = match tokio::time::timeout(STREAM_DEADLINE, work).await {
+            Ok(Ok(r)) => {
+                tracing::info!(version = r.offer.version, path = %r.path.display(), "upgrade package received and verified");
+                (
+                    r.offer.version.clone(),
+                    Ok(format!(
+                        "received {} bytes, CA signature and SHA-256 verified, kept as {}",
+                        r.offer.size,
+                        r.path.display()
+                    )),
+                )
+            }
+            Ok(Err((version, e))) => {
+                tracing::warn!(version, error = %e, "upgrade package refused");
+                let _ = recv.stop(close::CAPTURE_REJECTED.into());
+                (version, Err(e.to_string()))
+            }
+            Err(_) => {
+                let _ = recv.stop(close::LIMIT.into());
+                (
+                    String::new(),
+                    Err("the upgrade stream took too long".into()),
+                )
+            }
+        };
+        let msg = honeybee_proto::control::AgentMsg::UpgradeReport { version, result };
+        if report.send(msg).await.is_err() {
+            return;
+        }
+    }
 }

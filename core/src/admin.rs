@@ -523,6 +523,11 @@ async fn dispatch(
         }
         AdminRequest::GetRealism { node } => crate::realism::latest(shared, &node),
         AdminRequest::Load => R::Load(crate::metrics::load(shared)),
+        AdminRequest::UpgradeNodes {
+            node,
+            version,
+            sha256,
+        } => crate::upgrade::start(shared, node, version, sha256, actor).await,
         _ => R::Error("request not supported by this core".into()),
     }
 }

@@ -267,6 +267,9 @@ async fn control_loop(
                     return Ok(());
                 }
             }
+            AgentMsg::UpgradeReport { version, result } => {
+                crate::upgrade::reported(shared, node, &version, &result)
+            }
             AgentMsg::Hello(_) => return Err(Close::protocol("hello sent twice")),
             _ => return Err(Close::protocol("unexpected control message")),
         }

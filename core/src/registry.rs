@@ -148,6 +148,14 @@ impl Registry {
         doomed
     }
 
+    /// Every live node's connection (remote upgrade sends on them).
+    pub fn live_connections(&self) -> Vec<(NodeId, quinn::Connection)> {
+        self.lock()
+            .iter()
+            .map(|(id, l)| (id.clone(), l.conn.clone()))
+            .collect()
+    }
+
     pub fn online_count(&self) -> usize {
         self.lock().len()
     }

@@ -91,3 +91,124 @@ pub async fn send(
         .finish()
         .map_err(|e| UpgradeError::Send(e.to_string()))
 }
+
+/// The folder of the core's data directory that holds agent packages, one file per
+/// version: `honeybee-agent-VERSION` (the executable).
+pub const PACKAGES_DIR: &str = "packages";
+/// How long a node gives a new version to be welcomed before it rolls back.
+pub const ROLLBACK_AFTER_S: u32 = 120;
+
+/// `AdminRequest::UpgradeNodes`: signs the package once and sends it to each node, each
+/// on its own task; the nodes report what they did (see [`reported`]).
+pub async fn start(
+    shared: &std::sync::Arc<crate::server::Shared>,
+    node: Option<honeybee_proto::NodeId>,
+    version: Option<String>,
+    sha256: Option<[u8; 32]>,
+    actor: &str,
+) -> honeybee_proto::admin::AdminResponse {
+    use honeybee_proto::admin::AdminResponse as R;
+    let version = version.unwrap_or_else(|| env!("CARGO_PKG_VERSION").to_owned());
+    let (offer, package) = match load(shared, &version, sha256) {
+        Ok(x) => x,
+        Err(e) => return R::Error(e),
+    };
+    let live = shared.registry.live_connections();
+    let targets: Vec<_> = match &node {
+        Some(n) => match live.into_iter().find(|(id, _)| id == n) {
+            Some(t) => vec![t],
+            None => return R::Error(format!("node {n} is not online")),
+        },
+        None => live,
+    };
+    let package = std::sync::Arc::new(package);
+    let mut out = Vec::new();
+    for (id, conn) in targets {
+        let detail = format!(
+            "node={id} version={version} sha256={} bytes={}",
+            hex::encode(offer.sha256),
+            offer.size
+        );
+        shared.audit(actor, "node.upgrade", "sent", None, &detail);
+        let (task_offer, package, who) = (offer.clone(), package.clone(), id.clone());
+        tokio::spawn(async move {
+            if let Err(e) = send(&conn, &task_offer, &package).await {
+                tracing::warn!(node = %who, error = %e, "upgrade not sent");
+            }
+        });
+        out.push((id, Ok(format!("sending {version} ({} bytes)", offer.size))));
+    }
+    R::Upgrades(out)
+}
+
+/// Reads and signs `packages/honeybee-agent-VERSION`, refusing it unless it has
+/// `sha256` when one is given.
+fn load(
+    shared: &crate::server::Shared,
+    version: &str,
+    sha256: Option<[u8; 32]>,
+) -> Result<(UpgradeOffer, Vec<u8>), String> {
+    // The version names a file: the offer's rules (no '/', no leading '.') come first.
+    let probe = UpgradeOffer {
+        version: version.to_owned(),
+        kind: PackageKind::Binary,
+        size: 1,
+        sha256: [0; 32],
+        rollback_after_s: ROLLBACK_AFTER_S,
+        signature: vec![0],
+    };
+    probe.validate().map_err(|e| e.to_string())?;
+    let path = shared
+        .cfg
+        .data_dir
+        .join(PACKAGES_DIR)
+        .join(format!("honeybee-agent-{version}"));
+    let len = std::fs::metadata(&path)
+        .map_err(|e| format!("no package for {version}: {}: {e}", path.display()))?
+        .len();
+    if len > honeybee_proto::upgrade::MAX_PACKAGE_BYTES {
+        return Err(format!("{} is larger than a node accepts", path.display()));
+    }
+    let package = std::fs::read(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let offer = offer(
+        &shared.ca,
+        version,
+        PackageKind::Binary,
+        &package,
+        ROLLBACK_AFTER_S,
+    )
+    .map_err(|e| e.to_string())?;
+    if let Some(want) = sha256
+        && want != offer.sha256
+    {
+        return Err(format!(
+            "{} has SHA-256 {}, not the {} asked for: refusing to send it",
+            path.display(),
+            hex::encode(offer.sha256),
+            hex::encode(want)
+        ));
+    }
+    Ok((offer, package))
+}
+
+/// A node's `UpgradeReport`: audited (the CLI and dashboard read the audit log).
+pub fn reported(
+    shared: &crate::server::Shared,
+    node: &honeybee_proto::NodeId,
+    version: &str,
+    result: &Result<String, String>,
+) {
+    let clamp = |s: &str| honeybee_proto::event::clamp(s, 512);
+    let (outcome, detail) = match result {
+        Ok(what) => ("ok", clamp(what)),
+        Err(why) => ("refused", clamp(why)),
+    };
+    tracing::info!(%node, version, outcome, detail, "upgrade report");
+    shared.audit(
+        &format!("node:{node}"),
+        "node.upgrade",
+        outcome,
+        None,
+        &format!("version={} {detail}", clamp(version)),
+    );
+}

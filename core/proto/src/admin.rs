@@ -125,6 +125,15 @@ pub enum AdminRequest {
     /// (`honeybee status`); answered with [`AdminResponse::Load`]. A core from before it
     /// answers an error, and the CLI then shows `Status` alone.
     Load,
+    /// Send the agent package of `version` (default: the core's own) from the core's
+    /// `packages/` folder to `node`, or to every live node when `None`, over each node's
+    /// connection, signed by the CA. `sha256`: refuse unless the package has this hash.
+    /// Answered with [`AdminResponse::Upgrades`].
+    UpgradeNodes {
+        node: Option<NodeId>,
+        version: Option<String>,
+        sha256: Option<[u8; 32]>,
+    },
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
@@ -189,6 +198,8 @@ pub enum AdminResponse {
     Realism(Option<crate::realism::RealismRecord>),
     /// Answer to [`AdminRequest::Load`].
     Load(CoreLoad),
+    /// Answer to [`AdminRequest::UpgradeNodes`]: per node, what was sent or why not.
+    Upgrades(Vec<(NodeId, Result<String, String>)>),
 }
 
 /// The core's load as `honeybee status` shows it; the same figures are Prometheus

@@ -19,6 +19,12 @@ pub enum AgentMsg {
     },
     /// A CSR for a fresh key pair, sent at about 2/3 of the certificate's lifetime.
     RenewRequest { csr_der: Vec<u8> },
+    /// What became of an upgrade stream (`crate::upgrade`): `Ok` with what was done,
+    /// or why the package was refused.
+    UpgradeReport {
+        version: String,
+        result: Result<String, String>,
+    },
 }
 
 /// Core → agent.
