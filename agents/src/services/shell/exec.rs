@@ -230,6 +230,9 @@ fn close_heredoc(text: &str) -> Option<(String, String)> {
 
 /// bash's text for a syntax error, interactive (`-bash: …`) or `bash -c` (two lines).
 pub(crate) fn syntax_message(st: &State, e: &Syntax, lines: &[&str]) -> String {
+    if let Some(m) = super::busybox::syntax_message(st, e) {
+        return m;
+    }
     let n = lines.len();
     let (head, line) = match e {
         Syntax::Unexpected { token, line } => (

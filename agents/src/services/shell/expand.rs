@@ -510,7 +510,13 @@ fn param(st: &mut State, io: &mut Io, expr: &ParameterExpr) -> Res<String> {
                 };
                 let line = format!("{}{}: {msg}\n", st.err_prefix, param_name(parameter));
                 io.push(true, line.as_bytes());
-                st.flow = Some(Flow::Abort(if st.tty { 1 } else { 127 }));
+                // ash's non-interactive status is 2, bash's 127.
+                let status = match (st.tty, st.profile.busybox.is_some()) {
+                    (true, _) => 1,
+                    (false, true) => 2,
+                    (false, false) => 127,
+                };
+                st.flow = Some(Flow::Abort(status));
                 return Err(Stop);
             }
             v.unwrap_or_default()

@@ -766,6 +766,69 @@ pub(super) fn rewrite_cat(mut o: Out) -> Out {
     o
 }
 
+/// `cat -n`: each line numbered as `nl` does (`%6d` and a tab).
+pub(super) fn number_lines(mut o: Out) -> Out {
+    let mut out = Vec::with_capacity(o.out.len() + o.out.len() / 4);
+    for (i, line) in o.out.split_inclusive(|b| *b == b'\n').enumerate() {
+        out.extend_from_slice(format!("{:6}\t", i + 1).as_bytes());
+        out.extend_from_slice(line);
+    }
+    o.out = out;
+    o.cut |= o.out.len() > crate::services::shell::budget::MAX_BUFFER;
+    o.out.truncate(crate::services::shell::budget::MAX_BUFFER);
+    o
+}
+
+/// `expr`: one value, or `A OP B` with integer arithmetic and comparisons (what
+/// scripts on a router use it for); status 1 when the result is 0 or empty.
+pub(super) fn expr(args: &[String]) -> Out {
+    let done = |v: String| {
+        let status = i32::from(v.is_empty() || v == "0");
+        Out {
+            out: format!("{v}\n").into_bytes(),
+            status,
+            ..Out::default()
+        }
+    };
+    match args {
+        [] => Out::fail(2, super::short_usage("expr")),
+        [a] => done(a.clone()),
+        [a, op, b] => {
+            let (x, y) = (a.parse::<i64>(), b.parse::<i64>());
+            let num = |f: fn(i64, i64) -> Option<i64>| match (x.clone(), y.clone()) {
+                (Ok(x), Ok(y)) => match f(x, y) {
+                    Some(v) => done(v.to_string()),
+                    None => Out::fail(2, "expr: division by zero\n"),
+                },
+                _ => Out::fail(2, "expr: non-numeric argument\n"),
+            };
+            let cmp = |o: std::cmp::Ordering, want: &[std::cmp::Ordering]| {
+                done(if want.contains(&o) { "1" } else { "0" }.to_owned())
+            };
+            let ord = match (&x, &y) {
+                (Ok(x), Ok(y)) => x.cmp(y),
+                _ => a.cmp(b),
+            };
+            use std::cmp::Ordering::{Equal, Greater, Less};
+            match op.as_str() {
+                "+" => num(i64::checked_add),
+                "-" => num(i64::checked_sub),
+                "*" => num(i64::checked_mul),
+                "/" => num(i64::checked_div),
+                "%" => num(i64::checked_rem),
+                "=" | "==" => cmp(ord, &[Equal]),
+                "!=" => cmp(ord, &[Less, Greater]),
+                "<" => cmp(ord, &[Less]),
+                "<=" => cmp(ord, &[Less, Equal]),
+                ">" => cmp(ord, &[Greater]),
+                ">=" => cmp(ord, &[Greater, Equal]),
+                _ => Out::fail(2, "expr: syntax error\n"),
+            }
+        }
+        _ => Out::fail(2, "expr: syntax error\n"),
+    }
+}
+
 /// GNU's wording in the errors of the file tools to BusyBox's (`cannot remove` →
 /// `can't remove`, `cannot access 'X': …` → `X: …`), and no `Try '--help'` line.
 pub(super) fn rewrite_errors(name: &str, mut o: Out) -> Out {

@@ -170,11 +170,29 @@ pub(super) fn redirect_error(st: &State, f: &str, e: FsError, write: bool) -> Op
     })
 }
 
+/// ash's words for a script it cannot parse.
+pub(super) fn syntax_message(st: &State, e: &super::parse::Syntax) -> Option<String> {
+    use super::parse::{Open, Syntax};
+    st.profile.busybox.as_ref()?;
+    let what = match e {
+        Syntax::Unexpected { token, .. } => format!("unexpected \"{token}\""),
+        Syntax::Incomplete(Open::Matching('\'' | '"' | '`')) => "unterminated quoted string".into(),
+        Syntax::Incomplete(Open::Matching(c)) => {
+            format!("unexpected end of file (expecting \"{c}\")")
+        }
+        Syntax::Incomplete(Open::Eof) => "unexpected end of file".into(),
+        Syntax::TooDeep => "nesting too deep".into(),
+    };
+    Some(format!("{}syntax error: {what}\n", st.err_prefix))
+}
+
 /// `Usage: NAME …` after a bad option (the short form; `--help` gives the long one).
 pub(crate) fn short_usage(name: &str) -> String {
     let u = match name {
         "wc" => "wc [-clwL] [FILE]...",
         "uname" => "uname [-amnrspvio]",
+        "sleep" => "sleep [N]...",
+        "expr" => "expr EXPRESSION",
         _ => "",
     };
     format!(
@@ -335,7 +353,12 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
         "ps" => applets::ps(st),
         "dd" => applets::dd(st, env, args, ctx),
         "wc" => applets::wc(st, args, ctx),
+        "cat" if args.first().is_some_and(|a| a == "-n") => {
+            let o = applets::rewrite_cat(commands::builtin(st, "cat", &args[1..], ctx));
+            applets::number_lines(o)
+        }
         "cat" => applets::rewrite_cat(commands::builtin(st, "cat", args, ctx)),
+        "expr" => applets::expr(args),
         "uname" => applets::uname(st, env, args),
         "free" => applets::free(env),
         "df" => applets::df(env),
@@ -349,6 +372,19 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
         "tftp" => applets::tftp(st, env, args),
         "help" => Out::ok(applets::help()),
         "cd" | "chdir" => cd(st, env, args, ctx),
+        "type" => type_of(st, args, false),
+        "command" if args.first().is_some_and(|a| a == "-v") => type_of(st, &args[1..], true),
+        "sleep" => match args.first() {
+            None => Out::fail(1, short_usage("sleep")),
+            Some(a)
+                if a.trim_end_matches(['s', 'm', 'h', 'd'])
+                    .parse::<f64>()
+                    .is_ok() =>
+            {
+                Out::default()
+            }
+            Some(a) => Out::fail(1, format!("sleep: invalid number '{a}'\n")),
+        },
         "which" => {
             let mut o = Out::default();
             for a in args {
@@ -381,6 +417,68 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
             applets::rewrite_errors(name, o)
         }
     }
+}
+
+/// Where an applet's link is, as `type` and `command -v` name it.
+fn applet_path(name: &str) -> Option<String> {
+    let a = applets::APPLETS.iter().find(|x| x.name == name)?;
+    let dir = match a.at {
+        applets::Where::Bin => "/bin",
+        applets::Where::Sbin => "/sbin",
+        applets::Where::UsrBin => "/usr/bin",
+        applets::Where::UsrSbin => "/usr/sbin",
+        applets::Where::Nowhere => return None,
+    };
+    Some(format!("{dir}/{name}"))
+}
+
+/// ash's `type NAME…` (`brief`: `command -v`).
+fn type_of(st: &State, args: &[String], brief: bool) -> Out {
+    let mut o = Out::default();
+    for n in args {
+        let is_builtin = applets::ASH_BUILTINS.contains(&n.as_str());
+        let is_fn = st.functions.iter().any(|(f, _)| f == n);
+        let alias = st.aliases.iter().find(|(a, _)| a == n);
+        match (brief, alias, is_fn, is_builtin, applet_path(n)) {
+            (true, Some((a, v)), ..) => o.line(&format!("alias {a}='{v}'")),
+            (false, Some((a, v)), ..) => o.line(&format!("{a} is an alias for {v}")),
+            (true, None, true, ..) | (true, None, false, true, _) => o.line(n),
+            (false, None, true, ..) => o.line(&format!("{n} is a function")),
+            (false, None, false, true, _) => {
+                let special = matches!(
+                    n.as_str(),
+                    "." | ":"
+                        | "break"
+                        | "continue"
+                        | "eval"
+                        | "exec"
+                        | "exit"
+                        | "export"
+                        | "readonly"
+                        | "return"
+                        | "set"
+                        | "shift"
+                        | "source"
+                        | "times"
+                        | "trap"
+                        | "unset"
+                );
+                if special {
+                    o.line(&format!("{n} is a special shell builtin"));
+                } else {
+                    o.line(&format!("{n} is a shell builtin"));
+                }
+            }
+            (true, None, false, false, Some(p)) => o.line(&p),
+            (false, None, false, false, Some(p)) => o.line(&format!("{n} is {p}")),
+            (true, None, false, false, None) => o.status = 127,
+            (false, None, false, false, None) => {
+                o.line(&format!("{n}: not found"));
+                o.status = 127;
+            }
+        }
+    }
+    o
 }
 
 /// ash's `cd`: its own words for a target that is missing or not a directory.

@@ -298,10 +298,37 @@ const PROBES: &[(&str, &str)] = &[
     ("sys", "id"),
     ("sys", "kill -9 999999; echo $?"),
     ("sys", "wget http://127.0.0.1:1/x; echo $?"),
+    ("sys", "kill -l | head -3"),
+    ("sys", "sleep x"),
+    ("shell", "echo $0"),
+    ("shell", "if then"),
+    ("shell", "echo 'abc"),
+    ("shell", "exit 300"),
+    ("shell", "echo ${x:?unset}"),
+    ("shell", "a=$(foo); echo $?"),
+    ("shell", "unknown_cmd 2>&1 | wc -c"),
+    ("shell", "set -e; false; echo no"),
+    ("shell", "type ls"),
+    ("shell", "command -v ls"),
+    ("shell", "printf '%s-%d\\n' a 5"),
+    ("files", "cat -n f"),
+    ("files", "head -c 3 f"),
+    ("files", "expr 1 + 2"),
+    ("files", "expr 7 / 0; echo $?"),
+    ("files", "expr 2 \\< 3"),
+    ("files", "basename /a/b"),
+    ("files", "seq 3"),
+    ("files", "rm -rf nope; echo $?"),
+    ("ls", "ls -ld d"),
+    ("ls", "ls -l d/g f"),
 ];
 
 /// Probes whose difference is known and deliberate, with why.
 const KNOWN: &[(&str, &str)] = &[
+    (
+        "if then",
+        "the shared parser (brush) reports the newline after `if` as the unexpected token; ash names `then`",
+    ),
     (
         "busybox tftp",
         "the router's tftp is 1.24's (`-b SIZE\tTransfer blocks of SIZE octets`); Debian's 1.35 words it otherwise",
@@ -362,9 +389,11 @@ fn real(
         .output()
         .unwrap();
     let sc = scratch.to_string_lossy();
+    let ap = applets.to_string_lossy();
+    let bin = |s: &[u8]| String::from_utf8_lossy(s).replace(ap.as_ref(), "/bin");
     (
-        normalise(&String::from_utf8_lossy(&out.stdout), &sc),
-        normalise(&String::from_utf8_lossy(&out.stderr), &sc),
+        normalise(&bin(&out.stdout), &sc),
+        normalise(&bin(&out.stderr), &sc),
         u32::try_from(out.status.code().unwrap_or(-1)).unwrap_or(255),
     )
 }
