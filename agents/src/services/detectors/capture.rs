@@ -136,7 +136,7 @@ impl PacketSocket {
         }
         Ok(Some((
             (n as usize).min(buf.len()),
-            pkttype == libc::PACKET_OUTGOING as u8,
+            pkttype == libc::PACKET_OUTGOING,
         )))
     }
 

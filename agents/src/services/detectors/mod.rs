@@ -717,3 +717,64 @@ async fn run_poison(p: PoisonRun, tx: mpsc::Sender<Msg>, mut stop: watch::Receiv
             .await;
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honeybee_proto::config::{ServiceKind, SmtpOptions};
+    use honeybee_proto::event::NetworkAlert;
+    use serde::Deserialize;
+
+    #[test]
+    fn wire_indices_of_old_values_are_unchanged_and_toml_round_trips() {
+        // postcard writes the variant index first: appended variants leave the old ones
+        // where old agents and cores expect them.
+        let smtp = postcard::to_allocvec(&ServiceKind::Smtp(SmtpOptions::default())).unwrap();
+        assert_eq!(smtp[0], 9);
+        let det = DetectorOptions {
+            gateway: Some(Ipv4Addr::new(192, 168, 1, 1)),
+            dhcp_servers: vec![Ipv4Addr::new(192, 168, 1, 1)],
+            routers: vec!["fe80::1".parse().unwrap()],
+            ..DetectorOptions::default()
+        };
+        let bytes = postcard::to_allocvec(&ServiceKind::Detectors(det.clone())).unwrap();
+        assert_eq!(bytes[0], 10);
+        let back: ServiceKind = postcard::from_bytes(&bytes).unwrap();
+        assert_eq!(back, ServiceKind::Detectors(det.clone()));
+        let alert = NetworkAlert {
+            what: "arp_spoof".into(),
+            ip: None,
+            macs: Vec::new(),
+            expected: None,
+            count: 1,
+            duration_ms: 0,
+            detail: String::new(),
+        };
+        let p = postcard::to_allocvec(&EventKind::PoisoningDetected(alert.clone())).unwrap();
+        let n = postcard::to_allocvec(&EventKind::NetworkAnomaly(alert)).unwrap();
+        assert_eq!((p[0], n[0]), (12, 13));
+        // The core's service list is TOML: with and without the optional gateway.
+        for o in [det, DetectorOptions::default()] {
+            let t = toml::Table::try_from(&o).unwrap();
+            let back = DetectorOptions::deserialize(toml::Value::Table(t)).unwrap();
+            assert_eq!(back, o);
+        }
+        let partial: DetectorOptions =
+            toml::from_str("arp = false\ndhcp_servers = [\"10.0.0.1\"]").unwrap();
+        assert!(!partial.arp && partial.poisoning);
+        assert_eq!(partial.dhcp_servers, vec![Ipv4Addr::new(10, 0, 0, 1)]);
+    }
+
+    #[test]
+    fn bucket_allows_its_rate_and_no_more() {
+        let t0 = Instant::now();
+        let mut b = Bucket::new(3);
+        let taken = (0..10).filter(|_| b.take(t0)).count();
+        assert_eq!(taken, 3);
+        assert!(
+            b.take(t0 + Duration::from_secs(20)),
+            "one token back after 20 s"
+        );
+        assert!(!b.take(t0 + Duration::from_secs(20)));
+    }
+}
