@@ -149,86 +149,147 @@ fn hash(st: &State, args: &[String]) -> Out {
     o
 }
 
-/// `ulimit`: Debian 12's defaults for a session started by sshd under systemd; the
-/// process and signal limits follow the machine's memory as the kernel sets them
-/// (`max_threads / 2`). Raising a limit as root succeeds, silently.
-fn ulimit(st: &State, args: &[String]) -> Out {
+/// Unlimited (`RLIM_INFINITY`).
+const UNLIMITED: Option<u64> = None;
+
+/// `fs.nr_open`: root may raise `-n` up to this and no further.
+const NR_OPEN: u64 = 1_048_576;
+
+/// `ulimit`'s rows: (the `-a` label, option, soft, hard) of a Debian 12 session started
+/// by sshd under systemd (systemd's `LimitNOFILE=1024:524288`, `LimitMEMLOCK=8M`, core
+/// files off but allowed); the process and signal limits follow the machine's memory
+/// as the kernel sets them (`max_threads / 2`).
+fn ulimit_rows(st: &State) -> [(&'static str, char, Option<u64>, Option<u64>); 17] {
     let mem_kib = st.profile.node.persona().mem_kib;
-    let nproc = (mem_kib / 128 / 2).to_string();
-    let rows: [(&str, char, String); 17] = [
+    let nproc = Some(mem_kib / 128 / 2);
+    let mut rows = [
         (
             "real-time non-blocking time  (microseconds, -R)",
             'R',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
-        ("core file size              (blocks, -c)", 'c', "0".into()),
+        (
+            "core file size              (blocks, -c)",
+            'c',
+            Some(0),
+            UNLIMITED,
+        ),
         (
             "data seg size               (kbytes, -d)",
             'd',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
-        ("scheduling priority                 (-e)", 'e', "0".into()),
+        (
+            "scheduling priority                 (-e)",
+            'e',
+            Some(0),
+            Some(0),
+        ),
         (
             "file size                   (blocks, -f)",
             'f',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
         (
             "pending signals                     (-i)",
             'i',
-            nproc.clone(),
+            nproc,
+            nproc,
         ),
         (
             "max locked memory           (kbytes, -l)",
             'l',
-            "8192".into(),
+            Some(8192),
+            Some(8192),
         ),
         (
             "max memory size             (kbytes, -m)",
             'm',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
         (
             "open files                          (-n)",
             'n',
-            "1024".into(),
+            Some(1024),
+            Some(524_288),
         ),
-        ("pipe size                (512 bytes, -p)", 'p', "8".into()),
+        (
+            "pipe size                (512 bytes, -p)",
+            'p',
+            Some(8),
+            Some(8),
+        ),
         (
             "POSIX message queues         (bytes, -q)",
             'q',
-            "819200".into(),
+            Some(819_200),
+            Some(819_200),
         ),
-        ("real-time priority                  (-r)", 'r', "0".into()),
+        (
+            "real-time priority                  (-r)",
+            'r',
+            Some(0),
+            Some(0),
+        ),
         (
             "stack size                  (kbytes, -s)",
             's',
-            "8192".into(),
+            Some(8192),
+            UNLIMITED,
         ),
         (
             "cpu time                   (seconds, -t)",
             't',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
-        ("max user processes                  (-u)", 'u', nproc),
+        (
+            "max user processes                  (-u)",
+            'u',
+            nproc,
+            nproc,
+        ),
         (
             "virtual memory              (kbytes, -v)",
             'v',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
         (
             "file locks                          (-x)",
             'x',
-            "unlimited".into(),
+            UNLIMITED,
+            UNLIMITED,
         ),
     ];
+    for (c, soft, hard) in &st.ulimits {
+        if let Some(r) = rows.iter_mut().find(|r| r.1 == *c) {
+            r.2 = *soft;
+            r.3 = *hard;
+        }
+    }
+    rows
+}
+
+/// `ulimit` as bash's builtin over setrlimit(2): a value sets the soft and hard limit
+/// (`-S`/`-H` one of them) and is kept for the session; a soft limit above the hard one
+/// is `Invalid argument`, raising a hard limit without root (or `-n` past `nr_open`
+/// even as root) `Operation not permitted`; the pipe size cannot be set.
+fn ulimit(st: &mut State, args: &[String]) -> Out {
+    let rows = ulimit_rows(st);
     let mut letters = Vec::new();
     let mut value = None;
+    let (mut soft_only, mut hard_only) = (false, false);
     for a in args {
-        if let Some(f) = a.strip_prefix('-') {
+        if let Some(f) = a.strip_prefix('-').filter(|f| !f.is_empty()) {
             for c in f.chars() {
                 match c {
-                    'H' | 'S' => {}
+                    'H' => hard_only = true,
+                    'S' => soft_only = true,
                     'a' => letters.extend(rows.iter().map(|r| r.1)),
                     c if rows.iter().any(|r| r.1 == c) => letters.push(c),
                     c => {
@@ -246,9 +307,58 @@ fn ulimit(st: &State, args: &[String]) -> Out {
             value = Some(a.as_str());
         }
     }
+    // With both or neither of -S and -H a value sets both; shown is the soft one.
+    let (set_soft, set_hard) = match (soft_only, hard_only) {
+        (true, false) => (true, false),
+        (false, true) => (false, true),
+        _ => (true, true),
+    };
+    let show_hard = hard_only && !soft_only;
     if let Some(v) = value {
-        if v != "unlimited" && v != "hard" && v != "soft" && v.parse::<u64>().is_err() {
-            return Out::fail(1, format!("{}ulimit: {v}: invalid number\n", st.err_prefix));
+        let c = letters.last().copied().unwrap_or('f');
+        let Some(&(label, _, soft, hard)) = rows.iter().find(|r| r.1 == c) else {
+            return Out::default();
+        };
+        let new = match v {
+            "unlimited" => UNLIMITED,
+            "hard" => hard,
+            "soft" => soft,
+            n => match n.parse::<u64>() {
+                Ok(n) => Some(n),
+                Err(_) => {
+                    return Out::fail(1, format!("{}ulimit: {v}: invalid number\n", st.err_prefix));
+                }
+            },
+        };
+        let new_soft = if set_soft { new } else { soft };
+        let new_hard = if set_hard { new } else { hard };
+        let above = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (None, Some(_)) => true,
+            (Some(a), Some(b)) => a > b,
+            _ => false,
+        };
+        let what = label.split("  ").next().unwrap_or(label).trim();
+        let error = if c == 'p' || above(new_soft, new_hard) {
+            Some("Invalid argument")
+        } else if (above(new_hard, hard) && st.uid != 0)
+            || (c == 'n' && above(new_hard, Some(NR_OPEN)))
+        {
+            Some("Operation not permitted")
+        } else {
+            None
+        };
+        if let Some(e) = error {
+            return Out::fail(
+                1,
+                format!(
+                    "{}ulimit: {what}: cannot modify limit: {e}\n",
+                    st.err_prefix
+                ),
+            );
+        }
+        if st.ulimits.len() < 32 {
+            st.ulimits.retain(|(x, _, _)| *x != c);
+            st.ulimits.push((c, new_soft, new_hard));
         }
         return Out::default();
     }
@@ -258,10 +368,12 @@ fn ulimit(st: &State, args: &[String]) -> Out {
     let all = args.iter().any(|a| a.starts_with('-') && a.contains('a')) || letters.len() > 1;
     let mut o = Out::default();
     for r in rows.iter().filter(|r| letters.contains(&r.1)) {
+        let v = if show_hard { r.3 } else { r.2 };
+        let v = v.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
         if all {
-            o.line(&format!("{} {}", r.0, r.2));
+            o.line(&format!("{} {v}", r.0));
         } else {
-            o.line(&r.2);
+            o.line(&v);
         }
     }
     o

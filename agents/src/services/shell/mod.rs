@@ -223,6 +223,9 @@ pub(crate) struct State {
     /// Logged in over telnet: the process table shows telnetd and login, not sshd.
     pub telnet: bool,
     rng: Cell<u32>,
+    /// Resource limits `ulimit` changed: (option letter, soft, hard), `None` for
+    /// unlimited; the others are the defaults (see `builtins::ulimit`).
+    pub ulimits: Vec<(char, Option<u64>, Option<u64>)>,
 }
 
 /// Most environment variables a session may set.
@@ -589,6 +592,7 @@ impl Shell {
                 subst_status: None,
                 killed: false,
                 telnet: false,
+                ulimits: Vec::new(),
                 rng: Cell::new(u32::try_from(login.now & 0x7fff_ffff).unwrap_or(1) | 1),
             },
             limits,

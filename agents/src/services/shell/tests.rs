@@ -930,6 +930,9 @@ mod grammar_oracle;
 #[path = "intruder_oracle.rs"]
 mod intruder_oracle;
 
+#[path = "ulimit_oracle.rs"]
+mod ulimit_oracle;
+
 /// An exec command far longer than a typed line (a loader's base64 payload) runs whole,
 /// as `bash -c` runs it; past `max_exec` it is cut and reported.
 #[test]
