@@ -75,10 +75,8 @@ pub async fn core_run(data_dir: &Path) -> anyhow::Result<()> {
     // Handle SIGTERM from here on: one during start-up must still mean a clean stop.
     let stop = crate::up::wait_for_signal();
     let core = honeybee_core::Core::start(data_dir).await?;
-    eprintln!(
-        "core running on {} (udp); Ctrl-C to stop",
-        core.local_addr()?
-    );
+    // A log record, not a bare line: under `--log-format json` stderr is all JSON.
+    tracing::info!(listen = %core.local_addr()?, "core running (udp); Ctrl-C to stop");
     stop.await;
     core.shutdown().await;
     Ok(())
@@ -230,7 +228,8 @@ pub async fn agent_run(
         honeybee_agent::relay::run(opts, relay_listen, limits, crate::up::wait_for_signal())
             .await?;
     } else {
-        honeybee_agent::runtime::run(opts, crate::up::wait_for_signal()).await?;
+        // Remote upgrade: this process may hand over to an upgraded executable.
+        honeybee_agent::upgrade::slots::run_in_place(opts, crate::up::wait_for_signal()).await?;
     }
     Ok(())
 }

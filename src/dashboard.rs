@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 pub async fn init(data_dir: &Path) -> anyhow::Result<()> {
     let r = honeybee_dashboard::init::init(data_dir).await?;
     if r.issued_cert {
-        eprintln!(
-            "dashboard certificate issued by the core's CA (key in {})",
-            honeybee_dashboard::init::DashboardPaths::new(data_dir)
-                .root
-                .display()
+        // A log record: under `--log-format json` stderr is all JSON.
+        tracing::info!(
+            key_dir = %honeybee_dashboard::init::DashboardPaths::new(data_dir).root.display(),
+            "dashboard certificate issued by the core's CA"
         );
     }
     if let Some(line) = first_admin_line(&r) {

@@ -429,7 +429,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             // Errors can quote a node's or the core's words (a command's error answer).
-            eprintln!("error: {}", term::term_safe(&format!("{e:#}")));
+            honeybee_agent::logging::fatal(cli.log_format, &term::term_safe(&format!("{e:#}")));
             std::process::ExitCode::FAILURE
         }
     }

@@ -60,6 +60,15 @@ pub fn init(format: LogFormat, default_filter: &str) {
     };
 }
 
+/// Reports the error that ends the program: `error: …` for a person, or an ERROR record
+/// for a log shipper (which would not parse a bare line).
+pub fn fatal(format: LogFormat, message: &str) {
+    match format {
+        LogFormat::Human => eprintln!("error: {message}"),
+        LogFormat::Json => tracing::error!(target: "honeybee", "{message}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

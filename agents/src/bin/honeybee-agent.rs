@@ -2,7 +2,7 @@
 //! or the dashboard: `enroll` and `run` (full, extension or relay), nothing else.
 
 use clap::{Parser, Subcommand};
-use honeybee_agent::runtime::{AgentOptions, run};
+use honeybee_agent::runtime::AgentOptions;
 use honeybee_proto::control::NodeMode;
 use std::path::PathBuf;
 
@@ -45,11 +45,24 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    honeybee_agent::logging::init(cli.log_format, "info");
-    match cli.cmd {
+    let format = cli.log_format;
+    honeybee_agent::logging::init(format, "info");
+    let outcome = tokio::runtime::Runtime::new()
+        .map_err(anyhow::Error::from)
+        .and_then(|rt| rt.block_on(dispatch(cli.cmd)));
+    match outcome {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            honeybee_agent::logging::fatal(format, &format!("{e:#}"));
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
+    match cmd {
         Cmd::Enroll {
             token,
             data_dir,
@@ -80,7 +93,8 @@ async fn main() -> anyhow::Result<()> {
                 let limits = honeybee_agent::relay::flows::FlowLimits::default();
                 honeybee_agent::relay::run(opts, relay_listen, limits, shutdown).await?;
             } else {
-                run(opts, shutdown).await?;
+                // Remote upgrade: this process may hand over to an upgraded executable.
+                honeybee_agent::upgrade::slots::run_in_place(opts, shutdown).await?;
             }
         }
     }
