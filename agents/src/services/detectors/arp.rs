@@ -187,18 +187,7 @@ impl ArpWatch {
         match self.known.get_mut(&sip) {
             None => {
                 if self.known.len() >= MAX_KNOWN {
-                    // Forget the longest silent one; the gateway is never forgotten.
-                    let gw = self.cfg.gateway;
-                    let own = self.cfg.own.map(|o| o.0);
-                    if let Some(old) = self
-                        .known
-                        .iter()
-                        .filter(|(ip, _)| Some(**ip) != gw && Some(**ip) != own)
-                        .min_by_key(|(_, k)| k.last_ms)
-                        .map(|(ip, _)| *ip)
-                    {
-                        self.known.remove(&old);
-                    }
+                    self.forget_oldest();
                 }
                 self.known.insert(
                     sip,
@@ -239,6 +228,23 @@ impl ArpWatch {
                     i.add_detail(if a.reply { "ARP reply" } else { "ARP request" });
                 }
             }
+        }
+    }
+
+    /// Forgets the longest-silent eighth of the known IPs at once (so that a flood of
+    /// new addresses costs one sort per 512 of them, not a scan each); the gateway and
+    /// this node are never forgotten.
+    fn forget_oldest(&mut self) {
+        let (gw, own) = (self.cfg.gateway, self.cfg.own.map(|o| o.0));
+        let mut by_age: Vec<(u64, Ipv4Addr)> = self
+            .known
+            .iter()
+            .filter(|(ip, _)| Some(**ip) != gw && Some(**ip) != own)
+            .map(|(ip, k)| (k.last_ms, *ip))
+            .collect();
+        by_age.sort_unstable();
+        for (_, ip) in by_age.into_iter().take(MAX_KNOWN / 8) {
+            self.known.remove(&ip);
         }
     }
 

@@ -31,43 +31,51 @@ const RCVBUF: usize = 256 << 10;
 /// Frames longer than this are truncated (the detectors read headers only).
 pub const SNAPLEN: usize = 2048;
 
-/// `udp dst port 68` on IPv4, unfragmented (as `tcpdump -dd` writes it).
-pub fn filter_dhcp_client() -> Vec<SockFilter> {
-    vec![
-        SockFilter::new(0x28, 0, 0, 12),             // ldh [12] ethertype
-        SockFilter::new(0x15, 0, 8, 0x0800),         // IPv4?
-        SockFilter::new(0x30, 0, 0, 23),             // ldb [23] protocol
-        SockFilter::new(0x15, 0, 6, 17),             // UDP?
-        SockFilter::new(0x28, 0, 0, 20),             // ldh [20] fragment offset
-        SockFilter::new(0x45, 4, 0, 0x1fff),         // a later fragment: drop
-        SockFilter::new(0xb1, 0, 0, 14),             // x = IP header length
-        SockFilter::new(0x48, 0, 0, 16),             // ldh [x + 16] destination port
-        SockFilter::new(0x15, 0, 1, 68),             // port 68?
-        SockFilter::new(0x06, 0, 0, SNAPLEN as u32), // accept
-        SockFilter::new(0x06, 0, 0, 0),              // drop
-    ]
+/// One classic BPF instruction: (code, jump if true, jump if false, constant).
+pub type Insn = (u16, u8, u8, u32);
+const SNAPLEN_U32: u32 = SNAPLEN as u32;
+
+/// A program as the kernel takes it.
+pub fn program(insns: &[Insn]) -> Vec<SockFilter> {
+    insns
+        .iter()
+        .map(|&(code, jt, jf, k)| SockFilter::new(code, jt, jf, k))
+        .collect()
 }
+
+/// `udp dst port 68` on IPv4, unfragmented (as `tcpdump -dd` writes it).
+pub const DHCP_CLIENT: [Insn; 11] = [
+    (0x28, 0, 0, 12),          // ldh [12] ethertype
+    (0x15, 0, 8, 0x0800),      // IPv4?
+    (0x30, 0, 0, 23),          // ldb [23] protocol
+    (0x15, 0, 6, 17),          // UDP?
+    (0x28, 0, 0, 20),          // ldh [20] fragment offset
+    (0x45, 4, 0, 0x1fff),      // a later fragment: drop
+    (0xb1, 0, 0, 14),          // x = IP header length
+    (0x48, 0, 0, 16),          // ldh [x + 16] destination port
+    (0x15, 0, 1, 68),          // port 68?
+    (0x06, 0, 0, SNAPLEN_U32), // accept
+    (0x06, 0, 0, 0),           // drop
+];
 
 /// IPv6 frames that are ICMPv6 router advertisements, or that carry extension headers
 /// (hop-by-hop, routing, fragment, destination options: the ways around RA-guard),
 /// which user space then walks.
-pub fn filter_router_advertisement() -> Vec<SockFilter> {
-    // Jump offsets count from the next instruction.
-    vec![
-        SockFilter::new(0x28, 0, 0, 12),             // 0: ldh [12] ethertype
-        SockFilter::new(0x15, 0, 9, 0x86dd),         // 1: IPv6? else drop
-        SockFilter::new(0x30, 0, 0, 20),             // 2: ldb [20] next header
-        SockFilter::new(0x15, 0, 2, 58),             // 3: ICMPv6? else 6
-        SockFilter::new(0x30, 0, 0, 54),             // 4: ldb [54] ICMPv6 type
-        SockFilter::new(0x15, 4, 5, 134),            // 5: router advertisement? accept : drop
-        SockFilter::new(0x15, 3, 0, 0),              // 6: hop-by-hop: accept
-        SockFilter::new(0x15, 2, 0, 43),             // 7: routing: accept
-        SockFilter::new(0x15, 1, 0, 44),             // 8: fragment: accept
-        SockFilter::new(0x15, 0, 1, 60),             // 9: destination options? accept : drop
-        SockFilter::new(0x06, 0, 0, SNAPLEN as u32), // 10: accept
-        SockFilter::new(0x06, 0, 0, 0),              // 11: drop
-    ]
-}
+/// Jump offsets count from the next instruction.
+pub const ROUTER_ADVERTISEMENT: [Insn; 12] = [
+    (0x28, 0, 0, 12),          // 0: ldh [12] ethertype
+    (0x15, 0, 9, 0x86dd),      // 1: IPv6? else drop
+    (0x30, 0, 0, 20),          // 2: ldb [20] next header
+    (0x15, 0, 2, 58),          // 3: ICMPv6? else 6
+    (0x30, 0, 0, 54),          // 4: ldb [54] ICMPv6 type
+    (0x15, 4, 5, 134),         // 5: router advertisement? accept : drop
+    (0x15, 3, 0, 0),           // 6: hop-by-hop: accept
+    (0x15, 2, 0, 43),          // 7: routing: accept
+    (0x15, 1, 0, 44),          // 8: fragment: accept
+    (0x15, 0, 1, 60),          // 9: destination options? accept : drop
+    (0x06, 0, 0, SNAPLEN_U32), // 10: accept
+    (0x06, 0, 0, 0),           // 11: drop
+];
 
 /// An `AF_PACKET` socket on one interface and ethertype.
 #[derive(Debug)]
@@ -167,4 +175,125 @@ impl PacketSocket {
 /// Whether an open error means "this process lacks the capability".
 pub fn is_permission(e: &io::Error) -> bool {
     matches!(e.raw_os_error(), Some(libc::EPERM) | Some(libc::EACCES))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use etherparse::PacketBuilder;
+
+    /// The kernel's classic BPF, for the instructions these programs use: the accept
+    /// length, or 0 (out-of-bounds loads drop, as in the kernel).
+    fn run(prog: &[Insn], pkt: &[u8]) -> u32 {
+        let (mut a, mut x, mut pc) = (0u32, 0u32, 0usize);
+        let h = |at: usize| -> Option<u32> {
+            Some(u32::from(u16::from_be_bytes([
+                *pkt.get(at)?,
+                *pkt.get(at + 1)?,
+            ])))
+        };
+        for _ in 0..prog.len() {
+            let (code, jt, jf, k) = prog[pc];
+            let ku = k as usize;
+            pc += 1;
+            match code {
+                0x28 => {
+                    a = match h(ku) {
+                        Some(v) => v,
+                        None => return 0,
+                    }
+                }
+                0x30 => {
+                    a = match pkt.get(ku) {
+                        Some(v) => u32::from(*v),
+                        None => return 0,
+                    }
+                }
+                0x48 => {
+                    a = match h(x as usize + ku) {
+                        Some(v) => v,
+                        None => return 0,
+                    }
+                }
+                0xb1 => {
+                    x = match pkt.get(ku) {
+                        Some(v) => u32::from(v & 0x0f) * 4,
+                        None => return 0,
+                    }
+                }
+                0x15 => pc += usize::from(if a == k { jt } else { jf }),
+                0x45 => pc += usize::from(if a & k != 0 { jt } else { jf }),
+                0x06 => return k,
+                other => panic!("opcode {other:#x} not modelled"),
+            }
+        }
+        panic!("fell off the program")
+    }
+
+    fn udp(src: u16, dst: u16) -> Vec<u8> {
+        let b = PacketBuilder::ethernet2([2; 6], [0xff; 6])
+            .ipv4([10, 0, 0, 1], [255; 4], 64)
+            .udp(src, dst);
+        let mut f = Vec::new();
+        b.write(&mut f, &[0; 300]).unwrap();
+        f
+    }
+
+    #[test]
+    fn dhcp_filter_passes_client_port_only() {
+        assert_eq!(run(&DHCP_CLIENT, &udp(67, 68)), SNAPLEN_U32);
+        assert_eq!(run(&DHCP_CLIENT, &udp(68, 67)), 0, "a client's request");
+        assert_eq!(run(&DHCP_CLIENT, &udp(5353, 5353)), 0);
+        let mut frag = udp(67, 68);
+        frag[20] = 0x00;
+        frag[21] = 0x10; // a later fragment: its "ports" are payload
+        assert_eq!(run(&DHCP_CLIENT, &frag), 0);
+        let mut opts = udp(67, 68);
+        // IHL 6 (one option word): the port moves; the program follows it.
+        opts.insert(34, 0);
+        opts.insert(34, 0);
+        opts.insert(34, 0);
+        opts.insert(34, 1);
+        opts[14] = 0x46;
+        assert_eq!(run(&DHCP_CLIENT, &opts), SNAPLEN_U32);
+        assert_eq!(
+            run(
+                &DHCP_CLIENT,
+                &super::super::arp::request_frame(
+                    [2; 6],
+                    [10, 0, 0, 2].into(),
+                    [10, 0, 0, 1].into()
+                )
+            ),
+            0
+        );
+        assert_eq!(run(&DHCP_CLIENT, &[0u8; 10]), 0, "short frame");
+    }
+
+    #[test]
+    fn ra_filter_passes_adverts_and_extension_headers_only() {
+        let ra = super::super::ra::advert_frame(
+            [2; 6],
+            "fe80::1".parse().unwrap(),
+            "2001:db8::".parse().unwrap(),
+            "2001:db8::53".parse().unwrap(),
+        );
+        assert_eq!(run(&ROUTER_ADVERTISEMENT, &ra), SNAPLEN_U32);
+        let mut ns = ra.clone();
+        ns[54] = 135; // neighbour solicitation
+        assert_eq!(run(&ROUTER_ADVERTISEMENT, &ns), 0);
+        for nh in [0u8, 43, 44, 60] {
+            let mut ext = ra.clone();
+            ext[20] = nh;
+            assert_eq!(
+                run(&ROUTER_ADVERTISEMENT, &ext),
+                SNAPLEN_U32,
+                "next header {nh}"
+            );
+        }
+        let mut tcp = ra.clone();
+        tcp[20] = 6;
+        assert_eq!(run(&ROUTER_ADVERTISEMENT, &tcp), 0);
+        assert_eq!(run(&ROUTER_ADVERTISEMENT, &udp(67, 68)), 0, "IPv4");
+    }
 }

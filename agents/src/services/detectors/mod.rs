@@ -349,7 +349,11 @@ pub(super) fn start(
         }
     }
     if opts.dhcp
-        && let Some(sock) = open("dhcp", capture::ETH_P_IP, capture::filter_dhcp_client())
+        && let Some(sock) = open(
+            "dhcp",
+            capture::ETH_P_IP,
+            capture::program(&capture::DHCP_CLIENT),
+        )
     {
         let d = DhcpDetector {
             w: dhcp::DhcpWatch::new(opts.dhcp_servers.clone(), inc),
@@ -369,7 +373,7 @@ pub(super) fn start(
         && let Some(sock) = open(
             "router_advertisements",
             capture::ETH_P_IPV6,
-            capture::filter_router_advertisement(),
+            capture::program(&capture::ROUTER_ADVERTISEMENT),
         )
     {
         let d = RaDetector(ra::RaWatch::new(opts.routers.clone(), iface.mac, inc));
