@@ -46,6 +46,105 @@ pub struct RawCoreConfig {
     /// `[metrics]`: Prometheus metrics on a loopback port; off by default.
     #[serde(default, skip_serializing_if = "RawMetrics::is_off")]
     pub metrics: RawMetrics,
+    /// `[store]`: where the core keeps its data; absent, the SQLite file in the data
+    /// directory.
+    #[serde(default, skip_serializing_if = "RawStore::is_default")]
+    pub store: RawStore,
+}
+
+/// `[store]` of `core.toml`.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawStore {
+    /// Empty (the default): SQLite, `honeybee.db` in the data directory. Otherwise a
+    /// `postgres://user@host:port/database` URL, without the password.
+    #[serde(default)]
+    pub url: String,
+    /// A file holding the database password (first line). The environment variable
+    /// `HONEYBEE_STORE_PASSWORD` wins over it. Never in the URL, the audit log or a
+    /// command line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_file: Option<PathBuf>,
+}
+
+impl RawStore {
+    pub fn is_default(&self) -> bool {
+        *self == RawStore::default()
+    }
+
+    pub fn validate(&self) -> Result<StoreConfig, ConfigError> {
+        let url = self.url.trim();
+        if url.is_empty() {
+            if self.password_file.is_some() {
+                return Err(ConfigError::Invalid {
+                    key: "store.password_file",
+                    value: String::new(),
+                    why: "only a PostgreSQL store (store.url) takes a password".into(),
+                });
+            }
+            return Ok(StoreConfig::Sqlite);
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            return Err(ConfigError::Invalid {
+                key: "store.url",
+                value: url.into(),
+                why: "expected postgres://USER@HOST:PORT/DATABASE, or \"\" for SQLite".into(),
+            });
+        }
+        if url_has_password(url) {
+            return Err(ConfigError::Invalid {
+                key: "store.url",
+                value: "(not shown: it holds a password)".into(),
+                why: "keep the password out of core.toml's URL: set HONEYBEE_STORE_PASSWORD or \
+                      store.password_file"
+                    .into(),
+            });
+        }
+        Ok(StoreConfig::Postgres {
+            url: url.into(),
+            password_file: self.password_file.clone(),
+        })
+    }
+}
+
+/// Whether a `postgres://` URL carries `user:password@`.
+fn url_has_password(url: &str) -> bool {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
+}
+
+/// The validated `[store]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    Sqlite,
+    Postgres {
+        url: String,
+        password_file: Option<PathBuf>,
+    },
+}
+
+impl StoreConfig {
+    /// The PostgreSQL password: `HONEYBEE_STORE_PASSWORD`, else the first line of the
+    /// password file, else none.
+    pub fn password(&self) -> Result<Option<String>, String> {
+        let StoreConfig::Postgres { password_file, .. } = self else {
+            return Ok(None);
+        };
+        if let Ok(p) = std::env::var("HONEYBEE_STORE_PASSWORD")
+            && !p.is_empty()
+        {
+            return Ok(Some(p));
+        }
+        match password_file {
+            Some(f) => std::fs::read_to_string(f)
+                .map(|s| Some(s.lines().next().unwrap_or("").to_owned()))
+                .map_err(|e| format!("cannot read store.password_file {}: {e}", f.display())),
+            None => Ok(None),
+        }
+    }
 }
 
 /// `[metrics]` of `core.toml` (and of `agent.toml`, which has its own copy of this type).
@@ -352,6 +451,8 @@ pub struct CoreConfig {
     pub scan_correlation: Option<crate::sweep::SweepConfig>,
     /// Where `/metrics` is served (`[metrics] listen`); None: off.
     pub metrics_listen: Option<SocketAddr>,
+    /// Where the data lives (`[store]`).
+    pub store: StoreConfig,
     /// The session timers (production defaults; not in the TOML file: tests and netsim
     /// scenarios compress them, see `honeybee_proto::timing`).
     pub timing: honeybee_proto::timing::Timing,
@@ -394,6 +495,7 @@ impl RawCoreConfig {
             scan_correlation: RawScanCorrelation::default(),
             managed_modules: Vec::new(),
             metrics: RawMetrics::default(),
+            store: RawStore::default(),
         }
     }
 
@@ -548,6 +650,7 @@ impl RawCoreConfig {
         };
         Ok(CoreConfig {
             metrics_listen: self.metrics.validate()?,
+            store: self.store.validate()?,
             scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),

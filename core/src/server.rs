@@ -7,7 +7,7 @@ use crate::config::{self, CoreConfig};
 use crate::init::{self, CorePaths};
 use crate::ratelimit::FailureLimiter;
 use crate::registry::Registry;
-use crate::store::{SqliteStore, Store, TokenRecord};
+use crate::store::{Store, TokenRecord};
 use honeybee_pki::ca::Ca;
 use honeybee_pki::revocation::RevocationList;
 use honeybee_pki::token::Token;
@@ -246,7 +246,7 @@ impl Core {
         let paths = CorePaths::new(&cfg.data_dir);
         let ca = init::load_ca(&paths, &cfg.trust_domain)?;
         renew_core_cert_if_due(&ca, &paths, &cfg)?;
-        let store = Store::from(SqliteStore::open(&paths.database())?);
+        let store = Store::open(&cfg.store, &paths.database()).await?;
         store.mark_all_offline().await?;
         let (serials, nodes) = store.revoked().await?;
         let revocations = RevocationList::new();

@@ -28,7 +28,6 @@ const MAX_FILTER_LEN: usize = 256;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Dialect {
     Sqlite,
-    #[allow(dead_code)] // until the PostgreSQL backend lands
     Postgres,
 }
 

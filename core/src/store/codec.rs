@@ -4,7 +4,9 @@
 
 use super::StoreError;
 use super::analytics::searchable_text;
+use honeybee_proto::admin::StoredEvent;
 use honeybee_proto::event::{Event, EventKind};
+use honeybee_proto::{NodeId, Role};
 
 /// An event prepared for insertion: indexed and searchable columns plus its postcard body.
 pub(crate) struct EventRow {
@@ -138,4 +140,26 @@ pub(crate) fn labels_from_json(
 pub(crate) fn ct_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
     let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
     std::hint::black_box(diff) == 0
+}
+
+/// A stored event from its columns; `Corrupt` if the body or node id does not decode.
+pub(crate) fn stored_event(
+    node: String,
+    received_ms: i64,
+    body: &[u8],
+    id: i64,
+) -> Result<StoredEvent, StoreError> {
+    let node = NodeId::new(node.clone()).map_err(|e| corrupt("event", node, e))?;
+    let event: Event =
+        postcard::from_bytes(body).map_err(|e| corrupt("event", id.to_string(), e))?;
+    Ok(StoredEvent {
+        node,
+        received_ms,
+        event,
+        enrichments: Vec::new(),
+    })
+}
+
+pub(crate) fn role_col(what: &'static str, key: &str, s: &str) -> Result<Role, StoreError> {
+    s.parse().map_err(|e| corrupt(what, key, e))
 }

@@ -3,8 +3,8 @@
 //! method, or has it with another signature, does not compile.
 
 use super::{
-    CaptureRecord, CertRecord, InsertOutcome, ModuleCredential, NewAlert, NodeRecord, SqliteStore,
-    StoreError, TokenRecord, TokenRefusal,
+    CaptureRecord, CertRecord, InsertOutcome, ModuleCredential, NewAlert, NodeRecord, PgStore,
+    SqliteStore, StoreError, TokenRecord, TokenRefusal,
 };
 use honeybee_proto::admin::{
     AlertInfo, AuditEntry, EventCursor, EventQuery, EventSearch, KeyCount, Stats, StatsQuery,
@@ -25,6 +25,14 @@ use honeybee_proto::{NodeId, Role, Serial, TokenId};
 pub enum Store {
     /// The embedded default: one file, one writer thread.
     Sqlite(SqliteStore),
+    /// A PostgreSQL server (`[store] url`).
+    Postgres(PgStore),
+}
+
+impl From<PgStore> for Store {
+    fn from(s: PgStore) -> Store {
+        Store::Postgres(s)
+    }
 }
 
 impl From<SqliteStore> for Store {
@@ -38,14 +46,41 @@ macro_rules! on_backend {
     ($s:expr, $b:ident => $call:expr) => {
         match $s {
             Store::Sqlite($b) => $call,
+            Store::Postgres($b) => $call,
         }
     };
 }
 
 impl Store {
+    /// Opens the store `[store]` names: the SQLite file at `sqlite_path`, or the
+    /// PostgreSQL database at its URL (password from the environment or the password
+    /// file). Fails with a clear error when the server is unreachable, refuses the
+    /// credentials, or has a schema newer than this binary.
+    pub async fn open(
+        cfg: &crate::config::StoreConfig,
+        sqlite_path: &std::path::Path,
+    ) -> Result<Store, StoreError> {
+        use crate::config::StoreConfig;
+        match cfg {
+            StoreConfig::Sqlite => Ok(Store::Sqlite(SqliteStore::open(sqlite_path)?)),
+            StoreConfig::Postgres { url, .. } => {
+                let password = cfg.password().map_err(|why| StoreError::Open {
+                    location: "store.password_file".into(),
+                    source: why.into(),
+                })?;
+                Ok(Store::Postgres(
+                    PgStore::open(url, password.as_deref()).await?,
+                ))
+            }
+        }
+    }
+
     /// Which backend this is, for logs and errors.
     pub fn backend_name(&self) -> &'static str {
-        on_backend!(self, _b => "sqlite")
+        match self {
+            Store::Sqlite(_) => "sqlite",
+            Store::Postgres(_) => "postgres",
+        }
     }
 
     /// Where the next page of a search continues after the page that ended with `last`.

@@ -17,6 +17,9 @@ mod codec;
 mod console;
 mod dispatch;
 mod modules;
+#[cfg(test)]
+pub(crate) mod pg_test_server;
+mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;
@@ -29,6 +32,7 @@ use std::path::PathBuf;
 
 pub use analytics::{MAX_BUCKETS, MAX_TOP, searchable_text};
 pub use modules::{ModuleCredential, NewAlert};
+pub use postgres::PgStore;
 pub use sqlite::SqliteStore;
 
 /// Most rows one query returns, whatever the caller asks for.
@@ -74,6 +78,14 @@ pub enum StoreError {
     /// An error of the database engine, whichever backend it is.
     #[error("database error: {0}")]
     Database(#[source] BoxError),
+    /// The database server could not be reached (or went away); the core retries and
+    /// agents keep their events spooled meanwhile.
+    #[error("cannot reach the database server at {location}: {why}")]
+    Unreachable { location: String, why: String },
+    #[error(
+        "the database server at {location} refused the credentials: {why} (check the user in [store] url and the password in HONEYBEE_STORE_PASSWORD or [store] password_file)"
+    )]
+    AuthFailed { location: String, why: String },
     #[error("cannot encode {what} for storage: {why}")]
     Encode { what: &'static str, why: String },
     /// A stored row could not be read back (a bad blob, an id that no longer parses).

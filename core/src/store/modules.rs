@@ -32,11 +32,11 @@ pub struct NewAlert {
     pub seq: Option<u64>,
 }
 
-fn perms_to_text(p: &[Permission]) -> String {
+pub(crate) fn perms_to_text(p: &[Permission]) -> String {
     p.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
 }
 
-fn perms_from_text(s: &str) -> Vec<Permission> {
+pub(crate) fn perms_from_text(s: &str) -> Vec<Permission> {
     s.split(',').filter_map(Permission::parse).collect()
 }
 

@@ -121,6 +121,20 @@ mod sqlite {
     conformance!(super::fresh_sqlite);
 }
 
+/// A fresh PostgreSQL store: a database of its own on the test server
+/// (`pg_test_server`), reached over TCP with a password.
+pub(super) async fn fresh_postgres() -> ((), Store) {
+    let url = pg_test_server::fresh_database().await;
+    let s = PgStore::open(&url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap();
+    ((), Store::from(s))
+}
+
+mod postgres {
+    conformance!(super::fresh_postgres);
+}
+
 async fn events_dedupe_by_node_and_seq(s: Store) {
     let a = node("a");
     let b = node("b");
@@ -1275,4 +1289,94 @@ async fn schema_v2_rows_are_backfilled_for_search() {
     assert_eq!(st.top_credentials[0].password, "Hunter2");
     assert_eq!(st.geo.len(), 1);
     assert_eq!(st.geo[0].country, "DE");
+}
+
+// ------------------------------------------------------------------ PostgreSQL's own
+
+#[tokio::test]
+async fn postgres_wrong_password_unreachable_server_and_newer_schema_are_clear_errors() {
+    let url = pg_test_server::fresh_database().await;
+    let err = PgStore::open(&url, Some("wrong")).await.unwrap_err();
+    assert!(matches!(err, StoreError::AuthFailed { .. }), "{err}");
+    assert!(
+        !err.to_string().contains("wrong"),
+        "never the password: {err}"
+    );
+    let err = PgStore::open(&url, None).await.unwrap_err();
+    assert!(matches!(err, StoreError::AuthFailed { .. }), "{err}");
+
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let err = PgStore::open(
+        &format!("postgres://honeybee@127.0.0.1:{port}/x"),
+        Some("secret-pw"),
+    )
+    .await
+    .unwrap_err();
+    assert!(matches!(err, StoreError::Unreachable { .. }), "{err}");
+    assert!(!err.to_string().contains("secret-pw"), "{err}");
+
+    let s = PgStore::open(&url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap();
+    s.close().await.unwrap();
+    {
+        let (port, _) = pg_test_server::shared();
+        let db = url.rsplit('/').next().unwrap();
+        let mut cfg = tokio_postgres::Config::new();
+        cfg.host("127.0.0.1")
+            .port(port)
+            .user(pg_test_server::USER)
+            .password(pg_test_server::PASSWORD)
+            .dbname(db);
+        let (c, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
+        let task = tokio::spawn(conn);
+        c.batch_execute("UPDATE schema_version SET version = 99")
+            .await
+            .unwrap();
+        drop(c);
+        let _ = task.await;
+    }
+    let err = PgStore::open(&url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::SchemaTooNew { found: 99, .. }),
+        "{err}"
+    );
+}
+
+#[tokio::test]
+async fn postgres_data_survives_close_and_reopen() {
+    let url = pg_test_server::fresh_database().await;
+    let open = || PgStore::open(&url, Some(pg_test_server::PASSWORD));
+    let s = open().await.unwrap();
+    let a = node("a");
+    s.insert_events(&a, 5, vec![ev(1, 100, "ssh", auth("root"))])
+        .await
+        .unwrap();
+    s.create_token(token(1, 3, 10_000)).await.unwrap();
+    s.audit_nowait(audit_entry());
+    s.close().await.unwrap();
+    let err = s.audit(audit_entry()).await.unwrap_err();
+    assert!(matches!(err, StoreError::Closed), "{err}");
+    assert!(matches!(
+        s.count_events(None).await.unwrap_err(),
+        StoreError::Closed
+    ));
+    s.close().await.unwrap(); // idempotent
+
+    let s2 = open().await.unwrap();
+    assert_eq!(s2.count_events(None).await.unwrap(), 1);
+    assert_eq!(s2.list_audit(0).await.unwrap(), vec![audit_entry()]);
+    let out = s2
+        .insert_events(&a, 6, vec![ev(1, 100, "ssh", auth("root"))])
+        .await
+        .unwrap();
+    assert_eq!(out.duplicates, 1);
+    assert_eq!(s2.list_tokens().await.unwrap()[0].uses_left, 3);
 }
