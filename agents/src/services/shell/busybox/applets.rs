@@ -114,27 +114,21 @@ pub(crate) const ASH_BUILTINS: &[&str] = &[
     "wait",
 ];
 
-/// `help`: ash's builtin list, wrapped as ash wraps it.
+/// `help`: ash's builtin list, wrapped as ash wraps it (a line ends once it passes 60
+/// characters, the tab counted as one).
 pub(crate) fn help() -> String {
     let mut s = String::from("Built-in commands:\n------------------\n");
     let mut col = 0;
     for b in ASH_BUILTINS {
-        if col == 0 {
-            s.push('\t');
-            col = 8;
-        }
+        s.push(if col == 0 { '\t' } else { ' ' });
         s.push_str(b);
-        s.push(' ');
-        col += b.len() + 1;
+        col += 1 + b.len();
         if col > 60 {
-            // ash ends a line after the name that passes column 60, with its space.
             s.push('\n');
             col = 0;
         }
     }
-    if col != 0 {
-        s.push('\n');
-    }
+    s.push('\n');
     s
 }
 
@@ -337,7 +331,12 @@ pub(super) fn ls(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
         if o.full() || !st.budget.iterations(1) {
             break;
         }
-        let path = path_of(st, op);
+        let mut path = path_of(st, op);
+        // `.` and `..` name the directory itself, never the link the shell came by
+        // (`cd /tmp` lands in /var/tmp).
+        if op.as_str() == "." || op.as_str() == ".." || op.ends_with("/.") || op.ends_with("/..") {
+            path = st.fs.resolve(&path);
+        }
         match st.fs.lstat(&path) {
             None => {
                 o.eline(&format!("ls: {op}: No such file or directory"));
@@ -599,8 +598,8 @@ pub(super) fn dd(st: &mut State, env: &Env, args: &[String], ctx: &Ctx<'_>) -> O
     )
     .to_vec();
     let n = copied.len() as u64;
-    let (full_in, part_in) = (n / ibs, u64::from(n % ibs != 0));
-    let (full_out, part_out) = (n / obs, u64::from(n % obs != 0));
+    let (full_in, part_in) = (n / ibs, u64::from(!n.is_multiple_of(ibs)));
+    let (full_out, part_out) = (n / obs, u64::from(!n.is_multiple_of(obs)));
     let mut o = Out::default();
     match &outf {
         None => {

@@ -299,6 +299,7 @@ const PROBES: &[(&str, &str)] = &[
     ("sys", "kill -9 999999; echo $?"),
     ("sys", "wget http://127.0.0.1:1/x; echo $?"),
     ("sys", "kill -l | head -3"),
+    ("sys", "help"),
     ("sys", "sleep x"),
     ("shell", "echo $0"),
     ("shell", "if then"),
@@ -473,4 +474,36 @@ fn busybox_oracle_usage_and_list_layout() {
     let names = String::from_utf8_lossy(&names.stdout).into_owned();
     let names: Vec<&str> = names.lines().collect();
     assert_eq!(applets::applet_list(&names, 80), real_list);
+}
+
+/// What an intruder sees on a first look around (run with `--ignored --nocapture`).
+#[test]
+#[ignore = "prints a tour for people"]
+fn tour() {
+    let mut sh = router_shell(true);
+    let mut out = sh.greeting().stdout;
+    for l in [
+        "ls /",
+        "ls -l /bin | head -5",
+        "cat /etc/passwd",
+        "id",
+        "uname -a",
+        "ps | tail -4",
+        "free",
+        "df",
+        "echo $SHELL $0 $$",
+        "env",
+        "cd /tmp; ls -la",
+        "ls -l /proc/cpuinfo",
+        "busybox --list | wc -l",
+        "mount",
+        "cat /proc/version",
+        "ls /usr/sbin",
+        "/bin/busybox wget",
+        "echo $((5*5))",
+        "help",
+    ] {
+        out.extend_from_slice(&sh.input(format!("{l}\r").as_bytes(), NOW + 5).stdout);
+    }
+    eprintln!("{}", String::from_utf8_lossy(&out).replace('\r', ""));
 }
