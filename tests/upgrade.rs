@@ -153,21 +153,25 @@ async fn an_oversized_or_malformed_offer_is_refused_before_the_package() {
 mod common;
 
 /// Over the node's real connection: `honeybee node upgrade` has the core sign the package
-/// in its `packages/` folder and send it; the agent keeps it and reports, audited.
+/// in its `packages/` folder and send it; the agent keeps it, restarts into it (same
+/// process, exec), and commits it once the core welcomes it. A second upgrade that dies
+/// at start is rolled back when the agent is started again (as systemd restarts it).
+/// The "new version" is a copy of this build of `honeybee` (it runs `agent run` as the
+/// base does); the broken one a script that exits.
 #[test]
-fn node_upgrade_sends_the_signed_package_over_the_connection() {
+fn node_upgrade_installs_restarts_and_rolls_back() {
     use common::{Deployment, fails, ok, wait_for};
     use std::time::Duration;
     let mut d = Deployment::init(|t| t);
     d.start_core();
-    let _agent = d.start_agent("u1");
+    let mut agent = d.start_agent("u1");
     wait_for("u1 online", Duration::from_secs(30), || {
         (d.node("u1")?["online"] == true).then_some(())
     });
-    let pkg = package();
+    let new_build = std::fs::read(common::bin()).unwrap();
     let packages = d.core_dir().join("packages");
     std::fs::create_dir_all(&packages).unwrap();
-    std::fs::write(packages.join("honeybee-agent-0.1.1"), &pkg).unwrap();
+    std::fs::write(packages.join("honeybee-agent-0.1.1"), &new_build).unwrap();
     let dd = d.d();
 
     // A hash that is not the package's: the core refuses to send it.
@@ -198,13 +202,7 @@ fn node_upgrade_sends_the_signed_package_over_the_connection() {
     ]);
     assert!(err.contains("version"), "{err}");
 
-    let sha = {
-        let d = ring::digest::digest(&ring::digest::SHA256, &pkg);
-        d.as_ref()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect::<String>()
-    };
+    let sha = hex(&new_build);
     let out = ok(&[
         "node",
         "upgrade",
@@ -217,25 +215,58 @@ fn node_upgrade_sends_the_signed_package_over_the_connection() {
         &dd,
     ]);
     assert!(out.contains("u1: sending 0.1.1"), "{out}");
-    let kept = d
-        .agent_dir("u1")
-        .join("upgrade")
-        .join("honeybee-agent-0.1.1");
-    wait_for(
-        "the package kept by the agent",
-        Duration::from_secs(30),
-        || (std::fs::read(&kept).ok()? == pkg).then_some(()),
-    );
-    let row = wait_for("the node's report audited", Duration::from_secs(30), || {
-        d.audit().into_iter().find(|a| {
-            a["actor"] == "node:u1" && a["action"] == "node.upgrade" && a["outcome"] == "ok"
+    let a = d.agent_dir("u1");
+    let kept = a.join("upgrade").join("honeybee-agent-0.1.1");
+    let audited = |outcome: &str, text: &str| {
+        d.audit().into_iter().any(|r| {
+            r["actor"] == "node:u1"
+                && r["action"] == "node.upgrade"
+                && r["outcome"] == outcome
+                && r["detail"].as_str().unwrap_or("").contains(text)
         })
-    });
-    assert!(
-        row["detail"].as_str().unwrap().contains("version=0.1.1"),
-        "{row}"
+    };
+    wait_for(
+        "the package verified and staged",
+        Duration::from_secs(30),
+        || audited("ok", "restarting into 0.1.1").then_some(()),
     );
-    assert!(d.audit().iter().any(|a| a["action"] == "node.upgrade"
-        && a["outcome"] == "sent"
-        && a["detail"].as_str().unwrap_or("").contains(&sha)));
+    assert_eq!(std::fs::read(&kept).unwrap(), new_build);
+    assert!(d.audit().iter().any(|r| r["action"] == "node.upgrade"
+        && r["outcome"] == "sent"
+        && r["detail"].as_str().unwrap_or("").contains(&sha)));
+    // The same process now runs the upgraded executable, and the core welcomed it.
+    let pid = agent.child.id();
+    wait_for(
+        "the upgrade welcomed and kept",
+        Duration::from_secs(30),
+        || audited("ok", "upgraded: 0.1.1 runs").then_some(()),
+    );
+    let exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert_eq!(exe, kept.canonicalize().unwrap());
+    let state = std::fs::read_to_string(a.join("upgrade/state.toml")).unwrap();
+    assert!(state.contains("active = \"0.1.1\""), "{state}");
+
+    // 0.1.2 dies at start: the process ends; started again, it runs 0.1.1 again.
+    let broken = b"#!/bin/sh\nexit 3\n".to_vec();
+    std::fs::write(packages.join("honeybee-agent-0.1.2"), &broken).unwrap();
+    ok(&["node", "upgrade", "u1", "--to", "0.1.2", "--data-dir", &dd]);
+    wait_for(
+        "the broken upgrade to end the process",
+        Duration::from_secs(30),
+        || agent.child.try_wait().ok().flatten(),
+    );
+    agent = d.run_agent("u1");
+    wait_for("u1 back online", Duration::from_secs(30), || {
+        (d.node("u1")?["online"] == true).then_some(())
+    });
+    let state = std::fs::read_to_string(a.join("upgrade/state.toml")).unwrap();
+    assert!(state.contains("active = \"0.1.1\""), "{state}");
+    assert!(state.contains("failed = [\"0.1.2\"]"), "{state}");
+    let exe = std::fs::read_link(format!("/proc/{}/exe", agent.child.id())).unwrap();
+    assert_eq!(exe, kept.canonicalize().unwrap());
+}
+
+fn hex(bytes: &[u8]) -> String {
+    let d = ring::digest::digest(&ring::digest::SHA256, bytes);
+    d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -46,6 +46,10 @@ pub enum AgentError {
     Expired,
     #[error("metrics: {0}")]
     Metrics(String),
+    /// A verified upgrade (or a rollback) asks for this executable to replace the
+    /// process; the caller execs it (see `upgrade::slots`).
+    #[error("restarting into {}", .0.display())]
+    Restart(PathBuf),
 }
 
 /// How to run an agent.
@@ -222,6 +226,9 @@ impl Agent {
             }
             None => None,
         };
+        if crate::upgrade::slots::restart_enabled() {
+            tokio::spawn(crate::upgrade::slots::watchdog(opts.data_dir.clone()));
+        }
         let connection = tokio::spawn(connection_loop(state.clone()));
         Ok(Agent {
             state,
@@ -311,6 +318,7 @@ pub async fn run(opts: AgentOptions, shutdown: impl Future<Output = ()>) -> Resu
             tracing::info!("agent shutting down");
             None
         }
+        p = crate::upgrade::slots::restart_requested() => Some(Err(AgentError::Restart(p))),
     };
     let stopped = agent.stop().await;
     match failed {
@@ -474,6 +482,12 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     let telemetry = send_telemetry(conn, state, inflight.clone(), acked.clone());
     let uploading = Arc::new(std::sync::Mutex::new(HashSet::<[u8; 32]>::new()));
     let uploads = send_captures(conn, state, uploading.clone());
+    if let Some((version, msg)) = crate::upgrade::slots::welcomed(&state.paths.root) {
+        let result = Ok(msg);
+        let _ = out_tx
+            .send(AgentMsg::UpgradeReport { version, result })
+            .await;
+    }
     let periodic = periodic(state, out_tx.clone());
     let ca_der = state
         .identity

@@ -9,6 +9,8 @@ use honeybee_proto::upgrade::{MAX_PACKAGE_BYTES, OFFER_LIMIT, PackageKind, Upgra
 use std::path::{Path, PathBuf};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 
+pub mod slots;
+
 /// The folder of an agent's data directory that received packages are kept in.
 pub const DIR: &str = "upgrade";
 
@@ -183,10 +185,11 @@ pub async fn accept(
         let (version, result) = match tokio::time::timeout(STREAM_DEADLINE, work).await {
             Ok(Ok(r)) => {
                 tracing::info!(version = r.offer.version, path = %r.path.display(), "upgrade package received and verified");
+                let next = slots::stage(&data_dir, &r.offer);
                 (
                     r.offer.version.clone(),
                     Ok(format!(
-                        "received {} bytes, CA signature and SHA-256 verified, kept as {}",
+                        "received {} bytes, CA signature and SHA-256 verified, kept as {}; {next}",
                         r.offer.size,
                         r.path.display()
                     )),
