@@ -23,6 +23,7 @@ pub(crate) mod pool;
 pub(crate) mod sysinfo;
 pub(crate) mod telnet_codec;
 pub(crate) mod transcript;
+pub(crate) mod wtmp;
 
 use budget::{Budget, BudgetLimits};
 use fs::{BaseFs, Fs, Node, OverlayLimits};
@@ -523,6 +524,29 @@ impl Shell {
                     );
                 }
             }
+        }
+        // The login records `last` reads: the admin's previous login (the one the
+        // greeting names) and, with a terminal, this session's (see `wtmp`).
+        if profile.busybox.is_none() {
+            let p = profile.node.persona();
+            let records = wtmp::records(
+                &p.kernel.release(),
+                p.boot_time,
+                (login.now - p.last_login_ago, p.last_login_src),
+                tty.then_some((login.now, login.src, user.as_str())),
+            );
+            let mtime = records.last().map_or(p.boot_time, |r| r.sec);
+            fs.provision(
+                "/var/log/wtmp",
+                Node {
+                    kind: fs::Kind::File,
+                    mode: 0o664,
+                    uid: 0,
+                    data: Cow::Owned(wtmp::encode(&records)),
+                    shown_size: None,
+                    mtime,
+                },
+            );
         }
         let path = if uid == 0 {
             "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -933,6 +933,9 @@ mod intruder_oracle;
 #[path = "ulimit_oracle.rs"]
 mod ulimit_oracle;
 
+#[path = "last_oracle.rs"]
+mod last_oracle;
+
 /// An exec command far longer than a typed line (a loader's base64 payload) runs whole,
 /// as `bash -c` runs it; past `max_exec` it is cut and reported.
 #[test]

@@ -24,7 +24,7 @@ pub(super) fn run(st: &mut State, name: &str, args: &[String], ctx: &Ctx<'_>) ->
         "dmesg" => dmesg(st),
         "mount" => mount(st, args),
         "lsblk" => lsblk(st),
-        "last" | "lastb" => last(st, name),
+        "last" | "lastb" => last(st, name, args),
         "perl" => perl(st, args, ctx),
         "apt" | "apt-get" => apt(st, name, args),
         "vi" | "vim.tiny" | "nano" | "editor" => editor(st, name, args, ctx),
@@ -365,7 +365,9 @@ fn lsblk(st: &State) -> Out {
     o
 }
 
-fn last(st: &State, name: &str) -> Out {
+/// `last` (util-linux 2.38) over the session's `/var/log/wtmp` (see `wtmp`), `lastb`
+/// over an empty btmp.
+fn last(st: &State, name: &str, args: &[String]) -> Out {
     let p = st.profile.node.persona();
     let boot = p.boot_time;
     let when = |t: i64| -> String {
@@ -413,30 +415,66 @@ fn last(st: &State, name: &str) -> Out {
         }
         return Out::ok(format!("\nbtmp begins {}\n", begins(boot)));
     }
-    let mut o = Out::default();
-    let src = st.src.to_string();
-    o.line(&format!(
-        "{:<8} pts/0        {:<16} {}   still logged in",
-        st.user,
-        honeybee_proto::event::clamp(&src, 16),
-        when(st.login_time)
-    ));
-    let prev = st.login_time - p.last_login_ago;
-    o.line(&format!(
-        "root     pts/0        {:<16} {} - {}  (00:{:02})",
-        p.last_login_src.to_string(),
-        when(prev),
-        &when(prev + 1260)[11..],
-        21
-    ));
-    o.line(&format!(
-        "reboot   system boot  {:<16} {}   still running",
-        p.kernel.release(),
-        when(boot)
-    ));
-    o.line("");
-    o.line(&format!("wtmp begins {}", begins(boot)));
-    o
+    let mut max = None;
+    let mut names = Vec::new();
+    let (mut host_last, mut numeric) = (false, false);
+    let mut file = "/var/log/wtmp".to_owned();
+    let mut it = args.iter();
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "-a" | "--hostlast" => host_last = true,
+            "-i" | "--ip" => numeric = true,
+            "-n" | "--limit" => max = it.next().and_then(|n| n.parse().ok()),
+            "-f" | "--file" => {
+                if let Some(f) = it.next() {
+                    file = path_of(st, f);
+                }
+            }
+            "-w" | "-R" | "--nohostname" | "-x" | "--system" => {}
+            a if a.len() > 1
+                && a.starts_with('-')
+                && a[1..].bytes().all(|b| b.is_ascii_digit()) =>
+            {
+                max = a[1..].parse().ok();
+            }
+            a if a.starts_with('-') => {
+                return Out::fail(
+                    1,
+                    format!(
+                        "last: invalid option -- '{}'\nTry 'last --help' for more information.\n",
+                        a.trim_start_matches('-').chars().next().unwrap_or('-')
+                    ),
+                );
+            }
+            a => names.push(a.to_owned()),
+        }
+    }
+    let node = match st.fs.stat(&file) {
+        Some(n) if n.kind == crate::services::shell::fs::Kind::File => n,
+        Some(_) => return Out::fail(1, format!("last: {file}: Is a directory\n")),
+        None => {
+            return Out::fail(
+                1,
+                format!("last: cannot open {file}: No such file or directory\n"),
+            );
+        }
+    };
+    let records = crate::services::shell::wtmp::decode(&node.data);
+    let base = file.rsplit('/').next().unwrap_or(&file).to_owned();
+    let la = crate::services::shell::wtmp::LastArgs {
+        max,
+        names: &names,
+        host_last,
+        numeric,
+        file: &base,
+        live_pid: st
+            .tty
+            .then(|| crate::services::shell::wtmp::own_pid(st.login_time)),
+    };
+    let fmt = |t: i64, full: bool| if full { begins(t) } else { when(t) };
+    Out::ok(crate::services::shell::wtmp::last(
+        &records, &la, node.mtime, &fmt,
+    ))
 }
 
 // ---- perl -----------------------------------------------------------------------------
