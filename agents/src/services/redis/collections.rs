@@ -14,6 +14,8 @@ use honeybee_proto::event::EventKind;
 // Children, so that they share this module's typed-value helpers.
 #[path = "blocking.rs"]
 mod blocking;
+#[path = "keys_more.rs"]
+mod keys_more;
 #[path = "lists_more.rs"]
 mod lists_more;
 #[path = "random_members.rs"]
@@ -719,6 +721,11 @@ impl Conn {
             "xgroup" => return Some(self.xgroup(ks, a, clock, events)),
             "xack" => return Some(self.xack(ks, a, clock, events)),
             "xpending" => return Some(self.xpending(ks, a, clock)),
+            "getdel" | "getex" | "getrange" | "substr" | "setrange" | "msetnx" | "touch"
+            | "renamenx" | "expire" | "pexpire" | "expireat" | "pexpireat" | "expiretime"
+            | "pexpiretime" | "publish" | "hscan" | "sscan" | "zscan" => {
+                return self.keys_more(ks, name, a, clock, events);
+            }
             "swapdb" => {
                 let Some(x) = parse_i64(&a[0]) else {
                     return Some(Reply::err("ERR invalid first DB index"));

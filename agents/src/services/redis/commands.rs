@@ -177,7 +177,7 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "script" => -2,
         "set" => -3,
         "get" | "type" | "ttl" | "pttl" | "persist" | "strlen" | "incr" | "decr" => 2,
-        "setnx" | "getset" | "append" | "incrby" | "decrby" | "rename" | "expire" | "pexpire" => 3,
+        "setnx" | "getset" | "append" | "incrby" | "decrby" | "rename" => 3,
         "setex" | "psetex" => 4,
         "del" | "unlink" | "exists" | "mget" => -2,
         "mset" => -3,
@@ -217,6 +217,12 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "zremrangebyscore" | "zremrangebyrank" | "zremrangebylex" | "ltrim" | "brpoplpush" => 4,
         "linsert" => 5,
         "xreadgroup" => -7,
+        "getdel" | "expiretime" | "pexpiretime" => 2,
+        "getex" | "touch" => -2,
+        "getrange" | "substr" | "setrange" => 4,
+        "msetnx" | "expire" | "pexpire" | "expireat" | "pexpireat" | "hscan" | "sscan"
+        | "zscan" => -3,
+        "renamenx" | "publish" => 3,
         _ => return None,
     };
     Some((arity, false))
@@ -242,6 +248,22 @@ fn not_int() -> Reply {
 
 fn syntax() -> Reply {
     Reply::err("ERR syntax error")
+}
+
+/// `parseScanCursorOrReply`: C's `strtoul` over the whole argument (a sign allowed, so
+/// `-1` is the largest cursor; no leading space, no overflow).
+fn scan_cursor(b: &[u8]) -> Option<usize> {
+    let (neg, digits) = match b.split_first() {
+        Some((b'-', d)) => (true, d),
+        Some((b'+', d)) => (false, d),
+        _ => (false, b),
+    };
+    if digits.is_empty() || !digits.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    let n: u64 = std::str::from_utf8(digits).ok()?.parse().ok()?;
+    let n = if neg { n.wrapping_neg() } else { n };
+    Some(usize::try_from(n).unwrap_or(usize::MAX))
 }
 
 fn int_arg(b: &[u8]) -> Option<i64> {
@@ -1365,7 +1387,7 @@ impl Conn {
                 Reply::Array(items)
             }
             "scan" => {
-                let Some(cursor) = int_arg(&a[0]).and_then(|c| usize::try_from(c).ok()) else {
+                let Some(cursor) = scan_cursor(&a[0]) else {
                     return Reply::err("ERR invalid cursor");
                 };
                 let mut pattern: &[u8] = b"*";
