@@ -185,7 +185,13 @@ pub async fn accept(
         let (version, result) = match tokio::time::timeout(STREAM_DEADLINE, work).await {
             Ok(Ok(r)) => {
                 tracing::info!(version = r.offer.version, path = %r.path.display(), "upgrade package received and verified");
-                let next = slots::stage(&data_dir, &r.offer);
+                let next = match r.offer.kind {
+                    PackageKind::Binary => slots::stage(&data_dir, &r.offer),
+                    // Installing a Debian package needs root and dpkg: not done in place.
+                    _ => {
+                        "a Debian package is not installed in place: install it with dpkg -i".into()
+                    }
+                };
                 (
                     r.offer.version.clone(),
                     Ok(format!(
