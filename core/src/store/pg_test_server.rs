@@ -8,6 +8,9 @@
 //! the process exits (an `atexit` hook: the test harness exits through `exit`); each test
 //! gets a database of its own on it, so tests run in parallel and never see each other's
 //! rows.
+//!
+//! Also compiled into the workspace's end-to-end tests (`tests/store_postgres.rs`, by
+//! `#[path]`), so it uses only std, libc and tempfile.
 
 use std::ffi::CString;
 use std::net::TcpListener;
@@ -255,24 +258,33 @@ pub fn shared() -> (u16, String) {
     (s.port, s.url("postgres"))
 }
 
-/// A database of its own on the shared server; returns its URL (without the password).
-pub async fn fresh_database() -> String {
+/// A database of its own on the shared server (made with `createdb`); returns its URL
+/// (without the password).
+pub fn fresh_database() -> String {
     static NEXT: AtomicU32 = AtomicU32::new(0);
-    let (port, admin_url) = shared();
+    let (port, _) = shared();
     let name = format!(
         "t{}_{}",
         std::process::id(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
-    let mut cfg: tokio_postgres::Config = admin_url.parse().unwrap();
-    cfg.password(PASSWORD);
-    let (client, conn) = cfg.connect(tokio_postgres::NoTls).await.unwrap();
-    let task = tokio::spawn(conn);
-    client
-        .batch_execute(&format!("CREATE DATABASE {name}"))
-        .await
-        .unwrap();
-    drop(client);
-    let _ = task.await;
+    let out = command(&bin_dir(), "createdb", None)
+        .env("PGPASSWORD", PASSWORD)
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &port.to_string(),
+            "-U",
+            USER,
+            &name,
+        ])
+        .output()
+        .expect("cannot run createdb");
+    assert!(
+        out.status.success(),
+        "createdb failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     format!("postgres://{USER}@127.0.0.1:{port}/{name}")
 }

@@ -124,7 +124,9 @@ mod sqlite {
 /// A fresh PostgreSQL store: a database of its own on the test server
 /// (`pg_test_server`), reached over TCP with a password.
 pub(super) async fn fresh_postgres() -> ((), Store) {
-    let url = pg_test_server::fresh_database().await;
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
     let s = PgStore::open(&url, Some(pg_test_server::PASSWORD))
         .await
         .unwrap();
@@ -1295,7 +1297,9 @@ async fn schema_v2_rows_are_backfilled_for_search() {
 
 #[tokio::test]
 async fn postgres_wrong_password_unreachable_server_and_newer_schema_are_clear_errors() {
-    let url = pg_test_server::fresh_database().await;
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
     let err = PgStore::open(&url, Some("wrong")).await.unwrap_err();
     assert!(matches!(err, StoreError::AuthFailed { .. }), "{err}");
     assert!(
@@ -1352,7 +1356,9 @@ async fn postgres_wrong_password_unreachable_server_and_newer_schema_are_clear_e
 
 #[tokio::test]
 async fn postgres_data_survives_close_and_reopen() {
-    let url = pg_test_server::fresh_database().await;
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
     let open = || PgStore::open(&url, Some(pg_test_server::PASSWORD));
     let s = open().await.unwrap();
     let a = node("a");
