@@ -346,6 +346,25 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
     }
     let wants_help = args.first().is_some_and(|a| a == "--help");
     if wants_help && let Some(u) = applets::usage(env, name) {
+        let mut o = Out::fail(0, u);
+        o.status = 0;
+        return o;
+    }
+    // Too few operands: the applet's usage, as `bb_show_usage` prints it.
+    let needed = match name {
+        "rm" | "mkdir" | "touch" | "rmdir" => 1,
+        "cp" | "mv" | "ln" | "chmod" => 2,
+        _ => 0,
+    };
+    let operands = args
+        .iter()
+        .filter(|a| !a.starts_with('-') || a.len() == 1)
+        .count();
+    let rm_f = name == "rm" && args.iter().any(|a| a.starts_with('-') && a.contains('f'));
+    if operands < needed
+        && !rm_f
+        && let Some(u) = applets::usage(env, name)
+    {
         return Out::fail(1, u);
     }
     match name {
@@ -358,6 +377,19 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
             applets::number_lines(o)
         }
         "cat" => applets::rewrite_cat(commands::builtin(st, "cat", args, ctx)),
+        // `\c` ends the output there, newline included.
+        "echo"
+            if args
+                .first()
+                .is_some_and(|a| a.starts_with("-") && a.contains('e'))
+                && args.iter().any(|a| a.contains("\\c")) =>
+        {
+            let mut o = commands::builtin(st, "echo", args, ctx);
+            if o.out.last() == Some(&b'\n') {
+                o.out.pop();
+            }
+            o
+        }
         "expr" => applets::expr(args),
         "uname" => applets::uname(st, env, args),
         "free" => applets::free(env),
