@@ -23,6 +23,7 @@ pub mod iface;
 pub mod incident;
 pub mod poison;
 pub mod ra;
+pub mod snmptrap;
 pub mod syslog;
 
 use super::{Running, StartError, stopped};
