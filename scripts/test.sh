@@ -34,10 +34,15 @@ export DEBIAN_FRONTEND=noninteractive
 # on every Debian system. The oracle tests start each server themselves on loopback.
 # The intruder corpus runs real bash in a throwaway root holding copies of the programs a
 # Debian 12 server has (cron, ping, fdisk, iptables, sudo, vim.tiny, nano; mkfs.ext4).
+# busybox is the router profile's oracle; postgresql the second store backend (the tests
+# run initdb in a temporary directory); dnsmasq-base the rogue DHCP server and iproute2 the
+# network namespaces of the office-network detector tests; dpkg-dev (cargo-deb's shlibdeps),
+# libcap2-bin (setcap) and adduser what the Debian packages' install test uses.
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
   lighttpd lighttpd-mod-openssl apache2 vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
   default-mysql-client mbpoll chromium openssl socat
-  cron iputils-ping fdisk iptables sudo vim-tiny nano e2fsprogs)
+  cron iputils-ping fdisk iptables sudo vim-tiny nano e2fsprogs
+  busybox postgresql dnsmasq-base iproute2 dpkg-dev libcap2-bin adduser)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -72,6 +77,10 @@ modules/examples/.venv/bin/pip install --quiet --disable-pip-version-check \
 # The test runner, from crates.io (its lock file pinned by --locked).
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install cargo-nextest --locked
+fi
+# The Debian packages (scripts/package.sh, tests/packaging.rs) are built by cargo-deb.
+if [ "$fast" -eq 0 ] && ! cargo deb --version >/dev/null 2>&1; then
+  cargo install cargo-deb --locked
 fi
 # The fuzz targets build with the nightly toolchain (scripts/fuzz.sh installs cargo-fuzz).
 if [ "$fast" -eq 0 ] && ! rustup toolchain list | grep -q '^nightly'; then
