@@ -384,7 +384,7 @@ impl Conn {
                     .iter()
                     .find(|g| g.name == *group)
                     .map(|g| g.last_id);
-                if !s.entries.last().is_some_and(|(id, _)| Some(*id) > last) {
+                if s.entries.last().is_none_or(|(id, _)| Some(*id) <= last) {
                     continue;
                 }
             }
