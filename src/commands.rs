@@ -32,15 +32,24 @@ pub fn core_init(
     trust_domain: String,
     listen: SocketAddr,
     advertise: Option<String>,
+    store: Option<String>,
 ) -> anyhow::Result<()> {
-    let r = honeybee_core::init::init(
+    let store = honeybee_core::config::RawStore {
+        url: store.unwrap_or_default(),
+        password_file: None,
+    };
+    let r = honeybee_core::init::init_with_store(
         data_dir,
         &honeybee_core::init::InitOptions {
             trust_domain,
             listen,
             advertise,
         },
+        store.clone(),
     )?;
+    if !store.url.is_empty() {
+        say!("  store         {}", store.url);
+    }
     say!("initialised {}", r.data_dir.display());
     say!("  trust domain  {}", r.trust_domain);
     say!("  QUIC listen   {} (udp)", r.listen);

@@ -257,6 +257,11 @@ enum CoreCmd {
         /// HOST:PORT agents use to reach the core (IP or DNS name); goes into tokens.
         #[arg(long)]
         advertise: Option<String>,
+        /// Keep the core's data in PostgreSQL: postgres://USER@HOST:PORT/DATABASE (no
+        /// password: the core reads HONEYBEE_STORE_PASSWORD or [store] password_file).
+        /// Default: SQLite in the data directory.
+        #[arg(long)]
+        store: Option<String>,
     },
     /// Run the core in the foreground.
     Run {
@@ -448,7 +453,8 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             trust_domain,
             listen,
             advertise,
-        }) => c::core_init(&dir.data_dir, trust_domain, listen, advertise),
+            store,
+        }) => c::core_init(&dir.data_dir, trust_domain, listen, advertise, store),
         Cmd::Core(CoreCmd::Run { dir }) => c::core_run(&dir.data_dir).await,
         Cmd::Core(CoreCmd::SealCaKey { dir }) => c::seal_ca_key(&dir.data_dir),
         Cmd::Token(TokenCmd::Create {

@@ -50,3 +50,55 @@ fn agent_core_and_store_on_postgres() {
             .is_empty()
     );
 }
+
+/// `core init --store` writes `[store] url`, refuses a password in the URL or another
+/// scheme, and a core whose database does not answer fails at start with a clear error.
+#[test]
+fn core_init_store_flag_and_unreachable_database() {
+    let tmp = tempfile::tempdir().unwrap();
+    let d = |n: &str| tmp.path().join(n).to_str().unwrap().to_owned();
+    let err = fails(&[
+        "core",
+        "init",
+        "--data-dir",
+        &d("a"),
+        "--store",
+        "postgres://hb:hunter2@127.0.0.1/hb",
+    ]);
+    assert!(err.contains("keep the password out"), "{err}");
+    assert!(!err.contains("hunter2"), "never the password: {err}");
+    let err = fails(&[
+        "core",
+        "init",
+        "--data-dir",
+        &d("b"),
+        "--store",
+        "mysql://x",
+    ]);
+    assert!(err.contains("store.url"), "{err}");
+
+    // Nothing listens on this port.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://hb@127.0.0.1:{port}/hb");
+    ok(&[
+        "core",
+        "init",
+        "--data-dir",
+        &d("c"),
+        "--listen",
+        &format!("127.0.0.1:{}", free_udp_port()),
+        "--store",
+        &url,
+    ]);
+    let toml = std::fs::read_to_string(tmp.path().join("c/core.toml")).unwrap();
+    assert!(
+        toml.contains(&format!("[store]\nurl = \"{url}\"")),
+        "{toml}"
+    );
+    let err = fails(&["core", "run", "--data-dir", &d("c")]);
+    assert!(err.contains("cannot reach the database server"), "{err}");
+}

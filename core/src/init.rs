@@ -171,6 +171,16 @@ fn io(path: &Path) -> impl FnOnce(std::io::Error) -> InitError + '_ {
 
 /// Creates a deployment in `data_dir`.
 pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError> {
+    init_with_store(data_dir, opts, crate::config::RawStore::default())
+}
+
+/// [`init`] with a `[store]` section in core.toml (checked for form here; the core checks
+/// that the database answers when it starts).
+pub fn init_with_store(
+    data_dir: &Path,
+    opts: &InitOptions,
+    store: crate::config::RawStore,
+) -> Result<InitReport, InitError> {
     let paths = CorePaths::new(data_dir);
     if paths.is_initialised() {
         return Err(InitError::AlreadyInitialised(data_dir.to_owned()));
@@ -197,7 +207,8 @@ pub fn init(data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError
         };
         format!("{ip}:{}", opts.listen.port())
     });
-    let raw = RawCoreConfig::new(td, opts.listen, &advertise);
+    let mut raw = RawCoreConfig::new(td, opts.listen, &advertise);
+    raw.store = store;
     // Validate before writing anything so a bad flag leaves no half-made directory.
     let cfg = raw.clone().validate(data_dir)?;
     let passphrase = ca_passphrase()?;
