@@ -118,6 +118,8 @@ fn run_line(line: &str, fakebin: &Path, agent_dir: &Path) -> Output {
         .args(["-c", line])
         .env("PATH", path)
         .env("HONEYBEE_AGENT_DATA_DIR", agent_dir)
+        // "systemd runs here", so the script calls (the stand-in) systemctl.
+        .env("HONEYBEE_SYSTEMD_RUNTIME", fakebin)
         .output()
         .expect("sh runs")
 }
