@@ -153,7 +153,7 @@ pub(super) fn write_file(
     append: bool,
 ) -> Result<(), FsError> {
     let path = fs::normalize(&st.cwd, &st.home, f);
-    if !may_write(st, &path) {
+    if !may_write(st, &path) || super::busybox::read_only(st, &path) {
         return Err(FsError::Denied);
     }
     // Appending copies the file as it is: that copy is data too, charged before it.

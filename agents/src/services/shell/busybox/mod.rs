@@ -150,10 +150,63 @@ pub(super) fn fixed_var(st: &State, name: &str) -> Option<String> {
     })
 }
 
+/// Whether `path` (normalized) lies on the firmware's read-only squashfs: everything
+/// but the tmpfs mounts (`/var`, where `/tmp` leads, and `/dev`).
+pub(crate) fn read_only(st: &State, path: &str) -> bool {
+    if st.profile.busybox.is_none() {
+        return false;
+    }
+    let (parent, name) = fs::split(path);
+    let parent = st.fs.resolve(parent);
+    let full = if parent == "/" {
+        format!("/{name}")
+    } else {
+        format!("{parent}/{name}")
+    };
+    let full = if st.fs.lstat(&full).is_some_and(|n| n.kind == Kind::Symlink) {
+        st.fs.resolve(&full)
+    } else {
+        full
+    };
+    !["/var", "/dev", "/proc", "/sys"]
+        .iter()
+        .any(|m| full == *m || full.starts_with(&format!("{m}/")))
+}
+
+/// The first operand of a file applet that would change the read-only root, with the
+/// applet's words for it.
+fn read_only_error(st: &State, name: &str, args: &[String]) -> Option<String> {
+    let ops: Vec<&String> = args.iter().filter(|a| !a.starts_with('-')).collect();
+    let targets: Vec<&String> = match name {
+        "cp" | "mv" | "ln" => ops.last().copied().into_iter().collect(),
+        "chmod" => ops.iter().skip(1).copied().collect(),
+        "rm" | "mkdir" | "touch" | "rmdir" => ops,
+        _ => return None,
+    };
+    let f = targets
+        .into_iter()
+        .find(|f| read_only(st, &fs::normalize(&st.cwd, &st.home, f)))?;
+    let why = "Read-only file system";
+    Some(match name {
+        "rm" => format!("rm: can't remove '{f}': {why}\n"),
+        "mkdir" => format!("mkdir: can't create directory '{f}': {why}\n"),
+        "rmdir" => format!("rmdir: '{f}': {why}\n"),
+        "cp" => format!("cp: can't create '{f}': {why}\n"),
+        "mv" => format!(
+            "mv: can't rename '{}': {why}\n",
+            args.first().map_or("", |a| a.as_str())
+        ),
+        other => format!("{other}: {f}: {why}\n"),
+    })
+}
+
 /// ash's words when a redirection's file cannot be opened.
 pub(super) fn redirect_error(st: &State, f: &str, e: FsError, write: bool) -> Option<String> {
     st.profile.busybox.as_ref()?;
     let p = st.err_prefix;
+    if write && read_only(st, &fs::normalize(&st.cwd, &st.home, f)) {
+        return Some(format!("{p}can't create {f}: Read-only file system\n"));
+    }
     Some(if write {
         let why = match e {
             FsError::NotFound => "nonexistent directory",
@@ -366,6 +419,9 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
         && let Some(u) = applets::usage(env, name)
     {
         return Out::fail(1, u);
+    }
+    if let Some(e) = read_only_error(st, name, args) {
+        return Out::fail(1, e);
     }
     match name {
         "ls" => applets::ls(st, args, ctx),

