@@ -45,7 +45,7 @@ const MAX_OPEN_INCIDENTS: usize = 64;
 /// How often capture threads report kernel drops and refused incidents.
 const LOSS_REPORT: Duration = Duration::from_secs(60);
 /// How long a stopping service waits for its capture threads.
-const JOIN_TIMEOUT: Duration = Duration::from_secs(3);
+const JOIN_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// What detectors send to the service's task.
 #[derive(Debug)]
