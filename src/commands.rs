@@ -36,7 +36,7 @@ pub fn core_init(
 ) -> anyhow::Result<()> {
     let store = honeybee_core::config::RawStore {
         url: store.unwrap_or_default(),
-        password_file: None,
+        ..Default::default()
     };
     let r = honeybee_core::init::init_with_store(
         data_dir,

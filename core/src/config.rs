@@ -65,11 +65,23 @@ pub struct RawStore {
     /// command line.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub password_file: Option<PathBuf>,
+    /// Retention: events older than this (by observation time) are deleted, in batches,
+    /// e.g. "90d". Absent: kept for ever.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retain_events: Option<String>,
 }
 
 impl RawStore {
     pub fn is_default(&self) -> bool {
         *self == RawStore::default()
+    }
+
+    /// `retain_events` as a duration (None: keep every event).
+    pub fn retain_events(&self) -> Result<Option<Duration>, ConfigError> {
+        self.retain_events
+            .as_deref()
+            .map(|v| duration("store.retain_events", v))
+            .transpose()
     }
 
     pub fn validate(&self) -> Result<StoreConfig, ConfigError> {
@@ -453,6 +465,8 @@ pub struct CoreConfig {
     pub metrics_listen: Option<SocketAddr>,
     /// Where the data lives (`[store]`).
     pub store: StoreConfig,
+    /// Events older than this are deleted (`[store] retain_events`); None: kept.
+    pub retain_events: Option<Duration>,
     /// The session timers (production defaults; not in the TOML file: tests and netsim
     /// scenarios compress them, see `honeybee_proto::timing`).
     pub timing: honeybee_proto::timing::Timing,
@@ -651,6 +665,7 @@ impl RawCoreConfig {
         Ok(CoreConfig {
             metrics_listen: self.metrics.validate()?,
             store: self.store.validate()?,
+            retain_events: self.store.retain_events()?,
             scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),

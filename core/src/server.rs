@@ -404,6 +404,7 @@ impl Core {
                 if pruned.is_none_or(|t| now.duration_since(t) >= AUDIT_PRUNE) {
                     pruned = Some(now);
                     prune_audit(&sweeper).await;
+                    prune_events(&sweeper).await;
                 }
             }
         });
@@ -475,6 +476,20 @@ pub async fn prune_audit(shared: &Shared) {
         Ok(0) => {}
         Ok(n) => tracing::info!(rows = n, "audit retention: old rows deleted"),
         Err(e) => tracing::error!(error = %e, "audit retention failed"),
+    }
+}
+
+/// Applies event retention (`[store] retain_events`), in batches.
+pub async fn prune_events(shared: &Shared) {
+    let Some(keep) = shared.cfg.retain_events else {
+        return;
+    };
+    let keep_ms = i64::try_from(keep.as_millis()).unwrap_or(i64::MAX);
+    let before_ms = crate::now_ms().saturating_sub(keep_ms);
+    match shared.store.prune_events(before_ms, 10_000).await {
+        Ok(0) => {}
+        Ok(n) => tracing::info!(events = n, "event retention: old events deleted"),
+        Err(e) => tracing::error!(error = %e, "event retention failed"),
     }
 }
 

@@ -110,6 +110,12 @@ impl Store {
     ) -> Result<InsertOutcome, StoreError> {
         on_backend!(self, b => b.insert_events(node, received_ms, events).await)
     }
+    /// Retention: deletes events observed before `before_ms` (and their enrichments), at
+    /// most `batch` per transaction so ingest is never held up for long; returns how many
+    /// went.
+    pub async fn prune_events(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
+        on_backend!(self, b => b.prune_events(before_ms, batch).await)
+    }
     /// The highest seq stored for `node`, 0 if none: an agent that lost its spool
     /// continues above it.
     pub async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {

@@ -338,6 +338,34 @@ impl SqliteStore {
         .await
     }
 
+    /// Retention (see `Store::prune_events`): one write per batch, so other writes queue
+    /// between batches.
+    pub async fn prune_events(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
+        let batch = i64::from(batch.max(1));
+        let mut gone = 0u64;
+        // Bounded: each round deletes a full batch or ends the loop.
+        loop {
+            let n = self
+                .write(1, move |c| {
+                    c.prepare_cached(
+                        "DELETE FROM enrichments WHERE (node, seq) IN (SELECT node, seq \
+                         FROM events WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
+                    )?
+                    .execute(params![before_ms, batch])?;
+                    Ok(c.prepare_cached(
+                        "DELETE FROM events WHERE id IN (SELECT id FROM events \
+                         WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
+                    )?
+                    .execute(params![before_ms, batch])? as u64)
+                })
+                .await?;
+            gone += n;
+            if n < batch as u64 {
+                return Ok(gone);
+            }
+        }
+    }
+
     /// The highest seq stored for `node`, 0 if none.
     pub async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
         let node = node.as_str().to_owned();

@@ -97,6 +97,7 @@ macro_rules! conformance {
             search_filters_combine, stats_count_in_sql,
             count_matching_and_top_commands_of_chosen_services,
             events_after_resumes_in_store_order, module_credentials_alerts_enrichments,
+            events_retention_deletes_old_events_and_their_enrichments,
             node_relay_and_last_event);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner);
@@ -1385,4 +1386,69 @@ async fn postgres_data_survives_close_and_reopen() {
         .unwrap();
     assert_eq!(out.duplicates, 1);
     assert_eq!(s2.list_tokens().await.unwrap()[0].uses_left, 3);
+}
+
+async fn events_retention_deletes_old_events_and_their_enrichments(s: Store) {
+    let a = node("a");
+    let events = (1..=25)
+        .map(|i| ev(i, i as i64 * 10, "ssh", EventKind::Connect))
+        .collect();
+    s.insert_events(&a, 1, events).await.unwrap();
+    for seq in [1, 24] {
+        assert!(
+            s.insert_enrichment(&a, seq, "m", "annotate", "{}".into(), 1)
+                .await
+                .unwrap()
+        );
+    }
+    // Before time 235: seqs 1..=23, deleted 10 at a time.
+    assert_eq!(s.prune_events(235, 10).await.unwrap(), 23);
+    assert_eq!(s.count_events(None).await.unwrap(), 2);
+    assert_eq!(s.prune_events(235, 10).await.unwrap(), 0);
+    let left = s
+        .attach_enrichments(s.query_events(&EventQuery::default()).await.unwrap())
+        .await
+        .unwrap();
+    assert_eq!(
+        left.iter()
+            .map(|e| (e.event.seq, e.enrichments.len()))
+            .collect::<Vec<_>>(),
+        [(25, 0), (24, 1)]
+    );
+    // The enrichment of a deleted event went with it: a new event 1 has none.
+    s.insert_events(&a, 2, vec![ev(1, 1_000, "ssh", EventKind::Connect)])
+        .await
+        .unwrap();
+    let e1 = s
+        .attach_enrichments(vec![s.get_event(&a, 1).await.unwrap().unwrap()])
+        .await
+        .unwrap();
+    assert!(e1[0].enrichments.is_empty());
+}
+
+#[test]
+fn store_section_of_core_toml() {
+    use crate::config::{RawStore, StoreConfig};
+    let parse = |t: &str| toml::from_str::<RawStore>(t).unwrap();
+    let sqlite = parse("");
+    assert_eq!(sqlite.validate().unwrap(), StoreConfig::Sqlite);
+    assert_eq!(sqlite.retain_events().unwrap(), None);
+    let pg = parse(
+        "url = \"postgres://hb@db.example:5432/honeybee\"\npassword_file = \"/etc/hb/pw\"\n\
+         retain_events = \"90d\"",
+    );
+    assert!(matches!(
+        pg.validate().unwrap(),
+        StoreConfig::Postgres { .. }
+    ));
+    assert_eq!(
+        pg.retain_events().unwrap(),
+        Some(std::time::Duration::from_secs(90 * 86_400))
+    );
+    let with_pw = parse("url = \"postgres://hb:s3cret@db/honeybee\"");
+    let err = with_pw.validate().unwrap_err().to_string();
+    assert!(!err.contains("s3cret"), "{err}");
+    assert!(parse("url = \"mysql://x\"").validate().is_err());
+    assert!(parse("retain_events = \"soon\"").retain_events().is_err());
+    assert!(parse("password_file = \"/x\"").validate().is_err());
 }

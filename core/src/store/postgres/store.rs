@@ -280,6 +280,30 @@ impl PgStore {
         })
     }
 
+    /// Retention (see `Store::prune_events`): one transaction per batch.
+    pub async fn prune_events(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
+        let batch = i64::from(batch.max(1));
+        let mut gone = 0u64;
+        // Bounded: each round deletes a full batch or ends the loop.
+        loop {
+            let rows = self
+                .query(
+                    "WITH gone AS (DELETE FROM events WHERE id IN (SELECT id FROM events \
+                       WHERE time_ms < $1 ORDER BY time_ms LIMIT $2) RETURNING node, seq), \
+                     en AS (DELETE FROM enrichments e USING gone \
+                       WHERE e.node = gone.node AND e.seq = gone.seq) \
+                     SELECT COUNT(*) FROM gone",
+                    &[&before_ms, &batch],
+                )
+                .await?;
+            let n = count(&rows[0], 0)?;
+            gone += n;
+            if n < batch as u64 {
+                return Ok(gone);
+            }
+        }
+    }
+
     pub async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
         let rows = self
             .query(
