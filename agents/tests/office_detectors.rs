@@ -485,6 +485,32 @@ fn rogue_router_advertisement_is_reported() {
     assert!(alerts(&rest, false).is_empty(), "one incident: {rest:?}");
 }
 
+/// A rogue router that only answers solicitations (silent otherwise) is found at start:
+/// the detector sends one router solicitation.
+#[test]
+fn rogue_router_answering_the_start_solicitation_is_reported() {
+    let mut lab = Lab::new("rs");
+    let gw = lab.gw.clone();
+    let (_i, r_rx) = lab.child(&gw, "ra_responder", &[], &[]);
+    wait_for(&r_rx, "the rogue router to listen", |l| l == "HBREADY");
+    let (stdin, rx) = lab.node(
+        only(DetectorOptions {
+            router_advertisements: true,
+            routers: vec!["fe80::1".parse().unwrap()],
+            ..off()
+        }),
+        &[],
+    );
+    wait_for(&r_rx, "a solicitation answered", |l| l == "HBANSWERED");
+    let (_, _, kind) = next_event(&rx, "the rogue router incident");
+    let _ = stop_node(stdin, &rx);
+    let EventKind::NetworkAnomaly(a) = kind else {
+        panic!("{kind:?}")
+    };
+    assert_eq!(a.what, "rogue_router_advertisement");
+    assert_eq!(a.ip, Some("fe80::66".parse().unwrap()));
+}
+
 #[test]
 fn without_cap_net_raw_capture_detectors_say_they_are_off() {
     let mut lab = Lab::new("nocap");
@@ -529,6 +555,7 @@ fn child() {
         "llmnr_responder" => llmnr_responder(),
         "arp_spoof" => arp_spoof(),
         "rogue_ra" => rogue_ra(),
+        "ra_responder" => ra_responder(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -641,4 +668,28 @@ fn rogue_ra() {
         s.send(&f).unwrap();
     }
     say("HBSENT 3");
+}
+
+/// A router that stays silent until solicited, then advertises once.
+fn ra_responder() {
+    let s = gw_socket(capture::ETH_P_IPV6);
+    say("HBREADY");
+    let mut buf = [0u8; 2048];
+    loop {
+        let Ok(Some((n, outgoing))) = s.recv(&mut buf) else {
+            continue;
+        };
+        // IPv6, next header ICMPv6, type 133.
+        if !outgoing && n > 54 && buf[20] == 58 && buf[54] == 133 {
+            break;
+        }
+    }
+    let f = ra::advert_frame(
+        EVIL_MAC,
+        "fe80::66".parse().unwrap(),
+        "2001:db8:bad::".parse().unwrap(),
+        "2001:db8:bad::53".parse().unwrap(),
+    );
+    s.send(&f).unwrap();
+    say("HBANSWERED");
 }

@@ -7,7 +7,7 @@
 //! | `poisoning` ([`poison`]) | LLMNR, NBT-NS and mDNS queries for honey-names, one round per `poisoning_interval_s` | nothing (ordinary UDP sockets) |
 //! | `arp` ([`arp`]) | one ARP request for the gateway if its MAC is unknown | `CAP_NET_RAW` |
 //! | `dhcp` ([`dhcp`]) | a DHCPDISCOVER per `dhcp_probe_s` (0: nothing) | `CAP_NET_RAW` |
-//! | `router_advertisements` ([`ra`]) | nothing | `CAP_NET_RAW` |
+//! | `router_advertisements` ([`ra`]) | one router solicitation at start | `CAP_NET_RAW` |
 //!
 //! A detector that cannot start (no capability, no address) is reported as off in a
 //! `service_error` event and the others run; the service fails only if none can. The
@@ -157,23 +157,39 @@ impl FrameWatch for DhcpDetector {
     }
 }
 
-struct RaDetector(ra::RaWatch);
+struct RaDetector {
+    w: ra::RaWatch,
+    mac: Option<incident::Mac>,
+    solicited: bool,
+}
 
 impl FrameWatch for RaDetector {
     fn name(&self) -> &'static str {
         "router_advertisements"
     }
     fn frame(&mut self, frame: &[u8], now_ms: u64) {
-        self.0.frame(frame, now_ms);
+        self.w.frame(frame, now_ms);
     }
     fn tick(&mut self, now_ms: u64) -> Vec<Alert> {
-        self.0.tick(now_ms)
+        self.w.tick(now_ms)
     }
     fn drain(&mut self) -> Vec<Alert> {
-        self.0.drain()
+        self.w.drain()
     }
     fn overflow(&self) -> u64 {
-        self.0.overflow()
+        self.w.overflow()
+    }
+    fn periodic(&mut self, sock: &PacketSocket, _now_ms: u64) {
+        // One solicitation at start, as a booting host sends: every router answers now.
+        if self.solicited {
+            return;
+        }
+        self.solicited = true;
+        if let Some(mac) = self.mac
+            && let Err(e) = sock.send(&ra::solicitation_frame(mac))
+        {
+            tracing::debug!(error = %e, "router solicitation not sent");
+        }
     }
 }
 
@@ -378,7 +394,11 @@ pub(super) fn start(
             capture::program(&capture::ROUTER_ADVERTISEMENT),
         )
     {
-        let d = RaDetector(ra::RaWatch::new(opts.routers.clone(), iface.mac, inc));
+        let d = RaDetector {
+            w: ra::RaWatch::new(opts.routers.clone(), iface.mac, inc),
+            mac: iface.mac,
+            solicited: false,
+        };
         let (tx, stop) = (tx.clone(), Arc::clone(&stop_flag));
         if spawn(
             sock,

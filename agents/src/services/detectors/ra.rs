@@ -196,7 +196,32 @@ pub fn advert_frame(mac: Mac, src: Ipv6Addr, prefix: Ipv6Addr, dns: Ipv6Addr) ->
     m.extend_from_slice(&pi);
     m.extend_from_slice(&[25, 3, 0, 0, 0, 0, 0x0e, 0x10]);
     m.extend_from_slice(&dns.octets());
-    let dst: Ipv6Addr = "ff02::1".parse().unwrap_or(Ipv6Addr::UNSPECIFIED);
+    icmpv6_frame(
+        mac,
+        [0x33, 0x33, 0, 0, 0, 1],
+        src,
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 1),
+        m,
+    )
+}
+
+/// A Router Solicitation from the unspecified address (RFC 4861 §6.3.7: no source
+/// link-layer option then) to all routers: every router on the segment answers with an
+/// advertisement, so a rogue one shows at start instead of at its next periodic one.
+pub fn solicitation_frame(mac: Mac) -> Vec<u8> {
+    let m = vec![133, 0, 0, 0, 0, 0, 0, 0];
+    icmpv6_frame(
+        mac,
+        [0x33, 0x33, 0, 0, 0, 2],
+        Ipv6Addr::UNSPECIFIED,
+        Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 2),
+        m,
+    )
+}
+
+/// An Ethernet/IPv6 frame (hop limit 255, as neighbour discovery requires) carrying the
+/// ICMPv6 message `m`, its checksum filled in.
+fn icmpv6_frame(mac: Mac, eth_dst: Mac, src: Ipv6Addr, dst: Ipv6Addr, mut m: Vec<u8>) -> Vec<u8> {
     // The ICMPv6 checksum covers a pseudo-header.
     let mut sum: u32 = 0;
     let mut add = |b: &[u8]| {
@@ -214,7 +239,7 @@ pub fn advert_frame(mac: Mac, src: Ipv6Addr, prefix: Ipv6Addr, dns: Ipv6Addr) ->
     }
     let ck = !(sum as u16);
     m[2..4].copy_from_slice(&ck.to_be_bytes());
-    let mut f = vec![0x33, 0x33, 0, 0, 0, 1];
+    let mut f = eth_dst.to_vec();
     f.extend_from_slice(&mac);
     f.extend_from_slice(&[0x86, 0xdd, 0x60, 0, 0, 0]);
     f.extend_from_slice(&(m.len() as u16).to_be_bytes());
@@ -268,6 +293,28 @@ mod tests {
         );
         let r = parse_frame(&advert_frame([2; 6], ll(1), prefix, dns)).unwrap();
         assert_eq!(r.lladdr, Some([2; 6]));
+    }
+
+    #[test]
+    fn frames_carry_valid_checksums() {
+        let check = |f: &[u8], ty: u8| {
+            let p = SlicedPacket::from_ethernet(f).unwrap();
+            let Some(NetSlice::Ipv6(ip)) = &p.net else {
+                panic!("ipv6")
+            };
+            let Some(TransportSlice::Icmpv6(i)) = &p.transport else {
+                panic!("icmpv6")
+            };
+            assert_eq!(i.type_u8(), ty);
+            assert_eq!(ip.header().hop_limit(), 255);
+            assert!(i.is_checksum_valid(ip.header().source(), ip.header().destination()));
+        };
+        check(&solicitation_frame([2; 6]), 133);
+        check(
+            &advert_frame([2; 6], ll(1), ll(0), ll(2)),
+            ROUTER_ADVERTISEMENT,
+        );
+        assert!(parse_frame(&solicitation_frame([2; 6])).is_none());
     }
 
     #[test]
