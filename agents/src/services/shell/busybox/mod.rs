@@ -46,22 +46,14 @@ pub(crate) fn wanted(node: &NodePersona) -> bool {
         })
 }
 
-/// The host name a router shows when the operator configured none: its model's.
-fn router_hostname(r: &Router) -> String {
-    let m = r.device.model;
-    if m.starts_with("WR") {
-        format!("TL-{m}")
-    } else {
-        m.replace(' ', "_")
-    }
-}
-
 /// The profile of a BusyBox router service.
 pub(crate) fn profile(node: &Arc<NodePersona>, hostname: &str) -> Arc<Profile> {
     let p = node.persona();
     let router = Router::of(p);
+    // The persona's own name, as every other service of the node shows it (the login
+    // prompt, the certificate, the realism check's consistency test).
     let hostname = if hostname.is_empty() {
-        router_hostname(&router)
+        p.hostname.clone()
     } else {
         hostname.to_owned()
     };
