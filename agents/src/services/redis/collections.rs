@@ -723,7 +723,7 @@ impl Conn {
             "xpending" => return Some(self.xpending(ks, a, clock)),
             "getdel" | "getex" | "getrange" | "substr" | "setrange" | "msetnx" | "touch"
             | "renamenx" | "expire" | "pexpire" | "expireat" | "pexpireat" | "expiretime"
-            | "pexpiretime" | "publish" | "hscan" | "sscan" | "zscan" => {
+            | "pexpiretime" | "publish" | "hscan" | "sscan" | "zscan" | "copy" | "move" => {
                 return self.keys_more(ks, name, a, clock, events);
             }
             "swapdb" => {

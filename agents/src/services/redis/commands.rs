@@ -222,7 +222,8 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         "getrange" | "substr" | "setrange" => 4,
         "msetnx" | "expire" | "pexpire" | "expireat" | "pexpireat" | "hscan" | "sscan"
         | "zscan" => -3,
-        "renamenx" | "publish" => 3,
+        "renamenx" | "publish" | "move" => 3,
+        "copy" => -3,
         _ => return None,
     };
     Some((arity, false))

@@ -1,11 +1,12 @@
 //! More string and key commands as Redis 7.0.15 answers them: GETDEL, GETEX, GETRANGE
 //! (SUBSTR), SETRANGE, MSETNX, TOUCH, RENAMENX, EXPIRE / PEXPIRE / EXPIREAT / PEXPIREAT
 //! with 7.0's NX | XX | GT | LT (`expireGenericCommand`'s order of checks),
-//! EXPIRETIME / PEXPIRETIME, PUBLISH (no subscribers: 0), HSCAN / SSCAN / ZSCAN.
+//! EXPIRETIME / PEXPIRETIME, PUBLISH (no subscribers: 0), HSCAN / SSCAN / ZSCAN, COPY,
+//! MOVE.
 //! SETRANGE past the value bound is OOM (the real server would grow to 512 MB).
 
 use super::super::super::info::glob;
-use super::super::super::keyspace::{Keyspace, MAX_VALUE};
+use super::super::super::keyspace::{DATABASES, Keyspace, MAX_VALUE};
 use super::super::super::resp::{Reply, parse_i64};
 use super::super::super::value::{Kind, Value};
 use super::super::{
@@ -167,9 +168,83 @@ impl Conn {
                 },
             },
             "publish" => Reply::Int(0),
+            "copy" | "move" => self.copy_or_move(ks, name, a, clock, events),
             "hscan" | "sscan" | "zscan" => self.scan_one(ks, name, a),
             _ => return None,
         })
+    }
+
+    /// COPY src dst [DB n] [REPLACE] / MOVE key db, in `copyCommand` / `moveCommand`'s
+    /// order of checks. The value keeps its TTL; the copy is charged to this source.
+    fn copy_or_move(
+        &mut self,
+        ks: &mut Keyspace,
+        name: &str,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        let db_arg = |b: &[u8]| -> Result<usize, Reply> {
+            let n = parse_i64(b).ok_or_else(not_int)?;
+            let n = i32::try_from(n).map_err(|_| {
+                Reply::err(
+                    "ERR value is out of range, value must between -2147483648 and 2147483647",
+                )
+            })?;
+            usize::try_from(n)
+                .ok()
+                .filter(|&d| d < DATABASES)
+                .ok_or_else(|| Reply::err("ERR DB index is out of range"))
+        };
+        let same = || Reply::err("ERR source and destination objects are the same");
+        let (src_key, dst_key, mut dst_db, mut replace) = (&a[0], &a[1], self.db, false);
+        if name == "move" {
+            dst_db = match db_arg(&a[1]) {
+                Ok(d) => d,
+                Err(e) => return e,
+            };
+            if dst_db == self.db {
+                return same();
+            }
+        } else {
+            let mut j = 2;
+            while j < a.len() {
+                match lower(&a[j]).as_str() {
+                    "replace" => replace = true,
+                    "db" if j + 1 < a.len() => {
+                        dst_db = match db_arg(&a[j + 1]) {
+                            Ok(d) => d,
+                            Err(e) => return e,
+                        };
+                        j += 1;
+                    }
+                    _ => return syntax(),
+                }
+                j += 1;
+            }
+            if dst_db == self.db && src_key == dst_key {
+                return same();
+            }
+        }
+        let new_key = if name == "move" { src_key } else { dst_key };
+        let Some(e) = ks.get(self.db, src_key) else {
+            return Reply::Int(0);
+        };
+        let (value, expires) = (e.value.clone(), e.expires_unix_ms);
+        if ks.get(dst_db, new_key).is_some() && !replace {
+            return Reply::Int(0);
+        }
+        let src_db = self.db;
+        self.db = dst_db;
+        let stored = self.store(ks, new_key, value, expires, clock, events);
+        self.db = src_db;
+        if !stored {
+            return oom();
+        }
+        if name == "move" {
+            ks.remove(src_db, src_key);
+        }
+        Reply::Int(1)
     }
 
     /// GETEX key [EX s | PX ms | EXAT ts | PXAT ts | PERSIST].
