@@ -805,6 +805,75 @@ pub(super) fn number_lines(mut o: Out) -> Out {
     o
 }
 
+/// `hexdump -e '16/1 "%c"' -n 52 /bin/echo`, the loaders' other way to read an ELF
+/// header: with a `%c` format the bytes come out as they are; otherwise `-C`'s canonical
+/// lines.
+pub(super) fn hexdump(st: &State, args: &[String], ctx: &Ctx<'_>) -> Out {
+    let (mut n, mut raw, mut file) = (None, false, None);
+    let mut i = 0;
+    while i < args.len() {
+        match args[i].as_str() {
+            "-n" => {
+                n = args.get(i + 1).and_then(|v| v.parse::<usize>().ok());
+                i += 1;
+            }
+            "-e" => {
+                raw = args.get(i + 1).is_some_and(|f| f.contains("%c"));
+                i += 1;
+            }
+            "-C" => {}
+            a if !a.starts_with('-') => file = Some(a.to_owned()),
+            _ => {}
+        }
+        i += 1;
+    }
+    let data: &[u8] = match &file {
+        None => ctx.stdin,
+        Some(f) => match st.fs.read(&path_of(st, f)) {
+            Ok(d) => d,
+            Err(e) => return Out::fail(1, format!("hexdump: {f}: {}\n", e.text())),
+        },
+    };
+    let data = take(
+        st,
+        &data[..n.unwrap_or(data.len()).min(data.len())],
+        64 * 1024,
+    );
+    if raw {
+        return Out::ok(data.to_vec());
+    }
+    let mut o = Out::default();
+    for (k, chunk) in data.chunks(16).enumerate() {
+        let mut line = format!("{:08x} ", k * 16);
+        for (j, b) in chunk.iter().enumerate() {
+            if j == 8 {
+                line.push(' ');
+            }
+            line.push_str(&format!(" {b:02x}"));
+        }
+        for j in chunk.len()..16 {
+            if j == 8 {
+                line.push(' ');
+            }
+            line.push_str("   ");
+        }
+        line.push_str("  |");
+        line.extend(chunk.iter().map(|b| {
+            if (0x20..0x7f).contains(b) {
+                char::from(*b)
+            } else {
+                '.'
+            }
+        }));
+        line.push('|');
+        o.line(&line);
+    }
+    if !data.is_empty() {
+        o.line(&format!("{:08x}", data.len()));
+    }
+    o
+}
+
 /// `expr`: one value, or `A OP B` with integer arithmetic and comparisons (what
 /// scripts on a router use it for); status 1 when the result is 0 or empty.
 pub(super) fn expr(args: &[String]) -> Out {

@@ -439,6 +439,7 @@ fn applet(st: &mut State, env: &Env, name: &str, args: &[String], ctx: &Ctx<'_>)
             o
         }
         "expr" => applets::expr(args),
+        "hexdump" => applets::hexdump(st, args, ctx),
         "uname" => applets::uname(st, env, args),
         "free" => applets::free(env),
         "df" => applets::df(env),

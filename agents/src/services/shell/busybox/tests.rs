@@ -113,6 +113,8 @@ fn mirai_probes_answer_as_busybox() {
     let router = Router::of(&Persona::reference("r"));
     assert_eq!(r.stdout[5], if router.soc.little_endian { 1 } else { 2 });
     assert_eq!(r.stderr, b"1+0 records in\n1+0 records out\n");
+    let r = router_shell(false).exec(b"hexdump -e '16/1 \"%c\"' -n 52 /bin/echo", NOW);
+    assert_eq!(r.stdout, router.elf()[..52]);
     let (o, _, _) = exec("cat /proc/cpuinfo");
     assert!(o.contains(router.soc.cpu), "{o}");
     let (o, _, _) = exec("uname -m; cat /proc/mounts");
@@ -331,6 +333,8 @@ const PROBES: &[(&str, &str)] = &[
     ("files", "expr 2 \\< 3"),
     ("files", "basename /a/b"),
     ("files", "seq 3"),
+    ("files", "hexdump -C f"),
+    ("files", "hexdump -e '16/1 \"%c\"' -n 4 f"),
     ("files", "rm -rf nope; echo $?"),
     ("ls", "ls -ld d"),
     ("ls", "ls -1 d"),
