@@ -36,17 +36,26 @@ pub fn first_admin_line(r: &honeybee_dashboard::init::InitReport) -> Option<Stri
     })
 }
 
+/// What the sensor installer serves and where new machines reach it (`--packages`,
+/// `--public-url`).
+#[derive(Default)]
+pub struct Install {
+    pub packages: Option<PathBuf>,
+    pub public_url: Option<String>,
+}
+
 pub async fn start(
     data_dir: &Path,
     listen: SocketAddr,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    packages: Option<PathBuf>,
+    install: Install,
 ) -> anyhow::Result<Dashboard> {
     let mut opts = Options::new(data_dir.to_owned(), listen);
     opts.tls_cert = tls_cert;
     opts.tls_key = tls_key;
-    opts.packages = packages;
+    opts.packages = install.packages;
+    opts.public_url = install.public_url;
     let d = honeybee_dashboard::start(opts).await?;
     if let Some(fp) = &d.cert_sha256 {
         println!("dashboard HTTPS certificate (self-signed) sha256:{fp}");
@@ -59,11 +68,11 @@ pub async fn run(
     listen: SocketAddr,
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
-    packages: Option<PathBuf>,
+    install: Install,
 ) -> anyhow::Result<()> {
     let stop = crate::up::wait_for_signal();
     init(data_dir).await?;
-    let d = start(data_dir, listen, tls_cert, tls_key, packages).await?;
+    let d = start(data_dir, listen, tls_cert, tls_key, install).await?;
     println!("dashboard: {}", d.url);
     stop.await;
     d.shutdown().await;
@@ -82,6 +91,6 @@ pub async fn up(data_dir: &Path) -> anyhow::Result<(Dashboard, Option<String>)> 
                 .parse()
                 .expect("literal address")
         });
-    let d = start(data_dir, listen, None, None, None).await?;
+    let d = start(data_dir, listen, None, None, Install::default()).await?;
     Ok((d, first_admin_line(&r)))
 }

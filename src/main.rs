@@ -169,6 +169,10 @@ enum DashboardCmd {
         /// $HONEYBEE_PACKAGES_DIR, DATA_DIR/packages, /usr/share/honeybee/packages).
         #[arg(long)]
         packages: Option<PathBuf>,
+        /// https://HOST:PORT new sensors reach this dashboard at, for the install line
+        /// (default: the listen address, or core.toml's advertise host on 0.0.0.0).
+        #[arg(long)]
+        public_url: Option<String>,
     },
 }
 
@@ -582,7 +586,14 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             tls_cert,
             tls_key,
             packages,
-        }) => dashboard::run(&dir.data_dir, listen, tls_cert, tls_key, packages).await,
+            public_url,
+        }) => {
+            let install = dashboard::Install {
+                packages,
+                public_url,
+            };
+            dashboard::run(&dir.data_dir, listen, tls_cert, tls_key, install).await
+        }
         Cmd::Netsim(NetsimCmd::Proxy(args)) => {
             let shutdown = async {
                 let _ = tokio::signal::ctrl_c().await;

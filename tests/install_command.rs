@@ -174,12 +174,19 @@ fn one_line_installs_enrols_and_starts_and_refuses_tampering() {
     ]);
     assert!(err.contains("install.json"), "{err}");
 
+    // Reached by a name (the operator's --public-url), not the listen address.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port")
+        .port();
+    let public = format!("https://localhost:{port}");
     let log = work.join("dashboard.log");
     let file = std::fs::File::create(&log).expect("log");
     let mut dash = Proc {
         child: Command::new(bin())
             .args(["dashboard", "run", "--data-dir", &dep.d()])
-            .args(["--listen", "127.0.0.1:0", "--tls-cert"])
+            .args(["--listen", &format!("127.0.0.1:{port}")])
+            .args(["--public-url", &public, "--tls-cert"])
             .arg(&cert)
             .arg("--tls-key")
             .arg(&key)
@@ -219,7 +226,9 @@ fn one_line_installs_enrols_and_starts_and_refuses_tampering() {
     );
     assert!(line.contains(&sha256_hex(&deb_bytes)), "{line}");
     assert!(
-        line.contains("| sh -s -- --server 'https://127.0.0.1:"),
+        line.contains(&format!(
+            "'{public}/install.sh' | sh -s -- --server '{public}'"
+        )),
         "{line}"
     );
 

@@ -136,6 +136,19 @@ pub fn public_url(listen: SocketAddr, advertise: Option<&str>) -> String {
     format!("https://{host}:{port}")
 }
 
+/// An operator's `--public-url`: `https://HOST[:PORT]`, nothing after the authority.
+pub fn checked_url(u: &str) -> Result<String, String> {
+    let u = u.trim_end_matches('/');
+    let ok = u
+        .strip_prefix("https://")
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/') && shell_safe(rest));
+    if ok {
+        Ok(u.to_owned())
+    } else {
+        Err(format!("public URL {u:?}: give https://HOST[:PORT]"))
+    }
+}
+
 /// The packages directory: `--packages`, else `$HONEYBEE_PACKAGES_DIR`, else
 /// `<data-dir>/packages` when it holds the package, else [`SYSTEM_PACKAGES`].
 pub fn packages_dir(explicit: Option<&Path>, data_dir: &Path) -> PathBuf {
@@ -177,6 +190,7 @@ pub fn prepare(
     listen: SocketAddr,
     tls_cert_pem: Option<&Path>,
     packages: Option<&Path>,
+    url: Option<&str>,
 ) -> Option<Arc<InstallInfo>> {
     let info_path = InstallInfo::path(data_dir);
     let found = (|| {
@@ -187,11 +201,17 @@ pub fn prepare(
         let package = dir.join(PACKAGE_FILE);
         let (sha256, package_bytes) =
             sha256_file(&package).map_err(|e| format!("{}: {e}", package.display()))?;
-        let advertise = honeybee_core::config::load(data_dir)
-            .ok()
-            .map(|c| c.advertise);
+        let url = match url {
+            Some(u) => checked_url(u)?,
+            None => {
+                let advertise = honeybee_core::config::load(data_dir)
+                    .ok()
+                    .map(|c| c.advertise);
+                public_url(listen, advertise.as_deref())
+            }
+        };
         Ok::<_, String>(InstallInfo {
-            url: public_url(listen, advertise.as_deref()),
+            url,
             pin,
             sha256,
             package,
@@ -291,6 +311,17 @@ mod tests {
         assert!(line.ends_with("--token 'hbt1.abc_DEF-1'"));
         for bad in ["a'b", "a b", "$(id)", "a;b", "`x`", ""] {
             assert!(info().command_line(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn operator_url_is_https_host_and_port_only() {
+        assert_eq!(
+            checked_url("https://hb.example.org:9443/").unwrap(),
+            "https://hb.example.org:9443"
+        );
+        for bad in ["http://x", "https://", "https://x/y", "https://x'y", "x:1"] {
+            assert!(checked_url(bad).is_err(), "{bad}");
         }
     }
 

@@ -49,6 +49,9 @@ pub struct Options {
     /// Where the agent package the sensor installer serves is (`install::packages_dir`
     /// when `None`).
     pub packages: Option<PathBuf>,
+    /// `https://HOST:PORT` new machines reach this dashboard at, for the install line
+    /// (`install::public_url` works it out when `None`).
+    pub public_url: Option<String>,
 }
 
 impl Options {
@@ -60,6 +63,7 @@ impl Options {
             tls_key: None,
             limits: ratelimit::Limits::default(),
             packages: None,
+            public_url: None,
         }
     }
 }
@@ -203,6 +207,7 @@ pub async fn start(opts: Options) -> Result<Dashboard, DashboardError> {
         addr,
         served_cert.as_deref(),
         opts.packages.as_deref(),
+        opts.public_url.as_deref(),
     );
     let (live, _) = tokio::sync::broadcast::channel(state::LIVE_BACKLOG);
     let app = Arc::new(App {
