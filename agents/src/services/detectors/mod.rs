@@ -791,6 +791,29 @@ mod tests {
         assert_eq!(partial.dhcp_servers, vec![Ipv4Addr::new(10, 0, 0, 1)]);
     }
 
+    proptest::proptest! {
+        /// Whatever arrives, every parser and state machine returns without panicking.
+        #[test]
+        fn arbitrary_bytes_never_panic(b in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..600)) {
+            let _ = arp::parse_arp(&b);
+            let _ = dhcp::parse_frame(&b);
+            let _ = dhcp::parse_reply(&b);
+            let _ = ra::parse_frame(&b);
+            let _ = poison::positive_answer_id(&b);
+            let _ = syslog::parse(&b);
+            let _ = syslog::next_frame(&b);
+            let _ = snmptrap::parse(&b);
+            let mut w = arp::ArpWatch::new(arp::ArpConfig {
+                gateway: Some(Ipv4Addr::new(10, 0, 0, 1)),
+                own: None,
+                gratuitous_max: 2,
+                incidents: IncidentConfig::default(),
+            });
+            w.frame(&b, 0);
+            let _ = w.drain();
+        }
+    }
+
     #[test]
     fn bucket_allows_its_rate_and_no_more() {
         let t0 = Instant::now();
