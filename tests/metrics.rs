@@ -156,12 +156,22 @@ fn check_labels(labels: &str, line: &str) {
 
 /// GET `url` with a real HTTP client; returns (status, content type, body).
 fn get(url: &str) -> (u16, String, String) {
+    get_accepting(url, None)
+}
+
+/// GET `url`, with `accept` as the Accept header when given (Prometheus sends
+/// `application/openmetrics-text;version=1.0.0,…`).
+fn get_accepting(url: &str, accept: Option<&str>) -> (u16, String, String) {
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .expect("runtime");
     rt.block_on(async {
-        let r = reqwest::get(url).await.expect("GET");
+        let mut req = reqwest::Client::new().get(url);
+        if let Some(a) = accept {
+            req = req.header("accept", a);
+        }
+        let r = req.send().await.expect("GET");
         let status = r.status().as_u16();
         let ctype = r
             .headers()
@@ -174,10 +184,52 @@ fn get(url: &str) -> (u16, String, String) {
 }
 
 fn scrape(addr: &str) -> Samples {
-    let (status, ctype, body) = get(&format!("http://{addr}/metrics"));
+    parse_openmetrics(&scrape_text(addr))
+}
+
+/// What Prometheus gets: OpenMetrics text.
+fn scrape_text(addr: &str) -> String {
+    let (status, ctype, body) = get_accepting(
+        &format!("http://{addr}/metrics"),
+        Some("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5"),
+    );
     assert_eq!(status, 200, "{body}");
     assert!(ctype.starts_with("application/openmetrics-text"), "{ctype}");
-    parse_openmetrics(&body)
+    body
+}
+
+/// What a client that asks for nothing in particular gets: the classic text format.
+fn scrape_classic(addr: &str) -> String {
+    let (status, ctype, body) = get(&format!("http://{addr}/metrics"));
+    assert_eq!(status, 200, "{body}");
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    body
+}
+
+/// The real oracle: Prometheus' own linter (`promtool check metrics`, Debian package
+/// `prometheus`) parses the exposition and checks the naming conventions.
+fn promtool_check(body: &str) {
+    use std::process::{Command, Stdio};
+    let mut child = Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("promtool is needed (apt-get install prometheus): {e}"));
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(body.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "promtool check metrics refused:\n{}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn addr_in(dir: &Path) -> String {
@@ -266,6 +318,19 @@ fn core_and_agent_metrics_move_and_parse() {
     for name in agent.keys() {
         assert!(name.starts_with("honeybee_agent_"), "{name}");
     }
+
+    // The classic text format, checked by Prometheus' own linter; the same counters.
+    for addr in [&core_metrics, &agent_metrics] {
+        let classic = scrape_classic(addr);
+        promtool_check(&classic);
+        assert!(classic.contains("# TYPE honeybee_"), "{classic}");
+        assert!(!classic.contains("# EOF"), "{classic}");
+    }
+    let classic = scrape_classic(&core_metrics);
+    assert!(
+        classic.contains("# TYPE honeybee_core_handshakes_total counter"),
+        "{classic}"
+    );
 
     // Only GET /metrics is served.
     assert_eq!(get(&format!("http://{core_metrics}/")).0, 404);

@@ -14,7 +14,6 @@ use prometheus_client::encoding::text::{encode_eof, encode_registry};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -118,10 +117,17 @@ impl AgentMetrics {
             "Events journaled to the disk spool",
             spooled.clone(),
         );
+        // A gauge of 1 with the version as a label (`*_build_info`, as Prometheus' own):
+        // the OpenMetrics `info` type is unknown to the classic text format's parsers
+        // (promtool check metrics refuses it).
+        let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        build
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
         registry.register(
-            "build",
-            "The running agent's version",
-            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
+            "build_info",
+            "The running agent's version (always 1)",
+            build,
         );
         AgentMetrics {
             registry,

@@ -17,7 +17,6 @@ use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
-use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -113,11 +112,14 @@ impl CoreMetrics {
             "Telemetry batches waiting for the store's writer (its queue, as ingest sees it)",
             commits_in_flight.clone(),
         );
-        registry.register(
-            "build",
-            "The running core's version",
-            Info::new([("version", env!("CARGO_PKG_VERSION"))]),
-        );
+        // A gauge of 1 with the version as a label (`*_build_info`, as Prometheus' own):
+        // the OpenMetrics `info` type is unknown to the classic text format's parsers
+        // (promtool check metrics refuses it).
+        let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
+        build
+            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .set(1);
+        registry.register("build_info", "The running core's version (always 1)", build);
         // Every series from the start, so a dashboard shows 0 rather than nothing.
         for r in ["error", "timeout"] {
             let _ = handshake_failures.get_or_create(&[("reason", r)]);

@@ -1,5 +1,7 @@
 //! The `/metrics` HTTP endpoint: hyper's HTTP/1.1 server on one TCP listener, a bounded
-//! number of connections, a deadline on each, and only `GET /metrics` answered.
+//! number of connections, a deadline on each, and only `GET /metrics` answered: in
+//! OpenMetrics text when the scraper asks for it (Prometheus does), else in the classic
+//! Prometheus text format 0.0.4 (curl, promtool, older scrapers).
 //!
 //! The core has its twin (`core/src/metrics/http.rs`): the agent does not depend
 //! on the core, and the two are too small to deserve a crate of their own.
@@ -13,6 +15,8 @@ use tokio::net::TcpListener;
 /// The content type of the OpenMetrics text that `prometheus-client` writes; Prometheus
 /// asks for it and parses it.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+/// The classic Prometheus text format.
+pub const CLASSIC_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 /// Scrapers at once; more wait in the kernel's backlog.
 const MAX_CONNECTIONS: usize = 16;
 /// The whole of one connection (keep-alive included): a scraper that stalls is cut.
@@ -57,8 +61,21 @@ where
 }
 
 fn answer<B>(req: &Request<B>, render: impl FnOnce() -> String) -> Response<Body> {
+    let openmetrics = req
+        .headers()
+        .get_all(hyper::header::ACCEPT)
+        .iter()
+        .any(|v| {
+            v.to_str()
+                .is_ok_and(|v| v.contains("application/openmetrics-text"))
+        });
     let (status, ctype, body) = match (req.method(), req.uri().path()) {
-        (&Method::GET | &Method::HEAD, "/metrics") => (StatusCode::OK, CONTENT_TYPE, render()),
+        (&Method::GET | &Method::HEAD, "/metrics") if openmetrics => {
+            (StatusCode::OK, CONTENT_TYPE, render())
+        }
+        (&Method::GET | &Method::HEAD, "/metrics") => {
+            (StatusCode::OK, CLASSIC_CONTENT_TYPE, to_classic(&render()))
+        }
         (_, "/metrics") => (
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
@@ -77,4 +94,51 @@ fn answer<B>(req: &Request<B>, render: impl FnOnce() -> String) -> Response<Body
         hyper::header::HeaderValue::from_static(ctype),
     );
     resp
+}
+
+/// OpenMetrics text as the classic format: a counter family is named with its `_total`
+/// (the classic format names families by their samples), `# UNIT` and `# EOF` go. Only
+/// what `prometheus-client` writes for our metrics is handled (no exemplars, no
+/// `_created`, no info or stateset types).
+pub fn to_classic(open: &str) -> String {
+    let mut out = String::with_capacity(open.len());
+    let mut help: Option<&str> = None;
+    for line in open.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            help = Some(rest);
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let (name, kind) = rest.split_once(' ').unwrap_or((rest, ""));
+            let suffix = if kind == "counter" { "_total" } else { "" };
+            if let Some(h) = help.take() {
+                let text = h.split_once(' ').map_or("", |(_, t)| t);
+                out.push_str(&format!("# HELP {name}{suffix} {text}\n"));
+            }
+            out.push_str(&format!("# TYPE {name}{suffix} {kind}\n"));
+            continue;
+        }
+        if line.starts_with("# UNIT ") || line == "# EOF" {
+            continue;
+        }
+        out.push_str(line);
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn counters_take_their_total_in_the_classic_format() {
+        let open = "# HELP x What.\n# TYPE x counter\nx_total 3\n\
+                    # HELP d_seconds Latency.\n# TYPE d_seconds histogram\n# UNIT d_seconds seconds\n\
+                    d_seconds_count 1\n# EOF\n";
+        let classic = super::to_classic(open);
+        assert_eq!(
+            classic,
+            "# HELP x_total What.\n# TYPE x_total counter\nx_total 3\n\
+             # HELP d_seconds Latency.\n# TYPE d_seconds histogram\nd_seconds_count 1\n"
+        );
+    }
 }
