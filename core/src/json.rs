@@ -147,6 +147,15 @@ pub fn event_json(e: &StoredEvent) -> Value {
             "distinct_nodes": distinct_nodes,
             "distinct_ports": distinct_ports,
         }}),
+        EventKind::PoisoningDetected(a) | EventKind::NetworkAnomaly(a) => json!({"network": {
+            "what": a.what,
+            "ip": a.ip.map(|ip| ip.to_string()),
+            "macs": a.macs,
+            "expected": a.expected,
+            "count": a.count,
+            "duration_ms": a.duration_ms,
+            "detail": a.detail,
+        }}),
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -282,6 +291,22 @@ pub fn event_line(e: &StoredEvent) -> String {
                 shown.join(",")
             )
         }
+        EventKind::PoisoningDetected(a) | EventKind::NetworkAnomaly(a) => {
+            let ip = a.ip.map(|ip| ip.to_string()).unwrap_or_else(|| "-".into());
+            let expected = a
+                .expected
+                .as_deref()
+                .map(|x| format!(" (expected {x})"))
+                .unwrap_or_default();
+            format!(
+                "{} {ip} macs [{}]{expected} x{} over {} ms: {}",
+                a.what,
+                a.macs.join(","),
+                a.count,
+                a.duration_ms,
+                a.detail
+            )
+        }
         _ => String::new(),
     };
     let mut what = what;
@@ -355,4 +380,67 @@ pub fn node_json(n: &NodeInfo, assessed: Option<&NodeHealthInfo>) -> Value {
 pub fn audit_json(a: &AuditEntry) -> Value {
     json!({"@timestamp": rfc3339(a.time_ms), "actor": a.actor, "action": a.action,
            "outcome": a.outcome, "source": a.source, "detail": a.detail})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use honeybee_proto::event::{Event, NetworkAlert};
+    use honeybee_proto::ids::NodeId;
+
+    fn stored(kind: EventKind) -> StoredEvent {
+        StoredEvent {
+            node: NodeId::new("office-1").unwrap(),
+            received_ms: 1_700_000_000_000,
+            event: Event {
+                seq: 7,
+                time_ms: 1_700_000_000_000,
+                service: "office-watch".into(),
+                session: None,
+                src: Some("10.77.0.1:0".parse().unwrap()),
+                dst: None,
+                kind,
+            },
+            enrichments: Vec::new(),
+        }
+    }
+
+    fn spoof() -> NetworkAlert {
+        NetworkAlert {
+            what: "arp_spoof".into(),
+            ip: Some("10.77.0.1".parse().unwrap()),
+            macs: vec!["02:00:00:00:00:66".into()],
+            expected: Some("02:00:00:00:00:01".into()),
+            count: 500,
+            duration_ms: 1200,
+            detail: "gateway claimed".into(),
+        }
+    }
+
+    /// The detectors' incidents show their facts in `honeybee events` and `--json`, not
+    /// only their action name.
+    #[test]
+    fn network_incidents_have_their_facts_in_both_views() {
+        let e = stored(EventKind::NetworkAnomaly(spoof()));
+        let doc = event_json(&e);
+        assert_eq!(doc["event"]["action"], "network_anomaly");
+        assert_eq!(doc["honeybee"]["network"]["what"], "arp_spoof");
+        assert_eq!(doc["honeybee"]["network"]["ip"], "10.77.0.1");
+        assert_eq!(doc["honeybee"]["network"]["count"], 500);
+        assert_eq!(doc["honeybee"]["network"]["expected"], "02:00:00:00:00:01");
+        let line = event_line(&e);
+        assert!(
+            line.contains(
+                "arp_spoof 10.77.0.1 macs [02:00:00:00:00:66] (expected 02:00:00:00:00:01) x500 over 1200 ms: gateway claimed"
+            ),
+            "{line}"
+        );
+        let mut poison = spoof();
+        poison.what = "llmnr".into();
+        poison.expected = None;
+        let doc = event_json(&stored(EventKind::PoisoningDetected(poison)));
+        assert_eq!(doc["event"]["action"], "poisoning_detected");
+        assert_eq!(doc["honeybee"]["network"]["what"], "llmnr");
+        assert!(doc["honeybee"]["network"]["expected"].is_null());
+    }
 }
