@@ -1,11 +1,13 @@
 //! Fuzz target: a whole unidirectional stream as the core reads it: one StreamKind byte,
-//! then a telemetry batch frame or a capture header frame (followed by raw content).
+//! then a telemetry batch frame or a capture header frame (followed by raw content), or
+//! the upgrade offer an agent reads from a core-opened stream (then the package bytes).
 #![no_main]
 
 use honeybee_proto::FrameLimit;
 use honeybee_proto::capture::CaptureHeader;
 use honeybee_proto::event::EventBatch;
 use honeybee_proto::stream::{StreamKind, UnknownStreamKind};
+use honeybee_proto::upgrade::{OFFER_LIMIT, UpgradeOffer};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
@@ -33,11 +35,21 @@ fuzz_target!(|data: &[u8]| {
                         FrameLimit::CAPTURE_HEADER,
                     );
                 }
+                StreamKind::Upgrade => {
+                    for offer in honeybee_proto_fuzz::frames::<UpgradeOffer>(rest, OFFER_LIMIT) {
+                        let _ = offer.validate();
+                        let _ = offer.signed_message();
+                    }
+                }
             }
         }
         Err(UnknownStreamKind(b)) => {
             assert_eq!(b, first, "refusal names a different byte");
-            assert!(b != StreamKind::Telemetry as u8 && b != StreamKind::Capture as u8);
+            assert!(
+                b != StreamKind::Telemetry as u8
+                    && b != StreamKind::Capture as u8
+                    && b != StreamKind::Upgrade as u8
+            );
         }
     }
 });
