@@ -12,6 +12,7 @@ use honeybee_agent::transport::{read_frame, write_frame};
 use honeybee_proto::codec::{self, FrameLimit};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, CoreMsg, Health, Hello, NodeMode, ServiceStatus};
+use honeybee_proto::event::EventBatch;
 use honeybee_proto::stream::StreamKind;
 use honeybee_proto::timing::Timing;
 use std::net::SocketAddr;
@@ -194,9 +195,11 @@ async fn serve(
     state.welcomed_at_ms[agent.index].store(state.now_ms().max(1), Ordering::Relaxed);
     state.welcomes.fetch_add(1, Ordering::Relaxed);
 
+    // Telemetry runs beside the control loop (as the agent's `send_telemetry` does), so
+    // a core that holds its streams back never delays a command's answer.
+    let telemetry = telemetry(agent, conn.clone(), state, orders.clone(), next_seq);
+    tokio::pin!(telemetry);
     let mut health_tick = tokio::time::interval(timing.health_interval);
-    let mut rate = orders.borrow().events_per_s;
-    let mut event_tick = trickle_interval(rate);
     loop {
         tokio::select! {
             msg = read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL) => {
@@ -226,33 +229,11 @@ async fn serve(
                 }
                 state.healths.fetch_add(1, Ordering::Relaxed);
             }
-            _ = event_tick.tick(), if rate > 0.0 => {
-                let frame = codec::encode(
-                    &crate::ingest::batch(agent.index, *next_seq, 1),
-                    FrameLimit::TELEMETRY,
-                )?;
-                *next_seq += 1;
-                let sent = async {
-                    let mut s = conn.open_uni().await?;
-                    s.write_all(&[StreamKind::Telemetry as u8]).await?;
-                    s.write_all(&frame).await?;
-                    s.finish()?;
-                    anyhow::Ok(())
-                };
-                if sent.await.is_err() {
-                    break;
-                }
-                state.events_sent.fetch_add(1, Ordering::Relaxed);
-            }
+            _ = &mut telemetry => break,
             changed = orders.changed() => {
                 if changed.is_err() || orders.borrow().stop {
                     conn.close(0u32.into(), b"bye");
                     return Ok(true);
-                }
-                let r = orders.borrow().events_per_s;
-                if r != rate {
-                    rate = r;
-                    event_tick = trickle_interval(rate);
                 }
             }
             _ = conn.closed() => break,
@@ -260,6 +241,52 @@ async fn serve(
     }
     conn.close(0u32.into(), b"bye");
     Ok(true)
+}
+
+/// Sends one-event batches at the ordered rate until the connection fails.
+async fn telemetry(
+    agent: &Agent,
+    conn: quinn::Connection,
+    state: &FleetState,
+    mut orders: watch::Receiver<Orders>,
+    next_seq: &mut u64,
+) -> Result<()> {
+    let mut rate = orders.borrow().events_per_s;
+    let mut tick = trickle_interval(rate);
+    loop {
+        tokio::select! {
+            _ = tick.tick(), if rate > 0.0 => {
+                let frame = codec::encode(&batch(agent.index, *next_seq), FrameLimit::TELEMETRY)?;
+                *next_seq += 1;
+                let mut s = conn.open_uni().await?;
+                s.write_all(&[StreamKind::Telemetry as u8]).await?;
+                s.write_all(&frame).await?;
+                s.finish()?;
+                state.events_sent.fetch_add(1, Ordering::Relaxed);
+            }
+            changed = orders.changed() => {
+                changed?;
+                let r = orders.borrow().events_per_s;
+                if r != rate {
+                    rate = r;
+                    tick = trickle_interval(rate);
+                }
+            }
+        }
+    }
+}
+
+/// One event as the ingest figure makes them (an SSH login attempt), from a source
+/// address of this agent's own: a trickle from sources shared across the fleet would be
+/// a fleet-wide scan to the core's correlator, which is not what an idle-ish fleet sees.
+fn batch(agent: usize, seq: u64) -> EventBatch {
+    let mut b = crate::ingest::batch(agent, seq, 1);
+    for e in &mut b.events {
+        let a = agent as u32;
+        let ip = [100, 64 | ((a >> 16) & 63) as u8, (a >> 8) as u8, a as u8];
+        e.src = Some(SocketAddr::from((ip, 40_000 + (seq % 20_000) as u16)));
+    }
+    b
 }
 
 /// The trickle's ticker, started at a random phase so a fleet's batches spread over the

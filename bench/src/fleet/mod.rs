@@ -335,11 +335,33 @@ fn node(i: usize) -> NodeId {
     NodeId::new(format!("sim{i:05}")).expect("valid node id")
 }
 
-/// Sequential pings to pseudo-random nodes over one admin connection.
-async fn sample_rtt(admin: &AdminClient, n: usize, samples: usize) -> Rtt {
+/// Sequential pings to pseudo-random nodes over one admin connection. An overloaded
+/// machine can lose the admin connection itself (its keep-alives starve): it is
+/// reconnected, at most 3 times; what fails is counted, not fatal.
+async fn sample_rtt(core_dir: &Path, n: usize, samples: usize) -> Rtt {
     let mut ms = Vec::with_capacity(samples);
     let mut failed = 0;
+    let mut reconnects = 0;
+    let mut client = admin(core_dir).await.ok();
+    // However slow the answers, sampling ends within a minute.
+    let deadline = Instant::now() + Duration::from_secs(60);
     for k in 0..samples {
+        if Instant::now() > deadline {
+            failed += samples - k;
+            break;
+        }
+        if client.as_ref().is_none_or(|c| c.is_closed()) {
+            if reconnects == 3 {
+                failed += samples - k;
+                break;
+            }
+            reconnects += 1;
+            client = admin(core_dir).await.ok();
+        }
+        let Some(admin) = &client else {
+            failed += 1;
+            continue;
+        };
         // A fixed stride visits nodes spread over the fleet, reproducibly.
         let i = (k * 7919) % n;
         let t = Instant::now();
@@ -545,8 +567,7 @@ async fn scenarios(
         r.core_rss_per_agent_kib(),
         r.core_private_per_agent_kib()
     ));
-    let client = admin(core_dir).await?;
-    r.idle_rtt = sample_rtt(&client, n, opts.rtt_samples).await;
+    r.idle_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
     progress(&format!(
         "idle ping: p50 {:.2} ms, p99 {:.2} ms",
         r.idle_rtt.p50, r.idle_rtt.p99
@@ -569,7 +590,7 @@ async fn scenarios(
     r.trickle_cpu_percent = meter.cpu()?.as_secs_f64() / secs * 100.0;
     r.trickle_offered_per_s = (state.events_sent.load(Ordering::Relaxed) - sent0) as f64 / secs;
     r.trickle_acked_per_s = (state.events_acked.load(Ordering::Relaxed) - acked0) as f64 / secs;
-    r.trickle_rtt = sample_rtt(&client, n, opts.rtt_samples).await;
+    r.trickle_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
     orders.send_replace(Orders {
         events_per_s: 0.0,
         stop: false,
@@ -589,6 +610,7 @@ async fn scenarios(
     .await;
 
     // Config push to every node.
+    let client = admin(core_dir).await?;
     let config = match client
         .request(&AdminRequest::GetNodeConfig { node: node(0) })
         .await
@@ -652,9 +674,7 @@ async fn scenarios(
         storm.stop_seconds,
         storm.start_seconds
     ));
-    let client = admin(core_dir).await?;
-    r.storm_rtt = sample_rtt(&client, n, opts.rtt_samples).await;
-    client.close().await;
+    r.storm_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
 
     // The bare quinn baseline takes over the port: the same agents reconnect to it.
     let (bare_storm, bare) = restart_storm(

@@ -61,7 +61,6 @@ impl CoreExe {
 /// A server child process and where it writes its log.
 pub struct ServerProc {
     child: Child,
-    pub what: &'static str,
     log: PathBuf,
 }
 
@@ -105,13 +104,21 @@ impl ServerProc {
         if let Ok(filter) = std::env::var("FLEET_SERVER_LOG") {
             cmd.env("RUST_LOG", filter);
         }
+        // The server goes when the harness goes, however the harness ends.
+        // SAFETY: prctl(2) only, between fork and exec.
+        unsafe {
+            std::os::unix::process::CommandExt::pre_exec(cmd, || {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
         let child = cmd
             .stdin(Stdio::null())
             .stdout(out.try_clone()?)
             .stderr(out)
             .spawn()
             .with_context(|| format!("start {what}"))?;
-        let mut p = ServerProc { child, what, log };
+        let mut p = ServerProc { child, log };
         let deadline = Instant::now() + Duration::from_secs(60);
         while !ready.exists() {
             if let Ok(Some(s)) = p.child.try_wait() {
