@@ -151,6 +151,11 @@ async fn session(
         .map_err(store_err)?
         .ok_or_else(|| Close(close::FORBIDDEN, "unknown node".into()))?;
     let last_seq = shared.store.max_seq(node).await.map_err(store_err)?;
+    // The configuration this connection was sent, kept current by the writer below: what
+    // each health report is assessed against, without a store read per report.
+    let sent_config = Arc::new(std::sync::Mutex::new(
+        shared.registry.shared_config(rec.config.clone()),
+    ));
     let welcome = CoreMsg::Welcome {
         node_id: node.clone(),
         config: rec.config,
@@ -180,8 +185,13 @@ async fn session(
         .await;
     tracing::info!(%node, %remote, agent = hello.agent_version, mode = ?hello.mode, via = relay.map(NodeId::as_str).unwrap_or(""), "node connected");
 
+    let (writer_config, writer_shared) = (sent_config.clone(), shared.clone());
     let writer = async move {
         while let Some(msg) = rx.recv().await {
+            if let CoreMsg::Config(c) = &msg {
+                let c = writer_shared.registry.shared_config(c.clone());
+                *writer_config.lock().unwrap_or_else(|p| p.into_inner()) = c;
+            }
             if write_frame(&mut ctl_send, &msg, FrameLimit::CONTROL)
                 .await
                 .is_err()
@@ -192,7 +202,7 @@ async fn session(
     };
     let labels = Arc::new(rec.labels.clone());
     let streams = accept_streams(conn, node, labels, shared, tx.clone());
-    let control = control_loop(&mut ctl_recv, node, peer, shared, tx);
+    let control = control_loop(&mut ctl_recv, node, peer, shared, tx, &sent_config);
     // A relay's own, direct connection also carries its downstream nodes' flows.
     let carries_flows = peer.spiffe.role == Role::Relay && relay.is_none();
     let flows = async {
@@ -217,6 +227,7 @@ async fn control_loop(
     peer: &PeerIdentity,
     shared: &Arc<Shared>,
     tx: mpsc::Sender<CoreMsg>,
+    config: &std::sync::Mutex<Arc<honeybee_proto::config::NodeConfig>>,
 ) -> Result<(), Close> {
     let mut serial = peer.serial;
     let mut foreign = 0u64;
@@ -230,11 +241,11 @@ async fn control_loop(
         match msg {
             AgentMsg::Health(h) => {
                 let now = crate::now_ms();
-                let config = match shared.store.get_node(node).await {
-                    Ok(Some(rec)) => Some(rec.config),
-                    _ => None,
+                let degraded = {
+                    let config = config.lock().unwrap_or_else(|p| p.into_inner()).clone();
+                    shared.health.report(node, &h, Some(&config))
                 };
-                if shared.health.report(node, &h, config.as_ref()) {
+                if degraded {
                     degraded_alert(node, shared, now).await;
                 }
                 let _ = shared.store.set_node_health(node, &h, now).await;

@@ -1,12 +1,13 @@
 //! Live node connections: who is online now, how to reach them, and how to cut them off.
 
 use honeybee_pki::revocation::RevocationList;
+use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{Command, CoreMsg, NodeMode};
 use honeybee_proto::stream::close;
 use honeybee_proto::{NodeId, Serial};
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
@@ -59,7 +60,13 @@ pub struct Registry {
     /// How long a command waits for its answer (`Timing::command_timeout`); zero: the
     /// production default, [`COMMAND_TIMEOUT`].
     command_timeout: Duration,
+    /// The configurations live connections were sent, one copy per distinct
+    /// configuration (see [`Registry::shared_config`]).
+    configs: Mutex<HashMap<u64, Weak<NodeConfig>>>,
 }
+
+/// Past this many remembered configurations, the ones no connection holds are dropped.
+const CONFIGS_PRUNE_ABOVE: usize = 1024;
 
 #[derive(Debug)]
 struct Pending {
@@ -94,6 +101,33 @@ impl Registry {
 
     fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, LiveNode>> {
         self.nodes.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// `config` as a shared copy: most nodes of a fleet run the same configuration, and
+    /// each connection keeps the one it was sent (what its health reports are assessed
+    /// against), so 10,000 connections hold a handful of copies, not 10,000.
+    pub fn shared_config(&self, config: NodeConfig) -> Arc<NodeConfig> {
+        use std::hash::{Hash, Hasher};
+        let Ok(bytes) = postcard::to_allocvec(&config) else {
+            return Arc::new(config);
+        };
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        let key = h.finish();
+        let mut configs = self.configs.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(known) = configs.get(&key).and_then(Weak::upgrade)
+            && *known == config
+        {
+            return known;
+        }
+        // Dead entries are dropped at each power of two past the threshold: amortised
+        // constant work per insert, at most about twice the live entries kept.
+        if configs.len() >= CONFIGS_PRUNE_ABOVE && configs.len().is_power_of_two() {
+            configs.retain(|_, w| w.strong_count() > 0);
+        }
+        let config = Arc::new(config);
+        configs.insert(key, Arc::downgrade(&config));
+        config
     }
 
     /// A fresh connection id.
@@ -296,5 +330,32 @@ impl Registry {
         for (_, l) in self.lock().drain() {
             l.conn.close(code.into(), reason.as_bytes());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn connections_sent_the_same_config_share_one_copy() {
+        let r = Registry::new();
+        let a = NodeConfig::default();
+        let mut b = NodeConfig::default();
+        b.services.push(honeybee_proto::config::ServiceConfig {
+            name: "db".into(),
+            listen: "127.0.0.1:3306".parse().expect("literal"),
+            enabled: true,
+            kind: honeybee_proto::config::ServiceKind::Mysql(Default::default()),
+        });
+        let (a1, a2) = (r.shared_config(a.clone()), r.shared_config(a.clone()));
+        assert!(Arc::ptr_eq(&a1, &a2));
+        let b1 = r.shared_config(b.clone());
+        assert!(!Arc::ptr_eq(&a1, &b1));
+        assert_eq!(*b1, b);
+        // Once no connection holds it, a new copy is made (nothing is kept alive).
+        drop((a1, a2));
+        let a3 = r.shared_config(a);
+        assert_eq!(Arc::strong_count(&a3), 1);
     }
 }
