@@ -27,6 +27,33 @@ fn unexpected(r: AdminResponse) -> anyhow::Error {
     anyhow::anyhow!("unexpected answer from the core: {r:?}")
 }
 
+/// `honeybee store migrate --from sqlite:PATH --to postgres://…`.
+pub async fn store_migrate(from: &str, to: &str) -> anyhow::Result<()> {
+    let Some(path) = from.strip_prefix("sqlite:") else {
+        anyhow::bail!("--from must be sqlite:PATH (the core's honeybee.db)");
+    };
+    let store = honeybee_core::config::RawStore {
+        url: to.to_owned(),
+        ..Default::default()
+    };
+    // The same checks as [store] url (scheme; no password in the URL).
+    store.validate()?;
+    let password = std::env::var("HONEYBEE_STORE_PASSWORD")
+        .ok()
+        .filter(|p| !p.is_empty());
+    let report = honeybee_core::store::migrate::sqlite_to_postgres(
+        std::path::Path::new(path),
+        to,
+        password.as_deref(),
+    )
+    .await?;
+    for (table, rows) in report {
+        say!("  {table:<20} {rows} rows");
+    }
+    say!("copied; now set [store] url = \"{to}\" in core.toml and start the core");
+    Ok(())
+}
+
 pub fn core_init(
     data_dir: &Path,
     trust_domain: String,

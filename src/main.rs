@@ -55,6 +55,9 @@ enum Cmd {
     /// Set up or run the core.
     #[command(subcommand)]
     Core(CoreCmd),
+    /// Move the core's data between stores.
+    #[command(subcommand)]
+    Store(StoreCmd),
     /// One-time enrolment tokens.
     #[command(subcommand)]
     Token(TokenCmd),
@@ -244,6 +247,20 @@ enum ModuleCmd {
         dir: DataDir,
         #[arg(long)]
         json: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum StoreCmd {
+    /// Copy a stopped core's SQLite store into an empty PostgreSQL database (password from
+    /// HONEYBEE_STORE_PASSWORD); then set [store] url in core.toml.
+    Migrate {
+        /// sqlite:PATH of honeybee.db (in the core's data directory).
+        #[arg(long)]
+        from: String,
+        /// postgres://USER@HOST:PORT/DATABASE
+        #[arg(long)]
+        to: String,
     },
 }
 
@@ -460,6 +477,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             store,
         }) => c::core_init(&dir.data_dir, trust_domain, listen, advertise, store),
         Cmd::Core(CoreCmd::Run { dir }) => c::core_run(&dir.data_dir).await,
+        Cmd::Store(StoreCmd::Migrate { from, to }) => c::store_migrate(&from, &to).await,
         Cmd::Core(CoreCmd::SealCaKey { dir }) => c::seal_ca_key(&dir.data_dir),
         Cmd::Token(TokenCmd::Create {
             dir,

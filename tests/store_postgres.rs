@@ -102,3 +102,51 @@ fn core_init_store_flag_and_unreachable_database() {
     let err = fails(&["core", "run", "--data-dir", &d("c")]);
     assert!(err.contains("cannot reach the database server"), "{err}");
 }
+
+/// `honeybee store migrate`: a stopped core's SQLite store copied into PostgreSQL, then
+/// the core run on PostgreSQL still knows its node.
+#[test]
+fn store_migrate_from_sqlite_to_postgres() {
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let mut agent = dep.start_agent("mig1");
+    wait_for("mig1 listed", Duration::from_secs(30), || {
+        dep.node("mig1").map(|_| ())
+    });
+    agent.kill();
+    dep.core.as_mut().unwrap().terminate();
+
+    let url = pg_test_server::fresh_database();
+    let db = dep.core_dir().join("honeybee.db");
+    let out = std::process::Command::new(bin())
+        .args(["store", "migrate", "--from"])
+        .arg(format!("sqlite:{}", db.display()))
+        .args(["--to", &url])
+        .env("HONEYBEE_STORE_PASSWORD", pg_test_server::PASSWORD)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("nodes"), "{stdout}");
+
+    let pw = dep.core_dir().join("store-password");
+    std::fs::write(&pw, pg_test_server::PASSWORD).unwrap();
+    let cfg = dep.core_dir().join("core.toml");
+    let text = std::fs::read_to_string(&cfg).unwrap();
+    std::fs::write(
+        &cfg,
+        format!(
+            "{text}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\n",
+            pw.display()
+        ),
+    )
+    .unwrap();
+    std::fs::remove_file(&db).unwrap();
+    dep.start_core();
+    assert!(dep.node("mig1").is_some(), "the node came along");
+    assert!(dep.audit().iter().any(|e| e["action"] == "enroll"));
+}

@@ -16,10 +16,11 @@ mod analytics;
 mod codec;
 mod console;
 mod dispatch;
+pub mod migrate;
 mod modules;
 #[cfg(test)]
 pub(crate) mod pg_test_server;
-mod postgres;
+pub(crate) mod postgres;
 mod sqlite;
 #[cfg(test)]
 mod tests;

@@ -1452,3 +1452,118 @@ fn store_section_of_core_toml() {
     assert!(parse("retain_events = \"soon\"").retain_events().is_err());
     assert!(parse("password_file = \"/x\"").validate().is_err());
 }
+
+/// `store migrate`: a SQLite store copied into PostgreSQL answers the same, ids kept, and
+/// new rows there continue after the copied ids.
+#[tokio::test]
+async fn sqlite_store_migrates_to_postgres() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    let src = Store::from(SqliteStore::open(&path).unwrap());
+    search_fixture(&src).await;
+    src.upsert_node(node_rec("a", Serial([1; 16])))
+        .await
+        .unwrap();
+    src.record_cert(Serial([1; 16]), &node("a"), Role::Agent, 1, 2)
+        .await
+        .unwrap();
+    src.revoke_node(&node("bad"), 3).await.unwrap();
+    src.create_token(token(1, 2, 10_000)).await.unwrap();
+    src.audit(audit_entry()).await.unwrap();
+    src.insert_alert(NewAlert {
+        time_ms: 1,
+        module: "m".into(),
+        severity: "low".into(),
+        title: "t".into(),
+        body: String::new(),
+        node: None,
+        seq: None,
+    })
+    .await
+    .unwrap();
+    src.insert_enrichment(
+        &node("a"),
+        1,
+        "geoip",
+        "enrich",
+        r#"{"source.geo.country_iso_code":"NL"}"#.into(),
+        1,
+    )
+    .await
+    .unwrap();
+    src.insert_capture(CaptureRecord {
+        sha256: [7; 32],
+        size: 3,
+        kind: "upload".into(),
+        node: node("a"),
+        service: "ftp".into(),
+        session: None,
+        time_ms: 9,
+        meta: vec![],
+    })
+    .await
+    .unwrap();
+    src.close().await.unwrap();
+    drop(src);
+
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
+    let report = migrate::sqlite_to_postgres(&path, &url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap();
+    assert!(report.contains(&("events", 32)), "{report:?}");
+    let a = Store::from(SqliteStore::open(&path).unwrap());
+    let b = Store::from(
+        PgStore::open(&url, Some(pg_test_server::PASSWORD))
+            .await
+            .unwrap(),
+    );
+    let q = StatsQuery {
+        since_ms: 0,
+        until_ms: 180_000,
+        bucket_ms: 60_000,
+        top: 5,
+    };
+    assert_eq!(a.stats(&q).await.unwrap(), b.stats(&q).await.unwrap());
+    let all = EventSearch::default();
+    assert_eq!(
+        a.search_events(&all).await.unwrap(),
+        b.search_events(&all).await.unwrap()
+    );
+    assert_eq!(a.list_nodes().await.unwrap(), b.list_nodes().await.unwrap());
+    assert_eq!(a.revoked().await.unwrap(), b.revoked().await.unwrap());
+    assert_eq!(
+        a.list_tokens().await.unwrap(),
+        b.list_tokens().await.unwrap()
+    );
+    assert_eq!(
+        a.list_audit(0).await.unwrap(),
+        b.list_audit(0).await.unwrap()
+    );
+    assert_eq!(
+        a.list_alerts(0).await.unwrap(),
+        b.list_alerts(0).await.unwrap()
+    );
+    assert_eq!(
+        a.list_captures(0).await.unwrap(),
+        b.list_captures(0).await.unwrap()
+    );
+    assert_eq!(
+        a.events_after(0, 100).await.unwrap(),
+        b.events_after(0, 100).await.unwrap()
+    );
+    // New rows continue after the copied ids.
+    let out = b
+        .insert_events(&node("c"), 1, vec![ev(1, 1, "ssh", EventKind::Connect)])
+        .await
+        .unwrap();
+    assert_eq!(out.new_ids, [33]);
+    // A second migration into the now non-empty database is refused.
+    a.close().await.unwrap();
+    drop(a);
+    let err = migrate::sqlite_to_postgres(&path, &url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("empty"), "{err}");
+}

@@ -231,6 +231,11 @@ impl PgStore {
         &self.inner.location
     }
 
+    /// A pooled connection for `store migrate`.
+    pub(crate) async fn raw_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.client().await
+    }
+
     /// A pooled connection, or why there is none.
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         if self.inner.closed.load(Ordering::Acquire) {
