@@ -833,7 +833,29 @@ pub async fn module_unload(data_dir: &Path, name: String) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+/// Crash-looping, as the dashboard's Modules page marks it: a managed module that has been
+/// restarted and is not connected now.
+fn module_crash_looping(m: &honeybee_proto::admin::ModuleInfo) -> bool {
+    m.managed && m.restarts > 0 && m.state != "connected"
+}
+
+/// The EXIT column: the code alone (`3`), `sig N` for a signal, `-` before any exit.
+fn module_exit_cell(last_exit: Option<&str>) -> String {
+    match last_exit {
+        None => "-".into(),
+        Some(e) => {
+            if let Some(code) = e.strip_prefix("exit code ") {
+                code.into()
+            } else if let Some(sig) = e.strip_prefix("killed by signal ") {
+                format!("sig {sig}")
+            } else {
+                e.into()
+            }
+        }
+    }
+}
+
+pub async fn module_list(data_dir: &Path, json: bool, verbose: bool) -> anyhow::Result<()> {
     let AdminResponse::Modules(modules) = ask(data_dir, AdminRequest::ListModules).await? else {
         bail!("unexpected answer from the core");
     };
@@ -843,24 +865,27 @@ pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             .map(|m| {
                 json!({"name": m.name, "state": m.state, "managed": m.managed, "transport": m.transport, "version": m.version,
                        "permissions": m.permissions, "subscriptions": m.subscriptions, "queue_depth": m.queue_depth,
-                       "dropped": m.dropped, "pid": m.pid, "restarts": m.restarts})
+                       "dropped": m.dropped, "pid": m.pid, "restarts": m.restarts, "last_exit": m.last_exit,
+                       "crash_looping": module_crash_looping(m), "log_tail": m.log_tail})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         say!(
-            "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  permissions",
+            "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8} {:>8} {:>6}  permissions",
             "MODULE",
             "STATE",
             "MANAGED",
             "VIA",
             "SUBS",
             "QUEUE",
-            "DROPPED"
+            "DROPPED",
+            "RESTARTS",
+            "EXIT"
         );
         for m in &modules {
             say!(
-                "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8}  {}",
+                "{:<16} {:<11} {:<8} {:<5} {:>5} {:>6} {:>8} {:>8} {:>6}  {}{}",
                 m.name,
                 m.state,
                 if m.managed { "yes" } else { "no" },
@@ -872,8 +897,30 @@ pub async fn module_list(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 m.subscriptions,
                 m.queue_depth,
                 m.dropped,
-                m.permissions.join(",")
+                m.restarts,
+                module_exit_cell(m.last_exit.as_deref()),
+                m.permissions.join(","),
+                if module_crash_looping(m) {
+                    "  [crash-looping]"
+                } else {
+                    ""
+                }
             );
+        }
+        if verbose {
+            for m in modules.iter().filter(|m| m.managed) {
+                say!("");
+                match &m.last_exit {
+                    Some(e) => say!("{} (last process: {e}), last output:", m.name),
+                    None => say!("{}, last output:", m.name),
+                }
+                if m.log_tail.is_empty() {
+                    say!("  (none)");
+                }
+                for line in &m.log_tail {
+                    say!("  {line}");
+                }
+            }
         }
     }
     Ok(())

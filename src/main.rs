@@ -241,12 +241,16 @@ enum ModuleCmd {
         dir: DataDir,
         name: String,
     },
-    /// Every module: state, permissions, subscriptions, queue depth, dropped events.
+    /// Every module: state, permissions, subscriptions, queue depth, dropped events, how
+    /// its last process ended.
     List {
         #[command(flatten)]
         dir: DataDir,
         #[arg(long)]
         json: bool,
+        /// Also print each managed module's last output lines (why it keeps dying).
+        #[arg(long, short)]
+        verbose: bool,
     },
 }
 
@@ -596,7 +600,9 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             out,
         }) => c::module_cert(&dir.data_dir, name, permissions, &out).await,
         Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
-        Cmd::Module(ModuleCmd::List { dir, json }) => c::module_list(&dir.data_dir, json).await,
+        Cmd::Module(ModuleCmd::List { dir, json, verbose }) => {
+            c::module_list(&dir.data_dir, json, verbose).await
+        }
         Cmd::Dashboard(DashboardCmd::Init { dir }) => dashboard::init(&dir.data_dir).await,
         Cmd::Dashboard(DashboardCmd::Run {
             dir,

@@ -624,15 +624,50 @@ fn shim_connection_caps_and_supervised_restarts() {
         "--",
         "sh",
         "-c",
-        "echo crashing; exit 3",
+        // 16 lines a run: two runs overflow the kept tail (20 lines), so the cap shows, and
+        // the tail (which spans runs) always holds a "crashing" once one run has ended.
+        "seq 1 15; echo crashing; exit 3",
     ]);
     let m = wait_for("restarts counted", Duration::from_secs(30), || {
         let list: Vec<Value> =
             serde_json::from_str(&ok(&["module", "list", "--json", "--data-dir", &d])).ok()?;
-        list.into_iter()
-            .find(|m| m["name"] == "crasher" && m["restarts"].as_u64().unwrap_or(0) >= 2)
+        list.into_iter().find(|m| {
+            m["name"] == "crasher"
+                && m["restarts"].as_u64().unwrap_or(0) >= 2
+                && m["log_tail"].as_array().is_some_and(|t| {
+                    // Output is read apart from the exit: wait until a full tail ends
+                    // with a run's last line.
+                    t.len() == 20 && t.last() == Some(&json!("crashing"))
+                })
+        })
     });
     assert_eq!(m["managed"], true);
     assert!(dep.core.as_ref().unwrap().log_text().contains("crashing"));
+    // The list says how it ended and what it last wrote, as the dashboard does.
+    assert_eq!(m["last_exit"], "exit code 3", "{m}");
+    let tail: Vec<&str> = m["log_tail"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l.as_str().unwrap())
+        .collect();
+    assert_eq!(tail.len(), 20, "{tail:?}");
+    // Restarted and never connected (a shell does not speak the protocol).
+    assert_eq!(m["crash_looping"], true, "{m}");
+    let text = ok(&["module", "list", "--verbose", "--data-dir", &d]);
+    let header = text.lines().next().unwrap();
+    assert!(header.contains("EXIT"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("crasher "))
+        .unwrap_or_else(|| panic!("{text}"));
+    // MODULE STATE MANAGED VIA SUBS QUEUE DROPPED RESTARTS EXIT …
+    assert_eq!(row.split_whitespace().nth(8), Some("3"), "{row}");
+    assert!(row.contains("[crash-looping]"), "{row}");
+    assert!(
+        text.contains("crasher (last process: exit code 3), last output:"),
+        "{text}"
+    );
+    assert!(text.contains("\n  crashing"), "{text}");
     ok(&["module", "unload", "crasher", "--data-dir", &d]);
 }

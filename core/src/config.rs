@@ -982,7 +982,7 @@ mod tests {
         let c = raw.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.advertise, "core.example.org:7443");
         let svc = services_from_toml(include_str!("../../configs/services.toml")).unwrap();
-        assert_eq!(svc.services.len(), 10);
+        assert_eq!(svc.services.len(), 11);
         let kinds: Vec<&str> = svc.services.iter().map(|s| s.kind.name()).collect();
         assert_eq!(
             kinds,
@@ -996,7 +996,8 @@ mod tests {
                 "mysql",
                 "modbus",
                 "smtp",
-                "extension"
+                "extension",
+                "detectors"
             ]
         );
         let ServiceKind::Telnet(t) = &svc.services[1].kind else {

@@ -720,6 +720,7 @@ impl Conn {
             "lpos" | "linsert" | "ltrim" => return self.lists_more(ks, name, a, clock, events),
             "xgroup" => return Some(self.xgroup(ks, a, clock, events)),
             "xack" => return Some(self.xack(ks, a, clock, events)),
+            "xtrim" => return Some(self.xtrim(ks, a, clock, events)),
             "xpending" => return Some(self.xpending(ks, a, clock)),
             "getdel" | "getex" | "getrange" | "substr" | "setrange" | "msetnx" | "touch"
             | "renamenx" | "expire" | "pexpire" | "expireat" | "pexpireat" | "expiretime"

@@ -211,7 +211,7 @@ fn lookup(name: &str) -> Option<(i32, bool)> {
         // Cross-key sorted sets, more list/set/hash commands, consumer groups (7.0's).
         "zrank" | "zrevrank" | "rpoplpush" => 3,
         "zunion" | "zinter" | "zdiff" | "zintercard" | "zmscore" | "lpos" | "xpending" => -3,
-        "zunionstore" | "zinterstore" | "zdiffstore" | "zmpop" | "lmpop" | "xack" => -4,
+        "zunionstore" | "zinterstore" | "zdiffstore" | "zmpop" | "lmpop" | "xack" | "xtrim" => -4,
         "zrangestore" | "bzmpop" | "blmpop" => -5,
         "srandmember" | "hrandfield" | "zrandmember" | "xgroup" => -2,
         "zremrangebyscore" | "zremrangebyrank" | "zremrangebylex" | "ltrim" | "brpoplpush" => 4,

@@ -669,4 +669,119 @@ impl Conn {
         }
         Reply::Array(out)
     }
+
+    /// XTRIM key MAXLEN|MINID [=|~] threshold [LIMIT n], in
+    /// `streamParseAddOrTrimArgsOrReply`'s order of checks. `~` trims whole nodes only,
+    /// as Redis does: here nodes of up to 100 entries from the head (Redis's
+    /// `stream-node-max-entries`; its 4 KiB node bound and node boundaries left by
+    /// deletions are not modelled).
+    pub(super) fn xtrim(
+        &mut self,
+        ks: &mut Keyspace,
+        a: &[Vec<u8>],
+        clock: Clock,
+        events: &mut Vec<EventKind>,
+    ) -> Reply {
+        const NODE: usize = 100;
+        let (mut maxlen, mut minid) = (None::<i64>, None::<StreamId>);
+        let (mut approx, mut limit, mut limit_given) = (false, 0i64, false);
+        let mut i = 1;
+        while i < a.len() {
+            let more = a.len() - 1 - i;
+            let o = lower(&a[i]);
+            if (o == "maxlen" || o == "minid") && more > 0 {
+                if maxlen.is_some() || minid.is_some() {
+                    return Reply::err(
+                        "ERR syntax error, MAXLEN and MINID options at the same time are not compatible",
+                    );
+                }
+                approx = false;
+                if more >= 2 && a[i + 1] == b"~" {
+                    approx = true;
+                    i += 1;
+                } else if more >= 2 && a[i + 1] == b"=" {
+                    i += 1;
+                }
+                if o == "maxlen" {
+                    match parse_i64(&a[i + 1]) {
+                        None => return not_int(),
+                        Some(n) if n < 0 => {
+                            return Reply::err("ERR The MAXLEN argument must be >= 0.");
+                        }
+                        Some(n) => maxlen = Some(n),
+                    }
+                } else {
+                    match strict_id(&a[i + 1]) {
+                        Ok(id) => minid = Some(id),
+                        Err(e) => return e,
+                    }
+                }
+                i += 1;
+            } else if o == "limit" && more > 0 {
+                match parse_i64(&a[i + 1]) {
+                    None => return not_int(),
+                    Some(n) if n < 0 => return Reply::err("ERR The LIMIT argument must be >= 0."),
+                    Some(n) => limit = n,
+                }
+                limit_given = true;
+                i += 1;
+            } else {
+                return syntax();
+            }
+            i += 1;
+        }
+        let none = maxlen.is_none() && minid.is_none();
+        if limit != 0 && none {
+            return Reply::err(
+                "ERR syntax error, LIMIT cannot be used without specifying a trimming strategy",
+            );
+        }
+        if none {
+            return Reply::err("ERR syntax error, XTRIM must be called with a trimming strategy");
+        }
+        if limit_given && !approx {
+            return Reply::err(
+                "ERR syntax error, LIMIT cannot be used without the special ~ option",
+            );
+        }
+        if approx && !limit_given {
+            limit = (NODE * NODE) as i64;
+        }
+        match self.typed(ks, &a[0], Kind::Stream) {
+            Err(e) => return e,
+            Ok(None) => return Reply::Int(0),
+            Ok(Some(_)) => {}
+        }
+        self.change(ks, &a[0], Kind::Stream, 0, 0, clock, events, |v| {
+            let Value::Stream(s) = v else { return 0 };
+            let len = s.entries.len();
+            let cut = if approx {
+                // Whole nodes of up to NODE entries from the head, each only if all of it
+                // may go, and not past LIMIT (`streamTrim`).
+                let mut cut = 0usize;
+                while cut < len {
+                    let node = (len - cut).min(NODE);
+                    let whole = match (maxlen, minid) {
+                        (Some(m), _) => ((len - cut - node) as i64) >= m,
+                        (_, Some(id)) => s.entries[cut + node - 1].0 < id,
+                        _ => false,
+                    };
+                    if !whole || (limit > 0 && (cut + node) as i64 > limit) {
+                        break;
+                    }
+                    cut += node;
+                }
+                cut
+            } else {
+                match (maxlen, minid) {
+                    (Some(m), _) => len.saturating_sub(usize::try_from(m).unwrap_or(usize::MAX)),
+                    (_, Some(id)) => s.entries.partition_point(|(e, _)| *e < id),
+                    _ => 0,
+                }
+            };
+            s.entries.drain(..cut);
+            cut as i64
+        })
+        .map_or_else(|e| e, Reply::Int)
+    }
 }

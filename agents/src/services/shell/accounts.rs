@@ -300,8 +300,7 @@ impl Accounts {
     }
 
     /// The name of group `gid`.
-    #[cfg(test)]
-    fn group_name(&self, gid: u32) -> Option<&'static str> {
+    pub(crate) fn group_name(&self, gid: u32) -> Option<&'static str> {
         self.groups.iter().find(|g| g.gid == gid).map(|g| g.name)
     }
 

@@ -421,6 +421,36 @@ fn resolve_path(st: &State, given: &str) -> Result<String, Out> {
 
 // ---- system information -------------------------------------------------------------
 
+/// `id NAME` for an account of `/etc/passwd` other than the session's: its own group
+/// only (the system accounts have no supplementary groups).
+fn id_of(st: &State, name: &str, flags: &str) -> Out {
+    let accounts = st.accounts();
+    let Some(a) = accounts.user(name) else {
+        return Out::fail(1, format!("id: \u{2018}{name}\u{2019}: no such user\n"));
+    };
+    let group = accounts.group_name(a.gid).unwrap_or("nogroup");
+    let named = flags.contains('n');
+    let text = if flags.contains('u') {
+        if named {
+            a.name.to_owned()
+        } else {
+            a.uid.to_string()
+        }
+    } else if flags.contains('g') || flags.contains('G') {
+        if named {
+            group.to_owned()
+        } else {
+            a.gid.to_string()
+        }
+    } else {
+        format!(
+            "uid={}({}) gid={}({group}) groups={}({group})",
+            a.uid, a.name, a.gid, a.gid
+        )
+    };
+    Out::ok(format!("{text}\n"))
+}
+
 fn id(st: &State, args: &[String]) -> Out {
     let (uid, user) = (st.uid, st.user.as_str());
     let flags: String = args
@@ -428,6 +458,12 @@ fn id(st: &State, args: &[String]) -> Out {
         .filter(|a| a.starts_with('-'))
         .flat_map(|a| a[1..].chars())
         .collect();
+    // `id USER` for another account of the machine (coreutils' layout).
+    if let Some(name) = args.iter().find(|a| !a.starts_with('-'))
+        && name != user
+    {
+        return id_of(st, name, &flags);
+    }
     if flags.contains('u') {
         return Out::ok(if flags.contains('n') {
             format!("{user}\n")

@@ -1077,6 +1077,18 @@ fn service_accounts_agree_across_ps_proc_ls_and_etc() {
         "{group}"
     );
     assert_eq!(run("stat -c %U /var/log/redis"), "redis\n");
+    // `id` of the service accounts, in coreutils' layout (checked against the real
+    // `id redis` of a Debian 12 box with the packages installed).
+    assert_eq!(
+        run("id redis; id -g sshd; id -Gn mysql; id -un postfix; id -u root"),
+        "uid=103(redis) gid=110(redis) groups=110(redis)\n65534\nmysql\npostfix\n0\n"
+    );
+    let r = s.exec(b"id nosuch; echo $?", 1_713_090_200);
+    assert_eq!(
+        text(&r.stderr),
+        "id: \u{2018}nosuch\u{2019}: no such user\n"
+    );
+    assert_eq!(text(&r.stdout), "1\n");
 }
 
 /// A node without those services has none of their accounts.
