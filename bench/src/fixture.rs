@@ -4,7 +4,7 @@
 
 use anyhow::{Context, Result, anyhow, bail};
 use honeybee_core::Core;
-use honeybee_core::init::{InitOptions, init};
+use honeybee_core::init::{InitOptions, init_with_store};
 use honeybee_pki::keys::KeyPair;
 use honeybee_pki::revocation::RevocationList;
 use honeybee_proto::admin::TokenSpec;
@@ -39,22 +39,31 @@ pub struct AgentId {
 impl Deployment {
     /// `core init` on a free loopback port, then starts the core in this process.
     pub async fn start() -> Result<Deployment> {
-        Deployment::start_opts(false, None).await
+        Deployment::start_opts(false, None, None).await
+    }
+
+    /// As `start`, with the core's `[store]` set to `store` (a PostgreSQL database).
+    pub async fn start_with_store(store: honeybee_core::config::RawStore) -> Result<Deployment> {
+        Deployment::start_opts(false, None, Some(store)).await
     }
 
     /// As `start`, with `services` (`[[default_services]]` tables in core.toml syntax) as
     /// the service list every newly enrolled node receives, instead of `core init`'s.
     pub async fn start_with_services(services: &str) -> Result<Deployment> {
-        Deployment::start_opts(false, Some(services)).await
+        Deployment::start_opts(false, Some(services), None).await
     }
 
     /// As `start`, with the module TCP shim listening on an ephemeral loopback port
     /// (`Shared::shim_addr`).
     pub async fn start_with_shim() -> Result<Deployment> {
-        Deployment::start_opts(true, None).await
+        Deployment::start_opts(true, None, None).await
     }
 
-    async fn start_opts(shim: bool, services: Option<&str>) -> Result<Deployment> {
+    async fn start_opts(
+        shim: bool,
+        services: Option<&str>,
+        store: Option<honeybee_core::config::RawStore>,
+    ) -> Result<Deployment> {
         honeybee_pki::install_crypto_provider();
         let dir = tempfile::Builder::new()
             .prefix("honeybee-bench-")
@@ -64,13 +73,14 @@ impl Deployment {
             .port();
         let addr = SocketAddr::from((LOOPBACK, port));
         let core_dir = dir.path().join("core");
-        init(
+        init_with_store(
             &core_dir,
             &InitOptions {
                 trust_domain: TRUST_DOMAIN.into(),
                 listen: addr,
                 advertise: None,
             },
+            store.unwrap_or_default(),
         )
         .context("core init")?;
         // The module TCP shim has a fixed default port, which would clash with a running

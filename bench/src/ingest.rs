@@ -239,9 +239,9 @@ impl Row {
     }
 }
 
-struct Job {
+struct Job<R = Row> {
     node: Arc<str>,
-    rows: Vec<Row>,
+    rows: Vec<R>,
     first: u64,
     last: u64,
     ack: mpsc::UnboundedSender<CoreMsg>,
@@ -315,10 +315,11 @@ fn writer(conn: rusqlite::Connection, mut rx: mpsc::UnboundedReceiver<Job>) -> R
     Ok(inserted)
 }
 
-async fn baseline_conn(
+async fn baseline_conn<R: Send + 'static>(
     incoming: quinn::Incoming,
     n: usize,
-    jobs: mpsc::UnboundedSender<Job>,
+    jobs: mpsc::UnboundedSender<Job<R>>,
+    row: fn(Event) -> Result<R>,
 ) -> Result<()> {
     let conn = incoming.await?;
     // Same shape and length as the core's ids for enrolled agents.
@@ -344,7 +345,7 @@ async fn baseline_conn(
                 let rows = batch
                     .events
                     .into_iter()
-                    .map(Row::new)
+                    .map(row)
                     .collect::<Result<Vec<_>>>()?;
                 let _ = jobs.send(Job {
                     node,
@@ -384,7 +385,7 @@ pub async fn baseline_run(
         let mut n = 0;
         while let Some(incoming) = accept_ep.accept().await {
             n += 1;
-            tokio::spawn(baseline_conn(incoming, n, jobs_tx.clone()));
+            tokio::spawn(baseline_conn(incoming, n, jobs_tx.clone(), Row::new));
         }
     });
     let run = tokio::time::timeout(sizes.limit, drive(addr, ids, sizes)).await;
@@ -496,6 +497,292 @@ pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample
     if count != sizes.total_events() || inserted != count {
         bail!(
             "baseline writer acked {count} and inserted {inserted} events, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(Sample { count, elapsed })
+}
+
+// ------------------------------------------------------------------ PostgreSQL
+
+/// Ingest through the real core whose `[store]` is the PostgreSQL database at `url`.
+pub async fn pg_core_run(
+    dep: &Deployment,
+    ids: &[AgentId],
+    sizes: IngestSizes,
+    url: &str,
+) -> Result<IngestRun> {
+    let run = tokio::time::timeout(sizes.limit, drive(dep.addr, ids, sizes))
+        .await
+        .context("core (PostgreSQL) ingest run timed out")??;
+    let stored = crate::pg::count_events(url).await?;
+    if stored != sizes.total_events() {
+        bail!(
+            "core stored {stored} events in PostgreSQL, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(run)
+}
+
+/// One event as the PostgreSQL baseline stores it: every column the core's PostgreSQL
+/// store writes (the searchable ones derived the same way, `searchable_text` included).
+pub struct PgRow {
+    seq: i64,
+    time_ms: i64,
+    service: String,
+    kind: &'static str,
+    src_ip: Option<String>,
+    src_port: Option<i32>,
+    session: Option<String>,
+    username: Option<String>,
+    password: Option<String>,
+    command: Option<String>,
+    search_text: String,
+    body: Vec<u8>,
+}
+
+impl PgRow {
+    pub fn new(ev: Event) -> Result<PgRow> {
+        let body = postcard::to_allocvec(&ev)?;
+        let search_text = honeybee_core::store::searchable_text(&ev);
+        let kind = ev.kind.name();
+        let (username, password, command) = match ev.kind {
+            EventKind::AuthAttempt(a) => (Some(a.username), a.password, None),
+            EventKind::Command { line } => (None, None, Some(line)),
+            _ => (None, None, None),
+        };
+        Ok(PgRow {
+            seq: i64::try_from(ev.seq)?,
+            time_ms: ev.time_ms,
+            service: ev.service,
+            kind,
+            src_ip: ev.src.map(|a| a.ip().to_string()),
+            src_port: ev.src.map(|a| i32::from(a.port())),
+            session: ev.session.map(|s| hex::encode(s.0)),
+            username,
+            password,
+            command,
+            search_text,
+            body,
+        })
+    }
+}
+
+const PG_COPY: &str = "COPY events (node, seq, time_ms, received_ms, service, kind, src_ip, \
+     src_port, session, username, password, command, search_text, body) FROM STDIN (FORMAT binary)";
+
+/// Creates the store's schema (tables and indexes of `schema_v1.sql`) in the database at
+/// `url` and returns a connection to it.
+pub async fn pg_open_baseline(url: &str) -> Result<tokio_postgres::Client> {
+    let c = crate::pg::connect(url).await?;
+    c.batch_execute(crate::pg::SCHEMA)
+        .await
+        .context("create the store schema")?;
+    Ok(c)
+}
+
+/// One writer task on one connection: drain what is queued (≤10 000 events), one
+/// transaction with one binary `COPY … FROM STDIN` of it, commit, ack.
+async fn pg_writer(
+    mut client: tokio_postgres::Client,
+    mut rx: mpsc::UnboundedReceiver<Job<PgRow>>,
+) -> Result<u64> {
+    use tokio_postgres::binary_copy::BinaryCopyInWriter;
+    use tokio_postgres::types::Type;
+    let types = [
+        Type::TEXT,
+        Type::INT8,
+        Type::INT8,
+        Type::INT8,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::INT4,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::TEXT,
+        Type::BYTEA,
+    ];
+    let mut inserted = 0u64;
+    let mut jobs = Vec::new();
+    while let Some(job) = rx.recv().await {
+        let mut weight = job.rows.len();
+        jobs.push(job);
+        while weight < MAX_TX_EVENTS {
+            match rx.try_recv() {
+                Ok(j) => {
+                    weight += j.rows.len();
+                    jobs.push(j);
+                }
+                Err(_) => break,
+            }
+        }
+        let received_ms = honeybee_core::now_ms();
+        let tx = client.transaction().await?;
+        let sink = tx.copy_in(PG_COPY).await?;
+        let writer = BinaryCopyInWriter::new(sink, &types);
+        let mut writer = std::pin::pin!(writer);
+        for job in &jobs {
+            for r in &job.rows {
+                writer
+                    .as_mut()
+                    .write(&[
+                        &&*job.node,
+                        &r.seq,
+                        &r.time_ms,
+                        &received_ms,
+                        &r.service,
+                        &r.kind,
+                        &r.src_ip,
+                        &r.src_port,
+                        &r.session,
+                        &r.username,
+                        &r.password,
+                        &r.command,
+                        &r.search_text,
+                        &r.body,
+                    ])
+                    .await?;
+            }
+        }
+        inserted += writer.finish().await?;
+        tx.commit().await?;
+        for job in jobs.drain(..) {
+            let _ = job.ack.send(CoreMsg::Ack {
+                first: job.first,
+                last: job.last,
+            });
+        }
+    }
+    Ok(inserted)
+}
+
+/// Ingest through a bare quinn server (as [`baseline_run`]) whose writer COPYs the rows
+/// into the PostgreSQL database at `url` (created empty; the schema is made here).
+pub async fn pg_baseline_run(
+    dep: &Deployment,
+    ids: &[AgentId],
+    sizes: IngestSizes,
+    url: &str,
+) -> Result<IngestRun> {
+    let ep = dep.baseline_endpoint(&[alpn::NODE])?;
+    let addr = ep.local_addr()?;
+    let client = pg_open_baseline(url).await?;
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job<PgRow>>();
+    let writer = tokio::spawn(pg_writer(client, jobs_rx));
+    let accept_ep = ep.clone();
+    let accept = tokio::spawn(async move {
+        let mut n = 0;
+        while let Some(incoming) = accept_ep.accept().await {
+            n += 1;
+            tokio::spawn(baseline_conn(incoming, n, jobs_tx.clone(), PgRow::new));
+        }
+    });
+    let run = tokio::time::timeout(sizes.limit, drive(addr, ids, sizes)).await;
+    ep.close(0u32.into(), b"done");
+    accept.abort();
+    let _ = tokio::time::timeout(Duration::from_secs(5), ep.wait_idle()).await;
+    let inserted = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .context("PostgreSQL baseline writer did not stop")?
+        .context("PostgreSQL baseline writer panicked")??;
+    let run = run.context("PostgreSQL baseline ingest run timed out")??;
+    if inserted != sizes.total_events() {
+        bail!(
+            "PostgreSQL baseline stored {inserted} events, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(run)
+}
+
+/// The core's `PgStore::insert_events` alone, no network, fed as [`store_only_core`].
+pub async fn pg_store_only_core(sizes: IngestSizes, url: &str) -> Result<Sample> {
+    let store = honeybee_core::store::PgStore::open(url, Some(crate::pg::PASSWORD)).await?;
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in 0..sizes.agents {
+        let store = store.clone();
+        tasks.spawn(async move {
+            let node = honeybee_proto::NodeId::new(format!("bench-agent-{a:06x}"))
+                .map_err(|e| anyhow::anyhow!("{e}"))?;
+            let mut n = 0;
+            for b in 0..sizes.batches {
+                let events =
+                    batch(a, 1 + (b * sizes.batch_events) as u64, sizes.batch_events).events;
+                n += store
+                    .insert_events(&node, honeybee_core::now_ms(), events)
+                    .await?
+                    .inserted;
+            }
+            anyhow::Ok(n)
+        });
+    }
+    let mut count = 0;
+    while let Some(r) = tasks.join_next().await {
+        count += r??;
+    }
+    let elapsed = start.elapsed();
+    store.close().await?;
+    if count != sizes.total_events() {
+        bail!(
+            "PgStore inserted {count} events, expected {}",
+            sizes.total_events()
+        );
+    }
+    Ok(Sample { count, elapsed })
+}
+
+/// The PostgreSQL baseline's writer task alone, fed as [`pg_store_only_core`].
+pub async fn pg_store_only_baseline(sizes: IngestSizes, url: &str) -> Result<Sample> {
+    let client = pg_open_baseline(url).await?;
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job<PgRow>>();
+    let writer = tokio::spawn(pg_writer(client, jobs_rx));
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for a in 0..sizes.agents {
+        let jobs = jobs_tx.clone();
+        tasks.spawn(async move {
+            let node: Arc<str> = format!("bench-agent-{a:06x}").into();
+            let (ack, mut acks) = mpsc::unbounded_channel();
+            let mut n = 0;
+            for b in 0..sizes.batches {
+                let first = 1 + (b * sizes.batch_events) as u64;
+                let events = batch(a, first, sizes.batch_events).events;
+                let rows = events
+                    .into_iter()
+                    .map(PgRow::new)
+                    .collect::<Result<Vec<_>>>()?;
+                let last = first + rows.len() as u64 - 1;
+                jobs.send(Job {
+                    node: node.clone(),
+                    rows,
+                    first,
+                    last,
+                    ack: ack.clone(),
+                })?;
+                if let Some(CoreMsg::Ack { first, last }) = acks.recv().await {
+                    n += last - first + 1;
+                }
+            }
+            anyhow::Ok(n)
+        });
+    }
+    drop(jobs_tx);
+    let mut count = 0;
+    while let Some(r) = tasks.join_next().await {
+        count += r??;
+    }
+    let elapsed = start.elapsed();
+    let inserted = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .context("PostgreSQL baseline writer did not stop")???;
+    if count != sizes.total_events() || inserted != count {
+        bail!(
+            "PostgreSQL baseline writer acked {count} and inserted {inserted} events, expected {}",
             sizes.total_events()
         );
     }

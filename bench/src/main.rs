@@ -14,7 +14,9 @@ mod fixture;
 mod fleet;
 mod ingest;
 mod peers;
+mod pg;
 mod procstat;
+mod search;
 mod services;
 mod stats;
 
@@ -46,9 +48,12 @@ struct Args {
     /// Runs per measurement (the median is reported); default 3, or 1 with --quick.
     #[arg(long)]
     runs: Option<usize>,
-    /// Only these figures (comma-separated: ingest, capture, enrol, bus, services, fleet).
-    /// `services` (honeypot services vs Cowrie and OpenCanary) and `fleet` (N simulated
-    /// agents against a core process) run only when named here.
+    /// Only these figures (comma-separated: ingest, capture, enrol, bus, services, fleet,
+    /// ingest-pg, search). `services` (honeypot services vs Cowrie and OpenCanary), `fleet`
+    /// (N simulated agents against a core process), `ingest-pg` (ingest into a core on
+    /// PostgreSQL vs a bare COPY loop) and `search` (search and analytics over a large
+    /// store, SQLite and PostgreSQL) run only when named here; the last two start a
+    /// PostgreSQL server of their own (Debian's `postgresql` package).
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Where `bench/scripts/peers.sh` installed Cowrie and OpenCanary (for `services`).
@@ -60,6 +65,9 @@ struct Args {
     /// The smallest sizes (the smoke test's).
     #[arg(long, hide = true)]
     tiny: bool,
+    /// `search`: events stored in each backend before the queries are timed.
+    #[arg(long, default_value_t = 10_000_000)]
+    search_events: u64,
     /// `fleet`: how many simulated agents (each its own UDP socket and certificate).
     #[arg(long, default_value_t = 1000)]
     agents: usize,
@@ -286,6 +294,111 @@ pub async fn figure_ingest(s: &Sizes) -> Result<Figure> {
             ),
         ],
     })
+}
+
+/// Ingest into a core whose store is PostgreSQL, beside a bare quinn server whose one
+/// writer COPYs the same rows into the same table and indexes on the same server.
+pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
+    let sz = s.ingest;
+    let mut server = pg::Pg::start().await?;
+    let version = server.version().await?;
+    let (mut ours, mut base, mut enrol_s, mut bytes_per_event) = (vec![], vec![], vec![], 0.0);
+    let (mut store_ours, mut store_base) = (vec![], vec![]);
+    let mut loads = vec![];
+    for run in 0..s.runs {
+        loads.push(loadavg());
+        let core_url = server.fresh_database("ingest_core").await?;
+        let pw_dir = tempfile::tempdir()?;
+        let mut store = honeybee_core::config::RawStore::default();
+        store.url = core_url.clone();
+        store.password_file = Some(pg::Pg::password_file(pw_dir.path())?);
+        let mut dep = Deployment::start_with_store(store).await?;
+        let t = Instant::now();
+        let ids = dep.enrol_agents(sz.agents).await?;
+        enrol_s.push(t.elapsed().as_secs_f64());
+        let r = ingest::pg_core_run(&dep, &ids, sz, &core_url).await?;
+        dep.stop_core().await;
+        let base_url = server.fresh_database("ingest_base").await?;
+        let b = ingest::pg_baseline_run(&dep, &ids, sz, &base_url).await?;
+        bytes_per_event = r.wire_bytes as f64 / r.sample.count as f64;
+        progress(&format!(
+            "ingest-pg run {}: core {:.0} events/s ({:.2} s), baseline {:.0} events/s ({:.2} s)",
+            run + 1,
+            r.sample.per_s(),
+            r.sample.elapsed.as_secs_f64(),
+            b.sample.per_s(),
+            b.sample.elapsed.as_secs_f64()
+        ));
+        ours.push(r.sample.per_s());
+        base.push(b.sample.per_s());
+        let so = ingest::pg_store_only_core(sz, &server.fresh_database("store_core").await?).await?;
+        let sb =
+            ingest::pg_store_only_baseline(sz, &server.fresh_database("store_base").await?).await?;
+        progress(&format!(
+            "ingest-pg run {}: store only: core PgStore {:.0} events/s, baseline COPY writer {:.0} events/s",
+            run + 1,
+            so.per_s(),
+            sb.per_s()
+        ));
+        store_ours.push(so.per_s());
+        store_base.push(sb.per_s());
+    }
+    loads.push(loadavg());
+    drop(server);
+    Ok(Figure {
+        title: "Telemetry ingest into PostgreSQL".into(),
+        unit: "events/s".into(),
+        rows: vec![
+            Comparison {
+                what: format!(
+                    "{} agents × {} batches × {} events, window {} batches/agent",
+                    sz.agents, sz.batches, sz.batch_events, sz.window
+                ),
+                ours,
+                baseline_name:
+                    "bare quinn stream + tokio-postgres binary COPY loop (one writer, one connection, ≤10 000 events per transaction)"
+                        .into(),
+                baseline: base,
+                goal: Some(0.8),
+            },
+            Comparison {
+                what:
+                    "diagnostic: store only, no network (same batches, one producer task per agent)"
+                        .into(),
+                ours: store_ours,
+                baseline_name: "the baseline's COPY writer task alone".into(),
+                baseline: store_base,
+                goal: None,
+            },
+        ],
+        notes: vec![
+            format!(
+                "{} events per run; {:.0} wire bytes per event; counted from \"go\" (all agents connected and welcomed) until the last `Ack`, sent only after the batch's transaction committed.",
+                sz.total_events(),
+                bytes_per_event
+            ),
+            format!(
+                "PostgreSQL {version} started by the harness on 127.0.0.1 (the test fixture's server, `core/src/store/pg_test_server.rs`: `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`, otherwise defaults, so `shared_buffers` 128 MB); a fresh database per measurement, reached over TCP with a password, no TLS. Both sides write every column the core writes (`search_text` and the other searchable columns derived the same way) into the tables and indexes of `core/src/store/postgres/schema_v1.sql` (`UNIQUE (node, seq)` and five secondary indexes on `events`)."
+            ),
+            format!(
+                "Same client code as the SQLite figure ({} client endpoints, mTLS with the same enrolled identities, the core's TLS and transport configs).",
+                sz.agents
+            ),
+            format!(
+                "Enrolling the {} agents before each run (against the PostgreSQL store) took {:.1} s (median; not part of the figure). Load average (1/5/15 min) at the start of each run and at the end: {}.",
+                sz.agents,
+                median(&enrol_s),
+                loads.join(" → ")
+            ),
+        ],
+    })
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_default()
 }
 
 pub async fn figure_capture(s: &Sizes) -> Result<Figure> {
@@ -530,6 +643,39 @@ async fn run(args: &Args) -> Result<String> {
         progress(&format!("{name}: starting"));
         let fig = f(&sizes).await.with_context(|| format!("figure {name}"))?;
         let md = fig.markdown();
+        println!("{md}");
+        out += &md;
+        out.push('\n');
+    }
+    if args.only.iter().any(|o| o == "ingest-pg") {
+        progress("ingest-pg: starting");
+        let fig = figure_ingest_pg(&sizes).await.context("figure ingest-pg")?;
+        let md = fig.markdown();
+        println!("{md}");
+        out += &md;
+        out.push('\n');
+    }
+    if args.only.iter().any(|o| o == "search") {
+        let sz = search::SearchSizes {
+            events: if args.quick {
+                200_000
+            } else {
+                args.search_events.clamp(1_000, 50_000_000)
+            },
+            nodes: 50,
+            days: 7,
+            batch: 1000,
+            producers: 4,
+            runs: sizes.runs,
+            fill_limit: Duration::from_secs(1800),
+            query_limit: Duration::from_secs(300),
+        };
+        progress(&format!("search: starting, {} events", sz.events));
+        let mut server = pg::Pg::start().await?;
+        let md = search::figure(&sz, &mut server)
+            .await
+            .context("figure search")?;
+        drop(server);
         println!("{md}");
         out += &md;
         out.push('\n');

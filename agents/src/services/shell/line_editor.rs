@@ -6,7 +6,9 @@
 //! CR and the prompt again where that is shorter, `ESC[1@`/`ESC[1P` for inserting and
 //! deleting inside the line, `ESC[K`), history with the up and down arrows, and Tab
 //! completion of command names on the first word and of paths elsewhere (one match
-//! completes, several ring the bell and a second Tab lists them in readline's columns).
+//! completes, several ring the bell and a second Tab lists them in readline's columns),
+//! ^R's incremental search ([`search`]), and a line wider than the terminal redrawn as
+//! readline's `rl_redisplay` does ([`display`]: cursor movement across screen lines).
 //!
 //! Sans-IO: bytes in, bytes out, and [`Event`]s for the shell. Escape sequences may be
 //! split across reads. Everything is bounded: the line ([`Editor::new`]'s cap), escape
@@ -98,6 +100,14 @@ pub(crate) struct Editor {
     last_cr: bool,
     /// Bytes dropped since the line was full (reported by the shell).
     pub(crate) overflowed: bool,
+    /// ^R in progress.
+    search: Option<Box<search::Search>>,
+    /// The last search's string (readline's `last_isearch_string`, for ^R ^R).
+    last_search: Option<Vec<u8>>,
+    /// The key wrote all it shows itself (no redisplay of a wrapped line after it).
+    own: bool,
+    /// Bells the key rang (kept when a wrapped line is redisplayed instead).
+    bells: usize,
 }
 
 /// Column width of `b` (UTF-8 continuation bytes take none).
@@ -139,6 +149,10 @@ impl Editor {
             more: None,
             last_cr: false,
             overflowed: false,
+            search: None,
+            last_search: None,
+            own: false,
+            bells: 0,
         }
     }
 
@@ -205,6 +219,26 @@ impl Editor {
         }
     }
 
+    /// The highlighted pasted text, as a byte range.
+    fn region_view(&self) -> Option<(usize, usize)> {
+        self.region.map(|r| (r.min(self.cursor), self.cursor))
+    }
+
+    fn view<'a>(&'a self, prompt: &'a str) -> View<'a> {
+        View {
+            prompt: prompt.as_bytes(),
+            line: &self.line,
+            point: self.cursor,
+            region: self.region_view(),
+        }
+    }
+
+    /// The bell.
+    fn ding(&mut self, out: &mut Vec<u8>) {
+        out.push(0x07);
+        self.bells += 1;
+    }
+
     /// Feeds one byte; output for the terminal goes to `out`.
     pub(crate) fn feed(&mut self, b: u8, ctx: &dyn Context, out: &mut Vec<u8>) -> Option<Event> {
         let prompt = ctx.prompt();
@@ -215,6 +249,62 @@ impl Editor {
         if let Some(list) = self.asking.take() {
             return self.answer(b, list, &prompt, ctx, out);
         }
+        if self.search.is_some() {
+            match self.search_key(b, ctx, &prompt, out) {
+                search::Flow::Done(ev) => return ev,
+                search::Flow::Again => {}
+            }
+        }
+        self.own = false;
+        self.bells = 0;
+        if self.pasting {
+            return self.key(b, ctx, &prompt, out);
+        }
+        // What the screen shows before the key: on a line wider than the terminal the
+        // editor's fixed answers would be wrong, so readline's redisplay replaces them.
+        let before = (self.line.clone(), self.cursor, self.region_view());
+        let mut now = Vec::new();
+        let ev = self.key(b, ctx, &prompt, &mut now);
+        let changed =
+            before.0 != self.line || before.1 != self.cursor || before.2 != self.region_view();
+        if !self.own && changed && self.search.is_none() {
+            let columns = ctx.columns();
+            let old = View {
+                prompt: prompt.as_bytes(),
+                line: &before.0,
+                point: before.1,
+                region: before.2,
+            };
+            let new = self.view(&prompt);
+            if display::wraps(&old, columns) || display::wraps(&new, columns) {
+                out.extend(std::iter::repeat_n(0x07, self.bells));
+                display::redisplay(&old, &new, columns, ctx.rows(), false, out);
+                return ev;
+            }
+        }
+        out.extend_from_slice(&now);
+        ev
+    }
+
+    /// ^C: `^C` (the tty's echo), below the line, bracketed paste off and on.
+    fn interrupt(&mut self, shown: &View<'_>, ctx: &dyn Context, out: &mut Vec<u8>) -> Event {
+        out.extend_from_slice(b"^C");
+        display::to_bottom(shown, ctx.columns(), ctx.rows(), out);
+        out.extend_from_slice(PASTE_OFF);
+        out.extend_from_slice(PASTE_ON);
+        out.extend_from_slice(PASTE_OFF);
+        out.extend_from_slice(b"\r\n");
+        self.line.clear();
+        self.cursor = 0;
+        self.hist = None;
+        self.region = None;
+        self.search = None;
+        Event::Interrupt
+    }
+
+    /// One key outside a search.
+    fn key(&mut self, b: u8, ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) -> Option<Event> {
+        let prompt = prompt.to_owned();
         match self.esc {
             Esc::Start => {
                 self.esc = Esc::None;
@@ -228,6 +318,8 @@ impl Editor {
                     b'f' | b'F' => self.word_right(out),
                     0x7f | 0x08 => self.kill_word_back(&prompt, out),
                     b'd' | b'D' => self.kill_word_forward(out),
+                    // M-^R, revert-line: with no undo kept, the bell.
+                    0x12 => self.ding(out),
                     _ => {}
                 }
                 return None;
@@ -253,6 +345,7 @@ impl Editor {
         let after_cr = std::mem::replace(&mut self.last_cr, b == b'\r');
         if self.pasting {
             // Pasted text goes in as typed, newlines included, until the end marker.
+            self.own = true;
             match b {
                 0x1b => self.esc = Esc::Start,
                 b'\n' if after_cr => {}
@@ -270,30 +363,41 @@ impl Editor {
             0x1b => self.esc = Esc::Start,
             b'\n' if after_cr => {}
             b'\r' | b'\n' => {
-                out.extend_from_slice(b"\r\n");
+                self.own = true;
+                let columns = ctx.columns();
+                if display::wraps(&self.view(&prompt), columns) {
+                    display::finish(&self.view(&prompt), columns, ctx.rows(), out);
+                } else {
+                    out.extend_from_slice(b"\r\n");
+                }
                 out.extend_from_slice(PASTE_OFF);
                 self.hist = None;
                 self.cursor = 0;
                 return Some(Event::Line(std::mem::take(&mut self.line)));
             }
             0x03 => {
-                out.extend_from_slice(b"^C");
-                out.extend_from_slice(PASTE_OFF);
-                out.extend_from_slice(PASTE_ON);
-                out.extend_from_slice(PASTE_OFF);
-                out.extend_from_slice(b"\r\n");
-                self.line.clear();
-                self.cursor = 0;
-                self.hist = None;
-                return Some(Event::Interrupt);
+                self.own = true;
+                let line = std::mem::take(&mut self.line);
+                let shown = View {
+                    prompt: prompt.as_bytes(),
+                    line: &line,
+                    point: self.cursor,
+                    region: None,
+                };
+                return Some(self.interrupt(&shown, ctx, out));
+            }
+            0x12 => {
+                self.own = true;
+                self.search_start(ctx, &prompt, out);
             }
             0x04 if self.line.is_empty() => {
+                self.own = true;
                 out.extend_from_slice(PASTE_OFF);
                 out.extend_from_slice(b"\r\n");
                 return Some(Event::Eof);
             }
             0x04 => self.delete_here(out),
-            0x7f | 0x08 => self.backspace(&prompt, out),
+            0x7f | 0x08 => self.backspace(&prompt, ctx, out),
             0x01 => {
                 let c = self.cursor;
                 self.move_to(c, 0, &prompt, out);
@@ -324,6 +428,11 @@ impl Editor {
                 out.extend(std::iter::repeat_n(0x08, n));
             }
             0x17 => self.kill_word_back_ws(&prompt, out),
+            0x0c if display::wraps(&self.view(&prompt), ctx.columns()) => {
+                self.own = true;
+                out.extend_from_slice(b"\x1b[H\x1b[2J");
+                display::forced(&self.view(&prompt), ctx.columns(), ctx.rows(), out);
+            }
             0x0c => {
                 out.extend_from_slice(b"\x1b[H\x1b[2J");
                 out.extend_from_slice(prompt.as_bytes());
@@ -380,7 +489,7 @@ impl Editor {
 
     fn left(&mut self, prompt: &str, out: &mut Vec<u8>) {
         if self.cursor == 0 {
-            out.push(0x07);
+            self.ding(out);
             return;
         }
         let to = self.char_before(self.cursor);
@@ -390,7 +499,7 @@ impl Editor {
 
     fn right(&mut self, out: &mut Vec<u8>) {
         if self.cursor >= self.line.len() {
-            out.push(0x07);
+            self.ding(out);
             return;
         }
         let to = self.char_after(self.cursor);
@@ -398,16 +507,32 @@ impl Editor {
         self.cursor = to;
     }
 
-    fn backspace(&mut self, prompt: &str, out: &mut Vec<u8>) {
+    fn backspace(&mut self, prompt: &str, ctx: &dyn Context, out: &mut Vec<u8>) {
         if self.cursor == 0 {
-            out.push(0x07);
+            self.ding(out);
             return;
         }
         let from = self.char_before(self.cursor);
         if self.cursor == self.line.len() {
+            // readline rubs out a printable last character with backspace, space,
+            // backspace, unless the cursor is in column 0 of a wrapped line.
+            let columns = ctx.columns();
+            let (col, row) = display::cursor_at(&self.view(prompt), columns);
+            let hack = col > 0 && self.line[from..].iter().all(|c| (0x20..0x7f).contains(c));
+            let before = (hack && col == 1 && row > 0).then(|| self.line.clone());
+            self.own |= hack;
             self.line.truncate(from);
             self.cursor = from;
             out.extend_from_slice(b"\x08 \x08");
+            if let Some(line) = before {
+                let old = View {
+                    prompt: prompt.as_bytes(),
+                    line: &line,
+                    point: line.len(),
+                    region: None,
+                };
+                display::after_erase(&old, &self.view(prompt), columns, ctx.rows(), out);
+            }
         } else {
             // Back, delete, and the rest written again (as readline's redisplay does).
             self.move_to(self.cursor, from, prompt, out);
@@ -517,12 +642,14 @@ impl Editor {
     fn sequence(&mut self, seq: &[u8], prompt: &str, ctx: &dyn Context, out: &mut Vec<u8>) {
         match seq {
             b"[200~" => {
+                self.own = true;
                 self.deactivate(prompt, out);
                 self.pasting = true;
                 self.region = Some(self.cursor);
                 out.extend_from_slice(b"\x1b[7m");
             }
             b"[201~" => {
+                self.own = true;
                 if self.pasting {
                     self.pasting = false;
                     out.extend_from_slice(b"\x1b[27m");
@@ -560,7 +687,7 @@ impl Editor {
             None if !h.is_empty() => h.len() - 1,
             Some(i) if i > 0 && i <= h.len() => i - 1,
             _ => {
-                out.push(0x07);
+                self.ding(out);
                 return;
             }
         };
@@ -576,7 +703,7 @@ impl Editor {
     fn history_down(&mut self, ctx: &dyn Context, prompt: &str, out: &mut Vec<u8>) {
         let h = ctx.history();
         match self.hist {
-            None => out.push(0x07),
+            None => self.ding(out),
             Some(i) if i + 1 < h.len() => {
                 self.hist = Some(i + 1);
                 let mut new = h[i + 1].as_bytes().to_vec();
@@ -619,7 +746,7 @@ impl Editor {
         found.dedup_by(|a, b| a.name == b.name);
         found.truncate(MAX_MATCHES);
         match found.len() {
-            0 => out.push(0x07),
+            0 => self.ding(out),
             1 => {
                 let c = &found[0];
                 let rest = c.name.get(typed.len()..).unwrap_or("");
@@ -640,13 +767,14 @@ impl Editor {
                     .map(|(i, ch)| i + ch.len_utf8())
                     .last()
                     .unwrap_or(0);
-                out.push(0x07);
+                self.ding(out);
                 if lcd > typed.len() {
                     // Text went in: the next Tab counts as a first one again.
                     let add = quote(&first[typed.len()..lcd]);
                     self.insert_text(add.as_bytes(), prompt, ctx.columns(), out);
                     return;
                 } else if again {
+                    self.own = true;
                     if found.len() >= QUERY_ITEMS {
                         out.pop();
                         out.extend_from_slice(
@@ -706,7 +834,7 @@ impl Editor {
             b'y' | b'Y' | b' ' => self.list(&list, ctx, prompt, out),
             b'n' | b'N' | 0x7f => {
                 out.extend_from_slice(b"\r\n");
-                self.redraw(prompt, out);
+                self.redraw(prompt, ctx, out);
             }
             0x03 => {
                 return self.feed(b, ctx, out);
@@ -719,8 +847,13 @@ impl Editor {
         None
     }
 
-    /// The prompt and the line again, the cursor where it was.
-    fn redraw(&self, prompt: &str, out: &mut Vec<u8>) {
+    /// The prompt and the line again, the cursor where it was (readline's
+    /// `rl_forced_update_display`, which the fixed answer matches on one screen line).
+    fn redraw(&self, prompt: &str, ctx: &dyn Context, out: &mut Vec<u8>) {
+        if display::wraps(&self.view(prompt), ctx.columns()) {
+            display::forced(&self.view(prompt), ctx.columns(), ctx.rows(), out);
+            return;
+        }
         out.extend_from_slice(prompt.as_bytes());
         out.extend_from_slice(&self.line);
         out.extend(std::iter::repeat_n(0x08, width(&self.line[self.cursor..])));
@@ -764,7 +897,7 @@ impl Editor {
         }
         out.extend_from_slice(b"\r\n");
         let page = ctx.rows().saturating_sub(1).max(1);
-        self.show_rows(lines, page, prompt, out);
+        self.show_rows(lines, page, prompt, ctx, out);
     }
 
     /// Up to `n` rows of a listing, then `--More--` if rows are left, else the prompt.
@@ -773,6 +906,7 @@ impl Editor {
         mut lines: std::collections::VecDeque<Vec<u8>>,
         n: usize,
         prompt: &str,
+        ctx: &dyn Context,
         out: &mut Vec<u8>,
     ) {
         for _ in 0..n {
@@ -782,7 +916,7 @@ impl Editor {
             }
         }
         if lines.is_empty() {
-            self.redraw(prompt, out);
+            self.redraw(prompt, ctx, out);
         } else {
             out.extend_from_slice(b"--More--");
             self.more = Some(lines);
@@ -802,15 +936,15 @@ impl Editor {
         match b {
             b' ' | b'y' | b'Y' => {
                 out.extend_from_slice(b"\r\x1b[K\r");
-                self.show_rows(rest, page, prompt, out);
+                self.show_rows(rest, page, prompt, ctx, out);
             }
             b'\r' | b'\n' => {
                 out.extend_from_slice(b"\r\x1b[K\r");
-                self.show_rows(rest, 1, prompt, out);
+                self.show_rows(rest, 1, prompt, ctx, out);
             }
             b'q' | b'Q' | b'n' | b'N' | 0x03 | 0x07 | 0x7f => {
                 out.extend_from_slice(b"\r\x1b[K\r");
-                self.redraw(prompt, out);
+                self.redraw(prompt, ctx, out);
             }
             _ => {
                 out.push(0x07);
@@ -975,6 +1109,11 @@ impl Context for ShellContext<'_> {
         out
     }
 }
+
+mod display;
+mod search;
+
+use display::View;
 
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ type Tree = Vec<(&'static str, Vec<(&'static str, bool, bool)>)>;
 
 struct Fake {
     history: Vec<String>,
+    cols: usize,
     commands: Vec<&'static str>,
     files: Tree,
 }
@@ -19,6 +20,9 @@ impl Context for Fake {
     }
     fn history(&self) -> &[String] {
         &self.history
+    }
+    fn columns(&self) -> usize {
+        self.cols
     }
     fn commands(&self, prefix: &str) -> Vec<Candidate> {
         let mut v: Vec<Candidate> = self
@@ -52,6 +56,7 @@ impl Context for Fake {
 fn fake() -> Fake {
     Fake {
         history: Vec::new(),
+        cols: 80,
         commands: vec![
             "echo", "ed", "editor", "editres", "egrep", "elfedit", "elif", "else", "enable",
             "enc2xs", "encguess", "env", "envsubst", "eqn", "esac", "etags", "eval", "ex", "exec",
@@ -399,6 +404,312 @@ fn bang_bang_expands_as_bash_does() {
     );
 }
 
+/// Keys and what real bash 5.2 wrote for each step (captured in a pty with TERM=xterm,
+/// `PS1='P$ '` and this history, by `script`-style runs of `bash --norc --noprofile -i`;
+/// a step that accepts or interrupts the line is cut where the shell's own output
+/// begins). Each case starts on a fresh prompt.
+const HISTORY: [&str; 4] = ["echo one", "ls -la /tmp", "cat /etc/passwd", "echo two"];
+
+/// ^R at 80 columns.
+const SEARCH: &[(&[&[u8]], &[&str])] = &[
+    (
+        &[b"\x12", b"l", b"s", b"\x12", b"\x12", b"\x12", b"\x0d"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08l': ls -\x1b[7ml\x1b[27ma /tmp\x08\x08\x08\x08\x08\x08\x08",
+            "\x08\x08\x08\x08\x08\x08\x08\x1b[1@s': \x1b[7mls\x1b[27m -l\x08\x08\x08\x08\x08",
+            "\x07\x0d(\x1b[7@failed reverse-i-search)`ls': ls\x08\x08",
+            "\x07",
+            "\x07",
+            "\x0d\x1b[28PP$ \x0d\x0a\x1b[?2004l\x0d",
+        ],
+    ),
+    (
+        &[
+            b"\x12", b"o", b"\x12", b"\x12", b"\x12", b"\x7f", b"\x7f", b"\x7f",
+        ],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08o': echo tw\x1b[7mo\x1b[27m\x08",
+            "\x08\x08\x08\x08\x1b[7mo\x1b[27m two\x08\x08\x08\x08\x08",
+            "o \x1b[7mo\x1b[27mne\x08\x08\x08",
+            "\x08\x08\x1b[7mo\x1b[27m o\x08\x08\x08",
+            "\x07\x07\x0d(failed reverse-i-search)`': echo one\x08\x08\x08\x08\x08",
+            "\x07\x07\x07\x0d(failed reverse-i-search)`': echo one\x08\x08\x08\x08\x08",
+            "\x07\x07\x07\x0d(failed reverse-i-search)`': echo one\x08\x08\x08\x08\x08",
+        ],
+    ),
+    (
+        &[
+            b"\x12", b"e", b"c", b"h", b"o", b"x", b"y", b"\x7f", b"\x7f", b"\x7f",
+        ],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08e': \x1b[7me\x1b[27mcho two\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x08\x08\x08\x1b[1@c': \x1b[7mec\x1b[27m\x08\x08",
+            "\x08\x08\x08\x1b[1@h': \x1b[7mech\x1b[27m\x08\x08\x08",
+            "\x08\x08\x08\x1b[1@o': \x1b[7mecho\x1b[27m\x08\x08\x08\x08",
+            "\x07\x0d(\x1b[8@failed reverse-i-search)`echox': echo\x08\x08\x08\x08",
+            "\x07\x08\x08\x08\x1b[1@y': ",
+            "\x07\x08\x08\x08\x08\x1b[1P': ",
+            "\x0d(\x1b[8Preverse-i-search)`echo': \x1b[7mecho\x1b[27m\x08\x08\x08\x08",
+            "\x08\x08\x08\x08\x1b[1P': \x1b[7mech\x1b[27mo\x08\x08\x08\x08",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x01"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x05"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08cat /etc/passwd",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x1b[D"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08\x07",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x1b[C"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08c",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x1b[A"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08\x1b[4Pls -la /tmp",
+        ],
+    ),
+    (
+        &[b"\x12", b"ca", b"\x1b"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ca\x08\x08",
+        ],
+    ),
+    (
+        &[b"\x12", b"\x07"],
+        &["\x0d(reverse-i-search)`': ", "\x0dP$ \x1b[K"],
+    ),
+    (
+        &[b"\x12", b"ab", b"\x03"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08a': cat /etc/p\x1b[7ma\x1b[27msswd\x08\x08\x08\x08\x08\x07\x0d(\x1b[8@failed reverse-i-search)`ab': cat /etc/pa\x08",
+            "^C\x1b[?2004l\x0d\x1b[?2004h\x1b[?2004l\x0d\x0d\x0a",
+        ],
+    ),
+    (&[b"\x12", b"\x12"], &["\x0d(reverse-i-search)`': ", ""]),
+    (
+        &[b"ab\x12", b"\x7f"],
+        &[
+            "ab\x0d(reverse-i-search)`': ab",
+            "\x07\x07\x07\x0d(failed reverse-i-search)`': ab",
+        ],
+    ),
+    (
+        &[b"echo hi", b"\x12", b"e", b"c", b"\x12", b"x", b"\x07"],
+        &[
+            "echo hi",
+            "\x0d(reverse-i-search)`': echo hi",
+            "\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x1b[1@e': \x1b[7me\x1b[27m\x08",
+            "\x08\x08\x08\x1b[1@c': \x1b[7mec\x1b[27m\x08\x08",
+            "\x1b[7mec\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08",
+            "\x07\x0d(\x1b[8@failed reverse-i-search)`ecx': ec\x08\x08",
+            "\x0dP$ echo hi\x1b[K",
+        ],
+    ),
+    (
+        &[b"\x12", b"cat", b"\x17", b"\x17", b"\x19"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08c': e\x1b[7mc\x1b[27mho two\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08a': \x1b[7mca\x1b[27mt /etc/passwd\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x1b[1@t': \x1b[7mcat\x1b[27m\x08\x08\x08",
+            "\x07",
+            "\x07",
+            "\x08\x08\x08 /etc/passwd': \x1b[7mcat /etc/passwd\x1b[27m\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08",
+        ],
+    ),
+    (
+        &[b"\x12", b"o", b"\x0d"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08o': echo tw\x1b[7mo\x1b[27m\x08",
+            "\x0d\x1b[20PP$ echo two\x08\x0d\x0a\x1b[?2004l\x0d",
+        ],
+    ),
+    (
+        &[b"\x12", b"tmp", b"\x1b\x12", b"\x12"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08t': echo \x1b[7mt\x1b[27mwo\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08m': ls -la /\x1b[7mtm\x1b[27mp\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08p': ls -la /\x1b[7mtmp\x1b[27m\x08\x08\x08",
+            "\x0d\x1b[22PP$ ls -la /tmp\x08\x08\x08\x07",
+            "\x0d(reverse-i-search)`': ls -la /tmp\x08\x08\x08",
+        ],
+    ),
+    (
+        &[b"\x1b[A\x1b[A", b"\x12", b"e", b"\x12", b"\x0a"],
+        &[
+            "echo two\x0dP$ cat /etc/passwd",
+            "\x0d(reverse-i-search)`': cat /etc/passwd",
+            "\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x1b[1@e': cat /\x1b[7me\x1b[27m\x08",
+            "\x08\x08\x08\x08\x08\x1b[7Pecho on\x1b[7me\x1b[27m\x08",
+            "\x0d\x1b[20PP$ echo one\x08",
+        ],
+    ),
+    (
+        &[b"\x12", b"ls", b"\x09"],
+        &[
+            "\x0d(reverse-i-search)`': ",
+            "\x08\x08\x08l': ls -\x1b[7ml\x1b[27ma /tmp\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x1b[1@s': \x1b[7mls\x1b[27m -l\x08\x08\x08\x08\x08",
+            "\x0d\x1b[21PP$ ls\x08\x08\x07",
+        ],
+    ),
+];
+/// A line wider than the terminal, at 30 columns.
+const WRAPPED: &[(&[&[u8]], &[&str])] = &[
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x1b[D", b"\x01", b"\x05", b"\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D", b"X", b"\x7f", b"\x7f", b"\x1b[3~", b"\x1b[C"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x08", "\x1b[A\x0dP$ ", "\x0d\x0a\x0dccccccccdddddddddd", "\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08", "\x1b[1@X", "\x08\x1b[1P", "cccc\x1b[1P\x0dcc", "cccc\x1b[1P\x0dcc", "c"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x03"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "^C\x0d\x0a\x0d\x1b[?2004l\x0d\x1b[?2004h\x1b[?2004l\x0d\x0d\x0a"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x0d"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "\x0d\x0a\x0d\x0d\x0a\x1b[?2004l\x0d"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbcc", b"\x0d"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0d", "\x1b[AP$ echo aaaaaaaaaabbbbbbbbbbc\x1b[Kc\x0d\x0a\x1b[?2004l\x0d"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbcc", b"\x7f", b"x"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0d", "\x1b[AP$ echo aaaaaaaaaabbbbbbbbbbc\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ echo aaaaaaaaaabbbbbbbbbbc", "x \x0d"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x0c"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "\x1b[H\x1b[2JP$ echo aaaaaaaaaabbbbbbbbbbccc\x0dccccccccdddddddddd\x1b[A\x0dP$ "]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x1bf", b"\x1bf", b"\x1bf", b"\x1bb", b"\x02", b"\x06", b"\x06", b"\x06", b"\x06"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "echo", "\x0d\x0a\x0dccccccccdddddddddd", "", "\x1b[A\x0dP$ echo ", "\x08", " ", "a", "a", "a"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x0b"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ "]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01\x1bf", b"\x15"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ echo", "\x08\x08\x08\x08 aaaaaaaaaabbbbbbbbbbcccc\x0d\x0a\x0dcccc\x1b[4P\x1b[A\x08"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01\x1bf\x1bf", b"\x17", b"\x1bd"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ echo\x0d\x0a\x0dccccccccdddddddddd", "\x1b[A\x0dP$ echo \x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ echo ", ""]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"Z", b"\x04", b"\x1b[3~"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "Zecho aaaaaaaaaabbbbbbbbbb\x0d\x0a\x0dcccccccc\x1b[1@c\x1b[A\x08\x08\x08\x08\x08", "cho aaaaaaaaaabbbbbbbbbbc\x0d\x0a\x0dcccccccc\x1b[1P\x1b[A\x08\x08\x08\x08", "ho aaaaaaaaaabbbbbbbbbbc\x0d\x0a\x0dccccccc\x1b[1P\x1b[A\x08\x08\x08"]),
+    (&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x1b[A", b"\x1b[B", b"\x1b[A\x1b[A"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ echo two\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ echo two", "\x08\x08\x08aaaaaaaaaabbbbbbbbbbccc\x0dccccccccdddddddddd", "\x1b[A\x0dP$ echo two\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ echo two\x0dP$ cat /etc/passwd"]),
+    (&[b"echo one two three four five six seven eight nine ten eleven twelve thirteen", b"\x12", b"o", b"\x12", b"\x12", b"\x12", b"\x07"], &["echo one two three four fiv \x0de six seven eight nine ten ele \x0dven twelve thirteen", "\x1b[A\x1b[A\x0d(reverse-i-search)`': echo one two three four five six seven eight nine ten eleven twelve t\x0dthirteen", "\x1b[A\x1b[A\x1b[A-i-search)`o': echo one two three f\x1b[7mo\x1b[27mur five six seven eight nine ten eleven twelve \x1b[1@t\x1b[A\x1b[Atwo three f", "\x0de tw\x1b[7mo\x1b[27m three fo\x0de tw", "\x1b[Aerse-i-search)`o': echo \x1b[7mo\x1b[27m\x0d\x0a\x0de two\x1b[Arse-i-search)`o': echo ", "\x08\x08\x1b[7mo\x1b[27m o\x08\x08\x08", "\x0dP$ echo one two three four five six seven eight nine ten el\x0d\x0a\x0d\x1b[11Pven twelve thirteen\x0d\x0a\x0d\x1b[K\x1b[Aven twelve thirteen"]),
+    (&[b"echo one two three four five six seven eight nine ten eleven twelve thirteen", b"\x12", b"t", b"\x1b[A"], &["echo one two three four fiv \x0de six seven eight nine ten ele \x0dven twelve thirteen", "\x1b[A\x1b[A\x0d(reverse-i-search)`': echo one two three four five six seven eight nine ten eleven twelve t\x0dthirteen", "\x1b[A\x1b[A\x1b[A-i-search)`t': echo one two three four five six seven eight nine ten eleven twelve \x1b[1@thir\x1b[7mt\x1b[27m\x08", "\x1b[A\x1b[A\x1b[A\x0dP$ echo one two three four five six seven eight nine ten el\x0d\x0a\x0d\x1b[11Pven twelve thirteen\x0d\x0a\x0d\x1b[K\x1b[Aven twelve thir\x1b[A\x1b[A\x08\x08\x08\x08\x08\x08\x08two\x1b[K\x0d\x0a\x0d\x1b[K\x0d\x0a\x0d\x1b[K\x1b[A\x1b[AP$ echo two"]),
+    (&[b"xxxxxxxxxxxxxxxxxxxxxxxxxxx", b"\x08\x08\x08", b"abcdef", b"\x05", b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"], &["xxxxxxxxxxxxxxxxxxxxxxxxxxx \x0d", "\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxxx\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxxx\x08 \x08\x08 \x08", "abc \x0ddef", "", "\x08 \x08\x08 \x08\x08 \x08\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxabc \x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxab\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxab\x08 \x08\x08 \x08\x08 \x08\x08 \x08"]),
+];
+
+fn replay(cases: &[(&[&[u8]], &[&str])], cols: usize) -> String {
+    let mut report = String::new();
+    for (keys, want) in cases {
+        let mut ctx = fake();
+        ctx.cols = cols;
+        ctx.history = HISTORY.iter().map(|s| s.to_string()).collect();
+        let (got, _) = run(&mut Editor::new(4096), &ctx, keys);
+        if got != *want {
+            report.push_str(&format!(
+                "\nkeys {:?}\nreal {want:?}\nours {got:?}\n",
+                keys.iter()
+                    .map(|k| String::from_utf8_lossy(k))
+                    .collect::<Vec<_>>()
+            ));
+        }
+    }
+    report
+}
+
+#[test]
+fn reverse_search_as_readline_shows_it() {
+    let report = replay(SEARCH, 80);
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn wrapped_lines_redrawn_as_readline_does() {
+    let report = replay(WRAPPED, 30);
+    assert!(report.is_empty(), "{report}");
+}
+
+#[test]
+fn a_search_accepted_and_its_line_run() {
+    let mut ctx = fake();
+    ctx.history = HISTORY.iter().map(|s| s.to_string()).collect();
+    let mut e = Editor::new(4096);
+    let (_, ev) = run(&mut e, &ctx, &[b"\x12ls", b"\r"]);
+    assert_eq!(ev, Some(Event::Line(b"ls -la /tmp".to_vec())));
+    // ^R ^R searches for the last search's string again.
+    let (out, _) = run(&mut e, &ctx, &[b"\x12", b"\x12"]);
+    // (bash 5.2's bytes: the prompt with the string, then the match.)
+    assert_eq!(out[0], "\r(reverse-i-search)`': ");
+    assert_eq!(
+        out[1],
+        "\x08\x08\x08\x1b[2@ls': \x1b[7mls\x1b[27m -la /tmp\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08\x08"
+    );
+    // ^G leaves the line as it was.
+    let (_, ev) = run(&mut e, &ctx, &[b"\x07abc\r"]);
+    assert_eq!(ev, Some(Event::Line(b"abc".to_vec())));
+}
+
+#[test]
+fn the_search_string_is_capped() {
+    let mut ctx = fake();
+    ctx.history = vec!["x".repeat(1000)];
+    let mut e = Editor::new(4096);
+    let keys = vec![b'x'; 1000];
+    let (_, _) = run(&mut e, &ctx, &[b"\x12", &keys]);
+    let Some(s) = &e.search else {
+        panic!("still searching")
+    };
+    assert_eq!(s.string_len(), search::MAX_SEARCH);
+    // ^Y adds no more either.
+    let (_, _) = run(&mut e, &ctx, &[b"\x19\x19"]);
+    let Some(s) = &e.search else {
+        panic!("still searching")
+    };
+    assert_eq!(s.string_len(), search::MAX_SEARCH);
+}
+
+#[test]
+fn the_width_is_the_terminals() {
+    // The same 50 characters wrap at 40 columns and not at 80.
+    let mut ctx = fake();
+    ctx.cols = 40;
+    let keys = vec![b'y'; 50];
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[&keys, b"\x01"]);
+    assert_eq!(out[0], format!("{} \r{}", "y".repeat(37), "y".repeat(13)));
+    assert_eq!(out[1], "\x1b[A\rP$ ");
+    ctx.cols = 80;
+    let (out, _) = run(&mut Editor::new(4096), &ctx, &[&keys, b"\x01"]);
+    assert_eq!(out[0], "y".repeat(50));
+    assert_eq!(out[1], "\rP$ ");
+}
+
+#[test]
+fn hostile_bytes_in_a_search_and_a_narrow_terminal() {
+    let mut ctx = fake();
+    ctx.history = vec!["\x1b[2J\x07\u{7f}".into(), "ü\tx".into(), String::new()];
+    for cols in [0, 1, 2, 3, 7] {
+        ctx.cols = cols;
+        let mut e = Editor::new(64);
+        let hostile: &[&[u8]] = &[
+            b"\x12\x1b\x12\x7f\x7f\x17\x19\x12\x12\xff\xc3\x12",
+            b"\x12\x00\x12\x07\x12\x0a\x12\x03",
+            b"\x1b[200~\x12\x1b[201~\x12\x1b[A\x12\x1b[B\x12",
+            b"\x12\t\t\t\x0c\x15\x0b\x12\x05\x01\x12\x0e\x10\x12\r",
+        ];
+        for chunk in hostile {
+            let mut out = Vec::new();
+            for &b in *chunk {
+                let _ = e.feed(b, &ctx, &mut out);
+                assert!(e.line().len() <= 64);
+                assert!(e.cursor <= e.line().len());
+            }
+        }
+    }
+}
+
 proptest! {
     #[test]
     fn any_bytes_never_panic_and_stay_bounded(
@@ -406,6 +717,8 @@ proptest! {
     ) {
         let mut ctx = fake();
         ctx.history = vec!["a".into(), "long line ü".into()];
+        // Narrow: most keys redraw a wrapped line.
+        ctx.cols = 1 + chunks.len() % 12;
         let mut e = Editor::new(64);
         for c in &chunks {
             let mut out = Vec::new();
@@ -433,6 +746,7 @@ mod oracle {
     struct Real {
         root: std::path::PathBuf,
         history: Vec<String>,
+        cols: usize,
     }
 
     impl Context for Real {
@@ -441,6 +755,9 @@ mod oracle {
         }
         fn history(&self) -> &[String] {
             &self.history
+        }
+        fn columns(&self) -> usize {
+            self.cols
         }
         fn commands(&self, prefix: &str) -> Vec<Candidate> {
             let mut v = self.paths("bin/", prefix);
@@ -472,9 +789,9 @@ mod oracle {
         }
     }
 
-    fn real_bash(root: &std::path::Path, steps: &[&[u8]]) -> Vec<u8> {
+    fn real_bash(root: &std::path::Path, steps: &[&[u8]], cols: usize) -> Vec<u8> {
         let cmd = format!(
-            "stty cols 80 rows 24; cd {}; exec env -i TERM=xterm 'PS1=P$ ' HOME={} PATH={}/bin \
+            "stty cols {cols} rows 24; cd {}; exec env -i TERM=xterm 'PS1=P$ ' HOME={} PATH={}/bin \
              HISTFILE={}/hist /bin/bash --norc --noprofile -i",
             root.display(),
             root.display(),
@@ -562,9 +879,10 @@ mod oracle {
         }
         std::os::unix::fs::symlink(root.join("docs"), root.join("linkdir")).unwrap();
         let history = vec!["echo one".to_owned(), "ls -la /tmp".to_owned()];
-        let ctx = Real {
+        let mut ctx = Real {
             root: root.to_owned(),
             history,
+            cols: 80,
         };
         let cases: &[&[&[u8]]] = &[
             &[
@@ -601,11 +919,34 @@ mod oracle {
             &[b"cat .h", b"\t"],
             &[b"ab", b"\x0c"],
             &[b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"],
+            // ^R.
+            &[b"\x12", b"l", b"s", b"\x12", b"\x12"],
+            &[b"\x12", b"o", b"\x12", b"\x7f", b"\x7f"],
+            &[b"echo hi", b"\x12", b"e", b"c", b"\x12", b"x", b"\x07"],
+            &[b"\x12", b"ec", b"\x05"],
+            &[b"\x12", b"tmp", b"\x1b[D", b"\x1b[A"],
+            &[b"\x12", b"on", b"\x17", b"\x19", b"\x0a"],
+        ];
+        // A terminal 30 columns wide: lines that wrap.
+        let long: &[u8] = b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd";
+        let narrow: &[&[&[u8]]] = &[
+            &[long, b"\x01", b"\x1bf", b"\x1b[C", b"X", b"\x7f", b"\x05"],
+            &[long, b"\x1b[A", b"\x1b[B", b"\x1b[D\x1b[D"],
+            &[long, b"\x01", b"\x0b"],
+            &[long, b"\x01", b"\x06\x06\x06\x06\x06\x04", b"\x15"],
+            &[long, b"\x12", b"s", b"\x12", b"\x07"],
+            &[b"echo abcdefghijklmnopqrstuvw", b"\x7f", b"\x7f", b"yz"],
         ];
         let mut report = String::new();
         let mut same = 0;
-        for steps in cases {
-            let real = real_bash(root, steps);
+        let all = cases
+            .iter()
+            .map(|c| (80, c))
+            .chain(narrow.iter().map(|c| (30, c)));
+        let total = cases.len() + narrow.len();
+        for (cols, steps) in all {
+            ctx.cols = cols;
+            let real = real_bash(root, steps, cols);
             let mine = ours(&ctx, steps);
             if real == mine {
                 same += 1;
@@ -621,7 +962,7 @@ mod oracle {
                 ));
             }
         }
-        eprintln!("line editor oracle: {same}/{} cases identical", cases.len());
+        eprintln!("line editor oracle: {same}/{total} cases identical");
         assert!(report.is_empty(), "{report}");
     }
 }
