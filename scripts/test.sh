@@ -39,11 +39,13 @@ export DEBIAN_FRONTEND=noninteractive
 # network namespaces of the office-network detector tests; dpkg-dev (cargo-deb's shlibdeps),
 # libcap2-bin (setcap) and adduser what the Debian packages' install test uses.
 # prometheus brings promtool, which checks the metrics endpoints' text format.
+# snmp brings net-snmp's snmptrap, the device that sends traps to the aggregator's tests
+# (the syslog side is util-linux's logger, in bsdutils, on every Debian system).
 packages=(openssh-client openssh-server sshpass nmap hydra curl telnet ftp lftp redis-tools redis-server
   lighttpd lighttpd-mod-openssl apache2 vsftpd inetutils-telnetd mariadb-server postfix ssl-cert
   default-mysql-client mbpoll chromium openssl socat
   cron iputils-ping fdisk iptables sudo vim-tiny nano e2fsprogs
-  busybox postgresql dnsmasq-base iproute2 dpkg-dev libcap2-bin adduser prometheus)
+  busybox postgresql dnsmasq-base iproute2 dpkg-dev libcap2-bin adduser prometheus snmp)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

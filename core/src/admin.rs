@@ -182,6 +182,52 @@ fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeIn
     }
 }
 
+/// The devices every node's aggregator services list (from the configuration each node was
+/// last given), with what their stored events add up to. A device is identified by its
+/// node, service and address: the agent accepts nothing else from that address, so the
+/// address's `device_log` / `device_trap` events are the device's.
+async fn list_devices(
+    shared: &Shared,
+) -> Result<Vec<honeybee_proto::admin::DeviceInfo>, crate::store::StoreError> {
+    use honeybee_proto::config::ServiceKind;
+    let nodes = shared.store.list_nodes().await?;
+    let activity: std::collections::HashMap<(String, String, String), (i64, u64)> = shared
+        .store
+        .device_activity()
+        .await?
+        .into_iter()
+        .map(|a| {
+            (
+                (a.node.as_str().to_owned(), a.service, a.address),
+                (a.last_ms, a.events),
+            )
+        })
+        .collect();
+    let mut out = Vec::new();
+    for n in nodes {
+        for s in &n.config.services {
+            let ServiceKind::Aggregator(o) = &s.kind else {
+                continue;
+            };
+            for d in &o.devices {
+                let address = d.address.to_canonical().to_string();
+                let key = (n.id.as_str().to_owned(), s.name.clone(), address.clone());
+                let (last, events) = activity.get(&key).copied().unzip();
+                out.push(honeybee_proto::admin::DeviceInfo {
+                    node: n.id.clone(),
+                    service: s.name.clone(),
+                    name: d.name.clone(),
+                    address,
+                    kind: d.kind.clone(),
+                    last_seen_ms: last,
+                    events: events.unwrap_or(0),
+                });
+            }
+        }
+    }
+    Ok(out)
+}
+
 /// Records which relay may carry `node`; a live connection through any other relay is
 /// closed at once (the node reconnects by a path it is allowed).
 async fn assign_relay(
@@ -528,6 +574,10 @@ async fn dispatch(
             version,
             sha256,
         } => crate::upgrade::start(shared, node, version, sha256, actor).await,
+        AdminRequest::ListDevices => match list_devices(shared).await {
+            Ok(d) => R::Devices(d),
+            Err(e) => err(&e),
+        },
         _ => R::Error("request not supported by this core".into()),
     }
 }

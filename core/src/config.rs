@@ -399,8 +399,8 @@ fn d_streams() -> u32 {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RawService {
     pub name: String,
-    /// `ssh`, `telnet`, `http`, `ftp`, `redis`, `mysql`, `modbus`, `smtp`, `banner` or
-    /// `extension`.
+    /// `ssh`, `telnet`, `http`, `ftp`, `redis`, `mysql`, `modbus`, `smtp`, `banner`,
+    /// `extension`, `detectors` or `aggregator`.
     pub kind: String,
     pub listen: String,
     #[serde(default = "yes")]
@@ -769,6 +769,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
         "mysql" => ServiceKind::Mysql(opts(&s, table)?),
         "modbus" => ServiceKind::Modbus(opts(&s, table)?),
         "detectors" => ServiceKind::Detectors(opts(&s, table)?),
+        "aggregator" => ServiceKind::Aggregator(opts(&s, table)?),
         "extension" => {
             let r: RawExtension = opts(&s, table)?;
             let d = ExtensionOptions::default();
@@ -786,7 +787,7 @@ fn raw_service(s: RawService) -> Result<ServiceConfig, ConfigError> {
             return Err(ConfigError::Invalid {
                 key: "service.kind",
                 value: other.into(),
-                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, smtp, banner, extension, detectors".into(),
+                why: "supported kinds: ssh, telnet, http, ftp, redis, mysql, modbus, smtp, banner, extension, detectors, aggregator".into(),
             });
         }
     };
@@ -890,6 +891,7 @@ pub fn services_to_toml(cfg: &NodeConfig) -> Result<String, ConfigError> {
             ServiceKind::Modbus(o) => table(o),
             ServiceKind::Smtp(o) => table(o),
             ServiceKind::Detectors(o) => table(o),
+            ServiceKind::Aggregator(o) => table(o),
             ServiceKind::Extension(o) => table(o).map(|mut t| {
                 let ports: Vec<String> = o
                     .ports
@@ -982,7 +984,7 @@ mod tests {
         let c = raw.validate(Path::new("/tmp")).unwrap();
         assert_eq!(c.advertise, "core.example.org:7443");
         let svc = services_from_toml(include_str!("../../configs/services.toml")).unwrap();
-        assert_eq!(svc.services.len(), 11);
+        assert_eq!(svc.services.len(), 12);
         let kinds: Vec<&str> = svc.services.iter().map(|s| s.kind.name()).collect();
         assert_eq!(
             kinds,
@@ -997,7 +999,8 @@ mod tests {
                 "modbus",
                 "smtp",
                 "extension",
-                "detectors"
+                "detectors",
+                "aggregator"
             ]
         );
         let ServiceKind::Telnet(t) = &svc.services[1].kind else {
@@ -1013,6 +1016,17 @@ mod tests {
         };
         assert!(!svc.services[9].enabled);
         assert_eq!(ext.port_list().len(), 101 + 1);
+        let ServiceKind::Aggregator(agg) = &svc.services[11].kind else {
+            panic!("the twelfth example is an aggregator");
+        };
+        assert!(!svc.services[11].enabled);
+        assert_eq!(agg.devices.len(), 3);
+        assert_eq!(
+            agg.device("::ffff:192.168.1.41".parse().unwrap())
+                .map(|d| d.name.as_str()),
+            Some("cam-lobby"),
+            "a v4-mapped sender is its IPv4 device"
+        );
     }
 
     #[test]

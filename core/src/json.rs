@@ -156,6 +156,36 @@ pub fn event_json(e: &StoredEvent) -> Value {
             "duration_ms": a.duration_ms,
             "detail": a.detail,
         }}),
+        EventKind::DeviceLog(l) => {
+            doc.insert(
+                "log".into(),
+                json!({"syslog": {
+                    "facility": {"code": l.facility},
+                    "severity": {"code": l.severity},
+                    "hostname": l.hostname,
+                    "appname": l.app,
+                    "procid": l.procid,
+                    "msgid": l.msgid,
+                    "structured_data": l.structured_data,
+                    "version": if l.format == "rfc5424" { Some("1") } else { None },
+                }}),
+            );
+            doc.insert("message".into(), json!(l.message));
+            json!({"device": {
+                "name": l.device,
+                "transport": l.transport,
+                "format": l.format,
+                "timestamp": l.timestamp,
+                "truncated": l.truncated,
+            }})
+        }
+        EventKind::DeviceTrap(t) => json!({"device": {"name": t.device}, "snmp": {
+            "version": t.version,
+            "trap_oid": t.trap_oid,
+            "agent_addr": t.agent_addr.map(|a| a.to_string()),
+            "varbinds": t.varbinds.iter().map(|(k, v)| json!({"oid": k, "value": v})).collect::<Vec<_>>(),
+            "inform": t.inform,
+        }}),
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -307,6 +337,39 @@ pub fn event_line(e: &StoredEvent) -> String {
                 a.detail
             )
         }
+        EventKind::DeviceLog(l) => format!(
+            "device {} {} <{}.{}> {}{}{:?}{}",
+            l.device,
+            l.transport,
+            l.facility,
+            l.severity,
+            l.hostname
+                .as_deref()
+                .map(|h| format!("{h} "))
+                .unwrap_or_default(),
+            l.app
+                .as_deref()
+                .map(|a| format!("{a}: "))
+                .unwrap_or_default(),
+            l.message,
+            if l.truncated { " (truncated)" } else { "" }
+        ),
+        EventKind::DeviceTrap(t) => {
+            let vbs: Vec<String> = t
+                .varbinds
+                .iter()
+                .take(8)
+                .map(|(k, v)| format!("{k}={v:?}"))
+                .collect();
+            format!(
+                "device {} snmpv{} {}{} [{}]",
+                t.device,
+                t.version,
+                if t.inform { "inform " } else { "trap " },
+                t.trap_oid,
+                vbs.join(" ")
+            )
+        }
         _ => String::new(),
     };
     let mut what = what;
@@ -374,6 +437,12 @@ pub fn node_json(n: &NodeInfo, assessed: Option<&NodeHealthInfo>) -> Value {
         o.insert("problems".into(), json!(h.problems));
     }
     v
+}
+
+/// The JSON object for one aggregated device (`honeybee nodes --json`, under its node).
+pub fn device_json(d: &honeybee_proto::admin::DeviceInfo) -> Value {
+    json!({"name": d.name, "address": d.address, "kind": d.kind, "service": d.service,
+           "node": d.node.as_str(), "last_seen": d.last_seen_ms.map(rfc3339), "events": d.events})
 }
 
 /// The JSON document for one audit row.

@@ -478,6 +478,7 @@ async fn start(
         ServiceKind::Detectors(o) => {
             return detectors::start(cfg, o, sink, Arc::clone(&ctx.persona));
         }
+        ServiceKind::Aggregator(o) => return detectors::aggregator::start(cfg, o, sink),
         other => return Err(StartError::Unsupported(other.name().to_owned())),
     };
     let listener = bind(cfg.listen).map_err(|source| StartError::Bind {

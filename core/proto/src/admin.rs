@@ -134,6 +134,10 @@ pub enum AdminRequest {
         version: Option<String>,
         sha256: Option<[u8; 32]>,
     },
+    /// Every device listed on an aggregator service of any node (printers, cameras, NAS
+    /// that send syslog or SNMP traps through an agent), with when it was last heard from
+    /// and how many events it sent; answered with [`AdminResponse::Devices`].
+    ListDevices,
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
@@ -200,6 +204,27 @@ pub enum AdminResponse {
     Load(CoreLoad),
     /// Answer to [`AdminRequest::UpgradeNodes`]: per node, what was sent or why not.
     Upgrades(Vec<(NodeId, Result<String, String>)>),
+    /// Answer to [`AdminRequest::ListDevices`].
+    Devices(Vec<DeviceInfo>),
+}
+
+/// A device that cannot run an agent, reported through an aggregator service of `node`:
+/// one node-like entry of `honeybee nodes` and the dashboard.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceInfo {
+    /// The aggregating node.
+    pub node: NodeId,
+    /// Its aggregator service.
+    pub service: String,
+    /// As the service lists it.
+    pub name: String,
+    pub address: String,
+    /// What it is (`printer`, `camera`, …); may be empty.
+    pub kind: String,
+    /// Its newest event's time (the agent's clock), if it has any stored.
+    pub last_seen_ms: Option<i64>,
+    /// Its stored events (`device_log` and `device_trap`).
+    pub events: u64,
 }
 
 /// The core's load as `honeybee status` shows it; the same figures are Prometheus

@@ -38,6 +38,9 @@ pub enum ServiceKind {
     /// Network detectors of an extension node (name poisoning, ARP, rogue DHCP and router
     /// advertisements), see [`DetectorOptions`].
     Detectors(DetectorOptions),
+    /// Aggregator: syslog and SNMP traps from listed devices that cannot run an agent
+    /// (printers, cameras, NAS), reported as their events, see [`AggregatorOptions`].
+    Aggregator(AggregatorOptions),
 }
 
 impl ServiceKind {
@@ -54,6 +57,7 @@ impl ServiceKind {
             ServiceKind::Modbus(_) => "modbus",
             ServiceKind::Smtp(_) => "smtp",
             ServiceKind::Detectors(_) => "detectors",
+            ServiceKind::Aggregator(_) => "aggregator",
         }
     }
 }
@@ -682,6 +686,144 @@ impl DetectorOptions {
     }
 }
 
+/// Most devices one aggregator service lists.
+pub const MAX_AGGREGATOR_DEVICES: usize = 256;
+/// Most SNMP communities an aggregator accepts.
+pub const MAX_TRAP_COMMUNITIES: usize = 16;
+
+/// One device that cannot run an agent (a printer, camera, NAS) and sends its syslog or
+/// SNMP traps to an aggregator. Its events are attributed to it by `name`; only datagrams
+/// and connections from `address` are accepted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AggregatedDevice {
+    /// How the device is shown (`honeybee nodes`, the dashboard) and named in its events:
+    /// 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'.
+    pub name: String,
+    /// The address its datagrams and connections come from.
+    pub address: std::net::IpAddr,
+    /// What it is, for people (`printer`, `camera`, `nas`, …); free text, may be empty.
+    #[serde(default)]
+    pub kind: String,
+}
+
+/// An aggregator: accepts syslog (RFC 5424 and RFC 3164; UDP, and TCP with octet-counting
+/// or line-feed framing, RFC 6587) on `listen`, and SNMPv1/v2c traps on `trap_port` of
+/// the same address, from the listed devices only; everything else is refused and
+/// counted. Each accepted message becomes a `device_log` or `device_trap` event naming
+/// its device.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AggregatorOptions {
+    /// The devices whose messages are accepted (at most [`MAX_AGGREGATOR_DEVICES`]).
+    pub devices: Vec<AggregatedDevice>,
+    /// Syslog over UDP on `listen`.
+    pub syslog_udp: bool,
+    /// Syslog over TCP on `listen`.
+    pub syslog_tcp: bool,
+    /// SNMP traps (UDP) on `trap_port`.
+    pub snmp_traps: bool,
+    /// The trap port on the listen address (162 is the standard one; 0: any free port).
+    pub trap_port: u16,
+    /// Communities a trap must carry; empty: any (SNMPv1/v2c communities travel in clear
+    /// and authenticate little; the sender's address is the real check).
+    pub trap_communities: Vec<String>,
+    /// Open TCP syslog connections, all devices together.
+    pub max_tcp_connections: u32,
+    /// Open TCP syslog connections from one device.
+    pub max_tcp_per_device: u32,
+    /// A TCP connection with no byte for this long is closed (the device reconnects).
+    pub tcp_idle_s: u32,
+    /// Most events per minute from one device; the rest are counted.
+    pub max_events_per_minute: u32,
+    /// Most events per minute from all devices together; the rest are counted.
+    pub max_events_per_minute_total: u32,
+}
+
+impl Default for AggregatorOptions {
+    fn default() -> Self {
+        AggregatorOptions {
+            devices: Vec::new(),
+            syslog_udp: true,
+            syslog_tcp: true,
+            snmp_traps: true,
+            trap_port: 162,
+            trap_communities: Vec::new(),
+            max_tcp_connections: 64,
+            max_tcp_per_device: 4,
+            tcp_idle_s: 600,
+            max_events_per_minute: 120,
+            max_events_per_minute_total: 1200,
+        }
+    }
+}
+
+impl AggregatorOptions {
+    fn check(&self) -> Result<(), &'static str> {
+        if self.devices.len() > MAX_AGGREGATOR_DEVICES {
+            return Err("devices: at most 256");
+        }
+        let mut names = std::collections::HashSet::new();
+        let mut addrs = std::collections::HashSet::new();
+        for d in &self.devices {
+            let ok = !d.name.is_empty()
+                && d.name.len() <= 64
+                && d.name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+            if !ok {
+                return Err("device name: 1 to 64 of a-z, A-Z, 0-9, '-', '_', '.'");
+            }
+            if d.kind.len() > 64 || !printable(&d.kind) {
+                return Err("device kind: at most 64 printable characters");
+            }
+            if !names.insert(d.name.as_str()) {
+                return Err("two devices have the same name");
+            }
+            if !addrs.insert(d.address.to_canonical()) {
+                return Err("two devices have the same address");
+            }
+            if d.address.is_unspecified() || d.address.is_multicast() {
+                return Err("device address: one host's address");
+            }
+        }
+        if !(self.syslog_udp || self.syslog_tcp || self.snmp_traps) {
+            return Err("syslog_udp, syslog_tcp, snmp_traps: at least one on");
+        }
+        if self.trap_communities.len() > MAX_TRAP_COMMUNITIES
+            || self
+                .trap_communities
+                .iter()
+                .any(|c| c.is_empty() || c.len() > 255)
+        {
+            return Err("trap_communities: at most 16, each 1 to 255 bytes");
+        }
+        if !(1..=4096).contains(&self.max_tcp_connections) {
+            return Err("max_tcp_connections: 1 to 4096");
+        }
+        if !(1..=self.max_tcp_connections).contains(&self.max_tcp_per_device) {
+            return Err("max_tcp_per_device: 1 to max_tcp_connections");
+        }
+        if !(1..=86_400).contains(&self.tcp_idle_s) {
+            return Err("tcp_idle_s: 1 to 86400");
+        }
+        if !(1..=100_000).contains(&self.max_events_per_minute)
+            || !(1..=1_000_000).contains(&self.max_events_per_minute_total)
+        {
+            return Err(
+                "max_events_per_minute: 1 to 100000; max_events_per_minute_total: 1 to 1000000",
+            );
+        }
+        Ok(())
+    }
+
+    /// The listed device sending from `ip`, if any (IPv4-mapped IPv6 counts as IPv4).
+    pub fn device(&self, ip: std::net::IpAddr) -> Option<&AggregatedDevice> {
+        let ip = ip.to_canonical();
+        self.devices.iter().find(|d| d.address.to_canonical() == ip)
+    }
+}
+
 /// Why a node configuration was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid service config {service:?}: {why}")]
@@ -837,6 +979,16 @@ impl NodeConfig {
                     }
                     o.check().map_err(bad)?;
                 }
+                ServiceKind::Aggregator(o) => {
+                    o.check().map_err(bad)?;
+                    if o.snmp_traps
+                        && o.trap_port != 0
+                        && (o.syslog_udp || o.syslog_tcp)
+                        && o.trap_port == s.listen.port()
+                    {
+                        return Err(bad("trap_port must differ from the syslog port (listen)"));
+                    }
+                }
             }
         }
         for s in &self.services {
@@ -882,6 +1034,99 @@ mod tests {
                 }),
             }],
         }
+    }
+
+    #[test]
+    fn aggregator_options_are_checked() {
+        let dev = |name: &str, ip: &str| AggregatedDevice {
+            name: name.into(),
+            address: ip.parse().unwrap(),
+            kind: String::new(),
+        };
+        let cfg = |o: AggregatorOptions, port: u16| NodeConfig {
+            services: vec![ServiceConfig {
+                name: "agg".into(),
+                listen: SocketAddr::from(([0, 0, 0, 0], port)),
+                enabled: true,
+                kind: ServiceKind::Aggregator(o),
+            }],
+        };
+        let good = AggregatorOptions {
+            devices: vec![dev("printer-3f", "10.0.0.40"), dev("cam", "10.0.0.41")],
+            ..Default::default()
+        };
+        assert!(cfg(good.clone(), 514).validate().is_ok());
+        let bad = |o: AggregatorOptions, port: u16, why: &str| {
+            let e = cfg(o, port).validate().unwrap_err();
+            assert!(e.why.contains(why), "{e}");
+        };
+        let mut o = good.clone();
+        o.devices.push(dev("printer-3f", "10.0.0.42"));
+        bad(o, 514, "same name");
+        let mut o = good.clone();
+        o.devices.push(dev("other", "::ffff:10.0.0.40"));
+        bad(o, 514, "same address");
+        let mut o = good.clone();
+        o.devices.push(dev("bad name", "10.0.0.43"));
+        bad(o, 514, "device name");
+        let mut o = good.clone();
+        o.devices.push(dev("any", "0.0.0.0"));
+        bad(o, 514, "one host");
+        let o = AggregatorOptions {
+            devices: (0..257)
+                .map(|i| {
+                    dev(
+                        &format!("d{i}"),
+                        &format!("10.1.{}.{}", i / 250, i % 250 + 1),
+                    )
+                })
+                .collect(),
+            ..Default::default()
+        };
+        bad(o, 514, "at most 256");
+        bad(
+            AggregatorOptions {
+                trap_port: 514,
+                ..good.clone()
+            },
+            514,
+            "trap_port",
+        );
+        bad(
+            AggregatorOptions {
+                max_tcp_per_device: 100,
+                ..good.clone()
+            },
+            514,
+            "max_tcp_per_device",
+        );
+        bad(
+            AggregatorOptions {
+                tcp_idle_s: 0,
+                ..good.clone()
+            },
+            514,
+            "tcp_idle_s",
+        );
+        bad(
+            AggregatorOptions {
+                syslog_udp: false,
+                syslog_tcp: false,
+                snmp_traps: false,
+                ..good.clone()
+            },
+            514,
+            "at least one",
+        );
+        assert_eq!(
+            good.device("::ffff:10.0.0.41".parse().unwrap())
+                .map(|d| d.name.as_str()),
+            Some("cam")
+        );
+        assert!(good.device("10.0.0.99".parse().unwrap()).is_none());
+        // Appended: the older kinds keep their wire indices.
+        let b = postcard::to_allocvec(&ServiceKind::Aggregator(good)).unwrap();
+        assert_eq!(b[0], 11);
     }
 
     #[test]

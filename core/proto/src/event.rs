@@ -97,6 +97,60 @@ pub enum EventKind {
     /// Something a detectors service saw on the local network (ARP spoofing, a rogue DHCP
     /// server or router); one event per incident. `src` is the offender where known.
     NetworkAnomaly(NetworkAlert),
+    /// A syslog message from a device listed on an aggregator service; `src` is the
+    /// device's address.
+    DeviceLog(DeviceLog),
+    /// An SNMP trap from a device listed on an aggregator service; `src` is the device's
+    /// address.
+    DeviceTrap(DeviceTrap),
+}
+
+/// Most variable bindings one [`DeviceTrap`] keeps.
+pub const MAX_TRAP_VARBINDS: usize = 32;
+
+/// One syslog message from an aggregated device. Strings are clamped to
+/// [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceLog {
+    /// The device as the aggregator's configuration names it.
+    pub device: String,
+    /// `udp` or `tcp`.
+    pub transport: String,
+    /// `rfc5424`, `rfc3164` or `bare` (no recognisable header).
+    pub format: String,
+    /// 0-23 (1, user, when the line had no priority).
+    pub facility: u8,
+    /// 0 (emergency) to 7 (debug) (5, notice, when the line had no priority).
+    pub severity: u8,
+    /// The header's timestamp as sent (the device's clock, not checked).
+    pub timestamp: Option<String>,
+    /// The header's host name as sent (the device names itself; `device` is who it is).
+    pub hostname: Option<String>,
+    pub app: Option<String>,
+    pub procid: Option<String>,
+    pub msgid: Option<String>,
+    pub structured_data: Option<String>,
+    pub message: String,
+    /// The message was longer than what was kept.
+    pub truncated: bool,
+}
+
+/// One SNMP trap (or inform) from an aggregated device. Strings are clamped to
+/// [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeviceTrap {
+    /// The device as the aggregator's configuration names it.
+    pub device: String,
+    /// 1 (SNMPv1) or 2 (SNMPv2c).
+    pub version: u8,
+    /// `snmpTrapOID.0` (an SNMPv1 trap's translated as RFC 3584 says).
+    pub trap_oid: String,
+    /// SNMPv1: the agent address the trap names.
+    pub agent_addr: Option<std::net::IpAddr>,
+    /// (OID, value as text), at most [`MAX_TRAP_VARBINDS`].
+    pub varbinds: Vec<(String, String)>,
+    /// An InformRequest (recorded; not acknowledged).
+    pub inform: bool,
 }
 
 /// Most MAC addresses one [`NetworkAlert`] lists.
@@ -167,11 +221,13 @@ impl EventKind {
             EventKind::NetworkScanDetected { .. } => "scan_detected",
             EventKind::PoisoningDetected(_) => "poisoning_detected",
             EventKind::NetworkAnomaly(_) => "network_anomaly",
+            EventKind::DeviceLog(_) => "device_log",
+            EventKind::DeviceTrap(_) => "device_trap",
         }
     }
 
     /// Every kind name, for validating filters.
-    pub const NAMES: [&'static str; 13] = [
+    pub const NAMES: [&'static str; 15] = [
         "connect",
         "disconnect",
         "auth_attempt",
@@ -185,6 +241,8 @@ impl EventKind {
         "download",
         "poisoning_detected",
         "network_anomaly",
+        "device_log",
+        "device_trap",
     ];
 }
 
@@ -345,6 +403,46 @@ impl Event {
                         field: "macs",
                         why: "too many or too long",
                     });
+                }
+            }
+            EventKind::DeviceLog(l) => {
+                if l.device.is_empty() || l.device.len() > 64 {
+                    return Err(InvalidEvent {
+                        field: "device",
+                        why: "must be 1 to 64 bytes",
+                    });
+                }
+                long("transport", &l.transport)?;
+                long("format", &l.format)?;
+                for f in [
+                    &l.timestamp,
+                    &l.hostname,
+                    &l.app,
+                    &l.procid,
+                    &l.msgid,
+                    &l.structured_data,
+                ] {
+                    long("header", f.as_deref().unwrap_or(""))?;
+                }
+                long("message", &l.message)?;
+            }
+            EventKind::DeviceTrap(t) => {
+                if t.device.is_empty() || t.device.len() > 64 {
+                    return Err(InvalidEvent {
+                        field: "device",
+                        why: "must be 1 to 64 bytes",
+                    });
+                }
+                long("trap_oid", &t.trap_oid)?;
+                if t.varbinds.len() > MAX_TRAP_VARBINDS {
+                    return Err(InvalidEvent {
+                        field: "varbinds",
+                        why: "too many",
+                    });
+                }
+                for (k, v) in &t.varbinds {
+                    long("varbinds", k)?;
+                    long("varbinds", v)?;
                 }
             }
             _ => {}

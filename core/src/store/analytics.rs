@@ -102,6 +102,19 @@ pub fn searchable_text(ev: &Event) -> String {
             parts.push(url.clone());
             parts.push(tool.clone());
         }
+        EventKind::DeviceLog(l) => {
+            parts.push(l.device.clone());
+            parts.extend(l.hostname.clone());
+            parts.extend(l.app.clone());
+            parts.extend(l.msgid.clone());
+            parts.extend(l.structured_data.clone());
+            parts.push(l.message.clone());
+        }
+        EventKind::DeviceTrap(t) => {
+            parts.push(t.device.clone());
+            parts.push(t.trap_oid.clone());
+            parts.extend(t.varbinds.iter().map(|(k, v)| format!("{k} = {v}")));
+        }
         _ => {}
     }
     parts.join("\n").to_lowercase()

@@ -3,8 +3,8 @@
 //! method, or has it with another signature, does not compile.
 
 use super::{
-    CaptureRecord, CertRecord, InsertOutcome, ModuleCredential, NewAlert, NodeRecord, PgStore,
-    SqliteStore, StoreError, TokenRecord, TokenRefusal,
+    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, ModuleCredential, NewAlert,
+    NodeRecord, PgStore, SqliteStore, StoreError, TokenRecord, TokenRefusal,
 };
 use honeybee_proto::admin::{
     AlertInfo, AuditEntry, EventCursor, EventQuery, EventSearch, KeyCount, Stats, StatsQuery,
@@ -210,6 +210,11 @@ impl Store {
     /// Agent time of the node's newest stored event.
     pub async fn last_event_ms(&self, id: &NodeId) -> Result<Option<i64>, StoreError> {
         on_backend!(self, b => b.last_event_ms(id).await)
+    }
+    /// Per (node, aggregator service, device address): the newest `device_log` /
+    /// `device_trap` event's time and how many there are (`honeybee nodes`' devices).
+    pub async fn device_activity(&self) -> Result<Vec<DeviceActivity>, StoreError> {
+        on_backend!(self, b => b.device_activity().await)
     }
     pub async fn set_node_config(
         &self,

@@ -126,6 +126,24 @@ pub struct InsertOutcome {
     pub new_ids: Vec<i64>,
 }
 
+/// What the events of one device address on one aggregator service add up to (see
+/// [`Store::device_activity`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeviceActivity {
+    pub node: NodeId,
+    pub service: String,
+    /// The device's address as events store it (`src_ip`).
+    pub address: String,
+    pub last_ms: i64,
+    pub events: u64,
+}
+
+/// The SQL of [`Store::device_activity`], the same on every backend: the `events_kind_time`
+/// index finds the device events, however many others there are.
+pub(crate) const DEVICE_ACTIVITY_SQL: &str = "SELECT node, service, src_ip, MAX(time_ms), \
+     COUNT(*) FROM events WHERE kind IN ('device_log', 'device_trap') AND src_ip IS NOT NULL \
+     GROUP BY node, service, src_ip";
+
 /// A node as the registry knows it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NodeRecord {

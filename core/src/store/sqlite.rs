@@ -13,8 +13,8 @@ use super::codec::{
     EventRow, corrupt, ct_eq, encode, labels_from_json, labels_to_json, push_or_skip,
 };
 use super::{
-    CaptureRecord, CertRecord, InsertOutcome, NodeRecord, StoreError, TokenRecord, TokenRefusal,
-    effective_limit,
+    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, NodeRecord, StoreError, TokenRecord,
+    TokenRefusal, effective_limit,
 };
 use honeybee_proto::admin::{AuditEntry, EventQuery, StoredEvent, TokenInfo};
 use honeybee_proto::config::NodeConfig;
@@ -619,6 +619,39 @@ impl SqliteStore {
                 c.prepare_cached("SELECT MAX(time_ms) FROM events WHERE node = ?1")?
                     .query_row([id], |r| r.get::<_, Option<i64>>(0))?,
             )
+        })
+        .await
+    }
+
+    /// Per (node, aggregator service, device address): the newest device event's time and
+    /// how many there are.
+    pub async fn device_activity(&self) -> Result<Vec<DeviceActivity>, StoreError> {
+        self.read(move |c| {
+            let mut stmt = c.prepare_cached(super::DEVICE_ACTIVITY_SQL)?;
+            let rows = stmt.query_map([], |r| {
+                Ok((
+                    r.get::<_, String>(0)?,
+                    r.get::<_, String>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(3)?,
+                    r.get::<_, i64>(4)?,
+                ))
+            })?;
+            let mut out = Vec::new();
+            for row in rows {
+                let (node, service, address, last_ms, n) = row?;
+                // A node id that no longer parses cannot be listed under a node.
+                if let Ok(node) = NodeId::new(&node) {
+                    out.push(DeviceActivity {
+                        node,
+                        service,
+                        address,
+                        last_ms,
+                        events: n.max(0) as u64,
+                    });
+                }
+            }
+            Ok(out)
         })
         .await
     }

@@ -98,7 +98,7 @@ macro_rules! conformance {
             count_matching_and_top_commands_of_chosen_services,
             events_after_resumes_in_store_order, module_credentials_alerts_enrichments,
             events_retention_deletes_old_events_and_their_enrichments,
-            node_relay_and_last_event);
+            node_relay_and_last_event, device_activity_per_node_service_and_address);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner);
     };
@@ -1220,6 +1220,105 @@ async fn node_relay_and_last_event(s: Store) {
     .await
     .unwrap();
     assert_eq!(s.last_event_ms(&a).await.unwrap(), Some(300));
+}
+
+/// `device_log` / `device_trap` events add up per (node, service, device address); other
+/// events from the same address do not count.
+async fn device_activity_per_node_service_and_address(s: Store) {
+    use honeybee_proto::event::{DeviceLog, DeviceTrap};
+    assert!(s.device_activity().await.unwrap().is_empty());
+    let log = |seq: u64, t: i64, src: &str, device: &str| Event {
+        src: Some(src.parse().unwrap()),
+        session: None,
+        ..ev(
+            seq,
+            t,
+            "office-devices",
+            EventKind::DeviceLog(DeviceLog {
+                device: device.into(),
+                transport: "udp".into(),
+                format: "rfc3164".into(),
+                facility: 1,
+                severity: 5,
+                timestamp: None,
+                hostname: None,
+                app: None,
+                procid: None,
+                msgid: None,
+                structured_data: None,
+                message: "paper jam".into(),
+                truncated: false,
+            }),
+        )
+    };
+    let trap = Event {
+        src: Some("10.0.0.40:39000".parse().unwrap()),
+        session: None,
+        ..ev(
+            4,
+            900,
+            "office-devices",
+            EventKind::DeviceTrap(DeviceTrap {
+                device: "printer".into(),
+                version: 2,
+                trap_oid: "1.3.6.1.6.3.1.1.5.3".into(),
+                agent_addr: None,
+                varbinds: vec![("1.3.6.1.2.1.1.5.0".into(), "printer".into())],
+                inform: false,
+            }),
+        )
+    };
+    let mut other = ev(5, 5_000, "office-devices", EventKind::Connect);
+    other.src = Some("10.0.0.40:1".parse().unwrap());
+    s.insert_events(
+        &node("a"),
+        1,
+        vec![
+            log(1, 100, "10.0.0.40:514", "printer"),
+            log(2, 700, "10.0.0.40:514", "printer"),
+            log(3, 300, "10.0.0.41:514", "cam"),
+            trap,
+            other,
+        ],
+    )
+    .await
+    .unwrap();
+    s.insert_events(&node("b"), 1, vec![log(1, 50, "10.0.0.40:514", "printer")])
+        .await
+        .unwrap();
+    let mut got: Vec<(String, String, String, i64, u64)> = s
+        .device_activity()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| {
+            (
+                d.node.as_str().to_owned(),
+                d.service,
+                d.address,
+                d.last_ms,
+                d.events,
+            )
+        })
+        .collect();
+    got.sort();
+    let row = |n: &str, a: &str, last: i64, count: u64| {
+        (
+            n.to_owned(),
+            "office-devices".to_owned(),
+            a.to_owned(),
+            last,
+            count,
+        )
+    };
+    assert_eq!(
+        got,
+        vec![
+            row("a", "10.0.0.40", 900, 3),
+            row("a", "10.0.0.41", 300, 1),
+            row("b", "10.0.0.40", 50, 1),
+        ]
+    );
 }
 
 /// A database written by schema version 2 (searchable values only inside the event body)

@@ -15,7 +15,12 @@
 //! [`capture`]); the poisoning canary is a task. Their incidents (see [`incident`]) meet
 //! in the service's task, which emits at most `max_events_per_minute` events and counts
 //! the rest in one `limit_reached` event a minute.
+//!
+//! [`aggregator`] is the other half of the office network: a service of its own kind
+//! (`ServiceKind::Aggregator`) that takes syslog ([`syslog`]) and SNMP traps
+//! ([`snmptrap`]) from listed devices that cannot run an agent.
 
+pub mod aggregator;
 pub mod arp;
 pub mod capture;
 pub mod dhcp;

@@ -1,4 +1,4 @@
-//! SNMP trap parsing for the aggregator role (issue 20, second half; not wired yet):
+//! SNMP trap parsing for the aggregator ([`super::aggregator`]):
 //! SNMPv1 Trap-PDUs and SNMPv2c SNMPv2-Trap / InformRequest PDUs, as printers, UPSes and
 //! cameras send them. A bounded BER reader: definite lengths only, no recursion beyond
 //! the fixed shape of a trap, at most [`MAX_VARBINDS`] variable bindings and

@@ -1,6 +1,6 @@
-//! Syslog parsing for the aggregator role (issue 20, second half; not wired yet): devices
-//! that cannot run an agent (printers, cameras, NAS) send syslog to an agent, which will
-//! report each line as an event of that device. Sans-IO and hostile-input safe: RFC 5424,
+//! Syslog parsing for the aggregator ([`super::aggregator`]): devices that cannot run an
+//! agent (printers, cameras, NAS) send syslog to an agent, which reports each line as an
+//! event of that device. Sans-IO and hostile-input safe: RFC 5424,
 //! RFC 3164 (BSD, in the shapes real devices send) and bare lines; TCP framing by octet
 //! counting or line feed (RFC 6587). Every field is clamped; nothing allocates more than
 //! the line it came from.
@@ -211,7 +211,9 @@ fn tag(body: &str) -> (Option<&str>, Option<&str>, &str) {
     (None, None, body)
 }
 
-/// The next frame of a TCP syslog stream (RFC 6587): octet counting (`LEN SP MSG`) when
+/// The next frame of a buffered TCP syslog stream (RFC 6587; the service itself frames
+/// with the streaming [`super::aggregator::TcpFramer`], which never buffers a whole
+/// octet-counted frame): octet counting (`LEN SP MSG`) when
 /// the stream starts with a digit, else up to a line feed. `Some((frame, consumed))`;
 /// `None` when more bytes are needed. A frame over [`MAX_MESSAGE`] is cut to it (the rest
 /// is skipped); a length that is not a number ends the stream (`Err`).

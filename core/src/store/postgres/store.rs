@@ -10,8 +10,8 @@ use crate::store::codec::{
 use crate::store::console::{capped_count, count_matching_sql, top_commands_sql};
 use crate::store::modules::{perms_from_text, perms_to_text};
 use crate::store::{
-    CaptureRecord, CertRecord, InsertOutcome, ModuleCredential, NewAlert, NodeRecord, StoreError,
-    TokenRecord, TokenRefusal, effective_limit,
+    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, ModuleCredential, NewAlert,
+    NodeRecord, StoreError, TokenRecord, TokenRefusal, effective_limit,
 };
 use honeybee_proto::admin::{
     AlertInfo, AuditEntry, CredentialCount, EnrichmentInfo, EventQuery, EventSearch, GeoCount,
@@ -641,6 +641,26 @@ impl PgStore {
             )
             .await?;
         Ok(rows[0].try_get(0)?)
+    }
+
+    /// See the SQLite backend's `device_activity`.
+    pub async fn device_activity(&self) -> Result<Vec<DeviceActivity>, StoreError> {
+        let rows = self.query(crate::store::DEVICE_ACTIVITY_SQL, &[]).await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in rows {
+            let node: String = r.try_get(0)?;
+            let n: i64 = r.try_get(4)?;
+            if let Ok(node) = NodeId::new(&node) {
+                out.push(DeviceActivity {
+                    node,
+                    service: r.try_get(1)?,
+                    address: r.try_get(2)?,
+                    last_ms: r.try_get(3)?,
+                    events: n.max(0) as u64,
+                });
+            }
+        }
+        Ok(out)
     }
 
     pub async fn set_node_config(
