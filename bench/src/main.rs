@@ -331,7 +331,8 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
         ));
         ours.push(r.sample.per_s());
         base.push(b.sample.per_s());
-        let so = ingest::pg_store_only_core(sz, &server.fresh_database("store_core").await?).await?;
+        let so =
+            ingest::pg_store_only_core(sz, &server.fresh_database("store_core").await?).await?;
         let sb =
             ingest::pg_store_only_baseline(sz, &server.fresh_database("store_base").await?).await?;
         progress(&format!(

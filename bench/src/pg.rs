@@ -85,7 +85,10 @@ pub async fn connect(url: &str) -> Result<tokio_postgres::Client> {
 /// Rows in `events` of the database at `url`.
 pub async fn count_events(url: &str) -> Result<u64> {
     let c = connect(url).await?;
-    let n: i64 = c.query_one("SELECT COUNT(*) FROM events", &[]).await?.get(0);
+    let n: i64 = c
+        .query_one("SELECT COUNT(*) FROM events", &[])
+        .await?
+        .get(0);
     if n < 0 {
         bail!("negative count");
     }

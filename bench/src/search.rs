@@ -200,7 +200,12 @@ async fn fill(store: &Store, sz: &SearchSizes, start_ms: i64) -> Result<Duration
         tasks.spawn(async move {
             let nodes: Vec<(usize, NodeId)> = (p..sz.nodes)
                 .step_by(sz.producers)
-                .map(|k| Ok((k, NodeId::new(node_name(k)).map_err(|e| anyhow::anyhow!("{e}"))?)))
+                .map(|k| {
+                    Ok((
+                        k,
+                        NodeId::new(node_name(k)).map_err(|e| anyhow::anyhow!("{e}"))?,
+                    ))
+                })
                 .collect::<Result<_>>()?;
             let mut n = 0u64;
             let mut j = 0u64;
@@ -208,7 +213,8 @@ async fn fill(store: &Store, sz: &SearchSizes, start_ms: i64) -> Result<Duration
             while j < sz.per_node() {
                 let end = (j + sz.batch as u64).min(sz.per_node());
                 for (k, node) in &nodes {
-                    let events: Vec<Event> = (j..end).map(|i| event(&sz, start_ms, *k, i)).collect();
+                    let events: Vec<Event> =
+                        (j..end).map(|i| event(&sz, start_ms, *k, i)).collect();
                     let received = events.last().map_or(0, |e| e.time_ms + 50);
                     n += store.insert_events(node, received, events).await?.inserted;
                 }
@@ -244,11 +250,7 @@ impl Answer {
             Answer::Count(n, capped) => {
                 format!("{n}{}", if *capped { " (capped)" } else { "" })
             }
-            Answer::Stats(s) => format!(
-                "{} events, {} buckets",
-                s.events_total,
-                s.total.len()
-            ),
+            Answer::Stats(s) => format!("{} events, {} buckets", s.events_total, s.total.len()),
             Answer::Keys(v) => format!("{} keys", v.len()),
         }
     }
@@ -315,32 +317,199 @@ fn queries(sz: &SearchSizes, start_ms: i64, now: i64) -> Result<Vec<(String, Q)>
     let session = event(sz, start_ms, 7, mid).session;
     let day_end = (now / MINUTE + 1) * MINUTE;
     let mut v: Vec<(String, Q)> = vec![
-        ("Events page, no filter: first page of 100 (`search_events`)".into(), Q::Search(page(EventSearch::default()))),
-        ("↳ its total (`count_matching`, counts up to 1,000,000)".into(), Q::Count(EventSearch::default())),
-        ("Events page, no filter: 10 pages of 100 by cursor".into(), Q::Pages(page(EventSearch::default()), 10)),
-        ("service = ssh, kind = auth_attempt: first page".into(), Q::Search(page(EventSearch { service: Some("ssh".into()), kind: Some("auth_attempt".into()), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { service: Some("ssh".into()), kind: Some("auth_attempt".into()), ..Default::default() })),
-        (format!("node = {}, last 24 h: first page", node.as_str()), Q::Search(page(EventSearch { node: Some(node.clone()), since_ms: Some(now - DAY), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { node: Some(node.clone()), since_ms: Some(now - DAY), ..Default::default() })),
-        (format!("src = {top_ip} (the busiest source): first page"), Q::Search(page(EventSearch { src: Some(top_ip.clone()), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { src: Some(top_ip.clone()), ..Default::default() })),
-        ("src prefix `45.10.3.`: first page".into(), Q::Search(page(EventSearch { src: Some("45.10.3.".into()), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { src: Some("45.10.3.".into()), ..Default::default() })),
-        ("free text `wget` (in ~1 % of events): first page".into(), Q::Search(page(EventSearch { text: Some("wget".into()), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { text: Some("wget".into()), ..Default::default() })),
-        ("free text `xmrig` (rare): first page".into(), Q::Search(page(EventSearch { text: Some("xmrig".into()), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { text: Some("xmrig".into()), ..Default::default() })),
-        ("free text `wget`, last 24 h: first page".into(), Q::Search(page(EventSearch { text: Some("wget".into()), since_ms: Some(now - DAY), ..Default::default() }))),
-        ("↳ its total".into(), Q::Count(EventSearch { text: Some("wget".into()), since_ms: Some(now - DAY), ..Default::default() })),
-        ("one session's events (Session view, `session = …`)".into(), Q::Search(EventSearch { session, limit: 500, ..Default::default() })),
-        ("one event (`get_event`)".into(), Q::Get(node.clone(), mid + 1)),
-        (format!("CLI `honeybee events --node {} --kind command` (50, `query_events`)", node.as_str()), Q::List(EventQuery { node: Some(node.clone()), kind: Some("command".into()), limit: 50, ..Default::default() })),
-        ("Overview: last 60 min per minute (`stats`, top 0)".into(), Q::Stats(StatsQuery { since_ms: day_end - 60 * MINUTE, until_ms: day_end, bucket_ms: MINUTE, top: 0 })),
-        ("Overview: last 24 h, one bucket, top 10 (`stats`)".into(), Q::Stats(StatsQuery { since_ms: now - DAY, until_ms: now + 1, bucket_ms: DAY, top: 10 })),
-        ("Analytics: last 24 h, 15-min buckets, top 20 (`stats`)".into(), Q::Stats(StatsQuery { since_ms: now - DAY, until_ms: now, bucket_ms: DAY / 96, top: 20 })),
-        (format!("Analytics: all {} days, {}-min buckets, top 20 (`stats`)", sz.days, sz.days * DAY / 96 / MINUTE), Q::Stats(StatsQuery { since_ms: now - sz.days * DAY, until_ms: now + 1, bucket_ms: sz.days * DAY / 96, top: 20 })),
-        ("top commands of ssh + telnet, last 24 h, top 20 (`top_commands`)".into(), Q::TopCommands(now - DAY, now, vec!["ssh".into(), "telnet".into()], 20)),
-        (format!("top commands of ssh + telnet, all {} days, top 20", sz.days), Q::TopCommands(now - sz.days * DAY, now + 1, vec!["ssh".into(), "telnet".into()], 20)),
+        (
+            "Events page, no filter: first page of 100 (`search_events`)".into(),
+            Q::Search(page(EventSearch::default())),
+        ),
+        (
+            "↳ its total (`count_matching`, counts up to 1,000,000)".into(),
+            Q::Count(EventSearch::default()),
+        ),
+        (
+            "Events page, no filter: 10 pages of 100 by cursor".into(),
+            Q::Pages(page(EventSearch::default()), 10),
+        ),
+        (
+            "service = ssh, kind = auth_attempt: first page".into(),
+            Q::Search(page(EventSearch {
+                service: Some("ssh".into()),
+                kind: Some("auth_attempt".into()),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                service: Some("ssh".into()),
+                kind: Some("auth_attempt".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            format!("node = {}, last 24 h: first page", node.as_str()),
+            Q::Search(page(EventSearch {
+                node: Some(node.clone()),
+                since_ms: Some(now - DAY),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                node: Some(node.clone()),
+                since_ms: Some(now - DAY),
+                ..Default::default()
+            }),
+        ),
+        (
+            format!("src = {top_ip} (the busiest source): first page"),
+            Q::Search(page(EventSearch {
+                src: Some(top_ip.clone()),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                src: Some(top_ip.clone()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "src prefix `45.10.3.`: first page".into(),
+            Q::Search(page(EventSearch {
+                src: Some("45.10.3.".into()),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                src: Some("45.10.3.".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "free text `wget` (in ~1 % of events): first page".into(),
+            Q::Search(page(EventSearch {
+                text: Some("wget".into()),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                text: Some("wget".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "free text `xmrig` (rare): first page".into(),
+            Q::Search(page(EventSearch {
+                text: Some("xmrig".into()),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                text: Some("xmrig".into()),
+                ..Default::default()
+            }),
+        ),
+        (
+            "free text `wget`, last 24 h: first page".into(),
+            Q::Search(page(EventSearch {
+                text: Some("wget".into()),
+                since_ms: Some(now - DAY),
+                ..Default::default()
+            })),
+        ),
+        (
+            "↳ its total".into(),
+            Q::Count(EventSearch {
+                text: Some("wget".into()),
+                since_ms: Some(now - DAY),
+                ..Default::default()
+            }),
+        ),
+        (
+            "one session's events (Session view, `session = …`)".into(),
+            Q::Search(EventSearch {
+                session,
+                limit: 500,
+                ..Default::default()
+            }),
+        ),
+        (
+            "one event (`get_event`)".into(),
+            Q::Get(node.clone(), mid + 1),
+        ),
+        (
+            format!(
+                "CLI `honeybee events --node {} --kind command` (50, `query_events`)",
+                node.as_str()
+            ),
+            Q::List(EventQuery {
+                node: Some(node.clone()),
+                kind: Some("command".into()),
+                limit: 50,
+                ..Default::default()
+            }),
+        ),
+        (
+            "Overview: last 60 min per minute (`stats`, top 0)".into(),
+            Q::Stats(StatsQuery {
+                since_ms: day_end - 60 * MINUTE,
+                until_ms: day_end,
+                bucket_ms: MINUTE,
+                top: 0,
+            }),
+        ),
+        (
+            "Overview: last 24 h, one bucket, top 10 (`stats`)".into(),
+            Q::Stats(StatsQuery {
+                since_ms: now - DAY,
+                until_ms: now + 1,
+                bucket_ms: DAY,
+                top: 10,
+            }),
+        ),
+        (
+            "Analytics: last 24 h, 15-min buckets, top 20 (`stats`)".into(),
+            Q::Stats(StatsQuery {
+                since_ms: now - DAY,
+                until_ms: now,
+                bucket_ms: DAY / 96,
+                top: 20,
+            }),
+        ),
+        (
+            format!(
+                "Analytics: all {} days, {}-min buckets, top 20 (`stats`)",
+                sz.days,
+                sz.days * DAY / 96 / MINUTE
+            ),
+            Q::Stats(StatsQuery {
+                since_ms: now - sz.days * DAY,
+                until_ms: now + 1,
+                bucket_ms: sz.days * DAY / 96,
+                top: 20,
+            }),
+        ),
+        (
+            "top commands of ssh + telnet, last 24 h, top 20 (`top_commands`)".into(),
+            Q::TopCommands(now - DAY, now, vec!["ssh".into(), "telnet".into()], 20),
+        ),
+        (
+            format!("top commands of ssh + telnet, all {} days, top 20", sz.days),
+            Q::TopCommands(
+                now - sz.days * DAY,
+                now + 1,
+                vec!["ssh".into(), "telnet".into()],
+                20,
+            ),
+        ),
     ];
     v.shrink_to_fit();
     Ok(v)
@@ -391,11 +560,18 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     let total = sz.per_node() * sz.nodes as u64;
 
     let sqlite = Store::from(SqliteStore::open(&dir.path().join("honeybee.db"))?);
-    eprintln!("[bench] search: filling SQLite with {total} events (load {})", load());
+    eprintln!(
+        "[bench] search: filling SQLite with {total} events (load {})",
+        load()
+    );
     let fill_sqlite = tokio::time::timeout(sz.fill_limit, fill(&sqlite, sz, start_ms))
         .await
         .context("SQLite fill timed out")??;
-    eprintln!("[bench] search: SQLite filled in {:.1} s (load {})", fill_sqlite.as_secs_f64(), load());
+    eprintln!(
+        "[bench] search: SQLite filled in {:.1} s (load {})",
+        fill_sqlite.as_secs_f64(),
+        load()
+    );
 
     let url = pg.fresh_database("search").await?;
     let pgs = Store::from(PgStore::open(&url, Some(crate::pg::PASSWORD)).await?);
@@ -403,7 +579,11 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     let fill_pg = tokio::time::timeout(sz.fill_limit, fill(&pgs, sz, start_ms))
         .await
         .context("PostgreSQL fill timed out")??;
-    eprintln!("[bench] search: PostgreSQL filled in {:.1} s (load {})", fill_pg.as_secs_f64(), load());
+    eprintln!(
+        "[bench] search: PostgreSQL filled in {:.1} s (load {})",
+        fill_pg.as_secs_f64(),
+        load()
+    );
     // What autovacuum does to an insert-only table soon after a bulk load (statistics,
     // visibility map); done here so the plans do not depend on when it happens to run.
     let t = Instant::now();
@@ -450,7 +630,11 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
             row.same &= ans_s == ans_p;
             row.answer = ans_s.summary();
             if ans_s != ans_p {
-                row.answer = format!("SQLite {} / PostgreSQL {}", ans_s.summary(), ans_p.summary());
+                row.answer = format!(
+                    "SQLite {} / PostgreSQL {}",
+                    ans_s.summary(),
+                    ans_p.summary()
+                );
             }
         }
         eprintln!(
@@ -468,7 +652,10 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     pgs.close().await?;
 
     let mut s = String::new();
-    let _ = writeln!(s, "### Event search and analytics over {total} stored events\n");
+    let _ = writeln!(
+        s,
+        "### Event search and analytics over {total} stored events\n"
+    );
     let _ = writeln!(
         s,
         "| query | answer | SQLite median (ms) | PostgreSQL median (ms) | PostgreSQL / SQLite | same answer | runs: SQLite | runs: PostgreSQL |"
