@@ -88,6 +88,9 @@ pub(crate) struct Editor {
     pasting: bool,
     /// The pasted text shown highlighted starts here until the next key.
     region: Option<usize>,
+    /// While pasting: the line, cursor and highlight shown before the paste (readline
+    /// shows a paste once, when its end marker has come).
+    before_paste: Option<(Vec<u8>, usize, Option<(usize, usize)>)>,
     /// Browsing history: the entry shown, and the line being edited before.
     hist: Option<usize>,
     saved: Vec<u8>,
@@ -142,6 +145,7 @@ impl Editor {
             seq: Vec::new(),
             pasting: false,
             region: None,
+            before_paste: None,
             hist: None,
             saved: Vec::new(),
             tabbed: false,
@@ -260,8 +264,9 @@ impl Editor {
         if self.pasting {
             return self.key(b, ctx, &prompt, out);
         }
-        // What the screen shows before the key: on a line wider than the terminal the
-        // editor's fixed answers would be wrong, so readline's redisplay replaces them.
+        // What the screen shows before the key: on a line wider than the terminal, or
+        // with pasted text highlighted, the editor's fixed answers would be wrong, so
+        // readline's redisplay replaces them.
         let before = (self.line.clone(), self.cursor, self.region_view());
         let mut now = Vec::new();
         let ev = self.key(b, ctx, &prompt, &mut now);
@@ -276,7 +281,9 @@ impl Editor {
                 region: before.2,
             };
             let new = self.view(&prompt);
-            if display::wraps(&old, columns) || display::wraps(&new, columns) {
+            // Pasted text still highlighted goes plain in the same redisplay.
+            if before.2.is_some() || display::wraps(&old, columns) || display::wraps(&new, columns)
+            {
                 out.extend(std::iter::repeat_n(0x07, self.bells));
                 display::redisplay(&old, &new, columns, ctx.rows(), false, out);
                 return ev;
@@ -349,8 +356,12 @@ impl Editor {
             match b {
                 0x1b => self.esc = Esc::Start,
                 b'\n' if after_cr => {}
-                b'\r' | b'\n' if self.insert(b'\n') => out.extend_from_slice(b"\r\n"),
-                b'\t' | 0x20.. if self.insert(b) => out.push(b),
+                b'\r' | b'\n' => {
+                    self.insert(b'\n');
+                }
+                b'\t' | 0x20.. => {
+                    self.insert(b);
+                }
                 _ => {}
             }
             return None;
@@ -643,16 +654,33 @@ impl Editor {
         match seq {
             b"[200~" => {
                 self.own = true;
-                self.deactivate(prompt, out);
+                if !self.pasting {
+                    self.before_paste = Some((self.line.clone(), self.cursor, self.region_view()));
+                }
                 self.pasting = true;
                 self.region = Some(self.cursor);
-                out.extend_from_slice(b"\x1b[7m");
             }
             b"[201~" => {
                 self.own = true;
                 if self.pasting {
+                    // The pasted text, highlighted, in one redisplay.
                     self.pasting = false;
-                    out.extend_from_slice(b"\x1b[27m");
+                    if let Some((line, point, region)) = self.before_paste.take() {
+                        let old = View {
+                            prompt: prompt.as_bytes(),
+                            line: &line,
+                            point,
+                            region,
+                        };
+                        display::redisplay(
+                            &old,
+                            &self.view(prompt),
+                            ctx.columns(),
+                            ctx.rows(),
+                            false,
+                            out,
+                        );
+                    }
                 }
             }
             _ if self.pasting => {}

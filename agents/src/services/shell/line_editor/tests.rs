@@ -599,6 +599,7 @@ const WRAPPED: &[(&[&[u8]], &[&str])] = &[
     (&[b"echo one two three four five six seven eight nine ten eleven twelve thirteen", b"\x12", b"o", b"\x12", b"\x12", b"\x12", b"\x07"], &["echo one two three four fiv \x0de six seven eight nine ten ele \x0dven twelve thirteen", "\x1b[A\x1b[A\x0d(reverse-i-search)`': echo one two three four five six seven eight nine ten eleven twelve t\x0dthirteen", "\x1b[A\x1b[A\x1b[A-i-search)`o': echo one two three f\x1b[7mo\x1b[27mur five six seven eight nine ten eleven twelve \x1b[1@t\x1b[A\x1b[Atwo three f", "\x0de tw\x1b[7mo\x1b[27m three fo\x0de tw", "\x1b[Aerse-i-search)`o': echo \x1b[7mo\x1b[27m\x0d\x0a\x0de two\x1b[Arse-i-search)`o': echo ", "\x08\x08\x1b[7mo\x1b[27m o\x08\x08\x08", "\x0dP$ echo one two three four five six seven eight nine ten el\x0d\x0a\x0d\x1b[11Pven twelve thirteen\x0d\x0a\x0d\x1b[K\x1b[Aven twelve thirteen"]),
     (&[b"echo one two three four five six seven eight nine ten eleven twelve thirteen", b"\x12", b"t", b"\x1b[A"], &["echo one two three four fiv \x0de six seven eight nine ten ele \x0dven twelve thirteen", "\x1b[A\x1b[A\x0d(reverse-i-search)`': echo one two three four five six seven eight nine ten eleven twelve t\x0dthirteen", "\x1b[A\x1b[A\x1b[A-i-search)`t': echo one two three four five six seven eight nine ten eleven twelve \x1b[1@thir\x1b[7mt\x1b[27m\x08", "\x1b[A\x1b[A\x1b[A\x0dP$ echo one two three four five six seven eight nine ten el\x0d\x0a\x0d\x1b[11Pven twelve thirteen\x0d\x0a\x0d\x1b[K\x1b[Aven twelve thir\x1b[A\x1b[A\x08\x08\x08\x08\x08\x08\x08two\x1b[K\x0d\x0a\x0d\x1b[K\x0d\x0a\x0d\x1b[K\x1b[A\x1b[AP$ echo two"]),
     (&[b"xxxxxxxxxxxxxxxxxxxxxxxxxxx", b"\x08\x08\x08", b"abcdef", b"\x05", b"\x7f\x7f\x7f\x7f\x7f\x7f\x7f\x7f"], &["xxxxxxxxxxxxxxxxxxxxxxxxxxx \x0d", "\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxxx\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxxx\x08 \x08\x08 \x08", "abc \x0ddef", "", "\x08 \x08\x08 \x08\x08 \x08\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxabc \x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxab\x1b[K\x0d\x0a\x0d\x1b[K\x1b[AP$ xxxxxxxxxxxxxxxxxxxxxxxxab\x08 \x08\x08 \x08\x08 \x08\x08 \x08"]),
+(&[b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd", b"\x01", b"\x1b[200~PASTED\x1b[201~", b"q"], &["echo aaaaaaaaaabbbbbbbbbbcc \x0dccccccccdddddddddd", "\x1b[A\x0dP$ ", "\x1b[7mPASTED\x1b[27mecho aaaaaaaaaabbbbbbb\x1b[6@bbbccc\x1b[A\x1b[7mED\x1b[27m", "\x0dP$ PASTEDqecho aaaaaaaaaa\x0d\x0a\x0dbbbb\x1b[1@b\x1b[ASTEDq"]),
 ];
 
 fn replay(cases: &[(&[&[u8]], &[&str])], cols: usize) -> String {
@@ -926,6 +927,9 @@ mod oracle {
             &[b"\x12", b"ec", b"\x05"],
             &[b"\x12", b"tmp", b"\x1b[D", b"\x1b[A"],
             &[b"\x12", b"on", b"\x17", b"\x19", b"\x0a"],
+            // A paste inside the line, and one with a newline.
+            &[b"abc", b"\x01\x06", b"\x1b[200~XY\x1b[201~", b"z"],
+            &[b"\x1b[200~one\rtwo\x1b[201~", b"x"],
         ];
         // A terminal 30 columns wide: lines that wrap.
         let long: &[u8] = b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd";
