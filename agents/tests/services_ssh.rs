@@ -724,3 +724,68 @@ async fn host_keys_announced_after_login_and_proved() {
     let _ = until_disconnect(&mut rx).await;
     mgr.shutdown().await;
 }
+
+/// Reads channel data until `what` has come (or the time is up).
+async fn read_until(ch: &mut russh::Channel<client::Msg>, seen: &mut Vec<u8>, what: &[u8]) {
+    let deadline = Instant::now() + WAIT;
+    while !seen.windows(what.len()).any(|w| w == what) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match tokio::time::timeout(left, ch.wait()).await {
+            Ok(Some(russh::ChannelMsg::Data { data })) => seen.extend_from_slice(&data),
+            Ok(Some(_)) => {}
+            _ => panic!(
+                "no {:?} in {:?}",
+                String::from_utf8_lossy(what),
+                String::from_utf8_lossy(seen)
+            ),
+        }
+    }
+}
+
+/// The shell's line editor wraps a long line at the client's terminal width: the
+/// pty request's first, then a window change's (readline writes a space and CR when a
+/// character fills the last column), not at an assumed 80 columns.
+#[tokio::test]
+async fn the_line_editor_wraps_at_the_clients_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &policy_config(LoginPolicy::Always)).await;
+    let (mut h, _) = connect(addr).await;
+    assert!(
+        h.authenticate_password("root", "hunter2")
+            .await
+            .unwrap()
+            .success()
+    );
+    let mut ch = h.channel_open_session().await.unwrap();
+    ch.request_pty(true, "xterm", 40, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    ch.request_shell(true).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut ch, &mut seen, b"# ").await;
+    // The prompt: what follows the last bracketed-paste switch.
+    let at = seen
+        .windows(8)
+        .rposition(|w| w == b"\x1b[?2004h")
+        .expect("a prompt")
+        + 8;
+    let prompt = seen[at..].len();
+    assert!(prompt < 40, "{:?}", String::from_utf8_lossy(&seen));
+    for (cols, key) in [(40u32, b'y'), (57, b'z')] {
+        if cols != 40 {
+            ch.window_change(cols, 24, 0, 0).await.unwrap();
+        }
+        seen.clear();
+        let first = cols as usize - prompt;
+        ch.data_bytes(vec![key; first + 10]).await.unwrap();
+        let want = [vec![key; first], b" \r".to_vec(), vec![key; 10]].concat();
+        read_until(&mut ch, &mut seen, &want).await;
+        // ^U: the line goes, and the next one starts on a fresh prompt.
+        ch.data_bytes(&b"\x15"[..]).await.unwrap();
+    }
+    let _ = ch.eof().await;
+    drop(ch);
+    drop(h);
+    let _ = until_disconnect(&mut rx).await;
+    mgr.shutdown().await;
+}
