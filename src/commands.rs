@@ -282,8 +282,34 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             _ => Vec::new(),
         };
     let health_of = |n: &NodeInfo| health.iter().find(|h| h.node == n.id);
+    // Devices reported through an aggregator (printers, cameras, …); an older core
+    // without that answer lists none.
+    let devices: Vec<honeybee_proto::admin::DeviceInfo> =
+        match ask(data_dir, AdminRequest::ListDevices).await {
+            Ok(AdminResponse::Devices(d)) => d,
+            _ => Vec::new(),
+        };
+    let devices_of = |n: &NodeInfo| {
+        devices
+            .iter()
+            .filter(|d| d.node == n.id)
+            .collect::<Vec<_>>()
+    };
     if json {
-        let v: Vec<_> = nodes.iter().map(|n| node_json(n, health_of(n))).collect();
+        let v: Vec<_> = nodes
+            .iter()
+            .map(|n| {
+                let mut v = node_json(n, health_of(n));
+                let ds: Vec<_> = devices_of(n)
+                    .into_iter()
+                    .map(honeybee_core::json::device_json)
+                    .collect();
+                if let (false, Some(o)) = (ds.is_empty(), v.as_object_mut()) {
+                    o.insert("devices".into(), serde_json::Value::Array(ds));
+                }
+                v
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
     }
@@ -348,6 +374,21 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             rfc3339(n.last_seen_ms),
             services
         );
+        // Each device this node aggregates, as a node-like row under it.
+        for d in devices_of(n) {
+            say!(
+                "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  {} events ({})",
+                format!("  └ {}", d.name),
+                "device",
+                if d.kind.is_empty() { "-" } else { &d.kind },
+                if d.events > 0 { "reporting" } else { "silent" },
+                d.address,
+                format!("via {}", n.id),
+                d.last_seen_ms.map_or_else(|| "never".to_owned(), rfc3339),
+                d.events,
+                d.service
+            );
+        }
     }
     Ok(())
 }

@@ -46,6 +46,7 @@ pub fn routes() -> Vec<Route> {
         r("get", "/api/me", get(me)),
         r("get", "/api/overview", get(overview)),
         r("get", "/api/nodes", get(nodes)),
+        r("get", "/api/devices", get(devices)),
         r("get", "/api/nodes/{id}", get(node)),
         r("get", "/api/nodes/{id}/health", get(node_health)),
         r("put", "/api/nodes/{id}/config", put(node_config)),
@@ -365,6 +366,25 @@ async fn nodes(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Value>>
     let h = assessed_health(&app, a.user()).await?;
     Ok(Json(Value::Array(
         n.iter().map(|n| views::node_with_health(n, &h)).collect(),
+    )))
+}
+
+/// Devices reported through aggregator services (printers, cameras, NAS), each under the
+/// node that aggregates it; an older core without that answer has none.
+async fn devices(State(app): State<AppState>, a: Authed) -> ApiResult<Json<Value>> {
+    let devices = match app.ask(a.user(), Req::ListDevices).await? {
+        Resp::Devices(d) => d,
+        _ => Vec::new(),
+    };
+    Ok(Json(Value::Array(
+        devices
+            .iter()
+            .map(|d| {
+                json!({"node": d.node.as_str(), "service": d.service, "name": d.name,
+                       "address": d.address, "kind": d.kind, "last_seen_ms": d.last_seen_ms,
+                       "events": d.events})
+            })
+            .collect(),
     )))
 }
 

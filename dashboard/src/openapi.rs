@@ -172,6 +172,10 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             ("geo", arr(obj(&[("country", s()), ("lat", nullable("number")), ("lon", nullable("number")), ("count", i())]))),
         ]))),
         ("/api/nodes", "get", op("Every node", arr(reference("Node")))),
+        ("/api/devices", "get", op("Devices that report through a node's aggregator service (syslog, SNMP traps)", arr(obj(&[
+            ("node", s()), ("service", s()), ("name", s()), ("address", s()), ("kind", s()),
+            ("last_seen_ms", nullable("integer")), ("events", i()),
+        ])))),
         ("/api/nodes/{id}", "get", op("One node, its services and configuration", obj(&[
             ("node", reference("Node")),
             ("services", arr(obj(&[("name", s()), ("kind", s()), ("listen", s()), ("enabled", b()),
