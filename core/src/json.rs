@@ -512,4 +512,56 @@ mod tests {
         assert_eq!(doc["honeybee"]["network"]["what"], "llmnr");
         assert!(doc["honeybee"]["network"]["expected"].is_null());
     }
+
+    /// A device's syslog line and trap show the device and what it said in both views; a
+    /// message with control characters is escaped in the text line.
+    #[test]
+    fn device_events_name_the_device_in_both_views() {
+        use honeybee_proto::event::{DeviceLog, DeviceTrap};
+        let e = stored(EventKind::DeviceLog(DeviceLog {
+            device: "printer-3f".into(),
+            transport: "udp".into(),
+            format: "rfc3164".into(),
+            facility: 3,
+            severity: 4,
+            timestamp: Some("Dec  7 06:40:01".into()),
+            hostname: Some("prn".into()),
+            app: Some("lpd".into()),
+            procid: None,
+            msgid: None,
+            structured_data: None,
+            message: "paper jam\x1b[2J".into(),
+            truncated: false,
+        }));
+        let doc = event_json(&e);
+        assert_eq!(doc["event"]["action"], "device_log");
+        assert_eq!(doc["honeybee"]["device"]["name"], "printer-3f");
+        assert_eq!(doc["log"]["syslog"]["severity"]["code"], 4);
+        assert_eq!(doc["log"]["syslog"]["appname"], "lpd");
+        assert_eq!(doc["message"], "paper jam\x1b[2J");
+        let line = event_line(&e);
+        assert!(
+            line.contains(r#"device printer-3f udp <3.4> prn lpd: "paper jam\u{1b}[2J""#),
+            "{line}"
+        );
+        let t = stored(EventKind::DeviceTrap(DeviceTrap {
+            device: "ups".into(),
+            version: 2,
+            trap_oid: "1.3.6.1.6.3.1.1.5.3".into(),
+            agent_addr: None,
+            varbinds: vec![("1.3.6.1.2.1.1.5.0".into(), "ups-1".into())],
+            inform: false,
+        }));
+        let doc = event_json(&t);
+        assert_eq!(doc["honeybee"]["device"]["name"], "ups");
+        assert_eq!(doc["honeybee"]["snmp"]["trap_oid"], "1.3.6.1.6.3.1.1.5.3");
+        assert_eq!(doc["honeybee"]["snmp"]["varbinds"][0]["value"], "ups-1");
+        let line = event_line(&t);
+        assert!(
+            line.contains(
+                r#"device ups snmpv2 trap 1.3.6.1.6.3.1.1.5.3 [1.3.6.1.2.1.1.5.0="ups-1"]"#
+            ),
+            "{line}"
+        );
+    }
 }
