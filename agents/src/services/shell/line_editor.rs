@@ -64,6 +64,11 @@ pub(crate) trait Context {
     fn rows(&self) -> usize {
         24
     }
+    /// ^R searches the history (bash's readline; BusyBox's line editor differs and
+    /// is not imitated, so ^R does nothing there).
+    fn search(&self) -> bool {
+        true
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,6 +79,9 @@ enum Esc {
     /// After `ESC [` or `ESC O`.
     Seq,
 }
+
+/// A line, its cursor and its highlighted range, as shown.
+type Snapshot = (Vec<u8>, usize, Option<(usize, usize)>);
 
 /// One session's line editor.
 #[derive(Debug)]
@@ -90,7 +98,7 @@ pub(crate) struct Editor {
     region: Option<usize>,
     /// While pasting: the line, cursor and highlight shown before the paste (readline
     /// shows a paste once, when its end marker has come).
-    before_paste: Option<(Vec<u8>, usize, Option<(usize, usize)>)>,
+    before_paste: Option<Snapshot>,
     /// Browsing history: the entry shown, and the line being edited before.
     hist: Option<usize>,
     saved: Vec<u8>,
@@ -397,7 +405,7 @@ impl Editor {
                 };
                 return Some(self.interrupt(&shown, ctx, out));
             }
-            0x12 => {
+            0x12 if ctx.search() => {
                 self.own = true;
                 self.search_start(ctx, &prompt, out);
             }
@@ -1084,6 +1092,10 @@ impl Context for ShellContext<'_> {
 
     fn rows(&self) -> usize {
         self.rows
+    }
+
+    fn search(&self) -> bool {
+        self.st.profile.busybox.is_none()
     }
 
     fn commands(&self, prefix: &str) -> Vec<Candidate> {
