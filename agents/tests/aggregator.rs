@@ -298,8 +298,30 @@ async fn logger_and_snmptrap_from_a_listed_device_arrive_as_its_events() {
             "3",
         ],
     );
-    let mut traps = n.take(2, trap_of).await;
-    traps.sort_by_key(|t| t.version);
+    // An inform (`snmptrap -Ci`, one try): snmptrap succeeds only if it gets its Response
+    // (run without blocking this thread, which also runs the service).
+    let out = tokio::process::Command::new("snmptrap")
+        .env("MIBS", "")
+        .args([
+            "-m", "", "-v", "2c", "-c", "public", "-Ci", "-r", "0", "-t", "10",
+        ])
+        .arg(n.traps.to_string())
+        .args(["", "1.3.6.1.6.3.1.1.5.4"])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "the inform got no response: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut traps = n.take(3, trap_of).await;
+    traps.sort_by_key(|t| (t.version, t.inform));
+    let inform = traps.pop().unwrap();
+    assert!(
+        inform.inform && inform.trap_oid == "1.3.6.1.6.3.1.1.5.4",
+        "{inform:?}"
+    );
     assert_eq!(traps[0].device, "printer-3f");
     assert_eq!(traps[0].version, 1);
     assert_eq!(traps[0].trap_oid, "1.3.6.1.6.3.1.1.5.3", "linkDown");

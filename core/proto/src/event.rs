@@ -149,7 +149,7 @@ pub struct DeviceTrap {
     pub agent_addr: Option<std::net::IpAddr>,
     /// (OID, value as text), at most [`MAX_TRAP_VARBINDS`].
     pub varbinds: Vec<(String, String)>,
-    /// An InformRequest (recorded; not acknowledged).
+    /// An InformRequest (the aggregator answers it with its Response).
     pub inform: bool,
 }
 

@@ -18,6 +18,9 @@
 //!   without a byte;
 //! - events are rate limited per device and in total; the rest are counted and reported
 //!   once a minute (and when the service stops).
+//!
+//! The one thing it ever sends is the Response an SNMP inform asks for: to the listed
+//! device it came from, the inform's own size, within that device's rate.
 
 use super::syslog;
 use super::{Bucket, snmptrap};
@@ -441,21 +444,44 @@ pub(in crate::services) fn start(
     sink: &EventSink,
 ) -> Result<Running, StartError> {
     let bind_err = |addr: SocketAddr| move |source| StartError::Bind { addr, source };
-    let mut syslog_addr = cfg.listen;
-    let tcp = if opts.syslog_tcp {
-        let l = super::super::bind(cfg.listen).map_err(bind_err(cfg.listen))?;
-        // Port 0: UDP takes the port TCP was given, so both are one address.
-        syslog_addr = l.local_addr().map_err(bind_err(cfg.listen))?;
-        Some(l)
+    // Port 0 with both transports: UDP takes the port TCP was given, so both are one
+    // address; should that UDP port be taken, try another (a few times).
+    let tries = if cfg.listen.port() == 0 && opts.syslog_tcp && opts.syslog_udp {
+        8
     } else {
-        None
+        1
     };
-    let udp = if opts.syslog_udp {
-        let s = udp_socket(syslog_addr).map_err(bind_err(syslog_addr))?;
-        syslog_addr = s.local_addr().map_err(bind_err(syslog_addr))?;
-        Some(s)
-    } else {
-        None
+    let mut bound = None;
+    for attempt in 1..=tries {
+        let mut syslog_addr = cfg.listen;
+        let tcp = if opts.syslog_tcp {
+            let l = super::super::bind(cfg.listen).map_err(bind_err(cfg.listen))?;
+            syslog_addr = l.local_addr().map_err(bind_err(cfg.listen))?;
+            Some(l)
+        } else {
+            None
+        };
+        let udp = if opts.syslog_udp {
+            match udp_socket(syslog_addr) {
+                Ok(s) => {
+                    syslog_addr = s.local_addr().map_err(bind_err(syslog_addr))?;
+                    Some(s)
+                }
+                Err(e) if attempt < tries && e.kind() == std::io::ErrorKind::AddrInUse => {
+                    continue;
+                }
+                Err(e) => return Err(bind_err(syslog_addr)(e)),
+            }
+        } else {
+            None
+        };
+        bound = Some((syslog_addr, tcp, udp));
+        break;
+    }
+    let Some((syslog_addr, tcp, udp)) = bound else {
+        return Err(StartError::InvalidOptions(
+            "no port free for both UDP and TCP syslog".into(),
+        ));
     };
     let traps = if opts.snmp_traps {
         let a = SocketAddr::new(cfg.listen.ip(), opts.trap_port);
@@ -608,6 +634,14 @@ async fn trap_udp(hub: Arc<Hub>, sock: UdpSocket, mut stop: watch::Receiver<bool
         }
         if !hub.allow(from.ip(), &device) {
             continue;
+        }
+        // An inform waits for its Response: one datagram of the inform's size, only to a
+        // listed device, only within its rate (a forged source gains no amplification).
+        if trap.inform
+            && let Some(r) = snmptrap::inform_response(&buf[..n])
+            && let Err(e) = sock.send_to(&r, from).await
+        {
+            tracing::debug!(service = %hub.name, error = %e, "inform response not sent");
         }
         hub.emit(from, dst, EventKind::DeviceTrap(device_trap(&device, trap)))
             .await;

@@ -220,6 +220,27 @@ pub fn parse(datagram: &[u8]) -> Option<Trap> {
     }
 }
 
+/// The Response-PDU an InformRequest asks for (RFC 3416 §4.2.7): the same message, PDU
+/// tag `0xa2` instead of `0xa6` (request id, zero error status and index, and the
+/// variable bindings copied), trailing bytes dropped; `None` unless `datagram` parses as
+/// an SNMPv2c inform. Never longer than `datagram`.
+pub fn inform_response(datagram: &[u8]) -> Option<Vec<u8>> {
+    if !parse(datagram)?.inform {
+        return None;
+    }
+    let mut top = Reader { b: datagram };
+    let msg = top.expect(0x30)?;
+    let msg_end = datagram.len() - top.b.len();
+    let mut m = Reader { b: msg };
+    m.expect(0x02)?;
+    m.expect(0x04)?;
+    let pdu_at = msg_end - m.b.len();
+    let mut out = datagram[..msg_end].to_vec();
+    (out.get(pdu_at) == Some(&0xa6)).then_some(())?;
+    out[pdu_at] = 0xa2;
+    Some(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -293,6 +314,21 @@ mod tests {
             ("1.3.6.1.2.1.1.5.0".to_owned(), "printer-3f".to_owned())
         );
         assert_eq!(t.varbinds[0].1, "258");
+    }
+
+    #[test]
+    fn an_inform_is_answered_with_the_same_message_as_a_response() {
+        let mut inform = v2c_trap();
+        let at = inform.iter().position(|&b| b == 0xa7).unwrap();
+        inform[at] = 0xa6;
+        let mut with_tail = inform.clone();
+        with_tail.extend_from_slice(b"junk");
+        let r = inform_response(&with_tail).unwrap();
+        assert_eq!(r.len(), inform.len());
+        assert_eq!(r[at], 0xa2);
+        assert_eq!((&r[..at], &r[at + 1..]), (&inform[..at], &inform[at + 1..]));
+        assert_eq!(inform_response(&v2c_trap()), None, "a trap is not answered");
+        assert_eq!(inform_response(b"\x30\x00"), None);
     }
 
     #[test]
