@@ -585,8 +585,77 @@ pub async fn pg_open_baseline(url: &str) -> Result<tokio_postgres::Client> {
 /// One writer task on one connection: drain what is queued (≤10 000 events), one
 /// transaction with one binary `COPY … FROM STDIN` of it, commit, ack.
 async fn pg_writer(
+    client: tokio_postgres::Client,
+    rx: mpsc::UnboundedReceiver<Job<PgRow>>,
+) -> Result<u64> {
+    pg_writer_as(client, rx, PgWrite::Copy).await
+}
+
+/// How the PostgreSQL baseline writer stores a transaction's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PgWrite {
+    /// One binary `COPY … FROM STDIN` of every row.
+    Copy,
+    /// The core's own statement (`INSERT … SELECT … FROM UNNEST(…) … ON CONFLICT (node,
+    /// seq) DO NOTHING RETURNING id, seq`), one per batch, pipelined on the connection,
+    /// after the core's advisory lock, once per transaction: what the core's store would
+    /// cost if it committed many batches per transaction.
+    CoreInsert,
+}
+
+/// The core's insert statement (`core/src/store/postgres/store.rs`), verbatim.
+const PG_CORE_INSERT: &str = "INSERT INTO events (node, seq, time_ms, received_ms, service, kind, src_ip, \
+       src_port, session, username, password, command, search_text, body) \
+     SELECT $1, u.seq, u.t, $2, u.service, u.kind, u.src_ip, u.src_port, u.session, \
+       u.username, u.password, u.command, u.search_text, u.body \
+     FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
+       $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+       $14::bytea[]) WITH ORDINALITY AS u(seq, t, service, kind, src_ip, src_port, \
+       session, username, password, command, search_text, body, ord) \
+     ORDER BY u.ord \
+     ON CONFLICT (node, seq) DO NOTHING RETURNING id, seq";
+/// The core's events advisory lock key.
+const PG_EVENTS_LOCK: i64 = 0x4842_5f45_5645_4e54;
+
+/// One batch as the core binds it: a column array each.
+struct Columns<'a> {
+    seq: Vec<i64>,
+    time: Vec<i64>,
+    service: Vec<&'a str>,
+    kind: Vec<&'a str>,
+    src_ip: Vec<Option<&'a str>>,
+    src_port: Vec<Option<i32>>,
+    session: Vec<Option<&'a str>>,
+    username: Vec<Option<&'a str>>,
+    password: Vec<Option<&'a str>>,
+    command: Vec<Option<&'a str>>,
+    text: Vec<&'a str>,
+    body: Vec<&'a [u8]>,
+}
+
+impl<'a> Columns<'a> {
+    fn new(rows: &'a [PgRow]) -> Columns<'a> {
+        Columns {
+            seq: rows.iter().map(|r| r.seq).collect(),
+            time: rows.iter().map(|r| r.time_ms).collect(),
+            service: rows.iter().map(|r| r.service.as_str()).collect(),
+            kind: rows.iter().map(|r| r.kind).collect(),
+            src_ip: rows.iter().map(|r| r.src_ip.as_deref()).collect(),
+            src_port: rows.iter().map(|r| r.src_port).collect(),
+            session: rows.iter().map(|r| r.session.as_deref()).collect(),
+            username: rows.iter().map(|r| r.username.as_deref()).collect(),
+            password: rows.iter().map(|r| r.password.as_deref()).collect(),
+            command: rows.iter().map(|r| r.command.as_deref()).collect(),
+            text: rows.iter().map(|r| r.search_text.as_str()).collect(),
+            body: rows.iter().map(|r| r.body.as_slice()).collect(),
+        }
+    }
+}
+
+async fn pg_writer_as(
     mut client: tokio_postgres::Client,
     mut rx: mpsc::UnboundedReceiver<Job<PgRow>>,
+    mode: PgWrite,
 ) -> Result<u64> {
     use tokio_postgres::binary_copy::BinaryCopyInWriter;
     use tokio_postgres::types::Type;
@@ -622,6 +691,49 @@ async fn pg_writer(
         }
         let received_ms = honeybee_core::now_ms();
         let tx = client.transaction().await?;
+        if mode == PgWrite::CoreInsert {
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&PG_EVENTS_LOCK])
+                .await?;
+            let stmt = tx.prepare(PG_CORE_INSERT).await?;
+            let cols: Vec<Columns> = jobs.iter().map(|j| Columns::new(&j.rows)).collect();
+            let queries = jobs.iter().zip(&cols).map(|(job, c)| {
+                let (tx, stmt) = (&tx, &stmt);
+                async move {
+                    let node: &str = &job.node;
+                    tx.query(
+                        stmt,
+                        &[
+                            &node,
+                            &received_ms,
+                            &c.seq,
+                            &c.time,
+                            &c.service,
+                            &c.kind,
+                            &c.src_ip,
+                            &c.src_port,
+                            &c.session,
+                            &c.username,
+                            &c.password,
+                            &c.command,
+                            &c.text,
+                            &c.body,
+                        ],
+                    )
+                    .await
+                }
+            });
+            for rows in futures_util::future::try_join_all(queries).await? {
+                inserted += rows.len() as u64;
+            }
+            tx.commit().await?;
+            for job in jobs.drain(..) {
+                let _ = job.ack.send(CoreMsg::Ack {
+                    first: job.first,
+                    last: job.last,
+                });
+            }
+            continue;
+        }
         let sink = tx.copy_in(PG_COPY).await?;
         let writer = BinaryCopyInWriter::new(sink, &types);
         let mut writer = std::pin::pin!(writer);
@@ -737,10 +849,14 @@ pub async fn pg_store_only_core(sizes: IngestSizes, url: &str) -> Result<Sample>
 }
 
 /// The PostgreSQL baseline's writer task alone, fed as [`pg_store_only_core`].
-pub async fn pg_store_only_baseline(sizes: IngestSizes, url: &str) -> Result<Sample> {
+pub async fn pg_store_only_baseline(
+    sizes: IngestSizes,
+    url: &str,
+    mode: PgWrite,
+) -> Result<Sample> {
     let client = pg_open_baseline(url).await?;
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job<PgRow>>();
-    let writer = tokio::spawn(pg_writer(client, jobs_rx));
+    let writer = tokio::spawn(pg_writer_as(client, jobs_rx, mode));
     let start = Instant::now();
     let mut tasks = tokio::task::JoinSet::new();
     for a in 0..sizes.agents {

@@ -303,7 +303,7 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
     let mut server = pg::Pg::start().await?;
     let version = server.version().await?;
     let (mut ours, mut base, mut enrol_s, mut bytes_per_event) = (vec![], vec![], vec![], 0.0);
-    let (mut store_ours, mut store_base) = (vec![], vec![]);
+    let (mut store_ours, mut store_base, mut store_insert) = (vec![], vec![], vec![]);
     let mut loads = vec![];
     for run in 0..s.runs {
         loads.push(loadavg());
@@ -333,16 +333,28 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
         base.push(b.sample.per_s());
         let so =
             ingest::pg_store_only_core(sz, &server.fresh_database("store_core").await?).await?;
-        let sb =
-            ingest::pg_store_only_baseline(sz, &server.fresh_database("store_base").await?).await?;
+        let sb = ingest::pg_store_only_baseline(
+            sz,
+            &server.fresh_database("store_base").await?,
+            ingest::PgWrite::Copy,
+        )
+        .await?;
+        let si = ingest::pg_store_only_baseline(
+            sz,
+            &server.fresh_database("store_insert").await?,
+            ingest::PgWrite::CoreInsert,
+        )
+        .await?;
         progress(&format!(
-            "ingest-pg run {}: store only: core PgStore {:.0} events/s, baseline COPY writer {:.0} events/s",
+            "ingest-pg run {}: store only: core PgStore {:.0} events/s, baseline COPY writer {:.0} events/s, writer with the core's INSERT {:.0} events/s",
             run + 1,
             so.per_s(),
-            sb.per_s()
+            sb.per_s(),
+            si.per_s()
         ));
         store_ours.push(so.per_s());
         store_base.push(sb.per_s());
+        store_insert.push(si.per_s());
     }
     loads.push(loadavg());
     drop(server);
@@ -366,9 +378,18 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
                 what:
                     "diagnostic: store only, no network (same batches, one producer task per agent)"
                         .into(),
-                ours: store_ours,
+                ours: store_ours.clone(),
                 baseline_name: "the baseline's COPY writer task alone".into(),
                 baseline: store_base,
+                goal: None,
+            },
+            Comparison {
+                what:
+                    "diagnostic: store only, no network (same batches, one producer task per agent)"
+                        .into(),
+                ours: store_ours.clone(),
+                baseline_name: "the baseline's writer task with the core's INSERT … UNNEST … ON CONFLICT DO NOTHING RETURNING per batch instead of COPY (pipelined, many batches per transaction, the core's advisory lock once per transaction)".into(),
+                baseline: store_insert,
                 goal: None,
             },
         ],
