@@ -219,6 +219,13 @@ async function handle(req, res) {
     });
   }
   if (p === '/api/nodes') return send(res, 200, [...nodes.values()]);
+  // Devices edge-2 aggregates (syslog / SNMP traps): one reporting, one silent.
+  if (p === '/api/devices') {
+    return send(res, 200, [
+      { node: 'edge-2', service: 'office-devices', name: 'printer-3f', address: '192.168.1.40', kind: 'printer', last_seen_ms: now() - 7300e3, events: 14 },
+      { node: 'edge-2', service: 'office-devices', name: 'cam-lobby', address: '192.168.1.41', kind: 'camera', last_seen_ms: null, events: 0 },
+    ]);
+  }
   if ((m = /^\/api\/nodes\/([^/]+)(\/.*)?$/.exec(p))) {
     const id = decodeURIComponent(m[1]);
     const n = nodes.get(id);
