@@ -996,6 +996,74 @@ impl AsyncWrite for Feed<'_> {
     }
 }
 
+/// What devices send an aggregator: the first byte picks syslog over TCP (split into
+/// reads as the driver gets them, through `TcpFramer`), one syslog datagram, or one SNMP
+/// trap datagram. Asserts the framer never holds or yields more than the cap, every event
+/// built is one the core accepts, and an inform's Response is never larger than the inform.
+pub fn device_messages(data: &[u8]) {
+    use crate::services::detectors::aggregator::{TcpFramer, device_log, device_trap};
+    use crate::services::detectors::{snmptrap, syslog};
+    use honeybee_proto::event::Event;
+    let [mode, pick, rest @ ..] = data else {
+        return;
+    };
+    let valid = |kind: EventKind| {
+        let e = Event {
+            seq: 1,
+            time_ms: 0,
+            service: "office-devices".into(),
+            session: None,
+            src: Some(attacker()),
+            dst: Some(honeypot()),
+            kind,
+        };
+        assert_eq!(e.validate(), Ok(()), "{e:?}");
+    };
+    match mode % 3 {
+        0 => {
+            let mut f = TcpFramer::default();
+            let mut out = Vec::new();
+            for r in reads(rest, *pick) {
+                let end = f.feed(r, &mut out);
+                assert!(f.held() <= syslog::MAX_MESSAGE);
+                for fr in out.drain(..) {
+                    assert!(fr.bytes.len() <= syslog::MAX_MESSAGE);
+                    valid(EventKind::DeviceLog(device_log(
+                        "cam",
+                        "tcp",
+                        &fr.bytes,
+                        fr.truncated,
+                    )));
+                }
+                if end.is_err() {
+                    break;
+                }
+            }
+        }
+        1 => {
+            let n = rest.len().min(syslog::MAX_MESSAGE);
+            let cut = rest.len() > n;
+            valid(EventKind::DeviceLog(device_log(
+                "cam",
+                "udp",
+                &rest[..n],
+                cut,
+            )));
+        }
+        _ => {
+            let n = rest
+                .len()
+                .min(crate::services::detectors::aggregator::MAX_TRAP_DATAGRAM);
+            if let Some(r) = snmptrap::inform_response(&rest[..n]) {
+                assert!(r.len() <= n);
+            }
+            if let Some(t) = snmptrap::parse(&rest[..n]) {
+                valid(EventKind::DeviceTrap(device_trap("ups", t)));
+            }
+        }
+    }
+}
+
 /// A fuzz entry point.
 pub type Target = fn(&[u8]);
 
@@ -1014,6 +1082,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("sftp_session", sftp_session),
     ("scp_session", scp_session),
     ("line_editor", line_editor_keys),
+    ("device_messages", device_messages),
 ];
 
 #[cfg(test)]
