@@ -30,7 +30,7 @@ use honeybee_proto::config::{AggregatorOptions, ServiceConfig};
 use honeybee_proto::event::{DeviceLog, DeviceTrap, EventKind, MAX_FIELD_LEN, clamp};
 use std::collections::{BTreeSet, HashMap};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -262,7 +262,6 @@ struct Hub {
     counts: Mutex<Counts>,
     tcp_open: AtomicU32,
     tcp_by_device: Mutex<HashMap<IpAddr, u32>>,
-    accepted: AtomicU64,
 }
 
 impl Hub {
@@ -322,7 +321,6 @@ impl Hub {
     }
 
     async fn emit(&self, src: SocketAddr, dst: SocketAddr, kind: EventKind) {
-        self.accepted.fetch_add(1, Ordering::Relaxed);
         let src = SocketAddr::new(src.ip().to_canonical(), src.port());
         self.sink
             .emit(NewEvent::now(&self.name, None, Some(src), Some(dst), kind))
@@ -511,7 +509,6 @@ pub(in crate::services) fn start(
         counts: Mutex::new(Counts::default()),
         tcp_open: AtomicU32::new(0),
         tcp_by_device: Mutex::new(HashMap::new()),
-        accepted: AtomicU64::new(0),
     });
     let (stop, stop_rx) = watch::channel(false);
     let active = Arc::new(AtomicU32::new(0));
