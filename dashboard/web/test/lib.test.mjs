@@ -69,6 +69,10 @@ test('format: dotted fields, summaries, labels, addresses, sizes', () => {
   assert.equal(field(doc, 'no.such.path'), undefined);
   assert.equal(summary(doc), 'login "root" password "123456" (failed)');
   assert.equal(summary({ event: { action: 'command' }, process: { command_line: 'uname -a' } }), '$ uname -a');
+  const log = { event: { action: 'device_log' }, honeybee: { device: { name: 'printer-3f' } }, log: { syslog: { appname: 'lpd' } }, message: 'paper jam' };
+  assert.equal(summary(log), 'printer-3f: lpd: paper jam');
+  const trap = { event: { action: 'device_trap' }, honeybee: { device: { name: 'ups' }, snmp: { trap_oid: '1.3.6.1.6.3.1.1.5.3', inform: false } } };
+  assert.equal(summary(trap), 'ups: trap 1.3.6.1.6.3.1.1.5.3');
   assert.deepEqual(parseLabels('site=paris, zone = dmz,,x=a=b'), { site: 'paris', zone: 'dmz', x: 'a=b' });
   assert.equal(srcOf(doc), '203.0.113.7:40000');
   assert.equal(srcOf({ source: { ip: '::1', port: 22 } }), '[::1]:22');

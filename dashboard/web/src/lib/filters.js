@@ -26,6 +26,8 @@ export const KINDS = [
   'scan_detected',
   'limit_reached',
   'service_error',
+  'device_log',
+  'device_trap',
 ];
 
 // ---- the search language's parsed tree (from /api/events?query=…, see

@@ -125,6 +125,12 @@ export function summary(doc) {
       return `scan of ${field(doc, 'honeybee.scan.distinct_ports') ?? '?'} ports`;
     case 'service_error':
       return `error: ${field(doc, 'honeybee.error') ?? ''}`;
+    case 'device_log': {
+      const app = field(doc, 'log.syslog.appname');
+      return `${field(doc, 'honeybee.device.name') ?? ''}: ${app ? `${app}: ` : ''}${field(doc, 'message') ?? ''}`;
+    }
+    case 'device_trap':
+      return `${field(doc, 'honeybee.device.name') ?? ''}: ${field(doc, 'honeybee.snmp.inform') ? 'inform' : 'trap'} ${field(doc, 'honeybee.snmp.trap_oid') ?? ''}`;
     default:
       return action ?? '';
   }
