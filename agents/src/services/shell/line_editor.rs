@@ -1,18 +1,22 @@
 //! The interactive shell's line editor: what bash 5.2's readline does with the keys an
 //! intruder types at a terminal, byte for byte where we compared it with real bash in a
-//! pty (TERM=xterm, 80 columns): bracketed paste on and off around each line
-//! (`ESC[?2004h` before the prompt, `ESC[?2004l` after Enter) and the pasted text shown
-//! in reverse video, cursor keys and emacs keys with readline's redisplay (backspaces, or
-//! CR and the prompt again where that is shorter, `ESC[1@`/`ESC[1P` for inserting and
-//! deleting inside the line, `ESC[K`), history with the up and down arrows, and Tab
-//! completion of command names on the first word and of paths elsewhere (one match
-//! completes, several ring the bell and a second Tab lists them in readline's columns),
-//! ^R's incremental search ([`search`]), and a line wider than the terminal redrawn as
-//! readline's `rl_redisplay` does ([`display`]: cursor movement across screen lines).
+//! pty (TERM=xterm, any width): bracketed paste on and off around each line
+//! (`ESC[?2004h` before the prompt, `ESC[?2004l` after Enter) and a paste shown once,
+//! in reverse video, when its end marker comes; cursor keys and emacs keys; history with
+//! the up and down arrows; Tab completion of command names on the first word and of
+//! paths elsewhere (one match completes, several ring the bell and a second Tab lists
+//! them in readline's columns); ^R's incremental search ([`search`]).
+//!
+//! After each key readline redisplays once, from what the screen shows to the line as
+//! it is now; [`display`] is a port of that redisplay (backspaces, or CR and the text
+//! again where that is shorter, `ESC[n@`/`ESC[nP`/`ESC[K`, newlines and `ESC[A` across
+//! the screen lines of a line wider than the terminal). The key handlers' own bytes are
+//! used where the line did not change (a bell) and where readline writes its own:
+//! Enter, ^C, ^L, completion listings, the rub-out at the end of the line.
 //!
 //! Sans-IO: bytes in, bytes out, and [`Event`]s for the shell. Escape sequences may be
 //! split across reads. Everything is bounded: the line ([`Editor::new`]'s cap), escape
-//! sequences, the completion list.
+//! sequences, the completion list, the search string.
 
 /// Longest escape sequence kept; a longer one is dropped.
 const MAX_ESC: usize = 16;
@@ -272,9 +276,10 @@ impl Editor {
         if self.pasting {
             return self.key(b, ctx, &prompt, out);
         }
-        // What the screen shows before the key: on a line wider than the terminal, or
-        // with pasted text highlighted, the editor's fixed answers would be wrong, so
-        // readline's redisplay replaces them.
+        // What the screen shows before the key: readline redisplays once after each
+        // key, from what is on the screen to the line now (the bytes each key handler
+        // writes are kept only where nothing changed, or where readline writes its own:
+        // Enter, ^C, ^L, listings, the erase at the end of the line).
         let before = (self.line.clone(), self.cursor, self.region_view());
         let mut now = Vec::new();
         let ev = self.key(b, ctx, &prompt, &mut now);
@@ -289,13 +294,9 @@ impl Editor {
                 region: before.2,
             };
             let new = self.view(&prompt);
-            // Pasted text still highlighted goes plain in the same redisplay.
-            if before.2.is_some() || display::wraps(&old, columns) || display::wraps(&new, columns)
-            {
-                out.extend(std::iter::repeat_n(0x07, self.bells));
-                display::redisplay(&old, &new, columns, ctx.rows(), false, out);
-                return ev;
-            }
+            out.extend(std::iter::repeat_n(0x07, self.bells));
+            display::redisplay(&old, &new, columns, ctx.rows(), false, out);
+            return ev;
         }
         out.extend_from_slice(&now);
         ev
@@ -323,6 +324,9 @@ impl Editor {
         match self.esc {
             Esc::Start => {
                 self.esc = Esc::None;
+                if !matches!(b, b'[' | b'O') {
+                    self.deactivate(&prompt, out);
+                }
                 match b {
                     b'[' | b'O' => {
                         self.esc = Esc::Seq;
@@ -375,7 +379,9 @@ impl Editor {
             return None;
         }
         let tabbed = std::mem::take(&mut self.tabbed);
-        if b != 0x1b {
+        // Any key but ESC (a prefix) and ^R (the search shows the highlight until it
+        // finds something) ends the pasted text's highlight.
+        if b != 0x1b && !(b == 0x12 && ctx.search()) {
             self.deactivate(&prompt, out);
         }
         match b {
@@ -435,6 +441,7 @@ impl Editor {
                     out.extend_from_slice(b"\x1b[K");
                 }
             }
+            0x15 if self.cursor == 0 => self.ding(out),
             0x15 => {
                 let rest = self.line[self.cursor..].to_vec();
                 let c = self.cursor;
@@ -447,18 +454,14 @@ impl Editor {
                 out.extend(std::iter::repeat_n(0x08, n));
             }
             0x17 => self.kill_word_back_ws(&prompt, out),
-            0x0c if display::wraps(&self.view(&prompt), ctx.columns()) => {
+            0x0c => {
+                // clear-screen, then readline's forced redisplay.
                 self.own = true;
                 out.extend_from_slice(b"\x1b[H\x1b[2J");
                 display::forced(&self.view(&prompt), ctx.columns(), ctx.rows(), out);
             }
-            0x0c => {
-                out.extend_from_slice(b"\x1b[H\x1b[2J");
-                out.extend_from_slice(prompt.as_bytes());
-                out.extend_from_slice(&self.line);
-                let back = width(&self.line[self.cursor..]);
-                out.extend(std::iter::repeat_n(0x08, back));
-            }
+            // ^G, abort: the bell.
+            0x07 => self.ding(out),
             0x10 => self.history_up(ctx, &prompt, out),
             0x0e => self.history_down(ctx, &prompt, out),
             b'\t' => self.complete(tabbed, ctx, &prompt, out),
@@ -566,6 +569,7 @@ impl Editor {
     /// Delete (or ^D inside a line): the character under the cursor.
     fn delete_here(&mut self, out: &mut Vec<u8>) {
         if self.cursor >= self.line.len() {
+            self.ding(out);
             return;
         }
         let to = self.char_after(self.cursor);
@@ -617,6 +621,10 @@ impl Editor {
 
     /// ^W: back to the previous whitespace.
     fn kill_word_back_ws(&mut self, prompt: &str, out: &mut Vec<u8>) {
+        if self.cursor == 0 {
+            self.ding(out);
+            return;
+        }
         let mut i = self.cursor;
         while i > 0 && self.line[i - 1].is_ascii_whitespace() {
             i -= 1;
@@ -884,15 +892,9 @@ impl Editor {
     }
 
     /// The prompt and the line again, the cursor where it was (readline's
-    /// `rl_forced_update_display`, which the fixed answer matches on one screen line).
+    /// `rl_forced_update_display`).
     fn redraw(&self, prompt: &str, ctx: &dyn Context, out: &mut Vec<u8>) {
-        if display::wraps(&self.view(prompt), ctx.columns()) {
-            display::forced(&self.view(prompt), ctx.columns(), ctx.rows(), out);
-            return;
-        }
-        out.extend_from_slice(prompt.as_bytes());
-        out.extend_from_slice(&self.line);
-        out.extend(std::iter::repeat_n(0x08, width(&self.line[self.cursor..])));
+        display::forced(&self.view(prompt), ctx.columns(), ctx.rows(), out);
     }
 
     /// readline's listing: sorted down the columns, each padded to the longest name

@@ -36,6 +36,9 @@ pub(super) struct Search {
     browsing: bool,
     /// The match is highlighted (readline's active mark).
     active: bool,
+    /// Pasted text still highlighted when the search began: shown so until the search
+    /// finds or fails.
+    pasted: Option<(usize, usize)>,
     /// The prompt shown now.
     prompt: Vec<u8>,
 }
@@ -102,7 +105,8 @@ impl Editor {
                 self.cursor,
                 (self.cursor + s.string.len()).min(self.line.len()),
             )),
-            _ => None,
+            Some(s) => s.pasted,
+            None => None,
         };
         Shown {
             prompt: prompt.to_vec(),
@@ -136,7 +140,10 @@ impl Editor {
             Some(k) if k < hlen => (k, self.saved.clone(), true),
             _ => (hlen, Vec::new(), false),
         };
-        let old = self.shown(prompt.as_bytes());
+        let mut old = self.shown(prompt.as_bytes());
+        let pasted = self.region_view();
+        old.region = pasted;
+        self.region = None;
         let mut s = Search {
             string: Vec::new(),
             failed: false,
@@ -150,6 +157,7 @@ impl Editor {
             typed,
             browsing,
             active: false,
+            pasted,
             prompt: Vec::new(),
         };
         s.make_prompt();
@@ -411,6 +419,9 @@ impl Editor {
                 break;
             }
             s.index = s.line(s.pos, history).len() as isize - n as isize;
+        }
+        if s.failed || found {
+            s.pasted = None;
         }
         if s.failed {
             bells += 1;

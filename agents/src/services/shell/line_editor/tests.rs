@@ -969,4 +969,86 @@ mod oracle {
         eprintln!("line editor oracle: {same}/{total} cases identical");
         assert!(report.is_empty(), "{report}");
     }
+
+    /// Random key sequences (a fixed seed) on a line that wraps at 24 columns, beside
+    /// real bash: editing keys, the arrows, ^R with the bell and ^G, pastes, ^L.
+    #[test]
+    fn random_keys_match_real_bash_in_a_pty_slow() {
+        const KEYS: &[&[u8]] = &[
+            b"abc",
+            b"x",
+            b"hello ",
+            b"\x01",
+            b"\x05",
+            b"\x02",
+            b"\x06",
+            b"\x7f",
+            b"\x08",
+            b"\x0b",
+            b"\x15",
+            b"\x17",
+            b"\x1bb",
+            b"\x1bf",
+            b"\x1bd",
+            b"\x1b\x7f",
+            b"\x1b[D",
+            b"\x1b[C",
+            b"\x1b[H",
+            b"\x1b[F",
+            b"\x1b[A",
+            b"\x1b[B",
+            b"\x1b[3~",
+            b"\x12",
+            b"\x12e",
+            b"\x12o",
+            b"\x12ls",
+            b"\x07",
+            b"\x12\x12",
+            b"\x1b[200~pa ste\x1b[201~",
+            b"\x0c",
+        ];
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path();
+        std::fs::create_dir_all(root.join("bin")).unwrap();
+        let mut ctx = Real {
+            root: root.to_owned(),
+            history: vec!["echo one".to_owned(), "ls -la /tmp".to_owned()],
+            cols: 24,
+        };
+        let mut seed: u64 = 0x5eed_1e57;
+        let mut next = |n: usize| {
+            seed = seed
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            ((seed >> 33) as usize) % n
+        };
+        let (mut same, mut report) = (0, String::new());
+        const CASES: usize = 12;
+        for _ in 0..CASES {
+            let mut steps: Vec<Vec<u8>> =
+                vec![[b"echo ".as_slice(), &vec![b'q'; next(60)]].concat()];
+            for _ in 0..3 + next(6) {
+                steps.push(KEYS[next(KEYS.len())].to_vec());
+            }
+            let steps: Vec<&[u8]> = steps.iter().map(|s| s.as_slice()).collect();
+            ctx.cols = 24;
+            let real = real_bash(root, &steps, 24);
+            let mine = ours(&ctx, &steps);
+            if real == mine {
+                same += 1;
+            } else {
+                report.push_str(&format!(
+                    "\nkeys {:?}\nreal {:?}\nours {:?}\n",
+                    steps
+                        .iter()
+                        .map(|s| String::from_utf8_lossy(s))
+                        .collect::<Vec<_>>(),
+                    String::from_utf8_lossy(&real),
+                    String::from_utf8_lossy(&mine)
+                ));
+            }
+        }
+        eprintln!("line editor, random keys: {same}/{CASES} cases identical");
+        assert!(report.is_empty(), "{report}");
+    }
 }
