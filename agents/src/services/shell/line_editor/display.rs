@@ -91,6 +91,8 @@ struct Layout {
     cursor_line: usize,
     /// Cells of the prompt.
     prompt_len: usize,
+    /// Where another byte offset of the line lands (cell, screen line).
+    other: (usize, usize),
 }
 
 /// `CHECK_LPOS`: one more column, and a new screen line at the width.
@@ -105,6 +107,11 @@ fn push(cells: &mut Vec<Cell>, breaks: &mut Vec<usize>, cell: Cell, lpos: &mut u
 
 impl Layout {
     fn new(v: &View<'_>, cols: usize) -> Layout {
+        Layout::build(v, cols, v.point)
+    }
+
+    /// The layout, and where byte offset `other` of the line lands too.
+    fn build(v: &View<'_>, cols: usize, other: usize) -> Layout {
         let mut cells = Vec::with_capacity(v.prompt.len() + v.line.len() + 8);
         for (_, ch) in chars(v.prompt) {
             let mut c = Cell::byte(ch[0], false);
@@ -122,6 +129,7 @@ impl Layout {
         }
         let mut so = false;
         let mut cursor = None;
+        let mut other_at = None;
         for (at, ch) in chars(v.line) {
             if let Some((b, e)) = v.region {
                 if at == b {
@@ -132,6 +140,9 @@ impl Layout {
             }
             if at == v.point {
                 cursor = Some((cells.len(), breaks.len() - 1));
+            }
+            if at == other {
+                other_at = Some((cells.len(), breaks.len() - 1));
             }
             let c = ch[0];
             if c == b'\t' {
@@ -168,12 +179,16 @@ impl Layout {
                 );
             } else {
                 let mut cell = Cell::byte(c, so);
-                cell.b[..ch.len()].copy_from_slice(ch);
-                cell.n = ch.len() as u8;
+                if ch.len() > 1 {
+                    cell.b[..ch.len()].copy_from_slice(ch);
+                    cell.n = ch.len() as u8;
+                }
                 push(&mut cells, &mut breaks, cell, &mut lpos, cols);
             }
         }
-        let (cursor, cursor_line) = cursor.unwrap_or((cells.len(), breaks.len() - 1));
+        let end = (cells.len(), breaks.len() - 1);
+        let (cursor, cursor_line) = cursor.unwrap_or(end);
+        let other = other_at.unwrap_or(end);
         breaks.push(cells.len());
         Layout {
             cells,
@@ -181,6 +196,7 @@ impl Layout {
             cursor,
             cursor_line,
             prompt_len,
+            other,
         }
     }
 
@@ -467,6 +483,28 @@ pub(crate) fn redisplay(
     out: &mut Vec<u8>,
 ) {
     let cols = screen_width(columns);
+    if !quick && old.prompt == new.prompt && old.line == new.line && old.region == new.region {
+        // The same text: every screen line compares equal (the cursor never rests past
+        // the last column), so only the cursor moves; one layout does.
+        let l = Layout::build(new, cols, old.point);
+        let (cell, row) = l.other;
+        let mut s = Screen {
+            cols,
+            rows: screen_height(rows),
+            c_pos: (cell - l.breaks[row]) as isize,
+            v_pos: row,
+            vis_botlin: l.botlin(),
+            out,
+        };
+        if s.v_pos != l.cursor_line {
+            s.move_vert(l.cursor_line);
+        }
+        let nleft = (l.cursor - l.breaks[l.cursor_line]) as isize;
+        if nleft != s.c_pos {
+            s.move_to(nleft, l.line(l.cursor_line));
+        }
+        return;
+    }
     let vis = Layout::new(old, cols);
     let (c_pos, v_pos) = (vis.cursor - vis.breaks[vis.cursor_line], vis.cursor_line);
     redisplay_from(
@@ -518,6 +556,7 @@ pub(crate) fn forced(new: &View<'_>, columns: usize, rows: usize, out: &mut Vec<
         cursor: 0,
         cursor_line: 0,
         prompt_len: 0,
+        other: (0, 0),
     };
     redisplay_from(vis, 0, 0, new, cols, screen_height(rows), false, out);
 }
