@@ -549,6 +549,15 @@ fn ms(v: f64) -> String {
     }
 }
 
+/// A ratio with two significant digits at least (3.4, 0.85, 0.0012).
+fn ratio(r: f64) -> String {
+    if r >= 0.1 {
+        format!("{r:.2}")
+    } else {
+        format!("{:.1$}", r, (-r.log10()).ceil() as usize + 1)
+    }
+}
+
 /// Fills a SQLite and a PostgreSQL store with `sz.events` events each, then times every
 /// query `sz.runs` times on each (backends interleaved per query). Returns Markdown.
 pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
@@ -665,12 +674,12 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     for r in &rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {} | {:.2}× | {} | {} | {} |",
+            "| {} | {} | {} | {} | {}× | {} | {} | {} |",
             r.what,
             r.answer,
             ms(median(&r.sqlite)),
             ms(median(&r.pg)),
-            median(&r.pg) / median(&r.sqlite),
+            ratio(median(&r.pg) / median(&r.sqlite)),
             if r.same { "yes" } else { "**no**" },
             runs(&r.sqlite),
             runs(&r.pg)
