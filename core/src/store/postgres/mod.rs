@@ -29,7 +29,10 @@ use tokio::task::JoinHandle;
 use tokio_postgres::types::ToSql;
 
 /// Schema migrations; entry `i` takes the schema from version `i` to `i + 1`.
-const MIGRATIONS: &[&str] = &[include_str!("schema_v1.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("schema_v1.sql"),
+    include_str!("schema_v2_session.sql"),
+];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
 /// Connections the pool keeps at most.
