@@ -101,7 +101,8 @@ macro_rules! conformance {
             node_relay_and_last_event, device_activity_per_node_service_and_address,
             session_query_uses_its_index);
         conformance!(@threaded $fresh;
-            concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner);
+            concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
+            concurrent_batches_from_many_nodes_get_their_own_outcomes);
     };
     (@plain $fresh:path; $($name:ident),* $(,)?) => {$(
         #[tokio::test]
@@ -319,6 +320,46 @@ async fn concurrent_writers_are_batched_and_all_acked(s: Store) {
         t.await.unwrap();
     }
     assert_eq!(s.count_events(None).await.unwrap(), 20 * 5 * 50);
+}
+
+/// Batches of many nodes at once, overlapping in (node, seq): every caller gets its own
+/// outcome, each stored event is reported new to exactly one caller with the id it got.
+async fn concurrent_batches_from_many_nodes_get_their_own_outcomes(s: Store) {
+    let mut tasks = Vec::new();
+    for k in 0..16u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let id = node(&format!("m{}", k % 8));
+            let first = (k / 8) * 5;
+            let events: Vec<Event> = (first..first + 10)
+                .map(|q| ev(q, q as i64, "ssh", EventKind::Connect))
+                .collect();
+            (id.clone(), s.insert_events(&id, 1, events).await.unwrap())
+        }));
+    }
+    let mut stored = std::collections::BTreeMap::new();
+    let (mut inserted, mut duplicates) = (0, 0);
+    for t in tasks {
+        let (id, out) = t.await.unwrap();
+        assert_eq!(out.inserted + out.duplicates, 10);
+        assert_eq!(out.new_seqs.len() as u64, out.inserted);
+        assert_eq!(out.new_ids.len() as u64, out.inserted);
+        assert!(out.new_ids.windows(2).all(|w| w[0] < w[1]));
+        inserted += out.inserted;
+        duplicates += out.duplicates;
+        for (q, i) in out.new_seqs.iter().zip(&out.new_ids) {
+            let old = stored.insert(*i, (id.as_str().to_owned(), *q));
+            assert!(old.is_none(), "id {i} reported twice");
+        }
+    }
+    // Node j got seqs 0..10 and 5..15: 15 distinct, 5 duplicates.
+    assert_eq!((inserted, duplicates), (8 * 15, 8 * 5));
+    let (page, _) = s.events_after(0, 1000).await.unwrap();
+    let found: std::collections::BTreeMap<i64, (String, u64)> = page
+        .iter()
+        .map(|(i, e)| (*i, (e.node.as_str().to_owned(), e.event.seq)))
+        .collect();
+    assert_eq!(found, stored);
 }
 
 async fn token_consume_race_has_one_winner(s: Store) {
@@ -1882,4 +1923,203 @@ async fn postgres_v1_store_gains_the_session_index() {
         .unwrap();
     assert_eq!(hits.len(), 1);
     s.close().await.unwrap();
+}
+
+// ---------------------------------------------------------------- PostgreSQL group commit
+
+async fn fresh_pg() -> PgStore {
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
+    PgStore::open(&url, Some(pg_test_server::PASSWORD))
+        .await
+        .unwrap()
+}
+
+/// Queues `batches` while the event writer is held after taking the first, so they are
+/// offered to it as one group; returns each caller's result, in `batches` order.
+async fn insert_as_one_group(
+    pg: &PgStore,
+    batches: Vec<(NodeId, Vec<Event>)>,
+) -> Vec<Result<InsertOutcome, StoreError>> {
+    let n = batches.len();
+    let started = pg.event_groups_started();
+    let gate = pg.hold_event_writer().await;
+    let handles: Vec<_> = batches
+        .into_iter()
+        .map(|(id, events)| {
+            let pg = pg.clone();
+            tokio::spawn(async move { pg.insert_events(&id, 1, events).await })
+        })
+        .collect();
+    let mut queued = false;
+    for _ in 0..100_000 {
+        if pg.event_groups_started() == started + 1 && pg.queued_event_batches() == n - 1 {
+            queued = true;
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    assert!(queued, "the batches were never all queued");
+    drop(gate);
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+fn seqs(r: std::ops::RangeInclusive<u64>) -> Vec<Event> {
+    r.map(|q| ev(q, q as i64, "ssh", EventKind::Connect))
+        .collect()
+}
+
+#[tokio::test]
+async fn postgres_group_commit_one_transaction_detects_duplicates_across_batches() {
+    let pg = fresh_pg().await;
+    let (a, b, c) = (node("a"), node("b"), node("c"));
+    let mut last = seqs(1..=3);
+    last.push(ev(20, 20, "ssh", EventKind::Connect));
+    let batches = vec![
+        (a.clone(), seqs(1..=10)),
+        (b.clone(), seqs(1..=10)),
+        (a.clone(), seqs(5..=15)),
+        (c.clone(), seqs(1..=5)),
+        (b.clone(), seqs(1..=10)),
+        (a.clone(), last),
+    ];
+    let sizes: Vec<u64> = batches.iter().map(|(_, e)| e.len() as u64).collect();
+    let committed = pg.event_groups_committed();
+    let outs: Vec<InsertOutcome> = insert_as_one_group(&pg, batches.clone())
+        .await
+        .into_iter()
+        .map(Result::unwrap)
+        .collect();
+    assert_eq!(
+        pg.event_groups_committed(),
+        committed + 1,
+        "one transaction"
+    );
+    let mut new = std::collections::BTreeSet::new();
+    for ((out, size), (id, _)) in outs.iter().zip(&sizes).zip(&batches) {
+        assert_eq!(out.inserted + out.duplicates, *size);
+        assert_eq!(out.new_ids.len() as u64, out.inserted);
+        for q in &out.new_seqs {
+            assert!(
+                new.insert((id.as_str().to_owned(), *q)),
+                "{id} {q} new twice"
+            );
+        }
+    }
+    // a: 1..=15 and 20; b: 1..=10; c: 1..=5.
+    assert_eq!(new.len(), 16 + 10 + 5);
+    assert_eq!(outs.iter().map(|o| o.duplicates).sum::<u64>(), 50 - 31);
+    // Ids follow commit order: the batches' id ranges do not interleave.
+    let mut ranges: Vec<(i64, i64)> = outs
+        .iter()
+        .filter(|o| o.inserted > 0)
+        .map(|o| (o.new_ids[0], *o.new_ids.last().unwrap()))
+        .collect();
+    ranges.sort_unstable();
+    assert!(ranges.windows(2).all(|w| w[0].1 < w[1].0));
+    // A later group's ids all come after this one's.
+    let newest = ranges.last().unwrap().1;
+    let later = insert_as_one_group(
+        &pg,
+        vec![(c.clone(), seqs(6..=7)), (node("d"), seqs(1..=2))],
+    )
+    .await;
+    for r in later {
+        let o = r.unwrap();
+        assert_eq!(o.inserted, 2);
+        assert!(o.new_ids.iter().all(|i| *i > newest));
+    }
+    let s = Store::from(pg);
+    assert_eq!(s.count_events(None).await.unwrap(), 31 + 4);
+    let (page, _) = s.events_after(0, 1000).await.unwrap();
+    assert!(page.windows(2).all(|w| w[0].0 < w[1].0));
+}
+
+#[tokio::test]
+async fn postgres_group_commit_a_failing_batch_does_not_fail_the_others() {
+    let pg = fresh_pg().await;
+    // PostgreSQL text cannot hold a NUL byte: this batch's statement fails, aborting the
+    // shared transaction.
+    let bad: Vec<Event> = (1..=3).map(|q| ev(q, 1, "ssh", auth("ro\0ot"))).collect();
+    let batches = vec![
+        (node("a"), seqs(1..=5)),
+        (node("b"), bad),
+        (node("c"), seqs(1..=4)),
+        (node("a"), seqs(4..=8)),
+    ];
+    let committed = pg.event_groups_committed();
+    let outs = insert_as_one_group(&pg, batches).await;
+    assert!(outs[1].is_err(), "the bad batch fails: {:?}", outs[1]);
+    let ok: Vec<&InsertOutcome> = [0, 2, 3]
+        .iter()
+        .map(|&i| outs[i].as_ref().unwrap())
+        .collect();
+    assert_eq!(ok[0].inserted + ok[2].inserted, 8);
+    assert_eq!(ok[0].duplicates + ok[2].duplicates, 2);
+    assert_eq!((ok[1].inserted, ok[1].duplicates), (4, 0));
+    // The group did not commit; each good batch did, alone.
+    assert_eq!(pg.event_groups_committed(), committed + 3);
+    let s = Store::from(pg);
+    assert_eq!(s.count_events(None).await.unwrap(), 12);
+    assert_eq!(s.count_events(Some(&node("b"))).await.unwrap(), 0);
+}
+
+#[tokio::test]
+async fn postgres_group_commit_bounds_events_per_transaction_and_the_queue() {
+    let pg = fresh_pg().await;
+    let (group_events, queue) = PgStore::EVENT_GROUP_BOUNDS;
+    // Three batches of 40 % of the bound: the third does not fit the first transaction.
+    let part = (group_events * 2 / 5) as u64;
+    let committed = pg.event_groups_committed();
+    let outs = insert_as_one_group(
+        &pg,
+        vec![
+            (node("a"), seqs(1..=part)),
+            (node("b"), seqs(1..=part)),
+            (node("c"), seqs(1..=part)),
+        ],
+    )
+    .await;
+    for o in outs {
+        assert_eq!(o.unwrap().inserted, part);
+    }
+    assert_eq!(pg.event_groups_committed(), committed + 2);
+    // A batch larger than the bound goes alone.
+    let big = group_events as u64 + 1;
+    let o = pg
+        .insert_events(&node("d"), 1, seqs(1..=big))
+        .await
+        .unwrap();
+    assert_eq!(o.inserted, big);
+    assert_eq!(pg.event_groups_committed(), committed + 3);
+
+    // The queue holds `queue` batches; callers beyond wait and nothing more is queued.
+    let started = pg.event_groups_started();
+    let gate = pg.hold_event_writer().await;
+    let handles: Vec<_> = (0..queue as u64 + 3)
+        .map(|i| {
+            let pg = pg.clone();
+            tokio::spawn(async move { pg.insert_events(&node("e"), 1, seqs(i + 1..=i + 1)).await })
+        })
+        .collect();
+    for _ in 0..10_000 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(pg.event_groups_started(), started + 1);
+    assert_eq!(pg.queued_event_batches(), queue);
+    assert!(handles.iter().all(|h| !h.is_finished()));
+    drop(gate);
+    for h in handles {
+        assert_eq!(h.await.unwrap().unwrap().inserted, 1);
+    }
+    let s = Store::from(pg);
+    assert_eq!(
+        s.count_events(None).await.unwrap(),
+        3 * part + big + queue as u64 + 3
+    );
 }

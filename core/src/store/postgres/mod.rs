@@ -14,8 +14,11 @@
 //! goes to exactly one consumer (`SELECT … FOR UPDATE`). Event batches take a transaction
 //! advisory lock so row ids are assigned in commit order, which `events_after` (live
 //! readers resuming) relies on; audit entries go through one writer task, so an entry
-//! queued without waiting is stored before any entry queued after it.
+//! queued without waiting is stored before any entry queued after it. Event batches go
+//! through one writer task too (`event_writer`): group commit, many batches per
+//! transaction, each caller answered after that COMMIT.
 
+mod event_writer;
 mod store;
 
 use super::StoreError;
@@ -59,6 +62,11 @@ struct Inner {
     closed: AtomicBool,
     audit_tx: Mutex<Option<mpsc::UnboundedSender<AuditMsg>>>,
     audit_task: Mutex<Option<JoinHandle<()>>>,
+    events_tx: Mutex<Option<mpsc::Sender<event_writer::Batch>>>,
+    events_task: Mutex<Option<JoinHandle<()>>>,
+    /// The writer's gate and counters; read by tests only.
+    #[cfg_attr(not(test), allow(dead_code))]
+    events_state: Arc<event_writer::WriterState>,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -213,6 +221,14 @@ impl PgStore {
 
         let (tx, rx) = mpsc::unbounded_channel();
         let task = tokio::spawn(audit_writer(pool.clone(), location.clone(), rx));
+        let (events_tx, events_rx) = mpsc::channel(event_writer::QUEUE_BATCHES);
+        let events_state = Arc::new(event_writer::WriterState::default());
+        let events_task = tokio::spawn(event_writer::writer(
+            pool.clone(),
+            location.clone(),
+            events_rx,
+            events_state.clone(),
+        ));
         tracing::info!(
             location,
             schema = SCHEMA_VERSION,
@@ -225,6 +241,9 @@ impl PgStore {
                 closed: AtomicBool::new(false),
                 audit_tx: Mutex::new(Some(tx)),
                 audit_task: Mutex::new(Some(task)),
+                events_tx: Mutex::new(Some(events_tx)),
+                events_task: Mutex::new(Some(events_task)),
+                events_state,
             }),
         })
     }
@@ -251,9 +270,27 @@ impl PgStore {
             .map_err(|e| pool_error(&self.inner.location, e))
     }
 
-    /// Writes queued audit entries, then refuses further writes and closes the pool.
+    /// Writes queued event batches and audit entries, then refuses further writes and
+    /// closes the pool.
     pub async fn close(&self) -> Result<(), StoreError> {
         self.inner.closed.store(true, Ordering::Release);
+        drop(
+            self.inner
+                .events_tx
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+        );
+        let events_task = self
+            .inner
+            .events_task
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take();
+        if let Some(t) = events_task {
+            t.await
+                .map_err(|e| StoreError::Worker(format!("event writer failed: {e}")))?;
+        }
         drop(
             self.inner
                 .audit_tx
@@ -286,6 +323,67 @@ impl PgStore {
             None => Err(StoreError::Closed),
         }
     }
+
+    /// Queues one batch for the event writer (waiting while its queue is full) and waits
+    /// for the outcome, given after the COMMIT that stored it.
+    async fn queue_events(
+        &self,
+        cols: event_writer::Columns,
+    ) -> Result<super::InsertOutcome, StoreError> {
+        if self.inner.closed.load(Ordering::Acquire) {
+            return Err(StoreError::Closed);
+        }
+        let tx = self
+            .inner
+            .events_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let (reply, answer) = oneshot::channel();
+        tx.send(event_writer::Batch { cols, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        drop(tx);
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+
+    /// Tests: keeps the event writer from taking a group while the guard lives.
+    #[cfg(test)]
+    pub(crate) async fn hold_event_writer(&self) -> tokio::sync::MutexGuard<'_, ()> {
+        self.inner.events_state.gate.lock().await
+    }
+
+    /// Tests: event batches queued and not yet taken by the writer.
+    #[cfg(test)]
+    pub(crate) fn queued_event_batches(&self) -> usize {
+        self.inner
+            .events_tx
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .map_or(0, |tx| tx.max_capacity() - tx.capacity())
+    }
+
+    /// Tests: groups the event writer has started (first batches taken from its queue).
+    #[cfg(test)]
+    pub(crate) fn event_groups_started(&self) -> u64 {
+        self.inner.events_state.received.load(Ordering::Relaxed)
+    }
+
+    /// Tests: event transactions committed so far (a group, or one batch retried alone).
+    #[cfg(test)]
+    pub(crate) fn event_groups_committed(&self) -> u64 {
+        self.inner
+            .events_state
+            .groups_committed
+            .load(Ordering::Relaxed)
+    }
+
+    /// Tests: the bounds of the event writer (events per group, batches queued).
+    #[cfg(test)]
+    pub(crate) const EVENT_GROUP_BOUNDS: (usize, usize) =
+        (event_writer::GROUP_EVENTS, event_writer::QUEUE_BATCHES);
 
     pub async fn audit(&self, entry: AuditEntry) -> Result<(), StoreError> {
         let (reply, answer) = oneshot::channel();

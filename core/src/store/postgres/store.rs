@@ -1,7 +1,7 @@
 //! Every store operation on PostgreSQL. The search and analytics SQL is the SQLite
 //! backend's (`analytics`, `console`), renumbered by `pg_sql`; the rest is written here.
 
-use super::{EVENTS_LOCK, PgStore, arg_refs, pg_args, pg_sql};
+use super::{PgStore, arg_refs, pg_args, pg_sql};
 use crate::store::analytics::{Dialect, MAX_TOP, range_args, search_sql, stats_sql};
 use crate::store::codec::{
     EventRow, corrupt, ct_eq, encode, enrichment_geo, labels_from_json, labels_to_json,
@@ -199,85 +199,13 @@ impl PgStore {
             .into_iter()
             .map(EventRow::new)
             .collect::<Result<Vec<_>, _>>()?;
-        let n = rows.len() as u64;
-        let mut seq = Vec::with_capacity(rows.len());
-        let mut time = Vec::with_capacity(rows.len());
-        let (mut service, mut kind, mut src_ip, mut src_port) =
-            (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-        let (mut session, mut username, mut password, mut command, mut text, mut body) = (
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-            Vec::new(),
-        );
-        for r in rows {
-            seq.push(r.seq);
-            time.push(r.time_ms);
-            service.push(r.service);
-            kind.push(r.kind);
-            src_ip.push(r.src_ip);
-            src_port.push(r.src_port.map(i32::from));
-            session.push(r.session);
-            username.push(r.username);
-            password.push(r.password);
-            command.push(r.command);
-            text.push(r.search_text);
-            body.push(r.body);
-        }
-        let mut c = self.client().await?;
-        let tx = c.transaction().await?;
-        tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
-            .await?;
-        let stmt = tx
-            .prepare_cached(
-                "INSERT INTO events (node, seq, time_ms, received_ms, service, kind, src_ip, \
-                   src_port, session, username, password, command, search_text, body) \
-                 SELECT $1, u.seq, u.t, $2, u.service, u.kind, u.src_ip, u.src_port, u.session, \
-                   u.username, u.password, u.command, u.search_text, u.body \
-                 FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
-                   $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-                   $14::bytea[]) WITH ORDINALITY AS u(seq, t, service, kind, src_ip, src_port, \
-                   session, username, password, command, search_text, body, ord) \
-                 ORDER BY u.ord \
-                 ON CONFLICT (node, seq) DO NOTHING RETURNING id, seq",
-            )
-            .await?;
-        let inserted = tx
-            .query(
-                &stmt,
-                &[
-                    &node.as_str(),
-                    &received_ms,
-                    &seq,
-                    &time,
-                    &service,
-                    &kind,
-                    &src_ip,
-                    &src_port,
-                    &session,
-                    &username,
-                    &password,
-                    &command,
-                    &text,
-                    &body,
-                ],
-            )
-            .await?;
-        tx.commit().await?;
-        // Ids were assigned in batch order, so id order is batch order.
-        let mut got = inserted
-            .iter()
-            .map(|r| Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
-        got.sort_unstable();
-        Ok(InsertOutcome {
-            inserted: got.len() as u64,
-            duplicates: n - got.len() as u64,
-            new_seqs: got.iter().map(|&(_, s)| s as u64).collect(),
-            new_ids: got.iter().map(|&(id, _)| id).collect(),
-        })
+        // Group commit (see `event_writer`): answered after the COMMIT that stored it.
+        self.queue_events(super::event_writer::Columns::new(
+            node.as_str(),
+            received_ms,
+            rows,
+        ))
+        .await
     }
 
     /// Retention (see `Store::prune_events`): one transaction per batch.
