@@ -1030,7 +1030,8 @@ impl SshHandler {
             shell.set_env("SSH_TTY", "/dev/pts/0");
             // The client's terminal size, as the pty sshd allocates has it (line wrapping,
             // `ls` columns and completion listings follow it).
-            shell.set_size(columns, rows);
+            // Before the first prompt: nothing to redraw.
+            let _ = shell.set_size(columns, rows);
         }
         if let Some(t) = &chan.term {
             shell.set_env("TERM", t);
@@ -1554,7 +1555,7 @@ impl russh::server::Handler for SshHandler {
         row_height: u32,
         _pix_width: u32,
         _pix_height: u32,
-        _session: &mut russh::server::Session,
+        session: &mut russh::server::Session,
     ) -> Result<(), Self::Error> {
         let effects = self.with_chan(channel, |c| {
             let mut effects = Vec::new();
@@ -1562,12 +1563,14 @@ impl russh::server::Handler for SshHandler {
             if c.pty.is_some() {
                 c.pty = Some((w, h));
             }
-            // A shell busy with a line (taken by the pool) misses this change, as a
-            // program that does not handle SIGWINCH would; the next one applies.
-            if let Some(shell) = c.shell.as_mut() {
-                shell.set_size(w, h);
-            }
             c.transcript.resize(col_width, row_height, &mut effects);
+            // A shell busy with a line (taken by the pool) misses this change, as a
+            // program that does not handle SIGWINCH would; the next one applies. At the
+            // prompt the shell redraws the line being edited, as bash does.
+            if let Some(shell) = c.shell.as_mut() {
+                let reply = shell.set_size(w, h);
+                effects.extend(deliver(session, channel, c, reply));
+            }
             effects
         });
         transcript::emit(&self.session, effects.unwrap_or_default()).await;

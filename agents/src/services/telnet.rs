@@ -384,8 +384,20 @@ impl Conn<'_> {
                     if let Some(t) = self.transcript.as_mut() {
                         t.resize(self.size.0, self.size.1, &mut effects);
                     }
+                    // At the prompt the shell redraws the line being edited, as bash
+                    // does on SIGWINCH (a line running has the shell out of here).
                     if let Some(sh) = self.shell.as_mut() {
-                        sh.set_size(self.size.0, self.size.1);
+                        let reply = sh.set_size(self.size.0, self.size.1);
+                        effects.extend(reply.effects);
+                        if let Some(t) = self.transcript.as_mut() {
+                            t.output(&reply.stdout, &mut effects);
+                        }
+                        let sent = reply.stdout.is_empty()
+                            || send_nvt(wr, &reply.stdout, self.codec.binary_out()).await;
+                        if !sent || reply.exit.is_some() {
+                            transcript::emit(self.session, effects).await;
+                            return false;
+                        }
                     }
                 }
                 TelnetEvent::TerminalType(t) => self.term = Some(t),
@@ -578,7 +590,8 @@ impl Conn<'_> {
             self.svc
                 .overlays
                 .restore(self.session.src.ip(), self.svc.remember_s, shell.files().0);
-        shell.set_size(self.size.0, self.size.1);
+        // Before the first prompt: nothing to redraw.
+        let _ = shell.set_size(self.size.0, self.size.1);
         let term = self.term.clone().unwrap_or_else(|| "network".into());
         shell.set_env("TERM", &term);
         let mut t = Transcript::new(self.svc.transcript_cap, self.session);

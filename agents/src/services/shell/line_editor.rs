@@ -29,6 +29,12 @@ pub(crate) const PASTE_ON: &[u8] = b"\x1b[?2004h";
 /// And off when a line is accepted.
 pub(crate) const PASTE_OFF: &[u8] = b"\x1b[?2004l\r";
 
+/// The screen size readline takes from a terminal's (a width of 0 or 1 is 80, a
+/// height of 0 is 24): bash redraws on SIGWINCH only when this changed.
+pub(crate) fn screen_size(columns: usize, rows: usize) -> (usize, usize) {
+    (display::screen_width(columns), display::screen_height(rows))
+}
+
 /// What the shell must do after a byte.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum Event {
@@ -300,6 +306,34 @@ impl Editor {
         }
         out.extend_from_slice(&now);
         ev
+    }
+
+    /// The terminal was resized (SIGWINCH) from `old_columns` to `ctx.columns()` while
+    /// this line was being edited: readline clears the line's screen lines and draws
+    /// the prompt and the line again at the new width (display's [`display::after_resize`]),
+    /// the search's prompt during ^R, the line as it was before a paste still coming.
+    /// Nothing while a completion question or `--More--` waits for its answer (not
+    /// compared with bash).
+    pub(crate) fn resize(&mut self, old_columns: usize, ctx: &dyn Context, out: &mut Vec<u8>) {
+        if self.asking.is_some() || self.more.is_some() {
+            return;
+        }
+        let mut prompt = ctx.prompt().into_bytes();
+        let (line, point, region) = match (&self.before_paste, self.search_shown()) {
+            (Some((line, point, region)), _) => (line.as_slice(), *point, *region),
+            (None, Some((p, region))) => {
+                prompt = p;
+                (self.line.as_slice(), self.cursor, region)
+            }
+            (None, None) => (self.line.as_slice(), self.cursor, self.region_view()),
+        };
+        let v = View {
+            prompt: &prompt,
+            line,
+            point: point.min(line.len()),
+            region,
+        };
+        display::after_resize(&v, old_columns, ctx.columns(), ctx.rows(), out);
     }
 
     /// ^C: `^C` (the tty's echo), below the line, bracketed paste off and on.

@@ -435,6 +435,8 @@ pub(crate) struct Shell {
     /// The terminal's size, for completion listings.
     columns: usize,
     rows: usize,
+    /// The first prompt was shown: a line is being edited whenever the shell is here.
+    prompted: bool,
     line_capped: bool,
     commands: u32,
     output: usize,
@@ -624,6 +626,7 @@ impl Shell {
             editor: line_editor::Editor::new(limits.max_line),
             columns: 80,
             rows: 24,
+            prompted: false,
             line_capped: false,
             commands: 0,
             output: 0,
@@ -648,11 +651,43 @@ impl Shell {
         self.ended
     }
 
-    /// The terminal's size (SSH pty size, telnet NAWS), for completion listings.
-    pub(crate) fn set_size(&mut self, columns: u32, rows: u32) {
+    /// The terminal's size (SSH pty size, telnet NAWS), for line wrapping and completion
+    /// listings. A change while a line is being edited at the prompt is bash's SIGWINCH:
+    /// readline clears the line and draws the prompt and the line again at the new
+    /// width (the bytes are in the reply; they count against the session's output cap).
+    /// Nothing before the first prompt, after the end, without a terminal, for a size
+    /// readline sees as the same (the kernel sends no SIGWINCH for the same size; a
+    /// width of 1 is 80 to readline, as 80 is), or on a BusyBox persona (its
+    /// line editor's redraw is not imitated). A line running takes the shell away from
+    /// its driver, so a change then is only the size the next prompt uses.
+    pub(crate) fn set_size(&mut self, columns: u32, rows: u32) -> Reply {
+        let mut r = Reply::default();
+        let old = line_editor::screen_size(self.columns, self.rows);
+        let old_columns = self.columns;
         self.columns = usize::try_from(columns.clamp(1, 1000)).unwrap_or(80);
         self.rows = usize::try_from(rows.clamp(2, 1000)).unwrap_or(24);
         self.st.tty_size = (rows.clamp(2, 1000), columns.clamp(1, 1000));
+        // readline redraws only when its idea of the size changed (a width of 1 is 80
+        // to it, as 80 is).
+        let changed = line_editor::screen_size(self.columns, self.rows) != old;
+        if changed
+            && self.prompted
+            && !self.ended
+            && self.st.tty
+            && self.st.profile.busybox.is_none()
+        {
+            let ctx = line_editor::ShellContext {
+                st: &self.st,
+                continuing: !self.pending.is_empty(),
+                columns: self.columns,
+                rows: self.rows,
+            };
+            self.editor.resize(old_columns, &ctx, &mut r.stdout);
+            // One redraw per change, charged like any output: a flood of changes ends
+            // the session at its output cap.
+            self.charge_session_output(r.stdout.len(), &mut r);
+        }
+        r
     }
 
     /// The session came in over telnet (inetd, telnetd and login are its parents).
@@ -680,6 +715,7 @@ impl Shell {
             };
             r.stdout = crlf(text.as_bytes());
             self.show_prompt(&mut r);
+            self.prompted = true;
         }
         r
     }

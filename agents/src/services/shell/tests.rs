@@ -1099,3 +1099,118 @@ fn a_web_node_has_no_database_accounts() {
         assert!(!out.contains(name), "{name} in\n{out}");
     }
 }
+
+/// Issue 12: a window change (SSH) or NAWS (telnet) at the prompt is bash's SIGWINCH:
+/// readline clears the line being edited and draws the prompt and the line again at
+/// the new width (line_editor's tests compare the bytes with real bash's).
+#[test]
+fn a_window_change_at_the_prompt_redraws_the_line() {
+    let prompt = "root@web-prod-02:~# ";
+    let mut s = shell(true);
+    // Before the first prompt (SSH's pty size, telnet's first NAWS): nothing.
+    assert!(s.set_size(40, 24).stdout.is_empty());
+    s.greeting();
+    // An empty line.
+    let r = s.set_size(60, 24);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("\r\x1b[K\r{prompt}")
+    );
+    assert!(r.exit.is_none() && r.effects.is_empty());
+    // A line wrapped at 40 columns, redrawn on one screen line at 60.
+    s.set_size(40, 24);
+    let typed = "y".repeat(30);
+    let r = s.input(typed.as_bytes(), 1);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("{} \r{}", "y".repeat(20), "y".repeat(10))
+    );
+    let r = s.set_size(60, 24);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("\r\x1b[K\r\x1b[A\x1b[K\r{prompt}{typed}")
+    );
+    // The same size again: the kernel sends no SIGWINCH, bash writes nothing.
+    assert!(s.set_size(60, 24).stdout.is_empty());
+    // The rows alone change: readline redraws too.
+    let r = s.set_size(60, 30);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("\r\x1b[K\r{prompt}{typed}")
+    );
+    // Absurd sizes: 0 and 1 columns are 80 to readline (so 0 after 1 is no change),
+    // 65535 is clamped; nothing panics, and the line still runs.
+    let r = s.set_size(1, 30);
+    assert_eq!(
+        String::from_utf8_lossy(&r.stdout),
+        format!("\r\x1b[K\r{prompt}{typed}")
+    );
+    assert!(s.set_size(0, 30).stdout.is_empty());
+    assert!(s.set_size(80, 30).stdout.is_empty());
+    for (w, h) in [(65535, 65535), (0, 0), (1, 1), (u32::MAX, u32::MAX), (2, 2)] {
+        let r = s.set_size(w, h);
+        assert!(r.stdout.len() < 4096, "{w}x{h}: {}", r.stdout.len());
+        assert!(r.exit.is_none());
+    }
+    s.set_size(80, 24);
+    let r = s.input(b"\r", 2);
+    assert!(
+        text(&r.stdout).contains("command not found"),
+        "{:?}",
+        text(&r.stdout)
+    );
+    // A PS2 line is drawn with its `> `.
+    s.input(b"if true\r", 3);
+    let r = s.set_size(70, 24);
+    assert_eq!(String::from_utf8_lossy(&r.stdout), "\r\x1b[K\r> ");
+}
+
+#[test]
+fn no_redraw_without_a_prompt() {
+    // Without a terminal.
+    let mut s = shell(false);
+    s.input(b"echo hi", 1);
+    assert!(s.set_size(30, 24).stdout.is_empty());
+    // After the session ended.
+    let mut s = shell(true);
+    s.greeting();
+    s.input(b"exit\r", 1);
+    assert!(s.ended());
+    let r = s.set_size(30, 24);
+    assert!(r.stdout.is_empty() && r.exit.is_none());
+}
+
+/// A flood of window changes: one redraw each, every byte charged against the
+/// session's output cap, which ends the session once.
+#[test]
+fn a_flood_of_window_changes_is_capped() {
+    let limits = ShellLimits {
+        max_session_output: 64 * 1024,
+        ..ShellLimits::default()
+    };
+    let mut s = shell_with(true, limits, "root");
+    s.greeting();
+    s.input(&[b'q'; 4096], 1);
+    let (mut total, mut ends, mut largest) = (0usize, 0, 0usize);
+    for i in 0..10_000u32 {
+        let r = s.set_size(20 + i % 2, 24);
+        total += r.stdout.len();
+        largest = largest.max(r.stdout.len());
+        if r.exit.is_some() {
+            ends += 1;
+            assert!(
+                r.effects
+                    .iter()
+                    .any(|e| matches!(e, Effect::Limit { limit, .. } if *limit == "shell_output")),
+                "{:?}",
+                r.effects
+            );
+        }
+    }
+    assert_eq!(ends, 1);
+    assert!(s.ended());
+    // One redraw of a 4096-byte line 20 columns wide: its ~206 screen lines cleared
+    // and the prompt and line once.
+    assert!(largest < 4096 + 4 * 1024, "{largest}");
+    assert!(total <= 64 * 1024 + largest, "{total}");
+}

@@ -58,7 +58,8 @@ pub(crate) fn screen_width(columns: usize) -> usize {
     if columns <= 1 { 80 } else { columns }
 }
 
-fn screen_height(rows: usize) -> usize {
+/// readline's screen height: 0 counts as 24.
+pub(crate) fn screen_height(rows: usize) -> usize {
     if rows == 0 { 24 } else { rows }
 }
 
@@ -559,6 +560,38 @@ pub(crate) fn forced(new: &View<'_>, columns: usize, rows: usize, out: &mut Vec<
         other: (0, 0),
     };
     redisplay_from(vis, 0, 0, new, cols, screen_height(rows), false, out);
+}
+
+/// The terminal's width changed while `v` was shown `old_columns` wide (SIGWINCH):
+/// readline's `_rl_redisplay_after_sigwinch`. `rl_clear_visible_line` goes to column 0
+/// and down to the line's last screen line, clears each screen line from the bottom
+/// up (`ESC[K`, CR, `ESC[A`), then `rl_forced_update_display` draws the prompt and the
+/// line again at the new width. Captured from bash 5.2.15 in a pty (TERM=xterm).
+pub(crate) fn after_resize(
+    v: &View<'_>,
+    old_columns: usize,
+    columns: usize,
+    rows: usize,
+    out: &mut Vec<u8>,
+) {
+    let old = Layout::new(v, screen_width(old_columns));
+    let botlin = old.botlin();
+    let mut s = Screen {
+        cols: screen_width(columns),
+        rows: screen_height(rows),
+        c_pos: (old.cursor - old.breaks[old.cursor_line]) as isize,
+        v_pos: old.cursor_line,
+        vis_botlin: botlin,
+        out,
+    };
+    s.cr();
+    s.move_vert(botlin);
+    for l in (0..=s.v_pos).rev() {
+        s.move_vert(l);
+        s.out.extend_from_slice(b"\x1b[K");
+        s.cr();
+    }
+    forced(v, columns, rows, out);
 }
 
 #[allow(clippy::too_many_arguments)]

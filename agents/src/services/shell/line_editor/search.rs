@@ -116,6 +116,14 @@ impl Editor {
         }
     }
 
+    /// The search's prompt and highlight as shown now (for a redraw after the terminal
+    /// was resized); `None` outside a search.
+    pub(super) fn search_shown(&self) -> Option<(Vec<u8>, Option<(usize, usize)>)> {
+        let s = self.search.as_ref()?;
+        let shown = self.shown(&s.prompt);
+        Some((shown.prompt, shown.region))
+    }
+
     /// readline's redisplay from what `old` showed to the editor's state now.
     fn show_search(&self, old: &Shown, ctx: &dyn Context, out: &mut Vec<u8>) {
         let Some(s) = &self.search else {
