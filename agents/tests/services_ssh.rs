@@ -742,6 +742,73 @@ async fn read_until(ch: &mut russh::Channel<client::Msg>, seen: &mut Vec<u8>, wh
     }
 }
 
+/// Issue 12: a window change while a line is edited is bash's SIGWINCH: readline
+/// clears the wrapped line from its last screen line up and draws the prompt and the
+/// line again at the new width (the bytes bash 5.2 writes; the line editor's oracle
+/// compares them with real bash in a pty). The same size again writes nothing.
+#[tokio::test]
+async fn a_window_change_redraws_the_line_being_edited() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut mgr, mut rx, addr) = start(dir.path(), &policy_config(LoginPolicy::Always)).await;
+    let (mut h, _) = connect(addr).await;
+    assert!(
+        h.authenticate_password("root", "hunter2")
+            .await
+            .unwrap()
+            .success()
+    );
+    let mut ch = h.channel_open_session().await.unwrap();
+    ch.request_pty(true, "xterm", 40, 24, 0, 0, &[])
+        .await
+        .unwrap();
+    ch.request_shell(true).await.unwrap();
+    let mut seen = Vec::new();
+    read_until(&mut ch, &mut seen, b"# ").await;
+    let at = seen
+        .windows(8)
+        .rposition(|w| w == b"\x1b[?2004h")
+        .expect("a prompt")
+        + 8;
+    let prompt = seen[at..].to_vec();
+    assert!(prompt.len() < 40, "{:?}", String::from_utf8_lossy(&seen));
+    // A line on two screen lines at 40 columns.
+    let first = 40 - prompt.len();
+    let line = vec![b'y'; first + 10];
+    seen.clear();
+    ch.data_bytes(line.clone()).await.unwrap();
+    let want = [vec![b'y'; first], b" \r".to_vec(), vec![b'y'; 10]].concat();
+    read_until(&mut ch, &mut seen, &want).await;
+    assert!(
+        seen.ends_with(&want),
+        "{:?}",
+        String::from_utf8_lossy(&seen)
+    );
+    // 60 columns: both screen lines cleared, then the prompt and line on one.
+    seen.clear();
+    ch.window_change(60, 24, 0, 0).await.unwrap();
+    let redraw = [&b"\r\x1b[K\r\x1b[A\x1b[K\r"[..], &prompt, &line].concat();
+    read_until(&mut ch, &mut seen, &redraw).await;
+    assert_eq!(seen, redraw, "{:?}", String::from_utf8_lossy(&seen));
+    // The same size again: nothing; the next key's echo comes alone.
+    seen.clear();
+    ch.window_change(60, 24, 0, 0).await.unwrap();
+    ch.data_bytes(&b"Z"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, b"Z").await;
+    assert_eq!(seen, b"Z", "{:?}", String::from_utf8_lossy(&seen));
+    // Absurd sizes do not break the session (the server clamps them): the line runs.
+    for (w, hgt) in [(0, 0), (65535, 65535), (1, 1), (80, 24)] {
+        ch.window_change(w, hgt, 0, 0).await.unwrap();
+    }
+    seen.clear();
+    ch.data_bytes(&b"\r"[..]).await.unwrap();
+    read_until(&mut ch, &mut seen, b"command not found").await;
+    let _ = ch.eof().await;
+    drop(ch);
+    drop(h);
+    let _ = until_disconnect(&mut rx).await;
+    mgr.shutdown().await;
+}
+
 /// The shell's line editor wraps a long line at the client's terminal width: the
 /// pty request's first, then a window change's (readline writes a space and CR when a
 /// character fills the last column), not at an assumed 80 columns.

@@ -392,3 +392,192 @@ async fn telnet_one_try_bots_and_ssh_share_the_login_memory() {
     assert!(wrong.is_empty(), "{verdicts:?}");
     run.mgr.shutdown().await;
 }
+
+/// A raw telnet peer with a window size: it agrees to NAWS (and sends its size) and
+/// refuses every other option, as a bot's or a small client's telnet code does.
+struct NawsPeer {
+    s: tokio::net::TcpStream,
+    /// The data, with the NUL telnetd sends after a bare CR dropped.
+    seen: Vec<u8>,
+    state: u32,
+    size: (u16, u16),
+    /// The connection ended.
+    closed: bool,
+}
+
+/// IAC SB NAWS width height IAC SE, 255s doubled.
+fn naws(w: u16, h: u16) -> Vec<u8> {
+    let mut v = vec![255, 250, 31];
+    for b in [w.to_be_bytes(), h.to_be_bytes()].concat() {
+        v.push(b);
+        if b == 255 {
+            v.push(255);
+        }
+    }
+    v.extend_from_slice(&[255, 240]);
+    v
+}
+
+impl NawsPeer {
+    async fn connect(addr: std::net::SocketAddr, size: (u16, u16)) -> NawsPeer {
+        NawsPeer {
+            s: tokio::net::TcpStream::connect(addr).await.unwrap(),
+            seen: Vec::new(),
+            state: 0,
+            size,
+            closed: false,
+        }
+    }
+
+    /// Reads once; `false` at the end of the connection.
+    async fn read_some(&mut self, deadline: tokio::time::Instant) -> bool {
+        let mut buf = [0u8; 8192];
+        let n = tokio::time::timeout_at(deadline, self.s.read(&mut buf))
+            .await
+            .unwrap_or_else(|_| panic!("stalled: {:?}", String::from_utf8_lossy(&self.seen)))
+            .unwrap_or(0);
+        if n == 0 {
+            self.closed = true;
+            return false;
+        }
+        let replies = self.absorb(&buf[..n]);
+        if !replies.is_empty() {
+            let _ = self.s.write_all(&replies).await;
+        }
+        true
+    }
+
+    /// Reads until the data since `from` holds `what`; returns the new end.
+    async fn wait_for(&mut self, from: usize, what: &[u8]) -> usize {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let hay = &self.seen[from.min(self.seen.len())..];
+            if let Some(i) = hay.windows(what.len()).position(|w| w == what) {
+                return from + i + what.len();
+            }
+            assert!(
+                self.read_some(deadline).await,
+                "closed before {:?}: {:?}",
+                String::from_utf8_lossy(what),
+                String::from_utf8_lossy(&self.seen)
+            );
+        }
+    }
+
+    fn absorb(&mut self, data: &[u8]) -> Vec<u8> {
+        const IAC: u8 = 255;
+        let mut replies = Vec::new();
+        for &b in data {
+            match (self.state, b) {
+                (0, IAC) => self.state = 1,
+                (0, 0) if self.seen.last() == Some(&b'\r') => {}
+                (0, b) => self.seen.push(b),
+                (1, IAC) => {
+                    self.seen.push(IAC);
+                    self.state = 0;
+                }
+                (1, 250) => self.state = 3,
+                (1, c @ 251..=254) => self.state = 10 + u32::from(c - 251),
+                (1, _) => self.state = 0,
+                (3, IAC) => self.state = 4,
+                (3, _) => {}
+                (4, 240) => self.state = 0,
+                (4, _) => self.state = 3,
+                (12, 31) => {
+                    // DO NAWS: WILL, and the size.
+                    replies.extend_from_slice(&[IAC, 251, 31]);
+                    replies.extend(naws(self.size.0, self.size.1));
+                    self.state = 0;
+                }
+                (s, opt) => {
+                    let verb = if s <= 11 { 254 } else { 252 };
+                    if s == 10 || s == 12 {
+                        replies.extend_from_slice(&[IAC, verb, opt]);
+                    }
+                    self.state = 0;
+                }
+            }
+        }
+        replies
+    }
+
+    async fn send(&mut self, data: &[u8]) {
+        self.s.write_all(data).await.unwrap();
+    }
+
+    /// Logs in as root; returns where the prompt ends and the prompt.
+    async fn login(&mut self) -> (usize, Vec<u8>) {
+        let at = self.wait_for(0, b"web-prod-02 login: ").await;
+        self.send(b"root\r\n").await;
+        let at = self.wait_for(at, b"Password: ").await;
+        self.send(b"hunter2\r\n").await;
+        let at = self.wait_for(at, b"root@web-prod-02:~# ").await;
+        (at, b"root@web-prod-02:~# ".to_vec())
+    }
+}
+
+/// Issue 12: the shell's line editor wraps at the width the client gave in NAWS, and a
+/// NAWS change while a line is edited redraws it as bash does on SIGWINCH (the bytes
+/// are real bash 5.2's; the line editor's oracle compares them in a pty).
+#[tokio::test]
+async fn the_line_editor_follows_the_naws_width() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &one("telnet", telnet(LoginPolicy::Always, 10))).await;
+    let mut p = NawsPeer::connect(run.addr, (40, 24)).await;
+    let (at, prompt) = p.login().await;
+    // Wrapped at 40 columns, not at 80.
+    let first = 40 - prompt.len();
+    let line = vec![b'y'; first + 10];
+    p.send(&line).await;
+    let want = [vec![b'y'; first], b" \r".to_vec(), vec![b'y'; 10]].concat();
+    let at = p.wait_for(at, &want).await;
+    // 60 columns: both screen lines cleared from the bottom up, the line on one.
+    p.send(&naws(60, 24)).await;
+    let redraw = [&b"\r\x1b[K\r\x1b[A\x1b[K\r"[..], &prompt, &line].concat();
+    let end = p.wait_for(at, &redraw).await;
+    assert_eq!(&p.seen[at..end], &redraw[..]);
+    // The same size again writes nothing: the next key's echo comes alone.
+    p.send(&naws(60, 24)).await;
+    p.send(b"Z").await;
+    let next = p.wait_for(end, b"Z").await;
+    assert_eq!(&p.seen[end..next], b"Z");
+    // Absurd sizes: nothing breaks, the line still runs.
+    for (w, h) in [(0, 0), (65535, 65535), (1, 1), (80, 24)] {
+        p.send(&naws(w, h)).await;
+    }
+    p.send(b"\r\n").await;
+    p.wait_for(next, b"command not found").await;
+    p.send(b"exit\r\n").await;
+    let _ = until_disconnect(&mut run.rx).await;
+    run.mgr.shutdown().await;
+}
+
+/// A flood of NAWS changes with a long line at the prompt: one redraw each, all of it
+/// charged against the session's output cap (2 MiB), which ends the session.
+#[tokio::test]
+async fn a_flood_of_naws_changes_ends_at_the_output_cap() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut run = start(dir.path(), &one("telnet", telnet(LoginPolicy::Always, 10))).await;
+    let mut p = NawsPeer::connect(run.addr, (80, 24)).await;
+    let (at, _) = p.login().await;
+    p.send(&[b'q'; 1000]).await;
+    p.wait_for(at, &[b'q'; 50]).await;
+    // 4000 changes between 20 and 21 columns, each redraw about 1.5 KB: 6 MB if none
+    // were capped.
+    let mut flood = Vec::new();
+    for i in 0..4000u16 {
+        flood.extend(naws(20 + i % 2, 24));
+    }
+    let _ = p.s.write_all(&flood).await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while p.read_some(deadline).await {
+        assert!(p.seen.len() < 3 << 20, "{} bytes", p.seen.len());
+    }
+    assert!(p.closed);
+    let total = p.seen.len();
+    assert!(total <= (2 << 20) + 64 * 1024, "{total}");
+    let ev = until_disconnect(&mut run.rx).await;
+    let shown = format!("{ev:?}");
+    assert!(shown.contains("shell_output"), "{shown}");
+    run.mgr.shutdown().await;
+}
