@@ -43,6 +43,9 @@ pub(super) struct Search {
     prompt: Vec<u8>,
 }
 
+/// A highlighted byte range of the line, if any.
+type Highlight = Option<(usize, usize)>;
+
 /// What the screen shows, for the next redisplay.
 struct Shown {
     prompt: Vec<u8>,
@@ -118,7 +121,7 @@ impl Editor {
 
     /// The search's prompt and highlight as shown now (for a redraw after the terminal
     /// was resized); `None` outside a search.
-    pub(super) fn search_shown(&self) -> Option<(Vec<u8>, Option<(usize, usize)>)> {
+    pub(super) fn search_shown(&self) -> Option<(Vec<u8>, Highlight)> {
         let s = self.search.as_ref()?;
         let shown = self.shown(&s.prompt);
         Some((shown.prompt, shown.region))

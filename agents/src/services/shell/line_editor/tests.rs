@@ -1095,7 +1095,7 @@ mod oracle {
             ws_ypixel: 0,
         };
         let (mut master, mut slave) = (0, 0);
-        let mut ws = size(cols);
+        let ws = size(cols);
         // SAFETY: openpty writes two descriptors; the pointers are valid.
         let rc = unsafe {
             libc::openpty(
@@ -1103,7 +1103,7 @@ mod oracle {
                 &mut slave,
                 std::ptr::null_mut(),
                 std::ptr::null_mut(),
-                &mut ws,
+                &ws,
             )
         };
         assert_eq!(rc, 0, "openpty");
