@@ -27,10 +27,26 @@ pub(crate) struct EventRow {
     pub body: Vec<u8>,
 }
 
+/// What a derived text column holds instead of a NUL: PostgreSQL's `text` cannot hold
+/// NUL at all (the whole statement fails, and a batch an agent resends would fail every
+/// time, so one hostile byte in a username would stall the node's telemetry), so both
+/// backends store U+2400 SYMBOL FOR NULL in the searchable columns and answer alike. The
+/// postcard body keeps the exact bytes.
+pub(crate) const NUL_SHOWN_AS: char = '\u{2400}';
+
+/// `s` fit for a text column on every backend (see [`NUL_SHOWN_AS`]).
+pub(crate) fn text_col(s: String) -> String {
+    if s.contains('\0') {
+        s.replace('\0', &NUL_SHOWN_AS.to_string())
+    } else {
+        s
+    }
+}
+
 impl EventRow {
     pub fn new(ev: Event) -> Result<EventRow, StoreError> {
         let body = encode("event", &ev)?;
-        let search_text = searchable_text(&ev);
+        let search_text = text_col(searchable_text(&ev));
         let kind = ev.kind.name();
         let Event {
             seq,
@@ -49,14 +65,14 @@ impl EventRow {
         Ok(EventRow {
             seq: i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))?,
             time_ms,
-            service,
+            service: text_col(service),
             kind,
             src_ip: src.map(|a| a.ip().to_string()),
             src_port: src.map(|a| a.port()),
             session: session.map(|s| hex::encode(s.0)),
-            username,
-            password,
-            command,
+            username: username.map(text_col),
+            password: password.map(text_col),
+            command: command.map(text_col),
             search_text,
             body,
         })

@@ -214,7 +214,8 @@ fn param(
         (Col::Int32, Value::Null) => Box::new(None::<i32>),
         (Col::Int32, Value::Integer(i)) => Box::new(i32::try_from(i).map_err(|_| bad())?),
         (Col::Text, Value::Null) => Box::new(None::<String>),
-        (Col::Text, Value::Text(s)) => Box::new(s),
+        // A NUL stored by SQLite before it was mapped at insert: PostgreSQL refuses it.
+        (Col::Text, Value::Text(s)) => Box::new(super::codec::text_col(s)),
         (Col::Blob, Value::Null) => Box::new(None::<Vec<u8>>),
         (Col::Blob, Value::Blob(b)) => Box::new(b),
         (Col::Bool, Value::Integer(i)) => Box::new(i != 0),

@@ -99,7 +99,7 @@ macro_rules! conformance {
             events_after_resumes_in_store_order, module_credentials_alerts_enrichments,
             events_retention_deletes_old_events_and_their_enrichments,
             node_relay_and_last_event, device_activity_per_node_service_and_address,
-            session_query_uses_its_index);
+            session_query_uses_its_index, nul_bytes_in_attacker_text_are_stored);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
             concurrent_batches_from_many_nodes_get_their_own_outcomes);
@@ -978,6 +978,77 @@ async fn search_filters_combine(s: Store) {
     let one = s.get_event(&node("b"), 2).await.unwrap().unwrap();
     assert_eq!(one.event.seq, 2);
     assert!(s.get_event(&node("b"), 9).await.unwrap().is_none());
+}
+
+/// A NUL in attacker-typed text (a username, a password, a command line) is stored on
+/// every backend: PostgreSQL's `text` cannot hold NUL, so the searchable columns show it
+/// as U+2400 on both, while the event itself comes back byte for byte. Before, such a
+/// batch failed on PostgreSQL every time the agent resent it.
+async fn nul_bytes_in_attacker_text_are_stored(s: Store) {
+    let n = node("nul1");
+    let mut login = auth("ro\0ot");
+    if let EventKind::AuthAttempt(a) = &mut login {
+        a.password = Some("pa\0ss".into());
+    }
+    let batch = vec![
+        ev(1, 1_000, "ssh", login),
+        ev(
+            2,
+            2_000,
+            "ssh",
+            EventKind::Command {
+                line: "echo \0; id".into(),
+            },
+        ),
+        ev(3, 3_000, "ssh", auth("plain")),
+    ];
+    let o = s.insert_events(&n, 5_000, batch.clone()).await.unwrap();
+    assert_eq!((o.inserted, o.duplicates), (3, 0));
+    // Resent: deduplicated, not refused.
+    let o = s.insert_events(&n, 5_000, batch.clone()).await.unwrap();
+    assert_eq!((o.inserted, o.duplicates), (0, 3));
+    let page = s
+        .search_events(&EventSearch {
+            node: Some(n.clone()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    let mut got: Vec<Event> = page.into_iter().map(|e| e.event).collect();
+    got.sort_by_key(|e| e.seq);
+    assert_eq!(got, batch, "the events themselves keep their NULs");
+    // Free text finds the line through its searchable column, NUL shown as U+2400.
+    let found = s
+        .search_events(&EventSearch {
+            text: Some("echo \u{2400}".into()),
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(found.len(), 1, "{found:?}");
+    let st = s
+        .stats(&StatsQuery {
+            since_ms: 0,
+            until_ms: 10_000,
+            bucket_ms: 10_000,
+            top: 5,
+        })
+        .await
+        .unwrap();
+    assert!(
+        st.top_credentials
+            .iter()
+            .any(|c| c.username == "ro\u{2400}ot" && c.password == "pa\u{2400}ss"),
+        "{:?}",
+        st.top_credentials
+    );
+    assert!(
+        st.top_commands.iter().any(|c| c.key == "echo \u{2400}; id"),
+        "{:?}",
+        st.top_commands
+    );
 }
 
 async fn stats_count_in_sql(s: Store) {
@@ -2043,9 +2114,21 @@ async fn postgres_group_commit_one_transaction_detects_duplicates_across_batches
 #[tokio::test]
 async fn postgres_group_commit_a_failing_batch_does_not_fail_the_others() {
     let pg = fresh_pg().await;
-    // PostgreSQL text cannot hold a NUL byte: this batch's statement fails, aborting the
-    // shared transaction.
-    let bad: Vec<Event> = (1..=3).map(|q| ev(q, 1, "ssh", auth("ro\0ot"))).collect();
+    // A trigger refuses this batch's rows, so its statement fails inside the shared
+    // transaction and aborts it (a real database error, not a fake).
+    pg.raw_client()
+        .await
+        .unwrap()
+        .batch_execute(
+            "CREATE FUNCTION refuse_fail_me() RETURNS trigger LANGUAGE plpgsql AS $$ \
+             BEGIN IF NEW.username = 'fail-me' THEN RAISE EXCEPTION 'refused by the test'; \
+             END IF; RETURN NEW; END $$; \
+             CREATE TRIGGER refuse_fail_me BEFORE INSERT ON events \
+             FOR EACH ROW EXECUTE FUNCTION refuse_fail_me();",
+        )
+        .await
+        .unwrap();
+    let bad: Vec<Event> = (1..=3).map(|q| ev(q, 1, "ssh", auth("fail-me"))).collect();
     let batches = vec![
         (node("a"), seqs(1..=5)),
         (node("b"), bad),
