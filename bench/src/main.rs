@@ -309,9 +309,11 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
         loads.push(loadavg());
         let core_url = server.fresh_database("ingest_core").await?;
         let pw_dir = tempfile::tempdir()?;
-        let mut store = honeybee_core::config::RawStore::default();
-        store.url = core_url.clone();
-        store.password_file = Some(pg::Pg::password_file(pw_dir.path())?);
+        let store = honeybee_core::config::RawStore {
+            url: core_url.clone(),
+            password_file: Some(pg::Pg::password_file(pw_dir.path())?),
+            ..Default::default()
+        };
         let mut dep = Deployment::start_with_store(store).await?;
         let t = Instant::now();
         let ids = dep.enrol_agents(sz.agents).await?;

@@ -324,7 +324,7 @@ pub fn raise_nofile(n: usize) -> Result<u64> {
             n + 1024
         );
     }
-    Ok(lim.rlim_cur as u64)
+    Ok(lim.rlim_cur)
 }
 
 fn progress(what: &str) {
