@@ -571,27 +571,43 @@ async fn run(
     hub.report().await;
 }
 
+/// The next datagram on `sock` from a listed device: its length, sender and device name;
+/// unlisted senders are refused (and counted) here, receive errors skipped. None once
+/// the service stops.
+async fn next_datagram(
+    hub: &Hub,
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    stop: &mut watch::Receiver<bool>,
+    what: &str,
+) -> Option<(usize, SocketAddr, Arc<str>)> {
+    loop {
+        let (n, from) = tokio::select! {
+            biased;
+            () = stopped(stop) => return None,
+            r = sock.recv_from(buf) => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    tracing::debug!(service = %hub.name, error = %e, "{what} receive failed");
+                    continue;
+                }
+            },
+        };
+        if let Some(device) = hub.admit(from.ip(), false) {
+            return Some((n, from, device));
+        }
+    }
+}
+
 async fn syslog_udp(hub: Arc<Hub>, sock: UdpSocket, mut stop: watch::Receiver<bool>) {
     let dst = sock
         .local_addr()
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     // One byte over the cap: a datagram that fills it was cut by the kernel.
     let mut buf = vec![0u8; syslog::MAX_MESSAGE + 1];
-    loop {
-        let (n, from) = tokio::select! {
-            biased;
-            () = stopped(&mut stop) => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(service = %hub.name, error = %e, "syslog receive failed");
-                    continue;
-                }
-            },
-        };
-        let Some(device) = hub.admit(from.ip(), false) else {
-            continue;
-        };
+    while let Some((n, from, device)) =
+        next_datagram(&hub, &sock, &mut buf, &mut stop, "syslog").await
+    {
         if !hub.allow(from.ip(), &device) {
             continue;
         }
@@ -606,21 +622,9 @@ async fn trap_udp(hub: Arc<Hub>, sock: UdpSocket, mut stop: watch::Receiver<bool
         .local_addr()
         .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 0)));
     let mut buf = vec![0u8; MAX_TRAP_DATAGRAM];
-    loop {
-        let (n, from) = tokio::select! {
-            biased;
-            () = stopped(&mut stop) => return,
-            r = sock.recv_from(&mut buf) => match r {
-                Ok(x) => x,
-                Err(e) => {
-                    tracing::debug!(service = %hub.name, error = %e, "trap receive failed");
-                    continue;
-                }
-            },
-        };
-        let Some(device) = hub.admit(from.ip(), false) else {
-            continue;
-        };
+    while let Some((n, from, device)) =
+        next_datagram(&hub, &sock, &mut buf, &mut stop, "trap").await
+    {
         let Some(trap) = snmptrap::parse(&buf[..n]) else {
             hub.lock_counts().not_traps += 1;
             continue;
