@@ -450,12 +450,14 @@ pub async fn store_only_core(sizes: IngestSizes, db: &Path) -> Result<Sample> {
     Ok(Sample { count, elapsed })
 }
 
-/// The baseline's writer thread alone, fed the same way as [`store_only_core`].
-pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample> {
-    let conn = open_db(db)?;
-    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job>();
-    let writer = std::thread::spawn(move || writer(conn, jobs_rx));
-    let start = Instant::now();
+/// The store-only diagnostics' producers: one task per agent hands the writer its
+/// batches one at a time, each after the previous one's ack, as an agent with a window of
+/// one would. Returns how many events were acknowledged.
+async fn feed_writer<R: Send + Sync + 'static>(
+    sizes: IngestSizes,
+    jobs_tx: mpsc::UnboundedSender<Job<R>>,
+    to_row: fn(Event) -> Result<R>,
+) -> Result<u64> {
     let mut tasks = tokio::task::JoinSet::new();
     for a in 0..sizes.agents {
         let jobs = jobs_tx.clone();
@@ -466,10 +468,7 @@ pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample
             for b in 0..sizes.batches {
                 let first = 1 + (b * sizes.batch_events) as u64;
                 let events = batch(a, first, sizes.batch_events).events;
-                let rows = events
-                    .into_iter()
-                    .map(Row::new)
-                    .collect::<Result<Vec<_>>>()?;
+                let rows = events.into_iter().map(to_row).collect::<Result<Vec<_>>>()?;
                 let last = first + rows.len() as u64 - 1;
                 jobs.send(Job {
                     node: node.clone(),
@@ -490,6 +489,16 @@ pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample
     while let Some(r) = tasks.join_next().await {
         count += r??;
     }
+    Ok(count)
+}
+
+/// The baseline's writer thread alone, fed the same way as [`store_only_core`].
+pub async fn store_only_baseline(sizes: IngestSizes, db: &Path) -> Result<Sample> {
+    let conn = open_db(db)?;
+    let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job>();
+    let writer = std::thread::spawn(move || writer(conn, jobs_rx));
+    let start = Instant::now();
+    let count = feed_writer(sizes, jobs_tx, Row::new).await?;
     let elapsed = start.elapsed();
     let inserted = tokio::task::spawn_blocking(move || writer.join())
         .await?
@@ -858,40 +867,7 @@ pub async fn pg_store_only_baseline(
     let (jobs_tx, jobs_rx) = mpsc::unbounded_channel::<Job<PgRow>>();
     let writer = tokio::spawn(pg_writer_as(client, jobs_rx, mode));
     let start = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for a in 0..sizes.agents {
-        let jobs = jobs_tx.clone();
-        tasks.spawn(async move {
-            let node: Arc<str> = format!("bench-agent-{a:06x}").into();
-            let (ack, mut acks) = mpsc::unbounded_channel();
-            let mut n = 0;
-            for b in 0..sizes.batches {
-                let first = 1 + (b * sizes.batch_events) as u64;
-                let events = batch(a, first, sizes.batch_events).events;
-                let rows = events
-                    .into_iter()
-                    .map(PgRow::new)
-                    .collect::<Result<Vec<_>>>()?;
-                let last = first + rows.len() as u64 - 1;
-                jobs.send(Job {
-                    node: node.clone(),
-                    rows,
-                    first,
-                    last,
-                    ack: ack.clone(),
-                })?;
-                if let Some(CoreMsg::Ack { first, last }) = acks.recv().await {
-                    n += last - first + 1;
-                }
-            }
-            anyhow::Ok(n)
-        });
-    }
-    drop(jobs_tx);
-    let mut count = 0;
-    while let Some(r) = tasks.join_next().await {
-        count += r??;
-    }
+    let count = feed_writer(sizes, jobs_tx, PgRow::new).await?;
     let elapsed = start.elapsed();
     let inserted = tokio::time::timeout(Duration::from_secs(30), writer)
         .await
