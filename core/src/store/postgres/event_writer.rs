@@ -1,9 +1,15 @@
 //! Group commit of event batches. One writer task takes every batch queued (at most
-//! [`GROUP_EVENTS`] events per transaction), takes the events advisory lock once, sends each
-//! batch's `INSERT … SELECT FROM UNNEST … ON CONFLICT (node, seq) DO NOTHING RETURNING`
-//! pipelined, commits once and only then answers each caller with its own outcome. Rows a
-//! batch inserted earlier in the same transaction conflict like committed ones, so
-//! duplicates across the batches of one group are reported as duplicates.
+//! [`GROUP_EVENTS`] events per transaction) and, in one transaction, copies all their rows
+//! with a binary `COPY` into a temporary staging table, takes the events advisory lock,
+//! moves them with one `INSERT … SELECT … ORDER BY ord ON CONFLICT (node, seq) DO NOTHING
+//! RETURNING`, commits once and only then answers each caller with its own outcome. Rows
+//! of the group are inserted in group order, so of two rows with the same (node, seq),
+//! in one batch or two, the first is stored and the other reported as a duplicate of the
+//! batch that holds it.
+//!
+//! Why COPY and a staging table: COPY cannot `ON CONFLICT` by itself, but it is the
+//! cheapest way to get rows to the server (binary, no statement parameters to bind);
+//! the `INSERT … SELECT` from a table then does only the dedupe and index work.
 //!
 //! If the shared transaction fails before COMMIT, each batch is retried alone in its own
 //! transaction, so one bad batch cannot fail the others. If COMMIT itself fails, whether
@@ -14,105 +20,80 @@ use super::{EVENTS_LOCK, pool_error};
 use crate::store::codec::EventRow;
 use crate::store::{InsertOutcome, StoreError};
 use deadpool_postgres::Pool;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::task::Poll;
 use tokio::sync::{mpsc, oneshot};
-use tokio_postgres::types::ToSql;
+use tokio_postgres::binary_copy::BinaryCopyInWriter;
+use tokio_postgres::types::{ToSql, Type};
 
 /// Most events one group transaction carries (a larger single batch goes alone).
 pub(super) const GROUP_EVENTS: usize = 10_000;
 /// Batches queued for the writer at most; a caller beyond waits (backpressure).
 pub(super) const QUEUE_BATCHES: usize = 64;
 
+/// The staging table: a temporary table of the connection's own (so cores sharing the
+/// database never see each other's rows), emptied at every COMMIT or ROLLBACK, made the
+/// first time a connection stores a group (`IF NOT EXISTS`: once per connection, then a
+/// notice). `ord` is the row's place in its group. The memory a sort may take is raised
+/// for this transaction so that sorting a whole group by `ord` stays in memory.
+const STAGE_SQL: &str = "CREATE TEMPORARY TABLE IF NOT EXISTS hb_events_stage (\
+       ord INTEGER NOT NULL, node TEXT NOT NULL, seq BIGINT NOT NULL, \
+       time_ms BIGINT NOT NULL, received_ms BIGINT NOT NULL, service TEXT NOT NULL, \
+       kind TEXT NOT NULL, src_ip TEXT, src_port INTEGER, session TEXT, username TEXT, \
+       password TEXT, command TEXT, search_text TEXT NOT NULL, body BYTEA NOT NULL) \
+     ON COMMIT DELETE ROWS; \
+     SET LOCAL work_mem = '64MB'";
+
+const COPY_SQL: &str = "COPY hb_events_stage (ord, node, seq, time_ms, received_ms, service, \
+       kind, src_ip, src_port, session, username, password, command, search_text, body) \
+     FROM STDIN (FORMAT binary)";
+
+/// The column types of [`COPY_SQL`], in its order.
+const COPY_TYPES: [Type; 15] = [
+    Type::INT4,
+    Type::TEXT,
+    Type::INT8,
+    Type::INT8,
+    Type::INT8,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::INT4,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::TEXT,
+    Type::BYTEA,
+];
+
+/// The whole group from the staging table in group order, so ids follow it and, of two
+/// rows with one (node, seq), the earlier one is stored and the later one conflicts.
 const INSERT_SQL: &str = "INSERT INTO events (node, seq, time_ms, received_ms, service, kind, \
        src_ip, src_port, session, username, password, command, search_text, body) \
-     SELECT $1, u.seq, u.t, $2, u.service, u.kind, u.src_ip, u.src_port, u.session, \
-       u.username, u.password, u.command, u.search_text, u.body \
-     FROM UNNEST($3::bigint[], $4::bigint[], $5::text[], $6::text[], $7::text[], \
-       $8::int[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-       $14::bytea[]) WITH ORDINALITY AS u(seq, t, service, kind, src_ip, src_port, \
-       session, username, password, command, search_text, body, ord) \
-     ORDER BY u.ord \
-     ON CONFLICT (node, seq) DO NOTHING RETURNING id, seq";
+     SELECT node, seq, time_ms, received_ms, service, kind, src_ip, src_port, session, \
+       username, password, command, search_text, body \
+     FROM hb_events_stage ORDER BY ord \
+     ON CONFLICT (node, seq) DO NOTHING RETURNING id, node, seq";
 
-/// One batch as the statement's array parameters.
+/// One batch: its node, when it was received and its rows.
 pub(super) struct Columns {
     node: String,
     received_ms: i64,
-    seq: Vec<i64>,
-    time: Vec<i64>,
-    service: Vec<String>,
-    kind: Vec<&'static str>,
-    src_ip: Vec<Option<String>>,
-    src_port: Vec<Option<i32>>,
-    session: Vec<Option<String>>,
-    username: Vec<Option<String>>,
-    password: Vec<Option<String>>,
-    command: Vec<Option<String>>,
-    text: Vec<String>,
-    body: Vec<Vec<u8>>,
+    rows: Vec<EventRow>,
 }
 
 impl Columns {
     pub(super) fn new(node: &str, received_ms: i64, rows: Vec<EventRow>) -> Columns {
-        let n = rows.len();
-        let mut c = Columns {
+        Columns {
             node: node.to_owned(),
             received_ms,
-            seq: Vec::with_capacity(n),
-            time: Vec::with_capacity(n),
-            service: Vec::with_capacity(n),
-            kind: Vec::with_capacity(n),
-            src_ip: Vec::with_capacity(n),
-            src_port: Vec::with_capacity(n),
-            session: Vec::with_capacity(n),
-            username: Vec::with_capacity(n),
-            password: Vec::with_capacity(n),
-            command: Vec::with_capacity(n),
-            text: Vec::with_capacity(n),
-            body: Vec::with_capacity(n),
-        };
-        for r in rows {
-            c.seq.push(r.seq);
-            c.time.push(r.time_ms);
-            c.service.push(r.service);
-            c.kind.push(r.kind);
-            c.src_ip.push(r.src_ip);
-            c.src_port.push(r.src_port.map(i32::from));
-            c.session.push(r.session);
-            c.username.push(r.username);
-            c.password.push(r.password);
-            c.command.push(r.command);
-            c.text.push(r.search_text);
-            c.body.push(r.body);
+            rows,
         }
-        c
     }
 
     fn len(&self) -> usize {
-        self.seq.len()
-    }
-
-    fn params(&self) -> [&(dyn ToSql + Sync); 14] {
-        [
-            &self.node,
-            &self.received_ms,
-            &self.seq,
-            &self.time,
-            &self.service,
-            &self.kind,
-            &self.src_ip,
-            &self.src_port,
-            &self.session,
-            &self.username,
-            &self.password,
-            &self.command,
-            &self.text,
-            &self.body,
-        ]
+        self.rows.len()
     }
 }
 
@@ -232,7 +213,8 @@ async fn store_group(pool: &Pool, location: &str, state: &WriterState, group: &m
     }
 }
 
-/// One transaction: the lock, every batch's statement pipelined, COMMIT.
+/// One transaction: every batch's rows copied into the staging table, the lock, one
+/// `INSERT … SELECT` from the staging table, COMMIT.
 async fn insert_together(
     pool: &Pool,
     location: &str,
@@ -244,50 +226,109 @@ async fn insert_together(
         .await
         .map_err(|e| Failure::Before(pool_error(location, e)))?;
     let tx = c.transaction().await.map_err(before)?;
+    tx.batch_execute(STAGE_SQL).await.map_err(before)?;
+    // Copied before the lock is taken: other cores' writers wait only for the INSERT.
+    let copy = tx.prepare_cached(COPY_SQL).await.map_err(before)?;
+    let sink = tx.copy_in(&copy).await.map_err(before)?;
+    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    let mut writer = std::pin::pin!(writer);
+    let mut ord: i32 = 0;
+    for b in batches {
+        for r in &b.rows {
+            let port = r.src_port.map(i32::from);
+            let row: [&(dyn ToSql + Sync); 15] = [
+                &ord,
+                &b.node,
+                &r.seq,
+                &r.time_ms,
+                &b.received_ms,
+                &r.service,
+                &r.kind,
+                &r.src_ip,
+                &port,
+                &r.session,
+                &r.username,
+                &r.password,
+                &r.command,
+                &r.search_text,
+                &r.body,
+            ];
+            writer.as_mut().write(&row).await.map_err(before)?;
+            ord += 1;
+        }
+    }
+    writer.finish().await.map_err(before)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
         .await
         .map_err(before)?;
-    let stmt = tx.prepare_cached(INSERT_SQL).await.map_err(before)?;
-    let params: Vec<[&(dyn ToSql + Sync); 14]> = batches.iter().map(|b| b.params()).collect();
-    let rows = join_all(params.iter().map(|p| tx.query(&stmt, p)).collect()).await;
-    let mut out = Vec::with_capacity(batches.len());
-    for (b, rows) in batches.iter().zip(rows) {
-        let rows = rows.map_err(before)?;
-        // Ids were assigned in batch order, so id order is batch order.
-        let mut got = rows
-            .iter()
-            .map(|r| Ok((r.try_get::<_, i64>(0)?, r.try_get::<_, i64>(1)?)))
-            .collect::<Result<Vec<_>, tokio_postgres::Error>>()
-            .map_err(before)?;
-        got.sort_unstable();
-        out.push(InsertOutcome {
-            inserted: got.len() as u64,
-            duplicates: (b.len() - got.len()) as u64,
-            new_seqs: got.iter().map(|&(_, s)| s as u64).collect(),
-            new_ids: got.iter().map(|&(id, _)| id).collect(),
-        });
+    let insert = tx.prepare_cached(INSERT_SQL).await.map_err(before)?;
+    let rows = tx.query(&insert, &[]).await.map_err(before)?;
+    let mut got = rows
+        .iter()
+        .map(|r| {
+            Ok((
+                r.try_get::<_, i64>(0)?,
+                r.try_get::<_, &str>(1)?,
+                r.try_get::<_, i64>(2)?,
+            ))
+        })
+        .collect::<Result<Vec<_>, tokio_postgres::Error>>()
+        .map_err(before)?;
+    // Ids were assigned in group order, so id order is group order.
+    got.sort_unstable_by_key(|&(id, _, _)| id);
+    let owner = Owners::new(batches);
+    let mut out: Vec<InsertOutcome> = batches.iter().map(|_| InsertOutcome::default()).collect();
+    for (id, node, seq) in got {
+        let o = &mut out[owner.of(node, seq)?];
+        o.inserted += 1;
+        o.new_seqs.push(seq as u64);
+        o.new_ids.push(id);
+    }
+    for (o, b) in out.iter_mut().zip(batches) {
+        o.duplicates = (b.len() as u64).saturating_sub(o.inserted);
     }
     tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
     Ok(out)
 }
 
-/// Polls every future together, in order, so the driver pipelines their statements (each
-/// is sent on its first poll); returns their outputs in the same order.
-async fn join_all<F: Future>(futs: Vec<F>) -> Vec<F::Output> {
-    let mut futs: Vec<Pin<Box<F>>> = futs.into_iter().map(Box::pin).collect();
-    let mut out: Vec<Option<F::Output>> = futs.iter().map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut done = true;
-        for (f, o) in futs.iter_mut().zip(out.iter_mut()) {
-            if o.is_none() {
-                match f.as_mut().poll(cx) {
-                    Poll::Ready(v) => *o = Some(v),
-                    Poll::Pending => done = false,
+/// Which batch of a group a stored row came from: the first batch of the row's node that
+/// holds its seq (a later one holding it too was a duplicate).
+struct Owners<'a> {
+    /// Each node's batches, in group order.
+    by_node: std::collections::HashMap<&'a str, Vec<usize>>,
+    /// For a node with several batches in the group: the first batch holding each seq.
+    by_seq: std::collections::HashMap<(&'a str, i64), usize>,
+}
+
+impl<'a> Owners<'a> {
+    fn new(batches: &[&'a Columns]) -> Owners<'a> {
+        let mut by_node: std::collections::HashMap<&str, Vec<usize>> = Default::default();
+        for (i, b) in batches.iter().enumerate() {
+            by_node.entry(b.node.as_str()).or_default().push(i);
+        }
+        let mut by_seq = std::collections::HashMap::new();
+        for (node, list) in &by_node {
+            if list.len() > 1 {
+                for &i in list {
+                    for r in &batches[i].rows {
+                        by_seq.entry((*node, r.seq)).or_insert(i);
+                    }
                 }
             }
         }
-        if done { Poll::Ready(()) } else { Poll::Pending }
-    })
-    .await;
-    out.into_iter().flatten().collect()
+        Owners { by_node, by_seq }
+    }
+
+    fn of(&self, node: &str, seq: i64) -> Result<usize, Failure> {
+        let found = match self.by_node.get(node).map(Vec::as_slice) {
+            Some([one]) => Some(*one),
+            Some(_) => self.by_seq.get(&(node, seq)).copied(),
+            None => None,
+        };
+        found.ok_or_else(|| {
+            Failure::Before(StoreError::BatchFailed(format!(
+                "stored an event no batch holds ({node}, {seq})"
+            )))
+        })
+    }
 }
