@@ -18,10 +18,14 @@ fn agent_core_and_store_on_postgres() {
     let tmp = tempfile::tempdir().unwrap();
     let pw = tmp.path().join("store-password");
     std::fs::write(&pw, format!("{}\n", pg_test_server::PASSWORD)).unwrap();
+    // Captures' contents go to a directory every core of the deployment can reach
+    // (`store.captures_dir`), not the data directory.
+    let shared = tmp.path().join("shared-captures");
     let mut dep = Deployment::init(|t| {
         format!(
-            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\n",
-            pw.display()
+            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ncaptures_dir = \"{}\"\n",
+            pw.display(),
+            shared.display()
         )
     });
     dep.start_core();
@@ -40,6 +44,52 @@ fn agent_core_and_store_on_postgres() {
         dep.audit().iter().any(|e| e["action"] == "enroll"),
         "the enrolment is audited in PostgreSQL"
     );
+    // A request body over `max_inline_body` becomes a `body` capture: its metadata in
+    // PostgreSQL, its content in the shared directory, fetched back through the core.
+    let body = "x=".to_owned() + &"A".repeat(8000);
+    let http = dep.service_port("pg1", "http");
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", http)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    std::io::Write::write_all(
+        &mut s,
+        format!(
+            "POST /login HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        )
+        .as_bytes(),
+    )
+    .unwrap();
+    let _ = s.read_to_end(&mut Vec::new());
+    let d = dep.d();
+    let hash = wait_for("the body capture", Duration::from_secs(30), || {
+        let listed: serde_json::Value =
+            serde_json::from_str(&ok(&["captures", "--json", "--data-dir", &d])).unwrap();
+        listed.as_array().unwrap().iter().find_map(|c| {
+            (c["node"] == "pg1" && c["size"] == body.len())
+                .then(|| c["sha256"].as_str().unwrap().to_owned())
+        })
+    });
+    let stored = shared.join(&hash[..2]).join(&hash);
+    assert_eq!(std::fs::read(&stored).unwrap(), body.as_bytes());
+    assert!(
+        !dep.core_dir()
+            .join("captures")
+            .join(&hash[..2])
+            .join(&hash)
+            .exists(),
+        "the content is only in the shared directory"
+    );
+    let out = tmp.path().join("fetched.bin");
+    ok(&[
+        "capture",
+        "get",
+        &hash,
+        "-o",
+        out.to_str().unwrap(),
+        "--data-dir",
+        &d,
+    ]);
+    assert_eq!(std::fs::read(&out).unwrap(), body.as_bytes());
     agent.kill();
     // The core restarts on the same database: the node and its events are still there.
     dep.core.as_mut().unwrap().terminate();

@@ -69,6 +69,11 @@ pub struct RawStore {
     /// e.g. "90d". Absent: kept for ever.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retain_events: Option<String>,
+    /// Where captures' contents go (content-addressed, `<aa>/<sha256>`); absent, the data
+    /// directory's `captures/`. Cores that share one PostgreSQL point this at one shared
+    /// directory (NFS, CephFS, …) so that every core can serve every capture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub captures_dir: Option<PathBuf>,
 }
 
 impl RawStore {
@@ -82,6 +87,20 @@ impl RawStore {
             .as_deref()
             .map(|v| duration("store.retain_events", v))
             .transpose()
+    }
+
+    /// `captures_dir`, which must be absolute (a relative one would depend on the
+    /// directory the core happens to start in).
+    pub fn captures_dir(&self) -> Result<Option<PathBuf>, ConfigError> {
+        match &self.captures_dir {
+            None => Ok(None),
+            Some(d) if d.is_absolute() => Ok(Some(d.clone())),
+            Some(d) => Err(ConfigError::Invalid {
+                key: "store.captures_dir",
+                value: d.display().to_string(),
+                why: "give an absolute path, e.g. /srv/honeybee/captures".into(),
+            }),
+        }
     }
 
     pub fn validate(&self) -> Result<StoreConfig, ConfigError> {
@@ -467,6 +486,8 @@ pub struct CoreConfig {
     pub store: StoreConfig,
     /// Events older than this are deleted (`[store] retain_events`); None: kept.
     pub retain_events: Option<Duration>,
+    /// Captures' contents (`[store] captures_dir`); None: the data directory's `captures/`.
+    pub captures_dir: Option<PathBuf>,
     /// The session timers (production defaults; not in the TOML file: tests and netsim
     /// scenarios compress them, see `honeybee_proto::timing`).
     pub timing: honeybee_proto::timing::Timing,
@@ -666,6 +687,7 @@ impl RawCoreConfig {
             metrics_listen: self.metrics.validate()?,
             store: self.store.validate()?,
             retain_events: self.store.retain_events()?,
+            captures_dir: self.store.captures_dir()?,
             scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),
@@ -1162,6 +1184,25 @@ mod tests {
         let text = "[[service]]\nname = \"e\"\nkind = \"extension\"\nlisten = \"127.0.0.1\"\nports = \"1-2000\"\n";
         let e = services_from_toml(text).unwrap_err().to_string();
         assert!(e.contains("1024"), "{e}");
+    }
+
+    /// `[store] captures_dir` is taken when absolute, refused (naming the key) when
+    /// relative, and absent by default (the data directory's `captures/`).
+    #[test]
+    fn captures_dir_must_be_absolute() {
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        assert_eq!(raw.clone().validate(Path::new("/tmp")).unwrap().captures_dir, None);
+        raw.store.captures_dir = Some("shared/captures".into());
+        let e = raw.clone().validate(Path::new("/tmp")).unwrap_err().to_string();
+        assert!(e.contains("store.captures_dir"), "{e}");
+        let text = toml::to_string(&raw)
+            .unwrap()
+            .replace("\"shared/captures\"", "\"/srv/hb/captures\"");
+        let raw: RawCoreConfig = toml::from_str(&text).unwrap_or_else(|e| panic!("{e}\n{text}"));
+        assert_eq!(
+            raw.validate(Path::new("/tmp")).unwrap().captures_dir,
+            Some(PathBuf::from("/srv/hb/captures"))
+        );
     }
 
     #[test]

@@ -292,8 +292,13 @@ impl Core {
         )
         .map_err(|e| CoreError::Other(format!("relayed endpoint: {e}")))?;
 
-        let captures = CaptureStore::new(&paths.captures())
-            .map_err(|e| CoreError::Other(format!("captures directory: {e}")))?;
+        let captures_dir = cfg.captures_dir.clone().unwrap_or_else(|| paths.captures());
+        let captures = CaptureStore::new(&captures_dir).map_err(|e| {
+            CoreError::Other(format!(
+                "captures directory {}: {e} (check store.captures_dir in core.toml and its permissions)",
+                captures_dir.display()
+            ))
+        })?;
         let enroll_limiter =
             FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
         let shim = match cfg.shim_listen {
