@@ -1226,3 +1226,124 @@ async fn alert_rules(admin: &Api, viewer: &Api) {
         .await;
     assert_eq!(s, StatusCode::OK, "{v}");
 }
+
+/// Versions and remote upgrade from the dashboard, against a real core and agent: the
+/// version each node reported, the newest package the core can send, the outdated node
+/// marked, a viewer refused, an admin's upgrade of every outdated node, and the outcome
+/// (the package is a real second build of the agent, reporting another version; see
+/// `common::build_next_agent`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_shows_versions_and_upgrades_outdated_nodes_slow() {
+    let b = NEXT_AGENT_VERSION;
+    let a = env!("CARGO_PKG_VERSION");
+    let mut dep = Deployment::init(|t| t);
+    dep.start_core();
+    let _agent = dep.start_agent("n1");
+    let (dash, url) = dep.start_dashboard(ADMIN_PASSWORD);
+    let _dash = dash;
+    let mut admin = Api::new(&url);
+    assert_eq!(admin.login("admin", ADMIN_PASSWORD).await.0, StatusCode::OK);
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/users",
+            Some(json!({"username": "watcher", "password": "viewer password 1", "role": "viewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let mut viewer = Api::new(&url);
+    assert_eq!(
+        viewer.login("watcher", "viewer password 1").await.0,
+        StatusCode::OK
+    );
+
+    // The version the node reported, in the node list and the upgrade view.
+    eventually(
+        "n1 online with its version",
+        Duration::from_secs(30),
+        || {
+            let admin = admin.clone();
+            async move { (admin.get("/api/nodes").await[0]["version"] == a).then_some(()) }
+        },
+    )
+    .await;
+    let u = admin.get("/api/upgrades").await;
+    assert_eq!(u["offer"], Value::Null, "{u}");
+    assert_eq!(u["nodes"][0]["version"], a, "{u}");
+    assert_eq!(u["nodes"][0]["outdated"], false, "{u}");
+    // No package on the core: nothing to send, and the answer says where one goes.
+    let (s, v) = admin
+        .call(Method::POST, "/api/upgrades", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::BAD_REQUEST, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("packages/"), "{v}");
+
+    // Version B in the core's packages folder: n1 is outdated.
+    let packages = dep.core_dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    let package = packages.join(format!("honeybee-agent-{b}"));
+    tokio::task::spawn_blocking(move || build_next_agent(&package))
+        .await
+        .unwrap();
+    let u = viewer.get("/api/upgrades").await;
+    assert_eq!(u["offer"], b, "{u}");
+    assert_eq!(u["outdated"], 1, "{u}");
+    assert_eq!(u["nodes"][0]["outdated"], true, "{u}");
+
+    // A viewer cannot start an upgrade.
+    let (s, v) = viewer
+        .call(Method::POST, "/api/upgrades", Some(json!({"node": "n1"})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, v) = viewer
+        .call(Method::POST, "/api/upgrades", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    // A version the core has no package of, for one node: the core's reason (a 404, as
+    // every "no …" from the core).
+    let (s, v) = admin
+        .call(
+            Method::POST,
+            "/api/upgrades",
+            Some(json!({"node": "n1", "version": "7.7.7"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::NOT_FOUND, "{v}");
+    assert!(v["error"].as_str().unwrap().contains("no package"), "{v}");
+
+    // The admin upgrades every outdated node; n1 restarts into B and says so.
+    let (s, v) = admin
+        .call(Method::POST, "/api/upgrades", Some(json!({})))
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["version"], b, "{v}");
+    assert_eq!(v["results"][0]["node"], "n1", "{v}");
+    assert_eq!(v["results"][0]["sent"], true, "{v}");
+    let u = eventually("n1 upgraded to B", Duration::from_secs(90), || {
+        let admin = admin.clone();
+        async move {
+            let u = admin.get("/api/upgrades").await;
+            (u["nodes"][0]["last"]["state"] == "done" && u["nodes"][0]["version"] == b).then_some(u)
+        }
+    })
+    .await;
+    assert_eq!(u["nodes"][0]["outdated"], false, "{u}");
+    assert_eq!(u["nodes"][0]["last"]["version"], b, "{u}");
+    assert_eq!(u["outdated"], 0, "{u}");
+    assert_eq!(admin.get("/api/nodes").await[0]["version"], b);
+
+    // Audited by the core: sent on behalf of the dashboard's admin, and the node's report.
+    let page = admin.get("/api/audit?q=node.upgrade&limit=100").await;
+    let rows = page["entries"].as_array().unwrap();
+    assert!(
+        rows.iter().any(|r| r["outcome"] == "sent"
+            && r["actor"].as_str().unwrap_or("").ends_with("/admin")
+            && r["detail"].as_str().unwrap_or("").contains("node=n1")),
+        "{page}"
+    );
+    assert!(
+        rows.iter()
+            .any(|r| r["actor"] == "node:n1" && r["outcome"] == "ok"),
+        "{page}"
+    );
+}

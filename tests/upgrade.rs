@@ -270,3 +270,78 @@ fn hex(bytes: &[u8]) -> String {
     let d = ring::digest::digest(&ring::digest::SHA256, bytes);
     d.as_ref().iter().map(|b| format!("{b:02x}")).collect()
 }
+
+/// The version a node reported in its hello, as the core lists it.
+fn reported_version(d: &common::Deployment, id: &str) -> Option<String> {
+    use honeybee_proto::admin::{AdminRequest, AdminResponse};
+    let AdminResponse::Nodes(nodes) = d.ask(AdminRequest::ListNodes) else {
+        panic!("unexpected answer to ListNodes");
+    };
+    nodes
+        .into_iter()
+        .find(|n| n.id.as_str() == id && n.online)
+        .and_then(|n| n.agent_version)
+}
+
+/// Two real builds that differ in version: the node runs this build (version A, the
+/// crate's), the package is the agent compiled again reporting
+/// [`common::NEXT_AGENT_VERSION`] (B). After `honeybee node upgrade`, the node reconnects
+/// reporting B. Then a B+1 that dies at start: started again, the node goes back to B and
+/// reports the rollback, which the core audits as `rolled_back`.
+#[test]
+fn node_upgrade_between_two_builds_of_different_versions_slow() {
+    use common::{Deployment, NEXT_AGENT_VERSION as B, ok, wait_for};
+    use std::time::Duration;
+    let a_version = env!("CARGO_PKG_VERSION");
+    assert_ne!(a_version, B);
+    let mut d = Deployment::init(|t| t);
+    d.start_core();
+    let packages = d.core_dir().join("packages");
+    std::fs::create_dir_all(&packages).unwrap();
+    let package = packages.join(format!("honeybee-agent-{B}"));
+    common::build_next_agent(&package);
+    let _agent = d.start_agent("v1");
+    let now = wait_for("v1 online, reporting A", Duration::from_secs(30), || {
+        reported_version(&d, "v1")
+    });
+    assert_eq!(now, a_version);
+
+    let dd = d.d();
+    let out = ok(&["node", "upgrade", "v1", "--to", B, "--data-dir", &dd]);
+    assert!(out.contains(&format!("v1: sending {B}")), "{out}");
+    wait_for("v1 back, reporting B", Duration::from_secs(60), || {
+        (reported_version(&d, "v1").as_deref() == Some(B)).then_some(())
+    });
+    let audited = |outcome: &str, text: &str| {
+        d.audit().into_iter().any(|r| {
+            r["actor"] == "node:v1"
+                && r["action"] == "node.upgrade"
+                && r["outcome"] == outcome
+                && r["detail"].as_str().unwrap_or("").contains(text)
+        })
+    };
+    wait_for("B welcomed and kept", Duration::from_secs(30), || {
+        audited("ok", &format!("upgraded: {B} runs")).then_some(())
+    });
+
+    // B+1 dies at start: the process ends; started again (as systemd would), the base
+    // hands over to B, which reports the rollback.
+    let broken = packages.join("honeybee-agent-0.99.1");
+    std::fs::write(&broken, b"#!/bin/sh\nexit 3\n").unwrap();
+    let mut agent = _agent;
+    ok(&["node", "upgrade", "v1", "--to", "0.99.1", "--data-dir", &dd]);
+    wait_for(
+        "the broken upgrade to end the process",
+        Duration::from_secs(30),
+        || agent.child.try_wait().ok().flatten(),
+    );
+    let _agent = d.run_agent("v1");
+    wait_for(
+        "v1 back on B after the rollback",
+        Duration::from_secs(60),
+        || (reported_version(&d, "v1").as_deref() == Some(B)).then_some(()),
+    );
+    wait_for("the rollback reported", Duration::from_secs(30), || {
+        audited("rolled_back", "rolled back: 0.99.1").then_some(())
+    });
+}

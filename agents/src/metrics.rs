@@ -122,7 +122,7 @@ impl AgentMetrics {
         // (promtool check metrics refuses it).
         let build = Family::<[(&'static str, &'static str); 1], Gauge>::default();
         build
-            .get_or_create(&[("version", env!("CARGO_PKG_VERSION"))])
+            .get_or_create(&[("version", crate::upgrade::VERSION)])
             .set(1);
         registry.register(
             "build_info",

@@ -437,7 +437,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     let (mut send, mut recv) = conn.open_bi().await.map_err(|e| e.to_string())?;
     let hello = AgentMsg::Hello(Hello {
         wire_version: WIRE_VERSION,
-        agent_version: env!("CARGO_PKG_VERSION").into(),
+        agent_version: crate::upgrade::VERSION.into(),
         mode: state.mode,
         hostname: std::fs::read_to_string("/proc/sys/kernel/hostname")
             .map(|s| s.trim().to_owned())
@@ -482,8 +482,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     let telemetry = send_telemetry(conn, state, inflight.clone(), acked.clone());
     let uploading = Arc::new(std::sync::Mutex::new(HashSet::<[u8; 32]>::new()));
     let uploads = send_captures(conn, state, uploading.clone());
-    if let Some((version, msg)) = crate::upgrade::slots::welcomed(&state.paths.root) {
-        let result = Ok(msg);
+    if let Some((version, result)) = crate::upgrade::slots::welcomed(&state.paths.root) {
         let _ = out_tx
             .send(AgentMsg::UpgradeReport { version, result })
             .await;

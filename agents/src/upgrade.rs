@@ -14,6 +14,19 @@ pub mod slots;
 /// The folder of an agent's data directory that received packages are kept in.
 pub const DIR: &str = "upgrade";
 
+/// The version this agent reports in its hello and compares offers with: the crate's,
+/// unless it was built with the `version-override` feature and `HONEYBEE_VERSION_OVERRIDE`
+/// set at compile time. That is how the end-to-end upgrade test makes a real second build
+/// of a different version (`tests/upgrade.rs`); no release build sets either.
+#[cfg(feature = "version-override")]
+pub const VERSION: &str = match option_env!("HONEYBEE_VERSION_OVERRIDE") {
+    Some(v) => v,
+    None => env!("CARGO_PKG_VERSION"),
+};
+/// The version this agent reports in its hello and compares offers with.
+#[cfg(not(feature = "version-override"))]
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum UpgradeError {
@@ -174,7 +187,7 @@ pub async fn accept(
             continue;
         }
         let work = async {
-            let offer = read_offer(&mut recv, &ca_der, env!("CARGO_PKG_VERSION"))
+            let offer = read_offer(&mut recv, &ca_der, VERSION)
                 .await
                 .map_err(|e| (String::new(), e))?;
             let version = offer.version.clone();

@@ -162,7 +162,9 @@ async fn on_behalf(
 
 fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeInfo {
     let online = live.is_some();
-    let (mode, via) = live.map_or((None, None), |l| (Some(l.mode), l.via));
+    let (mode, via, agent_version) = live.map_or((None, None, None), |l| {
+        (Some(l.mode), l.via, Some(l.version))
+    });
     NodeInfo {
         id: rec.id,
         name: rec.name,
@@ -179,6 +181,7 @@ fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeIn
         mode,
         via,
         relay: rec.via_relay,
+        agent_version,
     }
 }
 
@@ -578,6 +581,7 @@ async fn dispatch(
             Ok(d) => R::Devices(d),
             Err(e) => err(&e),
         },
+        AdminRequest::UpgradeInfo => crate::upgrade::info(shared),
         _ => R::Error("request not supported by this core".into()),
     }
 }

@@ -176,6 +176,7 @@ async fn session(
             not_after_ms: peer.not_after_ms,
             mode: hello.mode,
             via: relay.cloned(),
+            version: crate::audit::peer_text(&hello.agent_version, 64),
         },
     );
     let remote = remote.to_string();

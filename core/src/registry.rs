@@ -28,6 +28,8 @@ pub struct LiveNode {
     pub mode: NodeMode,
     /// The relay this connection comes through, if any.
     pub via: Option<NodeId>,
+    /// The agent version the node said in its hello, clamped.
+    pub version: String,
 }
 
 /// How a live node is connected, for `honeybee nodes`.
@@ -35,6 +37,7 @@ pub struct LiveNode {
 pub struct LivePath {
     pub mode: NodeMode,
     pub via: Option<NodeId>,
+    pub version: String,
 }
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -163,6 +166,7 @@ impl Registry {
         self.lock().get(node).map(|l| LivePath {
             mode: l.mode,
             via: l.via.clone(),
+            version: l.version.clone(),
         })
     }
 

@@ -191,6 +191,51 @@ fn load(
     Ok((offer, package))
 }
 
+/// How a node's report of a rollback begins (see `honeybee_agent::upgrade::slots`).
+pub const ROLLED_BACK: &str = "rolled back";
+
+/// `AdminRequest::UpgradeInfo`: the core's version and the packages it can send, by
+/// version (file names `honeybee-agent-VERSION` whose version an offer accepts).
+pub fn info(shared: &crate::server::Shared) -> honeybee_proto::admin::AdminResponse {
+    use honeybee_proto::admin::{AdminResponse as R, PackageInfo};
+    let dir = shared.cfg.data_dir.join(PACKAGES_DIR);
+    let mut packages = Vec::new();
+    // Bounded: a packages folder is written by the operator; past 1,000 entries the
+    // rest are not listed.
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        for e in entries.flatten().take(1000) {
+            let name = e.file_name();
+            let Some(version) = name
+                .to_str()
+                .and_then(|n| n.strip_prefix("honeybee-agent-"))
+            else {
+                continue;
+            };
+            let probe = UpgradeOffer {
+                version: version.to_owned(),
+                kind: PackageKind::Binary,
+                size: 1,
+                sha256: [0; 32],
+                rollback_after_s: ROLLBACK_AFTER_S,
+                signature: vec![0],
+            };
+            let Ok(meta) = e.metadata() else { continue };
+            if !meta.is_file() || probe.validate().is_err() {
+                continue;
+            }
+            packages.push(PackageInfo {
+                version: version.to_owned(),
+                bytes: meta.len(),
+            });
+        }
+    }
+    packages.sort_by(|a, b| a.version.cmp(&b.version));
+    R::UpgradeInfo {
+        core_version: env!("CARGO_PKG_VERSION").to_owned(),
+        packages,
+    }
+}
+
 /// A node's `UpgradeReport`: audited (the CLI and dashboard read the audit log).
 pub fn reported(
     shared: &crate::server::Shared,
@@ -199,8 +244,11 @@ pub fn reported(
     result: &Result<String, String>,
 ) {
     let clamp = |s: &str| honeybee_proto::event::clamp(s, 512);
+    // A node that went back to its previous version says so first thing on its next
+    // connection (`rolled back: …`): its own outcome, so nobody has to parse details.
     let (outcome, detail) = match result {
         Ok(what) => ("ok", clamp(what)),
+        Err(why) if why.starts_with(ROLLED_BACK) => ("rolled_back", clamp(why)),
         Err(why) => ("refused", clamp(why)),
     };
     tracing::info!(%node, version, outcome, detail, "upgrade report");

@@ -53,6 +53,8 @@ pub fn routes() -> Vec<Route> {
         r("post", "/api/nodes/{id}/revoke", post(node_revoke)),
         r("get", "/api/nodes/{id}/check", get(crate::realism::latest)),
         r("post", "/api/nodes/{id}/check", post(crate::realism::run)),
+        r("get", "/api/upgrades", get(crate::upgrade::list)),
+        r("post", "/api/upgrades", post(crate::upgrade::start)),
         r("get", "/api/tokens", get(tokens)),
         r("post", "/api/tokens", post(token_create)),
         r("get", "/api/events", get(events)),

@@ -23,6 +23,7 @@ pub mod realism;
 pub mod report;
 pub mod server;
 pub mod state;
+pub mod upgrade;
 pub mod users;
 pub mod views;
 

@@ -193,6 +193,19 @@ fn operations() -> Vec<(&'static str, &'static str, Op)> {
             .path("id", "node id")),
         ("/api/nodes/{id}/check", "post", op("Run the realism check on a live node now: it probes its own services on loopback as scanners do and compares them with references recorded from the real programs (a few seconds; admins only)", realism_check())
             .path("id", "node id").changes()),
+        ("/api/upgrades", "get", op("Agent versions and remote upgrade: the version each online node reported, the packages the core can send (its packages/ folder), which online nodes run a version older than the newest package, and each node's last upgrade outcome from the core's audit log", obj(&[
+            ("core_version", s()), ("offer", nullable("string")), ("outdated", i()),
+            ("packages", arr(obj(&[("version", s()), ("bytes", i())]))),
+            ("nodes", arr(obj(&[("id", s()), ("name", s()), ("online", b()), ("version", nullable("string")),
+                ("outdated", b()),
+                ("last", json!({"type": ["object", "null"], "properties": {
+                    "state": {"enum": ["sent", "installing", "done", "failed", "rolled_back"]},
+                    "version": {"type": "string"}, "time_ms": {"type": "integer"}, "detail": {"type": "string"}}}))]))),
+        ]))),
+        ("/api/upgrades", "post", op("Send the agent package to one node, or to every outdated online node (admins only); the outcome arrives later in GET /api/upgrades", obj(&[
+            ("version", s()),
+            ("results", arr(obj(&[("node", s()), ("sent", b()), ("detail", s())]))),
+        ])).body(obj(&[("node", s()), ("version", s())])).changes()),
         ("/api/tokens", "get", op("Enrolment tokens (no secrets)", arr(obj(&[
             ("id", s()), ("role", s()), ("name", s()), ("labels", json!({"type": "object"})),
             ("created_ms", i()), ("expires_ms", i()), ("uses_total", i()), ("uses_left", i()), ("revoked", b()),
@@ -329,6 +342,7 @@ pub fn document() -> Value {
                 "Error": obj(&[("error", s())]),
                 "Node": obj(&[
                     ("id", s()), ("name", s()), ("role", s()), ("mode", s()), ("online", b()),
+                    ("version", nullable("string")),
                     ("revoked", b()), ("last_seen_ms", i()), ("first_seen_ms", i()),
                     ("cert_not_after_ms", i()), ("addr", nullable("string")), ("via", nullable("string")),
                     ("labels", json!({"type": "object", "additionalProperties": {"type": "string"}})),

@@ -38,6 +38,8 @@ pub fn node(n: &NodeInfo) -> Value {
         "name": n.name,
         "role": n.role.as_str(),
         "mode": mode(n),
+        // The agent version the node reported in its hello; null while offline.
+        "version": n.agent_version,
         "online": n.online,
         "revoked": n.revoked,
         "last_seen_ms": n.last_seen_ms,

@@ -369,7 +369,7 @@ impl Deployment {
 
     /// Asks the running core, through the shared in-process admin client; panics with
     /// the reason when it cannot (as the CLI helpers panic when the CLI fails).
-    fn ask(
+    pub fn ask(
         &self,
         req: honeybee_proto::admin::AdminRequest,
     ) -> honeybee_proto::admin::AdminResponse {
@@ -504,4 +504,57 @@ pub fn rand_suffix() -> String {
             .as_nanos()
             & 0xffffff
     )
+}
+
+/// The version the second agent build reports (`honeybee-agent-version-test`).
+pub const NEXT_AGENT_VERSION: &str = "0.99.0";
+
+/// A real second build of the agent whose compiled-in version is [`NEXT_AGENT_VERSION`]:
+/// the agent crate compiled again with its `version-override` feature (a separate
+/// artifact, so the normal build's files are never touched and nothing racing this
+/// reads a half-built binary) into the target directory of the `honeybee` binary under
+/// test, reusing every dependency already built there. Copied to `dest`.
+pub fn build_next_agent(dest: &Path) {
+    let exe = Path::new(bin());
+    let profile_dir = exe.parent().expect("target/<profile>");
+    let target = profile_dir.parent().expect("target");
+    let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+        Some("debug") | None => "dev",
+        Some(p) => p,
+    };
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "build",
+            "-p",
+            "honeybee-agent",
+            "--features",
+            "version-override",
+            "--bin",
+            "honeybee-agent-version-test",
+            "--profile",
+            profile,
+            "--target-dir",
+        ])
+        .arg(target)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("HONEYBEE_VERSION_OVERRIDE", NEXT_AGENT_VERSION)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        out.status.success(),
+        "building the second agent failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let built = profile_dir.join("honeybee-agent-version-test");
+    // A concurrent build of the same thing may be re-linking the file: try again.
+    let mut last = None;
+    for _ in 0..50 {
+        match std::fs::copy(&built, dest) {
+            Ok(_) => return,
+            Err(e) => last = Some(e),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    panic!("copying {}: {last:?}", built.display());
 }

@@ -7,7 +7,7 @@ use honeybee_proto::control::NodeMode;
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "honeybee-agent", version, about = "HoneyBee agent (sensor)")]
+#[command(name = "honeybee-agent", version = honeybee_agent::upgrade::VERSION, about = "HoneyBee agent (sensor)")]
 struct Cli {
     /// Log records as `human` lines (colour only on a terminal) or `json`, one object a
     /// line, for log shippers.
@@ -45,8 +45,15 @@ enum Cmd {
     },
 }
 
-fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+pub fn main() -> std::process::ExitCode {
+    // `honeybee-agent agent run …` is `honeybee-agent run …`: an agent started as
+    // `honeybee agent run` and upgraded to this executable is restarted with its own
+    // arguments (see `upgrade::slots::exec`).
+    let mut args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    if args.get(1).is_some_and(|a| a == "agent") {
+        args.remove(1);
+    }
+    let cli = Cli::parse_from(args);
     let format = cli.log_format;
     honeybee_agent::logging::init(format, "info");
     let outcome = tokio::runtime::Runtime::new()

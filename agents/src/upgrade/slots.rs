@@ -37,6 +37,10 @@ pub struct Slots {
     /// Versions whose trial failed.
     #[serde(default)]
     pub failed: Vec<String>,
+    /// A trial that failed and has not been reported to the core yet: said on the next
+    /// welcome (see [`welcomed`]).
+    #[serde(default)]
+    pub rolled_back: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,6 +143,7 @@ pub fn decide(s: &mut Slots, data_dir: &Path, me: &Path) -> Boot {
             version = t.version,
             "upgrade failed its trial; running the version from before"
         );
+        s.rolled_back = Some(t.version.clone());
         s.failed.push(t.version);
         s.trial = None;
     }
@@ -200,10 +205,26 @@ fn base_exe() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("honeybee-agent"))
 }
 
-/// On a welcome: when this executable is the trial, it is now the active version.
-/// Returns `(version, report)` to send to the core.
-pub fn welcomed(data_dir: &Path) -> Option<(String, String)> {
+/// On a welcome: a rollback not reported yet is reported (an `Err` beginning with
+/// "rolled back", which the core audits as outcome `rolled_back`); else, when this
+/// executable is the trial, it is now the active version. Returns `(version, report)` to
+/// send to the core.
+pub fn welcomed(data_dir: &Path) -> Option<(String, Result<String, String>)> {
     let mut s = load(data_dir);
+    if let Some(v) = s.rolled_back.take() {
+        save(data_dir, &s);
+        tracing::warn!(
+            version = v,
+            "reporting the rollback of an upgrade to the core"
+        );
+        let running = s.active.as_deref().unwrap_or("the installed version");
+        return Some((
+            v.clone(),
+            Err(format!(
+                "rolled back: {v} died or was not welcomed in time; {running} runs again"
+            )),
+        ));
+    }
     let t = s.trial.clone()?;
     let me = std::env::current_exe().ok()?;
     if !same(&me, &binary(data_dir, &t.version)) {
@@ -215,7 +236,10 @@ pub fn welcomed(data_dir: &Path) -> Option<(String, String)> {
     tracing::info!(version = t.version, "upgrade welcomed by the core: kept");
     Some((
         t.version.clone(),
-        format!("upgraded: {} runs and was welcomed by the core", t.version),
+        Ok(format!(
+            "upgraded: {} runs and was welcomed by the core",
+            t.version
+        )),
     ))
 }
 
@@ -239,6 +263,7 @@ pub async fn watchdog(data_dir: PathBuf) {
             "upgrade not welcomed in time: rolling back"
         );
         s.trial = None;
+        s.rolled_back = Some(t.version.clone());
         s.failed.push(t.version);
         save(&data_dir, &s);
         request_restart(base_exe());
@@ -315,6 +340,7 @@ mod tests {
         let mut failed = s.clone();
         assert_eq!(decide(&mut failed, d, &base), Boot::Run);
         assert_eq!(failed.failed, vec!["0.2.0".to_string()]);
+        assert_eq!(failed.rolled_back.as_deref(), Some("0.2.0"));
         assert!(failed.trial.is_none());
 
         // Committed: the base hands over to the active version at every start.

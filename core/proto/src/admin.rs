@@ -138,6 +138,9 @@ pub enum AdminRequest {
     /// that send syslog or SNMP traps through an agent), with when it was last heard from
     /// and how many events it sent; answered with [`AdminResponse::Devices`].
     ListDevices,
+    /// The agent packages the core can send (its `packages/` folder) and its own version;
+    /// answered with [`AdminResponse::UpgradeInfo`].
+    UpgradeInfo,
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
@@ -206,6 +209,20 @@ pub enum AdminResponse {
     Upgrades(Vec<(NodeId, Result<String, String>)>),
     /// Answer to [`AdminRequest::ListDevices`].
     Devices(Vec<DeviceInfo>),
+    /// Answer to [`AdminRequest::UpgradeInfo`].
+    UpgradeInfo {
+        /// The core's own version (what `UpgradeNodes` sends when no version is named).
+        core_version: String,
+        /// Every package in the core's `packages/` folder, by version.
+        packages: Vec<PackageInfo>,
+    },
+}
+
+/// An agent package the core can send with [`AdminRequest::UpgradeNodes`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PackageInfo {
+    pub version: String,
+    pub bytes: u64,
 }
 
 /// A device that cannot run an agent, reported through an aggregator service of `node`:
@@ -402,6 +419,9 @@ pub struct NodeInfo {
     pub via: Option<NodeId>,
     /// The relay the node is assigned to (the only relay allowed to carry it).
     pub relay: Option<NodeId>,
+    /// The agent version the node reported in its hello (clamped to 64 bytes); `None`
+    /// while it is offline.
+    pub agent_version: Option<String>,
 }
 
 /// An event as stored by the core: the agent's event plus what the core knows.

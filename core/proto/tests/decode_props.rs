@@ -663,6 +663,7 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
             option::of(node_mode()),
             option::of(node_id()),
             option::of(node_id()),
+            option::of(text()),
         ),
     )
         .prop_map(
@@ -670,7 +671,7 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 (id, name, role, labels, serial),
                 (cert_not_after_ms, first_seen_ms, last_seen_ms, addr),
                 (online, revoked, health),
-                (mode, via, relay),
+                (mode, via, relay, agent_version),
             )| NodeInfo {
                 id,
                 name,
@@ -687,6 +688,7 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 mode,
                 via,
                 relay,
+                agent_version,
             },
         );
     let enrichment = (text(), text(), text()).prop_map(|(module, kind, data)| {

@@ -185,6 +185,7 @@ impl NodeRecord {
             mode: None,
             via: None,
             relay: self.via_relay.clone(),
+            agent_version: None,
         }
     }
 }
