@@ -4,8 +4,8 @@
 //! Driver: tokio-postgres with a deadpool-postgres pool. Why: it is the async PostgreSQL
 //! driver the Rust ecosystem's other layers (sqlx excepted) build on, maintained with
 //! rust-postgres; it speaks the protocol natively on tokio (no blocking threads, unlike
-//! rusqlite), pipelines statements, caches prepared statements per connection, binds
-//! arrays (one `INSERT … SELECT FROM UNNEST(…)` stores a whole batch) and supports COPY.
+//! rusqlite), pipelines statements, caches prepared statements per connection and
+//! speaks binary COPY (how event batches reach the server: `event_writer`).
 //! sqlx would bring a second SQLite driver beside rusqlite and a query layer (macros,
 //! compile-time checks against a live database) the store does not use.
 //!
@@ -17,9 +17,12 @@
 //! queued without waiting is stored before any entry queued after it. Event batches go
 //! through one writer task too (`event_writer`): group commit, many batches per
 //! transaction, each caller answered after that COMMIT.
+//!
+//! TLS (`tls`): libpq's `sslmode` and `sslrootcert` in the URL, with rustls on ring.
 
 mod event_writer;
 mod store;
+pub(crate) mod tls;
 
 use super::StoreError;
 use super::analytics::Arg;
@@ -102,6 +105,9 @@ pub fn redacted(cfg: &tokio_postgres::Config) -> String {
 /// Why a connection attempt failed, in the store's terms.
 fn connect_error(location: &str, e: tokio_postgres::Error) -> StoreError {
     use tokio_postgres::error::SqlState;
+    if let Some(refused) = tls::tls_refusal(location, &e) {
+        return refused;
+    }
     if let Some(db) = e.as_db_error() {
         let code = db.code();
         if *code == SqlState::INVALID_PASSWORD
@@ -188,15 +194,19 @@ pub(crate) fn arg_refs(args: &[Box<dyn ToSql + Sync + Send>]) -> Vec<&(dyn ToSql
 
 impl PgStore {
     /// Connects to the database at `url` (a `postgres://` URL or key=value string; a
-    /// password in it is used, but `password` wins), brings its schema up to date and
-    /// starts the audit writer. Refuses a schema newer than this binary.
+    /// password in it is used, but `password` wins; `sslmode` and `sslrootcert` as libpq's,
+    /// see `tls.rs`), brings its schema up to date and starts the audit writer. Refuses a
+    /// schema newer than this binary.
     pub async fn open(url: &str, password: Option<&str>) -> Result<PgStore, StoreError> {
+        let tls = tls::settings(url)?;
         let mut cfg: tokio_postgres::Config =
-            url.parse()
+            tls.driver_url
+                .parse()
                 .map_err(|e: tokio_postgres::Error| StoreError::Open {
                     location: "the [store] url".into(),
                     source: Box::new(e),
                 })?;
+        cfg.ssl_mode(tls.driver_mode());
         if let Some(p) = password {
             cfg.password(p);
         }
@@ -206,7 +216,7 @@ impl PgStore {
         let location = redacted(&cfg);
         let mgr = Manager::from_config(
             cfg,
-            tokio_postgres::NoTls,
+            tls.connector()?,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
