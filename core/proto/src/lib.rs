@@ -17,6 +17,7 @@ pub mod module;
 pub mod profile;
 pub mod realism;
 pub mod relay;
+pub mod session;
 pub mod stream;
 pub mod text;
 pub mod timing;
