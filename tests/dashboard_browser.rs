@@ -121,6 +121,9 @@ fn dashboard_in_a_real_browser() {
     let _ = std::fs::remove_dir_all(&shots);
     let work = dir.path().join("e2e");
     std::fs::create_dir_all(&work).unwrap();
+    // The upgrade step's package: the agent built again reporting another version.
+    let next_agent = dir.path().join("next-agent");
+    build_next_agent(&next_agent);
     let out_path = dir.path().join("e2e.log");
     let out = std::fs::File::create(&out_path).unwrap();
     let mut node = Command::new("node")
@@ -133,6 +136,10 @@ fn dashboard_in_a_real_browser() {
         .env("HB_REPO", repo())
         .env("HB_SSH_PORT", ssh.to_string())
         .env("HB_SCREENSHOTS", &shots)
+        .env("HB_UPGRADE_PACKAGE", &next_agent)
+        .env("HB_NEXT_VERSION", NEXT_AGENT_VERSION)
+        .env("HB_AGENT_VERSION", env!("CARGO_PKG_VERSION"))
+        .env("HB_PACKAGES", data.join("packages"))
         .env("CHROMIUM", &chromium)
         .stdin(Stdio::null())
         .stdout(out.try_clone().unwrap())

@@ -13,7 +13,9 @@
 // Environment: HB_URL (dashboard base, default http://127.0.0.1:8080), HB_ADMIN_PASSWORD
 // (required), HB_BIN (the honeybee binary), HB_WORK (a scratch directory), HB_SSH_PORT
 // (default 2222), HB_REPO (repository root), HB_SCREENSHOTS (default
-// <repo>/target/dashboard-screenshots).
+// <repo>/target/dashboard-screenshots); for the upgrade step HB_UPGRADE_PACKAGE (an agent
+// executable reporting HB_NEXT_VERSION), HB_PACKAGES (the core's packages folder) and
+// HB_AGENT_VERSION (what the running agents report); without them that step is skipped.
 import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -447,6 +449,41 @@ try {
     await page.locator(`tr[data-node="${secondName}"][data-status="online"]`).waitFor({ timeout: 15000 });
     await page.getByRole('button', { name: 'Log out' }).click();
     await login(page, base, 'admin', adminPassword);
+  });
+
+  await step('versions: both nodes marked outdated; an admin upgrades the second, which comes back on the new version; the embedded local node fails with its reason', async () => {
+    const pkg = process.env.HB_UPGRADE_PACKAGE;
+    const next = process.env.HB_NEXT_VERSION;
+    const packages = process.env.HB_PACKAGES;
+    if (!pkg || !next || !packages) {
+      console.log('skip: HB_UPGRADE_PACKAGE, HB_NEXT_VERSION or HB_PACKAGES not set');
+      return;
+    }
+    await page.goto(`${base}/#/nodes`);
+    const row = page.locator(`tr[data-node="${secondName}"]`);
+    const local = page.locator('tr[data-node="local"]');
+    const before = (await row.getByTestId('node-version').innerText()).trim();
+    if (process.env.HB_AGENT_VERSION && before !== process.env.HB_AGENT_VERSION) throw new Error(`the version column says ${JSON.stringify(before)}`);
+    if (await row.getByTestId('node-outdated').count()) throw new Error('outdated before the core has a newer package');
+    fs.mkdirSync(packages, { recursive: true });
+    fs.copyFileSync(pkg, path.join(packages, `honeybee-agent-${next}`));
+    await row.getByTestId('node-outdated').waitFor({ timeout: 15000 });
+    await local.getByTestId('node-outdated').waitFor({ timeout: 15000 });
+    await page.getByTestId('upgrade-offer').filter({ hasText: next }).waitFor();
+    await shot(page, '12a-nodes-outdated');
+    await row.getByRole('button', { name: `Upgrade to ${next}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Upgrade' }).click();
+    await row.locator('[data-testid=upgrade-outcome][data-state="done"]').waitFor({ timeout: 90000 });
+    await row.getByTestId('node-version').filter({ hasText: next }).waitFor({ timeout: 30000 });
+    if (await row.getByTestId('node-outdated').count()) throw new Error('still outdated after the upgrade');
+    await shot(page, '12b-nodes-upgraded');
+    // Every outdated node: only the local node is left, and it runs inside `honeybee up`.
+    await page.getByRole('button', { name: `Upgrade 1 outdated to ${next}` }).click();
+    await page.getByRole('dialog').getByRole('button', { name: 'Upgrade' }).click();
+    await local.locator('[data-testid=upgrade-outcome][data-state="failed"]').waitFor({ timeout: 60000 });
+    const reason = await local.getByTestId('upgrade-reason').innerText();
+    if (!/not upgraded in place/.test(reason)) throw new Error(`the local node's outcome says ${JSON.stringify(reason)}`);
+    figures.upgraded_to = next;
   });
 
   await step('revoke the second node; it goes offline', async () => {
