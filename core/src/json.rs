@@ -186,6 +186,25 @@ pub fn event_json(e: &StoredEvent) -> Value {
             "varbinds": t.varbinds.iter().map(|(k, v)| json!({"oid": k, "value": v})).collect::<Vec<_>>(),
             "inform": t.inform,
         }}),
+        EventKind::HoneyCredentialsOffered(o) => json!({"honey_credentials": {
+            "protocol": o.protocol,
+            "username": o.username,
+            "domain": o.domain,
+            "password": o.password,
+            "responder": o.responder.to_string(),
+            "honey_name": o.honey_name,
+            "outcome": o.outcome,
+        }}),
+        EventKind::HoneyCredentialUsed(u) => json!({"honey_credentials": {
+            "username": u.username,
+            "domain": u.domain,
+            "offered_by": u.offered_by,
+            "offered_at_ms": u.offered_at_ms,
+            "responder": u.responder.to_string(),
+            "used_on_node": u.node,
+            "used_on_service": u.service,
+            "success": u.success,
+        }}),
         _ => Value::Null,
     };
     if !detail.is_null() {
@@ -370,6 +389,20 @@ pub fn event_line(e: &StoredEvent) -> String {
                 vbs.join(" ")
             )
         }
+        EventKind::HoneyCredentialsOffered(o) => format!(
+            "honey-credentials {}\\{} offered to {} ({} answered {}): {}",
+            o.domain, o.username, o.responder, o.protocol, o.honey_name, o.outcome
+        ),
+        EventKind::HoneyCredentialUsed(u) => format!(
+            "honey-credentials {}\\{} used on {}/{}{}: offered by {} to poisoner {}",
+            u.domain,
+            u.username,
+            u.node,
+            u.service,
+            if u.success { " (let in)" } else { "" },
+            u.offered_by,
+            u.responder
+        ),
         _ => String::new(),
     };
     let mut what = what;

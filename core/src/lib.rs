@@ -9,6 +9,7 @@ pub mod bus;
 pub mod captures;
 pub mod config;
 pub mod correlator;
+pub mod honeycred;
 pub mod endpoint;
 pub mod enroll;
 pub mod frame_io;

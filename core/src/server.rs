@@ -73,6 +73,9 @@ pub struct Shared {
     pub shim_addr: Option<SocketAddr>,
     /// Cross-node scan correlation (see `correlator.rs`).
     pub correlator: crate::correlator::Correlator,
+    /// Honey-credentials offered to poisoners, matched against every login (see
+    /// `honeycred.rs`).
+    pub honey_creds: Mutex<crate::honeycred::HoneyCredBook>,
     /// Every relay flow, and the virtual network of the relayed endpoint.
     pub relays: Arc<crate::relay::RelayHub>,
     /// Refused enrolments, aggregated per source, reason and window before they are
@@ -316,6 +319,7 @@ impl Core {
         let (correlator, probes) = crate::correlator::Correlator::new(sweep.is_some());
         let shared = Arc::new(Shared {
             correlator,
+            honey_creds: Mutex::new(crate::honeycred::HoneyCredBook::default()),
             bus: crate::bus::EventBus::new(),
             modules: crate::modules::ModuleRegistry::default(),
             manager: crate::modules::manager::ModuleManager::default(),

@@ -622,6 +622,18 @@ pub struct DetectorOptions {
     pub max_events_per_minute: u32,
     /// Most frames read per second per capture; the kernel drops the rest (counted).
     pub max_frames_per_s: u32,
+    /// Offer honey-credentials to a poisoner that answered a honey-name: an HTTP NTLM
+    /// exchange toward it, as a victim's would be, with a honey user and an NTLMv2
+    /// response from a honey password; the core then alerts when they are used against
+    /// any HoneyBee service (`honey_credential_used`). Off by default: it sends honey
+    /// credentials to an attacker on the LAN (SECURITY.md).
+    pub honey_credentials: bool,
+    /// The responder's port the offer goes to (its HTTP server).
+    pub honey_credentials_port: u16,
+    /// At most one offer per responder in this many seconds.
+    pub honey_credentials_interval_s: u32,
+    /// At most this many offers an hour in all, whatever the responders.
+    pub honey_credentials_per_hour: u32,
 }
 
 impl Default for DetectorOptions {
@@ -642,6 +654,10 @@ impl Default for DetectorOptions {
             incident_max_s: 300,
             max_events_per_minute: 30,
             max_frames_per_s: 2_000,
+            honey_credentials: false,
+            honey_credentials_port: 80,
+            honey_credentials_interval_s: 3_600,
+            honey_credentials_per_hour: 6,
         }
     }
 }
@@ -681,6 +697,15 @@ impl DetectorOptions {
         }
         if !(10..=1_000_000).contains(&self.max_frames_per_s) {
             return Err("max_frames_per_s: 10 to 1000000");
+        }
+        if self.honey_credentials_port == 0 {
+            return Err("honey_credentials_port: 1 to 65535");
+        }
+        if !(60..=604_800).contains(&self.honey_credentials_interval_s) {
+            return Err("honey_credentials_interval_s: 60 to 604800");
+        }
+        if !(1..=60).contains(&self.honey_credentials_per_hour) {
+            return Err("honey_credentials_per_hour: 1 to 60");
         }
         Ok(())
     }

@@ -103,6 +103,47 @@ pub enum EventKind {
     /// An SNMP trap from a device listed on an aggregator service; `src` is the device's
     /// address.
     DeviceTrap(DeviceTrap),
+    /// Honey-credentials a detectors service offered to a name-poisoning responder (an
+    /// NTLM exchange toward it, as a victim's would be); `src` is the responder.
+    HoneyCredentialsOffered(HoneyCredentialOffer),
+    /// Credentials once offered to a poisoner were used against a HoneyBee service: the
+    /// core stores it under node `core`, service `correlator`; `src` is who used them.
+    HoneyCredentialUsed(HoneyCredentialUse),
+}
+
+/// Honey-credentials offered to a responder. Strings are clamped to [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoneyCredentialOffer {
+    /// How they were offered: `http-ntlm`.
+    pub protocol: String,
+    pub username: String,
+    pub domain: String,
+    /// The honey password (nothing real: generated per node and offer).
+    pub password: String,
+    /// The responder they went to.
+    pub responder: std::net::IpAddr,
+    /// The honey-name it answered for.
+    pub honey_name: String,
+    /// `sent` (the responder got the NTLM AUTHENTICATE), else why not (`connect_failed`,
+    /// `timeout`, `no_ntlm`, `bad_challenge`, …).
+    pub outcome: String,
+}
+
+/// A use of offered honey-credentials, linked back to the offer. Strings are clamped to
+/// [`MAX_FIELD_LEN`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HoneyCredentialUse {
+    pub username: String,
+    pub domain: String,
+    /// The node whose detectors offered them, when, and to which responder.
+    pub offered_by: String,
+    pub offered_at_ms: i64,
+    pub responder: std::net::IpAddr,
+    /// Where they were used: the node and service of the login attempt.
+    pub node: String,
+    pub service: String,
+    /// Whether that login was let in.
+    pub success: bool,
 }
 
 /// Most variable bindings one [`DeviceTrap`] keeps.
@@ -223,11 +264,13 @@ impl EventKind {
             EventKind::NetworkAnomaly(_) => "network_anomaly",
             EventKind::DeviceLog(_) => "device_log",
             EventKind::DeviceTrap(_) => "device_trap",
+            EventKind::HoneyCredentialsOffered(_) => "honey_credentials_offered",
+            EventKind::HoneyCredentialUsed(_) => "honey_credential_used",
         }
     }
 
     /// Every kind name, for validating filters.
-    pub const NAMES: [&'static str; 15] = [
+    pub const NAMES: [&'static str; 17] = [
         "connect",
         "disconnect",
         "auth_attempt",
@@ -243,6 +286,8 @@ impl EventKind {
         "network_anomaly",
         "device_log",
         "device_trap",
+        "honey_credentials_offered",
+        "honey_credential_used",
     ];
 }
 
@@ -443,6 +488,29 @@ impl Event {
                 for (k, v) in &t.varbinds {
                     long("varbinds", k)?;
                     long("varbinds", v)?;
+                }
+            }
+            EventKind::HoneyCredentialsOffered(o) => {
+                for (f, v) in [
+                    ("protocol", &o.protocol),
+                    ("username", &o.username),
+                    ("domain", &o.domain),
+                    ("password", &o.password),
+                    ("honey_name", &o.honey_name),
+                    ("outcome", &o.outcome),
+                ] {
+                    long(f, v)?;
+                }
+            }
+            EventKind::HoneyCredentialUsed(u) => {
+                for (f, v) in [
+                    ("username", &u.username),
+                    ("domain", &u.domain),
+                    ("offered_by", &u.offered_by),
+                    ("node", &u.node),
+                    ("service", &u.service),
+                ] {
+                    long(f, v)?;
                 }
             }
             _ => {}

@@ -24,8 +24,10 @@ pub mod aggregator;
 pub mod arp;
 pub mod capture;
 pub mod dhcp;
+pub mod honeycred;
 pub mod iface;
 pub mod incident;
+pub mod ntlm;
 pub mod poison;
 pub mod ra;
 pub mod snmptrap;
@@ -58,6 +60,9 @@ pub enum Msg {
     Alert(Alert),
     /// A cap was hit (frames dropped, incidents refused): a `limit_reached` detail.
     Limit(String),
+    /// Honey-credentials offered to a poisoner (bounded by their own limiter, so not
+    /// subject to `max_events_per_minute`: the core must learn every offer).
+    Offer(honeybee_proto::event::HoneyCredentialOffer),
 }
 
 /// Incident timing from the options.
@@ -431,6 +436,15 @@ pub(super) fn start(
                     },
                     persona: Arc::clone(&persona),
                     epoch,
+                    offers: opts.honey_credentials.then(|| Offers {
+                        port: opts.honey_credentials_port,
+                        limiter: honeycred::OfferLimiter::new(
+                            opts.honey_credentials_interval_s,
+                            opts.honey_credentials_per_hour,
+                        ),
+                        in_flight: Arc::new(tokio::sync::Semaphore::new(honeycred::MAX_IN_FLIGHT)),
+                        made: 0,
+                    }),
                 };
                 poison_task = Some(tokio::spawn(run_poison(p, tx.clone(), stop_rx.clone())));
                 running.push("poisoning");
@@ -576,6 +590,11 @@ async fn supervise(
             }
         }
         Msg::Limit(d) => svc.limit(d).await,
+        Msg::Offer(o) => {
+            tracing::warn!(service = %svc.name, responder = %o.responder, user = %o.username, outcome = %o.outcome, "honey-credentials offered to a poisoner");
+            let src = Some(SocketAddr::new(o.responder, 0));
+            svc.emit(EventKind::HoneyCredentialsOffered(o), src).await;
+        }
     };
     loop {
         tokio::select! {
@@ -658,10 +677,64 @@ struct PoisonRun {
     incidents: IncidentConfig,
     persona: Arc<NodePersona>,
     epoch: Instant,
+    offers: Option<Offers>,
+}
+
+/// The honey-credential offers of the canary (`honey_credentials = true`).
+struct Offers {
+    port: u16,
+    limiter: honeycred::OfferLimiter,
+    in_flight: Arc<tokio::sync::Semaphore>,
+    made: u64,
+}
+
+/// Starts an offer to the poisoner `responder` if the limits allow one now.
+fn offer_to(
+    o: &mut Offers,
+    persona: &NodePersona,
+    responder: IpAddr,
+    honey_name: &str,
+    now_ms: u64,
+    tx: &mpsc::Sender<Msg>,
+) {
+    // A slot first, so that a refused slot does not spend the responder's turn.
+    let Ok(permit) = Arc::clone(&o.in_flight).try_acquire_owned() else {
+        return;
+    };
+    if !o.limiter.allow(responder, now_ms) {
+        return;
+    }
+    o.made += 1;
+    let slot = crate::sink::now_ms().max(0);
+    let id = honeycred::identity(
+        &mut persona.persona().stream("detectors/honeycred"),
+        &mut persona
+            .persona()
+            .stream(&format!("detectors/honeycred/{slot}/{}", o.made)),
+    );
+    let to = SocketAddr::new(responder, o.port);
+    let name = honey_name.to_owned();
+    let tx = tx.clone();
+    tokio::spawn(async move {
+        let outcome = honeycred::offer(to, &name, &id, honeycred::DEADLINE).await;
+        drop(permit);
+        let c = |s: &str| clamp(s, MAX_FIELD_LEN);
+        let _ = tx
+            .send(Msg::Offer(honeybee_proto::event::HoneyCredentialOffer {
+                protocol: "http-ntlm".into(),
+                username: c(&id.user),
+                domain: c(&id.domain),
+                password: c(&id.password),
+                responder,
+                honey_name: c(&name),
+                outcome: outcome.name().into(),
+            }))
+            .await;
+    });
 }
 
 /// The canary's task: a round of queries per interval, every answer into the watch.
-async fn run_poison(p: PoisonRun, tx: mpsc::Sender<Msg>, mut stop: watch::Receiver<bool>) {
+async fn run_poison(mut p: PoisonRun, tx: mpsc::Sender<Msg>, mut stop: watch::Receiver<bool>) {
     use poison::Proto;
     // Without an on-link route, a /24 is the office network's likeliest size.
     let bcast = poison::broadcast(p.ip, p.prefix_len.unwrap_or(24));
@@ -730,6 +803,9 @@ async fn run_poison(p: PoisonRun, tx: mpsc::Sender<Msg>, mut stop: watch::Receiv
             };
             if w.answer(proto, from.ip(), &buf[..n], mac, now) {
                 tracing::debug!(proto = proto.name(), from = %from, "honey-name answered");
+                if let Some(o) = p.offers.as_mut() {
+                    offer_to(o, &p.persona, from.ip(), w.last_name(), now, &tx);
+                }
             }
         }
         for a in w.tick(now) {

@@ -122,6 +122,8 @@ pub struct PoisonWatch {
     pending: VecDeque<Pending>,
     book: IncidentBook,
     own: Vec<IpAddr>,
+    /// The honey-name of the last poisoned answer.
+    last_name: String,
 }
 
 impl PoisonWatch {
@@ -131,6 +133,7 @@ impl PoisonWatch {
             pending: VecDeque::new(),
             book: IncidentBook::new(incidents, AlertClass::Poisoning),
             own,
+            last_name: String::new(),
         }
     }
 
@@ -171,6 +174,7 @@ impl PoisonWatch {
         else {
             return false;
         };
+        self.last_name.clone_from(&q.name);
         let Some(i) = self
             .book
             .hit(&format!("poison {src}"), "", Some(src), false, now_ms)
@@ -194,6 +198,11 @@ impl PoisonWatch {
 
     pub fn overflow(&self) -> u64 {
         self.book.overflow
+    }
+
+    /// The honey-name that the last poisoned answer ([`PoisonWatch::answer`] true) was for.
+    pub fn last_name(&self) -> &str {
+        &self.last_name
     }
 
     pub fn tick(&mut self, now_ms: u64) -> Vec<Alert> {
