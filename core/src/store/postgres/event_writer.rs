@@ -1,15 +1,20 @@
 //! Group commit of event batches. One writer task takes every batch queued (at most
-//! [`GROUP_EVENTS`] events per transaction) and, in one transaction, copies all their rows
-//! with a binary `COPY` into a temporary staging table, takes the events advisory lock,
-//! moves them with one `INSERT … SELECT … ORDER BY ord ON CONFLICT (node, seq) DO NOTHING
-//! RETURNING`, commits once and only then answers each caller with its own outcome. Rows
-//! of the group are inserted in group order, so of two rows with the same (node, seq),
-//! in one batch or two, the first is stored and the other reported as a duplicate of the
-//! batch that holds it.
+//! [`GROUP_EVENTS`] events per transaction), stores them all in one transaction, commits
+//! once and only then answers each caller with its own outcome.
 //!
-//! Why COPY and a staging table: COPY cannot `ON CONFLICT` by itself, but it is the
-//! cheapest way to get rows to the server (binary, no statement parameters to bind);
-//! the `INSERT … SELECT` from a table then does only the dedupe and index work.
+//! Two ways in, both binary `COPY` (the cheapest way to get rows to the server: no
+//! statement parameters to bind, and straight into a table the server inserts in bulk):
+//!
+//! - Direct (the usual case: no row of the group is stored yet): under the events
+//!   advisory lock, `COPY events FROM STDIN`, then the new ids read back.
+//! - Staged, when the unique index refuses the direct COPY (a resend after a lost ack, or
+//!   one (node, seq) twice in the group): the group is copied into a temporary staging
+//!   table, then, under the lock, one `INSERT … SELECT … ORDER BY ord ON CONFLICT (node,
+//!   seq) DO NOTHING RETURNING`. Rows go in in group order, so of two rows with the same
+//!   (node, seq), in one batch or two, the first is stored and the other reported as a
+//!   duplicate of the batch that holds it.
+//!
+//! Either way `UNIQUE (node, seq)` is what keeps an event from being stored twice.
 //!
 //! If the shared transaction fails before COMMIT, each batch is retried alone in its own
 //! transaction, so one bad batch cannot fail the others. If COMMIT itself fails, whether
@@ -75,6 +80,14 @@ const INSERT_SQL: &str = "INSERT INTO events (node, seq, time_ms, received_ms, s
        username, password, command, search_text, body \
      FROM hb_events_stage ORDER BY ord \
      ON CONFLICT (node, seq) DO NOTHING RETURNING id, node, seq";
+
+/// Straight into `events` (no duplicates in the group: see `insert_direct`).
+const COPY_EVENTS_SQL: &str = "COPY events (node, seq, time_ms, received_ms, service, kind, \
+       src_ip, src_port, session, username, password, command, search_text, body) \
+     FROM STDIN (FORMAT binary)";
+
+/// The rows `insert_direct` stored, in id order.
+const READ_BACK_SQL: &str = "SELECT id, node, seq FROM events WHERE id > $1 ORDER BY id";
 
 /// One batch: its node, when it was received and its rows.
 pub(super) struct Columns {
@@ -213,26 +226,81 @@ async fn store_group(pool: &Pool, location: &str, state: &WriterState, group: &m
     }
 }
 
-/// One transaction: every batch's rows copied into the staging table, the lock, one
-/// `INSERT … SELECT` from the staging table, COMMIT.
+/// Stores a group: straight into `events` with COPY when none of its rows is stored
+/// already (the usual case), else through the staging table.
 async fn insert_together(
     pool: &Pool,
     location: &str,
     batches: &[&Columns],
 ) -> Result<Vec<InsertOutcome>, Failure> {
+    match insert_direct(pool, location, batches).await? {
+        Some(out) => Ok(out),
+        None => insert_staged(pool, location, batches).await,
+    }
+}
+
+/// One transaction: the lock, the highest id so far, every row copied into `events`,
+/// the new rows' ids read back, COMMIT. `None` (rolled back, nothing stored) if a row's
+/// (node, seq) is stored already or repeats within the group: the unique index refuses
+/// the COPY, and the staging path sorts out which rows are new.
+///
+/// Reading the ids back as "every row above the old highest id" is exact because every
+/// writer of `events` holds the events lock until it commits, so no other rows can get
+/// ids meanwhile (retention only deletes).
+async fn insert_direct(
+    pool: &Pool,
+    location: &str,
+    batches: &[&Columns],
+) -> Result<Option<Vec<InsertOutcome>>, Failure> {
+    use tokio_postgres::error::SqlState;
     let before = |e: tokio_postgres::Error| Failure::Before(e.into());
     let mut c = pool
         .get()
         .await
         .map_err(|e| Failure::Before(pool_error(location, e)))?;
     let tx = c.transaction().await.map_err(before)?;
-    tx.batch_execute(STAGE_SQL).await.map_err(before)?;
-    // Copied before the lock is taken: other cores' writers wait only for the INSERT.
-    let copy = tx.prepare_cached(COPY_SQL).await.map_err(before)?;
-    let sink = tx.copy_in(&copy).await.map_err(before)?;
-    let writer = BinaryCopyInWriter::new(sink, &COPY_TYPES);
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
+        .await
+        .map_err(before)?;
+    let top: i64 = tx
+        .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+        .await
+        .map_err(before)?
+        .try_get(0)
+        .map_err(before)?;
+    let copy = tx.prepare_cached(COPY_EVENTS_SQL).await.map_err(before)?;
+    match copy_rows(&tx, &copy, &COPY_TYPES[1..], batches, false).await {
+        Ok(()) => {}
+        Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
+        Err(e) => return Err(before(e)),
+    }
+    let read = tx.prepare_cached(READ_BACK_SQL).await.map_err(before)?;
+    let rows = tx.query(&read, &[&top]).await.map_err(before)?;
+    let out = outcomes(batches, &rows)?;
+    let stored: u64 = out.iter().map(|o| o.inserted).sum();
+    let sent: usize = batches.iter().map(|b| b.len()).sum();
+    if stored != sent as u64 {
+        return Err(Failure::Before(StoreError::BatchFailed(format!(
+            "copied {sent} events but read back {stored}"
+        ))));
+    }
+    tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
+    Ok(Some(out))
+}
+
+/// Every row of `batches` through one binary COPY; `ord` first if `with_ord`.
+async fn copy_rows(
+    tx: &deadpool_postgres::Transaction<'_>,
+    copy: &tokio_postgres::Statement,
+    types: &[Type],
+    batches: &[&Columns],
+    with_ord: bool,
+) -> Result<(), tokio_postgres::Error> {
+    let sink = tx.copy_in(copy).await?;
+    let writer = BinaryCopyInWriter::new(sink, types);
     let mut writer = std::pin::pin!(writer);
     let mut ord: i32 = 0;
+    let skip = usize::from(!with_ord);
     for b in batches {
         for r in &b.rows {
             let port = r.src_port.map(i32::from);
@@ -253,16 +321,50 @@ async fn insert_together(
                 &r.search_text,
                 &r.body,
             ];
-            writer.as_mut().write(&row).await.map_err(before)?;
+            writer.as_mut().write(&row[skip..]).await?;
             ord += 1;
         }
     }
-    writer.finish().await.map_err(before)?;
+    writer.finish().await?;
+    Ok(())
+}
+
+/// One transaction: every batch's rows copied into the staging table, the lock, one
+/// `INSERT … SELECT` from the staging table, COMMIT.
+async fn insert_staged(
+    pool: &Pool,
+    location: &str,
+    batches: &[&Columns],
+) -> Result<Vec<InsertOutcome>, Failure> {
+    let before = |e: tokio_postgres::Error| Failure::Before(e.into());
+    let mut c = pool
+        .get()
+        .await
+        .map_err(|e| Failure::Before(pool_error(location, e)))?;
+    let tx = c.transaction().await.map_err(before)?;
+    tx.batch_execute(STAGE_SQL).await.map_err(before)?;
+    // Copied before the lock is taken: other cores' writers wait only for the INSERT.
+    let copy = tx.prepare_cached(COPY_SQL).await.map_err(before)?;
+    copy_rows(&tx, &copy, &COPY_TYPES, batches, true)
+        .await
+        .map_err(before)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
         .await
         .map_err(before)?;
     let insert = tx.prepare_cached(INSERT_SQL).await.map_err(before)?;
     let rows = tx.query(&insert, &[]).await.map_err(before)?;
+    let out = outcomes(batches, &rows)?;
+    tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
+    Ok(out)
+}
+
+/// Each batch's outcome from the rows stored (`id, node, seq`): ids were assigned in
+/// group order, so id order is group order.
+fn outcomes(
+    batches: &[&Columns],
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<InsertOutcome>, Failure> {
+    let before = |e: tokio_postgres::Error| Failure::Before(e.into());
     let mut got = rows
         .iter()
         .map(|r| {
@@ -274,7 +376,6 @@ async fn insert_together(
         })
         .collect::<Result<Vec<_>, tokio_postgres::Error>>()
         .map_err(before)?;
-    // Ids were assigned in group order, so id order is group order.
     got.sort_unstable_by_key(|&(id, _, _)| id);
     let owner = Owners::new(batches);
     let mut out: Vec<InsertOutcome> = batches.iter().map(|_| InsertOutcome::default()).collect();
@@ -287,7 +388,6 @@ async fn insert_together(
     for (o, b) in out.iter_mut().zip(batches) {
         o.duplicates = (b.len() as u64).saturating_sub(o.inserted);
     }
-    tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
     Ok(out)
 }
 
