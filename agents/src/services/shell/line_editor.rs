@@ -74,6 +74,11 @@ pub(crate) trait Context {
     fn rows(&self) -> usize {
         24
     }
+    /// The locale's character set is UTF-8 (`LANG=C.UTF-8`): readline's multibyte
+    /// mode, characters rather than bytes (see [`chars`]). Off, the C locale.
+    fn utf8(&self) -> bool {
+        false
+    }
     /// ^R searches the history (bash's readline; BusyBox's line editor differs and
     /// is not imitated, so ^R does nothing there).
     fn search(&self) -> bool {
@@ -129,6 +134,137 @@ pub(crate) struct Editor {
     own: bool,
     /// Bells the key rang (kept when a wrapped line is redisplayed instead).
     bells: usize,
+    /// A UTF-8 locale ([`Context::utf8`], taken at each key).
+    utf8: bool,
+    /// The first bytes of a multibyte character typed (readline's `pending_bytes`):
+    /// it goes in, and is shown, once complete.
+    pending: Vec<u8>,
+}
+
+/// Longest UTF-8 sequence.
+const MAX_CHAR: usize = 4;
+
+/// The character at byte `i` of `s` (`i < s.len()`) as readline sees it in a UTF-8
+/// locale (glibc's `mbrtowc` and `wcwidth`): its length in bytes and its columns. An
+/// invalid or truncated sequence is its first byte alone, one column (readline's
+/// `MB_INVALIDCH`); a character without a width (a control) takes one column too,
+/// a combining character none, an East Asian wide one two. ASCII is one byte, one
+/// column (its controls are shown as `^X` by the display).
+pub(super) fn char_at(s: &[u8], i: usize) -> (usize, usize) {
+    let need = match s[i] {
+        0..=0x7f => return (1, 1),
+        0xc2..=0xdf => 2,
+        0xe0..=0xef => 3,
+        0xf0..=0xf4 => 4,
+        _ => return (1, 1),
+    };
+    let end = (i + need).min(s.len());
+    match std::str::from_utf8(&s[i..end])
+        .ok()
+        .and_then(|t| t.chars().next())
+    {
+        Some(c) => (need, char_width(c)),
+        None => (1, 1),
+    }
+}
+
+/// `wcwidth` as readline uses it: unknown widths count as one column, the
+/// combining diacritics U+0300–U+036F as none.
+pub(super) fn char_width(c: char) -> usize {
+    if ('\u{300}'..='\u{36f}').contains(&c) {
+        return 0;
+    }
+    unicode_width::UnicodeWidthChar::width(c).unwrap_or(1)
+}
+
+/// readline's `_rl_find_next_mbchar(s, i, 1, MB_FIND_NONZERO)`: past the next
+/// character of a nonzero width and the zero-width ones after it.
+pub(super) fn next_char(s: &[u8], i: usize) -> usize {
+    let mut p = i;
+    while p < s.len() {
+        let (len, w) = char_at(s, p);
+        p += len;
+        if w != 0 {
+            break;
+        }
+    }
+    while p < s.len() {
+        let (len, w) = char_at(s, p);
+        if w != 0 {
+            break;
+        }
+        p += len;
+    }
+    p.min(s.len())
+}
+
+/// The start of the character that ends at `i` (or holds byte `i - 1`), `i > 0`, as
+/// decoding from the start of the line finds it. Every byte that is not a
+/// continuation byte starts a character (valid sequences hold continuation bytes
+/// only after their first), so decoding can start at the nearest such byte, at most
+/// three back: without one there, byte `i - 1` is an invalid byte alone.
+fn char_start_before(s: &[u8], i: usize) -> usize {
+    let i = i.min(s.len());
+    let low = i.saturating_sub(MAX_CHAR);
+    let Some(mut p) = (low..i).rev().find(|&k| !(0x80..0xc0).contains(&s[k])) else {
+        return i - 1;
+    };
+    loop {
+        let (len, _) = char_at(s, p);
+        if p + len >= i {
+            return p;
+        }
+        p += len;
+    }
+}
+
+/// readline's `_rl_find_prev_mbchar(s, i, MB_FIND_NONZERO)`: the start of the last
+/// character of a nonzero width before `i` (0 if none). Found backwards in constant
+/// steps per character, with the boundaries that decoding from the start gives.
+pub(super) fn prev_char(s: &[u8], i: usize) -> usize {
+    let mut j = i.min(s.len());
+    while j > 0 {
+        let start = char_start_before(s, j);
+        if char_at(s, start).1 != 0 {
+            return start;
+        }
+        j = start;
+    }
+    0
+}
+
+/// readline's `_rl_walphabetic` on the character at `i`: ASCII letters and digits,
+/// and any other character `iswalnum` takes (an invalid byte is none).
+fn word_char(s: &[u8], i: usize) -> bool {
+    let (len, _) = char_at(s, i);
+    match std::str::from_utf8(&s[i..i + len])
+        .ok()
+        .and_then(|t| t.chars().next())
+    {
+        Some(c) if c.is_ascii() => c.is_ascii_alphanumeric(),
+        Some(c) => c.is_alphanumeric(),
+        None => false,
+    }
+}
+
+/// Where a multibyte character typed so far stands.
+#[derive(Debug, PartialEq, Eq)]
+enum Typed {
+    /// More bytes to come.
+    Incomplete,
+    /// A whole character.
+    Complete,
+    /// Not UTF-8: its first byte goes in alone.
+    Invalid,
+}
+
+/// readline's `mbrtowc` on the pending bytes.
+fn typed(pending: &[u8]) -> Typed {
+    match std::str::from_utf8(pending) {
+        Ok(_) => Typed::Complete,
+        Err(e) if e.valid_up_to() == 0 && e.error_len().is_none() => Typed::Incomplete,
+        Err(_) => Typed::Invalid,
+    }
 }
 
 /// Column width of `b` (UTF-8 continuation bytes take none).
@@ -175,6 +311,8 @@ impl Editor {
             last_search: None,
             own: false,
             bells: 0,
+            utf8: false,
+            pending: Vec::new(),
         }
     }
 
@@ -252,6 +390,7 @@ impl Editor {
             line: &self.line,
             point: self.cursor,
             region: self.region_view(),
+            utf8: self.utf8,
         }
     }
 
@@ -263,6 +402,7 @@ impl Editor {
 
     /// Feeds one byte; output for the terminal goes to `out`.
     pub(crate) fn feed(&mut self, b: u8, ctx: &dyn Context, out: &mut Vec<u8>) -> Option<Event> {
+        self.utf8 = ctx.utf8();
         let prompt = ctx.prompt();
         if let Some(rest) = self.more.take() {
             self.pager(b, rest, &prompt, ctx, out);
@@ -298,6 +438,7 @@ impl Editor {
                 line: &before.0,
                 point: before.1,
                 region: before.2,
+                utf8: self.utf8,
             };
             let new = self.view(&prompt);
             out.extend(std::iter::repeat_n(0x07, self.bells));
@@ -318,6 +459,7 @@ impl Editor {
         if self.asking.is_some() || self.more.is_some() {
             return;
         }
+        self.utf8 = ctx.utf8();
         let mut prompt = ctx.prompt().into_bytes();
         let (line, point, region) = match (&self.before_paste, self.search_shown()) {
             (Some((line, point, region)), _) => (line.as_slice(), *point, *region),
@@ -332,6 +474,7 @@ impl Editor {
             line,
             point: point.min(line.len()),
             region,
+            utf8: self.utf8,
         };
         display::after_resize(&v, old_columns, ctx.columns(), ctx.rows(), out);
     }
@@ -442,6 +585,7 @@ impl Editor {
                     line: &line,
                     point: self.cursor,
                     region: None,
+                    utf8: self.utf8,
                 };
                 return Some(self.interrupt(&shown, ctx, out));
             }
@@ -500,6 +644,7 @@ impl Editor {
             0x0e => self.history_down(ctx, &prompt, out),
             b'\t' => self.complete(tabbed, ctx, &prompt, out),
             0..=0x1f => {}
+            0x80.. if self.utf8 => self.type_multibyte(b),
             b => {
                 if self.insert(b) {
                     if self.cursor == self.line.len() || (0x80..0xc0).contains(&b) {
@@ -513,6 +658,101 @@ impl Editor {
             }
         }
         None
+    }
+
+    /// A byte of a multibyte character typed in a UTF-8 locale (readline's
+    /// `_rl_insert_char`): kept until the character is whole, then inserted at once;
+    /// an invalid sequence's first byte goes in alone, the rest stays pending.
+    fn type_multibyte(&mut self, b: u8) {
+        if self.pending.len() >= MAX_CHAR {
+            self.pending.clear();
+        }
+        self.pending.push(b);
+        match typed(&self.pending) {
+            Typed::Incomplete => {}
+            Typed::Complete => {
+                let ch = std::mem::take(&mut self.pending);
+                if self.line.len() + ch.len() > self.cap {
+                    self.overflowed = true;
+                    return;
+                }
+                for c in ch {
+                    self.insert(c);
+                }
+            }
+            Typed::Invalid => {
+                let first = self.pending.remove(0);
+                self.insert(first);
+            }
+        }
+    }
+
+    /// The character boundary before `i` (NONZERO in a UTF-8 locale).
+    fn prev(&self, i: usize) -> usize {
+        if self.utf8 {
+            prev_char(&self.line, i)
+        } else {
+            self.char_before(i)
+        }
+    }
+
+    /// The character boundary after `i`.
+    fn next(&self, i: usize) -> usize {
+        if self.utf8 {
+            next_char(&self.line, i)
+        } else {
+            self.char_after(i)
+        }
+    }
+
+    /// Word motion's step back and forth: characters in a UTF-8 locale, bytes in C.
+    fn wprev(&self, i: usize) -> usize {
+        if self.utf8 {
+            prev_char(&self.line, i)
+        } else {
+            i - 1
+        }
+    }
+
+    fn wnext(&self, i: usize) -> usize {
+        if self.utf8 {
+            next_char(&self.line, i)
+        } else {
+            i + 1
+        }
+    }
+
+    /// A word character at `i` (readline's `_rl_walphabetic`).
+    fn word_at(&self, i: usize) -> bool {
+        if self.utf8 {
+            word_char(&self.line, i)
+        } else {
+            self.line[i].is_ascii_alphanumeric()
+        }
+    }
+
+    /// Back over non-word characters, then over a word (`rl_backward_word`).
+    fn word_start(&self) -> usize {
+        let mut i = self.cursor;
+        while i > 0 && !self.word_at(self.wprev(i)) {
+            i = self.wprev(i);
+        }
+        while i > 0 && self.word_at(self.wprev(i)) {
+            i = self.wprev(i);
+        }
+        i
+    }
+
+    /// Forward over non-word characters, then over a word (`rl_forward_word`).
+    fn word_end(&self) -> usize {
+        let mut i = self.cursor;
+        while i < self.line.len() && !self.word_at(i) {
+            i = self.wnext(i);
+        }
+        while i < self.line.len() && self.word_at(i) {
+            i = self.wnext(i);
+        }
+        i.min(self.line.len())
     }
 
     /// Inserts at the cursor; `false` when the line is full.
@@ -548,7 +788,7 @@ impl Editor {
             self.ding(out);
             return;
         }
-        let to = self.char_before(self.cursor);
+        let to = self.prev(self.cursor);
         self.move_to(self.cursor, to, prompt, out);
         self.cursor = to;
     }
@@ -558,7 +798,7 @@ impl Editor {
             self.ding(out);
             return;
         }
-        let to = self.char_after(self.cursor);
+        let to = self.next(self.cursor);
         out.extend_from_slice(&self.line[self.cursor..to]);
         self.cursor = to;
     }
@@ -568,8 +808,8 @@ impl Editor {
             self.ding(out);
             return;
         }
-        let from = self.char_before(self.cursor);
-        if self.cursor == self.line.len() {
+        let from = self.prev(self.cursor);
+        if self.cursor == self.line.len() && !self.utf8 {
             // readline rubs out a printable last character with backspace, space,
             // backspace, unless the cursor is in column 0 of a wrapped line.
             let columns = ctx.columns();
@@ -586,6 +826,7 @@ impl Editor {
                     line: &line,
                     point: line.len(),
                     region: None,
+                    utf8: self.utf8,
                 };
                 display::after_erase(&old, &self.view(prompt), columns, ctx.rows(), out);
             }
@@ -606,7 +847,7 @@ impl Editor {
             self.ding(out);
             return;
         }
-        let to = self.char_after(self.cursor);
+        let to = self.next(self.cursor);
         self.line.drain(self.cursor..to);
         if self.cursor == self.line.len() {
             out.extend_from_slice(b"\x1b[K");
@@ -616,25 +857,13 @@ impl Editor {
     }
 
     fn word_left(&mut self, prompt: &str, out: &mut Vec<u8>) {
-        let mut i = self.cursor;
-        while i > 0 && !self.line[i - 1].is_ascii_alphanumeric() {
-            i -= 1;
-        }
-        while i > 0 && self.line[i - 1].is_ascii_alphanumeric() {
-            i -= 1;
-        }
+        let i = self.word_start();
         self.move_to(self.cursor, i, prompt, out);
         self.cursor = i;
     }
 
     fn word_right(&mut self, out: &mut Vec<u8>) {
-        let mut i = self.cursor;
-        while i < self.line.len() && !self.line[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        while i < self.line.len() && self.line[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
+        let i = self.word_end();
         out.extend_from_slice(&self.line[self.cursor..i]);
         self.cursor = i;
     }
@@ -671,25 +900,13 @@ impl Editor {
 
     /// ESC DEL: back to the start of the word.
     fn kill_word_back(&mut self, prompt: &str, out: &mut Vec<u8>) {
-        let mut i = self.cursor;
-        while i > 0 && !self.line[i - 1].is_ascii_alphanumeric() {
-            i -= 1;
-        }
-        while i > 0 && self.line[i - 1].is_ascii_alphanumeric() {
-            i -= 1;
-        }
+        let i = self.word_start();
         self.cut_back(i, prompt, out);
     }
 
     /// ESC d: to the end of the word.
     fn kill_word_forward(&mut self, out: &mut Vec<u8>) {
-        let mut i = self.cursor;
-        while i < self.line.len() && !self.line[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
-        while i < self.line.len() && self.line[i].is_ascii_alphanumeric() {
-            i += 1;
-        }
+        let i = self.word_end();
         if i == self.cursor {
             return;
         }
@@ -721,6 +938,7 @@ impl Editor {
                             line: &line,
                             point,
                             region,
+                            utf8: self.utf8,
                         };
                         display::redisplay(
                             &old,
@@ -1132,6 +1350,21 @@ impl Context for ShellContext<'_> {
 
     fn search(&self) -> bool {
         self.st.profile.busybox.is_none()
+    }
+
+    /// What bash's readline takes from the locale variables (`LC_ALL`, then
+    /// `LC_CTYPE`, then `LANG`; the shell sets `LANG=C.UTF-8`). BusyBox's editor is
+    /// not readline: it keeps the C locale's behaviour.
+    fn utf8(&self) -> bool {
+        if self.st.profile.busybox.is_some() {
+            return false;
+        }
+        let value = ["LC_ALL", "LC_CTYPE", "LANG"]
+            .iter()
+            .find_map(|n| self.st.lookup(n).filter(|v| !v.is_empty()))
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        value.contains("utf-8") || value.contains("utf8")
     }
 
     fn commands(&self, prefix: &str) -> Vec<Candidate> {

@@ -8,17 +8,32 @@
 //! screen line by screen line, and writes the difference with `ESC[n@` (insert),
 //! `ESC[nP` (delete), `ESC[K`, backspaces, CR, newlines and `ESC[A`. Assumed, as on the
 //! Debian box it imitates: TERM=xterm (auto-margins, insert and delete), a prompt
-//! without invisible characters, one column per character.
+//! without invisible characters.
+//!
+//! Two modes, as readline has them. In the C locale every character takes one column.
+//! In a UTF-8 locale ([`View::utf8`], `LANG=C.UTF-8`) readline takes its multibyte
+//! paths: characters of 0, 1 or 2 columns (glibc's `wcwidth`, here the
+//! `unicode-width` crate; an invalid byte is a character of one column), a wide
+//! character that does not fit at the right margin pushed to the next screen line
+//! behind padding spaces, the cursor moved forward with `ESC[C` instead of the text
+//! again, and its quirks kept: `update_line`'s trailing-whitespace test inverted (so
+//! a changed line is mostly written out to its end rather than inserted into), the
+//! quick redisplay counting bytes as columns.
 //!
 //! Readline keeps what is on the screen from one redisplay to the next; here it is
 //! rebuilt from what the editor showed last ([`View`]): both are the same, because
 //! every redisplay leaves the screen holding the view and the cursor at its point.
 
-/// One screen cell: a character (1 to 4 bytes) and whether it is shown standout.
+/// One screen cell: a character (1 to 4 bytes), the columns it takes and whether it
+/// is shown standout.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Cell {
     b: [u8; 4],
     n: u8,
+    w: u8,
+    /// An invalid byte in a UTF-8 locale: readline's `_rl_compare_chars` never finds
+    /// it equal to anything, itself included.
+    bad: bool,
     so: bool,
 }
 
@@ -27,6 +42,8 @@ impl Cell {
     const NUL: Cell = Cell {
         b: [0; 4],
         n: 0,
+        w: 0,
+        bad: false,
         so: false,
     };
 
@@ -34,12 +51,37 @@ impl Cell {
         Cell {
             b: [c, 0, 0, 0],
             n: 1,
+            w: 1,
+            bad: false,
             so,
         }
     }
 
+    /// A character of the line (`ch` its bytes, 1 to 4) taking `w` columns.
+    fn char(ch: &[u8], w: usize, so: bool) -> Cell {
+        let mut c = Cell::byte(ch[0], so);
+        let n = ch.len().min(4);
+        c.b[..n].copy_from_slice(&ch[..n]);
+        c.n = n as u8;
+        c.w = w.min(2) as u8;
+        c
+    }
+
+    /// The character, when the cell holds valid UTF-8.
+    fn value(&self) -> Option<char> {
+        std::str::from_utf8(&self.b[..self.n as usize])
+            .ok()
+            .and_then(|s| s.chars().next())
+    }
+
     fn is_nul(&self) -> bool {
         self.n == 0
+    }
+
+    /// The same character on the screen, as readline's character-wise comparison
+    /// (`_rl_compare_chars` and the faces) sees it.
+    fn same(&self, other: &Cell) -> bool {
+        self == other && !self.bad
     }
 }
 
@@ -51,6 +93,8 @@ pub(crate) struct View<'a> {
     pub line: &'a [u8],
     pub point: usize,
     pub region: Option<(usize, usize)>,
+    /// A UTF-8 locale: readline's multibyte redisplay.
+    pub utf8: bool,
 }
 
 /// readline's screen width: a width of 0 or 1 counts as 80 (`_rl_get_screen_size`).
@@ -63,22 +107,36 @@ pub(crate) fn screen_height(rows: usize) -> usize {
     if rows == 0 { 24 } else { rows }
 }
 
-/// The characters of `s` (UTF-8 sequences kept together, any other byte alone).
-fn chars(s: &[u8]) -> impl Iterator<Item = (usize, &[u8])> {
+/// The characters of `s` and their columns. In a UTF-8 locale ([`super::chars`]):
+/// valid sequences with their width, any invalid byte a character of one column. In
+/// the C locale a lead byte and its continuation bytes stay together, one column.
+fn chars(s: &[u8], utf8: bool) -> impl Iterator<Item = (usize, &[u8], usize)> {
     let mut i = 0;
     std::iter::from_fn(move || {
         if i >= s.len() {
             return None;
         }
         let start = i;
+        if utf8 {
+            let (len, w) = super::char_at(s, i);
+            i += len;
+            return Some((start, &s[start..i], w));
+        }
         i += 1;
         if s[start] >= 0xc0 {
             while i < s.len() && i - start < 4 && (0x80..0xc0).contains(&s[i]) {
                 i += 1;
             }
         }
-        Some((start, &s[start..i]))
+        Some((start, &s[start..i], 1))
     })
+}
+
+/// A UTF-8 locale's cell for a character of the line or prompt.
+fn mb_cell(ch: &[u8], w: usize, so: bool) -> Cell {
+    let mut c = Cell::char(ch, w, so);
+    c.bad = ch.len() == 1 && ch[0] >= 0x80;
+    c
 }
 
 /// A view laid out on the screen as `rl_redisplay` builds its "invisible line".
@@ -94,16 +152,35 @@ struct Layout {
     prompt_len: usize,
     /// Where another byte offset of the line lands (cell, screen line).
     other: (usize, usize),
+    /// Padding spaces before a wide character that ended each screen line (readline's
+    /// `wrapped_line`), by screen line.
+    wrapped: Vec<usize>,
+    utf8: bool,
 }
 
+/// The line breaks, readline's `wrapped_line` beside them, and its
+/// `_rl_wrapped_multicolumn` now.
+type Breaks<'a> = (&'a mut Vec<usize>, &'a mut Vec<usize>, usize);
+
 /// `CHECK_LPOS`: one more column, and a new screen line at the width.
-fn push(cells: &mut Vec<Cell>, breaks: &mut Vec<usize>, cell: Cell, lpos: &mut usize, cols: usize) {
+fn push(cells: &mut Vec<Cell>, brk: &mut Breaks<'_>, cell: Cell, lpos: &mut usize, cols: usize) {
     cells.push(cell);
     *lpos += 1;
     if *lpos >= cols {
-        breaks.push(cells.len());
+        brk.0.push(cells.len());
+        brk.1.push(brk.2);
         *lpos = 0;
     }
+}
+
+/// Columns of `cells` (each one column in the C locale).
+fn width(cells: &[Cell]) -> isize {
+    cells.iter().map(|c| c.w as isize).sum()
+}
+
+/// Bytes of `cells`.
+fn bytes(cells: &[Cell]) -> isize {
+    cells.iter().map(|c| c.n as isize).sum()
 }
 
 impl Layout {
@@ -114,24 +191,30 @@ impl Layout {
     /// The layout, and where byte offset `other` of the line lands too.
     fn build(v: &View<'_>, cols: usize, other: usize) -> Layout {
         let mut cells = Vec::with_capacity(v.prompt.len() + v.line.len() + 8);
-        for (_, ch) in chars(v.prompt) {
-            let mut c = Cell::byte(ch[0], false);
-            c.b[..ch.len()].copy_from_slice(ch);
-            c.n = ch.len() as u8;
-            cells.push(c);
+        let mut lpos = 0;
+        let mut breaks = vec![0];
+        let mut wrapped = vec![0];
+        for (_, ch, w) in chars(v.prompt, v.utf8) {
+            cells.push(if v.utf8 {
+                mb_cell(ch, w, false)
+            } else {
+                Cell::char(ch, w, false)
+            });
+            lpos += w;
+            // A prompt as wide as the screen or wider: its own screen lines.
+            if lpos >= cols {
+                breaks.push(cells.len());
+                wrapped.push(0);
+                lpos -= cols;
+            }
         }
         let prompt_len = cells.len();
-        let mut breaks = vec![0];
-        let mut lpos = prompt_len;
-        // A prompt as wide as the screen or wider: its own screen lines.
-        while lpos >= cols {
-            breaks.push(breaks[breaks.len() - 1] + cols);
-            lpos -= cols;
-        }
+        // readline's `_rl_wrapped_multicolumn`: left from the last character.
+        let mut multicolumn = 0;
         let mut so = false;
         let mut cursor = None;
         let mut other_at = None;
-        for (at, ch) in chars(v.line) {
+        for (at, ch, w) in chars(v.line, v.utf8) {
             if let Some((b, e)) = v.region {
                 if at == b {
                     so = true;
@@ -153,6 +236,7 @@ impl Layout {
                     // as in readline; the next character breaks the line.)
                     let first = cols.saturating_sub(lpos);
                     breaks.push(cells.len() + first);
+                    wrapped.push(multicolumn);
                     lpos = n - first;
                 } else {
                     lpos += n;
@@ -161,36 +245,52 @@ impl Layout {
             } else if c == b'\n' {
                 cells.push(Cell { so, ..Cell::NUL });
                 breaks.push(cells.len());
+                wrapped.push(multicolumn);
                 lpos = 0;
             } else if c < 0x20 || c == 0x7f {
-                push(
-                    &mut cells,
-                    &mut breaks,
-                    Cell::byte(b'^', so),
-                    &mut lpos,
-                    cols,
-                );
+                let mut brk = (&mut breaks, &mut wrapped, multicolumn);
+                push(&mut cells, &mut brk, Cell::byte(b'^', so), &mut lpos, cols);
                 let shown = if c == 0x7f { b'?' } else { c | 0x40 };
-                push(
-                    &mut cells,
-                    &mut breaks,
-                    Cell::byte(shown, so),
-                    &mut lpos,
-                    cols,
-                );
-            } else {
-                let mut cell = Cell::byte(c, so);
-                if ch.len() > 1 {
-                    cell.b[..ch.len()].copy_from_slice(ch);
-                    cell.n = ch.len() as u8;
+                push(&mut cells, &mut brk, Cell::byte(shown, so), &mut lpos, cols);
+            } else if v.utf8 {
+                // A character wider than what is left of the screen line: spaces to
+                // the margin first (`update_line` takes them out again).
+                multicolumn = 0;
+                if cols < lpos + w {
+                    while lpos < cols {
+                        cells.push(Cell::byte(b' ', so));
+                        multicolumn += 1;
+                        lpos += 1;
+                    }
+                    breaks.push(cells.len());
+                    wrapped.push(multicolumn);
+                    lpos = 0;
+                    if at == v.point {
+                        cursor = Some((cells.len(), breaks.len() - 1));
+                    }
+                    if at == other {
+                        other_at = Some((cells.len(), breaks.len() - 1));
+                    }
                 }
-                push(&mut cells, &mut breaks, cell, &mut lpos, cols);
+                cells.push(mb_cell(ch, w, so));
+                for _ in 0..w {
+                    lpos += 1;
+                    if lpos >= cols {
+                        breaks.push(cells.len());
+                        wrapped.push(multicolumn);
+                        lpos = 0;
+                    }
+                }
+            } else {
+                let mut brk = (&mut breaks, &mut wrapped, multicolumn);
+                push(&mut cells, &mut brk, Cell::char(ch, 1, so), &mut lpos, cols);
             }
         }
         let end = (cells.len(), breaks.len() - 1);
         let (cursor, cursor_line) = cursor.unwrap_or(end);
         let other = other_at.unwrap_or(end);
         breaks.push(cells.len());
+        wrapped.push(multicolumn);
         Layout {
             cells,
             breaks,
@@ -198,6 +298,8 @@ impl Layout {
             cursor_line,
             prompt_len,
             other,
+            wrapped,
+            utf8: v.utf8,
         }
     }
 
@@ -208,6 +310,11 @@ impl Layout {
 
     fn line(&self, l: usize) -> &[Cell] {
         &self.cells[self.breaks[l]..self.breaks[l + 1]]
+    }
+
+    /// The column of `cell` on screen line `l`.
+    fn col(&self, cell: usize, l: usize) -> isize {
+        width(&self.cells[self.breaks[l]..cell.max(self.breaks[l])])
     }
 }
 
@@ -224,9 +331,10 @@ pub(crate) fn to_bottom(v: &View<'_>, columns: usize, rows: usize, out: &mut Vec
     let mut s = Screen {
         cols,
         rows: screen_height(rows),
-        c_pos: (l.cursor - l.breaks[l.cursor_line]) as isize,
+        c_pos: l.col(l.cursor, l.cursor_line),
         v_pos: l.cursor_line,
         vis_botlin: l.botlin(),
+        utf8: l.utf8,
         out,
     };
     s.move_vert(l.botlin());
@@ -240,6 +348,8 @@ struct Screen<'o> {
     v_pos: usize,
     /// The last screen line shown (`_rl_vis_botlin`).
     vis_botlin: usize,
+    /// readline's multibyte paths.
+    utf8: bool,
     out: &'o mut Vec<u8>,
 }
 
@@ -285,13 +395,21 @@ impl Screen<'_> {
         self.c_pos = 0;
     }
 
-    /// `_rl_move_cursor_relative`: to column `new` of the screen line `data`.
+    /// `_rl_move_cursor_relative`: to cell `new` of the screen line `data` (its
+    /// column in a UTF-8 locale; the same in the C locale). Forward, the text again,
+    /// or in a UTF-8 locale `ESC[C` per column (readline cannot tell where the
+    /// screen's columns start in the buffer there).
     fn move_to(&mut self, new: isize, data: &[Cell]) {
         let mut cpos = self.c_pos;
         if cpos == 0 && cpos == new {
             return;
         }
-        let dpos = new;
+        let dpos = if self.utf8 {
+            let n = (new.max(0) as usize).min(data.len());
+            width(&data[..n])
+        } else {
+            new
+        };
         if cpos == dpos {
             return;
         }
@@ -301,10 +419,16 @@ impl Screen<'_> {
             cpos = 0;
         }
         if cpos < dpos {
-            let from = cpos.max(0) as usize;
-            let to = (dpos.max(0) as usize).min(data.len());
-            if from < to {
-                self.puts(&data[from..to]);
+            if self.utf8 {
+                for _ in cpos..dpos {
+                    self.out.extend_from_slice(b"\x1b[C");
+                }
+            } else {
+                let from = cpos.max(0) as usize;
+                let to = (dpos.max(0) as usize).min(data.len());
+                if from < to {
+                    self.puts(&data[from..to]);
+                }
             }
         } else if cpos > dpos {
             self.out
@@ -331,9 +455,18 @@ impl Screen<'_> {
         self.v_pos = to;
     }
 
-    fn clear_rest(&mut self, oe: usize, ne: usize, current_line: usize, inv_botlin: usize) {
-        let lendiff = oe as isize - ne as isize;
-        if lendiff != 0 {
+    /// `clear_rest_of_line`: `old[..oe]` was shown, `new[..ne]` is now.
+    fn clear_rest(
+        &mut self,
+        old: &[Cell],
+        new: &[Cell],
+        (oe, ne): (usize, usize),
+        current_line: usize,
+        inv_botlin: usize,
+    ) {
+        let lendiff = width(&old[..oe.min(old.len())]) - width(&new[..ne.min(new.len())]);
+        // Past the last column already, in a UTF-8 locale: nothing.
+        if lendiff != 0 && (!self.utf8 || self.c_pos < self.cols as isize) {
             if current_line < inv_botlin {
                 // space_to_eol
                 if lendiff > 0 {
@@ -346,67 +479,153 @@ impl Screen<'_> {
         }
     }
 
-    /// `update_line`: one screen line from `old` to `new`.
+    /// `update_line`: one screen line from `old` to `new`; `wrapped` is the padding
+    /// that ended the line above (readline's `wrapped_line`, UTF-8 only).
     #[allow(clippy::too_many_arguments)]
     fn update_line(
         &mut self,
-        old: &mut [Cell],
+        old: &mut Vec<Cell>,
         new: &[Cell],
         current_line: usize,
         inv_botlin: usize,
         prompt_len: usize,
+        wrapped: usize,
         quick: bool,
     ) {
-        let (omax, nmax) = (old.len(), new.len());
+        // Line lengths: bytes in a UTF-8 locale (readline compares them), cells
+        // otherwise.
+        let size = |c: &[Cell], utf8: bool| if utf8 { bytes(c) } else { c.len() as isize };
+        let utf8 = self.utf8;
+        let (omax, nmax) = (size(old, utf8), size(new, utf8));
         // The cursor sits past the last column of the line above: xterm wraps only when
         // the next character comes, so readline writes it (or a space) now.
         if self.c_pos == self.cols as isize && self.v_pos + 1 == current_line {
-            match new.first() {
-                Some(c) if !c.is_nul() => self.puts(&[*c]),
-                _ => self.out.push(b' '),
-            }
-            self.c_pos = 1;
-            self.v_pos += 1;
-            if old.first().is_some_and(|c| !c.is_nul()) && new.first().is_some_and(|c| !c.is_nul())
-            {
-                old[0] = new[0];
+            if utf8 {
+                if wrapped > 0 {
+                    self.out.extend_from_slice(b"\x1b[K");
+                }
+                // The first characters of old and new that take the same columns.
+                let first = |c: &[Cell], i: usize| at(c, i as isize);
+                let (mut on, mut nn) = (0usize, 0usize);
+                let (mut ow, mut nw) = (0isize, 0isize);
+                if !first(old, 0).is_nul() {
+                    ow = first(old, 0).w as isize;
+                    on = 1;
+                }
+                if !first(new, 0).is_nul() {
+                    nw = first(new, 0).w as isize;
+                    nn = 1;
+                }
+                while nn < new.len() && nw < ow && !new[nn].is_nul() {
+                    nw += new[nn].w as isize;
+                    nn += 1;
+                }
+                while on < old.len() && ow < nw && !old[on].is_nul() {
+                    ow += old[on].w as isize;
+                    on += 1;
+                }
+                if nw > 0 {
+                    self.puts(&new[..nn]);
+                    self.c_pos = nw;
+                    self.v_pos += 1;
+                    if nw != ow || bytes(&new[..nn]) > bytes(&old[..on]) {
+                        // A dumb update from there, of the whole line.
+                        self.puts(&new[nn..]);
+                        self.c_pos += width(&new[nn..]);
+                        if nmax < omax {
+                            let (oe, ne) = (old.len(), new.len());
+                            self.clear_rest(old, new, (oe, ne), current_line, inv_botlin);
+                        }
+                        return;
+                    }
+                    if on != 0 && nn != 0 {
+                        old.splice(..on, new[..nn].iter().copied());
+                    }
+                } else {
+                    self.out.push(b' ');
+                    self.c_pos = 1;
+                    self.v_pos += 1;
+                }
+            } else {
+                match new.first() {
+                    Some(c) if !c.is_nul() => self.puts(&[*c]),
+                    _ => self.out.push(b' '),
+                }
+                self.c_pos = 1;
+                self.v_pos += 1;
+                if old.first().is_some_and(|c| !c.is_nul())
+                    && new.first().is_some_and(|c| !c.is_nul())
+                {
+                    old[0] = new[0];
+                }
             }
         }
+        let omax_cells = old.len();
+        let nmax_cells = new.len();
         if quick {
             let (oe, ne) = (text_end(old, 0), text_end(new, 0));
             self.move_to(0, old);
             if ne < prompt_len {
                 self.puts(&new[..ne]);
-                self.c_pos += ne as isize;
+                self.c_pos += width(&new[..ne]);
             } else {
                 self.puts(&new[..prompt_len]);
-                self.c_pos = prompt_len as isize;
+                self.c_pos = width(&new[..prompt_len]);
                 if ne > prompt_len {
                     self.puts(&new[prompt_len..ne]);
-                    self.c_pos += (ne - prompt_len) as isize;
+                    // (readline adds bytes here, even in a UTF-8 locale.)
+                    self.c_pos += size(&new[prompt_len..ne], utf8);
                 }
             }
             if nmax < omax {
-                self.clear_rest(oe, ne, current_line, inv_botlin);
+                self.clear_rest(old, new, (oe, ne), current_line, inv_botlin);
             }
             return;
         }
-        // The first difference.
+        // The first difference. In a UTF-8 locale: old a prefix of new (or the
+        // same) compares bytes; otherwise character by character, where an invalid
+        // byte always differs.
         let mut ofd = 0;
-        while ofd < omax && !old[ofd].is_nul() && old[ofd] == at(new, ofd as isize) {
-            ofd += 1;
+        let min = omax_cells.min(nmax_cells);
+        if utf8 && old[..min] == new[..min] {
+            ofd = min;
+        } else {
+            while ofd < omax_cells
+                && !old[ofd].is_nul()
+                && (if utf8 {
+                    old[ofd].same(&at(new, ofd as isize))
+                } else {
+                    old[ofd] == at(new, ofd as isize)
+                })
+            {
+                ofd += 1;
+            }
         }
-        let nfd = ofd;
+        let mut nfd = ofd;
         let oe = text_end(old, ofd);
         let ne = text_end(new, nfd);
         if ofd == oe && nfd == ne {
             return;
         }
-        // The last difference, unless the lines differ only in trailing spaces.
+        // A combining character first: back to its base character.
+        if utf8
+            && ofd > 0
+            && at(old, ofd as isize).w == 0
+            && at(old, ofd as isize)
+                .value()
+                .is_some_and(|c| ('\u{300}'..='\u{36f}').contains(&c))
+        {
+            ofd -= 1;
+            nfd -= 1;
+        }
+        // The last difference, unless the lines differ only in trailing spaces (in a
+        // UTF-8 locale readline's test is inverted: unless the common end holds a
+        // space).
         let mut wsatend = true;
         let (mut ols, mut nls) = (oe as isize - 1, ne as isize - 1);
-        while ols > ofd as isize && nls > nfd as isize && at(old, ols) == at(new, nls) {
-            if at(old, ols).b[0] != b' ' {
+        let same = |a: Cell, b: Cell| if utf8 { a.same(&b) } else { a == b };
+        while ols > ofd as isize && nls > nfd as isize && same(at(old, ols), at(new, nls)) {
+            if (at(old, ols).b[0] == b' ') == utf8 {
                 wsatend = false;
             }
             ols -= 1;
@@ -415,7 +634,7 @@ impl Screen<'_> {
         if wsatend {
             ols = oe as isize;
             nls = ne as isize;
-        } else if at(old, ols) != at(new, nls) {
+        } else if !same(at(old, ols), at(new, nls)) {
             if !at(old, ols).is_nul() {
                 ols += 1;
             }
@@ -428,46 +647,50 @@ impl Screen<'_> {
         }
         self.move_to(ofd as isize, old);
         let (ofd, nfd) = (ofd as isize, nfd as isize);
-        let lendiff = (nls - nfd) - (ols - ofd);
-        let temp = ne as isize - nfd;
-        let insert = nls - nfd;
-        let span = |from: isize, n: isize| -> std::ops::Range<usize> {
-            let a = from.max(0) as usize;
-            a..(a + n.max(0) as usize).min(nmax)
+        let span = |from: isize, to: isize, len: usize| -> std::ops::Range<usize> {
+            let a = (from.max(0) as usize).min(len);
+            a..(to.max(0) as usize).clamp(a, len)
         };
-        if lendiff > 0 {
+        let (o_mid, n_mid) = (
+            &old[span(ofd, ols, omax_cells)],
+            &new[span(nfd, nls, nmax_cells)],
+        );
+        let lendiff = size(n_mid, utf8) - size(o_mid, utf8);
+        let col_lendiff = width(n_mid) - width(o_mid);
+        let rest = span(nfd, ne as isize, nmax_cells);
+        let col_temp = width(&new[rest.clone()]);
+        let insert = span(nfd, nls, nmax_cells);
+        if col_lendiff > 0 {
             // Lines below still to come: the terminal's insertion would push text off
             // the screen's edge, so readline writes the rest instead.
             let gl = current_line >= self.vis_botlin && inv_botlin > self.vis_botlin;
-            if !gl {
-                if !at(old, ols).is_nul() {
-                    self.out
-                        .extend_from_slice(format!("\x1b[{lendiff}@").as_bytes());
-                    self.puts(&new[span(nfd, insert)]);
-                    self.c_pos += insert;
-                } else {
-                    self.puts(&new[span(nfd, temp)]);
-                    self.c_pos += temp;
-                }
-            } else {
-                self.puts(&new[span(nfd, temp)]);
-                self.c_pos += temp;
-            }
-        } else if 2 * temp >= -lendiff {
-            if lendiff != 0 && -lendiff <= self.cols as isize {
+            if utf8 && lendiff < 0 {
+                self.puts(&new[rest]);
+                self.c_pos += col_temp;
+            } else if !gl && !at(old, ols).is_nul() {
                 self.out
-                    .extend_from_slice(format!("\x1b[{}P", -lendiff).as_bytes());
+                    .extend_from_slice(format!("\x1b[{col_lendiff}@").as_bytes());
+                self.puts(&new[insert.clone()]);
+                self.c_pos += width(&new[insert]);
+            } else {
+                self.puts(&new[rest]);
+                self.c_pos += col_temp;
             }
-            if insert > 0 {
-                self.puts(&new[span(nfd, insert)]);
-                self.c_pos += insert;
+        } else if 2 * col_temp >= -col_lendiff {
+            if col_lendiff != 0 && -col_lendiff <= self.cols as isize {
+                self.out
+                    .extend_from_slice(format!("\x1b[{}P", -col_lendiff).as_bytes());
+            }
+            if !insert.is_empty() {
+                self.puts(&new[insert.clone()]);
+                self.c_pos += width(&new[insert]);
             }
         } else {
-            if temp > 0 {
-                self.puts(&new[span(nfd, temp)]);
-                self.c_pos += temp;
+            if col_temp > 0 {
+                self.puts(&new[rest]);
+                self.c_pos += col_temp;
             }
-            self.clear_rest(oe, ne, current_line, inv_botlin);
+            self.clear_rest(old, new, (oe, ne), current_line, inv_botlin);
         }
     }
 }
@@ -492,22 +715,26 @@ pub(crate) fn redisplay(
         let mut s = Screen {
             cols,
             rows: screen_height(rows),
-            c_pos: (cell - l.breaks[row]) as isize,
+            c_pos: l.col(cell, row),
             v_pos: row,
             vis_botlin: l.botlin(),
+            utf8: l.utf8,
             out,
         };
         if s.v_pos != l.cursor_line {
             s.move_vert(l.cursor_line);
         }
         let nleft = (l.cursor - l.breaks[l.cursor_line]) as isize;
-        if nleft != s.c_pos {
+        if s.utf8 || nleft != s.c_pos {
             s.move_to(nleft, l.line(l.cursor_line));
         }
         return;
     }
     let vis = Layout::new(old, cols);
-    let (c_pos, v_pos) = (vis.cursor - vis.breaks[vis.cursor_line], vis.cursor_line);
+    let (c_pos, v_pos) = (
+        vis.col(vis.cursor, vis.cursor_line) as usize,
+        vis.cursor_line,
+    );
     redisplay_from(
         vis,
         c_pos,
@@ -544,7 +771,7 @@ pub(crate) fn after_erase(
 /// The cursor's column and screen line.
 pub(crate) fn cursor_at(v: &View<'_>, columns: usize) -> (usize, usize) {
     let l = Layout::new(v, screen_width(columns));
-    (l.cursor - l.breaks[l.cursor_line], l.cursor_line)
+    (l.col(l.cursor, l.cursor_line) as usize, l.cursor_line)
 }
 
 /// The same with nothing on the screen yet but the cursor at column 0 (readline's
@@ -558,6 +785,8 @@ pub(crate) fn forced(new: &View<'_>, columns: usize, rows: usize, out: &mut Vec<
         cursor_line: 0,
         prompt_len: 0,
         other: (0, 0),
+        wrapped: vec![0, 0],
+        utf8: new.utf8,
     };
     redisplay_from(vis, 0, 0, new, cols, screen_height(rows), false, out);
 }
@@ -579,9 +808,10 @@ pub(crate) fn after_resize(
     let mut s = Screen {
         cols: screen_width(columns),
         rows: screen_height(rows),
-        c_pos: (old.cursor - old.breaks[old.cursor_line]) as isize,
+        c_pos: old.col(old.cursor, old.cursor_line),
         v_pos: old.cursor_line,
         vis_botlin: botlin,
+        utf8: old.utf8,
         out,
     };
     s.cr();
@@ -596,7 +826,7 @@ pub(crate) fn after_resize(
 
 #[allow(clippy::too_many_arguments)]
 fn redisplay_from(
-    mut vis: Layout,
+    vis: Layout,
     c_pos: usize,
     v_pos: usize,
     new: &View<'_>,
@@ -614,17 +844,25 @@ fn redisplay_from(
         c_pos: c_pos as isize,
         v_pos,
         vis_botlin: vis.botlin(),
+        utf8: new.utf8,
         out,
     };
-    let mut empty: [Cell; 0] = [];
     for l in 0..=inv_botlin {
-        let old: &mut [Cell] = if l > s.vis_botlin {
-            &mut empty
+        let mut old: Vec<Cell> = if l > s.vis_botlin {
+            Vec::new()
         } else {
-            let (a, b) = (vis.breaks[l], vis.breaks[l + 1]);
-            &mut vis.cells[a..b]
+            vis.line(l).to_vec()
         };
-        s.update_line(old, inv.line(l), l, inv_botlin, inv.prompt_len, quick);
+        let wrapped = inv.wrapped.get(l).copied().unwrap_or(0);
+        s.update_line(
+            &mut old,
+            inv.line(l),
+            l,
+            inv_botlin,
+            inv.prompt_len,
+            wrapped,
+            quick,
+        );
     }
     if s.vis_botlin > inv_botlin {
         for l in inv_botlin + 1..=s.vis_botlin {
@@ -638,7 +876,7 @@ fn redisplay_from(
         s.move_vert(inv.cursor_line);
     }
     let nleft = (inv.cursor - inv.breaks[inv.cursor_line]) as isize;
-    if nleft != s.c_pos {
+    if s.utf8 || nleft != s.c_pos {
         s.move_to(nleft, inv.line(inv.cursor_line));
     }
 }
@@ -651,9 +889,10 @@ pub(crate) fn finish(v: &View<'_>, columns: usize, rows: usize, out: &mut Vec<u8
     let mut s = Screen {
         cols,
         rows: screen_height(rows),
-        c_pos: (vis.cursor - vis.breaks[vis.cursor_line]) as isize,
+        c_pos: vis.col(vis.cursor, vis.cursor_line),
         v_pos: vis.cursor_line,
         vis_botlin: vis.botlin(),
+        utf8: v.utf8,
         out,
     };
     let mut full_lines = false;
@@ -664,8 +903,13 @@ pub(crate) fn finish(v: &View<'_>, columns: usize, rows: usize, out: &mut Vec<u8
     }
     s.move_vert(botlin);
     let last = vis.line(botlin);
-    let botline_length = last.len();
-    if full_lines && botline_length == cols {
+    // (In bytes in a UTF-8 locale, as readline measures it there.)
+    let botline_length = if s.utf8 {
+        bytes(last) as usize
+    } else {
+        last.len()
+    };
+    if full_lines && botline_length == cols && last.len() >= cols {
         // The last column is written again with nothing after it so that the
         // terminal's pending wrap is used up.
         s.move_to(cols as isize - 1, last);
@@ -688,6 +932,7 @@ mod tests {
             line: line.as_bytes(),
             point,
             region: None,
+            utf8: false,
         }
     }
 
@@ -730,12 +975,14 @@ mod tests {
                     line: b"\x01\x7f\t\n\xe2\x82",
                     point: 3,
                     region: Some((1, 6)),
+                    utf8: cols % 2 == 0,
                 };
                 let b = View {
                     prompt: b"",
                     line: b"\n\n\t\t\t\t\t\t",
                     point: 8,
                     region: Some((9, 2)),
+                    utf8: rows == 1,
                 };
                 redisplay(&a, &b, cols, rows, false, &mut out);
                 redisplay(&b, &a, cols, rows, true, &mut out);

@@ -52,6 +52,7 @@ struct Shown {
     line: Vec<u8>,
     point: usize,
     region: Option<(usize, usize)>,
+    utf8: bool,
 }
 
 impl Shown {
@@ -61,6 +62,7 @@ impl Shown {
             line: &self.line,
             point: self.point,
             region: self.region,
+            utf8: self.utf8,
         }
     }
 }
@@ -116,6 +118,7 @@ impl Editor {
             line: self.line.clone(),
             point: self.cursor,
             region,
+            utf8: self.utf8,
         }
     }
 
@@ -214,6 +217,7 @@ impl Editor {
                     line: self.line.clone(),
                     point: self.cursor,
                     region: None,
+                    utf8: self.utf8,
                 };
                 Flow::Done(Some(self.interrupt(&shown.view(), ctx, out)))
             }
@@ -221,7 +225,23 @@ impl Editor {
                 self.search_finish(ctx, prompt, out);
                 Flow::Again
             }
-            c => self.search_step(Op::Char(c), ctx, out),
+            // A multibyte character is read whole before it is searched for
+            // (readline's `_rl_read_mbstring`).
+            0x80.. if self.utf8 => {
+                if self.pending.len() >= super::MAX_CHAR {
+                    self.pending.clear();
+                }
+                self.pending.push(b);
+                if super::typed(&self.pending) == super::Typed::Incomplete {
+                    return Flow::Done(None);
+                }
+                let mut ch = [0; super::MAX_CHAR];
+                let n = self.pending.len();
+                ch[..n].copy_from_slice(&self.pending);
+                self.pending.clear();
+                self.search_step(Op::Char(ch, n as u8), ctx, out)
+            }
+            c => self.search_step(Op::Char([c, 0, 0, 0], 1), ctx, out),
         }
     }
 
@@ -379,9 +399,10 @@ impl Editor {
                     }
                 }
             }
-            Op::Char(c) => {
-                if s.string.len() < MAX_SEARCH {
-                    s.string.push(c);
+            Op::Char(c, n) => {
+                let n = usize::from(n).min(c.len());
+                if s.string.len() + n <= MAX_SEARCH {
+                    s.string.extend_from_slice(&c[..n]);
                 }
             }
         }
@@ -463,5 +484,6 @@ enum Op {
     Rubout,
     Word,
     Yank,
-    Char(u8),
+    /// A character: its bytes and how many.
+    Char([u8; super::MAX_CHAR], u8),
 }

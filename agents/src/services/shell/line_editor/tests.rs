@@ -10,6 +10,7 @@ type Tree = Vec<(&'static str, Vec<(&'static str, bool, bool)>)>;
 struct Fake {
     history: Vec<String>,
     cols: usize,
+    utf8: bool,
     commands: Vec<&'static str>,
     files: Tree,
 }
@@ -23,6 +24,9 @@ impl Context for Fake {
     }
     fn columns(&self) -> usize {
         self.cols
+    }
+    fn utf8(&self) -> bool {
+        self.utf8
     }
     fn commands(&self, prefix: &str) -> Vec<Candidate> {
         let mut v: Vec<Candidate> = self
@@ -57,6 +61,7 @@ fn fake() -> Fake {
     Fake {
         history: Vec::new(),
         cols: 80,
+        utf8: false,
         commands: vec![
             "echo", "ed", "editor", "editres", "egrep", "elfedit", "elif", "else", "enable",
             "enc2xs", "encguess", "env", "envsubst", "eqn", "esac", "etags", "eval", "ex", "exec",
@@ -831,6 +836,7 @@ proptest! {
         ctx.history = vec!["a".into(), "long line ü".into()];
         // Narrow: most keys redraw a wrapped line.
         ctx.cols = 1 + chunks.len() % 12;
+        ctx.utf8 = chunks.len() % 2 == 0;
         let mut e = Editor::new(64);
         for c in &chunks {
             let mut out = Vec::new();
@@ -842,6 +848,192 @@ proptest! {
             // A listing is the largest thing one byte writes.
             prop_assert!(out.len() <= c.len() * 2048 + 64);
         }
+    }
+}
+
+#[test]
+fn utf8_characters_as_readline_decodes_them() {
+    // (length in bytes, columns)
+    assert_eq!(char_at(b"a", 0), (1, 1));
+    assert_eq!(char_at("é".as_bytes(), 0), (2, 1));
+    assert_eq!(char_at("€".as_bytes(), 0), (3, 1));
+    assert_eq!(char_at("漢".as_bytes(), 0), (3, 2));
+    assert_eq!(char_at("😀".as_bytes(), 0), (4, 2));
+    assert_eq!(char_at("\u{301}".as_bytes(), 0), (2, 0));
+    // Invalid: a byte alone, one column (a lone lead, a truncated sequence, a stray
+    // continuation, 0xff, an overlong form, a surrogate).
+    for bad in [
+        &b"\xc3"[..],
+        b"\xc3a",
+        b"\xe2\x82",
+        b"\x80",
+        b"\xff",
+        b"\xc0\xaf",
+        b"\xed\xa0\x80",
+    ] {
+        assert_eq!(char_at(bad, 0), (1, 1), "{bad:?}");
+    }
+    assert_eq!(char_width('\u{7}'), 1);
+    assert_eq!(char_width('\u{a0}'), 1);
+    assert_eq!(char_width('\u{ff21}'), 2);
+    assert_eq!(typed(b"\xc3"), Typed::Incomplete);
+    assert_eq!(typed(b"\xe2\x82"), Typed::Incomplete);
+    assert_eq!(typed(b"\xc3\xa9"), Typed::Complete);
+    assert_eq!(typed(b"\xc3\xc3"), Typed::Invalid);
+    assert_eq!(typed(b"\xff"), Typed::Invalid);
+    assert_eq!(typed(b"\x80"), Typed::Invalid);
+}
+
+#[test]
+fn character_boundaries_skip_combining_marks() {
+    let s = "aé漢e\u{301}\u{302}x".as_bytes();
+    // a=0, é=1..3, 漢=3..6, e=6, U+0301=7..9, U+0302=9..11, x=11
+    assert_eq!(next_char(s, 0), 1);
+    assert_eq!(next_char(s, 1), 3);
+    assert_eq!(next_char(s, 3), 6);
+    assert_eq!(next_char(s, 6), 11);
+    assert_eq!(next_char(s, 11), 12);
+    assert_eq!(next_char(s, 12), 12);
+    assert_eq!(prev_char(s, 12), 11);
+    assert_eq!(prev_char(s, 11), 6);
+    assert_eq!(prev_char(s, 9), 6);
+    assert_eq!(prev_char(s, 6), 3);
+    assert_eq!(prev_char(s, 3), 1);
+    assert_eq!(prev_char(s, 1), 0);
+    assert_eq!(prev_char(s, 0), 0);
+    // Invalid bytes split as decoding from the start splits them.
+    let s = b"\xc3\xc3\xa9\x80\x80\x80\x80\x80z\xe2\x82";
+    assert_eq!(prev_char(s, s.len()), s.len() - 1);
+    assert_eq!(prev_char(s, s.len() - 1), s.len() - 2);
+    assert_eq!(prev_char(s, 9), 8);
+    assert_eq!(prev_char(s, 4), 3);
+    assert_eq!(prev_char(s, 3), 1);
+    assert_eq!(prev_char(s, 1), 0);
+    // Against a plain scan from the start, everywhere, on awkward bytes.
+    let s = b"\xf0\x9f\x98\x80\xf0\x9f\x98\xe2\x82\xac\xcc\x81\xbf\xc3\xa9\xcc\x81a";
+    let mut starts = vec![(0, true)];
+    let mut p = 0;
+    while p < s.len() {
+        let (len, w) = char_at(s, p);
+        starts.last_mut().unwrap().1 = w != 0;
+        p += len;
+        starts.push((p, true));
+    }
+    for &(i, _) in &starts {
+        let want = starts
+            .iter()
+            .filter(|&&(k, nonzero)| k < i && nonzero)
+            .map(|&(k, _)| k)
+            .last()
+            .unwrap_or(0);
+        assert_eq!(prev_char(s, i), want, "at {i}");
+    }
+}
+
+/// Keys in a UTF-8 locale (bytes from bash 5.2.15 with `LANG=C.UTF-8`, 80 columns).
+#[test]
+fn utf8_keys_as_readline_shows_them() {
+    let mut ctx = fake();
+    ctx.utf8 = true;
+    let mut e = Editor::new(4096);
+    let (out, _) = run(
+        &mut e,
+        &ctx,
+        &[
+            "é".as_bytes(),
+            b"ab",
+            b"\x1b[D",
+            b"\x1b[D",
+            b"\x1b[D",
+            b"\x7f",
+            b"x",
+        ],
+    );
+    assert_eq!(
+        out,
+        [
+            "é",
+            "ab",
+            "\x08",
+            "\x08",
+            "\x08",
+            "\x07",
+            "xéab\x08\x08\x08"
+        ]
+    );
+    let mut e = Editor::new(4096);
+    let (out, _) = run(&mut e, &ctx, &[b"echo hello", b"\x01", b"\x1b[C"]);
+    assert_eq!(out[1], "\r\x1b[C\x1b[C\x1b[C");
+    assert_eq!(out[2], "\x1b[C");
+    let mut e = Editor::new(4096);
+    let (out, _) = run(&mut e, &ctx, &["aé€".as_bytes(), b"\x7f", b"\x7f", b"\x7f"]);
+    assert_eq!(out[1..], ["\x08\x1b[K", "\x08\x1b[K", "\x08\x1b[K"]);
+    let mut e = Editor::new(4096);
+    let (out, _) = run(
+        &mut e,
+        &ctx,
+        &["漢字".as_bytes(), b"x", b"\x01", b"\x1b[C", b"\x7f"],
+    );
+    assert_eq!(
+        out[2..],
+        [
+            "\r\x1b[C\x1b[C\x1b[C",
+            "\x1b[C\x1b[C",
+            "\x08\x08\x1b[2P字x\x08\x08\x08"
+        ]
+    );
+    // A lead byte waits for its character; an ASCII key goes in before it; an invalid
+    // sequence lets its first byte in alone, the rest waits (bash 5.2.15).
+    let mut e = Editor::new(4096);
+    let (out, _) = run(&mut e, &ctx, &[b"\xc3", b"\xa9", b"\xc3", b"a", b"\xff"]);
+    assert_eq!(out[..2], ["", "é"]);
+    assert_eq!(e.line(), b"\xc3\xa9a\xc3");
+    assert_eq!(e.pending, b"\xff");
+}
+
+/// 100,000 multibyte characters typed, pasted and searched for stay within the
+/// line's cap; the pending bytes within one character.
+#[test]
+fn a_flood_of_multibyte_characters_is_capped() {
+    let mut ctx = fake();
+    ctx.utf8 = true;
+    ctx.cols = 20;
+    ctx.history = vec!["漢字 é".into()];
+    let flood: Vec<u8> = "é漢😀e\u{301}\u{ff}".repeat(20_000).into_bytes();
+    let mut e = Editor::new(4096);
+    let mut out = Vec::new();
+    for &b in &flood {
+        out.clear();
+        let _ = e.feed(b, &ctx, &mut out);
+        assert!(e.line().len() <= 4096);
+        assert!(e.pending.len() <= MAX_CHAR);
+    }
+    assert!(e.overflowed);
+    assert!(
+        std::str::from_utf8(e.line()).is_ok(),
+        "whole characters only"
+    );
+    // Motions and deletions over the full line.
+    for keys in [
+        &b"\x01\x1bf\x1bf\x1b[C\x04\x05\x1bb\x1b\x7f\x02\x7f"[..],
+        b"\x17\x15",
+    ] {
+        for &b in keys {
+            let _ = e.feed(b, &ctx, &mut out);
+        }
+    }
+    let pasted = [&b"\x1b[200~"[..], &flood, b"\x1b[201~"].concat();
+    for &b in &pasted {
+        let _ = e.feed(b, &ctx, &mut out);
+        assert!(e.line().len() <= 4096);
+    }
+    for &b in [&b"\x03\x12"[..], &flood[..3000]].concat().iter() {
+        out.clear();
+        let _ = e.feed(b, &ctx, &mut out);
+        if let Some(s) = &e.search {
+            assert!(s.string_len() <= search::MAX_SEARCH);
+        }
+        assert!(e.pending.len() <= MAX_CHAR);
     }
 }
 
@@ -859,6 +1051,8 @@ mod oracle {
         root: std::path::PathBuf,
         history: Vec<String>,
         cols: usize,
+        /// bash runs with `LANG=C.UTF-8` (readline's multibyte redisplay).
+        utf8: bool,
     }
 
     impl Context for Real {
@@ -870,6 +1064,9 @@ mod oracle {
         }
         fn columns(&self) -> usize {
             self.cols
+        }
+        fn utf8(&self) -> bool {
+            self.utf8
         }
         fn commands(&self, prefix: &str) -> Vec<Candidate> {
             let mut v = self.paths("bin/", prefix);
@@ -901,10 +1098,11 @@ mod oracle {
         }
     }
 
-    fn real_bash(root: &std::path::Path, steps: &[&[u8]], cols: usize) -> Vec<u8> {
+    fn real_bash(root: &std::path::Path, steps: &[&[u8]], cols: usize, utf8: bool) -> Vec<u8> {
+        let lang = if utf8 { "LANG=C.UTF-8 " } else { "" };
         let cmd = format!(
-            "stty cols {cols} rows 24; cd {}; exec env -i TERM=xterm 'PS1=P$ ' HOME={} PATH={}/bin \
-             HISTFILE={}/hist /bin/bash --norc --noprofile -i",
+            "stty cols {cols} rows 24; cd {}; exec env -i {lang}TERM=xterm 'PS1=P$ ' HOME={} \
+             PATH={}/bin HISTFILE={}/hist /bin/bash --norc --noprofile -i",
             root.display(),
             root.display(),
             root.display(),
@@ -970,17 +1168,168 @@ mod oracle {
         out
     }
 
-    #[test]
-    fn keys_match_real_bash_in_a_pty_slow() {
-        if Command::new("script").arg("--version").output().is_err() {
-            panic!("script (util-linux) is needed to run real bash in a pty");
-        }
+    /// The cases run beside bash in the C locale and again in C.UTF-8 (readline's
+    /// multibyte redisplay writes other bytes even for ASCII lines).
+    const CASES: &[&[&[u8]]] = &[
+        &[
+            b"echo hello",
+            b"\x1b[D",
+            b"\x1b[D",
+            b"X",
+            b"\x1b[C",
+            b"\x7f",
+            b"\x01",
+            b"\x05",
+        ],
+        &[
+            b"abc def ghi",
+            b"\x17",
+            b"\x1bb",
+            b"\x1bd",
+            b"\x02",
+            b"\x06",
+            b"\x0b",
+        ],
+        &[
+            b"\x1b[A", b"\x1b[A", b"\x1b[A", b"\x1b[B", b"\x1b[B", b"\x1b[B",
+        ],
+        &[b"ls", b"\x1b[A", b"\x1b[B"],
+        &[b"x\x1b[200~pasted text\x1b[201~", b"y"],
+        &[b"cat not", b"\t", b"\t"],
+        &[b"cat doc", b"\t", b"\t"],
+        &[b"ls a", b"\t"],
+        &[b"ls linkd", b"\t"],
+        &[b"zq", b"\t", b"\t"],
+        &[b"zqb", b"\t"],
+        &[b"Desk", b"\t"],
+        &[b"cat .h", b"\t"],
+        &[b"ab", b"\x0c"],
+        &[b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"],
+        // ^R.
+        &[b"\x12", b"l", b"s", b"\x12", b"\x12"],
+        &[b"\x12", b"o", b"\x12", b"\x7f", b"\x7f"],
+        &[b"echo hi", b"\x12", b"e", b"c", b"\x12", b"x", b"\x07"],
+        &[b"\x12", b"ec", b"\x05"],
+        &[b"\x12", b"tmp", b"\x1b[D", b"\x1b[A"],
+        &[b"\x12", b"on", b"\x17", b"\x19", b"\x0a"],
+        // A paste inside the line, and one with a newline.
+        &[b"abc", b"\x01\x06", b"\x1b[200~XY\x1b[201~", b"z"],
+        &[b"\x1b[200~one\rtwo\x1b[201~", b"x"],
+    ];
+    /// A terminal 30 columns wide: lines that wrap (`LONG` above).
+    const NARROW: &[&[&[u8]]] = &[
+        &[LONG, b"\x01", b"\x1bf", b"\x1b[C", b"X", b"\x7f", b"\x05"],
+        &[LONG, b"\x1b[A", b"\x1b[B", b"\x1b[D\x1b[D"],
+        &[LONG, b"\x01", b"\x0b"],
+        &[LONG, b"\x01", b"\x06\x06\x06\x06\x06\x04", b"\x15"],
+        &[LONG, b"\x12", b"s", b"\x12", b"\x07"],
+        &[b"echo abcdefghijklmnopqrstuvw", b"\x7f", b"\x7f", b"yz"],
+    ];
+
+    /// UTF-8 text (C.UTF-8 only), 80 columns: typing, motions, deletion, wide
+    /// characters, invalid bytes, a paste, ^R.
+    const UTF8_CASES: &[&[&[u8]]] = &[
+        &["echo héllo wörld €".as_bytes()],
+        &[
+            "aé€漢x".as_bytes(),
+            b"\x1b[D",
+            b"\x1b[D",
+            b"\x1b[D",
+            b"\x1b[C",
+            b"\x01",
+            b"\x05",
+            b"\x02",
+            b"\x06",
+        ],
+        &["café".as_bytes(), b"\x7f", b"\x7f"],
+        &["naïve".as_bytes(), b"\x1b[D", b"\x1b[D", b"\x7f", b"X"],
+        &["echo über straße".as_bytes(), b"\x17", b"\x17"],
+        &["écho ü".as_bytes(), b"\x1b[D", b"\x15"],
+        &[
+            "echo héllo wörld".as_bytes(),
+            b"\x1bb",
+            b"\x1bb",
+            b"\x1bf",
+            b"\x1bd",
+            b"\x1b\x7f",
+        ],
+        &[
+            "echo 漢字テスト".as_bytes(),
+            b"\x1b[D",
+            b"\x1b[D",
+            b"x",
+            b"\x7f",
+            b"\x01",
+            b"\x0b",
+        ],
+        &["echo 😀x".as_bytes(), b"\x1b[D", b"\x1b[D", b"\x1b[C", b"y"],
+        &["éab".as_bytes(), b"\x01", b"x", b"\x04", b"\x1b[3~"],
+        &[
+            "cafe\u{301} ok".as_bytes(),
+            b"\x1b[D\x1b[D\x1b[D",
+            b"\x1b[D",
+            b"\x7f",
+        ],
+        // Invalid bytes: one column each.
+        &[b"echo \xff\xfe", b"\x1b[D", b"x", b"\x05", b"\x7f"],
+        &[b"a\xc3b", b"\xc3\xa9", b"\x01", b"\x1b[C\x1b[C"],
+        &[b"\xc3\xc3\xa9z", b"\x1b[D\x1b[D", b"\x7f"],
+        // Pasted, searched, completed.
+        &[
+            b"x\x1b[200~h\xc3\xa9llo \xe2\x82\xac\x1b[201~",
+            b"y",
+            b"\x1b[D",
+        ],
+        &[b"\x12", "é".as_bytes(), b"\x7f", b"o"],
+        &["ls caf".as_bytes(), b"\t"],
+        &["ls ü".as_bytes(), b"\t", b"\t"],
+    ];
+
+    /// UTF-8 lines wrapping at 20 columns, wide characters at the margin.
+    const UTF8_NARROW: &[&[&[u8]]] = &[
+        &[
+            "echo éééééééééééééééééééééé".as_bytes(),
+            b"\x01",
+            b"\x05",
+            b"\x1b[D",
+            b"\x7f",
+        ],
+        &[
+            "echo x漢字漢字漢字漢字".as_bytes(),
+            b"\x01",
+            b"\x05",
+            b"\x7f",
+            b"\x7f",
+        ],
+        &[
+            "echo aé漢字aé漢字aé漢字aé漢字".as_bytes(),
+            b"\x1b[D\x1b[D\x1b[D\x1b[D\x1b[D",
+            b"X",
+            b"\x01",
+            b"\x1bf",
+            "ü".as_bytes(),
+        ],
+        &["echo 漢字漢字漢字漢".as_bytes(), b"\x1b[D", b"\x7f", b"ab"],
+        &["echo xx漢字漢字漢字漢字漢".as_bytes(), b"\x01", b"\x0b"],
+    ];
+
+    /// The temporary tree both shells complete over.
+    fn tree() -> tempfile::TempDir {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         std::fs::create_dir_all(root.join("bin")).unwrap();
         std::fs::create_dir_all(root.join("docs")).unwrap();
         std::fs::create_dir_all(root.join("Desktop")).unwrap();
-        for f in ["docfile", "a b", "notes.txt", "notes.md", ".hidden"] {
+        for f in [
+            "docfile",
+            "a b",
+            "notes.txt",
+            "notes.md",
+            ".hidden",
+            "café.txt",
+            "über1",
+            "über2",
+        ] {
             std::fs::write(root.join(f), "").unwrap();
         }
         for f in ["zqalpha", "zqbeta", "zqgamma"] {
@@ -990,84 +1339,34 @@ mod oracle {
             std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
         }
         std::os::unix::fs::symlink(root.join("docs"), root.join("linkdir")).unwrap();
-        let history = vec!["echo one".to_owned(), "ls -la /tmp".to_owned()];
+        dir
+    }
+
+    /// Each case (width, keys) beside real bash; the number identical and a report of
+    /// the others.
+    fn compare(utf8: bool, cases: &[(usize, &[&[u8]])]) -> (usize, String) {
+        if Command::new("script").arg("--version").output().is_err() {
+            panic!("script (util-linux) is needed to run real bash in a pty");
+        }
+        let dir = tree();
+        let root = dir.path();
         let mut ctx = Real {
             root: root.to_owned(),
-            history,
+            history: vec!["echo one".to_owned(), "ls -la /tmp".to_owned()],
             cols: 80,
+            utf8,
         };
-        let cases: &[&[&[u8]]] = &[
-            &[
-                b"echo hello",
-                b"\x1b[D",
-                b"\x1b[D",
-                b"X",
-                b"\x1b[C",
-                b"\x7f",
-                b"\x01",
-                b"\x05",
-            ],
-            &[
-                b"abc def ghi",
-                b"\x17",
-                b"\x1bb",
-                b"\x1bd",
-                b"\x02",
-                b"\x06",
-                b"\x0b",
-            ],
-            &[
-                b"\x1b[A", b"\x1b[A", b"\x1b[A", b"\x1b[B", b"\x1b[B", b"\x1b[B",
-            ],
-            &[b"ls", b"\x1b[A", b"\x1b[B"],
-            &[b"x\x1b[200~pasted text\x1b[201~", b"y"],
-            &[b"cat not", b"\t", b"\t"],
-            &[b"cat doc", b"\t", b"\t"],
-            &[b"ls a", b"\t"],
-            &[b"ls linkd", b"\t"],
-            &[b"zq", b"\t", b"\t"],
-            &[b"zqb", b"\t"],
-            &[b"Desk", b"\t"],
-            &[b"cat .h", b"\t"],
-            &[b"ab", b"\x0c"],
-            &[b"echo xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx"],
-            // ^R.
-            &[b"\x12", b"l", b"s", b"\x12", b"\x12"],
-            &[b"\x12", b"o", b"\x12", b"\x7f", b"\x7f"],
-            &[b"echo hi", b"\x12", b"e", b"c", b"\x12", b"x", b"\x07"],
-            &[b"\x12", b"ec", b"\x05"],
-            &[b"\x12", b"tmp", b"\x1b[D", b"\x1b[A"],
-            &[b"\x12", b"on", b"\x17", b"\x19", b"\x0a"],
-            // A paste inside the line, and one with a newline.
-            &[b"abc", b"\x01\x06", b"\x1b[200~XY\x1b[201~", b"z"],
-            &[b"\x1b[200~one\rtwo\x1b[201~", b"x"],
-        ];
-        // A terminal 30 columns wide: lines that wrap.
-        let long: &[u8] = b"echo aaaaaaaaaabbbbbbbbbbccccccccccdddddddddd";
-        let narrow: &[&[&[u8]]] = &[
-            &[long, b"\x01", b"\x1bf", b"\x1b[C", b"X", b"\x7f", b"\x05"],
-            &[long, b"\x1b[A", b"\x1b[B", b"\x1b[D\x1b[D"],
-            &[long, b"\x01", b"\x0b"],
-            &[long, b"\x01", b"\x06\x06\x06\x06\x06\x04", b"\x15"],
-            &[long, b"\x12", b"s", b"\x12", b"\x07"],
-            &[b"echo abcdefghijklmnopqrstuvw", b"\x7f", b"\x7f", b"yz"],
-        ];
         let mut report = String::new();
         let mut same = 0;
-        let all = cases
-            .iter()
-            .map(|c| (80, c))
-            .chain(narrow.iter().map(|c| (30, c)));
-        let total = cases.len() + narrow.len();
-        for (cols, steps) in all {
+        for &(cols, steps) in cases {
             ctx.cols = cols;
-            let real = real_bash(root, steps, cols);
+            let real = real_bash(root, steps, cols, utf8);
             let mine = ours(&ctx, steps);
             if real == mine {
                 same += 1;
             } else {
                 report.push_str(&format!(
-                    "\nkeys {:?}\nreal {:?}\nours {:?}\n",
+                    "\nkeys {:?} at {cols}\nreal {:?}\nours {:?}\n",
                     steps
                         .iter()
                         .map(|s| String::from_utf8_lossy(s))
@@ -1077,7 +1376,39 @@ mod oracle {
                 ));
             }
         }
-        eprintln!("line editor oracle: {same}/{total} cases identical");
+        (same, report)
+    }
+
+    fn widths<'a>(
+        wide: &'a [&'a [&'a [u8]]],
+        narrow: &'a [&'a [&'a [u8]]],
+        cols: usize,
+    ) -> impl Iterator<Item = (usize, &'a [&'a [u8]])> {
+        wide.iter()
+            .map(|c| (80, *c))
+            .chain(narrow.iter().map(move |c| (cols, *c)))
+    }
+
+    #[test]
+    fn keys_match_real_bash_in_a_pty_slow() {
+        let all: Vec<_> = widths(CASES, NARROW, 30).collect();
+        let (same, report) = compare(false, &all);
+        eprintln!("line editor oracle: {same}/{} cases identical", all.len());
+        assert!(report.is_empty(), "{report}");
+    }
+
+    /// The same keys and the UTF-8 cases with bash in `LANG=C.UTF-8`, as the shell
+    /// advertises it.
+    #[test]
+    fn utf8_keys_match_real_bash_in_a_pty_slow() {
+        let all: Vec<_> = widths(CASES, NARROW, 30)
+            .chain(widths(UTF8_CASES, UTF8_NARROW, 20))
+            .collect();
+        let (same, report) = compare(true, &all);
+        eprintln!(
+            "line editor oracle, C.UTF-8: {same}/{} cases identical",
+            all.len()
+        );
         assert!(report.is_empty(), "{report}");
     }
 
@@ -1278,6 +1609,7 @@ mod oracle {
             root: root.to_owned(),
             history: vec!["echo one".to_owned(), "ls -la /tmp".to_owned()],
             cols: 24,
+            utf8: false,
         };
         let mut seed: u64 = 0x5eed_1e57;
         let mut next = |n: usize| {
@@ -1296,7 +1628,7 @@ mod oracle {
             }
             let steps: Vec<&[u8]> = steps.iter().map(|s| s.as_slice()).collect();
             ctx.cols = 24;
-            let real = real_bash(root, &steps, 24);
+            let real = real_bash(root, &steps, 24, false);
             let mine = ours(&ctx, &steps);
             if real == mine {
                 same += 1;
