@@ -65,7 +65,20 @@ async fn node(opts: AggregatorOptions) -> Node {
     mgr.apply(&cfg).await;
     let st = mgr.status();
     assert!(st[0].running, "{st:?}");
-    let syslog: SocketAddr = st[0].listen.parse().unwrap();
+    // The health line names every socket: `syslog ADDR udp+tcp, traps ADDR udp`.
+    let line = &st[0].listen;
+    let syslog: SocketAddr = line
+        .strip_prefix("syslog ")
+        .and_then(|r| r.split(' ').next())
+        .unwrap_or_else(|| panic!("{line}"))
+        .parse()
+        .unwrap();
+    if trap_port != 0 {
+        assert!(
+            line.contains(&format!(", traps {}:{trap_port} udp", syslog.ip())),
+            "{line}"
+        );
+    }
     Node {
         mgr,
         rx,

@@ -137,6 +137,9 @@ struct Running {
     active: Arc<AtomicU32>,
     /// Extension services only: release requests, and the state of their ports.
     ext: Option<ExtHandle>,
+    /// What the health line shows when one address does not say it (the aggregator's
+    /// syslog and trap sockets, the detectors' interface and what watches it).
+    listening: Option<String>,
 }
 
 #[derive(Debug)]
@@ -302,6 +305,9 @@ impl ServiceManager {
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .summary(bound.ip()),
+                    Some(Running {
+                        listening: Some(l), ..
+                    }) => l.clone(),
                     Some(r) => r.bound.to_string(),
                     None => e.config.listen.to_string(),
                 },
@@ -507,6 +513,7 @@ async fn start(
         task,
         active,
         ext: None,
+        listening: None,
     })
 }
 
@@ -546,6 +553,7 @@ fn start_extension(
         task,
         active,
         ext: Some(ExtHandle { releases, view }),
+        listening: None,
     }
 }
 

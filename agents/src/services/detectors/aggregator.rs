@@ -514,6 +514,12 @@ pub(in crate::services) fn start(
     let active = Arc::new(AtomicU32::new(0));
     tracing::info!(service = %cfg.name, syslog = %syslog_addr, udp = opts.syslog_udp, tcp = opts.syslog_tcp, traps = ?trap_addr, devices = opts.devices.len(), "aggregator listening");
     let task = tokio::spawn(run(hub, udp, tcp, traps, stop_rx, Arc::clone(&active)));
+    let listening = listening_line(
+        (opts.syslog_udp || opts.syslog_tcp).then_some(syslog_addr),
+        opts.syslog_udp,
+        opts.syslog_tcp,
+        trap_addr,
+    );
     Ok(Running {
         bound: if opts.syslog_udp || opts.syslog_tcp {
             syslog_addr
@@ -524,7 +530,31 @@ pub(in crate::services) fn start(
         task,
         active,
         ext: None,
+        listening: Some(listening),
     })
+}
+
+/// The health line of an aggregator: every socket it listens on
+/// (`syslog 0.0.0.0:514 udp+tcp, traps 0.0.0.0:162 udp`).
+pub fn listening_line(
+    syslog: Option<SocketAddr>,
+    udp: bool,
+    tcp: bool,
+    traps: Option<SocketAddr>,
+) -> String {
+    let mut parts = Vec::new();
+    if let Some(a) = syslog {
+        let t = match (udp, tcp) {
+            (true, true) => "udp+tcp",
+            (true, false) => "udp",
+            _ => "tcp",
+        };
+        parts.push(format!("syslog {a} {t}"));
+    }
+    if let Some(a) = traps {
+        parts.push(format!("traps {a} udp"));
+    }
+    parts.join(", ")
 }
 
 fn udp_socket(addr: SocketAddr) -> std::io::Result<UdpSocket> {

@@ -469,6 +469,10 @@ pub(super) fn start(
         )));
     }
     tracing::info!(service = %cfg.name, interface = %iface.name, detectors = ?running, off = ?notes, "network detectors running");
+    if opts.poisoning && opts.honey_credentials && running.contains(&"poisoning") {
+        running.push("honey_credentials");
+    }
+    let listening = format!("{}: {}", iface.name, running.join(", "));
     let svc = Supervisor {
         name: cfg.name.clone(),
         sink: sink.clone(),
@@ -490,6 +494,7 @@ pub(super) fn start(
         task,
         active: Arc::new(AtomicU32::new(0)),
         ext: None,
+        listening: Some(listening),
     })
 }
 

@@ -4,8 +4,8 @@
 //! password. Sans-IO; the primitives are RustCrypto's `md4`, `md-5` and `hmac`.
 
 use hmac::{Hmac, KeyInit, Mac};
-use md5_digest::Md5;
 use md4::{Digest, Md4};
+use md5_digest::Md5;
 
 /// Largest CHALLENGE message accepted (a real one is a few hundred bytes).
 pub const MAX_CHALLENGE: usize = 2048;
