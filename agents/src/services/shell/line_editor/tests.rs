@@ -924,7 +924,7 @@ fn character_boundaries_skip_combining_marks() {
             .iter()
             .filter(|&&(k, nonzero)| k < i && nonzero)
             .map(|&(k, _)| k)
-            .last()
+            .next_back()
             .unwrap_or(0);
         assert_eq!(prev_char(s, i), want, "at {i}");
     }
