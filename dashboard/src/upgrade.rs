@@ -15,47 +15,13 @@ use honeybee_proto::NodeId;
 use honeybee_proto::admin::{
     AdminRequest as Req, AdminResponse as Resp, AuditEntry, NodeInfo, PackageInfo,
 };
+use honeybee_proto::upgrade::version_cmp;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::cmp::Ordering;
 
 /// Audit rows read to find each node's last upgrade outcome (newest first).
 const AUDIT_SCAN: u32 = 2_000;
-
-/// Orders versions as release numbers: dot-separated numbers compared as numbers
-/// (`0.10.0` after `0.9.0`), a pre-release (`1.0.0-rc1`) before its release, anything
-/// that is not a number compared as text.
-pub fn version_cmp(a: &str, b: &str) -> Ordering {
-    let split = |v: &str| -> (String, Option<String>) {
-        match v.split_once('-') {
-            Some((core, pre)) => (core.to_owned(), Some(pre.to_owned())),
-            None => (v.to_owned(), None),
-        }
-    };
-    let ((ca, pa), (cb, pb)) = (split(a), split(b));
-    let (mut xa, mut xb) = (ca.split('.'), cb.split('.'));
-    loop {
-        match (xa.next(), xb.next()) {
-            (None, None) => break,
-            (x, y) => {
-                let (x, y) = (x.unwrap_or("0"), y.unwrap_or("0"));
-                let o = match (x.parse::<u64>(), y.parse::<u64>()) {
-                    (Ok(x), Ok(y)) => x.cmp(&y),
-                    _ => x.cmp(y),
-                };
-                if o != Ordering::Equal {
-                    return o;
-                }
-            }
-        }
-    }
-    match (pa, pb) {
-        (None, None) => Ordering::Equal,
-        (Some(_), None) => Ordering::Less,
-        (None, Some(_)) => Ordering::Greater,
-        (Some(x), Some(y)) => x.cmp(&y),
-    }
-}
 
 /// The newest package: what the dashboard offers.
 fn newest(packages: &[PackageInfo]) -> Option<&PackageInfo> {
@@ -234,15 +200,6 @@ pub async fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn versions_order_as_releases() {
-        assert_eq!(version_cmp("0.1.0", "0.1.0"), Ordering::Equal);
-        assert_eq!(version_cmp("0.9.0", "0.10.0"), Ordering::Less);
-        assert_eq!(version_cmp("0.1", "0.1.0"), Ordering::Equal);
-        assert_eq!(version_cmp("1.0.0-rc1", "1.0.0"), Ordering::Less);
-        assert_eq!(version_cmp("0.99.0", "0.1.0"), Ordering::Greater);
-    }
 
     fn row(actor: &str, outcome: &str, detail: &str) -> AuditEntry {
         AuditEntry {

@@ -126,8 +126,9 @@ fn same(a: &Path, b: &Path) -> bool {
     }
 }
 
-/// The start-up decision for executable `me` (pure but for file existence).
-pub fn decide(s: &mut Slots, data_dir: &Path, me: &Path) -> Boot {
+/// The start-up decision for executable `me`, which is version `my_version` (pure but
+/// for file existence).
+pub fn decide(s: &mut Slots, data_dir: &Path, me: &Path, my_version: &str) -> Boot {
     if let Some(t) = s.trial.clone() {
         let bin = binary(data_dir, &t.version);
         if same(me, &bin) {
@@ -149,7 +150,18 @@ pub fn decide(s: &mut Slots, data_dir: &Path, me: &Path) -> Boot {
     }
     if let Some(v) = s.active.clone() {
         let bin = binary(data_dir, &v);
-        if s.failed.contains(&v) || !bin.exists() {
+        // An installed executable at least as new as the upgrade (the Debian package was
+        // upgraded with dpkg since): it runs, and the older upgrade is forgotten.
+        let superseded = !same(me, &bin)
+            && honeybee_proto::upgrade::version_cmp(&v, my_version) != std::cmp::Ordering::Greater;
+        if superseded {
+            tracing::info!(
+                upgrade = v,
+                installed = my_version,
+                "the installed version is as new as the remote upgrade: running it"
+            );
+        }
+        if superseded || s.failed.contains(&v) || !bin.exists() {
             s.active = None;
         } else if !same(me, &bin) {
             return Boot::Exec(bin);
@@ -165,7 +177,7 @@ pub fn boot(data_dir: &Path) -> Boot {
     };
     let mut s = load(data_dir);
     let before = s.clone();
-    let b = decide(&mut s, data_dir, &me);
+    let b = decide(&mut s, data_dir, &me, super::VERSION);
     if s != before {
         save(data_dir, &s);
     }
@@ -324,7 +336,7 @@ mod tests {
 
         // Nothing staged: the base runs.
         let mut s = Slots::default();
-        assert_eq!(decide(&mut s, d, &base), Boot::Run);
+        assert_eq!(decide(&mut s, d, &base, "0.1.0"), Boot::Run);
 
         // Staged: the base starts the trial once.
         s.trial = Some(Trial {
@@ -332,13 +344,13 @@ mod tests {
             rollback_after_s: 60,
             started: 0,
         });
-        assert_eq!(decide(&mut s, d, &base), Boot::Exec(new.clone()));
+        assert_eq!(decide(&mut s, d, &base, "0.1.0"), Boot::Exec(new.clone()));
         assert_eq!(s.trial.as_ref().unwrap().started, 1);
         // The trial itself runs.
-        assert_eq!(decide(&mut s.clone(), d, &new), Boot::Run);
+        assert_eq!(decide(&mut s.clone(), d, &new, "0.2.0"), Boot::Run);
         // The base again while the trial was started: it failed; the base runs.
         let mut failed = s.clone();
-        assert_eq!(decide(&mut failed, d, &base), Boot::Run);
+        assert_eq!(decide(&mut failed, d, &base, "0.1.0"), Boot::Run);
         assert_eq!(failed.failed, vec!["0.2.0".to_string()]);
         assert_eq!(failed.rolled_back.as_deref(), Some("0.2.0"));
         assert!(failed.trial.is_none());
@@ -348,11 +360,19 @@ mod tests {
             active: Some("0.2.0".into()),
             ..Default::default()
         };
-        assert_eq!(decide(&mut ok, d, &base), Boot::Exec(new.clone()));
-        assert_eq!(decide(&mut ok, d, &new), Boot::Run);
+        assert_eq!(decide(&mut ok, d, &base, "0.1.0"), Boot::Exec(new.clone()));
+        assert_eq!(decide(&mut ok, d, &new, "0.2.0"), Boot::Run);
+        // The installed base upgraded (dpkg) to the upgrade's version or later: it runs,
+        // the older upgrade is forgotten.
+        let mut newer_base = ok.clone();
+        assert_eq!(decide(&mut newer_base, d, &base, "0.2.0"), Boot::Run);
+        assert_eq!(newer_base.active, None);
+        let mut newer_base = ok.clone();
+        assert_eq!(decide(&mut newer_base, d, &base, "0.3.0"), Boot::Run);
+        assert_eq!(newer_base.active, None);
         // An active version whose file is gone: the base runs, the choice is forgotten.
         std::fs::remove_file(&new).unwrap();
-        assert_eq!(decide(&mut ok, d, &base), Boot::Run);
+        assert_eq!(decide(&mut ok, d, &base, "0.1.0"), Boot::Run);
         assert_eq!(ok.active, None);
     }
 }

@@ -103,8 +103,52 @@ impl UpgradeOffer {
     }
 }
 
+/// Orders versions as release numbers: dot-separated numbers compared as numbers
+/// (`0.10.0` after `0.9.0`), a pre-release (`1.0.0-rc1`) before its release, anything
+/// that is not a number compared as text.
+pub fn version_cmp(a: &str, b: &str) -> std::cmp::Ordering {
+    let split = |v: &str| -> (String, Option<String>) {
+        match v.split_once('-') {
+            Some((core, pre)) => (core.to_owned(), Some(pre.to_owned())),
+            None => (v.to_owned(), None),
+        }
+    };
+    let ((ca, pa), (cb, pb)) = (split(a), split(b));
+    let (mut xa, mut xb) = (ca.split('.'), cb.split('.'));
+    loop {
+        match (xa.next(), xb.next()) {
+            (None, None) => break,
+            (x, y) => {
+                let (x, y) = (x.unwrap_or("0"), y.unwrap_or("0"));
+                let o = match (x.parse::<u64>(), y.parse::<u64>()) {
+                    (Ok(x), Ok(y)) => x.cmp(&y),
+                    _ => x.cmp(y),
+                };
+                if o != std::cmp::Ordering::Equal {
+                    return o;
+                }
+            }
+        }
+    }
+    match (pa, pb) {
+        (None, None) => std::cmp::Ordering::Equal,
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (Some(x), Some(y)) => x.cmp(&y),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn versions_order_as_releases() {
+        assert_eq!(version_cmp("0.1.0", "0.1.0"), std::cmp::Ordering::Equal);
+        assert_eq!(version_cmp("0.9.0", "0.10.0"), std::cmp::Ordering::Less);
+        assert_eq!(version_cmp("0.1", "0.1.0"), std::cmp::Ordering::Equal);
+        assert_eq!(version_cmp("1.0.0-rc1", "1.0.0"), std::cmp::Ordering::Less);
+        assert_eq!(version_cmp("0.99.0", "0.1.0"), std::cmp::Ordering::Greater);
+    }
+
     use super::*;
 
     fn offer() -> UpgradeOffer {
