@@ -16,6 +16,7 @@ use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Health, Hello, NodeMode};
 use honeybee_proto::event::EventBatch;
+use honeybee_proto::session::{AgentSession, BATCH_EVENTS};
 use honeybee_proto::stream::{StreamKind, close};
 pub use honeybee_proto::timing::Timing;
 use honeybee_proto::{Role, WIRE_VERSION, alpn};
@@ -24,14 +25,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::{Mutex, mpsc, watch};
-
-/// Events per telemetry batch.
-const BATCH_EVENTS: usize = 512;
-/// Batches sent and not yet acknowledged before the sender waits.
-const WINDOW_BATCHES: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -130,9 +126,11 @@ impl Identity {
     /// When to renew: about 2/3 into the lifetime, with jitter so a fleet enrolled
     /// together does not renew together.
     fn renew_at_ms(&self) -> i64 {
-        let life = (self.not_after_ms - self.obtained_ms).max(1);
-        let jitter = (rand::random::<u64>() % (life as u64 / 15 + 1)) as i64;
-        self.obtained_ms + life * 2 / 3 - jitter
+        honeybee_proto::session::renew_at_ms(
+            self.obtained_ms,
+            self.not_after_ms,
+            rand::random::<u64>(),
+        )
     }
 }
 
@@ -446,21 +444,37 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     write_frame(&mut send, &hello, FrameLimit::CONTROL)
         .await
         .map_err(|e| e.to_string())?;
-    let deadline = state.timing.handshake_deadline;
-    let welcome = tokio::time::timeout(
-        deadline,
+    // The session's decisions (welcome deadline, telemetry window, acknowledgement
+    // stall) are `honeybee_proto::session`'s, on a clock that starts at the hello.
+    let epoch = tokio::time::Instant::now();
+    let mut session = AgentSession::new(Duration::ZERO, &state.timing);
+    let welcome_due = session
+        .poll_timeout()
+        .unwrap_or(state.timing.handshake_deadline);
+    let welcome = match tokio::time::timeout_at(
+        epoch + welcome_due,
         read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL),
     )
     .await
-    .map_err(|_| format!("no welcome within {} ms", deadline.as_millis()))?
-    .map_err(|e| format!("welcome: {e}"))?;
+    {
+        Ok(read) => read.map_err(|e| format!("welcome: {e}"))?,
+        Err(_) => {
+            return Err(session
+                .handle_timeout(epoch.elapsed().max(welcome_due))
+                .unwrap_or_else(|| "no welcome".into()));
+        }
+    };
     let CoreMsg::Welcome {
         config, last_seq, ..
     } = welcome
     else {
-        return Err("the core did not welcome us".into());
+        session.on_not_welcomed();
+        return Err(session.close_reason().unwrap_or_default().to_owned());
     };
-    state.spool.ensure_after(last_seq);
+    if let Some(after) = session.on_welcome(epoch.elapsed(), last_seq) {
+        state.spool.ensure_after(after);
+    }
+    let session = std::sync::Mutex::new(session);
     apply_config(state, &config).await;
     state.connections.fetch_add(1, Ordering::Relaxed);
     state.connected.send_replace(true);
@@ -477,9 +491,8 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
             }
         }
     };
-    let inflight = Arc::new(AtomicUsize::new(0));
     let acked = Arc::new(tokio::sync::Notify::new());
-    let telemetry = send_telemetry(conn, state, inflight.clone(), acked.clone());
+    let telemetry = send_telemetry(conn, state, &session, epoch, acked.clone());
     let uploading = Arc::new(std::sync::Mutex::new(HashSet::<[u8; 32]>::new()));
     let uploads = send_captures(conn, state, uploading.clone());
     if let Some((version, result)) = crate::upgrade::slots::welcomed(&state.paths.root) {
@@ -501,18 +514,18 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
     );
     let control = async {
         let mut pending_key: Option<KeyPair> = None;
-        let mut last_ack = tokio::time::Instant::now();
         let mut renew_tick = tokio::time::interval(Duration::from_secs(1));
         loop {
-            let ack_stall = state.timing.ack_stall;
-            let stall = tokio::time::sleep_until(last_ack + ack_stall);
+            // The acknowledgement stall's deadline, while batches are in flight.
+            let stall_at = lock(&session).poll_timeout();
+            let stall = tokio::time::sleep_until(epoch + stall_at.unwrap_or_default());
             let msg = tokio::select! {
                 m = read_frame::<CoreMsg, _>(&mut recv, FrameLimit::CONTROL) => Some(m),
-                _ = stall, if inflight.load(Ordering::Relaxed) > 0 => {
-                    return Err(format!(
-                        "no acknowledgement from the core for {} ms",
-                        ack_stall.as_millis()
-                    ));
+                _ = stall, if stall_at.is_some() => {
+                    if let Some(why) = lock(&session).handle_timeout(epoch.elapsed()) {
+                        return Err(why);
+                    }
+                    None
                 }
                 _ = renew_tick.tick() => None,
             };
@@ -522,17 +535,11 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
                 Some(Err(FrameIoError::Closed)) | Some(Err(FrameIoError::Io(_))) => return Ok(()),
                 Some(Err(e)) => return Err(format!("control stream: {e}")),
             };
-            if inflight.load(Ordering::Relaxed) == 0 {
-                last_ack = tokio::time::Instant::now();
-            }
             if let Some(msg) = msg {
                 match msg {
                     CoreMsg::Ack { first, last } => {
+                        let (first, last) = lock(&session).on_ack(epoch.elapsed(), first, last);
                         state.spool.ack(first, last);
-                        let _ = inflight.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| {
-                            Some(n.saturating_sub(1))
-                        });
-                        last_ack = tokio::time::Instant::now();
                         acked.notify_one();
                     }
                     CoreMsg::Config(cfg) => apply_config(state, &cfg).await,
@@ -589,6 +596,11 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
         _ = writer => Ok(()),
         e = conn.closed() => Err(e.to_string()),
     }
+}
+
+/// The session, whatever a panicking holder left it as.
+fn lock(session: &std::sync::Mutex<AgentSession>) -> std::sync::MutexGuard<'_, AgentSession> {
+    session.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn renewal_due(state: &State) -> bool {
@@ -694,26 +706,31 @@ async fn periodic(state: &State, out: mpsc::Sender<AgentMsg>) {
     }
 }
 
-/// Sends every unacknowledged event in the spool, oldest first, then follows new ones.
+/// Sends every unacknowledged event in the spool, oldest first, then follows new ones,
+/// as far as the session's window allows.
 async fn send_telemetry(
     conn: &quinn::Connection,
     state: &State,
-    inflight: Arc<AtomicUsize>,
+    session: &std::sync::Mutex<AgentSession>,
+    epoch: tokio::time::Instant,
     acked: Arc<tokio::sync::Notify>,
 ) -> Result<(), String> {
     // Everything unacknowledged is resent on a new connection; the core dedupes.
-    let mut cursor = 0u64;
     loop {
-        while inflight.load(Ordering::Relaxed) >= WINDOW_BATCHES {
+        let next = lock(session).poll_transmit();
+        let Some(cursor) = next else {
             acked.notified().await;
-        }
+            continue;
+        };
         let appended = state.spool.appended.notified();
         let events = state
             .spool
             .read_after(cursor, BATCH_EVENTS)
             .await
             .map_err(|e| e.to_string())?;
-        let Some(last) = events.last().map(|e| e.seq) else {
+        let (Some(first), Some(last)) =
+            (events.first().map(|e| e.seq), events.last().map(|e| e.seq))
+        else {
             // Nothing new: wait for the spool, with a timeout in case a wakeup was missed.
             let _ = tokio::time::timeout(Duration::from_secs(1), appended).await;
             continue;
@@ -727,8 +744,7 @@ async fn send_telemetry(
             .await
             .map_err(|e| e.to_string())?;
         let _ = stream.finish();
-        inflight.fetch_add(1, Ordering::Relaxed);
-        cursor = last;
+        lock(session).on_sent(epoch.elapsed(), first, last);
     }
 }
 

@@ -13,13 +13,14 @@ use crate::server::Shared;
 use crate::store::{InsertOutcome, StoreError};
 use honeybee_proto::NodeId;
 use honeybee_proto::admin::StoredEvent;
-use honeybee_proto::event::{Event, EventBatch, EventKind, MAX_BATCH_EVENTS};
+use honeybee_proto::event::{Event, EventBatch, EventKind};
+use honeybee_proto::session::BatchDecision;
 use std::sync::Arc;
 
 /// Why a batch was not taken.
 #[derive(Debug)]
 pub enum Refused {
-    /// More than [`MAX_BATCH_EVENTS`]: the node broke the protocol's limit.
+    /// More than [`honeybee_proto::event::MAX_BATCH_EVENTS`]: the node broke the protocol's limit.
     TooManyEvents,
     /// The store failed: not the node's fault; it resends the unacknowledged batch.
     Store(StoreError),
@@ -36,14 +37,12 @@ pub async fn batch(
     labels: &Arc<Vec<(String, String)>>,
     batch: EventBatch,
 ) -> Result<Option<(u64, u64)>, Refused> {
-    if batch.events.len() > MAX_BATCH_EVENTS {
-        return Err(Refused::TooManyEvents);
-    }
-    let (Some(first), Some(last)) = (
-        batch.events.iter().map(|e| e.seq).min(),
-        batch.events.iter().map(|e| e.seq).max(),
-    ) else {
-        return Ok(None);
+    // What the session does with a batch (`honeybee_proto::session`): refuse it, ignore
+    // it, or store it and acknowledge its whole sequence range once committed.
+    let (first, last) = match honeybee_proto::session::decide(&batch) {
+        BatchDecision::Close(_) => return Err(Refused::TooManyEvents),
+        BatchDecision::Empty => return Ok(None),
+        BatchDecision::Commit { first, last } => (first, last),
     };
     let total = batch.events.len();
     let valid: Vec<_> = batch

@@ -16,6 +16,7 @@
 
 use crate::event::{EventBatch, MAX_BATCH_EVENTS};
 use crate::timing::Timing;
+use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Events per telemetry batch the agent reads from its spool.
@@ -43,8 +44,8 @@ pub struct AgentSession {
     welcome_due: Duration,
     handshake_deadline: Duration,
     window: usize,
-    /// Batches sent and not yet acknowledged.
-    in_flight: usize,
+    /// The sequence ranges of the batches sent and not yet acknowledged, oldest first.
+    in_flight: VecDeque<(u64, u64)>,
     /// The last acknowledgement, or the moment the window last became non-empty: the
     /// stall clock runs from the later of the two while something is in flight.
     last_ack: Duration,
@@ -62,7 +63,7 @@ impl AgentSession {
             welcome_due: now + timing.handshake_deadline,
             handshake_deadline: timing.handshake_deadline,
             window: WINDOW_BATCHES,
-            in_flight: 0,
+            in_flight: VecDeque::new(),
             last_ack: now,
             cursor: 0,
         }
@@ -92,7 +93,7 @@ impl AgentSession {
 
     /// Batches sent and not yet acknowledged.
     pub fn in_flight(&self) -> usize {
-        self.in_flight
+        self.in_flight.len()
     }
 
     /// The welcome arrived at `now`. Returns the sequence number the spool must continue
@@ -123,23 +124,30 @@ impl AgentSession {
     /// them (then [`AgentSession::on_sent`]). `None` while the window is full, before the
     /// welcome and after the close.
     pub fn poll_transmit(&self) -> Option<u64> {
-        (self.state == AgentState::Established && self.in_flight < self.window)
+        (self.state == AgentState::Established && self.in_flight.len() < self.window)
             .then_some(self.cursor)
     }
 
-    /// A batch of events up to `last` was sent at `now`.
-    pub fn on_sent(&mut self, now: Duration, last: u64) {
-        if self.in_flight == 0 {
+    /// A batch of the events `first..=last` was sent at `now`.
+    pub fn on_sent(&mut self, now: Duration, first: u64, last: u64) {
+        if self.in_flight.is_empty() {
             self.last_ack = now;
         }
-        self.in_flight += 1;
+        self.in_flight.push_back((first, last));
         self.cursor = self.cursor.max(last);
     }
 
     /// The core acknowledged `first..=last` at `now`. Returns the range the spool may
     /// drop (`Spool::ack`), which is every acknowledged range.
+    ///
+    /// The core acknowledges each batch once, over exactly the range it was sent with,
+    /// which frees its place in the window. An acknowledgement of no batch in flight (a
+    /// repeat) frees nothing: counting it would let a lost batch leave the window while
+    /// its events were still unacknowledged, and the stall clock would never run for it.
     pub fn on_ack(&mut self, now: Duration, first: u64, last: u64) -> (u64, u64) {
-        self.in_flight = self.in_flight.saturating_sub(1);
+        if let Some(i) = self.in_flight.iter().position(|r| *r == (first, last)) {
+            self.in_flight.remove(i);
+        }
         self.last_ack = now;
         (first, last)
     }
@@ -149,7 +157,9 @@ impl AgentSession {
     pub fn poll_timeout(&self) -> Option<Duration> {
         match self.state {
             AgentState::AwaitingWelcome => Some(self.welcome_due),
-            AgentState::Established if self.in_flight > 0 => Some(self.last_ack + self.ack_stall),
+            AgentState::Established if !self.in_flight.is_empty() => {
+                Some(self.last_ack + self.ack_stall)
+            }
             _ => None,
         }
     }
@@ -302,14 +312,22 @@ mod tests {
         assert_eq!(a.on_welcome(ms(1), 7), Some(7));
         assert_eq!(a.poll_timeout(), None, "nothing in flight: no stall clock");
         assert_eq!(a.poll_transmit(), Some(0));
-        a.on_sent(ms(5), 10);
+        a.on_sent(ms(5), 1, 10);
         assert_eq!(a.poll_transmit(), Some(10));
-        a.on_sent(ms(6), 20);
+        a.on_sent(ms(6), 11, 20);
         assert_eq!(a.poll_transmit(), None, "window full");
         assert_eq!(a.poll_timeout(), Some(ms(5) + t.ack_stall));
         assert_eq!(a.on_ack(ms(9), 1, 10), (1, 10));
         assert_eq!(a.poll_transmit(), Some(20));
         assert_eq!(a.poll_timeout(), Some(ms(9) + t.ack_stall));
+        // A repeated acknowledgement frees no place in the window.
+        a.on_sent(ms(10), 21, 30);
+        a.on_ack(ms(11), 1, 10);
+        assert_eq!(a.poll_transmit(), None);
+        assert_eq!(a.on_ack(ms(12), 21, 30), (21, 30));
+        assert_eq!(a.on_ack(ms(13), 11, 20), (11, 20));
+        assert_eq!(a.in_flight(), 0);
+        assert_eq!(a.poll_timeout(), None);
     }
 
     #[test]
@@ -317,7 +335,7 @@ mod tests {
         let t = Timing::compressed(30);
         let mut a = AgentSession::new(ms(0), &t);
         a.on_welcome(ms(0), 0);
-        a.on_sent(ms(100), 3);
+        a.on_sent(ms(100), 1, 3);
         let due = ms(100) + t.ack_stall;
         assert_eq!(a.handle_timeout(due - ms(1)), None);
         assert_eq!(
