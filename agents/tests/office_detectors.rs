@@ -395,6 +395,53 @@ fn poisoner_is_offered_honey_credentials_once_and_their_use_is_an_auth_attempt()
 }
 
 #[test]
+fn darknet_claims_only_an_unheld_address_and_reports_probes_to_it() {
+    let mut lab = Lab::new("darknet");
+    // 10.77.0.51 is held by the gateway's host; 10.77.0.50 by nobody.
+    run(&[
+        "ip",
+        "-n",
+        &lab.gw,
+        "addr",
+        "add",
+        "10.77.0.51/24",
+        "dev",
+        "hbg0",
+    ]);
+    let (stdin, rx) = lab.node(
+        only(DetectorOptions {
+            darknet: true,
+            darknet_range: "10.77.0.50-10.77.0.51".into(),
+            ..off()
+        }),
+        &[],
+    );
+    let gw = lab.gw.clone();
+    let (_p_in, p_rx) = lab.child(&gw, "darknet_prober", &[], &[]);
+    wait_for(
+        &p_rx,
+        "the node to answer for 10.77.0.50 and the probes to go",
+        |l| l == "HBPROBED",
+    );
+    let lines: Vec<String> = p_rx.try_iter().collect();
+    let evs = stop_node(stdin, &rx);
+    assert!(
+        !lines.iter().any(|l| l.starts_with("HBSTOLEN")),
+        "the node answered for the held address: {lines:?}"
+    );
+    let a: Vec<NetworkAlert> = alerts(&evs, false)
+        .into_iter()
+        .filter(|a| a.what == "darknet")
+        .collect();
+    assert_eq!(a.len(), 1, "{evs:?}");
+    assert_eq!(a[0].ip, Some(GW_IP.into()));
+    assert!(a[0].count >= 2, "{:?}", a[0]);
+    assert!(a[0].detail.contains("10.77.0.50:445/tcp"), "{:?}", a[0]);
+    assert!(a[0].detail.contains("10.77.0.50:161/udp"), "{:?}", a[0]);
+    assert!(!a[0].detail.contains("10.77.0.51"), "{:?}", a[0]);
+}
+
+#[test]
 fn gateway_arp_spoof_is_one_incident_and_a_flood_one_with_a_count() {
     let mut lab = Lab::new("arp");
     // The node has talked to its gateway: the kernel knows the real MAC.
@@ -661,6 +708,7 @@ fn child() {
         "node" => node_child(),
         "llmnr_responder" => llmnr_responder(),
         "ntlm_poisoner" => ntlm_poisoner(),
+        "darknet_prober" => darknet_prober(),
         "arp_spoof" => arp_spoof(),
         "rogue_ra" => rogue_ra(),
         "ra_responder" => ra_responder(),
@@ -864,6 +912,59 @@ fn ntlm_poisoner() {
             _ => {}
         }
     }
+}
+
+/// Probes 10.77.0.50 (TCP 445, UDP 161) until the node answers ARP for it, then three
+/// times more (`HBPROBED`); asks for 10.77.0.51 (this host's own) from the side and prints
+/// `HBSTOLEN` should any other MAC answer for it.
+fn darknet_prober() {
+    let s = gw_socket(capture::ETH_P_ARP);
+    let own_mac: [u8; 6] = {
+        let t = std::fs::read_to_string("/sys/class/net/hbg0/address").unwrap();
+        let v: Vec<u8> = t
+            .trim()
+            .split(':')
+            .map(|h| u8::from_str_radix(h, 16).unwrap())
+            .collect();
+        v.try_into().unwrap()
+    };
+    let dark: Ipv4Addr = "10.77.0.50".parse().unwrap();
+    let held: Ipv4Addr = "10.77.0.51".parse().unwrap();
+    let udp = std::net::UdpSocket::bind((GW_IP, 0)).unwrap();
+    let mut claimed = false;
+    let mut after = 0;
+    let mut buf = [0u8; 2048];
+    for _ in 0..120 {
+        let _ = std::net::TcpStream::connect_timeout(
+            &SocketAddr::from((dark, 445)),
+            Duration::from_millis(300),
+        );
+        let _ = udp.send_to(b"public", (dark, 161));
+        let _ = s.send(&arp::request_frame(own_mac, GW_IP, held));
+        let until = Instant::now() + Duration::from_millis(300);
+        while Instant::now() < until {
+            let Ok(Some((n, false))) = s.recv(&mut buf) else {
+                continue;
+            };
+            let Some(a) = arp::parse_arp(&buf[..n]) else {
+                continue;
+            };
+            if a.reply && a.sender_ip == dark {
+                claimed = true;
+            }
+            if a.reply && a.sender_ip == held && a.sender_mac != own_mac {
+                say("HBSTOLEN");
+            }
+        }
+        if claimed {
+            after += 1;
+            if after > 3 {
+                say("HBPROBED");
+                return;
+            }
+        }
+    }
+    say("HBNEVERCLAIMED");
 }
 
 fn gw_socket(ethertype: u16) -> capture::PacketSocket {

@@ -634,6 +634,13 @@ pub struct DetectorOptions {
     pub honey_credentials_interval_s: u32,
     /// At most this many offers an hour in all, whatever the responders.
     pub honey_credentials_per_hour: u32,
+    /// Darknet monitoring: answer ARP for unused addresses of the subnet (each probed
+    /// first, never one that answers) and report connection attempts to them. Off by
+    /// default; needs `CAP_NET_RAW`.
+    pub darknet: bool,
+    /// The addresses watched: `auto` (the subnet's top 256, less own and gateway) or an
+    /// IPv4 range `A-B` of at most 256.
+    pub darknet_range: String,
 }
 
 impl Default for DetectorOptions {
@@ -658,6 +665,8 @@ impl Default for DetectorOptions {
             honey_credentials_port: 80,
             honey_credentials_interval_s: 3_600,
             honey_credentials_per_hour: 6,
+            darknet: false,
+            darknet_range: "auto".into(),
         }
     }
 }
@@ -706,6 +715,14 @@ impl DetectorOptions {
         }
         if !(1..=60).contains(&self.honey_credentials_per_hour) {
             return Err("honey_credentials_per_hour: 1 to 60");
+        }
+        let range_ok = self.darknet_range == "auto"
+            || self.darknet_range.split_once('-').is_some_and(|(a, b)| {
+                a.trim().parse::<std::net::Ipv4Addr>().is_ok()
+                    && b.trim().parse::<std::net::Ipv4Addr>().is_ok()
+            });
+        if !range_ok {
+            return Err("darknet_range: \"auto\" or an IPv4 range A-B");
         }
         Ok(())
     }

@@ -21,6 +21,8 @@ use std::io;
 use std::os::fd::AsRawFd;
 use std::time::Duration;
 
+/// Every frame (the darknet watch: ARP and IPv4 alike).
+pub const ETH_P_ALL: u16 = 0x0003;
 pub const ETH_P_IP: u16 = 0x0800;
 pub const ETH_P_ARP: u16 = 0x0806;
 pub const ETH_P_IPV6: u16 = 0x86dd;

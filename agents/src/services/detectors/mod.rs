@@ -8,6 +8,8 @@
 //! | `arp` ([`arp`]) | one ARP request for the gateway if its MAC is unknown | `CAP_NET_RAW` |
 //! | `dhcp` ([`dhcp`]) | a DHCPDISCOVER per `dhcp_probe_s` (0: nothing) | `CAP_NET_RAW` |
 //! | `router_advertisements` ([`ra`]) | one router solicitation at start | `CAP_NET_RAW` |
+//! | `darknet` ([`darknet`], off by default) | ARP probes for unused addresses, then ARP answers for the unanswered ones | `CAP_NET_RAW` |
+//! | `honey_credentials` ([`honeycred`], off by default) | an HTTP NTLM exchange toward a poisoner, limited per responder and hour | nothing |
 //!
 //! A detector that cannot start (no capability, no address) is reported as off in a
 //! `service_error` event and the others run; the service fails only if none can. The
@@ -23,6 +25,7 @@
 pub mod aggregator;
 pub mod arp;
 pub mod capture;
+pub mod darknet;
 pub mod dhcp;
 pub mod honeycred;
 pub mod iface;
@@ -199,6 +202,36 @@ impl FrameWatch for RaDetector {
             && let Err(e) = sock.send(&ra::solicitation_frame(mac))
         {
             tracing::debug!(error = %e, "router solicitation not sent");
+        }
+    }
+}
+
+/// The darknet watch and the ARP frames it sends (probes, answers for claimed addresses).
+struct DarknetDetector {
+    w: darknet::DarknetWatch,
+}
+
+impl FrameWatch for DarknetDetector {
+    fn name(&self) -> &'static str {
+        "darknet"
+    }
+    fn frame(&mut self, frame: &[u8], now_ms: u64) {
+        self.w.frame(frame, now_ms);
+    }
+    fn tick(&mut self, now_ms: u64) -> Vec<Alert> {
+        self.w.tick(now_ms)
+    }
+    fn drain(&mut self) -> Vec<Alert> {
+        self.w.drain()
+    }
+    fn overflow(&self) -> u64 {
+        self.w.overflow()
+    }
+    fn periodic(&mut self, sock: &PacketSocket, _now_ms: u64) {
+        for f in self.w.outgoing() {
+            if let Err(e) = sock.send(&f) {
+                tracing::debug!(error = %e, "darknet ARP frame not sent");
+            }
         }
     }
 }
@@ -417,6 +450,44 @@ pub(super) fn start(
             running.push("router_advertisements");
         }
     }
+    let mut darknet_range = None;
+    if opts.darknet {
+        let addrs = match (iface.ipv4, iface.mac) {
+            (Some(ip), Some(_)) => darknet::addresses(
+                &opts.darknet_range,
+                ip,
+                iface.prefix_len.unwrap_or(24),
+                opts.gateway.or(iface.gateway),
+            ),
+            _ => Err(format!("no IPv4 address or MAC on {}", iface.name)),
+        };
+        let mut off = None;
+        match addrs {
+            Err(e) => off = Some(format!("darknet detector off: {e}")),
+            Ok(addrs) => {
+                if let (Some(mac), Some(sock)) =
+                    (iface.mac, open("darknet", capture::ETH_P_ALL, Vec::new()))
+                {
+                    let range = match (addrs.first(), addrs.last()) {
+                        (Some(a), Some(b)) => format!("{a}-{b}"),
+                        _ => String::new(),
+                    };
+                    let d = DarknetDetector {
+                        w: darknet::DarknetWatch::new(mac, addrs, inc),
+                    };
+                    let (tx, stop) = (tx.clone(), Arc::clone(&stop_flag));
+                    if spawn(
+                        sock,
+                        Box::new(move |s| run_capture(s, d, tx, stop, epoch, fps)),
+                    ) {
+                        running.push("darknet");
+                        darknet_range = Some(range);
+                    }
+                }
+            }
+        }
+        notes.extend(off);
+    }
     let mut poison_task = None;
     if opts.poisoning {
         match (iface.ipv4, poison_sockets(&iface)) {
@@ -472,7 +543,14 @@ pub(super) fn start(
     if opts.poisoning && opts.honey_credentials && running.contains(&"poisoning") {
         running.push("honey_credentials");
     }
-    let listening = format!("{}: {}", iface.name, running.join(", "));
+    let shown: Vec<String> = running
+        .iter()
+        .map(|r| match (*r, &darknet_range) {
+            ("darknet", Some(range)) => format!("darknet {range}"),
+            _ => (*r).to_owned(),
+        })
+        .collect();
+    let listening = format!("{}: {}", iface.name, shown.join(", "));
     let svc = Supervisor {
         name: cfg.name.clone(),
         sink: sink.clone(),
