@@ -756,9 +756,10 @@ const RESIZES: &[(usize, &[Step], &[&str])] = &[
 ];
 
 /// Feeds `steps` at `cols` columns to a fresh editor; what each step wrote.
-fn run_resizing(cols: usize, history: &[&str], steps: &[Step]) -> Vec<String> {
+fn run_resizing(cols: usize, history: &[&str], steps: &[Step], utf8: bool) -> Vec<String> {
     let mut ctx = fake();
     ctx.cols = cols;
+    ctx.utf8 = utf8;
     ctx.history = history.iter().map(|s| s.to_string()).collect();
     let mut e = Editor::new(4096);
     let mut outs = Vec::new();
@@ -785,7 +786,7 @@ fn run_resizing(cols: usize, history: &[&str], steps: &[Step]) -> Vec<String> {
 fn a_resize_redraws_the_line_as_readline_does() {
     let mut report = String::new();
     for (cols, steps, want) in RESIZES {
-        let got = run_resizing(*cols, &["echo one"], steps);
+        let got = run_resizing(*cols, &["echo one"], steps, false);
         if got != *want {
             report.push_str(&format!(
                 "\nsteps {steps:?} at {cols}\nreal {want:?}\nours {got:?}\n"
@@ -1415,7 +1416,12 @@ mod oracle {
     /// Bash in a pty of its own (`openpty`), resized with TIOCSWINSZ as a terminal
     /// does (the kernel sends SIGWINCH): what it wrote after its first prompt, step by
     /// step. `script` cannot resize, hence the pty here.
-    fn real_bash_resizing(root: &std::path::Path, cols: usize, steps: &[Step]) -> Vec<u8> {
+    fn real_bash_resizing(
+        root: &std::path::Path,
+        cols: usize,
+        steps: &[Step],
+        utf8: bool,
+    ) -> Vec<u8> {
         use std::os::fd::{FromRawFd, OwnedFd};
         use std::os::unix::process::CommandExt;
         use std::sync::{Arc, Mutex};
@@ -1453,6 +1459,7 @@ mod oracle {
         let mut cmd = Command::new("/bin/bash");
         cmd.args(["--norc", "--noprofile", "-i"])
             .env_clear()
+            .env("LANG", if utf8 { "C.UTF-8" } else { "C" })
             .env("TERM", "xterm")
             .env("PS1", "P$ ")
             .env("HOME", root)
@@ -1544,11 +1551,46 @@ mod oracle {
     /// only if bash changes; this says so).
     #[test]
     fn resizes_match_real_bash_in_a_pty_slow() {
+        resizes_beside_real_bash(false, &[]);
+    }
+
+    /// The same in C.UTF-8, and lines of UTF-8 text and wide characters resized.
+    #[test]
+    fn utf8_resizes_match_real_bash_in_a_pty_slow() {
+        resizes_beside_real_bash(
+            true,
+            &[
+                (
+                    20,
+                    &[
+                        Step::K("echo 漢字漢字漢字漢字x".as_bytes()),
+                        Step::W(30),
+                        Step::W(15),
+                    ],
+                ),
+                (
+                    30,
+                    &[
+                        Step::K("echo éèêëéèêëéèêëéèêëéèêëéèêë".as_bytes()),
+                        Step::K(b"\x01"),
+                        Step::W(17),
+                    ],
+                ),
+            ],
+        );
+    }
+
+    fn resizes_beside_real_bash(utf8: bool, more: &[(usize, &[Step])]) {
         let dir = tempfile::tempdir().unwrap();
         let (mut same, mut report) = (0, String::new());
-        for (cols, steps, _) in RESIZES {
-            let real = real_bash_resizing(dir.path(), *cols, steps);
-            let ours = run_resizing(*cols, &["echo one"], steps).concat();
+        let all: Vec<(usize, &[Step])> = RESIZES
+            .iter()
+            .map(|(c, s, _)| (*c, *s))
+            .chain(more.iter().copied())
+            .collect();
+        for (cols, steps) in &all {
+            let real = real_bash_resizing(dir.path(), *cols, steps, utf8);
+            let ours = run_resizing(*cols, &["echo one"], steps, utf8).concat();
             if real == ours.as_bytes() {
                 same += 1;
             } else {
@@ -1559,8 +1601,8 @@ mod oracle {
             }
         }
         eprintln!(
-            "line editor resizes: {same}/{} cases identical to real bash",
-            RESIZES.len()
+            "line editor resizes (utf8 {utf8}): {same}/{} cases identical to real bash",
+            all.len()
         );
         assert!(report.is_empty(), "{report}");
     }
