@@ -314,10 +314,11 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     say!(
-        "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  services",
+        "{:<24}  {:<6}  {:<9}  {:<10}  {:<14}  {:<22}  {:<24}  {:<24}  services",
         "NODE",
         "ROLE",
         "MODE",
+        "VERSION",
         "STATE",
         "ADDRESS",
         "PATH",
@@ -364,10 +365,12 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             _ => "direct".to_owned(),
         };
         say!(
-            "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  {}",
+            "{:<24}  {:<6}  {:<9}  {:<10}  {:<14}  {:<22}  {:<24}  {:<24}  {}",
             n.id,
             n.role,
             n.mode.map(mode_name).unwrap_or("-"),
+            // What the agent said in its hello; unknown while it is offline.
+            n.agent_version.as_deref().unwrap_or("-"),
             state,
             n.addr.as_deref().unwrap_or("-"),
             path,
@@ -377,10 +380,11 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         // Each device this node aggregates, as a node-like row under it.
         for d in devices_of(n) {
             say!(
-                "{:<24}  {:<6}  {:<9}  {:<14}  {:<22}  {:<24}  {:<24}  {} events ({})",
+                "{:<24}  {:<6}  {:<9}  {:<10}  {:<14}  {:<22}  {:<24}  {:<24}  {} events ({})",
                 format!("  └ {}", d.name),
                 "device",
                 if d.kind.is_empty() { "-" } else { &d.kind },
+                "-",
                 if d.events > 0 { "reporting" } else { "silent" },
                 d.address,
                 format!("via {}", n.id),

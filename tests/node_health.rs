@@ -101,6 +101,14 @@ async fn failed_services_degrade_a_node_once_and_alert_totals_are_true() {
         human.contains(&format!("degraded 0/{n_services}")),
         "{human}"
     );
+    // The version the agent reported in its hello, in the table and the JSON.
+    let version = env!("CARGO_PKG_VERSION");
+    let row = human
+        .lines()
+        .find(|l| l.starts_with("h1 "))
+        .unwrap_or_default();
+    assert!(row.contains(&format!(" {version} ")), "{human}");
+    assert_eq!(node_json(&dep, "h1")["version"], version);
 
     // Several more health reports (one every 10 s) still raise only the one alert.
     let uptime = n["health"]["uptime_s"].as_u64().unwrap_or(0);

@@ -453,6 +453,7 @@ pub fn node_json(n: &NodeInfo, assessed: Option<&NodeHealthInfo>) -> Value {
         "first_seen": rfc3339(n.first_seen_ms), "last_seen": rfc3339(n.last_seen_ms),
         "addr": n.addr, "online": n.online, "revoked": n.revoked,
         "mode": n.mode.map(mode_name), "via": n.via.as_ref().map(|v| v.as_str()),
+        "version": n.agent_version,
         "relay": n.relay.as_ref().map(|r| r.as_str()),
         "health": n.health.as_ref().map(|h| json!({
             "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
