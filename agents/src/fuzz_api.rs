@@ -845,6 +845,8 @@ struct EditorContext {
     history: Vec<String>,
     columns: usize,
     rows: usize,
+    /// Readline's multibyte (UTF-8 locale) mode, as the shell runs it, or the C locale's.
+    utf8: bool,
 }
 
 const EDITOR_NAMES: [&str; 12] = [
@@ -892,12 +894,17 @@ impl line_editor::Context for EditorContext {
     fn rows(&self) -> usize {
         self.rows
     }
+
+    fn utf8(&self) -> bool {
+        self.utf8
+    }
 }
 
 /// The interactive line editor alone, key byte by key byte (escape sequences, bracketed
 /// paste, history, completion, the pager), with its line cap small so that runs reach
 /// it. The first two bytes pick the terminal's columns and rows (as the shell clamps
-/// them). Entered lines join the history, as the shell's do.
+/// them; the second byte's top bit picks the UTF-8 locale's multibyte mode, which the
+/// shell uses, over the C locale's). Entered lines join the history, as the shell's do.
 pub fn line_editor_keys(data: &[u8]) {
     let [cols, rows, rest @ ..] = data else {
         return;
@@ -906,7 +913,8 @@ pub fn line_editor_keys(data: &[u8]) {
     let mut ctx = EditorContext {
         history: vec!["uname -a".into(), "cat /etc/passwd".into(), String::new()],
         columns: usize::from(*cols).clamp(1, 1000),
-        rows: usize::from(*rows).clamp(2, 1000),
+        rows: usize::from(*rows & 0x7f).clamp(2, 1000),
+        utf8: *rows & 0x80 != 0,
     };
     let mut ed = Editor::new(cap);
     let mut out = Vec::new();
