@@ -52,6 +52,27 @@ fn split_login(name: &str) -> (&str, Option<&str>) {
 }
 
 impl HoneyCredBook {
+    /// The book as the store holds it: the newest [`MAX_OFFERS`] offers, so that a
+    /// core restart (or another core on the same database) still links a later login
+    /// to its poisoning. Uses already reported are not reloaded: after a restart, a use
+    /// that goes on is reported once more.
+    pub async fn load(store: &crate::store::Store) -> Result<Self, crate::store::StoreError> {
+        let newest_first = store
+            .query_events(&honeybee_proto::admin::EventQuery {
+                node: None,
+                service: None,
+                kind: Some("honey_credentials_offered".into()),
+                since_ms: None,
+                limit: MAX_OFFERS as u32,
+            })
+            .await?;
+        let mut book = HoneyCredBook::default();
+        for stored in newest_first.iter().rev() {
+            book.observe(stored.node.as_str(), [&stored.event]);
+        }
+        Ok(book)
+    }
+
     pub fn len(&self) -> usize {
         self.offers.len()
     }
@@ -371,6 +392,47 @@ mod tests {
         assert_eq!(h["responder"], "10.0.0.66");
         assert_eq!(h["used_on_node"], "web-1");
         assert_eq!(h["used_on_service"], "ssh");
+        core.shutdown().await;
+
+        // A restarted core reloads the offer from the store: a later login on another
+        // node is still linked to the poisoning.
+        let mut cfg = crate::config::load(dir.path()).unwrap();
+        cfg.shim_listen = None;
+        let core = crate::Core::start_with(cfg).await.unwrap();
+        let shared = core.shared();
+        assert_eq!(shared.honey_creds.lock().unwrap().len(), 1);
+        crate::ingest::batch(
+            shared,
+            &NodeId::new("web-2").unwrap(),
+            &labels,
+            batch(vec![ev(
+                1,
+                "ftp",
+                evil,
+                login("CORP\\j.miller", "Autumn2024!"),
+            )]),
+        )
+        .await
+        .unwrap();
+        let used = shared
+            .store
+            .query_events(&EventQuery {
+                kind: Some("honey_credential_used".into()),
+                limit: 10,
+                ..EventQuery::default()
+            })
+            .await
+            .unwrap();
+        assert_eq!(used.len(), 2, "{used:?}");
+        let doc = crate::json::event_json(&used[0]);
+        assert_eq!(
+            doc["honeybee"]["honey_credentials"]["used_on_node"], "web-2",
+            "{doc}"
+        );
+        assert_eq!(
+            doc["honeybee"]["honey_credentials"]["offered_by"],
+            "office-1"
+        );
         core.shutdown().await;
     }
 }

@@ -317,9 +317,12 @@ impl Core {
             FailureLimiter::new(cfg.enroll_failures_per_minute, Duration::from_secs(60));
         let sweep = cfg.scan_correlation;
         let (correlator, probes) = crate::correlator::Correlator::new(sweep.is_some());
+        let honey_creds = crate::honeycred::HoneyCredBook::load(&store)
+            .await
+            .map_err(|e| CoreError::Other(format!("reading honey-credential offers: {e}")))?;
         let shared = Arc::new(Shared {
             correlator,
-            honey_creds: Mutex::new(crate::honeycred::HoneyCredBook::default()),
+            honey_creds: Mutex::new(honey_creds),
             bus: crate::bus::EventBus::new(),
             modules: crate::modules::ModuleRegistry::default(),
             manager: crate::modules::manager::ModuleManager::default(),
