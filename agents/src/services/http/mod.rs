@@ -379,8 +379,8 @@ fn cert_subject(
 /// ChaCha20, AES-128-GCM); TLS 1.2 session tickets (the ServerHello's `session ticket`
 /// extension) and two TLS 1.3 tickets after the handshake with OpenSSL's 7200 s hint;
 /// the signature scheme the first of the client's list (see [`ClientOrderKey`]).
-/// rustls fixes the order of the ServerHello's extensions and sends no TLS 1.2
-/// `EC point formats`, so a JA3S fingerprint still tells it from OpenSSL.
+/// The order of the server's extensions and TLS 1.2's `EC point formats` (JA3S) come
+/// from the patched rustls (`vendor/rustls/HONEYBEE.md`), which has no setting for them.
 pub(crate) fn tls_config(cert: cert::DeviceCert) -> Result<Arc<rustls::ServerConfig>, String> {
     use rustls::crypto::ring::cipher_suite as cs;
     let mut provider = rustls::crypto::ring::default_provider();
