@@ -1191,9 +1191,19 @@ mod tests {
     #[test]
     fn captures_dir_must_be_absolute() {
         let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
-        assert_eq!(raw.clone().validate(Path::new("/tmp")).unwrap().captures_dir, None);
+        assert_eq!(
+            raw.clone()
+                .validate(Path::new("/tmp"))
+                .unwrap()
+                .captures_dir,
+            None
+        );
         raw.store.captures_dir = Some("shared/captures".into());
-        let e = raw.clone().validate(Path::new("/tmp")).unwrap_err().to_string();
+        let e = raw
+            .clone()
+            .validate(Path::new("/tmp"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("store.captures_dir"), "{e}");
         let text = toml::to_string(&raw)
             .unwrap()
