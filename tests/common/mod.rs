@@ -420,7 +420,12 @@ impl Deployment {
                     .iter()
                     .find(|s| s["name"] == service && s["running"] == true)?
                     .clone();
-                let listen: std::net::SocketAddr = s["listen"].as_str()?.parse().ok()?;
+                // A service's `listen` is its address; an aggregator's is a line naming
+                // each socket (`syslog 127.0.0.1:5514 udp+tcp, traps …`): the first one.
+                let listen: std::net::SocketAddr = s["listen"]
+                    .as_str()?
+                    .split([' ', ','])
+                    .find_map(|t| t.parse().ok())?;
                 (listen.port() != 0).then_some(listen.port())
             },
         )
