@@ -1,3 +1,4 @@
+//! SSH compression (`none`, `zlib`, `zlib@openssh.com`): negotiation and the compressor/decompressor pair.
 use std::convert::TryFrom;
 
 use delegate::delegate;

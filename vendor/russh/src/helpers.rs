@@ -1,3 +1,4 @@
+//! Small helpers shared by the protocol code: encoding traits, name lists, bounded strings, error mapping and signing with a chosen hash.
 use std::fmt::Debug;
 
 use ssh_encoding::{Decode, Encode};

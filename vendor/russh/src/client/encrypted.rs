@@ -1,3 +1,4 @@
+//! The client's side of the encrypted transport: handling each message after key exchange (authentication, channel requests and data).
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

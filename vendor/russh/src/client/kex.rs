@@ -1,3 +1,4 @@
+//! The client's key-exchange state machine: KEXINIT, the chosen algorithm's exchange, host-key check and NEWKEYS.
 use core::fmt;
 use std::cell::RefCell;
 use std::fmt::{Debug, Formatter};

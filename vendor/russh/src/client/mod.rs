@@ -1,3 +1,4 @@
+//! The SSH client: connecting, the `Handler` a client implements, and the `Handle` it drives a session with.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

@@ -1,3 +1,4 @@
+//! Requests a client sends on an established session (channels, forwarding, keepalives).
 use log::error;
 use ssh_encoding::Encode;
 use tokio::sync::oneshot;

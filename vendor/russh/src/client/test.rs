@@ -1,3 +1,4 @@
+//! Unit tests of the client's session handling.
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;

@@ -1,3 +1,4 @@
+//! The curve25519-sha256 key exchange (RFC 8731).
 use byteorder::{BigEndian, ByteOrder};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use log::debug;
