@@ -174,13 +174,16 @@ impl Settings {
                 if self.mode == Mode::VerifyFull {
                     full
                 } else {
-                    Arc::new(ChainOnly {
-                        roots,
+                    Arc::new(NameUnchecked {
+                        roots: Some(roots),
                         algs: provider.signature_verification_algorithms,
                     })
                 }
             }
-            _ => Arc::new(Unverified(provider.signature_verification_algorithms)),
+            _ => Arc::new(NameUnchecked {
+                roots: None,
+                algs: provider.signature_verification_algorithms,
+            }),
         };
         let cfg = rustls::ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -213,14 +216,17 @@ fn load_roots(path: &std::path::Path) -> Result<RootCertStore, StoreError> {
     Ok(roots)
 }
 
-/// `verify-ca`: the chain must end at one of the roots; the names are not checked.
+/// The modes that do not check the server's name: `verify-ca` (`roots`: the chain must
+/// end at one of them) and `prefer` / `require` without a CA (`None`: the certificate is
+/// taken as it comes, libpq's meaning of these modes). The handshake's signature is
+/// always checked.
 #[derive(Debug)]
-struct ChainOnly {
-    roots: Arc<RootCertStore>,
+struct NameUnchecked {
+    roots: Option<Arc<RootCertStore>>,
     algs: WebPkiSupportedAlgorithms,
 }
 
-impl ServerCertVerifier for ChainOnly {
+impl ServerCertVerifier for NameUnchecked {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
@@ -229,14 +235,16 @@ impl ServerCertVerifier for ChainOnly {
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let cert = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(
-            &cert,
-            &self.roots,
-            intermediates,
-            now,
-            self.algs.all,
-        )?;
+        if let Some(roots) = &self.roots {
+            let cert = ParsedCertificate::try_from(end_entity)?;
+            verify_server_cert_signed_by_trust_anchor(
+                &cert,
+                roots,
+                intermediates,
+                now,
+                self.algs.all,
+            )?;
+        }
         Ok(ServerCertVerified::assertion())
     }
 
@@ -260,46 +268,6 @@ impl ServerCertVerifier for ChainOnly {
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
         self.algs.supported_schemes()
-    }
-}
-
-/// `prefer` and `require` without a CA: encrypted, the certificate taken as it comes
-/// (libpq's meaning of these modes); the handshake's signature is still checked.
-#[derive(Debug)]
-struct Unverified(WebPkiSupportedAlgorithms);
-
-impl ServerCertVerifier for Unverified {
-    fn verify_server_cert(
-        &self,
-        _end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
-        _server_name: &ServerName<'_>,
-        _ocsp_response: &[u8],
-        _now: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        Ok(ServerCertVerified::assertion())
-    }
-
-    fn verify_tls12_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0)
-    }
-
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0)
-    }
-
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.0.supported_schemes()
     }
 }
 
