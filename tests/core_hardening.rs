@@ -21,7 +21,7 @@ use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Hello, NodeMode};
 use honeybee_proto::enroll::{EnrollRefusal, EnrollRequest, EnrollResponse};
 use honeybee_proto::event::{Event, EventBatch, EventKind};
-use honeybee_proto::stream::StreamKind;
+use honeybee_proto::stream::{StreamKind, close};
 use honeybee_proto::{NodeId, Role, WIRE_VERSION, alpn};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -333,6 +333,15 @@ struct RawNode {
 impl RawNode {
     /// Registers `name` in the store with a certificate from the CA, connects, says hello.
     async fn connect(dep: &Deployment, core: &Core, name: &str) -> RawNode {
+        let mut node = Self::hello(dep, core, name, WIRE_VERSION).await;
+        let welcome = node.next(|m| matches!(m, CoreMsg::Welcome { .. })).await;
+        assert!(matches!(welcome, CoreMsg::Welcome { .. }));
+        node
+    }
+
+    /// As [`RawNode::connect`], saying hello with `wire_version`, without waiting for
+    /// the welcome.
+    async fn hello(dep: &Deployment, core: &Core, name: &str, wire_version: u16) -> RawNode {
         let ca = tokio::task::block_in_place(|| common::quic::load_ca(&dep.core_dir()));
         let id = NodeId::new(name).unwrap();
         let (key, cert) = ca
@@ -378,7 +387,7 @@ impl RawNode {
         write_frame(
             &mut ctl,
             &AgentMsg::Hello(Hello {
-                wire_version: WIRE_VERSION,
+                wire_version,
                 agent_version: "raw".into(),
                 mode: NodeMode::Full,
                 hostname: name.into(),
@@ -395,16 +404,13 @@ impl RawNode {
                 }
             }
         });
-        let mut node = RawNode {
+        RawNode {
             id,
             _ep: ep,
             conn,
             ctl,
             inbox,
-        };
-        let welcome = node.next(|m| matches!(m, CoreMsg::Welcome { .. })).await;
-        assert!(matches!(welcome, CoreMsg::Welcome { .. }));
-        node
+        }
     }
 
     async fn say(&mut self, msg: &AgentMsg) {
@@ -460,6 +466,44 @@ impl RawNode {
 /// Finding 6: a compromised agent answers a command sent to another node (here it is even
 /// handed the command's id). The answer is ignored and counted; the right node's answer is
 /// the one the caller gets.
+
+/// An agent of another release, whose frames this core would misread: its hello is
+/// refused with a reason that names both wire versions, no welcome is sent, and the
+/// node is not marked online.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hello_of_another_wire_version_is_refused() {
+    let (dep, core) = start_core(|_| {}).await;
+    let mut node = RawNode::hello(&dep, &core, "future-agent", WIRE_VERSION + 1).await;
+    let why = tokio::time::timeout(Duration::from_secs(30), node.conn.closed())
+        .await
+        .expect("the core closes the connection");
+    match why {
+        quinn::ConnectionError::ApplicationClosed(c) => {
+            assert_eq!(c.error_code, close::PROTOCOL.into(), "{c:?}");
+            let reason = String::from_utf8_lossy(&c.reason);
+            assert!(
+                reason.contains(&format!("wire version {}", WIRE_VERSION + 1))
+                    && reason.contains(&format!("speaks {WIRE_VERSION}")),
+                "{reason}"
+            );
+        }
+        other => panic!("closed otherwise: {other:?}"),
+    }
+    assert!(
+        node.inbox.try_recv().is_err(),
+        "nothing (no welcome) was sent"
+    );
+    let rec = core
+        .shared()
+        .store
+        .get_node(&node.id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(!rec.online, "a refused node is not online");
+    core.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_answer_another_nodes_command() {
     let (dep, core) = start_core(|_| {}).await;

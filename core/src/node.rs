@@ -14,6 +14,7 @@ use honeybee_proto::capture::CaptureHeader;
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::control::{AgentMsg, CoreMsg, RenewedCert};
 use honeybee_proto::event::EventBatch;
+use honeybee_proto::session::CoreSession;
 use honeybee_proto::stream::{StreamKind, close};
 use honeybee_proto::{NodeId, Role, Serial};
 use std::sync::Arc;
@@ -143,6 +144,9 @@ async fn session(
         Ok(_) => return Err(Close::protocol("first control message must be hello")),
         Err(e) => return Err(Close::protocol(format!("hello: {e}"))),
     };
+    CoreSession::new()
+        .on_hello(hello.wire_version)
+        .map_err(Close::protocol)?;
     let store_err = |e: crate::store::StoreError| Close::store(&e);
     let rec = shared
         .store

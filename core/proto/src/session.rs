@@ -14,6 +14,7 @@
 //!   `(node, seq)` in the store, event by event; a batch whose events are all stored is
 //!   acknowledged again and stores nothing.
 
+use crate::WIRE_VERSION;
 use crate::event::{EventBatch, MAX_BATCH_EVENTS};
 use crate::timing::Timing;
 use std::collections::VecDeque;
@@ -202,6 +203,22 @@ pub enum CoreClose {
     Protocol(&'static str),
     /// A batch over [`MAX_BATCH_EVENTS`] (closed with the LIMIT code).
     Limit(&'static str),
+    /// The agent's hello names a wire version this core does not speak (closed with the
+    /// PROTOCOL code and a reason that tells the operator which side to upgrade).
+    WireVersion { agent: u16 },
+}
+
+impl std::fmt::Display for CoreClose {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            CoreClose::Protocol(why) | CoreClose::Limit(why) => f.write_str(why),
+            CoreClose::WireVersion { agent } => write!(
+                f,
+                "agent speaks wire version {agent}, this core speaks {WIRE_VERSION}: \
+                 install the same HoneyBee release on both"
+            ),
+        }
+    }
 }
 
 /// What the core does with one telemetry batch.
@@ -246,6 +263,20 @@ impl CoreSession {
             (true, true) => Err(CoreClose::Protocol("hello sent twice")),
             (true, false) => Ok(false),
         }
+    }
+
+    /// The first control message was a hello naming `wire_version`: welcome it only if
+    /// the agent speaks this core's version, since frames of another version would be
+    /// misread rather than refused.
+    pub fn on_hello(&mut self, wire_version: u16) -> Result<(), CoreClose> {
+        self.on_control(true)?;
+        if wire_version != WIRE_VERSION {
+            self.welcomed = false;
+            return Err(CoreClose::WireVersion {
+                agent: wire_version,
+            });
+        }
+        Ok(())
     }
 
     /// The `last_seq` of the welcome: the highest sequence number committed for the node
@@ -360,6 +391,32 @@ mod tests {
         );
         assert_eq!(CoreSession::welcome_last_seq(None), 0);
         assert_eq!(CoreSession::welcome_last_seq(Some(9)), 9);
+    }
+
+    #[test]
+    fn a_hello_of_another_wire_version_is_refused_with_what_to_do() {
+        let mut c = CoreSession::new();
+        let err = c.on_hello(WIRE_VERSION + 1).unwrap_err();
+        assert_eq!(
+            err,
+            CoreClose::WireVersion {
+                agent: WIRE_VERSION + 1
+            }
+        );
+        let text = err.to_string();
+        assert!(
+            text.contains(&format!("wire version {}", WIRE_VERSION + 1)),
+            "{text}"
+        );
+        assert!(text.contains("install the same HoneyBee release"), "{text}");
+        assert!(!c.is_welcomed());
+        let mut ok = CoreSession::new();
+        assert_eq!(ok.on_hello(WIRE_VERSION), Ok(()));
+        assert!(ok.is_welcomed());
+        assert_eq!(
+            ok.on_hello(WIRE_VERSION),
+            Err(CoreClose::Protocol("hello sent twice"))
+        );
     }
 
     #[test]
