@@ -40,6 +40,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2_modules.sql"),
     include_str!("schema_v3_search.sql"),
     include_str!("schema_v4_session.sql"),
+    include_str!("schema_v5_time_order.sql"),
 ];
 /// The schema version this binary writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

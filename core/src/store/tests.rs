@@ -99,7 +99,8 @@ macro_rules! conformance {
             events_after_resumes_in_store_order, module_credentials_alerts_enrichments,
             events_retention_deletes_old_events_and_their_enrichments,
             node_relay_and_last_event, device_activity_per_node_service_and_address,
-            session_query_uses_its_index, nul_bytes_in_attacker_text_are_stored);
+            session_query_uses_its_index, search_pages_walk_the_time_order,
+            nul_bytes_in_attacker_text_are_stored);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
             concurrent_batches_from_many_nodes_get_their_own_outcomes);
@@ -780,7 +781,7 @@ async fn newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 4,
+                supported: 5,
                 ..
             }
         ),
@@ -1548,6 +1549,68 @@ async fn session_query_uses_its_index(s: Store) {
     assert_eq!((next[0].node.as_str(), next[0].event.seq), ("b", 1_486));
 }
 
+/// The Events page with no filter, a free-text page and their next pages by cursor are in
+/// the search order (`time_ms`, `node`, `seq`, newest first). On SQLite they are a
+/// backwards walk of `events_time_order` (schema v5) that stops after a page: no sort of
+/// the whole table ("USE TEMP B-TREE"), which took seconds at 10 million events.
+/// PostgreSQL's planner chooses by cost (at this size a sort of the small table is
+/// cheapest), so only its answers are checked.
+async fn search_pages_walk_the_time_order(s: Store) {
+    // Three nodes, equal times across nodes so the `node` and `seq` tie-breaks decide.
+    for n in ["a", "b", "c"] {
+        let batch = (1..=300u64)
+            .map(|i| {
+                let kind = if i % 7 == 0 {
+                    EventKind::Command {
+                        line: "wget http://x/y".into(),
+                    }
+                } else {
+                    EventKind::Connect
+                };
+                ev(i, (i as i64 / 2) * 10, "ssh", kind)
+            })
+            .collect::<Vec<_>>();
+        s.insert_events(&node(n), 1, batch).await.unwrap();
+    }
+    let key = |h: &StoredEvent| (h.event.time_ms, h.node.as_str().to_owned(), h.event.seq);
+    for text in [None, Some("wget")] {
+        let mut q = EventSearch {
+            text: text.map(Into::into),
+            limit: 40,
+            ..Default::default()
+        };
+        let mut seen = Vec::new();
+        for _ in 0..100 {
+            let page = s.search_events(&q).await.unwrap();
+            if page.is_empty() {
+                break;
+            }
+            q.before = Some(Store::cursor_after(page.last().unwrap()));
+            seen.extend(page.iter().map(key));
+        }
+        let expected = if text.is_some() { 3 * (300 / 7) } else { 900 };
+        assert_eq!(seen.len(), expected, "{text:?}");
+        assert!(
+            seen.windows(2).all(|w| w[0] > w[1]),
+            "{text:?}: newest first"
+        );
+        if let Store::Sqlite(_) = &s {
+            for q in [
+                EventSearch {
+                    text: text.map(Into::into),
+                    limit: 40,
+                    ..Default::default()
+                },
+                q.clone(),
+            ] {
+                let plan = plan_of(&s, &q).await.join("\n");
+                assert!(plan.contains("events_time_order"), "{plan}");
+                assert!(!plan.contains("TEMP B-TREE"), "{plan}");
+            }
+        }
+    }
+}
+
 /// A database written by schema version 2 (searchable values only inside the event body)
 /// is migrated to version 3 with the derived columns filled in for its old rows.
 #[tokio::test]
@@ -1621,7 +1684,8 @@ async fn schema_v2_rows_are_backfilled_for_search() {
 }
 
 /// A database written by schema version 3 gains the session index (version 4) on open,
-/// its rows kept; the newer-schema refusal above still holds for version 5 and up.
+/// its rows kept (and then the search-order index of version 5); the newer-schema refusal
+/// above still holds for versions above the binary's.
 #[tokio::test]
 async fn schema_v3_store_gains_the_session_index() {
     let dir = tempfile::tempdir().unwrap();
@@ -1662,7 +1726,7 @@ async fn schema_v3_store_gains_the_session_index() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 4);
+    assert_eq!(version, 5);
     let index: String = c
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_session_time'",
@@ -1671,6 +1735,18 @@ async fn schema_v3_store_gains_the_session_index() {
         )
         .unwrap();
     assert!(index.contains("(session, time_ms, node, seq)"), "{index}");
+    let indexes: Vec<String> = c
+        .prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'events'")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    assert!(
+        indexes.iter().any(|i| i == "events_time_order"),
+        "{indexes:?}"
+    );
+    assert!(!indexes.iter().any(|i| i == "events_time"), "{indexes:?}");
 }
 
 // ------------------------------------------------------------------ PostgreSQL's own
