@@ -321,7 +321,12 @@ async fn dispatch(
                     .into_iter()
                     .map(|n| {
                         let live = shared.registry.live_path(&n.id);
-                        node_info(n, live)
+                        // In a cluster a node may be connected to another core: the
+                        // stored state (kept by its lease) says so.
+                        let elsewhere = shared.cluster.is_some() && n.online;
+                        let mut info = node_info(n, live);
+                        info.online |= elsewhere;
+                        info
                     })
                     .collect(),
             ),
@@ -383,6 +388,10 @@ async fn dispatch(
             }
             shared.revocations.revoke_node(node.clone());
             let was_online = shared.registry.close(&node, close::REVOKED, "revoked");
+            // Every other core cuts it off too, wherever the node is connected.
+            if let Some(c) = &shared.cluster {
+                c.revoked(&node).await;
+            }
             shared.audit(
                 actor,
                 "node.revoke",
@@ -409,7 +418,10 @@ async fn dispatch(
                 Ok(false) => return R::Error(format!("no node {node}; see `honeybee nodes`")),
                 Err(e) => return err(&e),
             }
-            let pushed = shared.registry.send(&node, CoreMsg::Config(config)).is_ok();
+            let mut pushed = shared.registry.send(&node, CoreMsg::Config(config)).is_ok();
+            if !pushed && let Some(c) = &shared.cluster {
+                pushed = c.config_changed(&node).await;
+            }
             shared.audit(
                 actor,
                 "node.config",
@@ -419,12 +431,23 @@ async fn dispatch(
             );
             R::Done
         }
-        AdminRequest::SendCommand { node, command } => {
-            match shared.registry.command(&node, command).await {
+        AdminRequest::SendCommand { node, command } => match &shared.cluster {
+            // Connected to another core: through that core (see `cluster/`).
+            Some(c) if !shared.registry.is_online(&node) => {
+                let wait = match shared.cfg.timing.command_timeout {
+                    t if t.is_zero() => crate::registry::COMMAND_TIMEOUT,
+                    t => t,
+                };
+                match c.command(&node, &command, wait).await {
+                    Ok(r) => R::CommandResult(r),
+                    Err(e) => R::Error(e),
+                }
+            }
+            _ => match shared.registry.command(&node, command).await {
                 Ok(r) => R::CommandResult(r),
                 Err(e) => err(&e),
-            }
-        }
+            },
+        },
         AdminRequest::Audit { limit } => {
             match shared.store.list_audit(limit.clamp(1, 10_000)).await {
                 Ok(a) => R::Audit(a),

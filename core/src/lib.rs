@@ -7,6 +7,7 @@ pub mod audit;
 pub mod budget;
 pub mod bus;
 pub mod captures;
+pub mod cluster;
 pub mod config;
 pub mod correlator;
 pub mod endpoint;

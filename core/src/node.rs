@@ -64,7 +64,13 @@ pub async fn handle(
     let conn_id = shared.registry.next_conn_id();
     let result = session(&conn, &node, &peer, conn_id, shared, remote, relay).await;
     let still_current = shared.registry.remove(&node, conn_id);
-    if still_current {
+    if let Some(cluster) = &shared.cluster {
+        // Only while the lease is still this connection's: never marks offline a node
+        // that has moved to another core (or to a newer connection here).
+        cluster
+            .release(&node, conn_id, &remote.to_string(), crate::now_ms())
+            .await;
+    } else if still_current {
         let _ = shared
             .store
             .set_node_online(&node, false, Some(remote.to_string()), crate::now_ms())
@@ -170,6 +176,15 @@ async fn session(
         .map_err(|_| Close(close::NORMAL, "gone".into()))?;
 
     let (tx, mut rx) = mpsc::channel::<CoreMsg>(1024);
+    if let Some(cluster) = &shared.cluster {
+        // The node's one lease fleet-wide (marks it online); another core's connection of
+        // it closes.
+        let addr = remote.to_string();
+        cluster
+            .take(node, conn_id, &addr, crate::now_ms())
+            .await
+            .map_err(store_err)?;
+    }
     shared.registry.insert(
         node.clone(),
         LiveNode {
@@ -184,10 +199,12 @@ async fn session(
         },
     );
     let remote = remote.to_string();
-    let _ = shared
-        .store
-        .set_node_online(node, true, Some(remote.clone()), crate::now_ms())
-        .await;
+    if shared.cluster.is_none() {
+        let _ = shared
+            .store
+            .set_node_online(node, true, Some(remote.clone()), crate::now_ms())
+            .await;
+    }
     tracing::info!(%node, %remote, agent = hello.agent_version, mode = ?hello.mode, via = relay.map(NodeId::as_str).unwrap_or(""), "node connected");
 
     let (writer_config, writer_shared) = (sent_config.clone(), shared.clone());
@@ -246,14 +263,15 @@ async fn control_loop(
         match msg {
             AgentMsg::Health(h) => {
                 let now = crate::now_ms();
+                // The report reaches the store with the others in the next batch (see
+                // `HealthBoard`), not in a write of its own.
                 let degraded = {
                     let config = config.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    shared.health.report(node, &h, Some(&config))
+                    shared.health.report(node, h, now, Some(&config))
                 };
                 if degraded {
                     degraded_alert(node, shared, now).await;
                 }
-                let _ = shared.store.set_node_health(node, &h, now).await;
             }
             AgentMsg::CommandResult { id, result } => {
                 use crate::registry::ResultOutcome;

@@ -209,6 +209,19 @@ impl Registry {
         }
     }
 
+    /// Closes connection `conn_id` of `node` if it is still the node's current one (the
+    /// cluster: its lease went to another core). Returns whether it was.
+    pub fn close_if(&self, node: &NodeId, conn_id: u64, code: u32, reason: &str) -> bool {
+        let mut nodes = self.lock();
+        if nodes.get(node).is_none_or(|l| l.conn_id != conn_id) {
+            return false;
+        }
+        if let Some(live) = nodes.remove(node) {
+            live.conn.close(code.into(), reason.as_bytes());
+        }
+        true
+    }
+
     /// Records a renewed certificate for a live node.
     pub fn update_cert(&self, node: &NodeId, serial: Serial, not_after_ms: i64) {
         if let Some(l) = self.lock().get_mut(node) {

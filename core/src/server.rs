@@ -91,6 +91,9 @@ pub struct Shared {
     pub realism: crate::realism::RealismBoard,
     /// Prometheus counters and the status rates (see `metrics.rs`).
     pub metrics: crate::metrics::CoreMetrics,
+    /// This core's part in a cluster of cores on one PostgreSQL (`cluster/`); `None` on
+    /// SQLite.
+    pub cluster: Option<Arc<crate::cluster::Cluster>>,
 }
 
 impl Shared {
@@ -250,7 +253,18 @@ impl Core {
         let ca = init::load_ca(&paths, &cfg.trust_domain)?;
         renew_core_cert_if_due(&ca, &paths, &cfg)?;
         let store = Store::open(&cfg.store, &paths.database()).await?;
-        store.mark_all_offline().await?;
+        // On PostgreSQL other cores may serve nodes right now: only this core's own
+        // leases (and expired ones) are cleaned up, never every node marked offline.
+        let cluster = crate::cluster::Cluster::open(
+            &store,
+            &cfg.data_dir,
+            &cfg.listen.to_string(),
+            &cfg.advertise,
+        )
+        .await?;
+        if cluster.is_none() {
+            store.mark_all_offline().await?;
+        }
         let (serials, nodes) = store.revoked().await?;
         let revocations = RevocationList::new();
         revocations.load(serials, nodes);
@@ -337,6 +351,7 @@ impl Core {
             health: crate::health::HealthBoard::default(),
             realism: crate::realism::RealismBoard::default(),
             metrics: crate::metrics::CoreMetrics::new(),
+            cluster,
             registry: Registry::with_command_timeout(cfg.timing.command_timeout),
             cfg,
             paths,
@@ -351,6 +366,9 @@ impl Core {
         });
         let mut tasks = JoinSet::new();
         crate::metrics::start(&shared, &mut tasks).await?;
+        if let Some(c) = &shared.cluster {
+            c.spawn(&shared, &mut tasks);
+        }
         tasks.spawn(crate::endpoint::accept_loop(
             endpoint.clone(),
             shared.clone(),
@@ -467,6 +485,9 @@ impl Core {
         while self.tasks.join_next().await.is_some() {}
         // Give node handlers a moment to record that their nodes went offline.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        if let Some(c) = &self.shared.cluster {
+            c.shut_down().await;
+        }
         let _ = std::fs::remove_file(self.shared.paths.addr_file());
         let _ = std::fs::remove_file(self.shared.paths.shim_addr_file());
         if let Err(e) = self.shared.store.close().await {

@@ -2050,7 +2050,7 @@ async fn postgres_v1_store_gains_the_session_index() {
         .await
         .unwrap()
         .get(0);
-    assert_eq!(version, 2);
+    assert_eq!(version, super::postgres::SCHEMA_VERSION);
     let def: String = c
         .query_one(
             "SELECT indexdef FROM pg_indexes WHERE indexname = 'events_session_time'",

@@ -21,6 +21,7 @@
 //! TLS (`tls`): libpq's `sslmode` and `sslrootcert` in the URL, with rustls on ring.
 
 mod event_writer;
+pub(crate) mod listen;
 mod store;
 pub(crate) mod tls;
 
@@ -38,6 +39,7 @@ use tokio_postgres::types::ToSql;
 const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2_session.sql"),
+    include_str!("schema_v3_cluster.sql"),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -67,6 +69,8 @@ struct Inner {
     audit_task: Mutex<Option<JoinHandle<()>>>,
     events_tx: Mutex<Option<mpsc::Sender<event_writer::Batch>>>,
     events_task: Mutex<Option<JoinHandle<()>>>,
+    /// How to open a connection outside the pool (the cluster's LISTEN connection).
+    connect: (tokio_postgres::Config, tls::Connector),
     /// The writer's gate and counters; read by tests only.
     #[cfg_attr(not(test), allow(dead_code))]
     events_state: Arc<event_writer::WriterState>,
@@ -214,9 +218,11 @@ impl PgStore {
             cfg.connect_timeout(std::time::Duration::from_secs(10));
         }
         let location = redacted(&cfg);
+        let connector = tls.connector()?;
+        let connect = (cfg.clone(), connector.clone());
         let mgr = Manager::from_config(
             cfg,
-            tls.connector()?,
+            connector,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
@@ -253,6 +259,7 @@ impl PgStore {
                 audit_task: Mutex::new(Some(task)),
                 events_tx: Mutex::new(Some(events_tx)),
                 events_task: Mutex::new(Some(events_task)),
+                connect,
                 events_state,
             }),
         })
@@ -263,7 +270,8 @@ impl PgStore {
         &self.inner.location
     }
 
-    /// A pooled connection for `store migrate`.
+    /// A pooled connection for `store migrate` and the cluster's statements
+    /// (`crate::cluster`).
     pub(crate) async fn raw_client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.client().await
     }
