@@ -1,0 +1,258 @@
+//! Two real cores on one real PostgreSQL serve one fleet (issue 18's first slice): core B
+//! is set up from core A's data directory (same CA; `honeybee core join` comes later), real
+//! agents connect to A, and control sent through B reaches them — a node command, a
+//! configuration push, a revocation (cut off at once; the time is reported) — while
+//! stopping and starting B never marks A's nodes offline. A node that reconnects to B takes
+//! its lease over, and A closes its stale connection without waiting for the idle timeout.
+
+mod common;
+#[allow(dead_code)]
+#[path = "../core/src/store/pg_test_server.rs"]
+mod pg_test_server;
+
+use common::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A second core process made from the first one's data directory.
+struct CoreB {
+    dir: PathBuf,
+    port: u16,
+    proc: Option<Proc>,
+}
+
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().to_string_lossy().into_owned();
+        if skip.contains(&name.as_str()) {
+            continue;
+        }
+        if e.file_type().unwrap().is_dir() {
+            copy_dir(&e.path(), &to.join(&name), skip);
+        } else {
+            std::fs::copy(e.path(), to.join(&name)).unwrap();
+        }
+    }
+}
+
+impl CoreB {
+    /// Copies A's directory without what makes a core itself (its identity, the QUIC
+    /// reset key, the address files) and gives it a port of its own. With `keep_id`, the
+    /// copy keeps A's `core.id`: what a careless copy does.
+    fn make(dep: &Deployment, name: &str, keep_id: bool) -> CoreB {
+        let dir = dep.dir.path().join(name);
+        let mut skip = vec!["core.addr", "shim.addr", "reset.key", "captures"];
+        if !keep_id {
+            skip.push("core.id");
+        }
+        copy_dir(&dep.core_dir(), &dir, &skip);
+        let port = free_udp_port();
+        let cfg = dir.join("core.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap().replace(
+            &format!("127.0.0.1:{}", dep.port),
+            &format!("127.0.0.1:{port}"),
+        );
+        std::fs::write(&cfg, text).unwrap();
+        CoreB {
+            dir,
+            port,
+            proc: None,
+        }
+    }
+
+    fn d(&self) -> String {
+        self.dir.to_str().unwrap().to_owned()
+    }
+
+    fn start(&mut self) {
+        let log = self.dir.join(format!("core-{}.log", rand_suffix()));
+        self.proc = Some(Proc::spawn(&["core", "run", "--data-dir", &self.d()], &log));
+        let d = self.d();
+        wait_for("core B to answer", Duration::from_secs(30), || {
+            run(&["status", "--data-dir", &d])
+                .status
+                .success()
+                .then_some(())
+        });
+    }
+
+    /// SIGTERM: a clean shutdown.
+    fn stop(&mut self) {
+        if let Some(mut p) = self.proc.take() {
+            assert!(p.terminate().success(), "core B exits cleanly");
+        }
+    }
+}
+
+fn status(data_dir: &str) -> Value {
+    serde_json::from_str(&ok(&["status", "--json", "--data-dir", data_dir])).unwrap()
+}
+
+/// Connections the core at `data_dir` holds (its own registry, not the stored state).
+fn live_here(data_dir: &str) -> u64 {
+    status(data_dir)["nodes_online"].as_u64().unwrap()
+}
+
+fn node_online(data_dir: &str, node: &str) -> bool {
+    let nodes: Value =
+        serde_json::from_str(&ok(&["nodes", "--json", "--data-dir", data_dir])).unwrap();
+    nodes
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|n| n["id"] == node && n["online"] == true)
+}
+
+fn log_of(p: &Option<Proc>) -> String {
+    p.as_ref().map(Proc::log_text).unwrap_or_default()
+}
+
+#[test]
+fn two_cores_on_one_postgres_serve_one_fleet() {
+    let url = pg_test_server::fresh_database();
+    let tmp = tempfile::tempdir().unwrap();
+    let pw = tmp.path().join("store-password");
+    std::fs::write(&pw, format!("{}\n", pg_test_server::PASSWORD)).unwrap();
+    let shared = tmp.path().join("shared-captures");
+    let mut dep = Deployment::init(|t| {
+        format!(
+            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ncaptures_dir = \"{}\"\n",
+            pw.display(),
+            shared.display()
+        )
+    });
+    dep.start_core();
+    let a = dep.d();
+    let mut b = CoreB::make(&dep, "core-b", false);
+    b.start();
+    let bd = b.d();
+
+    // A copy that kept A's identity is refused while A runs.
+    let twin = CoreB::make(&dep, "core-twin", true);
+    let twin_log = twin.dir.join("core.log");
+    let mut p = Proc::spawn(&["core", "run", "--data-dir", &twin.d()], &twin_log);
+    let exited = wait_for("the twin core to exit", Duration::from_secs(30), || {
+        p.child.try_wait().unwrap()
+    });
+    assert!(!exited.success());
+    assert!(
+        p.log_text().contains("is in use by another running core"),
+        "{}",
+        p.log_text()
+    );
+
+    // n1: enrolled and connected through A; B sees it online (the stored state its lease
+    // keeps) though its own registry holds nothing.
+    let mut n1 = dep.start_agent("n1");
+    let banner = dep.service_port("n1", "banner");
+    wait_for("B to list n1 online", Duration::from_secs(20), || {
+        node_online(&bd, "n1").then_some(())
+    });
+    assert_eq!(live_here(&a), 1);
+    assert_eq!(live_here(&bd), 0);
+
+    // A node command through B reaches the node on A.
+    let out = ok(&["node", "command", "n1", "ping", "--data-dir", &bd]);
+    assert!(out.contains("pong"), "{out}");
+
+    // A configuration push through B: the node on A stops its banner service.
+    ok(&[
+        "node",
+        "config",
+        "n1",
+        "--disable",
+        "banner",
+        "--data-dir",
+        &bd,
+    ]);
+    wait_for(
+        "n1 to close its banner port",
+        Duration::from_secs(20),
+        || {
+            std::net::TcpStream::connect(("127.0.0.1", banner))
+                .is_err()
+                .then_some(())
+        },
+    );
+
+    // Stopping core B, and starting it again, leaves A's node online.
+    b.stop();
+    assert!(
+        node_online(&a, "n1"),
+        "B's shutdown marked A's node offline"
+    );
+    assert_eq!(live_here(&a), 1);
+    b.start();
+    assert!(
+        node_online(&a, "n1"),
+        "B's start-up marked A's node offline"
+    );
+    assert!(node_online(&bd, "n1"));
+
+    // Revocation through B cuts n1 off on A.
+    let t0 = Instant::now();
+    ok(&["node", "revoke", "n1", "--data-dir", &bd]);
+    let cli_returned = t0.elapsed();
+    wait_for("A to cut n1 off", Duration::from_secs(10), || {
+        (live_here(&a) == 0).then_some(())
+    });
+    let cut = t0.elapsed();
+    println!(
+        "revocation through core B: A's connection gone within {cut:?} of the request \
+         (the CLI returned after {cli_returned:?}; polling granularity ~100 ms)"
+    );
+    assert!(
+        log_of(&dep.core).contains("revoked through another core"),
+        "A says why it cut n1 off"
+    );
+    // And n1 cannot come back to either core.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(live_here(&a), 0);
+    assert!(!node_online(&a, "n1"));
+    n1.kill();
+
+    // n2 on A; killed (no goodbye: A keeps its connection until the idle timeout) and
+    // restarted pointed at B: B takes the lease, A closes its stale connection.
+    let mut n2 = dep.start_agent("n2");
+    wait_for("n2 on A", Duration::from_secs(30), || {
+        (live_here(&a) == 1).then_some(())
+    });
+    n2.kill();
+    let agent_toml = dep.agent_dir("n2").join("agent.toml");
+    let text = std::fs::read_to_string(&agent_toml).unwrap().replace(
+        &format!("127.0.0.1:{}", dep.port),
+        &format!("127.0.0.1:{}", b.port),
+    );
+    std::fs::write(&agent_toml, text).unwrap();
+    let t0 = Instant::now();
+    let _n2 = dep.run_agent("n2");
+    wait_for("n2 on B", Duration::from_secs(30), || {
+        (live_here(&bd) == 1).then_some(())
+    });
+    let on_b = t0.elapsed();
+    wait_for(
+        "A to close n2's stale connection",
+        Duration::from_secs(20),
+        || (live_here(&a) == 0).then_some(()),
+    );
+    println!(
+        "lease takeover: n2 on B {on_b:?} after its restart, A's stale connection closed \
+         within {:?} (QUIC idle timeout: 30 s)",
+        t0.elapsed()
+    );
+    assert!(
+        log_of(&dep.core).contains("stale connection closed"),
+        "A closed it for the lease, not the idle timeout"
+    );
+    // A's handler ending did not mark the node (now B's) offline.
+    std::thread::sleep(Duration::from_secs(1));
+    assert!(node_online(&a, "n2"));
+    assert!(node_online(&bd, "n2"));
+
+    // B stops: its own node goes offline, as a single core's would.
+    b.stop();
+    assert!(!node_online(&a, "n2"), "B released its lease at shutdown");
+}
