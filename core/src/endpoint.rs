@@ -101,7 +101,18 @@ pub fn server_transport_config_with(timing: &Timing) -> quinn::TransportConfig {
     // Nothing in the protocol uses QUIC datagrams; quinn would otherwise buffer 1.25 MB
     // of them per connection for a reader that never comes.
     t.datagram_receive_buffer_size(None);
+    t.keep_alive_interval(Some(server_keep_alive(timing)));
     t
+}
+
+/// The server's keep-alive: half the idle timeout, longer than the clients' own
+/// (`Timing::keep_alive`). quinn restarts the keep-alive timer on every packet received,
+/// so a client that pings, or an agent that reports its health every 10 s, is never
+/// pinged by the core: at the clients' interval both ends pinged every idle connection,
+/// a packet and its acknowledgement each way for nothing, 1,000 a second at 10,000
+/// agents. A client that stays silent is still pinged well within the idle timeout.
+pub fn server_keep_alive(timing: &Timing) -> Duration {
+    (timing.idle_timeout / 2).max(timing.keep_alive)
 }
 
 /// Builds the server side of the endpoint from the core's rustls configuration.
@@ -279,5 +290,26 @@ async fn route(conn: quinn::Connection, shared: &Arc<Shared>, relayed: bool) {
         crate::modules::quic::handle(conn, peer, shared).await;
     } else {
         crate::admin::handle(conn, peer, shared).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_server_pings_only_clients_that_stay_silent() {
+        for f in [1, 10, 30, 1000] {
+            let t = Timing::compressed(f);
+            let k = server_keep_alive(&t);
+            // Later than any client's own keep-alive and health report (so those reset
+            // it), and early enough to keep a silent client's connection open.
+            assert!(k > t.keep_alive || k == t.idle_timeout, "factor {f}: {k:?}");
+            assert!(k <= t.idle_timeout, "factor {f}");
+        }
+        assert_eq!(
+            server_keep_alive(&Timing::default()),
+            Duration::from_secs(15)
+        );
     }
 }

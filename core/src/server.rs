@@ -409,6 +409,16 @@ impl Core {
         if let (Some(rx), Some(cfg)) = (probes, sweep) {
             tasks.spawn(crate::correlator::run(rx, shared.clone(), cfg));
         }
+        let flusher = shared.clone();
+        tasks.spawn(async move {
+            let mut tick =
+                tokio::time::interval(crate::health::flush_interval(&flusher.cfg.timing));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                flush_health(&flusher).await;
+            }
+        });
         let sweeper = shared.clone();
         tasks.spawn(async move {
             let mut tick = tokio::time::interval(sweeper.cfg.timing.revocation_sweep);
@@ -485,6 +495,8 @@ impl Core {
         while self.tasks.join_next().await.is_some() {}
         // Give node handlers a moment to record that their nodes went offline.
         let _ = tokio::time::timeout(Duration::from_secs(2), self.endpoint.wait_idle()).await;
+        // The health reports not yet written, before the store closes.
+        flush_health(&self.shared).await;
         if let Some(c) = &self.shared.cluster {
             c.shut_down().await;
         }
@@ -494,6 +506,19 @@ impl Core {
             tracing::error!(error = %e, "store did not close cleanly");
         }
         tracing::info!("core stopped");
+    }
+}
+
+/// Writes the health reports received since the last flush, in one store write.
+async fn flush_health(shared: &Shared) {
+    let rows = shared.health.take_unsaved();
+    if rows.is_empty() {
+        return;
+    }
+    let n = rows.len();
+    if let Err(e) = shared.store.set_nodes_health(rows).await {
+        // Each node reports again within one health interval.
+        tracing::warn!(error = %e, reports = n, "writing health reports failed");
     }
 }
 

@@ -3,15 +3,14 @@
 //! method, or has it with another signature, does not compile.
 
 use super::{
-    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, ModuleCredential, NewAlert,
-    NodeRecord, PgStore, SqliteStore, StoreError, TokenRecord, TokenRefusal,
+    CaptureRecord, CertRecord, DeviceActivity, HealthRow, InsertOutcome, ModuleCredential,
+    NewAlert, NodeRecord, PgStore, SqliteStore, StoreError, TokenRecord, TokenRefusal,
 };
 use honeybee_proto::admin::{
     AlertInfo, AuditEntry, EventCursor, EventQuery, EventSearch, KeyCount, Stats, StatsQuery,
     StoredEvent, TokenInfo,
 };
 use honeybee_proto::config::NodeConfig;
-use honeybee_proto::control::Health;
 use honeybee_proto::event::Event;
 use honeybee_proto::module::Permission;
 use honeybee_proto::{NodeId, Role, Serial, TokenId};
@@ -199,13 +198,11 @@ impl Store {
     ) -> Result<bool, StoreError> {
         on_backend!(self, b => b.set_node_relay(id, relay).await)
     }
-    pub async fn set_node_health(
-        &self,
-        id: &NodeId,
-        health: &Health,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        on_backend!(self, b => b.set_node_health(id, health, now_ms).await)
+    /// Writes many nodes' latest health reports in one transaction; `last_seen_ms` is
+    /// raised to each row's time, never lowered. Rows of unknown nodes are skipped.
+    /// Returns how many nodes were updated.
+    pub async fn set_nodes_health(&self, rows: Vec<HealthRow>) -> Result<usize, StoreError> {
+        on_backend!(self, b => b.set_nodes_health(rows).await)
     }
     /// Agent time of the node's newest stored event.
     pub async fn last_event_ms(&self, id: &NodeId) -> Result<Option<i64>, StoreError> {

@@ -190,6 +190,15 @@ impl NodeRecord {
     }
 }
 
+/// One node's latest health report, written with others in one batch
+/// ([`Store::set_nodes_health`]): `nodes.health`, and `last_seen_ms` raised to `time_ms`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct HealthRow {
+    pub node: NodeId,
+    pub health: Health,
+    pub time_ms: i64,
+}
+
 /// One issued certificate.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CertRecord {

@@ -13,12 +13,11 @@ use super::codec::{
     EventRow, corrupt, ct_eq, encode, labels_from_json, labels_to_json, push_or_skip,
 };
 use super::{
-    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, NodeRecord, StoreError, TokenRecord,
-    TokenRefusal, effective_limit,
+    CaptureRecord, CertRecord, DeviceActivity, HealthRow, InsertOutcome, NodeRecord, StoreError,
+    TokenRecord, TokenRefusal, effective_limit,
 };
 use honeybee_proto::admin::{AuditEntry, EventQuery, StoredEvent, TokenInfo};
 use honeybee_proto::config::NodeConfig;
-use honeybee_proto::control::Health;
 use honeybee_proto::event::{Event, EventKind};
 use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
 use rusqlite::types::Value;
@@ -596,19 +595,24 @@ impl SqliteStore {
         .await
     }
 
-    pub async fn set_node_health(
-        &self,
-        id: &NodeId,
-        health: &Health,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let id = id.as_str().to_owned();
-        let health = encode("node health", health)?;
-        self.write(1, move |c| {
-            let n = c
-                .prepare_cached("UPDATE nodes SET health = ?2, last_seen_ms = ?3 WHERE id = ?1")?
-                .execute(params![id, health, now_ms])?;
-            Ok(n > 0)
+    pub async fn set_nodes_health(&self, rows: Vec<HealthRow>) -> Result<usize, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        // Encoded here, on the caller's task, so the writer thread only writes.
+        let rows = rows
+            .into_iter()
+            .map(|r| Ok((r.node, encode("node health", &r.health)?, r.time_ms)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.write(rows.len(), move |c| {
+            let mut stmt = c.prepare_cached(
+                "UPDATE nodes SET health = ?2, last_seen_ms = MAX(last_seen_ms, ?3) WHERE id = ?1",
+            )?;
+            let mut n = 0;
+            for (id, health, time_ms) in &rows {
+                n += stmt.execute(params![id.as_str(), health, time_ms])?;
+            }
+            Ok(n)
         })
         .await
     }

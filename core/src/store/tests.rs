@@ -454,7 +454,19 @@ async fn nodes_round_trip_and_update(s: Store) {
         spool_dropped: 0,
         cert_not_after_ms: 9,
     };
-    assert!(s.set_node_health(&node("a"), &health, 300).await.unwrap());
+    let row = |id: &str, time_ms| crate::store::HealthRow {
+        node: node(id),
+        health: health.clone(),
+        time_ms,
+    };
+    // One batch for many nodes; an unknown node is skipped, not an error.
+    assert_eq!(
+        s.set_nodes_health(vec![row("a", 300), row("b", 300), row("zz", 300)])
+            .await
+            .unwrap(),
+        2
+    );
+    assert_eq!(s.set_nodes_health(Vec::new()).await.unwrap(), 0);
     let mut config = NodeConfig::default();
     config.services.push(honeybee_proto::config::ServiceConfig {
         name: "ssh".into(),
@@ -475,11 +487,29 @@ async fn nodes_round_trip_and_update(s: Store) {
             .unwrap()
     );
 
+    // A report written after the node went offline (a batch flushed late) keeps its
+    // health but does not move `last_seen_ms` back.
+    let mut later = health.clone();
+    later.uptime_s = 6;
+    assert_eq!(
+        s.set_nodes_health(vec![crate::store::HealthRow {
+            node: node("a"),
+            health: later.clone(),
+            time_ms: 350,
+        }])
+        .await
+        .unwrap(),
+        1
+    );
     let got = s.get_node(&node("a")).await.unwrap().unwrap();
-    assert_eq!(got.health, Some(health));
+    assert_eq!(got.health, Some(later));
     assert_eq!(got.config, config);
     assert!(!got.online);
     assert_eq!(got.last_seen_ms, 400);
+    assert_eq!(
+        s.get_node(&node("b")).await.unwrap().unwrap().health,
+        Some(health)
+    );
     assert_eq!(got.addr, rec.addr, "None keeps the last known address");
     s.set_node_online(&node("a"), true, Some("198.51.100.9:1".into()), 500)
         .await

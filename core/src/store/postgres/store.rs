@@ -10,15 +10,14 @@ use crate::store::codec::{
 use crate::store::console::{capped_count, count_matching_sql, top_commands_sql};
 use crate::store::modules::{perms_from_text, perms_to_text};
 use crate::store::{
-    CaptureRecord, CertRecord, DeviceActivity, InsertOutcome, ModuleCredential, NewAlert,
-    NodeRecord, StoreError, TokenRecord, TokenRefusal, effective_limit,
+    CaptureRecord, CertRecord, DeviceActivity, HealthRow, InsertOutcome, ModuleCredential,
+    NewAlert, NodeRecord, StoreError, TokenRecord, TokenRefusal, effective_limit,
 };
 use honeybee_proto::admin::{
     AlertInfo, AuditEntry, CredentialCount, EnrichmentInfo, EventQuery, EventSearch, GeoCount,
     KeyCount, Series, Stats, StatsQuery, StoredEvent, TokenInfo,
 };
 use honeybee_proto::config::NodeConfig;
-use honeybee_proto::control::Health;
 use honeybee_proto::event::{Event, EventKind};
 use honeybee_proto::module::Permission;
 use honeybee_proto::{NodeId, Role, Serial, SessionId, TokenId};
@@ -545,20 +544,29 @@ impl PgStore {
             > 0)
     }
 
-    pub async fn set_node_health(
-        &self,
-        id: &NodeId,
-        health: &Health,
-        now_ms: i64,
-    ) -> Result<bool, StoreError> {
-        let health = encode("node health", health)?;
-        Ok(self
+    pub async fn set_nodes_health(&self, rows: Vec<HealthRow>) -> Result<usize, StoreError> {
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut healths = Vec::with_capacity(rows.len());
+        let mut times = Vec::with_capacity(rows.len());
+        for r in rows {
+            healths.push(encode("node health", &r.health)?);
+            ids.push(r.node.as_str().to_owned());
+            times.push(r.time_ms);
+        }
+        // One statement for the whole batch; a node listed twice keeps one of its rows.
+        let n = self
             .execute(
-                "UPDATE nodes SET health = $2, last_seen_ms = $3 WHERE id = $1",
-                &[&id.as_str(), &health, &now_ms],
+                "UPDATE nodes AS n SET health = u.health, \
+                 last_seen_ms = GREATEST(n.last_seen_ms, u.time_ms) \
+                 FROM unnest($1::text[], $2::bytea[], $3::int8[]) AS u(id, health, time_ms) \
+                 WHERE n.id = u.id",
+                &[&ids, &healths, &times],
             )
-            .await?
-            > 0)
+            .await?;
+        Ok(usize::try_from(n).unwrap_or(usize::MAX))
     }
 
     pub async fn last_event_ms(&self, id: &NodeId) -> Result<Option<i64>, StoreError> {
