@@ -169,3 +169,11 @@ fn a_listed_device_shows_under_its_agent_with_its_events() {
     );
     assert_eq!(p["kind"], "printer");
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn a_listed_device_shows_under_its_agent_with_its_events_on_postgres() {
+    on_postgres(a_listed_device_shows_under_its_agent_with_its_events);
+}

@@ -1347,3 +1347,16 @@ async fn dashboard_shows_versions_and_upgrades_outdated_nodes_slow() {
         "{page}"
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn dashboard_api_against_a_real_core_and_agent_on_postgres() {
+    on_postgres(dashboard_api_against_a_real_core_and_agent);
+}
+
+#[test]
+fn console_incidents_totals_modules_and_alert_rules_slow_on_postgres() {
+    on_postgres(console_incidents_totals_modules_and_alert_rules_slow);
+}

@@ -174,3 +174,16 @@ fn banner_records_first_bytes_and_config_changes_apply_live() {
         "pong"
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn openssh_password_attempt_reaches_the_store_on_postgres() {
+    on_postgres(openssh_password_attempt_reaches_the_store);
+}
+
+#[test]
+fn banner_records_first_bytes_and_config_changes_apply_live_on_postgres() {
+    on_postgres(banner_records_first_bytes_and_config_changes_apply_live);
+}

@@ -188,3 +188,16 @@ fn init_refuses_an_initialised_directory() {
         .mode();
     assert_eq!(mode & 0o777, 0o600);
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn tokens_are_single_use_expire_and_can_be_revoked_on_postgres() {
+    on_postgres(tokens_are_single_use_expire_and_can_be_revoked);
+}
+
+#[test]
+fn two_racing_enrolments_with_one_token_exactly_one_wins_on_postgres() {
+    on_postgres(two_racing_enrolments_with_one_token_exactly_one_wins);
+}

@@ -244,3 +244,26 @@ async fn captures_spooled_while_the_core_is_down_are_delivered_once_verified() {
     assert!(err.contains("64 hex digits"), "{err}");
     agent.stop().await.unwrap();
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn agent_renews_its_certificate_over_the_live_connection_on_postgres() {
+    on_postgres(agent_renews_its_certificate_over_the_live_connection);
+}
+
+#[test]
+fn a_revoked_agent_goes_offline_and_stays_out_on_postgres() {
+    on_postgres(a_revoked_agent_goes_offline_and_stays_out);
+}
+
+#[test]
+fn core_killed_and_restarted_mid_stream_loses_and_duplicates_nothing_on_postgres() {
+    on_postgres(core_killed_and_restarted_mid_stream_loses_and_duplicates_nothing);
+}
+
+#[test]
+fn captures_spooled_while_the_core_is_down_are_delivered_once_verified_on_postgres() {
+    on_postgres(captures_spooled_while_the_core_is_down_are_delivered_once_verified);
+}

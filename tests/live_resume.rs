@@ -319,3 +319,11 @@ fn assert_once_in_store_order(seen: &Seen, range: std::ops::RangeInclusive<u32>)
         seen.numbered
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn live_feed_resumes_across_forced_reconnects_on_postgres() {
+    on_postgres(live_feed_resumes_across_forced_reconnects);
+}

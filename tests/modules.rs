@@ -671,3 +671,21 @@ fn shim_connection_caps_and_supervised_restarts() {
     assert!(text.contains("\n  crashing"), "{text}");
     ok(&["module", "unload", "crasher", "--data-dir", &d]);
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn python_module_filters_commands_alerts_and_enriches_on_postgres() {
+    on_postgres(python_module_filters_commands_alerts_and_enriches);
+}
+
+#[test]
+fn managed_modules_load_and_unload_at_runtime_on_postgres() {
+    on_postgres(managed_modules_load_and_unload_at_runtime);
+}
+
+#[test]
+fn rust_module_over_quic_filters_commands_and_alerts_on_postgres() {
+    on_postgres(rust_module_over_quic_filters_commands_and_alerts);
+}

@@ -1038,3 +1038,16 @@ fn strip_event_ids(docs: &mut [Value]) {
         );
     }
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn alerts_module_sends_rules_to_webhooks_syslog_file_and_honeybee_on_postgres() {
+    on_postgres(alerts_module_sends_rules_to_webhooks_syslog_file_and_honeybee);
+}
+
+#[test]
+fn geo_module_enriches_public_sources_in_the_cli_on_postgres() {
+    on_postgres(geo_module_enriches_public_sources_in_the_cli);
+}

@@ -342,3 +342,16 @@ async fn captures_are_verified_and_stored_content_addressed() {
         "the stored capture is untouched"
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn revoking_a_live_node_cuts_it_off_within_a_second_for_good_on_postgres() {
+    on_postgres(revoking_a_live_node_cuts_it_off_within_a_second_for_good);
+}
+
+#[test]
+fn captures_are_verified_and_stored_content_addressed_on_postgres() {
+    on_postgres(captures_are_verified_and_stored_content_addressed);
+}

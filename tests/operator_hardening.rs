@@ -455,3 +455,11 @@ fn agent_binary_stops_cleanly_on_sigterm_and_keeps_the_open_session() {
     let text = std::fs::read_to_string(&file).unwrap();
     assert!(text.contains("still-here-at-sigterm"), "{text}");
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn attacker_text_is_escaped_for_terminals_and_exact_in_json_on_postgres() {
+    on_postgres(attacker_text_is_escaped_for_terminals_and_exact_in_json);
+}

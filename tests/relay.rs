@@ -320,3 +320,11 @@ async fn relay_carries_only_assigned_agents_and_never_itself() {
     assert!(n["relay"].is_null(), "{n}");
     assert!(audit_has(&dep, "relay=none closed_live_connection=true"));
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn node_behind_relay_enrols_delivers_and_loses_nothing_when_the_relay_dies_on_postgres() {
+    on_postgres(node_behind_relay_enrols_delivers_and_loses_nothing_when_the_relay_dies);
+}

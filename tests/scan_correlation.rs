@@ -90,3 +90,11 @@ fn one_source_across_three_nodes_is_one_network_scan() {
     let line = ok(&["events", "--data-dir", &dep.d(), "--kind", "scan_detected"]);
     assert!(line.contains("network scan of 3 nodes"), "{line}");
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn one_source_across_three_nodes_is_one_network_scan_on_postgres() {
+    on_postgres(one_source_across_three_nodes_is_one_network_scan);
+}

@@ -190,3 +190,11 @@ fn redis_mysql_and_modbus_attacks_reach_the_core() {
         "{text}"
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn redis_mysql_and_modbus_attacks_reach_the_core_on_postgres() {
+    on_postgres(redis_mysql_and_modbus_attacks_reach_the_core);
+}

@@ -147,3 +147,11 @@ fn scripted_ssh_session_reaches_events_and_captures() {
         "{output}"
     );
 }
+
+// ---- the same tests on a PostgreSQL store (`common::on_postgres`: same body, a
+// database of its own on this test binary's PostgreSQL server)
+
+#[test]
+fn scripted_ssh_session_reaches_events_and_captures_on_postgres() {
+    on_postgres(scripted_ssh_session_reaches_events_and_captures);
+}

@@ -4,9 +4,6 @@
 //! through the admin API; then the core restarts and the data is still there.
 
 mod common;
-#[allow(dead_code)]
-#[path = "../core/src/store/pg_test_server.rs"]
-mod pg_test_server;
 
 use common::*;
 use std::io::Read;

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+#[path = "../../core/src/store/pg_test_server.rs"]
+pub mod pg_test_server;
 pub mod quic;
 
 use serde_json::Value;
@@ -145,6 +147,74 @@ pub fn free_udp_port() -> u16 {
         .port()
 }
 
+/// The store a test's deployments use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: `honeybee.db` in the core's data directory.
+    Sqlite,
+    /// `[store] url` naming a database of its own on the test binary's PostgreSQL server
+    /// (`pg_test_server`: one server per test process, a fresh database per deployment),
+    /// the password in a file beside `core.toml`.
+    Postgres,
+}
+
+thread_local! {
+    static BACKEND: std::cell::Cell<Option<Backend>> = const { std::cell::Cell::new(None) };
+    /// Deployments made on PostgreSQL by this thread.
+    static ON_POSTGRES: std::cell::Cell<u32> = const { std::cell::Cell::new(0) };
+}
+
+/// The store [`Deployment::init`] gives a core on this thread: the one [`on_postgres`] set,
+/// else `HONEYBEE_TEST_STORE` (`postgres` runs every end-to-end test on PostgreSQL),
+/// else SQLite.
+pub fn backend() -> Backend {
+    BACKEND
+        .get()
+        .unwrap_or_else(|| match std::env::var("HONEYBEE_TEST_STORE").as_deref() {
+            Ok("postgres") => Backend::Postgres,
+            Ok("sqlite") | Err(_) => Backend::Sqlite,
+            Ok(other) => panic!("HONEYBEE_TEST_STORE={other:?}: expected sqlite or postgres"),
+        })
+}
+
+/// Runs a test's body with every deployment it makes (on this thread) storing in
+/// PostgreSQL: the PostgreSQL twin of a test is `#[test] fn NAME_on_postgres() {
+/// on_postgres(NAME) }`, the same body (a `#[tokio::test]` function is a plain one after
+/// its attribute, so it runs the same way). Thread-local, not an environment variable:
+/// `cargo test` runs a binary's tests on threads of one process.
+pub fn on_postgres(test: impl FnOnce()) {
+    struct Reset(Option<Backend>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BACKEND.set(self.0);
+        }
+    }
+    let _reset = Reset(BACKEND.replace(Some(Backend::Postgres)));
+    let before = ON_POSTGRES.get();
+    test();
+    assert!(
+        ON_POSTGRES.get() > before,
+        "the test made no deployment (on this thread), so nothing ran on PostgreSQL"
+    );
+}
+
+/// `core.toml` with `[store] url` naming a fresh PostgreSQL database and `password_file`
+/// a file in `core_dir`; keys a test's own `[store]` table already has are kept.
+fn store_on_postgres(text: String, core_dir: &Path) -> String {
+    let url = pg_test_server::fresh_database();
+    ON_POSTGRES.set(ON_POSTGRES.get() + 1);
+    let pw = core_dir.join("store-password");
+    std::fs::write(&pw, format!("{}\n", pg_test_server::PASSWORD)).unwrap();
+    let keys = format!("url = \"{url}\"\npassword_file = \"{}\"\n", pw.display());
+    match text.find("\n[store]\n") {
+        Some(at) => {
+            let after = at + "\n[store]\n".len();
+            format!("{}{keys}{}", &text[..after], &text[after..])
+        }
+        None => format!("{text}\n[store]\n{keys}"),
+    }
+}
+
 /// A deployment under test: a data directory with an initialised core.
 /// The fixed ports `core init` writes: honeypot services and the module shim.
 pub const DEFAULT_PORTS: [u16; 10] = [2222, 2323, 8081, 8443, 2121, 6380, 3307, 5020, 2525, 7444];
@@ -270,7 +340,11 @@ impl Deployment {
                 }
             }
         }
-        std::fs::write(&cfg_path, edit(text)).unwrap();
+        let text = match backend() {
+            Backend::Sqlite => edit(text),
+            Backend::Postgres => store_on_postgres(edit(text), &d),
+        };
+        std::fs::write(&cfg_path, text).unwrap();
         Deployment {
             dir,
             core: None,
@@ -298,6 +372,13 @@ impl Deployment {
                 .success()
                 .then_some(())
         });
+        // A PostgreSQL twin really runs on PostgreSQL: its core made no SQLite file.
+        let sqlite = self.core_dir().join("honeybee.db");
+        assert!(
+            backend() == Backend::Sqlite || !sqlite.exists(),
+            "a core of a PostgreSQL test made {}",
+            sqlite.display()
+        );
     }
 
     pub fn token(&self, name: &str, extra: &[&str]) -> String {
