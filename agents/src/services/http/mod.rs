@@ -5,7 +5,8 @@
 //! header order (`wire`), static pages with `ETag`, `304` and `206` (`file`). Every
 //! request is one `HttpRequest` event; login forms become `AuthAttempt`s; bodies over
 //! the inline cap become captures; bodies over the hard cap are answered 413 and
-//! reported.
+//! reported. Over TLS the lighttpd personas also speak HTTP/2 (`http2`), whose requests
+//! take the same path.
 
 mod apache;
 mod body;
@@ -13,6 +14,7 @@ pub(crate) mod cert;
 mod file;
 pub(crate) mod first;
 mod form;
+mod http2;
 mod persona;
 mod plc;
 mod request;
@@ -66,7 +68,52 @@ const MAX_REQUESTS_PER_CONN: u32 = 100;
 #[derive(Debug)]
 pub(crate) struct HttpService {
     shared: Arc<Shared>,
-    tls: Option<Arc<rustls::ServerConfig>>,
+    tls: Option<Tls>,
+}
+
+/// The service's TLS configurations: one per ALPN preference, so that the protocol
+/// chosen is the first of the client's list the server speaks, as lighttpd (OpenSSL's
+/// ALPN callback walking the client's list) chooses; rustls would pick by its own list.
+#[derive(Debug)]
+struct Tls {
+    /// `h2` before `http/1.1` (and the configuration without ALPN in it).
+    h2_first: Arc<rustls::ServerConfig>,
+    /// `http/1.1` before `h2`.
+    http1_first: Arc<rustls::ServerConfig>,
+}
+
+impl Tls {
+    /// lighttpd (router, PLC) offers `h2` and `http/1.1`; Apache as Debian configures it
+    /// (no mod_http2) only `http/1.1`.
+    fn new(config: Arc<rustls::ServerConfig>, h2: bool) -> Tls {
+        if !h2 {
+            return Tls {
+                h2_first: Arc::clone(&config),
+                http1_first: config,
+            };
+        }
+        let with = |alpn: [&[u8]; 2]| {
+            let mut c = (*config).clone();
+            c.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+            Arc::new(c)
+        };
+        Tls {
+            h2_first: with([http2::ALPN, b"http/1.1"]),
+            http1_first: with([b"http/1.1", http2::ALPN]),
+        }
+    }
+
+    /// The configuration whose ALPN order puts the client's first known protocol first.
+    fn for_hello(&self, hello: &rustls::server::ClientHello<'_>) -> Arc<rustls::ServerConfig> {
+        let first = hello
+            .alpn()
+            .and_then(|mut offered| offered.find(|p| *p == http2::ALPN || *p == b"http/1.1"));
+        if first == Some(b"http/1.1".as_slice()) {
+            Arc::clone(&self.http1_first)
+        } else {
+            Arc::clone(&self.h2_first)
+        }
+    }
 }
 
 /// What every request of the service needs.
@@ -102,7 +149,8 @@ impl HttpService {
         let tls = if opts.tls {
             let subject = cert_subject(opts, &site, node);
             let cert = cert::load_or_create(&ctx.data_dir, &subject).map_err(|e| e.to_string())?;
-            Some(tls_config(cert)?)
+            let h2 = opts.persona != HttpPersona::Wordpress;
+            Some(Tls::new(tls_config(cert)?, h2))
         } else {
             None
         };
@@ -126,8 +174,18 @@ impl HttpService {
         let Some(tls) = &self.tls else {
             return self.serve_http(session, stream, stop, "http").await;
         };
-        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::clone(tls));
-        match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await {
+        let handshake = async {
+            let acceptor =
+                tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), stream);
+            let start = acceptor.await?;
+            let config = tls.for_hello(&start.client_hello());
+            start.into_stream(config).await
+        };
+        match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
+            Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(http2::ALPN) => {
+                let conn = Arc::new(self.conn(session, "https", true));
+                http2::serve(conn, tls, stop).await;
+            }
             Ok(Ok(tls)) => self.serve_http(session, tls, stop, "https").await,
             Ok(Err(e)) => {
                 tracing::debug!(session = %session.id, error = %e, "TLS handshake failed");
@@ -147,12 +205,7 @@ impl HttpService {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
-        let conn = Conn {
-            shared: Arc::clone(&self.shared),
-            session: session.clone(),
-            scheme,
-            requests: AtomicU32::new(0),
-        };
+        let conn = self.conn(session, scheme, false);
         // Bytes read past the previous request: a pipelined request, or its start.
         let mut buf = Vec::new();
         loop {
@@ -251,6 +304,17 @@ impl HttpService {
 }
 
 impl HttpService {
+    /// The state of one connection; `h2`: it speaks HTTP/2.
+    fn conn(&self, session: &Session, scheme: &'static str, h2: bool) -> Conn {
+        Conn {
+            shared: Arc::clone(&self.shared),
+            session: session.clone(),
+            scheme,
+            h2,
+            requests: AtomicU32::new(0),
+        }
+    }
+
     /// Apache's own refusal of a head (WordPress persona), before lighttpd's checks:
     /// over-long lines, and what lighttpd's checks refuse, in Apache's terms. Serves
     /// `HTTP/1.x` versions as HTTP/1.1 first, as Apache does.
@@ -497,6 +561,8 @@ struct Conn {
     shared: Arc<Shared>,
     session: Session,
     scheme: &'static str,
+    /// HTTP/2 (its requests are recorded as `HTTP/2.0`).
+    h2: bool,
     requests: AtomicU32,
 }
 
@@ -722,7 +788,11 @@ impl Conn {
                 method,
                 path,
                 query,
-                version: format!("HTTP/1.{}", head.minor),
+                version: if self.h2 {
+                    "HTTP/2.0".to_owned()
+                } else {
+                    format!("HTTP/1.{}", head.minor)
+                },
                 headers,
                 user_agent: user_agent.clone(),
                 body: inline,
