@@ -154,7 +154,10 @@ fn core_init_store_flag_and_unreachable_database() {
 /// the core run on PostgreSQL still knows its node.
 #[test]
 fn store_migrate_from_sqlite_to_postgres() {
-    let mut dep = Deployment::init(|t| t);
+    // It migrates from a SQLite file, whatever HONEYBEE_TEST_STORE says.
+    let mut dep = None;
+    on_backend(Backend::Sqlite, || dep = Some(Deployment::init(|t| t)));
+    let mut dep = dep.unwrap();
     dep.start_core();
     let mut agent = dep.start_agent("mig1");
     wait_for("mig1 listed", Duration::from_secs(30), || {

@@ -183,24 +183,34 @@ pub fn backend() -> Backend {
 /// its attribute, so it runs the same way). Thread-local, not an environment variable:
 /// `cargo test` runs a binary's tests on threads of one process.
 pub fn on_postgres(test: impl FnOnce()) {
-    struct Reset(Option<Backend>);
-    impl Drop for Reset {
-        fn drop(&mut self) {
-            BACKEND.set(self.0);
-        }
-    }
-    let _reset = Reset(BACKEND.replace(Some(Backend::Postgres)));
     let before = ON_POSTGRES.get();
-    test();
+    on_backend(Backend::Postgres, test);
     assert!(
         ON_POSTGRES.get() > before,
         "the test made no deployment (on this thread), so nothing ran on PostgreSQL"
     );
 }
 
+/// Runs `test` with the deployments it makes on this thread storing in `backend`,
+/// whatever `HONEYBEE_TEST_STORE` says (a test of SQLite's own files pins SQLite).
+pub fn on_backend(backend: Backend, test: impl FnOnce()) {
+    struct Reset(Option<Backend>);
+    impl Drop for Reset {
+        fn drop(&mut self) {
+            BACKEND.set(self.0);
+        }
+    }
+    let _reset = Reset(BACKEND.replace(Some(backend)));
+    test();
+}
+
 /// `core.toml` with `[store] url` naming a fresh PostgreSQL database and `password_file`
-/// a file in `core_dir`; keys a test's own `[store]` table already has are kept.
+/// a file in `core_dir`; keys a test's own `[store]` table already has are kept, and a
+/// test that names its own store (`[store] url`) keeps it.
 fn store_on_postgres(text: String, core_dir: &Path) -> String {
+    if text.contains("\n[store]\nurl = ") {
+        return text;
+    }
     let url = pg_test_server::fresh_database();
     ON_POSTGRES.set(ON_POSTGRES.get() + 1);
     let pw = core_dir.join("store-password");
@@ -221,6 +231,8 @@ pub const DEFAULT_PORTS: [u16; 10] = [2222, 2323, 8081, 8443, 2121, 6380, 3307, 
 
 pub struct Deployment {
     pub dir: tempfile::TempDir,
+    /// The store its core was given.
+    pub backend: Backend,
     pub core: Option<Proc>,
     pub port: u16,
     /// The in-process admin client the polling helpers share (see [`Admin`]).
@@ -340,13 +352,15 @@ impl Deployment {
                 }
             }
         }
-        let text = match backend() {
+        let backend = backend();
+        let text = match backend {
             Backend::Sqlite => edit(text),
             Backend::Postgres => store_on_postgres(edit(text), &d),
         };
         std::fs::write(&cfg_path, text).unwrap();
         Deployment {
             dir,
+            backend,
             core: None,
             port,
             admin: std::sync::Mutex::new(None),
@@ -375,7 +389,7 @@ impl Deployment {
         // A PostgreSQL twin really runs on PostgreSQL: its core made no SQLite file.
         let sqlite = self.core_dir().join("honeybee.db");
         assert!(
-            backend() == Backend::Sqlite || !sqlite.exists(),
+            self.backend == Backend::Sqlite || !sqlite.exists(),
             "a core of a PostgreSQL test made {}",
             sqlite.display()
         );
