@@ -275,6 +275,9 @@ async fn assign_relay(
     let cut = shared
         .registry
         .close_if_relayed_otherwise(&node, relay.as_ref());
+    if let Some(c) = &shared.cluster {
+        c.relay_changed(&node).await;
+    }
     shared.audit(
         actor,
         "node.assign_relay",

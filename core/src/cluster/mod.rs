@@ -13,8 +13,8 @@
 //!   at once (notification) or at its next renewal (the lease is no longer its own).
 //!   Leases not renewed in time (a crashed core) are deleted, and their nodes marked
 //!   offline, by whichever core sweeps first.
-//! - **Control** (`msg.rs`): revocation, configuration pushes, lease takeovers and node
-//!   commands go through PostgreSQL's LISTEN/NOTIFY on one channel; a payload names what
+//! - **Control** (`msg.rs`): revocation, configuration pushes, relay assignments, lease
+//!   takeovers and node commands go through PostgreSQL's LISTEN/NOTIFY on one channel; a payload names what
 //!   changed, the tables hold the data (`cluster_commands` for a command and its result).
 //!   A revocation is also re-read from the denylist every few renewals, so a notification
 //!   lost with the LISTEN connection still takes effect.
@@ -311,6 +311,15 @@ impl Cluster {
         }
     }
 
+    /// Tells every core that `node`'s relay assignment changed (the core holding it
+    /// closes a connection through any other relay).
+    pub async fn relay_changed(&self, node: &NodeId) {
+        let msg = ClusterMsg::Relay { node: node.clone() };
+        if let Err(e) = sql::notify(&self.pg, &msg).await {
+            tracing::warn!(%node, error = %e, "could not notify the other cores of a relay assignment");
+        }
+    }
+
     /// Sends `command` to `node` through the core holding its lease and waits for the
     /// answer: the node's own `Result`, or why it could not be asked.
     pub async fn command(
@@ -451,7 +460,9 @@ impl Cluster {
             ClusterMsg::LeaseTaken { node, core, .. } => {
                 *core != self.id && self.held().contains_key(node)
             }
-            ClusterMsg::Config { node } => shared.registry.is_online(node),
+            ClusterMsg::Config { node } | ClusterMsg::Relay { node } => {
+                shared.registry.is_online(node)
+            }
             ClusterMsg::Command { target, .. } => *target == self.id,
             ClusterMsg::CommandDone { id, origin } => {
                 if *origin == self.id
@@ -501,6 +512,15 @@ impl Cluster {
                         .send(&node, honeybee_proto::control::CoreMsg::Config(rec.config))
                         .is_ok();
                     tracing::info!(%node, pushed, "configuration pushed for another core");
+                }
+            }
+            ClusterMsg::Relay { node } => {
+                if let Ok(Some(rec)) = shared.store.get_node(&node).await
+                    && shared
+                        .registry
+                        .close_if_relayed_otherwise(&node, rec.via_relay.as_ref())
+                {
+                    tracing::info!(%node, "connection through a relay no longer assigned closed, for another core");
                 }
             }
             ClusterMsg::Command { id, .. } => self.deliver(id, shared).await,

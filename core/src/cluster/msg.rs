@@ -32,6 +32,9 @@ pub enum ClusterMsg {
     Command { id: i64, target: CoreId },
     /// Command row `id` has its result, for `origin` (the core that waits for it).
     CommandDone { id: i64, origin: CoreId },
+    /// `node`'s relay assignment changed: the core holding it closes a connection that
+    /// comes through another relay.
+    Relay { node: NodeId },
 }
 
 /// Why a payload was not understood.
@@ -59,6 +62,7 @@ impl ClusterMsg {
             ClusterMsg::Config { node } => format!("config {node}"),
             ClusterMsg::Command { id, target } => format!("cmd {id} {target}"),
             ClusterMsg::CommandDone { id, origin } => format!("done {id} {origin}"),
+            ClusterMsg::Relay { node } => format!("relay {node}"),
         }
     }
 
@@ -93,7 +97,10 @@ impl ClusterMsg {
                 id: int(i, "done")?,
                 origin: core(c, "done")?,
             }),
-            ("revoked" | "lease" | "config" | "cmd" | "done", _) => {
+            ("relay", [n]) => Ok(ClusterMsg::Relay {
+                node: node(n, "relay")?,
+            }),
+            ("revoked" | "lease" | "config" | "cmd" | "done" | "relay", _) => {
                 Err(ParseError::Malformed("cluster"))
             }
             (other, _) => Err(ParseError::Unknown(other.chars().take(32).collect())),
@@ -115,7 +122,8 @@ mod tests {
                 core,
                 generation: i64::MIN,
             },
-            ClusterMsg::Config { node },
+            ClusterMsg::Config { node: node.clone() },
+            ClusterMsg::Relay { node },
             ClusterMsg::Command {
                 id: i64::MIN,
                 target: core,
@@ -155,6 +163,7 @@ mod tests {
             "cmd x 00000000000000000000000000000000",
             "done 1",
             "config ../etc",
+            "relay",
         ] {
             assert!(ClusterMsg::parse(bad).is_err(), "{bad:?}");
         }
