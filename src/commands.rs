@@ -600,6 +600,47 @@ pub async fn events(data_dir: &Path, f: EventFilter, json: bool) -> anyhow::Resu
     Ok(())
 }
 
+/// `honeybee cores`: every core of the deployment, the one asked marked `*`.
+pub async fn cores(data_dir: &Path, json: bool) -> anyhow::Result<()> {
+    let AdminResponse::Cores(cores) = ask(data_dir, AdminRequest::ListCores).await? else {
+        bail!("unexpected answer from the core");
+    };
+    if json {
+        let v: Vec<_> = cores
+            .iter()
+            .map(|c| {
+                json!({"id": c.id, "listen": c.listen, "advertise": c.advertise,
+                       "version": c.version, "started": rfc3339(c.started_ms),
+                       "heartbeat_age_ms": c.heartbeat_age_ms, "nodes": c.nodes,
+                       "this": c.this_core})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        say!(
+            "  {:<32} {:<22} {:<22} {:>6} {:>10} VERSION",
+            "CORE",
+            "LISTEN",
+            "ADVERTISE",
+            "NODES",
+            "HEARTBEAT"
+        );
+        for c in &cores {
+            say!(
+                "{} {:<32} {:<22} {:<22} {:>6} {:>8}ms {}",
+                if c.this_core { '*' } else { ' ' },
+                c.id,
+                c.listen,
+                c.advertise,
+                c.nodes,
+                c.heartbeat_age_ms,
+                c.version
+            );
+        }
+    }
+    Ok(())
+}
+
 pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()> {
     let AdminResponse::Audit(entries) = ask(data_dir, AdminRequest::Audit { limit }).await? else {
         bail!("unexpected answer from the core");

@@ -137,6 +137,13 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// The cores serving the fleet (several on one PostgreSQL), with the nodes each holds.
+    Cores {
+        #[command(flatten)]
+        dir: DataDir,
+        #[arg(long)]
+        json: bool,
+    },
     /// The web dashboard: its certificate and first admin (init), and the server (run).
     #[command(subcommand)]
     Dashboard(DashboardCmd),
@@ -572,6 +579,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         }
         Cmd::Audit { dir, json, limit } => c::audit(&dir.data_dir, json, limit).await,
         Cmd::Status { dir, json } => c::status(&dir.data_dir, json).await,
+        Cmd::Cores { dir, json } => c::cores(&dir.data_dir, json).await,
         Cmd::Alerts {
             dir,
             json,

@@ -234,6 +234,24 @@ fn two_cores_on_one_postgres_serve_one_fleet() {
     });
     assert_eq!(live_here(&a), 1);
     assert_eq!(live_here(&bd), 0);
+    // `honeybee cores`, asked of either core, lists both with the node each holds.
+    for (asked, other) in [(&a, &bd), (&bd, &a)] {
+        let cores: Value =
+            serde_json::from_str(&ok(&["cores", "--json", "--data-dir", asked])).unwrap();
+        let cores = cores.as_array().unwrap();
+        assert_eq!(cores.len(), 2, "{cores:?}");
+        let id = |d: &str| {
+            std::fs::read_to_string(Path::new(d).join("core.id"))
+                .unwrap()
+                .trim()
+                .to_owned()
+        };
+        let find = |d: &str| cores.iter().find(|c| c["id"] == id(d).as_str()).unwrap();
+        assert_eq!(find(asked)["this"], true);
+        assert_eq!(find(other)["this"], false);
+        assert_eq!(find(&a)["nodes"], 1);
+        assert_eq!(find(&bd)["nodes"], 0);
+    }
 
     // A node command through B reaches the node on A.
     let out = ok(&["node", "command", "n1", "ping", "--data-dir", &bd]);

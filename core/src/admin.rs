@@ -608,6 +608,22 @@ async fn dispatch(
             Err(e) => err(&e),
         },
         AdminRequest::UpgradeInfo => crate::upgrade::info(shared),
+        AdminRequest::ListCores => match &shared.cluster {
+            Some(c) => match c.list().await {
+                Ok(cores) => R::Cores(cores),
+                Err(e) => err(&e),
+            },
+            None => R::Cores(vec![honeybee_proto::admin::ClusterCoreInfo {
+                id: "standalone".into(),
+                listen: shared.cfg.listen.to_string(),
+                advertise: shared.cfg.advertise.clone(),
+                version: env!("CARGO_PKG_VERSION").into(),
+                started_ms: crate::now_ms() - shared.started.elapsed().as_millis() as i64,
+                heartbeat_age_ms: 0,
+                nodes: shared.registry.online_count() as u64,
+                this_core: true,
+            }]),
+        },
         _ => R::Error("request not supported by this core".into()),
     }
 }

@@ -141,6 +141,9 @@ pub enum AdminRequest {
     /// The agent packages the core can send (its `packages/` folder) and its own version;
     /// answered with [`AdminResponse::UpgradeInfo`].
     UpgradeInfo,
+    /// The cores serving the fleet (several on one PostgreSQL; one otherwise), with the
+    /// nodes each holds; answered with [`AdminResponse::Cores`].
+    ListCores,
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.
@@ -216,6 +219,25 @@ pub enum AdminResponse {
         /// Every package in the core's `packages/` folder, by version.
         packages: Vec<PackageInfo>,
     },
+    /// Answer to [`AdminRequest::ListCores`].
+    Cores(Vec<ClusterCoreInfo>),
+}
+
+/// One core of the deployment, as [`AdminRequest::ListCores`] lists it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ClusterCoreInfo {
+    /// The core's identity (32 hex digits; `standalone` for a core on SQLite).
+    pub id: String,
+    pub listen: String,
+    pub advertise: String,
+    pub version: String,
+    pub started_ms: i64,
+    /// Since its last heartbeat (it renews its leases every 10 s), by the database's clock.
+    pub heartbeat_age_ms: i64,
+    /// Nodes whose live connection it holds (unexpired leases).
+    pub nodes: u64,
+    /// Whether this is the core that answered.
+    pub this_core: bool,
 }
 
 /// An agent package the core can send with [`AdminRequest::UpgradeNodes`].

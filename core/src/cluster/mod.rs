@@ -30,6 +30,7 @@ use crate::server::{CoreError, Shared};
 use crate::store::postgres::listen::{Listener, Notice};
 use crate::store::{PgStore, Store, StoreError};
 use honeybee_proto::NodeId;
+use honeybee_proto::admin::ClusterCoreInfo;
 use honeybee_proto::control::Command;
 use honeybee_proto::stream::close;
 use std::collections::HashMap;
@@ -309,6 +310,26 @@ impl Cluster {
             }
             _ => false,
         }
+    }
+
+    /// The cores of the cluster, from the `cores` table.
+    pub async fn list(&self) -> Result<Vec<ClusterCoreInfo>, StoreError> {
+        Ok(sql::list_cores(&self.pg)
+            .await?
+            .into_iter()
+            .map(
+                |(id, listen, advertise, version, started_ms, age, nodes)| ClusterCoreInfo {
+                    this_core: id == self.id.to_string(),
+                    id,
+                    listen,
+                    advertise,
+                    version,
+                    started_ms,
+                    heartbeat_age_ms: age,
+                    nodes: nodes.max(0) as u64,
+                },
+            )
+            .collect())
     }
 
     /// Tells every core that `node`'s relay assignment changed (the core holding it

@@ -354,3 +354,36 @@ pub async fn commands_prune(pg: &PgStore, age: Duration) -> Result<u64, StoreErr
     )
     .await?)
 }
+
+/// Every registered core: (id, listen, advertise, version, started ms, heartbeat age ms,
+/// nodes with an unexpired lease), oldest first.
+pub async fn list_cores(
+    pg: &PgStore,
+) -> Result<Vec<(String, String, String, String, i64, i64, i64)>, StoreError> {
+    let c = pg.raw_client().await?;
+    let rows = c
+        .query(
+            "SELECT id, listen, advertise, version, \
+               (EXTRACT(EPOCH FROM started_at) * 1000)::bigint, \
+               (EXTRACT(EPOCH FROM now() - heartbeat_at) * 1000)::bigint, \
+               (SELECT count(*) FROM node_leases l WHERE l.core_id = cores.id \
+                  AND l.expires_at > now()) \
+             FROM cores ORDER BY started_at, id",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| {
+            (
+                r.get(0),
+                r.get(1),
+                r.get(2),
+                r.get(3),
+                r.get(4),
+                r.get(5),
+                r.get(6),
+            )
+        })
+        .collect())
+}
