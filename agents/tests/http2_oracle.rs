@@ -855,6 +855,35 @@ async fn h2_bounds_hold_under_attack() {
     println!("h2 rapid reset: 2000 streams opened and reset, {n} served, GOAWAY and closed");
     still_serves(ours).await;
 
+    // Requests per connection: at most 100 (as over HTTP/1.1), then GOAWAY and the end,
+    // however many more the client sends.
+    drain(&mut run.rx).await;
+    let mut s = h2(ours).await;
+    s.write_all(&opening()).await.unwrap();
+    let mut answered = 0;
+    let mut goaway = false;
+    for batch in 0..20u32 {
+        let mut reqs = Vec::new();
+        for i in 0..8 {
+            let id = 1 + 2 * (batch * 8 + i);
+            reqs.extend(frame(1, 5, id, &request("GET", "/robots.txt", &[])));
+        }
+        if s.write_all(&reqs).await.is_err() {
+            break;
+        }
+        let got = frames(&mut s, Duration::from_millis(500)).await;
+        answered += got.iter().filter(|f| f.starts_with("1 4 ")).count();
+        goaway |= got.iter().any(|f| f.starts_with("7 0 0 "));
+        if got.last().is_some_and(|l| l == "EOF") {
+            break;
+        }
+    }
+    assert!(goaway, "GOAWAY after the cap");
+    assert!(answered <= 100, "{answered} answers on one connection");
+    println!("h2 request cap: 160 requests sent on one connection, {answered} answered");
+    drop(s);
+    still_serves(ours).await;
+
     // A connection that opens nothing is ended after lighttpd's keep-alive idle time
     // with one GOAWAY (NO_ERROR, last stream 0), as lighttpd does.
     let mut s = h2(ours).await;

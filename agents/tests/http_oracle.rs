@@ -291,8 +291,9 @@ fn probes() -> Vec<(&'static str, Vec<u8>, bool)> {
         ("range 0-0", get("/", "Range: bytes=0-0\r\n"), false),
         ("weak if-none-match", get("/", "If-None-Match: W/{etag}\r\n"), false),
         ("head dir no slash", b"HEAD /cgi-bin HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(), true),
-        // HTTP/2 (prior knowledge and h2c upgrade): lighttpd 1.4.69 speaks it, the
-        // honeypot does not (a known difference, counted).
+        // HTTP/2: with prior knowledge both send lighttpd's SETTINGS and WINDOW_UPDATE
+        // (services/http/http2.rs); the h2c upgrade lighttpd answers 101, the honeypot
+        // does not (a known difference, counted).
         ("h2 prior knowledge", b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec(), false),
         ("h2c upgrade", b"GET /robots.txt HTTP/1.1\r\nHost: r\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n".to_vec(), false),
         ("pipelined", b"GET /robots.txt HTTP/1.1\r\nHost: r\r\n\r\nGET /nope HTTP/1.1\r\nHost: r\r\n\r\nHEAD /robots.txt HTTP/1.1\r\nHost: r\r\nConnection: close\r\n\r\n".to_vec(), false),

@@ -69,15 +69,19 @@ pub(crate) const OPENING: [u8; 52] = [
 /// lighttpd's answer to a bad client preface: GOAWAY, last stream 0, PROTOCOL_ERROR.
 const GOAWAY_PROTOCOL_ERROR: [u8; 17] = [0, 0, 8, 7, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
 
-/// Serves one HTTP/2 connection after the TLS handshake chose `h2`.
-pub(super) async fn serve<S>(conn: Arc<Conn>, mut io: S, mut stop: watch::Receiver<bool>)
-where
+/// Serves one HTTP/2 connection: after the TLS handshake chose `h2` (`got` empty), or
+/// when a connection began with the start of the preface (`got`, prior knowledge).
+pub(super) async fn serve<S>(
+    conn: Arc<Conn>,
+    mut io: S,
+    mut stop: watch::Receiver<bool>,
+    mut got: Vec<u8>,
+) where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     if write_all(&mut io, &OPENING).await.is_err() {
         return;
     }
-    let mut got = Vec::new();
     let read = tokio::select! {
         r = tokio::time::timeout(HEADER_TIMEOUT, read_preface(&mut io, &mut got)) => r,
         () = stopped(&mut stop) => return,
@@ -128,12 +132,16 @@ where
         let idle = tasks.is_empty();
         tokio::select! {
             next = h2c.accept() => match next {
+                // A bounded number of requests per connection, as over HTTP/1.1 (also
+                // what a rapid-reset flood that outpaces the pending-reset count can
+                // cost): past it streams are refused, and the idle deadline ends the
+                // connection once the last answer has had its time to leave.
+                Some(Ok((_, mut respond))) if accepted >= MAX_REQUESTS_PER_CONN => {
+                    respond.send_reset(h2::Reason::REFUSED_STREAM);
+                }
                 Some(Ok((req, respond))) => {
                     accepted += 1;
                     tasks.spawn(stream(Arc::clone(&conn), req, respond));
-                    // A bounded number of requests per connection, as over HTTP/1.1:
-                    // also what a rapid-reset flood that outpaces the pending-reset
-                    // count can cost.
                     if accepted >= MAX_REQUESTS_PER_CONN {
                         h2c.graceful_shutdown();
                     }

@@ -184,7 +184,7 @@ impl HttpService {
         match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
             Ok(Ok(tls)) if tls.get_ref().1.alpn_protocol() == Some(http2::ALPN) => {
                 let conn = Arc::new(self.conn(session, "https", true));
-                http2::serve(conn, tls, stop).await;
+                http2::serve(conn, tls, stop, Vec::new()).await;
             }
             Ok(Ok(tls)) => self.serve_http(session, tls, stop, "https").await,
             Ok(Err(e)) => {
@@ -223,6 +223,17 @@ impl HttpService {
             };
             let (mut first, read) = read;
             buf = read;
+            // HTTP/2 with prior knowledge (RFC 9113 §3.3), which lighttpd speaks with and
+            // without TLS: the connection's first bytes are the start of the preface.
+            if !apache
+                && conn.requests.load(Ordering::Relaxed) == 0
+                && buf.len() >= 16
+                && http2::PREFACE.starts_with(&buf[..buf.len().min(http2::PREFACE.len())])
+            {
+                let conn = Arc::new(self.conn(session, scheme, true));
+                http2::serve(conn, stream, stop, buf).await;
+                return;
+            }
             // `HTTP/1.2` and the like, which httparse refuses: Apache serves them as
             // HTTP/1.1, so the head is read on with the version rewritten.
             if apache && first == first::First::Refuse(400) && apache::serve_as_1_1(&mut buf) {
