@@ -3,7 +3,8 @@
 //! agents connect to A, and control sent through B reaches them — a node command, a
 //! configuration push, a revocation (cut off at once; the time is reported) — while
 //! stopping and starting B never marks A's nodes offline. A node that reconnects to B takes
-//! its lease over, and A closes its stale connection without waiting for the idle timeout.
+//! its lease over, and A closes its stale connection without waiting for the idle timeout;
+//! when B crashes, its node's lease expires and A marks the node offline.
 
 mod common;
 #[allow(dead_code)]
@@ -200,7 +201,8 @@ fn two_cores_on_one_postgres_serve_one_fleet() {
     let shared = tmp.path().join("shared-captures");
     let mut dep = Deployment::init(|t| {
         format!(
-            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ncaptures_dir = \"{}\"\n",
+            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ncaptures_dir = \"{}\"\n\
+             lease_ttl = \"3s\"\n",
             pw.display(),
             shared.display()
         )
@@ -361,4 +363,28 @@ fn two_cores_on_one_postgres_serve_one_fleet() {
     // B stops: its own node goes offline, as a single core's would.
     b.stop();
     assert!(!node_online(&a, "n2"), "B released its lease at shutdown");
+
+    // B again, n2 back on it; then B crashes (SIGKILL: no release). Its lease expires
+    // (lease_ttl 3 s here) and A marks n2 offline.
+    b.start();
+    wait_for("n2 back on B", Duration::from_secs(60), || {
+        (live_here(&bd) == 1).then_some(())
+    });
+    assert!(node_online(&a, "n2"));
+    b.proc.take().unwrap().kill();
+    let t0 = Instant::now();
+    wait_for(
+        "A to mark the crashed core's node offline",
+        Duration::from_secs(30),
+        || (!node_online(&a, "n2")).then_some(()),
+    );
+    println!(
+        "crashed core: its node marked offline by the other core {:?} after the SIGKILL \
+         (lease_ttl 3 s, swept every 1 s)",
+        t0.elapsed()
+    );
+    assert!(
+        log_of(&dep.core).contains("node leases expired"),
+        "A says why"
+    );
 }

@@ -74,6 +74,11 @@ pub struct RawStore {
     /// directory (NFS, CephFS, …) so that every core can serve every capture.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub captures_dir: Option<PathBuf>,
+    /// PostgreSQL only, where several cores may share the database: how long a node's lease
+    /// outlives its core's last renewal (renewed every third of it), so how long a crashed
+    /// core's nodes stay marked online. 3s to 10m; absent, 30s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_ttl: Option<String>,
 }
 
 impl RawStore {
@@ -87,6 +92,22 @@ impl RawStore {
             .as_deref()
             .map(|v| duration("store.retain_events", v))
             .transpose()
+    }
+
+    /// `lease_ttl` as a duration, within its bounds.
+    pub fn lease_ttl(&self) -> Result<Duration, ConfigError> {
+        let Some(v) = self.lease_ttl.as_deref() else {
+            return Ok(crate::cluster::LEASE_TTL);
+        };
+        let d = duration("store.lease_ttl", v)?;
+        if d > MAX_LEASE_TTL {
+            return Err(ConfigError::Invalid {
+                key: "store.lease_ttl",
+                value: v.into(),
+                why: "must be at most 10m".into(),
+            });
+        }
+        Ok(d)
     }
 
     /// `captures_dir`, which must be absolute (a relative one would depend on the
@@ -488,10 +509,16 @@ pub struct CoreConfig {
     pub retain_events: Option<Duration>,
     /// Captures' contents (`[store] captures_dir`); None: the data directory's `captures/`.
     pub captures_dir: Option<PathBuf>,
+    /// A node lease's time to live (`[store] lease_ttl`; PostgreSQL, see `cluster/`).
+    pub lease_ttl: Duration,
     /// The session timers (production defaults; not in the TOML file: tests and netsim
     /// scenarios compress them, see `honeybee_proto::timing`).
     pub timing: honeybee_proto::timing::Timing,
 }
+
+/// The longest `[store] lease_ttl`: a crashed core's nodes would stay marked online that
+/// long.
+pub const MAX_LEASE_TTL: Duration = Duration::from_secs(600);
 
 fn duration(key: &'static str, v: &str) -> Result<Duration, ConfigError> {
     let d = humantime::parse_duration(v).map_err(|e| ConfigError::Invalid {
@@ -688,6 +715,7 @@ impl RawCoreConfig {
             store: self.store.validate()?,
             retain_events: self.store.retain_events()?,
             captures_dir: self.store.captures_dir()?,
+            lease_ttl: self.store.lease_ttl()?,
             scan_correlation,
             shim_listen,
             module_max_connections: self.modules.max_connections.max(1),
@@ -1184,6 +1212,31 @@ mod tests {
         let text = "[[service]]\nname = \"e\"\nkind = \"extension\"\nlisten = \"127.0.0.1\"\nports = \"1-2000\"\n";
         let e = services_from_toml(text).unwrap_err().to_string();
         assert!(e.contains("1024"), "{e}");
+    }
+
+    /// `[store] lease_ttl`: 30 s by default, 3 s to 10 min, refused outside naming the key.
+    #[test]
+    fn lease_ttl_has_bounds() {
+        let mut raw = RawCoreConfig::new("x", "127.0.0.1:7443".parse().unwrap(), "h:1");
+        let ttl =
+            |raw: &RawCoreConfig| raw.clone().validate(Path::new("/tmp")).map(|c| c.lease_ttl);
+        assert_eq!(ttl(&raw).unwrap(), Duration::from_secs(30));
+        for (v, ok) in [
+            ("3s", true),
+            ("10m", true),
+            ("2s", false),
+            ("11m", false),
+            ("x", false),
+        ] {
+            raw.store.lease_ttl = Some(v.into());
+            match ttl(&raw) {
+                Ok(d) => assert!(ok, "{v} accepted as {d:?}"),
+                Err(e) => {
+                    assert!(!ok, "{v} refused: {e}");
+                    assert!(e.to_string().contains("store.lease_ttl"), "{e}");
+                }
+            }
+        }
     }
 
     /// `[store] captures_dir` is taken when absolute, refused (naming the key) when

@@ -260,6 +260,7 @@ impl Core {
             &cfg.data_dir,
             &cfg.listen.to_string(),
             &cfg.advertise,
+            cfg.lease_ttl,
         )
         .await?;
         if cluster.is_none() {

@@ -40,7 +40,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{Semaphore, oneshot};
 
-/// How long a lease lives without renewal; renewed every third of it.
+/// How long a lease lives without renewal by default (`[store] lease_ttl`); renewed every
+/// third of it.
 pub const LEASE_TTL: Duration = Duration::from_secs(30);
 /// Notifications waiting to be handled before the LISTEN connection drops them (and the
 /// core resynchronises from the tables).
@@ -193,6 +194,7 @@ impl Cluster {
         data_dir: &Path,
         listen: &str,
         advertise: &str,
+        ttl: Duration,
     ) -> Result<Option<Arc<Cluster>>, CoreError> {
         let Store::Postgres(pg) = store else {
             return Ok(None);
@@ -210,14 +212,14 @@ impl Cluster {
         sql::register_core(pg, id, listen, advertise)
             .await
             .map_err(store_err("registering the core"))?;
-        let offline = sql::start_up(pg, id, LEASE_TTL)
+        let offline = sql::start_up(pg, id, ttl)
             .await
             .map_err(store_err("start-up lease cleanup"))?;
         tracing::info!(core_id = %id, nodes_marked_offline = offline, "joined the cluster");
         Ok(Some(Arc::new(Cluster {
             id,
             pg: pg.clone(),
-            ttl: LEASE_TTL,
+            ttl,
             held: Mutex::new(HashMap::new()),
             waiting: Mutex::new(Waiting::new(MAX_REMOTE_COMMANDS)),
             listener: Mutex::new(Some(listener)),
