@@ -340,8 +340,10 @@ async fn probe(addr: SocketAddr, first: &[u8], then: Option<&[u8]>) -> Vec<Strin
     out
 }
 
-/// The raw probes: (name, first bytes, bytes after the first answer).
-fn raw_probes() -> Vec<(&'static str, Vec<u8>, Option<Vec<u8>>)> {
+/// A raw probe: its name, the first bytes, and the bytes sent after the first answer.
+type RawProbe = (&'static str, Vec<u8>, Option<Vec<u8>>);
+
+fn raw_probes() -> Vec<RawProbe> {
     let o = opening();
     let get = |path: &str, flags: u8| frame(1, flags, 1, &request("GET", path, &[]));
     let mut big_header = request("GET", "/", &[]);
