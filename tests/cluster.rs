@@ -7,9 +7,6 @@
 //! when B crashes, its node's lease expires and A marks the node offline.
 
 mod common;
-#[allow(dead_code)]
-#[path = "../core/src/store/pg_test_server.rs"]
-mod pg_test_server;
 
 use common::*;
 use serde_json::Value;
@@ -194,16 +191,16 @@ fn pct(v: &[Duration], p: usize) -> Duration {
 
 #[test]
 fn two_cores_on_one_postgres_serve_one_fleet() {
-    let url = pg_test_server::fresh_database();
+    // `on_postgres`: the deployment's `[store]` gets a fresh database on the test server.
+    on_postgres(two_cores);
+}
+
+fn two_cores() {
     let tmp = tempfile::tempdir().unwrap();
-    let pw = tmp.path().join("store-password");
-    std::fs::write(&pw, format!("{}\n", pg_test_server::PASSWORD)).unwrap();
     let shared = tmp.path().join("shared-captures");
     let mut dep = Deployment::init(|t| {
         format!(
-            "{t}\n[store]\nurl = \"{url}\"\npassword_file = \"{}\"\ncaptures_dir = \"{}\"\n\
-             lease_ttl = \"3s\"\n",
-            pw.display(),
+            "{t}\n[store]\ncaptures_dir = \"{}\"\nlease_ttl = \"3s\"\n",
             shared.display()
         )
     });
