@@ -7,6 +7,7 @@
 //! when B crashes, its node's lease expires and A marks the node offline.
 
 mod common;
+mod dns;
 
 use common::*;
 use serde_json::Value;
@@ -384,4 +385,164 @@ fn two_cores() {
         log_of(&dep.core).contains("node leases expired"),
         "A says why"
     );
+}
+
+/// One banner connection to `port` carrying `payload`; false if it could not be made.
+fn hit(port: u16, payload: &str) -> bool {
+    use std::io::Write;
+    let Ok(mut s) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return false;
+    };
+    let ok = s.write_all(format!("{payload}\n").as_bytes()).is_ok();
+    let _ = s.shutdown(std::net::Shutdown::Write);
+    ok
+}
+
+/// The `data` events' text of `node`, asked of the core at `data_dir`.
+fn payloads(data_dir: &str, node: &str) -> Vec<String> {
+    use honeybee_proto::admin::{AdminRequest, AdminResponse, EventQuery};
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let c = honeybee_core::admin_client::AdminClient::connect(Path::new(data_dir))
+            .await
+            .unwrap();
+        let r = c
+            .request(&AdminRequest::ListEvents(EventQuery {
+                node: Some(honeybee_proto::NodeId::new(node).unwrap()),
+                service: None,
+                kind: Some("data".into()),
+                since_ms: None,
+                limit: 10_000,
+            }))
+            .await
+            .unwrap();
+        c.close().await;
+        let AdminResponse::Events(evs) = r else {
+            panic!("{r:?}");
+        };
+        evs.iter()
+            .filter_map(|e| {
+                honeybee_core::json::event_json(e)["honeybee"]["data_text"]
+                    .as_str()
+                    .map(|t| t.trim().to_owned())
+            })
+            .collect()
+    })
+}
+
+#[test]
+fn twenty_agents_fail_over_to_the_other_core_by_srv() {
+    on_postgres(failover);
+}
+
+/// 20 agents find the cores by `srv:hb.test` (A first, B second), all connect to A and
+/// are attacked continuously; A is SIGKILLed mid-stream; every agent reconnects to B, and
+/// every attack is stored exactly once. The time to recovery is reported.
+fn failover() {
+    use dns::{Rr, TestDns};
+    use std::net::Ipv4Addr;
+    const AGENTS: usize = 20;
+    let mut dep = Deployment::init(|t| format!("{t}\n[store]\nlease_ttl = \"3s\"\n"));
+    dep.start_core();
+    let a = dep.d();
+    let mut b = CoreB::make(&dep, "core-b", false);
+    b.start();
+    let bd = b.d();
+    let dns = TestDns::start(vec![
+        (
+            "_honeybee._udp.hb.test",
+            Rr::Srv(10, 0, dep.port, "one.hb.test."),
+        ),
+        (
+            "_honeybee._udp.hb.test",
+            Rr::Srv(20, 0, b.port, "two.hb.test."),
+        ),
+        ("one.hb.test", Rr::A(Ipv4Addr::LOCALHOST)),
+        ("two.hb.test", Rr::A(Ipv4Addr::LOCALHOST)),
+    ]);
+    let names: Vec<String> = (0..AGENTS).map(|i| format!("f{i:02}")).collect();
+    let mut agents = Vec::new();
+    for n in &names {
+        let mut token = honeybee_pki::token::Token::decode(&dep.token(n, &[])).unwrap();
+        token.core_addr = "srv:hb.test".into();
+        let dir = dep.agent_dir(n);
+        let out = std::process::Command::new(bin())
+            .args(["agent", "enroll", "--token", &token.encode(), "--data-dir"])
+            .arg(&dir)
+            .env("HONEYBEE_DNS_SERVER", dns.addr.to_string())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let cfg = dir.join("agent.toml");
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(&cfg, format!("{text}dns_server = \"{}\"\n", dns.addr)).unwrap();
+        agents.push(dep.run_agent(n));
+    }
+    wait_for("every agent on A", Duration::from_secs(120), || {
+        (live_here(&a) == AGENTS as u64).then_some(())
+    });
+    let ports: Vec<u16> = names
+        .iter()
+        .map(|n| dep.service_port(n, "banner"))
+        .collect();
+
+    // Attacks on every agent, round after round, while A dies.
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let attacker = {
+        let (stop, ports, names) = (stop.clone(), ports.clone(), names.clone());
+        std::thread::spawn(move || {
+            let mut sent: Vec<Vec<String>> = vec![Vec::new(); names.len()];
+            let mut round = 0u32;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) && round < 2000 {
+                for (i, port) in ports.iter().enumerate() {
+                    let p = format!("{}-r{round}", names[i]);
+                    if hit(*port, &p) {
+                        sent[i].push(p);
+                    }
+                }
+                round += 1;
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            sent
+        })
+    };
+    std::thread::sleep(Duration::from_secs(2));
+    dep.core.as_mut().unwrap().kill();
+    let killed = Instant::now();
+    wait_for("every agent on B", Duration::from_secs(120), || {
+        (live_here(&bd) == AGENTS as u64).then_some(())
+    });
+    let recovered = killed.elapsed();
+    std::thread::sleep(Duration::from_secs(2));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = attacker.join().unwrap();
+    let total: usize = sent.iter().map(Vec::len).sum();
+
+    // Every attack stored once, through whichever core.
+    for (i, n) in names.iter().enumerate() {
+        let want: std::collections::BTreeSet<&String> = sent[i].iter().collect();
+        let got = wait_for(
+            &format!("{n}'s attacks stored"),
+            Duration::from_secs(60),
+            || {
+                let got = payloads(&bd, n);
+                (got.len() >= want.len()).then_some(got)
+            },
+        );
+        let set: std::collections::BTreeSet<&String> = got.iter().collect();
+        assert_eq!(set.len(), got.len(), "{n}: a payload stored twice");
+        assert_eq!(set, want, "{n}: stored and sent differ");
+    }
+    println!(
+        "SRV failover, {AGENTS} agents: all on core B {recovered:?} after core A's SIGKILL \
+         (QUIC idle timeout 30 s); {total} attacks during the run, each stored exactly once"
+    );
+    drop(agents);
 }
