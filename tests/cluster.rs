@@ -191,7 +191,7 @@ fn pct(v: &[Duration], p: usize) -> Duration {
 }
 
 #[test]
-fn two_cores_on_one_postgres_serve_one_fleet() {
+fn two_cores_on_one_postgres_serve_one_fleet_slow() {
     // `on_postgres`: the deployment's `[store]` gets a fresh database on the test server.
     on_postgres(two_cores);
 }
@@ -434,7 +434,7 @@ fn payloads(data_dir: &str, node: &str) -> Vec<String> {
 }
 
 #[test]
-fn twenty_agents_fail_over_to_the_other_core_by_srv() {
+fn twenty_agents_fail_over_to_the_other_core_by_srv_slow() {
     on_postgres(failover);
 }
 
