@@ -121,15 +121,35 @@ pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepC
 /// Sequence numbers for the pseudo-node (one clock in `Shared`, for every event the core
 /// records itself): the wall clock in microseconds, kept strictly
 /// increasing, so they stay unique across core restarts without a counter on disk.
+///
+/// Several cores on one database (`cluster/`) share the pseudo-node: each takes its own
+/// slot (0 to [`SeqClock::SLOTS`] − 1, unique among live cores) and its numbers are
+/// `ms × 1000 + slot`, stepping by 1000, so two cores never make the same number.
 #[derive(Debug, Default)]
 pub struct SeqClock {
     last: u64,
+    /// `None`: a single core (every microsecond is its own).
+    slot: Option<u16>,
 }
 
 impl SeqClock {
+    /// Slots of a millisecond: at most this many cores record events at once.
+    pub const SLOTS: u16 = 1000;
+
+    /// The clock of a core in a cluster, in `slot` (below [`SeqClock::SLOTS`]).
+    pub fn in_slot(slot: u16) -> SeqClock {
+        SeqClock {
+            last: 0,
+            slot: Some(slot % Self::SLOTS),
+        }
+    }
+
     pub fn next_seq(&mut self) -> u64 {
         let now_us = u64::try_from(crate::now_ms()).unwrap_or(0) * 1000;
-        self.last = now_us.max(self.last + 1);
+        self.last = match self.slot {
+            None => now_us.max(self.last + 1),
+            Some(slot) => (now_us + u64::from(slot)).max(self.last + u64::from(Self::SLOTS)),
+        };
         self.last
     }
 }
@@ -152,6 +172,23 @@ async fn store(shared: &Arc<Shared>, r: SweepReport) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn clustered_clocks_never_meet_and_each_increases() {
+        let mut clocks: Vec<SeqClock> = (0..3).map(SeqClock::in_slot).collect();
+        let mut seen = std::collections::HashSet::new();
+        let mut last = [0u64; 3];
+        // A burst far past one number per millisecond per core.
+        for _ in 0..5000 {
+            for (i, c) in clocks.iter_mut().enumerate() {
+                let s = c.next_seq();
+                assert!(s > last[i]);
+                assert_eq!(s % 1000, i as u64);
+                assert!(seen.insert(s), "{s} made twice");
+                last[i] = s;
+            }
+        }
+    }
 
     #[test]
     fn seq_clock_is_strictly_increasing() {

@@ -348,7 +348,12 @@ impl Core {
                 crate::audit::DigestConfig::default(),
             )),
             budgets: crate::budget::NodeBudgets::new(cfg.node_budgets),
-            core_seq: Mutex::new(crate::correlator::SeqClock::default()),
+            // In a cluster the cores share the pseudo-node `core`: each numbers its own
+            // events in its slot, so they never collide on (node, seq).
+            core_seq: Mutex::new(match &cluster {
+                Some(c) => crate::correlator::SeqClock::in_slot(c.slot),
+                None => crate::correlator::SeqClock::default(),
+            }),
             health: crate::health::HealthBoard::default(),
             realism: crate::realism::RealismBoard::default(),
             metrics: crate::metrics::CoreMetrics::new(),

@@ -169,6 +169,9 @@ pub struct Cluster {
     waiting: Mutex<Waiting>,
     /// Taken by [`Cluster::spawn`]; reopened by the notice loop when it drops.
     listener: Mutex<Option<Listener>>,
+    /// This core's slot among the live cores: the low digits of the sequence numbers of
+    /// the events it records itself (`correlator::SeqClock::in_slot`).
+    pub slot: u16,
     pub counters: ClusterCounters,
 }
 
@@ -209,13 +212,19 @@ impl Cluster {
                 core_id_file(data_dir).display()
             )),
         })?;
-        sql::register_core(pg, id, listen, advertise)
+        let slot = sql::register_core(pg, id, listen, advertise, ttl)
             .await
-            .map_err(store_err("registering the core"))?;
+            .map_err(store_err("registering the core"))?
+            .ok_or_else(|| {
+                CoreError::Other(format!(
+                    "cluster: {} cores are registered and live; no slot is left for this one",
+                    crate::correlator::SeqClock::SLOTS
+                ))
+            })?;
         let offline = sql::start_up(pg, id, ttl)
             .await
             .map_err(store_err("start-up lease cleanup"))?;
-        tracing::info!(core_id = %id, nodes_marked_offline = offline, "joined the cluster");
+        tracing::info!(core_id = %id, slot, nodes_marked_offline = offline, "joined the cluster");
         Ok(Some(Arc::new(Cluster {
             id,
             pg: pg.clone(),
@@ -223,6 +232,7 @@ impl Cluster {
             held: Mutex::new(HashMap::new()),
             waiting: Mutex::new(Waiting::new(MAX_REMOTE_COMMANDS)),
             listener: Mutex::new(Some(listener)),
+            slot,
             counters: ClusterCounters::default(),
         })))
     }

@@ -19,28 +19,51 @@ fn secs(d: Duration) -> f64 {
     d.as_secs_f64()
 }
 
-/// Records this core (a restart of the same identity updates its row).
+/// Serialises core registrations (`pg_advisory_xact_lock` key), so two cores starting at
+/// once never take the same slot.
+const REGISTER_LOCK: i64 = 0x4842_5f43_4c55_5354; // "HB_CLUST"
+
+/// Records this core (a restart of the same identity updates its row) and gives it the
+/// lowest slot no live core holds (see `correlator::SeqClock`); rows of cores silent for
+/// longer than `3 × ttl` are deleted first. None when every slot is held.
 pub async fn register_core(
     pg: &PgStore,
     core: CoreId,
     listen: &str,
     advertise: &str,
-) -> Result<(), StoreError> {
-    let c = pg.raw_client().await?;
-    c.execute(
-        "INSERT INTO cores (id, started_at, heartbeat_at, listen, advertise, version, nodes) \
-         VALUES ($1, now(), now(), $2, $3, $4, 0) ON CONFLICT (id) DO UPDATE SET \
-         started_at = now(), heartbeat_at = now(), listen = EXCLUDED.listen, \
-         advertise = EXCLUDED.advertise, version = EXCLUDED.version, nodes = 0",
-        &[
-            &core.to_string(),
-            &listen,
-            &advertise,
-            &env!("CARGO_PKG_VERSION"),
-        ],
+    ttl: Duration,
+) -> Result<Option<u16>, StoreError> {
+    let mut c = pg.raw_client().await?;
+    let tx = c.transaction().await?;
+    let me = core.to_string();
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&REGISTER_LOCK])
+        .await?;
+    tx.execute(
+        "DELETE FROM cores WHERE id <> $1 AND heartbeat_at < now() - make_interval(secs => $2)",
+        &[&me, &(3.0 * secs(ttl))],
     )
     .await?;
-    Ok(())
+    let used: HashSet<i32> = tx
+        .query("SELECT slot FROM cores WHERE id <> $1", &[&me])
+        .await?
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    let slots = i32::from(crate::correlator::SeqClock::SLOTS);
+    let Some(slot) = (0..slots).find(|s| !used.contains(s)) else {
+        return Ok(None);
+    };
+    tx.execute(
+        "INSERT INTO cores (id, started_at, heartbeat_at, listen, advertise, version, nodes, slot) \
+         VALUES ($1, now(), now(), $2, $3, $4, 0, $5) ON CONFLICT (id) DO UPDATE SET \
+         started_at = now(), heartbeat_at = now(), listen = EXCLUDED.listen, \
+         advertise = EXCLUDED.advertise, version = EXCLUDED.version, nodes = 0, \
+         slot = EXCLUDED.slot",
+        &[&me, &listen, &advertise, &env!("CARGO_PKG_VERSION"), &slot],
+    )
+    .await?;
+    tx.commit().await?;
+    Ok(u16::try_from(slot).ok())
 }
 
 /// A clean shutdown: the core's row goes.

@@ -117,7 +117,7 @@ async fn a_node_online_without_a_lease_goes_offline_only_when_no_other_core_live
     add_node(&pg, "n1").await;
     pg.set_node_online(&n("n1"), true, None, 1).await.unwrap();
     // Another core is alive: it may be about to lease n1; left alone.
-    sql::register_core(&pg, b, "127.0.0.1:1", "127.0.0.1:1")
+    sql::register_core(&pg, b, "127.0.0.1:1", "127.0.0.1:1", TTL)
         .await
         .unwrap();
     assert_eq!(sql::start_up(&pg, a, TTL).await.unwrap(), 0);
@@ -270,6 +270,46 @@ async fn a_command_row_round_trips_between_two_cores() {
         0,
         "nothing left to prune"
     );
+    pg.close().await.unwrap();
+}
+
+#[tokio::test]
+async fn live_cores_get_distinct_slots_and_the_slots_run_out() {
+    let pg = fresh().await;
+    let reg = |id| sql::register_core(&pg, id, "l", "a", TTL);
+    let ids: Vec<CoreId> = (0..3).map(|_| CoreId::random()).collect();
+    let mut slots = Vec::new();
+    for id in &ids {
+        slots.push(reg(*id).await.unwrap().unwrap());
+    }
+    assert_eq!(slots, vec![0, 1, 2]);
+    // A restart keeps a free slot; a core gone frees its own.
+    assert_eq!(reg(ids[1]).await.unwrap(), Some(1));
+    sql::unregister_core(&pg, ids[1]).await.unwrap();
+    assert_eq!(reg(CoreId::random()).await.unwrap(), Some(1));
+    // A core silent for three lease times loses its row, and so its slot.
+    let c = pg.raw_client().await.unwrap();
+    c.execute(
+        "UPDATE cores SET heartbeat_at = now() - interval '1 hour' WHERE id = $1",
+        &[&ids[0].to_string()],
+    )
+    .await
+    .unwrap();
+    assert_eq!(reg(CoreId::random()).await.unwrap(), Some(0));
+    // Every slot held by a live core: refused.
+    c.execute(
+        "INSERT INTO cores (id, started_at, heartbeat_at, listen, advertise, version, slot) \
+         SELECT 'x' || s, now(), now(), 'l', 'a', 'v', s FROM generate_series(0, 999) s \
+         ON CONFLICT DO NOTHING",
+        &[],
+    )
+    .await
+    .unwrap();
+    c.execute("DELETE FROM cores WHERE id NOT LIKE 'x%'", &[])
+        .await
+        .unwrap();
+    assert_eq!(reg(CoreId::random()).await.unwrap(), None);
+    drop(c);
     pg.close().await.unwrap();
 }
 

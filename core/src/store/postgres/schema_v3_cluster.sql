@@ -18,7 +18,10 @@ CREATE TABLE IF NOT EXISTS cores (
     listen       TEXT        NOT NULL,
     advertise    TEXT        NOT NULL,
     version      TEXT        NOT NULL,
-    nodes        BIGINT      NOT NULL DEFAULT 0
+    nodes        BIGINT      NOT NULL DEFAULT 0,
+    -- Unique among live cores: the low digits of the sequence numbers of the events this
+    -- core records itself (pseudo-node `core`, `correlator::SeqClock`).
+    slot         INTEGER     NOT NULL DEFAULT 0
 );
 
 CREATE SEQUENCE IF NOT EXISTS node_lease_generation;
