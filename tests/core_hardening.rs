@@ -463,10 +463,6 @@ impl RawNode {
     }
 }
 
-/// Finding 6: a compromised agent answers a command sent to another node (here it is even
-/// handed the command's id). The answer is ignored and counted; the right node's answer is
-/// the one the caller gets.
-
 /// An agent of another release, whose frames this core would misread: its hello is
 /// refused with a reason that names both wire versions, no welcome is sent, and the
 /// node is not marked online.
@@ -504,6 +500,9 @@ async fn a_hello_of_another_wire_version_is_refused() {
     core.shutdown().await;
 }
 
+/// Finding 6: a compromised agent answers a command sent to another node (here it is even
+/// handed the command's id). The answer is ignored and counted; the right node's answer is
+/// the one the caller gets.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_cannot_answer_another_nodes_command() {
     let (dep, core) = start_core(|_| {}).await;
