@@ -44,6 +44,7 @@ fn fleet_harness_at_50_agents_slow() {
         "core_rss_per_agent_kib",
         "core_private_per_agent_kib",
         "idle_cpu_percent",
+        "bare_idle_cpu_percent",
         "storm_agents",
         "storm_seconds",
         "handshakes_per_s",

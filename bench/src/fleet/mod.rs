@@ -98,6 +98,9 @@ pub struct FleetReport {
     pub core_rss_fleet_kib: u64,
     pub core_anon_fleet_kib: u64,
     pub idle_cpu_percent: f64,
+    /// The bare quinn server's CPU with the same fleet idle on it (after its storm): what
+    /// the connections alone cost (packets, keep-alives, reading health reports).
+    pub bare_idle_cpu_percent: f64,
     pub idle_rtt: Rtt,
     pub trickle_cpu_percent: f64,
     pub trickle_offered_per_s: f64,
@@ -158,6 +161,7 @@ impl FleetReport {
                 num(self.core_private_per_agent_kib()),
             ),
             ("idle_cpu_percent", num(self.idle_cpu_percent)),
+            ("bare_idle_cpu_percent", num(self.bare_idle_cpu_percent)),
             ("storm_agents", self.storm.back.to_string()),
             ("storm_seconds", num(self.storm.seconds)),
             ("handshakes_per_s", num(self.storm.per_s())),
@@ -254,8 +258,9 @@ impl FleetReport {
         md += "\n| Scenario | core CPU (% of one core) | command round trip (`node command ping`) |\n|---|---|---|\n";
         let _ = writeln!(
             md,
-            "| idle fleet | {:.2} % | {} |",
+            "| idle fleet | {:.2} % (bare quinn: {:.2} %) | {} |",
             self.idle_cpu_percent,
+            self.bare_idle_cpu_percent,
             rtt(&self.idle_rtt)
         );
         let _ = writeln!(
@@ -694,6 +699,13 @@ async fn scenarios(
     tokio::time::sleep(Duration::from_secs(2)).await;
     r.bare_rss_fleet_kib = rss_kib(bare.pid())?;
     r.bare_anon_fleet_kib = anon_kib(bare.pid())?;
+    let meter = Meter::start(bare.pid())?;
+    tokio::time::sleep(opts.window).await;
+    r.bare_idle_cpu_percent = meter.cpu()?.as_secs_f64() / opts.window.as_secs_f64() * 100.0;
+    progress(&format!(
+        "bare quinn idle: {:.2} % CPU",
+        r.bare_idle_cpu_percent
+    ));
     bare.stop().await;
     Ok(())
 }
