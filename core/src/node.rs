@@ -253,6 +253,7 @@ async fn control_loop(
 ) -> Result<(), Close> {
     let mut serial = peer.serial;
     let mut foreign = 0u64;
+    let mut first_health = true;
     loop {
         let msg: AgentMsg = match read_frame(recv, FrameLimit::CONTROL).await {
             Ok(m) => m,
@@ -265,6 +266,16 @@ async fn control_loop(
                 let now = crate::now_ms();
                 // The report reaches the store with the others in the next batch (see
                 // `HealthBoard`), not in a write of its own.
+                // Except the connection's first, written at once: a node that has just
+                // connected shows its health straight away (one write per connection).
+                if std::mem::take(&mut first_health) {
+                    let row = crate::store::HealthRow {
+                        node: node.clone(),
+                        health: h.clone(),
+                        time_ms: now,
+                    };
+                    let _ = shared.store.set_nodes_health(vec![row]).await;
+                }
                 let degraded = {
                     let config = config.lock().unwrap_or_else(|p| p.into_inner()).clone();
                     shared.health.report(node, h, now, Some(&config))
