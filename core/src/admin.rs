@@ -327,8 +327,16 @@ async fn dispatch(
                         // In a cluster a node may be connected to another core: the
                         // stored state (kept by its lease) says so.
                         let elsewhere = shared.cluster.is_some() && n.online;
+                        let here = live.is_some();
                         let mut info = node_info(n, live);
                         info.online |= elsewhere;
+                        // The store's copy of a live node's health may be up to a minute
+                        // old (`HealthBoard`): a node connected here shows its latest
+                        // report, and was last seen when it sent it.
+                        if here && let Some((h, ms)) = shared.health.latest(&info.id) {
+                            info.health = Some(h);
+                            info.last_seen_ms = info.last_seen_ms.max(ms);
+                        }
                         info
                     })
                     .collect(),

@@ -64,6 +64,8 @@ pub async fn handle(
     let conn_id = shared.registry.next_conn_id();
     let result = session(&conn, &node, &peer, conn_id, shared, remote, relay).await;
     let still_current = shared.registry.remove(&node, conn_id);
+    // Its latest health report reaches the store with the next batch.
+    shared.health.disconnected(&node);
     if let Some(cluster) = &shared.cluster {
         // Only while the lease is still this connection's: never marks offline a node
         // that has moved to another core (or to a newer connection here).
@@ -268,17 +270,21 @@ async fn control_loop(
                 // `HealthBoard`), not in a write of its own.
                 // Except the connection's first, written at once: a node that has just
                 // connected shows its health straight away (one write per connection).
+                // Later reports are written only when what they say changes, or once a
+                // minute (see `HealthBoard`).
+                let mut written = false;
                 if std::mem::take(&mut first_health) {
                     let row = crate::store::HealthRow {
                         node: node.clone(),
                         health: h.clone(),
                         time_ms: now,
                     };
-                    let _ = shared.store.set_nodes_health(vec![row]).await;
+                    // Failed, it goes with the next batch.
+                    written = shared.store.set_nodes_health(vec![row]).await.is_ok();
                 }
                 let degraded = {
                     let config = config.lock().unwrap_or_else(|p| p.into_inner()).clone();
-                    shared.health.report(node, h, now, Some(&config))
+                    shared.health.report(node, h, now, Some(&config), written)
                 };
                 if degraded {
                     degraded_alert(node, shared, now).await;

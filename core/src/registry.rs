@@ -66,6 +66,39 @@ pub struct Registry {
     /// The configurations live connections were sent, one copy per distinct
     /// configuration (see [`Registry::shared_config`]).
     configs: Mutex<HashMap<u64, Weak<NodeConfig>>>,
+    /// What the sweep's last walk saw (locked after `nodes`, never before).
+    swept: Mutex<SweepMark>,
+}
+
+/// What [`Registry::sweep`]'s last walk over the live connections saw. The next sweep
+/// walks again only if it could cut something: the denylist changed (its generation,
+/// read before the walk, moved), a connection came or renewed its certificate since,
+/// or the earliest certificate among the connections has expired. Otherwise a walk
+/// cuts nothing, and 10,000 connections every 500 ms are not walked for nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SweepMark {
+    /// The denylist's generation read before the last walk; `None`: never walked.
+    generation: Option<u64>,
+    /// The earliest `not_after_ms` of the connections left after the last walk.
+    earliest_expiry_ms: i64,
+    /// A connection was added, or its certificate changed, since the last walk.
+    changed: bool,
+}
+
+impl Default for SweepMark {
+    fn default() -> Self {
+        SweepMark {
+            generation: None,
+            earliest_expiry_ms: i64::MAX,
+            changed: false,
+        }
+    }
+}
+
+impl SweepMark {
+    fn must_walk(&self, generation: u64, now_ms: i64) -> bool {
+        self.changed || self.generation != Some(generation) || self.earliest_expiry_ms <= now_ms
+    }
 }
 
 /// Past this many remembered configurations, the ones no connection holds are dropped.
@@ -141,7 +174,9 @@ impl Registry {
     /// Registers a node's connection; an older connection of the same node is closed, so
     /// there is one connection per node.
     pub fn insert(&self, node: NodeId, live: LiveNode) {
-        if let Some(old) = self.lock().insert(node, live) {
+        let mut nodes = self.lock();
+        self.mark_changed();
+        if let Some(old) = nodes.insert(node, live) {
             old.conn
                 .close(close::REPLACED.into(), b"replaced by a newer connection");
         }
@@ -224,7 +259,9 @@ impl Registry {
 
     /// Records a renewed certificate for a live node.
     pub fn update_cert(&self, node: &NodeId, serial: Serial, not_after_ms: i64) {
-        if let Some(l) = self.lock().get_mut(node) {
+        let mut nodes = self.lock();
+        self.mark_changed();
+        if let Some(l) = nodes.get_mut(node) {
             l.serial = serial;
             l.not_after_ms = not_after_ms;
         }
@@ -314,10 +351,24 @@ impl Registry {
         self.foreign_results.load(Ordering::Relaxed)
     }
 
+    /// Called with `nodes` locked: a connection came or its certificate changed.
+    fn mark_changed(&self) {
+        self.swept.lock().unwrap_or_else(|p| p.into_inner()).changed = true;
+    }
+
     /// Closes every connection whose node or certificate is revoked, or whose certificate
-    /// has expired. Returns the nodes cut off.
+    /// has expired. Returns the nodes cut off. Walks the connections only when that can
+    /// cut one (see `SweepMark`).
     pub fn sweep(&self, revocations: &RevocationList, now_ms: i64) -> Vec<NodeId> {
+        // Read before the walk: a revocation after this moves it, and the next sweep
+        // walks.
+        let generation = revocations.generation();
         let mut nodes = self.lock();
+        let mut swept = self.swept.lock().unwrap_or_else(|p| p.into_inner());
+        if !swept.must_walk(generation, now_ms) {
+            return Vec::new();
+        }
+        let mut earliest_expiry_ms = i64::MAX;
         let doomed: Vec<(NodeId, u32, &'static str)> = nodes
             .iter()
             .filter_map(|(id, l)| {
@@ -330,10 +381,17 @@ impl Registry {
                         "certificate expired; enrol again",
                     ))
                 } else {
+                    earliest_expiry_ms = earliest_expiry_ms.min(l.not_after_ms);
                     None
                 }
             })
             .collect();
+        *swept = SweepMark {
+            generation: Some(generation),
+            earliest_expiry_ms,
+            changed: false,
+        };
+        drop(swept);
         for (id, code, why) in &doomed {
             if let Some(l) = nodes.remove(id) {
                 l.conn.close((*code).into(), why.as_bytes());
@@ -374,5 +432,108 @@ mod tests {
         drop((a1, a2));
         let a3 = r.shared_config(a);
         assert_eq!(Arc::strong_count(&a3), 1);
+    }
+
+    /// A loopback QUIC connection (the core's side), with both endpoints kept alive.
+    async fn loopback_conn() -> (quinn::Endpoint, quinn::Endpoint, quinn::Connection) {
+        honeybee_pki::install_crypto_provider();
+        let c = rcgen::generate_simple_self_signed(vec!["localhost".into()]).expect("cert");
+        let cert = c.cert.der().clone();
+        let key = rustls::pki_types::PrivatePkcs8KeyDer::from(c.signing_key.serialize_der());
+        let server_cfg =
+            quinn::ServerConfig::with_single_cert(vec![cert.clone()], key.into()).expect("cfg");
+        let loopback = std::net::SocketAddr::from(([127, 0, 0, 1], 0));
+        let server = quinn::Endpoint::server(server_cfg, loopback).expect("server");
+        let mut roots = rustls::RootCertStore::empty();
+        roots.add(cert).expect("root");
+        let mut client = quinn::Endpoint::client(loopback).expect("client");
+        client.set_default_client_config(
+            quinn::ClientConfig::with_root_certificates(Arc::new(roots)).expect("client cfg"),
+        );
+        let to = server.local_addr().expect("addr");
+        let connecting = client.connect(to, "localhost").expect("connect");
+        let (core_side, _client_side) = tokio::join!(
+            async {
+                server
+                    .accept()
+                    .await
+                    .expect("incoming")
+                    .await
+                    .expect("accepted")
+            },
+            async { connecting.await.expect("connected") }
+        );
+        (server, client, core_side)
+    }
+
+    fn live(conn: quinn::Connection, conn_id: u64, serial: u8, not_after_ms: i64) -> LiveNode {
+        LiveNode {
+            conn_id,
+            conn,
+            tx: mpsc::channel(1).0,
+            serial: Serial([serial; 16]),
+            not_after_ms,
+            mode: NodeMode::Full,
+            via: None,
+            version: String::new(),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_sweep_walks_only_when_it_can_cut_and_still_cuts_at_once() {
+        let r = Registry::new();
+        let revocations = RevocationList::new();
+        let (a, b, c): (NodeId, NodeId, NodeId) = (
+            "a".parse().expect("id"),
+            "b".parse().expect("id"),
+            "c".parse().expect("id"),
+        );
+        let mut keep = Vec::new();
+        for (i, (node, not_after)) in [(&a, 10_000), (&b, 20_000)].into_iter().enumerate() {
+            let (s, cl, conn) = loopback_conn().await;
+            keep.push((s, cl));
+            r.insert(node.clone(), live(conn, i as u64, i as u8 + 1, not_after));
+        }
+        assert!(r.sweep(&revocations, 0).is_empty());
+        let walked = *r.swept.lock().expect("lock");
+        assert_eq!(walked.earliest_expiry_ms, 10_000);
+        assert!(!walked.changed);
+        // Nothing changed and nothing expired: the next sweeps do not walk (the mark
+        // stays as the walk left it).
+        for now in [1, 5_000, 9_999] {
+            assert!(!walked.must_walk(revocations.generation(), now));
+            assert!(r.sweep(&revocations, now).is_empty());
+        }
+        // A newly revoked node is cut by the very next sweep.
+        revocations.revoke_node(b.clone());
+        assert_eq!(r.sweep(&revocations, 9_999), [b.clone()]);
+        assert!(!r.is_online(&b));
+        // So is a revoked serial.
+        let (s, cl, conn) = loopback_conn().await;
+        keep.push((s, cl));
+        r.insert(c.clone(), live(conn, 7, 9, 30_000));
+        assert!(r.sweep(&revocations, 9_999).is_empty(), "c walked, kept");
+        revocations.revoke_serial(Serial([9; 16]));
+        assert_eq!(r.sweep(&revocations, 9_999), [c.clone()]);
+        // An expiring certificate is cut when it expires, without any other change.
+        assert!(r.sweep(&revocations, 9_999).is_empty());
+        assert_eq!(r.sweep(&revocations, 10_000), [a.clone()]);
+        assert_eq!(r.online_count(), 0);
+        // A connection that comes after the denylist changed and before the sweep that
+        // sees the change (its handshake checked the old list) is walked too: an insert
+        // forces the next walk.
+        let (s, cl, conn) = loopback_conn().await;
+        keep.push((s, cl));
+        revocations.revoke_node(a.clone());
+        assert!(r.sweep(&revocations, 10_000).is_empty());
+        r.insert(a.clone(), live(conn, 8, 10, 50_000));
+        assert_eq!(r.sweep(&revocations, 10_000), [a.clone()]);
+        // A renewed certificate is walked again (here: one already expired).
+        let (s, cl, conn) = loopback_conn().await;
+        keep.push((s, cl));
+        r.insert(c.clone(), live(conn, 9, 11, 50_000));
+        assert!(r.sweep(&revocations, 10_000).is_empty());
+        r.update_cert(&c, Serial([12; 16]), 5_000);
+        assert_eq!(r.sweep(&revocations, 10_000), [c]);
     }
 }

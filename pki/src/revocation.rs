@@ -4,6 +4,7 @@
 //! listener's verifier and the live-connection sweep.
 
 use std::collections::HashSet;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use honeybee_proto::ids::{NodeId, Serial};
@@ -12,6 +13,8 @@ use honeybee_proto::ids::{NodeId, Serial};
 struct Inner {
     serials: RwLock<HashSet<Serial>>,
     nodes: RwLock<HashSet<NodeId>>,
+    /// Raised after every change (see [`RevocationList::generation`]).
+    generation: AtomicU64,
 }
 
 /// A shared, thread-safe denylist. Clones share the same lists.
@@ -38,10 +41,24 @@ impl RevocationList {
 
     pub fn revoke_serial(&self, serial: Serial) {
         write(&self.inner.serials).insert(serial);
+        self.changed();
     }
 
     pub fn revoke_node(&self, node: NodeId) {
         write(&self.inner.nodes).insert(node);
+        self.changed();
+    }
+
+    fn changed(&self) {
+        self.inner.generation.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// A number that grows with every change to the lists (entries are only ever
+    /// added). A reader that took it before looking at the lists, and sees it unchanged
+    /// later, knows nothing was added since it looked: the core's sweep skips its walk
+    /// over the live connections then.
+    pub fn generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::SeqCst)
     }
 
     pub fn is_serial_revoked(&self, serial: &Serial) -> bool {
@@ -60,6 +77,7 @@ impl RevocationList {
     ) {
         write(&self.inner.serials).extend(serials);
         write(&self.inner.nodes).extend(nodes);
+        self.changed();
     }
 }
 
@@ -81,5 +99,23 @@ mod tests {
         b.load([Serial([2; 16])], [NodeId::new("n2").unwrap()]);
         assert!(a.is_serial_revoked(&Serial([2; 16])));
         assert!(a.is_node_revoked(&NodeId::new("n2").unwrap()));
+    }
+
+    #[test]
+    fn every_change_raises_the_generation_for_every_clone() {
+        let a = RevocationList::new();
+        let b = a.clone();
+        let g0 = b.generation();
+        assert_eq!(a.generation(), g0, "reading changes nothing");
+        assert!(!a.is_node_revoked(&NodeId::new("n1").unwrap()));
+        assert_eq!(b.generation(), g0);
+        a.revoke_node(NodeId::new("n1").unwrap());
+        let g1 = b.generation();
+        assert!(g1 > g0);
+        a.revoke_serial(Serial([1; 16]));
+        let g2 = b.generation();
+        assert!(g2 > g1);
+        b.load([Serial([2; 16])], []);
+        assert!(a.generation() > g2);
     }
 }

@@ -659,7 +659,10 @@ impl Ctx {
                         .map(|n| {
                             json!({"id": n.id.as_str(), "name": n.name, "role": n.role.as_str(), "labels": n.labels,
                                    "online": self.shared.registry.is_online(&n.id), "revoked": n.revoked,
-                                   "addr": n.addr, "last_seen": crate::json::rfc3339(n.last_seen_ms)})
+                                   "addr": n.addr,
+                                   // The store's may be a minute behind the latest report.
+                                   "last_seen": crate::json::rfc3339(
+                                       n.last_seen_ms.max(self.shared.health.latest_ms(&n.id).unwrap_or(0)))})
                         })
                         .collect(),
                 )))
