@@ -15,7 +15,9 @@ use std::path::Path;
 pub const TRUST_DOMAIN: &str = "fleet.honeybee";
 
 /// `core init` on `addr`, with the module shim off and `max_connections` raised to hold
-/// the fleet (the default, 10,000, is a production limit the 10k run would hit).
+/// the fleet (the default, 10,000, is a production limit the 10k run would hit) with an
+/// eighth to spare: agents that reconnect under load hold a second connection until the
+/// core closes their old one, and the harness's admin client must still get in.
 pub fn init_core(dir: &Path, addr: SocketAddr, agents: usize) -> Result<()> {
     init(
         dir,
@@ -27,7 +29,7 @@ pub fn init_core(dir: &Path, addr: SocketAddr, agents: usize) -> Result<()> {
     )
     .context("core init")?;
     let path = dir.join("core.toml");
-    let max = (agents + 256).max(10_000);
+    let max = max_connections(agents);
     let mut section = String::new();
     let cfg = std::fs::read_to_string(&path)?
         .lines()
@@ -48,6 +50,11 @@ pub fn init_core(dir: &Path, addr: SocketAddr, agents: usize) -> Result<()> {
         .join("\n");
     std::fs::write(&path, cfg + "\n")?;
     Ok(())
+}
+
+/// The fleet core's `max_connections` for `agents` agents.
+pub fn max_connections(agents: usize) -> usize {
+    (agents + agents / 8 + 256).max(10_000)
 }
 
 /// Mints `n` agent identities and records them in the store of the (stopped) core at

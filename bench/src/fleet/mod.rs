@@ -420,6 +420,37 @@ async fn admin(core_dir: &Path) -> Result<AdminClient> {
         .map_err(|e| anyhow!("admin connect: {e}"))
 }
 
+/// `f` until it succeeds, at most `attempts` times, `pause` apart; the last error if
+/// none did.
+async fn retry<T, F, Fut>(attempts: u32, pause: Duration, mut f: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T>>,
+{
+    let mut last = anyhow!("no attempt made");
+    for k in 0..attempts {
+        if k > 0 {
+            tokio::time::sleep(pause).await;
+        }
+        match f().await {
+            Ok(v) => return Ok(v),
+            Err(e) => last = e,
+        }
+    }
+    Err(last)
+}
+
+/// The admin connection for the config push, opened before the trickle: under a
+/// saturating trickle agents reconnect, and the core can sit at its `max_connections`
+/// with their lingering connections, refusing a new one (a 10,000-agent run stopped
+/// there). Reopened if it did not survive, for up to 30 s.
+async fn push_client(opened: Option<AdminClient>, core_dir: &Path) -> Result<AdminClient> {
+    match opened {
+        Some(c) if !c.is_closed() => Ok(c),
+        _ => retry(30, Duration::from_secs(1), || admin(core_dir)).await,
+    }
+}
+
 /// Restarts a server and measures the storm: every agent welcomed again after `since`.
 async fn restart_storm<F, Fut>(
     state: &FleetState,
@@ -579,6 +610,7 @@ async fn scenarios(
     ));
 
     // Trickle.
+    let pusher = admin(core_dir).await.ok();
     orders.send_replace(Orders {
         events_per_s: opts.trickle_per_s,
         stop: false,
@@ -615,7 +647,7 @@ async fn scenarios(
     .await;
 
     // Config push to every node.
-    let client = admin(core_dir).await?;
+    let client = push_client(pusher, core_dir).await?;
     let config = match client
         .request(&AdminRequest::GetNodeConfig { node: node(0) })
         .await
@@ -708,4 +740,44 @@ async fn scenarios(
     ));
     bare.stop().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn retry_stops_at_the_first_success_and_after_its_attempts() {
+        let calls = std::cell::Cell::new(0u32);
+        let r: Result<u32> = retry(5, Duration::ZERO, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move {
+                if n == 3 {
+                    Ok(n)
+                } else {
+                    Err(anyhow!("no {n}"))
+                }
+            }
+        })
+        .await;
+        assert_eq!((r.expect("third succeeds"), calls.get()), (3, 3));
+        calls.set(0);
+        let r: Result<u32> = retry(4, Duration::ZERO, || {
+            calls.set(calls.get() + 1);
+            let n = calls.get();
+            async move { Err(anyhow!("no {n}")) }
+        })
+        .await;
+        assert_eq!(r.expect_err("all fail").to_string(), "no 4");
+        assert_eq!(calls.get(), 4, "bounded");
+    }
+
+    #[test]
+    fn the_fleet_core_leaves_room_beyond_the_fleet() {
+        // At least the production default; beyond it, an eighth of the fleet to spare.
+        assert_eq!(mint::max_connections(50), 10_000);
+        assert_eq!(mint::max_connections(10_000), 11_506);
+        assert_eq!(mint::max_connections(50_000), 56_506);
+    }
 }
