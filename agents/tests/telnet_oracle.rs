@@ -423,10 +423,26 @@ async fn compare(probes: Vec<(&'static str, Vec<Step>)>) {
         .collect();
     let mut same = 0;
     let mut report = String::new();
+    let steps_of = |name: &str| probes.iter().find(|(n, _)| *n == name).unwrap().1.clone();
     for t in tasks {
         let (name, a, b) = t.await.unwrap();
-        let a = normalise(&a, &[host.as_str(), "localhost"]);
-        let b = normalise(&b, &[HOST]);
+        let mut a = normalise(&a, &[host.as_str(), "localhost"]);
+        let mut b = normalise(&b, &[HOST]);
+        // The real telnetd races with itself on a loaded machine: after ^C, login may
+        // exit and the pty close before telnetd reads the echoed "^C" (seen once in a
+        // full run: the real one gave <EOF> where it usually gives <DM>^C<EOF>). A probe
+        // that differs is run again on both, at most twice, and counts as identical only
+        // if a rerun agrees; every rerun is reported.
+        for attempt in 1..=2 {
+            if a == b {
+                break;
+            }
+            eprintln!("telnet oracle: {name} differs, rerun {attempt}\nreal: {a}\nours: {b}");
+            let steps = steps_of(name);
+            let (ra, rb) = tokio::join!(run_probe(real.addr, &steps), run_probe(ours, &steps));
+            a = normalise(&ra, &[host.as_str(), "localhost"]);
+            b = normalise(&rb, &[HOST]);
+        }
         if a == b {
             same += 1;
         } else {
