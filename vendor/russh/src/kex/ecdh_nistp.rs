@@ -1,3 +1,4 @@
+//! ECDH key exchange over the NIST P-256, P-384 and P-521 curves (ecdh-sha2-nistp*).
 use std::marker::PhantomData;
 use std::ops::Deref;
 

@@ -1,3 +1,4 @@
+//! The hybrid post-quantum key exchange mlkem768x25519-sha256 (ML-KEM-768 combined with X25519).
 use byteorder::{BigEndian, ByteOrder};
 use curve25519_dalek::montgomery::MontgomeryPoint;
 use log::debug;

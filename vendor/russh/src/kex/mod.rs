@@ -1,3 +1,4 @@
+//! Key exchange: the algorithm names, their negotiation and the shared interface each algorithm implements.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");

@@ -1,3 +1,4 @@
+//! The "none" key exchange: the exchange is skipped and no shared secret is derived.
 use ssh_encoding::Writer;
 
 use super::{KexAlgorithm, KexAlgorithmImplementor, KexType};

@@ -1,3 +1,4 @@
+//! The finite-field Diffie-Hellman groups (RFC 3526, RFC 4253) and the key exchange arithmetic over them.
 use std::fmt::Debug;
 use std::ops::Deref;
 

@@ -1,3 +1,4 @@
+//! Diffie-Hellman key exchange over fixed and negotiated groups (diffie-hellman-group*-sha*, group-exchange).
 pub mod groups;
 use std::marker::PhantomData;
 

@@ -1,3 +1,4 @@
+//! A client for the SSH agent protocol: listing, adding and using keys held by an agent.
 use core::str;
 
 use byteorder::{BigEndian, ByteOrder};

@@ -1,3 +1,4 @@
+//! The SSH agent protocol: the identities and key constraints shared by the agent client and server.
 use std::borrow::Cow;
 
 use russh_cryptovec::CryptoVec;
