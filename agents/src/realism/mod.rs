@@ -19,6 +19,10 @@ pub mod ssh;
 pub mod telnet;
 mod tls;
 
+/// The probes' TLS client (takes any server certificate, as scanners do): also what the
+/// HTTPS oracle tests probe the real lighttpd and ours with.
+pub use tls::client_config as probe_tls_client_config;
+
 use facts::{Facts, Outcome, Reference, compare, parse_ref};
 use honeybee_proto::config::{HttpPersona, ServiceConfig, ServiceKind};
 use honeybee_proto::realism::{RealismReport, ServiceRealism};
