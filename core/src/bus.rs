@@ -25,6 +25,28 @@ pub struct BusEvent {
     pub json: Arc<str>,
 }
 
+impl BusEvent {
+    /// A stored event as modules see it, `id` its row id (what `ingest::publish` builds
+    /// for the events this core stores; the cluster's tailer for the other cores').
+    pub fn from_stored(
+        stored: &honeybee_proto::admin::StoredEvent,
+        id: i64,
+        labels: Arc<Vec<(String, String)>>,
+    ) -> BusEvent {
+        BusEvent {
+            node: stored.node.clone(),
+            seq: stored.event.seq,
+            kind: stored.event.kind.name(),
+            service: stored.event.service.clone(),
+            src_ip: stored.event.src.map(|a| a.ip()),
+            labels,
+            json: crate::json::event_json_with_id(stored, id)
+                .to_string()
+                .into(),
+        }
+    }
+}
+
 /// An event on its way to one subscription.
 #[derive(Debug, Clone)]
 pub struct Delivery {

@@ -19,10 +19,15 @@
 //!   A revocation is also re-read from the denylist every few renewals, so a notification
 //!   lost with the LISTEN connection still takes effect.
 //!
+//! - **Module bus** (`tail.rs`): each core offers its modules the events the other cores
+//!   stored, read back from the `events` table by id, woken by the storing core's
+//!   notification after its commit.
+//!
 //! SQLite deployments have no cluster: one core, and none of this runs.
 
 mod msg;
 mod sql;
+mod tail;
 
 pub use msg::{CHANNEL, ClusterMsg, MAX_PAYLOAD, ParseError};
 
@@ -158,6 +163,10 @@ pub struct ClusterCounters {
     pub bad_notices: AtomicU64,
     /// Times notifications were dropped (queue full) and the core resynchronised.
     pub resyncs: AtomicU64,
+    /// Other cores' events offered to this core's module subscriptions.
+    pub tailed: AtomicU64,
+    /// Of those, events offered after a later one of their node (`tail.rs`).
+    pub tail_late: AtomicU64,
 }
 
 /// This core's part in a cluster (PostgreSQL store only).
@@ -173,6 +182,8 @@ pub struct Cluster {
     /// the events it records itself (`correlator::SeqClock::in_slot`).
     pub slot: u16,
     pub counters: ClusterCounters,
+    /// Wakes the module bus tailer: another core committed events.
+    tail_wake: tokio::sync::Notify,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -221,6 +232,9 @@ impl Cluster {
                     crate::correlator::SeqClock::SLOTS
                 ))
             })?;
+        // Before this core stores any event: its rows carry its id, and its commits wake
+        // the other cores' tailers.
+        pg.set_origin(&id.to_string(), CHANNEL, msg::EVENTS_PAYLOAD);
         let offline = sql::start_up(pg, id, ttl)
             .await
             .map_err(store_err("start-up lease cleanup"))?;
@@ -234,6 +248,7 @@ impl Cluster {
             listener: Mutex::new(Some(listener)),
             slot,
             counters: ClusterCounters::default(),
+            tail_wake: tokio::sync::Notify::new(),
         })))
     }
 
@@ -246,6 +261,7 @@ impl Cluster {
             .take();
         tasks.spawn(self.clone().notices(listener, shared.clone()));
         tasks.spawn(self.clone().maintain(shared.clone()));
+        tasks.spawn(self.clone().tail(shared.clone()));
     }
 
     fn held(&self) -> std::sync::MutexGuard<'_, HashMap<NodeId, Held>> {
@@ -497,6 +513,12 @@ impl Cluster {
                 shared.registry.is_online(node)
             }
             ClusterMsg::Command { target, .. } => *target == self.id,
+            // This core's own commits wake its tailer too: a pass that finds only its
+            // own rows reads nothing but the top id.
+            ClusterMsg::Events => {
+                self.tail_wake.notify_one();
+                false
+            }
             ClusterMsg::CommandDone { id, origin } => {
                 if *origin == self.id
                     && let Some(tx) = self
@@ -557,7 +579,7 @@ impl Cluster {
                 }
             }
             ClusterMsg::Command { id, .. } => self.deliver(id, shared).await,
-            ClusterMsg::CommandDone { .. } => {}
+            ClusterMsg::CommandDone { .. } | ClusterMsg::Events => {}
         }
     }
 
@@ -612,6 +634,7 @@ impl Cluster {
     /// After notifications may have been missed: the denylist is re-read (the sweep cuts
     /// what it names) and the leases renewed (the lost ones close).
     async fn resync(&self, shared: &Arc<Shared>) {
+        self.tail_wake.notify_one();
         reload_denylist(shared).await;
         self.renew(shared).await;
     }

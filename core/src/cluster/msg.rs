@@ -13,6 +13,8 @@ use honeybee_proto::NodeId;
 pub const CHANNEL: &str = "honeybee_cluster";
 /// The longest payload this module writes or parses (PostgreSQL refuses 8000 and over).
 pub const MAX_PAYLOAD: usize = 512;
+/// The payload of [`ClusterMsg::Events`], which the store's event writer sends itself.
+pub const EVENTS_PAYLOAD: &str = "events";
 
 /// One cluster notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,6 +37,10 @@ pub enum ClusterMsg {
     /// `node`'s relay assignment changed: the core holding it closes a connection that
     /// comes through another relay.
     Relay { node: NodeId },
+    /// Events were committed (sent by the storing core inside the commit, so it arrives
+    /// only once the rows are visible): other cores' module bus tailers read past their
+    /// cursor (`tail.rs`). Carries nothing: the rows are the data.
+    Events,
 }
 
 /// Why a payload was not understood.
@@ -63,6 +69,7 @@ impl ClusterMsg {
             ClusterMsg::Command { id, target } => format!("cmd {id} {target}"),
             ClusterMsg::CommandDone { id, origin } => format!("done {id} {origin}"),
             ClusterMsg::Relay { node } => format!("relay {node}"),
+            ClusterMsg::Events => EVENTS_PAYLOAD.to_owned(),
         }
     }
 
@@ -100,7 +107,8 @@ impl ClusterMsg {
             ("relay", [n]) => Ok(ClusterMsg::Relay {
                 node: node(n, "relay")?,
             }),
-            ("revoked" | "lease" | "config" | "cmd" | "done" | "relay", _) => {
+            ("events", []) => Ok(ClusterMsg::Events),
+            ("revoked" | "lease" | "config" | "cmd" | "done" | "relay" | "events", _) => {
                 Err(ParseError::Malformed("cluster"))
             }
             (other, _) => Err(ParseError::Unknown(other.chars().take(32).collect())),
@@ -124,6 +132,7 @@ mod tests {
             },
             ClusterMsg::Config { node: node.clone() },
             ClusterMsg::Relay { node },
+            ClusterMsg::Events,
             ClusterMsg::Command {
                 id: i64::MIN,
                 target: core,
@@ -164,6 +173,7 @@ mod tests {
             "done 1",
             "config ../etc",
             "relay",
+            "events now",
         ] {
             assert!(ClusterMsg::parse(bad).is_err(), "{bad:?}");
         }

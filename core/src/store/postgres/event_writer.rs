@@ -116,10 +116,46 @@ pub(super) struct Batch {
     pub reply: oneshot::Sender<Result<InsertOutcome, StoreError>>,
 }
 
+/// The core this writer stores for, in a cluster (`PgStore::set_origin`).
+pub(super) struct Origin {
+    /// The core's id, 32 hex digits: the `origin` of every row (schema version 4).
+    pub core: String,
+    /// Notified inside each group transaction, so the other cores' module bus tailers
+    /// wake once its rows are visible.
+    pub channel: String,
+    pub payload: String,
+}
+
+/// Takes the events lock and, in a cluster, names the storing core for the rows' `origin`
+/// default and queues the commit's notification, in the same round trip.
+const LOCK_SQL: &str = "SELECT pg_advisory_xact_lock($1)";
+const LOCK_ORIGIN_SQL: &str = "SELECT pg_advisory_xact_lock($1), \
+       set_config('honeybee.core', $2, true), pg_notify($3, $4)";
+
+/// Takes the events lock (see [`LOCK_SQL`]).
+async fn lock(
+    tx: &deadpool_postgres::Transaction<'_>,
+    origin: Option<&Origin>,
+) -> Result<(), tokio_postgres::Error> {
+    match origin {
+        None => tx.execute(LOCK_SQL, &[&EVENTS_LOCK]).await?,
+        Some(o) => {
+            tx.execute(
+                LOCK_ORIGIN_SQL,
+                &[&EVENTS_LOCK, &o.core, &o.channel, &o.payload],
+            )
+            .await?
+        }
+    };
+    Ok(())
+}
+
 /// What the writer shares with the store: a gate tests hold to keep the writer from
-/// taking a group, and the count of group transactions committed.
+/// taking a group, the count of group transactions committed, and the cluster's origin.
 #[derive(Default)]
 pub(super) struct WriterState {
+    /// Set once, when the core joins its cluster (before it ingests anything).
+    pub origin: std::sync::OnceLock<Origin>,
     /// Taken after the first batch of a group is received, before the rest are.
     pub gate: tokio::sync::Mutex<()>,
     /// First batches of a group received from the queue.
@@ -187,8 +223,9 @@ impl Failure {
 /// Stores one group and answers each of its callers.
 async fn store_group(pool: &Pool, location: &str, state: &WriterState, group: &mut Vec<Batch>) {
     let all: Vec<&Columns> = group.iter().map(|b| &b.cols).collect();
+    let origin = state.origin.get();
     let results: Vec<Result<InsertOutcome, StoreError>> = match insert_together(
-        pool, location, &all,
+        pool, location, origin, &all,
     )
     .await
     {
@@ -208,13 +245,15 @@ async fn store_group(pool: &Pool, location: &str, state: &WriterState, group: &m
             tracing::debug!(error = %e, batches = all.len(), "event group failed; retrying each batch alone");
             let mut out = Vec::with_capacity(all.len());
             for cols in &all {
-                out.push(match insert_together(pool, location, &[cols]).await {
-                    Ok(mut o) => {
-                        state.groups_committed.fetch_add(1, Ordering::Relaxed);
-                        o.pop().ok_or(StoreError::BatchFailed("no outcome".into()))
-                    }
-                    Err(f) => Err(f.into_error()),
-                });
+                out.push(
+                    match insert_together(pool, location, origin, &[cols]).await {
+                        Ok(mut o) => {
+                            state.groups_committed.fetch_add(1, Ordering::Relaxed);
+                            o.pop().ok_or(StoreError::BatchFailed("no outcome".into()))
+                        }
+                        Err(f) => Err(f.into_error()),
+                    },
+                );
             }
             out
         }
@@ -231,11 +270,12 @@ async fn store_group(pool: &Pool, location: &str, state: &WriterState, group: &m
 async fn insert_together(
     pool: &Pool,
     location: &str,
+    origin: Option<&Origin>,
     batches: &[&Columns],
 ) -> Result<Vec<InsertOutcome>, Failure> {
-    match insert_direct(pool, location, batches).await? {
+    match insert_direct(pool, location, origin, batches).await? {
         Some(out) => Ok(out),
-        None => insert_staged(pool, location, batches).await,
+        None => insert_staged(pool, location, origin, batches).await,
     }
 }
 
@@ -250,6 +290,7 @@ async fn insert_together(
 async fn insert_direct(
     pool: &Pool,
     location: &str,
+    origin: Option<&Origin>,
     batches: &[&Columns],
 ) -> Result<Option<Vec<InsertOutcome>>, Failure> {
     use tokio_postgres::error::SqlState;
@@ -259,9 +300,7 @@ async fn insert_direct(
         .await
         .map_err(|e| Failure::Before(pool_error(location, e)))?;
     let tx = c.transaction().await.map_err(before)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
-        .await
-        .map_err(before)?;
+    lock(&tx, origin).await.map_err(before)?;
     let top: i64 = tx
         .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
         .await
@@ -334,6 +373,7 @@ async fn copy_rows(
 async fn insert_staged(
     pool: &Pool,
     location: &str,
+    origin: Option<&Origin>,
     batches: &[&Columns],
 ) -> Result<Vec<InsertOutcome>, Failure> {
     let before = |e: tokio_postgres::Error| Failure::Before(e.into());
@@ -348,9 +388,7 @@ async fn insert_staged(
     copy_rows(&tx, &copy, &COPY_TYPES, batches, true)
         .await
         .map_err(before)?;
-    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&EVENTS_LOCK])
-        .await
-        .map_err(before)?;
+    lock(&tx, origin).await.map_err(before)?;
     let insert = tx.prepare_cached(INSERT_SQL).await.map_err(before)?;
     let rows = tx.query(&insert, &[]).await.map_err(before)?;
     let out = outcomes(batches, &rows)?;

@@ -22,6 +22,7 @@
 
 mod event_writer;
 pub(crate) mod listen;
+pub(crate) mod outbox;
 mod store;
 pub(crate) mod tls;
 
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v1.sql"),
     include_str!("schema_v2_session.sql"),
     include_str!("schema_v3_cluster.sql"),
+    include_str!("schema_v4_origin.sql"),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -71,7 +73,7 @@ struct Inner {
     events_task: Mutex<Option<JoinHandle<()>>>,
     /// How to open a connection outside the pool (the cluster's LISTEN connection).
     connect: (tokio_postgres::Config, tls::Connector),
-    /// The writer's gate and counters; read by tests only.
+    /// The writer's gate and counters (read by tests only) and its cluster origin.
     #[cfg_attr(not(test), allow(dead_code))]
     events_state: Arc<event_writer::WriterState>,
 }
@@ -263,6 +265,19 @@ impl PgStore {
                 events_state,
             }),
         })
+    }
+
+    /// Names the core this store writes for (its cluster identity): every event row it
+    /// stores from now on carries it as `origin`, and each group commit notifies
+    /// `channel` with `payload` (the other cores' module bus tailers, `cluster/tail.rs`).
+    /// Set once, by `Cluster::open`, before the core ingests anything; a second call is
+    /// ignored.
+    pub fn set_origin(&self, core: &str, channel: &str, payload: &str) {
+        let _ = self.inner.events_state.origin.set(event_writer::Origin {
+            core: core.to_owned(),
+            channel: channel.to_owned(),
+            payload: payload.to_owned(),
+        });
     }
 
     /// The URL without its password.
