@@ -3,6 +3,11 @@
 //! The CA signs only CSRs and copies nothing from a CSR but its public key: the SAN, key
 //! usage, EKU, `IsCa::NoCa` and validity all come from the [`IssueRequest`], which the core
 //! builds from the token and the role.
+//!
+//! A deployment has one root CA (made by `honeybee core init`). A core that joined with
+//! `honeybee core join` holds an intermediate CA instead (pathlen 0, its key made on that
+//! core): [`Ca::load_intermediate`] loads it, and certificates it issues chain through it
+//! to the root, which stays every verifier's only trust anchor.
 
 use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -59,7 +64,19 @@ pub enum CaError {
     Rng,
     #[error("certificate generation failed: {0}")]
     Generate(#[source] rcgen::Error),
+    #[error("only the deployment's root CA signs core CAs; this core holds an intermediate")]
+    NotRoot,
+    #[error("the intermediate CA certificate is not signed by the root CA")]
+    NotIssuedByRoot,
 }
+
+/// Longest CSR [`Ca::sign_csr`] and [`Ca::sign_intermediate_csr`] parse. A P-256 CSR is
+/// about 250 bytes; anything near this is not one of ours.
+pub const MAX_CSR_LEN: usize = 4096;
+
+/// How long a core's intermediate CA lives (capped at the root's own expiry). There is
+/// no automatic renewal of intermediates yet: a core joins again before this runs out.
+pub const INTERMEDIATE_LIFETIME: Duration = Duration::from_secs(5 * 365 * 24 * 3600);
 
 /// What to put in a certificate: everything but the key.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,13 +100,21 @@ impl IssuedCert {
     }
 }
 
-/// The CA: its certificate, its key and the trust domain it speaks for.
+/// The CA: the root certificate, the issuing key and the trust domain it speaks for.
+///
+/// For the root CA the issuing key is the root's; for a joined core's intermediate CA it
+/// is the intermediate's, and [`Ca::chain_der`] holds the intermediate certificate that
+/// goes between the leaves it issues and the root.
 pub struct Ca {
+    /// The root CA certificate: the trust anchor, and what tokens pin.
     cert_der: Vec<u8>,
-    /// Holds the CA's subject, key identifier method and private key.
+    /// Certificates between issued leaves and the root (empty for the root CA).
+    chain: Vec<Vec<u8>>,
+    /// Holds the issuing CA's subject, key identifier method and private key.
     issuer: Issuer<'static, rcgen::KeyPair>,
     trust_domain: String,
     pin: [u8; 32],
+    /// The issuing certificate's notAfter (no leaf may outlive it).
     not_after_ms: i64,
 }
 
@@ -143,7 +168,9 @@ impl Ca {
         // The trust domain travels in the CA certificate (SPIFFE's spiffe://<td> form), so
         // whoever holds the certificate knows which trust domain to demand of peers.
         params.subject_alt_names = vec![SanType::URI(uri(&format!("spiffe://{trust_domain}"))?)];
-        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        // pathlen 1: the root may sign one level of core CAs (`core join`). Roots made
+        // before said 0; webpki ignores a trust anchor's constraints, so they still work.
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(1));
         params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
         params.not_before = asn1_time(now.saturating_sub(CA_BACKDATE))?.to_datetime();
         params.not_after = asn1_time(now + CA_LIFETIME)?.to_datetime();
@@ -189,6 +216,57 @@ impl Ca {
         Ca::assemble(cert_der, issuer, &trust_domain)
     }
 
+    /// Loads a joined core's intermediate CA: the root certificate (the trust anchor), the
+    /// intermediate certificate and its key. Checks that the key belongs to the
+    /// intermediate, that the root signed it, and that both are for `trust_domain`.
+    pub fn load_intermediate(
+        root_pem: &str,
+        intermediate_pem: &str,
+        key_pem: &str,
+        trust_domain: &str,
+    ) -> Result<Ca, CaError> {
+        let one = |pem: &str| -> Result<Vec<u8>, CaError> {
+            let certs =
+                crate::files::pem_to_der_certs(pem).map_err(|e| CaError::CaCert(e.to_string()))?;
+            let [der] = <[_; 1]>::try_from(certs).map_err(|v| {
+                CaError::CaCert(format!("expected one certificate, found {}", v.len()))
+            })?;
+            Ok(der.to_vec())
+        };
+        let root_der = one(root_pem)?;
+        let inter_der = one(intermediate_pem)?;
+        for der in [&root_der, &inter_der] {
+            let td = identity::trust_domain_from_ca_cert(der).map_err(CaError::NotHoneyBeeCa)?;
+            if td != trust_domain {
+                return Err(CaError::TrustDomainMismatch {
+                    in_cert: td,
+                    expected: trust_domain.to_owned(),
+                });
+            }
+        }
+        let key = KeyPair::from_pem(key_pem)
+            .map_err(CaError::Key)?
+            .into_rcgen();
+        let (_, root) = x509_parser::parse_x509_certificate(&root_der)
+            .map_err(|e| CaError::CaCert(e.to_string()))?;
+        let (_, inter) = x509_parser::parse_x509_certificate(&inter_der)
+            .map_err(|e| CaError::CaCert(e.to_string()))?;
+        if inter.tbs_certificate.subject_pki.raw != key.subject_public_key_info().as_slice() {
+            return Err(CaError::KeyMismatch);
+        }
+        inter
+            .verify_signature(Some(root.public_key()))
+            .map_err(|_| CaError::NotIssuedByRoot)?;
+        let issuer = Issuer::from_ca_cert_der(&inter_der.as_slice().into(), key)
+            .map_err(|e| CaError::CaCert(e.to_string()))?;
+        let mut ca = Ca::assemble(root_der, issuer, trust_domain)?;
+        ca.not_after_ms = ca
+            .not_after_ms
+            .min(identity::not_after_ms(&inter_der).map_err(CaError::NotHoneyBeeCa)?);
+        ca.chain = vec![inter_der];
+        Ok(ca)
+    }
+
     fn assemble(
         cert_der: Vec<u8>,
         issuer: Issuer<'static, rcgen::KeyPair>,
@@ -198,6 +276,7 @@ impl Ca {
         let not_after_ms = identity::not_after_ms(&cert_der).map_err(CaError::NotHoneyBeeCa)?;
         Ok(Ca {
             cert_der,
+            chain: Vec::new(),
             issuer,
             trust_domain: trust_domain.to_owned(),
             pin,
@@ -205,15 +284,27 @@ impl Ca {
         })
     }
 
+    /// The root CA certificate: the trust anchor every peer is given.
     pub fn cert_der(&self) -> &[u8] {
         &self.cert_der
+    }
+
+    /// The certificates between this CA's leaves and the root, to send after a leaf
+    /// (empty for the root CA; the intermediate for a joined core).
+    pub fn chain_der(&self) -> &[Vec<u8>] {
+        &self.chain
+    }
+
+    /// Whether this is the deployment's root CA (it can sign other cores' CAs).
+    pub fn is_root(&self) -> bool {
+        self.chain.is_empty()
     }
 
     pub fn cert_pem(&self) -> String {
         der_to_pem_cert(&self.cert_der)
     }
 
-    /// The CA private key as PKCS#8 PEM. Write it with [`crate::files::write_private`].
+    /// The issuing CA's private key as PKCS#8 PEM. Write it with [`crate::files::write_private`].
     pub fn key_pem(&self) -> String {
         self.issuer.key().serialize_pem()
     }
@@ -285,6 +376,61 @@ impl Ca {
         })
     }
 
+    /// Signs a joining core's CSR as an intermediate CA (`honeybee core join`): CA with
+    /// pathlen 0, certificate and CRL signing only, the trust domain's SPIFFE URI, named
+    /// for `id`. As in [`Ca::sign_csr`] only the CSR's public key is used: whatever
+    /// extensions (CA flag, path length, names) it asks for are ignored. Only the root CA
+    /// signs these.
+    pub fn sign_intermediate_csr(
+        &self,
+        csr_der: &[u8],
+        id: &NodeId,
+        lifetime: Duration,
+    ) -> Result<IssuedCert, CaError> {
+        if !self.is_root() {
+            return Err(CaError::NotRoot);
+        }
+        let public_key = csr_public_key(csr_der)?;
+        let now = unix_now();
+        let not_after_ms = self.not_after_ms.min(
+            i64::try_from(now.saturating_add(lifetime).as_millis())
+                .map_err(|_| CaError::Lifetime)?,
+        );
+        if lifetime.is_zero() || not_after_ms <= i64::try_from(now.as_millis()).unwrap_or(0) {
+            return Err(CaError::Lifetime);
+        }
+        let not_after = Duration::from_millis(not_after_ms as u64);
+        let serial = random_serial()?;
+        let mut params = CertificateParams::default();
+        let mut dn = DistinguishedName::new();
+        dn.push(
+            DnType::CommonName,
+            format!("HoneyBee core CA {id} ({})", self.trust_domain),
+        );
+        params.distinguished_name = dn;
+        params.subject_alt_names = vec![SanType::URI(uri(&format!(
+            "spiffe://{}",
+            self.trust_domain
+        ))?)];
+        params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+        params.not_before = asn1_time(now.saturating_sub(LEAF_BACKDATE))?.to_datetime();
+        params.not_after = asn1_time(not_after)?.to_datetime();
+        params.serial_number = Some(SerialNumber::from_slice(&serial.0));
+        params.use_authority_key_identifier_extension = true;
+        let cert = params
+            .signed_by(&public_key, &self.issuer)
+            .map_err(CaError::Generate)?;
+        let der = cert.der().to_vec();
+        let not_after_ms = identity::not_after_ms(&der).map_err(CaError::NotHoneyBeeCa)?;
+        tracing::info!(core = %id, serial = %serial, not_after_ms, "issued a core CA");
+        Ok(IssuedCert {
+            der,
+            serial,
+            not_after_ms,
+        })
+    }
+
     /// Makes a key and a certificate for it, for principals created on the core itself
     /// (the core's own certificate, the admin CLI). Goes through [`Ca::sign_csr`] so that
     /// CSR signing stays the only way a certificate is issued.
@@ -305,6 +451,12 @@ fn uri(s: &str) -> Result<Ia5String, CaError> {
 /// We parse with x509-parser directly rather than through rcgen's CSR parser because that
 /// one also interprets (and rejects unknown) requested extensions we are going to ignore.
 fn csr_public_key(csr_der: &[u8]) -> Result<SubjectPublicKeyInfo, CaError> {
+    if csr_der.len() > MAX_CSR_LEN {
+        return Err(CaError::CsrParse(format!(
+            "{} bytes is more than the {MAX_CSR_LEN} a CSR may have",
+            csr_der.len()
+        )));
+    }
     let (rest, csr) = X509CertificationRequest::from_der(csr_der)
         .map_err(|e| CaError::CsrParse(e.to_string()))?;
     if !rest.is_empty() {

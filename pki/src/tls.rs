@@ -4,6 +4,12 @@
 //! sessions (so a revoked node cannot come back on an old ticket). Certificate names are
 //! never checked by rustls: chains are verified against the CA, then the SPIFFE id in the
 //! single URI SAN decides who the peer is.
+//!
+//! The deployment's root CA is the only trust anchor. A core that joined with `honeybee
+//! core join` issues from an intermediate CA (pathlen 0): its peers send that intermediate
+//! after their leaf, the core sends it in its own chain, and the listener also fills it in
+//! for clients that send their leaf alone. The denylist is checked against the serial of
+//! the intermediate as well as the leaf's.
 
 use std::fmt;
 use std::sync::Arc;
@@ -24,6 +30,10 @@ use rustls::{
 
 use crate::identity::{self, IdentityError, spki_pin, trust_domain_from_ca_cert};
 use crate::revocation::RevocationList;
+
+/// Most intermediates taken from a peer's chain (HoneyBee chains have at most one); the
+/// rest are ignored, so a peer cannot make path building search a long list.
+pub const MAX_INTERMEDIATES: usize = 3;
 
 /// Text every pin-mismatch error carries; see [`is_pin_mismatch`].
 pub const PIN_MISMATCH: &str = "CA pin mismatch";
@@ -133,6 +143,41 @@ struct ClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
     trust_domain: String,
     revocation: RevocationList,
+    /// This core's own intermediate (if it has one), for clients that send a leaf alone.
+    known: Vec<CertificateDer<'static>>,
+}
+
+/// The first [`MAX_INTERMEDIATES`] offered intermediates, then `known` ones.
+fn candidates<'a>(
+    offered: &[CertificateDer<'a>],
+    known: &[CertificateDer<'static>],
+) -> Vec<CertificateDer<'a>> {
+    offered
+        .iter()
+        .take(MAX_INTERMEDIATES)
+        .cloned()
+        .chain(known.iter().cloned())
+        .collect()
+}
+
+/// Whether a certificate that could have issued `end_entity` (same subject as its
+/// issuer) among `intermediates` is revoked by serial. A decoy with the same subject does
+/// not hide a revoked one: every match is checked.
+fn issuer_revoked(
+    end_entity: &CertificateDer<'_>,
+    intermediates: &[CertificateDer<'_>],
+    revocation: &RevocationList,
+) -> bool {
+    use x509_parser::prelude::FromDer;
+    let Ok((_, leaf)) = x509_parser::certificate::X509Certificate::from_der(end_entity) else {
+        return false;
+    };
+    let issuer = leaf.tbs_certificate.issuer.as_raw();
+    intermediates.iter().any(|c| {
+        x509_parser::certificate::X509Certificate::from_der(c)
+            .is_ok_and(|(_, c)| c.tbs_certificate.subject.as_raw() == issuer)
+            && identity::serial_from_cert(c).is_ok_and(|s| revocation.is_serial_revoked(&s))
+    })
 }
 
 impl ClientCertVerifier for ClientVerifier {
@@ -151,15 +196,18 @@ impl ClientCertVerifier for ClientVerifier {
     fn verify_client_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        // HoneyBee's CA signs leaves directly; ignoring offered intermediates keeps path
-        // building trivial and spares us whatever a peer chooses to send.
-        self.inner.verify_client_cert(end_entity, &[], now)?;
+        // The root signs leaves directly or through one core's intermediate: a few offered
+        // certificates and our own intermediate are all path building ever needs.
+        let intermediates = candidates(intermediates, &self.known);
+        self.inner
+            .verify_client_cert(end_entity, &intermediates, now)?;
         let peer = check_identity(end_entity, &self.trust_domain, None)?;
         if self.revocation.is_serial_revoked(&peer.serial)
             || self.revocation.is_node_revoked(&peer.spiffe.id)
+            || issuer_revoked(end_entity, &intermediates, &self.revocation)
         {
             tracing::info!(spiffe = %peer.spiffe, serial = %peer.serial, "rejected revoked client certificate");
             return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
@@ -192,8 +240,9 @@ impl ClientCertVerifier for ClientVerifier {
 
 /// The core's listener config.
 ///
-/// `chain` is `[core cert, CA cert]`: the CA certificate is sent so enrolling nodes can
-/// check it against their token's pin. Client auth is offered but optional, because the
+/// `chain` is `[core cert, CA cert]`, or `[core cert, intermediate, CA cert]` on a joined
+/// core: the CA certificate is sent so enrolling nodes can check it against their token's
+/// pin, and the intermediate is also filled in for clients that send their leaf alone. Client auth is offered but optional, because the
 /// enrolment ALPN has no client certificate; the core's ALPN router must refuse peers
 /// without one (quinn's `Connection::peer_identity()` is `None`) on every other ALPN. A client certificate that is
 /// presented must chain to the CA, carry a well-formed SPIFFE id in the CA's trust domain,
@@ -212,10 +261,17 @@ pub fn server_config(
             .allow_unauthenticated()
             .build()
             .map_err(TlsError::Verifier)?;
+    let known = chain
+        .iter()
+        .skip(1)
+        .filter(|c| c.as_ref() != ca_der)
+        .cloned()
+        .collect();
     let verifier = Arc::new(ClientVerifier {
         inner,
         trust_domain,
         revocation,
+        known,
     });
     let mut cfg = ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])
@@ -262,15 +318,21 @@ impl ServerCertVerifier for ServerVerifier {
     fn verify_server_cert(
         &self,
         end_entity: &CertificateDer<'_>,
-        _intermediates: &[CertificateDer<'_>],
+        intermediates: &[CertificateDer<'_>],
         _server_name: &ServerName<'_>,
         _ocsp_response: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        // The core also sends the CA certificate; it is our trust anchor already, and the CA
-        // signs leaves directly, so offered intermediates are not needed.
-        verify_server_cert_signed_by_trust_anchor(&parsed, &self.roots, &[], now, self.algs.all)?;
+        // A joined core sends its intermediate (and the root, our anchor already).
+        let intermediates = candidates(intermediates, &[]);
+        verify_server_cert_signed_by_trust_anchor(
+            &parsed,
+            &self.roots,
+            &intermediates,
+            now,
+            self.algs.all,
+        )?;
         check_identity(end_entity, &self.trust_domain, Some(self.expected_role))?;
         Ok(ServerCertVerified::assertion())
     }
@@ -371,7 +433,14 @@ impl ServerCertVerifier for EnrollVerifier {
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
         let parsed = ParsedCertificate::try_from(end_entity)?;
-        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, &[], now, self.algs.all)?;
+        // A joined core's leaf chains through its intermediate, sent beside the root.
+        let others: Vec<_> = intermediates
+            .iter()
+            .filter(|c| c.as_ref() != ca.as_ref())
+            .take(MAX_INTERMEDIATES)
+            .cloned()
+            .collect();
+        verify_server_cert_signed_by_trust_anchor(&parsed, &roots, &others, now, self.algs.all)?;
         let trust_domain =
             trust_domain_from_ca_cert(ca).map_err(|e| reject(PeerRejected::Identity(e)))?;
         check_identity(end_entity, &trust_domain, Some(Role::Core))?;
