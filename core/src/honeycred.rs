@@ -356,6 +356,7 @@ mod tests {
                 "10.0.0.66:0",
                 offer("j.miller", "Autumn2024!", "sent"),
             )]),
+            crate::ingest::Turn::alone(),
         )
         .await
         .unwrap();
@@ -369,6 +370,7 @@ mod tests {
                 ev(2, "ssh", evil, login("j.miller", "Autumn2024!")),
                 ev(3, "ssh", evil, login("root", "toor")),
             ]),
+            crate::ingest::Turn::alone(),
         )
         .await
         .unwrap();
@@ -411,6 +413,7 @@ mod tests {
                 evil,
                 login("CORP\\j.miller", "Autumn2024!"),
             )]),
+            crate::ingest::Turn::alone(),
         )
         .await
         .unwrap();

@@ -16,6 +16,47 @@ use honeybee_proto::admin::StoredEvent;
 use honeybee_proto::event::{Event, EventBatch, EventKind};
 use honeybee_proto::session::BatchDecision;
 use std::sync::Arc;
+use tokio::sync::oneshot;
+
+/// A telemetry batch's place in its connection's order of arrival.
+///
+/// A node's batches are read and stored concurrently (each stream on its own task, and
+/// the PostgreSQL store commits several batches in one group, then wakes their callers in
+/// any order), but modules must see a node's events in the order the node sent them: a
+/// rule such as "first login attempt, then a success" depends on it. So each batch
+/// publishes only once the batch before it on the connection has published or given up
+/// its turn; dropping a `Turn` (a capture stream, a refused batch) passes it on.
+pub struct Turn {
+    after: Option<oneshot::Receiver<()>>,
+    // Never sent: dropping it is what releases the next turn.
+    _done: oneshot::Sender<()>,
+}
+
+impl Turn {
+    /// The turn after the one `tail` holds; `tail` becomes this one. Streams are
+    /// accepted in the order the node opened them, so taking turns at accept time
+    /// follows the node's own order.
+    pub fn next(tail: &mut Option<oneshot::Receiver<()>>) -> Turn {
+        let (done, rx) = oneshot::channel();
+        Turn {
+            after: tail.replace(rx),
+            _done: done,
+        }
+    }
+
+    /// A turn nothing comes before (events that do not arrive on a connection).
+    pub fn alone() -> Turn {
+        Turn::next(&mut None)
+    }
+
+    /// Waits until every earlier turn has published or been dropped.
+    async fn wait(&mut self) {
+        if let Some(before) = self.after.take() {
+            // An error only means the earlier turn was dropped: our turn all the same.
+            let _ = before.await;
+        }
+    }
+}
 
 /// Why a batch was not taken.
 #[derive(Debug)]
@@ -31,11 +72,13 @@ pub enum Refused {
 /// report interval, and acknowledged too: resending them would never succeed. Past the
 /// node's event budget this waits before storing, and so delays the acknowledgement: an
 /// honest burst is delayed, never lost, and a flood cannot take more than its share.
+/// Newly stored events go to modules in `turn`'s order (see [`Turn`]).
 pub async fn batch(
     shared: &Arc<Shared>,
     node: &NodeId,
     labels: &Arc<Vec<(String, String)>>,
     batch: EventBatch,
+    mut turn: Turn,
 ) -> Result<Option<(u64, u64)>, Refused> {
     // What the session does with a batch (`honeybee_proto::session`): refuse it, ignore
     // it, or store it and acknowledge its whole sequence range once committed.
@@ -115,6 +158,7 @@ pub async fn batch(
     if outcome.duplicates > 0 {
         tracing::debug!(%node, duplicates = outcome.duplicates, "duplicate events ignored");
     }
+    turn.wait().await;
     if let Some(events) = for_bus {
         publish(shared, node, labels, received_ms, events, &outcome);
     }
@@ -122,6 +166,7 @@ pub async fn batch(
         tracing::warn!(%node, src = ?src, "honey-credentials offered to a poisoner were used");
         core_event(shared, crate::correlator::SERVICE, src, kind).await;
     }
+    drop(turn);
     Ok(Some((first, last)))
 }
 
@@ -207,4 +252,99 @@ fn publish(
         })
         .collect();
     shared.bus.publish(&bus_events);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bus::ModuleQueue;
+    use crate::modules::filter::CompiledFilter;
+    use honeybee_proto::admin::EventQuery;
+
+    fn connect(seq: u64) -> Event {
+        Event {
+            seq,
+            time_ms: 1_000 + seq as i64,
+            service: "ssh".into(),
+            session: None,
+            src: Some("203.0.113.7:40001".parse().unwrap()),
+            dst: None,
+            kind: EventKind::Connect,
+        }
+    }
+
+    /// Two batches of one connection whose stores finish in the wrong order (the second
+    /// is stored while the first has not even started, as a group commit can wake its
+    /// callers in any order): modules still see the first batch's events first, and a
+    /// dropped turn (a capture stream before them) holds nothing up.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_nodes_events_reach_modules_in_the_order_it_sent_them() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::init::init(
+            dir.path(),
+            &crate::init::InitOptions {
+                trust_domain: "ingest.test".into(),
+                listen: "127.0.0.1:0".parse().unwrap(),
+                advertise: Some("127.0.0.1:7443".into()),
+            },
+        )
+        .unwrap();
+        let mut cfg = crate::config::load(dir.path()).unwrap();
+        cfg.shim_listen = None;
+        let core = crate::Core::start_with(cfg).await.unwrap();
+        let shared = core.shared().clone();
+        let (queue, mut rx) = ModuleQueue::new(16, 1000);
+        shared.bus.subscribe(1, CompiledFilter::default(), queue);
+        let node = NodeId::new("alpha").unwrap();
+        let labels = Arc::new(Vec::new());
+
+        let mut tail = None;
+        let capture = Turn::next(&mut tail);
+        let first = Turn::next(&mut tail);
+        let second = Turn::next(&mut tail);
+        drop(capture);
+        let later = {
+            let (shared, node, labels) = (shared.clone(), node.clone(), labels.clone());
+            tokio::spawn(async move {
+                let b = EventBatch {
+                    events: vec![connect(3)],
+                };
+                batch(&shared, &node, &labels, b, second).await.unwrap()
+            })
+        };
+        // The second batch is stored, and waits for its turn to publish.
+        let stored = || async {
+            shared
+                .store
+                .query_events(&EventQuery {
+                    limit: 10,
+                    ..EventQuery::default()
+                })
+                .await
+                .unwrap()
+                .len()
+        };
+        for _ in 0..500 {
+            if stored().await == 1 {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert_eq!(stored().await, 1, "the second batch was never stored");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        assert!(rx.try_recv().is_err(), "published before the first batch");
+        assert!(!later.is_finished(), "acknowledged before the first batch");
+
+        let b = EventBatch {
+            events: vec![connect(1), connect(2)],
+        };
+        assert_eq!(
+            batch(&shared, &node, &labels, b, first).await.unwrap(),
+            Some((1, 2))
+        );
+        assert_eq!(later.await.unwrap(), Some((3, 3)));
+        let order: Vec<u64> = (0..3).map(|_| rx.try_recv().unwrap().event.seq).collect();
+        assert_eq!(order, [1, 2, 3]);
+        core.shutdown().await;
+    }
 }

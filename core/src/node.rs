@@ -424,6 +424,8 @@ async fn accept_streams(
 ) -> Result<(), Close> {
     let permits = Arc::new(Semaphore::new(shared.cfg.max_streams_per_node as usize));
     let (fail_tx, mut fail_rx) = mpsc::channel::<Close>(1);
+    // The last stream's turn to publish its events (ingest::Turn).
+    let mut tail = None;
     loop {
         let recv = tokio::select! {
             r = conn.accept_uni() => match r {
@@ -435,6 +437,7 @@ async fn accept_streams(
         let Ok(permit) = permits.clone().acquire_owned().await else {
             return Ok(());
         };
+        let turn = crate::ingest::Turn::next(&mut tail);
         let (node, labels, shared, tx, fail_tx) = (
             node.clone(),
             labels.clone(),
@@ -443,7 +446,7 @@ async fn accept_streams(
             fail_tx.clone(),
         );
         tokio::spawn(async move {
-            if let Err(close) = uni_stream(recv, &node, &labels, &shared, &tx).await {
+            if let Err(close) = uni_stream(recv, &node, &labels, &shared, &tx, turn).await {
                 let _ = fail_tx.try_send(close);
             }
             drop(permit);
@@ -457,6 +460,7 @@ async fn uni_stream(
     labels: &Arc<Vec<(String, String)>>,
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
+    turn: crate::ingest::Turn,
 ) -> Result<(), Close> {
     let mut kind = [0u8; 1];
     match tokio::time::timeout(shared.cfg.timing.stream_stall, recv.read_exact(&mut kind)).await {
@@ -464,8 +468,12 @@ async fn uni_stream(
         Ok(Err(_)) | Err(_) => return Ok(()),
     }
     match StreamKind::from_byte(kind[0]).map_err(Close::protocol)? {
-        StreamKind::Telemetry => telemetry(recv, node, labels, shared, tx).await,
-        StreamKind::Capture => capture(recv, node, shared, tx).await,
+        StreamKind::Telemetry => telemetry(recv, node, labels, shared, tx, turn).await,
+        StreamKind::Capture => {
+            // A capture publishes no node events: the next batch need not wait for it.
+            drop(turn);
+            capture(recv, node, shared, tx).await
+        }
         StreamKind::Upgrade => Err(Close::protocol("upgrade streams go from core to node")),
     }
 }
@@ -476,6 +484,7 @@ async fn telemetry(
     labels: &Arc<Vec<(String, String)>>,
     shared: &Arc<Shared>,
     tx: &mpsc::Sender<CoreMsg>,
+    turn: crate::ingest::Turn,
 ) -> Result<(), Close> {
     let batch: EventBatch = match read_frame_within(
         &mut recv,
@@ -489,7 +498,7 @@ async fn telemetry(
         Err(FrameIoError::Io(_)) | Err(FrameIoError::Timeout) => return Ok(()),
         Err(e) => return Err(Close::protocol(format!("telemetry: {e}"))),
     };
-    match crate::ingest::batch(shared, node, labels, batch).await {
+    match crate::ingest::batch(shared, node, labels, batch, turn).await {
         Ok(Some((first, last))) => {
             let _ = tx.send(CoreMsg::Ack { first, last }).await;
             Ok(())
