@@ -770,3 +770,11 @@ fn managed_modules_do_not_inherit_the_cores_secrets() {
         assert!(vars.contains(&needed), "{needed} missing:\n{env}");
     }
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn a_node_over_its_budget_is_held_back_and_others_are_served_on_postgres() {
+    common::on_postgres(a_node_over_its_budget_is_held_back_and_others_are_served);
+}

@@ -128,3 +128,11 @@ fn srv_failover_between_two_core_addresses() {
     );
     assert_eq!(dep.node("mover").unwrap()["online"], true);
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn srv_failover_between_two_core_addresses_on_postgres() {
+    common::on_postgres(srv_failover_between_two_core_addresses);
+}

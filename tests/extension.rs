@@ -186,3 +186,11 @@ fn nmap_scan_of_extension_node_is_one_scan_event() {
     ]);
     assert!(err.contains("not configured"), "{err}");
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn nmap_scan_of_extension_node_is_one_scan_event_on_postgres() {
+    common::on_postgres(nmap_scan_of_extension_node_is_one_scan_event);
+}
