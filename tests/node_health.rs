@@ -197,3 +197,11 @@ async fn failed_services_degrade_a_node_once_and_alert_totals_are_true() {
     assert_eq!(nodes[0]["state"], "offline", "{nodes}");
     dash.kill();
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn failed_services_degrade_a_node_once_and_alert_totals_are_true_on_postgres() {
+    common::on_postgres(failed_services_degrade_a_node_once_and_alert_totals_are_true);
+}

@@ -271,3 +271,11 @@ fn web_and_ftp_attacks_reach_the_core() {
     });
     assert_eq!(served_cert(https2, dep.dir.path()).0, fp);
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn web_and_ftp_attacks_reach_the_core_on_postgres() {
+    common::on_postgres(web_and_ftp_attacks_reach_the_core);
+}

@@ -345,3 +345,11 @@ fn node_upgrade_between_two_builds_of_different_versions_slow() {
         audited("rolled_back", "rolled back: 0.99.1").then_some(())
     });
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn node_upgrade_installs_restarts_and_rolls_back_on_postgres() {
+    common::on_postgres(node_upgrade_installs_restarts_and_rolls_back);
+}
