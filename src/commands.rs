@@ -96,6 +96,40 @@ pub fn core_init(
     Ok(())
 }
 
+/// `honeybee core join`: a new core's data directory from a join token.
+pub async fn core_join(
+    token: &str,
+    data_dir: &Path,
+    listen: SocketAddr,
+    advertise: Option<String>,
+    store: String,
+) -> anyhow::Result<()> {
+    let store = honeybee_core::config::RawStore {
+        url: store,
+        ..Default::default()
+    };
+    let opts = honeybee_core::init::InitOptions {
+        trust_domain: String::new(),
+        listen,
+        advertise,
+    };
+    let r = honeybee_core::join::join(token, data_dir, opts, store.clone()).await?;
+    say!("joined: {}", r.data_dir.display());
+    say!("  trust domain  {}", r.trust_domain);
+    say!(
+        "  root CA pin   sha256:{} (checked against the token)",
+        r.ca_pin_hex
+    );
+    say!(
+        "  core CA       pki/intermediate.crt, its key made here (the root key stays on the root core)"
+    );
+    say!("  QUIC listen   {} (udp)", r.listen);
+    say!("  advertised    {}", r.advertise);
+    say!("  store         {}", store.url);
+    say!("next: honeybee core run --data-dir {}", data_dir.display());
+    Ok(())
+}
+
 pub fn seal_ca_key(data_dir: &Path) -> anyhow::Result<()> {
     let path = honeybee_core::init::seal_ca_key(data_dir)?;
     say!(

@@ -306,6 +306,36 @@ enum CoreCmd {
         #[command(flatten)]
         dir: DataDir,
     },
+    /// Print a one-time join token for a new core (asked of the core holding the root CA;
+    /// single use, 15 minutes at most). Prints exactly one line, the token.
+    JoinToken {
+        #[command(flatten)]
+        dir: DataDir,
+        /// The new core's name (its intermediate CA is named after it).
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "15m")]
+        ttl: String,
+    },
+    /// Join the deployment named in a join token: makes this core's intermediate CA key
+    /// here, checks the root core against the token's pin, sends only a CSR, and writes a
+    /// data directory that runs a core without the root key.
+    Join {
+        /// The join token from `honeybee core join-token`.
+        token: String,
+        #[command(flatten)]
+        dir: DataDir,
+        /// UDP address for QUIC.
+        #[arg(long, default_value = "0.0.0.0:7443")]
+        listen: SocketAddr,
+        /// HOST:PORT agents use to reach this core; default: the listen address.
+        #[arg(long)]
+        advertise: Option<String>,
+        /// The deployment's PostgreSQL: postgres://USER@HOST:PORT/DATABASE (no password:
+        /// the core reads HONEYBEE_STORE_PASSWORD or [store] password_file).
+        #[arg(long)]
+        store: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -490,6 +520,17 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
         Cmd::Core(CoreCmd::Run { dir }) => c::core_run(&dir.data_dir).await,
         Cmd::Store(StoreCmd::Migrate { from, to }) => c::store_migrate(&from, &to).await,
         Cmd::Core(CoreCmd::SealCaKey { dir }) => c::seal_ca_key(&dir.data_dir),
+        Cmd::Core(CoreCmd::JoinToken { dir, name, ttl }) => {
+            let spec = c::token_spec("core", name, &ttl, 1, None)?;
+            c::token_create(&dir.data_dir, spec).await
+        }
+        Cmd::Core(CoreCmd::Join {
+            token,
+            dir,
+            listen,
+            advertise,
+            store,
+        }) => c::core_join(&token, &dir.data_dir, listen, advertise, store).await,
         Cmd::Token(TokenCmd::Create {
             dir,
             role,

@@ -546,3 +546,233 @@ fn failover() {
     );
     drop(agents);
 }
+
+/// `core.toml`'s `[store]` keys `url` and `password_file`, as written by the fixture.
+fn store_of(core_dir: &Path) -> (String, String) {
+    let text = std::fs::read_to_string(core_dir.join("core.toml")).unwrap();
+    let get = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key} = \"")))
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or_else(|| panic!("core.toml has no {key}"))
+            .to_owned()
+    };
+    (get("url"), get("password_file"))
+}
+
+/// `honeybee core join` with `token` into `dir`, listening on `port`.
+fn join(token: &str, dir: &Path, port: u16, url: &str) -> std::process::Output {
+    run(&[
+        "core",
+        "join",
+        token,
+        "--data-dir",
+        dir.to_str().unwrap(),
+        "--listen",
+        &format!("127.0.0.1:{port}"),
+        "--store",
+        url,
+    ])
+}
+
+fn text(o: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Issue 18, joining: core B is made by `honeybee core join` with a one-time join token
+/// (not by copying A's directory): it holds an intermediate CA of its own and no root
+/// key, an agent enrols on B and A sees it online, and the token is single-use, expires,
+/// is refused with a wrong pin (nothing sent, token not spent) and by a joined core.
+#[test]
+fn a_core_joins_with_a_one_time_token_slow() {
+    on_postgres(joined_core);
+}
+
+fn joined_core() {
+    use honeybee_pki::token::Token;
+    let mut dep = Deployment::init(|t| format!("{t}\n[store]\nlease_ttl = \"3s\"\n"));
+    dep.start_core();
+    let a = dep.d();
+    let (url, password_file) = store_of(&dep.core_dir());
+    let token = ok(&["core", "join-token", "--data-dir", &a, "--name", "core-b"])
+        .trim()
+        .to_owned();
+    let port = free_udp_port();
+    let bdir = dep.dir.path().join("core-b");
+
+    // A wrong pin: refused before anything is sent, and the token is not spent.
+    let mut forged = Token::decode(&token).unwrap();
+    forged.ca_pin[0] ^= 1;
+    let out = join(&forged.encode(), &bdir, port, &url);
+    assert!(!out.status.success());
+    assert!(
+        text(&out).contains("does not hold the root CA pinned in the join token"),
+        "{}",
+        text(&out)
+    );
+    assert!(!bdir.join("pki").exists(), "nothing written");
+
+    // The real join.
+    let out = join(&token, &bdir, port, &url);
+    assert!(out.status.success(), "{}", text(&out));
+    let pki = bdir.join("pki");
+    assert!(!pki.join("ca.key").exists(), "the root key stays on A");
+    assert!(pki.join("intermediate.key").exists());
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(pki.join("intermediate.key"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    assert_eq!(
+        std::fs::read(pki.join("ca.crt")).unwrap(),
+        std::fs::read(dep.core_dir().join("pki/ca.crt")).unwrap(),
+        "B trusts A's root"
+    );
+    let written = std::fs::read_to_string(bdir.join("core.toml")).unwrap();
+    assert!(written.contains(&url), "{written}");
+
+    // Replayed: the token was consumed.
+    let out = join(
+        &token,
+        &dep.dir.path().join("core-c"),
+        free_udp_port(),
+        &url,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("used"), "{}", text(&out));
+
+    // Expired: a join token of one second, presented three seconds later.
+    let short = ok(&[
+        "core",
+        "join-token",
+        "--data-dir",
+        &a,
+        "--name",
+        "core-d",
+        "--ttl",
+        "1s",
+    ]);
+    std::thread::sleep(Duration::from_secs(3));
+    let out = join(
+        short.trim(),
+        &dep.dir.path().join("core-d"),
+        free_udp_port(),
+        &url,
+    );
+    assert!(!out.status.success());
+    assert!(text(&out).contains("expired"), "{}", text(&out));
+    // A join token lives 15 minutes at most and is single-use.
+    let long = run(&[
+        "core",
+        "join-token",
+        "--data-dir",
+        &a,
+        "--name",
+        "x",
+        "--ttl",
+        "1h",
+    ]);
+    assert!(!long.status.success() && text(&long).contains("at most 900 s"));
+
+    // B runs with the test fixture's services (any free port) and A's store password.
+    let cfg = std::fs::read_to_string(dep.core_dir().join("core.toml"))
+        .unwrap()
+        .replace(
+            &format!("127.0.0.1:{}", dep.port),
+            &format!("127.0.0.1:{port}"),
+        );
+    assert!(cfg.contains(&password_file));
+    std::fs::write(bdir.join("core.toml"), cfg).unwrap();
+    let mut b = CoreB {
+        dir: bdir,
+        port,
+        proc: None,
+    };
+    b.start();
+    let bd = b.d();
+
+    // B cannot sign core CAs: join tokens are refused there, and a token of A's
+    // presented to B (its address changed; it is not signed) is refused without being
+    // spent.
+    let out = run(&["core", "join-token", "--data-dir", &bd, "--name", "core-e"]);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("intermediate CA"), "{}", text(&out));
+    let tok_e = ok(&["core", "join-token", "--data-dir", &a, "--name", "core-e"]);
+    let mut via_b = Token::decode(tok_e.trim()).unwrap();
+    via_b.core_addr = format!("127.0.0.1:{port}");
+    let e_dir = dep.dir.path().join("core-e");
+    let out = join(&via_b.encode(), &e_dir, free_udp_port(), &url);
+    assert!(!out.status.success());
+    assert!(text(&out).contains("root CA"), "{}", text(&out));
+    let out = join(tok_e.trim(), &e_dir, free_udp_port(), &url);
+    assert!(out.status.success(), "not spent by B: {}", text(&out));
+
+    // An agent enrols on B (certificate from B's intermediate) and connects there; A sees
+    // it online through the shared store.
+    let tok = ok(&["token", "create", "--data-dir", &bd, "--name", "nb"]);
+    let ad = dep.agent_dir("nb");
+    ok(&[
+        "agent",
+        "enroll",
+        "--token",
+        tok.trim(),
+        "--data-dir",
+        ad.to_str().unwrap(),
+    ]);
+    let ident = std::fs::read_to_string(ad.join("pki/node.pem")).unwrap_or_default();
+    let leaf = honeybee_pki::files::pem_to_der_certs(&ident).unwrap();
+    let inter = honeybee_pki::files::pem_to_der_certs(
+        &std::fs::read_to_string(b.dir.join("pki/intermediate.crt")).unwrap(),
+    )
+    .unwrap();
+    let (_, leaf) = x509_issuer(&leaf[0]);
+    let (subject, _) = x509_issuer(&inter[0]);
+    assert_eq!(
+        leaf, subject,
+        "nb's certificate was issued by B's intermediate"
+    );
+    let _nb = dep.run_agent("nb");
+    wait_for("nb on B", Duration::from_secs(30), || {
+        (live_here(&bd) == 1).then_some(())
+    });
+    wait_for("A to list nb online", Duration::from_secs(20), || {
+        node_online(&a, "nb").then_some(())
+    });
+    assert_eq!(live_here(&a), 0);
+    b.stop();
+}
+
+/// (subject, issuer) of a certificate, as raw DER names.
+fn x509_issuer(der: &[u8]) -> (Vec<u8>, Vec<u8>) {
+    // Certificate ::= SEQUENCE { tbs SEQUENCE { [0] version, serial, sigalg, issuer,
+    // validity, subject, ... } }: walk the TLVs rather than pull in a parser.
+    fn tlv(b: &[u8]) -> (usize, usize) {
+        let len0 = b[1] as usize;
+        if len0 < 0x80 {
+            (2, len0)
+        } else {
+            let n = len0 & 0x7f;
+            let len = b[2..2 + n].iter().fold(0usize, |a, x| a << 8 | *x as usize);
+            (2 + n, len)
+        }
+    }
+    let (h, _) = tlv(der);
+    let tbs = &der[h..];
+    let (h, _) = tlv(tbs);
+    let mut rest = &tbs[h..];
+    let mut fields = Vec::new();
+    for _ in 0..6 {
+        let (h, l) = tlv(rest);
+        fields.push(rest[..h + l].to_vec());
+        rest = &rest[h + l..];
+    }
+    // fields: version, serial, sigalg, issuer, validity, subject
+    (fields[5].clone(), fields[3].clone())
+}

@@ -2,6 +2,10 @@
 //! certificate out. Server authentication only; failures are rate limited per source.
 //! Through a relay, the token must name that relay (label `relay=<id>`); a token's relay
 //! label becomes the node's relay assignment either way.
+//!
+//! A token for role `core` (`honeybee core join-token`) is a join token: the CSR is the
+//! joining core's intermediate CA key and the answer its intermediate certificate, signed
+//! by the root (only a core holding the root signs one; see `join.rs`).
 
 use crate::audit::{MAX_PEER_TEXT_CHARS, peer_text};
 use crate::frame_io::{read_frame_within, write_frame};
@@ -13,7 +17,7 @@ use honeybee_pki::token::hash_secret;
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::enroll::{EnrollRefusal, EnrollRequest, EnrollResponse, Enrolled};
 use honeybee_proto::stream::close;
-use honeybee_proto::{NodeId, WIRE_VERSION};
+use honeybee_proto::{NodeId, Role, WIRE_VERSION};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -116,6 +120,24 @@ async fn enroll(
             return Err(refuse(EnrollRefusal::RelayNotAllowed(relay.to_string())));
         }
     }
+    // A joined core cannot sign core CAs: say so before the token is consumed, so the
+    // operator can still present it to the root core.
+    if !shared.ca.is_root() {
+        match shared.store.list_tokens().await {
+            Ok(tokens)
+                if tokens
+                    .iter()
+                    .any(|t| t.id == req.token_id && t.role == Role::Core) =>
+            {
+                return Err(refuse(EnrollRefusal::BadRequest(NOT_ROOT.into())));
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::error!(error = %e, "token lookup failed");
+                return Err(refuse(EnrollRefusal::Internal));
+            }
+        }
+    }
     let now = crate::now_ms();
     let token = match shared
         .store
@@ -142,6 +164,9 @@ async fn enroll(
         }
     };
 
+    if token.role == Role::Core {
+        return join_core(req, &token, relay, shared, now, &refuse).await;
+    }
     // Again from the consumed record, which is authoritative.
     let assigned = match token_relay(&token.labels).map(NodeId::new) {
         Some(Ok(r)) => Some(r),
@@ -221,6 +246,62 @@ async fn enroll(
     Ok(Enrolled {
         node_id,
         role: token.role,
+        cert_der: issued.der,
+        ca_der: shared.ca.cert_der().to_vec(),
+        not_after_ms: issued.not_after_ms,
+    })
+}
+
+const NOT_ROOT: &str = "this core holds an intermediate CA; present the join token to \
+                        the core that holds the deployment's root CA";
+
+/// A join token's answer: the joining core's intermediate CA, signed by the root. The
+/// core is not a node (no node record); its CA's serial is recorded so that the denylist
+/// can revoke it, which cuts off every certificate it issued.
+async fn join_core(
+    req: &EnrollRequest,
+    token: &crate::store::TokenRecord,
+    relay: Option<&NodeId>,
+    shared: &Arc<Shared>,
+    now: i64,
+    refuse: &impl Fn(EnrollRefusal) -> EnrollRefusal,
+) -> Result<Enrolled, EnrollRefusal> {
+    if relay.is_some() {
+        return Err(refuse(EnrollRefusal::BadRequest(
+            "a core joins directly, not through a relay".into(),
+        )));
+    }
+    if !shared.ca.is_root() {
+        return Err(refuse(EnrollRefusal::BadRequest(NOT_ROOT.into())));
+    }
+    let id =
+        NodeId::new(&token.name).map_err(|e| refuse(EnrollRefusal::BadRequest(e.to_string())))?;
+    let issued = shared
+        .ca
+        .sign_intermediate_csr(&req.csr_der, &id, honeybee_pki::ca::INTERMEDIATE_LIFETIME)
+        .map_err(|e| refuse(EnrollRefusal::BadCsr(e.to_string())))?;
+    if let Err(e) = shared
+        .store
+        .record_cert(issued.serial, &id, Role::Core, now, issued.not_after_ms)
+        .await
+    {
+        tracing::error!(error = %e, "could not record the joined core's CA");
+        return Err(refuse(EnrollRefusal::Internal));
+    }
+    shared.audit(
+        &format!("token:{}", req.token_id),
+        "core.join",
+        "ok",
+        None,
+        &format!(
+            "core={id} intermediate serial={} host={}",
+            issued.serial,
+            peer_text(&req.hostname, MAX_PEER_TEXT_CHARS)
+        ),
+    );
+    Ok(Enrolled {
+        node_id: id,
+        role: Role::Core,
         cert_der: issued.der,
         ca_der: shared.ca.cert_der().to_vec(),
         not_after_ms: issued.not_after_ms,

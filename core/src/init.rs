@@ -34,6 +34,15 @@ impl CorePaths {
     pub fn ca_key(&self) -> PathBuf {
         self.pki().join("ca.key")
     }
+    /// A joined core's intermediate CA certificate (`honeybee core join`); absent on the
+    /// core that holds the root.
+    pub fn intermediate_cert(&self) -> PathBuf {
+        self.pki().join("intermediate.crt")
+    }
+    /// A joined core's intermediate CA key, made on this machine.
+    pub fn intermediate_key(&self) -> PathBuf {
+        self.pki().join("intermediate.key")
+    }
     pub fn core_cert(&self) -> PathBuf {
         self.pki().join("core.crt")
     }
@@ -62,7 +71,7 @@ impl CorePaths {
     }
     /// True when this directory already holds a deployment.
     pub fn is_initialised(&self) -> bool {
-        self.config().exists() || self.ca_key().exists()
+        self.config().exists() || self.ca_key().exists() || self.intermediate_key().exists()
     }
 }
 
@@ -249,6 +258,79 @@ pub fn init_with_store(
     })
 }
 
+/// What `honeybee core join` got from the root core, for [`init_joined`].
+pub struct Joined {
+    /// The deployment's root CA certificate (its pin was checked against the token).
+    pub root_der: Vec<u8>,
+    /// This core's intermediate CA certificate, signed by the root.
+    pub intermediate_der: Vec<u8>,
+    /// The intermediate's key, made on this machine and never sent.
+    pub key: honeybee_pki::KeyPair,
+}
+
+/// Writes a joined core's data directory: the root certificate (no root key), its own
+/// intermediate CA (key sealed with the passphrase from the environment if one is set),
+/// its core and admin certificates issued by that intermediate, and `core.toml` with
+/// `store` (the shared PostgreSQL, given by the operator). Refuses a directory that
+/// already holds a deployment; writes nothing if the intermediate does not load.
+pub fn init_joined(
+    data_dir: &Path,
+    opts: &InitOptions,
+    store: crate::config::RawStore,
+    joined: Joined,
+) -> Result<InitReport, InitError> {
+    let paths = CorePaths::new(data_dir);
+    if paths.is_initialised() {
+        return Err(InitError::AlreadyInitialised(data_dir.to_owned()));
+    }
+    let pki = |e: &dyn std::fmt::Display| InitError::Pki(e.to_string());
+    let root_pem = honeybee_pki::files::der_to_pem_cert(&joined.root_der);
+    let inter_pem = honeybee_pki::files::der_to_pem_cert(&joined.intermediate_der);
+    let key_pem = joined.key.to_pem();
+    let td = &opts.trust_domain;
+    let ca = Ca::load_intermediate(&root_pem, &inter_pem, &key_pem, td).map_err(|e| pki(&e))?;
+    let advertise = opts
+        .advertise
+        .clone()
+        .unwrap_or_else(|| opts.listen.to_string());
+    let mut raw = RawCoreConfig::new(td, opts.listen, &advertise);
+    raw.store = store;
+    let cfg = raw.clone().validate(data_dir)?;
+    let passphrase = ca_passphrase()?;
+    if let Some(p) = &passphrase {
+        check_passphrase(p)?;
+    }
+    std::fs::create_dir_all(paths.pki()).map_err(io(&paths.pki()))?;
+    std::fs::create_dir_all(paths.captures()).map_err(io(&paths.captures()))?;
+    let stored_key = match &passphrase {
+        Some(p) => sealed::seal_pem(&key_pem, p).map_err(|source| InitError::CaKeyOpen {
+            path: paths.intermediate_key(),
+            source,
+        })?,
+        None => key_pem,
+    };
+    let ik = paths.intermediate_key();
+    write_private(&ik, stored_key.as_bytes()).map_err(io(&ik))?;
+    let ic = paths.intermediate_cert();
+    write_public(&ic, inter_pem.as_bytes()).map_err(io(&ic))?;
+    write_public(&paths.ca_cert(), root_pem.as_bytes()).map_err(io(&paths.ca_cert()))?;
+    issue_core_cert(&ca, &paths, cfg.core_cert_lifetime)?;
+    issue_admin_cert(&ca, &paths, cfg.admin_cert_lifetime)?;
+    let text = format!(
+        "# HoneyBee core configuration (joined with `honeybee core join`).\n{}",
+        toml::to_string_pretty(&raw).map_err(|e| pki(&e))?
+    );
+    write_public(&paths.config(), text.as_bytes()).map_err(io(&paths.config()))?;
+    Ok(InitReport {
+        data_dir: data_dir.to_owned(),
+        trust_domain: td.clone(),
+        ca_pin_hex: hex::encode(ca.pin()),
+        listen: opts.listen,
+        advertise,
+        ca_key_sealed: passphrase.is_some(),
+    })
+}
+
 /// Issues (or re-issues) the core's server certificate.
 pub fn issue_core_cert(ca: &Ca, paths: &CorePaths, lifetime: Duration) -> Result<(), InitError> {
     issue_to_files(
@@ -289,22 +371,35 @@ fn issue_to_files(
     let (key, cert) = ca
         .issue_with_new_key(&req)
         .map_err(|e| InitError::Pki(e.to_string()))?;
+    // On a joined core the intermediate follows the leaf, so the file is a whole chain.
+    let mut pem = cert.pem();
+    for c in ca.chain_der() {
+        pem.push_str(&honeybee_pki::files::der_to_pem_cert(c));
+    }
     write_private(key_path, key.to_pem().as_bytes()).map_err(io(key_path))?;
-    write_public(cert_path, cert.pem().as_bytes()).map_err(io(cert_path))?;
+    write_public(cert_path, pem.as_bytes()).map_err(io(cert_path))?;
     Ok(())
 }
 
 /// Loads the CA of an initialised data directory, opening its key with the passphrase
-/// from the environment if the key is sealed.
+/// from the environment if the key is sealed. A joined core's is its intermediate CA
+/// (`pki/intermediate.crt` and `.key`) under the root in `pki/ca.crt`.
 pub fn load_ca(paths: &CorePaths, trust_domain: &str) -> Result<Ca, InitError> {
     let cert = std::fs::read_to_string(paths.ca_cert()).map_err(io(&paths.ca_cert()))?;
-    let key = read_ca_key(paths)?;
+    let inter_path = paths.intermediate_cert();
+    if inter_path.exists() {
+        let inter = std::fs::read_to_string(&inter_path).map_err(io(&inter_path))?;
+        let key = read_key(&paths.intermediate_key())?;
+        return Ca::load_intermediate(&cert, &inter, &key, trust_domain)
+            .map_err(|e| InitError::Pki(format!("{}: {e}", inter_path.display())));
+    }
+    let key = read_key(&paths.ca_key())?;
     Ca::from_pem(&cert, &key, trust_domain).map_err(|e| InitError::Pki(e.to_string()))
 }
 
-/// The CA key as plain PKCS#8 PEM, opened if it is sealed.
-fn read_ca_key(paths: &CorePaths) -> Result<String, InitError> {
-    let path = paths.ca_key();
+/// A CA key as plain PKCS#8 PEM, opened if it is sealed.
+fn read_key(path: &Path) -> Result<String, InitError> {
+    let path = path.to_owned();
     let key = std::fs::read_to_string(&path).map_err(io(&path))?;
     if !sealed::is_sealed(&key) {
         if ca_passphrase()?.is_some() {

@@ -17,6 +17,7 @@ pub mod health;
 pub mod honeycred;
 pub mod ingest;
 pub mod init;
+pub mod join;
 pub mod json;
 pub mod metrics;
 pub mod modules;

@@ -180,11 +180,28 @@ impl Shared {
         spec: &TokenSpec,
         actor: &str,
     ) -> Result<(TokenId, String), String> {
-        if !matches!(spec.role, Role::Agent | Role::Relay) {
+        if !matches!(spec.role, Role::Agent | Role::Relay | Role::Core) {
             return Err(format!(
                 "tokens for role {} are not supported yet; use agent or relay",
                 spec.role
             ));
+        }
+        // A join token (`honeybee core join-token`) gets its core an intermediate CA:
+        // single use, at most 15 minutes, and only a core holding the root can sign one.
+        if spec.role == Role::Core {
+            if !self.ca.is_root() {
+                return Err(
+                    "this core holds an intermediate CA, not the deployment's root: \
+                            create join tokens on the core that holds the root CA"
+                        .into(),
+                );
+            }
+            if spec.uses != 1 || spec.ttl_s > crate::join::MAX_TOKEN_TTL_S {
+                return Err(format!(
+                    "a join token is single-use and lives at most {} s",
+                    crate::join::MAX_TOKEN_TTL_S
+                ));
+            }
         }
         honeybee_proto::NodeId::new(spec.name.clone()).map_err(|e| e.to_string())?;
         if let Some(relay) = crate::enroll::token_relay(&spec.labels) {
@@ -270,10 +287,8 @@ impl Core {
         let revocations = RevocationList::new();
         revocations.load(serials, nodes);
 
-        let chain = vec![
-            load_cert(&paths.core_cert())?,
-            rustls::pki_types::CertificateDer::from(ca.cert_der().to_vec()),
-        ];
+        // A joined core sends its intermediate between its leaf and the root.
+        let chain = crate::join::server_chain(load_cert(&paths.core_cert())?, &ca);
         let key = load_key(&paths.core_key())?;
         let tls = honeybee_pki::tls::server_config(
             ca.cert_der(),
@@ -387,10 +402,8 @@ impl Core {
         ));
         if let Some(listener) = shim {
             let tls = if shared.cfg.shim_tls {
-                let chain = vec![
-                    load_cert(&shared.paths.core_cert())?,
-                    rustls::pki_types::CertificateDer::from(shared.ca.cert_der().to_vec()),
-                ];
+                let chain =
+                    crate::join::server_chain(load_cert(&shared.paths.core_cert())?, &shared.ca);
                 let cfg = honeybee_pki::tls::server_config_no_client_auth(
                     chain,
                     load_key(&shared.paths.core_key())?,
