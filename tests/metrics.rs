@@ -378,3 +378,11 @@ fn the_strict_reader_refuses_what_prometheus_would() {
         );
     }
 }
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body, a database of its own
+// on this test binary's PostgreSQL server)
+
+#[test]
+fn core_and_agent_metrics_move_and_parse_on_postgres() {
+    common::on_postgres(core_and_agent_metrics_move_and_parse);
+}

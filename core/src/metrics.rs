@@ -1,7 +1,8 @@
 //! The core's Prometheus metrics: counters the hot paths bump (handshakes, ingest), the
 //! figures read at scrape time from the state that already holds them (connections,
-//! queues, modules, store size), the rates `honeybee status` shows, and the loopback
-//! `/metrics` endpoint (`[metrics] listen` in `core.toml`, off by default).
+//! queues, modules), the store's size (sampled: on PostgreSQL it is a query), the rates
+//! `honeybee status` shows, and the loopback `/metrics` endpoint (`[metrics] listen` in
+//! `core.toml`, off by default).
 //!
 //! `prometheus-client` (the Prometheus project's own Rust client) rather than the
 //! `metrics` facade: its registries are values, not one process-wide recorder, so a core
@@ -20,7 +21,7 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::{Registry, Unit};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -29,6 +30,9 @@ const PREFIX: &str = "honeybee_core";
 /// How often the rates of `honeybee status` are sampled, and over how many samples.
 const RATE_TICK: Duration = Duration::from_secs(1);
 const RATE_WINDOW: usize = 10;
+/// How often the store's size is sampled (for `/metrics` and `honeybee status`): on
+/// PostgreSQL it is a query (`pg_database_size`), which a scrape should not wait for.
+const STORE_SIZE_TICK: Duration = Duration::from_secs(15);
 /// The file beside `core.toml` that holds the bound metrics address while the core runs
 /// (as `core.addr` and `shim.addr` do), so tests and tools find a port-0 listener.
 pub const ADDR_FILE: &str = "metrics.addr";
@@ -48,6 +52,8 @@ pub struct CoreMetrics {
     commits_in_flight: Gauge,
     rates: Mutex<VecDeque<Sample>>,
     listen: OnceLock<SocketAddr>,
+    /// The store's size at the last sample ([`STORE_SIZE_TICK`]).
+    store_bytes: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -138,6 +144,7 @@ impl CoreMetrics {
             commits_in_flight,
             rates: Mutex::new(VecDeque::with_capacity(RATE_WINDOW + 1)),
             listen: OnceLock::new(),
+            store_bytes: AtomicU64::new(0),
         }
     }
 
@@ -270,6 +277,21 @@ pub async fn start(
             }
         }
     });
+    // The store's size (the gauge and `honeybee status`): a first sample before anyone
+    // can ask, then one every STORE_SIZE_TICK.
+    sample_store_size(shared).await;
+    let sampler = Arc::downgrade(shared);
+    tasks.spawn(async move {
+        let mut tick = tokio::time::interval(STORE_SIZE_TICK);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            match sampler.upgrade() {
+                Some(s) => sample_store_size(&s).await,
+                None => return,
+            }
+        }
+    });
     let Some(want) = shared.cfg.metrics_listen else {
         return Ok(());
     };
@@ -288,6 +310,14 @@ pub async fn start(
         None => String::new(),
     }));
     Ok(())
+}
+
+/// Reads the store's size into [`CoreMetrics`]; a failed read keeps the last sample.
+async fn sample_store_size(shared: &Shared) {
+    match shared.store.size_bytes().await {
+        Ok(n) => shared.metrics.store_bytes.store(n, Ordering::Relaxed),
+        Err(e) => tracing::debug!(error = %e, "store size not sampled"),
+    }
 }
 
 /// The whole exposition: the counters, then what is read from the core's state now.
@@ -343,10 +373,10 @@ fn live_registry(shared: &Shared) -> Registry {
         shared.bus.subscription_count() as i64,
     );
     let g = Gauge::<i64>::default();
-    g.set(store_bytes(shared) as i64);
+    g.set(shared.metrics.store_bytes.load(Ordering::Relaxed) as i64);
     r.register_with_unit(
         "store_size",
-        "Size of the SQLite store on disk (database and write-ahead log)",
+        "Size of the store, sampled every 15 s (SQLite: database and write-ahead log on disk; PostgreSQL: pg_database_size)",
         Unit::Bytes,
         g,
     );
@@ -392,17 +422,6 @@ fn live_registry(shared: &Shared) -> Registry {
     r
 }
 
-fn store_bytes(shared: &Shared) -> u64 {
-    let db = shared.paths.database();
-    let mut wal = db.clone().into_os_string();
-    wal.push("-wal");
-    [db, wal.into()]
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum()
-}
-
 /// What `honeybee status` shows of the core's load (`AdminRequest::Load`).
 pub fn load(shared: &Shared) -> CoreLoad {
     let (handshakes_per_s, handshake_failures_per_s, ingest_events_per_s) = shared.metrics.rates();
@@ -421,7 +440,7 @@ pub fn load(shared: &Shared) -> CoreLoad {
         ingest_events_per_s,
         ingest_commits_in_flight: shared.metrics.commits_in_flight.get().max(0) as u64,
         module_queues,
-        store_bytes: store_bytes(shared),
+        store_bytes: shared.metrics.store_bytes.load(Ordering::Relaxed),
         metrics_listen: shared.metrics.listen_addr().map(|a| a.to_string()),
     }
 }

@@ -136,6 +136,11 @@ impl Store {
     pub async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
         on_backend!(self, b => b.count_events(node).await)
     }
+    /// The store's size in bytes (SQLite: database and write-ahead log on disk;
+    /// PostgreSQL: `pg_database_size` of its database).
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        on_backend!(self, b => b.size_bytes().await)
+    }
     /// Newest first (time, node, seq descending), one page after `q.before`.
     pub async fn search_events(&self, q: &EventSearch) -> Result<Vec<StoredEvent>, StoreError> {
         on_backend!(self, b => b.search_events(q).await)

@@ -1,7 +1,7 @@
 //! Module state in the SQLite store: module credentials (the hash of the secret only),
 //! alerts that modules publish, and the enrichments and annotations they attach to events.
 
-use super::codec::enrichment_geo;
+use super::codec::{enrichment_geo, text_col};
 use super::{SqliteStore, StoreError};
 use honeybee_proto::admin::{AlertInfo, EnrichmentInfo, StoredEvent};
 use honeybee_proto::module::Permission;
@@ -132,8 +132,8 @@ impl SqliteStore {
                 a.time_ms,
                 a.module,
                 a.severity,
-                a.title,
-                a.body,
+                text_col(a.title),
+                text_col(a.body),
                 a.node,
                 a.seq.map(|s| s as i64)
             ])?;

@@ -232,6 +232,17 @@ impl SqliteStore {
         if let Some(h) = handle {
             tokio::task::spawn_blocking(move || h.join())
                 .await
+    /// Bytes on disk: the database file and its write-ahead log.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok([self.inner.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum())
+    }
+
                 .map_err(|e| StoreError::Worker(format!("close task failed: {e}")))?
                 .map_err(|_| StoreError::Worker("store writer thread panicked".into()))?;
         }

@@ -100,7 +100,8 @@ macro_rules! conformance {
             events_retention_deletes_old_events_and_their_enrichments,
             node_relay_and_last_event, device_activity_per_node_service_and_address,
             session_query_uses_its_index, search_pages_walk_the_time_order,
-            nul_bytes_in_attacker_text_are_stored);
+            nul_bytes_in_attacker_text_are_stored, nul_bytes_in_alert_text_are_stored,
+            size_counts_what_is_stored);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
             concurrent_batches_from_many_nodes_get_their_own_outcomes);
@@ -203,6 +204,39 @@ async fn events_dedupe_by_node_and_seq(s: Store) {
     assert_eq!(s.max_seq(&node("b")).await.unwrap(), top);
     assert_eq!(s.max_seq(&a).await.unwrap(), 4);
     assert_eq!(s.max_seq(&node("none")).await.unwrap(), 0);
+}
+
+/// A module's alert quotes attacker text (a username with a NUL, say): stored on every
+/// backend, the NUL shown as U+2400 as in events' text columns (PostgreSQL's `text`
+/// refused the whole row, so the module's alert was lost with an internal error).
+async fn nul_bytes_in_alert_text_are_stored(s: Store) {
+    let id = s
+        .insert_alert(NewAlert {
+            time_ms: 1,
+            module: "alerts".into(),
+            severity: "high".into(),
+            title: "brute force as ro\0ot".into(),
+            body: "password pa\0ss".into(),
+            node: None,
+            seq: None,
+        })
+        .await
+        .unwrap();
+    let listed = s.list_alerts(0).await.unwrap();
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0].id, id);
+    assert_eq!(listed[0].title, "brute force as ro\u{2400}ot");
+    assert_eq!(listed[0].body, "password pa\u{2400}ss");
+}
+
+/// `honeybee_core_store_size_bytes` reads this: a store holding events has a size on
+/// every backend (it read the SQLite file's size even from a core on PostgreSQL: 0).
+async fn size_counts_what_is_stored(s: Store) {
+    let events = (1..=100)
+        .map(|i| ev(i, i as i64, "ssh", auth("root")))
+        .collect();
+    s.insert_events(&node("a"), 1, events).await.unwrap();
+    assert!(s.size_bytes().await.unwrap() > 0);
 }
 
 async fn events_query_filters_and_order(s: Store) {

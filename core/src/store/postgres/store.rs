@@ -5,7 +5,7 @@ use super::{PgStore, arg_refs, pg_args, pg_sql};
 use crate::store::analytics::{Dialect, MAX_TOP, range_args, search_sql, stats_sql};
 use crate::store::codec::{
     EventRow, corrupt, ct_eq, encode, enrichment_geo, labels_from_json, labels_to_json,
-    push_or_skip, role_col, stored_event,
+    push_or_skip, role_col, stored_event, text_col,
 };
 use crate::store::console::{capped_count, count_matching_sql, top_commands_sql};
 use crate::store::modules::{perms_from_text, perms_to_text};
@@ -298,6 +298,15 @@ impl PgStore {
             }
         }
         Ok((out, newest.unwrap_or(0)))
+    }
+
+    /// The database's size as the server counts it (tables, indexes, TOAST: every
+    /// relation of the database, shared by every core that uses it).
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let rows = self
+            .query("SELECT pg_database_size(current_database())", &[])
+            .await?;
+        count(&rows[0], 0)
     }
 
     pub async fn count_events(&self, node: Option<&NodeId>) -> Result<u64, StoreError> {
@@ -1069,6 +1078,8 @@ impl PgStore {
 
     pub async fn insert_alert(&self, a: NewAlert) -> Result<i64, StoreError> {
         let seq = a.seq.map(|s| s as i64);
+        // A module's text may quote an attacker's NUL, which `text` cannot hold.
+        let (title, body) = (text_col(a.title), text_col(a.body));
         let rows = self
             .query(
                 "INSERT INTO alerts (time_ms, module, severity, title, body, node, seq) \
@@ -1077,8 +1088,8 @@ impl PgStore {
                     &a.time_ms,
                     &a.module,
                     &a.severity,
-                    &a.title,
-                    &a.body,
+                    &title,
+                    &body,
                     &a.node,
                     &seq,
                 ],
