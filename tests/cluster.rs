@@ -746,7 +746,25 @@ fn joined_core() {
         node_online(&a, "nb").then_some(())
     });
     assert_eq!(live_here(&a), 0);
+    // nb keeps B's intermediate after its leaf and sends it: pointed at A (B stopped), A
+    // verifies the chain up to the root and takes the node.
+    assert_eq!(
+        honeybee_pki::files::pem_to_der_certs(&ident).unwrap().len(),
+        2,
+        "leaf and B's intermediate"
+    );
+    drop(_nb);
     b.stop();
+    let agent_toml = ad.join("agent.toml");
+    let cfg = std::fs::read_to_string(&agent_toml).unwrap().replace(
+        &format!("127.0.0.1:{port}"),
+        &format!("127.0.0.1:{}", dep.port),
+    );
+    std::fs::write(&agent_toml, cfg).unwrap();
+    let _nb = dep.run_agent("nb");
+    wait_for("nb on A", Duration::from_secs(30), || {
+        (live_here(&a) == 1).then_some(())
+    });
 }
 
 /// (subject, issuer) of a certificate, as raw DER names.

@@ -106,6 +106,7 @@ pub async fn enroll_via(
 
     let mut last_error = String::new();
     let mut response = None;
+    let mut server_certs = Vec::new();
     'attempts: for attempt in 0..ATTEMPTS {
         if attempt > 0 {
             tokio::time::sleep(Duration::from_millis(500 * (1 << attempt))).await;
@@ -119,8 +120,9 @@ pub async fn enroll_via(
         };
         for addr in addrs {
             match exchange(&quic, addr, &request).await {
-                Ok(r) => {
+                Ok((r, certs)) => {
                     response = Some(r);
+                    server_certs = certs;
                     break 'attempts;
                 }
                 Err(Attempt::Pin) => return Err(EnrollError::PinMismatch { addr }),
@@ -164,7 +166,10 @@ pub async fn enroll_via(
         der_to_pem_cert(&enrolled.ca_der).as_bytes(),
     )
     .map_err(|e| other(&e))?;
-    let identity = format!("{}{}", key.to_pem(), der_to_pem_cert(&enrolled.cert_der));
+    // A joined core's intermediate issued the certificate: keep it after the leaf (taken
+    // from the chain the core presented), so every core of the deployment can verify it.
+    let chain = peer_chain(&enrolled.cert_der, &server_certs, &enrolled.ca_der);
+    let identity = identity_pem(&key, &enrolled.cert_der, &chain);
     write_private(&paths.identity(), identity.as_bytes()).map_err(|e| other(&e))?;
     let cfg = AgentConfig {
         node_id: enrolled.node_id.to_string(),
@@ -192,7 +197,7 @@ async fn exchange(
     quic: &quinn::ClientConfig,
     addr: SocketAddr,
     request: &EnrollRequest,
-) -> Result<EnrollResponse, Attempt> {
+) -> Result<(EnrollResponse, Vec<Vec<u8>>), Attempt> {
     let failed = |e: &dyn std::fmt::Display| Attempt::Failed(e.to_string());
     let endpoint = endpoint_for(addr).map_err(|e| failed(&e))?;
     let connecting = endpoint
@@ -225,11 +230,48 @@ async fn exchange(
         .map_err(|e| failed(&e))
     }
     .await;
+    let certs = server_certs(&conn);
     conn.close(0u32.into(), b"enrolled");
     // Give the close a moment to leave; waiting for full idleness would cost ~80 ms a
     // handshake, and the core stops waiting for us on its own anyway.
     let _ = tokio::time::timeout(Duration::from_millis(20), endpoint.wait_idle()).await;
-    result
+    result.map(|r| (r, certs))
+}
+
+/// The certificates a core presented in its handshake.
+pub fn server_certs(conn: &quinn::Connection) -> Vec<Vec<u8>> {
+    conn.peer_identity()
+        .and_then(|i| {
+            i.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>()
+                .ok()
+        })
+        .map(|v| v.iter().map(|c| c.to_vec()).collect())
+        .unwrap_or_default()
+}
+
+/// The intermediates (from a core's handshake `certs`) that issued `leaf`; empty when the
+/// root (`ca_der`) issued it.
+pub fn peer_chain(leaf: &[u8], certs: &[Vec<u8>], ca_der: &[u8]) -> Vec<Vec<u8>> {
+    let candidates: Vec<&[u8]> = certs.iter().skip(1).map(Vec::as_slice).collect();
+    honeybee_pki::identity::issuing_chain(leaf, &candidates, ca_der)
+}
+
+/// The identity file: key, leaf, then the leaf's intermediates.
+pub fn identity_pem(key: &KeyPair, leaf: &[u8], chain: &[Vec<u8>]) -> String {
+    let mut pem = format!("{}{}", key.to_pem(), der_to_pem_cert(leaf));
+    for c in chain {
+        pem.push_str(&der_to_pem_cert(c));
+    }
+    pem
+}
+
+/// The intermediates after the leaf in the identity file (none for a root-issued leaf).
+pub fn load_chain(paths: &AgentPaths) -> Vec<Vec<u8>> {
+    std::fs::read_to_string(paths.identity())
+        .ok()
+        .and_then(|t| honeybee_pki::files::pem_to_der_certs(&t).ok())
+        .map(|v| v.iter().skip(1).map(|c| c.to_vec()).collect())
+        .unwrap_or_default()
 }
 
 /// Reads the CA certificate and the node identity (certificate + key) from disk.

@@ -10,7 +10,7 @@ use crate::services::{Limits, ServiceManager};
 use crate::sink::{EventSink, now_ms};
 use crate::spool::Spool;
 use crate::transport::{FrameIoError, client_config_with, endpoint_for, read_frame, write_frame};
-use honeybee_pki::files::{der_to_pem_cert, write_private};
+use honeybee_pki::files::write_private;
 use honeybee_pki::keys::{KeyPair, make_csr};
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::config::NodeConfig;
@@ -82,6 +82,8 @@ impl AgentOptions {
 struct Identity {
     ca_der: Vec<u8>,
     cert_der: Vec<u8>,
+    /// The intermediate that issued `cert_der`, if a joined core's did (sent after it).
+    chain: Vec<Vec<u8>>,
     key: KeyPair,
     /// When this certificate was obtained. The CA backdates notBefore for clock skew, so
     /// the lifetime that renewal is scheduled on runs from here, not from notBefore.
@@ -105,6 +107,7 @@ impl Identity {
         Ok(Identity {
             ca_der,
             cert_der,
+            chain: crate::enroll::load_chain(paths),
             key,
             obtained_ms,
             not_after_ms,
@@ -114,7 +117,10 @@ impl Identity {
     fn quic_config(&self, timing: &Timing) -> Result<quinn::ClientConfig, String> {
         let tls = honeybee_pki::tls::client_config(
             &self.ca_der,
-            vec![self.cert_der.clone().into()],
+            std::iter::once(&self.cert_der)
+                .chain(&self.chain)
+                .map(|c| c.clone().into())
+                .collect(),
             self.key.private_key_der(),
             Role::Core,
             alpn::NODE,
@@ -566,7 +572,7 @@ async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(),
                         let _ = out_tx.send(AgentMsg::CommandResult { id, result }).await;
                     }
                     CoreMsg::Renewed(Ok(cert)) => match pending_key.take() {
-                        Some(key) => install_renewed(state, key, cert.cert_der)?,
+                        Some(key) => install_renewed(state, key, cert.cert_der, conn)?,
                         None => tracing::warn!("unsolicited certificate ignored"),
                     },
                     CoreMsg::Renewed(Err(e)) => {
@@ -619,10 +625,24 @@ fn renewal_request() -> Result<(KeyPair, Vec<u8>), String> {
 
 /// Writes the renewed certificate and its key in one atomic file replacement, then uses
 /// them for every later connection. The live connection carries on untouched.
-fn install_renewed(state: &State, key: KeyPair, cert_der: Vec<u8>) -> Result<(), String> {
+///
+/// The core that renewed it may be another core than the one that issued the last one:
+/// its intermediate (from the chain it presented on `conn`) replaces the old one.
+fn install_renewed(
+    state: &State,
+    key: KeyPair,
+    cert_der: Vec<u8>,
+    conn: &quinn::Connection,
+) -> Result<(), String> {
     let (_, not_after_ms) =
         honeybee_pki::identity::validity_ms(&cert_der).map_err(|e| e.to_string())?;
-    let pem = format!("{}{}", key.to_pem(), der_to_pem_cert(&cert_der));
+    let ca_der = state
+        .identity
+        .read()
+        .map(|i| i.ca_der.clone())
+        .unwrap_or_default();
+    let chain = crate::enroll::peer_chain(&cert_der, &crate::enroll::server_certs(conn), &ca_der);
+    let pem = crate::enroll::identity_pem(&key, &cert_der, &chain);
     write_private(&state.paths.identity(), pem.as_bytes())
         .map_err(|e| format!("cannot store renewed certificate: {e}"))?;
     let mut id = state
@@ -630,6 +650,7 @@ fn install_renewed(state: &State, key: KeyPair, cert_der: Vec<u8>) -> Result<(),
         .write()
         .map_err(|_| "identity lock poisoned")?;
     id.cert_der = cert_der;
+    id.chain = chain;
     id.key = key;
     id.obtained_ms = now_ms();
     id.not_after_ms = not_after_ms;

@@ -176,6 +176,25 @@ pub fn serial_from_cert(cert_der: &[u8]) -> Result<Serial, IdentityError> {
     serial_of(&parse(cert_der)?)
 }
 
+/// The certificates among `candidates` that could have issued `leaf` (subject equal to
+/// its issuer), other than `root`, at most 3: what a node sends after its leaf when a
+/// joined core's intermediate issued it (empty when the root issued it directly). The
+/// candidates are what that core sent in its own TLS chain; whether they really signed
+/// the leaf is for the verifiers, which check the whole chain up to the root.
+pub fn issuing_chain(leaf: &[u8], candidates: &[&[u8]], root: &[u8]) -> Vec<Vec<u8>> {
+    let Ok(leaf) = parse(leaf) else {
+        return Vec::new();
+    };
+    let issuer = leaf.tbs_certificate.issuer.as_raw();
+    candidates
+        .iter()
+        .filter(|c| **c != root)
+        .filter(|c| parse(c).is_ok_and(|c| c.tbs_certificate.subject.as_raw() == issuer))
+        .take(3)
+        .map(|c| c.to_vec())
+        .collect()
+}
+
 /// The certificate's notAfter in Unix milliseconds.
 pub fn not_after_ms(cert_der: &[u8]) -> Result<i64, IdentityError> {
     Ok(not_after_of(&parse(cert_der)?))
