@@ -81,7 +81,25 @@ fn dashboard_in_a_real_browser() {
     let password = format!("e2e-admin-{}", std::process::id());
     let log_path = dir.path().join("up.log");
     let log = std::fs::File::create(&log_path).unwrap();
-    let child = Command::new(bin())
+    // The PostgreSQL twin: the data directory initialised as `up` would do it, with the
+    // store in a database of its own (`up` keeps what `core init --store` wrote).
+    let store = postgres_store_url();
+    let mut up_cmd = Command::new(bin());
+    if let Some(url) = &store {
+        let out = Command::new(bin())
+            .args(["core", "init", "--data-dir", data.to_str().unwrap()])
+            .args(["--listen", "127.0.0.1:7443", "--store", url])
+            .env("HONEYBEE_STORE_PASSWORD", pg_test_server::PASSWORD)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "core init --store: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        up_cmd.env("HONEYBEE_STORE_PASSWORD", pg_test_server::PASSWORD);
+    }
+    let child = up_cmd
         .args(["up", "--data-dir", data.to_str().unwrap()])
         .env("RUST_LOG", "info,quinn=warn")
         .env("HONEYBEE_DASHBOARD_ADMIN_PASSWORD", &password)
@@ -116,7 +134,10 @@ fn dashboard_in_a_real_browser() {
         "`up` must not echo a password the operator set: {text}"
     );
 
-    let shots = target_dir().join("dashboard-screenshots");
+    let shots = target_dir().join(match &store {
+        None => "dashboard-screenshots",
+        Some(_) => "dashboard-screenshots-postgres",
+    });
     // Screenshots of an earlier run must not pass for this one's.
     let _ = std::fs::remove_dir_all(&shots);
     let work = dir.path().join("e2e");
@@ -173,6 +194,12 @@ fn dashboard_in_a_real_browser() {
         "`up` exits 0 on SIGTERM: {stopped:?}\n{}",
         up.log_text()
     );
+    if store.is_some() {
+        assert!(
+            !data.join("honeybee.db").exists(),
+            "a core on PostgreSQL made a SQLite file"
+        );
+    }
     for page in [
         "01-login",
         "02-overview",
@@ -274,4 +301,13 @@ fn events_page_with_5000_rows_and_live_arrivals() {
     println!("{report}");
     mock.kill();
     assert!(ok, "the Events page load test failed:\n{report}");
+}
+
+// ---- on a PostgreSQL store (`common::on_postgres`: the same body; `up` runs on a data
+// directory `core init --store` made, with a database of its own on this test binary's
+// PostgreSQL server)
+
+#[test]
+fn dashboard_in_a_real_browser_on_postgres() {
+    common::on_postgres(dashboard_in_a_real_browser);
 }

@@ -204,6 +204,17 @@ pub fn on_backend(backend: Backend, test: impl FnOnce()) {
     test();
 }
 
+/// For a test that initialises its core itself (`honeybee up` in a fresh data directory,
+/// after `core init --store`): on PostgreSQL, the URL of a fresh database (the password
+/// is [`pg_test_server::PASSWORD`], for `HONEYBEE_STORE_PASSWORD`), counted as a
+/// deployment made there (see [`on_postgres`]); `None` on SQLite.
+pub fn postgres_store_url() -> Option<String> {
+    (backend() == Backend::Postgres).then(|| {
+        ON_POSTGRES.set(ON_POSTGRES.get() + 1);
+        pg_test_server::fresh_database()
+    })
+}
+
 /// `core.toml` with `[store] url` naming a fresh PostgreSQL database and `password_file`
 /// a file in `core_dir`; keys a test's own `[store]` table already has are kept, and a
 /// test that names its own store (`[store] url`) keeps it.
