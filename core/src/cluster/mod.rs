@@ -26,6 +26,7 @@
 //! SQLite deployments have no cluster: one core, and none of this runs.
 
 mod msg;
+mod reorder;
 mod sql;
 mod tail;
 
@@ -165,8 +166,10 @@ pub struct ClusterCounters {
     pub resyncs: AtomicU64,
     /// Other cores' events offered to this core's module subscriptions.
     pub tailed: AtomicU64,
-    /// Of those, events offered after a later one of their node (`tail.rs`).
+    /// Of those, events offered after a later one of their node (`reorder.rs`).
     pub tail_late: AtomicU64,
+    /// Holes in a node's sequence the tail stopped waiting for (`reorder.rs`).
+    pub tail_skipped: AtomicU64,
 }
 
 /// This core's part in a cluster (PostgreSQL store only).
@@ -234,7 +237,11 @@ impl Cluster {
             })?;
         // Before this core stores any event: its rows carry its id, and its commits wake
         // the other cores' tailers.
-        pg.set_origin(&id.to_string(), CHANNEL, msg::EVENTS_PAYLOAD);
+        pg.set_origin(
+            &id.to_string(),
+            CHANNEL,
+            &ClusterMsg::Events { origin: id }.encode(),
+        );
         let offline = sql::start_up(pg, id, ttl)
             .await
             .map_err(store_err("start-up lease cleanup"))?;
@@ -513,10 +520,11 @@ impl Cluster {
                 shared.registry.is_online(node)
             }
             ClusterMsg::Command { target, .. } => *target == self.id,
-            // This core's own commits wake its tailer too: a pass that finds only its
-            // own rows reads nothing but the top id.
-            ClusterMsg::Events => {
-                self.tail_wake.notify_one();
+            // Not its own commits: those its ingest has published.
+            ClusterMsg::Events { origin } => {
+                if *origin != self.id {
+                    self.tail_wake.notify_one();
+                }
                 false
             }
             ClusterMsg::CommandDone { id, origin } => {
@@ -579,7 +587,7 @@ impl Cluster {
                 }
             }
             ClusterMsg::Command { id, .. } => self.deliver(id, shared).await,
-            ClusterMsg::CommandDone { .. } | ClusterMsg::Events => {}
+            ClusterMsg::CommandDone { .. } | ClusterMsg::Events { .. } => {}
         }
     }
 

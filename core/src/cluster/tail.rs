@@ -10,24 +10,24 @@
 //! notifications are lost, waits [`SETTLE`] for the rest of a burst, and reads up to the
 //! highest id in chunks of [`CHUNK`].
 //!
-//! Per-node order: within what one pass reads, events are offered ordered by (node,
-//! seq). A node's batches are normally committed in the order it sent them (a
-//! connection's streams are read in order and queued for one writer); when a later batch
-//! of a node was committed in an earlier group than an earlier one *and* a pass fell
-//! between the two commits, the earlier batch comes in a later pass: it is still
-//! offered (nothing is dropped), and counted in `ClusterCounters::tail_late`.
+//! Per-node order: a node's batches can commit out of order on the storing core (a
+//! later stream's batch reaching its group writer first), so what a pass reads is put in
+//! (node, seq) order and goes through [`Reorder`]: an event that leaves a hole in its
+//! node's sequence waits for it to fill, at most `reorder::HOLD`.
 //!
-//! Bounds: one chunk in memory at a time; the bus's bounded queues and `missed` notices
-//! apply unchanged. With no module subscribed the cursor jumps to the top unread.
+//! Bounds: one chunk read at a time, at most `reorder::MAX_HELD` events waiting for a
+//! hole; the bus's bounded queues and `missed` notices apply unchanged. With no module
+//! subscribed the cursor jumps to the top unread and nothing is held.
 
 use super::Cluster;
+use super::reorder::{Counts, HOLD, Reorder};
 use crate::bus::BusEvent;
 use crate::server::Shared;
 use honeybee_proto::NodeId;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// The fallback: a pass this often even with no notification.
 pub const POLL: Duration = Duration::from_secs(1);
@@ -35,21 +35,12 @@ pub const POLL: Duration = Duration::from_secs(1);
 pub const SETTLE: Duration = Duration::from_millis(20);
 /// Rows one read takes at most.
 pub const CHUNK: i64 = 1000;
-/// Nodes whose last offered sequence number is remembered (for `tail_late`) at most;
-/// past it the memory starts afresh.
-const LAST_SEQS: usize = 100_000;
-
-/// The tailer's position and what it remembers of per-node order.
-struct Cursor {
-    after: i64,
-    last_seq: HashMap<NodeId, u64>,
-}
 
 impl Cluster {
     /// Tails the other cores' events until the core stops.
     pub(super) async fn tail(self: Arc<Self>, shared: Arc<Shared>) {
         // Starts at the top: a module gets what is stored after it subscribes.
-        let after = loop {
+        let mut after = loop {
             match self.pg.events_top().await {
                 Ok(top) => break top,
                 Err(e) => {
@@ -58,44 +49,41 @@ impl Cluster {
                 }
             }
         };
-        let mut cursor = Cursor {
-            after,
-            last_seq: HashMap::new(),
-        };
+        let mut order = Reorder::default();
         loop {
-            if tokio::time::timeout(POLL, self.tail_wake.notified())
+            // While events wait for a hole, often enough to let them go on time.
+            let wait = if order.held() > 0 { HOLD / 4 } else { POLL };
+            if tokio::time::timeout(wait, self.tail_wake.notified())
                 .await
                 .is_ok()
             {
                 tokio::time::sleep(SETTLE).await;
             }
-            if let Err(e) = self.tail_pass(&shared, &mut cursor).await {
+            if let Err(e) = self.tail_pass(&shared, &mut after, &mut order).await {
                 tracing::warn!(error = %e, "module bus tail: reading other cores' events");
             }
         }
     }
 
     /// Offers every event of another core stored after the cursor (up to the top read
-    /// at the start of the pass) to this core's subscriptions.
+    /// at the start of the pass) to this core's subscriptions, in per-node order.
     async fn tail_pass(
         &self,
         shared: &Shared,
-        cursor: &mut Cursor,
+        after: &mut i64,
+        order: &mut Reorder,
     ) -> Result<(), crate::store::StoreError> {
         let top = self.pg.events_top().await?;
-        if top <= cursor.after {
-            return Ok(());
-        }
         if shared.bus.subscription_count() == 0 {
-            cursor.after = top;
+            *after = top.max(*after);
+            order.clear();
             return Ok(());
         }
+        let mut counts = Counts::default();
+        let mut out = Vec::new();
         let me = self.id.to_string();
-        loop {
-            let rows = self
-                .pg
-                .events_from_others(&me, cursor.after, top, CHUNK)
-                .await?;
+        while top > *after {
+            let rows = self.pg.events_from_others(&me, *after, top, CHUNK).await?;
             let full = rows.len() as i64 == CHUNK;
             let next = match rows.last() {
                 Some(r) if full => r.id,
@@ -112,38 +100,34 @@ impl Cluster {
                     Arc::new(BusEvent::from_stored(&r.event, r.id, l))
                 })
                 .collect();
-            // Stable: one node's events in sequence order, whichever groups held them.
             events.sort_by(|a, b| (&a.node, a.seq).cmp(&(&b.node, b.seq)));
-            self.note_order(cursor, &events);
-            self.counters
-                .tailed
-                .fetch_add(events.len() as u64, Ordering::Relaxed);
-            shared.bus.publish(&events);
-            cursor.after = next;
-            if !full {
-                return Ok(());
-            }
+            order.push(events, Instant::now(), &mut out, &mut counts);
+            self.offer(shared, &mut out);
+            *after = next;
         }
+        order.release(Instant::now(), &mut out, &mut counts);
+        self.offer(shared, &mut out);
+        let c = &self.counters;
+        c.tail_skipped.fetch_add(counts.skipped, Ordering::Relaxed);
+        if counts.late > 0 {
+            let n = c.tail_late.fetch_add(counts.late, Ordering::Relaxed) + counts.late;
+            tracing::warn!(
+                late = counts.late,
+                total = n,
+                "module bus tail: events offered after a later one of their node"
+            );
+        }
+        Ok(())
     }
 
-    /// Counts events offered behind a later one of the same node (see the module doc).
-    fn note_order(&self, cursor: &mut Cursor, events: &[Arc<BusEvent>]) {
-        if cursor.last_seq.len() > LAST_SEQS {
-            cursor.last_seq.clear();
+    fn offer(&self, shared: &Shared, out: &mut Vec<Arc<BusEvent>>) {
+        if out.is_empty() {
+            return;
         }
-        for e in events {
-            match cursor.last_seq.get_mut(&e.node) {
-                Some(last) if *last >= e.seq => {
-                    let n = self.counters.tail_late.fetch_add(1, Ordering::Relaxed) + 1;
-                    if n.is_power_of_two() {
-                        tracing::warn!(node = %e.node, seq = e.seq, after = *last, count = n, "module bus tail: an event came after a later one of its node");
-                    }
-                }
-                Some(last) => *last = e.seq,
-                None => {
-                    cursor.last_seq.insert(e.node.clone(), e.seq);
-                }
-            }
-        }
+        self.counters
+            .tailed
+            .fetch_add(out.len() as u64, Ordering::Relaxed);
+        shared.bus.publish(out);
+        out.clear();
     }
 }
