@@ -13,8 +13,6 @@ use honeybee_proto::NodeId;
 pub const CHANNEL: &str = "honeybee_cluster";
 /// The longest payload this module writes or parses (PostgreSQL refuses 8000 and over).
 pub const MAX_PAYLOAD: usize = 512;
-/// The payload of [`ClusterMsg::Events`], which the store's event writer sends itself.
-pub const EVENTS_PAYLOAD: &str = "events";
 
 /// One cluster notification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,10 +35,10 @@ pub enum ClusterMsg {
     /// `node`'s relay assignment changed: the core holding it closes a connection that
     /// comes through another relay.
     Relay { node: NodeId },
-    /// Events were committed (sent by the storing core inside the commit, so it arrives
-    /// only once the rows are visible): other cores' module bus tailers read past their
-    /// cursor (`tail.rs`). Carries nothing: the rows are the data.
-    Events,
+    /// Core `origin` committed events (sent by its event writer inside the commit, so it
+    /// arrives only once the rows are visible): the other cores' module bus tailers read
+    /// past their cursor (`tail.rs`). The rows are the data.
+    Events { origin: CoreId },
 }
 
 /// Why a payload was not understood.
@@ -69,7 +67,7 @@ impl ClusterMsg {
             ClusterMsg::Command { id, target } => format!("cmd {id} {target}"),
             ClusterMsg::CommandDone { id, origin } => format!("done {id} {origin}"),
             ClusterMsg::Relay { node } => format!("relay {node}"),
-            ClusterMsg::Events => EVENTS_PAYLOAD.to_owned(),
+            ClusterMsg::Events { origin } => format!("events {origin}"),
         }
     }
 
@@ -107,7 +105,9 @@ impl ClusterMsg {
             ("relay", [n]) => Ok(ClusterMsg::Relay {
                 node: node(n, "relay")?,
             }),
-            ("events", []) => Ok(ClusterMsg::Events),
+            ("events", [c]) => Ok(ClusterMsg::Events {
+                origin: core(c, "events")?,
+            }),
             ("revoked" | "lease" | "config" | "cmd" | "done" | "relay" | "events", _) => {
                 Err(ParseError::Malformed("cluster"))
             }
@@ -132,7 +132,7 @@ mod tests {
             },
             ClusterMsg::Config { node: node.clone() },
             ClusterMsg::Relay { node },
-            ClusterMsg::Events,
+            ClusterMsg::Events { origin: core },
             ClusterMsg::Command {
                 id: i64::MIN,
                 target: core,
