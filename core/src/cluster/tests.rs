@@ -341,3 +341,103 @@ fn a_data_directory_keeps_its_core_id() {
     std::fs::write(core_id_file(dir.path()), "not an id").unwrap();
     assert!(load_or_create_id(dir.path()).is_err());
 }
+
+/// The module bus's outbox reads (`tail.rs`): two cores' writers on one database, each
+/// naming itself; each core reads back exactly the other's rows (and rows of no origin),
+/// in id order, never its own, and each commit notifies `events <core>`.
+#[tokio::test]
+async fn each_core_reads_back_only_the_events_other_cores_stored() {
+    use honeybee_proto::event::{Event, EventKind};
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
+    let open = || PgStore::open(&url, Some(pg_test_server::PASSWORD));
+    let (pa, pb, plain) = (
+        open().await.unwrap(),
+        open().await.unwrap(),
+        open().await.unwrap(),
+    );
+    let (a, b) = (CoreId::random(), CoreId::random());
+    for (pg, id) in [(&pa, a), (&pb, b)] {
+        pg.set_origin(
+            &id.to_string(),
+            CHANNEL,
+            &ClusterMsg::Events { origin: id }.encode(),
+        );
+    }
+    let mut l = plain.listen(CHANNEL, 64).await.unwrap();
+    let ev = |seq: u64| Event {
+        seq,
+        time_ms: seq as i64,
+        service: "ssh".into(),
+        session: None,
+        src: None,
+        dst: None,
+        kind: EventKind::Command {
+            line: format!("c{seq}"),
+        },
+    };
+    let start = pa.events_top().await.unwrap();
+    // Interleaved: a1 1-2 through A, b1 1 through B, a1 3 through A, x 1 with no origin.
+    pa.insert_events(&n("a1"), 1, vec![ev(1), ev(2)])
+        .await
+        .unwrap();
+    pb.insert_events(&n("b1"), 1, vec![ev(1)]).await.unwrap();
+    pa.insert_events(&n("a1"), 1, vec![ev(3)]).await.unwrap();
+    plain.insert_events(&n("x"), 1, vec![ev(1)]).await.unwrap();
+    // A resend through B of what A stored: a duplicate, nothing new for anyone.
+    pb.insert_events(&n("a1"), 1, vec![ev(3)]).await.unwrap();
+    let top = pa.events_top().await.unwrap();
+    let read = |me: CoreId, after: i64, limit: i64| {
+        let pg = pa.clone();
+        async move {
+            pg.events_from_others(&me.to_string(), after, top, limit)
+                .await
+                .unwrap()
+                .into_iter()
+                .map(|r| (r.id, r.event.node.to_string(), r.event.event.seq))
+                .collect::<Vec<_>>()
+        }
+    };
+    let seen_by_a = read(a, start, 100).await;
+    let seen_by_b = read(b, start, 100).await;
+    let pairs = |v: &[(i64, String, u64)]| {
+        v.iter()
+            .map(|(_, n, s)| (n.clone(), *s))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(pairs(&seen_by_a), [("b1".into(), 1), ("x".into(), 1)]);
+    assert_eq!(
+        pairs(&seen_by_b),
+        [
+            ("a1".into(), 1),
+            ("a1".into(), 2),
+            ("a1".into(), 3),
+            ("x".into(), 1)
+        ]
+    );
+    assert!(seen_by_b.windows(2).all(|w| w[0].0 < w[1].0), "id order");
+    // A chunk stops at its limit, and the next read goes on from its last id.
+    let first = read(b, start, 2).await;
+    assert_eq!(first.len(), 2);
+    let rest = read(b, first[1].0, 100).await;
+    assert_eq!(pairs(&rest), [("a1".into(), 3), ("x".into(), 1)]);
+    // Each origin's commits were notified with its id (the plain store's were not).
+    let mut notices = Vec::new();
+    while let Ok(Some(Notice::Payload(p))) =
+        tokio::time::timeout(Duration::from_millis(500), l.rx.recv()).await
+    {
+        notices.push(ClusterMsg::parse(&p).unwrap());
+    }
+    let from = |c: CoreId| {
+        notices
+            .iter()
+            .filter(|m| **m == ClusterMsg::Events { origin: c })
+            .count()
+    };
+    // B's resend committed nothing new and still notified: a wasted read, never a miss.
+    assert_eq!((from(a), from(b)), (2, 2), "{notices:?}");
+    for pg in [pa, pb, plain] {
+        pg.close().await.unwrap();
+    }
+}
