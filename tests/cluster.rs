@@ -1,5 +1,6 @@
 //! Two real cores on one real PostgreSQL serve one fleet (issue 18's first slice): core B
-//! is set up from core A's data directory (same CA; `honeybee core join` comes later), real
+//! is set up from core A's data directory (same CA; `a_core_joins_…` makes one with
+//! `honeybee core join` instead), real
 //! agents connect to A, and control sent through B reaches them — a node command, a
 //! configuration push, a revocation (cut off at once; the time is reported) — while
 //! stopping and starting B never marks A's nodes offline. A node that reconnects to B takes
