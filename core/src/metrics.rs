@@ -277,13 +277,12 @@ pub async fn start(
             }
         }
     });
-    // The store's size (the gauge and `honeybee status`): a first sample before anyone
-    // can ask, then one every STORE_SIZE_TICK.
-    sample_store_size(shared).await;
+    // The store's size (the gauge and `honeybee status`): sampled at once, then every
+    // STORE_SIZE_TICK, in a task of its own, so that a database slow to answer never
+    // holds up the core's start.
     let sampler = Arc::downgrade(shared);
     tasks.spawn(async move {
         let mut tick = tokio::time::interval(STORE_SIZE_TICK);
-        tick.tick().await;
         loop {
             tick.tick().await;
             match sampler.upgrade() {
