@@ -318,8 +318,11 @@ impl Store {
 
     // ---------------------------------------------------------------- captures
 
-    /// Records a sighting of a capture; true if its content was not stored before.
-    pub async fn insert_capture(&self, rec: CaptureRecord) -> Result<bool, StoreError> {
+    /// Records a sighting of a capture; true if its content was not stored before. The
+    /// service name comes from the node's capture header: a NUL in it is stored as U+2400
+    /// on every backend (PostgreSQL's `text` refuses NUL, and the capture with it).
+    pub async fn insert_capture(&self, mut rec: CaptureRecord) -> Result<bool, StoreError> {
+        rec.service = super::codec::text_col(rec.service);
         on_backend!(self, b => b.insert_capture(rec).await)
     }
     /// Newest first (by first sighting).

@@ -101,7 +101,7 @@ macro_rules! conformance {
             node_relay_and_last_event, device_activity_per_node_service_and_address,
             session_query_uses_its_index, search_pages_walk_the_time_order,
             nul_bytes_in_attacker_text_are_stored, nul_bytes_in_alert_text_are_stored,
-            size_counts_what_is_stored);
+            nul_bytes_in_a_capture_service_are_stored, size_counts_what_is_stored);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
             concurrent_batches_from_many_nodes_get_their_own_outcomes);
@@ -687,6 +687,26 @@ async fn captures_dedupe_and_keep_every_sighting(s: Store) {
     );
     assert_eq!(s.list_captures(0).await.unwrap(), vec![other, rec("a", 10)]);
     assert_eq!(s.list_captures(1).await.unwrap().len(), 1);
+}
+
+/// A node names a capture's service in its header (clamped, not validated): a NUL there
+/// is stored as U+2400 on every backend, not refused by PostgreSQL with the capture.
+async fn nul_bytes_in_a_capture_service_are_stored(s: Store) {
+    let rec = CaptureRecord {
+        sha256: [0xef; 32],
+        size: 1,
+        kind: "upload".into(),
+        node: node("a"),
+        service: "f\0tp".into(),
+        session: None,
+        time_ms: 1,
+        meta: vec![("filename".into(), "x\0.sh".into())],
+    };
+    assert!(s.insert_capture(rec.clone()).await.unwrap());
+    let got = s.get_capture([0xef; 32]).await.unwrap().unwrap();
+    assert_eq!(got.service, "f\u{2400}tp");
+    assert_eq!(got.meta, rec.meta, "meta is JSON: its NUL is kept, escaped");
+    assert_eq!(s.capture_sightings([0xef; 32]).await.unwrap().len(), 1);
 }
 
 async fn audit_newest_first(s: Store) {
