@@ -77,6 +77,10 @@ struct Args {
     /// `fleet`: seconds of each CPU measurement window (idle, trickle).
     #[arg(long, default_value_t = 20)]
     fleet_window: u64,
+    /// `fleet`: run the core as `EXE --core-run DIR`: another build of this harness, to
+    /// compare two builds of the core under the same harness.
+    #[arg(long, value_name = "EXE")]
+    fleet_core_exe: Option<PathBuf>,
     /// `fleet`: ping round trips sampled per scenario.
     #[arg(long, default_value_t = 200)]
     rtt_samples: usize,
@@ -731,6 +735,7 @@ async fn run(args: &Args) -> Result<String> {
         let mut opts = fleet::FleetOpts::new(args.agents);
         opts.window = Duration::from_secs(args.fleet_window.clamp(1, 600));
         opts.rtt_samples = args.rtt_samples.clamp(1, 100_000);
+        opts.core_exe = args.fleet_core_exe.clone();
         let report = fleet::run(&opts).await.context("figure fleet")?;
         let md = report.markdown();
         println!("{md}");

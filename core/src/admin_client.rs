@@ -157,6 +157,12 @@ impl AdminClient {
         }
     }
 
+    /// The QUIC connection, for tests that open streams by hand.
+    #[cfg(test)]
+    pub(crate) fn connection(&self) -> &quinn::Connection {
+        &self.conn
+    }
+
     /// True once the connection is gone (the core stopped or closed it).
     pub fn is_closed(&self) -> bool {
         self.conn.close_reason().is_some()

@@ -43,6 +43,9 @@ pub struct FleetOpts {
     pub trickle_per_s: f64,
     /// Longest wait for the fleet to connect, reconnect or take a config push.
     pub settle_limit: Duration,
+    /// Run the core as `EXE --core-run DIR` (another build of this harness), so two
+    /// builds of the core are measured by the same harness.
+    pub core_exe: Option<std::path::PathBuf>,
 }
 
 impl FleetOpts {
@@ -53,6 +56,7 @@ impl FleetOpts {
             rtt_samples: 200,
             trickle_per_s: 1.0,
             settle_limit: Duration::from_secs(180),
+            core_exe: None,
         }
     }
 }
@@ -103,11 +107,22 @@ pub struct FleetReport {
     pub bare_idle_cpu_percent: f64,
     pub idle_rtt: Rtt,
     pub trickle_cpu_percent: f64,
+    /// The harness's own CPU over the trickle window: its agents share the machine with
+    /// the core, so both together say whether the core or the machine is the limit.
+    pub trickle_harness_cpu_percent: f64,
     pub trickle_offered_per_s: f64,
     pub trickle_acked_per_s: f64,
     pub trickle_rtt: Rtt,
     pub config_push_seconds: f64,
     pub config_pushed: usize,
+    /// Until every `SetNodeConfig` was answered (the rest of the push is the live push
+    /// reaching the agents).
+    pub config_requests_seconds: f64,
+    /// How long the trickle's backlog took to drain before the push, and how many sent
+    /// events were never acknowledged (sent on connections that dropped: the harness's
+    /// agents keep no spool).
+    pub trickle_drain_seconds: f64,
+    pub trickle_unacked: u64,
     pub storm: Storm,
     pub storm_rtt: Rtt,
     pub bare_storm: Storm,
@@ -190,6 +205,13 @@ impl FleetReport {
             ("core_restart_seconds", num(self.storm.start_seconds)),
             ("config_push_seconds", num(self.config_push_seconds)),
             ("config_pushed", self.config_pushed.to_string()),
+            ("config_requests_seconds", num(self.config_requests_seconds)),
+            ("trickle_drain_seconds", num(self.trickle_drain_seconds)),
+            (
+                "trickle_harness_cpu_percent",
+                num(self.trickle_harness_cpu_percent),
+            ),
+            ("trickle_unacked", self.trickle_unacked.to_string()),
             ("connect_failures", self.connect_failures.to_string()),
         ];
         let mut out = String::from("{\n");
@@ -278,9 +300,11 @@ impl FleetReport {
         );
         let _ = writeln!(
             md,
-            "\nConfig push to all {n} nodes (`SetNodeConfig` each, 16 in flight on one admin connection): {}/{n} agents had it after {:.2} s. Fleet connect from cold: {:.2} s. Identities minted in {:.1} s. Core RSS {} KiB before the fleet, {} KiB with it (private {} → {} KiB). Agent connection attempts that failed (all scenarios): {}. CPU windows {:.0} s. Core: {}.",
+            "\nConfig push to all {n} nodes (`SetNodeConfig` each, 16 in flight on one admin connection, after the trickle's backlog drained in {:.2} s): {}/{n} agents had it after {:.2} s, every request answered after {:.2} s. Fleet connect from cold: {:.2} s. Identities minted in {:.1} s. Core RSS {} KiB before the fleet, {} KiB with it (private {} → {} KiB). Agent connection attempts that failed (all scenarios): {}. CPU windows {:.0} s. Core: {}.",
+            self.trickle_drain_seconds,
             self.config_pushed,
             self.config_push_seconds,
+            self.config_requests_seconds,
             self.connect_seconds,
             self.mint_seconds,
             self.core_rss_idle_kib,
@@ -520,7 +544,7 @@ pub async fn run(opts: &FleetOpts) -> Result<FleetReport> {
         bare.stop().await;
     }
 
-    let exe = CoreExe::find()?;
+    let exe = CoreExe::find(opts.core_exe.as_deref())?;
     r.core_exe = exe.describe();
     let core = ServerProc::core(&exe, &core_dir, log.clone()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
@@ -621,10 +645,12 @@ async fn scenarios(
         state.events_acked.load(Ordering::Relaxed),
     );
     let meter = Meter::start(core.pid())?;
+    let harness = Meter::start(std::process::id())?;
     let t = Instant::now();
     tokio::time::sleep(opts.window).await;
     let secs = t.elapsed().as_secs_f64();
     r.trickle_cpu_percent = meter.cpu()?.as_secs_f64() / secs * 100.0;
+    r.trickle_harness_cpu_percent = harness.cpu()?.as_secs_f64() / secs * 100.0;
     r.trickle_offered_per_s = (state.events_sent.load(Ordering::Relaxed) - sent0) as f64 / secs;
     r.trickle_acked_per_s = (state.events_acked.load(Ordering::Relaxed) - acked0) as f64 / secs;
     r.trickle_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
@@ -633,18 +659,41 @@ async fn scenarios(
         stop: false,
     });
     progress(&format!(
-        "trickle: {:.0} events/s offered, {:.0} acked/s, core {:.2} % CPU, ping p50 {:.2} ms p99 {:.2} ms",
+        "trickle: {:.0} events/s offered, {:.0} acked/s, core {:.2} % CPU (harness {:.2} %), ping p50 {:.2} ms p99 {:.2} ms",
         r.trickle_offered_per_s,
         r.trickle_acked_per_s,
         r.trickle_cpu_percent,
+        r.trickle_harness_cpu_percent,
         r.trickle_rtt.p50,
         r.trickle_rtt.p99
     ));
-    // Let the last batches be acknowledged before the next scenario.
-    wait_until(Duration::from_secs(30), || {
-        state.events_acked.load(Ordering::Relaxed) >= state.events_sent.load(Ordering::Relaxed)
-    })
-    .await;
+    // Let the backlog drain before the next scenario, or the push measures the trickle:
+    // until every event is acknowledged or none was for 2 s (events sent on connections
+    // that dropped are never acknowledged, so "all" may never come).
+    let t = Instant::now();
+    let (mut last, mut since) = (u64::MAX, Instant::now());
+    while t.elapsed() < opts.settle_limit {
+        let (sent, acked) = (
+            state.events_sent.load(Ordering::Relaxed),
+            state.events_acked.load(Ordering::Relaxed),
+        );
+        if acked >= sent || since.elapsed() >= Duration::from_secs(2) {
+            break;
+        }
+        if acked != last {
+            (last, since) = (acked, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    r.trickle_drain_seconds = t.elapsed().as_secs_f64();
+    r.trickle_unacked = state
+        .events_sent
+        .load(Ordering::Relaxed)
+        .saturating_sub(state.events_acked.load(Ordering::Relaxed));
+    progress(&format!(
+        "trickle drained in {:.2} s, {} sent events never acknowledged",
+        r.trickle_drain_seconds, r.trickle_unacked
+    ));
 
     // Config push to every node.
     let client = push_client(pusher, core_dir).await?;
@@ -679,6 +728,7 @@ async fn scenarios(
             refused += 1;
         }
     }
+    r.config_requests_seconds = t.elapsed().as_secs_f64();
     wait_until(opts.settle_limit, || {
         state.configs.load(Ordering::Relaxed) - configs0 >= n as u64
     })
@@ -686,15 +736,15 @@ async fn scenarios(
     r.config_push_seconds = t.elapsed().as_secs_f64();
     r.config_pushed = (state.configs.load(Ordering::Relaxed) - configs0) as usize;
     progress(&format!(
-        "config push: {}/{n} agents in {:.2} s ({refused} requests refused)",
-        r.config_pushed, r.config_push_seconds
+        "config push: {}/{n} agents in {:.2} s ({refused} requests refused, all answered after {:.2} s)",
+        r.config_pushed, r.config_push_seconds, r.config_requests_seconds
     ));
     if let Ok(c) = Arc::try_unwrap(client) {
         c.close().await;
     }
 
     // Core restart: the storm.
-    let exe = CoreExe::find()?;
+    let exe = CoreExe::find(opts.core_exe.as_deref())?;
     let (storm, core) = restart_storm(
         state,
         core,

@@ -21,7 +21,10 @@ pub enum CoreExe {
 }
 
 impl CoreExe {
-    pub fn find() -> Result<CoreExe> {
+    pub fn find(given: Option<&Path>) -> Result<CoreExe> {
+        if let Some(exe) = given {
+            return Ok(CoreExe::Bench(exe.to_path_buf()));
+        }
         let me = std::env::current_exe().context("own executable")?;
         let cli = me.with_file_name("honeybee");
         let mtime = |p: &Path| std::fs::metadata(p).and_then(|m| m.modified()).ok();
