@@ -216,6 +216,17 @@ impl SqliteStore {
         &self.inner.path
     }
 
+    /// Bytes on disk: the database file and its write-ahead log.
+    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
+        let mut wal = self.inner.path.clone().into_os_string();
+        wal.push("-wal");
+        Ok([self.inner.path.as_os_str(), wal.as_os_str()]
+            .iter()
+            .filter_map(|p| std::fs::metadata(p).ok())
+            .map(|m| m.len())
+            .sum())
+    }
+
     /// Commits everything queued so far and stops the writer thread; returns when it has
     /// ended and released the database. Later writes fail with [`StoreError::Closed`];
     /// reads keep working until the last clone is dropped.
@@ -232,17 +243,6 @@ impl SqliteStore {
         if let Some(h) = handle {
             tokio::task::spawn_blocking(move || h.join())
                 .await
-    /// Bytes on disk: the database file and its write-ahead log.
-    pub async fn size_bytes(&self) -> Result<u64, StoreError> {
-        let mut wal = self.inner.path.clone().into_os_string();
-        wal.push("-wal");
-        Ok([self.inner.path.as_os_str(), wal.as_os_str()]
-            .iter()
-            .filter_map(|p| std::fs::metadata(p).ok())
-            .map(|m| m.len())
-            .sum())
-    }
-
                 .map_err(|e| StoreError::Worker(format!("close task failed: {e}")))?
                 .map_err(|_| StoreError::Worker("store writer thread panicked".into()))?;
         }
