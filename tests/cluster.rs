@@ -10,82 +10,11 @@
 mod common;
 mod dns;
 
+use common::cluster::CoreB;
 use common::*;
 use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
-
-/// A second core process made from the first one's data directory.
-struct CoreB {
-    dir: PathBuf,
-    port: u16,
-    proc: Option<Proc>,
-}
-
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if skip.contains(&name.as_str()) {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name), skip);
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
-impl CoreB {
-    /// Copies A's directory without what makes a core itself (its identity, the QUIC
-    /// reset key, the address files) and gives it a port of its own. With `keep_id`, the
-    /// copy keeps A's `core.id`: what a careless copy does.
-    fn make(dep: &Deployment, name: &str, keep_id: bool) -> CoreB {
-        let dir = dep.dir.path().join(name);
-        let mut skip = vec!["core.addr", "shim.addr", "reset.key", "captures"];
-        if !keep_id {
-            skip.push("core.id");
-        }
-        copy_dir(&dep.core_dir(), &dir, &skip);
-        let port = free_udp_port();
-        let cfg = dir.join("core.toml");
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            &format!("127.0.0.1:{}", dep.port),
-            &format!("127.0.0.1:{port}"),
-        );
-        std::fs::write(&cfg, text).unwrap();
-        CoreB {
-            dir,
-            port,
-            proc: None,
-        }
-    }
-
-    fn d(&self) -> String {
-        self.dir.to_str().unwrap().to_owned()
-    }
-
-    fn start(&mut self) {
-        let log = self.dir.join(format!("core-{}.log", rand_suffix()));
-        self.proc = Some(Proc::spawn(&["core", "run", "--data-dir", &self.d()], &log));
-        let d = self.d();
-        wait_for("core B to answer", Duration::from_secs(30), || {
-            run(&["status", "--data-dir", &d])
-                .status
-                .success()
-                .then_some(())
-        });
-    }
-
-    /// SIGTERM: a clean shutdown.
-    fn stop(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            assert!(p.terminate().success(), "core B exits cleanly");
-        }
-    }
-}
 
 fn status(data_dir: &str) -> Value {
     serde_json::from_str(&ok(&["status", "--json", "--data-dir", data_dir])).unwrap()
@@ -683,14 +612,12 @@ fn joined_core() {
     assert!(!long.status.success() && text(&long).contains("at most 900 s"));
 
     // B runs with the test fixture's services (any free port) and A's store password.
-    let cfg = std::fs::read_to_string(dep.core_dir().join("core.toml"))
-        .unwrap()
-        .replace(
-            &format!("127.0.0.1:{}", dep.port),
-            &format!("127.0.0.1:{port}"),
-        );
-    assert!(cfg.contains(&password_file));
-    std::fs::write(bdir.join("core.toml"), cfg).unwrap();
+    CoreB::use_port_of(&dep, &bdir, port);
+    assert!(
+        std::fs::read_to_string(bdir.join("core.toml"))
+            .unwrap()
+            .contains(&password_file)
+    );
     let mut b = CoreB {
         dir: bdir,
         port,

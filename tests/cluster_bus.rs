@@ -5,78 +5,13 @@
 
 mod common;
 
+use common::cluster::CoreB;
 use common::*;
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-
-/// A second core process made from the first one's data directory (as `tests/cluster.rs`
-/// does: everything but what makes a core itself, on a port of its own).
-struct CoreB {
-    dir: PathBuf,
-    port: u16,
-    proc: Option<Proc>,
-}
-
-fn copy_dir(from: &Path, to: &Path, skip: &[&str]) {
-    std::fs::create_dir_all(to).unwrap();
-    for e in std::fs::read_dir(from).unwrap() {
-        let e = e.unwrap();
-        let name = e.file_name().to_string_lossy().into_owned();
-        if skip.contains(&name.as_str()) {
-            continue;
-        }
-        if e.file_type().unwrap().is_dir() {
-            copy_dir(&e.path(), &to.join(&name), skip);
-        } else {
-            std::fs::copy(e.path(), to.join(&name)).unwrap();
-        }
-    }
-}
-
-impl CoreB {
-    fn start(dep: &Deployment) -> CoreB {
-        let dir = dep.dir.path().join("core-b");
-        let skip = ["core.addr", "shim.addr", "reset.key", "captures", "core.id"];
-        copy_dir(&dep.core_dir(), &dir, &skip);
-        let port = free_udp_port();
-        let cfg = dir.join("core.toml");
-        let text = std::fs::read_to_string(&cfg).unwrap().replace(
-            &format!("127.0.0.1:{}", dep.port),
-            &format!("127.0.0.1:{port}"),
-        );
-        std::fs::write(&cfg, text).unwrap();
-        let d = dir.to_str().unwrap().to_owned();
-        let log = dir.join(format!("core-{}.log", rand_suffix()));
-        let proc = Some(Proc::spawn(&["core", "run", "--data-dir", &d], &log));
-        wait_for("core B to answer", Duration::from_secs(30), || {
-            run(&["status", "--data-dir", &d])
-                .status
-                .success()
-                .then_some(())
-        });
-        CoreB { dir, port, proc }
-    }
-
-    fn d(&self) -> String {
-        self.dir.to_str().unwrap().to_owned()
-    }
-
-    fn shim_addr(&self) -> SocketAddr {
-        std::fs::read_to_string(self.dir.join("shim.addr"))
-            .unwrap()
-            .trim()
-            .parse()
-            .unwrap()
-    }
-
-    fn log(&self) -> String {
-        self.proc.as_ref().map(Proc::log_text).unwrap_or_default()
-    }
-}
 
 /// A module over the TCP shim, speaking the frames by hand.
 struct Shim(TcpStream);
@@ -224,7 +159,7 @@ async fn a_module_on_core_b_gets_every_cores_events_once_in_node_order_slow() {
     let (mut dep, b) = tokio::task::block_in_place(|| {
         let mut dep = on_postgres_deployment();
         dep.start_core();
-        let b = CoreB::start(&dep);
+        let b = CoreB::started(&dep, "core-b");
         (dep, b)
     });
     let (cred_b, cred_a) = tokio::task::block_in_place(|| {
@@ -277,7 +212,7 @@ async fn a_stalled_module_on_core_b_misses_core_a_events_slow() {
     let (dep, b) = tokio::task::block_in_place(|| {
         let mut dep = on_postgres_deployment();
         dep.start_core();
-        let b = CoreB::start(&dep);
+        let b = CoreB::started(&dep, "core-b");
         (dep, b)
     });
     let (stalled, reader) = tokio::task::block_in_place(|| {

@@ -717,19 +717,7 @@ mod tests {
     use crate::admin_client::AdminClient;
 
     async fn core() -> (tempfile::TempDir, crate::Core, AdminClient) {
-        let dir = tempfile::tempdir().unwrap();
-        crate::init::init(
-            dir.path(),
-            &crate::init::InitOptions {
-                trust_domain: "admin.test".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                advertise: Some("127.0.0.1:7443".into()),
-            },
-        )
-        .unwrap();
-        let mut cfg = crate::config::load(dir.path()).unwrap();
-        cfg.shim_listen = None;
-        let core = crate::Core::start_with(cfg).await.unwrap();
+        let (dir, core) = crate::test_core("admin.test").await;
         let client = AdminClient::connect(dir.path()).await.unwrap();
         (dir, core, client)
     }

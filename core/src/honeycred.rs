@@ -328,19 +328,7 @@ mod tests {
         use honeybee_proto::admin::EventQuery;
         use honeybee_proto::event::EventBatch;
         use std::sync::Arc;
-        let dir = tempfile::tempdir().unwrap();
-        crate::init::init(
-            dir.path(),
-            &crate::init::InitOptions {
-                trust_domain: "honeycred.test".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                advertise: Some("127.0.0.1:7443".into()),
-            },
-        )
-        .unwrap();
-        let mut cfg = crate::config::load(dir.path()).unwrap();
-        cfg.shim_listen = None;
-        let core = crate::Core::start_with(cfg).await.unwrap();
+        let (dir, core) = crate::test_core("honeycred.test").await;
         let shared = core.shared();
         let labels = Arc::new(Vec::new());
         let batch = |events| EventBatch { events };

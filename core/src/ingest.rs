@@ -279,19 +279,7 @@ mod tests {
     /// dropped turn (a capture stream before them) holds nothing up.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn a_nodes_events_reach_modules_in_the_order_it_sent_them() {
-        let dir = tempfile::tempdir().unwrap();
-        crate::init::init(
-            dir.path(),
-            &crate::init::InitOptions {
-                trust_domain: "ingest.test".into(),
-                listen: "127.0.0.1:0".parse().unwrap(),
-                advertise: Some("127.0.0.1:7443".into()),
-            },
-        )
-        .unwrap();
-        let mut cfg = crate::config::load(dir.path()).unwrap();
-        cfg.shim_listen = None;
-        let core = crate::Core::start_with(cfg).await.unwrap();
+        let (_dir, core) = crate::test_core("ingest.test").await;
         let shared = core.shared().clone();
         let (queue, mut rx) = ModuleQueue::new(16, 1000);
         shared.bus.subscribe(1, CompiledFilter::default(), queue);

@@ -41,3 +41,23 @@ pub fn now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+/// A core for in-process tests: a fresh data directory under `trust_domain`, listening on
+/// a free loopback port, no TCP shim. The directory lives as long as the guard returned.
+#[cfg(test)]
+pub(crate) async fn test_core(trust_domain: &str) -> (tempfile::TempDir, Core) {
+    let dir = tempfile::tempdir().unwrap();
+    init::init(
+        dir.path(),
+        &init::InitOptions {
+            trust_domain: trust_domain.into(),
+            listen: "127.0.0.1:0".parse().unwrap(),
+            advertise: Some("127.0.0.1:7443".into()),
+        },
+    )
+    .unwrap();
+    let mut cfg = config::load(dir.path()).unwrap();
+    cfg.shim_listen = None;
+    let core = Core::start_with(cfg).await.unwrap();
+    (dir, core)
+}

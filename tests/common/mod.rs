@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
 #[path = "../../core/src/store/pg_test_server.rs"]
 pub mod pg_test_server;
 pub mod quic;
