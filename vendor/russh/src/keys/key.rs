@@ -1,3 +1,4 @@
+//! Public key parsing, the key types russh knows and the random number generator it uses.
 use rand::rng;
 // Copyright 2016 Pierre-Étienne Meunier
 //

@@ -1,3 +1,4 @@
+//! Message numbers of the SSH agent protocol (draft-miller-ssh-agent), requests and answers.
 pub const FAILURE: u8 = 5;
 pub const SUCCESS: u8 = 6;
 pub const IDENTITIES_ANSWER: u8 = 12;

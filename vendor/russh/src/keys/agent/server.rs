@@ -1,3 +1,4 @@
+//! An SSH agent server: serves the agent protocol on a listener with the keys it is given.
 use std::collections::HashMap;
 use std::marker::Sync;
 use std::sync::{Arc, RwLock};

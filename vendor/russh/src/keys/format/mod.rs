@@ -1,3 +1,4 @@
+//! Reading and writing private keys in PEM formats (OpenSSH, PKCS#8, PKCS#5, PKCS#1 RSA).
 use std::io::Write;
 
 use data_encoding::{BASE64_MIME, HEXLOWER_PERMISSIVE};

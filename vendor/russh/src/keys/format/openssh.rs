@@ -1,3 +1,4 @@
+//! Decoding private keys in OpenSSH's own format, deciphering them with a password.
 use ssh_key::PrivateKey;
 
 use crate::keys::Error;

@@ -1,3 +1,4 @@
+//! Decoding PKCS#5 (legacy PEM, AES-CBC) encrypted private keys.
 use aes::*;
 use ssh_key::PrivateKey;
 

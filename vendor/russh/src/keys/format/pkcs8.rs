@@ -1,3 +1,4 @@
+//! Decoding and encoding PKCS#8 private keys, plain or encrypted.
 use std::convert::{TryFrom, TryInto};
 
 use p256::NistP256;

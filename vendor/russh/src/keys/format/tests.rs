@@ -1,3 +1,4 @@
+//! Tests of the private key formats: EC keys, PKCS#8 round trips, malformed DER.
 use ssh_key::{Algorithm, PrivateKey};
 
 use crate::keys::pkcs8::{decode_pkcs8, encode_pkcs8_encrypted};
