@@ -1,7 +1,7 @@
 //! `honeybee core init`: a new CA, the core's and the admin CLI's certificates, and
 //! `core.toml`, in a data directory that must not already hold a deployment.
 
-use crate::config::{CONFIG_FILE, RawCoreConfig};
+use crate::config::{CONFIG_FILE, CoreConfig, RawCoreConfig};
 use honeybee_pki::ca::{Ca, IssueRequest};
 use honeybee_pki::files::{write_private, write_public};
 use honeybee_pki::sealed::{self, SealError};
@@ -239,22 +239,48 @@ pub fn init_with_store(
     };
     write_private(&paths.ca_key(), key_pem.as_bytes()).map_err(io(&paths.ca_key()))?;
     write_public(&paths.ca_cert(), ca.cert_pem().as_bytes()).map_err(io(&paths.ca_cert()))?;
-    issue_core_cert(&ca, &paths, cfg.core_cert_lifetime)?;
-    issue_admin_cert(&ca, &paths, cfg.admin_cert_lifetime)?;
+    finish(
+        Finish {
+            ca: &ca,
+            paths: &paths,
+            cfg: &cfg,
+            raw: &raw,
+            header: "# HoneyBee core configuration. Reference: configs/core.toml in the source tree.",
+            advertise,
+            sealed: passphrase.is_some(),
+        },
+        data_dir,
+        opts,
+    )
+}
 
-    let text = format!(
-        "# HoneyBee core configuration. Reference: configs/core.toml in the source tree.\n{}",
-        toml::to_string_pretty(&raw).map_err(|e| pki(&e))?
-    );
-    write_public(&paths.config(), text.as_bytes()).map_err(io(&paths.config()))?;
+/// What [`finish`] needs from either way of making a data directory.
+struct Finish<'a> {
+    ca: &'a Ca,
+    paths: &'a CorePaths,
+    cfg: &'a CoreConfig,
+    raw: &'a RawCoreConfig,
+    /// The first line of `core.toml`.
+    header: &'a str,
+    advertise: String,
+    sealed: bool,
+}
 
+/// The part `init` and `init_joined` share once the CA files are written: the core's and
+/// the admin's certificates from `ca`, `core.toml`, and the report.
+fn finish(f: Finish<'_>, data_dir: &Path, opts: &InitOptions) -> Result<InitReport, InitError> {
+    issue_core_cert(f.ca, f.paths, f.cfg.core_cert_lifetime)?;
+    issue_admin_cert(f.ca, f.paths, f.cfg.admin_cert_lifetime)?;
+    let toml = toml::to_string_pretty(f.raw).map_err(|e| InitError::Pki(e.to_string()))?;
+    let text = format!("{}\n{toml}", f.header);
+    write_public(&f.paths.config(), text.as_bytes()).map_err(io(&f.paths.config()))?;
     Ok(InitReport {
         data_dir: data_dir.to_owned(),
-        trust_domain: td.clone(),
-        ca_pin_hex: hex::encode(ca.pin()),
+        trust_domain: opts.trust_domain.clone(),
+        ca_pin_hex: hex::encode(f.ca.pin()),
         listen: opts.listen,
-        advertise,
-        ca_key_sealed: passphrase.is_some(),
+        advertise: f.advertise,
+        ca_key_sealed: f.sealed,
     })
 }
 
@@ -314,21 +340,19 @@ pub fn init_joined(
     let ic = paths.intermediate_cert();
     write_public(&ic, inter_pem.as_bytes()).map_err(io(&ic))?;
     write_public(&paths.ca_cert(), root_pem.as_bytes()).map_err(io(&paths.ca_cert()))?;
-    issue_core_cert(&ca, &paths, cfg.core_cert_lifetime)?;
-    issue_admin_cert(&ca, &paths, cfg.admin_cert_lifetime)?;
-    let text = format!(
-        "# HoneyBee core configuration (joined with `honeybee core join`).\n{}",
-        toml::to_string_pretty(&raw).map_err(|e| pki(&e))?
-    );
-    write_public(&paths.config(), text.as_bytes()).map_err(io(&paths.config()))?;
-    Ok(InitReport {
-        data_dir: data_dir.to_owned(),
-        trust_domain: td.clone(),
-        ca_pin_hex: hex::encode(ca.pin()),
-        listen: opts.listen,
-        advertise,
-        ca_key_sealed: passphrase.is_some(),
-    })
+    finish(
+        Finish {
+            ca: &ca,
+            paths: &paths,
+            cfg: &cfg,
+            raw: &raw,
+            header: "# HoneyBee core configuration (joined with `honeybee core join`).",
+            advertise,
+            sealed: passphrase.is_some(),
+        },
+        data_dir,
+        opts,
+    )
 }
 
 /// Issues (or re-issues) the core's server certificate.
