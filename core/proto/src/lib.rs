@@ -16,6 +16,7 @@ pub mod ids;
 pub mod module;
 pub mod profile;
 pub mod realism;
+pub mod reconnect;
 pub mod relay;
 pub mod session;
 pub mod stream;
