@@ -1,3 +1,5 @@
+// (Included into lib.rs by `include!`, so not a `//!` line.) The crate's shared types: `Error`, `Limits`, disconnect reasons, signals, channel ids and channel-open failures.
+
 use std::convert::TryFrom;
 use std::fmt::{Debug, Display, Formatter};
 use std::future::{Future, Pending};

@@ -14,6 +14,8 @@
 //
 // https://tools.ietf.org/html/rfc4253#section-12
 
+//! SSH message numbers (RFC 4250 section 4.1 and the OpenSSH extensions).
+
 #[cfg(not(target_arch = "wasm32"))]
 pub use server::*;
 

@@ -12,6 +12,8 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
+//! Algorithm negotiation: the KEXINIT lists each side offers and the choice of kex, host key, cipher, MAC and compression.
+
 use std::borrow::Cow;
 
 use bytes::Bytes;

@@ -1,3 +1,5 @@
+//! Decoding the payloads of channel-open messages (session, direct-tcpip, forwarded streams, ...).
+
 use ssh_encoding::{Decode, Encode, Reader};
 
 use crate::msg;

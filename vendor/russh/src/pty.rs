@@ -1,3 +1,5 @@
+//! Pseudo-terminal mode opcodes (RFC 4254 section 8).
+
 #[allow(non_camel_case_types, missing_docs)]
 #[derive(Debug, Copy, Clone, PartialEq, Eq)]
 /// Standard pseudo-terminal codes.

@@ -13,6 +13,8 @@
 // limitations under the License.
 //
 
+//! Session state shared by client and server: the encrypted state, channels and their windows, re-keying.
+
 use std::collections::HashMap;
 use std::fmt::{Debug, Formatter};
 use std::mem::replace;

@@ -1,3 +1,5 @@
+//! Reading the peer's identification line, buffered, before packets start.
+
 use std::pin::Pin;
 
 use futures::task::*;

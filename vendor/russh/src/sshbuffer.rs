@@ -13,6 +13,8 @@
 // limitations under the License.
 //
 
+//! The packet buffer of one direction: the identification string, sequence numbers and byte counts for re-keying.
+
 use core::fmt;
 use std::borrow::Cow;
 use std::num::Wrapping;

@@ -1,3 +1,5 @@
+//! In-crate tests: a client and a server against each other.
+
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // Allow unwraps, expects and panics in the test suite
 
 use futures::Future;

@@ -1,3 +1,5 @@
+//! Reading, checking and adding host keys in OpenSSH `known_hosts` files (client side).
+
 use std::borrow::Cow;
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};

@@ -1,3 +1,5 @@
+//! HMAC message authentication (encrypt-and-MAC) over a RustCrypto digest.
+
 use std::marker::PhantomData;
 
 use byteorder::{BigEndian, ByteOrder};

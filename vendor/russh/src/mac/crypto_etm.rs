@@ -1,3 +1,5 @@
+//! The encrypt-then-MAC variants of the HMACs (`*-etm@openssh.com`).
+
 use std::marker::PhantomData;
 
 use digest::{KeyInit, OutputSizeUser};

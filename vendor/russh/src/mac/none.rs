@@ -1,3 +1,5 @@
+//! The `none` MAC, in force before the first key exchange completes.
+
 use super::{Mac, MacAlgorithm};
 
 pub struct NoMacAlgorithm {}

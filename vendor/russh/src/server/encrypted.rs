@@ -12,6 +12,8 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
+//! The server's handling of packets after key exchange: authentication, channel requests, global requests.
+
 use core::str;
 use std::cell::RefCell;
 use std::time::SystemTime;

@@ -1,3 +1,5 @@
+//! The server side of a key exchange (initial and re-key).
+
 use core::fmt;
 use std::cell::RefCell;
 

@@ -1,3 +1,5 @@
+//! The server's `Session`: its event loop and what a handler may do on a channel (data, replies, exit status, close).
+
 use std::collections::{HashMap, VecDeque};
 use std::io::ErrorKind;
 use std::sync::Arc;
