@@ -363,8 +363,14 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         let state = if n.revoked {
             "revoked".to_owned()
         } else if let Some(h) = h {
+            // How old the assessed report is: a node on another core shows the store's.
+            let age = h
+                .health_age_ms
+                .filter(|_| h.state != honeybee_proto::admin::NodeState::Offline)
+                .map(|ms| format!(" ({}s old)", ms / 1000))
+                .unwrap_or_default();
             format!(
-                "{} {}/{}",
+                "{} {}/{}{age}",
                 h.state.as_str(),
                 h.services_up,
                 h.services_total
@@ -393,11 +399,16 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             })
             .unwrap_or_default();
         // Online: the path in use. Offline: the relay it is assigned to, if any.
-        let path = match (&n.via, &n.relay) {
+        let mut path = match (&n.via, &n.relay) {
             (Some(v), _) => format!("via relay {v}"),
             (None, Some(r)) if !n.online => format!("(relay {r})"),
             _ => "direct".to_owned(),
         };
+        // Several cores: which one holds the live connection (its id's first 8 digits,
+        // as `honeybee cores` lists them in full).
+        if let Some(c) = n.core.as_deref().filter(|_| n.online) {
+            path.push_str(&format!(" @{}", c.get(..8).unwrap_or(c)));
+        }
         say!(
             "{:<24}  {:<6}  {:<9}  {:<10}  {:<14}  {:<22}  {:<24}  {:<24}  {}",
             n.id,
@@ -640,39 +651,49 @@ pub async fn cores(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         bail!("unexpected answer from the core");
     };
     if json {
-        let v: Vec<_> = cores
-            .iter()
-            .map(|c| {
-                json!({"id": c.id, "listen": c.listen, "advertise": c.advertise,
-                       "version": c.version, "started": rfc3339(c.started_ms),
-                       "heartbeat_age_ms": c.heartbeat_age_ms, "nodes": c.nodes,
-                       "this": c.this_core})
-            })
-            .collect();
+        let v: Vec<_> = cores.iter().map(core_json).collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
-        say!(
-            "  {:<32} {:<22} {:<22} {:>6} {:>10} VERSION",
-            "CORE",
-            "LISTEN",
-            "ADVERTISE",
-            "NODES",
-            "HEARTBEAT"
-        );
-        for c in &cores {
-            say!(
-                "{} {:<32} {:<22} {:<22} {:>6} {:>8}ms {}",
-                if c.this_core { '*' } else { ' ' },
-                c.id,
-                c.listen,
-                c.advertise,
-                c.nodes,
-                c.heartbeat_age_ms,
-                c.version
-            );
-        }
+        print_cores(&cores);
     }
     Ok(())
+}
+
+fn core_json(c: &honeybee_proto::admin::ClusterCoreInfo) -> serde_json::Value {
+    json!({"id": c.id, "listen": c.listen, "advertise": c.advertise,
+           "version": c.version, "started": rfc3339(c.started_ms),
+           "heartbeat_age_ms": c.heartbeat_age_ms, "nodes": c.nodes,
+           "connections": c.connections, "handshakes_per_s": c.handshakes_per_s,
+           "ingest_events_per_s": c.ingest_events_per_s, "modules": c.modules,
+           "module_queued": c.module_queued, "this": c.this_core})
+}
+
+/// One line per core: what `honeybee cores` prints and `honeybee status` lists.
+fn print_cores(cores: &[honeybee_proto::admin::ClusterCoreInfo]) {
+    say!(
+        "  {:<32} {:<22} {:>6} {:>6} {:>9} {:>8} {:>10} VERSION",
+        "CORE",
+        "ADVERTISE",
+        "NODES",
+        "CONNS",
+        "INGEST/S",
+        "MODULES",
+        "HEARTBEAT"
+    );
+    for c in cores {
+        say!(
+            "{} {:<32} {:<22} {:>6} {:>6} {:>9.1} {:>8} {:>8}ms {}",
+            if c.this_core { '*' } else { ' ' },
+            c.id,
+            c.advertise,
+            c.nodes,
+            c.connections,
+            c.ingest_events_per_s,
+            c.modules,
+            c.heartbeat_age_ms,
+            c.version
+        );
+    }
 }
 
 pub async fn audit(data_dir: &Path, json: bool, limit: u32) -> anyhow::Result<()> {
@@ -706,6 +727,12 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         Ok(AdminResponse::Load(l)) => Some(l),
         _ => None,
     };
+    // Every core serving the fleet with its load (one row on a single core); a core from
+    // before `ListCores` answers an error and the list is left out.
+    let cores = match client.request(&AdminRequest::ListCores).await {
+        Ok(AdminResponse::Cores(c)) => c,
+        _ => Vec::new(),
+    };
     client.close().await;
     let AdminResponse::Status(s) = status? else {
         bail!("unexpected answer from the core");
@@ -724,7 +751,12 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 "module_queues": l.module_queues.iter().map(|(m, d)| json!({"module": m, "depth": d})).collect::<Vec<_>>(),
                 "store_bytes": l.store_bytes,
                 "metrics_listen": l.metrics_listen,
+                "bus_tail": l.bus_tail.as_ref().map(|t| json!({"tailed": t.tailed, "held": t.held,
+                    "late": t.late, "skipped": t.skipped})),
             });
+        }
+        if !cores.is_empty() {
+            doc["cores"] = serde_json::Value::Array(cores.iter().map(core_json).collect());
         }
         println!("{doc}");
     } else {
@@ -767,9 +799,22 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
                 ),
                 None => say!("  module queues: no module connected"),
             }
+            if let Some(t) = &l.bus_tail {
+                say!(
+                    "  module bus tail: {} events from other cores, {} held for a hole, {} late, {} holes passed over",
+                    t.tailed,
+                    t.held,
+                    t.late,
+                    t.skipped
+                );
+            }
             if let Some(a) = l.metrics_listen {
                 say!("  metrics http://{a}/metrics");
             }
+        }
+        if cores.len() > 1 {
+            say!("  cores ({}, * this one):", cores.len());
+            print_cores(&cores);
         }
     }
     Ok(())

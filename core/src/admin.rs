@@ -226,6 +226,8 @@ fn node_info(rec: NodeRecord, live: Option<crate::registry::LivePath>) -> NodeIn
         via,
         relay: rec.via_relay,
         agent_version,
+        core: None,
+        health_age_ms: None,
     }
 }
 
@@ -335,6 +337,21 @@ async fn assign_relay(
     AdminResponse::Done
 }
 
+/// In a cluster, which core holds each node's live connection; `None` on one core, or
+/// when the leases cannot be read (logged; the caller falls back to what it knows).
+async fn lease_holders(
+    shared: &Shared,
+) -> Option<std::collections::HashMap<NodeId, crate::cluster::CoreId>> {
+    let c = shared.cluster.as_ref()?;
+    match c.holders().await {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "reading the node leases failed");
+            None
+        }
+    }
+}
+
 async fn dispatch(
     req: AdminRequest,
     actor: &str,
@@ -351,49 +368,92 @@ async fn dispatch(
                 .await
                 .map(|n| n.len())
                 .unwrap_or(0);
+            // In a cluster every core's nodes: those with an unexpired lease.
+            let online = match lease_holders(shared).await {
+                Some(h) => h.len(),
+                None => shared.registry.online_count(),
+            };
             R::Status(CoreStatus {
                 version: env!("CARGO_PKG_VERSION").into(),
                 trust_domain: shared.cfg.trust_domain.clone(),
                 listen: shared.cfg.listen.to_string(),
                 advertise: shared.cfg.advertise.clone(),
                 uptime_s: shared.started.elapsed().as_secs(),
-                nodes_online: shared.registry.online_count() as u32,
+                nodes_online: online as u32,
                 nodes_total: nodes as u32,
                 events_total: shared.store.count_events(None).await.unwrap_or(0),
             })
         }
         AdminRequest::ListNodes => match shared.store.list_nodes().await {
-            Ok(nodes) => R::Nodes(
-                nodes
-                    .into_iter()
-                    .map(|n| {
-                        let live = shared.registry.live_path(&n.id);
-                        // In a cluster a node may be connected to another core: the
-                        // stored state (kept by its lease) says so.
-                        let elsewhere = shared.cluster.is_some() && n.online;
-                        let here = live.is_some();
-                        let mut info = node_info(n, live);
-                        info.online |= elsewhere;
-                        // The store's copy of a live node's health may be up to a minute
-                        // old (`HealthBoard`): a node connected here shows its latest
-                        // report, and was last seen when it sent it.
-                        if here && let Some((h, ms)) = shared.health.latest(&info.id) {
-                            info.health = Some(h);
-                            info.last_seen_ms = info.last_seen_ms.max(ms);
-                        }
-                        info
-                    })
-                    .collect(),
-            ),
+            Ok(nodes) => {
+                let holders = lease_holders(shared).await;
+                let me = shared.cluster.as_ref().map(|c| c.id);
+                let now = crate::now_ms();
+                R::Nodes(
+                    nodes
+                        .into_iter()
+                        .map(|n| {
+                            let live = shared.registry.live_path(&n.id);
+                            let here = live.is_some();
+                            let holder = holders.as_ref().and_then(|h| h.get(&n.id)).copied();
+                            // In a cluster a node may be connected to another core: its
+                            // unexpired lease says which (or, when the leases could not
+                            // be read, the stored state its lease keeps).
+                            let elsewhere = !here
+                                && match &holders {
+                                    Some(_) => holder.is_some() && holder != me,
+                                    None => shared.cluster.is_some() && n.online,
+                                };
+                            let mut info = node_info(n, live);
+                            info.online |= elsewhere;
+                            info.core = holder.map(|c| c.to_string());
+                            if here && let Some((h, ms)) = shared.health.latest(&info.id) {
+                                // The store's copy of a live node's health may be up to a
+                                // minute old (`HealthBoard`): a node connected here shows
+                                // its latest report, and was last seen when it sent it.
+                                info.health = Some(h);
+                                info.last_seen_ms = info.last_seen_ms.max(ms);
+                                info.health_age_ms = Some(now.saturating_sub(ms).max(0));
+                            } else if elsewhere && info.health.is_some() {
+                                // The holding core raises last_seen_ms to each report it
+                                // writes (and sets it when the node connects).
+                                info.health_age_ms =
+                                    Some(now.saturating_sub(info.last_seen_ms).max(0));
+                            }
+                            info
+                        })
+                        .collect(),
+                )
+            }
             Err(e) => err(&e),
         },
         AdminRequest::NodeHealth => match shared.store.list_nodes().await {
             Ok(nodes) => {
+                let holders = lease_holders(shared).await.unwrap_or_default();
+                let me = shared.cluster.as_ref().map(|c| c.id);
+                let now = crate::now_ms();
                 let mut out = Vec::with_capacity(nodes.len());
                 for n in nodes {
-                    let online = shared.registry.live_path(&n.id).is_some();
+                    let here = shared.registry.live_path(&n.id).is_some();
                     let last = shared.store.last_event_ms(&n.id).await.unwrap_or(None);
-                    out.push(shared.health.info(&n.id, online, last));
+                    let holder = holders.get(&n.id).copied();
+                    match holder {
+                        Some(core) if !here && Some(core) != me => {
+                            out.push(crate::health::assess_stored(
+                                &n.id,
+                                n.health.as_ref(),
+                                &n.config,
+                                last,
+                                core.to_string(),
+                                Some(now.saturating_sub(n.last_seen_ms).max(0)),
+                            ))
+                        }
+                        _ => {
+                            let mut i = shared.health.info(&n.id, here, last);
+                            i.core = holder.filter(|_| here).map(|c| c.to_string());
+                            out.push(i);
+                        }
+                    }
                 }
                 R::NodeHealth(out)
             }
@@ -662,19 +722,27 @@ async fn dispatch(
         },
         AdminRequest::UpgradeInfo => crate::upgrade::info(shared),
         AdminRequest::ListCores => match &shared.cluster {
-            Some(c) => match c.list().await {
+            Some(c) => match c.list(shared).await {
                 Ok(cores) => R::Cores(cores),
                 Err(e) => err(&e),
             },
-            None => R::Cores(vec![honeybee_proto::admin::ClusterCoreInfo {
-                id: "standalone".into(),
-                listen: shared.cfg.listen.to_string(),
-                advertise: shared.cfg.advertise.clone(),
-                version: env!("CARGO_PKG_VERSION").into(),
-                started_ms: crate::now_ms() - shared.started.elapsed().as_millis() as i64,
-                heartbeat_age_ms: 0,
-                nodes: shared.registry.online_count() as u64,
-                this_core: true,
+            None => R::Cores(vec![{
+                let load = crate::metrics::load(shared);
+                honeybee_proto::admin::ClusterCoreInfo {
+                    id: "standalone".into(),
+                    listen: shared.cfg.listen.to_string(),
+                    advertise: shared.cfg.advertise.clone(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    started_ms: crate::now_ms() - shared.started.elapsed().as_millis() as i64,
+                    heartbeat_age_ms: 0,
+                    nodes: shared.registry.online_count() as u64,
+                    this_core: true,
+                    connections: load.connections,
+                    handshakes_per_s: load.handshakes_per_s,
+                    ingest_events_per_s: load.ingest_events_per_s,
+                    modules: load.module_queues.len() as u64,
+                    module_queued: load.module_queues.iter().map(|(_, d)| d).sum(),
+                }
             }]),
         },
         _ => R::Error("request not supported by this core".into()),

@@ -236,6 +236,9 @@ impl HealthBoard {
         } else {
             NodeState::Healthy
         };
+        let health_age_ms = nodes
+            .get(node)
+            .map(|e| crate::now_ms().saturating_sub(e.latest_ms).max(0));
         NodeHealthInfo {
             node: node.clone(),
             state,
@@ -244,7 +247,43 @@ impl HealthBoard {
             spool_dropped: a.spool_dropped,
             last_event_ms,
             problems: a.problems,
+            core: None,
+            health_age_ms,
         }
+    }
+}
+
+/// The health of a node connected to another core of a cluster (`core`), assessed from
+/// the store's copy of its latest report, which is `age_ms` old: the holding core keeps
+/// the live reports in its own memory and writes one when it changes and at least once
+/// a minute ([`STORE_MAX_AGE_MS`]). One report has no previous one to compare with, so
+/// spool drops between reports are not known here and count as none; everything else is
+/// assessed as the holding core does.
+pub fn assess_stored(
+    node: &NodeId,
+    stored: Option<&Health>,
+    config: &NodeConfig,
+    last_event_ms: Option<i64>,
+    core: String,
+    age_ms: Option<i64>,
+) -> NodeHealthInfo {
+    let a = stored
+        .map(|h| assess(h, None, Some(config)))
+        .unwrap_or_default();
+    NodeHealthInfo {
+        node: node.clone(),
+        state: if a.degraded {
+            NodeState::Degraded
+        } else {
+            NodeState::Healthy
+        },
+        services_up: a.services_up,
+        services_total: a.services_total,
+        spool_dropped: 0,
+        last_event_ms,
+        problems: a.problems,
+        core: Some(core),
+        health_age_ms: stored.and(age_ms),
     }
 }
 

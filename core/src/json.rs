@@ -455,6 +455,7 @@ pub fn node_json(n: &NodeInfo, assessed: Option<&NodeHealthInfo>) -> Value {
         "mode": n.mode.map(mode_name), "via": n.via.as_ref().map(|v| v.as_str()),
         "version": n.agent_version,
         "relay": n.relay.as_ref().map(|r| r.as_str()),
+        "core": n.core, "health_age_ms": n.health_age_ms,
         "health": n.health.as_ref().map(|h| json!({
             "uptime_s": h.uptime_s, "cpu_percent": h.cpu_percent, "rss_bytes": h.rss_bytes,
             "spool_depth": h.spool_depth, "spool_dropped": h.spool_dropped,

@@ -394,6 +394,40 @@ fn live_registry(shared: &Shared) -> Registry {
         g,
     );
 
+    if let Some(c) = &shared.cluster {
+        // The module bus's tail of the other cores' events (`cluster/tail.rs`).
+        let t = &c.counters;
+        let counter = |r: &mut Registry, name: &str, help: &str, v: u64| {
+            let c = Counter::<u64>::default();
+            c.inc_by(v);
+            r.register(name, help, c);
+        };
+        counter(
+            &mut r,
+            "bus_tail_events",
+            "Other cores' events offered to this core's module subscriptions",
+            t.tailed.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut r,
+            "bus_tail_late",
+            "Other cores' events offered after a later event of their node",
+            t.tail_late.load(Ordering::Relaxed),
+        );
+        counter(
+            &mut r,
+            "bus_tail_skipped",
+            "Holes in a node's sequence the module bus tail stopped waiting for",
+            t.tail_skipped.load(Ordering::Relaxed),
+        );
+        gauge(
+            &mut r,
+            "bus_tail_held",
+            "Other cores' events held back, waiting for a hole in their node's sequence",
+            t.tail_held.load(Ordering::Relaxed) as i64,
+        );
+    }
+
     let deliveries = Family::<ModuleLabel, Counter>::default();
     let misses = Family::<ModuleLabel, Counter>::default();
     let depth = Family::<ModuleLabel, Gauge>::default();
@@ -441,6 +475,15 @@ pub fn load(shared: &Shared) -> CoreLoad {
         module_queues,
         store_bytes: shared.metrics.store_bytes.load(Ordering::Relaxed),
         metrics_listen: shared.metrics.listen_addr().map(|a| a.to_string()),
+        bus_tail: shared.cluster.as_ref().map(|c| {
+            let t = &c.counters;
+            honeybee_proto::admin::BusTail {
+                tailed: t.tailed.load(Ordering::Relaxed),
+                held: t.tail_held.load(Ordering::Relaxed),
+                late: t.tail_late.load(Ordering::Relaxed),
+                skipped: t.tail_skipped.load(Ordering::Relaxed),
+            }
+        }),
     }
 }
 

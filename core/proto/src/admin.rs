@@ -238,6 +238,14 @@ pub struct ClusterCoreInfo {
     pub nodes: u64,
     /// Whether this is the core that answered.
     pub this_core: bool,
+    /// The core's load: live for the core that answered, as of its last heartbeat for
+    /// the others (each writes it with its heartbeat).
+    pub connections: u64,
+    pub handshakes_per_s: f64,
+    pub ingest_events_per_s: f64,
+    /// Modules connected to it, and the deliveries waiting in their queues in all.
+    pub modules: u64,
+    pub module_queued: u64,
 }
 
 /// An agent package the core can send with [`AdminRequest::UpgradeNodes`].
@@ -286,6 +294,21 @@ pub struct CoreLoad {
     pub store_bytes: u64,
     /// Where `/metrics` is served, when it is.
     pub metrics_listen: Option<String>,
+    /// Several cores on one PostgreSQL: the module bus's tail of the other cores' events.
+    pub bus_tail: Option<BusTail>,
+}
+
+/// What a core's module bus tail has done since it started (`CoreLoad::bus_tail`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BusTail {
+    /// Other cores' events offered to this core's module subscriptions.
+    pub tailed: u64,
+    /// Events waiting now for a hole in their node's sequence to fill.
+    pub held: u64,
+    /// Events offered after a later one of their node (the hole filled too late).
+    pub late: u64,
+    /// Holes in a node's sequence the tail stopped waiting for.
+    pub skipped: u64,
 }
 
 /// A stored capture as `honeybee captures` lists it.
@@ -444,6 +467,14 @@ pub struct NodeInfo {
     /// The agent version the node reported in its hello (clamped to 64 bytes); `None`
     /// while it is offline.
     pub agent_version: Option<String>,
+    /// Several cores on one PostgreSQL: the core holding the node's live connection (its
+    /// 32-hex-digit id, from the node's unexpired lease); `None` offline or on one core.
+    pub core: Option<String>,
+    /// How old `health` is, ms: the age of the latest report when the answering core
+    /// holds the node; the age of the store's copy (which the holding core refreshes
+    /// when the report changes and at least once a minute) when another core holds it.
+    /// `None` without a report.
+    pub health_age_ms: Option<i64>,
 }
 
 /// An event as stored by the core: the agent's event plus what the core knows.
@@ -578,4 +609,8 @@ pub struct NodeHealthInfo {
     pub last_event_ms: Option<i64>,
     /// Why it is degraded, one line each (service errors are the agent's text).
     pub problems: Vec<String>,
+    /// As [`NodeInfo::core`]: the core holding the node's live connection, in a cluster.
+    pub core: Option<String>,
+    /// As [`NodeInfo::health_age_ms`]: how old the report assessed here is.
+    pub health_age_ms: Option<i64>,
 }

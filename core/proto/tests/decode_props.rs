@@ -665,6 +665,7 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
             option::of(node_id()),
             option::of(text()),
         ),
+        (option::of(text()), option::of(any::<i64>())),
     )
         .prop_map(
             |(
@@ -672,6 +673,7 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 (cert_not_after_ms, first_seen_ms, last_seen_ms, addr),
                 (online, revoked, health),
                 (mode, via, relay, agent_version),
+                (core, health_age_ms),
             )| NodeInfo {
                 id,
                 name,
@@ -689,6 +691,8 @@ fn admin_response() -> impl Strategy<Value = AdminResponse> {
                 via,
                 relay,
                 agent_version,
+                core,
+                health_age_ms,
             },
         );
     let enrichment = (text(), text(), text()).prop_map(|(module, kind, data)| {

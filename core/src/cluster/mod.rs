@@ -170,6 +170,8 @@ pub struct ClusterCounters {
     pub tail_late: AtomicU64,
     /// Holes in a node's sequence the tail stopped waiting for (`reorder.rs`).
     pub tail_skipped: AtomicU64,
+    /// Events the tail holds now, waiting for a hole to fill (a gauge, set each pass).
+    pub tail_held: AtomicU64,
 }
 
 /// This core's part in a cluster (PostgreSQL store only).
@@ -347,23 +349,39 @@ impl Cluster {
         }
     }
 
-    /// The cores of the cluster, from the `cores` table.
-    pub async fn list(&self) -> Result<Vec<ClusterCoreInfo>, StoreError> {
+    /// Which core holds each node's live connection (unexpired leases only): what the
+    /// admin API shows for nodes connected to another core.
+    pub async fn holders(&self) -> Result<HashMap<NodeId, CoreId>, StoreError> {
+        sql::holders(&self.pg).await
+    }
+
+    /// The cores of the cluster, from the `cores` table; this core's load is its live
+    /// one, the others' as of their last heartbeat.
+    pub async fn list(&self, shared: &Shared) -> Result<Vec<ClusterCoreInfo>, StoreError> {
+        let me = self.id.to_string();
+        let live = load_figures(shared);
         Ok(sql::list_cores(&self.pg)
             .await?
             .into_iter()
-            .map(
-                |(id, listen, advertise, version, started_ms, age, nodes)| ClusterCoreInfo {
-                    this_core: id == self.id.to_string(),
-                    id,
-                    listen,
-                    advertise,
-                    version,
-                    started_ms,
-                    heartbeat_age_ms: age,
-                    nodes: nodes.max(0) as u64,
-                },
-            )
+            .map(|r| {
+                let this_core = r.id == me;
+                let l = if this_core { live } else { r.load };
+                ClusterCoreInfo {
+                    this_core,
+                    id: r.id,
+                    listen: r.listen,
+                    advertise: r.advertise,
+                    version: r.version,
+                    started_ms: r.started_ms,
+                    heartbeat_age_ms: r.heartbeat_age_ms,
+                    nodes: r.nodes.max(0) as u64,
+                    connections: l.connections.max(0) as u64,
+                    handshakes_per_s: l.handshakes_per_s,
+                    ingest_events_per_s: l.ingest_per_s,
+                    modules: l.modules.max(0) as u64,
+                    module_queued: l.module_queued.max(0) as u64,
+                }
+            })
             .collect())
     }
 
@@ -667,6 +685,9 @@ impl Cluster {
             // Kept as they are: the leases expire if this goes on, and then close here.
             Err(e) => tracing::warn!(error = %e, "renewing node leases failed"),
         }
+        if let Err(e) = sql::publish_load(&self.pg, self.id, &load_figures(shared)).await {
+            tracing::debug!(error = %e, "publishing this core's load failed");
+        }
     }
 
     /// Every third of the lease time: renew, expire others' dead leases, prune command
@@ -692,6 +713,19 @@ impl Cluster {
                 reload_denylist(&shared).await;
             }
         }
+    }
+}
+
+/// This core's load as the `cores` table keeps it (`honeybee status` / `cores` on any
+/// core).
+fn load_figures(shared: &Shared) -> sql::Load {
+    let l = crate::metrics::load(shared);
+    sql::Load {
+        connections: l.connections as i64,
+        handshakes_per_s: l.handshakes_per_s,
+        ingest_per_s: l.ingest_events_per_s,
+        modules: l.module_queues.len() as i64,
+        module_queued: l.module_queues.iter().map(|(_, d)| *d as i64).sum(),
     }
 }
 

@@ -257,6 +257,28 @@ pub async fn holder(pg: &PgStore, node: &NodeId) -> Result<Option<(CoreId, i64)>
     Ok(row.and_then(|r| Some((CoreId::parse(r.get::<_, &str>(0))?, r.get(1)))))
 }
 
+/// Every unexpired lease: node → the core holding it (one read for a node list).
+pub async fn holders(
+    pg: &PgStore,
+) -> Result<std::collections::HashMap<NodeId, CoreId>, StoreError> {
+    let c = pg.raw_client().await?;
+    let rows = c
+        .query(
+            "SELECT node, core_id FROM node_leases WHERE expires_at > now()",
+            &[],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .filter_map(|r| {
+            Some((
+                NodeId::new(r.get::<_, String>(0)).ok()?,
+                CoreId::parse(r.get::<_, &str>(1))?,
+            ))
+        })
+        .collect())
+}
+
 /// Sends one notification (delivered to every listening core when this commits).
 pub async fn notify(pg: &PgStore, msg: &ClusterMsg) -> Result<(), StoreError> {
     let c = pg.raw_client().await?;
@@ -378,11 +400,53 @@ pub async fn commands_prune(pg: &PgStore, age: Duration) -> Result<u64, StoreErr
     .await?)
 }
 
-/// Every registered core: (id, listen, advertise, version, started ms, heartbeat age ms,
-/// nodes with an unexpired lease), oldest first.
-pub async fn list_cores(
-    pg: &PgStore,
-) -> Result<Vec<(String, String, String, String, i64, i64, i64)>, StoreError> {
+/// A core's load as it publishes it with its heartbeat (schema version 5).
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Load {
+    pub connections: i64,
+    pub handshakes_per_s: f64,
+    pub ingest_per_s: f64,
+    pub modules: i64,
+    pub module_queued: i64,
+}
+
+/// Writes this core's load to its row (after each renewal).
+pub async fn publish_load(pg: &PgStore, core: CoreId, load: &Load) -> Result<(), StoreError> {
+    let c = pg.raw_client().await?;
+    c.execute(
+        "UPDATE cores SET connections = $2, handshakes_per_s = $3, ingest_per_s = $4, \
+         modules = $5, module_queued = $6 WHERE id = $1",
+        &[
+            &core.to_string(),
+            &load.connections,
+            &load.handshakes_per_s,
+            &load.ingest_per_s,
+            &load.modules,
+            &load.module_queued,
+        ],
+    )
+    .await?;
+    Ok(())
+}
+
+/// One registered core as `list_cores` reads it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CoreRow {
+    pub id: String,
+    pub listen: String,
+    pub advertise: String,
+    pub version: String,
+    pub started_ms: i64,
+    /// Since its last heartbeat, by the database's clock.
+    pub heartbeat_age_ms: i64,
+    /// Nodes with an unexpired lease of it.
+    pub nodes: i64,
+    /// As of its last heartbeat.
+    pub load: Load,
+}
+
+/// Every registered core, oldest first.
+pub async fn list_cores(pg: &PgStore) -> Result<Vec<CoreRow>, StoreError> {
     let c = pg.raw_client().await?;
     let rows = c
         .query(
@@ -390,23 +454,29 @@ pub async fn list_cores(
                (EXTRACT(EPOCH FROM started_at) * 1000)::bigint, \
                (EXTRACT(EPOCH FROM now() - heartbeat_at) * 1000)::bigint, \
                (SELECT count(*) FROM node_leases l WHERE l.core_id = cores.id \
-                  AND l.expires_at > now()) \
+                  AND l.expires_at > now()), \
+               connections, handshakes_per_s, ingest_per_s, modules, module_queued \
              FROM cores ORDER BY started_at, id",
             &[],
         )
         .await?;
     Ok(rows
         .iter()
-        .map(|r| {
-            (
-                r.get(0),
-                r.get(1),
-                r.get(2),
-                r.get(3),
-                r.get(4),
-                r.get(5),
-                r.get(6),
-            )
+        .map(|r| CoreRow {
+            id: r.get(0),
+            listen: r.get(1),
+            advertise: r.get(2),
+            version: r.get(3),
+            started_ms: r.get(4),
+            heartbeat_age_ms: r.get(5),
+            nodes: r.get(6),
+            load: Load {
+                connections: r.get(7),
+                handshakes_per_s: r.get(8),
+                ingest_per_s: r.get(9),
+                modules: r.get(10),
+                module_queued: r.get(11),
+            },
         })
         .collect())
 }

@@ -77,6 +77,7 @@ impl Cluster {
         if shared.bus.subscription_count() == 0 {
             *after = top.max(*after);
             order.clear();
+            self.counters.tail_held.store(0, Ordering::Relaxed);
             return Ok(());
         }
         let mut counts = Counts::default();
@@ -108,6 +109,7 @@ impl Cluster {
         order.release(Instant::now(), &mut out, &mut counts);
         self.offer(shared, &mut out);
         let c = &self.counters;
+        c.tail_held.store(order.held() as u64, Ordering::Relaxed);
         c.tail_skipped.fetch_add(counts.skipped, Ordering::Relaxed);
         if counts.late > 0 {
             let n = c.tail_late.fetch_add(counts.late, Ordering::Relaxed) + counts.late;

@@ -186,6 +186,8 @@ impl NodeRecord {
             via: None,
             relay: self.via_relay.clone(),
             agent_version: None,
+            core: None,
+            health_age_ms: None,
         }
     }
 }

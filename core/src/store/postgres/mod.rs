@@ -42,6 +42,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2_session.sql"),
     include_str!("schema_v3_cluster.sql"),
     include_str!("schema_v4_origin.sql"),
+    include_str!("schema_v5_counts.sql"),
+    include_str!("schema_v5_core_load.sql"),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
