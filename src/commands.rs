@@ -992,6 +992,12 @@ pub async fn module_load(
     Ok(())
 }
 
+pub async fn module_revoke(data_dir: &Path, name: String) -> anyhow::Result<()> {
+    ask(data_dir, AdminRequest::RevokeModule { name: name.clone() }).await?;
+    say!("module {name}: every credential and grant revoked, its connection closed");
+    Ok(())
+}
+
 pub async fn module_unload(data_dir: &Path, name: String) -> anyhow::Result<()> {
     ask(data_dir, AdminRequest::UnloadModule { name: name.clone() }).await?;
     say!("module {name} unloaded");

@@ -248,6 +248,13 @@ enum ModuleCmd {
         dir: DataDir,
         name: String,
     },
+    /// Revoke every credential and certificate grant of a module and close its
+    /// connection, on whichever core of the deployment it is connected to.
+    Revoke {
+        #[command(flatten)]
+        dir: DataDir,
+        name: String,
+    },
     /// Every module: state, permissions, subscriptions, queue depth, dropped events, how
     /// its last process ended.
     List {
@@ -649,6 +656,7 @@ async fn dispatch(cmd: Cmd) -> anyhow::Result<()> {
             out,
         }) => c::module_cert(&dir.data_dir, name, permissions, &out).await,
         Cmd::Module(ModuleCmd::Unload { dir, name }) => c::module_unload(&dir.data_dir, name).await,
+        Cmd::Module(ModuleCmd::Revoke { dir, name }) => c::module_revoke(&dir.data_dir, name).await,
         Cmd::Module(ModuleCmd::List { dir, json, verbose }) => {
             c::module_list(&dir.data_dir, json, verbose).await
         }

@@ -337,6 +337,36 @@ async fn assign_relay(
     AdminResponse::Done
 }
 
+/// Revokes every grant of module `name` (shim credentials and module certificates'
+/// grants) and closes its connection here and, through the cluster, on any other core.
+async fn revoke_module(name: &str, actor: &str, remote: &str, shared: &Shared) -> AdminResponse {
+    let id = match NodeId::new(name) {
+        Ok(id) => id,
+        Err(e) => return AdminResponse::Error(format!("module name: {e}")),
+    };
+    let revoked = match shared.store.revoke_module_credentials(name).await {
+        Ok(n) => n,
+        Err(e) => return AdminResponse::Error(e.to_string()),
+    };
+    let cut_here = shared.modules.kick_granted(name);
+    if let Some(c) = &shared.cluster {
+        c.module_revoked(&id).await;
+    }
+    shared.audit(
+        actor,
+        "module.revoke",
+        "ok",
+        Some(remote.into()),
+        &format!("module={name} grants_revoked={revoked} closed_live_connection={cut_here}"),
+    );
+    if revoked == 0 && !cut_here {
+        return AdminResponse::Error(format!(
+            "module {name:?} has no unrevoked credential or grant; see `honeybee module list`"
+        ));
+    }
+    AdminResponse::Done
+}
+
 /// In a cluster, which core holds each node's live connection; `None` on one core, or
 /// when the leases cannot be read (logged; the caller falls back to what it knows).
 async fn lease_holders(
@@ -648,6 +678,7 @@ async fn dispatch(
                 Err(e) => R::Error(e),
             }
         }
+        AdminRequest::RevokeModule { name } => revoke_module(&name, actor, remote, shared).await,
         AdminRequest::ListModules => R::Modules(crate::modules::list(shared)),
         AdminRequest::IssueModuleCert {
             name,

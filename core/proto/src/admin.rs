@@ -144,6 +144,12 @@ pub enum AdminRequest {
     /// The cores serving the fleet (several on one PostgreSQL; one otherwise), with the
     /// nodes each holds; answered with [`AdminResponse::Cores`].
     ListCores,
+    /// Revoke every credential and certificate grant of module `name` and close its
+    /// connection, on whichever core it is connected to (a managed module is also
+    /// unloaded by `UnloadModule`, on the core that runs it). Answered with `Done`.
+    RevokeModule {
+        name: String,
+    },
 }
 
 /// Most events [`AdminRequest::CountEvents`] counts; past it the answer says `capped`.

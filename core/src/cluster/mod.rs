@@ -337,6 +337,15 @@ impl Cluster {
         }
     }
 
+    /// Tells every core that module `name`'s grants were revoked (this core has already
+    /// closed its own connection of it, if any).
+    pub async fn module_revoked(&self, name: &NodeId) {
+        let msg = ClusterMsg::ModuleRevoked { name: name.clone() };
+        if let Err(e) = sql::notify(&self.pg, &msg).await {
+            tracing::warn!(module = %name, error = %e, "could not notify the other cores of a module revocation; they pick it up at their next grant check");
+        }
+    }
+
     /// Tells the core holding `node` that its configuration changed. Returns whether the
     /// node is connected to another core (which then pushes it).
     pub async fn config_changed(&self, node: &NodeId) -> bool {
@@ -538,6 +547,7 @@ impl Cluster {
                 shared.registry.is_online(node)
             }
             ClusterMsg::Command { target, .. } => *target == self.id,
+            ClusterMsg::ModuleRevoked { name } => shared.modules.is_connected(name.as_str()),
             // Not its own commits: those its ingest has published.
             ClusterMsg::Events { origin } => {
                 if *origin != self.id {
@@ -605,6 +615,7 @@ impl Cluster {
                 }
             }
             ClusterMsg::Command { id, .. } => self.deliver(id, shared).await,
+            ClusterMsg::ModuleRevoked { name } => cut_revoked_modules(shared, &[name]).await,
             ClusterMsg::CommandDone { .. } | ClusterMsg::Events { .. } => {}
         }
     }
@@ -711,7 +722,31 @@ impl Cluster {
             let _ = sql::commands_prune(&self.pg, COMMAND_ROW_AGE).await;
             if n.is_multiple_of(DENYLIST_EVERY) {
                 reload_denylist(&shared).await;
+                // A module revocation whose notification was lost.
+                let names: Vec<NodeId> = shared
+                    .modules
+                    .granted_names()
+                    .into_iter()
+                    .filter_map(|n| NodeId::new(n).ok())
+                    .collect();
+                cut_revoked_modules(&shared, &names).await;
             }
+        }
+    }
+}
+
+/// Closes this core's connection of each module in `names` that the store says has no
+/// unrevoked grant left. Only the store decides: a forged notification cuts nothing.
+async fn cut_revoked_modules(shared: &Shared, names: &[NodeId]) {
+    for name in names {
+        match shared.store.module_permissions(name.as_str()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => {
+                if shared.modules.kick_granted(name.as_str()) {
+                    tracing::warn!(module = %name, "module connection closed: its grants were revoked through another core");
+                }
+            }
+            Err(e) => tracing::warn!(module = %name, error = %e, "module revocation: store"),
         }
     }
 }

@@ -39,6 +39,10 @@ pub enum ClusterMsg {
     /// arrives only once the rows are visible): the other cores' module bus tailers read
     /// past their cursor (`tail.rs`). The rows are the data.
     Events { origin: CoreId },
+    /// Module `name`'s credentials and grants were revoked (`honeybee module revoke`, or
+    /// it was unloaded): the core it is connected to closes its connection if the store
+    /// says it has no unrevoked grant left.
+    ModuleRevoked { name: NodeId },
 }
 
 /// Why a payload was not understood.
@@ -68,6 +72,7 @@ impl ClusterMsg {
             ClusterMsg::CommandDone { id, origin } => format!("done {id} {origin}"),
             ClusterMsg::Relay { node } => format!("relay {node}"),
             ClusterMsg::Events { origin } => format!("events {origin}"),
+            ClusterMsg::ModuleRevoked { name } => format!("module-revoked {name}"),
         }
     }
 
@@ -108,9 +113,14 @@ impl ClusterMsg {
             ("events", [c]) => Ok(ClusterMsg::Events {
                 origin: core(c, "events")?,
             }),
-            ("revoked" | "lease" | "config" | "cmd" | "done" | "relay" | "events", _) => {
-                Err(ParseError::Malformed("cluster"))
-            }
+            ("module-revoked", [n]) => Ok(ClusterMsg::ModuleRevoked {
+                name: node(n, "module-revoked")?,
+            }),
+            (
+                "revoked" | "lease" | "config" | "cmd" | "done" | "relay" | "events"
+                | "module-revoked",
+                _,
+            ) => Err(ParseError::Malformed("cluster")),
             (other, _) => Err(ParseError::Unknown(other.chars().take(32).collect())),
         }
     }
@@ -131,7 +141,8 @@ mod tests {
                 generation: i64::MIN,
             },
             ClusterMsg::Config { node: node.clone() },
-            ClusterMsg::Relay { node },
+            ClusterMsg::Relay { node: node.clone() },
+            ClusterMsg::ModuleRevoked { name: node },
             ClusterMsg::Events { origin: core },
             ClusterMsg::Command {
                 id: i64::MIN,
@@ -174,6 +185,9 @@ mod tests {
             "config ../etc",
             "relay",
             "events now",
+            "module-revoked",
+            "module-revoked ../x",
+            "module-revoked a b",
         ] {
             assert!(ClusterMsg::parse(bad).is_err(), "{bad:?}");
         }

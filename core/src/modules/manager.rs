@@ -8,6 +8,7 @@
 //! dashboard's admin password, cloud credentials an operator exported).
 
 use crate::server::Shared;
+use honeybee_proto::NodeId;
 use honeybee_proto::admin::ModuleSpec;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -185,6 +186,10 @@ impl ModuleManager {
         let _ = tokio::time::timeout(GRACE + Duration::from_secs(5), m.task).await;
         let _ = shared.store.revoke_module_credentials(name).await;
         shared.modules.kick(name);
+        // Its credential may also be in use by a connection to another core.
+        if let (Some(c), Ok(id)) = (&shared.cluster, NodeId::new(name)) {
+            c.module_revoked(&id).await;
+        }
         shared.audit(
             actor,
             "module.unload",

@@ -27,6 +27,10 @@ pub struct LiveModule {
     pub subscriptions: Arc<AtomicU32>,
     /// Notified to make the session close (replaced by a newer connection, or unloaded).
     pub kick: Arc<Notify>,
+    /// Its permissions come from a stored grant (a shim credential or a module
+    /// certificate's), so revoking the module's grants closes it; false for the
+    /// dashboard, whose certificate's role is its grant.
+    pub by_grant: bool,
 }
 
 /// Connected modules by name: one connection per name, the newest wins.
@@ -75,6 +79,31 @@ impl ModuleRegistry {
         let mut live = self.lock();
         if live.get(name).is_some_and(|m| m.conn_id == conn_id) {
             live.remove(name);
+        }
+    }
+
+    /// Whether a module of this name is connected.
+    pub fn is_connected(&self, name: &str) -> bool {
+        self.lock().contains_key(name)
+    }
+
+    /// The names of the connected modules whose permissions come from a stored grant.
+    pub fn granted_names(&self) -> Vec<String> {
+        self.lock()
+            .iter()
+            .filter(|(_, m)| m.by_grant)
+            .map(|(n, _)| n.clone())
+            .collect()
+    }
+
+    /// Closes the connection of `name` if its permissions come from a stored grant.
+    pub fn kick_granted(&self, name: &str) -> bool {
+        match self.lock().get(name) {
+            Some(m) if m.by_grant => {
+                m.kick.notify_one();
+                true
+            }
+            _ => false,
         }
     }
 

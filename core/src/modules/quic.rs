@@ -14,7 +14,8 @@ use std::time::Duration;
 pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Shared>) {
     let name = peer.spiffe.id.to_string();
     let remote = conn.remote_address();
-    let granted = if peer.spiffe.role == Role::Dashboard {
+    let by_grant = peer.spiffe.role != Role::Dashboard;
+    let granted = if !by_grant {
         // The dashboard is the operators' console: it needs the whole interface.
         Permission::ALL.to_vec()
     } else {
@@ -48,7 +49,11 @@ pub async fn handle(conn: quinn::Connection, peer: PeerIdentity, shared: &Arc<Sh
     super::session::serve(
         recv,
         send,
-        super::session::Auth::Certificate { name, granted },
+        super::session::Auth::Certificate {
+            name,
+            granted,
+            by_grant,
+        },
         remote,
         "quic",
         shared.clone(),

@@ -47,6 +47,8 @@ pub enum Auth {
     Certificate {
         name: String,
         granted: Vec<Permission>,
+        /// The permissions come from a stored grant (false: the dashboard's role).
+        by_grant: bool,
     },
 }
 
@@ -162,6 +164,10 @@ pub async fn serve<R, W>(
             return;
         }
     };
+    let by_grant = match &auth {
+        Auth::Credential => true,
+        Auth::Certificate { by_grant, .. } => *by_grant,
+    };
     let (name, version, granted) = match authenticate(&body, &auth, peer, &shared).await {
         Ok(v) => v,
         Err(msg) => {
@@ -190,6 +196,7 @@ pub async fn serve<R, W>(
             queue: queue.clone(),
             subscriptions: subscriptions.clone(),
             kick: Arc::new(tokio::sync::Notify::new()),
+            by_grant,
         },
     );
     let kick = shared.modules.kick_handle(&name, conn_id);
@@ -338,6 +345,7 @@ async fn authenticate(
         Auth::Certificate {
             name: cert_name,
             granted,
+            ..
         } => {
             if &name != cert_name {
                 return Err(error(
