@@ -9,13 +9,17 @@ use crate::health::{HealthSampler, rss_bytes};
 use crate::services::{Limits, ServiceManager};
 use crate::sink::{EventSink, now_ms};
 use crate::spool::Spool;
-use crate::transport::{FrameIoError, client_config_with, endpoint_for, read_frame, write_frame};
+use crate::transport::{
+    FrameIoError, client_config_with, come_back, connect_attempt, endpoint_for, read_frame,
+    write_frame,
+};
 use honeybee_pki::files::write_private;
 use honeybee_pki::keys::{KeyPair, make_csr};
 use honeybee_proto::codec::FrameLimit;
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, Command, CoreMsg, Health, Hello, NodeMode};
 use honeybee_proto::event::EventBatch;
+use honeybee_proto::reconnect::{ComeBack, Reconnect};
 use honeybee_proto::session::{AgentSession, BATCH_EVENTS};
 use honeybee_proto::stream::{StreamKind, close};
 pub use honeybee_proto::timing::Timing;
@@ -355,10 +359,14 @@ fn save_node_config(paths: &AgentPaths, cfg: &NodeConfig) {
     }
 }
 
-/// Connects, serves, and reconnects with jittered exponential backoff, forever.
+/// Connects, serves, and reconnects, forever: quick probes right after a core that
+/// welcomed us goes away (at the time its close says, if it said), jittered exponential
+/// backoff for a core that stays away or was never reached (`honeybee_proto::reconnect`).
 async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
     let timing = state.timing;
-    let mut backoff = timing.reconnect_min;
+    let clock = tokio::time::Instant::now();
+    let mut schedule = Reconnect::new(&timing);
+    let mut quick = false;
     let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
     loop {
         if state.identity.read().map(|i| i.not_after_ms).unwrap_or(0) <= now_ms() {
@@ -385,22 +393,28 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
                     }
                 },
             };
-            match connect(&ep, addr, &state).await {
+            match connect(&ep, addr, &state, quick).await {
                 Ok(conn) => {
-                    backoff = timing.reconnect_min;
                     tracing::info!(%addr, "connected to core");
-                    let why = serve(conn, &state).await;
+                    let welcomed = state.connections.load(Ordering::Relaxed);
+                    let (why, hint) = serve(conn, &state).await;
                     state.connected.send_replace(false);
                     state.core_conn.send_replace(None);
-                    tracing::warn!(%addr, reason = why, "disconnected from core");
+                    tracing::warn!(%addr, reason = why, come_back = ?hint, "disconnected from core");
+                    // A core that closes before its welcome (full, refusing us) is not
+                    // one that went away: the schedule goes on as for a failed attempt.
+                    if state.connections.load(Ordering::Relaxed) != welcomed {
+                        schedule.on_welcomed();
+                        schedule.on_lost(clock.elapsed(), hint);
+                    }
                     break;
                 }
                 Err(e) => tracing::warn!(%addr, error = e, "cannot connect to core"),
             }
         }
-        let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
-        tokio::time::sleep(backoff + Duration::from_millis(jitter)).await;
-        backoff = (backoff * 2).min(timing.reconnect_max);
+        let next = schedule.next(clock.elapsed(), rand::random());
+        quick = next.quick;
+        tokio::time::sleep(next.wait).await;
     }
 }
 
@@ -408,33 +422,36 @@ async fn connect(
     ep: &quinn::Endpoint,
     addr: SocketAddr,
     state: &State,
+    quick: bool,
 ) -> Result<quinn::Connection, String> {
     let cfg = state
         .identity
         .read()
         .map_err(|_| "identity lock poisoned".to_string())?
         .quic_config(&state.timing)?;
-    let connecting = ep
-        .connect_with(cfg, addr, "honeybee-core")
-        .map_err(|e| e.to_string())?;
-    match tokio::time::timeout(state.timing.handshake_deadline, connecting).await {
-        Ok(Ok(c)) => Ok(c),
-        Ok(Err(e)) => Err(e.to_string()),
-        Err(_) => Err("handshake timed out".into()),
-    }
+    connect_attempt(ep, cfg, addr, quick, &state.timing).await
 }
 
-/// Serves one connection until it ends; returns why it ended.
-async fn serve(conn: quinn::Connection, state: &Arc<State>) -> String {
+/// Serves one connection until it ends; returns why it ended, and the core's "come back"
+/// if it closed the connection with one.
+async fn serve(conn: quinn::Connection, state: &Arc<State>) -> (String, Option<ComeBack>) {
     let result = serve_inner(&conn, state).await;
+    // Read before our own close, which would otherwise be the reason on record.
+    let hint = come_back(&conn);
     conn.close(close::NORMAL.into(), b"bye");
-    match result {
-        Ok(()) => conn
+    let why = match (result, &hint) {
+        // The reason's text without the encoded hint, which is logged on its own.
+        (_, Some(_)) => match conn.close_reason() {
+            Some(quinn::ConnectionError::ApplicationClosed(c)) => ComeBack::text(&c.reason),
+            _ => "closed".into(),
+        },
+        (Ok(()), None) => conn
             .close_reason()
             .map(|r| r.to_string())
             .unwrap_or_else(|| "closed".into()),
-        Err(e) => e,
-    }
+        (Err(e), None) => e,
+    };
+    (why, hint)
 }
 
 async fn serve_inner(conn: &quinn::Connection, state: &Arc<State>) -> Result<(), String> {

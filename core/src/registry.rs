@@ -400,10 +400,13 @@ impl Registry {
         doomed.into_iter().map(|(id, _, _)| id).collect()
     }
 
-    /// Closes every connection (shutdown).
-    pub fn close_all(&self, code: u32, reason: &str) {
-        for (_, l) in self.lock().drain() {
-            l.conn.close(code.into(), reason.as_bytes());
+    /// Closes every connection (shutdown), with the reason `reason` makes for how many
+    /// there are (the "come back" hint is sized to the fleet).
+    pub fn close_all(&self, code: u32, reason: impl FnOnce(usize) -> Vec<u8>) {
+        let live: Vec<_> = self.lock().drain().collect();
+        let reason = reason(live.len());
+        for (_, l) in live {
+            l.conn.close(code.into(), &reason);
         }
     }
 }

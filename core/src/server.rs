@@ -14,6 +14,7 @@ use honeybee_pki::token::Token;
 use honeybee_proto::NodeId;
 use honeybee_proto::admin::{AuditEntry, TokenSpec};
 use honeybee_proto::event::EventKind;
+use honeybee_proto::reconnect::ComeBack;
 use honeybee_proto::stream::close;
 use honeybee_proto::{Role, TokenId, alpn};
 use std::net::SocketAddr;
@@ -503,9 +504,11 @@ impl Core {
     /// Stops accepting, closes every connection, flushes the store.
     pub async fn shutdown(mut self) {
         self.shared.manager.stop_all().await;
-        self.shared
-            .registry
-            .close_all(close::SHUTDOWN, "core shutting down");
+        // Agents come back spread over about the time admitting them all takes, rather
+        // than all at once or on their exponential backoff (honeybee_proto::reconnect).
+        self.shared.registry.close_all(close::SHUTDOWN, |n| {
+            ComeBack::for_fleet(n).reason("core shutting down")
+        });
         self.endpoint
             .close(close::SHUTDOWN.into(), b"core shutting down");
         self.relayed
