@@ -81,6 +81,10 @@ struct Args {
     /// compare two builds of the core under the same harness.
     #[arg(long, value_name = "EXE")]
     fleet_core_exe: Option<PathBuf>,
+    /// `fleet`: the agents reconnect on the schedule before the core's "come back"
+    /// (250 ms doubling to 30 s, no quick probes): the storm's "before", same binary.
+    #[arg(long)]
+    fleet_legacy_backoff: bool,
     /// `fleet`: ping round trips sampled per scenario.
     #[arg(long, default_value_t = 200)]
     rtt_samples: usize,
@@ -736,6 +740,7 @@ async fn run(args: &Args) -> Result<String> {
         opts.window = Duration::from_secs(args.fleet_window.clamp(1, 600));
         opts.rtt_samples = args.rtt_samples.clamp(1, 100_000);
         opts.core_exe = args.fleet_core_exe.clone();
+        opts.legacy_backoff = args.fleet_legacy_backoff;
         let report = fleet::run(&opts).await.context("figure fleet")?;
         let md = report.markdown();
         println!("{md}");

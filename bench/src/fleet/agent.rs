@@ -2,17 +2,19 @@
 //! and the node protocol as `honeybee_agent::runtime` speaks it — hello, welcome, a health
 //! report at once and every health interval, telemetry batches at the fleet's trickle
 //! rate, an answer to every command, and config pushes taken (counted) — reconnecting
-//! with the agent's own jittered exponential backoff (`Timing::reconnect_min`/`max`).
+//! on the agent's own schedule (`honeybee_proto::reconnect`) and connect attempts
+//! (`honeybee_agent::transport::connect_attempt`).
 //!
 //! No spool, no services: what the core sees is what a real agent sends, and the harness
 //! stays light enough to run thousands of agents beside the core on one machine.
 
 use anyhow::{Result, anyhow, bail};
-use honeybee_agent::transport::{read_frame, write_frame};
+use honeybee_agent::transport::{come_back, connect_attempt, read_frame, write_frame};
 use honeybee_proto::codec::{self, FrameLimit};
 use honeybee_proto::config::NodeConfig;
 use honeybee_proto::control::{AgentMsg, CoreMsg, Health, Hello, NodeMode, ServiceStatus};
 use honeybee_proto::event::EventBatch;
+use honeybee_proto::reconnect::{Attempt, ComeBack, Reconnect};
 use honeybee_proto::stream::StreamKind;
 use honeybee_proto::timing::Timing;
 use std::net::SocketAddr;
@@ -86,6 +88,24 @@ pub struct Agent {
     pub index: usize,
     pub quic: quinn::ClientConfig,
     pub addr: SocketAddr,
+    /// Reconnect as agents did before `honeybee_proto::reconnect` ([`Legacy`]).
+    pub legacy_backoff: bool,
+}
+
+/// The agents' schedule before `honeybee_proto::reconnect`, kept for the storm's "before"
+/// (`--fleet-legacy-backoff`): 250 ms doubling to 30 s, plus up to half again, reset on a
+/// welcome, every attempt waiting out the full handshake deadline.
+struct Legacy {
+    backoff: Duration,
+}
+
+impl Legacy {
+    fn next(&mut self, timing: &Timing) -> Attempt {
+        let jitter = rand::random::<u64>() % (self.backoff.as_millis() as u64 / 2 + 1);
+        let wait = self.backoff + Duration::from_millis(jitter);
+        self.backoff = (self.backoff * 2).min(timing.reconnect_max);
+        Attempt { wait, quick: false }
+    }
 }
 
 /// The agent's health report, built from the configuration the core sent: every enabled
@@ -116,7 +136,8 @@ fn health(started: Instant, config: &NodeConfig) -> Health {
 }
 
 /// Runs the agent until its orders say stop (or `limit` passes): connects, serves,
-/// reconnects with the agent's backoff.
+/// reconnects on the agent's schedule (`honeybee_proto::reconnect`: quick probes after a
+/// lost connection, at the time the server's close says; exponential backoff otherwise).
 pub async fn run(
     agent: Agent,
     state: Arc<FleetState>,
@@ -127,12 +148,31 @@ pub async fn run(
     let deadline = tokio::time::Instant::now() + limit;
     let ep = quinn::Endpoint::client((crate::fixture::LOOPBACK, 0).into())?;
     let started = Instant::now();
-    let mut backoff = timing.reconnect_min;
+    let clock = tokio::time::Instant::now();
+    let mut schedule = Reconnect::new(&timing);
+    let mut legacy = Legacy {
+        backoff: timing.reconnect_min,
+    };
+    let mut quick = false;
     let mut next_seq = 1u64;
     while !orders.borrow().stop && tokio::time::Instant::now() < deadline {
-        match serve(&agent, &ep, &state, &mut orders, started, &mut next_seq).await {
-            Ok(true) => backoff = timing.reconnect_min,
-            Ok(false) => {}
+        match serve(
+            &agent,
+            &ep,
+            &state,
+            &mut orders,
+            started,
+            &mut next_seq,
+            quick,
+        )
+        .await
+        {
+            Ok(Served::Welcomed(hint)) => {
+                schedule.on_welcomed();
+                schedule.on_lost(clock.elapsed(), hint);
+                legacy.backoff = timing.reconnect_min;
+            }
+            Ok(Served::Stopped) => {}
             Err(_) => {
                 state.connect_failures.fetch_add(1, Ordering::Relaxed);
             }
@@ -140,22 +180,32 @@ pub async fn run(
         if orders.borrow().stop {
             break;
         }
-        // The agent's schedule exactly: backoff plus up to half of it again, doubling.
-        let jitter = rand::random::<u64>() % (backoff.as_millis() as u64 / 2 + 1);
+        let next = if agent.legacy_backoff {
+            legacy.next(&timing)
+        } else {
+            schedule.next(clock.elapsed(), rand::random())
+        };
+        quick = next.quick;
         tokio::select! {
-            _ = tokio::time::sleep(backoff + Duration::from_millis(jitter)) => {}
+            _ = tokio::time::sleep(next.wait) => {}
             _ = orders.wait_for(|o| o.stop) => break,
             _ = tokio::time::sleep_until(deadline) => break,
         }
-        backoff = (backoff * 2).min(timing.reconnect_max);
     }
     ep.close(0u32.into(), b"bye");
     let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
     Ok(())
 }
 
-/// One connection: `Ok(true)` once welcomed (the backoff starts over), `Ok(false)` when
-/// told to stop before, `Err` when the connection or the hello failed.
+/// How a connection ended.
+enum Served {
+    /// Welcomed, then lost, with the server's "come back" if its close carried one.
+    Welcomed(Option<ComeBack>),
+    /// Told to stop before a welcome.
+    Stopped,
+}
+
+/// One connection; `Err` when the connection or the hello failed.
 async fn serve(
     agent: &Agent,
     ep: &quinn::Endpoint,
@@ -163,12 +213,13 @@ async fn serve(
     orders: &mut watch::Receiver<Orders>,
     started: Instant,
     next_seq: &mut u64,
-) -> Result<bool> {
+    quick: bool,
+) -> Result<Served> {
     let timing = Timing::default();
-    let connecting = ep.connect_with(agent.quic.clone(), agent.addr, "honeybee-core")?;
+    let connecting = connect_attempt(ep, agent.quic.clone(), agent.addr, quick, &timing);
     let conn = tokio::select! {
-        c = tokio::time::timeout(timing.handshake_deadline, connecting) => c.map_err(|_| anyhow!("handshake timed out"))??,
-        _ = orders.wait_for(|o| o.stop) => return Ok(false),
+        c = connecting => c.map_err(|e| anyhow!(e))?,
+        _ = orders.wait_for(|o| o.stop) => return Ok(Served::Stopped),
     };
     let (mut send, mut recv) = conn.open_bi().await?;
     let hello = AgentMsg::Hello(Hello {
@@ -233,14 +284,16 @@ async fn serve(
             changed = orders.changed() => {
                 if changed.is_err() || orders.borrow().stop {
                     conn.close(0u32.into(), b"bye");
-                    return Ok(true);
+                    return Ok(Served::Welcomed(None));
                 }
             }
             _ = conn.closed() => break,
         }
     }
+    // Read before our own close, which would otherwise be the reason on record.
+    let hint = come_back(&conn);
     conn.close(0u32.into(), b"bye");
-    Ok(true)
+    Ok(Served::Welcomed(hint))
 }
 
 /// Sends one-event batches at the ordered rate until the connection fails.

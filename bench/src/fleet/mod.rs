@@ -46,6 +46,10 @@ pub struct FleetOpts {
     /// Run the core as `EXE --core-run DIR` (another build of this harness), so two
     /// builds of the core are measured by the same harness.
     pub core_exe: Option<std::path::PathBuf>,
+    /// The agents reconnect on the schedule before `honeybee_proto::reconnect` (250 ms
+    /// doubling to 30 s, each attempt the full handshake deadline, the server's "come
+    /// back" ignored): the "before" of the storm, with the same binary and servers.
+    pub legacy_backoff: bool,
 }
 
 impl FleetOpts {
@@ -57,6 +61,7 @@ impl FleetOpts {
             trickle_per_s: 1.0,
             settle_limit: Duration::from_secs(180),
             core_exe: None,
+            legacy_backoff: false,
         }
     }
 }
@@ -95,6 +100,8 @@ impl Storm {
 pub struct FleetReport {
     pub agents: usize,
     pub core_exe: String,
+    /// Which reconnection schedule the agents ran (`FleetOpts::legacy_backoff`).
+    pub schedule: &'static str,
     pub mint_seconds: f64,
     pub connect_seconds: f64,
     pub core_rss_idle_kib: u64,
@@ -300,7 +307,7 @@ impl FleetReport {
         );
         let _ = writeln!(
             md,
-            "\nConfig push to all {n} nodes (`SetNodeConfig` each, 16 in flight on one admin connection, after the trickle's backlog drained in {:.2} s): {}/{n} agents had it after {:.2} s, every request answered after {:.2} s. Fleet connect from cold: {:.2} s. Identities minted in {:.1} s. Core RSS {} KiB before the fleet, {} KiB with it (private {} → {} KiB). Agent connection attempts that failed (all scenarios): {}. CPU windows {:.0} s. Core: {}.",
+            "\nConfig push to all {n} nodes (`SetNodeConfig` each, 16 in flight on one admin connection, after the trickle's backlog drained in {:.2} s): {}/{n} agents had it after {:.2} s, every request answered after {:.2} s. Fleet connect from cold: {:.2} s. Identities minted in {:.1} s. Core RSS {} KiB before the fleet, {} KiB with it (private {} → {} KiB). Agent connection attempts that failed (all scenarios): {}. CPU windows {:.0} s. Core: {}. Agents' reconnection: {}.",
             self.trickle_drain_seconds,
             self.config_pushed,
             self.config_push_seconds,
@@ -313,7 +320,8 @@ impl FleetReport {
             self.core_anon_fleet_kib,
             self.connect_failures,
             self.window_s,
-            self.core_exe
+            self.core_exe,
+            self.schedule
         );
         md
     }
@@ -546,6 +554,11 @@ pub async fn run(opts: &FleetOpts) -> Result<FleetReport> {
 
     let exe = CoreExe::find(opts.core_exe.as_deref())?;
     r.core_exe = exe.describe();
+    r.schedule = if opts.legacy_backoff {
+        "legacy (250 ms doubling to 30 s, full handshake deadline, no come-back)"
+    } else {
+        "honeybee_proto::reconnect (quick probes after a loss, the server's come-back)"
+    };
     let core = ServerProc::core(&exe, &core_dir, log.clone()).await?;
     tokio::time::sleep(Duration::from_secs(1)).await;
     r.core_rss_idle_kib = rss_kib(core.pid())?;
@@ -566,7 +579,12 @@ pub async fn run(opts: &FleetOpts) -> Result<FleetReport> {
     let mut agents = tokio::task::JoinSet::new();
     let t = Instant::now();
     for (index, quic) in quic.into_iter().enumerate() {
-        let a = Agent { index, quic, addr };
+        let a = Agent {
+            index,
+            quic,
+            addr,
+            legacy_backoff: opts.legacy_backoff,
+        };
         agents.spawn(agent::run(a, state.clone(), orders_rx.clone(), lifetime));
     }
     let all = wait_until(opts.settle_limit, || state.welcomed_since(1) == n).await;

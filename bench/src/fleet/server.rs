@@ -199,7 +199,7 @@ pub fn core_main(dir: PathBuf) -> Result<()> {
 
 /// `--bare-server DIR ADDR`: a bare quinn server with the core's TLS and transport
 /// configuration on `ADDR`; writes `DIR/bare.addr` once bound; closes every connection on
-/// SIGTERM.
+/// SIGTERM as the core does (`close::SHUTDOWN` with a `ComeBack` sized to the fleet).
 pub fn bare_main(dir: PathBuf, addr: SocketAddr) -> Result<()> {
     init_tracing();
     honeybee_pki::install_crypto_provider();
@@ -222,7 +222,10 @@ pub fn bare_main(dir: PathBuf, addr: SocketAddr) -> Result<()> {
             })
         };
         signalled().await;
-        ep.close(0u32.into(), b"shutting down");
+        // The core's clean shutdown, "come back" included, so both storms start alike.
+        let reason = honeybee_proto::reconnect::ComeBack::for_fleet(ep.open_connections())
+            .reason("shutting down");
+        ep.close(honeybee_proto::stream::close::SHUTDOWN.into(), &reason);
         accept.abort();
         let _ = tokio::time::timeout(Duration::from_secs(2), ep.wait_idle()).await;
         std::fs::remove_file(dir.join("bare.addr")).ok();
