@@ -2,6 +2,9 @@
 //! the probes they store, a task ticks the detector and stores each finished network scan
 //! as a `scan_detected` event of the pseudo-node `core` (and offers it to modules).
 //!
+//! In a cluster of cores only the elected one runs the detector, fed with every core's
+//! probes (`cluster/correlate.rs`); the others drop theirs.
+//!
 //! Offering never blocks ingest: the queue is bounded and a full queue drops the probe,
 //! counted in the log.
 
@@ -98,8 +101,17 @@ pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepC
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
+        // In a cluster only the elected core correlates (`cluster/correlate.rs`); the
+        // others drop their probes, which reach it through its tail of their events, and
+        // a core that stops correlating forgets its sweeps (the new one starts afresh:
+        // a sweep is never reported twice).
+        let leading = shared.cluster.as_ref().is_none_or(|c| c.correlating());
+        if !leading && detector.tracked() > 0 {
+            detector = SweepDetector::new(cfg);
+        }
         let reports = tokio::select! {
             probe = rx.recv() => match probe {
+                Some(_) if !leading => Vec::new(),
                 Some(p) => {
                     let t = now();
                     let mut out = Vec::new();
@@ -110,7 +122,7 @@ pub async fn run(mut rx: mpsc::Receiver<Probe>, shared: Arc<Shared>, cfg: SweepC
                 }
                 None => return,
             },
-            _ = tick.tick() => detector.tick(now()),
+            _ = tick.tick() => if leading { detector.tick(now()) } else { Vec::new() },
         };
         for r in reports {
             store(&shared, r).await;

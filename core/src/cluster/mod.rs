@@ -23,8 +23,15 @@
 //!   stored, read back from the `events` table by id, woken by the storing core's
 //!   notification after its commit.
 //!
+//! - **Scan correlation** (`correlate.rs`): one core, holding an advisory lock, correlates
+//!   for the cluster, fed with the other cores' events by its tail.
+//! - **Module revocation**: `module-revoked <name>` makes the core a module is connected
+//!   to re-read its grants and close it when none is left (and the grants of connected
+//!   modules are re-read every third renewal).
+//!
 //! SQLite deployments have no cluster: one core, and none of this runs.
 
+mod correlate;
 mod msg;
 mod reorder;
 mod sql;
@@ -189,6 +196,10 @@ pub struct Cluster {
     pub counters: ClusterCounters,
     /// Wakes the module bus tailer: another core committed events.
     tail_wake: tokio::sync::Notify,
+    /// This core correlates scans for the cluster (`correlate.rs`).
+    correlating: std::sync::atomic::AtomicBool,
+    /// The connection holding the correlator lock, while this core holds it.
+    correlator_conn: tokio::sync::Mutex<Option<deadpool_postgres::Object>>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -258,6 +269,8 @@ impl Cluster {
             slot,
             counters: ClusterCounters::default(),
             tail_wake: tokio::sync::Notify::new(),
+            correlating: std::sync::atomic::AtomicBool::new(false),
+            correlator_conn: tokio::sync::Mutex::new(None),
         })))
     }
 
@@ -321,6 +334,7 @@ impl Cluster {
 
     /// A clean shutdown: every lease of this core goes, its nodes offline, and its row.
     pub async fn shut_down(&self) {
+        self.resign().await;
         self.held().clear();
         match sql::release_all(&self.pg, self.id).await {
             Ok(n) => tracing::info!(nodes_marked_offline = n, "cluster leases released"),
@@ -711,6 +725,9 @@ impl Cluster {
             tick.tick().await;
             n += 1;
             self.renew(&shared).await;
+            if shared.cfg.scan_correlation.is_some() {
+                self.elect().await;
+            }
             match sql::expire(&self.pg, self.id).await {
                 Ok(0) => {}
                 Ok(k) => tracing::warn!(

@@ -74,7 +74,9 @@ impl Cluster {
         order: &mut Reorder,
     ) -> Result<(), crate::store::StoreError> {
         let top = self.pg.events_top().await?;
-        if shared.bus.subscription_count() == 0 {
+        // The correlating core reads every other core's events for its detector.
+        let correlating = self.correlating();
+        if shared.bus.subscription_count() == 0 && !correlating {
             *after = top.max(*after);
             order.clear();
             self.counters.tail_held.store(0, Ordering::Relaxed);
@@ -90,6 +92,13 @@ impl Cluster {
                 Some(r) if full => r.id,
                 _ => top,
             };
+            if correlating {
+                for r in &rows {
+                    shared
+                        .correlator
+                        .offer(&r.event.node, std::iter::once(&r.event.event));
+                }
+            }
             let mut labels: HashMap<NodeId, Arc<Vec<(String, String)>>> = HashMap::new();
             let mut events: Vec<Arc<BusEvent>> = rows
                 .into_iter()

@@ -441,3 +441,24 @@ async fn each_core_reads_back_only_the_events_other_cores_stored() {
         pg.close().await.unwrap();
     }
 }
+
+/// One core at a time holds the correlator lock; it is free again once the holder's
+/// connection is gone (a crashed core), and then another takes it.
+#[tokio::test]
+async fn the_correlator_lock_has_one_holder_and_fails_over_when_its_connection_closes() {
+    let pg = fresh().await;
+    let a = pg.raw_client().await.unwrap();
+    let b = pg.raw_client().await.unwrap();
+    assert!(correlate::try_lock(&a).await.unwrap());
+    assert!(!correlate::try_lock(&b).await.unwrap(), "a second holder");
+    // The holder's connection closes (its core crashed): PostgreSQL frees the lock.
+    drop(deadpool_postgres::Object::take(a));
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !correlate::try_lock(&b).await.unwrap() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the lock was not freed with its connection"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
