@@ -4,6 +4,13 @@
 //! ([`crate::scenario`]) disrupt it (partitions, a killed core, rebinding NATs) and then
 //! audit the core's store: every synthetic event carries a unique `(agent, index)` mark,
 //! so lost and duplicated events are counted by content, not by sequence number.
+//!
+//! With [`FleetOptions::cores`] above one, the cores share one PostgreSQL database (the
+//! test fixture's server, [`crate::pg`]) and each agent has one impaired link per core;
+//! it finds them by `srv:DOMAIN` through the fleet's DNS responder ([`crate::dns`]), its
+//! home core first, so the agents are split across the cores and fail over down their SRV
+//! list as deployed agents do. The audit reads the shared database through any running
+//! core.
 
 use crate::model::{Impairment, Partition};
 use crate::proxy::{Proxy, ProxyConfig, ProxyError};
@@ -12,7 +19,8 @@ use honeybee_agent::runtime::{Agent, AgentError, AgentOptions};
 use honeybee_agent::services::Limits;
 use honeybee_agent::sink::{EventSink, NewEvent};
 use honeybee_core::Core;
-use honeybee_core::init::{InitOptions, init};
+use honeybee_core::config::RawStore;
+use honeybee_core::init::{InitOptions, init_with_store};
 use honeybee_proto::admin::{EventQuery, TokenSpec};
 use honeybee_proto::control::NodeMode;
 use honeybee_proto::event::EventKind;
@@ -62,6 +70,10 @@ pub enum HarnessError {
     Audit(String),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("PostgreSQL for the fleet: {0}")]
+    Postgres(String),
+    #[error("fleet options: {0}")]
+    Options(String),
 }
 
 /// How to build a fleet.
@@ -81,6 +93,13 @@ pub struct FleetOptions {
     /// The session timers of the core and of every agent (the same value on both ends).
     /// Scenarios that must outlast a timer compress it rather than wait out real time.
     pub timing: Timing,
+    /// Cores serving the fleet; more than one needs `postgres`. Agent `i`'s home core
+    /// (first in its SRV list) is core `i % cores`.
+    pub cores: usize,
+    /// Store in a fresh database on the process's PostgreSQL server instead of SQLite.
+    pub postgres: bool,
+    /// `[store] lease_ttl` on PostgreSQL (None: the core's default, 30 s).
+    pub lease_ttl: Option<String>,
 }
 
 impl FleetOptions {
@@ -95,16 +114,31 @@ impl FleetOptions {
             enrol_parallelism: 8,
             connect_within: Duration::from_secs(300),
             timing: Timing::default(),
+            cores: 1,
+            postgres: false,
+            lease_ttl: None,
+        }
+    }
+
+    /// The same with `cores` cores on one PostgreSQL database.
+    pub fn on_cores(self, cores: usize) -> FleetOptions {
+        FleetOptions {
+            cores,
+            postgres: true,
+            ..self
         }
     }
 }
 
-/// One agent of the fleet and its link.
+/// One agent of the fleet and its links.
 pub struct Member {
     pub index: usize,
     pub node: NodeId,
     pub dir: PathBuf,
+    /// The link to core 0 (the only core of a one-core fleet).
     pub proxy: Proxy,
+    /// The links to cores 1, 2, … of a fleet of several cores.
+    pub other_links: Vec<Proxy>,
     pub agent: Option<Agent>,
     emitter: Emitter,
 }
@@ -139,13 +173,45 @@ impl Emitter {
     }
 }
 
-/// A running core and its agents.
+impl Member {
+    /// The agent's link to core `core`.
+    pub fn link(&self, core: usize) -> &Proxy {
+        match core {
+            0 => &self.proxy,
+            c => &self.other_links[c - 1],
+        }
+    }
+
+    fn links(&self) -> impl Iterator<Item = &Proxy> {
+        std::iter::once(&self.proxy).chain(&self.other_links)
+    }
+}
+
+/// The running cores and their agents.
 pub struct Fleet {
     dir: tempfile::TempDir,
-    core: Option<Core>,
-    core_addr: SocketAddr,
+    /// `None` where a core is stopped.
+    cores: Vec<Option<Core>>,
+    core_addrs: Vec<SocketAddr>,
+    /// Serves the agents' SRV records in a fleet of several cores.
+    dns: Option<crate::dns::Dns>,
     pub members: Vec<Member>,
     pub opts: FleetOptions,
+}
+
+/// The SRV domain agent `index` finds its cores by.
+fn agent_domain(index: usize) -> String {
+    format!("a{index}.netsim.test")
+}
+
+/// The name every link's address goes by (they all listen on 127.0.0.1).
+const LINK_HOST: &str = "links.netsim.test";
+
+/// A free UDP port on 127.0.0.1 (free when asked; the core binds it right after).
+fn free_udp_port() -> Result<u16, HarnessError> {
+    Ok(std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
+        .local_addr()?
+        .port())
 }
 
 /// What the store holds for the fleet's synthetic events.
@@ -160,38 +226,82 @@ pub struct Delivery {
 }
 
 impl Fleet {
-    /// `core init` on a free loopback port, the core, one multi-use token, every agent
-    /// enrolled directly with the core, then each agent re-pointed at its own proxy and
-    /// started; returns once every agent has connected through its proxy.
+    /// `core init` on a free loopback port (and, for several cores, copies of its data
+    /// directory on ports of their own, all on one fresh PostgreSQL database), the cores,
+    /// one multi-use token, every agent enrolled directly with core 0, then each agent
+    /// re-pointed at its own proxies and started; returns once every agent has connected
+    /// through a proxy.
     pub async fn start(opts: FleetOptions) -> Result<Fleet, HarnessError> {
         honeybee_pki::install_crypto_provider();
+        if opts.cores == 0 || (opts.cores > 1 && !opts.postgres) {
+            return Err(HarnessError::Options(format!(
+                "{} cores: a fleet has at least one core, and several cores share one \
+                 PostgreSQL database (set postgres)",
+                opts.cores
+            )));
+        }
         let dir = tempfile::Builder::new()
             .prefix("honeybee-netsim-")
             .tempdir()?;
-        let port = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, 0))?
-            .local_addr()?
-            .port();
-        let core_addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
+        let core_addrs = (0..opts.cores)
+            .map(|_| Ok(SocketAddr::from((Ipv4Addr::LOCALHOST, free_udp_port()?))))
+            .collect::<Result<Vec<_>, HarnessError>>()?;
         let core_dir = dir.path().join("core");
-        init(
+        let store = if opts.postgres {
+            crate::pg::fresh_store(&dir.path().join("store"), opts.lease_ttl.as_deref()).await?
+        } else {
+            RawStore::default()
+        };
+        init_with_store(
             &core_dir,
             &InitOptions {
                 trust_domain: "netsim.honeybee".into(),
-                listen: core_addr,
+                listen: core_addrs[0],
                 advertise: None,
             },
+            store,
         )?;
-        let core = start_core(&core_dir, opts.timing).await?;
+        for c in 1..opts.cores {
+            // What makes a core itself (its cluster identity, its QUIC reset key, the
+            // address files) is left out: each copy makes its own at its first start.
+            copy_dir(
+                &core_dir,
+                &core_dir_of(dir.path(), c),
+                &["core.id", "reset.key", "core.addr", "shim.addr", "captures"],
+            )?;
+            // Its own port in its core.toml too, for the admin client and the operator.
+            let toml = core_dir_of(dir.path(), c).join("core.toml");
+            let text = std::fs::read_to_string(&toml)?
+                .replace(&core_addrs[0].to_string(), &core_addrs[c].to_string());
+            std::fs::write(&toml, text)?;
+        }
+        let mut cores = Vec::with_capacity(opts.cores);
+        for (c, addr) in core_addrs.iter().enumerate() {
+            cores.push(Some(
+                start_core(&core_dir_of(dir.path(), c), *addr, opts.timing).await?,
+            ));
+        }
         let mut fleet = Fleet {
             dir,
-            core: Some(core),
-            core_addr,
+            cores,
+            core_addrs,
+            dns: None,
             members: Vec::with_capacity(opts.agents),
             opts,
         };
         let dirs = fleet.enrol_all().await?;
-        for (index, agent_dir) in dirs.into_iter().enumerate() {
-            fleet.add_member(index, agent_dir).await?;
+        let mut links = Vec::with_capacity(dirs.len());
+        for index in 0..dirs.len() {
+            links.push(fleet.open_links(index).await?);
+        }
+        if fleet.opts.cores > 1 {
+            fleet.dns = Some(crate::dns::Dns::start(srv_records(
+                &links,
+                fleet.opts.cores,
+            ))?);
+        }
+        for ((index, agent_dir), links) in dirs.into_iter().enumerate().zip(links) {
+            fleet.add_member(index, agent_dir, links).await?;
         }
         let ok = fleet
             .wait_until(fleet.opts.connect_within, |f| {
@@ -256,22 +366,47 @@ impl Fleet {
         Ok(dirs)
     }
 
-    async fn add_member(&mut self, index: usize, dir: PathBuf) -> Result<(), HarnessError> {
-        let mut pc = ProxyConfig::new((Ipv4Addr::LOCALHOST, 0).into(), self.core_addr);
-        pc.up = self.opts.up.clone();
-        pc.down = self.opts.down.clone();
-        pc.rebind_every = self.opts.rebind_every;
-        // Every agent's link draws its own random stream.
-        pc.seed = self
-            .opts
-            .seed
-            .wrapping_mul(0x1000_0001)
-            .wrapping_add(index as u64 * 0x10_0001);
-        let proxy = Proxy::start(pc).await?;
+    /// Agent `index`'s links, one per core, in core order.
+    async fn open_links(&self, index: usize) -> Result<Vec<Proxy>, HarnessError> {
+        let mut links = Vec::with_capacity(self.core_addrs.len());
+        for (c, addr) in self.core_addrs.iter().enumerate() {
+            let mut pc = ProxyConfig::new((Ipv4Addr::LOCALHOST, 0).into(), *addr);
+            pc.up = self.opts.up.clone();
+            pc.down = self.opts.down.clone();
+            pc.rebind_every = self.opts.rebind_every;
+            // Every link draws its own random stream (core 0's as in a one-core fleet).
+            pc.seed = self
+                .opts
+                .seed
+                .wrapping_mul(0x1000_0001)
+                .wrapping_add(index as u64 * 0x10_0001)
+                .wrapping_add(c as u64 * 0x7f4a_7c15);
+            links.push(Proxy::start(pc).await?);
+        }
+        Ok(links)
+    }
+
+    async fn add_member(
+        &mut self,
+        index: usize,
+        dir: PathBuf,
+        links: Vec<Proxy>,
+    ) -> Result<(), HarnessError> {
+        let mut links = links.into_iter();
+        let proxy = links
+            .next()
+            .ok_or_else(|| HarnessError::Options("an agent without a link".into()))?;
+        let other_links: Vec<Proxy> = links.collect();
         let paths = AgentPaths::new(&dir);
         let mut cfg =
             AgentConfig::load(&paths).map_err(|e| HarnessError::AgentConfig(e.to_string()))?;
-        cfg.core = proxy.local_addr().to_string();
+        match &self.dns {
+            Some(dns) => {
+                cfg.core = format!("srv:{}", agent_domain(index));
+                cfg.dns_server = Some(dns.addr);
+            }
+            None => cfg.core = proxy.local_addr().to_string(),
+        }
         std::fs::write(paths.config(), cfg.to_toml())?;
         let node = NodeId::new(cfg.node_id.clone())
             .map_err(|e| HarnessError::AgentConfig(e.to_string()))?;
@@ -294,22 +429,88 @@ impl Fleet {
             node,
             dir,
             proxy,
+            other_links,
             agent: Some(agent),
             emitter,
         });
         Ok(())
     }
 
+    /// The first running core: in a fleet of several cores any of them reads the one
+    /// shared database.
     pub fn core(&self) -> Result<&Core, HarnessError> {
-        self.core.as_ref().ok_or(HarnessError::CoreDown)
+        self.cores
+            .iter()
+            .flatten()
+            .next()
+            .ok_or(HarnessError::CoreDown)
+    }
+
+    /// Core `c`, if it is running.
+    pub fn core_n(&self, c: usize) -> Option<&Core> {
+        self.cores.get(c).and_then(Option::as_ref)
     }
 
     pub fn core_dir(&self) -> PathBuf {
-        self.dir.path().join("core")
+        core_dir_of(self.dir.path(), 0)
     }
 
     pub fn core_addr(&self) -> SocketAddr {
-        self.core_addr
+        self.core_addrs[0]
+    }
+
+    /// The agents whose home core (first in their SRV list) is `core`.
+    pub fn homed_on(&self, core: usize) -> Vec<usize> {
+        let n = self.opts.cores.max(1);
+        (0..self.members.len()).filter(|i| i % n == core).collect()
+    }
+
+    /// The agents whose live connection core `core`'s registry holds now. An agent
+    /// may sit on a core other than its home: its first handshake to its home core can
+    /// time out on a loaded machine, and then it takes the next core of its SRV list.
+    pub fn on_core(&self, core: usize) -> Vec<usize> {
+        let Some(c) = self.core_n(core) else {
+            return vec![];
+        };
+        let registry = &c.shared().registry;
+        self.members
+            .iter()
+            .filter(|m| registry.is_online(&m.node))
+            .map(|m| m.index)
+            .collect()
+    }
+
+    /// Per core: (nodes whose lease it holds in the shared database, connections its own
+    /// registry holds); `None` for a stopped core. Asked of each core over its admin API
+    /// (`ListCores`, its own row), as `honeybee cores` does. Empty for a fleet on SQLite,
+    /// which has no leases.
+    pub async fn leases(&self) -> Result<Vec<Option<(u64, u64)>>, HarnessError> {
+        use honeybee_core::admin_client::AdminClient;
+        use honeybee_proto::admin::{AdminRequest, AdminResponse};
+        if !self.opts.postgres {
+            return Ok(vec![]);
+        }
+        let admin = |e: &dyn std::fmt::Display| HarnessError::Audit(format!("admin API: {e}"));
+        let mut out = Vec::with_capacity(self.cores.len());
+        for (c, core) in self.cores.iter().enumerate() {
+            let Some(core) = core else {
+                out.push(None);
+                continue;
+            };
+            let client = AdminClient::connect(&core_dir_of(self.dir.path(), c))
+                .await
+                .map_err(|e| admin(&e))?;
+            let r = client.request(&AdminRequest::ListCores).await;
+            client.close().await;
+            let held = match r.map_err(|e| admin(&e))? {
+                AdminResponse::Cores(cores) => {
+                    cores.iter().find(|i| i.this_core).map_or(0, |i| i.nodes)
+                }
+                other => return Err(admin(&format!("unexpected answer {other:?}"))),
+            };
+            out.push(Some((held, core.shared().registry.online_count() as u64)));
+        }
+        Ok(out)
     }
 
     pub fn emitter(&self, i: usize) -> Emitter {
@@ -383,7 +584,7 @@ impl Fleet {
         let deadline = Instant::now() + within;
         let want = self.emitted();
         loop {
-            if let Some(core) = &self.core {
+            if let Ok(core) = self.core() {
                 let n = core.shared().store.count_events(None).await?;
                 if n >= want {
                     return Ok(Some(Instant::now()));
@@ -445,17 +646,48 @@ impl Fleet {
         Ok(d)
     }
 
-    /// Cuts (or heals, with `None`) the links of the given agents.
+    /// Cuts (or heals, with `None`) the links of the given agents, to every core.
     pub async fn partition(
         &self,
         agents: std::ops::Range<usize>,
         p: Option<Partition>,
     ) -> Result<(), HarnessError> {
-        for m in &self.members[agents.clone()] {
-            m.proxy.partition(p)?;
+        let members = &self.members[agents];
+        for link in members.iter().flat_map(Member::links) {
+            link.partition(p)?;
         }
-        for m in &self.members[agents] {
-            m.proxy.sync().await?;
+        for link in members.iter().flat_map(Member::links) {
+            link.sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Cuts (or heals) the links between core `core` and the given agents only: the
+    /// agents still reach the other cores.
+    pub async fn partition_from(
+        &self,
+        core: usize,
+        agents: &[usize],
+        p: Option<Partition>,
+    ) -> Result<(), HarnessError> {
+        for &i in agents {
+            self.members[i].link(core).partition(p)?;
+        }
+        for &i in agents {
+            self.members[i].link(core).sync().await?;
+        }
+        Ok(())
+    }
+
+    /// Kills core `core` of a fleet of several cores as [`Fleet::kill_core`] kills the only
+    /// one: every agent's link to it goes silent, then it stops. The agents homed on it
+    /// find out by their idle timeout and fail over down their SRV list.
+    pub async fn kill_core_n(&mut self, core: usize) -> Result<(), HarnessError> {
+        let all: Vec<usize> = (0..self.members.len()).collect();
+        self.partition_from(core, &all, Some(Partition::Drop))
+            .await?;
+        if let Some(c) = self.cores.get_mut(core).and_then(Option::take) {
+            c.shutdown().await;
         }
         Ok(())
     }
@@ -465,18 +697,22 @@ impl Fleet {
     /// agents find out only by their idle timeout, as with a crash. (In-process, the
     /// core still commits what it received; the agents resend everything unacked.)
     pub async fn kill_core(&mut self) -> Result<(), HarnessError> {
-        let n = self.members.len();
-        self.partition(0..n, Some(Partition::Drop)).await?;
-        if let Some(core) = self.core.take() {
-            core.shutdown().await;
-        }
-        Ok(())
+        self.kill_core_n(0).await
     }
 
-    /// Stops the core cleanly: agents are told at once and reconnect.
+    /// Stops core 0 cleanly: agents are told at once and reconnect.
     pub async fn stop_core(&mut self) {
-        if let Some(core) = self.core.take() {
+        if let Some(core) = self.cores.first_mut().and_then(Option::take) {
             core.shutdown().await;
+        }
+    }
+
+    /// Stops every core that runs.
+    async fn stop_cores(&mut self) {
+        for core in &mut self.cores {
+            if let Some(core) = core.take() {
+                core.shutdown().await;
+            }
         }
     }
 
@@ -488,7 +724,7 @@ impl Fleet {
         let mut bound = None;
         let deadline = t + Duration::from_secs(120);
         let core = loop {
-            match start_core(&self.core_dir(), self.opts.timing).await {
+            match start_core(&self.core_dir(), self.core_addrs[0], self.opts.timing).await {
                 Ok(c) => break c,
                 Err(HarnessError::Core(honeybee_core::server::CoreError::Bind { .. }))
                     if Instant::now() < deadline =>
@@ -499,7 +735,7 @@ impl Fleet {
                 Err(e) => return Err(e),
             }
         };
-        self.core = Some(core);
+        self.cores[0] = Some(core);
         let n = self.members.len();
         self.partition(0..n, None).await?;
         Ok(bound.unwrap_or_default())
@@ -561,7 +797,7 @@ impl Fleet {
             }
         }
         while set.join_next().await.is_some() {}
-        self.stop_core().await;
+        self.stop_cores().await;
     }
 
     /// Stops everything and removes the data.
@@ -574,13 +810,70 @@ impl Fleet {
     }
 }
 
-/// Starts the core of `dir` without the module shim: its fixed TCP port would collide
-/// between fleets running side by side, and no scenario uses modules.
-async fn start_core(dir: &Path, timing: Timing) -> Result<Core, HarnessError> {
+/// Core `c`'s data directory under the fleet's directory.
+fn core_dir_of(fleet: &Path, c: usize) -> PathBuf {
+    match c {
+        0 => fleet.join("core"),
+        c => fleet.join(format!("core-{c}")),
+    }
+}
+
+/// Starts the core of `dir` on `listen` without the module shim: its fixed TCP port would
+/// collide between fleets running side by side, and no scenario uses modules.
+async fn start_core(dir: &Path, listen: SocketAddr, timing: Timing) -> Result<Core, HarnessError> {
     let mut cfg = honeybee_core::config::load(dir)?;
     cfg.shim_listen = None;
     cfg.timing = timing;
+    cfg.listen = listen;
+    cfg.advertise = listen.to_string();
     Ok(Core::start_with(cfg).await?)
+}
+
+/// Copies the tree at `from` to `to`, leaving out the entries named in `skip` (at any
+/// depth).
+fn copy_dir(from: &Path, to: &Path, skip: &[&str]) -> std::io::Result<()> {
+    std::fs::create_dir_all(to)?;
+    for e in std::fs::read_dir(from)? {
+        let e = e?;
+        let name = e.file_name();
+        if skip.iter().any(|s| name == *s) {
+            continue;
+        }
+        if e.file_type()?.is_dir() {
+            copy_dir(&e.path(), &to.join(&name), skip)?;
+        } else {
+            std::fs::copy(e.path(), to.join(&name))?;
+        }
+    }
+    Ok(())
+}
+
+/// Each agent's SRV list: its links in priority order from its home core (`i % cores`)
+/// on, one priority level each, so an agent fails over to the next core only when its
+/// home core does not answer.
+fn srv_records(links: &[Vec<Proxy>], cores: usize) -> Vec<(String, crate::dns::Rr)> {
+    use crate::dns::Rr;
+    let mut out = vec![(LINK_HOST.to_owned(), Rr::A(Ipv4Addr::LOCALHOST))];
+    for (i, l) in links.iter().enumerate() {
+        let name = format!(
+            "{}.{}",
+            honeybee_agent::resolve::SRV_SERVICE,
+            agent_domain(i)
+        );
+        for k in 0..cores {
+            let c = (i + k) % cores;
+            out.push((
+                name.clone(),
+                Rr::Srv {
+                    priority: 10 * (k as u16 + 1),
+                    weight: 0,
+                    port: l[c].local_addr().port(),
+                    target: LINK_HOST.into(),
+                },
+            ));
+        }
+    }
+    out
 }
 
 /// `synthetic <index> <k>` → k, if it is this agent's.

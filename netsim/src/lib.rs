@@ -11,13 +11,19 @@
 //! - [`harness`] and [`scenario`]: a real core and N real agents on 127.0.0.1, each agent
 //!   behind its own proxy, synthetic events driven through them, and a [`report::Report`]
 //!   of what was sent, stored, lost and duplicated, latency percentiles and recovery time.
+//! - [`cluster`]: the same with several cores on one PostgreSQL ([`pg`]), agents finding
+//!   them by SRV records ([`dns`]): a core killed mid-stream, a partition between a core
+//!   and some of its agents, ingest through one core and through two.
 //!
 //! The kernel here has no netem, so every impairment is done in this crate.
 
 pub mod cli;
+pub mod cluster;
+pub mod dns;
 pub mod harness;
 pub mod model;
 pub mod parse;
+pub mod pg;
 pub mod proxy;
 pub mod report;
 pub mod rng;

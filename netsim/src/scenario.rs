@@ -14,7 +14,7 @@ use std::time::Duration;
 use tokio::time::Instant;
 
 /// How long any scenario waits for the store to catch up before it reports losses.
-const DELIVERY_DEADLINE: Duration = Duration::from_secs(240);
+pub(crate) const DELIVERY_DEADLINE: Duration = Duration::from_secs(240);
 
 fn p(v: f64) -> Probability {
     Probability::new(v).expect("a constant probability")
@@ -35,12 +35,12 @@ pub fn wan(delay_ms: u64, jitter_ms: u64, loss: f64, reorder: f64) -> Impairment
     }
 }
 
-fn secs(d: Duration) -> String {
+pub(crate) fn secs(d: Duration) -> String {
     format!("{:.1} s", d.as_secs_f64())
 }
 
 /// Builds the report common part from a fleet's audit.
-async fn audit(
+pub(crate) async fn audit(
     fleet: &Fleet,
     scenario: &str,
     link: &Impairment,
