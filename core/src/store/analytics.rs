@@ -6,6 +6,7 @@
 //! the PostgreSQL backend renumbers to `$N`, and differs by [`Dialect`] only where the
 //! engines name a function differently (substring search).
 
+use super::rollup::{Counted, Plan, Tally};
 use super::{SqliteStore, StoreError, effective_limit};
 use honeybee_proto::NodeId;
 use honeybee_proto::admin::{
@@ -32,13 +33,36 @@ pub(crate) enum Dialect {
 }
 
 impl Dialect {
-    /// SQL that is true when `haystack` contains the next `?` argument.
-    fn contains(self, haystack: &str) -> String {
+    /// SQL that is true when `haystack` contains `needle` (as the next `?` argument,
+    /// which this pushes onto `args`). PostgreSQL gets `LIKE '%needle%'` with every
+    /// wildcard in the needle escaped: the same test as `strpos` (a literal substring),
+    /// in the form its trigram indexes (`pg_trgm`, see `postgres::trigram`) can serve.
+    fn contains(self, haystack: &str, needle: &str, args: &mut Vec<Arg>) -> String {
         match self {
-            Dialect::Sqlite => format!("instr({haystack}, ?) > 0"),
-            Dialect::Postgres => format!("strpos({haystack}, ?) > 0"),
+            Dialect::Sqlite => {
+                args.push(Arg::Text(needle.to_owned()));
+                format!("instr({haystack}, ?) > 0")
+            }
+            Dialect::Postgres => {
+                args.push(Arg::Text(like_substring(needle)));
+                format!("{haystack} LIKE ? ESCAPE '\\'")
+            }
         }
     }
+}
+
+/// A `LIKE` pattern (escape character `\\`) that matches any text containing `s`.
+pub(crate) fn like_substring(s: &str) -> String {
+    let mut p = String::with_capacity(s.len() + 2);
+    p.push('%');
+    for c in s.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            p.push('\\');
+        }
+        p.push(c);
+    }
+    p.push('%');
+    p
 }
 
 /// A query argument, whatever the backend.
@@ -212,14 +236,10 @@ pub(crate) fn where_clause(
         args.push(Arg::Int(seq));
     }
     if let Some(text) = q.text.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
-        clauses.push(format!(
-            "({} OR {})",
-            dialect.contains("search_text"),
-            dialect.contains("node")
-        ));
         let t = text.to_lowercase();
-        args.push(Arg::Text(t.clone()));
-        args.push(Arg::Text(t));
+        let in_text = dialect.contains("search_text", &t, &mut args);
+        let in_node = dialect.contains("node", &t, &mut args);
+        clauses.push(format!("({in_text} OR {in_node})"));
     }
     let sql = if clauses.is_empty() {
         String::new()
@@ -350,7 +370,8 @@ fn series(c: &Connection, column: &str, q: &StatsQuery) -> Result<Vec<Series>, S
         .collect())
 }
 
-fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
+/// The parts of `Stats` the count tables serve, from the plain statements over `events`.
+fn counted_from_events(c: &Connection, q: &StatsQuery) -> Result<Counted, StoreError> {
     let (since, until, top) = (q.since_ms, q.until_ms, q.top.min(MAX_TOP));
     let events_total: i64 = c
         .prepare_cached(stats_sql::EVENTS_TOTAL)?
@@ -363,10 +384,46 @@ fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
             total.push((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?.max(0) as u64));
         }
     }
-    let by_kind = key_counts(c, &stats_sql::by_kind(), since, until, MAX_TOP)?;
+    Ok(Counted {
+        events_total: events_total.max(0) as u64,
+        total,
+        by_service: series(c, "service", q)?,
+        by_node: series(c, "node", q)?,
+        by_kind: key_counts(c, &stats_sql::by_kind(), since, until, MAX_TOP)?,
+        top_services: key_counts(c, &stats_sql::top_services(), since, until, top)?,
+        top_nodes: key_counts(c, &stats_sql::top_nodes(), since, until, top)?,
+    })
+}
+
+/// The same parts from the count tables where they cover the range (see `rollup`).
+fn counted_from_counts(c: &Connection, q: &StatsQuery) -> Result<Option<Counted>, StoreError> {
+    let Some(plan) = Plan::of(q) else {
+        return Ok(None);
+    };
+    let pending: bool = c
+        .prepare_cached("SELECT EXISTS (SELECT 1 FROM count_backfill)")?
+        .query_row([], |r| r.get(0))?;
+    if pending {
+        return Ok(None);
+    }
+    let mut tally = Tally::default();
+    for (i, (sql, args)) in plan.statements(q).into_iter().enumerate() {
+        let mut stmt = c.prepare_cached(&sql)?;
+        let mut rows = stmt.query(params_from_iter(args.into_iter().map(Value::from)))?;
+        while let Some(r) = rows.next()? {
+            tally.add(i, r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?);
+        }
+    }
+    Ok(Some(tally.finish(q.top)?))
+}
+
+fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
+    let (since, until, top) = (q.since_ms, q.until_ms, q.top.min(MAX_TOP));
+    let counted = match counted_from_counts(c, q)? {
+        Some(counted) => counted,
+        None => counted_from_events(c, q)?,
+    };
     let top_sources = key_counts(c, &stats_sql::top_sources(), since, until, top)?;
-    let top_services = key_counts(c, &stats_sql::top_services(), since, until, top)?;
-    let top_nodes = key_counts(c, &stats_sql::top_nodes(), since, until, top)?;
     let top_commands = key_counts(c, &stats_sql::top_commands(), since, until, top)?;
     let mut top_credentials = Vec::new();
     {
@@ -394,14 +451,14 @@ fn stats_blocking(c: &Connection, q: &StatsQuery) -> Result<Stats, StoreError> {
         }
     }
     Ok(Stats {
-        events_total: events_total.max(0) as u64,
-        total,
-        by_service: series(c, "service", q)?,
-        by_node: series(c, "node", q)?,
-        by_kind,
+        events_total: counted.events_total,
+        total: counted.total,
+        by_service: counted.by_service,
+        by_node: counted.by_node,
+        by_kind: counted.by_kind,
         top_sources,
-        top_services,
-        top_nodes,
+        top_services: counted.top_services,
+        top_nodes: counted.top_nodes,
         top_credentials,
         top_commands,
         geo,

@@ -318,7 +318,17 @@ pub async fn sqlite_to_postgres(
         }
         report.push((table, copied));
     }
+    // The count tables (`rollup`) are derived from `events`: counted here from the rows
+    // just copied, in batches, as a store migrated to schema version 6 is.
+    client
+        .execute(
+            "INSERT INTO count_backfill (next_id, end_id) \
+             SELECT MIN(id), MAX(id) + 1 FROM events HAVING COUNT(*) > 0",
+            &[],
+        )
+        .await?;
     drop(client);
+    pg.backfill_counts().await?;
     pg.close().await?;
     sqlite.close().await?;
     Ok(report)

@@ -21,6 +21,7 @@ mod modules;
 #[cfg(test)]
 pub(crate) mod pg_test_server;
 pub(crate) mod postgres;
+mod rollup;
 mod sqlite;
 #[cfg(test)]
 mod tests;

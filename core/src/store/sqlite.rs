@@ -12,6 +12,7 @@
 use super::codec::{
     EventRow, corrupt, ct_eq, encode, labels_from_json, labels_to_json, push_or_skip,
 };
+use super::rollup::{self, Deltas};
 use super::{
     CaptureRecord, CertRecord, DeviceActivity, HealthRow, InsertOutcome, NodeRecord, StoreError,
     TokenRecord, TokenRefusal, effective_limit,
@@ -40,6 +41,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v3_search.sql"),
     include_str!("schema_v4_session.sql"),
     include_str!("schema_v5_time_order.sql"),
+    include_str!("schema_v6_counts.sql"),
 ];
 /// The schema version this binary writes.
 const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -188,6 +190,7 @@ impl SqliteStore {
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| open_err(&path, e))?;
         migrate(&mut conn, &path)?;
+        backfill_counts(&conn).map_err(|e| open_err(&path, e))?;
         conn.set_prepared_statement_cache_capacity(STATEMENT_CACHE);
 
         let readers = (0..READERS)
@@ -320,6 +323,7 @@ impl SqliteStore {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
             )?;
             let mut out = InsertOutcome::default();
+            let mut counts = Deltas::default();
             for r in &rows {
                 let n = stmt.execute(params![
                     node,
@@ -341,10 +345,12 @@ impl SqliteStore {
                     out.inserted += 1;
                     out.new_seqs.push(r.seq as u64);
                     out.new_ids.push(c.last_insert_rowid());
+                    counts.add(&node, r.time_ms, &r.service, r.kind, 1);
                 } else {
                     out.duplicates += 1;
                 }
             }
+            add_counts(c, &counts)?;
             Ok(out)
         })
         .await
@@ -364,11 +370,28 @@ impl SqliteStore {
                          FROM events WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
                     )?
                     .execute(params![before_ms, batch])?;
-                    Ok(c.prepare_cached(
+                    // The deleted rows' counts come off in the same transaction.
+                    let mut counts = Deltas::default();
+                    let mut stmt = c.prepare_cached(
                         "DELETE FROM events WHERE id IN (SELECT id FROM events \
-                         WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2)",
-                    )?
-                    .execute(params![before_ms, batch])? as u64)
+                         WHERE time_ms < ?1 ORDER BY time_ms LIMIT ?2) \
+                         RETURNING node, time_ms, service, kind",
+                    )?;
+                    let mut rows = stmt.query(params![before_ms, batch])?;
+                    let mut n = 0u64;
+                    while let Some(r) = rows.next()? {
+                        let (node, t, service, kind): (String, i64, String, String) =
+                            (r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?);
+                        counts.add(&node, t, &service, &kind, -1);
+                        n += 1;
+                    }
+                    drop(rows);
+                    add_counts(c, &counts)?;
+                    let below = rollup::minute_of(before_ms).saturating_add(1);
+                    for sql in rollup::DROP_EMPTY {
+                        c.prepare_cached(sql)?.execute([below])?;
+                    }
+                    Ok(n)
                 })
                 .await?;
             gone += n;
@@ -1178,6 +1201,64 @@ fn migrate(conn: &mut Connection, path: &Path) -> Result<(), StoreError> {
         tracing::info!(path = %path.display(), from = found, to = SCHEMA_VERSION, "store schema migrated");
     }
     tx.commit().map_err(err)
+}
+
+/// Adds `d` to the count tables (see `rollup`).
+fn add_counts(c: &Connection, d: &Deltas) -> rusqlite::Result<()> {
+    if d.is_empty() {
+        return Ok(());
+    }
+    let mut ev = c.prepare_cached(rollup::UPSERT_EVENT_COUNT)?;
+    for (m, service, kind, n) in d.event_rows() {
+        ev.execute(params![m, service, kind, n])?;
+    }
+    let mut nodes = c.prepare_cached(rollup::UPSERT_NODE_COUNT)?;
+    for (m, node, n) in d.node_rows() {
+        nodes.execute(params![m, node, n])?;
+    }
+    Ok(())
+}
+
+/// Counts the events stored before schema version 6 into the count tables, one
+/// transaction per [`rollup::BACKFILL_IDS`] ids, resuming where a stopped backfill left
+/// off. Runs at open, before the writer starts, so no insert or retention interleaves.
+fn backfill_counts(conn: &Connection) -> rusqlite::Result<()> {
+    let [add_events, add_nodes] = rollup::add_ids_sql();
+    let started = Instant::now();
+    let mut batches = 0u64;
+    loop {
+        let tx = conn.unchecked_transaction()?;
+        let Some((next, end)) = tx
+            .query_row("SELECT next_id, end_id FROM count_backfill", [], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .optional()?
+        else {
+            break;
+        };
+        if next >= end {
+            tx.execute("DELETE FROM count_backfill", [])?;
+            tx.commit()?;
+            break;
+        }
+        let to = next.saturating_add(rollup::BACKFILL_IDS).min(end);
+        tx.execute(&add_events, [next, to])?;
+        tx.execute(&add_nodes, [next, to])?;
+        tx.execute("UPDATE count_backfill SET next_id = ?1", [to])?;
+        tx.commit()?;
+        batches += 1;
+        if batches % 10 == 0 {
+            tracing::info!(next_id = to, end_id = end, "counting stored events");
+        }
+    }
+    if batches > 0 {
+        tracing::info!(
+            batches,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "stored events counted for the overview and analytics"
+        );
+    }
+    Ok(())
 }
 
 /// Fills the columns schema version 3 added into rows stored before it, in SQL so the

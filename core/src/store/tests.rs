@@ -101,7 +101,8 @@ macro_rules! conformance {
             node_relay_and_last_event, device_activity_per_node_service_and_address,
             session_query_uses_its_index, search_pages_walk_the_time_order,
             nul_bytes_in_attacker_text_are_stored, nul_bytes_in_alert_text_are_stored,
-            nul_bytes_in_a_capture_service_are_stored, size_counts_what_is_stored);
+            nul_bytes_in_a_capture_service_are_stored, size_counts_what_is_stored,
+            counted_stats_equal_plain_counts, substring_search_takes_wildcards_literally);
         conformance!(@threaded $fresh;
             concurrent_writers_are_batched_and_all_acked, token_consume_race_has_one_winner,
             concurrent_batches_from_many_nodes_get_their_own_outcomes);
@@ -865,7 +866,7 @@ async fn newer_schema_is_refused() {
             err,
             StoreError::SchemaTooNew {
                 found: 99,
-                supported: 5,
+                supported: 6,
                 ..
             }
         ),
@@ -1810,7 +1811,7 @@ async fn schema_v3_store_gains_the_session_index() {
     let version: i64 = c
         .query_row("SELECT MAX(version) FROM schema_version", [], |r| r.get(0))
         .unwrap();
-    assert_eq!(version, 5);
+    assert_eq!(version, 6);
     let index: String = c
         .query_row(
             "SELECT sql FROM sqlite_master WHERE type = 'index' AND name = 'events_session_time'",
@@ -2365,4 +2366,438 @@ async fn postgres_group_commit_bounds_events_per_transaction_and_the_queue() {
         s.count_events(None).await.unwrap(),
         3 * part + big + queue as u64 + 3
     );
+}
+
+// ---------------------------------------------------------------- count tables (rollup)
+
+/// The parts of `Stats` the count tables serve: (events_total, total, by_service, by_node,
+/// by_kind, top_services, top_nodes).
+type CountedParts = (
+    u64,
+    Vec<(i64, u64)>,
+    Vec<honeybee_proto::admin::Series>,
+    Vec<honeybee_proto::admin::Series>,
+    Vec<honeybee_proto::admin::KeyCount>,
+    Vec<honeybee_proto::admin::KeyCount>,
+    Vec<honeybee_proto::admin::KeyCount>,
+);
+
+fn counted_parts(st: &honeybee_proto::admin::Stats) -> CountedParts {
+    (
+        st.events_total,
+        st.total.clone(),
+        st.by_service.clone(),
+        st.by_node.clone(),
+        st.by_kind.clone(),
+        st.top_services.clone(),
+        st.top_nodes.clone(),
+    )
+}
+
+/// The same parts counted the plain way, in Rust, from the events stored (by (node, seq),
+/// the first sent of each): the oracle the store's answers are compared with.
+fn plain_counts(
+    stored: &std::collections::BTreeMap<(String, u64), Event>,
+    q: &StatsQuery,
+) -> CountedParts {
+    use honeybee_proto::admin::{KeyCount, Series};
+    use std::collections::BTreeMap;
+    let mut total: BTreeMap<i64, u64> = BTreeMap::new();
+    let mut by_service: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    let mut by_node: BTreeMap<String, BTreeMap<i64, u64>> = BTreeMap::new();
+    let mut kinds: BTreeMap<String, u64> = BTreeMap::new();
+    for ((node, _), e) in stored {
+        if e.time_ms < q.since_ms || e.time_ms >= q.until_ms {
+            continue;
+        }
+        let t = (e.time_ms - q.since_ms) / q.bucket_ms * q.bucket_ms + q.since_ms;
+        *total.entry(t).or_default() += 1;
+        *by_service
+            .entry(e.service.clone())
+            .or_default()
+            .entry(t)
+            .or_default() += 1;
+        *by_node
+            .entry(node.clone())
+            .or_default()
+            .entry(t)
+            .or_default() += 1;
+        *kinds.entry(e.kind.name().to_owned()).or_default() += 1;
+    }
+    let series = |m: BTreeMap<String, BTreeMap<i64, u64>>| -> Vec<Series> {
+        m.into_iter()
+            .map(|(key, p)| Series {
+                key,
+                points: p.into_iter().collect(),
+            })
+            .collect()
+    };
+    let top = |m: BTreeMap<String, u64>, n: u32| -> Vec<KeyCount> {
+        let mut v: Vec<KeyCount> = m
+            .into_iter()
+            .map(|(key, count)| KeyCount { key, count })
+            .collect();
+        v.sort_by(|a, b| b.count.cmp(&a.count).then_with(|| a.key.cmp(&b.key)));
+        v.truncate(n as usize);
+        v
+    };
+    let sums = |m: &BTreeMap<String, BTreeMap<i64, u64>>| -> BTreeMap<String, u64> {
+        m.iter()
+            .map(|(k, p)| (k.clone(), p.values().sum()))
+            .collect()
+    };
+    let n = q.top.min(MAX_TOP);
+    (
+        total.values().sum(),
+        total.into_iter().collect(),
+        series(by_service.clone()),
+        series(by_node.clone()),
+        top(kinds, MAX_TOP),
+        top(sums(&by_service), n),
+        top(sums(&by_node), n),
+    )
+}
+
+/// Ranges and buckets the dashboard sends and some it does not: aligned and unaligned to
+/// the minute, buckets a minute, 45 s (cutting every other minute), 15 min, one bucket
+/// for the whole range, and 1 s (too many cut minutes: answered from `events` alone).
+fn count_queries() -> Vec<StatsQuery> {
+    [
+        (0, 3_600_000, 60_000),
+        (17, 7_200_017, 900_000),
+        (-120_000, 7_500_000, 6_300_000),
+        (12_345, 5_432_100, 5_432_100 - 12_345),
+        (-90_000, 3_000_000, 45_000),
+        (100, 200_000, 1_000),
+        (3_000_000, 3_000_500, 100),
+    ]
+    .into_iter()
+    .map(|(since_ms, until_ms, bucket_ms)| StatsQuery {
+        since_ms,
+        until_ms,
+        bucket_ms,
+        top: 3,
+    })
+    .collect()
+}
+
+async fn assert_counts_match(
+    s: &Store,
+    stored: &std::collections::BTreeMap<(String, u64), Event>,
+    when: &str,
+) {
+    for q in count_queries() {
+        let st = s.stats(&q).await.unwrap();
+        assert_eq!(
+            counted_parts(&st),
+            plain_counts(stored, &q),
+            "{when}: {q:?} (from the count tables: {})",
+            rollup::Plan::of(&q).is_some()
+        );
+    }
+}
+
+/// Events of four nodes (one with an empty service name) spread over two hours and a bit
+/// before time 0, deterministic.
+fn count_fixture() -> Vec<(String, Event)> {
+    let services = ["ssh", "http", "telnet", ""];
+    let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut seqs = [0u64; 4];
+    (0..600)
+        .map(|i| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let n = (x % 4) as usize;
+            seqs[n] += 1;
+            let time_ms = (x >> 8) as i64 % 7_620_000 - 120_000;
+            let kind = match (x >> 40) % 3 {
+                0 => EventKind::Connect,
+                1 => sauth("root", "toor"),
+                _ => EventKind::Command {
+                    line: format!("id {i}"),
+                },
+            };
+            let e = sev(
+                seqs[n],
+                time_ms,
+                services[(x >> 50) as usize % 4],
+                "192.0.2.1:9",
+                kind,
+            );
+            (format!("n{n}"), e)
+        })
+        .collect()
+}
+
+/// The Overview's and Analytics' counts come from the per-minute count tables (where the
+/// range covers whole minutes) and equal the counts of the events themselves: after
+/// ingest in batches, after a batch is sent again (deduplicated: counted once), after a
+/// batch that is half old and half new, after retention cut mid-minute in small batches,
+/// and after events arrive again in minutes retention emptied.
+async fn counted_stats_equal_plain_counts(s: Store) {
+    use std::collections::BTreeMap;
+    for q in &count_queries()[..5] {
+        assert!(
+            rollup::Plan::of(q).is_some(),
+            "{q:?} reads the count tables"
+        );
+    }
+    let mut stored: BTreeMap<(String, u64), Event> = BTreeMap::new();
+    let all = count_fixture();
+    let mut by_node: BTreeMap<String, Vec<Event>> = BTreeMap::new();
+    for (n, e) in all {
+        by_node.entry(n).or_default().push(e);
+    }
+    let send = async |node_name: &str, evs: Vec<Event>, stored: &mut BTreeMap<_, _>| {
+        for e in &evs {
+            stored
+                .entry((node_name.to_owned(), e.seq))
+                .or_insert_with(|| e.clone());
+        }
+        s.insert_events(&node(node_name), 1, evs).await.unwrap()
+    };
+    for (n, evs) in &by_node {
+        for chunk in evs.chunks(40) {
+            send(n, chunk.to_vec(), &mut stored).await;
+        }
+    }
+    assert_counts_match(&s, &stored, "after ingest").await;
+
+    // A resend after a lost ack, and a batch half stored already.
+    let (n0, evs) = by_node.iter().next().unwrap();
+    let again = send(n0, evs[..40].to_vec(), &mut stored).await;
+    assert_eq!((again.inserted, again.duplicates), (0, 40));
+    let mut half: Vec<Event> = evs[evs.len() - 10..].to_vec();
+    let top_seq = evs.iter().map(|e| e.seq).max().unwrap();
+    half.extend((1..=10).map(|i| {
+        sev(
+            top_seq + i,
+            1_800_000 + i as i64 * 7_000,
+            "ssh",
+            "192.0.2.1:9",
+            EventKind::Connect,
+        )
+    }));
+    let out = send(n0, half, &mut stored).await;
+    assert_eq!((out.inserted, out.duplicates), (10, 10));
+    assert_counts_match(&s, &stored, "after a resend").await;
+
+    // Retention cut in the middle of a minute, a few rows per transaction.
+    let cutoff = 1_234_567;
+    let gone = s.prune_events(cutoff, 37).await.unwrap();
+    let before = stored.len();
+    stored.retain(|_, e| e.time_ms >= cutoff);
+    assert_eq!(gone as usize, before - stored.len());
+    assert!(gone > 37, "several retention batches ({gone} events)");
+    assert_counts_match(&s, &stored, "after retention").await;
+
+    // New events in minutes retention emptied.
+    let late: Vec<Event> = (1..=20)
+        .map(|i| {
+            sev(
+                10_000 + i,
+                -100_000 + i as i64 * 61_000,
+                "ftp",
+                "192.0.2.1:9",
+                EventKind::Connect,
+            )
+        })
+        .collect();
+    send("n1", late, &mut stored).await;
+    assert_counts_match(&s, &stored, "after late events").await;
+}
+
+/// Free-text search is a literal substring test on both backends: `%`, `_` and `\` in a
+/// pattern are characters, not wildcards or escapes (the PostgreSQL dialect escapes them
+/// in its `LIKE`), case folds, and a pattern longer than the cap is refused.
+async fn substring_search_takes_wildcards_literally(s: Store) {
+    let lines = [
+        "wget 50% off",
+        "wget 5000 off",
+        "cat a_b",
+        "cat axb",
+        "type c:\\temp\\x",
+        "type c:/temp/x",
+        "echo PLAIN",
+    ];
+    let events = lines
+        .iter()
+        .enumerate()
+        .map(|(i, l)| Event {
+            seq: i as u64 + 1,
+            time_ms: 1_000 + i as i64,
+            service: "shell".into(),
+            session: None,
+            src: None,
+            dst: None,
+            kind: EventKind::Command { line: (*l).into() },
+        })
+        .collect();
+    s.insert_events(&node("h"), 1, events).await.unwrap();
+    let find = async |text: &str| -> Vec<u64> {
+        let q = EventSearch {
+            text: Some(text.into()),
+            ..Default::default()
+        };
+        let mut seqs: Vec<u64> = s
+            .search_events(&q)
+            .await
+            .unwrap()
+            .iter()
+            .map(|e| e.event.seq)
+            .collect();
+        seqs.sort();
+        let (n, capped) = s.count_matching(&q).await.unwrap();
+        assert_eq!((n as usize, capped), (seqs.len(), false), "{text:?}");
+        seqs
+    };
+    assert_eq!(find("%").await, [1]);
+    assert_eq!(find("0% o").await, [1]);
+    assert_eq!(find("%%").await, Vec::<u64>::new());
+    assert_eq!(find("a%b").await, Vec::<u64>::new());
+    assert_eq!(find("_").await, [3]);
+    assert_eq!(find("a_b").await, [3]);
+    assert_eq!(find("\\").await, [5]);
+    assert_eq!(find("\\t").await, [5]);
+    assert_eq!(find("c:\\temp\\").await, [5]);
+    assert_eq!(find("\\%").await, Vec::<u64>::new());
+    assert_eq!(find("PLAIN").await, [7]);
+    assert_eq!(find("wget").await, [1, 2]);
+    // Node names are searched too.
+    assert_eq!(find("h").await.len(), 7);
+    // The cap: 256 bytes are searched, 257 refused.
+    assert_eq!(find(&"%".repeat(256)).await, Vec::<u64>::new());
+    let long = EventSearch {
+        text: Some("_".repeat(257)),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.search_events(&long).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
+    assert!(matches!(
+        s.count_matching(&long).await,
+        Err(StoreError::InvalidQuery(_))
+    ));
+}
+
+/// Inserts the count fixture into `s`; returns what is stored.
+async fn fill_count_fixture(s: &Store) -> std::collections::BTreeMap<(String, u64), Event> {
+    let mut stored = std::collections::BTreeMap::new();
+    for (n, e) in count_fixture() {
+        stored.insert((n.clone(), e.seq), e.clone());
+        s.insert_events(&node(&n), 1, vec![e]).await.unwrap();
+    }
+    stored
+}
+
+/// A store of schema version 5 (no count tables) gains them at open, its events counted
+/// by the batched backfill (seven ids a transaction in tests: 600 events, ~86 batches).
+#[tokio::test]
+async fn sqlite_v5_store_counts_its_events_when_migrated() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("honeybee.db");
+    let s = Store::from(SqliteStore::open(&path).unwrap());
+    let stored = fill_count_fixture(&s).await;
+    s.close().await.unwrap();
+    {
+        let c = rusqlite::Connection::open(&path).unwrap();
+        c.execute_batch(
+            "DROP TABLE event_counts; DROP TABLE node_counts; DROP TABLE count_backfill; \
+             UPDATE schema_version SET version = 5",
+        )
+        .unwrap();
+    }
+    let s = Store::from(SqliteStore::open(&path).unwrap());
+    assert_counts_match(&s, &stored, "after the migration").await;
+    let Store::Sqlite(sq) = &s else {
+        unreachable!()
+    };
+    let (sum, pending): (i64, i64) = sq
+        .read(|c| {
+            Ok(c.query_row(
+                "SELECT (SELECT SUM(n) FROM event_counts), (SELECT COUNT(*) FROM count_backfill)",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )?)
+        })
+        .await
+        .unwrap();
+    assert_eq!((sum as usize, pending), (stored.len(), 0));
+    s.close().await.unwrap();
+}
+
+/// The same on PostgreSQL: a version-5 database gains the count tables at open, counted in
+/// batches; and the trigram indexes for free-text search are there and serve it.
+#[tokio::test]
+async fn postgres_v5_store_counts_its_events_when_migrated() {
+    let url = tokio::task::spawn_blocking(pg_test_server::fresh_database)
+        .await
+        .unwrap();
+    let open = || PgStore::open(&url, Some(pg_test_server::PASSWORD));
+    let s = Store::from(open().await.unwrap());
+    let stored = fill_count_fixture(&s).await;
+    let Store::Postgres(p) = &s else {
+        unreachable!()
+    };
+    let c = p.raw_client().await.unwrap();
+    c.batch_execute(
+        "DROP TABLE event_counts, node_counts, count_backfill; \
+         UPDATE schema_version SET version = 5",
+    )
+    .await
+    .unwrap();
+    drop(c);
+    s.close().await.unwrap();
+
+    let s = Store::from(open().await.unwrap());
+    assert_counts_match(&s, &stored, "after the migration").await;
+    let Store::Postgres(p) = &s else {
+        unreachable!()
+    };
+    let c = p.raw_client().await.unwrap();
+    let row = c
+        .query_one(
+            "SELECT (SELECT SUM(n) FROM event_counts)::bigint, \
+               (SELECT COUNT(*) FROM count_backfill), \
+               to_regclass('events_search_trgm') IS NOT NULL",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        (
+            row.get::<_, i64>(0) as usize,
+            row.get::<_, i64>(1),
+            row.get::<_, bool>(2)
+        ),
+        (stored.len(), 0, true)
+    );
+    // The search's own SQL can be served by the trigram index (the planner is told not
+    // to scan the table; a table this small would otherwise be read whole).
+    let q = EventSearch {
+        text: Some("toor".into()),
+        ..Default::default()
+    };
+    let (sql, args) = console::count_matching_sql(&q, analytics::Dialect::Postgres).unwrap();
+    let args = super::postgres::pg_args(args);
+    c.batch_execute("SET enable_seqscan = off").await.unwrap();
+    let plan: Vec<String> = c
+        .query(
+            &format!("EXPLAIN {}", super::postgres::pg_sql(&sql)),
+            &super::postgres::arg_refs(&args),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    c.batch_execute("RESET enable_seqscan").await.unwrap();
+    assert!(
+        plan.iter().any(|l| l.contains("events_search_trgm")),
+        "{plan:#?}"
+    );
+    drop(c);
+    s.close().await.unwrap();
 }

@@ -23,6 +23,8 @@
 
 use super::{EVENTS_LOCK, pool_error};
 use crate::store::codec::EventRow;
+use crate::store::postgres::pg_sql;
+use crate::store::rollup::{self, Deltas};
 use crate::store::{InsertOutcome, StoreError};
 use deadpool_postgres::Pool;
 use std::sync::Arc;
@@ -88,6 +90,49 @@ const COPY_EVENTS_SQL: &str = "COPY events (node, seq, time_ms, received_ms, ser
 
 /// The rows `insert_direct` stored, in id order.
 const READ_BACK_SQL: &str = "SELECT id, node, seq FROM events WHERE id > $1 ORDER BY id";
+
+/// The count tables' deltas of a group (see `rollup`), one statement per table.
+const ADD_EVENT_COUNTS: &str = "INSERT INTO event_counts (minute, service, kind, n) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::text[], $4::bigint[]) \
+     ON CONFLICT (minute, service, kind) DO UPDATE SET n = event_counts.n + excluded.n";
+const ADD_NODE_COUNTS: &str = "INSERT INTO node_counts (minute, node, n) \
+     SELECT * FROM UNNEST($1::bigint[], $2::text[], $3::bigint[]) \
+     ON CONFLICT (minute, node) DO UPDATE SET n = node_counts.n + excluded.n";
+
+/// Adds a directly copied group's rows (all of them new) to the count tables.
+async fn add_counts(
+    tx: &deadpool_postgres::Transaction<'_>,
+    batches: &[&Columns],
+) -> Result<(), tokio_postgres::Error> {
+    let mut d = Deltas::default();
+    for b in batches {
+        for r in &b.rows {
+            d.add(&b.node, r.time_ms, &r.service, r.kind, 1);
+        }
+    }
+    if d.is_empty() {
+        return Ok(());
+    }
+    let ev = d.event_rows();
+    let (m, s, k, n): (Vec<i64>, Vec<&str>, Vec<&str>, Vec<i64>) =
+        ev.iter()
+            .fold(Default::default(), |mut acc, &(m, s, k, n)| {
+                acc.0.push(m);
+                acc.1.push(s);
+                acc.2.push(k);
+                acc.3.push(n);
+                acc
+            });
+    let stmt = tx.prepare_cached(ADD_EVENT_COUNTS).await?;
+    tx.execute(&stmt, &[&m, &s, &k, &n]).await?;
+    let nodes = d.node_rows();
+    let m: Vec<i64> = nodes.iter().map(|r| r.0).collect();
+    let node: Vec<&str> = nodes.iter().map(|r| r.1).collect();
+    let n: Vec<i64> = nodes.iter().map(|r| r.2).collect();
+    let stmt = tx.prepare_cached(ADD_NODE_COUNTS).await?;
+    tx.execute(&stmt, &[&m, &node, &n]).await?;
+    Ok(())
+}
 
 /// One batch: its node, when it was received and its rows.
 pub(super) struct Columns {
@@ -313,6 +358,7 @@ async fn insert_direct(
         Err(e) if e.code() == Some(&SqlState::UNIQUE_VIOLATION) => return Ok(None),
         Err(e) => return Err(before(e)),
     }
+    add_counts(&tx, batches).await.map_err(before)?;
     let read = tx.prepare_cached(READ_BACK_SQL).await.map_err(before)?;
     let rows = tx.query(&read, &[&top]).await.map_err(before)?;
     let out = outcomes(batches, &rows)?;
@@ -389,8 +435,21 @@ async fn insert_staged(
         .await
         .map_err(before)?;
     lock(&tx, origin).await.map_err(before)?;
+    let top: i64 = tx
+        .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+        .await
+        .map_err(before)?
+        .try_get(0)
+        .map_err(before)?;
     let insert = tx.prepare_cached(INSERT_SQL).await.map_err(before)?;
     let rows = tx.query(&insert, &[]).await.map_err(before)?;
+    // Which rows were new only the server knows here: count them from `events` by id
+    // (exact for the same reason as the direct path's read-back: the lock).
+    for sql in rollup::add_ids_sql() {
+        tx.execute(&pg_sql(&sql), &[&(top + 1), &i64::MAX])
+            .await
+            .map_err(before)?;
+    }
     let out = outcomes(batches, &rows)?;
     tx.commit().await.map_err(|e| Failure::Commit(e.into()))?;
     Ok(out)

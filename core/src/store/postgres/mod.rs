@@ -25,6 +25,7 @@ pub(crate) mod listen;
 pub(crate) mod outbox;
 mod store;
 pub(crate) mod tls;
+mod trigram;
 
 use super::StoreError;
 use super::analytics::Arg;
@@ -42,8 +43,8 @@ const MIGRATIONS: &[&str] = &[
     include_str!("schema_v2_session.sql"),
     include_str!("schema_v3_cluster.sql"),
     include_str!("schema_v4_origin.sql"),
-    include_str!("schema_v5_counts.sql"),
     include_str!("schema_v5_core_load.sql"),
+    include_str!("schema_v6_counts.sql"),
 ];
 /// The schema version this binary writes.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
@@ -254,7 +255,7 @@ impl PgStore {
             schema = SCHEMA_VERSION,
             "store opened (PostgreSQL)"
         );
-        Ok(PgStore {
+        let store = PgStore {
             inner: Arc::new(Inner {
                 pool,
                 location,
@@ -266,7 +267,9 @@ impl PgStore {
                 connect,
                 events_state,
             }),
-        })
+        };
+        store.backfill_counts().await?;
+        Ok(store)
     }
 
     /// Names the core this store writes for (its cluster identity): every event row it
@@ -470,6 +473,7 @@ async fn migrate(client: &mut deadpool_postgres::Object, location: &str) -> Resu
             "store schema migrated"
         );
     }
+    trigram::ensure(&tx, location).await?;
     tx.commit().await?;
     Ok(())
 }

@@ -9,6 +9,7 @@ use crate::store::codec::{
 };
 use crate::store::console::{capped_count, count_matching_sql, top_commands_sql};
 use crate::store::modules::{perms_from_text, perms_to_text};
+use crate::store::rollup::{self, Counted, MINUTE_SQL, Plan, Tally};
 use crate::store::{
     CaptureRecord, CertRecord, DeviceActivity, HealthRow, InsertOutcome, ModuleCredential,
     NewAlert, NodeRecord, StoreError, TokenRecord, TokenRefusal, effective_limit,
@@ -30,6 +31,28 @@ const NODE_COLS: &str = "id, name, role, labels, serial, cert_not_after_ms, firs
 const TOKEN_COLS: &str = "id, secret_hash, role, name, labels, created_ms, expires_ms, \
     uses_total, uses_left, revoked";
 const CAPTURE_COLS: &str = "sha256, size, kind, node, service, session, time_ms, meta";
+
+/// One retention batch ($1 cutoff, $2 rows): the events, their enrichments, and their
+/// counts off the count tables, in one statement.
+static PRUNE_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    format!(
+        "WITH gone AS (DELETE FROM events WHERE id IN (SELECT id FROM events \
+           WHERE time_ms < $1 ORDER BY time_ms LIMIT $2) \
+           RETURNING node, seq, time_ms, service, kind), \
+         en AS (DELETE FROM enrichments e USING gone \
+           WHERE e.node = gone.node AND e.seq = gone.seq), \
+         ec AS (INSERT INTO event_counts (minute, service, kind, n) \
+           SELECT {MINUTE_SQL}, service, kind, -COUNT(*) FROM gone GROUP BY 1, 2, 3 \
+           ON CONFLICT (minute, service, kind) DO UPDATE SET n = event_counts.n + excluded.n), \
+         nc AS (INSERT INTO node_counts (minute, node, n) \
+           SELECT {MINUTE_SQL}, node, -COUNT(*) FROM gone GROUP BY 1, 2 \
+           ON CONFLICT (minute, node) DO UPDATE SET n = node_counts.n + excluded.n) \
+         SELECT COUNT(*) FROM gone"
+    )
+});
+
+/// A row while stored events are still being counted (`backfill_counts`).
+const BACKFILL_PENDING: &str = "SELECT 1 FROM count_backfill LIMIT 1";
 
 fn seq_i64(seq: u64) -> Result<i64, StoreError> {
     i64::try_from(seq).map_err(|_| StoreError::SeqOutOfRange(seq))
@@ -207,28 +230,66 @@ impl PgStore {
         .await
     }
 
-    /// Retention (see `Store::prune_events`): one transaction per batch.
+    /// Retention (see `Store::prune_events`): one transaction per batch, under the events
+    /// lock (it rewrites the count tables the event writer adds to), the deleted rows'
+    /// counts taken off in the same transaction.
     pub async fn prune_events(&self, before_ms: i64, batch: u32) -> Result<u64, StoreError> {
         let batch = i64::from(batch.max(1));
         let mut gone = 0u64;
+        let below = rollup::minute_of(before_ms).saturating_add(1);
         // Bounded: each round deletes a full batch or ends the loop.
         loop {
-            let rows = self
-                .query(
-                    "WITH gone AS (DELETE FROM events WHERE id IN (SELECT id FROM events \
-                       WHERE time_ms < $1 ORDER BY time_ms LIMIT $2) RETURNING node, seq), \
-                     en AS (DELETE FROM enrichments e USING gone \
-                       WHERE e.node = gone.node AND e.seq = gone.seq) \
-                     SELECT COUNT(*) FROM gone",
-                    &[&before_ms, &batch],
-                )
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            tx.execute("SELECT pg_advisory_xact_lock($1)", &[&super::EVENTS_LOCK])
                 .await?;
-            let n = count(&rows[0], 0)?;
+            let stmt = tx.prepare_cached(&PRUNE_SQL).await?;
+            let n = count(&tx.query_one(&stmt, &[&before_ms, &batch]).await?, 0)?;
+            for sql in rollup::DROP_EMPTY {
+                tx.execute(&pg_sql(sql), &[&below]).await?;
+            }
+            tx.commit().await?;
             gone += n;
             if n < batch as u64 {
                 return Ok(gone);
             }
         }
+    }
+
+    /// Counts the events stored before schema version 6 into the count tables (see
+    /// `rollup`), one transaction per [`rollup::BACKFILL_IDS`] ids; each takes the
+    /// backfill row's lock, so cores opening the same database at once share the work and
+    /// never count an id twice. Resumes where a stopped backfill left off.
+    pub(crate) async fn backfill_counts(&self) -> Result<(), StoreError> {
+        let [add_events, add_nodes] = rollup::add_ids_sql().map(|s| pg_sql(&s));
+        let mut batches = 0u64;
+        loop {
+            let mut c = self.client().await?;
+            let tx = c.transaction().await?;
+            let Some(row) = tx
+                .query_opt("SELECT next_id, end_id FROM count_backfill FOR UPDATE", &[])
+                .await?
+            else {
+                break;
+            };
+            let (next, end): (i64, i64) = (row.try_get(0)?, row.try_get(1)?);
+            if next >= end {
+                tx.execute("DELETE FROM count_backfill", &[]).await?;
+                tx.commit().await?;
+                break;
+            }
+            let to = next.saturating_add(rollup::BACKFILL_IDS).min(end);
+            tx.execute(&add_events, &[&next, &to]).await?;
+            tx.execute(&add_nodes, &[&next, &to]).await?;
+            tx.execute("UPDATE count_backfill SET next_id = $1", &[&to])
+                .await?;
+            tx.commit().await?;
+            batches += 1;
+            if batches % 10 == 0 {
+                tracing::info!(next_id = to, end_id = end, "counting stored events");
+            }
+        }
+        Ok(())
     }
 
     pub async fn max_seq(&self, node: &NodeId) -> Result<u64, StoreError> {
@@ -412,12 +473,44 @@ impl PgStore {
         let max_top = i64::from(MAX_TOP);
         let all_top: [&(dyn ToSql + Sync); 3] = [&since, &until, &max_top];
         let topped: [&(dyn ToSql + Sync); 3] = [&since, &until, &top];
-        let events_total = count(&run(stats_sql::EVENTS_TOTAL, &range).await?[0], 0)?;
-        let total = run(stats_sql::TOTAL, &bucketed)
-            .await?
-            .iter()
-            .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
-            .collect::<Result<Vec<_>, StoreError>>()?;
+        // The total, per service, node and kind: from the count tables where they cover
+        // the range (see `rollup`), else from `events`.
+        let plan = match Plan::of(q) {
+            Some(plan) if run(BACKFILL_PENDING, &[]).await?.is_empty() => Some(plan),
+            _ => None,
+        };
+        let counted = match plan {
+            Some(plan) => {
+                let mut tally = Tally::default();
+                for (i, (sql, args)) in plan.statements(q).into_iter().enumerate() {
+                    let args = pg_args(args);
+                    for r in run(&sql, &arg_refs(&args)).await? {
+                        tally.add(
+                            i,
+                            r.try_get(0)?,
+                            r.try_get(1)?,
+                            r.try_get(2)?,
+                            r.try_get(3)?,
+                            r.try_get(4)?,
+                        );
+                    }
+                }
+                tally.finish(q.top)?
+            }
+            None => Counted {
+                events_total: count(&run(stats_sql::EVENTS_TOTAL, &range).await?[0], 0)?,
+                total: run(stats_sql::TOTAL, &bucketed)
+                    .await?
+                    .iter()
+                    .map(|r| Ok((r.try_get(0)?, count(r, 1)?)))
+                    .collect::<Result<Vec<_>, StoreError>>()?,
+                by_service: series(run(&stats_sql::series("service"), &bucketed).await?)?,
+                by_node: series(run(&stats_sql::series("node"), &bucketed).await?)?,
+                by_kind: keys(run(&stats_sql::by_kind(), &all_top).await?)?,
+                top_services: keys(run(&stats_sql::top_services(), &topped).await?)?,
+                top_nodes: keys(run(&stats_sql::top_nodes(), &topped).await?)?,
+            },
+        };
         let top_credentials = run(stats_sql::TOP_CREDENTIALS, &topped)
             .await?
             .iter()
@@ -442,14 +535,14 @@ impl PgStore {
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
         Ok(Stats {
-            events_total,
-            total,
-            by_service: series(run(&stats_sql::series("service"), &bucketed).await?)?,
-            by_node: series(run(&stats_sql::series("node"), &bucketed).await?)?,
-            by_kind: keys(run(&stats_sql::by_kind(), &all_top).await?)?,
+            events_total: counted.events_total,
+            total: counted.total,
+            by_service: counted.by_service,
+            by_node: counted.by_node,
+            by_kind: counted.by_kind,
             top_sources: keys(run(&stats_sql::top_sources(), &topped).await?)?,
-            top_services: keys(run(&stats_sql::top_services(), &topped).await?)?,
-            top_nodes: keys(run(&stats_sql::top_nodes(), &topped).await?)?,
+            top_services: counted.top_services,
+            top_nodes: counted.top_nodes,
             top_credentials,
             top_commands: keys(run(&stats_sql::top_commands(), &topped).await?)?,
             geo,
