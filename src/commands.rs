@@ -757,6 +757,7 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         }
         if !cores.is_empty() {
             doc["cores"] = serde_json::Value::Array(cores.iter().map(core_json).collect());
+            doc["nodes_online_all_cores"] = json!(cores.iter().map(|c| c.nodes).sum::<u64>());
         }
         println!("{doc}");
     } else {
@@ -767,12 +768,23 @@ pub async fn status(data_dir: &Path, json: bool) -> anyhow::Result<()> {
             s.uptime_s
         );
         say!("  listen {} (udp), advertised as {}", s.listen, s.advertise);
-        say!(
-            "  nodes {} online of {}, {} events stored",
-            s.nodes_online,
-            s.nodes_total,
-            s.events_total
-        );
+        if cores.len() > 1 {
+            // Several cores: every core's online nodes, and this one's share.
+            say!(
+                "  nodes {} online of {} ({} on this core), {} events stored",
+                cores.iter().map(|c| c.nodes).sum::<u64>(),
+                s.nodes_total,
+                s.nodes_online,
+                s.events_total
+            );
+        } else {
+            say!(
+                "  nodes {} online of {}, {} events stored",
+                s.nodes_online,
+                s.nodes_total,
+                s.events_total
+            );
+        }
         if let Some(l) = load {
             say!(
                 "  connections {} ({} handshaking), handshakes {:.1}/s ({:.1}/s failed)",

@@ -196,10 +196,15 @@ async fn operators_see_and_control_across_two_cores_slow() {
         )
     });
     println!("status on B: {status}");
-    assert_eq!(status["nodes_online"], 1, "{status}");
+    assert_eq!(status["nodes_online"], 0, "none on B itself: {status}");
+    assert_eq!(status["nodes_online_all_cores"], 1, "{status}");
     assert_eq!(status["cores"].as_array().unwrap().len(), 2, "{status}");
     let text = tokio::task::block_in_place(|| ok(&["status", "--data-dir", &bd]));
     assert!(text.contains(&a_id), "status lists A: {text}");
+    assert!(
+        text.contains("nodes 1 online of 1 (0 on this core)"),
+        "{text}"
+    );
 
     // 3. B's tail offered A's events to the watcher, and counts them.
     let mut got = 0;

@@ -398,18 +398,14 @@ async fn dispatch(
                 .await
                 .map(|n| n.len())
                 .unwrap_or(0);
-            // In a cluster every core's nodes: those with an unexpired lease.
-            let online = match lease_holders(shared).await {
-                Some(h) => h.len(),
-                None => shared.registry.online_count(),
-            };
             R::Status(CoreStatus {
                 version: env!("CARGO_PKG_VERSION").into(),
                 trust_domain: shared.cfg.trust_domain.clone(),
                 listen: shared.cfg.listen.to_string(),
                 advertise: shared.cfg.advertise.clone(),
                 uptime_s: shared.started.elapsed().as_secs(),
-                nodes_online: online as u32,
+                // Connected to this core; `ListCores` has every core's.
+                nodes_online: shared.registry.online_count() as u32,
                 nodes_total: nodes as u32,
                 events_total: shared.store.count_events(None).await.unwrap_or(0),
             })

@@ -50,10 +50,10 @@ pub fn node(n: &NodeInfo) -> Value {
         "via": n.via.as_ref().or(n.relay.as_ref()).map(|r| r.as_str()),
         "labels": labels(&n.labels),
         "health": n.health.as_ref().map(|h| serde_json::to_value(h).unwrap_or(Value::Null)),
-        // Several cores: the core holding the live connection, and how old `health` is
-        // (a node on another core shows the store's copy).
+        // Several cores: the core holding the live connection. (Not the health's age:
+        // it changes with every poll, and the live feed sends a node only when its view
+        // changes; `last_seen_ms` dates a node's stored health.)
         "core": n.core,
-        "health_age_ms": n.health_age_ms,
     })
 }
 

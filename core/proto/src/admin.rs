@@ -444,6 +444,8 @@ pub struct CoreStatus {
     pub listen: String,
     pub advertise: String,
     pub uptime_s: u64,
+    /// Nodes connected to this core (with several cores, [`AdminRequest::ListCores`]
+    /// counts each core's).
     pub nodes_online: u32,
     pub nodes_total: u32,
     pub events_total: u64,
