@@ -363,10 +363,13 @@ pub async fn nodes(data_dir: &Path, json: bool) -> anyhow::Result<()> {
         let state = if n.revoked {
             "revoked".to_owned()
         } else if let Some(h) = h {
-            // How old the assessed report is: a node on another core shows the store's.
+            // Several cores: how old the assessed report is (a node on another core
+            // shows the store's copy).
             let age = h
                 .health_age_ms
-                .filter(|_| h.state != honeybee_proto::admin::NodeState::Offline)
+                .filter(|_| {
+                    h.core.is_some() && h.state != honeybee_proto::admin::NodeState::Offline
+                })
                 .map(|ms| format!(" ({}s old)", ms / 1000))
                 .unwrap_or_default();
             format!(
