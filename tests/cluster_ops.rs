@@ -40,11 +40,13 @@ impl Shim {
     }
 
     fn send(&mut self, v: &Value) {
+        self.try_send(v).unwrap();
+    }
+
+    fn try_send(&mut self, v: &Value) -> std::io::Result<()> {
         let body = serde_json::to_vec(v).unwrap();
-        self.0
-            .write_all(&(body.len() as u32).to_be_bytes())
-            .unwrap();
-        self.0.write_all(&body).unwrap();
+        self.0.write_all(&(body.len() as u32).to_be_bytes())?;
+        self.0.write_all(&body)
     }
 
     /// The next frame; `None` once the core has closed the connection.
@@ -107,6 +109,36 @@ async fn emit(a: &honeybee_agent::runtime::Agent, n: usize) {
             ))
             .await;
     }
+}
+
+/// Pings and reads (past any events) until the answer; false if the connection ends.
+fn answers_ping(m: &mut Shim) -> bool {
+    if m.try_send(&json!({"type": "ping", "id": 9})).is_err() {
+        return false;
+    }
+    while let Some(v) = m.recv() {
+        if v["type"] == "result" && v["id"] == 9 {
+            return true;
+        }
+    }
+    false
+}
+
+/// Sends `payload` on the cluster channel with `psql`, as the cores' database user:
+/// what anyone holding that user could forge.
+fn forge_notice(dep: &Deployment, payload: &str) -> bool {
+    let toml = std::fs::read_to_string(dep.core_dir().join("core.toml")).unwrap();
+    let url = toml
+        .lines()
+        .find_map(|l| l.strip_prefix("url = \""))
+        .and_then(|l| l.strip_suffix('"'))
+        .expect("core.toml names the store's url");
+    let password = std::fs::read_to_string(dep.core_dir().join("store-password")).unwrap();
+    std::process::Command::new("psql")
+        .args([url, "-c", &format!("NOTIFY honeybee_cluster, '{payload}'")])
+        .env("PGPASSWORD", password.trim())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 fn json_of(args: &[&str]) -> Value {
@@ -220,7 +252,19 @@ async fn operators_see_and_control_across_two_cores_slow() {
     println!("B's bus tail: {tail}");
     assert!(tail["tailed"].as_u64().unwrap() >= N as u64, "{tail}");
 
-    // 4. Revoke through B the module connected to A: A closes it.
+    // 4. A forged notice (anyone with the database's user can NOTIFY) cuts nothing: A
+    // re-reads the victim's grants, finds one, and keeps it.
+    let forged = tokio::task::block_in_place(|| forge_notice(&dep, "module-revoked victim"));
+    assert!(forged, "psql sent the forged notice");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    on_a = tokio::task::spawn_blocking(move || {
+        assert!(answers_ping(&mut on_a), "a forged notice cut the module");
+        on_a
+    })
+    .await
+    .unwrap();
+
+    // Revoke through B the module connected to A: A closes it.
     let t = Instant::now();
     tokio::task::block_in_place(|| ok(&["module", "revoke", "victim", "--data-dir", &bd]));
     let cut = tokio::task::spawn_blocking(move || {
@@ -246,8 +290,7 @@ async fn operators_see_and_control_across_two_cores_slow() {
         tokio::task::block_in_place(|| fails(&["module", "revoke", "victim", "--data-dir", &bd]));
     assert!(err.contains("no unrevoked credential"), "{err}");
     // The watcher on B was left alone.
-    on_b.send(&json!({"type": "ping", "id": 9}));
-    assert!(on_b.recv().is_some(), "the watcher is still connected");
+    assert!(answers_ping(&mut on_b), "the watcher is still connected");
 
     // 5. One scan across the cores: a node with honeypots on each, probed once each.
     let sa = agent(&dep, "sa", dep.port, true).await;
