@@ -10,7 +10,8 @@
 //!   printed); a module with nothing left to revoke is a clear error.
 //! - Scan correlation: real TCP connects to the honeypots of a node on A and of a node
 //!   on B make exactly one `scan_detected` event listing both (one core correlates for
-//!   the cluster, fed by the other's events through its tail).
+//!   the cluster, fed by the other's events through its tail); killed, the correlating
+//!   core's role passes to the other (the time is printed).
 
 mod common;
 
@@ -151,7 +152,7 @@ fn node<'a>(nodes: &'a Value, id: &str) -> Option<&'a Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn operators_see_and_control_across_two_cores_slow() {
-    let (mut dep, b) = tokio::task::block_in_place(|| {
+    let (mut dep, mut b) = tokio::task::block_in_place(|| {
         let mut dep = None;
         on_postgres(|| {
             dep = Some(Deployment::init(|t| {
@@ -334,5 +335,35 @@ async fn operators_see_and_control_across_two_cores_slow() {
     for a in [a1, sa, sb] {
         a.stop().await.unwrap();
     }
+    // 6. The correlating core crashes (SIGKILL): the other takes over once PostgreSQL has
+    // freed the lock with the dead core's connection.
+    let line = "this core correlates scans for the cluster";
+    let a_led = dep.core.as_ref().unwrap().log_text().contains(line);
+    let t = Instant::now();
+    if a_led {
+        dep.core.take();
+    } else {
+        b.proc.take();
+    }
+    tokio::task::block_in_place(|| {
+        wait_for(
+            "the other core to correlate",
+            Duration::from_secs(20),
+            || {
+                let log = if a_led {
+                    b.log()
+                } else {
+                    dep.core.as_ref().unwrap().log_text()
+                };
+                log.contains(line).then_some(())
+            },
+        )
+    });
+    println!(
+        "correlation taken over by core {} {} ms after core {} was killed",
+        if a_led { "B" } else { "A" },
+        t.elapsed().as_millis(),
+        if a_led { "A" } else { "B" }
+    );
     dep.core.take();
 }
