@@ -2,7 +2,7 @@
 //! and reading and writing one frame on a stream (the thin driver around the codec).
 
 use honeybee_proto::codec::{self, FrameDecoder, FrameLimit, HEADER_LEN};
-use honeybee_proto::reconnect::{ComeBack, QUICK_ANSWER, QUICK_INITIAL_RTT};
+use honeybee_proto::reconnect::{ComeBack, QUICK_INITIAL_RTT};
 use honeybee_proto::timing::Timing;
 use serde::{Serialize, de::DeserializeOwned};
 use std::net::SocketAddr;
@@ -35,11 +35,9 @@ pub fn client_config_with(
     Ok(cfg)
 }
 
-/// One connection attempt of a [`Reconnect`] schedule. A quick probe (a core that was
-/// reachable a moment ago) starts from [`QUICK_INITIAL_RTT`] and is abandoned when the core
-/// has not answered within [`QUICK_ANSWER`], so the next probe goes out soon instead of
-/// waiting on QUIC's doubling Initial retransmissions; once the core answers, and for
-/// every other attempt, the handshake has `timing.handshake_deadline` in all.
+/// One connection attempt of a [`Reconnect`] schedule. A quick attempt (a core that was
+/// reachable a moment ago) starts from [`QUICK_INITIAL_RTT`], so its Initial is sent again
+/// soon if the core's port was not bound yet; every attempt has `timing.handshake_deadline`.
 ///
 /// [`Reconnect`]: honeybee_proto::reconnect::Reconnect
 pub async fn connect_attempt(
@@ -54,20 +52,10 @@ pub async fn connect_attempt(
         t.initial_rtt(QUICK_INITIAL_RTT);
         cfg.transport_config(Arc::new(t));
     }
-    let deadline = tokio::time::Instant::now() + timing.handshake_deadline;
-    let mut connecting = ep
+    let connecting = ep
         .connect_with(cfg, addr, "honeybee-core")
         .map_err(|e| e.to_string())?;
-    if quick {
-        let answer = QUICK_ANSWER.min(timing.handshake_deadline);
-        match tokio::time::timeout(answer, connecting.handshake_data()).await {
-            Ok(Ok(_)) => {}
-            Ok(Err(e)) => return Err(e.to_string()),
-            // Dropping `connecting` abandons it (quinn closes it).
-            Err(_) => return Err("the core did not answer".into()),
-        }
-    }
-    match tokio::time::timeout_at(deadline, connecting).await {
+    match tokio::time::timeout(timing.handshake_deadline, connecting).await {
         Ok(Ok(c)) => Ok(c),
         Ok(Err(e)) => Err(e.to_string()),
         Err(_) => Err("handshake timed out".into()),

@@ -39,6 +39,9 @@ pub struct FleetState {
     pub welcomed_at_ms: Vec<AtomicU64>,
     pub welcomes: AtomicU64,
     pub connect_failures: AtomicU64,
+    /// Of those: refused by a server that is closing, and handshakes that timed out.
+    pub refused: AtomicU64,
+    pub unanswered: AtomicU64,
     pub configs: AtomicU64,
     pub commands: AtomicU64,
     pub events_sent: AtomicU64,
@@ -53,6 +56,8 @@ impl FleetState {
             welcomed_at_ms: (0..agents).map(|_| AtomicU64::new(0)).collect(),
             welcomes: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
+            refused: AtomicU64::new(0),
+            unanswered: AtomicU64::new(0),
             configs: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             events_sent: AtomicU64::new(0),
@@ -173,8 +178,14 @@ pub async fn run(
                 legacy.backoff = timing.reconnect_min;
             }
             Ok(Served::Stopped) => {}
-            Err(_) => {
+            Err(e) => {
                 state.connect_failures.fetch_add(1, Ordering::Relaxed);
+                let e = e.to_string();
+                if e.contains("refused") {
+                    state.refused.fetch_add(1, Ordering::Relaxed);
+                } else if e.contains("timed out") {
+                    state.unanswered.fetch_add(1, Ordering::Relaxed);
+                }
             }
         }
         if orders.borrow().stop {

@@ -87,6 +87,14 @@ pub struct Storm {
     pub start_seconds: f64,
     /// Server CPU during the storm, seconds.
     pub cpu_seconds: f64,
+    /// When half and nine tenths of the agents were back (seconds after the server was
+    /// up; 0: before it was up, which a server's own restart cannot show).
+    pub half_seconds: f64,
+    pub p90_seconds: f64,
+    /// Connection attempts during the storm that the closing server refused, and those
+    /// whose handshake timed out (no server on the port, or one too busy).
+    pub refused: u64,
+    pub unanswered: u64,
 }
 
 impl Storm {
@@ -209,6 +217,10 @@ impl FleetReport {
             ("storm_rtt_p50_ms", num(self.storm_rtt.p50)),
             ("storm_rtt_p99_ms", num(self.storm_rtt.p99)),
             ("storm_cpu_seconds", num(self.storm.cpu_seconds)),
+            ("storm_half_seconds", num(self.storm.half_seconds)),
+            ("storm_p90_seconds", num(self.storm.p90_seconds)),
+            ("bare_storm_half_seconds", num(self.bare_storm.half_seconds)),
+            ("bare_storm_p90_seconds", num(self.bare_storm.p90_seconds)),
             ("core_restart_seconds", num(self.storm.start_seconds)),
             ("config_push_seconds", num(self.config_push_seconds)),
             ("config_pushed", self.config_pushed.to_string()),
@@ -495,6 +507,10 @@ where
     Fut: std::future::Future<Output = Result<ServerProc>>,
 {
     let since = state.now_ms() + 1;
+    let (refused, unanswered) = (
+        state.refused.load(Ordering::Relaxed),
+        state.unanswered.load(Ordering::Relaxed),
+    );
     let stop_seconds = old.stop().await.as_secs_f64();
     let t = Instant::now();
     let new = start().await?;
@@ -505,6 +521,19 @@ where
     wait_until(limit, || state.welcomed_since(since) == n).await;
     let back = state.welcomed_since(since);
     let last = state.last_welcome_ms();
+    let mut times: Vec<u64> = state
+        .welcomed_at_ms
+        .iter()
+        .map(|t| t.load(Ordering::Relaxed))
+        .filter(|t| *t >= since)
+        .map(|t| t.saturating_sub(up_ms))
+        .collect();
+    times.sort_unstable();
+    let at = |q: usize| {
+        times
+            .get(times.len() * q / 10)
+            .map_or(f64::NAN, |t| *t as f64 / 1000.0)
+    };
     Ok((
         Storm {
             back,
@@ -512,6 +541,10 @@ where
             stop_seconds,
             start_seconds,
             cpu_seconds: meter.cpu().map(|d| d.as_secs_f64()).unwrap_or(f64::NAN),
+            half_seconds: at(5),
+            p90_seconds: at(9),
+            refused: state.refused.load(Ordering::Relaxed) - refused,
+            unanswered: state.unanswered.load(Ordering::Relaxed) - unanswered,
         },
         new,
     ))
@@ -772,12 +805,16 @@ async fn scenarios(
     .await?;
     r.storm = storm;
     progress(&format!(
-        "storm: {}/{n} back in {:.2} s after the core was up ({:.0}/s; stop {:.2} s, start {:.2} s)",
+        "storm: {}/{n} back in {:.2} s after the core was up (half {:.2} s, 90 % {:.2} s; {:.0}/s; stop {:.2} s, start {:.2} s; {} attempts refused, {} timed out)",
         storm.back,
         storm.seconds,
+        storm.half_seconds,
+        storm.p90_seconds,
         storm.per_s(),
         storm.stop_seconds,
-        storm.start_seconds
+        storm.start_seconds,
+        storm.refused,
+        storm.unanswered
     ));
     r.storm_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
 
@@ -791,10 +828,14 @@ async fn scenarios(
     .await?;
     r.bare_storm = bare_storm;
     progress(&format!(
-        "bare quinn storm: {}/{n} back in {:.2} s ({:.0}/s)",
+        "bare quinn storm: {}/{n} back in {:.2} s (half {:.2} s, 90 % {:.2} s; {:.0}/s; {} attempts refused, {} timed out)",
         bare_storm.back,
         bare_storm.seconds,
-        bare_storm.per_s()
+        bare_storm.half_seconds,
+        bare_storm.p90_seconds,
+        bare_storm.per_s(),
+        bare_storm.refused,
+        bare_storm.unanswered
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
     r.bare_rss_fleet_kib = rss_kib(bare.pid())?;
