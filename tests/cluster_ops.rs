@@ -293,6 +293,33 @@ async fn operators_see_and_control_across_two_cores_slow() {
     // The watcher on B was left alone.
     assert!(answers_ping(&mut on_b), "the watcher is still connected");
 
+    // An enrolment token made on A and revoked through B is refused by A: tokens are
+    // spent or refused in one store transaction, whichever core is asked.
+    tokio::task::block_in_place(|| {
+        let token = dep.token("late", &[]);
+        let tokens = json_of(&["token", "list", "--json", "--data-dir", &bd]);
+        let id = tokens
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "late")
+            .unwrap()["id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        ok(&["token", "revoke", &id, "--data-dir", &bd]);
+        let dir = dep.agent_dir("late");
+        let err = fails(&[
+            "agent",
+            "enroll",
+            "--token",
+            &token,
+            "--data-dir",
+            dir.to_str().unwrap(),
+        ]);
+        assert!(err.contains("revoked"), "{err}");
+    });
+
     // 5. One scan across the cores: a node with honeypots on each, probed once each.
     let sa = agent(&dep, "sa", dep.port, true).await;
     let sb = agent(&dep, "sb", b.port, true).await;
