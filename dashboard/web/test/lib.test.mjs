@@ -4,7 +4,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { parseAsciicast } from '../src/lib/asciicast.js';
 import { matches } from '../src/lib/filters.js';
-import { field, summary, parseLabels, srcOf, fmtBytes, eventTime } from '../src/lib/format.js';
+import { field, summary, parseLabels, srcOf, fmtBytes, eventTime, coreOf } from '../src/lib/format.js';
 
 const doc = {
   '@timestamp': '2026-11-26T14:38:41.839Z',
@@ -127,4 +127,17 @@ test('relative ranges', () => {
   assert.equal(rangeMs('1y'), null);
   assert.equal(rangeFrom({ range: '7d' }), '7d');
   assert.equal(rangeFrom({ range: 'x' }), '');
+});
+
+test('coreOf: the holding core of an online node in a cluster, nothing otherwise', () => {
+  const id = '0123456789abcdef0123456789abcdef';
+  assert.deepEqual(coreOf({ online: true, core: id }), { short: '01234567', full: id });
+  // One core (no field), offline (a stale lease is not a connection), or not a core id
+  // (the API sends 32 hex digits; anything else is not shown as markup or text).
+  assert.equal(coreOf({ online: true }), null);
+  assert.equal(coreOf({ online: true, core: null }), null);
+  assert.equal(coreOf({ online: false, core: id }), null);
+  assert.equal(coreOf({ online: true, core: '<img src=x onerror=alert(1)>' }), null);
+  assert.equal(coreOf({ online: true, core: id.toUpperCase() }), null);
+  assert.equal(coreOf(null), null);
 });

@@ -148,3 +148,13 @@ export function parseLabels(text) {
   }
   return out;
 }
+
+// Several cores on one PostgreSQL: the core holding a node's live connection (its 32-hex-
+// digit id, `node.core`), shortened for a table cell; null on one core or while offline.
+// The dashboard's own core answers for its nodes from memory and the others' from the
+// store's copy, so the label says where the live connection is.
+export function coreOf(node) {
+  const id = node?.core;
+  if (!node?.online || typeof id !== 'string' || !/^[0-9a-f]{32}$/.test(id)) return null;
+  return { short: id.slice(0, 8), full: id };
+}
