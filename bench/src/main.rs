@@ -85,6 +85,9 @@ struct Args {
     /// (250 ms doubling to 30 s, no quick probes): the storm's "before", same binary.
     #[arg(long)]
     fleet_legacy_backoff: bool,
+    /// `fleet`: the new schedule's waits, every attempt on QUIC's default initial RTT.
+    #[arg(long)]
+    fleet_default_rtt: bool,
     /// `fleet`: ping round trips sampled per scenario.
     #[arg(long, default_value_t = 200)]
     rtt_samples: usize,
@@ -741,6 +744,7 @@ async fn run(args: &Args) -> Result<String> {
         opts.rtt_samples = args.rtt_samples.clamp(1, 100_000);
         opts.core_exe = args.fleet_core_exe.clone();
         opts.legacy_backoff = args.fleet_legacy_backoff;
+        opts.default_rtt = args.fleet_default_rtt;
         let report = fleet::run(&opts).await.context("figure fleet")?;
         let md = report.markdown();
         println!("{md}");

@@ -42,6 +42,8 @@ pub struct FleetState {
     /// Of those: refused by a server that is closing, and handshakes that timed out.
     pub refused: AtomicU64,
     pub unanswered: AtomicU64,
+    /// Connections made whose welcome did not come within the handshake deadline.
+    pub no_welcome: AtomicU64,
     pub configs: AtomicU64,
     pub commands: AtomicU64,
     pub events_sent: AtomicU64,
@@ -58,6 +60,7 @@ impl FleetState {
             connect_failures: AtomicU64::new(0),
             refused: AtomicU64::new(0),
             unanswered: AtomicU64::new(0),
+            no_welcome: AtomicU64::new(0),
             configs: AtomicU64::new(0),
             commands: AtomicU64::new(0),
             events_sent: AtomicU64::new(0),
@@ -95,6 +98,9 @@ pub struct Agent {
     pub addr: SocketAddr,
     /// Reconnect as agents did before `honeybee_proto::reconnect` ([`Legacy`]).
     pub legacy_backoff: bool,
+    /// The schedule's waits, but every attempt on QUIC's default initial RTT (333 ms):
+    /// what the short RTT estimate of quick attempts does, measured apart.
+    pub default_rtt: bool,
 }
 
 /// The agents' schedule before `honeybee_proto::reconnect`, kept for the storm's "before"
@@ -161,6 +167,7 @@ pub async fn run(
     let mut quick = false;
     let mut next_seq = 1u64;
     while !orders.borrow().stop && tokio::time::Instant::now() < deadline {
+        let short_rtt = quick && !agent.default_rtt;
         match serve(
             &agent,
             &ep,
@@ -168,7 +175,7 @@ pub async fn run(
             &mut orders,
             started,
             &mut next_seq,
-            quick,
+            short_rtt,
         )
         .await
         {
@@ -183,6 +190,8 @@ pub async fn run(
                 let e = e.to_string();
                 if e.contains("refused") {
                     state.refused.fetch_add(1, Ordering::Relaxed);
+                } else if e.contains("no welcome") {
+                    state.no_welcome.fetch_add(1, Ordering::Relaxed);
                 } else if e.contains("timed out") {
                     state.unanswered.fetch_add(1, Ordering::Relaxed);
                 }

@@ -50,6 +50,8 @@ pub struct FleetOpts {
     /// doubling to 30 s, each attempt the full handshake deadline, the server's "come
     /// back" ignored): the "before" of the storm, with the same binary and servers.
     pub legacy_backoff: bool,
+    /// The new schedule's waits with QUIC's default initial RTT for every attempt.
+    pub default_rtt: bool,
 }
 
 impl FleetOpts {
@@ -62,6 +64,7 @@ impl FleetOpts {
             settle_limit: Duration::from_secs(180),
             core_exe: None,
             legacy_backoff: false,
+            default_rtt: false,
         }
     }
 }
@@ -95,6 +98,8 @@ pub struct Storm {
     /// whose handshake timed out (no server on the port, or one too busy).
     pub refused: u64,
     pub unanswered: u64,
+    /// Connections made during the storm that got no welcome within the deadline.
+    pub no_welcome: u64,
 }
 
 impl Storm {
@@ -507,9 +512,10 @@ where
     Fut: std::future::Future<Output = Result<ServerProc>>,
 {
     let since = state.now_ms() + 1;
-    let (refused, unanswered) = (
+    let (refused, unanswered, no_welcome) = (
         state.refused.load(Ordering::Relaxed),
         state.unanswered.load(Ordering::Relaxed),
+        state.no_welcome.load(Ordering::Relaxed),
     );
     let stop_seconds = old.stop().await.as_secs_f64();
     let t = Instant::now();
@@ -545,6 +551,7 @@ where
             p90_seconds: at(9),
             refused: state.refused.load(Ordering::Relaxed) - refused,
             unanswered: state.unanswered.load(Ordering::Relaxed) - unanswered,
+            no_welcome: state.no_welcome.load(Ordering::Relaxed) - no_welcome,
         },
         new,
     ))
@@ -589,6 +596,8 @@ pub async fn run(opts: &FleetOpts) -> Result<FleetReport> {
     r.core_exe = exe.describe();
     r.schedule = if opts.legacy_backoff {
         "legacy (250 ms doubling to 30 s, full handshake deadline, no come-back)"
+    } else if opts.default_rtt {
+        "honeybee_proto::reconnect's waits, QUIC's default initial RTT"
     } else {
         "honeybee_proto::reconnect (quick probes after a loss, the server's come-back)"
     };
@@ -617,6 +626,7 @@ pub async fn run(opts: &FleetOpts) -> Result<FleetReport> {
             quic,
             addr,
             legacy_backoff: opts.legacy_backoff,
+            default_rtt: opts.default_rtt,
         };
         agents.spawn(agent::run(a, state.clone(), orders_rx.clone(), lifetime));
     }
@@ -805,7 +815,7 @@ async fn scenarios(
     .await?;
     r.storm = storm;
     progress(&format!(
-        "storm: {}/{n} back in {:.2} s after the core was up (half {:.2} s, 90 % {:.2} s; {:.0}/s; stop {:.2} s, start {:.2} s; {} attempts refused, {} timed out)",
+        "storm: {}/{n} back in {:.2} s after the core was up (half {:.2} s, 90 % {:.2} s; {:.0}/s; stop {:.2} s, start {:.2} s; {} attempts refused, {} timed out, {} without a welcome)",
         storm.back,
         storm.seconds,
         storm.half_seconds,
@@ -814,7 +824,8 @@ async fn scenarios(
         storm.stop_seconds,
         storm.start_seconds,
         storm.refused,
-        storm.unanswered
+        storm.unanswered,
+        storm.no_welcome
     ));
     r.storm_rtt = sample_rtt(core_dir, n, opts.rtt_samples).await;
 
@@ -828,14 +839,15 @@ async fn scenarios(
     .await?;
     r.bare_storm = bare_storm;
     progress(&format!(
-        "bare quinn storm: {}/{n} back in {:.2} s (half {:.2} s, 90 % {:.2} s; {:.0}/s; {} attempts refused, {} timed out)",
+        "bare quinn storm: {}/{n} back in {:.2} s (half {:.2} s, 90 % {:.2} s; {:.0}/s; {} attempts refused, {} timed out, {} without a welcome)",
         bare_storm.back,
         bare_storm.seconds,
         bare_storm.half_seconds,
         bare_storm.p90_seconds,
         bare_storm.per_s(),
         bare_storm.refused,
-        bare_storm.unanswered
+        bare_storm.unanswered,
+        bare_storm.no_welcome
     ));
     tokio::time::sleep(Duration::from_secs(2)).await;
     r.bare_rss_fleet_kib = rss_kib(bare.pid())?;
