@@ -12,7 +12,7 @@
 //!   Attempts are not abandoned early: a core busy with a storm answers late, and an
 //!   attempt given up and made again is a second handshake for it (measured: abandoning
 //!   unanswered attempts after 2.5 s brought 2,000 agents back in 10.1 s, against 7.1 s
-//!   without, on the same machine).
+//!   on the old schedule, on the same machine; BENCHMARKS.md, fleet storm).
 //! - A core that has not answered for longer, or never did: jittered exponential backoff
 //!   from [`Timing::reconnect_min`] to [`Timing::reconnect_max`], with the full handshake
 //!   deadline, so a core that is truly down is not hammered.
