@@ -357,3 +357,160 @@ impl ClusterIngest {
         Ok(r)
     }
 }
+
+/// Control across cores: a node command (ping) to a node on core 0 sent through core 0
+/// (its own core) and through core 1 (the hop through PostgreSQL's LISTEN/NOTIFY and the
+/// command table), round trip at the admin client; and revocations of nodes on core 0
+/// through either core, timed from the request until core 0's registry no longer holds
+/// the node. Clean links: this measures the cores, not the network.
+#[derive(Debug, Clone)]
+pub struct ClusterControl {
+    pub agents: usize,
+    /// Pings through each core, one after another.
+    pub pings: usize,
+    /// Nodes revoked through each core.
+    pub revocations: usize,
+    pub seed: u64,
+}
+
+impl Default for ClusterControl {
+    fn default() -> Self {
+        ClusterControl {
+            agents: 40,
+            pings: 200,
+            revocations: 8,
+            seed: 16,
+        }
+    }
+}
+
+fn pct(v: &mut [Duration], q: f64) -> Duration {
+    v.sort();
+    let i = ((v.len() as f64 * q).ceil() as usize).clamp(1, v.len().max(1)) - 1;
+    v.get(i).copied().unwrap_or_default()
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1} ms", d.as_secs_f64() * 1e3)
+}
+
+impl ClusterControl {
+    pub async fn run(&self) -> Result<Report, HarnessError> {
+        use honeybee_core::admin_client::AdminClient;
+        use honeybee_proto::admin::{AdminRequest, AdminResponse};
+        use honeybee_proto::control::Command;
+        let started = Instant::now();
+        let link = Impairment::clean();
+        let mut opts = FleetOptions::new(self.agents, link.clone()).on_cores(2);
+        opts.seed = self.seed;
+        let mut fleet = Fleet::start(opts).await?;
+        let on0 = fleet.on_core(0);
+        if on0.len() < 1 + 2 * self.revocations {
+            return Err(HarnessError::Options(format!(
+                "{} agents on core 0; {} needed (one pinged, {} revoked through each core)",
+                on0.len(),
+                1 + 2 * self.revocations,
+                self.revocations
+            )));
+        }
+        let admin = |e: &dyn std::fmt::Display| HarnessError::Audit(format!("admin API: {e}"));
+        let mut clients = Vec::new();
+        for c in 0..2 {
+            clients.push(
+                AdminClient::connect(&fleet.core_dir_of(c))
+                    .await
+                    .map_err(|e| admin(&e))?,
+            );
+        }
+        let pinged = fleet.members[on0[0]].node.clone();
+        let mut rtt: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        // Alternating, so both see the same machine load.
+        for _ in 0..self.pings {
+            for (c, client) in clients.iter().enumerate() {
+                let t = Instant::now();
+                let r = client
+                    .request(&AdminRequest::SendCommand {
+                        node: pinged.clone(),
+                        command: Command::Ping,
+                    })
+                    .await
+                    .map_err(|e| admin(&e))?;
+                match r {
+                    AdminResponse::CommandResult(Ok(s)) if s.contains("pong") => {
+                        rtt[c].push(t.elapsed())
+                    }
+                    other => return Err(admin(&format!("ping through core {c}: {other:?}"))),
+                }
+            }
+        }
+        let holder = fleet
+            .core_n(0)
+            .ok_or(HarnessError::CoreDown)?
+            .shared()
+            .clone();
+        let mut cut: [Vec<Duration>; 2] = [Vec::new(), Vec::new()];
+        for k in 0..self.revocations {
+            for (c, client) in clients.iter().enumerate() {
+                let node = fleet.members[on0[1 + 2 * k + c]].node.clone();
+                let t = Instant::now();
+                let r = client
+                    .request(&AdminRequest::RevokeNode { node: node.clone() })
+                    .await
+                    .map_err(|e| admin(&e))?;
+                if !matches!(r, AdminResponse::Done) {
+                    return Err(admin(&format!("revoke through core {c}: {r:?}")));
+                }
+                let deadline = t + Duration::from_secs(10);
+                while holder.registry.is_online(&node) {
+                    if Instant::now() >= deadline {
+                        return Err(HarnessError::Timeout(format!(
+                            "core 0 still held {node} 10 s after its revocation through core {c}"
+                        )));
+                    }
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                }
+                cut[c].push(t.elapsed());
+            }
+        }
+        for c in clients {
+            c.close().await;
+        }
+        let mut r = Report {
+            scenario: "2 cores: control of a node on core 0".into(),
+            link: link.describe(),
+            agents: self.agents,
+            elapsed: started.elapsed(),
+            ..Report::default()
+        };
+        let [mut own, mut other] = rtt;
+        r.note(
+            "ping through its own core p50/p99",
+            format!("{} / {}", ms(pct(&mut own, 0.5)), ms(pct(&mut own, 0.99))),
+        );
+        r.note(
+            "ping through the other core p50/p99",
+            format!(
+                "{} / {}",
+                ms(pct(&mut other, 0.5)),
+                ms(pct(&mut other, 0.99))
+            ),
+        );
+        r.note("pings each", self.pings);
+        let [mut own, mut other] = cut;
+        r.note(
+            "revocation cut through its own core p50/max",
+            format!("{} / {}", ms(pct(&mut own, 0.5)), ms(pct(&mut own, 1.0))),
+        );
+        r.note(
+            "revocation cut through the other core p50/max",
+            format!(
+                "{} / {}",
+                ms(pct(&mut other, 0.5)),
+                ms(pct(&mut other, 1.0))
+            ),
+        );
+        r.note("revocations each", self.revocations);
+        fleet.stop().await;
+        Ok(r)
+    }
+}

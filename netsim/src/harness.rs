@@ -455,6 +455,11 @@ impl Fleet {
         core_dir_of(self.dir.path(), 0)
     }
 
+    /// Core `c`'s data directory (its admin client's credentials are there).
+    pub fn core_dir_of(&self, c: usize) -> PathBuf {
+        core_dir_of(self.dir.path(), c)
+    }
+
     pub fn core_addr(&self) -> SocketAddr {
         self.core_addrs[0]
     }

@@ -3,14 +3,14 @@
 //! Markdown table recorded in BENCHMARKS.md. Run it in release:
 //! `cargo run --release -p honeybee-netsim --bin netsim-bench`.
 //!
-//! The cluster scenarios (two cores on one PostgreSQL: `cluster-kill`, `cluster-partition`,
-//! `cluster-ingest`) are not in `all`: they need PostgreSQL's server binaries (Debian's
-//! `postgresql`, or `HONEYBEE_PG_BIN`). `cluster-ingest` runs one core and then two on the
-//! same agents and prints their ratio.
+//! The cluster scenarios (two cores on one PostgreSQL: `cluster-kill`,
+//! `cluster-partition`, `cluster-ingest`, `cluster-control`) are not in `all`: they need
+//! PostgreSQL's server binaries (Debian's `postgresql`, or `HONEYBEE_PG_BIN`).
+//! `cluster-ingest` runs one core and then two on the same agents and prints their ratio.
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
-use honeybee_netsim::cluster::{ClusterCoreKill, ClusterIngest, ClusterPartition};
+use honeybee_netsim::cluster::{ClusterControl, ClusterCoreKill, ClusterIngest, ClusterPartition};
 use honeybee_netsim::report::Report;
 use honeybee_netsim::scenario::{CaptureCut, CoreKill, Lossy, PartitionSpec, Rebinding, Storm};
 use honeybee_proto::timing::Timing;
@@ -27,6 +27,7 @@ enum Which {
     ClusterKill,
     ClusterPartition,
     ClusterIngest,
+    ClusterControl,
 }
 
 #[derive(Parser)]
@@ -160,6 +161,9 @@ async fn main() -> Result<()> {
             rates[1],
             rates[0]
         );
+    }
+    if only(Which::ClusterControl) {
+        show(ClusterControl::default().run().await?);
     }
     println!("{}", Report::markdown_header());
     for r in &reports {
