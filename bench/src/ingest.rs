@@ -581,14 +581,17 @@ impl PgRow {
 const PG_COPY: &str = "COPY events (node, seq, time_ms, received_ms, service, kind, src_ip, \
      src_port, session, username, password, command, search_text, body) FROM STDIN (FORMAT binary)";
 
-/// Creates the store's schema (tables and indexes of `schema_v1.sql`) in the database at
-/// `url` and returns a connection to it.
+/// Creates the store's schema in the database at `url` exactly as a core does (every
+/// migration, the trigram indexes), so the bare loop writes into the same table and
+/// indexes as the core, and returns a connection to it. (The count tables are there too;
+/// the bare loop does not write them: that is the core's extra work.)
 pub async fn pg_open_baseline(url: &str) -> Result<tokio_postgres::Client> {
-    let c = crate::pg::connect(url).await?;
-    c.batch_execute(crate::pg::SCHEMA)
+    honeybee_core::store::PgStore::open(url, Some(crate::pg::PASSWORD))
         .await
-        .context("create the store schema")?;
-    Ok(c)
+        .context("create the store schema")?
+        .close()
+        .await?;
+    crate::pg::connect(url).await
 }
 
 /// One writer task on one connection: drain what is queued (≤10 000 events), one

@@ -13,10 +13,6 @@ use std::time::Duration;
 
 pub use pg_test_server::PASSWORD;
 
-/// The store's PostgreSQL schema (version 1): the baselines create the same tables and
-/// indexes the core's migration does.
-pub const SCHEMA: &str = include_str!("../../core/src/store/postgres/schema_v1.sql");
-
 /// A running server; stopped (fast shutdown, SIGKILL after a bounded wait) and its
 /// directory removed when dropped.
 pub struct Pg {

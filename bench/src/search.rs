@@ -235,7 +235,7 @@ async fn fill(store: &Store, sz: &SearchSizes, start_ms: i64) -> Result<Duration
 }
 
 /// What a query answered, reduced to something comparable across backends.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Answer {
     Events(Vec<(String, u64)>),
     Count(u64, bool),
@@ -558,8 +558,64 @@ fn ratio(r: f64) -> String {
     }
 }
 
+/// Times every query `sz.runs` times on each backend (backends alternating per query);
+/// returns the rows and the SQLite answer of each query (the last run's).
+async fn pass(
+    sqlite: &Store,
+    pgs: &Store,
+    qs: &[(String, Q)],
+    sz: &SearchSizes,
+    tag: &str,
+) -> Result<(Vec<Row>, Vec<Option<Answer>>)> {
+    let mut rows = Vec::new();
+    let mut answers = Vec::new();
+    for (what, q) in qs {
+        let mut last = None;
+        let mut row = Row {
+            what: what.clone(),
+            sqlite: vec![],
+            pg: vec![],
+            answer: String::new(),
+            same: true,
+        };
+        for _ in 0..sz.runs {
+            let (a, ans_s) = time(sqlite, q, sz.query_limit)
+                .await
+                .with_context(|| format!("SQLite: {}", row.what))?;
+            let (b, ans_p) = time(pgs, q, sz.query_limit)
+                .await
+                .with_context(|| format!("PostgreSQL: {}", row.what))?;
+            row.sqlite.push(a);
+            row.pg.push(b);
+            row.same &= ans_s == ans_p;
+            last = Some(ans_s.clone());
+            row.answer = ans_s.summary();
+            if ans_s != ans_p {
+                row.answer = format!(
+                    "SQLite {} / PostgreSQL {}",
+                    ans_s.summary(),
+                    ans_p.summary()
+                );
+            }
+        }
+        eprintln!(
+            "[bench] search{tag}: {}: SQLite {} ms, PostgreSQL {} ms ({}{})",
+            row.what,
+            ms(median(&row.sqlite)),
+            ms(median(&row.pg)),
+            row.answer,
+            if row.same { "" } else { ", ANSWERS DIFFER" }
+        );
+        answers.push(last);
+        rows.push(row);
+    }
+    Ok((rows, answers))
+}
+
 /// Fills a SQLite and a PostgreSQL store with `sz.events` events each, then times every
-/// query `sz.runs` times on each (backends interleaved per query). Returns Markdown.
+/// query `sz.runs` times on each (backends interleaved per query), first as the store
+/// answers now, then as it answered before the count tables and the trigram indexes.
+/// Returns Markdown.
 pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     let dir = tempfile::Builder::new()
         .prefix("honeybee-bench-search-")
@@ -617,45 +673,18 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
         .map(|m| m.len())
         .sum::<u64>();
 
+    let qs = queries(sz, start_ms, now)?;
     let load_before = load();
-    let mut rows = Vec::new();
-    for (what, q) in queries(sz, start_ms, now)? {
-        let mut row = Row {
-            what,
-            sqlite: vec![],
-            pg: vec![],
-            answer: String::new(),
-            same: true,
-        };
-        for _ in 0..sz.runs {
-            let (a, ans_s) = time(&sqlite, &q, sz.query_limit)
-                .await
-                .with_context(|| format!("SQLite: {}", row.what))?;
-            let (b, ans_p) = time(&pgs, &q, sz.query_limit)
-                .await
-                .with_context(|| format!("PostgreSQL: {}", row.what))?;
-            row.sqlite.push(a);
-            row.pg.push(b);
-            row.same &= ans_s == ans_p;
-            row.answer = ans_s.summary();
-            if ans_s != ans_p {
-                row.answer = format!(
-                    "SQLite {} / PostgreSQL {}",
-                    ans_s.summary(),
-                    ans_p.summary()
-                );
-            }
-        }
-        eprintln!(
-            "[bench] search: {}: SQLite {} ms, PostgreSQL {} ms ({}{})",
-            row.what,
-            ms(median(&row.sqlite)),
-            ms(median(&row.pg)),
-            row.answer,
-            if row.same { "" } else { ", ANSWERS DIFFER" }
-        );
-        rows.push(row);
-    }
+    let (rows, answers) = pass(&sqlite, &pgs, &qs, sz, "").await?;
+    // The same stores answering as before schema v6 (SQLite) / v6 and the trigram
+    // indexes (PostgreSQL): counts off, trigram indexes dropped; same data, same process.
+    honeybee_core::store::set_event_counts(false);
+    crate::pg::connect(&url)
+        .await?
+        .batch_execute("DROP INDEX IF EXISTS events_search_trgm, events_node_trgm")
+        .await?;
+    let (old_rows, old_answers) = pass(&sqlite, &pgs, &qs, sz, " (as before)").await?;
+    honeybee_core::store::set_event_counts(true);
     let load_after = load();
     sqlite.close().await?;
     pgs.close().await?;
@@ -663,8 +692,30 @@ pub async fn figure(sz: &SearchSizes, pg: &mut Pg) -> Result<String> {
     let mut s = String::new();
     let _ = writeln!(
         s,
-        "### Event search and analytics over {total} stored events\n"
+        "### Event search and analytics over {total} stored events: before and after the count tables and trigram indexes\n"
     );
+    let _ = writeln!(
+        s,
+        "| query | SQLite before (ms) | SQLite after (ms) | PostgreSQL before (ms) | PostgreSQL after (ms) | same answers (4 ways) |"
+    );
+    let _ = writeln!(s, "|---|---:|---:|---:|---:|---|");
+    for (i, (new, old)) in rows.iter().zip(&old_rows).enumerate() {
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} |",
+            new.what,
+            ms(median(&old.sqlite)),
+            ms(median(&new.sqlite)),
+            ms(median(&old.pg)),
+            ms(median(&new.pg)),
+            if new.same && old.same && answers[i] == old_answers[i] {
+                "yes"
+            } else {
+                "**no**"
+            }
+        );
+    }
+    let _ = writeln!(s, "\nAfter, in full:\n");
     let _ = writeln!(
         s,
         "| query | answer | SQLite median (ms) | PostgreSQL median (ms) | PostgreSQL / SQLite | same answer | runs: SQLite | runs: PostgreSQL |"

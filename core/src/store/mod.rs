@@ -35,6 +35,8 @@ use std::path::PathBuf;
 pub use analytics::{MAX_BUCKETS, MAX_TOP, searchable_text};
 pub use modules::{ModuleCredential, NewAlert};
 pub use postgres::PgStore;
+#[doc(hidden)]
+pub use rollup::set_event_counts;
 pub use sqlite::SqliteStore;
 
 /// Most rows one query returns, whatever the caller asks for.

@@ -1247,7 +1247,7 @@ fn backfill_counts(conn: &Connection) -> rusqlite::Result<()> {
         tx.execute("UPDATE count_backfill SET next_id = ?1", [to])?;
         tx.commit()?;
         batches += 1;
-        if batches % 10 == 0 {
+        if batches.is_multiple_of(10) {
             tracing::info!(next_id = to, end_id = end, "counting stored events");
         }
     }

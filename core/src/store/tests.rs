@@ -2592,8 +2592,9 @@ async fn counted_stats_equal_plain_counts(s: Store) {
     assert!(gone > 37, "several retention batches ({gone} events)");
     assert_counts_match(&s, &stored, "after retention").await;
 
-    // New events in minutes retention emptied.
-    let late: Vec<Event> = (1..=20)
+    // New events in minutes retention emptied, and two at the ends of time (an agent may
+    // send any time; no count arithmetic may overflow on them).
+    let mut late: Vec<Event> = (1..=20)
         .map(|i| {
             sev(
                 10_000 + i,
@@ -2604,6 +2605,9 @@ async fn counted_stats_equal_plain_counts(s: Store) {
             )
         })
         .collect();
+    for (seq, t) in [(20_001, i64::MIN), (20_002, i64::MAX)] {
+        late.push(sev(seq, t, "ftp", "192.0.2.1:9", EventKind::Connect));
+    }
     send("n1", late, &mut stored).await;
     assert_counts_match(&s, &stored, "after late events").await;
 }

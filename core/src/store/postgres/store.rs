@@ -285,7 +285,7 @@ impl PgStore {
                 .await?;
             tx.commit().await?;
             batches += 1;
-            if batches % 10 == 0 {
+            if batches.is_multiple_of(10) {
                 tracing::info!(next_id = to, end_id = end, "counting stored events");
             }
         }
