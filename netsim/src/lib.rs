@@ -14,6 +14,8 @@
 //! - [`cluster`]: the same with several cores on one PostgreSQL ([`pg`]), agents finding
 //!   them by SRV records ([`dns`]): a core killed mid-stream, a partition between a core
 //!   and some of its agents, ingest through one core and through two.
+//! - [`origin_cost`]: what joining the cluster adds to a core's PostgreSQL commits (the
+//!   rows' origin and the per-commit NOTIFY), timed on the store alone.
 //!
 //! The kernel here has no netem, so every impairment is done in this crate.
 
@@ -22,6 +24,7 @@ pub mod cluster;
 pub mod dns;
 pub mod harness;
 pub mod model;
+pub mod origin_cost;
 pub mod parse;
 pub mod pg;
 pub mod proxy;

@@ -16,6 +16,21 @@ use std::path::Path;
 /// A `[store]` naming a fresh database on the process's server, its password in a file
 /// in `dir`. `lease_ttl` is `[store] lease_ttl` (None: the core's default).
 pub async fn fresh_store(dir: &Path, lease_ttl: Option<&str>) -> Result<RawStore, HarnessError> {
+    let (url, password) = fresh_database().await?;
+    std::fs::create_dir_all(dir)?;
+    let password_file = dir.join("store-password");
+    std::fs::write(&password_file, format!("{password}\n"))?;
+    Ok(RawStore {
+        url,
+        password_file: Some(password_file),
+        lease_ttl: lease_ttl.map(str::to_owned),
+        ..RawStore::default()
+    })
+}
+
+/// A fresh database on the process's server: its URL (without the password) and the
+/// password.
+pub async fn fresh_database() -> Result<(String, &'static str), HarnessError> {
     // initdb, createdb: blocking child processes, kept off the runtime's workers.
     let url = tokio::task::spawn_blocking(|| {
         std::panic::catch_unwind(pg_test_server::fresh_database).map_err(|p| panic_text(p.as_ref()))
@@ -23,15 +38,7 @@ pub async fn fresh_store(dir: &Path, lease_ttl: Option<&str>) -> Result<RawStore
     .await
     .map_err(|e| HarnessError::Postgres(e.to_string()))?
     .map_err(HarnessError::Postgres)?;
-    std::fs::create_dir_all(dir)?;
-    let password_file = dir.join("store-password");
-    std::fs::write(&password_file, format!("{}\n", pg_test_server::PASSWORD))?;
-    Ok(RawStore {
-        url,
-        password_file: Some(password_file),
-        lease_ttl: lease_ttl.map(str::to_owned),
-        ..RawStore::default()
-    })
+    Ok((url, pg_test_server::PASSWORD))
 }
 
 /// The fixture reports a missing server or a failed `initdb` by panicking (it is test

@@ -7,10 +7,13 @@
 //! `cluster-partition`, `cluster-ingest`, `cluster-control`) are not in `all`: they need
 //! PostgreSQL's server binaries (Debian's `postgresql`, or `HONEYBEE_PG_BIN`).
 //! `cluster-ingest` runs one core and then two on the same agents and prints their ratio.
+//! `origin-cost` times a `PgStore` alone, plain and joined to a cluster (the rows' origin
+//! and the per-commit NOTIFY), in alternating rounds.
 
 use anyhow::Result;
 use clap::{Parser, ValueEnum};
 use honeybee_netsim::cluster::{ClusterControl, ClusterCoreKill, ClusterIngest, ClusterPartition};
+use honeybee_netsim::origin_cost::OriginCost;
 use honeybee_netsim::report::Report;
 use honeybee_netsim::scenario::{CaptureCut, CoreKill, Lossy, PartitionSpec, Rebinding, Storm};
 use honeybee_proto::timing::Timing;
@@ -28,6 +31,7 @@ enum Which {
     ClusterPartition,
     ClusterIngest,
     ClusterControl,
+    OriginCost,
 }
 
 #[derive(Parser)]
@@ -164,6 +168,9 @@ async fn main() -> Result<()> {
     }
     if only(Which::ClusterControl) {
         show(ClusterControl::default().run().await?);
+    }
+    if only(Which::OriginCost) {
+        show(OriginCost::default().run().await?);
     }
     println!("{}", Report::markdown_header());
     for r in &reports {
