@@ -18,6 +18,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::{ResolverBuilder, TokioResolver};
 use rand::Rng;
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
 
 /// The prefix that asks for SRV discovery.
 pub const SRV_PREFIX: &str = "srv:";
@@ -274,9 +275,42 @@ async fn lookup_host(
     Ok(addrs)
 }
 
+/// How long an address whose core went away without a word (no clean shutdown with a
+/// come-back: a crash, a cut link) is tried after the others.
+pub const DEMOTE_LOST_FOR: Duration = Duration::from_secs(120);
+
+/// Moves `lost` after every other address, the others keeping their order. A core that
+/// just vanished is likely still down, and a dead address costs a whole handshake deadline
+/// (10 s) before the next one is tried: with several cores (SRV), its agents go straight to
+/// the next. With one address, or `lost` not among them, nothing changes.
+pub fn demote(addrs: &mut [SocketAddr], lost: SocketAddr) {
+    if let Some(i) = addrs.iter().position(|a| *a == lost) {
+        addrs[i..].rotate_left(1);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_lost_address_is_tried_last_and_the_others_keep_their_order() {
+        let a = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let mut addrs = vec![a(1), a(2), a(3), a(4)];
+        demote(&mut addrs, a(2));
+        assert_eq!(addrs, vec![a(1), a(3), a(4), a(2)]);
+        demote(&mut addrs, a(1));
+        assert_eq!(addrs, vec![a(3), a(4), a(2), a(1)]);
+        // Not listed (the records changed), or the only address: nothing moves.
+        demote(&mut addrs, a(9));
+        assert_eq!(addrs, vec![a(3), a(4), a(2), a(1)]);
+        let mut one = vec![a(1)];
+        demote(&mut one, a(1));
+        assert_eq!(one, vec![a(1)]);
+        let mut none: Vec<SocketAddr> = Vec::new();
+        demote(&mut none, a(1));
+        assert!(none.is_empty());
+    }
     use hickory_server::Server;
     use hickory_server::proto::rr::rdata::{A, SOA, SRV};
     use hickory_server::proto::rr::{LowerName, Name, Record};

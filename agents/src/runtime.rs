@@ -368,17 +368,26 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
     let mut schedule = Reconnect::new(&timing);
     let mut quick = false;
     let mut endpoints: Vec<(bool, quinn::Endpoint)> = Vec::new();
+    // The address of a core that went away without a come-back, and when: tried last for
+    // a while, so a crashed core's agents reach the next core without first waiting out a
+    // handshake deadline on the dead one (`resolve::demote`).
+    let mut vanished: Option<(SocketAddr, Duration)> = None;
     loop {
         if state.identity.read().map(|i| i.not_after_ms).unwrap_or(0) <= now_ms() {
             return Err(AgentError::Expired);
         }
-        let addrs = match crate::resolve::resolve(&state.cfg.core, state.cfg.dns_server).await {
+        let mut addrs = match crate::resolve::resolve(&state.cfg.core, state.cfg.dns_server).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot resolve the core");
                 Vec::new()
             }
         };
+        if let Some((lost, at)) = vanished
+            && clock.elapsed().saturating_sub(at) < crate::resolve::DEMOTE_LOST_FOR
+        {
+            crate::resolve::demote(&mut addrs, lost);
+        }
         for addr in addrs {
             let ep = match endpoints.iter().find(|(v4, _)| *v4 == addr.is_ipv4()) {
                 Some((_, ep)) => ep.clone(),
@@ -403,13 +412,21 @@ async fn connection_loop(state: Arc<State>) -> Result<(), AgentError> {
                     tracing::warn!(%addr, reason = why, come_back = ?hint, "disconnected from core");
                     // A core that closes before its welcome (full, refusing us) is not
                     // one that went away: the schedule goes on as for a failed attempt.
-                    if state.connections.load(Ordering::Relaxed) != welcomed {
+                    if state.connections.load(Ordering::Relaxed) == welcomed {
+                        schedule.on_failed();
+                    } else {
+                        // A clean shutdown says when to come back to this core; without
+                        // one it may be gone for good (crashed, cut off).
+                        vanished = hint.is_none().then(|| (addr, clock.elapsed()));
                         schedule.on_welcomed();
                         schedule.on_lost(clock.elapsed(), hint);
                     }
                     break;
                 }
-                Err(e) => tracing::warn!(%addr, error = e, "cannot connect to core"),
+                Err(e) => {
+                    tracing::warn!(%addr, error = e, "cannot connect to core");
+                    schedule.on_failed();
+                }
             }
         }
         let next = schedule.next(clock.elapsed(), rand::random());
