@@ -186,6 +186,8 @@ pub async fn run(
             }
             Ok(Served::Stopped) => {}
             Err(e) => {
+                // As the real agent: a failed attempt ends the quick probes.
+                schedule.on_failed();
                 state.connect_failures.fetch_add(1, Ordering::Relaxed);
                 let e = e.to_string();
                 if e.contains("refused") {

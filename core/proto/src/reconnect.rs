@@ -12,7 +12,9 @@
 //!   Attempts are not abandoned early: a core busy with a storm answers late, and an
 //!   attempt given up and made again is a second handshake for it (measured: abandoning
 //!   unanswered attempts after 2.5 s brought 2,000 agents back in 10.1 s, against 7.1 s
-//!   on the old schedule, on the same machine; BENCHMARKS.md, fleet storm).
+//!   on the old schedule, on the same machine; BENCHMARKS.md, fleet storm). For the
+//!   same reason an attempt that fails ends the quick probes ([`Reconnect::on_failed`]):
+//!   the exponential backoff takes over, from [`QUICK_MAX`].
 //! - A core that has not answered for longer, or never did: jittered exponential backoff
 //!   from [`Timing::reconnect_min`] to [`Timing::reconnect_max`], with the full handshake
 //!   deadline, so a core that is truly down is not hammered.
@@ -187,6 +189,17 @@ impl Reconnect {
         // Should the core stay away past the quick window, the exponential backoff goes
         // on from the quick waits' cap, not from its minimum.
         self.backoff = QUICK_MAX.clamp(self.min, self.max);
+    }
+
+    /// An attempt failed (no handshake within the deadline, or the core closed the
+    /// connection before its welcome): the quick probes end and the exponential backoff
+    /// goes on from [`QUICK_MAX`]. A core that answers a storm late must see fewer
+    /// attempts, not more: with 2,000 agents retrying every 100 ms to 1 s after each
+    /// failed handshake, a debug-built core spent its time on handshakes it had already
+    /// lost and never caught up (the netsim storm test ran out of 8 minutes).
+    pub fn on_failed(&mut self) {
+        self.quick_until = None;
+        self.hint = None;
     }
 
     /// The next attempt, at `now`; `random` is a fresh random number.
@@ -371,6 +384,41 @@ mod tests {
             now += a.wait;
         }
         assert!(last >= t.reconnect_max, "{last:?}");
+    }
+
+    #[test]
+    fn a_failed_attempt_ends_the_quick_probes() {
+        let t = Timing::default();
+        for hint in [
+            None,
+            Some(ComeBack {
+                after: Duration::ZERO,
+                spread: 2 * S,
+            }),
+        ] {
+            let mut r = Reconnect::new(&t);
+            r.on_welcomed();
+            r.on_lost(10 * S, hint);
+            let mut now = 10 * S;
+            let first = r.next(now, 7);
+            assert!(first.quick, "{first:?}");
+            // The core took the handshake but never welcomed us, or no handshake in time:
+            // from here on the waits grow, starting at QUICK_MAX, inside the quick window.
+            r.on_failed();
+            let mut last = Duration::ZERO;
+            for random in randoms().take(8) {
+                now += Duration::from_millis(100);
+                let a = r.next(now, random);
+                assert!(!a.quick, "{a:?}");
+                assert!(a.wait >= QUICK_MAX && a.wait >= last / 2, "{a:?}");
+                last = a.wait;
+            }
+            assert!(last >= 16 * S, "{last:?}");
+            // A welcome starts over: the next loss gets its quick probe again.
+            r.on_welcomed();
+            r.on_lost(now, None);
+            assert!(r.next(now, 3).quick);
+        }
     }
 
     #[test]
