@@ -413,7 +413,7 @@ pub async fn figure_ingest_pg(s: &Sizes) -> Result<Figure> {
                 bytes_per_event
             ),
             format!(
-                "PostgreSQL {version} started by the harness on 127.0.0.1 (the test fixture's server, `core/src/store/pg_test_server.rs`: `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`, otherwise defaults, so `shared_buffers` 128 MB); a fresh database per measurement, reached over TCP with a password, no TLS. Both sides write every column the core writes (`search_text` and the other searchable columns derived the same way) into the tables and indexes of `core/src/store/postgres/schema_v1.sql` (`UNIQUE (node, seq)` and five secondary indexes on `events`)."
+                "PostgreSQL {version} started by the harness on 127.0.0.1 (the test fixture's server, `core/src/store/pg_test_server.rs`: `fsync=off`, `synchronous_commit=off`, `full_page_writes=off`, otherwise defaults, so `shared_buffers` 128 MB); a fresh database per measurement, reached over TCP with a password, no TLS. Both sides write every column the core writes (`search_text` and the other searchable columns derived the same way) into the tables and indexes every migration of `PgStore::open` makes (`UNIQUE (node, seq)`, six B-tree indexes and the two `pg_trgm` GIN indexes on `events`); the bare loop does not write the count tables, which is part of the core's extra work."
             ),
             format!(
                 "Same client code as the SQLite figure ({} client endpoints, mTLS with the same enrolled identities, the core's TLS and transport configs).",
