@@ -1,9 +1,8 @@
 //! A DNS responder for fleets of several cores: agents find their cores by `srv:DOMAIN`,
 //! as deployed agents do, and fail over down the SRV list when one stops answering.
 //! Authoritative-only, on 127.0.0.1/UDP, a fixed set of A and SRV records; unknown names
-//! get NXDOMAIN, known names without the asked type get no answers. (The workspace's
-//! end-to-end tests have the same responder over `&'static str` records,
-//! `tests/dns/mod.rs`; a fleet's names are made at run time.)
+//! get NXDOMAIN, known names without the asked type get no answers. The workspace's
+//! end-to-end tests use it too (`tests/dns/mod.rs`, with a shorter record syntax).
 
 use std::net::{Ipv4Addr, SocketAddr, UdpSocket};
 use std::sync::Arc;
