@@ -1,3 +1,5 @@
+//! russh: SSH servers and clients over tokio (vendored with HoneyBee's patches, HONEYBEE.md).
+//!
 #![deny(
     clippy::unwrap_used,
     clippy::expect_used,

@@ -1,3 +1,4 @@
+//! SSH message numbers (RFC 4250 section 4.1 and the OpenSSH extensions).
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
@@ -13,8 +14,6 @@
 // limitations under the License.
 //
 // https://tools.ietf.org/html/rfc4253#section-12
-
-//! SSH message numbers (RFC 4250 section 4.1 and the OpenSSH extensions).
 
 #[cfg(not(target_arch = "wasm32"))]
 pub use server::*;

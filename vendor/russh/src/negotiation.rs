@@ -1,3 +1,4 @@
+//! Algorithm negotiation: the KEXINIT lists each side offers and the choice of kex, host key, cipher, MAC and compression.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
@@ -12,8 +13,6 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
-//! Algorithm negotiation: the KEXINIT lists each side offers and the choice of kex, host key, cipher, MAC and compression.
-
 use std::borrow::Cow;
 
 use bytes::Bytes;

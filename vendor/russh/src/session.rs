@@ -1,3 +1,4 @@
+//! Session state shared by client and server: the encrypted state, channels and their windows, re-keying.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
@@ -12,8 +13,6 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
-
-//! Session state shared by client and server: the encrypted state, channels and their windows, re-keying.
 
 use std::collections::HashMap;
 use std::fmt::{Debug, Formatter};

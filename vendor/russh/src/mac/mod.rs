@@ -1,3 +1,5 @@
+//! Message authentication codes: the MAC algorithms, their names and how they are keyed.
+//!
 // Licensed under the Apache License, Version 2.0 (the "License");
 // you may not use this file except in compliance with the License.
 // You may obtain a copy of the License at

@@ -1,3 +1,4 @@
+//! The server's handling of packets after key exchange: authentication, channel requests, global requests.
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
@@ -12,8 +13,6 @@
 // See the License for the specific language governing permissions and
 // limitations under the License.
 //
-//! The server's handling of packets after key exchange: authentication, channel requests, global requests.
-
 use core::str;
 use std::cell::RefCell;
 use std::time::SystemTime;

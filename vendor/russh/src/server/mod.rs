@@ -1,3 +1,5 @@
+//! The SSH server: its configuration, the `Handler` trait, and running sessions on sockets.
+//!
 // Copyright 2016 Pierre-Étienne Meunier
 //
 // Licensed under the Apache License, Version 2.0 (the "License");
